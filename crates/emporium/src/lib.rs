@@ -1,0 +1,5 @@
+//! Wiring of Emporium's contexts into one HTTP application. The binary (`main.rs`) and the
+//! integration tests build the app the same way, so tests exercise what ships.
+
+pub mod app;
+pub mod cli;

@@ -1,0 +1,564 @@
+//! Identity's HTTP API: thin handlers that parse, call the service and shape the answer.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform::auth::AuthUser;
+use platform::http::{ClientIp, Json, Query, UserAgent};
+use platform::pagination::{self, Page};
+use platform::{FieldError, Problem};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::domain::{Role, UserStatus};
+use crate::service::{ClientInfo, IdentityService, IssuedTokens, Registration};
+use crate::store::{AuditEvent, AuditFilter, Session, User, UserFilter};
+
+type Svc = State<Arc<IdentityService>>;
+type ApiResult<T> = Result<T, Problem>;
+
+/// The caller's address and user agent, for sessions and the audit log.
+pub struct Client(ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let UserAgent(user_agent) = UserAgent::from_request_parts(parts, state).await?;
+        Ok(Client(ClientInfo {
+            ip: ip.to_string(),
+            user_agent,
+        }))
+    }
+}
+
+/// An account as its owner and administrators see it. Never includes the password hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub status: UserStatus,
+    pub email_verified: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub email_verified_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Increases with every change; send it back as `If-Match: "v<version>"` to update safely.
+    pub version: i64,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id.0,
+            email: u.email,
+            name: u.name,
+            role: u.role,
+            status: u.status,
+            email_verified: u.email_verified_at.is_some(),
+            email_verified_at: u.email_verified_at,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            version: u.version,
+        }
+    }
+}
+
+fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"v{version}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"v0\""))
+}
+
+fn user_with_etag(status: StatusCode, user: User) -> Response {
+    let tag = etag(user.version);
+    (status, [(header::ETAG, tag)], Json(UserView::from(user))).into_response()
+}
+
+/// Reads `If-Match: "v<n>"`; absent or `*` means "whatever version is current".
+fn expected_version(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.trim_start_matches("W/")
+        .trim_matches('"')
+        .strip_prefix('v')
+        .and_then(|n| n.parse::<i64>().ok())
+        .map(Some)
+        .ok_or_else(|| Problem::precondition_failed("If-Match must be an ETag returned by this API, like \"v3\""))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// EdDSA-signed JWT; send as `Authorization: Bearer <token>`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Single-use: exchange it at `/api/v1/auth/refresh` for a new pair.
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+    pub session_id: Uuid,
+}
+
+impl From<IssuedTokens> for TokenResponse {
+    fn from(t: IssuedTokens) -> Self {
+        Self {
+            access_token: t.access_token,
+            token_type: "Bearer",
+            expires_in: t.access_expires_in.as_secs(),
+            refresh_token: t.refresh_token.expose(),
+            refresh_expires_in: t.refresh_expires_in.as_secs(),
+            session_id: t.session_id,
+        }
+    }
+}
+
+fn tokens(t: IssuedTokens) -> Response {
+    // Token responses must never be cached (RFC 6749, section 5.1).
+    ([(header::CACHE_CONTROL, "no-store")], Json(TokenResponse::from(t))).into_response()
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// Normalised to lower case.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// At least 12 characters and hard to guess (common passwords are refused).
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+    #[schema(example = "Ada Lovelace")]
+    pub name: String,
+}
+
+/// Creates an account and sends an e-mail verification token.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created; verify the e-mail address next", body = UserView),
+        (status = 409, description = "E-mail already registered", body = Problem),
+        (status = 422, description = "Invalid field(s)", body = Problem)))]
+pub async fn register(State(svc): Svc, Client(client): Client, Json(req): Json<RegisterRequest>) -> ApiResult<Response> {
+    let user = svc
+        .register(
+            Registration {
+                email: req.email,
+                password: req.password,
+                name: req.name,
+            },
+            &client,
+        )
+        .await?;
+    let location = HeaderValue::from_static("/api/v1/users/me");
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(UserView::from(user))).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The token from the e-mail.
+    pub token: String,
+}
+
+/// Confirms an e-mail address with the single-use token that was mailed.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenRequest,
+    responses((status = 204, description = "Verified"), (status = 422, description = "Token invalid, expired or used", body = Problem)))]
+pub async fn verify_email(State(svc): Svc, Json(req): Json<TokenRequest>) -> ApiResult<StatusCode> {
+    svc.verify_email(&req.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailRequest {
+    pub email: String,
+}
+
+/// Sends a new verification token. Same answer whether or not the address is registered.
+#[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", request_body = EmailRequest,
+    responses((status = 202, description = "If the address has an unverified account, a message is on its way")))]
+pub async fn resend_verification(State(svc): Svc, Json(req): Json<EmailRequest>) -> ApiResult<StatusCode> {
+    svc.resend_verification(&req.email).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    pub password: String,
+}
+
+/// Exchanges e-mail and password for an access token and a refresh token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 401, description = "Wrong e-mail or password", body = Problem),
+        (status = 403, description = "E-mail not verified, or account disabled", body = Problem),
+        (status = 429, description = "Too many failures for this account or address; see Retry-After", body = Problem)))]
+pub async fn login(State(svc): Svc, Client(client): Client, Json(req): Json<LoginRequest>) -> ApiResult<Response> {
+    Ok(tokens(svc.login(&req.email, req.password, &client).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Rotates a refresh token: returns a new pair; the old refresh token stops working. Presenting
+/// an already-rotated token revokes the whole session.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, description = "New token pair", body = TokenResponse),
+        (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = Problem)))]
+pub async fn refresh(State(svc): Svc, Client(client): Client, Json(req): Json<RefreshRequest>) -> ApiResult<Response> {
+    Ok(tokens(svc.refresh(&req.refresh_token, &client).await?))
+}
+
+/// Ends the caller's session: its refresh token stops working at once.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Logged out"), (status = 401, description = "Not logged in", body = Problem)))]
+pub async fn logout(State(svc): Svc, auth: AuthUser, Client(client): Client) -> ApiResult<StatusCode> {
+    svc.logout(&auth, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends a password-reset token. Same answer whether or not the address is registered.
+#[utoipa::path(post, path = "/api/v1/auth/forgot-password", tag = "auth", request_body = EmailRequest,
+    responses((status = 202, description = "If the address has an account, a message is on its way")))]
+pub async fn forgot_password(State(svc): Svc, Client(client): Client, Json(req): Json<EmailRequest>) -> StatusCode {
+    svc.forgot_password(&req.email, &client).await;
+    StatusCode::ACCEPTED
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// Sets a new password with a reset token; every session of the account is revoked.
+#[utoipa::path(post, path = "/api/v1/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest,
+    responses((status = 204, description = "Password changed"), (status = 422, description = "Token invalid, or password too weak", body = Problem)))]
+pub async fn reset_password(State(svc): Svc, Client(client): Client, Json(req): Json<ResetPasswordRequest>) -> ApiResult<StatusCode> {
+    svc.reset_password(&req.token, req.new_password, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The public keys that verify access tokens (RFC 7517). Other contexts cache this.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "JWK Set", body = Object)))]
+pub async fn jwks(State(svc): Svc) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(svc.keys().jwks()),
+    )
+        .into_response()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RotatedKey {
+    pub kid: String,
+}
+
+/// Starts signing with a new key (admin). Older keys stay published until their tokens expire.
+#[utoipa::path(post, path = "/api/v1/auth/signing-keys/rotate", tag = "admin", security(("bearer" = [])),
+    responses((status = 201, description = "New active key", body = RotatedKey), (status = 403, description = "Not an admin", body = Problem)))]
+pub async fn rotate_signing_key(State(svc): Svc, auth: AuthUser, Client(client): Client) -> ApiResult<(StatusCode, Json<RotatedKey>)> {
+    let kid = svc.rotate_signing_key(&auth, &client).await?;
+    Ok((StatusCode::CREATED, Json(RotatedKey { kid })))
+}
+
+/// The caller's account.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "The account; `ETag` carries its version", body = UserView),
+        (status = 401, description = "Not logged in, or the session ended", body = Problem)))]
+pub async fn me(State(svc): Svc, auth: AuthUser) -> ApiResult<Response> {
+    Ok(user_with_etag(StatusCode::OK, svc.current_user(&auth).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProfileRequest {
+    pub name: String,
+}
+
+/// Updates the caller's profile. Send `If-Match` with the `ETag` you read to avoid lost updates.
+#[utoipa::path(put, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateProfileRequest,
+    params(("If-Match" = Option<String>, Header, description = "ETag from a previous read, e.g. \"v3\"")),
+    responses((status = 200, description = "Updated", body = UserView),
+        (status = 412, description = "The account changed since it was read", body = Problem),
+        (status = 422, description = "Invalid name", body = Problem)))]
+pub async fn update_me(State(svc): Svc, auth: AuthUser, headers: HeaderMap, Json(req): Json<UpdateProfileRequest>) -> ApiResult<Response> {
+    let expected = expected_version(&headers)?;
+    Ok(user_with_etag(StatusCode::OK, svc.update_profile(&auth, &req.name, expected).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordConfirmation {
+    pub password: String,
+}
+
+/// Deletes the caller's account: personal data is erased and every session ends.
+#[utoipa::path(delete, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = PasswordConfirmation,
+    responses((status = 204, description = "Deleted"), (status = 422, description = "Wrong password", body = Problem)))]
+pub async fn delete_me(State(svc): Svc, auth: AuthUser, Client(client): Client, Json(req): Json<PasswordConfirmation>) -> ApiResult<StatusCode> {
+    svc.delete_account(&auth, req.password, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Changes the caller's password; every other session is revoked.
+#[utoipa::path(put, path = "/api/v1/users/me/password", tag = "users", security(("bearer" = [])), request_body = ChangePasswordRequest,
+    responses((status = 204, description = "Changed"), (status = 422, description = "Wrong current password, or weak new one", body = Problem)))]
+pub async fn change_password(State(svc): Svc, auth: AuthUser, Client(client): Client, Json(req): Json<ChangePasswordRequest>) -> ApiResult<StatusCode> {
+    svc.change_password(&auth, req.current_password, req.new_password, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: Uuid,
+    /// The browser or client that logged in.
+    pub device: String,
+    pub ip: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// True for the session this request was made with.
+    pub current: bool,
+}
+
+/// The caller's live sessions, most recently used first.
+#[utoipa::path(get, path = "/api/v1/users/me/sessions", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "Live sessions", body = Vec<SessionView>)))]
+pub async fn my_sessions(State(svc): Svc, auth: AuthUser) -> ApiResult<Json<Vec<SessionView>>> {
+    let current = auth.session_id();
+    let sessions = svc.sessions(&auth).await?;
+    Ok(Json(
+        sessions
+            .into_iter()
+            .map(|s: Session| SessionView {
+                current: s.id == current,
+                id: s.id,
+                device: s.user_agent,
+                ip: s.ip,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                expires_at: s.expires_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Ends one of the caller's sessions (e.g. a lost phone).
+#[utoipa::path(delete, path = "/api/v1/users/me/sessions/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204, description = "Revoked"), (status = 404, description = "No such live session", body = Problem)))]
+pub async fn revoke_my_session(State(svc): Svc, auth: AuthUser, Client(client): Client, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    svc.revoke_own_session(&auth, parse_id(&id)?, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn parse_id(text: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(text).map_err(|_| Problem::not_found("no resource with this id (ids are UUIDs)"))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListUsersQuery {
+    /// Part of the e-mail address.
+    pub email: Option<String>,
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+    /// 1 to 200, default 50.
+    pub limit: Option<u32>,
+    /// `next` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Lists accounts (admin), oldest first.
+#[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("bearer" = [])), params(ListUsersQuery),
+    responses((status = 200, description = "One page of users", body = Page<UserView>),
+        (status = 403, description = "Not an admin", body = Problem)))]
+pub async fn list_users(State(svc): Svc, auth: AuthUser, Query(q): Query<ListUsersQuery>) -> ApiResult<Json<Page<UserView>>> {
+    let limit = pagination::limit(q.limit)?;
+    let after = pagination::decode_cursor(q.cursor.as_deref())?;
+    let filter = UserFilter {
+        email_contains: q.email.filter(|e| !e.trim().is_empty()).map(|e| e.trim().to_owned()),
+        role: q.role,
+        status: q.status,
+    };
+    let rows = svc.list_users(&auth, &filter, after, limit + 1).await?;
+    let page = pagination::page_from(rows, limit, |u| u.id.0);
+    Ok(Json(Page {
+        items: page.items.into_iter().map(UserView::from).collect(),
+        next: page.next,
+    }))
+}
+
+/// One account (admin).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "The account", body = UserView), (status = 404, description = "No such user", body = Problem)))]
+pub async fn get_user(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(user_with_etag(StatusCode::OK, svc.get_user(&auth, parse_id(&id)?).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    pub role: Role,
+}
+
+/// Changes an account's role (admin). The account's sessions end so the new role applies at once.
+#[utoipa::path(put, path = "/api/v1/users/{id}/role", tag = "admin", security(("bearer" = [])), request_body = RoleRequest,
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "Updated", body = UserView), (status = 409, description = "Own role", body = Problem)))]
+pub async fn set_role(State(svc): Svc, auth: AuthUser, Client(client): Client, Path(id): Path<String>, Json(req): Json<RoleRequest>) -> ApiResult<Response> {
+    Ok(user_with_etag(StatusCode::OK, svc.change_role(&auth, parse_id(&id)?, req.role, &client).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    /// `active` or `disabled`.
+    pub status: UserStatus,
+}
+
+/// Disables or re-enables an account (admin). Disabling ends every session of the account.
+#[utoipa::path(put, path = "/api/v1/users/{id}/status", tag = "admin", security(("bearer" = [])), request_body = StatusRequest,
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "Updated", body = UserView), (status = 409, description = "Own account", body = Problem)))]
+pub async fn set_status(State(svc): Svc, auth: AuthUser, Client(client): Client, Path(id): Path<String>, Json(req): Json<StatusRequest>) -> ApiResult<Response> {
+    Ok(user_with_etag(StatusCode::OK, svc.change_status(&auth, parse_id(&id)?, req.status, &client).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// e.g. `login.failed`, `password.changed`, `role.changed`, `user.disabled`.
+    pub kind: String,
+    pub user_id: Option<Uuid>,
+    /// The administrator who acted, for admin actions.
+    pub actor_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl From<AuditEvent> for AuditEventView {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            occurred_at: e.occurred_at,
+            kind: e.kind,
+            user_id: e.user_id,
+            actor_id: e.actor_id,
+            email: e.subject_email,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            detail: e.detail,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    pub kind: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub ip: Option<String>,
+    /// RFC 3339; events at or after.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>)]
+    pub since: Option<OffsetDateTime>,
+    /// RFC 3339; events before.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>)]
+    pub until: Option<OffsetDateTime>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// The security audit log (admin), newest first.
+#[utoipa::path(get, path = "/api/v1/auth/audit-events", tag = "admin", security(("bearer" = [])), params(AuditQuery),
+    responses((status = 200, description = "One page of events", body = Page<AuditEventView>),
+        (status = 403, description = "Not an admin", body = Problem)))]
+pub async fn audit_events(State(svc): Svc, auth: AuthUser, Query(q): Query<AuditQuery>) -> ApiResult<Json<Page<AuditEventView>>> {
+    let limit = pagination::limit(q.limit)?;
+    let before = pagination::decode_cursor(q.cursor.as_deref())?;
+    if let (Some(s), Some(u)) = (q.since, q.until)
+        && s >= u
+    {
+        return Err(Problem::validation(vec![FieldError::new("until", "must be after since")]));
+    }
+    let filter = AuditFilter {
+        kind: q.kind,
+        user_id: q.user_id,
+        email: q.email.map(|e| e.trim().to_lowercase()),
+        ip: q.ip,
+        since: q.since,
+        until: q.until,
+    };
+    let rows = svc.audit_log(&auth, &filter, before, limit + 1).await?;
+    let page = pagination::page_from(rows, limit, |e| e.id);
+    Ok(Json(Page {
+        items: page.items.into_iter().map(AuditEventView::from).collect(),
+        next: page.next,
+    }))
+}
+
+/// Every identity route, with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<Arc<IdentityService>> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_verification))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(jwks))
+        .routes(routes!(rotate_signing_key))
+        .routes(routes!(audit_events))
+        .routes(routes!(me, update_me, delete_me))
+        .routes(routes!(change_password))
+        .routes(routes!(my_sessions))
+        .routes(routes!(revoke_my_session))
+        .routes(routes!(list_users))
+        .routes(routes!(get_user))
+        .routes(routes!(set_role))
+        .routes(routes!(set_status))
+}

@@ -1,0 +1,711 @@
+//! Identity's use cases. Handlers call these; these call the domain rules, the store, the key ring
+//! and the mailer. Every security-relevant outcome lands in the audit log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::auth::{AUDIENCE, AccessClaims, AuthUser, ISSUER};
+use platform::{FieldError, Problem};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::IdentityConfig;
+use crate::domain::{
+    DisplayName, Email, RefreshDecision, RefreshState, Role, TokenLifetimes, TokenPurpose, UserId, UserStatus,
+    Validation, check_new_password, decide_refresh, throttle,
+};
+use crate::keys::KeyRing;
+use crate::passwords::PasswordHasher;
+use crate::store::{AuditEvent, AuditFilter, IdentityStore, NewRefreshToken, Session, StoreError, User, UserFilter};
+use crate::tokens::OpaqueToken;
+
+/// Where e-mails go: the dev mailbox in embedded mode; in production, the notifications context
+/// once it exists.
+pub trait Mailer: Send + Sync + 'static {
+    fn send(&self, to: &str, subject: &str, body: &str);
+}
+
+/// Everything that can go wrong in identity, mapped to HTTP once (`From<IdentityError> for Problem`).
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("an account with this e-mail address already exists")]
+    EmailTaken,
+    #[error("wrong e-mail address or password")]
+    InvalidCredentials,
+    #[error("the e-mail address is not verified yet; use the link we sent, or ask for a new one")]
+    EmailNotVerified,
+    #[error("this account is disabled")]
+    AccountDisabled,
+    #[error("too many failed logins; try again later")]
+    Throttled(Duration),
+    #[error("the refresh token is invalid, expired or revoked")]
+    InvalidRefreshToken,
+    #[error("this refresh token was already used: the session has been revoked; log in again")]
+    RefreshTokenReuse,
+    #[error("the session has ended; log in again")]
+    SessionEnded,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the resource changed since you read it; fetch it again")]
+    VersionMismatch,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for IdentityError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::DuplicateEmail => Self::EmailTaken,
+            StoreError::VersionMismatch => Self::VersionMismatch,
+            StoreError::NotFound => Self::NotFound("user"),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<IdentityError> for Problem {
+    fn from(e: IdentityError) -> Self {
+        use axum::http::StatusCode;
+        let message = e.to_string();
+        match e {
+            IdentityError::Validation(errors) => Problem::validation(errors),
+            IdentityError::EmailTaken => Problem::conflict(message).with_errors(vec![FieldError::new("email", "is already registered")]),
+            IdentityError::InvalidCredentials
+            | IdentityError::InvalidRefreshToken
+            | IdentityError::RefreshTokenReuse
+            | IdentityError::SessionEnded => Problem::unauthorized(message),
+            IdentityError::EmailNotVerified => Problem::new(StatusCode::FORBIDDEN, "email-not-verified", "E-mail not verified").with_detail(message),
+            IdentityError::AccountDisabled => Problem::new(StatusCode::FORBIDDEN, "account-disabled", "Account disabled").with_detail(message),
+            IdentityError::Throttled(wait) => Problem::too_many_requests(wait.as_secs(), message),
+            IdentityError::Forbidden(_) => Problem::forbidden(message),
+            IdentityError::Conflict(_) => Problem::conflict(message),
+            IdentityError::NotFound(_) => Problem::not_found(message),
+            IdentityError::VersionMismatch => Problem::precondition_failed(message),
+            IdentityError::Internal(e) => Problem::internal(format!("{e:#}")),
+        }
+    }
+}
+
+pub type IdResult<T> = Result<T, IdentityError>;
+
+/// Who is calling, for sessions and the audit log.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+}
+
+/// An access token with its refresh token, as returned by login and refresh.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub access_expires_in: Duration,
+    pub refresh_token: OpaqueToken,
+    pub refresh_expires_in: Duration,
+    pub session_id: Uuid,
+}
+
+pub struct IdentityService {
+    store: Arc<dyn IdentityStore>,
+    keys: Arc<KeyRing>,
+    hasher: PasswordHasher,
+    mailer: Arc<dyn Mailer>,
+    config: IdentityConfig,
+}
+
+fn audit(kind: &str) -> AuditEvent {
+    AuditEvent {
+        id: Uuid::now_v7(),
+        occurred_at: platform::time::now(),
+        kind: kind.to_owned(),
+        user_id: None,
+        actor_id: None,
+        subject_email: None,
+        ip: None,
+        user_agent: None,
+        detail: None,
+    }
+}
+
+trait AuditExt {
+    fn user(self, user: &User) -> Self;
+    fn client(self, client: &ClientInfo) -> Self;
+    fn actor(self, actor: Uuid) -> Self;
+    fn detail(self, detail: impl Into<String>) -> Self;
+}
+
+impl AuditExt for AuditEvent {
+    fn user(mut self, user: &User) -> Self {
+        self.user_id = Some(user.id.0);
+        self.subject_email = Some(user.email.clone());
+        self
+    }
+    fn client(mut self, client: &ClientInfo) -> Self {
+        self.ip = Some(client.ip.clone());
+        self.user_agent = Some(client.user_agent.clone());
+        self
+    }
+    fn actor(mut self, actor: Uuid) -> Self {
+        self.actor_id = Some(actor);
+        self
+    }
+    fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+fn count_login(outcome: &'static str) {
+    metrics::counter!("identity_logins_total", "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!("identity_logins_total", "Login attempts by outcome (success, failure, throttled).");
+    metrics::describe_counter!("identity_registrations_total", "Accounts registered.");
+    metrics::describe_counter!("identity_refresh_token_reuse_total", "Refresh tokens presented again after rotation (token theft signal).");
+}
+
+impl IdentityService {
+    pub fn new(
+        store: Arc<dyn IdentityStore>,
+        keys: Arc<KeyRing>,
+        hasher: PasswordHasher,
+        mailer: Arc<dyn Mailer>,
+        config: IdentityConfig,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            hasher,
+            mailer,
+            config,
+        }
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    fn lifetimes(&self) -> TokenLifetimes {
+        self.config.lifetimes
+    }
+
+    async fn record(&self, event: AuditEvent) {
+        // An audit write failing must not turn a completed action into an error, but it is loud.
+        if let Err(e) = self.store.record_audit(&event).await {
+            tracing::error!(error = %e, kind = %event.kind, "could not write audit event");
+        }
+    }
+
+    fn parse_registration(&self, r: &Registration) -> IdResult<(Email, DisplayName)> {
+        let mut v = Validation::new();
+        let email = v.field("email", Email::parse(&r.email));
+        let name = v.field("name", DisplayName::parse(&r.name));
+        let inputs = [r.email.as_str(), r.name.as_str()];
+        v.field("password", check_new_password(&r.password, &inputs));
+        v.finish().map_err(IdentityError::Validation)?;
+        match (email, name) {
+            (Some(e), Some(n)) => Ok((e, n)),
+            _ => Err(IdentityError::Internal(anyhow::anyhow!("validation passed without values"))),
+        }
+    }
+
+    async fn create_user(&self, r: Registration, role: Role, verified: bool) -> IdResult<User> {
+        let (email, name) = self.parse_registration(&r)?;
+        let hash = self.hasher.hash(r.password).await?;
+        let now = platform::time::now();
+        let user = User {
+            id: UserId::new(),
+            email: email.into_inner(),
+            name: name.as_str().to_owned(),
+            password_hash: hash,
+            role,
+            status: UserStatus::Active,
+            email_verified_at: verified.then_some(now),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.store.insert_user(&user).await?;
+        Ok(user)
+    }
+
+    pub async fn register(&self, r: Registration, client: &ClientInfo) -> IdResult<User> {
+        let user = self.create_user(r, Role::Customer, false).await?;
+        metrics::counter!("identity_registrations_total").increment(1);
+        self.record(audit("user.registered").user(&user).client(client)).await;
+        self.send_verification(&user).await?;
+        Ok(user)
+    }
+
+    /// Creates an administrator (CLI bootstrap); the address counts as verified.
+    pub async fn create_admin(&self, r: Registration) -> IdResult<User> {
+        let user = self.create_user(r, Role::Admin, true).await?;
+        self.record(audit("admin.created").user(&user).detail("created from the command line")).await;
+        Ok(user)
+    }
+
+    async fn issue_one_time_token(&self, user: &User, purpose: TokenPurpose, ttl: Duration) -> IdResult<OpaqueToken> {
+        let token = OpaqueToken::generate();
+        let now = platform::time::now();
+        self.store
+            .insert_one_time_token(&token.digest(), user.id, purpose, now, TokenLifetimes::expiry(now, ttl))
+            .await?;
+        Ok(token)
+    }
+
+    async fn send_verification(&self, user: &User) -> IdResult<()> {
+        let ttl = self.lifetimes().email_verification;
+        let token = self.issue_one_time_token(user, TokenPurpose::EmailVerification, ttl).await?;
+        let body = format!(
+            "Hello {name},\n\nconfirm your e-mail address for Emporium with this token:\n\n{token}\n\n\
+             POST it as {{\"token\": \"...\"}} to {url}/api/v1/auth/verify-email.\n\
+             It expires in {hours} hours and works once.\n",
+            name = user.name,
+            token = token.expose(),
+            url = self.config.public_url,
+            hours = ttl.as_secs() / 3600,
+        );
+        self.mailer.send(&user.email, "Confirm your e-mail address", &body);
+        Ok(())
+    }
+
+    /// Sends a new verification message. Same answer whether or not the address is known.
+    pub async fn resend_verification(&self, email: &str) -> IdResult<()> {
+        let Ok(email) = Email::parse(email) else { return Ok(()) };
+        if let Some(user) = self.store.user_by_email(email.as_str()).await?
+            && user.status == UserStatus::Active
+            && user.email_verified_at.is_none()
+        {
+            self.send_verification(&user).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn verify_email(&self, token: &str) -> IdResult<()> {
+        let now = platform::time::now();
+        let digest = OpaqueToken::presented(token).digest();
+        let Some(user_id) = self
+            .store
+            .consume_one_time_token(&digest, TokenPurpose::EmailVerification, now)
+            .await?
+        else {
+            return Err(invalid_token_field());
+        };
+        self.store.mark_email_verified(user_id, now).await?;
+        if let Some(user) = self.store.user_by_id(user_id).await? {
+            self.record(audit("email.verified").user(&user)).await;
+        }
+        Ok(())
+    }
+
+    pub async fn login(&self, email: &str, password: String, client: &ClientInfo) -> IdResult<IssuedTokens> {
+        let email = Email::parse(email)
+            .map_err(|m| IdentityError::Validation(vec![FieldError::new("email", m)]))?;
+        let now = platform::time::now();
+        let c = &self.config;
+        let seen = self
+            .store
+            .login_failures(email.as_str(), &client.ip, now - c.login_window)
+            .await?;
+        let wait = [
+            throttle(seen.account, c.login_max_failures, c.login_window, now),
+            throttle(seen.ip, c.login_max_failures_per_ip, c.login_window, now),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(wait) = wait {
+            count_login("throttled");
+            let mut event = audit("login.throttled").client(client);
+            event.subject_email = Some(email.as_str().to_owned());
+            self.record(event).await;
+            return Err(IdentityError::Throttled(wait));
+        }
+
+        let user = self.store.user_by_email(email.as_str()).await?;
+        let ok = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+            .await?;
+        let Some(user) = user.filter(|_| ok) else {
+            count_login("failure");
+            let mut event = audit("login.failed").client(client).detail("wrong e-mail or password");
+            event.subject_email = Some(email.as_str().to_owned());
+            self.record(event).await;
+            return Err(IdentityError::InvalidCredentials);
+        };
+        match user.status {
+            UserStatus::Active => {}
+            UserStatus::Disabled => {
+                count_login("failure");
+                self.record(audit("login.refused").user(&user).client(client).detail("account disabled")).await;
+                return Err(IdentityError::AccountDisabled);
+            }
+            UserStatus::Deleted => return Err(IdentityError::InvalidCredentials),
+        }
+        if self.config.require_verified_email && user.email_verified_at.is_none() {
+            self.record(audit("login.refused").user(&user).client(client).detail("e-mail not verified")).await;
+            return Err(IdentityError::EmailNotVerified);
+        }
+        let tokens = self.start_session(&user, client, now).await?;
+        count_login("success");
+        self.record(audit("login.succeeded").user(&user).client(client)).await;
+        Ok(tokens)
+    }
+
+    async fn start_session(&self, user: &User, client: &ClientInfo, now: OffsetDateTime) -> IdResult<IssuedTokens> {
+        let l = self.lifetimes();
+        let session = Session {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            user_agent: client.user_agent.clone(),
+            ip: client.ip.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: TokenLifetimes::expiry(now, l.refresh),
+            revoked_at: None,
+        };
+        let refresh = OpaqueToken::generate();
+        let stored = NewRefreshToken {
+            digest: refresh.digest(),
+            issued_at: now,
+            expires_at: TokenLifetimes::expiry(now, l.refresh),
+        };
+        self.store.create_session(&session, &stored).await?;
+        self.issue(user, session.id, refresh, now)
+    }
+
+    fn issue(&self, user: &User, session_id: Uuid, refresh: OpaqueToken, now: OffsetDateTime) -> IdResult<IssuedTokens> {
+        let l = self.lifetimes();
+        let claims = AccessClaims {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            sub: user.id.0,
+            sid: session_id,
+            role: user.role.as_str().to_owned(),
+            iat: now.unix_timestamp(),
+            exp: TokenLifetimes::expiry(now, l.access).unix_timestamp(),
+            jti: Uuid::now_v7(),
+        };
+        Ok(IssuedTokens {
+            access_token: self.keys.sign(&claims)?,
+            access_expires_in: l.access,
+            refresh_token: refresh,
+            refresh_expires_in: l.refresh,
+            session_id,
+        })
+    }
+
+    pub async fn refresh(&self, presented: &str, client: &ClientInfo) -> IdResult<IssuedTokens> {
+        let now = platform::time::now();
+        let old = OpaqueToken::presented(presented);
+        let Some(stored) = self.store.refresh_token(&old.digest()).await? else {
+            return Err(IdentityError::InvalidRefreshToken);
+        };
+        let state = RefreshState {
+            token_expires_at: stored.expires_at,
+            token_used_at: stored.used_at,
+            session_revoked_at: stored.session.revoked_at,
+            session_expires_at: stored.session.expires_at,
+        };
+        let session = stored.session;
+        match decide_refresh(&state, now) {
+            RefreshDecision::Rotate => {}
+            RefreshDecision::ReuseDetected => return Err(self.reuse_detected(&session, client, now).await),
+            RefreshDecision::Expired | RefreshDecision::Revoked => return Err(IdentityError::InvalidRefreshToken),
+        }
+        let user = self
+            .store
+            .user_by_id(session.user_id)
+            .await?
+            .filter(|u| u.status == UserStatus::Active)
+            .ok_or(IdentityError::InvalidRefreshToken)?;
+        let new = OpaqueToken::generate();
+        let record = NewRefreshToken {
+            digest: new.digest(),
+            issued_at: now,
+            expires_at: TokenLifetimes::expiry(now, self.lifetimes().refresh).min(session.expires_at),
+        };
+        if !self.store.rotate_refresh_token(&old.digest(), &record, session.id, now).await? {
+            // Another request rotated this token first: two holders of one token means a copy.
+            return Err(self.reuse_detected(&session, client, now).await);
+        }
+        self.issue(&user, session.id, new, now)
+    }
+
+    async fn reuse_detected(&self, session: &Session, client: &ClientInfo, now: OffsetDateTime) -> IdentityError {
+        metrics::counter!("identity_refresh_token_reuse_total").increment(1);
+        if let Err(e) = self.store.revoke_session(session.id, "refresh token reuse", now).await {
+            return IdentityError::Internal(e.into());
+        }
+        let mut event = audit("token.reuse_detected")
+            .client(client)
+            .detail(format!("session {} revoked", session.id));
+        event.user_id = Some(session.user_id.0);
+        self.record(event).await;
+        IdentityError::RefreshTokenReuse
+    }
+
+    /// The caller's account, while its session is live.
+    pub async fn current_user(&self, auth: &AuthUser) -> IdResult<User> {
+        self.store
+            .user_in_live_session(UserId(auth.id()), auth.session_id(), platform::time::now())
+            .await?
+            .ok_or(IdentityError::SessionEnded)
+    }
+
+    async fn current_admin(&self, auth: &AuthUser) -> IdResult<User> {
+        let user = self.current_user(auth).await?;
+        if user.role == Role::Admin {
+            Ok(user)
+        } else {
+            Err(IdentityError::Forbidden("requires role admin".into()))
+        }
+    }
+
+    pub async fn logout(&self, auth: &AuthUser, client: &ClientInfo) -> IdResult<()> {
+        let user = self.current_user(auth).await?;
+        self.store
+            .revoke_session(auth.session_id(), "logout", platform::time::now())
+            .await?;
+        self.record(audit("logout").user(&user).client(client)).await;
+        Ok(())
+    }
+
+    /// Always succeeds, known address or not, and does the work off the request path so the
+    /// answer takes the same time either way.
+    pub async fn forgot_password(self: &Arc<Self>, email: &str, client: &ClientInfo) {
+        let Ok(email) = Email::parse(email) else { return };
+        let service = Arc::clone(self);
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = service.send_password_reset(email, &client).await {
+                tracing::error!(error = %e, "password reset message failed");
+            }
+        });
+    }
+
+    async fn send_password_reset(&self, email: Email, client: &ClientInfo) -> IdResult<()> {
+        let Some(user) = self.store.user_by_email(email.as_str()).await? else {
+            return Ok(());
+        };
+        if user.status != UserStatus::Active {
+            return Ok(());
+        }
+        let ttl = self.lifetimes().password_reset;
+        let token = self.issue_one_time_token(&user, TokenPurpose::PasswordReset, ttl).await?;
+        let body = format!(
+            "Hello {name},\n\nsomeone asked to reset your Emporium password. If it was you, use this token:\n\n{token}\n\n\
+             POST it with your new password as {{\"token\": \"...\", \"new_password\": \"...\"}} to \
+             {url}/api/v1/auth/reset-password. It expires in {minutes} minutes and works once.\n\
+             If it was not you, ignore this message: your password is unchanged.\n",
+            name = user.name,
+            token = token.expose(),
+            url = self.config.public_url,
+            minutes = ttl.as_secs() / 60,
+        );
+        self.mailer.send(&user.email, "Reset your password", &body);
+        self.record(audit("password.reset_requested").user(&user).client(client)).await;
+        Ok(())
+    }
+
+    pub async fn reset_password(&self, token: &str, new_password: String, client: &ClientInfo) -> IdResult<()> {
+        check_new_password(&new_password, &[])
+            .map_err(|m| IdentityError::Validation(vec![FieldError::new("new_password", m)]))?;
+        let now = platform::time::now();
+        let digest = OpaqueToken::presented(token).digest();
+        let user_id = self
+            .store
+            .consume_one_time_token(&digest, TokenPurpose::PasswordReset, now)
+            .await?
+            .ok_or_else(invalid_token_field)?;
+        let user = self.store.user_by_id(user_id).await?.ok_or(IdentityError::NotFound("user"))?;
+        let hash = self.hasher.hash(new_password).await?;
+        self.store.set_password_hash(user.id, &hash, now).await?;
+        // Following the link proved control of the mailbox.
+        self.store.mark_email_verified(user.id, now).await?;
+        self.store.burn_one_time_tokens(user.id, TokenPurpose::PasswordReset, now).await?;
+        let revoked = self.store.revoke_sessions_of(user.id, None, "password reset", now).await?;
+        self.record(
+            audit("password.reset")
+                .user(&user)
+                .client(client)
+                .detail(format!("{revoked} sessions revoked")),
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn change_password(&self, auth: &AuthUser, current: String, new: String, client: &ClientInfo) -> IdResult<()> {
+        let user = self.current_user(auth).await?;
+        check_new_password(&new, &[&user.email, &user.name])
+            .map_err(|m| IdentityError::Validation(vec![FieldError::new("new_password", m)]))?;
+        if new == current {
+            return Err(IdentityError::Validation(vec![FieldError::new(
+                "new_password",
+                "must differ from the current password",
+            )]));
+        }
+        if !self.hasher.verify(current, Some(user.password_hash.clone())).await? {
+            self.record(audit("password.change_failed").user(&user).client(client)).await;
+            return Err(IdentityError::Validation(vec![FieldError::new("current_password", "is incorrect")]));
+        }
+        let now = platform::time::now();
+        let hash = self.hasher.hash(new).await?;
+        self.store.set_password_hash(user.id, &hash, now).await?;
+        let revoked = self
+            .store
+            .revoke_sessions_of(user.id, Some(auth.session_id()), "password changed", now)
+            .await?;
+        self.record(
+            audit("password.changed")
+                .user(&user)
+                .client(client)
+                .detail(format!("{revoked} other sessions revoked")),
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn update_profile(&self, auth: &AuthUser, name: &str, expected_version: Option<i64>) -> IdResult<User> {
+        let name = DisplayName::parse(name).map_err(|m| IdentityError::Validation(vec![FieldError::new("name", m)]))?;
+        let user = self.current_user(auth).await?;
+        Ok(self
+            .store
+            .update_name(user.id, name.as_str(), expected_version, platform::time::now())
+            .await?)
+    }
+
+    /// Deletes the caller's account (soft): personal data is erased, history kept.
+    pub async fn delete_account(&self, auth: &AuthUser, password: String, client: &ClientInfo) -> IdResult<()> {
+        let user = self.current_user(auth).await?;
+        if !self.hasher.verify(password, Some(user.password_hash.clone())).await? {
+            return Err(IdentityError::Validation(vec![FieldError::new("password", "is incorrect")]));
+        }
+        let now = platform::time::now();
+        self.store
+            .erase_user(user.id, &format!("deleted-{}@invalid", user.id), now)
+            .await?;
+        self.store.revoke_sessions_of(user.id, None, "account deleted", now).await?;
+        let mut event = audit("user.deleted").client(client);
+        event.user_id = Some(user.id.0);
+        self.record(event).await;
+        Ok(())
+    }
+
+    pub async fn sessions(&self, auth: &AuthUser) -> IdResult<Vec<Session>> {
+        let user = self.current_user(auth).await?;
+        Ok(self.store.live_sessions(user.id, platform::time::now()).await?)
+    }
+
+    pub async fn revoke_own_session(&self, auth: &AuthUser, session_id: Uuid, client: &ClientInfo) -> IdResult<()> {
+        let user = self.current_user(auth).await?;
+        let session = self
+            .store
+            .session(session_id)
+            .await?
+            .filter(|s| s.user_id == user.id && s.revoked_at.is_none())
+            .ok_or(IdentityError::NotFound("session"))?;
+        self.store
+            .revoke_session(session.id, "revoked by user", platform::time::now())
+            .await?;
+        self.record(
+            audit("session.revoked")
+                .user(&user)
+                .client(client)
+                .detail(format!("session {session_id}")),
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn list_users(&self, auth: &AuthUser, filter: &UserFilter, after: Option<Uuid>, limit: u32) -> IdResult<Vec<User>> {
+        self.current_admin(auth).await?;
+        Ok(self.store.list_users(filter, after, limit).await?)
+    }
+
+    pub async fn get_user(&self, auth: &AuthUser, id: Uuid) -> IdResult<User> {
+        self.current_admin(auth).await?;
+        self.store.user_by_id(UserId(id)).await?.ok_or(IdentityError::NotFound("user"))
+    }
+
+    pub async fn change_role(&self, auth: &AuthUser, id: Uuid, role: Role, client: &ClientInfo) -> IdResult<User> {
+        let admin = self.current_admin(auth).await?;
+        if admin.id.0 == id {
+            return Err(IdentityError::Conflict(
+                "administrators cannot change their own role; ask another administrator".into(),
+            ));
+        }
+        let before = self.store.user_by_id(UserId(id)).await?.ok_or(IdentityError::NotFound("user"))?;
+        let now = platform::time::now();
+        let after = self.store.set_role(before.id, role, now).await?;
+        // Tokens carry the role: end the user's sessions so the new role applies at next login.
+        self.store.revoke_sessions_of(after.id, None, "role changed", now).await?;
+        self.record(
+            audit("role.changed")
+                .user(&after)
+                .actor(admin.id.0)
+                .client(client)
+                .detail(format!("{} -> {}", before.role.as_str(), role.as_str())),
+        )
+        .await;
+        Ok(after)
+    }
+
+    pub async fn change_status(&self, auth: &AuthUser, id: Uuid, status: UserStatus, client: &ClientInfo) -> IdResult<User> {
+        let admin = self.current_admin(auth).await?;
+        if admin.id.0 == id {
+            return Err(IdentityError::Conflict("administrators cannot disable themselves".into()));
+        }
+        if status == UserStatus::Deleted {
+            return Err(IdentityError::Validation(vec![FieldError::new(
+                "status",
+                "must be active or disabled; accounts are deleted by their owners",
+            )]));
+        }
+        let now = platform::time::now();
+        let user = self.store.set_status(UserId(id), status, now).await?;
+        if status == UserStatus::Disabled {
+            self.store.revoke_sessions_of(user.id, None, "account disabled", now).await?;
+        }
+        let kind = if status == UserStatus::Disabled { "user.disabled" } else { "user.enabled" };
+        self.record(audit(kind).user(&user).actor(admin.id.0).client(client)).await;
+        Ok(user)
+    }
+
+    pub async fn audit_log(&self, auth: &AuthUser, filter: &AuditFilter, before: Option<Uuid>, limit: u32) -> IdResult<Vec<AuditEvent>> {
+        self.current_admin(auth).await?;
+        Ok(self.store.list_audit(filter, before, limit).await?)
+    }
+
+    pub async fn rotate_signing_key(&self, auth: &AuthUser, client: &ClientInfo) -> IdResult<String> {
+        let admin = self.current_admin(auth).await?;
+        let kid = self.keys.rotate().await?;
+        self.record(
+            audit("signing_key.rotated")
+                .user(&admin)
+                .actor(admin.id.0)
+                .client(client)
+                .detail(format!("new kid {kid}")),
+        )
+        .await;
+        Ok(kid)
+    }
+}
+
+fn invalid_token_field() -> IdentityError {
+    IdentityError::Validation(vec![FieldError::new("token", "is invalid, expired or already used")])
+}

@@ -1,0 +1,165 @@
+//! Identity's storage port. One trait, one SQL implementation generic over the backend
+//! (`store::sql`), instantiated for SQLite (embedded) and PostgreSQL (production) and tested by
+//! one shared suite on both.
+
+pub mod sql;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{Role, TokenPurpose, UserId, UserStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a user with this e-mail address already exists")]
+    DuplicateEmail,
+    #[error("the record was changed by someone else")]
+    VersionMismatch,
+    #[error("no such record")]
+    NotFound,
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub status: UserStatus,
+    pub email_verified_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub user_agent: String,
+    pub ip: String,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A refresh token as stored (by digest), with its session.
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+    pub session: Session,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub digest: [u8; 32],
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub occurred_at: OffsetDateTime,
+    pub kind: String,
+    pub user_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
+    pub subject_email: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Substring of the e-mail address.
+    pub email_contains: Option<String>,
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub kind: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub ip: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+}
+
+/// Failed logins in a window: for the account and for the client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub account: crate::domain::FailureWindow,
+    pub ip: crate::domain::FailureWindow,
+}
+
+#[derive(Debug, Clone)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// PKCS#8 DER.
+    pub private_key: Vec<u8>,
+    /// Raw 32-byte Ed25519 public key.
+    pub public_key: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub retired_at: Option<OffsetDateTime>,
+}
+
+#[async_trait::async_trait]
+pub trait IdentityStore: Send + Sync + 'static {
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// The user behind an access token, only while the token's session is live and the user active.
+    async fn user_in_live_session(&self, id: UserId, session_id: Uuid, now: OffsetDateTime) -> StoreResult<Option<User>>;
+    /// Updates the display name; with `expected_version`, only if the stored version matches.
+    async fn update_name(&self, id: UserId, name: &str, expected_version: Option<i64>, now: OffsetDateTime) -> StoreResult<User>;
+    async fn set_password_hash(&self, id: UserId, hash: &str, now: OffsetDateTime) -> StoreResult<()>;
+    async fn mark_email_verified(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()>;
+    async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> StoreResult<User>;
+    async fn set_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> StoreResult<User>;
+    /// Soft delete: personal data replaced, the row kept for history.
+    async fn erase_user(&self, id: UserId, placeholder_email: &str, now: OffsetDateTime) -> StoreResult<()>;
+    /// Users in id (creation) order after `after`, at most `limit`.
+    async fn list_users(&self, filter: &UserFilter, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<User>>;
+
+    /// Starts a session with its first refresh token, atomically.
+    async fn create_session(&self, session: &Session, token: &NewRefreshToken) -> StoreResult<()>;
+    async fn refresh_token(&self, digest: &[u8; 32]) -> StoreResult<Option<RefreshToken>>;
+    /// Marks `old` used and stores `new` in one transaction. `false` if `old` was already used
+    /// (a concurrent rotation won), in which case nothing is written.
+    async fn rotate_refresh_token(&self, old: &[u8; 32], new: &NewRefreshToken, session_id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+    async fn session(&self, id: Uuid) -> StoreResult<Option<Session>>;
+    async fn live_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<Session>>;
+    /// Revokes one session; `false` if it was already revoked or does not exist.
+    async fn revoke_session(&self, id: Uuid, reason: &str, now: OffsetDateTime) -> StoreResult<bool>;
+    /// Revokes every live session of `user` except `keep`; returns how many.
+    async fn revoke_sessions_of(&self, user: UserId, keep: Option<Uuid>, reason: &str, now: OffsetDateTime) -> StoreResult<u64>;
+
+    async fn insert_one_time_token(&self, digest: &[u8; 32], user: UserId, purpose: TokenPurpose, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()>;
+    /// Uses a single-use token: returns its user if it was unused, unexpired and of `purpose`.
+    async fn consume_one_time_token(&self, digest: &[u8; 32], purpose: TokenPurpose, now: OffsetDateTime) -> StoreResult<Option<UserId>>;
+    /// Invalidates every outstanding token of `purpose` for `user`.
+    async fn burn_one_time_tokens(&self, user: UserId, purpose: TokenPurpose, now: OffsetDateTime) -> StoreResult<()>;
+
+    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    async fn login_failures(&self, email: &str, ip: &str, since: OffsetDateTime) -> StoreResult<LoginFailures>;
+    /// Newest first, before `before`.
+    async fn list_audit(&self, filter: &AuditFilter, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Stores `key` as the active key and retires every other active key, atomically.
+    async fn activate_signing_key(&self, key: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()>;
+    /// Forgets keys retired before `cutoff` (no unexpired token can carry their signature).
+    async fn prune_signing_keys(&self, cutoff: OffsetDateTime) -> StoreResult<u64>;
+}

@@ -1,0 +1,652 @@
+//! The SQL implementation of [`IdentityStore`], written once and instantiated for SQLite and
+//! PostgreSQL. Every statement is parameterised and portable between the two (`$n` placeholders,
+//! `RETURNING`, timestamps passed in from Rust rather than `now()`).
+
+use platform::db::RowsAffected;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    AuditEvent, AuditFilter, IdentityStore, LoginFailures, NewRefreshToken, RefreshToken, Session, SigningKeyRecord,
+    StoreError, StoreResult, User, UserFilter,
+};
+use crate::domain::{FailureWindow, Role, TokenPurpose, UserId, UserStatus};
+
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    pub fn new(pool: Pool<DB>) -> Self {
+        Self { pool }
+    }
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    name: String,
+    password_hash: String,
+    role: String,
+    status: String,
+    email_verified_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    version: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self, Self::Error> {
+        Ok(User {
+            id: UserId(r.id),
+            email: r.email,
+            name: r.name,
+            password_hash: r.password_hash,
+            role: r.role.parse::<Role>().map_err(StoreError::Corrupt)?,
+            status: r.status.parse::<UserStatus>().map_err(StoreError::Corrupt)?,
+            email_verified_at: r.email_verified_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct SessionRow {
+    id: Uuid,
+    user_id: Uuid,
+    user_agent: String,
+    ip: String,
+    created_at: OffsetDateTime,
+    last_seen_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Session {
+            id: r.id,
+            user_id: UserId(r.user_id),
+            user_agent: r.user_agent,
+            ip: r.ip,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct RefreshRow {
+    token_expires_at: OffsetDateTime,
+    used_at: Option<OffsetDateTime>,
+    #[sqlx(flatten)]
+    session: SessionRow,
+}
+
+#[derive(FromRow)]
+struct AuditRow {
+    id: Uuid,
+    occurred_at: OffsetDateTime,
+    kind: String,
+    user_id: Option<Uuid>,
+    actor_id: Option<Uuid>,
+    subject_email: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    detail: Option<String>,
+}
+
+impl From<AuditRow> for AuditEvent {
+    fn from(r: AuditRow) -> Self {
+        AuditEvent {
+            id: r.id,
+            occurred_at: r.occurred_at,
+            kind: r.kind,
+            user_id: r.user_id,
+            actor_id: r.actor_id,
+            subject_email: r.subject_email,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            detail: r.detail,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct FailureRow {
+    failures: i64,
+    oldest: Option<OffsetDateTime>,
+}
+
+impl From<FailureRow> for FailureWindow {
+    fn from(r: FailureRow) -> Self {
+        FailureWindow {
+            failures: u32::try_from(r.failures).unwrap_or(u32::MAX),
+            oldest: r.oldest,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct SigningKeyRow {
+    kid: String,
+    private_key: Vec<u8>,
+    public_key: Vec<u8>,
+    created_at: OffsetDateTime,
+    retired_at: Option<OffsetDateTime>,
+}
+
+const USER_COLUMNS: &str =
+    "id, email, name, password_hash, role, status, email_verified_at, created_at, updated_at, version";
+const SESSION_COLUMNS: &str = "s.id, s.user_id, s.user_agent, s.ip, s.created_at, s.last_seen_at, s.expires_at, s.revoked_at";
+
+/// Escapes `%`, `_` and `\` so user input is matched literally by `LIKE ... ESCAPE '\'`.
+fn like_pattern(fragment: &str) -> String {
+    let mut escaped = String::with_capacity(fragment.len() + 2);
+    escaped.push('%');
+    for c in fragment.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    escaped
+}
+
+fn map_user_write(e: sqlx::Error) -> StoreError {
+    if platform::db::is_unique_violation(&e, "email") {
+        StoreError::DuplicateEmail
+    } else {
+        StoreError::Db(e)
+    }
+}
+
+/// Builds a statement from fixed fragments of this module (never from input), so it is safe.
+fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(text)
+}
+
+#[async_trait::async_trait]
+impl<DB> IdentityStore for SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> &'q str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    DB::QueryResult: RowsAffected,
+{
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, role, status, email_verified_at, created_at, updated_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(u.id.0)
+        .bind(u.email.as_str())
+        .bind(u.name.as_str())
+        .bind(u.password_hash.as_str())
+        .bind(u.role.as_str())
+        .bind(u.status.as_str())
+        .bind(u.email_verified_at)
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .bind(u.version)
+        .execute(&self.pool)
+        .await
+        .map_err(map_user_write)?;
+        Ok(())
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        sqlx::query_as::<_, UserRow>(sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(User::try_from)
+            .transpose()
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        sqlx::query_as::<_, UserRow>(sql(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1")))
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(User::try_from)
+            .transpose()
+    }
+
+    async fn user_in_live_session(&self, id: UserId, session_id: Uuid, now: OffsetDateTime) -> StoreResult<Option<User>> {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT u.id, u.email, u.name, u.password_hash, u.role, u.status, u.email_verified_at,
+                    u.created_at, u.updated_at, u.version
+             FROM users u JOIN sessions s ON s.user_id = u.id
+             WHERE u.id = $1 AND s.id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3 AND u.status = 'active'",
+        )
+        .bind(id.0)
+        .bind(session_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    async fn update_name(&self, id: UserId, name: &str, expected_version: Option<i64>, now: OffsetDateTime) -> StoreResult<User> {
+        let row = sqlx::query_as::<_, UserRow>(sql(format!(
+            "UPDATE users SET name = $2, updated_at = $3, version = version + 1
+             WHERE id = $1 AND status = 'active' AND ($4 IS NULL OR version = $4)
+             RETURNING {USER_COLUMNS}"
+        )))
+        .bind(id.0)
+        .bind(name)
+        .bind(now)
+        .bind(expected_version)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => row.try_into(),
+            None if expected_version.is_some() && self.user_by_id(id).await?.is_some() => Err(StoreError::VersionMismatch),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &str, now: OffsetDateTime) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3, version = version + 1 WHERE id = $1")
+            .bind(id.0)
+            .bind(hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn mark_email_verified(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE users SET email_verified_at = $2, updated_at = $2, version = version + 1
+             WHERE id = $1 AND email_verified_at IS NULL",
+        )
+        .bind(id.0)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> StoreResult<User> {
+        sqlx::query_as::<_, UserRow>(sql(format!(
+            "UPDATE users SET role = $2, updated_at = $3, version = version + 1 WHERE id = $1 AND status <> 'deleted'
+             RETURNING {USER_COLUMNS}"
+        )))
+        .bind(id.0)
+        .bind(role.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+    }
+
+    async fn set_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> StoreResult<User> {
+        sqlx::query_as::<_, UserRow>(sql(format!(
+            "UPDATE users SET status = $2, updated_at = $3, version = version + 1 WHERE id = $1 AND status <> 'deleted'
+             RETURNING {USER_COLUMNS}"
+        )))
+        .bind(id.0)
+        .bind(status.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+    }
+
+    async fn erase_user(&self, id: UserId, placeholder_email: &str, now: OffsetDateTime) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE users SET status = 'deleted', email = $2, name = 'deleted user', password_hash = '!',
+                    updated_at = $3, version = version + 1
+             WHERE id = $1 AND status <> 'deleted'",
+        )
+        .bind(id.0)
+        .bind(placeholder_email)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list_users(&self, f: &UserFilter, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<User>> {
+        sqlx::query_as::<_, UserRow>(sql(format!(
+            "SELECT {USER_COLUMNS} FROM users
+             WHERE ($1 IS NULL OR email LIKE $1 ESCAPE '\\')
+               AND ($2 IS NULL OR role = $2)
+               AND ($3 IS NULL OR status = $3)
+               AND ($4 IS NULL OR id > $4)
+             ORDER BY id
+             LIMIT $5"
+        )))
+        .bind(f.email_contains.as_deref().map(|e| like_pattern(&e.to_lowercase())))
+        .bind(f.role.map(Role::as_str))
+        .bind(f.status.map(UserStatus::as_str))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(User::try_from)
+        .collect()
+    }
+
+    async fn create_session(&self, s: &Session, token: &NewRefreshToken) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_seen_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(s.id)
+        .bind(s.user_id.0)
+        .bind(s.user_agent.as_str())
+        .bind(s.ip.as_str())
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_refresh::<DB>(&mut tx, token, s.id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn refresh_token(&self, digest: &[u8; 32]) -> StoreResult<Option<RefreshToken>> {
+        let row = sqlx::query_as::<_, RefreshRow>(sql(format!(
+            "SELECT t.expires_at AS token_expires_at, t.used_at, {SESSION_COLUMNS}
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+             WHERE t.token_hash = $1"
+        )))
+        .bind(&digest[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| RefreshToken {
+            expires_at: r.token_expires_at,
+            used_at: r.used_at,
+            session: r.session.into(),
+        }))
+    }
+
+    async fn rotate_refresh_token(&self, old: &[u8; 32], new: &NewRefreshToken, session_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
+            .bind(&old[..])
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if claimed != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_refresh::<DB>(&mut tx, new, session_id).await?;
+        sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
+            .bind(session_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn session(&self, id: Uuid) -> StoreResult<Option<Session>> {
+        Ok(sqlx::query_as::<_, SessionRow>(sql(format!("SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Session::from))
+    }
+
+    async fn live_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<Session>> {
+        Ok(sqlx::query_as::<_, SessionRow>(sql(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s
+             WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
+             ORDER BY s.last_seen_at DESC"
+        )))
+        .bind(user.0)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Session::from)
+        .collect())
+    }
+
+    async fn revoke_session(&self, id: Uuid, reason: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_sessions_of(&self, user: UserId, keep: Option<Uuid>, reason: &str, now: OffsetDateTime) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3
+             WHERE user_id = $1 AND revoked_at IS NULL AND ($4 IS NULL OR id <> $4)",
+        )
+        .bind(user.0)
+        .bind(now)
+        .bind(reason)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_one_time_token(&self, digest: &[u8; 32], user: UserId, purpose: TokenPurpose, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO one_time_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&digest[..])
+        .bind(user.0)
+        .bind(purpose.as_str())
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn consume_one_time_token(&self, digest: &[u8; 32], purpose: TokenPurpose, now: OffsetDateTime) -> StoreResult<Option<UserId>> {
+        let row: Option<(Uuid,)> = sqlx::query_as(
+            "UPDATE one_time_tokens SET used_at = $3
+             WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
+             RETURNING user_id",
+        )
+        .bind(&digest[..])
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id,)| UserId(id)))
+    }
+
+    async fn burn_one_time_tokens(&self, user: UserId, purpose: TokenPurpose, now: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE one_time_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
+            .bind(user.0)
+            .bind(purpose.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, occurred_at, kind, user_id, actor_id, subject_email, ip, user_agent, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(e.id)
+        .bind(e.occurred_at)
+        .bind(e.kind.as_str())
+        .bind(e.user_id)
+        .bind(e.actor_id)
+        .bind(e.subject_email.as_deref())
+        .bind(e.ip.as_deref())
+        .bind(e.user_agent.as_deref())
+        .bind(e.detail.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn login_failures(&self, email: &str, ip: &str, since: OffsetDateTime) -> StoreResult<LoginFailures> {
+        // A successful login clears the account's count; the address's count only ages out.
+        let account: FailureRow = sqlx::query_as(
+            "SELECT COUNT(*) AS failures, MIN(occurred_at) AS oldest FROM audit_events
+             WHERE kind = 'login.failed' AND subject_email = $1 AND occurred_at >= $2
+               AND occurred_at > COALESCE(
+                   (SELECT MAX(occurred_at) FROM audit_events WHERE kind = 'login.succeeded' AND subject_email = $1),
+                   $2)",
+        )
+        .bind(email)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        let by_ip: FailureRow = sqlx::query_as(
+            "SELECT COUNT(*) AS failures, MIN(occurred_at) AS oldest FROM audit_events
+             WHERE kind = 'login.failed' AND ip = $1 AND occurred_at >= $2",
+        )
+        .bind(ip)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(LoginFailures {
+            account: account.into(),
+            ip: by_ip.into(),
+        })
+    }
+
+    async fn list_audit(&self, f: &AuditFilter, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        Ok(sqlx::query_as::<_, AuditRow>(
+            "SELECT id, occurred_at, kind, user_id, actor_id, subject_email, ip, user_agent, detail FROM audit_events
+             WHERE ($1 IS NULL OR kind = $1)
+               AND ($2 IS NULL OR user_id = $2)
+               AND ($3 IS NULL OR subject_email = $3)
+               AND ($4 IS NULL OR ip = $4)
+               AND ($5 IS NULL OR occurred_at >= $5)
+               AND ($6 IS NULL OR occurred_at < $6)
+               AND ($7 IS NULL OR id < $7)
+             ORDER BY id DESC
+             LIMIT $8",
+        )
+        .bind(f.kind.as_deref())
+        .bind(f.user_id)
+        .bind(f.email.as_deref())
+        .bind(f.ip.as_deref())
+        .bind(f.since)
+        .bind(f.until)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(AuditEvent::from)
+        .collect())
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        Ok(sqlx::query_as::<_, SigningKeyRow>(
+            "SELECT kid, private_key, public_key, created_at, retired_at FROM signing_keys ORDER BY created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| SigningKeyRecord {
+            kid: r.kid,
+            private_key: r.private_key,
+            public_key: r.public_key,
+            created_at: r.created_at,
+            retired_at: r.retired_at,
+        })
+        .collect())
+    }
+
+    async fn activate_signing_key(&self, key: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO signing_keys (kid, private_key, public_key, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(key.kid.as_str())
+            .bind(key.private_key.as_slice())
+            .bind(key.public_key.as_slice())
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn prune_signing_keys(&self, cutoff: OffsetDateTime) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+async fn insert_refresh<DB>(tx: &mut sqlx::Transaction<'_, DB>, token: &NewRefreshToken, session_id: Uuid) -> Result<(), sqlx::Error>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> OffsetDateTime: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(&token.digest[..])
+        .bind(session_id)
+        .bind(token.issued_at)
+        .bind(token.expires_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn like_patterns_match_input_literally() {
+        assert_eq!(like_pattern("a_b%c\\"), "%a\\_b\\%c\\\\%");
+    }
+}

@@ -1,0 +1,178 @@
+//! Database access: a context gets a [`Db`] (SQLite in embedded mode, PostgreSQL in production)
+//! and builds its own store on it. Each context owns its schema and migrations.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::health::HealthCheck;
+
+/// A connection pool to one context's database.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("cannot create the data directory {dir}: {source}")]
+    DataDir { dir: String, source: std::io::Error },
+    #[error("migrating the {context} database failed: {source}")]
+    Migrate { context: String, source: sqlx::migrate::MigrateError },
+}
+
+/// Strips a password from a URL before it is shown anywhere.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Db {
+    /// Connects to `url` (`postgres://...` or `sqlite:...`).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        let err = |source| DbError::Connect {
+            url: redact_url(url),
+            source,
+        };
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(err)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections.min(16))
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+                .map_err(err)?;
+            Ok(Self::Sqlite(pool))
+        } else {
+            let options = PgConnectOptions::from_str(url).map_err(err)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+                .map_err(err)?;
+            Ok(Self::Postgres(pool))
+        }
+    }
+
+    /// The SQLite file for `context` under `data_dir` (embedded mode), creating the directory.
+    pub async fn open_embedded(data_dir: &Path, context: &str, max_connections: u32) -> Result<Self, DbError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
+            dir: data_dir.display().to_string(),
+            source,
+        })?;
+        let url = format!("sqlite://{}", data_dir.join(format!("{context}.db")).display());
+        Self::connect(&url, max_connections).await
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgresql",
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+            Self::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+        }
+    }
+
+    /// Waits for checked-out connections to return, then closes the pool.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(p) => p.close().await,
+            Self::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// A readiness check for this pool, reported under `name`.
+    pub fn health_check(&self, name: &str) -> std::sync::Arc<dyn HealthCheck> {
+        std::sync::Arc::new(DbHealth {
+            name: format!("{name}.database"),
+            db: self.clone(),
+        })
+    }
+}
+
+struct DbHealth {
+    name: String,
+    db: Db,
+}
+
+#[async_trait::async_trait]
+impl HealthCheck for DbHealth {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.db.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+/// The number of rows a statement changed, for code generic over the backend.
+pub trait RowsAffected {
+    fn rows_affected(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        sqlx::sqlite::SqliteQueryResult::rows_affected(self)
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        sqlx::postgres::PgQueryResult::rows_affected(self)
+    }
+}
+
+/// True when `err` is a unique-constraint violation on a constraint or index whose name contains
+/// `name` (SQLite reports columns, PostgreSQL the index name: callers pass a fragment both share).
+pub fn is_unique_violation(err: &sqlx::Error, name: &str) -> bool {
+    match err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            db.constraint().is_some_and(|c| c.contains(name)) || db.message().contains(name)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_leave_redact_url() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[tokio::test]
+    async fn embedded_database_is_created_under_the_data_dir() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = Db::open_embedded(dir.path(), "probe", 2).await.expect("open");
+        db.ping().await.expect("ping");
+        assert!(dir.path().join("probe.db").exists());
+        db.close().await;
+    }
+}

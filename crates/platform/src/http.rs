@@ -1,0 +1,453 @@
+//! The HTTP stack every context shares: request ids, trace spans, access logs, metrics, timeouts,
+//! body limits, panics turned into problems, JSON/query extractors that answer with problem+json,
+//! and a server with graceful shutdown.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::TraceContextExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::problem::{FieldError, Problem};
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_CONTEXT: RequestContext;
+}
+
+/// What every part of a request's handling may want to know about it, without threading it
+/// through every signature (problems use it for `instance` and `request_id`).
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub path: String,
+}
+
+impl RequestContext {
+    pub fn current() -> Option<Self> {
+        REQUEST_CONTEXT.try_with(Clone::clone).ok()
+    }
+}
+
+/// Filled in once the router has matched, so the outer middleware can label metrics and spans
+/// with the route template (`/api/v1/users/{id}`) instead of the raw path.
+#[derive(Clone, Default)]
+struct RouteTag(Arc<OnceLock<(&'static str, String)>>);
+
+/// Marks every route of a context's router with the context's name. Call it on the context's
+/// finished router; the outer stack (`with_platform_stack`) reads the tag.
+pub fn tag_routes(router: Router, service: &'static str) -> Router {
+    router.route_layer(middleware::from_fn_with_state(service, tag_route))
+}
+
+async fn tag_route(State(service): State<&'static str>, req: Request, next: Next) -> Response {
+    if let (Some(tag), Some(matched)) = (req.extensions().get::<RouteTag>(), req.extensions().get::<MatchedPath>()) {
+        let _ = tag.0.set((service, matched.as_str().to_owned()));
+    }
+    next.run(req).await
+}
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// Wraps a finished application router with the platform's cross-cutting behaviour. The order
+/// matters: observation is outermost so that timeouts and panics are logged and counted too.
+pub fn with_platform_stack(router: Router, limits: HttpLimits) -> Router {
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_to_problem))
+        .layer(middleware::from_fn_with_state(limits, observe))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no resource at this path")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "", "Method not allowed")
+        .with_detail("this resource does not support that method")
+}
+
+fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    Problem::internal("handler panicked").into_response()
+}
+
+/// A client-supplied request id is kept when it is short and printable; otherwise a new one is made.
+fn request_id_from(headers: &HeaderMap) -> String {
+    headers
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request_id_from(req.headers());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let tag = RouteTag::default();
+    req.extensions_mut().insert(tag.clone());
+
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = Empty,
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = %method,
+        url.path = %path,
+        http.route = Empty,
+        http.response.status_code = Empty,
+        request_id = %request_id,
+        trace_id = Empty,
+    );
+    let _ = span.set_parent(parent);
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+
+    let ctx = RequestContext {
+        request_id: request_id.clone(),
+        path,
+    };
+    let timeout = limits.request_timeout;
+    let mut response = REQUEST_CONTEXT
+        .scope(ctx, async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Request timed out")
+                    .with_detail(format!("the request took longer than {} ms", timeout.as_millis()))
+                    .into_response(),
+            }
+        })
+        .instrument(span.clone())
+        .await;
+
+    let status = response.status();
+    let (service, route) = tag
+        .0
+        .get()
+        .map(|(s, r)| (*s, r.as_str()))
+        .unwrap_or(("none", "unmatched"));
+    let elapsed = started.elapsed();
+    span.record("otel.name", format!("{method} {route}"));
+    span.record("http.route", route);
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    crate::metrics::record_http_request(service, method.as_str(), route, status, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "{method} {route} -> {}",
+            status.as_u16()
+        )
+    });
+
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// JSON body extractor and responder whose rejections are problem+json naming the bad field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            )
+            .with_detail("send the body as JSON with `Content-Type: application/json`"));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn body_rejection(rejection: BytesRejection) -> Problem {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large")
+            .with_detail("the request body exceeds the configured limit (EMPORIUM_MAX_BODY_BYTES)")
+    } else {
+        Problem::bad_request(format!("could not read the request body: {}", rejection.body_text()))
+    }
+}
+
+/// Parses JSON, telling malformed documents (400) from well-formed ones with wrong content (422).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => data_problem(&path, &inner.to_string()),
+            _ => Problem::bad_request(format!("the body is not valid JSON: {inner}")),
+        }
+    })?;
+    de.end()
+        .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Serde reports a missing or unknown field against its parent; name the field itself.
+fn data_problem(path: &str, message: &str) -> Problem {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    let field = match (named, path) {
+        (Some(name), "." | "") => name.to_owned(),
+        (Some(name), parent) => format!("{parent}.{name}"),
+        (None, "." | "") => "body".to_owned(),
+        (None, p) => p.to_owned(),
+    };
+    let message = if message.starts_with("unknown field") {
+        "is not a known field".to_owned()
+    } else if message.starts_with("missing field") {
+        "is required".to_owned()
+    } else {
+        message.to_owned()
+    };
+    Problem::validation(vec![FieldError::new(field, message)])
+}
+
+/// Query-string extractor whose rejections name the offending parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Query).map_err(|err| {
+            let path = err.path().to_string();
+            data_problem(&path, &err.into_inner().to_string())
+        })
+    }
+}
+
+/// The address of the client: the peer address, or the first `X-Forwarded-For` hop when the
+/// process is told (`TrustForwardedFor`) that it sits behind a proxy it trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Insert as a request extension to honour `X-Forwarded-For`.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustForwardedFor;
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if parts.extensions.get::<TrustForwardedFor>().is_some()
+            && let Some(ip) = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            return Ok(ClientIp(ip));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(ClientIp(peer))
+    }
+}
+
+/// The `User-Agent`, trimmed to a length worth storing.
+#[derive(Debug, Clone, Default)]
+pub struct UserAgent(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ua = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown");
+        Ok(UserAgent(ua.chars().take(256).collect()))
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: no new connections; finishing in-flight requests");
+}
+
+/// Serves `app` until `shutdown` resolves, then lets in-flight requests finish for at most `grace`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let notify = stopping.clone();
+    let signal = async move {
+        shutdown.await;
+        notify.notify_one();
+    };
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(signal);
+    let deadline = async move {
+        stopping.notified().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server.into_future() => result,
+        () = deadline => {
+            tracing::warn!(grace_secs = grace.as_secs(), "grace period over: dropping requests still running");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        email: String,
+        age: u8,
+    }
+
+    #[test]
+    fn malformed_json_is_400() {
+        let p = parse_json::<Body>(b"{\"email\": ").expect_err("malformed");
+        assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let p = parse_json::<Body>(br#"{"email":"a@b.c","age":"x"}"#).expect_err("bad type");
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(p.errors[0].field, "age");
+    }
+
+    #[test]
+    fn missing_and_unknown_fields_are_named() {
+        let p = parse_json::<Body>(br#"{"age":3}"#).expect_err("missing");
+        assert_eq!(p.errors[0].field, "email");
+        assert_eq!(p.errors[0].message, "is required");
+        let p = parse_json::<Body>(br#"{"email":"a","age":3,"admin":true}"#).expect_err("unknown");
+        assert_eq!(p.errors[0].field, "admin");
+    }
+
+    #[test]
+    fn trailing_garbage_is_malformed() {
+        let p = parse_json::<Body>(br#"{"email":"a","age":3} x"#).expect_err("trailing");
+        assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        let mut h = HeaderMap::new();
+        h.insert(X_REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id_from(&h), "abc-123");
+        h.insert(X_REQUEST_ID, HeaderValue::from_static("has space"));
+        assert_ne!(request_id_from(&h), "has space");
+    }
+}

@@ -1,0 +1,20 @@
+//! Shared plumbing for every Emporium bounded context.
+//!
+//! Nothing in here knows about a particular context: contexts bring their own routers, stores and
+//! error enums, and this crate gives them the same HTTP stack, errors, health, metrics, traces,
+//! database access and API docs.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod dev_mailbox;
+pub mod docs;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod pagination;
+pub mod problem;
+pub mod telemetry;
+pub mod time;
+
+pub use problem::{FieldError, Problem};

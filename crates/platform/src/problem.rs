@@ -1,0 +1,225 @@
+//! RFC 9457 problem details: the one error shape every Emporium endpoint answers with.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::http::RequestContext;
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// One invalid input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON path of the field (`email`, `items[2].qty`), or a header/query parameter name.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An RFC 9457 problem. Build one with the constructors, then return it from a handler.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem; `about:blank` when the status says it all.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    #[schema(value_type = u16)]
+    #[serde(serialize_with = "status_code")]
+    pub status: StatusCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The request path that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The `x-request-id` of the failed request, to quote in a bug report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    retry_after_secs: Option<u64>,
+}
+
+fn status_code<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u16(status.as_u16())
+}
+
+/// Problem type URIs are tag URIs: stable names that do not pretend to be web pages.
+fn problem_type(slug: &str) -> String {
+    format!("tag:emporium.dev,2026:problem/{slug}")
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, slug: &str, title: impl Into<String>) -> Self {
+        Self {
+            kind: if slug.is_empty() {
+                "about:blank".to_owned()
+            } else {
+                problem_type(slug)
+            },
+            title: title.into(),
+            status,
+            detail: None,
+            instance: None,
+            request_id: None,
+            errors: Vec::new(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// Adds `Retry-After` (seconds) to the response.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_secs = Some(seconds.max(1));
+        self
+    }
+
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
+    }
+
+    /// 400: the request could not be read at all (malformed JSON, bad header syntax).
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request").with_detail(detail)
+    }
+
+    /// 422 with one entry per invalid field.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            many => format!("{} fields are invalid", many.len()),
+        };
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid input")
+            .with_detail(detail)
+            .with_errors(errors)
+    }
+
+    /// 422 for a single field.
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required").with_detail(detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").with_detail(detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found").with_detail(detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict").with_detail(detail)
+    }
+
+    pub fn precondition_failed(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, "version-mismatch", "Precondition failed").with_detail(detail)
+    }
+
+    pub fn too_many_requests(retry_after_secs: u64, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+            .with_detail(detail)
+            .with_retry_after(retry_after_secs)
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable").with_detail(detail)
+    }
+
+    /// 500: the cause is logged with the request id; the client only learns that it happened.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
+            .with_detail("the request failed on our side; quote the request id when reporting it")
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.title)?;
+        if let Some(d) = &self.detail {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl IntoResponse for Problem {
+    fn into_response(mut self) -> Response {
+        if let Some(ctx) = RequestContext::current() {
+            self.instance.get_or_insert(ctx.path);
+            self.request_id.get_or_insert(ctx.request_id);
+        }
+        let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Database errors that reach a handler are internal unless a context maps them first.
+impl From<sqlx::Error> for Problem {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut => Self::unavailable("the database is busy; retry shortly"),
+            other => Self::internal(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_problem_names_each_field() {
+        let p = Problem::validation(vec![
+            FieldError::new("email", "is not an email address"),
+            FieldError::new("password", "is too short"),
+        ]);
+        let json = serde_json::to_value(&p).expect("json");
+        assert_eq!(json["status"], 422);
+        assert_eq!(json["errors"][0]["field"], "email");
+        assert_eq!(json["errors"][1]["field"], "password");
+        assert_eq!(json["type"], "tag:emporium.dev,2026:problem/validation");
+    }
+
+    #[test]
+    fn response_has_problem_content_type_and_retry_after() {
+        let r = Problem::too_many_requests(42, "slow down").into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "42");
+    }
+}
