@@ -265,13 +265,16 @@ fn data_problem(path: &str, message: &str) -> Problem {
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
+    let unknown = message.starts_with("unknown field");
     let field = match (named, path) {
         (Some(name), "." | "") => name.to_owned(),
+        // For unknown fields the path already ends with the offending key.
+        (Some(_), known) if unknown => known.to_owned(),
         (Some(name), parent) => format!("{parent}.{name}"),
         (None, "." | "") => "body".to_owned(),
         (None, p) => p.to_owned(),
     };
-    let message = if message.starts_with("unknown field") {
+    let message = if unknown {
         "is not a known field".to_owned()
     } else if message.starts_with("missing field") {
         "is required".to_owned()

@@ -1,0 +1,115 @@
+//! The `emporium` binary itself: configuration errors, the admin CLI, graceful shutdown.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::helpers::PASSWORD;
+
+fn emporium(data_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_emporium"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("EMPORIUM_DATA_DIR", data_dir)
+        .env("EMPORIUM_LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test]
+async fn a_bad_setting_exits_2_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (var, value) in [("EMPORIUM_LISTEN", "not-an-address"), ("EMPORIUM_ARGON2_MEMORY_KIB", "12"), ("EMPORIUM_LOG_FORMAT", "xml")] {
+        let out = emporium(dir.path()).env(var, value).arg("serve").output().await.expect("run");
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+    }
+    let out = emporium(dir.path()).args(["serve", "--service", "identity"]).output().await.expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
+}
+
+#[tokio::test]
+async fn admin_create_reads_the_password_and_refuses_weak_ones() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = |password: &'static str| {
+        let mut child = emporium(dir.path())
+            .args(["admin", "create", "--email", "Boss@Example.com"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        async move {
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(format!("{password}\n").as_bytes()).await.expect("write");
+            drop(stdin);
+            child.wait_with_output().await.expect("wait")
+        }
+    };
+    let weak = run("password").await;
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("password"));
+    let ok = run(PASSWORD).await;
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("created administrator boss@example.com"));
+    let again = run(PASSWORD).await;
+    assert_eq!(again.status.code(), Some(1), "the address is taken now");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = emporium(dir.path())
+        .env("EMPORIUM_LISTEN", format!("127.0.0.1:{port}"))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..300 {
+        if client.get(format!("{base}/health/live")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server did not start");
+
+    // Registrations hash passwords with the production argon2 settings: slow enough to be in
+    // flight when the signal lands.
+    let requests: Vec<_> = (0..12)
+        .map(|i| {
+            let client = client.clone();
+            let url = format!("{base}/api/v1/auth/register");
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .json(&serde_json::json!({"email": format!("u{i}@example.com"), "password": PASSWORD, "name": "U"}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let pid = child.id().expect("pid").to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill");
+    assert!(killed.success());
+
+    for r in futures::future::join_all(requests).await {
+        assert_eq!(r.expect("joined").expect("no request was dropped"), 201);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exited").expect("status");
+    assert!(status.success(), "{status:?}");
+    assert!(client.get(format!("{base}/health/live")).send().await.is_err(), "no longer listening");
+}

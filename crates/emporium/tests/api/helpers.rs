@@ -1,0 +1,295 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use emporium::app::{self, Settings, Wiring};
+use platform::config::ConfigSource;
+use platform::db::Db;
+use platform::dev_mailbox::DevMailbox;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named test function once per backend: `mod sqlite { fn name() }`, `mod postgres { ... }`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("EMPORIUM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A PostgreSQL database that exists for one test and is dropped afterwards.
+pub struct TempPostgres {
+    pub url: String,
+    name: String,
+}
+
+impl TempPostgres {
+    /// `None` (test skipped, with a note) when PostgreSQL is unreachable outside CI; a failure in CI.
+    pub async fn create() -> Option<Self> {
+        let admin_url = postgres_admin_url();
+        let admin = match tokio::time::timeout(Duration::from_secs(5), sqlx::PgPool::connect(&admin_url)).await {
+            Ok(Ok(pool)) => pool,
+            failure => {
+                let why = match failure {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".into(),
+                };
+                if in_ci() {
+                    panic!("PostgreSQL is unreachable at {admin_url} ({why}) and CI=true: start it (pg_ctlcluster <version> main start) or set EMPORIUM_TEST_POSTGRES_URL");
+                }
+                eprintln!("SKIPPED: PostgreSQL unreachable at {admin_url} ({why}); set EMPORIUM_TEST_POSTGRES_URL to run this test");
+                return None;
+            }
+        };
+        let name = format!("emporium_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b).to_owned();
+        Some(Self {
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside any async context we can borrow: use a small runtime of our own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&postgres_admin_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                        .execute(&admin)
+                        .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Test settings: the production defaults, except cheaper password hashing.
+pub fn test_source(extra: &[(&str, &str)]) -> ConfigSource {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("EMPORIUM_ARGON2_MEMORY_KIB".into(), "8192".into()),
+        ("EMPORIUM_ARGON2_ITERATIONS".into(), "1".into()),
+        ("RUST_LOG".into(), "warn".into()),
+    ];
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    ConfigSource::from_pairs(pairs).expect("test config")
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub mailbox: DevMailbox,
+    pub identity: Arc<identity::IdentityService>,
+    pub db: Db,
+    server: tokio::task::JoinHandle<()>,
+    _dir: Option<tempfile::TempDir>,
+    _pg: Option<TempPostgres>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub async fn open_db(backend: Backend) -> Option<(Db, Option<tempfile::TempDir>, Option<TempPostgres>)> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let db = Db::open_embedded(dir.path(), "identity", 5).await.expect("sqlite");
+            Some((db, Some(dir), None))
+        }
+        Backend::Postgres => {
+            let pg = TempPostgres::create().await?;
+            let db = Db::connect(&pg.url, 5).await.expect("postgres");
+            Some((db, None, Some(pg)))
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, &[], true).await
+}
+
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbox: bool) -> Option<TestApp> {
+    let (db, dir, pg) = open_db(backend).await?;
+    let settings = Settings::load(&test_source(extra), "127.0.0.1:0".parse().expect("addr")).expect("settings");
+    let mailbox = DevMailbox::new();
+    let wiring = Wiring {
+        identity_db: db.clone(),
+        dev_mailbox: dev_mailbox.then(|| mailbox.clone()),
+        migrate: true,
+    };
+    let app = app::build(&settings, wiring).await.expect("build app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = app.router.clone();
+    let server = tokio::spawn(async move {
+        let _ = platform::http::serve(listener, router, std::future::pending(), Duration::from_secs(1)).await;
+    });
+    Some(TestApp {
+        addr,
+        client: reqwest::Client::builder().build().expect("client"),
+        mailbox,
+        identity: app.identity.clone(),
+        db,
+        server,
+        _dir: dir,
+        _pg: pg,
+    })
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A user registered, verified and logged in.
+pub struct LoggedIn {
+    pub email: String,
+    pub access: String,
+    pub refresh: String,
+    pub id: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(&body).send().await.expect("request")
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+    }
+
+    pub async fn register(&self, email: &str) -> reqwest::Response {
+        self.post("/api/v1/auth/register", json!({"email": email, "password": PASSWORD, "name": "Test User"}))
+            .await
+    }
+
+    /// The newest token mailed to `to` (the line after the greeting that holds only the token).
+    pub fn mailed_token(&self, to: &str) -> String {
+        let messages = self.mailbox.list(Some(to));
+        let body = &messages.first().expect("a message was mailed").body;
+        body.lines()
+            .map(str::trim)
+            .find(|l| l.len() == 43 && !l.contains(' '))
+            .expect("token line")
+            .to_owned()
+    }
+
+    pub async fn verify(&self, email: &str) {
+        let token = self.mailed_token(email);
+        let r = self.post("/api/v1/auth/verify-email", json!({"token": token})).await;
+        assert_eq!(r.status(), 204, "{}", r.text().await.unwrap_or_default());
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post("/api/v1/auth/login", json!({"email": email, "password": password})).await
+    }
+
+    pub async fn signed_up(&self, email: &str) -> LoggedIn {
+        let r = self.register(email).await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+        let id = r.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+        self.verify(email).await;
+        let r = self.login(email, PASSWORD).await;
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.expect("json");
+        LoggedIn {
+            email: email.into(),
+            access: body["access_token"].as_str().expect("access").into(),
+            refresh: body["refresh_token"].as_str().expect("refresh").into(),
+            id,
+        }
+    }
+
+    /// An administrator created as the CLI does, then logged in.
+    pub async fn admin(&self) -> LoggedIn {
+        let email = "root@example.com";
+        let user = self
+            .identity
+            .create_admin(identity::service::Registration {
+                email: email.into(),
+                password: PASSWORD.into(),
+                name: "Root".into(),
+            })
+            .await
+            .expect("admin");
+        let r = self.login(email, PASSWORD).await;
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.expect("json");
+        LoggedIn {
+            email: email.into(),
+            access: body["access_token"].as_str().expect("access").into(),
+            refresh: body["refresh_token"].as_str().expect("refresh").into(),
+            id: user.id.to_string(),
+        }
+    }
+}
+
+/// Asserts an RFC 9457 answer with `status`, returning its body.
+pub async fn assert_problem(r: reqwest::Response, status: u16) -> Value {
+    assert_eq!(r.status().as_u16(), status, "unexpected status");
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = r.json().await.expect("problem json");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].is_string() && body["title"].is_string(), "{body}");
+    body
+}
+
+/// The `field` names of a validation problem.
+pub fn problem_fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,215 @@
+//! The storage contract of identity, run against every backend (SQLite and PostgreSQL): one
+//! suite, so the two implementations cannot drift apart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use identity::domain::{Role, TokenPurpose, UserId, UserStatus};
+use identity::store::sql::SqlStore;
+use identity::store::{AuditEvent, IdentityStore, NewRefreshToken, Session, StoreError, User, UserFilter};
+use platform::db::Db;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::helpers::{Backend, open_db};
+
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::run(crate::helpers::Backend::Sqlite, |s| Box::pin(super::$name(s))).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::run(crate::helpers::Backend::Postgres, |s| Box::pin(super::$name(s))).await } )*
+        }
+    };
+}
+
+store_suite!(
+    duplicate_emails_are_reported_as_such,
+    optimistic_updates_detect_stale_versions,
+    only_one_of_two_concurrent_rotations_wins,
+    one_time_tokens_are_single_use_and_expire,
+    login_failures_count_within_the_window_and_reset_on_success,
+    user_listing_filters_and_pages,
+    timestamps_round_trip_exactly_in_utc,
+);
+
+type Test = fn(Arc<dyn IdentityStore>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+async fn run(backend: Backend, test: Test) {
+    let Some((db, _dir, _pg)) = open_db(backend).await else { return };
+    identity::migrate(&db).await.expect("migrate");
+    let store: Arc<dyn IdentityStore> = match &db {
+        Db::Sqlite(p) => Arc::new(SqlStore::new(p.clone())),
+        Db::Postgres(p) => Arc::new(SqlStore::new(p.clone())),
+    };
+    test(store).await;
+    db.close().await;
+}
+
+/// Microsecond precision: what both backends store.
+fn now() -> OffsetDateTime {
+    let t = platform::time::now();
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).expect("valid")
+}
+
+fn user(email: &str) -> User {
+    let t = now();
+    User {
+        id: UserId::new(),
+        email: email.into(),
+        name: "Someone".into(),
+        password_hash: "$argon2id$fake".into(),
+        role: Role::Customer,
+        status: UserStatus::Active,
+        email_verified_at: None,
+        created_at: t,
+        updated_at: t,
+        version: 1,
+    }
+}
+
+async fn with_session(store: &dyn IdentityStore, email: &str) -> (User, Session, [u8; 32]) {
+    let u = user(email);
+    store.insert_user(&u).await.expect("insert");
+    let t = now();
+    let session = Session {
+        id: Uuid::now_v7(),
+        user_id: u.id,
+        user_agent: "test".into(),
+        ip: "127.0.0.1".into(),
+        created_at: t,
+        last_seen_at: t,
+        expires_at: t + Duration::from_secs(3600),
+        revoked_at: None,
+    };
+    let digest = [1u8; 32];
+    let token = NewRefreshToken {
+        digest,
+        issued_at: t,
+        expires_at: t + Duration::from_secs(600),
+    };
+    store.create_session(&session, &token).await.expect("session");
+    (u, session, digest)
+}
+
+async fn duplicate_emails_are_reported_as_such(store: Arc<dyn IdentityStore>) {
+    store.insert_user(&user("one@example.com")).await.expect("first");
+    let err = store.insert_user(&user("one@example.com")).await.expect_err("second");
+    assert!(matches!(err, StoreError::DuplicateEmail), "{err:?}");
+}
+
+async fn optimistic_updates_detect_stale_versions(store: Arc<dyn IdentityStore>) {
+    let u = user("v@example.com");
+    store.insert_user(&u).await.expect("insert");
+    let updated = store.update_name(u.id, "New", Some(1), now()).await.expect("update");
+    assert_eq!(updated.version, 2);
+    let err = store.update_name(u.id, "Stale", Some(1), now()).await.expect_err("stale");
+    assert!(matches!(err, StoreError::VersionMismatch), "{err:?}");
+    let err = store.update_name(UserId::new(), "Ghost", Some(1), now()).await.expect_err("missing");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+async fn only_one_of_two_concurrent_rotations_wins(store: Arc<dyn IdentityStore>) {
+    let (_, session, old) = with_session(store.as_ref(), "race@example.com").await;
+    let attempts = (0..8u8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let t = now();
+            let new = NewRefreshToken {
+                digest: [i + 10; 32],
+                issued_at: t,
+                expires_at: t + Duration::from_secs(600),
+            };
+            store.rotate_refresh_token(&old, &new, session.id, t).await.expect("rotate")
+        })
+    });
+    let results = futures::future::join_all(attempts).await;
+    let winners = results.into_iter().filter(|r| *r.as_ref().expect("joined")).count();
+    assert_eq!(winners, 1);
+    let stored = store.refresh_token(&old).await.expect("read").expect("exists");
+    assert!(stored.used_at.is_some());
+}
+
+async fn one_time_tokens_are_single_use_and_expire(store: Arc<dyn IdentityStore>) {
+    let u = user("ott@example.com");
+    store.insert_user(&u).await.expect("insert");
+    let t = now();
+    let live = [2u8; 32];
+    let stale = [3u8; 32];
+    store.insert_one_time_token(&live, u.id, TokenPurpose::PasswordReset, t, t + Duration::from_secs(60)).await.expect("insert");
+    store.insert_one_time_token(&stale, u.id, TokenPurpose::PasswordReset, t, t + Duration::from_millis(1)).await.expect("insert");
+    // Wrong purpose: refused, and not consumed.
+    assert_eq!(store.consume_one_time_token(&live, TokenPurpose::EmailVerification, t).await.expect("consume"), None);
+    assert_eq!(store.consume_one_time_token(&live, TokenPurpose::PasswordReset, t).await.expect("consume"), Some(u.id));
+    assert_eq!(store.consume_one_time_token(&live, TokenPurpose::PasswordReset, t).await.expect("consume"), None);
+    let later = t + Duration::from_secs(1);
+    assert_eq!(store.consume_one_time_token(&stale, TokenPurpose::PasswordReset, later).await.expect("consume"), None);
+}
+
+fn failed_login(email: &str, ip: &str, at: OffsetDateTime, kind: &str) -> AuditEvent {
+    AuditEvent {
+        id: Uuid::now_v7(),
+        occurred_at: at,
+        kind: kind.into(),
+        user_id: None,
+        actor_id: None,
+        subject_email: Some(email.into()),
+        ip: Some(ip.into()),
+        user_agent: None,
+        detail: None,
+    }
+}
+
+async fn login_failures_count_within_the_window_and_reset_on_success(store: Arc<dyn IdentityStore>) {
+    let t = now();
+    let window_start = t - Duration::from_secs(900);
+    let old = t - Duration::from_secs(2000);
+    store.record_audit(&failed_login("a@x.io", "10.0.0.1", old, "login.failed")).await.expect("audit");
+    for s in [300, 200, 100] {
+        store.record_audit(&failed_login("a@x.io", "10.0.0.1", t - Duration::from_secs(s), "login.failed")).await.expect("audit");
+    }
+    store.record_audit(&failed_login("b@x.io", "10.0.0.1", t - Duration::from_secs(50), "login.failed")).await.expect("audit");
+    let seen = store.login_failures("a@x.io", "10.0.0.1", window_start).await.expect("failures");
+    assert_eq!(seen.account.failures, 3);
+    assert_eq!(seen.account.oldest, Some(t - Duration::from_secs(300)));
+    assert_eq!(seen.ip.failures, 4);
+
+    store.record_audit(&failed_login("a@x.io", "10.0.0.1", t - Duration::from_secs(150), "login.succeeded")).await.expect("audit");
+    let seen = store.login_failures("a@x.io", "10.0.0.1", window_start).await.expect("failures");
+    assert_eq!(seen.account.failures, 1, "only the failure after the success counts");
+    assert_eq!(seen.ip.failures, 4, "the address count only ages out");
+}
+
+async fn user_listing_filters_and_pages(store: Arc<dyn IdentityStore>) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut u = user(&format!("list{i}@example.com"));
+        if i == 4 {
+            u.role = Role::Admin;
+        }
+        ids.push(u.id.0);
+        store.insert_user(&u).await.expect("insert");
+    }
+    store.insert_user(&user("under_score@example.com")).await.expect("insert");
+    let page = store.list_users(&UserFilter::default(), None, 3).await.expect("list");
+    assert_eq!(page.iter().map(|u| u.id.0).collect::<Vec<_>>(), ids[..3]);
+    let rest = store.list_users(&UserFilter::default(), Some(ids[2]), 10).await.expect("list");
+    assert_eq!(rest.len(), 3);
+    let admins = UserFilter { role: Some(Role::Admin), ..Default::default() };
+    assert_eq!(store.list_users(&admins, None, 10).await.expect("list").len(), 1);
+    let literal = UserFilter { email_contains: Some("_".into()), ..Default::default() };
+    assert_eq!(store.list_users(&literal, None, 10).await.expect("list").len(), 1, "_ is not a wildcard");
+    let disabled = UserFilter { status: Some(UserStatus::Disabled), ..Default::default() };
+    assert!(store.list_users(&disabled, None, 10).await.expect("list").is_empty());
+}
+
+async fn timestamps_round_trip_exactly_in_utc(store: Arc<dyn IdentityStore>) {
+    let mut u = user("time@example.com");
+    u.email_verified_at = Some(now());
+    store.insert_user(&u).await.expect("insert");
+    let back = store.user_by_id(u.id).await.expect("read").expect("exists");
+    assert_eq!(back, u);
+}

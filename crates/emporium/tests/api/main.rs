@@ -1,0 +1,10 @@
+//! Integration tests: the real app on a random port, an isolated database per test (a fresh
+//! SQLite file, or a fresh PostgreSQL database created and dropped per test), spoken to over HTTP.
+//! One test binary for the whole workspace keeps link time down.
+
+mod helpers;
+mod identity_admin;
+mod identity_auth;
+mod identity_store;
+mod platform_http;
+mod binary;
