@@ -77,7 +77,18 @@ impl App {
     }
 }
 
-fn api_document() -> OpenApi {
+/// The merged OpenAPI document of everything a process serves.
+pub fn api_document(with_dev_mailbox: bool) -> OpenApi {
+    let mut doc = base_document();
+    doc.merge(identity::openapi());
+    doc.merge(platform::health::openapi());
+    if with_dev_mailbox {
+        doc.merge(platform::dev_mailbox::openapi());
+    }
+    doc
+}
+
+fn base_document() -> OpenApi {
     let mut doc = OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -90,12 +101,15 @@ fn api_document() -> OpenApi {
                 .build(),
         )
         .build();
-    doc.components
-        .get_or_insert_with(Default::default)
-        .add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
-        );
+    doc.components.get_or_insert_with(Default::default).add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
     doc
 }
 
@@ -108,13 +122,9 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         .await
         .context("starting the identity context")?;
 
-    let mut doc = api_document();
-    let (identity_routes, identity_doc) = identity.router();
-    doc.merge(identity_doc);
-    doc.merge(platform::health::openapi());
-    let mut router = Router::new().merge(identity_routes);
+    let doc = api_document(wiring.dev_mailbox.is_some());
+    let mut router = Router::new().merge(identity.router());
     if let Some(mailbox) = wiring.dev_mailbox {
-        doc.merge(platform::dev_mailbox::openapi());
         router = router.merge(platform::http::tag_routes(mailbox.router(), "dev"));
     }
 
@@ -123,7 +133,10 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         .merge(health.router())
         .merge(platform::metrics::router())
         .merge(platform::docs::router(doc));
-    let router = router.merge(platform::http::tag_routes(ops, "platform"));
+    let mut router = router.merge(platform::http::tag_routes(ops, "platform"));
+    if settings.platform.trust_forwarded_for {
+        router = router.layer(axum::Extension(platform::http::TrustForwardedFor));
+    }
     let limits = HttpLimits {
         max_body_bytes: settings.platform.max_body_bytes,
         request_timeout: settings.platform.request_timeout,

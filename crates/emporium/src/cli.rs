@@ -25,6 +25,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database migrations (production: run once per release, before `serve`).
     Migrate(TargetArgs),
+    /// Print the OpenAPI 3.1 document (JSON) of the embedded app, for client generators and CI.
+    Openapi,
     /// Administrative tasks.
     Admin {
         #[command(subcommand)]
@@ -85,6 +87,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Admin { command } => admin(command).await,
+        Command::Openapi => print_openapi(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,7 +106,9 @@ const EMBEDDED_LISTEN: &str = "127.0.0.1:8080";
 
 fn default_listen(service: Option<Service>) -> SocketAddr {
     match service {
-        None => EMBEDDED_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        None => EMBEDDED_LISTEN
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
         Some(s) => SocketAddr::from(([0, 0, 0, 0], s.default_port())),
     }
 }
@@ -112,10 +117,16 @@ fn default_listen(service: Option<Service>) -> SocketAddr {
 async fn open_database(settings: &Settings, service: Option<Service>, name: &str) -> Result<Db, Failure> {
     let p = &settings.platform;
     match (&p.database_url, service) {
-        (Some(url), _) => Ok(Db::connect(url, p.db_max_connections).await.context("connecting to DATABASE_URL")?),
+        (Some(url), _) => Ok(Db::connect(url, p.db_max_connections)
+            .await
+            .context("connecting to DATABASE_URL")?),
         (None, Some(s)) => Err(ConfigError::new(
             "DATABASE_URL",
-            format!("is required with --service {} (e.g. postgres://user@host/emporium_{})", s.name(), s.name()),
+            format!(
+                "is required with --service {} (e.g. postgres://user@host/emporium_{})",
+                s.name(),
+                s.name()
+            ),
         )
         .into()),
         (None, None) => Ok(Db::open_embedded(&p.data_dir, name, p.db_max_connections)
@@ -149,18 +160,23 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     })?;
 
     let listen = settings.platform.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}: is another process using it? Set EMPORIUM_LISTEN or --listen"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen}: is another process using it? Set EMPORIUM_LISTEN or --listen")
+    })?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(
         mode,
         %addr,
         "Emporium is ready on http://{addr} (API docs: http://{addr}/docs, metrics: http://{addr}/metrics)"
     );
-    platform::http::serve(listener, app.router.clone(), platform::http::shutdown_signal(), settings.platform.shutdown_grace)
-        .await
-        .context("serving HTTP")?;
+    platform::http::serve(
+        listener,
+        app.router.clone(),
+        platform::http::shutdown_signal(),
+        settings.platform.shutdown_grace,
+    )
+    .await
+    .context("serving HTTP")?;
     app.close().await;
     tracing::info!("stopped cleanly");
     Ok(())
@@ -182,6 +198,14 @@ async fn migrate(args: TargetArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+fn print_openapi() -> Result<(), Failure> {
+    let json = app::api_document(true)
+        .to_pretty_json()
+        .context("serialising the OpenAPI document")?;
+    println!("{json}");
+    Ok(())
+}
+
 fn read_password() -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Password for the new administrator: ")?;
@@ -192,7 +216,10 @@ fn read_password() -> anyhow::Result<String> {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         let password = line.trim_end_matches(['\r', '\n']).to_owned();
-        anyhow::ensure!(!password.is_empty(), "no password on stdin; pipe it in or run from a terminal to be prompted");
+        anyhow::ensure!(
+            !password.is_empty(),
+            "no password on stdin; pipe it in or run from a terminal to be prompted"
+        );
         Ok(password)
     }
 }
@@ -220,7 +247,11 @@ async fn admin(command: AdminCommand) -> Result<(), Failure> {
                 .map_err(|e| match e {
                     identity::service::IdentityError::Validation(errors) => anyhow::anyhow!(
                         "{}",
-                        errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+                        errors
+                            .iter()
+                            .map(|e| format!("{} {}", e.field, e.message))
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     ),
                     other => anyhow::anyhow!(other),
                 })?;

@@ -86,7 +86,9 @@ fn user_with_etag(status: StatusCode, user: User) -> Response {
 
 /// Reads `If-Match: "v<n>"`; absent or `*` means "whatever version is current".
 fn expected_version(headers: &HeaderMap) -> ApiResult<Option<i64>> {
-    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
     let text = value.to_str().unwrap_or("").trim();
     if text == "*" {
         return Ok(None);
@@ -150,7 +152,11 @@ pub struct RegisterRequest {
         (status = 201, description = "Account created; verify the e-mail address next", body = UserView),
         (status = 409, description = "E-mail already registered", body = Problem),
         (status = 422, description = "Invalid field(s)", body = Problem)))]
-pub async fn register(State(svc): Svc, Client(client): Client, Json(req): Json<RegisterRequest>) -> ApiResult<Response> {
+pub async fn register(
+    State(svc): Svc,
+    Client(client): Client,
+    Json(req): Json<RegisterRequest>,
+) -> ApiResult<Response> {
     let user = svc
         .register(
             Registration {
@@ -162,7 +168,12 @@ pub async fn register(State(svc): Svc, Client(client): Client, Json(req): Json<R
         )
         .await?;
     let location = HeaderValue::from_static("/api/v1/users/me");
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(UserView::from(user))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(UserView::from(user)),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -254,7 +265,11 @@ pub struct ResetPasswordRequest {
 /// Sets a new password with a reset token; every session of the account is revoked.
 #[utoipa::path(post, path = "/api/v1/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest,
     responses((status = 204, description = "Password changed"), (status = 422, description = "Token invalid, or password too weak", body = Problem)))]
-pub async fn reset_password(State(svc): Svc, Client(client): Client, Json(req): Json<ResetPasswordRequest>) -> ApiResult<StatusCode> {
+pub async fn reset_password(
+    State(svc): Svc,
+    Client(client): Client,
+    Json(req): Json<ResetPasswordRequest>,
+) -> ApiResult<StatusCode> {
     svc.reset_password(&req.token, req.new_password, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -278,7 +293,11 @@ pub struct RotatedKey {
 /// Starts signing with a new key (admin). Older keys stay published until their tokens expire.
 #[utoipa::path(post, path = "/api/v1/auth/signing-keys/rotate", tag = "admin", security(("bearer" = [])),
     responses((status = 201, description = "New active key", body = RotatedKey), (status = 403, description = "Not an admin", body = Problem)))]
-pub async fn rotate_signing_key(State(svc): Svc, auth: AuthUser, Client(client): Client) -> ApiResult<(StatusCode, Json<RotatedKey>)> {
+pub async fn rotate_signing_key(
+    State(svc): Svc,
+    auth: AuthUser,
+    Client(client): Client,
+) -> ApiResult<(StatusCode, Json<RotatedKey>)> {
     let kid = svc.rotate_signing_key(&auth, &client).await?;
     Ok((StatusCode::CREATED, Json(RotatedKey { kid })))
 }
@@ -303,9 +322,17 @@ pub struct UpdateProfileRequest {
     responses((status = 200, description = "Updated", body = UserView),
         (status = 412, description = "The account changed since it was read", body = Problem),
         (status = 422, description = "Invalid name", body = Problem)))]
-pub async fn update_me(State(svc): Svc, auth: AuthUser, headers: HeaderMap, Json(req): Json<UpdateProfileRequest>) -> ApiResult<Response> {
+pub async fn update_me(
+    State(svc): Svc,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Json(req): Json<UpdateProfileRequest>,
+) -> ApiResult<Response> {
     let expected = expected_version(&headers)?;
-    Ok(user_with_etag(StatusCode::OK, svc.update_profile(&auth, &req.name, expected).await?))
+    Ok(user_with_etag(
+        StatusCode::OK,
+        svc.update_profile(&auth, &req.name, expected).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -317,7 +344,12 @@ pub struct PasswordConfirmation {
 /// Deletes the caller's account: personal data is erased and every session ends.
 #[utoipa::path(delete, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = PasswordConfirmation,
     responses((status = 204, description = "Deleted"), (status = 422, description = "Wrong password", body = Problem)))]
-pub async fn delete_me(State(svc): Svc, auth: AuthUser, Client(client): Client, Json(req): Json<PasswordConfirmation>) -> ApiResult<StatusCode> {
+pub async fn delete_me(
+    State(svc): Svc,
+    auth: AuthUser,
+    Client(client): Client,
+    Json(req): Json<PasswordConfirmation>,
+) -> ApiResult<StatusCode> {
     svc.delete_account(&auth, req.password, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -332,8 +364,14 @@ pub struct ChangePasswordRequest {
 /// Changes the caller's password; every other session is revoked.
 #[utoipa::path(put, path = "/api/v1/users/me/password", tag = "users", security(("bearer" = [])), request_body = ChangePasswordRequest,
     responses((status = 204, description = "Changed"), (status = 422, description = "Wrong current password, or weak new one", body = Problem)))]
-pub async fn change_password(State(svc): Svc, auth: AuthUser, Client(client): Client, Json(req): Json<ChangePasswordRequest>) -> ApiResult<StatusCode> {
-    svc.change_password(&auth, req.current_password, req.new_password, &client).await?;
+pub async fn change_password(
+    State(svc): Svc,
+    auth: AuthUser,
+    Client(client): Client,
+    Json(req): Json<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    svc.change_password(&auth, req.current_password, req.new_password, &client)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -379,7 +417,12 @@ pub async fn my_sessions(State(svc): Svc, auth: AuthUser) -> ApiResult<Json<Vec<
 #[utoipa::path(delete, path = "/api/v1/users/me/sessions/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Session id")),
     responses((status = 204, description = "Revoked"), (status = 404, description = "No such live session", body = Problem)))]
-pub async fn revoke_my_session(State(svc): Svc, auth: AuthUser, Client(client): Client, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn revoke_my_session(
+    State(svc): Svc,
+    auth: AuthUser,
+    Client(client): Client,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     svc.revoke_own_session(&auth, parse_id(&id)?, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -406,7 +449,11 @@ pub struct ListUsersQuery {
 #[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("bearer" = [])), params(ListUsersQuery),
     responses((status = 200, description = "One page of users", body = Page<UserView>),
         (status = 403, description = "Not an admin", body = Problem)))]
-pub async fn list_users(State(svc): Svc, auth: AuthUser, Query(q): Query<ListUsersQuery>) -> ApiResult<Json<Page<UserView>>> {
+pub async fn list_users(
+    State(svc): Svc,
+    auth: AuthUser,
+    Query(q): Query<ListUsersQuery>,
+) -> ApiResult<Json<Page<UserView>>> {
     let limit = pagination::limit(q.limit)?;
     let after = pagination::decode_cursor(q.cursor.as_deref())?;
     let filter = UserFilter {
@@ -427,7 +474,10 @@ pub async fn list_users(State(svc): Svc, auth: AuthUser, Query(q): Query<ListUse
     params(("id" = Uuid, Path, description = "User id")),
     responses((status = 200, description = "The account", body = UserView), (status = 404, description = "No such user", body = Problem)))]
 pub async fn get_user(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(user_with_etag(StatusCode::OK, svc.get_user(&auth, parse_id(&id)?).await?))
+    Ok(user_with_etag(
+        StatusCode::OK,
+        svc.get_user(&auth, parse_id(&id)?).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -440,8 +490,17 @@ pub struct RoleRequest {
 #[utoipa::path(put, path = "/api/v1/users/{id}/role", tag = "admin", security(("bearer" = [])), request_body = RoleRequest,
     params(("id" = Uuid, Path, description = "User id")),
     responses((status = 200, description = "Updated", body = UserView), (status = 409, description = "Own role", body = Problem)))]
-pub async fn set_role(State(svc): Svc, auth: AuthUser, Client(client): Client, Path(id): Path<String>, Json(req): Json<RoleRequest>) -> ApiResult<Response> {
-    Ok(user_with_etag(StatusCode::OK, svc.change_role(&auth, parse_id(&id)?, req.role, &client).await?))
+pub async fn set_role(
+    State(svc): Svc,
+    auth: AuthUser,
+    Client(client): Client,
+    Path(id): Path<String>,
+    Json(req): Json<RoleRequest>,
+) -> ApiResult<Response> {
+    Ok(user_with_etag(
+        StatusCode::OK,
+        svc.change_role(&auth, parse_id(&id)?, req.role, &client).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -455,8 +514,17 @@ pub struct StatusRequest {
 #[utoipa::path(put, path = "/api/v1/users/{id}/status", tag = "admin", security(("bearer" = [])), request_body = StatusRequest,
     params(("id" = Uuid, Path, description = "User id")),
     responses((status = 200, description = "Updated", body = UserView), (status = 409, description = "Own account", body = Problem)))]
-pub async fn set_status(State(svc): Svc, auth: AuthUser, Client(client): Client, Path(id): Path<String>, Json(req): Json<StatusRequest>) -> ApiResult<Response> {
-    Ok(user_with_etag(StatusCode::OK, svc.change_status(&auth, parse_id(&id)?, req.status, &client).await?))
+pub async fn set_status(
+    State(svc): Svc,
+    auth: AuthUser,
+    Client(client): Client,
+    Path(id): Path<String>,
+    Json(req): Json<StatusRequest>,
+) -> ApiResult<Response> {
+    Ok(user_with_etag(
+        StatusCode::OK,
+        svc.change_status(&auth, parse_id(&id)?, req.status, &client).await?,
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -515,13 +583,20 @@ pub struct AuditQuery {
 #[utoipa::path(get, path = "/api/v1/auth/audit-events", tag = "admin", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, description = "One page of events", body = Page<AuditEventView>),
         (status = 403, description = "Not an admin", body = Problem)))]
-pub async fn audit_events(State(svc): Svc, auth: AuthUser, Query(q): Query<AuditQuery>) -> ApiResult<Json<Page<AuditEventView>>> {
+pub async fn audit_events(
+    State(svc): Svc,
+    auth: AuthUser,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Page<AuditEventView>>> {
     let limit = pagination::limit(q.limit)?;
     let before = pagination::decode_cursor(q.cursor.as_deref())?;
     if let (Some(s), Some(u)) = (q.since, q.until)
         && s >= u
     {
-        return Err(Problem::validation(vec![FieldError::new("until", "must be after since")]));
+        return Err(Problem::validation(vec![FieldError::new(
+            "until",
+            "must be after since",
+        )]));
     }
     let filter = AuditFilter {
         kind: q.kind,

@@ -86,7 +86,12 @@ pub struct Identity {
 impl Identity {
     /// Opens the store on `db` (migrating when `migrate_first`), loads the signing keys and keeps
     /// them fresh, so a rotation on another replica is picked up within a minute.
-    pub async fn start(db: &Db, config: IdentityConfig, mailer: Arc<dyn Mailer>, migrate_first: bool) -> anyhow::Result<Self> {
+    pub async fn start(
+        db: &Db,
+        config: IdentityConfig,
+        mailer: Arc<dyn Mailer>,
+        migrate_first: bool,
+    ) -> anyhow::Result<Self> {
         if migrate_first {
             migrate(db).await?;
         }
@@ -112,12 +117,16 @@ impl Identity {
         self.keys.clone()
     }
 
-    /// Identity's routes and their OpenAPI document.
-    pub fn router(&self) -> (Router, utoipa::openapi::OpenApi) {
-        let (router, spec) = api::routes().with_state(self.service.clone()).split_for_parts();
-        let router = platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()));
-        (router, spec)
+    /// Identity's routes, tagged for metrics and able to verify access tokens.
+    pub fn router(&self) -> Router {
+        let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
+        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
     }
+}
+
+/// Identity's OpenAPI description (static: no running context needed).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::routes().split_for_parts().1
 }
 
 fn spawn_key_refresh(ring: std::sync::Weak<KeyRing>) {

@@ -79,7 +79,11 @@ mod tests {
         let b = h.hash("correct horse battery staple".into()).await.expect("hash");
         assert!(a.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"));
         assert_ne!(a, b, "salts differ");
-        assert!(h.verify("correct horse battery staple".into(), Some(a.clone())).await.expect("verify"));
+        assert!(
+            h.verify("correct horse battery staple".into(), Some(a.clone()))
+                .await
+                .expect("verify")
+        );
         assert!(!h.verify("wrong".into(), Some(a)).await.expect("verify"));
     }
 

@@ -75,13 +75,19 @@ impl From<IdentityError> for Problem {
         let message = e.to_string();
         match e {
             IdentityError::Validation(errors) => Problem::validation(errors),
-            IdentityError::EmailTaken => Problem::conflict(message).with_errors(vec![FieldError::new("email", "is already registered")]),
+            IdentityError::EmailTaken => {
+                Problem::conflict(message).with_errors(vec![FieldError::new("email", "is already registered")])
+            }
             IdentityError::InvalidCredentials
             | IdentityError::InvalidRefreshToken
             | IdentityError::RefreshTokenReuse
             | IdentityError::SessionEnded => Problem::unauthorized(message),
-            IdentityError::EmailNotVerified => Problem::new(StatusCode::FORBIDDEN, "email-not-verified", "E-mail not verified").with_detail(message),
-            IdentityError::AccountDisabled => Problem::new(StatusCode::FORBIDDEN, "account-disabled", "Account disabled").with_detail(message),
+            IdentityError::EmailNotVerified => {
+                Problem::new(StatusCode::FORBIDDEN, "email-not-verified", "E-mail not verified").with_detail(message)
+            }
+            IdentityError::AccountDisabled => {
+                Problem::new(StatusCode::FORBIDDEN, "account-disabled", "Account disabled").with_detail(message)
+            }
             IdentityError::Throttled(wait) => Problem::too_many_requests(wait.as_secs(), message),
             IdentityError::Forbidden(_) => Problem::forbidden(message),
             IdentityError::Conflict(_) => Problem::conflict(message),
@@ -172,9 +178,15 @@ fn count_login(outcome: &'static str) {
 }
 
 pub(crate) fn describe_metrics() {
-    metrics::describe_counter!("identity_logins_total", "Login attempts by outcome (success, failure, throttled).");
+    metrics::describe_counter!(
+        "identity_logins_total",
+        "Login attempts by outcome (success, failure, throttled)."
+    );
     metrics::describe_counter!("identity_registrations_total", "Accounts registered.");
-    metrics::describe_counter!("identity_refresh_token_reuse_total", "Refresh tokens presented again after rotation (token theft signal).");
+    metrics::describe_counter!(
+        "identity_refresh_token_reuse_total",
+        "Refresh tokens presented again after rotation (token theft signal)."
+    );
 }
 
 impl IdentityService {
@@ -218,7 +230,9 @@ impl IdentityService {
         v.finish().map_err(IdentityError::Validation)?;
         match (email, name) {
             (Some(e), Some(n)) => Ok((e, n)),
-            _ => Err(IdentityError::Internal(anyhow::anyhow!("validation passed without values"))),
+            _ => Err(IdentityError::Internal(anyhow::anyhow!(
+                "validation passed without values"
+            ))),
         }
     }
 
@@ -253,7 +267,12 @@ impl IdentityService {
     /// Creates an administrator (CLI bootstrap); the address counts as verified.
     pub async fn create_admin(&self, r: Registration) -> IdResult<User> {
         let user = self.create_user(r, Role::Admin, true).await?;
-        self.record(audit("admin.created").user(&user).detail("created from the command line")).await;
+        self.record(
+            audit("admin.created")
+                .user(&user)
+                .detail("created from the command line"),
+        )
+        .await;
         Ok(user)
     }
 
@@ -268,7 +287,9 @@ impl IdentityService {
 
     async fn send_verification(&self, user: &User) -> IdResult<()> {
         let ttl = self.lifetimes().email_verification;
-        let token = self.issue_one_time_token(user, TokenPurpose::EmailVerification, ttl).await?;
+        let token = self
+            .issue_one_time_token(user, TokenPurpose::EmailVerification, ttl)
+            .await?;
         let body = format!(
             "Hello {name},\n\nconfirm your e-mail address for Emporium with this token:\n\n{token}\n\n\
              POST it as {{\"token\": \"...\"}} to {url}/api/v1/auth/verify-email.\n\
@@ -312,8 +333,7 @@ impl IdentityService {
     }
 
     pub async fn login(&self, email: &str, password: String, client: &ClientInfo) -> IdResult<IssuedTokens> {
-        let email = Email::parse(email)
-            .map_err(|m| IdentityError::Validation(vec![FieldError::new("email", m)]))?;
+        let email = Email::parse(email).map_err(|m| IdentityError::Validation(vec![FieldError::new("email", m)]))?;
         let now = platform::time::now();
         let c = &self.config;
         let seen = self
@@ -351,13 +371,25 @@ impl IdentityService {
             UserStatus::Active => {}
             UserStatus::Disabled => {
                 count_login("failure");
-                self.record(audit("login.refused").user(&user).client(client).detail("account disabled")).await;
+                self.record(
+                    audit("login.refused")
+                        .user(&user)
+                        .client(client)
+                        .detail("account disabled"),
+                )
+                .await;
                 return Err(IdentityError::AccountDisabled);
             }
             UserStatus::Deleted => return Err(IdentityError::InvalidCredentials),
         }
         if self.config.require_verified_email && user.email_verified_at.is_none() {
-            self.record(audit("login.refused").user(&user).client(client).detail("e-mail not verified")).await;
+            self.record(
+                audit("login.refused")
+                    .user(&user)
+                    .client(client)
+                    .detail("e-mail not verified"),
+            )
+            .await;
             return Err(IdentityError::EmailNotVerified);
         }
         let tokens = self.start_session(&user, client, now).await?;
@@ -388,7 +420,13 @@ impl IdentityService {
         self.issue(user, session.id, refresh, now)
     }
 
-    fn issue(&self, user: &User, session_id: Uuid, refresh: OpaqueToken, now: OffsetDateTime) -> IdResult<IssuedTokens> {
+    fn issue(
+        &self,
+        user: &User,
+        session_id: Uuid,
+        refresh: OpaqueToken,
+        now: OffsetDateTime,
+    ) -> IdResult<IssuedTokens> {
         let l = self.lifetimes();
         let claims = AccessClaims {
             iss: ISSUER.to_owned(),
@@ -439,7 +477,11 @@ impl IdentityService {
             issued_at: now,
             expires_at: TokenLifetimes::expiry(now, self.lifetimes().refresh).min(session.expires_at),
         };
-        if !self.store.rotate_refresh_token(&old.digest(), &record, session.id, now).await? {
+        if !self
+            .store
+            .rotate_refresh_token(&old.digest(), &record, session.id, now)
+            .await?
+        {
             // Another request rotated this token first: two holders of one token means a copy.
             return Err(self.reuse_detected(&session, client, now).await);
         }
@@ -506,7 +548,9 @@ impl IdentityService {
             return Ok(());
         }
         let ttl = self.lifetimes().password_reset;
-        let token = self.issue_one_time_token(&user, TokenPurpose::PasswordReset, ttl).await?;
+        let token = self
+            .issue_one_time_token(&user, TokenPurpose::PasswordReset, ttl)
+            .await?;
         let body = format!(
             "Hello {name},\n\nsomeone asked to reset your Emporium password. If it was you, use this token:\n\n{token}\n\n\
              POST it with your new password as {{\"token\": \"...\", \"new_password\": \"...\"}} to \
@@ -518,7 +562,8 @@ impl IdentityService {
             minutes = ttl.as_secs() / 60,
         );
         self.mailer.send(&user.email, "Reset your password", &body);
-        self.record(audit("password.reset_requested").user(&user).client(client)).await;
+        self.record(audit("password.reset_requested").user(&user).client(client))
+            .await;
         Ok(())
     }
 
@@ -532,13 +577,22 @@ impl IdentityService {
             .consume_one_time_token(&digest, TokenPurpose::PasswordReset, now)
             .await?
             .ok_or_else(invalid_token_field)?;
-        let user = self.store.user_by_id(user_id).await?.ok_or(IdentityError::NotFound("user"))?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(IdentityError::NotFound("user"))?;
         let hash = self.hasher.hash(new_password).await?;
         self.store.set_password_hash(user.id, &hash, now).await?;
         // Following the link proved control of the mailbox.
         self.store.mark_email_verified(user.id, now).await?;
-        self.store.burn_one_time_tokens(user.id, TokenPurpose::PasswordReset, now).await?;
-        let revoked = self.store.revoke_sessions_of(user.id, None, "password reset", now).await?;
+        self.store
+            .burn_one_time_tokens(user.id, TokenPurpose::PasswordReset, now)
+            .await?;
+        let revoked = self
+            .store
+            .revoke_sessions_of(user.id, None, "password reset", now)
+            .await?;
         self.record(
             audit("password.reset")
                 .user(&user)
@@ -549,7 +603,13 @@ impl IdentityService {
         Ok(())
     }
 
-    pub async fn change_password(&self, auth: &AuthUser, current: String, new: String, client: &ClientInfo) -> IdResult<()> {
+    pub async fn change_password(
+        &self,
+        auth: &AuthUser,
+        current: String,
+        new: String,
+        client: &ClientInfo,
+    ) -> IdResult<()> {
         let user = self.current_user(auth).await?;
         check_new_password(&new, &[&user.email, &user.name])
             .map_err(|m| IdentityError::Validation(vec![FieldError::new("new_password", m)]))?;
@@ -560,8 +620,12 @@ impl IdentityService {
             )]));
         }
         if !self.hasher.verify(current, Some(user.password_hash.clone())).await? {
-            self.record(audit("password.change_failed").user(&user).client(client)).await;
-            return Err(IdentityError::Validation(vec![FieldError::new("current_password", "is incorrect")]));
+            self.record(audit("password.change_failed").user(&user).client(client))
+                .await;
+            return Err(IdentityError::Validation(vec![FieldError::new(
+                "current_password",
+                "is incorrect",
+            )]));
         }
         let now = platform::time::now();
         let hash = self.hasher.hash(new).await?;
@@ -593,13 +657,18 @@ impl IdentityService {
     pub async fn delete_account(&self, auth: &AuthUser, password: String, client: &ClientInfo) -> IdResult<()> {
         let user = self.current_user(auth).await?;
         if !self.hasher.verify(password, Some(user.password_hash.clone())).await? {
-            return Err(IdentityError::Validation(vec![FieldError::new("password", "is incorrect")]));
+            return Err(IdentityError::Validation(vec![FieldError::new(
+                "password",
+                "is incorrect",
+            )]));
         }
         let now = platform::time::now();
         self.store
             .erase_user(user.id, &format!("deleted-{}@invalid", user.id), now)
             .await?;
-        self.store.revoke_sessions_of(user.id, None, "account deleted", now).await?;
+        self.store
+            .revoke_sessions_of(user.id, None, "account deleted", now)
+            .await?;
         let mut event = audit("user.deleted").client(client);
         event.user_id = Some(user.id.0);
         self.record(event).await;
@@ -632,14 +701,23 @@ impl IdentityService {
         Ok(())
     }
 
-    pub async fn list_users(&self, auth: &AuthUser, filter: &UserFilter, after: Option<Uuid>, limit: u32) -> IdResult<Vec<User>> {
+    pub async fn list_users(
+        &self,
+        auth: &AuthUser,
+        filter: &UserFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> IdResult<Vec<User>> {
         self.current_admin(auth).await?;
         Ok(self.store.list_users(filter, after, limit).await?)
     }
 
     pub async fn get_user(&self, auth: &AuthUser, id: Uuid) -> IdResult<User> {
         self.current_admin(auth).await?;
-        self.store.user_by_id(UserId(id)).await?.ok_or(IdentityError::NotFound("user"))
+        self.store
+            .user_by_id(UserId(id))
+            .await?
+            .ok_or(IdentityError::NotFound("user"))
     }
 
     pub async fn change_role(&self, auth: &AuthUser, id: Uuid, role: Role, client: &ClientInfo) -> IdResult<User> {
@@ -649,11 +727,17 @@ impl IdentityService {
                 "administrators cannot change their own role; ask another administrator".into(),
             ));
         }
-        let before = self.store.user_by_id(UserId(id)).await?.ok_or(IdentityError::NotFound("user"))?;
+        let before = self
+            .store
+            .user_by_id(UserId(id))
+            .await?
+            .ok_or(IdentityError::NotFound("user"))?;
         let now = platform::time::now();
         let after = self.store.set_role(before.id, role, now).await?;
         // Tokens carry the role: end the user's sessions so the new role applies at next login.
-        self.store.revoke_sessions_of(after.id, None, "role changed", now).await?;
+        self.store
+            .revoke_sessions_of(after.id, None, "role changed", now)
+            .await?;
         self.record(
             audit("role.changed")
                 .user(&after)
@@ -665,10 +749,18 @@ impl IdentityService {
         Ok(after)
     }
 
-    pub async fn change_status(&self, auth: &AuthUser, id: Uuid, status: UserStatus, client: &ClientInfo) -> IdResult<User> {
+    pub async fn change_status(
+        &self,
+        auth: &AuthUser,
+        id: Uuid,
+        status: UserStatus,
+        client: &ClientInfo,
+    ) -> IdResult<User> {
         let admin = self.current_admin(auth).await?;
         if admin.id.0 == id {
-            return Err(IdentityError::Conflict("administrators cannot disable themselves".into()));
+            return Err(IdentityError::Conflict(
+                "administrators cannot disable themselves".into(),
+            ));
         }
         if status == UserStatus::Deleted {
             return Err(IdentityError::Validation(vec![FieldError::new(
@@ -679,14 +771,27 @@ impl IdentityService {
         let now = platform::time::now();
         let user = self.store.set_status(UserId(id), status, now).await?;
         if status == UserStatus::Disabled {
-            self.store.revoke_sessions_of(user.id, None, "account disabled", now).await?;
+            self.store
+                .revoke_sessions_of(user.id, None, "account disabled", now)
+                .await?;
         }
-        let kind = if status == UserStatus::Disabled { "user.disabled" } else { "user.enabled" };
-        self.record(audit(kind).user(&user).actor(admin.id.0).client(client)).await;
+        let kind = if status == UserStatus::Disabled {
+            "user.disabled"
+        } else {
+            "user.enabled"
+        };
+        self.record(audit(kind).user(&user).actor(admin.id.0).client(client))
+            .await;
         Ok(user)
     }
 
-    pub async fn audit_log(&self, auth: &AuthUser, filter: &AuditFilter, before: Option<Uuid>, limit: u32) -> IdResult<Vec<AuditEvent>> {
+    pub async fn audit_log(
+        &self,
+        auth: &AuthUser,
+        filter: &AuditFilter,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> IdResult<Vec<AuditEvent>> {
         self.current_admin(auth).await?;
         Ok(self.store.list_audit(filter, before, limit).await?)
     }

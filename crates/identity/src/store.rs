@@ -121,9 +121,20 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// The user behind an access token, only while the token's session is live and the user active.
-    async fn user_in_live_session(&self, id: UserId, session_id: Uuid, now: OffsetDateTime) -> StoreResult<Option<User>>;
+    async fn user_in_live_session(
+        &self,
+        id: UserId,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<User>>;
     /// Updates the display name; with `expected_version`, only if the stored version matches.
-    async fn update_name(&self, id: UserId, name: &str, expected_version: Option<i64>, now: OffsetDateTime) -> StoreResult<User>;
+    async fn update_name(
+        &self,
+        id: UserId,
+        name: &str,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> StoreResult<User>;
     async fn set_password_hash(&self, id: UserId, hash: &str, now: OffsetDateTime) -> StoreResult<()>;
     async fn mark_email_verified(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()>;
     async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> StoreResult<User>;
@@ -138,17 +149,41 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn refresh_token(&self, digest: &[u8; 32]) -> StoreResult<Option<RefreshToken>>;
     /// Marks `old` used and stores `new` in one transaction. `false` if `old` was already used
     /// (a concurrent rotation won), in which case nothing is written.
-    async fn rotate_refresh_token(&self, old: &[u8; 32], new: &NewRefreshToken, session_id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+    async fn rotate_refresh_token(
+        &self,
+        old: &[u8; 32],
+        new: &NewRefreshToken,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
     async fn session(&self, id: Uuid) -> StoreResult<Option<Session>>;
     async fn live_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<Session>>;
     /// Revokes one session; `false` if it was already revoked or does not exist.
     async fn revoke_session(&self, id: Uuid, reason: &str, now: OffsetDateTime) -> StoreResult<bool>;
     /// Revokes every live session of `user` except `keep`; returns how many.
-    async fn revoke_sessions_of(&self, user: UserId, keep: Option<Uuid>, reason: &str, now: OffsetDateTime) -> StoreResult<u64>;
+    async fn revoke_sessions_of(
+        &self,
+        user: UserId,
+        keep: Option<Uuid>,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
 
-    async fn insert_one_time_token(&self, digest: &[u8; 32], user: UserId, purpose: TokenPurpose, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()>;
+    async fn insert_one_time_token(
+        &self,
+        digest: &[u8; 32],
+        user: UserId,
+        purpose: TokenPurpose,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
     /// Uses a single-use token: returns its user if it was unused, unexpired and of `purpose`.
-    async fn consume_one_time_token(&self, digest: &[u8; 32], purpose: TokenPurpose, now: OffsetDateTime) -> StoreResult<Option<UserId>>;
+    async fn consume_one_time_token(
+        &self,
+        digest: &[u8; 32],
+        purpose: TokenPurpose,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<UserId>>;
     /// Invalidates every outstanding token of `purpose` for `user`.
     async fn burn_one_time_tokens(&self, user: UserId, purpose: TokenPurpose, now: OffsetDateTime) -> StoreResult<()>;
 

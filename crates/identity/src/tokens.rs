@@ -39,7 +39,6 @@ impl OpaqueToken {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +55,9 @@ mod tests {
     #[test]
     fn digest_is_stable_and_ignores_surrounding_whitespace() {
         let t = OpaqueToken::generate();
-        assert_eq!(t.digest(), OpaqueToken::presented(&format!(" {} ", t.expose())).digest());
+        assert_eq!(
+            t.digest(),
+            OpaqueToken::presented(&format!(" {} ", t.expose())).digest()
+        );
     }
 }

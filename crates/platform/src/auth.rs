@@ -154,3 +154,122 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
         Ok(AuthUser(keys.verify(token)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    struct Signer {
+        kid: String,
+        key: EncodingKey,
+        public: Vec<u8>,
+    }
+
+    fn signer(seed: u8, kid: &str) -> Signer {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        let der = sk.to_pkcs8_der().expect("der");
+        Signer {
+            kid: kid.into(),
+            key: EncodingKey::from_ed_der(der.as_bytes()),
+            public: sk.verifying_key().to_bytes().to_vec(),
+        }
+    }
+
+    fn claims(exp_offset: i64) -> AccessClaims {
+        let now = crate::time::now().unix_timestamp();
+        AccessClaims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: Uuid::now_v7(),
+            sid: Uuid::now_v7(),
+            role: "customer".into(),
+            iat: now,
+            exp: now + exp_offset,
+            jti: Uuid::now_v7(),
+        }
+    }
+
+    fn sign(s: &Signer, c: &AccessClaims) -> String {
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(s.kid.clone());
+        jsonwebtoken::encode(&h, c, &s.key).expect("sign")
+    }
+
+    fn keyset(s: &Signer) -> KeySet {
+        let ks = KeySet::new();
+        ks.replace([(s.kid.clone(), DecodingKey::from_ed_der(&s.public))]);
+        ks
+    }
+
+    #[test]
+    fn a_valid_token_verifies() {
+        let s = signer(1, "k1");
+        let c = claims(300);
+        assert_eq!(keyset(&s).verify(&sign(&s, &c)).expect("valid"), c);
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let s = signer(1, "k1");
+        assert_eq!(keyset(&s).verify(&sign(&s, &claims(-60))), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn unknown_kid_and_foreign_keys_are_refused() {
+        let ours = signer(1, "k1");
+        let theirs = signer(2, "k1");
+        assert_eq!(
+            keyset(&ours).verify(&sign(&theirs, &claims(300))),
+            Err(TokenError::Invalid)
+        );
+        let other_kid = signer(1, "k2");
+        assert_eq!(
+            keyset(&ours).verify(&sign(&other_kid, &claims(300))),
+            Err(TokenError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn alg_none_and_hmac_confusion_are_refused() {
+        let s = signer(1, "k1");
+        let ks = keyset(&s);
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(300)).expect("json"));
+        let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#);
+        assert!(ks.verify(&format!("{none}.{body}.")).is_err());
+        // HS256 "signed" with the public key: the classic algorithm-confusion attack.
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("k1".into());
+        let hs = jsonwebtoken::encode(&h, &claims(300), &EncodingKey::from_secret(&s.public)).expect("sign");
+        assert_eq!(ks.verify(&hs), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn wrong_issuer_or_audience_is_refused() {
+        let s = signer(1, "k1");
+        let mut c = claims(300);
+        c.aud = "someone-else".into();
+        assert_eq!(keyset(&s).verify(&sign(&s, &c)), Err(TokenError::Invalid));
+        let mut c = claims(300);
+        c.iss = "evil".into();
+        assert_eq!(keyset(&s).verify(&sign(&s, &c)), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn tampered_payloads_are_refused() {
+        let s = signer(1, "k1");
+        let token = sign(&s, &claims(300));
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut c = claims(300);
+        c.role = "admin".into();
+        let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).expect("json"));
+        assert_eq!(
+            keyset(&s).verify(&format!("{}.{forged}.{}", parts[0], parts[2])),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(keyset(&s).verify("not.a.jwt"), Err(TokenError::Malformed));
+    }
+}

@@ -49,10 +49,7 @@ impl ConfigSource {
         K: Into<String>,
         V: Into<String>,
     {
-        let env: HashMap<String, String> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let env: HashMap<String, String> = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         let file = match env.get("EMPORIUM_CONFIG").filter(|p| !p.is_empty()) {
             Some(path) => read_toml_file(path)?,
             None => HashMap::new(),
@@ -99,23 +96,14 @@ impl ConfigSource {
     }
 
     /// A whole number within `range`, e.g. a TTL in seconds.
-    pub fn number_in(
-        &self,
-        var: &str,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<u64, ConfigError> {
+    pub fn number_in(&self, var: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, ConfigError> {
         let value: u64 = self.get(var, default)?;
         if range.contains(&value) {
             Ok(value)
         } else {
             Err(ConfigError::new(
                 var,
-                format!(
-                    "must be between {} and {} (got {value})",
-                    range.start(),
-                    range.end()
-                ),
+                format!("must be between {} and {} (got {value})", range.start(), range.end()),
             ))
         }
     }
@@ -164,7 +152,10 @@ fn read_toml_file(path: &str) -> Result<HashMap<String, String>, ConfigError> {
                 other => {
                     return Err(ConfigError::new(
                         "EMPORIUM_CONFIG",
-                        format!("{path}: key `{key}` must be a string, number or boolean, not {}", other.type_str()),
+                        format!(
+                            "{path}: key `{key}` must be a string, number or boolean, not {}",
+                            other.type_str()
+                        ),
                     ));
                 }
             };
@@ -208,15 +199,15 @@ pub struct PlatformConfig {
     pub log_filter: String,
     pub otlp_endpoint: Option<String>,
     pub public_url: String,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
 }
 
 impl PlatformConfig {
     pub fn from_source(src: &ConfigSource, default_listen: SocketAddr) -> Result<Self, ConfigError> {
         let database_url: Option<String> = src.raw("DATABASE_URL").map(str::to_owned);
         if let Some(url) = &database_url
-            && !(url.starts_with("postgres://")
-                || url.starts_with("postgresql://")
-                || url.starts_with("sqlite:"))
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"))
         {
             return Err(ConfigError::new(
                 "DATABASE_URL",
@@ -236,8 +227,7 @@ impl PlatformConfig {
             data_dir: src.get("EMPORIUM_DATA_DIR", PathBuf::from("data"))?,
             database_url,
             db_max_connections: src.number_in("EMPORIUM_DB_MAX_CONNECTIONS", 10, 1..=500)? as u32,
-            max_body_bytes: src.number_in("EMPORIUM_MAX_BODY_BYTES", 1024 * 1024, 1024..=64 * 1024 * 1024)?
-                as usize,
+            max_body_bytes: src.number_in("EMPORIUM_MAX_BODY_BYTES", 1024 * 1024, 1024..=64 * 1024 * 1024)? as usize,
             request_timeout: Duration::from_millis(src.number_in(
                 "EMPORIUM_REQUEST_TIMEOUT_MS",
                 30_000,
@@ -248,6 +238,7 @@ impl PlatformConfig {
             log_filter: src.get("RUST_LOG", "info".to_owned())?,
             otlp_endpoint: src.raw("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned),
             public_url: public_url.trim_end_matches('/').to_owned(),
+            trust_forwarded_for: src.flag("EMPORIUM_TRUST_FORWARDED_FOR", false)?,
         })
     }
 }
@@ -257,8 +248,7 @@ mod tests {
     use super::*;
 
     fn src(pairs: &[(&str, &str)]) -> ConfigSource {
-        ConfigSource::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("source")
+        ConfigSource::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).expect("source")
     }
 
     fn default_listen() -> SocketAddr {
@@ -275,14 +265,11 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_variable() {
-        let err = PlatformConfig::from_source(&src(&[("EMPORIUM_LISTEN", "nope")]), default_listen())
-            .expect_err("must fail");
+        let err =
+            PlatformConfig::from_source(&src(&[("EMPORIUM_LISTEN", "nope")]), default_listen()).expect_err("must fail");
         assert_eq!(err.var, "EMPORIUM_LISTEN");
-        let err = PlatformConfig::from_source(
-            &src(&[("EMPORIUM_DB_MAX_CONNECTIONS", "0")]),
-            default_listen(),
-        )
-        .expect_err("must fail");
+        let err = PlatformConfig::from_source(&src(&[("EMPORIUM_DB_MAX_CONNECTIONS", "0")]), default_listen())
+            .expect_err("must fail");
         assert_eq!(err.var, "EMPORIUM_DB_MAX_CONNECTIONS");
         assert!(err.to_string().contains("between 1 and 500"));
     }

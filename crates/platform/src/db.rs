@@ -24,7 +24,10 @@ pub enum DbError {
     #[error("cannot create the data directory {dir}: {source}")]
     DataDir { dir: String, source: std::io::Error },
     #[error("migrating the {context} database failed: {source}")]
-    Migrate { context: String, source: sqlx::migrate::MigrateError },
+    Migrate {
+        context: String,
+        source: sqlx::migrate::MigrateError,
+    },
 }
 
 /// Strips a password from a URL before it is shown anywhere.
@@ -163,7 +166,10 @@ mod tests {
 
     #[test]
     fn passwords_never_leave_redact_url() {
-        assert_eq!(redact_url("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 

@@ -34,6 +34,7 @@ pub struct DevMailbox {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MailboxQuery {
     /// Only messages to this address (case-insensitive).
     pub to: Option<String>,

@@ -75,7 +75,16 @@ pub fn router(spec: utoipa::openapi::OpenApi) -> Router {
                 )
             }),
         )
-        .route("/docs/assets/swagger-ui-bundle.js", get(|| async { asset("text/javascript", BUNDLE_JS) }))
-        .route("/docs/assets/swagger-ui.css", get(|| async { asset("text/css", UI_CSS) }))
-        .route("/docs/assets/init.js", get(|| async { asset("text/javascript", INIT_JS.as_bytes()) }))
+        .route(
+            "/docs/assets/swagger-ui-bundle.js",
+            get(|| async { asset("text/javascript", BUNDLE_JS) }),
+        )
+        .route(
+            "/docs/assets/swagger-ui.css",
+            get(|| async { asset("text/css", UI_CSS) }),
+        )
+        .route(
+            "/docs/assets/init.js",
+            get(|| async { asset("text/javascript", INIT_JS.as_bytes()) }),
+        )
 }

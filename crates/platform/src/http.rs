@@ -59,7 +59,10 @@ pub fn tag_routes(router: Router, service: &'static str) -> Router {
 }
 
 async fn tag_route(State(service): State<&'static str>, req: Request, next: Next) -> Response {
-    if let (Some(tag), Some(matched)) = (req.extensions().get::<RouteTag>(), req.extensions().get::<MatchedPath>()) {
+    if let (Some(tag), Some(matched)) = (
+        req.extensions().get::<RouteTag>(),
+        req.extensions().get::<MatchedPath>(),
+    ) {
         let _ = tag.0.set((service, matched.as_str().to_owned()));
     }
     next.run(req).await
@@ -81,7 +84,10 @@ pub fn with_platform_stack(router: Router, limits: HttpLimits) -> Router {
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(middleware::from_fn_with_state(limits, observe))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
 }
 
 async fn not_found() -> Problem {
@@ -390,8 +396,8 @@ pub async fn serve(
         shutdown.await;
         notify.notify_one();
     };
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(signal);
+    let server =
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(signal);
     let deadline = async move {
         stopping.notified().await;
         tokio::time::sleep(grace).await;

@@ -57,8 +57,15 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests handled, by service, method, route template and status class.");
-    metrics::describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request latency, by service, method, route template and status class.");
+    metrics::describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests handled, by service, method, route template and status class."
+    );
+    metrics::describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request latency, by service, method, route template and status class."
+    );
     metrics::describe_gauge!("emporium_build_info", "Build information; the value is always 1.");
     metrics::gauge!("emporium_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
@@ -73,7 +80,13 @@ fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
-pub(crate) fn record_http_request(service: &'static str, method: &str, route: &str, status: StatusCode, elapsed: Duration) {
+pub(crate) fn record_http_request(
+    service: &'static str,
+    method: &str,
+    route: &str,
+    status: StatusCode,
+    elapsed: Duration,
+) {
     let labels = [
         ("service", service.to_owned()),
         ("method", method.to_owned()),

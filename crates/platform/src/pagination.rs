@@ -67,7 +67,10 @@ mod tests {
         let id = uuid::Uuid::now_v7();
         let c = encode_cursor(&id);
         assert_eq!(decode_cursor(Some(&c)).expect("ok"), Some(id));
-        assert_eq!(decode_cursor(Some("not a cursor!")).expect_err("bad").errors[0].field, "cursor");
+        assert_eq!(
+            decode_cursor(Some("not a cursor!")).expect_err("bad").errors[0].field,
+            "cursor"
+        );
         assert_eq!(decode_cursor(Some("AAAA")).expect_err("short").status.as_u16(), 422);
     }
 

@@ -135,7 +135,12 @@ impl Problem {
     }
 
     pub fn precondition_failed(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::PRECONDITION_FAILED, "version-mismatch", "Precondition failed").with_detail(detail)
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "version-mismatch",
+            "Precondition failed",
+        )
+        .with_detail(detail)
     }
 
     pub fn too_many_requests(retry_after_secs: u64, detail: impl Into<String>) -> Self {

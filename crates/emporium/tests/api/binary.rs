@@ -22,14 +22,27 @@ fn emporium(data_dir: &std::path::Path) -> Command {
 #[tokio::test]
 async fn a_bad_setting_exits_2_with_one_line_naming_it() {
     let dir = tempfile::tempdir().expect("tmp");
-    for (var, value) in [("EMPORIUM_LISTEN", "not-an-address"), ("EMPORIUM_ARGON2_MEMORY_KIB", "12"), ("EMPORIUM_LOG_FORMAT", "xml")] {
-        let out = emporium(dir.path()).env(var, value).arg("serve").output().await.expect("run");
+    for (var, value) in [
+        ("EMPORIUM_LISTEN", "not-an-address"),
+        ("EMPORIUM_ARGON2_MEMORY_KIB", "12"),
+        ("EMPORIUM_LOG_FORMAT", "xml"),
+    ] {
+        let out = emporium(dir.path())
+            .env(var, value)
+            .arg("serve")
+            .output()
+            .await
+            .expect("run");
         assert_eq!(out.status.code(), Some(2), "{var}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(var), "{stderr}");
     }
-    let out = emporium(dir.path()).args(["serve", "--service", "identity"]).output().await.expect("run");
+    let out = emporium(dir.path())
+        .args(["serve", "--service", "identity"])
+        .output()
+        .await
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
 }
@@ -47,7 +60,10 @@ async fn admin_create_reads_the_password_and_refuses_weak_ones() {
             .expect("spawn");
         async move {
             let mut stdin = child.stdin.take().expect("stdin");
-            stdin.write_all(format!("{password}\n").as_bytes()).await.expect("write");
+            stdin
+                .write_all(format!("{password}\n").as_bytes())
+                .await
+                .expect("write");
             drop(stdin);
             child.wait_with_output().await.expect("wait")
         }
@@ -65,7 +81,11 @@ async fn admin_create_reads_the_password_and_refuses_weak_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish() {
     let dir = tempfile::tempdir().expect("tmp");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = emporium(dir.path())
         .env("EMPORIUM_LISTEN", format!("127.0.0.1:{port}"))
@@ -109,7 +129,13 @@ async fn sigterm_lets_in_flight_requests_finish() {
     for r in futures::future::join_all(requests).await {
         assert_eq!(r.expect("joined").expect("no request was dropped"), 201);
     }
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exited").expect("status");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exited")
+        .expect("status");
     assert!(status.success(), "{status:?}");
-    assert!(client.get(format!("{base}/health/live")).send().await.is_err(), "no longer listening");
+    assert!(
+        client.get(format!("{base}/health/live")).send().await.is_err(),
+        "no longer listening"
+    );
 }

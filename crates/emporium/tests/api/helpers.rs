@@ -67,9 +67,13 @@ impl TempPostgres {
                     _ => "timed out".into(),
                 };
                 if in_ci() {
-                    panic!("PostgreSQL is unreachable at {admin_url} ({why}) and CI=true: start it (pg_ctlcluster <version> main start) or set EMPORIUM_TEST_POSTGRES_URL");
+                    panic!(
+                        "PostgreSQL is unreachable at {admin_url} ({why}) and CI=true: start it (pg_ctlcluster <version> main start) or set EMPORIUM_TEST_POSTGRES_URL"
+                    );
                 }
-                eprintln!("SKIPPED: PostgreSQL unreachable at {admin_url} ({why}); set EMPORIUM_TEST_POSTGRES_URL to run this test");
+                eprintln!(
+                    "SKIPPED: PostgreSQL unreachable at {admin_url} ({why}); set EMPORIUM_TEST_POSTGRES_URL to run this test"
+                );
                 return None;
             }
         };
@@ -79,7 +83,10 @@ impl TempPostgres {
             .await
             .expect("create test database");
         admin.close().await;
-        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b).to_owned();
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b)
+            .to_owned();
         Some(Self {
             url: format!("{base}/{name}"),
             name,
@@ -92,12 +99,16 @@ impl Drop for TempPostgres {
         let name = self.name.clone();
         // Drop runs outside any async context we can borrow: use a small runtime of our own.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
             rt.block_on(async {
                 if let Ok(admin) = sqlx::PgPool::connect(&postgres_admin_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-                        .execute(&admin)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
                     admin.close().await;
                 }
             });
@@ -197,16 +208,29 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(&body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn register(&self, email: &str) -> reqwest::Response {
-        self.post("/api/v1/auth/register", json!({"email": email, "password": PASSWORD, "name": "Test User"}))
-            .await
+        self.post(
+            "/api/v1/auth/register",
+            json!({"email": email, "password": PASSWORD, "name": "Test User"}),
+        )
+        .await
     }
 
     /// The newest token mailed to `to` (the line after the greeting that holds only the token).
@@ -227,13 +251,17 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
-        self.post("/api/v1/auth/login", json!({"email": email, "password": password})).await
+        self.post("/api/v1/auth/login", json!({"email": email, "password": password}))
+            .await
     }
 
     pub async fn signed_up(&self, email: &str) -> LoggedIn {
         let r = self.register(email).await;
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-        let id = r.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+        let id = r.json::<Value>().await.expect("json")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
         self.verify(email).await;
         let r = self.login(email, PASSWORD).await;
         assert_eq!(r.status(), 200);
@@ -290,6 +318,11 @@ pub async fn assert_problem(r: reqwest::Response, status: u16) -> Value {
 pub fn problem_fields(body: &Value) -> Vec<String> {
     body["errors"]
         .as_array()
-        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }

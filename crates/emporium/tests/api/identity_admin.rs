@@ -32,28 +32,58 @@ async fn admin_lists_and_filters_users_with_cursor_pagination(app: TestApp) {
             None => break,
         }
     }
-    assert_eq!(seen, (0..5).map(|i| format!("shopper{i}@example.com")).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        (0..5).map(|i| format!("shopper{i}@example.com")).collect::<Vec<_>>()
+    );
 
-    let admins: Value = app.get_auth("/api/v1/users?role=admin", &admin.access).await.json().await.expect("json");
+    let admins: Value = app
+        .get_auth("/api/v1/users?role=admin", &admin.access)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(admins["items"].as_array().expect("items").len(), 1);
     // LIKE wildcards in the filter are taken literally.
-    let none: Value = app.get_auth("/api/v1/users?email=%25", &admin.access).await.json().await.expect("json");
+    let none: Value = app
+        .get_auth("/api/v1/users?email=%25", &admin.access)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(none["items"].as_array().expect("items").len(), 0);
 
-    for (query, field) in [("limit=0", "limit"), ("limit=abc", "limit"), ("cursor=zzz", "cursor"), ("role=root", "role"), ("sort=x", "sort")] {
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("cursor=zzz", "cursor"),
+        ("role=root", "role"),
+        ("sort=x", "sort"),
+    ] {
         let r = app.get_auth(&format!("/api/v1/users?{query}"), &admin.access).await;
         let problem = assert_problem(r, 422).await;
         assert_eq!(problem_fields(&problem), [field], "{query}");
     }
-    let one = app.get_auth(&format!("/api/v1/users/{}", admin.id), &admin.access).await;
+    let one = app
+        .get_auth(&format!("/api/v1/users/{}", admin.id), &admin.access)
+        .await;
     assert_eq!(one.status(), 200);
-    assert_problem(app.get_auth(&format!("/api/v1/users/{}", uuid::Uuid::now_v7()), &admin.access).await, 404).await;
+    assert_problem(
+        app.get_auth(&format!("/api/v1/users/{}", uuid::Uuid::now_v7()), &admin.access)
+            .await,
+        404,
+    )
+    .await;
 }
 
 async fn non_admins_get_403_on_every_admin_endpoint(app: TestApp) {
     let user = app.signed_up("plain@example.com").await;
     let id = &user.id;
-    let gets = ["/api/v1/users".to_owned(), format!("/api/v1/users/{id}"), "/api/v1/auth/audit-events".to_owned()];
+    let gets = [
+        "/api/v1/users".to_owned(),
+        format!("/api/v1/users/{id}"),
+        "/api/v1/auth/audit-events".to_owned(),
+    ];
     for path in gets {
         assert_problem(app.get_auth(&path, &user.access).await, 403).await;
     }
@@ -62,7 +92,14 @@ async fn non_admins_get_403_on_every_admin_endpoint(app: TestApp) {
         (format!("/api/v1/users/{id}/status"), json!({"status": "disabled"})),
     ];
     for (path, body) in puts {
-        let r = app.client.put(app.url(&path)).bearer_auth(&user.access).json(&body).send().await.expect("request");
+        let r = app
+            .client
+            .put(app.url(&path))
+            .bearer_auth(&user.access)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
         assert_problem(r, 403).await;
     }
     let r = app
@@ -74,24 +111,51 @@ async fn non_admins_get_403_on_every_admin_endpoint(app: TestApp) {
         .expect("request");
     assert_problem(r, 403).await;
     // And without a token at all, 401.
-    assert_problem(app.client.get(app.url("/api/v1/users")).send().await.expect("request"), 401).await;
+    assert_problem(
+        app.client.get(app.url("/api/v1/users")).send().await.expect("request"),
+        401,
+    )
+    .await;
 }
 
 async fn role_changes_apply_at_next_login_and_are_audited(app: TestApp) {
     let admin = app.admin().await;
     let user = app.signed_up("promoted@example.com").await;
     let url = app.url(&format!("/api/v1/users/{}/role", user.id));
-    let r = app.client.put(&url).bearer_auth(&admin.access).json(&json!({"role": "catalog_manager"})).send().await.expect("request");
+    let r = app
+        .client
+        .put(&url)
+        .bearer_auth(&admin.access)
+        .json(&json!({"role": "catalog_manager"}))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.expect("json")["role"], "catalog_manager");
-    let bad = app.client.put(&url).bearer_auth(&admin.access).json(&json!({"role": "emperor"})).send().await.expect("request");
+    let bad = app
+        .client
+        .put(&url)
+        .bearer_auth(&admin.access)
+        .json(&json!({"role": "emperor"}))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(problem_fields(&assert_problem(bad, 422).await), ["role"]);
 
     // The old token (role customer) no longer works; a new login carries the new role.
     assert_problem(app.get_auth("/api/v1/users/me", &user.access).await, 401).await;
     let me: Value = {
-        let t: Value = app.login("promoted@example.com", PASSWORD).await.json().await.expect("json");
-        app.get_auth("/api/v1/users/me", t["access_token"].as_str().expect("access")).await.json().await.expect("json")
+        let t: Value = app
+            .login("promoted@example.com", PASSWORD)
+            .await
+            .json()
+            .await
+            .expect("json");
+        app.get_auth("/api/v1/users/me", t["access_token"].as_str().expect("access"))
+            .await
+            .json()
+            .await
+            .expect("json")
     };
     assert_eq!(me["role"], "catalog_manager");
 
@@ -111,16 +175,42 @@ async fn disabling_an_account_ends_its_sessions_and_blocks_login(app: TestApp) {
     let admin = app.admin().await;
     let user = app.signed_up("suspended@example.com").await;
     let url = app.url(&format!("/api/v1/users/{}/status", user.id));
-    let r = app.client.put(&url).bearer_auth(&admin.access).json(&json!({"status": "disabled"})).send().await.expect("request");
+    let r = app
+        .client
+        .put(&url)
+        .bearer_auth(&admin.access)
+        .json(&json!({"status": "disabled"}))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 200);
     assert_problem(app.get_auth("/api/v1/users/me", &user.access).await, 401).await;
-    assert_problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": user.refresh})).await, 401).await;
+    assert_problem(
+        app.post("/api/v1/auth/refresh", json!({"refresh_token": user.refresh}))
+            .await,
+        401,
+    )
+    .await;
     let problem = assert_problem(app.login("suspended@example.com", PASSWORD).await, 403).await;
     assert_eq!(problem["type"], "tag:emporium.dev,2026:problem/account-disabled");
 
-    let deleted = app.client.put(&url).bearer_auth(&admin.access).json(&json!({"status": "deleted"})).send().await.expect("request");
+    let deleted = app
+        .client
+        .put(&url)
+        .bearer_auth(&admin.access)
+        .json(&json!({"status": "deleted"}))
+        .send()
+        .await
+        .expect("request");
     assert_problem(deleted, 422).await;
-    let r = app.client.put(&url).bearer_auth(&admin.access).json(&json!({"status": "active"})).send().await.expect("request");
+    let r = app
+        .client
+        .put(&url)
+        .bearer_auth(&admin.access)
+        .json(&json!({"status": "active"}))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 200);
     assert_eq!(app.login("suspended@example.com", PASSWORD).await.status(), 200);
 }
@@ -128,10 +218,24 @@ async fn disabling_an_account_ends_its_sessions_and_blocks_login(app: TestApp) {
 async fn admins_cannot_lock_themselves_out(app: TestApp) {
     let admin = app.admin().await;
     let role = app.url(&format!("/api/v1/users/{}/role", admin.id));
-    let r = app.client.put(&role).bearer_auth(&admin.access).json(&json!({"role": "customer"})).send().await.expect("request");
+    let r = app
+        .client
+        .put(&role)
+        .bearer_auth(&admin.access)
+        .json(&json!({"role": "customer"}))
+        .send()
+        .await
+        .expect("request");
     assert_problem(r, 409).await;
     let status = app.url(&format!("/api/v1/users/{}/status", admin.id));
-    let r = app.client.put(&status).bearer_auth(&admin.access).json(&json!({"status": "disabled"})).send().await.expect("request");
+    let r = app
+        .client
+        .put(&status)
+        .bearer_auth(&admin.access)
+        .json(&json!({"status": "disabled"}))
+        .send()
+        .await
+        .expect("request");
     assert_problem(r, 409).await;
 }
 
@@ -146,35 +250,75 @@ async fn audit_log_is_filterable(app: TestApp) {
             .bearer_auth(&admin.access)
             .send()
     };
-    let failed: Value = get("kind=login.failed").await.expect("request").json().await.expect("json");
+    let failed: Value = get("kind=login.failed")
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     let items = failed["items"].as_array().expect("items");
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["email"], "audited@example.com");
     assert_eq!(items[0]["ip"], "127.0.0.1");
 
-    let mine: Value = get("email=AUDITED@example.com").await.expect("request").json().await.expect("json");
-    let kinds: Vec<&str> = mine["items"].as_array().expect("items").iter().filter_map(|e| e["kind"].as_str()).collect();
+    let mine: Value = get("email=AUDITED@example.com")
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let kinds: Vec<&str> = mine["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
     // Newest first.
-    assert_eq!(kinds, ["login.failed", "login.succeeded", "email.verified", "user.registered"]);
+    assert_eq!(
+        kinds,
+        ["login.failed", "login.succeeded", "email.verified", "user.registered"]
+    );
 
     let paged: Value = get("limit=1").await.expect("request").json().await.expect("json");
     assert!(paged["next"].is_string());
-    let future: Value = get("since=2999-01-01T00:00:00Z").await.expect("request").json().await.expect("json");
+    let future: Value = get("since=2999-01-01T00:00:00Z")
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(future["items"].as_array().expect("items").len(), 0);
     let problem = assert_problem(get("since=yesterday").await.expect("request"), 422).await;
     assert_eq!(problem_fields(&problem), ["since"]);
-    let problem = assert_problem(get("since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z").await.expect("request"), 422).await;
+    let problem = assert_problem(
+        get("since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z")
+            .await
+            .expect("request"),
+        422,
+    )
+    .await;
     assert_eq!(problem_fields(&problem), ["until"]);
 }
 
 async fn signing_key_rotation_keeps_old_tokens_valid(app: TestApp) {
     let admin = app.admin().await;
-    let jwks: Value = app.client.get(app.url("/.well-known/jwks.json")).send().await.expect("request").json().await.expect("json");
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     let keys = jwks["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["kty"], "OKP");
     assert_eq!(keys[0]["crv"], "Ed25519");
-    assert!(keys[0].get("d").is_none(), "private key material must never be published");
+    assert!(
+        keys[0].get("d").is_none(),
+        "private key material must never be published"
+    );
 
     let r = app
         .client
@@ -184,10 +328,21 @@ async fn signing_key_rotation_keeps_old_tokens_valid(app: TestApp) {
         .await
         .expect("request");
     assert_eq!(r.status(), 201);
-    let new_kid = r.json::<Value>().await.expect("json")["kid"].as_str().expect("kid").to_owned();
+    let new_kid = r.json::<Value>().await.expect("json")["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
     assert_ne!(keys[0]["kid"], new_kid.as_str());
 
-    let jwks: Value = app.client.get(app.url("/.well-known/jwks.json")).send().await.expect("request").json().await.expect("json");
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(jwks["keys"].as_array().expect("keys").len(), 2);
     // A token signed before the rotation still verifies; new ones carry the new kid.
     assert_eq!(app.get_auth("/api/v1/users/me", &admin.access).await.status(), 200);

@@ -47,45 +47,97 @@ async fn walkthrough_register_verify_login_me_refresh(app: TestApp) {
     assert_eq!(me["email_verified"], true);
 
     let r = app
-        .post("/api/v1/auth/refresh", json!({"refresh_token": tokens["refresh_token"]}))
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": tokens["refresh_token"]}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     let next: Value = r.json().await.expect("json");
     assert_ne!(next["refresh_token"], tokens["refresh_token"]);
     assert_eq!(next["session_id"], tokens["session_id"]);
-    let r = app.get_auth("/api/v1/users/me", next["access_token"].as_str().expect("access")).await;
+    let r = app
+        .get_auth("/api/v1/users/me", next["access_token"].as_str().expect("access"))
+        .await;
     assert_eq!(r.status(), 200);
 }
 
 async fn registration_rejects_bad_input_without_writing_anything(app: TestApp) {
     let url = app.url("/api/v1/auth/register");
     let cases: Vec<(Value, u16, &str)> = vec![
-        (json!({"email": "not-an-email", "password": PASSWORD, "name": "A"}), 422, "email"),
-        (json!({"email": "a@example.com", "password": "short", "name": "A"}), 422, "password"),
-        (json!({"email": "a@example.com", "password": "password123456", "name": "A"}), 422, "password"),
-        (json!({"email": "a@example.com", "password": PASSWORD, "name": "   "}), 422, "name"),
+        (
+            json!({"email": "not-an-email", "password": PASSWORD, "name": "A"}),
+            422,
+            "email",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "short", "name": "A"}),
+            422,
+            "password",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "password123456", "name": "A"}),
+            422,
+            "password",
+        ),
+        (
+            json!({"email": "a@example.com", "password": PASSWORD, "name": "   "}),
+            422,
+            "name",
+        ),
         (json!({"email": "a@example.com", "password": PASSWORD}), 422, "name"),
-        (json!({"email": "a@example.com", "password": PASSWORD, "name": "A", "role": "admin"}), 422, "role"),
+        (
+            json!({"email": "a@example.com", "password": PASSWORD, "name": "A", "role": "admin"}),
+            422,
+            "role",
+        ),
         (json!({"email": 42, "password": PASSWORD, "name": "A"}), 422, "email"),
     ];
     for (body, status, field) in cases {
         let r = app.client.post(&url).json(&body).send().await.expect("request");
         let problem = assert_problem(r, status).await;
-        assert!(problem_fields(&problem).contains(&field.to_owned()), "{body} -> {problem}");
+        assert!(
+            problem_fields(&problem).contains(&field.to_owned()),
+            "{body} -> {problem}"
+        );
     }
 
     // Several invalid fields are reported together.
-    let r = app.post("/api/v1/auth/register", json!({"email": "x", "password": "y", "name": ""})).await;
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": "x", "password": "y", "name": ""}),
+        )
+        .await;
     let problem = assert_problem(r, 422).await;
     assert_eq!(problem_fields(&problem), ["email", "name", "password"]);
 
-    let r = app.client.post(&url).header("content-type", "application/json").body("{\"email\": ").send().await.expect("request");
+    let r = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .expect("request");
     assert_problem(r, 400).await;
-    let r = app.client.post(&url).header("content-type", "text/plain").body("hello").send().await.expect("request");
+    let r = app
+        .client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("request");
     assert_problem(r, 415).await;
     let huge = json!({"email": "a@example.com", "password": PASSWORD, "name": "x".repeat(2 * 1024 * 1024)});
     // The server closes a connection whose body it refused to read: keep it off the shared pool.
-    let r = reqwest::Client::new().post(&url).json(&huge).send().await.expect("request");
+    let r = reqwest::Client::new()
+        .post(&url)
+        .json(&huge)
+        .send()
+        .await
+        .expect("request");
     assert_problem(r, 413).await;
 
     // None of the rejected requests left a half-written account behind.
@@ -103,23 +155,43 @@ async fn login_needs_a_verified_address(app: TestApp) {
     let problem = assert_problem(app.login("new@example.com", PASSWORD).await, 403).await;
     assert_eq!(problem["type"], "tag:emporium.dev,2026:problem/email-not-verified");
     // Asking again sends a fresh token; either works until used.
-    let r = app.post("/api/v1/auth/resend-verification", json!({"email": "new@example.com"})).await;
+    let r = app
+        .post("/api/v1/auth/resend-verification", json!({"email": "new@example.com"}))
+        .await;
     assert_eq!(r.status(), 202);
     assert_eq!(app.mailbox.list(Some("new@example.com")).len(), 2);
     app.verify("new@example.com").await;
     assert_eq!(app.login("new@example.com", PASSWORD).await.status(), 200);
     // Unknown addresses get the same answer.
-    let r = app.post("/api/v1/auth/resend-verification", json!({"email": "ghost@example.com"})).await;
+    let r = app
+        .post(
+            "/api/v1/auth/resend-verification",
+            json!({"email": "ghost@example.com"}),
+        )
+        .await;
     assert_eq!(r.status(), 202);
 }
 
 async fn verification_tokens_work_once(app: TestApp) {
     app.register("once@example.com").await;
     let token = app.mailed_token("once@example.com");
-    assert_eq!(app.post("/api/v1/auth/verify-email", json!({"token": token})).await.status(), 204);
-    let problem = assert_problem(app.post("/api/v1/auth/verify-email", json!({"token": token})).await, 422).await;
+    assert_eq!(
+        app.post("/api/v1/auth/verify-email", json!({"token": token}))
+            .await
+            .status(),
+        204
+    );
+    let problem = assert_problem(
+        app.post("/api/v1/auth/verify-email", json!({"token": token})).await,
+        422,
+    )
+    .await;
     assert_eq!(problem_fields(&problem), ["token"]);
-    assert_problem(app.post("/api/v1/auth/verify-email", json!({"token": "forged"})).await, 422).await;
+    assert_problem(
+        app.post("/api/v1/auth/verify-email", json!({"token": "forged"})).await,
+        422,
+    )
+    .await;
 }
 
 async fn repeated_failures_are_throttled_with_retry_after(app: TestApp) {
@@ -128,7 +200,11 @@ async fn repeated_failures_are_throttled_with_retry_after(app: TestApp) {
         assert_problem(app.login("victim@example.com", "wrong password here").await, 401).await;
     }
     let r = app.login("victim@example.com", "wrong password here").await;
-    let retry_after: u64 = r.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
     assert!((1..=900).contains(&retry_after), "{retry_after}");
     assert_problem(r, 429).await;
     // Even the right password waits: the attacker learns nothing while throttled.
@@ -173,7 +249,12 @@ async fn token_attacks_are_rejected_with_401(app: TestApp) {
         assert_eq!(r.headers()["www-authenticate"], "Bearer");
         assert_problem(r, 401).await;
     }
-    let r = app.client.get(app.url("/api/v1/users/me")).send().await.expect("request");
+    let r = app
+        .client
+        .get(app.url("/api/v1/users/me"))
+        .send()
+        .await
+        .expect("request");
     assert_problem(r, 401).await;
     let r = app
         .client
@@ -189,18 +270,48 @@ async fn token_attacks_are_rejected_with_401(app: TestApp) {
 
 async fn reused_refresh_token_revokes_the_whole_family(app: TestApp) {
     let user = app.signed_up("family@example.com").await;
-    let r = app.post("/api/v1/auth/refresh", json!({"refresh_token": user.refresh})).await;
+    let r = app
+        .post("/api/v1/auth/refresh", json!({"refresh_token": user.refresh}))
+        .await;
     assert_eq!(r.status(), 200);
     let rotated: Value = r.json().await.expect("json");
 
     // The old token comes back (stolen copy): refused, and the family is revoked.
-    assert_problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": user.refresh})).await, 401).await;
-    assert_problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": rotated["refresh_token"]})).await, 401).await;
-    assert_problem(app.get_auth("/api/v1/users/me", rotated["access_token"].as_str().expect("access")).await, 401).await;
+    assert_problem(
+        app.post("/api/v1/auth/refresh", json!({"refresh_token": user.refresh}))
+            .await,
+        401,
+    )
+    .await;
+    assert_problem(
+        app.post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": rotated["refresh_token"]}),
+        )
+        .await,
+        401,
+    )
+    .await;
+    assert_problem(
+        app.get_auth("/api/v1/users/me", rotated["access_token"].as_str().expect("access"))
+            .await,
+        401,
+    )
+    .await;
 
     // Other sessions of the same user are untouched.
-    let other: Value = app.login("family@example.com", PASSWORD).await.json().await.expect("json");
-    assert_eq!(app.get_auth("/api/v1/users/me", other["access_token"].as_str().expect("access")).await.status(), 200);
+    let other: Value = app
+        .login("family@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        app.get_auth("/api/v1/users/me", other["access_token"].as_str().expect("access"))
+            .await
+            .status(),
+        200
+    );
 
     let events = app
         .identity
@@ -227,16 +338,34 @@ async fn admin_auth(app: &TestApp) -> platform::auth::AuthUser {
 
 async fn logout_ends_the_session(app: TestApp) {
     let user = app.signed_up("bye@example.com").await;
-    let r = app.client.post(app.url("/api/v1/auth/logout")).bearer_auth(&user.access).send().await.expect("request");
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 204);
     assert_problem(app.get_auth("/api/v1/users/me", &user.access).await, 401).await;
-    assert_problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": user.refresh})).await, 401).await;
+    assert_problem(
+        app.post("/api/v1/auth/refresh", json!({"refresh_token": user.refresh}))
+            .await,
+        401,
+    )
+    .await;
 }
 
 async fn password_reset_without_user_enumeration(app: TestApp) {
     let user = app.signed_up("forgetful@example.com").await;
-    let known = app.post("/api/v1/auth/forgot-password", json!({"email": "forgetful@example.com"})).await;
-    let unknown = app.post("/api/v1/auth/forgot-password", json!({"email": "nobody@example.com"})).await;
+    let known = app
+        .post(
+            "/api/v1/auth/forgot-password",
+            json!({"email": "forgetful@example.com"}),
+        )
+        .await;
+    let unknown = app
+        .post("/api/v1/auth/forgot-password", json!({"email": "nobody@example.com"}))
+        .await;
     assert_eq!(known.status(), 202);
     assert_eq!(unknown.status(), 202);
     assert_eq!(known.text().await.expect("body"), unknown.text().await.expect("body"));
@@ -244,20 +373,40 @@ async fn password_reset_without_user_enumeration(app: TestApp) {
     // The message is sent off the request path; wait for it.
     let mut token = None;
     for _ in 0..50 {
-        if app.mailbox.list(Some("forgetful@example.com")).iter().any(|m| m.subject.contains("Reset")) {
+        if app
+            .mailbox
+            .list(Some("forgetful@example.com"))
+            .iter()
+            .any(|m| m.subject.contains("Reset"))
+        {
             token = Some(app.mailed_token("forgetful@example.com"));
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let token = token.expect("reset message");
-    let weak = app.post("/api/v1/auth/reset-password", json!({"token": token, "new_password": "123"})).await;
+    let weak = app
+        .post(
+            "/api/v1/auth/reset-password",
+            json!({"token": token, "new_password": "123"}),
+        )
+        .await;
     assert_eq!(problem_fields(&assert_problem(weak, 422).await), ["new_password"]);
 
     let new_password = "a brand new violet lamp 42";
-    let r = app.post("/api/v1/auth/reset-password", json!({"token": token, "new_password": new_password})).await;
+    let r = app
+        .post(
+            "/api/v1/auth/reset-password",
+            json!({"token": token, "new_password": new_password}),
+        )
+        .await;
     assert_eq!(r.status(), 204);
-    let again = app.post("/api/v1/auth/reset-password", json!({"token": token, "new_password": new_password})).await;
+    let again = app
+        .post(
+            "/api/v1/auth/reset-password",
+            json!({"token": token, "new_password": new_password}),
+        )
+        .await;
     assert_eq!(problem_fields(&assert_problem(again, 422).await), ["token"]);
 
     assert_problem(app.get_auth("/api/v1/users/me", &user.access).await, 401).await;
@@ -267,7 +416,12 @@ async fn password_reset_without_user_enumeration(app: TestApp) {
 
 async fn changing_password_revokes_other_sessions(app: TestApp) {
     let first = app.signed_up("changer@example.com").await;
-    let second: Value = app.login("changer@example.com", PASSWORD).await.json().await.expect("json");
+    let second: Value = app
+        .login("changer@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .expect("json");
     let second_access = second["access_token"].as_str().expect("access");
     let put = |token: &str, body: Value| {
         app.client
@@ -276,20 +430,36 @@ async fn changing_password_revokes_other_sessions(app: TestApp) {
             .json(&body)
             .send()
     };
-    let wrong = put(&first.access, json!({"current_password": "not it at all", "new_password": "another fine long phrase"}))
-        .await
-        .expect("request");
+    let wrong = put(
+        &first.access,
+        json!({"current_password": "not it at all", "new_password": "another fine long phrase"}),
+    )
+    .await
+    .expect("request");
     assert_eq!(problem_fields(&assert_problem(wrong, 422).await), ["current_password"]);
-    let same = put(&first.access, json!({"current_password": PASSWORD, "new_password": PASSWORD})).await.expect("request");
+    let same = put(
+        &first.access,
+        json!({"current_password": PASSWORD, "new_password": PASSWORD}),
+    )
+    .await
+    .expect("request");
     assert_eq!(problem_fields(&assert_problem(same, 422).await), ["new_password"]);
 
-    let ok = put(&first.access, json!({"current_password": PASSWORD, "new_password": "another fine long phrase"}))
-        .await
-        .expect("request");
+    let ok = put(
+        &first.access,
+        json!({"current_password": PASSWORD, "new_password": "another fine long phrase"}),
+    )
+    .await
+    .expect("request");
     assert_eq!(ok.status(), 204);
     assert_eq!(app.get_auth("/api/v1/users/me", &first.access).await.status(), 200);
     assert_problem(app.get_auth("/api/v1/users/me", second_access).await, 401).await;
-    assert_eq!(app.login("changer@example.com", "another fine long phrase").await.status(), 200);
+    assert_eq!(
+        app.login("changer@example.com", "another fine long phrase")
+            .await
+            .status(),
+        200
+    );
 }
 
 async fn profile_updates_use_etags(app: TestApp) {
@@ -329,19 +499,59 @@ async fn sessions_can_be_listed_and_revoked(app: TestApp) {
         .json()
         .await
         .expect("json");
-    let sessions: Vec<Value> = app.get_auth("/api/v1/users/me/sessions", &user.access).await.json().await.expect("json");
+    let sessions: Vec<Value> = app
+        .get_auth("/api/v1/users/me/sessions", &user.access)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(sessions.len(), 2);
     assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
-    let phone_session = sessions.iter().find(|s| s["device"] == "PhoneApp/1.0").expect("phone session");
+    let phone_session = sessions
+        .iter()
+        .find(|s| s["device"] == "PhoneApp/1.0")
+        .expect("phone session");
     assert_eq!(phone_session["ip"], "127.0.0.1");
 
-    let url = app.url(&format!("/api/v1/users/me/sessions/{}", phone_session["id"].as_str().expect("id")));
-    let r = app.client.delete(&url).bearer_auth(&user.access).send().await.expect("request");
+    let url = app.url(&format!(
+        "/api/v1/users/me/sessions/{}",
+        phone_session["id"].as_str().expect("id")
+    ));
+    let r = app
+        .client
+        .delete(&url)
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 204);
-    assert_problem(app.client.delete(&url).bearer_auth(&user.access).send().await.expect("request"), 404).await;
-    assert_problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": phone["refresh_token"]})).await, 401).await;
+    assert_problem(
+        app.client
+            .delete(&url)
+            .bearer_auth(&user.access)
+            .send()
+            .await
+            .expect("request"),
+        404,
+    )
+    .await;
+    assert_problem(
+        app.post("/api/v1/auth/refresh", json!({"refresh_token": phone["refresh_token"]}))
+            .await,
+        401,
+    )
+    .await;
     let bad = app.url("/api/v1/users/me/sessions/not-a-uuid");
-    assert_problem(app.client.delete(&bad).bearer_auth(&user.access).send().await.expect("request"), 404).await;
+    assert_problem(
+        app.client
+            .delete(&bad)
+            .bearer_auth(&user.access)
+            .send()
+            .await
+            .expect("request"),
+        404,
+    )
+    .await;
 }
 
 async fn deleting_the_account_erases_it(app: TestApp) {

@@ -39,7 +39,9 @@ store_suite!(
 type Test = fn(Arc<dyn IdentityStore>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 async fn run(backend: Backend, test: Test) {
-    let Some((db, _dir, _pg)) = open_db(backend).await else { return };
+    let Some((db, _dir, _pg)) = open_db(backend).await else {
+        return;
+    };
     identity::migrate(&db).await.expect("migrate");
     let store: Arc<dyn IdentityStore> = match &db {
         Db::Sqlite(p) => Arc::new(SqlStore::new(p.clone())),
@@ -106,9 +108,15 @@ async fn optimistic_updates_detect_stale_versions(store: Arc<dyn IdentityStore>)
     store.insert_user(&u).await.expect("insert");
     let updated = store.update_name(u.id, "New", Some(1), now()).await.expect("update");
     assert_eq!(updated.version, 2);
-    let err = store.update_name(u.id, "Stale", Some(1), now()).await.expect_err("stale");
+    let err = store
+        .update_name(u.id, "Stale", Some(1), now())
+        .await
+        .expect_err("stale");
     assert!(matches!(err, StoreError::VersionMismatch), "{err:?}");
-    let err = store.update_name(UserId::new(), "Ghost", Some(1), now()).await.expect_err("missing");
+    let err = store
+        .update_name(UserId::new(), "Ghost", Some(1), now())
+        .await
+        .expect_err("missing");
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
 
@@ -123,7 +131,10 @@ async fn only_one_of_two_concurrent_rotations_wins(store: Arc<dyn IdentityStore>
                 issued_at: t,
                 expires_at: t + Duration::from_secs(600),
             };
-            store.rotate_refresh_token(&old, &new, session.id, t).await.expect("rotate")
+            store
+                .rotate_refresh_token(&old, &new, session.id, t)
+                .await
+                .expect("rotate")
         })
     });
     let results = futures::future::join_all(attempts).await;
@@ -139,14 +150,50 @@ async fn one_time_tokens_are_single_use_and_expire(store: Arc<dyn IdentityStore>
     let t = now();
     let live = [2u8; 32];
     let stale = [3u8; 32];
-    store.insert_one_time_token(&live, u.id, TokenPurpose::PasswordReset, t, t + Duration::from_secs(60)).await.expect("insert");
-    store.insert_one_time_token(&stale, u.id, TokenPurpose::PasswordReset, t, t + Duration::from_millis(1)).await.expect("insert");
+    store
+        .insert_one_time_token(&live, u.id, TokenPurpose::PasswordReset, t, t + Duration::from_secs(60))
+        .await
+        .expect("insert");
+    store
+        .insert_one_time_token(
+            &stale,
+            u.id,
+            TokenPurpose::PasswordReset,
+            t,
+            t + Duration::from_millis(1),
+        )
+        .await
+        .expect("insert");
     // Wrong purpose: refused, and not consumed.
-    assert_eq!(store.consume_one_time_token(&live, TokenPurpose::EmailVerification, t).await.expect("consume"), None);
-    assert_eq!(store.consume_one_time_token(&live, TokenPurpose::PasswordReset, t).await.expect("consume"), Some(u.id));
-    assert_eq!(store.consume_one_time_token(&live, TokenPurpose::PasswordReset, t).await.expect("consume"), None);
+    assert_eq!(
+        store
+            .consume_one_time_token(&live, TokenPurpose::EmailVerification, t)
+            .await
+            .expect("consume"),
+        None
+    );
+    assert_eq!(
+        store
+            .consume_one_time_token(&live, TokenPurpose::PasswordReset, t)
+            .await
+            .expect("consume"),
+        Some(u.id)
+    );
+    assert_eq!(
+        store
+            .consume_one_time_token(&live, TokenPurpose::PasswordReset, t)
+            .await
+            .expect("consume"),
+        None
+    );
     let later = t + Duration::from_secs(1);
-    assert_eq!(store.consume_one_time_token(&stale, TokenPurpose::PasswordReset, later).await.expect("consume"), None);
+    assert_eq!(
+        store
+            .consume_one_time_token(&stale, TokenPurpose::PasswordReset, later)
+            .await
+            .expect("consume"),
+        None
+    );
 }
 
 fn failed_login(email: &str, ip: &str, at: OffsetDateTime, kind: &str) -> AuditEvent {
@@ -167,18 +214,51 @@ async fn login_failures_count_within_the_window_and_reset_on_success(store: Arc<
     let t = now();
     let window_start = t - Duration::from_secs(900);
     let old = t - Duration::from_secs(2000);
-    store.record_audit(&failed_login("a@x.io", "10.0.0.1", old, "login.failed")).await.expect("audit");
+    store
+        .record_audit(&failed_login("a@x.io", "10.0.0.1", old, "login.failed"))
+        .await
+        .expect("audit");
     for s in [300, 200, 100] {
-        store.record_audit(&failed_login("a@x.io", "10.0.0.1", t - Duration::from_secs(s), "login.failed")).await.expect("audit");
+        store
+            .record_audit(&failed_login(
+                "a@x.io",
+                "10.0.0.1",
+                t - Duration::from_secs(s),
+                "login.failed",
+            ))
+            .await
+            .expect("audit");
     }
-    store.record_audit(&failed_login("b@x.io", "10.0.0.1", t - Duration::from_secs(50), "login.failed")).await.expect("audit");
-    let seen = store.login_failures("a@x.io", "10.0.0.1", window_start).await.expect("failures");
+    store
+        .record_audit(&failed_login(
+            "b@x.io",
+            "10.0.0.1",
+            t - Duration::from_secs(50),
+            "login.failed",
+        ))
+        .await
+        .expect("audit");
+    let seen = store
+        .login_failures("a@x.io", "10.0.0.1", window_start)
+        .await
+        .expect("failures");
     assert_eq!(seen.account.failures, 3);
     assert_eq!(seen.account.oldest, Some(t - Duration::from_secs(300)));
     assert_eq!(seen.ip.failures, 4);
 
-    store.record_audit(&failed_login("a@x.io", "10.0.0.1", t - Duration::from_secs(150), "login.succeeded")).await.expect("audit");
-    let seen = store.login_failures("a@x.io", "10.0.0.1", window_start).await.expect("failures");
+    store
+        .record_audit(&failed_login(
+            "a@x.io",
+            "10.0.0.1",
+            t - Duration::from_secs(150),
+            "login.succeeded",
+        ))
+        .await
+        .expect("audit");
+    let seen = store
+        .login_failures("a@x.io", "10.0.0.1", window_start)
+        .await
+        .expect("failures");
     assert_eq!(seen.account.failures, 1, "only the failure after the success counts");
     assert_eq!(seen.ip.failures, 4, "the address count only ages out");
 }
@@ -193,16 +273,35 @@ async fn user_listing_filters_and_pages(store: Arc<dyn IdentityStore>) {
         ids.push(u.id.0);
         store.insert_user(&u).await.expect("insert");
     }
-    store.insert_user(&user("under_score@example.com")).await.expect("insert");
+    store
+        .insert_user(&user("under_score@example.com"))
+        .await
+        .expect("insert");
     let page = store.list_users(&UserFilter::default(), None, 3).await.expect("list");
     assert_eq!(page.iter().map(|u| u.id.0).collect::<Vec<_>>(), ids[..3]);
-    let rest = store.list_users(&UserFilter::default(), Some(ids[2]), 10).await.expect("list");
+    let rest = store
+        .list_users(&UserFilter::default(), Some(ids[2]), 10)
+        .await
+        .expect("list");
     assert_eq!(rest.len(), 3);
-    let admins = UserFilter { role: Some(Role::Admin), ..Default::default() };
+    let admins = UserFilter {
+        role: Some(Role::Admin),
+        ..Default::default()
+    };
     assert_eq!(store.list_users(&admins, None, 10).await.expect("list").len(), 1);
-    let literal = UserFilter { email_contains: Some("_".into()), ..Default::default() };
-    assert_eq!(store.list_users(&literal, None, 10).await.expect("list").len(), 1, "_ is not a wildcard");
-    let disabled = UserFilter { status: Some(UserStatus::Disabled), ..Default::default() };
+    let literal = UserFilter {
+        email_contains: Some("_".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.list_users(&literal, None, 10).await.expect("list").len(),
+        1,
+        "_ is not a wildcard"
+    );
+    let disabled = UserFilter {
+        status: Some(UserStatus::Disabled),
+        ..Default::default()
+    };
     assert!(store.list_users(&disabled, None, 10).await.expect("list").is_empty());
 }
 

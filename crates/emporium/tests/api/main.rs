@@ -2,9 +2,10 @@
 //! SQLite file, or a fresh PostgreSQL database created and dropped per test), spoken to over HTTP.
 //! One test binary for the whole workspace keeps link time down.
 
+mod binary;
+mod docs;
 mod helpers;
 mod identity_admin;
 mod identity_auth;
 mod identity_store;
 mod platform_http;
-mod binary;

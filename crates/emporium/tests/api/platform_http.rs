@@ -21,7 +21,15 @@ on_both_backends!(
 async fn health_endpoints_report_liveness_and_readiness(app: TestApp) {
     let live = app.client.get(app.url("/health/live")).send().await.expect("request");
     assert_eq!(live.status(), 200);
-    let ready: Value = app.client.get(app.url("/health/ready")).send().await.expect("request").json().await.expect("json");
+    let ready: Value = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"]["identity.database"]["status"], "up");
 }
@@ -35,30 +43,51 @@ async fn readiness_names_a_failing_database(app: TestApp) {
     assert_eq!(body["checks"]["identity.database"]["status"], "down");
     assert!(body["checks"]["identity.database"]["error"].is_string());
     // Liveness does not depend on dependencies.
-    assert_eq!(app.client.get(app.url("/health/live")).send().await.expect("request").status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        200
+    );
 }
 
 fn promtool_available() -> bool {
-    Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 async fn metrics_are_labelled_by_route_template_and_pass_promtool(app: TestApp) {
     let user = app.signed_up("metrics@example.com").await;
     app.get_auth("/api/v1/users/me", &user.access).await;
-    app.get_auth(&format!("/api/v1/users/{}", uuid::Uuid::now_v7()), &user.access).await;
+    app.get_auth(&format!("/api/v1/users/{}", uuid::Uuid::now_v7()), &user.access)
+        .await;
     let r = app.client.get(app.url("/metrics")).send().await.expect("request");
     assert_eq!(r.status(), 200);
     let text = r.text().await.expect("text");
     assert!(text.contains("# TYPE http_requests_total counter"), "{text}");
-    assert!(text.contains(r#"service="identity",method="GET",route="/api/v1/users/me",status="2xx""#), "{text}");
-    assert!(text.contains(r#"route="/api/v1/users/{id}",status="4xx""#), "route templates, not raw ids");
+    assert!(
+        text.contains(r#"service="identity",method="GET",route="/api/v1/users/me",status="2xx""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/api/v1/users/{id}",status="4xx""#),
+        "route templates, not raw ids"
+    );
     assert!(text.contains("http_request_duration_seconds_bucket"));
     assert!(text.contains("identity_logins_total"));
     assert!(text.contains("emporium_build_info"));
     assert!(text.contains("process_resident_memory_bytes"));
 
     if !promtool_available() {
-        assert!(std::env::var("CI").is_err(), "promtool is required in CI (.ci/run installs it)");
+        assert!(
+            std::env::var("CI").is_err(),
+            "promtool is required in CI (.ci/run installs it)"
+        );
         eprintln!("SKIPPED promtool check: promtool not installed (apt-get install prometheus)");
         return;
     }
@@ -79,7 +108,15 @@ async fn metrics_are_labelled_by_route_template_and_pass_promtool(app: TestApp) 
 }
 
 async fn openapi_document_is_3_1_and_covers_every_route(app: TestApp) {
-    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.expect("request").json().await.expect("json");
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
     let paths = doc["paths"].as_object().expect("paths");
     for path in [
@@ -115,24 +152,54 @@ async fn openapi_document_is_3_1_and_covers_every_route(app: TestApp) {
 async fn docs_page_is_served_from_the_binary(app: TestApp) {
     let r = app.client.get(app.url("/docs")).send().await.expect("request");
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-security-policy"].to_str().expect("csp").contains("script-src 'self'"));
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .contains("script-src 'self'")
+    );
     let page = r.text().await.expect("html");
-    for src in ["/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "/docs/assets/init.js"] {
+    for src in [
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/assets/swagger-ui.css",
+        "/docs/assets/init.js",
+    ] {
         assert!(page.contains(src));
         let asset = app.client.get(app.url(src)).send().await.expect("request");
         assert_eq!(asset.status(), 200, "{src}");
         assert!(asset.bytes().await.expect("body").len() > 100);
     }
-    assert!(!page.contains("https://"), "the page must not load anything from another origin");
+    assert!(
+        !page.contains("https://"),
+        "the page must not load anything from another origin"
+    );
 }
 
 async fn unknown_routes_and_methods_are_problems(app: TestApp) {
-    assert_problem(app.client.get(app.url("/no/such/thing")).send().await.expect("request"), 404).await;
-    assert_problem(app.client.delete(app.url("/api/v1/auth/login")).send().await.expect("request"), 405).await;
+    assert_problem(
+        app.client.get(app.url("/no/such/thing")).send().await.expect("request"),
+        404,
+    )
+    .await;
+    assert_problem(
+        app.client
+            .delete(app.url("/api/v1/auth/login"))
+            .send()
+            .await
+            .expect("request"),
+        405,
+    )
+    .await;
 }
 
 async fn request_ids_are_echoed_or_generated(app: TestApp) {
-    let r = app.client.get(app.url("/health/live")).header("x-request-id", "trace-me-123").send().await.expect("request");
+    let r = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.headers()["x-request-id"], "trace-me-123");
     let r = app
         .client
@@ -145,7 +212,12 @@ async fn request_ids_are_echoed_or_generated(app: TestApp) {
     assert!(uuid::Uuid::parse_str(&generated).is_ok());
     // Problems quote the request id too.
     let problem = assert_problem(
-        app.client.get(app.url("/nope")).header("x-request-id", "abc").send().await.expect("request"),
+        app.client
+            .get(app.url("/nope"))
+            .header("x-request-id", "abc")
+            .send()
+            .await
+            .expect("request"),
         404,
     )
     .await;
@@ -155,8 +227,26 @@ async fn request_ids_are_echoed_or_generated(app: TestApp) {
 
 #[tokio::test]
 async fn production_mode_has_no_dev_mailbox() {
-    let Some(app) = spawn_app_with(Backend::Sqlite, &[], false).await else { return };
-    assert_problem(app.client.get(app.url("/api/v1/dev/mailbox")).send().await.expect("request"), 404).await;
-    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.expect("request").json().await.expect("json");
+    let Some(app) = spawn_app_with(Backend::Sqlite, &[], false).await else {
+        return;
+    };
+    assert_problem(
+        app.client
+            .get(app.url("/api/v1/dev/mailbox"))
+            .send()
+            .await
+            .expect("request"),
+        404,
+    )
+    .await;
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     assert!(doc["paths"].get("/api/v1/dev/mailbox").is_none());
 }

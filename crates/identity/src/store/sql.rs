@@ -145,7 +145,8 @@ struct SigningKeyRow {
 
 const USER_COLUMNS: &str =
     "id, email, name, password_hash, role, status, email_verified_at, created_at, updated_at, version";
-const SESSION_COLUMNS: &str = "s.id, s.user_id, s.user_agent, s.ip, s.created_at, s.last_seen_at, s.expires_at, s.revoked_at";
+const SESSION_COLUMNS: &str =
+    "s.id, s.user_id, s.user_agent, s.ip, s.created_at, s.last_seen_at, s.expires_at, s.revoked_at";
 
 /// Escapes `%`, `_` and `\` so user input is matched literally by `LIKE ... ESCAPE '\'`.
 fn like_pattern(fragment: &str) -> String {
@@ -235,7 +236,12 @@ where
             .transpose()
     }
 
-    async fn user_in_live_session(&self, id: UserId, session_id: Uuid, now: OffsetDateTime) -> StoreResult<Option<User>> {
+    async fn user_in_live_session(
+        &self,
+        id: UserId,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<User>> {
         sqlx::query_as::<_, UserRow>(
             "SELECT u.id, u.email, u.name, u.password_hash, u.role, u.status, u.email_verified_at,
                     u.created_at, u.updated_at, u.version
@@ -251,7 +257,13 @@ where
         .transpose()
     }
 
-    async fn update_name(&self, id: UserId, name: &str, expected_version: Option<i64>, now: OffsetDateTime) -> StoreResult<User> {
+    async fn update_name(
+        &self,
+        id: UserId,
+        name: &str,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> StoreResult<User> {
         let row = sqlx::query_as::<_, UserRow>(sql(format!(
             "UPDATE users SET name = $2, updated_at = $3, version = version + 1
              WHERE id = $1 AND status = 'active' AND ($4 IS NULL OR version = $4)
@@ -265,18 +277,21 @@ where
         .await?;
         match row {
             Some(row) => row.try_into(),
-            None if expected_version.is_some() && self.user_by_id(id).await?.is_some() => Err(StoreError::VersionMismatch),
+            None if expected_version.is_some() && self.user_by_id(id).await?.is_some() => {
+                Err(StoreError::VersionMismatch)
+            }
             None => Err(StoreError::NotFound),
         }
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &str, now: OffsetDateTime) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3, version = version + 1 WHERE id = $1")
-            .bind(id.0)
-            .bind(hash)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3, version = version + 1 WHERE id = $1")
+                .bind(id.0)
+                .bind(hash)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -398,7 +413,13 @@ where
         }))
     }
 
-    async fn rotate_refresh_token(&self, old: &[u8; 32], new: &NewRefreshToken, session_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+    async fn rotate_refresh_token(
+        &self,
+        old: &[u8; 32],
+        new: &NewRefreshToken,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
             .bind(&old[..])
@@ -421,11 +442,13 @@ where
     }
 
     async fn session(&self, id: Uuid) -> StoreResult<Option<Session>> {
-        Ok(sqlx::query_as::<_, SessionRow>(sql(format!("SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(Session::from))
+        Ok(
+            sqlx::query_as::<_, SessionRow>(sql(format!("SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = $1")))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(Session::from),
+        )
     }
 
     async fn live_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<Session>> {
@@ -444,16 +467,24 @@ where
     }
 
     async fn revoke_session(&self, id: Uuid, reason: &str, now: OffsetDateTime) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(now)
-            .bind(reason)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn revoke_sessions_of(&self, user: UserId, keep: Option<Uuid>, reason: &str, now: OffsetDateTime) -> StoreResult<u64> {
+    async fn revoke_sessions_of(
+        &self,
+        user: UserId,
+        keep: Option<Uuid>,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $2, revoked_reason = $3
              WHERE user_id = $1 AND revoked_at IS NULL AND ($4 IS NULL OR id <> $4)",
@@ -467,7 +498,14 @@ where
         Ok(done.rows_affected())
     }
 
-    async fn insert_one_time_token(&self, digest: &[u8; 32], user: UserId, purpose: TokenPurpose, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+    async fn insert_one_time_token(
+        &self,
+        digest: &[u8; 32],
+        user: UserId,
+        purpose: TokenPurpose,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO one_time_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -481,7 +519,12 @@ where
         Ok(())
     }
 
-    async fn consume_one_time_token(&self, digest: &[u8; 32], purpose: TokenPurpose, now: OffsetDateTime) -> StoreResult<Option<UserId>> {
+    async fn consume_one_time_token(
+        &self,
+        digest: &[u8; 32],
+        purpose: TokenPurpose,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<UserId>> {
         let row: Option<(Uuid,)> = sqlx::query_as(
             "UPDATE one_time_tokens SET used_at = $3
              WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
@@ -622,7 +665,11 @@ where
     }
 }
 
-async fn insert_refresh<DB>(tx: &mut sqlx::Transaction<'_, DB>, token: &NewRefreshToken, session_id: Uuid) -> Result<(), sqlx::Error>
+async fn insert_refresh<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    token: &NewRefreshToken,
+    session_id: Uuid,
+) -> Result<(), sqlx::Error>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,

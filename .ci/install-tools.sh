@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what CI's checks need beyond the Rust toolchain, idempotently:
+#   promtool (Debian `prometheus`) for `promtool check metrics`,
+#   openapi-spec-validator (PyPI) in target/ci-venv for the OpenAPI 3.1 document.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "installing promtool (Debian package prometheus)..."
+  # Keep the package's service from starting: we only want the promtool binary.
+  created_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends prometheus >/dev/null
+  [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  pkill -x prometheus 2>/dev/null || true
+fi
+promtool --version 2>&1 | head -n1
+
+venv=target/ci-venv
+if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+  echo "installing openapi-spec-validator into $venv..."
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'openapi-spec-validator==0.9.0'
+fi
+"$venv/bin/openapi-spec-validator" --version 2>/dev/null || true

@@ -1,0 +1,51 @@
+//! The README documents every setting the code reads.
+
+use std::path::{Path, PathBuf};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every `"EMPORIUM_..."` string literal in the crates' sources.
+fn settings_read_by_code() -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(&workspace_root().join("crates"), &mut files);
+    let mut vars = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read");
+        for (i, _) in text.match_indices("\"EMPORIUM_") {
+            let name: String = text[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if name.len() > "EMPORIUM_".len() && !vars.contains(&name) {
+                vars.push(name);
+            }
+        }
+    }
+    vars.extend(["DATABASE_URL", "RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT"].map(String::from));
+    vars
+}
+
+#[test]
+fn readme_lists_every_setting() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let vars = settings_read_by_code();
+    assert!(vars.len() > 20, "found only {vars:?}");
+    let missing: Vec<_> = vars
+        .iter()
+        .filter(|v| !readme.contains(&format!("| `{v}` |")))
+        .collect();
+    assert!(missing.is_empty(), "README configuration table lacks {missing:?}");
+}
