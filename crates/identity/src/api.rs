@@ -39,6 +39,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     }
 }
 
+/// Spends one unit of the caller's per-address budget for unauthenticated auth requests;
+/// rejects with 429 and `Retry-After` when it is used up.
+pub struct RateLimited;
+
+impl FromRequestParts<Arc<IdentityService>> for RateLimited {
+    type Rejection = Problem;
+    async fn from_request_parts(parts: &mut Parts, svc: &Arc<IdentityService>) -> Result<Self, Self::Rejection> {
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, svc).await;
+        svc.auth_limiter().check(ip)?;
+        Ok(RateLimited)
+    }
+}
+
 /// An account as its owner and administrators see it. Never includes the password hash.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
@@ -154,6 +167,7 @@ pub struct RegisterRequest {
         (status = 422, description = "Invalid field(s)", body = Problem)))]
 pub async fn register(
     State(svc): Svc,
+    _: RateLimited,
     Client(client): Client,
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<Response> {
@@ -186,7 +200,7 @@ pub struct TokenRequest {
 /// Confirms an e-mail address with the single-use token that was mailed.
 #[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenRequest,
     responses((status = 204, description = "Verified"), (status = 422, description = "Token invalid, expired or used", body = Problem)))]
-pub async fn verify_email(State(svc): Svc, Json(req): Json<TokenRequest>) -> ApiResult<StatusCode> {
+pub async fn verify_email(State(svc): Svc, _: RateLimited, Json(req): Json<TokenRequest>) -> ApiResult<StatusCode> {
     svc.verify_email(&req.token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -200,7 +214,11 @@ pub struct EmailRequest {
 /// Sends a new verification token. Same answer whether or not the address is registered.
 #[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", request_body = EmailRequest,
     responses((status = 202, description = "If the address has an unverified account, a message is on its way")))]
-pub async fn resend_verification(State(svc): Svc, Json(req): Json<EmailRequest>) -> ApiResult<StatusCode> {
+pub async fn resend_verification(
+    State(svc): Svc,
+    _: RateLimited,
+    Json(req): Json<EmailRequest>,
+) -> ApiResult<StatusCode> {
     svc.resend_verification(&req.email).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -235,7 +253,12 @@ pub struct RefreshRequest {
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, description = "New token pair", body = TokenResponse),
         (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = Problem)))]
-pub async fn refresh(State(svc): Svc, Client(client): Client, Json(req): Json<RefreshRequest>) -> ApiResult<Response> {
+pub async fn refresh(
+    State(svc): Svc,
+    _: RateLimited,
+    Client(client): Client,
+    Json(req): Json<RefreshRequest>,
+) -> ApiResult<Response> {
     Ok(tokens(svc.refresh(&req.refresh_token, &client).await?))
 }
 
@@ -250,7 +273,12 @@ pub async fn logout(State(svc): Svc, auth: AuthUser, Client(client): Client) -> 
 /// Sends a password-reset token. Same answer whether or not the address is registered.
 #[utoipa::path(post, path = "/api/v1/auth/forgot-password", tag = "auth", request_body = EmailRequest,
     responses((status = 202, description = "If the address has an account, a message is on its way")))]
-pub async fn forgot_password(State(svc): Svc, Client(client): Client, Json(req): Json<EmailRequest>) -> StatusCode {
+pub async fn forgot_password(
+    State(svc): Svc,
+    _: RateLimited,
+    Client(client): Client,
+    Json(req): Json<EmailRequest>,
+) -> StatusCode {
     svc.forgot_password(&req.email, &client).await;
     StatusCode::ACCEPTED
 }
@@ -267,6 +295,7 @@ pub struct ResetPasswordRequest {
     responses((status = 204, description = "Password changed"), (status = 422, description = "Token invalid, or password too weak", body = Problem)))]
 pub async fn reset_password(
     State(svc): Svc,
+    _: RateLimited,
     Client(client): Client,
     Json(req): Json<ResetPasswordRequest>,
 ) -> ApiResult<StatusCode> {

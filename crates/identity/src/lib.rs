@@ -38,6 +38,8 @@ pub struct IdentityConfig {
     pub login_max_failures_per_ip: u32,
     pub login_window: Duration,
     pub require_verified_email: bool,
+    /// Per-address budget for sign-up, verification, password-reset and refresh requests.
+    pub auth_requests_per_minute: std::num::NonZeroU32,
     /// Base URL quoted in e-mails.
     pub public_url: String,
 }
@@ -60,6 +62,12 @@ impl IdentityConfig {
             login_max_failures_per_ip: src.number_in("EMPORIUM_LOGIN_MAX_FAILURES_PER_IP", 20, 1..=10_000)? as u32,
             login_window: src.seconds("EMPORIUM_LOGIN_WINDOW_SECS", 900, 10..=86_400)?,
             require_verified_email: src.flag("EMPORIUM_REQUIRE_VERIFIED_EMAIL", true)?,
+            auth_requests_per_minute: std::num::NonZeroU32::new(src.number_in(
+                "EMPORIUM_AUTH_RATE_PER_MINUTE",
+                30,
+                1..=100_000,
+            )? as u32)
+            .unwrap_or(std::num::NonZeroU32::MIN),
             public_url: public_url.to_owned(),
         })
     }

@@ -129,6 +129,7 @@ pub struct IdentityService {
     hasher: PasswordHasher,
     mailer: Arc<dyn Mailer>,
     config: IdentityConfig,
+    auth_limiter: platform::rate_limit::IpRateLimiter,
 }
 
 fn audit(kind: &str) -> AuditEvent {
@@ -197,13 +198,20 @@ impl IdentityService {
         mailer: Arc<dyn Mailer>,
         config: IdentityConfig,
     ) -> Self {
+        let auth_limiter = platform::rate_limit::IpRateLimiter::per_minute(config.auth_requests_per_minute);
         Self {
             store,
             keys,
             hasher,
             mailer,
             config,
+            auth_limiter,
         }
+    }
+
+    /// The per-address limit on unauthenticated auth requests (sign-up, reset, verification, refresh).
+    pub fn auth_limiter(&self) -> &platform::rate_limit::IpRateLimiter {
+        &self.auth_limiter
     }
 
     pub fn keys(&self) -> &Arc<KeyRing> {

@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod pagination;
 pub mod problem;
+pub mod rate_limit;
 pub mod telemetry;
 pub mod time;
 

@@ -66,6 +66,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "HTTP request latency, by service, method, route template and status class."
     );
+    metrics::describe_counter!(
+        "rate_limited_requests_total",
+        "Requests refused with 429 by a per-address rate limit."
+    );
     metrics::describe_gauge!("emporium_build_info", "Build information; the value is always 1.");
     metrics::gauge!("emporium_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }

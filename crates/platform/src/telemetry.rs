@@ -61,7 +61,9 @@ pub fn init(service: &str, cfg: &PlatformConfig) -> TelemetryGuard {
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
+            // The whole span list, so lines inside nested spans (a DB call) still carry the
+            // request's `request_id` and `trace_id`.
+            .with_span_list(true)
             .boxed()
     } else {
         tracing_subscriber::fmt::layer().compact().boxed()

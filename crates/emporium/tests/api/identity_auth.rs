@@ -570,3 +570,37 @@ async fn deleting_the_account_erases_it(app: TestApp) {
     // The address is free again.
     assert_eq!(app.register("leaving@example.com").await.status(), 201);
 }
+
+#[tokio::test]
+async fn unauthenticated_auth_endpoints_are_rate_limited_per_address() {
+    let Some(app) = crate::helpers::spawn_app_with(
+        crate::helpers::Backend::Sqlite,
+        &[("EMPORIUM_AUTH_RATE_PER_MINUTE", "3")],
+        true,
+    )
+    .await
+    else {
+        return;
+    };
+    for _ in 0..3 {
+        let r = app
+            .post("/api/v1/auth/forgot-password", json!({"email": "x@example.com"}))
+            .await;
+        assert_eq!(r.status(), 202);
+    }
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": "y@example.com", "password": PASSWORD, "name": "Y"}),
+        )
+        .await;
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_problem(r, 429).await;
+    // Login has its own failure-based throttle and is not part of this budget.
+    assert_problem(app.login("y@example.com", PASSWORD).await, 401).await;
+}

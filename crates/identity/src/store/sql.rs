@@ -197,6 +197,7 @@ where
     usize: ColumnIndex<DB::Row>,
     DB::QueryResult: RowsAffected,
 {
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_user"))]
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO users (id, email, name, password_hash, role, status, email_verified_at, created_at, updated_at, version)
@@ -218,6 +219,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "user_by_id"))]
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
         sqlx::query_as::<_, UserRow>(sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
             .bind(id.0)
@@ -227,6 +229,7 @@ where
             .transpose()
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "user_by_email"))]
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         sqlx::query_as::<_, UserRow>(sql(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1")))
             .bind(email)
@@ -236,6 +239,7 @@ where
             .transpose()
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "user_in_live_session"))]
     async fn user_in_live_session(
         &self,
         id: UserId,
@@ -257,6 +261,7 @@ where
         .transpose()
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update_name"))]
     async fn update_name(
         &self,
         id: UserId,
@@ -284,6 +289,7 @@ where
         }
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_password_hash"))]
     async fn set_password_hash(&self, id: UserId, hash: &str, now: OffsetDateTime) -> StoreResult<()> {
         let done =
             sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3, version = version + 1 WHERE id = $1")
@@ -298,6 +304,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "mark_email_verified"))]
     async fn mark_email_verified(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()> {
         sqlx::query(
             "UPDATE users SET email_verified_at = $2, updated_at = $2, version = version + 1
@@ -310,6 +317,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_role"))]
     async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> StoreResult<User> {
         sqlx::query_as::<_, UserRow>(sql(format!(
             "UPDATE users SET role = $2, updated_at = $3, version = version + 1 WHERE id = $1 AND status <> 'deleted'
@@ -324,6 +332,7 @@ where
         .try_into()
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_status"))]
     async fn set_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> StoreResult<User> {
         sqlx::query_as::<_, UserRow>(sql(format!(
             "UPDATE users SET status = $2, updated_at = $3, version = version + 1 WHERE id = $1 AND status <> 'deleted'
@@ -338,6 +347,7 @@ where
         .try_into()
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "erase_user"))]
     async fn erase_user(&self, id: UserId, placeholder_email: &str, now: OffsetDateTime) -> StoreResult<()> {
         let done = sqlx::query(
             "UPDATE users SET status = 'deleted', email = $2, name = 'deleted user', password_hash = '!',
@@ -355,6 +365,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_users"))]
     async fn list_users(&self, f: &UserFilter, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<User>> {
         sqlx::query_as::<_, UserRow>(sql(format!(
             "SELECT {USER_COLUMNS} FROM users
@@ -377,6 +388,7 @@ where
         .collect()
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_session"))]
     async fn create_session(&self, s: &Session, token: &NewRefreshToken) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -397,6 +409,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "refresh_token"))]
     async fn refresh_token(&self, digest: &[u8; 32]) -> StoreResult<Option<RefreshToken>> {
         let row = sqlx::query_as::<_, RefreshRow>(sql(format!(
             "SELECT t.expires_at AS token_expires_at, t.used_at, {SESSION_COLUMNS}
@@ -413,6 +426,7 @@ where
         }))
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "rotate_refresh_token"))]
     async fn rotate_refresh_token(
         &self,
         old: &[u8; 32],
@@ -441,6 +455,7 @@ where
         Ok(true)
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "session"))]
     async fn session(&self, id: Uuid) -> StoreResult<Option<Session>> {
         Ok(
             sqlx::query_as::<_, SessionRow>(sql(format!("SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = $1")))
@@ -451,6 +466,7 @@ where
         )
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "live_sessions"))]
     async fn live_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<Session>> {
         Ok(sqlx::query_as::<_, SessionRow>(sql(format!(
             "SELECT {SESSION_COLUMNS} FROM sessions s
@@ -466,6 +482,7 @@ where
         .collect())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "revoke_session"))]
     async fn revoke_session(&self, id: Uuid, reason: &str, now: OffsetDateTime) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
@@ -478,6 +495,7 @@ where
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "revoke_sessions_of"))]
     async fn revoke_sessions_of(
         &self,
         user: UserId,
@@ -498,6 +516,7 @@ where
         Ok(done.rows_affected())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_one_time_token"))]
     async fn insert_one_time_token(
         &self,
         digest: &[u8; 32],
@@ -519,6 +538,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "consume_one_time_token"))]
     async fn consume_one_time_token(
         &self,
         digest: &[u8; 32],
@@ -538,6 +558,7 @@ where
         Ok(row.map(|(id,)| UserId(id)))
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "burn_one_time_tokens"))]
     async fn burn_one_time_tokens(&self, user: UserId, purpose: TokenPurpose, now: OffsetDateTime) -> StoreResult<()> {
         sqlx::query("UPDATE one_time_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
             .bind(user.0)
@@ -548,6 +569,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "record_audit"))]
     async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO audit_events (id, occurred_at, kind, user_id, actor_id, subject_email, ip, user_agent, detail)
@@ -567,6 +589,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "login_failures"))]
     async fn login_failures(&self, email: &str, ip: &str, since: OffsetDateTime) -> StoreResult<LoginFailures> {
         // A successful login clears the account's count; the address's count only ages out.
         let account: FailureRow = sqlx::query_as(
@@ -594,6 +617,7 @@ where
         })
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_audit"))]
     async fn list_audit(&self, f: &AuditFilter, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
         Ok(sqlx::query_as::<_, AuditRow>(
             "SELECT id, occurred_at, kind, user_id, actor_id, subject_email, ip, user_agent, detail FROM audit_events
@@ -622,6 +646,7 @@ where
         .collect())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "signing_keys"))]
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         Ok(sqlx::query_as::<_, SigningKeyRow>(
             "SELECT kid, private_key, public_key, created_at, retired_at FROM signing_keys ORDER BY created_at",
@@ -639,6 +664,7 @@ where
         .collect())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "activate_signing_key"))]
     async fn activate_signing_key(&self, key: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
@@ -656,6 +682,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "prune_signing_keys"))]
     async fn prune_signing_keys(&self, cutoff: OffsetDateTime) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1")
             .bind(cutoff)
