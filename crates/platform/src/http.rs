@@ -124,7 +124,24 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
+/// Counts a request as in flight until dropped, even when the client goes away mid-request.
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::gauge!("http_requests_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+    }
+}
+
 async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next) -> Response {
+    let _in_flight = InFlight::start();
     let started = Instant::now();
     let request_id = request_id_from(req.headers());
     let method = req.method().clone();

@@ -66,6 +66,7 @@ fn describe() {
         metrics::Unit::Seconds,
         "HTTP request latency, by service, method, route template and status class."
     );
+    metrics::describe_gauge!("http_requests_in_flight", "HTTP requests being handled right now.");
     metrics::describe_counter!(
         "rate_limited_requests_total",
         "Requests refused with 429 by a per-address rate limit."

@@ -121,7 +121,36 @@ async fn sigterm_lets_in_flight_requests_finish() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    // Signal only once the server has accepted all twelve (in flight or done), with some still running.
+    let mut accepted = false;
+    for _ in 0..500 {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let value = |prefix: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let in_flight = value("http_requests_in_flight") - 1.0; // minus this scrape
+        let done = value("http_requests_total{service=\"identity\",method=\"POST\",route=\"/api/v1/auth/register\"");
+        if in_flight + done >= 12.0 {
+            assert!(
+                in_flight >= 1.0,
+                "every request finished before the signal: the test proves nothing"
+            );
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(accepted, "the server never accepted all requests");
     let pid = child.id().expect("pid").to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill");
     assert!(killed.success());

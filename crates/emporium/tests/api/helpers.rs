@@ -216,6 +216,17 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `PUT url` with a bearer token and a JSON body.
+    pub async fn put_json(&self, url: &str, token: &str, body: Value) -> reqwest::Response {
+        self.client
+            .put(url)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn get_auth(&self, path: &str, token: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
@@ -263,6 +274,10 @@ impl TestApp {
             .expect("id")
             .to_owned();
         self.verify(email).await;
+        self.logged_in(email, id).await
+    }
+
+    async fn logged_in(&self, email: &str, id: String) -> LoggedIn {
         let r = self.login(email, PASSWORD).await;
         assert_eq!(r.status(), 200);
         let body: Value = r.json().await.expect("json");
@@ -286,15 +301,7 @@ impl TestApp {
             })
             .await
             .expect("admin");
-        let r = self.login(email, PASSWORD).await;
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.expect("json");
-        LoggedIn {
-            email: email.into(),
-            access: body["access_token"].as_str().expect("access").into(),
-            refresh: body["refresh_token"].as_str().expect("refresh").into(),
-            id: user.id.to_string(),
-        }
+        self.logged_in(email, user.id.to_string()).await
     }
 }
 

@@ -123,23 +123,11 @@ async fn role_changes_apply_at_next_login_and_are_audited(app: TestApp) {
     let user = app.signed_up("promoted@example.com").await;
     let url = app.url(&format!("/api/v1/users/{}/role", user.id));
     let r = app
-        .client
-        .put(&url)
-        .bearer_auth(&admin.access)
-        .json(&json!({"role": "catalog_manager"}))
-        .send()
-        .await
-        .expect("request");
+        .put_json(&url, &admin.access, json!({"role": "catalog_manager"}))
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.expect("json")["role"], "catalog_manager");
-    let bad = app
-        .client
-        .put(&url)
-        .bearer_auth(&admin.access)
-        .json(&json!({"role": "emperor"}))
-        .send()
-        .await
-        .expect("request");
+    let bad = app.put_json(&url, &admin.access, json!({"role": "emperor"})).await;
     assert_eq!(problem_fields(&assert_problem(bad, 422).await), ["role"]);
 
     // The old token (role customer) no longer works; a new login carries the new role.
@@ -175,14 +163,7 @@ async fn disabling_an_account_ends_its_sessions_and_blocks_login(app: TestApp) {
     let admin = app.admin().await;
     let user = app.signed_up("suspended@example.com").await;
     let url = app.url(&format!("/api/v1/users/{}/status", user.id));
-    let r = app
-        .client
-        .put(&url)
-        .bearer_auth(&admin.access)
-        .json(&json!({"status": "disabled"}))
-        .send()
-        .await
-        .expect("request");
+    let r = app.put_json(&url, &admin.access, json!({"status": "disabled"})).await;
     assert_eq!(r.status(), 200);
     assert_problem(app.get_auth("/api/v1/users/me", &user.access).await, 401).await;
     assert_problem(
@@ -194,23 +175,9 @@ async fn disabling_an_account_ends_its_sessions_and_blocks_login(app: TestApp) {
     let problem = assert_problem(app.login("suspended@example.com", PASSWORD).await, 403).await;
     assert_eq!(problem["type"], "tag:emporium.dev,2026:problem/account-disabled");
 
-    let deleted = app
-        .client
-        .put(&url)
-        .bearer_auth(&admin.access)
-        .json(&json!({"status": "deleted"}))
-        .send()
-        .await
-        .expect("request");
+    let deleted = app.put_json(&url, &admin.access, json!({"status": "deleted"})).await;
     assert_problem(deleted, 422).await;
-    let r = app
-        .client
-        .put(&url)
-        .bearer_auth(&admin.access)
-        .json(&json!({"status": "active"}))
-        .send()
-        .await
-        .expect("request");
+    let r = app.put_json(&url, &admin.access, json!({"status": "active"})).await;
     assert_eq!(r.status(), 200);
     assert_eq!(app.login("suspended@example.com", PASSWORD).await.status(), 200);
 }
@@ -218,24 +185,12 @@ async fn disabling_an_account_ends_its_sessions_and_blocks_login(app: TestApp) {
 async fn admins_cannot_lock_themselves_out(app: TestApp) {
     let admin = app.admin().await;
     let role = app.url(&format!("/api/v1/users/{}/role", admin.id));
-    let r = app
-        .client
-        .put(&role)
-        .bearer_auth(&admin.access)
-        .json(&json!({"role": "customer"}))
-        .send()
-        .await
-        .expect("request");
+    let r = app.put_json(&role, &admin.access, json!({"role": "customer"})).await;
     assert_problem(r, 409).await;
     let status = app.url(&format!("/api/v1/users/{}/status", admin.id));
     let r = app
-        .client
-        .put(&status)
-        .bearer_auth(&admin.access)
-        .json(&json!({"status": "disabled"}))
-        .send()
-        .await
-        .expect("request");
+        .put_json(&status, &admin.access, json!({"status": "disabled"}))
+        .await;
     assert_problem(r, 409).await;
 }
 

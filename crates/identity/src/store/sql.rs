@@ -23,6 +23,42 @@ impl<DB: Database> SqlStore<DB> {
     }
 }
 
+impl<DB> SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<OffsetDateTime>: Decode<'q, DB>,
+    for<'q> &'q str: ColumnIndex<DB::Row>,
+{
+    /// Sets one text column of a live (not deleted) user. `column` is one of this module's
+    /// literals, never input.
+    async fn set_user_column(
+        &self,
+        column: &'static str,
+        value: &str,
+        id: UserId,
+        now: OffsetDateTime,
+    ) -> StoreResult<User> {
+        sqlx::query_as::<_, UserRow>(sql(format!(
+            "UPDATE users SET {column} = $2, updated_at = $3, version = version + 1 WHERE id = $1 AND status <> 'deleted'
+             RETURNING {USER_COLUMNS}"
+        )))
+        .bind(id.0)
+        .bind(value)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+    }
+}
+
 #[derive(FromRow)]
 struct UserRow {
     id: Uuid,
@@ -319,32 +355,12 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_role"))]
     async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> StoreResult<User> {
-        sqlx::query_as::<_, UserRow>(sql(format!(
-            "UPDATE users SET role = $2, updated_at = $3, version = version + 1 WHERE id = $1 AND status <> 'deleted'
-             RETURNING {USER_COLUMNS}"
-        )))
-        .bind(id.0)
-        .bind(role.as_str())
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?
-        .try_into()
+        self.set_user_column("role", role.as_str(), id, now).await
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_status"))]
     async fn set_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> StoreResult<User> {
-        sqlx::query_as::<_, UserRow>(sql(format!(
-            "UPDATE users SET status = $2, updated_at = $3, version = version + 1 WHERE id = $1 AND status <> 'deleted'
-             RETURNING {USER_COLUMNS}"
-        )))
-        .bind(id.0)
-        .bind(status.as_str())
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?
-        .try_into()
+        self.set_user_column("status", status.as_str(), id, now).await
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "erase_user"))]
