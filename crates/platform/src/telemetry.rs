@@ -68,10 +68,15 @@ pub fn init(service: &str, cfg: &PlatformConfig) -> TelemetryGuard {
     } else {
         tracing_subscriber::fmt::layer().compact().boxed()
     };
+    // Each layer filters for itself: `RUST_LOG` sets log verbosity, and quieter logs must not
+    // switch off tracing (request and DB spans are INFO).
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt_layer)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(fmt_layer.with_filter(filter))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        )
         .try_init();
     if let Some(e) = export_error {
         tracing::warn!(error = %e, "OTLP trace export disabled: exporter could not be built");

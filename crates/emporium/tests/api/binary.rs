@@ -168,3 +168,79 @@ async fn sigterm_lets_in_flight_requests_finish() {
         "no longer listening"
     );
 }
+
+/// Plays an OTLP/HTTP collector: the binary must export the request's span, under the trace id
+/// the caller sent in `traceparent`, when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_exported_over_otlp_under_the_callers_trace_id() {
+    use tokio::io::AsyncReadExt;
+
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let collector_addr = collector.local_addr().expect("addr");
+    let received = tokio::spawn(async move {
+        let mut all = Vec::new();
+        // Read exports until the binary stops sending (it flushes on shutdown).
+        while let Ok(Ok((mut socket, _))) = tokio::time::timeout(Duration::from_secs(20), collector.accept()).await {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut request = Vec::new();
+            while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), socket.read(&mut buf)).await {
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+            all.extend(request);
+            if all.windows(10).any(|w| w == b"/v1/traces") {
+                break;
+            }
+        }
+        all
+    });
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut child = emporium(dir.path())
+        .env("EMPORIUM_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector_addr}"))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let client = reqwest::Client::new();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut answered = false;
+    for _ in 0..300 {
+        let sent = client
+            .get(format!("http://127.0.0.1:{port}/health/live"))
+            .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+            .send()
+            .await;
+        if sent.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "the server did not start");
+    let pid = child.id().expect("pid").to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill");
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+
+    let export = received.await.expect("collector");
+    assert!(export.starts_with(b"POST /v1/traces"), "no OTLP export arrived");
+    let id_bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    assert!(
+        export.windows(16).any(|w| w == id_bytes.as_slice()),
+        "the exported span does not carry the caller's trace id"
+    );
+}
