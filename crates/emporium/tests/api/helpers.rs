@@ -216,6 +216,18 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `GET path` without credentials, parsed as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json")
+    }
+
     /// `PUT url` with a bearer token and a JSON body.
     pub async fn put_json(&self, url: &str, token: &str, body: Value) -> reqwest::Response {
         self.client

@@ -257,15 +257,7 @@ async fn audit_log_is_filterable(app: TestApp) {
 
 async fn signing_key_rotation_keeps_old_tokens_valid(app: TestApp) {
     let admin = app.admin().await;
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = app.get_json("/.well-known/jwks.json").await;
     let keys = jwks["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["kty"], "OKP");
@@ -289,15 +281,7 @@ async fn signing_key_rotation_keeps_old_tokens_valid(app: TestApp) {
         .to_owned();
     assert_ne!(keys[0]["kid"], new_kid.as_str());
 
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = app.get_json("/.well-known/jwks.json").await;
     assert_eq!(jwks["keys"].as_array().expect("keys").len(), 2);
     // A token signed before the rotation still verifies; new ones carry the new kid.
     assert_eq!(app.get_auth("/api/v1/users/me", &admin.access).await.status(), 200);

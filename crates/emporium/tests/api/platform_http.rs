@@ -21,15 +21,7 @@ on_both_backends!(
 async fn health_endpoints_report_liveness_and_readiness(app: TestApp) {
     let live = app.client.get(app.url("/health/live")).send().await.expect("request");
     assert_eq!(live.status(), 200);
-    let ready: Value = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let ready: Value = app.get_json("/health/ready").await;
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"]["identity.database"]["status"], "up");
 }
@@ -108,15 +100,7 @@ async fn metrics_are_labelled_by_route_template_and_pass_promtool(app: TestApp) 
 }
 
 async fn openapi_document_is_3_1_and_covers_every_route(app: TestApp) {
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = app.get_json("/openapi.json").await;
     assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
     let paths = doc["paths"].as_object().expect("paths");
     for path in [
@@ -239,14 +223,6 @@ async fn production_mode_has_no_dev_mailbox() {
         404,
     )
     .await;
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = app.get_json("/openapi.json").await;
     assert!(doc["paths"].get("/api/v1/dev/mailbox").is_none());
 }
