@@ -1,0 +1,817 @@
+//! Catalog rules as plain types and functions: identifiers, money, SKUs, slugs, product fields,
+//! the category tree, list cursors and search-query sanitising. No I/O; unit-tested below.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use platform::{FieldError, Problem};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+macro_rules! id_type {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        #[serde(transparent)]
+        #[schema(value_type = Uuid)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(ProductId, "A product (UUIDv7, so ids sort by creation time).");
+id_type!(CategoryId, "A category (UUIDv7).");
+id_type!(ReviewId, "A review (UUIDv7).");
+
+/// Largest accepted price, in minor units (100 million in major units).
+pub const MAX_PRICE_MINOR: i64 = 10_000_000_000;
+pub const MAX_NAME_LEN: usize = 200;
+pub const MAX_DESCRIPTION_LEN: usize = 10_000;
+pub const MAX_BRAND_LEN: usize = 100;
+pub const MAX_SLUG_LEN: usize = 120;
+pub const MAX_ATTRIBUTES: usize = 30;
+pub const MAX_ATTRIBUTE_KEY_LEN: usize = 40;
+pub const MAX_ATTRIBUTE_VALUE_LEN: usize = 100;
+pub const MAX_IMAGES: usize = 10;
+pub const MAX_IMAGE_URL_LEN: usize = 2048;
+pub const MAX_QUERY_LEN: usize = 200;
+pub const MAX_QUERY_TERMS: usize = 10;
+pub const MAX_REVIEW_TITLE_LEN: usize = 200;
+pub const MAX_REVIEW_BODY_LEN: usize = 5_000;
+
+/// Active ISO 4217 currency codes.
+const ISO_4217: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN \
+BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD \
+HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA \
+MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF \
+SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES \
+VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG";
+
+/// An ISO 4217 currency code, upper case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    pub const EUR: Currency = Currency(*b"EUR");
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let code = text.trim().to_ascii_uppercase();
+        if code.len() == 3
+            && code.bytes().all(|b| b.is_ascii_uppercase())
+            && ISO_4217.split_whitespace().any(|c| c == code)
+        {
+            let b = code.as_bytes();
+            Ok(Self([b[0], b[1], b[2]]))
+        } else {
+            Err("must be an ISO 4217 currency code such as EUR".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("XXX")
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An amount of money in minor units (cents) of a currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Money {
+    pub amount: i64,
+    pub currency: Currency,
+}
+
+/// Money as JSON: `{"amount": 1999, "currency": "EUR"}` (amount in minor units).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoneyJson {
+    /// Minor units (cents), 1..=10_000_000_000.
+    #[schema(example = 1999)]
+    pub amount: i64,
+    /// ISO 4217; the catalog's default currency when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "EUR")]
+    pub currency: Option<String>,
+}
+
+impl From<Money> for MoneyJson {
+    fn from(m: Money) -> Self {
+        Self {
+            amount: m.amount,
+            currency: Some(m.currency.to_string()),
+        }
+    }
+}
+
+/// Validates a price: positive, at most [`MAX_PRICE_MINOR`], a known currency.
+pub fn parse_money(field: &str, json: &MoneyJson, default_currency: Currency) -> Result<Money, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    if json.amount <= 0 {
+        errors.push(FieldError::new(format!("{field}.amount"), "must be greater than zero"));
+    } else if json.amount > MAX_PRICE_MINOR {
+        errors.push(FieldError::new(
+            format!("{field}.amount"),
+            format!("must be at most {MAX_PRICE_MINOR} (minor units)"),
+        ));
+    }
+    let currency = match json.currency.as_deref() {
+        None => Ok(default_currency),
+        Some(c) => Currency::parse(c),
+    };
+    let currency = currency.map_err(|m| errors.push(FieldError::new(format!("{field}.currency"), m)));
+    match (errors.is_empty(), currency) {
+        (true, Ok(currency)) => Ok(Money {
+            amount: json.amount,
+            currency,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// Normalises a SKU to upper case and checks it is 3–64 of `A-Z 0-9 -`.
+pub fn normalise_sku(text: &str) -> Result<String, String> {
+    let sku = text.trim().to_ascii_uppercase();
+    if (3..=64).contains(&sku.len())
+        && sku
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Ok(sku)
+    } else {
+        Err("must be 3 to 64 characters of A-Z, 0-9 and -".into())
+    }
+}
+
+/// Turns a name into a URL slug: lower-case ASCII letters and digits separated by single dashes.
+pub fn slugify(text: &str) -> String {
+    let mut slug = String::with_capacity(text.len());
+    let mut dash = false;
+    for c in text.chars() {
+        let c = fold_accent(c);
+        if c.is_ascii_alphanumeric() {
+            if dash && !slug.is_empty() {
+                slug.push('-');
+            }
+            dash = false;
+            slug.push(c.to_ascii_lowercase());
+        } else {
+            dash = true;
+        }
+        if slug.len() >= MAX_SLUG_LEN {
+            break;
+        }
+    }
+    slug.truncate(MAX_SLUG_LEN);
+    slug.trim_end_matches('-').to_owned()
+}
+
+fn fold_accent(c: char) -> char {
+    match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => 'a',
+        'ç' | 'Ç' => 'c',
+        'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' => 'e',
+        'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' => 'i',
+        'ñ' | 'Ñ' => 'n',
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => 'o',
+        'ù' | 'ú' | 'û' | 'ü' | 'Ù' | 'Ú' | 'Û' | 'Ü' => 'u',
+        'ý' | 'ÿ' | 'Ý' => 'y',
+        other => other,
+    }
+}
+
+/// A slug given by a client must already be in slug form.
+pub fn validate_slug(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= MAX_SLUG_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+        && !text.contains("--");
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "must be 1 to {MAX_SLUG_LEN} lower-case letters, digits and single dashes"
+        ))
+    }
+}
+
+/// Checks a required text field: trimmed, non-empty, at most `max` characters.
+pub fn required_text(field: &str, text: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
+    let t = text.trim();
+    if t.is_empty() {
+        errors.push(FieldError::new(field, "must not be empty"));
+    } else if t.chars().count() > max {
+        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+    }
+    t.to_owned()
+}
+
+/// Checks an optional text field (empty after trimming means absent).
+pub fn optional_text(field: &str, text: Option<&str>, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {
+    let t = text.map(str::trim).filter(|t| !t.is_empty())?;
+    if t.chars().count() > max {
+        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+    }
+    Some(t.to_owned())
+}
+
+/// Attribute keys are lower case `a-z 0-9 _ -`; values free text. Bounded in count and length.
+pub fn validate_attributes(
+    attributes: &BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, String> {
+    if attributes.len() > MAX_ATTRIBUTES {
+        errors.push(FieldError::new(
+            "attributes",
+            format!("at most {MAX_ATTRIBUTES} attributes"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in attributes {
+        let key = k.trim().to_ascii_lowercase();
+        let field = format!("attributes.{k}");
+        if key.is_empty()
+            || key.len() > MAX_ATTRIBUTE_KEY_LEN
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            errors.push(FieldError::new(
+                field,
+                format!("keys must be 1 to {MAX_ATTRIBUTE_KEY_LEN} characters of a-z, 0-9, _ and -"),
+            ));
+            continue;
+        }
+        let value = v.trim();
+        if value.is_empty() || value.chars().count() > MAX_ATTRIBUTE_VALUE_LEN {
+            errors.push(FieldError::new(
+                field,
+                format!("values must be 1 to {MAX_ATTRIBUTE_VALUE_LEN} characters"),
+            ));
+            continue;
+        }
+        out.insert(key, value.to_owned());
+    }
+    out
+}
+
+/// Image URLs: http or https, at most [`MAX_IMAGES`].
+pub fn validate_images(images: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
+    if images.len() > MAX_IMAGES {
+        errors.push(FieldError::new("images", format!("at most {MAX_IMAGES} images")));
+    }
+    for (i, url) in images.iter().enumerate() {
+        let lower = url.to_ascii_lowercase();
+        let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
+        let host_ok = rest.is_some_and(|r| {
+            let host = r.split(['/', '?', '#']).next().unwrap_or("");
+            !host.is_empty()
+        });
+        if !host_ok || url.len() > MAX_IMAGE_URL_LEN || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            errors.push(FieldError::new(format!("images[{i}]"), "must be an http or https URL"));
+        }
+    }
+    images.to_vec()
+}
+
+/// A product's lifecycle: only `active` products are shown to shoppers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductStatus {
+    Draft,
+    Active,
+    Archived,
+}
+
+impl ProductStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Active => "active",
+            Self::Archived => "archived",
+        }
+    }
+}
+
+impl std::str::FromStr for ProductStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "draft" => Ok(Self::Draft),
+            "active" => Ok(Self::Active),
+            "archived" => Ok(Self::Archived),
+            other => Err(format!("unknown product status {other:?}")),
+        }
+    }
+}
+
+/// Review visibility: hidden reviews are moderated away and excluded from the aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    Visible,
+    Hidden,
+}
+
+impl ReviewStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Visible => "visible",
+            Self::Hidden => "hidden",
+        }
+    }
+}
+
+impl std::str::FromStr for ReviewStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "visible" => Ok(Self::Visible),
+            "hidden" => Ok(Self::Hidden),
+            other => Err(format!("unknown review status {other:?}")),
+        }
+    }
+}
+
+/// Star ratings are whole numbers 1 to 5.
+pub fn validate_rating(rating: i64) -> Result<i64, FieldError> {
+    if (1..=5).contains(&rating) {
+        Ok(rating)
+    } else {
+        Err(FieldError::new("rating", "must be a whole number from 1 to 5"))
+    }
+}
+
+/// Rating aggregates of a product: `histogram[0]` counts one-star reviews.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RatingSummary {
+    pub histogram: [i64; 5],
+}
+
+impl RatingSummary {
+    pub fn count(&self) -> i64 {
+        self.histogram.iter().sum()
+    }
+
+    pub fn sum(&self) -> i64 {
+        self.histogram.iter().enumerate().map(|(i, n)| (i as i64 + 1) * n).sum()
+    }
+
+    /// The mean rating, rounded to two decimals; 0 without reviews.
+    pub fn average(&self) -> f64 {
+        self.score() as f64 / 100.0
+    }
+
+    /// The mean times 100, rounded: the integer sort key for `sort=rating`.
+    pub fn score(&self) -> i64 {
+        let count = self.count();
+        if count == 0 {
+            0
+        } else {
+            (self.sum() * 100 + count / 2) / count
+        }
+    }
+}
+
+// ---- category tree -------------------------------------------------------------------------------
+
+/// True when making `new_parent` the parent of `node` would put `node` under itself.
+pub fn creates_cycle(
+    parents: &HashMap<CategoryId, Option<CategoryId>>,
+    node: CategoryId,
+    new_parent: Option<CategoryId>,
+) -> bool {
+    let mut seen = HashSet::new();
+    let mut current = new_parent;
+    while let Some(c) = current {
+        if c == node || !seen.insert(c) {
+            return true;
+        }
+        current = parents.get(&c).copied().flatten();
+    }
+    false
+}
+
+/// `node` and every category below it.
+pub fn descendants(parents: &HashMap<CategoryId, Option<CategoryId>>, node: CategoryId) -> Vec<CategoryId> {
+    let mut children: HashMap<CategoryId, Vec<CategoryId>> = HashMap::new();
+    for (child, parent) in parents {
+        if let Some(p) = parent {
+            children.entry(*p).or_default().push(*child);
+        }
+    }
+    let mut out = vec![node];
+    let mut i = 0;
+    while i < out.len() {
+        if let Some(kids) = children.get(&out[i]) {
+            for k in kids {
+                if !out.contains(k) {
+                    out.push(*k);
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The path from the root down to `node` (inclusive).
+pub fn path_from_root(parents: &HashMap<CategoryId, Option<CategoryId>>, node: CategoryId) -> Vec<CategoryId> {
+    let mut path = vec![node];
+    let mut current = parents.get(&node).copied().flatten();
+    while let Some(c) = current {
+        if path.contains(&c) {
+            break;
+        }
+        path.push(c);
+        current = parents.get(&c).copied().flatten();
+    }
+    path.reverse();
+    path
+}
+
+// ---- listing -------------------------------------------------------------------------------------
+
+/// The orders a product list can be sorted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductSort {
+    /// Newest first (default without `q`).
+    #[default]
+    Newest,
+    PriceAsc,
+    PriceDesc,
+    /// Best average rating first.
+    Rating,
+    /// Best text match first; only with `q` (the default with `q`).
+    Relevance,
+}
+
+impl ProductSort {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Newest => "newest",
+            Self::PriceAsc => "price_asc",
+            Self::PriceDesc => "price_desc",
+            Self::Rating => "rating",
+            Self::Relevance => "relevance",
+        }
+    }
+
+    fn from_code(s: &str) -> Option<Self> {
+        Some(match s {
+            "newest" => Self::Newest,
+            "price_asc" => Self::PriceAsc,
+            "price_desc" => Self::PriceDesc,
+            "rating" => Self::Rating,
+            "relevance" => Self::Relevance,
+            _ => return None,
+        })
+    }
+}
+
+/// Where the previous page ended: the sort key of its last item and its id (relevance pages,
+/// whose score is a float, carry an offset instead of a key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub sort: ProductSort,
+    pub key: i64,
+    pub id: Uuid,
+}
+
+impl ListCursor {
+    /// Opaque to clients: base64url of `sort|key|id`.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}|{}|{}", self.sort.as_str(), self.key, self.id.simple()))
+    }
+
+    /// Decodes a cursor made by [`ListCursor::encode`] for the same sort order; anything else is a
+    /// 422 naming `cursor`.
+    pub fn decode(text: &str, sort: ProductSort) -> Result<Self, Problem> {
+        let bad = || Problem::invalid_field("cursor", "is not a cursor returned by this API for this sort order");
+        let bytes = URL_SAFE_NO_PAD.decode(text.as_bytes()).map_err(|_| bad())?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let mut parts = text.split('|');
+        let (Some(s), Some(k), Some(id), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let cursor_sort = ProductSort::from_code(s).ok_or_else(bad)?;
+        if cursor_sort != sort {
+            return Err(bad());
+        }
+        let key = k.parse::<i64>().map_err(|_| bad())?;
+        if sort == ProductSort::Relevance && key < 0 {
+            return Err(bad());
+        }
+        let id = Uuid::try_parse(id).map_err(|_| bad())?;
+        Ok(Self { sort, key, id })
+    }
+}
+
+/// A shopper's search text reduced to safe terms: letters and digits only, lower case, at most
+/// [`MAX_QUERY_TERMS`]. Operators, quotes and punctuation are dropped, so nothing the user types
+/// reaches the full-text engine as syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchTerms(Vec<String>);
+
+impl SearchTerms {
+    /// 422 naming `field` when the text is too long or holds no usable term.
+    pub fn parse(field: &str, text: &str) -> Result<Self, Problem> {
+        if text.chars().count() > MAX_QUERY_LEN {
+            return Err(Problem::invalid_field(
+                field,
+                format!("must be at most {MAX_QUERY_LEN} characters"),
+            ));
+        }
+        let mut terms: Vec<String> = Vec::new();
+        for word in text.split(|c: char| !c.is_alphanumeric()) {
+            let word: String = word.chars().flat_map(char::to_lowercase).collect();
+            if word.is_empty() || word.chars().count() > 64 || terms.contains(&word) {
+                continue;
+            }
+            terms.push(word);
+            if terms.len() == MAX_QUERY_TERMS {
+                break;
+            }
+        }
+        if terms.is_empty() {
+            return Err(Problem::invalid_field(field, "contains no searchable word"));
+        }
+        Ok(Self(terms))
+    }
+
+    pub fn terms(&self) -> &[String] {
+        &self.0
+    }
+
+    /// FTS5 query: every term must match, the last one as a prefix (`"red" "sho"*`).
+    pub fn fts5(&self, prefix_last: bool) -> String {
+        let n = self.0.len();
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if prefix_last && i + 1 == n {
+                    format!("\"{t}\"*")
+                } else {
+                    format!("\"{t}\"")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// PostgreSQL `to_tsquery('simple', ...)` text: `red & sho:*`.
+    pub fn tsquery(&self, prefix_last: bool, weight: &str) -> String {
+        let n = self.0.len();
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let prefix = if prefix_last && i + 1 == n { "*" } else { "" };
+                if prefix.is_empty() && weight.is_empty() {
+                    t.clone()
+                } else {
+                    format!("{t}:{prefix}{weight}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" & ")
+    }
+}
+
+/// Price buckets reported by facets, as `[from, to)` in minor units (`None` = unbounded).
+pub const PRICE_BUCKETS: [(i64, Option<i64>); 7] = [
+    (0, Some(2_500)),
+    (2_500, Some(5_000)),
+    (5_000, Some(10_000)),
+    (10_000, Some(25_000)),
+    (25_000, Some(50_000)),
+    (50_000, Some(100_000)),
+    (100_000, None),
+];
+
+/// Parses one attribute filter written `key:value` (the `attr` query parameter).
+pub fn parse_attribute_filter(text: &str) -> Result<(String, String), Problem> {
+    let bad = || Problem::invalid_field("attr", "must be key:value, e.g. attr=color:red");
+    let (k, v) = text.split_once(':').ok_or_else(bad)?;
+    let key = k.trim().to_ascii_lowercase();
+    let value = v.trim();
+    if key.is_empty() || value.is_empty() || key.len() > MAX_ATTRIBUTE_KEY_LEN || value.len() > MAX_ATTRIBUTE_VALUE_LEN
+    {
+        return Err(bad());
+    }
+    Ok((key, value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sku_is_normalised_and_checked() {
+        assert_eq!(normalise_sku(" ab-12c ").expect("ok"), "AB-12C");
+        assert!(normalise_sku("ab").is_err());
+        assert!(normalise_sku("a b c").is_err());
+        assert!(normalise_sku("ABC_1").is_err());
+        assert!(normalise_sku(&"A".repeat(65)).is_err());
+        assert!(normalise_sku(&"A".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn slugify_makes_url_safe_slugs() {
+        assert_eq!(
+            slugify("Crème Brûlée -- Deluxe  Edition!"),
+            "creme-brulee-deluxe-edition"
+        );
+        assert_eq!(slugify("  ¡¡Hi!! "), "hi");
+        assert_eq!(slugify("日本"), "");
+        assert!(slugify(&"ab ".repeat(100)).len() <= MAX_SLUG_LEN);
+        assert!(!slugify(&"ab ".repeat(100)).ends_with('-'));
+        assert!(validate_slug("red-shoe-2").is_ok());
+        for bad in ["", "-a", "a-", "a--b", "A", "a b", "a_b"] {
+            assert!(validate_slug(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prices_must_be_positive_bounded_and_in_a_known_currency() {
+        let eur = Currency::parse("eur").expect("eur");
+        let ok = parse_money(
+            "price",
+            &MoneyJson {
+                amount: 1999,
+                currency: None,
+            },
+            eur,
+        )
+        .expect("ok");
+        assert_eq!(ok.currency.as_str(), "EUR");
+        let usd = MoneyJson {
+            amount: 5,
+            currency: Some("usd".into()),
+        };
+        assert_eq!(parse_money("price", &usd, eur).expect("usd").currency.as_str(), "USD");
+        for (amount, currency, field) in [
+            (0, None, "price.amount"),
+            (-5, None, "price.amount"),
+            (MAX_PRICE_MINOR + 1, None, "price.amount"),
+            (100, Some("XYZ"), "price.currency"),
+            (100, Some("EURO"), "price.currency"),
+        ] {
+            let errors = parse_money(
+                "price",
+                &MoneyJson {
+                    amount,
+                    currency: currency.map(str::to_owned),
+                },
+                eur,
+            )
+            .expect_err("bad");
+            assert_eq!(errors[0].field, field);
+        }
+        assert!(
+            parse_money(
+                "price",
+                &MoneyJson {
+                    amount: MAX_PRICE_MINOR,
+                    currency: None
+                },
+                eur
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn attributes_and_images_are_bounded() {
+        let mut errors = Vec::new();
+        let attrs: BTreeMap<String, String> = [("Color".to_owned(), " Red ".to_owned())].into();
+        let out = validate_attributes(&attrs, &mut errors);
+        assert!(errors.is_empty());
+        assert_eq!(out["color"], "Red");
+        let many: BTreeMap<String, String> = (0..31).map(|i| (format!("k{i}"), "v".to_owned())).collect();
+        validate_attributes(&many, &mut errors);
+        assert_eq!(errors[0].field, "attributes");
+        let mut errors = Vec::new();
+        validate_images(&["https://x.test/a.png".into(), "ftp://x".into()], &mut errors);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "images[1]");
+        let mut errors = Vec::new();
+        validate_images(&vec!["https://x.test/a.png".to_owned(); 11], &mut errors);
+        assert_eq!(errors[0].field, "images");
+    }
+
+    #[test]
+    fn rating_summary_average_and_score() {
+        let s = RatingSummary {
+            histogram: [0, 0, 1, 0, 2],
+        };
+        assert_eq!(s.count(), 3);
+        assert_eq!(s.score(), 433);
+        assert!((s.average() - 4.33).abs() < 1e-9);
+        assert_eq!(RatingSummary::default().average(), 0.0);
+        assert!(validate_rating(0).is_err() && validate_rating(6).is_err() && validate_rating(5).is_ok());
+    }
+
+    #[test]
+    fn cycles_in_the_category_tree_are_detected() {
+        let (a, b, c, d) = (
+            CategoryId::new(),
+            CategoryId::new(),
+            CategoryId::new(),
+            CategoryId::new(),
+        );
+        let parents: HashMap<_, _> = [(a, None), (b, Some(a)), (c, Some(b)), (d, None)].into();
+        assert!(creates_cycle(&parents, a, Some(c)));
+        assert!(creates_cycle(&parents, a, Some(a)));
+        assert!(creates_cycle(&parents, b, Some(c)));
+        assert!(!creates_cycle(&parents, c, Some(a)));
+        assert!(!creates_cycle(&parents, a, Some(d)));
+        assert!(!creates_cycle(&parents, a, None));
+        let mut below = descendants(&parents, a);
+        below.sort();
+        let mut expected = vec![a, b, c];
+        expected.sort();
+        assert_eq!(below, expected);
+        assert_eq!(path_from_root(&parents, c), vec![a, b, c]);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_a_422_naming_cursor() {
+        let c = ListCursor {
+            sort: ProductSort::PriceAsc,
+            key: 1999,
+            id: Uuid::now_v7(),
+        };
+        let text = c.encode();
+        assert_eq!(ListCursor::decode(&text, ProductSort::PriceAsc).expect("ok"), c);
+        let wrong_sort = ListCursor::decode(&text, ProductSort::Newest).expect_err("sort");
+        assert_eq!(wrong_sort.errors[0].field, "cursor");
+        for garbage in ["", "!!!", "AAAA", &URL_SAFE_NO_PAD.encode("price_asc|x|y")] {
+            let p = ListCursor::decode(garbage, ProductSort::PriceAsc).expect_err("bad");
+            assert_eq!(p.status.as_u16(), 422);
+            assert_eq!(p.errors[0].field, "cursor");
+        }
+    }
+
+    #[test]
+    fn search_text_is_reduced_to_safe_terms() {
+        let t = SearchTerms::parse("q", "Red \"shoes\" OR 1=1; DROP TABLE products--").expect("ok");
+        assert_eq!(t.terms(), ["red", "shoes", "or", "1", "drop", "table", "products"]);
+        assert_eq!(SearchTerms::parse("q", "wire*").expect("ok").fts5(true), "\"wire\"*");
+        assert_eq!(
+            SearchTerms::parse("q", "red sho").expect("ok").tsquery(true, ""),
+            "red & sho:*"
+        );
+        assert_eq!(
+            SearchTerms::parse("q", "Über").expect("ok").tsquery(true, "A"),
+            "über:*A"
+        );
+        for bad in ["", "   ", "\"*()^:-", "''; --"] {
+            assert_eq!(SearchTerms::parse("q", bad).expect_err("bad").errors[0].field, "q");
+        }
+        assert!(SearchTerms::parse("q", &"a".repeat(201)).is_err());
+        assert_eq!(
+            SearchTerms::parse("q", &"a b ".repeat(40)).expect("ok").terms().len(),
+            2
+        );
+    }
+
+    #[test]
+    fn attribute_filters_parse() {
+        assert_eq!(
+            parse_attribute_filter("Color:Red").expect("ok"),
+            ("color".to_owned(), "Red".to_owned())
+        );
+        assert!(parse_attribute_filter("color").is_err());
+        assert!(parse_attribute_filter(":red").is_err());
+    }
+}

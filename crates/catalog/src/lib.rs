@@ -1,0 +1,140 @@
+//! The catalog context: products, categories, full-text search and suggestions, facets, related
+//! products, reviews with rating aggregates, and stock levels fed by inventory's events.
+//!
+//! Served under `/api/v1/catalog/*`.
+
+pub mod api;
+pub mod domain;
+pub mod params;
+pub mod seed;
+pub mod service;
+pub mod stock;
+pub mod store;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::{Extension, Router};
+use platform::config::{ConfigError, ConfigSource};
+use platform::context::ContextDeps;
+use platform::db::{Db, DbError};
+
+use crate::domain::Currency;
+pub use crate::service::CatalogService;
+use crate::store::CatalogStore;
+use crate::store::sql::{Dialect, SqlStore};
+
+pub const CONTEXT: &str = "catalog";
+
+/// Catalog's settings; every one is listed with its default in the README.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    /// Currency of prices that do not name one (`EMPORIUM_CATALOG_CURRENCY`).
+    pub default_currency: Currency,
+    /// How long product pages and lists stay cached (`EMPORIUM_CATALOG_CACHE_TTL_SECS`; 0 disables).
+    pub cache_ttl: Duration,
+    /// Load ~40 demo products into an empty catalog on first start (`EMPORIUM_SEED_DEMO`); the
+    /// wiring decides when to call [`seed::seed_demo_if_empty`].
+    pub seed_demo: bool,
+}
+
+impl CatalogConfig {
+    pub fn from_source(src: &ConfigSource) -> Result<Self, ConfigError> {
+        let currency = src.raw("EMPORIUM_CATALOG_CURRENCY").unwrap_or("EUR");
+        Ok(Self {
+            default_currency: Currency::parse(currency)
+                .map_err(|m| ConfigError::new("EMPORIUM_CATALOG_CURRENCY", m))?,
+            cache_ttl: src.seconds("EMPORIUM_CATALOG_CACHE_TTL_SECS", 60, 0..=86_400)?,
+            seed_demo: src.flag("EMPORIUM_SEED_DEMO", true)?,
+        })
+    }
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            default_currency: Currency::EUR,
+            cache_ttl: Duration::from_secs(60),
+            seed_demo: true,
+        }
+    }
+}
+
+/// Applies the event bus tables and catalog's migrations (forward-only) to its database.
+pub async fn migrate(db: &Db) -> Result<(), DbError> {
+    platform::events::migrate(db).await?;
+    let err = |source| DbError::Migrate {
+        context: CONTEXT.into(),
+        source,
+    };
+    match db {
+        Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(err),
+        Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(err),
+    }
+}
+
+/// A running catalog context.
+pub struct Catalog {
+    service: Arc<CatalogService>,
+    deps: ContextDeps,
+}
+
+impl Catalog {
+    /// Migrates when asked, opens the store, starts the outbox relay and subscribes to stock
+    /// changes from inventory.
+    pub async fn start(db: &Db, config: CatalogConfig, deps: ContextDeps, migrate_first: bool) -> anyhow::Result<Self> {
+        if migrate_first {
+            migrate(db).await?;
+        }
+        let store: Arc<dyn CatalogStore> = match db {
+            Db::Sqlite(pool) => Arc::new(SqlStore::new(pool.clone(), Dialect::Sqlite)),
+            Db::Postgres(pool) => Arc::new(SqlStore::new(pool.clone(), Dialect::Postgres)),
+        };
+        service::describe_metrics();
+        let outbox = deps.events.start_relay(CONTEXT, db);
+        let cache = deps.cache.namespace(CONTEXT);
+        let service = Arc::new(CatalogService::new(store, cache, Some(outbox), config));
+        deps.events
+            .subscribe(platform::events::Subscription {
+                context: CONTEXT,
+                consumer: "stock-levels",
+                patterns: vec![stock::STOCK_CHANGED],
+                db: db.clone(),
+                handler: Arc::new(stock::StockLevels::new(service.clone())),
+            })
+            .await?;
+        Ok(Self { service, deps })
+    }
+
+    pub fn service(&self) -> Arc<CatalogService> {
+        self.service.clone()
+    }
+
+    /// Catalog's routes, tagged for metrics and able to verify access tokens.
+    pub fn router(&self) -> Router {
+        let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
+        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.deps.keys.clone()))
+    }
+}
+
+/// Catalog's OpenAPI description (static: no running context needed).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::routes().split_for_parts().1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_bad_currency() {
+        let src = ConfigSource::from_pairs(Vec::<(String, String)>::new()).expect("src");
+        let c = CatalogConfig::from_source(&src).expect("defaults");
+        assert_eq!(c.default_currency.as_str(), "EUR");
+        assert_eq!(c.cache_ttl, Duration::from_secs(60));
+        assert!(c.seed_demo);
+        let bad = ConfigSource::from_pairs([("EMPORIUM_CATALOG_CURRENCY", "EURO")]).expect("src");
+        assert!(CatalogConfig::from_source(&bad).is_err());
+    }
+}

@@ -1,0 +1,1015 @@
+//! Catalog use cases: validation through the domain rules, storage, the read-through cache and
+//! the events written to the outbox with each change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::auth::AuthUser;
+use platform::cache::Cache;
+use platform::events::{Event, Outbox};
+use platform::{FieldError, Problem};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::domain::{
+    self, CategoryId, Currency, ListCursor, MAX_BRAND_LEN, MAX_DESCRIPTION_LEN, MAX_NAME_LEN, MAX_REVIEW_BODY_LEN,
+    MAX_REVIEW_TITLE_LEN, Money, PRICE_BUCKETS, ProductId, ProductSort, ProductStatus, ReviewId, ReviewStatus,
+    SearchTerms,
+};
+use crate::params::ListParams;
+use crate::store::{CatalogStore, Category, Product, ProductFilter, ProductQuery, Review, StoreError};
+use crate::views::{
+    BrandCount, Breadcrumb, CategoryCount, CategoryDetail, CategoryInput, CategoryNode, CategoryPatch, CategoryTree,
+    CategoryView, FacetsView, PriceBucket, ProductInput, ProductList, ProductPage, ProductPatch, ProductView,
+    ReviewInput, ReviewPatch, ReviewView, SuggestionView, Suggestions,
+};
+use crate::{CONTEXT, CatalogConfig};
+
+/// Roles that manage products and categories.
+pub const STAFF_ROLES: &[&str] = &["admin", "catalog_manager"];
+/// Roles that moderate reviews.
+pub const MODERATOR_ROLES: &[&str] = &["admin", "support"];
+/// The cache generation every list, search, facet and category page is keyed by.
+const GENERATION: &str = "products";
+pub const DEFAULT_PAGE: u32 = 20;
+
+pub fn describe_metrics() {
+    metrics::describe_counter!("catalog_products_created_total", "Products created (API and seeding)");
+    metrics::describe_counter!("catalog_search_queries_total", "Search and suggest queries served");
+    metrics::describe_counter!("catalog_cache_hits_total", "Catalog reads answered from the cache");
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::DuplicateSku => Problem::conflict("a product with this SKU already exists")
+                .with_errors(vec![FieldError::new("sku", "is already used by another product")]),
+            StoreError::DuplicateSlug => Problem::conflict("this slug is already taken")
+                .with_errors(vec![FieldError::new("slug", "is already taken")]),
+            StoreError::DuplicateReview => {
+                Problem::conflict("you have already reviewed this product; edit that review")
+            }
+            StoreError::VersionMismatch => {
+                Problem::precondition_failed("the resource was changed since you read it; fetch it again")
+            }
+            StoreError::NotFound => Problem::not_found("no such resource"),
+            StoreError::UnknownCategory => Problem::invalid_field("category_id", "no such category"),
+            StoreError::CategoryNotEmpty { products, children } => Problem::conflict(format!(
+                "the category still holds {products} product(s) and {children} subcategorie(s); \
+                 pass ?reassign_to=<category id> to move them first"
+            )),
+            StoreError::Corrupt(m) => Problem::internal(m),
+            StoreError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Who is asking, as far as visibility goes.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub user: Option<AuthUser>,
+}
+
+impl Viewer {
+    pub fn is_staff(&self) -> bool {
+        self.user
+            .as_ref()
+            .is_some_and(|u| STAFF_ROLES.iter().any(|r| u.has_role(r)))
+    }
+
+    pub fn is_moderator(&self) -> bool {
+        self.user
+            .as_ref()
+            .is_some_and(|u| MODERATOR_ROLES.iter().any(|r| u.has_role(r)))
+    }
+}
+
+pub struct CatalogService {
+    store: Arc<dyn CatalogStore>,
+    cache: Cache,
+    outbox: Option<Outbox>,
+    config: CatalogConfig,
+}
+
+fn price_json(m: &Money) -> serde_json::Value {
+    json!({"amount": m.amount, "currency": m.currency.to_string()})
+}
+
+impl CatalogService {
+    pub fn new(store: Arc<dyn CatalogStore>, cache: Cache, outbox: Option<Outbox>, config: CatalogConfig) -> Self {
+        Self {
+            store,
+            cache,
+            outbox,
+            config,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn CatalogStore> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &CatalogConfig {
+        &self.config
+    }
+
+    fn ttl(&self) -> Duration {
+        self.config.cache_ttl
+    }
+
+    fn notify(&self) {
+        if let Some(outbox) = &self.outbox {
+            outbox.notify();
+        }
+    }
+
+    /// After any write: product keys go, every list/search page with them (generation bump).
+    pub async fn invalidate(&self, product: Option<ProductId>, slugs: &[&str]) {
+        if let Some(id) = product {
+            self.cache.delete(&format!("product:{id}")).await;
+        }
+        for slug in slugs {
+            self.cache.delete(&format!("slug:{slug}")).await;
+        }
+        self.cache.bump_generation(GENERATION).await;
+    }
+
+    async fn cached<T, F, Fut>(&self, key: String, load: F) -> Result<T, Problem>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Problem>>,
+    {
+        if self.ttl().is_zero() {
+            return load().await;
+        }
+        if let Some(hit) = self.cache.get_json::<T>(&key).await {
+            metrics::counter!("catalog_cache_hits_total").increment(1);
+            return Ok(hit);
+        }
+        let value = load().await?;
+        self.cache.set_json(&key, &value, self.ttl()).await;
+        Ok(value)
+    }
+
+    async fn generation_key(&self, kind: &str, rest: &str) -> String {
+        let generation = self.cache.generation(GENERATION).await;
+        format!("{kind}:{generation}:{rest}")
+    }
+
+    // ---- products: reads --------------------------------------------------------------------
+
+    fn visible(&self, view: ProductView, viewer: &Viewer) -> Result<ProductView, Problem> {
+        if view.status == ProductStatus::Active || viewer.is_staff() {
+            Ok(view)
+        } else {
+            Err(Problem::not_found("no such product"))
+        }
+    }
+
+    pub async fn product(&self, id: ProductId, viewer: &Viewer) -> Result<ProductView, Problem> {
+        let view = self
+            .cached(format!("product:{id}"), || async {
+                let p = self
+                    .store
+                    .product(id)
+                    .await?
+                    .ok_or_else(|| Problem::not_found("no such product"))?;
+                Ok(ProductView::from(&p))
+            })
+            .await?;
+        self.visible(view, viewer)
+    }
+
+    pub async fn product_by_slug(&self, slug: &str, viewer: &Viewer) -> Result<ProductView, Problem> {
+        if domain::validate_slug(slug).is_err() {
+            return Err(Problem::not_found("no such product"));
+        }
+        let view = self
+            .cached(format!("slug:{slug}"), || async {
+                let p = self
+                    .store
+                    .product_by_slug(slug)
+                    .await?
+                    .ok_or_else(|| Problem::not_found("no such product"))?;
+                Ok(ProductView::from(&p))
+            })
+            .await?;
+        self.visible(view, viewer)
+    }
+
+    async fn category_parents(&self) -> Result<HashMap<CategoryId, Option<CategoryId>>, Problem> {
+        Ok(self
+            .store
+            .categories()
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.parent_id))
+            .collect())
+    }
+
+    /// Turns query parameters into a store filter, resolving the category's descendants.
+    async fn filter(&self, params: &ListParams, viewer: &Viewer, search: bool) -> Result<ProductFilter, Problem> {
+        let statuses = match params.status.as_deref() {
+            None | Some("active") => vec![ProductStatus::Active],
+            Some(_) if !viewer.is_staff() => {
+                return Err(Problem::forbidden(
+                    "only admin or catalog_manager may list products that are not active",
+                ));
+            }
+            Some("all") => Vec::new(),
+            Some(other) => vec![
+                other
+                    .parse::<ProductStatus>()
+                    .map_err(|m| Problem::invalid_field("status", m))?,
+            ],
+        };
+        let category_ids = match params.category {
+            None => None,
+            Some(c) => {
+                let parents = self.category_parents().await?;
+                if !parents.contains_key(&c) {
+                    return Err(Problem::invalid_field("category", "no such category"));
+                }
+                Some(domain::descendants(&parents, c))
+            }
+        };
+        let search_terms = match (&params.q, search) {
+            (Some(q), _) => Some(SearchTerms::parse("q", q)?),
+            (None, true) => return Err(Problem::invalid_field("q", "is required")),
+            (None, false) => None,
+        };
+        Ok(ProductFilter {
+            statuses,
+            category_ids,
+            brands: params.brands.clone(),
+            min_price: params.min_price,
+            max_price: params.max_price,
+            attributes: params.attributes.clone(),
+            min_rating_score: params.min_rating_score,
+            in_stock: params.in_stock,
+            search: search_terms,
+        })
+    }
+
+    /// Lists (or, with `search`, searches) products, cached per generation.
+    pub async fn list(&self, params: &ListParams, viewer: &Viewer, search: bool) -> Result<ProductPage, Problem> {
+        let filter = self.filter(params, viewer, search).await?;
+        let sort = match (params.sort, filter.search.is_some()) {
+            (Some(ProductSort::Relevance), false) => {
+                return Err(Problem::invalid_field("sort", "relevance needs a search query q"));
+            }
+            (Some(s), _) => s,
+            (None, true) => ProductSort::Relevance,
+            (None, false) => ProductSort::Newest,
+        };
+        let after = params
+            .cursor
+            .as_deref()
+            .map(|c| ListCursor::decode(c, sort))
+            .transpose()?;
+        let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+        if filter.search.is_some() {
+            metrics::counter!("catalog_search_queries_total", "kind" => "search").increment(1);
+        }
+        let key = self
+            .generation_key(
+                "list",
+                &format!("{}|{}|{}", params.cache_key(), search, viewer.is_staff()),
+            )
+            .await;
+        self.cached(key, || async {
+            let query = ProductQuery {
+                filter,
+                sort,
+                after,
+                limit,
+            };
+            let mut rows = self.store.list_products(&query).await?;
+            let total = self.store.count_products(&query.filter).await?;
+            let next = if rows.len() > limit as usize {
+                rows.truncate(limit as usize);
+                rows.last().map(|last| {
+                    let key = match sort {
+                        ProductSort::Newest => 0,
+                        ProductSort::PriceAsc | ProductSort::PriceDesc => last.price.amount,
+                        ProductSort::Rating => last.rating.score(),
+                        ProductSort::Relevance => after.map_or(0, |a| a.key) + i64::from(limit),
+                    };
+                    ListCursor {
+                        sort,
+                        key,
+                        id: last.id.0,
+                    }
+                    .encode()
+                })
+            } else {
+                None
+            };
+            Ok(ProductPage {
+                items: rows.iter().map(ProductView::from).collect(),
+                total,
+                next,
+            })
+        })
+        .await
+    }
+
+    pub async fn facets(&self, params: &ListParams, viewer: &Viewer) -> Result<FacetsView, Problem> {
+        let filter = self.filter(params, viewer, false).await?;
+        let key = self
+            .generation_key("facets", &format!("{}|{}", params.cache_key(), viewer.is_staff()))
+            .await;
+        self.cached(key, || async {
+            let facets = self.store.facets(&filter).await?;
+            let total = self.store.count_products(&filter).await?;
+            let names: HashMap<CategoryId, String> = self
+                .store
+                .categories()
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c.name))
+                .collect();
+            Ok(FacetsView {
+                total,
+                categories: facets
+                    .categories
+                    .into_iter()
+                    .map(|(id, count)| CategoryCount {
+                        category_id: id.map(|c| c.0),
+                        name: id.and_then(|c| names.get(&c).cloned()),
+                        count,
+                    })
+                    .collect(),
+                brands: facets
+                    .brands
+                    .into_iter()
+                    .map(|(brand, count)| BrandCount { brand, count })
+                    .collect(),
+                price_buckets: PRICE_BUCKETS
+                    .iter()
+                    .zip(facets.price_buckets)
+                    .map(|((min, max), count)| PriceBucket {
+                        min: *min,
+                        max: *max,
+                        count,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    pub async fn suggest(&self, q: &str, limit: Option<u32>) -> Result<Suggestions, Problem> {
+        let terms = SearchTerms::parse("q", q)?;
+        let limit = limit.unwrap_or(10);
+        if !(1..=10).contains(&limit) {
+            return Err(Problem::invalid_field("limit", "must be between 1 and 10"));
+        }
+        metrics::counter!("catalog_search_queries_total", "kind" => "suggest").increment(1);
+        let key = self
+            .generation_key("suggest", &format!("{limit}|{}", terms.terms().join(" ")))
+            .await;
+        self.cached(key, || async {
+            let rows = self.store.suggest(&terms, limit).await?;
+            Ok(Suggestions {
+                items: rows
+                    .into_iter()
+                    .map(|s| SuggestionView {
+                        id: s.id.0,
+                        name: s.name,
+                        slug: s.slug,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    pub async fn related(&self, id: ProductId, limit: Option<u32>, viewer: &Viewer) -> Result<ProductList, Problem> {
+        let limit = limit.unwrap_or(8);
+        if !(1..=50).contains(&limit) {
+            return Err(Problem::invalid_field("limit", "must be between 1 and 50"));
+        }
+        self.product(id, viewer).await?;
+        let key = self.generation_key("related", &format!("{id}|{limit}")).await;
+        self.cached(key, || async {
+            let product = self
+                .store
+                .product(id)
+                .await?
+                .ok_or_else(|| Problem::not_found("no such product"))?;
+            let rows = self.store.related(&product, limit).await?;
+            Ok(ProductList {
+                items: rows.iter().map(ProductView::from).collect(),
+            })
+        })
+        .await
+    }
+
+    // ---- products: writes -------------------------------------------------------------------
+
+    /// Applies `patch` to `base` (or to an empty product when creating) and checks every rule.
+    async fn build_product(&self, base: Option<&Product>, patch: ProductPatch) -> Result<(Product, bool), Problem> {
+        let mut errors = Vec::new();
+        let now = platform::time::now();
+        let default_currency = self.config.default_currency;
+
+        let sku = match (&patch.sku, base) {
+            (Some(s), _) => domain::normalise_sku(s).unwrap_or_else(|m| {
+                errors.push(FieldError::new("sku", m));
+                String::new()
+            }),
+            (None, Some(b)) => b.sku.clone(),
+            (None, None) => {
+                errors.push(FieldError::new("sku", "is required"));
+                String::new()
+            }
+        };
+        let name = match (&patch.name, base) {
+            (Some(n), _) => domain::required_text("name", n, MAX_NAME_LEN, &mut errors),
+            (None, Some(b)) => b.name.clone(),
+            (None, None) => {
+                errors.push(FieldError::new("name", "is required"));
+                String::new()
+            }
+        };
+        let mut slug_generated = false;
+        let slug = match (&patch.slug, base) {
+            (Some(s), _) => domain::validate_slug(s).unwrap_or_else(|m| {
+                errors.push(FieldError::new("slug", m));
+                String::new()
+            }),
+            (None, Some(b)) => b.slug.clone(),
+            (None, None) => {
+                slug_generated = true;
+                let s = domain::slugify(&name);
+                if s.is_empty() { sku.to_ascii_lowercase() } else { s }
+            }
+        };
+        let description = match (&patch.description, base) {
+            (Some(d), _) => {
+                domain::optional_text("description", Some(d), MAX_DESCRIPTION_LEN, &mut errors).unwrap_or_default()
+            }
+            (None, Some(b)) => b.description.clone(),
+            (None, None) => String::new(),
+        };
+        let status = patch.status.or(base.map(|b| b.status)).unwrap_or(ProductStatus::Draft);
+        let price = match (&patch.price, base) {
+            (Some(p), _) => domain::parse_money("price", p, default_currency)
+                .map_err(|e| errors.extend(e))
+                .ok(),
+            (None, Some(b)) => Some(b.price),
+            (None, None) => {
+                errors.push(FieldError::new("price", "is required"));
+                None
+            }
+        };
+        let compare_at_json = match (&patch.compare_at_price, base) {
+            (Some(c), _) => c.clone(),
+            (None, Some(b)) => b.compare_at.map(|amount| domain::MoneyJson {
+                amount,
+                currency: Some(b.price.currency.to_string()),
+            }),
+            (None, None) => None,
+        };
+        let mut compare_at = None;
+        if let Some(c) = &compare_at_json {
+            let currency = price.map_or(default_currency, |p| p.currency);
+            match domain::parse_money("compare_at_price", c, currency) {
+                Ok(m) => {
+                    if let Some(p) = price {
+                        if m.currency != p.currency {
+                            errors.push(FieldError::new(
+                                "compare_at_price.currency",
+                                "must be the currency of price",
+                            ));
+                        } else if m.amount <= p.amount {
+                            errors.push(FieldError::new("compare_at_price.amount", "must be greater than price"));
+                        }
+                    }
+                    compare_at = Some(m.amount);
+                }
+                Err(e) => errors.extend(e),
+            }
+        }
+        let brand = match (&patch.brand, base) {
+            (Some(b), _) => domain::optional_text("brand", b.as_deref(), MAX_BRAND_LEN, &mut errors),
+            (None, Some(b)) => b.brand.clone(),
+            (None, None) => None,
+        };
+        let category_id = match (&patch.category_id, base) {
+            (Some(c), _) => c.map(CategoryId),
+            (None, Some(b)) => b.category_id,
+            (None, None) => None,
+        };
+        if let Some(c) = category_id
+            && patch.category_id.is_some()
+            && self.store.category(c).await?.is_none()
+        {
+            errors.push(FieldError::new("category_id", "no such category"));
+        }
+        let attributes = match (&patch.attributes, base) {
+            (Some(a), _) => domain::validate_attributes(a, &mut errors),
+            (None, Some(b)) => b.attributes.clone(),
+            (None, None) => Default::default(),
+        };
+        let images = match (&patch.images, base) {
+            (Some(i), _) => domain::validate_images(i, &mut errors),
+            (None, Some(b)) => b.images.clone(),
+            (None, None) => Vec::new(),
+        };
+        let (Some(price), true) = (price, errors.is_empty()) else {
+            return Err(Problem::validation(errors));
+        };
+        let product = Product {
+            id: base.map_or_else(ProductId::new, |b| b.id),
+            sku,
+            name,
+            slug,
+            description,
+            status,
+            price,
+            compare_at,
+            brand,
+            category_id,
+            attributes,
+            images,
+            rating: base.map(|b| b.rating).unwrap_or_default(),
+            available: base.map_or(0, |b| b.available),
+            created_at: base.map_or(now, |b| b.created_at),
+            updated_at: now,
+            version: base.map_or(1, |b| b.version),
+        };
+        Ok((product, slug_generated))
+    }
+
+    fn product_event(kind: &str, p: &Product) -> Event {
+        Event::new(
+            CONTEXT,
+            kind,
+            p.id.to_string(),
+            json!({
+                "id": p.id,
+                "sku": p.sku,
+                "name": p.name,
+                "status": p.status.as_str(),
+                "price": price_json(&p.price),
+                "version": p.version,
+            }),
+        )
+    }
+
+    pub async fn create_product(&self, input: ProductInput) -> Result<ProductView, Problem> {
+        let (mut product, slug_generated) = self.build_product(None, input.into()).await?;
+        let mut result = self
+            .store
+            .insert_product(&product, &[Self::product_event("catalog.product.created", &product)])
+            .await;
+        if slug_generated && matches!(result, Err(StoreError::DuplicateSlug)) {
+            // A generated slug may collide with another product's name: the SKU makes it unique.
+            product.slug = format!("{}-{}", product.slug, product.sku.to_ascii_lowercase());
+            product.slug.truncate(domain::MAX_SLUG_LEN);
+            result = self
+                .store
+                .insert_product(&product, &[Self::product_event("catalog.product.created", &product)])
+                .await;
+        }
+        result?;
+        metrics::counter!("catalog_products_created_total").increment(1);
+        self.notify();
+        self.invalidate(Some(product.id), &[&product.slug]).await;
+        Ok(ProductView::from(&product))
+    }
+
+    /// `PUT` (a full [`ProductInput`] turned into a patch) and `PATCH`.
+    pub async fn update_product(
+        &self,
+        id: ProductId,
+        patch: ProductPatch,
+        expected_version: Option<i64>,
+    ) -> Result<ProductView, Problem> {
+        let current = self
+            .store
+            .product(id)
+            .await?
+            .ok_or_else(|| Problem::not_found("no such product"))?;
+        if let Some(v) = expected_version
+            && v != current.version
+        {
+            return Err(StoreError::VersionMismatch.into());
+        }
+        let (mut next, _) = self.build_product(Some(&current), patch).await?;
+        next.version = current.version + 1;
+        let mut events = vec![Self::product_event("catalog.product.updated", &next)];
+        if next.price != current.price {
+            events.push(Event::new(
+                CONTEXT,
+                "catalog.price.changed",
+                id.to_string(),
+                json!({
+                    "id": id,
+                    "sku": next.sku,
+                    "old_price": price_json(&current.price),
+                    "new_price": price_json(&next.price),
+                }),
+            ));
+        }
+        let updated = self
+            .store
+            .update_product(&next, Some(expected_version.unwrap_or(current.version)), &events)
+            .await?;
+        self.notify();
+        self.invalidate(Some(id), &[&current.slug, &updated.slug]).await;
+        Ok(ProductView::from(&updated))
+    }
+
+    pub async fn delete_product(&self, id: ProductId, expected_version: Option<i64>) -> Result<(), Problem> {
+        let current = self
+            .store
+            .product(id)
+            .await?
+            .ok_or_else(|| Problem::not_found("no such product"))?;
+        let event = Event::new(
+            CONTEXT,
+            "catalog.product.deleted",
+            id.to_string(),
+            json!({"id": id, "sku": current.sku}),
+        );
+        let now = platform::time::now();
+        self.store
+            .delete_product(id, Some(expected_version.unwrap_or(current.version)), now, &[event])
+            .await?;
+        self.notify();
+        self.invalidate(Some(id), &[&current.slug]).await;
+        Ok(())
+    }
+
+    // ---- categories -------------------------------------------------------------------------
+
+    async fn category_counts(
+        &self,
+        categories: &[Category],
+    ) -> Result<(HashMap<CategoryId, i64>, HashMap<CategoryId, i64>), Problem> {
+        let direct = self.store.category_product_counts().await?;
+        let parents: HashMap<_, _> = categories.iter().map(|c| (c.id, c.parent_id)).collect();
+        let mut total: HashMap<CategoryId, i64> = HashMap::new();
+        for (id, n) in &direct {
+            for ancestor in domain::path_from_root(&parents, *id) {
+                *total.entry(ancestor).or_default() += n;
+            }
+        }
+        Ok((direct, total))
+    }
+
+    pub async fn category_tree(&self) -> Result<CategoryTree, Problem> {
+        let key = self.generation_key("categories", "tree").await;
+        self.cached(key, || async {
+            let categories = self.store.categories().await?;
+            let (direct, total) = self.category_counts(&categories).await?;
+            let mut children: HashMap<Option<CategoryId>, Vec<&Category>> = HashMap::new();
+            for c in &categories {
+                children.entry(c.parent_id).or_default().push(c);
+            }
+            fn build(
+                parent: Option<CategoryId>,
+                children: &HashMap<Option<CategoryId>, Vec<&Category>>,
+                direct: &HashMap<CategoryId, i64>,
+                total: &HashMap<CategoryId, i64>,
+                depth: usize,
+            ) -> Vec<CategoryNode> {
+                if depth > 64 {
+                    return Vec::new();
+                }
+                children
+                    .get(&parent)
+                    .map(|list| {
+                        list.iter()
+                            .map(|c| CategoryNode {
+                                category: CategoryView::new(
+                                    c,
+                                    direct.get(&c.id).copied().unwrap_or(0),
+                                    total.get(&c.id).copied().unwrap_or(0),
+                                ),
+                                children: build(Some(c.id), children, direct, total, depth + 1),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+            Ok(CategoryTree {
+                roots: build(None, &children, &direct, &total, 0),
+            })
+        })
+        .await
+    }
+
+    pub async fn category(&self, id: CategoryId) -> Result<CategoryDetail, Problem> {
+        let categories = self.store.categories().await?;
+        let by_id: HashMap<CategoryId, &Category> = categories.iter().map(|c| (c.id, c)).collect();
+        let Some(category) = by_id.get(&id) else {
+            return Err(Problem::not_found("no such category"));
+        };
+        let (direct, total) = self.category_counts(&categories).await?;
+        let parents: HashMap<_, _> = categories.iter().map(|c| (c.id, c.parent_id)).collect();
+        let count = |c: &Category| {
+            CategoryView::new(
+                c,
+                direct.get(&c.id).copied().unwrap_or(0),
+                total.get(&c.id).copied().unwrap_or(0),
+            )
+        };
+        Ok(CategoryDetail {
+            category: count(category),
+            breadcrumbs: domain::path_from_root(&parents, id)
+                .into_iter()
+                .filter_map(|c| by_id.get(&c))
+                .map(|c| Breadcrumb {
+                    id: c.id.0,
+                    name: c.name.clone(),
+                    slug: c.slug.clone(),
+                })
+                .collect(),
+            children: categories
+                .iter()
+                .filter(|c| c.parent_id == Some(id))
+                .map(count)
+                .collect(),
+        })
+    }
+
+    pub async fn create_category(&self, input: CategoryInput) -> Result<CategoryDetail, Problem> {
+        let mut errors = Vec::new();
+        let name = domain::required_text("name", &input.name, MAX_NAME_LEN, &mut errors);
+        let slug = match &input.slug {
+            Some(s) => domain::validate_slug(s).unwrap_or_else(|m| {
+                errors.push(FieldError::new("slug", m));
+                String::new()
+            }),
+            None => {
+                let s = domain::slugify(&name);
+                if s.is_empty() && errors.is_empty() {
+                    errors.push(FieldError::new("slug", "cannot be derived from the name; give one"));
+                }
+                s
+            }
+        };
+        let description =
+            domain::optional_text("description", input.description.as_deref(), 2000, &mut errors).unwrap_or_default();
+        let parent_id = input.parent_id.map(CategoryId);
+        if let Some(p) = parent_id
+            && self.store.category(p).await?.is_none()
+        {
+            errors.push(FieldError::new("parent_id", "no such category"));
+        }
+        if !errors.is_empty() {
+            return Err(Problem::validation(errors));
+        }
+        let now = platform::time::now();
+        let category = Category {
+            id: CategoryId::new(),
+            parent_id,
+            name,
+            slug,
+            description,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.store.insert_category(&category).await.map_err(|e| match e {
+            StoreError::UnknownCategory => Problem::invalid_field("parent_id", "no such category"),
+            other => other.into(),
+        })?;
+        self.invalidate(None, &[]).await;
+        self.category(category.id).await
+    }
+
+    pub async fn update_category(
+        &self,
+        id: CategoryId,
+        patch: CategoryPatch,
+        expected_version: Option<i64>,
+    ) -> Result<CategoryDetail, Problem> {
+        let categories = self.store.categories().await?;
+        let Some(current) = categories.iter().find(|c| c.id == id) else {
+            return Err(Problem::not_found("no such category"));
+        };
+        let mut errors = Vec::new();
+        let mut next = current.clone();
+        if let Some(n) = &patch.name {
+            next.name = domain::required_text("name", n, MAX_NAME_LEN, &mut errors);
+        }
+        if let Some(s) = &patch.slug {
+            next.slug = domain::validate_slug(s).unwrap_or_else(|m| {
+                errors.push(FieldError::new("slug", m));
+                String::new()
+            });
+        }
+        if let Some(d) = &patch.description {
+            next.description = domain::optional_text("description", Some(d), 2000, &mut errors).unwrap_or_default();
+        }
+        if let Some(parent) = patch.parent_id {
+            let parent = parent.map(CategoryId);
+            let parents: HashMap<_, _> = categories.iter().map(|c| (c.id, c.parent_id)).collect();
+            if let Some(p) = parent
+                && !parents.contains_key(&p)
+            {
+                errors.push(FieldError::new("parent_id", "no such category"));
+            } else if domain::creates_cycle(&parents, id, parent) {
+                return Err(
+                    Problem::conflict("a category cannot be moved under itself or one of its descendants")
+                        .with_errors(vec![FieldError::new("parent_id", "would create a cycle")]),
+                );
+            }
+            next.parent_id = parent;
+        }
+        if !errors.is_empty() {
+            return Err(Problem::validation(errors));
+        }
+        next.updated_at = platform::time::now();
+        self.store
+            .update_category(&next, expected_version)
+            .await
+            .map_err(|e| match e {
+                StoreError::UnknownCategory => Problem::invalid_field("parent_id", "no such category"),
+                other => other.into(),
+            })?;
+        self.invalidate(None, &[]).await;
+        self.category(id).await
+    }
+
+    pub async fn delete_category(&self, id: CategoryId, reassign_to: Option<CategoryId>) -> Result<(), Problem> {
+        if let Some(target) = reassign_to {
+            let parents = self.category_parents().await?;
+            if !parents.contains_key(&id) {
+                return Err(Problem::not_found("no such category"));
+            }
+            if !parents.contains_key(&target) {
+                return Err(Problem::invalid_field("reassign_to", "no such category"));
+            }
+            if domain::descendants(&parents, id).contains(&target) {
+                return Err(Problem::invalid_field(
+                    "reassign_to",
+                    "must not be the category itself or one of its descendants",
+                ));
+            }
+        }
+        let moved = self
+            .store
+            .delete_category(id, reassign_to, platform::time::now())
+            .await
+            .map_err(|e| match e {
+                StoreError::UnknownCategory => Problem::invalid_field("reassign_to", "no such category"),
+                other => other.into(),
+            })?;
+        for (product, slug) in &moved {
+            self.cache.delete(&format!("product:{product}")).await;
+            self.cache.delete(&format!("slug:{slug}")).await;
+        }
+        self.invalidate(None, &[]).await;
+        Ok(())
+    }
+
+    // ---- reviews ----------------------------------------------------------------------------
+
+    pub async fn reviews(
+        &self,
+        product: ProductId,
+        viewer: &Viewer,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<(Vec<ReviewView>, Option<String>), Problem> {
+        self.product(product, viewer).await?;
+        let rows = self
+            .store
+            .list_reviews(product, viewer.is_moderator(), after, limit)
+            .await?;
+        let page = platform::pagination::page_from(rows, limit, |r| r.id.0);
+        Ok((page.items.iter().map(ReviewView::from).collect(), page.next))
+    }
+
+    async fn live_product(&self, id: ProductId) -> Result<Product, Problem> {
+        match self.store.product(id).await? {
+            Some(p) if p.status == ProductStatus::Active => Ok(p),
+            _ => Err(Problem::not_found("no such product")),
+        }
+    }
+
+    fn review_text(title: &str, body: Option<&str>, errors: &mut Vec<FieldError>) -> (String, String) {
+        let title = domain::required_text("title", title, MAX_REVIEW_TITLE_LEN, errors);
+        let body = domain::optional_text("body", body, MAX_REVIEW_BODY_LEN, errors).unwrap_or_default();
+        (title, body)
+    }
+
+    pub async fn create_review(
+        &self,
+        product: ProductId,
+        user: &AuthUser,
+        input: ReviewInput,
+    ) -> Result<ReviewView, Problem> {
+        let mut errors = Vec::new();
+        let rating = domain::validate_rating(input.rating)
+            .map_err(|e| errors.push(e))
+            .unwrap_or(0);
+        let (title, body) = Self::review_text(&input.title, input.body.as_deref(), &mut errors);
+        if !errors.is_empty() {
+            return Err(Problem::validation(errors));
+        }
+        let p = self.live_product(product).await?;
+        let now = platform::time::now();
+        let review = Review {
+            id: ReviewId::new(),
+            product_id: product,
+            user_id: user.id(),
+            rating,
+            title,
+            body,
+            status: ReviewStatus::Visible,
+            verified_purchase: false,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_review(&review, now).await?;
+        self.invalidate(Some(product), &[&p.slug]).await;
+        Ok(ReviewView::from(&review))
+    }
+
+    async fn review_of(&self, product: ProductId, id: ReviewId) -> Result<Review, Problem> {
+        match self.store.review(id).await? {
+            Some(r) if r.product_id == product => Ok(r),
+            _ => Err(Problem::not_found("no such review")),
+        }
+    }
+
+    async fn after_review_write(&self, product: ProductId) {
+        let slug = self.store.product(product).await.ok().flatten().map(|p| p.slug);
+        let slugs: Vec<&str> = slug.as_deref().into_iter().collect();
+        self.invalidate(Some(product), &slugs).await;
+    }
+
+    pub async fn update_review(
+        &self,
+        product: ProductId,
+        id: ReviewId,
+        user: &AuthUser,
+        patch: ReviewPatch,
+    ) -> Result<ReviewView, Problem> {
+        let mut review = self.review_of(product, id).await?;
+        if review.user_id != user.id() {
+            return Err(Problem::forbidden("only the author may edit a review"));
+        }
+        let mut errors = Vec::new();
+        if let Some(r) = patch.rating {
+            review.rating = domain::validate_rating(r)
+                .map_err(|e| errors.push(e))
+                .unwrap_or(review.rating);
+        }
+        let (title, body) = Self::review_text(
+            patch.title.as_deref().unwrap_or(&review.title),
+            Some(patch.body.as_deref().unwrap_or(&review.body)),
+            &mut errors,
+        );
+        if !errors.is_empty() {
+            return Err(Problem::validation(errors));
+        }
+        review.title = title;
+        review.body = body;
+        let now = platform::time::now();
+        review.updated_at = now;
+        self.store.update_review(&review, now).await?;
+        self.after_review_write(product).await;
+        Ok(ReviewView::from(&review))
+    }
+
+    pub async fn delete_review(&self, product: ProductId, id: ReviewId, user: &AuthUser) -> Result<(), Problem> {
+        let review = self.review_of(product, id).await?;
+        let moderator = MODERATOR_ROLES.iter().any(|r| user.has_role(r));
+        if review.user_id != user.id() && !moderator {
+            return Err(Problem::forbidden("only the author or a moderator may delete a review"));
+        }
+        self.store.delete_review(&review, platform::time::now()).await?;
+        self.after_review_write(product).await;
+        Ok(())
+    }
+
+    pub async fn moderate_review(
+        &self,
+        product: ProductId,
+        id: ReviewId,
+        status: ReviewStatus,
+    ) -> Result<ReviewView, Problem> {
+        let mut review = self.review_of(product, id).await?;
+        review.status = status;
+        let now = platform::time::now();
+        review.updated_at = now;
+        self.store.update_review(&review, now).await?;
+        self.after_review_write(product).await;
+        Ok(ReviewView::from(&review))
+    }
+}
+
+/// Reads the catalog's default currency setting.
+pub fn parse_currency(text: &str) -> Result<Currency, String> {
+    Currency::parse(text)
+}

@@ -1,0 +1,58 @@
+//! Stock levels from inventory: `inventory.stock.changed` sets a product's `available` count
+//! (matched by SKU; unknown SKUs are ignored). Idempotent and tolerant of reordering: an event
+//! older than the last one applied to a product (UUIDv7 ids are time-ordered) changes nothing.
+
+use std::sync::Arc;
+
+use platform::events::{Event, EventHandler, HandlerError};
+use serde::Deserialize;
+
+use crate::domain::normalise_sku;
+use crate::service::CatalogService;
+
+pub const STOCK_CHANGED: &str = "inventory.stock.changed";
+
+#[derive(Debug, Deserialize)]
+pub struct StockChanged {
+    pub sku: String,
+    pub available: i64,
+    #[serde(default)]
+    pub on_hand: i64,
+    #[serde(default)]
+    pub reserved: i64,
+}
+
+pub struct StockLevels {
+    service: Arc<CatalogService>,
+}
+
+impl StockLevels {
+    pub fn new(service: Arc<CatalogService>) -> Self {
+        Self { service }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventHandler for StockLevels {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        if event.event_type != STOCK_CHANGED {
+            return Ok(());
+        }
+        let data: StockChanged = event
+            .data_as()
+            .map_err(|e| HandlerError::permanent(format!("undecodable stock event: {e}")))?;
+        let Ok(sku) = normalise_sku(&data.sku) else {
+            return Ok(());
+        };
+        let change = self
+            .service
+            .store()
+            .set_available(&sku, data.available.max(0), event.id)
+            .await
+            .map_err(HandlerError::retryable)?;
+        if let Some(change) = change {
+            self.service.invalidate(Some(change.id), &[&change.slug]).await;
+        }
+        Ok(())
+    }
+}

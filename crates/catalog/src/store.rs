@@ -1,0 +1,215 @@
+//! Catalog's storage port: one trait, one SQL implementation generic over the backend
+//! (`store::sql`), with the full-text dialect (FTS5 or tsvector) chosen per backend.
+
+pub mod sql;
+
+use std::collections::{BTreeMap, HashMap};
+
+use platform::events::Event;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{
+    CategoryId, ListCursor, Money, ProductId, ProductSort, ProductStatus, RatingSummary, ReviewId, ReviewStatus,
+    SearchTerms,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a live product already has this SKU")]
+    DuplicateSku,
+    #[error("this slug is taken")]
+    DuplicateSlug,
+    #[error("this user has already reviewed this product")]
+    DuplicateReview,
+    #[error("the record was changed by someone else")]
+    VersionMismatch,
+    #[error("no such record")]
+    NotFound,
+    #[error("the category does not exist")]
+    UnknownCategory,
+    #[error("the category still has {products} product(s) and {children} subcategorie(s)")]
+    CategoryNotEmpty { products: i64, children: i64 },
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Category {
+    pub id: CategoryId,
+    pub parent_id: Option<CategoryId>,
+    pub name: String,
+    pub slug: String,
+    pub description: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Product {
+    pub id: ProductId,
+    pub sku: String,
+    pub name: String,
+    pub slug: String,
+    pub description: String,
+    pub status: ProductStatus,
+    pub price: Money,
+    /// Same currency as `price`, greater than it.
+    pub compare_at: Option<i64>,
+    pub brand: Option<String>,
+    pub category_id: Option<CategoryId>,
+    pub attributes: BTreeMap<String, String>,
+    pub images: Vec<String>,
+    pub rating: RatingSummary,
+    /// Units available to sell, from inventory's stock events.
+    pub available: i64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub id: ReviewId,
+    pub product_id: ProductId,
+    pub user_id: Uuid,
+    pub rating: i64,
+    pub title: String,
+    pub body: String,
+    pub status: ReviewStatus,
+    pub verified_purchase: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Which products a list, count or facet query covers.
+#[derive(Debug, Clone, Default)]
+pub struct ProductFilter {
+    /// Empty means every status.
+    pub statuses: Vec<ProductStatus>,
+    /// A category and its descendants, resolved by the caller.
+    pub category_ids: Option<Vec<CategoryId>>,
+    pub brands: Vec<String>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    /// `(key, lower-case value)`; values of one key are alternatives, keys must all match.
+    pub attributes: Vec<(String, String)>,
+    /// Minimum average rating times 100.
+    pub min_rating_score: Option<i64>,
+    pub in_stock: bool,
+    pub search: Option<SearchTerms>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProductQuery {
+    pub filter: ProductFilter,
+    pub sort: ProductSort,
+    pub after: Option<ListCursor>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facets {
+    pub categories: Vec<(Option<CategoryId>, i64)>,
+    pub brands: Vec<(Option<String>, i64)>,
+    /// One count per [`crate::domain::PRICE_BUCKETS`] entry.
+    pub price_buckets: Vec<i64>,
+}
+
+/// A name offered while typing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suggestion {
+    pub id: ProductId,
+    pub name: String,
+    pub slug: String,
+}
+
+/// Product rows, their attributes, reviews and events to insert in one transaction (seeding).
+#[derive(Debug, Default)]
+pub struct SeedBatch {
+    pub products: Vec<Product>,
+    pub reviews: Vec<Review>,
+    pub events: Vec<Event>,
+}
+
+/// What a stock update changed, so the caller can invalidate caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockChange {
+    pub id: ProductId,
+    pub slug: String,
+}
+
+#[async_trait::async_trait]
+pub trait CatalogStore: Send + Sync + 'static {
+    // ---- categories
+    async fn categories(&self) -> StoreResult<Vec<Category>>;
+    async fn category(&self, id: CategoryId) -> StoreResult<Option<Category>>;
+    /// Live, active products per category (directly in it).
+    async fn category_product_counts(&self) -> StoreResult<HashMap<CategoryId, i64>>;
+    async fn insert_category(&self, category: &Category) -> StoreResult<()>;
+    /// Writes name, slug, description and parent; with `expected_version`, only if it matches.
+    async fn update_category(&self, category: &Category, expected_version: Option<i64>) -> StoreResult<Category>;
+    /// Deletes an empty category, or with `reassign_to` first moves its live products and
+    /// subcategories there. Returns the ids of the products moved.
+    async fn delete_category(
+        &self,
+        id: CategoryId,
+        reassign_to: Option<CategoryId>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<(ProductId, String)>>;
+
+    // ---- products
+    async fn insert_product(&self, product: &Product, events: &[Event]) -> StoreResult<()>;
+    /// A live (not deleted) product.
+    async fn product(&self, id: ProductId) -> StoreResult<Option<Product>>;
+    async fn product_by_slug(&self, slug: &str) -> StoreResult<Option<Product>>;
+    /// Writes every editable field of `product`, bumping its version, and enqueues `events`.
+    async fn update_product(
+        &self,
+        product: &Product,
+        expected_version: Option<i64>,
+        events: &[Event],
+    ) -> StoreResult<Product>;
+    /// Soft delete; enqueues `events`.
+    async fn delete_product(
+        &self,
+        id: ProductId,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+        events: &[Event],
+    ) -> StoreResult<Product>;
+    /// `limit + 1` rows at most, so the caller can tell whether another page exists.
+    async fn list_products(&self, query: &ProductQuery) -> StoreResult<Vec<Product>>;
+    async fn count_products(&self, filter: &ProductFilter) -> StoreResult<i64>;
+    async fn facets(&self, filter: &ProductFilter) -> StoreResult<Facets>;
+    async fn suggest(&self, terms: &SearchTerms, limit: u32) -> StoreResult<Vec<Suggestion>>;
+    /// Active products in the same category, then ones sharing attribute values.
+    async fn related(&self, product: &Product, limit: u32) -> StoreResult<Vec<Product>>;
+    /// Live products of every status.
+    async fn product_count(&self) -> StoreResult<i64>;
+    /// Sets `available` for the live product with `sku` unless an event at least as new was
+    /// applied already (idempotent, order-tolerant). `None` when nothing changed.
+    async fn set_available(&self, sku: &str, available: i64, event_id: Uuid) -> StoreResult<Option<StockChange>>;
+
+    // ---- reviews (each write recomputes the product's aggregates in the same transaction)
+    async fn insert_review(&self, review: &Review, now: OffsetDateTime) -> StoreResult<()>;
+    async fn review(&self, id: ReviewId) -> StoreResult<Option<Review>>;
+    async fn update_review(&self, review: &Review, now: OffsetDateTime) -> StoreResult<()>;
+    async fn delete_review(&self, review: &Review, now: OffsetDateTime) -> StoreResult<()>;
+    /// In id order after `after`; hidden reviews only when `include_hidden`.
+    async fn list_reviews(
+        &self,
+        product: ProductId,
+        include_hidden: bool,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<Review>>;
+
+    // ---- seeding
+    async fn insert_seed_batch(&self, batch: &SeedBatch) -> StoreResult<()>;
+}

@@ -1,0 +1,1189 @@
+//! The SQL implementation of [`CatalogStore`], written once and instantiated for SQLite and
+//! PostgreSQL. Everything is parameterised (`$n` placeholders work on both); statements built at
+//! run time are assembled only from this module's literals, with every value bound. The one real
+//! dialect difference, full-text search, is a [`Dialect`]: FTS5 (an external-content table kept in
+//! sync by triggers) on SQLite, a generated weighted `tsvector` with a GIN index on PostgreSQL.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use platform::db::RowsAffected;
+use platform::events::{Event, OutboxConnection};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    CatalogStore, Category, Facets, Product, ProductFilter, ProductQuery, Review, SeedBatch, StockChange, StoreError,
+    StoreResult, Suggestion,
+};
+use crate::domain::{
+    CategoryId, Currency, ListCursor, Money, PRICE_BUCKETS, ProductId, ProductSort, RatingSummary, ReviewId,
+    SearchTerms,
+};
+
+/// The SQL flavour of the full-text parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+    dialect: Dialect,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    pub fn new(pool: Pool<DB>, dialect: Dialect) -> Self {
+        Self { pool, dialect }
+    }
+}
+
+/// A bound value of a statement assembled at run time.
+#[derive(Debug, Clone)]
+enum Arg {
+    Uuid(Uuid),
+    OptUuid(Option<Uuid>),
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Time(OffsetDateTime),
+    Bool(bool),
+}
+
+/// Statement text plus its arguments; `arg` appends the next `$n`.
+#[derive(Debug, Default)]
+struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Adds an argument and returns its placeholder (which may be used more than once).
+    fn arg(&mut self, value: Arg) -> String {
+        self.args.push(value);
+        format!("${}", self.args.len())
+    }
+
+    fn bind(&mut self, value: Arg) -> &mut Self {
+        let p = self.arg(value);
+        self.text.push_str(&p);
+        self
+    }
+
+    fn bind_list(&mut self, values: impl IntoIterator<Item = Arg>) -> &mut Self {
+        self.text.push('(');
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(v);
+        }
+        self.text.push(')');
+        self
+    }
+}
+
+const PRODUCT_COLUMNS: &str = "p.id, p.sku, p.name, p.slug, p.description, p.status, p.price_amount, p.currency, \
+     p.compare_at_amount, p.brand, p.category_id, p.attributes, p.images, p.rating_1, p.rating_2, p.rating_3, \
+     p.rating_4, p.rating_5, p.available, p.created_at, p.updated_at, p.version";
+const INSERT_PRODUCT: &str = "INSERT INTO products (id, sku, name, slug, description, status, price_amount, currency, \
+     compare_at_amount, brand, category_id, attributes, attribute_text, images, rating_count, rating_score, rating_1, \
+     rating_2, rating_3, rating_4, rating_5, available, created_at, updated_at, version) VALUES ";
+const CATEGORY_COLUMNS: &str = "id, parent_id, name, slug, description, created_at, updated_at, version";
+const REVIEW_COLUMNS: &str =
+    "id, product_id, user_id, rating, title, body, status, verified_purchase, created_at, updated_at";
+/// Rows per multi-row insert: 400 × 25 values stays under both backends' parameter limits.
+const SEED_ROWS_PER_STATEMENT: usize = 400;
+
+#[derive(FromRow)]
+struct ProductRow {
+    id: Uuid,
+    sku: String,
+    name: String,
+    slug: String,
+    description: String,
+    status: String,
+    price_amount: i64,
+    currency: String,
+    compare_at_amount: Option<i64>,
+    brand: Option<String>,
+    category_id: Option<Uuid>,
+    attributes: String,
+    images: String,
+    rating_1: i64,
+    rating_2: i64,
+    rating_3: i64,
+    rating_4: i64,
+    rating_5: i64,
+    available: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    version: i64,
+}
+
+impl TryFrom<ProductRow> for Product {
+    type Error = StoreError;
+    fn try_from(r: ProductRow) -> Result<Self, Self::Error> {
+        Ok(Product {
+            id: ProductId(r.id),
+            sku: r.sku,
+            name: r.name,
+            slug: r.slug,
+            description: r.description,
+            status: r.status.parse().map_err(StoreError::Corrupt)?,
+            price: Money {
+                amount: r.price_amount,
+                currency: Currency::parse(&r.currency).map_err(StoreError::Corrupt)?,
+            },
+            compare_at: r.compare_at_amount,
+            brand: r.brand,
+            category_id: r.category_id.map(CategoryId),
+            attributes: serde_json::from_str(&r.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            images: serde_json::from_str(&r.images).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            rating: RatingSummary {
+                histogram: [r.rating_1, r.rating_2, r.rating_3, r.rating_4, r.rating_5],
+            },
+            available: r.available,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct CategoryRow {
+    id: Uuid,
+    parent_id: Option<Uuid>,
+    name: String,
+    slug: String,
+    description: String,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    version: i64,
+}
+
+impl From<CategoryRow> for Category {
+    fn from(r: CategoryRow) -> Self {
+        Category {
+            id: CategoryId(r.id),
+            parent_id: r.parent_id.map(CategoryId),
+            name: r.name,
+            slug: r.slug,
+            description: r.description,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct ReviewRow {
+    id: Uuid,
+    product_id: Uuid,
+    user_id: Uuid,
+    rating: i64,
+    title: String,
+    body: String,
+    status: String,
+    verified_purchase: bool,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<ReviewRow> for Review {
+    type Error = StoreError;
+    fn try_from(r: ReviewRow) -> Result<Self, Self::Error> {
+        Ok(Review {
+            id: ReviewId(r.id),
+            product_id: ProductId(r.product_id),
+            user_id: r.user_id,
+            rating: r.rating,
+            title: r.title,
+            body: r.body,
+            status: r.status.parse().map_err(StoreError::Corrupt)?,
+            verified_purchase: r.verified_purchase,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// Builds a statement from fixed fragments of this module (never from input), so it is safe.
+fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(text)
+}
+
+fn map_product_write(e: sqlx::Error) -> StoreError {
+    if platform::db::is_unique_violation(&e, "sku") {
+        StoreError::DuplicateSku
+    } else if platform::db::is_unique_violation(&e, "slug") {
+        StoreError::DuplicateSlug
+    } else if is_foreign_key_violation(&e) {
+        StoreError::UnknownCategory
+    } else {
+        StoreError::Db(e)
+    }
+}
+
+fn map_category_write(e: sqlx::Error) -> StoreError {
+    if platform::db::is_unique_violation(&e, "slug") {
+        StoreError::DuplicateSlug
+    } else if is_foreign_key_violation(&e) {
+        StoreError::UnknownCategory
+    } else {
+        StoreError::Db(e)
+    }
+}
+
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+/// Attribute values as the search index sees them.
+fn attribute_text(attributes: &BTreeMap<String, String>) -> String {
+    attributes.values().cloned().collect::<Vec<_>>().join(" ")
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+fn product_args(p: &Product) -> Vec<Arg> {
+    vec![
+        Arg::Uuid(p.id.0),
+        Arg::Text(p.sku.clone()),
+        Arg::Text(p.name.clone()),
+        Arg::Text(p.slug.clone()),
+        Arg::Text(p.description.clone()),
+        Arg::Text(p.status.as_str().to_owned()),
+        Arg::Int(p.price.amount),
+        Arg::Text(p.price.currency.to_string()),
+        Arg::OptInt(p.compare_at),
+        Arg::OptText(p.brand.clone()),
+        Arg::OptUuid(p.category_id.map(|c| c.0)),
+        Arg::Text(json_text(&p.attributes)),
+        Arg::Text(attribute_text(&p.attributes)),
+        Arg::Text(json_text(&p.images)),
+        Arg::Int(p.rating.count()),
+        Arg::Int(p.rating.score()),
+        Arg::Int(p.rating.histogram[0]),
+        Arg::Int(p.rating.histogram[1]),
+        Arg::Int(p.rating.histogram[2]),
+        Arg::Int(p.rating.histogram[3]),
+        Arg::Int(p.rating.histogram[4]),
+        Arg::Int(p.available),
+        Arg::Time(p.created_at),
+        Arg::Time(p.updated_at),
+        Arg::Int(p.version),
+    ]
+}
+
+fn insert_products_sql(products: &[Product]) -> Sql {
+    let mut q = Sql::new(INSERT_PRODUCT);
+    for (i, p) in products.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind_list(product_args(p));
+    }
+    q
+}
+
+fn insert_attributes_sql(products: &[Product]) -> Option<Sql> {
+    let mut q = Sql::new("INSERT INTO product_attributes (product_id, key, value) VALUES ");
+    let mut any = false;
+    for p in products {
+        for (k, v) in &p.attributes {
+            if any {
+                q.push(", ");
+            }
+            any = true;
+            q.bind_list([Arg::Uuid(p.id.0), Arg::Text(k.clone()), Arg::Text(v.to_lowercase())]);
+        }
+    }
+    any.then_some(q)
+}
+
+impl Dialect {
+    /// `FROM ... WHERE ...` for `filter`; returns the relevance expression (lower is better) when
+    /// the filter searches.
+    fn filter_sql(&self, f: &ProductFilter, q: &mut Sql) -> Option<&'static str> {
+        let mut rank = None;
+        q.push(" FROM products p");
+        if let Some(terms) = &f.search {
+            match self {
+                Dialect::Sqlite => {
+                    q.push(
+                        " JOIN (SELECT rowid AS fts_id, bm25(products_fts, 10.0, 1.0, 4.0, 2.0) AS fts_rank \
+                         FROM products_fts WHERE products_fts MATCH ",
+                    )
+                    .bind(Arg::Text(terms.fts5(true)))
+                    .push(") f ON f.fts_id = p.seq");
+                    rank = Some("f.fts_rank");
+                }
+                Dialect::Postgres => {
+                    q.push(" CROSS JOIN to_tsquery('simple', ")
+                        .bind(Arg::Text(terms.tsquery(true, "")))
+                        .push(") AS tsq");
+                    rank = Some("-ts_rank(p.search, tsq)");
+                }
+            }
+        }
+        q.push(" WHERE p.deleted_at IS NULL");
+        if f.search.is_some() && *self == Dialect::Postgres {
+            q.push(" AND p.search @@ tsq");
+        }
+        if !f.statuses.is_empty() {
+            q.push(" AND p.status IN ")
+                .bind_list(f.statuses.iter().map(|s| Arg::Text(s.as_str().to_owned())));
+        }
+        if let Some(ids) = &f.category_ids {
+            if ids.is_empty() {
+                q.push(" AND 1 = 0");
+            } else {
+                q.push(" AND p.category_id IN ")
+                    .bind_list(ids.iter().map(|c| Arg::Uuid(c.0)));
+            }
+        }
+        if !f.brands.is_empty() {
+            q.push(" AND p.brand IN ")
+                .bind_list(f.brands.iter().map(|b| Arg::Text(b.clone())));
+        }
+        if let Some(min) = f.min_price {
+            q.push(" AND p.price_amount >= ").bind(Arg::Int(min));
+        }
+        if let Some(max) = f.max_price {
+            q.push(" AND p.price_amount <= ").bind(Arg::Int(max));
+        }
+        let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (k, v) in &f.attributes {
+            by_key.entry(k.as_str()).or_default().push(v.as_str());
+        }
+        for (key, values) in by_key {
+            q.push(" AND EXISTS (SELECT 1 FROM product_attributes a WHERE a.product_id = p.id AND a.key = ")
+                .bind(Arg::Text(key.to_owned()))
+                .push(" AND a.value IN ")
+                .bind_list(values.into_iter().map(|v| Arg::Text(v.to_lowercase())))
+                .push(")");
+        }
+        if let Some(min) = f.min_rating_score {
+            q.push(" AND p.rating_score >= ").bind(Arg::Int(min));
+        }
+        if f.in_stock {
+            q.push(" AND p.available > 0");
+        }
+        rank
+    }
+
+    fn list_sql(&self, query: &ProductQuery) -> Sql {
+        let mut q = Sql::new("SELECT ");
+        q.push(PRODUCT_COLUMNS);
+        let rank = self.filter_sql(&query.filter, &mut q);
+        let sort = match (query.sort, rank) {
+            (ProductSort::Relevance, None) => ProductSort::Newest,
+            (s, _) => s,
+        };
+        let mut offset = None;
+        if let Some(ListCursor { key, id, .. }) = query.after {
+            match sort {
+                ProductSort::Newest => {
+                    q.push(" AND p.id < ").bind(Arg::Uuid(id));
+                }
+                ProductSort::PriceAsc | ProductSort::PriceDesc | ProductSort::Rating => {
+                    let (column, op) = match sort {
+                        ProductSort::PriceAsc => ("p.price_amount", ">"),
+                        ProductSort::PriceDesc => ("p.price_amount", "<"),
+                        _ => ("p.rating_score", "<"),
+                    };
+                    let k = q.arg(Arg::Int(key));
+                    let i = q.arg(Arg::Uuid(id));
+                    let _ = write!(q.text, " AND ({column} {op} {k} OR ({column} = {k} AND p.id {op} {i}))");
+                }
+                ProductSort::Relevance => offset = Some(key),
+            }
+        }
+        let order = match sort {
+            ProductSort::Newest => "p.id DESC".to_owned(),
+            ProductSort::PriceAsc => "p.price_amount ASC, p.id ASC".to_owned(),
+            ProductSort::PriceDesc => "p.price_amount DESC, p.id DESC".to_owned(),
+            ProductSort::Rating => "p.rating_score DESC, p.id DESC".to_owned(),
+            ProductSort::Relevance => format!("{} ASC, p.id DESC", rank.unwrap_or("0")),
+        };
+        let _ = write!(q.text, " ORDER BY {order} LIMIT ");
+        q.bind(Arg::Int(i64::from(query.limit) + 1));
+        if let Some(offset) = offset {
+            q.push(" OFFSET ").bind(Arg::Int(offset));
+        }
+        q
+    }
+}
+
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for a in $args {
+            query = match a {
+                Arg::Uuid(v) => query.bind(v),
+                Arg::OptUuid(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+                Arg::OptText(v) => query.bind(v),
+                Arg::Int(v) => query.bind(v),
+                Arg::OptInt(v) => query.bind(v),
+                Arg::Time(v) => query.bind(v),
+                Arg::Bool(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Database,
+    DB::Connection: OutboxConnection,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> &'q str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    DB::QueryResult: RowsAffected,
+{
+    async fn execute_sql(conn: &mut DB::Connection, q: Sql) -> Result<u64, sqlx::Error> {
+        let query = bind_args!(sqlx::query::<DB>(sql(q.text)), q.args);
+        Ok(query.execute(&mut *conn).await?.rows_affected())
+    }
+
+    async fn fetch_products(&self, q: Sql) -> StoreResult<Vec<Product>> {
+        let query = bind_args!(sqlx::query_as::<DB, ProductRow>(sql(q.text)), q.args);
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Product::try_from)
+            .collect()
+    }
+
+    async fn enqueue_all(conn: &mut DB::Connection, events: &[Event]) -> Result<(), sqlx::Error> {
+        for e in events {
+            platform::events::enqueue(&mut *conn, e).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the product's attribute rows (replacing any).
+    async fn write_attributes(conn: &mut DB::Connection, product: &Product) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM product_attributes WHERE product_id = $1")
+            .bind(product.id.0)
+            .execute(&mut *conn)
+            .await?;
+        if let Some(q) = insert_attributes_sql(std::slice::from_ref(product)) {
+            Self::execute_sql(conn, q).await?;
+        }
+        Ok(())
+    }
+
+    /// Locks the product row (the first write of a review transaction), bumping its version.
+    async fn touch_product(conn: &mut DB::Connection, id: ProductId, now: OffsetDateTime) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE products SET version = version + 1, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id.0)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Recomputes a product's rating aggregates from its visible reviews.
+    async fn refresh_ratings(conn: &mut DB::Connection, id: ProductId) -> Result<(), sqlx::Error> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT rating, COUNT(*) FROM reviews WHERE product_id = $1 AND status = 'visible' GROUP BY rating",
+        )
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut summary = RatingSummary::default();
+        for (rating, n) in rows {
+            if let Some(slot) = usize::try_from(rating - 1)
+                .ok()
+                .and_then(|i| summary.histogram.get_mut(i))
+            {
+                *slot = n;
+            }
+        }
+        sqlx::query(
+            "UPDATE products SET rating_count = $2, rating_score = $3, rating_1 = $4, rating_2 = $5, rating_3 = $6,
+                rating_4 = $7, rating_5 = $8 WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(summary.count())
+        .bind(summary.score())
+        .bind(summary.histogram[0])
+        .bind(summary.histogram[1])
+        .bind(summary.histogram[2])
+        .bind(summary.histogram[3])
+        .bind(summary.histogram[4])
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn live_products_with(&self, condition: &'static str, value: Arg, limit: u32) -> StoreResult<Vec<Product>> {
+        let mut q = Sql::new("SELECT ");
+        q.push(PRODUCT_COLUMNS)
+            .push(" FROM products p WHERE p.deleted_at IS NULL AND ");
+        q.push(condition);
+        q.bind(value);
+        let _ = write!(q.text, " LIMIT {limit}");
+        self.fetch_products(q).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<DB> CatalogStore for SqlStore<DB>
+where
+    DB: Database,
+    DB::Connection: OutboxConnection,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> &'q str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    DB::QueryResult: RowsAffected,
+{
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "categories"))]
+    async fn categories(&self) -> StoreResult<Vec<Category>> {
+        Ok(sqlx::query_as::<_, CategoryRow>(sql(format!(
+            "SELECT {CATEGORY_COLUMNS} FROM categories ORDER BY name, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Category::from)
+        .collect())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "category"))]
+    async fn category(&self, id: CategoryId) -> StoreResult<Option<Category>> {
+        Ok(
+            sqlx::query_as::<_, CategoryRow>(sql(format!("SELECT {CATEGORY_COLUMNS} FROM categories WHERE id = $1")))
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(Category::from),
+        )
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "category_product_counts"))]
+    async fn category_product_counts(&self) -> StoreResult<HashMap<CategoryId, i64>> {
+        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT category_id, COUNT(*) FROM products
+             WHERE deleted_at IS NULL AND status = 'active' AND category_id IS NOT NULL GROUP BY category_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id, n)| (CategoryId(id), n)).collect())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_category"))]
+    async fn insert_category(&self, c: &Category) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO categories (id, parent_id, name, slug, description, created_at, updated_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(c.id.0)
+        .bind(c.parent_id.map(|p| p.0))
+        .bind(c.name.as_str())
+        .bind(c.slug.as_str())
+        .bind(c.description.as_str())
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .bind(c.version)
+        .execute(&self.pool)
+        .await
+        .map_err(map_category_write)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update_category"))]
+    async fn update_category(&self, c: &Category, expected_version: Option<i64>) -> StoreResult<Category> {
+        let row = sqlx::query_as::<_, CategoryRow>(sql(format!(
+            "UPDATE categories SET parent_id = $2, name = $3, slug = $4, description = $5, updated_at = $6,
+                version = version + 1
+             WHERE id = $1 AND ($7 IS NULL OR version = $7) RETURNING {CATEGORY_COLUMNS}"
+        )))
+        .bind(c.id.0)
+        .bind(c.parent_id.map(|p| p.0))
+        .bind(c.name.as_str())
+        .bind(c.slug.as_str())
+        .bind(c.description.as_str())
+        .bind(c.updated_at)
+        .bind(expected_version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_category_write)?;
+        match row {
+            Some(row) => Ok(row.into()),
+            None if self.category(c.id).await?.is_some() => Err(StoreError::VersionMismatch),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_category"))]
+    async fn delete_category(
+        &self,
+        id: CategoryId,
+        reassign_to: Option<CategoryId>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<(ProductId, String)>> {
+        let mut tx = self.pool.begin().await?;
+        // The first statement writes, so SQLite takes its write lock up front.
+        let exists = sqlx::query("UPDATE categories SET version = version + 1 WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        if exists.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let mut moved = Vec::new();
+        if let Some(target) = reassign_to {
+            let rows: Vec<(Uuid, String)> = sqlx::query_as(
+                "UPDATE products SET category_id = $2, updated_at = $3, version = version + 1
+                 WHERE category_id = $1 AND deleted_at IS NULL RETURNING id, slug",
+            )
+            .bind(id.0)
+            .bind(target.0)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_category_write)?;
+            moved = rows.into_iter().map(|(p, s)| (ProductId(p), s)).collect();
+            sqlx::query(
+                "UPDATE categories SET parent_id = $2, updated_at = $3, version = version + 1 WHERE parent_id = $1",
+            )
+            .bind(id.0)
+            .bind(target.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_category_write)?;
+        } else {
+            let (products,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM products WHERE category_id = $1 AND deleted_at IS NULL")
+                    .bind(id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let (children,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM categories WHERE parent_id = $1")
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await?;
+            if products > 0 || children > 0 {
+                return Err(StoreError::CategoryNotEmpty { products, children });
+            }
+        }
+        // Deleted products keep no reference to a category that is gone.
+        sqlx::query("UPDATE products SET category_id = NULL WHERE category_id = $1 AND deleted_at IS NOT NULL")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM categories WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_product"))]
+    async fn insert_product(&self, product: &Product, events: &[Event]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::execute_sql(&mut tx, insert_products_sql(std::slice::from_ref(product)))
+            .await
+            .map_err(map_product_write)?;
+        if let Some(q) = insert_attributes_sql(std::slice::from_ref(product)) {
+            Self::execute_sql(&mut tx, q).await?;
+        }
+        Self::enqueue_all(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "product"))]
+    async fn product(&self, id: ProductId) -> StoreResult<Option<Product>> {
+        Ok(self
+            .live_products_with("p.id = ", Arg::Uuid(id.0), 1)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "product_by_slug"))]
+    async fn product_by_slug(&self, slug: &str) -> StoreResult<Option<Product>> {
+        Ok(self
+            .live_products_with("p.slug = ", Arg::Text(slug.to_owned()), 1)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update_product"))]
+    async fn update_product(
+        &self,
+        p: &Product,
+        expected_version: Option<i64>,
+        events: &[Event],
+    ) -> StoreResult<Product> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE products SET sku = $2, name = $3, slug = $4, description = $5, status = $6, price_amount = $7,
+                currency = $8, compare_at_amount = $9, brand = $10, category_id = $11, attributes = $12,
+                attribute_text = $13, images = $14, updated_at = $15, version = version + 1
+             WHERE id = $1 AND deleted_at IS NULL AND ($16 IS NULL OR version = $16)",
+        )
+        .bind(p.id.0)
+        .bind(p.sku.as_str())
+        .bind(p.name.as_str())
+        .bind(p.slug.as_str())
+        .bind(p.description.as_str())
+        .bind(p.status.as_str())
+        .bind(p.price.amount)
+        .bind(p.price.currency.to_string())
+        .bind(p.compare_at)
+        .bind(p.brand.clone())
+        .bind(p.category_id.map(|c| c.0))
+        .bind(json_text(&p.attributes))
+        .bind(attribute_text(&p.attributes))
+        .bind(json_text(&p.images))
+        .bind(p.updated_at)
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_product_write)?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            return match self.product(p.id).await? {
+                Some(_) => Err(StoreError::VersionMismatch),
+                None => Err(StoreError::NotFound),
+            };
+        }
+        Self::write_attributes(&mut tx, p).await?;
+        Self::enqueue_all(&mut tx, events).await?;
+        tx.commit().await?;
+        self.product(p.id).await?.ok_or(StoreError::NotFound)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_product"))]
+    async fn delete_product(
+        &self,
+        id: ProductId,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+        events: &[Event],
+    ) -> StoreResult<Product> {
+        let Some(current) = self.product(id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE products SET deleted_at = $2, updated_at = $2, version = version + 1
+             WHERE id = $1 AND deleted_at IS NULL AND ($3 IS NULL OR version = $3)",
+        )
+        .bind(id.0)
+        .bind(now)
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(if expected_version.is_some() {
+                StoreError::VersionMismatch
+            } else {
+                StoreError::NotFound
+            });
+        }
+        Self::enqueue_all(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(current)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_products"))]
+    async fn list_products(&self, query: &ProductQuery) -> StoreResult<Vec<Product>> {
+        self.fetch_products(self.dialect.list_sql(query)).await
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "count_products"))]
+    async fn count_products(&self, filter: &ProductFilter) -> StoreResult<i64> {
+        let mut q = Sql::new("SELECT COUNT(*)");
+        self.dialect.filter_sql(filter, &mut q);
+        let query = bind_args!(sqlx::query_as::<DB, (i64,)>(sql(q.text)), q.args);
+        Ok(query.fetch_one(&self.pool).await?.0)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "facets"))]
+    async fn facets(&self, filter: &ProductFilter) -> StoreResult<Facets> {
+        let mut q = Sql::new("SELECT p.category_id, COUNT(*)");
+        self.dialect.filter_sql(filter, &mut q);
+        q.push(" GROUP BY p.category_id ORDER BY COUNT(*) DESC LIMIT 100");
+        let categories: Vec<(Option<Uuid>, i64)> =
+            bind_args!(sqlx::query_as::<DB, (Option<Uuid>, i64)>(sql(q.text)), q.args)
+                .fetch_all(&self.pool)
+                .await?;
+
+        let mut q = Sql::new("SELECT p.brand, COUNT(*)");
+        self.dialect.filter_sql(filter, &mut q);
+        q.push(" GROUP BY p.brand ORDER BY COUNT(*) DESC, p.brand LIMIT 100");
+        let brands: Vec<(Option<String>, i64)> =
+            bind_args!(sqlx::query_as::<DB, (Option<String>, i64)>(sql(q.text)), q.args)
+                .fetch_all(&self.pool)
+                .await?;
+
+        let mut q = Sql::new("SELECT ");
+        for (i, (from, to)) in PRICE_BUCKETS.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            // Bucket edges are this module's constants, not input.
+            let _ = match to {
+                Some(to) => write!(
+                    q.text,
+                    "COUNT(CASE WHEN p.price_amount >= {from} AND p.price_amount < {to} THEN 1 END)"
+                ),
+                None => write!(q.text, "COUNT(CASE WHEN p.price_amount >= {from} THEN 1 END)"),
+            };
+        }
+        self.dialect.filter_sql(filter, &mut q);
+        let query = bind_args!(sqlx::query::<DB>(sql(q.text)), q.args);
+        let row = query.fetch_one(&self.pool).await?;
+        let mut price_buckets = Vec::with_capacity(PRICE_BUCKETS.len());
+        for i in 0..PRICE_BUCKETS.len() {
+            price_buckets.push(sqlx::Row::try_get::<i64, _>(&row, i)?);
+        }
+        Ok(Facets {
+            categories: categories.into_iter().map(|(c, n)| (c.map(CategoryId), n)).collect(),
+            brands,
+            price_buckets,
+        })
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "suggest"))]
+    async fn suggest(&self, terms: &SearchTerms, limit: u32) -> StoreResult<Vec<Suggestion>> {
+        let text = match self.dialect {
+            Dialect::Sqlite => {
+                "SELECT p.id, p.name, p.slug FROM products_fts f JOIN products p ON p.seq = f.rowid
+                 WHERE products_fts MATCH $1 AND p.deleted_at IS NULL AND p.status = 'active'
+                 ORDER BY f.rank, p.rating_score DESC LIMIT $2"
+            }
+            Dialect::Postgres => {
+                "SELECT p.id, p.name, p.slug FROM products p CROSS JOIN to_tsquery('simple', $1) AS tsq
+                 WHERE p.search @@ tsq AND p.deleted_at IS NULL AND p.status = 'active'
+                 ORDER BY ts_rank(p.search, tsq) DESC, p.rating_score DESC LIMIT $2"
+            }
+        };
+        let expression = match self.dialect {
+            Dialect::Sqlite => terms
+                .fts5(true)
+                .split(' ')
+                .map(|phrase| format!("name : {phrase}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Dialect::Postgres => terms.tsquery(true, "A"),
+        };
+        let rows: Vec<(Uuid, String, String)> = sqlx::query_as(text)
+            .bind(expression)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, slug)| Suggestion {
+                id: ProductId(id),
+                name,
+                slug,
+            })
+            .collect())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "related"))]
+    async fn related(&self, product: &Product, limit: u32) -> StoreResult<Vec<Product>> {
+        let mut out: Vec<Product> = Vec::new();
+        if let Some(category) = product.category_id {
+            let mut q = Sql::new("SELECT ");
+            q.push(PRODUCT_COLUMNS)
+                .push(" FROM products p WHERE p.deleted_at IS NULL AND p.status = 'active' AND p.category_id = ")
+                .bind(Arg::Uuid(category.0))
+                .push(" AND p.id <> ")
+                .bind(Arg::Uuid(product.id.0))
+                .push(" ORDER BY p.rating_score DESC, p.id DESC LIMIT ")
+                .bind(Arg::Int(i64::from(limit)));
+            out = self.fetch_products(q).await?;
+        }
+        if out.len() < limit as usize && !product.attributes.is_empty() {
+            // Products sharing an attribute value, found through the (key, value) index.
+            let mut q = Sql::new("SELECT ");
+            q.push(PRODUCT_COLUMNS)
+                .push(
+                    " FROM products p WHERE p.deleted_at IS NULL AND p.status = 'active' AND p.id IN \
+                     (SELECT b.product_id FROM product_attributes a JOIN product_attributes b \
+                      ON b.key = a.key AND b.value = a.value WHERE a.product_id = ",
+                )
+                .bind(Arg::Uuid(product.id.0))
+                .push(" AND b.product_id <> ")
+                .bind(Arg::Uuid(product.id.0))
+                .push(" LIMIT 500) ORDER BY p.rating_score DESC, p.id DESC LIMIT ")
+                .bind(Arg::Int(i64::from(limit) * 2));
+            for p in self.fetch_products(q).await? {
+                if out.len() >= limit as usize {
+                    break;
+                }
+                if !out.iter().any(|o| o.id == p.id) {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "product_count"))]
+    async fn product_count(&self) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM products WHERE deleted_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_available"))]
+    async fn set_available(&self, sku: &str, available: i64, event_id: Uuid) -> StoreResult<Option<StockChange>> {
+        let row: Option<(Uuid, String)> = sqlx::query_as(
+            "UPDATE products SET available = $2, stock_event_id = $3, version = version + 1, updated_at = $4
+             WHERE sku = $1 AND deleted_at IS NULL AND (stock_event_id IS NULL OR stock_event_id < $3)
+             RETURNING id, slug",
+        )
+        .bind(sku)
+        .bind(available)
+        .bind(event_id)
+        .bind(platform::time::now())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id, slug)| StockChange {
+            id: ProductId(id),
+            slug,
+        }))
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_review"))]
+    async fn insert_review(&self, r: &Review, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::touch_product(&mut tx, r.product_id, now).await?;
+        sqlx::query(sql(format!(
+            "INSERT INTO reviews ({REVIEW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        )))
+        .bind(r.id.0)
+        .bind(r.product_id.0)
+        .bind(r.user_id)
+        .bind(r.rating)
+        .bind(r.title.as_str())
+        .bind(r.body.as_str())
+        .bind(r.status.as_str())
+        .bind(r.verified_purchase)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if platform::db::is_unique_violation(&e, "user") {
+                StoreError::DuplicateReview
+            } else {
+                StoreError::Db(e)
+            }
+        })?;
+        Self::refresh_ratings(&mut tx, r.product_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "review"))]
+    async fn review(&self, id: ReviewId) -> StoreResult<Option<Review>> {
+        sqlx::query_as::<_, ReviewRow>(sql(format!("SELECT {REVIEW_COLUMNS} FROM reviews WHERE id = $1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Review::try_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update_review"))]
+    async fn update_review(&self, r: &Review, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::touch_product(&mut tx, r.product_id, now).await?;
+        let done = sqlx::query(
+            "UPDATE reviews SET rating = $2, title = $3, body = $4, status = $5, updated_at = $6 WHERE id = $1",
+        )
+        .bind(r.id.0)
+        .bind(r.rating)
+        .bind(r.title.as_str())
+        .bind(r.body.as_str())
+        .bind(r.status.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Self::refresh_ratings(&mut tx, r.product_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_review"))]
+    async fn delete_review(&self, r: &Review, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::touch_product(&mut tx, r.product_id, now).await?;
+        let done = sqlx::query("DELETE FROM reviews WHERE id = $1")
+            .bind(r.id.0)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Self::refresh_ratings(&mut tx, r.product_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_reviews"))]
+    async fn list_reviews(
+        &self,
+        product: ProductId,
+        include_hidden: bool,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<Review>> {
+        sqlx::query_as::<_, ReviewRow>(sql(format!(
+            "SELECT {REVIEW_COLUMNS} FROM reviews WHERE product_id = $1 AND ($2 OR status = 'visible')
+               AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
+        )))
+        .bind(product.0)
+        .bind(include_hidden)
+        .bind(after)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Review::try_from)
+        .collect()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_seed_batch"))]
+    async fn insert_seed_batch(&self, batch: &SeedBatch) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in batch.products.chunks(SEED_ROWS_PER_STATEMENT) {
+            Self::execute_sql(&mut tx, insert_products_sql(chunk))
+                .await
+                .map_err(map_product_write)?;
+        }
+        // About 3 attributes per product: keep each statement under the parameter limits.
+        for chunk in batch.products.chunks(SEED_ROWS_PER_STATEMENT * 2) {
+            if let Some(q) = insert_attributes_sql(chunk) {
+                Self::execute_sql(&mut tx, q).await?;
+            }
+        }
+        for chunk in batch.reviews.chunks(SEED_ROWS_PER_STATEMENT * 2) {
+            let mut q = Sql::new(&format!("INSERT INTO reviews ({REVIEW_COLUMNS}) VALUES "));
+            for (i, r) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind_list([
+                    Arg::Uuid(r.id.0),
+                    Arg::Uuid(r.product_id.0),
+                    Arg::Uuid(r.user_id),
+                    Arg::Int(r.rating),
+                    Arg::Text(r.title.clone()),
+                    Arg::Text(r.body.clone()),
+                    Arg::Text(r.status.as_str().to_owned()),
+                    Arg::Bool(r.verified_purchase),
+                    Arg::Time(r.created_at),
+                    Arg::Time(r.updated_at),
+                ]);
+            }
+            Self::execute_sql(&mut tx, q).await?;
+        }
+        Self::enqueue_all(&mut tx, &batch.events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ProductStatus;
+
+    #[test]
+    fn list_sql_binds_every_value_and_pages_by_key() {
+        let query = ProductQuery {
+            filter: ProductFilter {
+                statuses: vec![ProductStatus::Active],
+                brands: vec!["Acme'; DROP TABLE products; --".into()],
+                attributes: vec![("color".into(), "red".into()), ("color".into(), "blue".into())],
+                search: Some(SearchTerms::parse("q", "red shoe").expect("terms")),
+                ..Default::default()
+            },
+            sort: ProductSort::PriceAsc,
+            after: Some(ListCursor {
+                sort: ProductSort::PriceAsc,
+                key: 500,
+                id: Uuid::nil(),
+            }),
+            limit: 10,
+        };
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let q = dialect.list_sql(&query);
+            assert!(!q.text.contains("DROP"), "{}", q.text);
+            assert!(q.text.contains("ORDER BY p.price_amount ASC, p.id ASC"));
+            // Both values of one attribute key are alternatives inside one EXISTS.
+            assert_eq!(q.text.matches("EXISTS").count(), 1);
+            let placeholders = (1..=q.args.len()).all(|i| q.text.contains(&format!("${i}")));
+            assert!(placeholders, "{}", q.text);
+        }
+    }
+}
