@@ -1,0 +1,224 @@
+//! The inventory context: stock per SKU (on hand, reserved, available), a ledger of every
+//! movement, low-stock thresholds and alerts, and reservations that never oversell.
+//!
+//! Served under `/api/v1/inventory/*`. Stock rows appear when catalog publishes
+//! `catalog.product.created`; inventory publishes `inventory.stock.*` and
+//! `inventory.reservation.*` through its outbox.
+
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod service;
+pub mod store;
+pub mod views;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::{Extension, Router};
+use platform::auth::KeySet;
+use platform::config::{ConfigError, ConfigSource};
+use platform::context::ContextDeps;
+use platform::db::{Db, DbError};
+use platform::events::{Event, EventHandler, HandlerError, Subscription};
+
+use crate::domain::Sku;
+pub use crate::service::InventoryService;
+use crate::store::InventoryStore;
+use crate::store::sql::SqlStore;
+
+pub const CONTEXT: &str = "inventory";
+
+/// Inventory's settings; every one is listed with its default in the README.
+#[derive(Debug, Clone)]
+pub struct InventoryConfig {
+    /// Threshold given to new stock rows (`EMPORIUM_LOW_STOCK_THRESHOLD`, 10).
+    pub default_low_stock_threshold: i64,
+    /// Lifetime of a reservation that names no `ttl_seconds` (`EMPORIUM_RESERVATION_TTL_SECS`, 900).
+    pub reservation_ttl: Duration,
+    /// How often expired reservations are released and gauges refreshed
+    /// (`EMPORIUM_RESERVATION_SWEEP_SECS`, 15).
+    pub sweep_interval: Duration,
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        Self {
+            default_low_stock_threshold: 10,
+            reservation_ttl: Duration::from_secs(900),
+            sweep_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+impl InventoryConfig {
+    pub fn from_source(src: &ConfigSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            default_low_stock_threshold: src.number_in(
+                "EMPORIUM_LOW_STOCK_THRESHOLD",
+                10,
+                0..=domain::MAX_THRESHOLD as u64,
+            )? as i64,
+            reservation_ttl: src.seconds(
+                "EMPORIUM_RESERVATION_TTL_SECS",
+                900,
+                domain::MIN_TTL_SECS..=domain::MAX_TTL_SECS,
+            )?,
+            sweep_interval: src.seconds("EMPORIUM_RESERVATION_SWEEP_SECS", 15, 1..=3600)?,
+        })
+    }
+}
+
+/// Applies inventory's migrations (forward-only) and the event bus tables to its database.
+pub async fn migrate(db: &Db) -> Result<(), DbError> {
+    let err = |source| DbError::Migrate {
+        context: CONTEXT.into(),
+        source,
+    };
+    match db {
+        Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(err)?,
+        Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(err)?,
+    }
+    platform::events::migrate(db).await
+}
+
+/// A running inventory context.
+pub struct Inventory {
+    service: Arc<InventoryService>,
+    keys: KeySet,
+}
+
+impl Inventory {
+    /// Opens the store on `db` (migrating when `migrate_first`), starts the outbox relay,
+    /// subscribes to catalog's product events and starts the expiry sweeper.
+    pub async fn start(
+        db: &Db,
+        config: InventoryConfig,
+        deps: ContextDeps,
+        migrate_first: bool,
+    ) -> anyhow::Result<Self> {
+        if migrate_first {
+            migrate(db).await?;
+        }
+        let store: Arc<dyn InventoryStore> = match db {
+            Db::Sqlite(pool) => Arc::new(SqlStore::sqlite(pool.clone())),
+            Db::Postgres(pool) => Arc::new(SqlStore::postgres(pool.clone())),
+        };
+        service::describe_metrics();
+        let outbox = deps.events.start_relay(CONTEXT, db);
+        let sweep = config.sweep_interval;
+        let service = Arc::new(InventoryService::new(store, config, outbox));
+        deps.events
+            .subscribe(Subscription {
+                context: CONTEXT,
+                consumer: "stock-from-products",
+                patterns: vec![events::PRODUCT_CREATED, events::PRODUCT_DELETED],
+                db: db.clone(),
+                handler: Arc::new(StockFromProducts(service.clone())),
+            })
+            .await?;
+        spawn_sweeper(Arc::downgrade(&service), sweep);
+        Ok(Self {
+            service,
+            keys: deps.keys,
+        })
+    }
+
+    /// The inventory use cases (for `emporium seed`'s `bulk_restock`, and for tests).
+    pub fn service(&self) -> Arc<InventoryService> {
+        self.service.clone()
+    }
+
+    /// Inventory's routes, tagged for metrics and able to verify access tokens.
+    pub fn router(&self) -> Router {
+        let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
+        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+    }
+}
+
+/// Inventory's OpenAPI description (static: no running context needed).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::routes().split_for_parts().1
+}
+
+/// Creates a stock row (0 units) for every new product, and stops reservations of deleted ones.
+/// Idempotent: an existing row is left alone.
+struct StockFromProducts(Arc<InventoryService>);
+
+#[async_trait::async_trait]
+impl EventHandler for StockFromProducts {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        let data = event.data_as::<events::ProductData>();
+        match event.event_type.as_str() {
+            events::PRODUCT_CREATED => {
+                let data = data.map_err(|e| HandlerError::permanent(format!("product data without a sku: {e}")))?;
+                let sku = Sku::parse(&data.sku)
+                    .map_err(|m| HandlerError::permanent(format!("product SKU {:?} {m}", data.sku)))?;
+                self.0
+                    .product_created(&sku)
+                    .await
+                    .map_err(|e| HandlerError::retryable(format!("{e:#}")))?;
+            }
+            events::PRODUCT_DELETED => {
+                // Optional: only when the event names a SKU we can read.
+                if let Some(sku) = data.ok().and_then(|d| Sku::parse(&d.sku).ok()) {
+                    self.0
+                        .product_deleted(&sku)
+                        .await
+                        .map_err(|e| HandlerError::retryable(format!("{e:#}")))?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Every `interval`: expires due reservations, refreshes the gauges, and (every ten minutes)
+/// forgets idempotency keys older than a day. Safe with several replicas: each reservation is
+/// expired by exactly one of them (conditional update). Stops when the context is dropped.
+fn spawn_sweeper(service: Weak<InventoryService>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_purge: Option<tokio::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            let Some(service) = service.upgrade() else { break };
+            if let Err(e) = service.expire_due(service::now()).await {
+                tracing::warn!(error = %format!("{e:#}"), "expiring reservations failed; retrying next tick");
+            }
+            if let Err(e) = service.refresh_metrics().await {
+                tracing::warn!(error = %format!("{e:#}"), "refreshing inventory gauges failed");
+            }
+            if last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(600)) {
+                last_purge = Some(tokio::time::Instant::now());
+                if let Err(e) = service.purge_idempotency_keys().await {
+                    tracing::warn!(error = %format!("{e:#}"), "purging idempotency keys failed");
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_bounds() {
+        let src = ConfigSource::from_pairs(Vec::<(String, String)>::new()).expect("src");
+        let c = InventoryConfig::from_source(&src).expect("defaults");
+        assert_eq!(c.default_low_stock_threshold, 10);
+        assert_eq!(c.reservation_ttl, Duration::from_secs(900));
+        assert_eq!(c.sweep_interval, Duration::from_secs(15));
+        let src = ConfigSource::from_pairs([("EMPORIUM_RESERVATION_TTL_SECS", "5")]).expect("src");
+        let err = InventoryConfig::from_source(&src).expect_err("too short");
+        assert!(err.to_string().contains("EMPORIUM_RESERVATION_TTL_SECS"), "{err}");
+        let src = ConfigSource::from_pairs([("EMPORIUM_RESERVATION_SWEEP_SECS", "1")]).expect("src");
+        assert_eq!(
+            InventoryConfig::from_source(&src).expect("ok").sweep_interval,
+            Duration::from_secs(1)
+        );
+    }
+}
