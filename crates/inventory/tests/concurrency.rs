@@ -1,0 +1,108 @@
+//! The no-oversell guarantee at the service level (no HTTP), on SQLite and, when reachable,
+//! PostgreSQL: 200 concurrent single-unit reservations against 50 available units.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use inventory::domain::{RawLine, Sku};
+use inventory::service::ReservationRequest;
+use inventory::store::InventoryStore;
+use inventory::store::sql::SqlStore;
+use inventory::{InventoryConfig, InventoryService};
+use platform::auth::{AUDIENCE, AccessClaims, AuthUser, ISSUER};
+use platform::db::Db;
+use platform::events::{BusSettings, Events};
+
+fn admin() -> AuthUser {
+    AuthUser(AccessClaims {
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        sub: uuid::Uuid::now_v7(),
+        sid: uuid::Uuid::now_v7(),
+        role: "admin".into(),
+        iat: 0,
+        exp: i64::MAX,
+        jti: uuid::Uuid::now_v7(),
+    })
+}
+
+async fn service(db: &Db) -> Arc<InventoryService> {
+    inventory::migrate(db).await.expect("migrate");
+    let store: Arc<dyn InventoryStore> = match db {
+        Db::Sqlite(p) => Arc::new(SqlStore::sqlite(p.clone())),
+        Db::Postgres(p) => Arc::new(SqlStore::postgres(p.clone())),
+    };
+    let outbox = Events::in_process(BusSettings::default()).start_relay("inventory", db);
+    Arc::new(InventoryService::new(store, InventoryConfig::default(), outbox))
+}
+
+async fn race(svc: Arc<InventoryService>) {
+    svc.bulk_restock(&[("HOT-1".into(), 50)], "test")
+        .await
+        .expect("restock");
+    let auth = admin();
+    let started = Instant::now();
+    let attempts = (0..200).map(|i| {
+        let svc = svc.clone();
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            svc.reserve(
+                &auth,
+                None,
+                ReservationRequest {
+                    reference: format!("order-{i}"),
+                    items: vec![RawLine {
+                        sku: "HOT-1".into(),
+                        qty: 1,
+                    }],
+                    ttl_seconds: None,
+                },
+            )
+            .await
+        })
+    });
+    let mut created = 0;
+    let mut refused = 0;
+    for outcome in futures::future::join_all(attempts).await {
+        match outcome.expect("task") {
+            Ok(answer) if answer.status == 201 => created += 1,
+            Err(inventory::service::InventoryError::Conflict { .. }) => refused += 1,
+            other => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+    eprintln!("200 reservations in {:?}", started.elapsed());
+    assert_eq!((created, refused), (50, 150));
+    let stock = svc.stock(&Sku::parse("HOT-1").expect("sku")).await.expect("stock");
+    assert_eq!((stock.on_hand, stock.reserved, stock.available()), (50, 50, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_oversell_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = Db::open_embedded(dir.path(), "inventory", 5).await.expect("sqlite");
+    race(service(&db).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_oversell_on_postgres() {
+    let admin_url = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let Ok(admin) = sqlx::PgPool::connect(&admin_url).await else {
+        eprintln!("SKIPPED: PostgreSQL unreachable at {admin_url}");
+        return;
+    };
+    let name = format!("inventory_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&admin)
+        .await
+        .expect("create db");
+    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+    let db = Db::connect(&format!("{base}/{name}"), 5).await.expect("postgres");
+    race(service(&db).await).await;
+    db.close().await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await;
+}
