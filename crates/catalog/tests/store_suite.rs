@@ -1,0 +1,309 @@
+//! The catalog below HTTP, on SQLite and (when reachable) PostgreSQL: seeding with its outbox
+//! events, the stock-level consumer (directly and through the in-process bus), and search and
+//! listing over a seeded catalog.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use catalog::domain::{ProductSort, SearchTerms};
+use catalog::store::{CatalogStore, ProductFilter, ProductQuery};
+use catalog::{Catalog, CatalogConfig};
+use platform::context::ContextDeps;
+use platform::db::Db;
+use platform::events::{BusSettings, Event, EventHandler, Events};
+use serde_json::json;
+
+struct TempPostgres {
+    admin: String,
+    name: String,
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&pool)
+                    .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+enum Guard {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Pg(#[allow(dead_code)] TempPostgres),
+}
+
+async fn databases() -> Vec<(&'static str, Db, Guard)> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sqlite = Db::open_embedded(dir.path(), "catalog", 5).await.expect("sqlite");
+    let mut out = vec![("sqlite", sqlite, Guard::Dir(dir))];
+    let admin = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    match tokio::time::timeout(Duration::from_secs(5), sqlx::PgPool::connect(&admin)).await {
+        Ok(Ok(pool)) => {
+            let name = format!("emporium_catalog_{}", uuid::Uuid::new_v4().simple());
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&pool)
+                .await
+                .expect("create database");
+            pool.close().await;
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+            let db = Db::connect(&format!("{base}/{name}"), 5).await.expect("postgres");
+            out.push(("postgres", db, Guard::Pg(TempPostgres { admin, name })));
+        }
+        _ => eprintln!("SKIPPED the PostgreSQL half: unreachable at {admin}"),
+    }
+    out
+}
+
+async fn start(db: &Db) -> Catalog {
+    let deps = ContextDeps {
+        events: Events::in_process(BusSettings::default()),
+        cache: platform::cache::Cache::in_process(10_000),
+        keys: platform::auth::KeySet::new(),
+    };
+    Catalog::start(db, CatalogConfig::default(), deps, true)
+        .await
+        .expect("start")
+}
+
+async fn outbox_count(db: &Db, event_type: &str) -> i64 {
+    let q = "SELECT COUNT(*) FROM event_outbox WHERE event_type = $1";
+    match db {
+        Db::Sqlite(p) => sqlx::query_scalar(q)
+            .bind(event_type)
+            .fetch_one(p)
+            .await
+            .expect("count"),
+        Db::Postgres(p) => sqlx::query_scalar(q)
+            .bind(event_type)
+            .fetch_one(p)
+            .await
+            .expect("count"),
+    }
+}
+
+fn active() -> ProductFilter {
+    ProductFilter {
+        statuses: vec![catalog::domain::ProductStatus::Active],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeding_search_listing_and_stock_levels_on_both_backends() {
+    for (backend, db, _guard) in databases().await {
+        let catalog = start(&db).await;
+        let store: Arc<dyn CatalogStore> = catalog.service().store().clone();
+
+        // Seeding is deterministic, batched, and writes one created event per product.
+        let calls = std::sync::Mutex::new(Vec::new());
+        let report = catalog::seed::seed_products(&catalog, 2_500, 7, &|done, total| {
+            calls.lock().expect("lock").push((done, total))
+        })
+        .await
+        .expect("seed");
+        assert_eq!(report.products, 2_500);
+        assert!(report.categories > 60, "{backend}: {report:?}");
+        assert!(report.reviews > 2_500, "{backend}: {report:?}");
+        assert_eq!(calls.lock().expect("lock").last(), Some(&(2_500, 2_500)));
+        assert_eq!(store.product_count().await.expect("count"), 2_500);
+        assert_eq!(outbox_count(&db, "catalog.product.created").await, 2_500, "{backend}");
+        assert!(
+            catalog::seed::seed_demo_if_empty(&catalog)
+                .await
+                .expect("demo")
+                .is_none(),
+            "not empty"
+        );
+
+        // Aggregates written by the seeder agree with the reviews.
+        let page = store
+            .list_products(&ProductQuery {
+                filter: active(),
+                sort: ProductSort::Rating,
+                after: None,
+                limit: 5,
+            })
+            .await
+            .expect("list");
+        assert!(page[0].rating.count() > 0 && page[0].rating.average() >= page[4].rating.average());
+
+        // Full-text search over the seeded names, brands and attributes.
+        let terms = SearchTerms::parse("q", "acme cotton").expect("terms");
+        let filter = ProductFilter {
+            search: Some(terms.clone()),
+            ..active()
+        };
+        let hits = store
+            .list_products(&ProductQuery {
+                filter: filter.clone(),
+                sort: ProductSort::Relevance,
+                after: None,
+                limit: 10,
+            })
+            .await
+            .expect("search");
+        assert!(!hits.is_empty(), "{backend}");
+        for p in &hits {
+            let text = format!("{} {} {:?}", p.name, p.description, p.attributes).to_lowercase();
+            assert!(
+                text.contains("acme") && text.contains("cotton"),
+                "{backend}: {}",
+                p.name
+            );
+        }
+        assert!(store.count_products(&filter).await.expect("count") >= hits.len() as i64);
+        let suggestions = store
+            .suggest(&SearchTerms::parse("q", "acme ess").expect("terms"), 10)
+            .await
+            .expect("suggest");
+        assert!(
+            suggestions.iter().all(|s| s.name.starts_with("Acme Essential")),
+            "{backend}: {suggestions:?}"
+        );
+        let facets = store.facets(&active()).await.expect("facets");
+        assert_eq!(
+            facets.price_buckets.iter().sum::<i64>(),
+            store.count_products(&active()).await.expect("count")
+        );
+
+        // Stock: applied by SKU, idempotent, older events ignored, unknown SKUs skipped.
+        let product = hits[0].clone();
+        let handler = catalog::stock::StockLevels::new(catalog.service());
+        let older = Event::new(
+            "inventory",
+            "inventory.stock.changed",
+            &product.sku,
+            json!({"sku": product.sku, "available": 1, "on_hand": 1, "reserved": 0}),
+        );
+        let newer = Event::new(
+            "inventory",
+            "inventory.stock.changed",
+            &product.sku,
+            json!({"sku": product.sku.to_lowercase(), "available": 7, "on_hand": 9, "reserved": 2}),
+        );
+        handler.handle(&newer).await.expect("handle");
+        handler.handle(&newer).await.expect("replay");
+        handler.handle(&older).await.expect("late");
+        let now = store.product(product.id).await.expect("get").expect("some");
+        assert_eq!(now.available, 7, "{backend}");
+        assert_eq!(now.version, product.version + 1, "{backend}: replays change nothing");
+        let unknown = Event::new(
+            "inventory",
+            "inventory.stock.changed",
+            "X",
+            json!({"sku": "NOPE-1", "available": 3, "on_hand": 3, "reserved": 0}),
+        );
+        handler.handle(&unknown).await.expect("unknown sku is ignored");
+        let garbage = Event::new("inventory", "inventory.stock.changed", "X", json!({"nope": true}));
+        assert!(handler.handle(&garbage).await.expect_err("bad data").is_permanent());
+        let in_stock = ProductFilter {
+            in_stock: true,
+            ..active()
+        };
+        assert_eq!(store.count_products(&in_stock).await.expect("count"), 1, "{backend}");
+
+        // Through the bus: an event in the outbox reaches the stock-levels consumer.
+        let second = hits.get(1).unwrap_or(&hits[0]).clone();
+        let via_bus = Event::new(
+            "inventory",
+            "inventory.stock.changed",
+            &second.sku,
+            json!({"sku": second.sku, "available": 42, "on_hand": 42, "reserved": 0}),
+        );
+        match &db {
+            Db::Sqlite(p) => {
+                let mut conn = p.acquire().await.expect("conn");
+                platform::events::enqueue(&mut *conn, &via_bus).await.expect("enqueue");
+            }
+            Db::Postgres(p) => {
+                let mut conn = p.acquire().await.expect("conn");
+                platform::events::enqueue(&mut *conn, &via_bus).await.expect("enqueue");
+            }
+        }
+        let mut delivered = false;
+        for _ in 0..100 {
+            if store.product(second.id).await.expect("get").expect("some").available == 42 {
+                delivered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(delivered, "{backend}: the stock event was not consumed");
+        db.close().await;
+    }
+}
+
+/// `cargo test -p catalog --release --test store_suite -- --ignored --nocapture`: 100k products.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test: run explicitly, preferably with --release"]
+async fn hundred_thousand_products_load_and_query_fast() {
+    for (backend, db, _guard) in databases().await {
+        let catalog = start(&db).await;
+        let store = catalog.service().store().clone();
+        let report = catalog::seed::seed_products(&catalog, 100_000, 1, &|_, _| {})
+            .await
+            .expect("seed");
+        eprintln!("{backend}: seeded {report:?}");
+        for (label, filter, sort) in [
+            ("list newest", active(), ProductSort::Newest),
+            ("list price", active(), ProductSort::PriceAsc),
+            (
+                "search",
+                ProductFilter {
+                    search: Some(SearchTerms::parse("q", "wool sweater").expect("terms")),
+                    ..active()
+                },
+                ProductSort::Relevance,
+            ),
+            (
+                "attr + brand",
+                ProductFilter {
+                    brands: vec!["Acme".into()],
+                    attributes: vec![("color".into(), "red".into())],
+                    ..active()
+                },
+                ProductSort::PriceDesc,
+            ),
+        ] {
+            let started = std::time::Instant::now();
+            let rows = store
+                .list_products(&ProductQuery {
+                    filter: filter.clone(),
+                    sort,
+                    after: None,
+                    limit: 20,
+                })
+                .await
+                .expect("list");
+            let total = store.count_products(&filter).await.expect("count");
+            let facets = store.facets(&filter).await.expect("facets");
+            eprintln!(
+                "{backend}: {label}: {} rows of {total}, {} brands, in {:?}",
+                rows.len(),
+                facets.brands.len(),
+                started.elapsed()
+            );
+        }
+        let started = std::time::Instant::now();
+        let s = store
+            .suggest(&SearchTerms::parse("q", "nor").expect("terms"), 10)
+            .await
+            .expect("suggest");
+        eprintln!("{backend}: suggest: {} in {:?}", s.len(), started.elapsed());
+        db.close().await;
+    }
+}
