@@ -23,6 +23,7 @@ on_both_backends!(
     due_reservations_expire_exactly_once,
     batch_availability_reports_unknown_skus,
     reads_refuse_malformed_skus_and_cursors,
+    new_products_get_a_stock_row_from_the_catalog_event,
 );
 
 const RESERVATIONS: &str = "/api/v1/inventory/reservations";
@@ -802,4 +803,39 @@ async fn sweeper_releases_expired_reservations(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(inventory_events(&app, "inventory.reservation.expired").await.len(), 1);
+}
+
+async fn new_products_get_a_stock_row_from_the_catalog_event(app: TestApp) {
+    let admin = app.admin().await;
+    let r = post_auth(
+        &app,
+        "/api/v1/catalog/products",
+        &admin.access,
+        json!({"sku": "NEW-PROD-1", "name": "Fresh product", "price": {"amount": 1000}, "status": "active"}),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    // Delivered through the bus (in-process, or RabbitMQ on the PostgreSQL run).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let s = loop {
+        let r = app
+            .client
+            .get(app.url("/api/v1/inventory/NEW-PROD-1"))
+            .send()
+            .await
+            .expect("request");
+        if r.status() == 200 {
+            break r.json::<Value>().await.expect("json");
+        }
+        assert!(std::time::Instant::now() < deadline, "no stock row appeared");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(units(&s), (0, 0, 0));
+    assert_eq!(s["low_stock_threshold"], 10);
+    // Now the SKU can be restocked and reserved.
+    assert_eq!(
+        adjust(&app, &admin.access, "NEW-PROD-1", "restock", 2).await.status(),
+        201
+    );
+    assert_eq!(units(&stock(&app, "NEW-PROD-1").await), (2, 0, 2));
 }
