@@ -68,6 +68,54 @@ impl KeySet {
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = map;
     }
 
+    /// Replaces the set with the Ed25519 keys of a JWKS document (other key types are ignored).
+    pub fn replace_from_jwks(&self, jwks: &jsonwebtoken::jwk::JwkSet) -> usize {
+        let keys: Vec<(String, DecodingKey)> = jwks
+            .keys
+            .iter()
+            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
+            .collect();
+        let count = keys.len();
+        self.replace(keys);
+        count
+    }
+
+    /// A verifier fed from identity's JWKS at `url` (production mode, where identity runs in
+    /// another process), refreshed every `every` so rotations are picked up.
+    pub fn from_jwks_url(url: String, every: std::time::Duration) -> Self {
+        let keys = Self::new();
+        let weak = Arc::downgrade(&keys.keys);
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut delay = std::time::Duration::from_secs(1);
+            loop {
+                let Some(map) = weak.upgrade() else { break };
+                let set = KeySet { keys: map };
+                let fetched = async {
+                    let response = client.get(&url).timeout(std::time::Duration::from_secs(5)).send().await?;
+                    response.error_for_status()?.json::<jsonwebtoken::jwk::JwkSet>().await
+                }
+                .await;
+                let wait = match fetched {
+                    Ok(jwks) => {
+                        let n = set.replace_from_jwks(&jwks);
+                        tracing::debug!(keys = n, "refreshed token verification keys");
+                        delay = std::time::Duration::from_secs(1);
+                        every
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, %url, "cannot fetch the JWKS; keeping the keys we have and retrying");
+                        delay = (delay * 2).min(every);
+                        delay
+                    }
+                };
+                drop(set);
+                tokio::time::sleep(wait).await;
+            }
+        });
+        keys
+    }
+
     fn get(&self, kid: &str) -> Option<Arc<DecodingKey>> {
         self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid).cloned()
     }

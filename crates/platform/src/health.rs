@@ -15,6 +15,11 @@ use std::collections::BTreeMap;
 #[async_trait::async_trait]
 pub trait HealthCheck: Send + Sync {
     fn name(&self) -> String;
+    /// An optional dependency (the cache) is reported as `degraded` without making the process
+    /// unready: the app still answers, from the database.
+    fn required(&self) -> bool {
+        true
+    }
     async fn check(&self) -> Result<(), String>;
 }
 
@@ -64,14 +69,18 @@ impl Health {
                 Err(_) => Err(format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())),
             };
             let report = CheckReport {
-                status: if result.is_ok() { "up" } else { "down" },
+                status: match (&result, c.required()) {
+                    (Ok(()), _) => "up",
+                    (Err(_), true) => "down",
+                    (Err(_), false) => "degraded",
+                },
                 latency_ms: started.elapsed().as_secs_f64() * 1000.0,
                 error: result.err(),
             };
             (c.name(), report)
         });
         let checks: BTreeMap<_, _> = futures::future::join_all(runs).await.into_iter().collect();
-        let all_up = checks.values().all(|c| c.error.is_none());
+        let all_up = checks.values().all(|c| c.status != "down");
         ReadyReport {
             status: if all_up { "ready" } else { "unavailable" },
             checks,
@@ -85,7 +94,7 @@ pub async fn live() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "live" }))
 }
 
-/// Every dependency (databases, and later cache and broker) answers.
+/// Every required dependency (databases, broker) answers; an unreachable cache only degrades.
 #[utoipa::path(get, path = "/health/ready", tag = "ops", responses(
     (status = 200, description = "Ready: every check is up"),
     (status = 503, description = "Not ready: the body names each failing dependency")))]

@@ -5,10 +5,13 @@
 //! database access and API docs.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
+pub mod context;
 pub mod db;
 pub mod dev_mailbox;
 pub mod docs;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -1,0 +1,302 @@
+//! A cache that never fails a request: Redis in production (shared by every replica, so a write on
+//! one invalidates for all), an in-process moka cache in embedded mode. Any cache error or timeout
+//! is counted and logged and reads as a miss, so callers fall back to the database.
+//!
+//! Values are JSON. Pages derived from many rows (lists, searches) are keyed by a *generation*
+//! that writers bump, which invalidates every such page at once without scanning keys.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::health::HealthCheck;
+
+/// Budget for one cache round trip; beyond it the database is faster anyway.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(150);
+/// How often a Redis outage is logged (every error is still counted).
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct Cache {
+    backend: Arc<Backend>,
+    prefix: Arc<str>,
+}
+
+enum Backend {
+    InProcess {
+        entries: moka::future::Cache<String, Arc<Entry>>,
+        generations: Mutex<HashMap<String, u64>>,
+    },
+    Redis {
+        connection: ConnectionManager,
+        last_error_log: Mutex<Option<Instant>>,
+    },
+}
+
+struct Entry {
+    bytes: Vec<u8>,
+    expires_at: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to Redis at {url}: {source}")]
+pub struct CacheConnectError {
+    url: String,
+    source: redis::RedisError,
+}
+
+impl Cache {
+    /// An in-process cache holding at most `max_entries` values.
+    pub fn in_process(max_entries: u64) -> Self {
+        describe_metrics();
+        Self::with_backend(Backend::InProcess {
+            entries: moka::future::Cache::builder()
+                .max_capacity(max_entries)
+                // The per-entry TTL is checked on read; this bounds memory held by expired entries.
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            generations: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Connects to Redis at `url`. The connection manager reconnects by itself after an outage;
+    /// until then every operation reads as a miss.
+    /// Keys are prefixed with `root:` so environments (or test runs) can share one Redis.
+    pub async fn redis(url: &str, root: &str) -> Result<Self, CacheConnectError> {
+        describe_metrics();
+        let err = |source| CacheConnectError {
+            url: crate::db::redact_url(url),
+            source,
+        };
+        let client = redis::Client::open(url).map_err(err)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let connection = ConnectionManager::new_with_config(client, config).await.map_err(err)?;
+        let mut cache = Self::with_backend(Backend::Redis {
+            connection,
+            last_error_log: Mutex::new(None),
+        });
+        cache.prefix = Arc::from(format!("{root}:"));
+        Ok(cache)
+    }
+
+    fn with_backend(backend: Backend) -> Self {
+        Self {
+            backend: Arc::new(backend),
+            prefix: Arc::from("emporium:"),
+        }
+    }
+
+    /// The same cache with keys under `ns:` (one namespace per context).
+    pub fn namespace(&self, ns: &str) -> Self {
+        Self {
+            backend: self.backend.clone(),
+            prefix: Arc::from(format!("{}{ns}:", self.prefix)),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match *self.backend {
+            Backend::InProcess { .. } => "in-process",
+            Backend::Redis { .. } => "redis",
+        }
+    }
+
+    /// The cached value under `key`, or `None` on a miss, an undecodable value or a cache error.
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let bytes = self.get_bytes(&self.key(key)).await;
+        let value = bytes.and_then(|b| serde_json::from_slice(&b).ok());
+        let outcome = if value.is_some() { "hit" } else { "miss" };
+        metrics::counter!("cache_requests_total", "namespace" => self.namespace_label(), "outcome" => outcome)
+            .increment(1);
+        value
+    }
+
+    pub async fn set_json<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) {
+        let Ok(bytes) = serde_json::to_vec(value) else { return };
+        let key = self.key(key);
+        match &*self.backend {
+            Backend::InProcess { entries, .. } => {
+                let entry = Entry {
+                    bytes,
+                    expires_at: Instant::now() + ttl,
+                };
+                entries.insert(key, Arc::new(entry)).await;
+            }
+            Backend::Redis { connection, .. } => {
+                let mut conn = connection.clone();
+                let secs = ttl.as_secs().max(1);
+                let result = redis_call(conn.set_ex::<_, _, ()>(key, bytes, secs)).await;
+                self.record(result);
+            }
+        }
+    }
+
+    pub async fn delete(&self, key: &str) {
+        let key = self.key(key);
+        match &*self.backend {
+            Backend::InProcess { entries, .. } => entries.invalidate(&key).await,
+            Backend::Redis { connection, .. } => {
+                let mut conn = connection.clone();
+                let result = redis_call(conn.del::<_, ()>(key)).await;
+                self.record(result);
+            }
+        }
+    }
+
+    /// The current generation of `name`; embed it in keys of pages that any write may change.
+    pub async fn generation(&self, name: &str) -> u64 {
+        let key = self.key(&format!("generation:{name}"));
+        match &*self.backend {
+            Backend::InProcess { generations, .. } => lock(generations).get(&key).copied().unwrap_or(0),
+            Backend::Redis { connection, .. } => {
+                let mut conn = connection.clone();
+                let result = redis_call(conn.get::<_, Option<u64>>(key)).await;
+                self.record(result).flatten().unwrap_or(0)
+            }
+        }
+    }
+
+    /// Moves `name` to a new generation: every page keyed by the old one is no longer read.
+    pub async fn bump_generation(&self, name: &str) {
+        let key = self.key(&format!("generation:{name}"));
+        match &*self.backend {
+            Backend::InProcess { generations, .. } => *lock(generations).entry(key).or_insert(0) += 1,
+            Backend::Redis { connection, .. } => {
+                let mut conn = connection.clone();
+                let result = redis_call(conn.incr::<_, _, u64>(key, 1)).await;
+                self.record(result);
+            }
+        }
+    }
+
+    async fn get_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        match &*self.backend {
+            Backend::InProcess { entries, .. } => {
+                let entry = entries.get(key).await?;
+                if entry.expires_at <= Instant::now() {
+                    entries.invalidate(key).await;
+                    return None;
+                }
+                Some(entry.bytes.clone())
+            }
+            Backend::Redis { connection, .. } => {
+                let mut conn = connection.clone();
+                let result = redis_call(conn.get::<_, Option<Vec<u8>>>(key)).await;
+                self.record(result).flatten()
+            }
+        }
+    }
+
+    fn namespace_label(&self) -> String {
+        let ns = self.prefix.trim_end_matches(':');
+        ns.rsplit(':').next().unwrap_or(ns).to_owned()
+    }
+
+    /// Counts and (at most every few seconds) logs a cache error, turning it into `None`.
+    fn record<T>(&self, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(error) => {
+                metrics::counter!("cache_errors_total", "namespace" => self.namespace_label()).increment(1);
+                if let Backend::Redis { last_error_log, .. } = &*self.backend {
+                    let mut last = lock(last_error_log);
+                    if last.is_none_or(|at| at.elapsed() >= ERROR_LOG_INTERVAL) {
+                        *last = Some(Instant::now());
+                        tracing::warn!(%error, "cache unavailable; serving from the database");
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// A readiness check that reports Redis without failing readiness: the app works without it.
+    pub fn health_check(&self) -> Option<Arc<dyn HealthCheck>> {
+        match &*self.backend {
+            Backend::InProcess { .. } => None,
+            Backend::Redis { connection, .. } => Some(Arc::new(RedisHealth(connection.clone()))),
+        }
+    }
+}
+
+async fn redis_call<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
+    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", REDIS_TIMEOUT.as_millis())),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+struct RedisHealth(ConnectionManager);
+
+#[async_trait::async_trait]
+impl HealthCheck for RedisHealth {
+    fn name(&self) -> String {
+        "cache.redis".into()
+    }
+    fn required(&self) -> bool {
+        false
+    }
+    async fn check(&self) -> Result<(), String> {
+        let mut conn = self.0.clone();
+        redis_call(redis::cmd("PING").query_async::<String>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+}
+
+fn describe_metrics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        metrics::describe_counter!(
+            "cache_requests_total",
+            "Cache reads by namespace and outcome (hit or miss; errors read as misses)."
+        );
+        metrics::describe_counter!(
+            "cache_errors_total",
+            "Cache operations that failed or timed out (served from the database instead)."
+        );
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_process_values_expire_and_namespaces_do_not_collide() {
+        let cache = Cache::in_process(100);
+        let a = cache.namespace("a");
+        let b = cache.namespace("b");
+        a.set_json("k", &1, Duration::from_millis(50)).await;
+        assert_eq!(a.get_json::<i32>("k").await, Some(1));
+        assert_eq!(b.get_json::<i32>("k").await, None);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(a.get_json::<i32>("k").await, None);
+    }
+
+    #[tokio::test]
+    async fn bumping_a_generation_changes_it() {
+        let cache = Cache::in_process(100).namespace("c");
+        let before = cache.generation("lists").await;
+        cache.bump_generation("lists").await;
+        assert_eq!(cache.generation("lists").await, before + 1);
+    }
+}

@@ -1,0 +1,359 @@
+//! The event bus: a transactional outbox per context, a relay that publishes what was committed,
+//! and consumers that handle each event effectively once.
+//!
+//! * A context writes events with [`enqueue`] inside the transaction that changes its state, so an
+//!   event exists if and only if the change was committed.
+//! * Its relay ([`Events::start_relay`]) publishes pending outbox rows — to RabbitMQ (topic exchange
+//!   `emporium.events`, persistent messages, publisher confirms) in production, to the in-process
+//!   bus in embedded mode — and marks them sent only once the transport confirmed them.
+//! * Consumers ([`Events::subscribe`]) get at-least-once delivery with manual acks; an inbox of
+//!   handled ids makes redelivery harmless; failures retry with backoff, then land in the
+//!   consuming context's dead-letter table, which admins list and replay over HTTP.
+
+mod consumer;
+mod dead_letters;
+mod inprocess;
+mod outbox;
+mod rabbit;
+mod topic;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::{Db, DbError};
+use crate::health::HealthCheck;
+
+pub use consumer::RetryPolicy;
+pub use dead_letters::DeadLetter;
+pub use outbox::{Outbox, OutboxConnection, enqueue};
+
+/// The RabbitMQ topic exchange every context publishes to (with the default namespace).
+pub const EXCHANGE: &str = "emporium.events";
+
+/// A CloudEvents-shaped envelope, identical on every transport.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Event {
+    /// UUIDv7, unique per event; consumers deduplicate on it.
+    pub id: Uuid,
+    /// Past-tense name, `<context>.<aggregate>.<verb>`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The producing context.
+    pub source: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    /// What the event is about (an id or a SKU).
+    pub subject: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// W3C trace context of the request that caused the event, so traces continue across the bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl Event {
+    /// A new event stamped with the current time and trace context.
+    pub fn new(source: &str, event_type: &str, subject: impl Into<String>, data: impl Serialize) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            event_type: event_type.to_owned(),
+            source: source.to_owned(),
+            time: OffsetDateTime::now_utc(),
+            subject: subject.into(),
+            data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
+            traceparent: current_traceparent(),
+        }
+    }
+
+    pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.data)
+    }
+}
+
+/// The `traceparent` of the current span, when it is being traced.
+fn current_traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
+}
+
+/// Why a handler did not handle an event.
+#[derive(Debug)]
+pub struct HandlerError {
+    message: String,
+    permanent: bool,
+}
+
+impl HandlerError {
+    /// A failure that may pass (a database hiccup): retried with backoff.
+    pub fn retryable(message: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            permanent: false,
+        }
+    }
+
+    /// A failure no retry can fix (undecodable data): dead-lettered at once.
+    pub fn permanent(message: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            permanent: true,
+        }
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(e: E) -> Self {
+        Self::retryable(e)
+    }
+}
+
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// Delivery is at least once; ids already in the inbox are skipped, but a crash between the
+    /// handler's commit and the inbox record replays the event, so handlers must be idempotent.
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError>;
+}
+
+/// A consumer: which events, handled how, with its inbox and dead letters in which database.
+pub struct Subscription {
+    /// The consuming context, e.g. `inventory`.
+    pub context: &'static str,
+    /// A stable name for this consumer (part of its queue name).
+    pub consumer: &'static str,
+    /// AMQP topic patterns: `*` is one word, `#` zero or more.
+    pub patterns: Vec<&'static str>,
+    pub db: Db,
+    pub handler: Arc<dyn EventHandler>,
+}
+
+/// Bus settings shared by relays and consumers.
+#[derive(Debug, Clone)]
+pub struct BusSettings {
+    /// How often a relay looks at its outbox when nothing woke it.
+    pub relay_interval: Duration,
+    pub retry: RetryPolicy,
+    /// Deliveries a consumer handles at once.
+    pub prefetch: u16,
+    /// Published outbox rows are deleted after this long.
+    pub outbox_retention: Duration,
+    /// RabbitMQ names: exchange `<namespace>.events`, queues `<namespace>.<context>.<consumer>`.
+    /// Lets several environments (or test runs) share one broker without seeing each other.
+    pub namespace: String,
+    /// Delete a consumer's queue after it has had no consumer this long (preview environments,
+    /// tests); `None` keeps queues forever, as production wants.
+    pub queue_expiry: Option<Duration>,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        Self {
+            relay_interval: Duration::from_millis(250),
+            retry: RetryPolicy::default(),
+            prefetch: 16,
+            outbox_retention: Duration::from_secs(7 * 86_400),
+            namespace: "emporium".into(),
+            queue_expiry: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to RabbitMQ at {url}: {message}")]
+pub struct BusConnectError {
+    url: String,
+    message: String,
+}
+
+/// The process's bus: its transport, relays and consumers.
+#[derive(Clone)]
+pub struct Events {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Transport,
+    settings: BusSettings,
+    consumers: Mutex<Vec<Arc<consumer::Consumer>>>,
+}
+
+#[derive(Clone)]
+enum Transport {
+    InProcess(inprocess::InProcessBus),
+    Rabbit(rabbit::RabbitBus),
+}
+
+impl Events {
+    /// Embedded mode: every context of this process on one in-process bus.
+    pub fn in_process(settings: BusSettings) -> Self {
+        Self::with(Transport::InProcess(inprocess::InProcessBus::default()), settings)
+    }
+
+    /// Production: RabbitMQ at `url` (checked now, so a wrong URL fails at start-up).
+    pub async fn rabbitmq(url: &str, settings: BusSettings) -> Result<Self, BusConnectError> {
+        let bus = rabbit::RabbitBus::connect(url, &settings).await.map_err(|message| BusConnectError {
+            url: crate::db::redact_url(url),
+            message,
+        })?;
+        Ok(Self::with(Transport::Rabbit(bus), settings))
+    }
+
+    fn with(transport: Transport, settings: BusSettings) -> Self {
+        describe_metrics();
+        Self {
+            inner: Arc::new(Inner {
+                transport,
+                settings,
+                consumers: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn transport_name(&self) -> &'static str {
+        match self.inner.transport {
+            Transport::InProcess(_) => "in-process",
+            Transport::Rabbit(_) => "rabbitmq",
+        }
+    }
+
+    /// Starts `context`'s relay from its outbox in `db`; the handle wakes it after a commit.
+    pub fn start_relay(&self, context: &'static str, db: &Db) -> Outbox {
+        outbox::spawn_relay(context, db.clone(), self.inner.transport.clone(), &self.inner.settings)
+    }
+
+    /// Starts consuming for `subscription` (declaring its queue and bindings on RabbitMQ).
+    pub async fn subscribe(&self, subscription: Subscription) -> anyhow::Result<()> {
+        let consumer = Arc::new(consumer::Consumer::new(subscription, self.inner.settings.retry.clone()));
+        match &self.inner.transport {
+            Transport::InProcess(bus) => bus.subscribe(consumer.clone(), self.inner.settings.prefetch),
+            Transport::Rabbit(bus) => bus.subscribe(consumer.clone(), self.inner.settings.prefetch).await?,
+        }
+        lock(&self.inner.consumers).push(consumer);
+        Ok(())
+    }
+
+    /// Readiness of the broker (RabbitMQ only).
+    pub fn health_check(&self) -> Option<Arc<dyn HealthCheck>> {
+        match &self.inner.transport {
+            Transport::InProcess(_) => None,
+            Transport::Rabbit(bus) => Some(Arc::new(bus.clone())),
+        }
+    }
+
+    /// Admin endpoints over the dead letters of every consumer in this process, mounted under
+    /// `/api/v1/<context>/admin/dead-letters` for each consuming context.
+    pub fn dead_letter_router(&self) -> axum::Router {
+        dead_letters::router(lock(&self.inner.consumers).clone())
+    }
+
+    /// The contexts with consumers in this process (for the admin routes and the API document).
+    pub fn consuming_contexts(&self) -> Vec<&'static str> {
+        let mut contexts: Vec<_> = lock(&self.inner.consumers).iter().map(|c| c.context()).collect();
+        contexts.sort_unstable();
+        contexts.dedup();
+        contexts
+    }
+}
+
+/// Creates the bus tables (outbox, inbox, dead letters) in a context's database. They have their
+/// own migrations table, so they never clash with the context's migrations.
+pub async fn migrate(db: &Db) -> Result<(), DbError> {
+    let err = |source| DbError::Migrate {
+        context: "events".into(),
+        source,
+    };
+    const TABLE: &str = "_emporium_events_migrations";
+    match db {
+        Db::Sqlite(pool) => {
+            let mut m = sqlx::migrate!("./migrations/events/sqlite");
+            m.dangerous_set_table_name(TABLE);
+            m.run(pool).await.map_err(err)
+        }
+        Db::Postgres(pool) => {
+            let mut m = sqlx::migrate!("./migrations/events/postgres");
+            m.dangerous_set_table_name(TABLE);
+            m.run(pool).await.map_err(err)
+        }
+    }
+}
+
+/// How many committed events in `db`'s outbox the relay has not yet seen confirmed.
+pub async fn pending(db: &Db) -> Result<i64, sqlx::Error> {
+    let sql = "SELECT COUNT(*) FROM event_outbox WHERE published_at IS NULL";
+    match db {
+        Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+    }
+}
+
+/// The OpenAPI description of the dead-letter admin endpoints.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    dead_letters::openapi()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn describe_metrics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        metrics::describe_counter!("events_published_total", "Events the relay published and the transport confirmed.");
+        metrics::describe_counter!("events_publish_failures_total", "Relay publish attempts that failed (retried).");
+        metrics::describe_gauge!("events_outbox_pending", "Committed events not yet confirmed by the transport.");
+        metrics::describe_counter!(
+            "events_consumed_total",
+            "Deliveries by consumer and outcome (handled, duplicate, retried, dead_lettered)."
+        );
+        metrics::describe_histogram!(
+            "events_handle_duration_seconds",
+            "Time spent in an event handler, per consumer."
+        );
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_uses_cloudevents_names() {
+        let e = Event::new("catalog", "catalog.product.created", "p1", serde_json::json!({"sku": "A"}));
+        let json = serde_json::to_value(&e).expect("json");
+        assert_eq!(json["type"], "catalog.product.created");
+        assert_eq!(json["source"], "catalog");
+        assert!(json["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+        let back: Event = serde_json::from_value(json).expect("parse");
+        assert_eq!(back, e);
+        #[derive(Deserialize)]
+        struct Data {
+            sku: String,
+        }
+        assert_eq!(e.data_as::<Data>().expect("data").sku, "A");
+    }
+}

@@ -1,0 +1,287 @@
+//! The transactional outbox and its relay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::{BusSettings, Event, Transport};
+use crate::db::Db;
+
+/// A connection that can hold outbox rows: implemented for both backends, so generic stores can
+/// write events inside their own transactions.
+pub trait OutboxConnection: Send {
+    fn insert_outbox<'a>(&'a mut self, row: OutboxRow<'a>) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+}
+
+/// One outbox row, ready to insert.
+pub struct OutboxRow<'a> {
+    id: Uuid,
+    event_type: &'a str,
+    envelope: String,
+    created_at: OffsetDateTime,
+}
+
+const INSERT: &str = "INSERT INTO event_outbox (id, event_type, envelope, created_at) VALUES ($1, $2, $3, $4)";
+
+impl OutboxConnection for sqlx::SqliteConnection {
+    fn insert_outbox<'a>(&'a mut self, row: OutboxRow<'a>) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::query(INSERT)
+                .bind(row.id)
+                .bind(row.event_type)
+                .bind(row.envelope)
+                .bind(row.created_at)
+                .execute(self)
+                .await
+                .map(|_| ())
+        })
+    }
+}
+
+impl OutboxConnection for sqlx::PgConnection {
+    fn insert_outbox<'a>(&'a mut self, row: OutboxRow<'a>) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::query(INSERT)
+                .bind(row.id)
+                .bind(row.event_type)
+                .bind(row.envelope)
+                .bind(row.created_at)
+                .execute(self)
+                .await
+                .map(|_| ())
+        })
+    }
+}
+
+/// Writes `event` to the outbox on `conn` — call it inside the transaction that makes the change,
+/// so a rollback takes the event with it.
+pub async fn enqueue<C: OutboxConnection + ?Sized>(conn: &mut C, event: &Event) -> Result<(), sqlx::Error> {
+    let envelope = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    conn.insert_outbox(OutboxRow {
+        id: event.id,
+        event_type: &event.event_type,
+        envelope,
+        created_at: event.time,
+    })
+    .await
+}
+
+/// A handle to a context's relay.
+#[derive(Clone)]
+pub struct Outbox {
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Wakes the relay now instead of at its next poll; call after committing events.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+}
+
+const BATCH: i64 = 200;
+const MAX_BACKOFF: Duration = Duration::from_secs(15);
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+pub(super) fn spawn_relay(context: &'static str, db: Db, transport: Transport, settings: &BusSettings) -> Outbox {
+    let wake = Arc::new(Notify::new());
+    let handle = Outbox { wake: wake.clone() };
+    let interval = settings.relay_interval;
+    let retention = settings.outbox_retention;
+    tokio::spawn(async move {
+        let mut backoff = Duration::ZERO;
+        let mut last_prune = tokio::time::Instant::now();
+        loop {
+            if backoff.is_zero() {
+                let _ = tokio::time::timeout(interval, wake.notified()).await;
+            } else {
+                tokio::time::sleep(backoff).await;
+            }
+            match relay_pending(context, &db, &transport).await {
+                Ok(()) => backoff = Duration::ZERO,
+                Err(error) => {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(200), MAX_BACKOFF);
+                    metrics::counter!("events_publish_failures_total", "context" => context).increment(1);
+                    tracing::warn!(context, %error, retry_in_ms = backoff.as_millis() as u64,
+                        "publishing outbox events failed; they stay in the outbox and will be retried");
+                }
+            }
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                last_prune = tokio::time::Instant::now();
+                prune(&db, retention).await;
+            }
+        }
+    });
+    handle
+}
+
+/// Publishes pending events in order until the outbox is drained or the transport fails.
+async fn relay_pending(context: &'static str, db: &Db, transport: &Transport) -> Result<(), String> {
+    loop {
+        let published = match db {
+            Db::Sqlite(pool) => {
+                // One relay per SQLite file (embedded mode is one process): no row locking needed.
+                let rows: Vec<(Uuid, String)> = sqlx::query_as(
+                    "SELECT id, envelope FROM event_outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                )
+                .bind(BATCH)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| e.to_string())?;
+                let count = rows.len();
+                publish_and_mark(context, rows, transport, |ids, now, error| async move {
+                    mark_sqlite(pool, ids, now, error).await
+                })
+                .await?;
+                count
+            }
+            Db::Postgres(pool) => {
+                // Replicas share the outbox: each batch is locked by one relay, others skip it.
+                let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+                let rows: Vec<(Uuid, String)> = sqlx::query_as(
+                    "SELECT id, envelope FROM event_outbox WHERE published_at IS NULL ORDER BY id LIMIT $1
+                     FOR UPDATE SKIP LOCKED",
+                )
+                .bind(BATCH)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| e.to_string())?;
+                let count = rows.len();
+                let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+                let outcome = publish_batch(context, rows, transport).await;
+                let now = OffsetDateTime::now_utc();
+                match &outcome {
+                    Ok(()) => {
+                        sqlx::query("UPDATE event_outbox SET published_at = $2 WHERE id = ANY($1)")
+                            .bind(&ids)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Err(error) => {
+                        sqlx::query(
+                            "UPDATE event_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)",
+                        )
+                        .bind(&ids)
+                        .bind(error)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    }
+                }
+                tx.commit().await.map_err(|e| e.to_string())?;
+                outcome?;
+                count
+            }
+        };
+        if published < BATCH as usize {
+            update_pending_gauge(context, db).await;
+            return Ok(());
+        }
+    }
+}
+
+async fn publish_and_mark<F, Fut>(
+    context: &'static str,
+    rows: Vec<(Uuid, String)>,
+    transport: &Transport,
+    mark: F,
+) -> Result<(), String>
+where
+    F: FnOnce(Vec<Uuid>, OffsetDateTime, Option<String>) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let outcome = publish_batch(context, rows, transport).await;
+    mark(ids, OffsetDateTime::now_utc(), outcome.as_ref().err().cloned()).await?;
+    outcome
+}
+
+async fn mark_sqlite(
+    pool: &sqlx::SqlitePool,
+    ids: Vec<Uuid>,
+    now: OffsetDateTime,
+    error: Option<String>,
+) -> Result<(), String> {
+    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    for id in ids {
+        let q = match &error {
+            None => sqlx::query("UPDATE event_outbox SET published_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now),
+            Some(e) => sqlx::query("UPDATE event_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
+                .bind(id)
+                .bind(e.clone()),
+        };
+        q.execute(&mut *tx).await.map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())
+}
+
+/// Publishes a batch and waits for the transport to confirm every event.
+async fn publish_batch(context: &'static str, rows: Vec<(Uuid, String)>, transport: &Transport) -> Result<(), String> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut events = Vec::with_capacity(rows.len());
+    for (id, envelope) in rows {
+        match serde_json::from_str::<Event>(&envelope) {
+            Ok(event) => events.push((event, envelope)),
+            // Written by `enqueue` from an `Event`: unreadable only if edited by hand. Publishing
+            // the raw text lets consumers dead-letter it visibly instead of blocking the outbox.
+            Err(e) => {
+                tracing::error!(context, %id, error = %e, "outbox row is not an event envelope; publishing it as is");
+                events.push((
+                    Event {
+                        id,
+                        event_type: "unknown".into(),
+                        source: context.into(),
+                        time: OffsetDateTime::now_utc(),
+                        subject: String::new(),
+                        data: serde_json::Value::Null,
+                        traceparent: None,
+                    },
+                    envelope,
+                ));
+            }
+        }
+    }
+    let count = events.len() as u64;
+    match transport {
+        Transport::InProcess(bus) => bus.publish_batch(&events).await?,
+        Transport::Rabbit(bus) => bus.publish_batch(&events).await?,
+    }
+    metrics::counter!("events_published_total", "context" => context).increment(count);
+    Ok(())
+}
+
+async fn update_pending_gauge(context: &'static str, db: &Db) {
+    let sql = "SELECT COUNT(*) FROM event_outbox WHERE published_at IS NULL";
+    let pending: Result<i64, _> = match db {
+        Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+    };
+    if let Ok(n) = pending {
+        metrics::gauge!("events_outbox_pending", "context" => context).set(n as f64);
+    }
+}
+
+async fn prune(db: &Db, retention: Duration) {
+    let cutoff = OffsetDateTime::now_utc() - retention;
+    let sql = "DELETE FROM event_outbox WHERE published_at IS NOT NULL AND published_at < $1";
+    let result = match db {
+        Db::Sqlite(pool) => sqlx::query(sql).bind(cutoff).execute(pool).await.map(|_| ()),
+        Db::Postgres(pool) => sqlx::query(sql).bind(cutoff).execute(pool).await.map(|_| ()),
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, "pruning published outbox rows failed");
+    }
+}

@@ -1,0 +1,261 @@
+//! The production transport: RabbitMQ topic exchange `emporium.events`, persistent messages,
+//! publisher confirms, one durable queue per consumer with manual acks. Connections that drop
+//! (broker restart, network) are re-established with backoff; until then the relay keeps events in
+//! the outbox and consumers simply wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::{Mutex, Semaphore};
+
+use super::consumer::{Consumer, Disposition};
+use super::{BusSettings, Event};
+use crate::health::HealthCheck;
+
+#[derive(Clone)]
+pub(super) struct RabbitBus {
+    url: Arc<str>,
+    names: Arc<Names>,
+    /// The publishing channel (confirm mode), re-opened after a failure.
+    publisher: Arc<Mutex<Option<(Connection, Channel)>>>,
+}
+
+/// Exchange and queue names for one namespace.
+struct Names {
+    exchange: String,
+    namespace: String,
+    queue_expiry_ms: Option<u32>,
+}
+
+impl Names {
+    fn queue(&self, consumer: &Consumer) -> String {
+        format!("{}.{}.{}", self.namespace, consumer.context(), consumer.name())
+    }
+}
+
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
+
+async fn open(url: &str, names: &Names) -> Result<(Connection, Channel), String> {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let channel = connection.create_channel().await.map_err(|e| e.to_string())?;
+    channel
+        .exchange_declare(
+            names.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((connection, channel))
+}
+
+impl RabbitBus {
+    pub async fn connect(url: &str, settings: &BusSettings) -> Result<Self, String> {
+        let names = Names {
+            exchange: format!("{}.events", settings.namespace),
+            namespace: settings.namespace.clone(),
+            queue_expiry_ms: settings
+                .queue_expiry
+                .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
+        };
+        let (connection, channel) = open(url, &names).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            url: Arc::from(url),
+            names: Arc::new(names),
+            publisher: Arc::new(Mutex::new(Some((connection, channel)))),
+        })
+    }
+
+    /// Publishes every event and waits for the broker to confirm all of them (persisted).
+    pub async fn publish_batch(&self, events: &[(Event, String)]) -> Result<(), String> {
+        let mut guard = self.publisher.lock().await;
+        if guard.as_ref().is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected()) {
+            *guard = None;
+            let (connection, channel) = open(&self.url, &self.names).await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            *guard = Some((connection, channel));
+        }
+        let Some((_, channel)) = guard.as_ref() else {
+            return Err("no channel".into());
+        };
+        let result = publish_on(channel, &self.names.exchange, events).await;
+        if result.is_err() {
+            // Whatever state the channel is in, start over with a fresh one next time.
+            *guard = None;
+        }
+        result
+    }
+
+    pub async fn subscribe(&self, consumer: Arc<Consumer>, prefetch: u16) -> anyhow::Result<()> {
+        // Declare now, so a subscription that cannot exist fails start-up instead of later.
+        let (connection, channel) = open(&self.url, &self.names).await.map_err(anyhow::Error::msg)?;
+        declare_queue(&channel, &self.names, &consumer)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let _ = connection.close(200, "declared".into()).await;
+        let url = self.url.clone();
+        let names = self.names.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(250);
+            loop {
+                match consume(&url, &names, &consumer, prefetch).await {
+                    Ok(()) => delay = Duration::from_millis(250),
+                    Err(error) => tracing::warn!(consumer = consumer.name(), %error,
+                        retry_in_ms = delay.as_millis() as u64, "event consumer lost RabbitMQ; reconnecting"),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+            }
+        });
+        Ok(())
+    }
+}
+
+async fn publish_on(channel: &Channel, exchange: &str, events: &[(Event, String)]) -> Result<(), String> {
+    let mut confirms = Vec::with_capacity(events.len());
+    for (event, envelope) in events {
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(event.id.to_string().into())
+            .with_type(event.event_type.as_str().into())
+            .with_app_id(event.source.as_str().into());
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                event.event_type.as_str().into(),
+                BasicPublishOptions::default(),
+                envelope.as_bytes(),
+                properties,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        let confirmation = confirm.await.map_err(|e| e.to_string())?;
+        if confirmation.is_nack() {
+            return Err("the broker refused (nacked) a message".into());
+        }
+    }
+    Ok(())
+}
+
+async fn declare_queue(channel: &Channel, names: &Names, consumer: &Consumer) -> Result<(), String> {
+    let queue = names.queue(consumer);
+    let mut arguments = FieldTable::default();
+    if let Some(ms) = names.queue_expiry_ms {
+        arguments.insert("x-expires".into(), lapin::types::AMQPValue::LongUInt(ms));
+    }
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            arguments,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    for pattern in consumer.patterns() {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                names.exchange.as_str().into(),
+                (*pattern).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Consumes until the connection drops. Each delivery is acked only after it was handled,
+/// found to be a duplicate, or dead-lettered; otherwise it is requeued.
+async fn consume(url: &str, names: &Names, consumer: &Arc<Consumer>, prefetch: u16) -> Result<(), String> {
+    let (connection, channel) = open(url, names).await?;
+    declare_queue(&channel, names, consumer).await?;
+    channel
+        .basic_qos(prefetch.max(1), BasicQosOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let tag = format!("{}-{}", consumer.name(), uuid::Uuid::now_v7().simple());
+    let mut deliveries = channel
+        .basic_consume(
+            names.queue(consumer).as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(consumer = consumer.name(), queue = %names.queue(consumer), "consuming events from RabbitMQ");
+    let in_flight = Arc::new(Semaphore::new(usize::from(prefetch.max(1))));
+    while let Some(delivery) = deliveries.next().await {
+        let delivery = delivery.map_err(|e| e.to_string())?;
+        let permit = in_flight.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        let consumer = consumer.clone();
+        tokio::spawn(async move {
+            let outcome = match consumer.process(&delivery.data).await {
+                Disposition::Ack => delivery.ack(BasicAckOptions::default()).await,
+                Disposition::Requeue => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    delivery
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await
+                }
+            };
+            // A lost ack means redelivery, which the inbox absorbs.
+            if let Err(error) = outcome {
+                tracing::warn!(%error, "acknowledging a delivery failed; it will be redelivered");
+            }
+            drop(permit);
+        });
+    }
+    drop(connection);
+    Err("the delivery stream ended".into())
+}
+
+#[async_trait::async_trait]
+impl HealthCheck for RabbitBus {
+    fn name(&self) -> String {
+        "events.rabbitmq".into()
+    }
+    async fn check(&self) -> Result<(), String> {
+        let guard = self.publisher.lock().await;
+        if guard.as_ref().is_some_and(|(c, _)| c.status().connected()) {
+            return Ok(());
+        }
+        drop(guard);
+        // The publishing connection is re-opened lazily; probe the broker directly.
+        let (connection, _) = open(&self.url, &self.names).await?;
+        let _ = connection.close(200, "health check".into()).await;
+        Ok(())
+    }
+}
