@@ -1,11 +1,18 @@
 //! Builds the application router: contexts, platform endpoints, API docs and the shared stack.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
 use identity::mailers::{DevMailboxMailer, UndeliverableMailer};
+use catalog::{Catalog, CatalogConfig};
 use identity::{Identity, IdentityConfig, Mailer};
+use inventory::{Inventory, InventoryConfig};
+use platform::auth::KeySet;
+use platform::cache::Cache;
+use platform::context::ContextDeps;
+use platform::events::{BusSettings, Events};
 use platform::config::{ConfigError, ConfigSource, PlatformConfig};
 use platform::db::Db;
 use platform::dev_mailbox::DevMailbox;
@@ -15,17 +22,21 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 
 /// The contexts a process can run. Embedded mode runs all of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Service {
     Identity,
+    Catalog,
+    Inventory,
 }
 
 impl Service {
-    pub const ALL: [Service; 1] = [Service::Identity];
+    pub const ALL: [Service; 3] = [Service::Identity, Service::Catalog, Service::Inventory];
 
     pub fn name(self) -> &'static str {
         match self {
             Service::Identity => identity::CONTEXT,
+            Service::Catalog => catalog::CONTEXT,
+            Service::Inventory => inventory::CONTEXT,
         }
     }
 
@@ -33,7 +44,64 @@ impl Service {
     pub fn default_port(self) -> u16 {
         match self {
             Service::Identity => 8081,
+            Service::Catalog => 8082,
+            Service::Inventory => 8083,
         }
+    }
+
+    /// Applies this context's migrations to `db`.
+    pub async fn migrate(self, db: &Db) -> anyhow::Result<()> {
+        match self {
+            Service::Identity => identity::migrate(db).await?,
+            Service::Catalog => catalog::migrate(db).await?,
+            Service::Inventory => inventory::migrate(db).await?,
+        }
+        Ok(())
+    }
+}
+
+/// Where the cache, the bus and the token keys come from (production); embedded mode needs none.
+#[derive(Debug, Clone)]
+pub struct InfraConfig {
+    pub redis_url: Option<String>,
+    pub amqp_url: Option<String>,
+    /// Prefix of Redis keys and RabbitMQ exchange/queue names, so environments can share servers.
+    pub namespace: String,
+    pub queue_expiry: Option<std::time::Duration>,
+    pub cache_max_entries: u64,
+    /// Identity's base URL, for its JWKS, when identity runs in another process.
+    pub identity_url: Option<String>,
+}
+
+impl InfraConfig {
+    pub fn from_source(src: &ConfigSource) -> Result<Self, ConfigError> {
+        let url_var = |var: &str, schemes: &[&str]| -> Result<Option<String>, ConfigError> {
+            match src.raw(var) {
+                None | Some("") => Ok(None),
+                Some(url) if schemes.iter().any(|s| url.starts_with(s)) => Ok(Some(url.to_owned())),
+                Some(_) => Err(ConfigError::new(var, format!("must start with {}", schemes.join(" or ")))),
+            }
+        };
+        let namespace: String = src.get("EMPORIUM_NAMESPACE", "emporium".to_owned())?;
+        if namespace.is_empty()
+            || !namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConfigError::new(
+                "EMPORIUM_NAMESPACE",
+                "must be letters, digits, '-' or '_'",
+            ));
+        }
+        let expiry = src.number_in("EMPORIUM_QUEUE_EXPIRY_SECS", 0, 0..=30 * 86_400)?;
+        Ok(Self {
+            redis_url: url_var("REDIS_URL", &["redis://", "rediss://"])?,
+            amqp_url: url_var("AMQP_URL", &["amqp://", "amqps://"])?,
+            namespace,
+            queue_expiry: (expiry > 0).then(|| std::time::Duration::from_secs(expiry)),
+            cache_max_entries: src.number_in("EMPORIUM_CACHE_MAX_ENTRIES", 50_000, 100..=10_000_000)?,
+            identity_url: url_var("EMPORIUM_IDENTITY_URL", &["http://", "https://"])?,
+        })
     }
 }
 
@@ -41,37 +109,87 @@ impl Service {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub platform: PlatformConfig,
+    pub infra: InfraConfig,
     pub identity: IdentityConfig,
+    pub catalog: CatalogConfig,
+    pub inventory: InventoryConfig,
 }
 
 impl Settings {
     pub fn load(src: &ConfigSource, default_listen: std::net::SocketAddr) -> Result<Self, ConfigError> {
         let platform = PlatformConfig::from_source(src, default_listen)?;
         let identity = IdentityConfig::from_source(src, &platform.public_url)?;
-        Ok(Self { platform, identity })
+        Ok(Self {
+            infra: InfraConfig::from_source(src)?,
+            identity,
+            catalog: CatalogConfig::from_source(src)?,
+            inventory: InventoryConfig::from_source(src)?,
+            platform,
+        })
     }
 }
 
-/// What the app runs on: one database per context, and the dev mailbox in embedded mode.
+/// What the app runs on: one database per context it runs, the bus, the cache, and the dev
+/// mailbox in embedded mode.
 pub struct Wiring {
-    pub identity_db: Db,
+    pub databases: BTreeMap<Service, Db>,
+    pub events: Events,
+    pub cache: Cache,
     pub dev_mailbox: Option<DevMailbox>,
     /// Apply migrations before serving (embedded mode and tests; production runs `emporium migrate`).
     pub migrate: bool,
 }
 
+/// The bus and cache for `settings`: RabbitMQ/Redis when their URLs are set, else in-process.
+/// `required` names the production service that must not silently fall back to in-process.
+pub async fn connect_infrastructure(settings: &Settings, required: Option<Service>) -> anyhow::Result<(Events, Cache)> {
+    let infra = &settings.infra;
+    let bus_settings = BusSettings {
+        namespace: infra.namespace.clone(),
+        queue_expiry: infra.queue_expiry,
+        ..BusSettings::default()
+    };
+    let needs_bus = matches!(required, Some(Service::Catalog | Service::Inventory));
+    let events = match &infra.amqp_url {
+        Some(url) => Events::rabbitmq(url, bus_settings).await?,
+        None if needs_bus => {
+            return Err(ConfigError::new(
+                "AMQP_URL",
+                "is required in production mode for this service (e.g. amqp://user:pass@rabbitmq:5672/%2f)",
+            )
+            .into());
+        }
+        None => Events::in_process(bus_settings),
+    };
+    let cache = match &infra.redis_url {
+        Some(url) => Cache::redis(url, &infra.namespace).await?,
+        None if required == Some(Service::Catalog) => {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "is required in production mode for catalog: replicas share one cache (e.g. redis://redis:6379)",
+            )
+            .into());
+        }
+        None => Cache::in_process(infra.cache_max_entries),
+    };
+    Ok((events, cache))
+}
+
 /// A built application, ready to serve.
 pub struct App {
     pub router: Router,
-    pub databases: Vec<Db>,
-    /// The identity use cases, for the CLI's admin commands and for tests.
-    pub identity: Arc<identity::IdentityService>,
+    pub databases: BTreeMap<Service, Db>,
+    pub events: Events,
+    /// Each context's use cases, when this process runs it (for the CLI and tests).
+    pub identity: Option<Arc<identity::IdentityService>>,
+    pub catalog: Option<Arc<Catalog>>,
+    pub inventory: Option<Arc<inventory::InventoryService>>,
 }
 
 impl App {
     /// Closes every pool (after the server has drained).
     pub async fn close(&self) {
-        for db in &self.databases {
+        for db in self.databases.values() {
             db.close().await;
         }
     }
@@ -81,6 +199,9 @@ impl App {
 pub fn api_document(with_dev_mailbox: bool) -> OpenApi {
     let mut doc = base_document();
     doc.merge(identity::openapi());
+    doc.merge(catalog::openapi());
+    doc.merge(inventory::openapi());
+    doc.merge(platform::events::openapi());
     doc.merge(platform::health::openapi());
     if with_dev_mailbox {
         doc.merge(platform::dev_mailbox::openapi());
@@ -114,21 +235,82 @@ fn base_document() -> OpenApi {
 }
 
 pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
-    let mailer: Arc<dyn Mailer> = match &wiring.dev_mailbox {
-        Some(mailbox) => Arc::new(DevMailboxMailer(mailbox.clone())),
-        None => Arc::new(UndeliverableMailer),
+    let Wiring {
+        databases,
+        events,
+        cache,
+        dev_mailbox,
+        migrate,
+    } = wiring;
+    let mut router = Router::new();
+    let mut health = Health::new();
+    let mut app_identity = None;
+    let mut keys = None;
+    if let Some(db) = databases.get(&Service::Identity) {
+        let mailer: Arc<dyn Mailer> = match &dev_mailbox {
+            Some(mailbox) => Arc::new(DevMailboxMailer(mailbox.clone())),
+            None => Arc::new(UndeliverableMailer),
+        };
+        let identity = Identity::start(db, settings.identity.clone(), mailer, migrate)
+            .await
+            .context("starting the identity context")?;
+        router = router.merge(identity.router());
+        keys = Some(identity.key_set());
+        app_identity = Some(identity.service());
+    }
+    // Without identity in this process, tokens are checked against its published JWKS.
+    let keys = match (keys, &settings.infra.identity_url) {
+        (Some(keys), _) => keys,
+        (None, Some(url)) => KeySet::from_jwks_url(
+            format!("{}/.well-known/jwks.json", url.trim_end_matches('/')),
+            std::time::Duration::from_secs(60),
+        ),
+        (None, None) => {
+            return Err(ConfigError::new(
+                "EMPORIUM_IDENTITY_URL",
+                "is required when identity runs in another process (e.g. http://identity:8081)",
+            )
+            .into());
+        }
     };
-    let identity = Identity::start(&wiring.identity_db, settings.identity.clone(), mailer, wiring.migrate)
-        .await
-        .context("starting the identity context")?;
+    let deps = ContextDeps {
+        events: events.clone(),
+        cache: cache.clone(),
+        keys: keys.clone(),
+    };
+    let mut app_catalog = None;
+    if let Some(db) = databases.get(&Service::Catalog) {
+        let catalog = Catalog::start(db, settings.catalog.clone(), deps.clone(), migrate)
+            .await
+            .context("starting the catalog context")?;
+        router = router.merge(catalog.router());
+        app_catalog = Some(Arc::new(catalog));
+    }
+    let mut app_inventory = None;
+    if let Some(db) = databases.get(&Service::Inventory) {
+        let inventory = Inventory::start(db, settings.inventory.clone(), deps.clone(), migrate)
+            .await
+            .context("starting the inventory context")?;
+        router = router.merge(inventory.router());
+        app_inventory = Some(inventory.service());
+    }
+    router = router.merge(
+        platform::http::tag_routes(events.dead_letter_router(), "events").layer(axum::Extension(keys)),
+    );
 
-    let doc = api_document(wiring.dev_mailbox.is_some());
-    let mut router = Router::new().merge(identity.router());
-    if let Some(mailbox) = wiring.dev_mailbox {
+    let doc = api_document(dev_mailbox.is_some());
+    if let Some(mailbox) = dev_mailbox {
         router = router.merge(platform::http::tag_routes(mailbox.router(), "dev"));
     }
-
-    let health = Health::new().with_check(wiring.identity_db.health_check(identity::CONTEXT));
+    for (service, db) in &databases {
+        health = health.with_check(db.health_check(service.name()));
+    }
+    if let Some(check) = events.health_check() {
+        health = health.with_check(check);
+    }
+    if let Some(check) = cache.health_check() {
+        health = health.with_check(check);
+    }
     let ops = Router::new()
         .merge(health.router())
         .merge(platform::metrics::router())
@@ -143,7 +325,10 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
     };
     Ok(App {
         router: platform::http::with_platform_stack(router, limits),
-        databases: vec![wiring.identity_db],
-        identity: identity.service(),
+        databases,
+        events,
+        identity: app_identity,
+        catalog: app_catalog,
+        inventory: app_inventory,
     })
 }

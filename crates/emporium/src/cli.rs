@@ -1,5 +1,6 @@
 //! The `emporium` command line.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -25,6 +26,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database migrations (production: run once per release, before `serve`).
     Migrate(TargetArgs),
+    /// Load a generated catalog (categories, brands, attributes, prices, reviews) with stock into
+    /// the embedded databases. Deterministic: the same --seed gives the same catalog.
+    Seed(SeedArgs),
     /// Print the OpenAPI 3.1 document (JSON) of the embedded app, for client generators and CI.
     Openapi,
     /// Administrative tasks.
@@ -49,6 +53,19 @@ pub struct TargetArgs {
     /// The context whose database DATABASE_URL points at; without it, the embedded SQLite files.
     #[arg(long, value_enum)]
     pub service: Option<Service>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    /// How many products to add.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub products: u32,
+    /// Generator seed; different seeds give different SKUs, so runs can be stacked.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Units of stock per product (a tenth of products get none, to show sold-out states).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub stock: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +104,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Admin { command } => admin(command).await,
+        Command::Seed(args) => seed(args).await,
         Command::Openapi => print_openapi(),
     };
     match result {
@@ -146,18 +164,10 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let _telemetry = platform::telemetry::init(mode, &settings.platform);
 
     let embedded = args.service.is_none();
-    let wiring = Wiring {
-        identity_db: open_database(&settings, args.service, identity::CONTEXT).await?,
-        dev_mailbox: embedded.then(DevMailbox::new),
-        migrate: embedded || migrate_on_start,
-    };
-    let app = app::build(&settings, wiring).await.map_err(|e| {
-        if embedded {
-            e
-        } else {
-            e.context("hint: has `emporium migrate --service <name>` been run against this DATABASE_URL?")
-        }
-    })?;
+    let app = start_app(&settings, args.service, embedded || migrate_on_start).await?;
+    if embedded && settings.catalog.seed_demo {
+        seed_demo(&app).await?;
+    }
 
     let listen = settings.platform.listen;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
@@ -182,6 +192,126 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Opens the databases of the contexts to run and builds the app on them.
+async fn start_app(settings: &Settings, service: Option<Service>, migrate: bool) -> Result<app::App, Failure> {
+    let embedded = service.is_none();
+    let mut databases = BTreeMap::new();
+    for s in service.map_or_else(|| Service::ALL.to_vec(), |s| vec![s]) {
+        databases.insert(s, open_database(settings, service, s.name()).await?);
+    }
+    let (events, cache) = app::connect_infrastructure(settings, service).await.map_err(|e| {
+        match e.downcast::<ConfigError>() {
+            Ok(config) => Failure::Config(config),
+            Err(other) => Failure::Other(other),
+        }
+    })?;
+    let wiring = Wiring {
+        databases,
+        events,
+        cache,
+        dev_mailbox: embedded.then(DevMailbox::new),
+        migrate,
+    };
+    app::build(settings, wiring).await.map_err(|e| match e.downcast::<ConfigError>() {
+        Ok(config) => Failure::Config(config),
+        Err(e) if embedded => Failure::Other(e),
+        Err(e) => Failure::Other(
+            e.context("hint: has `emporium migrate --service <name>` been run against this DATABASE_URL?"),
+        ),
+    })
+}
+
+/// Loads the small demo catalog (with stock) on the first embedded start.
+async fn seed_demo(app: &app::App) -> Result<(), Failure> {
+    let (Some(catalog), Some(inventory)) = (&app.catalog, &app.inventory) else {
+        return Ok(());
+    };
+    if let Some(report) = catalog::seed::seed_demo_if_empty(catalog).await.context("seeding the demo catalog")? {
+        let skus = &report.skus;
+        let stock: Vec<(String, i64)> = skus
+            .iter()
+            .enumerate()
+            .map(|(i, sku)| (sku.clone(), demo_stock(i)))
+            .filter(|(_, units)| *units > 0)
+            .collect();
+        inventory
+            .bulk_restock(&stock, "demo data")
+            .await
+            .context("stocking the demo catalog")?;
+        tracing::info!(products = skus.len(), "loaded the demo catalog (set EMPORIUM_SEED_DEMO=false to skip)");
+    }
+    Ok(())
+}
+
+/// Demo stock levels: mostly plenty, some low, a few sold out (no restock), so every badge shows.
+fn demo_stock(i: usize) -> i64 {
+    match i % 10 {
+        0 => 0,
+        1 | 2 => 4,
+        _ => 25 + (i as i64 * 7) % 75,
+    }
+}
+
+async fn seed(args: SeedArgs) -> Result<(), Failure> {
+    let src = ConfigSource::from_env()?;
+    if src.raw("DATABASE_URL").is_some() {
+        return Err(ConfigError::new(
+            "DATABASE_URL",
+            "`emporium seed` fills the embedded databases under EMPORIUM_DATA_DIR; unset DATABASE_URL",
+        )
+        .into());
+    }
+    let settings = Settings::load(&src, default_listen(None))?;
+    let app = start_app(&settings, None, true).await?;
+    let (Some(catalog), Some(inventory)) = (&app.catalog, &app.inventory) else {
+        return Err(anyhow::anyhow!("the embedded app has no catalog or inventory").into());
+    };
+    let total = args.products as usize;
+    let started = std::time::Instant::now();
+    let progress = |done: usize, count: usize| {
+        let pct = done * 100 / count.max(1);
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+        eprint!("\rproducts {done:>8}/{count} [{:<30}] {pct:>3}% {rate:>7.0}/s", "#".repeat(pct * 30 / 100));
+    };
+    let report = catalog::seed::seed_products(catalog, total, args.seed, &progress)
+        .await
+        .context("seeding products")?;
+    eprintln!();
+    let stock: Vec<(String, i64)> = report
+        .skus
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 10 != 0)
+        .map(|(_, sku)| (sku.clone(), i64::from(args.stock)))
+        .collect();
+    for (i, chunk) in stock.chunks(5_000).enumerate() {
+        inventory.bulk_restock(chunk, "seed").await.context("stocking seeded products")?;
+        eprint!("\rstock    {:>8}/{}", (i * 5_000 + chunk.len()), stock.len());
+    }
+    eprintln!();
+    // Inventory learns of each product through the bus; wait until every event is delivered.
+    if let Some(db) = app.databases.get(&Service::Catalog) {
+        loop {
+            let pending = platform::events::pending(db).await.context("reading the outbox")?;
+            eprint!("\revents   {pending:>8} still to deliver");
+            if pending == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        eprintln!();
+    }
+    eprintln!(
+        "seeded {} products, {} categories, {} reviews in {:.1} s",
+        report.products,
+        report.categories,
+        report.reviews,
+        started.elapsed().as_secs_f64()
+    );
+    app.close().await;
+    Ok(())
+}
+
 async fn migrate(args: TargetArgs) -> Result<(), Failure> {
     let src = ConfigSource::from_env()?;
     let settings = Settings::load(&src, default_listen(args.service))?;
@@ -189,9 +319,10 @@ async fn migrate(args: TargetArgs) -> Result<(), Failure> {
     for service in targets {
         let db = open_database(&settings, args.service, service.name()).await?;
         eprintln!("migrating {} ({})...", service.name(), db.backend());
-        match service {
-            Service::Identity => identity::migrate(&db).await.context("migrating identity")?,
-        }
+        service
+            .migrate(&db)
+            .await
+            .with_context(|| format!("migrating {}", service.name()))?;
         db.close().await;
         eprintln!("migrated {}", service.name());
     }

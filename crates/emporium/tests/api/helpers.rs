@@ -2,7 +2,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use emporium::app::{self, Settings, Wiring};
+use std::collections::BTreeMap;
+
+use emporium::app::{self, Service, Settings, Wiring};
 use platform::config::ConfigSource;
 use platform::db::Db;
 use platform::dev_mailbox::DevMailbox;
@@ -132,11 +134,17 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub mailbox: DevMailbox,
+    pub backend: Backend,
     pub identity: Arc<identity::IdentityService>,
+    pub catalog: Arc<catalog::Catalog>,
+    pub inventory: Arc<inventory::InventoryService>,
+    /// Identity's database.
     pub db: Db,
+    /// Every context's database.
+    pub dbs: BTreeMap<Service, Db>,
     server: tokio::task::JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
-    _pg: Option<TempPostgres>,
+    _pg: Vec<TempPostgres>,
 }
 
 impl Drop for TestApp {
@@ -164,12 +172,82 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, &[], true).await
 }
 
+pub fn amqp_url() -> String {
+    std::env::var("EMPORIUM_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("EMPORIUM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// True when `addr` (host:port of `url`) accepts TCP; in CI an unreachable service is a failure.
+pub async fn service_reachable(what: &str, url: &str) -> bool {
+    let host_port = url
+        .split("://")
+        .nth(1)
+        .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("");
+    let ok = matches!(
+        tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(host_port)).await,
+        Ok(Ok(_))
+    );
+    if !ok {
+        if in_ci() {
+            panic!("{what} is unreachable at {host_port} and CI=true: start it (see the README's test section)");
+        }
+        eprintln!("SKIPPED: {what} unreachable at {host_port}");
+    }
+    ok
+}
+
+/// Production-mode settings for a PostgreSQL test: RabbitMQ and Redis under a namespace of its
+/// own, so concurrent tests never see each other's events or cache entries.
+pub fn production_infra() -> Vec<(String, String)> {
+    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    vec![
+        ("AMQP_URL".into(), amqp_url()),
+        ("REDIS_URL".into(), redis_url()),
+        ("EMPORIUM_NAMESPACE".into(), namespace),
+        ("EMPORIUM_QUEUE_EXPIRY_SECS".into(), "120".into()),
+    ]
+}
+
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbox: bool) -> Option<TestApp> {
-    let (db, dir, pg) = open_db(backend).await?;
-    let settings = Settings::load(&test_source(extra), "127.0.0.1:0".parse().expect("addr")).expect("settings");
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut databases = BTreeMap::new();
+    let mut dir = None;
+    let mut pgs = Vec::new();
+    match backend {
+        Backend::Sqlite => {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            for service in Service::ALL {
+                let db = Db::open_embedded(tmp.path(), service.name(), 5).await.expect("sqlite");
+                databases.insert(service, db);
+            }
+            dir = Some(tmp);
+        }
+        Backend::Postgres => {
+            if !service_reachable("RabbitMQ", &amqp_url()).await || !service_reachable("Redis", &redis_url()).await {
+                return None;
+            }
+            for service in Service::ALL {
+                let pg = TempPostgres::create().await?;
+                databases.insert(service, Db::connect(&pg.url, 5).await.expect("postgres"));
+                pgs.push(pg);
+            }
+            pairs = production_infra();
+        }
+    }
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let settings = Settings::load(&test_source(&pairs), "127.0.0.1:0".parse().expect("addr")).expect("settings");
+    let (events, cache) = app::connect_infrastructure(&settings, None).await.expect("bus and cache");
     let mailbox = DevMailbox::new();
     let wiring = Wiring {
-        identity_db: db.clone(),
+        databases: databases.clone(),
+        events,
+        cache,
         dev_mailbox: dev_mailbox.then(|| mailbox.clone()),
         migrate: true,
     };
@@ -184,11 +262,15 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
         addr,
         client: reqwest::Client::builder().build().expect("client"),
         mailbox,
-        identity: app.identity.clone(),
-        db,
+        backend,
+        identity: app.identity.clone().expect("identity runs"),
+        catalog: app.catalog.clone().expect("catalog runs"),
+        inventory: app.inventory.clone().expect("inventory runs"),
+        db: databases[&Service::Identity].clone(),
+        dbs: databases,
         server,
         _dir: dir,
-        _pg: pg,
+        _pg: pgs,
     })
 }
 
