@@ -8,4 +8,5 @@ mod helpers;
 mod identity_admin;
 mod identity_auth;
 mod identity_store;
+mod inventory;
 mod platform_http;
