@@ -60,6 +60,8 @@ impl Service {
     }
 }
 
+const DB_SCHEMES: &[&str] = &["postgres://", "postgresql://", "sqlite:"];
+
 /// Where the cache, the bus and the token keys come from (production); embedded mode needs none.
 #[derive(Debug, Clone)]
 pub struct InfraConfig {
@@ -71,6 +73,8 @@ pub struct InfraConfig {
     pub cache_max_entries: u64,
     /// Identity's base URL, for its JWKS, when identity runs in another process.
     pub identity_url: Option<String>,
+    /// Embedded mode on PostgreSQL: `EMPORIUM_<CONTEXT>_DATABASE_URL` per context.
+    pub context_database_urls: BTreeMap<&'static str, String>,
 }
 
 impl InfraConfig {
@@ -101,6 +105,14 @@ impl InfraConfig {
             queue_expiry: (expiry > 0).then(|| std::time::Duration::from_secs(expiry)),
             cache_max_entries: src.number_in("EMPORIUM_CACHE_MAX_ENTRIES", 50_000, 100..=10_000_000)?,
             identity_url: url_var("EMPORIUM_IDENTITY_URL", &["http://", "https://"])?,
+            context_database_urls: [
+                ("identity", url_var("EMPORIUM_IDENTITY_DATABASE_URL", DB_SCHEMES)?),
+                ("catalog", url_var("EMPORIUM_CATALOG_DATABASE_URL", DB_SCHEMES)?),
+                ("inventory", url_var("EMPORIUM_INVENTORY_DATABASE_URL", DB_SCHEMES)?),
+            ]
+            .into_iter()
+            .filter_map(|(name, url)| Some((name, url?)))
+            .collect(),
         })
     }
 }

@@ -131,14 +131,17 @@ fn default_listen(service: Option<Service>) -> SocketAddr {
     }
 }
 
-/// The database of `service`: DATABASE_URL in production mode, else the embedded SQLite file.
+/// The database of `name`: DATABASE_URL in production mode; in embedded mode
+/// `EMPORIUM_<NAME>_DATABASE_URL` when set (all contexts in one process on PostgreSQL, as the
+/// benchmarks run), else the embedded SQLite file.
 async fn open_database(settings: &Settings, service: Option<Service>, name: &str) -> Result<Db, Failure> {
     let p = &settings.platform;
-    match (&p.database_url, service) {
-        (Some(url), _) => Ok(Db::connect(url, p.db_max_connections)
+    let per_context = settings.infra.context_database_urls.get(name);
+    match (&p.database_url, service, per_context) {
+        (Some(url), _, _) => Ok(Db::connect(url, p.db_max_connections)
             .await
             .context("connecting to DATABASE_URL")?),
-        (None, Some(s)) => Err(ConfigError::new(
+        (None, Some(s), _) => Err(ConfigError::new(
             "DATABASE_URL",
             format!(
                 "is required with --service {} (e.g. postgres://user@host/emporium_{})",
@@ -147,7 +150,10 @@ async fn open_database(settings: &Settings, service: Option<Service>, name: &str
             ),
         )
         .into()),
-        (None, None) => Ok(Db::open_embedded(&p.data_dir, name, p.db_max_connections)
+        (None, None, Some(url)) => Ok(Db::connect(url, p.db_max_connections)
+            .await
+            .with_context(|| format!("connecting to EMPORIUM_{}_DATABASE_URL", name.to_uppercase()))?),
+        (None, None, None) => Ok(Db::open_embedded(&p.data_dir, name, p.db_max_connections)
             .await
             .context("opening the embedded database (check EMPORIUM_DATA_DIR)")?),
     }
@@ -257,7 +263,8 @@ async fn seed(args: SeedArgs) -> Result<(), Failure> {
     if src.raw("DATABASE_URL").is_some() {
         return Err(ConfigError::new(
             "DATABASE_URL",
-            "`emporium seed` fills the embedded databases under EMPORIUM_DATA_DIR; unset DATABASE_URL",
+            "`emporium seed` fills the embedded-mode databases (EMPORIUM_DATA_DIR, or EMPORIUM_CATALOG_DATABASE_URL and \
+             EMPORIUM_INVENTORY_DATABASE_URL); unset DATABASE_URL",
         )
         .into());
     }

@@ -3,7 +3,9 @@
 //! One test binary for the whole workspace keeps link time down.
 
 mod binary;
+mod catalog;
 mod docs;
+mod events;
 mod helpers;
 mod identity_admin;
 mod identity_auth;

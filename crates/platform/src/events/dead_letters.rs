@@ -122,19 +122,37 @@ async fn list(
 ) -> Result<Json<Page<DeadLetter>>, Problem> {
     user.require_any_role(&["admin"])?;
     let limit = pagination::limit(params.limit)?;
-    let after = pagination::decode_cursor(params.cursor.as_deref())?.unwrap_or(Uuid::nil());
+    let after = pagination::decode_cursor(params.cursor.as_deref())?;
+    let filter = Filter {
+        consumer: params.consumer,
+        include_replayed: params.include_replayed,
+        after,
+    };
+    let items = list_in(db_of(&consumers)?, &filter, limit + 1).await?;
+    Ok(Json(pagination::page_from(items, limit, |d| d.id)))
+}
+
+pub(super) struct Filter {
+    pub consumer: Option<String>,
+    pub include_replayed: bool,
+    pub after: Option<Uuid>,
+}
+
+/// Up to `fetch` dead letters matching `filter`, oldest first.
+pub(super) async fn list_in(db: &Db, filter: &Filter, fetch: u32) -> Result<Vec<DeadLetter>, Problem> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM event_dead_letters
-         WHERE id > $1 AND ($2 OR replayed_at IS NULL) AND ($3 IS NULL OR consumer = $3)
+         WHERE id > $1 AND ($2 OR replayed_at IS NULL) AND (CAST($3 AS TEXT) IS NULL OR consumer = CAST($3 AS TEXT))
          ORDER BY id LIMIT $4"
     ));
-    let fetch = i64::from(limit) + 1;
-    let rows: Vec<Row> = match db_of(&consumers)? {
+    let after = filter.after.unwrap_or(Uuid::nil());
+    let fetch = i64::from(fetch);
+    let rows: Vec<Row> = match db {
         Db::Sqlite(p) => {
             sqlx::query_as(sql)
                 .bind(after)
-                .bind(params.include_replayed)
-                .bind(&params.consumer)
+                .bind(filter.include_replayed)
+                .bind(&filter.consumer)
                 .bind(fetch)
                 .fetch_all(p)
                 .await
@@ -142,16 +160,15 @@ async fn list(
         Db::Postgres(p) => {
             sqlx::query_as(sql)
                 .bind(after)
-                .bind(params.include_replayed)
-                .bind(&params.consumer)
+                .bind(filter.include_replayed)
+                .bind(&filter.consumer)
                 .bind(fetch)
                 .fetch_all(p)
                 .await
         }
     }
     .map_err(Problem::internal)?;
-    let items: Vec<DeadLetter> = rows.into_iter().map(DeadLetter::from).collect();
-    Ok(Json(pagination::page_from(items, limit, |d| d.id)))
+    Ok(rows.into_iter().map(DeadLetter::from).collect())
 }
 
 async fn fetch_one(db: &Db, id: Uuid) -> Result<DeadLetter, Problem> {
@@ -177,7 +194,18 @@ async fn replay(
     Path(id): Path<Uuid>,
 ) -> Result<Json<DeadLetter>, Problem> {
     user.require_any_role(&["admin"])?;
-    let db = db_of(&consumers)?;
+    let letter = replay_in(&consumers, id).await?;
+    tracing::info!(dead_letter_id = %id, by = %user.id(), "dead letter replayed");
+    Ok(Json(letter))
+}
+
+/// Runs the dead letter's handler again; marks it replayed on success, records the new error
+/// otherwise (a 409 problem).
+pub(super) async fn replay_in(consumers: &[Arc<Consumer>], id: Uuid) -> Result<DeadLetter, Problem> {
+    let db = consumers
+        .first()
+        .map(|c| c.db())
+        .ok_or_else(|| Problem::not_found("this context has no event consumers"))?;
     let letter = fetch_one(db, id).await?;
     if letter.replayed_at.is_some() {
         return Err(Problem::conflict("this dead letter was already replayed"));
@@ -199,8 +227,7 @@ async fn replay(
                 Db::Postgres(p) => sqlx::query(sql).bind(id).bind(now).execute(p).await.map(|_| ()),
             }
             .map_err(Problem::internal)?;
-            tracing::info!(dead_letter_id = %id, event_id = %event.id, by = %user.id(), "dead letter replayed");
-            Ok(Json(fetch_one(db, id).await?))
+            fetch_one(db, id).await
         }
         Err(e) => {
             let sql = "UPDATE event_dead_letters SET error = $2, attempts = attempts + 1 WHERE id = $1";

@@ -271,6 +271,33 @@ impl Events {
         dead_letters::router(lock(&self.inner.consumers).clone())
     }
 
+    /// The open (not yet replayed) dead letters of `context`'s consumers, oldest first.
+    pub async fn dead_letters(&self, context: &str, limit: u32) -> Result<Vec<DeadLetter>, crate::Problem> {
+        let consumers = self.consumers_of(context);
+        let Some(first) = consumers.first() else {
+            return Ok(Vec::new());
+        };
+        let filter = dead_letters::Filter {
+            consumer: None,
+            include_replayed: false,
+            after: None,
+        };
+        dead_letters::list_in(first.db(), &filter, limit).await
+    }
+
+    /// Runs a dead letter's handler again (see the admin replay endpoint).
+    pub async fn replay_dead_letter(&self, context: &str, id: Uuid) -> Result<DeadLetter, crate::Problem> {
+        dead_letters::replay_in(&self.consumers_of(context), id).await
+    }
+
+    fn consumers_of(&self, context: &str) -> Vec<Arc<consumer::Consumer>> {
+        lock(&self.inner.consumers)
+            .iter()
+            .filter(|c| c.context() == context)
+            .cloned()
+            .collect()
+    }
+
     /// The contexts with consumers in this process (for the admin routes and the API document).
     pub fn consuming_contexts(&self) -> Vec<&'static str> {
         let mut contexts: Vec<_> = lock(&self.inner.consumers).iter().map(|c| c.context()).collect();

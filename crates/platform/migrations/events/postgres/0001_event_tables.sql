@@ -27,7 +27,7 @@ CREATE TABLE event_dead_letters (
     event_type  TEXT,
     payload     TEXT NOT NULL,
     error       TEXT NOT NULL,
-    attempts    INTEGER NOT NULL,
+    attempts    BIGINT NOT NULL,
     failed_at   TIMESTAMPTZ NOT NULL,
     replayed_at TIMESTAMPTZ
 );

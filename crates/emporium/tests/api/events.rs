@@ -1,0 +1,294 @@
+//! The event bus end to end: on SQLite with the in-process bus, on PostgreSQL with RabbitMQ.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use emporium::app::Service;
+use platform::db::Db;
+use platform::events::{BusSettings, Event, EventHandler, Events, HandlerError, Subscription};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{self, Backend, TestApp, assert_problem};
+
+/// Remembers every event it is given.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Event>>);
+
+#[async_trait::async_trait]
+impl EventHandler for Recorder {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        self.0.lock().expect("lock").push(event.clone());
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn count(&self, id: Uuid) -> usize {
+        self.0.lock().expect("lock").iter().filter(|e| e.id == id).count()
+    }
+}
+
+/// A database with the bus tables, and a bus of the backend's kind, for one test.
+struct Bus {
+    db: Db,
+    events: Events,
+    _dir: Option<tempfile::TempDir>,
+    _pg: Option<helpers::TempPostgres>,
+}
+
+async fn bus(backend: Backend) -> Option<Bus> {
+    let settings = BusSettings {
+        relay_interval: Duration::from_millis(100),
+        namespace: format!("test-{}", Uuid::new_v4().simple()),
+        queue_expiry: Some(Duration::from_secs(120)),
+        ..BusSettings::default()
+    };
+    let (db, dir, pg, events) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("tmp");
+            let db = Db::open_embedded(dir.path(), "bus", 4).await.expect("sqlite");
+            (db, Some(dir), None, Events::in_process(settings))
+        }
+        Backend::Postgres => {
+            if !helpers::service_reachable("RabbitMQ", &helpers::amqp_url()).await {
+                return None;
+            }
+            let pg = helpers::TempPostgres::create().await?;
+            let db = Db::connect(&pg.url, 4).await.expect("postgres");
+            let events = Events::rabbitmq(&helpers::amqp_url(), settings).await.expect("rabbitmq");
+            (db, None, Some(pg), events)
+        }
+    };
+    platform::events::migrate(&db).await.expect("bus tables");
+    Some(Bus {
+        db,
+        events,
+        _dir: dir,
+        _pg: pg,
+    })
+}
+
+/// Writes `event` in a transaction that commits or rolls back.
+async fn write_event(db: &Db, event: &Event, commit: bool) {
+    match db {
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin().await.expect("begin");
+            platform::events::enqueue(&mut *tx, event).await.expect("enqueue");
+            if commit { tx.commit().await } else { tx.rollback().await }.expect("end");
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await.expect("begin");
+            platform::events::enqueue(&mut *tx, event).await.expect("enqueue");
+            if commit { tx.commit().await } else { tx.rollback().await }.expect("end");
+        }
+    }
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..150 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+async fn rolled_back_events_are_never_published_and_redelivery_is_harmless(backend: Backend) {
+    let Some(bus) = bus(backend).await else { return };
+    let recorder = Arc::new(Recorder::default());
+    bus.events
+        .subscribe(Subscription {
+            context: "test",
+            consumer: "recorder",
+            patterns: vec!["test.#"],
+            db: bus.db.clone(),
+            handler: recorder.clone(),
+        })
+        .await
+        .expect("subscribe");
+    let outbox = bus.events.start_relay("test", &bus.db);
+
+    let rolled_back = Event::new("test", "test.thing.happened", "a", json!({"n": 1}));
+    let committed = Event::new("test", "test.thing.happened", "b", json!({"n": 2}));
+    write_event(&bus.db, &rolled_back, false).await;
+    write_event(&bus.db, &committed, true).await;
+    outbox.notify();
+    eventually("the committed event arrives", async || recorder.count(committed.id) == 1).await;
+    // Later events would have overtaken it by now: the rolled-back one never existed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(recorder.count(rolled_back.id), 0);
+    assert_eq!(platform::events::pending(&bus.db).await.expect("pending"), 0);
+
+    // Publish the same event again (as a relay that crashed before marking it would): the
+    // inbox recognises it and the handler does not run twice.
+    let sql = "UPDATE event_outbox SET published_at = NULL WHERE id = $1";
+    match &bus.db {
+        Db::Sqlite(p) => sqlx::query(sql).bind(committed.id).execute(p).await.map(|_| ()),
+        Db::Postgres(p) => sqlx::query(sql).bind(committed.id).execute(p).await.map(|_| ()),
+    }
+    .expect("reset");
+    outbox.notify();
+    let db = bus.db.clone();
+    eventually("the event is published again", async || {
+        platform::events::pending(&db).await.expect("pending") == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(recorder.count(committed.id), 1, "a redelivered event ran the handler twice");
+}
+
+/// Fails while `failing` is set.
+struct Flaky {
+    failing: std::sync::atomic::AtomicBool,
+    handled: Recorder,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Flaky {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(HandlerError::retryable("downstream unavailable"));
+        }
+        self.handled.handle(event).await
+    }
+}
+
+async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(backend: Backend) {
+    let Some(bus) = bus(backend).await else { return };
+    let flaky = Arc::new(Flaky {
+        failing: true.into(),
+        handled: Recorder::default(),
+    });
+    bus.events
+        .subscribe(Subscription {
+            context: "test",
+            consumer: "flaky",
+            patterns: vec!["test.#"],
+            db: bus.db.clone(),
+            handler: flaky.clone(),
+        })
+        .await
+        .expect("subscribe");
+    let outbox = bus.events.start_relay("test", &bus.db);
+    let event = Event::new("test", "test.thing.happened", "c", json!({}));
+    write_event(&bus.db, &event, true).await;
+    outbox.notify();
+    let db = bus.db.clone();
+    eventually("the event is dead-lettered", async || {
+        !bus.events.dead_letters("test", 10).await.expect("list").is_empty()
+    })
+    .await;
+    let letters = bus.events.dead_letters("test", 10).await.expect("list");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event_id, Some(event.id));
+    assert_eq!(letters[0].attempts, 5, "retried up to the policy's limit");
+    assert!(letters[0].error.contains("downstream unavailable"));
+    assert_eq!(platform::events::pending(&db).await.expect("pending"), 0, "dead-lettering acks");
+
+    // Still failing: replay refuses and keeps the letter.
+    assert!(bus.events.replay_dead_letter("test", letters[0].id).await.is_err());
+    flaky.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let replayed = bus
+        .events
+        .replay_dead_letter("test", letters[0].id)
+        .await
+        .expect("replay");
+    assert!(replayed.replayed_at.is_some());
+    assert_eq!(flaky.handled.count(event.id), 1);
+    assert!(bus.events.dead_letters("test", 10).await.expect("list").is_empty());
+}
+
+/// A poison message (a product event without a SKU) reaches inventory through the app's own
+/// relay: it is dead-lettered at once, the next event still gets through, and an admin can list,
+/// retry and discard it.
+async fn poison_messages_are_dead_lettered_without_blocking_the_queue(app: TestApp) {
+    let catalog_db = &app.dbs[&Service::Catalog];
+    let poison = Event::new("catalog", "catalog.product.created", "x", json!({"name": "no sku here"}));
+    let good = Event::new("catalog", "catalog.product.created", "y", json!({"sku": "GOOD-0001"}));
+    write_event(catalog_db, &poison, true).await;
+    write_event(catalog_db, &good, true).await;
+    eventually("the good event is handled", async || {
+        app.client
+            .get(app.url("/api/v1/inventory/GOOD-0001"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+
+    let admin = app.admin().await;
+    let customer = app.signed_up("shopper@example.com").await;
+    let path = "/api/v1/inventory/admin/dead-letters";
+    assert_problem(app.get_auth(path, &customer.access).await, 403).await;
+    let list: Value = app.get_auth(path, &admin.access).await.json().await.expect("json");
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["event_id"], poison.id.to_string());
+    assert_eq!(items[0]["consumer"], "stock-from-products");
+    assert_eq!(items[0]["attempts"], 1, "a permanent failure is not retried");
+    let id = items[0]["id"].as_str().expect("id");
+
+    let replay = app
+        .client
+        .post(app.url(&format!("{path}/{id}/replay")))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .expect("replay");
+    let problem = assert_problem(replay, 409).await;
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("sku")), "{problem}");
+    let discard = app
+        .client
+        .delete(app.url(&format!("{path}/{id}")))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .expect("discard");
+    assert_eq!(discard.status(), 204);
+    let list: Value = app.get_auth(path, &admin.access).await.json().await.expect("json");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
+    let missing = format!("{path}/{}/replay", Uuid::now_v7());
+    let r = app
+        .client
+        .post(app.url(&missing))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .expect("replay");
+    assert_problem(r, 404).await;
+}
+
+mod sqlite {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rolled_back_events_are_never_published_and_redelivery_is_harmless() {
+        super::rolled_back_events_are_never_published_and_redelivery_is_harmless(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later() {
+        super::failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(Backend::Sqlite).await;
+    }
+}
+
+mod postgres {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rolled_back_events_are_never_published_and_redelivery_is_harmless() {
+        super::rolled_back_events_are_never_published_and_redelivery_is_harmless(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later() {
+        super::failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(Backend::Postgres).await;
+    }
+}
+
+mod app {
+    crate::on_both_backends!(poison_messages_are_dead_lettered_without_blocking_the_queue);
+    use super::poison_messages_are_dead_lettered_without_blocking_the_queue;
+}
