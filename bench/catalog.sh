@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Catalog and inventory read paths under wrk, on a generated catalog (default 100k products).
+#   bench/catalog.sh embedded [products] [duration]   # SQLite files + in-process cache and bus
+#   bench/catalog.sh postgres [products] [duration]   # PostgreSQL + Redis + RabbitMQ on 127.0.0.1
+# Each run measures /health/live as the ceiling, then: product by id (cached), product by id and
+# a filtered list and searches with the cache off (EMPORIUM_CATALOG_CACHE_TTL_SECS=0, so every
+# request reaches the database), and batch availability of 10 SKUs. Copy the figures into
+# docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-embedded}
+products=${2:-100000}
+duration=${3:-15s}
+connections=32
+
+case "$mode" in embedded|postgres) ;; *) echo "usage: $0 embedded|postgres [products] [duration]" >&2; exit 2;; esac
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "installing wrk (Debian)..." >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null \
+    || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+fi
+echo "building the release binary (first build takes several minutes)..." >&2
+cargo build --release --quiet -p emporium
+bin=$PWD/target/release/emporium
+
+work=$(mktemp -d)
+server=""
+cleanup() { [ -n "$server" ] && { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }; rm -rf "$work"; }
+trap cleanup EXIT
+
+export RUST_LOG=warn EMPORIUM_LOG_FORMAT=json EMPORIUM_SEED_DEMO=false EMPORIUM_DATA_DIR="$work/data"
+if [ "$mode" = postgres ]; then
+  pg=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
+  for ctx in identity catalog inventory; do
+    psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS bench_$ctx WITH (FORCE)" -c "CREATE DATABASE bench_$ctx" \
+      || { echo "cannot reach PostgreSQL at $pg (set BENCH_POSTGRES_URL)" >&2; exit 1; }
+  done
+  export EMPORIUM_IDENTITY_DATABASE_URL="$pg/bench_identity" EMPORIUM_CATALOG_DATABASE_URL="$pg/bench_catalog" \
+    EMPORIUM_INVENTORY_DATABASE_URL="$pg/bench_inventory" EMPORIUM_NAMESPACE="bench-$$" EMPORIUM_QUEUE_EXPIRY_SECS=600 \
+    REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+fi
+
+echo "seeding $products products ($mode)..." >&2
+seed_started=$(date +%s.%N)
+"$bin" seed --products "$products" --seed 7
+echo "seeded in $(python3 -c "print(round($(date +%s.%N) - $seed_started, 1))") s" >&2
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+start_server() {
+  EMPORIUM_LISTEN="127.0.0.1:$port" "$@" "$bin" serve >"$work/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 1 200); do curl -fs "$base/health/live" >/dev/null && return; sleep 0.1; done
+  echo "server did not start:" >&2; tail -20 "$work/server.log" >&2; exit 1
+}
+stop_server() { kill "$server"; wait "$server" 2>/dev/null || true; server=""; }
+
+run() {
+  local name=$1; shift
+  echo "== $name ($duration, $connections connections, 2 threads)"
+  out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$@")
+  echo "$out" | grep -E 'Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors' || true
+  if echo "$out" | grep -q 'Non-2xx'; then echo "error: non-2xx answers during $name" >&2; exit 1; fi
+}
+
+start_server env
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+product=$(curl -fs "$base/api/v1/catalog/products?limit=1&sort=rating" | json 'd["items"][0]["id"]')
+category=$(curl -fs "$base/api/v1/catalog/categories" | json '[c for c in d["items"] if c.get("parent_id")][0]["id"]' 2>/dev/null \
+  || curl -fs "$base/api/v1/catalog/categories" | json 'd[0]["id"]')
+skus=$(curl -fs "$base/api/v1/catalog/products?limit=10&sort=newest" | json '"&".join("sku="+p["sku"] for p in d["items"])')
+list="$base/api/v1/catalog/products?category=$category&min_price=1000&max_price=20000&sort=price_asc&limit=24"
+cat >"$work/search.lua" <<'LUA'
+local terms = {"wool", "cotton", "linen sweater", "leather", "steel", "oak", "ceramic", "orbit", "novel", "lamp"}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "/api/v1/catalog/search?limit=24&q=" .. terms[(i % #terms) + 1]:gsub(" ", "+"))
+end
+LUA
+
+run "GET /health/live (ceiling)" "$base/health/live"
+run "GET product by id (cached)" "$base/api/v1/catalog/products/$product"
+run "GET inventory batch of 10 SKUs" "$base/api/v1/inventory?$skus"
+stop_server
+
+start_server env EMPORIUM_CATALOG_CACHE_TTL_SECS=0
+run "GET product by id (cache off)" "$base/api/v1/catalog/products/$product"
+run "GET filtered list page (cache off)" "$list"
+run "GET search, 10 rotating queries (cache off)" -s "$work/search.lua" "$base"
+stop_server
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); wrk and server share the cores; mode $mode, $products products"
