@@ -114,7 +114,8 @@ const COLUMNS: &str = "id, consumer, event_id, event_type, payload, error, attem
 #[utoipa::path(get, path = "/api/v1/{context}/admin/dead-letters", tag = "events",
     params(("context" = String, Path, description = "A consuming context, e.g. `inventory`"), ListParams),
     security(("bearer" = [])),
-    responses((status = 200, body = inline(Page<DeadLetter>)), (status = 401), (status = 403)))]
+    responses((status = 200, body = inline(Page<DeadLetter>), description = "Open dead letters, oldest first"),
+        (status = 401, description = "No valid access token"), (status = 403, description = "Not an admin")))]
 async fn list(
     user: AuthUser,
     State(consumers): State<Consumers>,
@@ -186,7 +187,7 @@ async fn fetch_one(db: &Db, id: Uuid) -> Result<DeadLetter, Problem> {
 #[utoipa::path(post, path = "/api/v1/{context}/admin/dead-letters/{id}/replay", tag = "events",
     params(("context" = String, Path), ("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = DeadLetter, description = "Handled; marked replayed"),
-        (status = 404), (status = 409, description = "Already replayed, or the handler failed again"),
+        (status = 404, description = "No such dead letter"), (status = 409, description = "Already replayed, or the handler failed again"),
         (status = 422, description = "The payload is not an event; discard it")))]
 async fn replay(
     user: AuthUser,
@@ -245,7 +246,7 @@ pub(super) async fn replay_in(consumers: &[Arc<Consumer>], id: Uuid) -> Result<D
 /// Deletes a dead letter without handling it.
 #[utoipa::path(delete, path = "/api/v1/{context}/admin/dead-letters/{id}", tag = "events",
     params(("context" = String, Path), ("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 404)))]
+    responses((status = 204, description = "Discarded"), (status = 404, description = "No such dead letter")))]
 async fn discard(
     user: AuthUser,
     State(consumers): State<Consumers>,
