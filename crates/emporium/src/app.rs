@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use identity::mailers::{DevMailboxMailer, UndeliverableMailer};
 use catalog::{Catalog, CatalogConfig};
+use identity::mailers::{DevMailboxMailer, UndeliverableMailer};
 use identity::{Identity, IdentityConfig, Mailer};
 use inventory::{Inventory, InventoryConfig};
 use platform::auth::KeySet;
 use platform::cache::Cache;
-use platform::context::ContextDeps;
-use platform::events::{BusSettings, Events};
 use platform::config::{ConfigError, ConfigSource, PlatformConfig};
+use platform::context::ContextDeps;
 use platform::db::Db;
 use platform::dev_mailbox::DevMailbox;
+use platform::events::{BusSettings, Events};
 use platform::health::Health;
 use platform::http::HttpLimits;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -83,7 +83,10 @@ impl InfraConfig {
             match src.raw(var) {
                 None | Some("") => Ok(None),
                 Some(url) if schemes.iter().any(|s| url.starts_with(s)) => Ok(Some(url.to_owned())),
-                Some(_) => Err(ConfigError::new(var, format!("must start with {}", schemes.join(" or ")))),
+                Some(_) => Err(ConfigError::new(
+                    var,
+                    format!("must start with {}", schemes.join(" or ")),
+                )),
             }
         };
         let namespace: String = src.get("EMPORIUM_NAMESPACE", "emporium".to_owned())?;
@@ -306,9 +309,8 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         router = router.merge(inventory.router());
         app_inventory = Some(inventory.service());
     }
-    router = router.merge(
-        platform::http::tag_routes(events.dead_letter_router(), "events").layer(axum::Extension(keys)),
-    );
+    router =
+        router.merge(platform::http::tag_routes(events.dead_letter_router(), "events").layer(axum::Extension(keys)));
 
     let doc = api_document(dev_mailbox.is_some());
     if let Some(mailbox) = dev_mailbox {

@@ -205,12 +205,13 @@ async fn start_app(settings: &Settings, service: Option<Service>, migrate: bool)
     for s in service.map_or_else(|| Service::ALL.to_vec(), |s| vec![s]) {
         databases.insert(s, open_database(settings, service, s.name()).await?);
     }
-    let (events, cache) = app::connect_infrastructure(settings, service).await.map_err(|e| {
-        match e.downcast::<ConfigError>() {
-            Ok(config) => Failure::Config(config),
-            Err(other) => Failure::Other(other),
-        }
-    })?;
+    let (events, cache) =
+        app::connect_infrastructure(settings, service)
+            .await
+            .map_err(|e| match e.downcast::<ConfigError>() {
+                Ok(config) => Failure::Config(config),
+                Err(other) => Failure::Other(other),
+            })?;
     let wiring = Wiring {
         databases,
         events,
@@ -218,13 +219,15 @@ async fn start_app(settings: &Settings, service: Option<Service>, migrate: bool)
         dev_mailbox: embedded.then(DevMailbox::new),
         migrate,
     };
-    app::build(settings, wiring).await.map_err(|e| match e.downcast::<ConfigError>() {
-        Ok(config) => Failure::Config(config),
-        Err(e) if embedded => Failure::Other(e),
-        Err(e) => Failure::Other(
-            e.context("hint: has `emporium migrate --service <name>` been run against this DATABASE_URL?"),
-        ),
-    })
+    app::build(settings, wiring)
+        .await
+        .map_err(|e| match e.downcast::<ConfigError>() {
+            Ok(config) => Failure::Config(config),
+            Err(e) if embedded => Failure::Other(e),
+            Err(e) => Failure::Other(
+                e.context("hint: has `emporium migrate --service <name>` been run against this DATABASE_URL?"),
+            ),
+        })
 }
 
 /// Loads the small demo catalog (with stock) on the first embedded start.
@@ -232,7 +235,10 @@ async fn seed_demo(app: &app::App) -> Result<(), Failure> {
     let (Some(catalog), Some(inventory)) = (&app.catalog, &app.inventory) else {
         return Ok(());
     };
-    if let Some(report) = catalog::seed::seed_demo_if_empty(catalog).await.context("seeding the demo catalog")? {
+    if let Some(report) = catalog::seed::seed_demo_if_empty(catalog)
+        .await
+        .context("seeding the demo catalog")?
+    {
         let skus = &report.skus;
         let stock: Vec<(String, i64)> = skus
             .iter()
@@ -244,7 +250,10 @@ async fn seed_demo(app: &app::App) -> Result<(), Failure> {
             .bulk_restock(&stock, "demo data")
             .await
             .context("stocking the demo catalog")?;
-        tracing::info!(products = skus.len(), "loaded the demo catalog (set EMPORIUM_SEED_DEMO=false to skip)");
+        tracing::info!(
+            products = skus.len(),
+            "loaded the demo catalog (set EMPORIUM_SEED_DEMO=false to skip)"
+        );
     }
     Ok(())
 }
@@ -278,7 +287,10 @@ async fn seed(args: SeedArgs) -> Result<(), Failure> {
     let progress = |done: usize, count: usize| {
         let pct = done * 100 / count.max(1);
         let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-        eprint!("\rproducts {done:>8}/{count} [{:<30}] {pct:>3}% {rate:>7.0}/s", "#".repeat(pct * 30 / 100));
+        eprint!(
+            "\rproducts {done:>8}/{count} [{:<30}] {pct:>3}% {rate:>7.0}/s",
+            "#".repeat(pct * 30 / 100)
+        );
     };
     let report = catalog::seed::seed_products(catalog, total, args.seed, &progress)
         .await
@@ -292,7 +304,10 @@ async fn seed(args: SeedArgs) -> Result<(), Failure> {
         .map(|(_, sku)| (sku.clone(), i64::from(args.stock)))
         .collect();
     for (i, chunk) in stock.chunks(5_000).enumerate() {
-        inventory.bulk_restock(chunk, "seed").await.context("stocking seeded products")?;
+        inventory
+            .bulk_restock(chunk, "seed")
+            .await
+            .context("stocking seeded products")?;
         eprint!("\rstock    {:>8}/{}", (i * 5_000 + chunk.len()), stock.len());
     }
     eprintln!();

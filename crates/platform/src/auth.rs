@@ -92,7 +92,11 @@ impl KeySet {
                 let Some(map) = weak.upgrade() else { break };
                 let set = KeySet { keys: map };
                 let fetched = async {
-                    let response = client.get(&url).timeout(std::time::Duration::from_secs(5)).send().await?;
+                    let response = client
+                        .get(&url)
+                        .timeout(std::time::Duration::from_secs(5))
+                        .send()
+                        .await?;
                     response.error_for_status()?.json::<jsonwebtoken::jwk::JwkSet>().await
                 }
                 .await;

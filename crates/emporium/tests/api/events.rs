@@ -56,7 +56,9 @@ async fn bus(backend: Backend) -> Option<Bus> {
             }
             let pg = helpers::TempPostgres::create().await?;
             let db = Db::connect(&pg.url, 4).await.expect("postgres");
-            let events = Events::rabbitmq(&helpers::amqp_url(), settings).await.expect("rabbitmq");
+            let events = Events::rabbitmq(&helpers::amqp_url(), settings)
+                .await
+                .expect("rabbitmq");
             (db, None, Some(pg), events)
         }
     };
@@ -115,7 +117,10 @@ async fn rolled_back_events_are_never_published_and_redelivery_is_harmless(backe
     write_event(&bus.db, &rolled_back, false).await;
     write_event(&bus.db, &committed, true).await;
     outbox.notify();
-    eventually("the committed event arrives", async || recorder.count(committed.id) == 1).await;
+    eventually("the committed event arrives", async || {
+        recorder.count(committed.id) == 1
+    })
+    .await;
     // Later events would have overtaken it by now: the rolled-back one never existed.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(recorder.count(rolled_back.id), 0);
@@ -136,7 +141,11 @@ async fn rolled_back_events_are_never_published_and_redelivery_is_harmless(backe
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(recorder.count(committed.id), 1, "a redelivered event ran the handler twice");
+    assert_eq!(
+        recorder.count(committed.id),
+        1,
+        "a redelivered event ran the handler twice"
+    );
 }
 
 /// Fails while `failing` is set.
@@ -185,7 +194,11 @@ async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(backe
     assert_eq!(letters[0].event_id, Some(event.id));
     assert_eq!(letters[0].attempts, 5, "retried up to the policy's limit");
     assert!(letters[0].error.contains("downstream unavailable"));
-    assert_eq!(platform::events::pending(&db).await.expect("pending"), 0, "dead-lettering acks");
+    assert_eq!(
+        platform::events::pending(&db).await.expect("pending"),
+        0,
+        "dead-lettering acks"
+    );
 
     // Still failing: replay refuses and keeps the letter.
     assert!(bus.events.replay_dead_letter("test", letters[0].id).await.is_err());
@@ -205,7 +218,12 @@ async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(backe
 /// retry and discard it.
 async fn poison_messages_are_dead_lettered_without_blocking_the_queue(app: TestApp) {
     let catalog_db = &app.dbs[&Service::Catalog];
-    let poison = Event::new("catalog", "catalog.product.created", "x", json!({"name": "no sku here"}));
+    let poison = Event::new(
+        "catalog",
+        "catalog.product.created",
+        "x",
+        json!({"name": "no sku here"}),
+    );
     let good = Event::new("catalog", "catalog.product.created", "y", json!({"sku": "GOOD-0001"}));
     write_event(catalog_db, &poison, true).await;
     write_event(catalog_db, &good, true).await;
@@ -238,7 +256,10 @@ async fn poison_messages_are_dead_lettered_without_blocking_the_queue(app: TestA
         .await
         .expect("replay");
     let problem = assert_problem(replay, 409).await;
-    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("sku")), "{problem}");
+    assert!(
+        problem["detail"].as_str().is_some_and(|d| d.contains("sku")),
+        "{problem}"
+    );
     let discard = app
         .client
         .delete(app.url(&format!("{path}/{id}")))

@@ -134,9 +134,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub mailbox: DevMailbox,
-    pub backend: Backend,
     pub identity: Arc<identity::IdentityService>,
-    pub catalog: Arc<catalog::Catalog>,
     pub inventory: Arc<inventory::InventoryService>,
     /// Identity's database.
     pub db: Db,
@@ -242,7 +240,9 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let settings = Settings::load(&test_source(&pairs), "127.0.0.1:0".parse().expect("addr")).expect("settings");
-    let (events, cache) = app::connect_infrastructure(&settings, None).await.expect("bus and cache");
+    let (events, cache) = app::connect_infrastructure(&settings, None)
+        .await
+        .expect("bus and cache");
     let mailbox = DevMailbox::new();
     let wiring = Wiring {
         databases: databases.clone(),
@@ -262,9 +262,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
         addr,
         client: reqwest::Client::builder().build().expect("client"),
         mailbox,
-        backend,
         identity: app.identity.clone().expect("identity runs"),
-        catalog: app.catalog.clone().expect("catalog runs"),
         inventory: app.inventory.clone().expect("inventory runs"),
         db: databases[&Service::Identity].clone(),
         dbs: databases,

@@ -20,7 +20,9 @@ fn drills_enabled() -> bool {
     let on = |var: &str| std::env::var(var).is_ok_and(|v| v == "true" || v == "1");
     let enabled = on("CI") || on("EMPORIUM_OUTAGE_DRILLS");
     if !enabled {
-        eprintln!("SKIPPED: outage drills stop RabbitMQ/Redis; run with EMPORIUM_OUTAGE_DRILLS=1 (CI always runs them)");
+        eprintln!(
+            "SKIPPED: outage drills stop RabbitMQ/Redis; run with EMPORIUM_OUTAGE_DRILLS=1 (CI always runs them)"
+        );
     }
     enabled
 }
@@ -99,7 +101,9 @@ async fn events_written_while_rabbitmq_is_down_all_arrive_once_it_is_back() {
         return;
     }
     let _drill = ONE_AT_A_TIME.lock().await;
-    let Some(app) = spawn_app(Backend::Postgres).await else { return };
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
     let admin = app.admin().await;
     let skus: Vec<String> = (0..15).map(|i| format!("DRILL-{i:03}")).collect();
     for sku in &skus[..5] {
@@ -130,7 +134,13 @@ async fn events_written_while_rabbitmq_is_down_all_arrive_once_it_is_back() {
     let report: Value = ready.json().await.expect("json");
     assert_eq!(report["checks"]["events.rabbitmq"]["status"], "down", "{report}");
     assert!(
-        count(&app, Service::Catalog, "SELECT COUNT(*) FROM event_outbox WHERE published_at IS NULL").await >= 10,
+        count(
+            &app,
+            Service::Catalog,
+            "SELECT COUNT(*) FROM event_outbox WHERE published_at IS NULL"
+        )
+        .await
+            >= 10,
         "the outage kept the new events in the outbox"
     );
 
@@ -141,9 +151,18 @@ async fn events_written_while_rabbitmq_is_down_all_arrive_once_it_is_back() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(stock_rows(&app, &skus).await, skus.len(), "every event arrived after the outage");
     assert_eq!(
-        count(&app, Service::Catalog, "SELECT COUNT(*) FROM event_outbox WHERE published_at IS NULL").await,
+        stock_rows(&app, &skus).await,
+        skus.len(),
+        "every event arrived after the outage"
+    );
+    assert_eq!(
+        count(
+            &app,
+            Service::Catalog,
+            "SELECT COUNT(*) FROM event_outbox WHERE published_at IS NULL"
+        )
+        .await,
         0
     );
     // Each product event was handled exactly once in effect: one inbox row per event, no dead letters.
@@ -156,7 +175,10 @@ async fn events_written_while_rabbitmq_is_down_all_arrive_once_it_is_back() {
         .await,
         skus.len() as i64
     );
-    assert_eq!(count(&app, Service::Inventory, "SELECT COUNT(*) FROM event_dead_letters").await, 0);
+    assert_eq!(
+        count(&app, Service::Inventory, "SELECT COUNT(*) FROM event_dead_letters").await,
+        0
+    );
     let ready = app.client.get(app.url("/health/ready")).send().await.expect("ready");
     assert_eq!(ready.status(), 200);
 }
@@ -167,10 +189,15 @@ async fn reads_and_writes_keep_working_while_redis_is_down() {
         return;
     }
     let _drill = ONE_AT_A_TIME.lock().await;
-    let Some(app) = spawn_app(Backend::Postgres).await else { return };
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
     let admin = app.admin().await;
     let product = create_product(&app, &admin.access, "CACHE-001").await;
-    let url = app.url(&format!("/api/v1/catalog/products/{}", product["id"].as_str().expect("id")));
+    let url = app.url(&format!(
+        "/api/v1/catalog/products/{}",
+        product["id"].as_str().expect("id")
+    ));
     for _ in 0..2 {
         let r = app.client.get(&url).send().await.expect("read");
         assert_eq!(r.status(), 200, "warm the cache");
@@ -213,7 +240,15 @@ async fn reads_and_writes_keep_working_while_redis_is_down() {
         .await
         .expect("write");
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-    let fresh: Value = app.client.get(&url).send().await.expect("read").json().await.expect("json");
+    let fresh: Value = app
+        .client
+        .get(&url)
+        .send()
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(fresh["name"], "Renamed during the outage");
     let ready = app.client.get(app.url("/health/ready")).send().await.expect("ready");
     assert_eq!(ready.status(), 200, "the cache is optional: still ready");

@@ -149,8 +149,20 @@ impl Consumer {
     async fn already_handled(&self, event_id: Uuid) -> Result<bool, sqlx::Error> {
         let sql = "SELECT COUNT(*) FROM event_inbox WHERE consumer = $1 AND event_id = $2";
         let n: i64 = match self.db() {
-            Db::Sqlite(p) => sqlx::query_scalar(sql).bind(self.name()).bind(event_id).fetch_one(p).await?,
-            Db::Postgres(p) => sqlx::query_scalar(sql).bind(self.name()).bind(event_id).fetch_one(p).await?,
+            Db::Sqlite(p) => {
+                sqlx::query_scalar(sql)
+                    .bind(self.name())
+                    .bind(event_id)
+                    .fetch_one(p)
+                    .await?
+            }
+            Db::Postgres(p) => {
+                sqlx::query_scalar(sql)
+                    .bind(self.name())
+                    .bind(event_id)
+                    .fetch_one(p)
+                    .await?
+            }
         };
         Ok(n > 0)
     }
@@ -160,15 +172,28 @@ impl Consumer {
                    ON CONFLICT (consumer, event_id) DO NOTHING";
         let now = OffsetDateTime::now_utc();
         match self.db() {
-            Db::Sqlite(p) => sqlx::query(sql).bind(self.name()).bind(event_id).bind(now).execute(p).await.map(|_| ())?,
-            Db::Postgres(p) => sqlx::query(sql).bind(self.name()).bind(event_id).bind(now).execute(p).await.map(|_| ())?,
+            Db::Sqlite(p) => sqlx::query(sql)
+                .bind(self.name())
+                .bind(event_id)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|_| ())?,
+            Db::Postgres(p) => sqlx::query(sql)
+                .bind(self.name())
+                .bind(event_id)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|_| ())?,
         };
         Ok(())
     }
 
     async fn dead_letter(&self, event: Option<&Event>, payload: &str, error: &str, attempts: u32) -> Disposition {
         let consumer = self.name();
-        let sql = "INSERT INTO event_dead_letters (id, consumer, event_id, event_type, payload, error, attempts, failed_at)
+        let sql =
+            "INSERT INTO event_dead_letters (id, consumer, event_id, event_type, payload, error, attempts, failed_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         let id = Uuid::now_v7();
         let event_id = event.map(|e| e.id);

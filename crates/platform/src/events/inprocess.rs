@@ -36,7 +36,9 @@ impl InProcessBus {
         let in_flight = Arc::new(Semaphore::new(usize::from(prefetch.max(1))));
         tokio::spawn(async move {
             while let Some(delivery) = rx.recv().await {
-                let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    break;
+                };
                 let consumer = consumer.clone();
                 tokio::spawn(async move {
                     while consumer.process(delivery.payload.as_bytes()).await == Disposition::Requeue {
@@ -60,7 +62,10 @@ impl InProcessBus {
     pub async fn publish_batch(&self, events: &[(Event, String)]) -> Result<(), String> {
         let mut pending = Vec::new();
         {
-            let subscribers = self.subscribers.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let subscribers = self
+                .subscribers
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for (event, envelope) in events {
                 let payload: Arc<str> = Arc::from(envelope.as_str());
                 for sub in subscribers

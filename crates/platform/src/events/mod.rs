@@ -82,14 +82,8 @@ fn current_traceparent() -> Option<String> {
     let context = tracing::Span::current().context();
     let span = context.span();
     let sc = span.span_context();
-    sc.is_valid().then(|| {
-        format!(
-            "00-{}-{}-{:02x}",
-            sc.trace_id(),
-            sc.span_id(),
-            sc.trace_flags().to_u8()
-        )
-    })
+    sc.is_valid()
+        .then(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
 }
 
 /// Why a handler did not handle an event.
@@ -216,10 +210,12 @@ impl Events {
 
     /// Production: RabbitMQ at `url` (checked now, so a wrong URL fails at start-up).
     pub async fn rabbitmq(url: &str, settings: BusSettings) -> Result<Self, BusConnectError> {
-        let bus = rabbit::RabbitBus::connect(url, &settings).await.map_err(|message| BusConnectError {
-            url: crate::db::redact_url(url),
-            message,
-        })?;
+        let bus = rabbit::RabbitBus::connect(url, &settings)
+            .await
+            .map_err(|message| BusConnectError {
+                url: crate::db::redact_url(url),
+                message,
+            })?;
         Ok(Self::with(Transport::Rabbit(bus), settings))
     }
 
@@ -350,9 +346,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn describe_metrics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        metrics::describe_counter!("events_published_total", "Events the relay published and the transport confirmed.");
-        metrics::describe_counter!("events_publish_failures_total", "Relay publish attempts that failed (retried).");
-        metrics::describe_gauge!("events_outbox_pending", "Committed events not yet confirmed by the transport.");
+        metrics::describe_counter!(
+            "events_published_total",
+            "Events the relay published and the transport confirmed."
+        );
+        metrics::describe_counter!(
+            "events_publish_failures_total",
+            "Relay publish attempts that failed (retried)."
+        );
+        metrics::describe_gauge!(
+            "events_outbox_pending",
+            "Committed events not yet confirmed by the transport."
+        );
         metrics::describe_counter!(
             "events_consumed_total",
             "Deliveries by consumer and outcome (handled, duplicate, retried, dead_lettered)."
@@ -370,7 +375,12 @@ mod tests {
 
     #[test]
     fn envelope_uses_cloudevents_names() {
-        let e = Event::new("catalog", "catalog.product.created", "p1", serde_json::json!({"sku": "A"}));
+        let e = Event::new(
+            "catalog",
+            "catalog.product.created",
+            "p1",
+            serde_json::json!({"sku": "A"}),
+        );
         let json = serde_json::to_value(&e).expect("json");
         assert_eq!(json["type"], "catalog.product.created");
         assert_eq!(json["source"], "catalog");
