@@ -63,18 +63,25 @@ fn review_id(text: &str) -> ApiResult<ReviewId> {
         .map_err(|_| Problem::not_found("no such review"))
 }
 
-fn version_etag(version: i64) -> String {
-    format!("\"v{version}\"")
-}
-
-/// FNV-1a of a response body: the ETag of list pages.
-fn body_etag(bytes: &[u8]) -> String {
+/// FNV-1a of a response body.
+fn digest(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         hash ^= u64::from(*b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("\"{hash:016x}\"")
+    hash
+}
+
+/// The ETag of list pages: a digest of the body.
+fn body_etag(bytes: &[u8]) -> String {
+    format!("\"{:016x}\"", digest(bytes))
+}
+
+/// A product's ETag: its editorial version (what `If-Match` compares) and a digest of the body
+/// (which also moves with stock and ratings, so `If-None-Match` never serves a stale copy).
+fn product_etag(version: i64, bytes: &[u8]) -> String {
+    format!("\"v{version}-{:08x}\"", digest(bytes) as u32)
 }
 
 fn none_match(headers: &HeaderMap, etag: &str) -> bool {
@@ -133,11 +140,14 @@ fn product_read(headers: &HeaderMap, viewer: &Viewer, p: &ProductView) -> ApiRes
     } else {
         PRIVATE_CACHE
     };
-    Ok(conditional(headers, version_etag(p.version), cc, json_bytes(p)?))
+    let bytes = json_bytes(p)?;
+    Ok(conditional(headers, product_etag(p.version, &bytes), cc, bytes))
 }
 
 fn product_written(status: StatusCode, p: ProductView) -> Response {
-    let tag = HeaderValue::from_str(&version_etag(p.version)).unwrap_or_else(|_| HeaderValue::from_static("\"v0\""));
+    let bytes = serde_json::to_vec(&p).unwrap_or_default();
+    let tag =
+        HeaderValue::from_str(&product_etag(p.version, &bytes)).unwrap_or_else(|_| HeaderValue::from_static("\"v0\""));
     let mut headers = vec![(header::ETAG, tag)];
     if status == StatusCode::CREATED
         && let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/catalog/products/{}", p.id))
@@ -151,7 +161,8 @@ fn product_written(status: StatusCode, p: ProductView) -> Response {
     response
 }
 
-/// Reads `If-Match: "v<n>"`; absent or `*` means "whatever version is current".
+/// Reads `If-Match: "v<n>-<digest>"` (or `"v<n>"`): only the version is compared. Absent or `*`
+/// means "whatever version is current".
 fn expected_version(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
@@ -163,6 +174,7 @@ fn expected_version(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     text.trim_start_matches("W/")
         .trim_matches('"')
         .strip_prefix('v')
+        .and_then(|rest| rest.split('-').next())
         .and_then(|n| n.parse::<i64>().ok())
         .map(Some)
         .ok_or_else(|| Problem::precondition_failed("If-Match must be an ETag returned by this API, like \"v3\""))
@@ -585,6 +597,15 @@ mod tests {
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(none_match(&h, "\"x\""));
         assert_ne!(body_etag(b"a"), body_etag(b"b"));
+        let tag = product_etag(3, b"{}");
+        assert!(tag.starts_with("\"v3-"));
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_MATCH, HeaderValue::from_str(&tag).expect("header"));
+        assert_eq!(expected_version(&h).expect("ok"), Some(3));
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"v4\""));
+        assert_eq!(expected_version(&h).expect("ok"), Some(4));
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"abc\""));
+        assert_eq!(expected_version(&h).expect_err("bad").status.as_u16(), 412);
     }
 
     #[test]

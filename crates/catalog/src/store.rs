@@ -192,7 +192,7 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn related(&self, product: &Product, limit: u32) -> StoreResult<Vec<Product>>;
     /// Live products of every status.
     async fn product_count(&self) -> StoreResult<i64>;
-    /// Sets `available` for the live product with `sku` unless an event at least as new was
+    /// Sets `available` (not the editorial version) for the live product with `sku` unless an event at least as new was
     /// applied already (idempotent, order-tolerant). `None` when nothing changed.
     async fn set_available(&self, sku: &str, available: i64, event_id: Uuid) -> StoreResult<Option<StockChange>>;
 

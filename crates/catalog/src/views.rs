@@ -48,7 +48,8 @@ pub struct ProductView {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
-    /// Increases with every change; the `ETag` is `"v<version>"`.
+    /// Increases with every editorial change. The `ETag` is `"v<version>-<digest>"`: the digest
+    /// also changes with stock and ratings; `If-Match` compares the version only.
     pub version: i64,
 }
 

@@ -3,6 +3,10 @@
 //! run time are assembled only from this module's literals, with every value bound. The one real
 //! dialect difference, full-text search, is a [`Dialect`]: FTS5 (an external-content table kept in
 //! sync by triggers) on SQLite, a generated weighted `tsvector` with a GIN index on PostgreSQL.
+//!
+//! On SQLite, write transactions take the write lock up front (`BEGIN IMMEDIATE`): a deferred
+//! transaction that has to upgrade its lock fails at once with "database is locked" when another
+//! connection wrote meanwhile, instead of waiting out the busy timeout.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -475,6 +479,15 @@ where
     usize: ColumnIndex<DB::Row>,
     DB::QueryResult: RowsAffected,
 {
+    /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`),
+    /// waiting out the busy timeout, instead of failing at once on upgrading a read lock later.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+    }
+
     async fn execute_sql(conn: &mut DB::Connection, q: Sql) -> Result<u64, sqlx::Error> {
         let query = bind_args!(sqlx::query::<DB>(sql(q.text)), q.args);
         Ok(query.execute(&mut *conn).await?.rows_affected())
@@ -509,15 +522,14 @@ where
         Ok(())
     }
 
-    /// Locks the product row (the first write of a review transaction), bumping its version.
+    /// Locks the product row (the first write of a review transaction). The version is left alone:
+    /// it tracks editorial changes, which `If-Match` protects; reviews are not one.
     async fn touch_product(conn: &mut DB::Connection, id: ProductId, now: OffsetDateTime) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE products SET version = version + 1, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
-        )
-        .bind(id.0)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        let done = sqlx::query("UPDATE products SET updated_at = $2 WHERE id = $1 AND deleted_at IS NULL")
+            .bind(id.0)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -608,8 +620,10 @@ where
         Ok(
             sqlx::query_as::<_, CategoryRow>(sql(format!("SELECT {CATEGORY_COLUMNS} FROM categories WHERE id = $1")))
                 .bind(id.0)
-                .fetch_optional(&self.pool)
+                .fetch_all(&self.pool)
                 .await?
+                .into_iter()
+                .next()
                 .map(Category::from),
         )
     }
@@ -659,9 +673,11 @@ where
         .bind(c.description.as_str())
         .bind(c.updated_at)
         .bind(expected_version)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await
-        .map_err(map_category_write)?;
+        .map_err(map_category_write)?
+        .into_iter()
+        .next();
         match row {
             Some(row) => Ok(row.into()),
             None if self.category(c.id).await?.is_some() => Err(StoreError::VersionMismatch),
@@ -676,7 +692,7 @@ where
         reassign_to: Option<CategoryId>,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<(ProductId, String)>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // The first statement writes, so SQLite takes its write lock up front.
         let exists = sqlx::query("UPDATE categories SET version = version + 1 WHERE id = $1")
             .bind(id.0)
@@ -711,12 +727,18 @@ where
             let (products,): (i64,) =
                 sqlx::query_as("SELECT COUNT(*) FROM products WHERE category_id = $1 AND deleted_at IS NULL")
                     .bind(id.0)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .unwrap_or((0,));
             let (children,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM categories WHERE parent_id = $1")
                 .bind(id.0)
-                .fetch_one(&mut *tx)
-                .await?;
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .next()
+                .unwrap_or((0,));
             if products > 0 || children > 0 {
                 return Err(StoreError::CategoryNotEmpty { products, children });
             }
@@ -736,7 +758,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_product"))]
     async fn insert_product(&self, product: &Product, events: &[Event]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         Self::execute_sql(&mut tx, insert_products_sql(std::slice::from_ref(product)))
             .await
             .map_err(map_product_write)?;
@@ -773,7 +795,7 @@ where
         expected_version: Option<i64>,
         events: &[Event],
     ) -> StoreResult<Product> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE products SET sku = $2, name = $3, slug = $4, description = $5, status = $6, price_amount = $7,
                 currency = $8, compare_at_amount = $9, brand = $10, category_id = $11, attributes = $12,
@@ -823,7 +845,7 @@ where
         let Some(current) = self.product(id).await? else {
             return Err(StoreError::NotFound);
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE products SET deleted_at = $2, updated_at = $2, version = version + 1
              WHERE id = $1 AND deleted_at IS NULL AND ($3 IS NULL OR version = $3)",
@@ -855,7 +877,7 @@ where
         let mut q = Sql::new("SELECT COUNT(*)");
         self.dialect.filter_sql(filter, &mut q);
         let query = bind_args!(sqlx::query_as::<DB, (i64,)>(sql(q.text)), q.args);
-        Ok(query.fetch_one(&self.pool).await?.0)
+        Ok(query.fetch_all(&self.pool).await?.first().map_or(0, |r| r.0))
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "facets"))]
@@ -892,10 +914,14 @@ where
         }
         self.dialect.filter_sql(filter, &mut q);
         let query = bind_args!(sqlx::query::<DB>(sql(q.text)), q.args);
-        let row = query.fetch_one(&self.pool).await?;
+        let rows = query.fetch_all(&self.pool).await?;
         let mut price_buckets = Vec::with_capacity(PRICE_BUCKETS.len());
         for i in 0..PRICE_BUCKETS.len() {
-            price_buckets.push(sqlx::Row::try_get::<i64, _>(&row, i)?);
+            let n = match rows.first() {
+                Some(row) => sqlx::Row::try_get::<i64, _>(row, i)?,
+                None => 0,
+            };
+            price_buckets.push(n);
         }
         Ok(Facets {
             categories: categories.into_iter().map(|(c, n)| (c.map(CategoryId), n)).collect(),
@@ -985,15 +1011,18 @@ where
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "product_count"))]
     async fn product_count(&self) -> StoreResult<i64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM products WHERE deleted_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or((0,));
         Ok(n)
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_available"))]
     async fn set_available(&self, sku: &str, available: i64, event_id: Uuid) -> StoreResult<Option<StockChange>> {
-        let row: Option<(Uuid, String)> = sqlx::query_as(
-            "UPDATE products SET available = $2, stock_event_id = $3, version = version + 1, updated_at = $4
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "UPDATE products SET available = $2, stock_event_id = $3, updated_at = $4
              WHERE sku = $1 AND deleted_at IS NULL AND (stock_event_id IS NULL OR stock_event_id < $3)
              RETURNING id, slug",
         )
@@ -1001,9 +1030,9 @@ where
         .bind(available)
         .bind(event_id)
         .bind(platform::time::now())
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(row.map(|(id, slug)| StockChange {
+        Ok(rows.into_iter().next().map(|(id, slug)| StockChange {
             id: ProductId(id),
             slug,
         }))
@@ -1011,7 +1040,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_review"))]
     async fn insert_review(&self, r: &Review, now: OffsetDateTime) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         Self::touch_product(&mut tx, r.product_id, now).await?;
         sqlx::query(sql(format!(
             "INSERT INTO reviews ({REVIEW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
@@ -1044,15 +1073,17 @@ where
     async fn review(&self, id: ReviewId) -> StoreResult<Option<Review>> {
         sqlx::query_as::<_, ReviewRow>(sql(format!("SELECT {REVIEW_COLUMNS} FROM reviews WHERE id = $1")))
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?
+            .into_iter()
+            .next()
             .map(Review::try_from)
             .transpose()
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update_review"))]
     async fn update_review(&self, r: &Review, now: OffsetDateTime) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         Self::touch_product(&mut tx, r.product_id, now).await?;
         let done = sqlx::query(
             "UPDATE reviews SET rating = $2, title = $3, body = $4, status = $5, updated_at = $6 WHERE id = $1",
@@ -1075,7 +1106,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_review"))]
     async fn delete_review(&self, r: &Review, now: OffsetDateTime) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         Self::touch_product(&mut tx, r.product_id, now).await?;
         let done = sqlx::query("DELETE FROM reviews WHERE id = $1")
             .bind(r.id.0)
@@ -1114,7 +1145,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_seed_batch"))]
     async fn insert_seed_batch(&self, batch: &SeedBatch) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for chunk in batch.products.chunks(SEED_ROWS_PER_STATEMENT) {
             Self::execute_sql(&mut tx, insert_products_sql(chunk))
                 .await
