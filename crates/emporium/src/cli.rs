@@ -313,14 +313,7 @@ async fn seed(args: SeedArgs) -> Result<(), Failure> {
     eprintln!();
     // Inventory learns of each product through the bus; wait until every event is delivered.
     if let Some(db) = app.databases.get(&Service::Catalog) {
-        loop {
-            let pending = platform::events::pending(db).await.context("reading the outbox")?;
-            eprint!("\revents   {pending:>8} still to deliver");
-            if pending == 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
+        wait_for_delivery(db, |pending| eprint!("\revents   {pending:>8} still to deliver")).await?;
         eprintln!();
     }
     eprintln!(
@@ -332,6 +325,25 @@ async fn seed(args: SeedArgs) -> Result<(), Failure> {
     );
     app.close().await;
     Ok(())
+}
+
+/// Waits until the relay has delivered every event in `db`'s outbox (two minutes at most).
+async fn wait_for_delivery(db: &Db, progress: impl Fn(i64)) -> Result<(), Failure> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let pending = platform::events::pending(db).await.context("reading the outbox")?;
+        progress(pending);
+        if pending == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(anyhow::anyhow!(
+                "{pending} events still undelivered after 2 minutes; check the logs for relay errors"
+            )
+            .into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 async fn migrate(args: TargetArgs) -> Result<(), Failure> {
