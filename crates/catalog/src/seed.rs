@@ -379,6 +379,7 @@ pub async fn seed_products(
         metrics::counter!("catalog_products_created_total").increment(n as u64);
         progress(done, count);
     }
+    store.analyze().await?;
     service.invalidate(None, &[]).await;
     Ok(SeedReport {
         products: count,

@@ -212,4 +212,6 @@ pub trait CatalogStore: Send + Sync + 'static {
 
     // ---- seeding
     async fn insert_seed_batch(&self, batch: &SeedBatch) -> StoreResult<()>;
+    /// Refreshes the planner's statistics (after bulk loads, so facets use covering indexes).
+    async fn analyze(&self) -> StoreResult<()>;
 }

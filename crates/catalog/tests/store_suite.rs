@@ -48,6 +48,9 @@ enum Guard {
 async fn databases() -> Vec<(&'static str, Db, Guard)> {
     let dir = tempfile::tempdir().expect("tmp");
     let sqlite = Db::open_embedded(dir.path(), "catalog", 5).await.expect("sqlite");
+    if std::env::var("CATALOG_LOAD_KEEP").is_ok() {
+        eprintln!("keeping {}", dir.path().display());
+    }
     let mut out = vec![("sqlite", sqlite, Guard::Dir(dir))];
     let admin = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
@@ -254,13 +257,24 @@ async fn seeding_search_listing_and_stock_levels_on_both_backends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load test: run explicitly, preferably with --release"]
 async fn hundred_thousand_products_load_and_query_fast() {
+    let only = std::env::var("CATALOG_LOAD_BACKEND").ok();
     for (backend, db, _guard) in databases().await {
+        if only.as_deref().is_some_and(|o| o != backend) {
+            continue;
+        }
         let catalog = start(&db).await;
         let store = catalog.service().store().clone();
-        let report = catalog::seed::seed_products(&catalog, 100_000, 1, &|_, _| {})
+        let n: usize = std::env::var("CATALOG_LOAD_PRODUCTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000);
+        let report = catalog::seed::seed_products(&catalog, n, 1, &|_, _| {})
             .await
             .expect("seed");
-        eprintln!("{backend}: seeded {report:?}");
+        eprintln!(
+            "{backend}: seeded {} products, {} reviews, {} categories in {:?}",
+            report.products, report.reviews, report.categories, report.elapsed
+        );
         for (label, filter, sort) in [
             ("list newest", active(), ProductSort::Newest),
             ("list price", active(), ProductSort::PriceAsc),
@@ -282,7 +296,7 @@ async fn hundred_thousand_products_load_and_query_fast() {
                 ProductSort::PriceDesc,
             ),
         ] {
-            let started = std::time::Instant::now();
+            let t = std::time::Instant::now();
             let rows = store
                 .list_products(&ProductQuery {
                     filter: filter.clone(),
@@ -292,13 +306,17 @@ async fn hundred_thousand_products_load_and_query_fast() {
                 })
                 .await
                 .expect("list");
+            let list_time = t.elapsed();
+            let t = std::time::Instant::now();
             let total = store.count_products(&filter).await.expect("count");
+            let count_time = t.elapsed();
+            let t = std::time::Instant::now();
             let facets = store.facets(&filter).await.expect("facets");
             eprintln!(
-                "{backend}: {label}: {} rows of {total}, {} brands, in {:?}",
+                "{backend}: {label}: {} rows of {total}, {} brands; list {list_time:?}, count {count_time:?}, facets {:?}",
                 rows.len(),
                 facets.brands.len(),
-                started.elapsed()
+                t.elapsed()
             );
         }
         let started = std::time::Instant::now();
@@ -308,5 +326,8 @@ async fn hundred_thousand_products_load_and_query_fast() {
             .expect("suggest");
         eprintln!("{backend}: suggest: {} in {:?}", s.len(), started.elapsed());
         db.close().await;
+        if std::env::var("CATALOG_LOAD_KEEP").is_ok() {
+            std::mem::forget(_guard);
+        }
     }
 }

@@ -330,25 +330,29 @@ impl Dialect {
     /// the filter searches.
     fn filter_sql(&self, f: &ProductFilter, q: &mut Sql) -> Option<&'static str> {
         let mut rank = None;
-        q.push(" FROM products p");
         if let Some(terms) = &f.search {
             match self {
                 Dialect::Sqlite => {
+                    // The full-text matches drive the join (CROSS JOIN fixes the order in SQLite):
+                    // each match looks its product up by rowid, never the other way round.
                     q.push(
-                        " JOIN (SELECT rowid AS fts_id, bm25(products_fts, 10.0, 1.0, 4.0, 2.0) AS fts_rank \
+                        " FROM (SELECT rowid AS fts_id, bm25(products_fts, 10.0, 1.0, 4.0, 2.0) AS fts_rank \
                          FROM products_fts WHERE products_fts MATCH ",
                     )
                     .bind(Arg::Text(terms.fts5(true)))
-                    .push(") f ON f.fts_id = p.seq");
+                    .push(") f CROSS JOIN products p ON p.seq = f.fts_id");
                     rank = Some("f.fts_rank");
                 }
                 Dialect::Postgres => {
-                    q.push(" CROSS JOIN to_tsquery('simple', ")
+                    q.push(" FROM products p CROSS JOIN to_tsquery('simple', ")
                         .bind(Arg::Text(terms.tsquery(true, "")))
                         .push(") AS tsq");
                     rank = Some("-ts_rank(p.search, tsq)");
                 }
             }
+        }
+        if f.search.is_none() {
+            q.push(" FROM products p");
         }
         q.push(" WHERE p.deleted_at IS NULL");
         if f.search.is_some() && *self == Dialect::Postgres {
@@ -913,6 +917,8 @@ where
             };
         }
         self.dialect.filter_sql(filter, &mut q);
+        // Always true (a CHECK constraint), but it steers SQLite to the covering (status, price) index.
+        q.push(" AND p.price_amount > 0");
         let query = bind_args!(sqlx::query::<DB>(sql(q.text)), q.args);
         let rows = query.fetch_all(&self.pool).await?;
         let mut price_buckets = Vec::with_capacity(PRICE_BUCKETS.len());
@@ -934,7 +940,7 @@ where
     async fn suggest(&self, terms: &SearchTerms, limit: u32) -> StoreResult<Vec<Suggestion>> {
         let text = match self.dialect {
             Dialect::Sqlite => {
-                "SELECT p.id, p.name, p.slug FROM products_fts f JOIN products p ON p.seq = f.rowid
+                "SELECT p.id, p.name, p.slug FROM products_fts f CROSS JOIN products p ON p.seq = f.rowid
                  WHERE products_fts MATCH $1 AND p.deleted_at IS NULL AND p.status = 'active'
                  ORDER BY f.rank, p.rating_score DESC LIMIT $2"
             }
@@ -1141,6 +1147,16 @@ where
         .into_iter()
         .map(Review::try_from)
         .collect()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "analyze"))]
+    async fn analyze(&self) -> StoreResult<()> {
+        let statement = match self.dialect {
+            Dialect::Sqlite => "ANALYZE",
+            Dialect::Postgres => "ANALYZE products, product_attributes, reviews",
+        };
+        sqlx::query(statement).execute(&self.pool).await?;
+        Ok(())
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_seed_batch"))]
