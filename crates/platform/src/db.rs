@@ -132,6 +132,18 @@ impl HealthCheck for DbHealth {
     }
 }
 
+/// Evaluates `$body` with `$pool` bound to whichever pool `$db` holds: for statements whose text
+/// and binds are the same on both backends (the body must have one type on both).
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// The number of rows a statement changed, for code generic over the backend.
 pub trait RowsAffected {
     fn rows_affected(&self) -> u64;

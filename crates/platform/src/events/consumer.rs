@@ -200,32 +200,18 @@ impl Consumer {
         let event_type = event.map(|e| e.event_type.clone());
         let now = OffsetDateTime::now_utc();
         let attempts = i64::from(attempts);
-        let result = match self.db() {
-            Db::Sqlite(p) => sqlx::query(sql)
-                .bind(id)
-                .bind(consumer)
-                .bind(event_id)
-                .bind(event_type)
-                .bind(payload)
-                .bind(error)
-                .bind(attempts)
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|_| ()),
-            Db::Postgres(p) => sqlx::query(sql)
-                .bind(id)
-                .bind(consumer)
-                .bind(event_id)
-                .bind(event_type)
-                .bind(payload)
-                .bind(error)
-                .bind(attempts)
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|_| ()),
-        };
+        let result = crate::with_pool!(self.db(), |p| sqlx::query(sql)
+            .bind(id)
+            .bind(consumer)
+            .bind(event_id)
+            .bind(&event_type)
+            .bind(payload)
+            .bind(error)
+            .bind(attempts)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ()));
         match result {
             Ok(()) => {
                 metrics::counter!("events_consumed_total", "consumer" => consumer, "outcome" => "dead_lettered")

@@ -148,37 +148,21 @@ pub(super) async fn list_in(db: &Db, filter: &Filter, fetch: u32) -> Result<Vec<
     ));
     let after = filter.after.unwrap_or(Uuid::nil());
     let fetch = i64::from(fetch);
-    let rows: Vec<Row> = match db {
-        Db::Sqlite(p) => {
-            sqlx::query_as(sql)
-                .bind(after)
-                .bind(filter.include_replayed)
-                .bind(&filter.consumer)
-                .bind(fetch)
-                .fetch_all(p)
-                .await
-        }
-        Db::Postgres(p) => {
-            sqlx::query_as(sql)
-                .bind(after)
-                .bind(filter.include_replayed)
-                .bind(&filter.consumer)
-                .bind(fetch)
-                .fetch_all(p)
-                .await
-        }
-    }
+    let rows: Vec<Row> = crate::with_pool!(db, |p| sqlx::query_as(sql)
+        .bind(after)
+        .bind(filter.include_replayed)
+        .bind(&filter.consumer)
+        .bind(fetch)
+        .fetch_all(p)
+        .await)
     .map_err(Problem::internal)?;
     Ok(rows.into_iter().map(DeadLetter::from).collect())
 }
 
 async fn fetch_one(db: &Db, id: Uuid) -> Result<DeadLetter, Problem> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM event_dead_letters WHERE id = $1"));
-    let row: Option<Row> = match db {
-        Db::Sqlite(p) => sqlx::query_as(sql).bind(id).fetch_optional(p).await,
-        Db::Postgres(p) => sqlx::query_as(sql).bind(id).fetch_optional(p).await,
-    }
-    .map_err(Problem::internal)?;
+    let row: Option<Row> =
+        crate::with_pool!(db, |p| sqlx::query_as(sql).bind(id).fetch_optional(p).await).map_err(Problem::internal)?;
     row.map(DeadLetter::from)
         .ok_or_else(|| Problem::not_found(format!("no dead letter {id}")))
 }
@@ -223,20 +207,19 @@ pub(super) async fn replay_in(consumers: &[Arc<Consumer>], id: Uuid) -> Result<D
         Ok(()) => {
             consumer.record_handled(event.id).await.map_err(Problem::internal)?;
             let sql = "UPDATE event_dead_letters SET replayed_at = $2, attempts = attempts + 1 WHERE id = $1";
-            match db {
-                Db::Sqlite(p) => sqlx::query(sql).bind(id).bind(now).execute(p).await.map(|_| ()),
-                Db::Postgres(p) => sqlx::query(sql).bind(id).bind(now).execute(p).await.map(|_| ()),
-            }
-            .map_err(Problem::internal)?;
+            crate::with_pool!(db, |p| sqlx::query(sql).bind(id).bind(now).execute(p).await.map(|_| ()))
+                .map_err(Problem::internal)?;
             fetch_one(db, id).await
         }
         Err(e) => {
             let sql = "UPDATE event_dead_letters SET error = $2, attempts = attempts + 1 WHERE id = $1";
             let message = e.to_string();
-            match db {
-                Db::Sqlite(p) => sqlx::query(sql).bind(id).bind(&message).execute(p).await.map(|_| ()),
-                Db::Postgres(p) => sqlx::query(sql).bind(id).bind(&message).execute(p).await.map(|_| ()),
-            }
+            crate::with_pool!(db, |p| sqlx::query(sql)
+                .bind(id)
+                .bind(&message)
+                .execute(p)
+                .await
+                .map(|_| ()))
             .map_err(Problem::internal)?;
             Err(Problem::conflict(format!("the handler failed again: {message}")))
         }
@@ -254,10 +237,11 @@ async fn discard(
 ) -> Result<StatusCode, Problem> {
     user.require_any_role(&["admin"])?;
     let sql = "DELETE FROM event_dead_letters WHERE id = $1";
-    let deleted = match db_of(&consumers)? {
-        Db::Sqlite(p) => sqlx::query(sql).bind(id).execute(p).await.map(|r| r.rows_affected()),
-        Db::Postgres(p) => sqlx::query(sql).bind(id).execute(p).await.map(|r| r.rows_affected()),
-    }
+    let deleted = crate::with_pool!(db_of(&consumers)?, |p| sqlx::query(sql)
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
     .map_err(Problem::internal)?;
     if deleted == 0 {
         return Err(Problem::not_found(format!("no dead letter {id}")));

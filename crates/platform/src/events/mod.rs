@@ -328,10 +328,7 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 /// How many committed events in `db`'s outbox the relay has not yet seen confirmed.
 pub async fn pending(db: &Db) -> Result<i64, sqlx::Error> {
     let sql = "SELECT COUNT(*) FROM event_outbox WHERE published_at IS NULL";
-    match db {
-        Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
-        Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
-    }
+    crate::with_pool!(db, |p| sqlx::query_scalar(sql).fetch_one(p).await)
 }
 
 /// The OpenAPI description of the dead-letter admin endpoints.

@@ -27,35 +27,26 @@ pub struct OutboxRow<'a> {
 
 const INSERT: &str = "INSERT INTO event_outbox (id, event_type, envelope, created_at) VALUES ($1, $2, $3, $4)";
 
-impl OutboxConnection for sqlx::SqliteConnection {
-    fn insert_outbox<'a>(&'a mut self, row: OutboxRow<'a>) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        Box::pin(async move {
-            sqlx::query(INSERT)
-                .bind(row.id)
-                .bind(row.event_type)
-                .bind(row.envelope)
-                .bind(row.created_at)
-                .execute(self)
-                .await
-                .map(|_| ())
-        })
-    }
+macro_rules! outbox_connection {
+    ($($conn:ty),*) => {$(
+        impl OutboxConnection for $conn {
+            fn insert_outbox<'a>(&'a mut self, row: OutboxRow<'a>) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+                Box::pin(async move {
+                    sqlx::query(INSERT)
+                        .bind(row.id)
+                        .bind(row.event_type)
+                        .bind(row.envelope)
+                        .bind(row.created_at)
+                        .execute(self)
+                        .await
+                        .map(|_| ())
+                })
+            }
+        }
+    )*};
 }
 
-impl OutboxConnection for sqlx::PgConnection {
-    fn insert_outbox<'a>(&'a mut self, row: OutboxRow<'a>) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        Box::pin(async move {
-            sqlx::query(INSERT)
-                .bind(row.id)
-                .bind(row.event_type)
-                .bind(row.envelope)
-                .bind(row.created_at)
-                .execute(self)
-                .await
-                .map(|_| ())
-        })
-    }
-}
+outbox_connection!(sqlx::SqliteConnection, sqlx::PgConnection);
 
 /// Writes `event` to the outbox on `conn` — call it inside the transaction that makes the change,
 /// so a rollback takes the event with it.
@@ -264,12 +255,7 @@ async fn publish_batch(context: &'static str, rows: Vec<(Uuid, String)>, transpo
 }
 
 async fn update_pending_gauge(context: &'static str, db: &Db) {
-    let sql = "SELECT COUNT(*) FROM event_outbox WHERE published_at IS NULL";
-    let pending: Result<i64, _> = match db {
-        Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-        Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-    };
-    if let Ok(n) = pending {
+    if let Ok(n) = super::pending(db).await {
         metrics::gauge!("events_outbox_pending", "context" => context).set(n as f64);
     }
 }
@@ -277,10 +263,7 @@ async fn update_pending_gauge(context: &'static str, db: &Db) {
 async fn prune(db: &Db, retention: Duration) {
     let cutoff = OffsetDateTime::now_utc() - retention;
     let sql = "DELETE FROM event_outbox WHERE published_at IS NOT NULL AND published_at < $1";
-    let result = match db {
-        Db::Sqlite(pool) => sqlx::query(sql).bind(cutoff).execute(pool).await.map(|_| ()),
-        Db::Postgres(pool) => sqlx::query(sql).bind(cutoff).execute(pool).await.map(|_| ()),
-    };
+    let result = crate::with_pool!(db, |pool| sqlx::query(sql).bind(cutoff).execute(pool).await.map(|_| ()));
     if let Err(error) = result {
         tracing::warn!(%error, "pruning published outbox rows failed");
     }
