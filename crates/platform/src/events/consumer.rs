@@ -148,22 +148,11 @@ impl Consumer {
 
     async fn already_handled(&self, event_id: Uuid) -> Result<bool, sqlx::Error> {
         let sql = "SELECT COUNT(*) FROM event_inbox WHERE consumer = $1 AND event_id = $2";
-        let n: i64 = match self.db() {
-            Db::Sqlite(p) => {
-                sqlx::query_scalar(sql)
-                    .bind(self.name())
-                    .bind(event_id)
-                    .fetch_one(p)
-                    .await?
-            }
-            Db::Postgres(p) => {
-                sqlx::query_scalar(sql)
-                    .bind(self.name())
-                    .bind(event_id)
-                    .fetch_one(p)
-                    .await?
-            }
-        };
+        let n: i64 = crate::with_pool!(self.db(), |p| sqlx::query_scalar(sql)
+            .bind(self.name())
+            .bind(event_id)
+            .fetch_one(p)
+            .await)?;
         Ok(n > 0)
     }
 
@@ -171,22 +160,13 @@ impl Consumer {
         let sql = "INSERT INTO event_inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3)
                    ON CONFLICT (consumer, event_id) DO NOTHING";
         let now = OffsetDateTime::now_utc();
-        match self.db() {
-            Db::Sqlite(p) => sqlx::query(sql)
-                .bind(self.name())
-                .bind(event_id)
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|_| ())?,
-            Db::Postgres(p) => sqlx::query(sql)
-                .bind(self.name())
-                .bind(event_id)
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|_| ())?,
-        };
+        crate::with_pool!(self.db(), |p| sqlx::query(sql)
+            .bind(self.name())
+            .bind(event_id)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
