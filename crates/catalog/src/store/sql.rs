@@ -111,8 +111,15 @@ const INSERT_PRODUCT: &str = "INSERT INTO products (id, sku, name, slug, descrip
 const CATEGORY_COLUMNS: &str = "id, parent_id, name, slug, description, created_at, updated_at, version";
 const REVIEW_COLUMNS: &str =
     "id, product_id, user_id, rating, title, body, status, verified_purchase, created_at, updated_at";
-/// Rows per multi-row insert: 400 × 25 values stays under both backends' parameter limits.
-const SEED_ROWS_PER_STATEMENT: usize = 400;
+/// Rows per multi-row insert when seeding. PostgreSQL: 400 × 25 values, under its parameter
+/// limit. SQLite: one row per (cached, reused) statement, because binding `$n` placeholders costs
+/// a linear name lookup each, so a statement with thousands of them is quadratic.
+const fn seed_rows_per_statement(dialect: Dialect) -> usize {
+    match dialect {
+        Dialect::Sqlite => 1,
+        Dialect::Postgres => 400,
+    }
+}
 
 #[derive(FromRow)]
 struct ProductRow {
@@ -1161,19 +1168,20 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_seed_batch"))]
     async fn insert_seed_batch(&self, batch: &SeedBatch) -> StoreResult<()> {
+        let per = seed_rows_per_statement(self.dialect);
         let mut tx = self.begin().await?;
-        for chunk in batch.products.chunks(SEED_ROWS_PER_STATEMENT) {
+        for chunk in batch.products.chunks(per) {
             Self::execute_sql(&mut tx, insert_products_sql(chunk))
                 .await
                 .map_err(map_product_write)?;
         }
-        // About 3 attributes per product: keep each statement under the parameter limits.
-        for chunk in batch.products.chunks(SEED_ROWS_PER_STATEMENT * 2) {
+        // About 3 attribute rows per product: still under the parameter limits.
+        for chunk in batch.products.chunks(per) {
             if let Some(q) = insert_attributes_sql(chunk) {
                 Self::execute_sql(&mut tx, q).await?;
             }
         }
-        for chunk in batch.reviews.chunks(SEED_ROWS_PER_STATEMENT * 2) {
+        for chunk in batch.reviews.chunks(per) {
             let mut q = Sql::new(&format!("INSERT INTO reviews ({REVIEW_COLUMNS}) VALUES "));
             for (i, r) in chunk.iter().enumerate() {
                 if i > 0 {
