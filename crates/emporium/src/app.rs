@@ -158,6 +158,8 @@ pub struct Wiring {
 /// The bus and cache for `settings`: RabbitMQ/Redis when their URLs are set, else in-process.
 /// `required` names the production service that must not silently fall back to in-process.
 pub async fn connect_infrastructure(settings: &Settings, required: Option<Service>) -> anyhow::Result<(Events, Cache)> {
+    // Metric descriptions only reach a recorder that exists: install it before anything describes.
+    platform::metrics::install();
     let infra = &settings.infra;
     let bus_settings = BusSettings {
         namespace: infra.namespace.clone(),
@@ -250,6 +252,7 @@ fn base_document() -> OpenApi {
 }
 
 pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
+    platform::metrics::install();
     let Wiring {
         databases,
         events,
