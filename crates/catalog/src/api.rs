@@ -498,12 +498,16 @@ pub async fn category_tree(State(svc): Svc, MaybeUser(viewer): MaybeUser, header
     cached_read(&headers, &viewer, &tree)
 }
 
-/// One category with its breadcrumbs (path from the root) and children.
+/// One category with its breadcrumbs (path from the root) and children; `ETag: "v<version>"`
+/// for `If-Match` on `PATCH`.
 #[utoipa::path(get, path = "/api/v1/catalog/categories/{id}", tag = "catalog", params(("id" = Uuid, Path)),
     responses((status = 200, description = "The category", body = CategoryDetail),
         (status = 404, description = "No such category", body = Problem)))]
-pub async fn get_category(State(svc): Svc, Path(id): Path<String>) -> ApiResult<Json<CategoryDetail>> {
-    Ok(Json(svc.category(category_id(&id)?).await?))
+pub async fn get_category(State(svc): Svc, Path(id): Path<String>) -> ApiResult<Response> {
+    let detail = svc.category(category_id(&id)?).await?;
+    let tag = HeaderValue::from_str(&format!("\"v{}\"", detail.category.version))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"v0\""));
+    Ok(([(header::ETAG, tag)], Json(detail)).into_response())
 }
 
 /// Creates a category.

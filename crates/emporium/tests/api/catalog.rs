@@ -644,7 +644,19 @@ async fn categories_tree_breadcrumbs_cycles_and_deletion(app: TestApp) {
     assert_eq!(electronics["total_product_count"], 1);
     assert_eq!(electronics["product_count"], 0);
 
-    let detail = json_of(get(&app, &format!("{CATEGORIES}/{headphones}")).await, 200).await;
+    let r = get(&app, &format!("{CATEGORIES}/{headphones}")).await;
+    assert_eq!(etag_of(&r), "\"v1\"");
+    let detail = json_of(r, 200).await;
+    let stale = app
+        .client
+        .patch(app.url(&format!("{CATEGORIES}/{headphones}")))
+        .bearer_auth(t)
+        .header("if-match", "\"v9\"")
+        .json(&json!({"name": "Phones"}))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(stale, 412).await;
     let crumbs: Vec<&str> = detail["breadcrumbs"]
         .as_array()
         .expect("crumbs")
