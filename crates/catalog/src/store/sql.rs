@@ -652,6 +652,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_category"))]
     async fn insert_category(&self, c: &Category) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO categories (id, parent_id, name, slug, description, created_at, updated_at, version)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -664,14 +665,16 @@ where
         .bind(c.created_at)
         .bind(c.updated_at)
         .bind(c.version)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_category_write)?;
+        tx.commit().await?;
         Ok(())
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update_category"))]
     async fn update_category(&self, c: &Category, expected_version: Option<i64>) -> StoreResult<Category> {
+        let mut tx = self.begin().await?;
         let row = sqlx::query_as::<_, CategoryRow>(sql(format!(
             "UPDATE categories SET parent_id = $2, name = $3, slug = $4, description = $5, updated_at = $6,
                 version = version + 1
@@ -684,11 +687,12 @@ where
         .bind(c.description.as_str())
         .bind(c.updated_at)
         .bind(expected_version)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(map_category_write)?
         .into_iter()
         .next();
+        tx.commit().await?;
         match row {
             Some(row) => Ok(row.into()),
             None if self.category(c.id).await?.is_some() => Err(StoreError::VersionMismatch),
@@ -1034,6 +1038,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_available"))]
     async fn set_available(&self, sku: &str, available: i64, event_id: Uuid) -> StoreResult<Option<StockChange>> {
+        let mut tx = self.begin().await?;
         let rows: Vec<(Uuid, String)> = sqlx::query_as(
             "UPDATE products SET available = $2, stock_event_id = $3, updated_at = $4
              WHERE sku = $1 AND deleted_at IS NULL AND (stock_event_id IS NULL OR stock_event_id < $3)
@@ -1043,8 +1048,9 @@ where
         .bind(available)
         .bind(event_id)
         .bind(platform::time::now())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(rows.into_iter().next().map(|(id, slug)| StockChange {
             id: ProductId(id),
             slug,

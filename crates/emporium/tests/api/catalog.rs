@@ -911,7 +911,7 @@ async fn stock_from_inventory_reaches_products_and_the_in_stock_filter(app: Test
     let url = format!("{PRODUCTS}/{}", p["id"].as_str().expect("id"));
     // Inventory creates its stock row from catalog.product.created; then a restock flows back.
     let mut adjusted = false;
-    for _ in 0..100 {
+    for _ in 0..300 {
         let r = post(
             &app,
             "/api/v1/inventory/STOCK-1/adjustments",
@@ -927,7 +927,7 @@ async fn stock_from_inventory_reaches_products_and_the_in_stock_filter(app: Test
     }
     assert!(adjusted, "inventory never saw the product");
     let mut seen = Value::Null;
-    for _ in 0..100 {
+    for _ in 0..300 {
         seen = json_of(get(&app, &url).await, 200).await;
         if seen["available"] == 5 {
             break;
