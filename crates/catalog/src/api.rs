@@ -248,6 +248,7 @@ pub async fn facets(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SuggestQuery {
     /// What has been typed so far.
@@ -372,6 +373,7 @@ pub async fn delete_product(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LimitQuery {
     pub limit: Option<u32>,
@@ -396,6 +398,7 @@ pub async fn related(
 // ---- reviews -------------------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     pub limit: Option<u32>,
@@ -546,6 +549,7 @@ pub async fn update_category(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteCategoryQuery {
     /// Move the category's products and subcategories here first.

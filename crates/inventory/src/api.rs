@@ -104,6 +104,7 @@ pub async fn get_stock(State(svc): Svc, Path(sku): Path<String>) -> ApiResult<Js
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
