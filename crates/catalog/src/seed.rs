@@ -28,6 +28,25 @@ pub struct SeedReport {
     pub elapsed: Duration,
 }
 
+/// "Running Shoes" → "Running Shoe", "Knives" → "Knife"; garments named only in the plural
+/// ("Jeans") stay as they are.
+fn singular(plural: &str) -> String {
+    let (head, last) = plural.rsplit_once(' ').map_or(("", plural), |(h, l)| (h, l));
+    let word = match last {
+        "Jeans" | "Trousers" | "Shorts" => last.to_owned(),
+        "Knives" => "Knife".to_owned(),
+        "Shelves" => "Shelf".to_owned(),
+        "Watches" => "Watch".to_owned(),
+        "Lenses" => "Lens".to_owned(),
+        other => other.strip_suffix('s').unwrap_or(other).to_owned(),
+    };
+    if head.is_empty() {
+        word
+    } else {
+        format!("{head} {word}")
+    }
+}
+
 /// splitmix64: small, fast, and the same sequence everywhere for the same seed.
 struct Rng(u64);
 
@@ -289,7 +308,7 @@ pub async fn seed_products(
             let adjective = *rng.pick(ADJECTIVES);
             let material = *rng.pick(dept.materials);
             let color = *rng.pick(COLORS);
-            let kind = leaf.name.trim_end_matches('s');
+            let kind = singular(&leaf.name);
             let name = format!("{brand} {adjective} {} {kind}", capitalise(material));
             let mut attributes = BTreeMap::from([
                 ("color".to_owned(), color.to_owned()),
@@ -409,6 +428,15 @@ pub async fn seed_demo_if_empty(catalog: &Catalog) -> anyhow::Result<Option<Seed
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn product_kinds_are_singular_nouns() {
+        assert_eq!(singular("Shelves"), "Shelf");
+        assert_eq!(singular("Running Shoes"), "Running Shoe");
+        assert_eq!(singular("Jeans"), "Jeans");
+        assert_eq!(singular("Lenses"), "Lens");
+        assert_eq!(singular("Yoga Mats"), "Yoga Mat");
+    }
 
     #[test]
     fn splitmix_is_deterministic() {
