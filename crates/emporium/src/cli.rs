@@ -311,10 +311,14 @@ async fn seed(args: SeedArgs) -> Result<(), Failure> {
         eprint!("\rstock    {:>8}/{}", (i * 5_000 + chunk.len()), stock.len());
     }
     eprintln!();
-    // Inventory learns of each product through the bus; wait until every event is delivered.
-    if let Some(db) = app.databases.get(&Service::Catalog) {
-        wait_for_delivery(db, |pending| eprint!("\revents   {pending:>8} still to deliver")).await?;
-        eprintln!();
+    // Inventory learns of products, and catalog of stock levels, through the bus: wait until
+    // both outboxes are drained, so a server started next is not still busy catching up.
+    for service in [Service::Catalog, Service::Inventory] {
+        if let Some(db) = app.databases.get(&service) {
+            let name = service.name();
+            wait_for_delivery(db, |pending| eprint!("\r{name} events {pending:>8} still to deliver")).await?;
+            eprintln!();
+        }
     }
     eprintln!(
         "seeded {} products, {} categories, {} reviews in {:.1} s",
@@ -327,9 +331,9 @@ async fn seed(args: SeedArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Waits until the relay has delivered every event in `db`'s outbox (two minutes at most).
+/// Waits until the relay has delivered every event in `db`'s outbox (ten minutes at most).
 async fn wait_for_delivery(db: &Db, progress: impl Fn(i64)) -> Result<(), Failure> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
     loop {
         let pending = platform::events::pending(db).await.context("reading the outbox")?;
         progress(pending);
@@ -338,7 +342,7 @@ async fn wait_for_delivery(db: &Db, progress: impl Fn(i64)) -> Result<(), Failur
         }
         if std::time::Instant::now() > deadline {
             return Err(anyhow::anyhow!(
-                "{pending} events still undelivered after 2 minutes; check the logs for relay errors"
+                "{pending} events still undelivered after 10 minutes; check the logs for relay errors"
             )
             .into());
         }
