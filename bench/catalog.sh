@@ -57,8 +57,10 @@ stop_server() { kill "$server"; wait "$server" 2>/dev/null || true; server=""; }
 
 run() {
   local name=$1; shift
-  echo "== $name ($duration, $connections connections, 2 threads)"
-  out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$@")
+  local c=${CONNECTIONS:-$connections} t=2
+  [ "$c" -lt 2 ] && t=1
+  echo "== $name ($duration, $c connections, $t threads)"
+  out=$(wrk -t"$t" -c"$c" -d"$duration" --latency "$@")
   echo "$out" | grep -E 'Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors' || true
   if echo "$out" | grep -q 'Non-2xx'; then echo "error: non-2xx answers during $name" >&2; exit 1; fi
 }
@@ -66,8 +68,8 @@ run() {
 start_server env
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 product=$(curl -fs "$base/api/v1/catalog/products?limit=1&sort=rating" | json 'd["items"][0]["id"]')
-category=$(curl -fs "$base/api/v1/catalog/categories" | json '[c for c in d["items"] if c.get("parent_id")][0]["id"]' 2>/dev/null \
-  || curl -fs "$base/api/v1/catalog/categories" | json 'd[0]["id"]')
+# A department's first sub-category: the filter covers it and its leaf categories.
+category=$(curl -fs "$base/api/v1/catalog/categories" | json 'd["roots"][0]["children"][0]["id"]')
 skus=$(curl -fs "$base/api/v1/catalog/products?limit=10&sort=newest" | json '"&".join("sku="+p["sku"] for p in d["items"])')
 list="$base/api/v1/catalog/products?category=$category&min_price=1000&max_price=20000&sort=price_asc&limit=24"
 cat >"$work/search.lua" <<'LUA'
@@ -82,11 +84,15 @@ LUA
 run "GET /health/live (ceiling)" "$base/health/live"
 run "GET product by id (cached)" "$base/api/v1/catalog/products/$product"
 run "GET inventory batch of 10 SKUs" "$base/api/v1/inventory?$skus"
+run "GET search, 10 rotating queries (cached)" -s "$work/search.lua" "$base"
 stop_server
 
 start_server env EMPORIUM_CATALOG_CACHE_TTL_SECS=0
 run "GET product by id (cache off)" "$base/api/v1/catalog/products/$product"
 run "GET filtered list page (cache off)" "$list"
 run "GET search, 10 rotating queries (cache off)" -s "$work/search.lua" "$base"
+# One client at a time: the latency a shopper sees when the server is not saturated.
+CONNECTIONS=1 run "GET filtered list page (cache off, 1 client)" "$list"
+CONNECTIONS=1 run "GET search, 10 rotating queries (cache off, 1 client)" -s "$work/search.lua" "$base"
 stop_server
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); wrk and server share the cores; mode $mode, $products products"
