@@ -99,19 +99,7 @@ fn user_with_etag(status: StatusCode, user: User) -> Response {
 
 /// Reads `If-Match: "v<n>"`; absent or `*` means "whatever version is current".
 fn expected_version(headers: &HeaderMap) -> ApiResult<Option<i64>> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let text = value.to_str().unwrap_or("").trim();
-    if text == "*" {
-        return Ok(None);
-    }
-    text.trim_start_matches("W/")
-        .trim_matches('"')
-        .strip_prefix('v')
-        .and_then(|n| n.parse::<i64>().ok())
-        .map(Some)
-        .ok_or_else(|| Problem::precondition_failed("If-Match must be an ETag returned by this API, like \"v3\""))
+    platform::http::if_match_version(headers, |tag| tag.strip_prefix('v')?.parse().ok())
 }
 
 #[derive(Serialize, ToSchema)]

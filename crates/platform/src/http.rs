@@ -428,6 +428,25 @@ pub async fn serve(
     }
 }
 
+/// The version an `If-Match` header expects: `Ok(None)` when it is absent or `*` ("whatever is
+/// current"); otherwise `version_of` reads the unquoted tag, and a tag it cannot read is a 412.
+/// Each context keeps its own ETag format; this is the header handling they share.
+pub fn if_match_version(
+    headers: &HeaderMap,
+    version_of: impl FnOnce(&str) -> Option<i64>,
+) -> Result<Option<i64>, Problem> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    version_of(text.trim_start_matches("W/").trim_matches('"'))
+        .map(Some)
+        .ok_or_else(|| Problem::precondition_failed("If-Match must be an ETag returned by this API, like \"v3\""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
