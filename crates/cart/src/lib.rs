@@ -1,0 +1,244 @@
+//! The cart context: guest carts (an opaque token) and user carts (one per user), priced and
+//! checked against catalog and inventory at read time, merged at login, expired after inactivity.
+//!
+//! Served under `/api/v1/cart/*`. Consumes `ordering.order.placed` to empty a cart an order was
+//! placed from; publishes nothing.
+
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod pricing;
+pub mod service;
+pub mod store;
+pub mod views;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::{Extension, Router};
+use platform::auth::KeySet;
+use platform::config::{ConfigError, ConfigSource};
+use platform::context::ContextDeps;
+use platform::db::{Db, DbError};
+use platform::events::{Event, EventHandler, HandlerError, Subscription};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+
+use crate::pricing::PeerPricing;
+pub use crate::service::CartService;
+use crate::store::CartStore;
+use crate::store::sql::SqlStore;
+
+pub const CONTEXT: &str = "cart";
+
+/// Cart's settings; every one is listed with its default in the README.
+#[derive(Debug, Clone)]
+pub struct CartConfig {
+    /// Most units of one SKU in a cart (`EMPORIUM_CART_MAX_LINE_QUANTITY`, 10).
+    pub max_line_quantity: i64,
+    /// Most lines (distinct SKUs) in a cart (`EMPORIUM_CART_MAX_LINES`, 50).
+    pub max_lines: usize,
+    /// A guest cart untouched this long is deleted (`EMPORIUM_CART_GUEST_TTL_HOURS`, 720).
+    pub guest_ttl: Duration,
+    /// A user cart untouched this long is deleted (`EMPORIUM_CART_USER_TTL_HOURS`, 2160).
+    pub user_ttl: Duration,
+    /// How often expired carts are deleted (`EMPORIUM_CART_SWEEP_SECS`, 300).
+    pub sweep_interval: Duration,
+}
+
+impl Default for CartConfig {
+    fn default() -> Self {
+        Self {
+            max_line_quantity: 10,
+            max_lines: 50,
+            guest_ttl: Duration::from_secs(720 * 3600),
+            user_ttl: Duration::from_secs(2160 * 3600),
+            sweep_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Longest TTL accepted: ten years.
+const MAX_TTL_HOURS: f64 = 87_600.0;
+
+/// A TTL in hours; decimals allowed (`0.5` is 30 minutes) so tests and demos can use short ones.
+fn hours(src: &ConfigSource, var: &str, default: f64) -> Result<Duration, ConfigError> {
+    let value: f64 = src.get(var, default)?;
+    if !(value.is_finite() && value > 0.0 && value <= MAX_TTL_HOURS) {
+        return Err(ConfigError::new(
+            var,
+            format!("must be a number of hours above 0 and at most {MAX_TTL_HOURS}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(value * 3600.0).max(Duration::from_secs(1)))
+}
+
+impl CartConfig {
+    pub fn from_source(src: &ConfigSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            max_line_quantity: src.number_in("EMPORIUM_CART_MAX_LINE_QUANTITY", 10, 1..=10_000)? as i64,
+            max_lines: src.number_in("EMPORIUM_CART_MAX_LINES", 50, 1..=100)? as usize,
+            guest_ttl: hours(src, "EMPORIUM_CART_GUEST_TTL_HOURS", 720.0)?,
+            user_ttl: hours(src, "EMPORIUM_CART_USER_TTL_HOURS", 2160.0)?,
+            sweep_interval: src.seconds("EMPORIUM_CART_SWEEP_SECS", 300, 1..=86_400)?,
+        })
+    }
+}
+
+/// Applies cart's migrations (forward-only) and the event bus tables to its database.
+pub async fn migrate(db: &Db) -> Result<(), DbError> {
+    let err = |source| DbError::Migrate {
+        context: CONTEXT.into(),
+        source,
+    };
+    match db {
+        Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(err)?,
+        Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(err)?,
+    }
+    platform::events::migrate(db).await
+}
+
+/// How long the cart waits for catalog or inventory before answering 503.
+const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A running cart context.
+pub struct Cart {
+    service: Arc<CartService>,
+    keys: KeySet,
+}
+
+impl Cart {
+    /// Opens the store on `db` (migrating when `migrate_first`), connects to catalog and
+    /// inventory, subscribes to orders placed and starts the expiry sweeper.
+    pub async fn start(db: &Db, config: CartConfig, deps: ContextDeps, migrate_first: bool) -> anyhow::Result<Self> {
+        if migrate_first {
+            migrate(db).await?;
+        }
+        let store: Arc<dyn CartStore> = match db {
+            Db::Sqlite(pool) => Arc::new(SqlStore::sqlite(pool.clone())),
+            Db::Postgres(pool) => Arc::new(SqlStore::postgres(pool.clone())),
+        };
+        let pricing = PeerPricing::new(
+            deps.peers.client(CONTEXT, "catalog")?,
+            deps.peers.client(CONTEXT, "inventory")?,
+            PEER_TIMEOUT,
+        );
+        service::describe_metrics();
+        let sweep = config.sweep_interval;
+        let service = Arc::new(CartService::new(store, Arc::new(pricing), config));
+        deps.events
+            .subscribe(Subscription {
+                context: CONTEXT,
+                consumer: "clear-ordered",
+                patterns: vec![events::ORDER_PLACED],
+                db: db.clone(),
+                handler: Arc::new(ClearOrdered(service.clone())),
+            })
+            .await?;
+        spawn_sweeper(Arc::downgrade(&service), sweep);
+        Ok(Self {
+            service,
+            keys: deps.keys,
+        })
+    }
+
+    /// The cart use cases (for tests and tools).
+    pub fn service(&self) -> Arc<CartService> {
+        self.service.clone()
+    }
+
+    /// Cart's routes, tagged for metrics and able to verify access tokens.
+    pub fn router(&self) -> Router {
+        let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
+        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+    }
+}
+
+/// Cart's OpenAPI description (static: no running context needed).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = api::routes().split_for_parts().1;
+    doc.components.get_or_insert_with(Default::default).add_security_scheme(
+        "cart_token",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-Cart-Token",
+            "A guest cart's token, from `POST /api/v1/cart/guest`",
+        ))),
+    );
+    doc
+}
+
+/// Empties a user's cart once an order was placed from it (lines changed after the order stay).
+/// Idempotent: a replay finds nothing left to remove.
+struct ClearOrdered(Arc<CartService>);
+
+#[async_trait::async_trait]
+impl EventHandler for ClearOrdered {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        if event.event_type != events::ORDER_PLACED {
+            return Ok(());
+        }
+        let placed = event
+            .data_as::<events::OrderPlaced>()
+            .map_err(|e| HandlerError::permanent(format!("order data without a user_id: {e}")))?;
+        if placed.from_cart {
+            let removed = self
+                .0
+                .order_placed(placed.user_id, event.time)
+                .await
+                .map_err(|e| HandlerError::retryable(format!("{e:#}")))?;
+            tracing::debug!(user = %placed.user_id, removed, "emptied the cart an order was placed from");
+        }
+        Ok(())
+    }
+}
+
+/// Every `interval`: deletes expired carts and refreshes the gauges. Safe with several replicas
+/// (each cart is deleted by one of them). Stops when the context is dropped.
+fn spawn_sweeper(service: Weak<CartService>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(service) = service.upgrade() else { break };
+            if let Err(e) = service.expire_due(service::now()).await {
+                tracing::warn!(error = %format!("{e:#}"), "deleting expired carts failed; retrying next tick");
+            }
+            if let Err(e) = service.refresh_metrics().await {
+                tracing::warn!(error = %format!("{e:#}"), "refreshing cart gauges failed");
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_bounds() {
+        let src = ConfigSource::from_pairs(Vec::<(String, String)>::new()).expect("src");
+        let c = CartConfig::from_source(&src).expect("defaults");
+        assert_eq!(c.max_line_quantity, 10);
+        assert_eq!(c.max_lines, 50);
+        assert_eq!(c.guest_ttl, Duration::from_secs(720 * 3600));
+        assert_eq!(c.user_ttl, Duration::from_secs(2160 * 3600));
+        assert_eq!(c.sweep_interval, Duration::from_secs(300));
+        let src = ConfigSource::from_pairs([("EMPORIUM_CART_GUEST_TTL_HOURS", "0.5")]).expect("src");
+        assert_eq!(
+            CartConfig::from_source(&src).expect("ok").guest_ttl,
+            Duration::from_secs(1800)
+        );
+        for (var, bad) in [
+            ("EMPORIUM_CART_GUEST_TTL_HOURS", "0"),
+            ("EMPORIUM_CART_USER_TTL_HOURS", "-1"),
+            ("EMPORIUM_CART_USER_TTL_HOURS", "soon"),
+            ("EMPORIUM_CART_MAX_LINE_QUANTITY", "0"),
+            ("EMPORIUM_CART_MAX_LINES", "101"),
+            ("EMPORIUM_CART_SWEEP_SECS", "0"),
+        ] {
+            let src = ConfigSource::from_pairs([(var, bad)]).expect("src");
+            let err = CartConfig::from_source(&src).expect_err(bad);
+            assert_eq!(err.var, var);
+        }
+    }
+}
