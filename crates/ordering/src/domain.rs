@@ -1,0 +1,1095 @@
+//! Ordering's domain rules as plain types and functions: no I/O, unit-tested here.
+//!
+//! Money is integer minor units plus an ISO 4217 currency; every sum is overflow-checked. The order
+//! state machine is [`transition`]; totals are [`compute_totals`]; coupons are [`Coupon::check`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use platform::FieldError;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub const MAX_LINES: usize = 50;
+pub const MAX_QUANTITY: i64 = 99;
+pub const MAX_REASON_CHARS: usize = 500;
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// An order's id (UUIDv7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderId(pub Uuid);
+
+impl OrderId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for OrderId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The human order number, `EMP-000042`, from a per-database counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderNumber(String);
+
+impl OrderNumber {
+    pub fn from_sequence(n: i64) -> Self {
+        Self(format!("EMP-{n:06}"))
+    }
+
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The gapless invoice number of a paid order: `INV-2026-000001` (one sequence per year).
+pub fn invoice_number(year: i32, n: i64) -> String {
+    format!("INV-{year}-{n:06}")
+}
+
+/// An ISO 4217 code: three upper-case letters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let c = raw.trim().to_ascii_uppercase();
+        if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Self(c))
+        } else {
+            Err("must be a three-letter ISO 4217 code".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An amount in minor units of a currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Money {
+    /// Minor units (cents).
+    pub amount: i64,
+    /// ISO 4217.
+    #[schema(value_type = String, example = "EUR")]
+    pub currency: Currency,
+}
+
+/// Units of one order line: 1 to 99.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Quantity(i64);
+
+impl Quantity {
+    pub fn parse(n: i64) -> Result<Self, String> {
+        if (1..=MAX_QUANTITY).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(format!("must be between 1 and {MAX_QUANTITY}"))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// An ISO 3166-1 alpha-2 country code (upper case).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Country(String);
+
+impl Country {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let c = raw.trim().to_ascii_uppercase();
+        if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Self(c))
+        } else {
+            Err("must be an ISO 3166-1 alpha-2 code such as DE".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A stock-keeping unit, as catalog and inventory spell it: `[A-Z0-9-]{3,64}` (upper-cased).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sku(String);
+
+impl Sku {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let sku = raw.trim().to_ascii_uppercase();
+        if sku.len() < 3 || sku.len() > 64 {
+            return Err("must be 3 to 64 characters".into());
+        }
+        if !sku
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err("may only contain A-Z, 0-9 and '-'".into());
+        }
+        Ok(Self(sku))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl fmt::Display for Sku {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an order goes. Built only through [`ShippingAddress::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShippingAddress {
+    #[schema(example = "Ada Lovelace")]
+    pub name: String,
+    #[schema(example = "Hauptstraße 1")]
+    pub line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    #[schema(example = "Berlin")]
+    pub city: String,
+    #[schema(example = "10115")]
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2; must be one of the supported destinations (`EMPORIUM_TAX_RATES`).
+    #[schema(value_type = String, example = "DE")]
+    pub country: Country,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "+49 30 1234567")]
+    pub phone: Option<String>,
+}
+
+/// An address as the client sent it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAddress {
+    pub name: String,
+    pub line1: String,
+    #[serde(default)]
+    pub line2: Option<String>,
+    pub city: String,
+    pub postal_code: String,
+    pub country: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+fn text_field(errors: &mut Vec<FieldError>, prefix: &str, name: &str, value: &str, max: usize) -> Option<String> {
+    let v = value.trim();
+    let field = format!("{prefix}.{name}");
+    if v.is_empty() {
+        errors.push(FieldError::new(field, "is required"));
+        None
+    } else if v.chars().count() > max {
+        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+        None
+    } else if v.chars().any(char::is_control) {
+        errors.push(FieldError::new(field, "may not contain control characters"));
+        None
+    } else {
+        Some(v.to_owned())
+    }
+}
+
+impl ShippingAddress {
+    /// Checks every field (reported as `<prefix>.<field>`); `supported` says whether the country is
+    /// a destination we ship to.
+    pub fn parse(
+        raw: &RawAddress,
+        prefix: &str,
+        supported: impl Fn(&Country) -> bool,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let name = text_field(&mut errors, prefix, "name", &raw.name, 100);
+        let line1 = text_field(&mut errors, prefix, "line1", &raw.line1, 200);
+        let line2 = match raw.line2.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(v) => text_field(&mut errors, prefix, "line2", v, 200),
+        };
+        let city = text_field(&mut errors, prefix, "city", &raw.city, 100);
+        let postal_code = text_field(&mut errors, prefix, "postal_code", &raw.postal_code, 16);
+        if let Some(code) = &postal_code
+            && !code.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+        {
+            errors.push(FieldError::new(
+                format!("{prefix}.postal_code"),
+                "may only contain letters, digits, spaces and '-'",
+            ));
+        }
+        let country = match Country::parse(&raw.country) {
+            Ok(c) if supported(&c) => Some(c),
+            Ok(c) => {
+                errors.push(FieldError::new(
+                    format!("{prefix}.country"),
+                    format!("we do not ship to {c}"),
+                ));
+                None
+            }
+            Err(m) => {
+                errors.push(FieldError::new(format!("{prefix}.country"), m));
+                None
+            }
+        };
+        let phone = match raw.phone.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(p) => {
+                let digits = p.chars().filter(char::is_ascii_digit).count();
+                let allowed = p
+                    .chars()
+                    .enumerate()
+                    .all(|(i, c)| c.is_ascii_digit() || " -()/".contains(c) || (c == '+' && i == 0));
+                if allowed && (6..=15).contains(&digits) && p.len() <= 32 {
+                    Some(p.to_owned())
+                } else {
+                    errors.push(FieldError::new(
+                        format!("{prefix}.phone"),
+                        "must be a phone number: 6 to 15 digits, optionally +, spaces, '-', '(', ')', '/'",
+                    ));
+                    None
+                }
+            }
+        };
+        match (name, line1, city, postal_code, country) {
+            (Some(name), Some(line1), Some(city), Some(postal_code), Some(country)) if errors.is_empty() => Ok(Self {
+                name,
+                line1,
+                line2,
+                city,
+                postal_code,
+                country,
+                phone,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Pending,
+    AwaitingPayment,
+    Paid,
+    Confirmed,
+    Shipped,
+    Delivered,
+    Cancelled,
+    PaymentFailed,
+    Refunded,
+    PartiallyRefunded,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 10] = [
+        Self::Pending,
+        Self::AwaitingPayment,
+        Self::Paid,
+        Self::Confirmed,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Cancelled,
+        Self::PaymentFailed,
+        Self::Refunded,
+        Self::PartiallyRefunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::AwaitingPayment => "awaiting_payment",
+            Self::Paid => "paid",
+            Self::Confirmed => "confirmed",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Cancelled => "cancelled",
+            Self::PaymentFailed => "payment_failed",
+            Self::Refunded => "refunded",
+            Self::PartiallyRefunded => "partially_refunded",
+        }
+    }
+
+    /// No transition leaves these.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Cancelled | Self::PaymentFailed | Self::Refunded)
+    }
+
+    /// States an order should not stay in for long (the `orders_stuck` gauge).
+    pub const IN_FLIGHT: [OrderStatus; 3] = [Self::Pending, Self::AwaitingPayment, Self::Paid];
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OrderStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown order status {s:?}"))
+    }
+}
+
+/// What happens to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderEvent {
+    /// Inventory reserved every line.
+    StockReserved,
+    PaymentCaptured,
+    /// Declined, insufficient funds.
+    PaymentFailed,
+    /// Inventory let the reservation expire before the payment was captured.
+    ReservationExpired,
+    /// The reservation was turned into a deduction.
+    ReservationCommitted,
+    /// Cancelled by the customer or an admin (or by the saga compensating a failed commit).
+    Cancel,
+    Ship,
+    Deliver,
+    /// A refund that leaves something of the total unrefunded.
+    PartialRefund,
+    /// A refund that brings the refunded amount up to the total.
+    FullRefund,
+}
+
+impl OrderEvent {
+    pub const ALL: [OrderEvent; 10] = [
+        Self::StockReserved,
+        Self::PaymentCaptured,
+        Self::PaymentFailed,
+        Self::ReservationExpired,
+        Self::ReservationCommitted,
+        Self::Cancel,
+        Self::Ship,
+        Self::Deliver,
+        Self::PartialRefund,
+        Self::FullRefund,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an order that is {from} cannot {event:?}")]
+pub struct TransitionError {
+    pub from: OrderStatus,
+    pub event: OrderEvent,
+}
+
+/// The order state machine. Every pair not listed is forbidden.
+pub fn transition(from: OrderStatus, event: OrderEvent) -> Result<OrderStatus, TransitionError> {
+    use OrderEvent as E;
+    use OrderStatus as S;
+    let to = match (from, event) {
+        (S::Pending, E::StockReserved) => S::AwaitingPayment,
+        (S::Pending, E::Cancel) => S::Cancelled,
+        (S::AwaitingPayment, E::PaymentCaptured) => S::Paid,
+        (S::AwaitingPayment, E::PaymentFailed) => S::PaymentFailed,
+        (S::AwaitingPayment, E::Cancel | E::ReservationExpired) => S::Cancelled,
+        (S::Paid, E::ReservationCommitted) => S::Confirmed,
+        (S::Paid, E::Cancel) => S::Cancelled,
+        (S::Confirmed, E::Ship) => S::Shipped,
+        (S::Confirmed, E::Cancel) => S::Cancelled,
+        (S::Confirmed | S::Shipped | S::Delivered | S::PartiallyRefunded, E::PartialRefund) => S::PartiallyRefunded,
+        (S::Confirmed | S::Shipped | S::Delivered | S::PartiallyRefunded, E::FullRefund) => S::Refunded,
+        (S::Shipped, E::Deliver) => S::Delivered,
+        _ => return Err(TransitionError { from, event }),
+    };
+    Ok(to)
+}
+
+/// Whether a customer (or admin) may cancel an order in this state: before it ships.
+pub fn cancellable(status: OrderStatus) -> bool {
+    transition(status, OrderEvent::Cancel).is_ok()
+}
+
+/// Who did something to an order, as recorded in its timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Customer(Uuid),
+    Admin(Uuid),
+    System,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Customer(id) => write!(f, "customer:{id}"),
+            Self::Admin(id) => write!(f, "admin:{id}"),
+            Self::System => f.write_str("system"),
+        }
+    }
+}
+
+/// One recorded transition (or note: `from == to` for refund requests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEntry {
+    pub at: OffsetDateTime,
+    pub from: Option<OrderStatus>,
+    pub to: OrderStatus,
+    pub actor: String,
+    pub reason: String,
+}
+
+/// A shipping method from `EMPORIUM_SHIPPING_METHODS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ShippingMethod {
+    #[schema(example = "standard")]
+    pub id: String,
+    #[schema(example = "Standard (3-5 days)")]
+    pub name: String,
+    /// Minor units of the order currency.
+    #[schema(example = 499)]
+    pub price: i64,
+    /// Shipping is free when the subtotal after discount reaches this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 5000)]
+    pub free_over: Option<i64>,
+}
+
+impl ShippingMethod {
+    /// The shipping price for goods worth `goods` (subtotal − discount).
+    pub fn price_for(&self, goods: i64) -> i64 {
+        match self.free_over {
+            Some(threshold) if goods >= threshold => 0,
+            _ => self.price,
+        }
+    }
+}
+
+/// A coupon code: `[A-Z0-9-]{3,32}`, case-insensitive (stored upper-cased).
+pub fn parse_coupon_code(raw: &str) -> Result<String, String> {
+    let code = raw.trim().to_ascii_uppercase();
+    if !(3..=32).contains(&code.len()) {
+        return Err("must be 3 to 32 characters".into());
+    }
+    if !code
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err("may only contain A-Z, 0-9 and '-'".into());
+    }
+    Ok(code)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CouponKind {
+    /// Basis points of the subtotal: 100 (1 %) to 10 000 (100 %).
+    Percentage(u32),
+    /// A fixed amount off, in minor units of `currency`.
+    Fixed { amount: i64, currency: Currency },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coupon {
+    pub code: String,
+    pub kind: CouponKind,
+    pub valid_from: Option<OffsetDateTime>,
+    pub valid_until: Option<OffsetDateTime>,
+    pub max_uses: Option<i64>,
+    pub uses: i64,
+    pub min_subtotal: Option<i64>,
+    pub active: bool,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CouponRefused {
+    #[error("is not active")]
+    Inactive,
+    #[error("is not valid yet")]
+    NotYetValid,
+    #[error("has expired")]
+    Expired,
+    #[error("has been used up")]
+    Exhausted,
+    #[error("needs a subtotal of at least {0} minor units")]
+    BelowMinimum(i64),
+    #[error("is in {0}, the order in {1}")]
+    WrongCurrency(Currency, Currency),
+}
+
+impl Coupon {
+    /// Whether the coupon applies to a subtotal of `subtotal` in `currency` at `now`.
+    pub fn check(&self, subtotal: i64, currency: &Currency, now: OffsetDateTime) -> Result<(), CouponRefused> {
+        if !self.active {
+            return Err(CouponRefused::Inactive);
+        }
+        if self.valid_from.is_some_and(|from| now < from) {
+            return Err(CouponRefused::NotYetValid);
+        }
+        if self.valid_until.is_some_and(|until| now >= until) {
+            return Err(CouponRefused::Expired);
+        }
+        if self.max_uses.is_some_and(|max| self.uses >= max) {
+            return Err(CouponRefused::Exhausted);
+        }
+        if let Some(min) = self.min_subtotal
+            && subtotal < min
+        {
+            return Err(CouponRefused::BelowMinimum(min));
+        }
+        if let CouponKind::Fixed { currency: c, .. } = &self.kind
+            && c != currency
+        {
+            return Err(CouponRefused::WrongCurrency(c.clone(), currency.clone()));
+        }
+        Ok(())
+    }
+
+    /// The discount on `subtotal`: never more than the subtotal. Percentages round half up.
+    pub fn discount(&self, subtotal: i64) -> Result<i64, Overflow> {
+        let raw = match &self.kind {
+            CouponKind::Percentage(bp) => basis_points(subtotal, *bp)?,
+            CouponKind::Fixed { amount, .. } => *amount,
+        };
+        Ok(raw.clamp(0, subtotal.max(0)))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the amounts are too large")]
+pub struct Overflow;
+
+/// `round_half_up(amount × bp / 10 000)` for a non-negative amount.
+pub fn basis_points(amount: i64, bp: u32) -> Result<i64, Overflow> {
+    let product = i128::from(amount) * i128::from(bp);
+    let rounded = (product + 5_000).div_euclid(10_000);
+    i64::try_from(rounded).map_err(|_| Overflow)
+}
+
+/// A line's price inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinePrice {
+    pub unit_price: i64,
+    pub quantity: i64,
+}
+
+impl LinePrice {
+    pub fn total(self) -> Result<i64, Overflow> {
+        self.unit_price.checked_mul(self.quantity).ok_or(Overflow)
+    }
+}
+
+/// An order's totals, in minor units of its currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub subtotal: i64,
+    pub discount: i64,
+    pub shipping: i64,
+    pub tax: i64,
+    pub tax_rate_bp: u32,
+    pub total: i64,
+}
+
+/// subtotal = Σ unit × qty; discount from the coupon (≤ subtotal); shipping by the method's rules
+/// on the discounted goods; tax = round_half_up((subtotal − discount + shipping) × rate / 10 000);
+/// total = subtotal − discount + shipping + tax. The coupon must already have passed
+/// [`Coupon::check`].
+pub fn compute_totals(
+    lines: &[LinePrice],
+    coupon: Option<&Coupon>,
+    method: &ShippingMethod,
+    tax_rate_bp: u32,
+) -> Result<Totals, Overflow> {
+    let mut subtotal: i64 = 0;
+    for line in lines {
+        subtotal = subtotal.checked_add(line.total()?).ok_or(Overflow)?;
+    }
+    let discount = match coupon {
+        Some(c) => c.discount(subtotal)?,
+        None => 0,
+    };
+    let goods = subtotal.checked_sub(discount).ok_or(Overflow)?;
+    let shipping = method.price_for(goods);
+    let taxable = goods.checked_add(shipping).ok_or(Overflow)?;
+    let tax = basis_points(taxable, tax_rate_bp)?;
+    let total = taxable.checked_add(tax).ok_or(Overflow)?;
+    Ok(Totals {
+        subtotal,
+        discount,
+        shipping,
+        tax,
+        tax_rate_bp,
+        total,
+    })
+}
+
+/// The status after refunding `amount` more of an order whose total is `total` and of which
+/// `refunded` was already refunded; `Err` with a message for the `amount` field.
+pub fn refund_outcome(total: i64, refunded: i64, amount: i64) -> Result<(OrderEvent, i64), String> {
+    let remaining = total - refunded;
+    if amount <= 0 {
+        return Err("must be greater than 0".into());
+    }
+    if amount > remaining {
+        return Err(format!(
+            "must be at most {remaining} (the total minus what was already refunded)"
+        ));
+    }
+    let after = refunded + amount;
+    let event = if after == total {
+        OrderEvent::FullRefund
+    } else {
+        OrderEvent::PartialRefund
+    };
+    Ok((event, after))
+}
+
+/// 1 to 255 visible ASCII characters.
+pub fn parse_idempotency_key(raw: &str) -> Result<&str, String> {
+    if raw.is_empty() || raw.len() > MAX_IDEMPOTENCY_KEY_CHARS {
+        return Err(format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"));
+    }
+    if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("may only contain visible ASCII characters".into());
+    }
+    Ok(raw)
+}
+
+/// A free-text reason: trimmed, 1 to 500 characters, no control characters except newlines.
+pub fn parse_reason(raw: &str) -> Result<String, String> {
+    let r = raw.trim();
+    if r.is_empty() {
+        return Err("is required".into());
+    }
+    if r.chars().count() > MAX_REASON_CHARS {
+        return Err(format!("must be at most {MAX_REASON_CHARS} characters"));
+    }
+    if r.chars().any(|c| c.is_control() && c != '\n') {
+        return Err("may not contain control characters".into());
+    }
+    Ok(r.to_owned())
+}
+
+/// A carrier name (1 to 50 characters) and tracking number (`[A-Za-z0-9-]{4,64}`).
+pub fn parse_tracking(carrier: &str, tracking: &str) -> Result<(String, String), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let carrier = carrier.trim();
+    if carrier.is_empty() || carrier.chars().count() > 50 || carrier.chars().any(char::is_control) {
+        errors.push(FieldError::new("carrier", "must be 1 to 50 printable characters"));
+    }
+    let tracking = tracking.trim();
+    if !(4..=64).contains(&tracking.len()) || !tracking.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        errors.push(FieldError::new(
+            "tracking_number",
+            "must be 4 to 64 letters, digits or '-'",
+        ));
+    }
+    if errors.is_empty() {
+        Ok((carrier.to_owned(), tracking.to_ascii_uppercase()))
+    } else {
+        Err(errors)
+    }
+}
+
+/// A payment method id as payments issues them: `pm_` followed by 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn parse_payment_method(raw: &str) -> Result<String, String> {
+    let rest = raw
+        .strip_prefix("pm_")
+        .ok_or_else(|| "must be a payment method id (pm_...)".to_owned())?;
+    if rest.is_empty()
+        || rest.len() > 64
+        || !rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err("must be a payment method id (pm_...)".into());
+    }
+    Ok(raw.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OrderEvent as E;
+    use OrderStatus as S;
+
+    /// Every allowed pair; everything else must be refused.
+    const ALLOWED: &[(OrderStatus, OrderEvent, OrderStatus)] = &[
+        (S::Pending, E::StockReserved, S::AwaitingPayment),
+        (S::Pending, E::Cancel, S::Cancelled),
+        (S::AwaitingPayment, E::PaymentCaptured, S::Paid),
+        (S::AwaitingPayment, E::PaymentFailed, S::PaymentFailed),
+        (S::AwaitingPayment, E::Cancel, S::Cancelled),
+        (S::AwaitingPayment, E::ReservationExpired, S::Cancelled),
+        (S::Paid, E::ReservationCommitted, S::Confirmed),
+        (S::Paid, E::Cancel, S::Cancelled),
+        (S::Confirmed, E::Ship, S::Shipped),
+        (S::Confirmed, E::Cancel, S::Cancelled),
+        (S::Confirmed, E::PartialRefund, S::PartiallyRefunded),
+        (S::Confirmed, E::FullRefund, S::Refunded),
+        (S::Shipped, E::Deliver, S::Delivered),
+        (S::Shipped, E::PartialRefund, S::PartiallyRefunded),
+        (S::Shipped, E::FullRefund, S::Refunded),
+        (S::Delivered, E::PartialRefund, S::PartiallyRefunded),
+        (S::Delivered, E::FullRefund, S::Refunded),
+        (S::PartiallyRefunded, E::PartialRefund, S::PartiallyRefunded),
+        (S::PartiallyRefunded, E::FullRefund, S::Refunded),
+    ];
+
+    #[test]
+    fn every_state_and_event_pair_is_allowed_or_refused_as_specified() {
+        let mut checked = 0;
+        for from in S::ALL {
+            for event in E::ALL {
+                let expected = ALLOWED
+                    .iter()
+                    .find(|(f, e, _)| *f == from && *e == event)
+                    .map(|(_, _, to)| *to);
+                match (transition(from, event), expected) {
+                    (Ok(to), Some(want)) => assert_eq!(to, want, "{from} + {event:?}"),
+                    (Err(err), None) => {
+                        assert_eq!(err, TransitionError { from, event });
+                    }
+                    (got, want) => panic!("{from} + {event:?}: got {got:?}, expected {want:?}"),
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 100);
+    }
+
+    #[test]
+    fn terminal_states_allow_nothing() {
+        for from in S::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for event in E::ALL {
+                assert!(transition(from, event).is_err(), "{from} + {event:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn customers_may_cancel_until_shipping() {
+        let cancellable_states: Vec<OrderStatus> = S::ALL.into_iter().filter(|s| cancellable(*s)).collect();
+        assert_eq!(
+            cancellable_states,
+            [S::Pending, S::AwaitingPayment, S::Paid, S::Confirmed]
+        );
+    }
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for s in S::ALL {
+            assert_eq!(s.as_str().parse::<OrderStatus>(), Ok(s));
+            assert_eq!(serde_json::to_value(s).expect("json"), s.as_str());
+        }
+        assert!("shipping".parse::<OrderStatus>().is_err());
+    }
+
+    fn method(price: i64, free_over: Option<i64>) -> ShippingMethod {
+        ShippingMethod {
+            id: "standard".into(),
+            name: "Standard".into(),
+            price,
+            free_over,
+        }
+    }
+
+    fn coupon(kind: CouponKind) -> Coupon {
+        Coupon {
+            code: "SAVE10".into(),
+            kind,
+            valid_from: None,
+            valid_until: None,
+            max_uses: None,
+            uses: 0,
+            min_subtotal: None,
+            active: true,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn eur() -> Currency {
+        Currency::parse("EUR").expect("eur")
+    }
+
+    #[test]
+    fn totals_worked_example_with_tax_and_shipping() {
+        // 2 × 12.99 + 1 × 5.00 = 30.98; standard shipping 4.99 (below 50.00);
+        // tax 19 % of 35.97 = 6.8343 → 6.83; total 42.80.
+        let lines = [
+            LinePrice {
+                unit_price: 1299,
+                quantity: 2,
+            },
+            LinePrice {
+                unit_price: 500,
+                quantity: 1,
+            },
+        ];
+        let t = compute_totals(&lines, None, &method(499, Some(5000)), 1900).expect("totals");
+        assert_eq!(
+            t,
+            Totals {
+                subtotal: 3098,
+                discount: 0,
+                shipping: 499,
+                tax: 683,
+                tax_rate_bp: 1900,
+                total: 4280
+            }
+        );
+    }
+
+    #[test]
+    fn totals_free_shipping_and_percentage_coupon() {
+        // 3 × 20.00 = 60.00; 10 % off = 6.00; goods 54.00 ≥ 50.00 → free shipping;
+        // tax 20 % of 54.00 = 10.80; total 64.80.
+        let lines = [LinePrice {
+            unit_price: 2000,
+            quantity: 3,
+        }];
+        let c = coupon(CouponKind::Percentage(1000));
+        let t = compute_totals(&lines, Some(&c), &method(499, Some(5000)), 2000).expect("totals");
+        assert_eq!(
+            (t.subtotal, t.discount, t.shipping, t.tax, t.total),
+            (6000, 600, 0, 1080, 6480)
+        );
+        // The discount can push the goods below the threshold: 52.00 − 10 % = 46.80 → shipping due.
+        let lines = [LinePrice {
+            unit_price: 5200,
+            quantity: 1,
+        }];
+        let t = compute_totals(&lines, Some(&c), &method(499, Some(5000)), 0).expect("totals");
+        assert_eq!((t.discount, t.shipping, t.total), (520, 499, 5179));
+    }
+
+    #[test]
+    fn tax_rounds_half_up() {
+        // 0.25 × 10 % = 0.025 → 0.03; 0.24 × 10 % = 0.024 → 0.02; 0.15 × 10 % = 0.015 → 0.02.
+        assert_eq!(basis_points(25, 1000), Ok(3));
+        assert_eq!(basis_points(24, 1000), Ok(2));
+        assert_eq!(basis_points(15, 1000), Ok(2));
+        assert_eq!(basis_points(0, 1900), Ok(0));
+        assert_eq!(basis_points(12345, 0), Ok(0));
+    }
+
+    #[test]
+    fn fixed_coupon_never_exceeds_the_subtotal() {
+        let c = coupon(CouponKind::Fixed {
+            amount: 5000,
+            currency: eur(),
+        });
+        let lines = [LinePrice {
+            unit_price: 1000,
+            quantity: 2,
+        }];
+        let t = compute_totals(&lines, Some(&c), &method(499, None), 1900).expect("totals");
+        // 20.00 − 20.00 (capped) + 4.99 shipping; tax 19 % of 4.99 = 0.9481 → 0.95.
+        assert_eq!((t.discount, t.shipping, t.tax, t.total), (2000, 499, 95, 594));
+        let full = coupon(CouponKind::Percentage(10_000));
+        assert_eq!(full.discount(1234), Ok(1234));
+    }
+
+    #[test]
+    fn totals_overflow_is_an_error_not_a_wrap() {
+        let lines = [LinePrice {
+            unit_price: i64::MAX / 2,
+            quantity: 3,
+        }];
+        assert_eq!(compute_totals(&lines, None, &method(0, None), 0), Err(Overflow));
+        let lines = [
+            LinePrice {
+                unit_price: i64::MAX / 2,
+                quantity: 1,
+            },
+            LinePrice {
+                unit_price: i64::MAX / 2,
+                quantity: 1,
+            },
+        ];
+        assert_eq!(compute_totals(&lines, None, &method(10, None), 0), Err(Overflow));
+    }
+
+    #[test]
+    fn coupon_checks() {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(100);
+        let mut c = coupon(CouponKind::Percentage(500));
+        assert_eq!(c.check(100, &eur(), now), Ok(()));
+        c.active = false;
+        assert_eq!(c.check(100, &eur(), now), Err(CouponRefused::Inactive));
+        c.active = true;
+        c.valid_from = Some(now + time::Duration::days(1));
+        assert_eq!(c.check(100, &eur(), now), Err(CouponRefused::NotYetValid));
+        c.valid_from = Some(now - time::Duration::days(1));
+        c.valid_until = Some(now);
+        assert_eq!(c.check(100, &eur(), now), Err(CouponRefused::Expired));
+        c.valid_until = Some(now + time::Duration::seconds(1));
+        assert_eq!(c.check(100, &eur(), now), Ok(()));
+        c.max_uses = Some(3);
+        c.uses = 3;
+        assert_eq!(c.check(100, &eur(), now), Err(CouponRefused::Exhausted));
+        c.uses = 2;
+        c.min_subtotal = Some(1000);
+        assert_eq!(c.check(999, &eur(), now), Err(CouponRefused::BelowMinimum(1000)));
+        assert_eq!(c.check(1000, &eur(), now), Ok(()));
+        let usd = coupon(CouponKind::Fixed {
+            amount: 100,
+            currency: Currency::parse("usd").expect("usd"),
+        });
+        assert!(matches!(
+            usd.check(100, &eur(), now),
+            Err(CouponRefused::WrongCurrency(..))
+        ));
+    }
+
+    #[test]
+    fn coupon_codes_are_case_insensitive_and_restricted() {
+        assert_eq!(parse_coupon_code(" save-10 "), Ok("SAVE-10".into()));
+        assert!(parse_coupon_code("AB").is_err());
+        assert!(parse_coupon_code(&"A".repeat(33)).is_err());
+        assert!(parse_coupon_code("SAVE 10").is_err());
+        assert!(parse_coupon_code("ÄBC").is_err());
+    }
+
+    #[test]
+    fn value_types_validate() {
+        assert!(Quantity::parse(0).is_err());
+        assert!(Quantity::parse(100).is_err());
+        assert_eq!(Quantity::parse(99).map(Quantity::get), Ok(99));
+        assert_eq!(Country::parse("de").map(|c| c.to_string()), Ok("DE".into()));
+        assert!(Country::parse("DEU").is_err());
+        assert!(Country::parse("D1").is_err());
+        assert!(Currency::parse("EU").is_err());
+        assert_eq!(Sku::parse("tee-red-m").map(|s| s.to_string()), Ok("TEE-RED-M".into()));
+        assert!(Sku::parse("a b").is_err());
+        assert_eq!(OrderNumber::from_sequence(42).as_str(), "EMP-000042");
+        assert_eq!(invoice_number(2026, 1), "INV-2026-000001");
+        assert_eq!(Actor::System.to_string(), "system");
+        assert!(Actor::Customer(Uuid::nil()).to_string().starts_with("customer:"));
+        assert!(Actor::Admin(Uuid::nil()).to_string().starts_with("admin:"));
+        assert!(parse_payment_method("pm_0192abc").is_ok());
+        assert!(parse_payment_method("card_1").is_err());
+        assert!(parse_payment_method("pm_").is_err());
+        assert!(parse_payment_method("pm_a b").is_err());
+        assert!(parse_idempotency_key("").is_err());
+        assert!(parse_idempotency_key("has space").is_err());
+        assert!(parse_idempotency_key(&"k".repeat(256)).is_err());
+        assert!(parse_reason("  ").is_err());
+        assert_eq!(parse_reason(" changed my mind "), Ok("changed my mind".into()));
+    }
+
+    fn raw_address() -> RawAddress {
+        RawAddress {
+            name: "Ada Lovelace".into(),
+            line1: "Hauptstraße 1".into(),
+            line2: Some("  ".into()),
+            city: "Berlin".into(),
+            postal_code: "10115".into(),
+            country: "de".into(),
+            phone: Some("+49 (30) 123-4567".into()),
+        }
+    }
+
+    #[test]
+    fn addresses_validate_each_field() {
+        let supported = |c: &Country| c.as_str() == "DE";
+        let a = ShippingAddress::parse(&raw_address(), "shipping_address", supported).expect("valid");
+        assert_eq!(a.country.as_str(), "DE");
+        assert_eq!(a.line2, None);
+        let mut raw = raw_address();
+        raw.name = " ".into();
+        raw.postal_code = "10115!".into();
+        raw.country = "FR".into();
+        raw.phone = Some("call me".into());
+        raw.city = "x".repeat(101);
+        let errors = ShippingAddress::parse(&raw, "shipping_address", supported).expect_err("invalid");
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "shipping_address.name",
+                "shipping_address.city",
+                "shipping_address.postal_code",
+                "shipping_address.country",
+                "shipping_address.phone"
+            ]
+        );
+        let mut raw = raw_address();
+        raw.country = "Germany".into();
+        let errors = ShippingAddress::parse(&raw, "shipping_address", supported).expect_err("invalid");
+        assert_eq!(errors[0].field, "shipping_address.country");
+    }
+
+    #[test]
+    fn refunds_never_exceed_the_remaining_total() {
+        assert_eq!(refund_outcome(1000, 0, 400), Ok((E::PartialRefund, 400)));
+        assert_eq!(refund_outcome(1000, 400, 600), Ok((E::FullRefund, 1000)));
+        assert!(refund_outcome(1000, 400, 601).is_err());
+        assert!(refund_outcome(1000, 0, 0).is_err());
+        assert!(refund_outcome(1000, 0, -5).is_err());
+    }
+
+    #[test]
+    fn tracking_is_validated() {
+        assert_eq!(
+            parse_tracking(" DHL ", "jd0146-0000"),
+            Ok(("DHL".into(), "JD0146-0000".into()))
+        );
+        let errors = parse_tracking("", "a b").expect_err("bad");
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[1].field, "tracking_number");
+    }
+
+    #[test]
+    fn free_shipping_threshold() {
+        let m = method(499, Some(5000));
+        assert_eq!(m.price_for(4999), 499);
+        assert_eq!(m.price_for(5000), 0);
+        assert_eq!(method(1499, None).price_for(1_000_000), 1499);
+    }
+}

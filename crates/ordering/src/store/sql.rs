@@ -1,0 +1,859 @@
+//! The SQL implementation of [`OrderStore`], written once and instantiated for SQLite and
+//! PostgreSQL. Every statement is parameterised and portable between the two (`$n` placeholders,
+//! `RETURNING`, `ON CONFLICT`, timestamps passed in from Rust).
+//!
+//! Concurrency: `update` reads the order `FOR UPDATE` (PostgreSQL) or inside `BEGIN IMMEDIATE`
+//! behind a process-wide writer mutex (SQLite), so its decide-then-write is atomic. Counters are
+//! incremented with `UPDATE ... RETURNING` inside the transaction that uses the value: a rollback
+//! leaves no gap. The coupon's use is a conditional increment (`uses < max_uses`).
+
+use std::sync::Arc;
+
+use platform::db::{RowsAffected, is_unique_violation};
+use platform::events::{OutboxConnection, enqueue};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Postgres, Sqlite, Type};
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use uuid::Uuid;
+
+use super::{
+    Claim, Claimed, Decide, NewOrder, Order, OrderDetail, OrderFilter, OrderLine, OrderStore, PlaceOutcome,
+    RefundRecord, Refusal, SagaStep, StoreError, StoreResult,
+};
+use crate::domain::{
+    Coupon, CouponKind, Currency, OrderId, OrderNumber, OrderStatus, ShippingAddress, Sku, TimelineEntry, Totals,
+    invoice_number,
+};
+
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+    begin: Option<&'static str>,
+    for_update: &'static str,
+    writer: Option<Arc<Mutex<()>>>,
+}
+
+impl SqlStore<Sqlite> {
+    pub fn sqlite(pool: Pool<Sqlite>) -> Self {
+        Self {
+            pool,
+            begin: Some("BEGIN IMMEDIATE"),
+            for_update: "",
+            writer: Some(Arc::new(Mutex::new(()))),
+        }
+    }
+}
+
+impl SqlStore<Postgres> {
+    pub fn postgres(pool: Pool<Postgres>) -> Self {
+        Self {
+            pool,
+            begin: None,
+            for_update: " FOR UPDATE",
+            writer: None,
+        }
+    }
+}
+
+const ORDER_COLUMNS: &str =
+    "id, number, user_id, status, currency, subtotal, discount, shipping, tax, tax_rate_bp, total,
+    refunded, shipping_method, shipping_address, coupon_code, from_cart, payment_method, payment_attempted, payment_id,
+    payment_brand, payment_last4, payment_status, reservation_id, reservation_expires_at, reservation_committed,
+    invoice_number, paid_at, carrier, tracking_number, cancel_reason, saga_step, saga_lease_owner, saga_lease_until,
+    saga_attempts, created_at, updated_at, version";
+
+#[derive(FromRow)]
+struct OrderRow {
+    id: Uuid,
+    number: String,
+    user_id: Uuid,
+    status: String,
+    currency: String,
+    subtotal: i64,
+    discount: i64,
+    shipping: i64,
+    tax: i64,
+    tax_rate_bp: i64,
+    total: i64,
+    refunded: i64,
+    shipping_method: String,
+    shipping_address: String,
+    coupon_code: Option<String>,
+    from_cart: bool,
+    payment_method: String,
+    payment_attempted: bool,
+    payment_id: Option<String>,
+    payment_brand: Option<String>,
+    payment_last4: Option<String>,
+    payment_status: Option<String>,
+    reservation_id: Option<Uuid>,
+    reservation_expires_at: Option<OffsetDateTime>,
+    reservation_committed: bool,
+    invoice_number: Option<String>,
+    paid_at: Option<OffsetDateTime>,
+    carrier: Option<String>,
+    tracking_number: Option<String>,
+    cancel_reason: Option<String>,
+    saga_step: Option<String>,
+    saga_lease_owner: Option<Uuid>,
+    saga_lease_until: Option<OffsetDateTime>,
+    saga_attempts: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    version: i64,
+}
+
+impl TryFrom<OrderRow> for Order {
+    type Error = StoreError;
+    fn try_from(r: OrderRow) -> Result<Self, Self::Error> {
+        let address: ShippingAddress = serde_json::from_str(&r.shipping_address)
+            .map_err(|e| StoreError::Corrupt(format!("order {} address: {e}", r.id)))?;
+        Ok(Order {
+            id: OrderId(r.id),
+            number: OrderNumber::from_trusted(r.number),
+            user_id: r.user_id,
+            status: r.status.parse().map_err(StoreError::Corrupt)?,
+            currency: Currency::from_trusted(r.currency),
+            totals: Totals {
+                subtotal: r.subtotal,
+                discount: r.discount,
+                shipping: r.shipping,
+                tax: r.tax,
+                tax_rate_bp: u32::try_from(r.tax_rate_bp).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                total: r.total,
+            },
+            refunded: r.refunded,
+            shipping_method: r.shipping_method,
+            shipping_address: address,
+            coupon_code: r.coupon_code,
+            from_cart: r.from_cart,
+            payment_method: r.payment_method,
+            payment_attempted: r.payment_attempted,
+            payment_id: r.payment_id,
+            payment_brand: r.payment_brand,
+            payment_last4: r.payment_last4,
+            payment_status: r.payment_status,
+            reservation_id: r.reservation_id,
+            reservation_expires_at: r.reservation_expires_at,
+            reservation_committed: r.reservation_committed,
+            invoice_number: r.invoice_number,
+            paid_at: r.paid_at,
+            carrier: r.carrier,
+            tracking_number: r.tracking_number,
+            cancel_reason: r.cancel_reason,
+            saga_step: r
+                .saga_step
+                .as_deref()
+                .map(SagaStep::parse)
+                .transpose()
+                .map_err(StoreError::Corrupt)?,
+            saga_lease_owner: r.saga_lease_owner,
+            saga_lease_until: r.saga_lease_until,
+            saga_attempts: r.saga_attempts,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct LineRow {
+    line: i64,
+    sku: String,
+    product_id: Uuid,
+    name: String,
+    quantity: i64,
+    unit_price: i64,
+    line_total: i64,
+}
+
+impl From<LineRow> for OrderLine {
+    fn from(r: LineRow) -> Self {
+        OrderLine {
+            line: r.line,
+            sku: Sku::from_trusted(r.sku),
+            product_id: r.product_id,
+            name: r.name,
+            quantity: r.quantity,
+            unit_price: r.unit_price,
+            line_total: r.line_total,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct TimelineRow {
+    at: OffsetDateTime,
+    from_status: Option<String>,
+    to_status: String,
+    actor: String,
+    reason: String,
+}
+
+impl TryFrom<TimelineRow> for TimelineEntry {
+    type Error = StoreError;
+    fn try_from(r: TimelineRow) -> Result<Self, Self::Error> {
+        Ok(TimelineEntry {
+            at: r.at,
+            from: r
+                .from_status
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(StoreError::Corrupt)?,
+            to: r.to_status.parse().map_err(StoreError::Corrupt)?,
+            actor: r.actor,
+            reason: r.reason,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct ClaimRow {
+    user_id: Uuid,
+    idem_key: String,
+    request_hash: Vec<u8>,
+    order_id: Uuid,
+    created_at: OffsetDateTime,
+}
+
+impl From<ClaimRow> for Claim {
+    fn from(r: ClaimRow) -> Self {
+        Claim {
+            user_id: r.user_id,
+            key: r.idem_key,
+            request_hash: r.request_hash,
+            order_id: OrderId(r.order_id),
+            created_at: r.created_at,
+        }
+    }
+}
+
+const COUPON_COLUMNS: &str =
+    "code, kind, value, currency, valid_from, valid_until, max_uses, uses, min_subtotal, active, created_at";
+
+#[derive(FromRow)]
+struct CouponRow {
+    code: String,
+    kind: String,
+    value: i64,
+    currency: Option<String>,
+    valid_from: Option<OffsetDateTime>,
+    valid_until: Option<OffsetDateTime>,
+    max_uses: Option<i64>,
+    uses: i64,
+    min_subtotal: Option<i64>,
+    active: bool,
+    created_at: OffsetDateTime,
+}
+
+impl TryFrom<CouponRow> for Coupon {
+    type Error = StoreError;
+    fn try_from(r: CouponRow) -> Result<Self, Self::Error> {
+        let kind = match (r.kind.as_str(), r.currency) {
+            ("percentage", _) => {
+                CouponKind::Percentage(u32::try_from(r.value).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            }
+            ("fixed", Some(currency)) => CouponKind::Fixed {
+                amount: r.value,
+                currency: Currency::from_trusted(currency),
+            },
+            (kind, _) => return Err(StoreError::Corrupt(format!("coupon {} has kind {kind}", r.code))),
+        };
+        Ok(Coupon {
+            code: r.code,
+            kind,
+            valid_from: r.valid_from,
+            valid_until: r.valid_until,
+            max_uses: r.max_uses,
+            uses: r.uses,
+            min_subtotal: r.min_subtotal,
+            active: r.active,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct RefundRow {
+    id: Uuid,
+    order_id: Uuid,
+    idem_key: String,
+    amount: i64,
+    reason: String,
+    actor: String,
+    state: String,
+    refund_id: Option<String>,
+}
+
+impl From<RefundRow> for RefundRecord {
+    fn from(r: RefundRow) -> Self {
+        RefundRecord {
+            id: r.id,
+            order_id: OrderId(r.order_id),
+            key: r.idem_key,
+            amount: r.amount,
+            reason: r.reason,
+            actor: r.actor,
+            completed: r.state == "completed",
+            refund_id: r.refund_id,
+        }
+    }
+}
+
+/// Builds a statement from fixed fragments of this module (never from input), so it is safe.
+fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(text)
+}
+
+fn address_json(a: &ShippingAddress) -> StoreResult<String> {
+    serde_json::to_string(a).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+macro_rules! sql_bounds {
+    ($($item:item)*) => {
+        impl<DB> SqlStore<DB>
+        where
+            DB: Database,
+            DB::Connection: OutboxConnection,
+            for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+            DB::Arguments: IntoArguments<DB>,
+            for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+            for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+            for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+            for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+            for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+            for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+            for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+            for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+            for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
+            for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
+            for<'q> Option<&'q str>: Encode<'q, DB>,
+            for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
+            for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
+            for<'q> &'q str: ColumnIndex<DB::Row>,
+            usize: ColumnIndex<DB::Row>,
+            DB::QueryResult: RowsAffected,
+        {
+            $($item)*
+        }
+    };
+}
+
+sql_bounds! {
+    async fn write(&self) -> StoreResult<(Option<OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>)> {
+        let guard = match &self.writer {
+            Some(m) => Some(m.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = match self.begin {
+            Some(statement) => self.pool.begin_with(statement).await?,
+            None => self.pool.begin().await?,
+        };
+        Ok((guard, tx))
+    }
+
+    /// The counter's next value (starting at 1), in the caller's transaction.
+    async fn next_counter(conn: &mut DB::Connection, name: &str) -> StoreResult<i64> {
+        let (value,) = sqlx::query_as::<_, (i64,)>(
+            "INSERT INTO counters (name, value) VALUES ($1, 1)
+             ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
+             RETURNING value",
+        )
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(value)
+    }
+
+    async fn insert_timeline(conn: &mut DB::Connection, id: OrderId, entries: &[TimelineEntry]) -> StoreResult<()> {
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO order_timeline (id, order_id, at, from_status, to_status, actor, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(id.0)
+            .bind(e.at)
+            .bind(e.from.map(OrderStatus::as_str))
+            .bind(e.to.as_str())
+            .bind(e.actor.as_str())
+            .bind(e.reason.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn lines_of(conn: &mut DB::Connection, id: OrderId) -> StoreResult<Vec<OrderLine>> {
+        Ok(sqlx::query_as::<_, LineRow>(
+            "SELECT line, sku, product_id, name, quantity, unit_price, line_total FROM order_lines
+             WHERE order_id = $1 ORDER BY line",
+        )
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(OrderLine::from)
+        .collect())
+    }
+
+    async fn order_in(conn: &mut DB::Connection, id: OrderId, lock: &str) -> StoreResult<Option<Order>> {
+        sqlx::query_as::<_, OrderRow>(sql(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{lock}")))
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(Order::try_from)
+            .transpose()
+    }
+
+    async fn write_order(conn: &mut DB::Connection, o: &Order) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE orders SET status = $2, refunded = $3, payment_attempted = $4, payment_id = $5, payment_brand = $6,
+                payment_last4 = $7, payment_status = $8, reservation_id = $9, reservation_expires_at = $10,
+                reservation_committed = $11, invoice_number = $12, paid_at = $13, carrier = $14, tracking_number = $15,
+                cancel_reason = $16, saga_step = $17, saga_lease_owner = $18, saga_lease_until = $19,
+                saga_attempts = $20, updated_at = $21, version = version + 1
+             WHERE id = $1",
+        )
+        .bind(o.id.0)
+        .bind(o.status.as_str())
+        .bind(o.refunded)
+        .bind(o.payment_attempted)
+        .bind(o.payment_id.as_deref())
+        .bind(o.payment_brand.as_deref())
+        .bind(o.payment_last4.as_deref())
+        .bind(o.payment_status.as_deref())
+        .bind(o.reservation_id)
+        .bind(o.reservation_expires_at)
+        .bind(o.reservation_committed)
+        .bind(o.invoice_number.as_deref())
+        .bind(o.paid_at)
+        .bind(o.carrier.as_deref())
+        .bind(o.tracking_number.as_deref())
+        .bind(o.cancel_reason.as_deref())
+        .bind(o.saga_step.map(SagaStep::as_str))
+        .bind(o.saga_lease_owner)
+        .bind(o.saga_lease_until)
+        .bind(o.saga_attempts)
+        .bind(o.updated_at)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_order(conn: &mut DB::Connection, o: &Order) -> StoreResult<()> {
+        sqlx::query(sql(format!(
+            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35,
+             $36, $37)"
+        )))
+        .bind(o.id.0)
+        .bind(o.number.as_str())
+        .bind(o.user_id)
+        .bind(o.status.as_str())
+        .bind(o.currency.as_str())
+        .bind(o.totals.subtotal)
+        .bind(o.totals.discount)
+        .bind(o.totals.shipping)
+        .bind(o.totals.tax)
+        .bind(i64::from(o.totals.tax_rate_bp))
+        .bind(o.totals.total)
+        .bind(o.refunded)
+        .bind(o.shipping_method.as_str())
+        .bind(address_json(&o.shipping_address)?)
+        .bind(o.coupon_code.as_deref())
+        .bind(o.from_cart)
+        .bind(o.payment_method.as_str())
+        .bind(o.payment_attempted)
+        .bind(o.payment_id.as_deref())
+        .bind(o.payment_brand.as_deref())
+        .bind(o.payment_last4.as_deref())
+        .bind(o.payment_status.as_deref())
+        .bind(o.reservation_id)
+        .bind(o.reservation_expires_at)
+        .bind(o.reservation_committed)
+        .bind(o.invoice_number.as_deref())
+        .bind(o.paid_at)
+        .bind(o.carrier.as_deref())
+        .bind(o.tracking_number.as_deref())
+        .bind(o.cancel_reason.as_deref())
+        .bind(o.saga_step.map(SagaStep::as_str))
+        .bind(o.saga_lease_owner)
+        .bind(o.saga_lease_until)
+        .bind(o.saga_attempts)
+        .bind(o.created_at)
+        .bind(o.updated_at)
+        .bind(o.version)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl<DB> OrderStore for SqlStore<DB>
+where
+    DB: Database,
+    DB::Connection: OutboxConnection,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> &'q str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    DB::QueryResult: RowsAffected,
+{
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "claim"))]
+    async fn claim(&self, c: &Claim) -> StoreResult<Claimed> {
+        let (guard, mut tx) = self.write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO order_claims (user_id, idem_key, request_hash, order_id, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(c.user_id)
+        .bind(c.key.as_str())
+        .bind(c.request_hash.as_slice())
+        .bind(c.order_id.0)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(Claimed::New)
+            }
+            Err(e) if is_unique_violation(&e, "order_claims") => {
+                tx.rollback().await?;
+                drop(guard);
+                self.find_claim(c.user_id, &c.key)
+                    .await?
+                    .map(Claimed::Existing)
+                    .ok_or_else(|| StoreError::Corrupt("a claim vanished while in use".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "find_claim"))]
+    async fn find_claim(&self, user_id: Uuid, key: &str) -> StoreResult<Option<Claim>> {
+        Ok(sqlx::query_as::<_, ClaimRow>(
+            "SELECT user_id, idem_key, request_hash, order_id, created_at FROM order_claims
+             WHERE user_id = $1 AND idem_key = $2",
+        )
+        .bind(user_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Claim::from))
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_claim"))]
+    async fn delete_claim(&self, user_id: Uuid, key: &str) -> StoreResult<()> {
+        let (_guard, mut tx) = self.write().await?;
+        sqlx::query("DELETE FROM order_claims WHERE user_id = $1 AND idem_key = $2")
+            .bind(user_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_orphan_claims"))]
+    async fn purge_orphan_claims(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let (_guard, mut tx) = self.write().await?;
+        let done = sqlx::query(
+            "DELETE FROM order_claims WHERE created_at < $1
+             AND NOT EXISTS (SELECT 1 FROM orders WHERE orders.id = order_claims.order_id)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "place"))]
+    async fn place(&self, new: NewOrder, _now: OffsetDateTime) -> StoreResult<PlaceOutcome> {
+        let NewOrder {
+            mut order,
+            lines,
+            timeline,
+            events,
+        } = new;
+        let (_guard, mut tx) = self.write().await?;
+        if let Some(code) = &order.coupon_code {
+            let used = sqlx::query(
+                "UPDATE coupons SET uses = uses + 1
+                 WHERE code = $1 AND active = TRUE AND (max_uses IS NULL OR uses < max_uses)",
+            )
+            .bind(code.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if used.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(PlaceOutcome::CouponExhausted);
+            }
+        }
+        let n = Self::next_counter(&mut *tx, "order_number").await?;
+        order.number = OrderNumber::from_sequence(n);
+        Self::insert_order(&mut *tx, &order).await?;
+        for l in &lines {
+            sqlx::query(
+                "INSERT INTO order_lines (order_id, line, sku, product_id, name, quantity, unit_price, line_total)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(order.id.0)
+            .bind(l.line)
+            .bind(l.sku.as_str())
+            .bind(l.product_id)
+            .bind(l.name.as_str())
+            .bind(l.quantity)
+            .bind(l.unit_price)
+            .bind(l.line_total)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Self::insert_timeline(&mut *tx, order.id, &timeline).await?;
+        for event in events(&order, &lines) {
+            enqueue(&mut *tx, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(PlaceOutcome::Placed(order))
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "order"))]
+    async fn order(&self, id: OrderId) -> StoreResult<Option<OrderDetail>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(order) = Self::order_in(&mut conn, id, "").await? else {
+            return Ok(None);
+        };
+        let lines = Self::lines_of(&mut conn, id).await?;
+        let timeline = sqlx::query_as::<_, TimelineRow>(
+            "SELECT at, from_status, to_status, actor, reason FROM order_timeline WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(TimelineEntry::try_from)
+        .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some(OrderDetail { order, lines, timeline }))
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list"))]
+    async fn list(&self, f: &OrderFilter) -> StoreResult<Vec<Order>> {
+        sqlx::query_as::<_, OrderRow>(sql(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders
+             WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR created_at >= $3)
+               AND ($4 IS NULL OR created_at < $4) AND ($5 IS NULL OR id < $5)
+             ORDER BY id DESC LIMIT $6"
+        )))
+        .bind(f.user_id)
+        .bind(f.status.map(OrderStatus::as_str))
+        .bind(f.since)
+        .bind(f.until)
+        .bind(f.before)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Order::try_from)
+        .collect()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update"))]
+    async fn update(&self, id: OrderId, now: OffsetDateTime, decide: Decide) -> StoreResult<Result<Order, Refusal>> {
+        let (_guard, mut tx) = self.write().await?;
+        let current = Self::order_in(&mut *tx, id, self.for_update)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mutation = match decide(&current) {
+            Ok(m) => m,
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Ok(Err(refusal));
+            }
+        };
+        let mut order = mutation.order;
+        order.updated_at = now;
+        if mutation.assign_invoice && order.invoice_number.is_none() {
+            let year = now.year();
+            let n = Self::next_counter(&mut *tx, &format!("invoice:{year}")).await?;
+            order.invoice_number = Some(invoice_number(year, n));
+        }
+        Self::write_order(&mut *tx, &order).await?;
+        order.version += 1;
+        Self::insert_timeline(&mut *tx, id, &mutation.timeline).await?;
+        if let Some((row, refund_id)) = &mutation.complete_refund {
+            sqlx::query("UPDATE order_refunds SET state = 'completed', refund_id = $2 WHERE id = $1")
+                .bind(*row)
+                .bind(refund_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let lines = Self::lines_of(&mut *tx, id).await?;
+        for event in (mutation.events)(&order, &lines) {
+            enqueue(&mut *tx, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(order))
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_sagas"))]
+    async fn due_sagas(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrderId>> {
+        Ok(sqlx::query_as::<_, (Uuid,)>(
+            "SELECT id FROM orders WHERE saga_step IS NOT NULL AND (saga_lease_until IS NULL OR saga_lease_until <= $1)
+             ORDER BY id LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(id,)| OrderId(id))
+        .collect())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stuck"))]
+    async fn stuck(&self, statuses: &[OrderStatus], before: OffsetDateTime) -> StoreResult<Vec<(String, i64)>> {
+        let mut counts = Vec::with_capacity(statuses.len());
+        for status in statuses {
+            let (n,) = sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM orders WHERE status = $1 AND updated_at < $2")
+                .bind(status.as_str())
+                .bind(before)
+                .fetch_one(&self.pool)
+                .await?;
+            counts.push((status.as_str().to_owned(), n));
+        }
+        Ok(counts)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "add_note"))]
+    async fn add_note(&self, id: OrderId, entry: &TimelineEntry) -> StoreResult<()> {
+        let (_guard, mut tx) = self.write().await?;
+        Self::insert_timeline(&mut *tx, id, std::slice::from_ref(entry)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "refund_record"))]
+    async fn refund_record(&self, order: OrderId, key: &str) -> StoreResult<Option<RefundRecord>> {
+        Ok(sqlx::query_as::<_, RefundRow>(
+            "SELECT id, order_id, idem_key, amount, reason, actor, state, refund_id FROM order_refunds
+             WHERE order_id = $1 AND idem_key = $2",
+        )
+        .bind(order.0)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(RefundRecord::from))
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_refund"))]
+    async fn insert_refund(&self, r: &RefundRecord, now: OffsetDateTime) -> StoreResult<Option<RefundRecord>> {
+        let (guard, mut tx) = self.write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO order_refunds (id, order_id, idem_key, amount, reason, actor, state, refund_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', NULL, $7)",
+        )
+        .bind(r.id)
+        .bind(r.order_id.0)
+        .bind(r.key.as_str())
+        .bind(r.amount)
+        .bind(r.reason.as_str())
+        .bind(r.actor.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(None)
+            }
+            Err(e) if is_unique_violation(&e, "order_refunds") || is_unique_violation(&e, "idem_key") => {
+                tx.rollback().await?;
+                drop(guard);
+                self.refund_record(r.order_id, &r.key).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_coupon"))]
+    async fn create_coupon(&self, c: &Coupon) -> StoreResult<bool> {
+        let (kind, value, currency) = match &c.kind {
+            CouponKind::Percentage(bp) => ("percentage", i64::from(*bp), None),
+            CouponKind::Fixed { amount, currency } => ("fixed", *amount, Some(currency.as_str())),
+        };
+        let (_guard, mut tx) = self.write().await?;
+        let done = sqlx::query(
+            "INSERT INTO coupons (code, kind, value, currency, valid_from, valid_until, max_uses, uses, min_subtotal,
+                                  active, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (code) DO NOTHING",
+        )
+        .bind(c.code.as_str())
+        .bind(kind)
+        .bind(value)
+        .bind(currency)
+        .bind(c.valid_from)
+        .bind(c.valid_until)
+        .bind(c.max_uses)
+        .bind(c.uses)
+        .bind(c.min_subtotal)
+        .bind(c.active)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "coupon"))]
+    async fn coupon(&self, code: &str) -> StoreResult<Option<Coupon>> {
+        sqlx::query_as::<_, CouponRow>(sql(format!("SELECT {COUPON_COLUMNS} FROM coupons WHERE code = $1")))
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Coupon::try_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "coupons"))]
+    async fn coupons(&self) -> StoreResult<Vec<Coupon>> {
+        sqlx::query_as::<_, CouponRow>(sql(format!(
+            "SELECT {COUPON_COLUMNS} FROM coupons ORDER BY code LIMIT 1000"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Coupon::try_from)
+        .collect()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "deactivate_coupon"))]
+    async fn deactivate_coupon(&self, code: &str) -> StoreResult<Option<Coupon>> {
+        let (_guard, mut tx) = self.write().await?;
+        let row = sqlx::query_as::<_, CouponRow>(sql(format!(
+            "UPDATE coupons SET active = FALSE WHERE code = $1 RETURNING {COUPON_COLUMNS}"
+        )))
+        .bind(code)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.map(Coupon::try_from).transpose()
+    }
+}
