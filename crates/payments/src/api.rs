@@ -1,9 +1,317 @@
-//! Payments' HTTP API (work in progress).
+//! Payments' HTTP API: thin handlers that parse, call the service and shape the answer.
+//!
+//! Payment methods: any authenticated user (for themselves). Payments, captures and refunds:
+//! role `service` (ordering) or `admin`. Reads: also `support`, and the customer a payment
+//! belongs to. The provider webhook carries no bearer token: its signature authenticates it.
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform::Problem;
+use platform::auth::AuthUser;
+use platform::http::{Json, Query};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
-pub fn routes() -> OpenApiRouter<Arc<()>> {
+use crate::domain::PaymentId;
+use crate::service::{Answer, NewMethod, PaymentRequest, PaymentsService};
+use crate::views::{MethodList, MethodView, PaymentList, PaymentView, RefundList, RefundView, WebhookAck};
+
+type Svc = State<Arc<PaymentsService>>;
+type ApiResult<T> = Result<T, Problem>;
+
+const TAG: &str = "payments";
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+fn parse_id(text: &str) -> ApiResult<PaymentId> {
+    Uuid::parse_str(text)
+        .map(PaymentId)
+        .map_err(|_| Problem::not_found("no payment with this id (ids are UUIDs)"))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    match headers.get(IDEMPOTENCY_KEY) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| Problem::invalid_field("Idempotency-Key", "may only contain visible ASCII characters")),
+    }
+}
+
+fn answer_response<T: Serialize>(answer: Answer<T>, location: String) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::CREATED);
+    let mut response = (status, Json(answer.value)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, location);
+    }
+    if answer.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// A card as entered. Only brand, last four digits and expiry are kept, with the provider's token.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMethodRequest {
+    /// 12 to 19 digits (spaces and dashes allowed), Luhn-valid.
+    #[schema(example = "4242424242424242")]
+    pub card_number: String,
+    #[schema(example = 12)]
+    pub exp_month: i64,
+    /// Four digits (two are read as 20xx).
+    #[schema(example = 2030)]
+    pub exp_year: i64,
+    /// 3 digits (4 for American Express).
+    #[schema(example = "123")]
+    pub cvc: String,
+    pub holder_name: Option<String>,
+}
+
+/// Saves a card for the caller (any authenticated user).
+///
+/// Test cards (simulated provider): 4242424242424242 succeeds; 4000000000000002 is declined
+/// (`card_declined`); 4000000000009995 `insufficient_funds`; 4000000000000119 fails with a
+/// processing error (retryable); 4000000000000259 succeeds slowly.
+#[utoipa::path(post, path = "/api/v1/payments/methods", tag = TAG, security(("bearer" = [])),
+    request_body = CreateMethodRequest,
+    responses((status = 201, description = "Saved", body = MethodView),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 422, description = "Invalid `card_number` (Luhn), `exp_month`, `exp_year` (expired), `cvc` or `holder_name`", body = Problem)))]
+pub async fn create_method(
+    State(svc): Svc,
+    auth: AuthUser,
+    Json(req): Json<CreateMethodRequest>,
+) -> ApiResult<(StatusCode, Json<MethodView>)> {
+    let method = svc
+        .add_method(
+            &auth,
+            NewMethod {
+                card_number: &req.card_number,
+                exp_month: req.exp_month,
+                exp_year: req.exp_year,
+                cvc: &req.cvc,
+                holder_name: req.holder_name.as_deref(),
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(MethodView::from(&method))))
+}
+
+/// The caller's saved cards, newest first.
+#[utoipa::path(get, path = "/api/v1/payments/methods", tag = TAG, security(("bearer" = [])),
+    responses((status = 200, description = "The caller's methods", body = MethodList),
+        (status = 401, description = "Not signed in", body = Problem)))]
+pub async fn list_methods(State(svc): Svc, auth: AuthUser) -> ApiResult<Json<MethodList>> {
+    let methods = svc.methods(&auth).await?;
+    Ok(Json(MethodList {
+        items: methods.iter().map(MethodView::from).collect(),
+    }))
+}
+
+fn default_capture() -> bool {
+    true
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePaymentRequest {
+    pub order_id: Uuid,
+    /// The user the payment method belongs to.
+    pub customer_id: Uuid,
+    /// Minor units, 1 to 100 000 000.
+    #[schema(example = 2599)]
+    pub amount: i64,
+    /// ISO 4217, one of `EMPORIUM_PAYMENTS_CURRENCIES`.
+    #[schema(example = "EUR")]
+    pub currency: String,
+    /// `pm_<uuid>` of a method of `customer_id`.
+    pub payment_method: String,
+    /// Capture at once (default) or only authorize.
+    #[serde(default = "default_capture")]
+    pub capture: bool,
+}
+
+/// Charges a saved card (roles `service`, `admin`).
+///
+/// `Idempotency-Key` is required: the same key with the same body returns the payment as it is
+/// now (with `Idempotent-Replayed: true`), never a second charge; with another body it is a 422.
+/// Declines are answers, not errors: 201 with status `declined` and a `decline_code`. When the
+/// provider has not answered within `EMPORIUM_PAYMENTS_PROVIDER_WAIT_MS` the answer is 202 with
+/// status `processing`; the payment settles in the background and a retry with the same key
+/// returns its final state.
+#[utoipa::path(post, path = "/api/v1/payments", tag = TAG, security(("bearer" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Required; 1 to 255 visible ASCII characters")),
+    request_body = CreatePaymentRequest,
+    responses((status = 201, description = "Settled: captured, authorized, declined or failed", body = PaymentView),
+        (status = 202, description = "Still processing with the provider", body = PaymentView),
+        (status = 403, description = "Role may not create payments", body = Problem),
+        (status = 409, description = "The order already has a captured, authorized or processing payment", body = Problem),
+        (status = 422, description = "Invalid field (`amount`, `currency`, `payment_method`, `Idempotency-Key`), or key reused with another body", body = Problem)))]
+pub async fn create_payment(
+    State(svc): Svc,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Json(req): Json<CreatePaymentRequest>,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers)?;
+    let answer = svc
+        .create_payment(
+            &auth,
+            key,
+            PaymentRequest {
+                order_id: req.order_id,
+                customer_id: req.customer_id,
+                amount: req.amount,
+                currency: req.currency,
+                payment_method: req.payment_method,
+                capture: req.capture,
+            },
+        )
+        .await?;
+    let location = format!("/api/v1/payments/{}", answer.value.id);
+    Ok(answer_response(map_answer(answer, |p| PaymentView::from(&p)), location))
+}
+
+fn map_answer<T, U>(a: Answer<T>, f: impl FnOnce(T) -> U) -> Answer<U> {
+    Answer {
+        value: f(a.value),
+        status: a.status,
+        replayed: a.replayed,
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// The order whose payments to list (required).
+    pub order_id: Uuid,
+}
+
+/// An order's payments, oldest first (service, admin, support; customers see their own).
+#[utoipa::path(get, path = "/api/v1/payments", tag = TAG, security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, description = "The order's payments", body = PaymentList),
+        (status = 422, description = "Missing or malformed `order_id`", body = Problem)))]
+pub async fn list_payments(
+    State(svc): Svc,
+    auth: AuthUser,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<PaymentList>> {
+    let payments = svc.payments_of_order(&auth, q.order_id).await?;
+    Ok(Json(PaymentList {
+        items: payments.iter().map(PaymentView::from).collect(),
+    }))
+}
+
+/// One payment (service, admin, support, or the customer it belongs to).
+#[utoipa::path(get, path = "/api/v1/payments/{id}", tag = TAG, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Payment id")),
+    responses((status = 200, description = "The payment", body = PaymentView),
+        (status = 404, description = "No such payment (or not yours)", body = Problem)))]
+pub async fn get_payment(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<Json<PaymentView>> {
+    let payment = svc.payment(&auth, parse_id(&id)?).await?;
+    Ok(Json(PaymentView::from(&payment)))
+}
+
+/// Captures an authorized payment (service, admin). Capturing a captured payment returns it.
+#[utoipa::path(post, path = "/api/v1/payments/{id}/capture", tag = TAG, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Payment id")),
+    responses((status = 200, description = "Captured", body = PaymentView),
+        (status = 404, description = "No such payment", body = Problem),
+        (status = 409, description = "Still processing, declined or failed", body = Problem),
+        (status = 503, description = "The provider did not answer; retry", body = Problem)))]
+pub async fn capture_payment(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<Json<PaymentView>> {
+    let payment = svc.capture(&auth, parse_id(&id)?).await?;
+    Ok(Json(PaymentView::from(&payment)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefundRequest {
+    /// Minor units, at most what remains refundable.
+    #[schema(example = 500)]
+    pub amount: i64,
+    /// Up to 500 characters.
+    pub reason: Option<String>,
+}
+
+/// Refunds part or all of a captured payment (service, admin). `Idempotency-Key` required, with
+/// the same rules as payments.
+#[utoipa::path(post, path = "/api/v1/payments/{id}/refunds", tag = TAG, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Payment id"),
+        ("Idempotency-Key" = String, Header, description = "Required; 1 to 255 visible ASCII characters")),
+    request_body = CreateRefundRequest,
+    responses((status = 201, description = "Refund completed (or failed at the provider)", body = RefundView),
+        (status = 202, description = "Refund still pending with the provider", body = RefundView),
+        (status = 404, description = "No such payment", body = Problem),
+        (status = 409, description = "The payment is not captured", body = Problem),
+        (status = 422, description = "`amount` above the refundable remainder or not positive, bad `reason`, or key problems", body = Problem)))]
+pub async fn create_refund(
+    State(svc): Svc,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<CreateRefundRequest>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let key = idempotency_key(&headers)?;
+    let answer = svc.refund(&auth, id, key, req.amount, req.reason.as_deref()).await?;
+    let location = format!("/api/v1/payments/{id}/refunds");
+    Ok(answer_response(map_answer(answer, |r| RefundView::from(&r)), location))
+}
+
+/// A payment's refunds, oldest first (whoever may read the payment).
+#[utoipa::path(get, path = "/api/v1/payments/{id}/refunds", tag = TAG, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Payment id")),
+    responses((status = 200, description = "The refunds", body = RefundList),
+        (status = 404, description = "No such payment (or not yours)", body = Problem)))]
+pub async fn list_refunds(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<Json<RefundList>> {
+    let refunds = svc.refunds(&auth, parse_id(&id)?).await?;
+    Ok(Json(RefundList {
+        items: refunds.iter().map(RefundView::from).collect(),
+    }))
+}
+
+/// Provider webhooks (no bearer token). The body is verified against the `Emporium-Signature`
+/// header (`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` with
+/// `EMPORIUM_PAYMENTS_WEBHOOK_SECRET`, at most 5 minutes old). A processing payment is settled
+/// by it; an event id seen before is acknowledged and ignored.
+#[utoipa::path(post, path = "/api/v1/payments/webhooks/{provider}", tag = TAG,
+    params(("provider" = String, Path, description = "`simulated`"),
+        ("Emporium-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex signature>")),
+    request_body(content = Object, description = "The provider's event", content_type = "application/json"),
+    responses((status = 200, description = "Received", body = WebhookAck),
+        (status = 400, description = "Missing, malformed, expired or wrong signature, or an unknown event", body = Problem),
+        (status = 404, description = "Unknown provider", body = Problem)))]
+pub async fn webhook(
+    State(svc): Svc,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<WebhookAck>> {
+    let result = svc.webhook(&provider, &headers, &body).await?;
+    Ok(Json(WebhookAck {
+        received: true,
+        result: result.to_owned(),
+    }))
+}
+
+/// Every payments route, with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<Arc<PaymentsService>> {
     OpenApiRouter::new()
+        .routes(routes!(create_method, list_methods))
+        .routes(routes!(create_payment, list_payments))
+        .routes(routes!(get_payment))
+        .routes(routes!(capture_payment))
+        .routes(routes!(create_refund, list_refunds))
+        .routes(routes!(webhook))
 }

@@ -1,26 +1,128 @@
-//! The payments context (work in progress).
+//! The payments context: card tokenization, payments (authorize, capture) and refunds through a
+//! [`provider::PaymentProvider`] (the built-in simulated one, or a Stripe-like adapter), a ledger
+//! of every money movement, signed provider webhooks, and idempotency on every write a caller may
+//! retry.
+//!
+//! Served under `/api/v1/payments/*`. Publishes `payments.payment.captured`,
+//! `payments.payment.failed` and `payments.refund.completed` through its outbox.
+//! Card numbers are never stored or logged: only brand, last four digits, expiry and the
+//! provider's token.
 
 pub mod api;
+pub mod domain;
+pub mod events;
+pub mod provider;
+pub mod service;
+pub mod store;
+pub mod views;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use axum::{Extension, Router};
 use platform::auth::KeySet;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::ContextDeps;
 use platform::db::{Db, DbError};
+use rand::RngCore;
+
+use crate::domain::Currency;
+use crate::provider::{PaymentProvider, SimulatedLedger, SimulatedProvider};
+pub use crate::service::PaymentsService;
+use crate::store::PaymentStore;
+use crate::store::sql::SqlStore;
 
 pub const CONTEXT: &str = "payments";
 
-#[derive(Debug, Clone, Default)]
-pub struct PaymentsConfig {}
+/// Payments' settings; every one is listed with its default in the README.
+#[derive(Clone)]
+pub struct PaymentsConfig {
+    /// Accepted ISO 4217 currencies (`EMPORIUM_PAYMENTS_CURRENCIES`, `EUR,USD,GBP`).
+    pub currencies: Vec<Currency>,
+    /// HMAC secret of provider webhooks (`EMPORIUM_PAYMENTS_WEBHOOK_SECRET`; default: random per
+    /// process, so webhooks only verify when it is set).
+    pub webhook_secret: Vec<u8>,
+    /// How long the simulated provider takes to answer for the slow test card
+    /// (`EMPORIUM_PAYMENTS_SIMULATED_DELAY_MS`, 3000).
+    pub simulated_delay: Duration,
+    /// How long a request waits for the provider before answering 202 `processing`
+    /// (`EMPORIUM_PAYMENTS_PROVIDER_WAIT_MS`, 1500).
+    pub provider_wait: Duration,
+    /// Payments processing (refunds pending) longer than this are re-driven, checked as often
+    /// (`EMPORIUM_PAYMENTS_RECONCILE_SECS`, 15).
+    pub reconcile_after: Duration,
+}
 
-impl PaymentsConfig {
-    pub fn from_source(_src: &ConfigSource) -> Result<Self, ConfigError> {
-        Ok(Self {})
+impl std::fmt::Debug for PaymentsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentsConfig")
+            .field("currencies", &self.currencies)
+            .field("webhook_secret", &"<redacted>")
+            .field("simulated_delay", &self.simulated_delay)
+            .field("provider_wait", &self.provider_wait)
+            .field("reconcile_after", &self.reconcile_after)
+            .finish()
     }
 }
 
+fn random_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    secret
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            currencies: ["EUR", "USD", "GBP"]
+                .into_iter()
+                .map(|c| Currency::from_trusted(c.into()))
+                .collect(),
+            webhook_secret: random_secret(),
+            simulated_delay: Duration::from_millis(3000),
+            provider_wait: Duration::from_millis(1500),
+            reconcile_after: Duration::from_secs(15),
+        }
+    }
+}
+
+impl PaymentsConfig {
+    pub fn from_source(src: &ConfigSource) -> Result<Self, ConfigError> {
+        let currencies = match src.raw("EMPORIUM_PAYMENTS_CURRENCIES") {
+            None => Self::default().currencies,
+            Some(raw) => {
+                domain::parse_currency_list(raw).map_err(|m| ConfigError::new("EMPORIUM_PAYMENTS_CURRENCIES", m))?
+            }
+        };
+        let webhook_secret = match src.raw("EMPORIUM_PAYMENTS_WEBHOOK_SECRET") {
+            None => random_secret(),
+            Some(s) if s.len() < 16 => {
+                return Err(ConfigError::new(
+                    "EMPORIUM_PAYMENTS_WEBHOOK_SECRET",
+                    "must be at least 16 characters",
+                ));
+            }
+            Some(s) => s.as_bytes().to_vec(),
+        };
+        Ok(Self {
+            currencies,
+            webhook_secret,
+            simulated_delay: Duration::from_millis(src.number_in(
+                "EMPORIUM_PAYMENTS_SIMULATED_DELAY_MS",
+                3000,
+                0..=600_000,
+            )?),
+            provider_wait: Duration::from_millis(src.number_in(
+                "EMPORIUM_PAYMENTS_PROVIDER_WAIT_MS",
+                1500,
+                50..=60_000,
+            )?),
+            reconcile_after: src.seconds("EMPORIUM_PAYMENTS_RECONCILE_SECS", 15, 1..=3600)?,
+        })
+    }
+}
+
+/// Applies payments' migrations (forward-only) and the event bus tables to its database.
 pub async fn migrate(db: &Db) -> Result<(), DbError> {
     let err = |source| DbError::Migrate {
         context: CONTEXT.into(),
@@ -33,28 +135,138 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
     platform::events::migrate(db).await
 }
 
+/// The store and the simulated provider's books on `db`.
+pub fn open_store(db: &Db) -> (Arc<dyn PaymentStore>, Arc<dyn SimulatedLedger>) {
+    match db {
+        Db::Sqlite(pool) => {
+            let s = Arc::new(SqlStore::sqlite(pool.clone()));
+            (s.clone(), s)
+        }
+        Db::Postgres(pool) => {
+            let s = Arc::new(SqlStore::postgres(pool.clone()));
+            (s.clone(), s)
+        }
+    }
+}
+
+/// A running payments context.
 pub struct Payments {
-    state: Arc<()>,
+    service: Arc<PaymentsService>,
     keys: KeySet,
 }
 
 impl Payments {
-    pub async fn start(db: &Db, _config: PaymentsConfig, deps: ContextDeps, migrate_first: bool) -> anyhow::Result<Self> {
+    /// Opens the store on `db` (migrating when `migrate_first`), starts the outbox relay, the
+    /// simulated provider and the reconciler (which first settles whatever a previous process
+    /// left processing).
+    pub async fn start(
+        db: &Db,
+        config: PaymentsConfig,
+        deps: ContextDeps,
+        migrate_first: bool,
+    ) -> anyhow::Result<Self> {
         if migrate_first {
             migrate(db).await?;
         }
+        let (store, ledger) = open_store(db);
+        let provider: Arc<dyn PaymentProvider> = Arc::new(SimulatedProvider::new(
+            ledger,
+            config.simulated_delay,
+            config.webhook_secret.clone(),
+        ));
+        service::describe_metrics();
+        let outbox = deps.events.start_relay(CONTEXT, db);
+        let every = config.reconcile_after;
+        let service = Arc::new(PaymentsService::new(store, provider, config, outbox));
+        spawn_reconciler(Arc::downgrade(&service), every);
         Ok(Self {
-            state: Arc::new(()),
+            service,
             keys: deps.keys,
         })
     }
 
+    /// The payments use cases (for tests and the CLI).
+    pub fn service(&self) -> Arc<PaymentsService> {
+        self.service.clone()
+    }
+
+    /// Payments' routes, tagged for metrics and able to verify access tokens.
     pub fn router(&self) -> Router {
-        let (router, _) = api::routes().with_state(self.state.clone()).split_for_parts();
+        let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
         platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
     }
 }
 
+/// Payments' OpenAPI description (static: no running context needed).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api::routes().split_for_parts().1
+}
+
+/// Every `interval`: re-drives stale processing payments and pending refunds, and (every ten
+/// minutes) forgets idempotency keys older than a day. Stops when the context is dropped.
+fn spawn_reconciler(service: Weak<PaymentsService>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_purge: Option<tokio::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            let Some(service) = service.upgrade() else { break };
+            match service.reconcile().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(settled = n, "reconciled payments left with the provider"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "reconciling payments failed; retrying next tick"),
+            }
+            if last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(600)) {
+                last_purge = Some(tokio::time::Instant::now());
+                if let Err(e) = service.purge_idempotency_keys().await {
+                    tracing::warn!(error = %format!("{e:#}"), "purging idempotency keys failed");
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_bounds() {
+        let src = ConfigSource::from_pairs(Vec::<(String, String)>::new()).expect("src");
+        let c = PaymentsConfig::from_source(&src).expect("defaults");
+        assert_eq!(c.currencies.len(), 3);
+        assert_eq!(c.simulated_delay, Duration::from_millis(3000));
+        assert_eq!(c.provider_wait, Duration::from_millis(1500));
+        assert_eq!(c.reconcile_after, Duration::from_secs(15));
+        assert_eq!(c.webhook_secret.len(), 32);
+        let other = PaymentsConfig::from_source(&src).expect("defaults");
+        assert_ne!(c.webhook_secret, other.webhook_secret, "random per process start");
+        assert!(!format!("{c:?}").contains(&format!("{:?}", c.webhook_secret)));
+
+        let src = ConfigSource::from_pairs([
+            ("EMPORIUM_PAYMENTS_CURRENCIES", "chf, eur"),
+            ("EMPORIUM_PAYMENTS_WEBHOOK_SECRET", "whsec_0123456789abcdef"),
+        ])
+        .expect("src");
+        let c = PaymentsConfig::from_source(&src).expect("set");
+        assert_eq!(
+            c.currencies.iter().map(Currency::as_str).collect::<Vec<_>>(),
+            ["CHF", "EUR"]
+        );
+        assert_eq!(c.webhook_secret, b"whsec_0123456789abcdef");
+
+        for (var, value) in [
+            ("EMPORIUM_PAYMENTS_CURRENCIES", "EURO"),
+            ("EMPORIUM_PAYMENTS_WEBHOOK_SECRET", "short"),
+            ("EMPORIUM_PAYMENTS_SIMULATED_DELAY_MS", "-1"),
+            ("EMPORIUM_PAYMENTS_PROVIDER_WAIT_MS", "10"),
+            ("EMPORIUM_PAYMENTS_RECONCILE_SECS", "0"),
+        ] {
+            let src = ConfigSource::from_pairs([(var, value)]).expect("src");
+            let err = PaymentsConfig::from_source(&src).expect_err(var);
+            assert_eq!(err.var, var);
+            assert!(!err.to_string().contains("whsec"), "secrets are never echoed");
+        }
+    }
 }
