@@ -1,42 +1,141 @@
 //! The notifications context: turns events into e-mails and delivers them.
+//!
+//! * Consumes identity's `identity.user.registered` (kept as a projection user → address, because
+//!   order events carry a user id only), `identity.email.verification_requested`,
+//!   `identity.password.reset_requested`, ordering's `ordering.order.{placed,confirmed,shipped,
+//!   cancelled,refunded}` and inventory's `inventory.stock.low` (to `EMPORIUM_ALERT_EMAILS`).
+//! * Handling an event renders the templates and inserts rows into the delivery log, unique per
+//!   (event, kind, recipient); a redelivered event changes nothing.
+//! * A delivery worker sends due rows over SMTP (lettre) or into the dev mailbox, retrying with
+//!   exponential backoff, then marking them dead; admins list the log and resend dead messages.
+//! * Several replicas may run: rows are claimed with a lease (`FOR UPDATE SKIP LOCKED` on
+//!   PostgreSQL), so each message is sent by one worker. The only duplicate risk is a crash
+//!   between the SMTP server accepting a message and the row being marked sent.
+//!
+//! Served under `/api/v1/notifications/*`.
 
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod service;
+pub mod store;
+pub mod templates;
 pub mod transport;
+pub mod views;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use axum::{Extension, Router};
 use platform::auth::KeySet;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::ContextDeps;
 use platform::db::{Db, DbError};
+use platform::events::{Event, EventHandler, HandlerError, Subscription};
 
+use crate::domain::EmailAddress;
+pub use crate::service::NotificationService;
+use crate::store::NotificationStore;
+use crate::store::sql::SqlStore;
 pub use crate::transport::{MailTransport, SmtpSettings};
 
 pub const CONTEXT: &str = "notifications";
+/// The consumer name of the one subscription (its queue is `<namespace>.notifications.mailer`).
+pub const CONSUMER: &str = "mailer";
+
+pub const DEFAULT_MAIL_FROM: &str = "Emporium <no-reply@emporium.local>";
 
 /// Notifications' settings; every one is listed with its default in the README.
-#[derive(Debug, Clone, Default)]
-pub struct NotificationsConfig {}
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    /// Base of the links in messages, no trailing slash (`EMPORIUM_PUBLIC_URL`; the wiring passes
+    /// the platform's value).
+    pub public_url: String,
+    /// Sender of every message (`EMPORIUM_MAIL_FROM`, "Emporium <no-reply@emporium.local>").
+    pub mail_from: String,
+    /// Attempts before a delivery is dead (`EMPORIUM_MAIL_MAX_ATTEMPTS`, 6).
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt, doubling after each (`EMPORIUM_MAIL_RETRY_BASE_MS`, 1000).
+    pub retry_base: Duration,
+    /// How often the delivery worker looks for due rows when nothing woke it (`EMPORIUM_MAIL_POLL_MS`, 500).
+    pub poll_interval: Duration,
+    /// Who gets low-stock alerts (`EMPORIUM_ALERT_EMAILS`, comma-separated; empty: nobody).
+    pub alert_emails: Vec<EmailAddress>,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            mail_from: DEFAULT_MAIL_FROM.into(),
+            max_attempts: 6,
+            retry_base: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(500),
+            alert_emails: Vec::new(),
+        }
+    }
+}
 
 impl NotificationsConfig {
-    pub fn from_source(_src: &ConfigSource) -> Result<Self, ConfigError> {
-        Ok(Self {})
+    pub fn from_source(src: &ConfigSource) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let public_url: String = src.get("EMPORIUM_PUBLIC_URL", d.public_url)?;
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "EMPORIUM_PUBLIC_URL",
+                "must start with http:// or https://",
+            ));
+        }
+        let mail_from: String = src.get("EMPORIUM_MAIL_FROM", d.mail_from)?;
+        mail_from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| ConfigError::new("EMPORIUM_MAIL_FROM", format!("is not a mailbox ({e})")))?;
+        let alert_emails = domain::parse_address_list(src.raw("EMPORIUM_ALERT_EMAILS").unwrap_or(""))
+            .map_err(|m| ConfigError::new("EMPORIUM_ALERT_EMAILS", m))?;
+        Ok(Self {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            mail_from: mail_from.trim().to_owned(),
+            max_attempts: src.number_in("EMPORIUM_MAIL_MAX_ATTEMPTS", 6, 1..=50)? as u32,
+            retry_base: Duration::from_millis(src.number_in("EMPORIUM_MAIL_RETRY_BASE_MS", 1000, 10..=600_000)?),
+            poll_interval: Duration::from_millis(src.number_in("EMPORIUM_MAIL_POLL_MS", 500, 10..=60_000)?),
+            alert_emails,
+        })
     }
 }
 
 /// Applies notifications' migrations (forward-only) and the event bus tables to its database.
 pub async fn migrate(db: &Db) -> Result<(), DbError> {
+    let err = |source| DbError::Migrate {
+        context: CONTEXT.into(),
+        source,
+    };
+    match db {
+        Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(err)?,
+        Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(err)?,
+    }
     platform::events::migrate(db).await
+}
+
+/// The store for `db`.
+pub fn store_for(db: &Db) -> Arc<dyn NotificationStore> {
+    match db {
+        Db::Sqlite(pool) => Arc::new(SqlStore::sqlite(pool.clone())),
+        Db::Postgres(pool) => Arc::new(SqlStore::postgres(pool.clone())),
+    }
 }
 
 /// A running notifications context.
 pub struct Notifications {
+    service: Arc<NotificationService>,
     keys: KeySet,
-    _transport: MailTransport,
 }
 
 impl Notifications {
+    /// Opens the store on `db` (migrating when `migrate_first`), subscribes the mailer to its
+    /// events and starts the delivery worker, which sends through `transport`.
     pub async fn start(
         db: &Db,
-        _config: NotificationsConfig,
+        config: NotificationsConfig,
         deps: ContextDeps,
         migrate_first: bool,
         transport: MailTransport,
@@ -44,18 +143,116 @@ impl Notifications {
         if migrate_first {
             migrate(db).await?;
         }
+        service::describe_metrics();
+        tracing::info!(transport = transport.name(), smtp = ?match &transport {
+            MailTransport::Smtp(s) => Some(s.redacted()),
+            MailTransport::DevMailbox(_) => None,
+        }, "notifications delivery transport");
+        let service = Arc::new(NotificationService::new(store_for(db), config, &transport)?);
+        deps.events
+            .subscribe(Subscription {
+                context: CONTEXT,
+                consumer: CONSUMER,
+                patterns: events::CONSUMED.to_vec(),
+                db: db.clone(),
+                handler: Arc::new(Mailer(service.clone())),
+            })
+            .await?;
+        spawn_worker(Arc::downgrade(&service));
         Ok(Self {
+            service,
             keys: deps.keys,
-            _transport: transport,
         })
     }
 
+    /// The use cases (for tests and the wiring).
+    pub fn service(&self) -> Arc<NotificationService> {
+        self.service.clone()
+    }
+
+    /// Notifications' routes, tagged for metrics and able to verify access tokens.
     pub fn router(&self) -> Router {
-        platform::http::tag_routes(Router::new(), CONTEXT).layer(Extension(self.keys.clone()))
+        let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
+        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
     }
 }
 
 /// Notifications' OpenAPI description (static: no running context needed).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    utoipa::openapi::OpenApiBuilder::new().build()
+    api::routes().split_for_parts().1
+}
+
+/// The event handler: renders and logs; never sends.
+pub struct Mailer(pub Arc<NotificationService>);
+
+#[async_trait::async_trait]
+impl EventHandler for Mailer {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        self.0.handle_event(event).await
+    }
+}
+
+/// Sends due deliveries until none are left, then waits for a wake-up or the poll interval.
+/// Stops when the context is dropped.
+pub fn spawn_worker(service: Weak<NotificationService>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last_gauge: Option<tokio::time::Instant> = None;
+        loop {
+            let Some(svc) = service.upgrade() else { break };
+            let poll = svc.config().poll_interval;
+            match svc.deliver_due().await {
+                // A full batch: there may be more due right now.
+                Ok(n) if n as i64 >= service::BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "delivering notifications failed; retrying next tick"),
+            }
+            if last_gauge.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                last_gauge = Some(tokio::time::Instant::now());
+                if let Err(e) = svc.refresh_metrics().await {
+                    tracing::warn!(error = %e, "refreshing notification gauges failed");
+                }
+            }
+            // The strong reference is dropped after at most one poll interval, so dropping the
+            // context stops the worker.
+            svc.wait_for_work(poll).await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_bounds() {
+        let src = ConfigSource::from_pairs(Vec::<(String, String)>::new()).expect("src");
+        let c = NotificationsConfig::from_source(&src).expect("defaults");
+        assert_eq!(c.mail_from, DEFAULT_MAIL_FROM);
+        assert_eq!(c.max_attempts, 6);
+        assert_eq!(c.retry_base, Duration::from_secs(1));
+        assert_eq!(c.poll_interval, Duration::from_millis(500));
+        assert!(c.alert_emails.is_empty());
+        let src = ConfigSource::from_pairs([
+            ("EMPORIUM_ALERT_EMAILS", "ops@x.io, stock@x.io"),
+            ("EMPORIUM_PUBLIC_URL", "https://shop.example/"),
+            ("EMPORIUM_MAIL_MAX_ATTEMPTS", "3"),
+        ])
+        .expect("src");
+        let c = NotificationsConfig::from_source(&src).expect("ok");
+        assert_eq!(c.alert_emails.len(), 2);
+        assert_eq!(c.public_url, "https://shop.example");
+        assert_eq!(c.max_attempts, 3);
+        for (var, value) in [
+            ("EMPORIUM_MAIL_MAX_ATTEMPTS", "0"),
+            ("EMPORIUM_MAIL_RETRY_BASE_MS", "1"),
+            ("EMPORIUM_MAIL_POLL_MS", "x"),
+            ("EMPORIUM_ALERT_EMAILS", "ops@x.io, nobody"),
+            ("EMPORIUM_MAIL_FROM", "not a mailbox"),
+            ("EMPORIUM_PUBLIC_URL", "shop.example"),
+        ] {
+            let src = ConfigSource::from_pairs([(var, value)]).expect("src");
+            let err = NotificationsConfig::from_source(&src).expect_err(var);
+            assert_eq!(err.var, var);
+        }
+    }
 }

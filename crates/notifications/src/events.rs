@@ -1,0 +1,428 @@
+//! The events notifications consumes, and what each one asks to be mailed (pure: no I/O).
+//!
+//! Order events carry a `user_id` only; the address comes from the recipients projection kept from
+//! identity's events. Data shapes follow the issue-5 event catalogue; optional fields default so a
+//! producer adding fields never breaks this consumer.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use platform::events::Event;
+
+use crate::domain::{EmailAddress, Kind, format_money, rounded_units};
+
+pub const USER_REGISTERED: &str = "identity.user.registered";
+pub const EMAIL_VERIFICATION_REQUESTED: &str = "identity.email.verification_requested";
+pub const PASSWORD_RESET_REQUESTED: &str = "identity.password.reset_requested";
+pub const ORDER_PLACED: &str = "ordering.order.placed";
+pub const ORDER_CONFIRMED: &str = "ordering.order.confirmed";
+pub const ORDER_SHIPPED: &str = "ordering.order.shipped";
+pub const ORDER_CANCELLED: &str = "ordering.order.cancelled";
+pub const ORDER_REFUNDED: &str = "ordering.order.refunded";
+pub const STOCK_LOW: &str = "inventory.stock.low";
+
+/// Every event type the mailer subscribes to.
+pub const CONSUMED: [&str; 9] = [
+    USER_REGISTERED,
+    EMAIL_VERIFICATION_REQUESTED,
+    PASSWORD_RESET_REQUESTED,
+    ORDER_PLACED,
+    ORDER_CONFIRMED,
+    ORDER_SHIPPED,
+    ORDER_CANCELLED,
+    ORDER_REFUNDED,
+    STOCK_LOW,
+];
+
+/// `identity.user.registered` data.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserData {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+}
+
+/// `identity.email.verification_requested` / `identity.password.reset_requested` data.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenData {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub token: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub ttl_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderLine {
+    #[serde(default)]
+    pub sku: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub quantity: i64,
+    #[serde(default)]
+    pub unit_price: Option<i64>,
+    #[serde(default)]
+    pub line_total: Option<i64>,
+}
+
+/// The fields of `ordering.order.*` data that mails show.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderData {
+    pub order_id: Uuid,
+    #[serde(default)]
+    pub number: Option<Value>,
+    pub user_id: Uuid,
+    #[serde(default)]
+    pub currency: String,
+    #[serde(default)]
+    pub subtotal: Option<i64>,
+    #[serde(default)]
+    pub shipping: Option<i64>,
+    #[serde(default)]
+    pub tax: Option<i64>,
+    #[serde(default)]
+    pub discount: Option<i64>,
+    #[serde(default)]
+    pub total: Option<i64>,
+    #[serde(default)]
+    pub lines: Vec<OrderLine>,
+    #[serde(default)]
+    pub carrier: Option<String>,
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub refunded_amount: Option<i64>,
+    #[serde(default)]
+    pub amount: Option<i64>,
+    #[serde(default)]
+    pub total_refunded: Option<i64>,
+    #[serde(default)]
+    pub full: Option<bool>,
+}
+
+/// `inventory.stock.low` data.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StockLowData {
+    pub sku: String,
+    pub available: i64,
+    pub threshold: i64,
+}
+
+/// Who a planned mail goes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum To {
+    /// An address the event names (with the user it belongs to).
+    Address {
+        email: EmailAddress,
+        name: String,
+        user_id: Option<Uuid>,
+    },
+    /// A user whose address is looked up in the recipients projection.
+    User(Uuid),
+    /// Every address of `EMPORIUM_ALERT_EMAILS`.
+    Alerts,
+}
+
+/// One mail an event asks for: its kind, recipient and template data (without the recipient's
+/// name, which is added once the recipient is known).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedMail {
+    pub kind: Kind,
+    pub to: To,
+    pub data: Value,
+}
+
+/// What handling an event means.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    /// A user's address and name to remember (user id, address, name).
+    pub recipient: Option<(Uuid, EmailAddress, String)>,
+    pub mails: Vec<PlannedMail>,
+}
+
+/// Why an event cannot be handled; never fixed by a retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Undecodable(pub String);
+
+fn decode<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, Undecodable> {
+    event
+        .data_as::<T>()
+        .map_err(|e| Undecodable(format!("{} data is malformed: {e}", event.event_type)))
+}
+
+fn address(raw: &str, event: &Event) -> Result<EmailAddress, Undecodable> {
+    EmailAddress::parse(raw).map_err(|m| Undecodable(format!("{} names an address that {m}", event.event_type)))
+}
+
+/// Decides what `event` asks for. `public_url` has no trailing slash.
+pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
+    match event.event_type.as_str() {
+        USER_REGISTERED => {
+            let d: UserData = decode(event)?;
+            Ok(Plan {
+                recipient: Some((d.user_id, address(&d.email, event)?, d.name)),
+                mails: Vec::new(),
+            })
+        }
+        EMAIL_VERIFICATION_REQUESTED | PASSWORD_RESET_REQUESTED => {
+            let d: TokenData = decode(event)?;
+            let email = address(&d.email, event)?;
+            let ttl = d
+                .ttl_seconds
+                .or_else(|| d.expires_at.map(|at| (at - event.time).whole_seconds()));
+            let (kind, data) = if event.event_type == EMAIL_VERIFICATION_REQUESTED {
+                // Like identity's original wording: whole hours, rounded down.
+                let hours = ttl.map_or(24, |s| {
+                    if d.ttl_seconds.is_some() {
+                        (s / 3600).max(1)
+                    } else {
+                        rounded_units(s, 3600)
+                    }
+                });
+                (
+                    Kind::EmailVerification,
+                    json!({"token": d.token, "public_url": public_url, "hours": hours}),
+                )
+            } else {
+                let minutes = ttl.map_or(30, |s| {
+                    if d.ttl_seconds.is_some() {
+                        (s / 60).max(1)
+                    } else {
+                        rounded_units(s, 60)
+                    }
+                });
+                (
+                    Kind::PasswordReset,
+                    json!({"token": d.token, "public_url": public_url, "minutes": minutes}),
+                )
+            };
+            Ok(Plan {
+                recipient: Some((d.user_id, email.clone(), d.name.clone())),
+                mails: vec![PlannedMail {
+                    kind,
+                    to: To::Address {
+                        email,
+                        name: d.name,
+                        user_id: Some(d.user_id),
+                    },
+                    data,
+                }],
+            })
+        }
+        ORDER_PLACED | ORDER_CONFIRMED | ORDER_SHIPPED | ORDER_CANCELLED | ORDER_REFUNDED => {
+            let d: OrderData = decode(event)?;
+            let kind = match event.event_type.as_str() {
+                ORDER_PLACED => Kind::OrderPlaced,
+                ORDER_CONFIRMED => Kind::OrderConfirmed,
+                ORDER_SHIPPED => Kind::OrderShipped,
+                ORDER_CANCELLED => Kind::OrderCancelled,
+                _ => Kind::RefundCompleted,
+            };
+            Ok(Plan {
+                recipient: None,
+                mails: vec![PlannedMail {
+                    kind,
+                    to: To::User(d.user_id),
+                    data: order_view(&d, public_url),
+                }],
+            })
+        }
+        STOCK_LOW => {
+            let d: StockLowData = decode(event)?;
+            Ok(Plan {
+                recipient: None,
+                mails: vec![PlannedMail {
+                    kind: Kind::LowStockAlert,
+                    to: To::Alerts,
+                    data: json!({
+                        "sku": d.sku,
+                        "available": d.available,
+                        "threshold": d.threshold,
+                        "public_url": public_url,
+                    }),
+                }],
+            })
+        }
+        // Not subscribed to; nothing to do.
+        _ => Ok(Plan::default()),
+    }
+}
+
+/// What order templates see: amounts already formatted in the order's currency.
+fn order_view(d: &OrderData, public_url: &str) -> Value {
+    let money = |amount: Option<i64>| amount.map(|a| format_money(a, &d.currency));
+    let number = match &d.number {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => d.order_id.to_string(),
+    };
+    let lines: Vec<Value> = d
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "sku": l.sku,
+                "name": if l.name.is_empty() { l.sku.clone() } else { l.name.clone() },
+                "quantity": l.quantity,
+                "unit_price": money(l.unit_price),
+                "line_total": money(l.line_total),
+            })
+        })
+        .collect();
+    json!({
+        "order_id": d.order_id,
+        "number": number,
+        "order_url": format!("{public_url}/api/v1/orders/{}", d.order_id),
+        "public_url": public_url,
+        "currency": d.currency,
+        "lines": lines,
+        "subtotal": money(d.subtotal),
+        "shipping": money(d.shipping),
+        "tax": money(d.tax),
+        "discount": money(d.discount.filter(|a| *a != 0)),
+        "total": money(d.total),
+        "carrier": d.carrier,
+        "tracking_number": d.tracking_number,
+        "reason": d.reason,
+        "refunded_amount": money(d.refunded_amount.filter(|a| *a > 0)),
+        "amount": money(d.amount),
+        "total_refunded": money(d.total_refunded),
+        "full": d.full.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: &str, data: Value) -> Event {
+        Event::new("test", event_type, "s", data)
+    }
+
+    #[test]
+    fn registration_only_feeds_the_projection() {
+        let id = Uuid::now_v7();
+        let p = plan(
+            &event(
+                USER_REGISTERED,
+                json!({"user_id": id, "email": "a@b.io", "name": "Ann"}),
+            ),
+            "http://x",
+        )
+        .expect("plan");
+        assert_eq!(
+            p.recipient,
+            Some((id, EmailAddress::parse("a@b.io").expect("a"), "Ann".into()))
+        );
+        assert!(p.mails.is_empty());
+    }
+
+    #[test]
+    fn verification_mails_the_named_address_with_its_lifetime() {
+        let id = Uuid::now_v7();
+        let data = json!({"user_id": id, "email": "a@b.io", "name": "Ann", "token": "t0k",
+            "expires_at": "2030-01-02T00:00:00Z", "ttl_seconds": 86_400});
+        let p = plan(&event(EMAIL_VERIFICATION_REQUESTED, data), "http://x").expect("plan");
+        assert_eq!(p.mails.len(), 1);
+        let m = &p.mails[0];
+        assert_eq!(m.kind, Kind::EmailVerification);
+        assert!(matches!(&m.to, To::Address { email, user_id: Some(u), .. } if email.as_str() == "a@b.io" && *u == id));
+        assert_eq!(m.data["hours"], 24);
+        assert_eq!(m.data["token"], "t0k");
+        assert!(p.recipient.is_some(), "the projection learns the address too");
+    }
+
+    #[test]
+    fn reset_lifetime_falls_back_to_expires_at() {
+        let mut e = event(
+            PASSWORD_RESET_REQUESTED,
+            json!({"user_id": Uuid::now_v7(), "email": "a@b.io", "name": "Ann", "token": "t"}),
+        );
+        e.data["expires_at"] = json!(
+            (e.time + time::Duration::minutes(30))
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("fmt")
+        );
+        let p = plan(&e, "http://x").expect("plan");
+        assert_eq!(p.mails[0].kind, Kind::PasswordReset);
+        assert_eq!(p.mails[0].data["minutes"], 30);
+    }
+
+    #[test]
+    fn order_events_go_to_the_user_with_formatted_amounts() {
+        let user = Uuid::now_v7();
+        let order = Uuid::now_v7();
+        let data = json!({"order_id": order, "number": "EMP-000042", "user_id": user, "currency": "EUR",
+            "status": "awaiting_payment", "subtotal": 2000, "shipping": 495, "tax": 380, "discount": 0,
+            "total": 2875, "from_cart": true, "shipping_address": {"country": "DE"},
+            "lines": [{"sku": "MUG-1", "product_id": Uuid::now_v7(), "name": "Mug", "quantity": 2,
+                       "unit_price": 1000, "line_total": 2000}]});
+        let p = plan(&event(ORDER_PLACED, data), "https://shop.example").expect("plan");
+        let m = &p.mails[0];
+        assert_eq!(m.kind, Kind::OrderPlaced);
+        assert_eq!(m.to, To::User(user));
+        assert_eq!(m.data["total"], "28.75 EUR");
+        assert_eq!(m.data["discount"], Value::Null, "a zero discount is not shown");
+        assert_eq!(m.data["lines"][0]["line_total"], "20.00 EUR");
+        assert_eq!(m.data["number"], "EMP-000042");
+        assert_eq!(
+            m.data["order_url"],
+            format!("https://shop.example/api/v1/orders/{order}")
+        );
+    }
+
+    #[test]
+    fn each_order_event_maps_to_its_kind() {
+        let data = json!({"order_id": Uuid::now_v7(), "number": 7, "user_id": Uuid::now_v7(), "currency": "USD",
+            "carrier": "DHL", "tracking_number": "JD01", "amount": 500, "total_refunded": 500, "full": false});
+        for (t, k) in [
+            (ORDER_CONFIRMED, Kind::OrderConfirmed),
+            (ORDER_SHIPPED, Kind::OrderShipped),
+            (ORDER_CANCELLED, Kind::OrderCancelled),
+            (ORDER_REFUNDED, Kind::RefundCompleted),
+        ] {
+            let p = plan(&event(t, data.clone()), "http://x").expect("plan");
+            assert_eq!(p.mails[0].kind, k);
+            assert_eq!(p.mails[0].data["number"], "7");
+        }
+    }
+
+    #[test]
+    fn low_stock_goes_to_the_alert_list() {
+        let p = plan(
+            &event(STOCK_LOW, json!({"sku": "MUG-1", "available": 2, "threshold": 5})),
+            "http://x",
+        )
+        .expect("plan");
+        assert_eq!(p.mails[0].to, To::Alerts);
+        assert_eq!(p.mails[0].kind, Kind::LowStockAlert);
+    }
+
+    #[test]
+    fn malformed_data_is_permanent() {
+        let err = plan(&event(ORDER_SHIPPED, json!({"number": 1})), "http://x").expect_err("refused");
+        assert!(err.0.contains("ordering.order.shipped"), "{err}");
+        let err = plan(
+            &event(
+                USER_REGISTERED,
+                json!({"user_id": Uuid::now_v7(), "email": "nope", "name": "x"}),
+            ),
+            "http://x",
+        )
+        .expect_err("refused");
+        assert!(err.0.contains("address"), "{err}");
+        assert_eq!(
+            plan(&event("other.thing.happened", json!({})), "http://x").expect("ok"),
+            Plan::default()
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! Notifications' use cases: turn an event into logged deliveries, send due deliveries with
+//! retries, preferences, and the admin view of the log.
+//!
+//! Exactly-once, as far as it goes: handling an event only inserts delivery rows, unique per
+//! (event, kind, recipient), so a redelivered event (RabbitMQ restart, replayed dead letter) adds
+//! nothing. A row is sent by one worker at a time (claim with lease). The one window left is
+//! between the SMTP server accepting a message and the row being marked sent: a crash there sends
+//! it again once the lease expires (the resend carries the same `Message-ID`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lettre::message::Mailbox;
+use platform::Problem;
+use platform::auth::AuthUser;
+use platform::events::{Event, HandlerError};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::NotificationsConfig;
+use crate::domain::{
+    AfterFailure, DeliveryStatus, EmailAddress, Preferences, PreferencesChange, after_failure, apply_preferences,
+    can_retry,
+};
+use crate::events::{self, To};
+use crate::store::{
+    Delivery, DeliveryFilter, Failure, NewDelivery, NotificationStore, Recipient, RetryRefused, StoreError,
+};
+use crate::templates;
+use crate::transport::{MailTransport, Outgoing, Sender};
+
+/// How long a claimed row is reserved for the worker that claimed it (several SMTP timeouts).
+pub const LEASE: Duration = Duration::from_secs(60);
+/// Rows claimed (and sent concurrently) at once.
+pub const BATCH: i64 = 16;
+
+/// Roles that may read the delivery log; only admins may resend.
+const LOG_READERS: &[&str] = &["admin", "support"];
+const LOG_WRITERS: &[&str] = &["admin"];
+
+pub fn describe_metrics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        metrics::describe_counter!(
+            "notifications_sent_total",
+            "Messages handed to the mail transport, by kind."
+        );
+        metrics::describe_counter!(
+            "notifications_failed_total",
+            "Failed delivery attempts (retried or given up), by kind."
+        );
+        metrics::describe_counter!(
+            "notifications_dead_total",
+            "Deliveries given up after the last attempt or a permanent refusal."
+        );
+        metrics::describe_gauge!(
+            "notifications_pending",
+            "Deliveries not yet sent (pending or failed-retrying)."
+        );
+        metrics::describe_histogram!(
+            "notifications_delivery_duration_seconds",
+            metrics::Unit::Seconds,
+            "Time to hand one message to the transport (SMTP exchange), by outcome."
+        );
+    });
+}
+
+pub fn now_ms(now: OffsetDateTime) -> i64 {
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn ms_to_time(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        Problem::internal(e)
+    }
+}
+
+pub struct NotificationService {
+    store: Arc<dyn NotificationStore>,
+    config: NotificationsConfig,
+    sender: Sender,
+    from: Mailbox,
+    transport_name: &'static str,
+    wake: Notify,
+}
+
+impl NotificationService {
+    pub fn new(
+        store: Arc<dyn NotificationStore>,
+        config: NotificationsConfig,
+        transport: &MailTransport,
+    ) -> anyhow::Result<Self> {
+        let from: Mailbox = config
+            .mail_from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("EMPORIUM_MAIL_FROM: {e}"))?;
+        Ok(Self {
+            store,
+            sender: Sender::new(transport)?,
+            from,
+            transport_name: transport.name(),
+            config,
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn config(&self) -> &NotificationsConfig {
+        &self.config
+    }
+
+    /// Wakes the delivery worker (new rows, or a retry).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Waits until woken or `timeout` passed.
+    pub async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    }
+
+    /// Renders and logs what `event` asks for. Nothing is sent here: the worker does that.
+    pub async fn handle_event(&self, event: &Event) -> Result<(), HandlerError> {
+        let plan = events::plan(event, &self.config.public_url).map_err(HandlerError::permanent)?;
+        let now = platform::time::now();
+        if let Some((user_id, email, name)) = &plan.recipient {
+            let r = Recipient {
+                user_id: *user_id,
+                email: email.to_string(),
+                name: name.clone(),
+            };
+            self.store
+                .upsert_recipient(&r, now)
+                .await
+                .map_err(|e| HandlerError::retryable(format!("saving the recipient failed: {e}")))?;
+        }
+        let mut rows = Vec::new();
+        for mail in plan.mails {
+            for (email, name, user_id) in self.recipients_of(&mail.to).await? {
+                let mut data = mail.data.clone();
+                if let Value::Object(map) = &mut data {
+                    map.insert("name".into(), Value::String(name));
+                }
+                let rendered = templates::render(mail.kind, &data).map_err(HandlerError::permanent)?;
+                let id = Uuid::now_v7();
+                rows.push(NewDelivery {
+                    id,
+                    event_id: event.id,
+                    event_type: event.event_type.clone(),
+                    kind: mail.kind,
+                    recipient: email.to_string(),
+                    user_id,
+                    subject: rendered.subject,
+                    text_body: rendered.text,
+                    html_body: rendered.html,
+                    message_id: format!("<{}@{}>", id.simple(), self.from.email.domain()),
+                    created_at: now,
+                    due_ms: now_ms(now),
+                });
+            }
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let inserted = self
+            .store
+            .insert_deliveries(&rows)
+            .await
+            .map_err(|e| HandlerError::retryable(format!("logging the deliveries failed: {e}")))?;
+        if inserted > 0 {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// The addresses (with names and users) a planned mail goes to.
+    async fn recipients_of(&self, to: &To) -> Result<Vec<(EmailAddress, String, Option<Uuid>)>, HandlerError> {
+        match to {
+            To::Address { email, name, user_id } => Ok(vec![(email.clone(), name.clone(), *user_id)]),
+            To::User(user_id) => {
+                let known = self
+                    .store
+                    .recipient(*user_id)
+                    .await
+                    .map_err(|e| HandlerError::retryable(format!("reading the recipient failed: {e}")))?;
+                // Identity's registration event may still be on its way: let the bus retry.
+                let r =
+                    known.ok_or_else(|| HandlerError::retryable(format!("no address known yet for user {user_id}")))?;
+                let email = EmailAddress::parse(&r.email)
+                    .map_err(|m| HandlerError::permanent(format!("user {user_id}'s stored address {m}")))?;
+                Ok(vec![(email, r.name, Some(*user_id))])
+            }
+            To::Alerts => {
+                let mut out = Vec::new();
+                for email in &self.config.alert_emails {
+                    let prefs = self
+                        .store
+                        .preferences_by_email(email.as_str())
+                        .await
+                        .map_err(|e| HandlerError::retryable(format!("reading preferences failed: {e}")))?;
+                    if prefs.is_none_or(|p| p.low_stock_alerts) {
+                        out.push((email.clone(), String::new(), None));
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Claims one batch of due deliveries and sends them concurrently. Returns how many it tried.
+    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        let now = platform::time::now();
+        let lease = i64::try_from(LEASE.as_millis()).unwrap_or(60_000);
+        let (claim, rows) = self.store.claim_due(now_ms(now), lease, BATCH, now).await?;
+        let count = rows.len();
+        let results = futures::future::join_all(rows.iter().map(|d| self.deliver_one(claim, d))).await;
+        for result in results {
+            result?;
+        }
+        Ok(count)
+    }
+
+    async fn deliver_one(&self, claim: Uuid, d: &Delivery) -> Result<(), StoreError> {
+        let kind = d.kind.as_str();
+        let attempts = d.attempts.saturating_add(1);
+        let outgoing = Outgoing {
+            from: &self.from,
+            to: &d.recipient,
+            subject: &d.subject,
+            text: &d.text_body,
+            html: &d.html_body,
+            message_id: &d.message_id,
+        };
+        let started = Instant::now();
+        let sent = self.sender.send(&outgoing).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let now = platform::time::now();
+        match sent {
+            Ok(()) => {
+                metrics::histogram!("notifications_delivery_duration_seconds", "outcome" => "sent").record(elapsed);
+                metrics::counter!("notifications_sent_total", "kind" => kind).increment(1);
+                let recorded = self
+                    .store
+                    .mark_sent(d.id, claim, attempts, now, d.kind.carries_secret())
+                    .await?;
+                if !recorded {
+                    tracing::warn!(delivery_id = %d.id, kind, "lease lost before the send was recorded");
+                }
+                tracing::info!(delivery_id = %d.id, kind, attempts, transport = self.transport_name, "notification sent");
+            }
+            Err(e) => {
+                metrics::histogram!("notifications_delivery_duration_seconds", "outcome" => "failed").record(elapsed);
+                metrics::counter!("notifications_failed_total", "kind" => kind).increment(1);
+                let fate = after_failure(
+                    attempts,
+                    self.config.max_attempts,
+                    self.config.retry_base,
+                    e.permanent,
+                    now_ms(now),
+                );
+                let (status, next) = match fate {
+                    AfterFailure::Retry { next_attempt_ms } => (DeliveryStatus::Failed, next_attempt_ms),
+                    AfterFailure::Dead => (DeliveryStatus::Dead, d.next_attempt_ms),
+                };
+                let failure = Failure {
+                    attempts,
+                    status,
+                    next_attempt_ms: next,
+                    error: &e.message,
+                    now,
+                };
+                self.store.mark_failed(d.id, claim, &failure).await?;
+                if status == DeliveryStatus::Dead {
+                    metrics::counter!("notifications_dead_total").increment(1);
+                    tracing::error!(delivery_id = %d.id, kind, attempts, error = %e.message,
+                        "notification given up (dead); an admin can retry it");
+                } else {
+                    tracing::warn!(delivery_id = %d.id, kind, attempts, error = %e.message,
+                        retry_at_ms = next, "notification delivery failed; will retry");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refreshes the `notifications_pending` gauge.
+    pub async fn refresh_metrics(&self) -> Result<(), StoreError> {
+        let n = self.store.unsent_count().await?;
+        metrics::gauge!("notifications_pending").set(n as f64);
+        Ok(())
+    }
+
+    pub async fn preferences(&self, auth: &AuthUser) -> Result<Preferences, Problem> {
+        Ok(self.store.preferences(auth.id()).await?.unwrap_or_default())
+    }
+
+    pub async fn update_preferences(
+        &self,
+        auth: &AuthUser,
+        change: &PreferencesChange,
+    ) -> Result<Preferences, Problem> {
+        let current = self.store.preferences(auth.id()).await?.unwrap_or_default();
+        let next = apply_preferences(current, change).map_err(Problem::validation)?;
+        self.store
+            .save_preferences(auth.id(), next, platform::time::now())
+            .await?;
+        Ok(next)
+    }
+
+    pub async fn deliveries(
+        &self,
+        auth: &AuthUser,
+        filter: &DeliveryFilter,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, Problem> {
+        auth.require_any_role(LOG_READERS)?;
+        Ok(self.store.list(filter, limit).await?)
+    }
+
+    pub async fn delivery(&self, auth: &AuthUser, id: Uuid) -> Result<Delivery, Problem> {
+        auth.require_any_role(LOG_READERS)?;
+        self.store
+            .delivery(id)
+            .await?
+            .ok_or_else(|| Problem::not_found("no delivery with this id"))
+    }
+
+    /// Sends a dead delivery again: back to pending with a fresh attempt budget.
+    pub async fn retry(&self, auth: &AuthUser, id: Uuid) -> Result<Delivery, Problem> {
+        auth.require_any_role(LOG_WRITERS)?;
+        let now = platform::time::now();
+        match self.store.requeue_dead(id, now, now_ms(now)).await {
+            Ok(d) => {
+                tracing::info!(delivery_id = %id, actor = %auth.id(), "dead notification queued again");
+                self.wake();
+                Ok(d)
+            }
+            Err(RetryRefused::NotFound) => Err(Problem::not_found("no delivery with this id")),
+            Err(RetryRefused::NotDead(status)) => Err(Problem::conflict(can_retry(status).err().unwrap_or_default())),
+            Err(RetryRefused::Store(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// When a row is next tried, for views: only while it still has to be sent.
+pub fn next_attempt_at(d: &Delivery) -> Option<OffsetDateTime> {
+    d.status.is_due_state().then(|| ms_to_time(d.next_attempt_ms)).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_round_trip() {
+        let t = time::macros::datetime!(2030-01-02 03:04:05.678 UTC);
+        let ms = now_ms(t);
+        assert_eq!(ms % 1000, 678);
+        assert_eq!(ms_to_time(ms), Some(t));
+    }
+}

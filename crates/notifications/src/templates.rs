@@ -1,0 +1,272 @@
+//! The message templates: a subject, a text part and an HTML part per [`Kind`], compiled into the
+//! binary from `templates/`. HTML templates (`.html`) are autoescaped; text ones are not.
+
+use std::sync::OnceLock;
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::Value;
+
+use crate::domain::Kind;
+
+/// A rendered message, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("rendering the {kind} template failed: {message}")]
+pub struct RenderError {
+    pub kind: Kind,
+    pub message: String,
+}
+
+const FILES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("../templates/layout.html")),
+    ("order_lines.html", include_str!("../templates/order_lines.html")),
+    ("order_lines.txt", include_str!("../templates/order_lines.txt")),
+    (
+        "email_verification.txt",
+        include_str!("../templates/email_verification.txt"),
+    ),
+    (
+        "email_verification.html",
+        include_str!("../templates/email_verification.html"),
+    ),
+    ("password_reset.txt", include_str!("../templates/password_reset.txt")),
+    ("password_reset.html", include_str!("../templates/password_reset.html")),
+    ("order_placed.txt", include_str!("../templates/order_placed.txt")),
+    ("order_placed.html", include_str!("../templates/order_placed.html")),
+    ("order_confirmed.txt", include_str!("../templates/order_confirmed.txt")),
+    (
+        "order_confirmed.html",
+        include_str!("../templates/order_confirmed.html"),
+    ),
+    ("order_shipped.txt", include_str!("../templates/order_shipped.txt")),
+    ("order_shipped.html", include_str!("../templates/order_shipped.html")),
+    ("order_cancelled.txt", include_str!("../templates/order_cancelled.txt")),
+    (
+        "order_cancelled.html",
+        include_str!("../templates/order_cancelled.html"),
+    ),
+    (
+        "refund_completed.txt",
+        include_str!("../templates/refund_completed.txt"),
+    ),
+    (
+        "refund_completed.html",
+        include_str!("../templates/refund_completed.html"),
+    ),
+    ("low_stock_alert.txt", include_str!("../templates/low_stock_alert.txt")),
+    (
+        "low_stock_alert.html",
+        include_str!("../templates/low_stock_alert.html"),
+    ),
+];
+
+/// The subject line of each kind (a template too; never autoescaped: it is a header, not HTML).
+fn subject(kind: Kind) -> &'static str {
+    match kind {
+        Kind::EmailVerification => "Confirm your e-mail address",
+        Kind::PasswordReset => "Reset your password",
+        Kind::OrderPlaced => "Order {{ number }} received",
+        Kind::OrderConfirmed => "Order {{ number }} confirmed",
+        Kind::OrderShipped => "Order {{ number }} has shipped",
+        Kind::OrderCancelled => "Order {{ number }} cancelled",
+        Kind::RefundCompleted => "Refund for order {{ number }}",
+        Kind::LowStockAlert => "Low stock: {{ sku }} ({{ available }} left)",
+    }
+}
+
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        match SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+        {
+            Ok(syntax) => env.set_syntax(syntax),
+            Err(e) => tracing::error!(error = %e, "invalid template syntax settings"),
+        }
+        for (name, source) in FILES {
+            // The templates are part of the binary and covered by unit tests: a syntax error here
+            // is a build defect, reported at first render (see `render`) rather than a panic.
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!(template = name, error = %e, "invalid built-in template");
+            }
+        }
+        for kind in Kind::ALL {
+            let name = subject_name(kind);
+            if let Err(e) = env.add_template_owned(name, subject(kind)) {
+                tracing::error!(template = kind.as_str(), error = %e, "invalid built-in subject");
+            }
+        }
+        env
+    })
+}
+
+fn subject_name(kind: Kind) -> String {
+    format!("{}.subject", kind.as_str())
+}
+
+/// Renders `kind` with `data` (which must hold every variable the templates use).
+pub fn render(kind: Kind, data: &Value) -> Result<Rendered, RenderError> {
+    let env = environment();
+    let err = |e: minijinja::Error| RenderError {
+        kind,
+        message: format!("{e:#}"),
+    };
+    let ctx = minijinja::Value::from(minijinja::value::Serde(data));
+    let one = |name: &str| env.get_template(name).and_then(|t| t.render(&ctx)).map_err(err);
+    let subject = one(&subject_name(kind))?;
+    Ok(Rendered {
+        // A header: one line, whatever the data held.
+        subject: subject.split(['\r', '\n']).map(str::trim).collect::<Vec<_>>().join(" "),
+        text: one(&format!("{}.txt", kind.as_str()))?,
+        html: one(&format!("{}.html", kind.as_str()))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn order(extra: Value) -> Value {
+        let mut v = json!({
+            "name": "Ann <Admin>", "number": "EMP-7", "order_id": "0190", "order_url": "https://s.example/api/v1/orders/0190",
+            "public_url": "https://s.example", "currency": "EUR",
+            "lines": [{"sku": "MUG-1", "name": "Mug & <b>Cup</b>", "quantity": 2, "unit_price": "10.00 EUR", "line_total": "20.00 EUR"}],
+            "subtotal": "20.00 EUR", "shipping": "4.95 EUR", "tax": "3.80 EUR", "discount": null, "total": "28.75 EUR",
+            "carrier": null, "tracking_number": null, "reason": null, "refunded_amount": null,
+            "amount": null, "total_refunded": null, "full": false
+        });
+        if let (Some(base), Value::Object(more)) = (v.as_object_mut(), extra) {
+            base.extend(more);
+        }
+        v
+    }
+
+    #[test]
+    fn verification_keeps_the_token_alone_on_its_line_and_the_old_wording() {
+        let token = "A".repeat(43);
+        let r = render(
+            Kind::EmailVerification,
+            &json!({"name": "Ann", "token": token, "public_url": "http://127.0.0.1:8080", "hours": 24}),
+        )
+        .expect("render");
+        assert_eq!(r.subject, "Confirm your e-mail address");
+        assert_eq!(
+            r.text,
+            format!(
+                "Hello Ann,\n\nconfirm your e-mail address for Emporium with this token:\n\n{token}\n\n\
+                 POST it as {{\"token\": \"...\"}} to http://127.0.0.1:8080/api/v1/auth/verify-email.\n\
+                 It expires in 24 hours and works once.\n"
+            )
+        );
+        let lines: Vec<&str> = r.text.lines().filter(|l| l.len() == 43 && !l.contains(' ')).collect();
+        assert_eq!(lines, vec![token.as_str()]);
+        assert!(r.html.contains(&token));
+    }
+
+    #[test]
+    fn reset_keeps_the_old_wording() {
+        let r = render(
+            Kind::PasswordReset,
+            &json!({"name": "Ann", "token": "tok", "public_url": "http://x", "minutes": 30}),
+        )
+        .expect("render");
+        assert_eq!(r.subject, "Reset your password");
+        assert_eq!(
+            r.text,
+            "Hello Ann,\n\nsomeone asked to reset your Emporium password. If it was you, use this token:\n\ntok\n\n\
+             POST it with your new password as {\"token\": \"...\", \"new_password\": \"...\"} to \
+             http://x/api/v1/auth/reset-password. It expires in 30 minutes and works once.\n\
+             If it was not you, ignore this message: your password is unchanged.\n"
+        );
+    }
+
+    #[test]
+    fn html_is_autoescaped_and_text_is_not() {
+        let r = render(Kind::OrderPlaced, &order(json!({}))).expect("render");
+        assert!(r.html.contains("Ann &lt;Admin&gt;"), "{}", r.html);
+        assert!(r.html.contains("Mug &amp; &lt;b&gt;Cup&lt;&#x2f;b&gt;"), "{}", r.html);
+        assert!(!r.html.contains("<b>Cup"));
+        assert!(r.text.contains("Hello Ann <Admin>,"));
+        assert!(r.text.contains("2 x Mug & <b>Cup</b> (MUG-1)  20.00 EUR"), "{}", r.text);
+        assert!(r.text.contains("Total: 28.75 EUR"));
+        assert!(!r.text.contains("Discount"), "no discount line without a discount");
+        assert_eq!(r.subject, "Order EMP-7 received");
+    }
+
+    #[test]
+    fn every_kind_renders_text_and_html() {
+        let cases = [
+            (Kind::OrderPlaced, order(json!({})), "28.75 EUR"),
+            (Kind::OrderConfirmed, order(json!({})), "Total paid: 28.75 EUR"),
+            (
+                Kind::OrderShipped,
+                order(json!({"carrier": "DHL", "tracking_number": "JD0001"})),
+                "Tracking number: JD0001",
+            ),
+            (
+                Kind::OrderCancelled,
+                order(json!({"reason": "out of stock", "refunded_amount": "28.75 EUR"})),
+                "We are refunding 28.75 EUR",
+            ),
+            (
+                Kind::RefundCompleted,
+                order(json!({"amount": "5.00 EUR", "total_refunded": "5.00 EUR"})),
+                "we have refunded 5.00 EUR for your order EMP-7.",
+            ),
+            (
+                Kind::LowStockAlert,
+                json!({"sku": "MUG-1", "available": 2, "threshold": 5, "public_url": "https://s.example"}),
+                "Only 2 unit(s) of MUG-1 are available (threshold 5).",
+            ),
+        ];
+        for (kind, data, expected) in cases {
+            let r = render(kind, &data).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert!(r.text.contains(expected), "{kind} text:\n{}", r.text);
+            assert!(r.html.starts_with("<!DOCTYPE html>"), "{kind} html");
+            assert!(r.html.contains("</html>"), "{kind} html");
+            assert!(!r.subject.is_empty() && !r.subject.contains('\n'));
+        }
+        let shipped = render(
+            Kind::OrderShipped,
+            &order(json!({"carrier": "DHL", "tracking_number": "JD0001"})),
+        )
+        .expect("render");
+        assert!(shipped.text.contains("Carrier: DHL"));
+        assert!(shipped.html.contains("JD0001"));
+        let low = render(
+            Kind::LowStockAlert,
+            &json!({"sku": "MUG-1", "available": 2, "threshold": 5, "public_url": "https://s.example"}),
+        )
+        .expect("render");
+        assert_eq!(low.subject, "Low stock: MUG-1 (2 left)");
+    }
+
+    #[test]
+    fn missing_data_is_an_error_not_an_empty_hole() {
+        let err = render(Kind::OrderShipped, &json!({"name": "Ann"})).expect_err("refused");
+        assert_eq!(err.kind, Kind::OrderShipped);
+    }
+
+    #[test]
+    fn subjects_stay_on_one_line() {
+        let r = render(
+            Kind::OrderShipped,
+            &order(json!({"number": "A\r\nBcc: evil@x.io", "carrier": "DHL", "tracking_number": "1"})),
+        )
+        .expect("render");
+        assert!(!r.subject.contains('\n') && !r.subject.contains('\r'), "{}", r.subject);
+    }
+}
