@@ -9,4 +9,6 @@ pub struct ContextDeps {
     pub cache: crate::cache::Cache,
     /// Verifies access tokens; routers add it as an `Extension` for `AuthUser`.
     pub keys: crate::auth::KeySet,
+    /// Clients for the other contexts' APIs (in-process or HTTP).
+    pub peers: crate::client::Peers,
 }

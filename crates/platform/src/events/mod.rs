@@ -76,7 +76,7 @@ impl Event {
 }
 
 /// The `traceparent` of the current span, when it is being traced.
-fn current_traceparent() -> Option<String> {
+pub(crate) fn current_traceparent() -> Option<String> {
     use opentelemetry::trace::TraceContextExt;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     let context = tracing::Span::current().context();

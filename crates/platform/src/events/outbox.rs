@@ -68,6 +68,14 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// A handle with no relay behind it, for short-lived commands (the admin CLI): what they
+    /// write stays in the outbox until the serving process's relay publishes it.
+    pub fn detached() -> Self {
+        Self {
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
     /// Wakes the relay now instead of at its next poll; call after committing events.
     pub fn notify(&self) {
         self.wake.notify_one();

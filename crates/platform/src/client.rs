@@ -1,0 +1,513 @@
+//! Calls from one context to another's HTTP API.
+//!
+//! A caller names the context it wants ([`Peers::client`]) and gets a [`ServiceClient`]. In
+//! production that is HTTP to `EMPORIUM_<CONTEXT>_URL`; in embedded mode the request goes straight
+//! into this process's own router: the same handlers, validation, auth and idempotency run, only
+//! the socket is skipped. Callers see the same status codes and JSON either way, which is why one
+//! test suite covers both modes (ADR 0006).
+//!
+//! `as_service()` authenticates as the calling context with a short-lived token (role
+//! `service`) that identity issues for the shared `EMPORIUM_SERVICE_SECRET`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+use tower::ServiceExt;
+
+/// Replies larger than this are refused (no context sends pages this big).
+const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Where identity issues service tokens.
+pub const SERVICE_TOKEN_PATH: &str = "/api/v1/auth/service-token";
+
+/// Why a call produced no reply.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("{0} is unreachable")]
+    Unreachable(String),
+    #[error("the call timed out")]
+    Timeout,
+    #[error("unexpected reply: {0}")]
+    BadReply(String),
+    #[error("no service credentials: {0}")]
+    NoCredentials(String),
+}
+
+/// The process's own router, known only once every context is built; set by the app wiring.
+#[derive(Clone, Default)]
+pub struct LocalRouter(Arc<OnceLock<Router>>);
+
+impl LocalRouter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Completes the wiring. Later calls are ignored (the first router stays).
+    pub fn set(&self, router: Router) {
+        let _ = self.0.set(router);
+    }
+
+    fn get(&self) -> Option<Router> {
+        self.0.get().cloned()
+    }
+}
+
+#[derive(Clone)]
+enum Transport {
+    Local(LocalRouter),
+    Remote { http: reqwest::Client, base: Arc<str> },
+}
+
+/// How to reach every other context, and the credentials to call them as a service.
+#[derive(Clone)]
+pub struct Peers {
+    inner: Arc<PeersInner>,
+}
+
+struct PeersInner {
+    local: LocalRouter,
+    in_process: BTreeSet<String>,
+    remote: BTreeMap<String, String>,
+    http: reqwest::Client,
+    secret: Option<String>,
+    tokens: Mutex<BTreeMap<&'static str, CachedToken>>,
+}
+
+#[derive(Clone)]
+struct CachedToken {
+    token: String,
+    refresh_after: Instant,
+}
+
+impl Peers {
+    /// `in_process`: contexts this process runs (reached through `local`); `remote`: base URLs of
+    /// the others by context name; `secret`: the shared service secret, if any.
+    pub fn new(
+        local: LocalRouter,
+        in_process: impl IntoIterator<Item = String>,
+        remote: BTreeMap<String, String>,
+        secret: Option<String>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(PeersInner {
+                local,
+                in_process: in_process.into_iter().collect(),
+                remote,
+                http: reqwest::Client::builder()
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .build()
+                    .unwrap_or_default(),
+                secret,
+                tokens: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    /// No peers at all (tests of a context on its own).
+    pub fn none() -> Self {
+        Self::new(LocalRouter::new(), Vec::new(), BTreeMap::new(), None)
+    }
+
+    /// A client for `target`'s API on behalf of the `caller` context. Fails when `target` neither
+    /// runs in this process nor has a URL configured, naming the variable to set.
+    pub fn client(&self, caller: &'static str, target: &'static str) -> anyhow::Result<ServiceClient> {
+        let transport = self.transport(target).ok_or_else(|| {
+            crate::config::ConfigError::new(
+                format!("EMPORIUM_{}_URL", target.to_ascii_uppercase()),
+                format!("is required: {caller} calls {target}, which does not run in this process"),
+            )
+        })?;
+        Ok(ServiceClient {
+            caller,
+            transport,
+            peers: self.clone(),
+        })
+    }
+
+    fn transport(&self, target: &str) -> Option<Transport> {
+        if let Some(base) = self.inner.remote.get(target) {
+            return Some(Transport::Remote {
+                http: self.inner.http.clone(),
+                base: base.trim_end_matches('/').into(),
+            });
+        }
+        self.inner
+            .in_process
+            .contains(target)
+            .then(|| Transport::Local(self.inner.local.clone()))
+    }
+
+    /// A valid service token for `caller`, fetched from identity and cached until shortly before
+    /// it expires.
+    async fn service_token(&self, caller: &'static str) -> Result<String, CallError> {
+        let mut tokens = self.inner.tokens.lock().await;
+        if let Some(cached) = tokens.get(caller)
+            && Instant::now() < cached.refresh_after
+        {
+            return Ok(cached.token.clone());
+        }
+        let secret = self.inner.secret.clone().ok_or_else(|| {
+            CallError::NoCredentials("EMPORIUM_SERVICE_SECRET is not set".into())
+        })?;
+        let identity = self
+            .transport("identity")
+            .ok_or_else(|| CallError::NoCredentials("EMPORIUM_IDENTITY_URL is not set".into()))?;
+        let body = serde_json::json!({"client_id": caller, "client_secret": secret});
+        let call = Call::new(identity, Method::POST, SERVICE_TOKEN_PATH, caller, self.clone()).json(&body);
+        let reply = tokio::time::timeout(DEFAULT_TIMEOUT, call.dispatch())
+            .await
+            .map_err(|_| CallError::Timeout)??;
+        if !reply.status.is_success() {
+            return Err(CallError::NoCredentials(format!(
+                "identity refused a service token ({}): {}",
+                reply.status,
+                reply.problem_detail()
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Issued {
+            access_token: String,
+            expires_in: u64,
+        }
+        let issued: Issued = reply.json()?;
+        // Renew at two thirds of the lifetime, so a token is never used in its last minutes.
+        let refresh_after = Instant::now() + Duration::from_secs(issued.expires_in * 2 / 3);
+        tokens.insert(
+            caller,
+            CachedToken {
+                token: issued.access_token.clone(),
+                refresh_after,
+            },
+        );
+        Ok(issued.access_token)
+    }
+}
+
+/// Calls one other context.
+#[derive(Clone)]
+pub struct ServiceClient {
+    caller: &'static str,
+    transport: Transport,
+    peers: Peers,
+}
+
+impl ServiceClient {
+    pub fn get(&self, path: &str) -> Call {
+        self.call(Method::GET, path)
+    }
+    pub fn post(&self, path: &str) -> Call {
+        self.call(Method::POST, path)
+    }
+    pub fn put(&self, path: &str) -> Call {
+        self.call(Method::PUT, path)
+    }
+    pub fn patch(&self, path: &str) -> Call {
+        self.call(Method::PATCH, path)
+    }
+    pub fn delete(&self, path: &str) -> Call {
+        self.call(Method::DELETE, path)
+    }
+
+    /// A call with any method; `path` includes the query string.
+    pub fn call(&self, method: Method, path: &str) -> Call {
+        Call::new(self.transport.clone(), method, path, self.caller, self.peers.clone())
+    }
+}
+
+enum Credentials {
+    None,
+    Bearer(String),
+    Service,
+}
+
+/// One request being built; [`Call::send`] runs it.
+pub struct Call {
+    transport: Transport,
+    method: Method,
+    path: String,
+    caller: &'static str,
+    peers: Peers,
+    credentials: Credentials,
+    headers: HeaderMap,
+    body: Option<Result<Vec<u8>, String>>,
+    timeout: Duration,
+}
+
+impl Call {
+    fn new(transport: Transport, method: Method, path: &str, caller: &'static str, peers: Peers) -> Self {
+        Self {
+            transport,
+            method,
+            path: path.to_owned(),
+            caller,
+            peers,
+            credentials: Credentials::None,
+            headers: HeaderMap::new(),
+            body: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Forwards an end user's access token.
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.credentials = Credentials::Bearer(token.to_owned());
+        self
+    }
+
+    /// Authenticates as the calling context (role `service`).
+    pub fn as_service(mut self) -> Self {
+        self.credentials = Credentials::Service;
+        self
+    }
+
+    pub fn idempotency_key(self, key: &str) -> Self {
+        self.header("idempotency-key", key)
+    }
+
+    /// Adds a header; an invalid name or value is dropped (callers pass literals and ids).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            self.headers.insert(name, value);
+        }
+        self
+    }
+
+    pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Self {
+        self.body = Some(serde_json::to_vec(body).map_err(|e| e.to_string()));
+        self
+    }
+
+    /// The whole call's budget (default 5 s), including obtaining a service token.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub async fn send(self) -> Result<Reply, CallError> {
+        let budget = self.timeout;
+        let target = self.path.split('/').nth(3).unwrap_or("").to_owned();
+        let started = Instant::now();
+        let result = match tokio::time::timeout(budget, self.run()).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Timeout),
+        };
+        let outcome = match &result {
+            Ok(reply) => reply.status.as_str().to_owned(),
+            Err(CallError::Timeout) => "timeout".into(),
+            Err(_) => "error".into(),
+        };
+        metrics::histogram!("service_client_duration_seconds", "target" => target, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn run(mut self) -> Result<Reply, CallError> {
+        match std::mem::replace(&mut self.credentials, Credentials::None) {
+            Credentials::None => {}
+            Credentials::Bearer(token) => self.set_bearer(&token),
+            Credentials::Service => {
+                let token = Box::pin(self.peers.service_token(self.caller)).await?;
+                self.set_bearer(&token);
+            }
+        }
+        self.dispatch().await
+    }
+
+    /// Sends the request as built (credentials already set).
+    async fn dispatch(mut self) -> Result<Reply, CallError> {
+        if let Some(traceparent) = crate::events::current_traceparent()
+            && let Ok(value) = HeaderValue::try_from(traceparent)
+        {
+            self.headers.insert("traceparent", value);
+        }
+        let body = match self.body.take() {
+            None => None,
+            Some(Ok(bytes)) => {
+                self.headers
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                Some(bytes)
+            }
+            Some(Err(e)) => return Err(CallError::BadReply(format!("cannot encode the request: {e}"))),
+        };
+        match self.transport.clone() {
+            Transport::Local(local) => self.run_local(local, body).await,
+            Transport::Remote { http, base } => self.run_remote(http, &base, body).await,
+        }
+    }
+
+    fn set_bearer(&mut self, token: &str) {
+        if let Ok(value) = HeaderValue::try_from(format!("Bearer {token}")) {
+            self.headers.insert(header::AUTHORIZATION, value);
+        }
+    }
+
+    async fn run_local(self, local: LocalRouter, body: Option<Vec<u8>>) -> Result<Reply, CallError> {
+        let router = local
+            .get()
+            .ok_or_else(|| CallError::Unreachable(format!("{} (the app is still starting)", self.path)))?;
+        let mut request = Request::builder()
+            .method(self.method)
+            .uri(&self.path)
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .map_err(|e| CallError::BadReply(format!("invalid request: {e}")))?;
+        *request.headers_mut() = self.headers;
+        // What the handlers would see from a loopback connection.
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 0))));
+        let response = router
+            .oneshot(request)
+            .await
+            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, MAX_REPLY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| CallError::BadReply(e.to_string()))?
+            .to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    async fn run_remote(self, http: reqwest::Client, base: &str, body: Option<Vec<u8>>) -> Result<Reply, CallError> {
+        let url = format!("{base}{}", self.path);
+        let mut request = http.request(self.method, &url).headers(self.headers);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                CallError::Timeout
+            } else {
+                CallError::Unreachable(format!("{base}: {e}"))
+            }
+        })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        if response.content_length().is_some_and(|n| n as usize > MAX_REPLY_BYTES) {
+            return Err(CallError::BadReply(format!("{url}: reply too large")));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| CallError::Unreachable(format!("{base}: {e}")))?;
+        Ok(Reply { status, headers, body })
+    }
+}
+
+/// What another context answered.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, CallError> {
+        serde_json::from_slice(&self.body).map_err(|e| CallError::BadReply(format!("{} body: {e}", self.status)))
+    }
+
+    /// The problem+json body of an error reply.
+    pub fn problem(&self) -> Option<serde_json::Value> {
+        if self.status.is_success() {
+            return None;
+        }
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The problem's `detail` (or `title`), for logs and messages.
+    pub fn problem_detail(&self) -> String {
+        self.problem()
+            .and_then(|p| {
+                p.get("detail")
+                    .or_else(|| p.get("title"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| self.status.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    fn peers_with(router: Router) -> Peers {
+        let local = LocalRouter::new();
+        local.set(router);
+        Peers::new(local, ["catalog".to_owned()], BTreeMap::new(), None)
+    }
+
+    #[tokio::test]
+    async fn local_calls_reach_the_router_with_headers_and_body() {
+        let router = Router::new().route(
+            "/api/v1/catalog/echo",
+            get(|headers: HeaderMap| async move {
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"key": key})))
+            }),
+        );
+        let client = peers_with(router).client("ordering", "catalog").expect("client");
+        let reply = client
+            .get("/api/v1/catalog/echo?x=1")
+            .idempotency_key("k-1")
+            .send()
+            .await
+            .expect("reply");
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        assert_eq!(reply.json::<serde_json::Value>().expect("json")["key"], "k-1");
+    }
+
+    #[tokio::test]
+    async fn unknown_peer_names_the_variable_and_missing_secret_is_reported() {
+        let peers = peers_with(Router::new());
+        let err = peers.client("ordering", "payments").err().expect("not configured");
+        assert!(err.to_string().contains("EMPORIUM_PAYMENTS_URL"), "{err}");
+        let client = peers.client("ordering", "catalog").expect("client");
+        let err = client.get("/x").as_service().send().await.expect_err("no secret");
+        assert!(matches!(err, CallError::NoCredentials(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn slow_handlers_time_out() {
+        let router = Router::new().route(
+            "/api/v1/catalog/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+        let client = peers_with(router).client("ordering", "catalog").expect("client");
+        let err = client
+            .get("/api/v1/catalog/slow")
+            .timeout(Duration::from_millis(50))
+            .send()
+            .await
+            .expect_err("timeout");
+        assert!(matches!(err, CallError::Timeout));
+    }
+}
