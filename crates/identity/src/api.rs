@@ -291,6 +291,45 @@ pub async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTokenRequest {
+    /// The calling context's name (lower-case letters).
+    #[schema(example = "ordering")]
+    pub client_id: String,
+    /// The shared `EMPORIUM_SERVICE_SECRET`.
+    pub client_secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ServiceTokenResponse {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+/// Issues a short-lived token with role `service` to another Emporium context, which calls
+/// peers with it (reservations, payments). Rate limited per address like the other auth endpoints.
+#[utoipa::path(post, path = "/api/v1/auth/service-token", tag = "auth", request_body = ServiceTokenRequest,
+    responses((status = 200, description = "Service token", body = ServiceTokenResponse),
+        (status = 401, description = "Unknown client or wrong secret", body = Problem),
+        (status = 429, description = "Too many requests from this address", body = Problem)))]
+pub async fn service_token(
+    State(svc): Svc,
+    _: RateLimited,
+    Json(req): Json<ServiceTokenRequest>,
+) -> ApiResult<Response> {
+    let (token, ttl) = svc.issue_service_token(&req.client_id, &req.client_secret)?;
+    let body = ServiceTokenResponse {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: ttl.as_secs(),
+    };
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
 /// The public keys that verify access tokens (RFC 7517). Other contexts cache this.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "JWK Set", body = Object)))]
@@ -642,6 +681,7 @@ pub fn routes() -> OpenApiRouter<Arc<IdentityService>> {
         .routes(routes!(logout))
         .routes(routes!(forgot_password))
         .routes(routes!(reset_password))
+        .routes(routes!(service_token))
         .routes(routes!(jwks))
         .routes(routes!(rotate_signing_key))
         .routes(routes!(audit_events))

@@ -6,7 +6,6 @@
 pub mod api;
 pub mod domain;
 pub mod keys;
-pub mod mailers;
 pub mod passwords;
 pub mod service;
 pub mod store;
@@ -23,7 +22,7 @@ use platform::db::{Db, DbError};
 use crate::domain::TokenLifetimes;
 use crate::keys::KeyRing;
 use crate::passwords::{Argon2Settings, PasswordHasher};
-pub use crate::service::{IdentityService, Mailer};
+pub use crate::service::IdentityService;
 use crate::store::IdentityStore;
 use crate::store::sql::SqlStore;
 
@@ -42,6 +41,9 @@ pub struct IdentityConfig {
     pub auth_requests_per_minute: std::num::NonZeroU32,
     /// Base URL quoted in e-mails.
     pub public_url: String,
+    /// The shared secret other contexts exchange for service tokens (`EMPORIUM_SERVICE_SECRET`,
+    /// read and defaulted by the binary); `None` refuses every service-token request.
+    pub service_secret: Option<String>,
 }
 
 impl IdentityConfig {
@@ -69,6 +71,7 @@ impl IdentityConfig {
             )? as u32)
             .unwrap_or(std::num::NonZeroU32::MIN),
             public_url: public_url.to_owned(),
+            service_secret: None,
         })
     }
 }
@@ -80,9 +83,10 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
         source,
     };
     match db {
-        Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(err),
-        Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(err),
+        Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(err)?,
+        Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(err)?,
     }
+    platform::events::migrate(db).await
 }
 
 /// A running identity context.
@@ -93,11 +97,12 @@ pub struct Identity {
 
 impl Identity {
     /// Opens the store on `db` (migrating when `migrate_first`), loads the signing keys and keeps
-    /// them fresh, so a rotation on another replica is picked up within a minute.
+    /// them fresh, so a rotation on another replica is picked up within a minute. With `events`,
+    /// starts the outbox relay that carries identity's events (mail requests) to the bus.
     pub async fn start(
         db: &Db,
         config: IdentityConfig,
-        mailer: Arc<dyn Mailer>,
+        events: Option<&platform::events::Events>,
         migrate_first: bool,
     ) -> anyhow::Result<Self> {
         if migrate_first {
@@ -112,7 +117,11 @@ impl Identity {
         spawn_key_refresh(Arc::downgrade(&ring));
         let keys = ring.key_set();
         let hasher = PasswordHasher::new(config.argon2)?;
-        let service = Arc::new(IdentityService::new(store, ring, hasher, mailer, config));
+        // Mail (verification, password reset) leaves as events for notifications, through the
+        // outbox, so a token is mailed if and only if it was stored.
+        // Without a bus (admin CLI) the rows wait for the serving process's relay.
+        let outbox = events.map_or_else(platform::events::Outbox::detached, |e| e.start_relay(CONTEXT, db));
+        let service = Arc::new(IdentityService::new(store, ring, hasher, outbox, config));
         Ok(Self { service, keys })
     }
 

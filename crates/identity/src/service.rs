@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use platform::auth::{AUDIENCE, AccessClaims, AuthUser, ISSUER};
+use platform::events::{Event, Outbox};
 use platform::{FieldError, Problem};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -19,11 +20,12 @@ use crate::passwords::PasswordHasher;
 use crate::store::{AuditEvent, AuditFilter, IdentityStore, NewRefreshToken, Session, StoreError, User, UserFilter};
 use crate::tokens::OpaqueToken;
 
-/// Where e-mails go: the dev mailbox in embedded mode; in production, the notifications context
-/// once it exists.
-pub trait Mailer: Send + Sync + 'static {
-    fn send(&self, to: &str, subject: &str, body: &str);
-}
+/// Event types identity publishes (data shapes in docs/api.md).
+pub const USER_REGISTERED: &str = "identity.user.registered";
+pub const EMAIL_VERIFICATION_REQUESTED: &str = "identity.email.verification_requested";
+pub const PASSWORD_RESET_REQUESTED: &str = "identity.password.reset_requested";
+/// Role carried by service tokens (one context calling another).
+pub const SERVICE_ROLE: &str = "service";
 
 /// Everything that can go wrong in identity, mapped to HTTP once (`From<IdentityError> for Problem`).
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,8 @@ pub enum IdentityError {
     EmailTaken,
     #[error("wrong e-mail address or password")]
     InvalidCredentials,
+    #[error("unknown client or wrong client secret")]
+    InvalidClientCredentials,
     #[error("the e-mail address is not verified yet; use the link we sent, or ask for a new one")]
     EmailNotVerified,
     #[error("this account is disabled")]
@@ -79,6 +83,7 @@ impl From<IdentityError> for Problem {
                 Problem::conflict(message).with_errors(vec![FieldError::new("email", "is already registered")])
             }
             IdentityError::InvalidCredentials
+            | IdentityError::InvalidClientCredentials
             | IdentityError::InvalidRefreshToken
             | IdentityError::RefreshTokenReuse
             | IdentityError::SessionEnded => Problem::unauthorized(message),
@@ -127,7 +132,7 @@ pub struct IdentityService {
     store: Arc<dyn IdentityStore>,
     keys: Arc<KeyRing>,
     hasher: PasswordHasher,
-    mailer: Arc<dyn Mailer>,
+    outbox: Outbox,
     config: IdentityConfig,
     auth_limiter: platform::rate_limit::IpRateLimiter,
 }
@@ -195,7 +200,7 @@ impl IdentityService {
         store: Arc<dyn IdentityStore>,
         keys: Arc<KeyRing>,
         hasher: PasswordHasher,
-        mailer: Arc<dyn Mailer>,
+        outbox: Outbox,
         config: IdentityConfig,
     ) -> Self {
         let auth_limiter = platform::rate_limit::IpRateLimiter::per_minute(config.auth_requests_per_minute);
@@ -203,7 +208,7 @@ impl IdentityService {
             store,
             keys,
             hasher,
-            mailer,
+            outbox,
             config,
             auth_limiter,
         }
@@ -260,7 +265,14 @@ impl IdentityService {
             updated_at: now,
             version: 1,
         };
-        self.store.insert_user(&user).await?;
+        let registered = Event::new(
+            crate::CONTEXT,
+            USER_REGISTERED,
+            user.id.0.to_string(),
+            serde_json::json!({"user_id": user.id.0, "email": user.email, "name": user.name}),
+        );
+        self.store.insert_user(&user, &[registered]).await?;
+        self.outbox.notify();
         Ok(user)
     }
 
@@ -284,31 +296,42 @@ impl IdentityService {
         Ok(user)
     }
 
-    async fn issue_one_time_token(&self, user: &User, purpose: TokenPurpose, ttl: Duration) -> IdResult<OpaqueToken> {
+    /// Stores a single-use token and, in the same transaction, the event asking notifications to
+    /// mail it (`event_type`). The plaintext token exists only in that event and the message.
+    async fn issue_one_time_token(
+        &self,
+        user: &User,
+        purpose: TokenPurpose,
+        ttl: Duration,
+        event_type: &str,
+    ) -> IdResult<()> {
         let token = OpaqueToken::generate();
         let now = platform::time::now();
+        let expires_at = TokenLifetimes::expiry(now, ttl);
+        let event = Event::new(
+            crate::CONTEXT,
+            event_type,
+            user.id.0.to_string(),
+            serde_json::json!({
+                "user_id": user.id.0,
+                "email": user.email,
+                "name": user.name,
+                "token": token.expose(),
+                "expires_at": expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "ttl_seconds": ttl.as_secs(),
+            }),
+        );
         self.store
-            .insert_one_time_token(&token.digest(), user.id, purpose, now, TokenLifetimes::expiry(now, ttl))
+            .insert_one_time_token(&token.digest(), user.id, purpose, now, expires_at, &[event])
             .await?;
-        Ok(token)
+        self.outbox.notify();
+        Ok(())
     }
 
     async fn send_verification(&self, user: &User) -> IdResult<()> {
         let ttl = self.lifetimes().email_verification;
-        let token = self
-            .issue_one_time_token(user, TokenPurpose::EmailVerification, ttl)
-            .await?;
-        let body = format!(
-            "Hello {name},\n\nconfirm your e-mail address for Emporium with this token:\n\n{token}\n\n\
-             POST it as {{\"token\": \"...\"}} to {url}/api/v1/auth/verify-email.\n\
-             It expires in {hours} hours and works once.\n",
-            name = user.name,
-            token = token.expose(),
-            url = self.config.public_url,
-            hours = ttl.as_secs() / 3600,
-        );
-        self.mailer.send(&user.email, "Confirm your e-mail address", &body);
-        Ok(())
+        self.issue_one_time_token(user, TokenPurpose::EmailVerification, ttl, EMAIL_VERIFICATION_REQUESTED)
+            .await
     }
 
     /// Sends a new verification message. Same answer whether or not the address is known.
@@ -455,6 +478,34 @@ impl IdentityService {
         })
     }
 
+    /// A short-lived access token with role `service` for another context (OAuth 2 client
+    /// credentials in spirit): `client_id` names the calling context, `secret` must equal the
+    /// shared `EMPORIUM_SERVICE_SECRET`. The subject is a stable UUIDv5 of the context name.
+    pub fn issue_service_token(&self, client_id: &str, secret: &str) -> IdResult<(String, Duration)> {
+        let valid_id = (2..=32).contains(&client_id.len()) && client_id.bytes().all(|b| b.is_ascii_lowercase());
+        let expected = self.config.service_secret.as_deref().unwrap_or("");
+        // Compare digests so the time taken says nothing about how much of the secret matched.
+        let matches = !expected.is_empty() && constant_time_eq(&sha256(expected), &sha256(secret));
+        if !valid_id || !matches {
+            metrics::counter!("identity_service_tokens_total", "outcome" => "refused").increment(1);
+            return Err(IdentityError::InvalidClientCredentials);
+        }
+        let now = platform::time::now();
+        let ttl = self.lifetimes().access;
+        let claims = AccessClaims {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            sub: Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("urn:emporium:service:{client_id}").as_bytes()),
+            sid: Uuid::nil(),
+            role: SERVICE_ROLE.to_owned(),
+            iat: now.unix_timestamp(),
+            exp: TokenLifetimes::expiry(now, ttl).unix_timestamp(),
+            jti: Uuid::now_v7(),
+        };
+        metrics::counter!("identity_service_tokens_total", "outcome" => "issued").increment(1);
+        Ok((self.keys.sign(&claims)?, ttl))
+    }
+
     pub async fn refresh(&self, presented: &str, client: &ClientInfo) -> IdResult<IssuedTokens> {
         let now = platform::time::now();
         let old = OpaqueToken::presented(presented);
@@ -556,20 +607,8 @@ impl IdentityService {
             return Ok(());
         }
         let ttl = self.lifetimes().password_reset;
-        let token = self
-            .issue_one_time_token(&user, TokenPurpose::PasswordReset, ttl)
+        self.issue_one_time_token(&user, TokenPurpose::PasswordReset, ttl, PASSWORD_RESET_REQUESTED)
             .await?;
-        let body = format!(
-            "Hello {name},\n\nsomeone asked to reset your Emporium password. If it was you, use this token:\n\n{token}\n\n\
-             POST it with your new password as {{\"token\": \"...\", \"new_password\": \"...\"}} to \
-             {url}/api/v1/auth/reset-password. It expires in {minutes} minutes and works once.\n\
-             If it was not you, ignore this message: your password is unchanged.\n",
-            name = user.name,
-            token = token.expose(),
-            url = self.config.public_url,
-            minutes = ttl.as_secs() / 60,
-        );
-        self.mailer.send(&user.email, "Reset your password", &body);
         self.record(audit("password.reset_requested").user(&user).client(client))
             .await;
         Ok(())
@@ -821,4 +860,13 @@ impl IdentityService {
 
 fn invalid_token_field() -> IdentityError {
     IdentityError::Validation(vec![FieldError::new("token", "is invalid, expired or already used")])
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).into()
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -4,6 +4,7 @@
 
 pub mod sql;
 
+use platform::events::Event;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -117,7 +118,8 @@ pub struct SigningKeyRecord {
 
 #[async_trait::async_trait]
 pub trait IdentityStore: Send + Sync + 'static {
-    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    /// Inserts the user and, in the same transaction, the events announcing it.
+    async fn insert_user(&self, user: &User, events: &[Event]) -> StoreResult<()>;
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// The user behind an access token, only while the token's session is live and the user active.
@@ -169,6 +171,8 @@ pub trait IdentityStore: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
 
+    /// Stores a single-use token's digest and, in the same transaction, the event that asks
+    /// notifications to mail it.
     async fn insert_one_time_token(
         &self,
         digest: &[u8; 32],
@@ -176,6 +180,7 @@ pub trait IdentityStore: Send + Sync + 'static {
         purpose: TokenPurpose,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
+        events: &[Event],
     ) -> StoreResult<()>;
     /// Uses a single-use token: returns its user if it was unused, unexpired and of `purpose`.
     async fn consume_one_time_token(

@@ -75,7 +75,7 @@ fn user(email: &str) -> User {
 
 async fn with_session(store: &dyn IdentityStore, email: &str) -> (User, Session, [u8; 32]) {
     let u = user(email);
-    store.insert_user(&u).await.expect("insert");
+    store.insert_user(&u, &[]).await.expect("insert");
     let t = now();
     let session = Session {
         id: Uuid::now_v7(),
@@ -98,14 +98,14 @@ async fn with_session(store: &dyn IdentityStore, email: &str) -> (User, Session,
 }
 
 async fn duplicate_emails_are_reported_as_such(store: Arc<dyn IdentityStore>) {
-    store.insert_user(&user("one@example.com")).await.expect("first");
-    let err = store.insert_user(&user("one@example.com")).await.expect_err("second");
+    store.insert_user(&user("one@example.com"), &[]).await.expect("first");
+    let err = store.insert_user(&user("one@example.com"), &[]).await.expect_err("second");
     assert!(matches!(err, StoreError::DuplicateEmail), "{err:?}");
 }
 
 async fn optimistic_updates_detect_stale_versions(store: Arc<dyn IdentityStore>) {
     let u = user("v@example.com");
-    store.insert_user(&u).await.expect("insert");
+    store.insert_user(&u, &[]).await.expect("insert");
     let updated = store.update_name(u.id, "New", Some(1), now()).await.expect("update");
     assert_eq!(updated.version, 2);
     let err = store
@@ -146,12 +146,12 @@ async fn only_one_of_two_concurrent_rotations_wins(store: Arc<dyn IdentityStore>
 
 async fn one_time_tokens_are_single_use_and_expire(store: Arc<dyn IdentityStore>) {
     let u = user("ott@example.com");
-    store.insert_user(&u).await.expect("insert");
+    store.insert_user(&u, &[]).await.expect("insert");
     let t = now();
     let live = [2u8; 32];
     let stale = [3u8; 32];
     store
-        .insert_one_time_token(&live, u.id, TokenPurpose::PasswordReset, t, t + Duration::from_secs(60))
+        .insert_one_time_token(&live, u.id, TokenPurpose::PasswordReset, t, t + Duration::from_secs(60), &[])
         .await
         .expect("insert");
     store
@@ -161,6 +161,7 @@ async fn one_time_tokens_are_single_use_and_expire(store: Arc<dyn IdentityStore>
             TokenPurpose::PasswordReset,
             t,
             t + Duration::from_millis(1),
+            &[],
         )
         .await
         .expect("insert");
@@ -271,10 +272,10 @@ async fn user_listing_filters_and_pages(store: Arc<dyn IdentityStore>) {
             u.role = Role::Admin;
         }
         ids.push(u.id.0);
-        store.insert_user(&u).await.expect("insert");
+        store.insert_user(&u, &[]).await.expect("insert");
     }
     store
-        .insert_user(&user("under_score@example.com"))
+        .insert_user(&user("under_score@example.com"), &[])
         .await
         .expect("insert");
     let page = store.list_users(&UserFilter::default(), None, 3).await.expect("list");
@@ -308,7 +309,7 @@ async fn user_listing_filters_and_pages(store: Arc<dyn IdentityStore>) {
 async fn timestamps_round_trip_exactly_in_utc(store: Arc<dyn IdentityStore>) {
     let mut u = user("time@example.com");
     u.email_verified_at = Some(now());
-    store.insert_user(&u).await.expect("insert");
+    store.insert_user(&u, &[]).await.expect("insert");
     let back = store.user_by_id(u.id).await.expect("read").expect("exists");
     assert_eq!(back, u);
 }

@@ -3,6 +3,7 @@
 //! `RETURNING`, timestamps passed in from Rust rather than `now()`).
 
 use platform::db::RowsAffected;
+use platform::events::{Event, OutboxConnection};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -215,6 +216,7 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
 impl<DB> IdentityStore for SqlStore<DB>
 where
     DB: Database,
+    DB::Connection: OutboxConnection,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
@@ -234,7 +236,8 @@ where
     DB::QueryResult: RowsAffected,
 {
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_user"))]
-    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+    async fn insert_user(&self, u: &User, events: &[Event]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO users (id, email, name, password_hash, role, status, email_verified_at, created_at, updated_at, version)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -249,9 +252,13 @@ where
         .bind(u.created_at)
         .bind(u.updated_at)
         .bind(u.version)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_user_write)?;
+        for event in events {
+            platform::events::enqueue(&mut *tx, event).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -540,7 +547,9 @@ where
         purpose: TokenPurpose,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
+        events: &[Event],
     ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO one_time_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -549,8 +558,12 @@ where
         .bind(purpose.as_str())
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        for event in events {
+            platform::events::enqueue(&mut *tx, event).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
