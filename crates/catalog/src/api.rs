@@ -285,6 +285,25 @@ pub async fn get_product(
     product_read(&headers, &viewer, &p)
 }
 
+/// Products by SKU (1 to 100; repeat `sku=`), for carts and orders: one call instead of one per
+/// line. Active products only (staff also see drafts and archived ones); the other requested
+/// SKUs are listed in `missing`. Not cached: prices must be current at checkout.
+#[utoipa::path(get, path = "/api/v1/catalog/products/by-sku", tag = "catalog",
+    params(("sku" = Vec<String>, Query, description = "Repeat for each SKU (1 to 100)")),
+    responses((status = 200, description = "Found products and missing SKUs", body = crate::service::SkuLookup),
+        (status = 422, description = "No SKU, more than 100, or a malformed one (`sku[i]`)", body = Problem)))]
+pub async fn products_by_sku(
+    State(svc): Svc,
+    MaybeUser(viewer): MaybeUser,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<crate::service::SkuLookup>> {
+    let skus: Vec<String> = form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "sku")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    Ok(Json(svc.products_by_sku(&skus, &viewer).await?))
+}
+
 /// One product by slug.
 #[utoipa::path(get, path = "/api/v1/catalog/products/by-slug/{slug}", tag = "catalog",
     params(("slug" = String, Path)),
@@ -568,6 +587,7 @@ pub fn routes() -> OpenApiRouter<Arc<CatalogService>> {
         .routes(routes!(list_products, create_product))
         .routes(routes!(facets))
         .routes(routes!(get_product, replace_product, patch_product, delete_product))
+        .routes(routes!(products_by_sku))
         .routes(routes!(get_product_by_slug))
         .routes(routes!(related))
         .routes(routes!(list_reviews, create_review))

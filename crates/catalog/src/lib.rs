@@ -6,6 +6,7 @@
 pub mod api;
 pub mod domain;
 pub mod params;
+pub mod purchases;
 pub mod seed;
 pub mod service;
 pub mod stock;
@@ -102,6 +103,15 @@ impl Catalog {
                 patterns: vec![stock::STOCK_CHANGED],
                 db: db.clone(),
                 handler: Arc::new(stock::StockLevels::new(service.clone())),
+            })
+            .await?;
+        deps.events
+            .subscribe(platform::events::Subscription {
+                context: CONTEXT,
+                consumer: "verified-purchases",
+                patterns: vec![purchases::ORDER_DELIVERED],
+                db: db.clone(),
+                handler: Arc::new(purchases::VerifiedPurchases::new(service.clone())),
             })
             .await?;
         Ok(Self { service, deps })

@@ -66,6 +66,17 @@ impl From<StoreError> for Problem {
 }
 
 /// Who is asking, as far as visibility goes.
+/// At most this many SKUs per `by-sku` lookup.
+pub const MAX_SKU_LOOKUP: usize = 100;
+
+/// The answer of a SKU lookup.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SkuLookup {
+    pub items: Vec<ProductView>,
+    /// Requested SKUs with no active product (unknown, draft, archived or deleted).
+    pub missing: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Viewer {
     pub user: Option<AuthUser>,
@@ -180,6 +191,44 @@ impl CatalogService {
             })
             .await?;
         self.visible(view, viewer)
+    }
+
+    /// Products by SKU for carts and orders: 1..=100 SKUs (normalised, duplicates ignored).
+    /// Only active products are returned (staff also see others); the rest are `missing`.
+    pub async fn products_by_sku(&self, skus: &[String], viewer: &Viewer) -> Result<SkuLookup, Problem> {
+        if skus.is_empty() || skus.len() > MAX_SKU_LOOKUP {
+            return Err(Problem::invalid_field(
+                "sku",
+                format!("give 1 to {MAX_SKU_LOOKUP} SKUs (repeat the parameter)"),
+            ));
+        }
+        let mut wanted: Vec<String> = Vec::with_capacity(skus.len());
+        for (i, raw) in skus.iter().enumerate() {
+            let sku = domain::normalise_sku(raw).map_err(|m| Problem::invalid_field(&format!("sku[{i}]"), m))?;
+            if !wanted.contains(&sku) {
+                wanted.push(sku);
+            }
+        }
+        let found = self.store.products_by_skus(&wanted).await?;
+        let items: Vec<ProductView> = found
+            .iter()
+            .filter(|p| p.status == ProductStatus::Active || viewer.is_staff())
+            .map(ProductView::from)
+            .collect();
+        let missing = wanted
+            .into_iter()
+            .filter(|sku| !items.iter().any(|p| &p.sku == sku))
+            .collect();
+        Ok(SkuLookup { items, missing })
+    }
+
+    /// Records a delivered order's products as bought by `user` (verified purchase on reviews).
+    pub async fn record_purchases(&self, user: uuid::Uuid, skus: &[String]) -> anyhow::Result<u64> {
+        let skus: Vec<String> = skus.iter().filter_map(|s| domain::normalise_sku(s).ok()).collect();
+        let recorded = self.store.record_purchases(user, &skus).await?;
+        // Review lists show the flag: drop cached pages.
+        self.invalidate(None, &[]).await;
+        Ok(recorded)
     }
 
     pub async fn product_by_slug(&self, slug: &str, viewer: &Viewer) -> Result<ProductView, Problem> {
@@ -926,7 +975,7 @@ impl CatalogService {
             title,
             body,
             status: ReviewStatus::Visible,
-            verified_purchase: false,
+            verified_purchase: self.store.has_purchased(user.id(), product).await?,
             created_at: now,
             updated_at: now,
         };

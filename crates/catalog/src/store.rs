@@ -196,6 +196,15 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// applied already (idempotent, order-tolerant). `None` when nothing changed.
     async fn set_available(&self, sku: &str, available: i64, event_id: Uuid) -> StoreResult<Option<StockChange>>;
 
+    /// Live products with any of `skus` (every status).
+    async fn products_by_skus(&self, skus: &[String]) -> StoreResult<Vec<Product>>;
+
+    // ---- purchases (from ordering's delivered orders)
+    /// Records that `user` bought the live products with `skus` and marks their existing
+    /// reviews as verified, in one transaction. Idempotent. Returns the products recorded.
+    async fn record_purchases(&self, user: Uuid, skus: &[String]) -> StoreResult<u64>;
+    async fn has_purchased(&self, user: Uuid, product: ProductId) -> StoreResult<bool>;
+
     // ---- reviews (each write recomputes the product's aggregates in the same transaction)
     async fn insert_review(&self, review: &Review, now: OffsetDateTime) -> StoreResult<()>;
     async fn review(&self, id: ReviewId) -> StoreResult<Option<Review>>;

@@ -76,6 +76,7 @@ async fn start(db: &Db) -> Catalog {
         events: Events::in_process(BusSettings::default()),
         cache: platform::cache::Cache::in_process(10_000),
         keys: platform::auth::KeySet::new(),
+        peers: platform::client::Peers::none(),
     };
     Catalog::start(db, CatalogConfig::default(), deps, true)
         .await

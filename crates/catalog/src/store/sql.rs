@@ -803,6 +803,52 @@ where
             .next())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "products_by_skus"))]
+    async fn products_by_skus(&self, skus: &[String]) -> StoreResult<Vec<Product>> {
+        if skus.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Sql::new("SELECT ");
+        q.push(PRODUCT_COLUMNS)
+            .push(" FROM products p WHERE p.deleted_at IS NULL AND p.sku IN ");
+        q.bind_list(skus.iter().map(|s| Arg::Text(s.clone())));
+        self.fetch_products(q).await
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "record_purchases"))]
+    async fn record_purchases(&self, user: Uuid, skus: &[String]) -> StoreResult<u64> {
+        let products = self.products_by_skus(skus).await?;
+        let mut tx = self.begin().await?;
+        let mut recorded = 0;
+        for p in &products {
+            recorded += sqlx::query(
+                "INSERT INTO verified_purchases (user_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(user)
+            .bind(p.id.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("UPDATE reviews SET verified_purchase = TRUE WHERE user_id = $1 AND product_id = $2")
+                .bind(user)
+                .bind(p.id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    async fn has_purchased(&self, user: Uuid, product: ProductId) -> StoreResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM verified_purchases WHERE user_id = $1 AND product_id = $2")
+                .bind(user)
+                .bind(product.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update_product"))]
     async fn update_product(
         &self,
