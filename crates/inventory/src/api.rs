@@ -163,10 +163,14 @@ pub struct AdjustmentRequest {
     pub reason: String,
 }
 
-/// Adjusts on_hand (admin, fulfilment, catalog_manager) and records it in the ledger. on_hand can
-/// never go negative nor below the reserved units.
+/// Adjusts on_hand (admin, fulfilment, catalog_manager, service) and records it in the ledger.
+/// on_hand can never go negative nor below the reserved units. With `Idempotency-Key`, a retry
+/// of the same request answers as the first did (`Idempotent-Replayed: true`) without adjusting
+/// again; the same key with another request is a 422.
 #[utoipa::path(post, path = "/api/v1/inventory/{sku}/adjustments", tag = TAG, security(("bearer" = [])),
-    params(("sku" = String, Path, description = "SKU")), request_body = AdjustmentRequest,
+    params(("sku" = String, Path, description = "SKU"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+    request_body = AdjustmentRequest,
     responses((status = 201, description = "Adjusted; the stock as it is now", body = StockView),
         (status = 403, description = "Role may not adjust stock", body = Problem),
         (status = 404, description = "No stock row for this SKU (rows come from the catalogue)", body = Problem),
@@ -175,13 +179,31 @@ pub struct AdjustmentRequest {
 pub async fn adjust(
     State(svc): Svc,
     auth: AuthUser,
+    headers: HeaderMap,
     Path(sku): Path<String>,
     Json(req): Json<AdjustmentRequest>,
-) -> ApiResult<(StatusCode, Json<StockView>)> {
-    let stock = svc
-        .adjust(&auth, &parse_sku(&sku)?, req.kind, req.quantity, &req.reason)
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers)?;
+    let answer = svc
+        .adjust_once(&auth, &parse_sku(&sku)?, req.kind, req.quantity, &req.reason, key)
         .await?;
-    Ok((StatusCode::CREATED, Json(StockView::from(&stock))))
+    let mut response = (StatusCode::CREATED, Json(StockView::from(&answer.stock))).into_response();
+    if answer.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    match headers.get(IDEMPOTENCY_KEY) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| Problem::invalid_field("Idempotency-Key", "may only contain visible ASCII characters")),
+    }
 }
 
 /// The SKU's ledger (staff), newest first.
@@ -285,13 +307,7 @@ pub async fn create_reservation(
     headers: HeaderMap,
     Json(req): Json<CreateReservationRequest>,
 ) -> ApiResult<Response> {
-    let key = match headers.get(IDEMPOTENCY_KEY) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| Problem::invalid_field("Idempotency-Key", "may only contain visible ASCII characters"))?,
-        ),
-    };
+    let key = idempotency_key(&headers)?;
     let request = ReservationRequest {
         reference: req.reference,
         items: req

@@ -24,13 +24,15 @@ use crate::store::{
 use crate::views::ReservationView;
 
 /// Roles that may change stock levels and thresholds.
-pub const STOCK_WRITERS: &[&str] = &["admin", "fulfilment", "catalog_manager"];
+/// Role of service tokens (ordering reserves, commits and restocks for orders).
+pub const SERVICE: &str = "service";
+pub const STOCK_WRITERS: &[&str] = &["admin", "fulfilment", "catalog_manager", SERVICE];
 /// Roles that may read the ledger and the low-stock list.
 pub const STAFF: &[&str] = &["admin", "fulfilment", "catalog_manager", "support"];
 /// Roles that may create and finish reservations (ordering gets a service credential later).
-pub const RESERVERS: &[&str] = &["admin", "fulfilment"];
+pub const RESERVERS: &[&str] = &["admin", "fulfilment", SERVICE];
 /// Roles that may read a reservation.
-pub const RESERVATION_READERS: &[&str] = &["admin", "fulfilment", "support"];
+pub const RESERVATION_READERS: &[&str] = &["admin", "fulfilment", "support", SERVICE];
 
 /// Past this many SKUs the per-SKU gauge `inventory_available_units{sku}` is no longer exported
 /// (one time series per SKU does not scale); `inventory_low_stock_skus` always is.
@@ -172,6 +174,13 @@ pub fn now() -> OffsetDateTime {
     now.replace_nanosecond(0).unwrap_or(now)
 }
 
+/// The outcome of an adjustment: the stock now, and whether this was a replay of a key.
+#[derive(Debug, Clone)]
+pub struct AdjustAnswer {
+    pub stock: Stock,
+    pub replayed: bool,
+}
+
 pub struct InventoryService {
     store: Arc<dyn InventoryStore>,
     config: InventoryConfig,
@@ -250,8 +259,31 @@ impl InventoryService {
         quantity: i64,
         reason: &str,
     ) -> InvResult<Stock> {
+        let answer = self.adjust_once(auth, sku, kind, quantity, reason, None).await?;
+        Ok(answer.stock)
+    }
+
+    /// [`Self::adjust`] with an optional `Idempotency-Key`: a retry with the same key and request
+    /// returns the first answer without adjusting again (a compensating restock from ordering
+    /// must add the units once, however often it is retried).
+    pub async fn adjust_once(
+        &self,
+        auth: &AuthUser,
+        sku: &Sku,
+        kind: AdjustmentKind,
+        quantity: i64,
+        reason: &str,
+        idempotency_key: Option<&str>,
+    ) -> InvResult<AdjustAnswer> {
         auth.require_any_role(STOCK_WRITERS)?;
         let mut errors = Vec::new();
+        let key = match idempotency_key.map(parse_idempotency_key).transpose() {
+            Ok(key) => key,
+            Err(m) => {
+                errors.push(FieldError::new("Idempotency-Key", m));
+                None
+            }
+        };
         let delta = kind
             .delta(quantity)
             .map_err(|m| errors.push(FieldError::new("quantity", m)))
@@ -259,10 +291,20 @@ impl InventoryService {
         let reason = parse_reason(reason)
             .map_err(|m| errors.push(FieldError::new("reason", m)))
             .ok();
-        let (Some(delta), Some(reason)) = (delta, reason) else {
+        let (Some(delta), Some(reason), true) = (delta, reason, errors.is_empty()) else {
             return Err(InventoryError::Validation(errors));
         };
-        let stock = self
+        let request_hash = {
+            use sha2::Digest;
+            let text = format!("adjust\n{sku}\n{}\n{quantity}\n{reason}", kind.movement().as_str());
+            sha2::Sha256::digest(text.as_bytes()).to_vec()
+        };
+        if let Some(key) = &key
+            && let Some(record) = self.store.idempotency_record(auth.id(), key).await?
+        {
+            return self.replay_adjustment(record, &request_hash, sku).await;
+        }
+        let result = self
             .store
             .adjust(&Adjustment {
                 sku: sku.clone(),
@@ -272,14 +314,49 @@ impl InventoryService {
                 reason,
                 actor: Some(auth.id()),
                 now: now(),
+                idempotency: key.clone().map(|key| IdempotencyRecord {
+                    owner: auth.id(),
+                    key,
+                    request_hash: request_hash.clone(),
+                    status: 201,
+                    body: String::new(),
+                }),
             })
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound => InventoryError::NotFound(format!("no stock for SKU {sku}")),
-                other => other.into(),
-            })?;
-        self.changed(&stock);
-        Ok(stock)
+            .await;
+        match result {
+            Ok(stock) => {
+                self.changed(&stock);
+                Ok(AdjustAnswer { stock, replayed: false })
+            }
+            // A concurrent request with the same key won: answer as it did.
+            Err(StoreError::KeyTaken) => {
+                let record = match &key {
+                    Some(key) => self.store.idempotency_record(auth.id(), key).await?,
+                    None => None,
+                }
+                .ok_or_else(|| InventoryError::Internal(anyhow::anyhow!("an idempotency key vanished while in use")))?;
+                self.replay_adjustment(record, &request_hash, sku).await
+            }
+            Err(StoreError::NotFound) => Err(InventoryError::NotFound(format!("no stock for SKU {sku}"))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    async fn replay_adjustment(&self, record: IdempotencyRecord, request_hash: &[u8], sku: &Sku) -> InvResult<AdjustAnswer> {
+        if record.request_hash != request_hash {
+            return Err(InventoryError::invalid(
+                "Idempotency-Key",
+                "was already used with a different request body",
+            ));
+        }
+        let stock = self
+            .store
+            .stocks(std::slice::from_ref(sku))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| InventoryError::NotFound(format!("no stock for SKU {sku}")))?;
+        Ok(AdjustAnswer { stock, replayed: true })
     }
 
     pub async fn set_threshold(&self, auth: &AuthUser, sku: &Sku, threshold: i64) -> InvResult<Stock> {

@@ -33,6 +33,9 @@ pub enum StoreError {
     Refused(#[from] AdjustmentRefused),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The idempotency key is already recorded (by a committed or a concurrent request).
+    #[error("the idempotency key is already used")]
+    KeyTaken,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -86,6 +89,8 @@ pub struct Adjustment {
     pub reason: String,
     pub actor: Option<Uuid>,
     pub now: OffsetDateTime,
+    /// Recorded in the same transaction; its `body` is filled with the resulting stock.
+    pub idempotency: Option<IdempotencyRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

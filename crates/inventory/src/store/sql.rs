@@ -562,6 +562,12 @@ where
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "adjust"))]
     async fn adjust(&self, a: &Adjustment) -> StoreResult<Stock> {
         let (_guard, mut tx) = self.write().await?;
+        if let Some(record) = &a.idempotency
+            && !Self::claim_key(&mut *tx, record, a.now).await?
+        {
+            tx.rollback().await?;
+            return Err(StoreError::KeyTaken);
+        }
         let change = Change {
             sku: a.sku.as_str(),
             on_hand_delta: a.delta,
@@ -591,6 +597,17 @@ where
         };
         Self::insert_movement(&mut *tx, &change, &applied.stock, &entry).await?;
         Self::enqueue_all(&mut *tx, &applied.events).await?;
+        if let Some(record) = &a.idempotency {
+            // The replayed answer is the stock as this adjustment left it.
+            let body = serde_json::to_string(&crate::views::StockView::from(&applied.stock))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query("UPDATE idempotency_keys SET body = $3 WHERE owner = $1 AND idem_key = $2")
+                .bind(record.owner)
+                .bind(record.key.as_str())
+                .bind(body.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(applied.stock)
     }
