@@ -8,17 +8,27 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod invoice;
 pub mod peers;
 pub mod service;
 pub mod store;
+pub mod views;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use axum::{Extension, Router};
 use platform::auth::KeySet;
 use platform::context::ContextDeps;
 use platform::db::{Db, DbError};
+use platform::events::{Event, EventHandler, HandlerError, Subscription};
+
+use crate::domain::OrderId;
+use crate::peers::{CartClient, CatalogClient, InventoryClient, PaymentsClient};
+use crate::service::PeerSet;
+use crate::store::OrderStore;
+use crate::store::sql::SqlStore;
 
 pub use crate::config::OrderingConfig;
 pub use crate::service::OrderingService;
@@ -56,7 +66,30 @@ impl Ordering {
         if migrate_first {
             migrate(db).await?;
         }
-        let service = Arc::new(OrderingService::new(config));
+        let store: Arc<dyn OrderStore> = match db {
+            Db::Sqlite(pool) => Arc::new(SqlStore::sqlite(pool.clone())),
+            Db::Postgres(pool) => Arc::new(SqlStore::postgres(pool.clone())),
+        };
+        service::describe_metrics();
+        let peers = PeerSet {
+            catalog: Arc::new(CatalogClient(deps.peers.client(CONTEXT, "catalog")?)),
+            stock: Arc::new(InventoryClient(deps.peers.client(CONTEXT, "inventory")?)),
+            payments: Arc::new(PaymentsClient(deps.peers.client(CONTEXT, "payments")?)),
+            cart: Arc::new(CartClient(deps.peers.client(CONTEXT, "cart")?)),
+        };
+        let outbox = deps.events.start_relay(CONTEXT, db);
+        let interval = config.recovery_interval;
+        let service = Arc::new(OrderingService::new(config, store, outbox, peers));
+        deps.events
+            .subscribe(Subscription {
+                context: CONTEXT,
+                consumer: "cancel-on-reservation-expiry",
+                patterns: vec![events::RESERVATION_EXPIRED],
+                db: db.clone(),
+                handler: Arc::new(ReservationExpiry(service.clone())),
+            })
+            .await?;
+        spawn_recovery(Arc::downgrade(&service), interval);
         Ok(Self {
             service,
             keys: deps.keys,
@@ -78,4 +111,47 @@ impl Ordering {
 /// Ordering's OpenAPI description (static: no running context needed).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api::routes().split_for_parts().1
+}
+
+/// `inventory.reservation.expired` (reference = order id): an order still awaiting its payment is
+/// cancelled and its saga refunds whatever was captured meanwhile. Idempotent.
+struct ReservationExpiry(Arc<OrderingService>);
+
+#[async_trait::async_trait]
+impl EventHandler for ReservationExpiry {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        if event.event_type != events::RESERVATION_EXPIRED {
+            return Ok(());
+        }
+        let data = event
+            .data_as::<events::ReservationExpired>()
+            .map_err(|e| HandlerError::permanent(format!("reservation data: {e}")))?;
+        // Reservations made by others have references that are not order ids: not ours.
+        let Ok(order) = uuid::Uuid::parse_str(&data.reference) else {
+            return Ok(());
+        };
+        self.0
+            .reservation_expired(OrderId(order), data.id)
+            .await
+            .map_err(|e| HandlerError::retryable(e.to_string()))
+    }
+}
+
+/// At start and every `interval`: resumes unfinished sagas whose lease has passed, refreshes the
+/// stuck-orders gauge and forgets orphaned claims. Stops when the context is dropped.
+fn spawn_recovery(service: Weak<OrderingService>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(service) = service.upgrade() else { break };
+            if let Err(e) = service.recover().await {
+                tracing::warn!(error = %e, "resuming order sagas failed; retrying next tick");
+            }
+            if let Err(e) = service.housekeeping().await {
+                tracing::warn!(error = %e, "refreshing order gauges failed");
+            }
+        }
+    });
 }

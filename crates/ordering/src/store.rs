@@ -158,7 +158,7 @@ pub struct NewOrder {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlaceOutcome {
-    Placed(Order),
+    Placed(Box<Order>),
     /// The coupon was used up between the check and the write: nothing was written.
     CouponExhausted,
 }

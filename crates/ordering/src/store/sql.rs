@@ -631,7 +631,7 @@ where
             enqueue(&mut *tx, &event).await?;
         }
         tx.commit().await?;
-        Ok(PlaceOutcome::Placed(order))
+        Ok(PlaceOutcome::Placed(Box::new(order)))
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "order"))]

@@ -1,0 +1,266 @@
+//! What the API answers with.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::{Coupon, CouponKind, OrderStatus, ShippingAddress, TimelineEntry};
+use crate::store::{Order, OrderDetail, OrderLine};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LineView {
+    pub sku: String,
+    pub product_id: Uuid,
+    pub name: String,
+    pub quantity: i64,
+    /// Minor units, from the catalogue at the time of the order.
+    pub unit_price: i64,
+    pub line_total: i64,
+}
+
+impl From<&OrderLine> for LineView {
+    fn from(l: &OrderLine) -> Self {
+        Self {
+            sku: l.sku.to_string(),
+            product_id: l.product_id,
+            name: l.name.clone(),
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            line_total: l.line_total,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TotalsView {
+    pub currency: String,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub shipping: i64,
+    pub tax: i64,
+    /// Basis points of the destination's rate (1900 = 19 %).
+    pub tax_rate_bp: u32,
+    pub total: i64,
+}
+
+/// Totals and current prices, without writing anything (`POST /api/v1/orders/quote`, and the body
+/// of a price-changed 409).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QuoteView {
+    pub lines: Vec<LineView>,
+    #[serde(flatten)]
+    pub totals: TotalsView,
+    pub shipping_method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coupon: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PaymentSummary {
+    pub method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last4: Option<String>,
+    pub refunded: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TrackingView {
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TimelineView {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<OrderStatus>,
+    pub to: OrderStatus,
+    /// `customer:<uuid>`, `admin:<uuid>` or `system`.
+    pub actor: String,
+    pub reason: String,
+}
+
+impl From<&TimelineEntry> for TimelineView {
+    fn from(e: &TimelineEntry) -> Self {
+        Self {
+            at: e.at,
+            from: e.from,
+            to: e.to,
+            actor: e.actor.clone(),
+            reason: e.reason.clone(),
+        }
+    }
+}
+
+/// An order with everything a customer or admin sees.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: Uuid,
+    /// Human number, `EMP-000042`.
+    pub number: String,
+    pub user_id: Uuid,
+    pub status: OrderStatus,
+    pub lines: Vec<LineView>,
+    #[serde(flatten)]
+    pub totals: TotalsView,
+    pub refunded: i64,
+    pub shipping_method: String,
+    pub shipping_address: ShippingAddress,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coupon: Option<String>,
+    pub from_cart: bool,
+    pub payment: PaymentSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<TrackingView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    /// The saga step still to run (`capture`, `commit`, `refund`, `release`, `restock`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_step: Option<String>,
+    pub timeline: Vec<TimelineView>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+pub fn totals_view(o: &Order) -> TotalsView {
+    TotalsView {
+        currency: o.currency.to_string(),
+        subtotal: o.totals.subtotal,
+        discount: o.totals.discount,
+        shipping: o.totals.shipping,
+        tax: o.totals.tax,
+        tax_rate_bp: o.totals.tax_rate_bp,
+        total: o.totals.total,
+    }
+}
+
+impl From<&OrderDetail> for OrderView {
+    fn from(d: &OrderDetail) -> Self {
+        let o = &d.order;
+        Self {
+            id: o.id.0,
+            number: o.number.to_string(),
+            user_id: o.user_id,
+            status: o.status,
+            lines: d.lines.iter().map(LineView::from).collect(),
+            totals: totals_view(o),
+            refunded: o.refunded,
+            shipping_method: o.shipping_method.clone(),
+            shipping_address: o.shipping_address.clone(),
+            coupon: o.coupon_code.clone(),
+            from_cart: o.from_cart,
+            payment: PaymentSummary {
+                method: o.payment_method.clone(),
+                payment_id: o.payment_id.clone(),
+                status: o.payment_status.clone(),
+                brand: o.payment_brand.clone(),
+                last4: o.payment_last4.clone(),
+                refunded: o.refunded,
+            },
+            invoice_number: o.invoice_number.clone(),
+            tracking: match (&o.carrier, &o.tracking_number) {
+                (Some(carrier), Some(tracking_number)) => Some(TrackingView {
+                    carrier: carrier.clone(),
+                    tracking_number: tracking_number.clone(),
+                }),
+                _ => None,
+            },
+            cancel_reason: o.cancel_reason.clone(),
+            pending_step: o.saga_step.map(|s| s.as_str().to_owned()),
+            timeline: d.timeline.iter().map(TimelineView::from).collect(),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+/// One row of an order list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderSummary {
+    pub id: Uuid,
+    pub number: String,
+    pub user_id: Uuid,
+    pub status: OrderStatus,
+    pub currency: String,
+    pub total: i64,
+    pub refunded: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&Order> for OrderSummary {
+    fn from(o: &Order) -> Self {
+        Self {
+            id: o.id.0,
+            number: o.number.to_string(),
+            user_id: o.user_id,
+            status: o.status,
+            currency: o.currency.to_string(),
+            total: o.totals.total,
+            refunded: o.refunded,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CouponView {
+    pub code: String,
+    /// `percentage` or `fixed`.
+    pub kind: String,
+    /// Percentage coupons: whole percent (1 to 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u32>,
+    /// Fixed coupons: minor units off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<i64>,
+    pub uses: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_subtotal: Option<i64>,
+    pub active: bool,
+}
+
+impl From<&Coupon> for CouponView {
+    fn from(c: &Coupon) -> Self {
+        let (kind, percent, amount, currency) = match &c.kind {
+            CouponKind::Percentage(bp) => ("percentage", Some(bp / 100), None, None),
+            CouponKind::Fixed { amount, currency } => ("fixed", None, Some(*amount), Some(currency.to_string())),
+        };
+        Self {
+            code: c.code.clone(),
+            kind: kind.into(),
+            percent,
+            amount,
+            currency,
+            valid_from: c.valid_from,
+            valid_until: c.valid_until,
+            max_uses: c.max_uses,
+            uses: c.uses,
+            min_subtotal: c.min_subtotal,
+            active: c.active,
+        }
+    }
+}
