@@ -117,6 +117,17 @@ pub async fn list_methods(State(svc): Svc, auth: AuthUser) -> ApiResult<Json<Met
     }))
 }
 
+/// One saved card (its owner; also service, admin, support).
+#[utoipa::path(get, path = "/api/v1/payments/methods/{id}", tag = TAG, security(("bearer" = [])),
+    params(("id" = String, Path, description = "`pm_<uuid>`")),
+    responses((status = 200, description = "The method", body = MethodView),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 404, description = "No such method (or not yours)", body = Problem)))]
+pub async fn get_method(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<Json<MethodView>> {
+    let method = svc.method(&auth, &id).await?;
+    Ok(Json(MethodView::from(&method)))
+}
+
 fn default_capture() -> bool {
     true
 }
@@ -309,6 +320,7 @@ pub async fn webhook(
 pub fn routes() -> OpenApiRouter<Arc<PaymentsService>> {
     OpenApiRouter::new()
         .routes(routes!(create_method, list_methods))
+        .routes(routes!(get_method))
         .routes(routes!(create_payment, list_payments))
         .routes(routes!(get_payment))
         .routes(routes!(capture_payment))

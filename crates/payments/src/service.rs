@@ -437,6 +437,18 @@ impl PaymentsService {
         Ok(method)
     }
 
+    /// One saved card: its owner, or staff and services (404 for anyone else).
+    pub async fn method(&self, auth: &AuthUser, id: &str) -> PayResult<Method> {
+        let missing = || PaymentsError::NotFound("no such payment method".into());
+        let id = MethodId::parse(id).map_err(|_| missing())?;
+        let method = self.store().method(id).await?.ok_or_else(missing)?;
+        if method.user_id == auth.id() || PAYMENT_READERS.iter().any(|r| auth.has_role(r)) {
+            Ok(method)
+        } else {
+            Err(missing())
+        }
+    }
+
     pub async fn methods(&self, auth: &AuthUser) -> PayResult<Vec<Method>> {
         Ok(self.store().methods_of(auth.id()).await?)
     }
