@@ -363,7 +363,7 @@ pub enum MethodCheck {
 
 #[async_trait]
 pub trait Payments: Send + Sync + 'static {
-    /// Whether `method` is one of the caller's payment methods (asked with their token).
+    /// Whether `method` is one of the caller's saved payment methods (listed with their token).
     async fn check_method(&self, bearer: &str, method: &str) -> Result<MethodCheck, PeerError>;
     /// Creates (or, with the same key, re-reads) the order's payment.
     async fn charge(&self, request: &CaptureRequest, key: &str, timeout: Duration) -> Result<Charged, PeerError>;
@@ -376,17 +376,29 @@ pub struct PaymentsClient(pub ServiceClient);
 #[async_trait]
 impl Payments for PaymentsClient {
     async fn check_method(&self, bearer: &str, method: &str) -> Result<MethodCheck, PeerError> {
+        #[derive(Deserialize)]
+        struct Method {
+            id: String,
+        }
+        #[derive(Deserialize)]
+        struct List {
+            items: Vec<Method>,
+        }
         let reply = self
             .0
-            .get(&format!("/api/v1/payments/methods/{method}"))
+            .get("/api/v1/payments/methods")
             .bearer(bearer)
             .send()
             .await
             .map_err(|e| call_failed("payments", e))?;
-        match reply.status.as_u16() {
-            200 => Ok(MethodCheck::Known),
-            403 | 404 | 422 => Ok(MethodCheck::Unknown(reply.problem_detail())),
-            _ => Err(unexpected("payments", &reply)),
+        if !reply.status.is_success() {
+            return Err(unexpected("payments", &reply));
+        }
+        let list: List = decode("payments", &reply)?;
+        if list.items.iter().any(|m| m.id == method) {
+            Ok(MethodCheck::Known)
+        } else {
+            Ok(MethodCheck::Unknown("no saved card with this id".into()))
         }
     }
 

@@ -488,7 +488,6 @@ impl OrderingService {
         let products = self.catalog.products(&skus).await?;
         let mut lines = Vec::with_capacity(parsed.len());
         let mut price_errors = Vec::new();
-        let mut stock_errors = Vec::new();
         for (i, (sku, qty, client_price, prefix)) in parsed.iter().enumerate() {
             let Some(product) = products.items.iter().find(|p| p.sku.eq_ignore_ascii_case(sku.as_str())) else {
                 errors.push(FieldError::new(
@@ -506,12 +505,6 @@ impl OrderingService {
                     ),
                 ));
                 continue;
-            }
-            if product.available.is_some_and(|a| a < *qty) {
-                stock_errors.push(FieldError::new(
-                    format!("{prefix}.quantity"),
-                    format!("only {} of {sku} available", product.available.unwrap_or(0).max(0)),
-                ));
             }
             if client_price.is_some_and(|p| p != product.price.amount) {
                 price_errors.push(FieldError::new(
@@ -586,12 +579,6 @@ impl OrderingService {
             return Err(OrderError::PriceChanged {
                 errors: price_errors,
                 quote: Box::new(priced.quote()),
-            });
-        }
-        if !stock_errors.is_empty() {
-            return Err(OrderError::Conflict {
-                detail: "not enough stock for some lines".into(),
-                errors: stock_errors,
             });
         }
         Ok(priced)
