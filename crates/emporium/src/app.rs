@@ -5,12 +5,16 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
+use cart::{Cart, CartConfig};
 use catalog::{Catalog, CatalogConfig};
-use identity::mailers::{DevMailboxMailer, UndeliverableMailer};
-use identity::{Identity, IdentityConfig, Mailer};
+use identity::{Identity, IdentityConfig};
 use inventory::{Inventory, InventoryConfig};
+use notifications::{MailTransport, Notifications, NotificationsConfig, SmtpSettings};
+use ordering::{Ordering, OrderingConfig};
+use payments::{Payments, PaymentsConfig};
 use platform::auth::KeySet;
 use platform::cache::Cache;
+use platform::client::{LocalRouter, Peers};
 use platform::config::{ConfigError, ConfigSource, PlatformConfig};
 use platform::context::ContextDeps;
 use platform::db::Db;
@@ -27,16 +31,32 @@ pub enum Service {
     Identity,
     Catalog,
     Inventory,
+    Cart,
+    Ordering,
+    Payments,
+    Notifications,
 }
 
 impl Service {
-    pub const ALL: [Service; 3] = [Service::Identity, Service::Catalog, Service::Inventory];
+    pub const ALL: [Service; 7] = [
+        Service::Identity,
+        Service::Catalog,
+        Service::Inventory,
+        Service::Cart,
+        Service::Ordering,
+        Service::Payments,
+        Service::Notifications,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Service::Identity => identity::CONTEXT,
             Service::Catalog => catalog::CONTEXT,
             Service::Inventory => inventory::CONTEXT,
+            Service::Cart => cart::CONTEXT,
+            Service::Ordering => ordering::CONTEXT,
+            Service::Payments => payments::CONTEXT,
+            Service::Notifications => notifications::CONTEXT,
         }
     }
 
@@ -46,6 +66,10 @@ impl Service {
             Service::Identity => 8081,
             Service::Catalog => 8082,
             Service::Inventory => 8083,
+            Service::Cart => 8084,
+            Service::Ordering => 8085,
+            Service::Payments => 8086,
+            Service::Notifications => 8087,
         }
     }
 
@@ -55,8 +79,17 @@ impl Service {
             Service::Identity => identity::migrate(db).await?,
             Service::Catalog => catalog::migrate(db).await?,
             Service::Inventory => inventory::migrate(db).await?,
+            Service::Cart => cart::migrate(db).await?,
+            Service::Ordering => ordering::migrate(db).await?,
+            Service::Payments => payments::migrate(db).await?,
+            Service::Notifications => notifications::migrate(db).await?,
         }
         Ok(())
+    }
+
+    /// Contexts whose production process calls peers as a service (and so needs the secret).
+    fn calls_peers_as_service(self) -> bool {
+        matches!(self, Service::Identity | Service::Ordering)
     }
 }
 
@@ -73,6 +106,12 @@ pub struct InfraConfig {
     pub cache_max_entries: u64,
     /// Identity's base URL, for its JWKS, when identity runs in another process.
     pub identity_url: Option<String>,
+    /// Base URLs of contexts running in other processes (`EMPORIUM_<CONTEXT>_URL`), by name.
+    pub peer_urls: BTreeMap<String, String>,
+    /// Exchanged for service tokens (`EMPORIUM_SERVICE_SECRET`); embedded mode makes one up.
+    pub service_secret: Option<String>,
+    /// Outgoing mail server (`EMPORIUM_SMTP_URL`); without it embedded mode uses the dev mailbox.
+    pub smtp_url: Option<String>,
     /// Embedded mode on PostgreSQL: `EMPORIUM_<CONTEXT>_DATABASE_URL` per context.
     pub context_database_urls: BTreeMap<&'static str, String>,
 }
@@ -101,17 +140,46 @@ impl InfraConfig {
             ));
         }
         let expiry = src.number_in("EMPORIUM_QUEUE_EXPIRY_SECS", 0, 0..=30 * 86_400)?;
+        let http: &[&str] = &["http://", "https://"];
+        let peer_urls = [
+            ("identity", url_var("EMPORIUM_IDENTITY_URL", http)?),
+            ("catalog", url_var("EMPORIUM_CATALOG_URL", http)?),
+            ("inventory", url_var("EMPORIUM_INVENTORY_URL", http)?),
+            ("cart", url_var("EMPORIUM_CART_URL", http)?),
+            ("ordering", url_var("EMPORIUM_ORDERING_URL", http)?),
+            ("payments", url_var("EMPORIUM_PAYMENTS_URL", http)?),
+        ]
+        .into_iter()
+        .filter_map(|(name, url)| Some((name.to_owned(), url?)))
+        .collect();
+        let service_secret = match src.raw("EMPORIUM_SERVICE_SECRET") {
+            None | Some("") => None,
+            Some(s) if s.len() < 32 => {
+                return Err(ConfigError::new(
+                    "EMPORIUM_SERVICE_SECRET",
+                    "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+                ));
+            }
+            Some(s) => Some(s.to_owned()),
+        };
         Ok(Self {
             redis_url: url_var("REDIS_URL", &["redis://", "rediss://"])?,
             amqp_url: url_var("AMQP_URL", &["amqp://", "amqps://"])?,
             namespace,
             queue_expiry: (expiry > 0).then(|| std::time::Duration::from_secs(expiry)),
             cache_max_entries: src.number_in("EMPORIUM_CACHE_MAX_ENTRIES", 50_000, 100..=10_000_000)?,
-            identity_url: url_var("EMPORIUM_IDENTITY_URL", &["http://", "https://"])?,
+            identity_url: url_var("EMPORIUM_IDENTITY_URL", http)?,
+            peer_urls,
+            service_secret,
+            smtp_url: url_var("EMPORIUM_SMTP_URL", &["smtp://", "smtps://"])?,
             context_database_urls: [
                 ("identity", url_var("EMPORIUM_IDENTITY_DATABASE_URL", DB_SCHEMES)?),
                 ("catalog", url_var("EMPORIUM_CATALOG_DATABASE_URL", DB_SCHEMES)?),
                 ("inventory", url_var("EMPORIUM_INVENTORY_DATABASE_URL", DB_SCHEMES)?),
+                ("cart", url_var("EMPORIUM_CART_DATABASE_URL", DB_SCHEMES)?),
+                ("ordering", url_var("EMPORIUM_ORDERING_DATABASE_URL", DB_SCHEMES)?),
+                ("payments", url_var("EMPORIUM_PAYMENTS_DATABASE_URL", DB_SCHEMES)?),
+                ("notifications", url_var("EMPORIUM_NOTIFICATIONS_DATABASE_URL", DB_SCHEMES)?),
             ]
             .into_iter()
             .filter_map(|(name, url)| Some((name, url?)))
@@ -128,6 +196,10 @@ pub struct Settings {
     pub identity: IdentityConfig,
     pub catalog: CatalogConfig,
     pub inventory: InventoryConfig,
+    pub cart: CartConfig,
+    pub ordering: OrderingConfig,
+    pub payments: PaymentsConfig,
+    pub notifications: NotificationsConfig,
 }
 
 impl Settings {
@@ -139,6 +211,10 @@ impl Settings {
             identity,
             catalog: CatalogConfig::from_source(src)?,
             inventory: InventoryConfig::from_source(src)?,
+            cart: CartConfig::from_source(src)?,
+            ordering: OrderingConfig::from_source(src)?,
+            payments: PaymentsConfig::from_source(src)?,
+            notifications: NotificationsConfig::from_source(src)?,
             platform,
         })
     }
@@ -166,7 +242,8 @@ pub async fn connect_infrastructure(settings: &Settings, required: Option<Servic
         queue_expiry: infra.queue_expiry,
         ..BusSettings::default()
     };
-    let needs_bus = matches!(required, Some(Service::Catalog | Service::Inventory));
+    // Every context publishes or consumes events (identity's mail requests included).
+    let needs_bus = required.is_some();
     let events = match &infra.amqp_url {
         Some(url) => Events::rabbitmq(url, bus_settings).await?,
         None if needs_bus => {
@@ -203,6 +280,29 @@ pub struct App {
     pub inventory: Option<Arc<inventory::InventoryService>>,
 }
 
+/// The service secret: configured, or (when every context runs in this process) a random one,
+/// since nothing outside the process needs to know it.
+fn service_secret(settings: &Settings, databases: &BTreeMap<Service, Db>) -> anyhow::Result<Option<String>> {
+    if let Some(secret) = &settings.infra.service_secret {
+        return Ok(Some(secret.clone()));
+    }
+    let all_here = Service::ALL.iter().all(|s| databases.contains_key(s)) && settings.infra.peer_urls.is_empty();
+    if all_here {
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        return Ok(Some(bytes.iter().map(|b| format!("{b:02x}")).collect()));
+    }
+    if databases.keys().any(|s| s.calls_peers_as_service()) {
+        return Err(ConfigError::new(
+            "EMPORIUM_SERVICE_SECRET",
+            "is required when contexts run in separate processes (the same value for identity and ordering; e.g. `openssl rand -hex 32`)",
+        )
+        .into());
+    }
+    Ok(None)
+}
+
 impl App {
     /// Closes every pool (after the server has drained).
     pub async fn close(&self) {
@@ -218,6 +318,10 @@ pub fn api_document(with_dev_mailbox: bool) -> OpenApi {
     doc.merge(identity::openapi());
     doc.merge(catalog::openapi());
     doc.merge(inventory::openapi());
+    doc.merge(cart::openapi());
+    doc.merge(ordering::openapi());
+    doc.merge(payments::openapi());
+    doc.merge(notifications::openapi());
     doc.merge(platform::events::openapi());
     doc.merge(platform::health::openapi());
     if with_dev_mailbox {
@@ -264,12 +368,13 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
     let mut health = Health::new();
     let mut app_identity = None;
     let mut keys = None;
+    let secret = service_secret(settings, &databases)?;
     if let Some(db) = databases.get(&Service::Identity) {
-        let mailer: Arc<dyn Mailer> = match &dev_mailbox {
-            Some(mailbox) => Arc::new(DevMailboxMailer(mailbox.clone())),
-            None => Arc::new(UndeliverableMailer),
+        let config = IdentityConfig {
+            service_secret: secret.clone(),
+            ..settings.identity.clone()
         };
-        let identity = Identity::start(db, settings.identity.clone(), mailer, migrate)
+        let identity = Identity::start(db, config, Some(&events), migrate)
             .await
             .context("starting the identity context")?;
         router = router.merge(identity.router());
@@ -291,10 +396,18 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
             .into());
         }
     };
+    let local = LocalRouter::new();
+    let peers = Peers::new(
+        local.clone(),
+        databases.keys().map(|s| s.name().to_owned()),
+        settings.infra.peer_urls.clone(),
+        secret,
+    );
     let deps = ContextDeps {
         events: events.clone(),
         cache: cache.clone(),
         keys: keys.clone(),
+        peers,
     };
     let mut app_catalog = None;
     if let Some(db) = databases.get(&Service::Catalog) {
@@ -311,6 +424,43 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
             .context("starting the inventory context")?;
         router = router.merge(inventory.router());
         app_inventory = Some(inventory.service());
+    }
+    if let Some(db) = databases.get(&Service::Cart) {
+        let cart = Cart::start(db, settings.cart.clone(), deps.clone(), migrate)
+            .await
+            .context("starting the cart context")?;
+        router = router.merge(cart.router());
+    }
+    if let Some(db) = databases.get(&Service::Payments) {
+        let payments = Payments::start(db, settings.payments.clone(), deps.clone(), migrate)
+            .await
+            .context("starting the payments context")?;
+        router = router.merge(payments.router());
+    }
+    if let Some(db) = databases.get(&Service::Ordering) {
+        let ordering = Ordering::start(db, settings.ordering.clone(), deps.clone(), migrate)
+            .await
+            .context("starting the ordering context")?;
+        router = router.merge(ordering.router());
+    }
+    if let Some(db) = databases.get(&Service::Notifications) {
+        let transport = match (&settings.infra.smtp_url, &dev_mailbox) {
+            (Some(url), _) => MailTransport::Smtp(
+                SmtpSettings::from_url(url).map_err(|e| ConfigError::new("EMPORIUM_SMTP_URL", e.to_string()))?,
+            ),
+            (None, Some(mailbox)) => MailTransport::DevMailbox(mailbox.clone()),
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "EMPORIUM_SMTP_URL",
+                    "is required in production mode for notifications (e.g. smtp://mail:25)",
+                )
+                .into());
+            }
+        };
+        let notifications = Notifications::start(db, settings.notifications.clone(), deps.clone(), migrate, transport)
+            .await
+            .context("starting the notifications context")?;
+        router = router.merge(notifications.router());
     }
     router =
         router.merge(platform::http::tag_routes(events.dead_letter_router(), "events").layer(axum::Extension(keys)));
@@ -340,8 +490,11 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         max_body_bytes: settings.platform.max_body_bytes,
         request_timeout: settings.platform.request_timeout,
     };
+    let router = platform::http::with_platform_stack(router, limits);
+    // Contexts in this process call each other through the finished router (same stack, no socket).
+    local.set(router.clone());
     Ok(App {
-        router: platform::http::with_platform_stack(router, limits),
+        router,
         databases,
         events,
         identity: app_identity,

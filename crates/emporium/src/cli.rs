@@ -402,7 +402,7 @@ async fn admin(command: AdminCommand) -> Result<(), Failure> {
     let identity = identity::Identity::start(
         &db,
         settings.identity.clone(),
-        std::sync::Arc::new(identity::mailers::UndeliverableMailer),
+        None,
         false,
     )
     .await?;

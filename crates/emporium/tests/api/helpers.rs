@@ -229,9 +229,16 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
             if !service_reachable("RabbitMQ", &amqp_url()).await || !service_reachable("Redis", &redis_url()).await {
                 return None;
             }
-            for service in Service::ALL {
+            // One database per context, as in production; created concurrently (7 of them).
+            let created = futures::future::join_all(Service::ALL.map(|service| async move {
                 let pg = TempPostgres::create().await?;
-                databases.insert(service, Db::connect(&pg.url, 5).await.expect("postgres"));
+                let db = Db::connect(&pg.url, 5).await.expect("postgres");
+                Some((service, db, pg))
+            }))
+            .await;
+            for entry in created {
+                let (service, db, pg) = entry?;
+                databases.insert(service, db);
                 pgs.push(pg);
             }
             pairs = production_infra();
@@ -270,6 +277,13 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
         _dir: dir,
         _pg: pgs,
     })
+}
+
+/// One message as delivered (dev mailbox or SMTP).
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub subject: String,
+    pub text: String,
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -336,19 +350,62 @@ impl TestApp {
         .await
     }
 
-    /// The newest token mailed to `to` (the line after the greeting that holds only the token).
-    pub fn mailed_token(&self, to: &str) -> String {
-        let messages = self.mailbox.list(Some(to));
-        let body = &messages.first().expect("a message was mailed").body;
-        body.lines()
-            .map(str::trim)
-            .find(|l| l.len() == 43 && !l.contains(' '))
-            .expect("token line")
-            .to_owned()
+    /// Messages mailed to `to` so far, newest first.
+    pub fn mails(&self, to: &str) -> Vec<Mail> {
+        self.mailbox
+            .list(Some(to))
+            .into_iter()
+            .map(|m| Mail {
+                subject: m.subject,
+                text: m.body,
+            })
+            .collect()
+    }
+
+    /// Waits (up to 20 s: mail goes through the outbox, the bus and notifications' delivery
+    /// worker) until at least `count` messages reached `to`; newest first.
+    pub async fn wait_for_mail(&self, to: &str, count: usize) -> Vec<Mail> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mails = self.mails(to);
+            if mails.len() >= count {
+                return mails;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expected {count} message(s) to {to}, got {}",
+                mails.len()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The token in the newest message to `to` whose subject contains `subject` (the line that
+    /// holds only the token), waiting for that message.
+    pub async fn mailed_token_about(&self, to: &str, subject: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(mail) = self.mails(to).into_iter().find(|m| m.subject.contains(subject)) {
+                return mail
+                    .text
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| l.len() == 43 && !l.contains(' '))
+                    .expect("token line")
+                    .to_owned();
+            }
+            assert!(std::time::Instant::now() < deadline, "no message about {subject:?} to {to}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The newest verification token mailed to `to`.
+    pub async fn mailed_token(&self, to: &str) -> String {
+        self.mailed_token_about(to, "Confirm").await
     }
 
     pub async fn verify(&self, email: &str) {
-        let token = self.mailed_token(email);
+        let token = self.mailed_token(email).await;
         let r = self.post("/api/v1/auth/verify-email", json!({"token": token})).await;
         assert_eq!(r.status(), 204, "{}", r.text().await.unwrap_or_default());
     }

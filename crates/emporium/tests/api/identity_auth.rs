@@ -159,7 +159,7 @@ async fn login_needs_a_verified_address(app: TestApp) {
         .post("/api/v1/auth/resend-verification", json!({"email": "new@example.com"}))
         .await;
     assert_eq!(r.status(), 202);
-    assert_eq!(app.mailbox.list(Some("new@example.com")).len(), 2);
+    assert_eq!(app.wait_for_mail("new@example.com", 2).await.len(), 2);
     app.verify("new@example.com").await;
     assert_eq!(app.login("new@example.com", PASSWORD).await.status(), 200);
     // Unknown addresses get the same answer.
@@ -174,7 +174,7 @@ async fn login_needs_a_verified_address(app: TestApp) {
 
 async fn verification_tokens_work_once(app: TestApp) {
     app.register("once@example.com").await;
-    let token = app.mailed_token("once@example.com");
+    let token = app.mailed_token("once@example.com").await;
     assert_eq!(
         app.post("/api/v1/auth/verify-email", json!({"token": token}))
             .await
@@ -371,20 +371,7 @@ async fn password_reset_without_user_enumeration(app: TestApp) {
     assert_eq!(known.text().await.expect("body"), unknown.text().await.expect("body"));
 
     // The message is sent off the request path; wait for it.
-    let mut token = None;
-    for _ in 0..50 {
-        if app
-            .mailbox
-            .list(Some("forgetful@example.com"))
-            .iter()
-            .any(|m| m.subject.contains("Reset"))
-        {
-            token = Some(app.mailed_token("forgetful@example.com"));
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let token = token.expect("reset message");
+    let token = app.mailed_token_about("forgetful@example.com", "Reset").await;
     let weak = app
         .post(
             "/api/v1/auth/reset-password",

@@ -3,6 +3,7 @@
 //! One test binary for the whole workspace keeps link time down.
 
 mod binary;
+mod cart;
 mod catalog;
 mod docs;
 mod events;
@@ -11,4 +12,6 @@ mod identity_admin;
 mod identity_auth;
 mod identity_store;
 mod inventory;
+mod ordering;
+mod payments;
 mod platform_http;
