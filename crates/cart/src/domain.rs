@@ -291,14 +291,13 @@ pub struct MergePlan {
 }
 
 /// Sums quantities of SKUs in both carts (capped at the per-line limit), adds guest-only SKUs
-/// while the line limit allows (oldest guest lines first), and keeps the newer snapshot.
+/// while the line limit allows (in the guest cart's order, oldest first), and keeps the newer
+/// snapshot.
 pub fn plan_merge(user: &[Line], guest: &[Line], limits: Limits, now: OffsetDateTime) -> MergePlan {
     let existing: BTreeMap<&Sku, &Line> = user.iter().map(|l| (&l.sku, l)).collect();
     let mut lines = user.len();
     let mut plan = MergePlan::default();
-    let mut guest_sorted: Vec<&Line> = guest.iter().collect();
-    guest_sorted.sort_by(|a, b| a.added_at.cmp(&b.added_at).then_with(|| a.sku.cmp(&b.sku)));
-    for g in guest_sorted {
+    for g in guest {
         match existing.get(&g.sku) {
             Some(u) => {
                 let quantity = u.quantity.saturating_add(g.quantity).min(limits.max_line_quantity);
@@ -605,8 +604,8 @@ mod tests {
         let now = datetime!(2026-11-03 10:00 UTC);
         let user = vec![line("AAA-1", 7, 100, t0), line("BBB-1", 1, 200, t0)];
         let guest = vec![
-            line("AAA-1", 6, 150, t1),
             line("CCC-1", 2, 300, t0),
+            line("AAA-1", 6, 150, t1),
             line("DDD-1", 1, 400, t1),
         ];
         let plan = plan_merge(&user, &guest, LIMITS, now);
@@ -615,7 +614,7 @@ mod tests {
             .iter()
             .map(|l| (l.sku.as_str(), l.quantity, l.snapshot.price.amount))
             .collect();
-        // CCC-1 was added first (t0), fills the third line; DDD-1 no longer fits.
+        // CCC-1 comes first in the guest cart and fills the third line; DDD-1 no longer fits.
         assert_eq!(got, [("CCC-1", 2, 300), ("AAA-1", 10, 150)]);
         assert_eq!(plan.dropped, [sku("DDD-1")]);
         assert!(plan.upserts.iter().all(|l| l.updated_at == now));

@@ -19,6 +19,8 @@ CREATE INDEX carts_user_touched ON carts (touched_at) WHERE user_id IS NOT NULL;
 CREATE TABLE cart_items (
     cart_id        UUID NOT NULL REFERENCES carts (id) ON DELETE CASCADE,
     sku            TEXT NOT NULL,
+    -- Order of first addition (1, 2, ...): the view lists lines oldest first.
+    position       BIGINT NOT NULL,
     quantity       BIGINT NOT NULL CHECK (quantity > 0),
     product_id     UUID NOT NULL,
     name           TEXT NOT NULL,

@@ -156,7 +156,7 @@ sql_bounds! {
 
     async fn lines_in(conn: &mut DB::Connection, cart: Uuid) -> StoreResult<Vec<Line>> {
         sqlx::query_as::<_, ItemRow>(sql(format!(
-            "SELECT {ITEM_COLUMNS} FROM cart_items WHERE cart_id = $1 ORDER BY added_at, sku"
+            "SELECT {ITEM_COLUMNS} FROM cart_items WHERE cart_id = $1 ORDER BY position"
         )))
         .bind(cart)
         .fetch_all(&mut *conn)
@@ -178,9 +178,10 @@ sql_bounds! {
 
     async fn upsert_line(conn: &mut DB::Connection, cart: Uuid, line: &Line) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO cart_items (cart_id, sku, quantity, product_id, name, added_price, added_currency,
+            "INSERT INTO cart_items (cart_id, sku, position, quantity, product_id, name, added_price, added_currency,
                                      added_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             VALUES ($1, $2, (SELECT COALESCE(MAX(position), 0) + 1 FROM cart_items WHERE cart_id = $1),
+                     $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (cart_id, sku) DO UPDATE SET
                  quantity = excluded.quantity, product_id = excluded.product_id, name = excluded.name,
                  added_price = excluded.added_price, added_currency = excluded.added_currency,
