@@ -172,9 +172,14 @@ impl Notifications {
 
     /// Notifications' routes, tagged for metrics and able to verify access tokens.
     pub fn router(&self) -> Router {
-        let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
-        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+        router_for(self.service.clone(), self.keys.clone())
     }
+}
+
+/// The routes over `service`, verifying tokens with `keys` (what [`Notifications::router`] serves).
+pub fn router_for(service: Arc<NotificationService>, keys: KeySet) -> Router {
+    let (router, _) = api::routes().with_state(service).split_for_parts();
+    platform::http::tag_routes(router, CONTEXT).layer(Extension(keys))
 }
 
 /// Notifications' OpenAPI description (static: no running context needed).
