@@ -47,7 +47,7 @@ pub fn postgres_admin_url() -> String {
     std::env::var("EMPORIUM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
@@ -140,6 +140,8 @@ pub struct TestApp {
     pub db: Db,
     /// Every context's database.
     pub dbs: BTreeMap<Service, Db>,
+    /// The SMTP server mail goes to (production-shaped tests); else the dev mailbox.
+    pub smtp: Option<crate::smtp::SmtpSink>,
     server: tokio::task::JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
     _pg: Vec<TempPostgres>,
@@ -216,6 +218,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
     let mut databases = BTreeMap::new();
     let mut dir = None;
     let mut pgs = Vec::new();
+    let mut smtp = None;
     match backend {
         Backend::Sqlite => {
             let tmp = tempfile::tempdir().expect("tempdir");
@@ -242,6 +245,12 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
                 pgs.push(pg);
             }
             pairs = production_infra();
+            // Mail goes over real SMTP, as in production (unless the test names a server).
+            if dev_mailbox && !extra.iter().any(|(k, _)| *k == "EMPORIUM_SMTP_URL") {
+                let sink = crate::smtp::SmtpSink::start().await?;
+                pairs.push(("EMPORIUM_SMTP_URL".into(), sink.url()));
+                smtp = Some(sink);
+            }
         }
     }
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -273,6 +282,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
         inventory: app.inventory.clone().expect("inventory runs"),
         db: databases[&Service::Identity].clone(),
         dbs: databases,
+        smtp,
         server,
         _dir: dir,
         _pg: pgs,
@@ -352,6 +362,17 @@ impl TestApp {
 
     /// Messages mailed to `to` so far, newest first.
     pub fn mails(&self, to: &str) -> Vec<Mail> {
+        if let Some(smtp) = &self.smtp {
+            return smtp
+                .messages_to(to)
+                .into_iter()
+                .rev()
+                .map(|m| Mail {
+                    subject: m["subject"].as_str().unwrap_or_default().to_owned(),
+                    text: m["text"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect();
+        }
         self.mailbox
             .list(Some(to))
             .into_iter()

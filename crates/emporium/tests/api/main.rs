@@ -15,3 +15,4 @@ mod inventory;
 mod ordering;
 mod payments;
 mod platform_http;
+mod smtp;
