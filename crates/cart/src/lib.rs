@@ -241,4 +241,22 @@ mod tests {
             assert_eq!(err.var, var);
         }
     }
+
+    #[test]
+    fn openapi_lists_every_route_and_the_cart_token_scheme() {
+        let doc = serde_json::to_value(openapi()).expect("json");
+        for path in [
+            "/api/v1/cart",
+            "/api/v1/cart/guest",
+            "/api/v1/cart/items",
+            "/api/v1/cart/items/{sku}",
+            "/api/v1/cart/merge",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "{path} missing");
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["cart_token"]["name"],
+            "X-Cart-Token"
+        );
+    }
 }
