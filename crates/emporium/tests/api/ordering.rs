@@ -3,12 +3,11 @@
 //! order, one charge), declined cards, cancellation with refund and restock, fulfilment, refunds,
 //! invoices, my-orders paging, and a saga left at "capture" finishing on its own.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, assert_problem, problem_fields, spawn_app_with};
 use crate::on_both_backends;
+use crate::shop::*;
 
 on_both_backends!(
     order_from_items_is_confirmed_with_server_side_totals,
@@ -24,98 +23,6 @@ on_both_backends!(
     invoices_exist_once_paid,
     my_orders_filter_and_paginate,
 );
-
-const ORDERS: &str = "/api/v1/orders";
-const SUCCESS_CARD: &str = "4242424242424242";
-const DECLINED_CARD: &str = "4000000000000002";
-const SLOW_CARD: &str = "4000000000000259";
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{body}");
-    body
-}
-
-async fn post_auth(app: &TestApp, path: &str, token: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
-}
-
-/// An active product with `stock` units (local fixture: the shared shop fixtures were not there yet).
-async fn product(app: &TestApp, admin: &str, sku: &str, price: i64, stock: i64) {
-    let r = post_auth(
-        app,
-        "/api/v1/catalog/products",
-        admin,
-        json!({"sku": sku, "name": format!("Product {sku}"), "price": {"amount": price}, "status": "active"}),
-    )
-    .await;
-    json_of(r, 201).await;
-    app.inventory
-        .bulk_restock(&[(sku.to_owned(), stock)], "test stock")
-        .await
-        .expect("restock");
-}
-
-async fn card(app: &TestApp, token: &str, number: &str) -> String {
-    let r = post_auth(
-        app,
-        "/api/v1/payments/methods",
-        token,
-        json!({"card_number": number, "exp_month": 12, "exp_year": 2035, "cvc": "123", "holder_name": "Ada"}),
-    )
-    .await;
-    json_of(r, 201).await["id"].as_str().expect("pm id").to_owned()
-}
-
-fn address(country: &str) -> Value {
-    json!({"name": "Ada Lovelace", "line1": "Hauptstraße 1", "city": "Berlin", "postal_code": "10115", "country": country})
-}
-
-fn order_body(items: Value, pm: &str) -> Value {
-    json!({"items": items, "shipping_address": address("DE"), "shipping_method": "standard", "payment_method": pm})
-}
-
-async fn place(app: &TestApp, token: &str, key: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url(ORDERS))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(body)
-        .send()
-        .await
-        .expect("request")
-}
-
-async fn stock(app: &TestApp, sku: &str) -> Value {
-    app.get_json(&format!("/api/v1/inventory/{sku}")).await
-}
-
-async fn order_of(app: &TestApp, token: &str, id: &str) -> Value {
-    json_of(app.get_auth(&format!("{ORDERS}/{id}"), token).await, 200).await
-}
-
-/// Waits until the order reaches `status` (sagas finishing in the background).
-async fn wait_for_status(app: &TestApp, token: &str, id: &str, status: &str, secs: u64) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let order = order_of(app, token, id).await;
-        if order["status"] == status && order.get("pending_step").is_none() {
-            return order;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "order never became {status}: {order}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 async fn order_from_items_is_confirmed_with_server_side_totals(app: TestApp) {
     let admin = app.admin().await;
