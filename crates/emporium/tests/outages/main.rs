@@ -6,6 +6,9 @@
 #[path = "../api/smtp.rs"]
 #[allow(dead_code)]
 mod smtp;
+#[path = "../api/shop.rs"]
+#[allow(dead_code)]
+mod shop;
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
@@ -270,4 +273,100 @@ async fn reads_and_writes_keep_working_while_redis_is_down() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(name, "Renamed during the outage", "no stale copy after Redis returns");
+}
+
+/// RabbitMQ goes away in the middle of a burst of orders. Checkout keeps working (its steps are
+/// HTTP calls; its events wait in the outboxes); once the broker is back every order's
+/// "received" and "confirmed" mail goes out over SMTP exactly once, as the delivery log says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_restarted_during_a_burst_of_orders_sends_every_notification_once() {
+    if !drills_enabled() {
+        return;
+    }
+    let _drill = ONE_AT_A_TIME.lock().await;
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    assert!(app.smtp.is_some(), "production-shaped runs deliver over SMTP");
+    let admin = app.admin().await;
+    let skus = ["BURST-001", "BURST-002", "BURST-003"];
+    for sku in skus {
+        shop::product(&app, &admin.access, sku, 1250, 500).await;
+    }
+    let customer = app.signed_up("burst@example.com").await;
+    let pm = shop::card(&app, &customer.access, shop::SUCCESS_CARD).await;
+    const ORDERS: usize = 24;
+
+    let place = |i: usize| {
+        let app = &app;
+        let token = customer.access.clone();
+        let pm = pm.clone();
+        async move {
+            let body = shop::order_body(json!([{"sku": skus[i % skus.len()], "quantity": 1}]), &pm);
+            let r = shop::place(app, &token, &format!("burst-{i}"), &body).await;
+            let status = r.status().as_u16();
+            let order: Value = r.json().await.expect("order json");
+            assert!(status == 201 || status == 202, "order {i}: {status} {order}");
+            order["id"].as_str().expect("order id").to_owned()
+        }
+    };
+    // A first wave with the broker up, the rest while it is down.
+    let mut ids = futures::future::join_all((0..ORDERS / 3).map(place)).await;
+    run("rabbitmqctl", &["stop_app"]);
+    let restart = Restart {
+        program: "rabbitmqctl",
+        args: &["start_app"],
+        port: 5672,
+    };
+    ids.extend(futures::future::join_all((ORDERS / 3..ORDERS).map(place)).await);
+    assert!(
+        count(&app, Service::Ordering, "SELECT COUNT(*) FROM event_outbox WHERE published_at IS NULL").await > 0,
+        "order events wait in the outbox while RabbitMQ is down"
+    );
+    drop(restart);
+
+    for id in &ids {
+        shop::wait_for_status(&app, &customer.access, id, "confirmed", 60).await;
+    }
+    // Every order: one "received" and one "confirmed" message (plus the sign-up verification).
+    let expected = 2 * ORDERS + 1;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let smtp = app.smtp.as_ref().expect("smtp");
+    while smtp.messages_to("burst@example.com").len() < expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {expected} messages arrived",
+            smtp.messages_to("burst@example.com").len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Give redeliveries a chance to show up as duplicates before counting.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let messages = smtp.messages_to("burst@example.com");
+    assert_eq!(messages.len(), expected, "no message twice");
+    let mut subjects: Vec<String> = messages
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), expected, "each order's mails are distinct: {subjects:?}");
+
+    let deliveries: Value = app
+        .client
+        .get(app.url("/api/v1/notifications/admin/deliveries?to=burst@example.com&limit=100"))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .expect("deliveries")
+        .json()
+        .await
+        .expect("json");
+    let items = deliveries["items"].as_array().expect("items");
+    assert_eq!(items.len(), expected, "{deliveries}");
+    assert!(items.iter().all(|d| d["status"] == "sent"), "{deliveries}");
+    assert_eq!(
+        count(&app, Service::Notifications, "SELECT COUNT(*) FROM event_dead_letters").await,
+        0
+    );
 }
