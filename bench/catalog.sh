@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Catalog and inventory read paths under wrk, on a generated catalog (default 100k products).
 #   bench/catalog.sh embedded [products] [duration]   # SQLite files + in-process cache and bus
-#   bench/catalog.sh postgres [products] [duration]   # PostgreSQL + Redis + RabbitMQ on 127.0.0.1
+#   bench/catalog.sh postgres [products] [duration]   # every context on PostgreSQL + Redis + RabbitMQ
 # Each run measures /health/live as the ceiling, then: product by id (cached), product by id and
 # a filtered list and searches with the cache off (EMPORIUM_CATALOG_CACHE_TTL_SECS=0, so every
 # request reaches the database), and batch availability of 10 SKUs. Copy the figures into
@@ -31,12 +31,14 @@ trap cleanup EXIT
 export RUST_LOG=warn EMPORIUM_LOG_FORMAT=json EMPORIUM_SEED_DEMO=false EMPORIUM_DATA_DIR="$work/data"
 if [ "$mode" = postgres ]; then
   pg=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
-  for ctx in identity catalog inventory; do
+  # Every context of the embedded process on its own database (a context without its
+  # EMPORIUM_<CONTEXT>_DATABASE_URL would silently stay on a SQLite file).
+  for ctx in identity catalog inventory cart ordering payments notifications; do
     psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS bench_$ctx WITH (FORCE)" -c "CREATE DATABASE bench_$ctx" \
       || { echo "cannot reach PostgreSQL at $pg (set BENCH_POSTGRES_URL)" >&2; exit 1; }
+    export "EMPORIUM_${ctx^^}_DATABASE_URL=$pg/bench_$ctx"
   done
-  export EMPORIUM_IDENTITY_DATABASE_URL="$pg/bench_identity" EMPORIUM_CATALOG_DATABASE_URL="$pg/bench_catalog" \
-    EMPORIUM_INVENTORY_DATABASE_URL="$pg/bench_inventory" EMPORIUM_NAMESPACE="bench-$$" EMPORIUM_QUEUE_EXPIRY_SECS=600 \
+  export EMPORIUM_NAMESPACE="bench-$$" EMPORIUM_QUEUE_EXPIRY_SECS=600 \
     REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 fi
 

@@ -5,6 +5,7 @@
 mod binary;
 mod cart;
 mod catalog;
+mod crash;
 mod docs;
 mod events;
 mod helpers;
@@ -12,7 +13,9 @@ mod identity_admin;
 mod identity_auth;
 mod identity_store;
 mod inventory;
+mod journeys;
 mod ordering;
 mod payments;
 mod platform_http;
+mod shop;
 mod smtp;
