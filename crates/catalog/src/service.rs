@@ -204,7 +204,7 @@ impl CatalogService {
         }
         let mut wanted: Vec<String> = Vec::with_capacity(skus.len());
         for (i, raw) in skus.iter().enumerate() {
-            let sku = domain::normalise_sku(raw).map_err(|m| Problem::invalid_field(&format!("sku[{i}]"), m))?;
+            let sku = domain::normalise_sku(raw).map_err(|m| Problem::invalid_field(format!("sku[{i}]"), m))?;
             if !wanted.contains(&sku) {
                 wanted.push(sku);
             }

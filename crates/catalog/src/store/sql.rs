@@ -840,13 +840,14 @@ where
     }
 
     async fn has_purchased(&self, user: Uuid, product: ProductId) -> StoreResult<bool> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM verified_purchases WHERE user_id = $1 AND product_id = $2")
+        // COUNT(*) is a 64-bit integer on both backends (a bare `SELECT 1` is INT4 on PostgreSQL).
+        let found: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM verified_purchases WHERE user_id = $1 AND product_id = $2")
                 .bind(user)
                 .bind(product.0)
-                .fetch_optional(&self.pool)
+                .fetch_one(&self.pool)
                 .await?;
-        Ok(found.is_some())
+        Ok(found > 0)
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update_product"))]
