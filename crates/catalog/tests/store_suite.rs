@@ -250,6 +250,22 @@ async fn seeding_search_listing_and_stock_levels_on_both_backends() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(delivered, "{backend}: the stock event was not consumed");
+
+        // Lookups by SKU find live products; purchases are recorded once per user and product.
+        let found = store
+            .products_by_skus(&[second.sku.clone(), "NO-SUCH-SKU".into()])
+            .await
+            .expect("by sku");
+        assert_eq!(found.len(), 1, "{backend}");
+        let buyer = uuid::Uuid::now_v7();
+        let skus = [second.sku.clone()];
+        assert_eq!(store.record_purchases(buyer, &skus).await.expect("record"), 1, "{backend}");
+        assert_eq!(store.record_purchases(buyer, &skus).await.expect("again"), 0, "{backend}");
+        assert!(store.has_purchased(buyer, second.id).await.expect("has"), "{backend}");
+        assert!(
+            !store.has_purchased(uuid::Uuid::now_v7(), second.id).await.expect("has"),
+            "{backend}"
+        );
         db.close().await;
     }
 }
