@@ -214,7 +214,11 @@ impl Settings {
             cart: CartConfig::from_source(src)?,
             ordering: OrderingConfig::from_source(src)?,
             payments: PaymentsConfig::from_source(src)?,
-            notifications: NotificationsConfig::from_source(src)?,
+            // Links in mails use the same public URL as everything else (it defaults from the listen address).
+            notifications: NotificationsConfig {
+                public_url: platform.public_url.trim_end_matches('/').to_owned(),
+                ..NotificationsConfig::from_source(src)?
+            },
             platform,
         })
     }

@@ -3,7 +3,8 @@
 //! an SMTP outage retried until the server is back, dead letters after the last attempt and their
 //! admin retry, two replicas never sending a message twice.
 
-#[path = "support/smtp_sink.rs"]
+#[path = "../../../tests/support/smtp_sink.rs"]
+#[allow(dead_code)]
 mod smtp_sink;
 
 use std::sync::Arc;

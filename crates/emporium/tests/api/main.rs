@@ -14,8 +14,11 @@ mod identity_auth;
 mod identity_store;
 mod inventory;
 mod journeys;
+mod notifications;
 mod ordering;
 mod payments;
 mod platform_http;
 mod shop;
+#[path = "../../../../tests/support/smtp_sink.rs"]
+#[allow(dead_code)]
 mod smtp;

@@ -3,7 +3,7 @@
 //! the main suite's concurrent tests; cargo runs test binaries one after another, and a lock
 //! keeps these drills one at a time. Every drill restarts what it stopped, even when it fails.
 
-#[path = "../api/smtp.rs"]
+#[path = "../../../../tests/support/smtp_sink.rs"]
 #[allow(dead_code)]
 mod smtp;
 #[path = "../api/shop.rs"]

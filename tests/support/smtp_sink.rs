@@ -1,6 +1,6 @@
-//! A real SMTP server for the production-shaped tests: `tests/smtp_sink.py` (aiosmtpd) on a
-//! random port, writing each accepted message as one JSON file into a temporary directory.
-//! Killed on drop.
+//! A real SMTP server for tests: `tests/smtp_sink.py` (aiosmtpd) on a random port, writing each
+//! accepted message as one JSON file into a temporary directory. Killed on drop. Shared by the
+//! notifications crate's tests and the HTTP suite (included with `#[path]`).
 //!
 //! aiosmtpd comes from PyPI: the first test that needs it creates `target/test-venv` and installs
 //! it there (once per machine; a lock file keeps concurrent test binaries from racing).
@@ -24,8 +24,13 @@ pub struct SmtpSink {
     child: Option<Child>,
 }
 
+/// The repository root (every including crate sits at `crates/<name>`).
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 async fn has_aiosmtpd(python: &str) -> bool {
@@ -129,7 +134,7 @@ impl SmtpSink {
         let python = match python().await {
             Ok(p) => p,
             Err(why) => {
-                if super::helpers::in_ci() {
+                if in_ci() {
                     panic!("CI=true but the SMTP test server cannot run: {why}");
                 }
                 eprintln!("SKIPPED: no SMTP test server ({why})");
@@ -173,6 +178,35 @@ impl SmtpSink {
     /// `smtp://127.0.0.1:<port>`, for `EMPORIUM_SMTP_URL`.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (the port stays reserved for [`SmtpSink::restart`]); connections are refused.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Starts the server again on the same port, keeping the messages received so far.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.spawn().await;
+    }
+
+    /// Waits until at least `n` messages arrived (panics after `timeout`), then returns them all.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let messages = self.messages();
+            if messages.len() >= n {
+                return messages;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("expected {n} messages within {timeout:?}, got {}: {messages:#?}", messages.len());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Every message received so far, in arrival order.
