@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Checkout throughput under wrk: POST /api/v1/orders with explicit items, shipping and a saved card,
+# so every request is one whole saga (claim the key, price from catalog, check the card, reserve
+# stock, write the order, capture the payment, commit the reservation, confirm).
+#   bench/checkout.sh embedded [duration] [connections]   # SQLite files + in-process bus
+#   bench/checkout.sh postgres [duration] [connections]   # the same process, every context on its
+#                                                         # own PostgreSQL database + Redis + RabbitMQ
+# Defaults: 20s, 32 connections. BENCH_USERS (50) users round-robin, BENCH_SKUS (500) SKUs in a
+# rotating window (one or two lines of quantity 1 per order), each request a new Idempotency-Key.
+# Prints orders/s, latency percentiles, non-201 answers, a per-step breakdown from /metrics
+# (saga steps, calls between contexts, HTTP routes; means over the run), then cross-checks the
+# databases: every 201 is one confirmed order with exactly one captured payment of its total.
+# Copy the figures into docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-embedded}
+duration=${2:-20s}
+connections=${3:-32}
+users=${BENCH_USERS:-50}
+skus=${BENCH_SKUS:-500}
+products=${BENCH_PRODUCTS:-1000}
+
+case "$mode" in embedded|postgres) ;; *) echo "usage: $0 embedded|postgres [duration] [connections]" >&2; exit 2;; esac
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "installing wrk (Debian)..." >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null \
+    || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+fi
+if [ -z "${BENCH_SKIP_BUILD:-}" ]; then # set it to reuse target/release/emporium as it is
+  echo "building the release binary (first build takes several minutes)..." >&2
+  cargo build --release --quiet -p emporium
+fi
+bin=$PWD/target/release/emporium
+
+work=$(mktemp -d)
+server=""
+cleanup() { [ -n "$server" ] && { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Setup signs up $users accounts from one address: lift the per-address limits; tokens outlive the run.
+export RUST_LOG=warn EMPORIUM_LOG_FORMAT=json EMPORIUM_SEED_DEMO=false EMPORIUM_DATA_DIR="$work/data" \
+  EMPORIUM_AUTH_RATE_PER_MINUTE=100000 EMPORIUM_ACCESS_TOKEN_TTL_SECS=3600
+unset EMPORIUM_SMTP_URL # the verification tokens are read from the dev mailbox
+if [ "$mode" = postgres ]; then
+  pg=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
+  for ctx in identity catalog inventory cart ordering payments notifications; do
+    psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS bench_checkout_$ctx WITH (FORCE)" \
+      -c "CREATE DATABASE bench_checkout_$ctx" \
+      || { echo "cannot reach PostgreSQL at $pg (set BENCH_POSTGRES_URL)" >&2; exit 1; }
+    export "EMPORIUM_${ctx^^}_DATABASE_URL=$pg/bench_checkout_$ctx"
+  done
+  export EMPORIUM_NAMESPACE="bench-checkout-$$" EMPORIUM_QUEUE_EXPIRY_SECS=600 \
+    REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+fi
+
+echo "seeding $products products with 1,000,000 units each ($mode)..." >&2
+"$bin" seed --products "$products" --stock 1000000 --seed 11 >/dev/null
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+EMPORIUM_LISTEN="127.0.0.1:$port" "$bin" serve >"$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 300); do curl -fs "$base/health/live" >/dev/null && break; sleep 0.1; done
+curl -fs "$base/health/live" >/dev/null || { echo "server did not start:" >&2; tail -20 "$work/server.log" >&2; exit 1; }
+
+echo "signing up $users users (argon2id: a few seconds) and picking $skus in-stock SKUs..." >&2
+BENCH_RUN=$$ python3 bench/checkout.py setup "$base" "$work" "$users" "$skus"
+echo "bench$$" >"$work/run.txt"
+
+python3 bench/checkout.py metrics "$base" "$work/metrics-before.txt"
+t=2; [ "$connections" -lt 2 ] && t=1
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "== POST /api/v1/orders, place + pay ($mode, $duration, $connections connections, $t threads, $users users, $skus SKUs)"
+CHECKOUT_DIR=$work wrk -t"$t" -c"$connections" -d"$duration" --timeout 10s --latency \
+  -s bench/checkout.lua "$base" >"$work/wrk.txt"
+grep -E 'Requests/sec|Latency  |Socket errors|statuses|orders/s|latency ms|sample' "$work/wrk.txt" || true
+python3 bench/checkout.py metrics "$base" "$work/metrics-after.txt"
+
+echo "-- where the time goes (means over the run; p50/p99 from the last minute's summaries)"
+python3 bench/checkout.py breakdown "$work/metrics-before.txt" "$work/metrics-after.txt"
+
+# Requests wrk gave up on at the end were cancelled on the server; the check waits for recovery.
+python3 bench/checkout.py check "$mode" "$work"
+if grep -q 'non-201: [1-9]' "$work/wrk.txt"; then echo "error: non-201 answers (samples above)" >&2; exit 1; fi
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m), load average before the run $load; wrk and server share the cores; mode $mode"
