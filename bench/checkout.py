@@ -258,8 +258,9 @@ def check(mode, workdir):
     if stray:
         problems.append(f"{len(stray)} captured payments for orders this run does not know")
     print(f"cross-check: {n201} answers 201 | {len(by_id)} orders of this run in the ordering DB "
-          f"({len(extra)} finished after wrk stopped waiting; {in_flight} requests were in flight "
-          f"at the end; {claims_only} of those were cancelled after claiming their key and before the order was written, leaving a claim without an order) | {sum(len(v) for v in captured.values())} captured payments, "
+          f"({len(extra)} of them for requests wrk abandoned at the end: {in_flight} sent, never "
+          f"answered; {claims_only} abandoned between claiming the key and writing the order left "
+          f"a claim without an order) | {sum(len(v) for v in captured.values())} captured payments, "
           f"{sum(p[0][0] for p in captured.values() if p)} minor units captured = "
           f"{sum(v[2] for v in by_id.values())} in order totals")
     if problems:

@@ -67,6 +67,15 @@ echo "signing up $users users (argon2id: a few seconds) and picking $skus in-sto
 BENCH_RUN=$$ python3 bench/checkout.py setup "$base" "$work" "$users" "$skus"
 echo "bench$$" >"$work/run.txt"
 
+pg_xacts() { # committed transactions per context database (read-only statements included)
+  [ "$mode" = postgres ] || return 0
+  psql -X -At -F' ' "$pg/postgres" -c "SELECT pg_stat_clear_snapshot(); SELECT datname, xact_commit FROM pg_stat_database WHERE datname LIKE 'bench_checkout_%' ORDER BY 1" | grep bench_ >"$1"
+}
+pg_xacts "$work/xacts-before.txt"
+# CPU seconds (user + system) of the server process and of all PostgreSQL processes on the machine.
+ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+pg_pids() { pgrep -x postgres || true; }
+cpu_server_before=$(ticks "$server"); cpu_pg_before=$(ticks $(pg_pids))
 python3 bench/checkout.py metrics "$base" "$work/metrics-before.txt"
 t=2; [ "$connections" -lt 2 ] && t=1
 load=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -74,12 +83,23 @@ echo "== POST /api/v1/orders, place + pay ($mode, $duration, $connections connec
 CHECKOUT_DIR=$work wrk -t"$t" -c"$connections" -d"$duration" --timeout 10s --latency \
   -s bench/checkout.lua "$base" >"$work/wrk.txt"
 grep -E 'Requests/sec|Latency  |Socket errors|statuses|orders/s|latency ms|sample' "$work/wrk.txt" || true
+cpu_server=$(( $(ticks "$server") - cpu_server_before )); cpu_pg=$(( $(ticks $(pg_pids)) - cpu_pg_before ))
 python3 bench/checkout.py metrics "$base" "$work/metrics-after.txt"
+sleep 1; pg_xacts "$work/xacts-after.txt" # backends report their counts at most once a second
 
+ok=$(cat "$work"/ok-*.txt | wc -l)
+hz=$(getconf CLK_TCK)
+echo "-- CPU during the run: emporium $(awk -v t="$cpu_server" -v hz="$hz" -v ok="$ok" 'BEGIN { printf "%.1f s (%.2f ms per order)", t / hz, ok ? t / hz * 1000 / ok : 0 }')$(
+  [ "$mode" = postgres ] && awk -v t="$cpu_pg" -v hz="$hz" -v ok="$ok" 'BEGIN { printf ", all postgres processes %.1f s (%.2f ms per order; other agents'"'"' databases included)", t / hz, ok ? t / hz * 1000 / ok : 0 }')"
 echo "-- where the time goes (means over the run; p50/p99 from the last minute's summaries)"
 python3 bench/checkout.py breakdown "$work/metrics-before.txt" "$work/metrics-after.txt"
 
 # Requests wrk gave up on at the end were cancelled on the server; the check waits for recovery.
+if [ "$mode" = postgres ]; then
+  echo "-- PostgreSQL transactions committed during the run, per 201 (each database; all share one WAL)"
+  join "$work/xacts-before.txt" "$work/xacts-after.txt" | awk -v ok="$ok" \
+    '{ d = $3 - $2; t += d; printf "  %-28s %8d  %6.1f per order\n", $1, d, d / (ok ? ok : 1) } END { printf "  %-28s %8d  %6.1f per order\n", "total", t, t / (ok ? ok : 1) }'
+fi
 python3 bench/checkout.py check "$mode" "$work"
 if grep -q 'non-201: [1-9]' "$work/wrk.txt"; then echo "error: non-201 answers (samples above)" >&2; exit 1; fi
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m), load average before the run $load; wrk and server share the cores; mode $mode"
