@@ -172,8 +172,17 @@ def rows_sqlite(path, sql):
 
 
 def rows_pg(url, sql):
-    out = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\t", url, "-c", sql],
-                         check=True, capture_output=True, text=True).stdout
+    # Retried: with 7 pools of 10 the bench process alone holds up to 70 of PostgreSQL's
+    # max_connections (100 by default), and other clients of the server may take the rest.
+    for attempt in range(10):
+        r = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\t", url, "-c", sql], capture_output=True, text=True)
+        if r.returncode == 0:
+            break
+        print(f"  psql failed ({r.stderr.strip()[:200]}); retrying", file=sys.stderr)
+        time.sleep(3)
+    else:
+        sys.exit(f"psql kept failing on {url}")
+    out = r.stdout
     return [tuple(line.split("\t")) for line in out.splitlines() if line]
 
 
