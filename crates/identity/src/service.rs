@@ -190,6 +190,10 @@ pub(crate) fn describe_metrics() {
     );
     metrics::describe_counter!("identity_registrations_total", "Accounts registered.");
     metrics::describe_counter!(
+        "identity_service_tokens_total",
+        "Service-token requests from other contexts by outcome (issued, refused)."
+    );
+    metrics::describe_counter!(
         "identity_refresh_token_reuse_total",
         "Refresh tokens presented again after rotation (token theft signal)."
     );

@@ -99,6 +99,14 @@ impl Peers {
         remote: BTreeMap<String, String>,
         secret: Option<String>,
     ) -> Self {
+        static DESCRIBED: std::sync::Once = std::sync::Once::new();
+        DESCRIBED.call_once(|| {
+            metrics::describe_histogram!(
+                "service_client_duration_seconds",
+                metrics::Unit::Seconds,
+                "Calls to other contexts by target context and outcome (HTTP status, timeout, error)."
+            );
+        });
         Self {
             inner: Arc::new(PeersInner {
                 local,
