@@ -206,7 +206,12 @@ pub async fn place(
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
     let req = checkout_body(&body)?;
-    let placed = svc.place(&caller(&auth), &bearer(&headers), &key, &body, &req).await?;
+    let (caller, bearer) = (caller(&auth), bearer(&headers));
+    // The checkout runs in a task of its own: a client that disconnects must not cancel the saga
+    // between two steps (leaving a claimed key without an order, or a step for the recovery loop).
+    let placed = tokio::spawn(async move { svc.place(&caller, &bearer, &key, &body, &req).await })
+        .await
+        .map_err(|e| Problem::internal(format!("the checkout task failed: {e}")))??;
     let status = if placed.replayed {
         StatusCode::OK
     } else if placed.order.status == OrderStatus::AwaitingPayment {

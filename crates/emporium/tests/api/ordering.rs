@@ -3,6 +3,8 @@
 //! order, one charge), declined cards, cancellation with refund and restock, fulfilment, refunds,
 //! invoices, my-orders paging, and a saga left at "capture" finishing on its own.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, assert_problem, problem_fields, spawn_app_with};
@@ -741,4 +743,45 @@ async fn slow_payment_is_finished_by_the_recovery_loop_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_payment_is_finished_by_the_recovery_loop_postgres() {
     slow_payment_is_finished_by_the_recovery_loop(Backend::Postgres).await;
+}
+
+/// A client that gives up mid-checkout does not stop the saga: the order completes at once (not
+/// after the step's lease runs out), and a retry with the same key returns it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_mid_checkout_does_not_stall_the_order() {
+    let Some(app) = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("EMPORIUM_PAYMENT_TIMEOUT_MS", "10000"),
+            ("EMPORIUM_PAYMENTS_PROVIDER_WAIT_MS", "5000"),
+            ("EMPORIUM_PAYMENTS_SIMULATED_DELAY_MS", "1500"),
+        ],
+        true,
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = app.admin().await;
+    product(&app, &admin.access, "HANGUP-1", 1000, 5).await;
+    let user = app.signed_up("hangup@example.com").await;
+    let pm = card(&app, &user.access, SLOW_CARD).await;
+    let body = order_body(json!([{"sku": "HANGUP-1", "quantity": 1}]), &pm);
+    let gave_up = app
+        .client
+        .post(app.url(ORDERS))
+        .bearer_auth(&user.access)
+        .header("Idempotency-Key", "hangup-1")
+        .json(&body)
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client gave up while the payment was in flight");
+    // Well inside the 30 s saga lease: only a checkout that kept running can be confirmed by now.
+    let started = std::time::Instant::now();
+    let order = json_of(place(&app, &user.access, "hangup-1", &body).await, 200).await;
+    let id = order["id"].as_str().expect("id");
+    wait_for_status(&app, &user.access, id, "confirmed", 8).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(stock(&app, "HANGUP-1").await["on_hand"], 4);
 }
