@@ -203,7 +203,10 @@ impl SmtpSink {
                 return messages;
             }
             if tokio::time::Instant::now() >= deadline {
-                panic!("expected {n} messages within {timeout:?}, got {}: {messages:#?}", messages.len());
+                panic!(
+                    "expected {n} messages within {timeout:?}, got {}: {messages:#?}",
+                    messages.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

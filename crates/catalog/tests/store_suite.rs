@@ -259,8 +259,16 @@ async fn seeding_search_listing_and_stock_levels_on_both_backends() {
         assert_eq!(found.len(), 1, "{backend}");
         let buyer = uuid::Uuid::now_v7();
         let skus = [second.sku.clone()];
-        assert_eq!(store.record_purchases(buyer, &skus).await.expect("record"), 1, "{backend}");
-        assert_eq!(store.record_purchases(buyer, &skus).await.expect("again"), 0, "{backend}");
+        assert_eq!(
+            store.record_purchases(buyer, &skus).await.expect("record"),
+            1,
+            "{backend}"
+        );
+        assert_eq!(
+            store.record_purchases(buyer, &skus).await.expect("again"),
+            0,
+            "{backend}"
+        );
         assert!(store.has_purchased(buyer, second.id).await.expect("has"), "{backend}");
         assert!(
             !store.has_purchased(uuid::Uuid::now_v7(), second.id).await.expect("has"),

@@ -179,7 +179,10 @@ impl InfraConfig {
                 ("cart", url_var("EMPORIUM_CART_DATABASE_URL", DB_SCHEMES)?),
                 ("ordering", url_var("EMPORIUM_ORDERING_DATABASE_URL", DB_SCHEMES)?),
                 ("payments", url_var("EMPORIUM_PAYMENTS_DATABASE_URL", DB_SCHEMES)?),
-                ("notifications", url_var("EMPORIUM_NOTIFICATIONS_DATABASE_URL", DB_SCHEMES)?),
+                (
+                    "notifications",
+                    url_var("EMPORIUM_NOTIFICATIONS_DATABASE_URL", DB_SCHEMES)?,
+                ),
             ]
             .into_iter()
             .filter_map(|(name, url)| Some((name, url?)))

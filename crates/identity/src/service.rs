@@ -499,7 +499,10 @@ impl IdentityService {
         let claims = AccessClaims {
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
-            sub: Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("urn:emporium:service:{client_id}").as_bytes()),
+            sub: Uuid::new_v5(
+                &Uuid::NAMESPACE_URL,
+                format!("urn:emporium:service:{client_id}").as_bytes(),
+            ),
             sid: Uuid::nil(),
             role: SERVICE_ROLE.to_owned(),
             iat: now.unix_timestamp(),

@@ -342,7 +342,12 @@ impl InventoryService {
         }
     }
 
-    async fn replay_adjustment(&self, record: IdempotencyRecord, request_hash: &[u8], sku: &Sku) -> InvResult<AdjustAnswer> {
+    async fn replay_adjustment(
+        &self,
+        record: IdempotencyRecord,
+        request_hash: &[u8],
+        sku: &Sku,
+    ) -> InvResult<AdjustAnswer> {
         if record.request_hash != request_hash {
             return Err(InventoryError::invalid(
                 "Idempotency-Key",

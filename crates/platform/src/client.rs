@@ -165,9 +165,11 @@ impl Peers {
         {
             return Ok(cached.token.clone());
         }
-        let secret = self.inner.secret.clone().ok_or_else(|| {
-            CallError::NoCredentials("EMPORIUM_SERVICE_SECRET is not set".into())
-        })?;
+        let secret = self
+            .inner
+            .secret
+            .clone()
+            .ok_or_else(|| CallError::NoCredentials("EMPORIUM_SERVICE_SECRET is not set".into()))?;
         let identity = self
             .transport("identity")
             .ok_or_else(|| CallError::NoCredentials("EMPORIUM_IDENTITY_URL is not set".into()))?;

@@ -415,7 +415,10 @@ impl TestApp {
                     .expect("token line")
                     .to_owned();
             }
-            assert!(std::time::Instant::now() < deadline, "no message about {subject:?} to {to}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no message about {subject:?} to {to}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

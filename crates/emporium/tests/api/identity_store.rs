@@ -99,7 +99,10 @@ async fn with_session(store: &dyn IdentityStore, email: &str) -> (User, Session,
 
 async fn duplicate_emails_are_reported_as_such(store: Arc<dyn IdentityStore>) {
     store.insert_user(&user("one@example.com"), &[]).await.expect("first");
-    let err = store.insert_user(&user("one@example.com"), &[]).await.expect_err("second");
+    let err = store
+        .insert_user(&user("one@example.com"), &[])
+        .await
+        .expect_err("second");
     assert!(matches!(err, StoreError::DuplicateEmail), "{err:?}");
 }
 
@@ -151,7 +154,14 @@ async fn one_time_tokens_are_single_use_and_expire(store: Arc<dyn IdentityStore>
     let live = [2u8; 32];
     let stale = [3u8; 32];
     store
-        .insert_one_time_token(&live, u.id, TokenPurpose::PasswordReset, t, t + Duration::from_secs(60), &[])
+        .insert_one_time_token(
+            &live,
+            u.id,
+            TokenPurpose::PasswordReset,
+            t,
+            t + Duration::from_secs(60),
+            &[],
+        )
         .await
         .expect("insert");
     store

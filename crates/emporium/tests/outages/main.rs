@@ -3,15 +3,15 @@
 //! the main suite's concurrent tests; cargo runs test binaries one after another, and a lock
 //! keeps these drills one at a time. Every drill restarts what it stopped, even when it fails.
 
-#[path = "../../../../tests/support/smtp_sink.rs"]
-#[allow(dead_code)]
-mod smtp;
-#[path = "../api/shop.rs"]
-#[allow(dead_code)]
-mod shop;
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+#[path = "../api/shop.rs"]
+#[allow(dead_code)]
+mod shop;
+#[path = "../../../../tests/support/smtp_sink.rs"]
+#[allow(dead_code)]
+mod smtp;
 
 use std::process::Command;
 use std::time::Duration;
@@ -320,7 +320,13 @@ async fn rabbitmq_restarted_during_a_burst_of_orders_sends_every_notification_on
     };
     ids.extend(futures::future::join_all((ORDERS / 3..ORDERS).map(place)).await);
     assert!(
-        count(&app, Service::Ordering, "SELECT COUNT(*) FROM event_outbox WHERE published_at IS NULL").await > 0,
+        count(
+            &app,
+            Service::Ordering,
+            "SELECT COUNT(*) FROM event_outbox WHERE published_at IS NULL"
+        )
+        .await
+            > 0,
         "order events wait in the outbox while RabbitMQ is down"
     );
     drop(restart);
@@ -350,7 +356,11 @@ async fn rabbitmq_restarted_during_a_burst_of_orders_sends_every_notification_on
         .collect();
     subjects.sort();
     subjects.dedup();
-    assert_eq!(subjects.len(), expected, "each order's mails are distinct: {subjects:?}");
+    assert_eq!(
+        subjects.len(),
+        expected,
+        "each order's mails are distinct: {subjects:?}"
+    );
 
     let deliveries: Value = app
         .client
