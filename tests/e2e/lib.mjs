@@ -1,0 +1,296 @@
+// Shared harness of the browser tests: Debian's Chromium driven by playwright-core, a fresh
+// browser context per test, screenshots under target/e2e/<test>/, and helpers for the journeys
+// (mailbox, register, login, JSON API calls as admin).
+//
+// Run through tests/e2e/run.sh, which starts a server and sets E2E_BASE_URL, E2E_ADMIN_EMAIL and
+// E2E_ADMIN_PASSWORD.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, writeFile, appendFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { chromium } from 'playwright-core';
+
+export { assert };
+
+export const BASE_URL = (process.env.E2E_BASE_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
+export const ADMIN_EMAIL = process.env.E2E_ADMIN_EMAIL ?? 'admin@e2e.test';
+export const ADMIN_PASSWORD = process.env.E2E_ADMIN_PASSWORD ?? '';
+
+/** Test cards of the simulated payment provider (crates/payments/src/api.rs). */
+export const CARD_OK = '4242 4242 4242 4242';
+export const CARD_DECLINED = '4000 0000 0000 0002';
+
+/** A password the identity context accepts (12+ characters, not a common one). */
+export const PASSWORD = 'Plum-Harbour-Lantern-42';
+
+const PAGE_TIMEOUT_MS = 15_000;
+const TEST_TIMEOUT_MS = 120_000;
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ARTIFACTS = process.env.E2E_ARTIFACTS ?? path.join(repoRoot, 'target', 'e2e');
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let browser;
+
+// One browser per test file (launching costs a second or two); every test gets its own context,
+// so cookies, storage and cache never leak from one journey into the next.
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.E2E_CHROMIUM ?? '/usr/bin/chromium',
+    args: CHROMIUM_ARGS,
+    headless: true,
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** A file-system-safe name for a test. */
+function slug(name) {
+  return name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 80);
+}
+
+/**
+ * Declares a browser test. `fn` receives `{ page, context, shot, dir, dialogs, newPage }`:
+ * - `shot(name)` saves `target/e2e/<test>/<nn>-<name>.png` (full page);
+ * - `dialogs` lists every JavaScript dialog (alert/confirm/prompt) the pages opened;
+ * - `newPage()` opens another tab in the same context.
+ * A failing test leaves `failure.png` and `failure.html` of the page it was on; uncaught page
+ * errors (JavaScript exceptions) fail the test; console errors are written to `console.log`.
+ */
+export function browserTest(name, fn) {
+  test(name, { timeout: TEST_TIMEOUT_MS }, async () => {
+    const dir = path.join(ARTIFACTS, slug(name));
+    await mkdir(dir, { recursive: true });
+    const context = await browser.newContext({
+      baseURL: BASE_URL,
+      viewport: { width: 1280, height: 900 },
+      locale: 'en-GB',
+      timezoneId: 'Europe/Amsterdam',
+    });
+    context.setDefaultTimeout(PAGE_TIMEOUT_MS);
+    context.setDefaultNavigationTimeout(PAGE_TIMEOUT_MS);
+
+    const pageErrors = [];
+    const dialogs = [];
+    const watch = (p) => {
+      p.on('pageerror', (err) => pageErrors.push(`${p.url()}: ${err.message}`));
+      p.on('console', (msg) => {
+        if (msg.type() === 'error') {
+          appendFile(path.join(dir, 'console.log'), `${p.url()}: ${msg.text()}\n`).catch(() => {});
+        }
+      });
+      p.on('dialog', async (d) => {
+        dialogs.push({ type: d.type(), message: d.message(), url: p.url() });
+        await d.dismiss().catch(() => {});
+      });
+    };
+    context.on('page', watch);
+    const page = await context.newPage();
+
+    let shots = 0;
+    const shot = async (label, target = page) => {
+      shots += 1;
+      const file = path.join(dir, `${String(shots).padStart(2, '0')}-${slug(label)}.png`);
+      await target.screenshot({ path: file, fullPage: true });
+      return file;
+    };
+
+    try {
+      await fn({ page, context, shot, dir, dialogs, newPage: () => context.newPage() });
+      assert.deepEqual(pageErrors, [], 'the pages threw JavaScript errors');
+    } catch (err) {
+      for (const [i, p] of context.pages().entries()) {
+        const suffix = i === 0 ? '' : `-tab${i}`;
+        await p.screenshot({ path: path.join(dir, `failure${suffix}.png`), fullPage: true }).catch(() => {});
+        const html = await p.content().catch(() => '');
+        await writeFile(path.join(dir, `failure${suffix}.html`), `<!-- ${p.url()} -->\n${html}`).catch(() => {});
+      }
+      if (pageErrors.length) err.message += `\npage errors:\n  ${pageErrors.join('\n  ')}`;
+      err.message += `\n(artifacts in ${path.relative(repoRoot, dir)}; last URL ${page.url()})`;
+      throw err;
+    } finally {
+      await context.close();
+    }
+  });
+}
+
+/** An address no other test (or earlier run against the same server) has used. */
+export function uniqueEmail(prefix = 'shopper') {
+  return `${prefix}-${Date.now().toString(36)}-${randomUUID().slice(0, 8)}@e2e.test`;
+}
+
+/** A unique suffix for names, SKUs and slugs created by a test. */
+export function uniqueSuffix() {
+  return `${Date.now().toString(36)}${randomUUID().slice(0, 4)}`.toUpperCase();
+}
+
+// ---- JSON API (for setup and for checking what the pages claim) ----
+
+/**
+ * Calls the JSON API. Returns `{ status, headers, body }` (body parsed when JSON).
+ * `token` adds a bearer; `body` is sent as JSON.
+ */
+export async function api(method, apiPath, { token, body, headers = {} } = {}) {
+  const h = { accept: 'application/json', ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  if (body !== undefined) h['content-type'] = 'application/json';
+  const res = await fetch(`${BASE_URL}${apiPath}`, {
+    method,
+    headers: h,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    redirect: 'manual',
+  });
+  const text = await res.text();
+  let parsed = text;
+  if ((res.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
+  return { status: res.status, headers: res.headers, body: parsed };
+}
+
+/** Like `api`, but fails the test unless the status is 2xx; returns the body. */
+export async function apiOk(method, apiPath, options) {
+  const res = await api(method, apiPath, options);
+  assert.ok(
+    res.status >= 200 && res.status < 300,
+    `${method} ${apiPath} answered ${res.status}: ${JSON.stringify(res.body)}`,
+  );
+  return res.body;
+}
+
+/** An access token for `email` (the API login, not the browser's). */
+export async function apiLogin(email, password) {
+  const body = await apiOk('POST', '/api/v1/auth/login', { body: { email, password } });
+  return body.access_token;
+}
+
+let adminTokenCache;
+/** An admin access token (cached for a few minutes: access tokens are short-lived). */
+export async function adminToken() {
+  if (!adminTokenCache || Date.now() - adminTokenCache.at > 4 * 60_000) {
+    assert.ok(ADMIN_PASSWORD, 'E2E_ADMIN_PASSWORD is not set (run the suite through tests/e2e/run.sh)');
+    adminTokenCache = { token: await apiLogin(ADMIN_EMAIL, ADMIN_PASSWORD), at: Date.now() };
+  }
+  return adminTokenCache.token;
+}
+
+/** Stock of one SKU: `{ sku, on_hand, reserved, available, ... }`. */
+export async function stockOf(sku) {
+  const body = await apiOk('GET', `/api/v1/inventory?sku=${encodeURIComponent(sku)}`);
+  const items = body.items ?? body.levels ?? body.stock ?? body;
+  const item = Array.isArray(items) ? items.find((i) => i.sku === sku) : undefined;
+  assert.ok(item, `no stock entry for ${sku} in ${JSON.stringify(body)}`);
+  return item;
+}
+
+/**
+ * Polls the development mailbox until a message to `email` arrives whose subject matches
+ * `subject` (a RegExp or substring); returns it (`{ to, subject, body, sent_at }`).
+ */
+export async function mailbox(email, { subject, timeoutMs = 15_000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  const matches = (m) =>
+    subject === undefined || (subject instanceof RegExp ? subject.test(m.subject) : m.subject.includes(subject));
+  let seen = [];
+  while (Date.now() < deadline) {
+    const res = await api('GET', `/api/v1/dev/mailbox?to=${encodeURIComponent(email)}`);
+    assert.equal(res.status, 200, `the dev mailbox answered ${res.status} (is this embedded mode?)`);
+    seen = res.body;
+    const found = seen.find(matches);
+    if (found) return found;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(
+    `no mail to ${email} matching ${subject} within ${timeoutMs} ms; got: ${JSON.stringify(seen.map((m) => m.subject))}`,
+  );
+}
+
+/** The first URL (absolute or site-relative) in `text` whose path starts with `pathPrefix`. */
+export function linkIn(text, pathPrefix) {
+  const escaped = pathPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`(?:https?://[^\\s"'<>/]+)?${escaped}[^\\s"'<>]*`);
+  const m = text.match(re);
+  if (!m) return undefined;
+  // Visit it on the server under test, whatever public URL the mail was written with.
+  const url = new URL(m[0].replace(/&amp;/g, '&'), BASE_URL);
+  return `${url.pathname}${url.search}`;
+}
+
+// ---- Browser journeys shared by several tests ----
+
+/** Fills the registration form and submits it. */
+export async function register(page, { email, password = PASSWORD, name = 'E2E Shopper' }) {
+  await page.goto('/register');
+  await page.getByLabel(/^name|full name|your name/i).fill(name);
+  await page.getByLabel(/e-?mail/i).fill(email);
+  await fillPassword(page, password, { confirm: true });
+  await page.getByRole('button', { name: /register|create( my)? account|sign up/i }).click();
+  await page.waitForLoadState('domcontentloaded');
+}
+
+/** Fills the password field(s) of a form; `confirm` also fills a "repeat password" field if any. */
+async function fillPassword(page, password, { confirm }) {
+  const fields = page.locator('input[type="password"]');
+  const count = await fields.count();
+  assert.ok(count >= 1, `no password field on ${page.url()}`);
+  await fields.nth(0).fill(password);
+  if (confirm) for (let i = 1; i < count; i++) await fields.nth(i).fill(password);
+}
+
+/** Opens the verification link of the newest verification mail to `email` and confirms it. */
+export async function verifyEmail(page, email) {
+  const mail = await mailbox(email, { subject: /confirm your e-?mail/i });
+  const link = linkIn(mail.body, '/verify-email');
+  assert.ok(link, `the verification mail has no /verify-email link:\n${mail.body}`);
+  await page.goto(link);
+  // GET shows a confirm form (so mail scanners that prefetch links verify nothing); POST verifies.
+  await page.getByRole('button', { name: /verify|confirm/i }).click();
+  await page.waitForLoadState('domcontentloaded');
+  return link;
+}
+
+/** Logs in through the login form (optionally at `/login?next=...`), ending on the page it lands on. */
+export async function login(page, email, password = PASSWORD, { next } = {}) {
+  await page.goto(next === undefined ? '/login' : `/login?next=${encodeURIComponent(next)}`);
+  await page.getByLabel(/e-?mail/i).fill(email);
+  await page.locator('input[type="password"]').first().fill(password);
+  await Promise.all([
+    page.waitForURL((url) => url.pathname !== '/login', { timeout: PAGE_TIMEOUT_MS }),
+    page.getByRole('button', { name: /^(log ?in|sign ?in)$/i }).click(),
+  ]);
+}
+
+/** Registers, verifies and logs in a new customer through the pages; returns the e-mail. */
+export async function newCustomer(page, { prefix = 'shopper', name = 'E2E Shopper' } = {}) {
+  const email = uniqueEmail(prefix);
+  await register(page, { email, name });
+  await verifyEmail(page, email);
+  await login(page, email);
+  return email;
+}
+
+/** Logs in the admin created by run.sh through the login form. */
+export async function loginAsAdmin(page, { next } = {}) {
+  assert.ok(ADMIN_PASSWORD, 'E2E_ADMIN_PASSWORD is not set (run the suite through tests/e2e/run.sh)');
+  await login(page, ADMIN_EMAIL, ADMIN_PASSWORD, { next });
+}
+
+/** The body text of the page, whitespace collapsed (for assertions on messages). */
+export async function pageText(page) {
+  return (await page.locator('body').innerText()).replace(/\s+/g, ' ');
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Runs the browser tests (tests/e2e/*.test.mjs) in headless Chromium.
+#
+# Without E2E_BASE_URL: starts the embedded server (target/debug/emporium, built only when
+# missing) on a free port with a fresh data directory and the demo catalog, creates an admin,
+# runs the tests, and stops the server whatever happens.
+# With E2E_BASE_URL (e.g. the gateway of `emporium dev --topology multi`): runs the tests against
+# that server; E2E_ADMIN_EMAIL and E2E_ADMIN_PASSWORD must then name an existing admin.
+#
+# Artifacts (screenshots, failure pages, the server log) go to target/e2e/.
+# Extra arguments are passed to `node --test` (e.g. `--test-name-pattern=declined`); set
+# E2E_TESTS to a space-separated list of files to run only those.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+artifacts=target/e2e
+rm -rf "$artifacts"
+mkdir -p "$artifacts"
+
+if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -x /usr/bin/chromium ]; then
+  bash .ci/install-e2e.sh
+fi
+
+server=""
+data=""
+cleanup() {
+  if [ -n "$server" ]; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  [ -n "$data" ] && rm -rf "$data"
+  return 0
+}
+trap cleanup EXIT
+
+# A port nobody listens on: ask the kernel for one, then let it go for the server to take.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+if [ -z "${E2E_BASE_URL:-}" ]; then
+  if [ ! -x target/debug/emporium ]; then
+    echo "building target/debug/emporium..."
+    cargo build -p emporium --locked
+  fi
+  data=$(mktemp -d)
+  port=$(free_port)
+  export EMPORIUM_DATA_DIR="$data"
+  export EMPORIUM_LISTEN="127.0.0.1:$port"
+  export EMPORIUM_PUBLIC_URL="http://127.0.0.1:$port"
+  # Cheap password hashing: the tests log in many times; production keeps the strong defaults.
+  export EMPORIUM_ARGON2_MEMORY_KIB=8192 EMPORIUM_ARGON2_ITERATIONS=1
+  # Every test signs in from 127.0.0.1; the per-address auth limit (30/min) is for the internet.
+  export EMPORIUM_AUTH_RATE_PER_MINUTE=600
+  export RUST_LOG="${RUST_LOG:-info}"
+  export E2E_ADMIN_EMAIL=admin@e2e.test
+  E2E_ADMIN_PASSWORD="e2e-admin-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+  export E2E_ADMIN_PASSWORD
+
+  # The admin is created in the identity database before the server opens it.
+  printf '%s\n' "$E2E_ADMIN_PASSWORD" |
+    target/debug/emporium admin create --email "$E2E_ADMIN_EMAIL" --name "E2E Admin" >"$artifacts/admin-create.log" 2>&1 ||
+    { cat "$artifacts/admin-create.log" >&2; exit 1; }
+
+  target/debug/emporium serve >"$artifacts/server.log" 2>&1 &
+  server=$!
+  export E2E_BASE_URL="http://127.0.0.1:$port"
+  ready=0
+  for _ in $(seq 1 300); do
+    if curl -fs -o /dev/null "$E2E_BASE_URL/health/ready"; then ready=1; break; fi
+    kill -0 "$server" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ "$ready" != 1 ]; then
+    echo "the server did not become ready; tail of $artifacts/server.log:" >&2
+    tail -n 40 "$artifacts/server.log" >&2
+    exit 1
+  fi
+  echo "server ready on $E2E_BASE_URL (data in $data)"
+else
+  : "${E2E_ADMIN_PASSWORD:?E2E_ADMIN_PASSWORD must name the password of an admin of $E2E_BASE_URL}"
+  export E2E_ADMIN_EMAIL="${E2E_ADMIN_EMAIL:-admin@e2e.test}"
+  echo "testing the server at $E2E_BASE_URL"
+fi
+
+if [ -n "${E2E_TESTS:-}" ]; then
+  read -r -a files <<<"$E2E_TESTS"
+else
+  files=(tests/e2e/*.test.mjs)
+fi
+
+started=$SECONDS
+status=0
+node --test --test-concurrency=1 --test-reporter=spec "$@" "${files[@]}" || status=$?
+echo "browser tests took $((SECONDS - started)) s; screenshots in $artifacts/"
+
+if [ "$status" != 0 ] && [ -n "$server" ]; then
+  echo "--- tail of $artifacts/server.log ---" >&2
+  tail -n 60 "$artifacts/server.log" >&2
+fi
+exit "$status"
