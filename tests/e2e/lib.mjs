@@ -294,3 +294,62 @@ export async function loginAsAdmin(page, { next } = {}) {
 export async function pageText(page) {
   return (await page.locator('body').innerText()).replace(/\s+/g, ' ');
 }
+
+// ---- Setup through the JSON API (what a test needs but does not itself test) ----
+
+/** The single-use token of a verification or reset mail: from its link, else its token line. */
+export function tokenIn(mailBody) {
+  const fromLink = mailBody.match(/[?&]token=([A-Za-z0-9_-]+)/);
+  if (fromLink) return fromLink[1];
+  const line = mailBody.match(/^\s*([A-Za-z0-9_-]{32,})\s*$/m);
+  assert.ok(line, `no token in the mail:\n${mailBody}`);
+  return line[1];
+}
+
+/** Registers and verifies a customer through the API; returns `{ email, password, token }`. */
+export async function apiCustomer({ prefix = 'api-customer', name = 'API Customer' } = {}) {
+  const email = uniqueEmail(prefix);
+  await apiOk('POST', '/api/v1/auth/register', { body: { email, password: PASSWORD, name } });
+  const mail = await mailbox(email, { subject: /confirm your e-?mail/i });
+  await apiOk('POST', '/api/v1/auth/verify-email', { body: { token: tokenIn(mail.body) } });
+  return { email, password: PASSWORD, token: await apiLogin(email, PASSWORD) };
+}
+
+/** Active demo products with at least `minAvailable` units, cheapest first. */
+export async function productsInStock({ minAvailable = 5, count = 2, query } = {}) {
+  const list = query
+    ? await apiOk('GET', `/api/v1/catalog/search?q=${encodeURIComponent(query)}&limit=50`)
+    : await apiOk('GET', '/api/v1/catalog/products?limit=100&sort=price_asc');
+  const skus = list.items.map((p) => p.sku);
+  assert.ok(skus.length, 'the catalog has no products (is the demo data loaded?)');
+  const stock = await apiOk('GET', `/api/v1/inventory?${skus.map((s) => `sku=${encodeURIComponent(s)}`).join('&')}`);
+  const available = new Map(stock.items.map((s) => [s.sku, s.available]));
+  const picked = list.items.filter((p) => (available.get(p.sku) ?? 0) >= minAvailable).slice(0, count);
+  assert.equal(picked.length, count, `fewer than ${count} products with ${minAvailable}+ units in stock`);
+  return picked;
+}
+
+export const ADDRESS = {
+  name: 'Ada Lovelace',
+  line1: 'Keizersgracht 123',
+  city: 'Amsterdam',
+  postal_code: '1015 CJ',
+  country: 'NL',
+};
+
+/**
+ * Places a paid order through the API as `token`'s user: `items` is `[{ sku, quantity }]`.
+ * Returns the order (status `confirmed` once the payment was captured).
+ */
+export async function apiOrder(token, items, { card = CARD_OK.replace(/\s/g, '') } = {}) {
+  const method = await apiOk('POST', '/api/v1/payments/methods', {
+    token,
+    body: { card_number: card, exp_month: 12, exp_year: new Date().getFullYear() + 3, cvc: '123', holder_name: 'Ada Lovelace' },
+  });
+  const order = await apiOk('POST', '/api/v1/orders', {
+    token,
+    headers: { 'idempotency-key': randomUUID() },
+    body: { items, shipping_address: ADDRESS, shipping_method: 'standard', payment_method: method.id },
+  });
+  return order;
+}
