@@ -55,6 +55,28 @@ impl From<TokenError> for Problem {
 #[derive(Clone, Default)]
 pub struct KeySet {
     keys: Arc<RwLock<HashMap<String, Arc<DecodingKey>>>>,
+    /// Set for keysets fed from a JWKS URL: lets [`KeySet::verify_fresh`] fetch it at once.
+    jwks: Option<Arc<JwksSource>>,
+}
+
+/// At most one on-demand JWKS fetch per this interval, so tokens naming made-up key ids cannot
+/// turn the verifier into a request amplifier against identity.
+const ON_DEMAND_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a verification may wait for an on-demand fetch.
+const ON_DEMAND_REFRESH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Where a JWKS-fed keyset comes from, and when it was last fetched on demand.
+struct JwksSource {
+    url: String,
+    client: reqwest::Client,
+    last_on_demand: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl JwksSource {
+    async fn fetch(&self, timeout: std::time::Duration) -> Result<jsonwebtoken::jwk::JwkSet, reqwest::Error> {
+        let response = self.client.get(&self.url).timeout(timeout).send().await?;
+        response.error_for_status()?.json::<jsonwebtoken::jwk::JwkSet>().await
+    }
 }
 
 impl KeySet {
@@ -81,26 +103,26 @@ impl KeySet {
     }
 
     /// A verifier fed from identity's JWKS at `url` (production mode, where identity runs in
-    /// another process), refreshed every `every` so rotations are picked up.
+    /// another process), refreshed every `every` so rotations are picked up. A token naming a key
+    /// the set does not know yet can be checked with [`KeySet::verify_fresh`], which fetches the
+    /// JWKS at once (at most every 10 s) instead of waiting for the next refresh.
     pub fn from_jwks_url(url: String, every: std::time::Duration) -> Self {
-        let keys = Self::new();
+        let source = Arc::new(JwksSource {
+            url,
+            client: reqwest::Client::new(),
+            last_on_demand: tokio::sync::Mutex::new(None),
+        });
+        let keys = Self {
+            keys: Arc::default(),
+            jwks: Some(source.clone()),
+        };
         let weak = Arc::downgrade(&keys.keys);
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
             let mut delay = std::time::Duration::from_secs(1);
             loop {
                 let Some(map) = weak.upgrade() else { break };
-                let set = KeySet { keys: map };
-                let fetched = async {
-                    let response = client
-                        .get(&url)
-                        .timeout(std::time::Duration::from_secs(5))
-                        .send()
-                        .await?;
-                    response.error_for_status()?.json::<jsonwebtoken::jwk::JwkSet>().await
-                }
-                .await;
-                let wait = match fetched {
+                let set = KeySet { keys: map, jwks: None };
+                let wait = match source.fetch(std::time::Duration::from_secs(5)).await {
                     Ok(jwks) => {
                         let n = set.replace_from_jwks(&jwks);
                         tracing::debug!(keys = n, "refreshed token verification keys");
@@ -108,7 +130,7 @@ impl KeySet {
                         every
                     }
                     Err(error) => {
-                        tracing::warn!(%error, %url, "cannot fetch the JWKS; keeping the keys we have and retrying");
+                        tracing::warn!(%error, url = %source.url, "cannot fetch the JWKS; keeping the keys we have and retrying");
                         delay = (delay * 2).min(every);
                         delay
                     }
@@ -118,6 +140,38 @@ impl KeySet {
             }
         });
         keys
+    }
+
+    /// Like [`KeySet::verify`], but a token naming an unknown key first makes a JWKS-fed set
+    /// fetch the JWKS (a key rotated in moments ago verifies at once). Fetches are rate limited:
+    /// within 10 s of the last one the token is judged on the keys at hand. Sets that are not
+    /// fed from a URL (identity's own) behave exactly like `verify`.
+    pub async fn verify_fresh(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        match self.verify(token) {
+            Err(TokenError::UnknownKey) => {}
+            other => return other,
+        }
+        let Some(source) = &self.jwks else {
+            return Err(TokenError::UnknownKey);
+        };
+        {
+            // One fetch at a time; whoever waited for it re-checks with the keys it brought.
+            let mut last = source.last_on_demand.lock().await;
+            let due = last.is_none_or(|at| at.elapsed() >= ON_DEMAND_REFRESH_INTERVAL);
+            if due {
+                *last = Some(std::time::Instant::now());
+                match source.fetch(ON_DEMAND_REFRESH_TIMEOUT).await {
+                    Ok(jwks) => {
+                        let n = self.replace_from_jwks(&jwks);
+                        tracing::info!(keys = n, "a token named an unknown key: fetched the JWKS again");
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, url = %source.url, "a token named an unknown key and the JWKS could not be fetched");
+                    }
+                }
+            }
+        }
+        self.verify(token)
     }
 
     fn get(&self, kid: &str) -> Option<Arc<DecodingKey>> {
@@ -308,6 +362,73 @@ mod tests {
         let mut c = claims(300);
         c.iss = "evil".into();
         assert_eq!(keyset(&s).verify(&sign(&s, &c)), Err(TokenError::Invalid));
+    }
+
+    fn jwk(s: &Signer) -> serde_json::Value {
+        serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+            "kid": s.kid, "x": URL_SAFE_NO_PAD.encode(&s.public)})
+    }
+
+    /// A JWKS endpoint whose keys the test changes, counting fetches.
+    async fn jwks_server(
+        keys: Arc<RwLock<Vec<serde_json::Value>>>,
+        fetches: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> String {
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let keys = keys.read().expect("lock").clone();
+                async move { axum::Json(serde_json::json!({ "keys": keys })) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/jwks.json")
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_fetches_the_jwks_at_once_but_not_twice_within_ten_seconds() {
+        let first = signer(1, "k1");
+        let rotated = signer(2, "k2");
+        let published = Arc::new(RwLock::new(vec![jwk(&first)]));
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let url = jwks_server(published.clone(), fetches.clone()).await;
+        // Hourly background refresh: anything sooner is the on-demand fetch.
+        let keys = KeySet::from_jwks_url(url, std::time::Duration::from_secs(3600));
+        let old_token = sign(&first, &claims(300));
+        for _ in 0..100 {
+            if keys.verify(&old_token).is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(keys.verify(&old_token).is_ok(), "the first fetch loads k1");
+
+        published.write().expect("lock").push(jwk(&rotated));
+        let new_token = sign(&rotated, &claims(300));
+        assert_eq!(keys.verify(&new_token), Err(TokenError::UnknownKey), "plain verify waits for the refresh");
+        let before = fetches.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(keys.verify_fresh(&new_token).await.is_ok(), "k2 is fetched on demand");
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+
+        // Made-up key ids do not make the verifier hammer identity.
+        let bogus = sign(&signer(3, "k3"), &claims(300));
+        assert_eq!(keys.verify_fresh(&bogus).await, Err(TokenError::UnknownKey));
+        assert_eq!(keys.verify_fresh(&bogus).await, Err(TokenError::UnknownKey));
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+    }
+
+    #[tokio::test]
+    async fn verify_fresh_on_a_local_keyset_is_plain_verify() {
+        let s = signer(1, "k1");
+        let other = signer(1, "k9");
+        assert!(keyset(&s).verify_fresh(&sign(&s, &claims(300))).await.is_ok());
+        assert_eq!(
+            keyset(&s).verify_fresh(&sign(&other, &claims(300))).await,
+            Err(TokenError::UnknownKey)
+        );
     }
 
     #[test]

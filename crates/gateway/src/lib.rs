@@ -1,0 +1,1 @@
+//! The gateway context: what stands between the internet and the contexts.
