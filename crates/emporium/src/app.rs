@@ -203,6 +203,8 @@ pub struct Settings {
     pub ordering: OrderingConfig,
     pub payments: PaymentsConfig,
     pub notifications: NotificationsConfig,
+    /// The web pages (a session key is made up when none is configured: see `web::WebConfig`).
+    pub web: web::WebConfig,
 }
 
 impl Settings {
@@ -222,6 +224,7 @@ impl Settings {
                 public_url: platform.public_url.trim_end_matches('/').to_owned(),
                 ..NotificationsConfig::from_source(src)?
             },
+            web: web::WebConfig::from_source(src, &platform.public_url, true)?,
             platform,
         })
     }
@@ -484,6 +487,12 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
     }
     if let Some(check) = cache.health_check() {
         health = health.with_check(check);
+    }
+    // The web pages are served where every context runs (embedded mode); in production the
+    // gateway process serves them.
+    let everything_here = Service::ALL.iter().all(|s| databases.contains_key(s));
+    if everything_here {
+        router = router.merge(web::router(settings.web.clone(), deps.peers.clone()));
     }
     let ops = Router::new()
         .merge(health.router())

@@ -252,6 +252,7 @@ pub struct Call {
     headers: HeaderMap,
     body: Option<Result<Vec<u8>, String>>,
     timeout: Duration,
+    on_behalf_of: Option<std::net::IpAddr>,
 }
 
 impl Call {
@@ -266,6 +267,7 @@ impl Call {
             headers: HeaderMap::new(),
             body: None,
             timeout: DEFAULT_TIMEOUT,
+            on_behalf_of: None,
         }
     }
 
@@ -278,6 +280,17 @@ impl Call {
     /// Authenticates as the calling context (role `service`).
     pub fn as_service(mut self) -> Self {
         self.credentials = Credentials::Service;
+        self
+    }
+
+    /// The end user's address, for per-client limits and audit records downstream (the web pages
+    /// call the API for a browser). In-process it is the connection's peer address; over HTTP it
+    /// is sent as `X-Forwarded-For`, which the peer honours only when told to trust its proxy.
+    pub fn on_behalf_of(mut self, ip: std::net::IpAddr) -> Self {
+        self.on_behalf_of = Some(ip);
+        if let Ok(value) = HeaderValue::try_from(ip.to_string()) {
+            self.headers.insert("x-forwarded-for", value);
+        }
         self
     }
 
@@ -372,10 +385,9 @@ impl Call {
             .body(body.map(Body::from).unwrap_or_else(Body::empty))
             .map_err(|e| CallError::BadReply(format!("invalid request: {e}")))?;
         *request.headers_mut() = self.headers;
-        // What the handlers would see from a loopback connection.
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 0))));
+        // What the handlers would see from the connection (loopback, unless calling for a client).
+        let peer = self.on_behalf_of.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::new(peer, 0)));
         let response = router
             .oneshot(request)
             .await

@@ -8,6 +8,7 @@ mod catalog;
 mod crash;
 mod docs;
 mod events;
+mod gateway;
 mod helpers;
 mod identity_admin;
 mod identity_auth;
@@ -19,6 +20,9 @@ mod ordering;
 mod payments;
 mod platform_http;
 mod shop;
+mod web_account;
+mod web_admin;
+mod web_storefront;
 #[path = "../../../../tests/support/smtp_sink.rs"]
 #[allow(dead_code)]
 mod smtp;

@@ -1,0 +1,188 @@
+//! Form posts: the CSRF check every form passes, and the field errors a form re-renders with.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{FromRequest, Request};
+use bytes::Bytes;
+use http::header::{HOST, ORIGIN};
+use platform::client::Reply;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::PageError;
+use crate::session::Session;
+
+/// Form bodies above this are refused (no page posts anything close).
+const MAX_FORM_BYTES: usize = 256 * 1024;
+
+/// An `application/x-www-form-urlencoded` body whose `_csrf` field matches the session's token.
+///
+/// Declare fields as `String`/`Option<String>` and validate in the handler, so bad input
+/// re-renders the form with messages instead of failing here. Repeated keys (checkbox groups):
+/// extract `Form<Vec<(String, String)>>`.
+pub struct Form<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Form<T> {
+    type Rejection = PageError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let session = request
+            .extensions()
+            .get::<Session>()
+            .cloned()
+            .ok_or_else(|| PageError::Internal(anyhow::anyhow!("the session layer is not installed")))?;
+        if !same_origin(request.headers()) {
+            return Err(PageError::Csrf);
+        }
+        let content_type = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !content_type.starts_with("application/x-www-form-urlencoded") {
+            return Err(PageError::BadRequest("expected a form submission".into()));
+        }
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| PageError::BadRequest("the form could not be read".into()))?;
+        if body.len() > MAX_FORM_BYTES {
+            return Err(PageError::BadRequest("the form is too large".into()));
+        }
+        let sent = form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "_csrf")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        if !tokens_match(&sent, &session.csrf()) {
+            metrics::counter!("web_csrf_rejected_total").increment(1);
+            return Err(PageError::Csrf);
+        }
+        serde_urlencoded::from_bytes(&body)
+            .map(Form)
+            .map_err(|e| PageError::BadRequest(format!("the form is malformed: {e}")))
+    }
+}
+
+/// Browsers send `Origin` on cross-site posts: when present it must name this host. (The token
+/// is the real defence; this refuses forged posts before the body is read.)
+fn same_origin(headers: &http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let origin_host = origin.split("://").nth(1).unwrap_or("");
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn tokens_match(sent: &str, expected: &str) -> bool {
+    if sent.is_empty() || sent.len() != expected.len() {
+        return false;
+    }
+    sent.bytes()
+        .zip(expected.bytes())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+impl From<FieldErrors> for minijinja::Value {
+    fn from(errors: FieldErrors) -> Self {
+        minijinja::Value::from(minijinja::value::Serde(errors.0))
+    }
+}
+
+/// The body of a form that is only a button (sign out, cancel): the CSRF token and nothing else.
+#[derive(Debug, serde::Deserialize)]
+pub struct NoFields {}
+
+/// Messages by field name, shown next to the inputs (`field_error(errors, "email")`); the key
+/// `_form` holds a message about the whole form.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(transparent)]
+pub struct FieldErrors(BTreeMap<String, String>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `message` for `field` (the first message per field wins).
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.entry(field.to_owned()).or_insert_with(|| message.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.get(field).map(String::as_str)
+    }
+
+    /// Takes the API's problem+json answer: each `errors[]` entry under its field (JSON paths
+    /// like `address.city` kept as they are; map them in the page if its inputs are named
+    /// differently), and the `detail` under `_form` when no field is named.
+    pub fn from_problem(reply: &Reply) -> Self {
+        let mut errors = Self::new();
+        let problem = reply.problem().unwrap_or_default();
+        if let Some(list) = problem.get("errors").and_then(|e| e.as_array()) {
+            for entry in list {
+                if let (Some(field), Some(message)) = (
+                    entry.get("field").and_then(|f| f.as_str()),
+                    entry.get("message").and_then(|m| m.as_str()),
+                ) {
+                    errors.add(field, message);
+                }
+            }
+        }
+        if errors.is_empty() {
+            errors.add("_form", reply.problem_detail());
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue, StatusCode};
+
+    #[test]
+    fn csrf_tokens_must_match_exactly() {
+        assert!(tokens_match("abc123", "abc123"));
+        assert!(!tokens_match("abc124", "abc123"));
+        assert!(!tokens_match("abc12", "abc123"));
+        assert!(!tokens_match("", ""));
+    }
+
+    #[test]
+    fn cross_site_origins_are_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(same_origin(&headers), "no Origin header: the token decides");
+        headers.insert(ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(same_origin(&headers));
+        headers.insert(ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(!same_origin(&headers));
+        headers.insert(ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&headers));
+    }
+
+    #[test]
+    fn problems_become_field_errors() {
+        let reply = Reply {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            headers: HeaderMap::new(),
+            body: br#"{"title":"Invalid","detail":"2 fields","errors":[{"field":"email","message":"is taken"},{"field":"name","message":"too long"}]}"#.as_slice().into(),
+        };
+        let errors = FieldErrors::from_problem(&reply);
+        assert_eq!(errors.get("email"), Some("is taken"));
+        assert_eq!(errors.get("name"), Some("too long"));
+        assert_eq!(errors.get("_form"), None);
+        let reply = Reply {
+            status: StatusCode::CONFLICT,
+            headers: HeaderMap::new(),
+            body: br#"{"title":"Conflict","detail":"out of stock"}"#.as_slice().into(),
+        };
+        assert_eq!(FieldErrors::from_problem(&reply).get("_form"), Some("out of stock"));
+    }
+}

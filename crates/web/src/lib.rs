@@ -1,0 +1,187 @@
+//! The web application: the storefront and the admin console, rendered on the server.
+//!
+//! Pages never touch a database. They call the contexts' JSON APIs through
+//! [`platform::client::Peers`] as the signed-in user: in embedded mode that is a call into the
+//! process's own router, in the gateway process it is HTTP to the upstream. So a page shows
+//! exactly what the API allows, and every rule (prices, stock, roles) lives in one place.
+//!
+//! Browsers hold a session in an encrypted cookie ([`session`]); every form carries a CSRF
+//! token ([`forms`]). Templates are minijinja with HTML autoescaping ([`render`]).
+
+pub mod account;
+pub mod admin;
+pub mod api;
+pub mod assets;
+pub mod error;
+pub mod forms;
+pub mod render;
+pub mod session;
+pub mod storefront;
+
+use std::sync::Arc;
+
+use axum::Router;
+use platform::client::Peers;
+use platform::config::{ConfigError, ConfigSource};
+
+pub use error::PageError;
+pub use forms::{FieldErrors, Form};
+pub use session::{Session, SessionUser};
+
+/// The caller name the web pages use for their API calls (logs and metrics).
+pub const CALLER: &str = "web";
+
+/// Settings of the web pages.
+#[derive(Clone)]
+pub struct WebConfig {
+    /// Encrypts and authenticates the session cookie. Replicas behind one address share it.
+    pub session_key: cookie::Key,
+    /// Mark cookies `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+    /// Where the site is reached, without a trailing slash.
+    pub public_url: String,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("secure_cookies", &self.secure_cookies)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+const SESSION_KEY_VAR: &str = "EMPORIUM_WEB_SESSION_KEY";
+
+impl WebConfig {
+    /// `EMPORIUM_WEB_SESSION_KEY` (128 hex characters). Without it a random key is made up when
+    /// `may_generate_key` (one process serves every page, so nothing else must read its cookies;
+    /// sessions end with the process); otherwise the setting is required.
+    pub fn from_source(src: &ConfigSource, public_url: &str, may_generate_key: bool) -> Result<Self, ConfigError> {
+        let session_key = match src.raw(SESSION_KEY_VAR) {
+            None | Some("") if may_generate_key => cookie::Key::generate(),
+            None | Some("") => {
+                return Err(ConfigError::new(
+                    SESSION_KEY_VAR,
+                    "is required for the web pages in production, the same on every gateway replica (e.g. `openssl rand -hex 64`)",
+                ));
+            }
+            Some(hex_key) => {
+                let bytes = hex::decode(hex_key.trim())
+                    .map_err(|_| ConfigError::new(SESSION_KEY_VAR, "must be hex (e.g. `openssl rand -hex 64`)"))?;
+                if bytes.len() < 64 {
+                    return Err(ConfigError::new(
+                        SESSION_KEY_VAR,
+                        "must be at least 64 bytes (128 hex characters; e.g. `openssl rand -hex 64`)",
+                    ));
+                }
+                cookie::Key::from(&bytes)
+            }
+        };
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        Ok(Self {
+            session_key,
+            secure_cookies: public_url.starts_with("https://"),
+            public_url,
+        })
+    }
+}
+
+/// What every page handler gets.
+#[derive(Clone)]
+pub struct WebState {
+    inner: Arc<WebInner>,
+}
+
+struct WebInner {
+    config: WebConfig,
+    peers: Peers,
+    refreshes: api::RefreshSingleFlight,
+}
+
+impl WebState {
+    pub fn new(config: WebConfig, peers: Peers) -> Self {
+        Self {
+            inner: Arc::new(WebInner {
+                config,
+                peers,
+                refreshes: api::RefreshSingleFlight::default(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &WebConfig {
+        &self.inner.config
+    }
+
+    pub fn peers(&self) -> &Peers {
+        &self.inner.peers
+    }
+
+    /// The JSON APIs, called as `session`'s user.
+    pub fn api<'a>(&'a self, session: &'a Session) -> api::Api<'a> {
+        api::Api::new(self, session)
+    }
+
+    pub(crate) fn refreshes(&self) -> &api::RefreshSingleFlight {
+        &self.inner.refreshes
+    }
+}
+
+/// Every page and asset. Mount it beside the API (it owns `/`, `/static/*` and the page paths).
+pub fn router(config: WebConfig, peers: Peers) -> Router {
+    let state = WebState::new(config, peers);
+    let pages = Router::new()
+        .merge(storefront::routes())
+        .merge(account::routes())
+        .merge(admin::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), session::layer))
+        .with_state(state);
+    pages.merge(assets::routes())
+}
+
+/// `next` when it is a path on this site, else `/`: redirects taken from user input must not
+/// send anyone elsewhere (`//evil.example`, `/\evil.example` and `https://…` are all refused).
+pub fn safe_next(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\');
+    if local { next } else { "/" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_login() {
+        assert_eq!(safe_next("/orders/1?x=2"), "/orders/1?x=2");
+        assert_eq!(safe_next("/"), "/");
+        for evil in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "evil.example",
+            "javascript:alert(1)",
+            "/\tevil",
+            "",
+        ] {
+            assert_eq!(safe_next(evil), "/", "{evil:?}");
+        }
+    }
+
+    #[test]
+    fn the_session_key_must_be_long_hex_unless_one_may_be_made_up() {
+        let src = |v: &str| ConfigSource::from_pairs([(SESSION_KEY_VAR, v)]).expect("source");
+        let none = ConfigSource::from_pairs(Vec::<(String, String)>::new()).expect("source");
+        assert!(WebConfig::from_source(&none, "http://x", true).is_ok());
+        assert!(WebConfig::from_source(&none, "http://x", false).is_err());
+        assert!(WebConfig::from_source(&src("zz"), "http://x", false).is_err());
+        assert!(WebConfig::from_source(&src(&"ab".repeat(32)), "http://x", false).is_err());
+        let ok = WebConfig::from_source(&src(&"ab".repeat(64)), "https://shop.example/", false).expect("valid");
+        assert!(ok.secure_cookies);
+        assert_eq!(ok.public_url, "https://shop.example");
+    }
+}

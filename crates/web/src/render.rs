@@ -1,0 +1,281 @@
+//! Page templates (minijinja, compiled into the binary, HTML autoescaped) and the filters and
+//! functions every page may use.
+
+use std::sync::LazyLock;
+
+use axum::response::{Html, IntoResponse, Response};
+use http::StatusCode;
+use minijinja::value::Value;
+use minijinja::{Environment, State, UndefinedBehavior, context};
+
+use crate::error::PageError;
+use crate::session::Session;
+
+const SHARED: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("error.html", include_str!("../templates/error.html")),
+];
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    // A misspelt variable renders as nothing rather than failing the page; `{% if x %}` on an
+    // absent key is common in forms.
+    env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    let all = SHARED
+        .iter()
+        .chain(crate::storefront::TEMPLATES)
+        .chain(crate::account::TEMPLATES)
+        .chain(crate::admin::TEMPLATES);
+    for (name, source) in all {
+        if let Err(e) = env.add_template(name, source) {
+            // Caught by the unit test below long before a release; keep serving other pages.
+            tracing::error!(template = name, error = %e, "template does not compile");
+        }
+    }
+    env.add_filter("money", money_filter);
+    env.add_filter("datetime", datetime_filter);
+    env.add_filter("date", date_filter);
+    env.add_function("csrf_field", csrf_field);
+    env.add_function("field_error", field_error);
+    env.add_function("static_url", |name: String| Value::from_safe_string(crate::assets::url(&name)));
+    env
+});
+
+/// Any serde value (API answers, view structs) as a template value: `context! { product => value_of(&json) }`.
+pub fn value_of<T: serde::Serialize>(value: T) -> Value {
+    Value::from(minijinja::value::Serde(value))
+}
+
+/// Renders `name` with `ctx` only (error pages: no session, no API calls).
+pub fn render_page(name: &str, ctx: Value) -> Result<String, minijinja::Error> {
+    TEMPLATES.get_template(name)?.render(ctx)
+}
+
+/// Renders a page for `session`: `ctx` plus `user`, `csrf`, `flash`, `path` and `q`.
+pub fn page(session: &Session, name: &str, ctx: Value) -> Result<Response, PageError> {
+    page_with_status(StatusCode::OK, session, name, ctx)
+}
+
+/// Like [`page`] with another status (422 for a form re-rendered with errors).
+pub fn page_with_status(status: StatusCode, session: &Session, name: &str, ctx: Value) -> Result<Response, PageError> {
+    let globals = context! {
+        user => value_of(session.user()),
+        csrf => session.csrf(),
+        flash => value_of(session.take_flash()),
+        path => session.current_path(),
+    };
+    let html = render_page(name, context! { ..ctx, ..globals })
+        .map_err(|e| PageError::Internal(anyhow::anyhow!("rendering {name}: {e:#}")))?;
+    Ok((status, Html(html)).into_response())
+}
+
+/// Integer minor units and an ISO currency → "€12.34", "$0.99", "¥500", "12.34 CHF".
+pub fn format_money(minor: i64, currency: &str) -> String {
+    let currency = currency.to_ascii_uppercase();
+    let decimals: u32 = match currency.as_str() {
+        "JPY" | "KRW" | "ISK" => 0,
+        _ => 2,
+    };
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    let number = if decimals == 0 {
+        group_thousands(abs)
+    } else {
+        let unit = 10u64.pow(decimals);
+        format!(
+            "{}.{:0width$}",
+            group_thousands(abs / unit),
+            abs % unit,
+            width = decimals as usize
+        )
+    };
+    match currency.as_str() {
+        "EUR" => format!("{sign}€{number}"),
+        "USD" => format!("{sign}${number}"),
+        "GBP" => format!("{sign}£{number}"),
+        "JPY" => format!("{sign}¥{number}"),
+        _ => format!("{sign}{number} {currency}"),
+    }
+}
+
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Parses a price typed into a form ("12.34", "12", "1,299.00") into minor units, or says why not.
+pub fn parse_money(input: &str) -> Result<i64, &'static str> {
+    let cleaned: String = input.trim().chars().filter(|c| *c != ',' && *c != ' ').collect();
+    if cleaned.is_empty() {
+        return Err("enter an amount, e.g. 12.50");
+    }
+    let (whole, fraction) = match cleaned.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (cleaned.as_str(), ""),
+    };
+    if whole.is_empty() && fraction.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !fraction.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err("must be a number like 12.50");
+    }
+    if fraction.len() > 2 {
+        return Err("at most 2 decimal places");
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| "is too large")?
+    };
+    let cents: i64 = format!("{fraction:0<2}").parse().map_err(|_| "must be a number like 12.50")?;
+    whole
+        .checked_mul(100)
+        .and_then(|w| w.checked_add(cents))
+        .filter(|v| *v <= 100_000_000_00)
+        .ok_or("is too large")
+}
+
+fn money_filter(amount: Value, currency: Option<String>) -> String {
+    match i64::try_from(amount) {
+        Ok(minor) => format_money(minor, currency.as_deref().unwrap_or("EUR")),
+        Err(_) => String::new(),
+    }
+}
+
+fn parse_rfc3339(value: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn datetime_filter(value: String) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+        time::macros::format_description!("[day padding:none] [month repr:short] [year], [hour]:[minute] UTC");
+    parse_rfc3339(&value)
+        .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(FORMAT).ok())
+        .unwrap_or(value)
+}
+
+fn date_filter(value: String) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+        time::macros::format_description!("[day padding:none] [month repr:short] [year]");
+    parse_rfc3339(&value)
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or(value)
+}
+
+/// The hidden CSRF input every form carries.
+fn csrf_field(state: &State) -> Value {
+    let token = state.lookup("csrf").map(|v| v.to_string()).unwrap_or_default();
+    let token: String = token.chars().filter(char::is_ascii_hexdigit).collect();
+    Value::from_safe_string(format!(r#"<input type="hidden" name="_csrf" value="{token}">"#))
+}
+
+/// The message for `field` in `errors` (a map field → message), with the id the input's
+/// `aria-describedby` points at, or nothing.
+fn field_error(errors: Option<Value>, field: String) -> Value {
+    let message = errors
+        .and_then(|errors| errors.get_attr(&field).ok())
+        .filter(|m| !m.is_undefined() && !m.is_none())
+        .map(|m| m.to_string());
+    match message {
+        Some(message) => {
+            let id: String = field
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+                .collect();
+            Value::from_safe_string(format!(
+                r#"<p class="field-error" id="error-{id}" data-testid="error-{id}" role="alert">{}</p>"#,
+                escape_html(&message)
+            ))
+        }
+        None => Value::from_safe_string(String::new()),
+    }
+}
+
+pub(crate) fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles() {
+        let all = SHARED
+            .iter()
+            .chain(crate::storefront::TEMPLATES)
+            .chain(crate::account::TEMPLATES)
+            .chain(crate::admin::TEMPLATES);
+        for (name, _) in all {
+            if let Err(e) = TEMPLATES.get_template(name) {
+                panic!("{name}: {e:#}");
+            }
+        }
+    }
+
+    #[test]
+    fn money_is_shown_with_its_currency() {
+        assert_eq!(format_money(1234, "EUR"), "€12.34");
+        assert_eq!(format_money(5, "usd"), "$0.05");
+        assert_eq!(format_money(-250, "GBP"), "-£2.50");
+        assert_eq!(format_money(123_456_789, "EUR"), "€1,234,567.89");
+        assert_eq!(format_money(500, "JPY"), "¥500");
+        assert_eq!(format_money(1000, "CHF"), "10.00 CHF");
+    }
+
+    #[test]
+    fn typed_prices_become_minor_units() {
+        assert_eq!(parse_money("12.34"), Ok(1234));
+        assert_eq!(parse_money(" 12 "), Ok(1200));
+        assert_eq!(parse_money("12.5"), Ok(1250));
+        assert_eq!(parse_money(".99"), Ok(99));
+        assert_eq!(parse_money("1,299.00"), Ok(129_900));
+        assert!(parse_money("").is_err());
+        assert!(parse_money("abc").is_err());
+        assert!(parse_money("-1").is_err());
+        assert!(parse_money("1.234").is_err());
+        assert!(parse_money(".").is_err());
+        assert!(parse_money("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn field_errors_are_escaped() {
+        let errors = value_of(std::collections::BTreeMap::from([("name", "<b>bad</b>")]));
+        let html = field_error(Some(errors), "name".into()).to_string();
+        assert!(html.contains("&lt;b&gt;bad&lt;/b&gt;"), "{html}");
+        assert!(html.contains(r#"id="error-name""#));
+        assert_eq!(field_error(None, "name".into()).to_string(), "");
+    }
+
+    #[test]
+    fn dates_are_readable() {
+        assert_eq!(datetime_filter("2026-11-23T17:05:00Z".into()), "23 Nov 2026, 17:05 UTC");
+        assert_eq!(date_filter("2026-11-03T17:05:00Z".into()), "3 Nov 2026");
+        assert_eq!(datetime_filter("not a date".into()), "not a date");
+    }
+}

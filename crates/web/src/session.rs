@@ -1,0 +1,286 @@
+//! The browser session: an encrypted, authenticated cookie (AES-256-GCM through the `cookie`
+//! crate's private jar). It holds the CSRF secret, the user's tokens from identity and the guest
+//! cart token. Nothing is stored on the server, so any gateway replica with the same key can
+//! serve any request; signing out revokes the refresh token at identity.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use cookie::{Cookie, CookieJar, SameSite};
+use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
+use http::request::Parts;
+use http::{HeaderValue, Uri};
+use platform::http::ClientIp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::WebState;
+use crate::error::PageError;
+
+pub const COOKIE_NAME: &str = "emporium_session";
+/// The cookie outlives the refresh token a little; the tokens inside decide what is valid.
+const COOKIE_MAX_AGE: time::Duration = time::Duration::days(30);
+
+/// Who is signed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionUser {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+}
+
+impl SessionUser {
+    /// Anyone who works here: every role but `customer` reaches the admin console (each page's
+    /// API still decides what that role may do).
+    pub fn is_staff(&self) -> bool {
+        self.role != "customer"
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Unix seconds.
+    pub access_expires_at: i64,
+}
+
+/// A one-time message for the next page ("Order placed", "Password changed").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flash {
+    /// `success`, `info` or `error`.
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionData {
+    csrf: String,
+    #[serde(default)]
+    user: Option<SessionUser>,
+    #[serde(default)]
+    tokens: Option<Tokens>,
+    #[serde(default)]
+    cart_token: Option<String>,
+    #[serde(default)]
+    flash: Option<Flash>,
+}
+
+impl SessionData {
+    fn new() -> Self {
+        Self {
+            csrf: random_token(),
+            user: None,
+            tokens: None,
+            cart_token: None,
+            flash: None,
+        }
+    }
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+struct SessionState {
+    data: SessionData,
+    dirty: bool,
+}
+
+/// The current request's session. Cheap to clone; changes are written back to the cookie when
+/// the response leaves.
+#[derive(Clone)]
+pub struct Session {
+    state: Arc<Mutex<SessionState>>,
+    /// The path and query of the page being served (where to come back to after signing in).
+    uri: Uri,
+    client_ip: IpAddr,
+}
+
+impl Session {
+    fn with<R>(&self, f: impl FnOnce(&mut SessionState) -> R) -> R {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    fn change(&self, f: impl FnOnce(&mut SessionData)) {
+        self.with(|s| {
+            f(&mut s.data);
+            s.dirty = true;
+        });
+    }
+
+    pub fn user(&self) -> Option<SessionUser> {
+        self.with(|s| s.data.user.clone())
+    }
+
+    /// The signed-in user, or a redirect to the login page that comes back here.
+    pub fn require_user(&self) -> Result<SessionUser, PageError> {
+        self.user().ok_or_else(|| PageError::LoginRequired {
+            next: self.current_path(),
+        })
+    }
+
+    /// A staff member (admin console), else a login redirect or 403.
+    pub fn require_staff(&self) -> Result<SessionUser, PageError> {
+        let user = self.require_user()?;
+        if user.is_staff() {
+            Ok(user)
+        } else {
+            Err(PageError::Forbidden)
+        }
+    }
+
+    /// The page being served, path and query.
+    pub fn current_path(&self) -> String {
+        self.uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned())
+    }
+
+    /// The browser's address (for rate limits and audit records downstream).
+    pub fn client_ip(&self) -> IpAddr {
+        self.client_ip
+    }
+
+    pub fn csrf(&self) -> String {
+        self.with(|s| s.data.csrf.clone())
+    }
+
+    /// Shows `message` on the next page rendered for this browser.
+    pub fn flash(&self, kind: &str, message: impl Into<String>) {
+        let flash = Flash {
+            kind: kind.to_owned(),
+            message: message.into(),
+        };
+        self.change(|d| d.flash = Some(flash));
+    }
+
+    /// The pending flash message, removed from the session.
+    pub fn take_flash(&self) -> Option<Flash> {
+        self.with(|s| {
+            let flash = s.data.flash.take();
+            if flash.is_some() {
+                s.dirty = true;
+            }
+            flash
+        })
+    }
+
+    pub fn cart_token(&self) -> Option<String> {
+        self.with(|s| s.data.cart_token.clone())
+    }
+
+    pub fn set_cart_token(&self, token: Option<String>) {
+        self.change(|d| d.cart_token = token);
+    }
+
+    pub(crate) fn tokens(&self) -> Option<Tokens> {
+        self.with(|s| s.data.tokens.clone())
+    }
+
+    pub(crate) fn set_tokens(&self, tokens: Tokens) {
+        self.change(|d| d.tokens = Some(tokens));
+    }
+
+    /// Records a successful sign-in. A new CSRF secret is issued so a token planted before
+    /// signing in is worthless afterwards (session fixation).
+    pub(crate) fn sign_in(&self, user: SessionUser, tokens: Tokens) {
+        self.change(|d| {
+            d.user = Some(user);
+            d.tokens = Some(tokens);
+            d.csrf = random_token();
+        });
+    }
+
+    /// Forgets the user (the caller revokes the refresh token first, when it can).
+    pub fn sign_out(&self) {
+        self.change(|d| {
+            d.user = None;
+            d.tokens = None;
+            d.cart_token = None;
+            d.csrf = random_token();
+        });
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or_else(|| PageError::Internal(anyhow::anyhow!("the session layer is not installed")))
+    }
+}
+
+/// Reads the session cookie before the page runs and writes it back when it changed.
+pub(crate) async fn layer(State(web): State<WebState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let ClientIp(client_ip) = match ClientIp::from_request_parts(&mut parts, &()).await {
+        Ok(ip) => ip,
+        Err(never) => match never {},
+    };
+    let key = &web.config().session_key;
+    let mut jar = CookieJar::new();
+    for value in parts.headers.get_all(COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for cookie in Cookie::split_parse_encoded(value.to_owned()).flatten() {
+            jar.add_original(cookie);
+        }
+    }
+    // A cookie that does not decrypt (another key, tampered with) is simply a new visitor.
+    let restored = jar
+        .private(key)
+        .get(COOKIE_NAME)
+        .and_then(|c| serde_json::from_str::<SessionData>(c.value()).ok());
+    let (data, dirty) = match restored {
+        Some(data) => (data, false),
+        None => (SessionData::new(), true),
+    };
+    let session = Session {
+        state: Arc::new(Mutex::new(SessionState { data, dirty })),
+        uri: parts.uri.clone(),
+        client_ip,
+    };
+    parts.extensions.insert(session.clone());
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+
+    let headers = response.headers_mut();
+    // Pages are personal: never cached by a shared cache, nor reused from history after sign-out.
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.append(VARY, HeaderValue::from_static("cookie"));
+    let written = session.with(|s| s.dirty.then(|| serde_json::to_string(&s.data)));
+    if let Some(Ok(json)) = written {
+        let mut out = CookieJar::new();
+        let cookie = Cookie::build((COOKIE_NAME, json))
+            .path("/")
+            .http_only(true)
+            .secure(web.config().secure_cookies)
+            .same_site(SameSite::Lax)
+            .max_age(COOKIE_MAX_AGE)
+            .build();
+        out.private_mut(key).add(cookie);
+        for cookie in out.delta() {
+            if let Ok(value) = HeaderValue::try_from(cookie.encoded().to_string()) {
+                headers.append(SET_COOKIE, value);
+            }
+        }
+    }
+    response
+}

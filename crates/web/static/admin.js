@@ -1,0 +1,1 @@
+/* admin pages: owned by the admin area (see crates/web/src/admin). */

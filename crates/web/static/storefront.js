@@ -1,0 +1,1 @@
+/* storefront pages: owned by the storefront area (see crates/web/src/storefront). */
