@@ -408,7 +408,11 @@ mod tests {
 
         published.write().expect("lock").push(jwk(&rotated));
         let new_token = sign(&rotated, &claims(300));
-        assert_eq!(keys.verify(&new_token), Err(TokenError::UnknownKey), "plain verify waits for the refresh");
+        assert_eq!(
+            keys.verify(&new_token),
+            Err(TokenError::UnknownKey),
+            "plain verify waits for the refresh"
+        );
         let before = fetches.load(std::sync::atomic::Ordering::SeqCst);
         assert!(keys.verify_fresh(&new_token).await.is_ok(), "k2 is fetched on demand");
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), before + 1);

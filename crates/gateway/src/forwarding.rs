@@ -1,0 +1,204 @@
+//! Which headers cross the proxy, and the ones it adds (RFC 9110 §7.6.1: connection-specific
+//! headers belong to one hop and are never forwarded).
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// `headers` without the hop-by-hop ones, including any the `Connection` header names.
+pub fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n) || named.iter().any(|c| c == n) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// Who the request is for, as the upstream should see it.
+pub struct Origin<'a> {
+    /// The address the gateway sees the client at (already resolved through trusted proxies).
+    pub client: IpAddr,
+    /// Whether the peer is a proxy we trust (its `X-Forwarded-*` headers are kept and extended).
+    pub trust_forwarded_for: bool,
+    pub request_id: &'a str,
+    /// The gateway's own `traceparent`, when it is tracing (the upstream's span becomes a child
+    /// of the gateway's); otherwise the client's is passed on as it came.
+    pub traceparent: Option<String>,
+}
+
+/// The headers of the request to the upstream: the client's end-to-end headers (minus `Host`,
+/// which the upstream URL sets) plus forwarding information. Behind an untrusted peer any
+/// `X-Forwarded-*` the client sent is replaced, so a client cannot pose as another address to
+/// the contexts, which trust the gateway's word.
+pub fn upstream_request_headers(incoming: &HeaderMap, origin: &Origin<'_>) -> HeaderMap {
+    let mut headers = end_to_end(incoming);
+    headers.remove(header::HOST);
+    let client = origin.client.to_string();
+    let forwarded_for = match incoming.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(chain) if origin.trust_forwarded_for && !chain.trim().is_empty() => format!("{}, {client}", chain.trim()),
+        _ => client,
+    };
+    set(&mut headers, X_FORWARDED_FOR, &forwarded_for);
+    let trusted = |name: &HeaderName| {
+        origin
+            .trust_forwarded_for
+            .then(|| incoming.get(name).cloned())
+            .flatten()
+    };
+    match trusted(&X_FORWARDED_PROTO) {
+        Some(proto) => headers.insert(X_FORWARDED_PROTO, proto),
+        None => headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http")),
+    };
+    match trusted(&X_FORWARDED_HOST).or_else(|| incoming.get(header::HOST).cloned()) {
+        Some(host) => headers.insert(X_FORWARDED_HOST, host),
+        None => headers.remove(X_FORWARDED_HOST),
+    };
+    set(&mut headers, platform::http::X_REQUEST_ID, origin.request_id);
+    if let Some(traceparent) = &origin.traceparent {
+        set(&mut headers, TRACEPARENT, traceparent);
+    }
+    headers
+}
+
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// Whether the request has a body to stream (a GET with neither a length nor chunked encoding
+/// has none, and can be sent again as it is).
+pub fn has_body(method: &Method, headers: &HeaderMap) -> bool {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) => n > 0,
+        None => {
+            headers.contains_key(header::TRANSFER_ENCODING)
+                || !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE)
+        }
+    }
+}
+
+/// Requests that may be sent again after a failure that might have reached the upstream: the
+/// safe methods, when there is no body to send twice.
+pub fn retry_safe(method: &Method, body: bool) -> bool {
+    !body && matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(trust: bool) -> Origin<'static> {
+        Origin {
+            client: IpAddr::from([198, 51, 100, 7]),
+            trust_forwarded_for: trust,
+            request_id: "req-1",
+            traceparent: None,
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Secret-Hop"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        h.append(header::ACCEPT, HeaderValue::from_static("text/html"));
+        h.append(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let out = end_to_end(&h);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out[header::AUTHORIZATION], "Bearer t");
+        assert_eq!(out.get_all(header::ACCEPT).iter().count(), 2);
+    }
+
+    #[test]
+    fn forwarding_headers_are_replaced_unless_the_peer_is_trusted() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("shop.example.com"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-request-id", HeaderValue::from_static("client-chosen"));
+        h.insert("traceparent", HeaderValue::from_static("00-abc-def-01"));
+
+        let out = upstream_request_headers(&h, &origin(false));
+        assert_eq!(
+            out["x-forwarded-for"], "198.51.100.7",
+            "a client cannot pose as 6.6.6.6"
+        );
+        assert_eq!(out["x-forwarded-proto"], "http");
+        assert_eq!(out["x-forwarded-host"], "shop.example.com");
+        assert_eq!(out["x-request-id"], "req-1");
+        assert_eq!(
+            out["traceparent"], "00-abc-def-01",
+            "passed on when the gateway is not tracing"
+        );
+        assert!(!out.contains_key(header::HOST));
+
+        let out = upstream_request_headers(&h, &origin(true));
+        assert_eq!(out["x-forwarded-for"], "6.6.6.6, 198.51.100.7");
+        assert_eq!(out["x-forwarded-proto"], "https");
+
+        let traced = Origin {
+            traceparent: Some("00-abc-123-01".into()),
+            ..origin(false)
+        };
+        assert_eq!(upstream_request_headers(&h, &traced)["traceparent"], "00-abc-123-01");
+    }
+
+    #[test]
+    fn bodies_and_retries() {
+        let mut h = HeaderMap::new();
+        assert!(!has_body(&Method::GET, &h));
+        assert!(has_body(&Method::POST, &h), "a POST without a length may stream one");
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        assert!(!has_body(&Method::POST, &h));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+        assert!(has_body(&Method::GET, &h));
+
+        assert!(retry_safe(&Method::GET, false));
+        assert!(retry_safe(&Method::HEAD, false));
+        assert!(!retry_safe(&Method::GET, true));
+        assert!(!retry_safe(&Method::POST, false));
+        assert!(
+            !retry_safe(&Method::PUT, false),
+            "PUT is idempotent, but we do not resend writes"
+        );
+        assert!(!retry_safe(&Method::DELETE, false));
+    }
+}

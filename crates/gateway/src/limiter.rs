@@ -1,0 +1,420 @@
+//! Per-client rate limits at the edge: a token bucket in its GCRA form (one timestamp per client,
+//! the bucket's "theoretical arrival time"), kept in this process or in Redis so that every
+//! gateway replica spends from the same budget.
+//!
+//! The arithmetic lives in [`gcra`] and [`Decision::from_bucket`], pure functions shared by both
+//! stores: the Redis script does the same step atomically on Redis's clock.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::edge::EdgeConfig;
+
+/// How many requests one client may make: `per_minute` sustained, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+impl Quota {
+    /// Microseconds for one token to come back at the sustained rate.
+    pub fn interval_us(self) -> u64 {
+        (60_000_000 / u64::from(self.per_minute.max(1))).max(1)
+    }
+
+    /// How far ahead of now a bucket's arrival time may run: `burst` tokens' worth.
+    pub fn capacity_us(self) -> u64 {
+        self.interval_us() * u64::from(self.burst.max(1))
+    }
+}
+
+/// The outcome of one request against its bucket, with what the `RateLimit-*` headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The bucket's size (`RateLimit-Limit`).
+    pub limit: u32,
+    /// Requests that could be made right now (`RateLimit-Remaining`).
+    pub remaining: u32,
+    /// Until the bucket is full again (`RateLimit-Reset`).
+    pub reset: Duration,
+    /// When refused: until one more request would be let through (`Retry-After`).
+    pub retry_after: Duration,
+}
+
+impl Decision {
+    /// The decision for a bucket whose arrival time is `ahead_us` past now: after taking the
+    /// token when `allowed`, or unchanged when refused. Both stores report just these two facts.
+    pub fn from_bucket(quota: Quota, allowed: bool, ahead_us: u64) -> Self {
+        let capacity = quota.capacity_us();
+        let interval = quota.interval_us();
+        let remaining = capacity.saturating_sub(ahead_us) / interval;
+        let retry_after = if allowed {
+            0
+        } else {
+            // The next request fits once `ahead + interval - elapsed <= capacity`.
+            (ahead_us + interval).saturating_sub(capacity)
+        };
+        Self {
+            allowed,
+            limit: quota.burst,
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            reset: Duration::from_micros(ahead_us),
+            retry_after: Duration::from_micros(retry_after),
+        }
+    }
+
+    /// Whole seconds for a header, rounded up (a client that waits this long is let through).
+    pub fn seconds(d: Duration) -> u64 {
+        d.as_micros().div_ceil(1_000_000) as u64
+    }
+}
+
+/// One GCRA step for a bucket whose stored arrival time is `tat_us` (`None`: never used, or
+/// full) at `now_us`. Returns the decision and, when the request is let through, the arrival
+/// time to store (a refused request leaves the bucket as it was).
+pub fn gcra(quota: Quota, tat_us: Option<u64>, now_us: u64) -> (Decision, Option<u64>) {
+    let start = tat_us.unwrap_or(now_us).max(now_us);
+    let next = start + quota.interval_us();
+    if next - now_us > quota.capacity_us() {
+        (Decision::from_bucket(quota, false, start - now_us), None)
+    } else {
+        (Decision::from_bucket(quota, true, next - now_us), Some(next))
+    }
+}
+
+/// The same step as [`gcra`], atomically in Redis and on Redis's clock (replicas' clocks may
+/// differ; Redis's is the one they share). Returns `{allowed, ahead_us}`. Arrival times are
+/// stored as integers (Lua would print large numbers in exponent form) and expire once the
+/// bucket is full again, so idle clients cost no memory.
+const GCRA_SCRIPT: &str = r"
+local interval = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then tat = now end
+local next = tat + interval
+if next - now > capacity then
+  return {0, tat - now}
+end
+redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.floor((next - now) / 1000) + 1)
+return {1, next - now}
+";
+
+/// Budget for one Redis round trip; past it the request goes through unlimited.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+/// How often a Redis outage is logged (every failure is counted).
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+const SHARDS: usize = 16;
+
+/// Per-client token buckets. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct RateLimiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    quota: Option<Quota>,
+    store: Store,
+}
+
+enum Store {
+    InProcess(Buckets),
+    Redis {
+        connection: ConnectionManager,
+        prefix: String,
+        script: redis::Script,
+        last_error_log: Mutex<Option<Instant>>,
+    },
+}
+
+/// In-process buckets: arrival times in microseconds since `origin`, sharded to keep lock
+/// contention low.
+struct Buckets {
+    origin: Instant,
+    hasher: RandomState,
+    shards: Vec<Mutex<HashMap<String, u64>>>,
+}
+
+impl Buckets {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn take(&self, quota: Quota, key: &str) -> Decision {
+        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
+        let mut buckets = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.now_us();
+        let (decision, store) = gcra(quota, buckets.get(key).copied(), now);
+        if let Some(tat) = store {
+            buckets.insert(key.to_owned(), tat);
+        }
+        decision
+    }
+
+    /// Drops buckets that have filled up again: they are the same as no bucket.
+    fn forget_full(&self) {
+        let now = self.now_us();
+        for shard in &self.shards {
+            shard
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, tat| *tat > now);
+        }
+    }
+}
+
+/// Why the shared limiter could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to Redis at {url} for the shared rate limiter: {source}")]
+pub struct LimiterConnectError {
+    url: String,
+    source: redis::RedisError,
+}
+
+impl RateLimiter {
+    /// Buckets in this process (embedded mode; a single gateway).
+    pub fn in_process(config: &EdgeConfig) -> Self {
+        describe_metrics();
+        let buckets = Buckets::new();
+        let limiter = Self {
+            inner: Arc::new(Inner {
+                quota: config.rate_limit,
+                store: Store::InProcess(buckets),
+            }),
+        };
+        // Forget full buckets now and then so the table does not grow with every address seen.
+        let weak = Arc::downgrade(&limiter.inner);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    if let Store::InProcess(buckets) = &inner.store {
+                        buckets.forget_full();
+                    }
+                }
+            });
+        }
+        limiter
+    }
+
+    /// Buckets in Redis at `url`, under `namespace:gateway:ratelimit:`, shared by every gateway
+    /// replica with the same namespace. Fails only when Redis cannot be reached at start; later
+    /// outages let requests through (logged and counted), since refusing every request because
+    /// the limiter is down would turn a Redis outage into a site outage.
+    pub async fn redis(url: &str, namespace: &str, config: &EdgeConfig) -> Result<Self, LimiterConnectError> {
+        describe_metrics();
+        let err = |source| LimiterConnectError {
+            url: platform::db::redact_url(url),
+            source,
+        };
+        let client = redis::Client::open(url).map_err(err)?;
+        let settings = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let connection = ConnectionManager::new_with_config(client, settings)
+            .await
+            .map_err(err)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                quota: config.rate_limit,
+                store: Store::Redis {
+                    connection,
+                    prefix: format!("{namespace}:gateway:ratelimit:"),
+                    script: redis::Script::new(GCRA_SCRIPT),
+                    last_error_log: Mutex::new(None),
+                },
+            }),
+        })
+    }
+
+    /// The configured quota (`None`: limits are off).
+    pub fn quota(&self) -> Option<Quota> {
+        self.inner.quota
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.inner.store {
+            Store::InProcess(_) => "in-process",
+            Store::Redis { .. } => "redis",
+        }
+    }
+
+    /// Takes one token from `client`'s bucket. `None` when limits are off, or when the shared
+    /// store failed (the request goes through).
+    pub async fn check(&self, client: &str) -> Option<Decision> {
+        let quota = self.inner.quota?;
+        match &self.inner.store {
+            Store::InProcess(buckets) => Some(buckets.take(quota, client)),
+            Store::Redis {
+                connection,
+                prefix,
+                script,
+                last_error_log,
+            } => {
+                let mut connection = connection.clone();
+                let mut invocation = script.key(format!("{prefix}{client}"));
+                invocation.arg(quota.interval_us()).arg(quota.capacity_us());
+                let reply =
+                    tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async::<(i64, i64)>(&mut connection)).await;
+                match reply {
+                    Ok(Ok((allowed, ahead))) => Some(Decision::from_bucket(
+                        quota,
+                        allowed == 1,
+                        u64::try_from(ahead).unwrap_or(0),
+                    )),
+                    failure => {
+                        metrics::counter!("gateway_rate_limiter_errors_total").increment(1);
+                        let error = match failure {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => format!("no answer within {} ms", REDIS_TIMEOUT.as_millis()),
+                        };
+                        let mut last = last_error_log.lock().unwrap_or_else(|p| p.into_inner());
+                        if last.is_none_or(|at| at.elapsed() >= ERROR_LOG_INTERVAL) {
+                            *last = Some(Instant::now());
+                            tracing::warn!(%error, "the shared rate limiter (Redis) failed: letting requests through unlimited");
+                        }
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn describe_metrics() {
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_counter!(
+            "gateway_rate_limited_total",
+            "Requests refused with 429 by the edge's per-client rate limit."
+        );
+        metrics::describe_counter!(
+            "gateway_rate_limiter_errors_total",
+            "Rate-limit checks that failed in Redis and let the request through unlimited."
+        );
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Q: Quota = Quota {
+        per_minute: 60,
+        burst: 3,
+    };
+    const SEC: u64 = 1_000_000;
+
+    #[test]
+    fn the_interval_is_a_minute_shared_by_the_requests() {
+        assert_eq!(Q.interval_us(), SEC);
+        assert_eq!(Q.capacity_us(), 3 * SEC);
+        let fast = Quota {
+            per_minute: 6000,
+            burst: 600,
+        };
+        assert_eq!(fast.interval_us(), 10_000);
+    }
+
+    #[test]
+    fn a_fresh_bucket_allows_a_burst_then_refuses() {
+        let now = 100 * SEC;
+        let (d1, tat) = gcra(Q, None, now);
+        assert!(d1.allowed);
+        assert_eq!(d1.remaining, 2);
+        assert_eq!(d1.reset, Duration::from_secs(1));
+        let (d2, tat) = gcra(Q, tat, now);
+        assert_eq!((d2.allowed, d2.remaining), (true, 1));
+        let (d3, tat) = gcra(Q, tat, now);
+        assert_eq!((d3.allowed, d3.remaining), (true, 0));
+        assert_eq!(d3.reset, Duration::from_secs(3), "three tokens to refill");
+        let (d4, stored) = gcra(Q, tat, now);
+        assert!(!d4.allowed);
+        assert_eq!(stored, None, "a refusal leaves the bucket as it was");
+        assert_eq!(d4.remaining, 0);
+        assert_eq!(
+            d4.retry_after,
+            Duration::from_secs(1),
+            "one token comes back in a second"
+        );
+    }
+
+    #[test]
+    fn tokens_come_back_at_the_sustained_rate() {
+        let now = 100 * SEC;
+        let mut tat = None;
+        for _ in 0..3 {
+            tat = gcra(Q, tat, now).1;
+        }
+        // Half a token later: still refused, and told to wait the other half.
+        let (d, _) = gcra(Q, tat, now + SEC / 2);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, Duration::from_micros(SEC / 2));
+        // A full token later: exactly one request fits.
+        let (d, tat) = gcra(Q, tat, now + SEC);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 0);
+        assert!(!gcra(Q, tat, now + SEC).0.allowed);
+    }
+
+    #[test]
+    fn an_idle_bucket_fills_up_but_not_beyond_the_burst() {
+        let now = 100 * SEC;
+        let (_, tat) = gcra(Q, None, now);
+        let (d, _) = gcra(Q, tat, now + 3600 * SEC);
+        assert_eq!(d.remaining, 2, "an hour idle still only allows a burst of 3");
+        // An arrival time in the past is the same as a full bucket.
+        assert_eq!(gcra(Q, Some(now - 50 * SEC), now), gcra(Q, None, now));
+    }
+
+    #[test]
+    fn header_seconds_round_up() {
+        assert_eq!(Decision::seconds(Duration::from_millis(1)), 1);
+        assert_eq!(Decision::seconds(Duration::from_millis(1000)), 1);
+        assert_eq!(Decision::seconds(Duration::from_millis(1001)), 2);
+        assert_eq!(Decision::seconds(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn in_process_buckets_are_per_client() {
+        let buckets = Buckets::new();
+        let q = Quota {
+            per_minute: 1,
+            burst: 2,
+        };
+        assert!(buckets.take(q, "ip:10.0.0.1").allowed);
+        assert!(buckets.take(q, "ip:10.0.0.1").allowed);
+        let refused = buckets.take(q, "ip:10.0.0.1");
+        assert!(!refused.allowed);
+        assert!(refused.retry_after > Duration::from_secs(50));
+        assert!(
+            buckets.take(q, "ip:10.0.0.2").allowed,
+            "another client has its own bucket"
+        );
+        buckets.forget_full();
+        assert!(
+            !buckets.take(q, "ip:10.0.0.1").allowed,
+            "a spent bucket is not forgotten"
+        );
+    }
+}

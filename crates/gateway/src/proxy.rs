@@ -1,0 +1,582 @@
+//! The production reverse proxy (`emporium serve --service gateway`): each API path goes to its
+//! context's process, bodies streamed both ways, with a timeout, retries of safe requests, and
+//! a circuit breaker per upstream. Also the aggregates: readiness of every upstream, the merged
+//! OpenAPI document and the docs page.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, BodyDataStream};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use platform::Problem;
+use platform::config::{ConfigError, ConfigSource};
+use platform::http::RequestContext;
+use serde::Serialize;
+
+use crate::breaker::{Admission, Breaker, BreakerPolicy};
+use crate::edge::{client_ip, payload_too_large};
+use crate::forwarding::{Origin, has_body, retry_safe, upstream_request_headers};
+use crate::routes::{Upstream, upstream_for};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Proxy settings, read once at start-up.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Base URL of every context (`EMPORIUM_UPSTREAM_<CONTEXT>`), without a trailing slash.
+    pub upstreams: BTreeMap<Upstream, String>,
+    /// How long an upstream may take to start answering (`EMPORIUM_UPSTREAM_TIMEOUT_MS`); also
+    /// the longest pause while a body streams.
+    pub timeout: Duration,
+    /// Extra attempts for safe requests (`EMPORIUM_UPSTREAM_RETRIES`).
+    pub retries: u32,
+    /// `EMPORIUM_BREAKER_FAILURES`, `EMPORIUM_BREAKER_OPEN_MS`.
+    pub breaker: BreakerPolicy,
+    /// `EMPORIUM_MAX_BODY_BYTES`: request bodies are counted as they stream.
+    pub max_body_bytes: usize,
+    /// `EMPORIUM_TRUST_FORWARDED_FOR`: the gateway itself sits behind a proxy it trusts.
+    pub trust_forwarded_for: bool,
+}
+
+impl GatewayConfig {
+    pub fn from_source(src: &ConfigSource) -> Result<Self, ConfigError> {
+        let mut upstreams = BTreeMap::new();
+        for upstream in Upstream::ALL {
+            let var = upstream.variable();
+            let url = src.raw(&var).ok_or_else(|| {
+                ConfigError::new(
+                    &var,
+                    format!(
+                        "is required for the gateway: the base URL of the {} process (e.g. http://{}:{})",
+                        upstream.name(),
+                        upstream.name(),
+                        8081 + Upstream::ALL.iter().position(|u| *u == upstream).unwrap_or(0)
+                    ),
+                )
+            })?;
+            let url = url.trim().trim_end_matches('/');
+            let valid = (url.starts_with("http://") || url.starts_with("https://"))
+                && reqwest::Url::parse(url).is_ok_and(|u| u.path() == "/" && u.query().is_none());
+            if !valid {
+                return Err(ConfigError::new(
+                    &var,
+                    "must be an http:// or https:// base URL without a path (e.g. http://catalog:8082)",
+                ));
+            }
+            upstreams.insert(upstream, url.to_owned());
+        }
+        Ok(Self {
+            upstreams,
+            timeout: Duration::from_millis(src.number_in("EMPORIUM_UPSTREAM_TIMEOUT_MS", 10_000, 100..=600_000)?),
+            retries: src.number_in("EMPORIUM_UPSTREAM_RETRIES", 2, 0..=5)? as u32,
+            breaker: BreakerPolicy {
+                failures: src.number_in("EMPORIUM_BREAKER_FAILURES", 5, 1..=1000)? as u32,
+                open_for: Duration::from_millis(src.number_in("EMPORIUM_BREAKER_OPEN_MS", 10_000, 100..=600_000)?),
+            },
+            max_body_bytes: src.number_in("EMPORIUM_MAX_BODY_BYTES", 1024 * 1024, 1024..=64 * 1024 * 1024)? as usize,
+            trust_forwarded_for: src.flag("EMPORIUM_TRUST_FORWARDED_FOR", false)?,
+        })
+    }
+
+    pub fn upstream_url(&self, upstream: Upstream) -> &str {
+        self.upstreams.get(&upstream).map_or("", String::as_str)
+    }
+}
+
+struct Proxy {
+    config: GatewayConfig,
+    http: reqwest::Client,
+    breakers: BTreeMap<Upstream, Breaker>,
+}
+
+/// The proxy and its aggregates: `/api/...` and `/.well-known/jwks.json` to the contexts,
+/// `/health/live`, `/health/ready` (every upstream's readiness), `/metrics`, `/openapi.json`
+/// (`doc`, the merged document of every context) and `/docs`. Wrap it in the platform stack
+/// and the edge like any app; other routes (the web pages) can be merged in.
+pub fn proxy_router(config: GatewayConfig, doc: utoipa::openapi::OpenApi) -> Router {
+    describe_metrics();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(config.timeout.min(Duration::from_secs(3)))
+        .read_timeout(config.timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default();
+    let breakers = Upstream::ALL
+        .into_iter()
+        .map(|u| (u, Breaker::new(u.name(), config.breaker)))
+        .collect();
+    let proxy = Arc::new(Proxy { config, http, breakers });
+    let api = Router::new()
+        .route("/api/{*rest}", any(forward))
+        .route("/.well-known/jwks.json", get(forward))
+        .with_state(proxy.clone());
+    let ops = Router::new()
+        .route("/health/live", get(platform::health::live))
+        .route("/health/ready", get(ready))
+        .with_state(proxy)
+        .merge(platform::metrics::router())
+        .merge(platform::docs::router(doc));
+    platform::http::tag_routes(api, "gateway").merge(platform::http::tag_routes(ops, "platform"))
+}
+
+fn describe_metrics() {
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_histogram!(
+            "gateway_upstream_duration_seconds",
+            metrics::Unit::Seconds,
+            "Time until an upstream context answered (headers), by upstream and outcome (status class, timeout, unreachable, breaker_open)."
+        );
+        metrics::describe_gauge!(
+            "gateway_breaker_state",
+            "Circuit breaker per upstream: 0 closed, 1 half-open (probing), 2 open (failing fast)."
+        );
+    });
+}
+
+async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
+    let path = req.uri().path();
+    match upstream_for(path) {
+        Some(upstream) => proxy.forward(upstream, req).await,
+        None => Problem::not_found(format!("no API at {path}; see /docs for every route")).into_response(),
+    }
+}
+
+/// Why an attempt produced no usable answer.
+enum Failure {
+    BreakerOpen(Duration),
+    Timeout,
+    Unreachable,
+    BodyTooLarge,
+    Broken(String),
+}
+
+impl Proxy {
+    async fn forward(&self, upstream: Upstream, req: Request) -> Response {
+        let name = upstream.name();
+        let (parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.config.max_body_bytes as u64) {
+            return payload_too_large(self.config.max_body_bytes).into_response();
+        }
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let request_id = RequestContext::current()
+            .map(|c| c.request_id)
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(platform::http::X_REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let origin = Origin {
+            client: client_ip(&parts.headers, peer, self.config.trust_forwarded_for),
+            trust_forwarded_for: self.config.trust_forwarded_for,
+            request_id: &request_id,
+            traceparent: current_traceparent(),
+        };
+        let headers = upstream_request_headers(&parts.headers, &origin);
+        let url = format!(
+            "{}{}",
+            self.config.upstream_url(upstream),
+            parts.uri.path_and_query().map_or("/", |p| p.as_str())
+        );
+        let with_body = has_body(&parts.method, &parts.headers);
+        let body = with_body.then(|| UnreadBody::new(body, self.config.max_body_bytes));
+        let breaker = &self.breakers[&upstream];
+
+        let mut attempt = 0;
+        loop {
+            let started = Instant::now();
+            let result = self
+                .attempt(breaker, &parts.method, &url, &headers, body.as_ref())
+                .await;
+            let outcome = match &result {
+                Ok(response) => status_class(response.status()),
+                Err(Failure::BreakerOpen(_)) => "breaker_open",
+                Err(Failure::Timeout) => "timeout",
+                Err(Failure::Unreachable) => "unreachable",
+                Err(Failure::BodyTooLarge) => "body_too_large",
+                Err(Failure::Broken(_)) => "error",
+            };
+            metrics::histogram!("gateway_upstream_duration_seconds", "upstream" => name, "outcome" => outcome)
+                .record(started.elapsed().as_secs_f64());
+            let again = attempt < self.config.retries
+                && match &result {
+                    Ok(response) => upstream_failed(response.status()) && retry_safe(&parts.method, with_body),
+                    Err(Failure::Timeout | Failure::Broken(_)) => retry_safe(&parts.method, with_body),
+                    // Refused connections never reached the upstream: any request may be sent
+                    // again, as long as no byte of its body was read.
+                    Err(Failure::Unreachable) => body.as_ref().is_none_or(UnreadBody::unread),
+                    Err(Failure::BreakerOpen(_) | Failure::BodyTooLarge) => false,
+                };
+            if again {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                continue;
+            }
+            return match result {
+                Ok(response) => relay(response),
+                Err(failure) => self.failure_problem(upstream, failure).into_response(),
+            };
+        }
+    }
+
+    async fn attempt(
+        &self,
+        breaker: &Breaker,
+        method: &Method,
+        url: &str,
+        headers: &HeaderMap,
+        body: Option<&UnreadBody>,
+    ) -> Result<reqwest::Response, Failure> {
+        if let Admission::Rejected { retry_after } = breaker.admit() {
+            return Err(Failure::BreakerOpen(retry_after));
+        }
+        let mut request = self.http.request(method.clone(), url).headers(headers.clone());
+        if let Some(body) = body {
+            request = request.body(reqwest::Body::wrap_stream(body.stream()));
+        }
+        let result = tokio::time::timeout(self.config.timeout, request.send()).await;
+        let result = match result {
+            Ok(Ok(response)) => Ok(response),
+            Err(_) => Err(Failure::Timeout),
+            Ok(Err(_)) if body.is_some_and(UnreadBody::over_limit) => Err(Failure::BodyTooLarge),
+            Ok(Err(e)) if e.is_connect() => Err(Failure::Unreachable),
+            Ok(Err(e)) if e.is_timeout() => Err(Failure::Timeout),
+            Ok(Err(e)) => Err(Failure::Broken(error_chain(&e))),
+        };
+        match &result {
+            Ok(response) => breaker.record(!upstream_failed(response.status())),
+            // The client's fault, not the upstream's.
+            Err(Failure::BodyTooLarge) => {}
+            Err(_) => breaker.record(false),
+        }
+        result
+    }
+
+    fn failure_problem(&self, upstream: Upstream, failure: Failure) -> Problem {
+        let name = upstream.name();
+        match failure {
+            Failure::BreakerOpen(wait) => Problem::unavailable(format!(
+                "the {name} service is failing; calls to it are paused (circuit breaker open)"
+            ))
+            .with_retry_after(wait.as_secs().max(1)),
+            Failure::Timeout => Problem::new(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout", "Upstream timed out")
+                .with_detail(format!(
+                    "the {name} service did not answer within {} ms",
+                    self.config.timeout.as_millis()
+                )),
+            Failure::Unreachable => {
+                tracing::warn!(upstream = name, "upstream unreachable");
+                Problem::unavailable(format!("the {name} service is unreachable; retry shortly")).with_retry_after(1)
+            }
+            Failure::BodyTooLarge => payload_too_large(self.config.max_body_bytes),
+            Failure::Broken(error) => {
+                tracing::warn!(upstream = name, %error, "upstream call failed");
+                Problem::new(StatusCode::BAD_GATEWAY, "bad-gateway", "Bad gateway")
+                    .with_detail(format!("the {name} service gave no valid answer"))
+            }
+        }
+    }
+}
+
+/// Statuses that say the upstream itself is in trouble (they count against its breaker and
+/// make a safe request worth another try); every other status is an answer to pass on.
+fn upstream_failed(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The upstream's answer as ours: status, end-to-end headers, and the body as it streams in.
+fn relay(response: reqwest::Response) -> Response {
+    let status = response.status();
+    let headers = crate::forwarding::end_to_end(response.headers());
+    let mut out = Response::new(Body::from_stream(response.bytes_stream()));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+/// The gateway span's `traceparent`, when it is traced (so the upstream's span is its child).
+fn current_traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let sc = span.span_context();
+    sc.is_valid()
+        .then(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
+}
+
+/// A request body handed to one attempt at a time, counted against the size limit. It stays
+/// here until an attempt first reads from it, so an attempt that failed before reading (a
+/// refused connection) leaves it for the next.
+struct UnreadBody {
+    slot: Arc<Mutex<Option<BodyDataStream>>>,
+    over_limit: Arc<AtomicBool>,
+    limit: usize,
+}
+
+impl UnreadBody {
+    fn new(body: Body, limit: usize) -> Self {
+        Self {
+            slot: Arc::new(Mutex::new(Some(body.into_data_stream()))),
+            over_limit: Arc::new(AtomicBool::new(false)),
+            limit,
+        }
+    }
+
+    fn unread(&self) -> bool {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    fn over_limit(&self) -> bool {
+        self.over_limit.load(Ordering::Relaxed)
+    }
+
+    fn stream(&self) -> CountedBody {
+        CountedBody {
+            slot: self.slot.clone(),
+            body: None,
+            read: 0,
+            limit: self.limit,
+            over_limit: self.over_limit.clone(),
+        }
+    }
+}
+
+struct CountedBody {
+    slot: Arc<Mutex<Option<BodyDataStream>>>,
+    body: Option<BodyDataStream>,
+    read: usize,
+    limit: usize,
+    over_limit: Arc<AtomicBool>,
+}
+
+impl Stream for CountedBody {
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.body.is_none() {
+            this.body = this.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
+        let Some(body) = this.body.as_mut() else {
+            return Poll::Ready(Some(Err("the request body was already sent".into())));
+        };
+        match body.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.read += chunk.len();
+                if this.read > this.limit {
+                    this.over_limit.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Some(Err("the request body exceeds EMPORIUM_MAX_BODY_BYTES".into())));
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct UpstreamReport {
+    status: &'static str,
+    url: String,
+    latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    breaker: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct ReadyReport {
+    status: &'static str,
+    upstreams: BTreeMap<&'static str, UpstreamReport>,
+}
+
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Ready when every upstream reports ready on its own `/health/ready`; the body lists each.
+async fn ready(State(proxy): State<Arc<Proxy>>) -> Response {
+    let checks = Upstream::ALL.into_iter().map(|upstream| {
+        let proxy = proxy.clone();
+        async move {
+            let url = format!("{}/health/ready", proxy.config.upstream_url(upstream));
+            let started = Instant::now();
+            let answer = proxy.http.get(&url).timeout(READY_TIMEOUT).send().await;
+            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let (status, http_status, error) = match answer {
+                Ok(r) if r.status().is_success() => ("up", Some(r.status().as_u16()), None),
+                Ok(r) => (
+                    "down",
+                    Some(r.status().as_u16()),
+                    Some(format!("its readiness check answered {}", r.status())),
+                ),
+                Err(e) if e.is_timeout() => (
+                    "down",
+                    None,
+                    Some(format!("no answer within {} ms", READY_TIMEOUT.as_millis())),
+                ),
+                Err(e) if e.is_connect() => ("down", None, Some("unreachable".to_owned())),
+                Err(e) => ("down", None, Some(error_chain(&e))),
+            };
+            let breaker = match proxy.breakers[&upstream].state() {
+                crate::breaker::State::Closed { .. } => "closed",
+                crate::breaker::State::HalfOpen { .. } => "half-open",
+                crate::breaker::State::Open { .. } => "open",
+            };
+            (
+                upstream.name(),
+                UpstreamReport {
+                    status,
+                    url: proxy.config.upstream_url(upstream).to_owned(),
+                    latency_ms,
+                    http_status,
+                    error,
+                    breaker,
+                },
+            )
+        }
+    });
+    let upstreams: BTreeMap<_, _> = futures::future::join_all(checks).await.into_iter().collect();
+    let all_up = upstreams.values().all(|u| u.status == "up");
+    for (name, u) in &upstreams {
+        if let Some(e) = &u.error {
+            tracing::warn!(upstream = %name, error = %e, "upstream not ready");
+        }
+    }
+    let report = ReadyReport {
+        status: if all_up { "ready" } else { "unavailable" },
+        upstreams,
+    };
+    let status = if all_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(pairs: &[(&str, &str)]) -> ConfigSource {
+        ConfigSource::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).expect("source")
+    }
+
+    fn all_upstreams() -> Vec<(String, String)> {
+        Upstream::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.variable(), format!("http://127.0.0.1:{}/", 18081 + i)))
+            .collect()
+    }
+
+    #[test]
+    fn every_upstream_is_required_and_named_when_missing() {
+        let err = GatewayConfig::from_source(&src(&[])).expect_err("nothing set");
+        assert_eq!(err.var, "EMPORIUM_UPSTREAM_IDENTITY");
+        let mut pairs = all_upstreams();
+        pairs.retain(|(k, _)| k != "EMPORIUM_UPSTREAM_PAYMENTS");
+        let s = ConfigSource::from_pairs(pairs).expect("source");
+        assert_eq!(
+            GatewayConfig::from_source(&s).expect_err("payments missing").var,
+            "EMPORIUM_UPSTREAM_PAYMENTS"
+        );
+    }
+
+    #[test]
+    fn upstream_urls_are_bases_and_defaults_apply() {
+        let s = ConfigSource::from_pairs(all_upstreams()).expect("source");
+        let c = GatewayConfig::from_source(&s).expect("config");
+        assert_eq!(c.upstream_url(Upstream::Catalog), "http://127.0.0.1:18082");
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(c.retries, 2);
+        assert_eq!(c.breaker.failures, 5);
+        assert_eq!(c.breaker.open_for, Duration::from_secs(10));
+
+        for bad in ["catalog:8082", "http://catalog:8082/api", "ftp://catalog"] {
+            let mut pairs = all_upstreams();
+            pairs.push(("EMPORIUM_UPSTREAM_CATALOG".into(), bad.into()));
+            let s = ConfigSource::from_pairs(pairs).expect("source");
+            assert_eq!(
+                GatewayConfig::from_source(&s).expect_err(bad).var,
+                "EMPORIUM_UPSTREAM_CATALOG"
+            );
+        }
+    }
+
+    #[test]
+    fn only_gateway_trouble_statuses_count_as_upstream_failures() {
+        assert!(upstream_failed(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(upstream_failed(StatusCode::BAD_GATEWAY));
+        assert!(!upstream_failed(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(!upstream_failed(StatusCode::NOT_FOUND));
+        assert!(!upstream_failed(StatusCode::TOO_MANY_REQUESTS));
+    }
+
+    #[tokio::test]
+    async fn an_unread_body_stays_for_the_next_attempt_and_is_counted() {
+        let body = UnreadBody::new(Body::from("0123456789"), 8);
+        let first = body.stream();
+        drop(first);
+        assert!(body.unread(), "an attempt that never read leaves the body");
+        let chunks: Vec<_> = body.stream().collect().await;
+        assert!(!body.unread());
+        assert!(chunks.iter().any(Result::is_err), "10 bytes exceed a limit of 8");
+        assert!(body.over_limit());
+
+        let small = UnreadBody::new(Body::from("abc"), 8);
+        let chunks: Vec<Bytes> = small.stream().map(|c| c.expect("chunk")).collect().await;
+        assert_eq!(chunks.concat(), b"abc");
+        assert!(!small.over_limit());
+    }
+}
