@@ -1,0 +1,257 @@
+//! Accounts (search, change role, block and unblock) and the security audit log.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use http::StatusCode;
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{query_string, segment, sentence};
+use crate::forms::{FieldErrors, Form};
+use crate::render::{page_with_status, value_of};
+use crate::{PageError, Session, WebState, safe_next};
+
+pub(super) fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/admin/users", get(users))
+        .route("/admin/users/{id}/role", post(change_role))
+        .route("/admin/users/{id}/status", post(change_status))
+        .route("/admin/audit", get(audit))
+}
+
+const ROLES: [&str; 5] = ["customer", "support", "catalog_manager", "fulfilment", "admin"];
+const USER_STATUSES: [&str; 3] = ["active", "disabled", "deleted"];
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct UserFilter {
+    email: String,
+    role: String,
+    status: String,
+    cursor: String,
+}
+
+fn known<'a>(value: &'a str, allowed: &[&str]) -> &'a str {
+    if allowed.contains(&value) { value } else { "" }
+}
+
+async fn users(
+    State(web): State<WebState>,
+    session: Session,
+    Query(filter): Query<UserFilter>,
+) -> Result<Response, PageError> {
+    session.require_staff()?;
+    let filters = [
+        ("email", filter.email.as_str()),
+        ("role", known(&filter.role, &ROLES)),
+        ("status", known(&filter.status, &USER_STATUSES)),
+    ];
+    let mut api_query = filters.to_vec();
+    api_query.extend([("limit", "50"), ("cursor", filter.cursor.as_str())]);
+    let list: Value = web
+        .api(&session)
+        .get_json("identity", &format!("/api/v1/users{}", query_string(&api_query)))
+        .await?;
+    let mut page_query = filters.to_vec();
+    let next_page = list["next"].as_str().map(|cursor| {
+        page_query.push(("cursor", cursor));
+        format!("/admin/users{}", query_string(&page_query))
+    });
+    // Back to this very list (filters and page) after an action.
+    let back = session.current_path();
+    page_with_status(
+        StatusCode::OK,
+        &session,
+        "admin/users.html",
+        context! {
+            users => value_of(&list["items"]),
+            filter => value_of(&filter),
+            roles => ROLES,
+            statuses => USER_STATUSES,
+            next_page => next_page,
+            back => back,
+        },
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AccountForm {
+    role: String,
+    status: String,
+    back: String,
+}
+
+async fn change_role(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<AccountForm>,
+) -> Result<Response, PageError> {
+    session.require_staff()?;
+    let back = safe_next(&form.back).to_owned();
+    if !ROLES.contains(&form.role.as_str()) {
+        session.flash("error", "Choose one of the listed roles.");
+        return Ok(Redirect::to(&back).into_response());
+    }
+    let api = web.api(&session);
+    let reply = api
+        .put(
+            "identity",
+            &format!("/api/v1/users/{}/role", segment(&id)),
+            &json!({ "role": form.role }),
+        )
+        .await?;
+    after(&web, &session, reply, &back, |user| {
+        format!(
+            "{} is now {}; their sessions were ended.",
+            user["email"].as_str().unwrap_or("The account"),
+            user["role"].as_str().unwrap_or_default()
+        )
+    })
+}
+
+async fn change_status(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<AccountForm>,
+) -> Result<Response, PageError> {
+    session.require_staff()?;
+    let back = safe_next(&form.back).to_owned();
+    if form.status != "active" && form.status != "disabled" {
+        session.flash("error", "An account can only be blocked or unblocked here.");
+        return Ok(Redirect::to(&back).into_response());
+    }
+    let reply = web
+        .api(&session)
+        .put(
+            "identity",
+            &format!("/api/v1/users/{}/status", segment(&id)),
+            &json!({ "status": form.status }),
+        )
+        .await?;
+    after(&web, &session, reply, &back, |user| {
+        let email = user["email"].as_str().unwrap_or("The account");
+        if user["status"] == "disabled" {
+            format!("{email} is blocked; their sessions were ended.")
+        } else {
+            format!("{email} is unblocked.")
+        }
+    })
+}
+
+fn after(
+    web: &WebState,
+    session: &Session,
+    reply: platform::client::Reply,
+    back: &str,
+    done: impl FnOnce(&Value) -> String,
+) -> Result<Response, PageError> {
+    let api = web.api(session);
+    if reply.is_success() {
+        let user: Value = api.decode(reply)?;
+        session.flash("success", done(&user));
+    } else if matches!(reply.status, StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY) {
+        // e.g. changing one's own role: identity says why.
+        session.flash("error", sentence(&reply.problem_detail()));
+    } else {
+        return Err(api.error_for(&reply));
+    }
+    Ok(Redirect::to(back).into_response())
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct AuditFilter {
+    kind: String,
+    email: String,
+    ip: String,
+    from: String,
+    until: String,
+    cursor: String,
+}
+
+async fn audit(
+    State(web): State<WebState>,
+    session: Session,
+    Query(filter): Query<AuditFilter>,
+) -> Result<Response, PageError> {
+    session.require_staff()?;
+    let mut errors = FieldErrors::new();
+    let day = |text: &str, later: i64, field: &str, errors: &mut FieldErrors| {
+        if text.trim().is_empty() {
+            return String::new();
+        }
+        super::orders::day_start(text, later).unwrap_or_else(|m| {
+            errors.add(field, m);
+            String::new()
+        })
+    };
+    let since = day(&filter.from, 0, "from", &mut errors);
+    let until = day(&filter.until, 1, "until", &mut errors);
+    let filters = [
+        ("kind", filter.kind.as_str()),
+        ("email", filter.email.as_str()),
+        ("ip", filter.ip.as_str()),
+    ];
+    let list = if errors.is_empty() {
+        let mut query = filters.to_vec();
+        query.extend([
+            ("since", since.as_str()),
+            ("until", until.as_str()),
+            ("limit", "100"),
+            ("cursor", &filter.cursor),
+        ]);
+        let api = web.api(&session);
+        let reply = api
+            .get(
+                "identity",
+                &format!("/api/v1/auth/audit-events{}", query_string(&query)),
+            )
+            .await?;
+        if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
+            errors = super::problem_errors(&reply, |f| {
+                match f {
+                    "since" => "from",
+                    "kind" | "email" | "ip" | "until" => f,
+                    _ => "_form",
+                }
+                .to_owned()
+            });
+            json!({ "items": [] })
+        } else {
+            api.decode::<Value>(reply)?
+        }
+    } else {
+        json!({ "items": [] })
+    };
+    let next_page = list["next"].as_str().map(|cursor| {
+        let mut query = filters.to_vec();
+        query.extend([
+            ("from", filter.from.as_str()),
+            ("until", filter.until.as_str()),
+            ("cursor", cursor),
+        ]);
+        format!("/admin/audit{}", query_string(&query))
+    });
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    page_with_status(
+        status,
+        &session,
+        "admin/audit.html",
+        context! {
+            events => value_of(&list["items"]),
+            filter => value_of(&filter),
+            errors => errors,
+            next_page => next_page,
+        },
+    )
+}
