@@ -69,8 +69,10 @@ function slug(name) {
 /**
  * Declares a browser test. `fn` receives `{ page, context, shot, dir, dialogs, newPage }`:
  * - `shot(name)` saves `target/e2e/<test>/<nn>-<name>.png` (full page);
- * - `dialogs` lists every JavaScript dialog (alert/confirm/prompt) the pages opened;
- * - `newPage()` opens another tab in the same context.
+ * - `dialogs` lists every JavaScript dialog (alert/confirm/prompt) the pages opened (confirms
+ *   are accepted, as the person who clicked would; the others dismissed);
+ * - `newPage()` opens another tab in the same context;
+ * - `otherUser()` opens a second, separate browser context (another person, own cookies).
  * A failing test leaves `failure.png` and `failure.html` of the page it was on; uncaught page
  * errors (JavaScript exceptions) fail the test; console errors are written to `console.log`.
  */
@@ -78,14 +80,20 @@ export function browserTest(name, fn) {
   test(name, { timeout: TEST_TIMEOUT_MS }, async () => {
     const dir = path.join(ARTIFACTS, slug(name));
     await mkdir(dir, { recursive: true });
-    const context = await browser.newContext({
-      baseURL: BASE_URL,
-      viewport: { width: 1280, height: 900 },
-      locale: 'en-GB',
-      timezoneId: 'Europe/Amsterdam',
-    });
-    context.setDefaultTimeout(PAGE_TIMEOUT_MS);
-    context.setDefaultNavigationTimeout(PAGE_TIMEOUT_MS);
+    const contexts = [];
+    const openContext = async () => {
+      const c = await browser.newContext({
+        baseURL: BASE_URL,
+        viewport: { width: 1280, height: 900 },
+        locale: 'en-GB',
+        timezoneId: 'Europe/Amsterdam',
+      });
+      c.setDefaultTimeout(PAGE_TIMEOUT_MS);
+      c.setDefaultNavigationTimeout(PAGE_TIMEOUT_MS);
+      c.on('page', watch);
+      contexts.push(c);
+      return c;
+    };
 
     const pageErrors = [];
     const dialogs = [];
@@ -96,12 +104,14 @@ export function browserTest(name, fn) {
           appendFile(path.join(dir, 'console.log'), `${p.url()}: ${msg.text()}\n`).catch(() => {});
         }
       });
+      // A person who clicked a button marked data-confirm means it: confirms are accepted.
+      // Every dialog is recorded, so a test can tell that no script opened an alert.
       p.on('dialog', async (d) => {
         dialogs.push({ type: d.type(), message: d.message(), url: p.url() });
-        await d.dismiss().catch(() => {});
+        await (d.type() === 'confirm' ? d.accept() : d.dismiss()).catch(() => {});
       });
     };
-    context.on('page', watch);
+    const context = await openContext();
     const page = await context.newPage();
 
     let shots = 0;
@@ -113,10 +123,10 @@ export function browserTest(name, fn) {
     };
 
     try {
-      await fn({ page, context, shot, dir, dialogs, newPage: () => context.newPage() });
+      await fn({ page, context, shot, dir, dialogs, newPage: () => context.newPage(), otherUser: openContext });
       assert.deepEqual(pageErrors, [], 'the pages threw JavaScript errors');
     } catch (err) {
-      for (const [i, p] of context.pages().entries()) {
+      for (const [i, p] of contexts.flatMap((c) => c.pages()).entries()) {
         const suffix = i === 0 ? '' : `-tab${i}`;
         await p.screenshot({ path: path.join(dir, `failure${suffix}.png`), fullPage: true }).catch(() => {});
         const html = await p.content().catch(() => '');
@@ -126,7 +136,7 @@ export function browserTest(name, fn) {
       err.message += `\n(artifacts in ${path.relative(repoRoot, dir)}; last URL ${page.url()})`;
       throw err;
     } finally {
-      await context.close();
+      for (const c of contexts) await c.close();
     }
   });
 }
@@ -236,20 +246,13 @@ export function linkIn(text, pathPrefix) {
 /** Fills the registration form and submits it. */
 export async function register(page, { email, password = PASSWORD, name = 'E2E Shopper' }) {
   await page.goto('/register');
-  await page.getByLabel(/^name|full name|your name/i).fill(name);
-  await page.getByLabel(/e-?mail/i).fill(email);
-  await fillPassword(page, password, { confirm: true });
-  await page.getByRole('button', { name: /register|create( my)? account|sign up/i }).click();
+  const form = page.locator('form').filter({ has: page.getByRole('button', { name: 'Create account' }) });
+  await form.getByLabel('Your name').fill(name);
+  await form.getByLabel('E-mail address').fill(email);
+  await form.getByLabel('Password', { exact: true }).fill(password);
+  await form.getByLabel('Repeat password').fill(password);
+  await form.getByRole('button', { name: 'Create account' }).click();
   await page.waitForLoadState('domcontentloaded');
-}
-
-/** Fills the password field(s) of a form; `confirm` also fills a "repeat password" field if any. */
-async function fillPassword(page, password, { confirm }) {
-  const fields = page.locator('input[type="password"]');
-  const count = await fields.count();
-  assert.ok(count >= 1, `no password field on ${page.url()}`);
-  await fields.nth(0).fill(password);
-  if (confirm) for (let i = 1; i < count; i++) await fields.nth(i).fill(password);
 }
 
 /** Opens the verification link of the newest verification mail to `email` and confirms it. */
@@ -259,7 +262,7 @@ export async function verifyEmail(page, email) {
   assert.ok(link, `the verification mail has no /verify-email link:\n${mail.body}`);
   await page.goto(link);
   // GET shows a confirm form (so mail scanners that prefetch links verify nothing); POST verifies.
-  await page.getByRole('button', { name: /verify|confirm/i }).click();
+  await page.getByRole('button', { name: 'Confirm my e-mail address' }).click();
   await page.waitForLoadState('domcontentloaded');
   return link;
 }
@@ -267,11 +270,12 @@ export async function verifyEmail(page, email) {
 /** Logs in through the login form (optionally at `/login?next=...`), ending on the page it lands on. */
 export async function login(page, email, password = PASSWORD, { next } = {}) {
   await page.goto(next === undefined ? '/login' : `/login?next=${encodeURIComponent(next)}`);
-  await page.getByLabel(/e-?mail/i).fill(email);
-  await page.locator('input[type="password"]').first().fill(password);
+  const form = page.locator('form').filter({ has: page.getByRole('button', { name: 'Sign in' }) });
+  await form.getByLabel('E-mail address').fill(email);
+  await form.getByLabel('Password').fill(password);
   await Promise.all([
     page.waitForURL((url) => url.pathname !== '/login', { timeout: PAGE_TIMEOUT_MS }),
-    page.getByRole('button', { name: /^(log ?in|sign ?in)$/i }).click(),
+    form.getByRole('button', { name: 'Sign in' }).click(),
   ]);
 }
 
@@ -352,4 +356,50 @@ export async function apiOrder(token, items, { card = CARD_OK.replace(/\s/g, '')
     body: { items, shipping_address: ADDRESS, shipping_method: 'standard', payment_method: method.id },
   });
   return order;
+}
+
+// ---- Checkout and orders in the browser ----
+
+/** Fills the new-card fields of the checkout form. */
+export async function fillCard(page, number) {
+  await page.getByRole('radio', { name: 'Use a new card' }).check();
+  await page.getByLabel('Card number').fill(number);
+  await page.getByLabel('Expiry month').fill('12');
+  await page.getByLabel('Expiry year').fill(String(new Date().getFullYear() + 3));
+  await page.getByLabel('CVC').fill('123');
+}
+
+/** Fills the checkout form on /checkout: the address, standard shipping and a new card. */
+export async function fillCheckout(page, { card = CARD_OK, name = ADDRESS.name } = {}) {
+  await page.getByLabel('Full name').fill(name);
+  await page.getByLabel('Address line 1').fill(ADDRESS.line1);
+  await page.getByLabel('City').fill(ADDRESS.city);
+  await page.getByLabel('Postal code').fill(ADDRESS.postal_code);
+  await page.getByLabel('Country').selectOption(ADDRESS.country);
+  await page.getByRole('radio', { name: /^Standard/ }).check();
+  await fillCard(page, card);
+}
+
+/** Adds `quantity` of the product with `slug` to the cart from its page (ends on /cart). */
+export async function addToCart(page, slug, quantity = 1) {
+  await page.goto(`/p/${encodeURIComponent(slug)}`);
+  await page.getByLabel('Quantity').fill(String(quantity));
+  await page.getByRole('button', { name: 'Add to cart' }).click();
+  await page.waitForURL('**/cart');
+}
+
+/** Waits, reloading as the pending-order page itself does, until the order shows `status`. */
+export async function waitForOrderStatus(page, status, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const shown = await page.getByTestId('order-status').getAttribute('data-status');
+    if (shown === status) return;
+    if (Date.now() > deadline) assert.fail(`the order stayed ${shown}, expected ${status}`);
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
+}
+
+export function escapeRegExp(s) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

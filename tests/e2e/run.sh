@@ -95,7 +95,11 @@ node --test --test-concurrency=1 --test-reporter=spec "$@" "${files[@]}" || stat
 echo "browser tests took $((SECONDS - started)) s; screenshots in $artifacts/"
 
 if [ "$status" != 0 ] && [ -n "$server" ]; then
+  # The log is JSON with span context on every line: show the warnings and errors, then the
+  # last requests, each cut to a readable length.
+  echo "--- warnings and errors in $artifacts/server.log (last 20) ---" >&2
+  grep -E '"level":"(WARN|ERROR)"' "$artifacts/server.log" | tail -n 20 | cut -c1-600 >&2 || true
   echo "--- tail of $artifacts/server.log ---" >&2
-  tail -n 60 "$artifacts/server.log" >&2
+  tail -n 25 "$artifacts/server.log" | cut -c1-300 >&2
 fi
 exit "$status"
