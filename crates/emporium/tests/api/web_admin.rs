@@ -1,1 +1,308 @@
-//! web_admin
+//! The admin console over HTTP, as a browser without JavaScript uses it (cookies, CSRF tokens,
+//! redirects). The browser tests run the journeys; these pin the rules: staff only, forms keep
+//! what was typed, stock moves once per submitted form, the status page sees every context.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app};
+
+/// Every admin page a browser can GET (kept in step with `web::admin::PAGES`).
+const ADMIN_PAGES: &[&str] = &[
+    "/admin",
+    "/admin/products",
+    "/admin/products/new",
+    "/admin/categories",
+    "/admin/inventory",
+    "/admin/inventory/low-stock",
+    "/admin/orders",
+    "/admin/users",
+    "/admin/audit",
+    "/admin/dead-letters",
+    "/admin/notifications",
+    "/admin/status",
+    "/admin/status.json",
+];
+
+/// A browser: keeps cookies, does not follow redirects (the tests look at them).
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+fn form_body(fields: &[(&str, &str)]) -> String {
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+                b' ' => "+".to_owned(),
+                b => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The value of the first `name="<name>" value="…"` input in `html` (as written, escaped).
+fn input_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}
+
+async fn get_page(browser: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
+    let r = browser.get(app.url(path)).send().await.expect("request");
+    (r.status().as_u16(), r.text().await.expect("body"))
+}
+
+/// Opens `form_page`, then posts `fields` to `action` with the page's CSRF token (and any hidden
+/// idempotency key the form carries).
+async fn submit(
+    browser: &reqwest::Client,
+    app: &TestApp,
+    form_page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String, String) {
+    let (status, html) = get_page(browser, app, form_page).await;
+    assert_eq!(status, 200, "{form_page}: {html}");
+    let csrf = input_value(&html, "_csrf").expect("the page has a CSRF field");
+    let key = input_value(&html, "idempotency_key");
+    let mut form: Vec<(&str, &str)> = vec![("_csrf", csrf.as_str())];
+    if let Some(key) = &key {
+        form.push(("idempotency_key", key.as_str()));
+    }
+    form.extend_from_slice(fields);
+    let r = browser
+        .post(app.url(action))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&form))
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, location, r.text().await.expect("body"))
+}
+
+/// A browser signed in through the login form.
+async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
+    let browser = browser();
+    let (status, location, body) = submit(
+        &browser,
+        app,
+        "/login",
+        "/login",
+        &[("email", email), ("password", PASSWORD), ("next", "/admin")],
+    )
+    .await;
+    assert_eq!(status, 303, "login failed: {body}");
+    assert_eq!(location, "/admin");
+    browser
+}
+
+async fn app() -> TestApp {
+    spawn_app(Backend::Sqlite).await.expect("sqlite app")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_staff_open_admin_pages() {
+    let app = app().await;
+    app.signed_up("shopper@example.com").await;
+    let customer = signed_in(&app, "shopper@example.com").await;
+    let anonymous = browser();
+    for path in ADMIN_PAGES {
+        let (status, html) = get_page(&customer, &app, path).await;
+        assert_eq!(status, 403, "{path} let a customer in");
+        assert!(html.contains(r#"data-status="403""#), "{path}: {html}");
+        assert!(!html.contains("admin-nav"), "{path} shows admin markup to a customer");
+        let r = anonymous.get(app.url(path)).send().await.expect("request");
+        assert_eq!(r.status(), 303, "{path} for an anonymous visitor");
+        let location = r.headers()["location"].to_str().expect("location").to_owned();
+        assert!(location.starts_with("/login?next="), "{path} → {location}");
+    }
+    // An admin action posted with the customer's own valid token is refused as well.
+    let (status, _, _) = submit(
+        &customer,
+        &app,
+        "/",
+        "/admin/products",
+        &[("name", "Sneaky"), ("sku", "SNEAKY-1"), ("price", "1.00")],
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Every page renders for an admin (no template error hides behind a 403).
+    app.admin().await;
+    let admin = signed_in(&app, "root@example.com").await;
+    for path in ADMIN_PAGES {
+        let (status, html) = get_page(&admin, &app, path).await;
+        assert_eq!(status, 200, "{path}: {html}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_is_created_after_a_bad_price_and_then_restocked_once_per_form() {
+    let app = app().await;
+    app.admin().await;
+    let admin = signed_in(&app, "root@example.com").await;
+
+    let typed = [
+        ("name", "Storm <lantern>"),
+        ("sku", "WEB-LANTERN-1"),
+        ("brand", "Test Works"),
+        ("status", "active"),
+        ("currency", "EUR"),
+        ("price", "twelve euros"),
+        ("attributes", "color: green\nmaterial: steel"),
+    ];
+    let (status, _, html) = submit(&admin, &app, "/admin/products/new", "/admin/products", &typed).await;
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains(r#"data-testid="error-price""#), "{html}");
+    assert!(
+        html.contains(r#"aria-describedby="price-hint error-price" aria-invalid="true""#),
+        "{html}"
+    );
+    // What was typed comes back, escaped.
+    assert!(html.contains(r#"value="Storm &lt;lantern&gt;""#), "{html}");
+    assert!(html.contains(r#"value="WEB-LANTERN-1""#));
+    assert!(html.contains(r#"value="twelve euros""#));
+    assert!(html.contains("material: steel"));
+    assert!(html.contains(r#"<option value="active" selected>"#));
+    assert!(!html.contains("<lantern>"), "the name is not escaped");
+
+    // catalog's own rules come back at the field too (here: the SKU's alphabet).
+    let mut bad_sku = typed;
+    bad_sku[1] = ("sku", "no spaces allowed");
+    bad_sku[5] = ("price", "12.50");
+    let (status, _, html) = submit(&admin, &app, "/admin/products/new", "/admin/products", &bad_sku).await;
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains(r#"data-testid="error-sku""#), "{html}");
+
+    let mut good = typed;
+    good[5] = ("price", "12.50");
+    let (status, location, body) = submit(&admin, &app, "/admin/products/new", "/admin/products", &good).await;
+    assert_eq!(status, 303, "{body}");
+    assert!(location.starts_with("/admin/products/"), "{location}");
+    let (_, html) = get_page(&admin, &app, &location).await;
+    assert!(html.contains("created"), "no flash: {html}");
+    let (_, html) = get_page(&admin, &app, "/admin/products?q=lantern").await;
+    assert!(html.contains(r#"data-sku="WEB-LANTERN-1""#), "not listed: {html}");
+    assert!(html.contains("€12.50"), "{html}");
+
+    // Inventory learns of the product through the event bus.
+    let stock_page = "/admin/inventory/WEB-LANTERN-1";
+    let mut html = String::new();
+    for _ in 0..50 {
+        html = get_page(&admin, &app, stock_page).await.1;
+        if !html.contains(r#"data-testid="no-stock""#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(html.contains(r#"data-testid="on-hand">0<"#), "{html}");
+
+    // A bad quantity re-renders with the message and the typed reason.
+    let (status, _, html) = submit(
+        &admin,
+        &app,
+        stock_page,
+        "/admin/inventory/WEB-LANTERN-1/adjust",
+        &[("kind", "restock"), ("quantity", "-4"), ("reason", "first delivery")],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(html.contains(r#"data-testid="error-quantity""#), "{html}");
+    assert!(html.contains(r#"value="first delivery""#));
+
+    // The same rendered form submitted twice (a double click, a retry) moves the stock once.
+    let (_, form_html) = get_page(&admin, &app, stock_page).await;
+    let csrf = input_value(&form_html, "_csrf").expect("csrf");
+    let key = input_value(&form_html, "idempotency_key").expect("the form carries an idempotency key");
+    for _ in 0..2 {
+        let r = admin
+            .post(app.url("/admin/inventory/WEB-LANTERN-1/adjust"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[
+                ("_csrf", &csrf),
+                ("idempotency_key", &key),
+                ("kind", "restock"),
+                ("quantity", "25"),
+                ("reason", "first delivery"),
+            ]))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 303);
+    }
+    let (_, html) = get_page(&admin, &app, stock_page).await;
+    assert!(html.contains(r#"data-testid="on-hand">25<"#), "{html}");
+    let stock: Value = app.get_json("/api/v1/inventory/WEB-LANTERN-1").await;
+    assert_eq!(stock["on_hand"], 25);
+    let (_, html) = get_page(&admin, &app, "/admin/inventory?q=lantern").await;
+    assert!(
+        html.contains(r#"<td class="num" data-testid="on-hand">25</td>"#),
+        "{html}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_json_lists_every_context_ready_with_rates_on_the_second_scrape() {
+    let app = app().await;
+    app.admin().await;
+    let admin = signed_in(&app, "root@example.com").await;
+    let status = |admin: reqwest::Client| {
+        let url = app.url("/admin/status.json");
+        async move {
+            let r = admin.get(url).send().await.expect("request");
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let first = status(admin.clone()).await;
+    let contexts = first["contexts"].as_array().expect("contexts");
+    let names: Vec<&str> = contexts.iter().filter_map(|c| c["context"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "identity",
+            "catalog",
+            "inventory",
+            "cart",
+            "ordering",
+            "payments",
+            "notifications"
+        ]
+    );
+    for c in contexts {
+        assert_eq!(c["state"], "ready", "{c}");
+    }
+    assert_eq!(
+        first["shared_process"], true,
+        "embedded mode serves every context from one process"
+    );
+    assert_eq!(first["orders_today"], 0);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = status(admin).await;
+    let identity = &second["contexts"][0];
+    assert!(identity["requests_per_second"].as_f64().is_some(), "{identity}");
+    assert!(
+        identity["requests_total"].as_u64().unwrap_or_default() >= 1,
+        "{identity}"
+    );
+}

@@ -51,10 +51,14 @@ async fn users(
     ];
     let mut api_query = filters.to_vec();
     api_query.extend([("limit", "50"), ("cursor", filter.cursor.as_str())]);
-    let list: Value = web
+    let mut list: Value = web
         .api(&session)
         .get_json("identity", &format!("/api/v1/users{}", query_string(&api_query)))
         .await?;
+    for user in list["items"].as_array_mut().into_iter().flatten() {
+        let email = user["email"].as_str().unwrap_or_default().to_owned();
+        user["audit_href"] = json!(format!("/admin/audit{}", query_string(&[("email", &email)])));
+    }
     let mut page_query = filters.to_vec();
     let next_page = list["next"].as_str().map(|cursor| {
         page_query.push(("cursor", cursor));
