@@ -1,1 +1,305 @@
-//! web_storefront
+//! Storefront pages over HTTP (SQLite only: the pages call the same APIs on either backend):
+//! escaping, a refused add-to-cart re-rendered with its field error, CSRF, the login redirect at
+//! checkout, and a whole checkout through the pages ending on a confirmed order.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app};
+use crate::shop::{SUCCESS_CARD, json_of, post_auth, product};
+
+/// A browser: keeps cookies, does not follow redirects (the tests look at them).
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The `_csrf` value of the first form in `html`.
+fn csrf_of(html: &str) -> String {
+    let marker = r#"name="_csrf" value=""#;
+    let start = html.find(marker).expect("a form with a CSRF field") + marker.len();
+    html[start..].split('"').next().expect("csrf value").to_owned()
+}
+
+/// The value of the hidden input `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in the page")) + marker.len();
+    html[start..].split('"').next().expect("value").to_owned()
+}
+
+async fn get(app: &TestApp, browser: &reqwest::Client, path: &str) -> (u16, String) {
+    let r = browser.get(app.url(path)).send().await.expect("request");
+    (r.status().as_u16(), r.text().await.expect("body"))
+}
+
+/// `application/x-www-form-urlencoded`, as a browser encodes a form.
+fn urlencoded(form: &[(&str, &str)]) -> String {
+    let encode = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => char::from(b).to_string(),
+                b' ' => "+".to_owned(),
+                other => format!("%{other:02X}"),
+            })
+            .collect::<String>()
+    };
+    form.iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn post_form(app: &TestApp, browser: &reqwest::Client, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    browser
+        .post(app.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(urlencoded(form))
+        .send()
+        .await
+        .expect("request")
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn sqlite() -> Option<TestApp> {
+    spawn_app(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_names_and_reviews_render_as_text() {
+    let Some(app) = sqlite().await else { return };
+    let admin = app.admin().await;
+    let r = post_auth(
+        &app,
+        "/api/v1/catalog/products",
+        &admin.access,
+        json!({"sku": "WEB-XSS-1", "name": "<script>alert(1)</script> Lamp", "price": {"amount": 1999},
+               "description": "<img src=x onerror=alert(2)>", "status": "active"}),
+    )
+    .await;
+    let created = json_of(r, 201).await;
+    let slug = created["slug"].as_str().expect("slug");
+    let (status, html) = get(&app, &browser(), &format!("/p/{slug}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(!html.contains("<script>alert(1)"), "the name was not escaped");
+    assert!(!html.contains("<img src=x"), "the description was not escaped");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; Lamp"),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"data-testid="stock-status" data-stock="out""#),
+        "{html}"
+    );
+
+    let (status, _) = get(&app, &browser(), "/p/no-such-product").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_quantity_re_renders_the_product_with_the_error_and_a_forged_post_is_refused() {
+    let Some(app) = sqlite().await else { return };
+    let admin = app.admin().await;
+    product(&app, &admin.access, "WEB-QTY-1", 1250, 5).await;
+    let browser = browser();
+    let (status, html) = get(&app, &browser, "/p/product-web-qty-1").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Only 5 left"), "{html}");
+    let csrf = csrf_of(&html);
+
+    let r = post_form(
+        &app,
+        &browser,
+        "/cart/add",
+        &[
+            ("_csrf", &csrf),
+            ("sku", "WEB-QTY-1"),
+            ("slug", "product-web-qty-1"),
+            ("quantity", "abc"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.expect("body");
+    assert!(html.contains(r#"data-testid="error-quantity""#), "{html}");
+    assert!(html.contains(r#"value="abc""#), "the typed value is kept: {html}");
+    assert!(html.contains(r#"aria-describedby="error-quantity""#), "{html}");
+
+    // More than the stock: the cart API's refusal lands on the same field.
+    let r = post_form(
+        &app,
+        &browser,
+        "/cart/add",
+        &[
+            ("_csrf", &csrf),
+            ("sku", "WEB-QTY-1"),
+            ("slug", "product-web-qty-1"),
+            ("quantity", "9"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains(r#"data-testid="error-quantity""#)
+    );
+
+    // Without the token, and with a forged one: refused, nothing added.
+    let r = post_form(&app, &browser, "/cart/add", &[("sku", "WEB-QTY-1"), ("quantity", "1")]).await;
+    assert_eq!(r.status(), 403);
+    let forged = "0".repeat(csrf.len());
+    let r = post_form(
+        &app,
+        &browser,
+        "/cart/add",
+        &[("_csrf", &forged), ("sku", "WEB-QTY-1"), ("quantity", "1")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let (_, cart) = get(&app, &browser, "/cart").await;
+    assert!(cart.contains(r#"data-testid="cart-empty""#), "{cart}");
+}
+
+/// Signs `browser` in through the login page (registering and verifying `email` first).
+async fn sign_in(app: &TestApp, browser: &reqwest::Client, email: &str, next: &str) -> reqwest::Response {
+    app.signed_up(email).await;
+    let (_, html) = get(app, browser, &format!("/login?next={next}")).await;
+    post_form(
+        app,
+        browser,
+        "/login",
+        &[
+            ("_csrf", &csrf_of(&html)),
+            ("email", email),
+            ("password", PASSWORD),
+            ("next", next),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order() {
+    let Some(app) = sqlite().await else { return };
+    let admin = app.admin().await;
+    product(&app, &admin.access, "WEB-BUY-1", 2500, 10).await;
+    let browser = browser();
+
+    // A guest adds to the cart: the session gets a guest cart.
+    let (_, html) = get(&app, &browser, "/p/product-web-buy-1").await;
+    let r = post_form(
+        &app,
+        &browser,
+        "/cart/add",
+        &[
+            ("_csrf", &csrf_of(&html)),
+            ("sku", "WEB-BUY-1"),
+            ("slug", "product-web-buy-1"),
+            ("quantity", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/cart");
+    let (_, cart) = get(&app, &browser, "/cart").await;
+    assert!(
+        cart.contains(r#"data-testid="cart-line" data-sku="WEB-BUY-1""#),
+        "{cart}"
+    );
+    assert!(cart.contains("€50.00"), "{cart}");
+
+    // Checkout needs an account: to the login page, and back to checkout afterwards.
+    let r = browser.get(app.url("/checkout")).send().await.expect("request");
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/login?next=%2Fcheckout");
+    let r = sign_in(&app, &browser, "web-buyer@example.com", "/checkout").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/checkout");
+
+    // The guest cart was merged into the user's.
+    let (status, page) = get(&app, &browser, "/checkout").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("2 × Product WEB-BUY-1"), "{page}");
+    let csrf = csrf_of(&page);
+    let key = hidden(&page, "idempotency_key");
+
+    // A missing city comes back on its input, the rest kept as typed, the card number not echoed.
+    let mut form = vec![
+        ("_csrf", csrf.as_str()),
+        ("idempotency_key", key.as_str()),
+        ("action", "place"),
+        ("name", "Ada Lovelace"),
+        ("line1", "Hauptstraße 1"),
+        ("city", ""),
+        ("postal_code", "10115"),
+        ("country", "DE"),
+        ("shipping_method", "standard"),
+        ("payment_method", "new"),
+        ("card_number", SUCCESS_CARD),
+        ("exp_month", "12"),
+        ("exp_year", "2035"),
+        ("cvc", "123"),
+    ];
+    let r = post_form(&app, &browser, "/checkout", &form).await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.expect("body");
+    assert!(html.contains(r#"data-testid="error-city""#), "{html}");
+    assert!(html.contains(r#"value="Hauptstraße 1""#), "{html}");
+    assert!(!html.contains(SUCCESS_CARD), "the card number must not be echoed");
+    assert!(html.contains("ending in 4242"), "{html}");
+
+    // Fixed: the order is placed and the page after it shows it confirmed.
+    let key = hidden(&html, "idempotency_key");
+    form[1] = ("idempotency_key", key.as_str());
+    form[5] = ("city", "Berlin");
+    let r = post_form(&app, &browser, "/checkout", &form).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let order_page = location(&r);
+    assert!(order_page.starts_with("/orders/"), "{order_page}");
+    let (status, html) = get(&app, &browser, &order_page).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Thank you! Your order EMP-"), "{html}");
+    assert!(
+        html.contains(r#"data-testid="order-status" data-status="confirmed""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"data-testid="invoice-link""#), "{html}");
+
+    // The invoice downloads as a PDF; the history lists the order.
+    let r = browser
+        .get(app.url(&format!("{order_page}/invoice.pdf")))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    assert!(r.bytes().await.expect("pdf").starts_with(b"%PDF"));
+    let (_, history) = get(&app, &browser, "/orders").await;
+    assert!(
+        history.contains(r#"data-testid="order-row" data-status="confirmed""#),
+        "{history}"
+    );
+
+    // Someone else's order is not found for another customer.
+    let other = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    sign_in(&app, &other, "web-other@example.com", "/").await;
+    let (status, _) = get(&app, &other, &order_page).await;
+    assert_eq!(status, 404);
+    let stock: Value = app.get_json("/api/v1/inventory/WEB-BUY-1").await;
+    assert_eq!(stock["available"], 8, "{stock}");
+}

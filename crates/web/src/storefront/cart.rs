@@ -1,0 +1,312 @@
+//! The cart: showing it, adding from a product page, changing and removing lines.
+//!
+//! A visitor who is not signed in gets a guest cart from the cart API the first time they add
+//! something; its token lives in the session and goes with every call (`X-Cart-Token`). Once
+//! they sign in, the first cart call carries both the bearer and that token, and the cart API
+//! merges the guest cart into theirs; the session then forgets the token.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use http::StatusCode;
+use minijinja::context;
+use platform::client::Reply;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::catalog::{ProductForms, product_page};
+use super::rules;
+use crate::api::Api;
+use crate::forms::{FieldErrors, Form};
+use crate::render::{page_with_status, value_of};
+use crate::{PageError, Session, WebState};
+
+/// The session's cart as the cart API prices it now, or `None` when there is none yet (a
+/// visitor who never added anything, or whose guest cart expired).
+pub(super) async fn load_cart(api: &Api<'_>, session: &Session) -> Result<Option<Value>, PageError> {
+    if session.user().is_none() && session.cart_token().is_none() {
+        return Ok(None);
+    }
+    let reply = api.get("cart", "/api/v1/cart").await?;
+    if reply.status == StatusCode::NOT_FOUND && session.user().is_none() {
+        session.set_cart_token(None);
+        return Ok(None);
+    }
+    let cart: Value = api.decode(reply)?;
+    forget_merged_token(session);
+    Ok(Some(cart))
+}
+
+/// After a signed-in cart call the guest cart (if any) has been merged: stop sending its token.
+fn forget_merged_token(session: &Session) {
+    if session.user().is_some() && session.cart_token().is_some() {
+        session.set_cart_token(None);
+    }
+}
+
+/// Starts a guest cart and keeps its token in the session.
+async fn start_guest_cart(api: &Api<'_>, session: &Session) -> Result<(), PageError> {
+    session.set_cart_token(None);
+    let reply = api.post("cart", "/api/v1/cart/guest", &json!({})).await?;
+    let created: Value = api.decode(reply)?;
+    let token = created["cart_token"]
+        .as_str()
+        .ok_or_else(|| PageError::Internal(anyhow::anyhow!("the guest cart answer has no cart_token")))?;
+    session.set_cart_token(Some(token.to_owned()));
+    Ok(())
+}
+
+/// A call that changes the cart, starting a guest cart first when a visitor has none (or theirs
+/// expired: the cart API answers 404 for a token without a live cart).
+async fn change_cart<'a, F, Fut>(api: &Api<'a>, session: &Session, call: F) -> Result<Reply, PageError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Reply, PageError>>,
+{
+    let guest = session.user().is_none();
+    if guest && session.cart_token().is_none() {
+        start_guest_cart(api, session).await?;
+    }
+    let mut reply = call().await?;
+    if guest && reply.status == StatusCode::NOT_FOUND && is_missing_cart(&reply) {
+        start_guest_cart(api, session).await?;
+        reply = call().await?;
+    }
+    if reply.is_success() {
+        forget_merged_token(session);
+    }
+    Ok(reply)
+}
+
+/// The 404 of a cart token without a live cart (not of an unknown line).
+fn is_missing_cart(reply: &Reply) -> bool {
+    let detail = reply.problem_detail();
+    detail.contains("cart token") || detail.contains("no longer exists")
+}
+
+pub(super) fn decorate_cart(cart: &Value) -> Value {
+    let mut cart = cart.clone();
+    if let Some(items) = cart["items"].as_array_mut() {
+        for line in items {
+            let name = line["name"].as_str().unwrap_or_default().to_owned();
+            let sku = line["sku"].as_str().unwrap_or_default().to_owned();
+            let placeholder = rules::placeholder_image(&name, &sku);
+            let image = line["image"]
+                .as_str()
+                .filter(|u| rules::is_web_url(u))
+                .map_or_else(|| placeholder.clone(), str::to_owned);
+            line["image"] = json!(image);
+            line["placeholder"] = json!(placeholder);
+            line["price_changed"] = json!(line["added_price"]["amount"] != line["unit_price"]["amount"]);
+        }
+    }
+    cart
+}
+
+async fn render_cart(
+    session: &Session,
+    cart: Option<Value>,
+    line_errors: BTreeMap<String, String>,
+    quantities: BTreeMap<String, String>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let cart = cart.map(|c| decorate_cart(&c));
+    let empty = cart
+        .as_ref()
+        .is_none_or(|c| c["items"].as_array().is_none_or(Vec::is_empty));
+    let blocked = cart.as_ref().is_some_and(|c| {
+        c["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|l| l["available"] == json!(false)))
+    });
+    page_with_status(
+        status,
+        session,
+        "shop/cart.html",
+        context! {
+            cart => value_of(&cart),
+            empty => empty,
+            blocked => blocked,
+            line_errors => value_of(line_errors),
+            quantities => value_of(quantities),
+        },
+    )
+}
+
+pub async fn show(State(web): State<WebState>, session: Session) -> Result<Response, PageError> {
+    let api = web.api(&session);
+    let cart = load_cart(&api, &session).await?;
+    render_cart(&session, cart, BTreeMap::new(), BTreeMap::new(), StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AddForm {
+    #[serde(default)]
+    sku: String,
+    #[serde(default)]
+    slug: String,
+    #[serde(default)]
+    quantity: String,
+}
+
+pub async fn add(
+    State(web): State<WebState>,
+    session: Session,
+    Form(form): Form<AddForm>,
+) -> Result<Response, PageError> {
+    let mut errors = FieldErrors::new();
+    let quantity = match rules::parse_quantity(&form.quantity, rules::MAX_LINE_QUANTITY) {
+        Ok(q) => Some(q),
+        Err(message) => {
+            errors.add("quantity", message);
+            None
+        }
+    };
+    if form.sku.trim().is_empty() {
+        return Err(PageError::BadRequest("the form names no product".into()));
+    }
+    if let Some(quantity) = quantity {
+        let api = web.api(&session);
+        let body = json!({ "sku": form.sku.trim(), "quantity": quantity });
+        let reply = change_cart(&api, &session, || api.post("cart", "/api/v1/cart/items", &body)).await?;
+        if reply.is_success() {
+            let cart: Value = api.decode(reply)?;
+            let name = cart["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|l| l["sku"].as_str() == Some(form.sku.trim())))
+                .and_then(|l| l["name"].as_str())
+                .unwrap_or("the item")
+                .to_owned();
+            session.flash("success", format!("Added {quantity} × {name} to your cart."));
+            return Ok(Redirect::to("/cart").into_response());
+        }
+        match reply.status {
+            // Not enough stock (409) or over the line limit (422): the API's words, on the field.
+            StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
+                let problem = FieldErrors::from_problem(&reply);
+                let message = problem
+                    .get("quantity")
+                    .or_else(|| problem.get("sku"))
+                    .or_else(|| problem.get("_form"))
+                    .map_or_else(|| reply.problem_detail(), str::to_owned);
+                errors.add("quantity", capitalize(&message));
+            }
+            _ => return Err(api.error_for(&reply)),
+        }
+    }
+    if form.slug.trim().is_empty() {
+        // No product page to return to: show the message on the cart.
+        session.flash(
+            "error",
+            errors.get("quantity").unwrap_or("That quantity cannot be added."),
+        );
+        return Ok(Redirect::to("/cart").into_response());
+    }
+    let forms = ProductForms {
+        quantity: form.quantity,
+        cart_errors: errors,
+        ..ProductForms::default()
+    };
+    product_page(
+        &web,
+        &session,
+        form.slug.trim(),
+        forms,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
+fn capitalize(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LineForm {
+    #[serde(default)]
+    sku: String,
+    #[serde(default)]
+    quantity: String,
+}
+
+pub async fn update(
+    State(web): State<WebState>,
+    session: Session,
+    Form(form): Form<LineForm>,
+) -> Result<Response, PageError> {
+    if session.user().is_none() && session.cart_token().is_none() {
+        // Nothing to change: the visitor has no cart (yet, or any more).
+        return Ok(Redirect::to("/cart").into_response());
+    }
+    let api = web.api(&session);
+    let sku = form.sku.trim().to_owned();
+    let path = format!("/api/v1/cart/items/{}", rules::path_segment(&sku));
+    let outcome = match rules::parse_line_quantity(&form.quantity) {
+        Err(message) => Err(message),
+        Ok(quantity) => {
+            let body = json!({ "quantity": quantity });
+            let reply = api.put("cart", &path, &body).await?;
+            if reply.is_success() {
+                forget_merged_token(&session);
+                let message = if quantity == 0 {
+                    "Removed the item from your cart."
+                } else {
+                    "Updated the quantity."
+                };
+                session.flash("success", message);
+                Ok(())
+            } else if matches!(reply.status, StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY) {
+                Err(capitalize(&reply.problem_detail()))
+            } else if reply.status == StatusCode::NOT_FOUND {
+                session.flash("info", "That item is no longer in your cart.");
+                Ok(())
+            } else {
+                return Err(api.error_for(&reply));
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => Ok(Redirect::to("/cart").into_response()),
+        Err(message) => {
+            let cart = load_cart(&api, &session).await?;
+            render_cart(
+                &session,
+                cart,
+                BTreeMap::from([(sku.clone(), message)]),
+                BTreeMap::from([(sku, form.quantity)]),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RemoveForm {
+    #[serde(default)]
+    sku: String,
+}
+
+pub async fn remove(
+    State(web): State<WebState>,
+    session: Session,
+    Form(form): Form<RemoveForm>,
+) -> Result<Response, PageError> {
+    if session.user().is_none() && session.cart_token().is_none() {
+        return Ok(Redirect::to("/cart").into_response());
+    }
+    let api = web.api(&session);
+    let path = format!("/api/v1/cart/items/{}", rules::path_segment(form.sku.trim()));
+    let reply = api.delete("cart", &path).await?;
+    if reply.is_success() || reply.status == StatusCode::NOT_FOUND {
+        forget_merged_token(&session);
+        session.flash("success", "Removed the item from your cart.");
+        return Ok(Redirect::to("/cart").into_response());
+    }
+    Err(api.error_for(&reply))
+}

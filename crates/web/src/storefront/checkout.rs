@@ -1,0 +1,603 @@
+//! Checkout: address, shipping method, coupon and card, a quote preview, and placing the order
+//! from the cart.
+//!
+//! The form carries an `Idempotency-Key` made when it was rendered, so submitting the same form
+//! twice (a double click, a reload) places one order: ordering answers the second request with
+//! the first one's order. A form re-rendered after a refusal gets a new key (it is a new attempt).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use http::StatusCode;
+use minijinja::context;
+use platform::client::Reply;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::cart::{decorate_cart, load_cart};
+use super::rules;
+use crate::api::Api;
+use crate::forms::{FieldErrors, Form};
+use crate::render::{page_with_status, value_of};
+use crate::{PageError, Session, WebState};
+
+/// The form's fields, all as typed (re-rendered as they were, except the card number and CVC).
+#[derive(Debug, Default, Deserialize)]
+pub struct CheckoutForm {
+    #[serde(default)]
+    idempotency_key: String,
+    /// `quote` (update totals) or `place`.
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    line1: String,
+    #[serde(default)]
+    line2: String,
+    #[serde(default)]
+    city: String,
+    #[serde(default)]
+    postal_code: String,
+    #[serde(default)]
+    country: String,
+    #[serde(default)]
+    shipping_method: String,
+    #[serde(default)]
+    coupon: String,
+    /// A saved card's id, or `new`.
+    #[serde(default)]
+    payment_method: String,
+    #[serde(default)]
+    card_number: String,
+    #[serde(default)]
+    exp_month: String,
+    #[serde(default)]
+    exp_year: String,
+    #[serde(default)]
+    cvc: String,
+    /// The total of the quote the shopper saw (minor units), if they previewed one.
+    #[serde(default)]
+    expected_total: String,
+}
+
+fn new_idempotency_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("web-checkout-{}", hex::encode(bytes))
+}
+
+/// Which input an API field error belongs to (`shipping_address.city` → `city`).
+fn form_field(api_field: &str) -> &str {
+    let field = api_field.strip_prefix("shipping_address.").unwrap_or(api_field);
+    match field {
+        "from_cart" | "items" => "_form",
+        "holder_name" => "name",
+        other if other.starts_with("items[") => "_form",
+        other => other,
+    }
+}
+
+fn errors_from_problem(reply: &Reply) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    let problem = reply.problem().unwrap_or_default();
+    if let Some(list) = problem["errors"].as_array() {
+        for entry in list {
+            if let (Some(field), Some(message)) = (entry["field"].as_str(), entry["message"].as_str()) {
+                let target = form_field(field);
+                if target == "_form" || target == "Idempotency-Key" {
+                    errors.add("_form", message_for(field, message));
+                } else {
+                    errors.add(target, humanize(target, message));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        errors.add("_form", capitalize(&reply.problem_detail()));
+    }
+    errors
+}
+
+fn message_for(field: &str, message: &str) -> String {
+    match field {
+        "from_cart" => "Your cart is empty: add something before checking out.".into(),
+        "Idempotency-Key" => {
+            "This checkout form was already used for another order. Please check the details and place the order again."
+                .into()
+        }
+        _ => capitalize(message),
+    }
+}
+
+/// "is required" on `city` → "City is required." (the API words messages after the field name).
+fn humanize(field: &str, message: &str) -> String {
+    let label = match field {
+        "name" => "Full name",
+        "line1" => "Address line 1",
+        "line2" => "Address line 2",
+        "city" => "City",
+        "postal_code" => "Postal code",
+        "country" => "Country",
+        "phone" => "Phone",
+        "shipping_method" => "Shipping method",
+        "coupon" => "Coupon code",
+        "payment_method" => "Payment method",
+        "card_number" => "Card number",
+        "exp_month" => "Expiry month",
+        "exp_year" => "Expiry year",
+        "cvc" => "CVC",
+        _ => return capitalize(message),
+    };
+    let sentence = if message.starts_with(|c: char| c.is_lowercase()) {
+        format!("{label} {message}")
+    } else {
+        message.to_owned()
+    };
+    if sentence.ends_with('.') {
+        sentence
+    } else {
+        format!("{sentence}.")
+    }
+}
+
+fn capitalize(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn address(form: &CheckoutForm) -> Value {
+    json!({
+        "name": form.name.trim(),
+        "line1": form.line1.trim(),
+        "line2": Some(form.line2.trim()).filter(|l| !l.is_empty()),
+        "city": form.city.trim(),
+        "postal_code": form.postal_code.trim(),
+        "country": form.country.trim().to_ascii_uppercase(),
+    })
+}
+
+fn checkout_body(form: &CheckoutForm) -> Value {
+    let mut body = json!({
+        "from_cart": true,
+        "shipping_address": address(form),
+        "shipping_method": form.shipping_method.trim(),
+    });
+    let coupon = form.coupon.trim();
+    if !coupon.is_empty() {
+        body["coupon"] = json!(coupon);
+    }
+    body
+}
+
+/// What the page shows besides the form: a message, the quote, and how to answer.
+struct Outcome {
+    errors: FieldErrors,
+    message: Option<String>,
+    quote: Option<Value>,
+    status: StatusCode,
+}
+
+impl Outcome {
+    fn refused(errors: FieldErrors) -> Self {
+        Self {
+            errors,
+            message: None,
+            quote: None,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+}
+
+/// Renders the checkout page with the cart, shipping methods and saved cards read now.
+async fn render(
+    web: &WebState,
+    session: &Session,
+    form: CheckoutForm,
+    outcome: Outcome,
+) -> Result<Response, PageError> {
+    let api = web.api(session);
+    let (cart, methods, cards) = tokio::join!(
+        load_cart(&api, session),
+        api.get_json::<Value>("ordering", "/api/v1/orders/shipping-methods"),
+        api.get_json::<Value>("payments", "/api/v1/payments/methods"),
+    );
+    let (cart, methods, cards) = (cart?, methods?, cards?);
+    let Some(cart) = cart.filter(|c| c["items"].as_array().is_some_and(|i| !i.is_empty())) else {
+        session.flash(
+            "info",
+            "Your cart is empty. If you have just placed an order, you will find it under Orders.",
+        );
+        return Ok(Redirect::to("/cart").into_response());
+    };
+    let cards = cards["items"].as_array().cloned().unwrap_or_default();
+    let countries = methods["countries"].as_array().cloned().unwrap_or_default();
+    let first_method = methods["methods"][0]["id"].as_str().unwrap_or_default().to_owned();
+    let default_country = if countries.iter().any(|c| c == "DE") {
+        "DE".to_owned()
+    } else {
+        countries.first().and_then(Value::as_str).unwrap_or_default().to_owned()
+    };
+    let payment_method = match form.payment_method.as_str() {
+        "" => cards.first().and_then(|c| c["id"].as_str()).unwrap_or("new").to_owned(),
+        chosen => chosen.to_owned(),
+    };
+    // Never show a card number again; the last four digits help the shopper see which one it was.
+    let digits: String = form.card_number.chars().filter(char::is_ascii_digit).collect();
+    let card_hint = (digits.len() >= 4).then(|| digits[digits.len() - 4..].to_owned());
+    let expected_total = outcome
+        .quote
+        .as_ref()
+        .and_then(|q| q["total"].as_i64())
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    page_with_status(
+        outcome.status,
+        session,
+        "shop/checkout.html",
+        context! {
+            cart => value_of(decorate_cart(&cart)),
+            methods => value_of(&methods["methods"]),
+            currency => methods["currency"].as_str().unwrap_or("EUR").to_owned(),
+            countries => value_of(countries),
+            cards => value_of(cards),
+            quote => value_of(&outcome.quote),
+            message => outcome.message,
+            errors => outcome.errors,
+            idempotency_key => new_idempotency_key(),
+            expected_total => expected_total,
+            card_hint => card_hint,
+            form => context! {
+                name => form.name,
+                line1 => form.line1,
+                line2 => form.line2,
+                city => form.city,
+                postal_code => form.postal_code,
+                country => if form.country.is_empty() { default_country } else { form.country.to_ascii_uppercase() },
+                shipping_method => if form.shipping_method.is_empty() { first_method } else { form.shipping_method },
+                coupon => form.coupon,
+                payment_method => payment_method,
+                exp_month => form.exp_month,
+                exp_year => form.exp_year,
+            },
+        },
+    )
+}
+
+pub async fn show(State(web): State<WebState>, session: Session) -> Result<Response, PageError> {
+    let user = session.require_user()?;
+    let form = CheckoutForm {
+        name: user.name,
+        ..CheckoutForm::default()
+    };
+    let outcome = Outcome {
+        errors: FieldErrors::new(),
+        message: None,
+        quote: None,
+        status: StatusCode::OK,
+    };
+    render(&web, &session, form, outcome).await
+}
+
+pub async fn submit(
+    State(web): State<WebState>,
+    session: Session,
+    Form(mut form): Form<CheckoutForm>,
+) -> Result<Response, PageError> {
+    if session.user().is_none() {
+        return Err(PageError::LoginRequired {
+            next: "/checkout".into(),
+        });
+    }
+    let api = web.api(&session);
+    let body = checkout_body(&form);
+    let saved_card = !form.payment_method.is_empty() && form.payment_method != "new";
+
+    // With a saved card the order is placed straight away: the same form submitted twice sends
+    // the same body with the same key, so ordering answers the second with the first's order.
+    // Otherwise the quote checks the address, shipping method, coupon and stock before the card
+    // is saved (a typo in the address must not leave a card behind).
+    let quote = if form.action == "place" && saved_card {
+        None
+    } else {
+        let reply = api.post("ordering", "/api/v1/orders/quote", &body).await?;
+        match reply.status {
+            s if s.is_success() => Some(api.decode::<Value>(reply)?),
+            StatusCode::CONFLICT => return render(&web, &session, form, conflict(&reply)).await,
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                return render(&web, &session, form, Outcome::refused(errors_from_problem(&reply))).await;
+            }
+            _ => return Err(api.error_for(&reply)),
+        }
+    };
+    if form.action != "place" {
+        let outcome = Outcome {
+            errors: FieldErrors::new(),
+            message: None,
+            quote,
+            status: StatusCode::OK,
+        };
+        return render(&web, &session, form, outcome).await;
+    }
+
+    let payment_method = if saved_card {
+        form.payment_method.clone()
+    } else {
+        match save_card(&api, &form).await? {
+            Ok(id) => id,
+            Err(errors) => {
+                let outcome = Outcome {
+                    quote,
+                    ..Outcome::refused(errors)
+                };
+                return render(&web, &session, form, outcome).await;
+            }
+        }
+    };
+    // The card is saved now: a re-rendered form offers it instead of asking for it again.
+    form.payment_method = payment_method.clone();
+
+    let mut body = body;
+    body["payment_method"] = json!(payment_method);
+    if let Ok(total) = form.expected_total.trim().parse::<i64>() {
+        body["expected_total"] = json!(total);
+    }
+    let keyed = web.api(&session).idempotency_key(idempotency_key_of(&form));
+    let reply = place(&keyed, &body).await?;
+    match reply.status {
+        s if s.is_success() => {
+            let order: Value = api.decode(reply)?;
+            placed(&web, &session, form, order).await
+        }
+        StatusCode::CONFLICT => render(&web, &session, form, conflict(&reply)).await,
+        StatusCode::UNPROCESSABLE_ENTITY if names_field(&reply, "Idempotency-Key") => {
+            // This form already placed an order (submitted again with a card typed anew).
+            session.flash(
+                "info",
+                "This order was already placed: you will find it at the top of your orders.",
+            );
+            Ok(Redirect::to("/orders").into_response())
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            let outcome = Outcome {
+                quote,
+                ..Outcome::refused(errors_from_problem(&reply))
+            };
+            render(&web, &session, form, outcome).await
+        }
+        _ => Err(api.error_for(&reply)),
+    }
+}
+
+fn names_field(reply: &Reply, field: &str) -> bool {
+    reply.problem().is_some_and(|p| {
+        p["errors"]
+            .as_array()
+            .is_some_and(|list| list.iter().any(|e| e["field"] == json!(field)))
+    })
+}
+
+/// The form's key, or a fresh one when the form came without (an old page).
+fn idempotency_key_of(form: &CheckoutForm) -> String {
+    let key = form.idempotency_key.trim();
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        new_idempotency_key()
+    } else {
+        key.to_owned()
+    }
+}
+
+/// Places the order; while an earlier submission of the same form is still running (a double
+/// submit), waits for it and answers with its order.
+async fn place(api: &Api<'_>, body: &Value) -> Result<Reply, PageError> {
+    let mut reply = api.post("ordering", "/api/v1/orders", body).await?;
+    for _ in 0..3 {
+        let running = reply.status == StatusCode::CONFLICT && reply.problem_detail().contains("still being processed");
+        if !running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        reply = api.post("ordering", "/api/v1/orders", body).await?;
+    }
+    Ok(reply)
+}
+
+/// Saves the typed card with payments; its id, or the field errors to show.
+async fn save_card(api: &Api<'_>, form: &CheckoutForm) -> Result<Result<String, FieldErrors>, PageError> {
+    let mut errors = FieldErrors::new();
+    if form.card_number.trim().is_empty() {
+        errors.add("card_number", "Enter the card number.");
+    }
+    let month = form.exp_month.trim().parse::<i64>();
+    if !matches!(month, Ok(1..=12)) {
+        errors.add("exp_month", "Enter the expiry month as a number from 1 to 12.");
+    }
+    let year = form.exp_year.trim().parse::<i64>();
+    if year.is_err() {
+        errors.add("exp_year", "Enter the expiry year, e.g. 2030.");
+    }
+    if form.cvc.trim().is_empty() {
+        errors.add("cvc", "Enter the 3 or 4 digits on the back of the card.");
+    }
+    let (Ok(month), Ok(year)) = (month, year) else {
+        return Ok(Err(errors));
+    };
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    let mut body = json!({
+        "card_number": form.card_number.trim(),
+        "exp_month": month,
+        "exp_year": year,
+        "cvc": form.cvc.trim(),
+    });
+    if !form.name.trim().is_empty() {
+        body["holder_name"] = json!(form.name.trim());
+    }
+    let reply = api.post("payments", "/api/v1/payments/methods", &body).await?;
+    if reply.is_success() {
+        let method: Value = api.decode(reply)?;
+        return method["id"]
+            .as_str()
+            .map(|id| Ok(id.to_owned()))
+            .ok_or_else(|| PageError::Internal(anyhow::anyhow!("the saved card has no id")));
+    }
+    if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
+        return Ok(Err(errors_from_problem(&reply)));
+    }
+    Err(api.error_for(&reply))
+}
+
+/// A 409 from a quote or checkout: prices changed (the new quote is shown to confirm) or not
+/// enough stock.
+fn conflict(reply: &Reply) -> Outcome {
+    let problem = reply.problem().unwrap_or_default();
+    let price_changed = problem["type"].as_str().is_some_and(|t| t.ends_with("price-changed"));
+    if price_changed {
+        return Outcome {
+            errors: FieldErrors::new(),
+            message: Some(
+                "Prices changed since you looked. Please check the new total below and place the order again.".into(),
+            ),
+            quote: problem.get("quote").cloned(),
+            status: StatusCode::CONFLICT,
+        };
+    }
+    Outcome {
+        errors: FieldErrors::new(),
+        message: Some(format!(
+            "We could not place the order: {}. Please adjust your cart and try again.",
+            reply.problem_detail().trim_end_matches('.')
+        )),
+        quote: None,
+        status: StatusCode::CONFLICT,
+    }
+}
+
+/// The order exists: to its page with a thank-you, or back to the form when its payment failed.
+async fn placed(
+    web: &WebState,
+    session: &Session,
+    mut form: CheckoutForm,
+    order: Value,
+) -> Result<Response, PageError> {
+    let status = order["status"].as_str().unwrap_or_default();
+    let number = order["number"].as_str().unwrap_or_default();
+    let id = rules::path_segment(order["id"].as_str().unwrap_or_default());
+    match status {
+        "payment_failed" | "cancelled" => {
+            let reason = order["timeline"]
+                .as_array()
+                .and_then(|t| t.iter().rev().find(|e| e["to"] == json!(status)))
+                .and_then(|e| e["reason"].as_str())
+                .unwrap_or("card_declined")
+                .to_owned();
+            restore_cart(&web.api(session), &order).await;
+            // The declined card stays saved; the shopper picks another one.
+            form.payment_method = "new".into();
+            let outcome = Outcome {
+                errors: FieldErrors::new(),
+                message: Some(rules::payment_failure_message(&reason)),
+                quote: None,
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            render(web, session, form, outcome).await
+        }
+        "pending" | "awaiting_payment" | "paid" => {
+            session.flash(
+                "info",
+                format!("Thank you! Your order {number} is placed; we are confirming the payment."),
+            );
+            Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+        }
+        _ => {
+            session.flash("success", format!("Thank you! Your order {number} is confirmed."));
+            Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+        }
+    }
+}
+
+/// An order whose payment failed was still placed from the cart, and the cart empties itself
+/// once it hears of it. Put its lines back, so the shopper can try another card at once. Lines
+/// written after the order are kept by that clean-up, so the order of events does not matter.
+/// Best effort: a line that cannot go back (the stock went meanwhile) is left out.
+async fn restore_cart(api: &Api<'_>, order: &Value) {
+    let Some(lines) = order["lines"].as_array() else { return };
+    for line in lines {
+        let (Some(sku), Some(quantity)) = (line["sku"].as_str(), line["quantity"].as_i64()) else {
+            continue;
+        };
+        let path = format!("/api/v1/cart/items/{}", rules::path_segment(sku));
+        for attempt in 0..5 {
+            let reply = match api.put("cart", &path, &json!({ "quantity": quantity })).await {
+                Ok(r) if r.status == StatusCode::NOT_FOUND => {
+                    api.post(
+                        "cart",
+                        "/api/v1/cart/items",
+                        &json!({ "sku": sku, "quantity": quantity }),
+                    )
+                    .await
+                }
+                other => other,
+            };
+            match reply {
+                Ok(r) if r.is_success() => break,
+                // The failed order's reservation may not be released yet: wait for the units.
+                Ok(r) if r.status == StatusCode::CONFLICT && attempt < 4 => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Ok(r) => {
+                    tracing::info!(sku, status = %r.status, detail = r.problem_detail(), "could not put a line back into the cart");
+                    break;
+                }
+                Err(e) => {
+                    tracing::info!(sku, error = %e, "could not put a line back into the cart");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_fields_map_to_the_form_inputs() {
+        assert_eq!(form_field("shipping_address.city"), "city");
+        assert_eq!(form_field("shipping_address.postal_code"), "postal_code");
+        assert_eq!(form_field("shipping_method"), "shipping_method");
+        assert_eq!(form_field("card_number"), "card_number");
+        assert_eq!(form_field("from_cart"), "_form");
+        assert_eq!(form_field("items[0].quantity"), "_form");
+    }
+
+    #[test]
+    fn problems_become_messages_on_the_right_inputs() {
+        let reply = Reply {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            headers: http::HeaderMap::new(),
+            body: br#"{"detail":"x","errors":[{"field":"shipping_address.city","message":"is required"},{"field":"from_cart","message":"the cart is empty"}]}"#.as_slice().into(),
+        };
+        let errors = errors_from_problem(&reply);
+        assert_eq!(errors.get("city"), Some("City is required."));
+        assert!(errors.get("_form").is_some_and(|m| m.contains("cart is empty")));
+    }
+
+    #[test]
+    fn a_missing_or_odd_key_is_replaced() {
+        let form = |k: &str| CheckoutForm {
+            idempotency_key: k.into(),
+            ..CheckoutForm::default()
+        };
+        assert_eq!(idempotency_key_of(&form("web-checkout-abc")), "web-checkout-abc");
+        assert!(idempotency_key_of(&form("")).starts_with("web-checkout-"));
+        assert_ne!(idempotency_key_of(&form("has space")), "has space");
+    }
+}

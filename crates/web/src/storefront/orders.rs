@@ -1,0 +1,269 @@
+//! Order history, one order's page (status, lines, totals, timeline, tracking, invoice), and
+//! what a customer may do with it: cancel before it ships, ask for a refund afterwards.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use http::{HeaderValue, StatusCode, header};
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::rules;
+use crate::forms::{FieldErrors, Form};
+use crate::render::{page, page_with_status, value_of};
+use crate::{PageError, Session, WebState};
+
+const HISTORY_PAGE: u32 = 20;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    cursor: String,
+}
+
+pub async fn list(
+    State(web): State<WebState>,
+    session: Session,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, PageError> {
+    session.require_user()?;
+    let status = Some(q.status.trim())
+        .filter(|s| rules::ORDER_STATUSES.contains(s))
+        .unwrap_or_default()
+        .to_owned();
+    let query = {
+        // (The serializer is not `Send`: it must not live across an await.)
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("limit", &HISTORY_PAGE.to_string());
+        if !status.is_empty() {
+            query.append_pair("status", &status);
+        }
+        if !q.cursor.is_empty() {
+            query.append_pair("cursor", &q.cursor);
+        }
+        query.finish()
+    };
+    let api = web.api(&session);
+    let reply = api.get("ordering", &format!("/api/v1/orders?{query}")).await?;
+    let mut errors = FieldErrors::new();
+    let page_data: Value = if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
+        // A stale cursor in a bookmarked link: start from the first page.
+        errors.add(
+            "_form",
+            "That page of your orders is no longer available; showing the newest.",
+        );
+        api.get_json("ordering", &format!("/api/v1/orders?limit={HISTORY_PAGE}"))
+            .await?
+    } else {
+        api.decode(reply)?
+    };
+    let orders: Vec<Value> = page_data["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|o| {
+                    let mut o = o.clone();
+                    o["status_label"] = json!(rules::status_label(o["status"].as_str().unwrap_or_default()));
+                    o
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let next_url = page_data["next"].as_str().map(|next| {
+        let mut url = form_urlencoded::Serializer::new(String::new());
+        if !status.is_empty() {
+            url.append_pair("status", &status);
+        }
+        url.append_pair("cursor", next);
+        format!("/orders?{}", url.finish())
+    });
+    let statuses: Vec<Value> = rules::ORDER_STATUSES
+        .iter()
+        .map(|s| json!({"value": s, "label": rules::status_label(s)}))
+        .collect();
+    page(
+        &session,
+        "shop/orders.html",
+        context! {
+            orders => value_of(orders),
+            status => status,
+            statuses => value_of(statuses),
+            next_url => next_url,
+            paged => !q.cursor.is_empty(),
+            errors => errors,
+        },
+    )
+}
+
+async fn order_page(
+    web: &WebState,
+    session: &Session,
+    id: &str,
+    refund_reason: &str,
+    errors: FieldErrors,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    session.require_user()?;
+    let api = web.api(session);
+    let mut order: Value = api
+        .get_json("ordering", &format!("/api/v1/orders/{}", rules::path_segment(id)))
+        .await?;
+    let state = order["status"].as_str().unwrap_or_default().to_owned();
+    order["status_label"] = json!(rules::status_label(&state));
+    if let Some(timeline) = order["timeline"].as_array_mut() {
+        for entry in timeline {
+            let to = entry["to"].as_str().unwrap_or_default().to_owned();
+            entry["to_label"] = json!(rules::status_label(&to));
+        }
+    }
+    page_with_status(
+        status,
+        session,
+        "shop/order.html",
+        context! {
+            order => value_of(&order),
+            in_progress => rules::order_in_progress(&state),
+            can_cancel => rules::can_cancel(&state),
+            can_request_refund => rules::can_request_refund(&state),
+            has_invoice => rules::has_invoice(&state) && order.get("invoice_number").is_some_and(|n| !n.is_null()),
+            refund_reason => refund_reason,
+            errors => errors,
+        },
+    )
+}
+
+pub async fn detail(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    order_page(&web, &session, &id, "", FieldErrors::new(), StatusCode::OK).await
+}
+
+/// Streams the invoice PDF from ordering with its own type and file name.
+pub async fn invoice(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    session.require_user()?;
+    let api = web.api(&session);
+    let order_path = format!("/orders/{}", rules::path_segment(&id));
+    let reply = api.get("ordering", &format!("/api/v1{order_path}/invoice.pdf")).await?;
+    if reply.status == StatusCode::CONFLICT {
+        session.flash("info", "The invoice is ready once the order has been paid.");
+        return Ok(Redirect::to(&order_path).into_response());
+    }
+    if !reply.is_success() {
+        return Err(api.error_for(&reply));
+    }
+    let mut response = Response::new(Body::from(reply.body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    let disposition = reply
+        .headers
+        .get(header::CONTENT_DISPOSITION)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("attachment; filename=\"invoice.pdf\""));
+    headers.insert(header::CONTENT_DISPOSITION, disposition);
+    // An invoice is personal: the browser may keep it, nothing in between may.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(response)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReasonForm {
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn cancel(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Result<Response, PageError> {
+    let back = format!("/orders/{}", rules::path_segment(&id));
+    if session.user().is_none() {
+        return Err(PageError::LoginRequired { next: back });
+    }
+    let api = web.api(&session);
+    let reason = form.reason.trim();
+    let body = if reason.is_empty() {
+        json!({})
+    } else {
+        json!({ "reason": reason })
+    };
+    let reply = api.post("ordering", &format!("/api/v1{back}/cancel"), &body).await?;
+    if reply.is_success() {
+        session.flash(
+            "success",
+            "Your order is cancelled. Anything you paid is refunded to your card.",
+        );
+        return Ok(Redirect::to(&back).into_response());
+    }
+    match reply.status {
+        StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
+            session.flash(
+                "error",
+                format!(
+                    "The order could not be cancelled: {}.",
+                    reply.problem_detail().trim_end_matches('.')
+                ),
+            );
+            Ok(Redirect::to(&back).into_response())
+        }
+        _ => Err(api.error_for(&reply)),
+    }
+}
+
+pub async fn refund_request(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Result<Response, PageError> {
+    let back = format!("/orders/{}", rules::path_segment(&id));
+    if session.user().is_none() {
+        return Err(PageError::LoginRequired { next: back });
+    }
+    let mut errors = FieldErrors::new();
+    let reason = form.reason.trim();
+    if reason.is_empty() {
+        errors.add("reason", "Tell us why you would like a refund.");
+    } else {
+        let api = web.api(&session);
+        let reply = api
+            .post(
+                "ordering",
+                &format!("/api/v1{back}/refund-requests"),
+                &json!({ "reason": reason }),
+            )
+            .await?;
+        if reply.is_success() {
+            session.flash(
+                "success",
+                "Your refund request was sent. We will let you know by e-mail once it is decided.",
+            );
+            return Ok(Redirect::to(&back).into_response());
+        }
+        match reply.status {
+            StatusCode::UNPROCESSABLE_ENTITY => errors = FieldErrors::from_problem(&reply),
+            StatusCode::CONFLICT => errors.add("_form", reply.problem_detail()),
+            _ => return Err(api.error_for(&reply)),
+        }
+    }
+    order_page(
+        &web,
+        &session,
+        &id,
+        &form.reason,
+        errors,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
