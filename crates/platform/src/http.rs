@@ -55,6 +55,11 @@ struct RouteTag(Arc<OnceLock<(&'static str, String)>>);
 /// Marks every route of a context's router with the context's name. Call it on the context's
 /// finished router; the outer stack (`with_platform_stack`) reads the tag.
 pub fn tag_routes(router: Router, service: &'static str) -> Router {
+    // A context without routes of some kind (identity consumes no events, so it has no
+    // dead-letter routes) has nothing to tag, and axum refuses a route layer on no routes.
+    if !router.has_routes() {
+        return router;
+    }
     router.route_layer(middleware::from_fn_with_state(service, tag_route))
 }
 
@@ -485,6 +490,12 @@ mod tests {
     fn trailing_garbage_is_malformed() {
         let p = parse_json::<Body>(br#"{"email":"a","age":3} x"#).expect_err("trailing");
         assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn tagging_a_router_without_routes_is_a_no_op() {
+        let router = tag_routes(Router::new(), "identity");
+        assert!(!router.has_routes());
     }
 
     #[test]
