@@ -24,6 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve HTTP. Without --service: every context in one process on SQLite (embedded mode).
     Serve(ServeArgs),
+    /// Run Emporium for development: embedded (one process), or `--topology multi`: every context
+    /// in its own process plus the gateway, on the local PostgreSQL, Redis and RabbitMQ.
+    Dev(crate::dev::DevArgs),
     /// Apply database migrations (production: run once per release, before `serve`).
     Migrate(TargetArgs),
     /// Load a generated catalog (categories, brands, attributes, prices, reviews) with stock into
@@ -40,12 +43,42 @@ pub enum Command {
 
 #[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
-    /// Run only this context against DATABASE_URL (production mode).
+    /// Run only this context against DATABASE_URL (production mode), or the gateway in front of
+    /// the context processes (EMPORIUM_UPSTREAM_<CONTEXT>).
     #[arg(long, value_enum)]
-    pub service: Option<Service>,
+    pub service: Option<ServeTarget>,
     /// Address to listen on (overrides EMPORIUM_LISTEN).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+}
+
+/// What `serve --service` runs: one context, or the gateway (which has no database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeTarget {
+    Context(Service),
+    Gateway,
+}
+
+impl clap::ValueEnum for ServeTarget {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            ServeTarget::Context(Service::Identity),
+            ServeTarget::Context(Service::Catalog),
+            ServeTarget::Context(Service::Inventory),
+            ServeTarget::Context(Service::Cart),
+            ServeTarget::Context(Service::Ordering),
+            ServeTarget::Context(Service::Payments),
+            ServeTarget::Context(Service::Notifications),
+            ServeTarget::Gateway,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            ServeTarget::Context(service) => service.to_possible_value(),
+            ServeTarget::Gateway => Some(clap::builder::PossibleValue::new("gateway")),
+        }
+    }
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -100,8 +133,10 @@ impl From<anyhow::Error> for Failure {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
+    crate::dev::exit_with_parent_if_asked();
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args).await,
+        Command::Dev(args) => dev(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Admin { command } => admin(command).await,
         Command::Seed(args) => seed(args).await,
@@ -159,18 +194,39 @@ async fn open_database(settings: &Settings, service: Option<Service>, name: &str
     }
 }
 
+/// A failure of the wiring: configuration errors keep their exit code.
+fn wiring_failure(e: anyhow::Error) -> Failure {
+    match e.downcast::<ConfigError>() {
+        Ok(config) => Failure::Config(config),
+        Err(other) => Failure::Other(other),
+    }
+}
+
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let mut src = ConfigSource::from_env()?;
     if let Some(listen) = args.listen {
         src.set("EMPORIUM_LISTEN", listen.to_string());
     }
-    let settings = Settings::load(&src, default_listen(args.service))?;
+    let service = match args.service {
+        Some(ServeTarget::Gateway) => {
+            let settings = Settings::load(&src, SocketAddr::from(([0, 0, 0, 0], 8080)))?;
+            let _telemetry = platform::telemetry::init("gateway", &settings.platform);
+            return crate::gateway_mode::serve(&settings, &src)
+                .await
+                .map_err(wiring_failure);
+        }
+        Some(ServeTarget::Context(service)) => Some(service),
+        None => None,
+    };
+    let settings = Settings::load(&src, default_listen(service))?;
     let migrate_on_start = src.flag("EMPORIUM_MIGRATE_ON_START", false)?;
-    let mode = args.service.map_or("embedded", Service::name);
+    let mode = service.map_or("embedded", Service::name);
     let _telemetry = platform::telemetry::init(mode, &settings.platform);
 
-    let embedded = args.service.is_none();
-    let app = start_app(&settings, args.service, embedded || migrate_on_start).await?;
+    let embedded = service.is_none();
+    // Production notifications without a mail server (the multi-process dev topology).
+    let dev_mailbox = embedded || src.flag("EMPORIUM_DEV_MAILBOX", false)?;
+    let app = start_app(&settings, service, embedded || migrate_on_start, dev_mailbox).await?;
     if embedded && settings.catalog.seed_demo {
         seed_demo(&app).await?;
     }
@@ -198,8 +254,56 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn dev(args: crate::dev::DevArgs) -> Result<(), Failure> {
+    match args.topology {
+        crate::dev::Topology::Embedded => {
+            if args.seed_demo {
+                return Err(anyhow::anyhow!(
+                    "embedded mode loads the demo catalog on first start by itself (EMPORIUM_SEED_DEMO); drop --seed-demo"
+                )
+                .into());
+            }
+            serve(ServeArgs {
+                service: None,
+                listen: args.listen,
+            })
+            .await
+        }
+        crate::dev::Topology::Multi => crate::dev::run_multi(&args).await.map_err(wiring_failure),
+    }
+}
+
+/// Loads the demo catalog with stock into the databases `settings` names, as the embedded first
+/// start does, and waits until catalog and inventory have told each other (`emporium dev`).
+pub(crate) async fn seed_demo_into(settings: &Settings) -> anyhow::Result<()> {
+    let app = start_app(settings, None, true, true).await.map_err(|e| match e {
+        Failure::Config(c) => anyhow::Error::new(c),
+        Failure::Other(e) => e,
+    })?;
+    let seeded = async {
+        seed_demo(&app).await?;
+        for service in [Service::Catalog, Service::Inventory] {
+            if let Some(db) = app.databases.get(&service) {
+                wait_for_delivery(db, |_| {}).await?;
+            }
+        }
+        Ok::<(), Failure>(())
+    }
+    .await;
+    app.close().await;
+    seeded.map_err(|e| match e {
+        Failure::Config(c) => anyhow::Error::new(c),
+        Failure::Other(e) => e,
+    })
+}
+
 /// Opens the databases of the contexts to run and builds the app on them.
-async fn start_app(settings: &Settings, service: Option<Service>, migrate: bool) -> Result<app::App, Failure> {
+async fn start_app(
+    settings: &Settings,
+    service: Option<Service>,
+    migrate: bool,
+    dev_mailbox: bool,
+) -> Result<app::App, Failure> {
     let embedded = service.is_none();
     let mut databases = BTreeMap::new();
     for s in service.map_or_else(|| Service::ALL.to_vec(), |s| vec![s]) {
@@ -216,7 +320,7 @@ async fn start_app(settings: &Settings, service: Option<Service>, migrate: bool)
         databases,
         events,
         cache,
-        dev_mailbox: embedded.then(DevMailbox::new),
+        dev_mailbox: dev_mailbox.then(DevMailbox::new),
         migrate,
     };
     app::build(settings, wiring)
@@ -278,7 +382,7 @@ async fn seed(args: SeedArgs) -> Result<(), Failure> {
         .into());
     }
     let settings = Settings::load(&src, default_listen(None))?;
-    let app = start_app(&settings, None, true).await?;
+    let app = start_app(&settings, None, true, true).await?;
     let (Some(catalog), Some(inventory)) = (&app.catalog, &app.inventory) else {
         return Err(anyhow::anyhow!("the embedded app has no catalog or inventory").into());
     };
