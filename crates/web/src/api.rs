@@ -65,15 +65,30 @@ impl<'a> Api<'a> {
         self.call(Method::GET, ctx, path, None::<&()>).await
     }
 
-    pub async fn post<B: Serialize + ?Sized>(&self, ctx: &'static str, path: &str, body: &B) -> Result<Reply, PageError> {
+    pub async fn post<B: Serialize + ?Sized>(
+        &self,
+        ctx: &'static str,
+        path: &str,
+        body: &B,
+    ) -> Result<Reply, PageError> {
         self.call(Method::POST, ctx, path, Some(body)).await
     }
 
-    pub async fn put<B: Serialize + ?Sized>(&self, ctx: &'static str, path: &str, body: &B) -> Result<Reply, PageError> {
+    pub async fn put<B: Serialize + ?Sized>(
+        &self,
+        ctx: &'static str,
+        path: &str,
+        body: &B,
+    ) -> Result<Reply, PageError> {
         self.call(Method::PUT, ctx, path, Some(body)).await
     }
 
-    pub async fn patch<B: Serialize + ?Sized>(&self, ctx: &'static str, path: &str, body: &B) -> Result<Reply, PageError> {
+    pub async fn patch<B: Serialize + ?Sized>(
+        &self,
+        ctx: &'static str,
+        path: &str,
+        body: &B,
+    ) -> Result<Reply, PageError> {
         self.call(Method::PATCH, ctx, path, Some(body)).await
     }
 
@@ -187,7 +202,12 @@ impl<'a> Api<'a> {
         if tokens.access_expires_at - now > REFRESH_MARGIN_SECS {
             return Ok(Some(tokens.access_token));
         }
-        match self.web.refreshes().refresh(self.web, self.session, &tokens.refresh_token).await? {
+        match self
+            .web
+            .refreshes()
+            .refresh(self.web, self.session, &tokens.refresh_token)
+            .await?
+        {
             Some(fresh) => {
                 self.session.set_tokens(fresh.clone());
                 Ok(Some(fresh.access_token))
@@ -257,15 +277,22 @@ fn tokens_from(answer: &serde_json::Value) -> Option<Tokens> {
 /// Refresh tokens are single-use and a reused one revokes the whole session (theft detection),
 /// so two pages of one browser refreshing at once must not both present it. Within a process the
 /// first refresh runs and the others get its result for a short while.
+type TokenHash = [u8; 32];
+
 #[derive(Default)]
 pub(crate) struct RefreshSingleFlight {
-    recent: tokio::sync::Mutex<HashMap<[u8; 32], (Instant, Option<Tokens>)>>,
+    recent: tokio::sync::Mutex<HashMap<TokenHash, (Instant, Option<Tokens>)>>,
 }
 
 const REMEMBER_REFRESH: Duration = Duration::from_secs(30);
 
 impl RefreshSingleFlight {
-    async fn refresh(&self, web: &WebState, session: &Session, refresh_token: &str) -> Result<Option<Tokens>, PageError> {
+    async fn refresh(
+        &self,
+        web: &WebState,
+        session: &Session,
+        refresh_token: &str,
+    ) -> Result<Option<Tokens>, PageError> {
         let key: [u8; 32] = Sha256::digest(refresh_token.as_bytes()).into();
         // Held across the call on purpose: refreshes are rare (one per user per 15 minutes).
         let mut recent = self.recent.lock().await;

@@ -44,7 +44,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_filter("date", date_filter);
     env.add_function("csrf_field", csrf_field);
     env.add_function("field_error", field_error);
-    env.add_function("static_url", |name: String| Value::from_safe_string(crate::assets::url(&name)));
+    env.add_function("static_url", |name: String| {
+        Value::from_safe_string(crate::assets::url(&name))
+    });
     env
 });
 
@@ -117,6 +119,9 @@ fn group_thousands(n: u64) -> String {
     out
 }
 
+/// A billion in major units: beyond any price or refund typed by hand.
+const MAX_TYPED_AMOUNT: i64 = 100_000_000_000;
+
 /// Parses a price typed into a form ("12.34", "12", "1,299.00") into minor units, or says why not.
 pub fn parse_money(input: &str) -> Result<i64, &'static str> {
     let cleaned: String = input.trim().chars().filter(|c| *c != ',' && *c != ' ').collect();
@@ -141,11 +146,13 @@ pub fn parse_money(input: &str) -> Result<i64, &'static str> {
     } else {
         whole.parse().map_err(|_| "is too large")?
     };
-    let cents: i64 = format!("{fraction:0<2}").parse().map_err(|_| "must be a number like 12.50")?;
+    let cents: i64 = format!("{fraction:0<2}")
+        .parse()
+        .map_err(|_| "must be a number like 12.50")?;
     whole
         .checked_mul(100)
         .and_then(|w| w.checked_add(cents))
-        .filter(|v| *v <= 100_000_000_00)
+        .filter(|v| *v <= MAX_TYPED_AMOUNT)
         .ok_or("is too large")
 }
 
@@ -194,7 +201,13 @@ fn field_error(errors: Option<Value>, field: String) -> Value {
         Some(message) => {
             let id: String = field
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
                 .collect();
             Value::from_safe_string(format!(
                 r#"<p class="field-error" id="error-{id}" data-testid="error-{id}" role="alert">{}</p>"#,
