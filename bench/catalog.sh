@@ -28,7 +28,8 @@ server=""
 cleanup() { [ -n "$server" ] && { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }; rm -rf "$work"; }
 trap cleanup EXIT
 
-export RUST_LOG=warn EMPORIUM_LOG_FORMAT=json EMPORIUM_SEED_DEMO=false EMPORIUM_DATA_DIR="$work/data"
+# The edge rate limit is per client and wrk is one client: lift it to measure the app, not the limit.
+export RUST_LOG=warn EMPORIUM_LOG_FORMAT=json EMPORIUM_SEED_DEMO=false EMPORIUM_DATA_DIR="$work/data" EMPORIUM_RATE_LIMIT_PER_MINUTE=0
 if [ "$mode" = postgres ]; then
   pg=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
   # Every context of the embedded process on its own database (a context without its

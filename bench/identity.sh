@@ -21,7 +21,7 @@ bin=target/release/emporium
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
-EMPORIUM_DATA_DIR="$data" EMPORIUM_LISTEN="127.0.0.1:$port" RUST_LOG=warn EMPORIUM_LOG_FORMAT=json \
+EMPORIUM_DATA_DIR="$data" EMPORIUM_LISTEN="127.0.0.1:$port" RUST_LOG=warn EMPORIUM_LOG_FORMAT=json EMPORIUM_RATE_LIMIT_PER_MINUTE=0 \
   "$bin" serve >"$data/server.log" 2>&1 &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data"; }

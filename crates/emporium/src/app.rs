@@ -205,6 +205,8 @@ pub struct Settings {
     pub notifications: NotificationsConfig,
     /// The web pages (a session key is made up when none is configured: see `web::WebConfig`).
     pub web: web::WebConfig,
+    /// Security headers, CORS, rate limit and token check for whatever faces browsers.
+    pub edge: gateway::EdgeConfig,
 }
 
 impl Settings {
@@ -225,6 +227,7 @@ impl Settings {
                 ..NotificationsConfig::from_source(src)?
             },
             web: web::WebConfig::from_source(src, &platform.public_url, true)?,
+            edge: gateway::EdgeConfig::from_source(src, &platform.public_url)?,
             platform,
         })
     }
@@ -507,8 +510,17 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         request_timeout: settings.platform.request_timeout,
     };
     let router = platform::http::with_platform_stack(router, limits);
-    // Contexts in this process call each other through the finished router (same stack, no socket).
+    // Contexts in this process call each other through the finished router (same stack, no socket),
+    // inside the edge: their calls are not the browser's, so they spend no client's rate budget.
     local.set(router.clone());
+    // Where every context runs in this process it faces browsers itself: it gets the same edge as
+    // the gateway process (a single context in production sits behind the gateway).
+    let router = if everything_here {
+        let limiter = gateway::RateLimiter::in_process(&settings.edge);
+        gateway::with_edge(router, &settings.edge, deps.keys.clone(), limiter)
+    } else {
+        router
+    };
     Ok(App {
         router,
         databases,
