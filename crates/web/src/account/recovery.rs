@@ -137,10 +137,7 @@ async fn reset(
         if errors.get("_form").is_some() && errors.get("new_password").is_none() {
             // The only other thing identity checks is the token.
             errors = FieldErrors::new();
-            errors.add(
-                "_form",
-                "This reset link is invalid, expired or already used. Ask for a new one below.",
-            );
+            errors.add("_form", "This reset link is invalid, expired or already used.");
         }
     }
     page_with_status(
