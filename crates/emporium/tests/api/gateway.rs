@@ -1,0 +1,718 @@
+//! The gateway over HTTP: a real gateway router on a random port in front of real upstreams (the
+//! full app, or a tiny upstream that echoes what reached it), and the edge it shares with
+//! embedded mode (rate limits, CORS, security headers, the token check).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::StreamExt;
+use gateway::{EdgeConfig, GatewayConfig, RateLimiter, Upstream};
+use platform::auth::KeySet;
+use platform::config::ConfigSource;
+use platform::http::HttpLimits;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, assert_problem, redis_url, service_reachable, spawn_app};
+
+/// A server on a random port, stopped when dropped.
+struct Served {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(router: Router) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let _ = platform::http::serve(listener, router, std::future::pending(), Duration::from_secs(1)).await;
+    });
+    Served { addr, task }
+}
+
+/// An address nothing listens on (bound, then let go).
+async fn dead_address() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+fn source(upstreams: &BTreeMap<Upstream, String>, extra: &[(&str, &str)]) -> ConfigSource {
+    let mut pairs: Vec<(String, String)> = upstreams.iter().map(|(u, url)| (u.variable(), url.clone())).collect();
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    ConfigSource::from_pairs(pairs).expect("source")
+}
+
+fn every_upstream_at(url: &str) -> BTreeMap<Upstream, String> {
+    Upstream::ALL.iter().map(|u| (*u, url.to_owned())).collect()
+}
+
+/// The gateway as the binary builds it, minus the web pages: proxy and aggregates, platform
+/// stack, and the edge with an in-process limiter (or the given one).
+async fn gateway_with(
+    upstreams: &BTreeMap<Upstream, String>,
+    extra: &[(&str, &str)],
+    limiter: Option<RateLimiter>,
+) -> Served {
+    let src = source(upstreams, extra);
+    let config = GatewayConfig::from_source(&src).expect("gateway config");
+    let edge = EdgeConfig::from_source(&src, "http://127.0.0.1").expect("edge config");
+    let keys = KeySet::from_jwks_url(
+        format!("{}/.well-known/jwks.json", config.upstream_url(Upstream::Identity)),
+        Duration::from_secs(60),
+    );
+    let limiter = limiter.unwrap_or_else(|| RateLimiter::in_process(&edge));
+    let router = gateway::proxy_router(config, emporium::app::api_document(true));
+    let router = platform::http::with_platform_stack(
+        router,
+        HttpLimits {
+            max_body_bytes: edge.max_body_bytes,
+            request_timeout: Duration::from_secs(30),
+        },
+    );
+    serve(gateway::with_edge(router, &edge, keys, limiter)).await
+}
+
+async fn gateway_before(app: &TestApp, extra: &[(&str, &str)]) -> Served {
+    gateway_with(&every_upstream_at(&format!("http://{}", app.addr)), extra, None).await
+}
+
+/// An upstream that answers every request with what reached it (method, path, headers, body
+/// length), counts requests, streams 2 MiB from `/api/v1/catalog/big`, and answers 503 under
+/// `/api/v1/orders/` (a context in trouble). It publishes no signing keys.
+#[derive(Clone, Default)]
+struct Echo {
+    hits: Arc<AtomicUsize>,
+}
+
+async fn echo(State(echo): State<Echo>, req: axum::extract::Request) -> axum::response::Response {
+    echo.hits.fetch_add(1, Ordering::SeqCst);
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let headers: BTreeMap<String, String> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    if path.starts_with("/api/v1/orders/") {
+        return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
+    }
+    let body = axum::body::to_bytes(req.into_body(), 64 * 1024 * 1024)
+        .await
+        .expect("body");
+    axum::Json(json!({"method": method, "path": path, "headers": headers, "body_len": body.len()})).into_response()
+}
+
+async fn big() -> impl IntoResponse {
+    let chunks = futures::stream::iter((0..32).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 64 * 1024]))));
+    Body::from_stream(chunks)
+}
+
+async fn echo_upstream() -> (Served, Echo) {
+    let state = Echo::default();
+    let router = Router::new()
+        .route("/api/v1/catalog/big", get(big))
+        .route("/health/ready", get(|| async { "ok" }))
+        // The edge's key set reads this; it is not a request the tests count.
+        .route("/.well-known/jwks.json", get(|| async { axum::Json(json!({"keys": []})) }))
+        .fallback(echo)
+        .with_state(state.clone());
+    (serve(router).await, state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxied_reads_and_writes_reach_the_context() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let gw = gateway_before(&app, &[]).await;
+    let client = reqwest::Client::new();
+
+    let direct: Value = app.get_json("/api/v1/catalog/products?limit=2").await;
+    let through: Value = client
+        .get(gw.url("/api/v1/catalog/products?limit=2"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(through, direct, "the query string and the answer cross unchanged");
+
+    let r = client
+        .post(gw.url("/api/v1/auth/register"))
+        .json(&json!({"email": "via-gateway@example.com", "password": crate::helpers::PASSWORD, "name": "Via Gateway"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 201);
+    app.verify("via-gateway@example.com").await;
+    let login: Value = client
+        .post(gw.url("/api/v1/auth/login"))
+        .json(&json!({"email": "via-gateway@example.com", "password": crate::helpers::PASSWORD}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let me: Value = client
+        .get(gw.url("/api/v1/users/me"))
+        .bearer_auth(login["access_token"].as_str().expect("token"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["email"], "via-gateway@example.com");
+
+    // The context's own problems pass through as they are.
+    let r = client
+        .post(gw.url("/api/v1/auth/register"))
+        .json(&json!({"email": "not-an-email"}))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(r, 422).await;
+    let r = client.get(gw.url("/api/v1/nowhere")).send().await.expect("request");
+    assert_problem(r, 404).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_stream_both_ways_and_forwarding_headers_reach_the_upstream() {
+    let (upstream, _) = echo_upstream().await;
+    let gw = gateway_with(&every_upstream_at(&upstream.url("")), &[], None).await;
+    let client = reqwest::Client::new();
+
+    // 2 MiB down, in chunks, without the gateway holding it.
+    let r = client.get(gw.url("/api/v1/catalog/big")).send().await.expect("request");
+    assert_eq!(r.status(), 200);
+    let mut stream = r.bytes_stream();
+    let mut total = 0;
+    let mut chunks = 0;
+    while let Some(chunk) = stream.next().await {
+        total += chunk.expect("chunk").len();
+        chunks += 1;
+    }
+    assert_eq!(total, 2 * 1024 * 1024);
+    assert!(chunks > 1, "the answer arrives as it streams");
+
+    // 512 KiB up, as a chunked stream of unknown length.
+    let upload = futures::stream::iter((0..8).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'y'; 64 * 1024]))));
+    let seen: Value = client
+        .post(gw.url("/api/v1/cart/items"))
+        .header("x-request-id", "gateway-test-42")
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header("x-forwarded-for", "6.6.6.6")
+        .body(reqwest::Body::wrap_stream(upload))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["path"], "/api/v1/cart/items");
+    assert_eq!(seen["body_len"], 512 * 1024);
+    let headers = &seen["headers"];
+    assert_eq!(headers["x-request-id"], "gateway-test-42");
+    let traceparent = headers["traceparent"].as_str().expect("traceparent forwarded");
+    assert!(
+        traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "same trace: {traceparent}"
+    );
+    assert_eq!(
+        headers["x-forwarded-for"], "127.0.0.1",
+        "an untrusted client's X-Forwarded-For is replaced"
+    );
+    assert_eq!(headers["x-forwarded-proto"], "http");
+
+    // A request without an id gets one, and the upstream sees the one the client is told.
+    let r = client.get(gw.url("/api/v1/inventory")).send().await.expect("request");
+    let told = r.headers()["x-request-id"].to_str().expect("id").to_owned();
+    let seen: Value = r.json().await.expect("json");
+    assert_eq!(seen["headers"]["x-request-id"], told.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_are_refused_with_413() {
+    let (upstream, echo) = echo_upstream().await;
+    let gw = gateway_with(
+        &every_upstream_at(&upstream.url("")),
+        &[("EMPORIUM_MAX_BODY_BYTES", "4096")],
+        None,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(gw.url("/api/v1/cart/items"))
+        .body(vec![b'z'; 5000])
+        .send()
+        .await
+        .expect("request");
+    assert_problem(r, 413).await;
+    assert_eq!(
+        echo.hits.load(Ordering::SeqCst),
+        0,
+        "a declared length over the limit never leaves the edge"
+    );
+
+    let upload = futures::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'z'; 2048]))));
+    let r = client
+        .post(gw.url("/api/v1/cart/items"))
+        .body(reqwest::Body::wrap_stream(upload))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(r, 413).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_upstream_is_a_503_and_opens_the_breaker() {
+    let (upstream, _) = echo_upstream().await;
+    let mut upstreams = every_upstream_at(&upstream.url(""));
+    let dead = dead_address().await;
+    upstreams.insert(Upstream::Catalog, dead.clone());
+    let gw = gateway_with(
+        &upstreams,
+        &[
+            ("EMPORIUM_BREAKER_FAILURES", "2"),
+            ("EMPORIUM_BREAKER_OPEN_MS", "60000"),
+            ("EMPORIUM_UPSTREAM_RETRIES", "0"),
+        ],
+        None,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let r = client
+            .get(gw.url("/api/v1/catalog/products"))
+            .send()
+            .await
+            .expect("request");
+        assert!(r.headers().contains_key("retry-after"));
+        let body = assert_problem(r, 503).await;
+        assert!(body["detail"].as_str().expect("detail").contains("catalog"), "{body}");
+        assert!(body.to_string().len() < 1000, "no stack trace: {body}");
+    }
+
+    // Open: the next calls fail at once without trying the address, even once something
+    // listens there again.
+    let listener = tokio::net::TcpListener::bind(dead.trim_start_matches("http://"))
+        .await
+        .expect("rebind the dead address");
+    let revived = Echo::default();
+    let router = Router::new().fallback(echo).with_state(revived.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let started = Instant::now();
+    let r = client
+        .get(gw.url("/api/v1/catalog/products"))
+        .send()
+        .await
+        .expect("request");
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("header")
+        .parse()
+        .expect("seconds");
+    assert!((50..=60).contains(&retry_after), "{retry_after}");
+    let body = assert_problem(r, 503).await;
+    assert!(
+        body["detail"].as_str().expect("detail").contains("circuit breaker"),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(revived.hits.load(Ordering::SeqCst), 0, "no call reached the upstream");
+
+    // Other upstreams are unaffected.
+    let r = client.get(gw.url("/api/v1/inventory")).send().await.expect("request");
+    assert_eq!(r.status(), 200);
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_safe_requests_are_retried() {
+    let (upstream, echo) = echo_upstream().await;
+    let gw = gateway_with(
+        &every_upstream_at(&upstream.url("")),
+        &[("EMPORIUM_UPSTREAM_RETRIES", "2"), ("EMPORIUM_BREAKER_FAILURES", "100")],
+        None,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    // The upstream answers 503 under /api/v1/orders/.
+    let r = client.get(gw.url("/api/v1/orders/x")).send().await.expect("request");
+    assert_eq!(r.status(), 503);
+    assert_eq!(echo.hits.swap(0, Ordering::SeqCst), 3, "a GET is tried three times");
+    let r = client
+        .post(gw.url("/api/v1/orders/x"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 503);
+    assert_eq!(echo.hits.swap(0, Ordering::SeqCst), 1, "a POST is never sent twice");
+    let r = client.put(gw.url("/api/v1/orders/x")).send().await.expect("request");
+    assert_eq!(r.status(), 503);
+    assert_eq!(echo.hits.swap(0, Ordering::SeqCst), 1, "nor is a PUT");
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("missing {name}"))
+        .to_str()
+        .expect("text")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_answers_429_with_retry_after_and_ratelimit_headers() {
+    let (upstream, _) = echo_upstream().await;
+    let gw = gateway_with(
+        &every_upstream_at(&upstream.url("")),
+        &[
+            ("EMPORIUM_RATE_LIMIT_PER_MINUTE", "60"),
+            ("EMPORIUM_RATE_LIMIT_BURST", "2"),
+        ],
+        None,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let first = client.get(gw.url("/api/v1/inventory")).send().await.expect("request");
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(&first, "ratelimit-limit"), "2");
+    assert_eq!(header(&first, "ratelimit-remaining"), "1");
+    assert_eq!(header(&first, "ratelimit-policy"), "60;w=60;burst=2");
+    let second = client.get(gw.url("/api/v1/inventory")).send().await.expect("request");
+    assert_eq!(header(&second, "ratelimit-remaining"), "0");
+    let refused = client.get(gw.url("/api/v1/inventory")).send().await.expect("request");
+    assert_eq!(header(&refused, "retry-after"), "1");
+    assert_eq!(header(&refused, "ratelimit-remaining"), "0");
+    assert!(refused.headers().contains_key("x-request-id"));
+    assert!(refused.headers().contains_key("content-security-policy"));
+    let body = assert_problem(refused, 429).await;
+    assert_eq!(body["instance"], "/api/v1/inventory");
+
+    // Probes and scrapes are never limited.
+    for path in ["/health/live", "/metrics"] {
+        let r = client.get(gw.url(path)).send().await.expect("request");
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(!r.headers().contains_key("ratelimit-limit"));
+    }
+    let metrics = client
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("gateway_rate_limited_total"));
+    assert!(metrics.contains("gateway_upstream_duration_seconds"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_one_budget_through_redis() {
+    if !service_reachable("Redis", &redis_url()).await {
+        return;
+    }
+    let (upstream, _) = echo_upstream().await;
+    let upstreams = every_upstream_at(&upstream.url(""));
+    let limits = [
+        ("EMPORIUM_RATE_LIMIT_PER_MINUTE", "60"),
+        ("EMPORIUM_RATE_LIMIT_BURST", "3"),
+    ];
+    let edge = EdgeConfig::from_source(&source(&upstreams, &limits), "http://127.0.0.1").expect("edge");
+    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let a = RateLimiter::redis(&redis_url(), &namespace, &edge)
+        .await
+        .expect("redis");
+    let b = RateLimiter::redis(&redis_url(), &namespace, &edge)
+        .await
+        .expect("redis");
+    let replica_a = gateway_with(&upstreams, &limits, Some(a)).await;
+    let replica_b = gateway_with(&upstreams, &limits, Some(b)).await;
+    let client = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let get = |gw: &Served| client.get(gw.url("/api/v1/inventory")).send();
+    assert_eq!(status(get(&replica_a).await.expect("request")), 200);
+    assert_eq!(status(get(&replica_a).await.expect("request")), 200);
+    let third = get(&replica_b).await.expect("request");
+    assert_eq!(header(&third, "ratelimit-remaining"), "0", "B sees what A spent");
+    assert_eq!(status(third), 200);
+    assert_eq!(status(get(&replica_b).await.expect("request")), 429);
+    assert_eq!(status(get(&replica_a).await.expect("request")), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_are_answered_at_the_edge_for_listed_origins_only() {
+    let (upstream, echo) = echo_upstream().await;
+    let gw = gateway_with(
+        &every_upstream_at(&upstream.url("")),
+        &[("EMPORIUM_CORS_ORIGINS", "https://shop.example.com")],
+        None,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, gw.url("/api/v1/cart/items"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+    };
+    let ok = preflight("https://shop.example.com").await.expect("request");
+    assert_eq!(ok.status(), 200);
+    assert_eq!(header(&ok, "access-control-allow-origin"), "https://shop.example.com");
+    assert_eq!(header(&ok, "access-control-allow-credentials"), "true");
+    assert!(header(&ok, "access-control-allow-methods").contains("POST"));
+    assert!(header(&ok, "access-control-allow-headers").contains("authorization"));
+    let evil = preflight("https://evil.example").await.expect("request");
+    assert!(!evil.headers().contains_key("access-control-allow-origin"));
+    assert_eq!(echo.hits.load(Ordering::SeqCst), 0, "preflights never reach a context");
+
+    let r = client
+        .get(gw.url("/api/v1/inventory"))
+        .header("origin", "https://shop.example.com")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(header(&r, "access-control-allow-origin"), "https://shop.example.com");
+    assert!(header(&r, "access-control-expose-headers").contains("x-request-id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_headers_are_on_every_answer_and_docs_keep_their_own_policy() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let gw = gateway_before(&app, &[("EMPORIUM_HSTS", "true")]).await;
+    let client = reqwest::Client::new();
+    for path in [
+        "/api/v1/catalog/products",
+        "/api/v1/nowhere",
+        "/openapi.json",
+        "/nowhere",
+    ] {
+        let r = client.get(gw.url(path)).send().await.expect("request");
+        for name in [
+            "content-security-policy",
+            "x-content-type-options",
+            "referrer-policy",
+            "x-frame-options",
+            "permissions-policy",
+            "strict-transport-security",
+        ] {
+            assert!(r.headers().contains_key(name), "{path} lacks {name}");
+        }
+        assert_eq!(header(&r, "x-frame-options"), "DENY");
+    }
+    let api = client
+        .get(gw.url("/api/v1/catalog/products"))
+        .send()
+        .await
+        .expect("request");
+    assert!(header(&api, "content-security-policy").starts_with("default-src 'none'"));
+    let docs = client.get(gw.url("/docs")).send().await.expect("request");
+    assert!(
+        header(&docs, "content-security-policy").contains("style-src 'self' 'unsafe-inline'"),
+        "the docs page's own policy is kept"
+    );
+    let doc: Value = client
+        .get(gw.url("/openapi.json"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let paths = doc["paths"].as_object().expect("paths");
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/catalog/products",
+        "/api/v1/orders",
+        "/api/v1/payments",
+    ] {
+        assert!(paths.contains_key(path), "the merged document lists {path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_expired_looking_tokens_are_refused_at_the_edge() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let gw = gateway_before(&app, &[]).await;
+    let user = app.signed_up("edge@example.com").await;
+    let client = reqwest::Client::new();
+
+    let ok = client
+        .get(gw.url("/api/v1/users/me"))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        ok.status(),
+        200,
+        "a valid token passes (the edge fetched identity's JWKS)"
+    );
+
+    // The same token with the role changed: the signature no longer matches.
+    let parts: Vec<&str> = user.access.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("claims");
+    claims["role"] = json!("admin");
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    let r = client
+        .get(gw.url("/api/v1/users"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(header(&r, "www-authenticate"), "Bearer");
+    let body = assert_problem(r, 401).await;
+    assert!(
+        body["detail"].as_str().expect("detail").contains("sign in again"),
+        "the edge answered: {body}"
+    );
+
+    let r = client
+        .get(gw.url("/api/v1/catalog/products"))
+        .bearer_auth("not-a-jwt")
+        .send()
+        .await
+        .expect("request");
+    assert_problem(r, 401).await;
+
+    // Without a token the request is the context's to judge.
+    let r = client.get(gw.url("/api/v1/users/me")).send().await.expect("request");
+    let body = assert_problem(r, 401).await;
+    assert!(!body["detail"].as_str().unwrap_or("").contains("sign in again"));
+
+    let metrics = client
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("gateway_edge_rejected_total{reason=\"invalid\"}"),
+        "counted by reason"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_lists_every_upstream_and_names_the_one_down() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let mut upstreams = every_upstream_at(&format!("http://{}", app.addr));
+    let all_up = gateway_with(&upstreams, &[], None).await;
+    let client = reqwest::Client::new();
+    let r = client.get(all_up.url("/health/ready")).send().await.expect("request");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+    let listed: Vec<&String> = body["upstreams"].as_object().expect("upstreams").keys().collect();
+    assert_eq!(listed.len(), 7, "{body}");
+    assert_eq!(body["upstreams"]["payments"]["status"], "up");
+
+    upstreams.insert(Upstream::Payments, dead_address().await);
+    let one_down = gateway_with(&upstreams, &[], None).await;
+    let r = client.get(one_down.url("/health/ready")).send().await.expect("request");
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["upstreams"]["payments"]["status"], "down");
+    assert_eq!(body["upstreams"]["payments"]["error"], "unreachable");
+    assert_eq!(body["upstreams"]["catalog"]["status"], "up");
+    let live = client.get(one_down.url("/health/live")).send().await.expect("request");
+    assert_eq!(live.status(), 200, "liveness does not depend on upstreams");
+}
+
+/// The gateway exactly as `emporium serve --service gateway` builds it, web pages included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_process_serves_pages_and_api_through_its_upstreams() {
+    if !service_reachable("Redis", &redis_url()).await {
+        return;
+    }
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let base = format!("http://{}", app.addr);
+    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let session_key = "ab".repeat(64);
+    let mut pairs: Vec<(String, String)> = Upstream::ALL.iter().map(|u| (u.variable(), base.clone())).collect();
+    pairs.extend([
+        ("REDIS_URL".to_owned(), redis_url()),
+        ("EMPORIUM_NAMESPACE".to_owned(), namespace),
+        ("EMPORIUM_WEB_SESSION_KEY".to_owned(), session_key),
+    ]);
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let src = crate::helpers::test_source(&pairs);
+    let settings = emporium::app::Settings::load(&src, "127.0.0.1:0".parse().expect("addr")).expect("settings");
+    let router = emporium::gateway_mode::build_gateway(&settings, &src)
+        .await
+        .expect("gateway");
+    let gw = serve(router).await;
+    let client = reqwest::Client::new();
+
+    let home = client.get(gw.url("/")).send().await.expect("request");
+    assert_eq!(home.status(), 200);
+    assert!(header(&home, "content-type").starts_with("text/html"));
+    assert!(header(&home, "content-security-policy").contains("script-src 'self'"));
+    assert!(header(&home, "ratelimit-limit").parse::<u32>().is_ok());
+    let products: Value = client
+        .get(gw.url("/api/v1/catalog/products?limit=1"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert!(products["items"].is_array());
+    let ready = client.get(gw.url("/health/ready")).send().await.expect("request");
+    assert_eq!(ready.status(), 200);
+
+    // Without the session key a gateway replica would not read another's cookies: refused.
+    let no_key = crate::helpers::test_source(&pairs[..pairs.len() - 1]);
+    let err = emporium::gateway_mode::build_gateway(&settings, &no_key)
+        .await
+        .expect_err("the key is required");
+    assert!(err.to_string().contains("EMPORIUM_WEB_SESSION_KEY"), "{err}");
+}
