@@ -167,14 +167,16 @@ mod tests {
             r.text,
             format!(
                 "Hello Ann,\n\nconfirm your e-mail address for Emporium with this token:\n\n{token}\n\n\
-                 POST it as {{\"token\": \"...\"}} to http://127.0.0.1:8080/api/v1/auth/verify-email.\n\
-                 It expires in 24 hours and works once.\n\n\
                  To confirm in your browser, open this link:\n\
-                 http://127.0.0.1:8080/verify-email?token={token}\n"
+                 http://127.0.0.1:8080/verify-email?token={token}\n\n\
+                 POST it as {{\"token\": \"...\"}} to http://127.0.0.1:8080/api/v1/auth/verify-email.\n\
+                 It expires in 24 hours and works once.\n"
             )
         );
-        // The token stays alone in the third paragraph (the README walkthrough reads it there).
+        // The token stays alone in the third paragraph (the README walkthrough reads it there),
+        // and the page link comes before the API's URL (the first `/verify-email` a reader meets).
         assert_eq!(r.text.split("\n\n").nth(2), Some(token.as_str()));
+        assert!(r.text.find("/verify-email?token=") < r.text.find("/api/v1/auth/verify-email"));
         let lines: Vec<&str> = r.text.lines().filter(|l| l.len() == 43 && !l.contains(' ')).collect();
         assert_eq!(lines, vec![token.as_str()]);
         assert!(r.html.contains(&token));
@@ -191,11 +193,11 @@ mod tests {
         assert_eq!(
             r.text,
             "Hello Ann,\n\nsomeone asked to reset your Emporium password. If it was you, use this token:\n\ntok\n\n\
+             To choose a new password in your browser, open this link:\n\
+             http://x/reset-password?token=tok\n\n\
              POST it with your new password as {\"token\": \"...\", \"new_password\": \"...\"} to \
              http://x/api/v1/auth/reset-password. It expires in 30 minutes and works once.\n\
-             If it was not you, ignore this message: your password is unchanged.\n\n\
-             To choose a new password in your browser, open this link:\n\
-             http://x/reset-password?token=tok\n"
+             If it was not you, ignore this message: your password is unchanged.\n"
         );
         assert!(r.html.contains(r#"/reset-password?token=tok""#), "{}", r.html);
     }
