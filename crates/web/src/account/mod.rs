@@ -77,11 +77,12 @@ fn check_password_pair(password: &str, confirm: &str, field: &str, confirm_field
 /// A message from the API about `label` as a sentence: identity says "is already registered",
 /// the page shows "E-mail address is already registered.".
 fn sentence(label: &str, message: &str) -> String {
-    let message = message.trim();
+    // zxcvbn's hints end in a full stop that identity follows with "; …".
+    let message = message.trim().replace(".;", ";");
     let mut text = if message.starts_with(|c: char| c.is_lowercase()) {
         format!("{label} {message}")
     } else {
-        message.to_owned()
+        message
     };
     if !text.ends_with(['.', '!', '?']) {
         text.push('.');
@@ -299,6 +300,13 @@ mod tests {
         );
         assert_eq!(sentence("Password", "Too short!"), "Too short!");
         assert_eq!(sentence("Name", "is required."), "Name is required.");
+        assert_eq!(
+            sentence(
+                "Password",
+                "is too weak: This is a very common password.; add more words"
+            ),
+            "Password is too weak: This is a very common password; add more words."
+        );
     }
 
     #[test]
