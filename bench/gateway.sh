@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Gateway overhead: the same catalog reads straight from the catalog process and through the
+# gateway, in the multi-process topology (`emporium dev --topology multi`: seven context
+# processes on PostgreSQL, RabbitMQ and Redis, the gateway in front), release build.
+#   bench/gateway.sh [duration] [connections]
+# Three passes per read: direct to catalog; through the gateway with the shared (Redis) rate
+# limiter on, with a budget too large to refuse anything, so every request pays its Redis round
+# trip; and through the gateway with the limiter off. Copy the figures into docs/benchmarks.md.
+# Run it on a quiet machine: wrk, the gateway and the contexts share the cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-15s}
+connections=${2:-32}
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "installing wrk (Debian)..." >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null \
+    || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+fi
+if pgrep -x rustc >/dev/null 2>&1; then
+  echo "warning: rustc is running: the figures will be noisy" >&2
+fi
+echo "building the release binary (first build takes several minutes)..." >&2
+cargo build --release --quiet -p emporium
+bin=$PWD/target/release/emporium
+
+pg=${DEV_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
+prefix="bench_gw_$$"
+export DEV_POSTGRES_URL="$pg" DEV_DATABASE_PREFIX="$prefix" EMPORIUM_NAMESPACE="bench-gw-$$" \
+  EMPORIUM_QUEUE_EXPIRY_SECS=600 RUST_LOG=warn EMPORIUM_LOG_FORMAT=json
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+gateway="http://127.0.0.1:$port"
+work=$(mktemp -d)
+log="$work/dev.log"
+dev=""
+
+stop() {
+  if [ -n "$dev" ]; then kill -TERM "$dev" 2>/dev/null || true; wait "$dev" 2>/dev/null || true; dev=""; fi
+}
+cleanup() {
+  stop
+  for ctx in identity catalog inventory cart ordering payments notifications; do
+    psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS ${prefix}_$ctx WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts the topology with the given environment (the gateway reads the rate-limit settings).
+start() {
+  env "$@" "$bin" dev --topology multi --seed-demo --listen "127.0.0.1:$port" >>"$log" 2>&1 &
+  dev=$!
+  for _ in $(seq 1 600); do
+    curl -fs -o /dev/null "$gateway/health/ready" && return 0
+    kill -0 "$dev" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "the topology did not become ready:" >&2; tail -n 30 "$log" | cut -c1-300 >&2; exit 1
+}
+
+results="$work/results"
+run() {
+  local name=$1 url=$2
+  echo "== $name ($duration, $connections connections)" >&2
+  out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$url")
+  if echo "$out" | grep -q 'Non-2xx'; then echo "$out" >&2; echo "error: non-2xx answers during $name" >&2; exit 1; fi
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+  echo "   $rps req/s, p50 $p50, p99 $p99" >&2
+  printf '%s|%s|%s|%s\n' "$name" "$rps" "$p50" "$p99" >>"$results"
+}
+
+start EMPORIUM_RATE_LIMIT_PER_MINUTE=60000000 EMPORIUM_RATE_LIMIT_BURST=1000000
+catalog=$(grep -o 'dev: started catalog (pid [0-9]*) on http://[0-9.:]*' "$log" | tail -n1 | awk '{print $NF}')
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+product=$(curl -fs "$gateway/api/v1/catalog/products?limit=1&sort=rating" | json 'd["items"][0]["id"]')
+by_id="/api/v1/catalog/products/$product"
+list="/api/v1/catalog/products?sort=price_asc&limit=24"
+# Warm the cache so every pass reads the same way.
+curl -fs -o /dev/null "$catalog$by_id"; curl -fs -o /dev/null "$catalog$list"
+
+run "product by id — direct to catalog" "$catalog$by_id"
+run "product by id — gateway, Redis limiter on" "$gateway$by_id"
+run "product list page — direct to catalog" "$catalog$list"
+run "product list page — gateway, Redis limiter on" "$gateway$list"
+stop
+
+start EMPORIUM_RATE_LIMIT_PER_MINUTE=0
+run "product by id — gateway, limiter off" "$gateway$by_id"
+run "product list page — gateway, limiter off" "$gateway$list"
+stop
+
+echo
+echo "| Read | Path | Requests/s | p50 | p99 | vs direct |"
+echo "|---|---|---:|---:|---:|---:|"
+python3 - "$results" <<'PY'
+import sys
+rows = [line.rstrip("\n").split("|") for line in open(sys.argv[1])]
+direct = {}
+for name, rps, p50, p99 in rows:
+    read, path = name.split(" — ")
+    if path.startswith("direct"):
+        direct[read] = float(rps)
+for name, rps, p50, p99 in rows:
+    read, path = name.split(" — ")
+    share = f"{float(rps) / direct[read] * 100:.0f}%" if read in direct else "—"
+    print(f"| {read} | {path} | {float(rps):,.0f} | {p50} | {p99} | {share} |")
+PY
+echo
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); wrk, the gateway and the 7 contexts share the cores; $connections connections, $duration per row"
