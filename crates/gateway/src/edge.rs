@@ -205,6 +205,13 @@ pub fn is_exempt(path: &str) -> bool {
     path.starts_with("/health/") || path == "/metrics"
 }
 
+/// API paths whose bearer token the edge checks. Not the sign-in machinery (`/api/v1/auth/...`):
+/// login, refresh and friends take no bearer, and a client that attaches its expired token to
+/// every call must still be able to refresh it. Identity judges those paths itself.
+pub fn judges_bearer(path: &str) -> bool {
+    path.starts_with("/api/") && !path.starts_with("/api/v1/auth/")
+}
+
 /// The bearer token of a request, when it carries one (other schemes are left to the contexts).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -283,7 +290,7 @@ async fn edge_check(State(edge): State<Arc<EdgeState>>, mut req: Request, next: 
                 format!("too many requests from this client; retry in {wait} s"),
             ))
         }
-        (_, Some(Err(e))) if path.starts_with("/api/") => {
+        (_, Some(Err(e))) if judges_bearer(&path) => {
             metrics::counter!("gateway_edge_rejected_total", "reason" => token_reason(e)).increment(1);
             Some(Problem::unauthorized(format!("{e}; sign in again")))
         }
@@ -444,6 +451,15 @@ mod tests {
         assert_eq!(bearer(&h), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc.def.ghi"));
         assert_eq!(bearer(&h), Some("abc.def.ghi"));
+    }
+
+    #[test]
+    fn tokens_are_judged_on_api_calls_except_sign_in() {
+        assert!(judges_bearer("/api/v1/users/me"));
+        assert!(judges_bearer("/api/v1/catalog/products"));
+        assert!(!judges_bearer("/api/v1/auth/refresh"));
+        assert!(!judges_bearer("/api/v1/auth/login"));
+        assert!(!judges_bearer("/account"), "pages use the session cookie");
     }
 
     #[test]

@@ -617,6 +617,16 @@ async fn forged_and_expired_looking_tokens_are_refused_at_the_edge() {
         .expect("request");
     assert_problem(r, 401).await;
 
+    // Sign-in paths take no bearer: a client that sends its stale token along can still refresh.
+    let r = client
+        .post(gw.url("/api/v1/auth/refresh"))
+        .bearer_auth(&forged)
+        .json(&json!({"refresh_token": user.refresh}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+
     // Without a token the request is the context's to judge.
     let r = client.get(gw.url("/api/v1/users/me")).send().await.expect("request");
     let body = assert_problem(r, 401).await;
