@@ -137,7 +137,10 @@ async fn echo_upstream() -> (Served, Echo) {
         .route("/api/v1/catalog/big", get(big))
         .route("/health/ready", get(|| async { "ok" }))
         // The edge's key set reads this; it is not a request the tests count.
-        .route("/.well-known/jwks.json", get(|| async { axum::Json(json!({"keys": []})) }))
+        .route(
+            "/.well-known/jwks.json",
+            get(|| async { axum::Json(json!({"keys": []})) }),
+        )
         .fallback(echo)
         .with_state(state.clone());
     (serve(router).await, state)
