@@ -729,3 +729,32 @@ async fn the_gateway_process_serves_pages_and_api_through_its_upstreams() {
         .expect_err("the key is required");
     assert!(err.to_string().contains("EMPORIUM_WEB_SESSION_KEY"), "{err}");
 }
+
+#[tokio::test]
+async fn the_gateway_binary_names_what_is_missing_and_exits_2() {
+    let run = |extra: Vec<(String, String)>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_emporium"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("EMPORIUM_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .envs(extra)
+            .args(["serve", "--service", "gateway", "--listen", "127.0.0.1:0"])
+            .kill_on_drop(true);
+        async move { cmd.output().await.expect("run") }
+    };
+    let out = run(Vec::new()).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("EMPORIUM_UPSTREAM_IDENTITY"), "{stderr}");
+
+    let upstreams: Vec<(String, String)> = Upstream::ALL
+        .iter()
+        .map(|u| (u.variable(), "http://127.0.0.1:9".to_owned()))
+        .collect();
+    let out = run(upstreams).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("REDIS_URL"), "the shared limiter needs Redis: {stderr}");
+}
