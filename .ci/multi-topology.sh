@@ -127,8 +127,7 @@ echo "all 8 processes stopped"
 echo "== emporium dev SIGKILLed: its processes must stop by themselves"
 start
 pids=$(children)
-kill -KILL "$dev"
-wait "$dev" 2>/dev/null || true
+{ kill -KILL "$dev" && wait "$dev"; } 2>/dev/null || true
 dev=""
 for _ in $(seq 1 100); do
   left=$(left_behind $pids)

@@ -390,8 +390,21 @@ async fn seed_demo(settings: &MultiSettings) -> anyhow::Result<()> {
     pairs.push(("RUST_LOG".into(), "warn".into()));
     let src = platform::config::ConfigSource::from_pairs(pairs)?;
     let app_settings = crate::app::Settings::load(&src, settings.gateway)?;
-    crate::cli::seed_demo_into(&app_settings)
+    // On a runtime of its own, dropped afterwards: the app's background tasks (outbox relays,
+    // consumers) end with it instead of lingering in `emporium dev` for the whole session.
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let seeded = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting a runtime for the demo data")
+            .and_then(|runtime| runtime.block_on(Box::pin(crate::cli::seed_demo_into(&app_settings))));
+        let _ = done.send(seeded);
+    });
+    result
         .await
+        .context("the demo-data thread stopped")?
         .context("loading the demo catalog")
 }
 
