@@ -6,7 +6,8 @@
 # Three passes per read: direct to catalog; through the gateway with the shared (Redis) rate
 # limiter on, with a budget too large to refuse anything, so every request pays its Redis round
 # trip; and through the gateway with the limiter off. Copy the figures into docs/benchmarks.md.
-# Run it on a quiet machine: wrk, the gateway and the contexts share the cores.
+# Run it on a quiet machine: wrk, the gateway and the contexts share the cores. CARGO_TARGET_DIR
+# is honoured (a separate one keeps the release build from holding the shared target's lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-15s}
@@ -22,7 +23,7 @@ if pgrep -x rustc >/dev/null 2>&1; then
 fi
 echo "building the release binary (first build takes several minutes)..." >&2
 cargo build --release --quiet -p emporium
-bin=$PWD/target/release/emporium
+bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
 
 pg=${DEV_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
 prefix="bench_gw_$$"
