@@ -29,7 +29,8 @@ fn settings_read_by_code() -> Vec<String> {
                 .chars()
                 .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
                 .collect();
-            if name.len() > "EMPORIUM_".len() && !vars.contains(&name) {
+            // A prefix (`"EMPORIUM_UPSTREAM_"` + a context name) is documented by its full names.
+            if name.len() > "EMPORIUM_".len() && !name.ends_with('_') && !vars.contains(&name) {
                 vars.push(name);
             }
         }
