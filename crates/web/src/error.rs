@@ -51,10 +51,7 @@ impl PageError {
     fn message(&self) -> (&'static str, String) {
         match self {
             PageError::NotFound => ("Page not found", "We could not find what you were looking for.".into()),
-            PageError::Forbidden => (
-                "Access denied",
-                "Your account is not allowed to open this page.".into(),
-            ),
+            PageError::Forbidden => ("Access denied", "Your account is not allowed to open this page.".into()),
             PageError::LoginRequired { .. } => ("Please sign in", String::new()),
             PageError::Csrf => (
                 "This form has expired",
@@ -104,7 +101,9 @@ impl IntoResponse for PageError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            PageError::RateLimited { retry_after: Some(secs) } => {
+            PageError::RateLimited {
+                retry_after: Some(secs),
+            } => {
                 if let Ok(value) = HeaderValue::try_from(secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
