@@ -20,9 +20,9 @@ mod ordering;
 mod payments;
 mod platform_http;
 mod shop;
-mod web_account;
-mod web_admin;
-mod web_storefront;
 #[path = "../../../../tests/support/smtp_sink.rs"]
 #[allow(dead_code)]
 mod smtp;
+mod web_account;
+mod web_admin;
+mod web_storefront;
