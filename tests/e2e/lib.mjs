@@ -230,15 +230,22 @@ export async function mailbox(email, { subject, timeoutMs = 15_000 } = {}) {
   );
 }
 
-/** The first URL (absolute or site-relative) in `text` whose path starts with `pathPrefix`. */
-export function linkIn(text, pathPrefix) {
-  const escaped = pathPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const re = new RegExp(`(?:https?://[^\\s"'<>/]+)?${escaped}[^\\s"'<>]*`);
-  const m = text.match(re);
-  if (!m) return undefined;
-  // Visit it on the server under test, whatever public URL the mail was written with.
-  const url = new URL(m[0].replace(/&amp;/g, '&'), BASE_URL);
-  return `${url.pathname}${url.search}`;
+/**
+ * The first link in `text` (absolute or site-relative) whose path is exactly `pathname`, as a
+ * path plus query on the server under test (whatever public URL the mail was written with).
+ */
+export function linkIn(text, pathname) {
+  for (const m of text.matchAll(/(?:https?:\/\/[^\s"'<>/]+)?\/[^\s"'<>]*/g)) {
+    const raw = m[0].replace(/&amp;/g, '&').replace(/[.,;:)]+$/, '');
+    let url;
+    try {
+      url = new URL(raw, BASE_URL);
+    } catch {
+      continue;
+    }
+    if (url.pathname === pathname) return `${url.pathname}${url.search}`;
+  }
+  return undefined;
 }
 
 // ---- Browser journeys shared by several tests ----

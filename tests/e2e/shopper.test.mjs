@@ -116,6 +116,12 @@ browserTest('shopper registers, verifies, searches, filters, checks out and is c
   assert.equal(await page.getByTestId('order-lines').locator('tbody tr').count(), 2);
   await shot('confirmation');
 
+  // The invoice of the paid order downloads as a PDF.
+  const invoice = await page.request.get(await page.getByTestId('invoice-link').getAttribute('href'));
+  assert.equal(invoice.status(), 200);
+  assert.match(invoice.headers()['content-type'] ?? '', /application\/pdf/);
+  assert.equal((await invoice.body()).subarray(0, 5).toString(), '%PDF-');
+
   // The confirmation e-mail arrived.
   const mail = await mailbox(email, { subject: `Order ${number} confirmed` });
   assert.ok(mail.body.includes(number), 'the confirmation mail does not name the order');
