@@ -7,15 +7,17 @@
 # With E2E_BASE_URL (e.g. the gateway of `emporium dev --topology multi`): runs the tests against
 # that server; E2E_ADMIN_EMAIL and E2E_ADMIN_PASSWORD must then name an existing admin.
 #
-# Artifacts (screenshots, failure pages, the server log) go to target/e2e/.
+# Artifacts (screenshots, failure pages, the server log) go to target/e2e/ (or $E2E_ARTIFACTS).
 # Extra arguments are passed to `node --test` (e.g. `--test-name-pattern=declined`); set
 # E2E_TESTS to a space-separated list of files to run only those.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-artifacts=target/e2e
+artifacts="${E2E_ARTIFACTS:-target/e2e}"
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
+E2E_ARTIFACTS=$(cd "$artifacts" && pwd)
+export E2E_ARTIFACTS
 
 if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -x /usr/bin/chromium ]; then
   bash .ci/install-e2e.sh
