@@ -2,6 +2,7 @@
 # Installs what the browser tests (tests/e2e) need, idempotently:
 #   Debian `chromium` (the browser playwright-core drives; no browser download from elsewhere),
 #   playwright-core from npm into tests/e2e/node_modules, exactly as package-lock.json pins it.
+# Node.js itself is the machine's (20+).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,11 +20,15 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 /usr/bin/chromium --version 2>/dev/null || echo "chromium: version unknown"
 
-if ! command -v npm >/dev/null 2>&1; then
-  echo "installing nodejs and npm (Debian packages)..."
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends nodejs npm >/dev/null
+# The machine's Node.js runs the tests (playwright-core needs 20 or newer; Debian 12's own is 18).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "the browser tests need Node.js 20+ and npm on PATH" >&2
+  exit 1
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "the browser tests need Node.js 20 or newer; this is $(node --version)" >&2
+  exit 1
 fi
 echo "node $(node --version)"
 
