@@ -280,10 +280,17 @@ export async function login(page, email, password = PASSWORD, { next } = {}) {
   const form = page.locator('form').filter({ has: page.getByRole('button', { name: 'Sign in' }) });
   await form.getByLabel('E-mail address').fill(email);
   await form.getByLabel('Password').fill(password);
-  await Promise.all([
-    page.waitForURL((url) => url.pathname !== '/login', { timeout: PAGE_TIMEOUT_MS }),
+  const [res] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/login'),
     form.getByRole('button', { name: 'Sign in' }).click(),
   ]);
+  if (res.status() !== 303) {
+    // Refused: say why (the form's own error), rather than time out waiting to leave /login.
+    await page.waitForLoadState('domcontentloaded');
+    const why = await page.locator('[data-testid^="error-"], [data-testid="login-unverified"]').allInnerTexts();
+    assert.fail(`signing in as ${email} answered ${res.status()}: ${why.join(' / ') || '(no message on the page)'}`);
+  }
+  await page.waitForURL((url) => url.pathname !== '/login');
 }
 
 /** Registers, verifies and logs in a new customer through the pages; returns the e-mail. */
