@@ -5,7 +5,9 @@
 #   bench/gateway.sh [duration] [connections]
 # Three passes per read: direct to catalog; through the gateway with the shared (Redis) rate
 # limiter on, with a budget too large to refuse anything, so every request pays its Redis round
-# trip; and through the gateway with the limiter off. Copy the figures into docs/benchmarks.md.
+# trip; and through the gateway with the limiter off. Each row also gives the CPU time the
+# gateway and the catalog process spent per request (from /proc), and one-client rows give the
+# latency the gateway adds when nothing queues. Copy the figures into docs/benchmarks.md.
 # Run it on a quiet machine: wrk, the gateway and the contexts share the cores. CARGO_TARGET_DIR
 # is honoured (a separate one keeps the release build from holding the shared target's lock).
 set -euo pipefail
@@ -60,20 +62,35 @@ start() {
 }
 
 results="$work/results"
+# CPU time (user + system, in clock ticks) a process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() {
-  local name=$1 url=$2
-  echo "== $name ($duration, $connections connections)" >&2
-  out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$url")
+  local name=$1 url=$2 c=${CONNECTIONS:-$connections} t=2
+  [ "$c" -lt 2 ] && t=1
+  echo "== $name ($duration, $c connections)" >&2
+  local gw0 cat0
+  gw0=$(ticks "$gateway_pid"); cat0=$(ticks "$catalog_pid")
+  out=$(wrk -t"$t" -c"$c" -d"$duration" --latency "$url")
+  local gw_ticks=$(( $(ticks "$gateway_pid") - gw0 )) cat_ticks=$(( $(ticks "$catalog_pid") - cat0 ))
   if echo "$out" | grep -q 'Non-2xx'; then echo "$out" >&2; echo "error: non-2xx answers during $name" >&2; exit 1; fi
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  total=$(echo "$out" | awk '/requests in/ {print $1}')
   p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  echo "   $rps req/s, p50 $p50, p99 $p99" >&2
-  printf '%s|%s|%s|%s\n' "$name" "$rps" "$p50" "$p99" >>"$results"
+  # Microseconds of CPU per request (a clock tick is 1/CLK_TCK s).
+  hz=$(getconf CLK_TCK)
+  gw_us=$(( gw_ticks * 1000000 / hz / total )); cat_us=$(( cat_ticks * 1000000 / hz / total ))
+  echo "   $rps req/s, p50 $p50, p99 $p99; CPU per request: gateway $gw_us µs, catalog $cat_us µs" >&2
+  printf '%s|%s|%s|%s|%s|%s|%s\n' "$name" "$c" "$rps" "$p50" "$p99" "$gw_us" "$cat_us" >>"$results"
+}
+pids() {
+  catalog=$(grep -o 'dev: started catalog (pid [0-9]*) on http://[0-9.:]*' "$log" | tail -n1 | awk '{print $NF}')
+  catalog_pid=$(grep -o 'dev: started catalog (pid [0-9]*)' "$log" | tail -n1 | grep -o '[0-9]*')
+  gateway_pid=$(grep -o 'dev: started gateway (pid [0-9]*)' "$log" | tail -n1 | grep -o '[0-9]*')
 }
 
 start EMPORIUM_RATE_LIMIT_PER_MINUTE=60000000 EMPORIUM_RATE_LIMIT_BURST=1000000
-catalog=$(grep -o 'dev: started catalog (pid [0-9]*) on http://[0-9.:]*' "$log" | tail -n1 | awk '{print $NF}')
+pids
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 product=$(curl -fs "$gateway/api/v1/catalog/products?limit=1&sort=rating" | json 'd["items"][0]["id"]')
 by_id="/api/v1/catalog/products/$product"
@@ -85,28 +102,34 @@ run "product by id — direct to catalog" "$catalog$by_id"
 run "product by id — gateway, Redis limiter on" "$gateway$by_id"
 run "product list page — direct to catalog" "$catalog$list"
 run "product list page — gateway, Redis limiter on" "$gateway$list"
+# One client at a time: the latency the gateway adds when nothing waits for a core.
+CONNECTIONS=1 run "product by id — direct to catalog" "$catalog$by_id"
+CONNECTIONS=1 run "product by id — gateway, Redis limiter on" "$gateway$by_id"
 stop
 
 start EMPORIUM_RATE_LIMIT_PER_MINUTE=0
+pids
 run "product by id — gateway, limiter off" "$gateway$by_id"
 run "product list page — gateway, limiter off" "$gateway$list"
 stop
 
 echo
-echo "| Read | Path | Requests/s | p50 | p99 | vs direct |"
-echo "|---|---|---:|---:|---:|---:|"
+echo "| Read | Path | Clients | Requests/s | p50 | p99 | vs direct | gateway CPU/req | catalog CPU/req |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 python3 - "$results" <<'PY'
 import sys
 rows = [line.rstrip("\n").split("|") for line in open(sys.argv[1])]
 direct = {}
-for name, rps, p50, p99 in rows:
+for name, clients, rps, *_ in rows:
     read, path = name.split(" — ")
     if path.startswith("direct"):
-        direct[read] = float(rps)
-for name, rps, p50, p99 in rows:
+        direct[(read, clients)] = float(rps)
+for name, clients, rps, p50, p99, gw_us, cat_us in rows:
     read, path = name.split(" — ")
-    share = f"{float(rps) / direct[read] * 100:.0f}%" if read in direct else "—"
-    print(f"| {read} | {path} | {float(rps):,.0f} | {p50} | {p99} | {share} |")
+    base = direct.get((read, clients))
+    share = f"{float(rps) / base * 100:.0f}%" if base else "—"
+    gw = f"{gw_us} µs" if not path.startswith("direct") else "—"
+    print(f"| {read} | {path} | {clients} | {float(rps):,.0f} | {p50} | {p99} | {share} | {gw} | {cat_us} µs |")
 PY
 echo
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); wrk, the gateway and the 7 contexts share the cores; $connections connections, $duration per row"

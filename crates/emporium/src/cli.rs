@@ -256,13 +256,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
 
 async fn dev(args: crate::dev::DevArgs) -> Result<(), Failure> {
     match args.topology {
+        // Embedded mode loads the demo catalog on first start anyway (unless
+        // EMPORIUM_SEED_DEMO=false, which wins over --seed-demo).
         crate::dev::Topology::Embedded => {
-            if args.seed_demo {
-                return Err(anyhow::anyhow!(
-                    "embedded mode loads the demo catalog on first start by itself (EMPORIUM_SEED_DEMO); drop --seed-demo"
-                )
-                .into());
-            }
             serve(ServeArgs {
                 service: None,
                 listen: args.listen,

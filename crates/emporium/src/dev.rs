@@ -38,8 +38,8 @@ pub struct DevArgs {
     /// Where the shop and the API answer (the gateway, in multi mode). Default 127.0.0.1:8080.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Load the demo catalog with stock when the catalog is empty (embedded mode does this by
-    /// default; EMPORIUM_SEED_DEMO=false turns it off there).
+    /// Load the demo catalog with stock when the catalog is empty (multi mode; embedded mode
+    /// always does, unless EMPORIUM_SEED_DEMO=false).
     #[arg(long)]
     pub seed_demo: bool,
 }

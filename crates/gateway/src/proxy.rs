@@ -96,6 +96,8 @@ impl GatewayConfig {
 
 struct Proxy {
     config: GatewayConfig,
+    /// The upstreams' base URLs, parsed once (parsing a URL per request showed in profiles).
+    bases: BTreeMap<Upstream, reqwest::Url>,
     http: reqwest::Client,
     breakers: BTreeMap<Upstream, Breaker>,
 }
@@ -119,7 +121,17 @@ pub fn proxy_router(config: GatewayConfig, doc: utoipa::openapi::OpenApi) -> Rou
         .into_iter()
         .map(|u| (u, Breaker::new(u.name(), config.breaker)))
         .collect();
-    let proxy = Arc::new(Proxy { config, http, breakers });
+    let bases = config
+        .upstreams
+        .iter()
+        .filter_map(|(upstream, url)| Some((*upstream, reqwest::Url::parse(url).ok()?)))
+        .collect();
+    let proxy = Arc::new(Proxy {
+        config,
+        bases,
+        http,
+        breakers,
+    });
     let api = Router::new()
         .route("/api/{*rest}", any(forward))
         .route("/.well-known/jwks.json", get(forward))
@@ -195,11 +207,11 @@ impl Proxy {
             traceparent: current_traceparent(),
         };
         let headers = upstream_request_headers(&parts.headers, &origin);
-        let url = format!(
-            "{}{}",
-            self.config.upstream_url(upstream),
-            parts.uri.path_and_query().map_or("/", |p| p.as_str())
-        );
+        let Some(mut url) = self.bases.get(&upstream).cloned() else {
+            return Problem::internal(format!("no base URL for {name}")).into_response();
+        };
+        url.set_path(parts.uri.path());
+        url.set_query(parts.uri.query());
         let with_body = has_body(&parts.method, &parts.headers);
         let body = with_body.then(|| UnreadBody::new(body, self.config.max_body_bytes));
         let breaker = &self.breakers[&upstream];
@@ -235,7 +247,7 @@ impl Proxy {
                 continue;
             }
             return match result {
-                Ok(response) => relay(response),
+                Ok(response) => relay(response).await,
                 Err(failure) => self.failure_problem(upstream, failure).into_response(),
             };
         }
@@ -245,14 +257,14 @@ impl Proxy {
         &self,
         breaker: &Breaker,
         method: &Method,
-        url: &str,
+        url: &reqwest::Url,
         headers: &HeaderMap,
         body: Option<&UnreadBody>,
     ) -> Result<reqwest::Response, Failure> {
         if let Admission::Rejected { retry_after } = breaker.admit() {
             return Err(Failure::BreakerOpen(retry_after));
         }
-        let mut request = self.http.request(method.clone(), url).headers(headers.clone());
+        let mut request = self.http.request(method.clone(), url.clone()).headers(headers.clone());
         if let Some(body) = body {
             request = request.body(reqwest::Body::wrap_stream(body.stream()));
         }
@@ -330,11 +342,29 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The upstream's answer as ours: status, end-to-end headers, and the body as it streams in.
-fn relay(response: reqwest::Response) -> Response {
+/// Bodies up to this size with a declared length are read whole before answering: one write to
+/// the client instead of a stream of them. Anything else streams through as it arrives.
+const BUFFERED_BODY_BYTES: u64 = 64 * 1024;
+
+/// The upstream's answer as ours: status, end-to-end headers, and the body.
+async fn relay(response: reqwest::Response) -> Response {
     let status = response.status();
     let headers = crate::forwarding::end_to_end(response.headers());
-    let mut out = Response::new(Body::from_stream(response.bytes_stream()));
+    let small = response.content_length().is_some_and(|n| n <= BUFFERED_BODY_BYTES);
+    let body = if small {
+        match response.bytes().await {
+            Ok(bytes) => Body::from(bytes),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "upstream answer broke off");
+                return Problem::new(StatusCode::BAD_GATEWAY, "bad-gateway", "Bad gateway")
+                    .with_detail("the upstream's answer broke off")
+                    .into_response();
+            }
+        }
+    } else {
+        Body::from_stream(response.bytes_stream())
+    };
+    let mut out = Response::new(body);
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
@@ -561,6 +591,21 @@ mod tests {
         assert!(!upstream_failed(StatusCode::INTERNAL_SERVER_ERROR));
         assert!(!upstream_failed(StatusCode::NOT_FOUND));
         assert!(!upstream_failed(StatusCode::TOO_MANY_REQUESTS));
+    }
+
+    #[test]
+    fn paths_and_queries_reach_the_upstream_as_they_came() {
+        let base = reqwest::Url::parse("http://catalog:8082").expect("url");
+        let uri: axum::http::Uri = "/api/v1/inventory/SKU%2F1?sku=a&sku=b%20c&q=caf%C3%A9+au+lait"
+            .parse()
+            .expect("uri");
+        let mut url = base.clone();
+        url.set_path(uri.path());
+        url.set_query(uri.query());
+        assert_eq!(
+            url.as_str(),
+            "http://catalog:8082/api/v1/inventory/SKU%2F1?sku=a&sku=b%20c&q=caf%C3%A9+au+lait"
+        );
     }
 
     #[tokio::test]
