@@ -49,6 +49,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../static/admin.css"),
     },
     Asset {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("../static/favicon.svg"),
+    },
+    Asset {
         name: "admin.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../static/admin.js"),
@@ -71,7 +76,10 @@ pub fn url(name: &str) -> String {
 }
 
 pub(crate) fn routes() -> Router {
-    Router::new().route("/static/{name}", get(serve))
+    Router::new()
+        .route("/static/{name}", get(serve))
+        // Browsers ask for it on their own, whatever the page says.
+        .route("/favicon.ico", get(|| serve(Path("favicon.svg".to_owned()))))
 }
 
 async fn serve(Path(name): Path<String>) -> Response {

@@ -86,10 +86,8 @@ impl IntoResponse for PageError {
         }
         let status = self.status();
         let (title, detail) = self.message();
-        let page = crate::render::render_page(
-            "error.html",
-            context! { status => status.as_u16(), title => title, detail => detail.clone() },
-        );
+        let ctx = context! { status => status.as_u16(), title => title, detail => detail.clone() };
+        let page = crate::render::render_page("error.html", ctx.clone());
         let mut response = match page {
             Ok(html) => (status, axum::response::Html(html)).into_response(),
             // The error page itself failed to render: say so in plain text.
@@ -110,9 +108,15 @@ impl IntoResponse for PageError {
             }
             _ => {}
         }
+        // The session layer renders it again with the visitor's header (signed in or not).
+        response.extensions_mut().insert(ErrorPage(ctx));
         response
     }
 }
+
+/// The context of an error page, for the session layer to render it for the current visitor.
+#[derive(Clone)]
+pub(crate) struct ErrorPage(pub minijinja::Value);
 
 pub(crate) fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()

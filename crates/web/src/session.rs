@@ -258,6 +258,17 @@ pub(crate) async fn layer(State(web): State<WebState>, request: Request, next: N
     };
     parts.extensions.insert(session.clone());
     let mut response = next.run(Request::from_parts(parts, body)).await;
+    if let Some(crate::error::ErrorPage(ctx)) = response.extensions_mut().remove() {
+        // Error pages are built without the session; show them with the visitor's own header.
+        let status = response.status();
+        if let Ok(page) = crate::render::page_with_status(status, &session, "error.html", ctx) {
+            let (mut page_parts, page_body) = page.into_parts();
+            if let Some(retry) = response.headers().get(http::header::RETRY_AFTER) {
+                page_parts.headers.insert(http::header::RETRY_AFTER, retry.clone());
+            }
+            response = Response::from_parts(page_parts, page_body);
+        }
+    }
 
     let headers = response.headers_mut();
     // Pages are personal: never cached by a shared cache, nor reused from history after sign-out.
