@@ -9,7 +9,8 @@
 # gateway and the catalog process spent per request (from /proc), and one-client rows give the
 # latency the gateway adds when nothing queues. Copy the figures into docs/benchmarks.md.
 # Run it on a quiet machine: wrk, the gateway and the contexts share the cores. CARGO_TARGET_DIR
-# is honoured (a separate one keeps the release build from holding the shared target's lock).
+# is honoured (a separate one keeps the release build from holding the shared target's lock);
+# EMPORIUM_BIN=<path> uses a release binary built beforehand instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-15s}
@@ -23,9 +24,13 @@ fi
 if pgrep -x rustc >/dev/null 2>&1; then
   echo "warning: rustc is running: the figures will be noisy" >&2
 fi
-echo "building the release binary (first build takes several minutes)..." >&2
-cargo build --release --quiet -p emporium
-bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
+if [ -n "${EMPORIUM_BIN:-}" ]; then
+  bin=$(realpath "$EMPORIUM_BIN")  # a release binary built beforehand
+else
+  echo "building the release binary (first build takes several minutes)..." >&2
+  cargo build --release --quiet -p emporium
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
+fi
 
 pg=${DEV_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
 prefix="bench_gw_$$"
