@@ -26,6 +26,8 @@ if pgrep -x rustc >/dev/null 2>&1; then
 fi
 if [ -n "${EMPORIUM_BIN:-}" ]; then
   bin=$(realpath "$EMPORIUM_BIN")  # a release binary built beforehand
+elif [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
 else
   echo "building the release binary (first build takes several minutes)..." >&2
   cargo build --release --quiet -p emporium
