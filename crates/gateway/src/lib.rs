@@ -13,6 +13,7 @@ pub mod forwarding;
 pub mod limiter;
 pub mod proxy;
 pub mod routes;
+pub mod upstream;
 
 pub use edge::{EdgeConfig, with_edge};
 pub use limiter::RateLimiter;

@@ -14,11 +14,15 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, BodyDataStream};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::uri::PathAndQuery;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
 use platform::Problem;
 use platform::config::{ConfigError, ConfigSource};
 use platform::http::RequestContext;
@@ -28,6 +32,7 @@ use crate::breaker::{Admission, Breaker, BreakerPolicy};
 use crate::edge::{client_ip, payload_too_large};
 use crate::forwarding::{Origin, has_body, retry_safe, upstream_request_headers};
 use crate::routes::{Upstream, upstream_for};
+use crate::upstream::{Base, CallError, IdleTimeoutBody, UpstreamClient, error_chain};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -66,12 +71,11 @@ impl GatewayConfig {
                 )
             })?;
             let url = url.trim().trim_end_matches('/');
-            let valid = (url.starts_with("http://") || url.starts_with("https://"))
-                && reqwest::Url::parse(url).is_ok_and(|u| u.path() == "/" && u.query().is_none());
-            if !valid {
+            if Base::parse(url).is_none() {
                 return Err(ConfigError::new(
                     &var,
-                    "must be an http:// or https:// base URL without a path (e.g. http://catalog:8082)",
+                    "must be an http:// base URL without a path (e.g. http://catalog:8082); the gateway \
+                     speaks plain HTTP to the contexts (encrypt pod-to-pod traffic with a service mesh)",
                 ));
             }
             upstreams.insert(upstream, url.to_owned());
@@ -97,8 +101,8 @@ impl GatewayConfig {
 struct Proxy {
     config: GatewayConfig,
     /// The upstreams' base URLs, parsed once (parsing a URL per request showed in profiles).
-    bases: BTreeMap<Upstream, reqwest::Url>,
-    http: reqwest::Client,
+    bases: BTreeMap<Upstream, Base>,
+    http: UpstreamClient,
     breakers: BTreeMap<Upstream, Breaker>,
 }
 
@@ -108,15 +112,7 @@ struct Proxy {
 /// and the edge like any app; other routes (the web pages) can be merged in.
 pub fn proxy_router(config: GatewayConfig, doc: utoipa::openapi::OpenApi) -> Router {
     describe_metrics();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(config.timeout.min(Duration::from_secs(3)))
-        .read_timeout(config.timeout)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_default();
+    let http = UpstreamClient::new(config.timeout.min(Duration::from_secs(3)));
     let breakers = Upstream::ALL
         .into_iter()
         .map(|u| (u, Breaker::new(u.name(), config.breaker)))
@@ -124,7 +120,7 @@ pub fn proxy_router(config: GatewayConfig, doc: utoipa::openapi::OpenApi) -> Rou
     let bases = config
         .upstreams
         .iter()
-        .filter_map(|(upstream, url)| Some((*upstream, reqwest::Url::parse(url).ok()?)))
+        .filter_map(|(upstream, url)| Some((*upstream, Base::parse(url)?)))
         .collect();
     let proxy = Arc::new(Proxy {
         config,
@@ -207,11 +203,9 @@ impl Proxy {
             traceparent: current_traceparent(),
         };
         let headers = upstream_request_headers(&parts.headers, &origin);
-        let Some(mut url) = self.bases.get(&upstream).cloned() else {
+        let Some(uri) = self.bases.get(&upstream).and_then(|base| base.join(parts.uri.path_and_query())) else {
             return Problem::internal(format!("no base URL for {name}")).into_response();
         };
-        url.set_path(parts.uri.path());
-        url.set_query(parts.uri.query());
         let with_body = has_body(&parts.method, &parts.headers);
         let body = with_body.then(|| UnreadBody::new(body, self.config.max_body_bytes));
         let breaker = &self.breakers[&upstream];
@@ -220,7 +214,7 @@ impl Proxy {
         loop {
             let started = Instant::now();
             let result = self
-                .attempt(breaker, &parts.method, &url, &headers, body.as_ref())
+                .attempt(breaker, &parts.method, &uri, &headers, body.as_ref())
                 .await;
             let outcome = match &result {
                 Ok(response) => status_class(response.status()),
@@ -247,7 +241,7 @@ impl Proxy {
                 continue;
             }
             return match result {
-                Ok(response) => relay(response).await,
+                Ok(response) => self.relay(response).await,
                 Err(failure) => self.failure_problem(upstream, failure).into_response(),
             };
         }
@@ -257,25 +251,24 @@ impl Proxy {
         &self,
         breaker: &Breaker,
         method: &Method,
-        url: &reqwest::Url,
+        uri: &Uri,
         headers: &HeaderMap,
         body: Option<&UnreadBody>,
-    ) -> Result<reqwest::Response, Failure> {
+    ) -> Result<hyper::Response<Incoming>, Failure> {
         if let Admission::Rejected { retry_after } = breaker.admit() {
             return Err(Failure::BreakerOpen(retry_after));
         }
-        let mut request = self.http.request(method.clone(), url.clone()).headers(headers.clone());
-        if let Some(body) = body {
-            request = request.body(reqwest::Body::wrap_stream(body.stream()));
-        }
-        let result = tokio::time::timeout(self.config.timeout, request.send()).await;
+        let request_body = body.map_or_else(Body::empty, |b| Body::from_stream(b.stream()));
+        let result = self
+            .http
+            .call(method.clone(), uri.clone(), headers.clone(), request_body, self.config.timeout)
+            .await;
         let result = match result {
-            Ok(Ok(response)) => Ok(response),
-            Err(_) => Err(Failure::Timeout),
-            Ok(Err(_)) if body.is_some_and(UnreadBody::over_limit) => Err(Failure::BodyTooLarge),
-            Ok(Err(e)) if e.is_connect() => Err(Failure::Unreachable),
-            Ok(Err(e)) if e.is_timeout() => Err(Failure::Timeout),
-            Ok(Err(e)) => Err(Failure::Broken(error_chain(&e))),
+            Ok(response) => Ok(response),
+            Err(_) if body.is_some_and(UnreadBody::over_limit) => Err(Failure::BodyTooLarge),
+            Err(CallError::Timeout) => Err(Failure::Timeout),
+            Err(CallError::Connect(_)) => Err(Failure::Unreachable),
+            Err(CallError::Other(e)) => Err(Failure::Broken(e)),
         };
         match &result {
             Ok(response) => breaker.record(!upstream_failed(response.status())),
@@ -284,6 +277,27 @@ impl Proxy {
             Err(_) => breaker.record(false),
         }
         result
+    }
+
+    /// The upstream's answer as ours: status, end-to-end headers, and the body (which may pause
+    /// for at most the upstream timeout between pieces).
+    async fn relay(&self, response: hyper::Response<Incoming>) -> Response {
+        let (parts, incoming) = response.into_parts();
+        let headers = crate::forwarding::end_to_end(&parts.headers);
+        let small = incoming.size_hint().exact().is_some_and(|n| n <= BUFFERED_BODY_BYTES);
+        let body = if small {
+            match tokio::time::timeout(self.config.timeout, incoming.collect()).await {
+                Ok(Ok(collected)) => Body::from(collected.to_bytes()),
+                Ok(Err(e)) => return broken_off(&error_chain(&e)),
+                Err(_) => return broken_off("no complete answer within the upstream timeout"),
+            }
+        } else {
+            Body::new(IdleTimeoutBody::new(incoming, self.config.timeout))
+        };
+        let mut out = Response::new(body);
+        *out.status_mut() = parts.status;
+        *out.headers_mut() = headers;
+        out
     }
 
     fn failure_problem(&self, upstream: Upstream, failure: Failure) -> Problem {
@@ -331,43 +345,16 @@ fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// Bodies up to this size with a declared length are read whole before answering: one write to
 /// the client instead of a stream of them. Anything else streams through as it arrives.
 const BUFFERED_BODY_BYTES: u64 = 64 * 1024;
 
-/// The upstream's answer as ours: status, end-to-end headers, and the body.
-async fn relay(response: reqwest::Response) -> Response {
-    let status = response.status();
-    let headers = crate::forwarding::end_to_end(response.headers());
-    let small = response.content_length().is_some_and(|n| n <= BUFFERED_BODY_BYTES);
-    let body = if small {
-        match response.bytes().await {
-            Ok(bytes) => Body::from(bytes),
-            Err(e) => {
-                tracing::warn!(error = %error_chain(&e), "upstream answer broke off");
-                return Problem::new(StatusCode::BAD_GATEWAY, "bad-gateway", "Bad gateway")
-                    .with_detail("the upstream's answer broke off")
-                    .into_response();
-            }
-        }
-    } else {
-        Body::from_stream(response.bytes_stream())
-    };
-    let mut out = Response::new(body);
-    *out.status_mut() = status;
-    *out.headers_mut() = headers;
-    out
+
+fn broken_off(error: &str) -> Response {
+    tracing::warn!(%error, "upstream answer broke off");
+    Problem::new(StatusCode::BAD_GATEWAY, "bad-gateway", "Bad gateway")
+        .with_detail("the upstream's answer broke off")
+        .into_response()
 }
 
 /// The gateway span's `traceparent`, when it is traced (so the upstream's span is its child).
@@ -472,30 +459,34 @@ struct ReadyReport {
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
+static READY_PATH: PathAndQuery = PathAndQuery::from_static("/health/ready");
 
 /// Ready when every upstream reports ready on its own `/health/ready`; the body lists each.
 async fn ready(State(proxy): State<Arc<Proxy>>) -> Response {
     let checks = Upstream::ALL.into_iter().map(|upstream| {
         let proxy = proxy.clone();
         async move {
-            let url = format!("{}/health/ready", proxy.config.upstream_url(upstream));
+            let uri = proxy.bases.get(&upstream).and_then(|base| base.join(Some(&READY_PATH)));
             let started = Instant::now();
-            let answer = proxy.http.get(&url).timeout(READY_TIMEOUT).send().await;
+            let answer = match uri {
+                Some(uri) => proxy
+                    .http
+                    .call(Method::GET, uri, HeaderMap::new(), Body::empty(), READY_TIMEOUT)
+                    .await
+                    .map(|answer| answer.status()),
+                None => Err(CallError::Other("no base URL".to_owned())),
+            };
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             let (status, http_status, error) = match answer {
-                Ok(r) if r.status().is_success() => ("up", Some(r.status().as_u16()), None),
-                Ok(r) => (
-                    "down",
-                    Some(r.status().as_u16()),
-                    Some(format!("its readiness check answered {}", r.status())),
-                ),
-                Err(e) if e.is_timeout() => (
+                Ok(s) if s.is_success() => ("up", Some(s.as_u16()), None),
+                Ok(s) => ("down", Some(s.as_u16()), Some(format!("its readiness check answered {s}"))),
+                Err(CallError::Timeout) => (
                     "down",
                     None,
                     Some(format!("no answer within {} ms", READY_TIMEOUT.as_millis())),
                 ),
-                Err(e) if e.is_connect() => ("down", None, Some("unreachable".to_owned())),
-                Err(e) => ("down", None, Some(error_chain(&e))),
+                Err(CallError::Connect(_)) => ("down", None, Some("unreachable".to_owned())),
+                Err(CallError::Other(e)) => ("down", None, Some(e)),
             };
             let breaker = match proxy.breakers[&upstream].state() {
                 crate::breaker::State::Closed { .. } => "closed",
@@ -573,7 +564,7 @@ mod tests {
         assert_eq!(c.breaker.failures, 5);
         assert_eq!(c.breaker.open_for, Duration::from_secs(10));
 
-        for bad in ["catalog:8082", "http://catalog:8082/api", "ftp://catalog"] {
+        for bad in ["catalog:8082", "http://catalog:8082/api", "ftp://catalog", "https://catalog:8082"] {
             let mut pairs = all_upstreams();
             pairs.push(("EMPORIUM_UPSTREAM_CATALOG".into(), bad.into()));
             let s = ConfigSource::from_pairs(pairs).expect("source");
@@ -591,21 +582,6 @@ mod tests {
         assert!(!upstream_failed(StatusCode::INTERNAL_SERVER_ERROR));
         assert!(!upstream_failed(StatusCode::NOT_FOUND));
         assert!(!upstream_failed(StatusCode::TOO_MANY_REQUESTS));
-    }
-
-    #[test]
-    fn paths_and_queries_reach_the_upstream_as_they_came() {
-        let base = reqwest::Url::parse("http://catalog:8082").expect("url");
-        let uri: axum::http::Uri = "/api/v1/inventory/SKU%2F1?sku=a&sku=b%20c&q=caf%C3%A9+au+lait"
-            .parse()
-            .expect("uri");
-        let mut url = base.clone();
-        url.set_path(uri.path());
-        url.set_query(uri.query());
-        assert_eq!(
-            url.as_str(),
-            "http://catalog:8082/api/v1/inventory/SKU%2F1?sku=a&sku=b%20c&q=caf%C3%A9+au+lait"
-        );
     }
 
     #[tokio::test]
