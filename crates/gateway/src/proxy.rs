@@ -203,7 +203,11 @@ impl Proxy {
             traceparent: current_traceparent(),
         };
         let headers = upstream_request_headers(&parts.headers, &origin);
-        let Some(uri) = self.bases.get(&upstream).and_then(|base| base.join(parts.uri.path_and_query())) else {
+        let Some(uri) = self
+            .bases
+            .get(&upstream)
+            .and_then(|base| base.join(parts.uri.path_and_query()))
+        else {
             return Problem::internal(format!("no base URL for {name}")).into_response();
         };
         let with_body = has_body(&parts.method, &parts.headers);
@@ -261,7 +265,13 @@ impl Proxy {
         let request_body = body.map_or_else(Body::empty, |b| Body::from_stream(b.stream()));
         let result = self
             .http
-            .call(method.clone(), uri.clone(), headers.clone(), request_body, self.config.timeout)
+            .call(
+                method.clone(),
+                uri.clone(),
+                headers.clone(),
+                request_body,
+                self.config.timeout,
+            )
             .await;
         let result = match result {
             Ok(response) => Ok(response),
@@ -348,7 +358,6 @@ fn status_class(status: StatusCode) -> &'static str {
 /// Bodies up to this size with a declared length are read whole before answering: one write to
 /// the client instead of a stream of them. Anything else streams through as it arrives.
 const BUFFERED_BODY_BYTES: u64 = 64 * 1024;
-
 
 fn broken_off(error: &str) -> Response {
     tracing::warn!(%error, "upstream answer broke off");
@@ -479,7 +488,11 @@ async fn ready(State(proxy): State<Arc<Proxy>>) -> Response {
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             let (status, http_status, error) = match answer {
                 Ok(s) if s.is_success() => ("up", Some(s.as_u16()), None),
-                Ok(s) => ("down", Some(s.as_u16()), Some(format!("its readiness check answered {s}"))),
+                Ok(s) => (
+                    "down",
+                    Some(s.as_u16()),
+                    Some(format!("its readiness check answered {s}")),
+                ),
                 Err(CallError::Timeout) => (
                     "down",
                     None,
@@ -564,7 +577,12 @@ mod tests {
         assert_eq!(c.breaker.failures, 5);
         assert_eq!(c.breaker.open_for, Duration::from_secs(10));
 
-        for bad in ["catalog:8082", "http://catalog:8082/api", "ftp://catalog", "https://catalog:8082"] {
+        for bad in [
+            "catalog:8082",
+            "http://catalog:8082/api",
+            "ftp://catalog",
+            "https://catalog:8082",
+        ] {
             let mut pairs = all_upstreams();
             pairs.push(("EMPORIUM_UPSTREAM_CATALOG".into(), bad.into()));
             let s = ConfigSource::from_pairs(pairs).expect("source");

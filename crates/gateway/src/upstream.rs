@@ -43,7 +43,11 @@ impl Base {
         Uri::builder()
             .scheme(Scheme::HTTP)
             .authority(self.authority.clone())
-            .path_and_query(path_and_query.cloned().unwrap_or_else(|| PathAndQuery::from_static("/")))
+            .path_and_query(
+                path_and_query
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            )
             .build()
             .ok()
     }
@@ -179,7 +183,13 @@ mod tests {
         );
         assert_eq!(base.join(None).expect("uri").to_string(), "http://catalog:8082/");
         assert!(Base::parse("http://127.0.0.1:18082/").is_some());
-        for bad in ["https://catalog:8082", "catalog:8082", "http://catalog:8082/api", "http://c:1/?q", "ftp://c"] {
+        for bad in [
+            "https://catalog:8082",
+            "catalog:8082",
+            "http://catalog:8082/api",
+            "http://c:1/?q",
+            "ftp://c",
+        ] {
             assert!(Base::parse(bad).is_none(), "{bad}");
         }
     }

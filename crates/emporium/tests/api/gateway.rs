@@ -131,10 +131,24 @@ async fn big() -> impl IntoResponse {
     Body::from_stream(chunks)
 }
 
+/// Answers after two seconds.
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    "late"
+}
+
+/// Sends one piece of its answer, then goes quiet without ending it.
+async fn stall() -> impl IntoResponse {
+    let first = futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b"first piece")) });
+    Body::from_stream(first.chain(futures::stream::pending()))
+}
+
 async fn echo_upstream() -> (Served, Echo) {
     let state = Echo::default();
     let router = Router::new()
         .route("/api/v1/catalog/big", get(big))
+        .route("/api/v1/catalog/slow", get(slow))
+        .route("/api/v1/catalog/stall", get(stall))
         .route("/health/ready", get(|| async { "ok" }))
         // The edge's key set reads this; it is not a request the tests count.
         .route(
@@ -384,6 +398,52 @@ async fn only_safe_requests_are_retried() {
     let r = client.put(gw.url("/api/v1/orders/x")).send().await.expect("request");
     assert_eq!(r.status(), 503);
     assert_eq!(echo.hits.swap(0, Ordering::SeqCst), 1, "nor is a PUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upstream_is_a_504_and_a_stalled_answer_is_cut_off() {
+    let (upstream, _) = echo_upstream().await;
+    let gw = gateway_with(
+        &every_upstream_at(&upstream.url("")),
+        &[
+            ("EMPORIUM_UPSTREAM_TIMEOUT_MS", "300"),
+            ("EMPORIUM_UPSTREAM_RETRIES", "0"),
+        ],
+        None,
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    let started = Instant::now();
+    let r = client
+        .get(gw.url("/api/v1/catalog/slow"))
+        .send()
+        .await
+        .expect("request");
+    let body = assert_problem(r, 504).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "answered at the deadline, not when the upstream did"
+    );
+    assert!(body["detail"].as_str().expect("detail").contains("300 ms"), "{body}");
+
+    // The head and the first piece pass; then the upstream's silence ends the answer instead of
+    // holding the client's connection open.
+    let started = Instant::now();
+    let r = client
+        .get(gw.url("/api/v1/catalog/stall"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    let mut stream = r.bytes_stream();
+    let first = stream.next().await.expect("a first piece").expect("first piece");
+    assert_eq!(&first[..], b"first piece");
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the stalled answer is cut off");
+    assert!(!matches!(end, Some(Ok(_))), "no more data arrives: {end:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 fn header(r: &reqwest::Response, name: &str) -> String {
