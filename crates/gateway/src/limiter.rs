@@ -132,7 +132,60 @@ enum Store {
         prefix: String,
         script: redis::Script,
         last_error_log: Mutex<Option<Instant>>,
+        /// Clients Redis refused, until their next token is due. Tokens only come back with
+        /// time, so no other replica's spending can make that earlier: refusing them here
+        /// until then is exact, and a client that floods while refused costs no Redis call.
+        refused: Refusals,
     },
+}
+
+/// When each refused client's bucket is full again, as an instant on this process's clock.
+struct Refusals {
+    hasher: RandomState,
+    shards: Vec<Mutex<HashMap<String, Instant>>>,
+}
+
+impl Refusals {
+    fn new() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The refusal still standing for `key` at `now`, if any (a stale one is dropped).
+    fn standing(&self, quota: Quota, key: &str, now: Instant) -> Option<Decision> {
+        let mut shard = self.shard(key);
+        let full_at = *shard.get(key)?;
+        let ahead = u64::try_from(full_at.saturating_duration_since(now).as_micros()).unwrap_or(u64::MAX);
+        let decision = Decision::from_bucket(quota, false, ahead);
+        if decision.retry_after.is_zero() {
+            shard.remove(key);
+            return None;
+        }
+        Some(decision)
+    }
+
+    fn record(&self, key: &str, full_at: Instant) {
+        self.shard(key).insert(key.to_owned(), full_at);
+    }
+
+    /// Drops refusals whose wait is over.
+    fn forget_past(&self, quota: Quota, now: Instant) {
+        let wait = Duration::from_micros(quota.capacity_us().saturating_sub(quota.interval_us()));
+        for shard in &self.shards {
+            shard
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, full_at| full_at.saturating_duration_since(now) > wait);
+        }
+    }
 }
 
 /// In-process buckets: arrival times in microseconds since `origin`, sharded to keep lock
@@ -198,20 +251,7 @@ impl RateLimiter {
                 store: Store::InProcess(buckets),
             }),
         };
-        // Forget full buckets now and then so the table does not grow with every address seen.
-        let weak = Arc::downgrade(&limiter.inner);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    tick.tick().await;
-                    let Some(inner) = weak.upgrade() else { break };
-                    if let Store::InProcess(buckets) = &inner.store {
-                        buckets.forget_full();
-                    }
-                }
-            });
-        }
+        limiter.sweep_every(Duration::from_secs(60));
         limiter
     }
 
@@ -234,7 +274,7 @@ impl RateLimiter {
         let connection = ConnectionManager::new_with_config(client, settings)
             .await
             .map_err(err)?;
-        Ok(Self {
+        let limiter = Self {
             inner: Arc::new(Inner {
                 quota: config.rate_limit,
                 store: Store::Redis {
@@ -242,9 +282,32 @@ impl RateLimiter {
                     prefix: format!("{namespace}:gateway:ratelimit:"),
                     script: redis::Script::new(GCRA_SCRIPT),
                     last_error_log: Mutex::new(None),
+                    refused: Refusals::new(),
                 },
             }),
-        })
+        };
+        limiter.sweep_every(Duration::from_secs(10));
+        Ok(limiter)
+    }
+
+    /// Forgets what no longer matters (full buckets, refusals whose wait is over) now and then,
+    /// so the tables do not grow with every client seen. Stops with the limiter.
+    fn sweep_every(&self, period: Duration) {
+        let weak = Arc::downgrade(&self.inner);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    match (&inner.store, inner.quota) {
+                        (Store::InProcess(buckets), _) => buckets.forget_full(),
+                        (Store::Redis { refused, .. }, Some(quota)) => refused.forget_past(quota, Instant::now()),
+                        (Store::Redis { .. }, None) => {}
+                    }
+                }
+            });
+        }
     }
 
     /// The configured quota (`None`: limits are off).
@@ -270,18 +333,24 @@ impl RateLimiter {
                 prefix,
                 script,
                 last_error_log,
+                refused,
             } => {
+                if let Some(standing) = refused.standing(quota, client, Instant::now()) {
+                    return Some(standing);
+                }
                 let mut connection = connection.clone();
                 let mut invocation = script.key(format!("{prefix}{client}"));
                 invocation.arg(quota.interval_us()).arg(quota.capacity_us());
                 let reply =
                     tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async::<(i64, i64)>(&mut connection)).await;
                 match reply {
-                    Ok(Ok((allowed, ahead))) => Some(Decision::from_bucket(
-                        quota,
-                        allowed == 1,
-                        u64::try_from(ahead).unwrap_or(0),
-                    )),
+                    Ok(Ok((allowed, ahead))) => {
+                        let ahead = u64::try_from(ahead).unwrap_or(0);
+                        if allowed != 1 {
+                            refused.record(client, Instant::now() + Duration::from_micros(ahead));
+                        }
+                        Some(Decision::from_bucket(quota, allowed == 1, ahead))
+                    }
                     failure => {
                         metrics::counter!("gateway_rate_limiter_errors_total").increment(1);
                         let error = match failure {
@@ -393,6 +462,40 @@ mod tests {
         assert_eq!(Decision::seconds(Duration::from_millis(1000)), 1);
         assert_eq!(Decision::seconds(Duration::from_millis(1001)), 2);
         assert_eq!(Decision::seconds(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn a_refusal_stands_until_the_next_token_is_due() {
+        let refusals = Refusals::new();
+        let now = Instant::now();
+        assert_eq!(refusals.standing(Q, "ip:10.0.0.1", now), None);
+        // Refused with a full bucket: three tokens' worth ahead, the next one due in a second.
+        refusals.record("ip:10.0.0.1", now + Duration::from_secs(3));
+        let standing = refusals.standing(Q, "ip:10.0.0.1", now).expect("refused");
+        assert!(!standing.allowed);
+        assert_eq!(standing.retry_after, Duration::from_secs(1));
+        assert_eq!(standing.reset, Duration::from_secs(3));
+        let later = refusals
+            .standing(Q, "ip:10.0.0.1", now + Duration::from_millis(400))
+            .expect("still refused");
+        assert_eq!(later.retry_after, Duration::from_millis(600));
+        assert_eq!(refusals.standing(Q, "ip:10.0.0.2", now), None, "per client");
+        assert_eq!(refusals.standing(Q, "ip:10.0.0.1", now + Duration::from_secs(1)), None);
+        assert_eq!(
+            refusals.shard("ip:10.0.0.1").len(),
+            0,
+            "a refusal past its wait is dropped"
+        );
+
+        refusals.record("ip:10.0.0.3", now + Duration::from_secs(3));
+        refusals.forget_past(Q, now + Duration::from_millis(500));
+        assert!(
+            refusals
+                .standing(Q, "ip:10.0.0.3", now + Duration::from_millis(500))
+                .is_some()
+        );
+        refusals.forget_past(Q, now + Duration::from_secs(2));
+        assert_eq!(refusals.shard("ip:10.0.0.3").len(), 0, "swept once its wait is over");
     }
 
     #[test]

@@ -75,6 +75,41 @@ async fn the_script_takes_tokens_like_the_in_process_bucket() {
 }
 
 #[tokio::test]
+async fn a_refused_client_is_refused_here_until_its_next_token_without_asking_redis() {
+    if !redis_reachable().await {
+        return;
+    }
+    let ns = namespace();
+    // One token every 200 ms, one at a time.
+    let limiter = RateLimiter::redis(&redis_url(), &ns, &edge("300", "1"))
+        .await
+        .expect("redis");
+    let client = redis::Client::open(redis_url()).expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connection");
+    let key = format!("{ns}:gateway:ratelimit:ip:192.0.2.7");
+    assert!(limiter.check("ip:192.0.2.7").await.expect("a decision").allowed);
+    let refused = limiter.check("ip:192.0.2.7").await.expect("a decision");
+    assert!(!refused.allowed);
+    // Emptying the bucket in Redis would let the next request through if it were asked: it
+    // is not, since the refusal stands until the next token is due whatever others spend.
+    let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.expect("del");
+    let again = limiter.check("ip:192.0.2.7").await.expect("a decision");
+    assert!(!again.allowed, "refused locally");
+    assert!(again.retry_after <= refused.retry_after);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("exists");
+    assert_eq!(exists, 0, "the refused check never reached Redis");
+    tokio::time::sleep(refused.retry_after + Duration::from_millis(20)).await;
+    assert!(
+        limiter.check("ip:192.0.2.7").await.expect("a decision").allowed,
+        "once the token is due, Redis decides again"
+    );
+}
+
+#[tokio::test]
 async fn buckets_expire_once_full_again() {
     if !redis_reachable().await {
         return;
