@@ -139,13 +139,13 @@ enum Store {
     },
 }
 
-/// When each refused client's bucket is full again, as an instant on this process's clock.
-struct Refusals {
+/// A per-client table, sharded to keep lock contention low.
+struct Sharded<V> {
     hasher: RandomState,
-    shards: Vec<Mutex<HashMap<String, Instant>>>,
+    shards: Vec<Mutex<HashMap<String, V>>>,
 }
 
-impl Refusals {
+impl<V> Sharded<V> {
     fn new() -> Self {
         Self {
             hasher: RandomState::new(),
@@ -153,15 +153,30 @@ impl Refusals {
         }
     }
 
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, V>> {
         self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    fn retain(&self, keep: impl Fn(&V) -> bool) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, v| keep(v));
+        }
+    }
+}
+
+/// When each refused client's bucket is full again, as an instant on this process's clock.
+struct Refusals(Sharded<Instant>);
+
+impl Refusals {
+    fn new() -> Self {
+        Self(Sharded::new())
+    }
+
     /// The refusal still standing for `key` at `now`, if any (a stale one is dropped).
     fn standing(&self, quota: Quota, key: &str, now: Instant) -> Option<Decision> {
-        let mut shard = self.shard(key);
+        let mut shard = self.0.shard(key);
         let full_at = *shard.get(key)?;
         let ahead = u64::try_from(full_at.saturating_duration_since(now).as_micros()).unwrap_or(u64::MAX);
         let decision = Decision::from_bucket(quota, false, ahead);
@@ -173,35 +188,27 @@ impl Refusals {
     }
 
     fn record(&self, key: &str, full_at: Instant) {
-        self.shard(key).insert(key.to_owned(), full_at);
+        self.0.shard(key).insert(key.to_owned(), full_at);
     }
 
     /// Drops refusals whose wait is over.
     fn forget_past(&self, quota: Quota, now: Instant) {
         let wait = Duration::from_micros(quota.capacity_us().saturating_sub(quota.interval_us()));
-        for shard in &self.shards {
-            shard
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|_, full_at| full_at.saturating_duration_since(now) > wait);
-        }
+        self.0.retain(|full_at| full_at.saturating_duration_since(now) > wait);
     }
 }
 
-/// In-process buckets: arrival times in microseconds since `origin`, sharded to keep lock
-/// contention low.
+/// In-process buckets: arrival times in microseconds since `origin`.
 struct Buckets {
     origin: Instant,
-    hasher: RandomState,
-    shards: Vec<Mutex<HashMap<String, u64>>>,
+    table: Sharded<u64>,
 }
 
 impl Buckets {
     fn new() -> Self {
         Self {
             origin: Instant::now(),
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            table: Sharded::new(),
         }
     }
 
@@ -210,8 +217,7 @@ impl Buckets {
     }
 
     fn take(&self, quota: Quota, key: &str) -> Decision {
-        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
-        let mut buckets = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self.table.shard(key);
         let now = self.now_us();
         let (decision, store) = gcra(quota, buckets.get(key).copied(), now);
         if let Some(tat) = store {
@@ -223,12 +229,7 @@ impl Buckets {
     /// Drops buckets that have filled up again: they are the same as no bucket.
     fn forget_full(&self) {
         let now = self.now_us();
-        for shard in &self.shards {
-            shard
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|_, tat| *tat > now);
-        }
+        self.table.retain(|tat| *tat > now);
     }
 }
 
@@ -482,7 +483,7 @@ mod tests {
         assert_eq!(refusals.standing(Q, "ip:10.0.0.2", now), None, "per client");
         assert_eq!(refusals.standing(Q, "ip:10.0.0.1", now + Duration::from_secs(1)), None);
         assert_eq!(
-            refusals.shard("ip:10.0.0.1").len(),
+            refusals.0.shard("ip:10.0.0.1").len(),
             0,
             "a refusal past its wait is dropped"
         );
@@ -495,7 +496,7 @@ mod tests {
                 .is_some()
         );
         refusals.forget_past(Q, now + Duration::from_secs(2));
-        assert_eq!(refusals.shard("ip:10.0.0.3").len(), 0, "swept once its wait is over");
+        assert_eq!(refusals.0.shard("ip:10.0.0.3").len(), 0, "swept once its wait is over");
     }
 
     #[test]
