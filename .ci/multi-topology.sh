@@ -42,6 +42,10 @@ cleanup() {
     wait "$dev" 2>/dev/null || true
   fi
   drop_databases
+  # The catalog's cache generation keys never expire: remove this run's keys.
+  if command -v redis-cli >/dev/null; then
+    redis-cli --scan --pattern "$EMPORIUM_NAMESPACE:*" | xargs -r redis-cli del >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -88,7 +92,16 @@ print("upstreams:", ", ".join(name + " " + u["status"] for name, u in sorted(rep
 echo "== README walkthrough through the gateway"
 awk '/<!-- walkthrough:start -->/{on=1; next} /<!-- walkthrough:end -->/{on=0} on && !/^```/' README.md >"$work/walkthrough.sh"
 [ -s "$work/walkthrough.sh" ] || { echo "no walkthrough block found in README.md" >&2; exit 1; }
-out=$(bash -euo pipefail "$work/walkthrough.sh")
+# A failing step is traced (the commands it ran, with their variables) and the log's warnings and
+# refused requests are shown, so a red run says which request failed and why.
+if ! out=$(BASH_XTRACEFD=3 bash -x -euo pipefail "$work/walkthrough.sh" 3>"$work/trace"); then
+  echo "$out"
+  echo "walkthrough through the gateway failed; its last commands:" >&2
+  tail -n 12 "$work/trace" | cut -c1-400 >&2
+  echo "warnings, errors and 4xx/5xx answers in $log:" >&2
+  grep -E '"level":"(WARN|ERROR)"|"status":[45][0-9][0-9]' "$log" | tail -n 30 | cut -c1-600 >&2 || true
+  exit 1
+fi
 echo "$out"
 grep -q '"email":"ada@example.com"' <<<"$out" || { echo "walkthrough: /me did not answer" >&2; exit 1; }
 [ "$(tail -n1 <<<"$out")" = "401" ] || { echo "walkthrough: reused refresh token was not refused" >&2; exit 1; }

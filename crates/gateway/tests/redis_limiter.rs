@@ -33,6 +33,15 @@ async fn redis_reachable() -> bool {
     ok
 }
 
+/// A plain connection, to look at or tamper with the limiter's keys.
+async fn redis_connection() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection")
+}
+
 fn edge(per_minute: &str, burst: &str) -> EdgeConfig {
     let src = ConfigSource::from_pairs([
         ("EMPORIUM_RATE_LIMIT_PER_MINUTE", per_minute),
@@ -84,8 +93,7 @@ async fn a_refused_client_is_refused_here_until_its_next_token_without_asking_re
     let limiter = RateLimiter::redis(&redis_url(), &ns, &edge("300", "1"))
         .await
         .expect("redis");
-    let client = redis::Client::open(redis_url()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("connection");
+    let mut conn = redis_connection().await;
     let key = format!("{ns}:gateway:ratelimit:ip:192.0.2.7");
     assert!(limiter.check("ip:192.0.2.7").await.expect("a decision").allowed);
     let refused = limiter.check("ip:192.0.2.7").await.expect("a decision");
@@ -119,8 +127,7 @@ async fn buckets_expire_once_full_again() {
         .await
         .expect("redis");
     limiter.check("user:ttl").await.expect("a decision");
-    let client = redis::Client::open(redis_url()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("connection");
+    let mut conn = redis_connection().await;
     let ttl: i64 = redis::cmd("PTTL")
         .arg(format!("{ns}:gateway:ratelimit:user:ttl"))
         .query_async(&mut conn)
@@ -139,8 +146,7 @@ async fn a_redis_error_lets_the_request_through() {
         .await
         .expect("redis");
     // A key of the wrong type makes the script fail, as a broken Redis would.
-    let client = redis::Client::open(redis_url()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("connection");
+    let mut conn = redis_connection().await;
     let key = format!("{ns}:gateway:ratelimit:ip:192.0.2.9");
     let _: i64 = redis::cmd("LPUSH")
         .arg(&key)
