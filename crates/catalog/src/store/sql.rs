@@ -1086,15 +1086,16 @@ where
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_available"))]
     async fn set_available(&self, sku: &str, available: i64, event_id: Uuid) -> StoreResult<Option<StockChange>> {
         let mut tx = self.begin().await?;
+        // `updated_at` stays the time of the last editorial change or review: stock moves on its
+        // own schedule, and the `available` count in the body (hence the ETag) already shows it.
         let rows: Vec<(Uuid, String)> = sqlx::query_as(
-            "UPDATE products SET available = $2, stock_event_id = $3, updated_at = $4
+            "UPDATE products SET available = $2, stock_event_id = $3
              WHERE sku = $1 AND deleted_at IS NULL AND (stock_event_id IS NULL OR stock_event_id < $3)
              RETURNING id, slug",
         )
         .bind(sku)
         .bind(available)
         .bind(event_id)
-        .bind(platform::time::now())
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
