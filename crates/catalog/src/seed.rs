@@ -371,7 +371,9 @@ pub async fn seed_products(
                 brand: Some(brand.to_owned()),
                 category_id: Some(leaf.id),
                 attributes,
-                images: vec![format!("https://images.example.com/products/{}.jpg", id.0.simple())],
+                // No made-up photo URLs: they would point browsers at a host that does not
+                // exist. The storefront draws a placeholder for products without pictures.
+                images: Vec::new(),
                 rating: summary,
                 available: 0,
                 created_at: at,
