@@ -365,6 +365,14 @@ impl OrderStatus {
         matches!(self, Self::Cancelled | Self::PaymentFailed | Self::Refunded)
     }
 
+    /// Whether moving from `self` to `to` ends the order without a sale (cancelled, or the
+    /// payment failed), which gives its coupon use back: a coupon limited to N uses counts
+    /// the orders that went through, not the attempts.
+    pub fn releases_coupon(self, to: OrderStatus) -> bool {
+        let unsold = |s: OrderStatus| matches!(s, Self::Cancelled | Self::PaymentFailed);
+        unsold(to) && !unsold(self)
+    }
+
     /// States an order should not stay in for long (the `orders_stuck` gauge).
     pub const IN_FLIGHT: [OrderStatus; 3] = [Self::Pending, Self::AwaitingPayment, Self::Paid];
 }
@@ -754,6 +762,29 @@ pub fn parse_payment_method(raw: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_an_order_ending_without_a_sale_gives_its_coupon_back() {
+        for from in [S::Pending, S::AwaitingPayment, S::Paid, S::Confirmed] {
+            assert!(from.releases_coupon(S::Cancelled), "{from}");
+            assert!(from.releases_coupon(S::PaymentFailed), "{from}");
+        }
+        // Once only, and never for an order that was delivered and refunded.
+        assert!(!S::Cancelled.releases_coupon(S::Cancelled));
+        assert!(!S::PaymentFailed.releases_coupon(S::Cancelled));
+        for to in [
+            S::Paid,
+            S::Confirmed,
+            S::Shipped,
+            S::Delivered,
+            S::Refunded,
+            S::PartiallyRefunded,
+        ] {
+            for from in S::ALL {
+                assert!(!from.releases_coupon(to), "{from} -> {to}");
+            }
+        }
+    }
+
     use super::*;
     use OrderEvent as E;
     use OrderStatus as S;

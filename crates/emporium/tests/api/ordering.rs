@@ -22,6 +22,7 @@ on_both_backends!(
     cancel_after_payment_refunds_and_restocks,
     fulfilment_refunds_and_forbidden_transitions,
     coupons_discount_and_are_validated,
+    a_cancelled_or_failed_order_gives_its_coupon_use_back,
     invoices_exist_once_paid,
     my_orders_filter_and_paginate,
 );
@@ -554,6 +555,71 @@ async fn coupons_discount_and_are_validated(app: TestApp) {
     let methods = app.get_json(&format!("{ORDERS}/shipping-methods?country=de")).await;
     assert_eq!(methods["tax_rate_bp"], 1900);
     assert_eq!(methods["methods"][0]["free_over"], 5000);
+}
+
+async fn a_cancelled_or_failed_order_gives_its_coupon_use_back(app: TestApp) {
+    let admin = app.admin().await;
+    product(&app, &admin.access, "ONCE-1", 2000, 10).await;
+    let r = post_auth(
+        &app,
+        &format!("{ORDERS}/admin/coupons"),
+        &admin.access,
+        json!({"code": "ONCE", "kind": "fixed", "amount": 500, "max_uses": 1}),
+    )
+    .await;
+    json_of(r, 201).await;
+    let uses = async || {
+        let list = json_of(
+            app.get_auth(&format!("{ORDERS}/admin/coupons"), &admin.access).await,
+            200,
+        )
+        .await;
+        list[0]["uses"].as_i64().expect("uses")
+    };
+    let user = app.signed_up("once@example.com").await;
+    let declined = card(&app, &user.access, DECLINED_CARD).await;
+    let good = card(&app, &user.access, SUCCESS_CARD).await;
+    let with_coupon = |pm: &str| {
+        let mut body = order_body(json!([{"sku": "ONCE-1", "quantity": 1}]), pm);
+        body["coupon"] = json!("ONCE");
+        body
+    };
+
+    // A declined card: the order failed, the single use is free again.
+    let failed = json_of(place(&app, &user.access, "once-1", &with_coupon(&declined)).await, 201).await;
+    assert_eq!(failed["status"], "payment_failed", "{failed}");
+    wait_for_status(
+        &app,
+        &user.access,
+        failed["id"].as_str().expect("id"),
+        "payment_failed",
+        10,
+    )
+    .await;
+    assert_eq!(uses().await, 0);
+
+    // Paid, then cancelled: free again.
+    let paid = json_of(place(&app, &user.access, "once-2", &with_coupon(&good)).await, 201).await;
+    assert_eq!(paid["discount"], 500, "{paid}");
+    assert_eq!(uses().await, 1);
+    let id = paid["id"].as_str().expect("id").to_owned();
+    let r = post_auth(&app, &format!("{ORDERS}/{id}/cancel"), &user.access, json!({})).await;
+    assert_eq!(json_of(r, 200).await["status"], "cancelled");
+    assert_eq!(uses().await, 0);
+    // Refusing a second cancel gives nothing back twice.
+    assert_problem(
+        post_auth(&app, &format!("{ORDERS}/{id}/cancel"), &user.access, json!({})).await,
+        409,
+    )
+    .await;
+    assert_eq!(uses().await, 0);
+
+    // The one use goes to the order that goes through, and then it is used up.
+    let kept = json_of(place(&app, &user.access, "once-3", &with_coupon(&good)).await, 201).await;
+    assert_eq!(kept["status"], "confirmed", "{kept}");
+    assert_eq!(uses().await, 1);
+    let p = assert_problem(place(&app, &user.access, "once-4", &with_coupon(&good)).await, 422).await;
+    assert_eq!(problem_fields(&p), ["coupon"]);
 }
 
 async fn invoices_exist_once_paid(app: TestApp) {

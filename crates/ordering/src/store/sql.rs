@@ -5,7 +5,8 @@
 //! Concurrency: `update` reads the order `FOR UPDATE` (PostgreSQL) or inside `BEGIN IMMEDIATE`
 //! behind a process-wide writer mutex (SQLite), so its decide-then-write is atomic. Counters are
 //! incremented with `UPDATE ... RETURNING` inside the transaction that uses the value: a rollback
-//! leaves no gap. The coupon's use is a conditional increment (`uses < max_uses`).
+//! leaves no gap. The coupon's use is a conditional increment (`uses < max_uses`), given back in
+//! the transaction that cancels the order or records its failed payment.
 
 use std::sync::Arc;
 
@@ -696,6 +697,14 @@ where
         }
         Self::write_order(&mut *tx, &order).await?;
         order.version += 1;
+        if let Some(code) = order.coupon_code.as_deref()
+            && current.status.releases_coupon(order.status)
+        {
+            sqlx::query("UPDATE coupons SET uses = uses - 1 WHERE code = $1 AND uses > 0")
+                .bind(code)
+                .execute(&mut *tx)
+                .await?;
+        }
         Self::insert_timeline(&mut *tx, id, &mutation.timeline).await?;
         if let Some((row, refund_id)) = &mutation.complete_refund {
             sqlx::query("UPDATE order_refunds SET state = 'completed', refund_id = $2 WHERE id = $1")
