@@ -485,25 +485,22 @@ async fn fulfilment_refunds_and_forbidden_transitions(app: TestApp) {
 async fn coupons_discount_and_are_validated(app: TestApp) {
     let admin = app.admin().await;
     product(&app, &admin.access, "COUP-1", 2000, 10).await;
-    let r = post_auth(
+    let r = create_coupon(
         &app,
-        &format!("{ORDERS}/admin/coupons"),
         &admin.access,
         json!({"code": "save10", "kind": "percentage", "percent": 10, "max_uses": 1}),
     )
     .await;
     json_of(r, 201).await;
-    let r = post_auth(
+    let r = create_coupon(
         &app,
-        &format!("{ORDERS}/admin/coupons"),
         &admin.access,
         json!({"code": "SAVE10", "kind": "percentage", "percent": 10}),
     )
     .await;
     assert_problem(r, 409).await;
-    let r = post_auth(
+    let r = create_coupon(
         &app,
-        &format!("{ORDERS}/admin/coupons"),
         &admin.access,
         json!({"code": "x", "kind": "percentage", "percent": 101}),
     )
@@ -511,9 +508,8 @@ async fn coupons_discount_and_are_validated(app: TestApp) {
     assert_eq!(problem_fields(&assert_problem(r, 422).await), ["code", "percent"]);
     let user = app.signed_up("coupon@example.com").await;
     assert_problem(
-        post_auth(
+        create_coupon(
             &app,
-            &format!("{ORDERS}/admin/coupons"),
             &user.access,
             json!({"code": "MINE", "kind": "fixed", "amount": 100}),
         )
@@ -560,9 +556,8 @@ async fn coupons_discount_and_are_validated(app: TestApp) {
 async fn a_cancelled_or_failed_order_gives_its_coupon_use_back(app: TestApp) {
     let admin = app.admin().await;
     product(&app, &admin.access, "ONCE-1", 2000, 10).await;
-    let r = post_auth(
+    let r = create_coupon(
         &app,
-        &format!("{ORDERS}/admin/coupons"),
         &admin.access,
         json!({"code": "ONCE", "kind": "fixed", "amount": 500, "max_uses": 1}),
     )
@@ -620,6 +615,10 @@ async fn a_cancelled_or_failed_order_gives_its_coupon_use_back(app: TestApp) {
     assert_eq!(uses().await, 1);
     let p = assert_problem(place(&app, &user.access, "once-4", &with_coupon(&good)).await, 422).await;
     assert_eq!(problem_fields(&p), ["coupon"]);
+}
+
+async fn create_coupon(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    post_auth(app, &format!("{ORDERS}/admin/coupons"), token, body).await
 }
 
 async fn invoices_exist_once_paid(app: TestApp) {
