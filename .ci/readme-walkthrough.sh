@@ -18,7 +18,15 @@ server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data" "$script"' EXIT
 for _ in $(seq 1 100); do curl -fs http://127.0.0.1:8080/health/live >/dev/null && break; sleep 0.1; done
 
-out=$(bash -euo pipefail "$script")
+# A failing step shows the commands it ran (with their variables) and the server's warnings.
+if ! out=$(BASH_XTRACEFD=3 bash -x -euo pipefail "$script" 3>"$data/trace"); then
+  echo "$out"
+  echo "walkthrough failed; its last commands:" >&2
+  tail -n 12 "$data/trace" | cut -c1-400 >&2
+  echo "the server's log:" >&2
+  tail -n 30 "$data/server.log" | cut -c1-600 >&2
+  exit 1
+fi
 echo "$out"
 grep -q '"email":"ada@example.com"' <<<"$out" || { echo "walkthrough: /me did not answer" >&2; exit 1; }
 [ "$(tail -n1 <<<"$out")" = "401" ] || { echo "walkthrough: reused refresh token was not refused" >&2; exit 1; }
