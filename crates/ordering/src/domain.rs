@@ -762,6 +762,10 @@ pub fn parse_payment_method(raw: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use OrderEvent as E;
+    use OrderStatus as S;
+
     #[test]
     fn only_an_order_ending_without_a_sale_gives_its_coupon_back() {
         for from in [S::Pending, S::AwaitingPayment, S::Paid, S::Confirmed] {
@@ -784,10 +788,6 @@ mod tests {
             }
         }
     }
-
-    use super::*;
-    use OrderEvent as E;
-    use OrderStatus as S;
 
     /// Every allowed pair; everything else must be refused.
     const ALLOWED: &[(OrderStatus, OrderEvent, OrderStatus)] = &[
