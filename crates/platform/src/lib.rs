@@ -16,6 +16,7 @@ pub mod events;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod money;
 pub mod pagination;
 pub mod problem;
 pub mod rate_limit;
