@@ -502,8 +502,10 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         .merge(platform::metrics::router())
         .merge(platform::docs::router(doc));
     let mut router = router.merge(platform::http::tag_routes(ops, "platform"));
-    if settings.platform.trust_forwarded_for {
-        router = router.layer(axum::Extension(platform::http::TrustForwardedFor));
+    if settings.platform.trusted_proxy_hops > 0 {
+        router = router.layer(axum::Extension(platform::http::TrustForwardedFor {
+            hops: settings.platform.trusted_proxy_hops,
+        }));
     }
     let limits = HttpLimits {
         max_body_bytes: settings.platform.max_body_bytes,

@@ -52,8 +52,10 @@ pub async fn build_gateway(settings: &Settings, src: &ConfigSource) -> anyhow::R
     let doc = app::api_document(src.flag("EMPORIUM_DEV_MAILBOX", false)?);
 
     let mut router = gateway::proxy_router(config, doc).merge(web::router(web_config, peers));
-    if settings.platform.trust_forwarded_for {
-        router = router.layer(axum::Extension(platform::http::TrustForwardedFor));
+    if settings.platform.trusted_proxy_hops > 0 {
+        router = router.layer(axum::Extension(platform::http::TrustForwardedFor {
+            hops: settings.platform.trusted_proxy_hops,
+        }));
     }
     let limits = HttpLimits {
         max_body_bytes: settings.platform.max_body_bytes,

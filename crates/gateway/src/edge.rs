@@ -46,8 +46,9 @@ pub struct EdgeConfig {
     pub hsts: bool,
     /// Largest request body (`EMPORIUM_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
-    /// Take the client address from `X-Forwarded-For` (`EMPORIUM_TRUST_FORWARDED_FOR`).
-    pub trust_forwarded_for: bool,
+    /// Proxies in front whose `X-Forwarded-For` entries count (`EMPORIUM_TRUSTED_PROXY_HOPS`,
+    /// or 1 for `EMPORIUM_TRUST_FORWARDED_FOR`); 0: the peer is the client.
+    pub trusted_proxy_hops: usize,
 }
 
 impl EdgeConfig {
@@ -65,7 +66,7 @@ impl EdgeConfig {
             rate_limit,
             hsts: src.flag("EMPORIUM_HSTS", public_url.starts_with("https://"))?,
             max_body_bytes: src.number_in("EMPORIUM_MAX_BODY_BYTES", 1024 * 1024, 1024..=64 * 1024 * 1024)? as usize,
-            trust_forwarded_for: src.flag("EMPORIUM_TRUST_FORWARDED_FOR", false)?,
+            trusted_proxy_hops: platform::config::trusted_proxy_hops(src)?,
         })
     }
 }
@@ -107,7 +108,7 @@ fn parse_origin(origin: &str) -> Result<HeaderValue, String> {
 struct EdgeState {
     keys: KeySet,
     limiter: RateLimiter,
-    trust_forwarded_for: bool,
+    trusted_proxy_hops: usize,
     max_body_bytes: usize,
 }
 
@@ -119,7 +120,7 @@ pub fn with_edge(router: Router, config: &EdgeConfig, keys: KeySet, limiter: Rat
     let state = Arc::new(EdgeState {
         keys,
         limiter,
-        trust_forwarded_for: config.trust_forwarded_for,
+        trusted_proxy_hops: config.trusted_proxy_hops,
         max_body_bytes: config.max_body_bytes,
     });
     let mut router = router.layer(middleware::from_fn_with_state(state, edge_check));
@@ -219,19 +220,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// The client's address: the first `X-Forwarded-For` hop behind a trusted proxy, else the peer
-/// (the same rule as `platform::http::ClientIp`, which the edge runs before).
-pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded_for: bool) -> IpAddr {
-    if trust_forwarded_for
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-    {
-        return ip;
-    }
-    peer.map_or(IpAddr::from([127, 0, 0, 1]), |p| p.ip())
+/// The client's address: the entry the trusted proxies wrote in `X-Forwarded-For`, else the
+/// peer (the same rule as `platform::http::ClientIp`, which the edge runs before).
+pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trusted_proxy_hops: usize) -> IpAddr {
+    platform::http::forwarded_client(headers, trusted_proxy_hops)
+        .unwrap_or_else(|| peer.map_or(IpAddr::from([127, 0, 0, 1]), |p| p.ip()))
 }
 
 fn token_reason(e: &TokenError) -> &'static str {
@@ -277,7 +270,7 @@ async fn edge_check(State(edge): State<Arc<EdgeState>>, mut req: Request, next: 
         Some(Ok(claims)) => format!("user:{}", claims.sub),
         _ => {
             let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-            format!("ip:{}", client_ip(req.headers(), peer, edge.trust_forwarded_for))
+            format!("ip:{}", client_ip(req.headers(), peer, edge.trusted_proxy_hops))
         }
     };
     let decision = edge.limiter.check(&client).await;
@@ -436,11 +429,13 @@ mod tests {
     #[test]
     fn the_client_is_the_peer_unless_a_trusted_proxy_says_otherwise() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 10.0.0.1"));
+        // The client wrote 6.6.6.6; the one trusted proxy appended the address it saw.
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.9"));
         let peer = Some(SocketAddr::from(([10, 0, 0, 1], 5000)));
-        assert_eq!(client_ip(&h, peer, false), IpAddr::from([10, 0, 0, 1]));
-        assert_eq!(client_ip(&h, peer, true), IpAddr::from([203, 0, 113, 9]));
-        assert_eq!(client_ip(&HeaderMap::new(), None, true), IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(client_ip(&h, peer, 0), IpAddr::from([10, 0, 0, 1]));
+        assert_eq!(client_ip(&h, peer, 1), IpAddr::from([203, 0, 113, 9]));
+        assert_eq!(client_ip(&h, peer, 2), IpAddr::from([6, 6, 6, 6]));
+        assert_eq!(client_ip(&HeaderMap::new(), None, 1), IpAddr::from([127, 0, 0, 1]));
     }
 
     #[test]

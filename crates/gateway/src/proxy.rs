@@ -50,8 +50,9 @@ pub struct GatewayConfig {
     pub breaker: BreakerPolicy,
     /// `EMPORIUM_MAX_BODY_BYTES`: request bodies are counted as they stream.
     pub max_body_bytes: usize,
-    /// `EMPORIUM_TRUST_FORWARDED_FOR`: the gateway itself sits behind a proxy it trusts.
-    pub trust_forwarded_for: bool,
+    /// `EMPORIUM_TRUSTED_PROXY_HOPS` (or `EMPORIUM_TRUST_FORWARDED_FOR`, one hop): the gateway
+    /// itself sits behind that many proxies it trusts.
+    pub trusted_proxy_hops: usize,
 }
 
 impl GatewayConfig {
@@ -89,7 +90,7 @@ impl GatewayConfig {
                 open_for: Duration::from_millis(src.number_in("EMPORIUM_BREAKER_OPEN_MS", 10_000, 100..=600_000)?),
             },
             max_body_bytes: src.number_in("EMPORIUM_MAX_BODY_BYTES", 1024 * 1024, 1024..=64 * 1024 * 1024)? as usize,
-            trust_forwarded_for: src.flag("EMPORIUM_TRUST_FORWARDED_FOR", false)?,
+            trusted_proxy_hops: platform::config::trusted_proxy_hops(src)?,
         })
     }
 
@@ -197,8 +198,8 @@ impl Proxy {
             })
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let origin = Origin {
-            client: client_ip(&parts.headers, peer, self.config.trust_forwarded_for),
-            trust_forwarded_for: self.config.trust_forwarded_for,
+            client: client_ip(&parts.headers, peer, self.config.trusted_proxy_hops),
+            trust_forwarded_for: self.config.trusted_proxy_hops > 0,
             request_id: &request_id,
             traceparent: current_traceparent(),
         };
@@ -214,12 +215,20 @@ impl Proxy {
         let body = with_body.then(|| UnreadBody::new(body, self.config.max_body_bytes));
         let breaker = &self.breakers[&upstream];
 
+        // Retries share the one upstream deadline: a client waits at most
+        // EMPORIUM_UPSTREAM_TIMEOUT_MS for an answer's head, however many attempts it takes
+        // (three full timeouts used to run into the 30 s request timeout and end as a 503).
+        let deadline = Instant::now() + self.config.timeout;
         let mut attempt = 0;
         loop {
             let started = Instant::now();
-            let result = self
-                .attempt(breaker, &parts.method, &uri, &headers, body.as_ref())
-                .await;
+            let budget = deadline.saturating_duration_since(started);
+            let result = if budget.is_zero() {
+                Err(Failure::Timeout)
+            } else {
+                self.attempt(breaker, &parts.method, &uri, &headers, body.as_ref(), budget)
+                    .await
+            };
             let outcome = match &result {
                 Ok(response) => status_class(response.status()),
                 Err(Failure::BreakerOpen(_)) => "breaker_open",
@@ -233,15 +242,18 @@ impl Proxy {
             let again = attempt < self.config.retries
                 && match &result {
                     Ok(response) => upstream_failed(response.status()) && retry_safe(&parts.method, with_body),
-                    Err(Failure::Timeout | Failure::Broken(_)) => retry_safe(&parts.method, with_body),
+                    // A timeout has spent the whole budget: another try could only time out too.
+                    Err(Failure::Timeout) => false,
+                    Err(Failure::Broken(_)) => retry_safe(&parts.method, with_body),
                     // Refused connections never reached the upstream: any request may be sent
                     // again, as long as no byte of its body was read.
                     Err(Failure::Unreachable) => body.as_ref().is_none_or(UnreadBody::unread),
                     Err(Failure::BreakerOpen(_) | Failure::BodyTooLarge) => false,
                 };
-            if again {
+            let backoff = Duration::from_millis(50 << (attempt + 1));
+            if again && Instant::now() + backoff < deadline {
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                tokio::time::sleep(backoff).await;
                 continue;
             }
             return match result {
@@ -258,6 +270,7 @@ impl Proxy {
         uri: &Uri,
         headers: &HeaderMap,
         body: Option<&UnreadBody>,
+        budget: Duration,
     ) -> Result<hyper::Response<Incoming>, Failure> {
         if let Admission::Rejected { retry_after } = breaker.admit() {
             return Err(Failure::BreakerOpen(retry_after));
@@ -270,7 +283,7 @@ impl Proxy {
                 uri.clone(),
                 headers.clone(),
                 request_body,
-                self.config.timeout,
+                budget,
             )
             .await;
         let result = match result {

@@ -199,8 +199,8 @@ pub struct PlatformConfig {
     pub log_filter: String,
     pub otlp_endpoint: Option<String>,
     pub public_url: String,
-    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
-    pub trust_forwarded_for: bool,
+    /// Proxies in front of this process that append to `X-Forwarded-For`; 0: ignore the header.
+    pub trusted_proxy_hops: usize,
 }
 
 impl PlatformConfig {
@@ -238,8 +238,23 @@ impl PlatformConfig {
             log_filter: src.get("RUST_LOG", "info".to_owned())?,
             otlp_endpoint: src.raw("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned),
             public_url: public_url.trim_end_matches('/').to_owned(),
-            trust_forwarded_for: src.flag("EMPORIUM_TRUST_FORWARDED_FOR", false)?,
+            trusted_proxy_hops: trusted_proxy_hops(src)?,
         })
+    }
+}
+
+/// `EMPORIUM_TRUSTED_PROXY_HOPS`, the number of proxies in front of the process whose
+/// `X-Forwarded-For` entries are believed. Without it, `EMPORIUM_TRUST_FORWARDED_FOR=true`
+/// means one proxy (the older setting; it used to believe the leftmost entry, which the client
+/// writes).
+pub fn trusted_proxy_hops(src: &ConfigSource) -> Result<usize, ConfigError> {
+    match src.optional::<u64>("EMPORIUM_TRUSTED_PROXY_HOPS")? {
+        Some(hops) if hops <= 10 => Ok(hops as usize),
+        Some(hops) => Err(ConfigError::new(
+            "EMPORIUM_TRUSTED_PROXY_HOPS",
+            format!("must be between 0 and 10 (got {hops})"),
+        )),
+        None => Ok(usize::from(src.flag("EMPORIUM_TRUST_FORWARDED_FOR", false)?)),
     }
 }
 
@@ -292,6 +307,19 @@ mod tests {
         let cfg = PlatformConfig::from_source(&s, default_listen()).expect("config");
         assert_eq!(cfg.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(cfg.max_body_bytes, 2048);
+    }
+
+    #[test]
+    fn proxy_hops_default_to_the_older_flag() {
+        assert_eq!(trusted_proxy_hops(&src(&[])).expect("hops"), 0);
+        assert_eq!(
+            trusted_proxy_hops(&src(&[("EMPORIUM_TRUST_FORWARDED_FOR", "true")])).expect("hops"),
+            1
+        );
+        let both = src(&[("EMPORIUM_TRUST_FORWARDED_FOR", "true"), ("EMPORIUM_TRUSTED_PROXY_HOPS", "2")]);
+        assert_eq!(trusted_proxy_hops(&both).expect("hops"), 2);
+        let err = trusted_proxy_hops(&src(&[("EMPORIUM_TRUSTED_PROXY_HOPS", "11")])).expect_err("too many");
+        assert_eq!(err.var, "EMPORIUM_TRUSTED_PROXY_HOPS");
     }
 
     #[test]

@@ -333,26 +333,49 @@ where
     }
 }
 
-/// The address of the client: the peer address, or the first `X-Forwarded-For` hop when the
-/// process is told (`TrustForwardedFor`) that it sits behind a proxy it trusts.
+/// The address of the client: the peer address, or, when the process is told
+/// (`TrustForwardedFor`) that it sits behind trusted proxies, the address they recorded in
+/// `X-Forwarded-For` (see [`forwarded_client`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-/// Insert as a request extension to honour `X-Forwarded-For`.
+/// Insert as a request extension to honour `X-Forwarded-For`: `hops` is the number of proxies
+/// in front of this process that append to it (`EMPORIUM_TRUSTED_PROXY_HOPS`).
 #[derive(Debug, Clone, Copy)]
-pub struct TrustForwardedFor;
+pub struct TrustForwardedFor {
+    pub hops: usize,
+}
+
+/// The client address `X-Forwarded-For` names behind `hops` trusted proxies that each append
+/// the address they saw: the `hops`-th entry from the right. Entries further left were written
+/// by the client (or by proxies we do not know) and prove nothing, so they are never taken
+/// unless the chain is shorter than the proxies configured. `None` without a usable entry.
+pub fn forwarded_client(headers: &HeaderMap, hops: usize) -> Option<IpAddr> {
+    if hops == 0 {
+        return None;
+    }
+    // Several header lines form one list, in order (RFC 9110 §5.3).
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    let entry = entries.get(entries.len().checked_sub(1)?.saturating_sub(hops - 1))?;
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if parts.extensions.get::<TrustForwardedFor>().is_some()
-            && let Some(ip) = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        if let Some(trust) = parts.extensions.get::<TrustForwardedFor>()
+            && let Some(ip) = forwarded_client(&parts.headers, trust.hops)
         {
             return Ok(ClientIp(ip));
         }
@@ -496,6 +519,29 @@ mod tests {
     fn tagging_a_router_without_routes_is_a_no_op() {
         let router = tag_routes(Router::new(), "identity");
         assert!(!router.has_routes());
+    }
+
+    #[test]
+    fn forwarded_for_trusts_only_the_configured_hops_from_the_right() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.0.0.2"));
+        assert_eq!(forwarded_client(&h, 0), None, "no trusted proxy: the header is ignored");
+        // One appending proxy: the entry it wrote, whatever the client put in front.
+        assert_eq!(forwarded_client(&h, 1), Some(IpAddr::from([10, 0, 0, 2])));
+        assert_eq!(forwarded_client(&h, 2), Some(IpAddr::from([203, 0, 113, 9])));
+        assert_eq!(forwarded_client(&h, 3), Some(IpAddr::from([6, 6, 6, 6])));
+        // A chain shorter than the proxies configured: the oldest entry a proxy wrote.
+        assert_eq!(forwarded_client(&h, 9), Some(IpAddr::from([6, 6, 6, 6])));
+        // Header lines join into one list; ports and brackets are understood.
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("[2001:db8::1]:4711"));
+        assert_eq!(forwarded_client(&h, 1), Some("2001:db8::1".parse().expect("ip")));
+        assert_eq!(forwarded_client(&h, 2), Some(IpAddr::from([1, 1, 1, 1])));
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1, garbage"));
+        assert_eq!(forwarded_client(&h, 1), None, "an unreadable trusted entry falls back to the peer");
+        assert_eq!(forwarded_client(&HeaderMap::new(), 1), None);
     }
 
     #[test]

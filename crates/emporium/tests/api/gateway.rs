@@ -818,3 +818,43 @@ async fn the_gateway_binary_names_what_is_missing_and_exits_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("REDIS_URL"), "the shared limiter needs Redis: {stderr}");
 }
+
+/// An upstream that accepts connections and never answers (a SIGSTOPped process, as far as the
+/// gateway can tell). Retries must fit in the one upstream deadline: 504 at
+/// EMPORIUM_UPSTREAM_TIMEOUT_MS, not one full timeout per attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_upstream_is_a_504_within_the_upstream_timeout_retries_included() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let hung = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let gw = gateway_with(
+        &every_upstream_at(&format!("http://{addr}")),
+        &[
+            ("EMPORIUM_UPSTREAM_TIMEOUT_MS", "600"),
+            ("EMPORIUM_UPSTREAM_RETRIES", "2"),
+            ("EMPORIUM_BREAKER_FAILURES", "100"),
+        ],
+        None,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let r = client
+        .get(gw.url("/api/v1/inventory/SKU-1"))
+        .send()
+        .await
+        .expect("request");
+    let elapsed = started.elapsed();
+    let body = assert_problem(r, 504).await;
+    assert!(body["detail"].as_str().expect("detail").contains("600 ms"), "{body}");
+    assert!(
+        elapsed >= Duration::from_millis(550) && elapsed < Duration::from_millis(1100),
+        "answered at the upstream deadline, not after one timeout per attempt: {elapsed:?}"
+    );
+    hung.abort();
+}
