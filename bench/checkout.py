@@ -284,7 +284,12 @@ if __name__ == "__main__":
     if cmd == "setup":
         setup(args[0], args[1], int(args[2]), int(args[3]))
     elif cmd == "metrics":
-        with urllib.request.urlopen(args[0] + "/metrics", timeout=30) as r, open(args[1], "wb") as f:
+        # /metrics answers only to the scrape token the server was started with.
+        req = urllib.request.Request(
+            args[0] + "/metrics",
+            headers={"Authorization": "Bearer " + os.environ.get("EMPORIUM_METRICS_TOKEN", "")},
+        )
+        with urllib.request.urlopen(req, timeout=30) as r, open(args[1], "wb") as f:
             f.write(r.read())
     elif cmd == "breakdown":
         breakdown(args[0], args[1])

@@ -39,7 +39,8 @@ trap cleanup EXIT
 
 # Setup signs up $users accounts from one address: lift the per-address limits; tokens outlive the run.
 export RUST_LOG=warn EMPORIUM_LOG_FORMAT=json EMPORIUM_SEED_DEMO=false EMPORIUM_DATA_DIR="$work/data" \
-  EMPORIUM_AUTH_RATE_PER_MINUTE=100000 EMPORIUM_ACCESS_TOKEN_TTL_SECS=3600 EMPORIUM_RATE_LIMIT_PER_MINUTE=0
+  EMPORIUM_AUTH_RATE_PER_MINUTE=100000 EMPORIUM_ACCESS_TOKEN_TTL_SECS=3600 EMPORIUM_RATE_LIMIT_PER_MINUTE=0 \
+  EMPORIUM_METRICS_TOKEN="${EMPORIUM_METRICS_TOKEN:-bench-metrics-$$}" # checkout.py metrics sends it
 unset EMPORIUM_SMTP_URL # the verification tokens are read from the dev mailbox
 if [ "$mode" = postgres ]; then
   pg=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}

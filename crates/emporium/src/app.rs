@@ -365,6 +365,15 @@ fn base_document() -> OpenApi {
                 .build(),
         ),
     );
+    doc.components.get_or_insert_with(Default::default).add_security_scheme(
+        "metrics_token",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("The scrape token configured in EMPORIUM_METRICS_TOKEN"))
+                .build(),
+        ),
+    );
     doc
 }
 
@@ -499,7 +508,7 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
     }
     let ops = Router::new()
         .merge(health.router())
-        .merge(platform::metrics::router())
+        .merge(platform::metrics::router(settings.platform.metrics_token.clone()))
         .merge(platform::docs::router(doc));
     let mut router = router.merge(platform::http::tag_routes(ops, "platform"));
     if settings.platform.trusted_proxy_hops > 0 {

@@ -53,6 +53,8 @@ pub struct GatewayConfig {
     /// `EMPORIUM_TRUSTED_PROXY_HOPS` (or `EMPORIUM_TRUST_FORWARDED_FOR`, one hop): the gateway
     /// itself sits behind that many proxies it trusts.
     pub trusted_proxy_hops: usize,
+    /// `EMPORIUM_METRICS_TOKEN`: the bearer token `/metrics` asks for; without one it is not served.
+    pub metrics_token: Option<String>,
 }
 
 impl GatewayConfig {
@@ -91,6 +93,7 @@ impl GatewayConfig {
             },
             max_body_bytes: src.number_in("EMPORIUM_MAX_BODY_BYTES", 1024 * 1024, 1024..=64 * 1024 * 1024)? as usize,
             trusted_proxy_hops: platform::config::trusted_proxy_hops(src)?,
+            metrics_token: platform::config::metrics_token(src),
         })
     }
 
@@ -113,6 +116,7 @@ struct Proxy {
 /// and the edge like any app; other routes (the web pages) can be merged in.
 pub fn proxy_router(config: GatewayConfig, doc: utoipa::openapi::OpenApi) -> Router {
     describe_metrics();
+    let metrics_token = config.metrics_token.clone();
     let http = UpstreamClient::new(config.timeout.min(Duration::from_secs(3)));
     let breakers = Upstream::ALL
         .into_iter()
@@ -137,7 +141,7 @@ pub fn proxy_router(config: GatewayConfig, doc: utoipa::openapi::OpenApi) -> Rou
         .route("/health/live", get(platform::health::live))
         .route("/health/ready", get(ready))
         .with_state(proxy)
-        .merge(platform::metrics::router())
+        .merge(platform::metrics::router(metrics_token))
         .merge(platform::docs::router(doc));
     platform::http::tag_routes(api, "gateway").merge(platform::http::tag_routes(ops, "platform"))
 }

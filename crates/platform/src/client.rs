@@ -138,6 +138,7 @@ impl Peers {
         })?;
         Ok(ServiceClient {
             caller,
+            target,
             transport,
             peers: self.clone(),
         })
@@ -208,6 +209,8 @@ impl Peers {
 #[derive(Clone)]
 pub struct ServiceClient {
     caller: &'static str,
+    /// The context called: the metrics label (a fixed set, unlike paths with ids and queries).
+    target: &'static str,
     transport: Transport,
     peers: Peers,
 }
@@ -231,7 +234,9 @@ impl ServiceClient {
 
     /// A call with any method; `path` includes the query string.
     pub fn call(&self, method: Method, path: &str) -> Call {
-        Call::new(self.transport.clone(), method, path, self.caller, self.peers.clone())
+        let mut call = Call::new(self.transport.clone(), method, path, self.caller, self.peers.clone());
+        call.target = self.target;
+        call
     }
 }
 
@@ -247,6 +252,7 @@ pub struct Call {
     method: Method,
     path: String,
     caller: &'static str,
+    target: &'static str,
     peers: Peers,
     credentials: Credentials,
     headers: HeaderMap,
@@ -262,6 +268,7 @@ impl Call {
             method,
             path: path.to_owned(),
             caller,
+            target: "other",
             peers,
             credentials: Credentials::None,
             headers: HeaderMap::new(),
@@ -319,7 +326,8 @@ impl Call {
 
     pub async fn send(self) -> Result<Reply, CallError> {
         let budget = self.timeout;
-        let target = self.path.split('/').nth(3).unwrap_or("").to_owned();
+        // Never the path: it carries ids and query strings, one series per value a client sends.
+        let target = self.target;
         let started = Instant::now();
         let result = match tokio::time::timeout(budget, self.run()).await {
             Ok(result) => result,
@@ -512,6 +520,27 @@ mod tests {
         let client = peers.client("ordering", "catalog").expect("client");
         let err = client.get("/x").as_service().send().await.expect_err("no secret");
         assert!(matches!(err, CallError::NoCredentials(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_target_label_is_the_context_never_the_path() {
+        let handle = crate::metrics::install();
+        let router = Router::new().route("/api/v1/catalog", get(|| async { "ok" }));
+        let client = peers_with(router).client("ordering", "catalog").expect("client");
+        for i in 0..20 {
+            client
+                .get(&format!("/api/v1/catalog?sku=QSKU{i}"))
+                .send()
+                .await
+                .expect("reply");
+        }
+        let text = handle.render();
+        assert!(!text.contains("QSKU"), "query strings must not become labels");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("service_client_duration_seconds") && l.contains(r#"target="catalog""#)),
+            "{text}"
+        );
     }
 
     #[tokio::test]

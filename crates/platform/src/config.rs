@@ -201,6 +201,8 @@ pub struct PlatformConfig {
     pub public_url: String,
     /// Proxies in front of this process that append to `X-Forwarded-For`; 0: ignore the header.
     pub trusted_proxy_hops: usize,
+    /// The bearer token `/metrics` asks for (`EMPORIUM_METRICS_TOKEN`); without one it is not served.
+    pub metrics_token: Option<String>,
 }
 
 impl PlatformConfig {
@@ -239,8 +241,14 @@ impl PlatformConfig {
             otlp_endpoint: src.raw("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned),
             public_url: public_url.trim_end_matches('/').to_owned(),
             trusted_proxy_hops: trusted_proxy_hops(src)?,
+            metrics_token: metrics_token(src),
         })
     }
+}
+
+/// `EMPORIUM_METRICS_TOKEN`, the scrape token `/metrics` asks for.
+pub fn metrics_token(src: &ConfigSource) -> Option<String> {
+    src.raw("EMPORIUM_METRICS_TOKEN").map(|t| t.trim().to_owned())
 }
 
 /// `EMPORIUM_TRUSTED_PROXY_HOPS`, the number of proxies in front of the process whose

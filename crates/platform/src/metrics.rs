@@ -1,14 +1,17 @@
 //! Prometheus metrics: one recorder per process, HTTP request metrics labelled by service, method,
 //! route template and status class, process metrics and build info, all served at `/metrics`.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::Problem;
 
 const HTTP_REQUESTS: &str = "http_requests_total";
 const HTTP_DURATION: &str = "http_request_duration_seconds";
@@ -85,6 +88,23 @@ fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
+/// The method as a label: the standard ones by name, anything a client makes up as `other`
+/// (each invented method would otherwise be a new set of series).
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
 pub(crate) fn record_http_request(
     service: &'static str,
     method: &str,
@@ -94,7 +114,7 @@ pub(crate) fn record_http_request(
 ) {
     let labels = [
         ("service", service.to_owned()),
-        ("method", method.to_owned()),
+        ("method", method_label(method).to_owned()),
         ("route", route.to_owned()),
         ("status", status_class(status).to_owned()),
     ];
@@ -102,15 +122,42 @@ pub(crate) fn record_http_request(
     metrics::histogram!(HTTP_DURATION, &labels).record(elapsed.as_secs_f64());
 }
 
-/// `GET /metrics` in the Prometheus text format.
-pub fn router() -> Router {
+/// `GET /metrics` in the Prometheus text format, for scrapers holding `token`
+/// (`EMPORIUM_METRICS_TOKEN`, sent as `Authorization: Bearer <token>`). The figures (orders,
+/// payments, login outcomes) are business data: without a configured token the route refuses
+/// everyone.
+pub fn router(token: Option<String>) -> Router {
     install();
-    Router::new().route("/metrics", get(render))
+    let token: Option<Arc<str>> = token.filter(|t| !t.trim().is_empty()).map(|t| Arc::from(t.trim()));
+    Router::new().route("/metrics", get(render)).with_state(token)
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Metrics", content_type = "text/plain")))]
-pub async fn render() -> impl IntoResponse {
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    security(("metrics_token" = [])),
+    responses(
+        (status = 200, description = "Metrics", content_type = "text/plain"),
+        (status = 401, description = "No or wrong `Authorization: Bearer <EMPORIUM_METRICS_TOKEN>`", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No EMPORIUM_METRICS_TOKEN is configured: metrics are not served", body = crate::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn render(State(token): State<Option<Arc<str>>>, headers: HeaderMap) -> Response {
+    let Some(expected) = token else {
+        return Problem::forbidden(
+            "metrics are not served without a scrape token: set EMPORIUM_METRICS_TOKEN and send it as \
+             `Authorization: Bearer <token>`",
+        )
+        .into_response();
+    };
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    if !offered.is_some_and(|t| same_secret(t.as_bytes(), expected.as_bytes())) {
+        return Problem::unauthorized("send the metrics scrape token (EMPORIUM_METRICS_TOKEN) as a bearer token")
+            .into_response();
+    }
     install();
     let rec = RECORDER.get().expect("installed above");
     rec.process.collect();
@@ -118,6 +165,12 @@ pub async fn render() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         rec.handle.render(),
     )
+        .into_response()
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -129,5 +182,36 @@ mod tests {
         assert_eq!(status_class(StatusCode::OK), "2xx");
         assert_eq!(status_class(StatusCode::NOT_FOUND), "4xx");
         assert_eq!(status_class(StatusCode::BAD_GATEWAY), "5xx");
+    }
+
+    #[tokio::test]
+    async fn metrics_need_the_configured_token() {
+        use tower::ServiceExt;
+        let get = |router: Router, auth: Option<&str>| async move {
+            let mut req = axum::http::Request::get("/metrics");
+            if let Some(auth) = auth {
+                req = req.header(header::AUTHORIZATION, auth);
+            }
+            router
+                .oneshot(req.body(axum::body::Body::empty()).expect("request"))
+                .await
+                .expect("response")
+                .status()
+        };
+        assert_eq!(get(router(None), Some("Bearer x")).await, StatusCode::FORBIDDEN);
+        assert_eq!(get(router(Some(" ".into())), None).await, StatusCode::FORBIDDEN);
+        let token = Some("s3cret".to_owned());
+        assert_eq!(get(router(token.clone()), None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(get(router(token.clone()), Some("Bearer wrong")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(get(router(token.clone()), Some("Basic s3cret")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(get(router(token), Some("bearer s3cret")).await, StatusCode::OK);
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("FOOBAR1"), "other");
+        assert_eq!(method_label("get"), "other");
     }
 }

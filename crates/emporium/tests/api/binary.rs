@@ -15,6 +15,7 @@ fn emporium(data_dir: &std::path::Path) -> Command {
         .env("EMPORIUM_DATA_DIR", data_dir)
         .env("EMPORIUM_LOG_FORMAT", "json")
         .env("RUST_LOG", "warn")
+        .env("EMPORIUM_METRICS_TOKEN", crate::helpers::METRICS_TOKEN)
         .kill_on_drop(true);
     cmd
 }
@@ -126,6 +127,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     for _ in 0..500 {
         let text = client
             .get(format!("{base}/metrics"))
+            .bearer_auth(crate::helpers::METRICS_TOKEN)
             .send()
             .await
             .expect("metrics")

@@ -259,6 +259,7 @@ async fn user_cart_flow(app: TestApp) {
     let metrics = app
         .client
         .get(app.url("/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
         .send()
         .await
         .expect("metrics")
@@ -622,6 +623,7 @@ async fn expired_guest_carts_are_swept(backend: Backend) {
     let metrics = app
         .client
         .get(app.url("/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
         .send()
         .await
         .expect("metrics")

@@ -62,6 +62,7 @@ async fn dead_address() -> String {
 
 fn source(upstreams: &BTreeMap<Upstream, String>, extra: &[(&str, &str)]) -> ConfigSource {
     let mut pairs: Vec<(String, String)> = upstreams.iter().map(|(u, url)| (u.variable(), url.clone())).collect();
+    pairs.push(("EMPORIUM_METRICS_TOKEN".into(), crate::helpers::METRICS_TOKEN.into()));
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     ConfigSource::from_pairs(pairs).expect("source")
 }
@@ -485,12 +486,18 @@ async fn the_rate_limit_answers_429_with_retry_after_and_ratelimit_headers() {
 
     // Probes and scrapes are never limited.
     for path in ["/health/live", "/metrics"] {
-        let r = client.get(gw.url(path)).send().await.expect("request");
+        let r = client
+            .get(gw.url(path))
+            .bearer_auth(crate::helpers::METRICS_TOKEN)
+            .send()
+            .await
+            .expect("request");
         assert_eq!(r.status(), 200, "{path}");
         assert!(!r.headers().contains_key("ratelimit-limit"));
     }
     let metrics = client
         .get(gw.url("/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
         .send()
         .await
         .expect("request")
@@ -697,6 +704,7 @@ async fn forged_and_expired_looking_tokens_are_refused_at_the_edge() {
 
     let metrics = client
         .get(gw.url("/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
         .send()
         .await
         .expect("request")

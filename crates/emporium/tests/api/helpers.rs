@@ -119,9 +119,13 @@ impl Drop for TempPostgres {
     }
 }
 
+/// The `/metrics` scrape token every test app is configured with (`EMPORIUM_METRICS_TOKEN`).
+pub const METRICS_TOKEN: &str = "test-metrics-scrape-token";
+
 /// Test settings: the production defaults, except cheaper password hashing.
 pub fn test_source(extra: &[(&str, &str)]) -> ConfigSource {
     let mut pairs: Vec<(String, String)> = vec![
+        ("EMPORIUM_METRICS_TOKEN".into(), METRICS_TOKEN.into()),
         ("EMPORIUM_ARGON2_MEMORY_KIB".into(), "8192".into()),
         ("EMPORIUM_ARGON2_ITERATIONS".into(), "1".into()),
         ("RUST_LOG".into(), "warn".into()),

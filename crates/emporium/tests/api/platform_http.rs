@@ -58,7 +58,8 @@ async fn metrics_are_labelled_by_route_template_and_pass_promtool(app: TestApp) 
     app.get_auth("/api/v1/users/me", &user.access).await;
     app.get_auth(&format!("/api/v1/users/{}", uuid::Uuid::now_v7()), &user.access)
         .await;
-    let r = app.client.get(app.url("/metrics")).send().await.expect("request");
+    let r = app.client.get(app.url("/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN).send().await.expect("request");
     assert_eq!(r.status(), 200);
     let text = r.text().await.expect("text");
     assert!(text.contains("# TYPE http_requests_total counter"), "{text}");
@@ -226,4 +227,100 @@ async fn production_mode_has_no_dev_mailbox() {
     .await;
     let doc: Value = app.get_json("/openapi.json").await;
     assert!(doc["paths"].get("/api/v1/dev/mailbox").is_none());
+}
+
+/// The figures on /metrics (orders, payments, login outcomes) are business data: the public
+/// listener serves them only for the configured scrape token, and not at all without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_only_to_the_scrape_token() {
+    let Some(app) = crate::helpers::spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let get = |auth: Option<&'static str>| {
+        let mut req = app.client.get(app.url("/metrics"));
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        req.send()
+    };
+    assert_problem(get(None).await.expect("request"), 401).await;
+    assert_problem(get(Some("Bearer guess")).await.expect("request"), 401).await;
+    let ok = get(Some("Bearer test-metrics-scrape-token")).await.expect("request");
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.expect("text").contains("http_requests_total"));
+
+    let Some(open) = spawn_app_with(Backend::Sqlite, &[("EMPORIUM_METRICS_TOKEN", "")], true).await else {
+        return;
+    };
+    let r = open
+        .client
+        .get(open.url("/metrics"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .expect("request");
+    let body = assert_problem(r, 403).await;
+    assert!(body["detail"].as_str().expect("detail").contains("EMPORIUM_METRICS_TOKEN"));
+}
+
+/// A hostile client must not be able to grow the metric series: made-up methods fold into
+/// `other`, and query strings never become labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_series_stay_bounded_whatever_clients_send() {
+    let Some(app) = crate::helpers::spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let scrape = || async {
+        app.client
+            .get(app.url("/metrics"))
+            .bearer_auth(crate::helpers::METRICS_TOKEN)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    // Only this test invents methods, so its series are the ones labelled `other` (other tests
+    // share the process-wide recorder and add series of their own meanwhile).
+    let other_series = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.contains(r#"method="other""#))
+            .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series.to_owned()))
+            .collect()
+    };
+    let paths = ["/api/v1/catalog/products", "/search", "/no/such/path"];
+    let send = |i: usize, method: String, query: String| {
+        let url = app.url(&format!("{}?{query}", paths[i % paths.len()]));
+        app.client
+            .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url)
+            .send()
+    };
+    // Warm up: every path once with an invented method and once with a query.
+    for i in 0..paths.len() {
+        send(i, "WARMUP".into(), "q=warm".into()).await.expect("request");
+        send(i, "GET".into(), "q=warm".into()).await.expect("request");
+    }
+    let before = scrape().await;
+    let mut tokens = Vec::new();
+    for i in 0..1000 {
+        let token = format!("zq{}x{i}", uuid::Uuid::now_v7().simple());
+        let (method, query) = if i % 2 == 0 {
+            (format!("M{}", token.to_ascii_uppercase()), "limit=1".to_owned())
+        } else {
+            ("GET".to_owned(), format!("q={token}&{token}={token}"))
+        };
+        send(i, method, query).await.expect("request");
+        tokens.push(token);
+    }
+    let after = scrape().await;
+    assert_eq!(
+        other_series(&after),
+        other_series(&before),
+        "made-up methods created new series"
+    );
+    let lower = after.to_ascii_lowercase();
+    for token in &tokens {
+        assert!(!lower.contains(token.as_str()), "{token} became a label");
+    }
 }
