@@ -79,7 +79,7 @@ impl From<CartError> for Problem {
             CartError::NotFound(_) => Problem::not_found(message),
             CartError::Conflict { errors, .. } => Problem::conflict(message).with_errors(errors),
             CartError::Unavailable(_) => Problem::unavailable(message).with_retry_after(5),
-            CartError::Internal(e) => Problem::internal(format!("{e:#}")),
+            CartError::Internal(e) => Problem::from_error(&e),
         }
     }
 }

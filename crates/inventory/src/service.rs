@@ -119,7 +119,7 @@ impl From<InventoryError> for Problem {
             InventoryError::Forbidden(_) => Problem::forbidden(message),
             InventoryError::NotFound(_) => Problem::not_found(message),
             InventoryError::Conflict { errors, .. } => Problem::conflict(message).with_errors(errors),
-            InventoryError::Internal(e) => Problem::internal(format!("{e:#}")),
+            InventoryError::Internal(e) => Problem::from_error(&e),
         }
     }
 }

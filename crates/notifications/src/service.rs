@@ -77,7 +77,11 @@ fn ms_to_time(ms: i64) -> Option<OffsetDateTime> {
 
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
-        Problem::internal(e)
+        match e {
+            // An unreachable database is a 503 with Retry-After, not a 500.
+            StoreError::Db(e) => e.into(),
+            other => Problem::internal(other),
+        }
     }
 }
 

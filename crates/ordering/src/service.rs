@@ -129,7 +129,7 @@ impl From<OrderError> for Problem {
                 .with_detail("the current prices differ from the ones sent; review the quote and confirm")
                 .with_errors(errors),
             OrderError::Unavailable(_) => Problem::unavailable(message).with_retry_after(2),
-            OrderError::Internal(e) => Problem::internal(format!("{e:#}")),
+            OrderError::Internal(e) => Problem::from_error(&e),
         }
     }
 }

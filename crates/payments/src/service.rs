@@ -107,7 +107,7 @@ impl From<PaymentsError> for Problem {
                 "Invalid webhook",
             )
             .with_detail(message),
-            PaymentsError::Internal(e) => Problem::internal(format!("{e:#}")),
+            PaymentsError::Internal(e) => Problem::from_error(&e),
         }
     }
 }

@@ -104,8 +104,13 @@ async fn method_not_allowed() -> Problem {
         .with_detail("this resource does not support that method")
 }
 
-fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    Problem::internal("handler panicked").into_response()
+fn panic_to_problem(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    Problem::internal(format!("handler panicked: {message}")).into_response()
 }
 
 /// A client-supplied request id is kept when it is short and printable; otherwise a new one is made.
@@ -184,6 +189,7 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
                 Ok(response) => response,
                 Err(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Request timed out")
                     .with_detail(format!("the request took longer than {} ms", timeout.as_millis()))
+                    .with_cause("the handler was still running at EMPORIUM_REQUEST_TIMEOUT_MS and was cancelled")
                     .into_response(),
             }
         })
@@ -204,6 +210,22 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
         span.record("otel.status_code", "ERROR");
     }
     crate::metrics::record_http_request(service, method.as_str(), route, status, elapsed);
+    if status.is_server_error() {
+        // Every 5xx gets one ERROR line with its cause and request id, wherever it came from.
+        let cause = response
+            .extensions()
+            .get::<crate::problem::ProblemCause>()
+            .map_or("no cause recorded", |c| c.0.as_str());
+        span.in_scope(|| {
+            tracing::error!(
+                status = status.as_u16(),
+                request_id = %request_id,
+                error = cause,
+                "{method} {route} failed with {}",
+                status.as_u16()
+            )
+        });
+    }
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),

@@ -48,7 +48,15 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     #[serde(skip)]
     retry_after_secs: Option<u64>,
+    /// What went wrong on our side, for the log line of a 5xx (never sent to the client).
+    #[serde(skip)]
+    cause: Option<String>,
 }
+
+/// Response extension carrying a problem's cause, so the platform stack can log every 5xx at
+/// ERROR with its cause and request id in one place.
+#[derive(Debug, Clone)]
+pub struct ProblemCause(pub String);
 
 fn status_code<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u16(status.as_u16())
@@ -74,6 +82,7 @@ impl Problem {
             request_id: None,
             errors: Vec::new(),
             retry_after_secs: None,
+            cause: None,
         }
     }
 
@@ -95,6 +104,16 @@ impl Problem {
 
     pub fn retry_after_secs(&self) -> Option<u64> {
         self.retry_after_secs
+    }
+
+    /// Records what went wrong for the log (the client never sees it).
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
+    }
+
+    pub fn cause(&self) -> Option<&str> {
+        self.cause.as_deref()
     }
 
     /// 400: the request could not be read at all (malformed JSON, bad header syntax).
@@ -153,11 +172,23 @@ impl Problem {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable").with_detail(detail)
     }
 
-    /// 500: the cause is logged with the request id; the client only learns that it happened.
+    /// 500: the cause is logged with the request id (by the platform stack, which logs every
+    /// 5xx); the client only learns that it happened.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
             .with_detail("the request failed on our side; quote the request id when reporting it")
+            .with_cause(format!("{cause:#}"))
+    }
+
+    /// An unexpected error: a 500, unless a database error in its chain says the database is
+    /// unreachable (503, retry) or refused the input (422). Contexts map their catch-all
+    /// `Internal(anyhow::Error)` variants through this.
+    pub fn from_error(e: &anyhow::Error) -> Self {
+        let chain = format!("{e:#}");
+        e.chain()
+            .find_map(|cause| cause.downcast_ref::<sqlx::Error>().and_then(database_problem))
+            .map(|p| p.with_cause(chain.clone()))
+            .unwrap_or_else(|| Self::internal(chain))
     }
 }
 
@@ -181,6 +212,9 @@ impl IntoResponse for Problem {
         }
         let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, body).into_response();
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(ProblemCause(cause));
+        }
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
         if let Some(secs) = self.retry_after_secs {
@@ -193,13 +227,70 @@ impl IntoResponse for Problem {
     }
 }
 
-/// Database errors that reach a handler are internal unless a context maps them first.
+/// Database errors that reach a handler: the database being unreachable is a 503 with
+/// `Retry-After`, input it cannot store a 422, anything else internal.
 impl From<sqlx::Error> for Problem {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut => Self::unavailable("the database is busy; retry shortly"),
-            other => Self::internal(other),
+        let chain = error_chain(&e);
+        match database_problem(&e) {
+            Some(problem) => problem.with_cause(chain),
+            None => Self::internal(chain),
         }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The database errors that are not our bug. Connection-level failures (closed or exhausted
+/// pool, broken connection, PostgreSQL shutting down or refusing connections, SQLite busy) pass:
+/// the client should retry. PostgreSQL refusing a character (U+0000 in `text`) is bad input; the
+/// extractors reject control characters first, this is the safety net.
+pub fn database_problem(e: &sqlx::Error) -> Option<Problem> {
+    let unavailable = |secs: u64| {
+        Problem::unavailable("the database is unavailable at the moment; retry shortly").with_retry_after(secs)
+    };
+    match e {
+        sqlx::Error::PoolTimedOut => {
+            Some(Problem::unavailable("the database is busy; retry shortly").with_retry_after(1))
+        }
+        sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => Some(unavailable(2)),
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            let code = code.as_ref();
+            // PostgreSQL SQLSTATEs have five characters; SQLite's codes are numbers.
+            let pg = code.len() == 5;
+            if pg && (code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")) {
+                Some(unavailable(2))
+            } else if pg && matches!(code, "22021" | "22P05") {
+                Some(Problem::invalid_field(
+                    "body",
+                    "contains a character that cannot be stored (such as U+0000)",
+                ))
+            } else if !pg && matches!(code, "5" | "6" | "261" | "262" | "517") {
+                // SQLITE_BUSY / SQLITE_LOCKED and their extended codes.
+                Some(unavailable(1))
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }
 
@@ -218,6 +309,40 @@ mod tests {
         assert_eq!(json["errors"][0]["field"], "email");
         assert_eq!(json["errors"][1]["field"], "password");
         assert_eq!(json["type"], "tag:emporium.dev,2026:problem/validation");
+    }
+
+    #[test]
+    fn connection_level_database_errors_are_503_with_retry_after() {
+        for e in [
+            sqlx::Error::PoolClosed,
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+            sqlx::Error::Protocol("unexpected end of stream".into()),
+        ] {
+            let p = Problem::from(e);
+            assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(p.retry_after_secs().is_some());
+            assert!(p.cause().is_some(), "the cause is kept for the log");
+        }
+        let wrapped = anyhow::Error::new(sqlx::Error::PoolClosed).context("placing the order");
+        let p = Problem::from_error(&wrapped);
+        assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(p.cause().expect("cause").contains("placing the order"));
+        let p = Problem::from_error(&anyhow::anyhow!("a bug"));
+        assert_eq!(p.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let p = Problem::from(sqlx::Error::RowNotFound);
+        assert_eq!(p.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn internal_problems_keep_their_cause_out_of_the_body() {
+        let r = Problem::internal("disk on fire").into_response();
+        assert_eq!(
+            r.extensions().get::<ProblemCause>().map(|c| c.0.as_str()),
+            Some("disk on fire")
+        );
+        let body = serde_json::to_string(&Problem::internal("disk on fire")).expect("json");
+        assert!(!body.contains("disk on fire"));
     }
 
     #[test]
