@@ -229,6 +229,8 @@ pub fn required_text(field: &str, text: &str, max: usize, errors: &mut Vec<Field
         errors.push(FieldError::new(field, "must not be empty"));
     } else if t.chars().count() > max {
         errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+    } else if platform::http::has_control_characters(t) {
+        errors.push(FieldError::new(field, "must not contain control characters"));
     }
     t.to_owned()
 }
@@ -238,6 +240,8 @@ pub fn optional_text(field: &str, text: Option<&str>, max: usize, errors: &mut V
     let t = text.map(str::trim).filter(|t| !t.is_empty())?;
     if t.chars().count() > max {
         errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+    } else if platform::http::has_control_characters(t) {
+        errors.push(FieldError::new(field, "must not contain control characters"));
     }
     Some(t.to_owned())
 }
@@ -624,7 +628,12 @@ pub fn parse_attribute_filter(text: &str) -> Result<(String, String), Problem> {
     let (k, v) = text.split_once(':').ok_or_else(bad)?;
     let key = k.trim().to_ascii_lowercase();
     let value = v.trim();
-    if key.is_empty() || value.is_empty() || key.len() > MAX_ATTRIBUTE_KEY_LEN || value.len() > MAX_ATTRIBUTE_VALUE_LEN
+    if key.is_empty()
+        || value.is_empty()
+        || key.len() > MAX_ATTRIBUTE_KEY_LEN
+        || value.len() > MAX_ATTRIBUTE_VALUE_LEN
+        || platform::http::has_control_characters(&key)
+        || platform::http::has_control_characters(value)
     {
         return Err(bad());
     }
@@ -634,6 +643,20 @@ pub fn parse_attribute_filter(text: &str) -> Result<(String, String), Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_fields_and_attribute_filters_refuse_control_characters() {
+        let mut errors = Vec::new();
+        required_text("name", "a\u{0}b", 100, &mut errors);
+        optional_text("title", Some("a\u{1b}b"), 100, &mut errors);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "title"]);
+        let mut errors = Vec::new();
+        optional_text("body", Some("two\nlines"), 100, &mut errors);
+        assert!(errors.is_empty());
+        assert!(parse_attribute_filter("color:a\u{0}b").is_err());
+        assert!(parse_attribute_filter("color:red").is_ok());
+    }
 
     #[test]
     fn sku_is_normalised_and_checked() {

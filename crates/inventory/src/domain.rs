@@ -162,6 +162,7 @@ pub fn parse_reason(raw: &str) -> Result<String, String> {
     match reason.chars().count() {
         0 => Err("is required".into()),
         n if n > MAX_REASON_CHARS => Err(format!("must be at most {MAX_REASON_CHARS} characters")),
+        _ if platform::http::has_control_characters(reason) => Err("must not contain control characters".into()),
         _ => Ok(reason.to_owned()),
     }
 }
@@ -588,6 +589,8 @@ mod tests {
         assert!(parse_reason("").is_err());
         assert!(parse_reason(&"é".repeat(500)).is_ok());
         assert!(parse_reason(&"é".repeat(501)).is_err());
+        assert!(parse_reason("count\u{0}ed").is_err());
+        assert!(parse_reason("two\nlines").is_ok());
         assert!(parse_idempotency_key("").is_err());
         assert!(parse_idempotency_key("has space").is_err());
         assert!(parse_idempotency_key(&"k".repeat(256)).is_err());

@@ -87,6 +87,7 @@ pub fn with_platform_stack(router: Router, limits: HttpLimits) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(refuse_control_characters))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(middleware::from_fn_with_state(limits, observe))
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -102,6 +103,56 @@ async fn not_found() -> Problem {
 async fn method_not_allowed() -> Problem {
     Problem::new(StatusCode::METHOD_NOT_ALLOWED, "", "Method not allowed")
         .with_detail("this resource does not support that method")
+}
+
+/// Whether `text` holds a control character other than tab and line breaks. PostgreSQL cannot
+/// store U+0000 at all (a 500 where SQLite accepted it), and the others have no business in
+/// names, reviews, reasons or filters.
+pub fn has_control_characters(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+const CONTROL_MESSAGE: &str = "must not contain control characters (such as U+0000)";
+
+/// Control characters can reach a handler only percent-encoded in the path or the query:
+/// refused here for every route (typed `Query`, raw queries and pages alike), naming the
+/// query parameter.
+async fn refuse_control_characters(req: Request, next: Next) -> Response {
+    if let Some(query) = req.uri().query().filter(|q| q.contains('%')) {
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            if has_control_characters(&key) || has_control_characters(&value) {
+                let name = key.escape_debug().to_string();
+                return Problem::invalid_field(name, CONTROL_MESSAGE).into_response();
+            }
+        }
+    }
+    let path = req.uri().path();
+    if path.contains('%') && has_control_characters(&percent_decode_lossy(path)) {
+        return Problem::invalid_field("path", CONTROL_MESSAGE).into_response();
+    }
+    next.run(req).await
+}
+
+fn percent_decode_lossy(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn panic_to_problem(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -292,8 +343,15 @@ fn body_rejection(rejection: BytesRejection) -> Problem {
     }
 }
 
-/// Parses JSON, telling malformed documents (400) from well-formed ones with wrong content (422).
+/// Parses JSON, telling malformed documents (400) from well-formed ones with wrong content (422),
+/// and refusing control characters in any string (422 naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if might_hold_control_characters(bytes)
+        && let Ok(document) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(field) = control_character_field(&document, "")
+    {
+        return Err(Problem::invalid_field(field, CONTROL_MESSAGE));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -306,6 +364,37 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     de.end()
         .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// Control characters reach a JSON string only as escapes (`\u0000`, `\b`, `\f`; raw ones make
+/// the document malformed), except DEL and the C1 range, which may be sent raw. Cheap test
+/// first, so ordinary bodies are parsed once.
+fn might_hold_control_characters(bytes: &[u8]) -> bool {
+    bytes.contains(&0x7f)
+        || bytes
+            .windows(2)
+            .any(|w| matches!(w, [b'\\', b'u' | b'b' | b'f']) || (w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1])))
+}
+
+/// The path (`title`, `items[2].name`) of the first string or key holding a control character.
+fn control_character_field(value: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if has_control_characters(s) => Some(if at.is_empty() { "body".to_owned() } else { at.to_owned() }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| control_character_field(item, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let path = if at.is_empty() { key.escape_debug().to_string() } else { format!("{at}.{}", key.escape_debug()) };
+            if has_control_characters(key) {
+                Some(path)
+            } else {
+                control_character_field(item, &path)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// Serde reports a missing or unknown field against its parent; name the field itself.
@@ -535,6 +624,34 @@ mod tests {
     fn trailing_garbage_is_malformed() {
         let p = parse_json::<Body>(br#"{"email":"a","age":3} x"#).expect_err("trailing");
         assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn control_characters_in_json_strings_name_the_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Review {
+            title: String,
+            tags: Vec<String>,
+        }
+        let p = parse_json::<Review>(br#"{"title":"a\u0000b","tags":[]}"#).expect_err("NUL");
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(p.errors[0].field, "title");
+        let p = parse_json::<Review>(br#"{"title":"ok","tags":["x","\u001b[31m"]}"#).expect_err("ESC");
+        assert_eq!(p.errors[0].field, "tags[1]");
+        let p = parse_json::<serde_json::Value>("{\"a\":{\"b\":\"x\u{7f}\"}}".as_bytes()).expect_err("raw DEL");
+        assert_eq!(p.errors[0].field, "a.b");
+        // Line breaks and tabs are text; escaped letters and a literal backslash-u are fine.
+        let ok = parse_json::<Review>(br#"{"title":"line\nbreak\ttab \u00e9 \\u0000","tags":[]}"#).expect("ok");
+        assert_eq!(ok.title, "line\nbreak\ttab \u{e9} \\u0000");
+    }
+
+    #[test]
+    fn percent_decoding_finds_encoded_control_characters() {
+        assert!(has_control_characters(&percent_decode_lossy("/api/v1/x/a%00b")));
+        assert!(has_control_characters(&percent_decode_lossy("/p/%C2%85")));
+        assert!(!has_control_characters(&percent_decode_lossy("/p/caf%C3%A9%2")));
+        assert!(!has_control_characters(&percent_decode_lossy("/p/%0A")), "a line feed is text");
     }
 
     #[test]
