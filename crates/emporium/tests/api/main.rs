@@ -10,6 +10,7 @@ mod docs;
 mod events;
 mod gateway;
 mod helpers;
+mod hostile_input;
 mod identity_admin;
 mod identity_auth;
 mod identity_store;
