@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+use platform::http::Path;
 use platform::auth::AuthUser;
 use platform::http::{Json, Query};
 use platform::pagination::{self, Page};

@@ -444,6 +444,50 @@ where
     }
 }
 
+/// Path-parameter extractor whose rejections are problem+json naming the parameter (axum's own
+/// answer is `text/plain`, e.g. for `/orders/%FF%FE`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(path_problem)
+    }
+}
+
+fn path_problem(rejection: axum::extract::rejection::PathRejection) -> Problem {
+    use axum::extract::path::ErrorKind;
+    use axum::extract::rejection::PathRejection;
+    let PathRejection::FailedToDeserializePathParams(failed) = rejection else {
+        return Problem::internal(format!("path parameters unavailable: {}", rejection.body_text()));
+    };
+    let problem = |key: &str, message: &str| {
+        Problem::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request")
+            .with_detail(format!("path parameter `{key}` {message}"))
+            .with_errors(vec![FieldError::new(key, message)])
+    };
+    match failed.into_kind() {
+        ErrorKind::InvalidUtf8InPathParam { key } => problem(&key, "is not valid UTF-8"),
+        ErrorKind::ParseErrorAtKey { key, expected_type, .. } => {
+            problem(&key, &format!("cannot be read as {expected_type}"))
+        }
+        ErrorKind::ParseError { expected_type, .. } => problem("path", &format!("cannot be read as {expected_type}")),
+        ErrorKind::ParseErrorAtIndex { index, expected_type, .. } => {
+            problem(&format!("#{index}"), &format!("cannot be read as {expected_type}"))
+        }
+        other => Problem::bad_request(format!("the path parameters cannot be read: {other}")),
+    }
+}
+
 /// The address of the client: the peer address, or, when the process is told
 /// (`TrustForwardedFor`) that it sits behind trusted proxies, the address they recorded in
 /// `X-Forwarded-For` (see [`forwarded_client`]).
@@ -652,6 +696,35 @@ mod tests {
         assert!(has_control_characters(&percent_decode_lossy("/p/%C2%85")));
         assert!(!has_control_characters(&percent_decode_lossy("/p/caf%C3%A9%2")));
         assert!(!has_control_characters(&percent_decode_lossy("/p/%0A")), "a line feed is text");
+    }
+
+    #[tokio::test]
+    async fn bad_path_parameters_are_problems_naming_the_parameter() {
+        use tower::ServiceExt;
+        let app = Router::new()
+            .route("/t/{id}", axum::routing::get(|Path(id): Path<String>| async move { id }))
+            .route("/n/{n}", axum::routing::get(|Path(n): Path<u32>| async move { n.to_string() }));
+        let call = |uri: &'static str| {
+            let app = app.clone();
+            async move {
+                let r = app
+                    .oneshot(Request::get(uri).body(axum::body::Body::empty()).expect("request"))
+                    .await
+                    .expect("response");
+                let status = r.status();
+                let ct = r.headers().get(header::CONTENT_TYPE).cloned();
+                let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.expect("body");
+                (status, ct, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        let (status, ct, body) = call("/t/%FF%FE").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(ct.expect("content type"), crate::problem::PROBLEM_CONTENT_TYPE);
+        assert!(body.contains(r#""field":"id""#), "{body}");
+        let (status, ct, _) = call("/n/x").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(ct.expect("content type"), crate::problem::PROBLEM_CONTENT_TYPE);
+        assert_eq!(call("/t/caf%C3%A9").await.2, "café");
     }
 
     #[test]

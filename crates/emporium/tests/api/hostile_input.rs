@@ -124,3 +124,47 @@ async fn control_characters_in_texts_are_422_naming_the_field(app: TestApp) {
     .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
 }
+
+/// Invalid percent-encoded UTF-8 in a path parameter is a 400 problem naming the parameter, not
+/// axum's `text/plain` answer (no storage involved: SQLite only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_in_path_parameters_is_a_problem() {
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    for path in [
+        "/api/v1/orders/%FF%FE",
+        "/api/v1/users/%FF",
+        "/api/v1/catalog/products/%FF",
+        "/api/v1/catalog/products/by-slug/%FF",
+        "/api/v1/catalog/categories/%FF",
+        "/api/v1/inventory/%FF",
+        "/api/v1/payments/%FF",
+        "/api/v1/payments/methods/%FF",
+        "/api/v1/notifications/admin/deliveries/%FF",
+        "/p/%FF",
+        "/c/%FF",
+        "/static/%FF",
+    ] {
+        let body = assert_problem(get(&app, path, Some(&admin.access)).await, 400).await;
+        assert!(
+            body["detail"].as_str().expect("detail").contains("UTF-8"),
+            "{path}: {body}"
+        );
+    }
+    for (path, body) in [
+        ("/api/v1/cart/items/%FF", json!({"quantity": 1})),
+        ("/api/v1/users/%FF/role", json!({"role": "support"})),
+    ] {
+        let r = app
+            .client
+            .put(app.url(path))
+            .bearer_auth(&admin.access)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_problem(r, 400).await;
+    }
+}

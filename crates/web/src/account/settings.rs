@@ -2,7 +2,8 @@
 //! deleting the account.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+use platform::http::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::{Method, StatusCode};

@@ -1,7 +1,8 @@
 //! Stock levels, one SKU's page (adjust, threshold, movements) and the low-stock list.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
+use platform::http::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::StatusCode;

@@ -1,7 +1,8 @@
 //! Accounts (search, change role, block and unblock) and the security audit log.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
+use platform::http::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::StatusCode;

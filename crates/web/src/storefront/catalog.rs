@@ -1,6 +1,7 @@
 //! Browsing: the home page, category and search listings with facets, product pages and reviews.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
+use platform::http::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::StatusCode;
 use minijinja::context;

@@ -2,7 +2,8 @@
 //! what a customer may do with it: cancel before it ships, ask for a refund afterwards.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
+use platform::http::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderValue, StatusCode, header};
 use minijinja::context;
