@@ -124,8 +124,9 @@ pub fn with_edge(router: Router, config: &EdgeConfig, keys: KeySet, limiter: Rat
         max_body_bytes: config.max_body_bytes,
     });
     let mut router = router.layer(middleware::from_fn_with_state(state, edge_check));
-    if let Some(cors) = cors_layer(&config.cors_origins) {
-        router = router.layer(cors);
+    match cors_layer(&config.cors_origins) {
+        Some(cors) => router = router.layer(cors),
+        None => router = router.layer(middleware::from_fn(refuse_preflight)),
     }
     let hsts = config.hsts;
     router.layer(middleware::from_fn(move |req: Request, next: Next| {
@@ -171,6 +172,27 @@ fn cors_layer(origins: &[HeaderValue]) -> Option<CorsLayer> {
             ])
             .max_age(Duration::from_secs(600)),
     )
+}
+
+/// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
+pub fn is_preflight(req: &Request) -> bool {
+    req.method() == Method::OPTIONS
+        && req.headers().contains_key(header::ORIGIN)
+        && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// Without `EMPORIUM_CORS_ORIGINS` no other origin may call the API from a browser: a preflight
+/// is refused as browsers expect (no CORS headers), with a problem saying why, instead of
+/// reaching the routes and coming back as a puzzling 405.
+async fn refuse_preflight(req: Request, next: Next) -> Response {
+    if !is_preflight(&req) {
+        return next.run(req).await;
+    }
+    Problem::forbidden(
+        "cross-origin requests are not allowed: this server lists no origins (set EMPORIUM_CORS_ORIGINS to allow a \
+         browser app on another origin)",
+    )
+    .into_response()
 }
 
 async fn security_headers(hsts: bool, req: Request, next: Next) -> Response {

@@ -866,3 +866,27 @@ async fn a_hung_upstream_is_a_504_within_the_upstream_timeout_retries_included()
     );
     hung.abort();
 }
+
+/// Without EMPORIUM_CORS_ORIGINS a preflight is refused as browsers expect: 403 problem, no
+/// CORS headers, never a 405 from the routes; plain OPTIONS requests are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_without_configured_origins_are_refused_clearly() {
+    let (upstream, echo) = echo_upstream().await;
+    let gw = gateway_with(&every_upstream_at(&upstream.url("")), &[], None).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .request(reqwest::Method::OPTIONS, gw.url("/api/v1/cart/items"))
+        .header("origin", "https://elsewhere.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("request");
+    assert!(
+        !r.headers().keys().any(|k| k.as_str().starts_with("access-control-")),
+        "no CORS headers: {:?}",
+        r.headers()
+    );
+    let body = assert_problem(r, 403).await;
+    assert!(body["detail"].as_str().expect("detail").contains("EMPORIUM_CORS_ORIGINS"));
+    assert_eq!(echo.hits.load(Ordering::SeqCst), 0, "preflights never reach a context");
+}
