@@ -340,6 +340,7 @@ pub fn api_document(with_dev_mailbox: bool) -> OpenApi {
     if with_dev_mailbox {
         doc.merge(platform::dev_mailbox::openapi());
     }
+    platform::docs::document_problems(&mut doc);
     doc
 }
 

@@ -88,3 +88,156 @@ pub fn router(spec: utoipa::openapi::OpenApi) -> Router {
             get(|| async { asset("text/javascript", INIT_JS.as_bytes()) }),
         )
 }
+
+const PROBLEM_JSON: &str = crate::problem::PROBLEM_CONTENT_TYPE;
+
+/// Makes the document say what the server does with errors: every 4xx/5xx body is
+/// `application/problem+json` (the annotations default to `application/json`), and each
+/// operation lists the refusals the shared stack can give it — 400 (unreadable body or path
+/// parameter), 401/403 (secured operations), 415/422 (JSON bodies; 422 also for query
+/// parameters) and 429 (every API route is behind the edge's rate limit). Run it on the
+/// finished document.
+pub fn document_problems(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::RefOr;
+    let components = doc.components.get_or_insert_with(Default::default);
+    if !components.schemas.contains_key("Problem") {
+        let mut schemas = vec![(
+            <crate::Problem as utoipa::ToSchema>::name().into_owned(),
+            <crate::Problem as utoipa::PartialSchema>::schema(),
+        )];
+        <crate::Problem as utoipa::ToSchema>::schemas(&mut schemas);
+        schemas.push((
+            <crate::FieldError as utoipa::ToSchema>::name().into_owned(),
+            <crate::FieldError as utoipa::PartialSchema>::schema(),
+        ));
+        for (name, schema) in schemas {
+            components.schemas.entry(name).or_insert(schema);
+        }
+    }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let api = path.starts_with("/api/");
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let parameters: Vec<ParameterIn> = operation
+                .parameters
+                .iter()
+                .flatten()
+                .filter_map(|p| match p {
+                    RefOr::T(p) => Some(p.parameter_in.clone()),
+                    RefOr::Ref(_) => None,
+                })
+                .collect();
+            let body = operation.request_body.is_some();
+            let path_params = parameters.iter().any(|p| matches!(p, ParameterIn::Path));
+            let query_params = parameters.iter().any(|p| matches!(p, ParameterIn::Query));
+            let secured = operation.security.as_ref().is_some_and(|requirements| {
+                requirements
+                    .iter()
+                    .any(|r| serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| !o.is_empty())))
+            });
+            let mut standard = Vec::new();
+            if body || path_params {
+                standard.push(("400", "Malformed request: the body is not JSON, or a path parameter cannot be read"));
+            }
+            if secured {
+                standard.push(("401", "Missing, expired or invalid bearer token"));
+                standard.push(("403", "The caller may not do this"));
+            }
+            if body {
+                standard.push(("415", "The body was not sent as `application/json`"));
+            }
+            if body || query_params {
+                standard.push(("422", "Invalid input: `errors[]` names each field or parameter"));
+            }
+            if api {
+                standard.push(("429", "Too many requests; `Retry-After` says when to try again"));
+            }
+            let responses = &mut operation.responses.responses;
+            for (status, description) in standard {
+                responses.entry(status.to_owned()).or_insert_with(|| {
+                    RefOr::T(
+                        utoipa::openapi::ResponseBuilder::new()
+                            .description(description)
+                            .build(),
+                    )
+                });
+            }
+            for (status, response) in responses.iter_mut() {
+                let error = status.starts_with('4') || status.starts_with('5') || status == "default";
+                let RefOr::T(response) = response else { continue };
+                if !error {
+                    continue;
+                }
+                let json = response.content.shift_remove("application/json");
+                if response.content.contains_key(PROBLEM_JSON) {
+                    continue;
+                }
+                let content = json.unwrap_or_else(|| {
+                    RefOr::T(utoipa::openapi::Content::new(Some(
+                        utoipa::openapi::Ref::from_schema_name("Problem"),
+                    )))
+                });
+                response.content.insert(PROBLEM_JSON.to_owned(), content);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod problem_doc_tests {
+    use super::*;
+    use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+    use utoipa::openapi::request_body::RequestBodyBuilder;
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{HttpMethod, OpenApiBuilder, PathsBuilder, ResponseBuilder};
+
+    #[test]
+    fn error_bodies_are_problem_json_and_standard_refusals_are_listed() {
+        let post = OperationBuilder::new()
+            .request_body(Some(RequestBodyBuilder::new().build()))
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .response("201", ResponseBuilder::new().description("Created").build())
+            .response(
+                "404",
+                ResponseBuilder::new()
+                    .description("No such thing")
+                    .content("application/json", utoipa::openapi::Content::new(Some(utoipa::openapi::Ref::from_schema_name("Problem"))))
+                    .build(),
+            );
+        let list = OperationBuilder::new()
+            .parameter(ParameterBuilder::new().name("q").parameter_in(ParameterIn::Query).build())
+            .response("200", ResponseBuilder::new().description("Ok").build());
+        let mut doc = OpenApiBuilder::new()
+            .paths(
+                PathsBuilder::new()
+                    .path("/api/v1/things", PathItem::new(HttpMethod::Post, post))
+                    .path("/api/v1/list", PathItem::new(HttpMethod::Get, list))
+                    .path("/health/live", PathItem::new(HttpMethod::Get, OperationBuilder::new().build())),
+            )
+            .build();
+        document_problems(&mut doc);
+        let json = serde_json::to_value(&doc).expect("json");
+        let things = &json["paths"]["/api/v1/things"]["post"]["responses"];
+        for status in ["400", "401", "403", "404", "415", "422", "429"] {
+            let content = things[status]["content"].as_object().unwrap_or_else(|| panic!("{status}: {things}"));
+            assert_eq!(content.keys().collect::<Vec<_>>(), [PROBLEM_JSON], "{status}");
+        }
+        assert_eq!(things["404"]["description"], "No such thing", "the context's own words are kept");
+        assert!(things["201"]["content"].is_null());
+        let list = &json["paths"]["/api/v1/list"]["get"]["responses"];
+        assert!(list["422"].is_object() && list["429"].is_object());
+        assert!(list["401"].is_null() && list["415"].is_null(), "{list}");
+        assert!(json["paths"]["/health/live"]["get"]["responses"]["429"].is_null());
+        assert!(json["components"]["schemas"]["Problem"].is_object());
+        assert!(json["components"]["schemas"]["FieldError"].is_object());
+    }
+}

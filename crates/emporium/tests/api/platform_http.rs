@@ -324,3 +324,41 @@ async fn metric_series_stay_bounded_whatever_clients_send() {
         assert!(!lower.contains(token.as_str()), "{token} became a label");
     }
 }
+
+/// The served document says what the server sends: error bodies as application/problem+json,
+/// and the refusals the shared stack gives (schemathesis ST103/ST105 used to flag both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_error_responses_are_problem_json_and_list_the_standard_refusals() {
+    let Some(app) = crate::helpers::spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let doc: Value = app.get_json("/openapi.json").await;
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            let Some(responses) = op["responses"].as_object() else { continue };
+            operations += 1;
+            let at = format!("{method} {path}");
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let types: Vec<&String> = response["content"].as_object().map(|c| c.keys().collect()).unwrap_or_default();
+                    assert_eq!(types, ["application/problem+json"], "{at} {status}");
+                }
+            }
+            let has = |status: &str| responses.contains_key(status);
+            if op["requestBody"].is_object() {
+                assert!(has("400") && has("415") && has("422"), "{at}");
+            }
+            let secured = op["security"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty())));
+            if secured {
+                assert!(has("401") && has("403"), "{at}");
+            }
+            if path.starts_with("/api/") {
+                assert!(has("429"), "{at}");
+            }
+        }
+    }
+    assert!(operations > 50, "only {operations} operations");
+}
