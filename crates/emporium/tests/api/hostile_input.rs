@@ -10,6 +10,7 @@ use crate::on_both_backends;
 on_both_backends!(
     control_characters_in_filters_are_422_naming_the_parameter,
     control_characters_in_texts_are_422_naming_the_field,
+    a_database_that_went_away_is_a_503_with_retry_after,
 );
 
 async fn get(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Response {
@@ -167,4 +168,20 @@ async fn invalid_utf8_in_path_parameters_is_a_problem() {
             .expect("request");
         assert_problem(r, 400).await;
     }
+}
+
+/// A dependency outage is a 503 problem with Retry-After, never a 500 (F13: PostgreSQL
+/// restarted under load answered one checkout with a 500). A closed pool stands in for it.
+async fn a_database_that_went_away_is_a_503_with_retry_after(app: TestApp) {
+    use emporium::app::Service;
+    let admin = app.admin().await;
+    let customer = app.signed_up("outage@example.com").await;
+    app.dbs[&Service::Catalog].close().await;
+    app.dbs[&Service::Ordering].close().await;
+    let r = post(&app, "/api/v1/catalog/categories", &admin.access, json!({"name": "Outage"})).await;
+    assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+    assert_problem(r, 503).await;
+    let r = get(&app, "/api/v1/orders", Some(&customer.access)).await;
+    assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+    assert_problem(r, 503).await;
 }
