@@ -236,10 +236,15 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         format!("cannot listen on {listen}: is another process using it? Set EMPORIUM_LISTEN or --listen")
     })?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let metrics = if settings.platform.metrics_token.is_some() {
+        format!("metrics: http://{addr}/metrics with the EMPORIUM_METRICS_TOKEN bearer token")
+    } else {
+        "metrics: off, set EMPORIUM_METRICS_TOKEN to scrape /metrics".to_owned()
+    };
     tracing::info!(
         mode,
         %addr,
-        "Emporium is ready on http://{addr} (API docs: http://{addr}/docs, metrics: http://{addr}/metrics)"
+        "Emporium is ready on http://{addr} (API docs: http://{addr}/docs, {metrics})"
     );
     platform::http::serve(
         listener,
