@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, State};
-use platform::http::Path;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::Problem;
 use platform::auth::AuthUser;
 use platform::http::Json;
+use platform::http::Path;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, RawQuery, State};
-use platform::http::Path;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::Problem;
 use platform::auth::AuthUser;
+use platform::http::Path;
 use platform::http::{Json, Query};
 use platform::pagination::{self, Page};
 use serde::{Deserialize, Serialize};

@@ -282,13 +282,7 @@ impl Proxy {
         let request_body = body.map_or_else(Body::empty, |b| Body::from_stream(b.stream()));
         let result = self
             .http
-            .call(
-                method.clone(),
-                uri.clone(),
-                headers.clone(),
-                request_body,
-                budget,
-            )
+            .call(method.clone(), uri.clone(), headers.clone(), request_body, budget)
             .await;
         let result = match result {
             Ok(response) => Ok(response),

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, State};
-use platform::http::Path;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::auth::AuthUser;
+use platform::http::Path;
 use platform::http::{ClientIp, Json, Query, UserAgent};
 use platform::pagination::{self, Page};
 use platform::{FieldError, Problem};

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use platform::http::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use platform::auth::AuthUser;
+use platform::http::Path;
 use platform::http::{Json, Query};
 use platform::pagination::{self, Page};
 use platform::{FieldError, Problem};

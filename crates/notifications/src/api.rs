@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use platform::http::Path;
 use platform::auth::AuthUser;
+use platform::http::Path;
 use platform::http::{Json, Query};
 use platform::pagination::{self, Page};
 use platform::{FieldError, Problem};

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use platform::http::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::auth::AuthUser;
+use platform::http::Path;
 use platform::http::{Json, Query, RequestContext, parse_json};
 use platform::pagination::{self, Page};
 use platform::{FieldError, Problem};

@@ -324,7 +324,10 @@ mod tests {
             trusted_proxy_hops(&src(&[("EMPORIUM_TRUST_FORWARDED_FOR", "true")])).expect("hops"),
             1
         );
-        let both = src(&[("EMPORIUM_TRUST_FORWARDED_FOR", "true"), ("EMPORIUM_TRUSTED_PROXY_HOPS", "2")]);
+        let both = src(&[
+            ("EMPORIUM_TRUST_FORWARDED_FOR", "true"),
+            ("EMPORIUM_TRUSTED_PROXY_HOPS", "2"),
+        ]);
         assert_eq!(trusted_proxy_hops(&both).expect("hops"), 2);
         let err = trusted_proxy_hops(&src(&[("EMPORIUM_TRUSTED_PROXY_HOPS", "11")])).expect_err("too many");
         assert_eq!(err.var, "EMPORIUM_TRUSTED_PROXY_HOPS");

@@ -98,8 +98,8 @@ const PROBLEM_JSON: &str = crate::problem::PROBLEM_CONTENT_TYPE;
 /// parameters) and 429 (every API route is behind the edge's rate limit). Run it on the
 /// finished document.
 pub fn document_problems(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::path::ParameterIn;
     use utoipa::openapi::RefOr;
+    use utoipa::openapi::path::ParameterIn;
     let components = doc.components.get_or_insert_with(Default::default);
     if !components.schemas.contains_key("Problem") {
         let mut schemas = vec![(
@@ -146,7 +146,10 @@ pub fn document_problems(doc: &mut utoipa::openapi::OpenApi) {
             });
             let mut standard = Vec::new();
             if body || path_params {
-                standard.push(("400", "Malformed request: the body is not JSON, or a path parameter cannot be read"));
+                standard.push((
+                    "400",
+                    "Malformed request: the body is not JSON, or a path parameter cannot be read",
+                ));
             }
             if secured {
                 standard.push(("401", "Missing, expired or invalid bearer token"));
@@ -164,11 +167,7 @@ pub fn document_problems(doc: &mut utoipa::openapi::OpenApi) {
             let responses = &mut operation.responses.responses;
             for (status, description) in standard {
                 responses.entry(status.to_owned()).or_insert_with(|| {
-                    RefOr::T(
-                        utoipa::openapi::ResponseBuilder::new()
-                            .description(description)
-                            .build(),
-                    )
+                    RefOr::T(utoipa::openapi::ResponseBuilder::new().description(description).build())
                 });
             }
             for (status, response) in responses.iter_mut() {
@@ -210,28 +209,44 @@ mod problem_doc_tests {
                 "404",
                 ResponseBuilder::new()
                     .description("No such thing")
-                    .content("application/json", utoipa::openapi::Content::new(Some(utoipa::openapi::Ref::from_schema_name("Problem"))))
+                    .content(
+                        "application/json",
+                        utoipa::openapi::Content::new(Some(utoipa::openapi::Ref::from_schema_name("Problem"))),
+                    )
                     .build(),
             );
         let list = OperationBuilder::new()
-            .parameter(ParameterBuilder::new().name("q").parameter_in(ParameterIn::Query).build())
+            .parameter(
+                ParameterBuilder::new()
+                    .name("q")
+                    .parameter_in(ParameterIn::Query)
+                    .build(),
+            )
             .response("200", ResponseBuilder::new().description("Ok").build());
         let mut doc = OpenApiBuilder::new()
             .paths(
                 PathsBuilder::new()
                     .path("/api/v1/things", PathItem::new(HttpMethod::Post, post))
                     .path("/api/v1/list", PathItem::new(HttpMethod::Get, list))
-                    .path("/health/live", PathItem::new(HttpMethod::Get, OperationBuilder::new().build())),
+                    .path(
+                        "/health/live",
+                        PathItem::new(HttpMethod::Get, OperationBuilder::new().build()),
+                    ),
             )
             .build();
         document_problems(&mut doc);
         let json = serde_json::to_value(&doc).expect("json");
         let things = &json["paths"]["/api/v1/things"]["post"]["responses"];
         for status in ["400", "401", "403", "404", "415", "422", "429"] {
-            let content = things[status]["content"].as_object().unwrap_or_else(|| panic!("{status}: {things}"));
+            let content = things[status]["content"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{status}: {things}"));
             assert_eq!(content.keys().collect::<Vec<_>>(), [PROBLEM_JSON], "{status}");
         }
-        assert_eq!(things["404"]["description"], "No such thing", "the context's own words are kept");
+        assert_eq!(
+            things["404"]["description"], "No such thing",
+            "the context's own words are kept"
+        );
         assert!(things["201"]["content"].is_null());
         let list = &json["paths"]["/api/v1/list"]["get"]["responses"];
         assert!(list["422"].is_object() && list["429"].is_object());

@@ -380,13 +380,21 @@ fn might_hold_control_characters(bytes: &[u8]) -> bool {
 fn control_character_field(value: &serde_json::Value, at: &str) -> Option<String> {
     use serde_json::Value;
     match value {
-        Value::String(s) if has_control_characters(s) => Some(if at.is_empty() { "body".to_owned() } else { at.to_owned() }),
+        Value::String(s) if has_control_characters(s) => Some(if at.is_empty() {
+            "body".to_owned()
+        } else {
+            at.to_owned()
+        }),
         Value::Array(items) => items
             .iter()
             .enumerate()
             .find_map(|(i, item)| control_character_field(item, &format!("{at}[{i}]"))),
         Value::Object(map) => map.iter().find_map(|(key, item)| {
-            let path = if at.is_empty() { key.escape_debug().to_string() } else { format!("{at}.{}", key.escape_debug()) };
+            let path = if at.is_empty() {
+                key.escape_debug().to_string()
+            } else {
+                format!("{at}.{}", key.escape_debug())
+            };
             if has_control_characters(key) {
                 Some(path)
             } else {
@@ -481,9 +489,9 @@ fn path_problem(rejection: axum::extract::rejection::PathRejection) -> Problem {
             problem(&key, &format!("cannot be read as {expected_type}"))
         }
         ErrorKind::ParseError { expected_type, .. } => problem("path", &format!("cannot be read as {expected_type}")),
-        ErrorKind::ParseErrorAtIndex { index, expected_type, .. } => {
-            problem(&format!("#{index}"), &format!("cannot be read as {expected_type}"))
-        }
+        ErrorKind::ParseErrorAtIndex {
+            index, expected_type, ..
+        } => problem(&format!("#{index}"), &format!("cannot be read as {expected_type}")),
         other => Problem::bad_request(format!("the path parameters cannot be read: {other}")),
     }
 }
@@ -695,15 +703,24 @@ mod tests {
         assert!(has_control_characters(&percent_decode_lossy("/api/v1/x/a%00b")));
         assert!(has_control_characters(&percent_decode_lossy("/p/%C2%85")));
         assert!(!has_control_characters(&percent_decode_lossy("/p/caf%C3%A9%2")));
-        assert!(!has_control_characters(&percent_decode_lossy("/p/%0A")), "a line feed is text");
+        assert!(
+            !has_control_characters(&percent_decode_lossy("/p/%0A")),
+            "a line feed is text"
+        );
     }
 
     #[tokio::test]
     async fn bad_path_parameters_are_problems_naming_the_parameter() {
         use tower::ServiceExt;
         let app = Router::new()
-            .route("/t/{id}", axum::routing::get(|Path(id): Path<String>| async move { id }))
-            .route("/n/{n}", axum::routing::get(|Path(n): Path<u32>| async move { n.to_string() }));
+            .route(
+                "/t/{id}",
+                axum::routing::get(|Path(id): Path<String>| async move { id }),
+            )
+            .route(
+                "/n/{n}",
+                axum::routing::get(|Path(n): Path<u32>| async move { n.to_string() }),
+            );
         let call = |uri: &'static str| {
             let app = app.clone();
             async move {
@@ -736,7 +753,10 @@ mod tests {
     #[test]
     fn forwarded_for_trusts_only_the_configured_hops_from_the_right() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.0.0.2"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.0.0.2"),
+        );
         assert_eq!(forwarded_client(&h, 0), None, "no trusted proxy: the header is ignored");
         // One appending proxy: the entry it wrote, whatever the client put in front.
         assert_eq!(forwarded_client(&h, 1), Some(IpAddr::from([10, 0, 0, 2])));
@@ -752,7 +772,11 @@ mod tests {
         assert_eq!(forwarded_client(&h, 2), Some(IpAddr::from([1, 1, 1, 1])));
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1, garbage"));
-        assert_eq!(forwarded_client(&h, 1), None, "an unreadable trusted entry falls back to the peer");
+        assert_eq!(
+            forwarded_client(&h, 1),
+            None,
+            "an unreadable trusted entry falls back to the peer"
+        );
         assert_eq!(forwarded_client(&HeaderMap::new(), 1), None);
     }
 

@@ -187,7 +187,7 @@ mod tests {
     #[tokio::test]
     async fn metrics_need_the_configured_token() {
         use tower::ServiceExt;
-        let get = |router: Router, auth: Option<&str>| async move {
+        let get = |router: Router, auth: Option<&'static str>| async move {
             let mut req = axum::http::Request::get("/metrics");
             if let Some(auth) = auth {
                 req = req.header(header::AUTHORIZATION, auth);
@@ -202,8 +202,14 @@ mod tests {
         assert_eq!(get(router(Some(" ".into())), None).await, StatusCode::FORBIDDEN);
         let token = Some("s3cret".to_owned());
         assert_eq!(get(router(token.clone()), None).await, StatusCode::UNAUTHORIZED);
-        assert_eq!(get(router(token.clone()), Some("Bearer wrong")).await, StatusCode::UNAUTHORIZED);
-        assert_eq!(get(router(token.clone()), Some("Basic s3cret")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            get(router(token.clone()), Some("Bearer wrong")).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            get(router(token.clone()), Some("Basic s3cret")).await,
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(get(router(token), Some("bearer s3cret")).await, StatusCode::OK);
     }
 

@@ -5,10 +5,10 @@
 use std::sync::LazyLock;
 
 use axum::Router;
-use platform::http::Path;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
+use platform::http::Path;
 use sha2::{Digest, Sha256};
 
 struct Asset {

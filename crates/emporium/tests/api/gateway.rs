@@ -887,6 +887,11 @@ async fn cors_preflights_without_configured_origins_are_refused_clearly() {
         r.headers()
     );
     let body = assert_problem(r, 403).await;
-    assert!(body["detail"].as_str().expect("detail").contains("EMPORIUM_CORS_ORIGINS"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("EMPORIUM_CORS_ORIGINS")
+    );
     assert_eq!(echo.hits.load(Ordering::SeqCst), 0, "preflights never reach a context");
 }

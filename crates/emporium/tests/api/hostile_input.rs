@@ -178,7 +178,13 @@ async fn a_database_that_went_away_is_a_503_with_retry_after(app: TestApp) {
     let customer = app.signed_up("outage@example.com").await;
     app.dbs[&Service::Catalog].close().await;
     app.dbs[&Service::Ordering].close().await;
-    let r = post(&app, "/api/v1/catalog/categories", &admin.access, json!({"name": "Outage"})).await;
+    let r = post(
+        &app,
+        "/api/v1/catalog/categories",
+        &admin.access,
+        json!({"name": "Outage"}),
+    )
+    .await;
     assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
     assert_problem(r, 503).await;
     let r = get(&app, "/api/v1/orders", Some(&customer.access)).await;

@@ -58,8 +58,13 @@ async fn metrics_are_labelled_by_route_template_and_pass_promtool(app: TestApp) 
     app.get_auth("/api/v1/users/me", &user.access).await;
     app.get_auth(&format!("/api/v1/users/{}", uuid::Uuid::now_v7()), &user.access)
         .await;
-    let r = app.client.get(app.url("/metrics"))
-        .bearer_auth(crate::helpers::METRICS_TOKEN).send().await.expect("request");
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 200);
     let text = r.text().await.expect("text");
     assert!(text.contains("# TYPE http_requests_total counter"), "{text}");
@@ -260,7 +265,12 @@ async fn metrics_answer_only_to_the_scrape_token() {
         .await
         .expect("request");
     let body = assert_problem(r, 403).await;
-    assert!(body["detail"].as_str().expect("detail").contains("EMPORIUM_METRICS_TOKEN"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("EMPORIUM_METRICS_TOKEN")
+    );
 }
 
 /// A hostile client must not be able to grow the metric series: made-up methods fold into
@@ -336,12 +346,17 @@ async fn openapi_error_responses_are_problem_json_and_list_the_standard_refusals
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("item") {
-            let Some(responses) = op["responses"].as_object() else { continue };
+            let Some(responses) = op["responses"].as_object() else {
+                continue;
+            };
             operations += 1;
             let at = format!("{method} {path}");
             for (status, response) in responses {
                 if status.starts_with('4') || status.starts_with('5') {
-                    let types: Vec<&String> = response["content"].as_object().map(|c| c.keys().collect()).unwrap_or_default();
+                    let types: Vec<&String> = response["content"]
+                        .as_object()
+                        .map(|c| c.keys().collect())
+                        .unwrap_or_default();
                     assert_eq!(types, ["application/problem+json"], "{at} {status}");
                 }
             }

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::http::Path;
 use axum::Router;
 use axum::extract::State;
-use crate::http::Path;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};

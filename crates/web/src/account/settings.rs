@@ -3,11 +3,11 @@
 
 use axum::Router;
 use axum::extract::State;
-use platform::http::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::{Method, StatusCode};
 use minijinja::context;
+use platform::http::Path;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -2,11 +2,11 @@
 
 use axum::Router;
 use axum::extract::{Query, State};
-use platform::http::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::StatusCode;
 use minijinja::context;
+use platform::http::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

@@ -1,10 +1,10 @@
 //! Browsing: the home page, category and search listings with facets, product pages and reviews.
 
 use axum::extract::{RawQuery, State};
-use platform::http::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::StatusCode;
 use minijinja::context;
+use platform::http::Path;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

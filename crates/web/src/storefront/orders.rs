@@ -3,10 +3,10 @@
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use platform::http::Path;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderValue, StatusCode, header};
 use minijinja::context;
+use platform::http::Path;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
