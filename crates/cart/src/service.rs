@@ -55,6 +55,8 @@ impl From<StoreError> for CartError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::CartGone => Self::NotFound("the cart no longer exists (it expired or was merged)".into()),
+            // The sqlx error itself, so Problem::from_error can tell an outage (503) from a bug.
+            StoreError::Db(e) => Self::Internal(e.into()),
             other => Self::Internal(other.into()),
         }
     }

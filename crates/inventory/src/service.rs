@@ -97,6 +97,8 @@ impl From<StoreError> for InventoryError {
                 detail: refused.to_string(),
                 errors: vec![FieldError::new("quantity", refused.to_string())],
             },
+            // The sqlx error itself, so Problem::from_error can tell an outage (503) from a bug.
+            StoreError::Db(e) => Self::Internal(e.into()),
             other => Self::Internal(other.into()),
         }
     }

@@ -93,6 +93,8 @@ impl From<StoreError> for OrderError {
             StoreError::Db(sqlx::Error::PoolTimedOut) => {
                 Self::Unavailable("the database is busy; retry shortly".into())
             }
+            // The sqlx error itself, so Problem::from_error can tell an outage (503) from a bug.
+            StoreError::Db(e) => Self::Internal(e.into()),
             other => Self::Internal(other.into()),
         }
     }

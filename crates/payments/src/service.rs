@@ -78,6 +78,8 @@ impl From<StoreError> for PaymentsError {
                 Self::invalid("amount", format!("exceeds the refundable remainder of {remaining}"))
             }
             StoreError::NotFound => Self::NotFound("no such payment".into()),
+            // The sqlx error itself, so Problem::from_error can tell an outage (503) from a bug.
+            StoreError::Db(e) => Self::Internal(e.into()),
             other => Self::Internal(other.into()),
         }
     }
