@@ -40,6 +40,8 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// Where the site is reached, without a trailing slash.
     pub public_url: String,
+    /// `EMPORIUM_METRICS_TOKEN`: the status page scrapes each context's `/metrics` with it.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -83,6 +85,7 @@ impl WebConfig {
             session_key,
             secure_cookies: public_url.starts_with("https://"),
             public_url,
+            metrics_token: platform::config::metrics_token(src),
         })
     }
 }

@@ -382,7 +382,11 @@ async fn scrape(web: WebState, context: &'static str) -> Scrape {
         }
     };
     let health_call = client.get("/health/ready").timeout(SCRAPE_TIMEOUT).send();
-    let metrics_call = client.get("/metrics").timeout(SCRAPE_TIMEOUT).send();
+    let mut metrics_call = client.get("/metrics").timeout(SCRAPE_TIMEOUT);
+    if let Some(token) = &web.config().metrics_token {
+        metrics_call = metrics_call.header("authorization", &format!("Bearer {token}"));
+    }
+    let metrics_call = metrics_call.send();
     let (health, metrics) = tokio::join!(health_call, metrics_call);
     Scrape {
         context,
