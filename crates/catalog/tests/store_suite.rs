@@ -74,7 +74,7 @@ async fn databases() -> Vec<(&'static str, Db, Guard)> {
 async fn start(db: &Db) -> Catalog {
     let deps = ContextDeps {
         events: Events::in_process(BusSettings::default()),
-        cache: platform::cache::Cache::in_process(10_000),
+        cache: platform::cache::Cache::in_process(16 << 20),
         keys: platform::auth::KeySet::new(),
         peers: platform::client::Peers::none(),
     };

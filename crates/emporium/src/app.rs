@@ -103,7 +103,7 @@ pub struct InfraConfig {
     /// Prefix of Redis keys and RabbitMQ exchange/queue names, so environments can share servers.
     pub namespace: String,
     pub queue_expiry: Option<std::time::Duration>,
-    pub cache_max_entries: u64,
+    pub cache_max_bytes: u64,
     /// Identity's base URL, for its JWKS, when identity runs in another process.
     pub identity_url: Option<String>,
     /// Base URLs of contexts running in other processes (`EMPORIUM_<CONTEXT>_URL`), by name.
@@ -167,7 +167,7 @@ impl InfraConfig {
             amqp_url: url_var("AMQP_URL", &["amqp://", "amqps://"])?,
             namespace,
             queue_expiry: (expiry > 0).then(|| std::time::Duration::from_secs(expiry)),
-            cache_max_entries: src.number_in("EMPORIUM_CACHE_MAX_ENTRIES", 50_000, 100..=10_000_000)?,
+            cache_max_bytes: src.number_in("EMPORIUM_CACHE_MAX_MB", 64, 1..=65_536)? << 20,
             identity_url: url_var("EMPORIUM_IDENTITY_URL", http)?,
             peer_urls,
             service_secret,
@@ -277,7 +277,7 @@ pub async fn connect_infrastructure(settings: &Settings, required: Option<Servic
             )
             .into());
         }
-        None => Cache::in_process(infra.cache_max_entries),
+        None => Cache::in_process(infra.cache_max_bytes),
     };
     Ok((events, cache))
 }

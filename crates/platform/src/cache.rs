@@ -40,7 +40,36 @@ enum Backend {
 
 struct Entry {
     bytes: Vec<u8>,
-    expires_at: Instant,
+    ttl: Duration,
+}
+
+impl Entry {
+    /// What the entry costs the cache's byte budget: its key and value plus bookkeeping (moka's
+    /// node, the `Arc`, the key's `String`), so many tiny entries are bounded too.
+    fn weight(key: &str, entry: &Entry) -> u32 {
+        const OVERHEAD: usize = 160;
+        u32::try_from(key.len() + entry.bytes.len() + OVERHEAD).unwrap_or(u32::MAX)
+    }
+}
+
+/// Each entry expires after its own TTL, so expired pages are evicted by moka's housekeeping
+/// whether or not anyone reads them again (a global TTL would keep them for an hour).
+struct EntryTtl;
+
+impl moka::Expiry<String, Arc<Entry>> for EntryTtl {
+    fn expire_after_create(&self, _key: &String, entry: &Arc<Entry>, _created_at: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        entry: &Arc<Entry>,
+        _updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,14 +80,16 @@ pub struct CacheConnectError {
 }
 
 impl Cache {
-    /// An in-process cache holding at most `max_entries` values.
-    pub fn in_process(max_entries: u64) -> Self {
+    /// An in-process cache holding at most `max_bytes` of keys and values (least recently and
+    /// least frequently used entries are evicted first). A byte budget, unlike an entry count,
+    /// bounds memory whatever the size of the pages cached.
+    pub fn in_process(max_bytes: u64) -> Self {
         describe_metrics();
         Self::with_backend(Backend::InProcess {
             entries: moka::future::Cache::builder()
-                .max_capacity(max_entries)
-                // The per-entry TTL is checked on read; this bounds memory held by expired entries.
-                .time_to_live(Duration::from_secs(3600))
+                .max_capacity(max_bytes)
+                .weigher(|key: &String, entry: &Arc<Entry>| Entry::weight(key, entry))
+                .expire_after(EntryTtl)
                 .build(),
             generations: Mutex::new(HashMap::new()),
         })
@@ -129,10 +160,7 @@ impl Cache {
         let key = self.key(key);
         match &*self.backend {
             Backend::InProcess { entries, .. } => {
-                let entry = Entry {
-                    bytes,
-                    expires_at: Instant::now() + ttl,
-                };
+                let entry = Entry { bytes, ttl };
                 entries.insert(key, Arc::new(entry)).await;
             }
             Backend::Redis { connection, .. } => {
@@ -186,10 +214,6 @@ impl Cache {
         match &*self.backend {
             Backend::InProcess { entries, .. } => {
                 let entry = entries.get(key).await?;
-                if entry.expires_at <= Instant::now() {
-                    entries.invalidate(key).await;
-                    return None;
-                }
                 Some(entry.bytes.clone())
             }
             Backend::Redis { connection, .. } => {
@@ -282,7 +306,7 @@ mod tests {
 
     #[tokio::test]
     async fn in_process_values_expire_and_namespaces_do_not_collide() {
-        let cache = Cache::in_process(100);
+        let cache = Cache::in_process(1 << 20);
         let a = cache.namespace("a");
         let b = cache.namespace("b");
         a.set_json("k", &1, Duration::from_millis(50)).await;
@@ -293,8 +317,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn in_process_cache_is_bounded_by_bytes_and_drops_expired_entries_unread() {
+        let budget = 256 * 1024;
+        let cache = Cache::in_process(budget);
+        let Backend::InProcess { entries, .. } = &*cache.backend else {
+            unreachable!()
+        };
+        let page = "x".repeat(4 * 1024);
+        for i in 0..1_000 {
+            cache
+                .set_json(&format!("page:{i}"), &page, Duration::from_secs(60))
+                .await;
+        }
+        entries.run_pending_tasks().await;
+        assert!(
+            entries.weighted_size() <= budget,
+            "{} bytes cached, budget {budget}",
+            entries.weighted_size()
+        );
+        assert!(entries.entry_count() < 100, "{} entries kept", entries.entry_count());
+
+        for i in 0..10 {
+            cache
+                .set_json(&format!("short:{i}"), &i, Duration::from_millis(30))
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        entries.run_pending_tasks().await;
+        for i in 0..10 {
+            assert!(
+                !entries.contains_key(&cache.key(&format!("short:{i}"))),
+                "expired entry {i} still held"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn bumping_a_generation_changes_it() {
-        let cache = Cache::in_process(100).namespace("c");
+        let cache = Cache::in_process(1 << 20).namespace("c");
         let before = cache.generation("lists").await;
         cache.bump_generation("lists").await;
         assert_eq!(cache.generation("lists").await, before + 1);

@@ -42,6 +42,9 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The page cache of one SQLite connection, in KiB.
+const SQLITE_PAGE_CACHE_KIB: u32 = 512;
+
 impl Db {
     /// Connects to `url` (`postgres://...` or `sqlite:...`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
@@ -56,9 +59,16 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // Each connection keeps its own page cache (2 MB by default); with a pool per
+                // context that is most of the embedded process's memory. The OS page cache holds
+                // the files anyway, so a small per-connection cache costs little speed.
+                .pragma("cache_size", format!("-{SQLITE_PAGE_CACHE_KIB}"));
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.min(16))
+                // Connections opened for a burst are closed once it is over, with their caches.
+                .min_connections(1)
+                .idle_timeout(Duration::from_secs(60))
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await
