@@ -490,7 +490,11 @@ impl IdentityService {
             self.record(event).await;
             return Err(IdentityError::Throttled(refusal));
         }
-        if self.login_attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 256 == 0 {
+        if self
+            .login_attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(256)
+        {
             // Now and then, forget attempts that no longer count, so the table stays small.
             if let Err(e) = self.store.prune_login_attempts(now - c.login_window).await {
                 tracing::warn!(error = %e, "pruning old login attempts failed");
