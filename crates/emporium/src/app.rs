@@ -521,6 +521,27 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         max_body_bytes: settings.platform.max_body_bytes,
         request_timeout: settings.platform.request_timeout,
     };
+    // Tokens revoked in identity (logout, reset, disable, delete) stop working in every context
+    // of this process before they expire: identity tells the set at once when it runs here, and
+    // its events feed it otherwise.
+    let revocations =
+        platform::auth::Revocations::new(settings.identity.lifetimes.access + std::time::Duration::from_secs(60));
+    if let Some(service) = &app_identity {
+        service.feed_revocations(revocations.clone());
+    }
+    if let Some((service, db)) = databases.iter().next() {
+        events
+            .subscribe(platform::events::Subscription {
+                context: service.name(),
+                consumer: "revocations",
+                patterns: vec![platform::auth::SESSION_REVOKED, platform::auth::USER_SESSIONS_REVOKED],
+                db: db.clone(),
+                handler: Arc::new(platform::auth::RevocationFeed(revocations.clone())),
+            })
+            .await
+            .context("subscribing to identity's revocations")?;
+    }
+    let router = router.layer(axum::Extension(revocations));
     let router = platform::http::with_platform_stack(router, limits);
     // Contexts in this process call each other through the finished router (same stack, no socket),
     // inside the edge: their calls are not the browser's, so they spend no client's rate budget.

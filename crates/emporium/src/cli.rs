@@ -157,6 +157,31 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 const EMBEDDED_LISTEN: &str = "127.0.0.1:8080";
 
+/// `EMPORIUM_DEV_MAILBOX`: whether mail is kept in memory and listed at `/api/v1/dev/mailbox`.
+/// Anyone who can reach that endpoint can read every password-reset link, so it is refused on a
+/// listener that is not loopback (security finding F2). Unset, it follows
+/// `on_by_default_on_loopback` (embedded mode) when the listener is loopback.
+pub(crate) fn dev_mailbox_setting(
+    src: &ConfigSource,
+    listen: SocketAddr,
+    on_by_default_on_loopback: bool,
+) -> Result<bool, ConfigError> {
+    const VAR: &str = "EMPORIUM_DEV_MAILBOX";
+    let loopback = listen.ip().is_loopback();
+    let wanted = src.flag(VAR, on_by_default_on_loopback && loopback)?;
+    if wanted && !loopback {
+        return Err(ConfigError::new(
+            VAR,
+            format!(
+                "is only allowed on a loopback listener (127.0.0.1, ::1), not {listen}: the dev mailbox \
+                 shows every mailed link, password resets included, to anyone who can reach it; \
+                 configure EMPORIUM_SMTP_URL instead"
+            ),
+        ));
+    }
+    Ok(wanted)
+}
+
 fn default_listen(service: Option<Service>) -> SocketAddr {
     match service {
         None => EMBEDDED_LISTEN
@@ -224,8 +249,17 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let _telemetry = platform::telemetry::init(mode, &settings.platform);
 
     let embedded = service.is_none();
-    // Production notifications without a mail server (the multi-process dev topology).
-    let dev_mailbox = embedded || src.flag("EMPORIUM_DEV_MAILBOX", false)?;
+    // Embedded mode on a loopback listener keeps mail in the dev mailbox unless told otherwise;
+    // production notifications use it only when asked (the multi-process dev topology).
+    let dev_mailbox = dev_mailbox_setting(&src, settings.platform.listen, embedded)?;
+    if embedded && !dev_mailbox && settings.infra.smtp_url.is_none() {
+        return Err(ConfigError::new(
+            "EMPORIUM_SMTP_URL",
+            "is required when the dev mailbox is off (embedded mode on a non-loopback listener, or \
+             EMPORIUM_DEV_MAILBOX=false): mail needs somewhere to go, e.g. smtp://mail:25",
+        )
+        .into());
+    }
     let app = start_app(&settings, service, embedded || migrate_on_start, dev_mailbox).await?;
     if embedded && settings.catalog.seed_demo {
         seed_demo(&app).await?;
@@ -526,8 +560,8 @@ async fn admin(command: AdminCommand) -> Result<(), Failure> {
             println!("created administrator {} ({})", user.email, user.id);
         }
         AdminCommand::RotateKeys => {
-            let kid = service.keys().rotate().await?;
-            println!("new signing key {kid} is active; replicas pick it up within a minute");
+            let (kid, signs_from) = service.keys().rotate().await?;
+            println!("new signing key {kid} is published now and signs from {signs_from}");
         }
     }
     db.close().await;

@@ -49,7 +49,9 @@ pub async fn build_gateway(settings: &Settings, src: &ConfigSource) -> anyhow::R
         settings.infra.service_secret.clone(),
     );
     // The dev mailbox is part of the document only when notifications serves one.
-    let doc = app::api_document(src.flag("EMPORIUM_DEV_MAILBOX", false)?);
+    // It is refused on a listener that is not loopback, like on the context itself.
+    let dev_mailbox = crate::cli::dev_mailbox_setting(src, settings.platform.listen, false)?;
+    let doc = app::api_document(dev_mailbox);
 
     let mut router = gateway::proxy_router(config, doc).merge(web::router(web_config, peers));
     if settings.platform.trusted_proxy_hops > 0 {

@@ -317,6 +317,7 @@ async fn edge_check(State(edge): State<Arc<EdgeState>>, mut req: Request, next: 
         }
         _ => None,
     };
+    let refused_here = refusal.is_some();
     let mut response = match refusal {
         Some(mut problem) => {
             problem.instance = Some(path);
@@ -329,7 +330,15 @@ async fn edge_check(State(edge): State<Arc<EdgeState>>, mut req: Request, next: 
         }
         None => next.run(req).await,
     };
-    if let Some(d) = decision {
+    // An answer refused further in (a login lockout, identity's per-address budget) has its own
+    // Retry-After, and maybe its own RateLimit-* fields: the edge's budget ("598 left") would
+    // contradict them, so it stays off such answers.
+    let refused_inside = !refused_here
+        && (response.status() == axum::http::StatusCode::TOO_MANY_REQUESTS
+            || response.headers().contains_key(RATELIMIT_LIMIT));
+    if let Some(d) = decision
+        && !refused_inside
+    {
         rate_limit_headers(response.headers_mut(), &d, edge.limiter.quota());
     }
     response

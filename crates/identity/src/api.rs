@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::auth::AuthUser;
+use platform::client::InProcessCall;
 use platform::http::Path;
 use platform::http::{ClientIp, Json, Query, UserAgent};
 use platform::pagination::{self, Page};
@@ -18,8 +20,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::domain::{Role, UserStatus};
-use crate::service::{ClientInfo, IdentityService, IssuedTokens, Registration};
+use crate::domain::{LoginThrottle, Role, UserStatus};
+use crate::service::{ClientInfo, IdentityError, IdentityService, IssuedTokens, Registration};
 use crate::store::{AuditEvent, AuditFilter, Session, User, UserFilter};
 
 type Svc = State<Arc<IdentityService>>;
@@ -148,35 +150,40 @@ pub struct RegisterRequest {
     pub name: String,
 }
 
-/// Creates an account and sends an e-mail verification token.
+#[derive(Serialize, ToSchema)]
+pub struct RegistrationAccepted {
+    #[schema(example = "Check your mailbox: we sent a message to ada@example.com.")]
+    pub message: String,
+}
+
+/// Signs up. The answer is the same whether or not the address already has an account, so it
+/// reveals nothing: a new account gets an e-mail verification token; the owner of an existing one
+/// gets a message saying someone tried (with links to sign in or reset the password).
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Account created; verify the e-mail address next", body = UserView),
-        (status = 409, description = "E-mail already registered", body = Problem),
-        (status = 422, description = "Invalid field(s)", body = Problem)))]
+        (status = 202, description = "Check your mailbox; verify the e-mail address next", body = RegistrationAccepted),
+        (status = 422, description = "Invalid field(s)", body = Problem),
+        (status = 429, description = "Too many requests from this address; see Retry-After", body = Problem)))]
 pub async fn register(
     State(svc): Svc,
     _: RateLimited,
     Client(client): Client,
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<Response> {
-    let user = svc
-        .register(
-            Registration {
-                email: req.email,
-                password: req.password,
-                name: req.name,
-            },
-            &client,
-        )
-        .await?;
-    let location = HeaderValue::from_static("/api/v1/users/me");
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(UserView::from(user)),
+    let email = req.email.trim().to_lowercase();
+    svc.register(
+        Registration {
+            email: req.email,
+            password: req.password,
+            name: req.name,
+        },
+        &client,
     )
-        .into_response())
+    .await?;
+    let body = RegistrationAccepted {
+        message: format!("Check your mailbox: we sent a message to {email}."),
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -228,7 +235,26 @@ pub struct LoginRequest {
         (status = 403, description = "E-mail not verified, or account disabled", body = Problem),
         (status = 429, description = "Too many failures for this account or address; see Retry-After", body = Problem)))]
 pub async fn login(State(svc): Svc, Client(client): Client, Json(req): Json<LoginRequest>) -> ApiResult<Response> {
-    Ok(tokens(svc.login(&req.email, req.password, &client).await?))
+    match svc.login(&req.email, req.password, &client).await {
+        Ok(issued) => Ok(tokens(issued)),
+        Err(IdentityError::Throttled(t)) => Ok(lockout(t)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A login lockout: 429 whose `Retry-After` and `RateLimit-*` fields describe the same limit (the
+/// edge keeps its own budget's fields off an answer that carries these).
+fn lockout(t: LoginThrottle) -> Response {
+    let wait = t.wait.as_secs().max(1);
+    let mut response = Problem::from(IdentityError::Throttled(t)).into_response();
+    let headers = response.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(t.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(0u32));
+    headers.insert("ratelimit-reset", HeaderValue::from(wait));
+    if let Ok(policy) = HeaderValue::from_str(&format!("{};w={}", t.limit, t.window.as_secs())) {
+        headers.insert("ratelimit-policy", policy);
+    }
+    response
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -312,17 +338,20 @@ pub struct ServiceTokenResponse {
 }
 
 /// Issues a short-lived token with role `service` to another Emporium context, which calls
-/// peers with it (reservations, payments). Rate limited per address like the other auth endpoints.
+/// peers with it (reservations, payments). Rate limited per client id (120 per minute); wrong
+/// credentials are limited per address. Not part of the sign-up budget.
 #[utoipa::path(post, path = "/api/v1/auth/service-token", tag = "auth", request_body = ServiceTokenRequest,
     responses((status = 200, description = "Service token", body = ServiceTokenResponse),
         (status = 401, description = "Unknown client or wrong secret", body = Problem),
-        (status = 429, description = "Too many requests from this address", body = Problem)))]
+        (status = 429, description = "Too many tokens for this client id, or too many wrong credentials from this address", body = Problem)))]
 pub async fn service_token(
     State(svc): Svc,
-    _: RateLimited,
+    in_process: Option<Extension<InProcessCall>>,
+    ClientIp(ip): ClientIp,
     Json(req): Json<ServiceTokenRequest>,
 ) -> ApiResult<Response> {
-    let (token, ttl) = svc.issue_service_token(&req.client_id, &req.client_secret)?;
+    let caller = in_process.is_none().then_some(ip);
+    let (token, ttl) = svc.issue_service_token(&req.client_id, &req.client_secret, caller)?;
     let body = ServiceTokenResponse {
         access_token: token,
         token_type: "Bearer",
@@ -345,9 +374,14 @@ pub async fn jwks(State(svc): Svc) -> Response {
 #[derive(Serialize, ToSchema)]
 pub struct RotatedKey {
     pub kid: String,
+    /// When the new key starts signing: it is published in the JWKS at once, and signs only after
+    /// `EMPORIUM_SIGNING_KEY_LEAD_SECS`, so every verifier has fetched it by then.
+    #[serde(with = "time::serde::rfc3339")]
+    pub signs_from: OffsetDateTime,
 }
 
-/// Starts signing with a new key (admin). Older keys stay published until their tokens expire.
+/// Publishes a new signing key (admin), which signs after the lead time. Older keys stay
+/// published until their tokens expire.
 #[utoipa::path(post, path = "/api/v1/auth/signing-keys/rotate", tag = "admin", security(("bearer" = [])),
     responses((status = 201, description = "New active key", body = RotatedKey), (status = 403, description = "Not an admin", body = Problem)))]
 pub async fn rotate_signing_key(
@@ -355,8 +389,8 @@ pub async fn rotate_signing_key(
     auth: AuthUser,
     Client(client): Client,
 ) -> ApiResult<(StatusCode, Json<RotatedKey>)> {
-    let kid = svc.rotate_signing_key(&auth, &client).await?;
-    Ok((StatusCode::CREATED, Json(RotatedKey { kid })))
+    let (kid, signs_from) = svc.rotate_signing_key(&auth, &client).await?;
+    Ok((StatusCode::CREATED, Json(RotatedKey { kid, signs_from })))
 }
 
 /// The caller's account.

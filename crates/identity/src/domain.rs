@@ -274,6 +274,15 @@ pub struct FailureWindow {
     pub oldest: Option<OffsetDateTime>,
 }
 
+/// A refused login attempt: how long to wait, and the limit that refused it (for the
+/// `RateLimit-*` answer headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginThrottle {
+    pub wait: Duration,
+    pub limit: u32,
+    pub window: Duration,
+}
+
 /// Login throttling: after `max` failures within `window`, refuse until the oldest of them leaves
 /// the window. Returns how long to wait, or `None` when the attempt may proceed.
 pub fn throttle(seen: FailureWindow, max: u32, window: Duration, now: OffsetDateTime) -> Option<Duration> {

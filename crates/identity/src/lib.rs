@@ -36,6 +36,8 @@ pub struct IdentityConfig {
     pub login_max_failures: u32,
     pub login_max_failures_per_ip: u32,
     pub login_window: Duration,
+    /// How long a rotated-in signing key is published before it signs.
+    pub signing_key_lead: Duration,
     pub require_verified_email: bool,
     /// Per-address budget for sign-up, verification, password-reset and refresh requests.
     pub auth_requests_per_minute: std::num::NonZeroU32,
@@ -63,6 +65,7 @@ impl IdentityConfig {
             login_max_failures: src.number_in("EMPORIUM_LOGIN_MAX_FAILURES", 5, 1..=100)? as u32,
             login_max_failures_per_ip: src.number_in("EMPORIUM_LOGIN_MAX_FAILURES_PER_IP", 20, 1..=10_000)? as u32,
             login_window: src.seconds("EMPORIUM_LOGIN_WINDOW_SECS", 900, 10..=86_400)?,
+            signing_key_lead: src.seconds("EMPORIUM_SIGNING_KEY_LEAD_SECS", 120, 0..=3600)?,
             require_verified_email: src.flag("EMPORIUM_REQUIRE_VERIFIED_EMAIL", true)?,
             auth_requests_per_minute: std::num::NonZeroU32::new(src.number_in(
                 "EMPORIUM_AUTH_RATE_PER_MINUTE",
@@ -113,7 +116,7 @@ impl Identity {
             Db::Postgres(pool) => Arc::new(SqlStore::new(pool.clone())),
         };
         service::describe_metrics();
-        let ring = KeyRing::load(store.clone(), config.lifetimes.access).await?;
+        let ring = KeyRing::load(store.clone(), config.lifetimes.access, config.signing_key_lead).await?;
         spawn_key_refresh(Arc::downgrade(&ring));
         let keys = ring.key_set();
         let hasher = PasswordHasher::new(config.argon2)?;

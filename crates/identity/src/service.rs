@@ -12,18 +12,26 @@ use uuid::Uuid;
 
 use crate::IdentityConfig;
 use crate::domain::{
-    DisplayName, Email, RefreshDecision, RefreshState, Role, TokenLifetimes, TokenPurpose, UserId, UserStatus,
-    Validation, check_new_password, decide_refresh, throttle,
+    DisplayName, Email, LoginThrottle, RefreshDecision, RefreshState, Role, TokenLifetimes, TokenPurpose, UserId,
+    UserStatus, Validation, check_new_password, decide_refresh, throttle,
 };
 use crate::keys::KeyRing;
 use crate::passwords::PasswordHasher;
-use crate::store::{AuditEvent, AuditFilter, IdentityStore, NewRefreshToken, Session, StoreError, User, UserFilter};
+use crate::store::{
+    AuditEvent, AuditFilter, IdentityStore, LoginAttempt, LoginFailures, LoginOutcome, NewRefreshToken, Session,
+    StoreError, User, UserFilter,
+};
 use crate::tokens::OpaqueToken;
 
 /// Event types identity publishes (data shapes in docs/api.md).
 pub const USER_REGISTERED: &str = "identity.user.registered";
 pub const EMAIL_VERIFICATION_REQUESTED: &str = "identity.email.verification_requested";
 pub const PASSWORD_RESET_REQUESTED: &str = "identity.password.reset_requested";
+/// Someone tried to sign up with an address that has an account: its owner is told (by mail).
+pub const REGISTRATION_ATTEMPTED: &str = "identity.registration.attempted";
+/// Service tokens one client id may obtain per minute. A context renews its token every ten
+/// minutes (per replica), so this only stops a runaway caller.
+const SERVICE_TOKENS_PER_MINUTE: std::num::NonZeroU32 = std::num::NonZeroU32::new(120).expect("non-zero");
 /// Role carried by service tokens (one context calling another).
 pub const SERVICE_ROLE: &str = "service";
 
@@ -43,7 +51,7 @@ pub enum IdentityError {
     #[error("this account is disabled")]
     AccountDisabled,
     #[error("too many failed logins; try again later")]
-    Throttled(Duration),
+    Throttled(LoginThrottle),
     #[error("the refresh token is invalid, expired or revoked")]
     InvalidRefreshToken,
     #[error("this refresh token was already used: the session has been revoked; log in again")]
@@ -93,7 +101,7 @@ impl From<IdentityError> for Problem {
             IdentityError::AccountDisabled => {
                 Problem::new(StatusCode::FORBIDDEN, "account-disabled", "Account disabled").with_detail(message)
             }
-            IdentityError::Throttled(wait) => Problem::too_many_requests(wait.as_secs(), message),
+            IdentityError::Throttled(t) => Problem::too_many_requests(t.wait.as_secs(), message),
             IdentityError::Forbidden(_) => Problem::forbidden(message),
             IdentityError::Conflict(_) => Problem::conflict(message),
             IdentityError::NotFound(_) => Problem::not_found(message),
@@ -135,6 +143,14 @@ pub struct IdentityService {
     outbox: Outbox,
     config: IdentityConfig,
     auth_limiter: platform::rate_limit::IpRateLimiter,
+    /// Service tokens issued per client id (callers holding the secret).
+    service_client_limiter: platform::rate_limit::NamedRateLimiter,
+    /// Wrong service credentials per address.
+    service_failure_limiter: platform::rate_limit::IpRateLimiter,
+    /// Logins so far, to prune old attempts every so often.
+    login_attempts: std::sync::atomic::AtomicU64,
+    /// The revocation set of this process, told at once (other processes learn from the events).
+    revocations: std::sync::OnceLock<platform::auth::Revocations>,
 }
 
 fn audit(kind: &str) -> AuditEvent {
@@ -208,6 +224,7 @@ impl IdentityService {
         config: IdentityConfig,
     ) -> Self {
         let auth_limiter = platform::rate_limit::IpRateLimiter::per_minute(config.auth_requests_per_minute);
+        let service_failure_limiter = platform::rate_limit::IpRateLimiter::per_minute(config.auth_requests_per_minute);
         Self {
             store,
             keys,
@@ -215,6 +232,45 @@ impl IdentityService {
             outbox,
             config,
             auth_limiter,
+            service_client_limiter: platform::rate_limit::NamedRateLimiter::per_minute(SERVICE_TOKENS_PER_MINUTE),
+            service_failure_limiter,
+            login_attempts: std::sync::atomic::AtomicU64::new(0),
+            revocations: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Revocations are also applied to `set` directly (the contexts in this process check it).
+    pub fn feed_revocations(&self, set: platform::auth::Revocations) {
+        let _ = self.revocations.set(set);
+    }
+
+    /// Tells every context that a session (`Some`) or all of a user's sessions started before
+    /// `at` (`None`) ended, so their access tokens stop working everywhere before they expire
+    /// (finding F6). A failure to publish is logged: the sessions are revoked in identity anyway.
+    async fn announce_revocation(&self, user: UserId, session: Option<Uuid>, at: OffsetDateTime, reason: &str) {
+        if let Some(set) = self.revocations.get() {
+            match session {
+                Some(sid) => set.revoke_session(sid, at),
+                None => set.revoke_user_sessions(user.0, at),
+            }
+        }
+        let revoked_at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let (event_type, data) = match session {
+            Some(sid) => (
+                platform::auth::SESSION_REVOKED,
+                serde_json::json!({"user_id": user.0, "session_id": sid, "revoked_at": revoked_at, "reason": reason}),
+            ),
+            None => (
+                platform::auth::USER_SESSIONS_REVOKED,
+                serde_json::json!({"user_id": user.0, "revoked_at": revoked_at, "reason": reason}),
+            ),
+        };
+        let event = Event::new(crate::CONTEXT, event_type, user.0.to_string(), data);
+        match self.store.enqueue_events(&[event]).await {
+            Ok(()) => self.outbox.notify(),
+            Err(e) => tracing::error!(error = %e, event_type, "could not publish a revocation"),
         }
     }
 
@@ -280,12 +336,41 @@ impl IdentityService {
         Ok(user)
     }
 
-    pub async fn register(&self, r: Registration, client: &ClientInfo) -> IdResult<User> {
-        let user = self.create_user(r, Role::Customer, false).await?;
-        metrics::counter!("identity_registrations_total").increment(1);
-        self.record(audit("user.registered").user(&user).client(client)).await;
-        self.send_verification(&user).await?;
-        Ok(user)
+    /// Signs up a customer. The caller learns nothing about whether the address already had an
+    /// account (finding F10): either way the answer is "check your mailbox". A new account gets
+    /// the verification message; an existing one's owner is told someone tried (and how to sign
+    /// in or reset the password). Both ways hash the password, so they take as long.
+    pub async fn register(&self, r: Registration, client: &ClientInfo) -> IdResult<()> {
+        let email = r.email.clone();
+        match self.create_user(r, Role::Customer, false).await {
+            Ok(user) => {
+                metrics::counter!("identity_registrations_total").increment(1);
+                self.record(audit("user.registered").user(&user).client(client)).await;
+                self.send_verification(&user).await
+            }
+            Err(IdentityError::EmailTaken) => self.registration_attempted(&email, client).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn registration_attempted(&self, email: &str, client: &ClientInfo) -> IdResult<()> {
+        let Ok(email) = Email::parse(email) else { return Ok(()) };
+        let Some(user) = self.store.user_by_email(email.as_str()).await? else {
+            return Ok(());
+        };
+        if user.status == UserStatus::Active {
+            let event = Event::new(
+                crate::CONTEXT,
+                REGISTRATION_ATTEMPTED,
+                user.id.0.to_string(),
+                serde_json::json!({"user_id": user.id.0, "email": user.email, "name": user.name}),
+            );
+            self.store.enqueue_events(&[event]).await?;
+            self.outbox.notify();
+        }
+        self.record(audit("registration.duplicate").user(&user).client(client))
+            .await;
+        Ok(())
     }
 
     /// Creates an administrator (CLI bootstrap); the address counts as verified.
@@ -371,25 +456,72 @@ impl IdentityService {
         let email = Email::parse(email).map_err(|m| IdentityError::Validation(vec![FieldError::new("email", m)]))?;
         let now = platform::time::now();
         let c = &self.config;
-        let seen = self
+        // The attempt is reserved (counted) before the password is checked, so a burst of parallel
+        // guesses cannot all pass the check on the same old count.
+        let attempt = LoginAttempt {
+            id: Uuid::now_v7(),
+            email: email.as_str().to_owned(),
+            ip: client.ip.clone(),
+            at: now,
+        };
+        let rule = |seen: LoginFailures| {
+            [
+                (seen.account, c.login_max_failures),
+                (seen.ip, c.login_max_failures_per_ip),
+            ]
+            .into_iter()
+            .filter_map(|(seen, limit)| {
+                throttle(seen, limit, c.login_window, now).map(|wait| LoginThrottle {
+                    wait,
+                    limit,
+                    window: c.login_window,
+                })
+            })
+            .max_by_key(|t| t.wait)
+        };
+        let refused = self
             .store
-            .login_failures(email.as_str(), &client.ip, now - c.login_window)
+            .reserve_login_attempt(&attempt, now - c.login_window, &rule)
             .await?;
-        let wait = [
-            throttle(seen.account, c.login_max_failures, c.login_window, now),
-            throttle(seen.ip, c.login_max_failures_per_ip, c.login_window, now),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        if let Some(wait) = wait {
+        if let Some(refusal) = refused {
             count_login("throttled");
             let mut event = audit("login.throttled").client(client);
             event.subject_email = Some(email.as_str().to_owned());
             self.record(event).await;
-            return Err(IdentityError::Throttled(wait));
+            return Err(IdentityError::Throttled(refusal));
+        }
+        if self
+            .login_attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(256)
+        {
+            // Now and then, forget attempts that no longer count, so the table stays small.
+            if let Err(e) = self.store.prune_login_attempts(now - c.login_window).await {
+                tracing::warn!(error = %e, "pruning old login attempts failed");
+            }
         }
 
+        let result = self.check_login(&email, password, client, now).await;
+        let outcome = match &result {
+            Ok(_) => LoginOutcome::Succeeded,
+            Err(IdentityError::AccountDisabled | IdentityError::EmailNotVerified) => LoginOutcome::Refused,
+            Err(_) => LoginOutcome::Failed,
+        };
+        if let Err(e) = self.store.settle_login_attempt(attempt.id, outcome).await {
+            // The attempt stays pending and so keeps counting as a failure: the safe side.
+            tracing::error!(error = %e, "could not record the outcome of a login attempt");
+        }
+        result
+    }
+
+    /// The part of a login after its attempt was reserved: the password and the account's state.
+    async fn check_login(
+        &self,
+        email: &Email,
+        password: String,
+        client: &ClientInfo,
+        now: OffsetDateTime,
+    ) -> IdResult<IssuedTokens> {
         let user = self.store.user_by_email(email.as_str()).await?;
         let ok = self
             .hasher
@@ -485,15 +617,29 @@ impl IdentityService {
     /// A short-lived access token with role `service` for another context (OAuth 2 client
     /// credentials in spirit): `client_id` names the calling context, `secret` must equal the
     /// shared `EMPORIUM_SERVICE_SECRET`. The subject is a stable UUIDv5 of the context name.
-    pub fn issue_service_token(&self, client_id: &str, secret: &str) -> IdResult<(String, Duration)> {
+    ///
+    /// Budgets (finding F3: this shared the sign-up budget of the caller's address, so anyone
+    /// seen as 127.0.0.1 could stop checkout): a caller with the right secret spends its client
+    /// id's budget only; wrong secrets spend a budget of their address (`None`: an in-process
+    /// call, which no address pays for).
+    pub fn issue_service_token(
+        &self,
+        client_id: &str,
+        secret: &str,
+        caller: Option<std::net::IpAddr>,
+    ) -> Result<(String, Duration), Problem> {
         let valid_id = (2..=32).contains(&client_id.len()) && client_id.bytes().all(|b| b.is_ascii_lowercase());
         let expected = self.config.service_secret.as_deref().unwrap_or("");
         // Compare digests so the time taken says nothing about how much of the secret matched.
         let matches = !expected.is_empty() && constant_time_eq(&sha256(expected), &sha256(secret));
         if !valid_id || !matches {
             metrics::counter!("identity_service_tokens_total", "outcome" => "refused").increment(1);
-            return Err(IdentityError::InvalidClientCredentials);
+            if let Some(ip) = caller {
+                self.service_failure_limiter.check(ip)?;
+            }
+            return Err(IdentityError::InvalidClientCredentials.into());
         }
+        self.service_client_limiter.check(client_id)?;
         let now = platform::time::now();
         let ttl = self.lifetimes().access;
         let claims = AccessClaims {
@@ -510,7 +656,7 @@ impl IdentityService {
             jti: Uuid::now_v7(),
         };
         metrics::counter!("identity_service_tokens_total", "outcome" => "issued").increment(1);
-        Ok((self.keys.sign(&claims)?, ttl))
+        Ok((self.keys.sign(&claims).map_err(IdentityError::from)?, ttl))
     }
 
     pub async fn refresh(&self, presented: &str, client: &ClientInfo) -> IdResult<IssuedTokens> {
@@ -559,6 +705,8 @@ impl IdentityService {
         if let Err(e) = self.store.revoke_session(session.id, "refresh token reuse", now).await {
             return IdentityError::Internal(e.into());
         }
+        self.announce_revocation(session.user_id, Some(session.id), now, "refresh token reuse")
+            .await;
         let mut event = audit("token.reuse_detected")
             .client(client)
             .detail(format!("session {} revoked", session.id));
@@ -586,9 +734,10 @@ impl IdentityService {
 
     pub async fn logout(&self, auth: &AuthUser, client: &ClientInfo) -> IdResult<()> {
         let user = self.current_user(auth).await?;
-        self.store
-            .revoke_session(auth.session_id(), "logout", platform::time::now())
-            .await?;
+        let now = platform::time::now();
+        self.store.revoke_session(auth.session_id(), "logout", now).await?;
+        self.announce_revocation(user.id, Some(auth.session_id()), now, "logout")
+            .await;
         self.record(audit("logout").user(&user).client(client)).await;
         Ok(())
     }
@@ -647,6 +796,7 @@ impl IdentityService {
             .store
             .revoke_sessions_of(user.id, None, "password reset", now)
             .await?;
+        self.announce_revocation(user.id, None, now, "password reset").await;
         self.record(
             audit("password.reset")
                 .user(&user)
@@ -723,6 +873,7 @@ impl IdentityService {
         self.store
             .revoke_sessions_of(user.id, None, "account deleted", now)
             .await?;
+        self.announce_revocation(user.id, None, now, "account deleted").await;
         let mut event = audit("user.deleted").client(client);
         event.user_id = Some(user.id.0);
         self.record(event).await;
@@ -742,9 +893,10 @@ impl IdentityService {
             .await?
             .filter(|s| s.user_id == user.id && s.revoked_at.is_none())
             .ok_or(IdentityError::NotFound("session"))?;
-        self.store
-            .revoke_session(session.id, "revoked by user", platform::time::now())
-            .await?;
+        let now = platform::time::now();
+        self.store.revoke_session(session.id, "revoked by user", now).await?;
+        self.announce_revocation(user.id, Some(session.id), now, "revoked by user")
+            .await;
         self.record(
             audit("session.revoked")
                 .user(&user)
@@ -792,6 +944,7 @@ impl IdentityService {
         self.store
             .revoke_sessions_of(after.id, None, "role changed", now)
             .await?;
+        self.announce_revocation(after.id, None, now, "role changed").await;
         self.record(
             audit("role.changed")
                 .user(&after)
@@ -828,6 +981,7 @@ impl IdentityService {
             self.store
                 .revoke_sessions_of(user.id, None, "account disabled", now)
                 .await?;
+            self.announce_revocation(user.id, None, now, "account disabled").await;
         }
         let kind = if status == UserStatus::Disabled {
             "user.disabled"
@@ -850,18 +1004,19 @@ impl IdentityService {
         Ok(self.store.list_audit(filter, before, limit).await?)
     }
 
-    pub async fn rotate_signing_key(&self, auth: &AuthUser, client: &ClientInfo) -> IdResult<String> {
+    /// Publishes a new signing key; it signs from the returned time (after the lead time).
+    pub async fn rotate_signing_key(&self, auth: &AuthUser, client: &ClientInfo) -> IdResult<(String, OffsetDateTime)> {
         let admin = self.current_admin(auth).await?;
-        let kid = self.keys.rotate().await?;
+        let (kid, signs_from) = self.keys.rotate().await?;
         self.record(
             audit("signing_key.rotated")
                 .user(&admin)
                 .actor(admin.id.0)
                 .client(client)
-                .detail(format!("new kid {kid}")),
+                .detail(format!("new kid {kid}, signing from {signs_from}")),
         )
         .await;
-        Ok(kid)
+        Ok((kid, signs_from))
     }
 }
 

@@ -105,6 +105,39 @@ pub struct LoginFailures {
     pub ip: crate::domain::FailureWindow,
 }
 
+/// A login attempt, reserved before the password is checked.
+#[derive(Debug, Clone)]
+pub struct LoginAttempt {
+    pub id: Uuid,
+    pub email: String,
+    pub ip: String,
+    pub at: OffsetDateTime,
+}
+
+/// How a reserved login attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// Wrong e-mail or password: keeps counting against the limits.
+    Failed,
+    /// Right password, but the account may not log in (disabled, unverified): neither counts nor clears.
+    Refused,
+    /// Logged in: clears the account's count.
+    Succeeded,
+}
+
+impl LoginOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::Refused => "refused",
+            Self::Succeeded => "succeeded",
+        }
+    }
+}
+
+/// Decides from the counts whether an attempt must wait (and how long).
+pub type ThrottleRule<'a> = &'a (dyn Fn(LoginFailures) -> Option<crate::domain::LoginThrottle> + Send + Sync);
+
 #[derive(Debug, Clone)]
 pub struct SigningKeyRecord {
     pub kid: String,
@@ -193,7 +226,23 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn burn_one_time_tokens(&self, user: UserId, purpose: TokenPurpose, now: OffsetDateTime) -> StoreResult<()>;
 
     async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()>;
-    async fn login_failures(&self, email: &str, ip: &str, since: OffsetDateTime) -> StoreResult<LoginFailures>;
+    /// Puts events in the outbox (for the relay to publish).
+    async fn enqueue_events(&self, events: &[Event]) -> StoreResult<()>;
+    /// Counts the pending and failed login attempts since `since` for `attempt`'s account (only
+    /// those after its last success) and address, and unless `rule` answers a wait for those
+    /// counts, records `attempt` as pending. Both happen under a lock on the account and the
+    /// address, so concurrent attempts see each other. Returns the wait when refused (nothing
+    /// written).
+    async fn reserve_login_attempt(
+        &self,
+        attempt: &LoginAttempt,
+        since: OffsetDateTime,
+        rule: ThrottleRule<'_>,
+    ) -> StoreResult<Option<crate::domain::LoginThrottle>>;
+    /// Records how a reserved attempt ended.
+    async fn settle_login_attempt(&self, id: Uuid, outcome: LoginOutcome) -> StoreResult<()>;
+    /// Forgets attempts (and idle locks) older than `cutoff`: they no longer count.
+    async fn prune_login_attempts(&self, cutoff: OffsetDateTime) -> StoreResult<u64>;
     /// Newest first, before `before`.
     async fn list_audit(&self, filter: &AuditFilter, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<AuditEvent>>;
 

@@ -21,10 +21,12 @@ pub enum Kind {
     OrderCancelled,
     RefundCompleted,
     LowStockAlert,
+    /// Someone tried to sign up with an address that already has an account.
+    RegistrationAttempted,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::EmailVerification,
         Kind::PasswordReset,
         Kind::OrderPlaced,
@@ -33,6 +35,7 @@ impl Kind {
         Kind::OrderCancelled,
         Kind::RefundCompleted,
         Kind::LowStockAlert,
+        Kind::RegistrationAttempted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl Kind {
             Kind::OrderCancelled => "order_cancelled",
             Kind::RefundCompleted => "refund_completed",
             Kind::LowStockAlert => "low_stock_alert",
+            Kind::RegistrationAttempted => "registration_attempted",
         }
     }
 

@@ -22,9 +22,10 @@ pub const ORDER_SHIPPED: &str = "ordering.order.shipped";
 pub const ORDER_CANCELLED: &str = "ordering.order.cancelled";
 pub const ORDER_REFUNDED: &str = "ordering.order.refunded";
 pub const STOCK_LOW: &str = "inventory.stock.low";
+pub const REGISTRATION_ATTEMPTED: &str = "identity.registration.attempted";
 
 /// Every event type the mailer subscribes to.
-pub const CONSUMED: [&str; 9] = [
+pub const CONSUMED: [&str; 10] = [
     USER_REGISTERED,
     EMAIL_VERIFICATION_REQUESTED,
     PASSWORD_RESET_REQUESTED,
@@ -34,6 +35,7 @@ pub const CONSUMED: [&str; 9] = [
     ORDER_CANCELLED,
     ORDER_REFUNDED,
     STOCK_LOW,
+    REGISTRATION_ATTEMPTED,
 ];
 
 /// `identity.user.registered` data.
@@ -252,6 +254,24 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
                 }],
             })
         }
+        // Sign-up answers the same whether or not the address is taken; its owner learns of the
+        // attempt here instead (with where to sign in or reset the password).
+        REGISTRATION_ATTEMPTED => {
+            let d: UserData = decode(event)?;
+            let email = address(&d.email, event)?;
+            Ok(Plan {
+                recipient: None,
+                mails: vec![PlannedMail {
+                    kind: Kind::RegistrationAttempted,
+                    to: To::Address {
+                        email,
+                        name: d.name,
+                        user_id: Some(d.user_id),
+                    },
+                    data: json!({"public_url": public_url}),
+                }],
+            })
+        }
         // Not subscribed to; nothing to do.
         _ => Ok(Plan::default()),
     }
@@ -306,6 +326,23 @@ mod tests {
 
     fn event(event_type: &str, data: Value) -> Event {
         Event::new("test", event_type, "s", data)
+    }
+
+    #[test]
+    fn a_registration_attempt_mails_the_owner() {
+        let id = Uuid::now_v7();
+        let p = plan(
+            &event(
+                REGISTRATION_ATTEMPTED,
+                json!({"user_id": id, "email": "a@b.io", "name": "Ann"}),
+            ),
+            "http://x",
+        )
+        .expect("plan");
+        assert_eq!(p.mails.len(), 1);
+        assert_eq!(p.mails[0].kind, Kind::RegistrationAttempted);
+        assert!(matches!(&p.mails[0].to, To::Address { email, .. } if email.as_str() == "a@b.io"));
+        assert_eq!(p.mails[0].data["public_url"], "http://x");
     }
 
     #[test]

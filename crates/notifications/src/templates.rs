@@ -65,6 +65,14 @@ const FILES: &[(&str, &str)] = &[
         "low_stock_alert.html",
         include_str!("../templates/low_stock_alert.html"),
     ),
+    (
+        "registration_attempted.txt",
+        include_str!("../templates/registration_attempted.txt"),
+    ),
+    (
+        "registration_attempted.html",
+        include_str!("../templates/registration_attempted.html"),
+    ),
 ];
 
 /// The subject line of each kind (a template too; never autoescaped: it is a header, not HTML).
@@ -78,6 +86,7 @@ fn subject(kind: Kind) -> &'static str {
         Kind::OrderCancelled => "Order {{ number }} cancelled",
         Kind::RefundCompleted => "Refund for order {{ number }}",
         Kind::LowStockAlert => "Low stock: {{ sku }} ({{ available }} left)",
+        Kind::RegistrationAttempted => "Someone tried to register with your address",
     }
 }
 
@@ -239,6 +248,11 @@ mod tests {
                 Kind::LowStockAlert,
                 json!({"sku": "MUG-1", "available": 2, "threshold": 5, "public_url": "https://s.example"}),
                 "Only 2 unit(s) of MUG-1 are available (threshold 5).",
+            ),
+            (
+                Kind::RegistrationAttempted,
+                json!({"name": "Ann", "public_url": "https://s.example"}),
+                "https://s.example/forgot-password",
             ),
         ];
         for (kind, data, expected) in cases {

@@ -62,6 +62,9 @@ pub struct KeySet {
 /// At most one on-demand JWKS fetch per this interval, so tokens naming made-up key ids cannot
 /// turn the verifier into a request amplifier against identity.
 const ON_DEMAND_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Until the first fetch succeeded (identity still starting), retry this often in the background
+/// and allow on-demand fetches this often: every token is refused until then (finding F12).
+const FIRST_FETCH_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a verification may wait for an on-demand fetch.
 const ON_DEMAND_REFRESH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -70,12 +73,20 @@ struct JwksSource {
     url: String,
     client: reqwest::Client,
     last_on_demand: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// Set once a fetch succeeded.
+    loaded: std::sync::atomic::AtomicBool,
 }
 
 impl JwksSource {
     async fn fetch(&self, timeout: std::time::Duration) -> Result<jsonwebtoken::jwk::JwkSet, reqwest::Error> {
         let response = self.client.get(&self.url).timeout(timeout).send().await?;
-        response.error_for_status()?.json::<jsonwebtoken::jwk::JwkSet>().await
+        let jwks = response.error_for_status()?.json::<jsonwebtoken::jwk::JwkSet>().await?;
+        self.loaded.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(jwks)
+    }
+
+    fn loaded(&self) -> bool {
+        self.loaded.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -111,6 +122,7 @@ impl KeySet {
             url,
             client: reqwest::Client::new(),
             last_on_demand: tokio::sync::Mutex::new(None),
+            loaded: std::sync::atomic::AtomicBool::new(false),
         });
         let keys = Self {
             keys: Arc::default(),
@@ -131,7 +143,12 @@ impl KeySet {
                     }
                     Err(error) => {
                         tracing::warn!(%error, url = %source.url, "cannot fetch the JWKS; keeping the keys we have and retrying");
-                        delay = (delay * 2).min(every);
+                        // Quickly while nothing was ever loaded; backing off once there are keys.
+                        delay = if source.loaded() {
+                            (delay * 2).min(every)
+                        } else {
+                            FIRST_FETCH_RETRY
+                        };
                         delay
                     }
                 };
@@ -157,7 +174,12 @@ impl KeySet {
         {
             // One fetch at a time; whoever waited for it re-checks with the keys it brought.
             let mut last = source.last_on_demand.lock().await;
-            let due = last.is_none_or(|at| at.elapsed() >= ON_DEMAND_REFRESH_INTERVAL);
+            let interval = if source.loaded() {
+                ON_DEMAND_REFRESH_INTERVAL
+            } else {
+                FIRST_FETCH_RETRY
+            };
+            let due = last.is_none_or(|at| at.elapsed() >= interval);
             if due {
                 *last = Some(std::time::Instant::now());
                 match source.fetch(ON_DEMAND_REFRESH_TIMEOUT).await {
@@ -205,7 +227,161 @@ impl KeySet {
     }
 }
 
-/// The authenticated caller. Requires a [`KeySet`] request extension (added by the app wiring).
+/// Identity's event: one session ended (logout, revoked by its owner, refresh-token reuse).
+/// Data: `user_id`, `session_id`, `revoked_at` (RFC 3339).
+pub const SESSION_REVOKED: &str = "identity.session.revoked";
+/// Identity's event: every session of a user that started before `revoked_at` ended (password
+/// reset, account disabled or deleted, role changed). Data: `user_id`, `revoked_at`, `reason`.
+pub const USER_SESSIONS_REVOKED: &str = "identity.user.sessions_revoked";
+
+/// Largest number of revocations kept; far above what one access-token lifetime sees.
+const MAX_REVOCATIONS: usize = 100_000;
+
+/// Access tokens that were revoked before they expire, as every context sees them (finding F6:
+/// a stateless token otherwise keeps working outside identity until `exp`). Fed by identity's
+/// events; an entry is kept only as long as a token it refuses could still be valid, and the set
+/// never holds more than [`MAX_REVOCATIONS`] entries.
+#[derive(Clone)]
+pub struct Revocations {
+    inner: Arc<RwLock<RevocationSet>>,
+    /// How long an entry matters: the access-token lifetime plus a margin.
+    keep_for: std::time::Duration,
+}
+
+#[derive(Default)]
+struct RevocationSet {
+    /// Session id → when it was revoked (unix ms).
+    sessions: HashMap<Uuid, i64>,
+    /// User id → sessions started before this instant (unix ms) are revoked.
+    users: HashMap<Uuid, i64>,
+}
+
+fn unix_ms(t: time::OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+impl RevocationSet {
+    fn len(&self) -> usize {
+        self.sessions.len() + self.users.len()
+    }
+
+    /// Forgets entries older than `cutoff_ms`; if still full, the oldest ones.
+    fn make_room(&mut self, cutoff_ms: i64) {
+        if self.len() < MAX_REVOCATIONS {
+            return;
+        }
+        self.sessions.retain(|_, at| *at >= cutoff_ms);
+        self.users.retain(|_, at| *at >= cutoff_ms);
+        while self.len() >= MAX_REVOCATIONS {
+            let oldest_session = self.sessions.iter().min_by_key(|(_, at)| **at).map(|(k, at)| (*k, *at));
+            let oldest_user = self.users.iter().min_by_key(|(_, at)| **at).map(|(k, at)| (*k, *at));
+            match (oldest_session, oldest_user) {
+                (Some((s, a)), Some((_, b))) if a <= b => self.sessions.remove(&s),
+                (_, Some((u, _))) => self.users.remove(&u),
+                (Some((s, _)), None) => self.sessions.remove(&s),
+                (None, None) => break,
+            };
+        }
+    }
+}
+
+impl Revocations {
+    /// A set whose entries matter for `keep_for` (the access-token lifetime plus leeway).
+    pub fn new(keep_for: std::time::Duration) -> Self {
+        Self {
+            inner: Arc::default(),
+            keep_for,
+        }
+    }
+
+    fn cutoff_ms(&self) -> i64 {
+        unix_ms(crate::time::now() - self.keep_for)
+    }
+
+    pub fn revoke_session(&self, session_id: Uuid, at: time::OffsetDateTime) {
+        let cutoff = self.cutoff_ms();
+        let mut set = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        set.make_room(cutoff);
+        set.sessions.insert(session_id, unix_ms(at));
+    }
+
+    /// Revokes every session of `user` that started before `before`.
+    pub fn revoke_user_sessions(&self, user: Uuid, before: time::OffsetDateTime) {
+        let cutoff = self.cutoff_ms();
+        let mut set = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        set.make_room(cutoff);
+        let at = unix_ms(before);
+        let entry = set.users.entry(user).or_insert(at);
+        *entry = (*entry).max(at);
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `claims` belong to a revoked session. A session's start is the timestamp of its
+    /// (UUIDv7) id, so a login after a revocation is not caught by it; ids without one fall back
+    /// to the token's issue time.
+    pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
+        let set = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        if set.sessions.contains_key(&claims.sid) {
+            return true;
+        }
+        let Some(before) = set.users.get(&claims.sub) else {
+            return false;
+        };
+        let started_ms = claims.sid.get_timestamp().map_or(claims.iat.saturating_mul(1000), |t| {
+            let (secs, nanos) = t.to_unix();
+            i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000) + i64::from(nanos / 1_000_000)
+        });
+        started_ms < *before
+    }
+
+    /// Applies one of identity's revocation events; other events are ignored.
+    pub fn apply(&self, event: &crate::events::Event) -> Result<(), crate::events::HandlerError> {
+        #[derive(Deserialize)]
+        struct Revoked {
+            user_id: Uuid,
+            #[serde(default)]
+            session_id: Option<Uuid>,
+            #[serde(with = "time::serde::rfc3339")]
+            revoked_at: time::OffsetDateTime,
+        }
+        let bad = |e: serde_json::Error| crate::events::HandlerError::permanent(format!("{}: {e}", event.event_type));
+        match event.event_type.as_str() {
+            SESSION_REVOKED => {
+                let r: Revoked = event.data_as().map_err(bad)?;
+                let sid = r
+                    .session_id
+                    .ok_or_else(|| crate::events::HandlerError::permanent("session_id is missing"))?;
+                self.revoke_session(sid, r.revoked_at);
+            }
+            USER_SESSIONS_REVOKED => {
+                let r: Revoked = event.data_as().map_err(bad)?;
+                self.revoke_user_sessions(r.user_id, r.revoked_at);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Feeds a [`Revocations`] set from the bus.
+pub struct RevocationFeed(pub Revocations);
+
+#[async_trait::async_trait]
+impl crate::events::EventHandler for RevocationFeed {
+    async fn handle(&self, event: &crate::events::Event) -> Result<(), crate::events::HandlerError> {
+        self.0.apply(event)
+    }
+}
+
+/// The authenticated caller. Requires a [`KeySet`] request extension (added by the app wiring);
+/// with a [`Revocations`] extension, tokens of revoked sessions are refused too.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub AccessClaims);
 
@@ -257,7 +433,16 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
             .cloned()
             .ok_or_else(|| Problem::internal("no KeySet extension: the app wiring must add one"))?;
         let token = bearer_token(parts)?;
-        Ok(AuthUser(keys.verify(token)?))
+        // An unknown key id makes a JWKS-fed set fetch the keys again (single-flight, rate
+        // limited), so a context that started before identity, or a rotation it has not seen
+        // yet, does not refuse valid tokens until the next scheduled refresh.
+        let claims = keys.verify_fresh(token).await?;
+        if let Some(revoked) = parts.extensions.get::<Revocations>()
+            && revoked.is_revoked(&claims)
+        {
+            return Err(Problem::unauthorized("the session has ended; log in again"));
+        }
+        Ok(AuthUser(claims))
     }
 }
 
@@ -422,6 +607,113 @@ mod tests {
         assert_eq!(keys.verify_fresh(&bogus).await, Err(TokenError::UnknownKey));
         assert_eq!(keys.verify_fresh(&bogus).await, Err(TokenError::UnknownKey));
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+    }
+
+    /// Finding F12: handlers' `AuthUser` fetches a key it does not know instead of refusing the
+    /// token until the next scheduled refresh.
+    #[tokio::test]
+    async fn the_extractor_fetches_an_unknown_key() {
+        let s = signer(1, "k1");
+        let published = Arc::new(RwLock::new(Vec::new()));
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let url = jwks_server(published.clone(), fetches.clone()).await;
+        let keys = KeySet::from_jwks_url(url, std::time::Duration::from_secs(3600));
+        for _ in 0..100 {
+            if fetches.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        published.write().expect("lock").push(jwk(&s));
+        let request = axum::http::Request::builder()
+            .header(header::AUTHORIZATION, format!("Bearer {}", sign(&s, &claims(300))))
+            .body(())
+            .expect("request");
+        let (mut parts, ()) = request.into_parts();
+        parts.extensions.insert(keys);
+        let user = AuthUser::from_request_parts(&mut parts, &()).await.expect("verified");
+        assert_eq!(user.0.role, "customer");
+    }
+
+    /// Finding F12: while identity is not answering yet, the background fetch retries every
+    /// second instead of backing off (1, 2, 4 s…), so the first keys arrive soon after identity.
+    #[tokio::test]
+    async fn the_first_fetch_is_retried_quickly() {
+        let s = signer(1, "k1");
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let served = jwk(&s);
+        let flag = up.clone();
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let up = flag.load(std::sync::atomic::Ordering::SeqCst);
+                let body = serde_json::json!({ "keys": [served.clone()] });
+                async move {
+                    if up {
+                        Ok(axum::Json(body))
+                    } else {
+                        Err(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let started = std::time::Instant::now();
+        let keys = KeySet::from_jwks_url(format!("http://{addr}/jwks.json"), std::time::Duration::from_secs(60));
+        tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+        up.store(true, std::sync::atomic::Ordering::SeqCst);
+        let token = sign(&s, &claims(300));
+        // Backing off from the first failure would fetch at 0, 2, 6 s; retrying every second
+        // fetches by 4.x s.
+        while keys.verify(&token).is_err() && started.elapsed() < std::time::Duration::from_secs(8) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(keys.verify(&token).is_ok(), "keys never arrived");
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(5500),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn revoked_sessions_and_users_are_refused_and_later_logins_are_not() {
+        let revoked = Revocations::new(std::time::Duration::from_secs(900));
+        let old = claims(300);
+        let other = claims(300);
+        assert!(!revoked.is_revoked(&old));
+        revoked.revoke_session(old.sid, crate::time::now());
+        assert!(revoked.is_revoked(&old));
+        assert!(!revoked.is_revoked(&other), "another session of someone else");
+
+        let mut before = claims(300);
+        before.sub = other.sub;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        revoked.revoke_user_sessions(other.sub, crate::time::now());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let mut after = claims(300);
+        after.sub = other.sub;
+        assert!(revoked.is_revoked(&other) && revoked.is_revoked(&before));
+        assert!(!revoked.is_revoked(&after), "a session started after the revocation");
+    }
+
+    #[test]
+    fn the_revocation_set_stays_bounded() {
+        let revoked = Revocations::new(std::time::Duration::from_secs(900));
+        let now = crate::time::now();
+        for _ in 0..MAX_REVOCATIONS + 10 {
+            revoked.revoke_session(Uuid::now_v7(), now);
+        }
+        assert!(revoked.len() <= MAX_REVOCATIONS);
+        // Entries older than a token's lifetime are the first to go.
+        let stale = Revocations::new(std::time::Duration::from_secs(900));
+        for _ in 0..MAX_REVOCATIONS {
+            stale.revoke_session(Uuid::now_v7(), now - std::time::Duration::from_secs(3600));
+        }
+        stale.revoke_session(Uuid::now_v7(), now);
+        assert_eq!(stale.len(), 1);
     }
 
     #[tokio::test]

@@ -247,6 +247,10 @@ enum Credentials {
 }
 
 /// One request being built; [`Call::send`] runs it.
+/// Request extension set on calls dispatched in-process (never on a request from a socket).
+#[derive(Debug, Clone, Copy)]
+pub struct InProcessCall;
+
 pub struct Call {
     transport: Transport,
     method: Method,
@@ -396,6 +400,9 @@ impl Call {
         // What the handlers would see from the connection (loopback, unless calling for a client).
         let peer = self.on_behalf_of.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
         request.extensions_mut().insert(ConnectInfo(SocketAddr::new(peer, 0)));
+        // Marks the call as coming from inside this process, so no client address's budget pays
+        // for it (e.g. identity's service-token endpoint).
+        request.extensions_mut().insert(InProcessCall);
         let response = router
             .oneshot(request)
             .await

@@ -36,7 +36,7 @@ pub struct DevMailbox {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct MailboxQuery {
-    /// Only messages to this address (case-insensitive).
+    /// Required: the address whose messages to list (case-insensitive).
     pub to: Option<String>,
 }
 
@@ -78,12 +78,23 @@ impl DevMailbox {
     }
 }
 
-/// Lists the messages the platform "sent" (embedded mode only), newest first.
+/// Lists the messages the platform "sent" to one address, newest first (development only: on a
+/// loopback listener, see `EMPORIUM_DEV_MAILBOX`). Never lists everyone's mail at once.
 #[utoipa::path(get, path = "/api/v1/dev/mailbox", tag = "dev",
     params(MailboxQuery),
-    responses((status = 200, description = "Messages, newest first", body = Vec<MailMessage>)))]
-pub async fn list_messages(State(mailbox): State<DevMailbox>, Query(q): Query<MailboxQuery>) -> Json<Vec<MailMessage>> {
-    Json(mailbox.list(q.to.as_deref()))
+    responses((status = 200, description = "Messages, newest first", body = Vec<MailMessage>),
+        (status = 422, description = "`to` is missing", body = crate::Problem)))]
+pub async fn list_messages(
+    State(mailbox): State<DevMailbox>,
+    Query(q): Query<MailboxQuery>,
+) -> Result<Json<Vec<MailMessage>>, crate::Problem> {
+    match q.to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(to) => Ok(Json(mailbox.list(Some(to)))),
+        None => Err(crate::Problem::validation(vec![crate::FieldError::new(
+            "to",
+            "is required: the mailbox lists the messages of one address",
+        )])),
+    }
 }
 
 #[derive(utoipa::OpenApi)]

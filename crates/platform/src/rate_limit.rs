@@ -53,6 +53,36 @@ impl IpRateLimiter {
     }
 }
 
+/// The same token bucket keyed by a name (e.g. a service client id) instead of an address.
+#[derive(Clone)]
+pub struct NamedRateLimiter {
+    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    per_minute: u32,
+}
+
+impl NamedRateLimiter {
+    /// `per_minute` requests per name, with bursts of the same size. Only use it for a bounded
+    /// set of names (no table pruning).
+    pub fn per_minute(per_minute: NonZeroU32) -> Self {
+        Self {
+            limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            per_minute: per_minute.get(),
+        }
+    }
+
+    /// Takes one token for `name`, or answers 429 with the wait in `Retry-After`.
+    pub fn check(&self, name: &str) -> Result<(), Problem> {
+        self.limiter.check_key(&name.to_owned()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            metrics::counter!("rate_limited_requests_total").increment(1);
+            Problem::too_many_requests(
+                wait.as_secs_f64().ceil() as u64,
+                format!("at most {} such requests per minute for one client", self.per_minute),
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,37 @@ async fn a_bad_setting_exits_2_with_one_line_naming_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
 }
 
+/// Finding F2: the dev mailbox shows every password-reset link; it is refused on a listener that
+/// is not loopback, and without it embedded mode needs a mail server.
+#[tokio::test]
+async fn the_dev_mailbox_is_refused_on_a_public_listener() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (extra, named) in [
+        (Some(("EMPORIUM_DEV_MAILBOX", "true")), "EMPORIUM_DEV_MAILBOX"),
+        (None, "EMPORIUM_SMTP_URL"),
+    ] {
+        let mut cmd = emporium(dir.path());
+        cmd.env("EMPORIUM_LISTEN", "0.0.0.0:0");
+        if let Some((var, value)) = extra {
+            cmd.env(var, value);
+        }
+        let out = cmd.arg("serve").output().await.expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(named), "{stderr}");
+    }
+    let out = emporium(dir.path())
+        .env("EMPORIUM_DEV_MAILBOX", "true")
+        .args(["serve", "--service", "notifications", "--listen", "0.0.0.0:0"])
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("EMPORIUM_DEV_MAILBOX"), "{stderr}");
+}
+
 #[tokio::test]
 async fn admin_create_reads_the_password_and_refuses_weak_ones() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -13,12 +13,13 @@ on_both_backends!(
     admins_cannot_lock_themselves_out,
     audit_log_is_filterable,
     signing_key_rotation_keeps_old_tokens_valid,
+    revoked_tokens_stop_working_in_every_context,
 );
 
 async fn admin_lists_and_filters_users_with_cursor_pagination(app: TestApp) {
     let admin = app.admin().await;
     for i in 0..5 {
-        assert_eq!(app.register(&format!("shopper{i}@example.com")).await.status(), 201);
+        assert_eq!(app.register(&format!("shopper{i}@example.com")).await.status(), 202);
     }
     let mut seen = Vec::new();
     let mut url = "/api/v1/users?limit=2&email=shopper".to_owned();
@@ -282,11 +283,113 @@ async fn signing_key_rotation_keeps_old_tokens_valid(app: TestApp) {
     assert_ne!(keys[0]["kid"], new_kid.as_str());
 
     let jwks: Value = app.get_json("/.well-known/jwks.json").await;
-    assert_eq!(jwks["keys"].as_array().expect("keys").len(), 2);
-    // A token signed before the rotation still verifies; new ones carry the new kid.
+    assert_eq!(
+        jwks["keys"].as_array().expect("keys").len(),
+        2,
+        "the new key is published at once"
+    );
+    // A token signed before the rotation still verifies; new ones carry the old kid until the
+    // new key has been published for the lead time (120 s by default).
     assert_eq!(app.get_auth("/api/v1/users/me", &admin.access).await.status(), 200);
     let fresh: Value = app.login(&admin.email, PASSWORD).await.json().await.expect("json");
     let header = jsonwebtoken::decode_header(fresh["access_token"].as_str().expect("token")).expect("header");
-    assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+    assert_eq!(header.kid.as_deref(), keys[0]["kid"].as_str());
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+}
+
+/// Finding F12: a rotated-in key is published before it signs, then takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_signs_after_its_lead_time() {
+    let Some(app) = crate::helpers::spawn_app_with(
+        crate::helpers::Backend::Sqlite,
+        &[("EMPORIUM_SIGNING_KEY_LEAD_SECS", "2")],
+        true,
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = app.admin().await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/signing-keys/rotate"))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 201);
+    let rotated: Value = r.json().await.expect("json");
+    let new_kid = rotated["kid"].as_str().expect("kid").to_owned();
+    let signs_from = time::OffsetDateTime::parse(
+        rotated["signs_from"].as_str().expect("signs_from"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("rfc 3339");
+    let kid_now = || async {
+        let fresh: Value = app.login(&admin.email, PASSWORD).await.json().await.expect("json");
+        jsonwebtoken::decode_header(fresh["access_token"].as_str().expect("token"))
+            .expect("header")
+            .kid
+            .expect("kid")
+    };
+    assert_ne!(kid_now().await, new_kid, "not during the lead time");
+    let wait = signs_from - time::OffsetDateTime::now_utc();
+    tokio::time::sleep(std::time::Duration::try_from(wait).unwrap_or_default() + std::time::Duration::from_millis(100))
+        .await;
+    assert_eq!(kid_now().await, new_kid);
+}
+
+/// Finding F6: a token of a disabled user, or of a session that logged out, is refused by the
+/// other contexts too, not only by identity, before it expires.
+async fn revoked_tokens_stop_working_in_every_context(app: TestApp) {
+    let admin = app.admin().await;
+    let disabled = app.signed_up("disabled@example.com").await;
+    let leaving = app.signed_up("leaving@example.com").await;
+    let staying = app.signed_up("staying@example.com").await;
+    for user in [&disabled, &leaving, &staying] {
+        assert_eq!(app.get_auth("/api/v1/orders", &user.access).await.status(), 200);
+    }
+    let r = app
+        .put_json(
+            &app.url(&format!("/api/v1/users/{}/status", disabled.id)),
+            &admin.access,
+            json!({"status": "disabled"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(&leaving.access)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 204);
+    for user in [&disabled, &leaving] {
+        for path in [
+            "/api/v1/orders",
+            "/api/v1/payments/methods",
+            "/api/v1/notifications/preferences",
+        ] {
+            assert_problem(app.get_auth(path, &user.access).await, 401).await;
+        }
+    }
+    assert_eq!(app.get_auth("/api/v1/orders", &staying.access).await.status(), 200);
+    // Signing in again (re-enabled) works: only sessions from before the revocation are refused.
+    let r = app
+        .put_json(
+            &app.url(&format!("/api/v1/users/{}/status", disabled.id)),
+            &admin.access,
+            json!({"status": "active"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let fresh: Value = app
+        .login("disabled@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let access = fresh["access_token"].as_str().expect("access");
+    assert_eq!(app.get_auth("/api/v1/orders", access).await.status(), 200);
 }

@@ -8,10 +8,12 @@ use crate::on_both_backends;
 on_both_backends!(
     walkthrough_register_verify_login_me_refresh,
     registration_rejects_bad_input_without_writing_anything,
-    duplicate_email_is_a_conflict_whatever_the_case,
+    registering_a_taken_address_reveals_nothing_and_tells_the_owner,
     login_needs_a_verified_address,
     verification_tokens_work_once,
     repeated_failures_are_throttled_with_retry_after,
+    parallel_guesses_are_counted_before_the_password_is_checked,
+    a_spent_sign_up_budget_does_not_stop_checkout,
     token_attacks_are_rejected_with_401,
     reused_refresh_token_revokes_the_whole_family,
     logout_ends_the_session,
@@ -24,11 +26,12 @@ on_both_backends!(
 
 async fn walkthrough_register_verify_login_me_refresh(app: TestApp) {
     let r = app.register("Ada@Example.com").await;
-    assert_eq!(r.status(), 201);
-    let user: Value = r.json().await.expect("json");
-    assert_eq!(user["email"], "ada@example.com");
-    assert_eq!(user["email_verified"], false);
-    assert!(user.get("password_hash").is_none());
+    assert_eq!(r.status(), 202);
+    let accepted: Value = r.json().await.expect("json");
+    assert_eq!(
+        accepted["message"],
+        "Check your mailbox: we sent a message to ada@example.com."
+    );
 
     app.verify("ada@example.com").await;
     let r = app.login("ADA@example.com", PASSWORD).await;
@@ -141,13 +144,51 @@ async fn registration_rejects_bad_input_without_writing_anything(app: TestApp) {
     assert_problem(r, 413).await;
 
     // None of the rejected requests left a half-written account behind.
-    assert_eq!(app.register("a@example.com").await.status(), 201);
+    assert_eq!(app.register("a@example.com").await.status(), 202);
+    app.verify("a@example.com").await;
 }
 
-async fn duplicate_email_is_a_conflict_whatever_the_case(app: TestApp) {
-    assert_eq!(app.register("dup@example.com").await.status(), 201);
-    let problem = assert_problem(app.register(" DUP@example.COM ").await, 409).await;
-    assert_eq!(problem_fields(&problem), ["email"]);
+/// Finding F10: signing up with a taken address answers exactly like a new one; the owner is told
+/// by mail, and the account is untouched.
+async fn registering_a_taken_address_reveals_nothing_and_tells_the_owner(app: TestApp) {
+    let owner = app.signed_up("dup@example.com").await;
+    let fresh = app.register("new-one@example.com").await;
+    let taken = app
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": " DUP@example.COM ", "password": "another long passphrase 42", "name": "Mallory"}),
+        )
+        .await;
+    assert_eq!((fresh.status().as_u16(), taken.status().as_u16()), (202, 202));
+    let headers = |r: &reqwest::Response| {
+        let mut names: Vec<String> = r
+            .headers()
+            .keys()
+            .map(|k| k.as_str().to_owned())
+            .filter(|k| !["x-request-id", "date", "content-length"].contains(&k.as_str()))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(headers(&fresh), headers(&taken));
+    let fresh: Value = fresh.json().await.expect("json");
+    let taken: Value = taken.json().await.expect("json");
+    assert_eq!(
+        fresh["message"].as_str().map(|m| m.replace("new-one@", "@")),
+        taken["message"].as_str().map(|m| m.replace("dup@", "@"))
+    );
+    let mail = app
+        .wait_for_mail("dup@example.com", 2)
+        .await
+        .into_iter()
+        .find(|m| m.subject == "Someone tried to register with your address")
+        .expect("the owner is told");
+    assert!(mail.text.contains("/forgot-password"), "{}", mail.text);
+    assert!(mail.text.contains("/login"), "{}", mail.text);
+    // Nothing changed: the old password works, the attempted one does not, the session lives.
+    assert_problem(app.login("dup@example.com", "another long passphrase 42").await, 401).await;
+    assert_eq!(app.login("dup@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(app.get_auth("/api/v1/users/me", &owner.access).await.status(), 200);
 }
 
 async fn login_needs_a_verified_address(app: TestApp) {
@@ -206,11 +247,97 @@ async fn repeated_failures_are_throttled_with_retry_after(app: TestApp) {
         .parse()
         .expect("seconds");
     assert!((1..=900).contains(&retry_after), "{retry_after}");
+    // One coherent set of limit fields: the lockout's, not the edge's request budget.
+    let field = |name: &str| r.headers()[name].to_str().expect("ascii").to_owned();
+    assert_eq!(field("ratelimit-limit"), "5");
+    assert_eq!(field("ratelimit-remaining"), "0");
+    assert_eq!(field("ratelimit-reset"), retry_after.to_string());
+    assert_eq!(field("ratelimit-policy"), "5;w=900");
+    assert_eq!(r.headers().get_all("ratelimit-remaining").iter().count(), 1);
     assert_problem(r, 429).await;
     // Even the right password waits: the attacker learns nothing while throttled.
     assert_problem(app.login("victim@example.com", PASSWORD).await, 429).await;
     // Unknown accounts look the same as wrong passwords.
     assert_problem(app.login("nobody@example.com", PASSWORD).await, 401).await;
+}
+
+/// Finding F1: a burst of concurrent guesses used to be checked against the count from before
+/// the burst, so all of them were evaluated. Attempts are now reserved before argon2 runs.
+async fn parallel_guesses_are_counted_before_the_password_is_checked(app: TestApp) {
+    app.signed_up("burst@example.com").await;
+    let guesses = (0..59).map(|i| {
+        let app = &app;
+        async move {
+            app.login("burst@example.com", &format!("wrong guess number {i}"))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let evaluated = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert!(
+        (1..=5).contains(&evaluated),
+        "at most 5 guesses evaluated: {statuses:?}"
+    );
+    assert_eq!(evaluated + throttled, 59, "{statuses:?}");
+    // The right password after the limit is refused like any other guess.
+    assert_problem(app.login("burst@example.com", PASSWORD).await, 429).await;
+
+    // The per-address limit (20) holds the same way across many accounts.
+    let spread = (0..40).map(|i| {
+        let app = &app;
+        async move {
+            app.login(&format!("nobody{i}@example.com"), "wrong guess here")
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(spread).await;
+    let spread_evaluated = statuses.iter().filter(|s| **s == 401).count();
+    // The first burst's failures count against this address too.
+    assert!(
+        evaluated + spread_evaluated <= 20,
+        "at most 20 failures per address: {evaluated} + {statuses:?}"
+    );
+}
+
+/// Finding F3: contexts fetch their service token from identity; that call used to spend the
+/// 127.0.0.1 sign-up budget, so 30 forgot-password requests stopped every checkout with a 503.
+async fn a_spent_sign_up_budget_does_not_stop_checkout(app: TestApp) {
+    use crate::shop::*;
+    let admin = app.admin().await;
+    product(&app, &admin.access, "BUDGET-1", 1000, 5).await;
+    let user = app.signed_up("budget@example.com").await;
+    let pm = card(&app, &user.access, SUCCESS_CARD).await;
+    let mut refused = false;
+    for i in 0..40 {
+        let r = app
+            .post(
+                "/api/v1/auth/forgot-password",
+                json!({"email": format!("nobody{i}@example.com")}),
+            )
+            .await;
+        if r.status() == 429 {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the per-address budget is spent");
+    // Ordering's first service token is fetched now, with the address's budget spent.
+    let body = order_body(json!([{"sku": "BUDGET-1", "quantity": 1}]), &pm);
+    let r = place(&app, &user.access, "budget-1", &body).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    // Wrong service credentials over HTTP are refused as such, not by the spent sign-up budget.
+    let r = app
+        .post(
+            "/api/v1/auth/service-token",
+            json!({"client_id": "ordering", "client_secret": "not the secret"}),
+        )
+        .await;
+    assert_problem(r, 401).await;
 }
 
 async fn token_attacks_are_rejected_with_401(app: TestApp) {
@@ -555,7 +682,7 @@ async fn deleting_the_account_erases_it(app: TestApp) {
     assert_problem(app.get_auth("/api/v1/users/me", &user.access).await, 401).await;
     assert_problem(app.login("leaving@example.com", PASSWORD).await, 401).await;
     // The address is free again.
-    assert_eq!(app.register("leaving@example.com").await.status(), 201);
+    assert_eq!(app.register("leaving@example.com").await.status(), 202);
 }
 
 #[tokio::test]
@@ -590,4 +717,33 @@ async fn unauthenticated_auth_endpoints_are_rate_limited_per_address() {
     assert_problem(r, 429).await;
     // Login has its own failure-based throttle and is not part of this budget.
     assert_problem(app.login("y@example.com", PASSWORD).await, 401).await;
+}
+
+/// Finding F2: the dev mailbox lists one address's messages, never everyone's.
+#[tokio::test]
+async fn the_dev_mailbox_needs_an_address() {
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {
+        return;
+    };
+    app.register("listed@example.com").await;
+    app.wait_for_mail("listed@example.com", 1).await;
+    for query in ["", "?to=", "?to=%20"] {
+        let r = app
+            .client
+            .get(app.url(&format!("/api/v1/dev/mailbox{query}")))
+            .send()
+            .await
+            .expect("request");
+        let problem = assert_problem(r, 422).await;
+        assert_eq!(problem_fields(&problem), ["to"], "{query}");
+    }
+    let r = app
+        .client
+        .get(app.url("/api/v1/dev/mailbox?to=LISTED@example.com"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    let listed: Value = r.json().await.expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
 }

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use identity::domain::{Role, TokenPurpose, UserId, UserStatus};
+use identity::domain::{LoginThrottle, Role, TokenPurpose, UserId, UserStatus};
 use identity::store::sql::SqlStore;
-use identity::store::{AuditEvent, IdentityStore, NewRefreshToken, Session, StoreError, User, UserFilter};
+use identity::store::{
+    IdentityStore, LoginAttempt, LoginFailures, LoginOutcome, NewRefreshToken, Session, StoreError, User, UserFilter,
+};
 use platform::db::Db;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -32,6 +34,7 @@ store_suite!(
     only_one_of_two_concurrent_rotations_wins,
     one_time_tokens_are_single_use_and_expire,
     login_failures_count_within_the_window_and_reset_on_success,
+    concurrent_reservations_respect_the_limit,
     user_listing_filters_and_pages,
     timestamps_round_trip_exactly_in_utc,
 );
@@ -207,71 +210,158 @@ async fn one_time_tokens_are_single_use_and_expire(store: Arc<dyn IdentityStore>
     );
 }
 
-fn failed_login(email: &str, ip: &str, at: OffsetDateTime, kind: &str) -> AuditEvent {
-    AuditEvent {
+/// Reserves an attempt at `at` and settles it with `outcome` (`None`: left pending).
+async fn attempt(
+    store: &Arc<dyn IdentityStore>,
+    email: &str,
+    ip: &str,
+    at: OffsetDateTime,
+    outcome: Option<LoginOutcome>,
+) -> LoginAttempt {
+    let a = LoginAttempt {
         id: Uuid::now_v7(),
-        occurred_at: at,
-        kind: kind.into(),
-        user_id: None,
-        actor_id: None,
-        subject_email: Some(email.into()),
-        ip: Some(ip.into()),
-        user_agent: None,
-        detail: None,
+        email: email.into(),
+        ip: ip.into(),
+        at,
+    };
+    let never = |_: LoginFailures| None;
+    let refused = store
+        .reserve_login_attempt(&a, at - Duration::from_secs(86_400), &never)
+        .await
+        .expect("reserve");
+    assert_eq!(refused, None);
+    if let Some(outcome) = outcome {
+        store.settle_login_attempt(a.id, outcome).await.expect("settle");
     }
+    a
+}
+
+/// What a reservation at `t` sees, without recording anything.
+async fn seen(store: &Arc<dyn IdentityStore>, email: &str, ip: &str, t: OffsetDateTime) -> LoginFailures {
+    let probe = LoginAttempt {
+        id: Uuid::now_v7(),
+        email: email.into(),
+        ip: ip.into(),
+        at: t,
+    };
+    let counts = std::sync::Mutex::new(None);
+    let capture = |s: LoginFailures| {
+        *counts.lock().expect("lock") = Some(s);
+        Some(LoginThrottle {
+            wait: Duration::from_secs(1),
+            limit: 1,
+            window: Duration::from_secs(900),
+        })
+    };
+    let refused = store
+        .reserve_login_attempt(&probe, t - Duration::from_secs(900), &capture)
+        .await
+        .expect("reserve");
+    assert_eq!(
+        refused.map(|r| r.wait),
+        Some(Duration::from_secs(1)),
+        "the rule's wait is returned"
+    );
+    counts.into_inner().expect("lock").expect("the rule saw the counts")
 }
 
 async fn login_failures_count_within_the_window_and_reset_on_success(store: Arc<dyn IdentityStore>) {
     let t = now();
-    let window_start = t - Duration::from_secs(900);
-    let old = t - Duration::from_secs(2000);
-    store
-        .record_audit(&failed_login("a@x.io", "10.0.0.1", old, "login.failed"))
-        .await
-        .expect("audit");
-    for s in [300, 200, 100] {
-        store
-            .record_audit(&failed_login(
-                "a@x.io",
-                "10.0.0.1",
-                t - Duration::from_secs(s),
-                "login.failed",
-            ))
-            .await
-            .expect("audit");
-    }
-    store
-        .record_audit(&failed_login(
-            "b@x.io",
-            "10.0.0.1",
-            t - Duration::from_secs(50),
-            "login.failed",
-        ))
-        .await
-        .expect("audit");
-    let seen = store
-        .login_failures("a@x.io", "10.0.0.1", window_start)
-        .await
-        .expect("failures");
-    assert_eq!(seen.account.failures, 3);
-    assert_eq!(seen.account.oldest, Some(t - Duration::from_secs(300)));
-    assert_eq!(seen.ip.failures, 4);
-
-    store
-        .record_audit(&failed_login(
+    attempt(
+        &store,
+        "a@x.io",
+        "10.0.0.1",
+        t - Duration::from_secs(2000),
+        Some(LoginOutcome::Failed),
+    )
+    .await;
+    for s in [300, 200] {
+        attempt(
+            &store,
             "a@x.io",
             "10.0.0.1",
-            t - Duration::from_secs(150),
-            "login.succeeded",
-        ))
+            t - Duration::from_secs(s),
+            Some(LoginOutcome::Failed),
+        )
+        .await;
+    }
+    // Pending attempts (password still being checked) count like failures.
+    attempt(&store, "a@x.io", "10.0.0.1", t - Duration::from_secs(100), None).await;
+    attempt(
+        &store,
+        "b@x.io",
+        "10.0.0.1",
+        t - Duration::from_secs(50),
+        Some(LoginOutcome::Failed),
+    )
+    .await;
+    // Refused (right password, account may not log in) neither counts nor clears.
+    attempt(
+        &store,
+        "a@x.io",
+        "10.0.0.1",
+        t - Duration::from_secs(40),
+        Some(LoginOutcome::Refused),
+    )
+    .await;
+    let s = seen(&store, "a@x.io", "10.0.0.1", t).await;
+    assert_eq!(s.account.failures, 3);
+    assert_eq!(s.account.oldest, Some(t - Duration::from_secs(300)));
+    assert_eq!(s.ip.failures, 4);
+
+    attempt(
+        &store,
+        "a@x.io",
+        "10.0.0.1",
+        t - Duration::from_secs(150),
+        Some(LoginOutcome::Succeeded),
+    )
+    .await;
+    let s = seen(&store, "a@x.io", "10.0.0.1", t).await;
+    assert_eq!(s.account.failures, 1, "only the attempt after the success counts");
+    assert_eq!(s.ip.failures, 4, "the address count only ages out");
+
+    let pruned = store
+        .prune_login_attempts(t - Duration::from_secs(900))
         .await
-        .expect("audit");
-    let seen = store
-        .login_failures("a@x.io", "10.0.0.1", window_start)
-        .await
-        .expect("failures");
-    assert_eq!(seen.account.failures, 1, "only the failure after the success counts");
-    assert_eq!(seen.ip.failures, 4, "the address count only ages out");
+        .expect("prune");
+    assert_eq!(pruned, 1, "only the attempt outside the window is forgotten");
+}
+
+/// Reservations made at the same moment see each other: with a limit of 5, exactly 5 of 40
+/// concurrent attempts are recorded (finding F1).
+async fn concurrent_reservations_respect_the_limit(store: Arc<dyn IdentityStore>) {
+    let t = now();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let a = LoginAttempt {
+                id: Uuid::now_v7(),
+                email: "victim@x.io".into(),
+                ip: format!("10.1.0.{i}"),
+                at: t,
+            };
+            let rule = |s: LoginFailures| {
+                (s.account.failures >= 5).then_some(LoginThrottle {
+                    wait: Duration::from_secs(60),
+                    limit: 5,
+                    window: Duration::from_secs(900),
+                })
+            };
+            store
+                .reserve_login_attempt(&a, t - Duration::from_secs(900), &rule)
+                .await
+                .expect("reserve")
+        }));
+    }
+    let mut admitted = 0;
+    for task in tasks {
+        if task.await.expect("task").is_none() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 5);
 }
 
 async fn user_listing_filters_and_pages(store: Arc<dyn IdentityStore>) {

@@ -163,13 +163,13 @@ async fn the_whole_journey_from_sign_up_to_a_verified_review(app: TestApp) {
     // Register, verify with the token that arrived by mail, log in.
     let email = "journey@example.com";
     let r = app.register(email).await;
-    let user_id = json_of(r, 201).await["id"].as_str().expect("id").to_owned();
+    json_of(r, 202).await;
     let token = app.mailed_token(email).await;
     let r = app.post("/api/v1/auth/verify-email", json!({"token": token})).await;
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap_or_default());
     let first_login = login(&app, email).await;
     let me = json_of(app.get_auth("/api/v1/users/me", &first_login).await, 200).await;
-    assert_eq!(me["id"], user_id.as_str(), "{me}");
+    assert_eq!(me["email"], email, "{me}");
 
     // Shopping as a guest (logged out): a guest cart with two lines.
     let r = app

@@ -87,11 +87,7 @@ fn token_line(message: &Value) -> String {
 /// Registers `email`, verifies it with the token mailed over SMTP, logs in: (user id, access token).
 async fn sign_up(app: &TestApp, sink: &SmtpSink, email: &str) -> (String, String) {
     let r = app.register(email).await;
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-    let id = r.json::<Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
     let mail = wait_for_message(sink, email, "Confirm your e-mail address").await;
     let r = app
         .post("/api/v1/auth/verify-email", json!({"token": token_line(&mail)}))
@@ -103,6 +99,13 @@ async fn sign_up(app: &TestApp, sink: &SmtpSink, email: &str) -> (String, String
         .as_str()
         .expect("access")
         .to_owned();
+    let me: Value = app
+        .get_auth("/api/v1/users/me", &access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = me["id"].as_str().expect("id").to_owned();
     (id, access)
 }
 

@@ -286,3 +286,51 @@ async fn sign_in_explains_a_wrong_password_and_never_leaves_the_site() {
     assert_eq!(status, 200);
     assert!(html.contains(r#"data-current="true""#), "{html}");
 }
+
+/// Finding F6: a session cookie copied before logout is worthless afterwards, though its access
+/// token has not expired: logout revokes the session and every context refuses its tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_copied_before_logout_no_longer_works() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let email = "copied@example.com";
+    app.signed_up(email).await;
+    let b = browser();
+    let r = submit(
+        &b,
+        &app,
+        "/login",
+        "/login",
+        &[("email", email), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(r.status(), 303, "signed in");
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("emporium_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let (status, _) = get_page(&b, &app, "/orders").await;
+    assert_eq!(status, 200);
+
+    let r = submit(&b, &app, "/account", "/logout", &[]).await;
+    assert_eq!(r.status(), 303, "signed out");
+
+    let copy = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = copy
+        .get(app.url("/orders"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 303, "the copied cookie is signed out");
+    assert!(location(&r).starts_with("/login"), "{}", location(&r));
+}

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AuditEvent, AuditFilter, IdentityStore, LoginFailures, NewRefreshToken, RefreshToken, Session, SigningKeyRecord,
-    StoreError, StoreResult, User, UserFilter,
+    AuditEvent, AuditFilter, IdentityStore, LoginAttempt, LoginFailures, LoginOutcome, NewRefreshToken, RefreshToken,
+    Session, SigningKeyRecord, StoreError, StoreResult, ThrottleRule, User, UserFilter,
 };
 use crate::domain::{FailureWindow, Role, TokenPurpose, UserId, UserStatus};
 
@@ -598,6 +598,16 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "enqueue_events"))]
+    async fn enqueue_events(&self, events: &[Event]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for event in events {
+            platform::events::enqueue(&mut *tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "record_audit"))]
     async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
         sqlx::query(
@@ -618,32 +628,91 @@ where
         Ok(())
     }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "login_failures"))]
-    async fn login_failures(&self, email: &str, ip: &str, since: OffsetDateTime) -> StoreResult<LoginFailures> {
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "reserve_login_attempt"))]
+    async fn reserve_login_attempt(
+        &self,
+        attempt: &LoginAttempt,
+        since: OffsetDateTime,
+        rule: ThrottleRule<'_>,
+    ) -> StoreResult<Option<crate::domain::LoginThrottle>> {
+        let mut tx = self.pool.begin().await?;
+        // Writing the keys' lock rows first makes concurrent reservations for the same account or
+        // address wait for this one to commit (row lock on PostgreSQL, the write lock on SQLite).
+        // Sorted, so two reservations never take the same two locks in opposite order.
+        let mut keys = [format!("account:{}", attempt.email), format!("ip:{}", attempt.ip)];
+        keys.sort();
+        for key in &keys {
+            sqlx::query(
+                "INSERT INTO login_throttle_locks (key, touched_at) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET touched_at = excluded.touched_at",
+            )
+            .bind(key.as_str())
+            .bind(attempt.at)
+            .execute(&mut *tx)
+            .await?;
+        }
         // A successful login clears the account's count; the address's count only ages out.
         let account: FailureRow = sqlx::query_as(
-            "SELECT COUNT(*) AS failures, MIN(occurred_at) AS oldest FROM audit_events
-             WHERE kind = 'login.failed' AND subject_email = $1 AND occurred_at >= $2
-               AND occurred_at > COALESCE(
-                   (SELECT MAX(occurred_at) FROM audit_events WHERE kind = 'login.succeeded' AND subject_email = $1),
+            "SELECT COUNT(*) AS failures, MIN(attempted_at) AS oldest FROM login_attempts
+             WHERE email = $1 AND outcome IN ('pending', 'failed') AND attempted_at >= $2
+               AND attempted_at > COALESCE(
+                   (SELECT MAX(attempted_at) FROM login_attempts WHERE email = $1 AND outcome = 'succeeded'),
                    $2)",
         )
-        .bind(email)
+        .bind(attempt.email.as_str())
         .bind(since)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
         let by_ip: FailureRow = sqlx::query_as(
-            "SELECT COUNT(*) AS failures, MIN(occurred_at) AS oldest FROM audit_events
-             WHERE kind = 'login.failed' AND ip = $1 AND occurred_at >= $2",
+            "SELECT COUNT(*) AS failures, MIN(attempted_at) AS oldest FROM login_attempts
+             WHERE ip = $1 AND outcome IN ('pending', 'failed') AND attempted_at >= $2",
         )
-        .bind(ip)
+        .bind(attempt.ip.as_str())
         .bind(since)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(LoginFailures {
+        let seen = LoginFailures {
             account: account.into(),
             ip: by_ip.into(),
-        })
+        };
+        if let Some(wait) = rule(seen) {
+            tx.rollback().await?;
+            return Ok(Some(wait));
+        }
+        sqlx::query(
+            "INSERT INTO login_attempts (id, email, ip, attempted_at, outcome) VALUES ($1, $2, $3, $4, 'pending')",
+        )
+        .bind(attempt.id)
+        .bind(attempt.email.as_str())
+        .bind(attempt.ip.as_str())
+        .bind(attempt.at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "settle_login_attempt"))]
+    async fn settle_login_attempt(&self, id: Uuid, outcome: LoginOutcome) -> StoreResult<()> {
+        sqlx::query("UPDATE login_attempts SET outcome = $2 WHERE id = $1")
+            .bind(id)
+            .bind(outcome.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "prune_login_attempts"))]
+    async fn prune_login_attempts(&self, cutoff: OffsetDateTime) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM login_attempts WHERE attempted_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM login_throttle_locks WHERE touched_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_audit"))]

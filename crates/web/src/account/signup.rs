@@ -81,14 +81,9 @@ async fn register(
         if reply.status == StatusCode::TOO_MANY_REQUESTS {
             return Err(api.error_for(&reply));
         }
+        // A taken address is not an error here: identity answers "check your mailbox" either way
+        // and tells the address's owner instead, so the form reveals no accounts.
         errors = api_errors(&reply, REGISTER_INPUTS);
-        if reply.status == StatusCode::CONFLICT {
-            errors = FieldErrors::new();
-            errors.add(
-                "email",
-                "An account with this e-mail address already exists. Sign in, or reset your password if you forgot it.",
-            );
-        }
     }
     // The typed name and address come back; passwords never do.
     page_with_status(
