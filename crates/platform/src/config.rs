@@ -131,6 +131,207 @@ impl ConfigSource {
     }
 }
 
+/// Every setting Emporium reads, by its environment variable. **A new setting is added here**
+/// (and to the README's table): at start-up an `EMPORIUM_*` variable or a TOML key that is not in
+/// this list is an error naming the closest known name, so a typo never silently falls back to a
+/// default. `emporium/tests/api/docs.rs` fails when any `EMPORIUM_*` name used anywhere in the
+/// repository (code, tests, scripts, docs) is missing here.
+pub const KNOWN_SETTINGS: &[&str] = &[
+    // Outside the `EMPORIUM_` namespace (they may also be TOML keys).
+    "DATABASE_URL",
+    "REDIS_URL",
+    "AMQP_URL",
+    "RUST_LOG",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    // Platform and process.
+    "EMPORIUM_CONFIG",
+    "EMPORIUM_LISTEN",
+    "EMPORIUM_PUBLIC_URL",
+    "EMPORIUM_DATA_DIR",
+    "EMPORIUM_DB_MAX_CONNECTIONS",
+    "EMPORIUM_MAX_BODY_BYTES",
+    "EMPORIUM_REQUEST_TIMEOUT_MS",
+    "EMPORIUM_SHUTDOWN_GRACE_SECS",
+    "EMPORIUM_LOG_FORMAT",
+    "EMPORIUM_TRUST_FORWARDED_FOR",
+    "EMPORIUM_TRUSTED_PROXY_HOPS",
+    "EMPORIUM_MIGRATE_ON_START",
+    "EMPORIUM_DEV_MAILBOX",
+    "EMPORIUM_METRICS_TOKEN",
+    "EMPORIUM_NAMESPACE",
+    "EMPORIUM_QUEUE_EXPIRY_SECS",
+    "EMPORIUM_CACHE_MAX_ENTRIES",
+    "EMPORIUM_CACHE_MAX_MB",
+    "EMPORIUM_SERVICE_SECRET",
+    "EMPORIUM_SERVICE_TOKEN_RATE_PER_MINUTE",
+    "EMPORIUM_SMTP_URL",
+    "EMPORIUM_SEED_DEMO",
+    // Set by `emporium dev` on the processes it starts.
+    "EMPORIUM_EXIT_WITH_PARENT",
+    // Where contexts in other processes answer, and embedded mode's per-context databases.
+    "EMPORIUM_IDENTITY_URL",
+    "EMPORIUM_CATALOG_URL",
+    "EMPORIUM_INVENTORY_URL",
+    "EMPORIUM_CART_URL",
+    "EMPORIUM_ORDERING_URL",
+    "EMPORIUM_PAYMENTS_URL",
+    "EMPORIUM_NOTIFICATIONS_URL",
+    "EMPORIUM_IDENTITY_DATABASE_URL",
+    "EMPORIUM_CATALOG_DATABASE_URL",
+    "EMPORIUM_INVENTORY_DATABASE_URL",
+    "EMPORIUM_CART_DATABASE_URL",
+    "EMPORIUM_ORDERING_DATABASE_URL",
+    "EMPORIUM_PAYMENTS_DATABASE_URL",
+    "EMPORIUM_NOTIFICATIONS_DATABASE_URL",
+    // Gateway and edge.
+    "EMPORIUM_UPSTREAM_IDENTITY",
+    "EMPORIUM_UPSTREAM_CATALOG",
+    "EMPORIUM_UPSTREAM_INVENTORY",
+    "EMPORIUM_UPSTREAM_CART",
+    "EMPORIUM_UPSTREAM_ORDERING",
+    "EMPORIUM_UPSTREAM_PAYMENTS",
+    "EMPORIUM_UPSTREAM_NOTIFICATIONS",
+    "EMPORIUM_UPSTREAM_TIMEOUT_MS",
+    "EMPORIUM_UPSTREAM_RETRIES",
+    "EMPORIUM_BREAKER_FAILURES",
+    "EMPORIUM_BREAKER_OPEN_MS",
+    "EMPORIUM_RATE_LIMIT_PER_MINUTE",
+    "EMPORIUM_RATE_LIMIT_BURST",
+    "EMPORIUM_CORS_ORIGINS",
+    "EMPORIUM_HSTS",
+    "EMPORIUM_WEB_SESSION_KEY",
+    // Identity.
+    "EMPORIUM_ACCESS_TOKEN_TTL_SECS",
+    "EMPORIUM_REFRESH_TOKEN_TTL_SECS",
+    "EMPORIUM_PASSWORD_RESET_TTL_SECS",
+    "EMPORIUM_VERIFICATION_TOKEN_TTL_SECS",
+    "EMPORIUM_REQUIRE_VERIFIED_EMAIL",
+    "EMPORIUM_ARGON2_MEMORY_KIB",
+    "EMPORIUM_ARGON2_ITERATIONS",
+    "EMPORIUM_ARGON2_PARALLELISM",
+    "EMPORIUM_AUTH_RATE_PER_MINUTE",
+    "EMPORIUM_LOGIN_MAX_FAILURES",
+    "EMPORIUM_LOGIN_MAX_FAILURES_PER_IP",
+    "EMPORIUM_LOGIN_WINDOW_SECS",
+    "EMPORIUM_SIGNING_KEY_LEAD_SECS",
+    "EMPORIUM_JWKS_REFRESH_SECS",
+    // Catalog and inventory.
+    "EMPORIUM_CATALOG_CACHE_TTL_SECS",
+    "EMPORIUM_CATALOG_CURRENCY",
+    "EMPORIUM_LOW_STOCK_THRESHOLD",
+    "EMPORIUM_RESERVATION_TTL_SECS",
+    "EMPORIUM_RESERVATION_SWEEP_SECS",
+    // Cart.
+    "EMPORIUM_CART_GUEST_TTL_HOURS",
+    "EMPORIUM_CART_USER_TTL_HOURS",
+    "EMPORIUM_CART_MAX_LINES",
+    "EMPORIUM_CART_MAX_LINE_QUANTITY",
+    "EMPORIUM_CART_SWEEP_SECS",
+    // Ordering.
+    "EMPORIUM_ORDER_CURRENCY",
+    "EMPORIUM_ORDER_STUCK_MINUTES",
+    "EMPORIUM_SAGA_RECOVERY_SECS",
+    "EMPORIUM_PAYMENT_TIMEOUT_MS",
+    "EMPORIUM_SHIPPING_METHODS",
+    "EMPORIUM_TAX_RATES",
+    "EMPORIUM_INVOICE_SELLER",
+    "EMPORIUM_RETURN_WINDOW_DAYS",
+    // Payments.
+    "EMPORIUM_PAYMENTS_CURRENCIES",
+    "EMPORIUM_PAYMENTS_PROVIDER_WAIT_MS",
+    "EMPORIUM_PAYMENTS_RECONCILE_SECS",
+    "EMPORIUM_PAYMENTS_SIMULATED_DELAY_MS",
+    "EMPORIUM_PAYMENTS_WEBHOOK_SECRET",
+    // Notifications.
+    "EMPORIUM_MAIL_FROM",
+    "EMPORIUM_MAIL_MAX_ATTEMPTS",
+    "EMPORIUM_MAIL_POLL_MS",
+    "EMPORIUM_MAIL_RETRY_BASE_MS",
+    "EMPORIUM_ALERT_EMAILS",
+    // Read by the test suite and the scripts, never by a server; known so that exporting them
+    // in a shell that also starts Emporium is not an error.
+    "EMPORIUM_OUTAGE_DRILLS",
+    "EMPORIUM_BIN",
+];
+
+/// Variables of the test suite (`EMPORIUM_TEST_POSTGRES_URL`, ...): never settings, never checked.
+const UNCHECKED_PREFIXES: &[&str] = &["EMPORIUM_TEST_"];
+
+impl ConfigSource {
+    /// Refuses an `EMPORIUM_*` environment variable or a TOML key that names no setting, with
+    /// the closest known name. Values are never echoed (some are secrets).
+    pub fn check_names(&self) -> Result<(), ConfigError> {
+        let mut unknown: Vec<&str> = self
+            .env
+            .keys()
+            .map(String::as_str)
+            .filter(|var| var.starts_with("EMPORIUM_"))
+            .filter(|var| !UNCHECKED_PREFIXES.iter().any(|p| var.starts_with(p)))
+            .filter(|var| !KNOWN_SETTINGS.contains(var))
+            .collect();
+        unknown.sort_unstable();
+        if let Some(var) = unknown.first() {
+            return Err(ConfigError::new(
+                *var,
+                format!(
+                    "is not a known setting; did you mean {}? (see the README's settings table)",
+                    closest(var, KNOWN_SETTINGS.iter().copied())
+                ),
+            ));
+        }
+        let known_keys: Vec<String> = KNOWN_SETTINGS.iter().map(|v| file_key(v)).collect();
+        let mut unknown: Vec<&str> = self
+            .file
+            .keys()
+            .map(String::as_str)
+            .filter(|key| !known_keys.iter().any(|k| k == key))
+            .collect();
+        unknown.sort_unstable();
+        if let Some(key) = unknown.first() {
+            let path = self
+                .env
+                .get("EMPORIUM_CONFIG")
+                .map_or("the configuration file", String::as_str);
+            return Err(ConfigError::new(
+                "EMPORIUM_CONFIG",
+                format!(
+                    "{path}: `{key}` is not a known setting; did you mean `{}`?",
+                    closest(key, known_keys.iter().map(String::as_str))
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The candidate with the smallest edit distance to `name` (the first of equals).
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> &'a str {
+    candidates
+        .into_iter()
+        .min_by_key(|c| edit_distance(name, c))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance over characters: insertions, deletions and substitutions cost 1.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 fn file_key(var: &str) -> String {
     var.strip_prefix("EMPORIUM_").unwrap_or(var).to_ascii_lowercase()
 }
@@ -185,6 +386,18 @@ impl FromStr for LogFormat {
     }
 }
 
+/// `RUST_LOG`, checked now: an unparsable filter would otherwise be replaced by `info` silently.
+pub fn log_filter(src: &ConfigSource) -> Result<String, ConfigError> {
+    let filter: String = src.get("RUST_LOG", "info".to_owned())?;
+    tracing_subscriber::EnvFilter::builder().parse(&filter).map_err(|e| {
+        ConfigError::new(
+            "RUST_LOG",
+            format!("is not a valid log filter ({e}); e.g. `info` or `info,sqlx=warn`"),
+        )
+    })?;
+    Ok(filter)
+}
+
 /// Settings every process has, whatever contexts it runs.
 #[derive(Debug, Clone)]
 pub struct PlatformConfig {
@@ -235,7 +448,7 @@ impl PlatformConfig {
             )?),
             shutdown_grace: src.seconds("EMPORIUM_SHUTDOWN_GRACE_SECS", 25, 0..=600)?,
             log_format: src.get("EMPORIUM_LOG_FORMAT", LogFormat::Auto)?,
-            log_filter: src.get("RUST_LOG", "info".to_owned())?,
+            log_filter: log_filter(src)?,
             otlp_endpoint: src.raw("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned),
             public_url: public_url.trim_end_matches('/').to_owned(),
             trust_forwarded_for: src.flag("EMPORIUM_TRUST_FORWARDED_FOR", false)?,
@@ -292,6 +505,75 @@ mod tests {
         let cfg = PlatformConfig::from_source(&s, default_listen()).expect("config");
         assert_eq!(cfg.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(cfg.max_body_bytes, 2048);
+    }
+
+    #[test]
+    fn a_misspelt_variable_is_refused_with_the_closest_name() {
+        let err = src(&[("EMPORIUM_LISTN", "127.0.0.1:1")])
+            .check_names()
+            .expect_err("unknown");
+        assert_eq!(err.var, "EMPORIUM_LISTN");
+        assert!(err.message.contains("EMPORIUM_LISTEN"), "{err}");
+        assert!(!err.to_string().contains("127.0.0.1:1"), "values are never echoed");
+        let err = src(&[("EMPORIUM_RATE_LIMIT_PER_MINUT", "5")])
+            .check_names()
+            .expect_err("unknown");
+        assert!(err.message.contains("EMPORIUM_RATE_LIMIT_PER_MINUTE"), "{err}");
+        // Known names, the test suite's own variables and other programs' variables pass.
+        src(&[
+            ("EMPORIUM_LISTEN", "127.0.0.1:1"),
+            ("EMPORIUM_TEST_POSTGRES_URL", "postgres://x"),
+            ("HOME", "/root"),
+            ("LISTN", "x"),
+        ])
+        .check_names()
+        .expect("known");
+    }
+
+    #[test]
+    fn a_misspelt_toml_key_is_refused_with_the_closest_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("emporium.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nlistn = \"0.0.0.0:9001\"\n").expect("write");
+        let path = path.to_string_lossy().to_string();
+        let err = src(&[("EMPORIUM_CONFIG", path.as_str())])
+            .check_names()
+            .expect_err("unknown key");
+        assert_eq!(err.var, "EMPORIUM_CONFIG");
+        assert!(
+            err.message.contains("`listn`") && err.message.contains("`listen`"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join("emporium.toml"),
+            "listen = \"0.0.0.0:9000\"\ndatabase_url = \"sqlite:x\"\n",
+        )
+        .expect("write");
+        src(&[("EMPORIUM_CONFIG", path.as_str())])
+            .check_names()
+            .expect("known keys");
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("listen", "listen"), 0);
+        assert_eq!(edit_distance("listn", "listen"), 1);
+        assert_eq!(edit_distance("lsiten", "listen"), 2);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(
+            closest("EMPORIUM_HTST", ["EMPORIUM_HSTS", "EMPORIUM_HOST_NAME"]),
+            "EMPORIUM_HSTS"
+        );
+    }
+
+    #[test]
+    fn an_unparsable_log_filter_is_refused() {
+        let err = PlatformConfig::from_source(&src(&[("RUST_LOG", "info,sqlx=loud")]), default_listen())
+            .expect_err("must fail");
+        assert_eq!(err.var, "RUST_LOG");
+        PlatformConfig::from_source(&src(&[("RUST_LOG", "warn,emporium=debug")]), default_listen()).expect("valid");
     }
 
     #[test]
