@@ -278,7 +278,12 @@ async fn traces_are_exported_over_otlp_under_the_callers_trace_id() {
 struct DevRun {
     child: tokio::process::Child,
     log: std::path::PathBuf,
+    /// Banners in the log before this run (the log is shared by the runs of one test).
+    banners_before: usize,
 }
+
+/// The last line of `emporium dev`'s start: every process answered ready.
+const BANNER: &str = "Ctrl-C stops everything.";
 
 impl DevRun {
     fn start(env: &[(String, String)], listen: &str, extra: &[&str], log: &std::path::Path) -> Self {
@@ -297,9 +302,11 @@ impl DevRun {
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
             .kill_on_drop(true);
+        let banners_before = std::fs::read_to_string(log).unwrap_or_default().matches(BANNER).count();
         Self {
             child: cmd.spawn().expect("spawn emporium dev"),
             log: log.to_owned(),
+            banners_before,
         }
     }
 
@@ -310,7 +317,8 @@ impl DevRun {
     async fn wait_ready(&mut self, base: &str) {
         let client = reqwest::Client::new();
         for _ in 0..900 {
-            if let Ok(r) = client.get(format!("{base}/health/ready")).send().await
+            if self.output().matches(BANNER).count() > self.banners_before
+                && let Ok(r) = client.get(format!("{base}/health/ready")).send().await
                 && r.status() == 200
             {
                 return;
