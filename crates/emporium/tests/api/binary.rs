@@ -457,11 +457,12 @@ async fn dev_multi_seeds_restarts_a_killed_context_and_stops_cleanly() {
         for _ in 0..300 {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let log = run.output();
-            if log.contains("dev: catalog exited") && pid_of(&log, "catalog") != catalog {
-                if product_count(&client, &base).await.is_some_and(|n| n > 0) {
-                    back = true;
-                    break;
-                }
+            if log.contains("dev: catalog exited")
+                && pid_of(&log, "catalog") != catalog
+                && product_count(&client, &base).await.is_some_and(|n| n > 0)
+            {
+                back = true;
+                break;
             }
             assert!(
                 run.child.try_wait().expect("wait").is_none(),
