@@ -317,8 +317,10 @@ fn service_secret(settings: &Settings, databases: &BTreeMap<Service, Db>) -> any
 }
 
 impl App {
-    /// Closes every pool (after the server has drained).
+    /// Stops the event relays and consumers, then closes every pool (after the server has
+    /// drained): in that order, so no relay wakes up to a closed pool.
     pub async fn close(&self) {
+        self.events.shutdown().await;
         for db in self.databases.values() {
             db.close().await;
         }

@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Address to listen on (overrides EMPORIUM_LISTEN).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// `emporium dev --no-seed-demo`: overrides EMPORIUM_SEED_DEMO.
+    #[arg(skip)]
+    pub seed_demo: Option<bool>,
 }
 
 /// What `serve --service` runs: one context, or the gateway (which has no database).
@@ -134,7 +137,18 @@ impl From<anyhow::Error> for Failure {
 
 pub async fn run(cli: Cli) -> ExitCode {
     crate::dev::exit_with_parent_if_asked();
-    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    // A misspelt setting would otherwise fall back to its default without a word.
+    if !matches!(command, Command::Openapi)
+        && let Err(e) = ConfigSource::from_env().and_then(|src| {
+            src.check_names()?;
+            platform::config::log_filter(&src).map(drop)
+        })
+    {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    let result = match command {
         Command::Serve(args) => serve(args).await,
         Command::Dev(args) => dev(args).await,
         Command::Migrate(args) => migrate(args).await,
@@ -232,6 +246,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if let Some(listen) = args.listen {
         src.set("EMPORIUM_LISTEN", listen.to_string());
     }
+    if let Some(seed_demo) = args.seed_demo {
+        src.set("EMPORIUM_SEED_DEMO", seed_demo.to_string());
+    }
     let service = match args.service {
         Some(ServeTarget::Gateway) => {
             let settings = Settings::load(&src, SocketAddr::from(([0, 0, 0, 0], 8080)))?;
@@ -295,12 +312,13 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
 
 async fn dev(args: crate::dev::DevArgs) -> Result<(), Failure> {
     match args.topology {
-        // Embedded mode loads the demo catalog on first start anyway (unless
-        // EMPORIUM_SEED_DEMO=false, which wins over --seed-demo).
+        // Embedded mode loads the demo catalog on first start (unless --no-seed-demo or
+        // EMPORIUM_SEED_DEMO=false).
         crate::dev::Topology::Embedded => {
             serve(ServeArgs {
                 service: None,
                 listen: args.listen,
+                seed_demo: args.no_seed_demo.then_some(false),
             })
             .await
         }

@@ -4,14 +4,18 @@
 //! - `--topology multi` runs the production topology: one process per context on its own
 //!   PostgreSQL database, RabbitMQ between them, Redis for the cache and the shared rate limit,
 //!   and the gateway in front, every process this same executable. Log lines are prefixed with
-//!   the process's name; Ctrl-C (or SIGTERM) stops them all, and one dying stops the rest.
+//!   the process's name; Ctrl-C (or SIGTERM) stops them all. A process that dies is started
+//!   again with backoff, so one context can be killed to watch the system degrade and recover.
+//!
+//! Both load the demo catalog on the first start (an empty catalog), unless `--no-seed-demo`
+//! or `EMPORIUM_SEED_DEMO=false`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -38,10 +42,21 @@ pub struct DevArgs {
     /// Where the shop and the API answer (the gateway, in multi mode). Default 127.0.0.1:8080.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Load the demo catalog with stock when the catalog is empty (multi mode; embedded mode
-    /// always does, unless EMPORIUM_SEED_DEMO=false).
-    #[arg(long)]
+    /// Load the demo catalog with stock when the catalog is empty. The default; kept so older
+    /// scripts that pass it keep working.
+    #[arg(long, hide = true, overrides_with = "no_seed_demo")]
     pub seed_demo: bool,
+    /// Start with an empty catalog (no demo data on the first start; also EMPORIUM_SEED_DEMO=false).
+    #[arg(long, overrides_with = "seed_demo")]
+    pub no_seed_demo: bool,
+}
+
+impl DevArgs {
+    /// Whether to load the demo catalog into an empty catalog: yes, unless `--no-seed-demo` or
+    /// `EMPORIUM_SEED_DEMO=false` says otherwise.
+    pub fn seed_demo(&self, src: &platform::config::ConfigSource) -> Result<bool, platform::config::ConfigError> {
+        Ok(!self.no_seed_demo && src.flag("EMPORIUM_SEED_DEMO", true)?)
+    }
 }
 
 /// Arms the parent-death signal when `emporium dev` started this process (see [`EXIT_WITH_PARENT`]).
@@ -104,7 +119,7 @@ impl MultiSettings {
             amqp_url: var("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             namespace: var("EMPORIUM_NAMESPACE", "dev"),
             smtp_url: std::env::var("EMPORIUM_SMTP_URL").ok().filter(|v| !v.is_empty()),
-            seed_demo: args.seed_demo,
+            seed_demo: args.seed_demo(&platform::config::ConfigSource::from_env()?)?,
         })
     }
 
@@ -121,11 +136,28 @@ impl MultiSettings {
     }
 }
 
-/// One process of the topology.
+/// One process of the topology, with what it takes to start it again.
 struct Process {
     name: String,
     url: String,
     child: Child,
+    command: Command,
+    /// When this child was started, and how many restarts in a row failed to keep it up.
+    started: Instant,
+    restarts: u32,
+}
+
+/// The first restart waits this long; each quick failure after doubles it, up to the maximum.
+const RESTART_FIRST_DELAY: Duration = Duration::from_millis(500);
+const RESTART_MAX_DELAY: Duration = Duration::from_secs(30);
+/// A process that stayed up this long counts as healthy again: its next crash restarts quickly.
+const RESTART_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// The wait before restart number `restarts` (0-based) of a process that keeps failing.
+fn restart_delay(restarts: u32) -> Duration {
+    RESTART_FIRST_DELAY
+        .saturating_mul(1u32.checked_shl(restarts.min(16)).unwrap_or(u32::MAX))
+        .min(RESTART_MAX_DELAY)
 }
 
 /// `emporium dev --topology multi`.
@@ -156,6 +188,9 @@ pub async fn run_multi(args: &DevArgs) -> anyhow::Result<()> {
         .map(|s| (*s, format!("http://{}", ports[s])))
         .collect();
     let mut processes = Vec::new();
+    // One listener for the whole session, so a signal between two waits is never missed.
+    let shutdown = platform::http::shutdown_signal();
+    tokio::pin!(shutdown);
     let started = async {
         for service in Service::ALL {
             let mut cmd = base_command(&exe, &settings, &secret);
@@ -207,7 +242,7 @@ pub async fn run_multi(args: &DevArgs) -> anyhow::Result<()> {
 
     let outcome = tokio::select! {
         ready = wait_until_ready(&mut processes) => ready.map(|()| true),
-        () = platform::http::shutdown_signal() => Ok(false),
+        () = &mut shutdown => Ok(false),
     };
     match outcome {
         Ok(true) => {}
@@ -222,25 +257,39 @@ pub async fn run_multi(args: &DevArgs) -> anyhow::Result<()> {
     }
     print_banner(&settings, &processes);
 
-    let died = tokio::select! {
-        died = first_exit(&mut processes) => Some(died),
-        () = platform::http::shutdown_signal() => None,
-    };
-    match died {
-        None => {
-            eprintln!("dev: stopping every process...");
-            stop_all(&mut processes).await;
-            eprintln!("dev: stopped");
-            Ok(())
+    // Supervise: a process that exits is started again after a pause that doubles while it keeps
+    // failing; the others keep running (the gateway's breaker and readiness show the gap).
+    loop {
+        let (i, status) = tokio::select! {
+            died = first_exit(&mut processes) => died,
+            () = &mut shutdown => break,
+        };
+        let p = &mut processes[i];
+        if p.started.elapsed() >= RESTART_RESET_AFTER {
+            p.restarts = 0;
         }
-        Some((name, status)) => {
-            eprintln!("dev: {name} exited ({status}); stopping the others");
-            stop_all(&mut processes).await;
-            Err(anyhow!(
-                "{name} exited unexpectedly ({status}); see its log lines above"
-            ))
+        let delay = restart_delay(p.restarts);
+        p.restarts += 1;
+        eprintln!(
+            "dev: {} exited ({status}); restarting it in {} ms (restart {} in a row)",
+            p.name,
+            delay.as_millis(),
+            p.restarts
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = &mut shutdown => break,
+        }
+        let p = &mut processes[i];
+        if let Err(e) = p.respawn() {
+            // Cannot even start it (the executable is gone?): the next round tries again.
+            eprintln!("dev: {e:#}");
         }
     }
+    eprintln!("dev: stopping every process...");
+    stop_all(&mut processes).await;
+    eprintln!("dev: stopped");
+    Ok(())
 }
 
 /// The variables every child gets: where the shared servers are, the shared service secret,
@@ -271,6 +320,18 @@ fn base_command(exe: &std::path::Path, settings: &MultiSettings, secret: &str) -
 
 /// Starts `cmd`, copying its output line by line with `name | ` in front.
 fn spawn(name: &str, url: String, mut cmd: Command) -> anyhow::Result<Process> {
+    let child = start_child(name, &url, &mut cmd)?;
+    Ok(Process {
+        name: name.to_owned(),
+        url,
+        child,
+        command: cmd,
+        started: Instant::now(),
+        restarts: 0,
+    })
+}
+
+fn start_child(name: &str, url: &str, cmd: &mut Command) -> anyhow::Result<Child> {
     let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
     let width = "notifications".len();
     let prefix = format!("{name:>width$} | ");
@@ -281,11 +342,16 @@ fn spawn(name: &str, url: String, mut cmd: Command) -> anyhow::Result<Process> {
         tokio::spawn(copy_lines(BufReader::new(err), prefix));
     }
     eprintln!("dev: started {name} (pid {}) on {url}", child.id().unwrap_or(0));
-    Ok(Process {
-        name: name.to_owned(),
-        url,
-        child,
-    })
+    Ok(child)
+}
+
+impl Process {
+    /// Starts the same command again (same port, same settings) after the child exited.
+    fn respawn(&mut self) -> anyhow::Result<()> {
+        self.child = start_child(&self.name, &self.url, &mut self.command)?;
+        self.started = Instant::now();
+        Ok(())
+    }
 }
 
 async fn copy_lines<R: tokio::io::AsyncRead + Unpin>(reader: BufReader<R>, prefix: String) {
@@ -387,6 +453,10 @@ async fn seed_demo(settings: &MultiSettings) -> anyhow::Result<()> {
         })
         .collect();
     pairs.push(("EMPORIUM_PUBLIC_URL".into(), settings.public_url()));
+    // The processes' shared cache: seeding bumps its list generation there, so pages cached
+    // while the catalog was empty (an earlier run) are not served for their remaining TTL.
+    pairs.push(("REDIS_URL".into(), settings.redis_url.clone()));
+    pairs.push(("EMPORIUM_NAMESPACE".into(), settings.namespace.clone()));
     pairs.push(("RUST_LOG".into(), "warn".into()));
     let src = platform::config::ConfigSource::from_pairs(pairs)?;
     let app_settings = crate::app::Settings::load(&src, settings.gateway)?;
@@ -443,20 +513,17 @@ async fn wait_until_ready(processes: &mut [Process]) -> anyhow::Result<()> {
     }
 }
 
-/// The first process to exit, with its status.
-async fn first_exit(processes: &mut [Process]) -> (String, std::process::ExitStatus) {
-    let waits = processes.iter_mut().map(|p| {
-        Box::pin(async move {
-            let status = p.child.wait().await;
-            (p.name.clone(), status)
-        })
-    });
-    let ((name, status), _, _) = futures::future::select_all(waits).await;
+/// The first process to exit (its index), with its status.
+async fn first_exit(processes: &mut [Process]) -> (usize, std::process::ExitStatus) {
+    let waits = processes
+        .iter_mut()
+        .map(|p| Box::pin(async move { (p.child.wait().await, p.name.clone()) }));
+    let ((status, name), i, _) = futures::future::select_all(waits).await;
     match status {
-        Ok(status) => (name, status),
+        Ok(status) => (i, status),
         Err(e) => {
             eprintln!("dev: cannot watch {name}: {e}");
-            (name, std::process::ExitStatus::default())
+            (i, std::process::ExitStatus::default())
         }
     }
 }
@@ -516,6 +583,45 @@ mod tests {
         assert!(settings.database_name(Service::Catalog).ends_with("_catalog"));
         assert!(settings.database_url(Service::Catalog).starts_with("postgres"));
         assert_eq!(settings.public_url(), format!("http://{}", settings.gateway));
+    }
+
+    #[test]
+    fn restarts_back_off_exponentially_up_to_a_ceiling() {
+        assert_eq!(restart_delay(0), Duration::from_millis(500));
+        assert_eq!(restart_delay(1), Duration::from_secs(1));
+        assert_eq!(restart_delay(2), Duration::from_secs(2));
+        assert_eq!(restart_delay(5), Duration::from_secs(16));
+        assert_eq!(restart_delay(6), RESTART_MAX_DELAY);
+        assert_eq!(restart_delay(u32::MAX), RESTART_MAX_DELAY);
+    }
+
+    #[test]
+    fn the_demo_catalog_loads_unless_turned_off() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            dev: DevArgs,
+        }
+        let src = |pairs: &[(&str, &str)]| platform::config::ConfigSource::from_pairs(pairs.to_vec()).expect("src");
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("dev").chain(args.iter().copied()))
+                .expect("args")
+                .dev
+        };
+        assert!(parse(&[]).seed_demo(&src(&[])).expect("flag"));
+        assert!(parse(&["--seed-demo"]).seed_demo(&src(&[])).expect("flag"));
+        assert!(!parse(&["--no-seed-demo"]).seed_demo(&src(&[])).expect("flag"));
+        assert!(
+            !parse(&[])
+                .seed_demo(&src(&[("EMPORIUM_SEED_DEMO", "false")]))
+                .expect("flag")
+        );
+        assert!(
+            !parse(&["--seed-demo", "--no-seed-demo"])
+                .seed_demo(&src(&[]))
+                .expect("flag")
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ use crate::app::{self, Settings};
 
 /// How often the gateway re-reads identity's public keys (an unknown `kid` triggers a fetch at once).
 const JWKS_REFRESH: Duration = Duration::from_secs(60);
+/// How much longer than the upstream deadline a page waits for one API call.
+const PAGE_CALL_MARGIN: Duration = Duration::from_millis(500);
 
 /// The gateway's router: proxy and aggregates, web pages, the platform stack, and the edge.
 pub async fn build_gateway(settings: &Settings, src: &ConfigSource) -> anyhow::Result<Router> {
@@ -36,16 +38,29 @@ pub async fn build_gateway(settings: &Settings, src: &ConfigSource) -> anyhow::R
     })?;
     let limiter = RateLimiter::redis(redis_url, &settings.infra.namespace, &edge).await?;
     // Every replica must read every other's session cookies: the key cannot be made up here.
-    let web_config = web::WebConfig::from_source(src, &settings.platform.public_url, false)?;
+    let mut web_config = web::WebConfig::from_source(src, &settings.platform.public_url, false)?;
+    // A page gives up just after the proxy's own deadline: the proxy answers first (a 504 that
+    // counts against the upstream's breaker), so a hung context trips the breaker for pages too.
+    web_config.call_timeout = config.timeout + PAGE_CALL_MARGIN;
     let upstream_urls: BTreeMap<String, String> = config
         .upstreams
         .iter()
         .map(|(upstream, url)| (upstream.name().to_owned(), url.clone()))
         .collect();
-    let peers = Peers::new(
+    // Health and metrics of each context, for the admin status page: straight to the process.
+    let ops_peers = Peers::new(
         LocalRouter::new(),
         Vec::<String>::new(),
         upstream_urls,
+        settings.infra.service_secret.clone(),
+    );
+    // The pages' API calls go through this process's own proxy (in-process, no socket): the same
+    // deadline, retries and circuit breaker as API clients get.
+    let proxy = LocalRouter::new();
+    let peers = Peers::new(
+        proxy.clone(),
+        Upstream::ALL.iter().map(|u| u.name().to_owned()),
+        BTreeMap::new(),
         settings.infra.service_secret.clone(),
     );
     // The dev mailbox is part of the document only when notifications serves one.
@@ -53,7 +68,8 @@ pub async fn build_gateway(settings: &Settings, src: &ConfigSource) -> anyhow::R
     let dev_mailbox = crate::cli::dev_mailbox_setting(src, settings.platform.listen, false)?;
     let doc = app::api_document(dev_mailbox);
 
-    let mut router = gateway::proxy_router(config, doc).merge(web::router(web_config, peers));
+    let web = web::WebState::with_ops_peers(web_config, peers, ops_peers);
+    let mut router = gateway::proxy_router(config, doc).merge(web::router_with_state(web));
     if settings.platform.trusted_proxy_hops > 0 {
         router = router.layer(axum::Extension(platform::http::TrustForwardedFor {
             hops: settings.platform.trusted_proxy_hops,
@@ -64,6 +80,7 @@ pub async fn build_gateway(settings: &Settings, src: &ConfigSource) -> anyhow::R
         request_timeout: settings.platform.request_timeout,
     };
     let router = platform::http::with_platform_stack(router, limits);
+    proxy.set(router.clone());
     tracing::info!(
         limiter = limiter.backend_name(),
         per_minute = edge.rate_limit.map_or(0, |q| q.per_minute),

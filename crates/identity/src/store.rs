@@ -84,6 +84,8 @@ pub struct AuditEvent {
 pub struct UserFilter {
     /// Substring of the e-mail address.
     pub email_contains: Option<String>,
+    /// Only these accounts (the admin console names many customers in one call).
+    pub ids: Option<Vec<Uuid>>,
     pub role: Option<Role>,
     pub status: Option<UserStatus>,
 }

@@ -209,6 +209,8 @@ pub fn spawn_worker(service: Weak<NotificationService>) -> tokio::task::JoinHand
                 // A full batch: there may be more due right now.
                 Ok(n) if n as i64 >= service::BATCH => continue,
                 Ok(_) => {}
+                // The process is stopping (its pools close after the server drained): not a failure.
+                Err(store::StoreError::Db(sqlx::Error::PoolClosed)) => break,
                 Err(e) => tracing::warn!(error = %e, "delivering notifications failed; retrying next tick"),
             }
             if last_gauge.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {

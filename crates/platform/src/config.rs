@@ -131,6 +131,87 @@ impl ConfigSource {
     }
 }
 
+mod known;
+pub use known::KNOWN_SETTINGS;
+
+/// Variables of the test suite (`EMPORIUM_TEST_POSTGRES_URL`, ...): never settings, never checked.
+const UNCHECKED_PREFIXES: &[&str] = &["EMPORIUM_TEST_"];
+
+impl ConfigSource {
+    /// Refuses an `EMPORIUM_*` environment variable or a TOML key that names no setting, with
+    /// the closest known name. Values are never echoed (some are secrets).
+    pub fn check_names(&self) -> Result<(), ConfigError> {
+        let mut unknown: Vec<&str> = self
+            .env
+            .keys()
+            .map(String::as_str)
+            .filter(|var| var.starts_with("EMPORIUM_"))
+            .filter(|var| !UNCHECKED_PREFIXES.iter().any(|p| var.starts_with(p)))
+            .filter(|var| !KNOWN_SETTINGS.contains(var))
+            .collect();
+        unknown.sort_unstable();
+        if let Some(var) = unknown.first() {
+            return Err(ConfigError::new(
+                *var,
+                format!(
+                    "is not a known setting; did you mean {}? (see the README's settings table)",
+                    closest(var, KNOWN_SETTINGS.iter().copied())
+                ),
+            ));
+        }
+        let known_keys: Vec<String> = KNOWN_SETTINGS.iter().map(|v| file_key(v)).collect();
+        let mut unknown: Vec<&str> = self
+            .file
+            .keys()
+            .map(String::as_str)
+            .filter(|key| !known_keys.iter().any(|k| k == key))
+            .collect();
+        unknown.sort_unstable();
+        if let Some(key) = unknown.first() {
+            let path = self
+                .env
+                .get("EMPORIUM_CONFIG")
+                .map_or("the configuration file", String::as_str);
+            return Err(ConfigError::new(
+                "EMPORIUM_CONFIG",
+                format!(
+                    "{path}: `{key}` is not a known setting; did you mean `{}`?",
+                    closest(key, known_keys.iter().map(String::as_str))
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The candidate with the smallest edit distance to `name` (the first of equals).
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> &'a str {
+    candidates
+        .into_iter()
+        .min_by_key(|c| edit_distance(name, c))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance over characters: insertions, deletions and substitutions cost 1.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 fn file_key(var: &str) -> String {
     var.strip_prefix("EMPORIUM_").unwrap_or(var).to_ascii_lowercase()
 }
@@ -185,6 +266,18 @@ impl FromStr for LogFormat {
     }
 }
 
+/// `RUST_LOG`, checked now: an unparsable filter would otherwise be replaced by `info` silently.
+pub fn log_filter(src: &ConfigSource) -> Result<String, ConfigError> {
+    let filter: String = src.get("RUST_LOG", "info".to_owned())?;
+    tracing_subscriber::EnvFilter::builder().parse(&filter).map_err(|e| {
+        ConfigError::new(
+            "RUST_LOG",
+            format!("is not a valid log filter ({e}); e.g. `info` or `info,sqlx=warn`"),
+        )
+    })?;
+    Ok(filter)
+}
+
 /// Settings every process has, whatever contexts it runs.
 #[derive(Debug, Clone)]
 pub struct PlatformConfig {
@@ -237,7 +330,7 @@ impl PlatformConfig {
             )?),
             shutdown_grace: src.seconds("EMPORIUM_SHUTDOWN_GRACE_SECS", 25, 0..=600)?,
             log_format: src.get("EMPORIUM_LOG_FORMAT", LogFormat::Auto)?,
-            log_filter: src.get("RUST_LOG", "info".to_owned())?,
+            log_filter: log_filter(src)?,
             otlp_endpoint: src.raw("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned),
             public_url: public_url.trim_end_matches('/').to_owned(),
             trusted_proxy_hops: trusted_proxy_hops(src)?,
@@ -331,6 +424,75 @@ mod tests {
         assert_eq!(trusted_proxy_hops(&both).expect("hops"), 2);
         let err = trusted_proxy_hops(&src(&[("EMPORIUM_TRUSTED_PROXY_HOPS", "11")])).expect_err("too many");
         assert_eq!(err.var, "EMPORIUM_TRUSTED_PROXY_HOPS");
+    }
+
+    #[test]
+    fn a_misspelt_variable_is_refused_with_the_closest_name() {
+        let err = src(&[("EMPORIUM_LISTN", "127.0.0.1:1")])
+            .check_names()
+            .expect_err("unknown");
+        assert_eq!(err.var, "EMPORIUM_LISTN");
+        assert!(err.message.contains("EMPORIUM_LISTEN"), "{err}");
+        assert!(!err.to_string().contains("127.0.0.1:1"), "values are never echoed");
+        let err = src(&[("EMPORIUM_RATE_LIMIT_PER_MINUT", "5")])
+            .check_names()
+            .expect_err("unknown");
+        assert!(err.message.contains("EMPORIUM_RATE_LIMIT_PER_MINUTE"), "{err}");
+        // Known names, the test suite's own variables and other programs' variables pass.
+        src(&[
+            ("EMPORIUM_LISTEN", "127.0.0.1:1"),
+            ("EMPORIUM_TEST_POSTGRES_URL", "postgres://x"),
+            ("HOME", "/root"),
+            ("LISTN", "x"),
+        ])
+        .check_names()
+        .expect("known");
+    }
+
+    #[test]
+    fn a_misspelt_toml_key_is_refused_with_the_closest_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("emporium.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nlistn = \"0.0.0.0:9001\"\n").expect("write");
+        let path = path.to_string_lossy().to_string();
+        let err = src(&[("EMPORIUM_CONFIG", path.as_str())])
+            .check_names()
+            .expect_err("unknown key");
+        assert_eq!(err.var, "EMPORIUM_CONFIG");
+        assert!(
+            err.message.contains("`listn`") && err.message.contains("`listen`"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join("emporium.toml"),
+            "listen = \"0.0.0.0:9000\"\ndatabase_url = \"sqlite:x\"\n",
+        )
+        .expect("write");
+        src(&[("EMPORIUM_CONFIG", path.as_str())])
+            .check_names()
+            .expect("known keys");
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("listen", "listen"), 0);
+        assert_eq!(edit_distance("listn", "listen"), 1);
+        assert_eq!(edit_distance("lsiten", "listen"), 2);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(
+            closest("EMPORIUM_HTST", ["EMPORIUM_HSTS", "EMPORIUM_HOST_NAME"]),
+            "EMPORIUM_HSTS"
+        );
+    }
+
+    #[test]
+    fn an_unparsable_log_filter_is_refused() {
+        let err = PlatformConfig::from_source(&src(&[("RUST_LOG", "info,sqlx=loud")]), default_listen())
+            .expect_err("must fail");
+        assert_eq!(err.var, "RUST_LOG");
+        PlatformConfig::from_source(&src(&[("RUST_LOG", "warn,emporium=debug")]), default_listen()).expect("valid");
     }
 
     #[test]

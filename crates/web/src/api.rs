@@ -18,7 +18,7 @@ use crate::{CALLER, WebState};
 /// Refresh the access token when less than this is left, so it cannot expire mid-page.
 const REFRESH_MARGIN_SECS: i64 = 60;
 /// A page waits this long for a context before showing the "temporarily unavailable" page.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The contexts a page may call (the names `Peers` knows them by).
 pub const CONTEXTS: [&str; 7] = [
@@ -164,7 +164,7 @@ impl<'a> Api<'a> {
             .map_err(|e| PageError::Internal(e.context(format!("no route to {ctx}"))))?;
         let mut call = client
             .call(method, path)
-            .timeout(CALL_TIMEOUT)
+            .timeout(self.web.config().call_timeout)
             .on_behalf_of(self.session.client_ip());
         if let Some(token) = &bearer {
             call = call.bearer(token);
@@ -233,7 +233,7 @@ impl<'a> Api<'a> {
             .get("/api/v1/users/me")
             .bearer(&tokens.access_token)
             .on_behalf_of(self.session.client_ip())
-            .timeout(CALL_TIMEOUT)
+            .timeout(self.web.config().call_timeout)
             .send()
             .await
             .map_err(|_| PageError::Unavailable {
@@ -308,7 +308,7 @@ impl RefreshSingleFlight {
             .post("/api/v1/auth/refresh")
             .json(&serde_json::json!({ "refresh_token": refresh_token }))
             .on_behalf_of(session.client_ip())
-            .timeout(CALL_TIMEOUT)
+            .timeout(web.config().call_timeout)
             .send()
             .await
             .map_err(|_| PageError::Unavailable {

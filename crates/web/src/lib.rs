@@ -42,6 +42,10 @@ pub struct WebConfig {
     pub public_url: String,
     /// `EMPORIUM_METRICS_TOKEN`: the status page scrapes each context's `/metrics` with it.
     pub metrics_token: Option<String>,
+    /// How long a page waits for one API call before showing "temporarily unavailable". The
+    /// gateway sets it just above its upstream deadline, so the proxy (and its breaker) always
+    /// decides first.
+    pub call_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -86,6 +90,7 @@ impl WebConfig {
             secure_cookies: public_url.starts_with("https://"),
             public_url,
             metrics_token: platform::config::metrics_token(src),
+            call_timeout: api::CALL_TIMEOUT,
         })
     }
 }
@@ -99,18 +104,32 @@ pub struct WebState {
 struct WebInner {
     config: WebConfig,
     peers: Peers,
+    /// Reaches each context's own `/health/ready` and `/metrics` (the admin status page).
+    ops_peers: Peers,
     refreshes: api::RefreshSingleFlight,
 }
 
 impl WebState {
     pub fn new(config: WebConfig, peers: Peers) -> Self {
+        Self::with_ops_peers(config, peers.clone(), peers)
+    }
+
+    /// Pages call the APIs through `peers`, and read each context's health and metrics through
+    /// `ops_peers` (in the gateway, `peers` goes through the proxy, whose own `/health/ready`
+    /// and `/metrics` are the gateway's).
+    pub fn with_ops_peers(config: WebConfig, peers: Peers, ops_peers: Peers) -> Self {
         Self {
             inner: Arc::new(WebInner {
                 config,
                 peers,
+                ops_peers,
                 refreshes: api::RefreshSingleFlight::default(),
             }),
         }
+    }
+
+    pub fn ops_peers(&self) -> &Peers {
+        &self.inner.ops_peers
     }
 
     pub fn config(&self) -> &WebConfig {
@@ -133,7 +152,11 @@ impl WebState {
 
 /// Every page and asset. Mount it beside the API (it owns `/`, `/static/*` and the page paths).
 pub fn router(config: WebConfig, peers: Peers) -> Router {
-    let state = WebState::new(config, peers);
+    router_with_state(WebState::new(config, peers))
+}
+
+/// [`router`] with its state built by the caller (see [`WebState::with_ops_peers`]).
+pub fn router_with_state(state: WebState) -> Router {
     let pages = Router::new()
         .merge(storefront::routes())
         .merge(account::routes())

@@ -80,6 +80,35 @@ async fn the_dev_mailbox_is_refused_on_a_public_listener() {
 }
 
 #[tokio::test]
+async fn a_misspelt_setting_or_log_filter_is_a_start_up_error_naming_the_closest_setting() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let toml = dir.path().join("emporium.toml");
+    std::fs::write(&toml, "listn = \"127.0.0.1:0\"\n").expect("write");
+    let cases: [(&str, &str, &[&str]); 3] = [
+        ("EMPORIUM_LISTN", "127.0.0.1:0", &["EMPORIUM_LISTN", "EMPORIUM_LISTEN"]),
+        ("EMPORIUM_CONFIG", &toml.to_string_lossy(), &["`listn`", "`listen`"]),
+        ("RUST_LOG", "info,sqlx=loud", &["RUST_LOG"]),
+    ];
+    for (var, value, expected) in cases {
+        for command in [&["serve"][..], &["migrate"][..], &["dev", "--topology", "multi"][..]] {
+            let out = tokio::time::timeout(
+                Duration::from_secs(30),
+                emporium(dir.path()).env(var, value).args(command).output(),
+            )
+            .await
+            .expect("exits at once")
+            .expect("run");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{var} {command:?}: {stderr}");
+            assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+            for needle in expected {
+                assert!(stderr.contains(needle), "{var} {command:?}: {stderr}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn admin_create_reads_the_password_and_refuses_weak_ones() {
     let dir = tempfile::tempdir().expect("tmp");
     let run = |password: &'static str| {
@@ -276,4 +305,250 @@ async fn traces_are_exported_over_otlp_under_the_callers_trace_id() {
         export.windows(16).any(|w| w == id_bytes.as_slice()),
         "the exported span does not carry the caller's trace id"
     );
+}
+
+/// `emporium dev --topology multi` in the background, its output (all eight processes) in a file.
+struct DevRun {
+    child: tokio::process::Child,
+    log: std::path::PathBuf,
+    /// Banners in the log before this run (the log is shared by the runs of one test).
+    banners_before: usize,
+}
+
+/// The last line of `emporium dev`'s start: every process answered ready.
+const BANNER: &str = "Ctrl-C stops everything.";
+
+impl DevRun {
+    fn start(env: &[(String, String)], listen: &str, extra: &[&str], log: &std::path::Path) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_emporium"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(["dev", "--topology", "multi", "--listen", listen])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .kill_on_drop(true);
+        let banners_before = std::fs::read_to_string(log).unwrap_or_default().matches(BANNER).count();
+        Self {
+            child: cmd.spawn().expect("spawn emporium dev"),
+            log: log.to_owned(),
+            banners_before,
+        }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn wait_ready(&mut self, base: &str) {
+        let client = reqwest::Client::new();
+        for _ in 0..900 {
+            if self.output().matches(BANNER).count() > self.banners_before
+                && let Ok(r) = client.get(format!("{base}/health/ready")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("emporium dev exited ({status}):\n{}", tail(&self.output()));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("emporium dev not ready after 3 minutes:\n{}", tail(&self.output()));
+    }
+
+    /// SIGTERM (Ctrl-C's path): exits 0, and what it logged from then on has no warning.
+    async fn stop_cleanly(mut self) -> String {
+        let before = self.output().len();
+        let pid = rustix::process::Pid::from_raw(self.child.id().expect("pid") as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("stops within a minute")
+            .expect("wait");
+        let log = self.output();
+        assert!(status.success(), "emporium dev exited with {status}:\n{}", tail(&log));
+        let after = &log[before..];
+        let warnings: Vec<&str> = after
+            .lines()
+            .filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
+            .collect();
+        assert!(
+            warnings.is_empty(),
+            "a clean stop logged warnings:\n{}",
+            warnings.join("\n")
+        );
+        assert!(after.contains("stopped cleanly"), "{}", tail(&log));
+        log
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// The pid `emporium dev` last reported for `name`.
+fn pid_of(log: &str, name: &str) -> i32 {
+    let marker = format!("dev: started {name} (pid ");
+    let at = log
+        .rfind(&marker)
+        .unwrap_or_else(|| panic!("{name} was not started:\n{}", tail(log)));
+    log[at + marker.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("pid")
+}
+
+async fn product_count(client: &reqwest::Client, base: &str) -> Option<usize> {
+    let r = client
+        .get(format!("{base}/api/v1/catalog/products?limit=5"))
+        .send()
+        .await
+        .ok()?;
+    if r.status() != 200 {
+        return None;
+    }
+    let body: serde_json::Value = r.json().await.ok()?;
+    body["items"].as_array().map(Vec::len)
+}
+
+/// The multi-process topology end to end: the demo catalog loads on the first start (not on a
+/// `--no-seed-demo` start), seeding invalidates list pages Redis cached while the catalog was
+/// empty, a killed context is restarted while the others keep running, and SIGTERM stops every
+/// process without a warning.
+#[tokio::test]
+async fn dev_multi_seeds_restarts_a_killed_context_and_stops_cleanly() {
+    use crate::helpers::{amqp_url, postgres_admin_url, redis_url, service_reachable};
+    if !service_reachable("RabbitMQ", &amqp_url()).await
+        || !service_reachable("Redis", &redis_url()).await
+        || !service_reachable("PostgreSQL", &postgres_admin_url()).await
+    {
+        return;
+    }
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let prefix = format!("test_dev_{id}");
+    let postgres = postgres_admin_url()
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_owned())
+        .expect("postgres url");
+    let env: Vec<(String, String)> = [
+        ("DEV_POSTGRES_URL", postgres.clone()),
+        ("DEV_DATABASE_PREFIX", prefix.clone()),
+        ("REDIS_URL", redis_url()),
+        ("AMQP_URL", amqp_url()),
+        ("EMPORIUM_NAMESPACE", format!("test-dev-{id}")),
+        ("EMPORIUM_QUEUE_EXPIRY_SECS", "600".into()),
+        ("EMPORIUM_LOG_FORMAT", "json".into()),
+        ("RUST_LOG", "info".into()),
+        ("EMPORIUM_ARGON2_MEMORY_KIB", "8192".into()),
+        ("EMPORIUM_ARGON2_ITERATIONS", "1".into()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .into();
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
+    let base = format!("http://{listen}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("dev.log");
+    let client = reqwest::Client::new();
+
+    let outcome = async {
+        // 1. An empty catalog, its list page cached (in Redis) as empty.
+        let mut run = DevRun::start(&env, &listen, &["--no-seed-demo"], &log);
+        run.wait_ready(&base).await;
+        assert_eq!(product_count(&client, &base).await, Some(0));
+        run.stop_cleanly().await;
+
+        // 2. A start without flags loads the demo catalog, and the list shows it at once.
+        let mut run = DevRun::start(&env, &listen, &[], &log);
+        run.wait_ready(&base).await;
+        let shown = product_count(&client, &base).await;
+        assert!(
+            shown.is_some_and(|n| n > 0),
+            "the demo catalog is listed at once: {shown:?}"
+        );
+
+        // 3. Kill one context: it is started again, the rest kept running.
+        let before = run.output();
+        let catalog = pid_of(&before, "catalog");
+        let gateway = pid_of(&before, "gateway");
+        let pid = rustix::process::Pid::from_raw(catalog).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL catalog");
+        let mut back = false;
+        for _ in 0..300 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let log = run.output();
+            if log.contains("dev: catalog exited")
+                && pid_of(&log, "catalog") != catalog
+                && product_count(&client, &base).await.is_some_and(|n| n > 0)
+            {
+                back = true;
+                break;
+            }
+            assert!(
+                run.child.try_wait().expect("wait").is_none(),
+                "emporium dev stopped:\n{}",
+                tail(&log)
+            );
+        }
+        let log = run.output();
+        assert!(back, "catalog did not come back:\n{}", tail(&log));
+        assert!(log.contains("restarting it in"), "{}", tail(&log));
+        assert_eq!(pid_of(&log, "gateway"), gateway, "the other processes keep running");
+
+        // 4. SIGTERM stops every process (the restarted one too), without warnings.
+        let log = run.stop_cleanly().await;
+        for name in [
+            "identity",
+            "catalog",
+            "inventory",
+            "cart",
+            "ordering",
+            "payments",
+            "notifications",
+            "gateway",
+        ] {
+            let pid = rustix::process::Pid::from_raw(pid_of(&log, name)).expect("pid");
+            assert!(
+                rustix::process::test_kill_process(pid).is_err(),
+                "{name} is still running after emporium dev stopped"
+            );
+        }
+    };
+    let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(outcome)).await;
+
+    // Whatever happened: drop the databases and this run's cache keys.
+    if let Ok(admin) = sqlx::PgPool::connect(&postgres_admin_url()).await {
+        for ctx in [
+            "identity",
+            "catalog",
+            "inventory",
+            "cart",
+            "ordering",
+            "payments",
+            "notifications",
+        ] {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{prefix}_{ctx}\" WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await;
+        }
+        admin.close().await;
+    }
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }

@@ -827,21 +827,114 @@ async fn the_gateway_binary_names_what_is_missing_and_exits_2() {
     assert!(stderr.contains("REDIS_URL"), "the shared limiter needs Redis: {stderr}");
 }
 
-/// An upstream that accepts connections and never answers (a SIGSTOPped process, as far as the
-/// gateway can tell). Retries must fit in the one upstream deadline: 504 at
-/// EMPORIUM_UPSTREAM_TIMEOUT_MS, not one full timeout per attempt.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hung_upstream_is_a_504_within_the_upstream_timeout_retries_included() {
+/// A context that accepts connections and never answers (hung, not down).
+async fn hung_upstream() -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let hung = tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((socket, _)) = listener.accept().await {
             held.push(socket);
         }
     });
+    (format!("http://{addr}"), task)
+}
+
+#[tokio::test]
+async fn pages_share_the_proxys_deadline_and_breaker_when_a_context_hangs() {
+    if !service_reachable("Redis", &redis_url()).await {
+        return;
+    }
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let (hung, hung_task) = hung_upstream().await;
+    let base = format!("http://{}", app.addr);
+    let mut pairs: Vec<(String, String)> = Upstream::ALL
+        .iter()
+        .map(|u| {
+            (
+                u.variable(),
+                if *u == Upstream::Catalog {
+                    hung.clone()
+                } else {
+                    base.clone()
+                },
+            )
+        })
+        .collect();
+    pairs.extend(
+        [
+            ("REDIS_URL", redis_url()),
+            ("EMPORIUM_NAMESPACE", format!("test-{}", uuid::Uuid::new_v4().simple())),
+            ("EMPORIUM_WEB_SESSION_KEY", "ab".repeat(64)),
+            ("EMPORIUM_UPSTREAM_TIMEOUT_MS", "700".into()),
+            ("EMPORIUM_UPSTREAM_RETRIES", "0".into()),
+            ("EMPORIUM_BREAKER_FAILURES", "2".into()),
+            ("EMPORIUM_BREAKER_OPEN_MS", "60000".into()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let src = crate::helpers::test_source(&pairs);
+    let settings = emporium::app::Settings::load(&src, "127.0.0.1:0".parse().expect("addr")).expect("settings");
+    let router = emporium::gateway_mode::build_gateway(&settings, &src)
+        .await
+        .expect("gateway");
+    let gw = serve(router).await;
+    let client = reqwest::Client::new();
+
+    // Until the breaker opens, a page waits for the upstream deadline (not the pages' own 10 s),
+    // and each such failure counts against the breaker the API shares.
+    let mut slow_pages = 0;
+    let fast = loop {
+        let started = Instant::now();
+        let page = client.get(gw.url("/")).send().await.expect("request");
+        let took = started.elapsed();
+        assert_eq!(page.status(), 503);
+        assert!(header(&page, "content-type").starts_with("text/html"));
+        assert!(
+            took < Duration::from_secs(3),
+            "the page waited {took:?}, beyond the upstream deadline"
+        );
+        if took < Duration::from_millis(400) {
+            break took;
+        }
+        assert!(took >= Duration::from_millis(600), "{took:?}");
+        slow_pages += 1;
+        assert!(slow_pages <= 2, "two failed page loads must open the breaker");
+    };
+    assert!(slow_pages >= 1, "the first page load waited for the deadline");
+    assert!(fast < Duration::from_millis(400));
+
+    // The API clients' calls see the same open breaker.
+    let started = Instant::now();
+    let r = client
+        .get(gw.url("/api/v1/catalog/products"))
+        .send()
+        .await
+        .expect("request");
+    assert!(started.elapsed() < Duration::from_millis(400));
+    let body = assert_problem(r, 503).await;
+    assert!(
+        body["detail"].as_str().expect("detail").contains("circuit breaker"),
+        "{body}"
+    );
+
+    // Pages that need no catalog still work (identity is healthy).
+    let login = client.get(gw.url("/login")).send().await.expect("request");
+    assert_eq!(login.status(), 200);
+    hung_task.abort();
+}
+
+/// An upstream that accepts connections and never answers (a SIGSTOPped process, as far as the
+/// gateway can tell). Retries must fit in the one upstream deadline: 504 at
+/// EMPORIUM_UPSTREAM_TIMEOUT_MS, not one full timeout per attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_upstream_is_a_504_within_the_upstream_timeout_retries_included() {
+    let (addr, hung) = hung_upstream().await;
     let gw = gateway_with(
-        &every_upstream_at(&format!("http://{addr}")),
+        &every_upstream_at(&addr),
         &[
             ("EMPORIUM_UPSTREAM_TIMEOUT_MS", "600"),
             ("EMPORIUM_UPSTREAM_RETRIES", "2"),

@@ -404,6 +404,24 @@ async fn user_listing_filters_and_pages(store: Arc<dyn IdentityStore>) {
         ..Default::default()
     };
     assert!(store.list_users(&disabled, None, 10).await.expect("list").is_empty());
+    // Many accounts by id in one query (the admin console names an order list's customers).
+    let chosen = UserFilter {
+        ids: Some(vec![ids[4], ids[1], uuid::Uuid::now_v7()]),
+        ..Default::default()
+    };
+    let found: Vec<_> = store
+        .list_users(&chosen, None, 10)
+        .await
+        .expect("list")
+        .iter()
+        .map(|u| u.id.0)
+        .collect();
+    assert_eq!(found, vec![ids[1], ids[4]]);
+    let none = UserFilter {
+        ids: Some(Vec::new()),
+        ..Default::default()
+    };
+    assert!(store.list_users(&none, None, 10).await.expect("list").is_empty());
 }
 
 async fn timestamps_round_trip_exactly_in_utc(store: Arc<dyn IdentityStore>) {

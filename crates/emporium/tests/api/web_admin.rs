@@ -292,3 +292,154 @@ async fn the_status_json_lists_every_context_ready_with_rates_on_the_second_scra
         "{identity}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orders_list_names_customers_and_filters_them_by_e_mail() {
+    use crate::shop::{SUCCESS_CARD, card, json_of, order_body, place, product};
+    let app = app().await;
+    let root = app.admin().await;
+    product(&app, &root.access, "NAMED-1", 1_000, 10).await;
+    let mut ids = Vec::new();
+    for (i, email) in ["ada@example.com", "bob@example.com"].into_iter().enumerate() {
+        let user = app.signed_up(email).await;
+        let pm = card(&app, &user.access, SUCCESS_CARD).await;
+        let body = order_body(serde_json::json!([{"sku": "NAMED-1", "quantity": 1}]), &pm);
+        json_of(place(&app, &user.access, &format!("named-{i}"), &body).await, 201).await;
+        ids.push(user.id);
+    }
+    let admin = signed_in(&app, "root@example.com").await;
+    let rows = |html: &str| html.matches(r#"data-testid="order-row""#).count();
+
+    let (status, html) = get_page(&admin, &app, "/admin/orders").await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(rows(&html), 2);
+    for (email, id) in ["ada@example.com", "bob@example.com"].iter().zip(&ids) {
+        assert!(html.contains(email), "{email} is shown");
+        assert!(
+            !html.contains(&format!("<code>{}</code>", &id[..8])),
+            "no truncated id for {email}"
+        );
+    }
+    assert!(html.contains("Test User"), "names are shown");
+    assert!(
+        html.contains(r#"href="/admin/orders?email=ada%40example.com""#),
+        "{html}"
+    );
+
+    // The filter takes the address as typed (any case) and shows that customer's orders only.
+    let (status, html) = get_page(&admin, &app, "/admin/orders?email=ADA%40example.com").await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(rows(&html), 1);
+    assert!(html.contains("ada@example.com") && !html.contains("bob@example.com"));
+
+    let (status, html) = get_page(&admin, &app, "/admin/orders?email=nobody%40example.com").await;
+    assert_eq!(status, 200);
+    assert_eq!(rows(&html), 0);
+    assert!(
+        html.contains("No customer has the address nobody@example.com"),
+        "{html}"
+    );
+
+    let (status, html) = get_page(&admin, &app, "/admin/orders?email=ada").await;
+    assert_eq!(status, 422);
+    assert!(html.contains(r#"id="error-email""#), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn categories_are_a_tree_edited_on_their_own_page_and_deleted_after_confirmation() {
+    use crate::shop::{json_of, post_auth};
+    let app = app().await;
+    let root = app.admin().await;
+    let kitchen = json_of(
+        post_auth(
+            &app,
+            "/api/v1/catalog/categories",
+            &root.access,
+            serde_json::json!({"name": "Kitchen"}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mugs = json_of(
+        post_auth(
+            &app,
+            "/api/v1/catalog/categories",
+            &root.access,
+            serde_json::json!({"name": "Mugs", "parent_id": kitchen}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let admin = signed_in(&app, "root@example.com").await;
+
+    // The list is a tree of links: no rename boxes, no delete buttons.
+    let (status, html) = get_page(&admin, &app, "/admin/categories").await;
+    assert_eq!(status, 200, "{html}");
+    let kitchen_at = html
+        .find(&format!(r#"href="/admin/categories/{kitchen}""#))
+        .expect("kitchen link");
+    let mugs_at = html
+        .find(&format!(r#"href="/admin/categories/{mugs}""#))
+        .expect("mugs link");
+    assert!(kitchen_at < mugs_at, "a child follows its parent");
+    assert!(
+        html[kitchen_at..mugs_at].contains("<ul>"),
+        "the child is nested under its parent"
+    );
+    assert!(!html.contains("/delete"), "no delete on the list page");
+    assert!(!html.contains("rename-"), "no rename boxes on the list page");
+
+    // The edit page: a parent can be any category but itself.
+    let page = format!("/admin/categories/{mugs}");
+    let (status, html) = get_page(&admin, &app, &page).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"name="name" value="Mugs""#), "{html}");
+    assert!(
+        html.contains(&format!(r#"<option value="{kitchen}" selected>"#)),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&format!(r#"<option value="{mugs}""#)),
+        "not its own parent"
+    );
+    let (status, location, _) = submit(&admin, &app, &page, &page, &[("name", "Cups"), ("parent_id", "")]).await;
+    assert_eq!((status, location.as_str()), (303, "/admin/categories"));
+    let saved = app.get_json(&format!("/api/v1/catalog/categories/{mugs}")).await;
+    assert_eq!(saved["name"], "Cups", "{saved}");
+    assert!(saved["parent_id"].is_null(), "moved to the top level: {saved}");
+    let (status, _, html) = submit(&admin, &app, &page, &page, &[("name", " ")]).await;
+    assert_eq!(status, 422);
+    assert!(html.contains(r#"id="error-name""#), "{html}");
+
+    // Deleting takes a confirmation page; a post without it only leads there.
+    let delete = format!("/admin/categories/{mugs}/delete");
+    let (status, location, _) = submit(&admin, &app, &page, &delete, &[]).await;
+    assert_eq!((status, location.as_str()), (303, delete.as_str()));
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/catalog/categories/{mugs}")))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200, "still there");
+    let (status, html) = get_page(&admin, &app, &delete).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Delete the category Cups?"), "{html}");
+    let (status, location, _) = submit(&admin, &app, &delete, &delete, &[("confirmed", "yes")]).await;
+    assert_eq!((status, location.as_str()), (303, "/admin/categories"));
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/catalog/categories/{mugs}")))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 404, "deleted");
+}

@@ -390,12 +390,25 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_users"))]
     async fn list_users(&self, f: &UserFilter, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<User>> {
-        sqlx::query_as::<_, UserRow>(sql(format!(
+        // One placeholder per id ($6, $7, ...): the statement's shape depends on the count only.
+        let ids = f.ids.as_deref().unwrap_or_default();
+        let in_ids = match &f.ids {
+            None => String::new(),
+            Some(_) if ids.is_empty() => " AND 1 = 0".to_owned(),
+            Some(_) => format!(
+                " AND id IN ({})",
+                (0..ids.len())
+                    .map(|i| format!("${}", i + 6))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let mut query = sqlx::query_as::<_, UserRow>(sql(format!(
             "SELECT {USER_COLUMNS} FROM users
              WHERE ($1 IS NULL OR email LIKE $1 ESCAPE '\\')
                AND ($2 IS NULL OR role = $2)
                AND ($3 IS NULL OR status = $3)
-               AND ($4 IS NULL OR id > $4)
+               AND ($4 IS NULL OR id > $4){in_ids}
              ORDER BY id
              LIMIT $5"
         )))
@@ -403,12 +416,16 @@ where
         .bind(f.role.map(Role::as_str))
         .bind(f.status.map(UserStatus::as_str))
         .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(User::try_from)
-        .collect()
+        .bind(i64::from(limit));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(User::try_from)
+            .collect()
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_session"))]

@@ -194,7 +194,21 @@ struct Inner {
     transport: Transport,
     settings: BusSettings,
     consumers: Mutex<Vec<Arc<consumer::Consumer>>>,
+    /// Set once by [`Events::shutdown`]: relays and consumers finish what they hold and end.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// The relays' and consumers' tasks, awaited by [`Events::shutdown`].
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
+
+/// Resolves once [`Events::shutdown`] was called; never, if the bus was dropped without it.
+pub(super) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|stopped| *stopped).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// How long [`Events::shutdown`] waits for relays and consumers to finish their current batch.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 enum Transport {
@@ -226,6 +240,8 @@ impl Events {
                 transport,
                 settings,
                 consumers: Mutex::new(Vec::new()),
+                stop: tokio::sync::watch::Sender::new(false),
+                tasks: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -239,7 +255,30 @@ impl Events {
 
     /// Starts `context`'s relay from its outbox in `db`; the handle wakes it after a commit.
     pub fn start_relay(&self, context: &'static str, db: &Db) -> Outbox {
-        outbox::spawn_relay(context, db.clone(), self.inner.transport.clone(), &self.inner.settings)
+        let (outbox, task) = outbox::spawn_relay(
+            context,
+            db.clone(),
+            self.inner.transport.clone(),
+            &self.inner.settings,
+            self.inner.stop.subscribe(),
+        );
+        lock(&self.inner.tasks).push(task);
+        outbox
+    }
+
+    /// Stops every relay and consumer of this process and waits (up to 10 s) until they have
+    /// finished the batch or deliveries in hand. Call before closing the database pools, so
+    /// nothing touches a closed pool; events not yet published stay in the outbox for the next
+    /// start, unacknowledged deliveries go back to the queue.
+    pub async fn shutdown(&self) {
+        self.inner.stop.send_replace(true);
+        let tasks: Vec<_> = lock(&self.inner.tasks).drain(..).collect();
+        if tokio::time::timeout(SHUTDOWN_WAIT, futures::future::join_all(tasks))
+            .await
+            .is_err()
+        {
+            tracing::info!("event relays or consumers still busy after 10 s; stopping anyway");
+        }
     }
 
     /// Starts consuming for `subscription` (declaring its queue and bindings on RabbitMQ).
@@ -247,7 +286,16 @@ impl Events {
         let consumer = Arc::new(consumer::Consumer::new(subscription, self.inner.settings.retry.clone()));
         match &self.inner.transport {
             Transport::InProcess(bus) => bus.subscribe(consumer.clone(), self.inner.settings.prefetch),
-            Transport::Rabbit(bus) => bus.subscribe(consumer.clone(), self.inner.settings.prefetch).await?,
+            Transport::Rabbit(bus) => {
+                let task = bus
+                    .subscribe(
+                        consumer.clone(),
+                        self.inner.settings.prefetch,
+                        self.inner.stop.subscribe(),
+                    )
+                    .await?;
+                lock(&self.inner.tasks).push(task);
+            }
         }
         lock(&self.inner.consumers).push(consumer);
         Ok(())

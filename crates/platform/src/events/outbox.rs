@@ -86,19 +86,30 @@ const BATCH: i64 = 200;
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-pub(super) fn spawn_relay(context: &'static str, db: Db, transport: Transport, settings: &BusSettings) -> Outbox {
+/// Starts the relay; it ends once `stop` turns true (after the batch in hand, never mid-batch).
+pub(super) fn spawn_relay(
+    context: &'static str,
+    db: Db,
+    transport: Transport,
+    settings: &BusSettings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (Outbox, tokio::task::JoinHandle<()>) {
     let wake = Arc::new(Notify::new());
     let handle = Outbox { wake: wake.clone() };
     let interval = settings.relay_interval;
     let retention = settings.outbox_retention;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut backoff = Duration::ZERO;
         let mut last_prune = tokio::time::Instant::now();
         loop {
-            if backoff.is_zero() {
-                let _ = tokio::time::timeout(interval, wake.notified()).await;
-            } else {
-                tokio::time::sleep(backoff).await;
+            let pause = if backoff.is_zero() { interval } else { backoff };
+            tokio::select! {
+                () = super::stopped(&mut stop) => break,
+                _ = wake.notified(), if backoff.is_zero() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+            if *stop.borrow() {
+                break;
             }
             match relay_pending(context, &db, &transport).await {
                 Ok(()) => backoff = Duration::ZERO,
@@ -115,7 +126,7 @@ pub(super) fn spawn_relay(context: &'static str, db: Db, transport: Transport, s
             }
         }
     });
-    handle
+    (handle, task)
 }
 
 /// Publishes pending events in order until the outbox is drained or the transport fails.

@@ -109,7 +109,13 @@ impl RabbitBus {
         result
     }
 
-    pub async fn subscribe(&self, consumer: Arc<Consumer>, prefetch: u16) -> anyhow::Result<()> {
+    /// Declares the consumer's queue and consumes from it (reconnecting) until `stop` turns true.
+    pub async fn subscribe(
+        &self,
+        consumer: Arc<Consumer>,
+        prefetch: u16,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         // Declare now, so a subscription that cannot exist fails start-up instead of later.
         let (connection, channel) = open(&self.url, &self.names).await.map_err(anyhow::Error::msg)?;
         declare_queue(&channel, &self.names, &consumer)
@@ -118,19 +124,22 @@ impl RabbitBus {
         let _ = connection.close(200, "declared".into()).await;
         let url = self.url.clone();
         let names = self.names.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut delay = Duration::from_millis(250);
             loop {
-                match consume(&url, &names, &consumer, prefetch).await {
-                    Ok(()) => delay = Duration::from_millis(250),
+                match consume(&url, &names, &consumer, prefetch, &mut stop).await {
+                    Ok(()) => return,
                     Err(error) => tracing::warn!(consumer = consumer.name(), %error,
                         retry_in_ms = delay.as_millis() as u64, "event consumer lost RabbitMQ; reconnecting"),
                 }
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    () = super::stopped(&mut stop) => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
                 delay = (delay * 2).min(MAX_RECONNECT_DELAY);
             }
         });
-        Ok(())
+        Ok(task)
     }
 }
 
@@ -196,9 +205,16 @@ async fn declare_queue(channel: &Channel, names: &Names, consumer: &Consumer) ->
     Ok(())
 }
 
-/// Consumes until the connection drops. Each delivery is acked only after it was handled,
-/// found to be a duplicate, or dead-lettered; otherwise it is requeued.
-async fn consume(url: &str, names: &Names, consumer: &Arc<Consumer>, prefetch: u16) -> Result<(), String> {
+/// Consumes until the connection drops (an error) or `stop` turns true (`Ok`, once the deliveries
+/// in hand are finished). Each delivery is acked only after it was handled, found to be a
+/// duplicate, or dead-lettered; otherwise it is requeued.
+async fn consume(
+    url: &str,
+    names: &Names,
+    consumer: &Arc<Consumer>,
+    prefetch: u16,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
     let (connection, channel) = open(url, names).await?;
     declare_queue(&channel, names, consumer).await?;
     channel
@@ -217,7 +233,18 @@ async fn consume(url: &str, names: &Names, consumer: &Arc<Consumer>, prefetch: u
         .map_err(|e| e.to_string())?;
     tracing::info!(consumer = consumer.name(), queue = %names.queue(consumer), "consuming events from RabbitMQ");
     let in_flight = Arc::new(Semaphore::new(usize::from(prefetch.max(1))));
-    while let Some(delivery) = deliveries.next().await {
+    loop {
+        let next = tokio::select! {
+            () = super::stopped(stop) => {
+                // Let the handlers in progress finish (they use the database, still open), then
+                // leave: closing the connection hands anything unacknowledged back to the queue.
+                let _ = in_flight.acquire_many(u32::from(prefetch.max(1))).await;
+                let _ = connection.close(200, "shutting down".into()).await;
+                return Ok(());
+            }
+            next = deliveries.next() => next,
+        };
+        let Some(delivery) = next else { break };
         let delivery = delivery.map_err(|e| e.to_string())?;
         let permit = in_flight.clone().acquire_owned().await.map_err(|e| e.to_string())?;
         let consumer = consumer.clone();

@@ -24,8 +24,11 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/admin/products/{id}", get(edit_product).post(update_product))
         .route("/admin/products/{id}/delete", post(delete_product))
         .route("/admin/categories", get(categories).post(create_category))
-        .route("/admin/categories/{id}", post(rename_category))
-        .route("/admin/categories/{id}/delete", post(delete_category))
+        .route("/admin/categories/{id}", get(category_page).post(update_category))
+        .route(
+            "/admin/categories/{id}/delete",
+            get(confirm_delete_category).post(delete_category),
+        )
 }
 
 const PRODUCT_STATUSES: [&str; 3] = ["draft", "active", "archived"];
@@ -410,12 +413,21 @@ async fn render_categories(
     form: &CategoryForm,
     errors: FieldErrors,
 ) -> Result<Response, PageError> {
-    let categories = category_options(web, session).await?;
+    let tree: Value = web
+        .api(session)
+        .get_json("catalog", "/api/v1/catalog/categories")
+        .await?;
+    let categories = flatten_categories(&tree);
     page_with_status(
         status,
         session,
         "admin/categories.html",
-        context! { categories => value_of(&categories), form => value_of(form), errors => errors },
+        context! {
+            tree => value_of(&tree["roots"]),
+            categories => value_of(&categories),
+            form => value_of(form),
+            errors => errors,
+        },
     )
 }
 
@@ -439,6 +451,8 @@ struct CategoryForm {
     parent_id: String,
     description: String,
     reassign_to: String,
+    /// `yes` from the delete confirmation page.
+    confirmed: String,
 }
 
 fn optional(text: &str) -> Option<&str> {
@@ -478,18 +492,97 @@ async fn create_category(
     Err(api.error_for(&reply))
 }
 
-async fn rename_category(
+/// One category and, for its edit form, every other category a parent may be chosen from (not
+/// itself or anything below it: the catalog refuses cycles anyway, the form need not offer them).
+async fn category_with_options(web: &WebState, session: &Session, id: &str) -> Result<(Value, Vec<Value>), PageError> {
+    if uuid::Uuid::try_parse(id).is_err() {
+        return Err(PageError::NotFound);
+    }
+    let all = category_options(web, session).await?;
+    let at = all.iter().position(|c| c["id"] == id).ok_or(PageError::NotFound)?;
+    let category = all[at].clone();
+    let depth = category["depth"].as_u64().unwrap_or(0);
+    let below = all[at + 1..]
+        .iter()
+        .take_while(|c| c["depth"].as_u64().unwrap_or(0) > depth)
+        .count();
+    let options = all[..at].iter().chain(&all[at + 1 + below..]).cloned().collect();
+    Ok((category, options))
+}
+
+async fn render_category(
+    web: &WebState,
+    session: &Session,
+    status: StatusCode,
+    id: &str,
+    form: Option<&CategoryForm>,
+    errors: FieldErrors,
+) -> Result<Response, PageError> {
+    let (category, parents) = category_with_options(web, session, id).await?;
+    let form = form.map_or_else(
+        || {
+            json!({
+                "name": category["name"],
+                "slug": category["slug"],
+                "parent_id": category["parent_id"].as_str().unwrap_or_default(),
+                "description": category["description"].as_str().unwrap_or_default(),
+            })
+        },
+        |f| json!(f),
+    );
+    page_with_status(
+        status,
+        session,
+        "admin/category.html",
+        context! {
+            category => value_of(&category),
+            parents => value_of(&parents),
+            form => value_of(&form),
+            errors => errors,
+        },
+    )
+}
+
+async fn category_page(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    session.require_staff()?;
+    render_category(&web, &session, StatusCode::OK, &id, None, FieldErrors::new()).await
+}
+
+async fn update_category(
     State(web): State<WebState>,
     session: Session,
     Path(id): Path<String>,
     Form(form): Form<CategoryForm>,
 ) -> Result<Response, PageError> {
     session.require_staff()?;
+    let mut errors = FieldErrors::new();
     if form.name.trim().is_empty() {
-        session.flash("error", "A category needs a name.");
-        return Ok(Redirect::to("/admin/categories").into_response());
+        errors.add("name", "Enter a name.");
     }
-    let mut body = json!({ "name": form.name.trim() });
+    let parent = optional(&form.parent_id);
+    if parent.is_some_and(|p| uuid::Uuid::try_parse(p).is_err()) {
+        errors.add("parent_id", "Choose a parent from the list.");
+    }
+    if !errors.is_empty() {
+        return render_category(
+            &web,
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &id,
+            Some(&form),
+            errors,
+        )
+        .await;
+    }
+    let mut body = json!({
+        "name": form.name.trim(),
+        "description": form.description.trim(),
+        "parent_id": parent,
+    });
     if let Some(slug) = optional(&form.slug) {
         body["slug"] = json!(slug);
     }
@@ -501,7 +594,43 @@ async fn rename_category(
             &body,
         )
         .await?;
-    after_category_change(&api, &session, &reply, "Category renamed.")
+    if reply.is_success() {
+        session.flash("success", format!("Category {} saved.", form.name.trim()));
+        return Ok(Redirect::to("/admin/categories").into_response());
+    }
+    if matches!(reply.status, StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT) {
+        let mut errors = problem_errors(&reply, str::to_owned);
+        if errors.is_empty() {
+            errors.add("_form", sentence(&reply.problem_detail()));
+        }
+        return render_category(
+            &web,
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &id,
+            Some(&form),
+            errors,
+        )
+        .await;
+    }
+    Err(api.error_for(&reply))
+}
+
+/// The confirmation step before a delete: what goes, how many products it holds, and where to
+/// move them.
+async fn confirm_delete_category(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    session.require_staff()?;
+    let (category, others) = category_with_options(&web, &session, &id).await?;
+    page_with_status(
+        StatusCode::OK,
+        &session,
+        "admin/category_delete.html",
+        context! { category => value_of(&category), others => value_of(&others) },
+    )
 }
 
 async fn delete_category(
@@ -511,6 +640,10 @@ async fn delete_category(
     Form(form): Form<CategoryForm>,
 ) -> Result<Response, PageError> {
     session.require_staff()?;
+    // Only the confirmation page sends `confirmed`; anything else is shown that page first.
+    if form.confirmed != "yes" {
+        return Ok(Redirect::to(&format!("/admin/categories/{}/delete", segment(&id))).into_response());
+    }
     let path = format!(
         "/api/v1/catalog/categories/{}{}",
         segment(&id),

@@ -44,6 +44,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/admin/categories.html"),
     ),
     (
+        "admin/category.html",
+        include_str!("../../templates/admin/category.html"),
+    ),
+    (
+        "admin/category_delete.html",
+        include_str!("../../templates/admin/category_delete.html"),
+    ),
+    (
         "admin/inventory.html",
         include_str!("../../templates/admin/inventory.html"),
     ),

@@ -1,6 +1,8 @@
 //! Orders: the filtered list, and one order with its timeline and the ship, deliver, refund and
 //! cancel actions.
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -48,6 +50,9 @@ struct OrderFilter {
     from: String,
     /// `YYYY-MM-DD`: orders placed on or before that day (UTC).
     until: String,
+    /// The customer's e-mail address (exact, any case).
+    email: String,
+    /// The customer's id (older links; the e-mail is what staff type).
     customer: String,
     cursor: String,
 }
@@ -63,6 +68,72 @@ pub(super) fn day_start(day: &str, days_later: i64) -> Result<String, &'static s
         .map_err(|_| "Use a date like 2026-11-23.")
 }
 
+/// Who placed an order, as identity knows them.
+#[derive(Debug, Clone, Serialize)]
+struct Customer {
+    name: String,
+    email: String,
+    /// The e-mail address as a query value (`?email=` links to this customer's orders).
+    email_param: String,
+}
+
+/// The account with exactly this e-mail address (identity matches parts; staff typed all of it).
+async fn customer_id_by_email(web: &WebState, session: &Session, email: &str) -> Result<Option<String>, PageError> {
+    let path = format!("/api/v1/users{}", query_string(&[("email", email), ("limit", "200")]));
+    let users: Value = web.api(session).get_json("identity", &path).await?;
+    Ok(users["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|u| u["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+        .and_then(|u| u["id"].as_str())
+        .map(str::to_owned))
+}
+
+/// Names and e-mail addresses of the customers of `orders`, in one call to identity. Without an
+/// answer the list still shows (with ids): the orders matter more than the names.
+async fn customers_of(web: &WebState, session: &Session, orders: &Value) -> HashMap<String, Customer> {
+    let mut ids: Vec<&str> = orders
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["user_id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return HashMap::new();
+    }
+    let path = format!(
+        "/api/v1/users{}",
+        query_string(&[("ids", &ids.join(",")), ("limit", "200")])
+    );
+    match web.api(session).get_json::<Value>("identity", &path).await {
+        Ok(users) => users["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| {
+                let email = u["email"].as_str()?.to_owned();
+                Some((
+                    u["id"].as_str()?.to_owned(),
+                    Customer {
+                        name: u["name"].as_str().unwrap_or_default().to_owned(),
+                        email_param: form_urlencoded::byte_serialize(email.as_bytes()).collect(),
+                        email,
+                    },
+                ))
+            })
+            .collect(),
+        // Identity names accounts to administrators only; other staff see ids.
+        Err(PageError::Forbidden) => HashMap::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "naming the customers of the order list failed; showing their ids");
+            HashMap::new()
+        }
+    }
+}
+
 async fn orders(
     State(web): State<WebState>,
     session: Session,
@@ -72,8 +143,15 @@ async fn orders(
     let mut errors = FieldErrors::new();
     let since = optional_day(&filter.from, 0, "from", &mut errors);
     let until = optional_day(&filter.until, 1, "until", &mut errors);
-    let customer = filter.customer.trim();
-    if !customer.is_empty() && uuid::Uuid::try_parse(customer).is_err() {
+    let email = filter.email.trim();
+    if !email.is_empty() && !email.contains('@') {
+        errors.add(
+            "email",
+            "Type the customer's whole e-mail address, e.g. ada@example.com.",
+        );
+    }
+    let mut customer = filter.customer.trim().to_owned();
+    if !customer.is_empty() && uuid::Uuid::try_parse(&customer).is_err() {
         errors.add("customer", "Paste a customer id (a UUID, shown on the users page).");
     }
     let status = if ORDER_STATUSES.contains(&filter.status.as_str()) {
@@ -81,14 +159,27 @@ async fn orders(
     } else {
         ""
     };
-    let list = if errors.is_empty() {
+    // An address no account has: no orders, said as such (not every order, unfiltered).
+    let mut unknown_email = false;
+    if errors.is_empty() && !email.is_empty() {
+        match customer_id_by_email(&web, &session, email).await {
+            Ok(Some(id)) => customer = id,
+            Ok(None) => unknown_email = true,
+            // Identity lists accounts to administrators only.
+            Err(PageError::Forbidden) => {
+                errors.add("email", "Only administrators can look customers up by e-mail.");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut list = if errors.is_empty() && !unknown_email {
         let path = format!(
             "/api/v1/orders/admin/orders{}",
             query_string(&[
                 ("status", status),
                 ("since", &since),
                 ("until", &until),
-                ("user_id", customer),
+                ("user_id", &customer),
                 ("limit", "50"),
                 ("cursor", &filter.cursor),
             ])
@@ -97,6 +188,15 @@ async fn orders(
     } else {
         json!({ "items": [] })
     };
+    let customers = customers_of(&web, &session, &list["items"]).await;
+    if let Some(items) = list["items"].as_array_mut() {
+        for order in items {
+            let known = order["user_id"].as_str().and_then(|id| customers.get(id));
+            if let Some(c) = known {
+                order["customer"] = json!(c);
+            }
+        }
+    }
     let next_page = list["next"].as_str().map(|cursor| {
         format!(
             "/admin/orders{}",
@@ -104,7 +204,8 @@ async fn orders(
                 ("status", status),
                 ("from", &filter.from),
                 ("until", &filter.until),
-                ("customer", customer),
+                ("email", email),
+                ("customer", if email.is_empty() { &customer } else { "" }),
                 ("cursor", cursor),
             ])
         )
@@ -123,6 +224,7 @@ async fn orders(
             filter => value_of(&filter),
             statuses => ORDER_STATUSES,
             errors => errors,
+            unknown_email => unknown_email,
             next_page => next_page,
         },
     )

@@ -371,7 +371,7 @@ struct Scrape {
 }
 
 async fn scrape(web: WebState, context: &'static str) -> Scrape {
-    let client = match web.peers().client(CALLER, context) {
+    let client = match web.ops_peers().client(CALLER, context) {
         Ok(client) => client,
         Err(e) => {
             return Scrape {
