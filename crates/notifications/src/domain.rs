@@ -21,10 +21,12 @@ pub enum Kind {
     OrderCancelled,
     RefundCompleted,
     LowStockAlert,
+    PaymentFailed,
+    OrderDelivered,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::EmailVerification,
         Kind::PasswordReset,
         Kind::OrderPlaced,
@@ -33,6 +35,8 @@ impl Kind {
         Kind::OrderCancelled,
         Kind::RefundCompleted,
         Kind::LowStockAlert,
+        Kind::PaymentFailed,
+        Kind::OrderDelivered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +49,8 @@ impl Kind {
             Kind::OrderCancelled => "order_cancelled",
             Kind::RefundCompleted => "refund_completed",
             Kind::LowStockAlert => "low_stock_alert",
+            Kind::PaymentFailed => "payment_failed",
+            Kind::OrderDelivered => "order_delivered",
         }
     }
 
