@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what CI's checks need beyond the Rust toolchain, idempotently:
 #   promtool (Debian `prometheus`) for `promtool check metrics`,
+#   pdftotext (Debian `poppler-utils`) for the invoice PDF tests,
 #   openapi-spec-validator (PyPI) in target/ci-venv for the OpenAPI 3.1 document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,15 @@ if ! command -v promtool >/dev/null 2>&1; then
   pkill -x prometheus 2>/dev/null || true
 fi
 promtool --version 2>&1 | head -n1
+
+# pdftotext (Debian poppler-utils): the invoice tests read the text back out of the PDF.
+if ! command -v pdftotext >/dev/null 2>&1; then
+  echo "installing pdftotext (Debian package poppler-utils)..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends poppler-utils >/dev/null
+fi
+pdftotext -v 2>&1 | head -n1
 
 venv=target/ci-venv
 if [ ! -x "$venv/bin/openapi-spec-validator" ]; then

@@ -167,11 +167,13 @@ pub fn normalise_sku(text: &str) -> Result<String, String> {
 }
 
 /// Turns a name into a URL slug: lower-case ASCII letters and digits separated by single dashes.
+/// Other scripts are transliterated first (`deunicode`: "Große Łódź" → "grosse-lodz"), so a
+/// letter outside ASCII never just disappears from the slug.
 pub fn slugify(text: &str) -> String {
-    let mut slug = String::with_capacity(text.len());
+    let ascii = deunicode::deunicode(text);
+    let mut slug = String::with_capacity(ascii.len());
     let mut dash = false;
-    for c in text.chars() {
-        let c = fold_accent(c);
+    for c in ascii.chars() {
         if c.is_ascii_alphanumeric() {
             if dash && !slug.is_empty() {
                 slug.push('-');
@@ -187,20 +189,6 @@ pub fn slugify(text: &str) -> String {
     }
     slug.truncate(MAX_SLUG_LEN);
     slug.trim_end_matches('-').to_owned()
-}
-
-fn fold_accent(c: char) -> char {
-    match c {
-        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => 'a',
-        'ç' | 'Ç' => 'c',
-        'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' => 'e',
-        'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' => 'i',
-        'ñ' | 'Ñ' => 'n',
-        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => 'o',
-        'ù' | 'ú' | 'û' | 'ü' | 'Ù' | 'Ú' | 'Û' | 'Ü' => 'u',
-        'ý' | 'ÿ' | 'Ý' => 'y',
-        other => other,
-    }
 }
 
 /// A slug given by a client must already be in slug form.
@@ -675,7 +663,11 @@ mod tests {
             "creme-brulee-deluxe-edition"
         );
         assert_eq!(slugify("  ¡¡Hi!! "), "hi");
-        assert_eq!(slugify("日本"), "");
+        // Letters outside ASCII are transliterated, not dropped (was "gro-e-kaffeemuhle-od").
+        assert_eq!(slugify("Große Kaffeemühle Łódź"), "grosse-kaffeemuhle-lodz");
+        assert_eq!(slugify("Ελένη Жанна"), "elene-zhanna");
+        assert_eq!(slugify("日本"), "ri-ben");
+        assert_eq!(slugify("🙂 ☕"), "slight-smile-coffee", "symbols become their names");
         assert!(slugify(&"ab ".repeat(100)).len() <= MAX_SLUG_LEN);
         assert!(!slugify(&"ab ".repeat(100)).ends_with('-'));
         assert!(validate_slug("red-shoe-2").is_ok());

@@ -261,6 +261,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         None => None,
     };
     let settings = Settings::load(&src, default_listen(service))?;
+    if service == Some(Service::Notifications) {
+        notifications::require_public_url(&src)?;
+    }
     let migrate_on_start = src.flag("EMPORIUM_MIGRATE_ON_START", false)?;
     let mode = service.map_or("embedded", Service::name);
     let _telemetry = platform::telemetry::init(mode, &settings.platform);

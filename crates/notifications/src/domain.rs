@@ -21,12 +21,14 @@ pub enum Kind {
     OrderCancelled,
     RefundCompleted,
     LowStockAlert,
+    PaymentFailed,
+    OrderDelivered,
     /// Someone tried to sign up with an address that already has an account.
     RegistrationAttempted,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::EmailVerification,
         Kind::PasswordReset,
         Kind::OrderPlaced,
@@ -35,6 +37,8 @@ impl Kind {
         Kind::OrderCancelled,
         Kind::RefundCompleted,
         Kind::LowStockAlert,
+        Kind::PaymentFailed,
+        Kind::OrderDelivered,
         Kind::RegistrationAttempted,
     ];
 
@@ -48,6 +52,8 @@ impl Kind {
             Kind::OrderCancelled => "order_cancelled",
             Kind::RefundCompleted => "refund_completed",
             Kind::LowStockAlert => "low_stock_alert",
+            Kind::PaymentFailed => "payment_failed",
+            Kind::OrderDelivered => "order_delivered",
             Kind::RegistrationAttempted => "registration_attempted",
         }
     }

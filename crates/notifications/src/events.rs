@@ -16,22 +16,30 @@ use crate::domain::{EmailAddress, Kind, format_money, rounded_units};
 pub const USER_REGISTERED: &str = "identity.user.registered";
 pub const EMAIL_VERIFICATION_REQUESTED: &str = "identity.email.verification_requested";
 pub const PASSWORD_RESET_REQUESTED: &str = "identity.password.reset_requested";
+/// Published for every order; not mailed: most payments settle within the checkout request, and
+/// "received, waiting for the payment" followed a second later by "confirmed" is one mail too many.
 pub const ORDER_PLACED: &str = "ordering.order.placed";
+/// The payment did not settle within the checkout request: "received, waiting for the payment".
+pub const ORDER_PAYMENT_PENDING: &str = "ordering.order.payment_pending";
 pub const ORDER_CONFIRMED: &str = "ordering.order.confirmed";
+pub const ORDER_PAYMENT_FAILED: &str = "ordering.order.payment_failed";
 pub const ORDER_SHIPPED: &str = "ordering.order.shipped";
+pub const ORDER_DELIVERED: &str = "ordering.order.delivered";
 pub const ORDER_CANCELLED: &str = "ordering.order.cancelled";
 pub const ORDER_REFUNDED: &str = "ordering.order.refunded";
 pub const STOCK_LOW: &str = "inventory.stock.low";
 pub const REGISTRATION_ATTEMPTED: &str = "identity.registration.attempted";
 
 /// Every event type the mailer subscribes to.
-pub const CONSUMED: [&str; 10] = [
+pub const CONSUMED: [&str; 12] = [
     USER_REGISTERED,
     EMAIL_VERIFICATION_REQUESTED,
     PASSWORD_RESET_REQUESTED,
-    ORDER_PLACED,
+    ORDER_PAYMENT_PENDING,
     ORDER_CONFIRMED,
+    ORDER_PAYMENT_FAILED,
     ORDER_SHIPPED,
+    ORDER_DELIVERED,
     ORDER_CANCELLED,
     ORDER_REFUNDED,
     STOCK_LOW,
@@ -220,12 +228,20 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
                 }],
             })
         }
-        ORDER_PLACED | ORDER_CONFIRMED | ORDER_SHIPPED | ORDER_CANCELLED | ORDER_REFUNDED => {
+        ORDER_PAYMENT_PENDING
+        | ORDER_CONFIRMED
+        | ORDER_PAYMENT_FAILED
+        | ORDER_SHIPPED
+        | ORDER_DELIVERED
+        | ORDER_CANCELLED
+        | ORDER_REFUNDED => {
             let d: OrderData = decode(event)?;
             let kind = match event.event_type.as_str() {
-                ORDER_PLACED => Kind::OrderPlaced,
+                ORDER_PAYMENT_PENDING => Kind::OrderPlaced,
                 ORDER_CONFIRMED => Kind::OrderConfirmed,
+                ORDER_PAYMENT_FAILED => Kind::PaymentFailed,
                 ORDER_SHIPPED => Kind::OrderShipped,
+                ORDER_DELIVERED => Kind::OrderDelivered,
                 ORDER_CANCELLED => Kind::OrderCancelled,
                 _ => Kind::RefundCompleted,
             };
@@ -272,7 +288,7 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
                 }],
             })
         }
-        // Not subscribed to; nothing to do.
+        // Not subscribed to (`ordering.order.placed` included, see above); nothing to do.
         _ => Ok(Plan::default()),
     }
 }
@@ -301,7 +317,9 @@ fn order_view(d: &OrderData, public_url: &str) -> Value {
     json!({
         "order_id": d.order_id,
         "number": number,
-        "order_url": format!("{public_url}/api/v1/orders/{}", d.order_id),
+        // The storefront's page of the order: the API's URL would show a browser a 401 problem.
+        "order_url": format!("{public_url}/orders/{}", d.order_id),
+        "cart_url": format!("{public_url}/cart"),
         "public_url": public_url,
         "currency": d.currency,
         "lines": lines,
@@ -313,11 +331,24 @@ fn order_view(d: &OrderData, public_url: &str) -> Value {
         "carrier": d.carrier,
         "tracking_number": d.tracking_number,
         "reason": d.reason,
+        "payment_problem": d.reason.as_deref().map(payment_problem),
         "refunded_amount": money(d.refunded_amount.filter(|a| *a > 0)),
         "amount": money(d.amount),
         "total_refunded": money(d.total_refunded),
         "full": d.full.unwrap_or(false),
     })
+}
+
+/// What a payment failure's reason (a decline code, or a refusal) means to a shopper.
+pub fn payment_problem(reason: &str) -> &'static str {
+    match reason {
+        "insufficient_funds" => "your card was declined for insufficient funds",
+        "expired_card" => "your card was declined because it has expired",
+        "incorrect_cvc" => "your card was declined because the security code (CVC) did not match",
+        "processing_error" => "the payment could not be processed",
+        r if r.starts_with("payment refused") => "the payment method could not be used",
+        _ => "your card was declined",
+    }
 }
 
 #[cfg(test)]
@@ -403,7 +434,12 @@ mod tests {
             "total": 2875, "from_cart": true, "shipping_address": {"country": "DE"},
             "lines": [{"sku": "MUG-1", "product_id": Uuid::now_v7(), "name": "Mug", "quantity": 2,
                        "unit_price": 1000, "line_total": 2000}]});
-        let p = plan(&event(ORDER_PLACED, data), "https://shop.example").expect("plan");
+        assert_eq!(
+            plan(&event(ORDER_PLACED, data.clone()), "https://shop.example").expect("plan"),
+            Plan::default(),
+            "placing alone mails nothing: the payment's outcome does"
+        );
+        let p = plan(&event(ORDER_PAYMENT_PENDING, data), "https://shop.example").expect("plan");
         let m = &p.mails[0];
         assert_eq!(m.kind, Kind::OrderPlaced);
         assert_eq!(m.to, To::User(user));
@@ -411,10 +447,8 @@ mod tests {
         assert_eq!(m.data["discount"], Value::Null, "a zero discount is not shown");
         assert_eq!(m.data["lines"][0]["line_total"], "20.00 EUR");
         assert_eq!(m.data["number"], "EMP-000042");
-        assert_eq!(
-            m.data["order_url"],
-            format!("https://shop.example/api/v1/orders/{order}")
-        );
+        assert_eq!(m.data["order_url"], format!("https://shop.example/orders/{order}"));
+        assert_eq!(m.data["cart_url"], "https://shop.example/cart");
     }
 
     #[test]
@@ -426,11 +460,33 @@ mod tests {
             (ORDER_SHIPPED, Kind::OrderShipped),
             (ORDER_CANCELLED, Kind::OrderCancelled),
             (ORDER_REFUNDED, Kind::RefundCompleted),
+            (ORDER_PAYMENT_FAILED, Kind::PaymentFailed),
+            (ORDER_DELIVERED, Kind::OrderDelivered),
+            (ORDER_PAYMENT_PENDING, Kind::OrderPlaced),
         ] {
+            assert!(CONSUMED.contains(&t), "{t} is subscribed to");
             let p = plan(&event(t, data.clone()), "http://x").expect("plan");
             assert_eq!(p.mails[0].kind, k);
             assert_eq!(p.mails[0].data["number"], "7");
         }
+    }
+
+    #[test]
+    fn payment_failures_are_explained_and_link_to_the_cart() {
+        let data = json!({"order_id": Uuid::now_v7(), "number": "EMP-1", "user_id": Uuid::now_v7(),
+            "currency": "EUR", "reason": "insufficient_funds"});
+        let p = plan(&event(ORDER_PAYMENT_FAILED, data), "http://x").expect("plan");
+        assert_eq!(
+            p.mails[0].data["payment_problem"],
+            "your card was declined for insufficient funds"
+        );
+        assert_eq!(p.mails[0].data["cart_url"], "http://x/cart");
+        assert_eq!(payment_problem("card_declined"), "your card was declined");
+        assert_eq!(payment_problem("something new"), "your card was declined");
+        assert_eq!(
+            payment_problem("payment refused: payment_method is not yours"),
+            "the payment method could not be used"
+        );
     }
 
     #[test]

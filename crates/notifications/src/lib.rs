@@ -2,8 +2,10 @@
 //!
 //! * Consumes identity's `identity.user.registered` (kept as a projection user → address, because
 //!   order events carry a user id only), `identity.email.verification_requested`,
-//!   `identity.password.reset_requested`, ordering's `ordering.order.{placed,confirmed,shipped,
-//!   cancelled,refunded}` and inventory's `inventory.stock.low` (to `EMPORIUM_ALERT_EMAILS`).
+//!   `identity.password.reset_requested`, ordering's `ordering.order.{payment_pending,confirmed,
+//!   payment_failed,shipped,delivered,cancelled,refunded}` and inventory's `inventory.stock.low`
+//!   (to `EMPORIUM_ALERT_EMAILS`). `ordering.order.placed` is not mailed: a payment that settles
+//!   within the checkout request gets one mail (confirmed or failed), not two in the same second.
 //! * Handling an event renders the templates and inserts rows into the delivery log, unique per
 //!   (event, kind, recipient); a redelivered event changes nothing.
 //! * A delivery worker sends due rows over SMTP (lettre) or into the dev mailbox, retrying with
@@ -100,6 +102,20 @@ impl NotificationsConfig {
             poll_interval: Duration::from_millis(src.number_in("EMPORIUM_MAIL_POLL_MS", 500, 10..=60_000)?),
             alert_emails,
         })
+    }
+}
+
+/// Production mode (`serve --service notifications`) has no sensible default for the links in
+/// mails: the process listens on its own port, not on the storefront's address, so a made-up
+/// default would send customers to a dead link. `EMPORIUM_PUBLIC_URL` must be set there.
+pub fn require_public_url(src: &ConfigSource) -> Result<(), ConfigError> {
+    match src.raw("EMPORIUM_PUBLIC_URL").map(str::trim) {
+        Some(url) if !url.is_empty() => Ok(()),
+        _ => Err(ConfigError::new(
+            "EMPORIUM_PUBLIC_URL",
+            "is required with --service notifications: the storefront's address, used in the links of \
+             every mail (e.g. https://shop.example)",
+        )),
     }
 }
 
@@ -261,5 +277,16 @@ mod tests {
             let err = NotificationsConfig::from_source(&src).expect_err(var);
             assert_eq!(err.var, var);
         }
+    }
+
+    #[test]
+    fn production_needs_the_public_url_spelled_out() {
+        let none = ConfigSource::from_pairs(Vec::<(String, String)>::new()).expect("src");
+        let err = require_public_url(&none).expect_err("required");
+        assert_eq!(err.var, "EMPORIUM_PUBLIC_URL");
+        let blank = ConfigSource::from_pairs([("EMPORIUM_PUBLIC_URL", " ")]).expect("src");
+        assert!(require_public_url(&blank).is_err());
+        let set = ConfigSource::from_pairs([("EMPORIUM_PUBLIC_URL", "https://shop.example")]).expect("src");
+        assert!(require_public_url(&set).is_ok());
     }
 }

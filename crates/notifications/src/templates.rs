@@ -1,5 +1,10 @@
 //! The message templates: a subject, a text part and an HTML part per [`Kind`], compiled into the
 //! binary from `templates/`. HTML templates (`.html`) are autoescaped; text ones are not.
+//!
+//! Whitespace: `trim_blocks` drops the newline after every block tag, so a tag (`{% if %}`,
+//! `{% endfor %}`, `{% include %}`) stands on a line of its own and that line vanishes; a tag at
+//! the end of a line of text would glue the next line onto it ("33.90 EURTotal paid"). The
+//! snapshot tests below pin every kind's text and HTML.
 
 use std::sync::OnceLock;
 
@@ -73,6 +78,13 @@ const FILES: &[(&str, &str)] = &[
         "registration_attempted.html",
         include_str!("../templates/registration_attempted.html"),
     ),
+    ("payment_failed.txt", include_str!("../templates/payment_failed.txt")),
+    ("payment_failed.html", include_str!("../templates/payment_failed.html")),
+    ("order_delivered.txt", include_str!("../templates/order_delivered.txt")),
+    (
+        "order_delivered.html",
+        include_str!("../templates/order_delivered.html"),
+    ),
 ];
 
 /// The subject line of each kind (a template too; never autoescaped: it is a header, not HTML).
@@ -87,6 +99,8 @@ fn subject(kind: Kind) -> &'static str {
         Kind::RefundCompleted => "Refund for order {{ number }}",
         Kind::LowStockAlert => "Low stock: {{ sku }} ({{ available }} left)",
         Kind::RegistrationAttempted => "Someone tried to register with your address",
+        Kind::PaymentFailed => "Payment for order {{ number }} failed",
+        Kind::OrderDelivered => "Order {{ number }} has been delivered",
     }
 }
 
@@ -150,7 +164,8 @@ mod tests {
 
     fn order(extra: Value) -> Value {
         let mut v = json!({
-            "name": "Ann <Admin>", "number": "EMP-7", "order_id": "0190", "order_url": "https://s.example/api/v1/orders/0190",
+            "name": "Ann <Admin>", "number": "EMP-7", "order_id": "0190", "order_url": "https://s.example/orders/0190",
+            "cart_url": "https://s.example/cart", "payment_problem": null,
             "public_url": "https://s.example", "currency": "EUR",
             "lines": [{"sku": "MUG-1", "name": "Mug & <b>Cup</b>", "quantity": 2, "unit_price": "10.00 EUR", "line_total": "20.00 EUR"}],
             "subtotal": "20.00 EUR", "shipping": "4.95 EUR", "tax": "3.80 EUR", "discount": null, "total": "28.75 EUR",
@@ -275,6 +290,121 @@ mod tests {
         )
         .expect("render");
         assert_eq!(low.subject, "Low stock: MUG-1 (2 left)");
+    }
+
+    /// The data each kind is rendered with in production: its event, planned by the mailer, with
+    /// the recipient's name added (as the service does).
+    fn planned(kind: Kind) -> Value {
+        use crate::events as ev;
+        let order = "0190e7a4-7c3e-7b7e-9d2c-3f1a2b4c5d6e";
+        let lines = json!([
+            {"sku": "MUG-1", "product_id": order, "name": "Stoneware mug", "quantity": 2, "unit_price": 1250, "line_total": 2500},
+            {"sku": "TEA-GREEN", "product_id": order, "name": "Green tea 100 g", "quantity": 1, "unit_price": 890, "line_total": 890}
+        ]);
+        let order_data = |extra: Value| {
+            let mut d = json!({"order_id": order, "number": "EMP-000042", "user_id": order, "currency": "EUR",
+                "subtotal": 3390, "shipping": 495, "tax": 743, "discount": 0, "total": 4628, "lines": lines});
+            if let (Some(m), Value::Object(more)) = (d.as_object_mut(), extra) {
+                m.extend(more);
+            }
+            d
+        };
+        let token = json!({"user_id": order, "email": "ann@example.com", "name": "Ann", "token": "T0k3n",
+            "ttl_seconds": 86_400});
+        let (event_type, data) = match kind {
+            Kind::EmailVerification => (ev::EMAIL_VERIFICATION_REQUESTED, token),
+            Kind::PasswordReset => (ev::PASSWORD_RESET_REQUESTED, {
+                let mut t = token;
+                t["ttl_seconds"] = json!(1800);
+                t
+            }),
+            Kind::OrderPlaced => (
+                ev::ORDER_PAYMENT_PENDING,
+                order_data(json!({"discount": 500, "total": 4128})),
+            ),
+            Kind::OrderConfirmed => (ev::ORDER_CONFIRMED, order_data(json!({}))),
+            Kind::OrderShipped => (
+                ev::ORDER_SHIPPED,
+                order_data(json!({"carrier": "DHL", "tracking_number": "JD014600003"})),
+            ),
+            Kind::OrderCancelled => (
+                ev::ORDER_CANCELLED,
+                order_data(json!({"reason": "customer request", "refunded_amount": 4628})),
+            ),
+            Kind::RefundCompleted => (
+                ev::ORDER_REFUNDED,
+                order_data(json!({"amount": 890, "total_refunded": 890, "full": false})),
+            ),
+            Kind::LowStockAlert => (ev::STOCK_LOW, json!({"sku": "MUG-1", "available": 2, "threshold": 5})),
+            Kind::PaymentFailed => (
+                ev::ORDER_PAYMENT_FAILED,
+                order_data(json!({"reason": "insufficient_funds"})),
+            ),
+            Kind::OrderDelivered => (ev::ORDER_DELIVERED, order_data(json!({}))),
+        };
+        let event = platform::events::Event::new("test", event_type, "s", data);
+        let plan = ev::plan(&event, "https://shop.example").expect("plan");
+        let mail = plan.mails.into_iter().next().expect("one mail");
+        assert_eq!(mail.kind, kind, "{event_type}");
+        let mut data = mail.data;
+        data["name"] = json!("Łukasz Żółć");
+        data
+    }
+
+    /// Every kind, text and HTML, exactly as sent: spacing included (a line must never run into
+    /// the next, as "33.90 EURTotal paid" did).
+    #[test]
+    fn every_kind_renders_as_pinned() {
+        for kind in Kind::ALL {
+            let r = render(kind, &planned(kind)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            insta::assert_snapshot!(format!("{kind}.subject"), r.subject);
+            insta::assert_snapshot!(format!("{kind}.txt"), r.text);
+            insta::assert_snapshot!(format!("{kind}.html"), r.html);
+            assert!(
+                r.text.ends_with('\n') && !r.text.ends_with("\n\n"),
+                "{kind}:\n{}",
+                r.text
+            );
+            assert!(
+                !r.text.contains("\n\n\n"),
+                "{kind}: two blank lines in a row:\n{}",
+                r.text
+            );
+            assert!(!r.text.starts_with(char::is_whitespace), "{kind}");
+        }
+    }
+
+    #[test]
+    fn order_lines_and_totals_stay_on_lines_of_their_own() {
+        let r = render(Kind::OrderConfirmed, &planned(Kind::OrderConfirmed)).expect("render");
+        let lines: Vec<&str> = r.text.lines().collect();
+        assert!(lines.contains(&"  2 x Stoneware mug (MUG-1)  25.00 EUR"), "{}", r.text);
+        assert!(
+            lines.contains(&"  1 x Green tea 100 g (TEA-GREEN)  8.90 EUR"),
+            "{}",
+            r.text
+        );
+        assert!(lines.contains(&"Total paid: 46.28 EUR"), "{}", r.text);
+        assert!(!r.text.contains("EURTotal"), "{}", r.text);
+        let placed = render(Kind::OrderPlaced, &planned(Kind::OrderPlaced)).expect("render");
+        let lines: Vec<&str> = placed.text.lines().collect();
+        for want in [
+            "Subtotal: 33.90 EUR",
+            "Shipping: 4.95 EUR",
+            "Tax: 7.43 EUR",
+            "Discount: -5.00 EUR",
+            "Total: 41.28 EUR",
+        ] {
+            assert!(lines.contains(&want), "{want} missing:\n{}", placed.text);
+        }
+        let cancelled = render(Kind::OrderCancelled, &planned(Kind::OrderCancelled)).expect("render");
+        let lines: Vec<&str> = cancelled.text.lines().collect();
+        assert!(lines.contains(&"Reason: customer request"), "{}", cancelled.text);
+        assert!(
+            lines.contains(&"We are refunding 46.28 EUR to your original payment method."),
+            "{}",
+            cancelled.text
+        );
     }
 
     #[test]

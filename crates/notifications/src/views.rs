@@ -12,7 +12,8 @@ use crate::store::Delivery;
 /// `order_updates`) is always on.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PreferencesView {
-    /// Order placed / confirmed / shipped / cancelled / refunded: always true.
+    /// Order received / confirmed / payment failed / shipped / delivered / cancelled / refunded:
+    /// always true.
     pub order_updates: bool,
     /// Always true.
     pub email_verification: bool,
@@ -67,8 +68,9 @@ pub struct DeliveryView {
     /// The event that caused the message.
     pub event_id: Uuid,
     pub event_type: String,
-    /// Template: `email_verification`, `password_reset`, `order_placed`, `order_confirmed`,
-    /// `order_shipped`, `order_cancelled`, `refund_completed`, `low_stock_alert`.
+    /// Template: `email_verification`, `password_reset`, `order_placed` (received, waiting for
+    /// the payment), `order_confirmed`, `payment_failed`, `order_shipped`, `order_delivered`,
+    /// `order_cancelled`, `refund_completed`, `low_stock_alert`.
     pub kind: String,
     pub to: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -253,7 +253,7 @@ async fn every_kind_is_delivered_over_smtp(t: TestDb) {
     handle(
         &svc,
         &order_event(
-            ev::ORDER_PLACED,
+            ev::ORDER_PAYMENT_PENDING,
             ann,
             json!({"subtotal": 2000, "shipping": 495, "tax": 380}),
         ),
@@ -292,9 +292,17 @@ async fn every_kind_is_delivered_over_smtp(t: TestDb) {
         &event(ev::STOCK_LOW, json!({"sku": "MUG-1", "available": 2, "threshold": 5})),
     )
     .await;
+    handle(
+        &svc,
+        &order_event(ev::ORDER_PAYMENT_FAILED, ann, json!({"reason": "card_declined"})),
+    )
+    .await;
+    handle(&svc, &order_event(ev::ORDER_DELIVERED, ann, json!({}))).await;
+    // Placing alone mails nothing (the payment's outcome, pending or settled, does).
+    handle(&svc, &order_event(ev::ORDER_PLACED, ann, json!({}))).await;
 
     let _worker = notifications::spawn_worker(Arc::downgrade(&svc));
-    let messages = sink.wait_for(8, WAIT).await;
+    let messages = sink.wait_for(10, WAIT).await;
     let subject_of = |to: &str, prefix: &str| -> Value {
         messages
             .iter()
@@ -359,10 +367,25 @@ async fn every_kind_is_delivered_over_smtp(t: TestDb) {
             .contains("Only 2 unit(s) of MUG-1")
     );
     assert!(sink.messages_to("quiet@shop.example").is_empty(), "opted out of alerts");
+    let failed = subject_of("ann@example.com", "Payment for order EMP-000042 failed");
+    let text = failed["text"].as_str().expect("text");
+    assert!(text.contains("Nothing was charged"), "{text}");
+    assert!(text.contains("https://shop.example/cart"), "{text}");
+    // minijinja escapes `/` in values as `&#x2f;` (decoded by every mail client).
+    let html = failed["html"].as_str().expect("html").replace("&#x2f;", "/");
+    assert!(html.contains(r#"href="https://shop.example/cart""#), "{html}");
+    let delivered = subject_of("ann@example.com", "Order EMP-000042 has been delivered");
+    assert!(
+        delivered["text"]
+            .as_str()
+            .expect("text")
+            .contains("https://shop.example/orders/"),
+        "{delivered:#}"
+    );
 
     // The log says sent, with the Message-ID the server saw; token bodies are erased once sent.
     let log = wait_until(&svc, DeliveryFilter::default(), "all sent", |rows| {
-        rows.len() == 8 && rows.iter().all(|d| d.status == DeliveryStatus::Sent)
+        rows.len() == 10 && rows.iter().all(|d| d.status == DeliveryStatus::Sent)
     })
     .await;
     for d in &log {
@@ -376,7 +399,7 @@ async fn every_kind_is_delivered_over_smtp(t: TestDb) {
         assert_eq!(d.text_body.is_empty(), d.kind.carries_secret(), "{:?}", d.kind);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.messages().len(), 8, "nothing sent twice");
+    assert_eq!(sink.messages().len(), 10, "nothing sent twice");
 }
 
 async fn a_redelivered_event_is_sent_once(t: TestDb) {
@@ -466,7 +489,7 @@ async fn dead_after_the_last_attempt_then_admin_retry(t: TestDb) {
     sink.stop().await;
     let ann = Uuid::now_v7();
     handle(&svc, &registered(ann, "ann@example.com")).await;
-    handle(&svc, &order_event(ev::ORDER_PLACED, ann, json!({}))).await;
+    handle(&svc, &order_event(ev::ORDER_PAYMENT_PENDING, ann, json!({}))).await;
     let _worker = notifications::spawn_worker(Arc::downgrade(&svc));
     let dead = wait_until(&svc, DeliveryFilter::default(), "dead", |rows| {
         rows.len() == 1 && rows[0].status == DeliveryStatus::Dead
@@ -519,11 +542,11 @@ async fn dead_after_the_last_attempt_then_admin_retry(t: TestDb) {
 async fn unknown_recipient_is_retryable_until_registered(t: TestDb) {
     let svc = service(&t.db, test_config(&[]), MailTransport::DevMailbox(DevMailbox::new())).await;
     let ann = Uuid::now_v7();
-    let placed = order_event(ev::ORDER_PLACED, ann, json!({}));
+    let placed = order_event(ev::ORDER_PAYMENT_PENDING, ann, json!({}));
     let err = svc.handle_event(&placed).await.expect_err("unknown user");
     assert!(!err.is_permanent(), "{err}");
     assert!(err.to_string().contains(&ann.to_string()));
-    let malformed = event(ev::ORDER_PLACED, json!({"number": 1}));
+    let malformed = event(ev::ORDER_PAYMENT_PENDING, json!({"number": 1}));
     assert!(
         svc.handle_event(&malformed)
             .await

@@ -181,7 +181,7 @@ async fn seed_log(api: &Api) -> (Uuid, Uuid) {
     }
     let mut shipped_event = Uuid::nil();
     for i in 0..5 {
-        for (user, t) in [(ann, ev::ORDER_PLACED), (bob, ev::ORDER_SHIPPED)] {
+        for (user, t) in [(ann, ev::ORDER_PAYMENT_PENDING), (bob, ev::ORDER_SHIPPED)] {
             let e = Event::new(
                 "ordering",
                 t,

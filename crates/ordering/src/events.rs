@@ -11,6 +11,7 @@ use crate::CONTEXT;
 use crate::store::{Order, OrderLine};
 
 pub const ORDER_PLACED: &str = "ordering.order.placed";
+pub const ORDER_PAYMENT_PENDING: &str = "ordering.order.payment_pending";
 pub const ORDER_PAID: &str = "ordering.order.paid";
 pub const ORDER_CONFIRMED: &str = "ordering.order.confirmed";
 pub const ORDER_PAYMENT_FAILED: &str = "ordering.order.payment_failed";
@@ -59,10 +60,17 @@ fn lines_json(lines: &[OrderLine]) -> Value {
 }
 
 pub fn placed(o: &Order, lines: &[OrderLine]) -> Event {
-    event(
-        ORDER_PLACED,
-        o,
-        json!({
+    event(ORDER_PLACED, o, placed_data(o, lines))
+}
+
+/// The payment did not settle within the checkout request (the provider is still processing, or
+/// payments is unreachable): published once, with the same data as `placed`.
+pub fn payment_pending(o: &Order, lines: &[OrderLine]) -> Event {
+    event(ORDER_PAYMENT_PENDING, o, placed_data(o, lines))
+}
+
+fn placed_data(o: &Order, lines: &[OrderLine]) -> Value {
+    json!({
             "status": o.status.as_str(),
             "subtotal": o.totals.subtotal,
             "shipping": o.totals.shipping,
@@ -72,8 +80,7 @@ pub fn placed(o: &Order, lines: &[OrderLine]) -> Event {
             "from_cart": o.from_cart,
             "lines": lines_json(lines),
             "shipping_address": o.shipping_address,
-        }),
-    )
+    })
 }
 
 pub fn paid(o: &Order) -> Event {
@@ -113,11 +120,8 @@ pub fn shipped(o: &Order) -> Event {
 }
 
 pub fn delivered(o: &Order, lines: &[OrderLine]) -> Event {
-    let lines: Vec<Value> = lines
-        .iter()
-        .map(|l| json!({"sku": l.sku.as_str(), "product_id": l.product_id}))
-        .collect();
-    event(ORDER_DELIVERED, o, json!({"lines": lines}))
+    // The full lines: catalog reads `sku`/`product_id` (verified purchases), the mail the rest.
+    event(ORDER_DELIVERED, o, json!({"lines": lines_json(lines)}))
 }
 
 pub fn refunded(o: &Order, amount: i64) -> Event {

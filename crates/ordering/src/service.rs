@@ -810,20 +810,23 @@ impl OrderingService {
                 Ok(Step::Stale) => return,
                 Ok(Step::Wait(why)) => {
                     tracing::info!(order = %id, step = step.as_str(), why, "saga step will be retried");
-                    self.pause(id, token).await;
+                    self.pause(id, token, step).await;
                     return;
                 }
                 Err(e) => {
                     tracing::warn!(order = %id, step = step.as_str(), error = %e, "saga step failed; will retry");
-                    self.pause(id, token).await;
+                    self.pause(id, token, step).await;
                     return;
                 }
             }
         }
     }
 
-    /// Gives the lease back with a retry time, for the recovery loop.
-    async fn pause(&self, id: OrderId, token: Uuid) {
+    /// Gives the lease back with a retry time, for the recovery loop. The first time the capture
+    /// has to wait, the payment did not settle within the checkout request: that is when the
+    /// customer hears "received, waiting for the payment" (`ordering.order.payment_pending`);
+    /// a payment that settles at once gets only its outcome mailed.
+    async fn pause(&self, id: OrderId, token: Uuid, step: SagaStep) {
         let retry_at =
             now() + time::Duration::try_from(self.config.recovery_interval).unwrap_or(time::Duration::SECOND);
         let result = self
@@ -835,11 +838,17 @@ impl OrderingService {
                     if o.saga_lease_owner != Some(token) {
                         return Err(Refusal::Stale);
                     }
+                    let first_wait_for_payment =
+                        step == SagaStep::Capture && o.status == OrderStatus::AwaitingPayment && o.saga_attempts == 0;
                     let mut next = o.clone();
                     next.saga_lease_owner = None;
                     next.saga_lease_until = Some(retry_at);
                     next.saga_attempts += 1;
-                    Ok(Mutation::new(next))
+                    let mut m = Mutation::new(next);
+                    if first_wait_for_payment {
+                        m.events = Box::new(|o, lines| vec![events::payment_pending(o, lines)]);
+                    }
+                    Ok(m)
                 }),
             )
             .await;

@@ -46,6 +46,16 @@ async fn a_bad_setting_exits_2_with_one_line_naming_it() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
+    // Production notifications has no storefront address to default to: mail links need one.
+    let out = emporium(dir.path())
+        .args(["serve", "--service", "notifications"])
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("EMPORIUM_PUBLIC_URL"), "{stderr}");
 }
 
 /// Finding F2: the dev mailbox shows every password-reset link; it is refused on a listener that

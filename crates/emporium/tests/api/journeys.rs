@@ -331,11 +331,12 @@ async fn the_whole_journey_from_sign_up_to_a_verified_review(app: TestApp) {
     assert!(pdf.starts_with(b"%PDF-"), "not a PDF: {:?}", &pdf[..pdf.len().min(16)]);
     assert!(pdf.len() > 500, "a suspiciously small PDF ({} bytes)", pdf.len());
 
-    // The customer was told at every step (subjects from crates/notifications).
+    // The customer was told at every step (subjects from crates/notifications), once: the payment
+    // settled within the request, so there is no "received, waiting for the payment" mail.
     let wanted = [
-        format!("Order {number} received"),
         format!("Order {number} confirmed"),
         format!("Order {number} has shipped"),
+        format!("Order {number} has been delivered"),
     ];
     eventually(20, "order mails missing", || async {
         let subjects: Vec<String> = app.mails(email).into_iter().map(|m| m.subject).collect();
@@ -354,12 +355,22 @@ async fn the_whole_journey_from_sign_up_to_a_verified_review(app: TestApp) {
             "{w} sent more than once: {subjects:?}"
         );
     }
+    assert!(
+        !subjects.contains(&format!("Order {number} received")),
+        "a payment settled at once gets one mail: {subjects:?}"
+    );
     let confirmed = app
         .mails(email)
         .into_iter()
-        .find(|m| m.subject == wanted[1])
+        .find(|m| m.subject == wanted[0])
         .expect("confirmed mail");
     assert!(confirmed.text.contains(&number), "{}", confirmed.text);
+    // Links go to the storefront's page of the order, not to the JSON API.
+    assert!(
+        confirmed.text.contains(&format!("/orders/{id}\n")) && !confirmed.text.contains("/api/v1/orders"),
+        "{}",
+        confirmed.text
+    );
 
     // The customer reviews the kettle: a verified purchase (catalog consumed order.delivered).
     let reviews = format!("/api/v1/catalog/products/{kettle_id}/reviews");
@@ -417,6 +428,22 @@ async fn a_declined_card_gives_the_stock_back_and_charges_nothing(app: TestApp) 
 
     // The two units are available again.
     assert_eq!(stock(&app, "JRN-LAMP").await, (3, 0, 3));
+
+    // The customer is told, once, that nothing was charged, with a link back to the cart.
+    let number = order["number"].as_str().expect("number").to_owned();
+    let failed = eventually(20, "no payment-failed mail", || async {
+        let mails = app.mails(&user.email);
+        match mails
+            .iter()
+            .find(|m| m.subject == format!("Payment for order {number} failed"))
+        {
+            Some(m) => Ok(m.clone()),
+            None => Err(format!("{:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>())),
+        }
+    })
+    .await;
+    assert!(failed.text.contains("Nothing was charged"), "{}", failed.text);
+    assert!(failed.text.contains("/cart\n"), "{}", failed.text);
 
     // One declined attempt, nothing captured.
     let payments = json_of(

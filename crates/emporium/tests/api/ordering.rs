@@ -798,6 +798,17 @@ async fn slow_payment_is_finished_by_the_recovery_loop(backend: Backend) {
     .await;
     assert_eq!(payments["items"].as_array().map(Vec::len), Some(1), "{payments}");
     assert_eq!(stock(&app, "SLOW-1").await["on_hand"], 4);
+    // A payment that did not settle within the request: "received, waiting for the payment"
+    // first, then "confirmed" once it did; each once.
+    let number = order["number"].as_str().expect("number");
+    let mails = app.wait_for_mail(&user.email, 3).await;
+    let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
+    let received = format!("Order {number} received");
+    let confirmed = format!("Order {number} confirmed");
+    assert_eq!(subjects.iter().filter(|s| **s == received).count(), 1, "{subjects:?}");
+    assert_eq!(subjects.iter().filter(|s| **s == confirmed).count(), 1, "{subjects:?}");
+    let pos = |s: &str| subjects.iter().position(|x| *x == s).expect("mail");
+    assert!(pos(&confirmed) < pos(&received), "newest first: {subjects:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
