@@ -349,7 +349,7 @@ async fn checkout_shows_the_total_to_pay_and_refuses_any_other() {
     let pay = &pay[..pay.find("data-place-order").expect("the button after the total")];
     assert!(pay.contains("€17.84"), "{pay}");
     assert_eq!(hidden(&page, "expected_total"), "1784");
-    assert!(page.contains(r#"data-testid="quote-tax">€2.85<"#), "{page}");
+    assert!(page.contains(r#"data-figure="tax">€2.85<"#), "{page}");
     assert!(
         page.contains(">Netherlands</option>"),
         "country names, not codes: {page}"
