@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn the_money_filter_reads_api_money_objects() {
-        let object = Value::from_serialize(serde_json::json!({"amount": 1234, "currency": "GBP"}));
+        let object = value_of(serde_json::json!({"amount": 1234, "currency": "GBP"}));
         assert_eq!(money_filter(object, Some("EUR".into())), "£12.34");
         assert_eq!(money_filter(Value::from(1234), Some("EUR".into())), "€12.34");
         assert_eq!(money_filter(Value::from(()), None), "");
