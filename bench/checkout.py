@@ -67,7 +67,7 @@ def setup(base, workdir, users, skus):
         call(base, "POST", "/api/v1/auth/verify-email", {"token": token})
         access = call(base, "POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD})["access_token"]
         pm = call(base, "POST", "/api/v1/payments/methods",
-                  {"card_number": CARD, "exp_month": 12, "exp_year": 2035, "cvc": "123", "holder_name": "Bench"},
+                  {"card_number": CARD, "exp_month": 12, "exp_year": 2035, "cvc": "123", "holder_name": "Bench", "save": True},
                   token=access)["id"]
         return access, pm
 

@@ -1,5 +1,6 @@
 //! What the API answers with.
 
+use platform::money::MoneyView;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -26,8 +27,8 @@ pub struct CartItemView {
     /// The price shown when the line was last changed; differs from `unit_price` when
     /// `problems` holds `price_changed`.
     pub added_price: Money,
-    /// `unit_price × quantity`, in minor units of `unit_price.currency`.
-    pub line_total: i64,
+    /// `unit_price × quantity`.
+    pub line_total: MoneyView,
     /// Whether the line can be bought as it is (no `unavailable` nor `insufficient_stock`).
     pub available: bool,
     /// Units inventory can sell now.
@@ -50,7 +51,7 @@ impl From<&PricedLine> for CartItemView {
             quantity: l.line.quantity,
             unit_price: l.unit_price.clone(),
             added_price: l.line.snapshot.price.clone(),
-            line_total: l.line_total,
+            line_total: MoneyView::new(l.line_total, l.unit_price.currency.to_string()),
             available: l.purchasable(),
             available_quantity: l.available_quantity,
             problems: l.problems.clone(),
@@ -65,9 +66,9 @@ pub struct CartView {
     pub kind: CartKind,
     /// Oldest line first.
     pub items: Vec<CartItemView>,
-    /// Sum of `line_total` of the lines that can be sold (not `unavailable`, same currency), in
-    /// minor units of `currency`.
-    pub subtotal: i64,
+    /// Sum of `line_total` of the lines that can be sold (not `unavailable`, same currency);
+    /// `null` while the cart holds nothing for sale.
+    pub subtotal: Option<MoneyView>,
     /// ISO 4217; `null` while the cart holds nothing for sale.
     #[schema(example = "EUR")]
     pub currency: Option<String>,
@@ -87,7 +88,11 @@ impl From<&CartSnapshot> for CartView {
             id: c.id.0,
             kind: c.kind,
             items: c.priced.lines.iter().map(CartItemView::from).collect(),
-            subtotal: c.priced.subtotal,
+            subtotal: c
+                .priced
+                .currency
+                .as_ref()
+                .map(|cur| MoneyView::new(c.priced.subtotal, cur.to_string())),
             currency: c.priced.currency.as_ref().map(ToString::to_string),
             item_count: c.priced.item_count,
             updated_at: c.touched_at,

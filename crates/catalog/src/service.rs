@@ -370,6 +370,7 @@ impl CatalogService {
         let key = self
             .generation_key("facets", &format!("{}|{}", params.cache_key(), viewer.is_staff()))
             .await;
+        let currency = self.config.default_currency;
         self.cached(key, || async {
             let facets = self.store.facets(&filter).await?;
             let total = self.store.count_products(&filter).await?;
@@ -399,10 +400,13 @@ impl CatalogService {
                 price_buckets: PRICE_BUCKETS
                     .iter()
                     .zip(facets.price_buckets)
-                    .map(|((min, max), count)| PriceBucket {
-                        min: *min,
-                        max: *max,
-                        count,
+                    .map(|((min, max), count)| {
+                        let money = |amount| platform::money::MoneyView::new(amount, currency.to_string());
+                        PriceBucket {
+                            min: money(*min),
+                            max: max.map(money),
+                            count,
+                        }
                     })
                     .collect(),
             })

@@ -113,10 +113,10 @@ pub struct BrandCount {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PriceBucket {
-    /// Inclusive lower bound, minor units.
-    pub min: i64,
-    /// Exclusive upper bound, minor units; absent for the last bucket.
-    pub max: Option<i64>,
+    /// Inclusive lower bound, in the catalog's default currency.
+    pub min: platform::money::MoneyView,
+    /// Exclusive upper bound; absent for the last bucket.
+    pub max: Option<platform::money::MoneyView>,
     pub count: i64,
 }
 

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use platform::auth::AuthUser;
 use platform::http::Path;
 use platform::http::{Json, Query, RequestContext, parse_json};
+use platform::money::{MoneyInput, MoneyView};
 use platform::pagination::{self, Page};
 use platform::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
@@ -134,12 +135,36 @@ pub struct ShippingQuery {
 pub struct ShippingMethods {
     /// ISO 4217 currency of every price.
     pub currency: String,
-    pub methods: Vec<ShippingMethod>,
+    pub methods: Vec<ShippingMethodView>,
     /// Countries we ship to.
     pub countries: Vec<String>,
     /// The tax rate (basis points) of `?country=`, when asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tax_rate_bp: Option<u32>,
+}
+
+/// A shipping method and its price.
+#[derive(Serialize, ToSchema)]
+pub struct ShippingMethodView {
+    #[schema(example = "standard")]
+    pub id: String,
+    #[schema(example = "Standard (3-5 days)")]
+    pub name: String,
+    pub price: MoneyView,
+    /// Shipping is free when the subtotal after discount reaches this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_over: Option<MoneyView>,
+}
+
+impl ShippingMethodView {
+    fn new(m: &ShippingMethod, currency: &str) -> Self {
+        Self {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            price: MoneyView::new(m.price, currency),
+            free_over: m.free_over.map(|f| MoneyView::new(f, currency)),
+        }
+    }
 }
 
 /// Shipping methods with their prices, and the supported destinations (public).
@@ -164,7 +189,11 @@ pub async fn shipping_methods(
     };
     Ok(Json(ShippingMethods {
         currency: config.currency.to_string(),
-        methods: config.shipping_methods.clone(),
+        methods: config
+            .shipping_methods
+            .iter()
+            .map(|m| ShippingMethodView::new(m, config.currency.as_str()))
+            .collect(),
         countries: config.tax_rates.keys().map(ToString::to_string).collect(),
         tax_rate_bp,
     }))
@@ -445,9 +474,10 @@ pub async fn deliver(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) ->
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundBody {
-    /// Minor units; default: everything not refunded yet.
+    /// `{amount, currency}` (a bare integer of minor units is still accepted); default:
+    /// everything not refunded yet.
     #[serde(default)]
-    pub amount: Option<i64>,
+    pub amount: Option<MoneyInput>,
     pub reason: String,
 }
 
@@ -471,7 +501,17 @@ pub async fn refund(
     auth.require_any_role(&["admin"])?;
     let key = idempotency_key(&headers)?;
     let id = parse_order_id(&id)?;
-    let (view, replayed) = svc.refund(&caller(&auth), id, &key, req.amount, &req.reason).await?;
+    if let Some(c) = req.amount.as_ref().and_then(MoneyInput::currency)
+        && !c.eq_ignore_ascii_case(svc.config().currency.as_str())
+    {
+        return Err(Problem::invalid_field(
+            "amount.currency",
+            format!("orders are taken in {} only", svc.config().currency),
+        )
+        .into());
+    }
+    let amount = req.amount.as_ref().map(MoneyInput::amount);
+    let (view, replayed) = svc.refund(&caller(&auth), id, &key, amount, &req.reason).await?;
     let mut response = (if replayed { StatusCode::OK } else { StatusCode::CREATED }, Json(view)).into_response();
     if replayed {
         response

@@ -210,15 +210,21 @@ pub struct ShippingAddress {
     pub phone: Option<String>,
 }
 
-/// An address as the client sent it.
+/// An address as the client sent it. Placing an order needs `name`, `line1`, `city`,
+/// `postal_code` and `country`; a quote needs only `country` (tax and shipping depend on nothing
+/// else), so a shop can show the total before the address is typed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAddress {
+    #[serde(default)]
     pub name: String,
+    #[serde(default)]
     pub line1: String,
     #[serde(default)]
     pub line2: Option<String>,
+    #[serde(default)]
     pub city: String,
+    #[serde(default)]
     pub postal_code: String,
     pub country: String,
     #[serde(default)]
@@ -239,6 +245,31 @@ fn text_field(errors: &mut Vec<FieldError>, prefix: &str, name: &str, value: &st
         None
     } else {
         Some(v.to_owned())
+    }
+}
+
+impl RawAddress {
+    /// Only the destination country was given (a quote before the address is typed).
+    pub fn is_country_only(&self) -> bool {
+        let blank = |v: &str| v.trim().is_empty();
+        blank(&self.name)
+            && blank(&self.line1)
+            && blank(&self.city)
+            && blank(&self.postal_code)
+            && self.line2.as_deref().is_none_or(blank)
+            && self.phone.as_deref().is_none_or(blank)
+    }
+}
+
+/// A destination country (reported as `<prefix>.country`); `supported` says whether we ship there.
+pub fn parse_destination(raw: &str, prefix: &str, supported: impl Fn(&Country) -> bool) -> Result<Country, FieldError> {
+    match Country::parse(raw) {
+        Ok(c) if supported(&c) => Ok(c),
+        Ok(c) => Err(FieldError::new(
+            format!("{prefix}.country"),
+            format!("we do not ship to {c}"),
+        )),
+        Err(m) => Err(FieldError::new(format!("{prefix}.country"), m)),
     }
 }
 
@@ -267,20 +298,9 @@ impl ShippingAddress {
                 "may only contain letters, digits, spaces and '-'",
             ));
         }
-        let country = match Country::parse(&raw.country) {
-            Ok(c) if supported(&c) => Some(c),
-            Ok(c) => {
-                errors.push(FieldError::new(
-                    format!("{prefix}.country"),
-                    format!("we do not ship to {c}"),
-                ));
-                None
-            }
-            Err(m) => {
-                errors.push(FieldError::new(format!("{prefix}.country"), m));
-                None
-            }
-        };
+        let country = parse_destination(&raw.country, prefix, supported)
+            .map_err(|e| errors.push(e))
+            .ok();
         let phone = match raw.phone.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
             Some(p) => {

@@ -320,8 +320,7 @@ async fn finish(client: &ServiceClient, reservation: Uuid, action: &str) -> Resu
 pub struct CaptureRequest {
     pub order_id: Uuid,
     pub customer_id: Uuid,
-    pub amount: i64,
-    pub currency: String,
+    pub amount: platform::money::MoneyView,
     pub payment_method: String,
     pub capture: bool,
 }
@@ -339,9 +338,9 @@ pub struct Payment {
     pub decline_code: Option<String>,
     #[serde(default)]
     pub failure_reason: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "platform::money::amount_of")]
     pub captured_amount: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "platform::money::amount_of")]
     pub refunded_amount: i64,
 }
 
@@ -376,29 +375,24 @@ pub struct PaymentsClient(pub ServiceClient);
 #[async_trait]
 impl Payments for PaymentsClient {
     async fn check_method(&self, bearer: &str, method: &str) -> Result<MethodCheck, PeerError> {
-        #[derive(Deserialize)]
-        struct Method {
-            id: String,
-        }
-        #[derive(Deserialize)]
-        struct List {
-            items: Vec<Method>,
+        // Asked by id, as the customer: a card used once without saving it is not in their list.
+        if !method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Ok(MethodCheck::Unknown("not a payment method id".into()));
         }
         let reply = self
             .0
-            .get("/api/v1/payments/methods")
+            .get(&format!("/api/v1/payments/methods/{method}"))
             .bearer(bearer)
             .send()
             .await
             .map_err(|e| call_failed("payments", e))?;
-        if !reply.status.is_success() {
-            return Err(unexpected("payments", &reply));
-        }
-        let list: List = decode("payments", &reply)?;
-        if list.items.iter().any(|m| m.id == method) {
-            Ok(MethodCheck::Known)
-        } else {
-            Ok(MethodCheck::Unknown("no saved card with this id".into()))
+        match reply.status.as_u16() {
+            200 => Ok(MethodCheck::Known),
+            404 => Ok(MethodCheck::Unknown("no card of yours with this id".into())),
+            _ => Err(unexpected("payments", &reply)),
         }
     }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use platform::events::Outbox;
+use platform::money::MoneyInput;
 use platform::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -22,9 +23,9 @@ use uuid::Uuid;
 
 use crate::OrderingConfig;
 use crate::domain::{
-    Actor, Coupon, CouponKind, Currency, LinePrice, OrderEvent, OrderId, OrderNumber, OrderStatus, RawAddress,
-    ShippingAddress, Sku, TimelineEntry, Totals, compute_totals, parse_coupon_code, parse_payment_method, parse_reason,
-    parse_tracking, refund_outcome, transition,
+    Actor, Country, Coupon, CouponKind, Currency, LinePrice, OrderEvent, OrderId, OrderNumber, OrderStatus, RawAddress,
+    ShippingAddress, Sku, TimelineEntry, Totals, compute_totals, parse_coupon_code, parse_destination,
+    parse_payment_method, parse_reason, parse_tracking, refund_outcome, transition,
 };
 use crate::events;
 use crate::peers::{
@@ -199,9 +200,10 @@ pub struct ItemRequest {
     /// 1 to 99.
     #[schema(example = 2)]
     pub quantity: i64,
-    /// The unit price (minor units) the client showed; a different current price is a 409.
+    /// The unit price the client showed (`{amount, currency}`; a bare integer of minor units is
+    /// still accepted); a different current price is a 409.
     #[serde(default)]
-    pub unit_price: Option<i64>,
+    pub unit_price: Option<MoneyInput>,
 }
 
 /// A checkout (or quote) request.
@@ -223,16 +225,18 @@ pub struct CheckoutRequest {
     #[serde(default)]
     #[schema(example = "pm_0192f0c4e5a87c3b9d1e2f3a4b5c6d7e")]
     pub payment_method: Option<String>,
-    /// The total the client showed; a different current total is a 409.
+    /// The total the client showed (`{amount, currency}`; a bare integer of minor units is still
+    /// accepted); a different current total is a 409.
     #[serde(default)]
-    pub expected_total: Option<i64>,
+    pub expected_total: Option<MoneyInput>,
 }
 
 /// A priced checkout: what the order will be.
 struct Priced {
     lines: Vec<OrderLine>,
     totals: Totals,
-    address: ShippingAddress,
+    /// `None` for a quote that named only the country.
+    address: Option<ShippingAddress>,
     method: String,
     coupon: Option<String>,
     from_cart: bool,
@@ -242,16 +246,8 @@ struct Priced {
 impl Priced {
     fn quote(&self) -> QuoteView {
         QuoteView {
-            lines: self.lines.iter().map(LineView::from).collect(),
-            totals: crate::views::TotalsView {
-                currency: self.currency.to_string(),
-                subtotal: self.totals.subtotal,
-                discount: self.totals.discount,
-                shipping: self.totals.shipping,
-                tax: self.totals.tax,
-                tax_rate_bp: self.totals.tax_rate_bp,
-                total: self.totals.total,
-            },
+            lines: self.lines.iter().map(|l| LineView::new(l, &self.currency)).collect(),
+            totals: crate::views::TotalsView::new(&self.totals, &self.currency),
             shipping_method: self.method.clone(),
             coupon: self.coupon.clone(),
         }
@@ -276,9 +272,11 @@ pub struct NewCoupon {
     /// Percentage coupons: 1 to 100.
     #[serde(default)]
     pub percent: Option<u32>,
-    /// Fixed coupons: minor units off (in the order currency unless `currency` says otherwise).
+    /// Fixed coupons: the amount off, `{amount, currency}` (the order currency when `currency` is
+    /// left out; a bare integer of minor units is still accepted).
     #[serde(default)]
-    pub amount: Option<i64>,
+    pub amount: Option<MoneyInput>,
+    /// Deprecated: the currency of a bare-integer `amount`.
     #[serde(default)]
     pub currency: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -288,7 +286,7 @@ pub struct NewCoupon {
     #[serde(default)]
     pub max_uses: Option<i64>,
     #[serde(default)]
-    pub min_subtotal: Option<i64>,
+    pub min_subtotal: Option<MoneyInput>,
 }
 
 /// How a saga step ended.
@@ -385,7 +383,10 @@ impl OrderingService {
             (Some(items), false) if !items.is_empty() => items
                 .iter()
                 .enumerate()
-                .map(|(i, l)| (l.sku.clone(), l.quantity, l.unit_price, format!("items[{i}]")))
+                .map(|(i, l)| {
+                    let price = l.unit_price.as_ref().map(MoneyInput::amount);
+                    (l.sku.clone(), l.quantity, price, format!("items[{i}]"))
+                })
                 .collect(),
             (Some(_), true) => {
                 return Err(OrderError::invalid("items", "give items or from_cart: true, not both"));
@@ -438,13 +439,26 @@ impl OrderingService {
             parsed.push((sku, qty, price, prefix));
         }
         let config = &self.config;
-        let address = match ShippingAddress::parse(&req.shipping_address, "shipping_address", |c| {
-            config.tax_rate(c).is_some()
-        }) {
-            Ok(a) => Some(a),
-            Err(mut e) => {
-                errors.append(&mut e);
-                None
+        let supported = |c: &Country| config.tax_rate(c).is_some();
+        // A quote may name only the country: the total does not depend on the rest.
+        let (address, country) = if !placing && req.shipping_address.is_country_only() {
+            match parse_destination(&req.shipping_address.country, "shipping_address", supported) {
+                Ok(c) => (None, Some(c)),
+                Err(e) => {
+                    errors.push(e);
+                    (None, None)
+                }
+            }
+        } else {
+            match ShippingAddress::parse(&req.shipping_address, "shipping_address", supported) {
+                Ok(a) => {
+                    let country = a.country.clone();
+                    (Some(a), Some(country))
+                }
+                Err(mut e) => {
+                    errors.append(&mut e);
+                    (None, None)
+                }
             }
         };
         let method = config.shipping_method(req.shipping_method.trim());
@@ -475,13 +489,33 @@ impl OrderingService {
                 }
             }
         }
-        if req.expected_total.is_some_and(|t| t < 0) {
+        if req.expected_total.as_ref().is_some_and(|t| t.amount() < 0) {
             errors.push(FieldError::new("expected_total", "must not be negative"));
+        }
+        if let Some(items) = &req.items {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(c) = item.unit_price.as_ref().and_then(MoneyInput::currency)
+                    && !c.eq_ignore_ascii_case(self.config.currency.as_str())
+                {
+                    errors.push(FieldError::new(
+                        format!("items[{i}].unit_price.currency"),
+                        format!("orders are taken in {} only", self.config.currency),
+                    ));
+                }
+            }
+        }
+        if let Some(c) = req.expected_total.as_ref().and_then(MoneyInput::currency)
+            && !c.eq_ignore_ascii_case(self.config.currency.as_str())
+        {
+            errors.push(FieldError::new(
+                "expected_total.currency",
+                format!("orders are taken in {} only", self.config.currency),
+            ));
         }
         if !errors.is_empty() {
             return Err(OrderError::Validation(errors));
         }
-        let (Some(address), Some(method)) = (address, method) else {
+        let (Some(country), Some(method)) = (country, method) else {
             return Err(OrderError::Internal(anyhow::anyhow!("validated fields missing")));
         };
 
@@ -559,7 +593,7 @@ impl OrderingService {
             c.check(subtotal, &config.currency, now())
                 .map_err(|why| OrderError::invalid("coupon", why.to_string()))?;
         }
-        let rate = config.tax_rate(&address.country).unwrap_or(0);
+        let rate = config.tax_rate(&country).unwrap_or(0);
         let totals = compute_totals(&prices, coupon.as_ref(), method, rate)
             .map_err(|_| OrderError::invalid("items", "the amounts are too large"))?;
         let priced = Priced {
@@ -571,7 +605,7 @@ impl OrderingService {
             from_cart,
             currency: config.currency.clone(),
         };
-        if req.expected_total.is_some_and(|t| t != totals.total) {
+        if req.expected_total.as_ref().is_some_and(|t| t.amount() != totals.total) {
             price_errors.push(FieldError::new(
                 "expected_total",
                 format!("the current total is {}", totals.total),
@@ -664,6 +698,10 @@ impl OrderingService {
         id: OrderId,
     ) -> Result<OrderView> {
         let priced = self.price(req, bearer, true).await?;
+        let address = priced
+            .address
+            .clone()
+            .ok_or_else(|| OrderError::Internal(anyhow::anyhow!("a placed order was priced without its address")))?;
         let payment_method = req.payment_method.clone().unwrap_or_default();
         if let MethodCheck::Unknown(why) = self.payments.check_method(bearer, &payment_method).await? {
             return Err(OrderError::invalid(
@@ -703,7 +741,7 @@ impl OrderingService {
             totals: priced.totals,
             refunded: 0,
             shipping_method: priced.method.clone(),
-            shipping_address: priced.address.clone(),
+            shipping_address: address,
             coupon_code: priced.coupon.clone(),
             from_cart: priced.from_cart,
             payment_method,
@@ -983,8 +1021,7 @@ impl OrderingService {
         CaptureRequest {
             order_id: order.id.0,
             customer_id: order.user_id,
-            amount: order.totals.total,
-            currency: order.currency.to_string(),
+            amount: platform::money::MoneyView::new(order.totals.total, order.currency.to_string()),
             payment_method: order.payment_method.clone(),
             capture: true,
         }
@@ -1510,13 +1547,18 @@ impl OrderingService {
                 }
             },
             "fixed" => {
-                let currency = match req.currency.as_deref() {
+                let named = req
+                    .amount
+                    .as_ref()
+                    .and_then(MoneyInput::currency)
+                    .or(req.currency.as_deref());
+                let currency = match named {
                     None => Some(self.config.currency.clone()),
                     Some(c) => Currency::parse(c)
                         .map_err(|m| errors.push(FieldError::new("currency", m)))
                         .ok(),
                 };
-                match (req.amount, currency) {
+                match (req.amount.as_ref().map(MoneyInput::amount), currency) {
                     (Some(a), Some(currency)) if a > 0 && a <= 100_000_000 && req.percent.is_none() => {
                         Some(CouponKind::Fixed { amount: a, currency })
                     }
@@ -1543,8 +1585,16 @@ impl OrderingService {
         if req.max_uses.is_some_and(|m| m < 1) {
             errors.push(FieldError::new("max_uses", "must be at least 1"));
         }
-        if req.min_subtotal.is_some_and(|m| m < 0) {
+        if req.min_subtotal.as_ref().is_some_and(|m| m.amount() < 0) {
             errors.push(FieldError::new("min_subtotal", "must not be negative"));
+        }
+        if let Some(c) = req.min_subtotal.as_ref().and_then(MoneyInput::currency)
+            && !c.eq_ignore_ascii_case(self.config.currency.as_str())
+        {
+            errors.push(FieldError::new(
+                "min_subtotal.currency",
+                format!("orders are taken in {} only", self.config.currency),
+            ));
         }
         let (Some(code), Some(kind), true) = (code, kind, errors.is_empty()) else {
             return Err(OrderError::Validation(errors));
@@ -1556,7 +1606,7 @@ impl OrderingService {
             valid_until: req.valid_until,
             max_uses: req.max_uses,
             uses: 0,
-            min_subtotal: req.min_subtotal,
+            min_subtotal: req.min_subtotal.as_ref().map(MoneyInput::amount),
             active: true,
             created_at: now(),
         };
@@ -1566,14 +1616,20 @@ impl OrderingService {
                 errors: vec![FieldError::new("code", "is taken")],
             });
         }
-        Ok(CouponView::from(&coupon))
+        Ok(CouponView::new(&coupon, &self.config.currency))
     }
 
     pub async fn coupons(&self, caller: &Caller) -> Result<Vec<CouponView>> {
         if !caller.admin {
             return Err(OrderError::Forbidden("requires role admin".into()));
         }
-        Ok(self.store.coupons().await?.iter().map(CouponView::from).collect())
+        Ok(self
+            .store
+            .coupons()
+            .await?
+            .iter()
+            .map(|c| CouponView::new(c, &self.config.currency))
+            .collect())
     }
 
     pub async fn deactivate_coupon(&self, caller: &Caller, code: &str) -> Result<CouponView> {
@@ -1584,7 +1640,7 @@ impl OrderingService {
         self.store
             .deactivate_coupon(&code)
             .await?
-            .map(|c| CouponView::from(&c))
+            .map(|c| CouponView::new(&c, &self.config.currency))
             .ok_or_else(|| OrderError::NotFound("no such coupon".into()))
     }
 

@@ -1,11 +1,12 @@
 //! What the API answers with.
 
+use platform::money::MoneyView;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::{Coupon, CouponKind, OrderStatus, ShippingAddress, TimelineEntry};
+use crate::domain::{Coupon, CouponKind, Currency, OrderStatus, ShippingAddress, TimelineEntry, Totals};
 use crate::store::{Order, OrderDetail, OrderLine};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -14,34 +15,52 @@ pub struct LineView {
     pub product_id: Uuid,
     pub name: String,
     pub quantity: i64,
-    /// Minor units, from the catalogue at the time of the order.
-    pub unit_price: i64,
-    pub line_total: i64,
+    /// From the catalogue at the time of the order.
+    pub unit_price: MoneyView,
+    pub line_total: MoneyView,
 }
 
-impl From<&OrderLine> for LineView {
-    fn from(l: &OrderLine) -> Self {
+impl LineView {
+    pub fn new(l: &OrderLine, currency: &Currency) -> Self {
         Self {
             sku: l.sku.to_string(),
             product_id: l.product_id,
             name: l.name.clone(),
             quantity: l.quantity,
-            unit_price: l.unit_price,
-            line_total: l.line_total,
+            unit_price: MoneyView::new(l.unit_price, currency.to_string()),
+            line_total: MoneyView::new(l.line_total, currency.to_string()),
         }
     }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TotalsView {
+    /// ISO 4217 currency of every amount of the order.
+    #[schema(example = "EUR")]
     pub currency: String,
-    pub subtotal: i64,
-    pub discount: i64,
-    pub shipping: i64,
-    pub tax: i64,
+    pub subtotal: MoneyView,
+    pub discount: MoneyView,
+    pub shipping: MoneyView,
+    pub tax: MoneyView,
     /// Basis points of the destination's rate (1900 = 19 %).
     pub tax_rate_bp: u32,
-    pub total: i64,
+    /// What is charged: subtotal − discount + shipping + tax.
+    pub total: MoneyView,
+}
+
+impl TotalsView {
+    pub fn new(t: &Totals, currency: &Currency) -> Self {
+        let money = |amount| MoneyView::new(amount, currency.to_string());
+        Self {
+            currency: currency.to_string(),
+            subtotal: money(t.subtotal),
+            discount: money(t.discount),
+            shipping: money(t.shipping),
+            tax: money(t.tax),
+            tax_rate_bp: t.tax_rate_bp,
+            total: money(t.total),
+        }
+    }
 }
 
 /// Totals and current prices, without writing anything (`POST /api/v1/orders/quote`, and the body
@@ -67,7 +86,7 @@ pub struct PaymentSummary {
     pub brand: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last4: Option<String>,
-    pub refunded: i64,
+    pub refunded: MoneyView,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -111,7 +130,7 @@ pub struct OrderView {
     pub lines: Vec<LineView>,
     #[serde(flatten)]
     pub totals: TotalsView,
-    pub refunded: i64,
+    pub refunded: MoneyView,
     pub shipping_method: String,
     pub shipping_address: ShippingAddress,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -135,15 +154,7 @@ pub struct OrderView {
 }
 
 pub fn totals_view(o: &Order) -> TotalsView {
-    TotalsView {
-        currency: o.currency.to_string(),
-        subtotal: o.totals.subtotal,
-        discount: o.totals.discount,
-        shipping: o.totals.shipping,
-        tax: o.totals.tax,
-        tax_rate_bp: o.totals.tax_rate_bp,
-        total: o.totals.total,
-    }
+    TotalsView::new(&o.totals, &o.currency)
 }
 
 impl From<&OrderDetail> for OrderView {
@@ -154,9 +165,9 @@ impl From<&OrderDetail> for OrderView {
             number: o.number.to_string(),
             user_id: o.user_id,
             status: o.status,
-            lines: d.lines.iter().map(LineView::from).collect(),
+            lines: d.lines.iter().map(|l| LineView::new(l, &o.currency)).collect(),
             totals: totals_view(o),
-            refunded: o.refunded,
+            refunded: MoneyView::new(o.refunded, o.currency.to_string()),
             shipping_method: o.shipping_method.clone(),
             shipping_address: o.shipping_address.clone(),
             coupon: o.coupon_code.clone(),
@@ -167,7 +178,7 @@ impl From<&OrderDetail> for OrderView {
                 status: o.payment_status.clone(),
                 brand: o.payment_brand.clone(),
                 last4: o.payment_last4.clone(),
-                refunded: o.refunded,
+                refunded: MoneyView::new(o.refunded, o.currency.to_string()),
             },
             invoice_number: o.invoice_number.clone(),
             tracking: match (&o.carrier, &o.tracking_number) {
@@ -194,8 +205,8 @@ pub struct OrderSummary {
     pub user_id: Uuid,
     pub status: OrderStatus,
     pub currency: String,
-    pub total: i64,
-    pub refunded: i64,
+    pub total: MoneyView,
+    pub refunded: MoneyView,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -210,8 +221,8 @@ impl From<&Order> for OrderSummary {
             user_id: o.user_id,
             status: o.status,
             currency: o.currency.to_string(),
-            total: o.totals.total,
-            refunded: o.refunded,
+            total: MoneyView::new(o.totals.total, o.currency.to_string()),
+            refunded: MoneyView::new(o.refunded, o.currency.to_string()),
             created_at: o.created_at,
             updated_at: o.updated_at,
         }
@@ -226,11 +237,9 @@ pub struct CouponView {
     /// Percentage coupons: whole percent (1 to 100).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub percent: Option<u32>,
-    /// Fixed coupons: minor units off.
+    /// Fixed coupons: the amount off.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub amount: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
+    pub amount: Option<MoneyView>,
     #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub valid_from: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
@@ -238,28 +247,31 @@ pub struct CouponView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_uses: Option<i64>,
     pub uses: i64,
+    /// The least subtotal the coupon applies to.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub min_subtotal: Option<i64>,
+    pub min_subtotal: Option<MoneyView>,
     pub active: bool,
 }
 
-impl From<&Coupon> for CouponView {
-    fn from(c: &Coupon) -> Self {
-        let (kind, percent, amount, currency) = match &c.kind {
-            CouponKind::Percentage(bp) => ("percentage", Some(bp / 100), None, None),
-            CouponKind::Fixed { amount, currency } => ("fixed", None, Some(*amount), Some(currency.to_string())),
+impl CouponView {
+    /// `currency`: the shop's (orders') currency, that of `min_subtotal`.
+    pub fn new(c: &Coupon, currency: &Currency) -> Self {
+        let (kind, percent, amount) = match &c.kind {
+            CouponKind::Percentage(bp) => ("percentage", Some(bp / 100), None),
+            CouponKind::Fixed { amount, currency } => {
+                ("fixed", None, Some(MoneyView::new(*amount, currency.to_string())))
+            }
         };
         Self {
             code: c.code.clone(),
             kind: kind.into(),
             percent,
             amount,
-            currency,
             valid_from: c.valid_from,
             valid_until: c.valid_until,
             max_uses: c.max_uses,
             uses: c.uses,
-            min_subtotal: c.min_subtotal,
+            min_subtotal: c.min_subtotal.map(|m| MoneyView::new(m, currency.to_string())),
             active: c.active,
         }
     }

@@ -14,6 +14,7 @@ use platform::Problem;
 use platform::auth::AuthUser;
 use platform::http::Path;
 use platform::http::{Json, Query};
+use platform::money::MoneyInput;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -75,6 +76,11 @@ pub struct CreateMethodRequest {
     #[schema(example = "123")]
     pub cvc: String,
     pub holder_name: Option<String>,
+    /// Keep the card on the account for next time (listed by `GET /methods`). Default `false`:
+    /// the card serves the payments of one checkout and is then forgotten. A card declined on its
+    /// first use is never kept.
+    #[serde(default)]
+    pub save: bool,
 }
 
 /// Saves a card for the caller (any authenticated user).
@@ -101,13 +107,25 @@ pub async fn create_method(
                 exp_year: req.exp_year,
                 cvc: &req.cvc,
                 holder_name: req.holder_name.as_deref(),
+                save: req.save,
             },
         )
         .await?;
     Ok((StatusCode::CREATED, Json(MethodView::from(&method))))
 }
 
-/// The caller's saved cards, newest first.
+/// Removes one of the caller's saved cards (its owner only).
+#[utoipa::path(delete, path = "/api/v1/payments/methods/{id}", tag = TAG, security(("bearer" = [])),
+    params(("id" = String, Path, description = "`pm_<uuid>`")),
+    responses((status = 204, description = "Removed"),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 404, description = "No such method (or not yours, or already removed)", body = Problem)))]
+pub async fn delete_method(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    svc.remove_method(&auth, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's saved cards (those created with `"save": true`, not removed), newest first.
 #[utoipa::path(get, path = "/api/v1/payments/methods", tag = TAG, security(("bearer" = [])),
     responses((status = 200, description = "The caller's methods", body = MethodList),
         (status = 401, description = "Not signed in", body = Problem)))]
@@ -118,7 +136,8 @@ pub async fn list_methods(State(svc): Svc, auth: AuthUser) -> ApiResult<Json<Met
     }))
 }
 
-/// One saved card (its owner; also service, admin, support).
+/// One card (its owner; also service, admin, support), saved or serving one checkout; 404 once
+/// removed.
 #[utoipa::path(get, path = "/api/v1/payments/methods/{id}", tag = TAG, security(("bearer" = [])),
     params(("id" = String, Path, description = "`pm_<uuid>`")),
     responses((status = 200, description = "The method", body = MethodView),
@@ -139,12 +158,13 @@ pub struct CreatePaymentRequest {
     pub order_id: Uuid,
     /// The user the payment method belongs to.
     pub customer_id: Uuid,
-    /// Minor units, 1 to 100 000 000.
-    #[schema(example = 2599)]
-    pub amount: i64,
-    /// ISO 4217, one of `EMPORIUM_PAYMENTS_CURRENCIES`.
+    /// `{amount, currency}`: minor units 1 to 100 000 000, currency one of
+    /// `EMPORIUM_PAYMENTS_CURRENCIES`. A bare integer with `currency` beside it is still accepted.
+    pub amount: MoneyInput,
+    /// Deprecated: the currency of a bare-integer `amount`.
+    #[serde(default)]
     #[schema(example = "EUR")]
-    pub currency: String,
+    pub currency: Option<String>,
     /// `pm_<uuid>` of a method of `customer_id`.
     pub payment_method: String,
     /// Capture at once (default) or only authorize.
@@ -175,6 +195,13 @@ pub async fn create_payment(
     Json(req): Json<CreatePaymentRequest>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
+    let currency = match (req.amount.currency(), req.currency.as_deref()) {
+        (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => {
+            return Err(Problem::invalid_field("currency", "differs from amount.currency"));
+        }
+        (Some(c), _) | (None, Some(c)) => c.to_owned(),
+        (None, None) => return Err(Problem::invalid_field("amount.currency", "is required")),
+    };
     let answer = svc
         .create_payment(
             &auth,
@@ -182,8 +209,8 @@ pub async fn create_payment(
             PaymentRequest {
                 order_id: req.order_id,
                 customer_id: req.customer_id,
-                amount: req.amount,
-                currency: req.currency,
+                amount: req.amount.amount(),
+                currency,
                 payment_method: req.payment_method,
                 capture: req.capture,
             },
@@ -249,9 +276,9 @@ pub async fn capture_payment(State(svc): Svc, auth: AuthUser, Path(id): Path<Str
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRefundRequest {
-    /// Minor units, at most what remains refundable.
-    #[schema(example = 500)]
-    pub amount: i64,
+    /// `{amount, currency}`, at most what remains refundable (in the payment's currency). A bare
+    /// integer of minor units is still accepted.
+    pub amount: MoneyInput,
     /// Up to 500 characters.
     pub reason: Option<String>,
 }
@@ -276,7 +303,18 @@ pub async fn create_refund(
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let key = idempotency_key(&headers)?;
-    let answer = svc.refund(&auth, id, key, req.amount, req.reason.as_deref()).await?;
+    if let Some(currency) = req.amount.currency() {
+        let payment = svc.payment(&auth, id).await?;
+        if !currency.eq_ignore_ascii_case(&payment.currency.to_string()) {
+            return Err(Problem::invalid_field(
+                "amount.currency",
+                format!("the payment is in {}", payment.currency),
+            ));
+        }
+    }
+    let answer = svc
+        .refund(&auth, id, key, req.amount.amount(), req.reason.as_deref())
+        .await?;
     let location = format!("/api/v1/payments/{id}/refunds");
     Ok(answer_response(map_answer(answer, |r| RefundView::from(&r)), location))
 }
@@ -321,7 +359,7 @@ pub async fn webhook(
 pub fn routes() -> OpenApiRouter<Arc<PaymentsService>> {
     OpenApiRouter::new()
         .routes(routes!(create_method, list_methods))
-        .routes(routes!(get_method))
+        .routes(routes!(get_method, delete_method))
         .routes(routes!(create_payment, list_payments))
         .routes(routes!(get_payment))
         .routes(routes!(capture_payment))

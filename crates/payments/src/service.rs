@@ -132,6 +132,8 @@ pub struct NewMethod<'a> {
     pub exp_year: i64,
     pub cvc: &'a str,
     pub holder_name: Option<&'a str>,
+    /// Keep it on the account for next time; otherwise it serves one payment.
+    pub save: bool,
 }
 
 /// A payment request as received (after JSON typing).
@@ -434,6 +436,8 @@ impl PaymentsService {
             provider: self.driver.provider.name().to_owned(),
             provider_token: provider_method.token,
             created_at: today,
+            saved: card.save,
+            removed_at: None,
         };
         self.store().insert_method(&method).await?;
         Ok(method)
@@ -443,9 +447,26 @@ impl PaymentsService {
     pub async fn method(&self, auth: &AuthUser, id: &str) -> PayResult<Method> {
         let missing = || PaymentsError::NotFound("no such payment method".into());
         let id = MethodId::parse(id).map_err(|_| missing())?;
-        let method = self.store().method(id).await?.ok_or_else(missing)?;
+        let method = self
+            .store()
+            .method(id)
+            .await?
+            .filter(|m| m.removed_at.is_none())
+            .ok_or_else(missing)?;
         if method.user_id == auth.id() || PAYMENT_READERS.iter().any(|r| auth.has_role(r)) {
             Ok(method)
+        } else {
+            Err(missing())
+        }
+    }
+
+    /// Removes one of the caller's cards (only its owner may; 404 for anyone else, as for a card
+    /// that does not exist). Past payments keep naming it; new payments cannot use it.
+    pub async fn remove_method(&self, auth: &AuthUser, id: &str) -> PayResult<()> {
+        let missing = || PaymentsError::NotFound("no such payment method".into());
+        let id = MethodId::parse(id).map_err(|_| missing())?;
+        if self.store().remove_method(id, auth.id(), now()).await? {
+            Ok(())
         } else {
             Err(missing())
         }
@@ -498,6 +519,12 @@ impl PaymentsService {
             .method(method_id)
             .await?
             .ok_or_else(|| PaymentsError::invalid("payment_method", "no such payment method"))?;
+        if method.removed_at.is_some() {
+            return Err(PaymentsError::invalid(
+                "payment_method",
+                "was removed (declined, used once without saving, or removed by its owner)",
+            ));
+        }
         if method.user_id != req.customer_id {
             return Err(PaymentsError::invalid(
                 "payment_method",

@@ -42,6 +42,11 @@ pub struct Method {
     pub provider: String,
     pub provider_token: String,
     pub created_at: OffsetDateTime,
+    /// Listed on the account for next time (the shopper asked to save it).
+    pub saved: bool,
+    /// Removed (by its owner, declined on first use, or used once without being saved): no
+    /// longer listed nor usable for new payments.
+    pub removed_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,8 +156,10 @@ pub enum WebhookApplied {
 pub trait PaymentStore: Send + Sync + 'static {
     async fn insert_method(&self, method: &Method) -> StoreResult<()>;
     async fn method(&self, id: MethodId) -> StoreResult<Option<Method>>;
-    /// A user's methods, newest first.
+    /// A user's saved methods that were not removed, newest first.
     async fn methods_of(&self, user_id: Uuid) -> StoreResult<Vec<Method>>;
+    /// Removes `user_id`'s method `id`; false when there is no such live method of theirs.
+    async fn remove_method(&self, id: MethodId, user_id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
 
     async fn idempotency_record(&self, owner: Uuid, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
 

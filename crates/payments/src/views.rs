@@ -1,5 +1,6 @@
 //! What the API answers with.
 
+use platform::money::MoneyView;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -40,22 +41,22 @@ pub struct MethodList {
     pub items: Vec<MethodView>,
 }
 
-/// A payment. Amounts are integers in minor units of `currency`; `captured_amount` and
-/// `refunded_amount` are sums over the payment's ledger.
+/// A payment. `captured_amount` and `refunded_amount` are sums over the payment's ledger.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentView {
     pub id: Uuid,
     pub order_id: Uuid,
     pub customer_id: Uuid,
     pub status: PaymentStatus,
-    pub amount: i64,
+    pub amount: MoneyView,
+    /// ISO 4217 currency of every amount of the payment.
     #[schema(example = "EUR")]
     pub currency: String,
     pub capture: bool,
-    pub captured_amount: i64,
-    pub refunded_amount: i64,
+    pub captured_amount: MoneyView,
+    pub refunded_amount: MoneyView,
     /// captured − refunded − refunds still in flight.
-    pub refundable_amount: i64,
+    pub refundable_amount: MoneyView,
     pub payment_method: String,
     pub brand: CardBrand,
     pub last4: String,
@@ -75,17 +76,21 @@ pub struct PaymentView {
 
 impl From<&Payment> for PaymentView {
     fn from(p: &Payment) -> Self {
+        let money = |amount| MoneyView::new(amount, p.currency.to_string());
         Self {
             id: p.id.0,
             order_id: p.order_id,
             customer_id: p.customer_id,
             status: p.status,
-            amount: p.amount,
+            amount: money(p.amount),
             currency: p.currency.to_string(),
             capture: p.capture,
-            captured_amount: p.captured_amount,
-            refunded_amount: p.refunded_amount,
-            refundable_amount: crate::domain::refundable(p.captured_amount, p.refunded_amount + p.refunds_pending),
+            captured_amount: money(p.captured_amount),
+            refunded_amount: money(p.refunded_amount),
+            refundable_amount: money(crate::domain::refundable(
+                p.captured_amount,
+                p.refunded_amount + p.refunds_pending,
+            )),
             payment_method: p.method_id.to_string(),
             brand: p.brand,
             last4: p.last4.clone(),
@@ -109,7 +114,7 @@ pub struct RefundView {
     pub payment_id: Uuid,
     pub order_id: Uuid,
     pub status: RefundStatus,
-    pub amount: i64,
+    pub amount: MoneyView,
     pub currency: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -128,7 +133,7 @@ impl From<&Refund> for RefundView {
             payment_id: r.payment_id.0,
             order_id: r.order_id,
             status: r.status,
-            amount: r.amount,
+            amount: MoneyView::new(r.amount, r.currency.to_string()),
             currency: r.currency.to_string(),
             reason: r.reason.clone(),
             failure_reason: r.failure_reason.clone(),

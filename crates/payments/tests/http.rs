@@ -217,7 +217,7 @@ impl TestApp {
                 Some(&token),
                 None,
                 Some(
-                    json!({"card_number": card, "exp_month": 12, "exp_year": 2035, "cvc": "123", "holder_name": "Ada"}),
+                    json!({"card_number": card, "exp_month": 12, "exp_year": 2035, "cvc": "123", "holder_name": "Ada", "save": true}),
                 ),
             )
             .await;
@@ -345,8 +345,8 @@ async fn every_test_card_has_its_outcome(backend: Backend) {
         assert_eq!(r.body["brand"], "visa");
         assert_eq!(r.body["last4"], &card[12..]);
         let captured = if status == "captured" { 2599 } else { 0 };
-        assert_eq!(r.body["captured_amount"], captured, "{card}");
-        assert_eq!(r.body["refunded_amount"], 0);
+        assert_eq!(r.body["captured_amount"]["amount"], captured, "{card}");
+        assert_eq!(r.body["refunded_amount"]["amount"], 0);
     }
     let captured = app.events("payments.payment.captured").await;
     assert_eq!(captured.len(), 1);
@@ -399,7 +399,9 @@ async fn tokenization_checks_luhn_expiry_and_cvc(backend: Backend) {
         assert_eq!(fields(&r.body), [field], "{body}");
         assert!(!r.body.to_string().contains("4242424242424241"), "never echoed");
     }
-    let r = add(json!({"card_number": "5555 5555 5555 4444", "exp_month": 1, "exp_year": 35, "cvc": "999"})).await;
+    let r =
+        add(json!({"card_number": "5555 5555 5555 4444", "exp_month": 1, "exp_year": 35, "cvc": "999", "save": true}))
+            .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.body["brand"], "mastercard");
     assert_eq!(r.body["last4"], "4444");
@@ -501,7 +503,8 @@ async fn idempotency_replays_and_refuses_other_bodies(backend: Backend) {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(fields(&r.body), ["Idempotency-Key"]);
     assert_eq!(app.count("sim_intents", "").await, 1, "one provider charge");
-    // A declined attempt replays as declined; a new key for a new attempt is a new payment.
+    // A declined attempt replays as declined; a card declined on its first use is not kept, so a
+    // new attempt with it is refused (the shopper enters another card).
     let (customer, _, declined) = app.customer_with_card(DECLINED).await;
     let body = json!({"order_id": Uuid::now_v7(), "customer_id": customer, "amount": 900, "currency": "EUR", "payment_method": declined});
     let d1 = app.pay_with("d-1", body.clone()).await;
@@ -511,8 +514,8 @@ async fn idempotency_replays_and_refuses_other_bodies(backend: Backend) {
         (json!("declined"), d1.body["id"].clone())
     );
     let d3 = app.pay_with("d-2", body).await;
-    assert_eq!(d3.status, StatusCode::CREATED);
-    assert_ne!(d3.body["id"], d1.body["id"]);
+    assert_eq!(d3.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", d3.body);
+    assert_eq!(fields(&d3.body), ["payment_method"]);
 }
 
 async fn fifty_concurrent_creates_charge_once(backend: Backend) {
@@ -562,7 +565,7 @@ async fn refunds_partial_full_and_over(backend: Backend) {
     let r = refund("rf-1", 300).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.body["status"], "completed");
-    assert_eq!(r.body["amount"], 300);
+    assert_eq!(r.body["amount"], json!({"amount": 300, "currency": "EUR"}));
     let again = refund("rf-1", 300).await;
     assert!(again.replayed);
     assert_eq!(again.body["id"], r.body["id"]);
@@ -580,10 +583,13 @@ async fn refunds_partial_full_and_over(backend: Backend) {
         .call("GET", &format!("/api/v1/payments/{id}"), Some(&app.admin), None, None)
         .await;
     assert_eq!(
-        (p.body["captured_amount"].clone(), p.body["refunded_amount"].clone()),
+        (
+            p.body["captured_amount"]["amount"].clone(),
+            p.body["refunded_amount"]["amount"].clone()
+        ),
         (json!(1000), json!(1000))
     );
-    assert_eq!(p.body["refundable_amount"], 0);
+    assert_eq!(p.body["refundable_amount"]["amount"], 0);
     assert_eq!(fields(&refund("rf-4", 1).await.body), ["amount"]);
     let list = app.call("GET", &refunds, Some(&app.admin), None, None).await;
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(2));
@@ -621,18 +627,18 @@ async fn authorize_then_capture(backend: Backend) {
     let r = app.pay_with("auth-only", body).await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.body["status"], "authorized");
-    assert_eq!(r.body["captured_amount"], 0);
+    assert_eq!(r.body["captured_amount"]["amount"], 0);
     let id = r.body["id"].as_str().expect("id");
     let capture = format!("/api/v1/payments/{id}/capture");
     let c = app.call("POST", &capture, Some(&app.admin), None, None).await;
     assert_eq!(c.status, StatusCode::OK, "{}", c.body);
     assert_eq!(
-        (c.body["status"].clone(), c.body["captured_amount"].clone()),
+        (c.body["status"].clone(), c.body["captured_amount"]["amount"].clone()),
         (json!("captured"), json!(800))
     );
     let again = app.call("POST", &capture, Some(&app.admin), None, None).await;
     assert_eq!(again.status, StatusCode::OK);
-    assert_eq!(again.body["captured_amount"], 800);
+    assert_eq!(again.body["captured_amount"]["amount"], 800);
     assert_eq!(app.events("payments.payment.captured").await.len(), 1);
     assert_eq!(app.count("payment_ledger", "WHERE kind = 'capture'").await, 1);
 }

@@ -26,9 +26,66 @@ impl MoneyView {
     }
 }
 
+/// Money in a request body: `{"amount": 1999, "currency": "EUR"}` (`currency` may be left out where
+/// the context has one currency). A bare integer of minor units is still accepted where v1 took one
+/// before the shapes were unified, so older clients keep working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum MoneyInput {
+    Object {
+        /// Minor units (cents).
+        amount: i64,
+        /// ISO 4217 code.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        currency: Option<String>,
+    },
+    /// Minor units (cents), in the context's currency (deprecated form).
+    Minor(i64),
+}
+
+impl MoneyInput {
+    pub fn amount(&self) -> i64 {
+        match self {
+            Self::Object { amount, .. } | Self::Minor(amount) => *amount,
+        }
+    }
+
+    /// The currency the client named, if any.
+    pub fn currency(&self) -> Option<&str> {
+        match self {
+            Self::Object { currency, .. } => currency.as_deref(),
+            Self::Minor(_) => None,
+        }
+    }
+}
+
+impl From<MoneyView> for MoneyInput {
+    fn from(m: MoneyView) -> Self {
+        Self::Object {
+            amount: m.amount,
+            currency: Some(m.currency),
+        }
+    }
+}
+
+/// `deserialize_with` for a peer's answer: the minor units of a money field, whether the peer sends
+/// the object or (an older build) a bare integer.
+pub fn amount_of<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    MoneyInput::deserialize(d).map(|m| m.amount())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_may_send_the_object_or_a_bare_integer() {
+        let object: MoneyInput = serde_json::from_str(r#"{"amount": 500, "currency": "EUR"}"#).expect("object");
+        assert_eq!((object.amount(), object.currency()), (500, Some("EUR")));
+        let bare: MoneyInput = serde_json::from_str("500").expect("bare");
+        assert_eq!((bare.amount(), bare.currency()), (500, None));
+        assert!(serde_json::from_str::<MoneyInput>(r#""5.00""#).is_err());
+    }
 
     #[test]
     fn serializes_as_amount_and_currency() {

@@ -41,6 +41,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     }
     env.add_filter("money", money_filter);
     env.add_filter("datetime", datetime_filter);
+    env.add_filter("localtime", localtime_filter);
     env.add_filter("date", date_filter);
     env.add_function("csrf_field", csrf_field);
     env.add_function("field_error", field_error);
@@ -156,7 +157,19 @@ pub fn parse_money(input: &str) -> Result<i64, &'static str> {
         .ok_or("is too large")
 }
 
+/// `{{ m|money }}` for an API money object `{amount, currency}`; `{{ minor|money("EUR") }}` for
+/// a bare amount of minor units. Anything else (a missing field) renders as nothing.
 fn money_filter(amount: Value, currency: Option<String>) -> String {
+    if amount.kind() == minijinja::value::ValueKind::Map {
+        let currency = amount
+            .get_attr("currency")
+            .ok()
+            .and_then(|c| c.as_str().map(str::to_owned))
+            .or(currency);
+        return amount
+            .get_attr("amount")
+            .map_or_else(|_| String::new(), |a| money_filter(a, currency));
+    }
     match i64::try_from(amount) {
         Ok(minor) => format_money(minor, currency.as_deref().unwrap_or("EUR")),
         Err(_) => String::new(),
@@ -173,6 +186,21 @@ fn datetime_filter(value: String) -> String {
     parse_rfc3339(&value)
         .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(FORMAT).ok())
         .unwrap_or(value)
+}
+
+/// `<time datetime="…" data-local-time>3 Dec 2026, 14:05 UTC</time>`: the zone is named without
+/// scripts, and the page's script rewrites it in the shopper's own time zone.
+fn localtime_filter(value: String) -> Value {
+    const ISO: &[time::format_description::BorrowedFormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    match parse_rfc3339(&value).and_then(|t| t.to_offset(time::UtcOffset::UTC).format(ISO).ok()) {
+        // Both parts are built from the parsed time: nothing of the input reaches the HTML.
+        Some(iso) => Value::from_safe_string(format!(
+            r#"<time datetime="{iso}" data-local-time>{}</time>"#,
+            datetime_filter(value)
+        )),
+        None => Value::from(value),
+    }
 }
 
 fn date_filter(value: String) -> String {
@@ -259,6 +287,25 @@ mod tests {
         assert_eq!(format_money(123_456_789, "EUR"), "€1,234,567.89");
         assert_eq!(format_money(500, "JPY"), "¥500");
         assert_eq!(format_money(1000, "CHF"), "10.00 CHF");
+    }
+
+    #[test]
+    fn the_money_filter_reads_api_money_objects() {
+        let object = value_of(serde_json::json!({"amount": 1234, "currency": "GBP"}));
+        assert_eq!(money_filter(object, Some("EUR".into())), "£12.34");
+        assert_eq!(money_filter(Value::from(1234), Some("EUR".into())), "€12.34");
+        assert_eq!(money_filter(Value::from(()), None), "");
+    }
+
+    #[test]
+    fn times_name_their_zone_and_carry_the_instant_for_the_script() {
+        let html = localtime_filter("2026-12-03T14:05:09.5+01:00".into()).to_string();
+        assert_eq!(
+            html,
+            r#"<time datetime="2026-12-03T13:05:09Z" data-local-time>3 Dec 2026, 13:05 UTC</time>"#
+        );
+        // Not a time: shown as text (escaped by the template), never as markup.
+        assert!(!localtime_filter("<b>".into()).is_safe());
     }
 
     #[test]

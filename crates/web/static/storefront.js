@@ -28,6 +28,77 @@
       radios.forEach(function (r) { r.addEventListener('change', sync); });
       sync();
     }
+    // Checkout: the total to pay follows the country, shipping method and coupon. While a new
+    // quote is on its way (or when there is none) "Place order" waits, so the button is never
+    // pressed next to a total that is not the one that will be charged.
+    var checkout = document.querySelector('form[data-checkout]');
+    if (checkout && window.fetch && window.URLSearchParams) {
+      var place = checkout.querySelector('[data-place-order]');
+      var shown = checkout.querySelector('[data-pay-shown]');
+      var problem = checkout.querySelector('[data-pay-problem]');
+      var quoteBox = document.querySelector('[data-testid="quote"]');
+      var pending = 0;
+      var setFigure = function (name, text) {
+        document.querySelectorAll('[data-figure="' + name + '"]').forEach(function (el) { el.textContent = text || ''; });
+      };
+      var requote = function () {
+        var mine = ++pending;
+        place.disabled = true;
+        var data = new URLSearchParams(new FormData(checkout));
+        ['card_number', 'cvc', 'exp_month', 'exp_year'].forEach(function (k) { data.delete(k); });
+        fetch(checkout.dataset.quoteUrl, {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'accept': 'application/json' },
+          body: data.toString()
+        }).then(function (r) {
+          return r.json().then(function (body) { return { ok: r.ok, body: body }; });
+        }).then(function (answer) {
+          if (mine !== pending) return;
+          var q = answer.body;
+          if (!answer.ok) {
+            checkout.querySelector('[data-expected-total]').value = '';
+            shown.hidden = true;
+            problem.hidden = false;
+            problem.textContent = (q.message || 'The total could not be worked out.') + ' Check the details above.';
+            if (quoteBox) quoteBox.hidden = true;
+            return;
+          }
+          ['subtotal', 'shipping', 'tax', 'tax_label', 'total', 'discount'].forEach(function (k) { setFigure(k, q[k]); });
+          var discountRow = document.querySelector('[data-row="discount"]');
+          if (discountRow) discountRow.hidden = !q.discount;
+          checkout.querySelector('[data-expected-total]').value = q.expected_total;
+          checkout.querySelector('[data-expected-currency]').value = q.expected_currency || '';
+          shown.hidden = false;
+          problem.hidden = true;
+          if (quoteBox) quoteBox.hidden = false;
+          place.disabled = false;
+        }).catch(function () {
+          if (mine !== pending) return;
+          // Offline or a hiccup: the no-script path ("Update totals") still works.
+          place.disabled = true;
+          shown.hidden = true;
+          problem.hidden = false;
+          problem.textContent = 'The total could not be updated. Press “Update totals”.';
+        });
+      };
+      var timer = null;
+      var later = function () { clearTimeout(timer); timer = setTimeout(requote, 300); };
+      checkout.querySelectorAll('select[name="country"], input[name="shipping_method"]').forEach(function (el) {
+        el.addEventListener('change', requote);
+      });
+      var coupon = checkout.querySelector('input[name="coupon"]');
+      if (coupon) {
+        coupon.addEventListener('change', requote);
+        coupon.addEventListener('input', later);
+      }
+      // Address lines do not change the total today, but a re-quote keeps what is shown honest
+      // should that ever change (and costs one small request after typing stops).
+      ['line1', 'city', 'postal_code'].forEach(function (name) {
+        var el = checkout.querySelector('input[name="' + name + '"]');
+        if (el) el.addEventListener('change', later);
+      });
+    }
     // Filters: changing the sort applies it at once.
     var sort = document.querySelector('form[data-testid="facets"] select[name="sort"]');
     if (sort) {

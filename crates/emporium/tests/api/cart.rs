@@ -168,7 +168,7 @@ async fn guest_cart_flow(app: TestApp) {
     assert_eq!(lines(&cart), [("CART-TEE-1".to_owned(), 2)]);
     let tee = line(&cart, "CART-TEE-1");
     assert_eq!(tee["unit_price"], json!({"amount": 1999, "currency": "EUR"}));
-    assert_eq!(tee["line_total"], 3998);
+    assert_eq!(tee["line_total"]["amount"], 3998);
     assert_eq!(tee["name"], "Product CART-TEE-1");
     assert_eq!(tee["slug"].as_str().map(|s| !s.is_empty()), Some(true));
     assert_eq!(tee["image"], "https://img.example.com/CART-TEE-1.jpg");
@@ -182,13 +182,13 @@ async fn guest_cart_flow(app: TestApp) {
         lines(&cart),
         [("CART-TEE-1".to_owned(), 3), ("CART-MUG-1".to_owned(), 1)]
     );
-    assert_eq!(cart["subtotal"], 3 * 1999 + 850);
+    assert_eq!(cart["subtotal"]["amount"], 3 * 1999 + 850);
     assert_eq!(cart["currency"], "EUR");
     assert_eq!(cart["item_count"], 4);
     assert!(cart["expires_at"].as_str() > cart["updated_at"].as_str());
 
     let cart = ok_json(get_cart(&app, me).await).await;
-    assert_eq!(cart["subtotal"], 3 * 1999 + 850);
+    assert_eq!(cart["subtotal"]["amount"], 3 * 1999 + 850);
 
     let cart = ok_json(
         send(
@@ -221,7 +221,7 @@ async fn guest_cart_flow(app: TestApp) {
     ok_json(add(&app, me, "CART-MUG-1", 2).await).await;
     let cart = ok_json(send(&app, reqwest::Method::DELETE, CART, me, None).await).await;
     assert_eq!(cart["items"], json!([]));
-    assert_eq!(cart["subtotal"], 0);
+    assert_eq!(cart["subtotal"], Value::Null, "nothing for sale, no subtotal");
 
     // No cart named: 401. A token that names no cart: 404. Both are problems.
     assert_problem(get_cart(&app, Who::Nobody).await, 401).await;
@@ -511,9 +511,9 @@ async fn prices_are_read_when_the_cart_is_read(app: TestApp) {
     let lamp = line(&cart, "CART-LAMP-1");
     assert_eq!(lamp["unit_price"]["amount"], 2750);
     assert_eq!(lamp["added_price"]["amount"], 2500);
-    assert_eq!(lamp["line_total"], 5500);
+    assert_eq!(lamp["line_total"]["amount"], 5500);
     assert_eq!(lamp["problems"], json!(["price_changed"]));
-    assert_eq!(cart["subtotal"], 5500);
+    assert_eq!(cart["subtotal"]["amount"], 5500);
     // Changing the line acknowledges the new price.
     let cart = ok_json(
         send(
@@ -529,7 +529,7 @@ async fn prices_are_read_when_the_cart_is_read(app: TestApp) {
     let lamp = line(&cart, "CART-LAMP-1");
     assert_eq!(lamp["added_price"]["amount"], 2750);
     assert_eq!(lamp["problems"], json!([]));
-    assert_eq!(cart["subtotal"], 3 * 2750);
+    assert_eq!(cart["subtotal"]["amount"], 3 * 2750);
 }
 
 async fn inactive_products_stay_flagged_unavailable(app: TestApp) {
@@ -551,7 +551,7 @@ async fn inactive_products_stay_flagged_unavailable(app: TestApp) {
     assert_eq!(line_gone["available"], false);
     assert_eq!(line_gone["name"], "Product CART-GONE-1");
     assert_eq!(line_gone["unit_price"]["amount"], 900);
-    assert_eq!(cart["subtotal"], 200, "unavailable lines are left out");
+    assert_eq!(cart["subtotal"]["amount"], 200, "unavailable lines are left out");
     assert_eq!(cart["item_count"], 3);
     // It cannot be added again, but it can be removed.
     let body = assert_problem(add(&app, me, "CART-GONE-1", 1).await, 422).await;

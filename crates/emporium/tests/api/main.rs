@@ -5,6 +5,7 @@
 mod binary;
 mod cart;
 mod catalog;
+mod checkout_money;
 mod crash;
 mod docs;
 mod events;

@@ -40,10 +40,10 @@ async fn order_from_items_is_confirmed_with_server_side_totals(app: TestApp) {
     let order = json_of(place(&app, &user.access, "k-1", &body).await, 201).await;
     assert_eq!(order["status"], "confirmed", "{order}");
     // 2 × 12.99 + 5.00 = 30.98; shipping 4.99; tax 19 % of 35.97 = 6.83; total 42.80.
-    assert_eq!(order["subtotal"], 3098);
-    assert_eq!(order["shipping"], 499);
-    assert_eq!(order["tax"], 683);
-    assert_eq!(order["total"], 4280);
+    assert_eq!(order["subtotal"]["amount"], 3098);
+    assert_eq!(order["shipping"]["amount"], 499);
+    assert_eq!(order["tax"]["amount"], 683);
+    assert_eq!(order["total"]["amount"], 4280);
     assert_eq!(order["currency"], "EUR");
     assert!(order["number"].as_str().expect("number").starts_with("EMP-"));
     assert!(order["invoice_number"].as_str().expect("invoice").starts_with("INV-"));
@@ -88,10 +88,10 @@ async fn order_from_the_cart_uses_the_cart_lines(app: TestApp) {
     assert_eq!(order["lines"][0]["quantity"], 3);
     // 60.00 + express 14.99 = 74.99; 20 % tax = 15.00 (14.998); total 89.99.
     assert_eq!(
-        (order["shipping"].as_i64(), order["tax"].as_i64()),
+        (order["shipping"]["amount"].as_i64(), order["tax"]["amount"].as_i64()),
         (Some(1499), Some(1500))
     );
-    assert_eq!(order["total"], 8999);
+    assert_eq!(order["total"]["amount"], 8999);
 }
 
 async fn bad_input_is_refused_naming_the_field_and_writes_nothing(app: TestApp) {
@@ -198,8 +198,8 @@ async fn price_change_is_a_409_with_the_current_quote(app: TestApp) {
         "{problem}"
     );
     assert_eq!(problem_fields(&problem), ["items[0].unit_price"]);
-    assert_eq!(problem["quote"]["lines"][0]["unit_price"], 1500);
-    let total = problem["quote"]["total"].as_i64().expect("total");
+    assert_eq!(problem["quote"]["lines"][0]["unit_price"]["amount"], 1500);
+    let total = problem["quote"]["total"]["amount"].as_i64().expect("total");
     let mut body = order_body(json!([{"sku": "PRICE-1", "quantity": 1}]), &pm);
     body["expected_total"] = json!(total - 1);
     let problem = assert_problem(place(&app, &user.access, "p-2", &body).await, 409).await;
@@ -210,17 +210,17 @@ async fn price_change_is_a_409_with_the_current_quote(app: TestApp) {
         409,
     )
     .await;
-    assert_eq!(quote["quote"]["total"], total);
+    assert_eq!(quote["quote"]["total"]["amount"], total);
     body["expected_total"] = json!(total);
     let quote = json_of(
         post_auth(&app, &format!("{ORDERS}/quote"), &user.access, body.clone()).await,
         200,
     )
     .await;
-    assert_eq!(quote["total"], total);
+    assert_eq!(quote["total"]["amount"], total);
     assert_eq!(stock(&app, "PRICE-1").await["reserved"], 0);
     let order = json_of(place(&app, &user.access, "p-3", &body).await, 201).await;
-    assert_eq!(order["total"], total);
+    assert_eq!(order["total"]["amount"], total);
 }
 
 async fn replays_return_the_first_order_and_another_body_is_a_422(app: TestApp) {
@@ -350,7 +350,7 @@ async fn fulfilment_refunds_and_forbidden_transitions(app: TestApp) {
     let body = order_body(json!([{"sku": "SHIP-1", "quantity": 1}]), &pm);
     let order = json_of(place(&app, &user.access, "s-1", &body).await, 201).await;
     let id = order["id"].as_str().expect("id").to_owned();
-    let total = order["total"].as_i64().expect("total");
+    let total = order["total"]["amount"].as_i64().expect("total");
 
     // Customers cannot ship; delivering before shipping is a 409; tracking is validated.
     assert_problem(
@@ -451,14 +451,14 @@ async fn fulfilment_refunds_and_forbidden_transitions(app: TestApp) {
     assert_eq!(problem_fields(&p), ["amount"]);
     let partial = json_of(refund("r-1", json!({"amount": 300, "reason": "scratch"})).await, 201).await;
     assert_eq!(
-        (partial["status"].as_str(), partial["refunded"].as_i64()),
+        (partial["status"].as_str(), partial["refunded"]["amount"].as_i64()),
         (Some("partially_refunded"), Some(300))
     );
     let replay = refund("r-1", json!({"amount": 300, "reason": "scratch"})).await;
     assert_eq!(replay.status(), 200);
     let full = json_of(refund("r-2", json!({"reason": "the rest"})).await, 201).await;
     assert_eq!(
-        (full["status"].as_str(), full["refunded"].as_i64()),
+        (full["status"].as_str(), full["refunded"]["amount"].as_i64()),
         (Some("refunded"), Some(total))
     );
     assert_problem(refund("r-3", json!({"amount": 1, "reason": "more"})).await, 422).await;
@@ -524,13 +524,13 @@ async fn coupons_discount_and_are_validated(app: TestApp) {
     // 60.00 − 6.00 = 54.00 ≥ 50.00: free shipping; 19 % tax = 10.26; total 64.26.
     assert_eq!(
         (
-            order["discount"].as_i64(),
-            order["shipping"].as_i64(),
-            order["tax"].as_i64()
+            order["discount"]["amount"].as_i64(),
+            order["shipping"]["amount"].as_i64(),
+            order["tax"]["amount"].as_i64()
         ),
         (Some(600), Some(0), Some(1026))
     );
-    assert_eq!(order["total"], 6426);
+    assert_eq!(order["total"]["amount"], 6426);
     // Used up now.
     let p = assert_problem(place(&app, &user.access, "cp-2", &body).await, 422).await;
     assert_eq!(problem_fields(&p), ["coupon"]);
@@ -550,7 +550,7 @@ async fn coupons_discount_and_are_validated(app: TestApp) {
     assert_eq!(json_of(r, 200).await["active"], false);
     let methods = app.get_json(&format!("{ORDERS}/shipping-methods?country=de")).await;
     assert_eq!(methods["tax_rate_bp"], 1900);
-    assert_eq!(methods["methods"][0]["free_over"], 5000);
+    assert_eq!(methods["methods"][0]["free_over"]["amount"], 5000);
 }
 
 async fn a_cancelled_or_failed_order_gives_its_coupon_use_back(app: TestApp) {
@@ -595,7 +595,7 @@ async fn a_cancelled_or_failed_order_gives_its_coupon_use_back(app: TestApp) {
 
     // Paid, then cancelled: free again.
     let paid = json_of(place(&app, &user.access, "once-2", &with_coupon(&good)).await, 201).await;
-    assert_eq!(paid["discount"], 500, "{paid}");
+    assert_eq!(paid["discount"]["amount"], 500, "{paid}");
     assert_eq!(uses().await, 1);
     let id = paid["id"].as_str().expect("id").to_owned();
     let r = post_auth(&app, &format!("{ORDERS}/{id}/cancel"), &user.access, json!({})).await;

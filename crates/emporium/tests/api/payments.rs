@@ -106,7 +106,7 @@ async fn card(app: &TestApp, email: &str, number: &str) -> (String, String, Stri
         "/api/v1/payments/methods",
         &user.access,
         None,
-        json!({"card_number": number, "exp_month": 12, "exp_year": 2035, "cvc": "123"}),
+        json!({"card_number": number, "exp_month": 12, "exp_year": 2035, "cvc": "123", "save": true}),
     )
     .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
@@ -197,7 +197,10 @@ async fn test_cards_refunds_and_events(app: TestApp) {
         .await
         .expect("json");
     assert_eq!(
-        (view["captured_amount"].clone(), view["refunded_amount"].clone()),
+        (
+            view["captured_amount"]["amount"].clone(),
+            view["refunded_amount"]["amount"].clone()
+        ),
         (json!(4999), json!(4999))
     );
     assert_eq!(events(&app, "payments.payment.captured").await.len(), 1);

@@ -50,7 +50,7 @@ pub async fn card(app: &TestApp, token: &str, number: &str) -> String {
         app,
         "/api/v1/payments/methods",
         token,
-        json!({"card_number": number, "exp_month": 12, "exp_year": 2035, "cvc": "123", "holder_name": "Ada"}),
+        json!({"card_number": number, "exp_month": 12, "exp_year": 2035, "cvc": "123", "holder_name": "Ada", "save": true}),
     )
     .await;
     json_of(r, 201).await["id"].as_str().expect("pm id").to_owned()

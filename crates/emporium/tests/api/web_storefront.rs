@@ -233,11 +233,22 @@ async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order(
     assert!(page.contains("2 × Product WEB-BUY-1"), "{page}");
     let csrf = csrf_of(&page);
     let key = hidden(&page, "idempotency_key");
+    // The total to pay is on the page before anything is typed: 2 × 25.00 (shipping free from
+    // 50.00) + 19 % VAT (Germany, the default destination) = 59.50.
+    assert!(page.contains(r#"data-figure="total">€59.50<"#), "{page}");
+    assert!(
+        page.contains(r#"<option value="DE" selected>Germany</option>"#),
+        "{page}"
+    );
+    let expected = hidden(&page, "expected_total");
+    assert_eq!(expected, "5950");
 
     // A missing city comes back on its input, the rest kept as typed, the card number not echoed.
     let mut form = vec![
         ("_csrf", csrf.as_str()),
         ("idempotency_key", key.as_str()),
+        ("expected_total", expected.as_str()),
+        ("expected_currency", "EUR"),
         ("action", "place"),
         ("name", "Ada Lovelace"),
         ("line1", "Hauptstraße 1"),
@@ -262,7 +273,7 @@ async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order(
     // Fixed: the order is placed and the page after it shows it confirmed.
     let key = hidden(&html, "idempotency_key");
     form[1] = ("idempotency_key", key.as_str());
-    form[5] = ("city", "Berlin");
+    form[7] = ("city", "Berlin");
     let r = post_form(&app, &browser, "/checkout", &form).await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
     let order_page = location(&r);
@@ -302,4 +313,171 @@ async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order(
     assert_eq!(status, 404);
     let stock: Value = app.get_json("/api/v1/inventory/WEB-BUY-1").await;
     assert_eq!(stock["available"], 8, "{stock}");
+}
+
+/// Signs a new customer in through the login form; their API token too (for test set-up).
+async fn signed_in_with_token(app: &TestApp, browser: &reqwest::Client, email: &str) -> String {
+    sign_in(app, browser, email, "/").await;
+    let r = app.login(email, PASSWORD).await;
+    let body: Value = r.json().await.expect("json");
+    body["access_token"].as_str().expect("access").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_shows_the_total_to_pay_and_refuses_any_other() {
+    let Some(app) = sqlite().await else { return };
+    let admin = app.admin().await;
+    product(&app, &admin.access, "WEB-TOTAL-1", 1000, 10).await;
+    let browser = browser();
+    let token = signed_in_with_token(&app, &browser, "web-total@example.com").await;
+    json_of(
+        post_auth(
+            &app,
+            "/api/v1/cart/items",
+            &token,
+            json!({"sku": "WEB-TOTAL-1", "quantity": 1}),
+        )
+        .await,
+        200,
+    )
+    .await;
+
+    // On load: 10.00 + 4.99 shipping + 19 % VAT (Germany) = 17.84, next to "Place order".
+    let (status, page) = get(&app, &browser, "/checkout").await;
+    assert_eq!(status, 200, "{page}");
+    let pay = &page[page.find(r#"data-testid="pay-total""#).expect("pay-total")..];
+    let pay = &pay[..pay.find("data-place-order").expect("the button after the total")];
+    assert!(pay.contains("€17.84"), "{pay}");
+    assert_eq!(hidden(&page, "expected_total"), "1784");
+    assert!(page.contains(r#"data-figure="tax">€2.85<"#), "{page}");
+    assert!(
+        page.contains(">Netherlands</option>"),
+        "country names, not codes: {page}"
+    );
+    assert!(!page.contains(">NL</option>"), "{page}");
+
+    // Without the script, "Update totals" for the Netherlands (21 %) re-renders with the new
+    // total; the address is not needed for it.
+    let csrf = csrf_of(&page);
+    let form = |action: &'static str, country: &'static str, expected: &'static str| {
+        vec![
+            ("_csrf", csrf.clone()),
+            ("idempotency_key", hidden(&page, "idempotency_key")),
+            ("action", action.to_owned()),
+            ("country", country.to_owned()),
+            ("shipping_method", "standard".to_owned()),
+            ("expected_total", expected.to_owned()),
+            ("expected_currency", "EUR".to_owned()),
+            ("name", "Ada Lovelace".to_owned()),
+            ("line1", "Keizersgracht 1".to_owned()),
+            ("city", "Amsterdam".to_owned()),
+            ("postal_code", "1015 CJ".to_owned()),
+            ("payment_method", "new".to_owned()),
+            ("card_number", SUCCESS_CARD.to_owned()),
+            ("exp_month", "12".to_owned()),
+            ("exp_year", "2035".to_owned()),
+            ("cvc", "123".to_owned()),
+        ]
+    };
+    let as_refs = |f: &[(&'static str, String)]| f.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    let post = |f: Vec<(&'static str, String)>| {
+        let browser = browser.clone();
+        let app = &app;
+        async move {
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(app, &browser, "/checkout", &pairs).await
+        }
+    };
+    let r = post(as_refs(&form("quote", "NL", ""))).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("body");
+    assert!(html.contains(r#"data-figure="total">€18.14<"#), "{html}");
+    assert_eq!(hidden(&html, "expected_total"), "1814");
+
+    // "Place order" with the total shown for Germany, the country changed to the Netherlands
+    // without updating: refused with the new total, nothing charged, no card kept.
+    let r = post(as_refs(&form("place", "NL", "1784"))).await;
+    assert_eq!(r.status(), 409);
+    let html = r.text().await.expect("body");
+    assert!(
+        html.contains("The total changed since it was shown: it is now €18.14"),
+        "{html}"
+    );
+    assert_eq!(hidden(&html, "expected_total"), "1814");
+    // An old page without a total is shown the total first.
+    let r = post(as_refs(&form("place", "NL", ""))).await;
+    assert_eq!(r.status(), 409);
+    let orders = json_of(app.get_auth("/api/v1/orders", &token).await, 200).await;
+    assert_eq!(orders["items"], json!([]), "nothing placed");
+    let cards = json_of(app.get_auth("/api/v1/payments/methods", &token).await, 200).await;
+    assert_eq!(cards["items"], json!([]), "no card kept");
+
+    // The page's script asks for the figures as the shopper changes the country.
+    let r = post_form(
+        &app,
+        &browser,
+        "/checkout/quote",
+        &[("_csrf", &csrf), ("country", "NL"), ("shipping_method", "express")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let figures: Value = r.json().await.expect("json");
+    // 10.00 + 14.99 express = 24.99 + 21 % = 5.25 → 30.24.
+    assert_eq!(figures["total"], "€30.24", "{figures}");
+    assert_eq!(figures["expected_total"], 3024, "{figures}");
+    let r = post_form(
+        &app,
+        &browser,
+        "/checkout/quote",
+        &[("_csrf", &csrf), ("country", "ZZ"), ("shipping_method", "standard")],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let r = post_form(
+        &app,
+        &browser,
+        "/checkout/quote",
+        &[("country", "NL"), ("shipping_method", "standard")],
+    )
+    .await;
+    assert_eq!(r.status(), 403, "CSRF as every form");
+
+    // Placed with the total shown: confirmed, and the card (not saved) is not on the account.
+    let r = post(as_refs(&form("place", "NL", "1814"))).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let orders = json_of(app.get_auth("/api/v1/orders", &token).await, 200).await;
+    assert_eq!(orders["items"][0]["total"]["amount"], 1814, "{orders}");
+    let cards = json_of(app.get_auth("/api/v1/payments/methods", &token).await, 200).await;
+    assert_eq!(cards["items"], json!([]), "not saved without asking");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_cards_are_listed_and_removed_on_the_account_page() {
+    let Some(app) = sqlite().await else { return };
+    let browser = browser();
+    let token = signed_in_with_token(&app, &browser, "web-cards@example.com").await;
+    let r = post_auth(
+        &app,
+        "/api/v1/payments/methods",
+        &token,
+        json!({"card_number": SUCCESS_CARD, "exp_month": 12, "exp_year": 2035, "cvc": "123", "save": true}),
+    )
+    .await;
+    let id = json_of(r, 201).await["id"].as_str().expect("id").to_owned();
+    let (status, page) = get(&app, &browser, "/account/cards").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Visa ending in 4242"), "{page}");
+    let action = format!("/account/cards/{id}/remove");
+    assert!(page.contains(&action), "{page}");
+    // Without the form's CSRF token: refused, the card stays.
+    let r = post_form(&app, &browser, &action, &[]).await;
+    assert_eq!(r.status(), 403);
+    let r = post_form(&app, &browser, &action, &[("_csrf", &csrf_of(&page))]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/account/cards");
+    let (_, page) = get(&app, &browser, "/account/cards").await;
+    assert!(!page.contains("ending in 4242"), "{page}");
+    assert!(page.contains("No saved cards"), "{page}");
+    let cards = json_of(app.get_auth("/api/v1/payments/methods", &token).await, 200).await;
+    assert_eq!(cards["items"], json!([]));
 }

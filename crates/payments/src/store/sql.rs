@@ -79,9 +79,12 @@ struct MethodRow {
     provider: String,
     provider_token: String,
     created_at: OffsetDateTime,
+    saved: bool,
+    removed_at: Option<OffsetDateTime>,
 }
 
-const METHOD_COLUMNS: &str = "id, user_id, brand, last4, exp_month, exp_year, provider, provider_token, created_at";
+const METHOD_COLUMNS: &str =
+    "id, user_id, brand, last4, exp_month, exp_year, provider, provider_token, created_at, saved, removed_at";
 
 impl TryFrom<MethodRow> for Method {
     type Error = StoreError;
@@ -96,6 +99,8 @@ impl TryFrom<MethodRow> for Method {
             provider: r.provider,
             provider_token: r.provider_token,
             created_at: r.created_at,
+            saved: r.saved,
+            removed_at: r.removed_at,
         })
     }
 }
@@ -422,6 +427,36 @@ sql_bounds! {
         Ok(())
     }
 
+    /// A card is kept only when it works and the shopper asked to keep it: a card declined on its
+    /// first use is removed, and so is a card not saved once a payment went through with it
+    /// (after a `failed` payment, retryable, both stay usable).
+    async fn forget_method_after(conn: &mut DB::Connection, payment: &Payment, s: &Settlement, now: OffsetDateTime) -> StoreResult<()> {
+        let method = payment.method_id.0;
+        match s {
+            Settlement::Declined { .. } => {
+                sqlx::query(
+                    "UPDATE payment_methods SET removed_at = $2 WHERE id = $1 AND removed_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM payments p
+                                       WHERE p.method_id = $1 AND p.status IN ('authorized', 'captured'))",
+                )
+                .bind(method)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Settlement::Authorized { .. } | Settlement::Captured { .. } => {
+                sqlx::query("UPDATE payment_methods SET removed_at = $2 WHERE id = $1 AND removed_at IS NULL AND saved = $3")
+                    .bind(method)
+                    .bind(now)
+                    .bind(false)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Settlement::Failed { .. } => {}
+        }
+        Ok(())
+    }
+
     /// The settling update with its ledger entries and events, inside the caller's transaction.
     async fn settle_in(conn: &mut DB::Connection, id: PaymentId, s: &Settlement, now: OffsetDateTime) -> StoreResult<Option<Payment>> {
         let (intent, decline, failure) = match s {
@@ -459,6 +494,7 @@ sql_bounds! {
             }
             Settlement::Declined { .. } | Settlement::Failed { .. } => {}
         }
+        Self::forget_method_after(&mut *conn, &payment, s, now).await?;
         // Re-read so the derived amounts include the entries just written.
         let payment = Self::payment_in(&mut *conn, id.0).await?.ok_or(StoreError::NotFound)?;
         let event = match s {
@@ -525,9 +561,12 @@ store_impl! { PaymentStore {
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_method"))]
     async fn insert_method(&self, m: &Method) -> StoreResult<()> {
         let (_guard, mut tx) = self.write().await?;
-        sqlx::query(sql(format!(
-            "INSERT INTO payment_methods ({METHOD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        )))
+        // A new method is never removed: `removed_at` starts NULL.
+        sqlx::query(
+            "INSERT INTO payment_methods (id, user_id, brand, last4, exp_month, exp_year, provider, provider_token,
+                                          created_at, saved)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
         .bind(m.id.0)
         .bind(m.user_id)
         .bind(m.brand.as_str())
@@ -537,6 +576,7 @@ store_impl! { PaymentStore {
         .bind(m.provider.as_str())
         .bind(m.provider_token.as_str())
         .bind(m.created_at)
+        .bind(m.saved)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -556,14 +596,32 @@ store_impl! { PaymentStore {
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "methods_of"))]
     async fn methods_of(&self, user_id: Uuid) -> StoreResult<Vec<Method>> {
         sqlx::query_as::<_, MethodRow>(sql(format!(
-            "SELECT {METHOD_COLUMNS} FROM payment_methods WHERE user_id = $1 ORDER BY id DESC LIMIT 100"
+            "SELECT {METHOD_COLUMNS} FROM payment_methods
+             WHERE user_id = $1 AND saved = $2 AND removed_at IS NULL ORDER BY id DESC LIMIT 100"
         )))
         .bind(user_id)
+        .bind(true)
         .fetch_all(&self.pool)
         .await?
         .into_iter()
         .map(Method::try_from)
         .collect()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "remove_method"))]
+    async fn remove_method(&self, id: MethodId, user_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        let (_guard, mut tx) = self.write().await?;
+        let removed = sqlx::query(
+            "UPDATE payment_methods SET removed_at = $3 WHERE id = $1 AND user_id = $2 AND removed_at IS NULL",
+        )
+        .bind(id.0)
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(removed == 1)
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "idempotency_record"))]

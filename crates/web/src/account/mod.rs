@@ -4,6 +4,7 @@
 //! notifications'; these pages collect input, call the APIs and show their answers as sentences
 //! next to the inputs they are about.
 
+mod cards;
 mod recovery;
 mod settings;
 mod signup;
@@ -41,6 +42,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     template!("account/sessions.html"),
     template!("account/notifications.html"),
     template!("account/delete.html"),
+    template!("account/cards.html"),
 ];
 
 pub fn routes() -> Router<WebState> {
@@ -50,6 +52,7 @@ pub fn routes() -> Router<WebState> {
         .merge(signup::routes())
         .merge(recovery::routes())
         .merge(settings::routes())
+        .merge(cards::routes())
 }
 
 /// Shortest password identity accepts; checked here too so an obviously short one is explained

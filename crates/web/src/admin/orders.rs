@@ -263,8 +263,8 @@ async fn render_order(
         .api(session)
         .get_json("ordering", &format!("/api/v1/orders/{}", segment(id)))
         .await?;
-    let total = order["total"].as_i64().unwrap_or_default();
-    let refunded = order["refunded"].as_i64().unwrap_or_default();
+    let total = order["total"]["amount"].as_i64().unwrap_or_default();
+    let refunded = order["refunded"]["amount"].as_i64().unwrap_or_default();
     let mut form = form;
     form.idempotency_key = new_idempotency_key();
     page_with_status(

@@ -185,10 +185,10 @@ async fn listing(
                 .iter()
                 .filter(|b| b["count"].as_i64().unwrap_or(0) > 0)
                 .map(|b| {
-                    let min = b["min"].as_i64().unwrap_or(0);
-                    let max = b["max"].as_i64();
+                    let min = b["min"]["amount"].as_i64().unwrap_or(0);
+                    let max = b["max"]["amount"].as_i64();
                     json!({
-                        "min": min, "max": max, "count": b["count"],
+                        "min": b["min"], "max": b["max"], "count": b["count"],
                         "url": filters.with_price_range(base, min, max),
                     })
                 })

@@ -1,5 +1,12 @@
-//! Checkout: address, shipping method, coupon and card, a quote preview, and placing the order
+//! Checkout: address, shipping method, coupon and card, the total to pay, and placing the order
 //! from the cart.
+//!
+//! The page always shows the total payable (items, shipping, tax, discount) next to "Place order":
+//! it is quoted when the page is rendered (from the destination country, shipping method and
+//! coupon: nothing else changes it), again by the page's script whenever those change
+//! (`POST /checkout/quote`), and on "Update totals" without the script. The total shown travels
+//! with the form as `expected_total`, always: ordering refuses the order (409) when the total is
+//! not the one the shopper saw, and the page then shows the new total to confirm.
 //!
 //! The form carries an `Idempotency-Key` made when it was rendered, so submitting the same form
 //! twice (a double click, a reload) places one order: ordering answers the second request with
@@ -7,6 +14,7 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::StatusCode;
@@ -19,7 +27,7 @@ use super::cart::{decorate_cart, load_cart};
 use super::rules;
 use crate::api::Api;
 use crate::forms::{FieldErrors, Form};
-use crate::render::{page_with_status, value_of};
+use crate::render::{format_money, page_with_status, value_of};
 use crate::{PageError, Session, WebState};
 
 /// The form's fields, all as typed (re-rendered as they were, except the card number and CVC).
@@ -57,9 +65,85 @@ pub struct CheckoutForm {
     exp_year: String,
     #[serde(default)]
     cvc: String,
-    /// The total of the quote the shopper saw (minor units), if they previewed one.
+    /// "Save this card for next time" (a checkbox: present when ticked).
+    #[serde(default)]
+    save_card: String,
+    /// The total shown next to the button (minor units of `expected_currency`).
     #[serde(default)]
     expected_total: String,
+    #[serde(default)]
+    expected_currency: String,
+}
+
+/// The shopper's countries by name. Codes not listed here show as the code.
+const COUNTRY_NAMES: &[(&str, &str)] = &[
+    ("AD", "Andorra"),
+    ("AT", "Austria"),
+    ("AU", "Australia"),
+    ("BE", "Belgium"),
+    ("BG", "Bulgaria"),
+    ("BR", "Brazil"),
+    ("CA", "Canada"),
+    ("CH", "Switzerland"),
+    ("CN", "China"),
+    ("CY", "Cyprus"),
+    ("CZ", "Czechia"),
+    ("DE", "Germany"),
+    ("DK", "Denmark"),
+    ("EE", "Estonia"),
+    ("ES", "Spain"),
+    ("FI", "Finland"),
+    ("FR", "France"),
+    ("GB", "United Kingdom"),
+    ("GR", "Greece"),
+    ("HR", "Croatia"),
+    ("HU", "Hungary"),
+    ("IE", "Ireland"),
+    ("IN", "India"),
+    ("IS", "Iceland"),
+    ("IT", "Italy"),
+    ("JP", "Japan"),
+    ("LI", "Liechtenstein"),
+    ("LT", "Lithuania"),
+    ("LU", "Luxembourg"),
+    ("LV", "Latvia"),
+    ("MC", "Monaco"),
+    ("MT", "Malta"),
+    ("MX", "Mexico"),
+    ("NL", "Netherlands"),
+    ("NO", "Norway"),
+    ("NZ", "New Zealand"),
+    ("PL", "Poland"),
+    ("PT", "Portugal"),
+    ("RO", "Romania"),
+    ("SE", "Sweden"),
+    ("SI", "Slovenia"),
+    ("SK", "Slovakia"),
+    ("TR", "Türkiye"),
+    ("UA", "Ukraine"),
+    ("US", "United States"),
+];
+
+/// "NL" → "Netherlands"; an unknown code stays as it is.
+fn country_name(code: &str) -> String {
+    COUNTRY_NAMES
+        .iter()
+        .find(|(c, _)| c.eq_ignore_ascii_case(code))
+        .map_or_else(|| code.to_owned(), |(_, name)| (*name).to_owned())
+}
+
+/// The destinations as `{code, name}`, by name.
+fn country_options(codes: &[Value]) -> Vec<Value> {
+    let mut options: Vec<(String, String)> = codes
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|c| (country_name(c), c.to_owned()))
+        .collect();
+    options.sort();
+    options
+        .into_iter()
+        .map(|(name, code)| json!({ "code": code, "name": name }))
+        .collect()
 }
 
 fn new_idempotency_key() -> String {
@@ -175,6 +259,107 @@ fn checkout_body(form: &CheckoutForm) -> Value {
     body
 }
 
+/// A quote needs only the destination country, the shipping method and the coupon.
+fn quote_body(country: &str, shipping_method: &str, coupon: &str) -> Value {
+    let mut body = json!({
+        "from_cart": true,
+        "shipping_address": { "country": country.trim().to_ascii_uppercase() },
+        "shipping_method": shipping_method.trim(),
+    });
+    let coupon = coupon.trim();
+    if !coupon.is_empty() {
+        body["coupon"] = json!(coupon);
+    }
+    body
+}
+
+/// The total the form says was shown, as ordering takes it; `None` when the form has none.
+fn expected_total(form: &CheckoutForm) -> Option<Value> {
+    let amount = form.expected_total.trim().parse::<i64>().ok()?;
+    let currency = form.expected_currency.trim();
+    Some(if currency.is_empty() {
+        json!({ "amount": amount })
+    } else {
+        json!({ "amount": amount, "currency": currency.to_ascii_uppercase() })
+    })
+}
+
+/// Quotes with what changes the total; `Err` with a sentence to show when ordering refuses.
+async fn quote_for(
+    api: &Api<'_>,
+    country: &str,
+    shipping_method: &str,
+    coupon: &str,
+) -> Result<Result<Value, String>, PageError> {
+    let reply = api
+        .post(
+            "ordering",
+            "/api/v1/orders/quote",
+            &quote_body(country, shipping_method, coupon),
+        )
+        .await?;
+    if reply.is_success() {
+        return Ok(Ok(api.decode(reply)?));
+    }
+    match reply.status {
+        StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
+            let errors = errors_from_problem(&reply);
+            let message = ["coupon", "country", "shipping_method", "_form"]
+                .iter()
+                .find_map(|f| errors.get(f))
+                .map_or_else(|| capitalize(&reply.problem_detail()), str::to_owned);
+            Ok(Err(message))
+        }
+        _ => Err(api.error_for(&reply)),
+    }
+}
+
+/// The figures of a quote as the page shows them.
+fn quote_figures(quote: &Value) -> Value {
+    let money = |m: &Value| {
+        let currency = m["currency"].as_str().unwrap_or("EUR");
+        m["amount"].as_i64().map(|a| format_money(a, currency))
+    };
+    let rate = quote["tax_rate_bp"].as_u64().unwrap_or(0);
+    let discount = quote["discount"]["amount"].as_i64().unwrap_or(0);
+    json!({
+        "subtotal": money(&quote["subtotal"]),
+        "discount": (discount != 0).then(|| money(&quote["discount"])).flatten(),
+        "coupon": quote["coupon"],
+        "shipping": money(&quote["shipping"]),
+        "tax": money(&quote["tax"]),
+        "tax_label": format!("Tax ({})", percent(rate)),
+        "total": money(&quote["total"]),
+        "expected_total": quote["total"]["amount"],
+        "expected_currency": quote["total"]["currency"],
+    })
+}
+
+/// 2100 basis points → "21%", 1950 → "19.5%".
+fn percent(bp: u64) -> String {
+    let whole = bp / 100;
+    match bp % 100 {
+        0 => format!("{whole}%"),
+        rest if rest % 10 == 0 => format!("{whole}.{}%", rest / 10),
+        rest => format!("{whole}.{rest:02}%"),
+    }
+}
+
+/// `POST /checkout/quote` (the page's script): the total for the form's country, shipping method
+/// and coupon, as the figures to show; 422 with a `message` when it cannot be quoted.
+pub async fn quote(
+    State(web): State<WebState>,
+    session: Session,
+    Form(form): Form<CheckoutForm>,
+) -> Result<Response, PageError> {
+    session.require_user()?;
+    let api = web.api(&session);
+    match quote_for(&api, &form.country, &form.shipping_method, &form.coupon).await? {
+        Ok(quote) => Ok(Json(quote_figures(&quote)).into_response()),
+        Err(message) => Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "message": message }))).into_response()),
+    }
+}
+
 /// What the page shows besides the form: a message, the quote, and how to answer.
 struct Outcome {
     errors: FieldErrors,
@@ -223,19 +408,34 @@ async fn render(
     } else {
         countries.first().and_then(Value::as_str).unwrap_or_default().to_owned()
     };
+    // No card is chosen for the shopper: a saved card is used only when picked. A card typed for
+    // this checkout and not saved is not listed, so the form asks for a card again.
     let payment_method = match form.payment_method.as_str() {
-        "" => cards.first().and_then(|c| c["id"].as_str()).unwrap_or("new").to_owned(),
-        chosen => chosen.to_owned(),
+        chosen if cards.iter().any(|c| c["id"] == json!(chosen)) => chosen.to_owned(),
+        _ => "new".to_owned(),
+    };
+    let country = if form.country.is_empty() {
+        default_country
+    } else {
+        form.country.to_ascii_uppercase()
+    };
+    let shipping_method = if form.shipping_method.is_empty() {
+        first_method
+    } else {
+        form.shipping_method.clone()
+    };
+    // The total next to "Place order", whenever the button can be pressed.
+    let (quote, quote_error) = match outcome.quote {
+        Some(q) => (Some(q), None),
+        None => match quote_for(&api, &country, &shipping_method, &form.coupon).await? {
+            Ok(q) => (Some(q), None),
+            Err(message) => (None, Some(message)),
+        },
     };
     // Never show a card number again; the last four digits help the shopper see which one it was.
     let digits: String = form.card_number.chars().filter(char::is_ascii_digit).collect();
     let card_hint = (digits.len() >= 4).then(|| digits[digits.len() - 4..].to_owned());
-    let expected_total = outcome
-        .quote
-        .as_ref()
-        .and_then(|q| q["total"].as_i64())
-        .map(|t| t.to_string())
-        .unwrap_or_default();
+    let figures = quote.as_ref().map(quote_figures);
     page_with_status(
         outcome.status,
         session,
@@ -244,13 +444,14 @@ async fn render(
             cart => value_of(decorate_cart(&cart)),
             methods => value_of(&methods["methods"]),
             currency => methods["currency"].as_str().unwrap_or("EUR").to_owned(),
-            countries => value_of(countries),
+            countries => value_of(country_options(&countries)),
             cards => value_of(cards),
-            quote => value_of(&outcome.quote),
+            quote => value_of(&quote),
+            figures => value_of(&figures),
+            quote_error => quote_error,
             message => outcome.message,
             errors => outcome.errors,
             idempotency_key => new_idempotency_key(),
-            expected_total => expected_total,
             card_hint => card_hint,
             form => context! {
                 name => form.name,
@@ -258,10 +459,11 @@ async fn render(
                 line2 => form.line2,
                 city => form.city,
                 postal_code => form.postal_code,
-                country => if form.country.is_empty() { default_country } else { form.country.to_ascii_uppercase() },
-                shipping_method => if form.shipping_method.is_empty() { first_method } else { form.shipping_method },
+                country => country,
+                shipping_method => shipping_method,
                 coupon => form.coupon,
                 payment_method => payment_method,
+                save_card => !form.save_card.is_empty(),
                 exp_month => form.exp_month,
                 exp_year => form.exp_year,
             },
@@ -295,17 +497,37 @@ pub async fn submit(
         });
     }
     let api = web.api(&session);
-    let body = checkout_body(&form);
+    let mut body = checkout_body(&form);
     let saved_card = !form.payment_method.is_empty() && form.payment_method != "new";
+    let placing = form.action == "place";
+    if placing {
+        // Never charge a total the page did not show: an old page without one shows it first.
+        let Some(expected) = expected_total(&form) else {
+            let outcome = Outcome {
+                errors: FieldErrors::new(),
+                message: Some("Please check the total to pay below, then place the order.".into()),
+                quote: None,
+                status: StatusCode::CONFLICT,
+            };
+            return render(&web, &session, form, outcome).await;
+        };
+        body["expected_total"] = expected;
+    }
 
     // With a saved card the order is placed straight away: the same form submitted twice sends
     // the same body with the same key, so ordering answers the second with the first's order.
-    // Otherwise the quote checks the address, shipping method, coupon and stock before the card
-    // is saved (a typo in the address must not leave a card behind).
-    let quote = if form.action == "place" && saved_card {
+    // Otherwise the quote checks the address, shipping method, coupon, stock and the total shown
+    // before the card is stored (a typo in the address must not leave a card behind).
+    let quote = if placing && saved_card {
         None
     } else {
-        let reply = api.post("ordering", "/api/v1/orders/quote", &body).await?;
+        // "Update totals" asks only what changes the total (the address is checked on placing).
+        let asked = if placing {
+            body.clone()
+        } else {
+            quote_body(&form.country, &form.shipping_method, &form.coupon)
+        };
+        let reply = api.post("ordering", "/api/v1/orders/quote", &asked).await?;
         match reply.status {
             s if s.is_success() => Some(api.decode::<Value>(reply)?),
             StatusCode::CONFLICT => return render(&web, &session, form, conflict(&reply)).await,
@@ -315,7 +537,7 @@ pub async fn submit(
             _ => return Err(api.error_for(&reply)),
         }
     };
-    if form.action != "place" {
+    if !placing {
         let outcome = Outcome {
             errors: FieldErrors::new(),
             message: None,
@@ -339,14 +561,10 @@ pub async fn submit(
             }
         }
     };
-    // The card is saved now: a re-rendered form offers it instead of asking for it again.
+    // A saved card is offered by a re-rendered form instead of asking for it again.
     form.payment_method = payment_method.clone();
 
-    let mut body = body;
     body["payment_method"] = json!(payment_method);
-    if let Ok(total) = form.expected_total.trim().parse::<i64>() {
-        body["expected_total"] = json!(total);
-    }
     let keyed = web.api(&session).idempotency_key(idempotency_key_of(&form));
     let reply = place(&keyed, &body).await?;
     match reply.status {
@@ -435,6 +653,8 @@ async fn save_card(api: &Api<'_>, form: &CheckoutForm) -> Result<Result<String, 
         "exp_month": month,
         "exp_year": year,
         "cvc": form.cvc.trim(),
+        // Kept on the account only when the shopper ticked "Save this card for next time".
+        "save": !form.save_card.is_empty(),
     });
     if !form.name.trim().is_empty() {
         body["holder_name"] = json!(form.name.trim());
@@ -459,12 +679,24 @@ fn conflict(reply: &Reply) -> Outcome {
     let problem = reply.problem().unwrap_or_default();
     let price_changed = problem["type"].as_str().is_some_and(|t| t.ends_with("price-changed"));
     if price_changed {
+        let quote = problem.get("quote").cloned();
+        let total = quote.as_ref().and_then(|q| {
+            let t = &q["total"];
+            Some(format_money(
+                t["amount"].as_i64()?,
+                t["currency"].as_str().unwrap_or("EUR"),
+            ))
+        });
+        let message = match total {
+            Some(total) => format!(
+                "The total changed since it was shown: it is now {total}. Nothing was charged. Please check it below and place the order again."
+            ),
+            None => "Prices changed since you looked. Nothing was charged. Please check the new total below and place the order again.".into(),
+        };
         return Outcome {
             errors: FieldErrors::new(),
-            message: Some(
-                "Prices changed since you looked. Please check the new total below and place the order again.".into(),
-            ),
-            quote: problem.get("quote").cloned(),
+            message: Some(message),
+            quote,
             status: StatusCode::CONFLICT,
         };
     }
@@ -498,7 +730,7 @@ async fn placed(
                 .unwrap_or("card_declined")
                 .to_owned();
             restore_cart(&web.api(session), &order).await;
-            // The declined card stays saved; the shopper picks another one.
+            // Payments does not keep a card declined on its first use; the shopper picks another.
             form.payment_method = "new".into();
             let outcome = Outcome {
                 errors: FieldErrors::new(),

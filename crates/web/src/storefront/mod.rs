@@ -38,6 +38,7 @@ pub fn routes() -> Router<WebState> {
         .route("/cart/update", post(cart::update))
         .route("/cart/remove", post(cart::remove))
         .route("/checkout", get(checkout::show).post(checkout::submit))
+        .route("/checkout/quote", post(checkout::quote))
         .route("/orders", get(orders::list))
         .route("/orders/{id}", get(orders::detail))
         .route("/orders/{id}/invoice.pdf", get(orders::invoice))
