@@ -21,10 +21,15 @@ pub enum Kind {
     OrderCancelled,
     RefundCompleted,
     LowStockAlert,
+    ReturnRequested,
+    ReturnApproved,
+    ReturnRejected,
+    ReturnReceived,
+    ReturnRefunded,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 13] = [
         Kind::EmailVerification,
         Kind::PasswordReset,
         Kind::OrderPlaced,
@@ -33,6 +38,11 @@ impl Kind {
         Kind::OrderCancelled,
         Kind::RefundCompleted,
         Kind::LowStockAlert,
+        Kind::ReturnRequested,
+        Kind::ReturnApproved,
+        Kind::ReturnRejected,
+        Kind::ReturnReceived,
+        Kind::ReturnRefunded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +55,11 @@ impl Kind {
             Kind::OrderCancelled => "order_cancelled",
             Kind::RefundCompleted => "refund_completed",
             Kind::LowStockAlert => "low_stock_alert",
+            Kind::ReturnRequested => "return_requested",
+            Kind::ReturnApproved => "return_approved",
+            Kind::ReturnRejected => "return_rejected",
+            Kind::ReturnReceived => "return_received",
+            Kind::ReturnRefunded => "return_refunded",
         }
     }
 

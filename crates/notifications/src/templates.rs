@@ -65,6 +65,35 @@ const FILES: &[(&str, &str)] = &[
         "low_stock_alert.html",
         include_str!("../templates/low_stock_alert.html"),
     ),
+    ("return_lines.html", include_str!("../templates/return_lines.html")),
+    (
+        "return_requested.txt",
+        include_str!("../templates/return_requested.txt"),
+    ),
+    (
+        "return_requested.html",
+        include_str!("../templates/return_requested.html"),
+    ),
+    ("return_approved.txt", include_str!("../templates/return_approved.txt")),
+    (
+        "return_approved.html",
+        include_str!("../templates/return_approved.html"),
+    ),
+    ("return_rejected.txt", include_str!("../templates/return_rejected.txt")),
+    (
+        "return_rejected.html",
+        include_str!("../templates/return_rejected.html"),
+    ),
+    ("return_received.txt", include_str!("../templates/return_received.txt")),
+    (
+        "return_received.html",
+        include_str!("../templates/return_received.html"),
+    ),
+    ("return_refunded.txt", include_str!("../templates/return_refunded.txt")),
+    (
+        "return_refunded.html",
+        include_str!("../templates/return_refunded.html"),
+    ),
 ];
 
 /// The subject line of each kind (a template too; never autoescaped: it is a header, not HTML).
@@ -78,6 +107,11 @@ fn subject(kind: Kind) -> &'static str {
         Kind::OrderCancelled => "Order {{ number }} cancelled",
         Kind::RefundCompleted => "Refund for order {{ number }}",
         Kind::LowStockAlert => "Low stock: {{ sku }} ({{ available }} left)",
+        Kind::ReturnRequested => "Return {{ reference }} for order {{ number }} received",
+        Kind::ReturnApproved => "Return {{ reference }} approved: please send the items",
+        Kind::ReturnRejected => "Return {{ reference }} for order {{ number }} declined",
+        Kind::ReturnReceived => "We received your return {{ reference }}",
+        Kind::ReturnRefunded => "Return {{ reference }} refunded",
     }
 }
 
@@ -261,6 +295,69 @@ mod tests {
         )
         .expect("render");
         assert_eq!(low.subject, "Low stock: MUG-1 (2 left)");
+    }
+
+    fn a_return(extra: Value) -> Value {
+        let mut v = json!({
+            "name": "Ann", "number": "EMP-7", "reference": "RMA-0A1B2C3D", "order_url": "https://s.example/orders/0190",
+            "public_url": "https://s.example",
+            "reason": "Too <small>", "note": null, "refund_amount": null,
+            "lines": [{"sku": "MUG-1", "name": "Mug", "quantity": 1, "restock": null}]
+        });
+        if let (Some(base), Value::Object(more)) = (v.as_object_mut(), extra) {
+            base.extend(more);
+        }
+        v
+    }
+
+    #[test]
+    fn return_mails_say_what_happens_next() {
+        let cases = [
+            (
+                Kind::ReturnRequested,
+                a_return(json!({})),
+                "Hello Ann,\n\nwe have received your request to return these items of order EMP-7:\n\n  1 x Mug (MUG-1)\n\n\
+                 Your reason: Too <small>\n\nWe will look at it shortly and write to you again.\n\n\
+                 Your order: https://s.example/orders/0190\n",
+            ),
+            (
+                Kind::ReturnApproved,
+                a_return(json!({"note": "Use the prepaid label"})),
+                "Hello Ann,\n\nyour return RMA-0A1B2C3D for order EMP-7 is approved. Please send these items back,\n\
+                 with the reference RMA-0A1B2C3D on the parcel:\n\n  1 x Mug (MUG-1)\n\n\
+                 Note from our team: Use the prepaid label\n\nYour order: https://s.example/orders/0190\n",
+            ),
+            (
+                Kind::ReturnRejected,
+                a_return(json!({"note": "Worn items cannot be returned"})),
+                "Hello Ann,\n\nwe are sorry: your return RMA-0A1B2C3D for order EMP-7 was declined.\n\n\
+                 Why: Worn items cannot be returned\n\nYour order: https://s.example/orders/0190\n",
+            ),
+            (
+                Kind::ReturnReceived,
+                a_return(json!({"refund_amount": "12.50 EUR"})),
+                "Hello Ann,\n\nwe have received your return RMA-0A1B2C3D for order EMP-7:\n\n  1 x Mug (MUG-1)\n\n\
+                 We are refunding 12.50 EUR to your original payment method.\n\n\
+                 Your order: https://s.example/orders/0190\n",
+            ),
+            (
+                Kind::ReturnRefunded,
+                a_return(json!({"refund_amount": "12.50 EUR"})),
+                "Hello Ann,\n\nwe have refunded 12.50 EUR for your return RMA-0A1B2C3D (order EMP-7).\n\
+                 It may take a few days to appear on your statement.\n\nYour order: https://s.example/orders/0190\n",
+            ),
+        ];
+        for (kind, data, text) in cases {
+            let r = render(kind, &data).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(r.text, text, "{kind}");
+            assert!(r.subject.contains("RMA-0A1B2C3D"), "{kind}: {}", r.subject);
+            assert!(
+                r.html.starts_with("<!DOCTYPE html>") && r.html.contains("</html>"),
+                "{kind}"
+            );
+            assert!(r.html.contains("https://s.example/orders/0190"), "{kind}");
+            assert!(!r.html.contains("<small>"), "{kind}: escaped");
+        }
     }
 
     #[test]

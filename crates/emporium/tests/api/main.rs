@@ -19,6 +19,7 @@ mod notifications;
 mod ordering;
 mod payments;
 mod platform_http;
+mod returns;
 mod shop;
 #[path = "../../../../tests/support/smtp_sink.rs"]
 #[allow(dead_code)]
