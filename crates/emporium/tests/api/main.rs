@@ -26,4 +26,5 @@ mod shop;
 mod smtp;
 mod web_account;
 mod web_admin;
+mod web_returns;
 mod web_storefront;

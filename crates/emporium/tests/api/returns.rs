@@ -434,8 +434,8 @@ async fn the_return_window_closes(app: TestApp) {
     let past = OffsetDateTime::now_utc().replace_nanosecond(0).expect("ns") - time::Duration::days(31);
     const SQL: &str = "UPDATE order_timeline SET at = $1 WHERE to_status = 'delivered'";
     match &app.dbs[&Service::Ordering] {
-        Db::Sqlite(p) => sqlx::query(SQL).bind(past).execute(p).await,
-        Db::Postgres(p) => sqlx::query(SQL).bind(past).execute(p).await,
+        Db::Sqlite(p) => sqlx::query(SQL).bind(past).execute(p).await.map(|_| ()),
+        Db::Postgres(p) => sqlx::query(SQL).bind(past).execute(p).await.map(|_| ()),
     }
     .expect("backdate");
     let p = assert_problem(
@@ -554,7 +554,8 @@ async fn shipping_checks_the_state_first_and_keeps_the_tracking_number(app: Test
     )
     .await;
     let id = id_of(&order);
-    let ship = |body: Value| post_auth(&app, &format!("{ORDERS}/{id}/ship"), &admin.access, body);
+    let ship_path = format!("{ORDERS}/{id}/ship");
+    let ship = |body: Value| post_auth(&app, &ship_path, &admin.access, body);
     let shipped = json_of(
         ship(json!({"carrier": "UPS", "tracking_number": "1z999aa10123456784"})).await,
         200,
