@@ -25,10 +25,15 @@ pub enum Kind {
     OrderDelivered,
     /// Someone tried to sign up with an address that already has an account.
     RegistrationAttempted,
+    ReturnRequested,
+    ReturnApproved,
+    ReturnRejected,
+    ReturnReceived,
+    ReturnRefunded,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 16] = [
         Kind::EmailVerification,
         Kind::PasswordReset,
         Kind::OrderPlaced,
@@ -40,6 +45,11 @@ impl Kind {
         Kind::PaymentFailed,
         Kind::OrderDelivered,
         Kind::RegistrationAttempted,
+        Kind::ReturnRequested,
+        Kind::ReturnApproved,
+        Kind::ReturnRejected,
+        Kind::ReturnReceived,
+        Kind::ReturnRefunded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +65,11 @@ impl Kind {
             Kind::PaymentFailed => "payment_failed",
             Kind::OrderDelivered => "order_delivered",
             Kind::RegistrationAttempted => "registration_attempted",
+            Kind::ReturnRequested => "return_requested",
+            Kind::ReturnApproved => "return_approved",
+            Kind::ReturnRejected => "return_rejected",
+            Kind::ReturnReceived => "return_received",
+            Kind::ReturnRefunded => "return_refunded",
         }
     }
 

@@ -30,8 +30,14 @@ pub const ORDER_REFUNDED: &str = "ordering.order.refunded";
 pub const STOCK_LOW: &str = "inventory.stock.low";
 pub const REGISTRATION_ATTEMPTED: &str = "identity.registration.attempted";
 
+pub const RETURN_REQUESTED: &str = "ordering.return.requested";
+pub const RETURN_APPROVED: &str = "ordering.return.approved";
+pub const RETURN_REJECTED: &str = "ordering.return.rejected";
+pub const RETURN_RECEIVED: &str = "ordering.return.received";
+pub const RETURN_REFUNDED: &str = "ordering.return.refunded";
+
 /// Every event type the mailer subscribes to.
-pub const CONSUMED: [&str; 12] = [
+pub const CONSUMED: [&str; 17] = [
     USER_REGISTERED,
     EMAIL_VERIFICATION_REQUESTED,
     PASSWORD_RESET_REQUESTED,
@@ -44,6 +50,11 @@ pub const CONSUMED: [&str; 12] = [
     ORDER_REFUNDED,
     STOCK_LOW,
     REGISTRATION_ATTEMPTED,
+    RETURN_REQUESTED,
+    RETURN_APPROVED,
+    RETURN_REJECTED,
+    RETURN_RECEIVED,
+    RETURN_REFUNDED,
 ];
 
 /// `identity.user.registered` data.
@@ -116,6 +127,39 @@ pub struct OrderData {
     pub total_refunded: Option<i64>,
     #[serde(default)]
     pub full: Option<bool>,
+}
+
+/// A line of `ordering.return.*` data.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReturnLineData {
+    #[serde(default)]
+    pub sku: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub quantity: i64,
+}
+
+/// The fields of `ordering.return.*` data that mails show.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReturnData {
+    pub order_id: Uuid,
+    #[serde(default)]
+    pub number: Option<Value>,
+    pub user_id: Uuid,
+    #[serde(default)]
+    pub currency: String,
+    pub return_id: Uuid,
+    #[serde(default)]
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub lines: Vec<ReturnLineData>,
+    #[serde(default)]
+    pub refund_amount: Option<i64>,
 }
 
 /// `inventory.stock.low` data.
@@ -228,6 +272,26 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
                 }],
             })
         }
+        // A return's refund is told by the return's own mail (`ordering.return.refunded`).
+        ORDER_REFUNDED if event.data.get("return_id").is_some_and(|v| !v.is_null()) => Ok(Plan::default()),
+        RETURN_REQUESTED | RETURN_APPROVED | RETURN_REJECTED | RETURN_RECEIVED | RETURN_REFUNDED => {
+            let d: ReturnData = decode(event)?;
+            let kind = match event.event_type.as_str() {
+                RETURN_REQUESTED => Kind::ReturnRequested,
+                RETURN_APPROVED => Kind::ReturnApproved,
+                RETURN_REJECTED => Kind::ReturnRejected,
+                RETURN_RECEIVED => Kind::ReturnReceived,
+                _ => Kind::ReturnRefunded,
+            };
+            Ok(Plan {
+                recipient: None,
+                mails: vec![PlannedMail {
+                    kind,
+                    to: To::User(d.user_id),
+                    data: return_view(&d, public_url),
+                }],
+            })
+        }
         ORDER_PAYMENT_PENDING
         | ORDER_CONFIRMED
         | ORDER_PAYMENT_FAILED
@@ -291,6 +355,41 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
         // Not subscribed to (`ordering.order.placed` included, see above); nothing to do.
         _ => Ok(Plan::default()),
     }
+}
+
+/// What return templates see: the order's storefront page, the amount already formatted.
+fn return_view(d: &ReturnData, public_url: &str) -> Value {
+    let number = match &d.number {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => d.order_id.to_string(),
+    };
+    let reference = d.reference.clone().unwrap_or_else(|| {
+        let id = d.return_id.simple().to_string();
+        format!("RMA-{}", id[id.len() - 8..].to_ascii_uppercase())
+    });
+    let lines: Vec<Value> = d
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "sku": l.sku,
+                "name": if l.name.is_empty() { l.sku.clone() } else { l.name.clone() },
+                "quantity": l.quantity,
+            })
+        })
+        .collect();
+    json!({
+        "order_id": d.order_id,
+        "number": number,
+        "reference": reference,
+        "order_url": format!("{public_url}/orders/{}", d.order_id),
+        "public_url": public_url,
+        "reason": d.reason,
+        "note": d.note,
+        "lines": lines,
+        "refund_amount": d.refund_amount.map(|a| format_money(a, &d.currency)),
+    })
 }
 
 /// What order templates see: amounts already formatted in the order's currency.
@@ -486,6 +585,59 @@ mod tests {
         assert_eq!(
             payment_problem("payment refused: payment_method is not yours"),
             "the payment method could not be used"
+        );
+    }
+
+    #[test]
+    fn return_events_mail_the_customer_and_a_return_refund_mails_once() {
+        let user = Uuid::now_v7();
+        let order = Uuid::now_v7();
+        let rid = Uuid::parse_str("0192f0c4-e5a8-7c3b-9d1e-2f3a4b5c6d7e").expect("uuid");
+        let data = json!({"order_id": order, "number": "EMP-000042", "user_id": user, "currency": "EUR",
+            "return_id": rid, "status": "received", "reason": "too small", "note": null,
+            "lines": [{"sku": "MUG-1", "name": "Mug", "quantity": 1, "unit_price": 1000, "restock": true}],
+            "refund_amount": 1190});
+        for (t, k) in [
+            (RETURN_REQUESTED, Kind::ReturnRequested),
+            (RETURN_APPROVED, Kind::ReturnApproved),
+            (RETURN_REJECTED, Kind::ReturnRejected),
+            (RETURN_RECEIVED, Kind::ReturnReceived),
+            (RETURN_REFUNDED, Kind::ReturnRefunded),
+        ] {
+            let p = plan(&event(t, data.clone()), "https://shop.example").expect("plan");
+            assert_eq!(p.mails.len(), 1, "{t}");
+            assert_eq!(p.mails[0].kind, k);
+            assert_eq!(p.mails[0].to, To::User(user));
+            assert_eq!(p.mails[0].data["reference"], "RMA-4B5C6D7E");
+            assert_eq!(p.mails[0].data["refund_amount"], "11.90 EUR");
+            assert_eq!(
+                p.mails[0].data["order_url"],
+                format!("https://shop.example/orders/{order}")
+            );
+            crate::templates::render(k, &{
+                let mut d = p.mails[0].data.clone();
+                d["name"] = json!("Ann");
+                d
+            })
+            .unwrap_or_else(|e| panic!("{t}: {e}"));
+        }
+        // The order's refund event of a return sends nothing more; an admin refund still mails.
+        let refunded = json!({"order_id": order, "number": "EMP-000042", "user_id": user, "currency": "EUR",
+            "amount": 1190, "total_refunded": 1190, "full": false, "return_id": rid});
+        assert!(
+            plan(&event(ORDER_REFUNDED, refunded.clone()), "http://x")
+                .expect("plan")
+                .mails
+                .is_empty()
+        );
+        let mut admin = refunded;
+        admin["return_id"] = Value::Null;
+        assert_eq!(
+            plan(&event(ORDER_REFUNDED, admin), "http://x")
+                .expect("plan")
+                .mails
+                .len(),
+            1
         );
     }
 

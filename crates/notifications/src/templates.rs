@@ -85,6 +85,35 @@ const FILES: &[(&str, &str)] = &[
         "order_delivered.html",
         include_str!("../templates/order_delivered.html"),
     ),
+    ("return_lines.html", include_str!("../templates/return_lines.html")),
+    (
+        "return_requested.txt",
+        include_str!("../templates/return_requested.txt"),
+    ),
+    (
+        "return_requested.html",
+        include_str!("../templates/return_requested.html"),
+    ),
+    ("return_approved.txt", include_str!("../templates/return_approved.txt")),
+    (
+        "return_approved.html",
+        include_str!("../templates/return_approved.html"),
+    ),
+    ("return_rejected.txt", include_str!("../templates/return_rejected.txt")),
+    (
+        "return_rejected.html",
+        include_str!("../templates/return_rejected.html"),
+    ),
+    ("return_received.txt", include_str!("../templates/return_received.txt")),
+    (
+        "return_received.html",
+        include_str!("../templates/return_received.html"),
+    ),
+    ("return_refunded.txt", include_str!("../templates/return_refunded.txt")),
+    (
+        "return_refunded.html",
+        include_str!("../templates/return_refunded.html"),
+    ),
 ];
 
 /// The subject line of each kind (a template too; never autoescaped: it is a header, not HTML).
@@ -101,6 +130,11 @@ fn subject(kind: Kind) -> &'static str {
         Kind::RegistrationAttempted => "Someone tried to register with your address",
         Kind::PaymentFailed => "Payment for order {{ number }} failed",
         Kind::OrderDelivered => "Order {{ number }} has been delivered",
+        Kind::ReturnRequested => "Return {{ reference }} for order {{ number }} received",
+        Kind::ReturnApproved => "Return {{ reference }} approved: please send the items",
+        Kind::ReturnRejected => "Return {{ reference }} for order {{ number }} declined",
+        Kind::ReturnReceived => "We received your return {{ reference }}",
+        Kind::ReturnRefunded => "Return {{ reference }} refunded",
     }
 }
 
@@ -341,6 +375,30 @@ mod tests {
                 order_data(json!({"reason": "insufficient_funds"})),
             ),
             Kind::OrderDelivered => (ev::ORDER_DELIVERED, order_data(json!({}))),
+            Kind::RegistrationAttempted => (
+                ev::REGISTRATION_ATTEMPTED,
+                json!({"user_id": order, "email": "ann@example.com", "name": "Ann"}),
+            ),
+            Kind::ReturnRequested
+            | Kind::ReturnApproved
+            | Kind::ReturnRejected
+            | Kind::ReturnReceived
+            | Kind::ReturnRefunded => {
+                let event_type = match kind {
+                    Kind::ReturnRequested => ev::RETURN_REQUESTED,
+                    Kind::ReturnApproved => ev::RETURN_APPROVED,
+                    Kind::ReturnRejected => ev::RETURN_REJECTED,
+                    Kind::ReturnReceived => ev::RETURN_RECEIVED,
+                    _ => ev::RETURN_REFUNDED,
+                };
+                (
+                    event_type,
+                    json!({"order_id": order, "number": "EMP-000042", "user_id": order, "currency": "EUR",
+                        "return_id": order, "status": "received", "reason": "too small", "note": "Thank you",
+                        "lines": [{"sku": "MUG-1", "name": "Stoneware mug", "quantity": 1, "unit_price": 1250, "restock": true}],
+                        "refund_amount": 1488}),
+                )
+            }
         };
         let event = platform::events::Event::new("test", event_type, "s", data);
         let plan = ev::plan(&event, "https://shop.example").expect("plan");
@@ -405,6 +463,73 @@ mod tests {
             "{}",
             cancelled.text
         );
+    }
+
+    fn a_return(extra: Value) -> Value {
+        let mut v = json!({
+            "name": "Ann", "number": "EMP-7", "reference": "RMA-0A1B2C3D", "order_url": "https://s.example/orders/0190",
+            "public_url": "https://s.example",
+            "reason": "Too <small>", "note": null, "refund_amount": null,
+            "lines": [{"sku": "MUG-1", "name": "Mug", "quantity": 1, "restock": null}]
+        });
+        if let (Some(base), Value::Object(more)) = (v.as_object_mut(), extra) {
+            base.extend(more);
+        }
+        v
+    }
+
+    #[test]
+    fn return_mails_say_what_happens_next() {
+        let cases = [
+            (
+                Kind::ReturnRequested,
+                a_return(json!({})),
+                "Hello Ann,\n\nwe have received your request to return these items of order EMP-7:\n\n  1 x Mug (MUG-1)\n\n\
+                 Your reason: Too <small>\n\nWe will look at it shortly and write to you again.\n\n\
+                 Your order: https://s.example/orders/0190\n",
+            ),
+            (
+                Kind::ReturnApproved,
+                a_return(json!({"note": "Use the prepaid label"})),
+                "Hello Ann,\n\nyour return RMA-0A1B2C3D for order EMP-7 is approved. Please send these items back,\n\
+                 with the reference RMA-0A1B2C3D on the parcel:\n\n  1 x Mug (MUG-1)\n\n\
+                 Note from our team: Use the prepaid label\n\nYour order: https://s.example/orders/0190\n",
+            ),
+            (
+                Kind::ReturnRejected,
+                a_return(json!({"note": "Worn items cannot be returned"})),
+                "Hello Ann,\n\nwe are sorry: your return RMA-0A1B2C3D for order EMP-7 was declined.\n\n\
+                 Why: Worn items cannot be returned\n\nYour order: https://s.example/orders/0190\n",
+            ),
+            (
+                Kind::ReturnReceived,
+                a_return(json!({"refund_amount": "12.50 EUR"})),
+                "Hello Ann,\n\nwe have received your return RMA-0A1B2C3D for order EMP-7:\n\n  1 x Mug (MUG-1)\n\n\
+                 We are refunding 12.50 EUR to your original payment method.\n\n\
+                 Your order: https://s.example/orders/0190\n",
+            ),
+            (
+                Kind::ReturnRefunded,
+                a_return(json!({"refund_amount": "12.50 EUR"})),
+                "Hello Ann,\n\nwe have refunded 12.50 EUR for your return RMA-0A1B2C3D (order EMP-7).\n\
+                 It may take a few days to appear on your statement.\n\nYour order: https://s.example/orders/0190\n",
+            ),
+        ];
+        for (kind, data, text) in cases {
+            let r = render(kind, &data).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(r.text, text, "{kind}");
+            assert!(r.subject.contains("RMA-0A1B2C3D"), "{kind}: {}", r.subject);
+            assert!(
+                r.html.starts_with("<!DOCTYPE html>") && r.html.contains("</html>"),
+                "{kind}"
+            );
+            // (HTML escaping writes `/` as `&#x2f;`, which browsers read back as `/`.)
+            assert!(
+                r.html.replace("&#x2f;", "/").contains("https://s.example/orders/0190"),
+                "{kind}"
+            );
+            assert!(!r.html.contains("<small>"), "{kind}: escaped");
+        }
     }
 
     #[test]

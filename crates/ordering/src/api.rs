@@ -33,7 +33,7 @@ const TAG: &str = "ordering";
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// An ordering error as an HTTP answer: problem+json, and for a price change the current quote.
-pub struct ApiError(OrderError);
+pub struct ApiError(pub(crate) OrderError);
 
 impl From<OrderError> for ApiError {
     fn from(e: OrderError) -> Self {
@@ -77,7 +77,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn caller(auth: &AuthUser) -> Caller {
+pub(crate) fn caller(auth: &AuthUser) -> Caller {
     Caller {
         id: auth.id(),
         staff: auth.has_role("admin") || auth.has_role("fulfilment"),
@@ -111,7 +111,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
         .map_err(|m| OrderError::Validation(vec![FieldError::new("Idempotency-Key", m)]).into())
 }
 
-fn parse_order_id(text: &str) -> Result<OrderId, ApiError> {
+pub(crate) fn parse_order_id(text: &str) -> Result<OrderId, ApiError> {
     Uuid::parse_str(text)
         .map(OrderId)
         .map_err(|_| OrderError::NotFound("no such order (ids are UUIDs)".into()).into())
@@ -666,4 +666,5 @@ pub fn routes() -> OpenApiRouter<Arc<OrderingService>> {
         .routes(routes!(refund))
         .routes(routes!(invoice_html))
         .routes(routes!(invoice_pdf))
+        .merge(crate::returns_api::routes())
 }

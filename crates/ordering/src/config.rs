@@ -34,6 +34,8 @@ pub struct OrderingConfig {
     pub recovery_interval: Duration,
     /// `EMPORIUM_INVOICE_SELLER`: the seller block printed on invoices, lines separated by `|`.
     pub seller: Vec<String>,
+    /// `EMPORIUM_RETURN_WINDOW_DAYS` (30): how long after delivery a customer may request a return.
+    pub return_window_days: u32,
 }
 
 impl Default for OrderingConfig {
@@ -72,6 +74,7 @@ impl OrderingConfig {
             payment_timeout: Duration::from_millis(src.number_in("EMPORIUM_PAYMENT_TIMEOUT_MS", 2000, 100..=60_000)?),
             recovery_interval: src.seconds("EMPORIUM_SAGA_RECOVERY_SECS", 5, 1..=3600)?,
             seller,
+            return_window_days: u32::try_from(src.number_in("EMPORIUM_RETURN_WINDOW_DAYS", 30, 1..=365)?).unwrap_or(30),
         })
     }
 
@@ -186,6 +189,7 @@ mod tests {
         assert_eq!(c.payment_timeout, Duration::from_millis(2000));
         assert_eq!(c.recovery_interval, Duration::from_secs(5));
         assert_eq!(c.seller[0], "Emporium GmbH");
+        assert_eq!(c.return_window_days, 30);
     }
 
     #[test]
@@ -202,6 +206,8 @@ mod tests {
             ("EMPORIUM_ORDER_STUCK_MINUTES", "0"),
             ("EMPORIUM_PAYMENT_TIMEOUT_MS", "abc"),
             ("EMPORIUM_SAGA_RECOVERY_SECS", "0"),
+            ("EMPORIUM_RETURN_WINDOW_DAYS", "0"),
+            ("EMPORIUM_RETURN_WINDOW_DAYS", "366"),
         ] {
             let err = OrderingConfig::from_source(&src(&[(var, value)])).expect_err(value);
             assert_eq!(err.var, var, "{value}");
@@ -215,11 +221,13 @@ mod tests {
             ("EMPORIUM_TAX_RATES", "CH:810"),
             ("EMPORIUM_ORDER_CURRENCY", "chf"),
             ("EMPORIUM_PAYMENT_TIMEOUT_MS", "300"),
+            ("EMPORIUM_RETURN_WINDOW_DAYS", "14"),
         ]))
         .expect("ok");
         assert_eq!(c.currency.as_str(), "CHF");
         assert_eq!(c.shipping_methods[0].free_over, None);
         assert_eq!(c.tax_rate(&Country::parse("CH").expect("ch")), Some(810));
         assert_eq!(c.payment_timeout, Duration::from_millis(300));
+        assert_eq!(c.return_window_days, 14);
     }
 }

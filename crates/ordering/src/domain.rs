@@ -758,7 +758,8 @@ pub fn parse_tracking(carrier: &str, tracking: &str) -> Result<(String, String),
         ));
     }
     if errors.is_empty() {
-        Ok((carrier.to_owned(), tracking.to_ascii_uppercase()))
+        // Kept as staff typed it: some carriers' numbers are case-sensitive.
+        Ok((carrier.to_owned(), tracking.to_owned()))
     } else {
         Err(errors)
     }
@@ -1129,7 +1130,7 @@ mod tests {
     fn tracking_is_validated() {
         assert_eq!(
             parse_tracking(" DHL ", "jd0146-0000"),
-            Ok(("DHL".into(), "JD0146-0000".into()))
+            Ok(("DHL".into(), "jd0146-0000".into()))
         );
         let errors = parse_tracking("", "a b").expect_err("bad");
         assert_eq!(errors.len(), 2);

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::CONTEXT;
+use crate::returns::Return;
 use crate::store::{Order, OrderLine};
 
 pub const ORDER_PLACED: &str = "ordering.order.placed";
@@ -19,6 +20,12 @@ pub const ORDER_CANCELLED: &str = "ordering.order.cancelled";
 pub const ORDER_SHIPPED: &str = "ordering.order.shipped";
 pub const ORDER_DELIVERED: &str = "ordering.order.delivered";
 pub const ORDER_REFUNDED: &str = "ordering.order.refunded";
+
+pub const RETURN_REQUESTED: &str = "ordering.return.requested";
+pub const RETURN_APPROVED: &str = "ordering.return.approved";
+pub const RETURN_REJECTED: &str = "ordering.return.rejected";
+pub const RETURN_RECEIVED: &str = "ordering.return.received";
+pub const RETURN_REFUNDED: &str = "ordering.return.refunded";
 
 pub const RESERVATION_EXPIRED: &str = "inventory.reservation.expired";
 
@@ -130,4 +137,47 @@ pub fn refunded(o: &Order, amount: i64) -> Event {
         o,
         json!({"amount": amount, "total_refunded": o.refunded, "full": o.refunded == o.totals.total}),
     )
+}
+
+/// `ordering.return.*`: the order's fields plus `return_id`, `status`, `reason`, the staff `note`,
+/// the lines (`sku`, `name`, `quantity`, `unit_price`, `restock` once received) and, once fixed,
+/// `refund_amount`. The subject is the order id, so a consumer sees an order's events in order.
+pub fn return_event(event_type: &str, o: &Order, r: &Return) -> Event {
+    let lines: Vec<Value> = r
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "sku": l.sku.as_str(),
+                "name": l.name,
+                "quantity": l.quantity,
+                "unit_price": l.unit_price,
+                "line_total": l.unit_price * l.quantity,
+                "restock": l.restock,
+            })
+        })
+        .collect();
+    event(
+        event_type,
+        o,
+        json!({
+            "return_id": r.id,
+            "reference": crate::return_service::return_ref(r.id),
+            "status": r.status.as_str(),
+            "reason": r.reason,
+            "note": r.note,
+            "lines": lines,
+            "refund_amount": r.refund_amount,
+        }),
+    )
+}
+
+/// `ordering.order.refunded` for a return's refund: like an admin refund's, plus `return_id` (so
+/// the mailer sends the return's mail instead of a second one).
+pub fn refunded_by_return(o: &Order, amount: i64, return_id: uuid::Uuid) -> Event {
+    let mut e = refunded(o, amount);
+    if let Value::Object(map) = &mut e.data {
+        map.insert("return_id".into(), json!(return_id));
+    }
+    e
 }

@@ -11,6 +11,9 @@ pub mod domain;
 pub mod events;
 pub mod invoice;
 pub mod peers;
+pub mod return_service;
+pub mod returns;
+pub mod returns_api;
 pub mod service;
 pub mod store;
 pub mod views;
@@ -148,6 +151,9 @@ fn spawn_recovery(service: Weak<OrderingService>, interval: Duration) {
             let Some(service) = service.upgrade() else { break };
             if let Err(e) = service.recover().await {
                 tracing::warn!(error = %e, "resuming order sagas failed; retrying next tick");
+            }
+            if let Err(e) = service.recover_returns().await {
+                tracing::warn!(error = %e, "resuming received returns failed; retrying next tick");
             }
             if let Err(e) = service.housekeeping().await {
                 tracing::warn!(error = %e, "refreshing order gauges failed");

@@ -201,6 +201,8 @@ pub trait Stock: Send + Sync + 'static {
     async fn commit(&self, reservation: Uuid) -> Result<Finished, PeerError>;
     /// Puts `qty` units of `sku` back on hand (idempotent per order and SKU).
     async fn restock(&self, order: OrderId, sku: &Sku, qty: i64) -> Result<(), PeerError>;
+    /// Puts a received return line's units back on hand (idempotent per return line).
+    async fn restock_return(&self, return_id: Uuid, line: i64, sku: &Sku, qty: i64) -> Result<(), PeerError>;
 }
 
 pub struct InventoryClient(pub ServiceClient);
@@ -295,6 +297,28 @@ impl Stock for InventoryClient {
         } else {
             Err(unexpected("inventory", &reply))
         }
+    }
+
+    async fn restock_return(&self, return_id: Uuid, line: i64, sku: &Sku, qty: i64) -> Result<(), PeerError> {
+        let key = format!("return-{return_id}-line-{line}");
+        adjust_restock(&self.0, &key, sku, qty, &format!("return {return_id} received")).await
+    }
+}
+
+/// An inventory `restock` adjustment under `key` (inventory de-duplicates on it).
+async fn adjust_restock(client: &ServiceClient, key: &str, sku: &Sku, qty: i64, reason: &str) -> Result<(), PeerError> {
+    let reply = client
+        .post(&format!("/api/v1/inventory/{sku}/adjustments"))
+        .as_service()
+        .idempotency_key(key)
+        .json(&serde_json::json!({"kind": "restock", "quantity": qty, "reason": reason}))
+        .send()
+        .await
+        .map_err(|e| call_failed("inventory", e))?;
+    if reply.status.is_success() {
+        Ok(())
+    } else {
+        Err(unexpected("inventory", &reply))
     }
 }
 

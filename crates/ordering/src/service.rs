@@ -70,11 +70,11 @@ pub enum OrderError {
 }
 
 impl OrderError {
-    fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
     }
 
-    fn conflict(detail: impl Into<String>) -> Self {
+    pub(crate) fn conflict(detail: impl Into<String>) -> Self {
         Self::Conflict {
             detail: detail.into(),
             errors: Vec::new(),
@@ -116,6 +116,11 @@ impl From<Refusal> for OrderError {
             Refusal::Conflict(detail) => Self::conflict(detail),
             Refusal::Invalid { field, message } => Self::invalid(field, message),
             Refusal::Stale => Self::conflict("the order changed meanwhile; read it again"),
+            Refusal::Fields {
+                conflict: Some(detail),
+                errors,
+            } => Self::Conflict { detail, errors },
+            Refusal::Fields { conflict: None, errors } => Self::Validation(errors),
         }
     }
 }
@@ -183,7 +188,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         if self.staff {
             Actor::Admin(self.id)
         } else {
@@ -301,11 +306,11 @@ enum Step {
 
 pub struct OrderingService {
     pub(crate) config: OrderingConfig,
-    store: Arc<dyn OrderStore>,
-    outbox: Outbox,
+    pub(crate) store: Arc<dyn OrderStore>,
+    pub(crate) outbox: Outbox,
     catalog: Arc<dyn Catalog>,
-    stock: Arc<dyn Stock>,
-    payments: Arc<dyn Payments>,
+    pub(crate) stock: Arc<dyn Stock>,
+    pub(crate) payments: Arc<dyn Payments>,
     cart: Arc<dyn Cart>,
 }
 
@@ -322,7 +327,13 @@ fn request_hash(body: &serde_json::Value) -> Vec<u8> {
     Sha256::digest(body.to_string().as_bytes()).to_vec()
 }
 
-fn entry(at: OffsetDateTime, from: Option<OrderStatus>, to: OrderStatus, actor: Actor, reason: &str) -> TimelineEntry {
+pub(crate) fn entry(
+    at: OffsetDateTime,
+    from: Option<OrderStatus>,
+    to: OrderStatus,
+    actor: Actor,
+    reason: &str,
+) -> TimelineEntry {
     TimelineEntry {
         at,
         from,
@@ -333,7 +344,13 @@ fn entry(at: OffsetDateTime, from: Option<OrderStatus>, to: OrderStatus, actor: 
 }
 
 /// Applies `event` to `order` (status + timeline entry), or refuses naming the current status.
-fn apply(m: &mut Mutation, event: OrderEvent, at: OffsetDateTime, actor: Actor, reason: &str) -> Result<(), Refusal> {
+pub(crate) fn apply(
+    m: &mut Mutation,
+    event: OrderEvent,
+    at: OffsetDateTime,
+    actor: Actor,
+    reason: &str,
+) -> Result<(), Refusal> {
     let from = m.order.status;
     let to = transition(from, event)
         .map_err(|_| Refusal::Conflict(format!("the order is {from}: it cannot be {}", event_verb(event))))?;
@@ -989,7 +1006,7 @@ impl OrderingService {
             Err(e) => return Ok(Step::Wait(e.to_string())),
         };
         match charged {
-            Charged::Payment(p) if p.status == "captured" => {
+            Charged::Payment(p) if is_captured(&p.status) => {
                 metrics::counter!("orders_paid_total").increment(1);
                 self.advance(id, token, SagaStep::Capture, move |_, m, at| {
                     apply(m, OrderEvent::PaymentCaptured, at, Actor::System, "payment captured")?;
@@ -1110,7 +1127,7 @@ impl OrderingService {
                 Err(e) => return Ok(Step::Wait(e.to_string())),
             };
             return match charged {
-                Charged::Payment(p) if p.status == "captured" => {
+                Charged::Payment(p) if is_captured(&p.status) => {
                     self.advance(id, token, SagaStep::Refund, move |_, m, _| {
                         record_payment(&mut m.order, &p);
                         Ok(())
@@ -1273,7 +1290,7 @@ impl OrderingService {
     // -----------------------------------------------------------------------------------------
     // Reads
 
-    async fn visible(&self, caller: &Caller, id: OrderId) -> Result<OrderDetail> {
+    pub(crate) async fn visible(&self, caller: &Caller, id: OrderId) -> Result<OrderDetail> {
         let detail = self.store.order(id).await?;
         match detail {
             Some(d) if caller.staff || d.order.user_id == caller.id => Ok(d),
@@ -1364,7 +1381,7 @@ impl OrderingService {
         self.order(caller, id).await
     }
 
-    fn staff_only(caller: &Caller) -> Result<()> {
+    pub(crate) fn staff_only(caller: &Caller) -> Result<()> {
         if caller.staff {
             Ok(())
         } else {
@@ -1374,6 +1391,13 @@ impl OrderingService {
 
     pub async fn ship(&self, caller: &Caller, id: OrderId, carrier: &str, tracking: &str) -> Result<OrderView> {
         Self::staff_only(caller)?;
+        // A state conflict (shipping a delivered order) is reported as such, before the format.
+        let current = self.visible(caller, id).await?.order.status;
+        if transition(current, OrderEvent::Ship).is_err() {
+            return Err(OrderError::conflict(format!(
+                "the order is {current}: it cannot be shipped"
+            )));
+        }
         let (carrier, tracking) = parse_tracking(carrier, tracking).map_err(OrderError::Validation)?;
         let actor = caller.actor();
         let result = self
@@ -1449,6 +1473,9 @@ impl OrderingService {
             }
             return Ok((OrderView::from(&detail), true));
         }
+        if order.status == OrderStatus::Refunded || (order.refunded > 0 && order.refunded >= order.totals.total) {
+            return Err(OrderError::conflict("the order is already refunded"));
+        }
         let amount = amount.unwrap_or(order.totals.total - order.refunded);
         let (event, _) =
             refund_outcome(order.totals.total, order.refunded, amount).map_err(|m| OrderError::invalid("amount", m))?;
@@ -1495,6 +1522,9 @@ impl OrderingService {
                 PeerError::Unexpected {
                     status: 422, detail, ..
                 } => OrderError::invalid("amount", detail),
+                PeerError::Unexpected {
+                    status: 409, detail, ..
+                } => OrderError::conflict(detail),
                 other => other.into(),
             })?;
         let actor = caller.actor();
@@ -1513,6 +1543,8 @@ impl OrderingService {
                         })?;
                     apply(&mut m, event, now(), actor, &format!("refunded {amount}: {reason}"))?;
                     m.order.refunded = after;
+                    m.order.payment_status =
+                        Some(crate::return_service::payment_status_after(after, o.totals.total).into());
                     m.complete_refund = Some((row, refund_id));
                     m.events = Box::new(move |o, _| vec![events::refunded(o, amount)]);
                     Ok(m)
@@ -1648,6 +1680,12 @@ impl OrderingService {
     pub fn totals_of(order: &Order) -> crate::views::TotalsView {
         totals_view(order)
     }
+}
+
+/// Payments reports a captured payment that was later refunded as `partially_refunded` or
+/// `refunded`: the money was taken all the same.
+fn is_captured(status: &str) -> bool {
+    matches!(status, "captured" | "partially_refunded" | "refunded")
 }
 
 fn record_payment(order: &mut Order, p: &Payment) {

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{Coupon, Currency, OrderId, OrderNumber, OrderStatus, ShippingAddress, Sku, TimelineEntry, Totals};
+use crate::returns::{Return, ReturnStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -196,6 +197,11 @@ pub enum Refusal {
     Invalid { field: String, message: String },
     /// A condition the saga relied on no longer holds (someone else moved the order): skip.
     Stale,
+    /// Several fields refused at once: a 409 when `conflict` says why, else a 422.
+    Fields {
+        conflict: Option<String>,
+        errors: Vec<platform::FieldError>,
+    },
 }
 
 pub type Decide = Box<dyn FnOnce(&Order) -> Result<Mutation, Refusal> + Send>;
@@ -221,6 +227,28 @@ pub struct RefundRecord {
     pub actor: String,
     pub completed: bool,
     pub refund_id: Option<String>,
+}
+
+/// What a return's `decide` wants written, all in one transaction with the order row locked.
+pub struct ReturnMutation {
+    /// The order's new state (a refund moves its status and `refunded`); `None` leaves it alone.
+    pub order: Option<Order>,
+    pub timeline: Vec<TimelineEntry>,
+    /// Returns to insert or update (with their lines).
+    pub save: Vec<Return>,
+    pub events: Vec<Event>,
+}
+
+/// Sees the locked order (with lines and timeline) and its returns; chooses the change.
+pub type ReturnDecide = Box<dyn FnOnce(&OrderDetail, &[Return]) -> Result<ReturnMutation, Refusal> + Send>;
+
+#[derive(Debug, Clone, Default)]
+pub struct ReturnFilter {
+    pub status: Option<ReturnStatus>,
+    pub user_id: Option<Uuid>,
+    /// Returns with an id below this (the cursor).
+    pub before: Option<Uuid>,
+    pub limit: u32,
 }
 
 #[async_trait::async_trait]
@@ -249,6 +277,21 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn refund_record(&self, order: OrderId, key: &str) -> StoreResult<Option<RefundRecord>>;
     /// Inserts a pending refund row; `Some(existing)` if the key was used for this order.
     async fn insert_refund(&self, record: &RefundRecord, now: OffsetDateTime) -> StoreResult<Option<RefundRecord>>;
+
+    /// The order's returns, oldest first, with their lines.
+    async fn returns_of(&self, order: OrderId) -> StoreResult<Vec<Return>>;
+    async fn return_by_id(&self, id: Uuid) -> StoreResult<Option<Return>>;
+    /// Returns newest first (the staff queue).
+    async fn list_returns(&self, filter: &ReturnFilter) -> StoreResult<Vec<Return>>;
+    /// Locks the order, lets `decide` choose the change to it and its returns, writes it all.
+    async fn change_returns(
+        &self,
+        order: OrderId,
+        now: OffsetDateTime,
+        decide: ReturnDecide,
+    ) -> StoreResult<Result<Option<Order>, Refusal>>;
+    /// Returns with a step to run whose lease has passed (the recovery loop's candidates).
+    async fn due_returns(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<(OrderId, Uuid)>>;
 
     /// `false` when the code exists.
     async fn create_coupon(&self, coupon: &Coupon) -> StoreResult<bool>;

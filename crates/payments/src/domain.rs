@@ -431,6 +431,11 @@ pub enum PaymentStatus {
     Declined,
     /// The provider could not process it (`failure_reason`); a new attempt may succeed.
     Failed,
+    /// Captured, then refunded in part. Reported only (see [`PaymentStatus::reported`]): the stored
+    /// state stays `captured`, so refunds keep being checked against the ledger.
+    PartiallyRefunded,
+    /// Captured, then refunded in full. Reported only, like `partially_refunded`.
+    Refunded,
 }
 
 impl PaymentStatus {
@@ -441,6 +446,17 @@ impl PaymentStatus {
             Self::Captured => "captured",
             Self::Declined => "declined",
             Self::Failed => "failed",
+            Self::PartiallyRefunded => "partially_refunded",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    /// What a payment is reported as: a captured one says how much of it was refunded.
+    pub fn reported(self, captured: i64, refunded: i64) -> Self {
+        match self {
+            Self::Captured if captured > 0 && refunded >= captured => Self::Refunded,
+            Self::Captured if refunded > 0 => Self::PartiallyRefunded,
+            other => other,
         }
     }
 
@@ -718,6 +734,18 @@ mod tests {
         assert!(parse_currency("EURO", &accepted).is_err());
         assert!(parse_currency_list(" , ").is_err());
         assert!(parse_currency_list("EUR,12").is_err());
+    }
+
+    #[test]
+    fn refunded_payments_report_it() {
+        assert_eq!(PaymentStatus::Captured.reported(1000, 0), PaymentStatus::Captured);
+        assert_eq!(
+            PaymentStatus::Captured.reported(1000, 1),
+            PaymentStatus::PartiallyRefunded
+        );
+        assert_eq!(PaymentStatus::Captured.reported(1000, 1000), PaymentStatus::Refunded);
+        assert_eq!(PaymentStatus::Declined.reported(0, 0), PaymentStatus::Declined);
+        assert_eq!(PaymentStatus::Refunded.as_str(), "refunded");
     }
 
     #[test]

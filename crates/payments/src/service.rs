@@ -751,6 +751,10 @@ impl PaymentsService {
                 payment.status.as_str()
             )));
         }
+        // A state conflict, not a bad amount: nothing is left to refund.
+        if payment.captured_amount > 0 && payment.refunded_amount >= payment.captured_amount {
+            return Err(PaymentsError::Conflict("the payment is already refunded".into()));
+        }
         let amount = check_refund(
             amount,
             payment.captured_amount,

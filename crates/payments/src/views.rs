@@ -81,7 +81,7 @@ impl From<&Payment> for PaymentView {
             id: p.id.0,
             order_id: p.order_id,
             customer_id: p.customer_id,
-            status: p.status,
+            status: p.status.reported(p.captured_amount, p.refunded_amount),
             amount: money(p.amount),
             currency: p.currency.to_string(),
             capture: p.capture,

@@ -565,6 +565,10 @@ async fn refunds_partial_full_and_over(backend: Backend) {
     let r = refund("rf-1", 300).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.body["status"], "completed");
+    let partly = app
+        .call("GET", &format!("/api/v1/payments/{id}"), Some(&app.admin), None, None)
+        .await;
+    assert_eq!(partly.body["status"], "partially_refunded");
     assert_eq!(r.body["amount"], json!({"amount": 300, "currency": "EUR"}));
     let again = refund("rf-1", 300).await;
     assert!(again.replayed);
@@ -590,7 +594,17 @@ async fn refunds_partial_full_and_over(backend: Backend) {
         (json!(1000), json!(1000))
     );
     assert_eq!(p.body["refundable_amount"]["amount"], 0);
-    assert_eq!(fields(&refund("rf-4", 1).await.body), ["amount"]);
+    assert_eq!(p.body["status"], "refunded", "reported from the ledger");
+    // Nothing left: a state conflict, not a bad amount.
+    let done = refund("rf-4", 1).await;
+    assert_eq!(done.status, StatusCode::CONFLICT, "{}", done.body);
+    assert!(
+        done.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("already refunded")),
+        "{}",
+        done.body
+    );
     let list = app.call("GET", &refunds, Some(&app.admin), None, None).await;
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(2));
     let events = app.events("payments.refund.completed").await;

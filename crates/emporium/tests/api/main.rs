@@ -21,10 +21,12 @@ mod notifications;
 mod ordering;
 mod payments;
 mod platform_http;
+mod returns;
 mod shop;
 #[path = "../../../../tests/support/smtp_sink.rs"]
 #[allow(dead_code)]
 mod smtp;
 mod web_account;
 mod web_admin;
+mod web_returns;
 mod web_storefront;

@@ -461,7 +461,12 @@ async fn fulfilment_refunds_and_forbidden_transitions(app: TestApp) {
         (full["status"].as_str(), full["refunded"]["amount"].as_i64()),
         (Some("refunded"), Some(total))
     );
-    assert_problem(refund("r-3", json!({"amount": 1, "reason": "more"})).await, 422).await;
+    // Nothing is left: a state conflict, not a bad amount.
+    let p = assert_problem(refund("r-3", json!({"amount": 1, "reason": "more"})).await, 409).await;
+    assert!(
+        p["detail"].as_str().expect("detail").contains("already refunded"),
+        "{p}"
+    );
     // Without Idempotency-Key.
     let r = post_auth(
         &app,

@@ -19,12 +19,13 @@ use uuid::Uuid;
 
 use super::{
     Claim, Claimed, Decide, NewOrder, Order, OrderDetail, OrderFilter, OrderLine, OrderStore, PlaceOutcome,
-    RefundRecord, Refusal, SagaStep, StoreError, StoreResult,
+    RefundRecord, Refusal, ReturnDecide, ReturnFilter, SagaStep, StoreError, StoreResult,
 };
 use crate::domain::{
     Coupon, CouponKind, Currency, OrderId, OrderNumber, OrderStatus, ShippingAddress, Sku, TimelineEntry, Totals,
     invoice_number,
 };
+use crate::returns::{Return, ReturnLine, ReturnStatus, ReturnStep};
 
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
@@ -302,6 +303,94 @@ impl From<RefundRow> for RefundRecord {
     }
 }
 
+const RETURN_COLUMNS: &str = "r.id, r.order_id, o.number AS order_number, o.currency, r.user_id, r.status, r.reason,
+    r.note, r.refund_amount, r.refund_id, r.step, r.lease_owner, r.lease_until, r.created_at, r.updated_at";
+
+#[derive(FromRow)]
+struct ReturnRow {
+    id: Uuid,
+    order_id: Uuid,
+    order_number: String,
+    currency: String,
+    user_id: Uuid,
+    status: String,
+    reason: String,
+    note: Option<String>,
+    refund_amount: Option<i64>,
+    refund_id: Option<String>,
+    step: Option<String>,
+    lease_owner: Option<Uuid>,
+    lease_until: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl ReturnRow {
+    fn into_return(self, lines: Vec<ReturnLine>) -> StoreResult<Return> {
+        Ok(Return {
+            id: self.id,
+            order_id: OrderId(self.order_id),
+            order_number: self.order_number,
+            currency: self.currency,
+            user_id: self.user_id,
+            status: self.status.parse::<ReturnStatus>().map_err(StoreError::Corrupt)?,
+            reason: self.reason,
+            note: self.note,
+            refund_amount: self.refund_amount,
+            refund_id: self.refund_id,
+            step: self
+                .step
+                .as_deref()
+                .map(ReturnStep::parse)
+                .transpose()
+                .map_err(StoreError::Corrupt)?,
+            lease_owner: self.lease_owner,
+            lease_until: self.lease_until,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            lines,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct ReturnLineRow {
+    return_id: Uuid,
+    line: i64,
+    sku: String,
+    name: String,
+    quantity: i64,
+    unit_price: i64,
+    restock: Option<bool>,
+}
+
+impl From<ReturnLineRow> for ReturnLine {
+    fn from(r: ReturnLineRow) -> Self {
+        ReturnLine {
+            line: r.line,
+            sku: Sku::from_trusted(r.sku),
+            name: r.name,
+            quantity: r.quantity,
+            unit_price: r.unit_price,
+            restock: r.restock,
+        }
+    }
+}
+
+/// Pairs each return row with its lines (both sorted by return id).
+fn assemble(rows: Vec<ReturnRow>, lines: Vec<ReturnLineRow>) -> StoreResult<Vec<Return>> {
+    let mut by_return: std::collections::HashMap<Uuid, Vec<ReturnLine>> = std::collections::HashMap::new();
+    for l in lines {
+        by_return.entry(l.return_id).or_default().push(ReturnLine::from(l));
+    }
+    rows.into_iter()
+        .map(|row| {
+            let lines = by_return.remove(&row.id).unwrap_or_default();
+            row.into_return(lines)
+        })
+        .collect()
+}
+
 /// Builds a statement from fixed fragments of this module (never from input), so it is safe.
 fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text)
@@ -331,6 +420,7 @@ macro_rules! sql_bounds {
             for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
             for<'q> Option<&'q str>: Encode<'q, DB>,
             for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
+            for<'q> Option<bool>: Encode<'q, DB> + Decode<'q, DB>,
             for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
             for<'q> &'q str: ColumnIndex<DB::Row>,
             usize: ColumnIndex<DB::Row>,
@@ -492,6 +582,84 @@ sql_bounds! {
     }
 }
 
+sql_bounds! {
+    async fn timeline_of(conn: &mut DB::Connection, id: OrderId) -> StoreResult<Vec<TimelineEntry>> {
+        sqlx::query_as::<_, TimelineRow>(
+            "SELECT at, from_status, to_status, actor, reason FROM order_timeline WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(TimelineEntry::try_from)
+        .collect()
+    }
+
+    /// The returns `column` (a fixed fragment: `r.order_id` or `r.id`) selects, with their lines.
+    async fn returns_where(conn: &mut DB::Connection, column: &str, value: Uuid) -> StoreResult<Vec<Return>> {
+        let rows = sqlx::query_as::<_, ReturnRow>(sql(format!(
+            "SELECT {RETURN_COLUMNS} FROM order_returns r JOIN orders o ON o.id = r.order_id WHERE {column} = $1
+             ORDER BY r.id"
+        )))
+        .bind(value)
+        .fetch_all(&mut *conn)
+        .await?;
+        let lines = sqlx::query_as::<_, ReturnLineRow>(sql(format!(
+            "SELECT l.return_id, l.line, l.sku, l.name, l.quantity, l.unit_price, l.restock
+             FROM order_return_lines l JOIN order_returns r ON r.id = l.return_id WHERE {column} = $1
+             ORDER BY l.return_id, l.line"
+        )))
+        .bind(value)
+        .fetch_all(&mut *conn)
+        .await?;
+        assemble(rows, lines)
+    }
+
+    async fn save_return(conn: &mut DB::Connection, r: &Return) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO order_returns (id, order_id, user_id, status, reason, note, refund_amount, refund_id, step,
+                                        lease_owner, lease_until, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, note = excluded.note,
+                refund_amount = excluded.refund_amount, refund_id = excluded.refund_id, step = excluded.step,
+                lease_owner = excluded.lease_owner, lease_until = excluded.lease_until,
+                updated_at = excluded.updated_at",
+        )
+        .bind(r.id)
+        .bind(r.order_id.0)
+        .bind(r.user_id)
+        .bind(r.status.as_str())
+        .bind(r.reason.as_str())
+        .bind(r.note.as_deref())
+        .bind(r.refund_amount)
+        .bind(r.refund_id.as_deref())
+        .bind(r.step.map(ReturnStep::as_str))
+        .bind(r.lease_owner)
+        .bind(r.lease_until)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .execute(&mut *conn)
+        .await?;
+        for l in &r.lines {
+            sqlx::query(
+                "INSERT INTO order_return_lines (return_id, line, sku, name, quantity, unit_price, restock)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (return_id, line) DO UPDATE SET restock = excluded.restock",
+            )
+            .bind(r.id)
+            .bind(l.line)
+            .bind(l.sku.as_str())
+            .bind(l.name.as_str())
+            .bind(l.quantity)
+            .bind(l.unit_price)
+            .bind(l.restock)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl<DB> OrderStore for SqlStore<DB>
 where
@@ -511,6 +679,7 @@ where
     for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> Option<bool>: Encode<'q, DB> + Decode<'q, DB>,
     for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
     for<'q> &'q str: ColumnIndex<DB::Row>,
     usize: ColumnIndex<DB::Row>,
@@ -864,5 +1033,103 @@ where
         .await?;
         tx.commit().await?;
         row.map(Coupon::try_from).transpose()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "returns_of"))]
+    async fn returns_of(&self, order: OrderId) -> StoreResult<Vec<Return>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::returns_where(&mut conn, "r.order_id", order.0).await
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "return_by_id"))]
+    async fn return_by_id(&self, id: Uuid) -> StoreResult<Option<Return>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(Self::returns_where(&mut conn, "r.id", id).await?.into_iter().next())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_returns"))]
+    async fn list_returns(&self, f: &ReturnFilter) -> StoreResult<Vec<Return>> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query_as::<_, ReturnRow>(sql(format!(
+            "SELECT {RETURN_COLUMNS} FROM order_returns r JOIN orders o ON o.id = r.order_id
+             WHERE ($1 IS NULL OR r.status = $1) AND ($2 IS NULL OR r.user_id = $2) AND ($3 IS NULL OR r.id < $3)
+             ORDER BY r.id DESC LIMIT $4"
+        )))
+        .bind(f.status.map(ReturnStatus::as_str))
+        .bind(f.user_id)
+        .bind(f.before)
+        .bind(i64::from(f.limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut lines = Vec::new();
+        for row in &rows {
+            lines.extend(
+                sqlx::query_as::<_, ReturnLineRow>(
+                    "SELECT return_id, line, sku, name, quantity, unit_price, restock FROM order_return_lines
+                     WHERE return_id = $1 ORDER BY line",
+                )
+                .bind(row.id)
+                .fetch_all(&mut *conn)
+                .await?,
+            );
+        }
+        assemble(rows, lines)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "change_returns"))]
+    async fn change_returns(
+        &self,
+        id: OrderId,
+        now: OffsetDateTime,
+        decide: ReturnDecide,
+    ) -> StoreResult<Result<Option<Order>, Refusal>> {
+        let (_guard, mut tx) = self.write().await?;
+        let order = Self::order_in(&mut *tx, id, self.for_update)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let lines = Self::lines_of(&mut *tx, id).await?;
+        let timeline = Self::timeline_of(&mut *tx, id).await?;
+        let returns = Self::returns_where(&mut *tx, "r.order_id", id.0).await?;
+        let detail = OrderDetail { order, lines, timeline };
+        let mutation = match decide(&detail, &returns) {
+            Ok(m) => m,
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Ok(Err(refusal));
+            }
+        };
+        let written = match mutation.order {
+            Some(mut order) => {
+                order.updated_at = now;
+                Self::write_order(&mut *tx, &order).await?;
+                order.version += 1;
+                Some(order)
+            }
+            None => None,
+        };
+        for r in &mutation.save {
+            Self::save_return(&mut *tx, r).await?;
+        }
+        Self::insert_timeline(&mut *tx, id, &mutation.timeline).await?;
+        for event in &mutation.events {
+            enqueue(&mut *tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(written))
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_returns"))]
+    async fn due_returns(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<(OrderId, Uuid)>> {
+        Ok(sqlx::query_as::<_, (Uuid, Uuid)>(
+            "SELECT order_id, id FROM order_returns WHERE step IS NOT NULL AND (lease_until IS NULL OR lease_until <= $1)
+             ORDER BY id LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(order, id)| (OrderId(order), id))
+        .collect())
     }
 }

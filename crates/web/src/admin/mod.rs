@@ -9,6 +9,7 @@ mod catalog;
 mod events;
 mod inventory;
 mod orders;
+mod returns;
 mod status;
 mod users;
 
@@ -62,6 +63,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("admin/orders.html", include_str!("../../templates/admin/orders.html")),
     ("admin/order.html", include_str!("../../templates/admin/order.html")),
+    ("admin/returns.html", include_str!("../../templates/admin/returns.html")),
     ("admin/users.html", include_str!("../../templates/admin/users.html")),
     ("admin/audit.html", include_str!("../../templates/admin/audit.html")),
     (
@@ -84,6 +86,7 @@ pub const PAGES: &[&str] = &[
     "/admin/inventory",
     "/admin/inventory/low-stock",
     "/admin/orders",
+    "/admin/returns",
     "/admin/users",
     "/admin/audit",
     "/admin/dead-letters",
@@ -98,6 +101,7 @@ pub fn routes() -> Router<WebState> {
         .merge(catalog::routes())
         .merge(inventory::routes())
         .merge(orders::routes())
+        .merge(returns::routes())
         .merge(users::routes())
         .merge(events::routes())
         .merge(status::routes())

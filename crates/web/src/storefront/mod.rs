@@ -44,4 +44,5 @@ pub fn routes() -> Router<WebState> {
         .route("/orders/{id}/invoice.pdf", get(orders::invoice))
         .route("/orders/{id}/cancel", post(orders::cancel))
         .route("/orders/{id}/refund-request", post(orders::refund_request))
+        .route("/orders/{id}/returns", post(orders::request_return))
 }

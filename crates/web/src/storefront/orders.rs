@@ -115,6 +115,31 @@ async fn order_page(
         .await?;
     let state = order["status"].as_str().unwrap_or_default().to_owned();
     order["status_label"] = json!(rules::status_label(&state));
+    let mut returns: Vec<Value> = api
+        .get_json(
+            "ordering",
+            &format!("/api/v1/orders/{}/returns", rules::path_segment(id)),
+        )
+        .await?;
+    // What the return form offers: each line with the units that may still be sent back.
+    let return_lines: Vec<Value> = order["lines"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .map(|l| {
+                    let sku = l["sku"].as_str().unwrap_or_default();
+                    let left = rules::returnable(sku, l["quantity"].as_i64().unwrap_or_default(), &returns);
+                    json!({"sku": sku, "name": l["name"], "returnable": left})
+                })
+                .filter(|l| l["returnable"].as_i64().is_some_and(|n| n > 0))
+                .collect()
+        })
+        .unwrap_or_default();
+    for r in &mut returns {
+        let label = rules::return_status_label(r["status"].as_str().unwrap_or_default());
+        r["status_label"] = json!(label);
+    }
     if let Some(timeline) = order["timeline"].as_array_mut() {
         for entry in timeline {
             let to = entry["to"].as_str().unwrap_or_default().to_owned();
@@ -129,7 +154,10 @@ async fn order_page(
             order => value_of(&order),
             in_progress => rules::order_in_progress(&state),
             can_cancel => rules::can_cancel(&state),
-            can_request_refund => rules::can_request_refund(&state),
+            can_request_refund => rules::can_request_refund(&state) && !rules::can_return(&state),
+            can_return => rules::can_return(&state) && !return_lines.is_empty(),
+            return_lines => value_of(&return_lines),
+            returns => value_of(&returns),
             has_invoice => rules::has_invoice(&state) && order.get("invoice_number").is_some_and(|n| !n.is_null()),
             refund_reason => refund_reason,
             errors => errors,
@@ -267,4 +295,81 @@ pub async fn refund_request(
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await
+}
+
+/// A return request from the order page: `reason` and a `qty:<SKU>` field per line.
+pub async fn request_return(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let back = format!("/orders/{}", rules::path_segment(&id));
+    if session.user().is_none() {
+        return Err(PageError::LoginRequired { next: back });
+    }
+    let reason = fields
+        .iter()
+        .find(|(k, _)| k == "reason")
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default();
+    let mut errors = FieldErrors::new();
+    let lines = match rules::return_lines(&fields) {
+        Ok(lines) if lines.is_empty() => {
+            errors.add("_return", "Choose how many of which items you are sending back.");
+            Vec::new()
+        }
+        Ok(lines) => lines,
+        Err((_, message)) => {
+            errors.add("_return", message);
+            Vec::new()
+        }
+    };
+    if reason.is_empty() {
+        errors.add("return_reason", "Tell us why you are returning the items.");
+    }
+    if errors.is_empty() {
+        let body = json!({
+            "reason": reason,
+            "lines": lines.iter().map(|(sku, n)| json!({"sku": sku, "quantity": n})).collect::<Vec<_>>(),
+        });
+        let api = web.api(&session);
+        let reply = api.post("ordering", &format!("/api/v1{back}/returns"), &body).await?;
+        if reply.is_success() {
+            session.flash(
+                "success",
+                "Your return request was sent. We will e-mail you once it is approved, with what to do next.",
+            );
+            return Ok(Redirect::to(&back).into_response());
+        }
+        match reply.status {
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT => {
+                let problem = FieldErrors::from_problem(&reply);
+                if let Some(m) = problem.get("reason") {
+                    errors.add("return_reason", m.to_owned());
+                }
+                // A line's problem names the line (`lines[0].quantity: must be between 1 and 2`).
+                let first_line = reply
+                    .problem()
+                    .and_then(|p| p.get("errors").and_then(|e| e.as_array()).cloned())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|e| e["field"] != "reason");
+                match first_line {
+                    Some(e) => errors.add(
+                        "_return",
+                        format!(
+                            "{} ({})",
+                            reply.problem_detail().trim_end_matches('.'),
+                            e["message"].as_str().unwrap_or_default()
+                        ),
+                    ),
+                    None if problem.get("reason").is_none() => errors.add("_return", reply.problem_detail()),
+                    None => {}
+                }
+            }
+            _ => return Err(api.error_for(&reply)),
+        }
+    }
+    order_page(&web, &session, &id, &reason, errors, StatusCode::UNPROCESSABLE_ENTITY).await
 }

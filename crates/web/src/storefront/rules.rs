@@ -125,6 +125,55 @@ pub fn can_request_refund(status: &str) -> bool {
     matches!(status, "shipped" | "delivered" | "partially_refunded")
 }
 
+/// Items of a delivered order may be sent back (ordering enforces the return window).
+pub fn can_return(status: &str) -> bool {
+    matches!(status, "delivered" | "partially_refunded")
+}
+
+/// Units of `sku` (of `ordered`) that may still be returned: those not already in a return that
+/// was not rejected.
+pub fn returnable(sku: &str, ordered: i64, returns: &[serde_json::Value]) -> i64 {
+    let taken: i64 = returns
+        .iter()
+        .filter(|r| r["status"] != "rejected")
+        .flat_map(|r| r["lines"].as_array().cloned().unwrap_or_default())
+        .filter(|l| l["sku"] == sku)
+        .filter_map(|l| l["quantity"].as_i64())
+        .sum();
+    (ordered - taken).max(0)
+}
+
+/// The return form's `qty:<SKU>` fields: the lines with a positive whole number of units, or the
+/// message for the first field that is not one.
+pub fn return_lines(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, (String, String)> {
+    let mut lines = Vec::new();
+    for (name, value) in fields {
+        let Some(sku) = name.strip_prefix("qty:") else { continue };
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        match value.parse::<i64>() {
+            Ok(0) => {}
+            Ok(n) if n > 0 => lines.push((sku.to_owned(), n)),
+            _ => return Err((name.clone(), "Enter a whole number of items.".to_owned())),
+        }
+    }
+    Ok(lines)
+}
+
+/// A return's status in words.
+pub fn return_status_label(status: &str) -> &'static str {
+    match status {
+        "requested" => "Requested — waiting for our decision",
+        "approved" => "Approved — please send the items",
+        "rejected" => "Declined",
+        "received" => "Received — refund on its way",
+        "refunded" => "Refunded",
+        _ => "Unknown",
+    }
+}
+
 /// The invoice exists once the order was paid.
 pub fn has_invoice(status: &str) -> bool {
     matches!(
@@ -396,6 +445,8 @@ mod tests {
     fn orders_offer_what_their_status_allows() {
         assert!(can_cancel("confirmed") && !can_cancel("shipped"));
         assert!(can_request_refund("delivered") && !can_request_refund("confirmed"));
+        assert!(can_return("delivered") && can_return("partially_refunded") && !can_return("shipped"));
+        assert_eq!(return_status_label("approved"), "Approved — please send the items");
         assert!(order_in_progress("awaiting_payment") && !order_in_progress("payment_failed"));
         assert!(has_invoice("delivered") && !has_invoice("payment_failed"));
         assert_eq!(status_label("payment_failed"), "Payment failed");
@@ -447,5 +498,38 @@ mod tests {
         let f = ListingFilters::from_query("min_price=9&max_price=5");
         let (_, errors) = f.api_query(None, 10);
         assert_eq!(errors[0].0, "max_price");
+    }
+
+    #[test]
+    fn what_may_still_be_returned() {
+        let returns = [
+            serde_json::json!({"status": "requested", "lines": [{"sku": "MUG-1", "quantity": 2}]}),
+            serde_json::json!({"status": "rejected", "lines": [{"sku": "MUG-1", "quantity": 3}]}),
+        ];
+        assert_eq!(returnable("MUG-1", 3, &returns), 1);
+        assert_eq!(returnable("TEE-1", 1, &returns), 1);
+        assert_eq!(returnable("MUG-1", 1, &returns), 0);
+    }
+
+    #[test]
+    fn the_return_form_reads_positive_quantities() {
+        let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert_eq!(
+            return_lines(&f(&[
+                ("_csrf", "x"),
+                ("qty:MUG-1", "2"),
+                ("qty:TEE-1", "0"),
+                ("qty:CAP-1", ""),
+                ("reason", "x")
+            ])),
+            Ok(vec![("MUG-1".to_owned(), 2)])
+        );
+        assert_eq!(
+            return_lines(&f(&[("qty:MUG-1", "-1")])).map_err(|(field, _)| field),
+            Err("qty:MUG-1".to_owned())
+        );
+        assert!(return_lines(&f(&[("qty:MUG-1", "two")])).is_err());
     }
 }
