@@ -106,7 +106,8 @@ impl From<IdentityError> for Problem {
             IdentityError::Conflict(_) => Problem::conflict(message),
             IdentityError::NotFound(_) => Problem::not_found(message),
             IdentityError::VersionMismatch => Problem::precondition_failed(message),
-            IdentityError::Internal(e) => Problem::internal(format!("{e:#}")),
+            // A database outage is a 503 with Retry-After, found in the error chain.
+            IdentityError::Internal(e) => Problem::from_error(&e),
         }
     }
 }

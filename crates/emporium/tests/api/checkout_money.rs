@@ -233,7 +233,7 @@ async fn a_card_is_kept_only_when_saved(app: TestApp) {
     let user = app.signed_up("money5@example.com").await;
     let saved = method(&app, &user.access, SUCCESS_CARD, Some(true)).await;
     let once = method(&app, &user.access, SUCCESS_CARD, None).await;
-    assert_eq!(listed(&app, &user.access).await, [saved.clone()]);
+    assert_eq!(listed(&app, &user.access).await, std::slice::from_ref(&saved));
 
     // A card not saved pays for this checkout, and is then forgotten.
     let body = order_body(json!([{"sku": "MONEY-5", "quantity": 1}]), &once);
@@ -261,7 +261,7 @@ async fn a_declined_card_is_not_kept(app: TestApp) {
     product(&app, &admin.access, "MONEY-6", 1000, 10).await;
     let user = app.signed_up("money6@example.com").await;
     let declined = method(&app, &user.access, DECLINED_CARD, Some(true)).await;
-    assert_eq!(listed(&app, &user.access).await, [declined.clone()]);
+    assert_eq!(listed(&app, &user.access).await, std::slice::from_ref(&declined));
     let body = order_body(json!([{"sku": "MONEY-6", "quantity": 1}]), &declined);
     let order = json_of(place(&app, &user.access, "money-6", &body).await, 201).await;
     assert_eq!(order["status"], "payment_failed", "{order}");
