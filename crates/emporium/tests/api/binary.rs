@@ -79,6 +79,7 @@ async fn the_dev_mailbox_is_refused_on_a_public_listener() {
     }
     let out = emporium(dir.path())
         .env("EMPORIUM_DEV_MAILBOX", "true")
+        .env("EMPORIUM_PUBLIC_URL", "https://shop.example")
         .args(["serve", "--service", "notifications", "--listen", "0.0.0.0:0"])
         .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
         .output()
@@ -228,7 +229,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     assert!(killed.success());
 
     for r in futures::future::join_all(requests).await {
-        assert_eq!(r.expect("joined").expect("no request was dropped"), 201);
+        assert_eq!(r.expect("joined").expect("no request was dropped"), 202);
     }
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
@@ -561,4 +562,93 @@ async fn dev_multi_seeds_restarts_a_killed_context_and_stops_cleanly() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// `emporium healthcheck`, the image's HEALTHCHECK (the runtime image has no curl): exit 0 when
+/// the URL answers 2xx, 1 with a line naming the URL when it answers otherwise, refuses the
+/// connection or does not answer within the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_0_against_a_live_server_and_1_against_a_dead_port() {
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port()
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = emporium(dir.path())
+        .env("EMPORIUM_LISTEN", format!("127.0.0.1:{port}"))
+        .env("EMPORIUM_SEED_DEMO", "false")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..300 {
+        if client
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server did not become ready");
+    let healthcheck = |args: Vec<String>, listen: Option<String>| {
+        let mut cmd = emporium(dir.path());
+        cmd.arg("healthcheck").args(args);
+        if let Some(listen) = listen {
+            cmd.env("EMPORIUM_LISTEN", listen);
+        }
+        async move {
+            let started = std::time::Instant::now();
+            let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+                .await
+                .expect("exits")
+                .expect("run");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+                started.elapsed(),
+            )
+        }
+    };
+
+    let live = format!("{base}/health/ready");
+    let (code, text, _) = healthcheck(vec!["--url".into(), live.clone()], None).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("healthy") && text.contains(&live), "{text}");
+    // Without --url: /health/ready on EMPORIUM_LISTEN's port, asked on loopback.
+    let (code, text, _) = healthcheck(vec![], Some(format!("0.0.0.0:{port}"))).await;
+    assert_eq!(code, Some(0), "{text}");
+
+    // An answer that is not 2xx.
+    let missing = format!("{base}/health/nowhere");
+    let (code, text, _) = healthcheck(vec!["--url".into(), missing.clone()], None).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("unhealthy") && text.contains(&missing) && text.contains("404"), "{text}");
+
+    // A port nobody listens on.
+    let dead = format!("http://127.0.0.1:{}/health/ready", free_port());
+    let (code, text, _) = healthcheck(vec!["--url".into(), dead.clone()], None).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("unhealthy") && text.contains(&dead), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+
+    // A port that accepts the connection but never answers: given up after the timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hung = format!("http://{}/health/ready", silent.local_addr().expect("addr"));
+    let (code, text, elapsed) = healthcheck(vec!["--url".into(), hung.clone(), "--timeout-ms".into(), "300".into()], None).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("timeout") && text.contains(&hung), "{text}");
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    drop(silent);
 }

@@ -238,7 +238,7 @@ async fn set_up(client: &reqwest::Client, bin: &Binary) -> (String, String, Stri
         json!({"email": CUSTOMER, "password": PASSWORD, "name": "Crash Customer"}),
     )
     .await;
-    json_of(r, 201).await;
+    json_of(r, 202).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let token = loop {
         let mails = client

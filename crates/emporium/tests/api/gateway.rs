@@ -186,7 +186,7 @@ async fn proxied_reads_and_writes_reach_the_context() {
         .send()
         .await
         .expect("request");
-    assert_eq!(r.status(), 201);
+    assert_eq!(r.status(), 202);
     app.verify("via-gateway@example.com").await;
     let login: Value = client
         .post(gw.url("/api/v1/auth/login"))
