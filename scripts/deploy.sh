@@ -80,11 +80,12 @@ else
   pin="  newTag: ${IMAGE##*:}"
 fi
 mkdir "$work/k"
+cp "$work/plain.yaml" "$work/k/plain.yaml"
 cat > "$work/k/kustomization.yaml" <<EOF
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
-  - $overlay
+  - plain.yaml
 images:
 - name: $EMPORIUM_IMAGE_NAME
   newName: $new_name
@@ -93,15 +94,16 @@ EOF
 kubectl kustomize "$work/k" > "$work/rendered.yaml" || die "rendering $overlay with the image pinned failed"
 grep -qF "image: $IMAGE" "$work/rendered.yaml" || die "the rendered manifests do not use $IMAGE (is $EMPORIUM_IMAGE_NAME the overlay's image name?)"
 suffix=$(printf '%s' "$IMAGE" | sha256sum | cut -c1-10)
-python3 "$here/lib/manifests.py" split "$work/rendered.yaml" "$work" "$suffix" "$CANARY_REPLICAS"
+python3 "$here/lib/manifests.py" split "$work/rendered.yaml" "$work" "$suffix" "$CANARY_REPLICAS" "$IMAGE"
 mapfile -t deployments < "$work/deployments.txt"
+mapfile -t app_deployments < "$work/app-deployments.txt"
 mapfile -t jobs < "$work/jobs.txt"
-[ "${#deployments[@]}" -gt 0 ] || die "the $ENVIRONMENT overlay renders no Deployment"
-namespace=$(cut -d' ' -f1 "$work/deployments.txt" | sort | uniq -c | sort -rn | awk 'NR==1 {print $2}')
-log "plan for $ENVIRONMENT ($namespace): image $IMAGE, strategy $STRATEGY, ${#jobs[@]} migration jobs, ${#deployments[@]} deployments"
+[ "${#app_deployments[@]}" -gt 0 ] || die "the $ENVIRONMENT overlay renders no Deployment running $IMAGE"
+namespace=$(cut -d' ' -f1 "$work/app-deployments.txt" | sort | uniq -c | sort -rn | awk 'NR==1 {print $2}')
+log "plan for $ENVIRONMENT ($namespace): image $IMAGE, strategy $STRATEGY, ${#jobs[@]} migration jobs, ${#app_deployments[@]} of ${#deployments[@]} deployments run the image"
 if [ "$DRY_RUN" = render ]; then
   printf '  job %s\n' "${jobs[@]}" >&2
-  printf '  deployment %s\n' "${deployments[@]}" >&2
+  printf '  deployment %s\n' "${app_deployments[@]}" >&2
   exit 0
 fi
 
@@ -168,7 +170,7 @@ judge() { # judge POD_REGEX -- the smoke test, then the error-rate SLO
 # 3. Canary.
 if [ "$STRATEGY" = canary ]; then
   "${kc[@]}" apply -f "$work/canary.yaml" >/dev/null
-  for d in "${deployments[@]}"; do
+  for d in "${app_deployments[@]}"; do
     read -r ns name <<<"$d"
     if ! "${kc[@]}" -n "$ns" rollout status "deployment/${name:0:56}-canary" --timeout="${ROLLOUT_TIMEOUT}s"; then
       canaries_down
@@ -185,7 +187,7 @@ if [ "$STRATEGY" = canary ]; then
 fi
 
 # 4. Rollout, recording what to roll back to.
-for d in "${deployments[@]}"; do
+for d in "${app_deployments[@]}"; do
   read -r ns name <<<"$d"
   current=$("${kc[@]}" -n "$ns" get deployment "$name" -o jsonpath='{.spec.template.spec.containers[*].image}' 2>/dev/null || true)
   if [ -n "$current" ] && [[ " $current " != *" $IMAGE "* ]]; then

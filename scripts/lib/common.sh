@@ -23,13 +23,15 @@ require() {
   fi
 }
 
-# optional VAR DEFAULT REGEX "example" -- sets VAR to DEFAULT when unset/empty, then checks it.
+# optional VAR DEFAULT REGEX "example" -- sets VAR to DEFAULT when unset/empty, then checks it
+# (an empty DEFAULT leaves an unset VAR empty).
 optional() {
   local name=$1 default=$2
   if [ -z "${!name-}" ]; then
     printf -v "$name" '%s' "$default"
     export "${name?}"
   fi
+  [ -z "${!name}" ] && [ -z "$default" ] && return 0
   require "$name" "$3" "$4"
 }
 

@@ -3,14 +3,16 @@
 
     manifests.py images RENDERED
         the distinct image names (without tag or digest) of every container, one per line
-    manifests.py split RENDERED OUTDIR SUFFIX CANARY_REPLICAS
+    manifests.py split RENDERED OUTDIR SUFFIX CANARY_REPLICAS [IMAGE]
         OUTDIR/jobs.yaml         the Jobs (migrations), each renamed <name>-<SUFFIX> so a release
                                  runs its own Job once (Jobs are immutable; a re-run finds it done)
         OUTDIR/main.yaml         everything else, in kustomize's order (Namespaces first)
-        OUTDIR/canary.yaml       per Deployment a copy <name>-canary with CANARY_REPLICAS replicas
+        OUTDIR/canary.yaml       per Deployment running IMAGE a copy <name>-canary with CANARY_REPLICAS replicas
                                  and the label track=canary (same app labels, so its Service sends
                                  it a share of the traffic)
         OUTDIR/deployments.txt   "<namespace> <name>" per Deployment
+        OUTDIR/app-deployments.txt  the same for the Deployments running IMAGE (Emporium's own,
+                                 not the dev overlay's Redis or RabbitMQ)
         OUTDIR/job-<name>.yaml   each Job alone
         OUTDIR/jobs.txt          "<namespace> <name>" per Job (after renaming)
 """
@@ -61,8 +63,8 @@ def dump(path, docs):
         yaml.safe_dump_all(docs, f, sort_keys=False)
 
 
-def split(docs, outdir, suffix, canary_replicas):
-    jobs, main, canaries, deployments, job_names = [], [], [], [], []
+def split(docs, outdir, suffix, canary_replicas, image=None):
+    jobs, main, canaries, deployments, job_names, app = [], [], [], [], [], []
     for d in docs:
         meta = d.setdefault("metadata", {})
         ns = meta.get("namespace", "default")
@@ -76,6 +78,10 @@ def split(docs, outdir, suffix, canary_replicas):
         main.append(d)
         if d.get("kind") == "Deployment":
             deployments.append(f"{ns} {meta['name']}")
+            spec = pod_spec(d)
+            if image is None or image not in [c.get("image") for c in spec.get("containers") or []]:
+                continue
+            app.append(f"{ns} {meta['name']}")
             c = copy.deepcopy(d)
             c["metadata"]["name"] = meta["name"][:56] + "-canary"
             c["metadata"].setdefault("labels", {})["track"] = "canary"
@@ -90,6 +96,8 @@ def split(docs, outdir, suffix, canary_replicas):
     dump(f"{outdir}/canary.yaml", canaries)
     with open(f"{outdir}/deployments.txt", "w", encoding="utf-8") as f:
         f.writelines(line + "\n" for line in deployments)
+    with open(f"{outdir}/app-deployments.txt", "w", encoding="utf-8") as f:
+        f.writelines(line + "\n" for line in app)
     with open(f"{outdir}/jobs.txt", "w", encoding="utf-8") as f:
         f.writelines(line + "\n" for line in job_names)
 
@@ -97,8 +105,8 @@ def split(docs, outdir, suffix, canary_replicas):
 def main(argv):
     if len(argv) >= 2 and argv[0] == "images":
         print("\n".join(images(load(argv[1]))))
-    elif len(argv) == 5 and argv[0] == "split":
-        split(load(argv[1]), argv[2], argv[3], int(argv[4]))
+    elif len(argv) in (5, 6) and argv[0] == "split":
+        split(load(argv[1]), argv[2], argv[3], int(argv[4]), argv[5] if len(argv) == 6 else None)
     else:
         sys.exit(__doc__)
 
