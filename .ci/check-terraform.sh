@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Checks deploy/terraform without AWS credentials or provider downloads (the terraform CLI cannot
+# fetch providers on these machines, so `terraform validate` is out of reach):
+#   1. `terraform fmt -check -recursive` (canonical formatting),
+#   2. every .tf/.tfvars/.hcl file parsed with python-hcl2 (a syntax error fails),
+#   3. checkov's Terraform checks: zero failed checks; a deliberate exception is an inline
+#      `#checkov:skip=CKV_...:reason` on the resource, and the reason is part of the review,
+#   4. shellcheck on this script and deploy/terraform/scripts/*.sh.
+# Tools are installed idempotently (pinned versions) into target/ci-venv; nothing installed by
+# hand is relied on. Usage: bash .ci/check-terraform.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CHECKOV_VERSION=3.3.30
+HCL2_VERSION=8.1.4
+venv=target/ci-venv
+# checkov depends on bc-python-hcl2, which installs the same `hcl2` module as python-hcl2: keep
+# python-hcl2 in its own directory inside the venv so neither overwrites the other.
+hcl2_dir=$venv/python-hcl2-$HCL2_VERSION
+tf_dir=deploy/terraform
+started=$SECONDS
+step() { printf '\n== terraform: %s (%ss)\n' "$1" "$((SECONDS - started))"; }
+
+step "tools"
+if ! command -v terraform >/dev/null 2>&1; then
+  echo "terraform CLI not found: it is needed for 'terraform fmt' (install Terraform >= 1.6)" >&2
+  exit 1
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if [ "$("$venv/bin/python" -m pip show checkov 2>/dev/null | sed -n 's/^Version: //p')" != "$CHECKOV_VERSION" ]; then
+  echo "installing checkov $CHECKOV_VERSION into $venv..."
+  "$venv/bin/pip" install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+fi
+if [ ! -f "$hcl2_dir/.installed" ]; then
+  echo "installing python-hcl2 $HCL2_VERSION into $hcl2_dir..."
+  rm -rf "$hcl2_dir"
+  "$venv/bin/pip" install -q --disable-pip-version-check --target "$hcl2_dir" "python-hcl2==$HCL2_VERSION"
+  touch "$hcl2_dir/.installed"
+fi
+if ! command -v shellcheck >/dev/null 2>&1; then
+  echo "installing shellcheck (Debian package shellcheck)..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends shellcheck >/dev/null
+fi
+terraform version 2>/dev/null | head -n1
+"$venv/bin/checkov" --version
+
+step "terraform fmt -check -recursive $tf_dir"
+if ! terraform fmt -check -recursive -diff "$tf_dir"; then
+  echo "FAILED: run 'terraform fmt -recursive $tf_dir'" >&2
+  exit 1
+fi
+
+step "parse every file with python-hcl2"
+PYTHONPATH="$hcl2_dir" "$venv/bin/python" - "$tf_dir" <<'PY'
+import pathlib, sys
+import hcl2
+
+root = pathlib.Path(sys.argv[1])
+files = sorted(p for p in root.rglob("*") if p.suffix in {".tf", ".tfvars", ".hcl"} and ".terraform" not in p.parts)
+failed = 0
+for path in files:
+    try:
+        with path.open() as f:
+            hcl2.load(f)
+    except Exception as e:  # any parser error is a failure, with the file named
+        failed += 1
+        print(f"PARSE ERROR {path}: {e}", file=sys.stderr)
+print(f"parsed {len(files) - failed}/{len(files)} files")
+if failed or not files:
+    sys.exit(1)
+PY
+
+step "checkov (terraform framework)"
+mkdir -p target/ci
+# Local modules are followed (no downloads); results as text on the console and JSON for figures.
+set +e
+"$venv/bin/checkov" -d "$tf_dir" --framework terraform --quiet --compact \
+  --skip-download --output cli --output json --output-file-path console,target/ci/checkov-terraform.json
+rc=$?
+set -e
+"$venv/bin/python" - target/ci/checkov-terraform.json <<'PY'
+import json, sys
+data = json.load(open(sys.argv[1]))
+reports = data if isinstance(data, list) else [data]
+s = {"passed": 0, "failed": 0, "skipped": 0}
+for r in reports:
+    for k in s:
+        s[k] += r.get("summary", {}).get(k, 0)
+print(f"checkov: {s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped")
+PY
+if [ "$rc" -ne 0 ]; then
+  echo "FAILED: checkov reported failed checks (fix them, or skip one inline with its reason)" >&2
+  exit 1
+fi
+
+step "shellcheck"
+shellcheck .ci/check-terraform.sh "$tf_dir"/scripts/*.sh
+
+step "done"
