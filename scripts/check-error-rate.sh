@@ -31,7 +31,7 @@ auth=()
 
 scalar() {
   local out
-  out=$(curl -sS --fail --max-time 20 "${auth[@]}" "${PROMETHEUS_URL%/}/api/v1/query" --data-urlencode "query=$1") \
+  out=$(curl -sS --fail --max-time 20 "${auth[@]}" -G "${PROMETHEUS_URL%/}/api/v1/query" --data-urlencode "query=$1") \
     || die "Prometheus at $PROMETHEUS_URL did not answer the query $1"
   python3 -c '
 import json, sys

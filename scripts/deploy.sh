@@ -26,6 +26,7 @@
 #   ERROR_RATE_SLO   default 0.01;  CANARY_REPLICAS default 1;  CANARY_SECONDS default 300
 #   ROLLOUT_TIMEOUT  default 600 (seconds, per rollout and per migration)
 #   EMPORIUM_IMAGE_NAME  default: the one image name in the overlay ending in "emporium"
+#   RENDER_OUT       optional  a directory to keep the pinned manifests in (the pipeline's record)
 #   DRY_RUN          render: render and split only, no cluster needed (prints the plan)
 #                    server: also dry-run on the API server; unset: deploy
 set -euo pipefail
@@ -49,6 +50,7 @@ optional CANARY_REPLICAS 1 '^[1-9][0-9]*$' '1'
 optional CANARY_SECONDS 300 "$RE_UINT" '300'
 optional ERROR_RATE_SLO 0.01 '^(0(\.[0-9]+)?|1(\.0+)?)$' '0.01'
 optional DRY_RUN "" '^(render|server)?$' 'render'
+optional RENDER_OUT "" '^[^[:space:]]+$' 'target/manifests/staging'
 if [ "$STRATEGY" = canary ] && [ -z "$DRY_RUN" ]; then
   require BASE_URL "$RE_URL" 'https://shop.example.com'
   require PROMETHEUS_URL "$RE_URL" 'http://prometheus-operated.monitoring:9090'
@@ -101,6 +103,11 @@ mapfile -t jobs < "$work/jobs.txt"
 [ "${#app_deployments[@]}" -gt 0 ] || die "the $ENVIRONMENT overlay renders no Deployment running $IMAGE"
 namespace=$(cut -d' ' -f1 "$work/app-deployments.txt" | sort | uniq -c | sort -rn | awk 'NR==1 {print $2}')
 log "plan for $ENVIRONMENT ($namespace): image $IMAGE, strategy $STRATEGY, ${#jobs[@]} migration jobs, ${#app_deployments[@]} of ${#deployments[@]} deployments run the image"
+if [ -n "$RENDER_OUT" ]; then
+  mkdir -p "$RENDER_OUT"
+  cp "$work/rendered.yaml" "$work/jobs.yaml" "$work/main.yaml" "$work/canary.yaml" "$RENDER_OUT/"
+  log "pinned manifests written to $RENDER_OUT"
+fi
 if [ "$DRY_RUN" = render ]; then
   printf '  job %s\n' "${jobs[@]}" >&2
   printf '  deployment %s\n' "${app_deployments[@]}" >&2
