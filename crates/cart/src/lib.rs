@@ -132,6 +132,7 @@ impl Cart {
                 patterns: vec![events::ORDER_PLACED],
                 db: db.clone(),
                 handler: Arc::new(ClearOrdered(service.clone())),
+                delivery: platform::events::Delivery::OnePerContext,
             })
             .await?;
         spawn_sweeper(Arc::downgrade(&service), sweep);

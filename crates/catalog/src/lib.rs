@@ -103,6 +103,7 @@ impl Catalog {
                 patterns: vec![stock::STOCK_CHANGED],
                 db: db.clone(),
                 handler: Arc::new(stock::StockLevels::new(service.clone())),
+                delivery: platform::events::Delivery::OnePerContext,
             })
             .await?;
         deps.events
@@ -112,6 +113,7 @@ impl Catalog {
                 patterns: vec![purchases::ORDER_DELIVERED],
                 db: db.clone(),
                 handler: Arc::new(purchases::VerifiedPurchases::new(service.clone())),
+                delivery: platform::events::Delivery::OnePerContext,
             })
             .await?;
         Ok(Self { service, deps })

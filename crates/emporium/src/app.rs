@@ -539,6 +539,8 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
                 patterns: vec![platform::auth::SESSION_REVOKED, platform::auth::USER_SESSIONS_REVOKED],
                 db: db.clone(),
                 handler: Arc::new(platform::auth::RevocationFeed(revocations.clone())),
+                // The set lives in each process's memory: every replica must hear every revocation.
+                delivery: platform::events::Delivery::EveryReplica,
             })
             .await
             .context("subscribing to identity's revocations")?;

@@ -115,6 +115,7 @@ impl Inventory {
                 patterns: vec![events::PRODUCT_CREATED, events::PRODUCT_DELETED],
                 db: db.clone(),
                 handler: Arc::new(StockFromProducts(service.clone())),
+                delivery: platform::events::Delivery::OnePerContext,
             })
             .await?;
         spawn_sweeper(Arc::downgrade(&service), sweep);

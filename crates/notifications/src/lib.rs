@@ -172,6 +172,7 @@ impl Notifications {
                 patterns: events::CONSUMED.to_vec(),
                 db: db.clone(),
                 handler: Arc::new(Mailer(service.clone())),
+                delivery: platform::events::Delivery::OnePerContext,
             })
             .await?;
         spawn_worker(Arc::downgrade(&service));

@@ -90,6 +90,7 @@ impl Ordering {
                 patterns: vec![events::RESERVATION_EXPIRED],
                 db: db.clone(),
                 handler: Arc::new(ReservationExpiry(service.clone())),
+                delivery: platform::events::Delivery::OnePerContext,
             })
             .await?;
         spawn_recovery(Arc::downgrade(&service), interval);

@@ -33,6 +33,7 @@ impl Recorder {
 struct Bus {
     db: Db,
     events: Events,
+    namespace: String,
     _dir: Option<tempfile::TempDir>,
     _pg: Option<helpers::TempPostgres>,
 }
@@ -44,6 +45,7 @@ async fn bus(backend: Backend) -> Option<Bus> {
         queue_expiry: Some(Duration::from_secs(120)),
         ..BusSettings::default()
     };
+    let namespace = settings.namespace.clone();
     let (db, dir, pg, events) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("tmp");
@@ -66,6 +68,7 @@ async fn bus(backend: Backend) -> Option<Bus> {
     Some(Bus {
         db,
         events,
+        namespace,
         _dir: dir,
         _pg: pg,
     })
@@ -107,6 +110,7 @@ async fn rolled_back_events_are_never_published_and_redelivery_is_harmless(backe
             patterns: vec!["test.#"],
             db: bus.db.clone(),
             handler: recorder.clone(),
+            delivery: platform::events::Delivery::OnePerContext,
         })
         .await
         .expect("subscribe");
@@ -148,6 +152,70 @@ async fn rolled_back_events_are_never_published_and_redelivery_is_harmless(backe
     );
 }
 
+/// Two replicas of one context (two buses on one broker, one database): an `EveryReplica`
+/// consumer runs in both (revocations kept in memory), a `OnePerContext` consumer in one only.
+async fn every_replica_hears_its_events_and_shared_work_is_done_once() {
+    let Some(first) = bus(Backend::Postgres).await else { return };
+    let settings = BusSettings {
+        relay_interval: Duration::from_millis(100),
+        // The same namespace: the same exchange and shared queues as the first replica.
+        namespace: first.namespace.clone(),
+        queue_expiry: Some(Duration::from_secs(120)),
+        ..BusSettings::default()
+    };
+    let second = Events::rabbitmq(&helpers::amqp_url(), settings)
+        .await
+        .expect("rabbitmq");
+    let replicas = [&first.events, &second];
+    let heard: Vec<Arc<Recorder>> = (0..2).map(|_| Arc::new(Recorder::default())).collect();
+    let worked: Vec<Arc<Recorder>> = (0..2).map(|_| Arc::new(Recorder::default())).collect();
+    for (i, events) in replicas.iter().enumerate() {
+        events
+            .subscribe(Subscription {
+                context: "test",
+                consumer: "in-memory",
+                patterns: vec!["test.#"],
+                db: first.db.clone(),
+                handler: heard[i].clone(),
+                delivery: platform::events::Delivery::EveryReplica,
+            })
+            .await
+            .expect("subscribe");
+        events
+            .subscribe(Subscription {
+                context: "test",
+                consumer: "work",
+                patterns: vec!["test.#"],
+                db: first.db.clone(),
+                handler: worked[i].clone(),
+                delivery: platform::events::Delivery::OnePerContext,
+            })
+            .await
+            .expect("subscribe");
+    }
+    let outbox = first.events.start_relay("test", &first.db);
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let event = Event::new("test", "test.thing.happened", "r", json!({"n": n}));
+        write_event(&first.db, &event, true).await;
+        ids.push(event.id);
+    }
+    outbox.notify();
+    eventually("both replicas heard every event", async || {
+        ids.iter().all(|id| heard[0].count(*id) == 1 && heard[1].count(*id) == 1)
+    })
+    .await;
+    eventually("the shared work was done", async || {
+        ids.iter().all(|id| worked[0].count(*id) + worked[1].count(*id) == 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for id in &ids {
+        assert_eq!(worked[0].count(*id) + worked[1].count(*id), 1, "shared work done twice");
+        assert_eq!((heard[0].count(*id), heard[1].count(*id)), (1, 1));
+    }
+}
+
 /// Fails while `failing` is set.
 struct Flaky {
     failing: std::sync::atomic::AtomicBool,
@@ -177,6 +245,7 @@ async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(backe
             patterns: vec!["test.#"],
             db: bus.db.clone(),
             handler: flaky.clone(),
+            delivery: platform::events::Delivery::OnePerContext,
         })
         .await
         .expect("subscribe");
@@ -306,6 +375,11 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later() {
         super::failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_replica_hears_its_events_and_shared_work_is_done_once() {
+        super::every_replica_hears_its_events_and_shared_work_is_done_once().await;
     }
 }
 

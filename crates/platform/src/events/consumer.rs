@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{Event, EventHandler, HandlerError, Subscription};
+use super::{Delivery, Event, EventHandler, HandlerError, Subscription};
 use crate::db::Db;
 
 /// How often and how patiently a failing handler is retried before its event is dead-lettered.
@@ -49,11 +49,26 @@ pub(super) enum Disposition {
 pub(super) struct Consumer {
     subscription: Subscription,
     retry: RetryPolicy,
+    /// Tells this process's queue apart from other replicas' when each gets every event.
+    instance: Uuid,
 }
 
 impl Consumer {
     pub fn new(subscription: Subscription, retry: RetryPolicy) -> Self {
-        Self { subscription, retry }
+        Self {
+            subscription,
+            retry,
+            instance: Uuid::now_v7(),
+        }
+    }
+
+    /// Whether every replica handles every event (own queue, no shared inbox).
+    pub fn every_replica(&self) -> bool {
+        self.subscription.delivery == Delivery::EveryReplica
+    }
+
+    pub fn instance(&self) -> Uuid {
+        self.instance
     }
 
     pub fn context(&self) -> &'static str {
@@ -147,6 +162,11 @@ impl Consumer {
     }
 
     async fn already_handled(&self, event_id: Uuid) -> Result<bool, sqlx::Error> {
+        if self.every_replica() {
+            // The inbox is shared by the replicas: the first to record an event would hide it
+            // from the others. Redelivery to this process is harmless (idempotent handler).
+            return Ok(false);
+        }
         let sql = "SELECT COUNT(*) FROM event_inbox WHERE consumer = $1 AND event_id = $2";
         let n: i64 = crate::with_pool!(self.db(), |p| sqlx::query_scalar(sql)
             .bind(self.name())
@@ -157,6 +177,9 @@ impl Consumer {
     }
 
     pub async fn record_handled(&self, event_id: Uuid) -> Result<(), sqlx::Error> {
+        if self.every_replica() {
+            return Ok(());
+        }
         let sql = "INSERT INTO event_inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3)
                    ON CONFLICT (consumer, event_id) DO NOTHING";
         let now = OffsetDateTime::now_utc();

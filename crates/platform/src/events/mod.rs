@@ -144,6 +144,20 @@ pub struct Subscription {
     pub patterns: Vec<&'static str>,
     pub db: Db,
     pub handler: Arc<dyn EventHandler>,
+    /// Whether one replica of the context handles each event, or every replica does.
+    pub delivery: Delivery,
+}
+
+/// Who among a context's replicas sees an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Work to do once: the replicas share one durable queue and one inbox, so each event is
+    /// handled by one of them (and only once).
+    OnePerContext,
+    /// State every process keeps in memory (e.g. revoked sessions): each process gets its own
+    /// queue and handles every event itself, without the shared inbox (which would make all but
+    /// the first replica skip it). The handler must be idempotent.
+    EveryReplica,
 }
 
 /// Bus settings shared by relays and consumers.

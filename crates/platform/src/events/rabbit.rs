@@ -36,11 +36,24 @@ struct Names {
 
 impl Names {
     fn queue(&self, consumer: &Consumer) -> String {
-        format!("{}.{}.{}", self.namespace, consumer.context(), consumer.name())
+        if consumer.every_replica() {
+            // One queue per process, so that every replica gets every event.
+            format!(
+                "{}.{}.{}.{}",
+                self.namespace,
+                consumer.context(),
+                consumer.name(),
+                consumer.instance().simple()
+            )
+        } else {
+            format!("{}.{}.{}", self.namespace, consumer.context(), consumer.name())
+        }
     }
 }
 
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
+/// How long a replica's own queue survives without its consumer.
+const REPLICA_QUEUE_EXPIRY_MS: u32 = 5 * 60 * 1000;
 
 async fn open(url: &str, names: &Names) -> Result<(Connection, Channel), String> {
     let connection = Connection::connect(url, ConnectionProperties::default())
@@ -176,14 +189,22 @@ async fn publish_on(channel: &Channel, exchange: &str, events: &[(Event, String)
 async fn declare_queue(channel: &Channel, names: &Names, consumer: &Consumer) -> Result<(), String> {
     let queue = names.queue(consumer);
     let mut arguments = FieldTable::default();
-    if let Some(ms) = names.queue_expiry_ms {
+    // A replica's own queue outlives a short reconnect (keeping what arrived meanwhile) but not
+    // the replica: a queue nobody consumed for a few minutes is deleted by the broker.
+    let expiry_ms = if consumer.every_replica() {
+        Some(names.queue_expiry_ms.unwrap_or(REPLICA_QUEUE_EXPIRY_MS).min(REPLICA_QUEUE_EXPIRY_MS))
+    } else {
+        names.queue_expiry_ms
+    };
+    if let Some(ms) = expiry_ms {
         arguments.insert("x-expires".into(), lapin::types::AMQPValue::LongUInt(ms));
     }
     channel
         .queue_declare(
             queue.as_str().into(),
             QueueDeclareOptions {
-                durable: true,
+                // A replica's queue is gone with its process anyway; a broker restart may drop it.
+                durable: !consumer.every_replica(),
                 ..QueueDeclareOptions::default()
             },
             arguments,
