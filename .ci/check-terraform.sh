@@ -45,11 +45,12 @@ if ! command -v shellcheck >/dev/null 2>&1; then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends shellcheck >/dev/null
 fi
-terraform version 2>/dev/null | head -n1
+TF_CLI_CONFIG_FILE=/dev/null terraform version | head -n1
 "$venv/bin/checkov" --version
 
 step "terraform fmt -check -recursive $tf_dir"
-if ! terraform fmt -check -recursive -diff "$tf_dir"; then
+# fmt reads no CLI configuration; an unset or missing one only makes it print a warning.
+if ! TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive -diff "$tf_dir"; then
   echo "FAILED: run 'terraform fmt -recursive $tf_dir'" >&2
   exit 1
 fi

@@ -1,5 +1,5 @@
 # Production: private API endpoint, NAT per zone, Multi-AZ PostgreSQL with backups copied to a
-# second region, Redis with two replicas and failover, a three-node RabbitMQ cluster.
+# second region, Redis with a replica in another zone and automatic failover, a three-node RabbitMQ cluster.
 module "emporium" {
   source = "../../stack"
   providers = {
@@ -46,7 +46,7 @@ module "emporium" {
 
   redis = {
     node_type               = "cache.r7g.large"
-    replicas                = 2
+    replicas                = 1
     snapshot_retention_days = 7
   }
 

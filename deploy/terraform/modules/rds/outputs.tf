@@ -43,7 +43,7 @@ output "database_urls" {
   description = "postgres:// URL of each context's own database, by context (TLS required by the server)."
   value = {
     for c, p in random_password.context :
-    c => "postgres://${c}:${p.result}@${aws_db_instance.this.address}:${aws_db_instance.this.port}/${c}?sslmode=require"
+    c => "postgres://${c}:${p.result}@${aws_db_instance.this.address}:${aws_db_instance.this.port}/${c}?${var.database_url_options}"
   }
   sensitive = true
 }

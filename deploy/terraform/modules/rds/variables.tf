@@ -117,6 +117,12 @@ variable "log_retention_days" {
   default     = 365
 }
 
+variable "database_url_options" {
+  description = "Query string of the database URLs. sslmode=require encrypts without checking the server certificate; with the RDS CA bundle mounted in the pods use \"sslmode=verify-full&sslrootcert=/etc/rds/global-bundle.pem\"."
+  type        = string
+  default     = "sslmode=require"
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
