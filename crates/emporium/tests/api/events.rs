@@ -155,7 +155,9 @@ async fn rolled_back_events_are_never_published_and_redelivery_is_harmless(backe
 /// Two replicas of one context (two buses on one broker, one database): an `EveryReplica`
 /// consumer runs in both (revocations kept in memory), a `OnePerContext` consumer in one only.
 async fn every_replica_hears_its_events_and_shared_work_is_done_once() {
-    let Some(first) = bus(Backend::Postgres).await else { return };
+    let Some(first) = bus(Backend::Postgres).await else {
+        return;
+    };
     let settings = BusSettings {
         relay_interval: Duration::from_millis(100),
         // The same namespace: the same exchange and shared queues as the first replica.
@@ -202,7 +204,8 @@ async fn every_replica_hears_its_events_and_shared_work_is_done_once() {
     }
     outbox.notify();
     eventually("both replicas heard every event", async || {
-        ids.iter().all(|id| heard[0].count(*id) == 1 && heard[1].count(*id) == 1)
+        ids.iter()
+            .all(|id| heard[0].count(*id) == 1 && heard[1].count(*id) == 1)
     })
     .await;
     eventually("the shared work was done", async || {

@@ -192,7 +192,12 @@ async fn declare_queue(channel: &Channel, names: &Names, consumer: &Consumer) ->
     // A replica's own queue outlives a short reconnect (keeping what arrived meanwhile) but not
     // the replica: a queue nobody consumed for a few minutes is deleted by the broker.
     let expiry_ms = if consumer.every_replica() {
-        Some(names.queue_expiry_ms.unwrap_or(REPLICA_QUEUE_EXPIRY_MS).min(REPLICA_QUEUE_EXPIRY_MS))
+        Some(
+            names
+                .queue_expiry_ms
+                .unwrap_or(REPLICA_QUEUE_EXPIRY_MS)
+                .min(REPLICA_QUEUE_EXPIRY_MS),
+        )
     } else {
         names.queue_expiry_ms
     };
