@@ -34,6 +34,9 @@ pub enum Command {
     Seed(SeedArgs),
     /// Print the OpenAPI 3.1 document (JSON) of the embedded app, for client generators and CI.
     Openapi,
+    /// Ask a URL (the process's `/health/ready`) and exit 0 on a 2xx answer, 1 otherwise: the
+    /// container health check, since the runtime image has no curl.
+    Healthcheck(HealthcheckArgs),
     /// Administrative tasks.
     Admin {
         #[command(subcommand)]
@@ -53,6 +56,17 @@ pub struct ServeArgs {
     /// `emporium dev --no-seed-demo`: overrides EMPORIUM_SEED_DEMO.
     #[arg(skip)]
     pub seed_demo: Option<bool>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HealthcheckArgs {
+    /// The URL to ask (plain http). Default: `/health/ready` on the port of EMPORIUM_LISTEN
+    /// (8080 when unset), on 127.0.0.1 when it listens on every address.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
 }
 
 /// What `serve --service` runs: one context, or the gateway (which has no database).
@@ -102,6 +116,10 @@ pub struct SeedArgs {
     /// Units of stock per product (a tenth of products get none, to show sold-out states).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub stock: u32,
+    /// Instead: the small demo catalog that embedded mode loads on its first start, only into an
+    /// empty catalog, unless EMPORIUM_SEED_DEMO=false (the compose stack's `seed-demo` job).
+    #[arg(long, conflicts_with_all = ["products", "seed", "stock"])]
+    pub demo: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,7 +157,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     crate::dev::exit_with_parent_if_asked();
     let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
     // A misspelt setting would otherwise fall back to its default without a word.
-    if !matches!(command, Command::Openapi)
+    if !matches!(command, Command::Openapi | Command::Healthcheck(_))
         && let Err(e) = ConfigSource::from_env().and_then(|src| {
             src.check_names()?;
             platform::config::log_filter(&src).map(drop)
@@ -155,6 +173,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Admin { command } => admin(command).await,
         Command::Seed(args) => seed(args).await,
         Command::Openapi => print_openapi(),
+        Command::Healthcheck(args) => healthcheck(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -438,6 +457,13 @@ async fn seed(args: SeedArgs) -> Result<(), Failure> {
         .into());
     }
     let settings = Settings::load(&src, default_listen(None))?;
+    if args.demo {
+        if !src.flag("EMPORIUM_SEED_DEMO", true)? {
+            eprintln!("EMPORIUM_SEED_DEMO=false: the demo catalog is not loaded");
+            return Ok(());
+        }
+        return seed_demo_into(&settings).await.map_err(wiring_failure);
+    }
     let app = start_app(&settings, None, true, true).await?;
     let (Some(catalog), Some(inventory)) = (&app.catalog, &app.inventory) else {
         return Err(anyhow::anyhow!("the embedded app has no catalog or inventory").into());
@@ -524,6 +550,45 @@ async fn migrate(args: TargetArgs) -> Result<(), Failure> {
         db.close().await;
         eprintln!("migrated {}", service.name());
     }
+    Ok(())
+}
+
+async fn healthcheck(args: HealthcheckArgs) -> Result<(), Failure> {
+    let timeout = std::time::Duration::from_millis(args.timeout_ms);
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .context("building an HTTP client")?;
+    let url = &args.url.unwrap_or_else(|| {
+        let listen = std::env::var("EMPORIUM_LISTEN")
+            .ok()
+            .and_then(|v| v.parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let host = if listen.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], listen.port()))
+        } else {
+            listen
+        };
+        format!("http://{host}/health/ready")
+    });
+    let response = client.get(url).send().await.map_err(|e| {
+        // The cause (refused, timed out, bad URL) is at the bottom of the chain.
+        let cause = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+            .last()
+            .map_or_else(String::new, ToString::to_string);
+        let kind = if e.is_timeout() {
+            "no answer within the timeout"
+        } else {
+            "unreachable"
+        };
+        anyhow::anyhow!("unhealthy: {url}: {kind} ({cause}; timeout {} ms)", args.timeout_ms)
+    })?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(anyhow::anyhow!("unhealthy: {url} answered {status}").into());
+    }
+    println!("healthy: {url} answered {status}");
     Ok(())
 }
 

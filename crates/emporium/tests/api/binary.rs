@@ -634,7 +634,10 @@ async fn healthcheck_exits_0_against_a_live_server_and_1_against_a_dead_port() {
     let missing = format!("{base}/health/nowhere");
     let (code, text, _) = healthcheck(vec!["--url".into(), missing.clone()], None).await;
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("unhealthy") && text.contains(&missing) && text.contains("404"), "{text}");
+    assert!(
+        text.contains("unhealthy") && text.contains(&missing) && text.contains("404"),
+        "{text}"
+    );
 
     // A port nobody listens on.
     let dead = format!("http://127.0.0.1:{}/health/ready", free_port());
@@ -646,7 +649,11 @@ async fn healthcheck_exits_0_against_a_live_server_and_1_against_a_dead_port() {
     // A port that accepts the connection but never answers: given up after the timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let hung = format!("http://{}/health/ready", silent.local_addr().expect("addr"));
-    let (code, text, elapsed) = healthcheck(vec!["--url".into(), hung.clone(), "--timeout-ms".into(), "300".into()], None).await;
+    let (code, text, elapsed) = healthcheck(
+        vec!["--url".into(), hung.clone(), "--timeout-ms".into(), "300".into()],
+        None,
+    )
+    .await;
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("timeout") && text.contains(&hung), "{text}");
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
