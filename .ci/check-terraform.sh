@@ -98,6 +98,32 @@ if [ "$rc" -ne 0 ]; then
   exit 1
 fi
 
+step "the secrets the Kubernetes manifests read are the ones Terraform creates"
+# deploy/k8s's ExternalSecrets name Secrets Manager keys emporium/ENVIRONMENT/<key>; every one
+# must be created by modules/secrets, or the pods of a fresh environment never get their Secret.
+"$venv/bin/python" - "$tf_dir" deploy/k8s <<'PY'
+import pathlib, re, sys
+
+tf, k8s = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+contexts = re.search(r'contexts\s*=\s*\[([^\]]*)\]', (tf / "stack/main.tf").read_text()).group(1)
+contexts = re.findall(r'"([a-z]+)"', contexts)
+secrets_tf = (tf / "modules/secrets/main.tf").read_text()
+block = secrets_tf[secrets_tf.index("descriptions = merge("):secrets_tf.index("# The values Terraform writes")]
+created = set(re.findall(r'^\s*"([a-z0-9-]+)"\s*=', block, re.M)) | {f"{c}-database-url" for c in contexts}
+if not k8s.is_dir():
+    print(f"{k8s} absent: nothing to compare ({len(created)} secrets created)")
+    sys.exit(0)
+read = {}
+for f in sorted(k8s.rglob("*.yaml")):
+    for key in re.findall(r'emporium/ENVIRONMENT/([A-Za-z0-9_./-]+)', f.read_text()):
+        read.setdefault(key, str(f))
+missing = sorted(k for k in read if k not in created)
+for k in missing:
+    print(f"MISSING: {read[k]} reads emporium/<env>/{k}, which deploy/terraform/modules/secrets does not create", file=sys.stderr)
+print(f"{len(read)} keys read by the manifests, {len(created)} created by Terraform, {len(missing)} missing")
+sys.exit(1 if missing else 0)
+PY
+
 step "shellcheck"
 shellcheck .ci/check-terraform.sh "$tf_dir"/scripts/*.sh
 

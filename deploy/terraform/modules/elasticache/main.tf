@@ -75,13 +75,13 @@ resource "aws_security_group" "this" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "redis" {
-  for_each                     = toset(var.allowed_security_group_ids)
+  count                        = length(var.allowed_security_group_ids)
   security_group_id            = aws_security_group.this.id
-  description                  = "Redis (TLS) from ${each.value}"
+  description                  = "Redis (TLS) from the EKS cluster security group"
   ip_protocol                  = "tcp"
   from_port                    = 6379
   to_port                      = 6379
-  referenced_security_group_id = each.value
+  referenced_security_group_id = var.allowed_security_group_ids[count.index]
 }
 
 resource "aws_elasticache_parameter_group" "this" {

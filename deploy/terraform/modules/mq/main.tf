@@ -6,23 +6,23 @@ resource "aws_security_group" "this" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "amqps" {
-  for_each                     = toset(var.allowed_security_group_ids)
+  count                        = length(var.allowed_security_group_ids)
   security_group_id            = aws_security_group.this.id
-  description                  = "AMQP over TLS from ${each.value}"
+  description                  = "AMQP over TLS from the EKS cluster security group"
   ip_protocol                  = "tcp"
   from_port                    = 5671
   to_port                      = 5671
-  referenced_security_group_id = each.value
+  referenced_security_group_id = var.allowed_security_group_ids[count.index]
 }
 
 resource "aws_vpc_security_group_ingress_rule" "management" {
-  for_each                     = toset(var.allowed_security_group_ids)
+  count                        = length(var.allowed_security_group_ids)
   security_group_id            = aws_security_group.this.id
-  description                  = "RabbitMQ management API (HTTPS) from ${each.value}, for the dead-letter tooling and the Prometheus exporter"
+  description                  = "RabbitMQ management API (HTTPS) from the EKS cluster security group, for tooling and the Prometheus exporter"
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443
-  referenced_security_group_id = each.value
+  referenced_security_group_id = var.allowed_security_group_ids[count.index]
 }
 
 # Amazon MQ forbids commas, colons and equal signs; letters and digits are also URL-safe.
