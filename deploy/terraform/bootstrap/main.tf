@@ -262,5 +262,5 @@ module "ecr" {
   source = "../modules/ecr"
 
   repository_name     = "emporium"
-  push_principal_arns = var.ecr_push_principal_arns
+  push_principal_arns = concat(var.ecr_push_principal_arns, aws_iam_role.ci_deploy[*].arn)
 }

@@ -17,3 +17,8 @@ output "image_repository" {
   description = "ECR repository of the Emporium image (push here; the overlays' images: newName)."
   value       = module.ecr.repository_url
 }
+
+output "ci_deploy_role_arn" {
+  description = "Role GitHub Actions assumes (vars.AWS_DEPLOY_ROLE_ARN); list it in envs/*/terraform.tfvars eks_admin_principal_arns so it may deploy. Empty without github_repository."
+  value       = one(aws_iam_role.ci_deploy[*].arn)
+}

@@ -16,8 +16,19 @@ variable "lock_table_name" {
   default     = "emporium-terraform-locks"
 }
 
+variable "github_repository" {
+  description = "owner/name of the GitHub repository whose Actions deploy (main branch and the staging/production environments); empty: no CI role."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.github_repository == "" || can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must be owner/name, e.g. acme/emporium."
+  }
+}
+
 variable "ecr_push_principal_arns" {
-  description = "IAM roles allowed to push images (the CI role); nodes pull with their node role."
+  description = "Other IAM roles allowed to push images (e.g. a Jenkins agent role); the GitHub CI role is added by itself. Nodes pull with their node role."
   type        = list(string)
   default     = []
 }

@@ -83,6 +83,11 @@ output "backups_bucket" {
   value       = module.s3.backups_bucket
 }
 
+output "s3_kms_key_arn" {
+  description = "KMS key of the invoices and backups buckets (scripts/backup-postgres.sh S3_KMS_KEY_ID)."
+  value       = module.s3.kms_key_arn
+}
+
 output "kubeconfig_command" {
   description = "Points kubectl at the cluster."
   value       = "aws eks update-kubeconfig --region ${data.aws_region.current.name} --name ${module.eks.cluster_name} --alias ${module.eks.cluster_name}"
@@ -102,5 +107,6 @@ output "overlay_values" {
     irsa_role_arns     = module.iam.role_arns
     invoices_bucket    = module.s3.invoices_bucket
     backups_bucket     = module.s3.backups_bucket
+    s3_kms_key_arn     = module.s3.kms_key_arn
   }
 }

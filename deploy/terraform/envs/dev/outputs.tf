@@ -83,6 +83,11 @@ output "backups_bucket" {
   value       = module.emporium.backups_bucket
 }
 
+output "s3_kms_key_arn" {
+  description = "KMS key of the buckets (backup-postgres.sh S3_KMS_KEY_ID)."
+  value       = module.emporium.s3_kms_key_arn
+}
+
 output "overlay_values" {
   description = "Everything the Kubernetes overlay needs, in one object."
   value       = module.emporium.overlay_values
