@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The backup/restore round trip against the real local PostgreSQL (postgres@127.0.0.1:5432, or
 # BACKUP_TEST_POSTGRES_URL): per-context databases under a unique prefix are migrated and seeded by
-# the real binary, backed up with scripts/backup-postgres.sh, dropped, restored with
-# scripts/restore-postgres.sh, and compared table by table (row count and an md5 of the ordered
-# rows). Then the refusals: a tampered dump, an existing target, a missing variable. Everything it
-# creates is dropped in a trap.
+# the real binary, backed up with scripts/backup-postgres.sh to a directory and to an s3:// URL
+# (the aws CLI against moto's S3 server, SSE-KMS with a moto KMS key), dropped, restored with
+# scripts/restore-postgres.sh from both, and compared table by table (row count and an md5 of the
+# ordered rows). Then the refusals: a tampered dump, an existing target, bad variables.
+# Everything it creates is dropped in a trap. Tools: target/backup-venv (PyPI moto[server], awscli).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -14,8 +15,10 @@ prefix="ci_bkp_$$_$(date +%s)_"
 work=$(mktemp -d)
 bin=target/debug/emporium
 
+moto=""
 cleanup() {
   local db
+  if [ -n "$moto" ]; then kill "$moto" 2>/dev/null || true; wait "$moto" 2>/dev/null || true; fi
   for db in $(psql -X -A -t "$pg/postgres" -c "select datname from pg_database where datname like '${prefix}%'" 2>/dev/null); do
     psql -X -q "$pg/postgres" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
   done
@@ -25,6 +28,12 @@ trap cleanup EXIT
 
 psql -X -q "$pg/postgres" -c 'select 1' >/dev/null || { echo "PostgreSQL is not reachable at $pg (set BACKUP_TEST_POSTGRES_URL)" >&2; exit 1; }
 [ -x "$bin" ] || cargo build --quiet --locked -p emporium
+venv=target/backup-venv
+if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/aws" ]; then
+  echo "installing moto[server] and awscli into $venv..."
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.5' 'awscli==1.45.11'
+fi
 
 # libpq variables for the scripts, from the URL.
 eval "$(python3 - "$pg" <<'PY'
@@ -72,6 +81,26 @@ bash scripts/backup-postgres.sh >/dev/null
 bash scripts/backup-postgres.sh 2>&1 | grep -q 'already complete' || { echo "a re-run of the backup did not notice it was done" >&2; exit 1; }
 for ctx in $contexts; do [ -s "$BACKUP_DEST/ci-roundtrip/$ctx.dump" ] || { echo "no dump for $ctx" >&2; exit 1; }; done
 
+# ... and to S3 (moto's server; the aws CLI honours AWS_ENDPOINT_URL), encrypted with a KMS key.
+s3_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$s3_port" > "$work/moto.log" 2>&1 &
+moto=$!
+for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$s3_port/" && break; sleep 0.1; done
+# s3 CMD... -- runs CMD with the venv's aws CLI pointed at moto.
+s3() {
+  env PATH="$PWD/$venv/bin:$PATH" AWS_ENDPOINT_URL="http://127.0.0.1:$s3_port" AWS_ACCESS_KEY_ID=ci \
+    AWS_SECRET_ACCESS_KEY=ci AWS_DEFAULT_REGION=eu-central-1 "$@"
+}
+s3 aws s3 mb s3://emporium-ci-backups >/dev/null
+key=$(s3 aws kms create-key --query KeyMetadata.Arn --output text)
+s3 env BACKUP_DEST=s3://emporium-ci-backups/postgres BACKUP_ID=ci-s3 S3_KMS_KEY_ID="$key" bash scripts/backup-postgres.sh >/dev/null
+s3 env BACKUP_DEST=s3://emporium-ci-backups/postgres BACKUP_ID=ci-s3 bash scripts/backup-postgres.sh 2>&1 | grep -q 'already complete' \
+  || { echo "a re-run of the S3 backup did not notice it was done" >&2; exit 1; }
+[ "$(s3 aws s3 ls s3://emporium-ci-backups/postgres/ci-s3/ | wc -l)" = 8 ] || { echo "the S3 backup is not 7 dumps + MANIFEST" >&2; exit 1; }
+sse=$(s3 aws s3api head-object --bucket emporium-ci-backups --key postgres/ci-s3/catalog.dump --query ServerSideEncryption --output text)
+[ "$sse" = aws:kms ] || { echo "the S3 dump is not SSE-KMS encrypted ($sse)" >&2; exit 1; }
+echo "backed up to s3://emporium-ci-backups/postgres/ci-s3 (SSE-KMS)"
+
 # 3. Drop the originals.
 for ctx in $contexts; do psql -X -q "$pg/postgres" -c "DROP DATABASE \"${prefix}src_$ctx\" WITH (FORCE)"; done
 
@@ -86,7 +115,13 @@ for ctx in $contexts; do
     exit 1
   fi
 done
-echo "restored: every table's row count and checksum match"
+echo "restored from the directory: every table's row count and checksum match"
+s3 env BACKUP_SOURCE=s3://emporium-ci-backups/postgres/ci-s3 TARGET_DATABASE_PREFIX="${prefix}s3_" \
+  bash scripts/restore-postgres.sh 2>&1 | tail -n 1
+for ctx in $contexts; do
+  fingerprint "${prefix}s3_$ctx" | diff -u "$work/before.$ctx" - || { echo "context $ctx differs after the restore from S3" >&2; exit 1; }
+done
+echo "restored from S3: every table's row count and checksum match"
 
 # 5. The restored databases serve: the binary migrates them (no-op) and lists the catalog.
 for ctx in $contexts; do export "EMPORIUM_${ctx^^}_DATABASE_URL=$pg/${prefix}dst_$ctx"; done

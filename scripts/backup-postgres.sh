@@ -14,7 +14,8 @@
 #   DATABASE_PREFIX  default   emporium_  (database of a context: <prefix><context>)
 #   CONTEXTS         default   "identity catalog inventory cart ordering payments notifications"
 #   PGHOST PGPORT PGUSER PGPASSWORD / PGPASSFILE / PGSSLMODE: the usual libpq variables
-#   S3_SSE           default   aws:kms (server-side encryption of uploads; AES256 also accepted)
+#   S3_KMS_KEY_ID    optional  KMS key ARN to encrypt uploads with; unset, the bucket's default
+#                              encryption applies (deploy/terraform: SSE-KMS with the bucket's key)
 set -euo pipefail
 SCRIPT_NAME=backup-postgres.sh
 # shellcheck source=scripts/lib/common.sh
@@ -26,15 +27,17 @@ require BACKUP_DEST '^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^[:space:]]*)?|/[
 optional BACKUP_ID "$(date -u +%Y%m%dT%H%M%SZ)" '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$' '20261203T051500Z'
 optional DATABASE_PREFIX emporium_ '^[a-z_][a-z0-9_]{0,40}$' 'emporium_'
 optional CONTEXTS "$ALL_CONTEXTS" '^[a-z ]+$' "'identity catalog'"
-optional S3_SSE aws:kms '^(aws:kms|AES256)$' 'aws:kms'
+optional S3_KMS_KEY_ID "" '^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+$' 'arn:aws:kms:eu-central-1:111122223333:key/<id>   # terraform output of the s3 module: kms_key_arn'
 for ctx in $CONTEXTS; do
   [[ " $ALL_CONTEXTS " == *" $ctx "* ]] || usage_error CONTEXTS "names an unknown context '$ctx'." "export CONTEXTS='$ALL_CONTEXTS'"
 done
 need_cmd pg_dump psql sha256sum
 s3=false
+sse=()
 if [[ $BACKUP_DEST == s3://* ]]; then
   s3=true
   need_cmd aws
+  [ -n "$S3_KMS_KEY_ID" ] && sse=(--sse aws:kms --sse-kms-key-id "$S3_KMS_KEY_ID")
 fi
 dest=${BACKUP_DEST%/}/$BACKUP_ID
 
@@ -85,10 +88,10 @@ done
 
 if $s3; then
   for ctx in $CONTEXTS; do
-    aws s3 cp --only-show-errors --sse "$S3_SSE" "$staging/$ctx.dump" "$dest/$ctx.dump"
+    aws s3 cp --only-show-errors "${sse[@]}" "$staging/$ctx.dump" "$dest/$ctx.dump"
   done
   # The MANIFEST last: until it is there, the backup does not exist for restore-postgres.sh.
-  aws s3 cp --only-show-errors --sse "$S3_SSE" "$staging/MANIFEST.tmp" "$dest/MANIFEST"
+  aws s3 cp --only-show-errors "${sse[@]}" "$staging/MANIFEST.tmp" "$dest/MANIFEST"
 else
   mv "$staging/MANIFEST.tmp" "$staging/MANIFEST"
   mv "$staging" "$dest"
