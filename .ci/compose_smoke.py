@@ -18,6 +18,8 @@ walkthrough afterwards). What it does, and what makes it fail:
   0, `service_healthy` runs that service's healthcheck (the compose `test`, with the emporium
   binary and the URL's port mapped) until it passes. Each context must wait for a
   `migrate --service <same context>` job on its own DATABASE_URL.
+- The file must agree with deploy/docker/Dockerfile: health checks call the binary at the
+  image's ENTRYPOINT path, and `user:` is the image's USER.
 - The processes get only the environment compose gives them (plus PATH), with these smoke-only
   changes, printed at start: a unique EMPORIUM_NAMESPACE and queue expiry, and the dev mailbox
   (EMPORIUM_DEV_MAILBOX=true, allowed on loopback) instead of the mail catcher's SMTP on
@@ -448,6 +450,26 @@ class Runner:
                 p.wait()
 
 
+def check_against_dockerfile(plan):
+    """The compose file runs the image the Dockerfile builds: its health checks call the binary
+    where the image has it, and its `user:` is the image's USER."""
+    path = os.path.join(ROOT, "deploy/docker/Dockerfile")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    runtime = text[text.rindex("\nFROM "):]
+    entry = re.search(r"^ENTRYPOINT\s+(\[.*\])\s*$", runtime, re.M)
+    user = re.search(r"^USER\s+(\S+)\s*$", runtime, re.M)
+    if not entry or not user:
+        raise Fail("deploy/docker/Dockerfile: the runtime stage has no ENTRYPOINT [...] or USER")
+    binary = json.loads(entry.group(1))[0]
+    for name, svc in plan.app.items():
+        if str(svc.get("user", user.group(1))) != user.group(1):
+            raise Fail(f"{name}: user {svc.get('user')} but the image's USER is {user.group(1)}")
+        test = (svc.get("healthcheck") or {}).get("test")
+        if isinstance(test, list) and len(test) > 1 and test[1] != binary:
+            raise Fail(f"{name}: the healthcheck runs {test[1]} but the image's binary is {binary}")
+
+
 def init_databases(plan):
     pg = plan.services.get("postgres")
     if not pg:
@@ -508,6 +530,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     status = 0
     try:
+        check_against_dockerfile(plan)
         init_databases(plan)
         runner.run()
         gateway = next(n for n, r in plan.serves.items() if r == "gateway")
