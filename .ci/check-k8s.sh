@@ -52,11 +52,12 @@ for t in $targets; do
 done
 
 echo "== kubernetes-validate --strict (Kubernetes $k8s_version)"
-# One file per object, so a failure names the object; custom resources have no bundled schema
+# Every object of an overlay must carry its apply phase (docs/deploy.md). One file per object, so a failure names the object; custom resources have no bundled schema
 # and are listed as skipped (cert-manager, external-secrets and Prometheus Operator own them).
 "$venv/bin/python" - "$out" <<'EOF'
 import os, sys, yaml
 out = sys.argv[1]
+unphased = []
 for name in sorted(os.listdir(out)):
     if not name.endswith(".yaml"):
         continue
@@ -65,9 +66,14 @@ for name in sorted(os.listdir(out)):
     with open(os.path.join(out, name)) as f:
         for i, doc in enumerate(yaml.safe_load_all(f)):
             if doc:
+                phase = (doc["metadata"].get("labels") or {}).get("emporium.dev/phase")
+                if name != "cluster.yaml" and phase not in ("prepare", "migrate", "serve"):
+                    unphased.append(f"{name}: {doc['kind']} {doc['metadata']['name']}")
                 path = os.path.join(split, f"{i:03d}-{doc['kind']}-{doc['metadata']['name']}.yaml")
                 with open(path, "w") as g:
                     yaml.safe_dump(doc, g)
+if unphased:
+    sys.exit("objects without an emporium.dev/phase label (components/phases): " + ", ".join(unphased))
 EOF
 # Only the custom resources of these operators may go without a schema: a misspelt core kind
 # (apiVersion apps/v1, kind Deploymnet) must not pass as "no schema".

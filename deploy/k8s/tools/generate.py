@@ -137,6 +137,15 @@ def pod_labels(name, component, backing):
     return out
 
 
+def readiness_path(name):
+    """A context is ready when its database, RabbitMQ and Redis answer (/health/ready). The gateway's
+    /health/ready is ready only when all seven contexts are: as its readiness probe, one context
+    down would take every gateway pod out of the Service and the whole shop offline, where the
+    gateway's circuit breakers would have kept the rest serving. Its pod is ready once it listens
+    (Redis for the rate limit is connected before that); /health/ready stays the operator's view."""
+    return "/health/live" if name == "gateway" else "/health/ready"
+
+
 def deployment(name, spec):
     port = spec["port"]
     memory = spec.get("memory", ("256Mi", "512Mi"))
@@ -158,7 +167,7 @@ def deployment(name, spec):
                          "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 60},
         "livenessProbe": {"httpGet": {"path": "/health/live", "port": "http"},
                           "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
-        "readinessProbe": {"httpGet": {"path": "/health/ready", "port": "http"},
+        "readinessProbe": {"httpGet": {"path": readiness_path(name), "port": "http"},
                            "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 2},
         # No shell in the image: the kubelet's own sleep (Kubernetes 1.30+) keeps the pod serving
         # while its endpoint leaves every load balancer, then SIGTERM starts the app's drain.

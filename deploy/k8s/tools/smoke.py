@@ -669,6 +669,10 @@ def main():
         log(f"every Deployment ready on its readinessProbe ({time.monotonic() - started:.1f} s): "
             + ", ".join(f"{n} 127.0.0.1:{p['port']}" for n, p in smoke.plans.items()))
         gw = smoke.gateway_port()
+        # The gateway's own view: every upstream (EMPORIUM_UPSTREAM_*) answers its readiness check.
+        status, body = call("GET", gw, "/health/ready")
+        if status != 200:
+            fail(f"the gateway's /health/ready answers {status}: {body[:600]!r}")
         smoke.seed_catalog(gw)
         shim = Shim(("127.0.0.1", 0), shim_handler(gw, args.maildir))
         threading.Thread(target=shim.serve_forever, daemon=True).start()
