@@ -91,7 +91,7 @@ s = {"passed": 0, "failed": 0, "skipped": 0}
 for r in reports:
     for k in s:
         s[k] += r.get("summary", {}).get(k, 0)
-print(f"checkov: {s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped")
+print(f"checkov figures: passed={s['passed']} failed={s['failed']} skipped={s['skipped']} (skips are inline, with reasons)")
 PY
 if [ "$rc" -ne 0 ]; then
   echo "FAILED: checkov reported failed checks (fix them, or skip one inline with its reason)" >&2

@@ -69,6 +69,8 @@ resource "aws_s3_bucket_versioning" "logs" {
   }
 }
 
+# S3 server access logging delivers only to SSE-S3 (AES256) buckets, not SSE-KMS.
+#trivy:ignore:AVD-AWS-0132
 resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
   bucket = aws_s3_bucket.logs.id
   rule {
