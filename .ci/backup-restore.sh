@@ -100,6 +100,10 @@ s3 env BACKUP_DEST=s3://emporium-ci-backups/postgres BACKUP_ID=ci-s3 bash script
 sse=$(s3 aws s3api head-object --bucket emporium-ci-backups --key postgres/ci-s3/catalog.dump --query ServerSideEncryption --output text)
 [ "$sse" = aws:kms ] || { echo "the S3 dump is not SSE-KMS encrypted ($sse)" >&2; exit 1; }
 echo "backed up to s3://emporium-ci-backups/postgres/ci-s3 (SSE-KMS)"
+# The two-container Job's way: a directory backup uploaded afterwards; it must equal the direct one.
+s3 env BACKUP_DEST=s3://emporium-ci-backups/uploaded BACKUP_UPLOAD_FROM="$BACKUP_DEST/ci-roundtrip" bash scripts/backup-postgres.sh >/dev/null
+s3 aws s3 cp --quiet s3://emporium-ci-backups/uploaded/ci-roundtrip/MANIFEST "$work/uploaded.MANIFEST"
+cmp -s "$work/uploaded.MANIFEST" "$BACKUP_DEST/ci-roundtrip/MANIFEST" || { echo "the uploaded MANIFEST differs" >&2; exit 1; }
 
 # 3. Drop the originals.
 for ctx in $contexts; do psql -X -q "$pg/postgres" -c "DROP DATABASE \"${prefix}src_$ctx\" WITH (FORCE)"; done
