@@ -19,7 +19,7 @@ its probes' paths. What a cluster would provide is stood in for, and checked on 
     the local PostgreSQL, which the smoke creates as the Terraform bootstrap does on RDS; the local
     Redis and RabbitMQ; an SMTP sink; random secrets). A key without a test value fails;
   - EMPORIUM_NAMESPACE becomes this run's (and EMPORIUM_QUEUE_EXPIRY_SECS=600), so runs never share
-    queues or cache keys.
+    queues or cache keys; EMPORIUM_EXIT_WITH_PARENT ties the processes to this script.
 No variable from the caller's shell reaches the processes (only PATH): a setting the manifests
 forget is missing here as it would be in the pod.
 
@@ -408,6 +408,8 @@ class Smoke:
         env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
         env["EMPORIUM_NAMESPACE"] = self.namespace
         env["EMPORIUM_QUEUE_EXPIRY_SECS"] = "600"
+        # Should this script be killed outright, the kernel stops its processes too.
+        env["EMPORIUM_EXIT_WITH_PARENT"] = str(os.getpid())
         return env
 
     def create_databases(self):
