@@ -1,7 +1,8 @@
 # Account-level resources every environment shares:
 #   - the Terraform state bucket (versioned, KMS-encrypted, TLS-only, access-logged),
 #   - the DynamoDB lock table (one apply at a time per state),
-#   - the ECR repository of the one Emporium image (build once, promote by digest).
+#   - the ECR repository of the one Emporium image (build once, promote by digest),
+#   - the GitHub Actions deploy role (ci_role.tf) and the account's CloudTrail trail (audit.tf).
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
@@ -116,7 +117,7 @@ data "aws_iam_policy_document" "logs" {
     condition {
       test     = "ArnLike"
       variable = "aws:SourceArn"
-      values   = [aws_s3_bucket.state.arn]
+      values   = concat([aws_s3_bucket.state.arn], aws_s3_bucket.audit[*].arn)
     }
   }
 

@@ -22,3 +22,8 @@ output "ci_deploy_role_arn" {
   description = "Role GitHub Actions assumes (vars.AWS_DEPLOY_ROLE_ARN); list it in envs/*/terraform.tfvars eks_admin_principal_arns so it may deploy. Empty without github_repository."
   value       = one(aws_iam_role.ci_deploy[*].arn)
 }
+
+output "cloudtrail_bucket" {
+  description = "Bucket of the account's CloudTrail log files (empty with enable_cloudtrail = false)."
+  value       = one(aws_s3_bucket.audit[*].id)
+}

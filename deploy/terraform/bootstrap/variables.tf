@@ -38,3 +38,15 @@ variable "state_version_retention_days" {
   type        = number
   default     = 90
 }
+
+variable "enable_cloudtrail" {
+  description = "An account-wide, multi-region CloudTrail trail (false when an organization trail already covers the account)."
+  type        = bool
+  default     = true
+}
+
+variable "audit_log_retention_days" {
+  description = "Days the CloudTrail log files are kept (Glacier Instant Retrieval after 90)."
+  type        = number
+  default     = 2555
+}
