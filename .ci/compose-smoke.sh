@@ -34,6 +34,11 @@ echo "== compose.yaml against the compose-spec schema"
 bin=target/debug/emporium
 [ -x "$bin" ] || cargo build --quiet --locked -p emporium
 
+echo "== the binary's shared libraries: only what distroless cc has (glibc, libgcc_s)"
+libs=$(ldd "$bin" | awk '{print $1}' | grep -v -E '^(linux-vdso\.so\.1|/lib64/ld-linux-x86-64\.so\.2|/lib/ld-linux-aarch64\.so\.1|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1)$' || true)
+[ -z "$libs" ] || { echo "the binary needs libraries the runtime image does not have: $libs" >&2; exit 1; }
+echo "shared libraries: OK ($(ldd "$bin" | awk '{print $1}' | tr '\n' ' '))"
+
 echo "== the binary as uid 65532 on a read-only filesystem"
 bash .ci/unprivileged-embedded.sh "$bin"
 
