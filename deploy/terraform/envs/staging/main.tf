@@ -13,7 +13,7 @@ module "emporium" {
   vpc_cidr           = "10.20.0.0/16"
   nat_gateway_mode   = "per_az"
 
-  kubernetes_version         = "1.31"
+  kubernetes_version         = "1.33"
   eks_endpoint_public_access = length(var.eks_public_access_cidrs) > 0
   eks_public_access_cidrs    = var.eks_public_access_cidrs
   eks_admin_principal_arns   = var.eks_admin_principal_arns

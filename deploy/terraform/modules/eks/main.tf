@@ -326,8 +326,11 @@ resource "aws_eks_addon" "core" {
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = each.value
   resolve_conflicts_on_create = "OVERWRITE"
-  resolve_conflicts_on_update = "PRESERVE"
-  tags                        = var.tags
+  resolve_conflicts_on_update = "OVERWRITE"
+  # The VPC CNI enforces Kubernetes NetworkPolicies (the overlays' default-deny and allow rules)
+  # only with its network policy agent switched on.
+  configuration_values = each.value == "vpc-cni" ? jsonencode({ enableNetworkPolicy = "true" }) : null
+  tags                 = var.tags
 
   # coredns needs nodes to schedule on.
   depends_on = [aws_eks_node_group.this]

@@ -4,9 +4,9 @@ variable "cluster_name" {
 }
 
 variable "kubernetes_version" {
-  description = "Kubernetes minor version of the control plane and the node groups."
+  description = "Kubernetes minor version of the control plane and the node groups. Upgrade one minor at a time, and stay within EKS standard support: extended support costs six times the control-plane price."
   type        = string
-  default     = "1.31"
+  default     = "1.33"
 }
 
 variable "vpc_id" {
