@@ -68,9 +68,20 @@ GRANT {ctx} TO CURRENT_USER;
 SELECT \x27CREATE DATABASE {ctx} OWNER {ctx}\x27 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = \x27{ctx}\x27)\\gexec
 REVOKE ALL ON DATABASE {ctx} FROM PUBLIC;
 GRANT ALL ON DATABASE {ctx} TO {ctx};
+GRANT CONNECT ON DATABASE {ctx} TO emporium_backup;
 """)
 if first is None:
     sys.exit("no database URL secrets were read")
+# The backup Jobs' role (first: the contexts' blocks grant it CONNECT): reads everything, logs in
+# only with an IAM token (rds_iam), owns nothing.
+blocks.insert(0, """
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = \x27emporium_backup\x27) THEN CREATE ROLE emporium_backup LOGIN; END IF;
+END $$;
+ALTER ROLE emporium_backup WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+GRANT pg_read_all_data TO emporium_backup;
+GRANT rds_iam TO emporium_backup;
+""")
 user = urllib.parse.quote(master["username"], safe="")
 password = urllib.parse.quote(master["password"], safe="")
 print(f"export PGURL=\x27postgres://{user}:{password}@{first.hostname}:{first.port or 5432}/emporium_admin?sslmode=require\x27")

@@ -133,5 +133,6 @@ module "iam" {
   invoices_bucket_arn = module.s3.invoices_bucket_arn
   backups_bucket_arn  = module.s3.backups_bucket_arn
   s3_kms_key_arn      = module.s3.kms_key_arn
+  rds_resource_id     = module.rds.resource_id
   tags                = var.tags
 }

@@ -120,6 +120,14 @@ resource "aws_iam_role_policy" "invoices" {
 }
 
 data "aws_iam_policy_document" "backups" {
+  # pg_dump logs in as the read-only backup role with a 15-minute IAM token
+  # (aws rds generate-db-auth-token): no database password in the cluster for backups.
+  statement {
+    sid       = "ConnectAsTheBackupRole"
+    actions   = ["rds-db:connect"]
+    resources = ["arn:${local.partition}:rds-db:${local.region}:${local.account_id}:dbuser:${var.rds_resource_id}/${var.backup_db_user}"]
+  }
+
   statement {
     sid       = "BackupObjects"
     actions   = ["s3:GetObject", "s3:PutObject"]

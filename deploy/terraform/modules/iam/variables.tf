@@ -56,6 +56,17 @@ variable "backups_bucket_arn" {
   type        = string
 }
 
+variable "rds_resource_id" {
+  description = "DbiResourceId of the RDS instance: the backups role logs in to it with IAM database authentication."
+  type        = string
+}
+
+variable "backup_db_user" {
+  description = "PostgreSQL role the backup Jobs log in as with an IAM token (made by scripts/bootstrap-databases.sh: rds_iam + pg_read_all_data)."
+  type        = string
+  default     = "emporium_backup"
+}
+
 variable "s3_kms_key_arn" {
   description = "KMS key of both buckets."
   type        = string
