@@ -50,6 +50,7 @@ variable "node_groups" {
   type = map(object({
     instance_types = list(string)
     capacity_type  = optional(string, "ON_DEMAND")
+    ami_type       = optional(string, "AL2023_x86_64_STANDARD")
     min_size       = number
     max_size       = number
     desired_size   = number

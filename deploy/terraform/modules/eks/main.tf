@@ -283,6 +283,7 @@ resource "aws_eks_node_group" "this" {
   version         = var.kubernetes_version
   instance_types  = each.value.instance_types
   capacity_type   = each.value.capacity_type
+  ami_type        = each.value.ami_type
   labels          = merge(each.value.labels, { "emporium.io/node-group" = each.key })
 
   launch_template {

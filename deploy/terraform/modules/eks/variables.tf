@@ -43,10 +43,11 @@ variable "admin_principal_arns" {
 }
 
 variable "node_groups" {
-  description = "Managed node groups by name. capacity_type ON_DEMAND or SPOT; labels and taints are applied to the nodes."
+  description = "Managed node groups by name. capacity_type ON_DEMAND or SPOT; ami_type AL2023_x86_64_STANDARD, or AL2023_ARM_64_STANDARD for Graviton instance types (the image is multi-arch); labels and taints are applied to the nodes."
   type = map(object({
     instance_types = list(string)
     capacity_type  = optional(string, "ON_DEMAND")
+    ami_type       = optional(string, "AL2023_x86_64_STANDARD")
     min_size       = number
     max_size       = number
     desired_size   = number
