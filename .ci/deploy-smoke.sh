@@ -12,8 +12,9 @@
 #      walkthrough runs through the gateway (mail read back from the SMTP sink);
 #   5. SIGTERM: every process must exit 0 within its terminationGracePeriodSeconds.
 # Then it breaks the rendering on purpose, one way at a time (a misspelt variable, a Service port
-# and a listen port that do not match, a probe path that does not exist, a missing migration Job,
-# a missing Secret key), and each run must fail for that reason (DEPLOY_SMOKE_MUTATIONS=0 skips).
+# and a listen port that do not match, a URL naming no Service, a probe path that does not exist,
+# a missing migration Job, a missing Secret key), and each run must fail for that reason
+# (DEPLOY_SMOKE_MUTATIONS=0 skips this part).
 # Every run has its own databases (ci_k8s_<pid>_<n>_<context>) and namespace, dropped at the end;
 # no process outlives the script.
 set -euo pipefail
@@ -98,7 +99,7 @@ cat "$work/run0.out"
 if [ "${DEPLOY_SMOKE_MUTATIONS:-1}" != 0 ]; then
   echo "== broken on purpose: each must fail, for its reason"
   n=1
-  for mutation in variable-name service-port listen-port probe-path missing-migration missing-secret; do
+  for mutation in variable-name service-port listen-port service-name probe-path missing-migration missing-secret; do
     # smoke.py --mutation succeeds only when the run fails for the mutation's reason.
     if ! run "$n" --mutation "$mutation" >"$work/mut$n.out" 2>&1; then
       cat "$work/mut$n.out" >&2

@@ -96,6 +96,12 @@ def mutate_listen_port(docs):
             e["value"] = "0.0.0.0:9083"
 
 
+def mutate_service_name(docs):
+    for e in container(find(docs, "Deployment", "cart"))["env"]:
+        if e["name"] == "EMPORIUM_CATALOG_URL":
+            e["value"] = "http://catalogue:8082"
+
+
 def mutate_probe_path(docs):
     container(find(docs, "Deployment", "payments"))["readinessProbe"]["httpGet"]["path"] = "/healthz"
 
@@ -114,6 +120,7 @@ MUTATIONS = {
     "variable-name": (mutate_variable_name, "EMPORIUM_SHUTDOWN_GRACE_SEC"),
     "service-port": (mutate_service_port, "Service catalog"),
     "listen-port": (mutate_listen_port, "listens on 9083"),
+    "service-name": (mutate_service_name, "host catalogue"),
     "probe-path": (mutate_probe_path, "/healthz"),
     "missing-migration": (mutate_missing_migration, "no Job runs `migrate --service cart`"),
     "missing-secret": (mutate_missing_secret_key, "EMPORIUM_SERVICE_SECRET"),
@@ -383,8 +390,9 @@ class Smoke:
             in_cluster = rest == "" or (self.r.namespace and re.fullmatch(
                 re.escape(self.r.namespace) + r"(\.svc(\.cluster\.local)?)?", rest))
             if svc not in routes or not in_cluster:
-                if rest.endswith("svc") or rest.endswith("svc.cluster.local"):
-                    fail(f"{what} names {host}, which is no Service of this rendering")
+                # A bare name or <name>.<namespace>.svc can only be a Service of the cluster.
+                if (rest == "" and host != "localhost") or rest.endswith("svc") or rest.endswith("svc.cluster.local"):
+                    fail(f"{what} names host {host}, which is no Service of this rendering")
                 return m.group(0)
             if port is None:
                 fail(f"{what}: {m.group(0)} gives no port (Service {svc} listens on {sorted(routes[svc])})")
