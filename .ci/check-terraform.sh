@@ -2,10 +2,12 @@
 # Checks deploy/terraform without AWS credentials or provider downloads (the terraform CLI cannot
 # fetch providers on these machines, so `terraform validate` is out of reach):
 #   1. `terraform fmt -check -recursive` (canonical formatting),
-#   2. every .tf/.tfvars/.hcl file parsed with python-hcl2 (a syntax error fails),
+#   2. every .tf/.tfvars/.hcl file parsed with python-hcl2 (a syntax error fails), and the
+#      references checked (undeclared variables, locals, resources, module inputs and outputs),
 #   3. checkov's Terraform checks: zero failed checks; a deliberate exception is an inline
 #      `#checkov:skip=CKV_...:reason` on the resource, and the reason is part of the review,
-#   4. shellcheck on this script and deploy/terraform/scripts/*.sh.
+#   4. the Secrets Manager keys deploy/k8s reads are the ones modules/secrets creates,
+#   5. shellcheck on this script and deploy/terraform/scripts/*.sh.
 # Tools are installed idempotently (pinned versions) into target/ci-venv; nothing installed by
 # hand is relied on. Usage: bash .ci/check-terraform.sh
 set -euo pipefail
@@ -73,6 +75,92 @@ for path in files:
 print(f"parsed {len(files) - failed}/{len(files)} files")
 if failed or not files:
     sys.exit(1)
+PY
+
+step "references: variables, locals, resources, module inputs and outputs"
+PYTHONPATH="$hcl2_dir" "$venv/bin/python" - "$tf_dir" <<'PY'
+# What `terraform validate` would catch without providers: every var., local., data., resource
+# and module output referenced in a directory is declared there (or by the called module), every
+# module call passes only variables the module declares, and all the ones it requires.
+import pathlib, re, sys
+import hcl2
+
+root = pathlib.Path(sys.argv[1]).resolve()
+errors = []
+
+def load_dir(d):
+    blocks = {"variable": {}, "output": {}, "locals": set(), "resource": set(), "data": set(), "module": {}}
+    text = ""
+    for f in sorted(d.glob("*.tf")):
+        raw = f.read_text()
+        text += "\n" + raw
+        doc = hcl2.loads(raw)
+        for v in doc.get("variable", []):
+            for name, body in v.items():
+                blocks["variable"][name.strip('"')] = body
+        for o in doc.get("output", []):
+            for name in o:
+                blocks["output"][name.strip('"')] = True
+        for l in doc.get("locals", []):
+            blocks["locals"].update(k for k in l if not k.startswith("__"))
+        for r in doc.get("resource", []):
+            for t, inst in r.items():
+                for n in inst:
+                    blocks["resource"].add((t.strip('"'), n.strip('"')))
+        for r in doc.get("data", []):
+            for t, inst in r.items():
+                for n in inst:
+                    blocks["data"].add((t.strip('"'), n.strip('"')))
+        for m in doc.get("module", []):
+            for name, body in m.items():
+                blocks["module"][name.strip('"')] = body
+    # drop comments so references in prose do not count
+    code = re.sub(r'(?m)^\s*#.*$', '', text)
+    code = re.sub(r'(?m)\s#[^"\n]*$', '', code)
+    return blocks, code
+
+dirs = sorted({p.parent for p in root.rglob("*.tf") if ".terraform" not in p.parts})
+info = {d: load_dir(d) for d in dirs}
+for d, (b, code) in info.items():
+    rel = d.relative_to(root)
+    for v in set(re.findall(r'\bvar\.([A-Za-z_][A-Za-z0-9_-]*)', code)):
+        if v not in b["variable"]:
+            errors.append(f"{rel}: var.{v} is not declared")
+    for l in set(re.findall(r'\blocal\.([A-Za-z_][A-Za-z0-9_-]*)', code)):
+        if l not in b["locals"]:
+            errors.append(f"{rel}: local.{l} is not declared")
+    for t, n in set(re.findall(r'(?<![\w.])data\.([a-z0-9_]+)\.([A-Za-z0-9_-]+)', code)):
+        if (t, n) not in b["data"]:
+            errors.append(f"{rel}: data.{t}.{n} is not declared")
+    for t, n in set(re.findall(r'(?<![\w."/:-])((?:aws|random|tls)_[a-z0-9_]+)\.([A-Za-z_][A-Za-z0-9_-]*)', code)):
+        if (t, n) not in b["resource"]:
+            errors.append(f"{rel}: {t}.{n} is not declared")
+    for m, out in set(re.findall(r'\bmodule\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)', code)):
+        if m not in b["module"]:
+            errors.append(f"{rel}: module.{m} is not declared")
+            continue
+        src = (d / b["module"][m]["source"].strip("\"")).resolve()
+        child = info.get(src)
+        if child is None:
+            errors.append(f"{rel}: module.{m} source {src} not found")
+        elif out not in child[0]["output"]:
+            errors.append(f"{rel}: module.{m}.{out}: {src.name} has no such output")
+    for m, body in b["module"].items():
+        src = (d / body["source"].strip("\"")).resolve()
+        child = info.get(src)
+        if child is None:
+            continue
+        meta = {"source", "providers", "depends_on", "count", "for_each", "version", "__start_line__", "__end_line__"}
+        given = {k for k in body if k not in meta and not k.startswith("__")}
+        for k in given - set(child[0]["variable"]):
+            errors.append(f"{rel}: module.{m} passes {k}, which {src.name} does not declare")
+        for k, v in child[0]["variable"].items():
+            if "default" not in v and k not in given:
+                errors.append(f"{rel}: module.{m} does not pass the required {k}")
+print(f"references checked in {len(dirs)} directories: {len(errors)} problems")
+for e in sorted(set(errors)):
+    print("  " + e, file=sys.stderr)
+sys.exit(1 if errors else 0)
 PY
 
 step "checkov (terraform framework)"
