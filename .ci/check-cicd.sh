@@ -217,20 +217,286 @@ import http.server, json, sys, urllib.parse
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["query"][0]
-        v = "0.3" if 'status="5xx"' in q else "2"   # 15 % of 2 req/s fail
+        v = sys.argv[2] if 'status="5xx"' in q else "2"   # sys.argv[2] of 2 req/s fail
         body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, v]}]}}).encode()
         self.send_response(200); self.send_header("content-type", "application/json"); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
-python3 "$work/fake_prom.py" "$fake_port" &
+python3 "$work/fake_prom.py" "$fake_port" 0.3 &   # 15 % fail
+pids+=($!)
+healthy_prom_port=$(free_port)
+python3 "$work/fake_prom.py" "$healthy_prom_port" 0 &   # none fail
 pids+=($!)
 for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$fake_port/?query=x" && break; sleep 0.1; done
+for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$healthy_prom_port/?query=x" && break; sleep 0.1; done
 if PROMETHEUS_URL="http://127.0.0.1:$fake_port" NAMESPACE=emporium-prod bash scripts/check-error-rate.sh 2>/dev/null; then
   fail "check-error-rate.sh passed at a 15 % error rate"
 fi
 PROMETHEUS_URL="http://127.0.0.1:$fake_port" NAMESPACE=emporium-prod ERROR_RATE_SLO=0.2 bash scripts/check-error-rate.sh \
   || fail "check-error-rate.sh failed at 15 % with a 20 % SLO"
+
+step "deploy.sh and rollback.sh: the control flow, against a stand-in for the cluster"
+# No cluster here: a kubectl that keeps objects in a JSON file (below) shows that the scripts
+# migrate before rolling out, roll back on a failed smoke test or rollout, leave production alone
+# when a migration or a canary fails, and that a re-run changes nothing. Smoke tests and the SLO
+# are real: the binary started above, and Prometheus-shaped answers.
+mkdir -p "$work/bin"
+real_kubectl=$(command -v kubectl)
+cat > "$work/bin/kubectl" <<'FAKE'
+#!/usr/bin/env python3
+"""A stand-in for kubectl that keeps a cluster's state in a JSON file, for testing the control flow
+of scripts/deploy.sh and scripts/rollback.sh where no cluster exists (.ci/check-cicd.sh).
+
+It is not Kubernetes: it knows the few verbs the scripts use, applies objects as given, keeps a
+revision history per Deployment so `rollout undo` behaves as the real one (back to the previous
+template, which then becomes the newest revision), finishes Jobs at once and rollouts at once.
+`kubectl kustomize` is delegated to the real kubectl (REAL_KUBECTL).
+Failures on demand: FAKE_FAIL_JOB (a substring of a Job name: the Job fails),
+FAKE_FAIL_ROLLOUT (a substring of a Deployment name: its rollout times out).
+Every mutating call is appended to FAKE_KUBE_STATE + ".log".
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import yaml
+
+STATE = os.environ["FAKE_KUBE_STATE"]
+
+
+def load():
+    if os.path.exists(STATE):
+        with open(STATE, encoding="utf-8") as f:
+            return json.load(f)
+    return {"objects": {}, "history": {}}
+
+
+def save(st):
+    with open(STATE, "w", encoding="utf-8") as f:
+        json.dump(st, f)
+
+
+def log(line):
+    with open(STATE + ".log", "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+def key(kind, ns, name):
+    return f"{kind}/{ns}/{name}"
+
+
+def docs(path):
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def images(obj):
+    return " ".join(c["image"] for c in obj["spec"]["template"]["spec"]["containers"])
+
+
+def jsonpath(obj, expr):
+    if expr == "{.status.succeeded}/{.status.failed}":
+        st = obj.get("status", {})
+        return f"{st.get('succeeded', '')}/{st.get('failed', '')}"
+    m = re.fullmatch(r'\{\.status\.conditions\[\?\(@\.type=="(\w+)"\)\]\.status\}', expr)
+    if m:
+        return "".join(c["status"] for c in obj.get("status", {}).get("conditions", []) if c["type"] == m.group(1))
+    if expr == "{.spec.template.spec.containers[*].image}":
+        return images(obj)
+    m = re.fullmatch(r"\{\.metadata\.annotations\.(.+)\}", expr)
+    if m:
+        return obj["metadata"].get("annotations", {}).get(m.group(1).replace("\\.", "."), "")
+    sys.exit(f"fake kubectl: unsupported jsonpath {expr}")
+
+
+def apply(st, path, dry_run):
+    for d in docs(path):
+        ns = d["metadata"].get("namespace", "" if d["kind"] == "Namespace" else "default")
+        k = key(d["kind"], ns, d["metadata"]["name"])
+        if dry_run:
+            continue
+        old = st["objects"].get(k)
+        if d["kind"] == "Job":
+            if old:
+                continue  # immutable; the scripts delete a failed one first
+            failed = os.environ.get("FAKE_FAIL_JOB", "\0") in d["metadata"]["name"]
+            d["status"] = {"failed": 1, "conditions": [{"type": "Failed", "status": "True"}]} if failed else {
+                "succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+        if d["kind"] == "Deployment":
+            if old:
+                d["metadata"].setdefault("annotations", {}).update(
+                    {a: v for a, v in old["metadata"].get("annotations", {}).items() if a.startswith("emporium.io/")})
+            hist = st["history"].setdefault(k, [])
+            if not hist or hist[-1] != d["spec"]["template"]:
+                hist.append(d["spec"]["template"])
+        st["objects"][k] = d
+        log(f"apply {k}" + (f" {images(d)}" if d["kind"] == "Deployment" else ""))
+
+
+def main(argv):
+    args = list(argv)
+    if args and args[0] == "kustomize":
+        os.execvp(os.environ.get("REAL_KUBECTL", "/usr/bin/kubectl"), [os.environ.get("REAL_KUBECTL", "kubectl")] + args)
+    ns = "default"
+    out = []
+    i = 0
+    while i < len(args):  # global flags
+        if args[i] == "--context":
+            i += 2
+        elif args[i] == "-n":
+            ns = args[i + 1]
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    args = out
+    st = load()
+    verb = args[0] if args else ""
+    opts = [a for a in args[1:] if a.startswith("-")]
+    pos = [a for a in args[1:] if not a.startswith("-")]
+    dry = "--dry-run=server" in opts
+    jp = next((a.split("=", 1)[1] for a in opts if a.startswith("jsonpath=")), None)
+    if "-o" in args:
+        jp = args[args.index("-o") + 1].split("=", 1)[1]
+        pos = [p for p in pos if not p.startswith("jsonpath=")]
+    if verb == "version":
+        return 0
+    if verb == "apply":
+        apply(st, args[args.index("-f") + 1], dry)
+    elif verb == "get":
+        kind = {"job": "Job", "deployment": "Deployment"}[pos[0]]
+        obj = st["objects"].get(key(kind, ns, pos[1]))
+        if obj is None:
+            print(f'Error from server (NotFound): {pos[0]}s "{pos[1]}" not found', file=sys.stderr)
+            return 1
+        if jp:
+            print(jsonpath(obj, jp), end="")
+    elif verb == "delete":
+        if "-f" in args:
+            targets = [key(d["kind"], d["metadata"].get("namespace", "default"), d["metadata"]["name"])
+                       for d in docs(args[args.index("-f") + 1])]
+        elif "-l" in args:
+            label, value = args[args.index("-l") + 1].split("=")
+            targets = [k for k, o in st["objects"].items() if k.startswith(f"Deployment/{ns}/")
+                       and o["metadata"].get("labels", {}).get(label) == value]
+        else:
+            kind = {"job": "Job", "deployment": "Deployment"}[pos[0]]
+            targets = [key(kind, ns, pos[1])]
+        for k in targets:
+            if st["objects"].pop(k, None) is not None:
+                log(f"delete {k}")
+    elif verb == "annotate":
+        obj = st["objects"][key("Deployment", ns, pos[1])]
+        a, v = pos[2].split("=", 1)
+        obj["metadata"].setdefault("annotations", {})[a] = v
+        log(f"annotate Deployment/{ns}/{pos[1]} {a}={v}")
+    elif verb == "rollout":
+        sub, target = pos[0], pos[1].split("/", 1)[1]
+        k = key("Deployment", ns, target)
+        if k not in st["objects"]:
+            print(f'Error from server (NotFound): deployments "{target}" not found', file=sys.stderr)
+            return 1
+        if sub == "status":
+            if os.environ.get("FAKE_FAIL_ROLLOUT", "\0") in target:
+                print(f'error: deployment "{target}" exceeded its progress deadline', file=sys.stderr)
+                return 1
+            print(f'deployment "{target}" successfully rolled out')
+        elif sub == "undo":
+            hist = st["history"][k]
+            if len(hist) < 2:
+                print(f"error: no rollout history found for deployment {target}", file=sys.stderr)
+                return 1
+            prev = hist[-2]
+            hist.append(hist.pop(-2))  # the previous template becomes the newest revision
+            st["objects"][k]["spec"]["template"] = prev
+            log(f"undo {k} -> {images(st['objects'][k])}")
+    elif verb == "logs":
+        print("fake kubectl: (job logs)")
+    else:
+        sys.exit(f"fake kubectl: unsupported command {argv}")
+    save(st)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+FAKE
+chmod +x "$work/bin/kubectl"
+kube() { env PATH="$work/bin:$PATH" REAL_KUBECTL="$real_kubectl" FAKE_KUBE_STATE="$work/kube.json" "$@"; }
+images_of() { # ENV-namespace -> "name=image" per Deployment, sorted
+  python3 -c '
+import json, sys
+st = json.load(open(sys.argv[1]))
+for k, o in sorted(st["objects"].items()):
+    kind, ns, name = k.split("/")
+    if kind == "Deployment" and ns == sys.argv[2]:
+        print(name + "=" + " ".join(c["image"] for c in o["spec"]["template"]["spec"]["containers"]))' "$work/kube.json" "$1"
+}
+all_run() { # NAMESPACE IMAGE -- every Emporium Deployment runs IMAGE, and there is no canary
+  local out
+  out=$(images_of "$1")
+  if [ "$(grep -c "=$2\$" <<<"$out")" != 8 ] || grep -q -- '-canary=' <<<"$out"; then
+    fail "in $1 expected the 8 Deployments on $2 and no canary, found: $out"
+  fi
+}
+log_lines() { wc -l < "$work/kube.json.log"; }
+api="http://127.0.0.1:$port"
+a=ghcr.io/acme/emporium:aaaaaaa b=ghcr.io/acme/emporium:bbbbbbb c=ghcr.io/acme/emporium:ccccccc
+da="ghcr.io/acme/emporium@sha256:$(printf 'a%.0s' $(seq 64))" db="ghcr.io/acme/emporium@sha256:$(printf 'b%.0s' $(seq 64))"
+quiet() { "$@" > "$work/flow.log" 2>&1; }
+
+# 1. A first deployment: migrations (7 Jobs) before the Deployments, smoke test against the binary.
+quiet kube env ENVIRONMENT=staging IMAGE=$a BASE_URL="$api" bash scripts/deploy.sh || { cat "$work/flow.log"; fail "deploy of $a to staging failed"; }
+all_run emporium-staging "$a"
+first_deploy=$(grep -n '^apply Deployment/' "$work/kube.json.log" | head -n1 | cut -d: -f1)
+last_job=$(grep -n '^apply Job/' "$work/kube.json.log" | tail -n1 | cut -d: -f1)
+if [ "$(grep -c '^apply Job/emporium-staging/.*-migrate-' "$work/kube.json.log")" != 7 ] || [ "$last_job" -gt "$first_deploy" ]; then
+  fail "the 7 migration Jobs did not all run before the first Deployment"
+fi
+# 2. The same again: nothing new (no Job re-run, no Deployment revision).
+before=$(log_lines)
+quiet kube env ENVIRONMENT=staging IMAGE=$a BASE_URL="$api" bash scripts/deploy.sh || { cat "$work/flow.log"; fail "re-deploying $a failed"; }
+grep -q 'already completed for this image' "$work/flow.log" || fail "a re-run ran the migrations again"
+[ "$(sed -n "$((before + 1)),\$p" "$work/kube.json.log" | grep -c '^apply Job/')" = 0 ] || fail "a re-run applied Jobs again"
+# 3. A release whose smoke test fails: rolled back to $a, the previous image recorded.
+if quiet kube env ENVIRONMENT=staging IMAGE=$b BASE_URL="http://127.0.0.1:$(free_port)" SMOKE_TIMEOUT=2 bash scripts/deploy.sh; then
+  fail "deploy.sh succeeded although the smoke test failed"
+fi
+grep -q 'rolling back staging' "$work/flow.log" || { cat "$work/flow.log"; fail "no rollback after a failed smoke test"; }
+all_run emporium-staging "$a"
+# 4. rollback.sh again: everything already on its previous image, nothing undone.
+before=$(log_lines)
+quiet kube env ENVIRONMENT=staging bash scripts/rollback.sh || { cat "$work/flow.log"; fail "a second rollback.sh failed"; }
+[ "$(log_lines)" = "$before" ] || fail "a second rollback.sh changed something: $(sed -n "$((before + 1)),\$p" "$work/kube.json.log")"
+all_run emporium-staging "$a"
+# 5. A failing migration (of a new image: $b's Jobs have completed): no Deployment touched.
+before=$(log_lines)
+if quiet kube env FAKE_FAIL_JOB=catalog-migrate ENVIRONMENT=staging IMAGE=$c bash scripts/deploy.sh; then
+  fail "deploy.sh succeeded although a migration failed"
+fi
+[ "$(sed -n "$((before + 1)),\$p" "$work/kube.json.log" | grep -c '^apply Deployment/')" = 0 ] || fail "a failed migration still changed Deployments"
+all_run emporium-staging "$a"
+# 6. A rollout that does not finish: rolled back.
+if quiet kube env FAKE_FAIL_ROLLOUT=ordering ENVIRONMENT=staging IMAGE=$b bash scripts/deploy.sh; then
+  fail "deploy.sh succeeded although a rollout failed"
+fi
+all_run emporium-staging "$a"
+# 7. Production: a canary whose error rate breaks the SLO is removed, the stable pods never change.
+quiet kube env ENVIRONMENT=prod STRATEGY=rolling IMAGE="$da" bash scripts/deploy.sh || { cat "$work/flow.log"; fail "deploy of $da to prod failed"; }
+all_run emporium-prod "$da"
+if quiet kube env ENVIRONMENT=prod IMAGE="$db" BASE_URL="$api" PROMETHEUS_URL="http://127.0.0.1:$fake_port" CANARY_SECONDS=0 bash scripts/deploy.sh; then
+  fail "a canary at a 15 % error rate was promoted"
+fi
+grep -q 'apply Deployment/emporium-prod/gateway-canary' "$work/kube.json.log" || fail "no canary was started"
+all_run emporium-prod "$da"
+# 8. A healthy canary is promoted, and the canaries are gone.
+quiet kube env ENVIRONMENT=prod IMAGE="$db" BASE_URL="$api" PROMETHEUS_URL="http://127.0.0.1:$healthy_prom_port" \
+  CANARY_SECONDS=0 SETTLE_SECONDS=0 bash scripts/deploy.sh || { cat "$work/flow.log"; fail "a healthy canary was not promoted"; }
+all_run emporium-prod "$db"
+echo "deploy.sh/rollback.sh: migrations first, rollback on a failed smoke test or rollout, production untouched by a failed migration or canary, re-runs idempotent"
 
 echo
 echo "CI/CD checks: OK ($((SECONDS - started)) s)"

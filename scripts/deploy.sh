@@ -24,6 +24,7 @@
 #   BASE_URL         the public URL for the smoke test: required for canary, optional otherwise
 #   PROMETHEUS_URL   required for canary (the SLO gate), optional otherwise
 #   ERROR_RATE_SLO   default 0.01;  CANARY_REPLICAS default 1;  CANARY_SECONDS default 300
+#   SETTLE_SECONDS   default 60: after the rollout, before the SLO is asked again
 #   ROLLOUT_TIMEOUT  default 600 (seconds, per rollout and per migration)
 #   EMPORIUM_IMAGE_NAME  default: the one image name in the overlay ending in "emporium"
 #   RENDER_OUT       optional  a directory to keep the pinned manifests in (the pipeline's record)
@@ -48,6 +49,7 @@ optional STRATEGY "$default_strategy" '^(rolling|canary)$' 'canary'
 optional ROLLOUT_TIMEOUT 600 "$RE_UINT" '600'
 optional CANARY_REPLICAS 1 '^[1-9][0-9]*$' '1'
 optional CANARY_SECONDS 300 "$RE_UINT" '300'
+optional SETTLE_SECONDS 60 "$RE_UINT" '60'
 optional ERROR_RATE_SLO 0.01 '^(0(\.[0-9]+)?|1(\.0+)?)$' '0.01'
 optional DRY_RUN "" '^(render|server)?$' 'render'
 optional RENDER_OUT "" '^[^[:space:]]+$' 'target/manifests/staging'
@@ -115,6 +117,11 @@ if [ "$DRY_RUN" = render ]; then
 fi
 
 "${kc[@]}" version --request-timeout=15s >/dev/null 2>&1 || die "the cluster does not answer (kubectl ${KUBE_CONTEXT:+--context $KUBE_CONTEXT} version)"
+# A first deployment: a dry run of namespaced objects needs their Namespace, and an empty
+# Namespace changes nothing that runs.
+if [ -z "$DRY_RUN" ] && grep -q '^kind: Namespace' "$work/namespaces.yaml"; then
+  "${kc[@]}" apply -f "$work/namespaces.yaml" >/dev/null
+fi
 "${kc[@]}" apply --dry-run=server -f "$work/main.yaml" >/dev/null || die "the API server refuses the manifests (dry run): nothing was changed"
 # New Jobs only: an existing one of this image is immutable and is judged below.
 for j in "${jobs[@]}"; do
@@ -215,7 +222,7 @@ for d in "${deployments[@]}"; do
 done
 canaries_down
 if [ -n "${BASE_URL-}${PROMETHEUS_URL-}" ]; then
-  [ -n "${PROMETHEUS_URL-}" ] && sleep 60
+  [ -n "${PROMETHEUS_URL-}" ] && sleep "$SETTLE_SECONDS"
   judge '.+' || rollback "the release failed its smoke test or the error-rate SLO after the rollout"
 fi
 log "deployed $IMAGE to $ENVIRONMENT"

@@ -91,8 +91,10 @@ if [ "$count" -gt 0 ]; then
   step "inventory answers for $sku ($available available)"
 fi
 
-# 3. Accounts. A wrong password is a clean 401, never a 5xx.
-post_json 401 /api/v1/auth/login '{"email":"nobody@'"$SMOKE_EMAIL_DOMAIN"'","password":"not the right password"}'
+# 3. Accounts. A wrong password is a clean 401, never a 5xx. A new address each run: identity
+#    throttles an address after 5 failures in 15 minutes (and an IP after 20), and repeated smoke
+#    tests must not trip that.
+post_json 401 /api/v1/auth/login '{"email":"nobody-'"$(date +%s)-$RANDOM"'@'"$SMOKE_EMAIL_DOMAIN"'","password":"not the right password"}'
 step "a wrong password is refused with 401"
 
 mode=$SMOKE_AUTH

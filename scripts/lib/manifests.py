@@ -7,6 +7,7 @@
         OUTDIR/jobs.yaml         the Jobs (migrations), each renamed <name>-<SUFFIX> so a release
                                  runs its own Job once (Jobs are immutable; a re-run finds it done)
         OUTDIR/main.yaml         everything else, in kustomize's order (Namespaces first)
+        OUTDIR/namespaces.yaml   the Namespaces alone
         OUTDIR/canary.yaml       per Deployment running IMAGE a copy <name>-canary with CANARY_REPLICAS replicas
                                  and the label track=canary (same app labels, so its Service sends
                                  it a share of the traffic)
@@ -92,6 +93,7 @@ def split(docs, outdir, suffix, canary_replicas, image=None):
             spec["template"].setdefault("metadata", {}).setdefault("labels", {})["track"] = "canary"
             canaries.append(c)
     dump(f"{outdir}/jobs.yaml", jobs)
+    dump(f"{outdir}/namespaces.yaml", [d for d in main if d.get("kind") == "Namespace"])
     dump(f"{outdir}/main.yaml", main)
     dump(f"{outdir}/canary.yaml", canaries)
     with open(f"{outdir}/deployments.txt", "w", encoding="utf-8") as f:
