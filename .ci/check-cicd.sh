@@ -19,6 +19,7 @@ step() { printf '\n-- %s (%ss)\n' "$1" "$((SECONDS - started))"; }
 fail() { echo "check-cicd: $*" >&2; exit 1; }
 
 step "tools"
+mkdir -p target/ci
 venv=target/ci-venv
 [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
 if [ ! -x "$venv/bin/actionlint" ]; then
