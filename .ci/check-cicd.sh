@@ -52,11 +52,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 JAVA_HOME=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
 export JAVA_HOME
-PATH="$PWD/$venv/bin:$PATH"
-echo "actionlint $(actionlint --version | head -n1), $("$deny" --version), shellcheck $(shellcheck --version | sed -n 's/^version: //p'), $(prometheus --version 2>&1 | head -n1)"
+# PyYAML for scripts/lib/manifests.py and the kubectl stand-in, in the same venv.
+"$venv/bin/python" -c 'import yaml' 2>/dev/null || "$venv/bin/pip" install -q --disable-pip-version-check 'PyYAML==6.0.2'
+export PYTHON=$PWD/$venv/bin/python
+echo "actionlint $("$venv/bin/actionlint" --version | head -n1), $("$deny" --version), shellcheck $(shellcheck --version | sed -n 's/^version: //p'), $(prometheus --version 2>&1 | head -n1)"
 
 step "actionlint"
-actionlint -no-color .github/workflows/*.yml
+"$venv/bin/actionlint" -no-color .github/workflows/*.yml
 workflows=(.github/workflows/*.yml)
 echo "actionlint: ${#workflows[@]} workflows clean"
 
@@ -244,7 +246,8 @@ step "deploy.sh and rollback.sh: the control flow, against a stand-in for the cl
 # are real: the binary started above, and Prometheus-shaped answers.
 mkdir -p "$work/bin"
 real_kubectl=$(command -v kubectl)
-cat > "$work/bin/kubectl" <<'FAKE'
+printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$PYTHON" "$work/fake-kubectl.py" > "$work/bin/kubectl"
+cat > "$work/fake-kubectl.py" <<'FAKE'
 #!/usr/bin/env python3
 """A stand-in for kubectl that keeps a cluster's state in a JSON file, for testing the control flow
 of scripts/deploy.sh and scripts/rollback.sh where no cluster exists (.ci/check-cicd.sh).

@@ -63,6 +63,7 @@ fi
 overlay="$root/deploy/k8s/overlays/$ENVIRONMENT"
 [ -f "$overlay/kustomization.yaml" ] || die "$overlay/kustomization.yaml not found"
 need_cmd kubectl python3 sha256sum
+PY=$(yaml_python) || exit 1
 
 kc=(kubectl)
 [ -n "$KUBE_CONTEXT" ] && kc+=(--context "$KUBE_CONTEXT")
@@ -72,7 +73,7 @@ trap 'rm -rf "$work"' EXIT
 # 1. Render with the image pinned, through a throw-away kustomization over the overlay.
 kubectl kustomize "$overlay" > "$work/plain.yaml" || die "kubectl kustomize $overlay failed"
 if [ -z "${EMPORIUM_IMAGE_NAME-}" ]; then
-  mapfile -t names < <(python3 "$here/lib/manifests.py" images "$work/plain.yaml" | grep -E '(^|/)emporium$' || true)
+  mapfile -t names < <("$PY" "$here/lib/manifests.py" images "$work/plain.yaml" | grep -E '(^|/)emporium$' || true)
   [ "${#names[@]}" = 1 ] || usage_error EMPORIUM_IMAGE_NAME "could not be inferred: the overlay has ${#names[@]} image names ending in 'emporium' (${names[*]:-none})." "export EMPORIUM_IMAGE_NAME=<the image name used in deploy/k8s/base>"
   EMPORIUM_IMAGE_NAME=${names[0]}
 fi
@@ -98,7 +99,7 @@ EOF
 kubectl kustomize "$work/k" > "$work/rendered.yaml" || die "rendering $overlay with the image pinned failed"
 grep -qF "image: $IMAGE" "$work/rendered.yaml" || die "the rendered manifests do not use $IMAGE (is $EMPORIUM_IMAGE_NAME the overlay's image name?)"
 suffix=$(printf '%s' "$IMAGE" | sha256sum | cut -c1-10)
-python3 "$here/lib/manifests.py" split "$work/rendered.yaml" "$work" "$suffix" "$CANARY_REPLICAS" "$IMAGE"
+"$PY" "$here/lib/manifests.py" split "$work/rendered.yaml" "$work" "$suffix" "$CANARY_REPLICAS" "$IMAGE"
 mapfile -t deployments < "$work/deployments.txt"
 mapfile -t app_deployments < "$work/app-deployments.txt"
 mapfile -t jobs < "$work/jobs.txt"
@@ -133,7 +134,7 @@ log "server-side dry run: every object accepted"
 [ "$DRY_RUN" = server ] && exit 0
 
 # 2. Migrations, once per image; the namespaces and config they need go first.
-python3 - "$work/main.yaml" > "$work/prereq.yaml" <<'PY'
+"$PY" - "$work/main.yaml" > "$work/prereq.yaml" <<'PY'
 import sys, yaml
 keep = {"Namespace", "ServiceAccount", "ConfigMap", "Secret", "ExternalSecret", "SecretStore", "NetworkPolicy", "Role", "RoleBinding"}
 print(yaml.safe_dump_all([d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") in keep]))

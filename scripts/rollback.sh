@@ -24,6 +24,7 @@ optional ROLLOUT_TIMEOUT 600 "$RE_UINT" '600'
 overlay="$root/deploy/k8s/overlays/$ENVIRONMENT"
 [ -f "$overlay/kustomization.yaml" ] || die "$overlay/kustomization.yaml not found"
 need_cmd kubectl python3
+PY=$(yaml_python) || exit 1
 
 kc=(kubectl)
 [ -n "$KUBE_CONTEXT" ] && kc+=(--context "$KUBE_CONTEXT")
@@ -31,7 +32,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 kubectl kustomize "$overlay" > "$work/rendered.yaml" || die "kubectl kustomize $overlay failed"
-python3 "$here/lib/manifests.py" split "$work/rendered.yaml" "$work" rollback 1
+"$PY" "$here/lib/manifests.py" split "$work/rendered.yaml" "$work" rollback 1
 mapfile -t deployments < "$work/deployments.txt"
 "${kc[@]}" version --request-timeout=15s >/dev/null 2>&1 || die "the cluster does not answer (kubectl ${KUBE_CONTEXT:+--context $KUBE_CONTEXT} version)"
 

@@ -42,6 +42,20 @@ need_cmd() {
   done
 }
 
+# yaml_python -- prints a python3 that has PyYAML (PYTHON, python3, /usr/bin/python3), or fails
+# saying how to get one. Use: PY=$(yaml_python) || exit 1
+yaml_python() {
+  local p
+  for p in "${PYTHON:-}" python3 /usr/bin/python3; do
+    if [ -n "$p" ] && command -v "$p" >/dev/null 2>&1 && "$p" -c 'import yaml' 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  log "error: PyYAML is needed to split the manifests: pip install pyyaml, or apt-get install python3-yaml (or set PYTHON to a python3 that has it)"
+  return 1
+}
+
 # Regexes used by several scripts.
 RE_ENVIRONMENT='^(dev|staging|prod)$'
 RE_UINT='^[0-9]+$'
