@@ -266,6 +266,7 @@ impl RateLimiter {
             url: platform::db::redact_url(url),
             source,
         };
+        platform::install_tls_provider();
         let client = redis::Client::open(url).map_err(err)?;
         let settings = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))

@@ -104,6 +104,7 @@ impl Cache {
             url: crate::db::redact_url(url),
             source,
         };
+        crate::install_tls_provider();
         let client = redis::Client::open(url).map_err(err)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))

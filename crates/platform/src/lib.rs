@@ -24,3 +24,10 @@ pub mod telemetry;
 pub mod time;
 
 pub use problem::{FieldError, Problem};
+
+/// Makes ring the process's TLS crypto provider (idempotent). Every TLS client here (PostgreSQL,
+/// Redis `rediss://`, RabbitMQ `amqps://`, SMTP) uses rustls with ring: one crypto stack.
+pub fn install_tls_provider() {
+    // Err only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -26,6 +26,7 @@ mod shop;
 #[path = "../../../../tests/support/smtp_sink.rs"]
 #[allow(dead_code)]
 mod smtp;
+mod tls;
 mod web_account;
 mod web_admin;
 mod web_returns;

@@ -56,6 +56,7 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
 const REPLICA_QUEUE_EXPIRY_MS: u32 = 5 * 60 * 1000;
 
 async fn open(url: &str, names: &Names) -> Result<(Connection, Channel), String> {
+    crate::install_tls_provider();
     let connection = Connection::connect(url, ConnectionProperties::default())
         .await
         .map_err(|e| e.to_string())?;
