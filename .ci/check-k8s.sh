@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The Kubernetes manifests (deploy/k8s), checked by their real tools:
-#   1. the generated files match deploy/k8s/tools/generate.py (processes, ExternalSecrets, and the
-#      PrometheusRule from observability/prometheus/rules/*.yml);
+#   1. the generated files match deploy/k8s/tools/generate.py (processes, ExternalSecrets, the
+#      PrometheusRule from observability/prometheus/rules/*.yml, and the copies of
+#      scripts/backup-postgres.sh and scripts/lib/common.sh in components/backups/scripts that the
+#      backup CronJob's ConfigMap is generated from: kustomize loads no file from outside a
+#      kustomization's directory);
 #   2. `kubectl kustomize` renders every overlay and the cluster prerequisites;
 #   3. every object of an overlay has its apply phase (emporium.dev/phase), and passes
 #      kubernetes-validate --strict (custom resources have no bundled schema: counted, not checked);
@@ -41,7 +44,7 @@ out=target/ci/k8s
 rm -rf "$out"
 mkdir -p "$out"
 
-echo "== generated manifests are up to date"
+echo "== generated manifests (and the backup scripts copied into components/backups) are up to date"
 "$venv/bin/python" deploy/k8s/tools/generate.py --check
 
 echo "== kubectl kustomize"

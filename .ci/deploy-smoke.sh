@@ -10,10 +10,16 @@
 #   3. waits on each readinessProbe path (startup and liveness paths must answer too);
 #   4. an administrator adds a product and stock through the gateway, then the README
 #      walkthrough runs through the gateway (mail read back from the SMTP sink);
-#   5. SIGTERM: every process must exit 0 within its terminationGracePeriodSeconds.
+#   5. runs the backup CronJob's Job template once, while the system serves: its containers'
+#      commands (scripts/backup-postgres.sh from the generated ConfigMap) with their environment,
+#      the dump into the emptyDir from this run's databases, the upload into a stand-in S3 (an
+#      `aws` stub; RDS host and IAM login stood in for by the local PostgreSQL), and checks the
+#      backup is complete at the bucket URL the overlay gives;
+#   6. SIGTERM: every process must exit 0 within its terminationGracePeriodSeconds.
 # Then it breaks the rendering on purpose, one way at a time (a misspelt variable, a Service port
 # and a listen port that do not match, a URL naming no Service, a probe path that does not exist,
-# a missing migration Job, a missing Secret key), and each run must fail for that reason
+# a missing migration Job, a missing Secret key, a backup setting the CronJob reads missing), and
+# each run must fail for that reason
 # (DEPLOY_SMOKE_MUTATIONS=0 skips this part).
 # Every run has its own databases (ci_k8s_<pid>_<n>_<context>) and namespace, dropped at the end;
 # no process outlives the script.
@@ -99,7 +105,8 @@ cat "$work/run0.out"
 if [ "${DEPLOY_SMOKE_MUTATIONS:-1}" != 0 ]; then
   echo "== broken on purpose: each must fail, for its reason"
   n=1
-  for mutation in variable-name service-port listen-port service-name probe-path missing-migration missing-secret; do
+  for mutation in variable-name service-port listen-port service-name probe-path missing-migration missing-secret \
+    backup-setting; do
     # smoke.py --mutation succeeds only when the run fails for the mutation's reason.
     if ! run "$n" --mutation "$mutation" >"$work/mut$n.out" 2>&1; then
       cat "$work/mut$n.out" >&2

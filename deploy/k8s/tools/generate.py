@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the per-process manifests of deploy/k8s from one table, and the PrometheusRule from
-observability/prometheus/rules/*.yml, so neither can drift from its source.
+"""Writes the per-process manifests of deploy/k8s from one table, the PrometheusRule from
+observability/prometheus/rules/*.yml, and the copies of scripts/backup-postgres.sh and
+scripts/lib/common.sh that components/backups turns into a ConfigMap, so none can drift from its
+source.
 
     generate.py            rewrite the generated files
     generate.py --check    exit 1 (naming the file) when a generated file is not what this writes
@@ -407,11 +409,30 @@ def prometheus_rule():
     return header + "---\n" + yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
 
 
+# The backup CronJob (components/backups) runs scripts/backup-postgres.sh from a ConfigMap that
+# kustomize generates. kustomize loads files only from inside the kustomization's own directory
+# (its default load restrictor), so the script and the helpers it sources are copied there,
+# byte for byte; --check fails when a copy differs from scripts/.
+BACKUP_SCRIPTS = {
+    os.path.join("scripts", "backup-postgres.sh"): "backup-postgres.sh",
+    os.path.join("scripts", "lib", "common.sh"): "common.sh",
+}
+
+
+def backup_scripts():
+    out = {}
+    for src, name in BACKUP_SCRIPTS.items():
+        with open(os.path.join(ROOT, src), encoding="utf-8") as f:
+            out[os.path.join(K8S, "components", "backups", "scripts", name)] = f.read()
+    return out
+
+
 def outputs():
     files = {os.path.join(K8S, "base", "processes", f"{n}.yaml"): process_file(n, s) for n, s in CONTEXTS.items()}
     files[os.path.join(K8S, "base", "processes", "gateway.yaml")] = process_file("gateway", GATEWAY)
     files[os.path.join(K8S, "components", "observability", "prometheusrule.yaml")] = prometheus_rule()
     files[os.path.join(K8S, "components", "managed-services", "external-secrets.yaml")] = external_secrets()
+    files.update(backup_scripts())
     return files
 
 

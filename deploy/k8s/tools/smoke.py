@@ -30,12 +30,26 @@ dev mailbox's format. Before the walkthrough an administrator (`emporium admin c
 operator does) adds one product through the gateway and restocks it, since production starts with
 an empty catalog: catalog tells inventory over RabbitMQ, so the bus is exercised too.
 
+Every CronJob (the hourly PostgreSQL backup) runs once, while the system serves, as its Job
+template describes it: each container's command with its environment (ConfigMaps resolved, the
+Job's labels for fieldRef), the sidecar init containers (restartPolicy Always) first and until
+their startupProbe passes, then the other init containers in order, then the containers, then the
+sidecars are stopped with SIGTERM. Volumes become directories: a configMap volume holds its items
+at their paths (so the script runs from the ConfigMap's copy, as in the pod), an emptyDir is
+empty; the mount paths in the commands and the environment point there. Stood in for: `aws`, by a
+stub on PATH that answers `rds generate-db-auth-token` and copies `s3 cp` into a local directory
+per bucket (and `s3 ls` looks there); the RDS host (PGHOST) and the IAM login (PGUSER) by the local
+PostgreSQL and its postgres user; DATABASE_PREFIX by this run's database prefix. The backup must
+then be in the stand-in bucket at the URL the manifests give, complete (MANIFEST, one dump per
+context).
+
 --mutation breaks the rendering in one way first (see MUTATIONS); the run must then fail, which
 .ci/deploy-smoke.sh checks, so the smoke test is known to catch what it claims to.
 """
 
 import argparse
 import base64
+import glob
 import http.client
 import http.server
 import json
@@ -115,6 +129,11 @@ def mutate_missing_secret_key(docs):
     es["spec"]["data"] = [d for d in es["spec"]["data"] if d["secretKey"] != "EMPORIUM_SERVICE_SECRET"]
 
 
+def mutate_backup_setting(docs):
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("backup-target"))
+    cm["data"]["BACKUP_S3_URI"] = cm["data"].pop("BACKUP_S3_URL")
+
+
 MUTATIONS = {
     # name: (what it breaks, a phrase the failure must contain)
     "variable-name": (mutate_variable_name, "EMPORIUM_SHUTDOWN_GRACE_SEC"),
@@ -124,6 +143,7 @@ MUTATIONS = {
     "probe-path": (mutate_probe_path, "/healthz"),
     "missing-migration": (mutate_missing_migration, "no Job runs `migrate --service cart`"),
     "missing-secret": (mutate_missing_secret_key, "EMPORIUM_SERVICE_SECRET"),
+    "backup-setting": (mutate_backup_setting, "key BACKUP_S3_URL"),
 }
 
 
@@ -159,6 +179,7 @@ class Rendering:
         self.services = [d for d in docs if d["kind"] == "Service"]
         self.deployments = [d for d in docs if d["kind"] == "Deployment"]
         self.jobs = [d for d in docs if d["kind"] == "Job"]
+        self.cronjobs = [d for d in docs if d["kind"] == "CronJob"]
         if not self.deployments:
             fail("the rendering has no Deployment")
 
@@ -278,6 +299,43 @@ def call(method, port, path, body=None, headers=None, timeout=10):
         return r.status, r.read()
     finally:
         conn.close()
+
+
+# The `aws` CLI as the backup CronJob uses it, without AWS: S3 is a directory per bucket.
+AWS_STUB = r"""#!@PYTHON@
+import os, shutil, sys
+BUCKETS = "@BUCKETS@"
+args = [a for a in sys.argv[1:] if a != "--only-show-errors"]
+
+
+def opt(name):
+    i = args.index(name)
+    value = args[i + 1]
+    del args[i:i + 2]
+    return value
+
+
+def local(url):
+    if not url.startswith("s3://"):
+        sys.exit(f"aws stub: not an s3:// URL: {url}")
+    return os.path.join(BUCKETS, url[5:])
+
+
+if args[:2] == ["rds", "generate-db-auth-token"]:
+    host, port, user = opt("--hostname"), opt("--port"), opt("--username")
+    print(f"{host}:{port}/?Action=connect&DBUser={user}&X-Amz-Signature=smoke-test")
+elif args[:2] == ["s3", "ls"]:
+    sys.exit(0 if os.path.exists(local(args[2])) else 1)
+elif args[:2] == ["s3", "cp"]:
+    for o in ("--sse", "--sse-kms-key-id"):
+        if o in args:
+            opt(o)
+    src, dst = args[2:4]
+    os.makedirs(os.path.dirname(local(dst)), exist_ok=True)
+    shutil.copyfile(src, local(dst))
+else:
+    sys.exit(f"aws stub: unsupported: aws {' '.join(sys.argv[1:])}")
+"""
 
 
 class Smoke:
@@ -444,6 +502,174 @@ class Smoke:
             if out.returncode != 0:
                 fail(f"Job {name} ({' '.join(argv[1:])}) exited with {out.returncode}:\n{out.stderr[-2000:]}")
             log(f"Job {name}: {' '.join(argv[1:])} OK ({time.monotonic() - started:.1f} s)")
+
+    def run_cronjobs(self):
+        """Each CronJob's Job template once, as its pod would run it (module docstring)."""
+        for cj in self.r.cronjobs:
+            self.run_cronjob(cj)
+
+    def check_cronjobs(self):
+        """Before anything starts: every CronJob container's environment resolves (a ConfigMap or
+        key it names is missing: fail now, not after the walkthrough)."""
+        for cj in self.r.cronjobs:
+            spec = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            for c in [*spec.get("initContainers", []), *spec["containers"]]:
+                c = dict(c, env=[e for e in c.get("env", []) if "fieldRef" not in (e.get("valueFrom") or {})])
+                self.r.resolve_env(f"CronJob {cj['metadata']['name']} container {c['name']}", c)
+
+    def run_cronjob(self, cj):
+        name = cj["metadata"]["name"]
+        what = f"CronJob {name}"
+        job = cj["spec"]["jobTemplate"]
+        pod = job["spec"]["template"]
+        spec = pod["spec"]
+        job_name = f"{name}-{int(time.time() // 60)}"  # what the CronJob controller names a run
+        labels = {**(pod.get("metadata", {}).get("labels") or {}),
+                  "batch.kubernetes.io/job-name": job_name, "job-name": job_name}
+        root = os.path.join(self.work, f"cronjob-{name}")
+        buckets = os.path.join(root, "s3")
+        os.makedirs(buckets)
+        # Volumes as directories.
+        volumes = {}
+        for v in spec.get("volumes", []):
+            vdir = os.path.join(root, "volumes", v["name"])
+            os.makedirs(vdir)
+            if "emptyDir" in v:
+                pass
+            elif "configMap" in v:
+                ref = v["configMap"]
+                data = self.r.configmaps.get(ref["name"])
+                if data is None:
+                    fail(f"{what}: volume {v['name']} names ConfigMap {ref['name']}, which the rendering does not have")
+                items = ref.get("items") or [{"key": k, "path": k} for k in data]
+                for it in items:
+                    if it["key"] not in data:
+                        fail(f"{what}: volume {v['name']} wants key {it['key']} of ConfigMap {ref['name']}, which has no such key")
+                    path = os.path.join(vdir, it["path"])
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(data[it["key"]])
+                    os.chmod(path, it.get("mode", ref.get("defaultMode", 0o644)))
+            else:
+                fail(f"{what}: volume {v['name']} is {sorted(set(v) - {'name'})}, which the smoke test cannot stand in for")
+            volumes[v["name"]] = vdir
+        # `aws` stand-in: IAM tokens, and S3 as a directory per bucket.
+        stub_dir = os.path.join(root, "bin")
+        os.makedirs(stub_dir)
+        stub = os.path.join(stub_dir, "aws")
+        with open(stub, "w", encoding="utf-8") as f:
+            f.write(AWS_STUB.replace("@PYTHON@", sys.executable).replace("@BUCKETS@", buckets))
+        os.chmod(stub, 0o755)
+
+        def prepare(c, kind):
+            cwhat = f"{what} {kind} {c['name']}"
+            mounts = {}
+            for m in c.get("volumeMounts", []):
+                if m["name"] not in volumes:
+                    fail(f"{cwhat}: mounts volume {m['name']}, which the pod does not have")
+                if m.get("subPath"):
+                    fail(f"{cwhat}: subPath mounts are not supported by the smoke test")
+                mounts[m["mountPath"].rstrip("/")] = volumes[m["name"]]
+            pattern = re.compile(r"(?<![\w.-])(" + "|".join(re.escape(p) for p in sorted(mounts, key=len, reverse=True))
+                                 + r")(?=/|$|[\s\"':;])") if mounts else None
+
+            def local(value):
+                return pattern.sub(lambda m: mounts[m.group(1)], value) if pattern else value
+            c = dict(c)
+            env_list = []
+            for e in c.get("env", []):
+                fr = (e.get("valueFrom") or {}).get("fieldRef")
+                if fr:
+                    m = re.fullmatch(r"metadata\.labels\['([^']+)'\]", fr["fieldPath"])
+                    if m:
+                        e = {"name": e["name"], "value": labels.get(m.group(1), "")}
+                    elif fr["fieldPath"] == "metadata.namespace":
+                        e = {"name": e["name"], "value": self.namespace}
+                    else:
+                        fail(f"{cwhat}: {e['name']} uses fieldRef {fr['fieldPath']}, which the smoke test cannot stand in for")
+                env_list.append(e)
+            c["env"] = env_list
+            env = self.r.resolve_env(cwhat, c)
+            env = {k: local(v) for k, v in env.items()}
+            # What the cluster provides and this machine stands in for (module docstring).
+            if "PGHOST" in env:
+                env.update(PGHOST="127.0.0.1", PGPORT="5432", PGUSER="postgres")
+            if "DATABASE_PREFIX" in env:
+                env["DATABASE_PREFIX"] = f"{self.prefix}_"
+            env["PATH"] = stub_dir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")
+            argv = [local(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+            if not argv:
+                fail(f"{cwhat}: no command (the smoke test does not guess an image's entrypoint)")
+            return cwhat, argv, env, local
+
+        deadline = job["spec"].get("activeDeadlineSeconds", 600)
+        started = time.monotonic()
+        sidecars = []
+        try:
+            for c in spec.get("initContainers", []):
+                cwhat, argv, env, local = prepare(c, "init container")
+                if c.get("restartPolicy") == "Always":
+                    log_path = os.path.join(root, f"{c['name']}.log")
+                    with open(log_path, "w") as logf:
+                        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                                start_new_session=True)
+                    sidecars.append((cwhat, proc, log_path))
+                    probe = c.get("startupProbe")
+                    if probe:
+                        if "exec" not in probe:
+                            fail(f"{cwhat}: only exec startup probes are supported by the smoke test")
+                        pargv = [local(a) for a in probe["exec"]["command"]]
+                        for _ in range(probe.get("failureThreshold", 3) * 2):
+                            if proc.poll() is not None:
+                                fail(f"{cwhat} exited with {proc.returncode} before its startupProbe passed:\n"
+                                     + open(log_path).read()[-2000:])
+                            if subprocess.run(pargv, env=env, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL).returncode == 0:
+                                break
+                            time.sleep(probe.get("periodSeconds", 10) / 2)
+                        else:
+                            fail(f"{cwhat}: startupProbe {' '.join(probe['exec']['command'])} never passed:\n"
+                                 + open(log_path).read()[-2000:])
+                    continue
+                self.run_to_completion(cwhat, argv, env, deadline - (time.monotonic() - started))
+            for c in spec["containers"]:
+                cwhat, argv, env, _ = prepare(c, "container")
+                self.run_to_completion(cwhat, argv, env, deadline - (time.monotonic() - started))
+            for cwhat, proc, log_path in sidecars:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    code = proc.wait(spec.get("terminationGracePeriodSeconds", 30))
+                except subprocess.TimeoutExpired:
+                    fail(f"{cwhat} did not stop within the grace period of SIGTERM")
+                if code != 0:
+                    fail(f"{cwhat} exited with {code} on SIGTERM:\n" + open(log_path).read()[-2000:])
+        finally:
+            # The sidecar's own children too (its sleep): the pod's end takes them all.
+            for _, proc, _ in sidecars:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+        # The run's result, where the manifests say it goes.
+        manifests = glob.glob(os.path.join(buckets, "*", "**", job_name, "MANIFEST"), recursive=True)
+        if len(manifests) != 1:
+            fail(f"{what}: expected one complete backup {job_name} in the stand-in S3, found {manifests}")
+        with open(manifests[0]) as f:
+            rows = [ln.split() for ln in f if ln.strip() and not ln.startswith("#")]
+        dumps = sorted(os.listdir(os.path.dirname(manifests[0])))
+        want = sorted(db[len(self.prefix) + 1:] for db in self.databases)
+        if sorted(r[0] for r in rows) != want or dumps != sorted(["MANIFEST", *(c + ".dump" for c in want)]):
+            fail(f"{what}: the backup holds {dumps}, its MANIFEST lists {[r[0] for r in rows]}: want {want}")
+        url = "s3://" + os.path.relpath(os.path.dirname(manifests[0]), buckets)
+        log(f"{what}: one run of its Job template OK ({time.monotonic() - started:.1f} s): {url} "
+            f"({', '.join(r[0] for r in rows)}; {sum(int(r[2]) for r in rows)} bytes)")
+
+    def run_to_completion(self, what, argv, env, timeout):
+        out = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             timeout=max(1, min(timeout, 300)))
+        if out.returncode != 0:
+            fail(f"{what} ({' '.join(argv)}) exited with {out.returncode}:\n{out.stderr[-2000:]}")
 
     def start(self):
         for name, p in self.plans.items():
@@ -671,8 +897,10 @@ def main():
     try:
         smoke = Smoke(args, docs)
         smoke.plan()
+        smoke.check_cronjobs()
         smoke.create_databases()
-        log(f"{len(smoke.r.jobs)} Jobs, {len(smoke.plans)} Deployments; databases {args.prefix}_*")
+        log(f"{len(smoke.r.jobs)} Jobs, {len(smoke.plans)} Deployments, {len(smoke.r.cronjobs)} CronJobs; "
+            f"databases {args.prefix}_*")
         smoke.run_jobs()
         smoke.start()
         smoke.wait_ready()
@@ -691,6 +919,7 @@ def main():
         finally:
             shim.shutdown()
         log("README walkthrough through the gateway: OK")
+        smoke.run_cronjobs()
         smoke.stop_all()
     except SmokeFailure as e:
         if args.mutation:
