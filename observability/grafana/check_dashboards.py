@@ -12,7 +12,8 @@ Static (always; no network):
 Live (--prometheus URL): every panel's PromQL runs against that Prometheus (/api/v1/query),
 with the template variables replaced by real values (query variables resolved against the same
 Prometheus, "All" as .*; $__rate_interval -> 1m, $__interval -> 15s, $__range -> 1h by default).
-Each query must be valid and return data. A panel of the list below may come back empty only
+Each query must be valid and return data (a result that is only NaN, 0/0 over a window in which
+nothing happened, counts as none). A panel of the list below may come back empty only
 while Prometheus has no series of the metric it needs at all, and is then reported as SKIP with
 its reason; as soon as the metric is scraped (a Kubernetes cluster, the exporters, the
 multi-process topology) it must return data like every other panel.
@@ -58,7 +59,7 @@ NEEDS = {
     ("emporium-overview", "HPA replicas"): (K8S, "kube_horizontalpodautoscaler_status_current_replicas"),
     ("emporium-red", "Outgoing calls by target"): (MULTI, "service_client_duration_seconds_count"),
     ("emporium-red", "Mean outgoing call duration"): (MULTI, "service_client_duration_seconds_count"),
-    ("emporium-infrastructure", "Upstream p95 by upstream"): (GATEWAY, "gateway_upstream_duration_seconds_count"),
+    ("emporium-infrastructure", "Mean upstream time by upstream"): (GATEWAY, "gateway_upstream_duration_seconds_count"),
     ("emporium-infrastructure", "Circuit breakers (0 closed, 1 half-open, 2 open)"): (GATEWAY, "gateway_breaker_state"),
     ("emporium-infrastructure", "Queue depth (ready) by queue"): (RABBIT, "rabbitmq_queue_messages_ready"),
     ("emporium-infrastructure", "Unacknowledged"): (RABBIT, "rabbitmq_queue_messages_unacked"),
@@ -276,6 +277,9 @@ def live_checks(boards: list[tuple[pathlib.Path, dict]], prom: Prom, builtins: d
                     continue
                 data = r["data"]
                 empty = data["resultType"] in ("vector", "matrix") and not data["result"]
+                if not empty and _all_nan(data):
+                    errors.append(f"{where}: only NaN (0/0: nothing happened in the window)\n    {expr}")
+                    continue
                 if not empty:
                     ok += 1
                     if verbose:
@@ -322,6 +326,17 @@ def main() -> int:
     for e in errors:
         print(f"FAIL {e}")
     return 1 if errors else 0
+
+
+def _all_nan(data: dict) -> bool:
+    result = data["result"]
+    if data["resultType"] == "scalar":
+        return str(result[1]).lower() == "nan"
+    if data["resultType"] == "vector":
+        return all(str(s["value"][1]).lower() == "nan" for s in result)
+    if data["resultType"] == "matrix":
+        return all(str(v[1]).lower() == "nan" for s in result for v in s["values"])
+    return False
 
 
 def _seconds(d: str) -> int:

@@ -408,8 +408,8 @@ def infrastructure() -> Board:
     b.panel("timeseries", "Orders stuck by status", [(f"max by (status) (orders_stuck{sel()})", "{{status}}")], w=8,
             description="Orders left in a status longer than EMPORIUM_ORDER_STUCK_MINUTES.")
     b.row("Gateway (multi-process topology)")
-    b.panel("timeseries", "Upstream p95 by upstream",
-            [(p_quantile(0.95, "gateway_upstream_duration_seconds", "upstream"), "{{upstream}}")], w=8, unit="s",
+    b.panel("timeseries", "Mean upstream time by upstream",
+            [(avg_duration("gateway_upstream_duration_seconds", "upstream"), "{{upstream}}")], w=8, unit="s",
             requires="gateway_upstream_duration_seconds_count",
             description="The gateway's proxied calls; no gateway in embedded mode.")
     b.panel("timeseries", "Circuit breakers (0 closed, 1 half-open, 2 open)",
