@@ -123,9 +123,21 @@ for mode in $modes; do
       prefix="bench_locust_$$"
       export DEV_POSTGRES_URL="$pg" DEV_DATABASE_PREFIX="$prefix" EMPORIUM_NAMESPACE="bench-locust-$$" \
         EMPORIUM_QUEUE_EXPIRY_SECS=600 EMPORIUM_PUBLIC_URL="$base"
-      "$bin" dev --topology multi --listen "127.0.0.1:$port" >"$log" 2>&1 &
-      server=$!
-      wait_ready "$base" "$log"
+      # `emporium dev` picks 127.0.0.1:18081..18087 when they look free; another `emporium dev`
+      # starting at the same moment can take them first, and then this gateway would proxy to
+      # the other run's contexts. Start again when a context could not listen.
+      for attempt in 1 2 3; do
+        "$bin" dev --topology multi --listen "127.0.0.1:$port" >"$log" 2>&1 &
+        server=$!
+        wait_ready "$base" "$log"
+        sleep 2
+        grep -q 'cannot listen on' "$log" || break
+        echo "a context of $mode could not listen (port race with another emporium dev); restarting ($attempt)" >&2
+        stop_server
+        prefix="bench_locust_$$_$attempt"
+        export DEV_DATABASE_PREFIX="$prefix"
+        [ "$attempt" != 3 ] || { echo "gave up: ports taken" >&2; exit 1; }
+      done
       printf '%s\n' "$admin_password" |
         DATABASE_URL="$pg/${prefix}_identity" "$bin" admin create --email "$admin_email" --name "Locust Admin" >>"$log" 2>&1 ||
         { echo "admin create failed:" >&2; tail -n 5 "$log" >&2; exit 1; }

@@ -74,11 +74,20 @@ async function shopper(browser, user) {
       await page.getByLabel('Postal code').fill('10115');
       await page.getByLabel('Country').selectOption('DE');
       await page.getByRole('radio', { name: /^Standard/ }).check();
-      await page.getByRole('radio', { name: 'Use a new card' }).check();
-      await page.getByLabel('Card number').fill('4242 4242 4242 4242');
-      await page.getByLabel('Expiry month').fill('12');
-      await page.getByLabel('Expiry year').fill(String(new Date().getFullYear() + 3));
-      await page.getByLabel('CVC').fill('123');
+      const fillCard = async () => {
+        await page.getByRole('radio', { name: 'Use a new card' }).check();
+        await page.getByLabel('Card number').fill('4242 4242 4242 4242');
+        await page.getByLabel('Expiry month').fill('12');
+        await page.getByLabel('Expiry year').fill(String(new Date().getFullYear() + 3));
+        await page.getByLabel('CVC').fill('123');
+      };
+      await fillCard();
+      // As a shopper does (and tests/e2e/shopper.test.mjs): see the total, then place the order.
+      await step('update totals (quote)', async () => {
+        await page.getByRole('button', { name: 'Update totals' }).click();
+        await page.getByTestId('quote-total').waitFor();
+      });
+      await fillCard(); // the card number is never echoed back into the page
       await step('place order → confirmation page', async () => {
         await page.getByRole('button', { name: 'Place order' }).click();
         await page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
