@@ -11,7 +11,7 @@ Static (always; no network):
 
 Live (--prometheus URL): every panel's PromQL runs against that Prometheus (/api/v1/query),
 with the template variables replaced by real values (query variables resolved against the same
-Prometheus, "All" as .*; $__rate_interval -> 1m, $__interval -> 15s, $__range -> 1h by default).
+Prometheus, "All" as .*; $__rate_interval -> 2m, $__interval -> 15s, $__range -> 1h by default).
 Each query must be valid and return data (a result that is only NaN, 0/0 over a window in which
 nothing happened, counts as none). A panel of the list below may come back empty only
 while Prometheus has no series of the metric it needs at all, and is then reported as SKIP with
@@ -300,7 +300,7 @@ def live_checks(boards: list[tuple[pathlib.Path, dict]], prom: Prom, builtins: d
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prometheus", help="base URL of a Prometheus that scrapes Emporium (live check)")
-    ap.add_argument("--rate-interval", default="1m", help="value of $__rate_interval (default 1m)")
+    ap.add_argument("--rate-interval", default="2m", help="value of $__rate_interval (default 2m)")
     ap.add_argument("--interval", default="15s", help="value of $__interval (default 15s)")
     ap.add_argument("--range", default="1h", help="value of $__range (default 1h)")
     ap.add_argument("--verbose", "-v", action="store_true")
