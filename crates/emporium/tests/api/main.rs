@@ -3,6 +3,7 @@
 //! One test binary for the whole workspace keeps link time down.
 
 mod binary;
+mod browser;
 mod cart;
 mod catalog;
 mod checkout_money;

@@ -1,94 +1,8 @@
 //! The account pages over HTTP, as a browser without JavaScript uses them: forms with their CSRF
 //! token, cookies, redirects. (The browser tests cover the journeys; these pin the rules.)
 
-use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app};
-
-/// A browser: keeps cookies, does not follow redirects (the tests look at them).
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// The value of the first `name="<name>" value="…"` input in `html`.
-fn input_value(html: &str, name: &str) -> Option<String> {
-    let start = html.find(&format!(r#"name="{name}" value=""#))? + name.len() + 15;
-    let end = html[start..].find('"')?;
-    Some(unescape(&html[start..start + end]))
-}
-
-/// Undoes the template's HTML escaping of an attribute value (it escapes `/` too).
-fn unescape(text: &str) -> String {
-    text.replace("&#x2f;", "/")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-async fn get_page(browser: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
-    let r = browser.get(app.url(path)).send().await.expect("request");
-    (r.status().as_u16(), r.text().await.expect("body"))
-}
-
-/// Opens `form_page`, then posts `fields` to `action` with the page's CSRF token.
-async fn submit(
-    browser: &reqwest::Client,
-    app: &TestApp,
-    form_page: &str,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let (_, html) = get_page(browser, app, form_page).await;
-    let csrf = input_value(&html, "_csrf").expect("the page has a CSRF field");
-    let mut form: Vec<(&str, &str)> = vec![("_csrf", csrf.as_str())];
-    form.extend_from_slice(fields);
-    post_form(browser, app, action, &form).await
-}
-
-/// `application/x-www-form-urlencoded`, as a browser encodes a form.
-fn form_body(fields: &[(&str, &str)]) -> String {
-    let encode = |text: &str| -> String {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
-                b' ' => "+".to_owned(),
-                other => format!("%{other:02X}"),
-            })
-            .collect()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-async fn post_form(
-    browser: &reqwest::Client,
-    app: &TestApp,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    browser
-        .post(app.url(action))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(fields))
-        .send()
-        .await
-        .expect("request")
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
+use crate::browser::*;
+use crate::helpers::{Backend, PASSWORD, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weak_password_is_explained_and_the_typed_name_and_address_are_kept() {
@@ -97,7 +11,7 @@ async fn a_weak_password_is_explained_and_the_typed_name_and_address_are_kept() 
     };
     let b = browser();
     let weak = "password1234";
-    let r = submit(
+    let r = submit_form(
         &b,
         &app,
         "/register",
@@ -122,7 +36,7 @@ async fn a_weak_password_is_explained_and_the_typed_name_and_address_are_kept() 
     assert!(!html.contains(weak), "passwords are never echoed");
 
     // Typed differently twice: caught before identity is asked.
-    let r = submit(
+    let r = submit_form(
         &b,
         &app,
         "/register",
@@ -151,7 +65,7 @@ async fn register_confirm_by_the_mailed_link_sign_in_and_see_the_account() {
     };
     let b = browser();
     let email = "grace@example.com";
-    let r = submit(
+    let r = submit_form(
         &b,
         &app,
         "/register",
@@ -173,7 +87,7 @@ async fn register_confirm_by_the_mailed_link_sign_in_and_see_the_account() {
     );
 
     // Not confirmed yet: signing in says so and offers a new message.
-    let r = submit(
+    let r = submit_form(
         &b,
         &app,
         "/login",
@@ -196,16 +110,18 @@ async fn register_confirm_by_the_mailed_link_sign_in_and_see_the_account() {
     let (status, html) = get_page(&b, &app, &link).await;
     assert_eq!(status, 200);
     assert!(html.contains(r#"data-testid="verify-email-button""#), "{html}");
-    let token = input_value(&html, "token").expect("the form carries the token");
-    let r = submit(&b, &app, &link, "/verify-email", &[("token", &token)]).await;
+    let token = input_value(&html, "token")
+        .map(|v| unescape(&v))
+        .expect("the form carries the token");
+    let r = submit_form(&b, &app, &link, "/verify-email", &[("token", &token)]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/login");
     // The token worked once.
-    let r = submit(&b, &app, &link, "/verify-email", &[("token", &token)]).await;
+    let r = submit_form(&b, &app, &link, "/verify-email", &[("token", &token)]).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.expect("body").contains(r#"data-testid="verify-failed""#));
 
-    let r = submit(
+    let r = submit_form(
         &b,
         &app,
         "/login?next=/account",
@@ -230,7 +146,7 @@ async fn register_confirm_by_the_mailed_link_sign_in_and_see_the_account() {
     assert!(html.contains("Grace Hopper") && !html.contains("Mallory"));
 
     // With the page's own token the name changes, in the header too.
-    let r = submit(&b, &app, "/account", "/account", &[("name", "Grace B. Hopper")]).await;
+    let r = submit_form(&b, &app, "/account", "/account", &[("name", "Grace B. Hopper")]).await;
     assert_eq!(r.status(), 303);
     let (_, html) = get_page(&b, &app, "/account").await;
     assert!(
@@ -247,7 +163,7 @@ async fn sign_in_explains_a_wrong_password_and_never_leaves_the_site() {
     };
     let user = app.signed_up("linus@example.com").await;
     let b = browser();
-    let r = submit(
+    let r = submit_form(
         &b,
         &app,
         "/login",
@@ -265,8 +181,12 @@ async fn sign_in_explains_a_wrong_password_and_never_leaves_the_site() {
     );
 
     let (_, html) = get_page(&b, &app, "/login?next=https://evil.example/steal").await;
-    assert_eq!(input_value(&html, "next").as_deref(), Some("/"), "{html}");
-    let r = submit(
+    assert_eq!(
+        input_value(&html, "next").map(|v| unescape(&v)).as_deref(),
+        Some("/"),
+        "{html}"
+    );
+    let r = submit_form(
         &b,
         &app,
         "/login",
@@ -297,7 +217,7 @@ async fn a_cookie_copied_before_logout_no_longer_works() {
     let email = "copied@example.com";
     app.signed_up(email).await;
     let b = browser();
-    let r = submit(
+    let r = submit_form(
         &b,
         &app,
         "/login",
@@ -318,7 +238,7 @@ async fn a_cookie_copied_before_logout_no_longer_works() {
     let (status, _) = get_page(&b, &app, "/orders").await;
     assert_eq!(status, 200);
 
-    let r = submit(&b, &app, "/account", "/logout", &[]).await;
+    let r = submit_form(&b, &app, "/account", "/logout", &[]).await;
     assert_eq!(r.status(), 303, "signed out");
 
     let copy = reqwest::Client::builder()

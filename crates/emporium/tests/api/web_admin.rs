@@ -6,84 +6,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::browser::*;
 use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app};
 
 /// Every admin page a browser can GET, as the admin area lists them.
 const ADMIN_PAGES: &[&str] = web::admin::PAGES;
-
-/// A browser: keeps cookies, does not follow redirects (the tests look at them).
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-fn form_body(fields: &[(&str, &str)]) -> String {
-    let encode = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
-                b' ' => "+".to_owned(),
-                b => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// The value of the first `name="<name>" value="…"` input in `html` (as written, escaped).
-fn input_value(html: &str, name: &str) -> Option<String> {
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')?;
-    Some(html[start..start + end].to_owned())
-}
-
-async fn get_page(browser: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
-    let r = browser.get(app.url(path)).send().await.expect("request");
-    (r.status().as_u16(), r.text().await.expect("body"))
-}
-
-/// Opens `form_page`, then posts `fields` to `action` with the page's CSRF token (and any hidden
-/// idempotency key the form carries).
-async fn submit(
-    browser: &reqwest::Client,
-    app: &TestApp,
-    form_page: &str,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> (u16, String, String) {
-    let (status, html) = get_page(browser, app, form_page).await;
-    assert_eq!(status, 200, "{form_page}: {html}");
-    let csrf = input_value(&html, "_csrf").expect("the page has a CSRF field");
-    let key = input_value(&html, "idempotency_key");
-    let mut form: Vec<(&str, &str)> = vec![("_csrf", csrf.as_str())];
-    if let Some(key) = &key {
-        form.push(("idempotency_key", key.as_str()));
-    }
-    form.extend_from_slice(fields);
-    let r = browser
-        .post(app.url(action))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&form))
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    let location = r
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    (status, location, r.text().await.expect("body"))
-}
 
 /// A browser signed in through the login form.
 async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {

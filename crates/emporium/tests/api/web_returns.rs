@@ -5,78 +5,13 @@
 
 use serde_json::{Value, json};
 
+use crate::browser::*;
 use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app};
 use crate::shop::*;
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-fn form_body(fields: &[(&str, &str)]) -> String {
-    let encode = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
-                b' ' => "+".to_owned(),
-                b => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn csrf(html: &str) -> String {
-    let marker = r#"name="_csrf" value=""#;
-    let start = html.find(marker).expect("a CSRF field") + marker.len();
-    html[start..].split('"').next().expect("csrf").to_owned()
-}
-
-async fn get_page(browser: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
-    let r = browser.get(app.url(path)).send().await.expect("request");
-    (r.status().as_u16(), r.text().await.expect("body"))
-}
-
-/// Posts `fields` (plus the CSRF token of `page`) to `action`: (status, location, body).
-async fn post(
-    browser: &reqwest::Client,
-    app: &TestApp,
-    page: &str,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> (u16, String, String) {
-    let (status, html) = get_page(browser, app, page).await;
-    assert_eq!(status, 200, "{page}: {html}");
-    let token = csrf(&html);
-    let mut form = vec![("_csrf", token.as_str())];
-    form.extend_from_slice(fields);
-    let r = browser
-        .post(app.url(action))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&form))
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    let location = r
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    (status, location, r.text().await.expect("body"))
-}
-
 async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
     let b = browser();
-    let (status, _, body) = post(
+    let (status, _, body) = submit(
         &b,
         app,
         "/login",
@@ -135,7 +70,7 @@ async fn a_return_is_requested_and_worked_through_the_pages() {
     assert!(html.contains("up to 2"), "{html}");
 
     // Too many: the page again with the message, nothing requested.
-    let (status, _, html) = post(
+    let (status, _, html) = submit(
         &customer,
         &app,
         &page,
@@ -147,7 +82,7 @@ async fn a_return_is_requested_and_worked_through_the_pages() {
     assert!(html.contains("between 1 and 2"), "{html}");
     assert!(html.contains("too big"), "the reason is kept");
     // No reason: asked for.
-    let (status, _, html) = post(
+    let (status, _, html) = submit(
         &customer,
         &app,
         &page,
@@ -157,7 +92,7 @@ async fn a_return_is_requested_and_worked_through_the_pages() {
     .await;
     assert_eq!(status, 422);
     assert!(html.contains("Tell us why"), "{html}");
-    let (status, location, _) = post(
+    let (status, location, _) = submit(
         &customer,
         &app,
         &page,
@@ -180,7 +115,7 @@ async fn a_return_is_requested_and_worked_through_the_pages() {
     assert!(html.contains(r#"data-status="requested""#), "{html}");
     let returns: Value = json_of(app.get_auth(&format!("{ORDERS}/{id}/returns"), &user.access).await, 200).await;
     let rid = returns[0]["id"].as_str().expect("return id").to_owned();
-    let (status, location, _) = post(
+    let (status, location, _) = submit(
         &staff,
         &app,
         "/admin/returns",
@@ -190,7 +125,7 @@ async fn a_return_is_requested_and_worked_through_the_pages() {
     .await;
     assert_eq!((status, location.as_str()), (303, "/admin/returns?status=requested"));
     // Approving again: back to the queue with the reason, nothing changes.
-    let (status, _, _) = post(
+    let (status, _, _) = submit(
         &staff,
         &app,
         "/admin/returns",
@@ -204,7 +139,7 @@ async fn a_return_is_requested_and_worked_through_the_pages() {
     let (_, html) = get_page(&staff, &app, "/admin/returns?status=approved").await;
     assert!(html.contains(r#"name="restock:WEB-RMA""#), "{html}");
     let on_hand = stock(&app, "WEB-RMA").await["on_hand"].as_i64().expect("on_hand");
-    let (status, _, _) = post(
+    let (status, _, _) = submit(
         &staff,
         &app,
         "/admin/returns?status=approved",

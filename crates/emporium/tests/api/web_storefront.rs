@@ -4,71 +4,9 @@
 
 use serde_json::{Value, json};
 
+use crate::browser::*;
 use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app};
 use crate::shop::{SUCCESS_CARD, json_of, post_auth, product};
-
-/// A browser: keeps cookies, does not follow redirects (the tests look at them).
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// The `_csrf` value of the first form in `html`.
-fn csrf_of(html: &str) -> String {
-    let marker = r#"name="_csrf" value=""#;
-    let start = html.find(marker).expect("a form with a CSRF field") + marker.len();
-    html[start..].split('"').next().expect("csrf value").to_owned()
-}
-
-/// The value of the hidden input `name` in `html`.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in the page")) + marker.len();
-    html[start..].split('"').next().expect("value").to_owned()
-}
-
-async fn get(app: &TestApp, browser: &reqwest::Client, path: &str) -> (u16, String) {
-    let r = browser.get(app.url(path)).send().await.expect("request");
-    (r.status().as_u16(), r.text().await.expect("body"))
-}
-
-/// `application/x-www-form-urlencoded`, as a browser encodes a form.
-fn urlencoded(form: &[(&str, &str)]) -> String {
-    let encode = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => char::from(b).to_string(),
-                b' ' => "+".to_owned(),
-                other => format!("%{other:02X}"),
-            })
-            .collect::<String>()
-    };
-    form.iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-async fn post_form(app: &TestApp, browser: &reqwest::Client, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-    browser
-        .post(app.url(path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(urlencoded(form))
-        .send()
-        .await
-        .expect("request")
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
 
 async fn sqlite() -> Option<TestApp> {
     spawn_app(Backend::Sqlite).await
@@ -88,7 +26,7 @@ async fn product_names_and_reviews_render_as_text() {
     .await;
     let created = json_of(r, 201).await;
     let slug = created["slug"].as_str().expect("slug");
-    let (status, html) = get(&app, &browser(), &format!("/p/{slug}")).await;
+    let (status, html) = get_page(&browser(), &app, &format!("/p/{slug}")).await;
     assert_eq!(status, 200, "{html}");
     assert!(!html.contains("<script>alert(1)"), "the name was not escaped");
     assert!(!html.contains("<img src=x"), "the description was not escaped");
@@ -101,7 +39,7 @@ async fn product_names_and_reviews_render_as_text() {
         "{html}"
     );
 
-    let (status, _) = get(&app, &browser(), "/p/no-such-product").await;
+    let (status, _) = get_page(&browser(), &app, "/p/no-such-product").await;
     assert_eq!(status, 404);
 }
 
@@ -111,14 +49,14 @@ async fn a_bad_quantity_re_renders_the_product_with_the_error_and_a_forged_post_
     let admin = app.admin().await;
     product(&app, &admin.access, "WEB-QTY-1", 1250, 5).await;
     let browser = browser();
-    let (status, html) = get(&app, &browser, "/p/product-web-qty-1").await;
+    let (status, html) = get_page(&browser, &app, "/p/product-web-qty-1").await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Only 5 left"), "{html}");
-    let csrf = csrf_of(&html);
+    let csrf = csrf(&html);
 
     let r = post_form(
-        &app,
         &browser,
+        &app,
         "/cart/add",
         &[
             ("_csrf", &csrf),
@@ -136,8 +74,8 @@ async fn a_bad_quantity_re_renders_the_product_with_the_error_and_a_forged_post_
 
     // More than the stock: the cart API's refusal lands on the same field.
     let r = post_form(
-        &app,
         &browser,
+        &app,
         "/cart/add",
         &[
             ("_csrf", &csrf),
@@ -156,31 +94,31 @@ async fn a_bad_quantity_re_renders_the_product_with_the_error_and_a_forged_post_
     );
 
     // Without the token, and with a forged one: refused, nothing added.
-    let r = post_form(&app, &browser, "/cart/add", &[("sku", "WEB-QTY-1"), ("quantity", "1")]).await;
+    let r = post_form(&browser, &app, "/cart/add", &[("sku", "WEB-QTY-1"), ("quantity", "1")]).await;
     assert_eq!(r.status(), 403);
     let forged = "0".repeat(csrf.len());
     let r = post_form(
-        &app,
         &browser,
+        &app,
         "/cart/add",
         &[("_csrf", &forged), ("sku", "WEB-QTY-1"), ("quantity", "1")],
     )
     .await;
     assert_eq!(r.status(), 403);
-    let (_, cart) = get(&app, &browser, "/cart").await;
+    let (_, cart) = get_page(&browser, &app, "/cart").await;
     assert!(cart.contains(r#"data-testid="cart-empty""#), "{cart}");
 }
 
 /// Signs `browser` in through the login page (registering and verifying `email` first).
 async fn sign_in(app: &TestApp, browser: &reqwest::Client, email: &str, next: &str) -> reqwest::Response {
     app.signed_up(email).await;
-    let (_, html) = get(app, browser, &format!("/login?next={next}")).await;
+    let (_, html) = get_page(browser, app, &format!("/login?next={next}")).await;
     post_form(
-        app,
         browser,
+        app,
         "/login",
         &[
-            ("_csrf", &csrf_of(&html)),
+            ("_csrf", &csrf(&html)),
             ("email", email),
             ("password", PASSWORD),
             ("next", next),
@@ -197,13 +135,13 @@ async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order(
     let browser = browser();
 
     // A guest adds to the cart: the session gets a guest cart.
-    let (_, html) = get(&app, &browser, "/p/product-web-buy-1").await;
+    let (_, html) = get_page(&browser, &app, "/p/product-web-buy-1").await;
     let r = post_form(
-        &app,
         &browser,
+        &app,
         "/cart/add",
         &[
-            ("_csrf", &csrf_of(&html)),
+            ("_csrf", &csrf(&html)),
             ("sku", "WEB-BUY-1"),
             ("slug", "product-web-buy-1"),
             ("quantity", "2"),
@@ -212,7 +150,7 @@ async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order(
     .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/cart");
-    let (_, cart) = get(&app, &browser, "/cart").await;
+    let (_, cart) = get_page(&browser, &app, "/cart").await;
     assert!(
         cart.contains(r#"data-testid="cart-line" data-sku="WEB-BUY-1""#),
         "{cart}"
@@ -228,10 +166,10 @@ async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order(
     assert_eq!(location(&r), "/checkout");
 
     // The guest cart was merged into the user's.
-    let (status, page) = get(&app, &browser, "/checkout").await;
+    let (status, page) = get_page(&browser, &app, "/checkout").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("2 × Product WEB-BUY-1"), "{page}");
-    let csrf = csrf_of(&page);
+    let csrf = csrf(&page);
     let key = hidden(&page, "idempotency_key");
     // The total to pay is on the page before anything is typed: 2 × 25.00 (shipping free from
     // 50.00) + 19 % VAT (Germany, the default destination) = 59.50.
@@ -262,7 +200,7 @@ async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order(
         ("exp_year", "2035"),
         ("cvc", "123"),
     ];
-    let r = post_form(&app, &browser, "/checkout", &form).await;
+    let r = post_form(&browser, &app, "/checkout", &form).await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.expect("body");
     assert!(html.contains(r#"data-testid="error-city""#), "{html}");
@@ -274,11 +212,11 @@ async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order(
     let key = hidden(&html, "idempotency_key");
     form[1] = ("idempotency_key", key.as_str());
     form[7] = ("city", "Berlin");
-    let r = post_form(&app, &browser, "/checkout", &form).await;
+    let r = post_form(&browser, &app, "/checkout", &form).await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
     let order_page = location(&r);
     assert!(order_page.starts_with("/orders/"), "{order_page}");
-    let (status, html) = get(&app, &browser, &order_page).await;
+    let (status, html) = get_page(&browser, &app, &order_page).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Thank you! Your order EMP-"), "{html}");
     assert!(
@@ -296,7 +234,7 @@ async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order(
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/pdf");
     assert!(r.bytes().await.expect("pdf").starts_with(b"%PDF"));
-    let (_, history) = get(&app, &browser, "/orders").await;
+    let (_, history) = get_page(&browser, &app, "/orders").await;
     assert!(
         history.contains(r#"data-testid="order-row" data-status="confirmed""#),
         "{history}"
@@ -309,7 +247,7 @@ async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order(
         .build()
         .expect("client");
     sign_in(&app, &other, "web-other@example.com", "/").await;
-    let (status, _) = get(&app, &other, &order_page).await;
+    let (status, _) = get_page(&other, &app, &order_page).await;
     assert_eq!(status, 404);
     let stock: Value = app.get_json("/api/v1/inventory/WEB-BUY-1").await;
     assert_eq!(stock["available"], 8, "{stock}");
@@ -343,7 +281,7 @@ async fn checkout_shows_the_total_to_pay_and_refuses_any_other() {
     .await;
 
     // On load: 10.00 + 4.99 shipping + 19 % VAT (Germany) = 17.84, next to "Place order".
-    let (status, page) = get(&app, &browser, "/checkout").await;
+    let (status, page) = get_page(&browser, &app, "/checkout").await;
     assert_eq!(status, 200, "{page}");
     let pay = &page[page.find(r#"data-testid="pay-total""#).expect("pay-total")..];
     let pay = &pay[..pay.find("data-place-order").expect("the button after the total")];
@@ -358,7 +296,7 @@ async fn checkout_shows_the_total_to_pay_and_refuses_any_other() {
 
     // Without the script, "Update totals" for the Netherlands (21 %) re-renders with the new
     // total; the address is not needed for it.
-    let csrf = csrf_of(&page);
+    let csrf = csrf(&page);
     let form = |action: &'static str, country: &'static str, expected: &'static str| {
         vec![
             ("_csrf", csrf.clone()),
@@ -385,7 +323,7 @@ async fn checkout_shows_the_total_to_pay_and_refuses_any_other() {
         let app = &app;
         async move {
             let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            post_form(app, &browser, "/checkout", &pairs).await
+            post_form(&browser, app, "/checkout", &pairs).await
         }
     };
     let r = post(as_refs(&form("quote", "NL", ""))).await;
@@ -414,8 +352,8 @@ async fn checkout_shows_the_total_to_pay_and_refuses_any_other() {
 
     // The page's script asks for the figures as the shopper changes the country.
     let r = post_form(
-        &app,
         &browser,
+        &app,
         "/checkout/quote",
         &[("_csrf", &csrf), ("country", "NL"), ("shipping_method", "express")],
     )
@@ -426,16 +364,16 @@ async fn checkout_shows_the_total_to_pay_and_refuses_any_other() {
     assert_eq!(figures["total"], "€30.24", "{figures}");
     assert_eq!(figures["expected_total"], 3024, "{figures}");
     let r = post_form(
-        &app,
         &browser,
+        &app,
         "/checkout/quote",
         &[("_csrf", &csrf), ("country", "ZZ"), ("shipping_method", "standard")],
     )
     .await;
     assert_eq!(r.status(), 422);
     let r = post_form(
-        &app,
         &browser,
+        &app,
         "/checkout/quote",
         &[("country", "NL"), ("shipping_method", "standard")],
     )
@@ -464,18 +402,18 @@ async fn saved_cards_are_listed_and_removed_on_the_account_page() {
     )
     .await;
     let id = json_of(r, 201).await["id"].as_str().expect("id").to_owned();
-    let (status, page) = get(&app, &browser, "/account/cards").await;
+    let (status, page) = get_page(&browser, &app, "/account/cards").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Visa ending in 4242"), "{page}");
     let action = format!("/account/cards/{id}/remove");
     assert!(page.contains(&action), "{page}");
     // Without the form's CSRF token: refused, the card stays.
-    let r = post_form(&app, &browser, &action, &[]).await;
+    let r = post_form(&browser, &app, &action, &[]).await;
     assert_eq!(r.status(), 403);
-    let r = post_form(&app, &browser, &action, &[("_csrf", &csrf_of(&page))]).await;
+    let r = post_form(&browser, &app, &action, &[("_csrf", &csrf(&page))]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/account/cards");
-    let (_, page) = get(&app, &browser, "/account/cards").await;
+    let (_, page) = get_page(&browser, &app, "/account/cards").await;
     assert!(!page.contains("ending in 4242"), "{page}");
     assert!(page.contains("No saved cards"), "{page}");
     let cards = json_of(app.get_auth("/api/v1/payments/methods", &token).await, 200).await;
