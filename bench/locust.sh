@@ -173,7 +173,11 @@ for mode in $modes; do
   {
     python3 bench/locust/report.py "$out/$mode" "$title" "$out/$mode-browsers.json"
     echo
-    echo "Load average (1/5/15 min) before: $load_before; after: $load_after; $(nproc) cores shared by Locust, Chromium, the server(s), PostgreSQL/Redis/RabbitMQ (multi) and other work. Run took ${elapsed} s."
+    echo "Load average (1/5/15 min) before: $load_before; after: $load_after; $(nproc) cores shared by Locust, Chromium, the server(s), PostgreSQL/Redis/RabbitMQ (multi) and other work. Run took ${elapsed} s; think time ${LOCUST_WAIT_MIN:-0.1}–${LOCUST_WAIT_MAX:-0.5} s."
+    if grep -q 'CPU usage above' "$out/$mode-locust.log"; then
+      echo
+      echo "Locust itself reported CPU usage above 90% (one Python process): the load generator, not only the server, limited the rate."
+    fi
     echo
   } | tee "$out/$mode.md" >>"$summary"
   cat "$out/$mode.md"
