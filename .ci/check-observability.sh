@@ -19,7 +19,7 @@
 # Not here yet: PaymentFailureRate through the payment fault-injection flag (issue 15, later).
 # Tools are installed when missing (Debian prometheus, prometheus-alertmanager; PyYAML in
 # target/ci-venv); nothing installed by hand is relied on. Everything started is stopped, the
-# databases dropped and the namespace's Redis keys removed on exit.
+# databases dropped, the namespace's Redis keys and RabbitMQ queues and exchange removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -101,7 +101,7 @@ prom=http://127.0.0.1:$prom_port
 pg=${DEV_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
 prefix="ci_obs_$$"
 export DEV_POSTGRES_URL="$pg" DEV_DATABASE_PREFIX="$prefix"
-export EMPORIUM_NAMESPACE="ci-obs-$$" EMPORIUM_QUEUE_EXPIRY_SECS=600
+export EMPORIUM_NAMESPACE="ci-obs-$$" EMPORIUM_QUEUE_EXPIRY_SECS=300
 export EMPORIUM_ARGON2_MEMORY_KIB=8192 EMPORIUM_ARGON2_ITERATIONS=1 EMPORIUM_AUTH_RATE_PER_MINUTE=600
 export RUST_LOG="${RUST_LOG:-info}" EMPORIUM_LOG_FORMAT=json
 EMPORIUM_METRICS_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
@@ -123,12 +123,26 @@ cleanup() {
   for ctx in identity catalog inventory cart ordering payments notifications; do
     psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS ${prefix}_$ctx WITH (FORCE)" >/dev/null 2>&1
   done
+  # The namespace's Redis keys (some hold spaces, so not through xargs), its RabbitMQ queues and
+  # exchange (queues would also expire after EMPORIUM_QUEUE_EXPIRY_SECS; the exchange would not).
   if command -v redis-cli >/dev/null; then
-    redis-cli --scan --pattern "$EMPORIUM_NAMESPACE:*" | xargs -r redis-cli del >/dev/null 2>&1
+    redis-cli EVAL "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end" 0 "$EMPORIUM_NAMESPACE:*" >/dev/null 2>&1
+  fi
+  if command -v rabbitmqctl >/dev/null; then
+    # shellcheck disable=SC2016 # Erlang, not shell
+    rabbitmqctl eval '
+      P = <<"'"$EMPORIUM_NAMESPACE"'.">>, L = byte_size(P), V = <<"/">>,
+      Mine = fun(N) -> binary:longest_common_prefix([N, P]) =:= L end,
+      [rabbit_amqqueue:delete(Q, false, false, <<"ci">>) || Q <- rabbit_amqqueue:list(V),
+        begin {resource, _, queue, N} = amqqueue:get_name(Q), Mine(N) end],
+      [rabbit_exchange:delete(R, false, <<"ci">>) || E <- rabbit_exchange:list(V),
+        begin R = element(2, E), {resource, _, exchange, X} = R, Mine(X) end],
+      ok.' >/dev/null 2>&1
   fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 step "multi-process topology on $api"
 log=$out/dev.log
