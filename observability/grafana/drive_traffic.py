@@ -119,13 +119,20 @@ def browse(shop: Shop) -> list[dict]:
     return items
 
 
-def checkout(shop: Shop, access: str, sku: str, card: str, key: str) -> dict | None:
+def checkout(shop: Shop, access: str, skus: list[str], card: str, key: str) -> dict | None:
     status, pm = shop.call("POST", "/api/v1/payments/methods", {
         "card_number": card, "exp_month": 12, "exp_year": 2030, "cvc": "123", "save": True}, token=access)
     if status not in (200, 201) or not isinstance(pm, dict):
         print(f"saving card {card[-4:]} answered {status}: {pm}", file=sys.stderr)
         return None
-    shop.call("POST", "/api/v1/cart/items", {"sku": sku, "quantity": 1}, token=access)
+    # The first product with stock left (the cheapest sell out after a few runs).
+    for sku in skus:
+        status, _ = shop.call("POST", "/api/v1/cart/items", {"sku": sku, "quantity": 1}, token=access)
+        if status in (200, 201):
+            break
+    else:
+        print("no product with stock left among the 20 cheapest", file=sys.stderr)
+        return None
     shop.get("/api/v1/cart", token=access)
     status, order = shop.call("POST", "/api/v1/orders", {
         "from_cart": True, "shipping_method": "standard", "payment_method": pm["id"],
@@ -183,8 +190,9 @@ def main() -> int:
             continue
         email, access = who
         shop.get("/api/v1/users/me", token=access)
-        sku = items[n % len(items)]["sku"]
-        order = checkout(shop, access, sku, "4242424242424242", f"drive-{uuid.uuid4().hex}")
+        skus = [i["sku"] for i in items[n % len(items):] + items[:n % len(items)] if i.get("sku")]
+        sku = skus[0]
+        order = checkout(shop, access, skus, "4242424242424242", f"drive-{uuid.uuid4().hex}")
         if order and order.get("status") in ("confirmed", "paid"):
             confirmed += 1
             if admin and refund(shop, admin, order):
@@ -192,7 +200,7 @@ def main() -> int:
         elif order:
             print(f"order ended {order.get('status')}", file=sys.stderr)
         # A declined card: the saga ends payment_failed and releases the stock.
-        bad = checkout(shop, access, sku, "4000000000000002", f"drive-{uuid.uuid4().hex}")
+        bad = checkout(shop, access, skus, "4000000000000002", f"drive-{uuid.uuid4().hex}")
         if bad is not None:
             declined += 1
         # A cart left behind (cart to order conversion below 100 %).
