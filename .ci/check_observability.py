@@ -14,7 +14,8 @@
     check_observability.py wait-up --prometheus URL --jobs a,b,... --timeout S
     check_observability.py wait-alert --prometheus URL --alert NAME --job JOB --state firing|none
     check_observability.py wait-webhook --file FILE --receiver R --alert NAME --job JOB --status S
-    check_observability.py query --prometheus URL --expr PROMQL      (fails when the result is empty)
+    check_observability.py query --prometheus URL --expr PROMQL [--expect-empty]
+        fails when the result is empty (or, with --expect-empty, when it is not)
 
 PyYAML is needed for `runbooks` and `derive`; the rest is standard library.
 """
@@ -268,6 +269,11 @@ def cmd_wait_webhook(args):
 
 def cmd_query(args):
     result = query(args.prometheus, args.expr)
+    if args.expect_empty:
+        if result:
+            sys.exit(f"expected nothing for {args.expr}, got: " + "; ".join(str(r["metric"]) for r in result))
+        print(f"{args.expr}: nothing, as expected")
+        return
     if not result:
         sys.exit(f"no data for {args.expr}")
     print(f"{args.expr}: {len(result)} series, e.g. {result[0]['metric']} = {result[0]['value'][1]}")
@@ -307,6 +313,7 @@ def main():
     q = sub.add_parser("query")
     q.add_argument("--prometheus", required=True)
     q.add_argument("--expr", required=True)
+    q.add_argument("--expect-empty", action="store_true", help="fail when the result is not empty")
     args = ap.parse_args()
     {
         "runbooks": cmd_runbooks,
