@@ -10,7 +10,9 @@
 #      evaluation, every receiver pointed at a webhook this script runs), a short load;
 #   3. every target is up and the RED recording rules have data; the dashboards' queries run
 #      against this Prometheus when observability/grafana/check_dashboards.py exists;
-#   4. one context process stops (SIGSTOP: it keeps its port but answers nothing, exactly what a
+#   4. synthetic alerts posted to Alertmanager reach the Slack and e-mail receivers by severity, and
+#      InstanceDown inhibits the other alerts of its instance;
+#   5. one context process stops (SIGSTOP: it keeps its port but answers nothing, exactly what a
 #      hung process looks like; a killed one would be restarted by `emporium dev` within 0.5 s),
 #      InstanceDown fires and reaches the webhook as the PagerDuty receiver; the process continues
 #      (SIGCONT), its target is up again and the resolved notification arrives.
@@ -250,6 +252,9 @@ if [ -f observability/grafana/check_dashboards.py ]; then
   step "dashboards: every panel's query against this Prometheus"
   if python3 observability/grafana/check_dashboards.py --prometheus "$prom"; then dashboards=ok; else dashboards=failed; fi
 fi
+
+step "Alertmanager: each severity to its receiver, InstanceDown's inhibition"
+"$py" "$helper" am-probe --alertmanager "http://127.0.0.1:$am_port" --file "$out/webhook.jsonl"
 
 victim=catalog
 step "stopping $victim: InstanceDown fires and reaches the PagerDuty receiver"

@@ -14,6 +14,9 @@
     check_observability.py wait-up --prometheus URL --jobs a,b,... --timeout S
     check_observability.py wait-alert --prometheus URL --alert NAME --job JOB --state firing|none
     check_observability.py wait-webhook --file FILE --receiver R --alert NAME --job JOB --status S
+    check_observability.py am-probe --alertmanager URL --file FILE
+        synthetic alerts posted to Alertmanager: warning and business reach their receivers, and
+        InstanceDown inhibits the other alerts of its instance
     check_observability.py query --prometheus URL --expr PROMQL [--expect-empty]
         fails when the result is empty (or, with --expect-empty, when it is not)
 
@@ -267,6 +270,46 @@ def cmd_wait_webhook(args):
         time.sleep(1)
 
 
+def cmd_am_probe(args):
+    """Synthetic alerts straight into Alertmanager: the warning and business routes reach their
+    receivers, and InstanceDown inhibits the other alerts of its instance (and only those)."""
+    job = "emporium-probe"
+
+    def alert(name, severity, instance):
+        return {"labels": {"alertname": name, "severity": severity, "job": job, "instance": instance},
+                "annotations": {"summary": f"routing probe of check-observability ({name})",
+                                "runbook_url": RUNBOOK_URL.format(name)}}
+
+    alerts = [alert("HighMemory", "warning", "probe:1"), alert("LowInventory", "business", "probe:1"),
+              alert("InstanceDown", "critical", "probe:2"), alert("HighCPU", "warning", "probe:2")]
+    req = urllib.request.Request(f"{args.alertmanager}/api/v2/alerts", data=json.dumps(alerts).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(req, timeout=5).read()
+    for receiver, name in (("slack-warnings", "HighMemory"), ("email-business", "LowInventory"),
+                           ("pagerduty-critical", "InstanceDown")):
+        cmd_wait_webhook(argparse.Namespace(file=args.file, receiver=receiver, alert=name, job=job,
+                                            status="firing", timeout=30))
+    deadline = time.time() + 30
+    while True:
+        got = {(a["labels"]["alertname"], a["labels"]["instance"]): a["status"]
+               for a in get(f"{args.alertmanager}/api/v2/alerts?inhibited=true&silenced=true")
+               if a["labels"].get("job") == job}
+        if got.get(("HighCPU", "probe:2"), {}).get("inhibitedBy") and \
+                not got.get(("HighMemory", "probe:1"), {}).get("inhibitedBy", ["?"]):
+            print("inhibition: InstanceDown on probe:2 silences HighCPU on probe:2; HighMemory on probe:1 still notifies")
+            break
+        if time.time() > deadline:
+            sys.exit(f"inhibition not as expected: {got}")
+        time.sleep(1)
+    # Nothing inhibited may have been sent.
+    with open(args.file) as f:
+        for line in f:
+            body = json.loads(line)["body"]
+            for a in body.get("alerts", []) if isinstance(body, dict) else []:
+                if a["labels"].get("job") == job and a["labels"]["alertname"] == "HighCPU":
+                    sys.exit("HighCPU on probe:2 reached a receiver although InstanceDown inhibits it")
+
+
 def cmd_query(args):
     result = query(args.prometheus, args.expr)
     if args.expect_empty:
@@ -310,6 +353,9 @@ def main():
     h.add_argument("--job", required=True)
     h.add_argument("--status", default="firing")
     h.add_argument("--timeout", type=float, default=60)
+    m = sub.add_parser("am-probe")
+    m.add_argument("--alertmanager", required=True)
+    m.add_argument("--file", required=True)
     q = sub.add_parser("query")
     q.add_argument("--prometheus", required=True)
     q.add_argument("--expr", required=True)
@@ -323,6 +369,7 @@ def main():
         "wait-alert": cmd_wait_alert,
         "wait-webhook": cmd_wait_webhook,
         "query": cmd_query,
+        "am-probe": cmd_am_probe,
     }[args.cmd](args)
 
 
