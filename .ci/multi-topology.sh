@@ -44,7 +44,7 @@ cleanup() {
   drop_databases
   # The catalog's cache generation keys never expire: remove this run's keys.
   if command -v redis-cli >/dev/null; then
-    redis-cli --scan --pattern "$EMPORIUM_NAMESPACE:*" | xargs -r redis-cli del >/dev/null 2>&1 || true
+    redis-cli --scan --pattern "$EMPORIUM_NAMESPACE:*" | tr '\n' '\0' | xargs -0 -r redis-cli del >/dev/null 2>&1 || true
   fi
   rm -rf "$work"
 }
