@@ -496,6 +496,7 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
     }
     for (service, db) in &databases {
         health = health.with_check(db.health_check(service.name()));
+        db.watch_pool(service.name());
     }
     if let Some(check) = events.health_check() {
         health = health.with_check(check);

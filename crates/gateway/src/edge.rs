@@ -163,6 +163,8 @@ fn cors_layer(origins: &[HeaderValue]) -> Option<CorsLayer> {
                 header::LOCATION,
                 header::RETRY_AFTER,
                 X_REQUEST_ID,
+                platform::http::X_TRACE_ID,
+                platform::http::TRACERESPONSE,
                 HeaderName::from_static("x-cart-token"),
                 HeaderName::from_static("idempotent-replayed"),
                 RATELIMIT_LIMIT,

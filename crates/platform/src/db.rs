@@ -127,6 +127,106 @@ impl Db {
     }
 }
 
+/// Pools reported in `/metrics`, by context.
+static WATCHED: std::sync::Mutex<Vec<(&'static str, Db)>> = std::sync::Mutex::new(Vec::new());
+
+/// How often each watched pool is probed with a timed acquire.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+impl Db {
+    /// Reports this pool in `/metrics` under `context` from now on: its size, idle and in-use
+    /// connections and maximum (read at each scrape), and every [`PROBE_EVERY`] a timed acquire
+    /// (`db_pool_acquire_duration_seconds`; `db_pool_acquire_timeouts_total` when it times out).
+    /// The probe waits in the same queue as the requests, so its wait is theirs.
+    pub fn watch_pool(&self, context: &'static str) {
+        let mut watched = WATCHED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        watched.retain(|(c, db)| *c != context && !db.is_closed());
+        watched.push((context, self.clone()));
+        drop(watched);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let db = self.clone();
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(PROBE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if db.is_closed() {
+                    return;
+                }
+                let started = std::time::Instant::now();
+                let outcome = match &db {
+                    Self::Sqlite(p) => p.acquire().await.map(drop),
+                    Self::Postgres(p) => p.acquire().await.map(drop),
+                };
+                match outcome {
+                    Ok(()) => metrics::histogram!("db_pool_acquire_duration_seconds", "context" => context)
+                        .record(started.elapsed().as_secs_f64()),
+                    Err(sqlx::Error::PoolTimedOut) => {
+                        metrics::counter!("db_pool_acquire_timeouts_total", "context" => context).increment(1);
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            Self::Sqlite(p) => p.is_closed(),
+            Self::Postgres(p) => p.is_closed(),
+        }
+    }
+
+    /// (open connections, idle connections, maximum).
+    fn pool_figures(&self) -> (u32, usize, u32) {
+        match self {
+            Self::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+            Self::Postgres(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+        }
+    }
+}
+
+/// Sets the pool gauges of every watched pool (called when `/metrics` is rendered).
+pub(crate) fn report_pools() {
+    let watched = WATCHED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (context, db) in watched.iter() {
+        let context = *context;
+        let (size, idle, max) = db.pool_figures();
+        let idle = idle.min(size as usize) as f64;
+        metrics::gauge!("db_pool_connections", "context" => context).set(f64::from(size));
+        metrics::gauge!("db_pool_connections_idle", "context" => context).set(idle);
+        metrics::gauge!("db_pool_connections_in_use", "context" => context).set(f64::from(size) - idle);
+        metrics::gauge!("db_pool_max_connections", "context" => context).set(f64::from(max));
+    }
+}
+
+pub(crate) fn describe_metrics() {
+    metrics::describe_gauge!(
+        "db_pool_connections",
+        "Open connections in the context's pool (idle and in use)."
+    );
+    metrics::describe_gauge!("db_pool_connections_idle", "Idle connections in the context's pool.");
+    metrics::describe_gauge!(
+        "db_pool_connections_in_use",
+        "Connections of the context's pool checked out right now."
+    );
+    metrics::describe_gauge!(
+        "db_pool_max_connections",
+        "The most connections the context's pool may open."
+    );
+    metrics::describe_histogram!(
+        "db_pool_acquire_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time a probe waited for a connection from the context's pool (every 5 s)."
+    );
+    metrics::describe_counter!(
+        "db_pool_acquire_timeouts_total",
+        "Waits for a connection of the context's pool that gave up (acquire timeout)."
+    );
+}
+
 struct DbHealth {
     name: String,
     db: Db,

@@ -28,6 +28,10 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::problem::{FieldError, Problem};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The request's trace id (32 hex digits), so a user's bug report leads to the trace.
+pub const X_TRACE_ID: HeaderName = HeaderName::from_static("x-trace-id");
+/// W3C Trace Context Level 2 `traceresponse`: `00-<trace id>-<server span id>-<flags>`.
+pub const TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");
 
 tokio::task_local! {
     static REQUEST_CONTEXT: RequestContext;
@@ -224,10 +228,19 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
         trace_id = Empty,
     );
     let _ = span.set_parent(parent);
-    let trace_id = span.context().span().span_context().trace_id();
-    if trace_id != opentelemetry::trace::TraceId::INVALID {
+    let span_context = span.context().span().span_context().clone();
+    let trace_id = span_context.trace_id();
+    let trace_headers = (trace_id != opentelemetry::trace::TraceId::INVALID).then(|| {
         span.record("trace_id", tracing::field::display(trace_id));
-    }
+        (
+            HeaderValue::from_str(&trace_id.to_string()),
+            HeaderValue::from_str(&format!(
+                "00-{trace_id}-{}-{:02x}",
+                span_context.span_id(),
+                span_context.trace_flags().to_u8()
+            )),
+        )
+    });
 
     let ctx = RequestContext {
         request_id: request_id.clone(),
@@ -288,6 +301,10 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
 
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    if let Some((Ok(trace_id), Ok(traceresponse))) = trace_headers {
+        response.headers_mut().insert(X_TRACE_ID, trace_id);
+        response.headers_mut().insert(TRACERESPONSE, traceresponse);
     }
     response
         .headers_mut()

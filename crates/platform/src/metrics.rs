@@ -20,6 +20,43 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Calls that leave the process (a payment provider, an SMTP server) or wait on one: up to a minute.
+const REMOTE_CALL_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Money in minor units (cents): from 1.00 to 10,000.00.
+const MONEY_BUCKETS: &[f64] = &[
+    100.0,
+    500.0,
+    1_000.0,
+    2_500.0,
+    5_000.0,
+    10_000.0,
+    25_000.0,
+    50_000.0,
+    100_000.0,
+    250_000.0,
+    500_000.0,
+    1_000_000.0,
+];
+
+/// Every histogram the platform and the contexts record, with its buckets. A metric recorded with
+/// `metrics::histogram!` but missing here is exported as a summary, whose quantiles cannot be
+/// aggregated across replicas: add it here.
+pub const HISTOGRAMS: &[(&str, &[f64])] = &[
+    (HTTP_DURATION, LATENCY_BUCKETS),
+    ("service_client_duration_seconds", LATENCY_BUCKETS),
+    ("gateway_upstream_duration_seconds", LATENCY_BUCKETS),
+    ("order_saga_step_duration_seconds", LATENCY_BUCKETS),
+    ("events_handle_duration_seconds", LATENCY_BUCKETS),
+    ("db_pool_acquire_duration_seconds", LATENCY_BUCKETS),
+    ("payment_provider_call_duration_seconds", REMOTE_CALL_BUCKETS),
+    ("notifications_delivery_duration_seconds", REMOTE_CALL_BUCKETS),
+    ("order_value_minor_units", MONEY_BUCKETS),
+    ("payment_amount", MONEY_BUCKETS),
+];
+
 struct Recorder {
     handle: PrometheusHandle,
     process: metrics_process::Collector,
@@ -31,8 +68,11 @@ static RECORDER: OnceLock<Recorder> = OnceLock::new();
 pub fn install() -> PrometheusHandle {
     RECORDER
         .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), LATENCY_BUCKETS)
+            let handle = HISTOGRAMS
+                .iter()
+                .try_fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+                    b.set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)
+                })
                 .and_then(|b| b.install_recorder())
                 .unwrap_or_else(|e| {
                     // Another recorder is already installed (only possible in odd test setups):
@@ -74,6 +114,7 @@ fn describe() {
         "rate_limited_requests_total",
         "Requests refused with 429 by a per-address rate limit."
     );
+    crate::db::describe_metrics();
     metrics::describe_gauge!("emporium_build_info", "Build information; the value is always 1.");
     metrics::gauge!("emporium_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
@@ -161,6 +202,7 @@ pub async fn render(State(token): State<Option<Arc<str>>>, headers: HeaderMap) -
     install();
     let rec = RECORDER.get().expect("installed above");
     rec.process.collect();
+    crate::db::report_pools();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         rec.handle.render(),

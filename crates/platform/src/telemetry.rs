@@ -1,6 +1,11 @@
 //! Logs and traces. Log lines are JSON (or human-readable on a terminal) and, inside a request,
 //! carry its `request_id` and `trace_id`. Traces follow W3C `traceparent`; spans are exported over
 //! OTLP/HTTP only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//!
+//! A JSON line is one flat object: `timestamp`, `level`, `target`, `message`, the event's fields,
+//! then the fields of the spans it happened in (outermost first, an inner span's value winning,
+//! the event's own fields winning over both) and `span`, the innermost span's name. Each field is
+//! written once; empty fields and the `otel.*` fields meant for the trace exporter are left out.
 
 use std::io::IsTerminal;
 
@@ -57,14 +62,7 @@ pub fn init(service: &str, cfg: &PlatformConfig) -> TelemetryGuard {
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
     let fmt_layer = if json {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            // The whole span list, so lines inside nested spans (a DB call) still carry the
-            // request's `request_id` and `trace_id`.
-            .with_span_list(true)
-            .boxed()
+        JsonLog::new(std::io::stdout).boxed()
     } else {
         tracing_subscriber::fmt::layer().compact().boxed()
     };
@@ -93,4 +91,226 @@ pub fn init(service: &str, cfg: &PlatformConfig) -> TelemetryGuard {
         tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
     }
     TelemetryGuard { provider }
+}
+
+/// Span fields as recorded so far, kept in the span's extensions by [`JsonLog`].
+struct SpanFields(Vec<(&'static str, serde_json::Value)>);
+
+/// Collects fields, skipping empty ones and those only the trace exporter reads.
+struct FieldVisitor<'a>(&'a mut Vec<(&'static str, serde_json::Value)>);
+
+impl FieldVisitor<'_> {
+    fn put(&mut self, name: &'static str, value: serde_json::Value) {
+        if name.starts_with("otel.") || matches!(&value, serde_json::Value::String(s) if s.is_empty()) {
+            return;
+        }
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
+
+impl tracing::field::Visit for FieldVisitor<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.put(field.name(), value.into());
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.put(field.name(), value.into());
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.put(field.name(), value.into());
+    }
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.put(field.name(), value.into());
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.put(field.name(), value.into());
+    }
+    fn record_error(&mut self, field: &tracing::field::Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field.name(), value.to_string().into());
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.put(field.name(), format!("{value:?}").into());
+    }
+}
+
+/// The JSON log format (see the module documentation): one flat object a line.
+pub struct JsonLog<W> {
+    make_writer: W,
+}
+
+impl<W> JsonLog<W>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    pub fn new(make_writer: W) -> Self {
+        Self { make_writer }
+    }
+
+    /// The line for one event (with its trailing newline).
+    fn line<S>(&self, event: &tracing::Event<'_>, ctx: &tracing_subscriber::layer::Context<'_, S>) -> Vec<u8>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        use serde_json::Value;
+
+        let meta = event.metadata();
+        let mut fields = Vec::new();
+        event.record(&mut FieldVisitor(&mut fields));
+        let mut target = Value::from(meta.target());
+        let mut message = Value::from("");
+        let mut own = Vec::with_capacity(fields.len());
+        for (name, value) in fields {
+            match name {
+                "message" => message = value,
+                // Lines bridged from the `log` crate name their origin in fields.
+                "log.target" => target = value,
+                n if n.starts_with("log.") => {}
+                _ => own.push((name, value)),
+            }
+        }
+        let mut spans: Vec<(&'static str, Value)> = Vec::new();
+        let mut innermost = None;
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                innermost = Some(span.name());
+                if let Some(recorded) = span.extensions().get::<SpanFields>() {
+                    let mut merge = FieldVisitor(&mut spans);
+                    for (name, value) in &recorded.0 {
+                        merge.put(name, value.clone());
+                    }
+                }
+            }
+        }
+        let timestamp = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(256);
+        out.push(b'{');
+        let field = |out: &mut Vec<u8>, name: &str, value: &Value| {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut *out, name);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut *out, value);
+        };
+        field(&mut out, "timestamp", &Value::from(timestamp));
+        field(&mut out, "level", &Value::from(meta.level().as_str()));
+        field(&mut out, "target", &target);
+        field(&mut out, "message", &message);
+        for (name, value) in &own {
+            field(&mut out, name, value);
+        }
+        for (name, value) in &spans {
+            if !own.iter().any(|(n, _)| n == name) {
+                field(&mut out, name, value);
+            }
+        }
+        if let Some(name) = innermost {
+            field(&mut out, "span", &Value::from(name));
+        }
+        out.extend_from_slice(b"}\n");
+        out
+    }
+}
+
+impl<S, W> tracing_subscriber::Layer<S> for JsonLog<W>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id) {
+            let mut fields = Vec::new();
+            attrs.record(&mut FieldVisitor(&mut fields));
+            span.extensions_mut().insert(SpanFields(fields));
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut FieldVisitor(&mut fields.0));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        use std::io::Write as _;
+        let line = self.line(event, &ctx);
+        let _ = self.make_writer.make_writer_for(event.metadata()).write_all(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::JsonLog;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
+        type Writer = Self;
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn a_line_carries_each_span_field_once_and_no_empty_ones() {
+        let buffer = Buffer::default();
+        let subscriber = tracing_subscriber::registry().with(JsonLog::new(buffer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!(
+                "http.request",
+                otel.kind = "server",
+                request_id = "r-1",
+                trace_id = tracing::field::Empty,
+                http.route = tracing::field::Empty,
+                note = "",
+            );
+            outer.record("trace_id", "abc");
+            let _outer = outer.enter();
+            let inner = tracing::info_span!("db", request_id = "r-1", statement = "SELECT 1");
+            let _inner = inner.enter();
+            tracing::info!(status = 200, "GET / -> {}", 200);
+        });
+        let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
+        let line: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
+        assert_eq!(line["message"], "GET / -> 200");
+        assert_eq!(line["status"], 200);
+        assert_eq!(line["trace_id"], "abc");
+        assert_eq!(line["statement"], "SELECT 1");
+        assert_eq!(line["span"], "db");
+        assert_eq!(text.matches("\"request_id\"").count(), 1, "{text}");
+        for absent in ["otel.kind", "http.route", "note", "spans"] {
+            assert!(line.get(absent).is_none(), "{absent} in {text}");
+        }
+    }
 }

@@ -163,7 +163,9 @@ pub fn router_with_state(state: WebState) -> Router {
         .merge(admin::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::layer))
         .with_state(state);
-    pages.merge(assets::routes())
+    // Tagged so that page requests are counted and traced under their route template and the
+    // `web` service (untagged, they were all `service="none", route="unmatched"`).
+    platform::http::tag_routes(pages.merge(assets::routes()), "web")
 }
 
 /// `next` when it is a path on this site, else `/`: redirects taken from user input must not

@@ -425,6 +425,26 @@ fn describe_metrics() {
             "events_handle_duration_seconds",
             "Time spent in an event handler, per consumer."
         );
+        metrics::describe_gauge!(
+            "events_queue_depth",
+            "RabbitMQ: messages ready in the consumer's queue (asked of the broker every 5 s)."
+        );
+        metrics::describe_gauge!(
+            "events_consumer_unacked",
+            "RabbitMQ: deliveries this process holds and has not acknowledged yet, per consumer."
+        );
+        metrics::describe_counter!(
+            "events_redeliveries_total",
+            "RabbitMQ: deliveries the broker marked as redelivered, per consumer."
+        );
+        metrics::describe_gauge!(
+            "events_broker_connected",
+            "RabbitMQ: 1 while the consumer holds a live broker connection, else 0."
+        );
+        metrics::describe_gauge!(
+            "events_broker_publisher_connected",
+            "RabbitMQ: 1 while the outbox relay's publishing connection is up, else 0."
+        );
     });
 }
 

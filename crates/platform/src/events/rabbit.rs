@@ -52,6 +52,33 @@ impl Names {
 }
 
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
+/// How often a consumer asks the broker for its queue's depth (a passive declare).
+const QUEUE_DEPTH_EVERY: Duration = Duration::from_secs(5);
+
+/// `events_broker_connected{context, consumer}`: 1 while the consumer holds a live connection,
+/// 0 from the moment it lost it (set back when it returns).
+struct Connected {
+    context: &'static str,
+    consumer: &'static str,
+}
+
+impl Connected {
+    fn new(consumer: &Consumer) -> Self {
+        metrics::gauge!("events_broker_connected", "context" => consumer.context(), "consumer" => consumer.name())
+            .set(1.0);
+        Self {
+            context: consumer.context(),
+            consumer: consumer.name(),
+        }
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        metrics::gauge!("events_broker_connected", "context" => self.context, "consumer" => self.consumer).set(0.0);
+    }
+}
+
 /// How long a replica's own queue survives without its consumer.
 const REPLICA_QUEUE_EXPIRY_MS: u32 = 5 * 60 * 1000;
 
@@ -105,13 +132,16 @@ impl RabbitBus {
             .is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected())
         {
             *guard = None;
-            let (connection, channel) = open(&self.url, &self.names).await?;
+            let (connection, channel) = open(&self.url, &self.names).await.inspect_err(|_| {
+                metrics::gauge!("events_broker_publisher_connected").set(0.0);
+            })?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await
                 .map_err(|e| e.to_string())?;
             *guard = Some((connection, channel));
         }
+        metrics::gauge!("events_broker_publisher_connected").set(1.0);
         let Some((_, channel)) = guard.as_ref() else {
             return Err("no channel".into());
         };
@@ -119,6 +149,7 @@ impl RabbitBus {
         if result.is_err() {
             // Whatever state the channel is in, start over with a fresh one next time.
             *guard = None;
+            metrics::gauge!("events_broker_publisher_connected").set(0.0);
         }
         result
     }
@@ -259,9 +290,24 @@ async fn consume(
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(consumer = consumer.name(), queue = %names.queue(consumer), "consuming events from RabbitMQ");
+    let _connected = Connected::new(consumer);
+    let (context, name) = (consumer.context(), consumer.name());
+    let queue = names.queue(consumer);
+    let mut depth_tick = tokio::time::interval(QUEUE_DEPTH_EVERY);
+    depth_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let in_flight = Arc::new(Semaphore::new(usize::from(prefetch.max(1))));
     loop {
         let next = tokio::select! {
+            _ = depth_tick.tick() => {
+                // Ready messages waiting in the queue (not counting the unacknowledged ones).
+                let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+                match channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()).await {
+                    Ok(q) => metrics::gauge!("events_queue_depth", "context" => context, "consumer" => name)
+                        .set(f64::from(q.message_count())),
+                    Err(error) => tracing::debug!(%error, %queue, "queue depth unavailable"),
+                }
+                continue;
+            }
             () = super::stopped(stop) => {
                 // Let the handlers in progress finish (they use the database, still open), then
                 // leave: closing the connection hands anything unacknowledged back to the queue.
@@ -274,6 +320,11 @@ async fn consume(
         let Some(delivery) = next else { break };
         let delivery = delivery.map_err(|e| e.to_string())?;
         let permit = in_flight.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        if delivery.redelivered {
+            metrics::counter!("events_redeliveries_total", "context" => context, "consumer" => name).increment(1);
+        }
+        let unacked = metrics::gauge!("events_consumer_unacked", "context" => context, "consumer" => name);
+        unacked.increment(1.0);
         let consumer = consumer.clone();
         tokio::spawn(async move {
             let outcome = match consumer.process(&delivery.data).await {
@@ -292,6 +343,7 @@ async fn consume(
             if let Err(error) = outcome {
                 tracing::warn!(%error, "acknowledging a delivery failed; it will be redelivered");
             }
+            unacked.decrement(1.0);
             drop(permit);
         });
     }
