@@ -16,7 +16,178 @@ on_both_backends!(
     docs_page_is_served_from_the_binary,
     unknown_routes_and_methods_are_problems,
     request_ids_are_echoed_or_generated,
+    pages_are_counted_under_their_route_template_and_the_web_service,
+    former_summaries_are_histograms_with_buckets,
+    pool_metrics_are_reported_per_context,
 );
+
+async fn scrape(app: &TestApp) -> String {
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    r.text().await.expect("text")
+}
+
+async fn pages_are_counted_under_their_route_template_and_the_web_service(app: TestApp) {
+    for path in ["/", "/p/no-such-product", "/admin/users", "/static/app.css"] {
+        app.client.get(app.url(path)).send().await.expect("request");
+    }
+    let text = scrape(&app).await;
+    for route in ["/", "/p/{slug}", "/admin/users", "/static/{name}"] {
+        let series = format!(r#"http_requests_total{{service="web",method="GET",route="{route}","#);
+        assert!(text.contains(&series), "no {series} in\n{text}");
+    }
+    assert!(
+        !text.contains(r#"route="/p/no-such-product""#),
+        "raw page paths must not become labels"
+    );
+}
+
+/// The latency and value distributions once exported as summaries (per-replica quantiles that
+/// cannot be aggregated): each must be a histogram with `_bucket` series once a checkout ran.
+const FORMER_SUMMARIES: [&str; 7] = [
+    "order_saga_step_duration_seconds",
+    "service_client_duration_seconds",
+    "payment_provider_call_duration_seconds",
+    "events_handle_duration_seconds",
+    "notifications_delivery_duration_seconds",
+    "order_value_minor_units",
+    "payment_amount",
+];
+
+async fn former_summaries_are_histograms_with_buckets(app: TestApp) {
+    use crate::shop::{SUCCESS_CARD, card, json_of, order_body, place, product, wait_for_status};
+
+    let admin = app.admin().await;
+    product(&app, &admin.access, "HIST-1", 1250, 5).await;
+    let user = app.signed_up("histograms@example.com").await;
+    let pm = card(&app, &user.access, SUCCESS_CARD).await;
+    let r = place(
+        &app,
+        &user.access,
+        "hist-1",
+        &order_body(serde_json::json!([{"sku": "HIST-1", "quantity": 2}]), &pm),
+    )
+    .await;
+    let order = json_of(r, 201).await;
+    let id = order["id"].as_str().expect("id");
+    wait_for_status(&app, &user.access, id, "confirmed", 30).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = scrape(&app).await;
+        let missing: Vec<&str> = FORMER_SUMMARIES
+            .iter()
+            .copied()
+            .filter(|name| {
+                !text.contains(&format!("# TYPE {name} histogram")) || !text.contains(&format!("{name}_bucket{{"))
+            })
+            .collect();
+        if missing.is_empty() {
+            assert!(!text.contains(" summary\n"), "no summaries are left:\n{text}");
+            assert!(!text.contains("quantile=\""), "no quantiles are left:\n{text}");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not histograms (or never recorded): {missing:?}\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+async fn pool_metrics_are_reported_per_context(app: TestApp) {
+    let contexts = [
+        "identity",
+        "catalog",
+        "inventory",
+        "cart",
+        "payments",
+        "ordering",
+        "notifications",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = scrape(&app).await;
+        let value = |metric: &str, context: &str| -> Option<f64> {
+            let prefix = format!(r#"{metric}{{context="{context}"}} "#);
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        let mut missing = Vec::new();
+        for context in contexts {
+            let size = value("db_pool_connections", context);
+            let idle = value("db_pool_connections_idle", context);
+            let in_use = value("db_pool_connections_in_use", context);
+            let max = value("db_pool_max_connections", context);
+            match (size, idle, in_use, max) {
+                (Some(size), Some(idle), Some(in_use), Some(max)) => {
+                    assert!(max >= 1.0 && size <= max, "{context}: {size} of {max}");
+                    assert_eq!(idle + in_use, size, "{context}: idle + in use = size");
+                }
+                _ => missing.push(format!("{context} gauges")),
+            }
+            let probe = format!(r#"db_pool_acquire_duration_seconds_bucket{{context="{context}",le="#);
+            if !text.contains(&probe) {
+                missing.push(format!("{context} acquire wait"));
+            }
+        }
+        if missing.is_empty() {
+            assert!(text.contains("# TYPE db_pool_acquire_duration_seconds histogram"));
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "missing {missing:?}:\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// A source check: every `metrics::histogram!` the workspace records has buckets configured, so
+/// none falls back to a summary.
+#[test]
+fn every_recorded_histogram_has_buckets() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let configured: Vec<&str> = platform::metrics::HISTOGRAMS.iter().map(|(n, _)| *n).collect();
+    for name in FORMER_SUMMARIES {
+        assert!(configured.contains(&name), "{name} has no buckets");
+    }
+    let mut stack = vec![root.join("crates")];
+    let mut found = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if !path.ends_with("target") && !path.ends_with("tests") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read");
+            for (i, _) in text.match_indices("metrics::histogram!(") {
+                // Names given as a literal (`HTTP_DURATION` is a constant in the list itself).
+                let Some(rest) = text[i + "metrics::histogram!(".len()..].trim_start().strip_prefix('"') else {
+                    continue;
+                };
+                let name = rest.split('"').next().unwrap_or_default();
+                found += 1;
+                assert!(
+                    configured.contains(&name),
+                    "{name} ({}) is recorded without buckets: add it to platform::metrics::HISTOGRAMS",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(found >= 9, "the scan found only {found} histograms");
+}
 
 async fn health_endpoints_report_liveness_and_readiness(app: TestApp) {
     let live = app.client.get(app.url("/health/live")).send().await.expect("request");
@@ -376,4 +547,109 @@ async fn openapi_error_responses_are_problem_json_and_list_the_standard_refusals
         }
     }
     assert!(operations > 50, "only {operations} operations");
+}
+
+/// The real binary with JSON logs: a response names its trace (`x-trace-id`, W3C
+/// `traceresponse`), the access-log line carries the same `trace_id`, and each line holds each
+/// span field once, with no empty ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_name_their_trace_and_log_lines_are_lean() {
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let log_path = dir.path().join("out.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("EMPORIUM_DATA_DIR", dir.path().join("data"))
+        .env("EMPORIUM_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env("EMPORIUM_LISTEN", format!("127.0.0.1:{port}"))
+        .arg("serve")
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..300 {
+        if client.get(format!("{base}/health/live")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server did not start");
+
+    // A caller's trace is continued and named back.
+    let caller = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let r = client
+        .get(format!("{base}/health/live"))
+        .header("traceparent", format!("00-{caller}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.headers()["x-trace-id"], caller);
+    let traceresponse = r.headers()["traceresponse"].to_str().expect("ascii").to_owned();
+    let parts: Vec<&str> = traceresponse.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceresponse}");
+    assert_eq!((parts[0], parts[1], parts[3]), ("00", caller, "01"), "{traceresponse}");
+    assert!(
+        parts[2].len() == 16 && parts[2] != "00f067aa0ba902b7",
+        "the server's own span id: {traceresponse}"
+    );
+
+    // Without one, a new trace is started; a page is a request like any other.
+    let r = client.get(format!("{base}/")).send().await.expect("request");
+    assert_eq!(r.status(), 200);
+    let trace_id = r.headers()["x-trace-id"].to_str().expect("ascii").to_owned();
+    assert!(
+        trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{trace_id}"
+    );
+    assert!(
+        r.headers()["traceresponse"]
+            .to_str()
+            .expect("ascii")
+            .contains(&trace_id)
+    );
+
+    let mut access = None;
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        access = text
+            .lines()
+            .find(|l| l.contains(&format!(r#""trace_id":"{trace_id}""#)) && l.contains(r#""message":"GET / -> 200""#))
+            .map(str::to_owned);
+        if access.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.start_kill();
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let access = access.unwrap_or_else(|| panic!("no access-log line with trace_id {trace_id}:\n{text}"));
+    let line: Value = serde_json::from_str(&access).expect("a JSON line");
+    assert_eq!(line["trace_id"], trace_id.as_str());
+    assert_eq!(line["http.route"], "/");
+    assert!(line["request_id"].is_string(), "{access}");
+    assert!(line.get("spans").is_none(), "the span list is not repeated: {access}");
+    for key in ["trace_id", "request_id", "http.route", "url.path"] {
+        assert_eq!(
+            access.matches(&format!("\"{key}\":")).count(),
+            1,
+            "{key} once: {access}"
+        );
+    }
+    assert!(!access.contains(":\"\""), "no empty fields: {access}");
+    assert!(!access.contains("\"otel."), "no exporter-only fields: {access}");
+    assert!(access.len() < 450, "{} bytes: {access}", access.len());
 }
