@@ -147,6 +147,40 @@ async fn pool_metrics_are_reported_per_context(app: TestApp) {
     }
 }
 
+/// Production shape (PostgreSQL, RabbitMQ): each consumer reports its connection, its queue's
+/// depth and its unacknowledged deliveries; the relay reports its publishing connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_metrics_are_reported_per_consumer() {
+    let Some(app) = crate::helpers::spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    // Signing up publishes identity events that other contexts consume.
+    app.signed_up("broker-metrics@example.com").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = scrape(&app).await;
+        let connected = text
+            .lines()
+            .filter(|l| l.starts_with("events_broker_connected{") && l.ends_with(" 1"))
+            .count();
+        let ready = connected >= 3
+            && text.contains("events_queue_depth{context=\"")
+            && text.contains("events_consumer_unacked{context=\"")
+            && text.lines().any(|l| l == "events_broker_publisher_connected 1");
+        if ready {
+            for line in text.lines().filter(|l| l.starts_with("events_queue_depth{")) {
+                assert!(
+                    line.contains(",consumer=\""),
+                    "labelled by context and consumer: {line}"
+                );
+            }
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "broker metrics missing:\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 /// A source check: every `metrics::histogram!` the workspace records has buckets configured, so
 /// none falls back to a summary.
 #[test]
