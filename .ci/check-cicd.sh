@@ -55,7 +55,7 @@ export JAVA_HOME
 # PyYAML for scripts/lib/manifests.py and the kubectl stand-in, in the same venv.
 "$venv/bin/python" -c 'import yaml' 2>/dev/null || "$venv/bin/pip" install -q --disable-pip-version-check 'PyYAML==6.0.2'
 export PYTHON=$PWD/$venv/bin/python
-echo "actionlint $("$venv/bin/actionlint" --version | head -n1), $("$deny" --version), shellcheck $(shellcheck --version | sed -n 's/^version: //p'), $(prometheus --version 2>&1 | head -n1)"
+echo "actionlint $("$venv/bin/actionlint" --version | sed -n 1p), $("$deny" --version), shellcheck $(shellcheck --version | sed -n 's/^version: //p'), $(prometheus --version 2>&1 | sed -n 1p)"
 
 step "actionlint"
 "$venv/bin/actionlint" -no-color .github/workflows/*.yml
@@ -455,7 +455,7 @@ quiet() { "$@" > "$work/flow.log" 2>&1; }
 # 1. A first deployment: migrations (7 Jobs) before the Deployments, smoke test against the binary.
 quiet kube env ENVIRONMENT=staging IMAGE=$a BASE_URL="$api" bash scripts/deploy.sh || { cat "$work/flow.log"; fail "deploy of $a to staging failed"; }
 all_run emporium-staging "$a"
-first_deploy=$(grep -n '^apply Deployment/' "$work/kube.json.log" | head -n1 | cut -d: -f1)
+first_deploy=$(grep -n '^apply Deployment/' "$work/kube.json.log" | sed -n 1p | cut -d: -f1)
 last_job=$(grep -n '^apply Job/' "$work/kube.json.log" | tail -n1 | cut -d: -f1)
 if [ "$(grep -c '^apply Job/emporium-staging/.*-migrate-' "$work/kube.json.log")" != 7 ] || [ "$last_job" -gt "$first_deploy" ]; then
   fail "the 7 migration Jobs did not all run before the first Deployment"

@@ -53,7 +53,7 @@ if ! "$venv/bin/python" -c 'import yaml' 2>/dev/null; then
 fi
 py="$venv/bin/python"
 helper=.ci/check_observability.py
-echo "$(prometheus --version 2>&1 | head -n1); $(prometheus-alertmanager --version 2>&1 | head -n1)"
+echo "$(prometheus --version 2>&1 | sed -n 1p); $(prometheus-alertmanager --version 2>&1 | sed -n 1p)"
 
 # ---- 1. static checks -------------------------------------------------------------------------------
 step "promtool: config, rules, unit tests"

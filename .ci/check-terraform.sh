@@ -47,7 +47,7 @@ if ! command -v shellcheck >/dev/null 2>&1; then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends shellcheck >/dev/null
 fi
-TF_CLI_CONFIG_FILE=/dev/null terraform version | head -n1
+TF_CLI_CONFIG_FILE=/dev/null terraform version | sed -n 1p
 "$venv/bin/checkov" --version
 
 step "terraform fmt -check -recursive $tf_dir"

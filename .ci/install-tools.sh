@@ -19,7 +19,7 @@ if ! command -v promtool >/dev/null 2>&1; then
   [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
   pkill -x prometheus 2>/dev/null || true
 fi
-promtool --version 2>&1 | head -n1
+promtool --version 2>&1 | sed -n 1p
 
 # pdftotext (Debian poppler-utils): the invoice tests read the text back out of the PDF.
 if ! command -v pdftotext >/dev/null 2>&1; then
@@ -28,7 +28,7 @@ if ! command -v pdftotext >/dev/null 2>&1; then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends poppler-utils >/dev/null
 fi
-pdftotext -v 2>&1 | head -n1
+pdftotext -v 2>&1 | sed -n 1p
 
 venv=target/ci-venv
 if [ ! -x "$venv/bin/openapi-spec-validator" ]; then

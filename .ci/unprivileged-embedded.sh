@@ -81,7 +81,7 @@ owner=$(ps -o uid= -p "$(pgrep -P "$server" -n || echo "$server")" | tr -d ' ')
 [ "$owner" = "$uid" ] || { echo "unprivileged-embedded: the server runs as uid $owner, not $uid" >&2; exit 1; }
 ls "$work/data"/*.db >/dev/null 2>&1 || { echo "unprivileged-embedded: no SQLite files in the data directory" >&2; exit 1; }
 [ -z "$(ls -A "$work/cwd")" ] || { echo "unprivileged-embedded: something was written to the working directory" >&2; exit 1; }
-bad=$(find "$work/data" ! -uid "$uid" -print | head -n 3)
+bad=$(find "$work/data" ! -uid "$uid" -print | sed -n 1,3p)
 [ -z "$bad" ] || { echo "unprivileged-embedded: files in the data directory not owned by $uid: $bad" >&2; exit 1; }
 
 # The image's HEALTHCHECK (no --url: the port of EMPORIUM_LISTEN) and a dead port.
