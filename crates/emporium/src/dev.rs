@@ -528,21 +528,26 @@ async fn first_exit(processes: &mut [Process]) -> (usize, std::process::ExitStat
     }
 }
 
-/// SIGTERM to every process still running (each drains and exits), SIGKILL after 15 s.
+/// SIGTERM to every process still running (each drains and exits), SIGKILL after 15 s. Identity
+/// goes last: the others fetch its signing keys while they drain, and would log that it is gone.
 async fn stop_all(processes: &mut [Process]) {
-    for p in processes.iter_mut() {
-        if let Ok(None) = p.child.try_wait()
-            && let Some(pid) = p.child.id().and_then(|id| Pid::from_raw(id as i32))
-        {
-            let _ = rustix::process::kill_process(pid, Signal::TERM);
-        }
-    }
     let deadline = Instant::now() + Duration::from_secs(15);
-    for p in processes.iter_mut() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(left, p.child.wait()).await.is_err() {
-            eprintln!("dev: {} did not stop within 15 s; killing it", p.name);
-            let _ = p.child.kill().await;
+    let (last, first): (Vec<&mut Process>, Vec<&mut Process>) =
+        processes.iter_mut().partition(|p| p.name == "identity");
+    for mut wave in [first, last] {
+        for p in wave.iter_mut() {
+            if let Ok(None) = p.child.try_wait()
+                && let Some(pid) = p.child.id().and_then(|id| Pid::from_raw(id as i32))
+            {
+                let _ = rustix::process::kill_process(pid, Signal::TERM);
+            }
+        }
+        for p in wave {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, p.child.wait()).await.is_err() {
+                eprintln!("dev: {} did not stop within 15 s; killing it", p.name);
+                let _ = p.child.kill().await;
+            }
         }
     }
 }
