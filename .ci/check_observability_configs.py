@@ -248,6 +248,14 @@ def otel() -> None:
     unsampled_spanmetrics = [n for n, p in pipelines.items() if "spanmetrics" in (p.get("exporters") or [])
                              and "tail_sampling" not in (p.get("processors") or [])]
     check(bool(unsampled_spanmetrics), f"{rel}: span metrics must see every span (before tail sampling)")
+    # Span metrics are only useful if Prometheus scrapes the exporter that serves them.
+    prom_rel = "observability/prometheus/prometheus.yml"
+    scraped = {t for job in (load(prom_rel).get("scrape_configs") or [])
+               for sc in job.get("static_configs") or [] for t in sc.get("targets") or []}
+    for e in prom:
+        port = str(dig(d, "exporters", e, "endpoint", default="")).rsplit(":", 1)[-1]
+        check(f"otel-collector:{port}" in scraped,
+              f"{prom_rel}: no scrape job for the collector's {e} exporter (otel-collector:{port})")
 
 
 # ---- ELK ----------------------------------------------------------------------------------------
