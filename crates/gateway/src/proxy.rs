@@ -164,7 +164,25 @@ fn describe_metrics() {
 async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
     let path = req.uri().path();
     match upstream_for(path) {
-        Some(upstream) => proxy.forward(upstream, req).await,
+        Some(upstream) => {
+            use tracing::Instrument as _;
+            // The gateway's client side of the hop (retries included): the `traceparent` sent
+            // upstream names this span, so the upstream's server span is its child.
+            let span = tracing::info_span!(
+                "http.client",
+                otel.name = %format_args!("{} {}", req.method(), upstream.name()),
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                peer.service = upstream.name(),
+                http.response.status_code = tracing::field::Empty,
+            );
+            let response = proxy.forward(upstream, req).instrument(span.clone()).await;
+            span.record("http.response.status_code", response.status().as_u16());
+            if response.status().is_server_error() {
+                span.record("otel.status_code", "ERROR");
+            }
+            response
+        }
         None => Problem::not_found(format!("no API at {path}; see /docs for every route")).into_response(),
     }
 }

@@ -239,9 +239,12 @@ pub async fn place(
     let (caller, bearer) = (caller(&auth), bearer(&headers));
     // The checkout runs in a task of its own: a client that disconnects must not cancel the saga
     // between two steps (leaving a claimed key without an order, or a step for the recovery loop).
-    let placed = tokio::spawn(async move { svc.place(&caller, &bearer, &key, &body, &req).await })
-        .await
-        .map_err(|e| Problem::internal(format!("the checkout task failed: {e}")))??;
+    // In the request's span, so the saga's calls and events continue the request's trace.
+    let placed = tokio::spawn(tracing::Instrument::in_current_span(async move {
+        svc.place(&caller, &bearer, &key, &body, &req).await
+    }))
+    .await
+    .map_err(|e| Problem::internal(format!("the checkout task failed: {e}")))??;
     let status = if placed.replayed {
         StatusCode::OK
     } else if placed.order.status == OrderStatus::AwaitingPayment {

@@ -185,9 +185,11 @@ pub async fn receive_return(
     let (caller, id) = (caller(&auth), parse_return_id(&id)?);
     // In a task of its own: a client that disconnects must not stop the steps half-way (the
     // recovery loop would finish them, but only after the lease lapses).
-    let view = tokio::spawn(async move { svc.receive_return(&caller, id, &req).await })
-        .await
-        .map_err(|e| Problem::internal(format!("the receipt task failed: {e}")))??;
+    let view = tokio::spawn(tracing::Instrument::in_current_span(async move {
+        svc.receive_return(&caller, id, &req).await
+    }))
+    .await
+    .map_err(|e| Problem::internal(format!("the receipt task failed: {e}")))??;
     Ok(Json(view))
 }
 

@@ -574,7 +574,11 @@ impl PaymentsService {
             Created::KeyUsed(record) => self.replay_payment(record, &hash).await,
             Created::New(payment) => {
                 let id = payment.id;
-                let task = tokio::spawn(self.driver.clone().drive_payment(payment));
+                // In the request's span: the provider call and the payment's events belong
+                // to the caller's trace.
+                let task = tokio::spawn(tracing::Instrument::in_current_span(
+                    self.driver.clone().drive_payment(payment),
+                ));
                 match tokio::time::timeout(self.config.provider_wait, task).await {
                     Ok(Ok(Err(e))) => {
                         tracing::warn!(payment = %id, error = %format!("{e:#}"), "settling failed; the reconciler retries")
@@ -681,12 +685,12 @@ impl PaymentsService {
             .ok_or_else(|| anyhow::anyhow!("authorized payment {id} has no provider intent"))?;
         let provider = self.driver.provider.clone();
         let amount = payment.amount;
-        let task = tokio::spawn(async move {
+        let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
             let started = Instant::now();
             let answer = provider.capture(&intent, amount, &capture_key(id)).await;
             provider_timer("capture", started, outcome_label(&answer));
             answer
-        });
+        }));
         let answer = match tokio::time::timeout(self.config.provider_wait, task).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => return Err(anyhow::anyhow!("capture task failed: {e}").into()),
@@ -787,7 +791,9 @@ impl PaymentsService {
             Created::KeyUsed(record) => self.replay_refund(record, &hash).await,
             Created::New(refund) => {
                 let rid = refund.id;
-                let task = tokio::spawn(self.driver.clone().drive_refund(refund));
+                let task = tokio::spawn(tracing::Instrument::in_current_span(
+                    self.driver.clone().drive_refund(refund),
+                ));
                 match tokio::time::timeout(self.config.provider_wait, task).await {
                     Ok(Ok(Err(e))) => {
                         tracing::warn!(refund = %rid, error = %format!("{e:#}"), "refund failed to settle; the reconciler retries")

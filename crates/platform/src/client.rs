@@ -329,14 +329,36 @@ impl Call {
     }
 
     pub async fn send(self) -> Result<Reply, CallError> {
+        use tracing::Instrument as _;
         let budget = self.timeout;
         // Never the path: it carries ids and query strings, one series per value a client sends.
         let target = self.target;
         let started = Instant::now();
-        let result = match tokio::time::timeout(budget, self.run()).await {
+        // The client side of the call: its `traceparent` goes out (see `dispatch`), so the
+        // callee's server span is this span's child, as OpenTelemetry expects of RPCs.
+        let span = tracing::info_span!(
+            "http.client",
+            otel.name = %format_args!("{} {target}", self.method),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            peer.service = target,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let result = match tokio::time::timeout(budget, self.run()).instrument(span.clone()).await {
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout),
         };
+        match &result {
+            Ok(reply) => {
+                span.record("http.response.status_code", reply.status.as_u16());
+                if reply.status.is_server_error() {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
         let outcome = match &result {
             Ok(reply) => reply.status.as_str().to_owned(),
             Err(CallError::Timeout) => "timeout".into(),

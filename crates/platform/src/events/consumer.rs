@@ -146,8 +146,8 @@ impl Consumer {
 
     /// Runs the handler in a span that continues the producer's trace.
     pub async fn run_handler(&self, event: &Event) -> Result<(), HandlerError> {
-        let span = tracing::info_span!("event.handle", consumer = self.name(), event_type = %event.event_type,
-            event_id = %event.id);
+        let span = tracing::info_span!("event.handle", otel.kind = "consumer", consumer = self.name(),
+            event_type = %event.event_type, event_id = %event.id);
         if let Some(tp) = &event.traceparent {
             use tracing_opentelemetry::OpenTelemetrySpanExt;
             let carrier = std::collections::HashMap::from([("traceparent".to_owned(), tp.clone())]);
