@@ -318,8 +318,61 @@ async fn traces_are_exported_over_otlp_under_the_callers_trace_id() {
     );
 }
 
+/// Held by every test that runs `emporium dev --topology multi`: its contexts prefer the same
+/// fixed ports (18081–18087), so two runs at once would not be the topology each test expects.
+pub(crate) static DEV_MULTI: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The environment of an `emporium dev --topology multi` run of its own: fresh databases (their
+/// prefix is returned), namespace and queues, JSON logs, cheap password hashing.
+pub(crate) fn dev_multi_env() -> (String, Vec<(String, String)>) {
+    use crate::helpers::{amqp_url, postgres_admin_url, redis_url};
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let prefix = format!("test_dev_{id}");
+    let postgres = postgres_admin_url()
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_owned())
+        .expect("postgres url");
+    let env = [
+        ("DEV_POSTGRES_URL", postgres),
+        ("DEV_DATABASE_PREFIX", prefix.clone()),
+        ("REDIS_URL", redis_url()),
+        ("AMQP_URL", amqp_url()),
+        ("EMPORIUM_NAMESPACE", format!("test-dev-{id}")),
+        ("EMPORIUM_QUEUE_EXPIRY_SECS", "600".into()),
+        ("EMPORIUM_LOG_FORMAT", "json".into()),
+        ("RUST_LOG", "info".into()),
+        ("EMPORIUM_ARGON2_MEMORY_KIB", "8192".into()),
+        ("EMPORIUM_ARGON2_ITERATIONS", "1".into()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .into();
+    (prefix, env)
+}
+
+/// Drops the seven databases of a [`dev_multi_env`] run.
+pub(crate) async fn drop_dev_databases(prefix: &str) {
+    if let Ok(admin) = sqlx::PgPool::connect(&crate::helpers::postgres_admin_url()).await {
+        for ctx in [
+            "identity",
+            "catalog",
+            "inventory",
+            "cart",
+            "ordering",
+            "payments",
+            "notifications",
+        ] {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{prefix}_{ctx}\" WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await;
+        }
+        admin.close().await;
+    }
+}
+
 /// `emporium dev --topology multi` in the background, its output (all eight processes) in a file.
-struct DevRun {
+pub(crate) struct DevRun {
     child: tokio::process::Child,
     log: std::path::PathBuf,
     /// Banners in the log before this run (the log is shared by the runs of one test).
@@ -330,7 +383,7 @@ struct DevRun {
 const BANNER: &str = "Ctrl-C stops everything.";
 
 impl DevRun {
-    fn start(env: &[(String, String)], listen: &str, extra: &[&str], log: &std::path::Path) -> Self {
+    pub(crate) fn start(env: &[(String, String)], listen: &str, extra: &[&str], log: &std::path::Path) -> Self {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -354,11 +407,11 @@ impl DevRun {
         }
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    async fn wait_ready(&mut self, base: &str) {
+    pub(crate) async fn wait_ready(&mut self, base: &str) {
         let client = reqwest::Client::new();
         for _ in 0..900 {
             if self.output().matches(BANNER).count() > self.banners_before
@@ -376,7 +429,7 @@ impl DevRun {
     }
 
     /// SIGTERM (Ctrl-C's path): exits 0, and what it logged from then on has no warning.
-    async fn stop_cleanly(mut self) -> String {
+    pub(crate) async fn stop_cleanly(mut self) -> String {
         let before = self.output().len();
         let pid = rustix::process::Pid::from_raw(self.child.id().expect("pid") as i32).expect("pid");
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
@@ -401,7 +454,7 @@ impl DevRun {
     }
 }
 
-fn tail(log: &str) -> String {
+pub(crate) fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
@@ -446,26 +499,8 @@ async fn dev_multi_seeds_restarts_a_killed_context_and_stops_cleanly() {
     {
         return;
     }
-    let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
-    let prefix = format!("test_dev_{id}");
-    let postgres = postgres_admin_url()
-        .rsplit_once('/')
-        .map(|(base, _)| base.to_owned())
-        .expect("postgres url");
-    let env: Vec<(String, String)> = [
-        ("DEV_POSTGRES_URL", postgres.clone()),
-        ("DEV_DATABASE_PREFIX", prefix.clone()),
-        ("REDIS_URL", redis_url()),
-        ("AMQP_URL", amqp_url()),
-        ("EMPORIUM_NAMESPACE", format!("test-dev-{id}")),
-        ("EMPORIUM_QUEUE_EXPIRY_SECS", "600".into()),
-        ("EMPORIUM_LOG_FORMAT", "json".into()),
-        ("RUST_LOG", "info".into()),
-        ("EMPORIUM_ARGON2_MEMORY_KIB", "8192".into()),
-        ("EMPORIUM_ARGON2_ITERATIONS", "1".into()),
-    ]
-    .map(|(k, v)| (k.to_owned(), v))
-    .into();
+    let _one_topology_at_a_time = DEV_MULTI.lock().await;
+    let (prefix, env) = dev_multi_env();
     let listen = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").to_string()
@@ -540,25 +575,8 @@ async fn dev_multi_seeds_restarts_a_killed_context_and_stops_cleanly() {
     };
     let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(outcome)).await;
 
-    // Whatever happened: drop the databases and this run's cache keys.
-    if let Ok(admin) = sqlx::PgPool::connect(&postgres_admin_url()).await {
-        for ctx in [
-            "identity",
-            "catalog",
-            "inventory",
-            "cart",
-            "ordering",
-            "payments",
-            "notifications",
-        ] {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS \"{prefix}_{ctx}\" WITH (FORCE)"
-            )))
-            .execute(&admin)
-            .await;
-        }
-        admin.close().await;
-    }
+    // Whatever happened: drop the databases.
+    drop_dev_databases(&prefix).await;
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }

@@ -8,6 +8,7 @@ mod cart;
 mod catalog;
 mod checkout_money;
 mod crash;
+mod dev_trace;
 mod docs;
 mod events;
 mod gateway;
