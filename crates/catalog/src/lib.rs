@@ -95,7 +95,8 @@ impl Catalog {
         service::describe_metrics();
         let outbox = deps.events.start_relay(CONTEXT, db);
         let cache = deps.cache.namespace(CONTEXT);
-        let service = Arc::new(CatalogService::new(store, cache, Some(outbox), config));
+        let service =
+            Arc::new(CatalogService::new(store, cache, Some(outbox), config).with_faults(deps.faults.clone()));
         deps.events
             .subscribe(platform::events::Subscription {
                 context: CONTEXT,

@@ -101,6 +101,7 @@ pub struct CatalogService {
     cache: Cache,
     outbox: Option<Outbox>,
     config: CatalogConfig,
+    faults: platform::faults::Faults,
 }
 
 fn price_json(m: &Money) -> serde_json::Value {
@@ -114,6 +115,22 @@ impl CatalogService {
             cache,
             outbox,
             config,
+            faults: platform::faults::Faults::disabled(),
+        }
+    }
+
+    /// The same service, obeying the `catalog_latency` fault flag of `faults`.
+    #[must_use]
+    pub fn with_faults(mut self, faults: platform::faults::Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Injected latency: reads of the one product the `catalog_latency` flag names wait first.
+    async fn injected_latency(&self, view: &ProductView) {
+        let id = view.id.to_string();
+        if let Some(delay) = self.faults.catalog_latency_for(&[&id, &view.slug, &view.sku]) {
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -190,6 +207,7 @@ impl CatalogService {
                 Ok(ProductView::from(&p))
             })
             .await?;
+        self.injected_latency(&view).await;
         self.visible(view, viewer)
     }
 
@@ -245,6 +263,7 @@ impl CatalogService {
                 Ok(ProductView::from(&p))
             })
             .await?;
+        self.injected_latency(&view).await;
         self.visible(view, viewer)
     }
 

@@ -77,6 +77,7 @@ async fn start(db: &Db) -> Catalog {
         cache: platform::cache::Cache::in_process(16 << 20),
         keys: platform::auth::KeySet::new(),
         peers: platform::client::Peers::none(),
+        faults: platform::faults::Faults::disabled(),
     };
     Catalog::start(db, CatalogConfig::default(), deps, true)
         .await

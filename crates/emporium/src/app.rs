@@ -20,6 +20,7 @@ use platform::context::ContextDeps;
 use platform::db::Db;
 use platform::dev_mailbox::DevMailbox;
 use platform::events::{BusSettings, Events};
+use platform::faults::Faults;
 use platform::health::Health;
 use platform::http::HttpLimits;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -114,6 +115,8 @@ pub struct InfraConfig {
     pub smtp_url: Option<String>,
     /// Embedded mode on PostgreSQL: `EMPORIUM_<CONTEXT>_DATABASE_URL` per context.
     pub context_database_urls: BTreeMap<&'static str, String>,
+    /// `EMPORIUM_FAULT_INJECTION`; unset means on in embedded mode, off with `--service`.
+    pub fault_injection: Option<bool>,
 }
 
 impl InfraConfig {
@@ -187,6 +190,10 @@ impl InfraConfig {
             .into_iter()
             .filter_map(|(name, url)| Some((name, url?)))
             .collect(),
+            fault_injection: match src.raw("EMPORIUM_FAULT_INJECTION") {
+                None => None,
+                Some(_) => Some(src.flag("EMPORIUM_FAULT_INJECTION", false)?),
+            },
         })
     }
 }
@@ -239,20 +246,48 @@ pub struct Wiring {
     pub databases: BTreeMap<Service, Db>,
     pub events: Events,
     pub cache: Cache,
+    pub faults: Faults,
     pub dev_mailbox: Option<DevMailbox>,
     /// Apply migrations before serving (embedded mode and tests; production runs `emporium migrate`).
     pub migrate: bool,
 }
 
-/// The bus and cache for `settings`: RabbitMQ/Redis when their URLs are set, else in-process.
-/// `required` names the production service that must not silently fall back to in-process.
-pub async fn connect_infrastructure(settings: &Settings, required: Option<Service>) -> anyhow::Result<(Events, Cache)> {
+/// The fault-injection flags: off unless enabled (on by default in embedded mode); shared through
+/// Redis when it is configured, and a production process with them on must have Redis, or its
+/// replicas would disagree.
+pub async fn connect_faults(settings: &Settings, required: Option<Service>) -> anyhow::Result<Faults> {
+    let infra = &settings.infra;
+    if !infra.fault_injection.unwrap_or(required.is_none()) {
+        return Ok(Faults::disabled());
+    }
+    Ok(match &infra.redis_url {
+        Some(url) => Faults::redis(url, &infra.namespace).await?,
+        None if required.is_some() => {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "is required with EMPORIUM_FAULT_INJECTION=on in production mode: every process reads the flags from it",
+            )
+            .into());
+        }
+        None => Faults::in_process(),
+    })
+}
+
+/// The bus, cache and fault flags for `settings`: RabbitMQ/Redis when their URLs are set, else
+/// in-process. `required` names the production service that must not silently fall back to
+/// in-process.
+pub async fn connect_infrastructure(
+    settings: &Settings,
+    required: Option<Service>,
+) -> anyhow::Result<(Events, Cache, Faults)> {
     // Metric descriptions only reach a recorder that exists: install it before anything describes.
     platform::metrics::install();
     let infra = &settings.infra;
+    let faults = connect_faults(settings, required).await?;
     let bus_settings = BusSettings {
         namespace: infra.namespace.clone(),
         queue_expiry: infra.queue_expiry,
+        faults: faults.clone(),
         ..BusSettings::default()
     };
     // Every context publishes or consumes events (identity's mail requests included).
@@ -279,7 +314,7 @@ pub async fn connect_infrastructure(settings: &Settings, required: Option<Servic
         }
         None => Cache::in_process(infra.cache_max_bytes),
     };
-    Ok((events, cache))
+    Ok((events, cache.with_faults(faults.clone()), faults))
 }
 
 /// A built application, ready to serve.
@@ -386,6 +421,7 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         databases,
         events,
         cache,
+        faults,
         dev_mailbox,
         migrate,
     } = wiring;
@@ -402,7 +438,9 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         let identity = Identity::start(db, config, Some(&events), migrate)
             .await
             .context("starting the identity context")?;
-        router = router.merge(identity.router());
+        router = router
+            .merge(identity.router())
+            .merge(identity.faults_router(faults.clone()));
         keys = Some(identity.key_set());
         app_identity = Some(identity.service());
     }
@@ -433,6 +471,7 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         cache: cache.clone(),
         keys: keys.clone(),
         peers,
+        faults,
     };
     let mut app_catalog = None;
     if let Some(db) = databases.get(&Service::Catalog) {
@@ -510,10 +549,17 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
     if everything_here {
         router = router.merge(web::router(settings.web.clone(), deps.peers.clone()));
     }
-    let ops = Router::new()
+    let mut ops = Router::new()
         .merge(health.router())
         .merge(platform::metrics::router(settings.platform.metrics_token.clone()))
         .merge(platform::docs::router(doc));
+    // The built-in console's buffers, for the pages of the process that merges them.
+    if let Some(console) = platform::console::installed() {
+        ops = ops.merge(platform::console::router(
+            console,
+            settings.platform.metrics_token.clone(),
+        ));
+    }
     let mut router = router.merge(platform::http::tag_routes(ops, "platform"));
     if settings.platform.trusted_proxy_hops > 0 {
         router = router.layer(axum::Extension(platform::http::TrustForwardedFor {

@@ -271,7 +271,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let service = match args.service {
         Some(ServeTarget::Gateway) => {
             let settings = Settings::load(&src, SocketAddr::from(([0, 0, 0, 0], 8080)))?;
-            let _telemetry = platform::telemetry::init("gateway", &settings.platform);
+            let _telemetry = platform::telemetry::init("gateway", &settings.platform, false);
             return crate::gateway_mode::serve(&settings, &src)
                 .await
                 .map_err(wiring_failure);
@@ -285,7 +285,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     let migrate_on_start = src.flag("EMPORIUM_MIGRATE_ON_START", false)?;
     let mode = service.map_or("embedded", Service::name);
-    let _telemetry = platform::telemetry::init(mode, &settings.platform);
+    // The built-in console records by default in embedded mode only (`emporium dev --topology
+    // multi` switches it on for its processes).
+    let _telemetry = platform::telemetry::init(mode, &settings.platform, service.is_none());
 
     let embedded = service.is_none();
     // Embedded mode on a loopback listener keeps mail in the dev mailbox unless told otherwise;
@@ -384,17 +386,17 @@ async fn start_app(
     for s in service.map_or_else(|| Service::ALL.to_vec(), |s| vec![s]) {
         databases.insert(s, open_database(settings, service, s.name()).await?);
     }
-    let (events, cache) =
-        app::connect_infrastructure(settings, service)
-            .await
-            .map_err(|e| match e.downcast::<ConfigError>() {
-                Ok(config) => Failure::Config(config),
-                Err(other) => Failure::Other(other),
-            })?;
+    let (events, cache, faults) = app::connect_infrastructure(settings, service)
+        .await
+        .map_err(|e| match e.downcast::<ConfigError>() {
+            Ok(config) => Failure::Config(config),
+            Err(other) => Failure::Other(other),
+        })?;
     let wiring = Wiring {
         databases,
         events,
         cache,
+        faults,
         dev_mailbox: dev_mailbox.then(DevMailbox::new),
         migrate,
     };

@@ -183,6 +183,7 @@ pub async fn run_multi(args: &DevArgs) -> anyhow::Result<()> {
 
     let secret = random_hex(32);
     let session_key = random_hex(64);
+    let metrics_token = random_hex(24);
     let urls: BTreeMap<Service, String> = Service::ALL
         .iter()
         .map(|s| (*s, format!("http://{}", ports[s])))
@@ -193,7 +194,7 @@ pub async fn run_multi(args: &DevArgs) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     let started = async {
         for service in Service::ALL {
-            let mut cmd = base_command(&exe, &settings, &secret);
+            let mut cmd = base_command(&exe, &settings, &secret, &metrics_token);
             cmd.args([
                 "serve",
                 "--service",
@@ -212,7 +213,7 @@ pub async fn run_multi(args: &DevArgs) -> anyhow::Result<()> {
             }
             processes.push(spawn(service.name(), urls[&service].clone(), cmd)?);
         }
-        let mut cmd = base_command(&exe, &settings, &secret);
+        let mut cmd = base_command(&exe, &settings, &secret, &metrics_token);
         cmd.args([
             "serve",
             "--service",
@@ -294,7 +295,7 @@ pub async fn run_multi(args: &DevArgs) -> anyhow::Result<()> {
 
 /// The variables every child gets: where the shared servers are, the shared service secret,
 /// the namespace, readable logs, and the parent-death link.
-fn base_command(exe: &std::path::Path, settings: &MultiSettings, secret: &str) -> Command {
+fn base_command(exe: &std::path::Path, settings: &MultiSettings, secret: &str, metrics_token: &str) -> Command {
     let mut cmd = Command::new(exe);
     cmd.env("REDIS_URL", &settings.redis_url)
         .env("AMQP_URL", &settings.amqp_url)
@@ -309,8 +310,20 @@ fn base_command(exe: &std::path::Path, settings: &MultiSettings, secret: &str) -
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // The built-in console is a development tool: on in every process unless switched off, with
+    // a scrape token the gateway's pages use to merge the processes' traces and logs.
+    if std::env::var_os("EMPORIUM_CONSOLE").is_none() {
+        cmd.env("EMPORIUM_CONSOLE", "on");
+    }
+    if std::env::var_os("EMPORIUM_METRICS_TOKEN").is_none() {
+        cmd.env("EMPORIUM_METRICS_TOKEN", metrics_token);
+    }
     if std::env::var_os("EMPORIUM_LOG_FORMAT").is_none() {
         cmd.env("EMPORIUM_LOG_FORMAT", "pretty");
+    }
+    // A development topology: fault injection on (shared through Redis) unless said otherwise.
+    if std::env::var_os("EMPORIUM_FAULT_INJECTION").is_none() {
+        cmd.env("EMPORIUM_FAULT_INJECTION", "on");
     }
     if let Some(smtp) = &settings.smtp_url {
         cmd.env("EMPORIUM_SMTP_URL", smtp);

@@ -50,6 +50,8 @@ const TABLE: &[(&str, Upstream)] = &[
     ("/api/v1/users", Upstream::Identity),
     ("/api/v1/identity", Upstream::Identity),
     ("/.well-known/jwks.json", Upstream::Identity),
+    // Fault injection is set through identity, which records every change in its audit log.
+    ("/api/v1/admin/faults", Upstream::Identity),
     ("/api/v1/catalog", Upstream::Catalog),
     ("/api/v1/inventory", Upstream::Inventory),
     ("/api/v1/cart", Upstream::Cart),
@@ -80,6 +82,7 @@ mod tests {
             ("/api/v1/users/me/sessions", Upstream::Identity),
             ("/api/v1/identity/admin/dead-letters", Upstream::Identity),
             ("/.well-known/jwks.json", Upstream::Identity),
+            ("/api/v1/admin/faults", Upstream::Identity),
             ("/api/v1/catalog/products/by-slug/red-shoe", Upstream::Catalog),
             ("/api/v1/catalog/admin/dead-letters/1/replay", Upstream::Catalog),
             ("/api/v1/inventory", Upstream::Inventory),

@@ -28,7 +28,7 @@ type Svc = State<Arc<IdentityService>>;
 type ApiResult<T> = Result<T, Problem>;
 
 /// The caller's address and user agent, for sessions and the audit log.
-pub struct Client(ClientInfo);
+pub struct Client(pub ClientInfo);
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;

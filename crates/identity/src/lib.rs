@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod faults_api;
 pub mod keys;
 pub mod passwords;
 pub mod service;
@@ -137,6 +138,16 @@ impl Identity {
         self.keys.clone()
     }
 
+    /// The fault-injection admin API over `faults` (identity records the changes in its audit log).
+    pub fn faults_router(&self, faults: platform::faults::Faults) -> Router {
+        let state = faults_api::FaultsState {
+            service: self.service.clone(),
+            faults,
+        };
+        let (router, _) = faults_api::routes().with_state(state).split_for_parts();
+        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+    }
+
     /// Identity's routes, tagged for metrics and able to verify access tokens.
     pub fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
@@ -146,7 +157,9 @@ impl Identity {
 
 /// Identity's OpenAPI description (static: no running context needed).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api::routes().split_for_parts().1
+    let mut doc = api::routes().split_for_parts().1;
+    doc.merge(faults_api::routes().split_for_parts().1);
+    doc
 }
 
 fn spawn_key_refresh(ring: std::sync::Weak<KeyRing>) {

@@ -994,6 +994,41 @@ impl IdentityService {
         Ok(user)
     }
 
+    /// The fault-injection flags (admin), as the shared store holds them now.
+    pub async fn fault_flags(
+        &self,
+        auth: &AuthUser,
+        faults: &platform::faults::Faults,
+    ) -> Result<platform::faults::FaultFlags, Problem> {
+        self.current_admin(auth).await?;
+        if !faults.is_enabled() {
+            return Err(platform::faults::FaultsError::Disabled.into());
+        }
+        Ok(faults.fetch().await)
+    }
+
+    /// Replaces the fault-injection flags (admin) and records who changed what in the audit log.
+    pub async fn set_fault_flags(
+        &self,
+        auth: &AuthUser,
+        faults: &platform::faults::Faults,
+        flags: platform::faults::FaultFlags,
+        client: &ClientInfo,
+    ) -> Result<platform::faults::FaultFlags, Problem> {
+        let admin = self.current_admin(auth).await?;
+        let before = faults.set(flags.clone()).await?;
+        let changes = flags.changes_from(&before);
+        let detail = if changes.is_empty() {
+            "no change".to_owned()
+        } else {
+            changes.join("; ")
+        };
+        tracing::warn!(admin = %admin.email, changes = %detail, "fault injection flags set by an administrator");
+        self.record(audit("faults.changed").actor(admin.id.0).client(client).detail(detail))
+            .await;
+        Ok(flags)
+    }
+
     pub async fn audit_log(
         &self,
         auth: &AuthUser,

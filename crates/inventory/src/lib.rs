@@ -107,7 +107,7 @@ impl Inventory {
         service::describe_metrics();
         let outbox = deps.events.start_relay(CONTEXT, db);
         let sweep = config.sweep_interval;
-        let service = Arc::new(InventoryService::new(store, config, outbox));
+        let service = Arc::new(InventoryService::new(store, config, outbox).with_faults(deps.faults.clone()));
         deps.events
             .subscribe(Subscription {
                 context: CONTEXT,

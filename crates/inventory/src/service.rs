@@ -189,6 +189,7 @@ pub struct InventoryService {
     outbox: Outbox,
     /// Whether the per-SKU gauge is exported (catalogue small enough); set by `refresh_metrics`.
     per_sku_gauge: AtomicBool,
+    faults: platform::faults::Faults,
 }
 
 impl InventoryService {
@@ -198,7 +199,15 @@ impl InventoryService {
             config,
             outbox,
             per_sku_gauge: AtomicBool::new(true),
+            faults: platform::faults::Faults::disabled(),
         }
+    }
+
+    /// The same service, obeying the `reservation_failure_percent` fault flag of `faults`.
+    #[must_use]
+    pub fn with_faults(mut self, faults: platform::faults::Faults) -> Self {
+        self.faults = faults;
+        self
     }
 
     pub fn config(&self) -> &InventoryConfig {
@@ -457,6 +466,14 @@ impl InventoryService {
             && let Some(record) = self.store.idempotency_record(auth.id(), key).await?
         {
             return replay(record, &request_hash);
+        }
+        // Injected failure: refused like a shortage, before anything is written, so a retry
+        // re-evaluates (and the caller's compensation path runs).
+        if self.faults.reservation_should_fail() {
+            reject("fault_injected");
+            return Err(InventoryError::conflict(
+                "the reservation was refused by fault injection (reservation_failure_percent); nothing was reserved",
+            ));
         }
 
         // Name every unknown SKU at once (the reservation itself re-checks atomically).

@@ -164,7 +164,8 @@ impl Notifications {
             MailTransport::Smtp(s) => Some(s.redacted()),
             MailTransport::DevMailbox(_) => None,
         }, "notifications delivery transport");
-        let service = Arc::new(NotificationService::new(store_for(db), config, &transport)?);
+        let service =
+            Arc::new(NotificationService::new(store_for(db), config, &transport)?.with_faults(deps.faults.clone()));
         deps.events
             .subscribe(Subscription {
                 context: CONTEXT,

@@ -92,6 +92,7 @@ pub struct NotificationService {
     from: Mailbox,
     transport_name: &'static str,
     wake: Notify,
+    faults: platform::faults::Faults,
 }
 
 impl NotificationService {
@@ -111,7 +112,15 @@ impl NotificationService {
             transport_name: transport.name(),
             config,
             wake: Notify::new(),
+            faults: platform::faults::Faults::disabled(),
         })
+    }
+
+    /// The same service, obeying the `smtp_failure` fault flag of `faults`.
+    #[must_use]
+    pub fn with_faults(mut self, faults: platform::faults::Faults) -> Self {
+        self.faults = faults;
+        self
     }
 
     pub fn config(&self) -> &NotificationsConfig {
@@ -241,7 +250,15 @@ impl NotificationService {
             message_id: &d.message_id,
         };
         let started = Instant::now();
-        let sent = self.sender.send(&outgoing).await;
+        let sent = if self.faults.smtp_failure() {
+            // Injected: what an unreachable mail server answers, a temporary failure (retried).
+            Err(crate::transport::SendError {
+                message: "SMTP: 421 service not available (fault injection: smtp_failure)".into(),
+                permanent: false,
+            })
+        } else {
+            self.sender.send(&outgoing).await
+        };
         let elapsed = started.elapsed().as_secs_f64();
         let now = platform::time::now();
         match sent {

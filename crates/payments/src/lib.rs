@@ -27,7 +27,7 @@ use platform::db::{Db, DbError};
 use rand::RngCore;
 
 use crate::domain::Currency;
-use crate::provider::{PaymentProvider, SimulatedLedger, SimulatedProvider};
+use crate::provider::{FaultInjectingProvider, PaymentProvider, SimulatedLedger, SimulatedProvider};
 pub use crate::service::PaymentsService;
 use crate::store::PaymentStore;
 use crate::store::sql::SqlStore;
@@ -174,6 +174,7 @@ impl Payments {
             config.simulated_delay,
             config.webhook_secret.clone(),
         ));
+        let provider = FaultInjectingProvider::wrap(provider, deps.faults.clone());
         service::describe_metrics();
         let outbox = deps.events.start_relay(CONTEXT, db);
         let every = config.reconcile_after;

@@ -475,6 +475,85 @@ impl PaymentProvider for SimulatedProvider {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fault injection
+// ---------------------------------------------------------------------------------------------
+
+/// Wraps the real provider with the `payment_latency_ms` and `payment_failure_percent` fault
+/// flags: every call waits the latency first, and that share of authorizations comes back as an
+/// ordinary card decline (no intent, nothing held), so the saga's decline path runs: the order
+/// ends `payment_failed`, its stock is released and nothing is charged.
+pub struct FaultInjectingProvider {
+    inner: Arc<dyn PaymentProvider>,
+    faults: platform::faults::Faults,
+}
+
+impl FaultInjectingProvider {
+    pub fn wrap(inner: Arc<dyn PaymentProvider>, faults: platform::faults::Faults) -> Arc<dyn PaymentProvider> {
+        if !faults.is_enabled() {
+            return inner;
+        }
+        Arc::new(Self { inner, faults })
+    }
+
+    async fn delay(&self) {
+        if let Some(latency) = self.faults.payment_latency() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PaymentProvider for FaultInjectingProvider {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn tokenize_card(&self, card: &CardDetails) -> Result<ProviderMethod, ProviderError> {
+        self.delay().await;
+        self.inner.tokenize_card(card).await
+    }
+
+    async fn authorize(&self, request: &AuthorizeRequest) -> Result<ProviderOutcome, ProviderError> {
+        self.delay().await;
+        if self.faults.payment_should_fail() {
+            tracing::info!(
+                idempotency_key = %request.idempotency_key,
+                "payment declined by fault injection (payment_failure_percent)"
+            );
+            return Ok(ProviderOutcome::Declined {
+                intent_id: None,
+                code: DeclineCode::CardDeclined,
+            });
+        }
+        self.inner.authorize(request).await
+    }
+
+    async fn capture(
+        &self,
+        intent_id: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<ProviderOutcome, ProviderError> {
+        self.delay().await;
+        self.inner.capture(intent_id, amount, idempotency_key).await
+    }
+
+    async fn refund(
+        &self,
+        intent_id: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<ProviderRefund, ProviderError> {
+        self.delay().await;
+        self.inner.refund(intent_id, amount, idempotency_key).await
+    }
+
+    fn verify_webhook(&self, headers: &HeaderMap, body: &[u8]) -> Result<ProviderEvent, WebhookError> {
+        self.inner.verify_webhook(headers, body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

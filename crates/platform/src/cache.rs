@@ -25,6 +25,8 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 pub struct Cache {
     backend: Arc<Backend>,
     prefix: Arc<str>,
+    /// The `cache_outage` flag makes this cache act unreachable.
+    faults: crate::faults::Faults,
 }
 
 enum Backend {
@@ -124,7 +126,25 @@ impl Cache {
         Self {
             backend: Arc::new(backend),
             prefix: Arc::from("emporium:"),
+            faults: crate::faults::Faults::disabled(),
         }
+    }
+
+    /// The same cache, obeying the `cache_outage` fault flag of `faults`: reads miss and writes
+    /// are dropped, while deletes and generation bumps still apply, so nothing stale is served
+    /// once the flag is cleared.
+    pub fn with_faults(mut self, faults: crate::faults::Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Under the `cache_outage` fault flag: counted as an error, as a real outage is.
+    fn injected_outage(&self) -> bool {
+        if !self.faults.cache_outage() {
+            return false;
+        }
+        self.record::<()>(Err("fault injection: cache_outage".into()));
+        true
     }
 
     /// The same cache with keys under `ns:` (one namespace per context).
@@ -132,6 +152,7 @@ impl Cache {
         Self {
             backend: self.backend.clone(),
             prefix: Arc::from(format!("{}{ns}:", self.prefix)),
+            faults: self.faults.clone(),
         }
     }
 
@@ -157,6 +178,9 @@ impl Cache {
     }
 
     pub async fn set_json<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) {
+        if self.injected_outage() {
+            return;
+        }
         let Ok(bytes) = serde_json::to_vec(value) else { return };
         let key = self.key(key);
         match &*self.backend {
@@ -212,6 +236,9 @@ impl Cache {
     }
 
     async fn get_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        if self.injected_outage() {
+            return None;
+        }
         match &*self.backend {
             Backend::InProcess { entries, .. } => {
                 let entry = entries.get(key).await?;

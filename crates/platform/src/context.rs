@@ -11,4 +11,6 @@ pub struct ContextDeps {
     pub keys: crate::auth::KeySet,
     /// Clients for the other contexts' APIs (in-process or HTTP).
     pub peers: crate::client::Peers,
+    /// Fault-injection flags (off unless enabled: see `crate::faults`).
+    pub faults: crate::faults::Faults,
 }

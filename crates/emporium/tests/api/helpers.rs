@@ -260,7 +260,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let settings = Settings::load(&test_source(&pairs), "127.0.0.1:0".parse().expect("addr")).expect("settings");
-    let (events, cache) = app::connect_infrastructure(&settings, None)
+    let (events, cache, faults) = app::connect_infrastructure(&settings, None)
         .await
         .expect("bus and cache");
     let mailbox = DevMailbox::new();
@@ -268,6 +268,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
         databases: databases.clone(),
         events,
         cache,
+        faults,
         dev_mailbox: dev_mailbox.then(|| mailbox.clone()),
         migrate: true,
     };

@@ -27,6 +27,9 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "EMPORIUM_MIGRATE_ON_START",
     "EMPORIUM_DEV_MAILBOX",
     "EMPORIUM_METRICS_TOKEN",
+    "EMPORIUM_CONSOLE",
+    "EMPORIUM_CONSOLE_MAX_SPANS",
+    "EMPORIUM_CONSOLE_MAX_LOGS",
     "EMPORIUM_NAMESPACE",
     "EMPORIUM_QUEUE_EXPIRY_SECS",
     "EMPORIUM_CACHE_MAX_ENTRIES",
@@ -35,6 +38,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "EMPORIUM_SERVICE_TOKEN_RATE_PER_MINUTE",
     "EMPORIUM_SMTP_URL",
     "EMPORIUM_SEED_DEMO",
+    "EMPORIUM_FAULT_INJECTION",
     // Set by `emporium dev` on the processes it starts.
     "EMPORIUM_EXIT_WITH_PARENT",
     // Where contexts in other processes answer, and embedded mode's per-context databases.

@@ -176,6 +176,8 @@ pub struct BusSettings {
     /// Delete a consumer's queue after it has had no consumer this long (preview environments,
     /// tests); `None` keeps queues forever, as production wants.
     pub queue_expiry: Option<Duration>,
+    /// The `event_publish_delay_ms` fault flag holds each batch back before it is published.
+    pub faults: crate::faults::Faults,
 }
 
 impl Default for BusSettings {
@@ -187,6 +189,7 @@ impl Default for BusSettings {
             outbox_retention: Duration::from_secs(7 * 86_400),
             namespace: "emporium".into(),
             queue_expiry: None,
+            faults: crate::faults::Faults::disabled(),
         }
     }
 }

@@ -98,6 +98,7 @@ pub(super) fn spawn_relay(
     let handle = Outbox { wake: wake.clone() };
     let interval = settings.relay_interval;
     let retention = settings.outbox_retention;
+    let faults = settings.faults.clone();
     let task = tokio::spawn(async move {
         let mut backoff = Duration::ZERO;
         let mut last_prune = tokio::time::Instant::now();
@@ -111,7 +112,7 @@ pub(super) fn spawn_relay(
             if *stop.borrow() {
                 break;
             }
-            match relay_pending(context, &db, &transport).await {
+            match relay_pending(context, &db, &transport, &faults).await {
                 Ok(()) => backoff = Duration::ZERO,
                 Err(error) => {
                     backoff = (backoff * 2).clamp(Duration::from_millis(200), MAX_BACKOFF);
@@ -130,7 +131,12 @@ pub(super) fn spawn_relay(
 }
 
 /// Publishes pending events in order until the outbox is drained or the transport fails.
-async fn relay_pending(context: &'static str, db: &Db, transport: &Transport) -> Result<(), String> {
+async fn relay_pending(
+    context: &'static str,
+    db: &Db,
+    transport: &Transport,
+    faults: &crate::faults::Faults,
+) -> Result<(), String> {
     loop {
         let published = match db {
             Db::Sqlite(pool) => {
@@ -143,6 +149,7 @@ async fn relay_pending(context: &'static str, db: &Db, transport: &Transport) ->
                 .await
                 .map_err(|e| e.to_string())?;
                 let count = rows.len();
+                injected_delay(faults, count).await;
                 publish_and_mark(context, rows, transport, |ids, now, error| async move {
                     mark_sqlite(pool, ids, now, error).await
                 })
@@ -161,6 +168,7 @@ async fn relay_pending(context: &'static str, db: &Db, transport: &Transport) ->
                 .await
                 .map_err(|e| e.to_string())?;
                 let count = rows.len();
+                injected_delay(faults, count).await;
                 let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
                 let outcome = publish_batch(context, rows, transport).await;
                 let now = OffsetDateTime::now_utc();
@@ -193,6 +201,16 @@ async fn relay_pending(context: &'static str, db: &Db, transport: &Transport) ->
             update_pending_gauge(context, db).await;
             return Ok(());
         }
+    }
+}
+
+/// The `event_publish_delay_ms` fault flag: a batch in hand waits before it is published, as behind
+/// a slow broker, so every event reaches its consumers at least that long after it was written.
+async fn injected_delay(faults: &crate::faults::Faults, rows: usize) {
+    if rows > 0
+        && let Some(delay) = faults.event_publish_delay()
+    {
+        tokio::time::sleep(delay).await;
     }
 }
 
