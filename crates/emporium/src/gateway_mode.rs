@@ -70,6 +70,12 @@ pub async fn build_gateway(settings: &Settings, src: &ConfigSource) -> anyhow::R
 
     let web = web::WebState::with_ops_peers(web_config, peers, ops_peers);
     let mut router = gateway::proxy_router(config, doc).merge(web::router_with_state(web));
+    if let Some(console) = platform::console::installed() {
+        router = router.merge(platform::http::tag_routes(
+            platform::console::router(console, settings.platform.metrics_token.clone()),
+            "platform",
+        ));
+    }
     if settings.platform.trusted_proxy_hops > 0 {
         router = router.layer(axum::Extension(platform::http::TrustForwardedFor {
             hops: settings.platform.trusted_proxy_hops,

@@ -296,6 +296,8 @@ pub struct PlatformConfig {
     pub trusted_proxy_hops: usize,
     /// The bearer token `/metrics` asks for (`EMPORIUM_METRICS_TOKEN`); without one it is not served.
     pub metrics_token: Option<String>,
+    /// The built-in trace and log console (`EMPORIUM_CONSOLE*`).
+    pub console: crate::console::ConsoleSettings,
 }
 
 impl PlatformConfig {
@@ -335,6 +337,7 @@ impl PlatformConfig {
             public_url: public_url.trim_end_matches('/').to_owned(),
             trusted_proxy_hops: trusted_proxy_hops(src)?,
             metrics_token: metrics_token(src),
+            console: crate::console::ConsoleSettings::from_source(src)?,
         })
     }
 }

@@ -182,12 +182,25 @@ pub fn router(token: Option<String>) -> Router {
         (status = 403, description = "No EMPORIUM_METRICS_TOKEN is configured: metrics are not served", body = crate::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn render(State(token): State<Option<Arc<str>>>, headers: HeaderMap) -> Response {
-    let Some(expected) = token else {
-        return Problem::forbidden(
-            "metrics are not served without a scrape token: set EMPORIUM_METRICS_TOKEN and send it as \
+    if let Err(refused) = check_scrape_token(token.as_deref(), &headers) {
+        return refused;
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        render_text(),
+    )
+        .into_response()
+}
+
+/// The scrape token check of `/metrics` (and the console's endpoints): 403 without a configured
+/// token, 401 without the right bearer.
+pub(crate) fn check_scrape_token(expected: Option<&str>, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = expected else {
+        return Err(Problem::forbidden(
+            "not served without a scrape token: set EMPORIUM_METRICS_TOKEN and send it as \
              `Authorization: Bearer <token>`",
         )
-        .into_response();
+        .into_response());
     };
     let offered = headers
         .get(header::AUTHORIZATION)
@@ -196,18 +209,22 @@ pub async fn render(State(token): State<Option<Arc<str>>>, headers: HeaderMap) -
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     if !offered.is_some_and(|t| same_secret(t.as_bytes(), expected.as_bytes())) {
-        return Problem::unauthorized("send the metrics scrape token (EMPORIUM_METRICS_TOKEN) as a bearer token")
-            .into_response();
+        return Err(
+            Problem::unauthorized("send the metrics scrape token (EMPORIUM_METRICS_TOKEN) as a bearer token")
+                .into_response(),
+        );
     }
+    Ok(())
+}
+
+/// This process's metrics in the text format, without the token check (for code in the same
+/// process, e.g. the console's charts in embedded mode).
+pub fn render_text() -> String {
     install();
     let rec = RECORDER.get().expect("installed above");
     rec.process.collect();
     crate::db::report_pools();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        rec.handle.render(),
-    )
-        .into_response()
+    rec.handle.render()
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal the token.

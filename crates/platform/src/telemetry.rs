@@ -32,8 +32,9 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber. Call once, early, from the binary.
-pub fn init(service: &str, cfg: &PlatformConfig) -> TelemetryGuard {
+/// Installs the global subscriber. Call once, early, from the binary. `console_by_default`: the
+/// built-in console records unless `EMPORIUM_CONSOLE` says otherwise (embedded mode).
+pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(format!("emporium-{service}"))
@@ -50,6 +51,13 @@ pub fn init(service: &str, cfg: &PlatformConfig) -> TelemetryGuard {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
             Err(e) => export_error = Some(e.to_string()),
         }
+    }
+    let console = cfg
+        .console
+        .enabled_or(console_by_default)
+        .then(|| crate::console::Console::install(crate::console::Console::new(service, &cfg.console)));
+    if let Some(console) = &console {
+        builder = builder.with_span_processor(crate::console::ConsoleSpans(console.clone()));
     }
     let provider = builder.build();
     let tracer = provider.tracer("emporium");
@@ -77,8 +85,12 @@ pub fn init(service: &str, cfg: &PlatformConfig) -> TelemetryGuard {
             *meta.level() <= tracing::Level::WARN
         }
     });
+    // The console keeps INFO and up whatever `RUST_LOG` says: it is where one looks first.
+    let console_layer = console
+        .map(|console| crate::console::ConsoleLog(console).with_filter(tracing_subscriber::filter::LevelFilter::INFO));
     let _ = tracing_subscriber::registry()
         .with(fmt_layer.with_filter(filter))
+        .with(console_layer)
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
@@ -97,7 +109,7 @@ pub fn init(service: &str, cfg: &PlatformConfig) -> TelemetryGuard {
 struct SpanFields(Vec<(&'static str, serde_json::Value)>);
 
 /// Collects fields, skipping empty ones and those only the trace exporter reads.
-struct FieldVisitor<'a>(&'a mut Vec<(&'static str, serde_json::Value)>);
+pub(crate) struct FieldVisitor<'a>(pub(crate) &'a mut Vec<(&'static str, serde_json::Value)>);
 
 impl FieldVisitor<'_> {
     fn put(&mut self, name: &'static str, value: serde_json::Value) {

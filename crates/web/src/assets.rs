@@ -54,6 +54,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../static/favicon.svg"),
     },
     Asset {
+        name: "console.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/console.js"),
+    },
+    Asset {
         name: "admin.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../static/admin.js"),

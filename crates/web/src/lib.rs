@@ -157,6 +157,7 @@ pub fn router(config: WebConfig, peers: Peers) -> Router {
 
 /// [`router`] with its state built by the caller (see [`WebState::with_ops_peers`]).
 pub fn router_with_state(state: WebState) -> Router {
+    admin::start(&state);
     let pages = Router::new()
         .merge(storefront::routes())
         .merge(account::routes())

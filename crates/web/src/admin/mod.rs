@@ -6,6 +6,7 @@
 //! APIs' own; a 403 from an API shows the same 403 page.
 
 mod catalog;
+mod console;
 mod events;
 mod inventory;
 mod orders;
@@ -75,6 +76,17 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/admin/notifications.html"),
     ),
     ("admin/status.html", include_str!("../../templates/admin/status.html")),
+    ("admin/traces.html", include_str!("../../templates/admin/traces.html")),
+    ("admin/trace.html", include_str!("../../templates/admin/trace.html")),
+    ("admin/logs.html", include_str!("../../templates/admin/logs.html")),
+    (
+        "admin/_log_table.html",
+        include_str!("../../templates/admin/_log_table.html"),
+    ),
+    (
+        "admin/console_off.html",
+        include_str!("../../templates/admin/console_off.html"),
+    ),
 ];
 
 /// Every admin page a browser can open with GET (the 403 test walks this list).
@@ -93,6 +105,9 @@ pub const PAGES: &[&str] = &[
     "/admin/notifications",
     "/admin/status",
     "/admin/status.json",
+    "/admin/status/history.json",
+    "/admin/traces",
+    "/admin/logs",
 ];
 
 pub fn routes() -> Router<WebState> {
@@ -105,6 +120,12 @@ pub fn routes() -> Router<WebState> {
         .merge(users::routes())
         .merge(events::routes())
         .merge(status::routes())
+        .merge(console::routes())
+}
+
+/// Background work of the admin pages (the status history sampler, when the console is on).
+pub(crate) fn start(state: &WebState) {
+    console::start_sampler(state);
 }
 
 async fn dashboard(State(web): State<WebState>, session: Session) -> Result<Response, PageError> {

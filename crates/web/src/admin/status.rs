@@ -43,7 +43,10 @@ async fn status_page(State(web): State<WebState>, session: Session) -> Result<Re
     page(
         &session,
         "admin/status.html",
-        context! { status => value_of(&snapshot) },
+        context! {
+            status => value_of(&snapshot),
+            console_on => platform::console::installed().is_some(),
+        },
     )
 }
 
