@@ -457,3 +457,76 @@ async fn redis_shares_the_flags_between_replicas() {
         .await
         .expect("del");
 }
+
+/// The admin console's Faults page, as a browser without JavaScript uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_shows_sets_and_clears_the_flags() {
+    use crate::browser::{browser, get_page, submit};
+    let Some(app) = crate::helpers::spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    let page_browser = browser();
+    let (status, _, body) = submit(
+        &page_browser,
+        &app,
+        "/login",
+        "/login",
+        &[
+            ("email", admin.email.as_str()),
+            ("password", crate::helpers::PASSWORD),
+            ("next", "/admin"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "login failed: {body}");
+
+    let (status, html) = get_page(&page_browser, &app, "/admin/faults").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"data-testid="faults-none""#), "{html}");
+    assert!(
+        html.contains(r#"href="&#x2f;admin&#x2f;faults" aria-current="page">Faults"#),
+        "in the nav: {html}"
+    );
+
+    // An out-of-range rate: the API's message, naming the field; nothing set.
+    let fields = [("payment_failure_percent", "150"), ("smtp_failure", "on")];
+    let (status, location, _) = submit(&page_browser, &app, "/admin/faults", "/admin/faults", &fields).await;
+    assert_eq!((status, location.as_str()), (303, "/admin/faults"));
+    let (_, html) = get_page(&page_browser, &app, "/admin/faults").await;
+    assert!(html.contains("payment_failure_percent"), "{html}");
+    assert!(html.contains("0 to 100"), "{html}");
+    assert!(html.contains(r#"data-testid="faults-none""#), "{html}");
+
+    let fields = [
+        ("payment_failure_percent", "50"),
+        ("payment_latency_ms", ""),
+        ("catalog_latency_product", "desk-lamp"),
+        ("catalog_latency_ms", "250"),
+        ("smtp_failure", "on"),
+    ];
+    let (status, _, _) = submit(&page_browser, &app, "/admin/faults", "/admin/faults", &fields).await;
+    assert_eq!(status, 303);
+    let (_, html) = get_page(&page_browser, &app, "/admin/faults").await;
+    assert!(html.contains(r#"data-testid="faults-active""#), "{html}");
+    assert!(
+        html.contains(
+            r#"name="payment_failure_percent" type="number" min="0" max="100" inputmode="numeric" value="50""#
+        ),
+        "{html}"
+    );
+    let now = json_of(app.get_auth(FAULTS, &admin.access).await, 200).await;
+    assert_eq!(
+        now["active"],
+        json!(["payment_failure_percent", "catalog_latency", "smtp_failure"]),
+        "{now}"
+    );
+    assert_eq!(now["catalog_latency"], json!({"product": "desk-lamp", "ms": 250}));
+
+    let (status, _, _) = submit(&page_browser, &app, "/admin/faults", "/admin/faults/clear", &[]).await;
+    assert_eq!(status, 303);
+    let now = json_of(app.get_auth(FAULTS, &admin.access).await, 200).await;
+    assert_eq!(now["active"], json!([]), "{now}");
+    let (_, html) = get_page(&page_browser, &app, "/admin/faults").await;
+    assert!(html.contains("Every fault flag is off."), "{html}");
+}

@@ -8,6 +8,7 @@
 mod catalog;
 mod console;
 mod events;
+mod faults;
 mod inventory;
 mod orders;
 mod returns;
@@ -76,6 +77,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/admin/notifications.html"),
     ),
     ("admin/status.html", include_str!("../../templates/admin/status.html")),
+    ("admin/faults.html", include_str!("../../templates/admin/faults.html")),
     ("admin/traces.html", include_str!("../../templates/admin/traces.html")),
     ("admin/trace.html", include_str!("../../templates/admin/trace.html")),
     ("admin/logs.html", include_str!("../../templates/admin/logs.html")),
@@ -104,6 +106,7 @@ pub const PAGES: &[&str] = &[
     "/admin/dead-letters",
     "/admin/notifications",
     "/admin/status",
+    "/admin/faults",
     "/admin/status.json",
     "/admin/status/history.json",
     "/admin/traces",
@@ -120,6 +123,7 @@ pub fn routes() -> Router<WebState> {
         .merge(users::routes())
         .merge(events::routes())
         .merge(status::routes())
+        .merge(faults::routes())
         .merge(console::routes())
 }
 
