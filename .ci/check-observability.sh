@@ -18,7 +18,10 @@
 #      (SIGCONT), its target is up again and the resolved notification arrives.
 # The live copy of the rules shortens InstanceDown's `for: 2m` to 10 s (check_observability.py's
 # LIVE_FOR_OVERRIDES, printed below); everything else is the repository's rules as they are.
-# Not here yet: PaymentFailureRate through the payment fault-injection flag (issue 15, later).
+#   6. the payment fault-injection flag at 100 % (set through the gateway as an administrator):
+#      checkouts with the good card are declined, the failure ratio climbs, PaymentFailureRate
+#      fires and reaches the Slack receiver; the flag is cleared afterwards (and on any exit).
+# PaymentFailureRate's `for: 10m` is shortened to 10 s the same way.
 # Tools are installed when missing (Debian prometheus, prometheus-alertmanager; PyYAML in
 # target/ci-venv); nothing installed by hand is relied on. Everything started is stopped, the
 # databases dropped, the namespace's Redis keys and RabbitMQ queues and exchange removed on exit.
@@ -110,9 +113,16 @@ EMPORIUM_METRICS_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(24)
 export EMPORIUM_METRICS_TOKEN
 (umask 077 && printf %s "$EMPORIUM_METRICS_TOKEN" >"$work/metrics_token")
 
-dev="" prom_pid="" am_pid="" hook_pid="" load_pid="" stopped=""
+dev="" prom_pid="" am_pid="" hook_pid="" load_pid="" stopped="" faults_token=""
+# Turns every fault flag off again (they live in Redis: another run in this namespace would
+# inherit them).
+clear_faults() {
+  curl -fs -o /dev/null -X PUT "$api/api/v1/admin/faults" -H "Authorization: Bearer $faults_token" \
+    -H 'content-type: application/json' -d '{}'
+}
 cleanup() {
   set +e
+  if [ -n "$faults_token" ]; then clear_faults; fi
   # A stopped process must run again to act on SIGTERM.
   if [ -n "$stopped" ]; then kill -CONT "$stopped" 2>/dev/null; fi
   for pid in $load_pid $prom_pid $am_pid $hook_pid; do
@@ -252,6 +262,37 @@ if [ -f observability/grafana/check_dashboards.py ]; then
   step "dashboards: every panel's query against this Prometheus"
   if python3 observability/grafana/check_dashboards.py --prometheus "$prom"; then dashboards=ok; else dashboards=failed; fi
 fi
+
+step "payment failure flag at 100 %: PaymentFailureRate fires and reaches the Slack receiver"
+admin_email=faults-admin@ci.test
+admin_password="ci-faults-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+printf '%s\n' "$admin_password" |
+  DATABASE_URL="$pg/${prefix}_identity" "$bin" admin create --email "$admin_email" --name "Faults Admin" >>"$out/faults.log" 2>&1
+faults_token=$(curl -fs "$api/api/v1/auth/login" -H 'content-type: application/json' \
+  -d "{\"email\":\"$admin_email\",\"password\":\"$admin_password\"}" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+ratio='sum(rate(payments_total{outcome=~"failed|declined"}[10m])) / sum(rate(payments_total[10m]))'
+echo "failure ratio before: $("$py" "$helper" query --prometheus "$prom" --expr "$ratio" 2>&1 | tail -n 1)"
+curl -fs "$api/api/v1/admin/faults" -X PUT -H "Authorization: Bearer $faults_token" \
+  -H 'content-type: application/json' -d '{"payment_failure_percent": 100}' | tee -a "$out/faults.log"
+echo
+# Every process reads the flag from Redis within about a second.
+sleep 2
+for pass in 1 2; do
+  # The good card is declined now: the script's own success check fails, as it should.
+  python3 observability/grafana/drive_traffic.py --url "$api" --rounds 2 >>"$out/faults.log" 2>&1 || true
+  [ "$pass" = 2 ] || sleep 5
+done
+grep -q '^traffic: 0 orders confirmed' "$out/faults.log" ||
+  { echo "checkouts with the good card still went through with payment_failure_percent=100:" >&2; tail -n 5 "$out/faults.log" >&2; exit 1; }
+for _ in $(seq 1 20); do "$py" "$helper" query --prometheus "$prom" --expr "($ratio) > 0.6" >/dev/null 2>&1 && break; sleep 1; done
+"$py" "$helper" query --prometheus "$prom" --expr "($ratio) > 0.6"
+"$py" "$helper" wait-alert --prometheus "$prom" --alert PaymentFailureRate --job "" --timeout 60
+"$py" "$helper" wait-webhook --file "$out/webhook.jsonl" --receiver slack-warnings \
+  --alert PaymentFailureRate --job "" --status firing --timeout 60
+clear_faults
+faults_token=""
+echo "payment failure flag cleared"
 
 step "Alertmanager: each severity to its receiver, InstanceDown's inhibition"
 "$py" "$helper" am-probe --alertmanager "http://127.0.0.1:$am_port" --file "$out/webhook.jsonl"
