@@ -13,6 +13,8 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::Filter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -86,15 +88,15 @@ pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> Te
         }
     });
     // The console keeps INFO and up whatever `RUST_LOG` says: it is where one looks first.
-    let console_layer = console
-        .map(|console| crate::console::ConsoleLog(console).with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+    let console_layer = console.map(crate::console::ConsoleLog);
+    let console_layer = console_layer.map(|layer| layer.with_filter(AskEveryTime(LevelFilter::INFO)));
     let _ = tracing_subscriber::registry()
-        .with(fmt_layer.with_filter(filter))
+        .with(fmt_layer.with_filter(AskEveryTime(filter)))
         .with(console_layer)
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
-                .with_filter(trace_filter),
+                .with_filter(AskEveryTime(trace_filter)),
         )
         .try_init();
     if let Some(e) = export_error {
@@ -103,6 +105,62 @@ pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> Te
         tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
     }
     TelemetryGuard { provider }
+}
+
+/// A per-layer filter that is consulted on every span and event, never cached as "always".
+///
+/// Per-layer filters hand their verdict from `enabled` to `on_new_span`/`on_event` through a
+/// thread-local. A callsite whose interest is cached as "always" skips `enabled`, so its span
+/// read whatever the last `enabled` call on that thread left there: after sqlx's query logger
+/// asked `log::log_enabled!` for a disabled level, the next request span on that worker was
+/// silently dropped by every layer — no trace context, no `trace_id` in its access line (the
+/// cross-process trace test caught it; upstream: tokio-rs/tracing#2519). Capping the interest
+/// at "sometimes" makes every dispatch ask, which keeps the verdict fresh.
+struct AskEveryTime<F>(F);
+
+impl<S, F: Filter<S>> Filter<S> for AskEveryTime<F> {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, cx: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        self.0.enabled(meta, cx)
+    }
+    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        let interest = self.0.callsite_enabled(meta);
+        if interest.is_always() {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            interest
+        }
+    }
+    fn event_enabled(&self, event: &tracing::Event<'_>, cx: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        self.0.event_enabled(event, cx)
+    }
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.0.max_level_hint()
+    }
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_new_span(attrs, id, cx);
+    }
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_record(id, values, cx);
+    }
+    fn on_enter(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_enter(id, cx);
+    }
+    fn on_exit(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_exit(id, cx);
+    }
+    fn on_close(&self, id: tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_close(id, cx);
+    }
 }
 
 /// Span fields as recorded so far, kept in the span's extensions by [`JsonLog`].
