@@ -116,6 +116,14 @@ impl SpanRecord {
         }
     }
 
+    /// The part that answered a request span (`catalog`, `web`, ...; see `emporium.service`), else
+    /// the process that recorded it: in embedded mode one process serves every context.
+    pub fn answering_service(&self) -> &str {
+        self.attributes
+            .get(SERVICE_ATTRIBUTE)
+            .map_or(self.service.as_str(), String::as_str)
+    }
+
     fn route(&self) -> Option<&str> {
         self.attributes.get("http.route").map(String::as_str)
     }
@@ -194,7 +202,7 @@ impl TraceSummary {
             .iter()
             .filter(|s| s.parent_span_id.as_deref().is_none_or(|p| !ids.contains(p)))
             .min_by_key(|s| (s.parent_span_id.is_some(), s.start_unix_us))?;
-        let mut services: Vec<String> = spans.iter().map(|s| s.service.clone()).collect();
+        let mut services: Vec<String> = spans.iter().map(|s| s.answering_service().to_owned()).collect();
         services.sort();
         services.dedup();
         Some(Self {
@@ -326,6 +334,9 @@ impl SpanBuffer {
     }
 }
 
+/// The request span's attribute naming the part that answered (platform::http).
+const SERVICE_ATTRIBUTE: &str = "emporium.service";
+
 /// A span placed in a waterfall: its depth under its parents.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Placed {
@@ -355,18 +366,29 @@ pub fn waterfall(mut spans: Vec<SpanRecord>) -> Vec<Placed> {
     }
     let mut placed = Vec::with_capacity(spans.len());
     let mut seen = vec![false; spans.len()];
-    let mut stack: Vec<(usize, usize)> = roots.into_iter().rev().map(|i| (i, 0)).collect();
-    while let Some((i, depth)) = stack.pop() {
+    // A span is shown under the part that answered the request it belongs to: its own request
+    // span's, or the nearest ancestor's recorded by the same process (its queries and calls).
+    let mut shown_as: Vec<Option<String>> = vec![None; spans.len()];
+    let mut stack: Vec<(usize, usize, Option<usize>)> = roots.into_iter().rev().map(|i| (i, 0, None)).collect();
+    while let Some((i, depth, parent)) = stack.pop() {
         if std::mem::replace(&mut seen[i], true) {
             continue;
         }
-        if let Some(kids) = children.get(&spans[i].span_id) {
-            stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
-        }
-        placed.push(Placed {
-            depth,
-            span: spans[i].clone(),
+        let inherited = parent
+            .filter(|&p| spans[p].service == spans[i].service)
+            .and_then(|p| shown_as[p].clone());
+        shown_as[i] = Some(match spans[i].attributes.get(SERVICE_ATTRIBUTE) {
+            Some(answering) => answering.clone(),
+            None => inherited.unwrap_or_else(|| spans[i].service.clone()),
         });
+        if let Some(kids) = children.get(&spans[i].span_id) {
+            stack.extend(kids.iter().rev().map(|k| (*k, depth + 1, Some(i))));
+        }
+        let mut span = spans[i].clone();
+        if let Some(service) = &shown_as[i] {
+            span.service.clone_from(service);
+        }
+        placed.push(Placed { depth, span });
     }
     placed
 }
@@ -884,6 +906,41 @@ mod tests {
             expected.map(|(d, id)| (d, id.to_owned())).to_vec(),
             "duplicates from two fetches appear once"
         );
+    }
+
+    #[test]
+    fn spans_are_shown_under_the_part_that_answered_their_request() {
+        let answered_by = |mut s: SpanRecord, service: &str| {
+            s.attributes.insert(SERVICE_ATTRIBUTE.into(), service.into());
+            s
+        };
+        let mut in_gateway = span("t", "gw-query", Some("page"), 9, 1);
+        in_gateway.service = "gateway".into();
+        let spans = vec![
+            answered_by(span("t", "page", None, 0, 20), "web"),
+            span("t", "call", Some("page"), 1, 8),
+            answered_by(span("t", "catalog", Some("call"), 2, 6), "catalog"),
+            span("t", "query", Some("catalog"), 3, 2),
+            in_gateway,
+        ];
+        let shown: Vec<(String, String)> = waterfall(spans)
+            .into_iter()
+            .map(|p| (p.span.span_id, p.span.service))
+            .collect();
+        let expected = [
+            ("page", "web"),
+            ("call", "web"),
+            ("catalog", "catalog"),
+            ("query", "catalog"),
+            ("gw-query", "gateway"),
+        ];
+        assert_eq!(
+            shown,
+            expected.map(|(id, s)| (id.to_owned(), s.to_owned())).to_vec(),
+            "a process's own spans inherit; another process's keep their name"
+        );
+        let summary = TraceSummary::of("t", &[answered_by(span("t", "r", None, 0, 1), "cart")]).expect("summary");
+        assert_eq!(summary.services, ["cart"]);
     }
 
     fn line(level: &str, message: &str, trace: Option<&str>) -> LogRecord {

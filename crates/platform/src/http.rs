@@ -224,6 +224,7 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
         url.path = %path,
         http.route = Empty,
         http.response.status_code = Empty,
+        emporium.service = Empty,
         request_id = %request_id,
         trace_id = Empty,
     );
@@ -269,6 +270,11 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
     let elapsed = started.elapsed();
     span.record("otel.name", format!("{method} {route}"));
     span.record("http.route", route);
+    if service != "none" {
+        // Which part answered: in embedded mode one process serves them all, and the console and
+        // the trace backend tell the contexts apart by this.
+        span.record("emporium.service", service);
+    }
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
