@@ -3,7 +3,8 @@
 //! gateway, and the spans it produced in eight processes must form one tree: one trace id, one
 //! root (the gateway's server span), every parent present, every hop between processes a client
 //! span in the caller with the callee's server span as its child, and the notification handler,
-//! on the far side of the outbox and RabbitMQ, a descendant of the checkout.
+//! on the far side of the outbox and RabbitMQ, a descendant of the checkout. The admin console's
+//! waterfall of that trace, merged from every process's buffer, names the same six parts.
 //!
 //! Slow (about a minute: seven migrations, the demo catalog and eight processes starting).
 
@@ -18,6 +19,7 @@ use prost::Message as _;
 use serde_json::{Value, json};
 
 use crate::binary::{DEV_MULTI, DevRun, dev_multi_env, drop_dev_databases, tail};
+use crate::browser::{browser, form_body, input_value, unescape};
 use crate::helpers::PASSWORD;
 use crate::shop::{SUCCESS_CARD, json_of};
 
@@ -297,6 +299,58 @@ async fn wait_for_mail(client: &reqwest::Client, base: &str, to: &str, subject: 
     }
 }
 
+/// A browser signed in to the admin console as a staff member created with `emporium admin create`
+/// in the topology's identity database.
+async fn staff_browser(base: &str, prefix: &str) -> reqwest::Client {
+    use tokio::io::AsyncWriteExt as _;
+    const STAFF: &str = "trace-staff@example.com";
+    let postgres = crate::helpers::postgres_admin_url()
+        .rsplit_once('/')
+        .map(|(server, _)| server.to_owned())
+        .expect("postgres url");
+    let mut create = tokio::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
+        .env("DATABASE_URL", format!("{postgres}/{prefix}_identity"))
+        .env("EMPORIUM_ARGON2_MEMORY_KIB", "8192")
+        .env("EMPORIUM_ARGON2_ITERATIONS", "1")
+        .env("RUST_LOG", "warn")
+        .args(["admin", "create", "--email", STAFF])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn admin create");
+    let mut stdin = create.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .await
+        .expect("password");
+    drop(stdin);
+    assert!(create.wait().await.expect("wait").success(), "admin create failed");
+    let staff = browser();
+    let login = staff
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page")
+        .text()
+        .await
+        .expect("html");
+    let csrf = input_value(&login, "_csrf").expect("csrf field");
+    let r = staff
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("_csrf", &csrf),
+            ("email", STAFF),
+            ("password", PASSWORD),
+            ("next", "/admin"),
+        ]))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 303, "staff login: {}", r.text().await.unwrap_or_default());
+    staff
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_checkout_is_one_trace_from_the_gateway_to_the_notification_handler() {
     use crate::helpers::{amqp_url, postgres_admin_url, redis_url, service_reachable};
@@ -394,6 +448,33 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_notification_handler(
         }
         assert!(receiver.refused.lock().expect("lock").is_empty());
         eprintln!("trace {trace_id}: {} spans\n{}", spans.len(), render(&spans));
+
+        // The built-in console shows the same trace as one waterfall, merged from every process.
+        let staff = staff_browser(&base, &prefix).await;
+        let page = staff
+            .get(format!("{base}/admin/traces/{trace_id}"))
+            .send()
+            .await
+            .expect("trace page");
+        assert_eq!(page.status(), 200);
+        let html = unescape(&page.text().await.expect("html"));
+        assert!(
+            !html.contains("Not reached"),
+            "every process answered the console:\n{html}"
+        );
+        for service in [
+            "gateway",
+            "ordering",
+            "catalog",
+            "inventory",
+            "payments",
+            "notifications",
+        ] {
+            assert!(
+                html.contains(&format!("<td>{service}</td>")),
+                "the console's waterfall has spans of {service}:\n{html}"
+            );
+        }
         run.stop_cleanly().await;
     };
     let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(outcome)).await;
