@@ -213,6 +213,70 @@ async fn a_request_appears_in_traces_its_waterfall_and_the_logs() {
     assert!(body["spans"].as_array().is_some_and(|s| s.len() >= 2), "{body}");
 }
 
+/// A request that fails is an error trace: highlighted in the list, found by `status=error`, its
+/// span marked, and its ERROR line linked. The failure is a real one: the catalog-latency fault
+/// makes one product slower than the request deadline, so its read is cut off with a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_is_an_error_trace_highlighted_in_the_list() {
+    let server = start(&[("EMPORIUM_REQUEST_TIMEOUT_MS", "2000")]).await;
+    let shopper = reqwest::Client::new();
+    let listed: serde_json::Value = shopper
+        .get(server.url("/api/v1/catalog/products?limit=1"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let id = listed["items"][0]["id"].as_str().expect("a demo product").to_owned();
+    let login: serde_json::Value = shopper
+        .post(server.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": ADMIN, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().expect("token");
+    let set = |flags: serde_json::Value| {
+        shopper
+            .put(server.url("/api/v1/admin/faults"))
+            .bearer_auth(token)
+            .json(&flags)
+            .send()
+    };
+    let r = set(serde_json::json!({"catalog_latency": {"product": id, "ms": 4000}}))
+        .await
+        .expect("faults");
+    assert_eq!(r.status(), 200);
+    let r = shopper
+        .get(server.url(&format!("/api/v1/catalog/products/{id}")))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 503, "cut off at the deadline");
+    let trace_id = r.headers()["x-trace-id"].to_str().expect("trace id").to_owned();
+    assert_eq!(set(serde_json::json!({})).await.expect("faults").status(), 200);
+
+    let admin = server.admin().await;
+    let (_, html) = page(&admin, server.url("/admin/traces?status=error")).await;
+    let row = html
+        .split(r#"data-testid="trace-row""#)
+        .find(|row| row.contains(&trace_id))
+        .unwrap_or_else(|| panic!("the failed request is listed as an error: {html}"));
+    assert!(
+        row.contains(r#"data-error="true""#) && row.contains("row-error"),
+        "{row}"
+    );
+    assert!(row.contains("503"), "{row}");
+    let (_, html) = page(&admin, server.url("/admin/traces?status=ok")).await;
+    assert!(!html.contains(&trace_id), "not among the good ones: {html}");
+    let (_, html) = page(&admin, server.url(&format!("/admin/traces/{trace_id}"))).await;
+    assert!(html.contains(r#"data-error="true""#), "its span is marked: {html}");
+    assert!(html.contains("failed with 503"), "its ERROR line is there: {html}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switched_off_the_pages_explain_and_the_endpoints_are_gone() {
     let server = start(&[("EMPORIUM_CONSOLE", "off")]).await;
