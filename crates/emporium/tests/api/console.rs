@@ -215,7 +215,8 @@ async fn a_request_appears_in_traces_its_waterfall_and_the_logs() {
 
 /// A request that fails is an error trace: highlighted in the list, found by `status=error`, its
 /// span marked, and its ERROR line linked. The failure is a real one: the catalog-latency fault
-/// makes one product slower than the request deadline, so its read is cut off with a 503.
+/// makes one product slower than the request deadline, so its read is cut off with a 503. While
+/// the flag is on, the admin overview and status page carry the faults banner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_request_is_an_error_trace_highlighted_in_the_list() {
     let server = start(&[("EMPORIUM_REQUEST_TIMEOUT_MS", "2000")]).await;
@@ -246,10 +247,19 @@ async fn a_failed_request_is_an_error_trace_highlighted_in_the_list() {
             .json(&flags)
             .send()
     };
+    let admin = server.admin().await;
     let r = set(serde_json::json!({"catalog_latency": {"product": id, "ms": 4000}}))
         .await
         .expect("faults");
     assert_eq!(r.status(), 200);
+    // While a flag is on, the overview and the status page say so.
+    for path in ["/admin", "/admin/status"] {
+        let (_, html) = page(&admin, server.url(path)).await;
+        assert!(
+            html.contains(r#"data-testid="faults-banner""#) && html.contains("catalog_latency"),
+            "{path} shows the faults banner: {html}"
+        );
+    }
     let r = shopper
         .get(server.url(&format!("/api/v1/catalog/products/{id}")))
         .send()
@@ -258,8 +268,12 @@ async fn a_failed_request_is_an_error_trace_highlighted_in_the_list() {
     assert_eq!(r.status(), 503, "cut off at the deadline");
     let trace_id = r.headers()["x-trace-id"].to_str().expect("trace id").to_owned();
     assert_eq!(set(serde_json::json!({})).await.expect("faults").status(), 200);
+    let (_, html) = page(&admin, server.url("/admin")).await;
+    assert!(
+        !html.contains(r#"data-testid="faults-banner""#),
+        "cleared, no banner: {html}"
+    );
 
-    let admin = server.admin().await;
     let (_, html) = page(&admin, server.url("/admin/traces?status=error")).await;
     let row = html
         .split(r#"data-testid="trace-row""#)

@@ -27,6 +27,10 @@ use crate::{PageError, Session, WebState};
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("admin/_nav.html", include_str!("../../templates/admin/_nav.html")),
     (
+        "admin/_faults_banner.html",
+        include_str!("../../templates/admin/_faults_banner.html"),
+    ),
+    (
         "admin/_status_panel.html",
         include_str!("../../templates/admin/_status_panel.html"),
     ),

@@ -70,6 +70,9 @@ pub(crate) struct Snapshot {
     pub orders_today_more: bool,
     /// One process serves several contexts (embedded mode): health is process-wide.
     pub shared_process: bool,
+    /// Fault-injection flags some context reports on (`faults_active`), so nobody mistakes an
+    /// injected failure for a real one.
+    pub faults_active: Vec<String>,
     pub generated_at: String,
 }
 
@@ -89,6 +92,8 @@ pub(crate) struct ContextStatus {
     pub window: String,
     pub requests_total: u64,
     pub error: Option<String>,
+    /// The fault flags this context's process has on.
+    pub faults_active: Vec<String>,
     /// The figures as shown (the page's script puts these in place as they are).
     pub display: Display,
 }
@@ -312,6 +317,19 @@ impl Counters {
     }
 }
 
+/// The fault-injection flags a scrape reports on (`faults_active{flag} 1`), in name order.
+pub(crate) fn active_faults(samples: &[Sample]) -> Vec<String> {
+    let mut flags: Vec<String> = samples
+        .iter()
+        .filter(|s| s.name == "faults_active" && s.value > 0.0)
+        .filter_map(|s| s.label("flag"))
+        .map(str::to_owned)
+        .collect();
+    flags.sort();
+    flags.dedup();
+    flags
+}
+
 /// The services a scrape has request figures for (more than one: a shared process).
 fn services_in(samples: &[Sample]) -> Vec<String> {
     let mut services: Vec<String> = samples
@@ -428,6 +446,7 @@ fn context_status(scrape: Scrape, now: Instant) -> (ContextStatus, bool) {
         window: "since start".into(),
         requests_total: 0,
         error: health_error,
+        faults_active: Vec::new(),
         display: Display::default(),
     };
     let samples = match scrape.metrics {
@@ -439,6 +458,7 @@ fn context_status(scrape: Scrape, now: Instant) -> (ContextStatus, bool) {
         }
     };
     let shared = services_in(&samples).iter().any(|s| s != context);
+    status.faults_active = active_faults(&samples);
     let now_counters = Counters::of_service(&samples, context);
     status.requests_total = now_counters.requests as u64;
     let mut previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
@@ -534,7 +554,11 @@ pub(crate) async fn snapshot(web: &WebState, session: &Session) -> Snapshot {
         })
         .collect();
     contexts.sort_by_key(|c| CONTEXTS.iter().position(|name| *name == c.context));
+    let mut faults_active: Vec<String> = contexts.iter().flat_map(|c| c.faults_active.clone()).collect();
+    faults_active.sort();
+    faults_active.dedup();
     Snapshot {
+        faults_active,
         contexts,
         orders_today,
         orders_today_more,
@@ -549,6 +573,16 @@ pub(crate) async fn snapshot(web: &WebState, session: &Session) -> Snapshot {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn active_faults_are_the_flags_reported_on() {
+        let samples = parse_prometheus(
+            "faults_active{flag=\"cache_outage\"} 0\nfaults_active{flag=\"smtp_failure\"} 1\n\
+             faults_active{flag=\"payment_failure_percent\"} 1\nhttp_requests_in_flight 1\n",
+        );
+        assert_eq!(active_faults(&samples), ["payment_failure_percent", "smtp_failure"]);
+        assert!(active_faults(&parse_prometheus("http_requests_in_flight 1\n")).is_empty());
+    }
 
     const SAMPLE: &str = r#"# HELP http_requests_total HTTP requests handled.
 # TYPE http_requests_total counter
