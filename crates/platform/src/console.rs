@@ -99,7 +99,9 @@ impl SpanRecord {
         // A request span is named once it is routed (`otel.name`), which the exporter reads but
         // the span data does not carry: name it after its method and route template here.
         let name = match (attributes.get("http.request.method"), attributes.get("http.route")) {
-            (Some(method), Some(route)) if span.name == "http.request" => format!("{method} {route}"),
+            (Some(method), Some(route)) if span.name == "http.request" => {
+                format!("{method} {}", shown_route(route, attributes.get("url.path")))
+            }
             _ => span.name.to_string(),
         };
         Self {
@@ -125,11 +127,21 @@ impl SpanRecord {
     }
 
     fn route(&self) -> Option<&str> {
-        self.attributes.get("http.route").map(String::as_str)
+        let route = self.attributes.get("http.route")?;
+        Some(shown_route(route, self.attributes.get("url.path")))
     }
 }
 
 /// Attributes tracing-opentelemetry adds to every span that say nothing to a reader.
+/// A catch-all route (the gateway's `/api/{*rest}`) says less than the path it forwarded: the
+/// console names such a request after its path (the console is no metric: paths are fine here).
+fn shown_route<'a>(route: &'a str, path: Option<&'a String>) -> &'a str {
+    match path {
+        Some(path) if route.contains("{*") => path,
+        _ => route,
+    }
+}
+
 const IGNORED_ATTRIBUTES: &[&str] = &[
     "code.filepath",
     "code.namespace",
@@ -906,6 +918,23 @@ mod tests {
             expected.map(|(d, id)| (d, id.to_owned())).to_vec(),
             "duplicates from two fetches appear once"
         );
+    }
+
+    #[test]
+    fn a_catch_all_route_is_shown_as_the_path_it_forwarded() {
+        let mut gateway = routed(span("t", "gw", None, 0, 10), "/api/{*rest}", 200);
+        gateway
+            .attributes
+            .insert("url.path".into(), "/api/v1/catalog/products".into());
+        let summary = TraceSummary::of("t", &[gateway]).expect("summary");
+        assert_eq!(summary.root_route.as_deref(), Some("/api/v1/catalog/products"));
+        let path = "/p/lamp".to_owned();
+        assert_eq!(
+            shown_route("/p/{slug}", Some(&path)),
+            "/p/{slug}",
+            "templates stay templates"
+        );
+        assert_eq!(shown_route("/api/{*rest}", None), "/api/{*rest}");
     }
 
     #[test]

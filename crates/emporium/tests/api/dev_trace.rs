@@ -449,8 +449,19 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_notification_handler(
         assert!(receiver.refused.lock().expect("lock").is_empty());
         eprintln!("trace {trace_id}: {} spans\n{}", spans.len(), render(&spans));
 
-        // The built-in console shows the same trace as one waterfall, merged from every process.
+        // The built-in console lists the checkout by its path (the gateway's root span has only
+        // the catch-all route) and shows it as one waterfall, merged from every process.
         let staff = staff_browser(&base, &prefix).await;
+        let list = staff
+            .get(format!("{base}/admin/traces?route=/api/v1/orders&status=ok"))
+            .send()
+            .await
+            .expect("traces page");
+        let html = unescape(&list.text().await.expect("html"));
+        assert!(
+            html.contains(&format!(r#"data-trace-id="{trace_id}""#)) && html.contains("POST /api/v1/orders"),
+            "the checkout is found by its route through the gateway:\n{html}"
+        );
         let page = staff
             .get(format!("{base}/admin/traces/{trace_id}"))
             .send()
