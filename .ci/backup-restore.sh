@@ -32,7 +32,7 @@ venv=target/backup-venv
 if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/aws" ]; then
   echo "installing moto[server] and awscli into $venv..."
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.5' 'awscli==1.45.11'
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check 'moto[server]==5.2.5' 'awscli==1.45.11'
 fi
 
 # libpq variables for the scripts, from the URL.

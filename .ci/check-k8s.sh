@@ -29,7 +29,7 @@ if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qx "$kv_versi
   ! "$venv/bin/python" -c 'import yaml' 2>/dev/null; then
   echo "installing kubernetes-validate $kv_version, checkov $checkov_version and PyYAML into $venv..."
   # Other checks install into the same venv: one pip at a time.
-  flock "$venv/.install.lock" "$venv/bin/pip" install -q --disable-pip-version-check \
+  flock "$venv/.install.lock" "$venv/bin/python" -m pip install -q --disable-pip-version-check \
     "kubernetes-validate==$kv_version" "checkov==$checkov_version" "PyYAML>=6,<7"
 fi
 if ! command -v shellcheck >/dev/null 2>&1; then

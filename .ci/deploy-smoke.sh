@@ -40,7 +40,7 @@ fi
 if ! "$venv/bin/python" -c 'import yaml, aiosmtpd' 2>/dev/null; then
   echo "installing PyYAML and aiosmtpd into $venv..."
   # Other checks install into the same venv: one pip at a time.
-  flock "$venv/.install.lock" "$venv/bin/pip" install -q --disable-pip-version-check "PyYAML>=6,<7" 'aiosmtpd==1.4.6'
+  flock "$venv/.install.lock" "$venv/bin/python" -m pip install -q --disable-pip-version-check "PyYAML>=6,<7" 'aiosmtpd==1.4.6'
 fi
 
 work=$(mktemp -d)

@@ -34,7 +34,7 @@ venv=target/ci-venv
 if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
   echo "installing openapi-spec-validator into $venv..."
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check 'openapi-spec-validator==0.9.0'
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check 'openapi-spec-validator==0.9.0'
 fi
 "$venv/bin/openapi-spec-validator" --version 2>/dev/null || true
 
@@ -44,5 +44,5 @@ smtp_venv=target/test-venv
 if ! "$smtp_venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
   echo "installing aiosmtpd into $smtp_venv..."
   python3 -m venv "$smtp_venv"
-  "$smtp_venv/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
+  "$smtp_venv/bin/python" -m pip install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
 fi

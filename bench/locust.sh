@@ -35,7 +35,7 @@ venv=target/locust-venv
 if ! "$venv/bin/locust" --version 2>/dev/null | grep -q "locust $locust_version"; then
   echo "installing locust $locust_version into $venv..." >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "locust==$locust_version"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "locust==$locust_version"
 fi
 
 if [ -n "${EMPORIUM_BIN:-}" ]; then
