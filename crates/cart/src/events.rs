@@ -12,6 +12,17 @@ pub struct OrderPlaced {
     /// The order was placed from the user's cart (not from explicit items).
     #[serde(default)]
     pub from_cart: bool,
+    /// What was ordered: lines changed in the very second the order was placed cannot be told
+    /// apart by time, so cart takes these quantities off them.
+    #[serde(default)]
+    pub lines: Vec<OrderedLine>,
+}
+
+/// One line of `ordering.order.placed`, as far as cart reads it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct OrderedLine {
+    pub sku: String,
+    pub quantity: u32,
 }
 
 #[cfg(test)]
@@ -27,6 +38,13 @@ mod tests {
         });
         let placed: OrderPlaced = serde_json::from_value(data).expect("data");
         assert!(placed.from_cart);
+        assert_eq!(
+            placed.lines,
+            [OrderedLine {
+                sku: "TEE-RED-M".into(),
+                quantity: 1
+            }]
+        );
         let explicit: OrderPlaced =
             serde_json::from_value(serde_json::json!({"user_id": "0192b1c0-0000-7000-8000-000000000001"}))
                 .expect("data");

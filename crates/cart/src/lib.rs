@@ -183,7 +183,15 @@ impl EventHandler for ClearOrdered {
         if placed.from_cart {
             let removed = self
                 .0
-                .order_placed(placed.user_id, event.time)
+                .order_placed(
+                    placed.user_id,
+                    event.time,
+                    &placed
+                        .lines
+                        .iter()
+                        .map(|l| (l.sku.clone(), l.quantity))
+                        .collect::<Vec<_>>(),
+                )
                 .await
                 .map_err(|e| HandlerError::retryable(format!("{e:#}")))?;
             tracing::debug!(user = %placed.user_id, removed, "emptied the cart an order was placed from");

@@ -426,8 +426,13 @@ impl CartService {
 
     /// An order was placed from `user`'s cart at `placed_at`: its lines go, except those changed
     /// since. Idempotent.
-    pub async fn order_placed(&self, user: Uuid, placed_at: OffsetDateTime) -> anyhow::Result<u64> {
-        Ok(self.store.clear_ordered(user, truncate(placed_at)).await?)
+    pub async fn order_placed(
+        &self,
+        user: Uuid,
+        placed_at: OffsetDateTime,
+        ordered: &[(String, u32)],
+    ) -> anyhow::Result<u64> {
+        Ok(self.store.clear_ordered(user, truncate(placed_at), ordered).await?)
     }
 
     /// Deletes carts inactive past their TTL; returns how many.

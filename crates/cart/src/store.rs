@@ -125,9 +125,12 @@ pub trait CartStore: Send + Sync + 'static {
     /// cart and remembers the token as merged.
     async fn merge(&self, merge: &Merge) -> StoreResult<MergeOutcome>;
 
-    /// Removes the lines of `user`'s cart last changed at or before `placed_at` (the order was
-    /// placed from them); lines changed later stay. Returns the lines removed.
-    async fn clear_ordered(&self, user: Uuid, placed_at: OffsetDateTime) -> StoreResult<u64>;
+    /// Takes what an order placed at `placed_at` (a whole second, as stored) bought out of
+    /// `user`'s cart: lines last changed before that second are removed; lines changed in that
+    /// very second (before or after the order: times cannot tell) lose the `ordered` quantity of
+    /// their SKU, and go when nothing is left; lines changed later stay. Returns the lines removed.
+    async fn clear_ordered(&self, user: Uuid, placed_at: OffsetDateTime, ordered: &[(String, u32)])
+    -> StoreResult<u64>;
 
     /// Deletes up to `limit` expired carts (guest ones touched before `guest_cutoff`, user ones
     /// before `user_cutoff`) and merge records older than `guest_cutoff`. Returns carts deleted.

@@ -326,11 +326,64 @@ async fn orders_placed_from_the_cart_empty_it(db: Db) {
     let id = Uuid::now_v7();
     h.svc.add_item(&user(id), "AAA-1", 2).await.expect("add");
     let placed = platform::time::now();
-    assert_eq!(h.svc.order_placed(id, placed).await.expect("clear"), 1);
-    assert_eq!(h.svc.order_placed(id, placed).await.expect("replay"), 0);
+    let ordered = [("AAA-1".to_owned(), 2)];
+    assert_eq!(h.svc.order_placed(id, placed, &ordered).await.expect("clear"), 1);
+    assert_eq!(h.svc.order_placed(id, placed, &ordered).await.expect("replay"), 0);
     assert!(h.svc.view(&user(id)).await.expect("view").priced.lines.is_empty());
     // A user without a cart: nothing to do.
-    assert_eq!(h.svc.order_placed(Uuid::now_v7(), placed).await.expect("none"), 0);
+    assert_eq!(
+        h.svc
+            .order_placed(Uuid::now_v7(), placed, &ordered)
+            .await
+            .expect("none"),
+        0
+    );
+    db.close().await;
+}
+
+/// A shopper who orders and at once (the same second, before the order's event reaches cart)
+/// adds to the cart again keeps what was added: only the ordered quantity is taken off.
+async fn what_is_added_right_after_an_order_stays(db: Db) {
+    let h = harness(&db, CartConfig::default()).await;
+    h.peers.sell("AAA-1", 100, 5);
+    h.peers.sell("BBB-1", 100, 5);
+    let id = Uuid::now_v7();
+    let placed = cart::service::now();
+    h.svc.add_item(&user(id), "AAA-1", 2).await.expect("add");
+    // Ordered: AAA-1 × 2. Then, quickly: one more AAA-1 and a BBB-1.
+    h.svc.add_item(&user(id), "AAA-1", 1).await.expect("add again");
+    h.svc.add_item(&user(id), "BBB-1", 1).await.expect("add another");
+    if cart::service::now() != placed {
+        // The second turned over mid-test: the lines are newer than the order, all stay.
+        assert_eq!(
+            h.svc
+                .order_placed(id, placed, &[("AAA-1".to_owned(), 2)])
+                .await
+                .expect("clear"),
+            0
+        );
+        db.close().await;
+        return;
+    }
+    assert_eq!(
+        h.svc
+            .order_placed(id, placed, &[("AAA-1".to_owned(), 2)])
+            .await
+            .expect("clear"),
+        0
+    );
+    let left = quantities(&h.svc.view(&user(id)).await.expect("view"));
+    assert_eq!(left, [("AAA-1".to_owned(), 1), ("BBB-1".to_owned(), 1)], "{left:?}");
+    // An order of a line changed in its second and bought whole: the line goes.
+    assert_eq!(
+        h.svc
+            .order_placed(id, placed, &[("BBB-1".to_owned(), 1)])
+            .await
+            .expect("clear"),
+        1
+    );
+    let left = quantities(&h.svc.view(&user(id)).await.expect("view"));
+    assert_eq!(left, [("AAA-1".to_owned(), 1)], "{left:?}");
     db.close().await;
 }
 
@@ -420,5 +473,6 @@ on_both!(
     prices_are_read_at_read_time,
     expired_carts_are_swept,
     orders_placed_from_the_cart_empty_it,
+    what_is_added_right_after_an_order_stays,
     no_cart_named_is_unauthenticated,
 );

@@ -484,19 +484,47 @@ where
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "clear_ordered"))]
-    async fn clear_ordered(&self, user: Uuid, placed_at: OffsetDateTime) -> StoreResult<u64> {
+    async fn clear_ordered(
+        &self,
+        user: Uuid,
+        placed_at: OffsetDateTime,
+        ordered: &[(String, u32)],
+    ) -> StoreResult<u64> {
         let (_guard, mut tx) = self.write().await?;
         let Some(cart) = Self::cart_by_user(&mut *tx, user, self.for_update).await? else {
             tx.rollback().await?;
             return Ok(0);
         };
-        let done = sqlx::query("DELETE FROM cart_items WHERE cart_id = $1 AND updated_at <= $2")
+        let mut removed = sqlx::query("DELETE FROM cart_items WHERE cart_id = $1 AND updated_at < $2")
             .bind(cart.id)
             .bind(placed_at)
             .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        for (sku, quantity) in ordered {
+            let quantity = i64::from(*quantity);
+            removed += sqlx::query(
+                "DELETE FROM cart_items WHERE cart_id = $1 AND sku = $2 AND updated_at = $3 AND quantity <= $4",
+            )
+            .bind(cart.id)
+            .bind(sku)
+            .bind(placed_at)
+            .bind(quantity)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "UPDATE cart_items SET quantity = quantity - $4 WHERE cart_id = $1 AND sku = $2 AND updated_at = $3",
+            )
+            .bind(cart.id)
+            .bind(sku)
+            .bind(placed_at)
+            .bind(quantity)
+            .execute(&mut *tx)
             .await?;
+        }
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(removed)
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_expired_carts"))]
