@@ -271,8 +271,11 @@ class ShopperUser(_Base):
                 res.failure(f"add to cart {res.status_code}: {res.text[:200] if res.text else ''}")
                 return
         self.client.get("/api/v1/cart", headers=self.auth(), name="GET /api/v1/cart")
-        quote = self.client.post("/api/v1/orders/quote", json=self.order_body(), headers=self.auth(),
-                                 name="POST /api/v1/orders/quote")
+        with self.client.post("/api/v1/orders/quote", json=self.order_body(), headers=self.auth(),
+                              name="POST /api/v1/orders/quote", catch_response=True) as quote:
+            if quote.status_code != 200:
+                problem = _json(quote) or {}
+                quote.failure(f"quote {quote.status_code}: {problem.get('detail') or problem.get('title')}")
         expected = (_json(quote) or {}).get("total")
         body = self.order_body()
         if isinstance(expected, dict):
@@ -283,7 +286,8 @@ class ShopperUser(_Base):
             order = _json(res)
             pending = res.status_code == 202 and order and order.get("status") == "awaiting_payment"
             if not pending and (res.status_code != 201 or not order or order.get("status") != "confirmed"):
-                res.failure(f"checkout {res.status_code} {order.get('status') if order else res.text[:200]}")
+                why = (order.get("detail") or order.get("title") or order.get("status")) if order else res.text[:200]
+                res.failure(f"checkout {res.status_code}: {why}")
                 return
         if pending:
             # 202: the provider is still answering; the API says to poll the order (docs/api.md).
