@@ -48,6 +48,39 @@ pub fn csrf(html: &str) -> String {
     hidden(html, "_csrf")
 }
 
+/// A browser signed in through the login form of the server at `base` (a real binary, not a
+/// [`TestApp`]), sent on to `/admin` as staff would be.
+pub async fn signed_in(base: &str, email: &str, password: &str) -> reqwest::Client {
+    let browser = browser();
+    let page = browser
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page")
+        .text()
+        .await
+        .expect("html");
+    let r = browser
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("_csrf", &csrf(&page)),
+            ("email", email),
+            ("password", password),
+            ("next", "/admin"),
+        ]))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(
+        r.status(),
+        303,
+        "sign-in of {email} failed: {}",
+        r.text().await.unwrap_or_default()
+    );
+    browser
+}
+
 /// Undoes the templates' HTML escaping of an attribute value (they escape `/` too).
 pub fn unescape(text: &str) -> String {
     text.replace("&#x2f;", "/")

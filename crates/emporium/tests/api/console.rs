@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
-use crate::browser::{browser, form_body, input_value, unescape};
+use crate::browser::{signed_in, unescape};
 use crate::helpers::{METRICS_TOKEN, PASSWORD};
 
 const ADMIN: &str = "console-admin@example.com";
@@ -90,30 +90,7 @@ impl Server {
 
     /// A browser signed in as the administrator through the login form.
     async fn admin(&self) -> reqwest::Client {
-        let browser = browser();
-        let html = browser
-            .get(self.url("/login"))
-            .send()
-            .await
-            .expect("login page")
-            .text()
-            .await
-            .expect("html");
-        let csrf = input_value(&html, "_csrf").expect("csrf field");
-        let r = browser
-            .post(self.url("/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form_body(&[
-                ("_csrf", &csrf),
-                ("email", ADMIN),
-                ("password", PASSWORD),
-                ("next", "/admin"),
-            ]))
-            .send()
-            .await
-            .expect("login");
-        assert_eq!(r.status(), 303, "login failed: {}", r.text().await.unwrap_or_default());
-        browser
+        signed_in(&self.base, ADMIN, PASSWORD).await
     }
 }
 

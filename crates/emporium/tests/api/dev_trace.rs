@@ -19,7 +19,7 @@ use prost::Message as _;
 use serde_json::{Value, json};
 
 use crate::binary::{DEV_MULTI, DevRun, dev_multi_env, drop_dev_databases, tail};
-use crate::browser::{browser, form_body, input_value, unescape};
+use crate::browser::{signed_in, unescape};
 use crate::helpers::PASSWORD;
 use crate::shop::{SUCCESS_CARD, json_of};
 
@@ -325,30 +325,7 @@ async fn staff_browser(base: &str, prefix: &str) -> reqwest::Client {
         .expect("password");
     drop(stdin);
     assert!(create.wait().await.expect("wait").success(), "admin create failed");
-    let staff = browser();
-    let login = staff
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .expect("login page")
-        .text()
-        .await
-        .expect("html");
-    let csrf = input_value(&login, "_csrf").expect("csrf field");
-    let r = staff
-        .post(format!("{base}/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
-            ("_csrf", &csrf),
-            ("email", STAFF),
-            ("password", PASSWORD),
-            ("next", "/admin"),
-        ]))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(r.status(), 303, "staff login: {}", r.text().await.unwrap_or_default());
-    staff
+    signed_in(base, STAFF, PASSWORD).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
