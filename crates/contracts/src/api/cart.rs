@@ -1,0 +1,1 @@
+//! The cart context's published request and view types.

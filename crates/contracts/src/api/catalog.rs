@@ -1,0 +1,1 @@
+//! The catalog context's published request and view types.

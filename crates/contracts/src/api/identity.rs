@@ -1,0 +1,1 @@
+//! The identity context's published request and view types.

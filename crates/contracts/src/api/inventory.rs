@@ -1,0 +1,1 @@
+//! The inventory context's published request and view types.

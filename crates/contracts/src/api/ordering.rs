@@ -1,0 +1,1 @@
+//! The ordering context's published request and view types.

@@ -1,0 +1,1 @@
+//! The payments context's published request and view types.
