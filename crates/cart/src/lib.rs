@@ -30,7 +30,7 @@ use crate::store::sql::SqlStore;
 
 pub const CONTEXT: &str = "cart";
 
-/// Cart's settings; every one is listed with its default in the README.
+/// Cart's settings; every one is listed with its default in docs/configuration.md.
 #[derive(Debug, Clone)]
 pub struct CartConfig {
     /// Most units of one SKU in a cart (`EMPORIUM_CART_MAX_LINE_QUANTITY`, 10).

@@ -28,7 +28,7 @@ use crate::store::sql::{Dialect, SqlStore};
 
 pub const CONTEXT: &str = "catalog";
 
-/// Catalog's settings; every one is listed with its default in the README.
+/// Catalog's settings; every one is listed with its default in docs/configuration.md.
 #[derive(Debug, Clone)]
 pub struct CatalogConfig {
     /// Currency of prices that do not name one (`EMPORIUM_CATALOG_CURRENCY`).

@@ -29,7 +29,7 @@ use crate::store::sql::SqlStore;
 
 pub const CONTEXT: &str = "identity";
 
-/// Identity's settings; every one is listed with its default in the README.
+/// Identity's settings; every one is listed with its default in docs/configuration.md.
 #[derive(Debug, Clone)]
 pub struct IdentityConfig {
     pub lifetimes: TokenLifetimes,

@@ -29,7 +29,7 @@ use crate::store::sql::SqlStore;
 
 pub const CONTEXT: &str = "inventory";
 
-/// Inventory's settings; every one is listed with its default in the README.
+/// Inventory's settings; every one is listed with its default in docs/configuration.md.
 #[derive(Debug, Clone)]
 pub struct InventoryConfig {
     /// Threshold given to new stock rows (`EMPORIUM_LOW_STOCK_THRESHOLD`, 10).

@@ -47,7 +47,7 @@ pub const CONSUMER: &str = "mailer";
 
 pub const DEFAULT_MAIL_FROM: &str = "Emporium <no-reply@emporium.local>";
 
-/// Notifications' settings; every one is listed with its default in the README.
+/// Notifications' settings; every one is listed with its default in docs/configuration.md.
 #[derive(Debug, Clone)]
 pub struct NotificationsConfig {
     /// Base of the links in messages, no trailing slash (`EMPORIUM_PUBLIC_URL`; the wiring passes

@@ -1,5 +1,6 @@
 //! Ordering's settings (`OrderingConfig::from_source`): shipping methods, tax rates per destination
-//! country, the order currency, and the saga's timings. Every variable is listed in the README.
+//! country, the order currency, and the saga's timings. Every variable is listed in
+//! docs/configuration.md.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,7 +14,7 @@ pub const DEFAULT_SHIPPING_METHODS: &str =
 pub const DEFAULT_TAX_RATES: &str = "DE:1900,FR:2000,NL:2100,GB:2000,US:0,AT:2000,BE:2100,ES:2100,IT:2200,PL:2300";
 pub const DEFAULT_SELLER: &str = "Emporium GmbH|Example Street 1|10115 Berlin|Germany|VAT DE000000000";
 
-/// Ordering's settings; every one is listed with its default in the README.
+/// Ordering's settings; every one is listed with its default in docs/configuration.md.
 #[derive(Debug, Clone)]
 pub struct OrderingConfig {
     /// `EMPORIUM_SHIPPING_METHODS`: `id:Name:price[:free_over=N]`, comma-separated, prices in

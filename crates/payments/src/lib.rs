@@ -34,7 +34,7 @@ use crate::store::sql::SqlStore;
 
 pub const CONTEXT: &str = "payments";
 
-/// Payments' settings; every one is listed with its default in the README.
+/// Payments' settings; every one is listed with its default in docs/configuration.md.
 #[derive(Clone)]
 pub struct PaymentsConfig {
     /// Accepted ISO 4217 currencies (`EMPORIUM_PAYMENTS_CURRENCIES`, `EUR,USD,GBP`).

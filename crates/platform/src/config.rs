@@ -154,7 +154,7 @@ impl ConfigSource {
             return Err(ConfigError::new(
                 *var,
                 format!(
-                    "is not a known setting; did you mean {}? (see the README's settings table)",
+                    "is not a known setting; did you mean {}? (see docs/configuration.md)",
                     closest(var, KNOWN_SETTINGS.iter().copied())
                 ),
             ));

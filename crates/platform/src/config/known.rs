@@ -1,10 +1,10 @@
 //! The names of every setting, in one place (see [`KNOWN_SETTINGS`]).
 
 /// Every setting Emporium reads, by its environment variable. **A new setting is added here**
-/// (and to the README's table): at start-up an `EMPORIUM_*` variable or a TOML key that is not in
-/// this list is an error naming the closest known name, so a typo never silently falls back to a
-/// default. `emporium/tests/api/docs.rs` fails when any `EMPORIUM_*` name used anywhere in the
-/// repository (code, tests, scripts, docs) is missing here.
+/// (and to the table in docs/configuration.md): at start-up an `EMPORIUM_*` variable or a TOML
+/// key that is not in this list is an error naming the closest known name, so a typo never
+/// silently falls back to a default. `emporium/tests/api/docs.rs` fails when any `EMPORIUM_*`
+/// name used anywhere in the repository (code, tests, scripts, docs) is missing here.
 pub const KNOWN_SETTINGS: &[&str] = &[
     // Outside the `EMPORIUM_` namespace (they may also be TOML keys).
     "DATABASE_URL",
