@@ -1,9 +1,8 @@
 //! The signing key ring: Ed25519 keys that sign access tokens, kept in identity's database so
 //! every replica signs with the same active key and publishes the same JWKS. Rotation publishes a
-//! new key at once and signs with it only after a lead time (finding F12: a verifier that has not
-//! fetched it yet would refuse its tokens); retired keys stay published until every token they
-//! signed has expired. A key's `created_at` is when it starts signing, its `retired_at` when it
-//! stops.
+//! new key at once and signs with it only after a lead time (a verifier that has not fetched it yet
+//! would refuse its tokens); retired keys stay published until every token they signed has
+//! expired. A key's `created_at` is when it starts signing, its `retired_at` when it stops.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

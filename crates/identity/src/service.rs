@@ -246,8 +246,9 @@ impl IdentityService {
     }
 
     /// Tells every context that a session (`Some`) or all of a user's sessions started before
-    /// `at` (`None`) ended, so their access tokens stop working everywhere before they expire
-    /// (finding F6). A failure to publish is logged: the sessions are revoked in identity anyway.
+    /// `at` (`None`) ended, so their access tokens stop working everywhere before they expire (a
+    /// token copied before logout must not outlive it). A failure to publish is logged: the
+    /// sessions are revoked in identity anyway.
     async fn announce_revocation(&self, user: UserId, session: Option<Uuid>, at: OffsetDateTime, reason: &str) {
         if let Some(set) = self.revocations.get() {
             match session {
@@ -338,9 +339,10 @@ impl IdentityService {
     }
 
     /// Signs up a customer. The caller learns nothing about whether the address already had an
-    /// account (finding F10): either way the answer is "check your mailbox". A new account gets
-    /// the verification message; an existing one's owner is told someone tried (and how to sign
-    /// in or reset the password). Both ways hash the password, so they take as long.
+    /// account (so sign-up cannot be used to find out who is a customer): either way the answer is
+    /// "check your mailbox". A new account gets the verification message; an existing one's owner
+    /// is told someone tried (and how to sign in or reset the password). Both ways hash the
+    /// password, so they take as long.
     pub async fn register(&self, r: Registration, client: &ClientInfo) -> IdResult<()> {
         let email = r.email.clone();
         match self.create_user(r, Role::Customer, false).await {
@@ -619,10 +621,10 @@ impl IdentityService {
     /// credentials in spirit): `client_id` names the calling context, `secret` must equal the
     /// shared `EMPORIUM_SERVICE_SECRET`. The subject is a stable UUIDv5 of the context name.
     ///
-    /// Budgets (finding F3: this shared the sign-up budget of the caller's address, so anyone
-    /// seen as 127.0.0.1 could stop checkout): a caller with the right secret spends its client
-    /// id's budget only; wrong secrets spend a budget of their address (`None`: an in-process
-    /// call, which no address pays for).
+    /// Budgets (were it the sign-up budget of the caller's address, anyone seen from that address,
+    /// such as 127.0.0.1, could use it up and stop checkout): a caller with the right secret spends
+    /// its client id's budget only; wrong secrets spend a budget of their address (`None`: an
+    /// in-process call, which no address pays for).
     pub fn issue_service_token(
         &self,
         client_id: &str,
