@@ -192,7 +192,7 @@ const EMBEDDED_LISTEN: &str = "127.0.0.1:8080";
 
 /// `EMPORIUM_DEV_MAILBOX`: whether mail is kept in memory and listed at `/api/v1/dev/mailbox`.
 /// Anyone who can reach that endpoint can read every password-reset link, so it is refused on a
-/// listener that is not loopback (security finding F2). Unset, it follows
+/// listener that is not loopback. Unset, it follows
 /// `on_by_default_on_loopback` (embedded mode) when the listener is loopback.
 pub(crate) fn dev_mailbox_setting(
     src: &ConfigSource,

@@ -1,8 +1,8 @@
 //! The events notifications consumes, and what each one asks to be mailed (pure: no I/O).
 //!
 //! Order events carry a `user_id` only; the address comes from the recipients projection kept from
-//! identity's events. Data shapes follow the issue-5 event catalogue; optional fields default so a
-//! producer adding fields never breaks this consumer.
+//! identity's events. Data shapes are the payloads the producing contexts publish; optional fields
+//! default so a producer adding fields never breaks this consumer.
 
 use serde::Deserialize;
 use serde_json::{Value, json};

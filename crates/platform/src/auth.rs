@@ -63,7 +63,8 @@ pub struct KeySet {
 /// turn the verifier into a request amplifier against identity.
 const ON_DEMAND_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// Until the first fetch succeeded (identity still starting), retry this often in the background
-/// and allow on-demand fetches this often: every token is refused until then (finding F12).
+/// and allow on-demand fetches this often, since every token is refused until the first keys
+/// arrive.
 const FIRST_FETCH_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a verification may wait for an on-demand fetch.
 const ON_DEMAND_REFRESH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -237,10 +238,10 @@ pub const USER_SESSIONS_REVOKED: &str = "identity.user.sessions_revoked";
 /// Largest number of revocations kept; far above what one access-token lifetime sees.
 const MAX_REVOCATIONS: usize = 100_000;
 
-/// Access tokens that were revoked before they expire, as every context sees them (finding F6:
-/// a stateless token otherwise keeps working outside identity until `exp`). Fed by identity's
-/// events; an entry is kept only as long as a token it refuses could still be valid, and the set
-/// never holds more than [`MAX_REVOCATIONS`] entries.
+/// Access tokens that were revoked before they expire, as every context sees them (a stateless
+/// token otherwise keeps working outside identity until `exp`, even after logout). Fed by
+/// identity's events; an entry is kept only as long as a token it refuses could still be valid,
+/// and the set never holds more than [`MAX_REVOCATIONS`] entries.
 #[derive(Clone)]
 pub struct Revocations {
     inner: Arc<RwLock<RevocationSet>>,
@@ -609,8 +610,8 @@ mod tests {
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), before + 1);
     }
 
-    /// Finding F12: handlers' `AuthUser` fetches a key it does not know instead of refusing the
-    /// token until the next scheduled refresh.
+    /// Handlers' `AuthUser` fetches a key it does not know instead of refusing the token until the
+    /// next scheduled refresh: right after a key rotation, valid tokens would be refused.
     #[tokio::test]
     async fn the_extractor_fetches_an_unknown_key() {
         let s = signer(1, "k1");
@@ -635,8 +636,8 @@ mod tests {
         assert_eq!(user.0.role, "customer");
     }
 
-    /// Finding F12: while identity is not answering yet, the background fetch retries every
-    /// second instead of backing off (1, 2, 4 s…), so the first keys arrive soon after identity.
+    /// While identity is not answering yet, the background fetch retries every second instead of
+    /// backing off (1, 2, 4 s…), so the first keys arrive soon after identity.
     #[tokio::test]
     async fn the_first_fetch_is_retried_quickly() {
         let s = signer(1, "k1");
