@@ -58,7 +58,7 @@ async fn a_bad_setting_exits_2_with_one_line_naming_it() {
     assert!(stderr.contains("EMPORIUM_PUBLIC_URL"), "{stderr}");
 }
 
-/// Finding F2: the dev mailbox shows every password-reset link; it is refused on a listener that
+/// The dev mailbox shows every password-reset link, so it is refused on a listener that
 /// is not loopback, and without it embedded mode needs a mail server.
 #[tokio::test]
 async fn the_dev_mailbox_is_refused_on_a_public_listener() {

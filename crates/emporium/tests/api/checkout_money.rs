@@ -1,4 +1,4 @@
-//! Money shown before it is taken (issue 13), over HTTP on both backends: one JSON shape for every
+//! Money shown before it is taken, over HTTP on both backends: one JSON shape for every
 //! amount, quotes that need only the country, `expected_total` refusing a total that was not
 //! shown, cards saved only when asked (a declined one never kept) and removable by their owner,
 //! and one status for adding to any cart.

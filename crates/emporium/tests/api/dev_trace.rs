@@ -1,4 +1,4 @@
-//! One trace across the whole system (issue 15, "Logs and traces"): `emporium dev --topology
+//! One trace across the whole system: `emporium dev --topology
 //! multi` exports over OTLP/HTTP to a receiver this test runs, one checkout goes through the
 //! gateway, and the spans it produced in eight processes must form one tree: one trace id, one
 //! root (the gateway's server span), every parent present, every hop between processes a client

@@ -170,8 +170,8 @@ async fn invalid_utf8_in_path_parameters_is_a_problem() {
     }
 }
 
-/// A dependency outage is a 503 problem with Retry-After, never a 500 (F13: PostgreSQL
-/// restarted under load answered one checkout with a 500). A closed pool stands in for it.
+/// A dependency outage is a 503 problem with Retry-After, never a 500 (a PostgreSQL restarted
+/// under load once answered a checkout with a 500). A closed pool stands in for it.
 async fn a_database_that_went_away_is_a_503_with_retry_after(app: TestApp) {
     use emporium::app::Service;
     let admin = app.admin().await;

@@ -297,7 +297,8 @@ async fn signing_key_rotation_keeps_old_tokens_valid(app: TestApp) {
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
 }
 
-/// Finding F12: a rotated-in key is published before it signs, then takes over.
+/// A rotated-in key is published before it signs (so no verifier refuses its tokens), then takes
+/// over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_signs_after_its_lead_time() {
     let Some(app) = crate::helpers::spawn_app_with(
@@ -339,8 +340,8 @@ async fn a_rotated_key_signs_after_its_lead_time() {
     assert_eq!(kid_now().await, new_kid);
 }
 
-/// Finding F6: a token of a disabled user, or of a session that logged out, is refused by the
-/// other contexts too, not only by identity, before it expires.
+/// A token of a disabled user, or of a session that logged out, is refused by the other contexts
+/// too, not only by identity, before it expires.
 async fn revoked_tokens_stop_working_in_every_context(app: TestApp) {
     let admin = app.admin().await;
     let disabled = app.signed_up("disabled@example.com").await;

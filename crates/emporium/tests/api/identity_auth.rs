@@ -152,8 +152,8 @@ async fn registration_rejects_bad_input_without_writing_anything(app: TestApp) {
     app.verify("a@example.com").await;
 }
 
-/// Finding F10: signing up with a taken address answers exactly like a new one; the owner is told
-/// by mail, and the account is untouched.
+/// Signing up with a taken address answers exactly like a new one, so sign-up cannot tell who is a
+/// customer; the owner is told by mail, and the account is untouched.
 async fn registering_a_taken_address_reveals_nothing_and_tells_the_owner(app: TestApp) {
     let owner = app.signed_up("dup@example.com").await;
     let fresh = app.register("new-one@example.com").await;
@@ -265,8 +265,8 @@ async fn repeated_failures_are_throttled_with_retry_after(app: TestApp) {
     assert_problem(app.login("nobody@example.com", PASSWORD).await, 401).await;
 }
 
-/// Finding F1: a burst of concurrent guesses used to be checked against the count from before
-/// the burst, so all of them were evaluated. Attempts are now reserved before argon2 runs.
+/// A burst of concurrent guesses checked against the count from before the burst would all be
+/// evaluated; attempts are reserved before argon2 runs, so the limit holds.
 async fn parallel_guesses_are_counted_before_the_password_is_checked(app: TestApp) {
     app.signed_up("burst@example.com").await;
     let guesses = (0..59).map(|i| {
@@ -308,8 +308,8 @@ async fn parallel_guesses_are_counted_before_the_password_is_checked(app: TestAp
     );
 }
 
-/// Finding F3: contexts fetch their service token from identity; that call used to spend the
-/// 127.0.0.1 sign-up budget, so 30 forgot-password requests stopped every checkout with a 503.
+/// Contexts fetch their service token from identity; were that call to spend the 127.0.0.1
+/// sign-up budget, 30 forgot-password requests would stop every checkout with a 503.
 async fn a_spent_sign_up_budget_does_not_stop_checkout(app: TestApp) {
     use crate::shop::*;
     let admin = app.admin().await;
@@ -723,7 +723,7 @@ async fn unauthenticated_auth_endpoints_are_rate_limited_per_address() {
     assert_problem(app.login("y@example.com", PASSWORD).await, 401).await;
 }
 
-/// Finding F2: the dev mailbox lists one address's messages, never everyone's.
+/// The dev mailbox lists one address's messages, never everyone's: it holds password-reset links.
 #[tokio::test]
 async fn the_dev_mailbox_needs_an_address() {
     let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {

@@ -329,7 +329,7 @@ async fn login_failures_count_within_the_window_and_reset_on_success(store: Arc<
 }
 
 /// Reservations made at the same moment see each other: with a limit of 5, exactly 5 of 40
-/// concurrent attempts are recorded (finding F1).
+/// concurrent attempts are recorded (counting first and recording after would let them all in).
 async fn concurrent_reservations_respect_the_limit(store: Arc<dyn IdentityStore>) {
     let t = now();
     let mut tasks = Vec::new();

@@ -207,7 +207,7 @@ async fn sign_in_explains_a_wrong_password_and_never_leaves_the_site() {
     assert!(html.contains(r#"data-current="true""#), "{html}");
 }
 
-/// Finding F6: a session cookie copied before logout is worthless afterwards, though its access
+/// A session cookie copied before logout is worthless afterwards, though its access
 /// token has not expired: logout revokes the session and every context refuses its tokens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cookie_copied_before_logout_no_longer_works() {
