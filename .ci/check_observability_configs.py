@@ -5,7 +5,7 @@
 Neither Loki, Promtail, Tempo, the OpenTelemetry Collector, Filebeat nor Logstash can be
 installed here from a registry (Debian's "loki" is an unrelated Python package; Loki and Tempo
 are not in Debian; the collector is not on PyPI/npm), so instead of their own `-verify-config`
-this checks, per file, the keys each one needs and what the issue asks of them: the paths
+this checks, per file, the keys each one needs and what Emporium relies on them for: the paths
 compose.yaml mounts exist; Loki keeps 7 days and can store structured metadata; Promtail
 sets the labels service, level, namespace and sends trace_id; Grafana's Loki data source links
 trace_id to the Tempo data source; the collector's pipelines name only defined components,

@@ -53,8 +53,8 @@ HISTO = ("needs a binary that exports this metric as a histogram (a summary befo
          "listed it in HISTOGRAMS)")
 
 # (dashboard uid, panel title) -> (reason, the metric whose absence excuses an empty result).
-# The first six are the Kubernetes panels the issue allows; the others need a scrape target the
-# embedded check does not have, and are checked for real wherever that target is scraped.
+# The first six are the Kubernetes panels, empty anywhere but on a cluster; the others need a
+# scrape target the embedded check does not have, and are checked for real wherever that target is scraped.
 NEEDS = {
     ("emporium-overview", "Pods running"): (K8S, "kube_pod_status_phase"),
     ("emporium-overview", "Pod restarts (1h)"): (K8S, "kube_pod_container_status_restarts_total"),

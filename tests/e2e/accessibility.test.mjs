@@ -1,5 +1,5 @@
-// Keyboard use, labelled controls, one heading per page, and a phone-sized screen: what the
-// issue asks of every page, checked on the pages of each area.
+// Keyboard use, labelled controls, one heading per page, and a phone-sized screen: what every
+// page must offer, checked on the pages of each area.
 import {
   browserTest, assert, apiCustomer, productsInStock, login, loginAsAdmin, addToCart, PASSWORD,
 } from './lib.mjs';
