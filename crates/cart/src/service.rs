@@ -117,13 +117,8 @@ pub(crate) fn describe_metrics() {
 }
 
 /// Timestamps are stored to the whole second, so SQLite's RFC 3339 text sorts as time does.
-pub fn now() -> OffsetDateTime {
-    truncate(platform::time::now())
-}
-
-fn truncate(t: OffsetDateTime) -> OffsetDateTime {
-    t.replace_nanosecond(0).unwrap_or(t)
-}
+pub use platform::clock::now_to_second as now;
+use platform::clock::to_second as truncate;
 
 fn refused(refused: LineRefused, sku: &Sku) -> CartError {
     match refused {

@@ -171,10 +171,7 @@ fn reject(reason: &'static str) {
 }
 
 /// Timestamps are stored to the whole second, so SQLite's RFC 3339 text sorts as time does.
-pub fn now() -> OffsetDateTime {
-    let now = platform::time::now();
-    now.replace_nanosecond(0).unwrap_or(now)
-}
+pub use platform::clock::now_to_second as now;
 
 /// The outcome of an adjustment: the stock now, and whether this was a replay of a key.
 #[derive(Debug, Clone)]

@@ -16,7 +16,6 @@ use platform::auth::AuthUser;
 use platform::events::Outbox;
 use platform::{FieldError, Problem};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::PaymentsConfig;
@@ -165,10 +164,7 @@ pub(crate) fn describe_metrics() {
 }
 
 /// Timestamps are stored to the whole second, so SQLite's RFC 3339 text sorts as time does.
-pub fn now() -> OffsetDateTime {
-    let now = platform::time::now();
-    now.replace_nanosecond(0).unwrap_or(now)
-}
+pub use platform::clock::now_to_second as now;
 
 fn provider_timer(operation: &'static str, started: Instant, outcome: &'static str) {
     metrics::histogram!(

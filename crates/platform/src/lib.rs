@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod cache;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod context;
