@@ -583,7 +583,7 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
             .subscribe(platform::events::Subscription {
                 context: service.name(),
                 consumer: "revocations",
-                patterns: vec![platform::auth::SESSION_REVOKED, platform::auth::USER_SESSIONS_REVOKED],
+                patterns: platform::auth::REVOCATION_EVENTS.to_vec(),
                 db: db.clone(),
                 handler: Arc::new(platform::auth::RevocationFeed(revocations.clone())),
                 // The set lives in each process's memory: every replica must hear every revocation.

@@ -7,6 +7,8 @@ use std::sync::{Arc, RwLock};
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use contracts::events::Event as _;
+use contracts::events::identity::{SessionRevoked, UserSessionsRevoked};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -228,12 +230,8 @@ impl KeySet {
     }
 }
 
-/// Identity's event: one session ended (logout, revoked by its owner, refresh-token reuse).
-/// Data: `user_id`, `session_id`, `revoked_at` (RFC 3339).
-pub const SESSION_REVOKED: &str = "identity.session.revoked";
-/// Identity's event: every session of a user that started before `revoked_at` ended (password
-/// reset, account disabled or deleted, role changed). Data: `user_id`, `revoked_at`, `reason`.
-pub const USER_SESSIONS_REVOKED: &str = "identity.user.sessions_revoked";
+/// The events that feed [`Revocations`] (identity's `SessionRevoked` and `UserSessionsRevoked`).
+pub const REVOCATION_EVENTS: [&str; 2] = [SessionRevoked::TYPE, UserSessionsRevoked::TYPE];
 
 /// Largest number of revocations kept; far above what one access-token lifetime sees.
 const MAX_REVOCATIONS: usize = 100_000;
@@ -344,28 +342,13 @@ impl Revocations {
 
     /// Applies one of identity's revocation events; other events are ignored.
     pub fn apply(&self, event: &crate::events::Event) -> Result<(), crate::events::HandlerError> {
-        #[derive(Deserialize)]
-        struct Revoked {
-            user_id: Uuid,
-            #[serde(default)]
-            session_id: Option<Uuid>,
-            #[serde(with = "time::serde::rfc3339")]
-            revoked_at: time::OffsetDateTime,
-        }
         let bad = |e: serde_json::Error| crate::events::HandlerError::permanent(format!("{}: {e}", event.event_type));
-        match event.event_type.as_str() {
-            SESSION_REVOKED => {
-                let r: Revoked = event.data_as().map_err(bad)?;
-                let sid = r
-                    .session_id
-                    .ok_or_else(|| crate::events::HandlerError::permanent("session_id is missing"))?;
-                self.revoke_session(sid, r.revoked_at);
-            }
-            USER_SESSIONS_REVOKED => {
-                let r: Revoked = event.data_as().map_err(bad)?;
-                self.revoke_user_sessions(r.user_id, r.revoked_at);
-            }
-            _ => {}
+        if let Some(r) = event.payload::<SessionRevoked>() {
+            let r = r.map_err(bad)?;
+            self.revoke_session(r.session_id, r.revoked_at);
+        } else if let Some(r) = event.payload::<UserSessionsRevoked>() {
+            let r = r.map_err(bad)?;
+            self.revoke_user_sessions(r.user_id, r.revoked_at);
         }
         Ok(())
     }

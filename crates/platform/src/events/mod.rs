@@ -70,6 +70,22 @@ impl Event {
         }
     }
 
+    /// A new event of type `E::TYPE` from the context that owns it, carrying `payload`: the
+    /// only way producers build events, so none spells a type name or a payload field itself.
+    pub fn of<E: contracts::events::Event>(subject: impl Into<String>, payload: &E) -> Self {
+        Self::new(E::source(), E::TYPE, subject, payload)
+    }
+
+    /// Whether this is an `E` event.
+    pub fn is<E: contracts::events::Event>(&self) -> bool {
+        self.event_type == E::TYPE
+    }
+
+    /// The data as `E`'s payload, when this is an `E` event (`None` for any other type).
+    pub fn payload<E: contracts::events::Event>(&self) -> Option<Result<E, serde_json::Error>> {
+        self.is::<E>().then(|| self.data_as())
+    }
+
     pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         T::deserialize(&self.data)
     }
@@ -474,5 +490,30 @@ mod tests {
             sku: String,
         }
         assert_eq!(e.data_as::<Data>().expect("data").sku, "A");
+    }
+
+    #[test]
+    fn typed_events_name_their_type_and_source() {
+        use contracts::events::Event as _;
+        use contracts::events::inventory::{StockChanged, StockLow};
+        let levels = StockChanged {
+            sku: "ABC-1".into(),
+            available: 3,
+            on_hand: 5,
+            reserved: 2,
+        };
+        let e = Event::of("ABC-1", &levels);
+        assert_eq!(
+            (e.event_type.as_str(), e.source.as_str()),
+            (StockChanged::TYPE, "inventory")
+        );
+        assert_eq!(e.subject, "ABC-1");
+        assert_eq!(
+            e.data,
+            serde_json::json!({"sku": "ABC-1", "available": 3, "on_hand": 5, "reserved": 2})
+        );
+        assert!(e.is::<StockChanged>() && !e.is::<StockLow>());
+        assert_eq!(e.payload::<StockChanged>().map(Result::ok), Some(Some(levels)));
+        assert!(e.payload::<StockLow>().is_none());
     }
 }
