@@ -105,18 +105,7 @@ pub struct Money {
     pub currency: Currency,
 }
 
-/// Money as JSON: `{"amount": 1999, "currency": "EUR"}` (amount in minor units).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MoneyJson {
-    /// Minor units (cents), 1..=10_000_000_000.
-    #[schema(example = 1999)]
-    pub amount: i64,
-    /// ISO 4217; the catalog's default currency when omitted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "EUR")]
-    pub currency: Option<String>,
-}
+pub use contracts::api::catalog::MoneyJson;
 
 impl From<Money> for MoneyJson {
     fn from(m: Money) -> Self {
@@ -293,64 +282,7 @@ pub fn validate_images(images: &[String], errors: &mut Vec<FieldError>) -> Vec<S
     images.to_vec()
 }
 
-/// A product's lifecycle: only `active` products are shown to shoppers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProductStatus {
-    Draft,
-    Active,
-    Archived,
-}
-
-impl ProductStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Draft => "draft",
-            Self::Active => "active",
-            Self::Archived => "archived",
-        }
-    }
-}
-
-impl std::str::FromStr for ProductStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "draft" => Ok(Self::Draft),
-            "active" => Ok(Self::Active),
-            "archived" => Ok(Self::Archived),
-            other => Err(format!("unknown product status {other:?}")),
-        }
-    }
-}
-
-/// Review visibility: hidden reviews are moderated away and excluded from the aggregates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewStatus {
-    Visible,
-    Hidden,
-}
-
-impl ReviewStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Visible => "visible",
-            Self::Hidden => "hidden",
-        }
-    }
-}
-
-impl std::str::FromStr for ReviewStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "visible" => Ok(Self::Visible),
-            "hidden" => Ok(Self::Hidden),
-            other => Err(format!("unknown review status {other:?}")),
-        }
-    }
-}
+pub use contracts::api::catalog::{ProductStatus, ReviewStatus};
 
 /// Star ratings are whole numbers 1 to 5.
 pub fn validate_rating(rating: i64) -> Result<i64, FieldError> {

@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use contracts::events::catalog as events;
 use platform::auth::AuthUser;
 use platform::cache::Cache;
 use platform::events::{Event, Outbox};
 use platform::{FieldError, Problem};
-use serde_json::json;
 use uuid::Uuid;
 
+use crate::CatalogConfig;
 use crate::domain::{
     self, CategoryId, Currency, ListCursor, MAX_BRAND_LEN, MAX_DESCRIPTION_LEN, MAX_NAME_LEN, MAX_REVIEW_BODY_LEN,
     MAX_REVIEW_TITLE_LEN, Money, PRICE_BUCKETS, ProductId, ProductSort, ProductStatus, ReviewId, ReviewStatus,
@@ -21,10 +22,9 @@ use crate::params::ListParams;
 use crate::store::{CatalogStore, Category, Product, ProductFilter, ProductQuery, Review, StoreError};
 use crate::views::{
     BrandCount, Breadcrumb, CategoryCount, CategoryDetail, CategoryInput, CategoryNode, CategoryPatch, CategoryTree,
-    CategoryView, FacetsView, PriceBucket, ProductInput, ProductList, ProductPage, ProductPatch, ProductView,
-    ReviewInput, ReviewPatch, ReviewView, SuggestionView, Suggestions,
+    FacetsView, PriceBucket, ProductInput, ProductList, ProductPage, ProductPatch, ProductView, ReviewInput,
+    ReviewPatch, ReviewView, SuggestionView, Suggestions,
 };
-use crate::{CONTEXT, CatalogConfig};
 
 /// Roles that manage products and categories.
 pub const STAFF_ROLES: &[&str] = &["admin", "catalog_manager"];
@@ -65,18 +65,9 @@ impl From<StoreError> for Problem {
     }
 }
 
+pub use contracts::api::catalog::{MAX_SKU_LOOKUP, SkuLookup};
+
 /// Who is asking, as far as visibility goes.
-/// At most this many SKUs per `by-sku` lookup.
-pub const MAX_SKU_LOOKUP: usize = 100;
-
-/// The answer of a SKU lookup.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct SkuLookup {
-    pub items: Vec<ProductView>,
-    /// Requested SKUs with no active product (unknown, draft, archived or deleted).
-    pub missing: Vec<String>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Viewer {
     pub user: Option<AuthUser>,
@@ -104,8 +95,12 @@ pub struct CatalogService {
     faults: platform::faults::Faults,
 }
 
-fn price_json(m: &Money) -> serde_json::Value {
-    json!({"amount": m.amount, "currency": m.currency.to_string()})
+/// A price as catalog's events carry it.
+pub(crate) fn event_price(m: &Money) -> events::Price {
+    events::Price {
+        amount: m.amount,
+        currency: m.currency.to_string(),
+    }
 }
 
 impl CatalogService {
@@ -617,27 +612,24 @@ impl CatalogService {
         Ok((product, slug_generated))
     }
 
-    fn product_event(kind: &str, p: &Product) -> Event {
-        Event::new(
-            CONTEXT,
-            kind,
-            p.id.to_string(),
-            json!({
-                "id": p.id,
-                "sku": p.sku,
-                "name": p.name,
-                "status": p.status.as_str(),
-                "price": price_json(&p.price),
-                "version": p.version,
-            }),
-        )
+    /// A `catalog.product.created` or `.updated` event about `p`.
+    fn product_event<E: contracts::events::Event + From<events::Product>>(p: &Product) -> Event {
+        let payload = E::from(events::Product {
+            id: p.id.0,
+            sku: p.sku.to_string(),
+            name: p.name.clone(),
+            status: p.status.as_str().to_owned(),
+            price: event_price(&p.price),
+            version: Some(p.version),
+        });
+        Event::of(p.id.to_string(), &payload)
     }
 
     pub async fn create_product(&self, input: ProductInput) -> Result<ProductView, Problem> {
         let (mut product, slug_generated) = self.build_product(None, input.into()).await?;
         let mut result = self
             .store
-            .insert_product(&product, &[Self::product_event("catalog.product.created", &product)])
+            .insert_product(&product, &[Self::product_event::<events::ProductCreated>(&product)])
             .await;
         if slug_generated && matches!(result, Err(StoreError::DuplicateSlug)) {
             // A generated slug may collide with another product's name: the SKU makes it unique.
@@ -645,7 +637,7 @@ impl CatalogService {
             product.slug.truncate(domain::MAX_SLUG_LEN);
             result = self
                 .store
-                .insert_product(&product, &[Self::product_event("catalog.product.created", &product)])
+                .insert_product(&product, &[Self::product_event::<events::ProductCreated>(&product)])
                 .await;
         }
         result?;
@@ -674,18 +666,16 @@ impl CatalogService {
         }
         let (mut next, _) = self.build_product(Some(&current), patch).await?;
         next.version = current.version + 1;
-        let mut events = vec![Self::product_event("catalog.product.updated", &next)];
+        let mut events = vec![Self::product_event::<events::ProductUpdated>(&next)];
         if next.price != current.price {
-            events.push(Event::new(
-                CONTEXT,
-                "catalog.price.changed",
+            events.push(Event::of(
                 id.to_string(),
-                json!({
-                    "id": id,
-                    "sku": next.sku,
-                    "old_price": price_json(&current.price),
-                    "new_price": price_json(&next.price),
-                }),
+                &events::PriceChanged {
+                    id: id.0,
+                    sku: next.sku.to_string(),
+                    old_price: event_price(&current.price),
+                    new_price: event_price(&next.price),
+                },
             ));
         }
         let updated = self
@@ -703,11 +693,12 @@ impl CatalogService {
             .product(id)
             .await?
             .ok_or_else(|| Problem::not_found("no such product"))?;
-        let event = Event::new(
-            CONTEXT,
-            "catalog.product.deleted",
+        let event = Event::of(
             id.to_string(),
-            json!({"id": id, "sku": current.sku}),
+            &events::ProductDeleted {
+                id: id.0,
+                sku: current.sku.to_string(),
+            },
         );
         let now = platform::time::now();
         self.store
@@ -759,7 +750,7 @@ impl CatalogService {
                     .map(|list| {
                         list.iter()
                             .map(|c| CategoryNode {
-                                category: CategoryView::new(
+                                category: crate::views::category_view(
                                     c,
                                     direct.get(&c.id).copied().unwrap_or(0),
                                     total.get(&c.id).copied().unwrap_or(0),
@@ -786,7 +777,7 @@ impl CatalogService {
         let (direct, total) = self.category_counts(&categories).await?;
         let parents: HashMap<_, _> = categories.iter().map(|c| (c.id, c.parent_id)).collect();
         let count = |c: &Category| {
-            CategoryView::new(
+            crate::views::category_view(
                 c,
                 direct.get(&c.id).copied().unwrap_or(0),
                 total.get(&c.id).copied().unwrap_or(0),

@@ -18,6 +18,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
+use contracts::api::{ClientError, FieldError};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde::Serialize;
@@ -42,6 +43,16 @@ pub enum CallError {
     BadReply(String),
     #[error("no service credentials: {0}")]
     NoCredentials(String),
+}
+
+impl CallError {
+    /// The published form of this failure for a call to `peer`: no answer at all.
+    pub fn for_peer(self, peer: &'static str) -> ClientError {
+        ClientError::Unreachable {
+            peer,
+            detail: self.to_string(),
+        }
+    }
 }
 
 /// The process's own router, known only once every context is built; set by the app wiring.
@@ -369,6 +380,25 @@ impl Call {
         result
     }
 
+    /// Sends the call and reads the answer as the callee publishes it: a success reply's body as
+    /// `T`, an error reply as [`ClientError::Status`] with its problem.
+    pub async fn fetch<T: DeserializeOwned>(self) -> Result<T, ClientError> {
+        let peer = self.target;
+        let reply = self.send().await.map_err(|e| e.for_peer(peer))?;
+        reply.decode(peer)
+    }
+
+    /// Sends the call; a success reply as it is, an error reply as [`ClientError::Status`].
+    pub async fn succeed(self) -> Result<Reply, ClientError> {
+        let peer = self.target;
+        let reply = self.send().await.map_err(|e| e.for_peer(peer))?;
+        if reply.is_success() {
+            Ok(reply)
+        } else {
+            Err(reply.error(peer))
+        }
+    }
+
     async fn run(mut self) -> Result<Reply, CallError> {
         match std::mem::replace(&mut self.credentials, Credentials::None) {
             Credentials::None => {}
@@ -483,6 +513,42 @@ impl Reply {
 
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, CallError> {
         serde_json::from_slice(&self.body).map_err(|e| CallError::BadReply(format!("{} body: {e}", self.status)))
+    }
+
+    /// A success reply's body as `T`; an error reply as [`ClientError::Status`], a body that is
+    /// not a `T` as [`ClientError::Malformed`].
+    pub fn decode<T: DeserializeOwned>(&self, peer: &'static str) -> Result<T, ClientError> {
+        if !self.is_success() {
+            return Err(self.error(peer));
+        }
+        self.json().map_err(|e| ClientError::Malformed {
+            peer,
+            status: self.status.as_u16(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// This reply as an error from `peer`: its status, its problem's detail and field errors.
+    pub fn error(&self, peer: &'static str) -> ClientError {
+        ClientError::Status {
+            peer,
+            status: self.status.as_u16(),
+            detail: self.problem_detail(),
+            errors: self.field_errors(),
+        }
+    }
+
+    /// The `errors[]` of an error reply's problem (entries without a `field` are skipped).
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        self.problem()
+            .and_then(|p| match p.get("errors") {
+                Some(serde_json::Value::Array(errors)) => Some(errors.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| serde_json::from_value(e).ok())
+            .collect()
     }
 
     /// The problem+json body of an error reply.
