@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use contracts::events::identity as events;
 use platform::auth::{AUDIENCE, AccessClaims, AuthUser, ISSUER};
 use platform::events::{Event, Outbox};
 use platform::{FieldError, Problem};
@@ -23,12 +24,6 @@ use crate::store::{
 };
 use crate::tokens::OpaqueToken;
 
-/// Event types identity publishes (data shapes in docs/api.md).
-pub const USER_REGISTERED: &str = "identity.user.registered";
-pub const EMAIL_VERIFICATION_REQUESTED: &str = "identity.email.verification_requested";
-pub const PASSWORD_RESET_REQUESTED: &str = "identity.password.reset_requested";
-/// Someone tried to sign up with an address that has an account: its owner is told (by mail).
-pub const REGISTRATION_ATTEMPTED: &str = "identity.registration.attempted";
 /// Service tokens one client id may obtain per minute. A context renews its token every ten
 /// minutes (per replica), so this only stops a runaway caller.
 const SERVICE_TOKENS_PER_MINUTE: std::num::NonZeroU32 = std::num::NonZeroU32::new(120).expect("non-zero");
@@ -154,6 +149,15 @@ pub struct IdentityService {
     revocations: std::sync::OnceLock<platform::auth::Revocations>,
 }
 
+/// The account as identity's account events carry it.
+fn account(user: &User) -> events::Account {
+    events::Account {
+        user_id: user.id.0,
+        email: user.email.clone(),
+        name: user.name.clone(),
+    }
+}
+
 fn audit(kind: &str) -> AuditEvent {
     AuditEvent {
         id: Uuid::now_v7(),
@@ -256,20 +260,28 @@ impl IdentityService {
                 None => set.revoke_user_sessions(user.0, at),
             }
         }
-        let revoked_at = at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let (event_type, data) = match session {
-            Some(sid) => (
-                platform::auth::SESSION_REVOKED,
-                serde_json::json!({"user_id": user.0, "session_id": sid, "revoked_at": revoked_at, "reason": reason}),
+        let subject = user.0.to_string();
+        let reason = reason.to_owned();
+        let event = match session {
+            Some(session_id) => Event::of(
+                subject,
+                &events::SessionRevoked {
+                    user_id: user.0,
+                    session_id,
+                    revoked_at: at,
+                    reason,
+                },
             ),
-            None => (
-                platform::auth::USER_SESSIONS_REVOKED,
-                serde_json::json!({"user_id": user.0, "revoked_at": revoked_at, "reason": reason}),
+            None => Event::of(
+                subject,
+                &events::UserSessionsRevoked {
+                    user_id: user.0,
+                    revoked_at: at,
+                    reason,
+                },
             ),
         };
-        let event = Event::new(crate::CONTEXT, event_type, user.0.to_string(), data);
+        let event_type = event.event_type.clone();
         match self.store.enqueue_events(&[event]).await {
             Ok(()) => self.outbox.notify(),
             Err(e) => tracing::error!(error = %e, event_type, "could not publish a revocation"),
@@ -327,12 +339,7 @@ impl IdentityService {
             updated_at: now,
             version: 1,
         };
-        let registered = Event::new(
-            crate::CONTEXT,
-            USER_REGISTERED,
-            user.id.0.to_string(),
-            serde_json::json!({"user_id": user.id.0, "email": user.email, "name": user.name}),
-        );
+        let registered = Event::of(user.id.0.to_string(), &events::UserRegistered(account(&user)));
         self.store.insert_user(&user, &[registered]).await?;
         self.outbox.notify();
         Ok(user)
@@ -362,12 +369,7 @@ impl IdentityService {
             return Ok(());
         };
         if user.status == UserStatus::Active {
-            let event = Event::new(
-                crate::CONTEXT,
-                REGISTRATION_ATTEMPTED,
-                user.id.0.to_string(),
-                serde_json::json!({"user_id": user.id.0, "email": user.email, "name": user.name}),
-            );
+            let event = Event::of(user.id.0.to_string(), &events::RegistrationAttempted(account(&user)));
             self.store.enqueue_events(&[event]).await?;
             self.outbox.notify();
         }
@@ -389,30 +391,25 @@ impl IdentityService {
     }
 
     /// Stores a single-use token and, in the same transaction, the event asking notifications to
-    /// mail it (`event_type`). The plaintext token exists only in that event and the message.
-    async fn issue_one_time_token(
+    /// mail it (an `E` event). The plaintext token exists only in that event and the message.
+    async fn issue_one_time_token<E: contracts::events::Event + From<events::OneTimeToken>>(
         &self,
         user: &User,
         purpose: TokenPurpose,
         ttl: Duration,
-        event_type: &str,
     ) -> IdResult<()> {
         let token = OpaqueToken::generate();
         let now = platform::time::now();
         let expires_at = TokenLifetimes::expiry(now, ttl);
-        let event = Event::new(
-            crate::CONTEXT,
-            event_type,
-            user.id.0.to_string(),
-            serde_json::json!({
-                "user_id": user.id.0,
-                "email": user.email,
-                "name": user.name,
-                "token": token.expose(),
-                "expires_at": expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-                "ttl_seconds": ttl.as_secs(),
-            }),
-        );
+        let payload = E::from(events::OneTimeToken {
+            user_id: user.id.0,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            token: token.expose(),
+            expires_at: Some(expires_at),
+            ttl_seconds: i64::try_from(ttl.as_secs()).ok(),
+        });
+        let event = Event::of(user.id.0.to_string(), &payload);
         self.store
             .insert_one_time_token(&token.digest(), user.id, purpose, now, expires_at, &[event])
             .await?;
@@ -422,7 +419,7 @@ impl IdentityService {
 
     async fn send_verification(&self, user: &User) -> IdResult<()> {
         let ttl = self.lifetimes().email_verification;
-        self.issue_one_time_token(user, TokenPurpose::EmailVerification, ttl, EMAIL_VERIFICATION_REQUESTED)
+        self.issue_one_time_token::<events::EmailVerificationRequested>(user, TokenPurpose::EmailVerification, ttl)
             .await
     }
 
@@ -766,7 +763,7 @@ impl IdentityService {
             return Ok(());
         }
         let ttl = self.lifetimes().password_reset;
-        self.issue_one_time_token(&user, TokenPurpose::PasswordReset, ttl, PASSWORD_RESET_REQUESTED)
+        self.issue_one_time_token::<events::PasswordResetRequested>(&user, TokenPurpose::PasswordReset, ttl)
             .await?;
         self.record(audit("password.reset_requested").user(&user).client(client))
             .await;
