@@ -17,6 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Extension, Router};
+use contracts::events::Event as _;
+use contracts::events::inventory::StockChanged;
+use contracts::events::ordering::OrderDelivered;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::ContextDeps;
 use platform::db::{Db, DbError};
@@ -62,17 +65,12 @@ impl Default for CatalogConfig {
     }
 }
 
-/// Applies the event bus tables and catalog's migrations (forward-only) to its database.
+/// Catalog's schema, per backend.
+pub static MIGRATIONS: platform::context::Migrations = platform::migrations!();
+
+/// Applies catalog's migrations (forward-only) and the event bus tables to its database.
 pub async fn migrate(db: &Db) -> Result<(), DbError> {
-    platform::events::migrate(db).await?;
-    let err = |source| DbError::Migrate {
-        context: CONTEXT.into(),
-        source,
-    };
-    match db {
-        Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(err),
-        Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(err),
-    }
+    MIGRATIONS.run(CONTEXT, db).await
 }
 
 /// A running catalog context.
@@ -101,7 +99,7 @@ impl Catalog {
             .subscribe(platform::events::Subscription {
                 context: CONTEXT,
                 consumer: "stock-levels",
-                patterns: vec![stock::STOCK_CHANGED],
+                patterns: vec![StockChanged::TYPE],
                 db: db.clone(),
                 handler: Arc::new(stock::StockLevels::new(service.clone())),
                 delivery: platform::events::Delivery::OnePerContext,
@@ -111,7 +109,7 @@ impl Catalog {
             .subscribe(platform::events::Subscription {
                 context: CONTEXT,
                 consumer: "verified-purchases",
-                patterns: vec![purchases::ORDER_DELIVERED],
+                patterns: vec![OrderDelivered::TYPE],
                 db: db.clone(),
                 handler: Arc::new(purchases::VerifiedPurchases::new(service.clone())),
                 delivery: platform::events::Delivery::OnePerContext,

@@ -80,17 +80,12 @@ impl IdentityConfig {
     }
 }
 
-/// Applies identity's migrations (forward-only) to its database.
+/// Identity's schema, per backend.
+pub static MIGRATIONS: platform::context::Migrations = platform::migrations!();
+
+/// Applies identity's migrations (forward-only) and the event bus tables to its database.
 pub async fn migrate(db: &Db) -> Result<(), DbError> {
-    let err = |source| DbError::Migrate {
-        context: CONTEXT.into(),
-        source,
-    };
-    match db {
-        Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(err)?,
-        Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(err)?,
-    }
-    platform::events::migrate(db).await
+    MIGRATIONS.run(CONTEXT, db).await
 }
 
 /// A running identity context.

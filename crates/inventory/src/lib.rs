@@ -16,6 +16,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::{Extension, Router};
+use contracts::events::Event as _;
+use contracts::events::catalog::{ProductCreated, ProductDeleted};
 use platform::auth::KeySet;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::ContextDeps;
@@ -69,17 +71,12 @@ impl InventoryConfig {
     }
 }
 
+/// Inventory's schema, per backend.
+pub static MIGRATIONS: platform::context::Migrations = platform::migrations!();
+
 /// Applies inventory's migrations (forward-only) and the event bus tables to its database.
 pub async fn migrate(db: &Db) -> Result<(), DbError> {
-    let err = |source| DbError::Migrate {
-        context: CONTEXT.into(),
-        source,
-    };
-    match db {
-        Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(err)?,
-        Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(err)?,
-    }
-    platform::events::migrate(db).await
+    MIGRATIONS.run(CONTEXT, db).await
 }
 
 /// A running inventory context.
@@ -112,7 +109,7 @@ impl Inventory {
             .subscribe(Subscription {
                 context: CONTEXT,
                 consumer: "stock-from-products",
-                patterns: vec![events::PRODUCT_CREATED, events::PRODUCT_DELETED],
+                patterns: vec![ProductCreated::TYPE, ProductDeleted::TYPE],
                 db: db.clone(),
                 handler: Arc::new(StockFromProducts(service.clone())),
                 delivery: platform::events::Delivery::OnePerContext,
@@ -149,27 +146,22 @@ struct StockFromProducts(Arc<InventoryService>);
 #[async_trait::async_trait]
 impl EventHandler for StockFromProducts {
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        let data = event.data_as::<events::ProductData>();
-        match event.event_type.as_str() {
-            events::PRODUCT_CREATED => {
-                let data = data.map_err(|e| HandlerError::permanent(format!("product data without a sku: {e}")))?;
-                let sku = Sku::parse(&data.sku)
-                    .map_err(|m| HandlerError::permanent(format!("product SKU {:?} {m}", data.sku)))?;
+        if let Some(data) = event.payload::<ProductCreated>() {
+            let data = data.map_err(|e| HandlerError::permanent(format!("undecodable product data: {e}")))?;
+            let sku = Sku::parse(&data.sku)
+                .map_err(|m| HandlerError::permanent(format!("product SKU {:?} {m}", data.sku)))?;
+            self.0
+                .product_created(&sku)
+                .await
+                .map_err(|e| HandlerError::retryable(format!("{e:#}")))?;
+        } else if let Some(data) = event.payload::<ProductDeleted>() {
+            // Optional: only when the event names a SKU we can read.
+            if let Some(sku) = data.ok().and_then(|d| Sku::parse(&d.sku).ok()) {
                 self.0
-                    .product_created(&sku)
+                    .product_deleted(&sku)
                     .await
                     .map_err(|e| HandlerError::retryable(format!("{e:#}")))?;
             }
-            events::PRODUCT_DELETED => {
-                // Optional: only when the event names a SKU we can read.
-                if let Some(sku) = data.ok().and_then(|d| Sku::parse(&d.sku).ok()) {
-                    self.0
-                        .product_deleted(&sku)
-                        .await
-                        .map_err(|e| HandlerError::retryable(format!("{e:#}")))?;
-                }
-            }
-            _ => {}
         }
         Ok(())
     }

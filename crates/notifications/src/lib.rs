@@ -119,17 +119,12 @@ pub fn require_public_url(src: &ConfigSource) -> Result<(), ConfigError> {
     }
 }
 
-/// Applies notifications' migrations (forward-only) and the event bus tables to its database.
+/// Notifications's schema, per backend.
+pub static MIGRATIONS: platform::context::Migrations = platform::migrations!();
+
+/// Applies notifications's migrations (forward-only) and the event bus tables to its database.
 pub async fn migrate(db: &Db) -> Result<(), DbError> {
-    let err = |source| DbError::Migrate {
-        context: CONTEXT.into(),
-        source,
-    };
-    match db {
-        Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(err)?,
-        Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(err)?,
-    }
-    platform::events::migrate(db).await
+    MIGRATIONS.run(CONTEXT, db).await
 }
 
 /// The store for `db`.
