@@ -13,6 +13,7 @@ use cart::store::CartStore;
 use cart::store::sql::SqlStore;
 use cart::{CartConfig, CartService};
 use platform::db::Db;
+use test_support::{Backend, TestDb};
 use uuid::Uuid;
 
 /// Catalog and inventory as plain maps; `down` makes every call fail as an unreachable peer would.
@@ -128,12 +129,13 @@ fn quantities(snapshot: &cart::service::CartSnapshot) -> Vec<(String, i64)> {
         .collect()
 }
 
-async fn concurrent_adds_all_count(db: Db) {
+async fn concurrent_adds_all_count(t: TestDb) {
+    let db = &t.db;
     let config = CartConfig {
         max_line_quantity: 1000,
         ..CartConfig::default()
     };
-    let h = harness(&db, config).await;
+    let h = harness(db, config).await;
     h.peers.sell("HOT-1", 500, 10_000);
     let (token, _) = h.svc.create_guest().await.expect("cart");
     let caller = guest(&token);
@@ -151,13 +153,14 @@ async fn concurrent_adds_all_count(db: Db) {
     db.close().await;
 }
 
-async fn adds_respect_limits_and_stock(db: Db) {
+async fn adds_respect_limits_and_stock(t: TestDb) {
+    let db = &t.db;
     let config = CartConfig {
         max_line_quantity: 5,
         max_lines: 2,
         ..CartConfig::default()
     };
-    let h = harness(&db, config).await;
+    let h = harness(db, config).await;
     h.peers.sell("AAA-1", 100, 3);
     h.peers.sell("BBB-1", 100, 50);
     h.peers.sell("CCC-1", 100, 50);
@@ -214,12 +217,13 @@ async fn adds_respect_limits_and_stock(db: Db) {
     db.close().await;
 }
 
-async fn merges_sum_cap_and_happen_once(db: Db) {
+async fn merges_sum_cap_and_happen_once(t: TestDb) {
+    let db = &t.db;
     let config = CartConfig {
         max_line_quantity: 10,
         ..CartConfig::default()
     };
-    let h = harness(&db, config).await;
+    let h = harness(db, config).await;
     h.peers.sell("AAA-1", 100, 100);
     h.peers.sell("BBB-1", 200, 100);
     let me = Uuid::now_v7();
@@ -266,8 +270,9 @@ async fn merges_sum_cap_and_happen_once(db: Db) {
     db.close().await;
 }
 
-async fn prices_are_read_at_read_time(db: Db) {
-    let h = harness(&db, CartConfig::default()).await;
+async fn prices_are_read_at_read_time(t: TestDb) {
+    let db = &t.db;
+    let h = harness(db, CartConfig::default()).await;
     h.peers.sell("AAA-1", 100, 5);
     h.peers.sell("BBB-1", 300, 5);
     let me = user(Uuid::now_v7());
@@ -300,13 +305,14 @@ async fn prices_are_read_at_read_time(db: Db) {
     db.close().await;
 }
 
-async fn expired_carts_are_swept(db: Db) {
+async fn expired_carts_are_swept(t: TestDb) {
+    let db = &t.db;
     let config = CartConfig {
         guest_ttl: Duration::from_secs(2),
         user_ttl: Duration::from_secs(3600),
         ..CartConfig::default()
     };
-    let h = harness(&db, config).await;
+    let h = harness(db, config).await;
     h.peers.sell("AAA-1", 100, 5);
     let (token, _) = h.svc.create_guest().await.expect("guest");
     h.svc.add_item(&guest(&token), "AAA-1", 1).await.expect("add");
@@ -320,8 +326,9 @@ async fn expired_carts_are_swept(db: Db) {
     db.close().await;
 }
 
-async fn orders_placed_from_the_cart_empty_it(db: Db) {
-    let h = harness(&db, CartConfig::default()).await;
+async fn orders_placed_from_the_cart_empty_it(t: TestDb) {
+    let db = &t.db;
+    let h = harness(db, CartConfig::default()).await;
     h.peers.sell("AAA-1", 100, 5);
     let id = Uuid::now_v7();
     h.svc.add_item(&user(id), "AAA-1", 2).await.expect("add");
@@ -343,8 +350,9 @@ async fn orders_placed_from_the_cart_empty_it(db: Db) {
 
 /// A shopper who orders and at once (the same second, before the order's event reaches cart)
 /// adds to the cart again keeps what was added: only the ordered quantity is taken off.
-async fn what_is_added_right_after_an_order_stays(db: Db) {
-    let h = harness(&db, CartConfig::default()).await;
+async fn what_is_added_right_after_an_order_stays(t: TestDb) {
+    let db = &t.db;
+    let h = harness(db, CartConfig::default()).await;
     h.peers.sell("AAA-1", 100, 5);
     h.peers.sell("BBB-1", 100, 5);
     let id = Uuid::now_v7();
@@ -387,8 +395,9 @@ async fn what_is_added_right_after_an_order_stays(db: Db) {
     db.close().await;
 }
 
-async fn no_cart_named_is_unauthenticated(db: Db) {
-    let h = harness(&db, CartConfig::default()).await;
+async fn no_cart_named_is_unauthenticated(t: TestDb) {
+    let db = &t.db;
+    let h = harness(db, CartConfig::default()).await;
     assert!(matches!(
         h.svc.view(&Caller::default()).await,
         Err(CartError::Unauthenticated(_))
@@ -401,72 +410,13 @@ async fn no_cart_named_is_unauthenticated(db: Db) {
     db.close().await;
 }
 
-async fn sqlite() -> (Db, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let db = Db::open_embedded(dir.path(), "cart", 5).await.expect("sqlite");
-    (db, dir)
+/// Cart's database on `backend` for one test (`None`: PostgreSQL skipped).
+async fn db(backend: Backend) -> Option<TestDb> {
+    TestDb::open(backend, "cart").await
 }
 
-/// A fresh PostgreSQL database, or `None` (skipped) when PostgreSQL is unreachable outside CI.
-async fn postgres() -> Option<(Db, String)> {
-    let admin_url = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let Ok(admin) = sqlx::PgPool::connect(&admin_url).await else {
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("PostgreSQL unreachable at {admin_url} and CI=true");
-        }
-        eprintln!("SKIPPED: PostgreSQL unreachable at {admin_url}");
-        return None;
-    };
-    let name = format!("cart_test_{}", Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&admin)
-        .await
-        .expect("create db");
-    admin.close().await;
-    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
-    let db = Db::connect(&format!("{base}/{name}"), 5).await.expect("postgres");
-    Some((db, name))
-}
-
-async fn drop_postgres(name: String) {
-    let admin_url = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .execute(&admin)
-        .await;
-    }
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (db, _dir) = super::sqlite().await;
-                    super::$name(db).await;
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some((db, name)) = super::postgres().await {
-                        super::$name(db).await;
-                        super::drop_postgres(name).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both!(
+test_support::on_both_backends!(
+    super::db =>
     concurrent_adds_all_count,
     adds_respect_limits_and_stock,
     merges_sum_cap_and_happen_once,

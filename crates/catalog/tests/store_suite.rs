@@ -8,65 +8,26 @@ use std::time::Duration;
 use catalog::domain::{ProductSort, SearchTerms};
 use catalog::store::{CatalogStore, ProductFilter, ProductQuery};
 use catalog::{Catalog, CatalogConfig};
+use contracts::events::Event as _;
+use contracts::events::catalog::ProductCreated;
+use contracts::events::inventory::StockChanged;
 use platform::context::ContextDeps;
 use platform::db::Db;
 use platform::events::{BusSettings, Event, EventHandler, Events};
 use serde_json::json;
+use test_support::TestDb;
 
-struct TempPostgres {
-    admin: String,
-    name: String,
-}
-
-impl Drop for TempPostgres {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&pool)
-                    .await;
-                    pool.close().await;
-                }
-            });
-        })
-        .join();
+/// SQLite, and PostgreSQL when reachable (skipped otherwise, outside CI).
+async fn databases() -> Vec<(&'static str, TestDb)> {
+    let sqlite = TestDb::sqlite("catalog").await;
+    if std::env::var("CATALOG_LOAD_KEEP").is_ok()
+        && let Some(dir) = sqlite.dir()
+    {
+        eprintln!("keeping {}", dir.display());
     }
-}
-
-enum Guard {
-    Dir(#[allow(dead_code)] tempfile::TempDir),
-    Pg(#[allow(dead_code)] TempPostgres),
-}
-
-async fn databases() -> Vec<(&'static str, Db, Guard)> {
-    let dir = tempfile::tempdir().expect("tmp");
-    let sqlite = Db::open_embedded(dir.path(), "catalog", 5).await.expect("sqlite");
-    if std::env::var("CATALOG_LOAD_KEEP").is_ok() {
-        eprintln!("keeping {}", dir.path().display());
-    }
-    let mut out = vec![("sqlite", sqlite, Guard::Dir(dir))];
-    let admin = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match tokio::time::timeout(Duration::from_secs(5), sqlx::PgPool::connect(&admin)).await {
-        Ok(Ok(pool)) => {
-            let name = format!("emporium_catalog_{}", uuid::Uuid::new_v4().simple());
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                .execute(&pool)
-                .await
-                .expect("create database");
-            pool.close().await;
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
-            let db = Db::connect(&format!("{base}/{name}"), 5).await.expect("postgres");
-            out.push(("postgres", db, Guard::Pg(TempPostgres { admin, name })));
-        }
-        _ => eprintln!("SKIPPED the PostgreSQL half: unreachable at {admin}"),
+    let mut out = vec![("sqlite", sqlite)];
+    if let Some(postgres) = TestDb::postgres().await {
+        out.push(("postgres", postgres));
     }
     out
 }
@@ -109,8 +70,9 @@ fn active() -> ProductFilter {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeding_search_listing_and_stock_levels_on_both_backends() {
-    for (backend, db, _guard) in databases().await {
-        let catalog = start(&db).await;
+    for (backend, t) in databases().await {
+        let db = &t.db;
+        let catalog = start(db).await;
         let store: Arc<dyn CatalogStore> = catalog.service().store().clone();
 
         // Seeding is deterministic, batched, and writes one created event per product.
@@ -125,7 +87,7 @@ async fn seeding_search_listing_and_stock_levels_on_both_backends() {
         assert!(report.reviews > 2_500, "{backend}: {report:?}");
         assert_eq!(calls.lock().expect("lock").last(), Some(&(2_500, 2_500)));
         assert_eq!(store.product_count().await.expect("count"), 2_500);
-        assert_eq!(outbox_count(&db, "catalog.product.created").await, 2_500, "{backend}");
+        assert_eq!(outbox_count(db, ProductCreated::TYPE).await, 2_500, "{backend}");
         assert!(
             catalog::seed::seed_demo_if_empty(&catalog)
                 .await
@@ -190,13 +152,13 @@ async fn seeding_search_listing_and_stock_levels_on_both_backends() {
         let handler = catalog::stock::StockLevels::new(catalog.service());
         let older = Event::new(
             "inventory",
-            "inventory.stock.changed",
+            StockChanged::TYPE,
             &product.sku,
             json!({"sku": product.sku, "available": 1, "on_hand": 1, "reserved": 0}),
         );
         let newer = Event::new(
             "inventory",
-            "inventory.stock.changed",
+            StockChanged::TYPE,
             &product.sku,
             json!({"sku": product.sku.to_lowercase(), "available": 7, "on_hand": 9, "reserved": 2}),
         );
@@ -211,12 +173,12 @@ async fn seeding_search_listing_and_stock_levels_on_both_backends() {
         );
         let unknown = Event::new(
             "inventory",
-            "inventory.stock.changed",
+            StockChanged::TYPE,
             "X",
             json!({"sku": "NOPE-1", "available": 3, "on_hand": 3, "reserved": 0}),
         );
         handler.handle(&unknown).await.expect("unknown sku is ignored");
-        let garbage = Event::new("inventory", "inventory.stock.changed", "X", json!({"nope": true}));
+        let garbage = Event::new("inventory", StockChanged::TYPE, "X", json!({"nope": true}));
         assert!(handler.handle(&garbage).await.expect_err("bad data").is_permanent());
         let in_stock = ProductFilter {
             in_stock: true,
@@ -228,11 +190,11 @@ async fn seeding_search_listing_and_stock_levels_on_both_backends() {
         let second = hits.get(1).unwrap_or(&hits[0]).clone();
         let via_bus = Event::new(
             "inventory",
-            "inventory.stock.changed",
+            StockChanged::TYPE,
             &second.sku,
             json!({"sku": second.sku, "available": 42, "on_hand": 42, "reserved": 0}),
         );
-        match &db {
+        match db {
             Db::Sqlite(p) => {
                 let mut conn = p.acquire().await.expect("conn");
                 platform::events::enqueue(&mut *conn, &via_bus).await.expect("enqueue");
@@ -284,11 +246,12 @@ async fn seeding_search_listing_and_stock_levels_on_both_backends() {
 #[ignore = "load test: run explicitly, preferably with --release"]
 async fn hundred_thousand_products_load_and_query_fast() {
     let only = std::env::var("CATALOG_LOAD_BACKEND").ok();
-    for (backend, db, _guard) in databases().await {
+    for (backend, t) in databases().await {
+        let db = &t.db;
         if only.as_deref().is_some_and(|o| o != backend) {
             continue;
         }
-        let catalog = start(&db).await;
+        let catalog = start(db).await;
         let store = catalog.service().store().clone();
         let n: usize = std::env::var("CATALOG_LOAD_PRODUCTS")
             .ok()
@@ -353,7 +316,7 @@ async fn hundred_thousand_products_load_and_query_fast() {
         eprintln!("{backend}: suggest: {} in {:?}", s.len(), started.elapsed());
         db.close().await;
         if std::env::var("CATALOG_LOAD_KEEP").is_ok() {
-            std::mem::forget(_guard);
+            std::mem::forget(t);
         }
     }
 }

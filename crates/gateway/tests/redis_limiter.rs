@@ -7,31 +7,7 @@ use std::time::Duration;
 use gateway::EdgeConfig;
 use gateway::RateLimiter;
 use platform::config::ConfigSource;
-
-fn redis_url() -> String {
-    std::env::var("EMPORIUM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-async fn redis_reachable() -> bool {
-    let url = redis_url();
-    let host_port = url
-        .split("://")
-        .nth(1)
-        .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or("")
-        .to_owned();
-    let ok = matches!(
-        tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(&host_port)).await,
-        Ok(Ok(_))
-    );
-    if !ok {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(!ci, "Redis is unreachable at {host_port} and CI=true");
-        eprintln!("SKIPPED: Redis unreachable at {host_port}");
-    }
-    ok
-}
+use test_support::services::{namespace, redis_reachable, redis_url};
 
 /// A plain connection, to look at or tamper with the limiter's keys.
 async fn redis_connection() -> redis::aio::MultiplexedConnection {
@@ -49,10 +25,6 @@ fn edge(per_minute: &str, burst: &str) -> EdgeConfig {
     ])
     .expect("source");
     EdgeConfig::from_source(&src, "http://127.0.0.1").expect("edge")
-}
-
-fn namespace() -> String {
-    format!("test-{}", uuid::Uuid::new_v4().simple())
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use inventory::{InventoryConfig, InventoryService};
 use platform::auth::{AUDIENCE, AccessClaims, AuthUser, ISSUER};
 use platform::db::Db;
 use platform::events::{BusSettings, Events};
+use test_support::TestDb;
 
 fn admin() -> AuthUser {
     AuthUser(AccessClaims {
@@ -78,31 +79,15 @@ async fn race(svc: Arc<InventoryService>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_oversell_on_sqlite() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let db = Db::open_embedded(dir.path(), "inventory", 5).await.expect("sqlite");
-    race(service(&db).await).await;
+    let t = TestDb::sqlite("inventory").await;
+    race(service(&t.db).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_oversell_on_postgres() {
-    let admin_url = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let Ok(admin) = sqlx::PgPool::connect(&admin_url).await else {
-        eprintln!("SKIPPED: PostgreSQL unreachable at {admin_url}");
+    let Some(t) = TestDb::postgres().await else {
         return;
     };
-    let name = format!("inventory_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&admin)
-        .await
-        .expect("create db");
-    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
-    let db = Db::connect(&format!("{base}/{name}"), 5).await.expect("postgres");
-    race(service(&db).await).await;
-    db.close().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await;
+    race(service(&t.db).await).await;
+    t.db.close().await;
 }

@@ -3,10 +3,6 @@
 //! an SMTP outage retried until the server is back, dead letters after the last attempt and their
 //! admin retry, two replicas never sending a message twice.
 
-#[path = "../../../tests/support/smtp_sink.rs"]
-#[allow(dead_code)]
-mod smtp_sink;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +15,8 @@ use platform::db::Db;
 use platform::dev_mailbox::DevMailbox;
 use platform::events::Event;
 use serde_json::{Value, json};
-use smtp_sink::SmtpSink;
+use test_support::smtp::SmtpSink;
+use test_support::{Backend, TestDb};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -37,101 +34,13 @@ fn user(role: &str, id: Uuid) -> AuthUser {
     })
 }
 
-/// A database for one test: a temporary SQLite file, or a fresh PostgreSQL database dropped after.
-struct TestDb {
-    db: Db,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
+/// Notifications' database on `backend` for one test (`None`: PostgreSQL skipped).
+async fn db(backend: Backend) -> Option<TestDb> {
+    TestDb::open(backend, "notifications").await
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((admin_url, name)) = self.pg.take() else {
-            return;
-        };
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&admin)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-async fn sqlite() -> Option<TestDb> {
-    let dir = tempfile::tempdir().expect("tmp");
-    let db = Db::open_embedded(dir.path(), "notifications", 5).await.expect("sqlite");
-    Some(TestDb {
-        db,
-        _dir: Some(dir),
-        pg: None,
-    })
-}
-
-async fn postgres() -> Option<TestDb> {
-    let admin_url = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = match tokio::time::timeout(Duration::from_secs(5), sqlx::PgPool::connect(&admin_url)).await {
-        Ok(Ok(pool)) => pool,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("PostgreSQL unreachable at {admin_url} and CI=true")
-        }
-        _ => {
-            eprintln!("SKIPPED: PostgreSQL unreachable at {admin_url}");
-            return None;
-        }
-    };
-    let name = format!("notifications_test_{}", Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&admin)
-        .await
-        .expect("create db");
-    admin.close().await;
-    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
-    let db = Db::connect(&format!("{base}/{name}"), 5).await.expect("postgres");
-    Some(TestDb {
-        db,
-        _dir: None,
-        pg: Some((admin_url.clone(), name)),
-    })
-}
-
-/// Runs each test once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(db) = super::sqlite().await {
-                        super::$name(db).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(db) = super::postgres().await {
-                        super::$name(db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+test_support::on_both_backends!(
+    super::db =>
     every_kind_is_delivered_over_smtp,
     a_redelivered_event_is_sent_once,
     smtp_outage_is_retried_until_the_server_is_back,

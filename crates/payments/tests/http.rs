@@ -10,6 +10,8 @@ use std::time::Duration;
 use axum::Extension;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use contracts::events::Event as _;
+use contracts::events::payments::{PaymentCaptured, PaymentFailed, RefundCompleted};
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
@@ -22,6 +24,7 @@ use platform::auth::{AUDIENCE, AccessClaims, ISSUER, KeySet};
 use platform::db::Db;
 use platform::events::{BusSettings, Events};
 use serde_json::{Value, json};
+use test_support::{Backend, TestDb};
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -39,71 +42,13 @@ struct TestApp {
     db: Db,
     signer: EncodingKey,
     admin: String,
-    dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some((admin_url, name)) = self.pg.take() {
-            let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                    return;
-                };
-                rt.block_on(async {
-                    if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        )))
-                        .execute(&admin)
-                        .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-async fn open(backend: Backend) -> Option<(Db, Option<tempfile::TempDir>, Option<(String, String)>)> {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("tmp");
-            let db = Db::open_embedded(dir.path(), "payments", 5).await.expect("sqlite");
-            Some((db, Some(dir), None))
-        }
-        Backend::Postgres => {
-            let admin_url = std::env::var("EMPORIUM_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-            let Ok(Ok(admin)) = tokio::time::timeout(Duration::from_secs(5), sqlx::PgPool::connect(&admin_url)).await
-            else {
-                if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                    panic!("PostgreSQL is unreachable at {admin_url} and CI=true");
-                }
-                eprintln!("SKIPPED: PostgreSQL unreachable at {admin_url}");
-                return None;
-            };
-            let name = format!("payments_test_{}", Uuid::new_v4().simple());
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                .execute(&admin)
-                .await
-                .expect("create db");
-            admin.close().await;
-            let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
-            let db = Db::connect(&format!("{base}/{name}"), 5).await.expect("postgres");
-            Some((db, None, Some((admin_url, name))))
-        }
-    }
+    /// Where `db` lives; dropped with the app.
+    test_db: TestDb,
 }
 
 async fn spawn(backend: Backend, delay_ms: u64, wait_ms: u64) -> Option<TestApp> {
-    let (db, dir, pg) = open(backend).await?;
+    let test_db = TestDb::open(backend, "payments").await?;
+    let db = test_db.db.clone();
     payments::migrate(&db).await.expect("migrate");
     let config = PaymentsConfig {
         webhook_secret: SECRET.as_bytes().to_vec(),
@@ -137,8 +82,7 @@ async fn spawn(backend: Backend, delay_ms: u64, wait_ms: u64) -> Option<TestApp>
         db,
         signer,
         admin: String::new(),
-        dir,
-        pg,
+        test_db,
     };
     app.admin = app.token(Uuid::now_v7(), "admin");
     Some(app)
@@ -288,28 +232,7 @@ fn fields(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+test_support::on_both_backends!(
     every_test_card_has_its_outcome,
     tokenization_checks_luhn_expiry_and_cvc,
     payments_validate_input_roles_and_ownership,
@@ -348,11 +271,11 @@ async fn every_test_card_has_its_outcome(backend: Backend) {
         assert_eq!(r.body["captured_amount"]["amount"], captured, "{card}");
         assert_eq!(r.body["refunded_amount"]["amount"], 0);
     }
-    let captured = app.events("payments.payment.captured").await;
+    let captured = app.events(PaymentCaptured::TYPE).await;
     assert_eq!(captured.len(), 1);
     assert_eq!(captured[0]["amount"], 2599);
     assert_eq!(captured[0]["currency"], "EUR");
-    let failed = app.events("payments.payment.failed").await;
+    let failed = app.events(PaymentFailed::TYPE).await;
     let reasons: Vec<&str> = failed.iter().filter_map(|d| d["reason"].as_str()).collect();
     assert_eq!(reasons, ["card_declined", "insufficient_funds", "processing_error"]);
     // The ledger: one authorization and one capture for the captured payment only.
@@ -538,7 +461,7 @@ async fn fifty_concurrent_creates_charge_once(backend: Backend) {
     assert_eq!(app.count("payments", "").await, 1);
     assert_eq!(app.count("sim_intents", "").await, 1, "one provider charge");
     assert_eq!(app.count("payment_ledger", "WHERE kind = 'capture'").await, 1);
-    assert_eq!(app.events("payments.payment.captured").await.len(), 1);
+    assert_eq!(app.events(PaymentCaptured::TYPE).await.len(), 1);
 }
 
 async fn refunds_partial_full_and_over(backend: Backend) {
@@ -607,7 +530,7 @@ async fn refunds_partial_full_and_over(backend: Backend) {
     );
     let list = app.call("GET", &refunds, Some(&app.admin), None, None).await;
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(2));
-    let events = app.events("payments.refund.completed").await;
+    let events = app.events(RefundCompleted::TYPE).await;
     assert_eq!(
         events.iter().map(|e| e["amount"].as_i64().unwrap_or(0)).sum::<i64>(),
         1000
@@ -653,7 +576,7 @@ async fn authorize_then_capture(backend: Backend) {
     let again = app.call("POST", &capture, Some(&app.admin), None, None).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body["captured_amount"]["amount"], 800);
-    assert_eq!(app.events("payments.payment.captured").await.len(), 1);
+    assert_eq!(app.events(PaymentCaptured::TYPE).await.len(), 1);
     assert_eq!(app.count("payment_ledger", "WHERE kind = 'capture'").await, 1);
 }
 
@@ -736,7 +659,7 @@ async fn webhooks_verify_signatures_and_ignore_replays(backend: Backend) {
     // Once the slow answer arrives it changes nothing: still one capture, one event.
     tokio::time::sleep(Duration::from_millis(4300)).await;
     assert_eq!(app.count("payment_ledger", "WHERE kind = 'capture'").await, 1);
-    assert_eq!(app.events("payments.payment.captured").await.len(), 1);
+    assert_eq!(app.events(PaymentCaptured::TYPE).await.len(), 1);
     // A failure event for a settled payment is acknowledged and ignored.
     let (body, header) = signed_event("evt_2", "payment_intent.payment_failed", &intent, &id, 1234, now);
     let r = post(body, Some(header)).await;
@@ -829,7 +752,7 @@ async fn reconciler_settles_after_a_crash_without_charging_twice(backend: Backen
         "each payment charged exactly once"
     );
     assert_eq!(app.svc.reconcile().await.expect("reconcile"), 0);
-    assert_eq!(app.events("payments.payment.captured").await.len(), 2);
+    assert_eq!(app.events(PaymentCaptured::TYPE).await.len(), 2);
 }
 
 fn processing_payment(customer: Uuid, method: &Method) -> Payment {
@@ -921,7 +844,7 @@ async fn card_numbers_never_reach_the_database(backend: Backend) {
     match &app.db {
         Db::Sqlite(pool) => {
             // Every byte SQLite wrote: the database file and its write-ahead log.
-            let dir: PathBuf = app.dir.as_ref().expect("dir").path().to_path_buf();
+            let dir: PathBuf = app.test_db.dir().expect("dir").to_path_buf();
             let mut scanned = 0;
             for entry in std::fs::read_dir(&dir).expect("dir") {
                 let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
