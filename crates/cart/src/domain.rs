@@ -20,111 +20,8 @@ pub const TOKEN_BYTES: usize = 32;
 /// Most SKUs the cart asks catalog or inventory about in one call (their batch limit).
 pub const MAX_BATCH_SKUS: usize = 100;
 
-/// A stock-keeping unit: upper-case `[A-Z0-9-]{3,64}` (catalog's and inventory's rule). Lower-case
-/// input is upper-cased first.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Sku(String);
-
-impl Sku {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let sku = raw.trim().to_ascii_uppercase();
-        if sku.len() < 3 || sku.len() > 64 {
-            return Err("must be 3 to 64 characters".into());
-        }
-        if !sku
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err("may only contain A-Z, 0-9 and '-'".into());
-        }
-        Ok(Self(sku))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// For values read back from the store, which only ever holds parsed SKUs.
-    pub fn from_trusted(s: String) -> Self {
-        Self(s)
-    }
-}
-
-impl fmt::Display for Sku {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A cart's id (UUIDv7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CartId(pub Uuid);
-
-impl CartId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl Default for CartId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for CartId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// An ISO 4217 code: three upper-case letters.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Currency(String);
-
-impl Currency {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(format!("{raw:?} is not an ISO 4217 currency code"))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Currency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An amount in integer minor units of a currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Money {
-    /// Minor units (cents).
-    #[schema(example = 1999)]
-    pub amount: i64,
-    #[schema(value_type = String, example = "EUR")]
-    pub currency: Currency,
-}
-
-impl Money {
-    pub fn new(amount: i64, currency: Currency) -> Self {
-        Self { amount, currency }
-    }
-
-    /// `self × quantity`, saturating (amounts are bounded far below `i64::MAX` in practice).
-    pub fn times(&self, quantity: i64) -> Money {
-        Money::new(self.amount.saturating_mul(quantity), self.currency.clone())
-    }
-}
+/// The shared value types, defined once for every context (see `contracts::kernel`).
+pub use contracts::kernel::{CartId, Currency, Money, Sku};
 
 // ---------------------------------------------------------------------------------------------
 // Guest tokens
@@ -403,7 +300,7 @@ pub fn price_cart(lines: Vec<Line>, products: &BTreeMap<Sku, Product>, available
         .iter()
         .filter(|l| available.get(&l.sku).copied().unwrap_or(0) > 0)
         .find_map(|l| products.get(&l.sku))
-        .map(|p| p.price.currency.clone());
+        .map(|p| p.price.currency);
     let mut subtotal: i64 = 0;
     let mut item_count: i64 = 0;
     let priced = lines
@@ -414,8 +311,8 @@ pub fn price_cart(lines: Vec<Line>, products: &BTreeMap<Sku, Product>, available
             let units = available.get(&line.sku).copied().unwrap_or(0).max(0);
             let mut problems = Vec::new();
             let unit_price = match &product {
-                Some(p) => p.price.clone(),
-                None => line.snapshot.price.clone(),
+                Some(p) => p.price,
+                None => line.snapshot.price,
             };
             if product.is_none() || units == 0 {
                 problems.push(LineProblem::Unavailable);
@@ -526,8 +423,10 @@ mod tests {
         assert!(Sku::parse("ab").is_err());
         assert!(Sku::parse("A B C").is_err());
         assert!(Currency::parse("EUR").is_ok());
-        assert!(Currency::parse("eur").is_err());
+        // One rule for every context: lower case is normalised, codes outside ISO 4217 refused.
+        assert_eq!(Currency::parse("eur"), Ok(Currency::EUR));
         assert!(Currency::parse("EURO").is_err());
+        assert!(Currency::parse("XYZ").is_err());
     }
 
     #[test]

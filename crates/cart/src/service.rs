@@ -317,7 +317,7 @@ impl CartService {
         Snapshot {
             product_id: product.id,
             name: product.name.clone(),
-            price: product.price.clone(),
+            price: product.price,
         }
     }
 

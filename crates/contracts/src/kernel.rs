@@ -22,6 +22,19 @@ pub use money::Money;
 pub use role::{Role, RoleError, SERVICE_ROLE};
 pub use sku::{Sku, SkuError};
 
+/// The message of a parse error, for the contexts' `FieldError::new(field, message)` and their
+/// `Result<_, String>` helpers.
+macro_rules! error_into_string {
+    ($($err:ty),+) => {$(
+        impl From<$err> for String {
+            fn from(e: $err) -> Self {
+                e.to_string()
+            }
+        }
+    )+};
+}
+error_into_string!(CurrencyError, EmailError, IdempotencyKeyError, IdError, RoleError, SkuError);
+
 /// `Serialize` as the string, `Deserialize` through `parse`, plus `FromStr`, `TryFrom<&str>`,
 /// `Display` and `AsRef<str>`, for a type with `parse(&str) -> Result<Self, $err>` and
 /// `as_str(&self) -> &str`.

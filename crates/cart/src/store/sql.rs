@@ -101,7 +101,7 @@ impl TryFrom<ItemRow> for Line {
                 name: r.name,
                 price: Money::new(
                     r.added_price,
-                    Currency::parse(&r.added_currency).map_err(StoreError::Corrupt)?,
+                    Currency::parse(&r.added_currency).map_err(|e| StoreError::Corrupt(e.into()))?,
                 ),
             },
             added_at: r.added_at,
