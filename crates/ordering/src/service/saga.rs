@@ -1,0 +1,498 @@
+//! The order saga after checkout: capture the payment, commit the reservation, and on the way
+//! back (cancelled, failed, expired) refund, release or restock. Each step is persisted before it
+//! acts and runs under the order's lease; the recovery loop resumes steps whose lease has passed.
+
+use std::time::Instant;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{LEASE, ORPHAN_CLAIM_AGE, OrderError, OrderingService, Result, apply, now};
+use crate::domain::{Actor, OrderEvent, OrderId, OrderStatus};
+use crate::events;
+use crate::peers::{CaptureRequest, Charged, Finished, Payment};
+use crate::store::{Mutation, Order, Refusal, SagaStep, StoreError};
+
+/// How a saga step ended.
+enum Step {
+    /// The next step (or the end) was persisted: keep going.
+    Continue,
+    /// Try again later (payment processing, a peer down).
+    Wait(String),
+    /// Someone else moved the order: stop without touching it.
+    Stale,
+}
+
+impl OrderingService {
+    /// Runs the order's saga steps while `token` holds its lease.
+    pub async fn drive(&self, id: OrderId, token: Uuid) {
+        for _ in 0..16 {
+            let order = match self.store.order(id).await {
+                Ok(Some(d)) => d.order,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, order = %id, "saga: cannot read the order");
+                    return;
+                }
+            };
+            let Some(step) = order.saga_step else { return };
+            if order.saga_lease_owner != Some(token) {
+                return;
+            }
+            let started = Instant::now();
+            let outcome = match step {
+                SagaStep::Capture => self.step_capture(&order, token).await,
+                SagaStep::Commit => self.step_commit(&order, token).await,
+                SagaStep::Refund => self.step_refund(&order, token).await,
+                SagaStep::Release => self.step_release(&order, token).await,
+                SagaStep::Restock => self.step_restock(&order, token).await,
+            };
+            let label = match &outcome {
+                Ok(Step::Continue) => "done",
+                Ok(Step::Wait(_)) => "retry",
+                Ok(Step::Stale) => "stale",
+                Err(_) => "error",
+            };
+            metrics::histogram!("order_saga_step_duration_seconds", "step" => step.as_str(), "outcome" => label)
+                .record(started.elapsed().as_secs_f64());
+            self.outbox.notify();
+            match outcome {
+                Ok(Step::Continue) => continue,
+                Ok(Step::Stale) => return,
+                Ok(Step::Wait(why)) => {
+                    tracing::info!(order = %id, step = step.as_str(), why, "saga step will be retried");
+                    self.pause(id, token, step).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(order = %id, step = step.as_str(), error = %e, "saga step failed; will retry");
+                    self.pause(id, token, step).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Gives the lease back with a retry time, for the recovery loop. The first time the capture
+    /// has to wait, the payment did not settle within the checkout request: that is when the
+    /// customer hears "received, waiting for the payment" (`ordering.order.payment_pending`);
+    /// a payment that settles at once gets only its outcome mailed.
+    async fn pause(&self, id: OrderId, token: Uuid, step: SagaStep) {
+        let retry_at =
+            now() + time::Duration::try_from(self.config.recovery_interval).unwrap_or(time::Duration::SECOND);
+        let result = self
+            .store
+            .update(
+                id,
+                now(),
+                Box::new(move |o| {
+                    if o.saga_lease_owner != Some(token) {
+                        return Err(Refusal::Stale);
+                    }
+                    let first_wait_for_payment =
+                        step == SagaStep::Capture && o.status == OrderStatus::AwaitingPayment && o.saga_attempts == 0;
+                    let mut next = o.clone();
+                    next.saga_lease_owner = None;
+                    next.saga_lease_until = Some(retry_at);
+                    next.saga_attempts += 1;
+                    let mut m = Mutation::new(next);
+                    if first_wait_for_payment {
+                        m.events = Box::new(|o, lines| vec![events::payment_pending(o, lines)]);
+                    }
+                    Ok(m)
+                }),
+            )
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, order = %id, "saga: cannot release the lease; it will lapse");
+        }
+    }
+
+    /// Persists the change `f` makes if `token` still holds the order at `step`.
+    async fn advance(
+        &self,
+        id: OrderId,
+        token: Uuid,
+        step: SagaStep,
+        f: impl FnOnce(&Order, &mut Mutation, OffsetDateTime) -> Result<(), Refusal> + Send + 'static,
+    ) -> Result<Step> {
+        let at = now();
+        let result = self
+            .store
+            .update(
+                id,
+                at,
+                Box::new(move |o| {
+                    if o.saga_lease_owner != Some(token) || o.saga_step != Some(step) {
+                        return Err(Refusal::Stale);
+                    }
+                    let mut m = Mutation::new(o.clone());
+                    m.order.saga_lease_until = Some(at + LEASE);
+                    f(o, &mut m, at)?;
+                    if m.order.saga_step.is_none() {
+                        m.order.saga_lease_owner = None;
+                        m.order.saga_lease_until = None;
+                    }
+                    Ok(m)
+                }),
+            )
+            .await?;
+        match result {
+            Ok(_) => Ok(Step::Continue),
+            Err(Refusal::Stale) => Ok(Step::Stale),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    async fn step_capture(&self, order: &Order, token: Uuid) -> Result<Step> {
+        let id = order.id;
+        if order.status != OrderStatus::AwaitingPayment {
+            return self
+                .advance(id, token, SagaStep::Capture, |_, m, _| {
+                    m.order.saga_step = Some(SagaStep::Commit).filter(|_| m.order.status == OrderStatus::Paid);
+                    Ok(())
+                })
+                .await;
+        }
+        let deadline_passed = order.reservation_expires_at.is_some_and(|t| now() >= t);
+        if deadline_passed {
+            // Give up: the stock is gone. Refund anything that was captured meanwhile.
+            metrics::counter!("orders_cancelled_total").increment(1);
+            return self
+                .advance(id, token, SagaStep::Capture, |o, m, at| {
+                    apply(
+                        m,
+                        OrderEvent::ReservationExpired,
+                        at,
+                        Actor::System,
+                        "payment not confirmed before the reservation expired",
+                    )?;
+                    m.order.cancel_reason = Some("payment not confirmed before the reservation expired".into());
+                    m.order.saga_step = Some(if o.payment_attempted {
+                        SagaStep::Refund
+                    } else {
+                        SagaStep::Release
+                    });
+                    Ok(())
+                })
+                .await;
+        }
+        if !order.payment_attempted {
+            // From here on a payment may exist: persisted before calling out.
+            if let Step::Stale = self
+                .advance(id, token, SagaStep::Capture, |_, m, _| {
+                    m.order.payment_attempted = true;
+                    Ok(())
+                })
+                .await?
+            {
+                return Ok(Step::Stale);
+            }
+        }
+        let charged = self
+            .payments
+            .charge(
+                &self.capture_request(order),
+                &format!("order-{id}-payment"),
+                self.config.payment_timeout,
+            )
+            .await;
+        let charged = match charged {
+            Ok(c) => c,
+            Err(e) => return Ok(Step::Wait(e.to_string())),
+        };
+        match charged {
+            Charged::Payment(p) if is_captured(&p.status) => {
+                metrics::counter!("orders_paid_total").increment(1);
+                self.advance(id, token, SagaStep::Capture, move |_, m, at| {
+                    apply(m, OrderEvent::PaymentCaptured, at, Actor::System, "payment captured")?;
+                    record_payment(&mut m.order, &p);
+                    m.order.paid_at = Some(at);
+                    m.assign_invoice = true;
+                    m.order.saga_step = Some(SagaStep::Commit);
+                    m.events = Box::new(|o, _| vec![events::paid(o)]);
+                    Ok(())
+                })
+                .await
+            }
+            Charged::Payment(p) if p.status == "declined" => {
+                let reason = p.decline_code.clone().unwrap_or_else(|| "card_declined".into());
+                metrics::counter!("orders_failed_total", "reason" => reason.clone()).increment(1);
+                self.fail_payment(id, token, Some(p), reason).await
+            }
+            Charged::Refused { field, message } => {
+                metrics::counter!("orders_failed_total", "reason" => "refused").increment(1);
+                self.fail_payment(id, token, None, format!("payment refused: {field} {message}"))
+                    .await
+            }
+            Charged::Payment(p) => Ok(Step::Wait(format!("payment is {}", p.status))),
+            Charged::AlreadyPaid(why) => Ok(Step::Wait(format!("payments says already paid: {why}"))),
+        }
+    }
+
+    fn capture_request(&self, order: &Order) -> CaptureRequest {
+        CaptureRequest {
+            order_id: order.id.0,
+            customer_id: order.user_id,
+            amount: platform::money::MoneyView::new(order.totals.total, order.currency.to_string()),
+            payment_method: order.payment_method.clone(),
+            capture: true,
+        }
+    }
+
+    async fn fail_payment(&self, id: OrderId, token: Uuid, p: Option<Payment>, reason: String) -> Result<Step> {
+        self.advance(id, token, SagaStep::Capture, move |_, m, at| {
+            apply(m, OrderEvent::PaymentFailed, at, Actor::System, &reason)?;
+            if let Some(p) = &p {
+                record_payment(&mut m.order, p);
+            }
+            m.order.saga_step = Some(SagaStep::Release);
+            let reason = reason.clone();
+            m.events = Box::new(move |o, _| vec![events::payment_failed(o, &reason)]);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn step_commit(&self, order: &Order, token: Uuid) -> Result<Step> {
+        let Some(reservation) = order.reservation_id else {
+            return Err(OrderError::Internal(anyhow::anyhow!(
+                "order {} has no reservation",
+                order.id
+            )));
+        };
+        match self.stock.commit(reservation).await {
+            Err(e) => Ok(Step::Wait(e.to_string())),
+            Ok(Finished::Done) => {
+                self.advance(order.id, token, SagaStep::Commit, |_, m, at| {
+                    apply(
+                        m,
+                        OrderEvent::ReservationCommitted,
+                        at,
+                        Actor::System,
+                        "stock committed",
+                    )?;
+                    m.order.reservation_committed = true;
+                    m.order.saga_step = None;
+                    m.events = Box::new(|o, lines| vec![events::confirmed(o, lines)]);
+                    Ok(())
+                })
+                .await
+            }
+            Ok(Finished::Conflict | Finished::Missing) => {
+                metrics::counter!("orders_cancelled_total").increment(1);
+                self.advance(order.id, token, SagaStep::Commit, |_, m, at| {
+                    let reason = "the stock reservation expired before it could be committed";
+                    apply(m, OrderEvent::Cancel, at, Actor::System, reason)?;
+                    m.order.cancel_reason = Some(reason.into());
+                    m.order.saga_step = Some(SagaStep::Refund);
+                    Ok(())
+                })
+                .await
+            }
+        }
+    }
+
+    async fn step_refund(&self, order: &Order, token: Uuid) -> Result<Step> {
+        let id = order.id;
+        let next = if order.reservation_committed {
+            SagaStep::Restock
+        } else {
+            SagaStep::Release
+        };
+        let Some(payment_id) = order.payment_id.clone() else {
+            if !order.payment_attempted {
+                return self
+                    .advance(id, token, SagaStep::Refund, move |_, m, _| {
+                        m.order.saga_step = Some(next);
+                        Ok(())
+                    })
+                    .await;
+            }
+            // A payment may exist: read it through the same key (never a second charge).
+            let charged = match self
+                .payments
+                .charge(
+                    &self.capture_request(order),
+                    &format!("order-{id}-payment"),
+                    self.config.payment_timeout,
+                )
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => return Ok(Step::Wait(e.to_string())),
+            };
+            return match charged {
+                Charged::Payment(p) if is_captured(&p.status) => {
+                    self.advance(id, token, SagaStep::Refund, move |_, m, _| {
+                        record_payment(&mut m.order, &p);
+                        Ok(())
+                    })
+                    .await
+                }
+                Charged::Payment(p) if p.status == "processing" || p.status == "authorized" => {
+                    Ok(Step::Wait(format!("payment is {}", p.status)))
+                }
+                Charged::AlreadyPaid(why) => Ok(Step::Wait(why)),
+                // Declined, failed or refused: nothing was charged.
+                _ => {
+                    self.advance(id, token, SagaStep::Refund, move |_, m, _| {
+                        m.order.saga_step = Some(next);
+                        Ok(())
+                    })
+                    .await
+                }
+            };
+        };
+        let amount = order.totals.total - order.refunded;
+        if amount > 0 {
+            let reason = order.cancel_reason.clone().unwrap_or_else(|| "order cancelled".into());
+            if let Err(e) = self
+                .payments
+                .refund(&payment_id, amount, &reason, &format!("order-{id}-refund-cancel"))
+                .await
+            {
+                return Ok(Step::Wait(e.to_string()));
+            }
+        }
+        self.advance(id, token, SagaStep::Refund, move |_, m, _| {
+            m.order.refunded = m.order.totals.total;
+            m.order.saga_step = Some(next);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn step_release(&self, order: &Order, token: Uuid) -> Result<Step> {
+        if let Some(reservation) = order.reservation_id
+            && let Err(e) = self.stock.release(reservation).await
+        {
+            return Ok(Step::Wait(e.to_string()));
+        }
+        self.finish_compensation(order.id, token, SagaStep::Release).await
+    }
+
+    async fn step_restock(&self, order: &Order, token: Uuid) -> Result<Step> {
+        let detail = self.store.order(order.id).await?.ok_or(StoreError::NotFound)?;
+        for line in &detail.lines {
+            if let Err(e) = self.stock.restock(order.id, &line.sku, line.quantity).await {
+                return Ok(Step::Wait(e.to_string()));
+            }
+        }
+        self.finish_compensation(order.id, token, SagaStep::Restock).await
+    }
+
+    async fn finish_compensation(&self, id: OrderId, token: Uuid, step: SagaStep) -> Result<Step> {
+        self.advance(id, token, step, |o, m, _| {
+            m.order.saga_step = None;
+            if o.status == OrderStatus::Cancelled {
+                m.events = Box::new(|o, _| vec![events::cancelled(o)]);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// One pass of the recovery loop: resumes every order whose saga lease has passed.
+    pub async fn recover(&self) -> Result<usize> {
+        let due = self.store.due_sagas(now(), 100).await?;
+        let mut resumed = 0;
+        for id in due {
+            let token = Uuid::now_v7();
+            let at = now();
+            let claimed = self
+                .store
+                .update(
+                    id,
+                    at,
+                    Box::new(move |o| {
+                        if o.saga_step.is_none() || o.leased_at(at) || o.saga_lease_until.is_some_and(|u| u > at) {
+                            return Err(Refusal::Stale);
+                        }
+                        let mut next = o.clone();
+                        next.saga_lease_owner = Some(token);
+                        next.saga_lease_until = Some(at + LEASE);
+                        Ok(Mutation::new(next))
+                    }),
+                )
+                .await?;
+            if claimed.is_ok() {
+                resumed += 1;
+                self.drive(id, token).await;
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Refreshes `orders_stuck{status}` and forgets orphaned checkout claims.
+    pub async fn housekeeping(&self) -> Result<()> {
+        let at = now();
+        let stuck_before = at - time::Duration::try_from(self.config.stuck_after).unwrap_or(time::Duration::MINUTE);
+        for (status, n) in self.store.stuck(&OrderStatus::IN_FLIGHT, stuck_before).await? {
+            metrics::gauge!("orders_stuck", "status" => status).set(n as f64);
+        }
+        self.store.purge_orphan_claims(at - ORPHAN_CLAIM_AGE).await?;
+        Ok(())
+    }
+
+    /// `inventory.reservation.expired`: an order still waiting for its payment is cancelled, and
+    /// its saga will refund anything captured meanwhile (it never charges again).
+    pub async fn reservation_expired(&self, order: OrderId, reservation: Uuid) -> Result<()> {
+        let token = Uuid::now_v7();
+        let at = now();
+        let result = self
+            .store
+            .update(
+                order,
+                at,
+                Box::new(move |o| {
+                    if o.reservation_id != Some(reservation)
+                        || o.status != OrderStatus::AwaitingPayment
+                        || o.payment_id.is_some()
+                    {
+                        return Err(Refusal::Stale);
+                    }
+                    let mut m = Mutation::new(o.clone());
+                    apply(
+                        &mut m,
+                        OrderEvent::ReservationExpired,
+                        at,
+                        Actor::System,
+                        "reservation expired",
+                    )?;
+                    m.order.cancel_reason = Some("reservation expired".into());
+                    m.order.saga_step = Some(if o.payment_attempted {
+                        SagaStep::Refund
+                    } else {
+                        SagaStep::Release
+                    });
+                    m.order.saga_lease_owner = Some(token);
+                    m.order.saga_lease_until = Some(at + LEASE);
+                    Ok(m)
+                }),
+            )
+            .await;
+        match result {
+            Err(StoreError::NotFound) | Ok(Err(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+            Ok(Ok(_)) => {
+                metrics::counter!("orders_cancelled_total").increment(1);
+                self.drive(order, token).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Payments reports a captured payment that was later refunded as `partially_refunded` or
+/// `refunded`: the money was taken all the same.
+fn is_captured(status: &str) -> bool {
+    matches!(status, "captured" | "partially_refunded" | "refunded")
+}
+
+fn record_payment(order: &mut Order, p: &Payment) {
+    order.payment_id = Some(p.id.clone());
+    order.payment_status = Some(p.status.clone());
+    order.payment_brand = p.brand.clone();
+    order.payment_last4 = p.last4.clone();
+}
