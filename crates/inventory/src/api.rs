@@ -16,12 +16,14 @@ use platform::http::{Json, Query};
 use platform::pagination::{self, Page};
 use platform::{FieldError, Problem};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::domain::{AdjustmentKind, MAX_BATCH_SKUS, RawLine, ReservationId, Sku};
+use contracts::api::inventory::{AdjustmentRequest, CreateReservationRequest, ThresholdRequest};
+
+use crate::domain::{MAX_BATCH_SKUS, RawLine, ReservationId, Sku};
 use crate::service::{InventoryService, ReservationAnswer, ReservationRequest};
 use crate::views::{BatchAvailability, MovementView, ReservationView, StockView};
 
@@ -151,19 +153,6 @@ pub async fn low_stock(
     }))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AdjustmentRequest {
-    /// `restock` adds `quantity` (> 0), `damage` removes it (> 0), `correction` applies it as a
-    /// signed delta (≠ 0).
-    pub kind: AdjustmentKind,
-    #[schema(example = 24)]
-    pub quantity: i64,
-    /// Why (1 to 500 characters); kept in the ledger.
-    #[schema(example = "delivery 2026-11-24")]
-    pub reason: String,
-}
-
 /// Adjusts on_hand (admin, fulfilment, catalog_manager, service) and records it in the ledger.
 /// on_hand can never go negative nor below the reserved units. With `Idempotency-Key`, a retry
 /// of the same request answers as the first did (`Idempotent-Replayed: true`) without adjusting
@@ -230,13 +219,6 @@ pub async fn movements(
     }))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ThresholdRequest {
-    /// 0 to 1 000 000: the SKU is "low" when available ≤ threshold.
-    pub threshold: i64,
-}
-
 /// Sets a SKU's low-stock threshold (admin, fulfilment, catalog_manager).
 #[utoipa::path(put, path = "/api/v1/inventory/{sku}/threshold", tag = TAG, security(("bearer" = [])),
     params(("sku" = String, Path, description = "SKU")), request_body = ThresholdRequest,
@@ -251,28 +233,6 @@ pub async fn set_threshold(
 ) -> ApiResult<Json<StockView>> {
     let stock = svc.set_threshold(&auth, &parse_sku(&sku)?, req.threshold).await?;
     Ok(Json(StockView::from(&stock)))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReservationLineRequest {
-    #[schema(example = "TEE-RED-M")]
-    pub sku: String,
-    /// 1 to 10 000.
-    #[schema(example = 2)]
-    pub qty: i64,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateReservationRequest {
-    /// Yours, e.g. the order id (1 to 100 characters).
-    #[schema(example = "order-0192")]
-    pub reference: String,
-    /// 1 to 100 lines, one per SKU (a repeated SKU is refused).
-    pub items: Vec<ReservationLineRequest>,
-    /// 30 to 86 400; default `EMPORIUM_RESERVATION_TTL_SECS` (900).
-    pub ttl_seconds: Option<i64>,
 }
 
 fn reservation_response(answer: ReservationAnswer) -> Response {

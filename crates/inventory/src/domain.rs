@@ -5,11 +5,9 @@
 //! which events a change causes.
 
 use std::fmt;
-use std::str::FromStr;
 
 use platform::FieldError;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Most units one adjustment or one reservation line may move.
@@ -103,20 +101,18 @@ pub fn is_low(available: i64, threshold: i64) -> bool {
 // Adjustments
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AdjustmentKind {
-    /// Units arrived: `quantity` > 0 is added.
-    Restock,
-    /// Units are unsellable: `quantity` > 0 is removed.
-    Damage,
-    /// A stock count differed: `quantity` is a signed delta (≠ 0).
-    Correction,
+pub use contracts::api::inventory::{AdjustmentKind, MovementKind, ReservationState};
+
+/// What an adjustment kind means for the stock.
+pub trait AdjustmentRules {
+    /// The signed change to on_hand, or what is wrong with `quantity`.
+    fn delta(self, quantity: i64) -> Result<i64, String>;
+    /// The ledger entry it makes.
+    fn movement(self) -> MovementKind;
 }
 
-impl AdjustmentKind {
-    /// The signed change to on_hand, or what is wrong with `quantity`.
-    pub fn delta(self, quantity: i64) -> Result<i64, String> {
+impl AdjustmentRules for AdjustmentKind {
+    fn delta(self, quantity: i64) -> Result<i64, String> {
         match self {
             Self::Restock | Self::Damage if quantity <= 0 => Err("must be greater than 0".into()),
             Self::Correction if quantity == 0 => Err("must not be 0".into()),
@@ -126,7 +122,7 @@ impl AdjustmentKind {
         }
     }
 
-    pub fn movement(self) -> MovementKind {
+    fn movement(self) -> MovementKind {
         match self {
             Self::Restock => MovementKind::Restock,
             Self::Damage => MovementKind::Damage,
@@ -175,93 +171,9 @@ pub fn parse_threshold(value: i64) -> Result<i64, String> {
     }
 }
 
-/// Every kind of ledger entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MovementKind {
-    Restock,
-    Damage,
-    Correction,
-    /// Units set aside for a reservation (reserved +).
-    Reserve,
-    /// A reservation was released (reserved −).
-    Release,
-    /// A reservation became a deduction (on_hand − and reserved −).
-    Commit,
-    /// A reservation expired (reserved −).
-    Expire,
-}
-
-impl MovementKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Restock => "restock",
-            Self::Damage => "damage",
-            Self::Correction => "correction",
-            Self::Reserve => "reserve",
-            Self::Release => "release",
-            Self::Commit => "commit",
-            Self::Expire => "expire",
-        }
-    }
-}
-
-impl FromStr for MovementKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "restock" => Self::Restock,
-            "damage" => Self::Damage,
-            "correction" => Self::Correction,
-            "reserve" => Self::Reserve,
-            "release" => Self::Release,
-            "commit" => Self::Commit,
-            "expire" => Self::Expire,
-            other => return Err(format!("unknown movement kind {other:?}")),
-        })
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reservations
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReservationState {
-    /// Units are held until `expires_at`.
-    Active,
-    /// Given back before expiry (e.g. the order was abandoned).
-    Released,
-    /// Turned into a deduction (the order was placed): on_hand went down by the units.
-    Committed,
-    /// Not committed in time; the sweeper gave the units back.
-    Expired,
-}
-
-impl ReservationState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Released => "released",
-            Self::Committed => "committed",
-            Self::Expired => "expired",
-        }
-    }
-}
-
-impl FromStr for ReservationState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "active" => Self::Active,
-            "released" => Self::Released,
-            "committed" => Self::Committed,
-            "expired" => Self::Expired,
-            other => return Err(format!("unknown reservation state {other:?}")),
-        })
-    }
-}
 
 /// What can happen to a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

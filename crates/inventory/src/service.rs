@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use crate::InventoryConfig;
 use crate::domain::{
-    AdjustmentKind, Line, RawLine, ReservationAction, ReservationId, ReservationState, Sku, Transition,
-    parse_idempotency_key, parse_reason, parse_reference, parse_threshold, parse_ttl, transition, validate_lines,
+    AdjustmentKind, AdjustmentRules, Line, RawLine, ReservationAction, ReservationId, ReservationState, Sku,
+    Transition, parse_idempotency_key, parse_reason, parse_reference, parse_threshold, parse_ttl, transition,
+    validate_lines,
 };
 use crate::store::{
     Adjustment, Created, Finish, IdempotencyRecord, InventoryStore, Movement, NewReservation, Reservation,

@@ -1,33 +1,10 @@
-//! What the API answers with (also stored verbatim as idempotent replies).
+//! What the API answers with, `contracts::api::inventory`'s views (also stored verbatim as
+//! idempotent replies), built from the store's records here.
 
-use serde::Serialize;
-use time::OffsetDateTime;
-use utoipa::ToSchema;
-use uuid::Uuid;
-
-use crate::domain::{MovementKind, ReservationState, is_low};
+use crate::domain::is_low;
 use crate::store::{Movement, Reservation, Stock};
 
-/// One SKU's stock.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StockView {
-    #[schema(example = "TEE-RED-M")]
-    pub sku: String,
-    /// Units in the warehouse.
-    pub on_hand: i64,
-    /// Units held by active reservations.
-    pub reserved: i64,
-    /// on_hand − reserved: what can still be reserved.
-    pub available: i64,
-    pub low_stock_threshold: i64,
-    /// available ≤ low_stock_threshold.
-    pub low_stock: bool,
-    /// The product was deleted in the catalogue: no new reservations.
-    pub discontinued: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    pub version: i64,
-}
+pub use contracts::api::inventory::{BatchAvailability, MovementView, ReservationView, ReservedItemView, StockView};
 
 impl From<&Stock> for StockView {
     fn from(s: &Stock) -> Self {
@@ -43,37 +20,6 @@ impl From<&Stock> for StockView {
             version: s.version,
         }
     }
-}
-
-/// Availability of several SKUs. SKUs without a stock row are listed in `not_found` instead of
-/// failing the call.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BatchAvailability {
-    /// Known SKUs, in SKU order.
-    pub items: Vec<StockView>,
-    /// Requested SKUs (normalised to upper case) that have no stock row.
-    pub not_found: Vec<String>,
-}
-
-/// One ledger entry.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MovementView {
-    pub id: Uuid,
-    pub sku: String,
-    pub kind: MovementKind,
-    /// Units involved (a correction's signed delta).
-    pub quantity: i64,
-    pub on_hand_delta: i64,
-    pub reserved_delta: i64,
-    pub on_hand_after: i64,
-    pub reserved_after: i64,
-    /// The adjustment's reason, or the reservation's reference.
-    pub reason: Option<String>,
-    pub reservation_id: Option<Uuid>,
-    /// Who made the change (absent for automatic ones such as expiry).
-    pub actor_id: Option<Uuid>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub occurred_at: OffsetDateTime,
 }
 
 impl From<Movement> for MovementView {
@@ -93,29 +39,6 @@ impl From<Movement> for MovementView {
             occurred_at: m.occurred_at,
         }
     }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReservedItemView {
-    pub sku: String,
-    pub qty: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReservationView {
-    pub id: Uuid,
-    /// The caller's reference, e.g. an order id.
-    pub reference: String,
-    pub state: ReservationState,
-    /// In SKU order.
-    pub items: Vec<ReservedItemView>,
-    /// An active reservation is released automatically after this instant.
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
 }
 
 impl From<&Reservation> for ReservationView {
