@@ -39,7 +39,9 @@ macro_rules! id_type {
     };
 }
 
-id_type!(ProductId, "A product (UUIDv7, so ids sort by creation time).");
+/// A product's id is shared with every context that names products (cart, orders, reviews).
+pub use contracts::kernel::ProductId;
+
 id_type!(CategoryId, "A category (UUIDv7).");
 id_type!(ReviewId, "A review (UUIDv7).");
 
@@ -59,62 +61,10 @@ pub const MAX_QUERY_TERMS: usize = 10;
 pub const MAX_REVIEW_TITLE_LEN: usize = 200;
 pub const MAX_REVIEW_BODY_LEN: usize = 5_000;
 
-/// Active ISO 4217 currency codes.
-const ISO_4217: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN \
-BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD \
-HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA \
-MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF \
-SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES \
-VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG";
-
-/// An ISO 4217 currency code, upper case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Currency([u8; 3]);
-
-impl Currency {
-    pub const EUR: Currency = Currency(*b"EUR");
-
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let code = text.trim().to_ascii_uppercase();
-        if code.len() == 3
-            && code.bytes().all(|b| b.is_ascii_uppercase())
-            && ISO_4217.split_whitespace().any(|c| c == code)
-        {
-            let b = code.as_bytes();
-            Ok(Self([b[0], b[1], b[2]]))
-        } else {
-            Err("must be an ISO 4217 currency code such as EUR".into())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("XXX")
-    }
-}
-
-impl fmt::Display for Currency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An amount of money in minor units (cents) of a currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Money {
-    pub amount: i64,
-    pub currency: Currency,
-}
+/// Currencies and amounts are the kernel's: one rule for a price here, a cart line and an order.
+pub use contracts::kernel::{Currency, Money};
 
 pub use contracts::api::catalog::MoneyJson;
-
-impl From<Money> for MoneyJson {
-    fn from(m: Money) -> Self {
-        Self {
-            amount: m.amount,
-            currency: Some(m.currency.to_string()),
-        }
-    }
-}
 
 /// Validates a price: positive, at most [`MAX_PRICE_MINOR`], a known currency.
 pub fn parse_money(field: &str, json: &MoneyJson, default_currency: Currency) -> Result<Money, Vec<FieldError>> {
@@ -141,18 +91,13 @@ pub fn parse_money(field: &str, json: &MoneyJson, default_currency: Currency) ->
     }
 }
 
-/// Normalises a SKU to upper case and checks it is 3–64 of `A-Z 0-9 -`.
+/// Normalises a SKU to upper case and checks it is 3–64 of `A-Z 0-9 -` (the kernel's [`Sku`]).
+///
+/// [`Sku`]: contracts::kernel::Sku
 pub fn normalise_sku(text: &str) -> Result<String, String> {
-    let sku = text.trim().to_ascii_uppercase();
-    if (3..=64).contains(&sku.len())
-        && sku
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
-    {
-        Ok(sku)
-    } else {
-        Err("must be 3 to 64 characters of A-Z, 0-9 and -".into())
-    }
+    contracts::kernel::Sku::parse(text)
+        .map(contracts::kernel::Sku::into_inner)
+        .map_err(String::from)
 }
 
 /// Turns a name into a URL slug: lower-case ASCII letters and digits separated by single dashes.

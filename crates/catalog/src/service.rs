@@ -1074,5 +1074,5 @@ impl CatalogService {
 
 /// Reads the catalog's default currency setting.
 pub fn parse_currency(text: &str) -> Result<Currency, String> {
-    Currency::parse(text)
+    Currency::parse(text).map_err(String::from)
 }

@@ -159,7 +159,7 @@ impl TryFrom<ProductRow> for Product {
             status: r.status.parse().map_err(StoreError::Corrupt)?,
             price: Money {
                 amount: r.price_amount,
-                currency: Currency::parse(&r.currency).map_err(StoreError::Corrupt)?,
+                currency: Currency::parse(&r.currency).map_err(|e| StoreError::Corrupt(e.into()))?,
             },
             compare_at: r.compare_at_amount,
             brand: r.brand,

@@ -45,6 +45,15 @@ pub struct MoneyJson {
     pub currency: Option<String>,
 }
 
+impl From<crate::kernel::Money> for MoneyJson {
+    fn from(m: crate::kernel::Money) -> Self {
+        Self {
+            amount: m.amount,
+            currency: Some(m.currency.to_string()),
+        }
+    }
+}
+
 /// A product's lifecycle: only `active` products are shown to shoppers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
