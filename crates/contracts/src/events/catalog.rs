@@ -15,8 +15,9 @@ pub struct Price {
 /// A product, as the product events carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Product {
-    pub id: Uuid,
+    // First: data missing several fields is refused naming the SKU, the field consumers key on.
     pub sku: String,
+    pub id: Uuid,
     pub name: String,
     /// `draft`, `active` or `archived`.
     pub status: String,

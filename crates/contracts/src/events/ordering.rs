@@ -11,11 +11,26 @@ use super::{Event, shared_shape};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRef {
     pub order_id: Uuid,
-    /// The customer-facing number (`EMP-000042`).
+    /// The customer-facing number (`EMP-000042`); a JSON number is read too, as consumers always
+    /// accepted one.
+    #[serde(deserialize_with = "string_or_number")]
     pub number: String,
     pub user_id: Uuid,
     /// ISO 4217 code.
     pub currency: String,
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Text(String),
+        Int(i64),
+    }
+    Ok(match Number::deserialize(deserializer)? {
+        Number::Text(s) => s,
+        Number::Int(n) => n.to_string(),
+    })
 }
 
 /// An order line as the order events carry it.
@@ -290,6 +305,10 @@ mod tests {
         let cancelled: OrderCancelled = wire_form(with_ref(json!({"reason": "cancelled", "refunded_amount": 2875})));
         assert_eq!(cancelled.refunded_amount, 2875);
         let shipped: OrderShipped = wire_form(with_ref(json!({"carrier": "DHL", "tracking_number": "JD01"})));
+        let numbered: OrderShipped = serde_json::from_value(json!({"order_id": ORDER, "number": 7, "user_id": USER,
+            "currency": "EUR", "carrier": null, "tracking_number": null}))
+        .expect("parse");
+        assert_eq!(numbered.order.number, "7");
         assert_eq!(shipped.carrier.as_deref(), Some("DHL"));
         let delivered: OrderDelivered = wire_form(with_ref(json!({"lines": lines()})));
         assert_eq!(delivered.order.user_id.to_string(), USER);
