@@ -4,24 +4,10 @@
 
 use std::sync::Arc;
 
+use contracts::events::ordering::OrderDelivered;
 use platform::events::{Event, EventHandler, HandlerError};
-use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::service::CatalogService;
-
-pub const ORDER_DELIVERED: &str = "ordering.order.delivered";
-
-#[derive(Debug, Deserialize)]
-struct Delivered {
-    user_id: Uuid,
-    lines: Vec<DeliveredLine>,
-}
-
-#[derive(Debug, Deserialize)]
-struct DeliveredLine {
-    sku: String,
-}
 
 pub struct VerifiedPurchases {
     service: Arc<CatalogService>,
@@ -36,15 +22,13 @@ impl VerifiedPurchases {
 #[async_trait::async_trait]
 impl EventHandler for VerifiedPurchases {
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        if event.event_type != ORDER_DELIVERED {
+        let Some(data) = event.payload::<OrderDelivered>() else {
             return Ok(());
-        }
-        let data: Delivered = event
-            .data_as()
-            .map_err(|e| HandlerError::permanent(format!("undecodable delivered order: {e}")))?;
+        };
+        let data = data.map_err(|e| HandlerError::permanent(format!("undecodable delivered order: {e}")))?;
         let skus: Vec<String> = data.lines.into_iter().map(|l| l.sku).collect();
         self.service
-            .record_purchases(data.user_id, &skus)
+            .record_purchases(data.order.user_id, &skus)
             .await
             .map_err(|e| HandlerError::retryable(format!("{e:#}")))?;
         Ok(())

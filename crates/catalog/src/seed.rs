@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use contracts::events::catalog::{self as events, ProductCreated};
 use platform::events::Event;
-use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::Catalog;
 use crate::domain::{CategoryId, Money, ProductId, ProductStatus, RatingSummary, ReviewId, ReviewStatus, slugify};
 use crate::store::{Category, Product, Review, SeedBatch};
-use crate::{CONTEXT, Catalog};
 
 /// Products per transaction.
 const BATCH: usize = 1000;
@@ -380,16 +380,19 @@ pub async fn seed_products(
                 updated_at: at,
                 version: 1,
             };
-            batch.events.push(Event::new(
-                CONTEXT,
-                "catalog.product.created",
+            // Seeded products' events carry no version (consumers need none on creation).
+            batch.events.push(Event::of(
                 id.to_string(),
-                json!({
-                    "id": id,
-                    "sku": product.sku,
-                    "name": product.name,
-                    "status": status.as_str(),
-                    "price": {"amount": amount, "currency": currency.to_string()},
+                &ProductCreated(events::Product {
+                    id: id.0,
+                    sku: product.sku.to_string(),
+                    name: product.name.clone(),
+                    status: status.as_str().to_owned(),
+                    price: events::Price {
+                        amount,
+                        currency: currency.to_string(),
+                    },
+                    version: None,
                 }),
             ));
             batch.products.push(product);

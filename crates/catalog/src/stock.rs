@@ -4,23 +4,11 @@
 
 use std::sync::Arc;
 
+use contracts::events::inventory::StockChanged;
 use platform::events::{Event, EventHandler, HandlerError};
-use serde::Deserialize;
 
 use crate::domain::normalise_sku;
 use crate::service::CatalogService;
-
-pub const STOCK_CHANGED: &str = "inventory.stock.changed";
-
-#[derive(Debug, Deserialize)]
-pub struct StockChanged {
-    pub sku: String,
-    pub available: i64,
-    #[serde(default)]
-    pub on_hand: i64,
-    #[serde(default)]
-    pub reserved: i64,
-}
 
 pub struct StockLevels {
     service: Arc<CatalogService>,
@@ -35,12 +23,10 @@ impl StockLevels {
 #[async_trait::async_trait]
 impl EventHandler for StockLevels {
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        if event.event_type != STOCK_CHANGED {
+        let Some(data) = event.payload::<StockChanged>() else {
             return Ok(());
-        }
-        let data: StockChanged = event
-            .data_as()
-            .map_err(|e| HandlerError::permanent(format!("undecodable stock event: {e}")))?;
+        };
+        let data = data.map_err(|e| HandlerError::permanent(format!("undecodable stock event: {e}")))?;
         let Ok(sku) = normalise_sku(&data.sku) else {
             return Ok(());
         };
