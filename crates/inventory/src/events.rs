@@ -1,65 +1,15 @@
-//! The events inventory publishes (through its outbox) and the ones it consumes.
+//! The events inventory publishes (through its outbox), built from their contracts payloads.
 
+use contracts::events::inventory::{Reservation as ReservationData, ReservedItem, StockChanged, StockLow};
 use platform::events::Event;
-use serde::{Deserialize, Serialize};
 
-use crate::CONTEXT;
 use crate::domain::became_low;
 use crate::store::{Reservation, Stock};
 
-pub const STOCK_CHANGED: &str = "inventory.stock.changed";
-pub const STOCK_LOW: &str = "inventory.stock.low";
-pub const RESERVATION_CREATED: &str = "inventory.reservation.created";
-pub const RESERVATION_RELEASED: &str = "inventory.reservation.released";
-pub const RESERVATION_COMMITTED: &str = "inventory.reservation.committed";
-pub const RESERVATION_EXPIRED: &str = "inventory.reservation.expired";
-
-pub const PRODUCT_CREATED: &str = "catalog.product.created";
-pub const PRODUCT_DELETED: &str = "catalog.product.deleted";
-
-/// `inventory.stock.changed` data. Catalog consumes it: keep exactly these four fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StockChanged {
-    pub sku: String,
-    pub available: i64,
-    pub on_hand: i64,
-    pub reserved: i64,
-}
-
-/// `inventory.stock.low` data: sent once when a SKU's availability drops to its threshold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StockLow {
-    pub sku: String,
-    pub available: i64,
-    pub threshold: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReservationItemData {
-    pub sku: String,
-    pub qty: i64,
-}
-
-/// `inventory.reservation.{created,released,committed,expired}` data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReservationData {
-    pub id: uuid::Uuid,
-    pub reference: String,
-    pub items: Vec<ReservationItemData>,
-}
-
-/// What catalog's product events carry that inventory needs.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProductData {
-    pub sku: String,
-}
-
 pub fn stock_changed(s: &Stock) -> Event {
-    Event::new(
-        CONTEXT,
-        STOCK_CHANGED,
+    Event::of(
         s.sku.as_str(),
-        StockChanged {
+        &StockChanged {
             sku: s.sku.to_string(),
             available: s.available(),
             on_hand: s.on_hand,
@@ -88,11 +38,9 @@ pub fn for_stock_change(
             after.low_stock_threshold,
         )
     {
-        events.push(Event::new(
-            CONTEXT,
-            STOCK_LOW,
+        events.push(Event::of(
             after.sku.as_str(),
-            StockLow {
+            &StockLow {
                 sku: after.sku.to_string(),
                 available: after.available(),
                 threshold: after.low_stock_threshold,
@@ -102,28 +50,27 @@ pub fn for_stock_change(
     events
 }
 
-pub fn reservation(event_type: &str, r: &Reservation) -> Event {
-    Event::new(
-        CONTEXT,
-        event_type,
-        r.id.to_string(),
-        ReservationData {
-            id: r.id.0,
-            reference: r.reference.clone(),
-            items: r
-                .items
-                .iter()
-                .map(|i| ReservationItemData {
-                    sku: i.sku.to_string(),
-                    qty: i.qty,
-                })
-                .collect(),
-        },
-    )
+/// An `inventory.reservation.*` event (`E`: created, released, committed or expired) about `r`.
+pub fn reservation<E: contracts::events::Event + From<ReservationData>>(r: &Reservation) -> Event {
+    let payload = E::from(ReservationData {
+        id: r.id.0,
+        reference: r.reference.clone(),
+        items: r
+            .items
+            .iter()
+            .map(|i| ReservedItem {
+                sku: i.sku.to_string(),
+                qty: i.qty,
+            })
+            .collect(),
+    });
+    Event::of(r.id.to_string(), &payload)
 }
 
 #[cfg(test)]
 mod tests {
+    use contracts::events::Event as _;
+
     use super::*;
     use crate::domain::Sku;
 
@@ -144,7 +91,7 @@ mod tests {
     #[test]
     fn stock_changed_data_has_exactly_the_four_fields() {
         let e = stock_changed(&stock(12, 2, 10));
-        assert_eq!(e.event_type, STOCK_CHANGED);
+        assert_eq!(e.event_type, StockChanged::TYPE);
         assert_eq!(e.subject, "ABC-1");
         assert_eq!(
             e.data,
@@ -158,10 +105,10 @@ mod tests {
         let kinds = |events: Vec<Event>| events.into_iter().map(|e| e.event_type).collect::<Vec<_>>();
         assert_eq!(
             kinds(for_stock_change(11, 10, true, &after)),
-            [STOCK_CHANGED, STOCK_LOW]
+            [StockChanged::TYPE, StockLow::TYPE]
         );
-        assert_eq!(kinds(for_stock_change(9, 10, true, &after)), [STOCK_CHANGED]);
-        assert_eq!(kinds(for_stock_change(11, 10, false, &after)), [STOCK_LOW]);
+        assert_eq!(kinds(for_stock_change(9, 10, true, &after)), [StockChanged::TYPE]);
+        assert_eq!(kinds(for_stock_change(11, 10, false, &after)), [StockLow::TYPE]);
         let low = for_stock_change(11, 10, true, &after).pop().expect("low");
         assert_eq!(
             low.data,

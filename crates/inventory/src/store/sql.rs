@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 
+use contracts::events::inventory::{ReservationCommitted, ReservationCreated, ReservationExpired, ReservationReleased};
 use platform::db::{RowsAffected, is_unique_violation};
 use platform::events::{Event, OutboxConnection, enqueue};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Postgres, Sqlite, Type};
@@ -437,7 +438,7 @@ sql_bounds! {
                 .execute(&mut *conn)
                 .await?;
         }
-        events.push(events::reservation(events::RESERVATION_CREATED, r));
+        events.push(events::reservation::<ReservationCreated>(r));
         Ok(Ok(events))
     }
 }
@@ -812,12 +813,11 @@ where
             Self::insert_movement(&mut *tx, &change, &applied.stock, &entry).await?;
             events.extend(applied.events);
         }
-        let event_type = match f.action {
-            ReservationAction::Release => events::RESERVATION_RELEASED,
-            ReservationAction::Commit => events::RESERVATION_COMMITTED,
-            ReservationAction::Expire => events::RESERVATION_EXPIRED,
-        };
-        events.push(events::reservation(event_type, &reservation));
+        events.push(match f.action {
+            ReservationAction::Release => events::reservation::<ReservationReleased>(&reservation),
+            ReservationAction::Commit => events::reservation::<ReservationCommitted>(&reservation),
+            ReservationAction::Expire => events::reservation::<ReservationExpired>(&reservation),
+        });
         Self::enqueue_all(&mut *tx, &events).await?;
         tx.commit().await?;
         Ok(Some(reservation))
