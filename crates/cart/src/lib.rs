@@ -6,7 +6,6 @@
 
 pub mod api;
 pub mod domain;
-pub mod events;
 pub mod pricing;
 pub mod service;
 pub mod store;
@@ -20,6 +19,8 @@ use platform::auth::KeySet;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::ContextDeps;
 use platform::db::{Db, DbError};
+use contracts::events::Event as _;
+use contracts::events::ordering::OrderPlaced;
 use platform::events::{Event, EventHandler, HandlerError, Subscription};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
@@ -124,7 +125,7 @@ impl Cart {
             .subscribe(Subscription {
                 context: CONTEXT,
                 consumer: "clear-ordered",
-                patterns: vec![events::ORDER_PLACED],
+                patterns: vec![OrderPlaced::TYPE],
                 db: db.clone(),
                 handler: Arc::new(ClearOrdered(service.clone())),
                 delivery: platform::events::Delivery::OnePerContext,
@@ -169,27 +170,26 @@ struct ClearOrdered(Arc<CartService>);
 #[async_trait::async_trait]
 impl EventHandler for ClearOrdered {
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        if event.event_type != events::ORDER_PLACED {
+        let Some(placed) = event.payload::<OrderPlaced>() else {
             return Ok(());
-        }
-        let placed = event
-            .data_as::<events::OrderPlaced>()
-            .map_err(|e| HandlerError::permanent(format!("order data without a user_id: {e}")))?;
+        };
+        let placed = placed.map_err(|e| HandlerError::permanent(format!("undecodable order data: {e}")))?;
         if placed.from_cart {
+            // What was ordered: lines changed in the very second the order was placed cannot be
+            // told apart by time, so cart takes these quantities off them.
+            let ordered = placed
+                .lines
+                .iter()
+                .map(|l| u32::try_from(l.quantity).map(|q| (l.sku.clone(), q)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| HandlerError::permanent(format!("order line quantity: {e}")))?;
+            let user = placed.order.user_id;
             let removed = self
                 .0
-                .order_placed(
-                    placed.user_id,
-                    event.time,
-                    &placed
-                        .lines
-                        .iter()
-                        .map(|l| (l.sku.clone(), l.quantity))
-                        .collect::<Vec<_>>(),
-                )
+                .order_placed(user, event.time, &ordered)
                 .await
                 .map_err(|e| HandlerError::retryable(format!("{e:#}")))?;
-            tracing::debug!(user = %placed.user_id, removed, "emptied the cart an order was placed from");
+            tracing::debug!(%user, removed, "emptied the cart an order was placed from");
         }
         Ok(())
     }
