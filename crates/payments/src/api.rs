@@ -14,12 +14,13 @@ use platform::Problem;
 use platform::auth::AuthUser;
 use platform::http::Path;
 use platform::http::{Json, Query};
-use platform::money::MoneyInput;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
+
+use contracts::api::payments::{CreateMethodRequest, CreatePaymentRequest, CreateRefundRequest};
 
 use crate::domain::PaymentId;
 use crate::service::{Answer, NewMethod, PaymentRequest, PaymentsService};
@@ -58,29 +59,6 @@ fn answer_response<T: Serialize>(answer: Answer<T>, location: String) -> Respons
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
-}
-
-/// A card as entered. Only brand, last four digits and expiry are kept, with the provider's token.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateMethodRequest {
-    /// 12 to 19 digits (spaces and dashes allowed), Luhn-valid.
-    #[schema(example = "4242424242424242")]
-    pub card_number: String,
-    #[schema(example = 12)]
-    pub exp_month: i64,
-    /// Four digits (two are read as 20xx).
-    #[schema(example = 2030)]
-    pub exp_year: i64,
-    /// 3 digits (4 for American Express).
-    #[schema(example = "123")]
-    pub cvc: String,
-    pub holder_name: Option<String>,
-    /// Keep the card on the account for next time (listed by `GET /methods`). Default `false`:
-    /// the card serves the payments of one checkout and is then forgotten. A card declined on its
-    /// first use is never kept.
-    #[serde(default)]
-    pub save: bool,
 }
 
 /// Saves a card for the caller (any authenticated user).
@@ -146,30 +124,6 @@ pub async fn list_methods(State(svc): Svc, auth: AuthUser) -> ApiResult<Json<Met
 pub async fn get_method(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<Json<MethodView>> {
     let method = svc.method(&auth, &id).await?;
     Ok(Json(MethodView::from(&method)))
-}
-
-fn default_capture() -> bool {
-    true
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreatePaymentRequest {
-    pub order_id: Uuid,
-    /// The user the payment method belongs to.
-    pub customer_id: Uuid,
-    /// `{amount, currency}`: minor units 1 to 100 000 000, currency one of
-    /// `EMPORIUM_PAYMENTS_CURRENCIES`. A bare integer with `currency` beside it is still accepted.
-    pub amount: MoneyInput,
-    /// Deprecated: the currency of a bare-integer `amount`.
-    #[serde(default)]
-    #[schema(example = "EUR")]
-    pub currency: Option<String>,
-    /// `pm_<uuid>` of a method of `customer_id`.
-    pub payment_method: String,
-    /// Capture at once (default) or only authorize.
-    #[serde(default = "default_capture")]
-    pub capture: bool,
 }
 
 /// Charges a saved card (roles `service`, `admin`).
@@ -271,16 +225,6 @@ pub async fn get_payment(State(svc): Svc, auth: AuthUser, Path(id): Path<String>
 pub async fn capture_payment(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<Json<PaymentView>> {
     let payment = svc.capture(&auth, parse_id(&id)?).await?;
     Ok(Json(PaymentView::from(&payment)))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRefundRequest {
-    /// `{amount, currency}`, at most what remains refundable (in the payment's currency). A bare
-    /// integer of minor units is still accepted.
-    pub amount: MoneyInput,
-    /// Up to 500 characters.
-    pub reason: Option<String>,
 }
 
 /// Refunds part or all of a captured payment (service, admin). `Idempotency-Key` required, with

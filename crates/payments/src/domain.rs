@@ -8,7 +8,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Largest amount one payment may carry, in minor units (1 000 000.00 in a 2-decimal currency).
@@ -254,19 +253,17 @@ pub fn luhn_valid(digits: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CardBrand {
-    Visa,
-    Mastercard,
-    Amex,
-    Discover,
-    Unknown,
+pub use contracts::api::payments::{CardBrand, DeclineCode, PaymentStatus, RefundStatus};
+
+/// What a card brand means for card numbers.
+pub trait CardRules: Sized {
+    /// The brand from the number's prefix (IIN ranges).
+    fn of(digits: &str) -> Self;
+    fn cvc_len(self) -> usize;
 }
 
-impl CardBrand {
-    /// The brand from the number's prefix (IIN ranges).
-    pub fn of(digits: &str) -> Self {
+impl CardRules for CardBrand {
+    fn of(digits: &str) -> Self {
         let prefix = |n: usize| digits.get(..n).and_then(|p| p.parse::<u32>().ok()).unwrap_or(0);
         if digits.starts_with('4') {
             Self::Visa
@@ -281,32 +278,8 @@ impl CardBrand {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Visa => "visa",
-            Self::Mastercard => "mastercard",
-            Self::Amex => "amex",
-            Self::Discover => "discover",
-            Self::Unknown => "unknown",
-        }
-    }
-
-    pub fn cvc_len(self) -> usize {
+    fn cvc_len(self) -> usize {
         if self == Self::Amex { 4 } else { 3 }
-    }
-}
-
-impl FromStr for CardBrand {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "visa" => Self::Visa,
-            "mastercard" => Self::Mastercard,
-            "amex" => Self::Amex,
-            "discover" => Self::Discover,
-            "unknown" => Self::Unknown,
-            other => return Err(format!("unknown card brand {other:?}")),
-        })
     }
 }
 
@@ -416,43 +389,16 @@ pub fn validate_card(raw: &RawCard<'_>, today: (i32, u8)) -> Result<CardDetails,
 // Payments and refunds
 // ---------------------------------------------------------------------------------------------
 
-/// Where a payment stands. `processing` is the only state that changes on its own (when the
-/// provider answers); `authorized` becomes `captured` on capture; the others are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentStatus {
-    /// Sent to the provider, no answer yet.
-    Processing,
-    /// Funds held, not yet taken.
-    Authorized,
-    /// Funds taken.
-    Captured,
-    /// The card was refused (`decline_code` says why).
-    Declined,
-    /// The provider could not process it (`failure_reason`); a new attempt may succeed.
-    Failed,
-    /// Captured, then refunded in part. Reported only (see [`PaymentStatus::reported`]): the stored
-    /// state stays `captured`, so refunds keep being checked against the ledger.
-    PartiallyRefunded,
-    /// Captured, then refunded in full. Reported only, like `partially_refunded`.
-    Refunded,
+/// How a payment's status is reported and read.
+pub trait StatusRules {
+    /// What a payment is reported as: a captured one says how much of it was refunded.
+    fn reported(self, captured: i64, refunded: i64) -> Self;
+    /// The provider has answered.
+    fn is_settled(self) -> bool;
 }
 
-impl PaymentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Processing => "processing",
-            Self::Authorized => "authorized",
-            Self::Captured => "captured",
-            Self::Declined => "declined",
-            Self::Failed => "failed",
-            Self::PartiallyRefunded => "partially_refunded",
-            Self::Refunded => "refunded",
-        }
-    }
-
-    /// What a payment is reported as: a captured one says how much of it was refunded.
-    pub fn reported(self, captured: i64, refunded: i64) -> Self {
+impl StatusRules for PaymentStatus {
+    fn reported(self, captured: i64, refunded: i64) -> Self {
         match self {
             Self::Captured if captured > 0 && refunded >= captured => Self::Refunded,
             Self::Captured if refunded > 0 => Self::PartiallyRefunded,
@@ -460,82 +406,8 @@ impl PaymentStatus {
         }
     }
 
-    pub fn is_settled(self) -> bool {
+    fn is_settled(self) -> bool {
         self != Self::Processing
-    }
-}
-
-impl FromStr for PaymentStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "processing" => Self::Processing,
-            "authorized" => Self::Authorized,
-            "captured" => Self::Captured,
-            "declined" => Self::Declined,
-            "failed" => Self::Failed,
-            other => return Err(format!("unknown payment status {other:?}")),
-        })
-    }
-}
-
-/// Why a card was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeclineCode {
-    CardDeclined,
-    InsufficientFunds,
-}
-
-impl DeclineCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CardDeclined => "card_declined",
-            Self::InsufficientFunds => "insufficient_funds",
-        }
-    }
-}
-
-impl FromStr for DeclineCode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "card_declined" => Ok(Self::CardDeclined),
-            "insufficient_funds" => Ok(Self::InsufficientFunds),
-            other => Err(format!("unknown decline code {other:?}")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RefundStatus {
-    /// Sent to the provider, no answer yet.
-    Pending,
-    Completed,
-    /// The provider refused; the amount is refundable again.
-    Failed,
-}
-
-impl RefundStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl FromStr for RefundStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "completed" => Ok(Self::Completed),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown refund status {other:?}")),
-        }
     }
 }
 

@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use crate::PaymentsConfig;
 use crate::domain::{
-    Amount, MethodId, PaymentId, PaymentStatus, RawCard, RefundId, RefundStatus, check_refund, parse_currency,
-    parse_idempotency_key, parse_reason, validate_card,
+    Amount, MethodId, PaymentId, PaymentStatus, RawCard, RefundId, RefundStatus, StatusRules, check_refund,
+    parse_currency, parse_idempotency_key, parse_reason, validate_card,
 };
 use crate::provider::{
     AuthorizeRequest, PaymentProvider, ProviderError, ProviderEvent, ProviderEventKind, ProviderOutcome, WebhookError,

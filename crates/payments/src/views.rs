@@ -1,27 +1,14 @@
-//! What the API answers with.
+//! What the API answers with: `contracts::api::payments`'s views, built from the store's
+//! records here.
 
 use platform::money::MoneyView;
-use serde::Serialize;
-use time::OffsetDateTime;
-use utoipa::ToSchema;
-use uuid::Uuid;
 
-use crate::domain::{CardBrand, DeclineCode, PaymentStatus, RefundStatus};
+use crate::domain::{PaymentStatus, StatusRules};
 use crate::store::{Method, Payment, Refund};
 
-/// A saved card: brand, last four digits and expiry only.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MethodView {
-    #[schema(example = "pm_0192f0c4-7d1e-7c3a-9f51-3c2b1a0e9d88")]
-    pub id: String,
-    pub brand: CardBrand,
-    #[schema(example = "4242")]
-    pub last4: String,
-    pub exp_month: u8,
-    pub exp_year: i32,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-}
+pub use contracts::api::payments::{
+    MethodList, MethodView, PaymentList, PaymentView, RefundList, RefundView, WebhookAck,
+};
 
 impl From<&Method> for MethodView {
     fn from(m: &Method) -> Self {
@@ -34,44 +21,6 @@ impl From<&Method> for MethodView {
             created_at: m.created_at,
         }
     }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MethodList {
-    pub items: Vec<MethodView>,
-}
-
-/// A payment. `captured_amount` and `refunded_amount` are sums over the payment's ledger.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PaymentView {
-    pub id: Uuid,
-    pub order_id: Uuid,
-    pub customer_id: Uuid,
-    pub status: PaymentStatus,
-    pub amount: MoneyView,
-    /// ISO 4217 currency of every amount of the payment.
-    #[schema(example = "EUR")]
-    pub currency: String,
-    pub capture: bool,
-    pub captured_amount: MoneyView,
-    pub refunded_amount: MoneyView,
-    /// captured − refunded − refunds still in flight.
-    pub refundable_amount: MoneyView,
-    pub payment_method: String,
-    pub brand: CardBrand,
-    pub last4: String,
-    /// Present when `status` is `declined`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decline_code: Option<DeclineCode>,
-    /// Present when `status` is `failed` (e.g. `processing_error`: a new attempt may succeed).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure_reason: Option<String>,
-    /// True for `failed` payments: retry with a new Idempotency-Key.
-    pub retryable: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
 }
 
 impl From<&Payment> for PaymentView {
@@ -103,29 +52,6 @@ impl From<&Payment> for PaymentView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PaymentList {
-    pub items: Vec<PaymentView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RefundView {
-    pub id: Uuid,
-    pub payment_id: Uuid,
-    pub order_id: Uuid,
-    pub status: RefundStatus,
-    pub amount: MoneyView,
-    pub currency: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure_reason: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-}
-
 impl From<&Refund> for RefundView {
     fn from(r: &Refund) -> Self {
         Self {
@@ -141,17 +67,4 @@ impl From<&Refund> for RefundView {
             updated_at: r.updated_at,
         }
     }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RefundList {
-    pub items: Vec<RefundView>,
-}
-
-/// The answer to a webhook delivery.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookAck {
-    pub received: bool,
-    /// `applied`, `duplicate` (event seen before), `already_settled` or `ignored`.
-    pub result: String,
 }
