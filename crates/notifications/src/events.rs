@@ -6,77 +6,41 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
+use contracts::events::Event as _;
+use contracts::events::identity::{
+    EmailVerificationRequested, OneTimeToken, PasswordResetRequested, RegistrationAttempted, UserRegistered,
+};
+use contracts::events::inventory::StockLow;
+use contracts::events::ordering::{
+    OrderCancelled, OrderConfirmed, OrderDelivered, OrderPaymentFailed, OrderPaymentPending, OrderRefunded,
+    OrderShipped, ReturnApproved, ReturnReceived, ReturnRefunded, ReturnRejected, ReturnRequested,
+};
 use platform::events::Event;
 
 use crate::domain::{EmailAddress, Kind, format_money, rounded_units};
 
-pub const USER_REGISTERED: &str = "identity.user.registered";
-pub const EMAIL_VERIFICATION_REQUESTED: &str = "identity.email.verification_requested";
-pub const PASSWORD_RESET_REQUESTED: &str = "identity.password.reset_requested";
-/// Published for every order; not mailed: most payments settle within the checkout request, and
-/// "received, waiting for the payment" followed a second later by "confirmed" is one mail too many.
-pub const ORDER_PLACED: &str = "ordering.order.placed";
-/// The payment did not settle within the checkout request: "received, waiting for the payment".
-pub const ORDER_PAYMENT_PENDING: &str = "ordering.order.payment_pending";
-pub const ORDER_CONFIRMED: &str = "ordering.order.confirmed";
-pub const ORDER_PAYMENT_FAILED: &str = "ordering.order.payment_failed";
-pub const ORDER_SHIPPED: &str = "ordering.order.shipped";
-pub const ORDER_DELIVERED: &str = "ordering.order.delivered";
-pub const ORDER_CANCELLED: &str = "ordering.order.cancelled";
-pub const ORDER_REFUNDED: &str = "ordering.order.refunded";
-pub const STOCK_LOW: &str = "inventory.stock.low";
-pub const REGISTRATION_ATTEMPTED: &str = "identity.registration.attempted";
-
-pub const RETURN_REQUESTED: &str = "ordering.return.requested";
-pub const RETURN_APPROVED: &str = "ordering.return.approved";
-pub const RETURN_REJECTED: &str = "ordering.return.rejected";
-pub const RETURN_RECEIVED: &str = "ordering.return.received";
-pub const RETURN_REFUNDED: &str = "ordering.return.refunded";
-
 /// Every event type the mailer subscribes to.
 pub const CONSUMED: [&str; 17] = [
-    USER_REGISTERED,
-    EMAIL_VERIFICATION_REQUESTED,
-    PASSWORD_RESET_REQUESTED,
-    ORDER_PAYMENT_PENDING,
-    ORDER_CONFIRMED,
-    ORDER_PAYMENT_FAILED,
-    ORDER_SHIPPED,
-    ORDER_DELIVERED,
-    ORDER_CANCELLED,
-    ORDER_REFUNDED,
-    STOCK_LOW,
-    REGISTRATION_ATTEMPTED,
-    RETURN_REQUESTED,
-    RETURN_APPROVED,
-    RETURN_REJECTED,
-    RETURN_RECEIVED,
-    RETURN_REFUNDED,
+    UserRegistered::TYPE,
+    EmailVerificationRequested::TYPE,
+    PasswordResetRequested::TYPE,
+    OrderPaymentPending::TYPE,
+    OrderConfirmed::TYPE,
+    OrderPaymentFailed::TYPE,
+    OrderShipped::TYPE,
+    OrderDelivered::TYPE,
+    OrderCancelled::TYPE,
+    OrderRefunded::TYPE,
+    StockLow::TYPE,
+    RegistrationAttempted::TYPE,
+    ReturnRequested::TYPE,
+    ReturnApproved::TYPE,
+    ReturnRejected::TYPE,
+    ReturnReceived::TYPE,
+    ReturnRefunded::TYPE,
 ];
-
-/// `identity.user.registered` data.
-#[derive(Debug, Clone, Deserialize)]
-pub struct UserData {
-    pub user_id: Uuid,
-    pub email: String,
-    pub name: String,
-}
-
-/// `identity.email.verification_requested` / `identity.password.reset_requested` data.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TokenData {
-    pub user_id: Uuid,
-    pub email: String,
-    pub name: String,
-    pub token: String,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
-    #[serde(default)]
-    pub ttl_seconds: Option<i64>,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct OrderLine {
@@ -162,14 +126,6 @@ pub struct ReturnData {
     pub refund_amount: Option<i64>,
 }
 
-/// `inventory.stock.low` data.
-#[derive(Debug, Clone, Deserialize)]
-pub struct StockLowData {
-    pub sku: String,
-    pub available: i64,
-    pub threshold: i64,
-}
-
 /// Who a planned mail goes to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum To {
@@ -220,20 +176,20 @@ fn address(raw: &str, event: &Event) -> Result<EmailAddress, Undecodable> {
 /// Decides what `event` asks for. `public_url` has no trailing slash.
 pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
     match event.event_type.as_str() {
-        USER_REGISTERED => {
-            let d: UserData = decode(event)?;
+        UserRegistered::TYPE => {
+            let d: UserRegistered = decode(event)?;
             Ok(Plan {
-                recipient: Some((d.user_id, address(&d.email, event)?, d.name)),
+                recipient: Some((d.user_id, address(&d.email, event)?, d.0.name)),
                 mails: Vec::new(),
             })
         }
-        EMAIL_VERIFICATION_REQUESTED | PASSWORD_RESET_REQUESTED => {
-            let d: TokenData = decode(event)?;
+        EmailVerificationRequested::TYPE | PasswordResetRequested::TYPE => {
+            let d: OneTimeToken = decode(event)?;
             let email = address(&d.email, event)?;
             let ttl = d
                 .ttl_seconds
                 .or_else(|| d.expires_at.map(|at| (at - event.time).whole_seconds()));
-            let (kind, data) = if event.event_type == EMAIL_VERIFICATION_REQUESTED {
+            let (kind, data) = if event.event_type == EmailVerificationRequested::TYPE {
                 // Like identity's original wording: whole hours, rounded down.
                 let hours = ttl.map_or(24, |s| {
                     if d.ttl_seconds.is_some() {
@@ -273,14 +229,18 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
             })
         }
         // A return's refund is told by the return's own mail (`ordering.return.refunded`).
-        ORDER_REFUNDED if event.data.get("return_id").is_some_and(|v| !v.is_null()) => Ok(Plan::default()),
-        RETURN_REQUESTED | RETURN_APPROVED | RETURN_REJECTED | RETURN_RECEIVED | RETURN_REFUNDED => {
+        OrderRefunded::TYPE if event.data.get("return_id").is_some_and(|v| !v.is_null()) => Ok(Plan::default()),
+        ReturnRequested::TYPE
+        | ReturnApproved::TYPE
+        | ReturnRejected::TYPE
+        | ReturnReceived::TYPE
+        | ReturnRefunded::TYPE => {
             let d: ReturnData = decode(event)?;
             let kind = match event.event_type.as_str() {
-                RETURN_REQUESTED => Kind::ReturnRequested,
-                RETURN_APPROVED => Kind::ReturnApproved,
-                RETURN_REJECTED => Kind::ReturnRejected,
-                RETURN_RECEIVED => Kind::ReturnReceived,
+                ReturnRequested::TYPE => Kind::ReturnRequested,
+                ReturnApproved::TYPE => Kind::ReturnApproved,
+                ReturnRejected::TYPE => Kind::ReturnRejected,
+                ReturnReceived::TYPE => Kind::ReturnReceived,
                 _ => Kind::ReturnRefunded,
             };
             Ok(Plan {
@@ -292,21 +252,21 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
                 }],
             })
         }
-        ORDER_PAYMENT_PENDING
-        | ORDER_CONFIRMED
-        | ORDER_PAYMENT_FAILED
-        | ORDER_SHIPPED
-        | ORDER_DELIVERED
-        | ORDER_CANCELLED
-        | ORDER_REFUNDED => {
+        OrderPaymentPending::TYPE
+        | OrderConfirmed::TYPE
+        | OrderPaymentFailed::TYPE
+        | OrderShipped::TYPE
+        | OrderDelivered::TYPE
+        | OrderCancelled::TYPE
+        | OrderRefunded::TYPE => {
             let d: OrderData = decode(event)?;
             let kind = match event.event_type.as_str() {
-                ORDER_PAYMENT_PENDING => Kind::OrderPlaced,
-                ORDER_CONFIRMED => Kind::OrderConfirmed,
-                ORDER_PAYMENT_FAILED => Kind::PaymentFailed,
-                ORDER_SHIPPED => Kind::OrderShipped,
-                ORDER_DELIVERED => Kind::OrderDelivered,
-                ORDER_CANCELLED => Kind::OrderCancelled,
+                OrderPaymentPending::TYPE => Kind::OrderPlaced,
+                OrderConfirmed::TYPE => Kind::OrderConfirmed,
+                OrderPaymentFailed::TYPE => Kind::PaymentFailed,
+                OrderShipped::TYPE => Kind::OrderShipped,
+                OrderDelivered::TYPE => Kind::OrderDelivered,
+                OrderCancelled::TYPE => Kind::OrderCancelled,
                 _ => Kind::RefundCompleted,
             };
             Ok(Plan {
@@ -318,8 +278,8 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
                 }],
             })
         }
-        STOCK_LOW => {
-            let d: StockLowData = decode(event)?;
+        StockLow::TYPE => {
+            let d: StockLow = decode(event)?;
             Ok(Plan {
                 recipient: None,
                 mails: vec![PlannedMail {
@@ -336,8 +296,8 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
         }
         // Sign-up answers the same whether or not the address is taken; its owner learns of the
         // attempt here instead (with where to sign in or reset the password).
-        REGISTRATION_ATTEMPTED => {
-            let d: UserData = decode(event)?;
+        RegistrationAttempted::TYPE => {
+            let d: RegistrationAttempted = decode(event)?;
             let email = address(&d.email, event)?;
             Ok(Plan {
                 recipient: None,
@@ -345,8 +305,8 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
                     kind: Kind::RegistrationAttempted,
                     to: To::Address {
                         email,
-                        name: d.name,
-                        user_id: Some(d.user_id),
+                        name: d.0.name,
+                        user_id: Some(d.0.user_id),
                     },
                     data: json!({"public_url": public_url}),
                 }],
@@ -452,6 +412,8 @@ pub fn payment_problem(reason: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use contracts::events::ordering::OrderPlaced;
+
     use super::*;
 
     fn event(event_type: &str, data: Value) -> Event {
@@ -463,7 +425,7 @@ mod tests {
         let id = Uuid::now_v7();
         let p = plan(
             &event(
-                REGISTRATION_ATTEMPTED,
+                RegistrationAttempted::TYPE,
                 json!({"user_id": id, "email": "a@b.io", "name": "Ann"}),
             ),
             "http://x",
@@ -480,7 +442,7 @@ mod tests {
         let id = Uuid::now_v7();
         let p = plan(
             &event(
-                USER_REGISTERED,
+                UserRegistered::TYPE,
                 json!({"user_id": id, "email": "a@b.io", "name": "Ann"}),
             ),
             "http://x",
@@ -498,7 +460,7 @@ mod tests {
         let id = Uuid::now_v7();
         let data = json!({"user_id": id, "email": "a@b.io", "name": "Ann", "token": "t0k",
             "expires_at": "2030-01-02T00:00:00Z", "ttl_seconds": 86_400});
-        let p = plan(&event(EMAIL_VERIFICATION_REQUESTED, data), "http://x").expect("plan");
+        let p = plan(&event(EmailVerificationRequested::TYPE, data), "http://x").expect("plan");
         assert_eq!(p.mails.len(), 1);
         let m = &p.mails[0];
         assert_eq!(m.kind, Kind::EmailVerification);
@@ -511,7 +473,7 @@ mod tests {
     #[test]
     fn reset_lifetime_falls_back_to_expires_at() {
         let mut e = event(
-            PASSWORD_RESET_REQUESTED,
+            PasswordResetRequested::TYPE,
             json!({"user_id": Uuid::now_v7(), "email": "a@b.io", "name": "Ann", "token": "t"}),
         );
         e.data["expires_at"] = json!(
@@ -534,11 +496,11 @@ mod tests {
             "lines": [{"sku": "MUG-1", "product_id": Uuid::now_v7(), "name": "Mug", "quantity": 2,
                        "unit_price": 1000, "line_total": 2000}]});
         assert_eq!(
-            plan(&event(ORDER_PLACED, data.clone()), "https://shop.example").expect("plan"),
+            plan(&event(OrderPlaced::TYPE, data.clone()), "https://shop.example").expect("plan"),
             Plan::default(),
             "placing alone mails nothing: the payment's outcome does"
         );
-        let p = plan(&event(ORDER_PAYMENT_PENDING, data), "https://shop.example").expect("plan");
+        let p = plan(&event(OrderPaymentPending::TYPE, data), "https://shop.example").expect("plan");
         let m = &p.mails[0];
         assert_eq!(m.kind, Kind::OrderPlaced);
         assert_eq!(m.to, To::User(user));
@@ -555,13 +517,13 @@ mod tests {
         let data = json!({"order_id": Uuid::now_v7(), "number": 7, "user_id": Uuid::now_v7(), "currency": "USD",
             "carrier": "DHL", "tracking_number": "JD01", "amount": 500, "total_refunded": 500, "full": false});
         for (t, k) in [
-            (ORDER_CONFIRMED, Kind::OrderConfirmed),
-            (ORDER_SHIPPED, Kind::OrderShipped),
-            (ORDER_CANCELLED, Kind::OrderCancelled),
-            (ORDER_REFUNDED, Kind::RefundCompleted),
-            (ORDER_PAYMENT_FAILED, Kind::PaymentFailed),
-            (ORDER_DELIVERED, Kind::OrderDelivered),
-            (ORDER_PAYMENT_PENDING, Kind::OrderPlaced),
+            (OrderConfirmed::TYPE, Kind::OrderConfirmed),
+            (OrderShipped::TYPE, Kind::OrderShipped),
+            (OrderCancelled::TYPE, Kind::OrderCancelled),
+            (OrderRefunded::TYPE, Kind::RefundCompleted),
+            (OrderPaymentFailed::TYPE, Kind::PaymentFailed),
+            (OrderDelivered::TYPE, Kind::OrderDelivered),
+            (OrderPaymentPending::TYPE, Kind::OrderPlaced),
         ] {
             assert!(CONSUMED.contains(&t), "{t} is subscribed to");
             let p = plan(&event(t, data.clone()), "http://x").expect("plan");
@@ -574,7 +536,7 @@ mod tests {
     fn payment_failures_are_explained_and_link_to_the_cart() {
         let data = json!({"order_id": Uuid::now_v7(), "number": "EMP-1", "user_id": Uuid::now_v7(),
             "currency": "EUR", "reason": "insufficient_funds"});
-        let p = plan(&event(ORDER_PAYMENT_FAILED, data), "http://x").expect("plan");
+        let p = plan(&event(OrderPaymentFailed::TYPE, data), "http://x").expect("plan");
         assert_eq!(
             p.mails[0].data["payment_problem"],
             "your card was declined for insufficient funds"
@@ -598,11 +560,11 @@ mod tests {
             "lines": [{"sku": "MUG-1", "name": "Mug", "quantity": 1, "unit_price": 1000, "restock": true}],
             "refund_amount": 1190});
         for (t, k) in [
-            (RETURN_REQUESTED, Kind::ReturnRequested),
-            (RETURN_APPROVED, Kind::ReturnApproved),
-            (RETURN_REJECTED, Kind::ReturnRejected),
-            (RETURN_RECEIVED, Kind::ReturnReceived),
-            (RETURN_REFUNDED, Kind::ReturnRefunded),
+            (ReturnRequested::TYPE, Kind::ReturnRequested),
+            (ReturnApproved::TYPE, Kind::ReturnApproved),
+            (ReturnRejected::TYPE, Kind::ReturnRejected),
+            (ReturnReceived::TYPE, Kind::ReturnReceived),
+            (ReturnRefunded::TYPE, Kind::ReturnRefunded),
         ] {
             let p = plan(&event(t, data.clone()), "https://shop.example").expect("plan");
             assert_eq!(p.mails.len(), 1, "{t}");
@@ -625,7 +587,7 @@ mod tests {
         let refunded = json!({"order_id": order, "number": "EMP-000042", "user_id": user, "currency": "EUR",
             "amount": 1190, "total_refunded": 1190, "full": false, "return_id": rid});
         assert!(
-            plan(&event(ORDER_REFUNDED, refunded.clone()), "http://x")
+            plan(&event(OrderRefunded::TYPE, refunded.clone()), "http://x")
                 .expect("plan")
                 .mails
                 .is_empty()
@@ -633,7 +595,7 @@ mod tests {
         let mut admin = refunded;
         admin["return_id"] = Value::Null;
         assert_eq!(
-            plan(&event(ORDER_REFUNDED, admin), "http://x")
+            plan(&event(OrderRefunded::TYPE, admin), "http://x")
                 .expect("plan")
                 .mails
                 .len(),
@@ -644,7 +606,7 @@ mod tests {
     #[test]
     fn low_stock_goes_to_the_alert_list() {
         let p = plan(
-            &event(STOCK_LOW, json!({"sku": "MUG-1", "available": 2, "threshold": 5})),
+            &event(StockLow::TYPE, json!({"sku": "MUG-1", "available": 2, "threshold": 5})),
             "http://x",
         )
         .expect("plan");
@@ -654,11 +616,11 @@ mod tests {
 
     #[test]
     fn malformed_data_is_permanent() {
-        let err = plan(&event(ORDER_SHIPPED, json!({"number": 1})), "http://x").expect_err("refused");
+        let err = plan(&event(OrderShipped::TYPE, json!({"number": 1})), "http://x").expect_err("refused");
         assert!(err.0.contains("ordering.order.shipped"), "{err}");
         let err = plan(
             &event(
-                USER_REGISTERED,
+                UserRegistered::TYPE,
                 json!({"user_id": Uuid::now_v7(), "email": "nope", "name": "x"}),
             ),
             "http://x",

@@ -194,6 +194,13 @@ pub fn render(kind: Kind, data: &Value) -> Result<Rendered, RenderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contracts::events::Event as _;
+    use contracts::events::identity::{EmailVerificationRequested, PasswordResetRequested, RegistrationAttempted};
+    use contracts::events::inventory::StockLow;
+    use contracts::events::ordering::{
+        OrderCancelled, OrderConfirmed, OrderDelivered, OrderPaymentFailed, OrderPaymentPending, OrderRefunded,
+        OrderShipped, ReturnApproved, ReturnReceived, ReturnRefunded, ReturnRejected, ReturnRequested,
+    };
     use serde_json::json;
 
     fn order(extra: Value) -> Value {
@@ -346,37 +353,37 @@ mod tests {
         let token = json!({"user_id": order, "email": "ann@example.com", "name": "Ann", "token": "T0k3n",
             "ttl_seconds": 86_400});
         let (event_type, data) = match kind {
-            Kind::EmailVerification => (ev::EMAIL_VERIFICATION_REQUESTED, token),
-            Kind::PasswordReset => (ev::PASSWORD_RESET_REQUESTED, {
+            Kind::EmailVerification => (EmailVerificationRequested::TYPE, token),
+            Kind::PasswordReset => (PasswordResetRequested::TYPE, {
                 let mut t = token;
                 t["ttl_seconds"] = json!(1800);
                 t
             }),
             Kind::OrderPlaced => (
-                ev::ORDER_PAYMENT_PENDING,
+                OrderPaymentPending::TYPE,
                 order_data(json!({"discount": 500, "total": 4128})),
             ),
-            Kind::OrderConfirmed => (ev::ORDER_CONFIRMED, order_data(json!({}))),
+            Kind::OrderConfirmed => (OrderConfirmed::TYPE, order_data(json!({}))),
             Kind::OrderShipped => (
-                ev::ORDER_SHIPPED,
+                OrderShipped::TYPE,
                 order_data(json!({"carrier": "DHL", "tracking_number": "JD014600003"})),
             ),
             Kind::OrderCancelled => (
-                ev::ORDER_CANCELLED,
+                OrderCancelled::TYPE,
                 order_data(json!({"reason": "customer request", "refunded_amount": 4628})),
             ),
             Kind::RefundCompleted => (
-                ev::ORDER_REFUNDED,
+                OrderRefunded::TYPE,
                 order_data(json!({"amount": 890, "total_refunded": 890, "full": false})),
             ),
-            Kind::LowStockAlert => (ev::STOCK_LOW, json!({"sku": "MUG-1", "available": 2, "threshold": 5})),
+            Kind::LowStockAlert => (StockLow::TYPE, json!({"sku": "MUG-1", "available": 2, "threshold": 5})),
             Kind::PaymentFailed => (
-                ev::ORDER_PAYMENT_FAILED,
+                OrderPaymentFailed::TYPE,
                 order_data(json!({"reason": "insufficient_funds"})),
             ),
-            Kind::OrderDelivered => (ev::ORDER_DELIVERED, order_data(json!({}))),
+            Kind::OrderDelivered => (OrderDelivered::TYPE, order_data(json!({}))),
             Kind::RegistrationAttempted => (
-                ev::REGISTRATION_ATTEMPTED,
+                RegistrationAttempted::TYPE,
                 json!({"user_id": order, "email": "ann@example.com", "name": "Ann"}),
             ),
             Kind::ReturnRequested
@@ -385,11 +392,11 @@ mod tests {
             | Kind::ReturnReceived
             | Kind::ReturnRefunded => {
                 let event_type = match kind {
-                    Kind::ReturnRequested => ev::RETURN_REQUESTED,
-                    Kind::ReturnApproved => ev::RETURN_APPROVED,
-                    Kind::ReturnRejected => ev::RETURN_REJECTED,
-                    Kind::ReturnReceived => ev::RETURN_RECEIVED,
-                    _ => ev::RETURN_REFUNDED,
+                    Kind::ReturnRequested => ReturnRequested::TYPE,
+                    Kind::ReturnApproved => ReturnApproved::TYPE,
+                    Kind::ReturnRejected => ReturnRejected::TYPE,
+                    Kind::ReturnReceived => ReturnReceived::TYPE,
+                    _ => ReturnRefunded::TYPE,
                 };
                 (
                     event_type,

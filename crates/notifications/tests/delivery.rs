@@ -3,11 +3,17 @@
 //! an SMTP outage retried until the server is back, dead letters after the last attempt and their
 //! admin retry, two replicas never sending a message twice.
 
+use contracts::events::Event as _;
+use contracts::events::identity::{EmailVerificationRequested, PasswordResetRequested, UserRegistered};
+use contracts::events::inventory::StockLow;
+use contracts::events::ordering::{
+    OrderCancelled, OrderConfirmed, OrderDelivered, OrderPaymentFailed, OrderPaymentPending, OrderPlaced,
+    OrderRefunded, OrderShipped,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
 use notifications::domain::{DeliveryStatus, EmailAddress, Kind, PreferencesChange};
-use notifications::events as ev;
 use notifications::store::{Delivery, DeliveryFilter};
 use notifications::{MailTransport, NotificationService, NotificationsConfig, SmtpSettings};
 use platform::auth::{AUDIENCE, AccessClaims, AuthUser, ISSUER};
@@ -78,7 +84,7 @@ fn event(event_type: &str, data: Value) -> Event {
 
 fn registered(id: Uuid, email: &str) -> Event {
     event(
-        ev::USER_REGISTERED,
+        UserRegistered::TYPE,
         json!({"user_id": id, "email": email, "name": "Ann Example"}),
     )
 }
@@ -155,24 +161,24 @@ async fn every_kind_is_delivered_over_smtp(t: TestDb) {
     let token = token();
     let token_data = json!({"user_id": ann, "email": "ann@example.com", "name": "Ann Example", "token": token,
         "expires_at": "2030-01-01T00:00:00Z", "ttl_seconds": 86_400});
-    handle(&svc, &event(ev::EMAIL_VERIFICATION_REQUESTED, token_data.clone())).await;
+    handle(&svc, &event(EmailVerificationRequested::TYPE, token_data.clone())).await;
     let mut reset = token_data.clone();
     reset["ttl_seconds"] = json!(1800);
-    handle(&svc, &event(ev::PASSWORD_RESET_REQUESTED, reset)).await;
+    handle(&svc, &event(PasswordResetRequested::TYPE, reset)).await;
     handle(
         &svc,
         &order_event(
-            ev::ORDER_PAYMENT_PENDING,
+            OrderPaymentPending::TYPE,
             ann,
             json!({"subtotal": 2000, "shipping": 495, "tax": 380}),
         ),
     )
     .await;
-    handle(&svc, &order_event(ev::ORDER_CONFIRMED, ann, json!({}))).await;
+    handle(&svc, &order_event(OrderConfirmed::TYPE, ann, json!({}))).await;
     handle(
         &svc,
         &order_event(
-            ev::ORDER_SHIPPED,
+            OrderShipped::TYPE,
             ann,
             json!({"carrier": "DHL", "tracking_number": "JD014600003"}),
         ),
@@ -181,7 +187,7 @@ async fn every_kind_is_delivered_over_smtp(t: TestDb) {
     handle(
         &svc,
         &order_event(
-            ev::ORDER_CANCELLED,
+            OrderCancelled::TYPE,
             ann,
             json!({"reason": "customer request", "refunded_amount": 2875}),
         ),
@@ -190,7 +196,7 @@ async fn every_kind_is_delivered_over_smtp(t: TestDb) {
     handle(
         &svc,
         &order_event(
-            ev::ORDER_REFUNDED,
+            OrderRefunded::TYPE,
             ann,
             json!({"amount": 500, "total_refunded": 500, "full": false}),
         ),
@@ -198,17 +204,17 @@ async fn every_kind_is_delivered_over_smtp(t: TestDb) {
     .await;
     handle(
         &svc,
-        &event(ev::STOCK_LOW, json!({"sku": "MUG-1", "available": 2, "threshold": 5})),
+        &event(StockLow::TYPE, json!({"sku": "MUG-1", "available": 2, "threshold": 5})),
     )
     .await;
     handle(
         &svc,
-        &order_event(ev::ORDER_PAYMENT_FAILED, ann, json!({"reason": "card_declined"})),
+        &order_event(OrderPaymentFailed::TYPE, ann, json!({"reason": "card_declined"})),
     )
     .await;
-    handle(&svc, &order_event(ev::ORDER_DELIVERED, ann, json!({}))).await;
+    handle(&svc, &order_event(OrderDelivered::TYPE, ann, json!({}))).await;
     // Placing alone mails nothing (the payment's outcome, pending or settled, does).
-    handle(&svc, &order_event(ev::ORDER_PLACED, ann, json!({}))).await;
+    handle(&svc, &order_event(OrderPlaced::TYPE, ann, json!({}))).await;
 
     let _worker = notifications::spawn_worker(Arc::downgrade(&svc));
     let messages = sink.wait_for(10, WAIT).await;
@@ -317,7 +323,7 @@ async fn a_redelivered_event_is_sent_once(t: TestDb) {
     let ann = Uuid::now_v7();
     handle(&svc, &registered(ann, "ann@example.com")).await;
     let shipped = order_event(
-        ev::ORDER_SHIPPED,
+        OrderShipped::TYPE,
         ann,
         json!({"carrier": "UPS", "tracking_number": "1Z"}),
     );
@@ -358,7 +364,7 @@ async fn smtp_outage_is_retried_until_the_server_is_back(t: TestDb) {
     sink.stop().await;
     let ann = Uuid::now_v7();
     handle(&svc, &registered(ann, "ann@example.com")).await;
-    handle(&svc, &order_event(ev::ORDER_CONFIRMED, ann, json!({}))).await;
+    handle(&svc, &order_event(OrderConfirmed::TYPE, ann, json!({}))).await;
     let _worker = notifications::spawn_worker(Arc::downgrade(&svc));
     let failing = wait_until(&svc, DeliveryFilter::default(), "two failed attempts", |rows| {
         rows.len() == 1 && rows[0].status == DeliveryStatus::Failed && rows[0].attempts >= 2
@@ -398,7 +404,7 @@ async fn dead_after_the_last_attempt_then_admin_retry(t: TestDb) {
     sink.stop().await;
     let ann = Uuid::now_v7();
     handle(&svc, &registered(ann, "ann@example.com")).await;
-    handle(&svc, &order_event(ev::ORDER_PAYMENT_PENDING, ann, json!({}))).await;
+    handle(&svc, &order_event(OrderPaymentPending::TYPE, ann, json!({}))).await;
     let _worker = notifications::spawn_worker(Arc::downgrade(&svc));
     let dead = wait_until(&svc, DeliveryFilter::default(), "dead", |rows| {
         rows.len() == 1 && rows[0].status == DeliveryStatus::Dead
@@ -451,11 +457,11 @@ async fn dead_after_the_last_attempt_then_admin_retry(t: TestDb) {
 async fn unknown_recipient_is_retryable_until_registered(t: TestDb) {
     let svc = service(&t.db, test_config(&[]), MailTransport::DevMailbox(DevMailbox::new())).await;
     let ann = Uuid::now_v7();
-    let placed = order_event(ev::ORDER_PAYMENT_PENDING, ann, json!({}));
+    let placed = order_event(OrderPaymentPending::TYPE, ann, json!({}));
     let err = svc.handle_event(&placed).await.expect_err("unknown user");
     assert!(!err.is_permanent(), "{err}");
     assert!(err.to_string().contains(&ann.to_string()));
-    let malformed = event(ev::ORDER_PAYMENT_PENDING, json!({"number": 1}));
+    let malformed = event(OrderPaymentPending::TYPE, json!({"number": 1}));
     assert!(
         svc.handle_event(&malformed)
             .await
@@ -475,7 +481,7 @@ async fn two_replicas_send_each_message_once(t: TestDb) {
     for i in 0..N {
         let u = Uuid::now_v7();
         handle(&a, &registered(u, &format!("user{i}@example.com"))).await;
-        handle(&b, &order_event(ev::ORDER_CONFIRMED, u, json!({}))).await;
+        handle(&b, &order_event(OrderConfirmed::TYPE, u, json!({}))).await;
     }
     let _wa = notifications::spawn_worker(Arc::downgrade(&a));
     let _wb = notifications::spawn_worker(Arc::downgrade(&b));
@@ -504,7 +510,7 @@ async fn dev_mailbox_gets_the_text_with_the_token_line(t: TestDb) {
     handle(
         &svc,
         &event(
-            ev::EMAIL_VERIFICATION_REQUESTED,
+            EmailVerificationRequested::TYPE,
             json!({"user_id": ann, "email": "ann@example.com", "name": "Ann", "token": token, "ttl_seconds": 86_400}),
         ),
     )

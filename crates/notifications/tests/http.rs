@@ -1,6 +1,9 @@
 //! The HTTP API over the real router (no socket): preferences validation, the admin delivery log's
 //! filters and pagination, and the retry endpoint's answers. Tokens are signed with a test key.
 
+use contracts::events::Event as _;
+use contracts::events::identity::UserRegistered;
+use contracts::events::ordering::{OrderPaymentPending, OrderShipped};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +12,6 @@ use axum::body::Body;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
-use notifications::events as ev;
 use notifications::{MailTransport, NotificationService, NotificationsConfig};
 use platform::auth::{AUDIENCE, AccessClaims, ISSUER, KeySet};
 use platform::db::Db;
@@ -173,7 +175,7 @@ async fn seed_log(api: &Api) -> (Uuid, Uuid) {
     for (id, email) in [(ann, "ann@example.com"), (bob, "bob@example.com")] {
         let e = Event::new(
             "identity",
-            ev::USER_REGISTERED,
+            UserRegistered::TYPE,
             id.to_string(),
             json!({"user_id": id, "email": email, "name": "N"}),
         );
@@ -181,7 +183,7 @@ async fn seed_log(api: &Api) -> (Uuid, Uuid) {
     }
     let mut shipped_event = Uuid::nil();
     for i in 0..5 {
-        for (user, t) in [(ann, ev::ORDER_PAYMENT_PENDING), (bob, ev::ORDER_SHIPPED)] {
+        for (user, t) in [(ann, OrderPaymentPending::TYPE), (bob, OrderShipped::TYPE)] {
             let e = Event::new(
                 "ordering",
                 t,
@@ -189,7 +191,7 @@ async fn seed_log(api: &Api) -> (Uuid, Uuid) {
                 json!({"order_id": Uuid::now_v7(), "number": i, "user_id": user, "currency": "EUR", "total": 100,
                        "carrier": "DHL", "tracking_number": "T"}),
             );
-            if t == ev::ORDER_SHIPPED {
+            if t == OrderShipped::TYPE {
                 shipped_event = e.id;
             }
             api.svc.handle_event(&e).await.expect("order");
