@@ -1,6 +1,5 @@
 //! Identity's domain rules as plain types and functions: no I/O, unit-tested here.
 
-use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -8,77 +7,10 @@ use platform::FieldError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-/// A user's id (UUIDv7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct UserId(pub Uuid);
-
-impl UserId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl Default for UserId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A normalised e-mail address: trimmed, lower-cased, syntactically plausible.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Email(String);
-
-impl Email {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let email = raw.trim().to_lowercase();
-        if email.is_empty() {
-            return Err("is required".into());
-        }
-        if email.len() > 254 {
-            return Err("is longer than 254 characters".into());
-        }
-        let Some((local, domain)) = email.rsplit_once('@') else {
-            return Err("is not an e-mail address (no @)".into());
-        };
-        let local_ok = !local.is_empty()
-            && local.len() <= 64
-            && !local.starts_with('.')
-            && !local.ends_with('.')
-            && !local.contains("..")
-            && local
-                .chars()
-                .all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
-        let domain_ok = domain.contains('.')
-            && domain.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-            });
-        if local_ok && domain_ok {
-            Ok(Self(email))
-        } else {
-            Err("is not a valid e-mail address".into())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
+/// The user id and the e-mail address are the kernel's: every context names a user by this id,
+/// and notifications mail exactly the addresses identity accepts.
+pub use contracts::kernel::{EmailAddress as Email, UserId};
 
 /// A display name: trimmed, 1 to 100 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,46 +61,8 @@ pub fn check_new_password(password: &str, user_inputs: &[&str]) -> Result<(), St
     Ok(())
 }
 
-/// What a user may do. Roles are stored as their snake_case names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Customer,
-    Support,
-    CatalogManager,
-    Fulfilment,
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Customer,
-        Role::Support,
-        Role::CatalogManager,
-        Role::Fulfilment,
-        Role::Admin,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Customer => "customer",
-            Role::Support => "support",
-            Role::CatalogManager => "catalog_manager",
-            Role::Fulfilment => "fulfilment",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("must be one of {}", Role::ALL.map(Role::as_str).join(", ")))
-    }
-}
+/// What a user may do: the kernel's, as every context reads it from the access token.
+pub use contracts::kernel::Role;
 
 /// Whether an account may be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -311,7 +205,7 @@ impl Validation {
     }
 
     /// Runs `parse` and records its error under `field`.
-    pub fn field<T>(&mut self, field: &str, parsed: Result<T, String>) -> Option<T> {
+    pub fn field<T, E: Into<String>>(&mut self, field: &str, parsed: Result<T, E>) -> Option<T> {
         match parsed {
             Ok(v) => Some(v),
             Err(message) => {

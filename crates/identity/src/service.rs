@@ -27,8 +27,7 @@ use crate::tokens::OpaqueToken;
 /// Service tokens one client id may obtain per minute. A context renews its token every ten
 /// minutes (per replica), so this only stops a runaway caller.
 const SERVICE_TOKENS_PER_MINUTE: std::num::NonZeroU32 = std::num::NonZeroU32::new(120).expect("non-zero");
-/// Role carried by service tokens (one context calling another).
-pub const SERVICE_ROLE: &str = "service";
+pub use contracts::kernel::SERVICE_ROLE;
 
 /// Everything that can go wrong in identity, mapped to HTTP once (`From<IdentityError> for Problem`).
 #[derive(Debug, thiserror::Error)]

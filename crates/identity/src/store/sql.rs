@@ -82,7 +82,7 @@ impl TryFrom<UserRow> for User {
             email: r.email,
             name: r.name,
             password_hash: r.password_hash,
-            role: r.role.parse::<Role>().map_err(StoreError::Corrupt)?,
+            role: r.role.parse::<Role>().map_err(|e| StoreError::Corrupt(e.into()))?,
             status: r.status.parse::<UserStatus>().map_err(StoreError::Corrupt)?,
             email_verified_at: r.email_verified_at,
             created_at: r.created_at,
