@@ -13,10 +13,10 @@ use platform::Problem;
 use platform::auth::AuthUser;
 use platform::http::Json;
 use platform::http::Path;
-use serde::Deserialize;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use contracts::api::cart::{AddItemRequest, MergeRequest, SetQuantityRequest};
 
 use crate::domain::CartToken;
 use crate::service::{Caller, CartService};
@@ -99,16 +99,6 @@ pub async fn clear_cart(State(svc): Svc, caller: Caller) -> ApiResult<Json<CartV
     Ok(cart(&svc.clear(&caller).await?))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddItemRequest {
-    #[schema(example = "TEE-RED-M")]
-    pub sku: String,
-    /// 1 to `EMPORIUM_CART_MAX_LINE_QUANTITY` (10); added to the line's quantity.
-    #[schema(example = 1)]
-    pub quantity: i64,
-}
-
 /// Adds units of a product (to its line, if the cart has one). Concurrent adds of the same SKU
 /// add up.
 #[utoipa::path(post, path = "/api/v1/cart/items", tag = TAG, security(("bearer" = []), ("cart_token" = [])),
@@ -123,14 +113,6 @@ pub struct AddItemRequest {
         (status = 503, description = "Catalog or inventory unreachable", body = Problem)))]
 pub async fn add_item(State(svc): Svc, caller: Caller, Json(req): Json<AddItemRequest>) -> ApiResult<Json<CartView>> {
     Ok(cart(&svc.add_item(&caller, &req.sku, req.quantity).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SetQuantityRequest {
-    /// 0 removes the line; otherwise 1 to `EMPORIUM_CART_MAX_LINE_QUANTITY` (10).
-    #[schema(example = 2)]
-    pub quantity: i64,
 }
 
 /// Sets the quantity of a line the cart holds (0 removes it).
@@ -165,13 +147,6 @@ pub async fn set_item(
         (status = 422, description = "Malformed SKU", body = Problem)))]
 pub async fn remove_item(State(svc): Svc, caller: Caller, Path(sku): Path<String>) -> ApiResult<Json<CartView>> {
     Ok(cart(&svc.remove_item(&caller, &sku).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MergeRequest {
-    /// The guest cart's token.
-    pub cart_token: String,
 }
 
 /// Merges a guest cart into the caller's cart (quantities summed, capped at the per-line limit)

@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Bytes of randomness in a guest cart token.
@@ -21,6 +19,7 @@ pub const TOKEN_BYTES: usize = 32;
 pub const MAX_BATCH_SKUS: usize = 100;
 
 /// The shared value types, defined once for every context (see `contracts::kernel`).
+pub use contracts::api::cart::{CartKind, LineProblem};
 pub use contracts::kernel::{CartId, Currency, Money, Sku};
 
 // ---------------------------------------------------------------------------------------------
@@ -74,13 +73,6 @@ impl CartToken {
 pub enum Owner {
     User(Uuid),
     Guest(TokenHash),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CartKind {
-    Guest,
-    User,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,22 +230,6 @@ pub struct Product {
     pub slug: String,
     pub image: Option<String>,
     pub price: Money,
-}
-
-/// Something the shopper should know about a line before checking out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum LineProblem {
-    /// The product is no longer sold (unknown, draft or archived) or out of stock: the line is
-    /// kept but left out of the subtotal.
-    Unavailable,
-    /// Fewer units are available than the line holds.
-    InsufficientStock,
-    /// The price differs from the one shown when the line was last changed.
-    PriceChanged,
-    /// The product is priced in another currency than the rest of the cart: left out of the
-    /// subtotal.
-    CurrencyMismatch,
 }
 
 /// A line priced and checked at read time.
