@@ -186,50 +186,9 @@ pub fn after_failure(attempts: u32, max_attempts: u32, base: Duration, permanent
     }
 }
 
-/// A mailbox address (`local@domain`), trimmed. Deliberately plain: what SMTP will accept.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EmailAddress(String);
-
-impl EmailAddress {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let s = raw.trim();
-        if s.is_empty() {
-            return Err("is empty".into());
-        }
-        if s.len() > 254 {
-            return Err("is longer than 254 characters".into());
-        }
-        if s.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"()[]\\".contains(c))
-        {
-            return Err("contains a character not allowed in an e-mail address".into());
-        }
-        let Some((local, domain)) = s.split_once('@') else {
-            return Err("is not an e-mail address (no @)".into());
-        };
-        if local.is_empty() || domain.is_empty() || domain.contains('@') {
-            return Err("is not an e-mail address".into());
-        }
-        if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
-            return Err("has a malformed domain".into());
-        }
-        Ok(Self(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn domain(&self) -> &str {
-        self.0.rsplit('@').next().unwrap_or("")
-    }
-}
-
-impl fmt::Display for EmailAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// A mailbox address: the kernel's, so notifications send to exactly what identity accepts
+/// (lower-cased, plain `local@domain.tld`, nothing a mail header could be smuggled through).
+pub use contracts::kernel::EmailAddress;
 
 /// `EMPORIUM_ALERT_EMAILS`: comma-separated addresses, duplicates removed; empty means nobody.
 pub fn parse_address_list(raw: &str) -> Result<Vec<EmailAddress>, String> {
