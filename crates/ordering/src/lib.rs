@@ -25,6 +25,8 @@ use axum::{Extension, Router};
 use platform::auth::KeySet;
 use platform::context::ContextDeps;
 use platform::db::{Db, DbError};
+use contracts::events::Event as _;
+use contracts::events::inventory::ReservationExpired;
 use platform::events::{Event, EventHandler, HandlerError, Subscription};
 
 use crate::domain::OrderId;
@@ -82,7 +84,7 @@ impl Ordering {
             .subscribe(Subscription {
                 context: CONTEXT,
                 consumer: "cancel-on-reservation-expiry",
-                patterns: vec![events::RESERVATION_EXPIRED],
+                patterns: vec![ReservationExpired::TYPE],
                 db: db.clone(),
                 handler: Arc::new(ReservationExpiry(service.clone())),
                 delivery: platform::events::Delivery::OnePerContext,
@@ -119,12 +121,10 @@ struct ReservationExpiry(Arc<OrderingService>);
 #[async_trait::async_trait]
 impl EventHandler for ReservationExpiry {
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        if event.event_type != events::RESERVATION_EXPIRED {
+        let Some(data) = event.payload::<ReservationExpired>() else {
             return Ok(());
-        }
-        let data = event
-            .data_as::<events::ReservationExpired>()
-            .map_err(|e| HandlerError::permanent(format!("reservation data: {e}")))?;
+        };
+        let data = data.map_err(|e| HandlerError::permanent(format!("reservation data: {e}")))?;
         // Reservations made by others have references that are not order ids: not ours.
         let Ok(order) = uuid::Uuid::parse_str(&data.reference) else {
             return Ok(());

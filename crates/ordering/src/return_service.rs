@@ -3,6 +3,7 @@
 //! acts, under a lease, and resumed by the recovery loop after a crash (as the order saga is).
 //! Rules are in `returns`; the design in docs/adr/0010-returns.md.
 
+use contracts::events::ordering::{ReturnApproved, ReturnReceived, ReturnRefunded, ReturnRejected, ReturnRequested};
 use platform::FieldError;
 use platform::money::MoneyView;
 use serde::{Deserialize, Serialize};
@@ -231,7 +232,7 @@ impl OrderingService {
                             actor,
                             format!("return {} requested ({}): {reason}", return_ref(r.id), items.join(", ")),
                         )],
-                        events: vec![events::return_event(events::RETURN_REQUESTED, o, &r)],
+                        events: vec![events::return_event::<ReturnRequested>(o, &r)],
                         save: vec![r],
                     })
                 }),
@@ -282,10 +283,14 @@ impl OrderingService {
             ));
         }
         let current = self.store.return_by_id(id).await?.ok_or_else(not_found)?;
-        let (action, event_type, verb) = if approve {
-            (ReturnAction::Approve, events::RETURN_APPROVED, "approved")
+        let (action, event, verb): (_, events::ReturnEvent, _) = if approve {
+            (
+                ReturnAction::Approve,
+                events::return_event::<ReturnApproved>,
+                "approved",
+            )
         } else {
-            (ReturnAction::Reject, events::RETURN_REJECTED, "rejected")
+            (ReturnAction::Reject, events::return_event::<ReturnRejected>, "rejected")
         };
         let actor = caller.actor();
         let at = now();
@@ -306,7 +311,7 @@ impl OrderingService {
                     Ok(ReturnMutation {
                         order: None,
                         timeline: vec![note_entry(&d.order, actor, text)],
-                        events: vec![events::return_event(event_type, &d.order, &r)],
+                        events: vec![event(&d.order, &r)],
                         save: vec![r],
                     })
                 }),
@@ -418,7 +423,7 @@ impl OrderingService {
                                 o.currency
                             ),
                         )],
-                        events: vec![events::return_event(events::RETURN_RECEIVED, o, &r)],
+                        events: vec![events::return_event::<ReturnReceived>(o, &r)],
                         save: vec![r],
                     })
                 }),
@@ -574,8 +579,7 @@ impl OrderingService {
                 om.order.refunded = after;
                 om.order.payment_status = Some(payment_status_after(after, o.totals.total).into());
                 m.events.push(events::refunded_by_return(&om.order, amount, return_id));
-                m.events
-                    .push(events::return_event(events::RETURN_REFUNDED, &om.order, r));
+                m.events.push(events::return_event::<ReturnRefunded>(&om.order, r));
                 m.timeline = om.timeline;
                 m.order = Some(om.order);
             } else {
@@ -584,7 +588,7 @@ impl OrderingService {
                     Actor::System,
                     format!("return {reference} closed: nothing left to refund"),
                 ));
-                m.events.push(events::return_event(events::RETURN_REFUNDED, o, r));
+                m.events.push(events::return_event::<ReturnRefunded>(o, r));
             }
             Ok(())
         })
