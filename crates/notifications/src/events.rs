@@ -21,7 +21,9 @@ use platform::events::Event;
 
 use crate::domain::{EmailAddress, Kind, format_money, rounded_units};
 
-/// Every event type the mailer subscribes to.
+/// Every event type the mailer subscribes to. `ordering.order.placed` is not mailed: most payments
+/// settle within the checkout request, and "received, waiting for the payment" followed a second
+/// later by "confirmed" is one mail too many; `payment_pending` says it when the payment lags.
 pub const CONSUMED: [&str; 17] = [
     UserRegistered::TYPE,
     EmailVerificationRequested::TYPE,
@@ -56,7 +58,9 @@ pub struct OrderLine {
     pub line_total: Option<i64>,
 }
 
-/// The fields of `ordering.order.*` data that mails show.
+/// The fields of `ordering.order.*` data that mails show: one lenient view over the seven order
+/// events' payloads (`contracts::events::ordering`), each field optional, because one template
+/// set renders whatever an event carries (and older events in the dead-letter table may lack some).
 #[derive(Debug, Clone, Deserialize)]
 pub struct OrderData {
     pub order_id: Uuid,
@@ -104,7 +108,8 @@ pub struct ReturnLineData {
     pub quantity: i64,
 }
 
-/// The fields of `ordering.return.*` data that mails show.
+/// The fields of `ordering.return.*` data that mails show (a lenient view of
+/// `contracts::events::ordering::Return`, like [`OrderData`]).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReturnData {
     pub order_id: Uuid,
@@ -312,7 +317,7 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
                 }],
             })
         }
-        // Not subscribed to (`ordering.order.placed` included, see above); nothing to do.
+        // Not subscribed to (`ordering.order.placed` included, see `CONSUMED`); nothing to do.
         _ => Ok(Plan::default()),
     }
 }
