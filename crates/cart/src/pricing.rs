@@ -1,13 +1,17 @@
 //! What the cart asks other contexts: current products (catalog) and sellable units
 //! (inventory). The service sees only the [`Pricing`] trait; [`PeerPricing`] is its one
-//! implementation over `platform::client`, and keeps the HTTP shape of those calls in one place.
+//! implementation, over the two contexts' published APIs (`contracts::api`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use platform::client::{CallError, Reply, ServiceClient};
-use serde::Deserialize;
-use uuid::Uuid;
+use axum::http::StatusCode;
+use clients::{CatalogClient, InventoryClient};
+use contracts::api::ClientError;
+use contracts::api::catalog::{CatalogApi, ProductStatus, ProductView};
+use contracts::api::inventory::InventoryApi;
+use platform::client::ServiceClient;
 
 use crate::domain::{Currency, MAX_BATCH_SKUS, Money, Product, Sku};
 
@@ -27,117 +31,72 @@ pub trait Pricing: Send + Sync + 'static {
     async fn availability(&self, skus: &[Sku]) -> Result<BTreeMap<Sku, i64>, PricingError>;
 }
 
-/// [`Pricing`] over catalog's `GET /api/v1/catalog/products/by-sku` and inventory's
-/// `GET /api/v1/inventory`, one call per 100 SKUs (a cart never holds more than 100 lines).
+/// [`Pricing`] over catalog's SKU lookup and inventory's batch availability, one call per 100
+/// SKUs (a cart never holds more than 100 lines).
 pub struct PeerPricing {
-    catalog: ServiceClient,
-    inventory: ServiceClient,
-    timeout: Duration,
+    catalog: Arc<dyn CatalogApi>,
+    inventory: Arc<dyn InventoryApi>,
 }
 
 impl PeerPricing {
+    /// Over HTTP (or this process's router), each call within `timeout`.
     pub fn new(catalog: ServiceClient, inventory: ServiceClient, timeout: Duration) -> Self {
-        Self {
-            catalog,
-            inventory,
-            timeout,
+        Self::over(
+            Arc::new(CatalogClient::new(catalog).with_timeout(timeout)),
+            Arc::new(InventoryClient::new(inventory).with_timeout(timeout)),
+        )
+    }
+
+    /// Over any implementation of the two published APIs.
+    pub fn over(catalog: Arc<dyn CatalogApi>, inventory: Arc<dyn InventoryApi>) -> Self {
+        Self { catalog, inventory }
+    }
+}
+
+fn skus_of(chunk: &[Sku]) -> Vec<String> {
+    chunk.iter().map(|s| s.as_str().to_owned()).collect()
+}
+
+/// Why the peer gave no usable answer, in the words the shopper's 503 and the logs have always
+/// used (`answered 503 Service Unavailable: ...` for an error reply).
+fn failure(e: ClientError) -> PricingError {
+    let service = e.peer();
+    let message = match e {
+        ClientError::Unreachable { detail, .. } | ClientError::Malformed { detail, .. } => detail,
+        ClientError::Status { status, detail, .. } => {
+            let status = StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string());
+            format!("answered {status}: {detail}")
         }
-    }
-}
-
-#[derive(Deserialize)]
-struct ProductsReply {
-    items: Vec<ProductJson>,
-}
-
-#[derive(Deserialize)]
-struct ProductJson {
-    id: Uuid,
-    sku: String,
-    name: String,
-    slug: String,
-    #[serde(default)]
-    status: Option<String>,
-    price: PriceJson,
-    #[serde(default)]
-    images: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct PriceJson {
-    amount: i64,
-    currency: String,
-}
-
-#[derive(Deserialize)]
-struct AvailabilityReply {
-    items: Vec<StockJson>,
-}
-
-#[derive(Deserialize)]
-struct StockJson {
-    sku: String,
-    available: i64,
-}
-
-/// `sku=A&sku=B`: SKUs are `[A-Z0-9-]`, so nothing needs escaping.
-fn sku_query(path: &str, skus: &[Sku]) -> String {
-    let params: Vec<String> = skus.iter().map(|s| format!("sku={}", s.as_str())).collect();
-    format!("{path}?{}", params.join("&"))
-}
-
-fn failure(service: &'static str, e: CallError) -> PricingError {
-    PricingError {
-        service,
-        message: e.to_string(),
-    }
-}
-
-/// A non-2xx reply to a read that cannot fail for the shopper's input (the SKUs were parsed).
-fn check(service: &'static str, reply: Reply) -> Result<Reply, PricingError> {
-    if reply.is_success() {
-        Ok(reply)
-    } else {
-        Err(PricingError {
-            service,
-            message: format!("answered {}: {}", reply.status, reply.problem_detail()),
-        })
-    }
+    };
+    PricingError { service, message }
 }
 
 /// The product, or `None` when it is not active (catalog lists only active ones; a draft that
 /// slipped through is still not for sale).
-fn to_product(p: ProductJson) -> Result<Option<Product>, String> {
-    if p.status.as_deref().is_some_and(|s| s != "active") {
+fn to_product(p: ProductView) -> Result<Option<Product>, String> {
+    if p.status != ProductStatus::Active {
         return Ok(None);
     }
+    let currency = p.price.currency.as_deref().ok_or("product price without a currency")?;
     Ok(Some(Product {
         id: p.id,
         sku: Sku::parse(&p.sku).map_err(|m| format!("product SKU {:?} {m}", p.sku))?,
         name: p.name,
         slug: p.slug,
         image: p.images.into_iter().next(),
-        price: Money::new(p.price.amount, Currency::parse(&p.price.currency)?),
+        price: Money::new(p.price.amount, Currency::parse(currency).map_err(|e| e.to_string())?),
     }))
 }
 
 #[async_trait::async_trait]
 impl Pricing for PeerPricing {
     async fn products(&self, skus: &[Sku]) -> Result<BTreeMap<Sku, Product>, PricingError> {
-        const SERVICE: &str = "catalog";
         let mut found = BTreeMap::new();
         for chunk in skus.chunks(MAX_BATCH_SKUS) {
-            let reply = self
-                .catalog
-                .get(&sku_query("/api/v1/catalog/products/by-sku", chunk))
-                .timeout(self.timeout)
-                .send()
-                .await
-                .map_err(|e| failure(SERVICE, e))?;
-            let reply: ProductsReply = check(SERVICE, reply)?.json().map_err(|e| failure(SERVICE, e))?;
+            let reply = self.catalog.products_by_sku(&skus_of(chunk)).await.map_err(failure)?;
             for item in reply.items {
                 let product = to_product(item).map_err(|message| PricingError {
-                    service: SERVICE,
+                    service: "catalog",
                     message,
                 })?;
                 if let Some(product) = product {
@@ -149,20 +108,12 @@ impl Pricing for PeerPricing {
     }
 
     async fn availability(&self, skus: &[Sku]) -> Result<BTreeMap<Sku, i64>, PricingError> {
-        const SERVICE: &str = "inventory";
         let mut found = BTreeMap::new();
         for chunk in skus.chunks(MAX_BATCH_SKUS) {
-            let reply = self
-                .inventory
-                .get(&sku_query("/api/v1/inventory", chunk))
-                .timeout(self.timeout)
-                .send()
-                .await
-                .map_err(|e| failure(SERVICE, e))?;
-            let reply: AvailabilityReply = check(SERVICE, reply)?.json().map_err(|e| failure(SERVICE, e))?;
+            let reply = self.inventory.availability(&skus_of(chunk)).await.map_err(failure)?;
             for item in reply.items {
                 let sku = Sku::parse(&item.sku).map_err(|m| PricingError {
-                    service: SERVICE,
+                    service: "inventory",
                     message: format!("stock SKU {:?} {m}", item.sku),
                 })?;
                 found.insert(sku, item.available);
@@ -176,28 +127,43 @@ impl Pricing for PeerPricing {
 mod tests {
     use super::*;
 
-    #[test]
-    fn queries_repeat_the_sku_parameter() {
-        let skus = [Sku::parse("AAA-1").expect("sku"), Sku::parse("BBB-2").expect("sku")];
-        assert_eq!(sku_query("/x", &skus), "/x?sku=AAA-1&sku=BBB-2");
+    fn product(status: &str) -> ProductView {
+        serde_json::from_value(serde_json::json!({
+            "id": "0192b1c0-0000-7000-8000-000000000001", "sku": "TEE-RED-M", "name": "Tee",
+            "slug": "tee", "description": "", "status": status,
+            "price": {"amount": 1999, "currency": "EUR"}, "compare_at_price": null, "brand": null,
+            "category_id": null, "attributes": {}, "images": ["/a.jpg", "/b.jpg"],
+            "rating": {"average": 0.0, "count": 0, "histogram": {}},
+            "available": 3, "in_stock": true, "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z", "version": 1
+        }))
+        .expect("product view")
     }
 
     #[test]
     fn catalog_products_are_read_with_their_first_image() {
-        let json = serde_json::json!({
-            "id": "0192b1c0-0000-7000-8000-000000000001", "sku": "TEE-RED-M", "name": "Tee",
-            "slug": "tee", "status": "active", "price": {"amount": 1999, "currency": "EUR"},
-            "images": ["/a.jpg", "/b.jpg"], "available": 3, "in_stock": true
-        });
-        let p = to_product(serde_json::from_value(json).expect("json"))
-            .expect("valid")
-            .expect("active");
+        let p = to_product(product("active")).expect("valid").expect("active");
         assert_eq!(p.image.as_deref(), Some("/a.jpg"));
         assert_eq!(p.price.amount, 1999);
-        let draft = serde_json::json!({
-            "id": "0192b1c0-0000-7000-8000-000000000001", "sku": "TEE-RED-M", "name": "Tee",
-            "slug": "tee", "status": "draft", "price": {"amount": 1999, "currency": "EUR"}
+        assert_eq!(to_product(product("draft")), Ok(None));
+    }
+
+    #[test]
+    fn failures_name_the_peer_and_what_it_answered() {
+        let e = failure(ClientError::Status {
+            peer: "inventory",
+            status: 503,
+            detail: "down".into(),
+            errors: Vec::new(),
         });
-        assert_eq!(to_product(serde_json::from_value(draft).expect("json")), Ok(None));
+        assert_eq!(
+            e.to_string(),
+            "inventory is unavailable: answered 503 Service Unavailable: down"
+        );
+        let e = failure(ClientError::Unreachable {
+            peer: "catalog",
+            detail: "the call timed out".into(),
+        });
+        assert_eq!(e.to_string(), "catalog is unavailable: the call timed out");
     }
 }
