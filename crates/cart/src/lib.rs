@@ -11,23 +11,21 @@ pub mod service;
 pub mod store;
 pub mod views;
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Extension, Router};
-use platform::auth::KeySet;
-use platform::config::{ConfigError, ConfigSource};
-use platform::context::ContextDeps;
-use platform::db::{Db, DbError};
 use contracts::events::Event as _;
 use contracts::events::ordering::OrderPlaced;
-use platform::events::{Event, EventHandler, HandlerError, Subscription};
+use platform::auth::KeySet;
+use platform::config::{ConfigError, ConfigSource};
+use platform::context::{Consumer, Context, ContextDeps, Migrations, Worker};
+use platform::db::{Db, DbError};
+use platform::events::{Event, EventHandler, HandlerError};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::pricing::PeerPricing;
 pub use crate::service::CartService;
-use crate::store::CartStore;
-use crate::store::sql::SqlStore;
 
 pub const CONTEXT: &str = "cart";
 
@@ -103,50 +101,63 @@ pub struct Cart {
 }
 
 impl Cart {
-    /// Opens the store on `db` (migrating when `migrate_first`), connects to catalog and
-    /// inventory, subscribes to orders placed and starts the expiry sweeper.
-    pub async fn start(db: &Db, config: CartConfig, deps: ContextDeps, migrate_first: bool) -> anyhow::Result<Self> {
-        if migrate_first {
-            migrate(db).await?;
-        }
-        let store: Arc<dyn CartStore> = match db {
-            Db::Sqlite(pool) => Arc::new(SqlStore::sqlite(pool.clone())),
-            Db::Postgres(pool) => Arc::new(SqlStore::postgres(pool.clone())),
-        };
+    /// The cart use cases (for tests and tools).
+    pub fn service(&self) -> Arc<CartService> {
+        self.service.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Context for Cart {
+    const NAME: &'static str = CONTEXT;
+    type Config = CartConfig;
+
+    fn migrations() -> &'static Migrations {
+        &MIGRATIONS
+    }
+
+    /// Opens the store and connects to catalog and inventory.
+    async fn start(db: &Db, config: CartConfig, deps: &ContextDeps) -> anyhow::Result<Self> {
+        let store = store::open(db);
         let pricing = PeerPricing::new(
             deps.peers.client(CONTEXT, "catalog")?,
             deps.peers.client(CONTEXT, "inventory")?,
             PEER_TIMEOUT,
         );
         service::describe_metrics();
-        let sweep = config.sweep_interval;
         let service = Arc::new(CartService::new(store, Arc::new(pricing), config));
-        deps.events
-            .subscribe(Subscription {
-                context: CONTEXT,
-                consumer: "clear-ordered",
-                patterns: vec![OrderPlaced::TYPE],
-                db: db.clone(),
-                handler: Arc::new(ClearOrdered(service.clone())),
-                delivery: platform::events::Delivery::OnePerContext,
-            })
-            .await?;
-        spawn_sweeper(Arc::downgrade(&service), sweep);
         Ok(Self {
             service,
-            keys: deps.keys,
+            keys: deps.keys.clone(),
         })
     }
 
-    /// The cart use cases (for tests and tools).
-    pub fn service(&self) -> Arc<CartService> {
-        self.service.clone()
-    }
-
-    /// Cart's routes, tagged for metrics and able to verify access tokens.
-    pub fn router(&self) -> Router {
+    fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
         platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+    }
+
+    /// Orders placed, to empty the cart they were placed from.
+    fn consumers(&self) -> Vec<Consumer> {
+        vec![Consumer::once(
+            "clear-ordered",
+            vec![OrderPlaced::TYPE],
+            Arc::new(ClearOrdered(self.service.clone())),
+        )]
+    }
+
+    /// Every sweep interval: deletes expired carts and refreshes the gauges. Safe with several
+    /// replicas (each cart is deleted by one of them).
+    fn workers(&self) -> Vec<Worker> {
+        let every = self.service.config().sweep_interval;
+        vec![Worker::every("sweeper", every, &self.service, |service| async move {
+            if let Err(e) = service.expire_due(service::now()).await {
+                tracing::warn!(error = %format!("{e:#}"), "deleting expired carts failed; retrying next tick");
+            }
+            if let Err(e) = service.refresh_metrics().await {
+                tracing::warn!(error = %format!("{e:#}"), "refreshing cart gauges failed");
+            }
+        })]
     }
 }
 
@@ -193,25 +204,6 @@ impl EventHandler for ClearOrdered {
         }
         Ok(())
     }
-}
-
-/// Every `interval`: deletes expired carts and refreshes the gauges. Safe with several replicas
-/// (each cart is deleted by one of them). Stops when the context is dropped.
-fn spawn_sweeper(service: Weak<CartService>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(service) = service.upgrade() else { break };
-            if let Err(e) = service.expire_due(service::now()).await {
-                tracing::warn!(error = %format!("{e:#}"), "deleting expired carts failed; retrying next tick");
-            }
-            if let Err(e) = service.refresh_metrics().await {
-                tracing::warn!(error = %format!("{e:#}"), "refreshing cart gauges failed");
-            }
-        }
-    });
 }
 
 #[cfg(test)]

@@ -21,13 +21,11 @@ use contracts::events::Event as _;
 use contracts::events::inventory::StockChanged;
 use contracts::events::ordering::OrderDelivered;
 use platform::config::{ConfigError, ConfigSource};
-use platform::context::ContextDeps;
+use platform::context::{Consumer, Context, ContextDeps, Migrations};
 use platform::db::{Db, DbError};
 
 use crate::domain::Currency;
 pub use crate::service::CatalogService;
-use crate::store::CatalogStore;
-use crate::store::sql::{Dialect, SqlStore};
 
 pub const CONTEXT: &str = "catalog";
 
@@ -80,52 +78,53 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Migrates when asked, opens the store, starts the outbox relay and subscribes to stock
-    /// changes from inventory.
-    pub async fn start(db: &Db, config: CatalogConfig, deps: ContextDeps, migrate_first: bool) -> anyhow::Result<Self> {
-        if migrate_first {
-            migrate(db).await?;
-        }
-        let store: Arc<dyn CatalogStore> = match db {
-            Db::Sqlite(pool) => Arc::new(SqlStore::new(pool.clone(), Dialect::Sqlite)),
-            Db::Postgres(pool) => Arc::new(SqlStore::new(pool.clone(), Dialect::Postgres)),
-        };
+    pub fn service(&self) -> Arc<CatalogService> {
+        self.service.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Context for Catalog {
+    const NAME: &'static str = CONTEXT;
+    type Config = CatalogConfig;
+
+    fn migrations() -> &'static Migrations {
+        &MIGRATIONS
+    }
+
+    /// Opens the store and starts the outbox relay.
+    async fn start(db: &Db, config: CatalogConfig, deps: &ContextDeps) -> anyhow::Result<Self> {
+        let store = store::open(db);
         service::describe_metrics();
         let outbox = deps.events.start_relay(CONTEXT, db);
         let cache = deps.cache.namespace(CONTEXT);
         let service =
             Arc::new(CatalogService::new(store, cache, Some(outbox), config).with_faults(deps.faults.clone()));
-        deps.events
-            .subscribe(platform::events::Subscription {
-                context: CONTEXT,
-                consumer: "stock-levels",
-                patterns: vec![StockChanged::TYPE],
-                db: db.clone(),
-                handler: Arc::new(stock::StockLevels::new(service.clone())),
-                delivery: platform::events::Delivery::OnePerContext,
-            })
-            .await?;
-        deps.events
-            .subscribe(platform::events::Subscription {
-                context: CONTEXT,
-                consumer: "verified-purchases",
-                patterns: vec![OrderDelivered::TYPE],
-                db: db.clone(),
-                handler: Arc::new(purchases::VerifiedPurchases::new(service.clone())),
-                delivery: platform::events::Delivery::OnePerContext,
-            })
-            .await?;
-        Ok(Self { service, deps })
+        Ok(Self {
+            service,
+            deps: deps.clone(),
+        })
     }
 
-    pub fn service(&self) -> Arc<CatalogService> {
-        self.service.clone()
-    }
-
-    /// Catalog's routes, tagged for metrics and able to verify access tokens.
-    pub fn router(&self) -> Router {
+    fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
         platform::http::tag_routes(router, CONTEXT).layer(Extension(self.deps.keys.clone()))
+    }
+
+    /// Stock changes from inventory; delivered orders, for verified-purchase reviews.
+    fn consumers(&self) -> Vec<Consumer> {
+        vec![
+            Consumer::once(
+                "stock-levels",
+                vec![StockChanged::TYPE],
+                Arc::new(stock::StockLevels::new(self.service.clone())),
+            ),
+            Consumer::once(
+                "verified-purchases",
+                vec![OrderDelivered::TYPE],
+                Arc::new(purchases::VerifiedPurchases::new(self.service.clone())),
+            ),
+        ]
     }
 }
 

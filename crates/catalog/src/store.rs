@@ -3,6 +3,15 @@
 
 pub mod sql;
 
+/// The store on `db`, whichever backend it is: how every caller gets one.
+pub fn open(db: &platform::db::Db) -> std::sync::Arc<dyn CatalogStore> {
+    use std::sync::Arc;
+    match db {
+        platform::db::Db::Sqlite(pool) => Arc::new(sql::SqlStore::new(pool.clone(), sql::Dialect::Sqlite)),
+        platform::db::Db::Postgres(pool) => Arc::new(sql::SqlStore::new(pool.clone(), sql::Dialect::Postgres)),
+    }
+}
+
 use std::collections::{BTreeMap, HashMap};
 
 use platform::events::Event;

@@ -40,7 +40,8 @@ async fn start(db: &Db) -> Catalog {
         peers: platform::client::Peers::none(),
         faults: platform::faults::Faults::disabled(),
     };
-    Catalog::start(db, CatalogConfig::default(), deps, true)
+    platform::context::Launcher::new(deps, true)
+        .launch::<Catalog>(db, CatalogConfig::default())
         .await
         .expect("start")
 }

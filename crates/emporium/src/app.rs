@@ -16,7 +16,7 @@ use platform::auth::KeySet;
 use platform::cache::Cache;
 use platform::client::{LocalRouter, Peers};
 use platform::config::{ConfigError, ConfigSource, PlatformConfig};
-use platform::context::ContextDeps;
+use platform::context::{Context as _, ContextDeps, Launcher, Stopper};
 use platform::db::Db;
 use platform::dev_mailbox::DevMailbox;
 use platform::events::{BusSettings, Events};
@@ -46,6 +46,18 @@ impl Service {
         Service::Cart,
         Service::Ordering,
         Service::Payments,
+        Service::Notifications,
+    ];
+
+    /// The order a process starts its contexts in: identity first, since the others verify
+    /// tokens with its keys.
+    pub const START_ORDER: [Service; 7] = [
+        Service::Identity,
+        Service::Catalog,
+        Service::Inventory,
+        Service::Cart,
+        Service::Payments,
+        Service::Ordering,
         Service::Notifications,
     ];
 
@@ -322,6 +334,8 @@ pub struct App {
     pub router: Router,
     pub databases: BTreeMap<Service, Db>,
     pub events: Events,
+    /// Stops the contexts' background workers.
+    pub workers: Stopper,
     /// Each context's use cases, when this process runs it (for the CLI and tests).
     pub identity: Option<Arc<identity::IdentityService>>,
     pub catalog: Option<Arc<Catalog>>,
@@ -352,9 +366,10 @@ fn service_secret(settings: &Settings, databases: &BTreeMap<Service, Db>) -> any
 }
 
 impl App {
-    /// Stops the event relays and consumers, then closes every pool (after the server has
-    /// drained): in that order, so no relay wakes up to a closed pool.
+    /// Stops the contexts' workers, the event relays and consumers, then closes every pool
+    /// (after the server has drained): in that order, so nothing wakes up to a closed pool.
     pub async fn close(&self) {
+        self.workers.stop();
         self.events.shutdown().await;
         for db in self.databases.values() {
             db.close().await;
@@ -415,6 +430,20 @@ fn base_document() -> OpenApi {
     doc
 }
 
+/// Where notifications sends mail: the SMTP server when configured, else the dev mailbox.
+fn mail_transport(settings: &Settings, dev_mailbox: Option<&DevMailbox>) -> Result<MailTransport, ConfigError> {
+    match (&settings.infra.smtp_url, dev_mailbox) {
+        (Some(url), _) => Ok(MailTransport::Smtp(
+            SmtpSettings::from_url(url).map_err(|e| ConfigError::new("EMPORIUM_SMTP_URL", e.to_string()))?,
+        )),
+        (None, Some(mailbox)) => Ok(MailTransport::DevMailbox(mailbox.clone())),
+        (None, None) => Err(ConfigError::new(
+            "EMPORIUM_SMTP_URL",
+            "is required in production mode for notifications (e.g. smtp://mail:25)",
+        )),
+    }
+}
+
 pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
     platform::metrics::install();
     let Wiring {
@@ -428,104 +457,81 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
     let mut router = Router::new();
     let mut health = Health::new();
     let mut app_identity = None;
-    let mut keys = None;
     let secret = service_secret(settings, &databases)?;
-    if let Some(db) = databases.get(&Service::Identity) {
-        let config = IdentityConfig {
-            service_secret: secret.clone(),
-            ..settings.identity.clone()
-        };
-        let identity = Identity::start(db, config, Some(&events), migrate)
-            .await
-            .context("starting the identity context")?;
-        router = router
-            .merge(identity.router())
-            .merge(identity.faults_router(faults.clone()));
-        keys = Some(identity.key_set());
-        app_identity = Some(identity.service());
-    }
-    // Without identity in this process, tokens are checked against its published JWKS.
-    let keys = match (keys, &settings.infra.identity_url) {
-        (Some(keys), _) => keys,
-        (None, Some(url)) => KeySet::from_jwks_url(
-            format!("{}/.well-known/jwks.json", url.trim_end_matches('/')),
-            std::time::Duration::from_secs(60),
-        ),
-        (None, None) => {
-            return Err(ConfigError::new(
-                "EMPORIUM_IDENTITY_URL",
-                "is required when identity runs in another process (e.g. http://identity:8081)",
-            )
-            .into());
-        }
-    };
     let local = LocalRouter::new();
     let peers = Peers::new(
         local.clone(),
         databases.keys().map(|s| s.name().to_owned()),
         settings.infra.peer_urls.clone(),
-        secret,
+        secret.clone(),
     );
-    let deps = ContextDeps {
-        events: events.clone(),
-        cache: cache.clone(),
-        keys: keys.clone(),
-        peers,
-        faults,
-    };
+    let mut launcher = Launcher::new(
+        ContextDeps {
+            events: events.clone(),
+            cache: cache.clone(),
+            // Identity's own keys once it started here (it starts first and verifies with its
+            // own), else its published JWKS: set below before any other context starts.
+            keys: KeySet::new(),
+            peers,
+            faults,
+        },
+        migrate,
+    );
+    // Without identity in this process, tokens are checked against its published JWKS.
+    if !databases.contains_key(&Service::Identity) {
+        let Some(url) = &settings.infra.identity_url else {
+            return Err(ConfigError::new(
+                "EMPORIUM_IDENTITY_URL",
+                "is required when identity runs in another process (e.g. http://identity:8081)",
+            )
+            .into());
+        };
+        launcher.set_keys(KeySet::from_jwks_url(
+            format!("{}/.well-known/jwks.json", url.trim_end_matches('/')),
+            std::time::Duration::from_secs(60),
+        ));
+    }
     let mut app_catalog = None;
-    if let Some(db) = databases.get(&Service::Catalog) {
-        let catalog = Catalog::start(db, settings.catalog.clone(), deps.clone(), migrate)
-            .await
-            .context("starting the catalog context")?;
-        router = router.merge(catalog.router());
-        app_catalog = Some(Arc::new(catalog));
-    }
     let mut app_inventory = None;
-    if let Some(db) = databases.get(&Service::Inventory) {
-        let inventory = Inventory::start(db, settings.inventory.clone(), deps.clone(), migrate)
-            .await
-            .context("starting the inventory context")?;
-        router = router.merge(inventory.router());
-        app_inventory = Some(inventory.service());
-    }
-    if let Some(db) = databases.get(&Service::Cart) {
-        let cart = Cart::start(db, settings.cart.clone(), deps.clone(), migrate)
-            .await
-            .context("starting the cart context")?;
-        router = router.merge(cart.router());
-    }
-    if let Some(db) = databases.get(&Service::Payments) {
-        let payments = Payments::start(db, settings.payments.clone(), deps.clone(), migrate)
-            .await
-            .context("starting the payments context")?;
-        router = router.merge(payments.router());
-    }
-    if let Some(db) = databases.get(&Service::Ordering) {
-        let ordering = Ordering::start(db, settings.ordering.clone(), deps.clone(), migrate)
-            .await
-            .context("starting the ordering context")?;
-        router = router.merge(ordering.router());
-    }
-    if let Some(db) = databases.get(&Service::Notifications) {
-        let transport = match (&settings.infra.smtp_url, &dev_mailbox) {
-            (Some(url), _) => MailTransport::Smtp(
-                SmtpSettings::from_url(url).map_err(|e| ConfigError::new("EMPORIUM_SMTP_URL", e.to_string()))?,
-            ),
-            (None, Some(mailbox)) => MailTransport::DevMailbox(mailbox.clone()),
-            (None, None) => {
-                return Err(ConfigError::new(
-                    "EMPORIUM_SMTP_URL",
-                    "is required in production mode for notifications (e.g. smtp://mail:25)",
-                )
-                .into());
+    for service in Service::START_ORDER {
+        let Some(db) = databases.get(&service) else { continue };
+        let context_router = match service {
+            Service::Identity => {
+                let config = IdentityConfig {
+                    service_secret: secret.clone(),
+                    ..settings.identity.clone()
+                };
+                let identity = launcher.launch::<Identity>(db, config).await?;
+                launcher.set_keys(identity.key_set());
+                app_identity = Some(identity.service());
+                identity.router()
+            }
+            Service::Catalog => {
+                let catalog = launcher.launch::<Catalog>(db, settings.catalog.clone()).await?;
+                let router = catalog.router();
+                app_catalog = Some(Arc::new(catalog));
+                router
+            }
+            Service::Inventory => {
+                let inventory = launcher.launch::<Inventory>(db, settings.inventory.clone()).await?;
+                app_inventory = Some(inventory.service());
+                inventory.router()
+            }
+            Service::Cart => launcher.launch::<Cart>(db, settings.cart.clone()).await?.router(),
+            Service::Payments => launcher.launch::<Payments>(db, settings.payments.clone()).await?.router(),
+            Service::Ordering => launcher.launch::<Ordering>(db, settings.ordering.clone()).await?.router(),
+            Service::Notifications => {
+                let transport = mail_transport(settings, dev_mailbox.as_ref())?;
+                launcher
+                    .launch::<Notifications>(db, (settings.notifications.clone(), transport))
+                    .await?
+                    .router()
             }
         };
-        let notifications = Notifications::start(db, settings.notifications.clone(), deps.clone(), migrate, transport)
-            .await
-            .context("starting the notifications context")?;
-        router = router.merge(notifications.router());
+        router = router.merge(context_router);
     }
+    let deps = launcher.deps().clone();
+    let keys = deps.keys.clone();
     router =
         router.merge(platform::http::tag_routes(events.dead_letter_router(), "events").layer(axum::Extension(keys)));
 
@@ -536,6 +542,9 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
     for (service, db) in &databases {
         health = health.with_check(db.health_check(service.name()));
         db.watch_pool(service.name());
+    }
+    for check in launcher.health_checks() {
+        health = health.with_check(check.clone());
     }
     if let Some(check) = events.health_check() {
         health = health.with_check(check);
@@ -609,6 +618,7 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         router,
         databases,
         events,
+        workers: launcher.stopper(),
         identity: app_identity,
         catalog: app_catalog,
         inventory: app_inventory,

@@ -626,7 +626,7 @@ async fn admin(command: AdminCommand) -> Result<(), Failure> {
     let settings = Settings::load(&src, default_listen(service))?;
     let db = open_database(&settings, service, identity::CONTEXT).await?;
     identity::migrate(&db).await.context("migrating identity")?;
-    let identity = identity::Identity::start(&db, settings.identity.clone(), None, false).await?;
+    let identity = identity::Identity::detached(&db, settings.identity.clone()).await?;
     let service = identity.service();
     match command {
         AdminCommand::Create { email, name } => {

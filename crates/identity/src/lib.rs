@@ -18,14 +18,13 @@ use std::time::Duration;
 use axum::{Extension, Router};
 use platform::auth::KeySet;
 use platform::config::{ConfigError, ConfigSource};
+use platform::context::{Context, ContextDeps, Migrations, Worker};
 use platform::db::{Db, DbError};
 
 use crate::domain::TokenLifetimes;
 use crate::keys::KeyRing;
 use crate::passwords::{Argon2Settings, PasswordHasher};
 pub use crate::service::IdentityService;
-use crate::store::IdentityStore;
-use crate::store::sql::SqlStore;
 
 pub const CONTEXT: &str = "identity";
 
@@ -92,36 +91,36 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 pub struct Identity {
     service: Arc<IdentityService>,
     keys: KeySet,
+    faults: platform::faults::Faults,
 }
 
 impl Identity {
-    /// Opens the store on `db` (migrating when `migrate_first`), loads the signing keys and keeps
-    /// them fresh, so a rotation on another replica is picked up within a minute. With `events`,
-    /// starts the outbox relay that carries identity's events (mail requests) to the bus.
-    pub async fn start(
+    /// Identity without a bus, for the admin CLI: its mail waits in the outbox for the serving
+    /// process's relay.
+    pub async fn detached(db: &Db, config: IdentityConfig) -> anyhow::Result<Self> {
+        Self::open(
+            db,
+            config,
+            platform::events::Outbox::detached(),
+            platform::faults::Faults::disabled(),
+        )
+        .await
+    }
+
+    /// Opens the store and loads the signing keys.
+    async fn open(
         db: &Db,
         config: IdentityConfig,
-        events: Option<&platform::events::Events>,
-        migrate_first: bool,
+        outbox: platform::events::Outbox,
+        faults: platform::faults::Faults,
     ) -> anyhow::Result<Self> {
-        if migrate_first {
-            migrate(db).await?;
-        }
-        let store: Arc<dyn IdentityStore> = match db {
-            Db::Sqlite(pool) => Arc::new(SqlStore::new(pool.clone())),
-            Db::Postgres(pool) => Arc::new(SqlStore::new(pool.clone())),
-        };
+        let store = store::open(db);
         service::describe_metrics();
         let ring = KeyRing::load(store.clone(), config.lifetimes.access, config.signing_key_lead).await?;
-        spawn_key_refresh(Arc::downgrade(&ring));
         let keys = ring.key_set();
         let hasher = PasswordHasher::new(config.argon2)?;
-        // Mail (verification, password reset) leaves as events for notifications, through the
-        // outbox, so a token is mailed if and only if it was stored.
-        // Without a bus (admin CLI) the rows wait for the serving process's relay.
-        let outbox = events.map_or_else(platform::events::Outbox::detached, |e| e.start_relay(CONTEXT, db));
         let service = Arc::new(IdentityService::new(store, ring, hasher, outbox, config));
-        Ok(Self { service, keys })
+        Ok(Self { service, keys, faults })
     }
 
     pub fn service(&self) -> Arc<IdentityService> {
@@ -132,21 +131,51 @@ impl Identity {
     pub fn key_set(&self) -> KeySet {
         self.keys.clone()
     }
+}
 
-    /// The fault-injection admin API over `faults` (identity records the changes in its audit log).
-    pub fn faults_router(&self, faults: platform::faults::Faults) -> Router {
-        let state = faults_api::FaultsState {
-            service: self.service.clone(),
-            faults,
-        };
-        let (router, _) = faults_api::routes().with_state(state).split_for_parts();
-        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+#[async_trait::async_trait]
+impl Context for Identity {
+    const NAME: &'static str = CONTEXT;
+    type Config = IdentityConfig;
+
+    fn migrations() -> &'static Migrations {
+        &MIGRATIONS
     }
 
-    /// Identity's routes, tagged for metrics and able to verify access tokens.
-    pub fn router(&self) -> Router {
+    /// Opens the store, loads the signing keys and starts the outbox relay that carries
+    /// identity's events (mail requests) to the bus. Identity verifies tokens with its own keys,
+    /// not `deps.keys`.
+    async fn start(db: &Db, config: IdentityConfig, deps: &ContextDeps) -> anyhow::Result<Self> {
+        // Mail (verification, password reset) leaves as events for notifications, through the
+        // outbox, so a token is mailed if and only if it was stored.
+        let outbox = deps.events.start_relay(CONTEXT, db);
+        Self::open(db, config, outbox, deps.faults.clone()).await
+    }
+
+    /// Identity's routes and the fault-injection admin API (identity records the changes in its
+    /// audit log).
+    fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
-        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+        let state = faults_api::FaultsState {
+            service: self.service.clone(),
+            faults: self.faults.clone(),
+        };
+        let (faults, _) = faults_api::routes().with_state(state).split_for_parts();
+        platform::http::tag_routes(router.merge(faults), CONTEXT).layer(Extension(self.keys.clone()))
+    }
+
+    /// Reloads the signing keys every minute, so a rotation on another replica is picked up.
+    fn workers(&self) -> Vec<Worker> {
+        vec![Worker::every_after(
+            "key-refresh",
+            Duration::from_secs(60),
+            self.service.keys(),
+            |ring| async move {
+                if let Err(e) = ring.reload().await {
+                    tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");
+                }
+            },
+        )]
     }
 }
 
@@ -155,18 +184,4 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api::routes().split_for_parts().1;
     doc.merge(faults_api::routes().split_for_parts().1);
     doc
-}
-
-fn spawn_key_refresh(ring: std::sync::Weak<KeyRing>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(ring) = ring.upgrade() else { break };
-            if let Err(e) = ring.reload().await {
-                tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");
-            }
-        }
-    });
 }

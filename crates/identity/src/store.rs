@@ -4,6 +4,15 @@
 
 pub mod sql;
 
+/// The store on `db`, whichever backend it is: how every caller gets one.
+pub fn open(db: &platform::db::Db) -> std::sync::Arc<dyn IdentityStore> {
+    use std::sync::Arc;
+    match db {
+        platform::db::Db::Sqlite(pool) => Arc::new(sql::SqlStore::new(pool.clone())),
+        platform::db::Db::Postgres(pool) => Arc::new(sql::SqlStore::new(pool.clone())),
+    }
+}
+
 use platform::events::Event;
 use time::OffsetDateTime;
 use uuid::Uuid;

@@ -12,7 +12,7 @@ pub mod service;
 pub mod store;
 pub mod views;
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Extension, Router};
@@ -20,14 +20,12 @@ use contracts::events::Event as _;
 use contracts::events::catalog::{ProductCreated, ProductDeleted};
 use platform::auth::KeySet;
 use platform::config::{ConfigError, ConfigSource};
-use platform::context::ContextDeps;
+use platform::context::{Consumer, Context, ContextDeps, Migrations, Worker};
 use platform::db::{Db, DbError};
-use platform::events::{Event, EventHandler, HandlerError, Subscription};
+use platform::events::{Event, EventHandler, HandlerError};
 
 use crate::domain::Sku;
 pub use crate::service::InventoryService;
-use crate::store::InventoryStore;
-use crate::store::sql::SqlStore;
 
 pub const CONTEXT: &str = "inventory";
 
@@ -86,53 +84,72 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Opens the store on `db` (migrating when `migrate_first`), starts the outbox relay,
-    /// subscribes to catalog's product events and starts the expiry sweeper.
-    pub async fn start(
-        db: &Db,
-        config: InventoryConfig,
-        deps: ContextDeps,
-        migrate_first: bool,
-    ) -> anyhow::Result<Self> {
-        if migrate_first {
-            migrate(db).await?;
-        }
-        let store: Arc<dyn InventoryStore> = match db {
-            Db::Sqlite(pool) => Arc::new(SqlStore::sqlite(pool.clone())),
-            Db::Postgres(pool) => Arc::new(SqlStore::postgres(pool.clone())),
-        };
-        service::describe_metrics();
-        let outbox = deps.events.start_relay(CONTEXT, db);
-        let sweep = config.sweep_interval;
-        let service = Arc::new(InventoryService::new(store, config, outbox).with_faults(deps.faults.clone()));
-        deps.events
-            .subscribe(Subscription {
-                context: CONTEXT,
-                consumer: "stock-from-products",
-                patterns: vec![ProductCreated::TYPE, ProductDeleted::TYPE],
-                db: db.clone(),
-                handler: Arc::new(StockFromProducts(service.clone())),
-                delivery: platform::events::Delivery::OnePerContext,
-            })
-            .await?;
-        spawn_sweeper(Arc::downgrade(&service), sweep);
-        Ok(Self {
-            service,
-            keys: deps.keys,
-        })
-    }
-
     /// The inventory use cases (for `emporium seed`'s `bulk_restock`, and for tests).
     pub fn service(&self) -> Arc<InventoryService> {
         self.service.clone()
     }
+}
 
-    /// Inventory's routes, tagged for metrics and able to verify access tokens.
-    pub fn router(&self) -> Router {
+#[async_trait::async_trait]
+impl Context for Inventory {
+    const NAME: &'static str = CONTEXT;
+    type Config = InventoryConfig;
+
+    fn migrations() -> &'static Migrations {
+        &MIGRATIONS
+    }
+
+    /// Opens the store and starts the outbox relay.
+    async fn start(db: &Db, config: InventoryConfig, deps: &ContextDeps) -> anyhow::Result<Self> {
+        let store = store::open(db);
+        service::describe_metrics();
+        let outbox = deps.events.start_relay(CONTEXT, db);
+        let service = Arc::new(InventoryService::new(store, config, outbox).with_faults(deps.faults.clone()));
+        Ok(Self {
+            service,
+            keys: deps.keys.clone(),
+        })
+    }
+
+    fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
         platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
     }
+
+    /// Catalog's product events, for the stock rows.
+    fn consumers(&self) -> Vec<Consumer> {
+        vec![Consumer::once(
+            "stock-from-products",
+            vec![ProductCreated::TYPE, ProductDeleted::TYPE],
+            Arc::new(StockFromProducts(self.service.clone())),
+        )]
+    }
+
+    /// Every sweep interval: expires due reservations and refreshes the gauges; safe with several
+    /// replicas (each reservation is expired by exactly one of them: a conditional update). And
+    /// the purge of idempotency keys older than a day.
+    fn workers(&self) -> Vec<Worker> {
+        let every = self.service.config().sweep_interval;
+        vec![
+            Worker::every("sweeper", every, &self.service, |service| async move {
+                if let Err(e) = service.expire_due(service::now()).await {
+                    tracing::warn!(error = %format!("{e:#}"), "expiring reservations failed; retrying next tick");
+                }
+                if let Err(e) = service.refresh_metrics().await {
+                    tracing::warn!(error = %format!("{e:#}"), "refreshing inventory gauges failed");
+                }
+            }),
+            Worker::every("idempotency-purge", PURGE_EVERY, &self.service, |service| async move {
+                if let Err(e) = service.purge_idempotency_keys().await {
+                    tracing::warn!(error = %format!("{e:#}"), "purging idempotency keys failed");
+                }
+            }),
+        ]
+    }
 }
+
+/// How often idempotency keys older than a day are forgotten.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Inventory's OpenAPI description (static: no running context needed).
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -165,33 +182,6 @@ impl EventHandler for StockFromProducts {
         }
         Ok(())
     }
-}
-
-/// Every `interval`: expires due reservations, refreshes the gauges, and (every ten minutes)
-/// forgets idempotency keys older than a day. Safe with several replicas: each reservation is
-/// expired by exactly one of them (conditional update). Stops when the context is dropped.
-fn spawn_sweeper(service: Weak<InventoryService>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_purge: Option<tokio::time::Instant> = None;
-        loop {
-            tick.tick().await;
-            let Some(service) = service.upgrade() else { break };
-            if let Err(e) = service.expire_due(service::now()).await {
-                tracing::warn!(error = %format!("{e:#}"), "expiring reservations failed; retrying next tick");
-            }
-            if let Err(e) = service.refresh_metrics().await {
-                tracing::warn!(error = %format!("{e:#}"), "refreshing inventory gauges failed");
-            }
-            if last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(600)) {
-                last_purge = Some(tokio::time::Instant::now());
-                if let Err(e) = service.purge_idempotency_keys().await {
-                    tracing::warn!(error = %format!("{e:#}"), "purging idempotency keys failed");
-                }
-            }
-        }
-    });
 }
 
 #[cfg(test)]

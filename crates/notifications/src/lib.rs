@@ -31,14 +31,12 @@ use std::time::Duration;
 use axum::{Extension, Router};
 use platform::auth::KeySet;
 use platform::config::{ConfigError, ConfigSource};
-use platform::context::ContextDeps;
+use platform::context::{Consumer, Context, ContextDeps, Migrations, Worker};
 use platform::db::{Db, DbError};
-use platform::events::{Event, EventHandler, HandlerError, Subscription};
+use platform::events::{Event, EventHandler, HandlerError};
 
 use crate::domain::EmailAddress;
 pub use crate::service::NotificationService;
-use crate::store::NotificationStore;
-use crate::store::sql::SqlStore;
 pub use crate::transport::{MailTransport, SmtpSettings};
 
 pub const CONTEXT: &str = "notifications";
@@ -128,12 +126,7 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 }
 
 /// The store for `db`.
-pub fn store_for(db: &Db) -> Arc<dyn NotificationStore> {
-    match db {
-        Db::Sqlite(pool) => Arc::new(SqlStore::sqlite(pool.clone())),
-        Db::Postgres(pool) => Arc::new(SqlStore::postgres(pool.clone())),
-    }
-}
+pub use crate::store::open as store_for;
 
 /// A running notifications context.
 pub struct Notifications {
@@ -142,18 +135,24 @@ pub struct Notifications {
 }
 
 impl Notifications {
-    /// Opens the store on `db` (migrating when `migrate_first`), subscribes the mailer to its
-    /// events and starts the delivery worker, which sends through `transport`.
-    pub async fn start(
-        db: &Db,
-        config: NotificationsConfig,
-        deps: ContextDeps,
-        migrate_first: bool,
-        transport: MailTransport,
-    ) -> anyhow::Result<Self> {
-        if migrate_first {
-            migrate(db).await?;
-        }
+    /// The use cases (for tests and the wiring).
+    pub fn service(&self) -> Arc<NotificationService> {
+        self.service.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Context for Notifications {
+    const NAME: &'static str = CONTEXT;
+    /// The settings, and where mail goes.
+    type Config = (NotificationsConfig, MailTransport);
+
+    fn migrations() -> &'static Migrations {
+        &MIGRATIONS
+    }
+
+    /// Opens the store and the mail transport.
+    async fn start(db: &Db, (config, transport): Self::Config, deps: &ContextDeps) -> anyhow::Result<Self> {
         service::describe_metrics();
         tracing::info!(transport = transport.name(), smtp = ?match &transport {
             MailTransport::Smtp(s) => Some(s.redacted()),
@@ -161,31 +160,28 @@ impl Notifications {
         }, "notifications delivery transport");
         let service =
             Arc::new(NotificationService::new(store_for(db), config, &transport)?.with_faults(deps.faults.clone()));
-        deps.events
-            .subscribe(Subscription {
-                context: CONTEXT,
-                consumer: CONSUMER,
-                patterns: events::CONSUMED.to_vec(),
-                db: db.clone(),
-                handler: Arc::new(Mailer(service.clone())),
-                delivery: platform::events::Delivery::OnePerContext,
-            })
-            .await?;
-        spawn_worker(Arc::downgrade(&service));
         Ok(Self {
             service,
-            keys: deps.keys,
+            keys: deps.keys.clone(),
         })
     }
 
-    /// The use cases (for tests and the wiring).
-    pub fn service(&self) -> Arc<NotificationService> {
-        self.service.clone()
+    fn router(&self) -> Router {
+        router_for(self.service.clone(), self.keys.clone())
     }
 
-    /// Notifications' routes, tagged for metrics and able to verify access tokens.
-    pub fn router(&self) -> Router {
-        router_for(self.service.clone(), self.keys.clone())
+    /// The mailer: renders the events it consumes into the delivery log.
+    fn consumers(&self) -> Vec<Consumer> {
+        vec![Consumer::once(
+            CONSUMER,
+            events::CONSUMED.to_vec(),
+            Arc::new(Mailer(self.service.clone())),
+        )]
+    }
+
+    /// The delivery worker, which sends what the mailer logged.
+    fn workers(&self) -> Vec<Worker> {
+        vec![Worker::new("delivery", deliver(Arc::downgrade(&self.service)))]
     }
 }
 
@@ -210,33 +206,36 @@ impl EventHandler for Mailer {
     }
 }
 
+/// Spawns [`deliver`] on its own (tests; a running context has it among its workers).
+pub fn spawn_worker(service: Weak<NotificationService>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(deliver(service))
+}
+
 /// Sends due deliveries until none are left, then waits for a wake-up or the poll interval.
 /// Stops when the context is dropped.
-pub fn spawn_worker(service: Weak<NotificationService>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut last_gauge: Option<tokio::time::Instant> = None;
-        loop {
-            let Some(svc) = service.upgrade() else { break };
-            let poll = svc.config().poll_interval;
-            match svc.deliver_due().await {
-                // A full batch: there may be more due right now.
-                Ok(n) if n as i64 >= service::BATCH => continue,
-                Ok(_) => {}
-                // The process is stopping (its pools close after the server drained): not a failure.
-                Err(store::StoreError::Db(sqlx::Error::PoolClosed)) => break,
-                Err(e) => tracing::warn!(error = %e, "delivering notifications failed; retrying next tick"),
-            }
-            if last_gauge.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
-                last_gauge = Some(tokio::time::Instant::now());
-                if let Err(e) = svc.refresh_metrics().await {
-                    tracing::warn!(error = %e, "refreshing notification gauges failed");
-                }
-            }
-            // The strong reference is dropped after at most one poll interval, so dropping the
-            // context stops the worker.
-            svc.wait_for_work(poll).await;
+async fn deliver(service: Weak<NotificationService>) {
+    let mut last_gauge: Option<tokio::time::Instant> = None;
+    loop {
+        let Some(svc) = service.upgrade() else { break };
+        let poll = svc.config().poll_interval;
+        match svc.deliver_due().await {
+            // A full batch: there may be more due right now.
+            Ok(n) if n as i64 >= service::BATCH => continue,
+            Ok(_) => {}
+            // The process is stopping (its pools close after the server drained): not a failure.
+            Err(store::StoreError::Db(sqlx::Error::PoolClosed)) => break,
+            Err(e) => tracing::warn!(error = %e, "delivering notifications failed; retrying next tick"),
         }
-    })
+        if last_gauge.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+            last_gauge = Some(tokio::time::Instant::now());
+            if let Err(e) = svc.refresh_metrics().await {
+                tracing::warn!(error = %e, "refreshing notification gauges failed");
+            }
+        }
+        // The strong reference is dropped after at most one poll interval, so dropping the
+        // context stops the worker.
+        svc.wait_for_work(poll).await;
+    }
 }
 
 #[cfg(test)]

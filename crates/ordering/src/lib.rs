@@ -18,22 +18,19 @@ pub mod service;
 pub mod store;
 pub mod views;
 
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::{Extension, Router};
-use platform::auth::KeySet;
-use platform::context::ContextDeps;
-use platform::db::{Db, DbError};
 use contracts::events::Event as _;
 use contracts::events::inventory::ReservationExpired;
-use platform::events::{Event, EventHandler, HandlerError, Subscription};
+use platform::auth::KeySet;
+use platform::context::{Consumer, Context, ContextDeps, Migrations, Worker};
+use platform::db::{Db, DbError};
+use platform::events::{Event, EventHandler, HandlerError};
 
 use crate::domain::OrderId;
 use crate::peers::{CartClient, CatalogClient, InventoryClient, PaymentsClient};
 use crate::service::PeerSet;
-use crate::store::OrderStore;
-use crate::store::sql::SqlStore;
 
 pub use crate::config::OrderingConfig;
 pub use crate::service::OrderingService;
@@ -55,21 +52,24 @@ pub struct Ordering {
 }
 
 impl Ordering {
-    /// Opens the store on `db` (migrating when `migrate_first`), starts the outbox relay, the
-    /// reservation-expiry consumer and the saga recovery loop.
-    pub async fn start(
-        db: &Db,
-        config: OrderingConfig,
-        deps: ContextDeps,
-        migrate_first: bool,
-    ) -> anyhow::Result<Self> {
-        if migrate_first {
-            migrate(db).await?;
-        }
-        let store: Arc<dyn OrderStore> = match db {
-            Db::Sqlite(pool) => Arc::new(SqlStore::sqlite(pool.clone())),
-            Db::Postgres(pool) => Arc::new(SqlStore::postgres(pool.clone())),
-        };
+    /// The ordering use cases (for tests and the CLI).
+    pub fn service(&self) -> Arc<OrderingService> {
+        self.service.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Context for Ordering {
+    const NAME: &'static str = CONTEXT;
+    type Config = OrderingConfig;
+
+    fn migrations() -> &'static Migrations {
+        &MIGRATIONS
+    }
+
+    /// Opens the store, connects to its peers and starts the outbox relay.
+    async fn start(db: &Db, config: OrderingConfig, deps: &ContextDeps) -> anyhow::Result<Self> {
+        let store = store::open(db);
         service::describe_metrics();
         let peers = PeerSet {
             catalog: Arc::new(CatalogClient(deps.peers.client(CONTEXT, "catalog")?)),
@@ -78,34 +78,42 @@ impl Ordering {
             cart: Arc::new(CartClient(deps.peers.client(CONTEXT, "cart")?)),
         };
         let outbox = deps.events.start_relay(CONTEXT, db);
-        let interval = config.recovery_interval;
         let service = Arc::new(OrderingService::new(config, store, outbox, peers));
-        deps.events
-            .subscribe(Subscription {
-                context: CONTEXT,
-                consumer: "cancel-on-reservation-expiry",
-                patterns: vec![ReservationExpired::TYPE],
-                db: db.clone(),
-                handler: Arc::new(ReservationExpiry(service.clone())),
-                delivery: platform::events::Delivery::OnePerContext,
-            })
-            .await?;
-        spawn_recovery(Arc::downgrade(&service), interval);
         Ok(Self {
             service,
-            keys: deps.keys,
+            keys: deps.keys.clone(),
         })
     }
 
-    /// The ordering use cases (for tests and the CLI).
-    pub fn service(&self) -> Arc<OrderingService> {
-        self.service.clone()
-    }
-
-    /// Ordering's routes, tagged for metrics and able to verify access tokens.
-    pub fn router(&self) -> Router {
+    fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
         platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+    }
+
+    /// Reservations that expired, to cancel orders still awaiting their payment.
+    fn consumers(&self) -> Vec<Consumer> {
+        vec![Consumer::once(
+            "cancel-on-reservation-expiry",
+            vec![ReservationExpired::TYPE],
+            Arc::new(ReservationExpiry(self.service.clone())),
+        )]
+    }
+
+    /// At start and every recovery interval: resumes unfinished sagas whose lease has passed,
+    /// refreshes the stuck-orders gauge and forgets orphaned claims.
+    fn workers(&self) -> Vec<Worker> {
+        let every = self.service.config().recovery_interval;
+        vec![Worker::every("recovery", every, &self.service, |service| async move {
+            if let Err(e) = service.recover().await {
+                tracing::warn!(error = %e, "resuming order sagas failed; retrying next tick");
+            }
+            if let Err(e) = service.recover_returns().await {
+                tracing::warn!(error = %e, "resuming received returns failed; retrying next tick");
+            }
+            if let Err(e) = service.housekeeping().await {
+                tracing::warn!(error = %e, "refreshing order gauges failed");
+            }
+        })]
     }
 }
 
@@ -134,26 +142,4 @@ impl EventHandler for ReservationExpiry {
             .await
             .map_err(|e| HandlerError::retryable(e.to_string()))
     }
-}
-
-/// At start and every `interval`: resumes unfinished sagas whose lease has passed, refreshes the
-/// stuck-orders gauge and forgets orphaned claims. Stops when the context is dropped.
-fn spawn_recovery(service: Weak<OrderingService>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(service) = service.upgrade() else { break };
-            if let Err(e) = service.recover().await {
-                tracing::warn!(error = %e, "resuming order sagas failed; retrying next tick");
-            }
-            if let Err(e) = service.recover_returns().await {
-                tracing::warn!(error = %e, "resuming received returns failed; retrying next tick");
-            }
-            if let Err(e) = service.housekeeping().await {
-                tracing::warn!(error = %e, "refreshing order gauges failed");
-            }
-        }
-    });
 }

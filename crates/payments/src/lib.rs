@@ -16,21 +16,19 @@ pub mod service;
 pub mod store;
 pub mod views;
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Extension, Router};
 use platform::auth::KeySet;
 use platform::config::{ConfigError, ConfigSource};
-use platform::context::ContextDeps;
+use platform::context::{Context, ContextDeps, Migrations, Worker};
 use platform::db::{Db, DbError};
 use rand::RngCore;
 
 use crate::domain::Currency;
-use crate::provider::{FaultInjectingProvider, PaymentProvider, SimulatedLedger, SimulatedProvider};
+use crate::provider::{FaultInjectingProvider, PaymentProvider, SimulatedProvider};
 pub use crate::service::PaymentsService;
-use crate::store::PaymentStore;
-use crate::store::sql::SqlStore;
 
 pub const CONTEXT: &str = "payments";
 
@@ -131,18 +129,7 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 }
 
 /// The store and the simulated provider's books on `db`.
-pub fn open_store(db: &Db) -> (Arc<dyn PaymentStore>, Arc<dyn SimulatedLedger>) {
-    match db {
-        Db::Sqlite(pool) => {
-            let s = Arc::new(SqlStore::sqlite(pool.clone()));
-            (s.clone(), s)
-        }
-        Db::Postgres(pool) => {
-            let s = Arc::new(SqlStore::postgres(pool.clone()));
-            (s.clone(), s)
-        }
-    }
-}
+pub use crate::store::open as open_store;
 
 /// A running payments context.
 pub struct Payments {
@@ -151,18 +138,23 @@ pub struct Payments {
 }
 
 impl Payments {
-    /// Opens the store on `db` (migrating when `migrate_first`), starts the outbox relay, the
-    /// simulated provider and the reconciler (which first settles whatever a previous process
-    /// left processing).
-    pub async fn start(
-        db: &Db,
-        config: PaymentsConfig,
-        deps: ContextDeps,
-        migrate_first: bool,
-    ) -> anyhow::Result<Self> {
-        if migrate_first {
-            migrate(db).await?;
-        }
+    /// The payments use cases (for tests and the CLI).
+    pub fn service(&self) -> Arc<PaymentsService> {
+        self.service.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Context for Payments {
+    const NAME: &'static str = CONTEXT;
+    type Config = PaymentsConfig;
+
+    fn migrations() -> &'static Migrations {
+        &MIGRATIONS
+    }
+
+    /// Opens the store and starts the outbox relay and the simulated provider.
+    async fn start(db: &Db, config: PaymentsConfig, deps: &ContextDeps) -> anyhow::Result<Self> {
         let (store, ledger) = open_store(db);
         let provider: Arc<dyn PaymentProvider> = Arc::new(SimulatedProvider::new(
             ledger,
@@ -172,55 +164,47 @@ impl Payments {
         let provider = FaultInjectingProvider::wrap(provider, deps.faults.clone());
         service::describe_metrics();
         let outbox = deps.events.start_relay(CONTEXT, db);
-        let every = config.reconcile_after;
         let service = Arc::new(PaymentsService::new(store, provider, config, outbox));
-        spawn_reconciler(Arc::downgrade(&service), every);
         Ok(Self {
             service,
-            keys: deps.keys,
+            keys: deps.keys.clone(),
         })
     }
 
-    /// The payments use cases (for tests and the CLI).
-    pub fn service(&self) -> Arc<PaymentsService> {
-        self.service.clone()
-    }
-
-    /// Payments' routes, tagged for metrics and able to verify access tokens.
-    pub fn router(&self) -> Router {
+    fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
         platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
     }
+
+    /// The reconciler (which first settles whatever a previous process left processing), and
+    /// the purge of idempotency keys older than a day.
+    fn workers(&self) -> Vec<Worker> {
+        let every = self.service.config().reconcile_after;
+        vec![
+            Worker::every("reconciler", every, &self.service, |service| async move {
+                match service.reconcile().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(settled = n, "reconciled payments left with the provider"),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "reconciling payments failed; retrying next tick")
+                    }
+                }
+            }),
+            Worker::every("idempotency-purge", PURGE_EVERY, &self.service, |service| async move {
+                if let Err(e) = service.purge_idempotency_keys().await {
+                    tracing::warn!(error = %format!("{e:#}"), "purging idempotency keys failed");
+                }
+            }),
+        ]
+    }
 }
+
+/// How often idempotency keys older than a day are forgotten.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Payments' OpenAPI description (static: no running context needed).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api::routes().split_for_parts().1
-}
-
-/// Every `interval`: re-drives stale processing payments and pending refunds, and (every ten
-/// minutes) forgets idempotency keys older than a day. Stops when the context is dropped.
-fn spawn_reconciler(service: Weak<PaymentsService>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_purge: Option<tokio::time::Instant> = None;
-        loop {
-            tick.tick().await;
-            let Some(service) = service.upgrade() else { break };
-            match service.reconcile().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(settled = n, "reconciled payments left with the provider"),
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "reconciling payments failed; retrying next tick"),
-            }
-            if last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(600)) {
-                last_purge = Some(tokio::time::Instant::now());
-                if let Err(e) = service.purge_idempotency_keys().await {
-                    tracing::warn!(error = %format!("{e:#}"), "purging idempotency keys failed");
-                }
-            }
-        }
-    });
 }
 
 #[cfg(test)]

@@ -6,6 +6,27 @@
 
 pub mod sql;
 
+/// The store and the simulated provider's books on `db`, whichever backend it is: how every
+/// caller gets them.
+pub fn open(
+    db: &platform::db::Db,
+) -> (
+    std::sync::Arc<dyn PaymentStore>,
+    std::sync::Arc<dyn crate::provider::SimulatedLedger>,
+) {
+    use std::sync::Arc;
+    match db {
+        platform::db::Db::Sqlite(pool) => {
+            let s = Arc::new(sql::SqlStore::sqlite(pool.clone()));
+            (s.clone(), s)
+        }
+        platform::db::Db::Postgres(pool) => {
+            let s = Arc::new(sql::SqlStore::postgres(pool.clone()));
+            (s.clone(), s)
+        }
+    }
+}
+
 use time::OffsetDateTime;
 use uuid::Uuid;
 
