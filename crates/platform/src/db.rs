@@ -282,6 +282,81 @@ pub fn is_unique_violation(err: &sqlx::Error, name: &str) -> bool {
     }
 }
 
+/// Writes an `impl` block of a SQL store that is generic over the backend, with the one list of
+/// bounds such a store needs: what the statements bind and read (ids, text, integers, booleans,
+/// bytes, timestamps, and optional ones), a connection and pool that execute, and the outbox.
+/// Both backends meet every bound; the store is instantiated for `Sqlite` and `Postgres` only.
+///
+/// ```ignore
+/// platform::sql_store! {
+///     impl SqlStore<DB> { /* helpers */ }
+/// }
+/// platform::sql_store! {
+///     #[async_trait::async_trait]
+///     impl CartStore for SqlStore<DB> { /* the port */ }
+/// }
+/// ```
+///
+/// A macro rather than a trait with a blanket impl: Rust implies only a trait's bounds on `Self`
+/// at its use sites, and most of these bound other types (`Uuid: Encode<'q, DB>`), so an alias
+/// trait would still need the whole list repeated wherever it is used (ADR 0012).
+#[macro_export]
+macro_rules! sql_store {
+    ($(#[$attr:meta])* impl $store:ident<$db:ident> { $($body:tt)* }) => {
+        $crate::sql_store!(@bounds [$(#[$attr])*] [] $store $db { $($body)* });
+    };
+    ($(#[$attr:meta])* impl $port:ident for $store:ident<$db:ident> { $($body:tt)* }) => {
+        $crate::sql_store!(@bounds [$(#[$attr])*] [$port for] $store $db { $($body)* });
+    };
+    (@bounds [$($attr:tt)*] [$($port:tt)*] $store:ident $db:ident { $($body:tt)* }) => {
+        $($attr)*
+        impl<$db> $($port)* $store<$db>
+        where
+            $db: $crate::db::__sql_store::sqlx::Database,
+            $db::Connection: $crate::events::OutboxConnection,
+            for<'c> &'c mut $db::Connection: $crate::db::__sql_store::sqlx::Executor<'c, Database = $db>,
+            for<'c> &'c $crate::db::__sql_store::sqlx::Pool<$db>: $crate::db::__sql_store::sqlx::Executor<'c, Database = $db>,
+            $db::Arguments: $crate::db::__sql_store::sqlx::IntoArguments<$db>,
+            $db::QueryResult: $crate::db::RowsAffected,
+            for<'q> &'q str: $crate::db::__sql_store::sqlx::ColumnIndex<$db::Row>,
+            usize: $crate::db::__sql_store::sqlx::ColumnIndex<$db::Row>,
+            for<'q> $crate::db::__sql_store::Uuid: $crate::db::__sql_store::Value<'q, $db>,
+            for<'q> String: $crate::db::__sql_store::Value<'q, $db>,
+            for<'q> i64: $crate::db::__sql_store::Value<'q, $db>,
+            for<'q> bool: $crate::db::__sql_store::Value<'q, $db>,
+            for<'q> Vec<u8>: $crate::db::__sql_store::Value<'q, $db>,
+            for<'q> $crate::db::__sql_store::OffsetDateTime: $crate::db::__sql_store::Value<'q, $db>,
+            for<'q> &'q str: $crate::db::__sql_store::sqlx::Encode<'q, $db> + $crate::db::__sql_store::sqlx::Type<$db>,
+            for<'q> &'q [u8]: $crate::db::__sql_store::sqlx::Encode<'q, $db> + $crate::db::__sql_store::sqlx::Type<$db>,
+            for<'q> Option<&'q str>: $crate::db::__sql_store::sqlx::Encode<'q, $db>,
+            for<'q> Option<$crate::db::__sql_store::Uuid>: $crate::db::__sql_store::Nullable<'q, $db>,
+            for<'q> Option<String>: $crate::db::__sql_store::Nullable<'q, $db>,
+            for<'q> Option<i64>: $crate::db::__sql_store::Nullable<'q, $db>,
+            for<'q> Option<bool>: $crate::db::__sql_store::Nullable<'q, $db>,
+            for<'q> Option<$crate::db::__sql_store::OffsetDateTime>: $crate::db::__sql_store::Nullable<'q, $db>,
+        {
+            $($body)*
+        }
+    };
+}
+
+/// What [`sql_store!`] names from the calling crate's point of view.
+#[doc(hidden)]
+pub mod __sql_store {
+    pub use sqlx;
+    pub use time::OffsetDateTime;
+    pub use uuid::Uuid;
+
+    /// A column type both bound and read: shorthand inside [`sql_store!`]'s list (a bound on
+    /// the type itself, which Rust does imply at use sites).
+    pub trait Value<'q, DB: sqlx::Database>: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB> {}
+    impl<'q, DB: sqlx::Database, T: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>> Value<'q, DB> for T {}
+
+    /// An optional column type both bound and read.
+    pub trait Nullable<'q, DB: sqlx::Database>: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> {}
+    impl<'q, DB: sqlx::Database, T: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB>> Nullable<'q, DB> for T {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use contracts::events::inventory::{ReservationCommitted, ReservationCreated, ReservationExpired, ReservationReleased};
 use platform::db::{RowsAffected, is_unique_violation};
-use platform::events::{Event, OutboxConnection, enqueue};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Postgres, Sqlite, Type};
+use platform::events::{Event, enqueue};
+use sqlx::{Database, FromRow, Pool, Postgres, Sqlite};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
@@ -219,632 +219,588 @@ struct Applied {
     events: Vec<Event>,
 }
 
-macro_rules! sql_bounds {
-    ($($item:item)*) => {
-        impl<DB> SqlStore<DB>
-        where
-            DB: Database,
-            DB::Connection: OutboxConnection,
-            for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-            DB::Arguments: IntoArguments<DB>,
-            for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-            for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-            for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
-            for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
-            for<'q> Option<&'q str>: Encode<'q, DB>,
-            for<'q> &'q str: ColumnIndex<DB::Row>,
-            usize: ColumnIndex<DB::Row>,
-            DB::QueryResult: RowsAffected,
-        {
-            $($item)*
+platform::sql_store! {
+    impl SqlStore<DB> {
+        /// Starts a write transaction (queueing behind this process's other SQLite writers). Keep the
+        /// guard alive until the transaction ends.
+        async fn write(&self) -> StoreResult<(Option<OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>)> {
+            let guard = match &self.writer {
+                Some(m) => Some(m.clone().lock_owned().await),
+                None => None,
+            };
+            let tx = match self.begin {
+                Some(statement) => self.pool.begin_with(statement).await?,
+                None => self.pool.begin().await?,
+            };
+            Ok((guard, tx))
         }
-    };
-}
 
-sql_bounds! {
-    /// Starts a write transaction (queueing behind this process's other SQLite writers). Keep the
-    /// guard alive until the transaction ends.
-    async fn write(&self) -> StoreResult<(Option<OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>)> {
-        let guard = match &self.writer {
-            Some(m) => Some(m.clone().lock_owned().await),
-            None => None,
-        };
-        let tx = match self.begin {
-            Some(statement) => self.pool.begin_with(statement).await?,
-            None => self.pool.begin().await?,
-        };
-        Ok((guard, tx))
-    }
-
-    /// Applies `change` if it keeps `reserved ≤ on_hand` (and, for reservations, the SKU
-    /// sellable); `None` when the guard refused or the SKU is unknown. Nothing is written then.
-    async fn apply_change(conn: &mut DB::Connection, change: &Change<'_>, now: OffsetDateTime) -> StoreResult<Option<Applied>> {
-        let statement = if change.only_if_sellable {
-            "UPDATE stock SET on_hand = on_hand + $2, reserved = reserved + $3, updated_at = $4, version = version + 1
+        /// Applies `change` if it keeps `reserved ≤ on_hand` (and, for reservations, the SKU
+        /// sellable); `None` when the guard refused or the SKU is unknown. Nothing is written then.
+        async fn apply_change(conn: &mut DB::Connection, change: &Change<'_>, now: OffsetDateTime) -> StoreResult<Option<Applied>> {
+            let statement = if change.only_if_sellable {
+                "UPDATE stock SET on_hand = on_hand + $2, reserved = reserved + $3, updated_at = $4, version = version + 1
              WHERE sku = $1 AND discontinued = FALSE AND on_hand + $2 >= reserved + $3 AND reserved + $3 >= 0
              RETURNING sku, on_hand, reserved, low_stock_threshold, discontinued, created_at, updated_at, version"
-        } else {
-            "UPDATE stock SET on_hand = on_hand + $2, reserved = reserved + $3, updated_at = $4, version = version + 1
+            } else {
+                "UPDATE stock SET on_hand = on_hand + $2, reserved = reserved + $3, updated_at = $4, version = version + 1
              WHERE sku = $1 AND on_hand + $2 >= reserved + $3 AND reserved + $3 >= 0
              RETURNING sku, on_hand, reserved, low_stock_threshold, discontinued, created_at, updated_at, version"
-        };
-        let Some(row) = sqlx::query_as::<_, StockRow>(statement)
-            .bind(change.sku)
-            .bind(change.on_hand_delta)
-            .bind(change.reserved_delta)
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let stock = Stock::from(row);
-        let before_available = available(
-            stock.on_hand - change.on_hand_delta,
-            stock.reserved - change.reserved_delta,
-        );
-        let events = events::for_stock_change(before_available, stock.low_stock_threshold, true, &stock);
-        Ok(Some(Applied { stock, events }))
-    }
+            };
+            let Some(row) = sqlx::query_as::<_, StockRow>(statement)
+                .bind(change.sku)
+                .bind(change.on_hand_delta)
+                .bind(change.reserved_delta)
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let stock = Stock::from(row);
+            let before_available = available(
+                stock.on_hand - change.on_hand_delta,
+                stock.reserved - change.reserved_delta,
+            );
+            let events = events::for_stock_change(before_available, stock.low_stock_threshold, true, &stock);
+            Ok(Some(Applied { stock, events }))
+        }
 
-    async fn insert_movement(conn: &mut DB::Connection, change: &Change<'_>, after: &Stock, e: &Entry<'_>) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO stock_movements (id, sku, kind, quantity, on_hand_delta, reserved_delta, on_hand_after,
+        async fn insert_movement(conn: &mut DB::Connection, change: &Change<'_>, after: &Stock, e: &Entry<'_>) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO stock_movements (id, sku, kind, quantity, on_hand_delta, reserved_delta, on_hand_after,
                                           reserved_after, reason, reservation_id, actor_id, occurred_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(change.sku)
-        .bind(e.kind.as_str())
-        .bind(e.quantity)
-        .bind(change.on_hand_delta)
-        .bind(change.reserved_delta)
-        .bind(after.on_hand)
-        .bind(after.reserved)
-        .bind(e.reason)
-        .bind(e.reservation_id)
-        .bind(e.actor_id)
-        .bind(e.now)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    async fn enqueue_all(conn: &mut DB::Connection, events: &[Event]) -> StoreResult<()> {
-        for event in events {
-            enqueue(&mut *conn, event).await?;
+            )
+            .bind(Uuid::now_v7())
+            .bind(change.sku)
+            .bind(e.kind.as_str())
+            .bind(e.quantity)
+            .bind(change.on_hand_delta)
+            .bind(change.reserved_delta)
+            .bind(after.on_hand)
+            .bind(after.reserved)
+            .bind(e.reason)
+            .bind(e.reservation_id)
+            .bind(e.actor_id)
+            .bind(e.now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
         }
-        Ok(())
-    }
 
-    async fn stock_in(conn: &mut DB::Connection, sku: &str) -> StoreResult<Option<Stock>> {
-        Ok(sqlx::query_as::<_, StockRow>(sql(format!("SELECT {STOCK_COLUMNS} FROM stock WHERE sku = $1")))
-            .bind(sku)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(Stock::from))
-    }
+        async fn enqueue_all(conn: &mut DB::Connection, events: &[Event]) -> StoreResult<()> {
+            for event in events {
+                enqueue(&mut *conn, event).await?;
+            }
+            Ok(())
+        }
 
-    async fn insert_stock_row(conn: &mut DB::Connection, sku: &str, threshold: i64, now: OffsetDateTime) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO stock (sku, on_hand, reserved, low_stock_threshold, discontinued, created_at, updated_at, version)
+        async fn stock_in(conn: &mut DB::Connection, sku: &str) -> StoreResult<Option<Stock>> {
+            Ok(sqlx::query_as::<_, StockRow>(sql(format!("SELECT {STOCK_COLUMNS} FROM stock WHERE sku = $1")))
+                .bind(sku)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(Stock::from))
+        }
+
+        async fn insert_stock_row(conn: &mut DB::Connection, sku: &str, threshold: i64, now: OffsetDateTime) -> StoreResult<bool> {
+            let done = sqlx::query(
+                "INSERT INTO stock (sku, on_hand, reserved, low_stock_threshold, discontinued, created_at, updated_at, version)
              VALUES ($1, 0, 0, $2, FALSE, $3, $3, 1)
              ON CONFLICT (sku) DO NOTHING",
-        )
-        .bind(sku)
-        .bind(threshold)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
+            )
+            .bind(sku)
+            .bind(threshold)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        }
 
-    async fn items_of(conn: &mut DB::Connection, id: Uuid) -> StoreResult<Vec<(String, i64)>> {
-        Ok(sqlx::query_as::<_, (String, i64)>(
-            "SELECT sku, qty FROM reservation_items WHERE reservation_id = $1 ORDER BY sku",
-        )
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?)
-    }
+        async fn items_of(conn: &mut DB::Connection, id: Uuid) -> StoreResult<Vec<(String, i64)>> {
+            Ok(sqlx::query_as::<_, (String, i64)>(
+                "SELECT sku, qty FROM reservation_items WHERE reservation_id = $1 ORDER BY sku",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?)
+        }
 
-    /// Tries to record the idempotency key first (the transaction's first write); `false` when the
-    /// key is taken — by a committed request, or by a concurrent one that PostgreSQL waited for.
-    async fn claim_key(conn: &mut DB::Connection, r: &IdempotencyRecord, now: OffsetDateTime) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "INSERT INTO idempotency_keys (owner, idem_key, request_hash, status, body, created_at)
+        /// Tries to record the idempotency key first (the transaction's first write); `false` when the
+        /// key is taken — by a committed request, or by a concurrent one that PostgreSQL waited for.
+        async fn claim_key(conn: &mut DB::Connection, r: &IdempotencyRecord, now: OffsetDateTime) -> StoreResult<bool> {
+            let result = sqlx::query(
+                "INSERT INTO idempotency_keys (owner, idem_key, request_hash, status, body, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(r.owner)
-        .bind(r.key.as_str())
-        .bind(r.request_hash.as_slice())
-        .bind(i64::from(r.status))
-        .bind(r.body.as_str())
-        .bind(now)
-        .execute(&mut *conn)
-        .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e, "idempotency_keys") => Ok(false),
-            Err(e) => Err(e.into()),
+            )
+            .bind(r.owner)
+            .bind(r.key.as_str())
+            .bind(r.request_hash.as_slice())
+            .bind(i64::from(r.status))
+            .bind(r.body.as_str())
+            .bind(now)
+            .execute(&mut *conn)
+            .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(e) if is_unique_violation(&e, "idempotency_keys") => Ok(false),
+                Err(e) => Err(e.into()),
+            }
         }
-    }
 
-    /// Reserves every line or nothing. `Ok(Err(..))` is a refusal (the caller rolls back).
-    async fn reserve_lines(
-        conn: &mut DB::Connection,
-        new: &NewReservation,
-    ) -> StoreResult<Result<Vec<Event>, StoreError>> {
-        let r = &new.reservation;
-        let mut events = Vec::new();
-        for line in &new.lines {
-            let change = Change {
-                sku: line.sku.as_str(),
-                on_hand_delta: 0,
-                reserved_delta: line.qty,
-                only_if_sellable: true,
-            };
-            let Some(applied) = Self::apply_change(&mut *conn, &change, r.created_at).await? else {
-                // Tell why from the row as it is now (still inside the transaction).
-                let refusal = match Self::stock_in(&mut *conn, line.sku.as_str()).await? {
-                    None => StoreError::UnknownSku { line: line.line, sku: line.sku.clone() },
-                    Some(s) if s.discontinued => StoreError::Discontinued { line: line.line, sku: line.sku.clone() },
-                    Some(s) => StoreError::Insufficient {
-                        line: line.line,
-                        sku: line.sku.clone(),
-                        requested: line.qty,
-                        available: s.available(),
-                    },
+        /// Reserves every line or nothing. `Ok(Err(..))` is a refusal (the caller rolls back).
+        async fn reserve_lines(
+            conn: &mut DB::Connection,
+            new: &NewReservation,
+        ) -> StoreResult<Result<Vec<Event>, StoreError>> {
+            let r = &new.reservation;
+            let mut events = Vec::new();
+            for line in &new.lines {
+                let change = Change {
+                    sku: line.sku.as_str(),
+                    on_hand_delta: 0,
+                    reserved_delta: line.qty,
+                    only_if_sellable: true,
                 };
-                return Ok(Err(refusal));
-            };
-            events.extend(applied.events);
-            let entry = Entry {
-                kind: MovementKind::Reserve,
-                quantity: line.qty,
-                reason: Some(r.reference.as_str()),
-                reservation_id: Some(r.id.0),
-                actor_id: r.created_by,
-                now: r.created_at,
-            };
-            Self::insert_movement(&mut *conn, &change, &applied.stock, &entry).await?;
-        }
-        sqlx::query(
-            "INSERT INTO reservations (id, reference, state, expires_at, created_by, created_at, updated_at, version)
+                let Some(applied) = Self::apply_change(&mut *conn, &change, r.created_at).await? else {
+                    // Tell why from the row as it is now (still inside the transaction).
+                    let refusal = match Self::stock_in(&mut *conn, line.sku.as_str()).await? {
+                        None => StoreError::UnknownSku { line: line.line, sku: line.sku.clone() },
+                        Some(s) if s.discontinued => StoreError::Discontinued { line: line.line, sku: line.sku.clone() },
+                        Some(s) => StoreError::Insufficient {
+                            line: line.line,
+                            sku: line.sku.clone(),
+                            requested: line.qty,
+                            available: s.available(),
+                        },
+                    };
+                    return Ok(Err(refusal));
+                };
+                events.extend(applied.events);
+                let entry = Entry {
+                    kind: MovementKind::Reserve,
+                    quantity: line.qty,
+                    reason: Some(r.reference.as_str()),
+                    reservation_id: Some(r.id.0),
+                    actor_id: r.created_by,
+                    now: r.created_at,
+                };
+                Self::insert_movement(&mut *conn, &change, &applied.stock, &entry).await?;
+            }
+            sqlx::query(
+                "INSERT INTO reservations (id, reference, state, expires_at, created_by, created_at, updated_at, version)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(r.id.0)
-        .bind(r.reference.as_str())
-        .bind(r.state.as_str())
-        .bind(r.expires_at)
-        .bind(r.created_by)
-        .bind(r.created_at)
-        .bind(r.updated_at)
-        .bind(r.version)
-        .execute(&mut *conn)
-        .await?;
-        for line in &new.lines {
-            sqlx::query("INSERT INTO reservation_items (reservation_id, line, sku, qty) VALUES ($1, $2, $3, $4)")
-                .bind(r.id.0)
-                .bind(line.line as i64)
-                .bind(line.sku.as_str())
-                .bind(line.qty)
-                .execute(&mut *conn)
-                .await?;
+            )
+            .bind(r.id.0)
+            .bind(r.reference.as_str())
+            .bind(r.state.as_str())
+            .bind(r.expires_at)
+            .bind(r.created_by)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .bind(r.version)
+            .execute(&mut *conn)
+            .await?;
+            for line in &new.lines {
+                sqlx::query("INSERT INTO reservation_items (reservation_id, line, sku, qty) VALUES ($1, $2, $3, $4)")
+                    .bind(r.id.0)
+                    .bind(line.line as i64)
+                    .bind(line.sku.as_str())
+                    .bind(line.qty)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            events.push(events::reservation::<ReservationCreated>(r));
+            Ok(Ok(events))
         }
-        events.push(events::reservation::<ReservationCreated>(r));
-        Ok(Ok(events))
     }
 }
 
-#[async_trait::async_trait]
-impl<DB> InventoryStore for SqlStore<DB>
-where
-    DB: Database,
-    DB::Connection: OutboxConnection,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    for<'q> &'q str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-    DB::QueryResult: RowsAffected,
-{
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stock"))]
-    async fn stock(&self, sku: &Sku) -> StoreResult<Option<Stock>> {
-        Ok(
-            sqlx::query_as::<_, StockRow>(sql(format!("SELECT {STOCK_COLUMNS} FROM stock WHERE sku = $1")))
-                .bind(sku.as_str())
-                .fetch_optional(&self.pool)
-                .await?
-                .map(Stock::from),
-        )
-    }
+platform::sql_store! {
+    #[async_trait::async_trait]
+    impl InventoryStore for SqlStore<DB> {
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stock"))]
+        async fn stock(&self, sku: &Sku) -> StoreResult<Option<Stock>> {
+            Ok(
+                sqlx::query_as::<_, StockRow>(sql(format!("SELECT {STOCK_COLUMNS} FROM stock WHERE sku = $1")))
+                    .bind(sku.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Stock::from),
+            )
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stocks"))]
-    async fn stocks(&self, skus: &[Sku]) -> StoreResult<Vec<Stock>> {
-        if skus.is_empty() {
-            return Ok(Vec::new());
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stocks"))]
+        async fn stocks(&self, skus: &[Sku]) -> StoreResult<Vec<Stock>> {
+            if skus.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Only placeholders are generated: the SKUs themselves are bound.
+            let placeholders = (1..=skus.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let text = format!("SELECT {STOCK_COLUMNS} FROM stock WHERE sku IN ({placeholders}) ORDER BY sku");
+            let mut query = sqlx::query_as::<_, StockRow>(sql(text));
+            for sku in skus {
+                query = query.bind(sku.as_str());
+            }
+            Ok(query
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(Stock::from)
+                .collect())
         }
-        // Only placeholders are generated: the SKUs themselves are bound.
-        let placeholders = (1..=skus.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        let text = format!("SELECT {STOCK_COLUMNS} FROM stock WHERE sku IN ({placeholders}) ORDER BY sku");
-        let mut query = sqlx::query_as::<_, StockRow>(sql(text));
-        for sku in skus {
-            query = query.bind(sku.as_str());
-        }
-        Ok(query
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "low_stock"))]
+        async fn low_stock(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Stock>> {
+            Ok(sqlx::query_as::<_, StockRow>(sql(format!(
+                "SELECT {STOCK_COLUMNS} FROM stock
+             WHERE discontinued = FALSE AND on_hand - reserved <= low_stock_threshold AND ($1 IS NULL OR sku > $1)
+             ORDER BY sku LIMIT $2"
+            )))
+            .bind(after)
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?
             .into_iter()
             .map(Stock::from)
             .collect())
-    }
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "low_stock"))]
-    async fn low_stock(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Stock>> {
-        Ok(sqlx::query_as::<_, StockRow>(sql(format!(
-            "SELECT {STOCK_COLUMNS} FROM stock
-             WHERE discontinued = FALSE AND on_hand - reserved <= low_stock_threshold AND ($1 IS NULL OR sku > $1)
-             ORDER BY sku LIMIT $2"
-        )))
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(Stock::from)
-        .collect())
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "counts"))]
-    async fn counts(&self) -> StoreResult<(i64, i64)> {
-        Ok(sqlx::query_as::<_, (i64, i64)>(
-            "SELECT COALESCE(SUM(CASE WHEN discontinued = FALSE AND on_hand - reserved <= low_stock_threshold
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "counts"))]
+        async fn counts(&self) -> StoreResult<(i64, i64)> {
+            Ok(sqlx::query_as::<_, (i64, i64)>(
+                "SELECT COALESCE(SUM(CASE WHEN discontinued = FALSE AND on_hand - reserved <= low_stock_threshold
                                       THEN 1 ELSE 0 END), 0),
                     COUNT(*)
              FROM stock",
-        )
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "availability"))]
-    async fn availability(&self, limit: u32) -> StoreResult<Vec<(String, i64)>> {
-        Ok(
-            sqlx::query_as::<_, (String, i64)>("SELECT sku, on_hand - reserved FROM stock ORDER BY sku LIMIT $1")
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "ensure_stock"))]
-    async fn ensure_stock(&self, sku: &Sku, threshold: i64, now: OffsetDateTime) -> StoreResult<bool> {
-        let (_guard, mut tx) = self.write().await?;
-        let created = Self::insert_stock_row(&mut *tx, sku.as_str(), threshold, now).await?;
-        if created && let Some(stock) = Self::stock_in(&mut *tx, sku.as_str()).await? {
-            enqueue(&mut *tx, &events::stock_changed(&stock)).await?;
+            )
+            .fetch_one(&self.pool)
+            .await?)
         }
-        tx.commit().await?;
-        Ok(created)
-    }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "discontinue"))]
-    async fn discontinue(&self, sku: &Sku, now: OffsetDateTime) -> StoreResult<bool> {
-        let (_guard, mut tx) = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE stock SET discontinued = TRUE, updated_at = $2, version = version + 1
-             WHERE sku = $1 AND discontinued = FALSE",
-        )
-        .bind(sku.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "adjust"))]
-    async fn adjust(&self, a: &Adjustment) -> StoreResult<Stock> {
-        let (_guard, mut tx) = self.write().await?;
-        if let Some(record) = &a.idempotency
-            && !Self::claim_key(&mut *tx, record, a.now).await?
-        {
-            tx.rollback().await?;
-            return Err(StoreError::KeyTaken);
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "availability"))]
+        async fn availability(&self, limit: u32) -> StoreResult<Vec<(String, i64)>> {
+            Ok(
+                sqlx::query_as::<_, (String, i64)>("SELECT sku, on_hand - reserved FROM stock ORDER BY sku LIMIT $1")
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?,
+            )
         }
-        let change = Change {
-            sku: a.sku.as_str(),
-            on_hand_delta: a.delta,
-            reserved_delta: 0,
-            only_if_sellable: false,
-        };
-        let Some(applied) = Self::apply_change(&mut *tx, &change, a.now).await? else {
-            let current = Self::stock_in(&mut *tx, a.sku.as_str()).await?;
-            tx.rollback().await?;
-            let current = current.ok_or(StoreError::NotFound)?;
-            return Err(match apply_adjustment(current.on_hand, current.reserved, a.delta) {
-                Err(refused) => StoreError::Refused(refused),
-                // The guard refused a moment ago, so the row changed since: report it as it was.
-                Ok(_) => StoreError::Refused(crate::domain::AdjustmentRefused::BelowReserved {
-                    new_on_hand: current.on_hand + a.delta,
-                    reserved: current.reserved,
-                }),
-            });
-        };
-        let entry = Entry {
-            kind: a.kind,
-            quantity: a.quantity,
-            reason: Some(a.reason.as_str()),
-            reservation_id: None,
-            actor_id: a.actor,
-            now: a.now,
-        };
-        Self::insert_movement(&mut *tx, &change, &applied.stock, &entry).await?;
-        Self::enqueue_all(&mut *tx, &applied.events).await?;
-        if let Some(record) = &a.idempotency {
-            // The replayed answer is the stock as this adjustment left it.
-            let body = serde_json::to_string(&crate::views::StockView::from(&applied.stock))
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query("UPDATE idempotency_keys SET body = $3 WHERE owner = $1 AND idem_key = $2")
-                .bind(record.owner)
-                .bind(record.key.as_str())
-                .bind(body.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(applied.stock)
-    }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_threshold"))]
-    async fn set_threshold(&self, sku: &Sku, threshold: i64, now: OffsetDateTime) -> StoreResult<Stock> {
-        let (_guard, mut tx) = self.write().await?;
-        let before = sqlx::query_as::<_, StockRow>(sql(format!(
-            "SELECT {STOCK_COLUMNS} FROM stock WHERE sku = $1{}",
-            self.for_update
-        )))
-        .bind(sku.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(Stock::from)
-        .ok_or(StoreError::NotFound)?;
-        let after = sqlx::query_as::<_, StockRow>(sql(format!(
-            "UPDATE stock SET low_stock_threshold = $2, updated_at = $3, version = version + 1 WHERE sku = $1
-             RETURNING {STOCK_COLUMNS}"
-        )))
-        .bind(sku.as_str())
-        .bind(threshold)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map(Stock::from)?;
-        let events = events::for_stock_change(before.available(), before.low_stock_threshold, false, &after);
-        Self::enqueue_all(&mut *tx, &events).await?;
-        tx.commit().await?;
-        Ok(after)
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "restock_batch"))]
-    async fn restock_batch(
-        &self,
-        items: &[(Sku, i64)],
-        reason: &str,
-        threshold: i64,
-        now: OffsetDateTime,
-    ) -> StoreResult<()> {
-        let mut sorted: Vec<&(Sku, i64)> = items.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        let (_guard, mut tx) = self.write().await?;
-        for (sku, qty) in sorted {
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "ensure_stock"))]
+        async fn ensure_stock(&self, sku: &Sku, threshold: i64, now: OffsetDateTime) -> StoreResult<bool> {
+            let (_guard, mut tx) = self.write().await?;
             let created = Self::insert_stock_row(&mut *tx, sku.as_str(), threshold, now).await?;
+            if created && let Some(stock) = Self::stock_in(&mut *tx, sku.as_str()).await? {
+                enqueue(&mut *tx, &events::stock_changed(&stock)).await?;
+            }
+            tx.commit().await?;
+            Ok(created)
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "discontinue"))]
+        async fn discontinue(&self, sku: &Sku, now: OffsetDateTime) -> StoreResult<bool> {
+            let (_guard, mut tx) = self.write().await?;
+            let done = sqlx::query(
+                "UPDATE stock SET discontinued = TRUE, updated_at = $2, version = version + 1
+             WHERE sku = $1 AND discontinued = FALSE",
+            )
+            .bind(sku.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "adjust"))]
+        async fn adjust(&self, a: &Adjustment) -> StoreResult<Stock> {
+            let (_guard, mut tx) = self.write().await?;
+            if let Some(record) = &a.idempotency
+                && !Self::claim_key(&mut *tx, record, a.now).await?
+            {
+                tx.rollback().await?;
+                return Err(StoreError::KeyTaken);
+            }
             let change = Change {
-                sku: sku.as_str(),
-                on_hand_delta: *qty,
+                sku: a.sku.as_str(),
+                on_hand_delta: a.delta,
                 reserved_delta: 0,
                 only_if_sellable: false,
             };
-            let applied = Self::apply_change(&mut *tx, &change, now)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("restocking {sku} was refused")))?;
+            let Some(applied) = Self::apply_change(&mut *tx, &change, a.now).await? else {
+                let current = Self::stock_in(&mut *tx, a.sku.as_str()).await?;
+                tx.rollback().await?;
+                let current = current.ok_or(StoreError::NotFound)?;
+                return Err(match apply_adjustment(current.on_hand, current.reserved, a.delta) {
+                    Err(refused) => StoreError::Refused(refused),
+                    // The guard refused a moment ago, so the row changed since: report it as it was.
+                    Ok(_) => StoreError::Refused(crate::domain::AdjustmentRefused::BelowReserved {
+                        new_on_hand: current.on_hand + a.delta,
+                        reserved: current.reserved,
+                    }),
+                });
+            };
             let entry = Entry {
-                kind: MovementKind::Restock,
-                quantity: *qty,
-                reason: Some(reason),
+                kind: a.kind,
+                quantity: a.quantity,
+                reason: Some(a.reason.as_str()),
                 reservation_id: None,
-                actor_id: None,
-                now,
+                actor_id: a.actor,
+                now: a.now,
             };
             Self::insert_movement(&mut *tx, &change, &applied.stock, &entry).await?;
-            // A row created just now was never "above" its threshold: no low alert for it.
-            let events = if created {
-                vec![events::stock_changed(&applied.stock)]
-            } else {
-                applied.events
-            };
-            Self::enqueue_all(&mut *tx, &events).await?;
+            Self::enqueue_all(&mut *tx, &applied.events).await?;
+            if let Some(record) = &a.idempotency {
+                // The replayed answer is the stock as this adjustment left it.
+                let body = serde_json::to_string(&crate::views::StockView::from(&applied.stock))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                sqlx::query("UPDATE idempotency_keys SET body = $3 WHERE owner = $1 AND idem_key = $2")
+                    .bind(record.owner)
+                    .bind(record.key.as_str())
+                    .bind(body.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(applied.stock)
         }
-        tx.commit().await?;
-        Ok(())
-    }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "movements"))]
-    async fn movements(&self, sku: &Sku, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<Movement>> {
-        sqlx::query_as::<_, MovementRow>(
-            "SELECT id, sku, kind, quantity, on_hand_delta, reserved_delta, on_hand_after, reserved_after, reason,
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_threshold"))]
+        async fn set_threshold(&self, sku: &Sku, threshold: i64, now: OffsetDateTime) -> StoreResult<Stock> {
+            let (_guard, mut tx) = self.write().await?;
+            let before = sqlx::query_as::<_, StockRow>(sql(format!(
+                "SELECT {STOCK_COLUMNS} FROM stock WHERE sku = $1{}",
+                self.for_update
+            )))
+            .bind(sku.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(Stock::from)
+            .ok_or(StoreError::NotFound)?;
+            let after = sqlx::query_as::<_, StockRow>(sql(format!(
+                "UPDATE stock SET low_stock_threshold = $2, updated_at = $3, version = version + 1 WHERE sku = $1
+             RETURNING {STOCK_COLUMNS}"
+            )))
+            .bind(sku.as_str())
+            .bind(threshold)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map(Stock::from)?;
+            let events = events::for_stock_change(before.available(), before.low_stock_threshold, false, &after);
+            Self::enqueue_all(&mut *tx, &events).await?;
+            tx.commit().await?;
+            Ok(after)
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "restock_batch"))]
+        async fn restock_batch(
+            &self,
+            items: &[(Sku, i64)],
+            reason: &str,
+            threshold: i64,
+            now: OffsetDateTime,
+        ) -> StoreResult<()> {
+            let mut sorted: Vec<&(Sku, i64)> = items.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            let (_guard, mut tx) = self.write().await?;
+            for (sku, qty) in sorted {
+                let created = Self::insert_stock_row(&mut *tx, sku.as_str(), threshold, now).await?;
+                let change = Change {
+                    sku: sku.as_str(),
+                    on_hand_delta: *qty,
+                    reserved_delta: 0,
+                    only_if_sellable: false,
+                };
+                let applied = Self::apply_change(&mut *tx, &change, now)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("restocking {sku} was refused")))?;
+                let entry = Entry {
+                    kind: MovementKind::Restock,
+                    quantity: *qty,
+                    reason: Some(reason),
+                    reservation_id: None,
+                    actor_id: None,
+                    now,
+                };
+                Self::insert_movement(&mut *tx, &change, &applied.stock, &entry).await?;
+                // A row created just now was never "above" its threshold: no low alert for it.
+                let events = if created {
+                    vec![events::stock_changed(&applied.stock)]
+                } else {
+                    applied.events
+                };
+                Self::enqueue_all(&mut *tx, &events).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "movements"))]
+        async fn movements(&self, sku: &Sku, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<Movement>> {
+            sqlx::query_as::<_, MovementRow>(
+                "SELECT id, sku, kind, quantity, on_hand_delta, reserved_delta, on_hand_after, reserved_after, reason,
                     reservation_id, actor_id, occurred_at
              FROM stock_movements WHERE sku = $1 AND ($2 IS NULL OR id < $2)
              ORDER BY id DESC LIMIT $3",
-        )
-        .bind(sku.as_str())
-        .bind(before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(Movement::try_from)
-        .collect()
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_reservation"))]
-    async fn create_reservation(&self, new: &NewReservation) -> StoreResult<Created> {
-        let (guard, mut tx) = self.write().await?;
-        if let Some(record) = &new.idempotency
-            && !Self::claim_key(&mut *tx, record, new.reservation.created_at).await?
-        {
-            tx.rollback().await?;
-            drop(guard);
-            return self
-                .idempotency_record(record.owner, &record.key)
-                .await?
-                .map(Created::KeyUsed)
-                .ok_or_else(|| StoreError::Corrupt("an idempotency key vanished while in use".into()));
-        }
-        match Self::reserve_lines(&mut *tx, new).await? {
-            Ok(events) => {
-                Self::enqueue_all(&mut *tx, &events).await?;
-                tx.commit().await?;
-                Ok(Created::New(new.reservation.clone()))
-            }
-            Err(refusal) => {
-                tx.rollback().await?;
-                Err(refusal)
-            }
-        }
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "reservation"))]
-    async fn reservation(&self, id: ReservationId) -> StoreResult<Option<Reservation>> {
-        let mut conn = self.pool.acquire().await?;
-        let Some(row) = sqlx::query_as::<_, ReservationRow>(sql(format!(
-            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1"
-        )))
-        .bind(id.0)
-        .fetch_optional(&mut *conn)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let items = Self::items_of(&mut conn, id.0).await?;
-        row.with_items(items).map(Some)
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "idempotency_record"))]
-    async fn idempotency_record(&self, owner: Uuid, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
-        Ok(sqlx::query_as::<_, IdempotencyRow>(
-            "SELECT owner, idem_key, request_hash, status, body FROM idempotency_keys WHERE owner = $1 AND idem_key = $2",
-        )
-        .bind(owner)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(IdempotencyRecord::from))
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "finish_reservation"))]
-    async fn finish_reservation(&self, f: Finish) -> StoreResult<Option<Reservation>> {
-        let target = f.action.target();
-        let statement = match f.action {
-            ReservationAction::Release => format!(
-                "UPDATE reservations SET state = $2, updated_at = $3, version = version + 1
-                 WHERE id = $1 AND state = 'active' RETURNING {RESERVATION_COLUMNS}"
-            ),
-            ReservationAction::Commit => format!(
-                "UPDATE reservations SET state = $2, updated_at = $3, version = version + 1
-                 WHERE id = $1 AND state = 'active' AND expires_at > $3 RETURNING {RESERVATION_COLUMNS}"
-            ),
-            ReservationAction::Expire => format!(
-                "UPDATE reservations SET state = $2, updated_at = $3, version = version + 1
-                 WHERE id = $1 AND state = 'active' AND expires_at <= $3 RETURNING {RESERVATION_COLUMNS}"
-            ),
-        };
-        let (_guard, mut tx) = self.write().await?;
-        let Some(row) = sqlx::query_as::<_, ReservationRow>(sql(statement))
-            .bind(f.id.0)
-            .bind(target.as_str())
-            .bind(f.now)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let items = Self::items_of(&mut *tx, f.id.0).await?;
-        let reservation = row.with_items(items)?;
-        let mut events = Vec::new();
-        for item in &reservation.items {
-            let change = Change {
-                sku: item.sku.as_str(),
-                on_hand_delta: if f.action == ReservationAction::Commit {
-                    -item.qty
-                } else {
-                    0
-                },
-                reserved_delta: -item.qty,
-                only_if_sellable: false,
-            };
-            let applied = Self::apply_change(&mut *tx, &change, f.now).await?.ok_or_else(|| {
-                StoreError::Corrupt(format!("reservation {} holds more {} than reserved", f.id, item.sku))
-            })?;
-            let entry = Entry {
-                kind: f.action.movement(),
-                quantity: item.qty,
-                reason: Some(reservation.reference.as_str()),
-                reservation_id: Some(f.id.0),
-                actor_id: f.actor,
-                now: f.now,
-            };
-            Self::insert_movement(&mut *tx, &change, &applied.stock, &entry).await?;
-            events.extend(applied.events);
-        }
-        events.push(match f.action {
-            ReservationAction::Release => events::reservation::<ReservationReleased>(&reservation),
-            ReservationAction::Commit => events::reservation::<ReservationCommitted>(&reservation),
-            ReservationAction::Expire => events::reservation::<ReservationExpired>(&reservation),
-        });
-        Self::enqueue_all(&mut *tx, &events).await?;
-        tx.commit().await?;
-        Ok(Some(reservation))
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_reservations"))]
-    async fn due_reservations(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<ReservationId>> {
-        Ok(sqlx::query_as::<_, (Uuid,)>(
-            "SELECT id FROM reservations WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
-        )
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|(id,)| ReservationId(id))
-        .collect())
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_idempotency"))]
-    async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        let (_guard, mut tx) = self.write().await?;
-        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            )
+            .bind(sku.as_str())
             .bind(before)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Movement::try_from)
+            .collect()
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_reservation"))]
+        async fn create_reservation(&self, new: &NewReservation) -> StoreResult<Created> {
+            let (guard, mut tx) = self.write().await?;
+            if let Some(record) = &new.idempotency
+                && !Self::claim_key(&mut *tx, record, new.reservation.created_at).await?
+            {
+                tx.rollback().await?;
+                drop(guard);
+                return self
+                    .idempotency_record(record.owner, &record.key)
+                    .await?
+                    .map(Created::KeyUsed)
+                    .ok_or_else(|| StoreError::Corrupt("an idempotency key vanished while in use".into()));
+            }
+            match Self::reserve_lines(&mut *tx, new).await? {
+                Ok(events) => {
+                    Self::enqueue_all(&mut *tx, &events).await?;
+                    tx.commit().await?;
+                    Ok(Created::New(new.reservation.clone()))
+                }
+                Err(refusal) => {
+                    tx.rollback().await?;
+                    Err(refusal)
+                }
+            }
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "reservation"))]
+        async fn reservation(&self, id: ReservationId) -> StoreResult<Option<Reservation>> {
+            let mut conn = self.pool.acquire().await?;
+            let Some(row) = sqlx::query_as::<_, ReservationRow>(sql(format!(
+                "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1"
+            )))
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+            else {
+                return Ok(None);
+            };
+            let items = Self::items_of(&mut conn, id.0).await?;
+            row.with_items(items).map(Some)
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "idempotency_record"))]
+        async fn idempotency_record(&self, owner: Uuid, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+            Ok(sqlx::query_as::<_, IdempotencyRow>(
+                "SELECT owner, idem_key, request_hash, status, body FROM idempotency_keys WHERE owner = $1 AND idem_key = $2",
+            )
+            .bind(owner)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(IdempotencyRecord::from))
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "finish_reservation"))]
+        async fn finish_reservation(&self, f: Finish) -> StoreResult<Option<Reservation>> {
+            let target = f.action.target();
+            let statement = match f.action {
+                ReservationAction::Release => format!(
+                    "UPDATE reservations SET state = $2, updated_at = $3, version = version + 1
+                 WHERE id = $1 AND state = 'active' RETURNING {RESERVATION_COLUMNS}"
+                ),
+                ReservationAction::Commit => format!(
+                    "UPDATE reservations SET state = $2, updated_at = $3, version = version + 1
+                 WHERE id = $1 AND state = 'active' AND expires_at > $3 RETURNING {RESERVATION_COLUMNS}"
+                ),
+                ReservationAction::Expire => format!(
+                    "UPDATE reservations SET state = $2, updated_at = $3, version = version + 1
+                 WHERE id = $1 AND state = 'active' AND expires_at <= $3 RETURNING {RESERVATION_COLUMNS}"
+                ),
+            };
+            let (_guard, mut tx) = self.write().await?;
+            let Some(row) = sqlx::query_as::<_, ReservationRow>(sql(statement))
+                .bind(f.id.0)
+                .bind(target.as_str())
+                .bind(f.now)
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let items = Self::items_of(&mut *tx, f.id.0).await?;
+            let reservation = row.with_items(items)?;
+            let mut events = Vec::new();
+            for item in &reservation.items {
+                let change = Change {
+                    sku: item.sku.as_str(),
+                    on_hand_delta: if f.action == ReservationAction::Commit {
+                        -item.qty
+                    } else {
+                        0
+                    },
+                    reserved_delta: -item.qty,
+                    only_if_sellable: false,
+                };
+                let applied = Self::apply_change(&mut *tx, &change, f.now).await?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("reservation {} holds more {} than reserved", f.id, item.sku))
+                })?;
+                let entry = Entry {
+                    kind: f.action.movement(),
+                    quantity: item.qty,
+                    reason: Some(reservation.reference.as_str()),
+                    reservation_id: Some(f.id.0),
+                    actor_id: f.actor,
+                    now: f.now,
+                };
+                Self::insert_movement(&mut *tx, &change, &applied.stock, &entry).await?;
+                events.extend(applied.events);
+            }
+            events.push(match f.action {
+                ReservationAction::Release => events::reservation::<ReservationReleased>(&reservation),
+                ReservationAction::Commit => events::reservation::<ReservationCommitted>(&reservation),
+                ReservationAction::Expire => events::reservation::<ReservationExpired>(&reservation),
+            });
+            Self::enqueue_all(&mut *tx, &events).await?;
+            tx.commit().await?;
+            Ok(Some(reservation))
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_reservations"))]
+        async fn due_reservations(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<ReservationId>> {
+            Ok(sqlx::query_as::<_, (Uuid,)>(
+                "SELECT id FROM reservations WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+            )
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(id,)| ReservationId(id))
+            .collect())
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_idempotency"))]
+        async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64> {
+            let (_guard, mut tx) = self.write().await?;
+            let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected())
+        }
     }
 }

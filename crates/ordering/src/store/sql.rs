@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use platform::db::{RowsAffected, is_unique_violation};
-use platform::events::{OutboxConnection, enqueue};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Postgres, Sqlite, Type};
+use platform::events::enqueue;
+use sqlx::{Database, FromRow, Pool, Postgres, Sqlite};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
@@ -400,736 +400,688 @@ fn address_json(a: &ShippingAddress) -> StoreResult<String> {
     serde_json::to_string(a).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-macro_rules! sql_bounds {
-    ($($item:item)*) => {
-        impl<DB> SqlStore<DB>
-        where
-            DB: Database,
-            DB::Connection: OutboxConnection,
-            for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-            DB::Arguments: IntoArguments<DB>,
-            for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-            for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-            for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
-            for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
-            for<'q> Option<&'q str>: Encode<'q, DB>,
-            for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
-            for<'q> Option<bool>: Encode<'q, DB> + Decode<'q, DB>,
-            for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
-            for<'q> &'q str: ColumnIndex<DB::Row>,
-            usize: ColumnIndex<DB::Row>,
-            DB::QueryResult: RowsAffected,
-        {
-            $($item)*
+platform::sql_store! {
+    impl SqlStore<DB> {
+        async fn write(&self) -> StoreResult<(Option<OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>)> {
+            let guard = match &self.writer {
+                Some(m) => Some(m.clone().lock_owned().await),
+                None => None,
+            };
+            let tx = match self.begin {
+                Some(statement) => self.pool.begin_with(statement).await?,
+                None => self.pool.begin().await?,
+            };
+            Ok((guard, tx))
         }
-    };
-}
 
-sql_bounds! {
-    async fn write(&self) -> StoreResult<(Option<OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>)> {
-        let guard = match &self.writer {
-            Some(m) => Some(m.clone().lock_owned().await),
-            None => None,
-        };
-        let tx = match self.begin {
-            Some(statement) => self.pool.begin_with(statement).await?,
-            None => self.pool.begin().await?,
-        };
-        Ok((guard, tx))
-    }
-
-    /// The counter's next value (starting at 1), in the caller's transaction.
-    async fn next_counter(conn: &mut DB::Connection, name: &str) -> StoreResult<i64> {
-        let (value,) = sqlx::query_as::<_, (i64,)>(
-            "INSERT INTO counters (name, value) VALUES ($1, 1)
+        /// The counter's next value (starting at 1), in the caller's transaction.
+        async fn next_counter(conn: &mut DB::Connection, name: &str) -> StoreResult<i64> {
+            let (value,) = sqlx::query_as::<_, (i64,)>(
+                "INSERT INTO counters (name, value) VALUES ($1, 1)
              ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
              RETURNING value",
-        )
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(value)
-    }
-
-    async fn insert_timeline(conn: &mut DB::Connection, id: OrderId, entries: &[TimelineEntry]) -> StoreResult<()> {
-        for e in entries {
-            sqlx::query(
-                "INSERT INTO order_timeline (id, order_id, at, from_status, to_status, actor, reason)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
-            .bind(Uuid::now_v7())
-            .bind(id.0)
-            .bind(e.at)
-            .bind(e.from.map(OrderStatus::as_str))
-            .bind(e.to.as_str())
-            .bind(e.actor.as_str())
-            .bind(e.reason.as_str())
-            .execute(&mut *conn)
+            .bind(name)
+            .fetch_one(&mut *conn)
             .await?;
+            Ok(value)
         }
-        Ok(())
-    }
 
-    async fn lines_of(conn: &mut DB::Connection, id: OrderId) -> StoreResult<Vec<OrderLine>> {
-        Ok(sqlx::query_as::<_, LineRow>(
-            "SELECT line, sku, product_id, name, quantity, unit_price, line_total FROM order_lines
+        async fn insert_timeline(conn: &mut DB::Connection, id: OrderId, entries: &[TimelineEntry]) -> StoreResult<()> {
+            for e in entries {
+                sqlx::query(
+                    "INSERT INTO order_timeline (id, order_id, at, from_status, to_status, actor, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(Uuid::now_v7())
+                .bind(id.0)
+                .bind(e.at)
+                .bind(e.from.map(OrderStatus::as_str))
+                .bind(e.to.as_str())
+                .bind(e.actor.as_str())
+                .bind(e.reason.as_str())
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        async fn lines_of(conn: &mut DB::Connection, id: OrderId) -> StoreResult<Vec<OrderLine>> {
+            Ok(sqlx::query_as::<_, LineRow>(
+                "SELECT line, sku, product_id, name, quantity, unit_price, line_total FROM order_lines
              WHERE order_id = $1 ORDER BY line",
-        )
-        .bind(id.0)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(OrderLine::from)
-        .collect())
-    }
-
-    async fn order_in(conn: &mut DB::Connection, id: OrderId, lock: &str) -> StoreResult<Option<Order>> {
-        sqlx::query_as::<_, OrderRow>(sql(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{lock}")))
+            )
             .bind(id.0)
-            .fetch_optional(&mut *conn)
+            .fetch_all(&mut *conn)
             .await?
-            .map(Order::try_from)
-            .transpose()
-    }
+            .into_iter()
+            .map(OrderLine::from)
+            .collect())
+        }
 
-    async fn write_order(conn: &mut DB::Connection, o: &Order) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE orders SET status = $2, refunded = $3, payment_attempted = $4, payment_id = $5, payment_brand = $6,
+        async fn order_in(conn: &mut DB::Connection, id: OrderId, lock: &str) -> StoreResult<Option<Order>> {
+            sqlx::query_as::<_, OrderRow>(sql(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{lock}")))
+                .bind(id.0)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(Order::try_from)
+                .transpose()
+        }
+
+        async fn write_order(conn: &mut DB::Connection, o: &Order) -> StoreResult<()> {
+            sqlx::query(
+                "UPDATE orders SET status = $2, refunded = $3, payment_attempted = $4, payment_id = $5, payment_brand = $6,
                 payment_last4 = $7, payment_status = $8, reservation_id = $9, reservation_expires_at = $10,
                 reservation_committed = $11, invoice_number = $12, paid_at = $13, carrier = $14, tracking_number = $15,
                 cancel_reason = $16, saga_step = $17, saga_lease_owner = $18, saga_lease_until = $19,
                 saga_attempts = $20, updated_at = $21, version = version + 1
              WHERE id = $1",
-        )
-        .bind(o.id.0)
-        .bind(o.status.as_str())
-        .bind(o.refunded)
-        .bind(o.payment_attempted)
-        .bind(o.payment_id.as_deref())
-        .bind(o.payment_brand.as_deref())
-        .bind(o.payment_last4.as_deref())
-        .bind(o.payment_status.as_deref())
-        .bind(o.reservation_id)
-        .bind(o.reservation_expires_at)
-        .bind(o.reservation_committed)
-        .bind(o.invoice_number.as_deref())
-        .bind(o.paid_at)
-        .bind(o.carrier.as_deref())
-        .bind(o.tracking_number.as_deref())
-        .bind(o.cancel_reason.as_deref())
-        .bind(o.saga_step.map(SagaStep::as_str))
-        .bind(o.saga_lease_owner)
-        .bind(o.saga_lease_until)
-        .bind(o.saga_attempts)
-        .bind(o.updated_at)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
+            )
+            .bind(o.id.0)
+            .bind(o.status.as_str())
+            .bind(o.refunded)
+            .bind(o.payment_attempted)
+            .bind(o.payment_id.as_deref())
+            .bind(o.payment_brand.as_deref())
+            .bind(o.payment_last4.as_deref())
+            .bind(o.payment_status.as_deref())
+            .bind(o.reservation_id)
+            .bind(o.reservation_expires_at)
+            .bind(o.reservation_committed)
+            .bind(o.invoice_number.as_deref())
+            .bind(o.paid_at)
+            .bind(o.carrier.as_deref())
+            .bind(o.tracking_number.as_deref())
+            .bind(o.cancel_reason.as_deref())
+            .bind(o.saga_step.map(SagaStep::as_str))
+            .bind(o.saga_lease_owner)
+            .bind(o.saga_lease_until)
+            .bind(o.saga_attempts)
+            .bind(o.updated_at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
 
-    async fn insert_order(conn: &mut DB::Connection, o: &Order) -> StoreResult<()> {
-        sqlx::query(sql(format!(
-            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+        async fn insert_order(conn: &mut DB::Connection, o: &Order) -> StoreResult<()> {
+            sqlx::query(sql(format!(
+                "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
              $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35,
              $36, $37)"
-        )))
-        .bind(o.id.0)
-        .bind(o.number.as_str())
-        .bind(o.user_id)
-        .bind(o.status.as_str())
-        .bind(o.currency.as_str())
-        .bind(o.totals.subtotal)
-        .bind(o.totals.discount)
-        .bind(o.totals.shipping)
-        .bind(o.totals.tax)
-        .bind(i64::from(o.totals.tax_rate_bp))
-        .bind(o.totals.total)
-        .bind(o.refunded)
-        .bind(o.shipping_method.as_str())
-        .bind(address_json(&o.shipping_address)?)
-        .bind(o.coupon_code.as_deref())
-        .bind(o.from_cart)
-        .bind(o.payment_method.as_str())
-        .bind(o.payment_attempted)
-        .bind(o.payment_id.as_deref())
-        .bind(o.payment_brand.as_deref())
-        .bind(o.payment_last4.as_deref())
-        .bind(o.payment_status.as_deref())
-        .bind(o.reservation_id)
-        .bind(o.reservation_expires_at)
-        .bind(o.reservation_committed)
-        .bind(o.invoice_number.as_deref())
-        .bind(o.paid_at)
-        .bind(o.carrier.as_deref())
-        .bind(o.tracking_number.as_deref())
-        .bind(o.cancel_reason.as_deref())
-        .bind(o.saga_step.map(SagaStep::as_str))
-        .bind(o.saga_lease_owner)
-        .bind(o.saga_lease_until)
-        .bind(o.saga_attempts)
-        .bind(o.created_at)
-        .bind(o.updated_at)
-        .bind(o.version)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+            )))
+            .bind(o.id.0)
+            .bind(o.number.as_str())
+            .bind(o.user_id)
+            .bind(o.status.as_str())
+            .bind(o.currency.as_str())
+            .bind(o.totals.subtotal)
+            .bind(o.totals.discount)
+            .bind(o.totals.shipping)
+            .bind(o.totals.tax)
+            .bind(i64::from(o.totals.tax_rate_bp))
+            .bind(o.totals.total)
+            .bind(o.refunded)
+            .bind(o.shipping_method.as_str())
+            .bind(address_json(&o.shipping_address)?)
+            .bind(o.coupon_code.as_deref())
+            .bind(o.from_cart)
+            .bind(o.payment_method.as_str())
+            .bind(o.payment_attempted)
+            .bind(o.payment_id.as_deref())
+            .bind(o.payment_brand.as_deref())
+            .bind(o.payment_last4.as_deref())
+            .bind(o.payment_status.as_deref())
+            .bind(o.reservation_id)
+            .bind(o.reservation_expires_at)
+            .bind(o.reservation_committed)
+            .bind(o.invoice_number.as_deref())
+            .bind(o.paid_at)
+            .bind(o.carrier.as_deref())
+            .bind(o.tracking_number.as_deref())
+            .bind(o.cancel_reason.as_deref())
+            .bind(o.saga_step.map(SagaStep::as_str))
+            .bind(o.saga_lease_owner)
+            .bind(o.saga_lease_until)
+            .bind(o.saga_attempts)
+            .bind(o.created_at)
+            .bind(o.updated_at)
+            .bind(o.version)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
     }
 }
 
-sql_bounds! {
-    async fn timeline_of(conn: &mut DB::Connection, id: OrderId) -> StoreResult<Vec<TimelineEntry>> {
-        sqlx::query_as::<_, TimelineRow>(
-            "SELECT at, from_status, to_status, actor, reason FROM order_timeline WHERE order_id = $1 ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(TimelineEntry::try_from)
-        .collect()
-    }
+platform::sql_store! {
+    impl SqlStore<DB> {
+        async fn timeline_of(conn: &mut DB::Connection, id: OrderId) -> StoreResult<Vec<TimelineEntry>> {
+            sqlx::query_as::<_, TimelineRow>(
+                "SELECT at, from_status, to_status, actor, reason FROM order_timeline WHERE order_id = $1 ORDER BY id",
+            )
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(TimelineEntry::try_from)
+            .collect()
+        }
 
-    /// The returns `column` (a fixed fragment: `r.order_id` or `r.id`) selects, with their lines.
-    async fn returns_where(conn: &mut DB::Connection, column: &str, value: Uuid) -> StoreResult<Vec<Return>> {
-        let rows = sqlx::query_as::<_, ReturnRow>(sql(format!(
-            "SELECT {RETURN_COLUMNS} FROM order_returns r JOIN orders o ON o.id = r.order_id WHERE {column} = $1
+        /// The returns `column` (a fixed fragment: `r.order_id` or `r.id`) selects, with their lines.
+        async fn returns_where(conn: &mut DB::Connection, column: &str, value: Uuid) -> StoreResult<Vec<Return>> {
+            let rows = sqlx::query_as::<_, ReturnRow>(sql(format!(
+                "SELECT {RETURN_COLUMNS} FROM order_returns r JOIN orders o ON o.id = r.order_id WHERE {column} = $1
              ORDER BY r.id"
-        )))
-        .bind(value)
-        .fetch_all(&mut *conn)
-        .await?;
-        let lines = sqlx::query_as::<_, ReturnLineRow>(sql(format!(
-            "SELECT l.return_id, l.line, l.sku, l.name, l.quantity, l.unit_price, l.restock
+            )))
+            .bind(value)
+            .fetch_all(&mut *conn)
+            .await?;
+            let lines = sqlx::query_as::<_, ReturnLineRow>(sql(format!(
+                "SELECT l.return_id, l.line, l.sku, l.name, l.quantity, l.unit_price, l.restock
              FROM order_return_lines l JOIN order_returns r ON r.id = l.return_id WHERE {column} = $1
              ORDER BY l.return_id, l.line"
-        )))
-        .bind(value)
-        .fetch_all(&mut *conn)
-        .await?;
-        assemble(rows, lines)
-    }
+            )))
+            .bind(value)
+            .fetch_all(&mut *conn)
+            .await?;
+            assemble(rows, lines)
+        }
 
-    async fn save_return(conn: &mut DB::Connection, r: &Return) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO order_returns (id, order_id, user_id, status, reason, note, refund_amount, refund_id, step,
+        async fn save_return(conn: &mut DB::Connection, r: &Return) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO order_returns (id, order_id, user_id, status, reason, note, refund_amount, refund_id, step,
                                         lease_owner, lease_until, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, note = excluded.note,
                 refund_amount = excluded.refund_amount, refund_id = excluded.refund_id, step = excluded.step,
                 lease_owner = excluded.lease_owner, lease_until = excluded.lease_until,
                 updated_at = excluded.updated_at",
-        )
-        .bind(r.id)
-        .bind(r.order_id.0)
-        .bind(r.user_id)
-        .bind(r.status.as_str())
-        .bind(r.reason.as_str())
-        .bind(r.note.as_deref())
-        .bind(r.refund_amount)
-        .bind(r.refund_id.as_deref())
-        .bind(r.step.map(ReturnStep::as_str))
-        .bind(r.lease_owner)
-        .bind(r.lease_until)
-        .bind(r.created_at)
-        .bind(r.updated_at)
-        .execute(&mut *conn)
-        .await?;
-        for l in &r.lines {
-            sqlx::query(
-                "INSERT INTO order_return_lines (return_id, line, sku, name, quantity, unit_price, restock)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (return_id, line) DO UPDATE SET restock = excluded.restock",
             )
             .bind(r.id)
-            .bind(l.line)
-            .bind(l.sku.as_str())
-            .bind(l.name.as_str())
-            .bind(l.quantity)
-            .bind(l.unit_price)
-            .bind(l.restock)
+            .bind(r.order_id.0)
+            .bind(r.user_id)
+            .bind(r.status.as_str())
+            .bind(r.reason.as_str())
+            .bind(r.note.as_deref())
+            .bind(r.refund_amount)
+            .bind(r.refund_id.as_deref())
+            .bind(r.step.map(ReturnStep::as_str))
+            .bind(r.lease_owner)
+            .bind(r.lease_until)
+            .bind(r.created_at)
+            .bind(r.updated_at)
             .execute(&mut *conn)
             .await?;
+            for l in &r.lines {
+                sqlx::query(
+                    "INSERT INTO order_return_lines (return_id, line, sku, name, quantity, unit_price, restock)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (return_id, line) DO UPDATE SET restock = excluded.restock",
+                )
+                .bind(r.id)
+                .bind(l.line)
+                .bind(l.sku.as_str())
+                .bind(l.name.as_str())
+                .bind(l.quantity)
+                .bind(l.unit_price)
+                .bind(l.restock)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
         }
-        Ok(())
     }
 }
 
-#[async_trait::async_trait]
-impl<DB> OrderStore for SqlStore<DB>
-where
-    DB: Database,
-    DB::Connection: OutboxConnection,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> Option<bool>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> &'q str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-    DB::QueryResult: RowsAffected,
-{
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "claim"))]
-    async fn claim(&self, c: &Claim) -> StoreResult<Claimed> {
-        let (guard, mut tx) = self.write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO order_claims (user_id, idem_key, request_hash, order_id, created_at)
+platform::sql_store! {
+    #[async_trait::async_trait]
+    impl OrderStore for SqlStore<DB> {
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "claim"))]
+        async fn claim(&self, c: &Claim) -> StoreResult<Claimed> {
+            let (guard, mut tx) = self.write().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO order_claims (user_id, idem_key, request_hash, order_id, created_at)
              VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(c.user_id)
-        .bind(c.key.as_str())
-        .bind(c.request_hash.as_slice())
-        .bind(c.order_id.0)
-        .bind(c.created_at)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {
-                tx.commit().await?;
-                Ok(Claimed::New)
+            )
+            .bind(c.user_id)
+            .bind(c.key.as_str())
+            .bind(c.request_hash.as_slice())
+            .bind(c.order_id.0)
+            .bind(c.created_at)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {
+                    tx.commit().await?;
+                    Ok(Claimed::New)
+                }
+                Err(e) if is_unique_violation(&e, "order_claims") => {
+                    tx.rollback().await?;
+                    drop(guard);
+                    self.find_claim(c.user_id, &c.key)
+                        .await?
+                        .map(Claimed::Existing)
+                        .ok_or_else(|| StoreError::Corrupt("a claim vanished while in use".into()))
+                }
+                Err(e) => Err(e.into()),
             }
-            Err(e) if is_unique_violation(&e, "order_claims") => {
-                tx.rollback().await?;
-                drop(guard);
-                self.find_claim(c.user_id, &c.key)
-                    .await?
-                    .map(Claimed::Existing)
-                    .ok_or_else(|| StoreError::Corrupt("a claim vanished while in use".into()))
-            }
-            Err(e) => Err(e.into()),
         }
-    }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "find_claim"))]
-    async fn find_claim(&self, user_id: Uuid, key: &str) -> StoreResult<Option<Claim>> {
-        Ok(sqlx::query_as::<_, ClaimRow>(
-            "SELECT user_id, idem_key, request_hash, order_id, created_at FROM order_claims
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "find_claim"))]
+        async fn find_claim(&self, user_id: Uuid, key: &str) -> StoreResult<Option<Claim>> {
+            Ok(sqlx::query_as::<_, ClaimRow>(
+                "SELECT user_id, idem_key, request_hash, order_id, created_at FROM order_claims
              WHERE user_id = $1 AND idem_key = $2",
-        )
-        .bind(user_id)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Claim::from))
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_claim"))]
-    async fn delete_claim(&self, user_id: Uuid, key: &str) -> StoreResult<()> {
-        let (_guard, mut tx) = self.write().await?;
-        sqlx::query("DELETE FROM order_claims WHERE user_id = $1 AND idem_key = $2")
+            )
             .bind(user_id)
             .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Claim::from))
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_orphan_claims"))]
-    async fn purge_orphan_claims(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        let (_guard, mut tx) = self.write().await?;
-        let done = sqlx::query(
-            "DELETE FROM order_claims WHERE created_at < $1
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_claim"))]
+        async fn delete_claim(&self, user_id: Uuid, key: &str) -> StoreResult<()> {
+            let (_guard, mut tx) = self.write().await?;
+            sqlx::query("DELETE FROM order_claims WHERE user_id = $1 AND idem_key = $2")
+                .bind(user_id)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_orphan_claims"))]
+        async fn purge_orphan_claims(&self, before: OffsetDateTime) -> StoreResult<u64> {
+            let (_guard, mut tx) = self.write().await?;
+            let done = sqlx::query(
+                "DELETE FROM order_claims WHERE created_at < $1
              AND NOT EXISTS (SELECT 1 FROM orders WHERE orders.id = order_claims.order_id)",
-        )
-        .bind(before)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
+            )
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected())
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "place"))]
-    async fn place(&self, new: NewOrder, _now: OffsetDateTime) -> StoreResult<PlaceOutcome> {
-        let NewOrder {
-            mut order,
-            lines,
-            timeline,
-            events,
-        } = new;
-        let (_guard, mut tx) = self.write().await?;
-        if let Some(code) = &order.coupon_code {
-            let used = sqlx::query(
-                "UPDATE coupons SET uses = uses + 1
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "place"))]
+        async fn place(&self, new: NewOrder, _now: OffsetDateTime) -> StoreResult<PlaceOutcome> {
+            let NewOrder {
+                mut order,
+                lines,
+                timeline,
+                events,
+            } = new;
+            let (_guard, mut tx) = self.write().await?;
+            if let Some(code) = &order.coupon_code {
+                let used = sqlx::query(
+                    "UPDATE coupons SET uses = uses + 1
                  WHERE code = $1 AND active = TRUE AND (max_uses IS NULL OR uses < max_uses)",
-            )
-            .bind(code.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if used.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(PlaceOutcome::CouponExhausted);
+                )
+                .bind(code.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if used.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(PlaceOutcome::CouponExhausted);
+                }
             }
-        }
-        let n = Self::next_counter(&mut *tx, "order_number").await?;
-        order.number = OrderNumber::from_sequence(n);
-        Self::insert_order(&mut *tx, &order).await?;
-        for l in &lines {
-            sqlx::query(
-                "INSERT INTO order_lines (order_id, line, sku, product_id, name, quantity, unit_price, line_total)
+            let n = Self::next_counter(&mut *tx, "order_number").await?;
+            order.number = OrderNumber::from_sequence(n);
+            Self::insert_order(&mut *tx, &order).await?;
+            for l in &lines {
+                sqlx::query(
+                    "INSERT INTO order_lines (order_id, line, sku, product_id, name, quantity, unit_price, line_total)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(order.id.0)
+                .bind(l.line)
+                .bind(l.sku.as_str())
+                .bind(l.product_id)
+                .bind(l.name.as_str())
+                .bind(l.quantity)
+                .bind(l.unit_price)
+                .bind(l.line_total)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Self::insert_timeline(&mut *tx, order.id, &timeline).await?;
+            for event in events(&order, &lines) {
+                enqueue(&mut *tx, &event).await?;
+            }
+            tx.commit().await?;
+            Ok(PlaceOutcome::Placed(Box::new(order)))
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "order"))]
+        async fn order(&self, id: OrderId) -> StoreResult<Option<OrderDetail>> {
+            let mut conn = self.pool.acquire().await?;
+            let Some(order) = Self::order_in(&mut conn, id, "").await? else {
+                return Ok(None);
+            };
+            let lines = Self::lines_of(&mut conn, id).await?;
+            let timeline = sqlx::query_as::<_, TimelineRow>(
+                "SELECT at, from_status, to_status, actor, reason FROM order_timeline WHERE order_id = $1 ORDER BY id",
             )
-            .bind(order.id.0)
-            .bind(l.line)
-            .bind(l.sku.as_str())
-            .bind(l.product_id)
-            .bind(l.name.as_str())
-            .bind(l.quantity)
-            .bind(l.unit_price)
-            .bind(l.line_total)
-            .execute(&mut *tx)
-            .await?;
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(TimelineEntry::try_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+            Ok(Some(OrderDetail { order, lines, timeline }))
         }
-        Self::insert_timeline(&mut *tx, order.id, &timeline).await?;
-        for event in events(&order, &lines) {
-            enqueue(&mut *tx, &event).await?;
-        }
-        tx.commit().await?;
-        Ok(PlaceOutcome::Placed(Box::new(order)))
-    }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "order"))]
-    async fn order(&self, id: OrderId) -> StoreResult<Option<OrderDetail>> {
-        let mut conn = self.pool.acquire().await?;
-        let Some(order) = Self::order_in(&mut conn, id, "").await? else {
-            return Ok(None);
-        };
-        let lines = Self::lines_of(&mut conn, id).await?;
-        let timeline = sqlx::query_as::<_, TimelineRow>(
-            "SELECT at, from_status, to_status, actor, reason FROM order_timeline WHERE order_id = $1 ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(TimelineEntry::try_from)
-        .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Some(OrderDetail { order, lines, timeline }))
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list"))]
-    async fn list(&self, f: &OrderFilter) -> StoreResult<Vec<Order>> {
-        sqlx::query_as::<_, OrderRow>(sql(format!(
-            "SELECT {ORDER_COLUMNS} FROM orders
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list"))]
+        async fn list(&self, f: &OrderFilter) -> StoreResult<Vec<Order>> {
+            sqlx::query_as::<_, OrderRow>(sql(format!(
+                "SELECT {ORDER_COLUMNS} FROM orders
              WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR created_at >= $3)
                AND ($4 IS NULL OR created_at < $4) AND ($5 IS NULL OR id < $5)
              ORDER BY id DESC LIMIT $6"
-        )))
-        .bind(f.user_id)
-        .bind(f.status.map(OrderStatus::as_str))
-        .bind(f.since)
-        .bind(f.until)
-        .bind(f.before)
-        .bind(i64::from(f.limit))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(Order::try_from)
-        .collect()
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update"))]
-    async fn update(&self, id: OrderId, now: OffsetDateTime, decide: Decide) -> StoreResult<Result<Order, Refusal>> {
-        let (_guard, mut tx) = self.write().await?;
-        let current = Self::order_in(&mut *tx, id, self.for_update)
+            )))
+            .bind(f.user_id)
+            .bind(f.status.map(OrderStatus::as_str))
+            .bind(f.since)
+            .bind(f.until)
+            .bind(f.before)
+            .bind(i64::from(f.limit))
+            .fetch_all(&self.pool)
             .await?
-            .ok_or(StoreError::NotFound)?;
-        let mutation = match decide(&current) {
-            Ok(m) => m,
-            Err(refusal) => {
-                tx.rollback().await?;
-                return Ok(Err(refusal));
-            }
-        };
-        let mut order = mutation.order;
-        order.updated_at = now;
-        if mutation.assign_invoice && order.invoice_number.is_none() {
-            let year = now.year();
-            let n = Self::next_counter(&mut *tx, &format!("invoice:{year}")).await?;
-            order.invoice_number = Some(invoice_number(year, n));
+            .into_iter()
+            .map(Order::try_from)
+            .collect()
         }
-        Self::write_order(&mut *tx, &order).await?;
-        order.version += 1;
-        if let Some(code) = order.coupon_code.as_deref()
-            && current.status.releases_coupon(order.status)
-        {
-            sqlx::query("UPDATE coupons SET uses = uses - 1 WHERE code = $1 AND uses > 0")
-                .bind(code)
-                .execute(&mut *tx)
-                .await?;
-        }
-        Self::insert_timeline(&mut *tx, id, &mutation.timeline).await?;
-        if let Some((row, refund_id)) = &mutation.complete_refund {
-            sqlx::query("UPDATE order_refunds SET state = 'completed', refund_id = $2 WHERE id = $1")
-                .bind(*row)
-                .bind(refund_id.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        let lines = Self::lines_of(&mut *tx, id).await?;
-        for event in (mutation.events)(&order, &lines) {
-            enqueue(&mut *tx, &event).await?;
-        }
-        tx.commit().await?;
-        Ok(Ok(order))
-    }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_sagas"))]
-    async fn due_sagas(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrderId>> {
-        Ok(sqlx::query_as::<_, (Uuid,)>(
-            "SELECT id FROM orders WHERE saga_step IS NOT NULL AND (saga_lease_until IS NULL OR saga_lease_until <= $1)
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update"))]
+        async fn update(&self, id: OrderId, now: OffsetDateTime, decide: Decide) -> StoreResult<Result<Order, Refusal>> {
+            let (_guard, mut tx) = self.write().await?;
+            let current = Self::order_in(&mut *tx, id, self.for_update)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let mutation = match decide(&current) {
+                Ok(m) => m,
+                Err(refusal) => {
+                    tx.rollback().await?;
+                    return Ok(Err(refusal));
+                }
+            };
+            let mut order = mutation.order;
+            order.updated_at = now;
+            if mutation.assign_invoice && order.invoice_number.is_none() {
+                let year = now.year();
+                let n = Self::next_counter(&mut *tx, &format!("invoice:{year}")).await?;
+                order.invoice_number = Some(invoice_number(year, n));
+            }
+            Self::write_order(&mut *tx, &order).await?;
+            order.version += 1;
+            if let Some(code) = order.coupon_code.as_deref()
+                && current.status.releases_coupon(order.status)
+            {
+                sqlx::query("UPDATE coupons SET uses = uses - 1 WHERE code = $1 AND uses > 0")
+                    .bind(code)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Self::insert_timeline(&mut *tx, id, &mutation.timeline).await?;
+            if let Some((row, refund_id)) = &mutation.complete_refund {
+                sqlx::query("UPDATE order_refunds SET state = 'completed', refund_id = $2 WHERE id = $1")
+                    .bind(*row)
+                    .bind(refund_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let lines = Self::lines_of(&mut *tx, id).await?;
+            for event in (mutation.events)(&order, &lines) {
+                enqueue(&mut *tx, &event).await?;
+            }
+            tx.commit().await?;
+            Ok(Ok(order))
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_sagas"))]
+        async fn due_sagas(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrderId>> {
+            Ok(sqlx::query_as::<_, (Uuid,)>(
+                "SELECT id FROM orders WHERE saga_step IS NOT NULL AND (saga_lease_until IS NULL OR saga_lease_until <= $1)
              ORDER BY id LIMIT $2",
-        )
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|(id,)| OrderId(id))
-        .collect())
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stuck"))]
-    async fn stuck(&self, statuses: &[OrderStatus], before: OffsetDateTime) -> StoreResult<Vec<(String, i64)>> {
-        let mut counts = Vec::with_capacity(statuses.len());
-        for status in statuses {
-            let (n,) = sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM orders WHERE status = $1 AND updated_at < $2")
-                .bind(status.as_str())
-                .bind(before)
-                .fetch_one(&self.pool)
-                .await?;
-            counts.push((status.as_str().to_owned(), n));
+            )
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(id,)| OrderId(id))
+            .collect())
         }
-        Ok(counts)
-    }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "add_note"))]
-    async fn add_note(&self, id: OrderId, entry: &TimelineEntry) -> StoreResult<()> {
-        let (_guard, mut tx) = self.write().await?;
-        Self::insert_timeline(&mut *tx, id, std::slice::from_ref(entry)).await?;
-        tx.commit().await?;
-        Ok(())
-    }
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stuck"))]
+        async fn stuck(&self, statuses: &[OrderStatus], before: OffsetDateTime) -> StoreResult<Vec<(String, i64)>> {
+            let mut counts = Vec::with_capacity(statuses.len());
+            for status in statuses {
+                let (n,) = sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM orders WHERE status = $1 AND updated_at < $2")
+                    .bind(status.as_str())
+                    .bind(before)
+                    .fetch_one(&self.pool)
+                    .await?;
+                counts.push((status.as_str().to_owned(), n));
+            }
+            Ok(counts)
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "refund_record"))]
-    async fn refund_record(&self, order: OrderId, key: &str) -> StoreResult<Option<RefundRecord>> {
-        Ok(sqlx::query_as::<_, RefundRow>(
-            "SELECT id, order_id, idem_key, amount, reason, actor, state, refund_id FROM order_refunds
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "add_note"))]
+        async fn add_note(&self, id: OrderId, entry: &TimelineEntry) -> StoreResult<()> {
+            let (_guard, mut tx) = self.write().await?;
+            Self::insert_timeline(&mut *tx, id, std::slice::from_ref(entry)).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "refund_record"))]
+        async fn refund_record(&self, order: OrderId, key: &str) -> StoreResult<Option<RefundRecord>> {
+            Ok(sqlx::query_as::<_, RefundRow>(
+                "SELECT id, order_id, idem_key, amount, reason, actor, state, refund_id FROM order_refunds
              WHERE order_id = $1 AND idem_key = $2",
-        )
-        .bind(order.0)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(RefundRecord::from))
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_refund"))]
-    async fn insert_refund(&self, r: &RefundRecord, now: OffsetDateTime) -> StoreResult<Option<RefundRecord>> {
-        let (guard, mut tx) = self.write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO order_refunds (id, order_id, idem_key, amount, reason, actor, state, refund_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', NULL, $7)",
-        )
-        .bind(r.id)
-        .bind(r.order_id.0)
-        .bind(r.key.as_str())
-        .bind(r.amount)
-        .bind(r.reason.as_str())
-        .bind(r.actor.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {
-                tx.commit().await?;
-                Ok(None)
-            }
-            Err(e) if is_unique_violation(&e, "order_refunds") || is_unique_violation(&e, "idem_key") => {
-                tx.rollback().await?;
-                drop(guard);
-                self.refund_record(r.order_id, &r.key).await
-            }
-            Err(e) => Err(e.into()),
+            )
+            .bind(order.0)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(RefundRecord::from))
         }
-    }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_coupon"))]
-    async fn create_coupon(&self, c: &Coupon) -> StoreResult<bool> {
-        let (kind, value, currency) = match &c.kind {
-            CouponKind::Percentage(bp) => ("percentage", i64::from(*bp), None),
-            CouponKind::Fixed { amount, currency } => ("fixed", *amount, Some(currency.as_str())),
-        };
-        let (_guard, mut tx) = self.write().await?;
-        let done = sqlx::query(
-            "INSERT INTO coupons (code, kind, value, currency, valid_from, valid_until, max_uses, uses, min_subtotal,
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_refund"))]
+        async fn insert_refund(&self, r: &RefundRecord, now: OffsetDateTime) -> StoreResult<Option<RefundRecord>> {
+            let (guard, mut tx) = self.write().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO order_refunds (id, order_id, idem_key, amount, reason, actor, state, refund_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', NULL, $7)",
+            )
+            .bind(r.id)
+            .bind(r.order_id.0)
+            .bind(r.key.as_str())
+            .bind(r.amount)
+            .bind(r.reason.as_str())
+            .bind(r.actor.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {
+                    tx.commit().await?;
+                    Ok(None)
+                }
+                Err(e) if is_unique_violation(&e, "order_refunds") || is_unique_violation(&e, "idem_key") => {
+                    tx.rollback().await?;
+                    drop(guard);
+                    self.refund_record(r.order_id, &r.key).await
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_coupon"))]
+        async fn create_coupon(&self, c: &Coupon) -> StoreResult<bool> {
+            let (kind, value, currency) = match &c.kind {
+                CouponKind::Percentage(bp) => ("percentage", i64::from(*bp), None),
+                CouponKind::Fixed { amount, currency } => ("fixed", *amount, Some(currency.as_str())),
+            };
+            let (_guard, mut tx) = self.write().await?;
+            let done = sqlx::query(
+                "INSERT INTO coupons (code, kind, value, currency, valid_from, valid_until, max_uses, uses, min_subtotal,
                                   active, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (code) DO NOTHING",
-        )
-        .bind(c.code.as_str())
-        .bind(kind)
-        .bind(value)
-        .bind(currency)
-        .bind(c.valid_from)
-        .bind(c.valid_until)
-        .bind(c.max_uses)
-        .bind(c.uses)
-        .bind(c.min_subtotal)
-        .bind(c.active)
-        .bind(c.created_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
-    }
+            )
+            .bind(c.code.as_str())
+            .bind(kind)
+            .bind(value)
+            .bind(currency)
+            .bind(c.valid_from)
+            .bind(c.valid_until)
+            .bind(c.max_uses)
+            .bind(c.uses)
+            .bind(c.min_subtotal)
+            .bind(c.active)
+            .bind(c.created_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "coupon"))]
-    async fn coupon(&self, code: &str) -> StoreResult<Option<Coupon>> {
-        sqlx::query_as::<_, CouponRow>(sql(format!("SELECT {COUPON_COLUMNS} FROM coupons WHERE code = $1")))
-            .bind(code)
-            .fetch_optional(&self.pool)
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "coupon"))]
+        async fn coupon(&self, code: &str) -> StoreResult<Option<Coupon>> {
+            sqlx::query_as::<_, CouponRow>(sql(format!("SELECT {COUPON_COLUMNS} FROM coupons WHERE code = $1")))
+                .bind(code)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(Coupon::try_from)
+                .transpose()
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "coupons"))]
+        async fn coupons(&self) -> StoreResult<Vec<Coupon>> {
+            sqlx::query_as::<_, CouponRow>(sql(format!(
+                "SELECT {COUPON_COLUMNS} FROM coupons ORDER BY code LIMIT 1000"
+            )))
+            .fetch_all(&self.pool)
             .await?
+            .into_iter()
             .map(Coupon::try_from)
-            .transpose()
-    }
+            .collect()
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "coupons"))]
-    async fn coupons(&self) -> StoreResult<Vec<Coupon>> {
-        sqlx::query_as::<_, CouponRow>(sql(format!(
-            "SELECT {COUPON_COLUMNS} FROM coupons ORDER BY code LIMIT 1000"
-        )))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(Coupon::try_from)
-        .collect()
-    }
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "deactivate_coupon"))]
+        async fn deactivate_coupon(&self, code: &str) -> StoreResult<Option<Coupon>> {
+            let (_guard, mut tx) = self.write().await?;
+            let row = sqlx::query_as::<_, CouponRow>(sql(format!(
+                "UPDATE coupons SET active = FALSE WHERE code = $1 RETURNING {COUPON_COLUMNS}"
+            )))
+            .bind(code)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            row.map(Coupon::try_from).transpose()
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "deactivate_coupon"))]
-    async fn deactivate_coupon(&self, code: &str) -> StoreResult<Option<Coupon>> {
-        let (_guard, mut tx) = self.write().await?;
-        let row = sqlx::query_as::<_, CouponRow>(sql(format!(
-            "UPDATE coupons SET active = FALSE WHERE code = $1 RETURNING {COUPON_COLUMNS}"
-        )))
-        .bind(code)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        row.map(Coupon::try_from).transpose()
-    }
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "returns_of"))]
+        async fn returns_of(&self, order: OrderId) -> StoreResult<Vec<Return>> {
+            let mut conn = self.pool.acquire().await?;
+            Self::returns_where(&mut conn, "r.order_id", order.0).await
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "returns_of"))]
-    async fn returns_of(&self, order: OrderId) -> StoreResult<Vec<Return>> {
-        let mut conn = self.pool.acquire().await?;
-        Self::returns_where(&mut conn, "r.order_id", order.0).await
-    }
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "return_by_id"))]
+        async fn return_by_id(&self, id: Uuid) -> StoreResult<Option<Return>> {
+            let mut conn = self.pool.acquire().await?;
+            Ok(Self::returns_where(&mut conn, "r.id", id).await?.into_iter().next())
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "return_by_id"))]
-    async fn return_by_id(&self, id: Uuid) -> StoreResult<Option<Return>> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(Self::returns_where(&mut conn, "r.id", id).await?.into_iter().next())
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_returns"))]
-    async fn list_returns(&self, f: &ReturnFilter) -> StoreResult<Vec<Return>> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query_as::<_, ReturnRow>(sql(format!(
-            "SELECT {RETURN_COLUMNS} FROM order_returns r JOIN orders o ON o.id = r.order_id
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_returns"))]
+        async fn list_returns(&self, f: &ReturnFilter) -> StoreResult<Vec<Return>> {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query_as::<_, ReturnRow>(sql(format!(
+                "SELECT {RETURN_COLUMNS} FROM order_returns r JOIN orders o ON o.id = r.order_id
              WHERE ($1 IS NULL OR r.status = $1) AND ($2 IS NULL OR r.user_id = $2) AND ($3 IS NULL OR r.id < $3)
              ORDER BY r.id DESC LIMIT $4"
-        )))
-        .bind(f.status.map(ReturnStatus::as_str))
-        .bind(f.user_id)
-        .bind(f.before)
-        .bind(i64::from(f.limit))
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut lines = Vec::new();
-        for row in &rows {
-            lines.extend(
-                sqlx::query_as::<_, ReturnLineRow>(
-                    "SELECT return_id, line, sku, name, quantity, unit_price, restock FROM order_return_lines
+            )))
+            .bind(f.status.map(ReturnStatus::as_str))
+            .bind(f.user_id)
+            .bind(f.before)
+            .bind(i64::from(f.limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut lines = Vec::new();
+            for row in &rows {
+                lines.extend(
+                    sqlx::query_as::<_, ReturnLineRow>(
+                        "SELECT return_id, line, sku, name, quantity, unit_price, restock FROM order_return_lines
                      WHERE return_id = $1 ORDER BY line",
-                )
-                .bind(row.id)
-                .fetch_all(&mut *conn)
-                .await?,
-            );
-        }
-        assemble(rows, lines)
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "change_returns"))]
-    async fn change_returns(
-        &self,
-        id: OrderId,
-        now: OffsetDateTime,
-        decide: ReturnDecide,
-    ) -> StoreResult<Result<Option<Order>, Refusal>> {
-        let (_guard, mut tx) = self.write().await?;
-        let order = Self::order_in(&mut *tx, id, self.for_update)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let lines = Self::lines_of(&mut *tx, id).await?;
-        let timeline = Self::timeline_of(&mut *tx, id).await?;
-        let returns = Self::returns_where(&mut *tx, "r.order_id", id.0).await?;
-        let detail = OrderDetail { order, lines, timeline };
-        let mutation = match decide(&detail, &returns) {
-            Ok(m) => m,
-            Err(refusal) => {
-                tx.rollback().await?;
-                return Ok(Err(refusal));
+                    )
+                    .bind(row.id)
+                    .fetch_all(&mut *conn)
+                    .await?,
+                );
             }
-        };
-        let written = match mutation.order {
-            Some(mut order) => {
-                order.updated_at = now;
-                Self::write_order(&mut *tx, &order).await?;
-                order.version += 1;
-                Some(order)
-            }
-            None => None,
-        };
-        for r in &mutation.save {
-            Self::save_return(&mut *tx, r).await?;
+            assemble(rows, lines)
         }
-        Self::insert_timeline(&mut *tx, id, &mutation.timeline).await?;
-        for event in &mutation.events {
-            enqueue(&mut *tx, event).await?;
-        }
-        tx.commit().await?;
-        Ok(Ok(written))
-    }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_returns"))]
-    async fn due_returns(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<(OrderId, Uuid)>> {
-        Ok(sqlx::query_as::<_, (Uuid, Uuid)>(
-            "SELECT order_id, id FROM order_returns WHERE step IS NOT NULL AND (lease_until IS NULL OR lease_until <= $1)
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "change_returns"))]
+        async fn change_returns(
+            &self,
+            id: OrderId,
+            now: OffsetDateTime,
+            decide: ReturnDecide,
+        ) -> StoreResult<Result<Option<Order>, Refusal>> {
+            let (_guard, mut tx) = self.write().await?;
+            let order = Self::order_in(&mut *tx, id, self.for_update)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let lines = Self::lines_of(&mut *tx, id).await?;
+            let timeline = Self::timeline_of(&mut *tx, id).await?;
+            let returns = Self::returns_where(&mut *tx, "r.order_id", id.0).await?;
+            let detail = OrderDetail { order, lines, timeline };
+            let mutation = match decide(&detail, &returns) {
+                Ok(m) => m,
+                Err(refusal) => {
+                    tx.rollback().await?;
+                    return Ok(Err(refusal));
+                }
+            };
+            let written = match mutation.order {
+                Some(mut order) => {
+                    order.updated_at = now;
+                    Self::write_order(&mut *tx, &order).await?;
+                    order.version += 1;
+                    Some(order)
+                }
+                None => None,
+            };
+            for r in &mutation.save {
+                Self::save_return(&mut *tx, r).await?;
+            }
+            Self::insert_timeline(&mut *tx, id, &mutation.timeline).await?;
+            for event in &mutation.events {
+                enqueue(&mut *tx, event).await?;
+            }
+            tx.commit().await?;
+            Ok(Ok(written))
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_returns"))]
+        async fn due_returns(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<(OrderId, Uuid)>> {
+            Ok(sqlx::query_as::<_, (Uuid, Uuid)>(
+                "SELECT order_id, id FROM order_returns WHERE step IS NOT NULL AND (lease_until IS NULL OR lease_until <= $1)
              ORDER BY id LIMIT $2",
-        )
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|(order, id)| (OrderId(order), id))
-        .collect())
+            )
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(order, id)| (OrderId(order), id))
+            .collect())
+        }
     }
 }

@@ -16,8 +16,8 @@
 use std::sync::Arc;
 
 use platform::db::{RowsAffected, is_unique_violation};
-use platform::events::{Event, OutboxConnection, enqueue};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Postgres, Sqlite, Type};
+use platform::events::{Event, enqueue};
+use sqlx::{Database, FromRow, Pool, Postgres, Sqlite};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
@@ -255,738 +255,689 @@ impl TryFrom<SimIntentRow> for SimIntent {
     }
 }
 
-macro_rules! sql_bounds {
-    ($($item:item)*) => {
-        impl<DB> SqlStore<DB>
-        where
-            DB: Database,
-            DB::Connection: OutboxConnection,
-            for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-            DB::Arguments: IntoArguments<DB>,
-            for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-            for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-            for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
-            for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
-            for<'q> Option<&'q str>: Encode<'q, DB>,
-            for<'q> &'q str: ColumnIndex<DB::Row>,
-            usize: ColumnIndex<DB::Row>,
-            DB::QueryResult: RowsAffected,
-        {
-            $($item)*
+platform::sql_store! {
+    impl SqlStore<DB> {
+        /// Starts a write transaction (queueing behind this process's other SQLite writers). Keep the
+        /// guard alive until the transaction ends.
+        async fn write(&self) -> StoreResult<(Option<OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>)> {
+            let guard = match &self.writer {
+                Some(m) => Some(m.clone().lock_owned().await),
+                None => None,
+            };
+            let tx = match self.begin {
+                Some(statement) => self.pool.begin_with(statement).await?,
+                None => self.pool.begin().await?,
+            };
+            Ok((guard, tx))
         }
-    };
-}
 
-macro_rules! store_impl {
-    ($trait:ident { $($item:item)* }) => {
-        #[async_trait::async_trait]
-        impl<DB> $trait for SqlStore<DB>
-        where
-            DB: Database,
-            DB::Connection: OutboxConnection,
-            for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-            DB::Arguments: IntoArguments<DB>,
-            for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-            for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-            for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-            for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
-            for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
-            for<'q> Option<&'q str>: Encode<'q, DB>,
-            for<'q> &'q str: ColumnIndex<DB::Row>,
-            usize: ColumnIndex<DB::Row>,
-            DB::QueryResult: RowsAffected,
-        {
-            $($item)*
+        async fn payment_in(conn: &mut DB::Connection, id: Uuid) -> StoreResult<Option<Payment>> {
+            sqlx::query_as::<_, PaymentRow>(sql(format!("{PAYMENT_SELECT} WHERE p.id = $1")))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(Payment::try_from)
+                .transpose()
         }
-    };
-}
 
-sql_bounds! {
-    /// Starts a write transaction (queueing behind this process's other SQLite writers). Keep the
-    /// guard alive until the transaction ends.
-    async fn write(&self) -> StoreResult<(Option<OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>)> {
-        let guard = match &self.writer {
-            Some(m) => Some(m.clone().lock_owned().await),
-            None => None,
-        };
-        let tx = match self.begin {
-            Some(statement) => self.pool.begin_with(statement).await?,
-            None => self.pool.begin().await?,
-        };
-        Ok((guard, tx))
-    }
+        async fn refund_in(conn: &mut DB::Connection, id: Uuid) -> StoreResult<Option<Refund>> {
+            sqlx::query_as::<_, RefundRow>(sql(format!("{REFUND_SELECT} WHERE r.id = $1")))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(Refund::try_from)
+                .transpose()
+        }
 
-    async fn payment_in(conn: &mut DB::Connection, id: Uuid) -> StoreResult<Option<Payment>> {
-        sqlx::query_as::<_, PaymentRow>(sql(format!("{PAYMENT_SELECT} WHERE p.id = $1")))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(Payment::try_from)
-            .transpose()
-    }
-
-    async fn refund_in(conn: &mut DB::Connection, id: Uuid) -> StoreResult<Option<Refund>> {
-        sqlx::query_as::<_, RefundRow>(sql(format!("{REFUND_SELECT} WHERE r.id = $1")))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(Refund::try_from)
-            .transpose()
-    }
-
-    /// Tries to record the idempotency key; `false` when it is taken (by a committed request, or
-    /// by a concurrent one PostgreSQL waited for).
-    async fn claim_key(conn: &mut DB::Connection, r: &IdempotencyRecord, now: OffsetDateTime) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "INSERT INTO idempotency_keys (owner, scope, idem_key, request_hash, resource_id, created_at)
+        /// Tries to record the idempotency key; `false` when it is taken (by a committed request, or
+        /// by a concurrent one PostgreSQL waited for).
+        async fn claim_key(conn: &mut DB::Connection, r: &IdempotencyRecord, now: OffsetDateTime) -> StoreResult<bool> {
+            let result = sqlx::query(
+                "INSERT INTO idempotency_keys (owner, scope, idem_key, request_hash, resource_id, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(r.owner)
-        .bind(r.scope)
-        .bind(r.key.as_str())
-        .bind(r.request_hash.as_slice())
-        .bind(r.resource_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e, "idempotency_keys") => Ok(false),
-            Err(e) => Err(e.into()),
+            )
+            .bind(r.owner)
+            .bind(r.scope)
+            .bind(r.key.as_str())
+            .bind(r.request_hash.as_slice())
+            .bind(r.resource_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(e) if is_unique_violation(&e, "idempotency_keys") => Ok(false),
+                Err(e) => Err(e.into()),
+            }
         }
-    }
 
-    async fn key_used(&self, key: &IdempotencyRecord) -> StoreResult<IdempotencyRecord> {
-        self.idempotency_lookup(key.owner, key.scope, &key.key)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("an idempotency key vanished while in use".into()))
-    }
+        async fn key_used(&self, key: &IdempotencyRecord) -> StoreResult<IdempotencyRecord> {
+            self.idempotency_lookup(key.owner, key.scope, &key.key)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("an idempotency key vanished while in use".into()))
+        }
 
-    async fn idempotency_lookup(&self, owner: Uuid, scope: &'static str, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
-        Ok(sqlx::query_as::<_, IdempotencyRow>(
-            "SELECT owner, idem_key, request_hash, resource_id FROM idempotency_keys
+        async fn idempotency_lookup(&self, owner: Uuid, scope: &'static str, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+            Ok(sqlx::query_as::<_, IdempotencyRow>(
+                "SELECT owner, idem_key, request_hash, resource_id FROM idempotency_keys
              WHERE owner = $1 AND scope = $2 AND idem_key = $3",
-        )
-        .bind(owner)
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|r| IdempotencyRecord {
-            owner: r.owner,
-            scope,
-            key: r.idem_key,
-            request_hash: r.request_hash,
-            resource_id: r.resource_id,
-        }))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn ledger_entry(
-        conn: &mut DB::Connection,
-        payment: Uuid,
-        kind: EntryKind,
-        amount: i64,
-        currency: &str,
-        refund: Option<Uuid>,
-        provider_ref: Option<&str>,
-        now: OffsetDateTime,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO payment_ledger (id, payment_id, kind, amount, currency, refund_id, provider_ref, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(payment)
-        .bind(kind.as_str())
-        .bind(amount)
-        .bind(currency)
-        .bind(refund)
-        .bind(provider_ref)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    async fn enqueue_all(conn: &mut DB::Connection, events: &[Event]) -> StoreResult<()> {
-        for event in events {
-            enqueue(&mut *conn, event).await?;
-        }
-        Ok(())
-    }
-
-    /// A card is kept only when it works and the shopper asked to keep it: a card declined on its
-    /// first use is removed, and so is a card not saved once a payment went through with it
-    /// (after a `failed` payment, retryable, both stay usable).
-    async fn forget_method_after(conn: &mut DB::Connection, payment: &Payment, s: &Settlement, now: OffsetDateTime) -> StoreResult<()> {
-        let method = payment.method_id.0;
-        match s {
-            Settlement::Declined { .. } => {
-                sqlx::query(
-                    "UPDATE payment_methods SET removed_at = $2 WHERE id = $1 AND removed_at IS NULL
-                       AND NOT EXISTS (SELECT 1 FROM payments p
-                                       WHERE p.method_id = $1 AND p.status IN ('authorized', 'captured'))",
-                )
-                .bind(method)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            }
-            Settlement::Authorized { .. } | Settlement::Captured { .. } => {
-                sqlx::query("UPDATE payment_methods SET removed_at = $2 WHERE id = $1 AND removed_at IS NULL AND saved = $3")
-                    .bind(method)
-                    .bind(now)
-                    .bind(false)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            Settlement::Failed { .. } => {}
-        }
-        Ok(())
-    }
-
-    /// The settling update with its ledger entries and events, inside the caller's transaction.
-    async fn settle_in(conn: &mut DB::Connection, id: PaymentId, s: &Settlement, now: OffsetDateTime) -> StoreResult<Option<Payment>> {
-        let (intent, decline, failure) = match s {
-            Settlement::Authorized { intent_id } | Settlement::Captured { intent_id, .. } => {
-                (Some(intent_id.as_str()), None, None)
-            }
-            Settlement::Declined { intent_id, code } => (intent_id.as_deref(), Some(code.as_str()), None),
-            Settlement::Failed { intent_id, reason } => (intent_id.as_deref(), None, Some(reason.as_str())),
-        };
-        let updated = sqlx::query(
-            "UPDATE payments SET status = $2, provider_intent = COALESCE($3, provider_intent), decline_code = $4,
-                    failure_reason = $5, updated_at = $6, version = version + 1
-             WHERE id = $1 AND status = 'processing'",
-        )
-        .bind(id.0)
-        .bind(s.status().as_str())
-        .bind(intent)
-        .bind(decline)
-        .bind(failure)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let payment = Self::payment_in(&mut *conn, id.0).await?.ok_or(StoreError::NotFound)?;
-        let currency = payment.currency.as_str().to_owned();
-        match s {
-            Settlement::Authorized { intent_id } => {
-                Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, payment.amount, &currency, None, Some(intent_id), now).await?;
-            }
-            Settlement::Captured { intent_id, amount } => {
-                Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, payment.amount, &currency, None, Some(intent_id), now).await?;
-                Self::ledger_entry(&mut *conn, id.0, EntryKind::Capture, *amount, &currency, None, Some(intent_id), now).await?;
-            }
-            Settlement::Declined { .. } | Settlement::Failed { .. } => {}
-        }
-        Self::forget_method_after(&mut *conn, &payment, s, now).await?;
-        // Re-read so the derived amounts include the entries just written.
-        let payment = Self::payment_in(&mut *conn, id.0).await?.ok_or(StoreError::NotFound)?;
-        let event = match s {
-            Settlement::Captured { .. } => Some(events::payment_captured(&payment)),
-            Settlement::Declined { .. } | Settlement::Failed { .. } => Some(events::payment_failed(&payment)),
-            Settlement::Authorized { .. } => None,
-        };
-        if let Some(event) = event {
-            enqueue(&mut *conn, &event).await?;
-        }
-        Ok(Some(payment))
-    }
-
-    /// Records a provider operation under its key; `false` when the key was used before.
-    async fn claim_sim_operation(
-        conn: &mut DB::Connection,
-        key: &str,
-        intent_id: &str,
-        kind: &str,
-        amount: i64,
-        result_id: &str,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO sim_operations (idem_key, intent_id, kind, amount, result_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idem_key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(intent_id)
-        .bind(kind)
-        .bind(amount)
-        .bind(result_id)
-        .bind(crate::service::now())
-        .execute(&mut *conn)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// The operation stored under `key`, checked to be the same request.
-    async fn sim_operation(conn: &mut DB::Connection, key: &str, intent_id: &str, kind: &str, amount: i64) -> StoreResult<Result<String, String>> {
-        let (stored_intent, stored_kind, stored_amount, result_id) = sqlx::query_as::<_, (String, String, i64, String)>(
-            "SELECT intent_id, kind, amount, result_id FROM sim_operations WHERE idem_key = $1",
-        )
-        .bind(key)
-        .fetch_one(&mut *conn)
-        .await?;
-        if stored_intent == intent_id && stored_kind == kind && stored_amount == amount {
-            Ok(Ok(result_id))
-        } else {
-            Ok(Err("idempotency key reused with different parameters".into()))
-        }
-    }
-
-    async fn sim_intent(conn: &mut DB::Connection, id: &str) -> StoreResult<Option<SimIntent>> {
-        sqlx::query_as::<_, SimIntentRow>(sql(format!("SELECT {SIM_COLUMNS} FROM sim_intents WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(SimIntent::try_from)
-            .transpose()
-    }
-}
-
-store_impl! { PaymentStore {
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_method"))]
-    async fn insert_method(&self, m: &Method) -> StoreResult<()> {
-        let (_guard, mut tx) = self.write().await?;
-        // A new method is never removed: `removed_at` starts NULL.
-        sqlx::query(
-            "INSERT INTO payment_methods (id, user_id, brand, last4, exp_month, exp_year, provider, provider_token,
-                                          created_at, saved)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(m.id.0)
-        .bind(m.user_id)
-        .bind(m.brand.as_str())
-        .bind(m.last4.as_str())
-        .bind(i64::from(m.exp_month))
-        .bind(i64::from(m.exp_year))
-        .bind(m.provider.as_str())
-        .bind(m.provider_token.as_str())
-        .bind(m.created_at)
-        .bind(m.saved)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "method"))]
-    async fn method(&self, id: MethodId) -> StoreResult<Option<Method>> {
-        sqlx::query_as::<_, MethodRow>(sql(format!("SELECT {METHOD_COLUMNS} FROM payment_methods WHERE id = $1")))
-            .bind(id.0)
+            )
+            .bind(owner)
+            .bind(scope)
+            .bind(key)
             .fetch_optional(&self.pool)
             .await?
-            .map(Method::try_from)
-            .transpose()
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "methods_of"))]
-    async fn methods_of(&self, user_id: Uuid) -> StoreResult<Vec<Method>> {
-        sqlx::query_as::<_, MethodRow>(sql(format!(
-            "SELECT {METHOD_COLUMNS} FROM payment_methods
-             WHERE user_id = $1 AND saved = $2 AND removed_at IS NULL ORDER BY id DESC LIMIT 100"
-        )))
-        .bind(user_id)
-        .bind(true)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(Method::try_from)
-        .collect()
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "remove_method"))]
-    async fn remove_method(&self, id: MethodId, user_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-        let (_guard, mut tx) = self.write().await?;
-        let removed = sqlx::query(
-            "UPDATE payment_methods SET removed_at = $3 WHERE id = $1 AND user_id = $2 AND removed_at IS NULL",
-        )
-        .bind(id.0)
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(removed == 1)
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "idempotency_record"))]
-    async fn idempotency_record(&self, owner: Uuid, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
-        let scope: &'static str = match scope {
-            "payment" => "payment",
-            "refund" => "refund",
-            other => return Err(StoreError::Corrupt(format!("unknown idempotency scope {other}"))),
-        };
-        self.idempotency_lookup(owner, scope, key).await
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_payment"))]
-    async fn create_payment(&self, p: &Payment, key: &IdempotencyRecord) -> StoreResult<Created<Payment>> {
-        let (guard, mut tx) = self.write().await?;
-        if !Self::claim_key(&mut *tx, key, p.created_at).await? {
-            tx.rollback().await?;
-            drop(guard);
-            return Ok(Created::KeyUsed(self.key_used(key).await?));
+            .map(|r| IdempotencyRecord {
+                owner: r.owner,
+                scope,
+                key: r.idem_key,
+                request_hash: r.request_hash,
+                resource_id: r.resource_id,
+            }))
         }
-        let inserted = sqlx::query(
-            "INSERT INTO payments (id, order_id, customer_id, method_id, amount, currency, capture, status, brand, last4,
+
+        #[allow(clippy::too_many_arguments)]
+        async fn ledger_entry(
+            conn: &mut DB::Connection,
+            payment: Uuid,
+            kind: EntryKind,
+            amount: i64,
+            currency: &str,
+            refund: Option<Uuid>,
+            provider_ref: Option<&str>,
+            now: OffsetDateTime,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO payment_ledger (id, payment_id, kind, amount, currency, refund_id, provider_ref, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(payment)
+            .bind(kind.as_str())
+            .bind(amount)
+            .bind(currency)
+            .bind(refund)
+            .bind(provider_ref)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        async fn enqueue_all(conn: &mut DB::Connection, events: &[Event]) -> StoreResult<()> {
+            for event in events {
+                enqueue(&mut *conn, event).await?;
+            }
+            Ok(())
+        }
+
+        /// A card is kept only when it works and the shopper asked to keep it: a card declined on its
+        /// first use is removed, and so is a card not saved once a payment went through with it
+        /// (after a `failed` payment, retryable, both stay usable).
+        async fn forget_method_after(conn: &mut DB::Connection, payment: &Payment, s: &Settlement, now: OffsetDateTime) -> StoreResult<()> {
+            let method = payment.method_id.0;
+            match s {
+                Settlement::Declined { .. } => {
+                    sqlx::query(
+                        "UPDATE payment_methods SET removed_at = $2 WHERE id = $1 AND removed_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM payments p
+                                       WHERE p.method_id = $1 AND p.status IN ('authorized', 'captured'))",
+                    )
+                    .bind(method)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Settlement::Authorized { .. } | Settlement::Captured { .. } => {
+                    sqlx::query("UPDATE payment_methods SET removed_at = $2 WHERE id = $1 AND removed_at IS NULL AND saved = $3")
+                        .bind(method)
+                        .bind(now)
+                        .bind(false)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Settlement::Failed { .. } => {}
+            }
+            Ok(())
+        }
+
+        /// The settling update with its ledger entries and events, inside the caller's transaction.
+        async fn settle_in(conn: &mut DB::Connection, id: PaymentId, s: &Settlement, now: OffsetDateTime) -> StoreResult<Option<Payment>> {
+            let (intent, decline, failure) = match s {
+                Settlement::Authorized { intent_id } | Settlement::Captured { intent_id, .. } => {
+                    (Some(intent_id.as_str()), None, None)
+                }
+                Settlement::Declined { intent_id, code } => (intent_id.as_deref(), Some(code.as_str()), None),
+                Settlement::Failed { intent_id, reason } => (intent_id.as_deref(), None, Some(reason.as_str())),
+            };
+            let updated = sqlx::query(
+                "UPDATE payments SET status = $2, provider_intent = COALESCE($3, provider_intent), decline_code = $4,
+                    failure_reason = $5, updated_at = $6, version = version + 1
+             WHERE id = $1 AND status = 'processing'",
+            )
+            .bind(id.0)
+            .bind(s.status().as_str())
+            .bind(intent)
+            .bind(decline)
+            .bind(failure)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            if updated.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let payment = Self::payment_in(&mut *conn, id.0).await?.ok_or(StoreError::NotFound)?;
+            let currency = payment.currency.as_str().to_owned();
+            match s {
+                Settlement::Authorized { intent_id } => {
+                    Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, payment.amount, &currency, None, Some(intent_id), now).await?;
+                }
+                Settlement::Captured { intent_id, amount } => {
+                    Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, payment.amount, &currency, None, Some(intent_id), now).await?;
+                    Self::ledger_entry(&mut *conn, id.0, EntryKind::Capture, *amount, &currency, None, Some(intent_id), now).await?;
+                }
+                Settlement::Declined { .. } | Settlement::Failed { .. } => {}
+            }
+            Self::forget_method_after(&mut *conn, &payment, s, now).await?;
+            // Re-read so the derived amounts include the entries just written.
+            let payment = Self::payment_in(&mut *conn, id.0).await?.ok_or(StoreError::NotFound)?;
+            let event = match s {
+                Settlement::Captured { .. } => Some(events::payment_captured(&payment)),
+                Settlement::Declined { .. } | Settlement::Failed { .. } => Some(events::payment_failed(&payment)),
+                Settlement::Authorized { .. } => None,
+            };
+            if let Some(event) = event {
+                enqueue(&mut *conn, &event).await?;
+            }
+            Ok(Some(payment))
+        }
+
+        /// Records a provider operation under its key; `false` when the key was used before.
+        async fn claim_sim_operation(
+            conn: &mut DB::Connection,
+            key: &str,
+            intent_id: &str,
+            kind: &str,
+            amount: i64,
+            result_id: &str,
+        ) -> StoreResult<bool> {
+            let done = sqlx::query(
+                "INSERT INTO sim_operations (idem_key, intent_id, kind, amount, result_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idem_key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(intent_id)
+            .bind(kind)
+            .bind(amount)
+            .bind(result_id)
+            .bind(crate::service::now())
+            .execute(&mut *conn)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        /// The operation stored under `key`, checked to be the same request.
+        async fn sim_operation(conn: &mut DB::Connection, key: &str, intent_id: &str, kind: &str, amount: i64) -> StoreResult<Result<String, String>> {
+            let (stored_intent, stored_kind, stored_amount, result_id) = sqlx::query_as::<_, (String, String, i64, String)>(
+                "SELECT intent_id, kind, amount, result_id FROM sim_operations WHERE idem_key = $1",
+            )
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await?;
+            if stored_intent == intent_id && stored_kind == kind && stored_amount == amount {
+                Ok(Ok(result_id))
+            } else {
+                Ok(Err("idempotency key reused with different parameters".into()))
+            }
+        }
+
+        async fn sim_intent(conn: &mut DB::Connection, id: &str) -> StoreResult<Option<SimIntent>> {
+            sqlx::query_as::<_, SimIntentRow>(sql(format!("SELECT {SIM_COLUMNS} FROM sim_intents WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(SimIntent::try_from)
+                .transpose()
+        }
+    }
+}
+
+platform::sql_store! {
+    #[async_trait::async_trait]
+    impl PaymentStore for SqlStore<DB> {
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_method"))]
+        async fn insert_method(&self, m: &Method) -> StoreResult<()> {
+            let (_guard, mut tx) = self.write().await?;
+            // A new method is never removed: `removed_at` starts NULL.
+            sqlx::query(
+                "INSERT INTO payment_methods (id, user_id, brand, last4, exp_month, exp_year, provider, provider_token,
+                                          created_at, saved)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(m.id.0)
+            .bind(m.user_id)
+            .bind(m.brand.as_str())
+            .bind(m.last4.as_str())
+            .bind(i64::from(m.exp_month))
+            .bind(i64::from(m.exp_year))
+            .bind(m.provider.as_str())
+            .bind(m.provider_token.as_str())
+            .bind(m.created_at)
+            .bind(m.saved)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "method"))]
+        async fn method(&self, id: MethodId) -> StoreResult<Option<Method>> {
+            sqlx::query_as::<_, MethodRow>(sql(format!("SELECT {METHOD_COLUMNS} FROM payment_methods WHERE id = $1")))
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(Method::try_from)
+                .transpose()
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "methods_of"))]
+        async fn methods_of(&self, user_id: Uuid) -> StoreResult<Vec<Method>> {
+            sqlx::query_as::<_, MethodRow>(sql(format!(
+                "SELECT {METHOD_COLUMNS} FROM payment_methods
+             WHERE user_id = $1 AND saved = $2 AND removed_at IS NULL ORDER BY id DESC LIMIT 100"
+            )))
+            .bind(user_id)
+            .bind(true)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Method::try_from)
+            .collect()
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "remove_method"))]
+        async fn remove_method(&self, id: MethodId, user_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+            let (_guard, mut tx) = self.write().await?;
+            let removed = sqlx::query(
+                "UPDATE payment_methods SET removed_at = $3 WHERE id = $1 AND user_id = $2 AND removed_at IS NULL",
+            )
+            .bind(id.0)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(removed == 1)
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "idempotency_record"))]
+        async fn idempotency_record(&self, owner: Uuid, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+            let scope: &'static str = match scope {
+                "payment" => "payment",
+                "refund" => "refund",
+                other => return Err(StoreError::Corrupt(format!("unknown idempotency scope {other}"))),
+            };
+            self.idempotency_lookup(owner, scope, key).await
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_payment"))]
+        async fn create_payment(&self, p: &Payment, key: &IdempotencyRecord) -> StoreResult<Created<Payment>> {
+            let (guard, mut tx) = self.write().await?;
+            if !Self::claim_key(&mut *tx, key, p.created_at).await? {
+                tx.rollback().await?;
+                drop(guard);
+                return Ok(Created::KeyUsed(self.key_used(key).await?));
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO payments (id, order_id, customer_id, method_id, amount, currency, capture, status, brand, last4,
                                    provider, provider_intent, decline_code, failure_reason, created_by, created_at,
                                    updated_at, version)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, NULL, $12, $13, $14, 1)",
-        )
-        .bind(p.id.0)
-        .bind(p.order_id)
-        .bind(p.customer_id)
-        .bind(p.method_id.0)
-        .bind(p.amount)
-        .bind(p.currency.as_str())
-        .bind(p.capture)
-        .bind(p.status.as_str())
-        .bind(p.brand.as_str())
-        .bind(p.last4.as_str())
-        .bind(p.provider.as_str())
-        .bind(p.created_by)
-        .bind(p.created_at)
-        .bind(p.updated_at)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e, "order") => {
-                tx.rollback().await?;
-                return Err(StoreError::OrderHasLivePayment);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let payment = Self::payment_in(&mut *tx, p.id.0).await?.ok_or(StoreError::NotFound)?;
-        tx.commit().await?;
-        Ok(Created::New(payment))
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "payment"))]
-    async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
-        let mut conn = self.pool.acquire().await?;
-        Self::payment_in(&mut conn, id.0).await
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "payments_of_order"))]
-    async fn payments_of_order(&self, order_id: Uuid) -> StoreResult<Vec<Payment>> {
-        sqlx::query_as::<_, PaymentRow>(sql(format!("{PAYMENT_SELECT} WHERE p.order_id = $1 ORDER BY p.id LIMIT 100")))
-            .bind(order_id)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(Payment::try_from)
-            .collect()
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "settle"))]
-    async fn settle(&self, id: PaymentId, settlement: &Settlement, now: OffsetDateTime) -> StoreResult<Option<Payment>> {
-        let (_guard, mut tx) = self.write().await?;
-        let settled = Self::settle_in(&mut *tx, id, settlement, now).await?;
-        if settled.is_some() {
-            tx.commit().await?;
-        } else {
-            tx.rollback().await?;
-        }
-        Ok(settled)
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "capture_authorized"))]
-    async fn capture_authorized(&self, id: PaymentId, intent_id: &str, amount: i64, now: OffsetDateTime) -> StoreResult<Option<Payment>> {
-        let (_guard, mut tx) = self.write().await?;
-        let updated = sqlx::query(
-            "UPDATE payments SET status = 'captured', provider_intent = $2, updated_at = $3, version = version + 1
-             WHERE id = $1 AND status = 'authorized'",
-        )
-        .bind(id.0)
-        .bind(intent_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        let before = Self::payment_in(&mut *tx, id.0).await?.ok_or(StoreError::NotFound)?;
-        Self::ledger_entry(&mut *tx, id.0, EntryKind::Capture, amount, before.currency.as_str(), None, Some(intent_id), now).await?;
-        let payment = Self::payment_in(&mut *tx, id.0).await?.ok_or(StoreError::NotFound)?;
-        enqueue(&mut *tx, &events::payment_captured(&payment)).await?;
-        tx.commit().await?;
-        Ok(Some(payment))
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "apply_webhook"))]
-    async fn apply_webhook(
-        &self,
-        event_id: &str,
-        provider: &str,
-        event_type: &str,
-        payment: PaymentId,
-        settlement: &Settlement,
-        now: OffsetDateTime,
-    ) -> StoreResult<WebhookApplied> {
-        let (_guard, mut tx) = self.write().await?;
-        let recorded = sqlx::query(
-            "INSERT INTO webhook_events (id, provider, event_type, received_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(event_id)
-        .bind(provider)
-        .bind(event_type)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if recorded.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(WebhookApplied::Duplicate);
-        }
-        let outcome = match Self::settle_in(&mut *tx, payment, settlement, now).await? {
-            Some(p) => WebhookApplied::Settled(Box::new(p)),
-            None => WebhookApplied::AlreadySettled,
-        };
-        tx.commit().await?;
-        Ok(outcome)
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_refund"))]
-    async fn create_refund(&self, r: &Refund, key: &IdempotencyRecord) -> StoreResult<Created<Refund>> {
-        let (guard, mut tx) = self.write().await?;
-        // Lock the payment: refunds of one payment are decided one at a time.
-        let locked = sqlx::query_as::<_, (String,)>(sql(format!(
-            "SELECT status FROM payments WHERE id = $1{}",
-            self.for_update
-        )))
-        .bind(r.payment_id.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if locked.is_none() {
-            tx.rollback().await?;
-            return Err(StoreError::NotFound);
-        }
-        if !Self::claim_key(&mut *tx, key, r.created_at).await? {
-            tx.rollback().await?;
-            drop(guard);
-            return Ok(Created::KeyUsed(self.key_used(key).await?));
-        }
-        let payment = Self::payment_in(&mut *tx, r.payment_id.0).await?.ok_or(StoreError::NotFound)?;
-        if payment.status != PaymentStatus::Captured {
-            tx.rollback().await?;
-            return Err(StoreError::NotRefundable(payment.status));
-        }
-        let remaining = refundable(payment.captured_amount, payment.refunded_amount + payment.refunds_pending);
-        if r.amount > remaining {
-            tx.rollback().await?;
-            return Err(StoreError::RefundExceeds { remaining });
-        }
-        sqlx::query(
-            "INSERT INTO refunds (id, payment_id, amount, currency, reason, status, provider_ref, failure_reason,
-                                  created_by, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', NULL, NULL, $6, $7, $8)",
-        )
-        .bind(r.id.0)
-        .bind(r.payment_id.0)
-        .bind(r.amount)
-        .bind(payment.currency.as_str())
-        .bind(r.reason.as_deref())
-        .bind(r.created_by)
-        .bind(r.created_at)
-        .bind(r.updated_at)
-        .execute(&mut *tx)
-        .await?;
-        let refund = Self::refund_in(&mut *tx, r.id.0).await?.ok_or(StoreError::NotFound)?;
-        tx.commit().await?;
-        Ok(Created::New(refund))
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "refund"))]
-    async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
-        let mut conn = self.pool.acquire().await?;
-        Self::refund_in(&mut conn, id.0).await
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "refunds_of"))]
-    async fn refunds_of(&self, payment: PaymentId) -> StoreResult<Vec<Refund>> {
-        sqlx::query_as::<_, RefundRow>(sql(format!("{REFUND_SELECT} WHERE r.payment_id = $1 ORDER BY r.id LIMIT 200")))
-            .bind(payment.0)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(Refund::try_from)
-            .collect()
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "finish_refund"))]
-    async fn finish_refund(&self, id: RefundId, outcome: Result<String, String>, now: OffsetDateTime) -> StoreResult<Option<Refund>> {
-        let (_guard, mut tx) = self.write().await?;
-        let (status, provider_ref, failure) = match &outcome {
-            Ok(r) => (RefundStatus::Completed, Some(r.as_str()), None),
-            Err(reason) => (RefundStatus::Failed, None, Some(reason.as_str())),
-        };
-        let updated = sqlx::query(
-            "UPDATE refunds SET status = $2, provider_ref = $3, failure_reason = $4, updated_at = $5
-             WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(id.0)
-        .bind(status.as_str())
-        .bind(provider_ref)
-        .bind(failure)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        let refund = Self::refund_in(&mut *tx, id.0).await?.ok_or(StoreError::NotFound)?;
-        if status == RefundStatus::Completed {
-            Self::ledger_entry(
-                &mut *tx,
-                refund.payment_id.0,
-                EntryKind::Refund,
-                refund.amount,
-                refund.currency.as_str(),
-                Some(refund.id.0),
-                provider_ref,
-                now,
             )
-            .await?;
-            Self::enqueue_all(&mut *tx, &[events::refund_completed(&refund)]).await?;
+            .bind(p.id.0)
+            .bind(p.order_id)
+            .bind(p.customer_id)
+            .bind(p.method_id.0)
+            .bind(p.amount)
+            .bind(p.currency.as_str())
+            .bind(p.capture)
+            .bind(p.status.as_str())
+            .bind(p.brand.as_str())
+            .bind(p.last4.as_str())
+            .bind(p.provider.as_str())
+            .bind(p.created_by)
+            .bind(p.created_at)
+            .bind(p.updated_at)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e, "order") => {
+                    tx.rollback().await?;
+                    return Err(StoreError::OrderHasLivePayment);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let payment = Self::payment_in(&mut *tx, p.id.0).await?.ok_or(StoreError::NotFound)?;
+            tx.commit().await?;
+            Ok(Created::New(payment))
         }
-        tx.commit().await?;
-        Ok(Some(refund))
-    }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stale_payments"))]
-    async fn stale_payments(&self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<PaymentId>> {
-        Ok(sqlx::query_as::<_, (Uuid,)>(
-            "SELECT id FROM payments WHERE status = 'processing' AND updated_at < $1 ORDER BY updated_at LIMIT $2",
-        )
-        .bind(before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|(id,)| PaymentId(id))
-        .collect())
-    }
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "payment"))]
+        async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
+            let mut conn = self.pool.acquire().await?;
+            Self::payment_in(&mut conn, id.0).await
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stale_refunds"))]
-    async fn stale_refunds(&self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<RefundId>> {
-        Ok(sqlx::query_as::<_, (Uuid,)>(
-            "SELECT id FROM refunds WHERE status = 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2",
-        )
-        .bind(before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|(id,)| RefundId(id))
-        .collect())
-    }
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "payments_of_order"))]
+        async fn payments_of_order(&self, order_id: Uuid) -> StoreResult<Vec<Payment>> {
+            sqlx::query_as::<_, PaymentRow>(sql(format!("{PAYMENT_SELECT} WHERE p.order_id = $1 ORDER BY p.id LIMIT 100")))
+                .bind(order_id)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(Payment::try_from)
+                .collect()
+        }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_idempotency"))]
-    async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        let (_guard, mut tx) = self.write().await?;
-        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-            .bind(before)
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "settle"))]
+        async fn settle(&self, id: PaymentId, settlement: &Settlement, now: OffsetDateTime) -> StoreResult<Option<Payment>> {
+            let (_guard, mut tx) = self.write().await?;
+            let settled = Self::settle_in(&mut *tx, id, settlement, now).await?;
+            if settled.is_some() {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            Ok(settled)
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "capture_authorized"))]
+        async fn capture_authorized(&self, id: PaymentId, intent_id: &str, amount: i64, now: OffsetDateTime) -> StoreResult<Option<Payment>> {
+            let (_guard, mut tx) = self.write().await?;
+            let updated = sqlx::query(
+                "UPDATE payments SET status = 'captured', provider_intent = $2, updated_at = $3, version = version + 1
+             WHERE id = $1 AND status = 'authorized'",
+            )
+            .bind(id.0)
+            .bind(intent_id)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
-}}
+            if updated.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let before = Self::payment_in(&mut *tx, id.0).await?.ok_or(StoreError::NotFound)?;
+            Self::ledger_entry(&mut *tx, id.0, EntryKind::Capture, amount, before.currency.as_str(), None, Some(intent_id), now).await?;
+            let payment = Self::payment_in(&mut *tx, id.0).await?.ok_or(StoreError::NotFound)?;
+            enqueue(&mut *tx, &events::payment_captured(&payment)).await?;
+            tx.commit().await?;
+            Ok(Some(payment))
+        }
 
-store_impl! { SimulatedLedger {
-    async fn sim_authorize(&self, intent: &SimIntent) -> anyhow::Result<SimIntent> {
-        let (_guard, mut tx) = self.write().await?;
-        sqlx::query(sql(format!(
-            "INSERT INTO sim_intents ({SIM_COLUMNS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7)
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "apply_webhook"))]
+        async fn apply_webhook(
+            &self,
+            event_id: &str,
+            provider: &str,
+            event_type: &str,
+            payment: PaymentId,
+            settlement: &Settlement,
+            now: OffsetDateTime,
+        ) -> StoreResult<WebhookApplied> {
+            let (_guard, mut tx) = self.write().await?;
+            let recorded = sqlx::query(
+                "INSERT INTO webhook_events (id, provider, event_type, received_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(event_id)
+            .bind(provider)
+            .bind(event_type)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if recorded.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(WebhookApplied::Duplicate);
+            }
+            let outcome = match Self::settle_in(&mut *tx, payment, settlement, now).await? {
+                Some(p) => WebhookApplied::Settled(Box::new(p)),
+                None => WebhookApplied::AlreadySettled,
+            };
+            tx.commit().await?;
+            Ok(outcome)
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_refund"))]
+        async fn create_refund(&self, r: &Refund, key: &IdempotencyRecord) -> StoreResult<Created<Refund>> {
+            let (guard, mut tx) = self.write().await?;
+            // Lock the payment: refunds of one payment are decided one at a time.
+            let locked = sqlx::query_as::<_, (String,)>(sql(format!(
+                "SELECT status FROM payments WHERE id = $1{}",
+                self.for_update
+            )))
+            .bind(r.payment_id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if locked.is_none() {
+                tx.rollback().await?;
+                return Err(StoreError::NotFound);
+            }
+            if !Self::claim_key(&mut *tx, key, r.created_at).await? {
+                tx.rollback().await?;
+                drop(guard);
+                return Ok(Created::KeyUsed(self.key_used(key).await?));
+            }
+            let payment = Self::payment_in(&mut *tx, r.payment_id.0).await?.ok_or(StoreError::NotFound)?;
+            if payment.status != PaymentStatus::Captured {
+                tx.rollback().await?;
+                return Err(StoreError::NotRefundable(payment.status));
+            }
+            let remaining = refundable(payment.captured_amount, payment.refunded_amount + payment.refunds_pending);
+            if r.amount > remaining {
+                tx.rollback().await?;
+                return Err(StoreError::RefundExceeds { remaining });
+            }
+            sqlx::query(
+                "INSERT INTO refunds (id, payment_id, amount, currency, reason, status, provider_ref, failure_reason,
+                                  created_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', NULL, NULL, $6, $7, $8)",
+            )
+            .bind(r.id.0)
+            .bind(r.payment_id.0)
+            .bind(r.amount)
+            .bind(payment.currency.as_str())
+            .bind(r.reason.as_deref())
+            .bind(r.created_by)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .execute(&mut *tx)
+            .await?;
+            let refund = Self::refund_in(&mut *tx, r.id.0).await?.ok_or(StoreError::NotFound)?;
+            tx.commit().await?;
+            Ok(Created::New(refund))
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "refund"))]
+        async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
+            let mut conn = self.pool.acquire().await?;
+            Self::refund_in(&mut conn, id.0).await
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "refunds_of"))]
+        async fn refunds_of(&self, payment: PaymentId) -> StoreResult<Vec<Refund>> {
+            sqlx::query_as::<_, RefundRow>(sql(format!("{REFUND_SELECT} WHERE r.payment_id = $1 ORDER BY r.id LIMIT 200")))
+                .bind(payment.0)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(Refund::try_from)
+                .collect()
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "finish_refund"))]
+        async fn finish_refund(&self, id: RefundId, outcome: Result<String, String>, now: OffsetDateTime) -> StoreResult<Option<Refund>> {
+            let (_guard, mut tx) = self.write().await?;
+            let (status, provider_ref, failure) = match &outcome {
+                Ok(r) => (RefundStatus::Completed, Some(r.as_str()), None),
+                Err(reason) => (RefundStatus::Failed, None, Some(reason.as_str())),
+            };
+            let updated = sqlx::query(
+                "UPDATE refunds SET status = $2, provider_ref = $3, failure_reason = $4, updated_at = $5
+             WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id.0)
+            .bind(status.as_str())
+            .bind(provider_ref)
+            .bind(failure)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let refund = Self::refund_in(&mut *tx, id.0).await?.ok_or(StoreError::NotFound)?;
+            if status == RefundStatus::Completed {
+                Self::ledger_entry(
+                    &mut *tx,
+                    refund.payment_id.0,
+                    EntryKind::Refund,
+                    refund.amount,
+                    refund.currency.as_str(),
+                    Some(refund.id.0),
+                    provider_ref,
+                    now,
+                )
+                .await?;
+                Self::enqueue_all(&mut *tx, &[events::refund_completed(&refund)]).await?;
+            }
+            tx.commit().await?;
+            Ok(Some(refund))
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stale_payments"))]
+        async fn stale_payments(&self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<PaymentId>> {
+            Ok(sqlx::query_as::<_, (Uuid,)>(
+                "SELECT id FROM payments WHERE status = 'processing' AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(id,)| PaymentId(id))
+            .collect())
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stale_refunds"))]
+        async fn stale_refunds(&self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<RefundId>> {
+            Ok(sqlx::query_as::<_, (Uuid,)>(
+                "SELECT id FROM refunds WHERE status = 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(id,)| RefundId(id))
+            .collect())
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_idempotency"))]
+        async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64> {
+            let (_guard, mut tx) = self.write().await?;
+            let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected())
+        }
+    }
+}
+
+platform::sql_store! {
+    #[async_trait::async_trait]
+    impl SimulatedLedger for SqlStore<DB> {
+        async fn sim_authorize(&self, intent: &SimIntent) -> anyhow::Result<SimIntent> {
+            let (_guard, mut tx) = self.write().await?;
+            sqlx::query(sql(format!(
+                "INSERT INTO sim_intents ({SIM_COLUMNS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7)
              ON CONFLICT (idem_key) DO NOTHING"
-        )))
-        .bind(intent.id.as_str())
-        .bind(intent.idempotency_key.as_str())
-        .bind(intent.amount)
-        .bind(intent.currency.as_str())
-        .bind(intent.status.as_str())
-        .bind(intent.decline_code.map(|c| c.as_str()))
-        .bind(crate::service::now())
-        .execute(&mut *tx)
-        .await?;
-        let stored = sqlx::query_as::<_, SimIntentRow>(sql(format!(
-            "SELECT {SIM_COLUMNS} FROM sim_intents WHERE idem_key = $1"
-        )))
-        .bind(intent.idempotency_key.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(SimIntent::try_from(stored)?)
-    }
-
-    async fn sim_capture(&self, key: &str, intent_id: &str, amount: i64) -> anyhow::Result<Result<SimIntent, String>> {
-        let (_guard, mut tx) = self.write().await?;
-        if !Self::claim_sim_operation(&mut *tx, key, intent_id, "capture", amount, intent_id).await? {
-            let same = Self::sim_operation(&mut *tx, key, intent_id, "capture", amount).await?;
-            let intent = Self::sim_intent(&mut *tx, intent_id).await?;
-            tx.rollback().await?;
-            return Ok(match (same, intent) {
-                (Ok(_), Some(intent)) => Ok(intent),
-                (Ok(_), None) => Err("no such intent".into()),
-                (Err(m), _) => Err(m),
-            });
+            )))
+            .bind(intent.id.as_str())
+            .bind(intent.idempotency_key.as_str())
+            .bind(intent.amount)
+            .bind(intent.currency.as_str())
+            .bind(intent.status.as_str())
+            .bind(intent.decline_code.map(|c| c.as_str()))
+            .bind(crate::service::now())
+            .execute(&mut *tx)
+            .await?;
+            let stored = sqlx::query_as::<_, SimIntentRow>(sql(format!(
+                "SELECT {SIM_COLUMNS} FROM sim_intents WHERE idem_key = $1"
+            )))
+            .bind(intent.idempotency_key.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(SimIntent::try_from(stored)?)
         }
-        let captured = sqlx::query(
-            "UPDATE sim_intents SET status = 'succeeded', captured = $2
+
+        async fn sim_capture(&self, key: &str, intent_id: &str, amount: i64) -> anyhow::Result<Result<SimIntent, String>> {
+            let (_guard, mut tx) = self.write().await?;
+            if !Self::claim_sim_operation(&mut *tx, key, intent_id, "capture", amount, intent_id).await? {
+                let same = Self::sim_operation(&mut *tx, key, intent_id, "capture", amount).await?;
+                let intent = Self::sim_intent(&mut *tx, intent_id).await?;
+                tx.rollback().await?;
+                return Ok(match (same, intent) {
+                    (Ok(_), Some(intent)) => Ok(intent),
+                    (Ok(_), None) => Err("no such intent".into()),
+                    (Err(m), _) => Err(m),
+                });
+            }
+            let captured = sqlx::query(
+                "UPDATE sim_intents SET status = 'succeeded', captured = $2
              WHERE id = $1 AND status = 'requires_capture' AND amount >= $2",
-        )
-        .bind(intent_id)
-        .bind(amount)
-        .execute(&mut *tx)
-        .await?;
-        if captured.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(Err("the intent cannot be captured (unknown, not authorized, or amount too high)".into()));
+            )
+            .bind(intent_id)
+            .bind(amount)
+            .execute(&mut *tx)
+            .await?;
+            if captured.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(Err("the intent cannot be captured (unknown, not authorized, or amount too high)".into()));
+            }
+            let intent = Self::sim_intent(&mut *tx, intent_id).await?;
+            tx.commit().await?;
+            intent.ok_or_else(|| anyhow::anyhow!("captured intent vanished")).map(Ok)
         }
-        let intent = Self::sim_intent(&mut *tx, intent_id).await?;
-        tx.commit().await?;
-        intent.ok_or_else(|| anyhow::anyhow!("captured intent vanished")).map(Ok)
-    }
 
-    async fn sim_refund(&self, key: &str, intent_id: &str, amount: i64) -> anyhow::Result<Result<String, String>> {
-        let (_guard, mut tx) = self.write().await?;
-        let refund_id = format!("re_{}", Uuid::now_v7().simple());
-        if !Self::claim_sim_operation(&mut *tx, key, intent_id, "refund", amount, &refund_id).await? {
-            let same = Self::sim_operation(&mut *tx, key, intent_id, "refund", amount).await?;
-            tx.rollback().await?;
-            return Ok(same);
-        }
-        let refunded = sqlx::query(
-            "UPDATE sim_intents SET refunded = refunded + $2
+        async fn sim_refund(&self, key: &str, intent_id: &str, amount: i64) -> anyhow::Result<Result<String, String>> {
+            let (_guard, mut tx) = self.write().await?;
+            let refund_id = format!("re_{}", Uuid::now_v7().simple());
+            if !Self::claim_sim_operation(&mut *tx, key, intent_id, "refund", amount, &refund_id).await? {
+                let same = Self::sim_operation(&mut *tx, key, intent_id, "refund", amount).await?;
+                tx.rollback().await?;
+                return Ok(same);
+            }
+            let refunded = sqlx::query(
+                "UPDATE sim_intents SET refunded = refunded + $2
              WHERE id = $1 AND status = 'succeeded' AND captured - refunded >= $2",
-        )
-        .bind(intent_id)
-        .bind(amount)
-        .execute(&mut *tx)
-        .await?;
-        if refunded.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(Err("the intent cannot be refunded by this amount".into()));
+            )
+            .bind(intent_id)
+            .bind(amount)
+            .execute(&mut *tx)
+            .await?;
+            if refunded.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(Err("the intent cannot be refunded by this amount".into()));
+            }
+            tx.commit().await?;
+            Ok(Ok(refund_id))
         }
-        tx.commit().await?;
-        Ok(Ok(refund_id))
     }
-}}
+}
