@@ -172,3 +172,24 @@ pub fn routes() -> OpenApiRouter<Arc<CartService>> {
         .routes(routes!(set_item, remove_item))
         .routes(routes!(merge))
 }
+
+/// How each cart error answers over HTTP: the one mapping, which every handler uses through `?`.
+mod problem {
+    use platform::Problem;
+
+    use crate::service::CartError;
+
+    impl From<CartError> for Problem {
+        fn from(e: CartError) -> Self {
+            let message = e.to_string();
+            match e {
+                CartError::Validation(errors) => Problem::validation(errors),
+                CartError::Unauthenticated(_) => Problem::unauthorized(message),
+                CartError::NotFound(_) => Problem::not_found(message),
+                CartError::Conflict { errors, .. } => Problem::conflict(message).with_errors(errors),
+                CartError::Unavailable(_) => Problem::unavailable(message).with_retry_after(5),
+                CartError::Internal(e) => Problem::from_error(&e),
+            }
+        }
+    }
+}

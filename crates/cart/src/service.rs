@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform::{FieldError, Problem};
+use platform::FieldError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -69,20 +69,6 @@ impl From<PricingError> for CartError {
             "the cart cannot be priced right now because {} is unavailable; retry shortly",
             e.service
         ))
-    }
-}
-
-impl From<CartError> for Problem {
-    fn from(e: CartError) -> Self {
-        let message = e.to_string();
-        match e {
-            CartError::Validation(errors) => Problem::validation(errors),
-            CartError::Unauthenticated(_) => Problem::unauthorized(message),
-            CartError::NotFound(_) => Problem::not_found(message),
-            CartError::Conflict { errors, .. } => Problem::conflict(message).with_errors(errors),
-            CartError::Unavailable(_) => Problem::unavailable(message).with_retry_after(5),
-            CartError::Internal(e) => Problem::from_error(&e),
-        }
     }
 }
 

@@ -600,6 +600,39 @@ pub fn routes() -> OpenApiRouter<Arc<CatalogService>> {
         .routes(routes!(get_category, update_category, delete_category))
 }
 
+
+/// How each catalog error answers over HTTP: the one mapping, which every handler uses through `?`.
+mod problem {
+    use platform::{FieldError, Problem};
+
+    use crate::store::StoreError;
+
+    impl From<StoreError> for Problem {
+        fn from(e: StoreError) -> Self {
+            match e {
+                StoreError::DuplicateSku => Problem::conflict("a product with this SKU already exists")
+                    .with_errors(vec![FieldError::new("sku", "is already used by another product")]),
+                StoreError::DuplicateSlug => Problem::conflict("this slug is already taken")
+                    .with_errors(vec![FieldError::new("slug", "is already taken")]),
+                StoreError::DuplicateReview => {
+                    Problem::conflict("you have already reviewed this product; edit that review")
+                }
+                StoreError::VersionMismatch => {
+                    Problem::precondition_failed("the resource was changed since you read it; fetch it again")
+                }
+                StoreError::NotFound => Problem::not_found("no such resource"),
+                StoreError::UnknownCategory => Problem::invalid_field("category_id", "no such category"),
+                StoreError::CategoryNotEmpty { products, children } => Problem::conflict(format!(
+                    "the category still holds {products} product(s) and {children} subcategorie(s); \
+                     pass ?reassign_to=<category id> to move them first"
+                )),
+                StoreError::Corrupt(m) => Problem::internal(m),
+                StoreError::Db(e) => e.into(),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,31 +40,6 @@ pub fn describe_metrics() {
     metrics::describe_counter!("catalog_cache_hits_total", "Catalog reads answered from the cache");
 }
 
-impl From<StoreError> for Problem {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::DuplicateSku => Problem::conflict("a product with this SKU already exists")
-                .with_errors(vec![FieldError::new("sku", "is already used by another product")]),
-            StoreError::DuplicateSlug => Problem::conflict("this slug is already taken")
-                .with_errors(vec![FieldError::new("slug", "is already taken")]),
-            StoreError::DuplicateReview => {
-                Problem::conflict("you have already reviewed this product; edit that review")
-            }
-            StoreError::VersionMismatch => {
-                Problem::precondition_failed("the resource was changed since you read it; fetch it again")
-            }
-            StoreError::NotFound => Problem::not_found("no such resource"),
-            StoreError::UnknownCategory => Problem::invalid_field("category_id", "no such category"),
-            StoreError::CategoryNotEmpty { products, children } => Problem::conflict(format!(
-                "the category still holds {products} product(s) and {children} subcategorie(s); \
-                 pass ?reassign_to=<category id> to move them first"
-            )),
-            StoreError::Corrupt(m) => Problem::internal(m),
-            StoreError::Db(e) => e.into(),
-        }
-    }
-}
-
 pub use contracts::api::catalog::{MAX_SKU_LOOKUP, SkuLookup};
 
 /// Who is asking, as far as visibility goes.

@@ -751,3 +751,41 @@ pub fn routes() -> OpenApiRouter<Arc<IdentityService>> {
         .routes(routes!(set_role))
         .routes(routes!(set_status))
 }
+
+/// How each identity error answers over HTTP: the one mapping, which every handler uses through `?`.
+mod problem {
+    use platform::{FieldError, Problem};
+
+    use crate::service::IdentityError;
+
+    impl From<IdentityError> for Problem {
+        fn from(e: IdentityError) -> Self {
+            use axum::http::StatusCode;
+            let message = e.to_string();
+            match e {
+                IdentityError::Validation(errors) => Problem::validation(errors),
+                IdentityError::EmailTaken => {
+                    Problem::conflict(message).with_errors(vec![FieldError::new("email", "is already registered")])
+                }
+                IdentityError::InvalidCredentials
+                | IdentityError::InvalidClientCredentials
+                | IdentityError::InvalidRefreshToken
+                | IdentityError::RefreshTokenReuse
+                | IdentityError::SessionEnded => Problem::unauthorized(message),
+                IdentityError::EmailNotVerified => {
+                    Problem::new(StatusCode::FORBIDDEN, "email-not-verified", "E-mail not verified").with_detail(message)
+                }
+                IdentityError::AccountDisabled => {
+                    Problem::new(StatusCode::FORBIDDEN, "account-disabled", "Account disabled").with_detail(message)
+                }
+                IdentityError::Throttled(t) => Problem::too_many_requests(t.wait.as_secs(), message),
+                IdentityError::Forbidden(_) => Problem::forbidden(message),
+                IdentityError::Conflict(_) => Problem::conflict(message),
+                IdentityError::NotFound(_) => Problem::not_found(message),
+                IdentityError::VersionMismatch => Problem::precondition_failed(message),
+                // A database outage is a 503 with Retry-After, found in the error chain.
+                IdentityError::Internal(e) => Problem::from_error(&e),
+            }
+        }
+    }
+}

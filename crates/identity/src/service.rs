@@ -75,37 +75,6 @@ impl From<StoreError> for IdentityError {
     }
 }
 
-impl From<IdentityError> for Problem {
-    fn from(e: IdentityError) -> Self {
-        use axum::http::StatusCode;
-        let message = e.to_string();
-        match e {
-            IdentityError::Validation(errors) => Problem::validation(errors),
-            IdentityError::EmailTaken => {
-                Problem::conflict(message).with_errors(vec![FieldError::new("email", "is already registered")])
-            }
-            IdentityError::InvalidCredentials
-            | IdentityError::InvalidClientCredentials
-            | IdentityError::InvalidRefreshToken
-            | IdentityError::RefreshTokenReuse
-            | IdentityError::SessionEnded => Problem::unauthorized(message),
-            IdentityError::EmailNotVerified => {
-                Problem::new(StatusCode::FORBIDDEN, "email-not-verified", "E-mail not verified").with_detail(message)
-            }
-            IdentityError::AccountDisabled => {
-                Problem::new(StatusCode::FORBIDDEN, "account-disabled", "Account disabled").with_detail(message)
-            }
-            IdentityError::Throttled(t) => Problem::too_many_requests(t.wait.as_secs(), message),
-            IdentityError::Forbidden(_) => Problem::forbidden(message),
-            IdentityError::Conflict(_) => Problem::conflict(message),
-            IdentityError::NotFound(_) => Problem::not_found(message),
-            IdentityError::VersionMismatch => Problem::precondition_failed(message),
-            // A database outage is a 503 with Retry-After, found in the error chain.
-            IdentityError::Internal(e) => Problem::from_error(&e),
-        }
-    }
-}
-
 pub type IdResult<T> = Result<T, IdentityError>;
 
 /// Who is calling, for sessions and the audit log.

@@ -343,6 +343,27 @@ pub fn routes() -> OpenApiRouter<Arc<InventoryService>> {
         .routes(routes!(set_threshold))
 }
 
+
+/// How each inventory error answers over HTTP: the one mapping, which every handler uses through `?`.
+mod problem {
+    use platform::Problem;
+
+    use crate::service::InventoryError;
+
+    impl From<InventoryError> for Problem {
+        fn from(e: InventoryError) -> Self {
+            let message = e.to_string();
+            match e {
+                InventoryError::Validation(errors) => Problem::validation(errors),
+                InventoryError::Forbidden(_) => Problem::forbidden(message),
+                InventoryError::NotFound(_) => Problem::not_found(message),
+                InventoryError::Conflict { errors, .. } => Problem::conflict(message).with_errors(errors),
+                InventoryError::Internal(e) => Problem::from_error(&e),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

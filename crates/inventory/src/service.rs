@@ -114,19 +114,6 @@ impl From<Problem> for InventoryError {
     }
 }
 
-impl From<InventoryError> for Problem {
-    fn from(e: InventoryError) -> Self {
-        let message = e.to_string();
-        match e {
-            InventoryError::Validation(errors) => Problem::validation(errors),
-            InventoryError::Forbidden(_) => Problem::forbidden(message),
-            InventoryError::NotFound(_) => Problem::not_found(message),
-            InventoryError::Conflict { errors, .. } => Problem::conflict(message).with_errors(errors),
-            InventoryError::Internal(e) => Problem::from_error(&e),
-        }
-    }
-}
-
 pub type InvResult<T> = Result<T, InventoryError>;
 
 /// A reservation request as received.

@@ -164,6 +164,24 @@ pub fn routes() -> OpenApiRouter<Arc<NotificationService>> {
         .routes(routes!(retry_delivery))
 }
 
+
+/// How each notifications error answers over HTTP: the one mapping, which every handler uses through `?`.
+mod problem {
+    use platform::Problem;
+
+    use crate::store::StoreError;
+
+    impl From<StoreError> for Problem {
+        fn from(e: StoreError) -> Self {
+            match e {
+                // An unreachable database is a 503 with Retry-After, not a 500.
+                StoreError::Db(e) => e.into(),
+                other => Problem::internal(other),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

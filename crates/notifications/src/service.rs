@@ -75,16 +75,6 @@ fn ms_to_time(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
-impl From<StoreError> for Problem {
-    fn from(e: StoreError) -> Self {
-        match e {
-            // An unreachable database is a 503 with Retry-After, not a 500.
-            StoreError::Db(e) => e.into(),
-            other => Problem::internal(other),
-        }
-    }
-}
-
 pub struct NotificationService {
     store: Arc<dyn NotificationStore>,
     config: NotificationsConfig,

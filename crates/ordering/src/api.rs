@@ -33,30 +33,36 @@ const TAG: &str = "ordering";
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// An ordering error as an HTTP answer: problem+json, and for a price change the current quote.
-pub struct ApiError(pub(crate) OrderError);
+/// A problem raised by the API layer itself (a body that does not parse, a failed task) is
+/// answered as it is, with its own status.
+pub enum ApiError {
+    Order(OrderError),
+    Problem(Problem),
+}
 
 impl From<OrderError> for ApiError {
     fn from(e: OrderError) -> Self {
-        Self(e)
+        Self::Order(e)
     }
 }
 
 impl From<Problem> for ApiError {
     fn from(p: Problem) -> Self {
-        Self(match p.status.as_u16() {
-            401 | 403 => OrderError::Forbidden(p.detail.unwrap_or_default()),
-            _ => OrderError::Validation(p.errors),
-        })
+        Self::Problem(p)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let quote = match &self.0 {
+        let error = match self {
+            Self::Problem(problem) => return problem.into_response(),
+            Self::Order(error) => error,
+        };
+        let quote = match &error {
             OrderError::PriceChanged { quote, .. } => Some(quote.as_ref().clone()),
             _ => None,
         };
-        let mut problem = Problem::from(self.0);
+        let mut problem = Problem::from(error);
         let Some(quote) = quote else {
             return problem.into_response();
         };
@@ -670,4 +676,62 @@ pub fn routes() -> OpenApiRouter<Arc<OrderingService>> {
         .routes(routes!(invoice_html))
         .routes(routes!(invoice_pdf))
         .merge(crate::returns_api::routes())
+}
+
+/// How each ordering error answers over HTTP: the one mapping, which every handler uses through `?`.
+mod problem {
+    use platform::Problem;
+
+    use crate::service::OrderError;
+
+    impl From<OrderError> for Problem {
+        fn from(e: OrderError) -> Self {
+            let message = e.to_string();
+            match e {
+                OrderError::Validation(errors) => Problem::validation(errors),
+                OrderError::Forbidden(_) => Problem::forbidden(message),
+                OrderError::NotFound(_) => Problem::not_found(message),
+                OrderError::Conflict { errors, .. } => Problem::conflict(message).with_errors(errors),
+                OrderError::PriceChanged { errors, .. } => Problem::new(axum::http::StatusCode::CONFLICT, "price-changed", "Prices changed")
+                    .with_detail("the current prices differ from the ones sent; review the quote and confirm")
+                    .with_errors(errors),
+                OrderError::Unavailable(_) => Problem::unavailable(message).with_retry_after(2),
+                OrderError::Internal(e) => Problem::from_error(&e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: impl Into<ApiError>) -> StatusCode {
+        e.into().into_response().status()
+    }
+
+    #[test]
+    fn a_problem_keeps_its_status() {
+        assert_eq!(
+            status(Problem::internal("the checkout task failed")),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(status(Problem::unavailable("busy")), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status(Problem::not_found("no such order")), StatusCode::NOT_FOUND);
+        assert_eq!(status(Problem::forbidden("not yours")), StatusCode::FORBIDDEN);
+        assert_eq!(
+            status(Problem::invalid_field("country", "unknown")),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+
+    #[test]
+    fn an_order_error_maps_once() {
+        assert_eq!(status(OrderError::conflict("already shipped")), StatusCode::CONFLICT);
+        assert_eq!(
+            status(OrderError::Unavailable("payments".into())),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(status(OrderError::invalid("lines", "empty")), StatusCode::UNPROCESSABLE_ENTITY);
+    }
 }

@@ -310,3 +310,30 @@ pub fn routes() -> OpenApiRouter<Arc<PaymentsService>> {
         .routes(routes!(create_refund, list_refunds))
         .routes(routes!(webhook))
 }
+
+/// How each payments error answers over HTTP: the one mapping, which every handler uses through `?`.
+mod problem {
+    use platform::Problem;
+
+    use crate::service::PaymentsError;
+
+    impl From<PaymentsError> for Problem {
+        fn from(e: PaymentsError) -> Self {
+            let message = e.to_string();
+            match e {
+                PaymentsError::Validation(errors) => Problem::validation(errors),
+                PaymentsError::Forbidden(_) => Problem::forbidden(message),
+                PaymentsError::NotFound(_) => Problem::not_found(message),
+                PaymentsError::Conflict(_) => Problem::conflict(message),
+                PaymentsError::Unavailable(_) => Problem::unavailable(message).with_retry_after(5),
+                PaymentsError::BadWebhook(_) => Problem::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid-webhook",
+                    "Invalid webhook",
+                )
+                .with_detail(message),
+                PaymentsError::Internal(e) => Problem::from_error(&e),
+            }
+        }
+    }
+}

@@ -93,26 +93,6 @@ impl From<Problem> for PaymentsError {
     }
 }
 
-impl From<PaymentsError> for Problem {
-    fn from(e: PaymentsError) -> Self {
-        let message = e.to_string();
-        match e {
-            PaymentsError::Validation(errors) => Problem::validation(errors),
-            PaymentsError::Forbidden(_) => Problem::forbidden(message),
-            PaymentsError::NotFound(_) => Problem::not_found(message),
-            PaymentsError::Conflict(_) => Problem::conflict(message),
-            PaymentsError::Unavailable(_) => Problem::unavailable(message).with_retry_after(5),
-            PaymentsError::BadWebhook(_) => Problem::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "invalid-webhook",
-                "Invalid webhook",
-            )
-            .with_detail(message),
-            PaymentsError::Internal(e) => Problem::from_error(&e),
-        }
-    }
-}
-
 pub type PayResult<T> = Result<T, PaymentsError>;
 
 /// An answer to an idempotent write: the resource, its status code (201 settled, 202 still with

@@ -1,6 +1,6 @@
 //! Everything that can go wrong in ordering's use cases, and how each maps to HTTP.
 
-use platform::{FieldError, Problem};
+use platform::FieldError;
 
 use crate::peers::PeerError;
 use crate::store::{Refusal, StoreError};
@@ -85,23 +85,3 @@ impl From<Refusal> for OrderError {
     }
 }
 
-impl From<OrderError> for Problem {
-    fn from(e: OrderError) -> Self {
-        let message = e.to_string();
-        match e {
-            OrderError::Validation(errors) => Problem::validation(errors),
-            OrderError::Forbidden(_) => Problem::forbidden(message),
-            OrderError::NotFound(_) => Problem::not_found(message),
-            OrderError::Conflict { errors, .. } => Problem::conflict(message).with_errors(errors),
-            OrderError::PriceChanged { errors, .. } => Problem::new(http_conflict(), "price-changed", "Prices changed")
-                .with_detail("the current prices differ from the ones sent; review the quote and confirm")
-                .with_errors(errors),
-            OrderError::Unavailable(_) => Problem::unavailable(message).with_retry_after(2),
-            OrderError::Internal(e) => Problem::from_error(&e),
-        }
-    }
-}
-
-fn http_conflict() -> axum::http::StatusCode {
-    axum::http::StatusCode::CONFLICT
-}

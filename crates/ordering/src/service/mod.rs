@@ -75,10 +75,7 @@ pub(crate) fn describe_metrics() {
 }
 
 /// Timestamps are stored to the whole second, so SQLite's RFC 3339 text sorts as time does.
-pub fn now() -> OffsetDateTime {
-    let now = platform::time::now();
-    now.replace_nanosecond(0).unwrap_or(now)
-}
+pub use platform::clock::now_to_second as now;
 
 /// Who asks: the user and whether they act as staff.
 #[derive(Debug, Clone, Copy)]
