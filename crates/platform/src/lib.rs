@@ -18,6 +18,7 @@ pub mod events;
 pub mod faults;
 pub mod health;
 pub mod http;
+pub mod idempotency;
 pub mod metrics;
 pub mod money;
 pub mod pagination;
