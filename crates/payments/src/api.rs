@@ -30,22 +30,12 @@ type Svc = State<Arc<PaymentsService>>;
 type ApiResult<T> = Result<T, Problem>;
 
 const TAG: &str = "payments";
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub use contracts::kernel::IDEMPOTENCY_KEY_HEADER as IDEMPOTENCY_KEY;
 
 fn parse_id(text: &str) -> ApiResult<PaymentId> {
     Uuid::parse_str(text)
         .map(PaymentId)
         .map_err(|_| Problem::not_found("no payment with this id (ids are UUIDs)"))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
-    match headers.get(IDEMPOTENCY_KEY) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(Some)
-            .map_err(|_| Problem::invalid_field("Idempotency-Key", "may only contain visible ASCII characters")),
-    }
 }
 
 fn answer_response<T: Serialize>(answer: Answer<T>, location: String) -> Response {
@@ -148,7 +138,7 @@ pub async fn create_payment(
     headers: HeaderMap,
     Json(req): Json<CreatePaymentRequest>,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers)?;
+    let key = platform::idempotency::header(&headers)?;
     let currency = match (req.amount.currency(), req.currency.as_deref()) {
         (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => {
             return Err(Problem::invalid_field("currency", "differs from amount.currency"));
@@ -246,10 +236,10 @@ pub async fn create_refund(
     Json(req): Json<CreateRefundRequest>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    let key = idempotency_key(&headers)?;
+    let key = platform::idempotency::header(&headers)?;
     if let Some(currency) = req.amount.currency() {
         let payment = svc.payment(&auth, id).await?;
-        if !currency.eq_ignore_ascii_case(&payment.currency.to_string()) {
+        if !currency.eq_ignore_ascii_case(payment.currency.as_str()) {
             return Err(Problem::invalid_field(
                 "amount.currency",
                 format!("the payment is in {}", payment.currency),

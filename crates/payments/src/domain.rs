@@ -5,14 +5,13 @@
 //! log line, an event or a stored row by accident.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Largest amount one payment may carry, in minor units (1 000 000.00 in a 2-decimal currency).
 pub const MAX_AMOUNT: i64 = 100_000_000;
-pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+pub use contracts::kernel::MAX_IDEMPOTENCY_KEY_CHARS;
 pub const MAX_REASON_CHARS: usize = 500;
 pub const MAX_HOLDER_NAME_CHARS: usize = 100;
 /// Cards expiring further out than this many years are refused as implausible.
@@ -22,51 +21,8 @@ pub const MAX_EXPIRY_YEARS_AHEAD: i32 = 20;
 // Ids
 // ---------------------------------------------------------------------------------------------
 
-/// A payment's id (UUIDv7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PaymentId(pub Uuid);
-
-impl PaymentId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl Default for PaymentId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for PaymentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A refund's id (UUIDv7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RefundId(pub Uuid);
-
-impl RefundId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl Default for RefundId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for RefundId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+/// Payment and refund ids are the kernel's: ordering keeps them with the order.
+pub use contracts::kernel::{PaymentId, RefundId};
 
 /// A saved payment method's id; shown to clients as `pm_<uuid>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,43 +61,8 @@ impl fmt::Display for MethodId {
 // Money
 // ---------------------------------------------------------------------------------------------
 
-/// An ISO 4217 code: three upper-case letters (input is upper-cased).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Currency(String);
-
-impl Currency {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let code = raw.trim().to_ascii_uppercase();
-        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Self(code))
-        } else {
-            Err("must be an ISO 4217 code of three letters".into())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// For values read back from the store, which only holds parsed codes.
-    pub fn from_trusted(code: String) -> Self {
-        Self(code)
-    }
-}
-
-impl fmt::Display for Currency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for Currency {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
+/// The currency is the kernel's: an ISO 4217 code, trimmed and upper-cased.
+pub use contracts::kernel::Currency;
 
 /// A positive amount in minor units, at most [`MAX_AMOUNT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -166,7 +87,7 @@ impl Amount {
 
 /// The currency must be one this deployment accepts.
 pub fn parse_currency(raw: &str, accepted: &[Currency]) -> Result<Currency, String> {
-    let currency = Currency::parse(raw)?;
+    let currency = Currency::parse(raw).map_err(String::from)?;
     if accepted.contains(&currency) {
         Ok(currency)
     } else {
@@ -447,21 +368,15 @@ pub fn check_refund(amount: i64, captured: i64, refunded_or_pending: i64) -> Res
     }
 }
 
-/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+/// `Idempotency-Key` (the kernel's [`IdempotencyKey`] rule), which payments require: a missing
+/// key is reported with the request's other field errors.
+///
+/// [`IdempotencyKey`]: contracts::kernel::IdempotencyKey
 pub fn parse_idempotency_key(raw: Option<&str>) -> Result<String, String> {
-    let Some(raw) = raw else {
-        return Err("is required: send a unique key per payment attempt and reuse it on retries".into());
-    };
-    let key = raw.trim();
-    if key.is_empty() {
-        Err("must not be empty".into())
-    } else if key.len() > MAX_IDEMPOTENCY_KEY_CHARS {
-        Err(format!("must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"))
-    } else if !key.bytes().all(|b| b.is_ascii_graphic()) {
-        Err("may only contain visible ASCII characters".into())
-    } else {
-        Ok(key.to_owned())
-    }
+    let raw = raw.ok_or("is required: send a unique key per payment attempt and reuse it on retries")?;
+    contracts::kernel::IdempotencyKey::parse(raw)
+        .map(contracts::kernel::IdempotencyKey::into_inner)
+        .map_err(String::from)
 }
 
 /// A refund's optional reason: trimmed, at most 500 characters.

@@ -72,10 +72,7 @@ fn random_secret() -> Vec<u8> {
 impl Default for PaymentsConfig {
     fn default() -> Self {
         Self {
-            currencies: ["EUR", "USD", "GBP"]
-                .into_iter()
-                .map(|c| Currency::from_trusted(c.into()))
-                .collect(),
+            currencies: vec![Currency::EUR, Currency::USD, Currency::GBP],
             webhook_secret: random_secret(),
             simulated_delay: Duration::from_millis(3000),
             provider_wait: Duration::from_millis(1500),

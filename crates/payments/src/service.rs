@@ -747,7 +747,7 @@ impl PaymentsService {
             payment_id: id,
             order_id: payment.order_id,
             amount: amount.get(),
-            currency: payment.currency.clone(),
+            currency: payment.currency,
             reason,
             status: RefundStatus::Pending,
             provider_ref: None,

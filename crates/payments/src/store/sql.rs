@@ -64,7 +64,7 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text)
 }
 
-fn corrupt(what: &str) -> impl Fn(String) -> StoreError + '_ {
+fn corrupt<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> StoreError + '_ {
     move |m| StoreError::Corrupt(format!("{what}: {m}"))
 }
 
@@ -148,7 +148,7 @@ impl TryFrom<PaymentRow> for Payment {
             customer_id: r.customer_id,
             method_id: MethodId(r.method_id),
             amount: r.amount,
-            currency: Currency::from_trusted(r.currency),
+            currency: Currency::parse(&r.currency).map_err(corrupt("currency"))?,
             capture: r.capture,
             status: r.status.parse().map_err(corrupt("payment status"))?,
             brand: r.brand.parse().map_err(corrupt("payment brand"))?,
@@ -200,7 +200,7 @@ impl TryFrom<RefundRow> for Refund {
             payment_id: PaymentId(r.payment_id),
             order_id: r.order_id,
             amount: r.amount,
-            currency: Currency::from_trusted(r.currency),
+            currency: Currency::parse(&r.currency).map_err(corrupt("currency"))?,
             reason: r.reason,
             status: r.status.parse().map_err(corrupt("refund status"))?,
             provider_ref: r.provider_ref,
