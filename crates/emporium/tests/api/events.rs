@@ -3,6 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use contracts::events::Event as _;
+use contracts::events::catalog::{self as catalog_events, ProductCreated};
 use emporium::app::Service;
 use platform::db::Db;
 use platform::events::{BusSettings, Event, EventHandler, Events, HandlerError, Subscription};
@@ -290,13 +292,21 @@ async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(backe
 /// retry and discard it.
 async fn poison_messages_are_dead_lettered_without_blocking_the_queue(app: TestApp) {
     let catalog_db = &app.dbs[&Service::Catalog];
-    let poison = Event::new(
-        "catalog",
-        "catalog.product.created",
-        "x",
-        json!({"name": "no sku here"}),
+    let poison = Event::new("catalog", ProductCreated::TYPE, "x", json!({"name": "no sku here"}));
+    let good = Event::of(
+        "y",
+        &ProductCreated(catalog_events::Product {
+            sku: "GOOD-0001".into(),
+            id: Uuid::now_v7(),
+            name: "Good".into(),
+            status: "active".into(),
+            price: catalog_events::Price {
+                amount: 1000,
+                currency: "EUR".into(),
+            },
+            version: Some(1),
+        }),
     );
-    let good = Event::new("catalog", "catalog.product.created", "y", json!({"sku": "GOOD-0001"}));
     write_event(catalog_db, &poison, true).await;
     write_event(catalog_db, &good, true).await;
     eventually("the good event is handled", async || {
