@@ -69,3 +69,11 @@ pub async fn redis_reachable() -> bool {
 pub async fn rabbitmq_reachable() -> bool {
     service_reachable("RabbitMQ", &amqp_url()).await
 }
+
+/// True when RabbitMQ, Redis and PostgreSQL all accept connections, as a production-shaped run
+/// needs; the first one missing is reported as [`service_reachable`] does.
+pub async fn production_services_reachable() -> bool {
+    rabbitmq_reachable().await
+        && redis_reachable().await
+        && service_reachable("PostgreSQL", &postgres_admin_url()).await
+}

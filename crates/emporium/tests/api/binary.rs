@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::helpers::PASSWORD;
+use test_support::app::PASSWORD;
 
 fn emporium(data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_emporium"));
@@ -15,7 +15,7 @@ fn emporium(data_dir: &std::path::Path) -> Command {
         .env("EMPORIUM_DATA_DIR", data_dir)
         .env("EMPORIUM_LOG_FORMAT", "json")
         .env("RUST_LOG", "warn")
-        .env("EMPORIUM_METRICS_TOKEN", crate::helpers::METRICS_TOKEN)
+        .env("EMPORIUM_METRICS_TOKEN", test_support::app::METRICS_TOKEN)
         .kill_on_drop(true);
     cmd
 }
@@ -198,7 +198,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     for _ in 0..500 {
         let text = client
             .get(format!("{base}/metrics"))
-            .bearer_auth(crate::helpers::METRICS_TOKEN)
+            .bearer_auth(test_support::app::METRICS_TOKEN)
             .send()
             .await
             .expect("metrics")
@@ -325,7 +325,7 @@ pub(crate) static DEV_MULTI: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_
 /// The environment of an `emporium dev --topology multi` run of its own: fresh databases (their
 /// prefix is returned), namespace and queues, JSON logs, cheap password hashing.
 pub(crate) fn dev_multi_env() -> (String, Vec<(String, String)>) {
-    use crate::helpers::{amqp_url, postgres_admin_url, redis_url};
+    use test_support::services::{amqp_url, postgres_admin_url, redis_url};
     let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
     let prefix = format!("test_dev_{id}");
     let postgres = postgres_admin_url()
@@ -351,7 +351,7 @@ pub(crate) fn dev_multi_env() -> (String, Vec<(String, String)>) {
 
 /// Drops the seven databases of a [`dev_multi_env`] run.
 pub(crate) async fn drop_dev_databases(prefix: &str) {
-    if let Ok(admin) = sqlx::PgPool::connect(&crate::helpers::postgres_admin_url()).await {
+    if let Ok(admin) = sqlx::PgPool::connect(&test_support::services::postgres_admin_url()).await {
         for ctx in [
             "identity",
             "catalog",
@@ -492,11 +492,7 @@ async fn product_count(client: &reqwest::Client, base: &str) -> Option<usize> {
 /// process without a warning.
 #[tokio::test]
 async fn dev_multi_seeds_restarts_a_killed_context_and_stops_cleanly() {
-    use crate::helpers::{amqp_url, postgres_admin_url, redis_url, service_reachable};
-    if !service_reachable("RabbitMQ", &amqp_url()).await
-        || !service_reachable("Redis", &redis_url()).await
-        || !service_reachable("PostgreSQL", &postgres_admin_url()).await
-    {
+    if !test_support::services::production_services_reachable().await {
         return;
     }
     let _one_topology_at_a_time = DEV_MULTI.lock().await;

@@ -1,7 +1,7 @@
 //! A browser without JavaScript, as the page tests drive one: cookies, forms with their CSRF token
 //! (and hidden idempotency key), redirects looked at rather than followed.
 
-use crate::helpers::TestApp;
+use test_support::app::TestApp;
 
 /// A browser: keeps cookies, does not follow redirects (the tests look at them).
 pub fn browser() -> reqwest::Client {

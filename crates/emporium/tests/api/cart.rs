@@ -8,8 +8,9 @@ use emporium::app::Service;
 use platform::db::Db;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_problem, problem_fields, spawn_app_with};
-use crate::on_both_backends;
+use test_support::Backend;
+use test_support::app::{TestApp, spawn_app_with};
+use test_support::requests::{assert_problem, problem_fields, product};
 
 on_both_backends!(
     guest_cart_flow,
@@ -92,34 +93,6 @@ async fn new_guest_cart(app: &TestApp) -> String {
     assert_eq!(body["cart"]["kind"], "guest");
     assert_eq!(body["cart"]["items"], json!([]));
     token
-}
-
-/// An active product with `units` in stock; returns its id.
-async fn product(app: &TestApp, admin: &str, sku: &str, amount: i64, units: i64) -> String {
-    let r = app
-        .client
-        .post(app.url("/api/v1/catalog/products"))
-        .bearer_auth(admin)
-        .json(
-            &json!({"sku": sku, "name": format!("Product {sku}"), "price": {"amount": amount, "currency": "EUR"},
-                      "status": "active", "images": [format!("https://img.example.com/{sku}.jpg")]}),
-        )
-        .send()
-        .await
-        .expect("request");
-    let status = r.status();
-    let body = r.text().await.unwrap_or_default();
-    assert_eq!(status, 201, "{body}");
-    if units > 0 {
-        app.inventory
-            .bulk_restock(&[(sku.to_owned(), units)], "cart test stock")
-            .await
-            .expect("restock");
-    }
-    serde_json::from_str::<Value>(&body).expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned()
 }
 
 async fn patch_product(app: &TestApp, admin: &str, id: &str, patch: Value) {
@@ -259,7 +232,7 @@ async fn user_cart_flow(app: TestApp) {
     let metrics = app
         .client
         .get(app.url("/metrics"))
-        .bearer_auth(crate::helpers::METRICS_TOKEN)
+        .bearer_auth(test_support::app::METRICS_TOKEN)
         .send()
         .await
         .expect("metrics")
@@ -623,7 +596,7 @@ async fn expired_guest_carts_are_swept(backend: Backend) {
     let metrics = app
         .client
         .get(app.url("/metrics"))
-        .bearer_auth(crate::helpers::METRICS_TOKEN)
+        .bearer_auth(test_support::app::METRICS_TOKEN)
         .send()
         .await
         .expect("metrics")

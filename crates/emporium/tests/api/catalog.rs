@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, problem_fields};
-use crate::on_both_backends;
+use test_support::app::TestApp;
+use test_support::requests::{assert_problem, create_product, json_of, problem_fields};
 
 on_both_backends!(
     product_lifecycle_with_etags_conditional_requests_and_cache_invalidation,
@@ -54,20 +54,9 @@ async fn get(app: &TestApp, path: &str) -> reqwest::Response {
     send(app, reqwest::Method::GET, path, None, None).await
 }
 
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{body}");
-    body
-}
-
 async fn category(app: &TestApp, token: &str, name: &str, parent: Option<&str>) -> String {
     let r = post(app, CATEGORIES, token, json!({"name": name, "parent_id": parent})).await;
     json_of(r, 201).await["id"].as_str().expect("id").to_owned()
-}
-
-async fn product(app: &TestApp, token: &str, body: Value) -> Value {
-    json_of(post(app, PRODUCTS, token, body).await, 201).await
 }
 
 fn active(sku: &str, name: &str, amount: i64) -> Value {
@@ -210,13 +199,13 @@ async fn product_lifecycle_with_etags_conditional_requests_and_cache_invalidatio
     assert_problem(get(&app, &url).await, 404).await;
     assert_eq!(list(&app, "").await["total"], 0);
     // The SKU is free again after the soft delete.
-    product(&app, &admin.access, active("TEE-RED-M", "Tee again", 1000)).await;
+    create_product(&app, &admin.access, active("TEE-RED-M", "Tee again", 1000)).await;
 }
 
 async fn bad_product_input_is_refused_naming_the_field_and_writes_nothing(app: TestApp) {
     let admin = app.admin().await;
     let t = admin.access.as_str();
-    product(&app, t, active("SKU-1", "First", 1000)).await;
+    create_product(&app, t, active("SKU-1", "First", 1000)).await;
     let unknown_category = uuid::Uuid::now_v7().to_string();
     for (body, field) in [
         (
@@ -284,7 +273,7 @@ async fn bad_product_input_is_refused_naming_the_field_and_writes_nothing(app: T
     let dup = assert_problem(post(&app, PRODUCTS, t, dup_slug).await, 409).await;
     assert_eq!(problem_fields(&dup), ["slug"]);
     // A generated slug that collides is made unique with the SKU instead of failing.
-    let second = product(&app, t, active("SKU-4", "First", 100)).await;
+    let second = create_product(&app, t, active("SKU-4", "First", 100)).await;
     assert_eq!(second["slug"], "first-sku-4");
 
     let all = json_of(app.get_auth(&format!("{PRODUCTS}?status=all"), t).await, 200).await;
@@ -323,12 +312,12 @@ async fn only_staff_write_and_only_staff_see_unpublished_products(app: TestApp) 
         )
         .await;
     assert_eq!(r.status(), 200);
-    let manager = app.login(&manager.email, crate::helpers::PASSWORD).await;
+    let manager = app.login(&manager.email, test_support::app::PASSWORD).await;
     let token = manager.json::<Value>().await.expect("json")["access_token"]
         .as_str()
         .expect("token")
         .to_owned();
-    let draft = product(&app, &token, body).await;
+    let draft = create_product(&app, &token, body).await;
     assert_eq!(draft["status"], "draft");
     let url = format!("{PRODUCTS}/{}", draft["id"].as_str().expect("id"));
     assert_problem(get(&app, &url).await, 404).await;
@@ -361,7 +350,7 @@ async fn small_catalog(app: &TestApp, token: &str) -> (String, String, String) {
         ("H-1", "Red Lamp", 4500, "Lumen", &home, "red"),
         ("H-2", "Oak Table", 45000, "Zed", &home, "brown"),
     ] {
-        product(
+        create_product(
             app,
             token,
             json!({"sku": sku, "name": name, "price": {"amount": amount}, "brand": brand, "category_id": cat,
@@ -506,28 +495,28 @@ async fn facets_count_the_current_filter(app: TestApp) {
 async fn search_ranks_name_matches_first_and_survives_hostile_queries(app: TestApp) {
     let admin = app.admin().await;
     let t = admin.access.as_str();
-    product(
+    create_product(
         &app,
         t,
         json!({"sku": "D-1", "name": "Garden Hose", "description": "Pairs well with a wireless speaker.",
                "price": {"amount": 100}, "status": "active"}),
     )
     .await;
-    product(
+    create_product(
         &app,
         t,
         json!({"sku": "N-1", "name": "Wireless Speaker", "description": "Loud.", "brand": "Acme",
                "price": {"amount": 200}, "status": "active"}),
     )
     .await;
-    product(
+    create_product(
         &app,
         t,
         json!({"sku": "A-1", "name": "Desk Lamp", "attributes": {"connectivity": "wireless"},
                "price": {"amount": 300}, "status": "active"}),
     )
     .await;
-    product(
+    create_product(
         &app,
         t,
         json!({"sku": "X-1", "name": "Wireless Draft", "price": {"amount": 300}}),
@@ -602,7 +591,7 @@ async fn suggest_completes_names_by_prefix(app: TestApp) {
         ("S-2", "Wired Headphones"),
         ("S-3", "Garden Hose"),
     ] {
-        product(&app, &admin.access, active(sku, name, 100)).await;
+        create_product(&app, &admin.access, active(sku, name, 100)).await;
     }
     let s = json_of(get(&app, "/api/v1/catalog/suggest?q=wir").await, 200).await;
     let mut names: Vec<&str> = s["items"]
@@ -632,8 +621,7 @@ async fn categories_tree_breadcrumbs_cycles_and_deletion(app: TestApp) {
     let audio = category(&app, t, "Audio", Some(&root)).await;
     let headphones = category(&app, t, "Headphones", Some(&audio)).await;
     let other = category(&app, t, "Garden", None).await;
-    product(
-        &app,
+    create_product(&app,
         t,
         json!({"sku": "HP-1", "name": "Headphones One", "price": {"amount": 100}, "category_id": headphones, "status": "active"}),
     )
@@ -738,7 +726,7 @@ async fn categories_tree_breadcrumbs_cycles_and_deletion(app: TestApp) {
 
 async fn reviews_keep_aggregates_current_and_can_be_moderated(app: TestApp) {
     let admin = app.admin().await;
-    let p = product(&app, &admin.access, active("R-1", "Reviewed Thing", 1000)).await;
+    let p = create_product(&app, &admin.access, active("R-1", "Reviewed Thing", 1000)).await;
     let id = p["id"].as_str().expect("id").to_owned();
     let reviews = format!("{PRODUCTS}/{id}/reviews");
     let ann = app.signed_up("ann@example.com").await;
@@ -874,7 +862,7 @@ async fn outbox_types(app: &TestApp) -> Vec<String> {
 
 async fn writes_enqueue_events_in_the_outbox(app: TestApp) {
     let admin = app.admin().await;
-    let p = product(&app, &admin.access, active("EV-1", "Evented", 1000)).await;
+    let p = create_product(&app, &admin.access, active("EV-1", "Evented", 1000)).await;
     let url = format!("{PRODUCTS}/{}", p["id"].as_str().expect("id"));
     json_of(patch(&app, &url, &admin.access, json!({"name": "Renamed"})).await, 200).await;
     json_of(
@@ -909,8 +897,8 @@ async fn writes_enqueue_events_in_the_outbox(app: TestApp) {
 
 async fn stock_from_inventory_reaches_products_and_the_in_stock_filter(app: TestApp) {
     let admin = app.admin().await;
-    let p = product(&app, &admin.access, active("STOCK-1", "Stocked", 1000)).await;
-    product(&app, &admin.access, active("STOCK-2", "Not stocked", 1000)).await;
+    let p = create_product(&app, &admin.access, active("STOCK-1", "Stocked", 1000)).await;
+    create_product(&app, &admin.access, active("STOCK-2", "Not stocked", 1000)).await;
     let url = format!("{PRODUCTS}/{}", p["id"].as_str().expect("id"));
     // Inventory creates its stock row from catalog.product.created; then a restock flows back.
     let mut adjusted = false;

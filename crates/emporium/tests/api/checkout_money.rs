@@ -5,9 +5,10 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, problem_fields};
-use crate::on_both_backends;
-use crate::shop::*;
+use test_support::app::TestApp;
+use test_support::requests::*;
+use test_support::requests::{assert_problem, problem_fields};
+use test_support::shop::*;
 
 on_both_backends!(
     every_amount_is_amount_and_currency,

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 use crate::browser::{signed_in, unescape};
-use crate::helpers::{METRICS_TOKEN, PASSWORD};
+use test_support::app::{METRICS_TOKEN, PASSWORD};
 
 const ADMIN: &str = "console-admin@example.com";
 

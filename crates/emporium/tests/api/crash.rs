@@ -21,9 +21,10 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
-use crate::helpers::PASSWORD;
+use test_support::app::PASSWORD;
+use test_support::requests::json_of;
+use test_support::shop::SLOW_CARD;
 
-const SLOW_CARD: &str = "4000000000000259";
 const ADMIN: &str = "root@example.com";
 const CUSTOMER: &str = "crash@example.com";
 const SKU: &str = "CRASH-1";
@@ -121,13 +122,6 @@ impl Binary {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 async fn login(client: &reqwest::Client, bin: &Binary, email: &str) -> String {

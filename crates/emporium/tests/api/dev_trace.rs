@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 
 use crate::binary::{DEV_MULTI, DevRun, dev_multi_env, drop_dev_databases, tail};
 use crate::browser::{signed_in, unescape};
-use crate::helpers::PASSWORD;
-use crate::shop::{SUCCESS_CARD, json_of};
+use test_support::app::PASSWORD;
+use test_support::requests::json_of;
+use test_support::shop::SUCCESS_CARD;
 
 /// One span as the receiver got it, ids in lower-case hex.
 #[derive(Debug, Clone)]
@@ -304,7 +305,7 @@ async fn wait_for_mail(client: &reqwest::Client, base: &str, to: &str, subject: 
 async fn staff_browser(base: &str, prefix: &str) -> reqwest::Client {
     use tokio::io::AsyncWriteExt as _;
     const STAFF: &str = "trace-staff@example.com";
-    let postgres = crate::helpers::postgres_admin_url()
+    let postgres = test_support::services::postgres_admin_url()
         .rsplit_once('/')
         .map(|(server, _)| server.to_owned())
         .expect("postgres url");
@@ -330,11 +331,7 @@ async fn staff_browser(base: &str, prefix: &str) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_checkout_is_one_trace_from_the_gateway_to_the_notification_handler() {
-    use crate::helpers::{amqp_url, postgres_admin_url, redis_url, service_reachable};
-    if !service_reachable("RabbitMQ", &amqp_url()).await
-        || !service_reachable("Redis", &redis_url()).await
-        || !service_reachable("PostgreSQL", &postgres_admin_url()).await
-    {
+    if !test_support::services::production_services_reachable().await {
         return;
     }
     let _one_topology_at_a_time = DEV_MULTI.lock().await;

@@ -11,7 +11,10 @@ use platform::events::{BusSettings, Event, EventHandler, Events, HandlerError, S
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{self, Backend, TestApp, assert_problem};
+use test_support::app::TestApp;
+use test_support::requests::assert_problem;
+use test_support::services::{amqp_url, namespace, rabbitmq_reachable};
+use test_support::{Backend, TempPostgres};
 
 /// Remembers every event it is given.
 #[derive(Default)]
@@ -37,13 +40,13 @@ struct Bus {
     events: Events,
     namespace: String,
     _dir: Option<tempfile::TempDir>,
-    _pg: Option<helpers::TempPostgres>,
+    _pg: Option<TempPostgres>,
 }
 
 async fn bus(backend: Backend) -> Option<Bus> {
     let settings = BusSettings {
         relay_interval: Duration::from_millis(100),
-        namespace: format!("test-{}", Uuid::new_v4().simple()),
+        namespace: namespace(),
         queue_expiry: Some(Duration::from_secs(120)),
         ..BusSettings::default()
     };
@@ -55,14 +58,12 @@ async fn bus(backend: Backend) -> Option<Bus> {
             (db, Some(dir), None, Events::in_process(settings))
         }
         Backend::Postgres => {
-            if !helpers::service_reachable("RabbitMQ", &helpers::amqp_url()).await {
+            if !rabbitmq_reachable().await {
                 return None;
             }
-            let pg = helpers::TempPostgres::create().await?;
+            let pg = TempPostgres::create().await?;
             let db = Db::connect(&pg.url, 4).await.expect("postgres");
-            let events = Events::rabbitmq(&helpers::amqp_url(), settings)
-                .await
-                .expect("rabbitmq");
+            let events = Events::rabbitmq(&amqp_url(), settings).await.expect("rabbitmq");
             (db, None, Some(pg), events)
         }
     };
@@ -167,9 +168,7 @@ async fn every_replica_hears_its_events_and_shared_work_is_done_once() {
         queue_expiry: Some(Duration::from_secs(120)),
         ..BusSettings::default()
     };
-    let second = Events::rabbitmq(&helpers::amqp_url(), settings)
-        .await
-        .expect("rabbitmq");
+    let second = Events::rabbitmq(&amqp_url(), settings).await.expect("rabbitmq");
     let replicas = [&first.events, &second];
     let heard: Vec<Arc<Recorder>> = (0..2).map(|_| Arc::new(Recorder::default())).collect();
     let worked: Vec<Arc<Recorder>> = (0..2).map(|_| Arc::new(Recorder::default())).collect();

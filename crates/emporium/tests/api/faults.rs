@@ -9,9 +9,11 @@ use serde_json::{Value, json};
 
 use emporium::app::Service;
 
-use crate::helpers::{Backend, TestApp, assert_problem, problem_fields, spawn_app_with};
-use crate::on_both_backends;
-use crate::shop::*;
+use test_support::Backend;
+use test_support::app::{TestApp, spawn_app_with};
+use test_support::requests::*;
+use test_support::requests::{assert_problem, problem_fields};
+use test_support::shop::*;
 
 const FAULTS: &str = "/api/v1/admin/faults";
 
@@ -428,11 +430,11 @@ async fn without_fault_injection_the_api_explains_how_to_enable_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_shares_the_flags_between_replicas() {
     use platform::faults::{FaultFlags, Faults};
-    let url = crate::helpers::redis_url();
-    if !crate::helpers::service_reachable("Redis", &url).await {
+    let url = test_support::services::redis_url();
+    if !test_support::services::service_reachable("Redis", &url).await {
         return;
     }
-    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let namespace = test_support::services::namespace();
     let one = Faults::redis(&url, &namespace).await.expect("replica one");
     let two = Faults::redis(&url, &namespace).await.expect("replica two");
     assert_eq!(two.current(), FaultFlags::default());
@@ -473,7 +475,7 @@ async fn redis_shares_the_flags_between_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_page_shows_sets_and_clears_the_flags() {
     use crate::browser::{browser, get_page, submit};
-    let Some(app) = crate::helpers::spawn_app(Backend::Sqlite).await else {
+    let Some(app) = test_support::app::spawn_app(Backend::Sqlite).await else {
         return;
     };
     let admin = app.admin().await;
@@ -485,7 +487,7 @@ async fn the_admin_page_shows_sets_and_clears_the_flags() {
         "/login",
         &[
             ("email", admin.email.as_str()),
-            ("password", crate::helpers::PASSWORD),
+            ("password", test_support::app::PASSWORD),
             ("next", "/admin"),
         ],
     )

@@ -23,7 +23,10 @@ use platform::config::ConfigSource;
 use platform::http::HttpLimits;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_problem, redis_url, service_reachable, spawn_app};
+use test_support::Backend;
+use test_support::app::{TestApp, spawn_app};
+use test_support::requests::assert_problem;
+use test_support::services::{redis_url, service_reachable};
 
 /// A server on a random port, stopped when dropped.
 struct Served {
@@ -62,7 +65,7 @@ async fn dead_address() -> String {
 
 fn source(upstreams: &BTreeMap<Upstream, String>, extra: &[(&str, &str)]) -> ConfigSource {
     let mut pairs: Vec<(String, String)> = upstreams.iter().map(|(u, url)| (u.variable(), url.clone())).collect();
-    pairs.push(("EMPORIUM_METRICS_TOKEN".into(), crate::helpers::METRICS_TOKEN.into()));
+    pairs.push(("EMPORIUM_METRICS_TOKEN".into(), test_support::app::METRICS_TOKEN.into()));
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     ConfigSource::from_pairs(pairs).expect("source")
 }
@@ -182,7 +185,7 @@ async fn proxied_reads_and_writes_reach_the_context() {
 
     let r = client
         .post(gw.url("/api/v1/auth/register"))
-        .json(&json!({"email": "via-gateway@example.com", "password": crate::helpers::PASSWORD, "name": "Via Gateway"}))
+        .json(&json!({"email": "via-gateway@example.com", "password": test_support::app::PASSWORD, "name": "Via Gateway"}))
         .send()
         .await
         .expect("request");
@@ -190,7 +193,7 @@ async fn proxied_reads_and_writes_reach_the_context() {
     app.verify("via-gateway@example.com").await;
     let login: Value = client
         .post(gw.url("/api/v1/auth/login"))
-        .json(&json!({"email": "via-gateway@example.com", "password": crate::helpers::PASSWORD}))
+        .json(&json!({"email": "via-gateway@example.com", "password": test_support::app::PASSWORD}))
         .send()
         .await
         .expect("request")
@@ -488,7 +491,7 @@ async fn the_rate_limit_answers_429_with_retry_after_and_ratelimit_headers() {
     for path in ["/health/live", "/metrics"] {
         let r = client
             .get(gw.url(path))
-            .bearer_auth(crate::helpers::METRICS_TOKEN)
+            .bearer_auth(test_support::app::METRICS_TOKEN)
             .send()
             .await
             .expect("request");
@@ -497,7 +500,7 @@ async fn the_rate_limit_answers_429_with_retry_after_and_ratelimit_headers() {
     }
     let metrics = client
         .get(gw.url("/metrics"))
-        .bearer_auth(crate::helpers::METRICS_TOKEN)
+        .bearer_auth(test_support::app::METRICS_TOKEN)
         .send()
         .await
         .expect("request")
@@ -520,7 +523,7 @@ async fn replicas_share_one_budget_through_redis() {
         ("EMPORIUM_RATE_LIMIT_BURST", "3"),
     ];
     let edge = EdgeConfig::from_source(&source(&upstreams, &limits), "http://127.0.0.1").expect("edge");
-    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let namespace = test_support::services::namespace();
     let a = RateLimiter::redis(&redis_url(), &namespace, &edge)
         .await
         .expect("redis");
@@ -704,7 +707,7 @@ async fn forged_and_expired_looking_tokens_are_refused_at_the_edge() {
 
     let metrics = client
         .get(gw.url("/metrics"))
-        .bearer_auth(crate::helpers::METRICS_TOKEN)
+        .bearer_auth(test_support::app::METRICS_TOKEN)
         .send()
         .await
         .expect("request")
@@ -756,7 +759,7 @@ async fn the_gateway_process_serves_pages_and_api_through_its_upstreams() {
         return;
     };
     let base = format!("http://{}", app.addr);
-    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let namespace = test_support::services::namespace();
     let session_key = "ab".repeat(64);
     let mut pairs: Vec<(String, String)> = Upstream::ALL.iter().map(|u| (u.variable(), base.clone())).collect();
     pairs.extend([
@@ -765,7 +768,7 @@ async fn the_gateway_process_serves_pages_and_api_through_its_upstreams() {
         ("EMPORIUM_WEB_SESSION_KEY".to_owned(), session_key),
     ]);
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let src = crate::helpers::test_source(&pairs);
+    let src = test_support::app::test_source(&pairs);
     let settings = emporium::app::Settings::load(&src, "127.0.0.1:0".parse().expect("addr")).expect("settings");
     let router = emporium::gateway_mode::build_gateway(&settings, &src)
         .await
@@ -791,7 +794,7 @@ async fn the_gateway_process_serves_pages_and_api_through_its_upstreams() {
     assert_eq!(ready.status(), 200);
 
     // Without the session key a gateway replica would not read another's cookies: refused.
-    let no_key = crate::helpers::test_source(&pairs[..pairs.len() - 1]);
+    let no_key = test_support::app::test_source(&pairs[..pairs.len() - 1]);
     let err = emporium::gateway_mode::build_gateway(&settings, &no_key)
         .await
         .expect_err("the key is required");
@@ -866,7 +869,7 @@ async fn pages_share_the_proxys_deadline_and_breaker_when_a_context_hangs() {
     pairs.extend(
         [
             ("REDIS_URL", redis_url()),
-            ("EMPORIUM_NAMESPACE", format!("test-{}", uuid::Uuid::new_v4().simple())),
+            ("EMPORIUM_NAMESPACE", test_support::services::namespace()),
             ("EMPORIUM_WEB_SESSION_KEY", "ab".repeat(64)),
             ("EMPORIUM_UPSTREAM_TIMEOUT_MS", "700".into()),
             ("EMPORIUM_UPSTREAM_RETRIES", "0".into()),
@@ -876,7 +879,7 @@ async fn pages_share_the_proxys_deadline_and_breaker_when_a_context_hangs() {
         .map(|(k, v)| (k.to_owned(), v)),
     );
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let src = crate::helpers::test_source(&pairs);
+    let src = test_support::app::test_source(&pairs);
     let settings = emporium::app::Settings::load(&src, "127.0.0.1:0".parse().expect("addr")).expect("settings");
     let router = emporium::gateway_mode::build_gateway(&settings, &src)
         .await

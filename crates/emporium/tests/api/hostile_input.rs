@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, problem_fields};
-use crate::on_both_backends;
+use test_support::app::TestApp;
+use test_support::requests::{assert_problem, post_auth, problem_fields};
 
 on_both_backends!(
     control_characters_in_filters_are_422_naming_the_parameter,
@@ -19,16 +19,6 @@ async fn get(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Respons
         req = req.bearer_auth(token);
     }
     req.send().await.expect("request")
-}
-
-async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
 }
 
 async fn control_characters_in_filters_are_422_naming_the_parameter(app: TestApp) {
@@ -60,7 +50,7 @@ async fn control_characters_in_filters_are_422_naming_the_parameter(app: TestApp
 
 async fn control_characters_in_texts_are_422_naming_the_field(app: TestApp) {
     let admin = app.admin().await;
-    let r = post(
+    let r = post_auth(
         &app,
         "/api/v1/catalog/products",
         &admin.access,
@@ -105,7 +95,7 @@ async fn control_characters_in_texts_are_422_naming_the_field(app: TestApp) {
         ),
     ];
     for (path, token, body, field) in cases {
-        let problem = assert_problem(post(&app, &path, token, body).await, 422).await;
+        let problem = assert_problem(post_auth(&app, &path, token, body).await, 422).await;
         assert_eq!(problem_fields(&problem), [field], "{path}: {problem}");
     }
     // Nothing was half-written: the product has no review yet.
@@ -116,7 +106,7 @@ async fn control_characters_in_texts_are_422_naming_the_field(app: TestApp) {
         .expect("json");
     assert_eq!(reviews["items"].as_array().map(Vec::len), Some(0), "{reviews}");
     // Line breaks in a review are text, not control characters to refuse.
-    let r = post(
+    let r = post_auth(
         &app,
         &format!("/api/v1/catalog/products/{id}/reviews"),
         &customer.access,
@@ -130,7 +120,7 @@ async fn control_characters_in_texts_are_422_naming_the_field(app: TestApp) {
 /// axum's `text/plain` answer (no storage involved: SQLite only).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_utf8_in_path_parameters_is_a_problem() {
-    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {
+    let Some(app) = test_support::app::spawn_app(test_support::Backend::Sqlite).await else {
         return;
     };
     let admin = app.admin().await;
@@ -178,7 +168,7 @@ async fn a_database_that_went_away_is_a_503_with_retry_after(app: TestApp) {
     let customer = app.signed_up("outage@example.com").await;
     app.dbs[&Service::Catalog].close().await;
     app.dbs[&Service::Ordering].close().await;
-    let r = post(
+    let r = post_auth(
         &app,
         "/api/v1/catalog/categories",
         &admin.access,

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_problem, problem_fields};
-use crate::on_both_backends;
+use test_support::app::{PASSWORD, TestApp};
+use test_support::requests::{assert_problem, problem_fields};
 
 on_both_backends!(
     admin_lists_and_filters_users_with_cursor_pagination,
@@ -301,8 +301,8 @@ async fn signing_key_rotation_keeps_old_tokens_valid(app: TestApp) {
 /// over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_signs_after_its_lead_time() {
-    let Some(app) = crate::helpers::spawn_app_with(
-        crate::helpers::Backend::Sqlite,
+    let Some(app) = test_support::app::spawn_app_with(
+        test_support::Backend::Sqlite,
         &[("EMPORIUM_SIGNING_KEY_LEAD_SECS", "2")],
         true,
     )

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_problem, problem_fields};
-use crate::on_both_backends;
+use test_support::app::{PASSWORD, TestApp};
+use test_support::requests::{assert_problem, problem_fields};
 
 on_both_backends!(
     walkthrough_register_verify_login_me_refresh,
@@ -311,7 +311,8 @@ async fn parallel_guesses_are_counted_before_the_password_is_checked(app: TestAp
 /// Contexts fetch their service token from identity; were that call to spend the 127.0.0.1
 /// sign-up budget, 30 forgot-password requests would stop every checkout with a 503.
 async fn a_spent_sign_up_budget_does_not_stop_checkout(app: TestApp) {
-    use crate::shop::*;
+    use test_support::requests::*;
+    use test_support::shop::*;
     let admin = app.admin().await;
     product(&app, &admin.access, "BUDGET-1", 1000, 5).await;
     let user = app.signed_up("budget@example.com").await;
@@ -691,8 +692,8 @@ async fn deleting_the_account_erases_it(app: TestApp) {
 
 #[tokio::test]
 async fn unauthenticated_auth_endpoints_are_rate_limited_per_address() {
-    let Some(app) = crate::helpers::spawn_app_with(
-        crate::helpers::Backend::Sqlite,
+    let Some(app) = test_support::app::spawn_app_with(
+        test_support::Backend::Sqlite,
         &[("EMPORIUM_AUTH_RATE_PER_MINUTE", "3")],
         true,
     )
@@ -726,7 +727,7 @@ async fn unauthenticated_auth_endpoints_are_rate_limited_per_address() {
 /// The dev mailbox lists one address's messages, never everyone's: it holds password-reset links.
 #[tokio::test]
 async fn the_dev_mailbox_needs_an_address() {
-    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {
+    let Some(app) = test_support::app::spawn_app(test_support::Backend::Sqlite).await else {
         return;
     };
     app.register("listed@example.com").await;

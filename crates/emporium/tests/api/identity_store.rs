@@ -13,17 +13,17 @@ use platform::db::Db;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::helpers::{Backend, open_db};
+use test_support::{Backend, TestDb};
 
 macro_rules! store_suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::run(crate::helpers::Backend::Sqlite, |s| Box::pin(super::$name(s))).await } )*
+               async fn $name() { super::run(test_support::Backend::Sqlite, |s| Box::pin(super::$name(s))).await } )*
         }
         mod postgres {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::run(crate::helpers::Backend::Postgres, |s| Box::pin(super::$name(s))).await } )*
+               async fn $name() { super::run(test_support::Backend::Postgres, |s| Box::pin(super::$name(s))).await } )*
         }
     };
 }
@@ -42,11 +42,12 @@ store_suite!(
 type Test = fn(Arc<dyn IdentityStore>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 async fn run(backend: Backend, test: Test) {
-    let Some((db, _dir, _pg)) = open_db(backend).await else {
+    let Some(t) = TestDb::open(backend, "identity").await else {
         return;
     };
-    identity::migrate(&db).await.expect("migrate");
-    let store: Arc<dyn IdentityStore> = match &db {
+    let db = &t.db;
+    identity::migrate(db).await.expect("migrate");
+    let store: Arc<dyn IdentityStore> = match db {
         Db::Sqlite(p) => Arc::new(SqlStore::new(p.clone())),
         Db::Postgres(p) => Arc::new(SqlStore::new(p.clone())),
     };

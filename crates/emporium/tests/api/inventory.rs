@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 use emporium::app::Service;
 use platform::db::Db;
 
-use crate::helpers::{Backend, TestApp, assert_problem, problem_fields, spawn_app_with};
-use crate::on_both_backends;
+use test_support::Backend;
+use test_support::app::{TestApp, spawn_app_with};
+use test_support::requests::{assert_problem, post_auth, problem_fields};
 
 on_both_backends!(
     no_oversell_when_200_clients_race_for_50_units,
@@ -39,7 +40,7 @@ async fn user_with_role(app: &TestApp, admin: &str, email: &str, role: &str) -> 
         )
         .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-    let r = app.login(email, crate::helpers::PASSWORD).await;
+    let r = app.login(email, test_support::app::PASSWORD).await;
     assert_eq!(r.status(), 200);
     r.json::<Value>().await.expect("json")["access_token"]
         .as_str()
@@ -78,16 +79,6 @@ async fn stock(app: &TestApp, sku: &str) -> Value {
         .expect("request");
     assert_eq!(r.status(), 200, "{sku}");
     r.json().await.expect("json")
-}
-
-async fn post_auth(app: &TestApp, path: &str, token: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
 }
 
 async fn reserve(app: &TestApp, token: &str, key: Option<&str>, body: Value) -> reqwest::Response {

@@ -7,34 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp};
-use crate::on_both_backends;
+use test_support::app::{PASSWORD, TestApp};
+use test_support::requests::{create_product, json_of, post_auth};
+use test_support::shop::{DECLINED_CARD, ORDERS, SUCCESS_CARD, address, card, place};
 
 on_both_backends!(
     the_whole_journey_from_sign_up_to_a_verified_review,
     a_declined_card_gives_the_stock_back_and_charges_nothing,
 );
-
-const ORDERS: &str = "/api/v1/orders";
-const SUCCESS_CARD: &str = "4242424242424242";
-const DECLINED_CARD: &str = "4000000000000002";
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-async fn post_auth(app: &TestApp, path: &str, token: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
-}
 
 /// Polls `check` every 100 ms until it returns `Some`, failing with `what` after `secs`.
 async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
@@ -55,15 +35,14 @@ where
 /// An active product created through the admin API, stocked through an inventory adjustment
 /// (the stock row appears once inventory consumed `catalog.product.created`). Returns its id.
 async fn product_over_http(app: &TestApp, admin: &str, sku: &str, price: i64, units: i64) -> String {
-    let r = post_auth(
+    let created = create_product(
         app,
-        "/api/v1/catalog/products",
         admin,
         json!({"sku": sku, "name": format!("Journey {sku}"), "price": {"amount": price, "currency": "EUR"},
                "status": "active"}),
     )
     .await;
-    let id = json_of(r, 201).await["id"].as_str().expect("id").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
     let stocked = eventually(20, &format!("{sku} could not be restocked"), || async {
         let r = app
             .client
@@ -95,32 +74,6 @@ async fn stock(app: &TestApp, sku: &str) -> (i64, i64, i64) {
         s["reserved"].as_i64().expect("reserved"),
         s["available"].as_i64().expect("available"),
     )
-}
-
-async fn add_card(app: &TestApp, token: &str, number: &str) -> String {
-    let r = post_auth(
-        app,
-        "/api/v1/payments/methods",
-        token,
-        json!({"card_number": number, "exp_month": 12, "exp_year": 2035, "cvc": "123", "holder_name": "Ada", "save": true}),
-    )
-    .await;
-    json_of(r, 201).await["id"].as_str().expect("pm id").to_owned()
-}
-
-fn address() -> Value {
-    json!({"name": "Ada Lovelace", "line1": "Hauptstraße 1", "city": "Berlin", "postal_code": "10115", "country": "DE"})
-}
-
-async fn place(app: &TestApp, token: &str, key: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url(ORDERS))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(body)
-        .send()
-        .await
-        .expect("request")
 }
 
 /// Waits until the order is `status` with no saga step left.
@@ -219,8 +172,8 @@ async fn the_whole_journey_from_sign_up_to_a_verified_review(app: TestApp) {
     assert_eq!(r.status(), 404, "the guest cart is gone once merged");
 
     // Order from the cart with the success card.
-    let pm = add_card(&app, &access, SUCCESS_CARD).await;
-    let body = json!({"from_cart": true, "shipping_address": address(), "shipping_method": "standard",
+    let pm = card(&app, &access, SUCCESS_CARD).await;
+    let body = json!({"from_cart": true, "shipping_address": address("DE"), "shipping_method": "standard",
                       "payment_method": pm});
     let order = json_of(place(&app, &access, "journey-1", &body).await, 201).await;
     assert_eq!(order["status"], "confirmed", "{order}");
@@ -420,8 +373,8 @@ async fn a_declined_card_gives_the_stock_back_and_charges_nothing(app: TestApp) 
     let admin = app.admin().await;
     product_over_http(&app, &admin.access, "JRN-LAMP", 4900, 3).await;
     let user = app.signed_up("declined-journey@example.com").await;
-    let pm = add_card(&app, &user.access, DECLINED_CARD).await;
-    let body = json!({"items": [{"sku": "JRN-LAMP", "quantity": 2}], "shipping_address": address(),
+    let pm = card(&app, &user.access, DECLINED_CARD).await;
+    let body = json!({"items": [{"sku": "JRN-LAMP", "quantity": 2}], "shipping_address": address("DE"),
                       "shipping_method": "standard", "payment_method": pm});
     let order = json_of(place(&app, &user.access, "declined-1", &body).await, 201).await;
     assert_eq!(order["status"], "payment_failed", "{order}");
@@ -462,8 +415,8 @@ async fn a_declined_card_gives_the_stock_back_and_charges_nothing(app: TestApp) 
     assert_eq!(attempts[0]["captured_amount"]["amount"], 0, "{payments}");
 
     // The released units can really be bought: all three by someone with a good card.
-    let good = add_card(&app, &user.access, SUCCESS_CARD).await;
-    let body = json!({"items": [{"sku": "JRN-LAMP", "quantity": 3}], "shipping_address": address(),
+    let good = card(&app, &user.access, SUCCESS_CARD).await;
+    let body = json!({"items": [{"sku": "JRN-LAMP", "quantity": 3}], "shipping_address": address("DE"),
                       "shipping_method": "standard", "payment_method": good});
     let order = json_of(place(&app, &user.access, "declined-2", &body).await, 201).await;
     assert_eq!(order["status"], "confirmed", "{order}");

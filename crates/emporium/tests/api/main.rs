@@ -1,6 +1,16 @@
 //! Integration tests: the real app on a random port, an isolated database per test (a fresh
 //! SQLite file, or a fresh PostgreSQL database created and dropped per test), spoken to over HTTP.
-//! One test binary for the whole workspace keeps link time down.
+//! One test binary for the whole workspace keeps link time down. The harness is the
+//! `test-support` crate (shared with the `outages` binary).
+
+/// Runs each named test function once per backend, each against an app spawned for it:
+/// `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        test_support::on_both_backends!(test_support::app::spawn_app => $($name),*);
+    };
+}
 
 mod binary;
 mod browser;
@@ -14,7 +24,6 @@ mod docs;
 mod events;
 mod faults;
 mod gateway;
-mod helpers;
 mod hostile_input;
 mod identity_admin;
 mod identity_auth;
@@ -26,10 +35,6 @@ mod ordering;
 mod payments;
 mod platform_http;
 mod returns;
-mod shop;
-#[path = "../../../../tests/support/smtp_sink.rs"]
-#[allow(dead_code)]
-mod smtp;
 mod tls;
 mod web_account;
 mod web_admin;

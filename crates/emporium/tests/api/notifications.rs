@@ -7,38 +7,16 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, problem_fields, spawn_app_with};
-use crate::smtp::SmtpSink;
+use test_support::Backend;
+use test_support::app::{PASSWORD, TestApp, spawn_app_with};
+use test_support::requests::{assert_problem, problem_fields};
+use test_support::smtp::SmtpSink;
 
 const LOG: &str = "/api/v1/notifications/admin/deliveries";
 const PREFS: &str = "/api/v1/notifications/preferences";
 
-macro_rules! with_smtp_on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some((app, sink)) = super::app_with_smtp(crate::helpers::Backend::Sqlite).await {
-                        super::$name(app, sink).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some((app, sink)) = super::app_with_smtp(crate::helpers::Backend::Postgres).await {
-                        super::$name(app, sink).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-with_smtp_on_both_backends!(
+test_support::on_both_backends!(
+    super::app_with_smtp =>
     verification_and_reset_mail_go_over_smtp_and_are_logged,
     preferences_refuse_switching_off_transactional_mail,
     the_delivery_log_filters_and_guards_retries,
@@ -130,7 +108,7 @@ async fn wait_for_log(app: &TestApp, token: &str, query: &str, check: impl Fn(&[
     }
 }
 
-async fn verification_and_reset_mail_go_over_smtp_and_are_logged(app: TestApp, sink: SmtpSink) {
+async fn verification_and_reset_mail_go_over_smtp_and_are_logged((app, sink): (TestApp, SmtpSink)) {
     let email = "ann.smtp@example.com";
     let (user_id, _) = sign_up(&app, &sink, email).await;
     let verify = wait_for_message(&sink, email, "Confirm your e-mail address").await;
@@ -186,7 +164,7 @@ async fn verification_and_reset_mail_go_over_smtp_and_are_logged(app: TestApp, s
     assert_eq!(sink.messages_to(email).len(), 2, "each message exactly once");
 }
 
-async fn preferences_refuse_switching_off_transactional_mail(app: TestApp, sink: SmtpSink) {
+async fn preferences_refuse_switching_off_transactional_mail((app, sink): (TestApp, SmtpSink)) {
     let (_, access) = sign_up(&app, &sink, "prefs@example.com").await;
     let r = app.client.get(app.url(PREFS)).send().await.expect("request");
     assert_problem(r, 401).await;
@@ -221,7 +199,7 @@ async fn preferences_refuse_switching_off_transactional_mail(app: TestApp, sink:
     assert_eq!(body["order_updates"], true);
 }
 
-async fn the_delivery_log_filters_and_guards_retries(app: TestApp, sink: SmtpSink) {
+async fn the_delivery_log_filters_and_guards_retries((app, sink): (TestApp, SmtpSink)) {
     let (_, customer) = sign_up(&app, &sink, "log.customer@example.com").await;
     sign_up(&app, &sink, "log.other@example.com").await;
     let admin = app.admin().await;

@@ -1,15 +1,18 @@
 //! Ordering over HTTP on both backends: checkout from items and from the cart, totals with tax,
 //! shipping and coupons, every refused input, idempotent replays (50 concurrent retries → one
 //! order, one charge), declined cards, cancellation with refund and restock, fulfilment, refunds,
-//! invoices, my-orders paging, and a saga left at "capture" finishing on its own.
+//! invoices, my-orders paging, the actions each order offers its caller, and a saga left at
+//! "capture" finishing on its own.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_problem, problem_fields, spawn_app_with};
-use crate::on_both_backends;
-use crate::shop::*;
+use test_support::Backend;
+use test_support::app::{TestApp, spawn_app_with};
+use test_support::requests::*;
+use test_support::requests::{assert_problem, problem_fields};
+use test_support::shop::*;
 
 on_both_backends!(
     order_from_items_is_confirmed_with_server_side_totals,
@@ -25,6 +28,7 @@ on_both_backends!(
     a_cancelled_or_failed_order_gives_its_coupon_use_back,
     invoices_exist_once_paid,
     my_orders_filter_and_paginate,
+    allowed_actions_follow_the_order_through_its_life,
 );
 
 async fn order_from_items_is_confirmed_with_server_side_totals(app: TestApp) {
@@ -865,4 +869,145 @@ async fn a_client_hanging_up_mid_checkout_does_not_stall_the_order() {
     wait_for_status(&app, &user.access, id, "confirmed", 8).await;
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(stock(&app, "HANGUP-1").await["on_hand"], 4);
+}
+
+/// The actions an order offers (`allowed_actions`) follow its life and the caller: what ordering
+/// would accept now, so pages need no rules of their own.
+async fn allowed_actions_follow_the_order_through_its_life(app: TestApp) {
+    let admin = app.admin().await;
+    product(&app, &admin.access, "ACT-1", 1000, 5).await;
+    let picker = app.signed_up("picker@example.com").await;
+    let r = app
+        .put_json(
+            &app.url(&format!("/api/v1/users/{}/role", picker.id)),
+            &admin.access,
+            json!({"role": "fulfilment"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let r = app.login("picker@example.com", test_support::app::PASSWORD).await;
+    let picker = json_of(r, 200).await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let user = app.signed_up("actions@example.com").await;
+    let pm = card(&app, &user.access, SUCCESS_CARD).await;
+    let body = order_body(json!([{"sku": "ACT-1", "quantity": 1}]), &pm);
+    let order = json_of(place(&app, &user.access, "act-1", &body).await, 201).await;
+    let id = order["id"].as_str().expect("id").to_owned();
+    let actions = |view: &Value| -> Vec<String> {
+        view["allowed_actions"]
+            .as_array()
+            .expect("allowed_actions")
+            .iter()
+            .map(|a| a.as_str().expect("name").to_owned())
+            .collect()
+    };
+    let seen_by = |token: String| {
+        let (app, id) = (&app, id.clone());
+        async move { order_of(app, &token, &id).await }
+    };
+
+    // Confirmed (paid): the customer may cancel; staff may also ship, and an admin refund.
+    assert_eq!(order["status"], "confirmed");
+    assert_eq!(order["in_progress"], false);
+    assert_eq!(actions(&order), ["cancel", "download_invoice"]);
+    assert_eq!(
+        actions(&seen_by(admin.access.clone()).await),
+        ["cancel", "download_invoice", "ship", "refund"]
+    );
+    assert_eq!(
+        actions(&seen_by(picker.clone()).await),
+        ["cancel", "download_invoice", "ship"]
+    );
+    // The lists carry them too, for their caller.
+    let mine = json_of(app.get_auth(ORDERS, &user.access).await, 200).await;
+    assert_eq!(actions(&mine["items"][0]), ["cancel", "download_invoice"]);
+    let all = json_of(
+        app.get_auth(&format!("{ORDERS}/admin/orders"), &admin.access).await,
+        200,
+    )
+    .await;
+    let row = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|o| o["id"] == id.as_str())
+        .expect("the order in the admin list");
+    assert_eq!(actions(row), ["cancel", "download_invoice", "ship", "refund"]);
+
+    // Shipped: no cancelling any more; the customer may ask for a refund, staff deliver.
+    let shipped = json_of(
+        post_auth(
+            &app,
+            &format!("{ORDERS}/{id}/ship"),
+            &picker,
+            json!({"carrier": "DHL", "tracking_number": "JD0146000062"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(actions(&shipped), ["download_invoice", "deliver"]);
+    assert_eq!(
+        actions(&seen_by(user.access.clone()).await),
+        ["request_refund", "download_invoice"]
+    );
+    assert_eq!(
+        actions(&seen_by(admin.access.clone()).await),
+        ["download_invoice", "deliver", "refund"]
+    );
+
+    // Delivered: the customer may send items back; staff have nothing left but refunds.
+    json_of(
+        post_auth(&app, &format!("{ORDERS}/{id}/deliver"), &picker, json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        actions(&seen_by(user.access.clone()).await),
+        ["request_return", "download_invoice"]
+    );
+    assert_eq!(actions(&seen_by(picker.clone()).await), ["download_invoice"]);
+    assert_eq!(
+        actions(&seen_by(admin.access.clone()).await),
+        ["download_invoice", "refund"]
+    );
+
+    // Refunded in full: only the invoice.
+    let refunded = app
+        .client
+        .post(app.url(&format!("{ORDERS}/{id}/refunds")))
+        .bearer_auth(&admin.access)
+        .header("Idempotency-Key", "act-refund")
+        .json(&json!({"reason": "goodwill"}))
+        .send()
+        .await
+        .expect("request");
+    let refunded = json_of(refunded, 201).await;
+    assert_eq!(refunded["status"], "refunded");
+    assert_eq!(actions(&refunded), ["download_invoice"]);
+    assert_eq!(actions(&seen_by(user.access.clone()).await), ["download_invoice"]);
+
+    // Cancelled, or never paid: nothing to do.
+    let other = json_of(place(&app, &user.access, "act-2", &body).await, 201).await;
+    let other_id = other["id"].as_str().expect("id");
+    let cancelled = json_of(
+        post_auth(&app, &format!("{ORDERS}/{other_id}/cancel"), &user.access, json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(actions(&cancelled).is_empty(), "{cancelled}");
+    let declined = card(&app, &user.access, DECLINED_CARD).await;
+    let failed = place(
+        &app,
+        &user.access,
+        "act-3",
+        &order_body(json!([{"sku": "ACT-1", "quantity": 1}]), &declined),
+    )
+    .await;
+    let failed = json_of(failed, 201).await;
+    assert_eq!(failed["status"], "payment_failed", "{failed}");
+    assert!(actions(&failed).is_empty(), "{failed}");
 }

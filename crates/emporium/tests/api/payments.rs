@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use emporium::app::Service;
 use platform::db::Db;
 
-use crate::helpers::{Backend, TestApp, assert_problem, problem_fields, spawn_app_with};
+use test_support::Backend;
+use test_support::app::{TestApp, spawn_app_with};
+use test_support::requests::{assert_problem, problem_fields};
 
 const SECRET: &str = "whsec_api_test_0123456789";
 const SUCCESS: &str = "4242424242424242";
@@ -19,33 +21,9 @@ const NO_FUNDS: &str = "4000000000009995";
 const PROCESSING_ERROR: &str = "4000000000000119";
 const SLOW: &str = "4000000000000259";
 
-/// Like `on_both_backends!`, with payments' webhook secret and a slow card slower than the wait.
-macro_rules! payments_on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = super::spawn(crate::helpers::Backend::Sqlite).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = super::spawn(crate::helpers::Backend::Postgres).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-payments_on_both_backends!(
+// Like `on_both_backends!`, with payments' webhook secret and a slow card slower than the wait.
+test_support::on_both_backends!(
+    super::spawn =>
     test_cards_refunds_and_events,
     fifty_concurrent_creates_make_one_payment_and_one_charge,
     slow_card_is_processing_then_settled_by_a_signed_webhook,

@@ -5,8 +5,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, assert_problem, spawn_app_with};
-use crate::on_both_backends;
+use test_support::Backend;
+use test_support::app::{TestApp, spawn_app_with};
+use test_support::requests::assert_problem;
 
 on_both_backends!(
     health_endpoints_report_liveness_and_readiness,
@@ -25,7 +26,7 @@ async fn scrape(app: &TestApp) -> String {
     let r = app
         .client
         .get(app.url("/metrics"))
-        .bearer_auth(crate::helpers::METRICS_TOKEN)
+        .bearer_auth(test_support::app::METRICS_TOKEN)
         .send()
         .await
         .expect("request");
@@ -61,7 +62,8 @@ const FORMER_SUMMARIES: [&str; 7] = [
 ];
 
 async fn former_summaries_are_histograms_with_buckets(app: TestApp) {
-    use crate::shop::{SUCCESS_CARD, card, json_of, order_body, place, product, wait_for_status};
+    use test_support::requests::{json_of, product};
+    use test_support::shop::{SUCCESS_CARD, card, order_body, place, wait_for_status};
 
     let admin = app.admin().await;
     product(&app, &admin.access, "HIST-1", 1250, 5).await;
@@ -151,7 +153,7 @@ async fn pool_metrics_are_reported_per_context(app: TestApp) {
 /// depth and its unacknowledged deliveries; the relay reports its publishing connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_metrics_are_reported_per_consumer() {
-    let Some(app) = crate::helpers::spawn_app(Backend::Postgres).await else {
+    let Some(app) = test_support::app::spawn_app(Backend::Postgres).await else {
         return;
     };
     // Signing up publishes identity events that other contexts consume.
@@ -266,7 +268,7 @@ async fn metrics_are_labelled_by_route_template_and_pass_promtool(app: TestApp) 
     let r = app
         .client
         .get(app.url("/metrics"))
-        .bearer_auth(crate::helpers::METRICS_TOKEN)
+        .bearer_auth(test_support::app::METRICS_TOKEN)
         .send()
         .await
         .expect("request");
@@ -443,7 +445,7 @@ async fn production_mode_has_no_dev_mailbox() {
 /// listener serves them only for the configured scrape token, and not at all without one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_answer_only_to_the_scrape_token() {
-    let Some(app) = crate::helpers::spawn_app(Backend::Sqlite).await else {
+    let Some(app) = test_support::app::spawn_app(Backend::Sqlite).await else {
         return;
     };
     let get = |auth: Option<&'static str>| {
@@ -482,13 +484,13 @@ async fn metrics_answer_only_to_the_scrape_token() {
 /// `other`, and query strings never become labels.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_series_stay_bounded_whatever_clients_send() {
-    let Some(app) = crate::helpers::spawn_app(Backend::Sqlite).await else {
+    let Some(app) = test_support::app::spawn_app(Backend::Sqlite).await else {
         return;
     };
     let scrape = || async {
         app.client
             .get(app.url("/metrics"))
-            .bearer_auth(crate::helpers::METRICS_TOKEN)
+            .bearer_auth(test_support::app::METRICS_TOKEN)
             .send()
             .await
             .expect("metrics")
@@ -544,7 +546,7 @@ async fn metric_series_stay_bounded_whatever_clients_send() {
 /// and the refusals the shared stack gives (schemathesis ST103/ST105 used to flag both).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_error_responses_are_problem_json_and_list_the_standard_refusals() {
-    let Some(app) = crate::helpers::spawn_app(Backend::Sqlite).await else {
+    let Some(app) = test_support::app::spawn_app(Backend::Sqlite).await else {
         return;
     };
     let doc: Value = app.get_json("/openapi.json").await;

@@ -12,9 +12,11 @@ use platform::db::Db;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::helpers::{Backend, TestApp, assert_problem, problem_fields, spawn_app_with};
-use crate::on_both_backends;
-use crate::shop::*;
+use test_support::Backend;
+use test_support::app::{TestApp, spawn_app_with};
+use test_support::requests::*;
+use test_support::requests::{assert_problem, problem_fields};
+use test_support::shop::*;
 
 on_both_backends!(
     a_return_goes_from_request_to_refund_and_restocks_only_what_staff_chose,
@@ -37,7 +39,7 @@ fn on_hand(v: &Value) -> i64 {
 }
 
 /// A delivered order of `items` for a new customer; returns (customer, order).
-async fn delivered(app: &TestApp, admin: &str, email: &str, items: Value) -> (crate::helpers::LoggedIn, Value) {
+async fn delivered(app: &TestApp, admin: &str, email: &str, items: Value) -> (test_support::app::LoggedIn, Value) {
     let user = app.signed_up(email).await;
     let pm = card(app, &user.access, SUCCESS_CARD).await;
     let order = json_of(place(app, &user.access, email, &order_body(items, &pm)).await, 201).await;

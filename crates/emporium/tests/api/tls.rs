@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::in_ci;
+use test_support::services::in_ci;
 
 /// A redis-server listening only on TLS, stopped when dropped.
 struct TlsRedis {

@@ -2,7 +2,8 @@
 //! token, cookies, redirects. (The browser tests cover the journeys; these pin the rules.)
 
 use crate::browser::*;
-use crate::helpers::{Backend, PASSWORD, spawn_app};
+use test_support::Backend;
+use test_support::app::{PASSWORD, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weak_password_is_explained_and_the_typed_name_and_address_are_kept() {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::browser::*;
-use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app};
+use test_support::Backend;
+use test_support::app::{PASSWORD, TestApp, spawn_app};
 
 /// Every admin page a browser can GET, as the admin area lists them.
 const ADMIN_PAGES: &[&str] = web::admin::PAGES;
@@ -222,7 +223,8 @@ async fn the_status_json_lists_every_context_ready_with_rates_on_the_second_scra
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_orders_list_names_customers_and_filters_them_by_e_mail() {
-    use crate::shop::{SUCCESS_CARD, card, json_of, order_body, place, product};
+    use test_support::requests::{json_of, product};
+    use test_support::shop::{SUCCESS_CARD, card, order_body, place};
     let app = app().await;
     let root = app.admin().await;
     product(&app, &root.access, "NAMED-1", 1_000, 10).await;
@@ -274,7 +276,7 @@ async fn the_orders_list_names_customers_and_filters_them_by_e_mail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn categories_are_a_tree_edited_on_their_own_page_and_deleted_after_confirmation() {
-    use crate::shop::{json_of, post_auth};
+    use test_support::requests::{json_of, post_auth};
     let app = app().await;
     let root = app.admin().await;
     let kitchen = json_of(

@@ -6,8 +6,10 @@
 use serde_json::{Value, json};
 
 use crate::browser::*;
-use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app};
-use crate::shop::*;
+use test_support::Backend;
+use test_support::app::{PASSWORD, TestApp, spawn_app};
+use test_support::requests::*;
+use test_support::shop::*;
 
 async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
     let b = browser();

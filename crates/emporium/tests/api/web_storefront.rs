@@ -5,8 +5,10 @@
 use serde_json::{Value, json};
 
 use crate::browser::*;
-use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app};
-use crate::shop::{SUCCESS_CARD, json_of, post_auth, product};
+use test_support::Backend;
+use test_support::app::{PASSWORD, TestApp, spawn_app};
+use test_support::requests::{json_of, post_auth, product};
+use test_support::shop::SUCCESS_CARD;
 
 async fn sqlite() -> Option<TestApp> {
     spawn_app(Backend::Sqlite).await

@@ -3,23 +3,15 @@
 //! the main suite's concurrent tests; cargo runs test binaries one after another, and a lock
 //! keeps these drills one at a time. Every drill restarts what it stopped, even when it fails.
 
-#[path = "../api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-#[path = "../api/shop.rs"]
-#[allow(dead_code)]
-mod shop;
-#[path = "../../../../tests/support/smtp_sink.rs"]
-#[allow(dead_code)]
-mod smtp;
-
 use std::process::Command;
 use std::time::Duration;
 
 use emporium::app::Service;
 use serde_json::{Value, json};
 
-use helpers::{Backend, TestApp, spawn_app};
+use test_support::Backend;
+use test_support::app::{TestApp, spawn_app};
+use test_support::shop;
 
 /// Drills stop shared servers: they run in CI, or on a laptop only when asked for.
 fn drills_enabled() -> bool {
@@ -291,7 +283,7 @@ async fn rabbitmq_restarted_during_a_burst_of_orders_sends_every_notification_on
     let admin = app.admin().await;
     let skus = ["BURST-001", "BURST-002", "BURST-003"];
     for sku in skus {
-        shop::product(&app, &admin.access, sku, 1250, 500).await;
+        test_support::requests::product(&app, &admin.access, sku, 1250, 500).await;
     }
     let customer = app.signed_up("burst@example.com").await;
     let pm = shop::card(&app, &customer.access, shop::SUCCESS_CARD).await;
