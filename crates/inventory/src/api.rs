@@ -31,7 +31,7 @@ type Svc = State<Arc<InventoryService>>;
 type ApiResult<T> = Result<T, Problem>;
 
 const TAG: &str = "inventory";
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub use contracts::kernel::IDEMPOTENCY_KEY_HEADER as IDEMPOTENCY_KEY;
 
 fn parse_sku(raw: &str) -> ApiResult<Sku> {
     Sku::parse(raw).map_err(|m| Problem::invalid_field("sku", m))
@@ -173,7 +173,7 @@ pub async fn adjust(
     Path(sku): Path<String>,
     Json(req): Json<AdjustmentRequest>,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers)?;
+    let key = platform::idempotency::header(&headers)?;
     let answer = svc
         .adjust_once(&auth, &parse_sku(&sku)?, req.kind, req.quantity, &req.reason, key)
         .await?;
@@ -184,16 +184,6 @@ pub async fn adjust(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
-    match headers.get(IDEMPOTENCY_KEY) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(Some)
-            .map_err(|_| Problem::invalid_field("Idempotency-Key", "may only contain visible ASCII characters")),
-    }
 }
 
 /// The SKU's ledger (staff), newest first.
@@ -268,7 +258,7 @@ pub async fn create_reservation(
     headers: HeaderMap,
     Json(req): Json<CreateReservationRequest>,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers)?;
+    let key = platform::idempotency::header(&headers)?;
     let request = ReservationRequest {
         reference: req.reference,
         items: req

@@ -4,11 +4,7 @@
 //! state the same rules so the service can validate input up front, explain a refusal, and decide
 //! which events a change causes.
 
-use std::fmt;
-
 use platform::FieldError;
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// Most units one adjustment or one reservation line may move.
 pub const MAX_ADJUSTMENT_QTY: i64 = 1_000_000;
@@ -20,66 +16,11 @@ pub const MAX_TTL_SECS: u64 = 86_400;
 pub const MAX_REASON_CHARS: usize = 500;
 pub const MAX_REFERENCE_CHARS: usize = 100;
 pub const MAX_THRESHOLD: i64 = 1_000_000;
-pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+pub use contracts::kernel::MAX_IDEMPOTENCY_KEY_CHARS;
 
-/// A stock-keeping unit: upper-case `[A-Z0-9-]{3,64}`. Lower-case input is upper-cased first.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Sku(String);
-
-impl Sku {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let sku = raw.trim().to_ascii_uppercase();
-        if sku.len() < 3 || sku.len() > 64 {
-            return Err("must be 3 to 64 characters".into());
-        }
-        if !sku
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err("may only contain A-Z, 0-9 and '-'".into());
-        }
-        Ok(Self(sku))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// For values read back from the store, which only ever holds parsed SKUs.
-    pub fn from_trusted(s: String) -> Self {
-        Self(s)
-    }
-}
-
-impl fmt::Display for Sku {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A reservation's id (UUIDv7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ReservationId(pub Uuid);
-
-impl ReservationId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl Default for ReservationId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for ReservationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+/// The SKU and the reservation id are the kernel's: catalog, cart and ordering name the same
+/// stock with them.
+pub use contracts::kernel::{ReservationId, Sku};
 
 /// available = on_hand − reserved.
 pub fn available(on_hand: i64, reserved: i64) -> i64 {
@@ -334,15 +275,13 @@ pub fn parse_ttl(seconds: Option<i64>, default: u64) -> Result<u64, String> {
     }
 }
 
-/// An `Idempotency-Key`: 1..=255 visible ASCII characters.
+/// An `Idempotency-Key`, by the kernel's [`IdempotencyKey`] rule.
+///
+/// [`IdempotencyKey`]: contracts::kernel::IdempotencyKey
 pub fn parse_idempotency_key(raw: &str) -> Result<String, String> {
-    if raw.is_empty() || raw.len() > MAX_IDEMPOTENCY_KEY_CHARS {
-        return Err(format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"));
-    }
-    if !raw.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("may only contain visible ASCII characters".into());
-    }
-    Ok(raw.to_owned())
+    contracts::kernel::IdempotencyKey::parse(raw)
+        .map(contracts::kernel::IdempotencyKey::into_inner)
+        .map_err(String::from)
 }
 
 #[cfg(test)]
