@@ -340,10 +340,14 @@ fn filter(q: &ListQuery, user: Option<Uuid>, allow_user_filter: bool) -> ApiResu
     }
 }
 
-fn page(rows: Vec<crate::store::Order>, limit: u32) -> Page<OrderSummary> {
+fn page(rows: Vec<crate::store::Order>, limit: u32, caller: &Caller) -> Page<OrderSummary> {
     let page = pagination::page_from(rows, limit - 1, |o| o.id.0);
     Page {
-        items: page.items.iter().map(OrderSummary::from).collect(),
+        items: page
+            .items
+            .iter()
+            .map(|o| OrderSummary::new(o, caller.viewer(o.user_id)))
+            .collect(),
         next: page.next,
     }
 }
@@ -359,7 +363,7 @@ pub async fn my_orders(
 ) -> ApiResult<Json<Page<OrderSummary>>> {
     let f = filter(&q, Some(auth.id()), false)?;
     let limit = f.limit;
-    Ok(Json(page(svc.list(&f).await?, limit)))
+    Ok(Json(page(svc.list(&f).await?, limit, &caller(&auth))))
 }
 
 /// All orders (admin, fulfilment), newest first, with filters and cursor pagination.
@@ -375,7 +379,7 @@ pub async fn admin_orders(
     auth.require_any_role(crate::service::FULFILMENT)?;
     let f = filter(&q, None, true)?;
     let limit = f.limit;
-    Ok(Json(page(svc.list(&f).await?, limit)))
+    Ok(Json(page(svc.list(&f).await?, limit, &caller(&auth))))
 }
 
 /// One order with lines, totals, address, payment summary, timeline, tracking and invoice number

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use contracts::api::ordering::OrderAction;
 use platform::FieldError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -484,6 +485,56 @@ pub fn cancellable(status: OrderStatus) -> bool {
     transition(status, OrderEvent::Cancel).is_ok()
 }
 
+/// Who looks at an order, as far as what they may do with it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Viewer {
+    /// The customer who placed it.
+    pub owner: bool,
+    /// Admin or fulfilment: ships, delivers and cancels any order.
+    pub staff: bool,
+    /// Refunds.
+    pub admin: bool,
+}
+
+/// What the actions on an order depend on besides who asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionFacts {
+    pub status: OrderStatus,
+    /// An invoice number was assigned (at payment).
+    pub invoiced: bool,
+    /// Captured and not yet refunded, in minor units.
+    pub refundable: i64,
+}
+
+/// What `viewer` may do with an order now, in [`OrderAction::ALL`] order: the one place that
+/// decides which actions an order offers (its views carry the answer, pages show only those).
+/// Each request is still checked when it arrives: the order may have moved meanwhile, and a
+/// return must also fall within the return window.
+pub fn allowed_actions(facts: ActionFacts, viewer: Viewer) -> Vec<OrderAction> {
+    use OrderStatus as S;
+    let status = facts.status;
+    let can = |event| transition(status, event).is_ok();
+    let offered = |action| match action {
+        OrderAction::Cancel => (viewer.owner || viewer.staff) && cancellable(status),
+        // Before it ships, cancelling refunds in full; once delivered, the goods come back
+        // through a return: a refund request is for an order on its way.
+        OrderAction::RequestRefund => viewer.owner && status == S::Shipped,
+        OrderAction::RequestReturn => viewer.owner && matches!(status, S::Delivered | S::PartiallyRefunded),
+        // Not while the order is still being confirmed, nor once it was cancelled.
+        OrderAction::DownloadInvoice => {
+            facts.invoiced
+                && matches!(
+                    status,
+                    S::Confirmed | S::Shipped | S::Delivered | S::Refunded | S::PartiallyRefunded
+                )
+        }
+        OrderAction::Ship => viewer.staff && can(OrderEvent::Ship),
+        OrderAction::Deliver => viewer.staff && can(OrderEvent::Deliver),
+        OrderAction::Refund => viewer.admin && facts.refundable > 0 && can(OrderEvent::PartialRefund),
+    };
+    OrderAction::ALL.into_iter().filter(|a| offered(*a)).collect()
+}
+
 /// Who did something to an order, as recorded in its timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -871,6 +922,88 @@ mod tests {
             cancellable_states,
             [S::Pending, S::AwaitingPayment, S::Paid, S::Confirmed]
         );
+    }
+
+    #[test]
+    fn each_viewer_is_offered_what_the_order_allows_now() {
+        use OrderAction as A;
+        let customer = Viewer {
+            owner: true,
+            ..Viewer::default()
+        };
+        let fulfilment = Viewer {
+            staff: true,
+            ..Viewer::default()
+        };
+        let admin = Viewer {
+            staff: true,
+            admin: true,
+            ..Viewer::default()
+        };
+        let paid = |status| ActionFacts {
+            status,
+            invoiced: true,
+            refundable: 1000,
+        };
+        let actions = |status, viewer| allowed_actions(paid(status), viewer);
+        let unpaid = |status| ActionFacts {
+            status,
+            invoiced: false,
+            refundable: 0,
+        };
+        assert_eq!(allowed_actions(unpaid(S::Pending), customer), [A::Cancel]);
+        assert_eq!(allowed_actions(unpaid(S::AwaitingPayment), customer), [A::Cancel]);
+        assert_eq!(actions(S::Paid, customer), [A::Cancel]);
+        assert_eq!(actions(S::Confirmed, customer), [A::Cancel, A::DownloadInvoice]);
+        assert_eq!(actions(S::Shipped, customer), [A::RequestRefund, A::DownloadInvoice]);
+        assert_eq!(actions(S::Delivered, customer), [A::RequestReturn, A::DownloadInvoice]);
+        assert_eq!(
+            actions(S::PartiallyRefunded, customer),
+            [A::RequestReturn, A::DownloadInvoice]
+        );
+        assert_eq!(actions(S::Refunded, customer), [A::DownloadInvoice]);
+        assert_eq!(actions(S::Cancelled, customer), []);
+        assert_eq!(allowed_actions(unpaid(S::PaymentFailed), customer), []);
+
+        assert_eq!(actions(S::Paid, fulfilment), [A::Cancel]);
+        assert_eq!(
+            actions(S::Confirmed, fulfilment),
+            [A::Cancel, A::DownloadInvoice, A::Ship]
+        );
+        assert_eq!(actions(S::Shipped, fulfilment), [A::DownloadInvoice, A::Deliver]);
+        assert_eq!(actions(S::Delivered, fulfilment), [A::DownloadInvoice]);
+        assert_eq!(
+            actions(S::Confirmed, admin),
+            [A::Cancel, A::DownloadInvoice, A::Ship, A::Refund]
+        );
+        assert_eq!(actions(S::Delivered, admin), [A::DownloadInvoice, A::Refund]);
+        assert_eq!(actions(S::PartiallyRefunded, admin), [A::DownloadInvoice, A::Refund]);
+        // Refunded in full, or never paid: nothing left to refund.
+        assert_eq!(actions(S::Refunded, admin), [A::DownloadInvoice]);
+        let spent = ActionFacts {
+            refundable: 0,
+            ..paid(S::Delivered)
+        };
+        assert_eq!(allowed_actions(spent, admin), [A::DownloadInvoice]);
+        // Someone else's order: neither the customer's actions nor staff's.
+        assert_eq!(actions(S::Confirmed, Viewer::default()), [A::DownloadInvoice]);
+        // An admin who ordered sees both sides.
+        let own = Viewer { owner: true, ..admin };
+        assert_eq!(
+            actions(S::Delivered, own),
+            [A::RequestReturn, A::DownloadInvoice, A::Refund]
+        );
+        // Every action offered is a move the state machine (or the returns rules) accepts.
+        for status in S::ALL {
+            let all = actions(status, own);
+            assert_eq!(all.contains(&A::Cancel), cancellable(status), "{status}");
+            assert_eq!(all.contains(&A::Ship), transition(status, E::Ship).is_ok(), "{status}");
+            assert_eq!(
+                all.contains(&A::Deliver),
+                transition(status, E::Deliver).is_ok(),
+                "{status}"
+            );
+        }
     }
 
     #[test]

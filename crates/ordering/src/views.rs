@@ -1,12 +1,16 @@
 //! What the API answers with.
 
+use contracts::api::ordering::OrderAction;
 use platform::money::MoneyView;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::{Coupon, CouponKind, Currency, OrderStatus, ShippingAddress, TimelineEntry, Totals};
+use crate::domain::{
+    ActionFacts, Coupon, CouponKind, Currency, OrderStatus, ShippingAddress, TimelineEntry, Totals, Viewer,
+    allowed_actions,
+};
 use crate::store::{Order, OrderDetail, OrderLine};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -147,18 +151,38 @@ pub struct OrderView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_step: Option<String>,
     pub timeline: Vec<TimelineView>,
+    /// Still being placed or paid (`pending`, `awaiting_payment`, `paid`): the outcome follows
+    /// within seconds, so a page may refresh until it settles.
+    pub in_progress: bool,
+    /// What the caller may do with the order now (the endpoints' own checks still apply).
+    pub allowed_actions: Vec<OrderAction>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
+/// What `viewer` may do with `o` now.
+pub fn actions_on(o: &Order, viewer: Viewer) -> Vec<OrderAction> {
+    let facts = ActionFacts {
+        status: o.status,
+        invoiced: o.invoice_number.is_some(),
+        refundable: if o.payment_id.is_some() {
+            o.totals.total - o.refunded
+        } else {
+            0
+        },
+    };
+    allowed_actions(facts, viewer)
+}
+
 pub fn totals_view(o: &Order) -> TotalsView {
     TotalsView::new(&o.totals, &o.currency)
 }
 
-impl From<&OrderDetail> for OrderView {
-    fn from(d: &OrderDetail) -> Self {
+impl OrderView {
+    /// The order as `viewer` sees it (their allowed actions).
+    pub fn new(d: &OrderDetail, viewer: Viewer) -> Self {
         let o = &d.order;
         Self {
             id: o.id.0,
@@ -191,6 +215,8 @@ impl From<&OrderDetail> for OrderView {
             cancel_reason: o.cancel_reason.clone(),
             pending_step: o.saga_step.map(|s| s.as_str().to_owned()),
             timeline: d.timeline.iter().map(TimelineView::from).collect(),
+            in_progress: OrderStatus::IN_FLIGHT.contains(&o.status),
+            allowed_actions: actions_on(o, viewer),
             created_at: o.created_at,
             updated_at: o.updated_at,
         }
@@ -207,14 +233,17 @@ pub struct OrderSummary {
     pub currency: String,
     pub total: MoneyView,
     pub refunded: MoneyView,
+    /// What the caller may do with the order now (the endpoints' own checks still apply).
+    pub allowed_actions: Vec<OrderAction>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
-impl From<&Order> for OrderSummary {
-    fn from(o: &Order) -> Self {
+impl OrderSummary {
+    /// One row as `viewer` sees it (their allowed actions).
+    pub fn new(o: &Order, viewer: Viewer) -> Self {
         Self {
             id: o.id.0,
             number: o.number.to_string(),
@@ -223,6 +252,7 @@ impl From<&Order> for OrderSummary {
             currency: o.currency.to_string(),
             total: MoneyView::new(o.totals.total, o.currency.to_string()),
             refunded: MoneyView::new(o.refunded, o.currency.to_string()),
+            allowed_actions: actions_on(o, viewer),
             created_at: o.created_at,
             updated_at: o.updated_at,
         }

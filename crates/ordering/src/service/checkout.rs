@@ -440,7 +440,7 @@ impl OrderingService {
                         "was already used with a different request body",
                     ));
                 }
-                let order = self.await_replay(first.order_id).await?;
+                let order = self.await_replay(caller, first.order_id).await?;
                 Ok(Placed { order, replayed: true })
             }
             Claimed::New => match self.place_claimed(caller, bearer, req, claim.order_id).await {
@@ -457,14 +457,14 @@ impl OrderingService {
     }
 
     /// Waits (≤ 10 s) until the first request's order exists and no saga step is running on it.
-    async fn await_replay(&self, id: OrderId) -> Result<OrderView> {
+    async fn await_replay(&self, caller: &Caller, id: OrderId) -> Result<OrderView> {
         let started = Instant::now();
         let mut delay = Duration::from_millis(20);
         loop {
             if let Some(detail) = self.store.order(id).await?
                 && !detail.order.leased_at(now())
             {
-                return Ok(OrderView::from(&detail));
+                return Ok(caller.view(&detail));
             }
             if started.elapsed() >= REPLAY_WAIT {
                 return Err(OrderError::Conflict {
@@ -587,7 +587,7 @@ impl OrderingService {
             .record(placed.totals.total as f64);
         self.drive(id, token).await;
         let detail = self.store.order(id).await?.ok_or(StoreError::NotFound)?;
-        Ok(OrderView::from(&detail))
+        Ok(caller.view(&detail))
     }
 
     async fn release_quietly(&self, reservation: Uuid) {

@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::OrderingConfig;
-use crate::domain::{Actor, OrderEvent, OrderId, OrderStatus, TimelineEntry, transition};
+use crate::domain::{Actor, OrderEvent, OrderId, OrderStatus, TimelineEntry, Viewer, transition};
 use crate::peers::{Cart, Catalog, Payments, Stock};
 use crate::store::{Mutation, Order, OrderDetail, OrderFilter, OrderStore, Refusal};
 use crate::views::{OrderView, totals_view};
@@ -86,6 +86,20 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller as a viewer of an order placed by `owner`.
+    pub fn viewer(&self, owner: Uuid) -> Viewer {
+        Viewer {
+            owner: self.id == owner,
+            staff: self.staff,
+            admin: self.admin,
+        }
+    }
+
+    /// The caller's view of an order.
+    pub(crate) fn view(&self, detail: &OrderDetail) -> OrderView {
+        OrderView::new(detail, self.viewer(detail.order.user_id))
+    }
+
     pub(crate) fn actor(&self) -> Actor {
         if self.staff {
             Actor::Admin(self.id)
@@ -184,7 +198,7 @@ impl OrderingService {
     }
 
     pub async fn order(&self, caller: &Caller, id: OrderId) -> Result<OrderView> {
-        Ok(OrderView::from(&self.visible(caller, id).await?))
+        Ok(caller.view(&self.visible(caller, id).await?))
     }
 
     pub async fn detail(&self, caller: &Caller, id: OrderId) -> Result<OrderDetail> {

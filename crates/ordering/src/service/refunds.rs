@@ -62,7 +62,7 @@ impl OrderingService {
                     "was already used with a different request body",
                 ));
             }
-            return Ok((OrderView::from(&detail), true));
+            return Ok((caller.view(&detail), true));
         }
         if order.status == OrderStatus::Refunded || (order.refunded > 0 && order.refunded >= order.totals.total) {
             return Err(OrderError::conflict("the order is already refunded"));

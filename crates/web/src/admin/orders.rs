@@ -1,5 +1,5 @@
 //! Orders: the filtered list, and one order with its timeline and the ship, deliver, refund and
-//! cancel actions.
+//! cancel actions that ordering's view of it allows.
 
 use std::collections::HashMap;
 
@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use contracts::api::ordering::OrderAction;
 use http::StatusCode;
 use minijinja::context;
 use platform::http::Path;
@@ -15,6 +16,7 @@ use serde_json::{Value, json};
 use time::{Date, Duration, OffsetDateTime, Time, UtcOffset};
 
 use super::{new_idempotency_key, problem_errors, query_string, segment};
+use crate::api::allowed_actions;
 use crate::forms::{FieldErrors, Form, NoFields};
 use crate::render::{page_with_status, parse_money, value_of};
 use crate::{PageError, Session, WebState};
@@ -265,6 +267,7 @@ async fn render_order(
         .await?;
     let total = order["total"]["amount"].as_i64().unwrap_or_default();
     let refunded = order["refunded"]["amount"].as_i64().unwrap_or_default();
+    let allowed = allowed_actions(&order);
     let mut form = form;
     form.idempotency_key = new_idempotency_key();
     page_with_status(
@@ -274,6 +277,10 @@ async fn render_order(
         context! {
             order => value_of(&order),
             refundable => total - refunded,
+            can_ship => allowed.contains(&OrderAction::Ship),
+            can_deliver => allowed.contains(&OrderAction::Deliver),
+            can_refund => allowed.contains(&OrderAction::Refund),
+            can_cancel => allowed.contains(&OrderAction::Cancel),
             form => value_of(&form),
             errors => errors,
         },

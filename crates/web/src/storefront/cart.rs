@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::catalog::{ProductForms, product_page};
-use super::rules;
+use super::present;
 use crate::api::Api;
 use crate::forms::{FieldErrors, Form};
 use crate::render::{page_with_status, value_of};
@@ -91,10 +91,10 @@ pub(super) fn decorate_cart(cart: &Value) -> Value {
         for line in items {
             let name = line["name"].as_str().unwrap_or_default().to_owned();
             let sku = line["sku"].as_str().unwrap_or_default().to_owned();
-            let placeholder = rules::placeholder_image(&name, &sku);
+            let placeholder = present::placeholder_image(&name, &sku);
             let image = line["image"]
                 .as_str()
-                .filter(|u| rules::is_web_url(u))
+                .filter(|u| present::is_web_url(u))
                 .map_or_else(|| placeholder.clone(), str::to_owned);
             line["image"] = json!(image);
             line["placeholder"] = json!(placeholder);
@@ -156,7 +156,7 @@ pub async fn add(
     Form(form): Form<AddForm>,
 ) -> Result<Response, PageError> {
     let mut errors = FieldErrors::new();
-    let quantity = match rules::parse_quantity(&form.quantity, rules::MAX_LINE_QUANTITY) {
+    let quantity = match present::parse_quantity(&form.quantity, present::MAX_LINE_QUANTITY) {
         Ok(q) => Some(q),
         Err(message) => {
             errors.add("quantity", message);
@@ -245,8 +245,8 @@ pub async fn update(
     }
     let api = web.api(&session);
     let sku = form.sku.trim().to_owned();
-    let path = format!("/api/v1/cart/items/{}", rules::path_segment(&sku));
-    let outcome = match rules::parse_line_quantity(&form.quantity) {
+    let path = format!("/api/v1/cart/items/{}", present::path_segment(&sku));
+    let outcome = match present::parse_line_quantity(&form.quantity) {
         Err(message) => Err(message),
         Ok(quantity) => {
             let body = json!({ "quantity": quantity });
@@ -301,7 +301,7 @@ pub async fn remove(
         return Ok(Redirect::to("/cart").into_response());
     }
     let api = web.api(&session);
-    let path = format!("/api/v1/cart/items/{}", rules::path_segment(form.sku.trim()));
+    let path = format!("/api/v1/cart/items/{}", present::path_segment(form.sku.trim()));
     let reply = api.delete("cart", &path).await?;
     if reply.is_success() || reply.status == StatusCode::NOT_FOUND {
         forget_merged_token(&session);

@@ -8,7 +8,7 @@ use platform::http::Path;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::rules::{self, ListingFilters};
+use super::present::{self, ListingFilters};
 use crate::forms::{FieldErrors, Form};
 use crate::render::{page, page_with_status, value_of};
 use crate::{PageError, Session, WebState};
@@ -23,18 +23,18 @@ pub(super) fn decorate(product: &Value, low_threshold: i64) -> Value {
     let mut p = product.clone();
     let name = p["name"].as_str().unwrap_or_default().to_owned();
     let sku = p["sku"].as_str().unwrap_or_default().to_owned();
-    let placeholder = rules::placeholder_image(&name, &sku);
+    let placeholder = present::placeholder_image(&name, &sku);
     let images: Vec<String> = p["images"]
         .as_array()
         .map(|list| {
             list.iter()
                 .filter_map(Value::as_str)
-                .filter(|u| rules::is_web_url(u))
+                .filter(|u| present::is_web_url(u))
                 .map(str::to_owned)
                 .collect()
         })
         .unwrap_or_default();
-    let (stock, stock_label) = rules::stock_status(p["available"].as_i64().unwrap_or(0), low_threshold);
+    let (stock, stock_label) = present::stock_status(p["available"].as_i64().unwrap_or(0), low_threshold);
     if let Value::Object(map) = &mut p {
         map.insert(
             "image".into(),
@@ -99,14 +99,14 @@ pub async fn category(
     let detail: Value = api
         .get_json(
             "catalog",
-            &format!("/api/v1/catalog/categories/{}", rules::path_segment(&id)),
+            &format!("/api/v1/catalog/categories/{}", present::path_segment(&id)),
         )
         .await?;
     let filters = ListingFilters::from_query(query.as_deref().unwrap_or(""));
     listing(
         &web,
         &session,
-        &format!("/c/{}", rules::path_segment(&slug)),
+        &format!("/c/{}", present::path_segment(&slug)),
         filters,
         Some(detail),
     )
@@ -195,7 +195,7 @@ async fn listing(
                 .collect()
         })
         .unwrap_or_default();
-    let sorts: Vec<Value> = rules::SORTS
+    let sorts: Vec<Value> = present::SORTS
         .iter()
         .filter(|(s, _)| *s != "relevance" || !filters.q.is_empty())
         .map(|(value, label)| json!({"value": value, "label": label}))
@@ -256,11 +256,11 @@ pub(super) async fn product_page(
     let product: Value = api
         .get_json(
             "catalog",
-            &format!("/api/v1/catalog/products/by-slug/{}", rules::path_segment(slug)),
+            &format!("/api/v1/catalog/products/by-slug/{}", present::path_segment(slug)),
         )
         .await?;
-    let id = rules::path_segment(product["id"].as_str().unwrap_or_default());
-    let sku = rules::path_segment(product["sku"].as_str().unwrap_or_default());
+    let id = present::path_segment(product["id"].as_str().unwrap_or_default());
+    let sku = present::path_segment(product["sku"].as_str().unwrap_or_default());
     let reviews_path = format!("/api/v1/catalog/products/{id}/reviews?limit=50");
     let related_path = format!("/api/v1/catalog/products/{id}/related?limit=4");
     let stock_path = format!("/api/v1/inventory/{sku}");
@@ -288,10 +288,10 @@ pub(super) async fn product_page(
     };
     let mut product = decorate(&product, threshold);
     product["available"] = json!(available);
-    let (stock_kind, stock_label) = rules::stock_status(available, threshold);
+    let (stock_kind, stock_label) = present::stock_status(available, threshold);
     product["stock"] = json!(stock_kind);
     product["stock_label"] = json!(stock_label);
-    let max_quantity = available.clamp(1, rules::MAX_LINE_QUANTITY);
+    let max_quantity = available.clamp(1, present::MAX_LINE_QUANTITY);
     let user = session.user();
     let already_reviewed = user.as_ref().is_some_and(|u| {
         reviews["items"].as_array().is_some_and(|items| {
@@ -351,7 +351,7 @@ pub async fn review(
     Path(slug): Path<String>,
     Form(form): Form<ReviewForm>,
 ) -> Result<Response, PageError> {
-    let back = format!("/p/{}", rules::path_segment(&slug));
+    let back = format!("/p/{}", present::path_segment(&slug));
     if session.user().is_none() {
         // Come back to the product, not to this POST-only address.
         return Err(PageError::LoginRequired {
@@ -374,10 +374,10 @@ pub async fn review(
         let product: Value = api
             .get_json(
                 "catalog",
-                &format!("/api/v1/catalog/products/by-slug/{}", rules::path_segment(&slug)),
+                &format!("/api/v1/catalog/products/by-slug/{}", present::path_segment(&slug)),
             )
             .await?;
-        let id = rules::path_segment(product["id"].as_str().unwrap_or_default());
+        let id = present::path_segment(product["id"].as_str().unwrap_or_default());
         let body = json!({
             "rating": rating,
             "title": form.title.trim(),

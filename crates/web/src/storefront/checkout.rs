@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::cart::{decorate_cart, load_cart};
-use super::rules;
+use super::present;
 use crate::api::Api;
 use crate::forms::{FieldErrors, Form};
 use crate::render::{format_money, page_with_status, value_of};
@@ -720,7 +720,7 @@ async fn placed(
 ) -> Result<Response, PageError> {
     let status = order["status"].as_str().unwrap_or_default();
     let number = order["number"].as_str().unwrap_or_default();
-    let id = rules::path_segment(order["id"].as_str().unwrap_or_default());
+    let id = present::path_segment(order["id"].as_str().unwrap_or_default());
     match status {
         "payment_failed" | "cancelled" => {
             let reason = order["timeline"]
@@ -734,13 +734,13 @@ async fn placed(
             form.payment_method = "new".into();
             let outcome = Outcome {
                 errors: FieldErrors::new(),
-                message: Some(rules::payment_failure_message(&reason)),
+                message: Some(present::payment_failure_message(&reason)),
                 quote: None,
                 status: StatusCode::UNPROCESSABLE_ENTITY,
             };
             render(web, session, form, outcome).await
         }
-        "pending" | "awaiting_payment" | "paid" => {
+        _ if order["in_progress"].as_bool().unwrap_or(false) => {
             session.flash(
                 "info",
                 format!("Thank you! Your order {number} is placed; we are confirming the payment."),
@@ -764,7 +764,7 @@ async fn restore_cart(api: &Api<'_>, order: &Value) {
         let (Some(sku), Some(quantity)) = (line["sku"].as_str(), line["quantity"].as_i64()) else {
             continue;
         };
-        let path = format!("/api/v1/cart/items/{}", rules::path_segment(sku));
+        let path = format!("/api/v1/cart/items/{}", present::path_segment(sku));
         for attempt in 0..5 {
             let reply = match api.put("cart", &path, &json!({ "quantity": quantity })).await {
                 Ok(r) if r.status == StatusCode::NOT_FOUND => {

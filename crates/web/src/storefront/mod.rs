@@ -1,14 +1,15 @@
 //! The storefront: home, categories, search, product pages, cart, checkout and order history.
 //!
 //! Every page is a thin handler over the JSON APIs (catalog, inventory, cart, ordering,
-//! payments); the rules that decide what a page shows (stock wording, which buttons an order
-//! gets, how typed quantities are read) are plain functions in [`rules`], unit-tested there.
+//! payments). The rules are the contexts': an order's page offers the actions its view lists
+//! (`allowed_actions`). How pages word and read things (stock wording, status labels, how typed
+//! quantities are read) are plain functions in [`present`], unit-tested there.
 
 mod cart;
 mod catalog;
 mod checkout;
 mod orders;
-mod rules;
+mod present;
 
 use axum::Router;
 use axum::routing::{get, post};

@@ -1,16 +1,19 @@
 //! Order history, one order's page (status, lines, totals, timeline, tracking, invoice), and
-//! what a customer may do with it: cancel before it ships, ask for a refund afterwards.
+//! what a customer may do with it — what ordering's view of it allows: cancel before it ships,
+//! ask for a refund on its way, send items back once delivered.
 
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use contracts::api::ordering::OrderAction;
 use http::{HeaderValue, StatusCode, header};
 use minijinja::context;
 use platform::http::Path;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::rules;
+use super::present;
+use crate::api::allowed_actions;
 use crate::forms::{FieldErrors, Form};
 use crate::render::{page, page_with_status, value_of};
 use crate::{PageError, Session, WebState};
@@ -32,7 +35,7 @@ pub async fn list(
 ) -> Result<Response, PageError> {
     session.require_user()?;
     let status = Some(q.status.trim())
-        .filter(|s| rules::ORDER_STATUSES.contains(s))
+        .filter(|s| present::ORDER_STATUSES.contains(s))
         .unwrap_or_default()
         .to_owned();
     let query = {
@@ -68,7 +71,7 @@ pub async fn list(
                 .iter()
                 .map(|o| {
                     let mut o = o.clone();
-                    o["status_label"] = json!(rules::status_label(o["status"].as_str().unwrap_or_default()));
+                    o["status_label"] = json!(present::status_label(o["status"].as_str().unwrap_or_default()));
                     o
                 })
                 .collect()
@@ -82,9 +85,9 @@ pub async fn list(
         url.append_pair("cursor", next);
         format!("/orders?{}", url.finish())
     });
-    let statuses: Vec<Value> = rules::ORDER_STATUSES
+    let statuses: Vec<Value> = present::ORDER_STATUSES
         .iter()
-        .map(|s| json!({"value": s, "label": rules::status_label(s)}))
+        .map(|s| json!({"value": s, "label": present::status_label(s)}))
         .collect();
     page(
         &session,
@@ -111,14 +114,15 @@ async fn order_page(
     session.require_user()?;
     let api = web.api(session);
     let mut order: Value = api
-        .get_json("ordering", &format!("/api/v1/orders/{}", rules::path_segment(id)))
+        .get_json("ordering", &format!("/api/v1/orders/{}", present::path_segment(id)))
         .await?;
     let state = order["status"].as_str().unwrap_or_default().to_owned();
-    order["status_label"] = json!(rules::status_label(&state));
+    order["status_label"] = json!(present::status_label(&state));
+    let allowed = allowed_actions(&order);
     let mut returns: Vec<Value> = api
         .get_json(
             "ordering",
-            &format!("/api/v1/orders/{}/returns", rules::path_segment(id)),
+            &format!("/api/v1/orders/{}/returns", present::path_segment(id)),
         )
         .await?;
     // What the return form offers: each line with the units that may still be sent back.
@@ -129,7 +133,7 @@ async fn order_page(
                 .iter()
                 .map(|l| {
                     let sku = l["sku"].as_str().unwrap_or_default();
-                    let left = rules::returnable(sku, l["quantity"].as_i64().unwrap_or_default(), &returns);
+                    let left = present::returnable(sku, l["quantity"].as_i64().unwrap_or_default(), &returns);
                     json!({"sku": sku, "name": l["name"], "returnable": left})
                 })
                 .filter(|l| l["returnable"].as_i64().is_some_and(|n| n > 0))
@@ -137,13 +141,13 @@ async fn order_page(
         })
         .unwrap_or_default();
     for r in &mut returns {
-        let label = rules::return_status_label(r["status"].as_str().unwrap_or_default());
+        let label = present::return_status_label(r["status"].as_str().unwrap_or_default());
         r["status_label"] = json!(label);
     }
     if let Some(timeline) = order["timeline"].as_array_mut() {
         for entry in timeline {
             let to = entry["to"].as_str().unwrap_or_default().to_owned();
-            entry["to_label"] = json!(rules::status_label(&to));
+            entry["to_label"] = json!(present::status_label(&to));
         }
     }
     page_with_status(
@@ -152,13 +156,13 @@ async fn order_page(
         "shop/order.html",
         context! {
             order => value_of(&order),
-            in_progress => rules::order_in_progress(&state),
-            can_cancel => rules::can_cancel(&state),
-            can_request_refund => rules::can_request_refund(&state) && !rules::can_return(&state),
-            can_return => rules::can_return(&state) && !return_lines.is_empty(),
+            in_progress => order["in_progress"].as_bool().unwrap_or(false),
+            can_cancel => allowed.contains(&OrderAction::Cancel),
+            can_request_refund => allowed.contains(&OrderAction::RequestRefund),
+            can_return => allowed.contains(&OrderAction::RequestReturn) && !return_lines.is_empty(),
             return_lines => value_of(&return_lines),
             returns => value_of(&returns),
-            has_invoice => rules::has_invoice(&state) && order.get("invoice_number").is_some_and(|n| !n.is_null()),
+            has_invoice => allowed.contains(&OrderAction::DownloadInvoice),
             refund_reason => refund_reason,
             errors => errors,
         },
@@ -181,7 +185,7 @@ pub async fn invoice(
 ) -> Result<Response, PageError> {
     session.require_user()?;
     let api = web.api(&session);
-    let order_path = format!("/orders/{}", rules::path_segment(&id));
+    let order_path = format!("/orders/{}", present::path_segment(&id));
     let reply = api.get("ordering", &format!("/api/v1{order_path}/invoice.pdf")).await?;
     if reply.status == StatusCode::CONFLICT {
         session.flash("info", "The invoice is ready once the order has been paid.");
@@ -216,7 +220,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     Form(form): Form<ReasonForm>,
 ) -> Result<Response, PageError> {
-    let back = format!("/orders/{}", rules::path_segment(&id));
+    let back = format!("/orders/{}", present::path_segment(&id));
     if session.user().is_none() {
         return Err(PageError::LoginRequired { next: back });
     }
@@ -256,7 +260,7 @@ pub async fn refund_request(
     Path(id): Path<String>,
     Form(form): Form<ReasonForm>,
 ) -> Result<Response, PageError> {
-    let back = format!("/orders/{}", rules::path_segment(&id));
+    let back = format!("/orders/{}", present::path_segment(&id));
     if session.user().is_none() {
         return Err(PageError::LoginRequired { next: back });
     }
@@ -304,7 +308,7 @@ pub async fn request_return(
     Path(id): Path<String>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let back = format!("/orders/{}", rules::path_segment(&id));
+    let back = format!("/orders/{}", present::path_segment(&id));
     if session.user().is_none() {
         return Err(PageError::LoginRequired { next: back });
     }
@@ -314,7 +318,7 @@ pub async fn request_return(
         .map(|(_, v)| v.trim().to_owned())
         .unwrap_or_default();
     let mut errors = FieldErrors::new();
-    let lines = match rules::return_lines(&fields) {
+    let lines = match present::return_lines(&fields) {
         Ok(lines) if lines.is_empty() => {
             errors.add("_return", "Choose how many of which items you are sending back.");
             Vec::new()
