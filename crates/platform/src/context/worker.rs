@@ -11,8 +11,11 @@ use tokio::sync::watch;
 /// context's service it works for is dropped, whichever comes first.
 pub struct Worker {
     name: &'static str,
-    run: Box<dyn FnOnce(watch::Receiver<bool>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>,
+    /// The loop, built once it is given the stop signal.
+    run: Box<dyn FnOnce(watch::Receiver<bool>) -> Loop + Send>,
 }
+
+type Loop = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl Worker {
     /// Runs `tick` every `interval`, the first time at once, for as long as `service` lives. A
@@ -45,7 +48,7 @@ impl Worker {
     {
         // Weak, so the loop never keeps a dropped context alive.
         let service = Arc::downgrade(service);
-        let run = move |mut stop: watch::Receiver<bool>| -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let run = move |mut stop: watch::Receiver<bool>| -> Loop {
             Box::pin(async move {
                 let mut timer = tokio::time::interval(interval);
                 timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -73,7 +76,7 @@ impl Worker {
     /// A loop with its own pacing (the mail delivery worker wakes on new work); it should end
     /// when its service is dropped.
     pub fn new(name: &'static str, run: impl Future<Output = ()> + Send + 'static) -> Self {
-        let run = move |mut stop: watch::Receiver<bool>| -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let run = move |mut stop: watch::Receiver<bool>| -> Loop {
             Box::pin(async move {
                 tokio::select! {
                     () = run => {}
