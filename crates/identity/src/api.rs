@@ -318,24 +318,7 @@ pub async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceTokenRequest {
-    /// The calling context's name (lower-case letters).
-    #[schema(example = "ordering")]
-    pub client_id: String,
-    /// The shared `EMPORIUM_SERVICE_SECRET`.
-    pub client_secret: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ServiceTokenResponse {
-    pub access_token: String,
-    #[schema(example = "Bearer")]
-    pub token_type: &'static str,
-    /// Seconds until the token expires.
-    pub expires_in: u64,
-}
+pub use contracts::api::identity::{ServiceTokenRequest, ServiceTokenResponse};
 
 /// Issues a short-lived token with role `service` to another Emporium context, which calls
 /// peers with it (reservations, payments). Rate limited per client id (120 per minute); wrong
@@ -354,7 +337,7 @@ pub async fn service_token(
     let (token, ttl) = svc.issue_service_token(&req.client_id, &req.client_secret, caller)?;
     let body = ServiceTokenResponse {
         access_token: token,
-        token_type: "Bearer",
+        token_type: "Bearer".into(),
         expires_in: ttl.as_secs(),
     };
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())

@@ -18,6 +18,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
+use contracts::api::identity::{ServiceTokenRequest, ServiceTokenResponse};
 use contracts::api::{ClientError, FieldError};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
@@ -29,8 +30,7 @@ use tower::ServiceExt;
 /// Replies larger than this are refused (no context sends pages this big).
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Where identity issues service tokens.
-pub const SERVICE_TOKEN_PATH: &str = "/api/v1/auth/service-token";
+pub use contracts::api::identity::SERVICE_TOKEN_PATH;
 
 /// Why a call produced no reply.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -185,7 +185,10 @@ impl Peers {
         let identity = self
             .transport("identity")
             .ok_or_else(|| CallError::NoCredentials("EMPORIUM_IDENTITY_URL is not set".into()))?;
-        let body = serde_json::json!({"client_id": caller, "client_secret": secret});
+        let body = ServiceTokenRequest {
+            client_id: caller.to_owned(),
+            client_secret: secret,
+        };
         let call = Call::new(identity, Method::POST, SERVICE_TOKEN_PATH, caller, self.clone()).json(&body);
         let reply = tokio::time::timeout(DEFAULT_TIMEOUT, call.dispatch())
             .await
@@ -197,12 +200,7 @@ impl Peers {
                 reply.problem_detail()
             )));
         }
-        #[derive(serde::Deserialize)]
-        struct Issued {
-            access_token: String,
-            expires_in: u64,
-        }
-        let issued: Issued = reply.json()?;
+        let issued: ServiceTokenResponse = reply.json()?;
         // Renew at two thirds of the lifetime, so a token is never used in its last minutes.
         let refresh_after = Instant::now() + Duration::from_secs(issued.expires_in * 2 / 3);
         tokens.insert(
