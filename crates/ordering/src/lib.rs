@@ -29,7 +29,7 @@ use platform::db::{Db, DbError};
 use platform::events::{Event, EventHandler, HandlerError};
 
 use crate::domain::OrderId;
-use crate::peers::{CartClient, CatalogClient, InventoryClient, PaymentsClient};
+use crate::peers::{CartPeer, CatalogPeer, InventoryPeer, PaymentsPeer};
 use crate::service::PeerSet;
 
 pub use crate::config::OrderingConfig;
@@ -71,11 +71,17 @@ impl Context for Ordering {
     async fn start(db: &Db, config: OrderingConfig, deps: &ContextDeps) -> anyhow::Result<Self> {
         let store = store::open(db);
         service::describe_metrics();
+        // The other contexts' published APIs, over HTTP (or this process's router).
+        let catalog = clients::CatalogClient::new(deps.peers.client(CONTEXT, "catalog")?);
+        let inventory = clients::InventoryClient::new(deps.peers.client(CONTEXT, "inventory")?);
+        let payments = clients::PaymentsClient::new(deps.peers.client(CONTEXT, "payments")?)
+            .with_payment_timeout(config.payment_timeout);
+        let cart = clients::CartClient::new(deps.peers.client(CONTEXT, "cart")?);
         let peers = PeerSet {
-            catalog: Arc::new(CatalogClient(deps.peers.client(CONTEXT, "catalog")?)),
-            stock: Arc::new(InventoryClient(deps.peers.client(CONTEXT, "inventory")?)),
-            payments: Arc::new(PaymentsClient(deps.peers.client(CONTEXT, "payments")?)),
-            cart: Arc::new(CartClient(deps.peers.client(CONTEXT, "cart")?)),
+            catalog: Arc::new(CatalogPeer(Arc::new(catalog))),
+            stock: Arc::new(InventoryPeer(Arc::new(inventory))),
+            payments: Arc::new(PaymentsPeer(Arc::new(payments))),
+            cart: Arc::new(CartPeer(Arc::new(cart))),
         };
         let outbox = deps.events.start_relay(CONTEXT, db);
         let service = Arc::new(OrderingService::new(config, store, outbox, peers));

@@ -1,13 +1,21 @@
-//! Ordering's view of the other contexts: small traits (so the service is testable without them)
-//! and their implementations over `platform::client::ServiceClient`. The HTTP shapes of catalog,
-//! inventory, cart and payments live here and nowhere else.
+//! Ordering's view of the other contexts: small traits that say what ordering needs of each (so
+//! the service reads as the saga, not as HTTP), implemented over the contexts' published APIs
+//! (`contracts::api`). What a refusal means to ordering (short stock, an unknown card, an order
+//! already paid) is decided here; the shapes of the calls are the callees'.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use platform::client::{CallError, Reply, ServiceClient};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use axum::http::StatusCode;
+use contracts::api::ClientError;
+use contracts::api::FieldError;
+use contracts::api::cart::{CartApi, CartItemView};
+use contracts::api::catalog::{CatalogApi, SkuLookup};
+use contracts::api::inventory::{
+    AdjustmentKind, AdjustmentRequest, CreateReservationRequest, InventoryApi, ReservationLineRequest,
+};
+use contracts::api::money::MoneyInput;
+use contracts::api::payments::{CreatePaymentRequest, CreateRefundRequest, PaymentView, PaymentsApi};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -27,145 +35,65 @@ pub enum PeerError {
     },
 }
 
-fn call_failed(peer: &'static str, e: CallError) -> PeerError {
-    PeerError::Unavailable {
-        peer,
-        detail: e.to_string(),
-    }
-}
-
-fn unexpected(peer: &'static str, reply: &Reply) -> PeerError {
-    if reply.status.is_server_error() {
-        PeerError::Unavailable {
-            peer,
-            detail: format!("{}: {}", reply.status, reply.problem_detail()),
+impl From<ClientError> for PeerError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Unreachable { peer, detail } => Self::Unavailable { peer, detail },
+            ClientError::Status {
+                peer, status, detail, ..
+            } if status >= 500 => Self::Unavailable {
+                peer,
+                detail: match StatusCode::from_u16(status) {
+                    Ok(status) => format!("{status}: {detail}"),
+                    Err(_) => format!("{status}: {detail}"),
+                },
+            },
+            ClientError::Status {
+                peer, status, detail, ..
+            }
+            | ClientError::Malformed { peer, status, detail } => Self::Unexpected { peer, status, detail },
         }
-    } else {
-        PeerError::Unexpected {
-            peer,
-            status: reply.status.as_u16(),
-            detail: reply.problem_detail(),
-        }
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(peer: &'static str, reply: &Reply) -> Result<T, PeerError> {
-    reply.json().map_err(|e| PeerError::Unexpected {
-        peer,
-        status: reply.status.as_u16(),
-        detail: e.to_string(),
-    })
-}
-
-/// The `errors[].field` names of a problem reply.
-fn problem_fields(reply: &Reply) -> Vec<(String, String)> {
-    reply
-        .problem()
-        .and_then(|p| p.get("errors").and_then(Value::as_array).cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| {
-            Some((
-                e.get("field")?.as_str()?.to_owned(),
-                e.get("message").and_then(Value::as_str).unwrap_or("").to_owned(),
-            ))
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Catalog
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct Price {
-    pub amount: i64,
-    pub currency: String,
-}
-
-/// What ordering needs of catalog's ProductView.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Product {
-    pub id: Uuid,
-    pub sku: String,
-    pub name: String,
-    pub price: Price,
-    #[serde(default)]
-    pub available: Option<i64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Products {
-    pub items: Vec<Product>,
-    #[serde(default)]
-    pub missing: Vec<String>,
-}
-
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
     /// Active products among `skus` (≤ 100); the others are missing.
-    async fn products(&self, skus: &[Sku]) -> Result<Products, PeerError>;
+    async fn products(&self, skus: &[Sku]) -> Result<SkuLookup, PeerError>;
 }
 
-pub struct CatalogClient(pub ServiceClient);
-
-fn sku_query(skus: &[Sku]) -> String {
-    let mut q = form_urlencoded::Serializer::new(String::new());
-    for sku in skus {
-        q.append_pair("sku", sku.as_str());
-    }
-    q.finish()
-}
+pub struct CatalogPeer(pub Arc<dyn CatalogApi>);
 
 #[async_trait]
-impl Catalog for CatalogClient {
-    async fn products(&self, skus: &[Sku]) -> Result<Products, PeerError> {
-        let path = format!("/api/v1/catalog/products/by-sku?{}", sku_query(skus));
-        let reply = self.0.get(&path).send().await.map_err(|e| call_failed("catalog", e))?;
-        if reply.status.is_success() {
-            decode("catalog", &reply)
-        } else {
-            Err(unexpected("catalog", &reply))
-        }
+impl Catalog for CatalogPeer {
+    async fn products(&self, skus: &[Sku]) -> Result<SkuLookup, PeerError> {
+        let skus: Vec<String> = skus.iter().map(|s| s.as_str().to_owned()).collect();
+        Ok(self.0.products_by_sku(&skus).await?)
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Cart
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct CartLine {
-    pub sku: String,
-    pub quantity: i64,
-}
-
 #[async_trait]
 pub trait Cart: Send + Sync + 'static {
     /// The caller's cart lines, read with their own token.
-    async fn lines(&self, bearer: &str) -> Result<Vec<CartLine>, PeerError>;
+    async fn lines(&self, bearer: &str) -> Result<Vec<CartItemView>, PeerError>;
 }
 
-pub struct CartClient(pub ServiceClient);
+pub struct CartPeer(pub Arc<dyn CartApi>);
 
 #[async_trait]
-impl Cart for CartClient {
-    async fn lines(&self, bearer: &str) -> Result<Vec<CartLine>, PeerError> {
-        #[derive(Deserialize)]
-        struct View {
-            #[serde(default)]
-            items: Vec<CartLine>,
-        }
-        let reply = self
-            .0
-            .get("/api/v1/cart")
-            .bearer(bearer)
-            .send()
-            .await
-            .map_err(|e| call_failed("cart", e))?;
-        match reply.status.as_u16() {
-            200 => Ok(decode::<View>("cart", &reply)?.items),
+impl Cart for CartPeer {
+    async fn lines(&self, bearer: &str) -> Result<Vec<CartItemView>, PeerError> {
+        match self.0.cart(bearer).await {
+            Ok(cart) => Ok(cart.items),
             // No cart yet: nothing in it.
-            404 => Ok(Vec::new()),
-            _ => Err(unexpected("cart", &reply)),
+            Err(ClientError::Status { status: 404, .. }) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -205,173 +133,100 @@ pub trait Stock: Send + Sync + 'static {
     async fn restock_return(&self, return_id: Uuid, line: i64, sku: &Sku, qty: i64) -> Result<(), PeerError>;
 }
 
-pub struct InventoryClient(pub ServiceClient);
+pub struct InventoryPeer(pub Arc<dyn InventoryApi>);
 
 /// `items[3].qty` → 3.
 fn line_of(field: &str) -> Option<usize> {
     field.strip_prefix("items[")?.split(']').next()?.parse().ok()
 }
 
+/// The lines a refusal names, by index.
+fn lines(errors: &[FieldError]) -> Vec<(usize, String)> {
+    errors
+        .iter()
+        .filter_map(|e| Some((line_of(&e.field)?, e.message.clone())))
+        .collect()
+}
+
+fn finished(result: Result<impl Sized, ClientError>) -> Result<Finished, PeerError> {
+    match result {
+        Ok(_) => Ok(Finished::Done),
+        Err(ClientError::Status { status: 409, .. }) => Ok(Finished::Conflict),
+        Err(ClientError::Status { status: 404, .. }) => Ok(Finished::Missing),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl InventoryPeer {
+    /// A `restock` adjustment under `key` (inventory de-duplicates on it).
+    async fn restock_under(&self, key: &str, sku: &Sku, qty: i64, reason: String) -> Result<(), PeerError> {
+        let request = AdjustmentRequest {
+            kind: AdjustmentKind::Restock,
+            quantity: qty,
+            reason,
+        };
+        self.0.adjust(sku.as_str(), key, &request).await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
-impl Stock for InventoryClient {
+impl Stock for InventoryPeer {
     async fn reserve(&self, order: OrderId, items: &[(Sku, i64)]) -> Result<Reserved, PeerError> {
-        #[derive(Serialize)]
-        struct Item<'a> {
-            sku: &'a str,
-            qty: i64,
-        }
-        #[derive(Serialize)]
-        struct Body<'a> {
-            reference: String,
-            items: Vec<Item<'a>>,
-        }
-        #[derive(Deserialize)]
-        struct View {
-            id: Uuid,
-            #[serde(with = "time::serde::rfc3339")]
-            expires_at: OffsetDateTime,
-        }
-        let body = Body {
+        let request = CreateReservationRequest {
             reference: order.to_string(),
             items: items
                 .iter()
-                .map(|(sku, qty)| Item {
-                    sku: sku.as_str(),
+                .map(|(sku, qty)| ReservationLineRequest {
+                    sku: sku.as_str().to_owned(),
                     qty: *qty,
                 })
                 .collect(),
+            ttl_seconds: None,
         };
-        let reply = self
-            .0
-            .post("/api/v1/inventory/reservations")
-            .as_service()
-            .idempotency_key(&format!("order-{order}"))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| call_failed("inventory", e))?;
-        let lines = |reply: &Reply| {
-            problem_fields(reply)
-                .into_iter()
-                .filter_map(|(f, m)| Some((line_of(&f)?, m)))
-                .collect::<Vec<_>>()
-        };
-        match reply.status.as_u16() {
-            200 | 201 => {
-                let v: View = decode("inventory", &reply)?;
-                Ok(Reserved::Reserved {
-                    id: v.id,
-                    expires_at: v.expires_at,
-                })
-            }
-            409 => Ok(Reserved::Insufficient(lines(&reply))),
-            422 if !lines(&reply).is_empty() => Ok(Reserved::Unknown(lines(&reply))),
-            _ => Err(unexpected("inventory", &reply)),
+        match self.0.reserve(&format!("order-{order}"), &request).await {
+            Ok(reservation) => Ok(Reserved::Reserved {
+                id: reservation.id,
+                expires_at: reservation.expires_at,
+            }),
+            Err(ClientError::Status {
+                status: 409, errors, ..
+            }) => Ok(Reserved::Insufficient(lines(&errors))),
+            Err(ClientError::Status {
+                status: 422, errors, ..
+            }) if !lines(&errors).is_empty() => Ok(Reserved::Unknown(lines(&errors))),
+            Err(e) => Err(e.into()),
         }
     }
 
     async fn release(&self, reservation: Uuid) -> Result<Finished, PeerError> {
-        finish(&self.0, reservation, "release").await
+        finished(self.0.release(reservation).await)
     }
 
     async fn commit(&self, reservation: Uuid) -> Result<Finished, PeerError> {
-        finish(&self.0, reservation, "commit").await
+        finished(self.0.commit(reservation).await)
     }
 
     async fn restock(&self, order: OrderId, sku: &Sku, qty: i64) -> Result<(), PeerError> {
-        let reply = self
-            .0
-            .post(&format!("/api/v1/inventory/{sku}/adjustments"))
-            .as_service()
-            .idempotency_key(&format!("order-{order}-restock-{sku}"))
-            .json(&serde_json::json!({
-                "kind": "restock",
-                "quantity": qty,
-                "reason": format!("order {order} cancelled"),
-            }))
-            .send()
+        let key = format!("order-{order}-restock-{sku}");
+        self.restock_under(&key, sku, qty, format!("order {order} cancelled"))
             .await
-            .map_err(|e| call_failed("inventory", e))?;
-        if reply.status.is_success() {
-            Ok(())
-        } else {
-            Err(unexpected("inventory", &reply))
-        }
     }
 
     async fn restock_return(&self, return_id: Uuid, line: i64, sku: &Sku, qty: i64) -> Result<(), PeerError> {
         let key = format!("return-{return_id}-line-{line}");
-        adjust_restock(&self.0, &key, sku, qty, &format!("return {return_id} received")).await
-    }
-}
-
-/// An inventory `restock` adjustment under `key` (inventory de-duplicates on it).
-async fn adjust_restock(client: &ServiceClient, key: &str, sku: &Sku, qty: i64, reason: &str) -> Result<(), PeerError> {
-    let reply = client
-        .post(&format!("/api/v1/inventory/{sku}/adjustments"))
-        .as_service()
-        .idempotency_key(key)
-        .json(&serde_json::json!({"kind": "restock", "quantity": qty, "reason": reason}))
-        .send()
-        .await
-        .map_err(|e| call_failed("inventory", e))?;
-    if reply.status.is_success() {
-        Ok(())
-    } else {
-        Err(unexpected("inventory", &reply))
-    }
-}
-
-async fn finish(client: &ServiceClient, reservation: Uuid, action: &str) -> Result<Finished, PeerError> {
-    let reply = client
-        .post(&format!("/api/v1/inventory/reservations/{reservation}/{action}"))
-        .as_service()
-        .send()
-        .await
-        .map_err(|e| call_failed("inventory", e))?;
-    match reply.status.as_u16() {
-        200 | 201 => Ok(Finished::Done),
-        409 => Ok(Finished::Conflict),
-        404 => Ok(Finished::Missing),
-        _ => Err(unexpected("inventory", &reply)),
+        self.restock_under(&key, sku, qty, format!("return {return_id} received"))
+            .await
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Payments
 
-#[derive(Debug, Clone, Serialize)]
-pub struct CaptureRequest {
-    pub order_id: Uuid,
-    pub customer_id: Uuid,
-    pub amount: platform::money::MoneyView,
-    pub payment_method: String,
-    pub capture: bool,
-}
-
-/// PaymentView as payments answers it (the fields ordering reads).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Payment {
-    pub id: String,
-    pub status: String,
-    #[serde(default)]
-    pub brand: Option<String>,
-    #[serde(default)]
-    pub last4: Option<String>,
-    #[serde(default)]
-    pub decline_code: Option<String>,
-    #[serde(default)]
-    pub failure_reason: Option<String>,
-    #[serde(default, deserialize_with = "platform::money::amount_of")]
-    pub captured_amount: i64,
-    #[serde(default, deserialize_with = "platform::money::amount_of")]
-    pub refunded_amount: i64,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Charged {
     /// Payments answered with a payment (any status).
-    Payment(Payment),
+    Payment(PaymentView),
     /// 422 naming a field (`payment_method`, `amount`, `currency`): the request itself is refused.
     Refused { field: String, message: String },
     /// 409: the order already has a captured payment (under another key).
@@ -388,16 +243,17 @@ pub enum MethodCheck {
 pub trait Payments: Send + Sync + 'static {
     /// Whether `method` is one of the caller's saved payment methods (listed with their token).
     async fn check_method(&self, bearer: &str, method: &str) -> Result<MethodCheck, PeerError>;
-    /// Creates (or, with the same key, re-reads) the order's payment.
-    async fn charge(&self, request: &CaptureRequest, key: &str, timeout: Duration) -> Result<Charged, PeerError>;
+    /// Creates (or, with the same key, re-reads) the order's payment, within the payment
+    /// budget the client was built with.
+    async fn charge(&self, request: &CreatePaymentRequest, key: &str) -> Result<Charged, PeerError>;
     /// Refunds `amount` of `payment_id`; `Ok(refund id)`.
     async fn refund(&self, payment_id: &str, amount: i64, reason: &str, key: &str) -> Result<String, PeerError>;
 }
 
-pub struct PaymentsClient(pub ServiceClient);
+pub struct PaymentsPeer(pub Arc<dyn PaymentsApi>);
 
 #[async_trait]
-impl Payments for PaymentsClient {
+impl Payments for PaymentsPeer {
     async fn check_method(&self, bearer: &str, method: &str) -> Result<MethodCheck, PeerError> {
         // Asked by id, as the customer: a card used once without saving it is not in their list.
         if !method
@@ -406,64 +262,43 @@ impl Payments for PaymentsClient {
         {
             return Ok(MethodCheck::Unknown("not a payment method id".into()));
         }
-        let reply = self
-            .0
-            .get(&format!("/api/v1/payments/methods/{method}"))
-            .bearer(bearer)
-            .send()
-            .await
-            .map_err(|e| call_failed("payments", e))?;
-        match reply.status.as_u16() {
-            200 => Ok(MethodCheck::Known),
-            404 => Ok(MethodCheck::Unknown("no card of yours with this id".into())),
-            _ => Err(unexpected("payments", &reply)),
+        match self.0.method(bearer, method).await {
+            Ok(_) => Ok(MethodCheck::Known),
+            Err(ClientError::Status { status: 404, .. }) => {
+                Ok(MethodCheck::Unknown("no card of yours with this id".into()))
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
-    async fn charge(&self, request: &CaptureRequest, key: &str, timeout: Duration) -> Result<Charged, PeerError> {
-        let reply = self
-            .0
-            .post("/api/v1/payments")
-            .as_service()
-            .idempotency_key(key)
-            .json(request)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| call_failed("payments", e))?;
-        match reply.status.as_u16() {
-            200..=202 => Ok(Charged::Payment(decode("payments", &reply)?)),
-            409 => Ok(Charged::AlreadyPaid(reply.problem_detail())),
-            422 => {
-                let (field, message) = problem_fields(&reply)
+    async fn charge(&self, request: &CreatePaymentRequest, key: &str) -> Result<Charged, PeerError> {
+        match self.0.create_payment(key, request).await {
+            Ok(payment) => Ok(Charged::Payment(payment)),
+            Err(ClientError::Status {
+                status: 409, detail, ..
+            }) => Ok(Charged::AlreadyPaid(detail)),
+            Err(ClientError::Status {
+                status: 422,
+                detail,
+                errors,
+                ..
+            }) => {
+                let (field, message) = errors
                     .into_iter()
                     .next()
-                    .unwrap_or_else(|| ("payment_method".into(), reply.problem_detail()));
+                    .map_or_else(|| ("payment_method".into(), detail), |e| (e.field, e.message));
                 Ok(Charged::Refused { field, message })
             }
-            _ => Err(unexpected("payments", &reply)),
+            Err(e) => Err(e.into()),
         }
     }
 
     async fn refund(&self, payment_id: &str, amount: i64, reason: &str, key: &str) -> Result<String, PeerError> {
-        #[derive(Deserialize)]
-        struct RefundView {
-            id: String,
-        }
-        let reply = self
-            .0
-            .post(&format!("/api/v1/payments/{payment_id}/refunds"))
-            .as_service()
-            .idempotency_key(key)
-            .json(&serde_json::json!({"amount": amount, "reason": reason}))
-            .send()
-            .await
-            .map_err(|e| call_failed("payments", e))?;
-        if reply.status.is_success() {
-            Ok(decode::<RefundView>("payments", &reply)?.id)
-        } else {
-            Err(unexpected("payments", &reply))
-        }
+        let request = CreateRefundRequest {
+            amount: MoneyInput::Minor(amount),
+            reason: Some(reason.to_owned()),
+        };
+        Ok(self.0.refund(payment_id, key, &request).await?.id.to_string())
     }
 }
 
@@ -479,8 +314,17 @@ mod tests {
     }
 
     #[test]
-    fn sku_queries_repeat_the_parameter() {
-        let skus = [Sku::parse("AAA-1").expect("sku"), Sku::parse("BBB-2").expect("sku")];
-        assert_eq!(sku_query(&skus), "sku=AAA-1&sku=BBB-2");
+    fn server_errors_are_worth_retrying_and_refusals_are_not() {
+        let status = |status| ClientError::Status {
+            peer: "inventory",
+            status,
+            detail: "why".into(),
+            errors: Vec::new(),
+        };
+        assert_eq!(
+            PeerError::from(status(503)).to_string(),
+            "inventory is unavailable: 503 Service Unavailable: why"
+        );
+        assert_eq!(PeerError::from(status(403)).to_string(), "inventory answered 403: why");
     }
 }

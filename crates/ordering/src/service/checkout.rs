@@ -307,13 +307,12 @@ impl OrderingService {
                 ));
                 continue;
             };
-            if !product.price.currency.eq_ignore_ascii_case(currency.as_str()) {
+            // Catalog names the currency of every price it answers with.
+            let price_currency = product.price.currency.as_deref().unwrap_or_default();
+            if !price_currency.eq_ignore_ascii_case(currency.as_str()) {
                 errors.push(FieldError::new(
                     format!("{prefix}.sku"),
-                    format!(
-                        "is priced in {}; orders are taken in {currency} only",
-                        product.price.currency
-                    ),
+                    format!("is priced in {price_currency}; orders are taken in {currency} only"),
                 ));
                 continue;
             }

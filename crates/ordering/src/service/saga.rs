@@ -10,7 +10,9 @@ use uuid::Uuid;
 use super::{LEASE, ORPHAN_CLAIM_AGE, OrderError, OrderingService, Result, apply, now};
 use crate::domain::{Actor, OrderEvent, OrderId, OrderStatus};
 use crate::events;
-use crate::peers::{CaptureRequest, Charged, Finished, Payment};
+use contracts::api::payments::{CreatePaymentRequest, PaymentStatus, PaymentView};
+
+use crate::peers::{Charged, Finished};
 use crate::store::{Mutation, Order, Refusal, SagaStep, StoreError};
 
 /// How a saga step ended.
@@ -191,18 +193,14 @@ impl OrderingService {
         }
         let charged = self
             .payments
-            .charge(
-                &self.capture_request(order),
-                &format!("order-{id}-payment"),
-                self.config.payment_timeout,
-            )
+            .charge(&self.capture_request(order), &format!("order-{id}-payment"))
             .await;
         let charged = match charged {
             Ok(c) => c,
             Err(e) => return Ok(Step::Wait(e.to_string())),
         };
         match charged {
-            Charged::Payment(p) if is_captured(&p.status) => {
+            Charged::Payment(p) if is_captured(p.status) => {
                 metrics::counter!("orders_paid_total").increment(1);
                 self.advance(id, token, SagaStep::Capture, move |_, m, at| {
                     apply(m, OrderEvent::PaymentCaptured, at, Actor::System, "payment captured")?;
@@ -215,8 +213,8 @@ impl OrderingService {
                 })
                 .await
             }
-            Charged::Payment(p) if p.status == "declined" => {
-                let reason = p.decline_code.clone().unwrap_or_else(|| "card_declined".into());
+            Charged::Payment(p) if p.status == PaymentStatus::Declined => {
+                let reason = p.decline_code.map_or("card_declined", |c| c.as_str()).to_owned();
                 metrics::counter!("orders_failed_total", "reason" => reason.clone()).increment(1);
                 self.fail_payment(id, token, Some(p), reason).await
             }
@@ -225,22 +223,23 @@ impl OrderingService {
                 self.fail_payment(id, token, None, format!("payment refused: {field} {message}"))
                     .await
             }
-            Charged::Payment(p) => Ok(Step::Wait(format!("payment is {}", p.status))),
+            Charged::Payment(p) => Ok(Step::Wait(format!("payment is {}", p.status.as_str()))),
             Charged::AlreadyPaid(why) => Ok(Step::Wait(format!("payments says already paid: {why}"))),
         }
     }
 
-    fn capture_request(&self, order: &Order) -> CaptureRequest {
-        CaptureRequest {
+    fn capture_request(&self, order: &Order) -> CreatePaymentRequest {
+        CreatePaymentRequest {
             order_id: order.id.0,
             customer_id: order.user_id,
-            amount: platform::money::MoneyView::new(order.totals.total, order.currency.to_string()),
+            amount: platform::money::MoneyView::new(order.totals.total, order.currency.to_string()).into(),
+            currency: None,
             payment_method: order.payment_method.clone(),
             capture: true,
         }
     }
 
-    async fn fail_payment(&self, id: OrderId, token: Uuid, p: Option<Payment>, reason: String) -> Result<Step> {
+    async fn fail_payment(&self, id: OrderId, token: Uuid, p: Option<PaymentView>, reason: String) -> Result<Step> {
         self.advance(id, token, SagaStep::Capture, move |_, m, at| {
             apply(m, OrderEvent::PaymentFailed, at, Actor::System, &reason)?;
             if let Some(p) = &p {
@@ -312,26 +311,22 @@ impl OrderingService {
             // A payment may exist: read it through the same key (never a second charge).
             let charged = match self
                 .payments
-                .charge(
-                    &self.capture_request(order),
-                    &format!("order-{id}-payment"),
-                    self.config.payment_timeout,
-                )
+                .charge(&self.capture_request(order), &format!("order-{id}-payment"))
                 .await
             {
                 Ok(c) => c,
                 Err(e) => return Ok(Step::Wait(e.to_string())),
             };
             return match charged {
-                Charged::Payment(p) if is_captured(&p.status) => {
+                Charged::Payment(p) if is_captured(p.status) => {
                     self.advance(id, token, SagaStep::Refund, move |_, m, _| {
                         record_payment(&mut m.order, &p);
                         Ok(())
                     })
                     .await
                 }
-                Charged::Payment(p) if p.status == "processing" || p.status == "authorized" => {
-                    Ok(Step::Wait(format!("payment is {}", p.status)))
+                Charged::Payment(p) if matches!(p.status, PaymentStatus::Processing | PaymentStatus::Authorized) => {
+                    Ok(Step::Wait(format!("payment is {}", p.status.as_str())))
                 }
                 Charged::AlreadyPaid(why) => Ok(Step::Wait(why)),
                 // Declined, failed or refused: nothing was charged.
@@ -486,13 +481,16 @@ impl OrderingService {
 
 /// Payments reports a captured payment that was later refunded as `partially_refunded` or
 /// `refunded`: the money was taken all the same.
-fn is_captured(status: &str) -> bool {
-    matches!(status, "captured" | "partially_refunded" | "refunded")
+fn is_captured(status: PaymentStatus) -> bool {
+    matches!(
+        status,
+        PaymentStatus::Captured | PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded
+    )
 }
 
-fn record_payment(order: &mut Order, p: &Payment) {
-    order.payment_id = Some(p.id.clone());
-    order.payment_status = Some(p.status.clone());
-    order.payment_brand = p.brand.clone();
-    order.payment_last4 = p.last4.clone();
+fn record_payment(order: &mut Order, p: &PaymentView) {
+    order.payment_id = Some(p.id.to_string());
+    order.payment_status = Some(p.status.as_str().to_owned());
+    order.payment_brand = Some(p.brand.as_str().to_owned());
+    order.payment_last4 = Some(p.last4.clone());
 }
