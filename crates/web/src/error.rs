@@ -87,7 +87,10 @@ impl IntoResponse for PageError {
         let status = self.status();
         let (title, detail) = self.message();
         let ctx = context! { status => status.as_u16(), title => title, detail => detail.clone() };
-        let page = crate::render::render_page("error.html", ctx.clone());
+        // No session here: the layout's globals say so (no user, no flash, no current path); the
+        // session layer renders it again with the visitor's own.
+        let sessionless = context! { ..ctx.clone(), ..context! { user => (), flash => (), path => "", csrf => "" } };
+        let page = crate::render::render_page("error.html", sessionless);
         let mut response = match page {
             Ok(html) => (status, axum::response::Html(html)).into_response(),
             // The error page itself failed to render: say so in plain text.

@@ -84,9 +84,30 @@ fn tokens_match(sent: &str, expected: &str) -> bool {
         == 0
 }
 
+/// In a template a form's errors are a map where every field is defined: `errors.email` is the
+/// message, or none when the field has none. A form without errors is the normal case, not a
+/// missing value, so templates test `{% if errors.email %}` even when undefined values fail.
 impl From<FieldErrors> for minijinja::Value {
     fn from(errors: FieldErrors) -> Self {
-        minijinja::Value::from(minijinja::value::Serde(errors.0))
+        minijinja::Value::from_object(TemplateErrors(errors.0))
+    }
+}
+
+#[derive(Debug)]
+struct TemplateErrors(BTreeMap<String, String>);
+
+impl minijinja::value::Object for TemplateErrors {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        let message = key.as_str().and_then(|field| self.0.get(field));
+        Some(message.map_or(minijinja::Value::from(()), minijinja::Value::from))
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(self.0.keys().map(minijinja::Value::from).collect())
     }
 }
 

@@ -16,11 +16,21 @@ const SHARED: &[(&str, &str)] = &[
     ("error.html", include_str!("../templates/error.html")),
 ];
 
+/// Debug builds (every test, the browser suite, `emporium dev`) fail a page on any variable or
+/// field its template reads and its handler did not give: a renamed field is an error in the
+/// tests, not a blank page. Release builds render it as nothing instead: what reaches a template
+/// is typed (API answers are decoded into the contexts' published views, so a drifted answer
+/// already fails at decoding), so an undefined value there can only be a page path no test
+/// walked, and a shopper is better served by a page with a blank than by an error page.
+/// Templates say where absence is legitimate (`is defined`, `default`).
+#[cfg(debug_assertions)]
+const UNDEFINED: UndefinedBehavior = UndefinedBehavior::Strict;
+#[cfg(not(debug_assertions))]
+const UNDEFINED: UndefinedBehavior = UndefinedBehavior::Lenient;
+
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
-    // A misspelt variable renders as nothing rather than failing the page; `{% if x %}` on an
-    // absent key is common in forms.
-    env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    env.set_undefined_behavior(UNDEFINED);
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html") {
             minijinja::AutoEscape::Html
@@ -277,6 +287,18 @@ mod tests {
                 panic!("{name}: {e:#}");
             }
         }
+    }
+
+    #[test]
+    fn a_value_the_handler_did_not_give_fails_the_page_in_tests() {
+        assert!(TEMPLATES.render_str("{{ missing }}", context! {}).is_err());
+        assert!(TEMPLATES.render_str("{% if order.coupon %}x{% endif %}", context! { order => context! {} }).is_err());
+        let declared = "{% if order.coupon is defined %}{{ order.coupon }}{% endif %}";
+        assert_eq!(TEMPLATES.render_str(declared, context! { order => context! {} }).unwrap(), "");
+        // A form without errors: every field reads as none, not as a missing value.
+        let errors = crate::FieldErrors::new();
+        let form = "{% if errors.email %}bad{% else %}ok{% endif %}{{ field_error(errors, 'email') }}";
+        assert_eq!(TEMPLATES.render_str(form, context! { errors => errors }).unwrap(), "ok");
     }
 
     #[test]

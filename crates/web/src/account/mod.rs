@@ -162,7 +162,7 @@ async fn login_page(session: Session, Query(q): Query<NextQuery>) -> Result<Resp
     page(
         &session,
         "account/login.html",
-        context! { next => next, email => "", errors => FieldErrors::new() },
+        context! { next => next, email => "", errors => FieldErrors::new(), unverified => false },
     )
 }
 

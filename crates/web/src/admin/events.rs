@@ -79,14 +79,14 @@ async fn dead_letters(
                         letter
                     })
                     .collect();
-                json!({ "context": context, "consumers": true, "items": items, "more": list["next"].is_string() })
+                json!({ "context": context, "consumers": true, "unavailable": false, "items": items, "more": list["next"].is_string() })
             }
             Ok(reply) if reply.status == StatusCode::NOT_FOUND => {
-                json!({ "context": context, "consumers": false, "items": [] })
+                json!({ "context": context, "consumers": false, "unavailable": false, "items": [], "more": false })
             }
             Ok(reply) => return Err(api.error_for(&reply)),
             Err(PageError::Unavailable { .. }) => {
-                json!({ "context": context, "consumers": true, "unavailable": true, "items": [] })
+                json!({ "context": context, "consumers": true, "unavailable": true, "items": [], "more": false })
             }
             Err(e) => return Err(e),
         };
