@@ -6,11 +6,15 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use contracts::api::catalog::{
+    CategoryInput, CategoryNode, CategoryPatch, CategoryTree, CategoryView, MoneyJson, ProductInput, ProductPage,
+    ProductStatus, ProductView,
+};
 use http::StatusCode;
 use minijinja::context;
 use platform::http::Path;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::{problem_errors, query_string, segment, sentence};
 use crate::forms::{FieldErrors, Form, NoFields};
@@ -63,8 +67,8 @@ async fn products(
             ("cursor", &filter.cursor),
         ])
     );
-    let list: Value = web.api(&session).get_json("catalog", &path).await?;
-    let next_page = list["next"].as_str().map(|cursor| {
+    let list: ProductPage = web.api(&session).get_json("catalog", &path).await?;
+    let next_page = list.next.as_deref().map(|cursor| {
         format!(
             "/admin/products{}",
             query_string(&[("q", &filter.q), ("status", &filter.status), ("cursor", cursor)])
@@ -74,8 +78,8 @@ async fn products(
         &session,
         "admin/products.html",
         context! {
-            products => value_of(&list["items"]),
-            total => value_of(&list["total"]),
+            products => value_of(&list.items),
+            total => list.total,
             q => filter.q,
             status => filter.status,
             statuses => PRODUCT_STATUSES,
@@ -104,44 +108,31 @@ struct ProductForm {
 
 impl ProductForm {
     /// The form filled from catalog's product.
-    fn from_product(p: &Value) -> Self {
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        let money = |v: &Value| {
-            v["amount"]
-                .as_i64()
-                .map(|minor| format!("{}.{:02}", minor / 100, minor % 100))
-                .unwrap_or_default()
-        };
+    fn from_product(p: &ProductView) -> Self {
+        let money = |m: &MoneyJson| format!("{}.{:02}", m.amount / 100, m.amount % 100);
         Self {
-            name: text(&p["name"]),
-            sku: text(&p["sku"]),
-            slug: text(&p["slug"]),
-            brand: text(&p["brand"]),
-            category_id: text(&p["category_id"]),
-            price: money(&p["price"]),
-            compare_at_price: money(&p["compare_at_price"]),
-            currency: p["price"]["currency"].as_str().unwrap_or("EUR").to_owned(),
-            status: text(&p["status"]),
-            description: text(&p["description"]),
-            attributes: p["attributes"]
-                .as_object()
-                .map(|attrs| {
-                    attrs
-                        .iter()
-                        .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-                .unwrap_or_default(),
-            images: p["images"]
-                .as_array()
-                .map(|urls| urls.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"))
-                .unwrap_or_default(),
+            name: p.name.clone(),
+            sku: p.sku.clone(),
+            slug: p.slug.clone(),
+            brand: p.brand.clone().unwrap_or_default(),
+            category_id: p.category_id.map(|id| id.to_string()).unwrap_or_default(),
+            price: money(&p.price),
+            compare_at_price: p.compare_at_price.as_ref().map(money).unwrap_or_default(),
+            currency: p.price.currency.clone().unwrap_or_else(|| "EUR".into()),
+            status: p.status.as_str().to_owned(),
+            description: p.description.clone(),
+            attributes: p
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            images: p.images.join("\n"),
         }
     }
 
     /// The JSON body catalog takes (`POST` and `PUT`), or the fields that cannot become one.
-    fn to_input(&self) -> Result<Value, FieldErrors> {
+    fn to_input(&self) -> Result<ProductInput, FieldErrors> {
         let mut errors = FieldErrors::new();
         let price = parse_money(&self.price).map_err(|m| errors.add("price", sentence(m)));
         let compare_at = if self.compare_at_price.trim().is_empty() {
@@ -153,18 +144,26 @@ impl ProductForm {
         };
         let attributes = parse_attributes(&self.attributes).map_err(|m| errors.add("attributes", m));
         let category = self.category_id.trim();
-        if !category.is_empty() && uuid::Uuid::try_parse(category).is_err() {
-            errors.add("category_id", "Choose a category from the list.");
-        }
-        let status = self.status.trim();
-        if !status.is_empty() && !PRODUCT_STATUSES.contains(&status) {
-            errors.add("status", "Choose draft, active or archived.");
-        }
+        let category = match category {
+            "" => Ok(None),
+            id => Uuid::try_parse(id)
+                .map(Some)
+                .map_err(|_| errors.add("category_id", "Choose a category from the list.")),
+        };
+        let status = match self.status.trim() {
+            "" => Ok(None),
+            status => status
+                .parse::<ProductStatus>()
+                .map(Some)
+                .map_err(|_| errors.add("status", "Choose draft, active or archived.")),
+        };
         let currency = self.currency.trim().to_ascii_uppercase();
         if !currency.is_empty() && (currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase())) {
             errors.add("currency", "Use a three-letter ISO code such as EUR.");
         }
-        let (Ok(price), Ok(compare_at), Ok(attributes)) = (price, compare_at, attributes) else {
+        let (Ok(price), Ok(compare_at), Ok(attributes), Ok(category_id), Ok(status)) =
+            (price, compare_at, attributes, category, status)
+        else {
             return Err(errors);
         };
         if !errors.is_empty() {
@@ -175,19 +174,28 @@ impl ProductForm {
             let s = s.trim();
             (!s.is_empty()).then(|| s.to_owned())
         };
-        Ok(json!({
-            "sku": self.sku.trim(),
-            "name": self.name.trim(),
-            "slug": optional(&self.slug),
-            "description": self.description.trim(),
-            "status": optional(status),
-            "price": { "amount": price, "currency": currency },
-            "compare_at_price": compare_at.map(|amount| json!({ "amount": amount, "currency": currency })),
-            "brand": optional(&self.brand),
-            "category_id": optional(category),
-            "attributes": attributes,
-            "images": self.images.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>(),
-        }))
+        Ok(ProductInput {
+            sku: self.sku.trim().to_owned(),
+            name: self.name.trim().to_owned(),
+            slug: optional(&self.slug),
+            description: Some(self.description.trim().to_owned()),
+            status,
+            price: MoneyJson {
+                amount: price,
+                currency: currency.clone(),
+            },
+            compare_at_price: compare_at.map(|amount| MoneyJson { amount, currency }),
+            brand: optional(&self.brand),
+            category_id,
+            attributes,
+            images: self
+                .images
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
     }
 }
 
@@ -222,31 +230,34 @@ fn product_input_name(api_field: &str) -> String {
     input.to_owned()
 }
 
+/// A category as a line of the `<select>`: indented by its depth in the tree.
+#[derive(Debug, Clone, Serialize)]
+struct CategoryOption {
+    #[serde(flatten)]
+    category: CategoryView,
+    depth: usize,
+    label: String,
+}
+
 /// The categories as a flat list in tree order, each with its depth (for the `<select>`).
-fn flatten_categories(tree: &Value) -> Vec<Value> {
-    fn walk(nodes: &Value, depth: usize, out: &mut Vec<Value>) {
-        for node in nodes.as_array().into_iter().flatten() {
-            out.push(json!({
-                "id": node["id"],
-                "name": node["name"],
-                "slug": node["slug"],
-                "description": node["description"],
-                "parent_id": node["parent_id"],
-                "product_count": node["product_count"],
-                "total_product_count": node["total_product_count"],
-                "depth": depth,
-                "label": format!("{}{}", "— ".repeat(depth), node["name"].as_str().unwrap_or_default()),
-            }));
-            walk(&node["children"], depth + 1, out);
+fn flatten_categories(tree: &CategoryTree) -> Vec<CategoryOption> {
+    fn walk(nodes: &[CategoryNode], depth: usize, out: &mut Vec<CategoryOption>) {
+        for node in nodes {
+            out.push(CategoryOption {
+                category: node.category.clone(),
+                depth,
+                label: format!("{}{}", "— ".repeat(depth), node.category.name),
+            });
+            walk(&node.children, depth + 1, out);
         }
     }
     let mut out = Vec::new();
-    walk(&tree["roots"], 0, &mut out);
+    walk(&tree.roots, 0, &mut out);
     out
 }
 
-async fn category_options(web: &WebState, session: &Session) -> Result<Vec<Value>, PageError> {
-    let tree: Value = web
+async fn category_options(web: &WebState, session: &Session) -> Result<Vec<CategoryOption>, PageError> {
+    let tree: CategoryTree = web
         .api(session)
         .get_json("catalog", "/api/v1/catalog/categories")
         .await?;
@@ -257,7 +268,7 @@ async fn render_form(
     web: &WebState,
     session: &Session,
     status: StatusCode,
-    product: Option<&Value>,
+    product: Option<&ProductView>,
     form: &ProductForm,
     errors: FieldErrors,
 ) -> Result<Response, PageError> {
@@ -301,13 +312,9 @@ async fn create_product(
     let api = web.api(&session);
     let reply = api.post("catalog", "/api/v1/catalog/products", &input).await?;
     if reply.is_success() {
-        let created: Value = api.decode(reply)?;
-        session.flash(
-            "success",
-            format!("Product {} created.", created["name"].as_str().unwrap_or_default()),
-        );
-        let id = created["id"].as_str().unwrap_or_default();
-        return Ok(Redirect::to(&format!("/admin/products/{}", segment(id))).into_response());
+        let created: ProductView = api.decode(reply)?;
+        session.flash("success", format!("Product {} created.", created.name));
+        return Ok(Redirect::to(&format!("/admin/products/{}", created.id)).into_response());
     }
     if matches!(reply.status, StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT) {
         let errors = problem_errors(&reply, product_input_name);
@@ -316,7 +323,7 @@ async fn create_product(
     Err(api.error_for(&reply))
 }
 
-async fn fetch_product(web: &WebState, session: &Session, id: &str) -> Result<Value, PageError> {
+async fn fetch_product(web: &WebState, session: &Session, id: &str) -> Result<ProductView, PageError> {
     web.api(session)
         .get_json("catalog", &format!("/api/v1/catalog/products/{}", segment(id)))
         .await
@@ -413,7 +420,7 @@ async fn render_categories(
     form: &CategoryForm,
     errors: FieldErrors,
 ) -> Result<Response, PageError> {
-    let tree: Value = web
+    let tree: CategoryTree = web
         .api(session)
         .get_json("catalog", "/api/v1/catalog/categories")
         .await?;
@@ -423,7 +430,7 @@ async fn render_categories(
         session,
         "admin/categories.html",
         context! {
-            tree => value_of(&tree["roots"]),
+            tree => value_of(&tree.roots),
             categories => value_of(&categories),
             form => value_of(form),
             errors => errors,
@@ -443,7 +450,7 @@ async fn categories(State(web): State<WebState>, session: Session) -> Result<Res
     .await
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(default)]
 struct CategoryForm {
     name: String,
@@ -455,9 +462,9 @@ struct CategoryForm {
     confirmed: String,
 }
 
-fn optional(text: &str) -> Option<&str> {
+fn optional(text: &str) -> Option<String> {
     let text = text.trim();
-    (!text.is_empty()).then_some(text)
+    (!text.is_empty()).then(|| text.to_owned())
 }
 
 async fn create_category(
@@ -470,15 +477,24 @@ async fn create_category(
     if form.name.trim().is_empty() {
         errors.add("name", "Enter a name.");
     }
+    // The list offers existing categories only; anything else is catalog's to refuse, as before.
+    let parent_id = match optional(&form.parent_id).map(|p| Uuid::try_parse(&p)) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            errors.add("parent_id", "Choose a parent from the list.");
+            None
+        }
+    };
     if !errors.is_empty() {
         return render_categories(&web, &session, StatusCode::UNPROCESSABLE_ENTITY, &form, errors).await;
     }
-    let body = json!({
-        "name": form.name.trim(),
-        "slug": optional(&form.slug),
-        "parent_id": optional(&form.parent_id),
-        "description": optional(&form.description),
-    });
+    let body = CategoryInput {
+        name: form.name.trim().to_owned(),
+        slug: optional(&form.slug),
+        parent_id,
+        description: optional(&form.description),
+    };
     let api = web.api(&session);
     let reply = api.post("catalog", "/api/v1/catalog/categories", &body).await?;
     if reply.is_success() {
@@ -494,18 +510,19 @@ async fn create_category(
 
 /// One category and, for its edit form, every other category a parent may be chosen from (not
 /// itself or anything below it: the catalog refuses cycles anyway, the form need not offer them).
-async fn category_with_options(web: &WebState, session: &Session, id: &str) -> Result<(Value, Vec<Value>), PageError> {
-    if uuid::Uuid::try_parse(id).is_err() {
-        return Err(PageError::NotFound);
-    }
+async fn category_with_options(
+    web: &WebState,
+    session: &Session,
+    id: &str,
+) -> Result<(CategoryOption, Vec<CategoryOption>), PageError> {
+    let id = Uuid::try_parse(id).map_err(|_| PageError::NotFound)?;
     let all = category_options(web, session).await?;
-    let at = all.iter().position(|c| c["id"] == id).ok_or(PageError::NotFound)?;
-    let category = all[at].clone();
-    let depth = category["depth"].as_u64().unwrap_or(0);
-    let below = all[at + 1..]
+    let at = all
         .iter()
-        .take_while(|c| c["depth"].as_u64().unwrap_or(0) > depth)
-        .count();
+        .position(|c| c.category.id == id)
+        .ok_or(PageError::NotFound)?;
+    let category = all[at].clone();
+    let below = all[at + 1..].iter().take_while(|c| c.depth > category.depth).count();
     let options = all[..at].iter().chain(&all[at + 1 + below..]).cloned().collect();
     Ok((category, options))
 }
@@ -520,15 +537,14 @@ async fn render_category(
 ) -> Result<Response, PageError> {
     let (category, parents) = category_with_options(web, session, id).await?;
     let form = form.map_or_else(
-        || {
-            json!({
-                "name": category["name"],
-                "slug": category["slug"],
-                "parent_id": category["parent_id"].as_str().unwrap_or_default(),
-                "description": category["description"].as_str().unwrap_or_default(),
-            })
+        || CategoryForm {
+            name: category.category.name.clone(),
+            slug: category.category.slug.clone(),
+            parent_id: category.category.parent_id.map(|id| id.to_string()).unwrap_or_default(),
+            description: category.category.description.clone(),
+            ..CategoryForm::default()
         },
-        |f| json!(f),
+        Clone::clone,
     );
     page_with_status(
         status,
@@ -563,10 +579,14 @@ async fn update_category(
     if form.name.trim().is_empty() {
         errors.add("name", "Enter a name.");
     }
-    let parent = optional(&form.parent_id);
-    if parent.is_some_and(|p| uuid::Uuid::try_parse(p).is_err()) {
-        errors.add("parent_id", "Choose a parent from the list.");
-    }
+    let parent = match optional(&form.parent_id).map(|p| Uuid::try_parse(&p)) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            errors.add("parent_id", "Choose a parent from the list.");
+            None
+        }
+    };
     if !errors.is_empty() {
         return render_category(
             &web,
@@ -578,14 +598,12 @@ async fn update_category(
         )
         .await;
     }
-    let mut body = json!({
-        "name": form.name.trim(),
-        "description": form.description.trim(),
-        "parent_id": parent,
-    });
-    if let Some(slug) = optional(&form.slug) {
-        body["slug"] = json!(slug);
-    }
+    let body = CategoryPatch {
+        name: Some(form.name.trim().to_owned()),
+        slug: optional(&form.slug),
+        description: Some(form.description.trim().to_owned()),
+        parent_id: Some(parent),
+    };
     let api = web.api(&session);
     let reply = api
         .patch(
@@ -691,12 +709,21 @@ mod tests {
     #[test]
     fn a_filled_form_becomes_catalogs_input() {
         let input = filled().to_input().expect("valid");
-        assert_eq!(input["price"], json!({ "amount": 1250, "currency": "EUR" }));
-        assert_eq!(input["attributes"], json!({ "color": "red", "size": "M" }));
-        assert_eq!(input["images"].as_array().map(Vec::len), Some(2));
-        assert_eq!(input["slug"], Value::Null);
-        assert_eq!(input["compare_at_price"], Value::Null);
-        assert_eq!(input["status"], "active");
+        assert_eq!(
+            input.price,
+            MoneyJson {
+                amount: 1250,
+                currency: Some("EUR".into())
+            }
+        );
+        assert_eq!(
+            input.attributes,
+            BTreeMap::from([("color".into(), "red".into()), ("size".into(), "M".into())])
+        );
+        assert_eq!(input.images.len(), 2);
+        assert_eq!(input.slug, None);
+        assert_eq!(input.compare_at_price, None);
+        assert_eq!(input.status, Some(ProductStatus::Active));
     }
 
     #[test]
@@ -718,16 +745,20 @@ mod tests {
 
     #[test]
     fn a_product_fills_the_form_back() {
-        let product = json!({
-            "name": "Mug", "sku": "MUG-1", "slug": "mug", "brand": null, "category_id": null,
+        let product: ProductView = serde_json::from_value(serde_json::json!({
+            "id": "5f0c2a3e-8d1b-4c6a-9e7f-0a1b2c3d4e5f", "name": "Mug", "sku": "MUG-1", "slug": "mug",
+            "brand": null, "category_id": null,
             "price": { "amount": 1205, "currency": "EUR" }, "compare_at_price": null,
             "status": "draft", "description": "", "attributes": { "color": "blue" }, "images": ["https://x/1.png"],
-        });
+            "rating": { "average": 0.0, "count": 0, "histogram": {} }, "available": 0, "in_stock": false,
+            "created_at": "2026-12-03T12:00:00Z", "updated_at": "2026-12-03T12:00:00Z", "version": 1,
+        }))
+        .expect("a product view");
         let form = ProductForm::from_product(&product);
         assert_eq!(form.price, "12.05");
         assert_eq!(form.compare_at_price, "");
         assert_eq!(form.attributes, "color: blue");
-        assert_eq!(form.to_input().expect("round trip")["price"]["amount"], 1205);
+        assert_eq!(form.to_input().expect("round trip").price.amount, 1205);
     }
 
     #[test]
@@ -741,15 +772,21 @@ mod tests {
 
     #[test]
     fn categories_flatten_in_tree_order() {
-        let tree = json!({ "roots": [
-            { "id": "a", "name": "Clothing", "children": [ { "id": "b", "name": "Shirts", "children": [] } ] },
-            { "id": "c", "name": "Home", "children": [] },
-        ]});
+        let node = |name: &str, children| {
+            serde_json::json!({
+                "id": Uuid::now_v7(), "parent_id": null, "name": name, "slug": name.to_lowercase(),
+                "description": "", "product_count": 0, "total_product_count": 0,
+                "created_at": "2026-12-03T12:00:00Z", "updated_at": "2026-12-03T12:00:00Z", "version": 1,
+                "children": children,
+            })
+        };
+        let tree: CategoryTree = serde_json::from_value(serde_json::json!({ "roots": [
+            node("Clothing", serde_json::json!([node("Shirts", serde_json::json!([]))])),
+            node("Home", serde_json::json!([])),
+        ]}))
+        .expect("a category tree");
         let flat = flatten_categories(&tree);
-        let labels: Vec<_> = flat
-            .iter()
-            .map(|c| c["label"].as_str().unwrap_or_default().to_owned())
-            .collect();
+        let labels: Vec<_> = flat.iter().map(|c| c.label.clone()).collect();
         assert_eq!(labels, ["Clothing", "— Shirts", "Home"]);
     }
 }
