@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::domain::{Country, OrderId, OrderStatus, ShippingMethod, parse_idempotency_key};
+use crate::domain::{Country, OrderId, OrderStatus, ShippingMethod};
 use crate::invoice::{InvoiceDocument, InvoiceLine, Party, render_html, render_pdf};
 use crate::service::{Caller, CheckoutRequest, NewCoupon, OrderError, OrderingService};
 use crate::store::{OrderDetail, OrderFilter};
@@ -30,7 +30,6 @@ type Svc = State<Arc<OrderingService>>;
 type ApiResult<T> = Result<T, ApiError>;
 
 const TAG: &str = "ordering";
-const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// An ordering error as an HTTP answer: problem+json, and for a price change the current quote.
 /// A problem raised by the API layer itself (a body that does not parse, a failed task) is
@@ -99,22 +98,6 @@ fn bearer(headers: &HeaderMap) -> String {
         .and_then(|v| v.split_once(' '))
         .map(|(_, t)| t.trim().to_owned())
         .unwrap_or_default()
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
-    let raw = headers
-        .get(IDEMPOTENCY_KEY)
-        .ok_or_else(|| OrderError::Validation(vec![FieldError::new("Idempotency-Key", "header is required")]))?
-        .to_str()
-        .map_err(|_| {
-            OrderError::Validation(vec![FieldError::new(
-                "Idempotency-Key",
-                "may only contain visible ASCII characters",
-            )])
-        })?;
-    parse_idempotency_key(raw)
-        .map(str::to_owned)
-        .map_err(|m| OrderError::Validation(vec![FieldError::new("Idempotency-Key", m)]).into())
 }
 
 pub(crate) fn parse_order_id(text: &str) -> Result<OrderId, ApiError> {
@@ -240,7 +223,7 @@ pub async fn place(
     headers: HeaderMap,
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers)?;
+    let key = platform::idempotency::required(&headers)?.into_inner();
     let req = checkout_body(&body)?;
     let (caller, bearer) = (caller(&auth), bearer(&headers));
     // The checkout runs in a task of its own: a client that disconnects must not cancel the saga
@@ -512,7 +495,7 @@ pub async fn refund(
     Json(req): Json<RefundBody>,
 ) -> ApiResult<Response> {
     auth.require_any_role(&["admin"])?;
-    let key = idempotency_key(&headers)?;
+    let key = platform::idempotency::required(&headers)?.into_inner();
     let id = parse_order_id(&id)?;
     if let Some(c) = req.amount.as_ref().and_then(MoneyInput::currency)
         && !c.eq_ignore_ascii_case(svc.config().currency.as_str())

@@ -16,30 +16,11 @@ use uuid::Uuid;
 pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: i64 = 99;
 pub const MAX_REASON_CHARS: usize = 500;
-pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+pub use contracts::kernel::MAX_IDEMPOTENCY_KEY_CHARS;
 
-/// An order's id (UUIDv7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct OrderId(pub Uuid);
-
-impl OrderId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl Default for OrderId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for OrderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+/// The order id, the SKU, the currency and money are the kernel's: cart, inventory and
+/// payments name the same things with them.
+pub use contracts::kernel::{Currency, Money, OrderId, Sku};
 
 /// The human order number, `EMP-000042`, from a per-database counter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,46 +50,6 @@ impl fmt::Display for OrderNumber {
 /// The gapless invoice number of a paid order: `INV-2026-000001` (one sequence per year).
 pub fn invoice_number(year: i32, n: i64) -> String {
     format!("INV-{year}-{n:06}")
-}
-
-/// An ISO 4217 code: three upper-case letters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Currency(String);
-
-impl Currency {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let c = raw.trim().to_ascii_uppercase();
-        if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Self(c))
-        } else {
-            Err("must be a three-letter ISO 4217 code".into())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn from_trusted(s: String) -> Self {
-        Self(s)
-    }
-}
-
-impl fmt::Display for Currency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An amount in minor units of a currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Money {
-    /// Minor units (cents).
-    pub amount: i64,
-    /// ISO 4217.
-    #[schema(value_type = String, example = "EUR")]
-    pub currency: Currency,
 }
 
 /// Units of one order line: 1 to 99.
@@ -150,41 +91,6 @@ impl Country {
 }
 
 impl fmt::Display for Country {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A stock-keeping unit, as catalog and inventory spell it: `[A-Z0-9-]{3,64}` (upper-cased).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Sku(String);
-
-impl Sku {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let sku = raw.trim().to_ascii_uppercase();
-        if sku.len() < 3 || sku.len() > 64 {
-            return Err("must be 3 to 64 characters".into());
-        }
-        if !sku
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err("may only contain A-Z, 0-9 and '-'".into());
-        }
-        Ok(Self(sku))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn from_trusted(s: String) -> Self {
-        Self(s)
-    }
-}
-
-impl fmt::Display for Sku {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -664,7 +570,7 @@ impl Coupon {
         if let CouponKind::Fixed { currency: c, .. } = &self.kind
             && c != currency
         {
-            return Err(CouponRefused::WrongCurrency(c.clone(), currency.clone()));
+            return Err(CouponRefused::WrongCurrency(*c, *currency));
         }
         Ok(())
     }
@@ -766,17 +672,6 @@ pub fn refund_outcome(total: i64, refunded: i64, amount: i64) -> Result<(OrderEv
         OrderEvent::PartialRefund
     };
     Ok((event, after))
-}
-
-/// 1 to 255 visible ASCII characters.
-pub fn parse_idempotency_key(raw: &str) -> Result<&str, String> {
-    if raw.is_empty() || raw.len() > MAX_IDEMPOTENCY_KEY_CHARS {
-        return Err(format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"));
-    }
-    if !raw.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("may only contain visible ASCII characters".into());
-    }
-    Ok(raw)
 }
 
 /// A free-text reason: trimmed, 1 to 500 characters, no control characters except newlines.
@@ -1201,9 +1096,10 @@ mod tests {
         assert!(parse_payment_method("card_1").is_err());
         assert!(parse_payment_method("pm_").is_err());
         assert!(parse_payment_method("pm_a b").is_err());
-        assert!(parse_idempotency_key("").is_err());
-        assert!(parse_idempotency_key("has space").is_err());
-        assert!(parse_idempotency_key(&"k".repeat(256)).is_err());
+        use contracts::kernel::IdempotencyKey;
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse("has space").is_err());
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
         assert!(parse_reason("  ").is_err());
         assert_eq!(parse_reason(" changed my mind "), Ok("changed my mind".into()));
     }

@@ -393,7 +393,7 @@ impl OrderingService {
             method: checked.method.id.clone(),
             coupon: checked.coupon,
             from_cart: checked.from_cart,
-            currency: config.currency.clone(),
+            currency: config.currency,
         };
         if req.expected_total.as_ref().is_some_and(|t| t.amount() != totals.total) {
             price_errors.push(FieldError::new(
@@ -524,7 +524,7 @@ impl OrderingService {
             number: OrderNumber::from_trusted(String::new()),
             user_id: caller.id,
             status: OrderStatus::AwaitingPayment,
-            currency: priced.currency.clone(),
+            currency: priced.currency,
             totals: priced.totals,
             refunded: 0,
             shipping_method: priced.method.clone(),

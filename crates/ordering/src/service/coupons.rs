@@ -65,7 +65,7 @@ impl OrderingService {
                     .and_then(MoneyInput::currency)
                     .or(req.currency.as_deref());
                 let currency = match named {
-                    None => Some(self.config.currency.clone()),
+                    None => Some(self.config.currency),
                     Some(c) => Currency::parse(c)
                         .map_err(|m| errors.push(FieldError::new("currency", m)))
                         .ok(),

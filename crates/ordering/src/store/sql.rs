@@ -114,7 +114,8 @@ impl TryFrom<OrderRow> for Order {
             number: OrderNumber::from_trusted(r.number),
             user_id: r.user_id,
             status: r.status.parse().map_err(StoreError::Corrupt)?,
-            currency: Currency::from_trusted(r.currency),
+            currency: Currency::parse(&r.currency)
+                .map_err(|e| StoreError::Corrupt(format!("order {} currency: {e}", r.id)))?,
             totals: Totals {
                 subtotal: r.subtotal,
                 discount: r.discount,
@@ -258,7 +259,8 @@ impl TryFrom<CouponRow> for Coupon {
             }
             ("fixed", Some(currency)) => CouponKind::Fixed {
                 amount: r.value,
-                currency: Currency::from_trusted(currency),
+                currency: Currency::parse(&currency)
+                    .map_err(|e| StoreError::Corrupt(format!("coupon {} currency: {e}", r.code)))?,
             },
             (kind, _) => return Err(StoreError::Corrupt(format!("coupon {} has kind {kind}", r.code))),
         };
