@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 
 use test_support::app::TestApp;
 use test_support::requests::*;
-use test_support::requests::{assert_problem, problem_fields};
 use test_support::shop::*;
 
 on_both_backends!(

@@ -12,7 +12,6 @@ use emporium::app::Service;
 use test_support::Backend;
 use test_support::app::{TestApp, spawn_app_with};
 use test_support::requests::*;
-use test_support::requests::{assert_problem, problem_fields};
 use test_support::shop::*;
 
 const FAULTS: &str = "/api/v1/admin/faults";

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use test_support::Backend;
 use test_support::app::{TestApp, spawn_app_with};
 use test_support::requests::*;
-use test_support::requests::{assert_problem, problem_fields};
 use test_support::shop::*;
 
 on_both_backends!(

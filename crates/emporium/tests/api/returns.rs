@@ -15,7 +15,6 @@ use time::OffsetDateTime;
 use test_support::Backend;
 use test_support::app::{TestApp, spawn_app_with};
 use test_support::requests::*;
-use test_support::requests::{assert_problem, problem_fields};
 use test_support::shop::*;
 
 on_both_backends!(
