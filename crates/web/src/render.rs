@@ -292,13 +292,27 @@ mod tests {
     #[test]
     fn a_value_the_handler_did_not_give_fails_the_page_in_tests() {
         assert!(TEMPLATES.render_str("{{ missing }}", context! {}).is_err());
-        assert!(TEMPLATES.render_str("{% if order.coupon %}x{% endif %}", context! { order => context! {} }).is_err());
+        assert!(
+            TEMPLATES
+                .render_str("{% if order.coupon %}x{% endif %}", context! { order => context! {} })
+                .is_err()
+        );
         let declared = "{% if order.coupon is defined %}{{ order.coupon }}{% endif %}";
-        assert_eq!(TEMPLATES.render_str(declared, context! { order => context! {} }).unwrap(), "");
+        assert_eq!(
+            TEMPLATES
+                .render_str(declared, context! { order => context! {} })
+                .expect("renders"),
+            ""
+        );
         // A form without errors: every field reads as none, not as a missing value.
         let errors = crate::FieldErrors::new();
         let form = "{% if errors.email %}bad{% else %}ok{% endif %}{{ field_error(errors, 'email') }}";
-        assert_eq!(TEMPLATES.render_str(form, context! { errors => errors }).unwrap(), "ok");
+        assert_eq!(
+            TEMPLATES
+                .render_str(form, context! { errors => errors })
+                .expect("renders"),
+            "ok"
+        );
     }
 
     #[test]
