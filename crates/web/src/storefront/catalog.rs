@@ -2,11 +2,17 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use contracts::api::catalog::{
+    CategoryDetail, CategoryNode, CategoryTree, FacetsView, PriceBucket, ProductList, ProductPage, ProductView,
+    ReviewInput, ReviewView,
+};
+use contracts::api::inventory::StockView;
+use contracts::api::money::MoneyView;
 use http::StatusCode;
 use minijinja::context;
 use platform::http::Path;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use platform::pagination::Page;
+use serde::{Deserialize, Serialize};
 
 use super::present::{self, ListingFilters};
 use crate::forms::{FieldErrors, Form};
@@ -17,69 +23,76 @@ use crate::{PageError, Session, WebState};
 const PAGE_SIZE: u32 = 24;
 const FEATURED: u32 = 12;
 
-/// A product as a card or page shows it: the API's fields plus the picture to show (its first
+/// A product as a card or page shows it: catalog's view plus the picture to show (its first
 /// image, else a generated placeholder) and the stock badge.
-pub(super) fn decorate(product: &Value, low_threshold: i64) -> Value {
-    let mut p = product.clone();
-    let name = p["name"].as_str().unwrap_or_default().to_owned();
-    let sku = p["sku"].as_str().unwrap_or_default().to_owned();
-    let placeholder = present::placeholder_image(&name, &sku);
-    let images: Vec<String> = p["images"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(Value::as_str)
-                .filter(|u| present::is_web_url(u))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let (stock, stock_label) = present::stock_status(p["available"].as_i64().unwrap_or(0), low_threshold);
-    if let Value::Object(map) = &mut p {
-        map.insert(
-            "image".into(),
-            json!(images.first().cloned().unwrap_or_else(|| placeholder.clone())),
-        );
-        map.insert("gallery".into(), json!(images));
-        map.insert("placeholder".into(), json!(placeholder));
-        map.insert("stock".into(), json!(stock));
-        map.insert("stock_label".into(), json!(stock_label));
-    }
-    p
+#[derive(Debug, Serialize)]
+pub(super) struct ShownProduct {
+    #[serde(flatten)]
+    product: ProductView,
+    image: String,
+    gallery: Vec<String>,
+    placeholder: String,
+    stock: &'static str,
+    stock_label: String,
 }
 
-fn decorate_all(page: &Value) -> Vec<Value> {
-    page["items"]
-        .as_array()
-        .map(|items| items.iter().map(|p| decorate(p, 0)).collect())
-        .unwrap_or_default()
+pub(super) fn decorate(product: ProductView, low_threshold: i64) -> ShownProduct {
+    let placeholder = present::placeholder_image(&product.name, &product.sku);
+    let gallery: Vec<String> = product
+        .images
+        .iter()
+        .filter(|u| present::is_web_url(u))
+        .cloned()
+        .collect();
+    let (stock, stock_label) = present::stock_status(product.available, low_threshold);
+    ShownProduct {
+        image: gallery.first().cloned().unwrap_or_else(|| placeholder.clone()),
+        gallery,
+        placeholder,
+        stock,
+        stock_label,
+        product,
+    }
+}
+
+fn decorate_all(items: Vec<ProductView>) -> Vec<ShownProduct> {
+    items.into_iter().map(|p| decorate(p, 0)).collect()
+}
+
+/// A price facet as a link that filters the listing to its range.
+#[derive(Debug, Serialize)]
+struct PriceLink {
+    min: MoneyView,
+    max: Option<MoneyView>,
+    count: i64,
+    url: String,
 }
 
 pub async fn home(State(web): State<WebState>, session: Session) -> Result<Response, PageError> {
     let api = web.api(&session);
     let featured_path = format!("/api/v1/catalog/products?sort=rating&in_stock=true&limit={FEATURED}");
     let (featured, tree) = tokio::join!(
-        api.get_json::<Value>("catalog", &featured_path),
-        api.get_json::<Value>("catalog", "/api/v1/catalog/categories"),
+        api.get_json::<ProductPage>("catalog", &featured_path),
+        api.get_json::<CategoryTree>("catalog", "/api/v1/catalog/categories"),
     );
     let (featured, tree) = (featured?, tree?);
     page(
         &session,
         "shop/home.html",
         context! {
-            products => value_of(decorate_all(&featured)),
-            categories => value_of(&tree["roots"]),
+            products => value_of(decorate_all(featured.items)),
+            categories => value_of(&tree.roots),
         },
     )
 }
 
 /// The node of `tree` (`roots`, each with `children`) whose slug is `slug`.
-fn find_category<'a>(nodes: &'a Value, slug: &str) -> Option<&'a Value> {
-    nodes.as_array()?.iter().find_map(|node| {
-        if node["slug"].as_str() == Some(slug) {
+fn find_category<'a>(nodes: &'a [CategoryNode], slug: &str) -> Option<&'a CategoryNode> {
+    nodes.iter().find_map(|node| {
+        if node.category.slug == slug {
             Some(node)
         } else {
-            find_category(&node["children"], slug)
+            find_category(&node.children, slug)
         }
     })
 }
@@ -91,16 +104,12 @@ pub async fn category(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let api = web.api(&session);
-    let tree: Value = api.get_json("catalog", "/api/v1/catalog/categories").await?;
-    let id = find_category(&tree["roots"], &slug)
-        .and_then(|c| c["id"].as_str())
-        .ok_or(PageError::NotFound)?
-        .to_owned();
-    let detail: Value = api
-        .get_json(
-            "catalog",
-            &format!("/api/v1/catalog/categories/{}", present::path_segment(&id)),
-        )
+    let tree: CategoryTree = api.get_json("catalog", "/api/v1/catalog/categories").await?;
+    let id = find_category(&tree.roots, &slug)
+        .map(|c| c.category.id)
+        .ok_or(PageError::NotFound)?;
+    let detail: CategoryDetail = api
+        .get_json("catalog", &format!("/api/v1/catalog/categories/{id}"))
         .await?;
     let filters = ListingFilters::from_query(query.as_deref().unwrap_or(""));
     listing(
@@ -128,11 +137,11 @@ async fn listing(
     session: &Session,
     base: &str,
     filters: ListingFilters,
-    category: Option<Value>,
+    category: Option<CategoryDetail>,
 ) -> Result<Response, PageError> {
     let api = web.api(session);
-    let category_id = category.as_ref().and_then(|c| c["id"].as_str());
-    let (query, price_errors) = filters.api_query(category_id, PAGE_SIZE);
+    let category_id = category.as_ref().map(|c| c.category.id.to_string());
+    let (query, price_errors) = filters.api_query(category_id.as_deref(), PAGE_SIZE);
     // Search words go to full-text search; without them the plain list (all products) answers.
     let list_path = if filters.q.is_empty() {
         format!("/api/v1/catalog/products?{query}")
@@ -157,9 +166,9 @@ async fn listing(
     // A filter the catalog refuses (a stale shared link, an over-long query) is explained next
     // to the filters instead of failing the page.
     let (products, total, next) = if list.is_success() {
-        let page: Value = api.decode(list)?;
-        let next = page["next"].as_str().map(|n| filters.next_page_url(base, n));
-        (decorate_all(&page), page["total"].as_i64().unwrap_or(0), next)
+        let page: ProductPage = api.decode(list)?;
+        let next = page.next.as_deref().map(|n| filters.next_page_url(base, n));
+        (decorate_all(page.items), page.total, next)
     } else if list.status == StatusCode::UNPROCESSABLE_ENTITY {
         let problem = FieldErrors::from_problem(&list);
         errors.add(
@@ -173,32 +182,27 @@ async fn listing(
     } else {
         return Err(api.error_for(&list));
     };
-    let facets: Value = if facets.is_success() {
-        api.decode(facets)?
+    // The facets are a nicety: without them the listing shows no brand or price filters.
+    let facets: Option<FacetsView> = if facets.is_success() {
+        Some(api.decode(facets)?)
     } else {
-        json!({})
+        None
     };
-    let price_links: Vec<Value> = facets["price_buckets"]
-        .as_array()
-        .map(|buckets| {
-            buckets
-                .iter()
-                .filter(|b| b["count"].as_i64().unwrap_or(0) > 0)
-                .map(|b| {
-                    let min = b["min"]["amount"].as_i64().unwrap_or(0);
-                    let max = b["max"]["amount"].as_i64();
-                    json!({
-                        "min": b["min"], "max": b["max"], "count": b["count"],
-                        "url": filters.with_price_range(base, min, max),
-                    })
-                })
-                .collect()
+    let (brands, buckets) = facets.map_or_else(Default::default, |f| (f.brands, f.price_buckets));
+    let price_links: Vec<PriceLink> = buckets
+        .into_iter()
+        .filter(|b| b.count > 0)
+        .map(|PriceBucket { min, max, count }| PriceLink {
+            url: filters.with_price_range(base, min.amount, max.as_ref().map(|m| m.amount)),
+            min,
+            max,
+            count,
         })
-        .unwrap_or_default();
-    let sorts: Vec<Value> = present::SORTS
+        .collect();
+    let sorts: Vec<_> = present::SORTS
         .iter()
         .filter(|(s, _)| *s != "relevance" || !filters.q.is_empty())
-        .map(|(value, label)| json!({"value": value, "label": label}))
+        .map(|&(value, label)| context! { value => value, label => label })
         .collect();
     let status = if errors.is_empty() {
         StatusCode::OK
@@ -227,9 +231,9 @@ async fn listing(
             products => value_of(products),
             total => total,
             next_url => next,
-            brands => value_of(&facets["brands"]),
+            brands => value_of(brands),
             price_links => value_of(price_links),
-            sorts => value_of(sorts),
+            sorts => sorts,
             errors => errors,
         },
     )
@@ -253,53 +257,42 @@ pub(super) async fn product_page(
     status: StatusCode,
 ) -> Result<Response, PageError> {
     let api = web.api(session);
-    let product: Value = api
+    let product: ProductView = api
         .get_json(
             "catalog",
             &format!("/api/v1/catalog/products/by-slug/{}", present::path_segment(slug)),
         )
         .await?;
-    let id = present::path_segment(product["id"].as_str().unwrap_or_default());
-    let sku = present::path_segment(product["sku"].as_str().unwrap_or_default());
+    let id = product.id;
+    let sku = present::path_segment(&product.sku);
     let reviews_path = format!("/api/v1/catalog/products/{id}/reviews?limit=50");
     let related_path = format!("/api/v1/catalog/products/{id}/related?limit=4");
     let stock_path = format!("/api/v1/inventory/{sku}");
     let (reviews, related, stock) = tokio::join!(
-        api.get_json::<Value>("catalog", &reviews_path),
-        api.get_json::<Value>("catalog", &related_path),
+        api.get_json::<Page<ReviewView>>("catalog", &reviews_path),
+        api.get_json::<ProductList>("catalog", &related_path),
         api.get("inventory", &stock_path),
     );
     let reviews = reviews?;
     // Related products are a nicety: the page stands without them.
-    let related = related.unwrap_or_else(|_| json!({"items": []}));
+    let related = related.map(|r| r.items).unwrap_or_default();
     // Stock comes from inventory itself (the catalog's copy follows it through events); a SKU
     // inventory does not know yet counts as none in stock.
     let stock = stock?;
     let (available, threshold) = if stock.is_success() {
-        let s: Value = api.decode(stock)?;
-        (
-            s["available"].as_i64().unwrap_or(0),
-            s["low_stock_threshold"].as_i64().unwrap_or(0),
-        )
+        let s: StockView = api.decode(stock)?;
+        (s.available, s.low_stock_threshold)
     } else if stock.status == StatusCode::NOT_FOUND {
         (0, 0)
     } else {
         return Err(api.error_for(&stock));
     };
-    let mut product = decorate(&product, threshold);
-    product["available"] = json!(available);
-    let (stock_kind, stock_label) = present::stock_status(available, threshold);
-    product["stock"] = json!(stock_kind);
-    product["stock_label"] = json!(stock_label);
+    let product = decorate(ProductView { available, ..product }, threshold);
     let max_quantity = available.clamp(1, present::MAX_LINE_QUANTITY);
     let user = session.user();
-    let already_reviewed = user.as_ref().is_some_and(|u| {
-        reviews["items"].as_array().is_some_and(|items| {
-            items
-                .iter()
-                .any(|r| r["user_id"].as_str() == Some(u.id.to_string().as_str()))
-        })
-    });
+    let already_reviewed = user
+        .as_ref()
+        .is_some_and(|u| reviews.items.iter().any(|r| r.user_id == u.id));
     let quantity = if forms.quantity.is_empty() {
         "1".to_owned()
     } else {
@@ -311,8 +304,8 @@ pub(super) async fn product_page(
         "shop/product.html",
         context! {
             product => value_of(&product),
-            reviews => value_of(&reviews["items"]),
-            related => value_of(decorate_all(&related)),
+            reviews => value_of(&reviews.items),
+            related => value_of(decorate_all(related)),
             max_quantity => max_quantity,
             quantity => quantity,
             cart_errors => forms.cart_errors,
@@ -371,18 +364,18 @@ pub async fn review(
     }
     if errors.is_empty() {
         let api = web.api(&session);
-        let product: Value = api
+        let product: ProductView = api
             .get_json(
                 "catalog",
                 &format!("/api/v1/catalog/products/by-slug/{}", present::path_segment(&slug)),
             )
             .await?;
-        let id = present::path_segment(product["id"].as_str().unwrap_or_default());
-        let body = json!({
-            "rating": rating,
-            "title": form.title.trim(),
-            "body": Some(form.body.trim()).filter(|b| !b.is_empty()),
-        });
+        let id = product.id;
+        let body = ReviewInput {
+            rating,
+            title: form.title.trim().to_owned(),
+            body: Some(form.body.trim().to_owned()).filter(|b| !b.is_empty()),
+        };
         let reply = api
             .post("catalog", &format!("/api/v1/catalog/products/{id}/reviews"), &body)
             .await?;
