@@ -4,11 +4,16 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use contracts::api::catalog::{ProductPage, ProductStatus, ProductView};
+use contracts::api::inventory::{
+    AdjustmentKind, AdjustmentRequest, BatchAvailability, MovementView, StockView, ThresholdRequest,
+};
 use http::StatusCode;
 use minijinja::context;
 use platform::http::Path;
+use platform::pagination::Page;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::{new_idempotency_key, problem_errors, query_string, segment};
 use crate::forms::{FieldErrors, Form};
@@ -40,7 +45,7 @@ async fn levels(
 ) -> Result<Response, PageError> {
     session.require_staff()?;
     let api = web.api(&session);
-    let products: Value = api
+    let products: ProductPage = api
         .get_json(
             "catalog",
             &format!(
@@ -54,18 +59,17 @@ async fn levels(
             ),
         )
         .await?;
-    let items = products["items"].as_array().cloned().unwrap_or_default();
-    let skus: Vec<&str> = items.iter().filter_map(|p| p["sku"].as_str()).collect();
-    let stock: Value = if skus.is_empty() {
-        json!({ "items": [] })
+    let stock: Vec<StockView> = if products.items.is_empty() {
+        Vec::new()
     } else {
         let query: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(skus.iter().map(|s| ("sku", *s)))
+            .extend_pairs(products.items.iter().map(|p| ("sku", p.sku.as_str())))
             .finish();
-        api.get_json("inventory", &format!("/api/v1/inventory?{query}")).await?
+        let batch: BatchAvailability = api.get_json("inventory", &format!("/api/v1/inventory?{query}")).await?;
+        batch.items
     };
-    let rows = join_levels(&items, &stock);
-    let next_page = products["next"].as_str().map(|cursor| {
+    let rows = join_levels(&products.items, &stock);
+    let next_page = products.next.as_deref().map(|cursor| {
         format!(
             "/admin/inventory{}",
             query_string(&[("q", &filter.q), ("cursor", cursor)])
@@ -80,22 +84,24 @@ async fn levels(
 
 /// One row per product: its name and id beside inventory's figures for its SKU (absent when
 /// inventory has no row yet).
-fn join_levels(products: &[Value], stock: &Value) -> Vec<Value> {
-    let levels = stock["items"].as_array().cloned().unwrap_or_default();
+#[derive(Debug, Serialize)]
+struct LevelRow<'a> {
+    sku: &'a str,
+    name: &'a str,
+    product_id: Uuid,
+    status: ProductStatus,
+    stock: Option<&'a StockView>,
+}
+
+fn join_levels<'a>(products: &'a [ProductView], levels: &'a [StockView]) -> Vec<LevelRow<'a>> {
     products
         .iter()
-        .map(|p| {
-            let sku = p["sku"].as_str().unwrap_or_default();
-            let level = levels
-                .iter()
-                .find(|l| l["sku"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(sku)));
-            json!({
-                "sku": sku,
-                "name": p["name"],
-                "product_id": p["id"],
-                "status": p["status"],
-                "stock": level,
-            })
+        .map(|p| LevelRow {
+            sku: &p.sku,
+            name: &p.name,
+            product_id: p.id,
+            status: p.status,
+            stock: levels.iter().find(|l| l.sku.eq_ignore_ascii_case(&p.sku)),
         })
         .collect()
 }
@@ -112,7 +118,7 @@ async fn low_stock(
     Query(q): Query<PageCursor>,
 ) -> Result<Response, PageError> {
     session.require_staff()?;
-    let list: Value = web
+    let list: Page<StockView> = web
         .api(&session)
         .get_json(
             "inventory",
@@ -122,13 +128,14 @@ async fn low_stock(
             ),
         )
         .await?;
-    let next_page = list["next"]
-        .as_str()
+    let next_page = list
+        .next
+        .as_deref()
         .map(|cursor| format!("/admin/inventory/low-stock{}", query_string(&[("cursor", cursor)])));
     page(
         &session,
         "admin/low_stock.html",
-        context! { items => value_of(&list["items"]), next_page => next_page },
+        context! { items => value_of(&list.items), next_page => next_page },
     )
 }
 
@@ -152,12 +159,18 @@ const ADJUSTMENT_KINDS: [&str; 3] = ["restock", "damage", "correction"];
 
 /// The adjustment inventory takes, or the fields that cannot become one. Restock and damage
 /// take a positive count; a correction a signed, non-zero delta.
-fn adjustment(form: &AdjustForm) -> Result<Value, FieldErrors> {
+fn adjustment(form: &AdjustForm) -> Result<AdjustmentRequest, FieldErrors> {
     let mut errors = FieldErrors::new();
     let kind = form.kind.trim();
-    if !ADJUSTMENT_KINDS.contains(&kind) {
-        errors.add("kind", "Choose restock, damage or correction.");
-    }
+    let parsed_kind = match kind {
+        "restock" => Some(AdjustmentKind::Restock),
+        "damage" => Some(AdjustmentKind::Damage),
+        "correction" => Some(AdjustmentKind::Correction),
+        _ => {
+            errors.add("kind", "Choose restock, damage or correction.");
+            None
+        }
+    };
     match form.quantity.trim().parse::<i64>() {
         Err(_) => errors.add("quantity", "Enter a whole number of units, e.g. 24."),
         Ok(0) => errors.add("quantity", "Must not be zero."),
@@ -170,11 +183,15 @@ fn adjustment(form: &AdjustForm) -> Result<Value, FieldErrors> {
     if form.reason.trim().is_empty() {
         errors.add("reason", "Say why (kept in the ledger).");
     }
-    if !errors.is_empty() {
+    let Some(kind) = parsed_kind.filter(|_| errors.is_empty()) else {
         return Err(errors);
-    }
+    };
     let quantity: i64 = form.quantity.trim().parse().unwrap_or_default();
-    Ok(json!({ "kind": kind, "quantity": quantity, "reason": form.reason.trim() }))
+    Ok(AdjustmentRequest {
+        kind,
+        quantity,
+        reason: form.reason.trim().to_owned(),
+    })
 }
 
 struct StockPage<'a> {
@@ -189,22 +206,22 @@ async fn render_stock(web: &WebState, session: &Session, view: StockPage<'_>) ->
     let api = web.api(session);
     let sku = segment(view.sku);
     let reply = api.get("inventory", &format!("/api/v1/inventory/{sku}")).await?;
-    let stock: Option<Value> = match reply.status {
+    let stock: Option<StockView> = match reply.status {
         StatusCode::NOT_FOUND => None,
         _ => Some(api.decode(reply)?),
     };
-    let movements: Value = if stock.is_some() {
-        api.get_json("inventory", &format!("/api/v1/inventory/{sku}/movements?limit=50"))
+    let movements: Vec<MovementView> = if stock.is_some() {
+        api.get_json::<Page<MovementView>>("inventory", &format!("/api/v1/inventory/{sku}/movements?limit=50"))
             .await?
+            .items
     } else {
-        json!({ "items": [] })
+        Vec::new()
     };
     let threshold = if view.threshold.threshold.is_empty() {
         ThresholdForm {
             threshold: stock
                 .as_ref()
-                .and_then(|s| s["low_stock_threshold"].as_i64())
-                .map(|t| t.to_string())
+                .map(|s| s.low_stock_threshold.to_string())
                 .unwrap_or_default(),
         }
     } else {
@@ -224,7 +241,7 @@ async fn render_stock(web: &WebState, session: &Session, view: StockPage<'_>) ->
         context! {
             sku => view.sku,
             stock => value_of(&stock),
-            movements => value_of(&movements["items"]),
+            movements => value_of(&movements),
             adjust => value_of(&adjust),
             threshold => value_of(&threshold),
             kinds => ADJUSTMENT_KINDS,
@@ -285,14 +302,12 @@ async fn adjust(
         )
         .await?;
     if reply.is_success() {
-        let stock: Value = api.decode(reply)?;
+        let stock: StockView = api.decode(reply)?;
         session.flash(
             "success",
             format!(
                 "Stock of {} adjusted: {} on hand, {} available.",
-                stock["sku"].as_str().unwrap_or(&sku),
-                stock["on_hand"],
-                stock["available"]
+                stock.sku, stock.on_hand, stock.available
             ),
         );
         return Ok(Redirect::to(&format!("/admin/inventory/{}", segment(&sku))).into_response());
@@ -338,7 +353,7 @@ async fn set_threshold(
         .put(
             "inventory",
             &format!("/api/v1/inventory/{}/threshold", segment(&sku)),
-            &json!({ "threshold": threshold }),
+            &ThresholdRequest { threshold },
         )
         .await?;
     if reply.is_success() {
@@ -369,10 +384,14 @@ mod tests {
     fn adjustments_are_checked_before_they_are_sent() {
         assert_eq!(
             adjustment(&form("restock", " 24 ", " delivery ")).expect("valid"),
-            json!({ "kind": "restock", "quantity": 24, "reason": "delivery" })
+            AdjustmentRequest {
+                kind: AdjustmentKind::Restock,
+                quantity: 24,
+                reason: "delivery".into()
+            }
         );
         assert_eq!(
-            adjustment(&form("correction", "-3", "count")).expect("valid")["quantity"],
+            adjustment(&form("correction", "-3", "count")).expect("valid").quantity,
             -3
         );
         assert!(
@@ -409,14 +428,26 @@ mod tests {
 
     #[test]
     fn levels_join_products_by_sku() {
-        let products = vec![
-            json!({ "sku": "A-1", "name": "A", "id": "1" }),
-            json!({ "sku": "B-2", "name": "B", "id": "2" }),
-        ];
-        let stock = json!({ "items": [ { "sku": "B-2", "on_hand": 5 } ], "not_found": ["A-1"] });
-        let rows = join_levels(&products, &stock);
-        assert_eq!(rows[0]["stock"], Value::Null);
-        assert_eq!(rows[1]["stock"]["on_hand"], 5);
-        assert_eq!(rows[1]["name"], "B");
+        let product = |sku: &str, name: &str| -> ProductView {
+            serde_json::from_value(serde_json::json!({
+                "id": Uuid::now_v7(), "name": name, "sku": sku, "slug": name, "brand": null, "category_id": null,
+                "price": { "amount": 100, "currency": "EUR" }, "compare_at_price": null, "status": "active",
+                "description": "", "attributes": {}, "images": [],
+                "rating": { "average": 0.0, "count": 0, "histogram": {} }, "available": 0, "in_stock": false,
+                "created_at": "2026-12-03T12:00:00Z", "updated_at": "2026-12-03T12:00:00Z", "version": 1,
+            }))
+            .expect("a product view")
+        };
+        let products = vec![product("A-1", "A"), product("B-2", "B")];
+        let stock: StockView = serde_json::from_value(serde_json::json!({
+            "sku": "B-2", "on_hand": 5, "reserved": 0, "available": 5, "low_stock_threshold": 0,
+            "low_stock": false, "discontinued": false, "updated_at": "2026-12-03T12:00:00Z", "version": 1,
+        }))
+        .expect("a stock view");
+        let levels = [stock];
+        let rows = join_levels(&products, &levels);
+        assert!(rows[0].stock.is_none());
+        assert_eq!(rows[1].stock.map(|s| s.on_hand), Some(5));
+        assert_eq!(rows[1].name, "B");
     }
 }
