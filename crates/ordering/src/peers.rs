@@ -225,8 +225,8 @@ impl Stock for InventoryPeer {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Charged {
-    /// Payments answered with a payment (any status).
-    Payment(PaymentView),
+    /// Payments answered with a payment (any status). Boxed: the other answers are small.
+    Payment(Box<PaymentView>),
     /// 422 naming a field (`payment_method`, `amount`, `currency`): the request itself is refused.
     Refused { field: String, message: String },
     /// 409: the order already has a captured payment (under another key).
@@ -273,7 +273,7 @@ impl Payments for PaymentsPeer {
 
     async fn charge(&self, request: &CreatePaymentRequest, key: &str) -> Result<Charged, PeerError> {
         match self.0.create_payment(key, request).await {
-            Ok(payment) => Ok(Charged::Payment(payment)),
+            Ok(payment) => Ok(Charged::Payment(Box::new(payment))),
             Err(ClientError::Status {
                 status: 409, detail, ..
             }) => Ok(Charged::AlreadyPaid(detail)),

@@ -315,7 +315,7 @@ pub trait StatusRules {
     /// What a payment is reported as: a captured one says how much of it was refunded.
     fn reported(self, captured: i64, refunded: i64) -> Self;
     /// The provider has answered.
-    fn is_settled(self) -> bool;
+    fn is_settled(&self) -> bool;
 }
 
 impl StatusRules for PaymentStatus {
@@ -327,8 +327,8 @@ impl StatusRules for PaymentStatus {
         }
     }
 
-    fn is_settled(self) -> bool {
-        self != Self::Processing
+    fn is_settled(&self) -> bool {
+        *self != Self::Processing
     }
 }
 

@@ -216,7 +216,7 @@ impl OrderingService {
             Charged::Payment(p) if p.status == PaymentStatus::Declined => {
                 let reason = p.decline_code.map_or("card_declined", |c| c.as_str()).to_owned();
                 metrics::counter!("orders_failed_total", "reason" => reason.clone()).increment(1);
-                self.fail_payment(id, token, Some(p), reason).await
+                self.fail_payment(id, token, Some(*p), reason).await
             }
             Charged::Refused { field, message } => {
                 metrics::counter!("orders_failed_total", "reason" => "refused").increment(1);
