@@ -5,6 +5,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use contracts::api::payments::MethodList;
 use http::StatusCode;
 use minijinja::context;
 
@@ -20,14 +21,14 @@ pub(super) fn routes() -> Router<WebState> {
 
 async fn cards_page(State(web): State<WebState>, session: Session) -> Result<Response, PageError> {
     session.require_user()?;
-    let list: serde_json::Value = web
+    let list: MethodList = web
         .api(&session)
         .get_json("payments", "/api/v1/payments/methods")
         .await?;
     page(
         &session,
         "account/cards.html",
-        context! { cards => value_of(&list["items"]) },
+        context! { cards => value_of(&list.items) },
     )
 }
 
