@@ -23,7 +23,17 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/admin/audit", get(audit))
 }
 
-const ROLES: [&str; 5] = ["customer", "support", "catalog_manager", "fulfilment", "admin"];
+/// The role names identity accepts, in its order.
+const ROLES: [&str; 5] = {
+    use contracts::kernel::Role;
+    [
+        Role::Customer.as_str(),
+        Role::Support.as_str(),
+        Role::CatalogManager.as_str(),
+        Role::Fulfilment.as_str(),
+        Role::Admin.as_str(),
+    ]
+};
 const USER_STATUSES: [&str; 3] = ["active", "disabled", "deleted"];
 
 #[derive(Debug, Default, Serialize, Deserialize)]
