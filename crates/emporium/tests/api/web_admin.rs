@@ -274,6 +274,61 @@ async fn the_orders_list_names_customers_and_filters_them_by_e_mail() {
     assert!(html.contains(r#"id="error-email""#), "{html}");
 }
 
+/// The order page offers the actions ordering lists for the signed-in member of staff: a
+/// confirmed order can be shipped, refunded (admins only) or cancelled; once shipped, only
+/// delivered or refunded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_page_offers_what_ordering_allows_the_member_of_staff() {
+    use test_support::requests::{json_of, product};
+    use test_support::shop::{SUCCESS_CARD, card, order_body, place};
+    let app = app().await;
+    let root = app.admin().await;
+    product(&app, &root.access, "OFFER-1", 1_000, 10).await;
+    let picker = app.signed_up("picker@example.com").await;
+    let r = app
+        .put_json(
+            &app.url(&format!("/api/v1/users/{}/role", picker.id)),
+            &root.access,
+            serde_json::json!({"role": "fulfilment"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let user = app.signed_up("offered@example.com").await;
+    let pm = card(&app, &user.access, SUCCESS_CARD).await;
+    let body = order_body(serde_json::json!([{"sku": "OFFER-1", "quantity": 1}]), &pm);
+    let order = json_of(place(&app, &user.access, "offer-1", &body).await, 201).await;
+    let page = format!("/admin/orders/{}", order["id"].as_str().expect("id"));
+    let offered = |html: &str| -> Vec<&'static str> {
+        ["/ship\"", "/deliver\"", "/refund\"", "/cancel\""]
+            .into_iter()
+            .filter(|action| html.contains(&format!("action=\"{page}{action}")))
+            .map(|action| action.trim_matches(|c| c == '/' || c == '"'))
+            .collect()
+    };
+    let admin = signed_in(&app, "root@example.com").await;
+    let fulfilment = signed_in(&app, "picker@example.com").await;
+
+    let (status, html) = get_page(&admin, &app, &page).await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(offered(&html), ["ship", "refund", "cancel"]);
+    let (_, html) = get_page(&fulfilment, &app, &page).await;
+    assert_eq!(offered(&html), ["ship", "cancel"]);
+
+    let (status, location, body) = submit(
+        &fulfilment,
+        &app,
+        &page,
+        &format!("{page}/ship"),
+        &[("carrier", "DHL"), ("tracking_number", "JD0146000062")],
+    )
+    .await;
+    assert_eq!((status, location.as_str()), (303, page.as_str()), "{body}");
+    let (_, html) = get_page(&admin, &app, &page).await;
+    assert_eq!(offered(&html), ["deliver", "refund"]);
+    let (_, html) = get_page(&fulfilment, &app, &page).await;
+    assert_eq!(offered(&html), ["deliver"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn categories_are_a_tree_edited_on_their_own_page_and_deleted_after_confirmation() {
     use test_support::requests::{json_of, post_auth};
