@@ -600,7 +600,6 @@ pub fn routes() -> OpenApiRouter<Arc<CatalogService>> {
         .routes(routes!(get_category, update_category, delete_category))
 }
 
-
 /// How each catalog error answers over HTTP: the one mapping, which every handler uses through `?`.
 mod problem {
     use platform::{FieldError, Problem};

@@ -33,7 +33,14 @@ macro_rules! error_into_string {
         }
     )+};
 }
-error_into_string!(CurrencyError, EmailError, IdempotencyKeyError, IdError, RoleError, SkuError);
+error_into_string!(
+    CurrencyError,
+    EmailError,
+    IdempotencyKeyError,
+    IdError,
+    RoleError,
+    SkuError
+);
 
 /// `Serialize` as the string, `Deserialize` through `parse`, plus `FromStr`, `TryFrom<&str>`,
 /// `Display` and `AsRef<str>`, for a type with `parse(&str) -> Result<Self, $err>` and

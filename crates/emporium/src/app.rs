@@ -518,8 +518,14 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
                 inventory.router()
             }
             Service::Cart => launcher.launch::<Cart>(db, settings.cart.clone()).await?.router(),
-            Service::Payments => launcher.launch::<Payments>(db, settings.payments.clone()).await?.router(),
-            Service::Ordering => launcher.launch::<Ordering>(db, settings.ordering.clone()).await?.router(),
+            Service::Payments => launcher
+                .launch::<Payments>(db, settings.payments.clone())
+                .await?
+                .router(),
+            Service::Ordering => launcher
+                .launch::<Ordering>(db, settings.ordering.clone())
+                .await?
+                .router(),
             Service::Notifications => {
                 let transport = mail_transport(settings, dev_mailbox.as_ref())?;
                 launcher

@@ -756,7 +756,8 @@ mod problem {
                 | IdentityError::RefreshTokenReuse
                 | IdentityError::SessionEnded => Problem::unauthorized(message),
                 IdentityError::EmailNotVerified => {
-                    Problem::new(StatusCode::FORBIDDEN, "email-not-verified", "E-mail not verified").with_detail(message)
+                    Problem::new(StatusCode::FORBIDDEN, "email-not-verified", "E-mail not verified")
+                        .with_detail(message)
                 }
                 IdentityError::AccountDisabled => {
                     Problem::new(StatusCode::FORBIDDEN, "account-disabled", "Account disabled").with_detail(message)

@@ -333,7 +333,6 @@ pub fn routes() -> OpenApiRouter<Arc<InventoryService>> {
         .routes(routes!(set_threshold))
 }
 
-
 /// How each inventory error answers over HTTP: the one mapping, which every handler uses through `?`.
 mod problem {
     use platform::Problem;

@@ -164,7 +164,6 @@ pub fn routes() -> OpenApiRouter<Arc<NotificationService>> {
         .routes(routes!(retry_delivery))
 }
 
-
 /// How each notifications error answers over HTTP: the one mapping, which every handler uses through `?`.
 mod problem {
     use platform::Problem;

@@ -679,9 +679,11 @@ mod problem {
                 OrderError::Forbidden(_) => Problem::forbidden(message),
                 OrderError::NotFound(_) => Problem::not_found(message),
                 OrderError::Conflict { errors, .. } => Problem::conflict(message).with_errors(errors),
-                OrderError::PriceChanged { errors, .. } => Problem::new(axum::http::StatusCode::CONFLICT, "price-changed", "Prices changed")
-                    .with_detail("the current prices differ from the ones sent; review the quote and confirm")
-                    .with_errors(errors),
+                OrderError::PriceChanged { errors, .. } => {
+                    Problem::new(axum::http::StatusCode::CONFLICT, "price-changed", "Prices changed")
+                        .with_detail("the current prices differ from the ones sent; review the quote and confirm")
+                        .with_errors(errors)
+                }
                 OrderError::Unavailable(_) => Problem::unavailable(message).with_retry_after(2),
                 OrderError::Internal(e) => Problem::from_error(&e),
             }
@@ -719,6 +721,9 @@ mod tests {
             status(OrderError::Unavailable("payments".into())),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        assert_eq!(status(OrderError::invalid("lines", "empty")), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            status(OrderError::invalid("lines", "empty")),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
 }

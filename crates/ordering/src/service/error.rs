@@ -84,4 +84,3 @@ impl From<Refusal> for OrderError {
         }
     }
 }
-
