@@ -24,7 +24,7 @@ use crate::domain::{Country, OrderId, OrderStatus, ShippingMethod};
 use crate::invoice::{InvoiceDocument, InvoiceLine, Party, render_html, render_pdf};
 use crate::service::{Caller, CheckoutRequest, NewCoupon, OrderError, OrderingService};
 use crate::store::{OrderDetail, OrderFilter};
-use crate::views::{CouponView, OrderSummary, OrderView, QuoteView};
+use crate::views::{CouponView, OrderSummary, OrderView, QuoteView, order_summary};
 
 type Svc = State<Arc<OrderingService>>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -329,7 +329,7 @@ fn page(rows: Vec<crate::store::Order>, limit: u32, caller: &Caller) -> Page<Ord
         items: page
             .items
             .iter()
-            .map(|o| OrderSummary::new(o, caller.viewer(o.user_id)))
+            .map(|o| order_summary(o, caller.viewer(o.user_id)))
             .collect(),
         next: page.next,
     }

@@ -4,7 +4,6 @@
 //! state machine is [`transition`]; totals are [`compute_totals`]; coupons are [`Coupon::check`].
 
 use std::fmt;
-use std::str::FromStr;
 
 use contracts::api::ordering::OrderAction;
 use platform::FieldError;
@@ -96,24 +95,19 @@ impl fmt::Display for Country {
     }
 }
 
-/// Where an order goes. Built only through [`ShippingAddress::parse`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Where an order goes. Built only through [`ShippingAddress::parse`]; an order view shows it as
+/// the published `contracts::api::ordering::ShippingAddress`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShippingAddress {
-    #[schema(example = "Ada Lovelace")]
     pub name: String,
-    #[schema(example = "Hauptstraße 1")]
     pub line1: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line2: Option<String>,
-    #[schema(example = "Berlin")]
     pub city: String,
-    #[schema(example = "10115")]
     pub postal_code: String,
     /// ISO 3166-1 alpha-2; must be one of the supported destinations (`EMPORIUM_TAX_RATES`).
-    #[schema(value_type = String, example = "DE")]
     pub country: Country,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "+49 30 1234567")]
     pub phone: Option<String>,
 }
 
@@ -242,81 +236,31 @@ impl ShippingAddress {
     }
 }
 
-/// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    Pending,
-    AwaitingPayment,
-    Paid,
-    Confirmed,
-    Shipped,
-    Delivered,
-    Cancelled,
-    PaymentFailed,
-    Refunded,
-    PartiallyRefunded,
-}
+/// Where an order is in its life: the published enum; its rules are [`StatusRules`].
+pub use contracts::api::ordering::OrderStatus;
 
-impl OrderStatus {
-    pub const ALL: [OrderStatus; 10] = [
-        Self::Pending,
-        Self::AwaitingPayment,
-        Self::Paid,
-        Self::Confirmed,
-        Self::Shipped,
-        Self::Delivered,
-        Self::Cancelled,
-        Self::PaymentFailed,
-        Self::Refunded,
-        Self::PartiallyRefunded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::AwaitingPayment => "awaiting_payment",
-            Self::Paid => "paid",
-            Self::Confirmed => "confirmed",
-            Self::Shipped => "shipped",
-            Self::Delivered => "delivered",
-            Self::Cancelled => "cancelled",
-            Self::PaymentFailed => "payment_failed",
-            Self::Refunded => "refunded",
-            Self::PartiallyRefunded => "partially_refunded",
-        }
-    }
+/// Ordering's rules about a status (the enum itself is published in the contracts).
+pub trait StatusRules: Copy {
+    /// States an order should not stay in for long (the `orders_stuck` gauge).
+    const IN_FLIGHT: [OrderStatus; 3] = [OrderStatus::Pending, OrderStatus::AwaitingPayment, OrderStatus::Paid];
 
     /// No transition leaves these.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Cancelled | Self::PaymentFailed | Self::Refunded)
-    }
+    fn is_terminal(self) -> bool;
 
     /// Whether moving from `self` to `to` ends the order without a sale (cancelled, or the
     /// payment failed), which gives its coupon use back: a coupon limited to N uses counts
     /// the orders that went through, not the attempts.
-    pub fn releases_coupon(self, to: OrderStatus) -> bool {
+    fn releases_coupon(self, to: OrderStatus) -> bool;
+}
+
+impl StatusRules for OrderStatus {
+    fn is_terminal(self) -> bool {
+        matches!(self, Self::Cancelled | Self::PaymentFailed | Self::Refunded)
+    }
+
+    fn releases_coupon(self, to: OrderStatus) -> bool {
         let unsold = |s: OrderStatus| matches!(s, Self::Cancelled | Self::PaymentFailed);
         unsold(to) && !unsold(self)
-    }
-
-    /// States an order should not stay in for long (the `orders_stuck` gauge).
-    pub const IN_FLIGHT: [OrderStatus; 3] = [Self::Pending, Self::AwaitingPayment, Self::Paid];
-}
-
-impl fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for OrderStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown order status {s:?}"))
     }
 }
 

@@ -1,7 +1,257 @@
 //! The ordering context's published request and view types.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::api::money::MoneyView;
+
+/// Where an order is in its life. Which transitions are allowed is ordering's rule; this is the
+/// name each state travels by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Pending,
+    AwaitingPayment,
+    Paid,
+    Confirmed,
+    Shipped,
+    Delivered,
+    Cancelled,
+    PaymentFailed,
+    Refunded,
+    PartiallyRefunded,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 10] = [
+        Self::Pending,
+        Self::AwaitingPayment,
+        Self::Paid,
+        Self::Confirmed,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Cancelled,
+        Self::PaymentFailed,
+        Self::Refunded,
+        Self::PartiallyRefunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::AwaitingPayment => "awaiting_payment",
+            Self::Paid => "paid",
+            Self::Confirmed => "confirmed",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Cancelled => "cancelled",
+            Self::PaymentFailed => "payment_failed",
+            Self::Refunded => "refunded",
+            Self::PartiallyRefunded => "partially_refunded",
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OrderStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown order status {s:?}"))
+    }
+}
+
+/// Where an order goes, as the order shows it (ordering validated it when the order was placed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShippingAddress {
+    #[schema(example = "Ada Lovelace")]
+    pub name: String,
+    #[schema(example = "Hauptstraße 1")]
+    pub line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    #[schema(example = "Berlin")]
+    pub city: String,
+    #[schema(example = "10115")]
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2; must be one of the supported destinations (`EMPORIUM_TAX_RATES`).
+    #[schema(example = "DE")]
+    pub country: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "+49 30 1234567")]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LineView {
+    pub sku: String,
+    pub product_id: Uuid,
+    pub name: String,
+    pub quantity: i64,
+    /// From the catalogue at the time of the order.
+    pub unit_price: MoneyView,
+    pub line_total: MoneyView,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TotalsView {
+    /// ISO 4217 currency of every amount of the order.
+    #[schema(example = "EUR")]
+    pub currency: String,
+    pub subtotal: MoneyView,
+    pub discount: MoneyView,
+    pub shipping: MoneyView,
+    pub tax: MoneyView,
+    /// Basis points of the destination's rate (1900 = 19 %).
+    pub tax_rate_bp: u32,
+    /// What is charged: subtotal − discount + shipping + tax.
+    pub total: MoneyView,
+}
+
+/// Totals and current prices, without writing anything (`POST /api/v1/orders/quote`, and the body
+/// of a price-changed 409).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QuoteView {
+    pub lines: Vec<LineView>,
+    #[serde(flatten)]
+    pub totals: TotalsView,
+    pub shipping_method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupon: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PaymentSummary {
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last4: Option<String>,
+    pub refunded: MoneyView,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackingView {
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TimelineView {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<OrderStatus>,
+    pub to: OrderStatus,
+    /// `customer:<uuid>`, `admin:<uuid>` or `system`.
+    pub actor: String,
+    pub reason: String,
+}
+
+/// An order with everything a customer or admin sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrderView {
+    pub id: Uuid,
+    /// Human number, `EMP-000042`.
+    pub number: String,
+    pub user_id: Uuid,
+    pub status: OrderStatus,
+    pub lines: Vec<LineView>,
+    #[serde(flatten)]
+    pub totals: TotalsView,
+    pub refunded: MoneyView,
+    pub shipping_method: String,
+    pub shipping_address: ShippingAddress,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupon: Option<String>,
+    pub from_cart: bool,
+    pub payment: PaymentSummary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<TrackingView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    /// The saga step still to run (`capture`, `commit`, `refund`, `release`, `restock`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_step: Option<String>,
+    pub timeline: Vec<TimelineView>,
+    /// Still being placed or paid (`pending`, `awaiting_payment`, `paid`): the outcome follows
+    /// within seconds, so a page may refresh until it settles.
+    pub in_progress: bool,
+    /// What the caller may do with the order now (the endpoints' own checks still apply).
+    pub allowed_actions: Vec<OrderAction>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One row of an order list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrderSummary {
+    pub id: Uuid,
+    pub number: String,
+    pub user_id: Uuid,
+    pub status: OrderStatus,
+    pub currency: String,
+    pub total: MoneyView,
+    pub refunded: MoneyView,
+    /// What the caller may do with the order now (the endpoints' own checks still apply).
+    pub allowed_actions: Vec<OrderAction>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CouponView {
+    pub code: String,
+    /// `percentage` or `fixed`.
+    pub kind: String,
+    /// Percentage coupons: whole percent (1 to 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u32>,
+    /// Fixed coupons: the amount off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<MoneyView>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_from: Option<OffsetDateTime>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_until: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<i64>,
+    pub uses: i64,
+    /// The least subtotal the coupon applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_subtotal: Option<MoneyView>,
+    pub active: bool,
+}
 
 /// Something the caller may do with an order now. An order view lists these
 /// (`allowed_actions`) so that pages offer exactly what ordering would accept, without knowing
@@ -61,6 +311,15 @@ mod tests {
             let wire = serde_json::to_value(action).expect("serialise");
             assert_eq!(wire, serde_json::json!(action.as_str()));
             assert_eq!(serde_json::from_value::<OrderAction>(wire).expect("read back"), action);
+        }
+    }
+
+    #[test]
+    fn statuses_travel_by_their_snake_case_names() {
+        for status in OrderStatus::ALL {
+            let wire = serde_json::to_value(status).expect("serialise");
+            assert_eq!(wire, serde_json::json!(status.as_str()));
+            assert_eq!(status.as_str().parse::<OrderStatus>(), Ok(status));
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::domain::{
 use crate::events;
 use crate::peers::{MethodCheck, Reserved};
 use crate::store::{Claim, Claimed, NewOrder, Order, OrderLine, PlaceOutcome, SagaStep, StoreError};
-use crate::views::{LineView, OrderView, QuoteView, TotalsView};
+use crate::views::{OrderView, QuoteView, line_view, totals_of};
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -76,8 +76,8 @@ struct Priced {
 impl Priced {
     fn quote(&self) -> QuoteView {
         QuoteView {
-            lines: self.lines.iter().map(|l| LineView::new(l, &self.currency)).collect(),
-            totals: TotalsView::new(&self.totals, &self.currency),
+            lines: self.lines.iter().map(|l| line_view(l, &self.currency)).collect(),
+            totals: totals_of(&self.totals, &self.currency),
             shipping_method: self.method.clone(),
             coupon: self.coupon.clone(),
         }

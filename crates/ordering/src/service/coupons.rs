@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::{Caller, OrderError, OrderingService, Result, now};
 use crate::domain::{Coupon, CouponKind, Currency, parse_coupon_code};
-use crate::views::CouponView;
+use crate::views::{CouponView, coupon_view};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -128,7 +128,7 @@ impl OrderingService {
                 errors: vec![FieldError::new("code", "is taken")],
             });
         }
-        Ok(CouponView::new(&coupon, &self.config.currency))
+        Ok(coupon_view(&coupon, &self.config.currency))
     }
 
     pub async fn coupons(&self, caller: &Caller) -> Result<Vec<CouponView>> {
@@ -140,7 +140,7 @@ impl OrderingService {
             .coupons()
             .await?
             .iter()
-            .map(|c| CouponView::new(c, &self.config.currency))
+            .map(|c| coupon_view(c, &self.config.currency))
             .collect())
     }
 
@@ -152,7 +152,7 @@ impl OrderingService {
         self.store
             .deactivate_coupon(&code)
             .await?
-            .map(|c| CouponView::new(&c, &self.config.currency))
+            .map(|c| coupon_view(&c, &self.config.currency))
             .ok_or_else(|| OrderError::NotFound("no such coupon".into()))
     }
 }

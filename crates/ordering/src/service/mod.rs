@@ -32,7 +32,7 @@ use crate::OrderingConfig;
 use crate::domain::{Actor, OrderEvent, OrderId, OrderStatus, TimelineEntry, Viewer, transition};
 use crate::peers::{Cart, Catalog, Payments, Stock};
 use crate::store::{Mutation, Order, OrderDetail, OrderFilter, OrderStore, Refusal};
-use crate::views::{OrderView, totals_view};
+use crate::views::{OrderView, order_view, totals_view};
 
 pub use checkout::{CheckoutRequest, ItemRequest, Placed};
 pub use coupons::NewCoupon;
@@ -97,7 +97,7 @@ impl Caller {
 
     /// The caller's view of an order.
     pub(crate) fn view(&self, detail: &OrderDetail) -> OrderView {
-        OrderView::new(detail, self.viewer(detail.order.user_id))
+        order_view(detail, self.viewer(detail.order.user_id))
     }
 
     pub(crate) fn actor(&self) -> Actor {

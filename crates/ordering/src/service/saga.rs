@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{LEASE, ORPHAN_CLAIM_AGE, OrderError, OrderingService, Result, apply, now};
-use crate::domain::{Actor, OrderEvent, OrderId, OrderStatus};
+use crate::domain::{Actor, OrderEvent, OrderId, OrderStatus, StatusRules};
 use crate::events;
 use contracts::api::payments::{CreatePaymentRequest, PaymentStatus, PaymentView};
 

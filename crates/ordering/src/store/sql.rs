@@ -22,8 +22,8 @@ use super::{
     RefundRecord, Refusal, ReturnDecide, ReturnFilter, SagaStep, StoreError, StoreResult,
 };
 use crate::domain::{
-    Coupon, CouponKind, Currency, OrderId, OrderNumber, OrderStatus, ShippingAddress, Sku, TimelineEntry, Totals,
-    invoice_number,
+    Coupon, CouponKind, Currency, OrderId, OrderNumber, OrderStatus, ShippingAddress, Sku, StatusRules, TimelineEntry,
+    Totals, invoice_number,
 };
 use crate::returns::{Return, ReturnLine, ReturnStatus, ReturnStep};
 
