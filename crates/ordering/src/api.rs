@@ -13,9 +13,9 @@ use platform::http::{Json, Query, RequestContext, parse_json};
 use platform::money::{MoneyInput, MoneyView};
 use platform::pagination::{self, Page};
 use platform::{FieldError, Problem};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -25,6 +25,9 @@ use crate::invoice::{InvoiceDocument, InvoiceLine, Party, render_html, render_pd
 use crate::service::{Caller, CheckoutRequest, NewCoupon, OrderError, OrderingService};
 use crate::store::{OrderDetail, OrderFilter};
 use crate::views::{CouponView, OrderSummary, OrderView, QuoteView, order_summary};
+use contracts::api::ordering::{
+    CancelRequest, RefundBody, RefundRequestBody, ShipRequest, ShippingMethodView, ShippingMethods,
+};
 
 type Svc = State<Arc<OrderingService>>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -120,39 +123,12 @@ pub struct ShippingQuery {
     pub country: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ShippingMethods {
-    /// ISO 4217 currency of every price.
-    pub currency: String,
-    pub methods: Vec<ShippingMethodView>,
-    /// Countries we ship to.
-    pub countries: Vec<String>,
-    /// The tax rate (basis points) of `?country=`, when asked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tax_rate_bp: Option<u32>,
-}
-
-/// A shipping method and its price.
-#[derive(Serialize, ToSchema)]
-pub struct ShippingMethodView {
-    #[schema(example = "standard")]
-    pub id: String,
-    #[schema(example = "Standard (3-5 days)")]
-    pub name: String,
-    pub price: MoneyView,
-    /// Shipping is free when the subtotal after discount reaches this.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub free_over: Option<MoneyView>,
-}
-
-impl ShippingMethodView {
-    fn new(m: &ShippingMethod, currency: &str) -> Self {
-        Self {
-            id: m.id.clone(),
-            name: m.name.clone(),
-            price: MoneyView::new(m.price, currency),
-            free_over: m.free_over.map(|f| MoneyView::new(f, currency)),
-        }
+fn method_view(m: &ShippingMethod, currency: &str) -> ShippingMethodView {
+    ShippingMethodView {
+        id: m.id.clone(),
+        name: m.name.clone(),
+        price: MoneyView::new(m.price, currency),
+        free_over: m.free_over.map(|f| MoneyView::new(f, currency)),
     }
 }
 
@@ -181,7 +157,7 @@ pub async fn shipping_methods(
         methods: config
             .shipping_methods
             .iter()
-            .map(|m| ShippingMethodView::new(m, config.currency.as_str()))
+            .map(|m| method_view(m, config.currency.as_str()))
             .collect(),
         countries: config.tax_rates.keys().map(ToString::to_string).collect(),
         tax_rate_bp,
@@ -375,14 +351,6 @@ pub async fn get_order(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) 
     Ok(Json(svc.order(&caller(&auth), parse_order_id(&id)?).await?))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CancelRequest {
-    /// Why (1 to 500 characters).
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
 /// Cancels an order before it ships (its owner or an admin). After payment the full amount is
 /// refunded and the stock given back.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = TAG, security(("bearer" = [])),
@@ -399,13 +367,6 @@ pub async fn cancel(
     Ok(Json(
         svc.cancel(&caller(&auth), parse_order_id(&id)?, req.reason).await?,
     ))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefundRequestBody {
-    /// Why (1 to 500 characters).
-    pub reason: String,
 }
 
 /// Asks for a refund (the customer); recorded in the timeline for an admin to decide.
@@ -425,15 +386,6 @@ pub async fn refund_request(
         .request_refund(&caller(&auth), parse_order_id(&id)?, &req.reason)
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShipRequest {
-    #[schema(example = "DHL")]
-    pub carrier: String,
-    #[schema(example = "JD014600006281234567")]
-    pub tracking_number: String,
 }
 
 /// Marks a confirmed order shipped (admin, fulfilment).
@@ -465,16 +417,6 @@ pub async fn ship(
 pub async fn deliver(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<Json<OrderView>> {
     auth.require_any_role(crate::service::FULFILMENT)?;
     Ok(Json(svc.deliver(&caller(&auth), parse_order_id(&id)?).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefundBody {
-    /// `{amount, currency}` (a bare integer of minor units is still accepted); default:
-    /// everything not refunded yet.
-    #[serde(default)]
-    pub amount: Option<MoneyInput>,
-    pub reason: String,
 }
 
 /// Refunds part or all of a paid order (admin). `Idempotency-Key` required.

@@ -327,17 +327,3 @@ impl RefreshSingleFlight {
         Ok(outcome)
     }
 }
-
-/// The actions ordering allows on an order now (its view's `allowed_actions`): a page offers
-/// these and no others. Names this build does not know are left out.
-pub fn allowed_actions(order: &serde_json::Value) -> Vec<contracts::api::ordering::OrderAction> {
-    order["allowed_actions"]
-        .as_array()
-        .map(|actions| {
-            actions
-                .iter()
-                .filter_map(|a| serde_json::from_value(a.clone()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::money::MoneyView;
+use crate::api::money::{MoneyInput, MoneyView};
 
 /// Where an order is in its life. Which transitions are allowed is ordering's rule; this is the
 /// name each state travels by.
@@ -251,6 +251,65 @@ pub struct CouponView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_subtotal: Option<MoneyView>,
     pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShippingMethods {
+    /// ISO 4217 currency of every price.
+    pub currency: String,
+    pub methods: Vec<ShippingMethodView>,
+    /// Countries we ship to.
+    pub countries: Vec<String>,
+    /// The tax rate (basis points) of `?country=`, when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_rate_bp: Option<u32>,
+}
+
+/// A shipping method and its price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShippingMethodView {
+    #[schema(example = "standard")]
+    pub id: String,
+    #[schema(example = "Standard (3-5 days)")]
+    pub name: String,
+    pub price: MoneyView,
+    /// Shipping is free when the subtotal after discount reaches this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_over: Option<MoneyView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why (1 to 500 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequestBody {
+    /// Why (1 to 500 characters).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipRequest {
+    #[schema(example = "DHL")]
+    pub carrier: String,
+    #[schema(example = "JD014600006281234567")]
+    pub tracking_number: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    /// `{amount, currency}` (a bare integer of minor units is still accepted); default:
+    /// everything not refunded yet.
+    #[serde(default)]
+    pub amount: Option<MoneyInput>,
+    pub reason: String,
 }
 
 /// Something the caller may do with an order now. An order view lists these

@@ -7,16 +7,17 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use contracts::api::ordering::OrderAction;
+use contracts::api::money::MoneyInput;
+use contracts::api::ordering::{CancelRequest, OrderAction, OrderSummary, OrderView, RefundBody, ShipRequest};
 use http::StatusCode;
 use minijinja::context;
 use platform::http::Path;
+use platform::pagination::Page;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::{Date, Duration, OffsetDateTime, Time, UtcOffset};
 
 use super::{new_idempotency_key, problem_errors, query_string, segment};
-use crate::api::allowed_actions;
 use crate::forms::{FieldErrors, Form, NoFields};
 use crate::render::{page_with_status, parse_money, value_of};
 use crate::{PageError, Session, WebState};
@@ -79,6 +80,15 @@ struct Customer {
     email_param: String,
 }
 
+/// A row of the order list: ordering's summary and, when identity named them, its customer.
+#[derive(Debug, Serialize)]
+struct OrderRow<'a> {
+    #[serde(flatten)]
+    order: &'a OrderSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer: Option<&'a Customer>,
+}
+
 /// The account with exactly this e-mail address (identity matches parts; staff typed all of it).
 async fn customer_id_by_email(web: &WebState, session: &Session, email: &str) -> Result<Option<String>, PageError> {
     let path = format!("/api/v1/users{}", query_string(&[("email", email), ("limit", "200")]));
@@ -94,13 +104,8 @@ async fn customer_id_by_email(web: &WebState, session: &Session, email: &str) ->
 
 /// Names and e-mail addresses of the customers of `orders`, in one call to identity. Without an
 /// answer the list still shows (with ids): the orders matter more than the names.
-async fn customers_of(web: &WebState, session: &Session, orders: &Value) -> HashMap<String, Customer> {
-    let mut ids: Vec<&str> = orders
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|o| o["user_id"].as_str())
-        .collect();
+async fn customers_of(web: &WebState, session: &Session, orders: &[OrderSummary]) -> HashMap<String, Customer> {
+    let mut ids: Vec<String> = orders.iter().map(|o| o.user_id.to_string()).collect();
     ids.sort_unstable();
     ids.dedup();
     if ids.is_empty() {
@@ -174,7 +179,7 @@ async fn orders(
             Err(e) => return Err(e),
         }
     }
-    let mut list = if errors.is_empty() && !unknown_email {
+    let list: Page<OrderSummary> = if errors.is_empty() && !unknown_email {
         let path = format!(
             "/api/v1/orders/admin/orders{}",
             query_string(&[
@@ -186,20 +191,23 @@ async fn orders(
                 ("cursor", &filter.cursor),
             ])
         );
-        web.api(&session).get_json::<Value>("ordering", &path).await?
+        web.api(&session).get_json("ordering", &path).await?
     } else {
-        json!({ "items": [] })
-    };
-    let customers = customers_of(&web, &session, &list["items"]).await;
-    if let Some(items) = list["items"].as_array_mut() {
-        for order in items {
-            let known = order["user_id"].as_str().and_then(|id| customers.get(id));
-            if let Some(c) = known {
-                order["customer"] = json!(c);
-            }
+        Page {
+            items: Vec::new(),
+            next: None,
         }
-    }
-    let next_page = list["next"].as_str().map(|cursor| {
+    };
+    let customers = customers_of(&web, &session, &list.items).await;
+    let rows: Vec<OrderRow> = list
+        .items
+        .iter()
+        .map(|order| OrderRow {
+            customer: customers.get(&order.user_id.to_string()),
+            order,
+        })
+        .collect();
+    let next_page = list.next.as_deref().map(|cursor| {
         format!(
             "/admin/orders{}",
             query_string(&[
@@ -222,7 +230,7 @@ async fn orders(
         &session,
         "admin/orders.html",
         context! {
-            orders => value_of(&list["items"]),
+            orders => value_of(&rows),
             filter => value_of(&filter),
             statuses => ORDER_STATUSES,
             errors => errors,
@@ -261,13 +269,12 @@ async fn render_order(
     form: ActionForm,
     errors: FieldErrors,
 ) -> Result<Response, PageError> {
-    let order: Value = web
+    let order: OrderView = web
         .api(session)
         .get_json("ordering", &format!("/api/v1/orders/{}", segment(id)))
         .await?;
-    let total = order["total"]["amount"].as_i64().unwrap_or_default();
-    let refunded = order["refunded"]["amount"].as_i64().unwrap_or_default();
-    let allowed = allowed_actions(&order);
+    let refundable = order.totals.total.amount - order.refunded.amount;
+    let allowed = &order.allowed_actions;
     let mut form = form;
     form.idempotency_key = new_idempotency_key();
     page_with_status(
@@ -276,7 +283,7 @@ async fn render_order(
         "admin/order.html",
         context! {
             order => value_of(&order),
-            refundable => total - refunded,
+            refundable => refundable,
             can_ship => allowed.contains(&OrderAction::Ship),
             can_deliver => allowed.contains(&OrderAction::Deliver),
             can_refund => allowed.contains(&OrderAction::Refund),
@@ -348,7 +355,10 @@ async fn ship(
     if !errors.is_empty() {
         return render_order(&web, &session, &id, StatusCode::UNPROCESSABLE_ENTITY, form, errors).await;
     }
-    let body = json!({ "carrier": form.carrier.trim(), "tracking_number": form.tracking_number.trim() });
+    let body = ShipRequest {
+        carrier: form.carrier.trim().to_owned(),
+        tracking_number: form.tracking_number.trim().to_owned(),
+    };
     let reply = web
         .api(&session)
         .post("ordering", &format!("/api/v1/orders/{}/ship", segment(&id)), &body)
@@ -383,7 +393,7 @@ async fn deliver(
 }
 
 /// The refund body: the amount typed as a decimal (empty: everything not refunded yet).
-fn refund_body(form: &ActionForm) -> Result<Value, FieldErrors> {
+fn refund_body(form: &ActionForm) -> Result<RefundBody, FieldErrors> {
     let mut errors = FieldErrors::new();
     let amount = if form.amount.trim().is_empty() {
         None
@@ -404,7 +414,11 @@ fn refund_body(form: &ActionForm) -> Result<Value, FieldErrors> {
         errors.add("reason", "Say why (the customer sees it).");
     }
     if errors.is_empty() {
-        Ok(json!({ "amount": amount, "reason": form.reason.trim() }))
+        // Minor units, as the form always meant the shop's currency.
+        Ok(RefundBody {
+            amount: amount.map(MoneyInput::Minor),
+            reason: form.reason.trim().to_owned(),
+        })
     } else {
         Err(errors)
     }
@@ -443,7 +457,9 @@ async fn cancel(
 ) -> Result<Response, PageError> {
     session.require_staff()?;
     let reason = form.reason.trim();
-    let body = json!({ "reason": (!reason.is_empty()).then_some(reason) });
+    let body = CancelRequest {
+        reason: (!reason.is_empty()).then(|| reason.to_owned()),
+    };
     let reply = web
         .api(&session)
         .post("ordering", &format!("/api/v1/orders/{}/cancel", segment(&id)), &body)
@@ -470,14 +486,12 @@ mod tests {
             reason: reason.into(),
             ..ActionForm::default()
         };
+        let body = refund_body(&form("5.5", "damaged")).expect("valid");
         assert_eq!(
-            refund_body(&form("5.5", "damaged")).expect("valid"),
+            serde_json::to_value(&body).expect("serialise"),
             json!({ "amount": 550, "reason": "damaged" })
         );
-        assert_eq!(
-            refund_body(&form(" ", "all of it")).expect("valid")["amount"],
-            Value::Null
-        );
+        assert_eq!(refund_body(&form(" ", "all of it")).expect("valid").amount, None);
         assert!(
             refund_body(&form("-1", "x"))
                 .expect_err("negative")

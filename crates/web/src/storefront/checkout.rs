@@ -17,6 +17,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
+use contracts::api::money::MoneyView;
+use contracts::api::ordering::{OrderStatus, OrderView, QuoteView, ShippingMethods};
 use http::StatusCode;
 use minijinja::context;
 use platform::client::Reply;
@@ -133,12 +135,8 @@ fn country_name(code: &str) -> String {
 }
 
 /// The destinations as `{code, name}`, by name.
-fn country_options(codes: &[Value]) -> Vec<Value> {
-    let mut options: Vec<(String, String)> = codes
-        .iter()
-        .filter_map(Value::as_str)
-        .map(|c| (country_name(c), c.to_owned()))
-        .collect();
+fn country_options(codes: &[String]) -> Vec<Value> {
+    let mut options: Vec<(String, String)> = codes.iter().map(|c| (country_name(c), c.clone())).collect();
     options.sort();
     options
         .into_iter()
@@ -290,7 +288,7 @@ async fn quote_for(
     country: &str,
     shipping_method: &str,
     coupon: &str,
-) -> Result<Result<Value, String>, PageError> {
+) -> Result<Result<QuoteView, String>, PageError> {
     let reply = api
         .post(
             "ordering",
@@ -315,23 +313,19 @@ async fn quote_for(
 }
 
 /// The figures of a quote as the page shows them.
-fn quote_figures(quote: &Value) -> Value {
-    let money = |m: &Value| {
-        let currency = m["currency"].as_str().unwrap_or("EUR");
-        m["amount"].as_i64().map(|a| format_money(a, currency))
-    };
-    let rate = quote["tax_rate_bp"].as_u64().unwrap_or(0);
-    let discount = quote["discount"]["amount"].as_i64().unwrap_or(0);
+fn quote_figures(quote: &QuoteView) -> Value {
+    let money = |m: &MoneyView| format_money(m.amount, &m.currency);
+    let t = &quote.totals;
     json!({
-        "subtotal": money(&quote["subtotal"]),
-        "discount": (discount != 0).then(|| money(&quote["discount"])).flatten(),
-        "coupon": quote["coupon"],
-        "shipping": money(&quote["shipping"]),
-        "tax": money(&quote["tax"]),
-        "tax_label": format!("Tax ({})", percent(rate)),
-        "total": money(&quote["total"]),
-        "expected_total": quote["total"]["amount"],
-        "expected_currency": quote["total"]["currency"],
+        "subtotal": money(&t.subtotal),
+        "discount": (t.discount.amount != 0).then(|| money(&t.discount)),
+        "coupon": quote.coupon,
+        "shipping": money(&t.shipping),
+        "tax": money(&t.tax),
+        "tax_label": format!("Tax ({})", percent(u64::from(t.tax_rate_bp))),
+        "total": money(&t.total),
+        "expected_total": t.total.amount,
+        "expected_currency": t.total.currency,
     })
 }
 
@@ -364,7 +358,7 @@ pub async fn quote(
 struct Outcome {
     errors: FieldErrors,
     message: Option<String>,
-    quote: Option<Value>,
+    quote: Option<QuoteView>,
     status: StatusCode,
 }
 
@@ -389,7 +383,7 @@ async fn render(
     let api = web.api(session);
     let (cart, methods, cards) = tokio::join!(
         load_cart(&api, session),
-        api.get_json::<Value>("ordering", "/api/v1/orders/shipping-methods"),
+        api.get_json::<ShippingMethods>("ordering", "/api/v1/orders/shipping-methods"),
         api.get_json::<Value>("payments", "/api/v1/payments/methods"),
     );
     let (cart, methods, cards) = (cart?, methods?, cards?);
@@ -401,12 +395,12 @@ async fn render(
         return Ok(Redirect::to("/cart").into_response());
     };
     let cards = cards["items"].as_array().cloned().unwrap_or_default();
-    let countries = methods["countries"].as_array().cloned().unwrap_or_default();
-    let first_method = methods["methods"][0]["id"].as_str().unwrap_or_default().to_owned();
+    let countries = &methods.countries;
+    let first_method = methods.methods.first().map(|m| m.id.clone()).unwrap_or_default();
     let default_country = if countries.iter().any(|c| c == "DE") {
         "DE".to_owned()
     } else {
-        countries.first().and_then(Value::as_str).unwrap_or_default().to_owned()
+        countries.first().cloned().unwrap_or_default()
     };
     // No card is chosen for the shopper: a saved card is used only when picked. A card typed for
     // this checkout and not saved is not listed, so the form asks for a card again.
@@ -442,9 +436,9 @@ async fn render(
         "shop/checkout.html",
         context! {
             cart => value_of(decorate_cart(&cart)),
-            methods => value_of(&methods["methods"]),
-            currency => methods["currency"].as_str().unwrap_or("EUR").to_owned(),
-            countries => value_of(country_options(&countries)),
+            methods => value_of(&methods.methods),
+            currency => methods.currency.clone(),
+            countries => value_of(country_options(countries)),
             cards => value_of(cards),
             quote => value_of(&quote),
             figures => value_of(&figures),
@@ -529,7 +523,7 @@ pub async fn submit(
         };
         let reply = api.post("ordering", "/api/v1/orders/quote", &asked).await?;
         match reply.status {
-            s if s.is_success() => Some(api.decode::<Value>(reply)?),
+            s if s.is_success() => Some(api.decode::<QuoteView>(reply)?),
             StatusCode::CONFLICT => return render(&web, &session, form, conflict(&reply)).await,
             StatusCode::UNPROCESSABLE_ENTITY => {
                 return render(&web, &session, form, Outcome::refused(errors_from_problem(&reply))).await;
@@ -569,8 +563,9 @@ pub async fn submit(
     let reply = place(&keyed, &body).await?;
     match reply.status {
         s if s.is_success() => {
-            let order: Value = api.decode(reply)?;
-            placed(&web, &session, form, order).await
+            let order: OrderView = api.decode(reply)?;
+            // An order view is large: its future goes on the heap.
+            Box::pin(placed(&web, &session, form, order)).await
         }
         StatusCode::CONFLICT => render(&web, &session, form, conflict(&reply)).await,
         StatusCode::UNPROCESSABLE_ENTITY if names_field(&reply, "Idempotency-Key") => {
@@ -679,14 +674,12 @@ fn conflict(reply: &Reply) -> Outcome {
     let problem = reply.problem().unwrap_or_default();
     let price_changed = problem["type"].as_str().is_some_and(|t| t.ends_with("price-changed"));
     if price_changed {
-        let quote = problem.get("quote").cloned();
-        let total = quote.as_ref().and_then(|q| {
-            let t = &q["total"];
-            Some(format_money(
-                t["amount"].as_i64()?,
-                t["currency"].as_str().unwrap_or("EUR"),
-            ))
-        });
+        let quote = problem
+            .get("quote")
+            .and_then(|q| serde_json::from_value::<QuoteView>(q.clone()).ok());
+        let total = quote
+            .as_ref()
+            .map(|q| format_money(q.totals.total.amount, &q.totals.total.currency));
         let message = match total {
             Some(total) => format!(
                 "The total changed since it was shown: it is now {total}. Nothing was charged. Please check it below and place the order again."
@@ -716,18 +709,19 @@ async fn placed(
     web: &WebState,
     session: &Session,
     mut form: CheckoutForm,
-    order: Value,
+    order: OrderView,
 ) -> Result<Response, PageError> {
-    let status = order["status"].as_str().unwrap_or_default();
-    let number = order["number"].as_str().unwrap_or_default();
-    let id = present::path_segment(order["id"].as_str().unwrap_or_default());
+    let status = order.status;
+    let number = &order.number;
+    let id = present::path_segment(&order.id.to_string());
     match status {
-        "payment_failed" | "cancelled" => {
-            let reason = order["timeline"]
-                .as_array()
-                .and_then(|t| t.iter().rev().find(|e| e["to"] == json!(status)))
-                .and_then(|e| e["reason"].as_str())
-                .unwrap_or("card_declined")
+        OrderStatus::PaymentFailed | OrderStatus::Cancelled => {
+            let reason = order
+                .timeline
+                .iter()
+                .rev()
+                .find(|e| e.to == status)
+                .map_or("card_declined", |e| e.reason.as_str())
                 .to_owned();
             restore_cart(&web.api(session), &order).await;
             // Payments does not keep a card declined on its first use; the shopper picks another.
@@ -740,7 +734,7 @@ async fn placed(
             };
             render(web, session, form, outcome).await
         }
-        _ if order["in_progress"].as_bool().unwrap_or(false) => {
+        _ if order.in_progress => {
             session.flash(
                 "info",
                 format!("Thank you! Your order {number} is placed; we are confirming the payment."),
@@ -758,12 +752,9 @@ async fn placed(
 /// once it hears of it. Put its lines back, so the shopper can try another card at once. Lines
 /// written after the order are kept by that clean-up, so the order of events does not matter.
 /// Best effort: a line that cannot go back (the stock went meanwhile) is left out.
-async fn restore_cart(api: &Api<'_>, order: &Value) {
-    let Some(lines) = order["lines"].as_array() else { return };
-    for line in lines {
-        let (Some(sku), Some(quantity)) = (line["sku"].as_str(), line["quantity"].as_i64()) else {
-            continue;
-        };
+async fn restore_cart(api: &Api<'_>, order: &OrderView) {
+    for line in &order.lines {
+        let (sku, quantity) = (line.sku.as_str(), line.quantity);
         let path = format!("/api/v1/cart/items/{}", present::path_segment(sku));
         for attempt in 0..5 {
             let reply = match api.put("cart", &path, &json!({ "quantity": quantity })).await {

@@ -5,20 +5,37 @@
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use contracts::api::ordering::OrderAction;
+use contracts::api::ordering::{CancelRequest, OrderAction, OrderSummary, OrderView, RefundRequestBody, TimelineView};
 use http::{HeaderValue, StatusCode, header};
 use minijinja::context;
 use platform::http::Path;
-use serde::Deserialize;
+use platform::pagination::Page;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::present;
-use crate::api::allowed_actions;
 use crate::forms::{FieldErrors, Form};
 use crate::render::{page, page_with_status, value_of};
 use crate::{PageError, Session, WebState};
 
 const HISTORY_PAGE: u32 = 20;
+
+/// An order (or a row of the history) as a page shows it: ordering's view plus its status in
+/// the shopper's words.
+#[derive(Debug, Serialize)]
+struct Labelled<T> {
+    #[serde(flatten)]
+    view: T,
+    status_label: &'static str,
+}
+
+/// A step of the order's timeline with the status it reached in the shopper's words.
+#[derive(Debug, Serialize)]
+struct ShownEntry<'a> {
+    #[serde(flatten)]
+    entry: &'a TimelineView,
+    to_label: &'static str,
+}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct HistoryQuery {
@@ -53,7 +70,7 @@ pub async fn list(
     let api = web.api(&session);
     let reply = api.get("ordering", &format!("/api/v1/orders?{query}")).await?;
     let mut errors = FieldErrors::new();
-    let page_data: Value = if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
+    let page_data: Page<OrderSummary> = if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
         // A stale cursor in a bookmarked link: start from the first page.
         errors.add(
             "_form",
@@ -64,25 +81,20 @@ pub async fn list(
     } else {
         api.decode(reply)?
     };
-    let orders: Vec<Value> = page_data["items"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|o| {
-                    let mut o = o.clone();
-                    o["status_label"] = json!(present::status_label(o["status"].as_str().unwrap_or_default()));
-                    o
-                })
-                .collect()
+    let orders: Vec<Labelled<OrderSummary>> = page_data
+        .items
+        .into_iter()
+        .map(|o| Labelled {
+            status_label: present::status_label(o.status.as_str()),
+            view: o,
         })
-        .unwrap_or_default();
-    let next_url = page_data["next"].as_str().map(|next| {
+        .collect();
+    let next_url = page_data.next.map(|next| {
         let mut url = form_urlencoded::Serializer::new(String::new());
         if !status.is_empty() {
             url.append_pair("status", &status);
         }
-        url.append_pair("cursor", next);
+        url.append_pair("cursor", &next);
         format!("/orders?{}", url.finish())
     });
     let statuses: Vec<Value> = present::ORDER_STATUSES
@@ -113,12 +125,10 @@ async fn order_page(
 ) -> Result<Response, PageError> {
     session.require_user()?;
     let api = web.api(session);
-    let mut order: Value = api
+    let order: OrderView = api
         .get_json("ordering", &format!("/api/v1/orders/{}", present::path_segment(id)))
         .await?;
-    let state = order["status"].as_str().unwrap_or_default().to_owned();
-    order["status_label"] = json!(present::status_label(&state));
-    let allowed = allowed_actions(&order);
+    let allowed = &order.allowed_actions;
     let mut returns: Vec<Value> = api
         .get_json(
             "ordering",
@@ -126,43 +136,50 @@ async fn order_page(
         )
         .await?;
     // What the return form offers: each line with the units that may still be sent back.
-    let return_lines: Vec<Value> = order["lines"]
-        .as_array()
-        .map(|lines| {
-            lines
-                .iter()
-                .map(|l| {
-                    let sku = l["sku"].as_str().unwrap_or_default();
-                    let left = present::returnable(sku, l["quantity"].as_i64().unwrap_or_default(), &returns);
-                    json!({"sku": sku, "name": l["name"], "returnable": left})
-                })
-                .filter(|l| l["returnable"].as_i64().is_some_and(|n| n > 0))
-                .collect()
+    let return_lines: Vec<Value> = order
+        .lines
+        .iter()
+        .map(|l| {
+            let left = present::returnable(&l.sku, l.quantity, &returns);
+            json!({"sku": l.sku, "name": l.name, "returnable": left})
         })
-        .unwrap_or_default();
+        .filter(|l| l["returnable"].as_i64().is_some_and(|n| n > 0))
+        .collect();
     for r in &mut returns {
         let label = present::return_status_label(r["status"].as_str().unwrap_or_default());
         r["status_label"] = json!(label);
     }
-    if let Some(timeline) = order["timeline"].as_array_mut() {
-        for entry in timeline {
-            let to = entry["to"].as_str().unwrap_or_default().to_owned();
-            entry["to_label"] = json!(present::status_label(&to));
-        }
-    }
+    let timeline: Vec<ShownEntry> = order
+        .timeline
+        .iter()
+        .map(|e| ShownEntry {
+            to_label: present::status_label(e.to.as_str()),
+            entry: e,
+        })
+        .collect();
+    let can_cancel = allowed.contains(&OrderAction::Cancel);
+    let can_request_refund = allowed.contains(&OrderAction::RequestRefund);
+    let can_return = allowed.contains(&OrderAction::RequestReturn) && !return_lines.is_empty();
+    let has_invoice = allowed.contains(&OrderAction::DownloadInvoice);
+    let in_progress = order.in_progress;
+    let order = Labelled {
+        status_label: present::status_label(order.status.as_str()),
+        view: &order,
+    };
     page_with_status(
         status,
         session,
         "shop/order.html",
         context! {
             order => value_of(&order),
-            in_progress => order["in_progress"].as_bool().unwrap_or(false),
-            can_cancel => allowed.contains(&OrderAction::Cancel),
-            can_request_refund => allowed.contains(&OrderAction::RequestRefund),
-            can_return => allowed.contains(&OrderAction::RequestReturn) && !return_lines.is_empty(),
+            timeline => value_of(&timeline),
+            in_progress => in_progress,
+            can_cancel => can_cancel,
+            can_request_refund => can_request_refund,
+            can_return => can_return,
             return_lines => value_of(&return_lines),
             returns => value_of(&returns),
-            has_invoice => allowed.contains(&OrderAction::DownloadInvoice),
+            has_invoice => has_invoice,
             refund_reason => refund_reason,
             errors => errors,
         },
@@ -226,10 +243,8 @@ pub async fn cancel(
     }
     let api = web.api(&session);
     let reason = form.reason.trim();
-    let body = if reason.is_empty() {
-        json!({})
-    } else {
-        json!({ "reason": reason })
+    let body = CancelRequest {
+        reason: (!reason.is_empty()).then(|| reason.to_owned()),
     };
     let reply = api.post("ordering", &format!("/api/v1{back}/cancel"), &body).await?;
     if reply.is_success() {
@@ -274,7 +289,9 @@ pub async fn refund_request(
             .post(
                 "ordering",
                 &format!("/api/v1{back}/refund-requests"),
-                &json!({ "reason": reason }),
+                &RefundRequestBody {
+                    reason: reason.to_owned(),
+                },
             )
             .await?;
         if reply.is_success() {
