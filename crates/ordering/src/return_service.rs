@@ -6,9 +6,7 @@
 use contracts::events::ordering::{ReturnApproved, ReturnReceived, ReturnRefunded, ReturnRejected, ReturnRequested};
 use platform::FieldError;
 use platform::money::MoneyView;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::{Actor, OrderId, parse_reason, refund_outcome};
@@ -21,94 +19,11 @@ use crate::returns::{
 use crate::service::{Caller, LEASE, OrderError, OrderingService, apply, entry, now};
 use crate::store::{Mutation, Order, Refusal, ReturnFilter, ReturnMutation, StoreError};
 
+pub use contracts::api::ordering::{
+    NewReturn, ReceiveLine, ReceiveReturn, ReturnDecision, ReturnLineRequest, ReturnLineView, ReturnView,
+};
+
 type Result<T, E = OrderError> = std::result::Result<T, E>;
-
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReturnLineRequest {
-    /// A SKU of the order.
-    #[schema(example = "TEE-RED-M")]
-    pub sku: String,
-    /// 1 to (delivered − already being returned).
-    #[schema(example = 1)]
-    pub quantity: i64,
-}
-
-/// A customer's return request.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewReturn {
-    /// Why (1 to 500 characters).
-    #[schema(example = "The size does not fit")]
-    pub reason: String,
-    pub lines: Vec<ReturnLineRequest>,
-}
-
-/// Staff's decision on a requested return.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReturnDecision {
-    /// Shown to the customer (required to reject; at most 500 characters).
-    #[serde(default)]
-    pub note: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReceiveLine {
-    pub sku: String,
-    /// Whether the units go back to stock (false: damaged, kept out of sale).
-    pub restock: bool,
-}
-
-/// Staff mark an approved return's parcel received.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReceiveReturn {
-    /// Per line whether it goes back to stock; lines not listed go back to stock.
-    #[serde(default)]
-    pub lines: Vec<ReceiveLine>,
-    /// Minor units to refund; default: the lines' value with their share of discount and tax.
-    #[serde(default)]
-    pub refund_amount: Option<i64>,
-    #[serde(default)]
-    pub note: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ReturnLineView {
-    pub sku: String,
-    pub name: String,
-    pub quantity: i64,
-    pub unit_price: MoneyView,
-    /// Set once received: whether the units went back to stock.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restock: Option<bool>,
-}
-
-/// A return (RMA).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ReturnView {
-    pub id: Uuid,
-    pub order_id: Uuid,
-    #[schema(example = "EMP-000042")]
-    pub order_number: String,
-    pub user_id: Uuid,
-    pub status: ReturnStatus,
-    pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    pub lines: Vec<ReturnLineView>,
-    /// Fixed on receipt.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refund: Option<MoneyView>,
-    /// True while the restock/refund steps after receipt are still running.
-    pub processing: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-}
 
 impl From<&Return> for ReturnView {
     fn from(r: &Return) -> Self {

@@ -2,9 +2,6 @@
 //! machine and the refund a return is worth. The use cases are in `return_service`, the design in
 //! docs/adr/0010-returns.md.
 
-use std::fmt;
-use std::str::FromStr;
-
 use platform::FieldError;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -12,56 +9,19 @@ use uuid::Uuid;
 use crate::domain::{OrderId, OrderStatus, Overflow, Sku, TimelineEntry, Totals, basis_points};
 use crate::store::OrderLine;
 
-/// Where a return stands. `requested → approved | rejected`, `approved → received → refunded`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReturnStatus {
-    Requested,
-    Approved,
-    Rejected,
-    Received,
-    Refunded,
-}
+/// Where a return stands: the published enum; its rule is [`ReturnStatusRules`].
+pub use contracts::api::ordering::ReturnStatus;
 
-impl ReturnStatus {
-    pub const ALL: [ReturnStatus; 5] = [
-        Self::Requested,
-        Self::Approved,
-        Self::Rejected,
-        Self::Received,
-        Self::Refunded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Requested => "requested",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Received => "received",
-            Self::Refunded => "refunded",
-        }
-    }
-
+/// Ordering's rule about a return's status (the enum itself is published in the contracts).
+pub trait ReturnStatusRules: Copy {
     /// Whether the return's units still count against what may be returned (a rejected
     /// return gives them back).
-    pub fn holds_units(self) -> bool {
+    fn holds_units(self) -> bool;
+}
+
+impl ReturnStatusRules for ReturnStatus {
+    fn holds_units(self) -> bool {
         self != Self::Rejected
-    }
-}
-
-impl fmt::Display for ReturnStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ReturnStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("must be one of requested, approved, rejected, received, refunded (not {s:?})"))
     }
 }
 

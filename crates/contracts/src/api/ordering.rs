@@ -312,6 +312,140 @@ pub struct RefundBody {
     pub reason: String,
 }
 
+/// Where a return stands. `requested → approved | rejected`, `approved → received → refunded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReturnStatus {
+    Requested,
+    Approved,
+    Rejected,
+    Received,
+    Refunded,
+}
+
+impl ReturnStatus {
+    pub const ALL: [ReturnStatus; 5] = [
+        Self::Requested,
+        Self::Approved,
+        Self::Rejected,
+        Self::Received,
+        Self::Refunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Received => "received",
+            Self::Refunded => "refunded",
+        }
+    }
+}
+
+impl fmt::Display for ReturnStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ReturnStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("must be one of requested, approved, rejected, received, refunded (not {s:?})"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLineRequest {
+    /// A SKU of the order.
+    #[schema(example = "TEE-RED-M")]
+    pub sku: String,
+    /// 1 to (delivered − already being returned).
+    #[schema(example = 1)]
+    pub quantity: i64,
+}
+
+/// A customer's return request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReturn {
+    /// Why (1 to 500 characters).
+    #[schema(example = "The size does not fit")]
+    pub reason: String,
+    pub lines: Vec<ReturnLineRequest>,
+}
+
+/// Staff's decision on a requested return.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnDecision {
+    /// Shown to the customer (required to reject; at most 500 characters).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveLine {
+    pub sku: String,
+    /// Whether the units go back to stock (false: damaged, kept out of sale).
+    pub restock: bool,
+}
+
+/// Staff mark an approved return's parcel received.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveReturn {
+    /// Per line whether it goes back to stock; lines not listed go back to stock.
+    #[serde(default)]
+    pub lines: Vec<ReceiveLine>,
+    /// Minor units to refund; default: the lines' value with their share of discount and tax.
+    #[serde(default)]
+    pub refund_amount: Option<i64>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReturnLineView {
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price: MoneyView,
+    /// Set once received: whether the units went back to stock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restock: Option<bool>,
+}
+
+/// A return (RMA).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReturnView {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    #[schema(example = "EMP-000042")]
+    pub order_number: String,
+    pub user_id: Uuid,
+    pub status: ReturnStatus,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub lines: Vec<ReturnLineView>,
+    /// Fixed on receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<MoneyView>,
+    /// True while the restock/refund steps after receipt are still running.
+    pub processing: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
 /// Something the caller may do with an order now. An order view lists these
 /// (`allowed_actions`) so that pages offer exactly what ordering would accept, without knowing
 /// its state machine. Ordering still checks each request when it arrives (the order may have

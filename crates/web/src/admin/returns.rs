@@ -5,9 +5,10 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use contracts::api::ordering::{ReceiveLine, ReceiveReturn, ReturnDecision, ReturnView};
 use minijinja::context;
+use platform::pagination::Page;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::{query_string, segment, sentence};
 use crate::forms::Form;
@@ -53,8 +54,8 @@ async fn queue(
         "/api/v1/orders/admin/returns{}",
         query_string(&[("status", status), ("limit", "50"), ("cursor", &filter.cursor)])
     );
-    let list: Value = web.api(&session).get_json("ordering", &path).await?;
-    let next_page = list["next"].as_str().map(|cursor| {
+    let list: Page<ReturnView> = web.api(&session).get_json("ordering", &path).await?;
+    let next_page = list.next.as_deref().map(|cursor| {
         format!(
             "/admin/returns{}",
             query_string(&[
@@ -67,7 +68,7 @@ async fn queue(
         &session,
         "admin/returns.html",
         context! {
-            returns => value_of(&list["items"]),
+            returns => value_of(&list.items),
             status => if status.is_empty() { "all" } else { status },
             statuses => RETURN_STATUSES,
             next_page => next_page,
@@ -122,7 +123,9 @@ async fn decide(
 ) -> Result<Response, PageError> {
     session.require_staff()?;
     let note = form.note.trim();
-    let body = json!({ "note": (!note.is_empty()).then_some(note) });
+    let body = ReturnDecision {
+        note: (!note.is_empty()).then(|| note.to_owned()),
+    };
     let reply = web
         .api(session)
         .post(
@@ -175,21 +178,28 @@ async fn reject(
 
 /// The receive form: one `restock:<SKU>` field per line (`yes`/`no`), an optional refund as a
 /// decimal amount, a note. Returns the API body, or the message for the first bad field.
-fn receive_body(fields: &[(String, String)]) -> Result<Value, String> {
+fn receive_body(fields: &[(String, String)]) -> Result<ReceiveReturn, String> {
     let mut lines = Vec::new();
     let mut refund = None;
     let mut note = None;
     for (name, value) in fields {
         let value = value.trim();
         if let Some(sku) = name.strip_prefix("restock:") {
-            lines.push(json!({"sku": sku, "restock": value == "yes"}));
+            lines.push(ReceiveLine {
+                sku: sku.to_owned(),
+                restock: value == "yes",
+            });
         } else if name == "refund" && !value.is_empty() {
             refund = Some(parse_money(value).map_err(|m| format!("Refund: {}", sentence(m)))?);
         } else if name == "note" && !value.is_empty() {
             note = Some(value.to_owned());
         }
     }
-    Ok(json!({"lines": lines, "refund_amount": refund, "note": note}))
+    Ok(ReceiveReturn {
+        lines,
+        refund_amount: refund,
+        note,
+    })
 }
 
 async fn receive(
@@ -233,6 +243,8 @@ async fn receive(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -256,14 +268,12 @@ mod tests {
                 ("refund", "12.5"),
                 ("note", " torn "),
             ]))
+            .map(|body| serde_json::to_value(body).expect("serialise"))
             .expect("valid"),
             json!({"lines": [{"sku": "MUG-1", "restock": true}, {"sku": "TEE-1", "restock": false}],
                    "refund_amount": 1250, "note": "torn"})
         );
-        assert_eq!(
-            receive_body(&f(&[("refund", "")])).expect("valid")["refund_amount"],
-            Value::Null
-        );
+        assert_eq!(receive_body(&f(&[("refund", "")])).expect("valid").refund_amount, None);
         assert!(receive_body(&f(&[("refund", "-3")])).is_err());
     }
 }

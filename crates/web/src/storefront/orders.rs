@@ -5,7 +5,9 @@
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use contracts::api::ordering::{CancelRequest, OrderAction, OrderSummary, OrderView, RefundRequestBody, TimelineView};
+use contracts::api::ordering::{
+    CancelRequest, OrderAction, OrderSummary, OrderView, RefundRequestBody, ReturnView, TimelineView,
+};
 use http::{HeaderValue, StatusCode, header};
 use minijinja::context;
 use platform::http::Path;
@@ -129,7 +131,7 @@ async fn order_page(
         .get_json("ordering", &format!("/api/v1/orders/{}", present::path_segment(id)))
         .await?;
     let allowed = &order.allowed_actions;
-    let mut returns: Vec<Value> = api
+    let returns: Vec<ReturnView> = api
         .get_json(
             "ordering",
             &format!("/api/v1/orders/{}/returns", present::path_segment(id)),
@@ -145,10 +147,13 @@ async fn order_page(
         })
         .filter(|l| l["returnable"].as_i64().is_some_and(|n| n > 0))
         .collect();
-    for r in &mut returns {
-        let label = present::return_status_label(r["status"].as_str().unwrap_or_default());
-        r["status_label"] = json!(label);
-    }
+    let returns: Vec<Labelled<&ReturnView>> = returns
+        .iter()
+        .map(|r| Labelled {
+            status_label: present::return_status_label(r.status.as_str()),
+            view: r,
+        })
+        .collect();
     let timeline: Vec<ShownEntry> = order
         .timeline
         .iter()

@@ -4,6 +4,7 @@
 //! here: ordering's order view lists it (`allowed_actions`).
 
 use base64::Engine;
+use contracts::api::ordering::{ReturnStatus, ReturnView};
 
 use crate::render::{escape_html, parse_money};
 
@@ -113,13 +114,13 @@ pub const ORDER_STATUSES: [&str; 10] = [
 
 /// Units of `sku` (of `ordered`) that may still be returned: those not already in a return that
 /// was not rejected.
-pub fn returnable(sku: &str, ordered: i64, returns: &[serde_json::Value]) -> i64 {
+pub fn returnable(sku: &str, ordered: i64, returns: &[ReturnView]) -> i64 {
     let taken: i64 = returns
         .iter()
-        .filter(|r| r["status"] != "rejected")
-        .flat_map(|r| r["lines"].as_array().cloned().unwrap_or_default())
-        .filter(|l| l["sku"] == sku)
-        .filter_map(|l| l["quantity"].as_i64())
+        .filter(|r| r.status != ReturnStatus::Rejected)
+        .flat_map(|r| &r.lines)
+        .filter(|l| l.sku == sku)
+        .map(|l| l.quantity)
         .sum();
     (ordered - taken).max(0)
 }
@@ -470,10 +471,23 @@ mod tests {
 
     #[test]
     fn what_may_still_be_returned() {
-        let returns = [
-            serde_json::json!({"status": "requested", "lines": [{"sku": "MUG-1", "quantity": 2}]}),
-            serde_json::json!({"status": "rejected", "lines": [{"sku": "MUG-1", "quantity": 3}]}),
-        ];
+        let returned = |status: &str, quantity: i64| -> ReturnView {
+            serde_json::from_value(serde_json::json!({
+                "id": "00000000-0000-0000-0000-000000000001",
+                "order_id": "00000000-0000-0000-0000-000000000002",
+                "order_number": "EMP-000001",
+                "user_id": "00000000-0000-0000-0000-000000000003",
+                "status": status,
+                "reason": "too small",
+                "lines": [{"sku": "MUG-1", "name": "Mug", "quantity": quantity,
+                           "unit_price": {"amount": 900, "currency": "EUR"}}],
+                "processing": false,
+                "created_at": "2026-11-23T10:00:00Z",
+                "updated_at": "2026-11-23T10:00:00Z",
+            }))
+            .expect("a return view")
+        };
+        let returns = [returned("requested", 2), returned("rejected", 3)];
         assert_eq!(returnable("MUG-1", 3, &returns), 1);
         assert_eq!(returnable("TEE-1", 1, &returns), 1);
         assert_eq!(returnable("MUG-1", 1, &returns), 0);
