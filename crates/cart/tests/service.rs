@@ -332,7 +332,7 @@ async fn orders_placed_from_the_cart_empty_it(t: TestDb) {
     h.peers.sell("AAA-1", 100, 5);
     let id = Uuid::now_v7();
     h.svc.add_item(&user(id), "AAA-1", 2).await.expect("add");
-    let placed = platform::time::now();
+    let placed = platform::clock::now();
     let ordered = [("AAA-1".to_owned(), 2)];
     assert_eq!(h.svc.order_placed(id, placed, &ordered).await.expect("clear"), 1);
     assert_eq!(h.svc.order_placed(id, placed, &ordered).await.expect("replay"), 0);

@@ -223,7 +223,7 @@ async fn leaf_categories(catalog: &Catalog, rng: &mut Rng) -> anyhow::Result<(Ve
             .collect();
         return Ok((leaves, 0));
     }
-    let now = platform::time::now();
+    let now = platform::clock::now();
     let mut created = 0;
     let mut leaves = Vec::new();
     for (d, dept) in DEPARTMENTS.iter().enumerate() {

@@ -455,7 +455,7 @@ impl CatalogService {
     /// Applies `patch` to `base` (or to an empty product when creating) and checks every rule.
     async fn build_product(&self, base: Option<&Product>, patch: ProductPatch) -> Result<(Product, bool), Problem> {
         let mut errors = Vec::new();
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let default_currency = self.config.default_currency;
 
         let sku = match (&patch.sku, base) {
@@ -675,7 +675,7 @@ impl CatalogService {
                 sku: current.sku.to_string(),
             },
         );
-        let now = platform::time::now();
+        let now = platform::clock::now();
         self.store
             .delete_product(id, Some(expected_version.unwrap_or(current.version)), now, &[event])
             .await?;
@@ -804,7 +804,7 @@ impl CatalogService {
         if !errors.is_empty() {
             return Err(Problem::validation(errors));
         }
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let category = Category {
             id: CategoryId::new(),
             parent_id,
@@ -865,7 +865,7 @@ impl CatalogService {
         if !errors.is_empty() {
             return Err(Problem::validation(errors));
         }
-        next.updated_at = platform::time::now();
+        next.updated_at = platform::clock::now();
         self.store
             .update_category(&next, expected_version)
             .await
@@ -895,7 +895,7 @@ impl CatalogService {
         }
         let moved = self
             .store
-            .delete_category(id, reassign_to, platform::time::now())
+            .delete_category(id, reassign_to, platform::clock::now())
             .await
             .map_err(|e| match e {
                 StoreError::UnknownCategory => Problem::invalid_field("reassign_to", "no such category"),
@@ -955,7 +955,7 @@ impl CatalogService {
             return Err(Problem::validation(errors));
         }
         let p = self.live_product(product).await?;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let review = Review {
             id: ReviewId::new(),
             product_id: product,
@@ -1013,7 +1013,7 @@ impl CatalogService {
         }
         review.title = title;
         review.body = body;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         review.updated_at = now;
         self.store.update_review(&review, now).await?;
         self.after_review_write(product).await;
@@ -1026,7 +1026,7 @@ impl CatalogService {
         if review.user_id != user.id() && !moderator {
             return Err(Problem::forbidden("only the author or a moderator may delete a review"));
         }
-        self.store.delete_review(&review, platform::time::now()).await?;
+        self.store.delete_review(&review, platform::clock::now()).await?;
         self.after_review_write(product).await;
         Ok(())
     }
@@ -1039,7 +1039,7 @@ impl CatalogService {
     ) -> Result<ReviewView, Problem> {
         let mut review = self.review_of(product, id).await?;
         review.status = status;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         review.updated_at = now;
         self.store.update_review(&review, now).await?;
         self.after_review_write(product).await;

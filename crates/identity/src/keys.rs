@@ -61,7 +61,7 @@ fn generate() -> anyhow::Result<SigningKeyRecord> {
         kid,
         private_key: der.as_bytes().to_vec(),
         public_key: public,
-        created_at: platform::time::now(),
+        created_at: platform::clock::now(),
         retired_at: None,
     })
 }
@@ -122,7 +122,7 @@ impl KeyRing {
     }
 
     async fn rotate_after(&self, lead: Duration) -> anyhow::Result<(String, OffsetDateTime)> {
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let switch_at = now + lead;
         let mut record = generate()?;
         record.created_at = switch_at;
@@ -136,13 +136,13 @@ impl KeyRing {
     /// The key that signs now.
     pub fn active_kid(&self) -> Option<String> {
         let signers = self.signers.read().unwrap_or_else(|p| p.into_inner());
-        signer_at(&signers, platform::time::now()).map(|s| s.kid.clone())
+        signer_at(&signers, platform::clock::now()).map(|s| s.kid.clone())
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
         let guard = self.signers.read().unwrap_or_else(|p| p.into_inner());
         let active =
-            signer_at(&guard, platform::time::now()).ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
+            signer_at(&guard, platform::clock::now()).ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(active.kid.clone());
         header.typ = Some("at+jwt".into());

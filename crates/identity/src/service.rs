@@ -129,7 +129,7 @@ fn account(user: &User) -> events::Account {
 fn audit(kind: &str) -> AuditEvent {
     AuditEvent {
         id: Uuid::now_v7(),
-        occurred_at: platform::time::now(),
+        occurred_at: platform::clock::now(),
         kind: kind.to_owned(),
         user_id: None,
         actor_id: None,
@@ -294,7 +294,7 @@ impl IdentityService {
     async fn create_user(&self, r: Registration, role: Role, verified: bool) -> IdResult<User> {
         let (email, name) = self.parse_registration(&r)?;
         let hash = self.hasher.hash(r.password).await?;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let user = User {
             id: UserId::new(),
             email: email.into_inner(),
@@ -367,7 +367,7 @@ impl IdentityService {
         ttl: Duration,
     ) -> IdResult<()> {
         let token = OpaqueToken::generate();
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let expires_at = TokenLifetimes::expiry(now, ttl);
         let payload = E::from(events::OneTimeToken {
             user_id: user.id.0,
@@ -404,7 +404,7 @@ impl IdentityService {
     }
 
     pub async fn verify_email(&self, token: &str) -> IdResult<()> {
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let digest = OpaqueToken::presented(token).digest();
         let Some(user_id) = self
             .store
@@ -422,7 +422,7 @@ impl IdentityService {
 
     pub async fn login(&self, email: &str, password: String, client: &ClientInfo) -> IdResult<IssuedTokens> {
         let email = Email::parse(email).map_err(|m| IdentityError::Validation(vec![FieldError::new("email", m)]))?;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let c = &self.config;
         // The attempt is reserved (counted) before the password is checked, so a burst of parallel
         // guesses cannot all pass the check on the same old count.
@@ -608,7 +608,7 @@ impl IdentityService {
             return Err(IdentityError::InvalidClientCredentials.into());
         }
         self.service_client_limiter.check(client_id)?;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let ttl = self.lifetimes().access;
         let claims = AccessClaims {
             iss: ISSUER.to_owned(),
@@ -628,7 +628,7 @@ impl IdentityService {
     }
 
     pub async fn refresh(&self, presented: &str, client: &ClientInfo) -> IdResult<IssuedTokens> {
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let old = OpaqueToken::presented(presented);
         let Some(stored) = self.store.refresh_token(&old.digest()).await? else {
             return Err(IdentityError::InvalidRefreshToken);
@@ -686,7 +686,7 @@ impl IdentityService {
     /// The caller's account, while its session is live.
     pub async fn current_user(&self, auth: &AuthUser) -> IdResult<User> {
         self.store
-            .user_in_live_session(UserId(auth.id()), auth.session_id(), platform::time::now())
+            .user_in_live_session(UserId(auth.id()), auth.session_id(), platform::clock::now())
             .await?
             .ok_or(IdentityError::SessionEnded)
     }
@@ -702,7 +702,7 @@ impl IdentityService {
 
     pub async fn logout(&self, auth: &AuthUser, client: &ClientInfo) -> IdResult<()> {
         let user = self.current_user(auth).await?;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         self.store.revoke_session(auth.session_id(), "logout", now).await?;
         self.announce_revocation(user.id, Some(auth.session_id()), now, "logout")
             .await;
@@ -741,7 +741,7 @@ impl IdentityService {
     pub async fn reset_password(&self, token: &str, new_password: String, client: &ClientInfo) -> IdResult<()> {
         check_new_password(&new_password, &[])
             .map_err(|m| IdentityError::Validation(vec![FieldError::new("new_password", m)]))?;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let digest = OpaqueToken::presented(token).digest();
         let user_id = self
             .store
@@ -799,7 +799,7 @@ impl IdentityService {
                 "is incorrect",
             )]));
         }
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let hash = self.hasher.hash(new).await?;
         self.store.set_password_hash(user.id, &hash, now).await?;
         let revoked = self
@@ -821,7 +821,7 @@ impl IdentityService {
         let user = self.current_user(auth).await?;
         Ok(self
             .store
-            .update_name(user.id, name.as_str(), expected_version, platform::time::now())
+            .update_name(user.id, name.as_str(), expected_version, platform::clock::now())
             .await?)
     }
 
@@ -834,7 +834,7 @@ impl IdentityService {
                 "is incorrect",
             )]));
         }
-        let now = platform::time::now();
+        let now = platform::clock::now();
         self.store
             .erase_user(user.id, &format!("deleted-{}@invalid", user.id), now)
             .await?;
@@ -850,7 +850,7 @@ impl IdentityService {
 
     pub async fn sessions(&self, auth: &AuthUser) -> IdResult<Vec<Session>> {
         let user = self.current_user(auth).await?;
-        Ok(self.store.live_sessions(user.id, platform::time::now()).await?)
+        Ok(self.store.live_sessions(user.id, platform::clock::now()).await?)
     }
 
     pub async fn revoke_own_session(&self, auth: &AuthUser, session_id: Uuid, client: &ClientInfo) -> IdResult<()> {
@@ -861,7 +861,7 @@ impl IdentityService {
             .await?
             .filter(|s| s.user_id == user.id && s.revoked_at.is_none())
             .ok_or(IdentityError::NotFound("session"))?;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         self.store.revoke_session(session.id, "revoked by user", now).await?;
         self.announce_revocation(user.id, Some(session.id), now, "revoked by user")
             .await;
@@ -906,7 +906,7 @@ impl IdentityService {
             .user_by_id(UserId(id))
             .await?
             .ok_or(IdentityError::NotFound("user"))?;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let after = self.store.set_role(before.id, role, now).await?;
         // Tokens carry the role: end the user's sessions so the new role applies at next login.
         self.store
@@ -943,7 +943,7 @@ impl IdentityService {
                 "must be active or disabled; accounts are deleted by their owners",
             )]));
         }
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let user = self.store.set_status(UserId(id), status, now).await?;
         if status == UserStatus::Disabled {
             self.store

@@ -130,7 +130,7 @@ impl NotificationService {
     /// Renders and logs what `event` asks for. Nothing is sent here: the worker does that.
     pub async fn handle_event(&self, event: &Event) -> Result<(), HandlerError> {
         let plan = events::plan(event, &self.config.public_url).map_err(HandlerError::permanent)?;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         if let Some((user_id, email, name)) = &plan.recipient {
             let r = Recipient {
                 user_id: *user_id,
@@ -217,7 +217,7 @@ impl NotificationService {
 
     /// Claims one batch of due deliveries and sends them concurrently. Returns how many it tried.
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
-        let now = platform::time::now();
+        let now = platform::clock::now();
         let lease = i64::try_from(LEASE.as_millis()).unwrap_or(60_000);
         let (claim, rows) = self.store.claim_due(now_ms(now), lease, BATCH, now).await?;
         let count = rows.len();
@@ -250,7 +250,7 @@ impl NotificationService {
             self.sender.send(&outgoing).await
         };
         let elapsed = started.elapsed().as_secs_f64();
-        let now = platform::time::now();
+        let now = platform::clock::now();
         match sent {
             Ok(()) => {
                 metrics::histogram!("notifications_delivery_duration_seconds", "outcome" => "sent").record(elapsed);
@@ -318,7 +318,7 @@ impl NotificationService {
         let current = self.store.preferences(auth.id()).await?.unwrap_or_default();
         let next = apply_preferences(current, change).map_err(Problem::validation)?;
         self.store
-            .save_preferences(auth.id(), next, platform::time::now())
+            .save_preferences(auth.id(), next, platform::clock::now())
             .await?;
         Ok(next)
     }
@@ -344,7 +344,7 @@ impl NotificationService {
     /// Sends a dead delivery again: back to pending with a fresh attempt budget.
     pub async fn retry(&self, auth: &AuthUser, id: Uuid) -> Result<Delivery, Problem> {
         auth.require_any_role(LOG_WRITERS)?;
-        let now = platform::time::now();
+        let now = platform::clock::now();
         match self.store.requeue_dead(id, now, now_ms(now)).await {
             Ok(d) => {
                 tracing::info!(delivery_id = %id, actor = %auth.id(), "dead notification queued again");

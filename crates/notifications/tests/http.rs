@@ -54,7 +54,7 @@ async fn api() -> Api {
 
 impl Api {
     fn token(&self, role: &str, user: Uuid) -> String {
-        let now = platform::time::now().unix_timestamp();
+        let now = platform::clock::now().unix_timestamp();
         let claims = AccessClaims {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),

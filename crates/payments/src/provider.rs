@@ -470,7 +470,7 @@ impl PaymentProvider for SimulatedProvider {
             &self.webhook_secret,
             headers,
             body,
-            platform::time::now().unix_timestamp(),
+            platform::clock::now().unix_timestamp(),
         )
     }
 }

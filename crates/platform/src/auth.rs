@@ -294,7 +294,7 @@ impl Revocations {
     }
 
     fn cutoff_ms(&self) -> i64 {
-        unix_ms(crate::time::now() - self.keep_for)
+        unix_ms(crate::clock::now() - self.keep_for)
     }
 
     pub fn revoke_session(&self, session_id: Uuid, at: time::OffsetDateTime) {
@@ -455,7 +455,7 @@ mod tests {
     }
 
     fn claims(exp_offset: i64) -> AccessClaims {
-        let now = crate::time::now().unix_timestamp();
+        let now = crate::clock::now().unix_timestamp();
         AccessClaims {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
@@ -668,14 +668,14 @@ mod tests {
         let old = claims(300);
         let other = claims(300);
         assert!(!revoked.is_revoked(&old));
-        revoked.revoke_session(old.sid, crate::time::now());
+        revoked.revoke_session(old.sid, crate::clock::now());
         assert!(revoked.is_revoked(&old));
         assert!(!revoked.is_revoked(&other), "another session of someone else");
 
         let mut before = claims(300);
         before.sub = other.sub;
         std::thread::sleep(std::time::Duration::from_millis(2));
-        revoked.revoke_user_sessions(other.sub, crate::time::now());
+        revoked.revoke_user_sessions(other.sub, crate::clock::now());
         std::thread::sleep(std::time::Duration::from_millis(2));
         let mut after = claims(300);
         after.sub = other.sub;
@@ -686,7 +686,7 @@ mod tests {
     #[test]
     fn the_revocation_set_stays_bounded() {
         let revoked = Revocations::new(std::time::Duration::from_secs(900));
-        let now = crate::time::now();
+        let now = crate::clock::now();
         for _ in 0..MAX_REVOCATIONS + 10 {
             revoked.revoke_session(Uuid::now_v7(), now);
         }

@@ -51,7 +51,7 @@ impl DevMailbox {
             to: to.to_owned(),
             subject: subject.to_owned(),
             body: body.to_owned(),
-            sent_at: crate::time::now(),
+            sent_at: crate::clock::now(),
         };
         let mut messages = self.messages.lock().unwrap_or_else(|p| p.into_inner());
         if messages.len() == CAPACITY {

@@ -25,7 +25,6 @@ pub mod pagination;
 pub mod problem;
 pub mod rate_limit;
 pub mod telemetry;
-pub mod time;
 
 pub use problem::{FieldError, Problem};
 

@@ -57,7 +57,7 @@ async fn run(backend: Backend, test: Test) {
 
 /// Microsecond precision: what both backends store.
 fn now() -> OffsetDateTime {
-    let t = platform::time::now();
+    let t = platform::clock::now();
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000).expect("valid")
 }
 
