@@ -65,6 +65,28 @@ pub struct FaultFlags {
     pub event_publish_delay_ms: u32,
 }
 
+/// The answer of `/api/v1/admin/faults` (GET and PUT): the flags now, and which of them are on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FaultsView {
+    #[serde(flatten)]
+    pub flags: FaultFlags,
+    /// The names of the flags that are on (empty: the system behaves normally).
+    pub active: Vec<String>,
+    /// Where the flags live: `in-process` (embedded mode) or `redis` (shared by every replica).
+    pub backend: String,
+}
+
+impl FaultsView {
+    /// `flags` as held by `faults`.
+    pub fn new(flags: FaultFlags, faults: &Faults) -> Self {
+        Self {
+            active: flags.active().into_iter().map(str::to_owned).collect(),
+            flags,
+            backend: faults.backend_name().to_owned(),
+        }
+    }
+}
+
 /// A `PUT /api/v1/admin/faults` body: the whole set of flags (omitted ones are off). Numbers are
 /// read wide so that out-of-range values get a message naming the field rather than a parse error.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -649,6 +671,31 @@ mod tests {
     #[test]
     fn unknown_fields_are_refused() {
         assert!(serde_json::from_value::<FaultFlagsInput>(serde_json::json!({"payment_fail": 5})).is_err());
+    }
+
+    /// The admin pages read this answer back: the flags sit flat beside `active` and `backend`.
+    #[test]
+    fn the_view_is_flat_on_the_wire_and_reads_back() {
+        let flags = FaultFlags {
+            smtp_failure: true,
+            catalog_latency: Some(CatalogLatency {
+                product: "desk-lamp".into(),
+                ms: 800,
+            }),
+            ..FaultFlags::default()
+        };
+        let view = FaultsView::new(flags, &Faults::disabled());
+        let wire = serde_json::to_value(&view).expect("serialise");
+        assert_eq!(
+            wire,
+            serde_json::json!({
+                "payment_failure_percent": 0, "payment_latency_ms": 0, "reservation_failure_percent": 0,
+                "catalog_latency": {"product": "desk-lamp", "ms": 800}, "cache_outage": false,
+                "smtp_failure": true, "event_publish_delay_ms": 0,
+                "active": ["catalog_latency", "smtp_failure"], "backend": "off"
+            })
+        );
+        assert_eq!(serde_json::from_value::<FaultsView>(wire).expect("read back"), view);
     }
 
     #[test]

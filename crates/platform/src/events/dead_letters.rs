@@ -20,8 +20,8 @@ use crate::http::{Json, Query};
 use crate::pagination::{self, Page};
 use crate::problem::Problem;
 
-/// A delivery a consumer gave up on.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// A delivery a consumer gave up on (listed by the admin API, read back by the admin pages).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: Uuid,
     pub consumer: String,
@@ -257,4 +257,40 @@ struct DeadLetterDoc;
 
 pub(super) fn openapi() -> utoipa::openapi::OpenApi {
     <DeadLetterDoc as utoipa::OpenApi>::openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The admin pages read the list back as `Page<DeadLetter>`: times stay RFC 3339 strings and
+    /// an open letter has `replayed_at: null`.
+    #[test]
+    fn a_listed_dead_letter_reads_back() {
+        let letter = DeadLetter {
+            id: Uuid::nil(),
+            consumer: "inventory.order_placed".into(),
+            event_id: None,
+            event_type: None,
+            payload: "not json".into(),
+            error: "undecodable".into(),
+            attempts: 1,
+            failed_at: time::macros::datetime!(2026-01-02 03:04:05 UTC),
+            replayed_at: None,
+        };
+        let wire = serde_json::to_value(Page {
+            items: vec![letter],
+            next: None,
+        })
+        .expect("serialise");
+        assert_eq!(wire["items"][0]["failed_at"], "2026-01-02T03:04:05Z");
+        assert_eq!(wire["items"][0]["replayed_at"], serde_json::Value::Null);
+        let read: Page<DeadLetter> = serde_json::from_value(wire).expect("read back");
+        assert_eq!(
+            read.items[0].failed_at,
+            time::macros::datetime!(2026-01-02 03:04:05 UTC)
+        );
+        assert_eq!(read.items[0].payload, "not json");
+        assert!(read.items[0].replayed_at.is_none() && read.next.is_none());
+    }
 }
