@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::StatusCode;
 use minijinja::context;
+use platform::events::DeadLetter;
 use platform::http::Path;
+use platform::pagination::Page;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -44,6 +46,47 @@ fn context_named(name: &str) -> Result<&'static str, PageError> {
     CONTEXTS.iter().copied().find(|c| *c == name).ok_or(PageError::NotFound)
 }
 
+/// One context's dead letters as the page shows them.
+#[derive(Debug, Serialize)]
+struct DeadLetterSection {
+    context: &'static str,
+    /// False when the context consumes no events (it has no dead-letter endpoint).
+    consumers: bool,
+    /// The context did not answer.
+    unavailable: bool,
+    items: Vec<ShownDeadLetter>,
+    /// More than the page lists.
+    more: bool,
+}
+
+impl DeadLetterSection {
+    fn empty(context: &'static str, consumers: bool, unavailable: bool) -> Self {
+        Self {
+            context,
+            consumers,
+            unavailable,
+            items: Vec::new(),
+            more: false,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ShownDeadLetter {
+    #[serde(flatten)]
+    letter: DeadLetter,
+    payload_preview: String,
+}
+
+impl From<DeadLetter> for ShownDeadLetter {
+    fn from(letter: DeadLetter) -> Self {
+        Self {
+            payload_preview: preview(&letter.payload, PAYLOAD_PREVIEW_CHARS),
+            letter,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct DeadLetterFilter {
@@ -65,29 +108,16 @@ async fn dead_letters(
         let path = format!("/api/v1/{context}/admin/dead-letters?limit=100&include_replayed={include_replayed}");
         let section = match api.get(context, &path).await {
             Ok(reply) if reply.is_success() => {
-                let list: Value = api.decode(reply)?;
-                let items: Vec<Value> = list["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|letter| {
-                        let mut letter = letter.clone();
-                        letter["payload_preview"] = json!(preview(
-                            letter["payload"].as_str().unwrap_or_default(),
-                            PAYLOAD_PREVIEW_CHARS
-                        ));
-                        letter
-                    })
-                    .collect();
-                json!({ "context": context, "consumers": true, "unavailable": false, "items": items, "more": list["next"].is_string() })
+                let list: Page<DeadLetter> = api.decode(reply)?;
+                DeadLetterSection {
+                    more: list.next.is_some(),
+                    items: list.items.into_iter().map(ShownDeadLetter::from).collect(),
+                    ..DeadLetterSection::empty(context, true, false)
+                }
             }
-            Ok(reply) if reply.status == StatusCode::NOT_FOUND => {
-                json!({ "context": context, "consumers": false, "unavailable": false, "items": [], "more": false })
-            }
+            Ok(reply) if reply.status == StatusCode::NOT_FOUND => DeadLetterSection::empty(context, false, false),
             Ok(reply) => return Err(api.error_for(&reply)),
-            Err(PageError::Unavailable { .. }) => {
-                json!({ "context": context, "consumers": true, "unavailable": true, "items": [], "more": false })
-            }
+            Err(PageError::Unavailable { .. }) => DeadLetterSection::empty(context, true, true),
             Err(e) => return Err(e),
         };
         sections.push(section);

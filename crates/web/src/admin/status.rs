@@ -15,10 +15,12 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use contracts::api::ordering::OrderSummary;
 use http::StatusCode;
 use minijinja::context;
+use platform::health::{CheckStatus, ReadyReport};
+use platform::pagination::Page;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::api::CONTEXTS;
 use crate::render::{page, value_of};
@@ -132,7 +134,7 @@ fn format_millis(ms: f64) -> String {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct CheckView {
     pub name: String,
-    pub status: String,
+    pub status: CheckStatus,
     pub error: Option<String>,
 }
 
@@ -346,25 +348,28 @@ fn services_in(samples: &[Sample]) -> Vec<String> {
 
 // ---- health --------------------------------------------------------------------------------
 
-/// A context's state from its `/health/ready` answer. In a shared process the report holds every
-/// context's checks (`catalog.database`): only this context's own and the unprefixed shared ones
-/// (broker, cache) decide.
-pub(crate) fn health_of(context: &str, http_status: StatusCode, report: &Value) -> (&'static str, Vec<CheckView>) {
+/// A context's state from its `/health/ready` answer (`None`: the body was no report). In a
+/// shared process the report holds every context's checks (`catalog.database`): only this
+/// context's own and the unprefixed shared ones (broker, cache) decide.
+pub(crate) fn health_of(
+    context: &str,
+    http_status: StatusCode,
+    report: Option<&ReadyReport>,
+) -> (&'static str, Vec<CheckView>) {
     let prefix = format!("{context}.");
-    let checks: Vec<CheckView> = report["checks"]
-        .as_object()
+    let checks: Vec<CheckView> = report
         .into_iter()
-        .flatten()
+        .flat_map(|report| &report.checks)
         .filter(|(name, _)| {
             name.starts_with(&prefix) || !CONTEXTS.iter().any(|other| name.starts_with(&format!("{other}.")))
         })
         .map(|(name, check)| CheckView {
             name: name.clone(),
-            status: check["status"].as_str().unwrap_or("unknown").to_owned(),
-            error: check["error"].as_str().map(str::to_owned),
+            status: check.status,
+            error: check.error.clone(),
         })
         .collect();
-    let any_down = checks.iter().any(|c| c.status == "down");
+    let any_down = checks.iter().any(|c| c.status == CheckStatus::Down);
     let state = if any_down {
         "unavailable"
     } else if http_status.is_success() || !checks.is_empty() {
@@ -385,9 +390,12 @@ struct Previous {
 
 static PREVIOUS: LazyLock<Mutex<HashMap<&'static str, Previous>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// A `/health/ready` answer: its HTTP status and its report, or why the body was no report.
+type HealthAnswer = (StatusCode, Result<ReadyReport, String>);
+
 struct Scrape {
     context: &'static str,
-    health: Result<(StatusCode, Value), String>,
+    health: Result<HealthAnswer, String>,
     metrics: Result<Vec<Sample>, String>,
 }
 
@@ -413,7 +421,8 @@ async fn scrape(web: WebState, context: &'static str) -> Scrape {
         context,
         health: health
             .map(|reply| {
-                let report = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+                let report = serde_json::from_slice::<ReadyReport>(&reply.body)
+                    .map_err(|e| format!("/health/ready answered {} without a readable report: {e}", reply.status));
                 (reply.status, report)
             })
             .map_err(|e| e.to_string()),
@@ -431,8 +440,8 @@ fn context_status(scrape: Scrape, now: Instant) -> (ContextStatus, bool) {
     let context = scrape.context;
     let (state, checks, health_error) = match &scrape.health {
         Ok((status, report)) => {
-            let (state, checks) = health_of(context, *status, report);
-            (state, checks, None)
+            let (state, checks) = health_of(context, *status, report.as_ref().ok());
+            (state, checks, report.as_ref().err().cloned())
         }
         Err(e) => ("unreachable", Vec::new(), Some(e.clone())),
     };
@@ -518,12 +527,15 @@ async fn orders_today(web: &WebState, session: &Session) -> (Option<u64>, bool) 
             super::query_string(&[("since", &since), ("limit", "200"), ("cursor", &cursor)])
         );
         let page = match api.get("ordering", &path).await {
-            Ok(reply) if reply.is_success() => reply.json::<Value>().unwrap_or(Value::Null),
+            Ok(reply) if reply.is_success() => match reply.json::<Page<OrderSummary>>() {
+                Ok(page) => page,
+                Err(_) => return (None, false),
+            },
             _ => return (None, false),
         };
-        count += page["items"].as_array().map_or(0, |items| items.len() as u64);
-        match page["next"].as_str() {
-            Some(next) => cursor = next.to_owned(),
+        count += page.items.len() as u64;
+        match page.next {
+            Some(next) => cursor = next,
             None => return (Some(count), false),
         }
     }
@@ -660,27 +672,43 @@ not a sample line
         assert_eq!(format_millis(117.6), "118 ms");
     }
 
+    fn report(json: serde_json::Value) -> ReadyReport {
+        serde_json::from_value(json).expect("a /health/ready body")
+    }
+
     #[test]
     fn a_shared_health_report_is_read_per_context() {
-        let report = json!({ "status": "unavailable", "checks": {
-            "catalog.database": { "status": "up" },
-            "ordering.database": { "status": "down", "error": "disk full" },
-            "broker": { "status": "degraded" },
-        }});
-        let (state, checks) = health_of("catalog", StatusCode::SERVICE_UNAVAILABLE, &report);
+        let report = report(json!({ "status": "unavailable", "checks": {
+            "catalog.database": { "status": "up", "latency_ms": 1.5 },
+            "ordering.database": { "status": "down", "latency_ms": 2000.0, "error": "disk full" },
+            "broker": { "status": "degraded", "latency_ms": 0.4 },
+        }}));
+        let (state, checks) = health_of("catalog", StatusCode::SERVICE_UNAVAILABLE, Some(&report));
         assert_eq!(state, "ready");
         let names: Vec<_> = checks.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["broker", "catalog.database"]);
-        let (state, checks) = health_of("ordering", StatusCode::SERVICE_UNAVAILABLE, &report);
+        let (state, checks) = health_of("ordering", StatusCode::SERVICE_UNAVAILABLE, Some(&report));
         assert_eq!(state, "unavailable");
         assert_eq!(checks[1].error.as_deref(), Some("disk full"));
         assert_eq!(
-            health_of("cart", StatusCode::SERVICE_UNAVAILABLE, &json!({})).0,
+            health_of("cart", StatusCode::SERVICE_UNAVAILABLE, None).0,
             "unavailable"
         );
+        let empty = self::report(json!({ "status": "ready", "checks": {} }));
+        assert_eq!(health_of("cart", StatusCode::OK, Some(&empty)).0, "ready");
+    }
+
+    /// The page shows check states in the words `/health/ready` uses.
+    #[test]
+    fn check_states_are_shown_as_the_report_words_them() {
+        let report = report(json!({ "status": "ready", "checks": {
+            "cache": { "status": "degraded", "latency_ms": 0.4, "error": "refused" },
+        }}));
+        let (_, checks) = health_of("cart", StatusCode::OK, Some(&report));
+        let shown = serde_json::to_value(&checks).expect("serialise");
         assert_eq!(
-            health_of("cart", StatusCode::OK, &json!({ "status": "ready" })).0,
-            "ready"
+            shown,
+            json!([{ "name": "cache", "status": "degraded", "error": "refused" }])
         );
     }
 }
