@@ -7,15 +7,20 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use contracts::api::identity::{
+    AuditEventView, ChangePasswordRequest, EmailRequest, LoginRequest, PasswordConfirmation, RefreshRequest,
+    RegisterRequest, RegistrationAccepted, ResetPasswordRequest, RoleRequest, RotatedKey, ServiceTokenRequest,
+    ServiceTokenResponse, SessionView, StatusRequest, TokenRequest, TokenResponse, UpdateProfileRequest, UserView,
+};
 use platform::auth::AuthUser;
 use platform::client::InProcessCall;
 use platform::http::Path;
 use platform::http::{ClientIp, Json, Query, UserAgent};
 use platform::pagination::{self, Page};
 use platform::{FieldError, Problem};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -55,25 +60,6 @@ impl FromRequestParts<Arc<IdentityService>> for RateLimited {
     }
 }
 
-/// An account as its owner and administrators see it. Never includes the password hash.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserView {
-    pub id: Uuid,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-    pub status: UserStatus,
-    pub email_verified: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub email_verified_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    /// Increases with every change; send it back as `If-Match: "v<version>"` to update safely.
-    pub version: i64,
-}
-
 impl From<User> for UserView {
     fn from(u: User) -> Self {
         Self {
@@ -105,25 +91,11 @@ fn expected_version(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     platform::http::if_match_version(headers, |tag| tag.strip_prefix('v')?.parse().ok())
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct TokenResponse {
-    /// EdDSA-signed JWT; send as `Authorization: Bearer <token>`.
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
-    /// Seconds until the access token expires.
-    pub expires_in: u64,
-    /// Single-use: exchange it at `/api/v1/auth/refresh` for a new pair.
-    pub refresh_token: String,
-    pub refresh_expires_in: u64,
-    pub session_id: Uuid,
-}
-
 impl From<IssuedTokens> for TokenResponse {
     fn from(t: IssuedTokens) -> Self {
         Self {
             access_token: t.access_token,
-            token_type: "Bearer",
+            token_type: "Bearer".into(),
             expires_in: t.access_expires_in.as_secs(),
             refresh_token: t.refresh_token.expose(),
             refresh_expires_in: t.refresh_expires_in.as_secs(),
@@ -135,25 +107,6 @@ impl From<IssuedTokens> for TokenResponse {
 fn tokens(t: IssuedTokens) -> Response {
     // Token responses must never be cached (RFC 6749, section 5.1).
     ([(header::CACHE_CONTROL, "no-store")], Json(TokenResponse::from(t))).into_response()
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterRequest {
-    /// Normalised to lower case.
-    #[schema(example = "ada@example.com")]
-    pub email: String,
-    /// At least 12 characters and hard to guess (common passwords are refused).
-    #[schema(example = "correct horse battery staple")]
-    pub password: String,
-    #[schema(example = "Ada Lovelace")]
-    pub name: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RegistrationAccepted {
-    #[schema(example = "Check your mailbox: we sent a message to ada@example.com.")]
-    pub message: String,
 }
 
 /// Signs up. The answer is the same whether or not the address already has an account, so it
@@ -186,25 +139,12 @@ pub async fn register(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TokenRequest {
-    /// The token from the e-mail.
-    pub token: String,
-}
-
 /// Confirms an e-mail address with the single-use token that was mailed.
 #[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenRequest,
     responses((status = 204, description = "Verified"), (status = 422, description = "Token invalid, expired or used", body = Problem)))]
 pub async fn verify_email(State(svc): Svc, _: RateLimited, Json(req): Json<TokenRequest>) -> ApiResult<StatusCode> {
     svc.verify_email(&req.token).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EmailRequest {
-    pub email: String,
 }
 
 /// Sends a new verification token. Same answer whether or not the address is registered.
@@ -217,14 +157,6 @@ pub async fn resend_verification(
 ) -> ApiResult<StatusCode> {
     svc.resend_verification(&req.email).await?;
     Ok(StatusCode::ACCEPTED)
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    #[schema(example = "ada@example.com")]
-    pub email: String,
-    pub password: String,
 }
 
 /// Exchanges e-mail and password for an access token and a refresh token.
@@ -255,12 +187,6 @@ fn lockout(t: LoginThrottle) -> Response {
         headers.insert("ratelimit-policy", policy);
     }
     response
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
-    pub refresh_token: String,
 }
 
 /// Rotates a refresh token: returns a new pair; the old refresh token stops working. Presenting
@@ -298,13 +224,6 @@ pub async fn forgot_password(
     StatusCode::ACCEPTED
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResetPasswordRequest {
-    pub token: String,
-    pub new_password: String,
-}
-
 /// Sets a new password with a reset token; every session of the account is revoked.
 #[utoipa::path(post, path = "/api/v1/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest,
     responses((status = 204, description = "Password changed"), (status = 422, description = "Token invalid, or password too weak", body = Problem)))]
@@ -317,8 +236,6 @@ pub async fn reset_password(
     svc.reset_password(&req.token, req.new_password, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
-
-pub use contracts::api::identity::{ServiceTokenRequest, ServiceTokenResponse};
 
 /// Issues a short-lived token with role `service` to another Emporium context, which calls
 /// peers with it (reservations, payments). Rate limited per client id (120 per minute); wrong
@@ -354,15 +271,6 @@ pub async fn jwks(State(svc): Svc) -> Response {
         .into_response()
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct RotatedKey {
-    pub kid: String,
-    /// When the new key starts signing: it is published in the JWKS at once, and signs only after
-    /// `EMPORIUM_SIGNING_KEY_LEAD_SECS`, so every verifier has fetched it by then.
-    #[serde(with = "time::serde::rfc3339")]
-    pub signs_from: OffsetDateTime,
-}
-
 /// Publishes a new signing key (admin), which signs after the lead time. Older keys stay
 /// published until their tokens expire.
 #[utoipa::path(post, path = "/api/v1/auth/signing-keys/rotate", tag = "admin", security(("bearer" = [])),
@@ -384,12 +292,6 @@ pub async fn me(State(svc): Svc, auth: AuthUser) -> ApiResult<Response> {
     Ok(user_with_etag(StatusCode::OK, svc.current_user(&auth).await?))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateProfileRequest {
-    pub name: String,
-}
-
 /// Updates the caller's profile. Send `If-Match` with the `ETag` you read to avoid lost updates.
 #[utoipa::path(put, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateProfileRequest,
     params(("If-Match" = Option<String>, Header, description = "ETag from a previous read, e.g. \"v3\"")),
@@ -409,12 +311,6 @@ pub async fn update_me(
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PasswordConfirmation {
-    pub password: String,
-}
-
 /// Deletes the caller's account: personal data is erased and every session ends.
 #[utoipa::path(delete, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = PasswordConfirmation,
     responses((status = 204, description = "Deleted"), (status = 422, description = "Wrong password", body = Problem)))]
@@ -426,13 +322,6 @@ pub async fn delete_me(
 ) -> ApiResult<StatusCode> {
     svc.delete_account(&auth, req.password, &client).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChangePasswordRequest {
-    pub current_password: String,
-    pub new_password: String,
 }
 
 /// Changes the caller's password; every other session is revoked.
@@ -447,22 +336,6 @@ pub async fn change_password(
     svc.change_password(&auth, req.current_password, req.new_password, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SessionView {
-    pub id: Uuid,
-    /// The browser or client that logged in.
-    pub device: String,
-    pub ip: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub last_seen_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    /// True for the session this request was made with.
-    pub current: bool,
 }
 
 /// The caller's live sessions, most recently used first.
@@ -576,12 +449,6 @@ pub async fn get_user(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RoleRequest {
-    pub role: Role,
-}
-
 /// Changes an account's role (admin). The account's sessions end so the new role applies at once.
 #[utoipa::path(put, path = "/api/v1/users/{id}/role", tag = "admin", security(("bearer" = [])), request_body = RoleRequest,
     params(("id" = Uuid, Path, description = "User id")),
@@ -599,13 +466,6 @@ pub async fn set_role(
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StatusRequest {
-    /// `active` or `disabled`.
-    pub status: UserStatus,
-}
-
 /// Disables or re-enables an account (admin). Disabling ends every session of the account.
 #[utoipa::path(put, path = "/api/v1/users/{id}/status", tag = "admin", security(("bearer" = [])), request_body = StatusRequest,
     params(("id" = Uuid, Path, description = "User id")),
@@ -621,22 +481,6 @@ pub async fn set_status(
         StatusCode::OK,
         svc.change_status(&auth, parse_id(&id)?, req.status, &client).await?,
     ))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AuditEventView {
-    pub id: Uuid,
-    #[serde(with = "time::serde::rfc3339")]
-    pub occurred_at: OffsetDateTime,
-    /// e.g. `login.failed`, `password.changed`, `role.changed`, `user.disabled`.
-    pub kind: String,
-    pub user_id: Option<Uuid>,
-    /// The administrator who acted, for admin actions.
-    pub actor_id: Option<Uuid>,
-    pub email: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub detail: Option<String>,
 }
 
 impl From<AuditEvent> for AuditEventView {

@@ -1,12 +1,9 @@
 //! Identity's domain rules as plain types and functions: no I/O, unit-tested here.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use platform::FieldError;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
 /// The user id and the e-mail address are the kernel's: every context names a user by this id,
 /// and notifications mail exactly the addresses identity accepts.
@@ -64,37 +61,9 @@ pub fn check_new_password(password: &str, user_inputs: &[&str]) -> Result<(), St
 /// What a user may do: the kernel's, as every context reads it from the access token.
 pub use contracts::kernel::Role;
 
-/// Whether an account may be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum UserStatus {
-    Active,
-    Disabled,
-    /// Soft-deleted by its owner: personal data removed, history kept.
-    Deleted,
-}
-
-impl UserStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserStatus::Active => "active",
-            UserStatus::Disabled => "disabled",
-            UserStatus::Deleted => "deleted",
-        }
-    }
-}
-
-impl FromStr for UserStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "active" => Ok(Self::Active),
-            "disabled" => Ok(Self::Disabled),
-            "deleted" => Ok(Self::Deleted),
-            _ => Err("must be one of active, disabled, deleted".into()),
-        }
-    }
-}
+/// Whether an account may be used: the published enum, so the API and its callers name the
+/// same states.
+pub use contracts::api::identity::UserStatus;
 
 /// What a single-use token sent by e-mail proves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

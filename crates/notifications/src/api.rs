@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use contracts::api::notifications::{DeliveryView, PreferencesRequest, PreferencesView};
 use platform::auth::AuthUser;
 use platform::http::Path;
 use platform::http::{Json, Query};
@@ -21,7 +22,6 @@ use uuid::Uuid;
 use crate::domain::{DeliveryStatus, Kind};
 use crate::service::NotificationService;
 use crate::store::DeliveryFilter;
-use crate::views::{DeliveryView, PreferencesRequest, PreferencesView};
 
 type Svc = State<Arc<NotificationService>>;
 type ApiResult<T> = Result<T, Problem>;

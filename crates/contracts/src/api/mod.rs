@@ -16,5 +16,6 @@ pub mod cart;
 pub mod catalog;
 pub mod identity;
 pub mod inventory;
+pub mod notifications;
 pub mod ordering;
 pub mod payments;
