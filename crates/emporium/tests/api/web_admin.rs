@@ -204,6 +204,11 @@ async fn the_status_json_lists_every_context_ready_with_rates_on_the_second_scra
     );
     for c in contexts {
         assert_eq!(c["state"], "ready", "{c}");
+        // The health report was read: its checks are listed in its words, and no error.
+        assert_eq!(c["error"], Value::Null, "{c}");
+        let checks = c["checks"].as_array().expect("checks");
+        assert!(!checks.is_empty(), "{c}");
+        assert!(checks.iter().all(|check| check["status"] == "up"), "{c}");
     }
     assert_eq!(
         first["shared_process"], true,
@@ -219,6 +224,91 @@ async fn the_status_json_lists_every_context_ready_with_rates_on_the_second_scra
         identity["requests_total"].as_u64().unwrap_or_default() >= 1,
         "{identity}"
     );
+}
+
+/// Today's orders are counted from ordering's order list pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_counts_todays_orders() {
+    use test_support::requests::{json_of, product};
+    use test_support::shop::{SUCCESS_CARD, card, order_body, place};
+    let app = app().await;
+    let root = app.admin().await;
+    product(&app, &root.access, "TODAY-1", 1_000, 10).await;
+    let user = app.signed_up("today@example.com").await;
+    let pm = card(&app, &user.access, SUCCESS_CARD).await;
+    let body = order_body(serde_json::json!([{"sku": "TODAY-1", "quantity": 1}]), &pm);
+    json_of(place(&app, &user.access, "today-1", &body).await, 201).await;
+    let admin = signed_in(&app, "root@example.com").await;
+    let status: Value = admin
+        .get(app.url("/admin/status.json"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["orders_today"], 1, "{status}");
+    let (_, html) = get_page(&admin, &app, "/admin/status").await;
+    assert!(html.contains(r#"data-testid="orders-today">1</strong>"#), "{html}");
+}
+
+/// A dead letter stored by inventory's consumer is listed in inventory's section, its payload
+/// cut short, and can be deleted from the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letters_page_lists_a_context_s_letters_and_deletes_them() {
+    use emporium::app::Service;
+    use platform::db::Db;
+    let app = app().await;
+    app.admin().await;
+    let id = uuid::Uuid::now_v7();
+    let payload = format!("not an event {}", "x".repeat(500));
+    let sql = "INSERT INTO event_dead_letters (id, consumer, event_id, event_type, payload, error, attempts, failed_at)
+               VALUES ($1, 'inventory.test', NULL, NULL, $2, 'undecodable payload', 3, $3)";
+    let now = time::OffsetDateTime::now_utc();
+    let stored = match &app.dbs[&Service::Inventory] {
+        Db::Sqlite(pool) => sqlx::query(sql)
+            .bind(id)
+            .bind(&payload)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        Db::Postgres(pool) => sqlx::query(sql)
+            .bind(id)
+            .bind(&payload)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+    };
+    stored.expect("store a dead letter");
+    let admin = signed_in(&app, "root@example.com").await;
+
+    let (status, html) = get_page(&admin, &app, "/admin/dead-letters").await;
+    assert_eq!(status, 200, "{html}");
+    let section = html
+        .split(r#"data-testid="dead-letters-inventory""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .expect("inventory's section");
+    assert!(section.contains(&format!(r#"data-id="{id}""#)), "{section}");
+    assert!(
+        section.contains("<code>inventory.test</code><br>(not an event)"),
+        "{section}"
+    );
+    assert!(section.contains("undecodable payload"), "{section}");
+    assert!(section.contains("3 attempts"), "{section}");
+    assert!(section.contains("not an event xxx"), "{section}");
+    assert!(section.contains("x…</pre>"), "the payload is cut: {section}");
+    assert!(!section.contains(&payload), "{section}");
+    assert_eq!(html.matches(r#"data-testid="dead-letter-row""#).count(), 1, "{html}");
+
+    let action = format!("/admin/dead-letters/inventory/{id}/delete");
+    let (status, location, _) = submit(&admin, &app, "/admin/dead-letters", &action, &[]).await;
+    assert_eq!((status, location.as_str()), (303, "/admin/dead-letters"));
+    let (_, html) = get_page(&admin, &app, "/admin/dead-letters").await;
+    assert!(!html.contains(r#"data-testid="dead-letter-row""#), "{html}");
+    assert!(html.contains("Dead letter deleted."), "{html}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
