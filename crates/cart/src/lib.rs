@@ -5,6 +5,7 @@
 //! placed from; publishes nothing.
 
 pub mod api;
+pub mod direct;
 pub mod domain;
 pub mod pricing;
 pub mod service;
@@ -15,9 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Extension, Router};
+use contracts::api::cart::CartApi;
 use contracts::events::Event as _;
 use contracts::events::ordering::OrderPlaced;
 use platform::auth::KeySet;
+use platform::client::Peers;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::{Consumer, Context, ContextDeps, Migrations, Worker};
 use platform::db::{Db, DbError};
@@ -119,11 +122,7 @@ impl Context for Cart {
     /// Opens the store and connects to catalog and inventory.
     async fn start(db: &Db, config: CartConfig, deps: &ContextDeps) -> anyhow::Result<Self> {
         let store = store::open(db);
-        let pricing = PeerPricing::new(
-            deps.peers.client(CONTEXT, "catalog")?,
-            deps.peers.client(CONTEXT, "inventory")?,
-            PEER_TIMEOUT,
-        );
+        let pricing = PeerPricing::new(&deps.peers, PEER_TIMEOUT)?;
         service::describe_metrics();
         let service = Arc::new(CartService::new(store, Arc::new(pricing), config));
         Ok(Self {
@@ -135,6 +134,16 @@ impl Context for Cart {
     fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
         platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+    }
+
+    fn offer_api(&self, peers: &Peers) {
+        let (service, keys) = (self.service.clone(), self.keys.clone());
+        peers.offer::<dyn CartApi>(CONTEXT, move |_caller| {
+            Arc::new(direct::DirectApi {
+                service: service.clone(),
+                keys: keys.clone(),
+            })
+        });
     }
 
     /// Orders placed, to empty the cart they were placed from.

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use clients::{CatalogClient, InventoryClient};
 use contracts::api::ClientError;
 use contracts::api::catalog::{CatalogApi, ProductStatus, ProductView};
 use contracts::api::inventory::InventoryApi;
-use platform::client::ServiceClient;
+use platform::client::Peers;
 
+use crate::CONTEXT;
 use crate::domain::{Currency, MAX_BATCH_SKUS, Money, Product, Sku};
 
 /// A peer could not answer: the cart cannot be priced now (503 to the shopper).
@@ -39,22 +39,19 @@ pub struct PeerPricing {
 }
 
 impl PeerPricing {
-    /// Over HTTP (or this process's router), each call within `timeout`.
-    pub fn new(catalog: ServiceClient, inventory: ServiceClient, timeout: Duration) -> Self {
-        Self::over(
-            Arc::new(CatalogClient::new(catalog).with_timeout(timeout)),
-            Arc::new(InventoryClient::new(inventory).with_timeout(timeout)),
-        )
+    /// Directly when catalog and inventory run in this process and offer their APIs, else over
+    /// HTTP; each call within `timeout` either way.
+    pub fn new(peers: &Peers, timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self::over(
+            clients::catalog(peers, CONTEXT, timeout)?,
+            clients::inventory(peers, CONTEXT, timeout)?,
+        ))
     }
 
     /// Over any implementation of the two published APIs.
     pub fn over(catalog: Arc<dyn CatalogApi>, inventory: Arc<dyn InventoryApi>) -> Self {
         Self { catalog, inventory }
     }
-}
-
-fn skus_of(chunk: &[Sku]) -> Vec<String> {
-    chunk.iter().map(|s| s.as_str().to_owned()).collect()
 }
 
 /// Why the peer gave no usable answer, in the words the shopper's 503 and the logs have always
@@ -93,7 +90,7 @@ impl Pricing for PeerPricing {
     async fn products(&self, skus: &[Sku]) -> Result<BTreeMap<Sku, Product>, PricingError> {
         let mut found = BTreeMap::new();
         for chunk in skus.chunks(MAX_BATCH_SKUS) {
-            let reply = self.catalog.products_by_sku(&skus_of(chunk)).await.map_err(failure)?;
+            let reply = self.catalog.products_by_sku(chunk).await.map_err(failure)?;
             for item in reply.items {
                 let product = to_product(item).map_err(|message| PricingError {
                     service: "catalog",
@@ -110,7 +107,7 @@ impl Pricing for PeerPricing {
     async fn availability(&self, skus: &[Sku]) -> Result<BTreeMap<Sku, i64>, PricingError> {
         let mut found = BTreeMap::new();
         for chunk in skus.chunks(MAX_BATCH_SKUS) {
-            let reply = self.inventory.availability(&skus_of(chunk)).await.map_err(failure)?;
+            let reply = self.inventory.availability(chunk).await.map_err(failure)?;
             for item in reply.items {
                 let sku = Sku::parse(&item.sku).map_err(|m| PricingError {
                     service: "inventory",

@@ -4,6 +4,7 @@
 //! Served under `/api/v1/catalog/*`.
 
 pub mod api;
+pub mod direct;
 pub mod domain;
 pub mod params;
 pub mod purchases;
@@ -17,9 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Extension, Router};
+use contracts::api::catalog::CatalogApi;
 use contracts::events::Event as _;
 use contracts::events::inventory::StockChanged;
 use contracts::events::ordering::OrderDelivered;
+use platform::client::Peers;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::{Consumer, Context, ContextDeps, Migrations};
 use platform::db::{Db, DbError};
@@ -109,6 +112,11 @@ impl Context for Catalog {
     fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
         platform::http::tag_routes(router, CONTEXT).layer(Extension(self.deps.keys.clone()))
+    }
+
+    fn offer_api(&self, peers: &Peers) {
+        let service = self.service.clone();
+        peers.offer::<dyn CatalogApi>(CONTEXT, move |_caller| Arc::new(direct::DirectApi(service.clone())));
     }
 
     /// Stock changes from inventory; delivered orders, for verified-purchase reviews.

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use contracts::api::ClientError;
 use contracts::api::catalog::{CatalogApi, SkuLookup};
+use contracts::kernel::Sku;
 use platform::client::ServiceClient;
 
 /// [`CatalogApi`] over HTTP.
@@ -25,7 +26,7 @@ impl CatalogClient {
 
 #[async_trait::async_trait]
 impl CatalogApi for CatalogClient {
-    async fn products_by_sku(&self, skus: &[String]) -> Result<SkuLookup, ClientError> {
+    async fn products_by_sku(&self, skus: &[Sku]) -> Result<SkuLookup, ClientError> {
         let mut call = self
             .client
             .get(&format!("/api/v1/catalog/products/by-sku?{}", crate::sku_query(skus)));

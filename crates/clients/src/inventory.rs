@@ -4,6 +4,7 @@ use contracts::api::ClientError;
 use contracts::api::inventory::{
     AdjustmentRequest, BatchAvailability, CreateReservationRequest, InventoryApi, ReservationView, StockView,
 };
+use contracts::kernel::Sku;
 use platform::client::{Call, ServiceClient};
 use uuid::Uuid;
 
@@ -35,7 +36,7 @@ impl InventoryClient {
 
 #[async_trait::async_trait]
 impl InventoryApi for InventoryClient {
-    async fn availability(&self, skus: &[String]) -> Result<BatchAvailability, ClientError> {
+    async fn availability(&self, skus: &[Sku]) -> Result<BatchAvailability, ClientError> {
         let path = format!("/api/v1/inventory?{}", crate::sku_query(skus));
         self.budget(self.client.get(&path)).fetch().await
     }

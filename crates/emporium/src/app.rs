@@ -129,6 +129,9 @@ pub struct InfraConfig {
     pub context_database_urls: BTreeMap<&'static str, String>,
     /// `EMPORIUM_FAULT_INJECTION`; unset means on in embedded mode, off with `--service`.
     pub fault_injection: Option<bool>,
+    /// `EMPORIUM_PEER_CALLS=http`: contexts of one process call each other through its router
+    /// (every call crosses the HTTP stack, as between processes) instead of directly.
+    pub peer_calls_over_http: bool,
 }
 
 impl InfraConfig {
@@ -167,6 +170,11 @@ impl InfraConfig {
         .into_iter()
         .filter_map(|(name, url)| Some((name.to_owned(), url?)))
         .collect();
+        let peer_calls_over_http = match src.raw("EMPORIUM_PEER_CALLS") {
+            None | Some("") | Some("direct") => false,
+            Some("http") => true,
+            Some(_) => return Err(ConfigError::new("EMPORIUM_PEER_CALLS", "must be direct or http")),
+        };
         let service_secret = match src.raw("EMPORIUM_SERVICE_SECRET") {
             None | Some("") => None,
             Some(s) if s.len() < 32 => {
@@ -206,6 +214,7 @@ impl InfraConfig {
                 None => None,
                 Some(_) => Some(src.flag("EMPORIUM_FAULT_INJECTION", false)?),
             },
+            peer_calls_over_http,
         })
     }
 }
@@ -465,6 +474,7 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         settings.infra.peer_urls.clone(),
         secret.clone(),
     );
+    peers.set_direct_calls(!settings.infra.peer_calls_over_http);
     let mut launcher = Launcher::new(
         ContextDeps {
             events: events.clone(),

@@ -613,10 +613,7 @@ impl IdentityService {
         let claims = AccessClaims {
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
-            sub: Uuid::new_v5(
-                &Uuid::NAMESPACE_URL,
-                format!("urn:emporium:service:{client_id}").as_bytes(),
-            ),
+            sub: platform::auth::service_subject(client_id),
             sid: Uuid::nil(),
             role: SERVICE_ROLE.to_owned(),
             iat: now.unix_timestamp(),

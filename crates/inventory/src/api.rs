@@ -24,7 +24,7 @@ use uuid::Uuid;
 use contracts::api::inventory::{AdjustmentRequest, CreateReservationRequest, ThresholdRequest};
 
 use crate::domain::{MAX_BATCH_SKUS, RawLine, ReservationId, Sku};
-use crate::service::{InventoryService, ReservationAnswer, ReservationRequest};
+use crate::service::{AdjustAnswer, InventoryService, ReservationAnswer, ReservationRequest};
 use crate::views::{BatchAvailability, MovementView, ReservationView, StockView};
 
 type Svc = State<Arc<InventoryService>>;
@@ -88,11 +88,23 @@ fn batch_skus(query: Option<&str>) -> ApiResult<Vec<Sku>> {
         (status = 422, description = "No SKU, more than 100, or a malformed one (`sku[i]`)", body = Problem)))]
 pub async fn batch_availability(State(svc): Svc, RawQuery(query): RawQuery) -> ApiResult<Json<BatchAvailability>> {
     let skus = batch_skus(query.as_deref())?;
-    let (found, missing) = svc.availability(&skus).await?;
-    Ok(Json(BatchAvailability {
+    Ok(Json(availability(&svc, &skus).await?))
+}
+
+/// What inventory can sell now of `skus`, as the handler above and a direct call
+/// ([`crate::direct`]) answer.
+pub(crate) async fn availability(svc: &InventoryService, skus: &[Sku]) -> ApiResult<BatchAvailability> {
+    if skus.is_empty() || skus.len() > MAX_BATCH_SKUS {
+        return Err(Problem::invalid_field(
+            "sku",
+            format!("give 1 to {MAX_BATCH_SKUS} SKUs"),
+        ));
+    }
+    let (found, missing) = svc.availability(skus).await?;
+    Ok(BatchAvailability {
         items: found.iter().map(StockView::from).collect(),
         not_found: missing.into_iter().map(|s| s.to_string()).collect(),
-    }))
+    })
 }
 
 /// One SKU's stock (public).
@@ -174,9 +186,7 @@ pub async fn adjust(
     Json(req): Json<AdjustmentRequest>,
 ) -> ApiResult<Response> {
     let key = platform::idempotency::header(&headers)?;
-    let answer = svc
-        .adjust_once(&auth, &parse_sku(&sku)?, req.kind, req.quantity, &req.reason, key)
-        .await?;
+    let answer = adjust_once(&svc, &auth, &sku, key, &req).await?;
     let mut response = (StatusCode::CREATED, Json(StockView::from(&answer.stock))).into_response();
     if answer.replayed {
         response
@@ -184,6 +194,19 @@ pub async fn adjust(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// An adjustment of `sku`, as the handler above and a direct call ([`crate::direct`]) make it.
+pub(crate) async fn adjust_once(
+    svc: &InventoryService,
+    auth: &AuthUser,
+    sku: &str,
+    key: Option<&str>,
+    req: &AdjustmentRequest,
+) -> ApiResult<AdjustAnswer> {
+    Ok(svc
+        .adjust_once(auth, &parse_sku(sku)?, req.kind, req.quantity, &req.reason, key)
+        .await?)
 }
 
 /// The SKU's ledger (staff), newest first.
@@ -259,6 +282,16 @@ pub async fn create_reservation(
     Json(req): Json<CreateReservationRequest>,
 ) -> ApiResult<Response> {
     let key = platform::idempotency::header(&headers)?;
+    Ok(reservation_response(reserve(&svc, &auth, key, req).await?))
+}
+
+/// A reservation, as the handler above and a direct call ([`crate::direct`]) make it.
+pub(crate) async fn reserve(
+    svc: &InventoryService,
+    auth: &AuthUser,
+    key: Option<&str>,
+    req: CreateReservationRequest,
+) -> ApiResult<ReservationAnswer> {
     let request = ReservationRequest {
         reference: req.reference,
         items: req
@@ -268,7 +301,7 @@ pub async fn create_reservation(
             .collect(),
         ttl_seconds: req.ttl_seconds,
     };
-    Ok(reservation_response(svc.reserve(&auth, key, request).await?))
+    Ok(svc.reserve(auth, key, request).await?)
 }
 
 /// One reservation (admin, fulfilment, support).

@@ -6,6 +6,7 @@
 //! `inventory.reservation.*` through its outbox.
 
 pub mod api;
+pub mod direct;
 pub mod domain;
 pub mod events;
 pub mod service;
@@ -16,9 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Extension, Router};
+use contracts::api::inventory::InventoryApi;
 use contracts::events::Event as _;
 use contracts::events::catalog::{ProductCreated, ProductDeleted};
 use platform::auth::KeySet;
+use platform::client::Peers;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::{Consumer, Context, ContextDeps, Migrations, Worker};
 use platform::db::{Db, DbError};
@@ -114,6 +117,13 @@ impl Context for Inventory {
     fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
         platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+    }
+
+    fn offer_api(&self, peers: &Peers) {
+        let service = self.service.clone();
+        peers.offer::<dyn InventoryApi>(CONTEXT, move |caller| {
+            Arc::new(direct::DirectApi::new(service.clone(), caller))
+        });
     }
 
     /// Catalog's product events, for the stock rows.

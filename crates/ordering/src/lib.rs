@@ -71,17 +71,18 @@ impl Context for Ordering {
     async fn start(db: &Db, config: OrderingConfig, deps: &ContextDeps) -> anyhow::Result<Self> {
         let store = store::open(db);
         service::describe_metrics();
-        // The other contexts' published APIs, over HTTP (or this process's router).
-        let catalog = clients::CatalogClient::new(deps.peers.client(CONTEXT, "catalog")?);
-        let inventory = clients::InventoryClient::new(deps.peers.client(CONTEXT, "inventory")?);
-        let payments = clients::PaymentsClient::new(deps.peers.client(CONTEXT, "payments")?)
-            .with_payment_timeout(config.payment_timeout);
-        let cart = clients::CartClient::new(deps.peers.client(CONTEXT, "cart")?);
+        // The other contexts' published APIs: called directly when they run in this process,
+        // else over HTTP.
+        let budget = platform::client::DEFAULT_BUDGET;
         let peers = PeerSet {
-            catalog: Arc::new(CatalogPeer(Arc::new(catalog))),
-            stock: Arc::new(InventoryPeer(Arc::new(inventory))),
-            payments: Arc::new(PaymentsPeer(Arc::new(payments))),
-            cart: Arc::new(CartPeer(Arc::new(cart))),
+            catalog: Arc::new(CatalogPeer(clients::catalog(&deps.peers, CONTEXT, budget)?)),
+            stock: Arc::new(InventoryPeer(clients::inventory(&deps.peers, CONTEXT, budget)?)),
+            payments: Arc::new(PaymentsPeer(clients::payments(
+                &deps.peers,
+                CONTEXT,
+                config.payment_timeout,
+            )?)),
+            cart: Arc::new(CartPeer(clients::cart(&deps.peers, CONTEXT, budget)?)),
         };
         let outbox = deps.events.start_relay(CONTEXT, db);
         let service = Arc::new(OrderingService::new(config, store, outbox, peers));

@@ -70,8 +70,7 @@ pub struct CatalogPeer(pub Arc<dyn CatalogApi>);
 #[async_trait]
 impl Catalog for CatalogPeer {
     async fn products(&self, skus: &[Sku]) -> Result<SkuLookup, PeerError> {
-        let skus: Vec<String> = skus.iter().map(|s| s.as_str().to_owned()).collect();
-        Ok(self.0.products_by_sku(&skus).await?)
+        Ok(self.0.products_by_sku(skus).await?)
     }
 }
 

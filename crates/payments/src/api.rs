@@ -139,6 +139,18 @@ pub async fn create_payment(
     Json(req): Json<CreatePaymentRequest>,
 ) -> ApiResult<Response> {
     let key = platform::idempotency::header(&headers)?;
+    let answer = charge(&svc, &auth, key, req).await?;
+    let location = format!("/api/v1/payments/{}", answer.value.id);
+    Ok(answer_response(answer, location))
+}
+
+/// A charge, as the handler above and a direct call ([`crate::direct`]) make it.
+pub(crate) async fn charge(
+    svc: &PaymentsService,
+    auth: &AuthUser,
+    key: Option<&str>,
+    req: CreatePaymentRequest,
+) -> ApiResult<Answer<PaymentView>> {
     let currency = match (req.amount.currency(), req.currency.as_deref()) {
         (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => {
             return Err(Problem::invalid_field("currency", "differs from amount.currency"));
@@ -148,7 +160,7 @@ pub async fn create_payment(
     };
     let answer = svc
         .create_payment(
-            &auth,
+            auth,
             key,
             PaymentRequest {
                 order_id: req.order_id,
@@ -160,8 +172,7 @@ pub async fn create_payment(
             },
         )
         .await?;
-    let location = format!("/api/v1/payments/{}", answer.value.id);
-    Ok(answer_response(map_answer(answer, |p| PaymentView::from(&p)), location))
+    Ok(map_answer(answer, |p| PaymentView::from(&p)))
 }
 
 fn map_answer<T, U>(a: Answer<T>, f: impl FnOnce(T) -> U) -> Answer<U> {
@@ -235,10 +246,22 @@ pub async fn create_refund(
     headers: HeaderMap,
     Json(req): Json<CreateRefundRequest>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
     let key = platform::idempotency::header(&headers)?;
+    let answer = refund(&svc, &auth, &id, key, &req).await?;
+    Ok(answer_response(answer, format!("/api/v1/payments/{id}/refunds")))
+}
+
+/// A refund of payment `id`, as the handler above and a direct call ([`crate::direct`]) make it.
+pub(crate) async fn refund(
+    svc: &PaymentsService,
+    auth: &AuthUser,
+    id: &str,
+    key: Option<&str>,
+    req: &CreateRefundRequest,
+) -> ApiResult<Answer<RefundView>> {
+    let id = parse_id(id)?;
     if let Some(currency) = req.amount.currency() {
-        let payment = svc.payment(&auth, id).await?;
+        let payment = svc.payment(auth, id).await?;
         if !currency.eq_ignore_ascii_case(payment.currency.as_str()) {
             return Err(Problem::invalid_field(
                 "amount.currency",
@@ -247,10 +270,9 @@ pub async fn create_refund(
         }
     }
     let answer = svc
-        .refund(&auth, id, key, req.amount.amount(), req.reason.as_deref())
+        .refund(auth, id, key, req.amount.amount(), req.reason.as_deref())
         .await?;
-    let location = format!("/api/v1/payments/{id}/refunds");
-    Ok(answer_response(map_answer(answer, |r| RefundView::from(&r)), location))
+    Ok(map_answer(answer, |r| RefundView::from(&r)))
 }
 
 /// A payment's refunds, oldest first (whoever may read the payment).

@@ -9,6 +9,7 @@
 //! provider's token.
 
 pub mod api;
+pub mod direct;
 pub mod domain;
 pub mod events;
 pub mod provider;
@@ -20,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Extension, Router};
+use contracts::api::payments::PaymentsApi;
 use platform::auth::KeySet;
+use platform::client::Peers;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::{Context, ContextDeps, Migrations, Worker};
 use platform::db::{Db, DbError};
@@ -125,9 +128,6 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
     MIGRATIONS.run(CONTEXT, db).await
 }
 
-/// The store and the simulated provider's books on `db`.
-pub use crate::store::open as open_store;
-
 /// A running payments context.
 pub struct Payments {
     service: Arc<PaymentsService>,
@@ -152,7 +152,7 @@ impl Context for Payments {
 
     /// Opens the store and starts the outbox relay and the simulated provider.
     async fn start(db: &Db, config: PaymentsConfig, deps: &ContextDeps) -> anyhow::Result<Self> {
-        let (store, ledger) = open_store(db);
+        let (store, ledger) = store::open(db);
         let provider: Arc<dyn PaymentProvider> = Arc::new(SimulatedProvider::new(
             ledger,
             config.simulated_delay,
@@ -171,6 +171,13 @@ impl Context for Payments {
     fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
         platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+    }
+
+    fn offer_api(&self, peers: &Peers) {
+        let (service, keys) = (self.service.clone(), self.keys.clone());
+        peers.offer::<dyn PaymentsApi>(CONTEXT, move |caller| {
+            Arc::new(direct::DirectApi::new(service.clone(), keys.clone(), caller))
+        });
     }
 
     /// The reconciler (which first settles whatever a previous process left processing), and

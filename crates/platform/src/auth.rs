@@ -364,12 +364,44 @@ impl crate::events::EventHandler for RevocationFeed {
     }
 }
 
+/// The subject of `client_id`'s service tokens: the same in every token of that context, so what
+/// it did as a service (idempotency keys, ledger entries) stays scoped to it across tokens.
+pub fn service_subject(client_id: &str) -> Uuid {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("urn:emporium:service:{client_id}").as_bytes(),
+    )
+}
+
 /// The authenticated caller. Requires a [`KeySet`] request extension (added by the app wiring);
 /// with a [`Revocations`] extension, tokens of revoked sessions are refused too.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub AccessClaims);
 
 impl AuthUser {
+    /// The user a bearer token names, for a direct call that passes the shopper's token along
+    /// (the calling context's own extractor already refused revoked sessions on that request).
+    pub async fn from_bearer(keys: &KeySet, token: &str) -> Result<Self, Problem> {
+        Ok(Self(keys.verify_fresh(token).await?))
+    }
+
+    /// Another context of this process calling directly: the principal its service token would
+    /// carry over HTTP (role `service`, [`service_subject`]), so access rules and idempotency
+    /// scopes are the same in both modes. Never built from anything a client sent.
+    pub fn service(caller: &str) -> Self {
+        let now = crate::clock::now().unix_timestamp();
+        Self(AccessClaims {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            sub: service_subject(caller),
+            sid: Uuid::nil(),
+            role: contracts::kernel::SERVICE_ROLE.to_owned(),
+            iat: now,
+            exp: now,
+            jti: Uuid::nil(),
+        })
+    }
+
     pub fn id(&self) -> Uuid {
         self.0.sub
     }

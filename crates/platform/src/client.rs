@@ -1,10 +1,15 @@
 //! Calls from one context to another's HTTP API.
 //!
 //! A caller names the context it wants ([`Peers::client`]) and gets a [`ServiceClient`]. In
-//! production that is HTTP to `EMPORIUM_<CONTEXT>_URL`; in embedded mode the request goes straight
-//! into this process's own router: the same handlers, validation, auth and idempotency run, only
-//! the socket is skipped. Callers see the same status codes and JSON either way, which is why one
-//! test suite covers both modes (ADR 0006).
+//! production that is HTTP to `EMPORIUM_<CONTEXT>_URL`; inside one process the request can go
+//! straight into the process's own router: the same handlers, validation, auth and idempotency
+//! run, only the socket is skipped. Callers see the same status codes and JSON either way, which
+//! is why one test suite covers both modes (ADR 0006).
+//!
+//! Callers hold a context's published API (`contracts::api`) rather than a client, so when the
+//! callee runs in the same process and offers its API ([`Peers::offer`]), the call is a plain
+//! method call on the callee's service with the same validation, access rules and idempotency,
+//! and no serialising at all ([`Peers::direct`], [`call_direct`]; ADR 0013).
 //!
 //! `as_service()` authenticates as the calling context with a short-lived token (role
 //! `service`) that identity issues for the shared `EMPORIUM_SERVICE_SECRET`.
@@ -55,6 +60,45 @@ impl CallError {
     }
 }
 
+/// A direct call to `target`'s published API inside this process (see [`Peers::direct`]): the
+/// same budget and `service_client_duration_seconds` series as a call over HTTP (outcome `ok`
+/// instead of a status on success), and a span naming the operation, so a trace still shows
+/// which context waited on which.
+pub async fn call_direct<T>(
+    target: &'static str,
+    operation: &'static str,
+    budget: Duration,
+    call: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    use tracing::Instrument as _;
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "context.call",
+        otel.name = %format_args!("{target}.{operation}"),
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
+        peer.service = target,
+    );
+    let result = tokio::time::timeout(budget, call).instrument(span.clone()).await;
+    let (outcome, result) = match result {
+        Ok(Ok(answer)) => ("ok".to_owned(), Ok(answer)),
+        Ok(Err(error)) => (
+            error.status().map_or_else(|| "error".to_owned(), |s| s.to_string()),
+            Err(error),
+        ),
+        Err(_) => ("timeout".to_owned(), Err(CallError::Timeout.for_peer(target))),
+    };
+    if matches!(&result, Err(e) if e.is_retryable()) {
+        span.record("otel.status_code", "ERROR");
+    }
+    metrics::histogram!("service_client_duration_seconds", "target" => target, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// The budget of a call when the caller sets none (5 s).
+pub const DEFAULT_BUDGET: Duration = DEFAULT_TIMEOUT;
+
 /// The process's own router, known only once every context is built; set by the app wiring.
 #[derive(Clone, Default)]
 pub struct LocalRouter(Arc<OnceLock<Router>>);
@@ -93,7 +137,21 @@ struct PeersInner {
     http: reqwest::Client,
     secret: Option<String>,
     tokens: Mutex<BTreeMap<&'static str, CachedToken>>,
+    /// The published APIs the contexts of this process offer for direct calls.
+    direct: std::sync::RwLock<Vec<DirectApi>>,
+    /// Off: calls go through this process's router even to a context offering a direct API.
+    direct_calls: std::sync::atomic::AtomicBool,
 }
+
+/// One context's published API for direct calls: a [`DirectOffer`] of its `dyn …Api`, type-erased.
+struct DirectApi {
+    target: &'static str,
+    offer: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// Builds a context's API (`T`, its `dyn …Api` trait) for a calling context: the caller is the
+/// principal of the direct calls, as its service token would be over HTTP.
+pub type DirectOffer<T> = Arc<dyn Fn(&'static str) -> Arc<T> + Send + Sync>;
 
 #[derive(Clone)]
 struct CachedToken {
@@ -115,7 +173,7 @@ impl Peers {
             metrics::describe_histogram!(
                 "service_client_duration_seconds",
                 metrics::Unit::Seconds,
-                "Calls to other contexts by target context and outcome (HTTP status, timeout, error)."
+                "Calls to other contexts by target context and outcome (HTTP status, `ok` for a direct call in this process, timeout, error)."
             );
         });
         Self {
@@ -129,6 +187,8 @@ impl Peers {
                     .unwrap_or_default(),
                 secret,
                 tokens: Mutex::new(BTreeMap::new()),
+                direct: std::sync::RwLock::new(Vec::new()),
+                direct_calls: std::sync::atomic::AtomicBool::new(true),
             }),
         }
     }
@@ -136,6 +196,48 @@ impl Peers {
     /// No peers at all (tests of a context on its own).
     pub fn none() -> Self {
         Self::new(LocalRouter::new(), Vec::new(), BTreeMap::new(), None)
+    }
+
+    /// Whether a context offering its API for direct calls ([`Peers::offer`]) is called directly
+    /// (`true`, the default) or through this process's router like any HTTP caller
+    /// (`EMPORIUM_PEER_CALLS=http`: the router's middleware on every call, e.g. to compare).
+    pub fn set_direct_calls(&self, on: bool) {
+        self.inner.direct_calls.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Offers `target`'s published API (`T` is its `dyn …Api` trait) to the other contexts of
+    /// this process, so their calls skip HTTP, JSON and the token exchange (ADR 0013). `api`
+    /// builds it for one calling context.
+    pub fn offer<T: ?Sized + Send + Sync + 'static>(
+        &self,
+        target: &'static str,
+        api: impl Fn(&'static str) -> Arc<T> + Send + Sync + 'static,
+    ) {
+        let offer: DirectOffer<T> = Arc::new(api);
+        let mut direct = self.inner.direct.write().unwrap_or_else(|e| e.into_inner());
+        direct.retain(|d| !(d.target == target && d.offer.is::<DirectOffer<T>>()));
+        direct.push(DirectApi {
+            target,
+            offer: Box::new(offer),
+        });
+    }
+
+    /// `target`'s published API for `caller` as a direct call, when `target` runs in this
+    /// process, offered one and direct calls are on; `None` means: call it over HTTP
+    /// ([`Peers::client`]).
+    pub fn direct<T: ?Sized + Send + Sync + 'static>(&self, caller: &'static str, target: &str) -> Option<Arc<T>> {
+        let runs_here = !self.inner.remote.contains_key(target) && self.inner.in_process.contains(target);
+        if !runs_here || !self.inner.direct_calls.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let offer = {
+            let direct = self.inner.direct.read().unwrap_or_else(|e| e.into_inner());
+            direct
+                .iter()
+                .filter(|d| d.target == target)
+                .find_map(|d| d.offer.downcast_ref::<DirectOffer<T>>().cloned())?
+        };
+        Some(offer(caller))
     }
 
     /// A client for `target`'s API on behalf of the `caller` context. Fails when `target` neither

@@ -35,6 +35,10 @@ pub trait Context: Sized + Send + Sync + 'static {
     /// Its routes, tagged for metrics and able to verify access tokens.
     fn router(&self) -> Router;
 
+    /// Offers its published API to the contexts started after it in this process
+    /// ([`crate::client::Peers::offer`]), so they call it directly instead of over HTTP.
+    fn offer_api(&self, _peers: &crate::client::Peers) {}
+
     /// The events it consumes.
     fn consumers(&self) -> Vec<Consumer> {
         Vec::new()
@@ -73,8 +77,8 @@ impl Consumer {
     }
 }
 
-/// Starts contexts the same way in every process: migrate (when asked), start, subscribe the
-/// consumers, spawn the workers.
+/// Starts contexts the same way in every process: migrate (when asked), start, offer its API to
+/// the contexts started after it, subscribe the consumers, spawn the workers.
 pub struct Launcher {
     deps: ContextDeps,
     migrate: bool,
@@ -128,6 +132,7 @@ impl Launcher {
             C::migrations().run(C::NAME, db).await?;
         }
         let context = C::start(db, config, &self.deps).await?;
+        context.offer_api(&self.deps.peers);
         for consumer in context.consumers() {
             self.deps
                 .events

@@ -91,6 +91,24 @@ impl Problem {
         self
     }
 
+    /// This problem as the caller of a direct in-process call sees it: the same status, detail
+    /// (or title) and field errors a caller over HTTP reads from the problem+json body.
+    pub fn for_peer(self, peer: &'static str) -> contracts::api::ClientError {
+        contracts::api::ClientError::Status {
+            peer,
+            status: self.status.as_u16(),
+            detail: self.detail.unwrap_or(self.title),
+            errors: self
+                .errors
+                .into_iter()
+                .map(|e| contracts::api::FieldError {
+                    field: e.field,
+                    message: e.message,
+                })
+                .collect(),
+        }
+    }
+
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
         self.errors = errors;
         self
@@ -297,6 +315,30 @@ pub fn database_problem(e: &sqlx::Error) -> Option<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_direct_caller_reads_the_status_detail_and_fields_an_http_caller_would() {
+        let refused = Problem::conflict("not enough TEE-1")
+            .with_errors(vec![FieldError::new("items[0].qty", "only 2 available")])
+            .for_peer("inventory");
+        assert_eq!(
+            refused,
+            contracts::api::ClientError::Status {
+                peer: "inventory",
+                status: 409,
+                detail: "not enough TEE-1".into(),
+                errors: vec![contracts::api::FieldError {
+                    field: "items[0].qty".into(),
+                    message: "only 2 available".into(),
+                }],
+            }
+        );
+        // Without a detail, the title (as `Reply::problem_detail` reads a body).
+        let bare = Problem::new(StatusCode::FORBIDDEN, "", "Forbidden").for_peer("payments");
+        assert!(
+            matches!(bare, contracts::api::ClientError::Status { status: 403, ref detail, .. } if detail == "Forbidden")
+        );
+    }
 
     #[test]
     fn validation_problem_names_each_field() {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::ClientError;
 use super::money::MoneyView;
+use crate::kernel::Sku;
 
 /// Most SKUs one [`CatalogApi::products_by_sku`] call may ask for.
 pub const MAX_SKU_LOOKUP: usize = 100;
@@ -20,7 +21,7 @@ pub trait CatalogApi: Send + Sync + 'static {
     /// `GET /api/v1/catalog/products/by-sku`: the active products among `skus` (1 to
     /// [`MAX_SKU_LOOKUP`]); the others are listed in `missing`. Never cached: prices must be
     /// current at checkout.
-    async fn products_by_sku(&self, skus: &[String]) -> Result<SkuLookup, ClientError>;
+    async fn products_by_sku(&self, skus: &[Sku]) -> Result<SkuLookup, ClientError>;
 }
 
 /// The answer to a SKU lookup: found products, in no particular order, and the SKUs that have no

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::ClientError;
+use crate::kernel::Sku;
 
 /// Most SKUs one [`InventoryApi::availability`] call may ask for.
 pub const MAX_BATCH_SKUS: usize = 100;
@@ -19,7 +20,7 @@ pub const MAX_BATCH_SKUS: usize = 100;
 pub trait InventoryApi: Send + Sync + 'static {
     /// `GET /api/v1/inventory`: the stock of 1 to [`MAX_BATCH_SKUS`] SKUs; unknown ones are
     /// listed in `not_found`.
-    async fn availability(&self, skus: &[String]) -> Result<BatchAvailability, ClientError>;
+    async fn availability(&self, skus: &[Sku]) -> Result<BatchAvailability, ClientError>;
     /// `POST /api/v1/inventory/reservations`: all lines or none. A 409 names the short lines in
     /// its `errors` (`items[i].qty`), a 422 the unknown ones (`items[i].sku`).
     async fn reserve(&self, key: &str, request: &CreateReservationRequest) -> Result<ReservationView, ClientError>;

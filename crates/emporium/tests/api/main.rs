@@ -33,6 +33,7 @@ mod journeys;
 mod notifications;
 mod ordering;
 mod payments;
+mod peer_calls;
 mod platform_http;
 mod returns;
 mod tls;
