@@ -20,7 +20,7 @@ use crate::http::{Json, Query};
 use crate::pagination::{self, Page};
 use crate::problem::Problem;
 
-/// A delivery a consumer gave up on (listed by the admin API, read back by the admin pages).
+/// A delivery a consumer gave up on.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: Uuid,
