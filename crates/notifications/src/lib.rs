@@ -125,9 +125,6 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
     MIGRATIONS.run(CONTEXT, db).await
 }
 
-/// The store for `db`.
-pub use crate::store::open as store_for;
-
 /// A running notifications context.
 pub struct Notifications {
     service: Arc<NotificationService>,
@@ -159,7 +156,7 @@ impl Context for Notifications {
             MailTransport::DevMailbox(_) => None,
         }, "notifications delivery transport");
         let service =
-            Arc::new(NotificationService::new(store_for(db), config, &transport)?.with_faults(deps.faults.clone()));
+            Arc::new(NotificationService::new(store::open(db), config, &transport)?.with_faults(deps.faults.clone()));
         Ok(Self {
             service,
             keys: deps.keys.clone(),

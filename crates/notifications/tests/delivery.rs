@@ -71,7 +71,7 @@ fn test_config(alerts: &[&str]) -> NotificationsConfig {
 
 async fn service(db: &Db, config: NotificationsConfig, transport: MailTransport) -> Arc<NotificationService> {
     notifications::migrate(db).await.expect("migrate");
-    Arc::new(NotificationService::new(notifications::store_for(db), config, &transport).expect("service"))
+    Arc::new(NotificationService::new(notifications::store::open(db), config, &transport).expect("service"))
 }
 
 fn smtp(sink: &SmtpSink) -> MailTransport {
@@ -526,6 +526,6 @@ async fn dev_mailbox_gets_the_text_with_the_token_line(t: TestDb) {
         .find(|l| l.len() == 43 && !l.contains(' '));
     assert_eq!(line, Some(token.as_str()));
     assert_eq!(svc.deliver_due().await.expect("deliver"), 0, "sent once");
-    let store = notifications::store_for(&t.db);
+    let store = notifications::store::open(&t.db);
     assert_eq!(store.unsent_count().await.expect("count"), 0);
 }

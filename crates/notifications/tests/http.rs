@@ -37,7 +37,7 @@ async fn api() -> Api {
         ..NotificationsConfig::default()
     };
     let transport = MailTransport::DevMailbox(DevMailbox::new());
-    let svc = Arc::new(NotificationService::new(notifications::store_for(&db), config, &transport).expect("svc"));
+    let svc = Arc::new(NotificationService::new(notifications::store::open(&db), config, &transport).expect("svc"));
     let sk = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     let keys = KeySet::new();
     keys.replace([(

@@ -57,7 +57,7 @@ async fn spawn(backend: Backend, delay_ms: u64, wait_ms: u64) -> Option<TestApp>
         reconcile_after: Duration::from_secs(1),
         ..PaymentsConfig::default()
     };
-    let (store, ledger) = payments::open_store(&db);
+    let (store, ledger) = payments::store::open(&db);
     let provider = Arc::new(SimulatedProvider::new(
         ledger,
         config.simulated_delay,
@@ -703,7 +703,7 @@ async fn reconciler_settles_after_a_crash_without_charging_twice(backend: Backen
         return;
     };
     let (customer, _, method) = app.customer_with_card(SUCCESS).await;
-    let (store, _) = payments::open_store(&app.db);
+    let (store, _) = payments::store::open(&app.db);
     let method = store
         .method(MethodId::parse(&method).expect("id"))
         .await
