@@ -9,22 +9,20 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
 use http_body_util::BodyExt;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use notifications::{MailTransport, NotificationService, NotificationsConfig};
-use platform::auth::{AUDIENCE, AccessClaims, ISSUER, KeySet};
 use platform::db::Db;
 use platform::dev_mailbox::DevMailbox;
 use platform::events::Event;
 use serde_json::{Value, json};
+use test_support::TestTokens;
 use tower::ServiceExt;
 use uuid::Uuid;
 
 struct Api {
     router: Router,
     svc: Arc<NotificationService>,
-    key: EncodingKey,
+    tokens: TestTokens,
     _dir: tempfile::TempDir,
 }
 
@@ -38,38 +36,16 @@ async fn api() -> Api {
     };
     let transport = MailTransport::DevMailbox(DevMailbox::new());
     let svc = Arc::new(NotificationService::new(notifications::store::open(&db), config, &transport).expect("svc"));
-    let sk = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-    let keys = KeySet::new();
-    keys.replace([(
-        "k1".to_owned(),
-        DecodingKey::from_ed_der(&sk.verifying_key().to_bytes()),
-    )]);
+    let tokens = TestTokens::new();
     Api {
-        router: notifications::router_for(svc.clone(), keys),
+        router: notifications::router_for(svc.clone(), tokens.keys()),
         svc,
-        key: EncodingKey::from_ed_der(sk.to_pkcs8_der().expect("der").as_bytes()),
+        tokens,
         _dir: dir,
     }
 }
 
 impl Api {
-    fn token(&self, role: &str, user: Uuid) -> String {
-        let now = platform::clock::now().unix_timestamp();
-        let claims = AccessClaims {
-            iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
-            sub: user,
-            sid: Uuid::now_v7(),
-            role: role.into(),
-            iat: now,
-            exp: now + 300,
-            jti: Uuid::now_v7(),
-        };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some("k1".into());
-        jsonwebtoken::encode(&header, &claims, &self.key).expect("sign")
-    }
-
     async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let mut req = axum::http::Request::builder().method(method).uri(uri);
         if let Some(t) = token {
@@ -108,8 +84,8 @@ async fn preferences_are_per_user_and_transactional_mail_stays_on() {
     let api = api().await;
     let (status, _) = api.call("GET", PREFS, None, None).await;
     assert_eq!(status, 401);
-    let ann = api.token("customer", Uuid::now_v7());
-    let bob = api.token("customer", Uuid::now_v7());
+    let ann = api.tokens.sign(Uuid::now_v7(), "customer");
+    let bob = api.tokens.sign(Uuid::now_v7(), "customer");
     let (status, body) = api.call("GET", PREFS, Some(&ann), None).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -204,8 +180,8 @@ async fn seed_log(api: &Api) -> (Uuid, Uuid) {
 async fn the_delivery_log_filters_and_pages() {
     let api = api().await;
     let (_, shipped_event) = seed_log(&api).await;
-    let support = api.token("support", Uuid::now_v7());
-    let customer = api.token("customer", Uuid::now_v7());
+    let support = api.tokens.sign(Uuid::now_v7(), "support");
+    let customer = api.tokens.sign(Uuid::now_v7(), "customer");
     let (status, _) = api.call("GET", LOG, Some(&customer), None).await;
     assert_eq!(status, 403);
     let (status, body) = api.call("GET", LOG, Some(&support), None).await;
@@ -314,8 +290,8 @@ async fn retry_answers_404_409_and_403() {
     let api = api().await;
     seed_log(&api).await;
     api.svc.deliver_due().await.expect("deliver");
-    let admin = api.token("admin", Uuid::now_v7());
-    let support = api.token("support", Uuid::now_v7());
+    let admin = api.tokens.sign(Uuid::now_v7(), "admin");
+    let support = api.tokens.sign(Uuid::now_v7(), "support");
     let (_, body) = api.call("GET", &format!("{LOG}?limit=1"), Some(&admin), None).await;
     let id = body["items"][0]["id"].as_str().expect("id").to_owned();
     let (status, body) = api.call("GET", &format!("{LOG}/{id}"), Some(&support), None).await;

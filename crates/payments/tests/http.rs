@@ -12,19 +12,16 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use contracts::events::Event as _;
 use contracts::events::payments::{PaymentCaptured, PaymentFailed, RefundCompleted};
-use ed25519_dalek::pkcs8::EncodePrivateKey;
 use http_body_util::BodyExt;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use payments::domain::{CardBrand, Currency, MethodId, PaymentId, PaymentStatus};
 use payments::provider::{AuthorizeRequest, PaymentProvider, SIGNATURE_HEADER, SimulatedProvider, signature_header};
 use payments::service::authorize_key;
 use payments::store::{IdempotencyRecord, Method, Payment};
 use payments::{PaymentsConfig, PaymentsService};
-use platform::auth::{AUDIENCE, AccessClaims, ISSUER, KeySet};
 use platform::db::Db;
 use platform::events::{BusSettings, Events};
 use serde_json::{Value, json};
-use test_support::{Backend, TestDb};
+use test_support::{Backend, TestDb, TestTokens};
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -40,7 +37,7 @@ struct TestApp {
     svc: Arc<PaymentsService>,
     provider: Arc<SimulatedProvider>,
     db: Db,
-    signer: EncodingKey,
+    tokens: TestTokens,
     admin: String,
     /// Where `db` lives; dropped with the app.
     test_db: TestDb,
@@ -66,25 +63,19 @@ async fn spawn(backend: Backend, delay_ms: u64, wait_ms: u64) -> Option<TestApp>
     let outbox = Events::in_process(BusSettings::default()).start_relay("payments", &db);
     let svc = Arc::new(PaymentsService::new(store, provider.clone(), config, outbox));
 
-    let sk = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-    let signer = EncodingKey::from_ed_der(sk.to_pkcs8_der().expect("der").as_bytes());
-    let keys = KeySet::new();
-    keys.replace([(
-        "k1".to_owned(),
-        DecodingKey::from_ed_der(&sk.verifying_key().to_bytes()),
-    )]);
+    let tokens = TestTokens::new();
     let (router, _) = payments::api::routes().with_state(svc.clone()).split_for_parts();
-    let router = router.layer(Extension(keys));
+    let router = router.layer(Extension(tokens.keys()));
     let mut app = TestApp {
         router,
         svc,
         provider,
         db,
-        signer,
+        tokens,
         admin: String::new(),
         test_db,
     };
-    app.admin = app.token(Uuid::now_v7(), "admin");
+    app.admin = app.tokens.sign(Uuid::now_v7(), "admin");
     Some(app)
 }
 
@@ -95,23 +86,6 @@ struct Reply {
 }
 
 impl TestApp {
-    fn token(&self, sub: Uuid, role: &str) -> String {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let claims = AccessClaims {
-            iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
-            sub,
-            sid: Uuid::now_v7(),
-            role: role.into(),
-            iat: now,
-            exp: now + 600,
-            jti: Uuid::now_v7(),
-        };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some("k1".into());
-        jsonwebtoken::encode(&header, &claims, &self.signer).expect("sign")
-    }
-
     async fn call(
         &self,
         method: &str,
@@ -153,7 +127,7 @@ impl TestApp {
     /// A customer with a saved card: (customer id, their token, method id).
     async fn customer_with_card(&self, card: &str) -> (Uuid, String, String) {
         let id = Uuid::now_v7();
-        let token = self.token(id, "customer");
+        let token = self.tokens.sign(id, "customer");
         let r = self
             .call(
                 "POST",
@@ -287,7 +261,7 @@ async fn tokenization_checks_luhn_expiry_and_cvc(backend: Backend) {
     let Some(app) = spawn(backend, 3000, 2000).await else {
         return;
     };
-    let token = app.token(Uuid::now_v7(), "customer");
+    let token = app.tokens.sign(Uuid::now_v7(), "customer");
     let add = |body: Value| app.call("POST", "/api/v1/payments/methods", Some(&token), None, Some(body));
     let year = time::OffsetDateTime::now_utc().year();
     let cases = [
@@ -388,7 +362,7 @@ async fn payments_validate_input_roles_and_ownership(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let service = app.token(Uuid::now_v7(), "service");
+    let service = app.tokens.sign(Uuid::now_v7(), "service");
     let r = app
         .call(
             "POST",
@@ -795,8 +769,8 @@ async fn reads_are_for_staff_and_the_owning_customer(backend: Backend) {
         )
         .await;
     let path = format!("/api/v1/payments/{}", r.body["id"].as_str().expect("id"));
-    let stranger = app.token(Uuid::now_v7(), "customer");
-    let support = app.token(Uuid::now_v7(), "support");
+    let stranger = app.tokens.sign(Uuid::now_v7(), "customer");
+    let support = app.tokens.sign(Uuid::now_v7(), "support");
     assert_eq!(
         app.call("GET", &path, Some(&customer_token), None, None).await.status,
         StatusCode::OK

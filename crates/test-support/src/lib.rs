@@ -7,6 +7,7 @@
 //!   created for the test and dropped after it, even when it fails) and
 //!   [`on_both_backends!`](crate::on_both_backends), which runs a test once on each.
 //! - [`smtp`]: a real SMTP server (`tests/smtp_sink.py`) on a random port.
+//! - [`tokens`]: access tokens signed with a test key, for a context's router without identity.
 //! - With the `app` feature, [`app`]: the whole app on a random port on either backend, logged-in
 //!   users and mail; [`requests`]: typed request helpers (`json_of`, `product`, ...); [`shop`]:
 //!   fixtures of the order flow.
@@ -21,6 +22,7 @@
 pub mod db;
 pub mod services;
 pub mod smtp;
+pub mod tokens;
 
 #[cfg(feature = "app")]
 pub mod app;
@@ -30,3 +32,4 @@ pub mod requests;
 pub mod shop;
 
 pub use db::{Backend, TempPostgres, TestDb};
+pub use tokens::TestTokens;
