@@ -9,8 +9,6 @@ use std::time::Duration;
 use cart::domain::{Currency, LineProblem, Money, Product, Sku};
 use cart::pricing::{Pricing, PricingError};
 use cart::service::{Caller, CartError};
-use cart::store::CartStore;
-use cart::store::sql::SqlStore;
 use cart::{CartConfig, CartService};
 use platform::db::Db;
 use test_support::{Backend, TestDb};
@@ -95,10 +93,7 @@ struct Harness {
 
 async fn harness(db: &Db, config: CartConfig) -> Harness {
     cart::migrate(db).await.expect("migrate");
-    let store: Arc<dyn CartStore> = match db {
-        Db::Sqlite(p) => Arc::new(SqlStore::sqlite(p.clone())),
-        Db::Postgres(p) => Arc::new(SqlStore::postgres(p.clone())),
-    };
+    let store = cart::store::open(db);
     let peers = Arc::new(FakePeers::default());
     Harness {
         svc: Arc::new(CartService::new(store, peers.clone(), config)),

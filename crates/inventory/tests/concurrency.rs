@@ -6,8 +6,6 @@ use std::time::Instant;
 
 use inventory::domain::{RawLine, Sku};
 use inventory::service::ReservationRequest;
-use inventory::store::InventoryStore;
-use inventory::store::sql::SqlStore;
 use inventory::{InventoryConfig, InventoryService};
 use platform::auth::{AUDIENCE, AccessClaims, AuthUser, ISSUER};
 use platform::db::Db;
@@ -29,10 +27,7 @@ fn admin() -> AuthUser {
 
 async fn service(db: &Db) -> Arc<InventoryService> {
     inventory::migrate(db).await.expect("migrate");
-    let store: Arc<dyn InventoryStore> = match db {
-        Db::Sqlite(p) => Arc::new(SqlStore::sqlite(p.clone())),
-        Db::Postgres(p) => Arc::new(SqlStore::postgres(p.clone())),
-    };
+    let store = inventory::store::open(db);
     let outbox = Events::in_process(BusSettings::default()).start_relay("inventory", db);
     Arc::new(InventoryService::new(store, InventoryConfig::default(), outbox))
 }

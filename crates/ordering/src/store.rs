@@ -10,10 +10,11 @@ pub mod sql;
 
 /// The store on `db`, whichever backend it is: how every caller gets one.
 pub fn open(db: &platform::db::Db) -> std::sync::Arc<dyn OrderStore> {
+    use platform::db::{Db, StorePool};
     use std::sync::Arc;
     match db {
-        platform::db::Db::Sqlite(pool) => Arc::new(sql::SqlStore::sqlite(pool.clone())),
-        platform::db::Db::Postgres(pool) => Arc::new(sql::SqlStore::postgres(pool.clone())),
+        Db::Sqlite(pool) => Arc::new(sql::SqlStore::new(StorePool::sqlite(pool.clone()))),
+        Db::Postgres(pool) => Arc::new(sql::SqlStore::new(StorePool::postgres(pool.clone()))),
     }
 }
 

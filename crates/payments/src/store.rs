@@ -14,14 +14,15 @@ pub fn open(
     std::sync::Arc<dyn PaymentStore>,
     std::sync::Arc<dyn crate::provider::SimulatedLedger>,
 ) {
+    use platform::db::{Db, StorePool};
     use std::sync::Arc;
     match db {
-        platform::db::Db::Sqlite(pool) => {
-            let s = Arc::new(sql::SqlStore::sqlite(pool.clone()));
+        Db::Sqlite(pool) => {
+            let s = Arc::new(sql::SqlStore::new(StorePool::sqlite(pool.clone())));
             (s.clone(), s)
         }
-        platform::db::Db::Postgres(pool) => {
-            let s = Arc::new(sql::SqlStore::postgres(pool.clone()));
+        Db::Postgres(pool) => {
+            let s = Arc::new(sql::SqlStore::new(StorePool::postgres(pool.clone())));
             (s.clone(), s)
         }
     }

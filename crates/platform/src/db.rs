@@ -282,6 +282,72 @@ pub fn is_unique_violation(err: &sqlx::Error, name: &str) -> bool {
     }
 }
 
+/// A SQL store's pool and how it writes on its backend, the same for every context:
+/// - SQLite opens write transactions with `BEGIN IMMEDIATE` (the write lock from the start, so a
+///   transaction never fails upgrading it), and inside this process writers queue on a mutex:
+///   SQLite has one writer at a time anyway, and queueing here avoids busy-wait back-off (and
+///   `database is locked`) when hundreds of requests race for the same rows.
+/// - PostgreSQL opens a plain `BEGIN` and locks rows it must read before writing with
+///   [`StorePool::for_update`].
+pub struct StorePool<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    begin: Option<&'static str>,
+    for_update: &'static str,
+    writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// An open write transaction, with the writer's turn it holds (SQLite) until it is dropped.
+pub type Write<DB> = (Option<tokio::sync::OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>);
+
+impl StorePool<sqlx::Sqlite> {
+    pub fn sqlite(pool: SqlitePool) -> Self {
+        Self {
+            pool,
+            begin: Some("BEGIN IMMEDIATE"),
+            for_update: "",
+            writer: Some(std::sync::Arc::new(tokio::sync::Mutex::new(()))),
+        }
+    }
+}
+
+impl StorePool<sqlx::Postgres> {
+    pub fn postgres(pool: PgPool) -> Self {
+        Self {
+            pool,
+            begin: None,
+            for_update: " FOR UPDATE",
+            writer: None,
+        }
+    }
+}
+
+impl<DB: sqlx::Database> StorePool<DB> {
+    /// For reads, and writes of one statement that need no transaction.
+    pub fn pool(&self) -> &sqlx::Pool<DB> {
+        &self.pool
+    }
+
+    /// Appended to a `SELECT` that must lock the rows it reads: ` FOR UPDATE` on PostgreSQL,
+    /// nothing on SQLite, whose `BEGIN IMMEDIATE` already holds the database's write lock.
+    pub fn for_update(&self) -> &'static str {
+        self.for_update
+    }
+
+    /// Opens a write transaction (after waiting for the writer's turn on SQLite). Every write
+    /// transaction should start with a write, so that PostgreSQL takes its row locks first.
+    pub async fn write(&self) -> Result<Write<DB>, sqlx::Error> {
+        let guard = match &self.writer {
+            Some(m) => Some(m.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = match self.begin {
+            Some(statement) => self.pool.begin_with(statement).await?,
+            None => self.pool.begin().await?,
+        };
+        Ok((guard, tx))
+    }
+}
+
 /// Writes an `impl` block of a SQL store that is generic over the backend, with the one list of
 /// bounds such a store needs: what the statements bind and read (ids, text, integers, booleans,
 /// bytes, timestamps, and optional ones), a connection and pool that execute, and the outbox.

@@ -9,46 +9,21 @@
 //! the line, apply the rule, write the sum" never loses a concurrent add. Merges lock the user's
 //! cart before the guest's; every other write locks one cart, so they cannot deadlock.
 
-use std::sync::Arc;
-
-use platform::db::{RowsAffected, is_unique_violation};
-use sqlx::{Database, FromRow, Pool, Postgres, Sqlite};
+use platform::db::{RowsAffected, StorePool, is_unique_violation};
+use sqlx::{Database, FromRow};
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::{AddItem, CartStore, LineOutcome, Merge, MergeOutcome, SetItem, StoreError, StoreResult, StoredCart};
 use crate::domain::{CartId, Currency, Line, Money, Owner, Sku, Snapshot, TokenHash, plan_add, plan_merge, plan_set};
 
 pub struct SqlStore<DB: Database> {
-    pool: Pool<DB>,
-    /// `BEGIN IMMEDIATE` on SQLite; the default `BEGIN` elsewhere.
-    begin: Option<&'static str>,
-    /// Appended to a `SELECT` that must lock the row it reads (PostgreSQL).
-    for_update: &'static str,
-    /// SQLite only: one writer at a time inside this process.
-    writer: Option<Arc<Mutex<()>>>,
+    db: StorePool<DB>,
 }
 
-impl SqlStore<Sqlite> {
-    pub fn sqlite(pool: Pool<Sqlite>) -> Self {
-        Self {
-            pool,
-            begin: Some("BEGIN IMMEDIATE"),
-            for_update: "",
-            writer: Some(Arc::new(Mutex::new(()))),
-        }
-    }
-}
-
-impl SqlStore<Postgres> {
-    pub fn postgres(pool: Pool<Postgres>) -> Self {
-        Self {
-            pool,
-            begin: None,
-            for_update: " FOR UPDATE",
-            writer: None,
-        }
+impl<DB: Database> SqlStore<DB> {
+    pub fn new(db: StorePool<DB>) -> Self {
+        Self { db }
     }
 }
 
@@ -117,20 +92,6 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
 
 platform::sql_store! {
     impl SqlStore<DB> {
-        /// Starts a write transaction (queueing behind this process's other SQLite writers). Keep the
-        /// guard alive until the transaction ends.
-        async fn write(&self) -> StoreResult<(Option<OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>)> {
-            let guard = match &self.writer {
-                Some(m) => Some(m.clone().lock_owned().await),
-                None => None,
-            };
-            let tx = match self.begin {
-                Some(statement) => self.pool.begin_with(statement).await?,
-                None => self.pool.begin().await?,
-            };
-            Ok((guard, tx))
-        }
-
         async fn lines_in(conn: &mut DB::Connection, cart: Uuid) -> StoreResult<Vec<Line>> {
             sqlx::query_as::<_, ItemRow>(sql(format!(
                 "SELECT {ITEM_COLUMNS} FROM cart_items WHERE cart_id = $1 ORDER BY position"
@@ -231,7 +192,7 @@ platform::sql_store! {
     impl CartStore for SqlStore<DB> {
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "find_cart"))]
         async fn find(&self, owner: &Owner) -> StoreResult<Option<StoredCart>> {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.db.pool().acquire().await?;
             let row = match owner {
                 Owner::User(user) => Self::cart_by_user(&mut conn, *user, "").await?,
                 Owner::Guest(hash) => {
@@ -248,7 +209,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_guest_cart"))]
         async fn create_guest(&self, id: CartId, token: &TokenHash, now: OffsetDateTime) -> StoreResult<StoredCart> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let row = sqlx::query_as::<_, CartRow>(sql(format!(
                 "INSERT INTO carts (id, user_id, token_hash, created_at, touched_at, version)
              VALUES ($1, NULL, $2, $3, $3, 1) RETURNING {CART_COLUMNS}"
@@ -282,7 +243,7 @@ platform::sql_store! {
             {
                 return Ok((cart, false));
             }
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let (row, expired) = Self::ensure_user_cart(&mut *tx, user, now, cutoff).await?;
             let lines = Self::lines_in(&mut *tx, row.id).await?;
             tx.commit().await?;
@@ -291,7 +252,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "touch_cart"))]
         async fn touch(&self, cart: CartId, now: OffsetDateTime, if_before: OffsetDateTime) -> StoreResult<()> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             sqlx::query("UPDATE carts SET touched_at = $2 WHERE id = $1 AND touched_at < $3")
                 .bind(cart.0)
                 .bind(now)
@@ -304,7 +265,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "add_item"))]
         async fn add_item(&self, add: &AddItem) -> StoreResult<LineOutcome> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             Self::lock_cart(&mut *tx, add.cart.0, add.now).await?;
             let current = Self::line_quantity(&mut *tx, add.cart.0, &add.sku).await?;
             let lines: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cart_items WHERE cart_id = $1")
@@ -333,7 +294,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_item"))]
         async fn set_item(&self, set: &SetItem) -> StoreResult<LineOutcome> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             Self::lock_cart(&mut *tx, set.cart.0, set.now).await?;
             if Self::line_quantity(&mut *tx, set.cart.0, &set.sku).await?.is_none() {
                 tx.rollback().await?;
@@ -360,7 +321,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "remove_item"))]
         async fn remove_item(&self, cart: CartId, sku: &Sku, now: OffsetDateTime) -> StoreResult<bool> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             Self::lock_cart(&mut *tx, cart.0, now).await?;
             let done = sqlx::query("DELETE FROM cart_items WHERE cart_id = $1 AND sku = $2")
                 .bind(cart.0)
@@ -373,7 +334,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "clear_cart"))]
         async fn clear(&self, cart: CartId, now: OffsetDateTime) -> StoreResult<()> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             Self::lock_cart(&mut *tx, cart.0, now).await?;
             sqlx::query("DELETE FROM cart_items WHERE cart_id = $1")
                 .bind(cart.0)
@@ -385,7 +346,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_cart"))]
         async fn delete_cart(&self, cart: CartId) -> StoreResult<bool> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let done = sqlx::query("DELETE FROM carts WHERE id = $1")
                 .bind(cart.0)
                 .execute(&mut *tx)
@@ -396,7 +357,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "merge_carts"))]
         async fn merge(&self, m: &Merge) -> StoreResult<MergeOutcome> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             // The user's cart first: its lock queues concurrent merges into this user.
             let (user_row, _) = Self::ensure_user_cart(&mut *tx, m.user, m.now, m.user_cutoff).await?;
             Self::lock_cart(&mut *tx, user_row.id, m.now).await?;
@@ -414,7 +375,7 @@ platform::sql_store! {
             }
             let guest = sqlx::query_as::<_, CartRow>(sql(format!(
                 "SELECT {CART_COLUMNS} FROM carts WHERE token_hash = $1{}",
-                self.for_update
+                self.db.for_update()
             )))
             .bind(m.token.0.as_slice())
             .fetch_optional(&mut *tx)
@@ -453,8 +414,8 @@ platform::sql_store! {
             placed_at: OffsetDateTime,
             ordered: &[(String, u32)],
         ) -> StoreResult<u64> {
-            let (_guard, mut tx) = self.write().await?;
-            let Some(cart) = Self::cart_by_user(&mut *tx, user, self.for_update).await? else {
+            let (_guard, mut tx) = self.db.write().await?;
+            let Some(cart) = Self::cart_by_user(&mut *tx, user, self.db.for_update()).await? else {
                 tx.rollback().await?;
                 return Ok(0);
             };
@@ -497,7 +458,7 @@ platform::sql_store! {
             user_cutoff: OffsetDateTime,
             limit: u32,
         ) -> StoreResult<u64> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let done = sqlx::query(
                 "DELETE FROM carts WHERE id IN (
                  SELECT id FROM carts
@@ -524,7 +485,7 @@ platform::sql_store! {
                     COALESCE(SUM(CASE WHEN user_id IS NULL THEN 0 ELSE 1 END), 0)
              FROM carts",
             )
-            .fetch_one(&self.pool)
+            .fetch_one(self.db.pool())
             .await?)
         }
     }

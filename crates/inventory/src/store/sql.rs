@@ -16,14 +16,11 @@
 //!   sweeping expiries, exactly one wins each reservation.
 //! - Rows of several SKUs are locked in SKU order, so two reservations cannot deadlock.
 
-use std::sync::Arc;
-
 use contracts::events::inventory::{ReservationCommitted, ReservationCreated, ReservationExpired, ReservationReleased};
-use platform::db::{RowsAffected, is_unique_violation};
+use platform::db::{RowsAffected, StorePool, is_unique_violation};
 use platform::events::{Event, enqueue};
-use sqlx::{Database, FromRow, Pool, Postgres, Sqlite};
+use sqlx::{Database, FromRow};
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::{
@@ -34,35 +31,12 @@ use crate::domain::{MovementKind, ReservationAction, ReservationId, Sku, apply_a
 use crate::events;
 
 pub struct SqlStore<DB: Database> {
-    pool: Pool<DB>,
-    /// `BEGIN IMMEDIATE` on SQLite; the default `BEGIN` elsewhere.
-    begin: Option<&'static str>,
-    /// Appended to a `SELECT` that must lock the row it reads (PostgreSQL); SQLite's
-    /// `BEGIN IMMEDIATE` already holds the database's write lock.
-    for_update: &'static str,
-    /// SQLite only: one writer at a time inside this process.
-    writer: Option<Arc<Mutex<()>>>,
+    db: StorePool<DB>,
 }
 
-impl SqlStore<Sqlite> {
-    pub fn sqlite(pool: Pool<Sqlite>) -> Self {
-        Self {
-            pool,
-            begin: Some("BEGIN IMMEDIATE"),
-            for_update: "",
-            writer: Some(Arc::new(Mutex::new(()))),
-        }
-    }
-}
-
-impl SqlStore<Postgres> {
-    pub fn postgres(pool: Pool<Postgres>) -> Self {
-        Self {
-            pool,
-            begin: None,
-            for_update: " FOR UPDATE",
-            writer: None,
-        }
+impl<DB: Database> SqlStore<DB> {
+    pub fn new(db: StorePool<DB>) -> Self {
+        Self { db }
     }
 }
 
@@ -221,20 +195,6 @@ struct Applied {
 
 platform::sql_store! {
     impl SqlStore<DB> {
-        /// Starts a write transaction (queueing behind this process's other SQLite writers). Keep the
-        /// guard alive until the transaction ends.
-        async fn write(&self) -> StoreResult<(Option<OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>)> {
-            let guard = match &self.writer {
-                Some(m) => Some(m.clone().lock_owned().await),
-                None => None,
-            };
-            let tx = match self.begin {
-                Some(statement) => self.pool.begin_with(statement).await?,
-                None => self.pool.begin().await?,
-            };
-            Ok((guard, tx))
-        }
-
         /// Applies `change` if it keeps `reserved ≤ on_hand` (and, for reservations, the SKU
         /// sellable); `None` when the guard refused or the SKU is unknown. Nothing is written then.
         async fn apply_change(conn: &mut DB::Connection, change: &Change<'_>, now: OffsetDateTime) -> StoreResult<Option<Applied>> {
@@ -425,7 +385,7 @@ platform::sql_store! {
             Ok(
                 sqlx::query_as::<_, StockRow>(sql(format!("SELECT {STOCK_COLUMNS} FROM stock WHERE sku = $1")))
                     .bind(sku.as_str())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.db.pool())
                     .await?
                     .map(Stock::from),
             )
@@ -444,7 +404,7 @@ platform::sql_store! {
                 query = query.bind(sku.as_str());
             }
             Ok(query
-                .fetch_all(&self.pool)
+                .fetch_all(self.db.pool())
                 .await?
                 .into_iter()
                 .map(Stock::from)
@@ -460,7 +420,7 @@ platform::sql_store! {
             )))
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?
             .into_iter()
             .map(Stock::from)
@@ -475,7 +435,7 @@ platform::sql_store! {
                     COUNT(*)
              FROM stock",
             )
-            .fetch_one(&self.pool)
+            .fetch_one(self.db.pool())
             .await?)
         }
 
@@ -484,14 +444,14 @@ platform::sql_store! {
             Ok(
                 sqlx::query_as::<_, (String, i64)>("SELECT sku, on_hand - reserved FROM stock ORDER BY sku LIMIT $1")
                     .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.db.pool())
                     .await?,
             )
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "ensure_stock"))]
         async fn ensure_stock(&self, sku: &Sku, threshold: i64, now: OffsetDateTime) -> StoreResult<bool> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let created = Self::insert_stock_row(&mut *tx, sku.as_str(), threshold, now).await?;
             if created && let Some(stock) = Self::stock_in(&mut *tx, sku.as_str()).await? {
                 enqueue(&mut *tx, &events::stock_changed(&stock)).await?;
@@ -502,7 +462,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "discontinue"))]
         async fn discontinue(&self, sku: &Sku, now: OffsetDateTime) -> StoreResult<bool> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let done = sqlx::query(
                 "UPDATE stock SET discontinued = TRUE, updated_at = $2, version = version + 1
              WHERE sku = $1 AND discontinued = FALSE",
@@ -517,7 +477,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "adjust"))]
         async fn adjust(&self, a: &Adjustment) -> StoreResult<Stock> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             if let Some(record) = &a.idempotency
                 && !Self::claim_key(&mut *tx, record, a.now).await?
             {
@@ -570,10 +530,10 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_threshold"))]
         async fn set_threshold(&self, sku: &Sku, threshold: i64, now: OffsetDateTime) -> StoreResult<Stock> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let before = sqlx::query_as::<_, StockRow>(sql(format!(
                 "SELECT {STOCK_COLUMNS} FROM stock WHERE sku = $1{}",
-                self.for_update
+                self.db.for_update()
             )))
             .bind(sku.as_str())
             .fetch_optional(&mut *tx)
@@ -606,7 +566,7 @@ platform::sql_store! {
         ) -> StoreResult<()> {
             let mut sorted: Vec<&(Sku, i64)> = items.iter().collect();
             sorted.sort_by(|a, b| a.0.cmp(&b.0));
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             for (sku, qty) in sorted {
                 let created = Self::insert_stock_row(&mut *tx, sku.as_str(), threshold, now).await?;
                 let change = Change {
@@ -650,7 +610,7 @@ platform::sql_store! {
             .bind(sku.as_str())
             .bind(before)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?
             .into_iter()
             .map(Movement::try_from)
@@ -659,7 +619,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_reservation"))]
         async fn create_reservation(&self, new: &NewReservation) -> StoreResult<Created> {
-            let (guard, mut tx) = self.write().await?;
+            let (guard, mut tx) = self.db.write().await?;
             if let Some(record) = &new.idempotency
                 && !Self::claim_key(&mut *tx, record, new.reservation.created_at).await?
             {
@@ -686,7 +646,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "reservation"))]
         async fn reservation(&self, id: ReservationId) -> StoreResult<Option<Reservation>> {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.db.pool().acquire().await?;
             let Some(row) = sqlx::query_as::<_, ReservationRow>(sql(format!(
                 "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1"
             )))
@@ -707,7 +667,7 @@ platform::sql_store! {
             )
             .bind(owner)
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?
             .map(IdempotencyRecord::from))
         }
@@ -729,7 +689,7 @@ platform::sql_store! {
                  WHERE id = $1 AND state = 'active' AND expires_at <= $3 RETURNING {RESERVATION_COLUMNS}"
                 ),
             };
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let Some(row) = sqlx::query_as::<_, ReservationRow>(sql(statement))
                 .bind(f.id.0)
                 .bind(target.as_str())
@@ -785,7 +745,7 @@ platform::sql_store! {
             )
             .bind(now)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?
             .into_iter()
             .map(|(id,)| ReservationId(id))
@@ -794,7 +754,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_idempotency"))]
         async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
                 .bind(before)
                 .execute(&mut *tx)

@@ -8,13 +8,10 @@
 //! leaves no gap. The coupon's use is a conditional increment (`uses < max_uses`), given back in
 //! the transaction that cancels the order or records its failed payment.
 
-use std::sync::Arc;
-
-use platform::db::{RowsAffected, is_unique_violation};
+use platform::db::{RowsAffected, StorePool, is_unique_violation};
 use platform::events::enqueue;
-use sqlx::{Database, FromRow, Pool, Postgres, Sqlite};
+use sqlx::{Database, FromRow};
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::{
@@ -28,31 +25,12 @@ use crate::domain::{
 use crate::returns::{Return, ReturnLine, ReturnStatus, ReturnStep};
 
 pub struct SqlStore<DB: Database> {
-    pool: Pool<DB>,
-    begin: Option<&'static str>,
-    for_update: &'static str,
-    writer: Option<Arc<Mutex<()>>>,
+    db: StorePool<DB>,
 }
 
-impl SqlStore<Sqlite> {
-    pub fn sqlite(pool: Pool<Sqlite>) -> Self {
-        Self {
-            pool,
-            begin: Some("BEGIN IMMEDIATE"),
-            for_update: "",
-            writer: Some(Arc::new(Mutex::new(()))),
-        }
-    }
-}
-
-impl SqlStore<Postgres> {
-    pub fn postgres(pool: Pool<Postgres>) -> Self {
-        Self {
-            pool,
-            begin: None,
-            for_update: " FOR UPDATE",
-            writer: None,
-        }
+impl<DB: Database> SqlStore<DB> {
+    pub fn new(db: StorePool<DB>) -> Self {
+        Self { db }
     }
 }
 
@@ -404,18 +382,6 @@ fn address_json(a: &ShippingAddress) -> StoreResult<String> {
 
 platform::sql_store! {
     impl SqlStore<DB> {
-        async fn write(&self) -> StoreResult<(Option<OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>)> {
-            let guard = match &self.writer {
-                Some(m) => Some(m.clone().lock_owned().await),
-                None => None,
-            };
-            let tx = match self.begin {
-                Some(statement) => self.pool.begin_with(statement).await?,
-                None => self.pool.begin().await?,
-            };
-            Ok((guard, tx))
-        }
-
         /// The counter's next value (starting at 1), in the caller's transaction.
         async fn next_counter(conn: &mut DB::Connection, name: &str) -> StoreResult<i64> {
             let (value,) = sqlx::query_as::<_, (i64,)>(
@@ -640,7 +606,7 @@ platform::sql_store! {
     impl OrderStore for SqlStore<DB> {
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "claim"))]
         async fn claim(&self, c: &Claim) -> StoreResult<Claimed> {
-            let (guard, mut tx) = self.write().await?;
+            let (guard, mut tx) = self.db.write().await?;
             let inserted = sqlx::query(
                 "INSERT INTO order_claims (user_id, idem_key, request_hash, order_id, created_at)
              VALUES ($1, $2, $3, $4, $5)",
@@ -677,14 +643,14 @@ platform::sql_store! {
             )
             .bind(user_id)
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?
             .map(Claim::from))
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_claim"))]
         async fn delete_claim(&self, user_id: Uuid, key: &str) -> StoreResult<()> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             sqlx::query("DELETE FROM order_claims WHERE user_id = $1 AND idem_key = $2")
                 .bind(user_id)
                 .bind(key)
@@ -696,7 +662,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_orphan_claims"))]
         async fn purge_orphan_claims(&self, before: OffsetDateTime) -> StoreResult<u64> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let done = sqlx::query(
                 "DELETE FROM order_claims WHERE created_at < $1
              AND NOT EXISTS (SELECT 1 FROM orders WHERE orders.id = order_claims.order_id)",
@@ -716,7 +682,7 @@ platform::sql_store! {
                 timeline,
                 events,
             } = new;
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             if let Some(code) = &order.coupon_code {
                 let used = sqlx::query(
                     "UPDATE coupons SET uses = uses + 1
@@ -759,7 +725,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "order"))]
         async fn order(&self, id: OrderId) -> StoreResult<Option<OrderDetail>> {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.db.pool().acquire().await?;
             let Some(order) = Self::order_in(&mut conn, id, "").await? else {
                 return Ok(None);
             };
@@ -790,7 +756,7 @@ platform::sql_store! {
             .bind(f.until)
             .bind(f.before)
             .bind(i64::from(f.limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?
             .into_iter()
             .map(Order::try_from)
@@ -799,8 +765,8 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update"))]
         async fn update(&self, id: OrderId, now: OffsetDateTime, decide: Decide) -> StoreResult<Result<Order, Refusal>> {
-            let (_guard, mut tx) = self.write().await?;
-            let current = Self::order_in(&mut *tx, id, self.for_update)
+            let (_guard, mut tx) = self.db.write().await?;
+            let current = Self::order_in(&mut *tx, id, self.db.for_update())
                 .await?
                 .ok_or(StoreError::NotFound)?;
             let mutation = match decide(&current) {
@@ -851,7 +817,7 @@ platform::sql_store! {
             )
             .bind(now)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?
             .into_iter()
             .map(|(id,)| OrderId(id))
@@ -865,7 +831,7 @@ platform::sql_store! {
                 let (n,) = sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM orders WHERE status = $1 AND updated_at < $2")
                     .bind(status.as_str())
                     .bind(before)
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.db.pool())
                     .await?;
                 counts.push((status.as_str().to_owned(), n));
             }
@@ -874,7 +840,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "add_note"))]
         async fn add_note(&self, id: OrderId, entry: &TimelineEntry) -> StoreResult<()> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             Self::insert_timeline(&mut *tx, id, std::slice::from_ref(entry)).await?;
             tx.commit().await?;
             Ok(())
@@ -888,14 +854,14 @@ platform::sql_store! {
             )
             .bind(order.0)
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?
             .map(RefundRecord::from))
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_refund"))]
         async fn insert_refund(&self, r: &RefundRecord, now: OffsetDateTime) -> StoreResult<Option<RefundRecord>> {
-            let (guard, mut tx) = self.write().await?;
+            let (guard, mut tx) = self.db.write().await?;
             let inserted = sqlx::query(
                 "INSERT INTO order_refunds (id, order_id, idem_key, amount, reason, actor, state, refund_id, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', NULL, $7)",
@@ -929,7 +895,7 @@ platform::sql_store! {
                 CouponKind::Percentage(bp) => ("percentage", i64::from(*bp), None),
                 CouponKind::Fixed { amount, currency } => ("fixed", *amount, Some(currency.as_str())),
             };
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let done = sqlx::query(
                 "INSERT INTO coupons (code, kind, value, currency, valid_from, valid_until, max_uses, uses, min_subtotal,
                                   active, created_at)
@@ -957,7 +923,7 @@ platform::sql_store! {
         async fn coupon(&self, code: &str) -> StoreResult<Option<Coupon>> {
             sqlx::query_as::<_, CouponRow>(sql(format!("SELECT {COUPON_COLUMNS} FROM coupons WHERE code = $1")))
                 .bind(code)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db.pool())
                 .await?
                 .map(Coupon::try_from)
                 .transpose()
@@ -968,7 +934,7 @@ platform::sql_store! {
             sqlx::query_as::<_, CouponRow>(sql(format!(
                 "SELECT {COUPON_COLUMNS} FROM coupons ORDER BY code LIMIT 1000"
             )))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?
             .into_iter()
             .map(Coupon::try_from)
@@ -977,7 +943,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "deactivate_coupon"))]
         async fn deactivate_coupon(&self, code: &str) -> StoreResult<Option<Coupon>> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let row = sqlx::query_as::<_, CouponRow>(sql(format!(
                 "UPDATE coupons SET active = FALSE WHERE code = $1 RETURNING {COUPON_COLUMNS}"
             )))
@@ -990,19 +956,19 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "returns_of"))]
         async fn returns_of(&self, order: OrderId) -> StoreResult<Vec<Return>> {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.db.pool().acquire().await?;
             Self::returns_where(&mut conn, "r.order_id", order.0).await
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "return_by_id"))]
         async fn return_by_id(&self, id: Uuid) -> StoreResult<Option<Return>> {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.db.pool().acquire().await?;
             Ok(Self::returns_where(&mut conn, "r.id", id).await?.into_iter().next())
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_returns"))]
         async fn list_returns(&self, f: &ReturnFilter) -> StoreResult<Vec<Return>> {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.db.pool().acquire().await?;
             let rows = sqlx::query_as::<_, ReturnRow>(sql(format!(
                 "SELECT {RETURN_COLUMNS} FROM order_returns r JOIN orders o ON o.id = r.order_id
              WHERE ($1 IS NULL OR r.status = $1) AND ($2 IS NULL OR r.user_id = $2) AND ($3 IS NULL OR r.id < $3)
@@ -1036,8 +1002,8 @@ platform::sql_store! {
             now: OffsetDateTime,
             decide: ReturnDecide,
         ) -> StoreResult<Result<Option<Order>, Refusal>> {
-            let (_guard, mut tx) = self.write().await?;
-            let order = Self::order_in(&mut *tx, id, self.for_update)
+            let (_guard, mut tx) = self.db.write().await?;
+            let order = Self::order_in(&mut *tx, id, self.db.for_update())
                 .await?
                 .ok_or(StoreError::NotFound)?;
             let lines = Self::lines_of(&mut *tx, id).await?;
@@ -1079,7 +1045,7 @@ platform::sql_store! {
             )
             .bind(now)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?
             .into_iter()
             .map(|(order, id)| (OrderId(order), id))

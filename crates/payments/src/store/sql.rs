@@ -13,13 +13,10 @@
 //! - On SQLite, writers queue on an in-process mutex and open `BEGIN IMMEDIATE` (one writer at a
 //!   time anyway; queueing avoids `database is locked` under bursts).
 
-use std::sync::Arc;
-
-use platform::db::{RowsAffected, is_unique_violation};
+use platform::db::{RowsAffected, StorePool, is_unique_violation};
 use platform::events::{Event, enqueue};
-use sqlx::{Database, FromRow, Pool, Postgres, Sqlite};
+use sqlx::{Database, FromRow};
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::{
@@ -31,31 +28,12 @@ use crate::events;
 use crate::provider::{SimIntent, SimStatus, SimulatedLedger};
 
 pub struct SqlStore<DB: Database> {
-    pool: Pool<DB>,
-    begin: Option<&'static str>,
-    for_update: &'static str,
-    writer: Option<Arc<Mutex<()>>>,
+    db: StorePool<DB>,
 }
 
-impl SqlStore<Sqlite> {
-    pub fn sqlite(pool: Pool<Sqlite>) -> Self {
-        Self {
-            pool,
-            begin: Some("BEGIN IMMEDIATE"),
-            for_update: "",
-            writer: Some(Arc::new(Mutex::new(()))),
-        }
-    }
-}
-
-impl SqlStore<Postgres> {
-    pub fn postgres(pool: Pool<Postgres>) -> Self {
-        Self {
-            pool,
-            begin: None,
-            for_update: " FOR UPDATE",
-            writer: None,
-        }
+impl<DB: Database> SqlStore<DB> {
+    pub fn new(db: StorePool<DB>) -> Self {
+        Self { db }
     }
 }
 
@@ -257,20 +235,6 @@ impl TryFrom<SimIntentRow> for SimIntent {
 
 platform::sql_store! {
     impl SqlStore<DB> {
-        /// Starts a write transaction (queueing behind this process's other SQLite writers). Keep the
-        /// guard alive until the transaction ends.
-        async fn write(&self) -> StoreResult<(Option<OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>)> {
-            let guard = match &self.writer {
-                Some(m) => Some(m.clone().lock_owned().await),
-                None => None,
-            };
-            let tx = match self.begin {
-                Some(statement) => self.pool.begin_with(statement).await?,
-                None => self.pool.begin().await?,
-            };
-            Ok((guard, tx))
-        }
-
         async fn payment_in(conn: &mut DB::Connection, id: Uuid) -> StoreResult<Option<Payment>> {
             sqlx::query_as::<_, PaymentRow>(sql(format!("{PAYMENT_SELECT} WHERE p.id = $1")))
                 .bind(id)
@@ -325,7 +289,7 @@ platform::sql_store! {
             .bind(owner)
             .bind(scope)
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?
             .map(|r| IdempotencyRecord {
                 owner: r.owner,
@@ -507,7 +471,7 @@ platform::sql_store! {
     impl PaymentStore for SqlStore<DB> {
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_method"))]
         async fn insert_method(&self, m: &Method) -> StoreResult<()> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             // A new method is never removed: `removed_at` starts NULL.
             sqlx::query(
                 "INSERT INTO payment_methods (id, user_id, brand, last4, exp_month, exp_year, provider, provider_token,
@@ -534,7 +498,7 @@ platform::sql_store! {
         async fn method(&self, id: MethodId) -> StoreResult<Option<Method>> {
             sqlx::query_as::<_, MethodRow>(sql(format!("SELECT {METHOD_COLUMNS} FROM payment_methods WHERE id = $1")))
                 .bind(id.0)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db.pool())
                 .await?
                 .map(Method::try_from)
                 .transpose()
@@ -548,7 +512,7 @@ platform::sql_store! {
             )))
             .bind(user_id)
             .bind(true)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?
             .into_iter()
             .map(Method::try_from)
@@ -557,7 +521,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "remove_method"))]
         async fn remove_method(&self, id: MethodId, user_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let removed = sqlx::query(
                 "UPDATE payment_methods SET removed_at = $3 WHERE id = $1 AND user_id = $2 AND removed_at IS NULL",
             )
@@ -583,7 +547,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_payment"))]
         async fn create_payment(&self, p: &Payment, key: &IdempotencyRecord) -> StoreResult<Created<Payment>> {
-            let (guard, mut tx) = self.write().await?;
+            let (guard, mut tx) = self.db.write().await?;
             if !Self::claim_key(&mut *tx, key, p.created_at).await? {
                 tx.rollback().await?;
                 drop(guard);
@@ -626,7 +590,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "payment"))]
         async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.db.pool().acquire().await?;
             Self::payment_in(&mut conn, id.0).await
         }
 
@@ -634,7 +598,7 @@ platform::sql_store! {
         async fn payments_of_order(&self, order_id: Uuid) -> StoreResult<Vec<Payment>> {
             sqlx::query_as::<_, PaymentRow>(sql(format!("{PAYMENT_SELECT} WHERE p.order_id = $1 ORDER BY p.id LIMIT 100")))
                 .bind(order_id)
-                .fetch_all(&self.pool)
+                .fetch_all(self.db.pool())
                 .await?
                 .into_iter()
                 .map(Payment::try_from)
@@ -643,7 +607,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "settle"))]
         async fn settle(&self, id: PaymentId, settlement: &Settlement, now: OffsetDateTime) -> StoreResult<Option<Payment>> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let settled = Self::settle_in(&mut *tx, id, settlement, now).await?;
             if settled.is_some() {
                 tx.commit().await?;
@@ -655,7 +619,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "capture_authorized"))]
         async fn capture_authorized(&self, id: PaymentId, intent_id: &str, amount: i64, now: OffsetDateTime) -> StoreResult<Option<Payment>> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let updated = sqlx::query(
                 "UPDATE payments SET status = 'captured', provider_intent = $2, updated_at = $3, version = version + 1
              WHERE id = $1 AND status = 'authorized'",
@@ -687,7 +651,7 @@ platform::sql_store! {
             settlement: &Settlement,
             now: OffsetDateTime,
         ) -> StoreResult<WebhookApplied> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let recorded = sqlx::query(
                 "INSERT INTO webhook_events (id, provider, event_type, received_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (id) DO NOTHING",
@@ -712,11 +676,11 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_refund"))]
         async fn create_refund(&self, r: &Refund, key: &IdempotencyRecord) -> StoreResult<Created<Refund>> {
-            let (guard, mut tx) = self.write().await?;
+            let (guard, mut tx) = self.db.write().await?;
             // Lock the payment: refunds of one payment are decided one at a time.
             let locked = sqlx::query_as::<_, (String,)>(sql(format!(
                 "SELECT status FROM payments WHERE id = $1{}",
-                self.for_update
+                self.db.for_update()
             )))
             .bind(r.payment_id.0)
             .fetch_optional(&mut *tx)
@@ -762,7 +726,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "refund"))]
         async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.db.pool().acquire().await?;
             Self::refund_in(&mut conn, id.0).await
         }
 
@@ -770,7 +734,7 @@ platform::sql_store! {
         async fn refunds_of(&self, payment: PaymentId) -> StoreResult<Vec<Refund>> {
             sqlx::query_as::<_, RefundRow>(sql(format!("{REFUND_SELECT} WHERE r.payment_id = $1 ORDER BY r.id LIMIT 200")))
                 .bind(payment.0)
-                .fetch_all(&self.pool)
+                .fetch_all(self.db.pool())
                 .await?
                 .into_iter()
                 .map(Refund::try_from)
@@ -779,7 +743,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "finish_refund"))]
         async fn finish_refund(&self, id: RefundId, outcome: Result<String, String>, now: OffsetDateTime) -> StoreResult<Option<Refund>> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let (status, provider_ref, failure) = match &outcome {
                 Ok(r) => (RefundStatus::Completed, Some(r.as_str()), None),
                 Err(reason) => (RefundStatus::Failed, None, Some(reason.as_str())),
@@ -825,7 +789,7 @@ platform::sql_store! {
             )
             .bind(before)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?
             .into_iter()
             .map(|(id,)| PaymentId(id))
@@ -839,7 +803,7 @@ platform::sql_store! {
             )
             .bind(before)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?
             .into_iter()
             .map(|(id,)| RefundId(id))
@@ -848,7 +812,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_idempotency"))]
         async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
                 .bind(before)
                 .execute(&mut *tx)
@@ -863,7 +827,7 @@ platform::sql_store! {
     #[async_trait::async_trait]
     impl SimulatedLedger for SqlStore<DB> {
         async fn sim_authorize(&self, intent: &SimIntent) -> anyhow::Result<SimIntent> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             sqlx::query(sql(format!(
                 "INSERT INTO sim_intents ({SIM_COLUMNS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7)
              ON CONFLICT (idem_key) DO NOTHING"
@@ -888,7 +852,7 @@ platform::sql_store! {
         }
 
         async fn sim_capture(&self, key: &str, intent_id: &str, amount: i64) -> anyhow::Result<Result<SimIntent, String>> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             if !Self::claim_sim_operation(&mut *tx, key, intent_id, "capture", amount, intent_id).await? {
                 let same = Self::sim_operation(&mut *tx, key, intent_id, "capture", amount).await?;
                 let intent = Self::sim_intent(&mut *tx, intent_id).await?;
@@ -917,7 +881,7 @@ platform::sql_store! {
         }
 
         async fn sim_refund(&self, key: &str, intent_id: &str, amount: i64) -> anyhow::Result<Result<String, String>> {
-            let (_guard, mut tx) = self.write().await?;
+            let (_guard, mut tx) = self.db.write().await?;
             let refund_id = format!("re_{}", Uuid::now_v7().simple());
             if !Self::claim_sim_operation(&mut *tx, key, intent_id, "refund", amount, &refund_id).await? {
                 let same = Self::sim_operation(&mut *tx, key, intent_id, "refund", amount).await?;
