@@ -217,6 +217,7 @@ test_support::on_both_backends!(
     webhooks_verify_signatures_and_ignore_replays,
     slow_card_answers_202_then_settles,
     reconciler_settles_after_a_crash_without_charging_twice,
+    idempotency_keys_are_forgotten_after_their_retention,
     reads_are_for_staff_and_the_owning_customer,
     card_numbers_never_reach_the_database,
 );
@@ -727,6 +728,32 @@ async fn reconciler_settles_after_a_crash_without_charging_twice(backend: Backen
     );
     assert_eq!(app.svc.reconcile().await.expect("reconcile"), 0);
     assert_eq!(app.events(PaymentCaptured::TYPE).await.len(), 2);
+}
+
+/// The purge forgets exactly the keys first used before its cut-off, on either backend.
+async fn idempotency_keys_are_forgotten_after_their_retention(backend: Backend) {
+    let Some(app) = spawn(backend, 3000, 2000).await else {
+        return;
+    };
+    let (customer, _, method) = app.customer_with_card(SUCCESS).await;
+    let r = app.pay("purged-later", customer, &method, 1500).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let keys = app.count("idempotency_keys", "").await;
+    assert!(keys >= 1, "the payment's key is recorded");
+    let (store, _) = payments::store::open(&app.db);
+    let now = payments::service::now();
+    let purged = store
+        .purge_idempotency(now - time::Duration::hours(1))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 0, "keys younger than the cut-off stay");
+    assert_eq!(app.count("idempotency_keys", "").await, keys);
+    let purged = store
+        .purge_idempotency(now + time::Duration::seconds(1))
+        .await
+        .expect("purge");
+    assert_eq!(purged, u64::try_from(keys).expect("count"));
+    assert_eq!(app.count("idempotency_keys", "").await, 0);
 }
 
 fn processing_payment(customer: Uuid, method: &Method) -> Payment {

@@ -348,6 +348,31 @@ impl<DB: sqlx::Database> StorePool<DB> {
     }
 }
 
+/// The ids a statement of the form `SELECT id ... $1 ... LIMIT $2` finds, with `$1` a time: for
+/// the sweeps that pick rows due or stale at that time, a bounded batch at a time.
+pub async fn ids_at<DB>(
+    pool: &sqlx::Pool<DB>,
+    statement: &'static str,
+    at: time::OffsetDateTime,
+    limit: u32,
+) -> Result<Vec<uuid::Uuid>, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'q> time::OffsetDateTime: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'r> uuid::Uuid: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+{
+    let rows = sqlx::query_as::<_, (uuid::Uuid,)>(statement)
+        .bind(at)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// Writes an `impl` block of a SQL store that is generic over the backend, with the one list of
 /// bounds such a store needs: what the statements bind and read (ids, text, integers, booleans,
 /// bytes, timestamps, and optional ones), a connection and pool that execute, and the outbox.

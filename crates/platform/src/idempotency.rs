@@ -1,11 +1,14 @@
 //! The `Idempotency-Key` request header, read the same way by every context that takes one.
 //!
 //! What a valid key is belongs to [`IdempotencyKey`]; this module only gets it out of the
-//! headers and names the field `Idempotency-Key` in the 422 when it is missing or malformed.
+//! headers and names the field `Idempotency-Key` in the 422 when it is missing or malformed, and
+//! forgets stored keys past their retention ([`purge_expired`]).
 
 use axum::http::HeaderMap;
 use contracts::kernel::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey};
+use time::OffsetDateTime;
 
+use crate::db::{RowsAffected, StorePool};
 use crate::problem::Problem;
 
 /// The field a problem names for a missing or malformed key.
@@ -29,6 +32,27 @@ pub fn header(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
 pub fn required(headers: &HeaderMap) -> Result<IdempotencyKey, Problem> {
     let raw = header(headers)?.ok_or_else(|| Problem::invalid_field(FIELD, "header is required"))?;
     IdempotencyKey::parse(raw).map_err(|e| Problem::invalid_field(FIELD, e))
+}
+
+/// Forgets the idempotency records created before `before`, returning how many. Every context
+/// that keeps them does so in its own table `idempotency_keys`, with what it records of the
+/// answer (a body, a resource id) beside the key and `created_at` (indexed) saying when the key
+/// was first used: this is the one retention rule for all of them.
+pub async fn purge_expired<DB>(db: &StorePool<DB>, before: OffsetDateTime) -> Result<u64, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    DB::QueryResult: RowsAffected,
+    for<'q> OffsetDateTime: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let (_guard, mut tx) = db.write().await?;
+    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
 }
 
 #[cfg(test)]

@@ -740,27 +740,14 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_reservations"))]
         async fn due_reservations(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<ReservationId>> {
-            Ok(sqlx::query_as::<_, (Uuid,)>(
-                "SELECT id FROM reservations WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
-            )
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(self.db.pool())
-            .await?
-            .into_iter()
-            .map(|(id,)| ReservationId(id))
-            .collect())
+            let due = "SELECT id FROM reservations WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
+            let ids = platform::db::ids_at(self.db.pool(), due, now, limit).await?;
+            Ok(ids.into_iter().map(ReservationId).collect())
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_idempotency"))]
         async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64> {
-            let (_guard, mut tx) = self.db.write().await?;
-            let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-                .bind(before)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(done.rows_affected())
+            Ok(platform::idempotency::purge_expired(&self.db, before).await?)
         }
     }
 }

@@ -811,17 +811,10 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_sagas"))]
         async fn due_sagas(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrderId>> {
-            Ok(sqlx::query_as::<_, (Uuid,)>(
-                "SELECT id FROM orders WHERE saga_step IS NOT NULL AND (saga_lease_until IS NULL OR saga_lease_until <= $1)
-             ORDER BY id LIMIT $2",
-            )
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(self.db.pool())
-            .await?
-            .into_iter()
-            .map(|(id,)| OrderId(id))
-            .collect())
+            let due = "SELECT id FROM orders WHERE saga_step IS NOT NULL AND (saga_lease_until IS NULL OR saga_lease_until <= $1)
+             ORDER BY id LIMIT $2";
+            let ids = platform::db::ids_at(self.db.pool(), due, now, limit).await?;
+            Ok(ids.into_iter().map(OrderId).collect())
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stuck"))]

@@ -784,41 +784,21 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stale_payments"))]
         async fn stale_payments(&self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<PaymentId>> {
-            Ok(sqlx::query_as::<_, (Uuid,)>(
-                "SELECT id FROM payments WHERE status = 'processing' AND updated_at < $1 ORDER BY updated_at LIMIT $2",
-            )
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(self.db.pool())
-            .await?
-            .into_iter()
-            .map(|(id,)| PaymentId(id))
-            .collect())
+            let stale = "SELECT id FROM payments WHERE status = 'processing' AND updated_at < $1 ORDER BY updated_at LIMIT $2";
+            let ids = platform::db::ids_at(self.db.pool(), stale, before, limit).await?;
+            Ok(ids.into_iter().map(PaymentId).collect())
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stale_refunds"))]
         async fn stale_refunds(&self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<RefundId>> {
-            Ok(sqlx::query_as::<_, (Uuid,)>(
-                "SELECT id FROM refunds WHERE status = 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2",
-            )
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(self.db.pool())
-            .await?
-            .into_iter()
-            .map(|(id,)| RefundId(id))
-            .collect())
+            let stale = "SELECT id FROM refunds WHERE status = 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2";
+            let ids = platform::db::ids_at(self.db.pool(), stale, before, limit).await?;
+            Ok(ids.into_iter().map(RefundId).collect())
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_idempotency"))]
         async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64> {
-            let (_guard, mut tx) = self.db.write().await?;
-            let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-                .bind(before)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(done.rows_affected())
+            Ok(platform::idempotency::purge_expired(&self.db, before).await?)
         }
     }
 }
