@@ -311,6 +311,40 @@ async fn the_dead_letters_page_lists_a_context_s_letters_and_deletes_them() {
     assert!(html.contains("Dead letter deleted."), "{html}");
 }
 
+/// The delivery log shows notifications' deliveries as served, filters them, and names a filter
+/// notifications refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notifications_page_lists_deliveries_and_names_a_bad_filter() {
+    let app = app().await;
+    app.admin().await;
+    app.signed_up("mailed@example.com").await;
+    let admin = signed_in(&app, "root@example.com").await;
+    let path = "/admin/notifications?to=mailed%40example.com";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let html = loop {
+        let (status, html) = get_page(&admin, &app, path).await;
+        assert_eq!(status, 200, "{html}");
+        if html.contains(r#"data-testid="delivery-row""#) || std::time::Instant::now() > deadline {
+            break html;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(html.matches(r#"data-testid="delivery-row""#).count(), 1, "{html}");
+    assert!(html.contains("<code>email_verification</code>"), "{html}");
+    assert!(html.contains("<td>mailed@example.com</td>"), "{html}");
+    assert!(
+        ["pending", "sent"]
+            .iter()
+            .any(|status| html.contains(&format!(r#"data-testid="delivery-row" data-status="{status}""#))),
+        "{html}"
+    );
+
+    let (status, html) = get_page(&admin, &app, "/admin/notifications?kind=no_such_kind").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"data-testid="error-_form""#), "{html}");
+    assert!(!html.contains(r#"data-testid="delivery-row""#), "{html}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_orders_list_names_customers_and_filters_them_by_e_mail() {
     use test_support::requests::{json_of, product};

@@ -5,13 +5,14 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use contracts::api::notifications::DeliveryView;
 use http::StatusCode;
 use minijinja::context;
 use platform::events::DeadLetter;
 use platform::http::Path;
 use platform::pagination::Page;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{query_string, segment, sentence};
 use crate::api::CONTEXTS;
@@ -215,11 +216,15 @@ async fn deliveries(
         )
         .await?;
     let (list, error) = if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
-        (json!({ "items": [] }), Some(sentence(&reply.problem_detail())))
+        let none = Page::<DeliveryView> {
+            items: Vec::new(),
+            next: None,
+        };
+        (none, Some(sentence(&reply.problem_detail())))
     } else {
-        (api.decode::<Value>(reply)?, None)
+        (api.decode::<Page<DeliveryView>>(reply)?, None)
     };
-    let next_page = list["next"].as_str().map(|cursor| {
+    let next_page = list.next.as_deref().map(|cursor| {
         let mut query = filters.to_vec();
         query.push(("cursor", cursor));
         format!("/admin/notifications{}", query_string(&query))
@@ -228,7 +233,7 @@ async fn deliveries(
         &session,
         "admin/notifications.html",
         context! {
-            deliveries => value_of(&list["items"]),
+            deliveries => value_of(&list.items),
             filter => value_of(&filter),
             statuses => DELIVERY_STATUSES,
             filter_error => error,
