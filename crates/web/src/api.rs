@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use contracts::api::identity::{RefreshRequest, TokenResponse, UserView};
 use http::{Method, StatusCode};
 use platform::client::{CallError, Reply};
 use serde::Serialize;
@@ -221,9 +222,8 @@ impl<'a> Api<'a> {
 
     /// Signs `session` in with a token pair from identity (`/auth/login`): reads the profile with
     /// the new token and stores both in the session.
-    pub async fn sign_in(&self, login: &serde_json::Value) -> Result<SessionUser, PageError> {
-        let tokens = tokens_from(login)
-            .ok_or_else(|| PageError::Internal(anyhow::anyhow!("identity's login answer has no tokens")))?;
+    pub async fn sign_in(&self, login: &TokenResponse) -> Result<SessionUser, PageError> {
+        let tokens = Tokens::from_answer(login);
         let client = self
             .web
             .peers()
@@ -239,16 +239,7 @@ impl<'a> Api<'a> {
             .map_err(|_| PageError::Unavailable {
                 what: "identity".into(),
             })?;
-        let me: serde_json::Value = self.decode(reply)?;
-        let user = SessionUser {
-            id: me["id"]
-                .as_str()
-                .and_then(|id| id.parse().ok())
-                .ok_or_else(|| PageError::Internal(anyhow::anyhow!("/users/me has no id")))?,
-            email: me["email"].as_str().unwrap_or_default().to_owned(),
-            name: me["name"].as_str().unwrap_or_default().to_owned(),
-            role: me["role"].as_str().unwrap_or("customer").to_owned(),
-        };
+        let user = SessionUser::from_account(self.decode::<UserView>(reply)?);
         self.session.sign_in(user.clone(), tokens);
         Ok(user)
     }
@@ -256,7 +247,9 @@ impl<'a> Api<'a> {
     /// Revokes the session's refresh token at identity (best effort) and forgets the user.
     pub async fn sign_out(&self) {
         if let Some(tokens) = self.session.tokens() {
-            let body = serde_json::json!({ "refresh_token": tokens.refresh_token });
+            let body = RefreshRequest {
+                refresh_token: tokens.refresh_token,
+            };
             if let Err(e) = self.post("identity", "/api/v1/auth/logout", &body).await {
                 tracing::info!(error = %e, "logout: could not revoke the refresh token; the session ends here anyway");
             }
@@ -265,13 +258,16 @@ impl<'a> Api<'a> {
     }
 }
 
-fn tokens_from(answer: &serde_json::Value) -> Option<Tokens> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    Some(Tokens {
-        access_token: answer.get("access_token")?.as_str()?.to_owned(),
-        refresh_token: answer.get("refresh_token")?.as_str()?.to_owned(),
-        access_expires_at: now + answer.get("expires_in")?.as_i64()?,
-    })
+impl Tokens {
+    /// The pair identity issued, with the access token's expiry as a moment rather than a delay.
+    fn from_answer(answer: &TokenResponse) -> Self {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        Self {
+            access_token: answer.access_token.clone(),
+            refresh_token: answer.refresh_token.clone(),
+            access_expires_at: now.saturating_add(i64::try_from(answer.expires_in).unwrap_or(i64::MAX)),
+        }
+    }
 }
 
 /// Refresh tokens are single-use and a reused one revokes the whole session (theft detection),
@@ -306,7 +302,9 @@ impl RefreshSingleFlight {
             .map_err(|e| PageError::Internal(e.context("no route to identity")))?;
         let reply = client
             .post("/api/v1/auth/refresh")
-            .json(&serde_json::json!({ "refresh_token": refresh_token }))
+            .json(&RefreshRequest {
+                refresh_token: refresh_token.to_owned(),
+            })
             .on_behalf_of(session.client_ip())
             .timeout(web.config().call_timeout)
             .send()
@@ -315,7 +313,7 @@ impl RefreshSingleFlight {
                 what: "identity".into(),
             })?;
         let outcome = if reply.is_success() {
-            reply.json::<serde_json::Value>().ok().as_ref().and_then(tokens_from)
+            reply.json::<TokenResponse>().ok().as_ref().map(Tokens::from_answer)
         } else if reply.status.is_server_error() {
             return Err(PageError::Unavailable {
                 what: "identity".into(),

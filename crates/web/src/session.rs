@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use contracts::api::identity::UserView;
+use contracts::kernel::Role;
 use cookie::{Cookie, CookieJar, SameSite};
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::request::Parts;
@@ -30,18 +32,30 @@ pub struct SessionUser {
     pub id: Uuid,
     pub email: String,
     pub name: String,
-    pub role: String,
+    /// Travels as its name (`admin`), so cookies written before it was typed still read; one
+    /// naming a role that no longer exists does not, and that browser is simply signed out.
+    pub role: Role,
 }
 
 impl SessionUser {
+    /// Who identity says signed in.
+    pub fn from_account(account: UserView) -> Self {
+        Self {
+            id: account.id,
+            email: account.email,
+            name: account.name,
+            role: account.role,
+        }
+    }
+
     /// Anyone who works here: every role but `customer` reaches the admin console (each page's
     /// API still decides what that role may do).
     pub fn is_staff(&self) -> bool {
-        self.role != "customer"
+        self.role != Role::Customer
     }
 
     pub fn is_admin(&self) -> bool {
-        self.role == "admin"
+        self.role == Role::Admin
     }
 }
 

@@ -13,6 +13,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use contracts::api::identity::{LoginRequest, TokenResponse};
 use http::header::USER_AGENT;
 use http::{HeaderMap, StatusCode};
 use minijinja::context;
@@ -98,15 +99,10 @@ fn sentence(label: &str, message: &str) -> String {
 /// problem without fields, become the form-wide message.
 fn api_errors(reply: &Reply, inputs: &[(&str, &str, &str)]) -> FieldErrors {
     let mut errors = FieldErrors::new();
-    let problem = reply.problem().unwrap_or_default();
-    if let Some(list) = problem.get("errors").and_then(|e| e.as_array()) {
-        for entry in list {
-            let field = entry.get("field").and_then(|f| f.as_str()).unwrap_or_default();
-            let message = entry.get("message").and_then(|m| m.as_str()).unwrap_or_default();
-            match inputs.iter().find(|(api_field, _, _)| *api_field == field) {
-                Some((_, input, label)) => errors.add(input, sentence(label, message)),
-                None => errors.add("_form", sentence(&capitalised(field), message)),
-            }
+    for entry in reply.field_errors() {
+        match inputs.iter().find(|(api_field, _, _)| *api_field == entry.field) {
+            Some((_, input, label)) => errors.add(input, sentence(label, &entry.message)),
+            None => errors.add("_form", sentence(&capitalised(&entry.field), &entry.message)),
         }
     }
     if errors.is_empty() {
@@ -193,10 +189,13 @@ async fn login(
     }
     if errors.is_empty() {
         let api = web.api(&session).anonymous();
-        let body = serde_json::json!({ "email": email, "password": form.password });
+        let body = LoginRequest {
+            email: email.clone(),
+            password: form.password,
+        };
         let reply = login_call(&web, &session, &headers, &body).await?;
         if reply.is_success() {
-            let login: serde_json::Value = api.decode(reply)?;
+            let login: TokenResponse = api.decode(reply)?;
             // A guest cart in this session stays: the cart API merges it on the next cart call.
             let user = api.sign_in(&login).await?;
             session.flash("success", format!("Welcome back, {}.", user.name));
@@ -247,7 +246,7 @@ async fn login_call(
     web: &WebState,
     session: &Session,
     headers: &HeaderMap,
-    body: &serde_json::Value,
+    body: &LoginRequest,
 ) -> Result<Reply, PageError> {
     let client = web
         .peers()

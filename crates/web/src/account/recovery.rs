@@ -4,6 +4,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use contracts::api::identity::{EmailRequest, ResetPasswordRequest};
 use http::StatusCode;
 use minijinja::context;
 use serde::Deserialize;
@@ -56,7 +57,7 @@ async fn forgot(
         .post(
             "identity",
             "/api/v1/auth/forgot-password",
-            &serde_json::json!({ "email": email }),
+            &EmailRequest { email: email.clone() },
         )
         .await?;
     if !reply.is_success() {
@@ -120,7 +121,10 @@ async fn reset(
     );
     if errors.is_empty() {
         let api = web.api(&session).anonymous();
-        let body = serde_json::json!({ "token": token, "new_password": form.new_password });
+        let body = ResetPasswordRequest {
+            token: token.clone(),
+            new_password: form.new_password,
+        };
         let reply = api.post("identity", "/api/v1/auth/reset-password", &body).await?;
         if reply.is_success() {
             // Identity ended every session of the account, this browser's included.

@@ -5,6 +5,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use contracts::api::identity::{
+    ChangePasswordRequest, PasswordConfirmation, SessionView, UpdateProfileRequest, UserView,
+};
+use contracts::api::notifications::{PreferencesRequest, PreferencesView};
 use http::{Method, StatusCode};
 use minijinja::context;
 use platform::http::Path;
@@ -32,8 +36,8 @@ pub(super) fn routes() -> Router<WebState> {
 
 async fn profile_page(State(web): State<WebState>, session: Session) -> Result<Response, PageError> {
     session.require_user()?;
-    let me: serde_json::Value = web.api(&session).get_json("identity", "/api/v1/users/me").await?;
-    let name = me["name"].as_str().unwrap_or_default().to_owned();
+    let me: UserView = web.api(&session).get_json("identity", "/api/v1/users/me").await?;
+    let name = me.name.clone();
     page(
         &session,
         "account/profile.html",
@@ -59,13 +63,11 @@ async fn save_profile(
     if name.is_empty() {
         errors.add("name", "Enter your name.");
     } else {
-        let reply = api
-            .put("identity", "/api/v1/users/me", &serde_json::json!({ "name": name }))
-            .await?;
+        let change = UpdateProfileRequest { name: name.clone() };
+        let reply = api.put("identity", "/api/v1/users/me", &change).await?;
         if reply.is_success() {
-            let me: serde_json::Value = api.decode(reply)?;
-            let saved = me["name"].as_str().unwrap_or(&name).to_owned();
-            remember_name(&session, user, saved);
+            let me: UserView = api.decode(reply)?;
+            remember_name(&session, user, me.name);
             session.flash("success", "Your profile is saved.");
             return Ok(Redirect::to("/account").into_response());
         }
@@ -74,7 +76,7 @@ async fn save_profile(
         }
         errors = api_errors(&reply, &[("name", "name", "Name")]);
     }
-    let me: serde_json::Value = api.get_json("identity", "/api/v1/users/me").await?;
+    let me: UserView = api.get_json("identity", "/api/v1/users/me").await?;
     page_with_status(
         StatusCode::UNPROCESSABLE_ENTITY,
         &session,
@@ -128,10 +130,10 @@ async fn change_password(
     );
     if errors.is_empty() {
         let api = web.api(&session);
-        let body = serde_json::json!({
-            "current_password": form.current_password,
-            "new_password": form.new_password,
-        });
+        let body = ChangePasswordRequest {
+            current_password: form.current_password,
+            new_password: form.new_password,
+        };
         let reply = api.put("identity", "/api/v1/users/me/password", &body).await?;
         if reply.is_success() {
             // Identity keeps this session and ends every other one.
@@ -160,32 +162,28 @@ async fn change_password(
     )
 }
 
-/// One of identity's session records, as the sessions page lists it.
-#[derive(Debug, Deserialize, Serialize)]
+/// One of identity's sessions as the sessions page lists it: the view, and the browser and
+/// system its user agent names.
+#[derive(Debug, Serialize)]
 struct SessionRow {
-    id: Uuid,
-    #[serde(default)]
-    device: String,
-    #[serde(default)]
-    ip: String,
-    created_at: String,
-    last_seen_at: String,
-    #[serde(default)]
-    current: bool,
-    /// Filled in here: the browser and system the user agent names.
-    #[serde(default)]
+    #[serde(flatten)]
+    session: SessionView,
     described: String,
 }
 
 async fn sessions_page(State(web): State<WebState>, session: Session) -> Result<Response, PageError> {
     session.require_user()?;
-    let mut rows: Vec<SessionRow> = web
+    let sessions: Vec<SessionView> = web
         .api(&session)
         .get_json("identity", "/api/v1/users/me/sessions")
         .await?;
-    for row in &mut rows {
-        row.described = describe_device(&row.device);
-    }
+    let rows: Vec<SessionRow> = sessions
+        .into_iter()
+        .map(|session| SessionRow {
+            described: describe_device(&session.device),
+            session,
+        })
+        .collect();
     page(
         &session,
         "account/sessions.html",
@@ -262,17 +260,9 @@ pub(crate) fn describe_device(user_agent: &str) -> String {
     }
 }
 
-#[derive(Debug, Deserialize, Serialize, Default)]
-struct Preferences {
-    #[serde(default)]
-    marketing: bool,
-    #[serde(default)]
-    low_stock_alerts: bool,
-}
-
 async fn notifications_page(State(web): State<WebState>, session: Session) -> Result<Response, PageError> {
     let user = session.require_user()?;
-    let prefs: Preferences = web
+    let prefs: PreferencesView = web
         .api(&session)
         .get_json("notifications", "/api/v1/notifications/preferences")
         .await?;
@@ -296,11 +286,12 @@ async fn save_notifications(
     Form(form): Form<PreferencesForm>,
 ) -> Result<Response, PageError> {
     let user = session.require_user()?;
-    let mut change = serde_json::json!({ "marketing": form.marketing.is_some() });
-    // Low-stock alerts are for staff; a customer's form does not show them, so leaves them be.
-    if user.is_staff() {
-        change["low_stock_alerts"] = form.low_stock_alerts.is_some().into();
-    }
+    let change = PreferencesRequest {
+        marketing: Some(form.marketing.is_some()),
+        // Low-stock alerts are for staff; a customer's form does not show them, so leaves them be.
+        low_stock_alerts: user.is_staff().then_some(form.low_stock_alerts.is_some()),
+        ..PreferencesRequest::default()
+    };
     let api = web.api(&session);
     let reply = api
         .put("notifications", "/api/v1/notifications/preferences", &change)
@@ -338,7 +329,9 @@ async fn delete_account(
         errors.add("password", "Enter your password to confirm.");
     } else {
         let api = web.api(&session);
-        let body = serde_json::json!({ "password": form.password });
+        let body = PasswordConfirmation {
+            password: form.password,
+        };
         let reply = api
             .call(Method::DELETE, "identity", "/api/v1/users/me", Some(&body))
             .await?;

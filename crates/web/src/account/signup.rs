@@ -4,6 +4,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use contracts::api::identity::{EmailRequest, RegisterRequest, TokenRequest};
 use http::StatusCode;
 use minijinja::context;
 use serde::Deserialize;
@@ -73,7 +74,11 @@ async fn register(
     );
     if errors.is_empty() {
         let api = web.api(&session).anonymous();
-        let body = serde_json::json!({ "name": name, "email": email, "password": form.password });
+        let body = RegisterRequest {
+            email: email.clone(),
+            password: form.password,
+            name: name.clone(),
+        };
         let reply = api.post("identity", "/api/v1/auth/register", &body).await?;
         if reply.is_success() {
             return check_mailbox(&web, &session, &email, false).await;
@@ -163,7 +168,9 @@ async fn verify(
             .post(
                 "identity",
                 "/api/v1/auth/verify-email",
-                &serde_json::json!({ "token": token }),
+                &TokenRequest {
+                    token: token.to_owned(),
+                },
             )
             .await?;
         if reply.is_success() {
@@ -216,7 +223,7 @@ async fn resend(
         .post(
             "identity",
             "/api/v1/auth/resend-verification",
-            &serde_json::json!({ "email": email }),
+            &EmailRequest { email: email.clone() },
         )
         .await?;
     if reply.status == StatusCode::UNPROCESSABLE_ENTITY {

@@ -4,11 +4,13 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use contracts::api::identity::{AuditEventView, RoleRequest, StatusRequest, UserStatus, UserView};
+use contracts::kernel::Role;
 use http::StatusCode;
 use minijinja::context;
 use platform::http::Path;
+use platform::pagination::Page;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::{query_string, segment, sentence};
 use crate::forms::{FieldErrors, Form};
@@ -25,16 +27,13 @@ pub(super) fn routes() -> Router<WebState> {
 
 /// The role names identity accepts, in its order.
 const ROLES: [&str; 5] = {
-    use contracts::kernel::Role;
-    [
-        Role::Customer.as_str(),
-        Role::Support.as_str(),
-        Role::CatalogManager.as_str(),
-        Role::Fulfilment.as_str(),
-        Role::Admin.as_str(),
-    ]
+    let [a, b, c, d, e] = Role::ALL;
+    [a.as_str(), b.as_str(), c.as_str(), d.as_str(), e.as_str()]
 };
-const USER_STATUSES: [&str; 3] = ["active", "disabled", "deleted"];
+const USER_STATUSES: [&str; 3] = {
+    let [a, b, c] = UserStatus::ALL;
+    [a.as_str(), b.as_str(), c.as_str()]
+};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -62,16 +61,13 @@ async fn users(
     ];
     let mut api_query = filters.to_vec();
     api_query.extend([("limit", "50"), ("cursor", filter.cursor.as_str())]);
-    let mut list: Value = web
+    let list: Page<UserView> = web
         .api(&session)
         .get_json("identity", &format!("/api/v1/users{}", query_string(&api_query)))
         .await?;
-    for user in list["items"].as_array_mut().into_iter().flatten() {
-        let email = user["email"].as_str().unwrap_or_default().to_owned();
-        user["audit_href"] = json!(format!("/admin/audit{}", query_string(&[("email", &email)])));
-    }
+    let rows: Vec<UserRow> = list.items.into_iter().map(UserRow::new).collect();
     let mut page_query = filters.to_vec();
-    let next_page = list["next"].as_str().map(|cursor| {
+    let next_page = list.next.as_deref().map(|cursor| {
         page_query.push(("cursor", cursor));
         format!("/admin/users{}", query_string(&page_query))
     });
@@ -82,7 +78,7 @@ async fn users(
         &session,
         "admin/users.html",
         context! {
-            users => value_of(&list["items"]),
+            users => value_of(&rows),
             filter => value_of(&filter),
             roles => ROLES,
             statuses => USER_STATUSES,
@@ -90,6 +86,21 @@ async fn users(
             back => back,
         },
     )
+}
+
+/// An account as the users page lists it: the view, and a link to its audit trail.
+#[derive(Debug, Serialize)]
+struct UserRow {
+    #[serde(flatten)]
+    user: UserView,
+    audit_href: String,
+}
+
+impl UserRow {
+    fn new(user: UserView) -> Self {
+        let audit_href = format!("/admin/audit{}", query_string(&[("email", &user.email)]));
+        Self { user, audit_href }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,24 +119,20 @@ async fn change_role(
 ) -> Result<Response, PageError> {
     session.require_staff()?;
     let back = safe_next(&form.back).to_owned();
-    if !ROLES.contains(&form.role.as_str()) {
+    let Ok(role) = form.role.parse::<Role>() else {
         session.flash("error", "Choose one of the listed roles.");
         return Ok(Redirect::to(&back).into_response());
-    }
+    };
     let api = web.api(&session);
     let reply = api
         .put(
             "identity",
             &format!("/api/v1/users/{}/role", segment(&id)),
-            &json!({ "role": form.role }),
+            &RoleRequest { role },
         )
         .await?;
     after(&web, &session, reply, &back, |user| {
-        format!(
-            "{} is now {}; their sessions were ended.",
-            user["email"].as_str().unwrap_or("The account"),
-            user["role"].as_str().unwrap_or_default()
-        )
+        format!("{} is now {}; their sessions were ended.", user.email, user.role)
     })
 }
 
@@ -137,24 +144,26 @@ async fn change_status(
 ) -> Result<Response, PageError> {
     session.require_staff()?;
     let back = safe_next(&form.back).to_owned();
-    if form.status != "active" && form.status != "disabled" {
-        session.flash("error", "An account can only be blocked or unblocked here.");
-        return Ok(Redirect::to(&back).into_response());
-    }
+    let status = match form.status.parse::<UserStatus>() {
+        Ok(status @ (UserStatus::Active | UserStatus::Disabled)) => status,
+        _ => {
+            session.flash("error", "An account can only be blocked or unblocked here.");
+            return Ok(Redirect::to(&back).into_response());
+        }
+    };
     let reply = web
         .api(&session)
         .put(
             "identity",
             &format!("/api/v1/users/{}/status", segment(&id)),
-            &json!({ "status": form.status }),
+            &StatusRequest { status },
         )
         .await?;
     after(&web, &session, reply, &back, |user| {
-        let email = user["email"].as_str().unwrap_or("The account");
-        if user["status"] == "disabled" {
-            format!("{email} is blocked; their sessions were ended.")
+        if user.status == UserStatus::Disabled {
+            format!("{} is blocked; their sessions were ended.", user.email)
         } else {
-            format!("{email} is unblocked.")
+            format!("{} is unblocked.", user.email)
         }
     })
 }
@@ -164,11 +173,11 @@ fn after(
     session: &Session,
     reply: platform::client::Reply,
     back: &str,
-    done: impl FnOnce(&Value) -> String,
+    done: impl FnOnce(&UserView) -> String,
 ) -> Result<Response, PageError> {
     let api = web.api(session);
     if reply.is_success() {
-        let user: Value = api.decode(reply)?;
+        let user: UserView = api.decode(reply)?;
         session.flash("success", done(&user));
     } else if matches!(reply.status, StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY) {
         // e.g. changing one's own role: identity says why.
@@ -237,14 +246,14 @@ async fn audit(
                 }
                 .to_owned()
             });
-            json!({ "items": [] })
+            no_events()
         } else {
-            api.decode::<Value>(reply)?
+            api.decode::<Page<AuditEventView>>(reply)?
         }
     } else {
-        json!({ "items": [] })
+        no_events()
     };
-    let next_page = list["next"].as_str().map(|cursor| {
+    let next_page = list.next.as_deref().map(|cursor| {
         let mut query = filters.to_vec();
         query.extend([
             ("from", filter.from.as_str()),
@@ -263,10 +272,18 @@ async fn audit(
         &session,
         "admin/audit.html",
         context! {
-            events => value_of(&list["items"]),
+            events => value_of(&list.items),
             filter => value_of(&filter),
             errors => errors,
             next_page => next_page,
         },
     )
+}
+
+/// What the audit page shows when the filters were refused.
+fn no_events() -> Page<AuditEventView> {
+    Page {
+        items: Vec::new(),
+        next: None,
+    }
 }
