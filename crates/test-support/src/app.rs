@@ -298,6 +298,12 @@ impl TestApp {
             .await
     }
 
+    /// Logs `email` in with the test [`PASSWORD`] and returns the access token: for a user whose
+    /// role changed, which only a new login carries.
+    pub async fn access_token(&self, email: &str) -> String {
+        self.logged_in(email, String::new()).await.access
+    }
+
     pub async fn signed_up(&self, email: &str) -> LoggedIn {
         let r = self.register(email).await;
         assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());

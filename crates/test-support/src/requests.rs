@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::app::TestApp;
+use crate::app::{PASSWORD, TestApp};
 
 /// Asserts `status` (showing the body when it differs) and returns the body as JSON (`null` when
 /// it is not JSON).
@@ -12,6 +12,21 @@ pub async fn json_of(r: reqwest::Response, status: u16) -> Value {
     let text = r.text().await.unwrap_or_default();
     assert_eq!(got, status, "{text}");
     serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Logs `email` in with the test [`PASSWORD`] at `base` (the origin of an app, binary or gateway
+/// started for the test, e.g. `http://127.0.0.1:8080`) and returns the access token.
+pub async fn access_token(client: &reqwest::Client, base: &str, email: &str) -> String {
+    let r = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    json_of(r, 200).await["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
 }
 
 /// `POST path` with a bearer token and a JSON body.

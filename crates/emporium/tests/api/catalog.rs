@@ -312,11 +312,7 @@ async fn only_staff_write_and_only_staff_see_unpublished_products(app: TestApp) 
         )
         .await;
     assert_eq!(r.status(), 200);
-    let manager = app.login(&manager.email, test_support::app::PASSWORD).await;
-    let token = manager.json::<Value>().await.expect("json")["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = app.access_token(&manager.email).await;
     let draft = create_product(&app, &token, body).await;
     assert_eq!(draft["status"], "draft");
     let url = format!("{PRODUCTS}/{}", draft["id"].as_str().expect("id"));

@@ -11,6 +11,7 @@ use tokio::process::{Child, Command};
 
 use crate::browser::{signed_in, unescape};
 use test_support::app::{METRICS_TOKEN, PASSWORD};
+use test_support::requests::access_token;
 
 const ADMIN: &str = "console-admin@example.com";
 
@@ -207,20 +208,11 @@ async fn a_failed_request_is_an_error_trace_highlighted_in_the_list() {
         .await
         .expect("json");
     let id = listed["items"][0]["id"].as_str().expect("a demo product").to_owned();
-    let login: serde_json::Value = shopper
-        .post(server.url("/api/v1/auth/login"))
-        .json(&serde_json::json!({"email": ADMIN, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["access_token"].as_str().expect("token");
+    let token = access_token(&shopper, &server.base, ADMIN).await;
     let set = |flags: serde_json::Value| {
         shopper
             .put(server.url("/api/v1/admin/faults"))
-            .bearer_auth(token)
+            .bearer_auth(&token)
             .json(&flags)
             .send()
     };

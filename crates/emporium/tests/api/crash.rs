@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 use test_support::app::PASSWORD;
-use test_support::requests::json_of;
+use test_support::requests::{access_token, json_of};
 use test_support::shop::SLOW_CARD;
 
 const ADMIN: &str = "root@example.com";
@@ -124,19 +124,6 @@ impl Binary {
     }
 }
 
-async fn login(client: &reqwest::Client, bin: &Binary, email: &str) -> String {
-    let r = client
-        .post(bin.url("/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    json_of(r, 200).await["access_token"]
-        .as_str()
-        .expect("access")
-        .to_owned()
-}
-
 async fn get(client: &reqwest::Client, bin: &Binary, path: &str, token: &str) -> Value {
     let r = client
         .get(bin.url(path))
@@ -192,7 +179,7 @@ fn place(client: &reqwest::Client, bin: &Binary, token: &str, body: &Value) -> r
 
 /// Admin, product with stock, verified customer with the slow card. Returns (admin, customer, pm).
 async fn set_up(client: &reqwest::Client, bin: &Binary) -> (String, String, String) {
-    let admin = login(client, bin, ADMIN).await;
+    let admin = access_token(client, &bin.url(""), ADMIN).await;
     let r = post(
         client,
         bin,
@@ -261,7 +248,7 @@ async fn set_up(client: &reqwest::Client, bin: &Binary) -> (String, String, Stri
     };
     let r = post(client, bin, "/api/v1/auth/verify-email", None, json!({"token": token})).await;
     assert_eq!(r.status(), 204);
-    let customer = login(client, bin, CUSTOMER).await;
+    let customer = access_token(client, &bin.url(""), CUSTOMER).await;
     let r = post(
         client,
         bin,
@@ -344,8 +331,8 @@ async fn killed_mid_saga(point: KillPoint) {
 
     // Restart on the same data directory; the saga must be resumed and finish.
     let mut server = bin.serve(&client).await;
-    let admin = login(&client, &bin, ADMIN).await;
-    let customer = login(&client, &bin, CUSTOMER).await;
+    let admin = access_token(&client, &bin.url(""), ADMIN).await;
+    let customer = access_token(&client, &bin.url(""), CUSTOMER).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let order = loop {
         let order = get(&client, &bin, &format!("/api/v1/orders/{order_id}"), &customer).await;

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::binary::{DEV_MULTI, DevRun, dev_multi_env, drop_dev_databases, tail};
 use crate::browser::{signed_in, unescape};
 use test_support::app::PASSWORD;
-use test_support::requests::json_of;
+use test_support::requests::{access_token, json_of};
 use test_support::shop::SUCCESS_CARD;
 
 /// One span as the receiver got it, ids in lower-case hex.
@@ -264,16 +264,7 @@ async fn shopper(client: &reqwest::Client, base: &str, email: &str) -> String {
         .await
         .expect("verify");
     assert_eq!(r.status(), 204);
-    let r = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    json_of(r, 200).await["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_owned()
+    access_token(client, base, email).await
 }
 
 /// The body of the first mail to `to` whose subject contains `subject` (20 s at most).

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use test_support::Backend;
 use test_support::app::{TestApp, spawn_app};
-use test_support::requests::assert_problem;
+use test_support::requests::{access_token, assert_problem};
 use test_support::services::{redis_url, service_reachable};
 
 /// A server on a random port, stopped when dropped.
@@ -191,18 +191,10 @@ async fn proxied_reads_and_writes_reach_the_context() {
         .expect("request");
     assert_eq!(r.status(), 202);
     app.verify("via-gateway@example.com").await;
-    let login: Value = client
-        .post(gw.url("/api/v1/auth/login"))
-        .json(&json!({"email": "via-gateway@example.com", "password": test_support::app::PASSWORD}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let token = access_token(&client, &gw.url(""), "via-gateway@example.com").await;
     let me: Value = client
         .get(gw.url("/api/v1/users/me"))
-        .bearer_auth(login["access_token"].as_str().expect("token"))
+        .bearer_auth(token)
         .send()
         .await
         .expect("request")

@@ -40,12 +40,7 @@ async fn user_with_role(app: &TestApp, admin: &str, email: &str, role: &str) -> 
         )
         .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-    let r = app.login(email, test_support::app::PASSWORD).await;
-    assert_eq!(r.status(), 200);
-    r.json::<Value>().await.expect("json")["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    app.access_token(email).await
 }
 
 /// The `data` of every event of `event_type` inventory has written to its outbox, oldest first.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use test_support::app::{PASSWORD, TestApp};
+use test_support::app::TestApp;
 use test_support::requests::{create_product, json_of, post_auth};
 use test_support::shop::{DECLINED_CARD, ORDERS, SUCCESS_CARD, address, card, place};
 
@@ -89,11 +89,6 @@ async fn settled(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
     .await
 }
 
-async fn login(app: &TestApp, email: &str) -> String {
-    let body = json_of(app.login(email, PASSWORD).await, 200).await;
-    body["access_token"].as_str().expect("access").to_owned()
-}
-
 fn cart_lines(cart: &Value) -> Vec<(String, i64)> {
     cart["items"]
         .as_array()
@@ -120,7 +115,7 @@ async fn the_whole_journey_from_sign_up_to_a_verified_review(app: TestApp) {
     let token = app.mailed_token(email).await;
     let r = app.post("/api/v1/auth/verify-email", json!({"token": token})).await;
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap_or_default());
-    let first_login = login(&app, email).await;
+    let first_login = app.access_token(email).await;
     let me = json_of(app.get_auth("/api/v1/users/me", &first_login).await, 200).await;
     assert_eq!(me["email"], email, "{me}");
 
@@ -146,7 +141,7 @@ async fn the_whole_journey_from_sign_up_to_a_verified_review(app: TestApp) {
     }
 
     // Logging in again: the first request carrying both merges the guest cart into the user's.
-    let access = login(&app, email).await;
+    let access = app.access_token(email).await;
     let r = app
         .client
         .get(app.url("/api/v1/cart"))

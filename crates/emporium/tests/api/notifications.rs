@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use test_support::Backend;
-use test_support::app::{PASSWORD, TestApp, spawn_app_with};
+use test_support::app::{TestApp, spawn_app_with};
 use test_support::requests::{assert_problem, problem_fields};
 use test_support::smtp::SmtpSink;
 
@@ -71,12 +71,7 @@ async fn sign_up(app: &TestApp, sink: &SmtpSink, email: &str) -> (String, String
         .post("/api/v1/auth/verify-email", json!({"token": token_line(&mail)}))
         .await;
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap_or_default());
-    let r = app.login(email, PASSWORD).await;
-    assert_eq!(r.status(), 200);
-    let access = r.json::<Value>().await.expect("json")["access_token"]
-        .as_str()
-        .expect("access")
-        .to_owned();
+    let access = app.access_token(email).await;
     let me: Value = app
         .get_auth("/api/v1/users/me", &access)
         .await

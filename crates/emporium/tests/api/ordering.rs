@@ -884,11 +884,7 @@ async fn allowed_actions_follow_the_order_through_its_life(app: TestApp) {
         )
         .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-    let r = app.login("picker@example.com", test_support::app::PASSWORD).await;
-    let picker = json_of(r, 200).await["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let picker = app.access_token("picker@example.com").await;
     let user = app.signed_up("actions@example.com").await;
     let pm = card(&app, &user.access, SUCCESS_CARD).await;
     let body = order_body(json!([{"sku": "ACT-1", "quantity": 1}]), &pm);

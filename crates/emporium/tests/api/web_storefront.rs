@@ -258,9 +258,7 @@ async fn a_guest_cart_is_kept_through_login_and_checks_out_to_a_confirmed_order(
 /// Signs a new customer in through the login form; their API token too (for test set-up).
 async fn signed_in_with_token(app: &TestApp, browser: &reqwest::Client, email: &str) -> String {
     sign_in(app, browser, email, "/").await;
-    let r = app.login(email, PASSWORD).await;
-    let body: Value = r.json().await.expect("json");
-    body["access_token"].as_str().expect("access").to_owned()
+    app.access_token(email).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
