@@ -11,6 +11,9 @@
 # (saga steps, calls between contexts, HTTP routes; means over the run), then cross-checks the
 # databases: every 201 is one confirmed order with exactly one captured payment of its total.
 # Copy the figures into docs/benchmarks.md.
+# EMPORIUM_BIN=<path> uses a release binary built beforehand; BENCH_SERVER_CPUS and BENCH_LOAD_CPUS
+# (taskset CPU lists) pin the server and wrk apart, BENCH_WRK_THREADS sets wrk's threads
+# (bench/compare.sh sets all three). EMPORIUM_PEER_CALLS=http reaches the server like any setting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-embedded}
@@ -26,11 +29,17 @@ if ! command -v wrk >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null \
     || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 fi
-if [ -z "${BENCH_SKIP_BUILD:-}" ]; then # set it to reuse target/release/emporium as it is
-  echo "building the release binary (first build takes several minutes)..." >&2
-  cargo build --release --quiet -p emporium
+if [ -n "${EMPORIUM_BIN:-}" ]; then
+  bin=$(realpath "$EMPORIUM_BIN")
+else
+  if [ -z "${BENCH_SKIP_BUILD:-}" ]; then # set it to reuse target/release/emporium as it is
+    echo "building the release binary (first build takes several minutes)..." >&2
+    cargo build --release --quiet -p emporium
+  fi
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
 fi
-bin=$PWD/target/release/emporium
+server_cpus=${BENCH_SERVER_CPUS:-}
+load_cpus=${BENCH_LOAD_CPUS:-}
 
 work=$(mktemp -d)
 server=""
@@ -59,7 +68,7 @@ echo "seeding $products products with 1,000,000 units each ($mode)..." >&2
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
-EMPORIUM_LISTEN="127.0.0.1:$port" "$bin" serve >"$work/server.log" 2>&1 &
+EMPORIUM_LISTEN="127.0.0.1:$port" ${server_cpus:+taskset -c "$server_cpus"} "$bin" serve >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 300); do curl -fs "$base/health/live" >/dev/null && break; sleep 0.1; done
 curl -fs "$base/health/live" >/dev/null || { echo "server did not start:" >&2; tail -20 "$work/server.log" >&2; exit 1; }
@@ -75,16 +84,16 @@ pg_xacts() { # committed transactions per context database (read-only statements
 pg_xacts "$work/xacts-before.txt"
 # CPU seconds (user + system) of the server process and of all PostgreSQL processes on the machine.
 ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
-pg_pids() { pgrep -x postgres || true; }
-cpu_server_before=$(ticks "$server"); cpu_pg_before=$(ticks $(pg_pids))
+pg_ticks() { local pids; mapfile -t pids < <(pgrep -x postgres || true); ticks "${pids[@]}"; }
+cpu_server_before=$(ticks "$server"); cpu_pg_before=$(pg_ticks)
 python3 bench/checkout.py metrics "$base" "$work/metrics-before.txt"
-t=2; [ "$connections" -lt 2 ] && t=1
+t=${BENCH_WRK_THREADS:-2}; [ "$connections" -lt "$t" ] && t=$connections
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== POST /api/v1/orders, place + pay ($mode, $duration, $connections connections, $t threads, $users users, $skus SKUs)"
-CHECKOUT_DIR=$work wrk -t"$t" -c"$connections" -d"$duration" --timeout 10s --latency \
+CHECKOUT_DIR=$work ${load_cpus:+taskset -c "$load_cpus"} wrk -t"$t" -c"$connections" -d"$duration" --timeout 10s --latency \
   -s bench/checkout.lua "$base" >"$work/wrk.txt"
 grep -E 'Requests/sec|Latency  |Socket errors|statuses|orders/s|latency ms|sample' "$work/wrk.txt" || true
-cpu_server=$(( $(ticks "$server") - cpu_server_before )); cpu_pg=$(( $(ticks $(pg_pids)) - cpu_pg_before ))
+cpu_server=$(( $(ticks "$server") - cpu_server_before )); cpu_pg=$(( $(pg_ticks) - cpu_pg_before ))
 python3 bench/checkout.py metrics "$base" "$work/metrics-after.txt"
 sleep 1; pg_xacts "$work/xacts-after.txt" # backends report their counts at most once a second
 
@@ -103,4 +112,5 @@ if [ "$mode" = postgres ]; then
 fi
 python3 bench/checkout.py check "$mode" "$work"
 if grep -q 'non-201: [1-9]' "$work/wrk.txt"; then echo "error: non-201 answers (samples above)" >&2; exit 1; fi
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m), load average before the run $load; wrk and server share the cores; mode $mode"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m), load average before the run $load; $(
+  if [ -n "$server_cpus" ]; then echo "server on CPUs $server_cpus, wrk on CPUs ${load_cpus:-any}"; else echo "wrk and server share the cores"; fi); mode $mode, peer calls ${EMPORIUM_PEER_CALLS:-direct}"

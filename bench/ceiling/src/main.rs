@@ -2,7 +2,8 @@
 //! no state, middleware, logging or metrics, on the runtime and HTTP stack Emporium uses. What a
 //! read reaches of this rate is what is left after Emporium's own work per request.
 //!
-//! `bench-ceiling [listen address]` (default 127.0.0.1:8099).
+//! `bench-ceiling [listen address]`; without it, EMPORIUM_LISTEN (so the bench starts it as it
+//! starts Emporium), else 127.0.0.1:8099.
 
 use axum::Router;
 use axum::http::header;
@@ -17,7 +18,10 @@ async fn fixed_json() -> impl IntoResponse {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let listen = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8099".to_owned());
+    let listen = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("EMPORIUM_LISTEN").ok())
+        .unwrap_or_else(|| "127.0.0.1:8099".to_owned());
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     // Any path: the bench points the same URLs at it as at Emporium.
     axum::serve(listener, Router::new().fallback(fixed_json)).await

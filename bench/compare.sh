@@ -1,0 +1,362 @@
+#!/usr/bin/env bash
+# Emporium beside the hardware ceiling, in one run (issue 17). Builds the release binary and the
+# bare axum handler of bench/ceiling/, pins the servers and wrk to separate cores when there are
+# two or more, then:
+#   reads     product by id (cached), a list page of 20, a search of 20 (10 rotating terms), each
+#             against the ceiling, embedded mode (SQLite, in-process cache) and the production
+#             catalog process (`serve --service catalog` on PostgreSQL + Redis + RabbitMQ), rounds
+#             alternating the order so machine noise hits every side;
+#   checkout  bench/checkout.sh embedded with direct calls between contexts and with
+#             EMPORIUM_PEER_CALLS=http (the router path), alternating A-B-B-A;
+# and prints one table with absolute figures and ratios to the ceiling, RSS, binary size and the
+# machine (cores, load average before and after), appended to docs/benchmarks.md with the date
+# and commit. Loopback only; about 6 minutes with the defaults once built.
+#   bench/compare.sh [duration per read] [rounds]        # defaults: 5s 2
+# Environment: EMPORIUM_BIN=<path> uses a release binary built beforehand (else
+# `cargo build --release`, honouring CARGO_TARGET_DIR); BENCH_PRODUCTS (10000) products seeded;
+# BENCH_CONNECTIONS (32) for the reads; BENCH_CHECKOUT_DURATION (10s), BENCH_CHECKOUT_CONNECTIONS
+# (8), BENCH_CHECKOUT_ROUNDS (as rounds), BENCH_CHECKOUT_PRODUCTS (1000); BENCH_PRODUCTION=0 skips the production catalog;
+# BENCH_CHECKOUT=0 skips checkout; BENCH_DOC= (empty) prints without appending; BENCH_POSTGRES_URL,
+# REDIS_URL, AMQP_URL as in the other scripts.
+# Not run here yet: the gateway in front (bench/gateway.sh, multi-process) and the memory soak
+# (bench/soak.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-5s}
+rounds=${2:-2}
+connections=${BENCH_CONNECTIONS:-32}
+products=${BENCH_PRODUCTS:-10000}
+checkout_duration=${BENCH_CHECKOUT_DURATION:-10s}
+checkout_connections=${BENCH_CHECKOUT_CONNECTIONS:-8}
+checkout_rounds=${BENCH_CHECKOUT_ROUNDS:-$rounds}
+checkout_products=${BENCH_CHECKOUT_PRODUCTS:-1000}
+production=${BENCH_PRODUCTION:-1}
+checkout=${BENCH_CHECKOUT:-1}
+doc=${BENCH_DOC-docs/benchmarks.md}
+pg=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
+redis_url=${REDIS_URL:-redis://127.0.0.1:6379}
+amqp_url=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+started=$(date +%s)
+
+say() { echo "[compare +$(($(date +%s) - started))s] $*" >&2; }
+fail() { echo "error: $*" >&2; exit 1; }
+
+case "$rounds" in '' | *[!0-9]* | 0) fail "rounds must be a positive number, got '$rounds'" ;; esac
+for tool in wrk curl python3 taskset; do
+  command -v "$tool" >/dev/null 2>&1 || fail "$tool is missing (Debian: apt-get install wrk curl python3 util-linux)"
+done
+if [ "$production" = 1 ] && ! command -v psql >/dev/null 2>&1; then
+  fail "psql is missing (for the production catalog's database); BENCH_PRODUCTION=0 skips it"
+fi
+
+if [ -n "${EMPORIUM_BIN:-}" ]; then
+  bin=$(realpath "$EMPORIUM_BIN")
+  built="binary given by EMPORIUM_BIN"
+else
+  say "building the release binary (first build takes several minutes)..."
+  cargo build --release --quiet --locked -p emporium
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
+  built="built from this checkout"
+  if [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]; then
+    built="$built, with uncommitted changes under crates/"
+  fi
+fi
+say "building bench/ceiling..."
+CARGO_TARGET_DIR="$PWD/bench/ceiling/target" cargo build --release --quiet --locked \
+  --manifest-path bench/ceiling/Cargo.toml
+ceiling_bin=$PWD/bench/ceiling/target/release/bench-ceiling
+
+# Servers on the first half of the cores, wrk on the rest.
+cores=$(nproc)
+if [ "$cores" -ge 2 ]; then
+  half=$((cores / 2))
+  server_cpus="0-$((half - 1))" load_cpus="$half-$((cores - 1))" wrk_threads=$((cores - half))
+  [ "$half" = 1 ] && server_cpus=0
+  [ "$cores" = 2 ] && load_cpus=1
+  layout="servers pinned to CPU(s) $server_cpus, wrk ($wrk_threads thread(s)) to CPU(s) $load_cpus"
+else
+  server_cpus="" load_cpus="" wrk_threads=1
+  layout="one core: servers and wrk share it"
+fi
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+say "$cores cores; $layout; load average $load_before"
+if pgrep -x rustc >/dev/null 2>&1; then say "warning: rustc is running: the figures will be noisy"; fi
+
+work=$(mktemp -d)
+db="bench_compare_$$"
+declare -A pid=() base=()
+cleanup() {
+  local name
+  for name in "${!pid[@]}"; do kill "${pid[$name]}" 2>/dev/null || true; wait "${pid[$name]}" 2>/dev/null || true; done
+  if [ "$production" = 1 ]; then psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# The same settings for every Emporium process: quiet logs, the edge's per-client limit lifted
+# (wrk is one client), no demo catalog.
+emporium_env=(RUST_LOG=warn EMPORIUM_LOG_FORMAT=json EMPORIUM_SEED_DEMO=false EMPORIUM_RATE_LIMIT_PER_MINUTE=0)
+# The production catalog verifies tokens with identity's keys, fetched when a token first comes;
+# anonymous reads never send one, so identity's address only has to be well-formed.
+production_env=(REDIS_URL="$redis_url" AMQP_URL="$amqp_url" EMPORIUM_NAMESPACE="bench-compare-$$"
+  EMPORIUM_QUEUE_EXPIRY_SECS=600 EMPORIUM_IDENTITY_URL=http://127.0.0.1:9)
+
+# launch <name> <command...>: starts a server on a free port, pinned, and waits until it answers.
+launch() {
+  local name=$1 port
+  shift
+  port=$(free_port)
+  base[$name]="http://127.0.0.1:$port"
+  ${server_cpus:+taskset -c "$server_cpus"} env EMPORIUM_LISTEN="127.0.0.1:$port" "$@" >"$work/$name.log" 2>&1 &
+  pid[$name]=$!
+  for _ in $(seq 1 600); do
+    curl -fs -o /dev/null "${base[$name]}/health/live" && return 0
+    kill -0 "${pid[$name]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$work/$name.log" >&2
+  fail "$name did not start"
+}
+stop() { kill "${pid[$1]}" 2>/dev/null || true; wait "${pid[$1]}" 2>/dev/null || true; unset "pid[$1]"; }
+rss_mb() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/${pid[$1]}/status"; }
+
+also=""
+[ "$production" = 1 ] && also=" and, at the same time, the production catalog (PostgreSQL)"
+say "seeding $products products: embedded (SQLite)$also..."
+env "${emporium_env[@]}" EMPORIUM_DATA_DIR="$work/embedded" "$bin" seed --products "$products" --seed 7 \
+  >"$work/seed-embedded.log" 2>&1 &
+seed_embedded=$!
+seed_production=""
+if [ "$production" = 1 ]; then
+  psql -q "$pg/postgres" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" \
+    || fail "cannot reach PostgreSQL at $pg (set BENCH_POSTGRES_URL, or BENCH_PRODUCTION=0)"
+  # Catalog on PostgreSQL, the other contexts of the seeding process on throw-away SQLite files.
+  env "${emporium_env[@]}" EMPORIUM_DATA_DIR="$work/production-seed" EMPORIUM_CATALOG_DATABASE_URL="$pg/$db" \
+    "$bin" seed --products "$products" --seed 7 >"$work/seed-production.log" 2>&1 &
+  seed_production=$!
+fi
+wait "$seed_embedded" || { tail -n 20 "$work/seed-embedded.log" >&2; fail "seeding embedded failed"; }
+if [ -n "$seed_production" ]; then
+  wait "$seed_production" || { tail -n 20 "$work/seed-production.log" >&2; fail "seeding the production catalog failed"; }
+fi
+
+say "starting the servers: the ceiling, embedded mode${also:+, the production catalog}..."
+launch ceiling "$ceiling_bin"
+launch embedded "${emporium_env[@]}" EMPORIUM_DATA_DIR="$work/embedded" "$bin" serve
+targets=(ceiling embedded)
+if [ "$production" = 1 ]; then
+  launch production "${emporium_env[@]}" "${production_env[@]}" DATABASE_URL="$pg/$db" \
+    EMPORIUM_DATA_DIR="$work/production" "$bin" serve --service catalog
+  targets+=(production)
+fi
+sleep 1
+declare -A rss_idle=()
+for t in "${targets[@]}"; do rss_idle[$t]=$(rss_mb "$t"); done
+
+# Each server's own product (ids differ between the two seeded databases); the ceiling answers
+# any path, so it gets embedded's.
+declare -A by_id=()
+for t in "${targets[@]}"; do
+  source_base=${base[$t]}
+  [ "$t" = ceiling ] && source_base=${base[embedded]}
+  by_id[$t]=$(curl -fs "$source_base/api/v1/catalog/products?limit=1&sort=rating" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+done
+list_path="/api/v1/catalog/products?limit=20&sort=price_asc"
+cat >"$work/search.lua" <<'LUA'
+local terms = {"wool", "cotton", "linen sweater", "leather", "steel", "oak", "ceramic", "orbit", "novel", "lamp"}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "/api/v1/catalog/search?limit=20&q=" .. terms[(i % #terms) + 1]:gsub(" ", "+"))
+end
+LUA
+reads=("product by id (cached)" "list page of 20 (cached)" "search of 20, 10 terms (cached)")
+
+# wrk_read <target> <read> [wrk options...]: the URL and options of one read against one target.
+wrk_read() {
+  local target=$1 read=$2
+  shift 2
+  case "$read" in
+    product*) wrk_args=("${base[$target]}/api/v1/catalog/products/${by_id[$target]}") ;;
+    list*) wrk_args=("${base[$target]}$list_path") ;;
+    search*) wrk_args=(-s "$work/search.lua" "${base[$target]}") ;;
+  esac
+  ${load_cpus:+taskset -c "$load_cpus"} wrk -t"$wrk_threads" "$@" "${wrk_args[@]}"
+}
+
+say "warming every read on every server (1 s each)..."
+for t in "${targets[@]}"; do
+  for r in "${reads[@]}"; do wrk_read "$t" "$r" -c4 -d1s >/dev/null; done
+done
+
+results="$work/reads.txt"
+for round in $(seq 1 "$rounds"); do
+  order=("${targets[@]}")
+  if [ $((round % 2)) -eq 0 ]; then # reverse on even rounds: drift in the machine's load hits both ends
+    order=()
+    for ((i = ${#targets[@]} - 1; i >= 0; i--)); do order+=("${targets[$i]}"); done
+  fi
+  for r in "${reads[@]}"; do
+    for t in "${order[@]}"; do
+      say "round $round/$rounds: $r — $t ($duration, $connections connections)"
+      out=$(wrk_read "$t" "$r" -c"$connections" -d"$duration" --latency)
+      if grep -q 'Non-2xx' <<<"$out"; then echo "$out" >&2; fail "non-2xx answers: $r — $t"; fi
+      rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+      p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+      p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+      transfer=$(awk '/Transfer\/sec/ { print $2 }' <<<"$out")
+      say "  $rps req/s, p50 $p50, p99 $p99"
+      printf '%s|%s|%s|%s|%s|%s|%s\n' "$t" "$r" "$round" "$rps" "$p50" "$p99" "$transfer" >>"$results"
+    done
+  done
+done
+declare -A rss_after=()
+for t in "${targets[@]}"; do rss_after[$t]=$(rss_mb "$t"); done
+for t in "${targets[@]}"; do stop "$t"; done
+
+checkout_results="$work/checkout.txt"
+touch "$checkout_results"
+if [ "$checkout" = 1 ]; then
+  # A-B-B-A: each mode runs first once per pair of rounds.
+  plan=()
+  for round in $(seq 1 "$checkout_rounds"); do
+    if [ $((round % 2)) -eq 1 ]; then plan+=("$round:direct" "$round:http"); else plan+=("$round:http" "$round:direct"); fi
+  done
+  for step in "${plan[@]}"; do
+    round=${step%%:*} calls=${step#*:}
+    say "checkout round $round/$checkout_rounds, peer calls $calls: bench/checkout.sh embedded $checkout_duration $checkout_connections (seed, sign-ups, run, cross-check)..."
+    log="$work/checkout-$round-$calls.log"
+    if EMPORIUM_BIN="$bin" BENCH_PRODUCTS="$checkout_products" BENCH_SERVER_CPUS="$server_cpus" BENCH_LOAD_CPUS="$load_cpus" BENCH_WRK_THREADS="$wrk_threads" \
+      EMPORIUM_PEER_CALLS="$calls" bench/checkout.sh embedded "$checkout_duration" "$checkout_connections" >"$log" 2>&1; then
+      verdict=$(grep -q '^cross-check OK' "$log" && echo OK || echo "not run")
+    else
+      verdict=FAILED
+      tail -n 15 "$log" >&2
+    fi
+    orders=$(awk '/^orders\/s/ { print $4 }' "$log")
+    p50=$(awk '/^latency ms:/ { print $4 }' "$log")
+    p95=$(awk '/^latency ms:/ { print $8 }' "$log")
+    p99=$(awk '/^latency ms:/ { print $10 }' "$log")
+    cpu=$(grep -o '([0-9.]* ms per order' "$log" | head -n1 | tr -d '(' | awk '{ print $1 }')
+    non201=$(grep -o 'non-201: [0-9]*' "$log" | awk '{ print $2 }')
+    say "  ${orders:-?} orders/s, p95 ${p95:-?} ms, ${cpu:-?} ms CPU per order, cross-check $verdict"
+    printf '%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$calls" "$round" "${orders:-}" "${p50:-}" "${p95:-}" "${p99:-}" \
+      "${cpu:-}" "${non201:-}" "$verdict" >>"$checkout_results"
+  done
+fi
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+size_mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+binary="$(size_mb "$bin") MB as built"
+if command -v strip >/dev/null 2>&1; then
+  strip -o "$work/emporium-stripped" "$bin" && binary="$binary, $(size_mb "$work/emporium-stripped") MB stripped"
+fi
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+cpu_model=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+rss_line=""
+for t in "${targets[@]}"; do rss_line="$rss_line${rss_line:+; }$t ${rss_idle[$t]} MB idle, ${rss_after[$t]} MB after the reads"; done
+
+report="$work/report.md"
+python3 - "$results" "$checkout_results" "bench/checkout.sh embedded $checkout_duration $checkout_connections" >"$report" <<'PY'
+import sys
+from collections import defaultdict
+
+def rate(s):
+    v = float(s)
+    return f"{v / 1000:.1f}k" if v >= 1000 else f"{v:.0f}"
+
+def span(values, fmt):
+    lo, hi = min(values), max(values)
+    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)}–{fmt(hi)}"
+
+def per_answer(transfer, rps):
+    units = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
+    for unit in ("GB", "MB", "KB", "B"):
+        if transfer.endswith(unit):
+            return float(transfer[: -len(unit)]) * units[unit] / float(rps)
+    return 0.0
+
+rows = [line.rstrip("\n").split("|") for line in open(sys.argv[1])]
+rps = defaultdict(dict)  # (target, read) -> round -> req/s
+detail = []
+for target, read, rnd, r, p50, p99, transfer in rows:
+    rps[(target, read)][rnd] = float(r)
+    detail.append((read, rnd, target, float(r), p50, p99, per_answer(transfer, r)))
+targets = [t for t in ("ceiling", "embedded", "production") if any(k[0] == t for k in rps)]
+names = {"ceiling": "ceiling (bare axum)", "embedded": "embedded", "production": "production catalog (PG + Redis)"}
+reads = list(dict.fromkeys(r for _, r, *_ in rows))
+
+print("Reads, requests/s (range over the rounds; % of the ceiling in the same round):")
+print()
+print("| read | " + " | ".join(names[t] for t in targets) + " |")
+print("|---|" + "---:|" * len(targets))
+for read in reads:
+    cells = []
+    for t in targets:
+        by_round = rps[(t, read)]
+        cell = span(list(by_round.values()), rate)
+        if t != "ceiling":
+            ratios = [v / rps[("ceiling", read)][k] * 100 for k, v in by_round.items() if k in rps[("ceiling", read)]]
+            cell += f" ({span(ratios, lambda x: f'{x:.0f}%')})"
+        cells.append(cell)
+    print(f"| {read} | " + " | ".join(cells) + " |")
+print()
+print("<details><summary>Every read run</summary>")
+print()
+print("| read | round | server | req/s | p50 | p99 | bytes per answer (with headers) |")
+print("|---|---:|---|---:|---:|---:|---:|")
+for read, rnd, target, r, p50, p99, size in detail:
+    print(f"| {read} | {rnd} | {target} | {r:,.0f} | {p50} | {p99} | {size:,.0f} |")
+print()
+print("</details>")
+
+checkout = [line.rstrip("\n").split("|") for line in open(sys.argv[2]) if line.strip()]
+if checkout:
+    print()
+    print(f"Checkout, embedded (`{sys.argv[3]}`, server and wrk pinned as for the reads):")
+    print()
+    print("| peer calls | round | orders/s | p50 | p95 | p99 | CPU per order | non-201 | cross-check |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    means = defaultdict(list)
+    for calls, rnd, orders, p50, p95, p99, cpu, non201, verdict in checkout:
+        label = "direct (default)" if calls == "direct" else "http (EMPORIUM_PEER_CALLS=http)"
+        ms = lambda v: f"{float(v):.1f} ms" if v else "?"
+        print(f"| {label} | {rnd} | {orders or '?'} | {ms(p50)} | {ms(p95)} | {ms(p99)} | {ms(cpu)} | {non201 or '?'} | {verdict} |")
+        if orders:
+            means[calls].append((float(orders), float(cpu) if cpu else None))
+    if means.get("direct") and means.get("http"):
+        d = sum(o for o, _ in means["direct"]) / len(means["direct"])
+        h = sum(o for o, _ in means["http"]) / len(means["http"])
+        line = f"Mean orders/s: direct {d:.1f}, http {h:.1f} (direct/http = {d / h:.2f}×)"
+        dc = [c for _, c in means["direct"] if c is not None]
+        hc = [c for _, c in means["http"] if c is not None]
+        if dc and hc:
+            line += f"; mean CPU per order: direct {sum(dc) / len(dc):.1f} ms, http {sum(hc) / len(hc):.1f} ms"
+        print()
+        print(line + ".")
+PY
+
+{
+  echo
+  echo "### $(date -u '+%Y-%m-%d %H:%M') UTC, commit $commit, \`bench/compare.sh $duration $rounds\`"
+  echo
+  echo "Machine: $cores cores ($cpu_model), $(free -g | awk '/Mem:/ { print $2 }') GiB; $layout; load average before $load_before, after $load_after."
+  echo "Binary: $built; $binary. $products products; $connections connections, $duration per read, $rounds round(s) alternating the servers' order; RUST_LOG=warn, JSON logs, embedded console on (the default)."
+  echo
+  cat "$report"
+  echo
+  echo "RSS: $rss_line."
+  if [ "$production" != 1 ]; then echo; echo "Production catalog skipped (BENCH_PRODUCTION=0)."; fi
+  echo
+  echo "Not in this run: reads through the gateway (bench/gateway.sh, multi-process), checkout on PostgreSQL + RabbitMQ + Redis (bench/checkout.sh postgres), the memory soak (bench/soak.sh)."
+} >"$work/section.md"
+
+echo
+cat "$work/section.md"
+if [ -n "$doc" ]; then
+  cat "$work/section.md" >>"$doc"
+  say "appended to $doc"
+fi
+say "done in $(($(date +%s) - started)) s"
