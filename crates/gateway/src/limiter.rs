@@ -11,7 +11,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use crate::edge::EdgeConfig;
 
@@ -266,14 +266,7 @@ impl RateLimiter {
             url: platform::db::redact_url(url),
             source,
         };
-        platform::install_tls_provider();
-        let client = redis::Client::open(url).map_err(err)?;
-        let settings = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
-        let connection = ConnectionManager::new_with_config(client, settings)
+        let connection = platform::cache::redis_connection(url, REDIS_TIMEOUT, 1)
             .await
             .map_err(err)?;
         let limiter = Self {

@@ -81,6 +81,25 @@ pub struct CacheConnectError {
     source: redis::RedisError,
 }
 
+/// A Redis connection as every Redis user here opens it (cache, fault flags, the gateway's rate
+/// limiter): TLS for `rediss://`, at most 2 s to connect, `response_timeout` for each answer and
+/// `retries` retries at most 2 s apart; the manager reconnects by itself after an outage. Fails
+/// only when the URL is invalid or Redis cannot be reached now.
+pub async fn redis_connection(
+    url: &str,
+    response_timeout: Duration,
+    retries: usize,
+) -> Result<ConnectionManager, redis::RedisError> {
+    crate::install_tls_provider();
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(response_timeout))
+        .set_number_of_retries(retries)
+        .set_max_delay(Duration::from_secs(2));
+    ConnectionManager::new_with_config(client, config).await
+}
+
 impl Cache {
     /// An in-process cache holding at most `max_bytes` of keys and values (least recently and
     /// least frequently used entries are evicted first). A byte budget, unlike an entry count,
@@ -106,14 +125,7 @@ impl Cache {
             url: crate::db::redact_url(url),
             source,
         };
-        crate::install_tls_provider();
-        let client = redis::Client::open(url).map_err(err)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(err)?;
+        let connection = redis_connection(url, REDIS_TIMEOUT, 2).await.map_err(err)?;
         let mut cache = Self::with_backend(Backend::Redis {
             connection,
             last_error_log: Mutex::new(None),

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -360,14 +360,9 @@ impl Faults {
             url: crate::db::redact_url(url),
             source,
         };
-        crate::install_tls_provider();
-        let client = redis::Client::open(url).map_err(err)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(err)?;
+        let connection = crate::cache::redis_connection(url, REDIS_TIMEOUT, 2)
+            .await
+            .map_err(err)?;
         let faults = Self::with(
             true,
             Some(Shared {
