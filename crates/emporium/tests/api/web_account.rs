@@ -255,3 +255,54 @@ async fn a_cookie_copied_before_logout_no_longer_works() {
     assert_eq!(r.status(), 303, "the copied cookie is signed out");
     assert!(location(&r).starts_with("/login"), "{}", location(&r));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e_mail_preferences_are_shown_and_saved_and_staff_only_choices_stay_put() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let user = app.signed_up("grace@example.com").await;
+    let b = browser();
+    let r = submit_form(
+        &b,
+        &app,
+        "/login",
+        "/login",
+        &[("email", &user.email), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+
+    let page = "/account/notifications";
+    let (status, html) = get_page(&b, &app, page).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        !html.contains("pref-low-stock"),
+        "a customer is not offered staff alerts: {html}"
+    );
+    let marketing_box = |html: &str| {
+        let start = html.find(r#"data-testid="pref-marketing""#).expect("marketing box");
+        html[start..start + html[start..].find('>').expect("tag end")].contains("checked")
+    };
+    assert!(!marketing_box(&html), "offers are off until switched on: {html}");
+
+    let r = submit_form(&b, &app, page, page, &[("marketing", "on")]).await;
+    assert_eq!((r.status().as_u16(), location(&r)), (303, page.to_owned()));
+    let (_, html) = get_page(&b, &app, page).await;
+    assert!(html.contains("Your e-mail preferences are saved."), "{html}");
+    assert!(marketing_box(&html), "{html}");
+    let prefs: serde_json::Value = app
+        .get_auth("/api/v1/notifications/preferences", &user.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(prefs["marketing"], true);
+    assert_eq!(prefs["low_stock_alerts"], true, "the customer's form left it alone");
+
+    // An unticked box is not sent at all: saving without it switches offers off again.
+    let r = submit_form(&b, &app, page, page, &[]).await;
+    assert_eq!(r.status(), 303);
+    let (_, html) = get_page(&b, &app, page).await;
+    assert!(!marketing_box(&html), "{html}");
+}

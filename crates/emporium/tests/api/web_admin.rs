@@ -551,3 +551,82 @@ async fn categories_are_a_tree_edited_on_their_own_page_and_deleted_after_confir
         .expect("request");
     assert_eq!(r.status(), 404, "deleted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_changes_a_role_and_blocks_an_account_from_the_users_page() {
+    let app = app().await;
+    let shopper = app.signed_up("shopper@example.com").await;
+    let root = app.admin().await;
+    let admin = signed_in(&app, "root@example.com").await;
+    let list = "/admin/users?email=shopper";
+    let (status, html) = get_page(&admin, &app, list).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"data-email="shopper@example.com""#), "{html}");
+    assert!(
+        !html.contains(r#"data-email="root@example.com""#),
+        "the e-mail filter is applied: {html}"
+    );
+    assert!(html.contains("audit?email=shopper%40example.com"), "{html}");
+
+    let role_action = format!("/admin/users/{}/role", shopper.id);
+    let (status, location, _) = submit(&admin, &app, list, &role_action, &[("role", "support"), ("back", list)]).await;
+    assert_eq!((status, location.as_str()), (303, list));
+    let (_, html) = get_page(&admin, &app, list).await;
+    assert!(
+        html.contains("shopper@example.com is now support; their sessions were ended."),
+        "{html}"
+    );
+    let user: Value = app
+        .get_auth(&format!("/api/v1/users/{}", shopper.id), &root.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(user["role"], "support");
+
+    // A role identity does not know never reaches it.
+    let (status, _, _) = submit(&admin, &app, list, &role_action, &[("role", "root"), ("back", list)]).await;
+    assert_eq!(status, 303);
+    let (_, html) = get_page(&admin, &app, list).await;
+    assert!(html.contains("Choose one of the listed roles."), "{html}");
+
+    let status_action = format!("/admin/users/{}/status", shopper.id);
+    let (status, _, _) = submit(
+        &admin,
+        &app,
+        list,
+        &status_action,
+        &[("status", "disabled"), ("back", list)],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, html) = get_page(&admin, &app, list).await;
+    assert!(
+        html.contains("shopper@example.com is blocked; their sessions were ended."),
+        "{html}"
+    );
+    assert!(html.contains(r#"data-testid="user-status">disabled<"#), "{html}");
+    assert_eq!(app.login("shopper@example.com", PASSWORD).await.status(), 403);
+
+    // Deleting is the owner's act, not a status an admin sets here.
+    let (status, _, _) = submit(
+        &admin,
+        &app,
+        list,
+        &status_action,
+        &[("status", "deleted"), ("back", list)],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, html) = get_page(&admin, &app, list).await;
+    assert!(
+        html.contains("An account can only be blocked or unblocked here."),
+        "{html}"
+    );
+
+    // The audit page reads identity's log: the role change and the block are there.
+    let (status, html) = get_page(&admin, &app, "/admin/audit?email=shopper%40example.com").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("role.changed"), "{html}");
+    assert!(html.contains("user.disabled"), "{html}");
+}
