@@ -3,9 +3,10 @@
 # bare axum handler of bench/ceiling/, pins the servers and wrk to separate cores when there are
 # two or more, then:
 #   reads     product by id (cached), a list page of 20, a search of 20 (10 rotating terms), each
-#             against the ceiling, embedded mode (SQLite, in-process cache) and the production
-#             catalog process (`serve --service catalog` on PostgreSQL + Redis + RabbitMQ), rounds
-#             alternating the order so machine noise hits every side;
+#             against the ceiling, embedded mode (SQLite, in-process cache), the production
+#             catalog process (`serve --service catalog` on PostgreSQL + Redis + RabbitMQ) and the
+#             gateway process in front of it (`serve --service gateway`, rate limiter off; on the
+#             servers' cores too), rounds alternating the order so machine noise hits every side;
 #   checkout  bench/checkout.sh embedded with direct calls between contexts and with
 #             EMPORIUM_PEER_CALLS=http (the router path), alternating A-B-B-A;
 # and prints one table with absolute figures and ratios to the ceiling, RSS, binary size and the
@@ -16,10 +17,10 @@
 # `cargo build --release`, honouring CARGO_TARGET_DIR); BENCH_PRODUCTS (10000) products seeded;
 # BENCH_CONNECTIONS (32) for the reads; BENCH_CHECKOUT_DURATION (10s), BENCH_CHECKOUT_CONNECTIONS
 # (8), BENCH_CHECKOUT_ROUNDS (as rounds), BENCH_CHECKOUT_PRODUCTS (1000); BENCH_PRODUCTION=0 skips the production catalog;
-# BENCH_CHECKOUT=0 skips checkout; BENCH_DOC= (empty) prints without appending; BENCH_POSTGRES_URL,
+# (and the gateway); BENCH_CHECKOUT=0 skips checkout; BENCH_DOC= (empty) prints without appending; BENCH_POSTGRES_URL,
 # REDIS_URL, AMQP_URL as in the other scripts.
-# Not run here yet: the gateway in front (bench/gateway.sh, multi-process) and the memory soak
-# (bench/soak.sh).
+# Not run here yet: checkout on PostgreSQL (bench/checkout.sh postgres), the full multi-process
+# topology (bench/gateway.sh) and the memory soak (bench/soak.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-5s}
@@ -149,6 +150,12 @@ if [ "$production" = 1 ]; then
   launch production "${emporium_env[@]}" "${production_env[@]}" DATABASE_URL="$pg/$db" \
     EMPORIUM_DATA_DIR="$work/production" "$bin" serve --service catalog
   targets+=(production)
+  # The gateway proxies to this catalog; the other upstreams are never asked by these reads.
+  upstreams=()
+  for ctx in IDENTITY INVENTORY CART ORDERING PAYMENTS NOTIFICATIONS; do upstreams+=("EMPORIUM_UPSTREAM_$ctx=http://127.0.0.1:9"); done
+  launch gateway "${emporium_env[@]}" "${production_env[@]}" "${upstreams[@]}" EMPORIUM_UPSTREAM_CATALOG="${base[production]}" \
+    EMPORIUM_WEB_SESSION_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(64))')" "$bin" serve --service gateway
+  targets+=(gateway)
 fi
 sleep 1
 declare -A rss_idle=()
@@ -160,6 +167,7 @@ declare -A by_id=()
 for t in "${targets[@]}"; do
   source_base=${base[$t]}
   [ "$t" = ceiling ] && source_base=${base[embedded]}
+  [ "$t" = gateway ] && source_base=${base[production]}
   by_id[$t]=$(curl -fs "$source_base/api/v1/catalog/products?limit=1&sort=rating" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
 done
@@ -284,11 +292,13 @@ detail = []
 for target, read, rnd, r, p50, p99, transfer in rows:
     rps[(target, read)][rnd] = float(r)
     detail.append((read, rnd, target, float(r), p50, p99, per_answer(transfer, r)))
-targets = [t for t in ("ceiling", "embedded", "production") if any(k[0] == t for k in rps)]
-names = {"ceiling": "ceiling (bare axum)", "embedded": "embedded", "production": "production catalog (PG + Redis)"}
+targets = [t for t in ("ceiling", "embedded", "production", "gateway") if any(k[0] == t for k in rps)]
+names = {"ceiling": "ceiling (bare axum)", "embedded": "embedded", "production": "production catalog (PG + Redis)",
+         "gateway": "gateway → production catalog"}
 reads = list(dict.fromkeys(r for _, r, *_ in rows))
 
-print("Reads, requests/s (range over the rounds; % of the ceiling in the same round):")
+print("Reads, requests/s (range over the rounds; in brackets the share of the ceiling in the same round;")
+print("for the gateway also the share of the production catalog read directly):")
 print()
 print("| read | " + " | ".join(names[t] for t in targets) + " |")
 print("|---|" + "---:|" * len(targets))
@@ -300,6 +310,10 @@ for read in reads:
         if t != "ceiling":
             ratios = [v / rps[("ceiling", read)][k] * 100 for k, v in by_round.items() if k in rps[("ceiling", read)]]
             cell += f" ({span(ratios, lambda x: f'{x:.0f}%')})"
+        if t == "gateway":
+            direct = rps[("production", read)]
+            kept = [v / direct[k] * 100 for k, v in by_round.items() if k in direct]
+            cell += f", {span(kept, lambda x: f'{x:.0f}%')} of direct"
         cells.append(cell)
     print(f"| {read} | " + " | ".join(cells) + " |")
 print()
@@ -350,7 +364,7 @@ PY
   echo "RSS: $rss_line."
   if [ "$production" != 1 ]; then echo; echo "Production catalog skipped (BENCH_PRODUCTION=0)."; fi
   echo
-  echo "Not in this run: reads through the gateway (bench/gateway.sh, multi-process), checkout on PostgreSQL + RabbitMQ + Redis (bench/checkout.sh postgres), the memory soak (bench/soak.sh)."
+  echo "Not in this run: checkout on PostgreSQL + RabbitMQ + Redis (bench/checkout.sh postgres), the full multi-process topology with the gateway on its own core (bench/gateway.sh), the memory soak (bench/soak.sh)."
 } >"$work/section.md"
 
 echo
