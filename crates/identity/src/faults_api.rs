@@ -6,10 +6,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use platform::Problem;
 use platform::auth::AuthUser;
-use platform::faults::{FaultFlags, FaultFlagsInput, Faults};
+use platform::faults::{FaultFlagsInput, Faults, FaultsView};
 use platform::http::Json;
-use serde::Serialize;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,27 +19,6 @@ use crate::service::IdentityService;
 pub struct FaultsState {
     pub service: Arc<IdentityService>,
     pub faults: Faults,
-}
-
-/// The flags now, and which of them are on.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FaultsView {
-    #[serde(flatten)]
-    pub flags: FaultFlags,
-    /// The names of the flags that are on (empty: the system behaves normally).
-    pub active: Vec<&'static str>,
-    /// Where the flags live: `in-process` (embedded mode) or `redis` (shared by every replica).
-    pub backend: &'static str,
-}
-
-impl FaultsView {
-    fn new(flags: FaultFlags, faults: &Faults) -> Self {
-        Self {
-            active: flags.active(),
-            flags,
-            backend: faults.backend_name(),
-        }
-    }
 }
 
 /// The fault-injection flags (admin).
