@@ -111,26 +111,8 @@ pub struct ShippingAddress {
     pub phone: Option<String>,
 }
 
-/// An address as the client sent it. Placing an order needs `name`, `line1`, `city`,
-/// `postal_code` and `country`; a quote needs only `country` (tax and shipping depend on nothing
-/// else), so a shop can show the total before the address is typed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawAddress {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub line1: String,
-    #[serde(default)]
-    pub line2: Option<String>,
-    #[serde(default)]
-    pub city: String,
-    #[serde(default)]
-    pub postal_code: String,
-    pub country: String,
-    #[serde(default)]
-    pub phone: Option<String>,
-}
+/// An address as the client sent it (published with the checkout request it travels in).
+pub use contracts::api::ordering::RawAddress;
 
 fn text_field(errors: &mut Vec<FieldError>, prefix: &str, name: &str, value: &str, max: usize) -> Option<String> {
     let v = value.trim();
@@ -149,17 +131,16 @@ fn text_field(errors: &mut Vec<FieldError>, prefix: &str, name: &str, value: &st
     }
 }
 
-impl RawAddress {
-    /// Only the destination country was given (a quote before the address is typed).
-    pub fn is_country_only(&self) -> bool {
-        let blank = |v: &str| v.trim().is_empty();
-        blank(&self.name)
-            && blank(&self.line1)
-            && blank(&self.city)
-            && blank(&self.postal_code)
-            && self.line2.as_deref().is_none_or(blank)
-            && self.phone.as_deref().is_none_or(blank)
-    }
+/// Only the destination country was given (a quote before the address is typed): every other
+/// field is absent or blank.
+pub fn is_country_only(raw: &RawAddress) -> bool {
+    let blank = |v: &str| v.trim().is_empty();
+    blank(&raw.name)
+        && blank(&raw.line1)
+        && blank(&raw.city)
+        && blank(&raw.postal_code)
+        && raw.line2.as_deref().is_none_or(blank)
+        && raw.phone.as_deref().is_none_or(blank)
 }
 
 /// A destination country (reported as `<prefix>.country`); `supported` says whether we ship there.

@@ -278,6 +278,67 @@ pub struct ShippingMethodView {
     pub free_over: Option<MoneyView>,
 }
 
+/// A line of a checkout (or quote) that lists its items instead of ordering the cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRequest {
+    #[schema(example = "TEE-RED-M")]
+    pub sku: String,
+    /// 1 to 99.
+    #[schema(example = 2)]
+    pub quantity: i64,
+    /// The unit price the client showed (`{amount, currency}`; a bare integer of minor units is
+    /// still accepted); a different current price is a 409.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<MoneyInput>,
+}
+
+/// An address as the client sent it. Placing an order needs `name`, `line1`, `city`,
+/// `postal_code` and `country`; a quote needs only `country` (tax and shipping depend on nothing
+/// else), so a shop can show the total before the address is typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAddress {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    #[serde(default)]
+    pub city: String,
+    #[serde(default)]
+    pub postal_code: String,
+    pub country: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// A checkout (or quote) request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRequest {
+    /// Explicit lines; give these or `from_cart: true`, not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<ItemRequest>>,
+    /// Order the caller's cart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_cart: Option<bool>,
+    pub shipping_address: RawAddress,
+    #[schema(example = "standard")]
+    pub shipping_method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupon: Option<String>,
+    /// A payment method id from `POST /api/v1/payments/methods` (required to place, ignored by quotes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "pm_0192f0c4e5a87c3b9d1e2f3a4b5c6d7e")]
+    pub payment_method: Option<String>,
+    /// The total the client showed (`{amount, currency}`; a bare integer of minor units is still
+    /// accepted); a different current total is a 409.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_total: Option<MoneyInput>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
@@ -514,5 +575,53 @@ mod tests {
             assert_eq!(wire, serde_json::json!(status.as_str()));
             assert_eq!(status.as_str().parse::<OrderStatus>(), Ok(status));
         }
+    }
+
+    #[test]
+    fn a_quote_for_a_country_sends_only_what_it_names() {
+        let quote = CheckoutRequest {
+            items: None,
+            from_cart: Some(true),
+            shipping_address: RawAddress {
+                country: "DE".into(),
+                ..RawAddress::default()
+            },
+            shipping_method: "standard".into(),
+            coupon: None,
+            payment_method: None,
+            expected_total: None,
+        };
+        let wire = serde_json::to_value(&quote).expect("serialise");
+        assert_eq!(
+            wire,
+            serde_json::json!({
+                "from_cart": true,
+                "shipping_address": {"name": "", "line1": "", "city": "", "postal_code": "", "country": "DE"},
+                "shipping_method": "standard",
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<CheckoutRequest>(wire).expect("read back"),
+            quote
+        );
+    }
+
+    #[test]
+    fn checkout_requests_take_older_money_and_refuse_unknown_fields() {
+        let req: CheckoutRequest = serde_json::from_value(serde_json::json!({
+            "items": [{"sku": "TEE-RED-M", "quantity": 2, "unit_price": 1999}],
+            "shipping_address": {"country": "NL"},
+            "shipping_method": "express",
+            "expected_total": {"amount": 4500, "currency": "EUR"},
+        }))
+        .expect("valid request");
+        let items = req.items.expect("items");
+        assert_eq!(items[0].unit_price.as_ref().map(MoneyInput::amount), Some(1999));
+        assert_eq!(req.expected_total.as_ref().and_then(MoneyInput::currency), Some("EUR"));
+        let unknown = serde_json::json!({
+            "shipping_address": {"country": "NL", "state": "x"},
+            "shipping_method": "express",
+        });
+        assert!(serde_json::from_value::<CheckoutRequest>(unknown).is_err());
     }
 }

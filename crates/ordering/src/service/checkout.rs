@@ -6,60 +6,22 @@ use std::time::{Duration, Instant};
 
 use platform::FieldError;
 use platform::money::MoneyInput;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{Caller, LEASE, OrderError, OrderingService, REPLAY_WAIT, Result, entry, now};
 use crate::domain::{
-    Actor, Country, Coupon, Currency, LinePrice, MAX_LINES, OrderId, OrderNumber, OrderStatus, Quantity, RawAddress,
-    ShippingAddress, ShippingMethod, Sku, Totals, compute_totals, parse_coupon_code, parse_destination,
-    parse_payment_method,
+    Actor, Country, Coupon, Currency, LinePrice, MAX_LINES, OrderId, OrderNumber, OrderStatus, Quantity,
+    ShippingAddress, ShippingMethod, Sku, Totals, compute_totals, is_country_only, parse_coupon_code,
+    parse_destination, parse_payment_method,
 };
 use crate::events;
 use crate::peers::{MethodCheck, Reserved};
 use crate::store::{Claim, Claimed, NewOrder, Order, OrderLine, PlaceOutcome, SagaStep, StoreError};
 use crate::views::{OrderView, QuoteView, line_view, totals_of};
 
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ItemRequest {
-    #[schema(example = "TEE-RED-M")]
-    pub sku: String,
-    /// 1 to 99.
-    #[schema(example = 2)]
-    pub quantity: i64,
-    /// The unit price the client showed (`{amount, currency}`; a bare integer of minor units is
-    /// still accepted); a different current price is a 409.
-    #[serde(default)]
-    pub unit_price: Option<MoneyInput>,
-}
-
-/// A checkout (or quote) request.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckoutRequest {
-    /// Explicit lines; give these or `from_cart: true`, not both.
-    #[serde(default)]
-    pub items: Option<Vec<ItemRequest>>,
-    /// Order the caller's cart.
-    #[serde(default)]
-    pub from_cart: Option<bool>,
-    pub shipping_address: RawAddress,
-    #[schema(example = "standard")]
-    pub shipping_method: String,
-    #[serde(default)]
-    pub coupon: Option<String>,
-    /// A payment method id from `POST /api/v1/payments/methods` (required to place, ignored by quotes).
-    #[serde(default)]
-    #[schema(example = "pm_0192f0c4e5a87c3b9d1e2f3a4b5c6d7e")]
-    pub payment_method: Option<String>,
-    /// The total the client showed (`{amount, currency}`; a bare integer of minor units is still
-    /// accepted); a different current total is a 409.
-    #[serde(default)]
-    pub expected_total: Option<MoneyInput>,
-}
+/// What a checkout or quote asks for, as contracts publishes it.
+pub use contracts::api::ordering::{CheckoutRequest, ItemRequest};
 
 /// A priced checkout: what the order will be.
 struct Priced {
@@ -223,7 +185,7 @@ impl OrderingService {
         errors: &mut Vec<FieldError>,
     ) -> (Option<ShippingAddress>, Option<Country>) {
         let supported = |c: &Country| self.config.tax_rate(c).is_some();
-        if !placing && req.shipping_address.is_country_only() {
+        if !placing && is_country_only(&req.shipping_address) {
             match parse_destination(&req.shipping_address.country, "shipping_address", supported) {
                 Ok(c) => (None, Some(c)),
                 Err(e) => {
