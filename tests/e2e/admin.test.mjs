@@ -98,13 +98,13 @@ browserTest('admin creates and restocks a product, ships and refunds orders, see
   await page.getByTestId('admin-orders').waitFor();
   await page.locator(`[data-testid="order-row"][data-order-id="${toShip.id}"]`).getByRole('link', { name: toShip.number }).click();
   await page.getByRole('heading', { level: 1, name: `Order ${toShip.number}` }).waitFor();
-  assert.equal((await page.getByTestId('order-status').innerText()).trim(), 'confirmed');
+  assert.equal(await page.getByTestId('order-status').getAttribute('data-status'), 'confirmed');
   await page.getByLabel('Carrier').fill('DHL');
   const tracking = `JD0146${suffix}`;
   await page.getByLabel('Tracking number').fill(tracking);
   await page.getByRole('button', { name: 'Mark shipped' }).click();
   await page.getByTestId('tracking').waitFor();
-  assert.equal((await page.getByTestId('order-status').innerText()).trim(), 'shipped');
+  assert.equal(await page.getByTestId('order-status').getAttribute('data-status'), 'shipped');
   assert.match(await page.getByTestId('tracking').innerText(), new RegExp(`DHL\\s+${tracking}`));
   await shot('order-shipped');
   const shipped = await apiOk('GET', `/api/v1/orders/${toShip.id}`, { token: customer.token });
@@ -118,7 +118,7 @@ browserTest('admin creates and restocks a product, ships and refunds orders, see
   await page.getByLabel('Refund reason').fill('Arrived damaged');
   await page.getByRole('button', { name: 'Refund', exact: true }).click();
   await page.waitForFunction(
-    () => document.querySelector('[data-testid="order-status"]')?.textContent.trim() === 'refunded',
+    () => document.querySelector('[data-testid="order-status"]')?.getAttribute('data-status') === 'refunded',
     null,
     { timeout: 15_000 },
   );

@@ -6,8 +6,8 @@ use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
 use http::header::{HOST, ORIGIN};
 use platform::client::Reply;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::PageError;
 use crate::session::Session;
@@ -144,21 +144,46 @@ impl FieldErrors {
     /// differently), and the `detail` under `_form` when no field is named.
     pub fn from_problem(reply: &Reply) -> Self {
         let mut errors = Self::new();
-        let problem = reply.problem().unwrap_or_default();
-        if let Some(list) = problem.get("errors").and_then(|e| e.as_array()) {
-            for entry in list {
-                if let (Some(field), Some(message)) = (
-                    entry.get("field").and_then(|f| f.as_str()),
-                    entry.get("message").and_then(|m| m.as_str()),
-                ) {
-                    errors.add(field, message);
-                }
-            }
+        for RefusedField { field, message } in Refusal::of(reply).errors {
+            errors.add(&field, message);
         }
         if errors.is_empty() {
             errors.add("_form", reply.problem_detail());
         }
         errors
+    }
+}
+
+/// What a page reads of an API's refusal (a problem document): its type and the fields it
+/// names, in the order the API gave them.
+#[derive(Debug, Default, Deserialize)]
+pub struct Refusal {
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub errors: Vec<RefusedField>,
+}
+
+/// A field a refusal names, with the API's words.
+#[derive(Debug, Deserialize)]
+pub struct RefusedField {
+    pub field: String,
+    pub message: String,
+}
+
+impl Refusal {
+    /// The reply's problem; a success, or an answer that is not a problem, reads as a refusal
+    /// without details.
+    pub fn of(reply: &Reply) -> Self {
+        if reply.is_success() {
+            return Self::default();
+        }
+        serde_json::from_slice(&reply.body).unwrap_or_default()
+    }
+
+    /// Whether the refusal names `field`.
+    pub fn names(&self, field: &str) -> bool {
+        self.errors.iter().any(|e| e.field == field)
     }
 }
 

@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use contracts::api::identity::UserView;
 use contracts::api::money::MoneyInput;
 use contracts::api::ordering::{CancelRequest, OrderAction, OrderSummary, OrderView, RefundBody, ShipRequest};
 use http::StatusCode;
@@ -14,12 +15,13 @@ use minijinja::context;
 use platform::http::Path;
 use platform::pagination::Page;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use time::{Date, Duration, OffsetDateTime, Time, UtcOffset};
 
 use super::{new_idempotency_key, problem_errors, query_string, segment};
 use crate::forms::{FieldErrors, Form, NoFields};
 use crate::render::{page_with_status, parse_money, value_of};
+use crate::storefront::present;
 use crate::{PageError, Session, WebState};
 
 pub(super) fn routes() -> Router<WebState> {
@@ -31,19 +33,6 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/admin/orders/{id}/refund", post(refund))
         .route("/admin/orders/{id}/cancel", post(cancel))
 }
-
-pub(super) const ORDER_STATUSES: [&str; 10] = [
-    "pending",
-    "awaiting_payment",
-    "paid",
-    "confirmed",
-    "shipped",
-    "delivered",
-    "cancelled",
-    "payment_failed",
-    "refunded",
-    "partially_refunded",
-];
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -80,11 +69,13 @@ struct Customer {
     email_param: String,
 }
 
-/// A row of the order list: ordering's summary and, when identity named them, its customer.
+/// A row of the order list: ordering's summary, its status in words and, when identity named
+/// them, its customer.
 #[derive(Debug, Serialize)]
 struct OrderRow<'a> {
     #[serde(flatten)]
     order: &'a OrderSummary,
+    status_label: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     customer: Option<&'a Customer>,
 }
@@ -92,14 +83,12 @@ struct OrderRow<'a> {
 /// The account with exactly this e-mail address (identity matches parts; staff typed all of it).
 async fn customer_id_by_email(web: &WebState, session: &Session, email: &str) -> Result<Option<String>, PageError> {
     let path = format!("/api/v1/users{}", query_string(&[("email", email), ("limit", "200")]));
-    let users: Value = web.api(session).get_json("identity", &path).await?;
-    Ok(users["items"]
-        .as_array()
+    let users: Page<UserView> = web.api(session).get_json("identity", &path).await?;
+    Ok(users
+        .items
         .into_iter()
-        .flatten()
-        .find(|u| u["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(email)))
-        .and_then(|u| u["id"].as_str())
-        .map(str::to_owned))
+        .find(|u| u.email.eq_ignore_ascii_case(email))
+        .map(|u| u.id.to_string()))
 }
 
 /// Names and e-mail addresses of the customers of `orders`, in one call to identity. Without an
@@ -115,21 +104,17 @@ async fn customers_of(web: &WebState, session: &Session, orders: &[OrderSummary]
         "/api/v1/users{}",
         query_string(&[("ids", &ids.join(",")), ("limit", "200")])
     );
-    match web.api(session).get_json::<Value>("identity", &path).await {
-        Ok(users) => users["items"]
-            .as_array()
+    match web.api(session).get_json::<Page<UserView>>("identity", &path).await {
+        Ok(users) => users
+            .items
             .into_iter()
-            .flatten()
-            .filter_map(|u| {
-                let email = u["email"].as_str()?.to_owned();
-                Some((
-                    u["id"].as_str()?.to_owned(),
-                    Customer {
-                        name: u["name"].as_str().unwrap_or_default().to_owned(),
-                        email_param: form_urlencoded::byte_serialize(email.as_bytes()).collect(),
-                        email,
-                    },
-                ))
+            .map(|u| {
+                let customer = Customer {
+                    name: u.name,
+                    email_param: form_urlencoded::byte_serialize(u.email.as_bytes()).collect(),
+                    email: u.email,
+                };
+                (u.id.to_string(), customer)
             })
             .collect(),
         // Identity names accounts to administrators only; other staff see ids.
@@ -161,11 +146,7 @@ async fn orders(
     if !customer.is_empty() && uuid::Uuid::try_parse(&customer).is_err() {
         errors.add("customer", "Paste a customer id (a UUID, shown on the users page).");
     }
-    let status = if ORDER_STATUSES.contains(&filter.status.as_str()) {
-        filter.status.as_str()
-    } else {
-        ""
-    };
+    let status = present::status_filter(&filter.status).map_or("", |s| s.as_str());
     // An address no account has: no orders, said as such (not every order, unfiltered).
     let mut unknown_email = false;
     if errors.is_empty() && !email.is_empty() {
@@ -204,6 +185,7 @@ async fn orders(
         .iter()
         .map(|order| OrderRow {
             customer: customers.get(&order.user_id.to_string()),
+            status_label: present::status_label(order.status),
             order,
         })
         .collect();
@@ -232,7 +214,7 @@ async fn orders(
         context! {
             orders => value_of(&rows),
             filter => value_of(&filter),
-            statuses => ORDER_STATUSES,
+            statuses => value_of(present::status_options()),
             errors => errors,
             unknown_email => unknown_email,
             next_page => next_page,
@@ -283,6 +265,7 @@ async fn render_order(
         "admin/order.html",
         context! {
             order => value_of(&order),
+            status_label => present::status_label(order.status),
             refundable => refundable,
             can_ship => allowed.contains(&OrderAction::Ship),
             can_deliver => allowed.contains(&OrderAction::Deliver),

@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
+use contracts::api::cart::{AddItemRequest, CartItemView, CartView, GuestCartCreated, SetQuantityRequest};
 use http::StatusCode;
 use minijinja::context;
 use platform::client::Reply;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::catalog::{ProductForms, product_page};
 use super::present;
@@ -24,7 +25,7 @@ use crate::{PageError, Session, WebState};
 
 /// The session's cart as the cart API prices it now, or `None` when there is none yet (a
 /// visitor who never added anything, or whose guest cart expired).
-pub(super) async fn load_cart(api: &Api<'_>, session: &Session) -> Result<Option<Value>, PageError> {
+pub(super) async fn load_cart(api: &Api<'_>, session: &Session) -> Result<Option<CartView>, PageError> {
     if session.user().is_none() && session.cart_token().is_none() {
         return Ok(None);
     }
@@ -33,7 +34,7 @@ pub(super) async fn load_cart(api: &Api<'_>, session: &Session) -> Result<Option
         session.set_cart_token(None);
         return Ok(None);
     }
-    let cart: Value = api.decode(reply)?;
+    let cart: CartView = api.decode(reply)?;
     forget_merged_token(session);
     Ok(Some(cart))
 }
@@ -49,11 +50,8 @@ fn forget_merged_token(session: &Session) {
 async fn start_guest_cart(api: &Api<'_>, session: &Session) -> Result<(), PageError> {
     session.set_cart_token(None);
     let reply = api.post("cart", "/api/v1/cart/guest", &json!({})).await?;
-    let created: Value = api.decode(reply)?;
-    let token = created["cart_token"]
-        .as_str()
-        .ok_or_else(|| PageError::Internal(anyhow::anyhow!("the guest cart answer has no cart_token")))?;
-    session.set_cart_token(Some(token.to_owned()));
+    let created: GuestCartCreated = api.decode(reply)?;
+    session.set_cart_token(Some(created.cart_token));
     Ok(())
 }
 
@@ -85,48 +83,50 @@ fn is_missing_cart(reply: &Reply) -> bool {
     detail.contains("cart token") || detail.contains("no longer exists")
 }
 
-pub(super) fn decorate_cart(cart: &Value) -> Value {
-    let mut cart = cart.clone();
-    if let Some(items) = cart["items"].as_array_mut() {
-        for line in items {
-            let name = line["name"].as_str().unwrap_or_default().to_owned();
-            let sku = line["sku"].as_str().unwrap_or_default().to_owned();
-            let placeholder = present::placeholder_image(&name, &sku);
-            let image = line["image"]
-                .as_str()
-                .filter(|u| present::is_web_url(u))
-                .map_or_else(|| placeholder.clone(), str::to_owned);
-            line["image"] = json!(image);
-            line["placeholder"] = json!(placeholder);
-            line["price_changed"] = json!(line["added_price"]["amount"] != line["unit_price"]["amount"]);
-        }
+/// A cart line as the page shows it: cart's view plus the picture to show (the line's image
+/// when it is a web URL, else a generated placeholder, which is also the fallback when the image
+/// does not load).
+#[derive(Debug, Serialize)]
+struct ShownLine<'a> {
+    #[serde(flatten)]
+    line: &'a CartItemView,
+    picture: String,
+    placeholder: String,
+}
+
+fn shown_line(line: &CartItemView) -> ShownLine<'_> {
+    let placeholder = present::placeholder_image(&line.name, &line.sku);
+    let picture = line
+        .image
+        .as_deref()
+        .filter(|u| present::is_web_url(u))
+        .map_or_else(|| placeholder.clone(), str::to_owned);
+    ShownLine {
+        line,
+        picture,
+        placeholder,
     }
-    cart
 }
 
 async fn render_cart(
     session: &Session,
-    cart: Option<Value>,
+    cart: Option<CartView>,
     line_errors: BTreeMap<String, String>,
     quantities: BTreeMap<String, String>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let cart = cart.map(|c| decorate_cart(&c));
-    let empty = cart
-        .as_ref()
-        .is_none_or(|c| c["items"].as_array().is_none_or(Vec::is_empty));
-    let blocked = cart.as_ref().is_some_and(|c| {
-        c["items"]
-            .as_array()
-            .is_some_and(|items| items.iter().any(|l| l["available"] == json!(false)))
-    });
+    let items = cart.as_ref().map_or(&[][..], |c| c.items.as_slice());
+    let lines: Vec<ShownLine> = items.iter().map(shown_line).collect();
+    // A line that cannot be bought as it is must be fixed before checking out.
+    let blocked = items.iter().any(|l| !l.available);
     page_with_status(
         status,
         session,
         "shop/cart.html",
         context! {
             cart => value_of(&cart),
-            empty => empty,
+            lines => value_of(&lines),
+            empty => items.is_empty(),
             blocked => blocked,
             line_errors => value_of(line_errors),
             quantities => value_of(quantities),
@@ -168,16 +168,18 @@ pub async fn add(
     }
     if let Some(quantity) = quantity {
         let api = web.api(&session);
-        let body = json!({ "sku": form.sku.trim(), "quantity": quantity });
+        let body = AddItemRequest {
+            sku: form.sku.trim().to_owned(),
+            quantity,
+        };
         let reply = change_cart(&api, &session, || api.post("cart", "/api/v1/cart/items", &body)).await?;
         if reply.is_success() {
-            let cart: Value = api.decode(reply)?;
-            let name = cart["items"]
-                .as_array()
-                .and_then(|items| items.iter().find(|l| l["sku"].as_str() == Some(form.sku.trim())))
-                .and_then(|l| l["name"].as_str())
-                .unwrap_or("the item")
-                .to_owned();
+            let cart: CartView = api.decode(reply)?;
+            let name = cart
+                .items
+                .iter()
+                .find(|l| l.sku == body.sku)
+                .map_or("the item", |l| l.name.as_str());
             session.flash("success", format!("Added {quantity} × {name} to your cart."));
             return Ok(Redirect::to("/cart").into_response());
         }
@@ -249,8 +251,7 @@ pub async fn update(
     let outcome = match present::parse_line_quantity(&form.quantity) {
         Err(message) => Err(message),
         Ok(quantity) => {
-            let body = json!({ "quantity": quantity });
-            let reply = api.put("cart", &path, &body).await?;
+            let reply = api.put("cart", &path, &SetQuantityRequest { quantity }).await?;
             if reply.is_success() {
                 forget_merged_token(&session);
                 let message = if quantity == 0 {

@@ -17,18 +17,20 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use contracts::api::money::MoneyView;
-use contracts::api::ordering::{OrderStatus, OrderView, QuoteView, ShippingMethods};
+use contracts::api::cart::{AddItemRequest, SetQuantityRequest};
+use contracts::api::money::{MoneyInput, MoneyView};
+use contracts::api::ordering::{CheckoutRequest, OrderStatus, OrderView, QuoteView, RawAddress, ShippingMethods};
+use contracts::api::payments::{CreateMethodRequest, MethodList, MethodView};
 use http::StatusCode;
 use minijinja::context;
 use platform::client::Reply;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use super::cart::{decorate_cart, load_cart};
+use super::cart::load_cart;
 use super::present;
 use crate::api::Api;
-use crate::forms::{FieldErrors, Form};
+use crate::forms::{FieldErrors, Form, Refusal, RefusedField};
 use crate::render::{format_money, page_with_status, value_of};
 use crate::{PageError, Session, WebState};
 
@@ -134,14 +136,24 @@ fn country_name(code: &str) -> String {
         .map_or_else(|| code.to_owned(), |(_, name)| (*name).to_owned())
 }
 
-/// The destinations as `{code, name}`, by name.
-fn country_options(codes: &[String]) -> Vec<Value> {
-    let mut options: Vec<(String, String)> = codes.iter().map(|c| (country_name(c), c.clone())).collect();
+/// A destination in the country list.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+struct CountryOption {
+    name: String,
+    code: String,
+}
+
+/// The destinations, by name.
+fn country_options(codes: &[String]) -> Vec<CountryOption> {
+    let mut options: Vec<CountryOption> = codes
+        .iter()
+        .map(|c| CountryOption {
+            name: country_name(c),
+            code: c.clone(),
+        })
+        .collect();
     options.sort();
     options
-        .into_iter()
-        .map(|(name, code)| json!({ "code": code, "name": name }))
-        .collect()
 }
 
 fn new_idempotency_key() -> String {
@@ -162,19 +174,20 @@ fn form_field(api_field: &str) -> &str {
     }
 }
 
+/// A 409 of ordering's `…/price-changed` type carries the new quote.
+#[derive(Debug, Deserialize)]
+struct PriceChanged {
+    quote: QuoteView,
+}
+
 fn errors_from_problem(reply: &Reply) -> FieldErrors {
     let mut errors = FieldErrors::new();
-    let problem = reply.problem().unwrap_or_default();
-    if let Some(list) = problem["errors"].as_array() {
-        for entry in list {
-            if let (Some(field), Some(message)) = (entry["field"].as_str(), entry["message"].as_str()) {
-                let target = form_field(field);
-                if target == "_form" || target == "Idempotency-Key" {
-                    errors.add("_form", message_for(field, message));
-                } else {
-                    errors.add(target, humanize(target, message));
-                }
-            }
+    for RefusedField { field, message } in &Refusal::of(reply).errors {
+        let target = form_field(field);
+        if target == "_form" || target == "Idempotency-Key" {
+            errors.add("_form", message_for(field, message));
+        } else {
+            errors.add(target, humanize(target, message));
         }
     }
     if errors.is_empty() {
@@ -233,52 +246,52 @@ fn capitalize(message: &str) -> String {
     }
 }
 
-fn address(form: &CheckoutForm) -> Value {
-    json!({
-        "name": form.name.trim(),
-        "line1": form.line1.trim(),
-        "line2": Some(form.line2.trim()).filter(|l| !l.is_empty()),
-        "city": form.city.trim(),
-        "postal_code": form.postal_code.trim(),
-        "country": form.country.trim().to_ascii_uppercase(),
-    })
+fn address(form: &CheckoutForm) -> RawAddress {
+    RawAddress {
+        name: form.name.trim().to_owned(),
+        line1: form.line1.trim().to_owned(),
+        line2: Some(form.line2.trim().to_owned()).filter(|l| !l.is_empty()),
+        city: form.city.trim().to_owned(),
+        postal_code: form.postal_code.trim().to_owned(),
+        country: form.country.trim().to_ascii_uppercase(),
+        phone: None,
+    }
 }
 
-fn checkout_body(form: &CheckoutForm) -> Value {
-    let mut body = json!({
-        "from_cart": true,
-        "shipping_address": address(form),
-        "shipping_method": form.shipping_method.trim(),
-    });
-    let coupon = form.coupon.trim();
-    if !coupon.is_empty() {
-        body["coupon"] = json!(coupon);
+/// The cart to order, to `address`, by `shipping_method`, with the coupon if one was typed.
+fn cart_checkout(address: RawAddress, shipping_method: &str, coupon: &str) -> CheckoutRequest {
+    let coupon = coupon.trim();
+    CheckoutRequest {
+        items: None,
+        from_cart: Some(true),
+        shipping_address: address,
+        shipping_method: shipping_method.trim().to_owned(),
+        coupon: (!coupon.is_empty()).then(|| coupon.to_owned()),
+        payment_method: None,
+        expected_total: None,
     }
-    body
+}
+
+fn checkout_body(form: &CheckoutForm) -> CheckoutRequest {
+    cart_checkout(address(form), &form.shipping_method, &form.coupon)
 }
 
 /// A quote needs only the destination country, the shipping method and the coupon.
-fn quote_body(country: &str, shipping_method: &str, coupon: &str) -> Value {
-    let mut body = json!({
-        "from_cart": true,
-        "shipping_address": { "country": country.trim().to_ascii_uppercase() },
-        "shipping_method": shipping_method.trim(),
-    });
-    let coupon = coupon.trim();
-    if !coupon.is_empty() {
-        body["coupon"] = json!(coupon);
-    }
-    body
+fn quote_body(country: &str, shipping_method: &str, coupon: &str) -> CheckoutRequest {
+    let destination = RawAddress {
+        country: country.trim().to_ascii_uppercase(),
+        ..RawAddress::default()
+    };
+    cart_checkout(destination, shipping_method, coupon)
 }
 
 /// The total the form says was shown, as ordering takes it; `None` when the form has none.
-fn expected_total(form: &CheckoutForm) -> Option<Value> {
+fn expected_total(form: &CheckoutForm) -> Option<MoneyInput> {
     let amount = form.expected_total.trim().parse::<i64>().ok()?;
     let currency = form.expected_currency.trim();
-    Some(if currency.is_empty() {
-        json!({ "amount": amount })
-    } else {
-        json!({ "amount": amount, "currency": currency.to_ascii_uppercase() })
+    Some(MoneyInput::Object {
+        amount,
+        currency: (!currency.is_empty()).then(|| currency.to_ascii_uppercase()),
     })
 }
 
@@ -312,21 +325,36 @@ async fn quote_for(
     }
 }
 
-/// The figures of a quote as the page shows them.
-fn quote_figures(quote: &QuoteView) -> Value {
+/// The figures of a quote as the page (and its script) shows them: formatted amounts, and the
+/// total the form sends back as `expected_total`.
+#[derive(Debug, Serialize)]
+struct QuoteFigures {
+    subtotal: String,
+    /// `None` without a discount (the row is hidden).
+    discount: Option<String>,
+    coupon: Option<String>,
+    shipping: String,
+    tax: String,
+    tax_label: String,
+    total: String,
+    expected_total: i64,
+    expected_currency: String,
+}
+
+fn quote_figures(quote: &QuoteView) -> QuoteFigures {
     let money = |m: &MoneyView| format_money(m.amount, &m.currency);
     let t = &quote.totals;
-    json!({
-        "subtotal": money(&t.subtotal),
-        "discount": (t.discount.amount != 0).then(|| money(&t.discount)),
-        "coupon": quote.coupon,
-        "shipping": money(&t.shipping),
-        "tax": money(&t.tax),
-        "tax_label": format!("Tax ({})", percent(u64::from(t.tax_rate_bp))),
-        "total": money(&t.total),
-        "expected_total": t.total.amount,
-        "expected_currency": t.total.currency,
-    })
+    QuoteFigures {
+        subtotal: money(&t.subtotal),
+        discount: (t.discount.amount != 0).then(|| money(&t.discount)),
+        coupon: quote.coupon.clone(),
+        shipping: money(&t.shipping),
+        tax: money(&t.tax),
+        tax_label: format!("Tax ({})", percent(u64::from(t.tax_rate_bp))),
+        total: money(&t.total),
+        expected_total: t.total.amount,
+        expected_currency: t.total.currency.clone(),
+    }
 }
 
 /// 2100 basis points → "21%", 1950 → "19.5%".
@@ -384,17 +412,16 @@ async fn render(
     let (cart, methods, cards) = tokio::join!(
         load_cart(&api, session),
         api.get_json::<ShippingMethods>("ordering", "/api/v1/orders/shipping-methods"),
-        api.get_json::<Value>("payments", "/api/v1/payments/methods"),
+        api.get_json::<MethodList>("payments", "/api/v1/payments/methods"),
     );
-    let (cart, methods, cards) = (cart?, methods?, cards?);
-    let Some(cart) = cart.filter(|c| c["items"].as_array().is_some_and(|i| !i.is_empty())) else {
+    let (cart, methods, cards) = (cart?, methods?, cards?.items);
+    let Some(cart) = cart.filter(|c| !c.items.is_empty()) else {
         session.flash(
             "info",
             "Your cart is empty. If you have just placed an order, you will find it under Orders.",
         );
         return Ok(Redirect::to("/cart").into_response());
     };
-    let cards = cards["items"].as_array().cloned().unwrap_or_default();
     let countries = &methods.countries;
     let first_method = methods.methods.first().map(|m| m.id.clone()).unwrap_or_default();
     let default_country = if countries.iter().any(|c| c == "DE") {
@@ -405,7 +432,7 @@ async fn render(
     // No card is chosen for the shopper: a saved card is used only when picked. A card typed for
     // this checkout and not saved is not listed, so the form asks for a card again.
     let payment_method = match form.payment_method.as_str() {
-        chosen if cards.iter().any(|c| c["id"] == json!(chosen)) => chosen.to_owned(),
+        chosen if cards.iter().any(|c| c.id == chosen) => chosen.to_owned(),
         _ => "new".to_owned(),
     };
     let country = if form.country.is_empty() {
@@ -435,11 +462,11 @@ async fn render(
         session,
         "shop/checkout.html",
         context! {
-            cart => value_of(decorate_cart(&cart)),
+            cart => value_of(&cart),
             methods => value_of(&methods.methods),
             currency => methods.currency.clone(),
             countries => value_of(country_options(countries)),
-            cards => value_of(cards),
+            cards => value_of(&cards),
             quote => value_of(&quote),
             figures => value_of(&figures),
             quote_error => quote_error,
@@ -505,7 +532,7 @@ pub async fn submit(
             };
             return render(&web, &session, form, outcome).await;
         };
-        body["expected_total"] = expected;
+        body.expected_total = Some(expected);
     }
 
     // With a saved card the order is placed straight away: the same form submitted twice sends
@@ -558,7 +585,7 @@ pub async fn submit(
     // A saved card is offered by a re-rendered form instead of asking for it again.
     form.payment_method = payment_method.clone();
 
-    body["payment_method"] = json!(payment_method);
+    body.payment_method = Some(payment_method);
     let keyed = web.api(&session).idempotency_key(idempotency_key_of(&form));
     let reply = place(&keyed, &body).await?;
     match reply.status {
@@ -588,11 +615,7 @@ pub async fn submit(
 }
 
 fn names_field(reply: &Reply, field: &str) -> bool {
-    reply.problem().is_some_and(|p| {
-        p["errors"]
-            .as_array()
-            .is_some_and(|list| list.iter().any(|e| e["field"] == json!(field)))
-    })
+    Refusal::of(reply).names(field)
 }
 
 /// The form's key, or a fresh one when the form came without (an old page).
@@ -607,7 +630,7 @@ fn idempotency_key_of(form: &CheckoutForm) -> String {
 
 /// Places the order; while an earlier submission of the same form is still running (a double
 /// submit), waits for it and answers with its order.
-async fn place(api: &Api<'_>, body: &Value) -> Result<Reply, PageError> {
+async fn place(api: &Api<'_>, body: &CheckoutRequest) -> Result<Reply, PageError> {
     let mut reply = api.post("ordering", "/api/v1/orders", body).await?;
     for _ in 0..3 {
         let running = reply.status == StatusCode::CONFLICT && reply.problem_detail().contains("still being processed");
@@ -643,24 +666,20 @@ async fn save_card(api: &Api<'_>, form: &CheckoutForm) -> Result<Result<String, 
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
-    let mut body = json!({
-        "card_number": form.card_number.trim(),
-        "exp_month": month,
-        "exp_year": year,
-        "cvc": form.cvc.trim(),
+    let holder = form.name.trim();
+    let body = CreateMethodRequest {
+        card_number: form.card_number.trim().to_owned(),
+        exp_month: month,
+        exp_year: year,
+        cvc: form.cvc.trim().to_owned(),
+        holder_name: (!holder.is_empty()).then(|| holder.to_owned()),
         // Kept on the account only when the shopper ticked "Save this card for next time".
-        "save": !form.save_card.is_empty(),
-    });
-    if !form.name.trim().is_empty() {
-        body["holder_name"] = json!(form.name.trim());
-    }
+        save: !form.save_card.is_empty(),
+    };
     let reply = api.post("payments", "/api/v1/payments/methods", &body).await?;
     if reply.is_success() {
-        let method: Value = api.decode(reply)?;
-        return method["id"]
-            .as_str()
-            .map(|id| Ok(id.to_owned()))
-            .ok_or_else(|| PageError::Internal(anyhow::anyhow!("the saved card has no id")));
+        let method: MethodView = api.decode(reply)?;
+        return Ok(Ok(method.id));
     }
     if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
         return Ok(Err(errors_from_problem(&reply)));
@@ -671,12 +690,10 @@ async fn save_card(api: &Api<'_>, form: &CheckoutForm) -> Result<Result<String, 
 /// A 409 from a quote or checkout: prices changed (the new quote is shown to confirm) or not
 /// enough stock.
 fn conflict(reply: &Reply) -> Outcome {
-    let problem = reply.problem().unwrap_or_default();
-    let price_changed = problem["type"].as_str().is_some_and(|t| t.ends_with("price-changed"));
-    if price_changed {
-        let quote = problem
-            .get("quote")
-            .and_then(|q| serde_json::from_value::<QuoteView>(q.clone()).ok());
+    if Refusal::of(reply).kind.ends_with("price-changed") {
+        let quote = serde_json::from_slice::<PriceChanged>(&reply.body)
+            .ok()
+            .map(|p| p.quote);
         let total = quote
             .as_ref()
             .map(|q| format_money(q.totals.total.amount, &q.totals.total.currency));
@@ -757,14 +774,13 @@ async fn restore_cart(api: &Api<'_>, order: &OrderView) {
         let (sku, quantity) = (line.sku.as_str(), line.quantity);
         let path = format!("/api/v1/cart/items/{}", present::path_segment(sku));
         for attempt in 0..5 {
-            let reply = match api.put("cart", &path, &json!({ "quantity": quantity })).await {
+            let reply = match api.put("cart", &path, &SetQuantityRequest { quantity }).await {
                 Ok(r) if r.status == StatusCode::NOT_FOUND => {
-                    api.post(
-                        "cart",
-                        "/api/v1/cart/items",
-                        &json!({ "sku": sku, "quantity": quantity }),
-                    )
-                    .await
+                    let line = AddItemRequest {
+                        sku: sku.to_owned(),
+                        quantity,
+                    };
+                    api.post("cart", "/api/v1/cart/items", &line).await
                 }
                 other => other,
             };

@@ -9,7 +9,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod orders;
-mod present;
+pub(crate) mod present;
 
 use axum::Router;
 use axum::routing::{get, post};

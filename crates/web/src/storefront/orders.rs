@@ -6,17 +6,17 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use contracts::api::ordering::{
-    CancelRequest, OrderAction, OrderSummary, OrderView, RefundRequestBody, ReturnView, TimelineView,
+    CancelRequest, NewReturn, OrderAction, OrderSummary, OrderView, RefundRequestBody, ReturnLineRequest, ReturnView,
+    TimelineView,
 };
 use http::{HeaderValue, StatusCode, header};
 use minijinja::context;
 use platform::http::Path;
 use platform::pagination::Page;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::present;
-use crate::forms::{FieldErrors, Form};
+use crate::forms::{FieldErrors, Form, Refusal};
 use crate::render::{page, page_with_status, value_of};
 use crate::{PageError, Session, WebState};
 
@@ -39,6 +39,14 @@ struct ShownEntry<'a> {
     to_label: &'static str,
 }
 
+/// A line the return form offers, with the units that may still be sent back.
+#[derive(Debug, Serialize)]
+struct ReturnableLine<'a> {
+    sku: &'a str,
+    name: &'a str,
+    returnable: i64,
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct HistoryQuery {
     #[serde(default)]
@@ -53,16 +61,13 @@ pub async fn list(
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, PageError> {
     session.require_user()?;
-    let status = Some(q.status.trim())
-        .filter(|s| present::ORDER_STATUSES.contains(s))
-        .unwrap_or_default()
-        .to_owned();
+    let status = present::status_filter(&q.status).map_or("", |s| s.as_str());
     let query = {
         // (The serializer is not `Send`: it must not live across an await.)
         let mut query = form_urlencoded::Serializer::new(String::new());
         query.append_pair("limit", &HISTORY_PAGE.to_string());
         if !status.is_empty() {
-            query.append_pair("status", &status);
+            query.append_pair("status", status);
         }
         if !q.cursor.is_empty() {
             query.append_pair("cursor", &q.cursor);
@@ -87,29 +92,25 @@ pub async fn list(
         .items
         .into_iter()
         .map(|o| Labelled {
-            status_label: present::status_label(o.status.as_str()),
+            status_label: present::status_label(o.status),
             view: o,
         })
         .collect();
     let next_url = page_data.next.map(|next| {
         let mut url = form_urlencoded::Serializer::new(String::new());
         if !status.is_empty() {
-            url.append_pair("status", &status);
+            url.append_pair("status", status);
         }
         url.append_pair("cursor", &next);
         format!("/orders?{}", url.finish())
     });
-    let statuses: Vec<Value> = present::ORDER_STATUSES
-        .iter()
-        .map(|s| json!({"value": s, "label": present::status_label(s)}))
-        .collect();
     page(
         &session,
         "shop/orders.html",
         context! {
             orders => value_of(orders),
             status => status,
-            statuses => value_of(statuses),
+            statuses => value_of(present::status_options()),
             next_url => next_url,
             paged => !q.cursor.is_empty(),
             errors => errors,
@@ -138,19 +139,20 @@ async fn order_page(
         )
         .await?;
     // What the return form offers: each line with the units that may still be sent back.
-    let return_lines: Vec<Value> = order
+    let return_lines: Vec<ReturnableLine> = order
         .lines
         .iter()
-        .map(|l| {
-            let left = present::returnable(&l.sku, l.quantity, &returns);
-            json!({"sku": l.sku, "name": l.name, "returnable": left})
+        .map(|l| ReturnableLine {
+            sku: &l.sku,
+            name: &l.name,
+            returnable: present::returnable(&l.sku, l.quantity, &returns),
         })
-        .filter(|l| l["returnable"].as_i64().is_some_and(|n| n > 0))
+        .filter(|l| l.returnable > 0)
         .collect();
     let returns: Vec<Labelled<&ReturnView>> = returns
         .iter()
         .map(|r| Labelled {
-            status_label: present::return_status_label(r.status.as_str()),
+            status_label: present::return_status_label(r.status),
             view: r,
         })
         .collect();
@@ -158,7 +160,7 @@ async fn order_page(
         .timeline
         .iter()
         .map(|e| ShownEntry {
-            to_label: present::status_label(e.to.as_str()),
+            to_label: present::status_label(e.to),
             entry: e,
         })
         .collect();
@@ -168,7 +170,7 @@ async fn order_page(
     let has_invoice = allowed.contains(&OrderAction::DownloadInvoice);
     let in_progress = order.in_progress;
     let order = Labelled {
-        status_label: present::status_label(order.status.as_str()),
+        status_label: present::status_label(order.status),
         view: &order,
     };
     page_with_status(
@@ -355,10 +357,13 @@ pub async fn request_return(
         errors.add("return_reason", "Tell us why you are returning the items.");
     }
     if errors.is_empty() {
-        let body = json!({
-            "reason": reason,
-            "lines": lines.iter().map(|(sku, n)| json!({"sku": sku, "quantity": n})).collect::<Vec<_>>(),
-        });
+        let body = NewReturn {
+            reason: reason.clone(),
+            lines: lines
+                .into_iter()
+                .map(|(sku, quantity)| ReturnLineRequest { sku, quantity })
+                .collect(),
+        };
         let api = web.api(&session);
         let reply = api.post("ordering", &format!("/api/v1{back}/returns"), &body).await?;
         if reply.is_success() {
@@ -375,20 +380,11 @@ pub async fn request_return(
                     errors.add("return_reason", m.to_owned());
                 }
                 // A line's problem names the line (`lines[0].quantity: must be between 1 and 2`).
-                let first_line = reply
-                    .problem()
-                    .and_then(|p| p.get("errors").and_then(|e| e.as_array()).cloned())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find(|e| e["field"] != "reason");
+                let first_line = Refusal::of(&reply).errors.into_iter().find(|e| e.field != "reason");
                 match first_line {
                     Some(e) => errors.add(
                         "_return",
-                        format!(
-                            "{} ({})",
-                            reply.problem_detail().trim_end_matches('.'),
-                            e["message"].as_str().unwrap_or_default()
-                        ),
+                        format!("{} ({})", reply.problem_detail().trim_end_matches('.'), e.message),
                     ),
                     None if problem.get("reason").is_none() => errors.add("_return", reply.problem_detail()),
                     None => {}

@@ -4,7 +4,8 @@
 //! here: ordering's order view lists it (`allowed_actions`).
 
 use base64::Engine;
-use contracts::api::ordering::{ReturnStatus, ReturnView};
+use contracts::api::ordering::{OrderStatus, ReturnStatus, ReturnView};
+use serde::Serialize;
 
 use crate::render::{escape_html, parse_money};
 
@@ -81,36 +82,44 @@ pub fn is_web_url(url: &str) -> bool {
     lower.starts_with("https://") || lower.starts_with("http://")
 }
 
-/// An order status in words.
-pub fn status_label(status: &str) -> &'static str {
+/// An order status in words: the shopper's, which staff read too (one wording for both).
+pub fn status_label(status: OrderStatus) -> &'static str {
     match status {
-        "pending" => "Pending",
-        "awaiting_payment" => "Awaiting payment",
-        "paid" => "Paid",
-        "confirmed" => "Confirmed",
-        "shipped" => "Shipped",
-        "delivered" => "Delivered",
-        "cancelled" => "Cancelled",
-        "payment_failed" => "Payment failed",
-        "refunded" => "Refunded",
-        "partially_refunded" => "Partially refunded",
-        _ => "Unknown",
+        OrderStatus::Pending => "Pending",
+        OrderStatus::AwaitingPayment => "Awaiting payment",
+        OrderStatus::Paid => "Paid",
+        OrderStatus::Confirmed => "Confirmed",
+        OrderStatus::Shipped => "Shipped",
+        OrderStatus::Delivered => "Delivered",
+        OrderStatus::Cancelled => "Cancelled",
+        OrderStatus::PaymentFailed => "Payment failed",
+        OrderStatus::Refunded => "Refunded",
+        OrderStatus::PartiallyRefunded => "Partially refunded",
     }
 }
 
-/// Every order status, for the history filter.
-pub const ORDER_STATUSES: [&str; 10] = [
-    "pending",
-    "awaiting_payment",
-    "paid",
-    "confirmed",
-    "shipped",
-    "delivered",
-    "cancelled",
-    "payment_failed",
-    "refunded",
-    "partially_refunded",
-];
+/// A choice of a status filter: the status as the query carries it, and its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StatusOption {
+    pub value: &'static str,
+    pub label: &'static str,
+}
+
+/// Every order status with its words, for the order filters (shopper's history and staff list).
+pub fn status_options() -> Vec<StatusOption> {
+    OrderStatus::ALL
+        .into_iter()
+        .map(|s| StatusOption {
+            value: s.as_str(),
+            label: status_label(s),
+        })
+        .collect()
+}
+
+/// A status filter as typed in a query: a known status, or none (everything).
+pub fn status_filter(typed: &str) -> Option<OrderStatus> {
+    typed.trim().parse().ok()
+}
 
 /// Units of `sku` (of `ordered`) that may still be returned: those not already in a return that
 /// was not rejected.
@@ -145,14 +154,13 @@ pub fn return_lines(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, (
 }
 
 /// A return's status in words.
-pub fn return_status_label(status: &str) -> &'static str {
+pub fn return_status_label(status: ReturnStatus) -> &'static str {
     match status {
-        "requested" => "Requested — waiting for our decision",
-        "approved" => "Approved — please send the items",
-        "rejected" => "Declined",
-        "received" => "Received — refund on its way",
-        "refunded" => "Refunded",
-        _ => "Unknown",
+        ReturnStatus::Requested => "Requested — waiting for our decision",
+        ReturnStatus::Approved => "Approved — please send the items",
+        ReturnStatus::Rejected => "Declined",
+        ReturnStatus::Received => "Received — refund on its way",
+        ReturnStatus::Refunded => "Refunded",
     }
 }
 
@@ -417,11 +425,23 @@ mod tests {
 
     #[test]
     fn order_and_return_states_are_worded_for_shoppers() {
-        assert_eq!(return_status_label("approved"), "Approved — please send the items");
-        assert_eq!(status_label("payment_failed"), "Payment failed");
-        for s in ORDER_STATUSES {
-            assert_ne!(status_label(s), "Unknown", "{s}");
-        }
+        assert_eq!(
+            return_status_label(ReturnStatus::Approved),
+            "Approved — please send the items"
+        );
+        assert_eq!(status_label(OrderStatus::PaymentFailed), "Payment failed");
+        let options = status_options();
+        assert_eq!(options.len(), OrderStatus::ALL.len());
+        assert_eq!(
+            options[1],
+            StatusOption {
+                value: "awaiting_payment",
+                label: "Awaiting payment"
+            }
+        );
+        assert_eq!(status_filter(" shipped "), Some(OrderStatus::Shipped));
+        assert_eq!(status_filter("lost"), None);
+        assert_eq!(status_filter(""), None);
         assert!(payment_failure_message("card_declined").starts_with("Your card was declined."));
         assert!(payment_failure_message("insufficient_funds").contains("insufficient funds"));
     }
