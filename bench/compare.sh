@@ -14,11 +14,12 @@
 # and commit. Loopback only; about 6 minutes with the defaults once built.
 #   bench/compare.sh [duration per read] [rounds]        # defaults: 5s 2
 # Environment: EMPORIUM_BIN=<path> uses a release binary built beforehand (else
-# `cargo build --release`, honouring CARGO_TARGET_DIR); BENCH_PRODUCTS (10000) products seeded;
+# `cargo build --release`, honouring CARGO_TARGET_DIR; BENCH_BINARY_COMMIT records what it was
+# built from, and the table names it as the commit); BENCH_PRODUCTS (10000) products seeded;
 # BENCH_CONNECTIONS (32) for the reads; BENCH_CHECKOUT_DURATION (10s), BENCH_CHECKOUT_CONNECTIONS
-# (8), BENCH_CHECKOUT_ROUNDS (as rounds), BENCH_CHECKOUT_PRODUCTS (1000); BENCH_PRODUCTION=0 skips the production catalog;
-# (and the gateway); BENCH_CHECKOUT=0 skips checkout; BENCH_DOC= (empty) prints without appending; BENCH_POSTGRES_URL,
-# REDIS_URL, AMQP_URL as in the other scripts.
+# (8), BENCH_CHECKOUT_ROUNDS (as rounds), BENCH_CHECKOUT_PRODUCTS (1000); BENCH_PRODUCTION=0 skips
+# the production catalog and the gateway; BENCH_CHECKOUT=0 skips checkout; BENCH_DOC= (empty)
+# prints without appending; BENCH_POSTGRES_URL, REDIS_URL, AMQP_URL as in the other scripts.
 # Not run here yet: checkout on PostgreSQL (bench/checkout.sh postgres), the full multi-process
 # topology (bench/gateway.sh) and the memory soak (bench/soak.sh).
 set -euo pipefail
@@ -52,7 +53,7 @@ fi
 
 if [ -n "${EMPORIUM_BIN:-}" ]; then
   bin=$(realpath "$EMPORIUM_BIN")
-  built="binary given by EMPORIUM_BIN"
+  built="binary given by EMPORIUM_BIN${BENCH_BINARY_COMMIT:+, built from commit $BENCH_BINARY_COMMIT}"
 else
   say "building the release binary (first build takes several minutes)..."
   cargo build --release --quiet --locked -p emporium
@@ -261,7 +262,7 @@ binary="$(size_mb "$bin") MB as built"
 if command -v strip >/dev/null 2>&1; then
   strip -o "$work/emporium-stripped" "$bin" && binary="$binary, $(size_mb "$work/emporium-stripped") MB stripped"
 fi
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+commit=${BENCH_BINARY_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 cpu_model=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 rss_line=""
 for t in "${targets[@]}"; do rss_line="$rss_line${rss_line:+; }$t ${rss_idle[$t]} MB idle, ${rss_after[$t]} MB after the reads"; done
