@@ -7,6 +7,7 @@ use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use platform::Problem;
 use platform::auth::AuthUser;
 use platform::http::Path;
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 use crate::domain::{CategoryId, ProductId, ReviewId};
 use crate::params::ListParams;
+use crate::rendered::{Rendered, digest};
 use crate::service::{CatalogService, MODERATOR_ROLES, STAFF_ROLES, Viewer};
 use crate::views::{
     CategoryDetail, CategoryInput, CategoryPatch, CategoryTree, FacetsView, ModerationInput, ProductInput, ProductList,
@@ -64,25 +66,15 @@ fn review_id(text: &str) -> ApiResult<ReviewId> {
         .map_err(|_| Problem::not_found("no such review"))
 }
 
-/// FNV-1a of a response body.
-fn digest(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
 /// The ETag of list pages: a digest of the body.
-fn body_etag(bytes: &[u8]) -> String {
-    format!("\"{:016x}\"", digest(bytes))
+fn body_etag(digest: u64) -> String {
+    format!("\"{digest:016x}\"")
 }
 
 /// A product's ETag: its editorial version (what `If-Match` compares) and a digest of the body
 /// (which also moves with stock and ratings, so `If-None-Match` never serves a stale copy).
-fn product_etag(version: i64, bytes: &[u8]) -> String {
-    format!("\"v{version}-{:08x}\"", digest(bytes) as u32)
+fn product_etag(version: i64, digest: u64) -> String {
+    format!("\"v{version}-{:08x}\"", digest as u32)
 }
 
 fn none_match(headers: &HeaderMap, etag: &str) -> bool {
@@ -96,7 +88,7 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// A cacheable read: `ETag`, `Cache-Control`, and `304` when the client's copy is current.
-fn conditional(headers: &HeaderMap, etag: String, cache_control: &'static str, body: Vec<u8>) -> Response {
+fn conditional(headers: &HeaderMap, etag: String, cache_control: &'static str, body: Bytes) -> Response {
     let tag = HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
     let cc = HeaderValue::from_static(cache_control);
     if none_match(headers, &etag) {
@@ -132,23 +124,28 @@ fn cache_control(viewer: &Viewer) -> &'static str {
 
 fn cached_read<T: Serialize>(headers: &HeaderMap, viewer: &Viewer, value: &T) -> ApiResult<Response> {
     let bytes = json_bytes(value)?;
-    Ok(conditional(headers, body_etag(&bytes), cache_control(viewer), bytes))
+    Ok(conditional(
+        headers,
+        body_etag(digest(&bytes)),
+        cache_control(viewer),
+        Bytes::from(bytes),
+    ))
 }
 
-fn product_read(headers: &HeaderMap, viewer: &Viewer, p: &ProductView) -> ApiResult<Response> {
-    let cc = if p.status == crate::domain::ProductStatus::Active {
-        cache_control(viewer)
-    } else {
-        PRIVATE_CACHE
-    };
-    let bytes = json_bytes(p)?;
-    Ok(conditional(headers, product_etag(p.version, &bytes), cc, bytes))
+/// A page kept rendered in the cache, sent as it is.
+fn rendered_read(headers: &HeaderMap, viewer: &Viewer, page: Rendered) -> Response {
+    conditional(headers, body_etag(page.digest), cache_control(viewer), page.body)
+}
+
+fn product_read(headers: &HeaderMap, viewer: &Viewer, p: Rendered) -> Response {
+    let cc = if p.public { cache_control(viewer) } else { PRIVATE_CACHE };
+    conditional(headers, product_etag(p.version, p.digest), cc, p.body)
 }
 
 fn product_written(status: StatusCode, p: ProductView) -> Response {
     let bytes = serde_json::to_vec(&p).unwrap_or_default();
-    let tag =
-        HeaderValue::from_str(&product_etag(p.version, &bytes)).unwrap_or_else(|_| HeaderValue::from_static("\"v0\""));
+    let tag = HeaderValue::from_str(&product_etag(p.version, digest(&bytes)))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"v0\""));
     let mut headers = vec![(header::ETAG, tag)];
     if status == StatusCode::CREATED
         && let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/catalog/products/{}", p.id))
@@ -199,7 +196,7 @@ pub async fn list_products(
 ) -> ApiResult<Response> {
     let params = ListParams::parse(query.as_deref())?;
     let page = svc.list(&params, &viewer, false).await?;
-    cached_read(&headers, &viewer, &page)
+    Ok(rendered_read(&headers, &viewer, page))
 }
 
 /// Full-text search over name, description, brand and attribute values, best match first.
@@ -217,7 +214,7 @@ pub async fn search(
 ) -> ApiResult<Response> {
     let params = ListParams::parse(query.as_deref())?;
     let page = svc.list(&params, &viewer, true).await?;
-    cached_read(&headers, &viewer, &page)
+    Ok(rendered_read(&headers, &viewer, page))
 }
 
 /// Counts by category, brand and price bucket for the same filters as the product list.
@@ -232,7 +229,7 @@ pub async fn facets(
 ) -> ApiResult<Response> {
     let params = ListParams::parse(query.as_deref())?;
     let facets = svc.facets(&params, &viewer).await?;
-    cached_read(&headers, &viewer, &facets)
+    Ok(rendered_read(&headers, &viewer, facets))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -283,7 +280,7 @@ pub async fn get_product(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let p = svc.product(product_id(&id)?, &viewer).await?;
-    product_read(&headers, &viewer, &p)
+    Ok(product_read(&headers, &viewer, p))
 }
 
 /// Products by SKU (1 to 100; repeat `sku=`), for carts and orders: one call instead of one per
@@ -317,7 +314,7 @@ pub async fn get_product_by_slug(
     Path(slug): Path<String>,
 ) -> ApiResult<Response> {
     let p = svc.product_by_slug(&slug, &viewer).await?;
-    product_read(&headers, &viewer, &p)
+    Ok(product_read(&headers, &viewer, p))
 }
 
 /// Replaces a product. Send `If-Match: "v<version>"` to refuse overwriting someone else's change.
@@ -644,8 +641,8 @@ mod tests {
         assert!(!none_match(&h, "\"v4\""));
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(none_match(&h, "\"x\""));
-        assert_ne!(body_etag(b"a"), body_etag(b"b"));
-        let tag = product_etag(3, b"{}");
+        assert_ne!(body_etag(digest(b"a")), body_etag(digest(b"b")));
+        let tag = product_etag(3, digest(b"{}"));
         assert!(tag.starts_with("\"v3-"));
         let mut h = HeaderMap::new();
         h.insert(header::IF_MATCH, HeaderValue::from_str(&tag).expect("header"));

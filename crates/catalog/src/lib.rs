@@ -8,6 +8,7 @@ pub mod direct;
 pub mod domain;
 pub mod params;
 pub mod purchases;
+pub mod rendered;
 pub mod seed;
 pub mod service;
 pub mod stock;

@@ -19,6 +19,7 @@ use crate::domain::{
     SearchTerms,
 };
 use crate::params::ListParams;
+use crate::rendered::Rendered;
 use crate::store::{CatalogStore, Category, Product, ProductFilter, ProductQuery, Review, StoreError};
 use crate::views::{
     BrandCount, Breadcrumb, CategoryCount, CategoryDetail, CategoryInput, CategoryNode, CategoryPatch, CategoryTree,
@@ -41,6 +42,11 @@ pub fn describe_metrics() {
 }
 
 pub use contracts::api::catalog::{MAX_SKU_LOOKUP, SkuLookup};
+
+/// Pages (lists, searches, facets) have no version, and each is built for its viewer.
+fn page_head<T>(_: &T) -> (i64, bool) {
+    (0, true)
+}
 
 /// Who is asking, as far as visibility goes.
 #[derive(Debug, Clone)]
@@ -151,6 +157,30 @@ impl CatalogService {
         Ok(value)
     }
 
+    /// A read the API sends as it is: cached rendered ([`Rendered`]), so a hit costs no JSON
+    /// work. `head` says the value's version and whether it is public.
+    async fn rendered<T, F, Fut>(&self, key: String, head: fn(&T) -> (i64, bool), load: F) -> Result<Rendered, Problem>
+    where
+        T: serde::Serialize,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Problem>>,
+    {
+        let render = |value: &T| {
+            let (version, public) = head(value);
+            Rendered::of(value, version, public)
+        };
+        if self.ttl().is_zero() {
+            return render(&load().await?);
+        }
+        if let Some(hit) = self.cache.get_as(&key, Rendered::from_entry).await {
+            metrics::counter!("catalog_cache_hits_total").increment(1);
+            return Ok(hit);
+        }
+        let rendered = render(&load().await?)?;
+        self.cache.set_bytes(&key, rendered.to_entry(), self.ttl()).await;
+        Ok(rendered)
+    }
+
     async fn generation_key(&self, kind: &str, rest: &str) -> String {
         let generation = self.cache.generation(GENERATION).await;
         format!("{kind}:{generation}:{rest}")
@@ -158,17 +188,28 @@ impl CatalogService {
 
     // ---- products: reads --------------------------------------------------------------------
 
-    fn visible(&self, view: ProductView, viewer: &Viewer) -> Result<ProductView, Problem> {
-        if view.status == ProductStatus::Active || viewer.is_staff() {
-            Ok(view)
+    /// A product as its viewer may see it (drafts and archived ones: staff only), after the
+    /// injected latency if the `catalog_latency` flag names it.
+    async fn shown(&self, product: Rendered, viewer: &Viewer) -> Result<Rendered, Problem> {
+        if self.faults.catalog_latency_on() {
+            self.injected_latency(&product.decode()?).await;
+        }
+        if product.public || viewer.is_staff() {
+            Ok(product)
         } else {
             Err(Problem::not_found("no such product"))
         }
     }
 
-    pub async fn product(&self, id: ProductId, viewer: &Viewer) -> Result<ProductView, Problem> {
-        let view = self
-            .cached(format!("product:{id}"), || async {
+    /// A product's version and whether anyone may see it.
+    fn product_head(view: &ProductView) -> (i64, bool) {
+        (view.version, view.status == ProductStatus::Active)
+    }
+
+    /// One product, rendered (decode it for the typed view).
+    pub async fn product(&self, id: ProductId, viewer: &Viewer) -> Result<Rendered, Problem> {
+        let product = self
+            .rendered(format!("product:{id}"), Self::product_head, || async {
                 let p = self
                     .store
                     .product(id)
@@ -177,8 +218,7 @@ impl CatalogService {
                 Ok(ProductView::from(&p))
             })
             .await?;
-        self.injected_latency(&view).await;
-        self.visible(view, viewer)
+        self.shown(product, viewer).await
     }
 
     /// Products by SKU for carts and orders: 1..=100 SKUs (normalised, duplicates ignored).
@@ -219,12 +259,13 @@ impl CatalogService {
         Ok(recorded)
     }
 
-    pub async fn product_by_slug(&self, slug: &str, viewer: &Viewer) -> Result<ProductView, Problem> {
+    /// One product by slug, rendered.
+    pub async fn product_by_slug(&self, slug: &str, viewer: &Viewer) -> Result<Rendered, Problem> {
         if domain::validate_slug(slug).is_err() {
             return Err(Problem::not_found("no such product"));
         }
-        let view = self
-            .cached(format!("slug:{slug}"), || async {
+        let product = self
+            .rendered(format!("slug:{slug}"), Self::product_head, || async {
                 let p = self
                     .store
                     .product_by_slug(slug)
@@ -233,8 +274,7 @@ impl CatalogService {
                 Ok(ProductView::from(&p))
             })
             .await?;
-        self.injected_latency(&view).await;
-        self.visible(view, viewer)
+        self.shown(product, viewer).await
     }
 
     async fn category_parents(&self) -> Result<HashMap<CategoryId, Option<CategoryId>>, Problem> {
@@ -291,8 +331,9 @@ impl CatalogService {
         })
     }
 
-    /// Lists (or, with `search`, searches) products, cached per generation.
-    pub async fn list(&self, params: &ListParams, viewer: &Viewer, search: bool) -> Result<ProductPage, Problem> {
+    /// Lists (or, with `search`, searches) products, cached per generation; a rendered
+    /// [`ProductPage`].
+    pub async fn list(&self, params: &ListParams, viewer: &Viewer, search: bool) -> Result<Rendered, Problem> {
         let filter = self.filter(params, viewer, search).await?;
         let sort = match (params.sort, filter.search.is_some()) {
             (Some(ProductSort::Relevance), false) => {
@@ -317,7 +358,7 @@ impl CatalogService {
                 &format!("{}|{}|{}", params.cache_key(), search, viewer.is_staff()),
             )
             .await;
-        self.cached(key, || async {
+        self.rendered(key, page_head, || async {
             let query = ProductQuery {
                 filter,
                 sort,
@@ -354,13 +395,14 @@ impl CatalogService {
         .await
     }
 
-    pub async fn facets(&self, params: &ListParams, viewer: &Viewer) -> Result<FacetsView, Problem> {
+    /// Facet counts for a list's filters; a rendered [`FacetsView`].
+    pub async fn facets(&self, params: &ListParams, viewer: &Viewer) -> Result<Rendered, Problem> {
         let filter = self.filter(params, viewer, false).await?;
         let key = self
             .generation_key("facets", &format!("{}|{}", params.cache_key(), viewer.is_staff()))
             .await;
         let currency = self.config.default_currency;
-        self.cached(key, || async {
+        self.rendered(key, page_head, || async {
             let facets = self.store.facets(&filter).await?;
             let total = self.store.count_products(&filter).await?;
             let names: HashMap<CategoryId, String> = self

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
@@ -41,7 +42,8 @@ enum Backend {
 }
 
 struct Entry {
-    bytes: Vec<u8>,
+    /// Shared, so a hit hands out the value without copying it.
+    bytes: Bytes,
     ttl: Duration,
 }
 
@@ -181,8 +183,14 @@ impl Cache {
 
     /// The cached value under `key`, or `None` on a miss, an undecodable value or a cache error.
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.get_as(key, |b| serde_json::from_slice(&b).ok()).await
+    }
+
+    /// The value under `key` as `read` makes it out of the stored bytes (`None`: a miss), for
+    /// values kept in a form of their own (e.g. a rendered answer, sent as it is).
+    pub async fn get_as<T>(&self, key: &str, read: impl FnOnce(Bytes) -> Option<T>) -> Option<T> {
         let bytes = self.get_bytes(&self.key(key)).await;
-        let value = bytes.and_then(|b| serde_json::from_slice(&b).ok());
+        let value = bytes.and_then(read);
         let outcome = if value.is_some() { "hit" } else { "miss" };
         metrics::counter!("cache_requests_total", "namespace" => self.namespace_label(), "outcome" => outcome)
             .increment(1);
@@ -190,10 +198,15 @@ impl Cache {
     }
 
     pub async fn set_json<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) {
+        let Ok(bytes) = serde_json::to_vec(value) else { return };
+        self.set_bytes(key, Bytes::from(bytes), ttl).await;
+    }
+
+    /// Keeps `bytes` under `key` for `ttl`.
+    pub async fn set_bytes(&self, key: &str, bytes: Bytes, ttl: Duration) {
         if self.injected_outage() {
             return;
         }
-        let Ok(bytes) = serde_json::to_vec(value) else { return };
         let key = self.key(key);
         match &*self.backend {
             Backend::InProcess { entries, .. } => {
@@ -203,7 +216,7 @@ impl Cache {
             Backend::Redis { connection, .. } => {
                 let mut conn = connection.clone();
                 let secs = ttl.as_secs().max(1);
-                let result = redis_call(conn.set_ex::<_, _, ()>(key, bytes, secs)).await;
+                let result = redis_call(conn.set_ex::<_, _, ()>(key, bytes.as_ref(), secs)).await;
                 self.record(result);
             }
         }
@@ -247,7 +260,7 @@ impl Cache {
         }
     }
 
-    async fn get_bytes(&self, key: &str) -> Option<Vec<u8>> {
+    async fn get_bytes(&self, key: &str) -> Option<Bytes> {
         if self.injected_outage() {
             return None;
         }
@@ -259,7 +272,7 @@ impl Cache {
             Backend::Redis { connection, .. } => {
                 let mut conn = connection.clone();
                 let result = redis_call(conn.get::<_, Option<Vec<u8>>>(key)).await;
-                self.record(result).flatten()
+                self.record(result).flatten().map(Bytes::from)
             }
         }
     }

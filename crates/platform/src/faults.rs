@@ -522,6 +522,11 @@ impl Faults {
 
     /// The delay for reading the product known by any of `names` (id, slug, SKU), if it is the
     /// slow one.
+    /// Whether some product is to be slowed at all (a cheap check before naming one).
+    pub fn catalog_latency_on(&self) -> bool {
+        self.inner.catalog_latency_on.load(Ordering::Relaxed)
+    }
+
     pub fn catalog_latency_for(&self, names: &[&str]) -> Option<Duration> {
         if !self.inner.catalog_latency_on.load(Ordering::Relaxed) {
             return None;
