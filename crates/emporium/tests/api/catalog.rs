@@ -318,7 +318,11 @@ async fn only_staff_write_and_only_staff_see_unpublished_products(app: TestApp) 
     let url = format!("{PRODUCTS}/{}", draft["id"].as_str().expect("id"));
     assert_problem(get(&app, &url).await, 404).await;
     assert_problem(app.get_auth(&url, &shopper.access).await, 404).await;
-    assert_eq!(app.get_auth(&url, &token).await.status(), 200);
+    let staff_read = app.get_auth(&url, &token).await;
+    assert_eq!(staff_read.status(), 200);
+    assert_eq!(staff_read.headers()["cache-control"], "private, no-cache");
+    // The staff read left the draft in the cache, kept as sent: it is still nobody else's to see.
+    assert_problem(get(&app, &url).await, 404).await;
     assert_eq!(list(&app, "").await["total"], 0);
     let drafts = json_of(app.get_auth(&format!("{PRODUCTS}?status=draft"), &token).await, 200).await;
     assert_eq!(drafts["total"], 1);
