@@ -226,7 +226,8 @@ impl Peers {
     /// process, offered one and direct calls are on; `None` means: call it over HTTP
     /// ([`Peers::client`]).
     pub fn direct<T: ?Sized + Send + Sync + 'static>(&self, caller: &'static str, target: &str) -> Option<Arc<T>> {
-        let runs_here = !self.inner.remote.contains_key(target) && self.inner.in_process.contains(target);
+        // Where an HTTP call would go decides: a configured URL wins over this process.
+        let runs_here = matches!(self.transport(target), Some(Transport::Local(_)));
         if !runs_here || !self.inner.direct_calls.load(std::sync::atomic::Ordering::Relaxed) {
             return None;
         }
