@@ -173,12 +173,20 @@ def command_of(service, name):
     return shlex.split(cmd) if isinstance(cmd, str) else [str(c) for c in cmd]
 
 
+HANDED_OUT = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port free now and not handed out before in this run: the kernel may offer a port it just
+    gave (and we closed) again, and two services on one port fail the smoke for nothing."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in HANDED_OUT:
+            HANDED_OUT.add(port)
+            return port
 
 
 # ---- the plan ------------------------------------------------------------------------------
