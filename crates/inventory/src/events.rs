@@ -19,15 +19,15 @@ pub fn stock_changed(s: &Stock) -> Event {
 }
 
 /// The events caused by a change that left the stock row as `after`, given the availability and
-/// threshold before it: `stock.changed` when the units moved, plus `stock.low` on a crossing.
+/// threshold before it: `stock.changed` when availability moved, plus `stock.low` on a crossing.
 pub fn for_stock_change(
     before_available: i64,
     before_threshold: i64,
-    units_changed: bool,
+    available_changed: bool,
     after: &Stock,
 ) -> Vec<Event> {
     let mut events = Vec::with_capacity(2);
-    if units_changed {
+    if available_changed {
         events.push(stock_changed(after));
     }
     if !after.discontinued

@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use super::{Event, shared_shape};
 
-/// A SKU's stock levels after a change (absolute levels, not deltas).
+/// A SKU's stock levels after its availability changed (absolute levels, not deltas). Not sent
+/// when a reservation is committed: the reserved units leave, availability stays the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockChanged {
     pub sku: String,

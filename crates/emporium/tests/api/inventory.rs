@@ -489,6 +489,18 @@ async fn reservations_reserve_release_and_commit(app: TestApp) {
     assert_eq!(events[0]["items"], json!([{"sku": "CUP-1", "qty": 4}]));
     assert_eq!(inventory_events(&app, "inventory.reservation.released").await.len(), 1);
     assert_eq!(inventory_events(&app, "inventory.reservation.created").await.len(), 2);
+    // Availability moved four times (restock, reserve, release, reserve); the commit, which takes
+    // reserved units away without changing availability, tells catalog nothing.
+    let cup_1: Vec<Value> = inventory_events(&app, "inventory.stock.changed")
+        .await
+        .into_iter()
+        .filter(|e| e["sku"] == "CUP-1")
+        .collect();
+    assert_eq!(cup_1.len(), 4, "{cup_1:?}");
+    assert_eq!(
+        cup_1[3]["reserved"], 4,
+        "the last one is the second reservation's: {cup_1:?}"
+    );
 }
 
 async fn reservation_idempotency_replays_the_first_answer(app: TestApp) {

@@ -222,7 +222,10 @@ platform::sql_store! {
                 stock.on_hand - change.on_hand_delta,
                 stock.reserved - change.reserved_delta,
             );
-            let events = events::for_stock_change(before_available, stock.low_stock_threshold, true, &stock);
+            // A commit turns reserved units into shipped ones: availability stays, so catalog (which
+            // shows availability) has nothing to hear, and one event per order line is saved.
+            let available_changed = before_available != stock.available();
+            let events = events::for_stock_change(before_available, stock.low_stock_threshold, available_changed, &stock);
             Ok(Some(Applied { stock, events }))
         }
 
