@@ -274,11 +274,33 @@ def check(mode, workdir):
           f"a claim without an order) | {sum(len(v) for v in captured.values())} captured payments, "
           f"{sum(p[0][0] for p in captured.values() if p)} minor units captured = "
           f"{sum(v[2] for v in by_id.values())} in order totals")
+    # Events: each confirmed order's `ordering.order.confirmed` becomes exactly one mail to its
+    # buyer once the outboxes drain (none lost, none delivered twice), broker restarts included.
+    run = prefix.removeprefix("bench")
+    if mode == "embedded":
+        q_mail = lambda sql: rows_sqlite(os.path.join(data, "notifications.db"), sql)
+    else:
+        q_mail = lambda sql: rows_pg(os.environ["EMPORIUM_NOTIFICATIONS_DATABASE_URL"], sql)
+    confirmed = sum(1 for v in by_id.values() if v[1] == "confirmed")
+    deadline = time.time() + 120
+    while True:
+        mails = int(q_mail("SELECT count(*) FROM notification_deliveries WHERE kind = 'order_confirmed' "
+                           f"AND recipient LIKE 'bench-{run}-%'")[0][0])
+        if mails >= confirmed or time.time() > deadline:
+            break
+        print(f"  waiting for {confirmed - mails} order-confirmed mails (events still on their way)...",
+              file=sys.stderr)
+        time.sleep(3)
+    if mails != confirmed:
+        problems.append(f"{mails} order-confirmed mails for {confirmed} confirmed orders: "
+                        + ("events lost" if mails < confirmed else "events delivered twice"))
+    print(f"events: {mails} order-confirmed mails for {confirmed} confirmed orders")
     if problems:
         for p in problems:
             print("cross-check FAILED: " + p)
         sys.exit(1)
-    print("cross-check OK: every 201 is one confirmed order with exactly one captured payment of its total")
+    print("cross-check OK: every 201 is one confirmed order with exactly one captured payment of its "
+          "total, and exactly one order-confirmed mail")
 
 
 if __name__ == "__main__":

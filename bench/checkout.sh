@@ -14,6 +14,10 @@
 # EMPORIUM_BIN=<path> uses a release binary built beforehand; BENCH_SERVER_CPUS and BENCH_LOAD_CPUS
 # (taskset CPU lists) pin the server and wrk apart, BENCH_WRK_THREADS sets wrk's threads
 # (bench/compare.sh sets all three). EMPORIUM_PEER_CALLS=http reaches the server like any setting.
+# Broker drill (postgres mode): BENCH_BROKER_RESTART_AT=<seconds into the run> stops RabbitMQ's app
+# (`rabbitmqctl stop_app`: every connection dropped) for BENCH_BROKER_DOWN (5) seconds and starts
+# it again, even when the run fails. The cross-check then also proves that no event was lost or
+# duplicated: exactly one order-confirmed mail per confirmed order, once the outboxes drain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-embedded}
@@ -41,9 +45,25 @@ fi
 server_cpus=${BENCH_SERVER_CPUS:-}
 load_cpus=${BENCH_LOAD_CPUS:-}
 
+restart_at=${BENCH_BROKER_RESTART_AT:-}
+broker_down=${BENCH_BROKER_DOWN:-5}
+if [ -n "$restart_at" ]; then
+  [ "$mode" = postgres ] || { echo "BENCH_BROKER_RESTART_AT needs postgres mode (embedded has no broker)" >&2; exit 2; }
+  command -v rabbitmqctl >/dev/null 2>&1 || { echo "rabbitmqctl is missing: the drill restarts RabbitMQ with it" >&2; exit 1; }
+fi
+
 work=$(mktemp -d)
 server=""
-cleanup() { [ -n "$server" ] && { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }; rm -rf "$work"; }
+drill=""
+cleanup() {
+  [ -n "$server" ] && { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
+  if [ -n "$drill" ]; then # the broker is started again whatever happened: others use it after us
+    kill "$drill" 2>/dev/null || true
+    wait "$drill" 2>/dev/null || true
+    rabbitmqctl -q start_app >/dev/null 2>&1 || echo "warning: rabbitmqctl start_app failed: start RabbitMQ by hand" >&2
+  fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 # Setup signs up $users accounts from one address: lift the per-address limits; tokens outlive the run.
@@ -90,10 +110,25 @@ python3 bench/checkout.py metrics "$base" "$work/metrics-before.txt"
 t=${BENCH_WRK_THREADS:-2}; [ "$connections" -lt "$t" ] && t=$connections
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== POST /api/v1/orders, place + pay ($mode, $duration, $connections connections, $t threads, $users users, $skus SKUs)"
+if [ -n "$restart_at" ]; then
+  (
+    sleep "$restart_at"
+    echo "-- drill: RabbitMQ stopped at ${restart_at} s for ${broker_down} s" >&2
+    rabbitmqctl -q stop_app >/dev/null
+    sleep "$broker_down"
+    rabbitmqctl -q start_app >/dev/null
+    echo "-- drill: RabbitMQ started again" >&2
+  ) &
+  drill=$!
+fi
 CHECKOUT_DIR=$work ${load_cpus:+taskset -c "$load_cpus"} wrk -t"$t" -c"$connections" -d"$duration" --timeout 10s --latency \
   -s bench/checkout.lua "$base" >"$work/wrk.txt"
 grep -E 'Requests/sec|Latency  |Socket errors|statuses|orders/s|latency ms|sample' "$work/wrk.txt" || true
 cpu_server=$(( $(ticks "$server") - cpu_server_before )); cpu_pg=$(( $(pg_ticks) - cpu_pg_before ))
+if [ -n "$drill" ]; then
+  wait "$drill" || { echo "error: the broker drill failed (see above)" >&2; exit 1; }
+  drill=""
+fi
 python3 bench/checkout.py metrics "$base" "$work/metrics-after.txt"
 sleep 1; pg_xacts "$work/xacts-after.txt" # backends report their counts at most once a second
 
