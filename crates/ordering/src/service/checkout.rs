@@ -546,7 +546,7 @@ impl OrderingService {
         metrics::counter!("orders_placed_total").increment(1);
         metrics::histogram!("order_value_minor_units", "currency" => placed.currency.to_string())
             .record(placed.totals.total as f64);
-        self.drive(id, token).await;
+        self.drive(*placed, token).await;
         let detail = self.store.order(id).await?.ok_or(StoreError::NotFound)?;
         Ok(caller.view(&detail))
     }

@@ -45,9 +45,9 @@ impl OrderingService {
                 }),
             )
             .await?;
-        result?;
+        let cancelled = result?;
         metrics::counter!("orders_cancelled_total").increment(1);
-        self.drive(id, token).await;
+        self.drive(cancelled, token).await;
         self.order(caller, id).await
     }
 

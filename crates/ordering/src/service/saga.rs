@@ -17,8 +17,8 @@ use crate::store::{Mutation, Order, Refusal, SagaStep, StoreError};
 
 /// How a saga step ended.
 enum Step {
-    /// The next step (or the end) was persisted: keep going.
-    Continue,
+    /// The next step (or the end) was persisted, as this order: keep going from it.
+    Continue(Box<Order>),
     /// Try again later (payment processing, a peer down).
     Wait(String),
     /// Someone else moved the order: stop without touching it.
@@ -26,17 +26,12 @@ enum Step {
 }
 
 impl OrderingService {
-    /// Runs the order's saga steps while `token` holds its lease.
-    pub async fn drive(&self, id: OrderId, token: Uuid) {
+    /// Runs the saga steps of `order`, as just written with `token` holding its lease. Each step
+    /// starts from the order its predecessor wrote (the write checked the lease), so the loop never
+    /// reads the order back.
+    pub async fn drive(&self, mut order: Order, token: Uuid) {
+        let id = order.id;
         for _ in 0..16 {
-            let order = match self.store.order(id).await {
-                Ok(Some(d)) => d.order,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, order = %id, "saga: cannot read the order");
-                    return;
-                }
-            };
             let Some(step) = order.saga_step else { return };
             if order.saga_lease_owner != Some(token) {
                 return;
@@ -50,7 +45,7 @@ impl OrderingService {
                 SagaStep::Restock => self.step_restock(&order, token).await,
             };
             let label = match &outcome {
-                Ok(Step::Continue) => "done",
+                Ok(Step::Continue(_)) => "done",
                 Ok(Step::Wait(_)) => "retry",
                 Ok(Step::Stale) => "stale",
                 Err(_) => "error",
@@ -59,7 +54,7 @@ impl OrderingService {
                 .record(started.elapsed().as_secs_f64());
             self.outbox.notify();
             match outcome {
-                Ok(Step::Continue) => continue,
+                Ok(Step::Continue(next)) => order = *next,
                 Ok(Step::Stale) => return,
                 Ok(Step::Wait(why)) => {
                     tracing::info!(order = %id, step = step.as_str(), why, "saga step will be retried");
@@ -140,7 +135,7 @@ impl OrderingService {
             )
             .await?;
         match result {
-            Ok(_) => Ok(Step::Continue),
+            Ok(order) => Ok(Step::Continue(Box::new(order))),
             Err(Refusal::Stale) => Ok(Step::Stale),
             Err(other) => Err(other.into()),
         }
@@ -411,9 +406,9 @@ impl OrderingService {
                     }),
                 )
                 .await?;
-            if claimed.is_ok() {
+            if let Ok(order) = claimed {
                 resumed += 1;
-                self.drive(id, token).await;
+                self.drive(order, token).await;
             }
         }
         Ok(resumed)
@@ -470,9 +465,9 @@ impl OrderingService {
         match result {
             Err(StoreError::NotFound) | Ok(Err(_)) => Ok(()),
             Err(e) => Err(e.into()),
-            Ok(Ok(_)) => {
+            Ok(Ok(cancelled)) => {
                 metrics::counter!("orders_cancelled_total").increment(1);
-                self.drive(order, token).await;
+                self.drive(cancelled, token).await;
                 Ok(())
             }
         }
