@@ -9,6 +9,7 @@
 #             servers' cores too), rounds alternating the order so machine noise hits every side;
 #   checkout  bench/checkout.sh embedded with direct calls between contexts and with
 #             EMPORIUM_PEER_CALLS=http (the router path), alternating A-B-B-A;
+#   start-up  launch to ready on an empty data directory, 5 runs each without and with demo data;
 # and prints one table with absolute figures and ratios to the ceiling, RSS, binary size and the
 # machine (cores, load average before and after), appended to docs/benchmarks.md with the date
 # and commit. Loopback only; about 6 minutes with the defaults once built.
@@ -255,6 +256,43 @@ if [ "$checkout" = 1 ]; then
       "${cpu:-}" "${non201:-}" "$verdict" >>"$checkout_results"
   done
 fi
+# Cold start: launch to the first 200 from /health/ready on an empty data directory (SQLite files
+# created, migrations run, the first signing key made), pinned like the reads; demo data off and on.
+cold_start_ms() { # cold_start_ms <demo true|false>: prints milliseconds, or "failed"
+  local dir port
+  dir=$(mktemp -d "$work/cold.XXXX")
+  port=$(free_port)
+  python3 - "$dir" "$port" "$1" "$bin" ${server_cpus:+"$server_cpus"} <<'PY' || echo failed
+import os, subprocess, sys, time, urllib.request
+data_dir, port, demo, binary = sys.argv[1:5]
+pin = ["taskset", "-c", sys.argv[5]] if len(sys.argv) > 5 else []
+env = dict(os.environ, RUST_LOG="warn", EMPORIUM_LOG_FORMAT="json", EMPORIUM_DATA_DIR=data_dir,
+           EMPORIUM_LISTEN=f"127.0.0.1:{port}", EMPORIUM_SEED_DEMO=demo)
+start = time.perf_counter()
+proc = subprocess.Popen(pin + [binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    while time.perf_counter() - start < 30 and proc.poll() is None:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1).status == 200:
+                print(f"{(time.perf_counter() - start) * 1000:.0f}")
+                sys.exit(0)
+        except OSError:
+            time.sleep(0.002)
+    sys.exit(1)
+finally:
+    proc.terminate()
+    proc.wait()
+PY
+  rm -rf "$dir"
+}
+cold_line=""
+for demo in false true; do
+  runs=()
+  for _ in 1 2 3 4 5; do runs+=("$(cold_start_ms "$demo")"); done
+  sorted=$(printf '%s\n' "${runs[@]}" | sort -n | tr '\n' ' ')
+  say "cold start, demo data $demo: ${sorted% } ms"
+  cold_line="$cold_line${cold_line:+; }demo data $( [ "$demo" = true ] && echo on || echo off) ${sorted% } ms"
+done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 size_mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1048576 }'; }
@@ -363,6 +401,8 @@ PY
   cat "$report"
   echo
   echo "RSS: $rss_line."
+  echo
+  echo "Cold start (launch to the first 200 from /health/ready, empty data directory, 5 runs sorted): $cold_line."
   if [ "$production" != 1 ]; then echo; echo "Production catalog skipped (BENCH_PRODUCTION=0)."; fi
   echo
   echo "Not in this run: checkout on PostgreSQL + RabbitMQ + Redis (bench/checkout.sh postgres), the full multi-process topology with the gateway on its own core (bench/gateway.sh), the memory soak (bench/soak.sh)."
