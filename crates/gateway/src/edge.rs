@@ -123,15 +123,16 @@ pub fn with_edge(router: Router, config: &EdgeConfig, keys: KeySet, limiter: Rat
         trusted_proxy_hops: config.trusted_proxy_hops,
         max_body_bytes: config.max_body_bytes,
     });
-    let mut router = router.layer(middleware::from_fn_with_state(state, edge_check));
-    match cors_layer(&config.cors_origins) {
-        Some(cors) => router = router.layer(cors),
-        None => router = router.layer(middleware::from_fn(refuse_preflight)),
-    }
     let hsts = config.hsts;
-    router.layer(middleware::from_fn(move |req: Request, next: Next| {
+    let outer = tower::ServiceBuilder::new().layer(middleware::from_fn(move |req: Request, next: Next| {
         security_headers(hsts, req, next)
-    }))
+    }));
+    let checks = middleware::from_fn_with_state(state, edge_check);
+    // Once around the router, not around each route (see `platform::http::around_router`).
+    match cors_layer(&config.cors_origins) {
+        Some(cors) => platform::http::around_router(router, outer.layer(cors).layer(checks)),
+        None => platform::http::around_router(router, outer.layer(middleware::from_fn(refuse_preflight)).layer(checks)),
+    }
 }
 
 fn cors_layer(origins: &[HeaderValue]) -> Option<CorsLayer> {
