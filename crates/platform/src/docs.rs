@@ -1,15 +1,19 @@
 //! `/openapi.json` and an interactive API docs page at `/docs`, served entirely from the binary
 //! (Swagger UI is vendored under `web/vendor/swagger-ui`), so it works offline.
 
-use std::sync::Arc;
+use std::io::Read;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-const BUNDLE_JS: &[u8] = include_bytes!("../../../web/vendor/swagger-ui/swagger-ui-bundle.js");
-const UI_CSS: &[u8] = include_bytes!("../../../web/vendor/swagger-ui/swagger-ui.css");
+/// Gzipped at build time (`build.rs`); unpacked once, on demand, for a client that takes no gzip.
+const BUNDLE_JS_GZ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui-bundle.js.gz"));
+const UI_CSS_GZ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui.css.gz"));
+static BUNDLE_JS: OnceLock<Vec<u8>> = OnceLock::new();
+static UI_CSS: OnceLock<Vec<u8>> = OnceLock::new();
 
 const PAGE: &str = r#"<!doctype html>
 <html lang="en">
@@ -52,6 +56,55 @@ fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
         .into_response()
 }
 
+/// A vendored asset kept gzipped: sent as it is to a client that accepts gzip (every browser),
+/// unpacked for one that does not.
+fn gzipped_asset(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    gz: &'static [u8],
+    plain: &'static OnceLock<Vec<u8>>,
+) -> Response {
+    let mut response = if accepts_gzip(headers) {
+        let mut response = asset(content_type, gz);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        response
+    } else {
+        asset(content_type, plain.get_or_init(|| gunzip(gz)))
+    };
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    response
+}
+
+fn gunzip(gz: &[u8]) -> Vec<u8> {
+    let mut plain = Vec::new();
+    // The bytes were written by build.rs in this build: they always unpack.
+    let _ = flate2::read::GzDecoder::new(gz).read_to_end(&mut plain);
+    plain
+}
+
+/// Whether `Accept-Encoding` lists gzip (or `*`) without refusing it with `q=0`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
 /// Serves `spec` at `/openapi.json` and the docs page at `/docs`.
 pub fn router(spec: utoipa::openapi::OpenApi) -> Router {
     let json: Arc<String> = Arc::new(spec.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()));
@@ -77,11 +130,13 @@ pub fn router(spec: utoipa::openapi::OpenApi) -> Router {
         )
         .route(
             "/docs/assets/swagger-ui-bundle.js",
-            get(|| async { asset("text/javascript", BUNDLE_JS) }),
+            get(|headers: HeaderMap| async move {
+                gzipped_asset(&headers, "text/javascript", BUNDLE_JS_GZ, &BUNDLE_JS)
+            }),
         )
         .route(
             "/docs/assets/swagger-ui.css",
-            get(|| async { asset("text/css", UI_CSS) }),
+            get(|headers: HeaderMap| async move { gzipped_asset(&headers, "text/css", UI_CSS_GZ, &UI_CSS) }),
         )
         .route(
             "/docs/assets/init.js",
@@ -254,5 +309,41 @@ mod problem_doc_tests {
         assert!(json["paths"]["/health/live"]["get"]["responses"]["429"].is_null());
         assert!(json["components"]["schemas"]["Problem"].is_object());
         assert!(json["components"]["schemas"]["FieldError"].is_object());
+    }
+}
+
+#[cfg(test)]
+mod gzip_tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(value).expect("header"));
+        headers
+    }
+
+    #[test]
+    fn gzip_is_sent_only_to_clients_that_take_it() {
+        assert!(accepts_gzip(&with("gzip, deflate, br")));
+        assert!(accepts_gzip(&with("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(&with("*")));
+        assert!(!accepts_gzip(&with("gzip;q=0")));
+        assert!(!accepts_gzip(&with("br, deflate")));
+        assert!(!accepts_gzip(&with("identity")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_vendored_files_unpack_to_what_is_in_the_repository() {
+        let js = gunzip(BUNDLE_JS_GZ);
+        assert_eq!(
+            js,
+            include_bytes!("../../../web/vendor/swagger-ui/swagger-ui-bundle.js").as_slice()
+        );
+        assert!(BUNDLE_JS_GZ.len() * 2 < js.len(), "gzip should at least halve it");
+        assert_eq!(
+            gunzip(UI_CSS_GZ),
+            include_bytes!("../../../web/vendor/swagger-ui/swagger-ui.css").as_slice()
+        );
     }
 }

@@ -366,6 +366,23 @@ async fn docs_page_is_served_from_the_binary(app: TestApp) {
         assert_eq!(asset.status(), 200, "{src}");
         assert!(asset.bytes().await.expect("body").len() > 100);
     }
+    // Swagger UI is kept gzipped: a browser gets it as it is, a client without gzip unpacked.
+    let src = app.url("/docs/assets/swagger-ui-bundle.js");
+    let plain = app.client.get(&src).send().await.expect("request");
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.bytes().await.expect("body");
+    let gzipped = app
+        .client
+        .get(&src)
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(gzipped.headers()["vary"], "accept-encoding");
+    let gzipped = gzipped.bytes().await.expect("body");
+    assert_eq!(&gzipped[..2], [0x1f, 0x8b], "a gzip stream");
+    assert!(gzipped.len() * 2 < plain.len(), "{} vs {}", gzipped.len(), plain.len());
     assert!(
         !page.contains("https://"),
         "the page must not load anything from another origin"
