@@ -1,7 +1,6 @@
 //! `/openapi.json` and an interactive API docs page at `/docs`, served entirely from the binary
 //! (Swagger UI is vendored under `web/vendor/swagger-ui`), so it works offline.
 
-use std::io::Read;
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
@@ -80,10 +79,8 @@ fn gzipped_asset(
 }
 
 fn gunzip(gz: &[u8]) -> Vec<u8> {
-    let mut plain = Vec::new();
     // The bytes were written by build.rs in this build: they always unpack.
-    let _ = flate2::read::GzDecoder::new(gz).read_to_end(&mut plain);
-    plain
+    crate::gzip::gunzip(gz).unwrap_or_default()
 }
 
 /// Whether `Accept-Encoding` lists gzip (or `*`) without refusing it with `q=0`.

@@ -16,6 +16,7 @@ pub mod dev_mailbox;
 pub mod docs;
 pub mod events;
 pub mod faults;
+pub mod gzip;
 pub mod health;
 pub mod http;
 pub mod idempotency;
