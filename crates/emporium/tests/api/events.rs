@@ -155,6 +155,38 @@ async fn rolled_back_events_are_never_published_and_redelivery_is_harmless(backe
     );
 }
 
+/// The broker connection asks for 16 KiB frames (less memory per connection): an event many
+/// frames long still arrives whole.
+async fn an_event_many_frames_long_arrives_whole(backend: Backend) {
+    let Some(bus) = bus(backend).await else { return };
+    let recorder = Arc::new(Recorder::default());
+    bus.events
+        .subscribe(Subscription {
+            context: "test",
+            consumer: "recorder",
+            patterns: vec!["test.#"],
+            db: bus.db.clone(),
+            handler: recorder.clone(),
+            delivery: platform::events::Delivery::OnePerContext,
+        })
+        .await
+        .expect("subscribe");
+    let outbox = bus.events.start_relay("test", &bus.db);
+    let text: String = (0..200_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let big = Event::new("test", "test.thing.happened", "big", json!({"text": text}));
+    write_event(&bus.db, &big, true).await;
+    outbox.notify();
+    eventually("the 200 KB event arrives", async || recorder.count(big.id) == 1).await;
+    let received = recorder
+        .0
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|e| e.id == big.id)
+        .cloned();
+    assert_eq!(received.expect("received").data, big.data);
+}
+
 /// Two replicas of one context (two buses on one broker, one database): an `EveryReplica`
 /// consumer runs in both (revocations kept in memory), a `OnePerContext` consumer in one only.
 async fn every_replica_hears_its_events_and_shared_work_is_done_once() {
@@ -387,6 +419,11 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later() {
         super::failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_many_frames_long_arrives_whole() {
+        super::an_event_many_frames_long_arrives_whole(Backend::Postgres).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
