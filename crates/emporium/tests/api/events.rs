@@ -77,6 +77,23 @@ async fn bus(backend: Backend) -> Option<Bus> {
     })
 }
 
+/// A recorder subscribed to every `test.*` event of `bus`, and the relay that publishes them.
+async fn record_test_events(bus: &Bus) -> (Arc<Recorder>, platform::events::Outbox) {
+    let recorder = Arc::new(Recorder::default());
+    bus.events
+        .subscribe(Subscription {
+            context: "test",
+            consumer: "recorder",
+            patterns: vec!["test.#"],
+            db: bus.db.clone(),
+            handler: recorder.clone(),
+            delivery: platform::events::Delivery::OnePerContext,
+        })
+        .await
+        .expect("subscribe");
+    (recorder, bus.events.start_relay("test", &bus.db))
+}
+
 /// Writes `event` in a transaction that commits or rolls back.
 async fn write_event(db: &Db, event: &Event, commit: bool) {
     match db {
@@ -105,19 +122,7 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 async fn rolled_back_events_are_never_published_and_redelivery_is_harmless(backend: Backend) {
     let Some(bus) = bus(backend).await else { return };
-    let recorder = Arc::new(Recorder::default());
-    bus.events
-        .subscribe(Subscription {
-            context: "test",
-            consumer: "recorder",
-            patterns: vec!["test.#"],
-            db: bus.db.clone(),
-            handler: recorder.clone(),
-            delivery: platform::events::Delivery::OnePerContext,
-        })
-        .await
-        .expect("subscribe");
-    let outbox = bus.events.start_relay("test", &bus.db);
+    let (recorder, outbox) = record_test_events(&bus).await;
 
     let rolled_back = Event::new("test", "test.thing.happened", "a", json!({"n": 1}));
     let committed = Event::new("test", "test.thing.happened", "b", json!({"n": 2}));
@@ -159,19 +164,7 @@ async fn rolled_back_events_are_never_published_and_redelivery_is_harmless(backe
 /// frames long still arrives whole.
 async fn an_event_many_frames_long_arrives_whole(backend: Backend) {
     let Some(bus) = bus(backend).await else { return };
-    let recorder = Arc::new(Recorder::default());
-    bus.events
-        .subscribe(Subscription {
-            context: "test",
-            consumer: "recorder",
-            patterns: vec!["test.#"],
-            db: bus.db.clone(),
-            handler: recorder.clone(),
-            delivery: platform::events::Delivery::OnePerContext,
-        })
-        .await
-        .expect("subscribe");
-    let outbox = bus.events.start_relay("test", &bus.db);
+    let (recorder, outbox) = record_test_events(&bus).await;
     let text: String = (0..200_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
     let big = Event::new("test", "test.thing.happened", "big", json!({"text": text}));
     write_event(&bus.db, &big, true).await;
