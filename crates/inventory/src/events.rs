@@ -19,15 +19,12 @@ pub fn stock_changed(s: &Stock) -> Event {
 }
 
 /// The events caused by a change that left the stock row as `after`, given the availability and
-/// threshold before it: `stock.changed` when availability moved, plus `stock.low` on a crossing.
-pub fn for_stock_change(
-    before_available: i64,
-    before_threshold: i64,
-    available_changed: bool,
-    after: &Stock,
-) -> Vec<Event> {
+/// threshold before it: `stock.changed` when availability moved (a commit takes reserved units
+/// away and leaves it as it was: catalog, which shows availability, has nothing to hear), plus
+/// `stock.low` on a crossing.
+pub fn for_stock_change(before_available: i64, before_threshold: i64, after: &Stock) -> Vec<Event> {
     let mut events = Vec::with_capacity(2);
-    if available_changed {
+    if before_available != after.available() {
         events.push(stock_changed(after));
     }
     if !after.discontinued
@@ -104,12 +101,15 @@ mod tests {
         let after = stock(12, 2, 10);
         let kinds = |events: Vec<Event>| events.into_iter().map(|e| e.event_type).collect::<Vec<_>>();
         assert_eq!(
-            kinds(for_stock_change(11, 10, true, &after)),
+            kinds(for_stock_change(11, 10, &after)),
             [StockChanged::TYPE, StockLow::TYPE]
         );
-        assert_eq!(kinds(for_stock_change(9, 10, true, &after)), [StockChanged::TYPE]);
-        assert_eq!(kinds(for_stock_change(11, 10, false, &after)), [StockLow::TYPE]);
-        let low = for_stock_change(11, 10, true, &after).pop().expect("low");
+        assert_eq!(kinds(for_stock_change(9, 10, &after)), [StockChanged::TYPE]);
+        // The threshold raised over an unchanged availability: the alert alone.
+        assert_eq!(kinds(for_stock_change(10, 9, &after)), [StockLow::TYPE]);
+        // Units moved without changing availability (a commit), no crossing: nothing.
+        assert!(for_stock_change(10, 10, &after).is_empty());
+        let low = for_stock_change(11, 10, &after).pop().expect("low");
         assert_eq!(
             low.data,
             serde_json::json!({"sku": "ABC-1", "available": 10, "threshold": 10})

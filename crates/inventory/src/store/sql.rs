@@ -222,10 +222,7 @@ platform::sql_store! {
                 stock.on_hand - change.on_hand_delta,
                 stock.reserved - change.reserved_delta,
             );
-            // A commit turns reserved units into shipped ones: availability stays, so catalog (which
-            // shows availability) has nothing to hear, and one event per order line is saved.
-            let available_changed = before_available != stock.available();
-            let events = events::for_stock_change(before_available, stock.low_stock_threshold, available_changed, &stock);
+            let events = events::for_stock_change(before_available, stock.low_stock_threshold, &stock);
             Ok(Some(Applied { stock, events }))
         }
 
@@ -553,7 +550,7 @@ platform::sql_store! {
             .fetch_one(&mut *tx)
             .await
             .map(Stock::from)?;
-            let events = events::for_stock_change(before.available(), before.low_stock_threshold, false, &after);
+            let events = events::for_stock_change(before.available(), before.low_stock_threshold, &after);
             Self::enqueue_all(&mut *tx, &events).await?;
             tx.commit().await?;
             Ok(after)
