@@ -77,21 +77,32 @@ async fn bus(backend: Backend) -> Option<Bus> {
     })
 }
 
-/// A recorder subscribed to every `test.*` event of `bus`, and the relay that publishes them.
-async fn record_test_events(bus: &Bus) -> (Arc<Recorder>, platform::events::Outbox) {
-    let recorder = Arc::new(Recorder::default());
+/// Subscribes `handler` as `consumer` to every `test.*` event of `bus` and starts the relay that
+/// publishes them.
+async fn handle_test_events(
+    bus: &Bus,
+    consumer: &'static str,
+    handler: Arc<dyn EventHandler>,
+) -> platform::events::Outbox {
     bus.events
         .subscribe(Subscription {
             context: "test",
-            consumer: "recorder",
+            consumer,
             patterns: vec!["test.#"],
             db: bus.db.clone(),
-            handler: recorder.clone(),
+            handler,
             delivery: platform::events::Delivery::OnePerContext,
         })
         .await
         .expect("subscribe");
-    (recorder, bus.events.start_relay("test", &bus.db))
+    bus.events.start_relay("test", &bus.db)
+}
+
+/// A recorder of every `test.*` event of `bus`, and the relay that publishes them.
+async fn record_test_events(bus: &Bus) -> (Arc<Recorder>, platform::events::Outbox) {
+    let recorder = Arc::new(Recorder::default());
+    let outbox = handle_test_events(bus, "recorder", recorder.clone()).await;
+    (recorder, outbox)
 }
 
 /// Writes `event` in a transaction that commits or rolls back.
@@ -267,18 +278,7 @@ async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(backe
         failing: true.into(),
         handled: Recorder::default(),
     });
-    bus.events
-        .subscribe(Subscription {
-            context: "test",
-            consumer: "flaky",
-            patterns: vec!["test.#"],
-            db: bus.db.clone(),
-            handler: flaky.clone(),
-            delivery: platform::events::Delivery::OnePerContext,
-        })
-        .await
-        .expect("subscribe");
-    let outbox = bus.events.start_relay("test", &bus.db);
+    let outbox = handle_test_events(&bus, "flaky", flaky.clone()).await;
     let event = Event::new("test", "test.thing.happened", "c", json!({}));
     write_event(&bus.db, &event, true).await;
     outbox.notify();
