@@ -7,22 +7,27 @@
 #             catalog process (`serve --service catalog` on PostgreSQL + Redis + RabbitMQ) and the
 #             gateway process in front of it (`serve --service gateway`, rate limiter off; on the
 #             servers' cores too), rounds alternating the order so machine noise hits every side;
+#   half rate every read again at about half of its maximum (bench/paced.lua), for p50/p99;
+#   soak      3 M mixed requests (bench/soak.lua) against the embedded process in 15 s chunks of
+#             wrk, its RSS after each chunk: growth between the 2nd and the 3rd million;
 #   checkout  bench/checkout.sh embedded with direct calls between contexts and with
 #             EMPORIUM_PEER_CALLS=http (the router path), alternating A-B-B-A;
 #   start-up  launch to ready on an empty data directory, 5 runs each without and with demo data;
 # and prints one table with absolute figures and ratios to the ceiling, RSS, binary size and the
 # machine (cores, load average before and after), appended to docs/benchmarks.md with the date
-# and commit. Loopback only; about 6 minutes with the defaults once built.
+# and commit. Loopback only; about 12 minutes with the defaults once built (the soak is ~5).
 #   bench/compare.sh [duration per read] [rounds]        # defaults: 5s 2
 # Environment: EMPORIUM_BIN=<path> uses a release binary built beforehand (else
 # `cargo build --release`, honouring CARGO_TARGET_DIR; BENCH_BINARY_COMMIT records what it was
 # built from, and the table names it as the commit); BENCH_PRODUCTS (10000) products seeded;
-# BENCH_CONNECTIONS (32) for the reads; BENCH_CHECKOUT_DURATION (10s), BENCH_CHECKOUT_CONNECTIONS
+# BENCH_CONNECTIONS (32) for the reads and the soak; BENCH_PACED=0 skips the half-rate runs,
+# BENCH_PACED_DELAY_MS (5) their pause; BENCH_SOAK_REQUESTS (3000000; 0 skips the soak),
+# BENCH_SOAK_CHUNK (15s); BENCH_CHECKOUT_DURATION (10s), BENCH_CHECKOUT_CONNECTIONS
 # (8), BENCH_CHECKOUT_ROUNDS (as rounds), BENCH_CHECKOUT_PRODUCTS (1000); BENCH_PRODUCTION=0 skips
 # the production catalog and the gateway; BENCH_CHECKOUT=0 skips checkout; BENCH_DOC= (empty)
 # prints without appending; BENCH_POSTGRES_URL, REDIS_URL, AMQP_URL as in the other scripts.
-# Not run here yet: checkout on PostgreSQL (bench/checkout.sh postgres), the full multi-process
-# topology (bench/gateway.sh) and the memory soak (bench/soak.sh).
+# Not run here yet: checkout on PostgreSQL (bench/checkout.sh postgres) and the full
+# multi-process topology (bench/gateway.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-5s}
@@ -35,6 +40,10 @@ checkout_rounds=${BENCH_CHECKOUT_ROUNDS:-$rounds}
 checkout_products=${BENCH_CHECKOUT_PRODUCTS:-1000}
 production=${BENCH_PRODUCTION:-1}
 checkout=${BENCH_CHECKOUT:-1}
+paced=${BENCH_PACED:-1}
+paced_delay_ms=${BENCH_PACED_DELAY_MS:-5}
+soak_requests=${BENCH_SOAK_REQUESTS:-3000000}
+soak_chunk=${BENCH_SOAK_CHUNK:-15s}
 doc=${BENCH_DOC-docs/benchmarks.md}
 pg=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
 redis_url=${REDIS_URL:-redis://127.0.0.1:6379}
@@ -45,6 +54,8 @@ say() { echo "[compare +$(($(date +%s) - started))s] $*" >&2; }
 fail() { echo "error: $*" >&2; exit 1; }
 
 case "$rounds" in '' | *[!0-9]* | 0) fail "rounds must be a positive number, got '$rounds'" ;; esac
+case "$soak_requests" in '' | *[!0-9]*) fail "BENCH_SOAK_REQUESTS must be a number (0 skips the soak), got '$soak_requests'" ;; esac
+case "$paced_delay_ms" in '' | *[!0-9]* | 0) fail "BENCH_PACED_DELAY_MS must be a positive number of milliseconds, got '$paced_delay_ms'" ;; esac
 for tool in wrk curl python3 taskset; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is missing (Debian: apt-get install wrk curl python3 util-linux)"
 done
@@ -224,6 +235,86 @@ for round in $(seq 1 "$rounds"); do
 done
 declare -A rss_after=()
 for t in "${targets[@]}"; do rss_after[$t]=$(rss_mb "$t"); done
+
+# Latency at half of the maximum rate: each read again, paced by bench/paced.lua so the offered
+# rate is about half the mean of the rounds above.
+paced_results="$work/paced.txt"
+touch "$paced_results"
+if [ "$paced" = 1 ]; then
+  for t in "${targets[@]}"; do
+    [ "$t" = ceiling ] && continue
+    for r in "${reads[@]}"; do
+      max=$(awk -F'|' -v t="$t" -v r="$r" '$1 == t && $2 == r { s += $4; n++ } END { if (n) printf "%.0f", s / n }' "$results")
+      # connections × 1000 / (pause + ~0.5 ms of answer) ≈ half the maximum
+      pace_connections=$(awk -v m="$max" -v d="$paced_delay_ms" 'BEGIN { c = int(m / 2 * (d + 0.5) / 1000 + 0.5); if (c < 2) c = 2; print c }')
+      say "half rate: $r — $t (aim $((max / 2)) req/s: $pace_connections connections, ${paced_delay_ms} ms pause, $duration)"
+      case "$r" in
+        product*) paced_args=("${base[$t]}/api/v1/catalog/products/${by_id[$t]}" -- "$paced_delay_ms") ;;
+        list*) paced_args=("${base[$t]}$list_path" -- "$paced_delay_ms") ;;
+        search*) paced_args=("${base[$t]}" -- "$paced_delay_ms" search) ;;
+      esac
+      out=$(${load_cpus:+taskset -c "$load_cpus"} wrk -t"$wrk_threads" -c"$pace_connections" -d"$duration" --latency \
+        -s bench/paced.lua "${paced_args[@]}")
+      if grep -q 'Non-2xx' <<<"$out"; then echo "$out" >&2; fail "non-2xx answers at half rate: $r — $t"; fi
+      rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+      p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+      p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+      say "  $rps req/s, p50 $p50, p99 $p99"
+      printf '%s|%s|%s|%s|%s|%s\n' "$t" "$r" "$max" "$rps" "$p50" "$p99" >>"$paced_results"
+    done
+  done
+fi
+
+# Memory soak: mixed traffic (bench/soak.lua) against the embedded process, in chunks of
+# $soak_chunk, with its RSS taken after each chunk, until $soak_requests requests are done.
+soak_line=""
+if [ "$soak_requests" -gt 0 ]; then
+  say "memory soak: sampling products and categories for the mixed traffic..."
+  python3 - "${base[embedded]}" "$products" >"$work/soak-sample.txt" <<'PY'
+import json, sys, urllib.parse, urllib.request
+base, wanted = sys.argv[1], int(sys.argv[2])
+def get(path):
+    with urllib.request.urlopen(base + path, timeout=30) as r:
+        return json.load(r)
+cursor, seen = None, 0
+while seen < wanted:
+    page = get("/api/v1/catalog/products?limit=100" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else ""))
+    for p in page["items"]:
+        print("p", p["id"], p["slug"], urllib.parse.quote(p["sku"], safe=""))
+        seen += 1
+    cursor = page.get("next")
+    if not cursor:
+        break
+def walk(nodes):
+    for n in nodes:
+        print("c", n["id"])
+        walk(n.get("children", []))
+walk(get("/api/v1/catalog/categories").get("roots", []))
+PY
+  soak_done=0 soak_started=$(date +%s) soak_marks="" next_mark=1000000 soak_answers=(0 0 0 0)
+  soak_start_rss=$(rss_mb embedded)
+  while [ "$soak_done" -lt "$soak_requests" ]; do
+    out=$(${load_cpus:+taskset -c "$load_cpus"} wrk -t"$wrk_threads" -c"$connections" -d"$soak_chunk" \
+      -s bench/soak.lua "${base[embedded]}" -- "$work/soak-sample.txt")
+    n=$(awk '/requests in/ { print $1 }' <<<"$out")
+    [ -n "$n" ] || { echo "$out" >&2; fail "the soak's wrk run printed no request count"; }
+    read -r a2 a3 a4 a5 < <(awk '/^answers:/ { print $3, $5, $7, $9 }' <<<"$out")
+    soak_answers=($((soak_answers[0] + a2)) $((soak_answers[1] + a3)) $((soak_answers[2] + a4)) $((soak_answers[3] + a5)))
+    soak_done=$((soak_done + n))
+    rss=$(rss_mb embedded)
+    say "  soak: $soak_done/$soak_requests requests, RSS $rss MB"
+    while [ "$soak_done" -ge "$next_mark" ]; do
+      soak_marks="$soak_marks${soak_marks:+, }$rss MB at $((next_mark / 1000000))M"
+      next_mark=$((next_mark + 1000000))
+    done
+    [ "${soak_answers[3]}" = 0 ] || { echo "$out" >&2; fail "5xx answers in the memory soak"; }
+  done
+  soak_seconds=$(($(date +%s) - soak_started))
+  soak_end_rss=$(rss_mb embedded)
+  sleep 10
+  soak_line="$soak_done mixed requests (bench/soak.lua, $connections connections) in $soak_seconds s ($((soak_done / (soak_seconds > 0 ? soak_seconds : 1))) req/s); answers 2xx ${soak_answers[0]}, 3xx ${soak_answers[1]}, 4xx ${soak_answers[2]}, 5xx ${soak_answers[3]}. Embedded RSS: $soak_start_rss MB before, ${soak_marks:-no million reached}, $soak_end_rss MB at the end, $(rss_mb embedded) MB 10 s later"
+  say "  $soak_line"
+fi
 for t in "${targets[@]}"; do stop "$t"; done
 
 checkout_results="$work/checkout.txt"
@@ -403,9 +494,23 @@ PY
   echo "RSS: $rss_line."
   echo
   echo "Cold start (launch to the first 200 from /health/ready, empty data directory, 5 runs sorted): $cold_line."
+  if [ -s "$paced_results" ]; then
+    echo
+    echo "Latency at half of the maximum rate (\`bench/paced.lua\`: each connection pauses $paced_delay_ms ms after every answer; a closed loop, so a stall delays rather than queues; the maximum is the mean of the rounds above):"
+    echo
+    echo "| read | server | half of the maximum, req/s | offered and served, req/s | p50 | p99 |"
+    echo "|---|---|---:|---:|---:|---:|"
+    while IFS='|' read -r t r max rps p50 p99; do
+      echo "| $r | $t | $((max / 2)) | ${rps%.*} | $p50 | $p99 |"
+    done <"$paced_results"
+  fi
+  if [ -n "$soak_line" ]; then
+    echo
+    echo "Memory soak: $soak_line."
+  fi
   if [ "$production" != 1 ]; then echo; echo "Production catalog skipped (BENCH_PRODUCTION=0)."; fi
   echo
-  echo "Not in this run: checkout on PostgreSQL + RabbitMQ + Redis (bench/checkout.sh postgres), the full multi-process topology with the gateway on its own core (bench/gateway.sh), the memory soak (bench/soak.sh)."
+  echo "Not in this run: checkout on PostgreSQL + RabbitMQ + Redis (bench/checkout.sh postgres), the full multi-process topology with the gateway on its own core (bench/gateway.sh)$([ -n "$soak_line" ] && echo . || echo ", the memory soak (BENCH_SOAK_REQUESTS=0).")"
 } >"$work/section.md"
 
 echo
