@@ -365,8 +365,7 @@ impl CatalogService {
                 after,
                 limit,
             };
-            let mut rows = self.store.list_products(&query).await?;
-            let total = self.store.count_products(&query.filter).await?;
+            let (mut rows, total) = self.store.product_page(&query).await?;
             let next = if rows.len() > limit as usize {
                 rows.truncate(limit as usize);
                 rows.last().map(|last| {

@@ -195,6 +195,9 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// `limit + 1` rows at most, so the caller can tell whether another page exists.
     async fn list_products(&self, query: &ProductQuery) -> StoreResult<Vec<Product>>;
     async fn count_products(&self, filter: &ProductFilter) -> StoreResult<i64>;
+    /// One page as [`Self::list_products`] gives it, with [`Self::count_products`] of its filter;
+    /// a backend may find both in one pass.
+    async fn product_page(&self, query: &ProductQuery) -> StoreResult<(Vec<Product>, i64)>;
     async fn facets(&self, filter: &ProductFilter) -> StoreResult<Facets>;
     async fn suggest(&self, terms: &SearchTerms, limit: u32) -> StoreResult<Vec<Suggestion>>;
     /// Active products in the same category, then ones sharing attribute values.

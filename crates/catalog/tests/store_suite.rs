@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use catalog::domain::{ProductSort, SearchTerms};
+use catalog::domain::{ListCursor, ProductSort, SearchTerms};
 use catalog::store::{CatalogStore, ProductFilter, ProductQuery};
 use catalog::{Catalog, CatalogConfig};
 use contracts::events::Event as _;
@@ -238,6 +238,111 @@ async fn seeding_search_listing_and_stock_levels_on_both_backends() {
             !store.has_purchased(uuid::Uuid::now_v7(), second.id).await.expect("has"),
             "{backend}"
         );
+        db.close().await;
+    }
+}
+
+/// Every page of `query` as `product_page` gives it (ids in order), and the total of the first.
+async fn pages(store: &dyn CatalogStore, query: &ProductQuery) -> (Vec<uuid::Uuid>, i64) {
+    let mut ids = Vec::new();
+    let mut first_total = None;
+    let mut after = None;
+    loop {
+        let page = ProductQuery { after, ..query.clone() };
+        let (mut rows, total) = store.product_page(&page).await.expect("page");
+        first_total.get_or_insert(total);
+        let more = rows.len() > query.limit as usize;
+        rows.truncate(query.limit as usize);
+        ids.extend(rows.iter().map(|p| p.id.0));
+        if !more {
+            return (ids, first_total.unwrap_or(0));
+        }
+        after = Some(ListCursor {
+            sort: ProductSort::Relevance,
+            key: after.map_or(0, |a: ListCursor| a.key) + i64::from(query.limit),
+            id: ids.last().copied().unwrap_or_default(),
+        });
+    }
+}
+
+/// Relevance search takes shortcuts: SQLite ranks only the full-text index's best matches before
+/// reading product rows, PostgreSQL counts in the ranking pass. Both must give exactly what the
+/// plain query gives (its ranking and `count_products`), also when the best-ranked matches are
+/// hidden and the shortcut has to give up. A `min_rating_score` of 0 filters nothing out but
+/// takes the plain path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relevance_shortcuts_page_exactly_like_the_plain_query_on_both_backends() {
+    for (backend, t) in databases().await {
+        let db = &t.db;
+        let catalog = start(db).await;
+        let store: Arc<dyn CatalogStore> = catalog.service().store().clone();
+        catalog::seed::seed_products(&catalog, 5_000, 7, &|_, _| {})
+            .await
+            .expect("seed");
+        // The broadest of a few seeded words: more matches than the shortcut's 256 candidates.
+        let mut broadest = (0, String::new());
+        for word in ["steel", "cotton", "wool", "oak", "linen", "leather", "ceramic", "glass"] {
+            let filter = ProductFilter {
+                search: Some(SearchTerms::parse("q", word).expect("terms")),
+                ..active()
+            };
+            let n = store.count_products(&filter).await.expect("count");
+            if n > broadest.0 {
+                broadest = (n, word.to_owned());
+            }
+        }
+        assert!(broadest.0 > 400, "{backend}: {broadest:?}");
+        let query = ProductQuery {
+            filter: ProductFilter {
+                search: Some(SearchTerms::parse("q", &broadest.1).expect("terms")),
+                ..active()
+            },
+            sort: ProductSort::Relevance,
+            after: None,
+            limit: 40,
+        };
+        let plain = ProductQuery {
+            filter: ProductFilter {
+                min_rating_score: Some(0),
+                ..query.filter.clone()
+            },
+            ..query.clone()
+        };
+
+        for round in ["all visible", "the best 300 archived"] {
+            let (ids, total) = pages(store.as_ref(), &query).await;
+            let everything = ProductQuery {
+                limit: 10_000,
+                ..plain.clone()
+            };
+            let reference: Vec<uuid::Uuid> = (store.list_products(&everything).await.expect("plain").iter())
+                .map(|p| p.id.0)
+                .collect();
+            assert_eq!(
+                ids, reference,
+                "{backend}, {round}: pages differ from the plain ranking"
+            );
+            assert_eq!(
+                total,
+                store.count_products(&plain.filter).await.expect("count"),
+                "{backend}, {round}"
+            );
+            assert_eq!(total as usize, ids.len(), "{backend}, {round}");
+            let unique: std::collections::HashSet<_> = ids.iter().collect();
+            assert_eq!(unique.len(), ids.len(), "{backend}, {round}: a product twice");
+            if round == "all visible" {
+                // Hide the best-ranked matches: the shortcut's candidates are then mostly hidden.
+                let hide: Vec<uuid::Uuid> = ids.iter().take(300).copied().collect();
+                for id in hide {
+                    let q = "UPDATE products SET status = 'archived' WHERE id = $1";
+                    match db {
+                        Db::Sqlite(p) => sqlx::query(q).bind(id).execute(p).await.map(|_| ()),
+                        Db::Postgres(p) => sqlx::query(q).bind(id).execute(p).await.map(|_| ()),
+                    }
+                    .expect("archive");
+                }
+            }
+        }
         db.close().await;
     }
 }

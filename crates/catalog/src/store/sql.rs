@@ -121,6 +121,37 @@ const fn seed_rows_per_statement(dialect: Dialect) -> usize {
     }
 }
 
+/// A page of a relevance search taken from the best-ranked matches only; see
+/// [`Dialect::top_ranked_sql`].
+struct TopRanked {
+    sql: Sql,
+    /// The page's rows plus one (which says whether there is a next page).
+    wanted: usize,
+}
+
+impl TopRanked {
+    /// Whether `rows` are exactly the page the full ranking would give: a full page, or a
+    /// shorter one when every match was a candidate. An empty answer says nothing (no row
+    /// carries the count), so the full query decides it.
+    fn settles(wanted: usize, rows: &[RankedProductRow]) -> bool {
+        rows.len() == wanted || rows.last().is_some_and(|r| r.exhausted != 0)
+    }
+}
+
+#[derive(FromRow)]
+struct CountedProductRow {
+    #[sqlx(flatten)]
+    product: ProductRow,
+    total: i64,
+}
+
+#[derive(FromRow)]
+struct RankedProductRow {
+    #[sqlx(flatten)]
+    product: ProductRow,
+    exhausted: i64,
+}
+
 #[derive(FromRow)]
 struct ProductRow {
     id: Uuid,
@@ -332,6 +363,16 @@ fn insert_attributes_sql(products: &[Product]) -> Option<Sql> {
     any.then_some(q)
 }
 
+/// Whether `f` filters by more than the search, status and stock.
+fn narrows_beyond_visibility(f: &ProductFilter) -> bool {
+    f.category_ids.is_some()
+        || !f.brands.is_empty()
+        || f.min_price.is_some()
+        || f.max_price.is_some()
+        || !f.attributes.is_empty()
+        || f.min_rating_score.is_some()
+}
+
 impl Dialect {
     /// `FROM ... WHERE ...` for `filter`; returns the relevance expression (lower is better) when
     /// the filter searches.
@@ -365,6 +406,12 @@ impl Dialect {
         if f.search.is_some() && *self == Dialect::Postgres {
             q.push(" AND p.search @@ tsq");
         }
+        Self::conditions_sql(f, q);
+        rank
+    }
+
+    /// ` AND ...` for every condition of `filter` but the search.
+    fn conditions_sql(f: &ProductFilter, q: &mut Sql) {
         if !f.statuses.is_empty() {
             q.push(" AND p.status IN ")
                 .bind_list(f.statuses.iter().map(|s| Arg::Text(s.as_str().to_owned())));
@@ -404,7 +451,72 @@ impl Dialect {
         if f.in_stock {
             q.push(" AND p.available > 0");
         }
-        rank
+    }
+
+    /// PostgreSQL, a search by relevance: ranking already visits every match, so the same pass
+    /// counts them, keeping only `(id, rank)` per match; the page's product rows are read by id
+    /// afterwards. Each row carries the count as `total`. `None` for other queries.
+    fn counted_search_sql(&self, query: &ProductQuery) -> Option<Sql> {
+        if *self != Dialect::Postgres || query.sort != ProductSort::Relevance || query.filter.search.is_none() {
+            return None;
+        }
+        let mut q = Sql::new("WITH m AS MATERIALIZED (SELECT p.id, ");
+        let mut inner = Sql::new("");
+        let rank = self.filter_sql(&query.filter, &mut inner)?;
+        let _ = write!(q.text, "{rank} AS r");
+        // `inner` numbered its placeholders from $1, and so does `q`: nothing is bound before it.
+        q.text.push_str(&inner.text);
+        q.args = inner.args;
+        let _ = write!(
+            q.text,
+            ") SELECT {PRODUCT_COLUMNS}, (SELECT count(*) FROM m) AS total \
+             FROM (SELECT id, r FROM m ORDER BY r ASC, id DESC LIMIT "
+        );
+        q.bind(Arg::Int(i64::from(query.limit) + 1));
+        q.push(" OFFSET ")
+            .bind(Arg::Int(query.after.map_or(0, |a| a.key.max(0))));
+        q.push(") t CROSS JOIN products p WHERE p.id = t.id ORDER BY t.r ASC, t.id DESC");
+        Some(q)
+    }
+
+    /// SQLite, a search by relevance: ranks the full-text index's best matches on the index
+    /// alone (bm25, no product row read), then reads and filters only those candidates, instead of
+    /// reading and filtering the product row of every match before ranking (a broad term at 100k
+    /// products matches ~10k). The candidates are the first ones in the page order itself (rank,
+    /// then newest `seq` first), so when enough of them pass the filter the page is exactly the
+    /// one [`Dialect::list_sql`] gives; [`TopRanked::settles`] says when, else the caller runs
+    /// that. `None` when the query does not sort by relevance, or filters by more than status and
+    /// stock (a category or price filter would throw most candidates away).
+    fn top_ranked_sql(&self, query: &ProductQuery) -> Option<TopRanked> {
+        let f = &query.filter;
+        let terms = f.search.as_ref()?;
+        if *self != Dialect::Sqlite || query.sort != ProductSort::Relevance || narrows_beyond_visibility(f) {
+            return None;
+        }
+        let offset = query.after.map_or(0, |a| a.key.max(0));
+        let wanted = i64::from(query.limit) + 1;
+        let candidates = ((offset + wanted) * 4).max(256);
+        let mut q = Sql::new(
+            "WITH candidates AS MATERIALIZED (SELECT rowid AS fts_id, bm25(products_fts, 10.0, 1.0, 4.0, 2.0) AS fts_rank \
+             FROM products_fts WHERE products_fts MATCH ",
+        );
+        q.bind(Arg::Text(terms.fts5(true)));
+        q.push(" ORDER BY fts_rank, rowid DESC LIMIT ");
+        let k = q.arg(Arg::Int(candidates));
+        let _ = write!(
+            q.text,
+            "{k}), found AS MATERIALIZED (SELECT count(*) AS n FROM candidates) \
+             SELECT {PRODUCT_COLUMNS}, (c.n < {k}) AS exhausted \
+             FROM candidates f CROSS JOIN found c CROSS JOIN products p ON p.seq = f.fts_id WHERE p.deleted_at IS NULL"
+        );
+        Self::conditions_sql(f, &mut q);
+        q.push(" ORDER BY f.fts_rank ASC, f.fts_id DESC LIMIT ")
+            .bind(Arg::Int(wanted));
+        q.push(" OFFSET ").bind(Arg::Int(offset));
+        Some(TopRanked {
+            sql: q,
+            wanted: wanted as usize,
+        })
     }
 
     fn list_sql(&self, query: &ProductQuery) -> Sql {
@@ -439,6 +551,9 @@ impl Dialect {
             ProductSort::PriceAsc => "p.price_amount ASC, p.id ASC".to_owned(),
             ProductSort::PriceDesc => "p.price_amount DESC, p.id DESC".to_owned(),
             ProductSort::Rating => "p.rating_score DESC, p.id DESC".to_owned(),
+            // SQLite breaks ties by `seq` (newest first, like the v7 ids) so that the order is
+            // the full-text index's own and `top_ranked_sql` can pick its candidates there.
+            ProductSort::Relevance if *self == Dialect::Sqlite => format!("{} ASC, p.seq DESC", rank.unwrap_or("0")),
             ProductSort::Relevance => format!("{} ASC, p.id DESC", rank.unwrap_or("0")),
         };
         let _ = write!(q.text, " ORDER BY {order} LIMIT ");
@@ -931,13 +1046,57 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_products"))]
     async fn list_products(&self, query: &ProductQuery) -> StoreResult<Vec<Product>> {
+        if let Some(top) = self.dialect.top_ranked_sql(query) {
+            let TopRanked { sql: q, wanted } = top;
+            let rows = bind_args!(sqlx::query_as::<DB, RankedProductRow>(sql(q.text)), q.args)
+                .fetch_all(&self.pool)
+                .await?;
+            let settled = TopRanked::settles(wanted, &rows);
+            metrics::counter!("catalog_search_top_ranked_total", "settled" => if settled { "yes" } else { "no" })
+                .increment(1);
+            if settled {
+                return rows.into_iter().map(|r| Product::try_from(r.product)).collect();
+            }
+        }
         self.fetch_products(self.dialect.list_sql(query)).await
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "product_page"))]
+    async fn product_page(&self, query: &ProductQuery) -> StoreResult<(Vec<Product>, i64)> {
+        if let Some(q) = self.dialect.counted_search_sql(query) {
+            let rows = bind_args!(sqlx::query_as::<DB, CountedProductRow>(sql(q.text)), q.args)
+                .fetch_all(&self.pool)
+                .await?;
+            // A page past the end has no row to carry the count.
+            if let Some(total) = rows.first().map(|r| r.total) {
+                let products = rows.into_iter().map(|r| Product::try_from(r.product));
+                return Ok((products.collect::<StoreResult<_>>()?, total));
+            }
+        }
+        let rows = self.list_products(query).await?;
+        Ok((rows, self.count_products(&query.filter).await?))
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "count_products"))]
     async fn count_products(&self, filter: &ProductFilter) -> StoreResult<i64> {
         let mut q = Sql::new("SELECT COUNT(*)");
-        self.dialect.filter_sql(filter, &mut q);
+        match &filter.search {
+            // Visibility is all each match is looked up for: the index has it (migration 0003).
+            Some(terms)
+                if self.dialect == Dialect::Sqlite && !filter.in_stock && !narrows_beyond_visibility(filter) =>
+            {
+                q.push(
+                    " FROM products_fts f CROSS JOIN products p INDEXED BY products_visibility ON p.seq = f.rowid \
+                     WHERE products_fts MATCH ",
+                )
+                .bind(Arg::Text(terms.fts5(true)))
+                .push(" AND p.deleted_at IS NULL");
+                Dialect::conditions_sql(filter, &mut q);
+            }
+            _ => {
+                self.dialect.filter_sql(filter, &mut q);
+            }
+        }
         let query = bind_args!(sqlx::query_as::<DB, (i64,)>(sql(q.text)), q.args);
         Ok(query.fetch_all(&self.pool).await?.first().map_or(0, |r| r.0))
     }
