@@ -190,7 +190,10 @@ impl InfraConfig {
             amqp_url: url_var("AMQP_URL", &["amqp://", "amqps://"])?,
             namespace,
             queue_expiry: (expiry > 0).then(|| std::time::Duration::from_secs(expiry)),
-            cache_max_bytes: src.number_in("EMPORIUM_CACHE_MAX_MB", 64, 1..=65_536)? << 20,
+            // 16 MiB holds the hot pages of a 10k-product shop; each MiB of budget cost ~1.45 MB
+            // of RSS in the mixed soak (64 MiB: 181 MB after 600k requests, 16 MiB: 111 MB, at a
+            // 10% lower request rate: docs/benchmarks.md, "Memory after a mixed soak").
+            cache_max_bytes: src.number_in("EMPORIUM_CACHE_MAX_MB", 16, 1..=65_536)? << 20,
             identity_url: url_var("EMPORIUM_IDENTITY_URL", http)?,
             peer_urls,
             service_secret,

@@ -44,6 +44,12 @@ pub fn redact_url(url: &str) -> String {
 
 /// The page cache of one SQLite connection, in KiB.
 const SQLITE_PAGE_CACHE_KIB: u32 = 512;
+/// Connections of one SQLite pool at most, whatever `EMPORIUM_DB_MAX_CONNECTIONS` says. A file
+/// takes one writer at a time and readers beyond the cores add no speed, while each connection
+/// costs a thread, a page cache and a statement cache: with 10 per pool and 7 pools, a 400k
+/// mixed-request soak ended at 148 MB, with 3 per pool at 97 MB, at the same request rate
+/// (docs/benchmarks.md, "Memory after a mixed soak").
+const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
 impl Db {
     /// Connects to `url` (`postgres://...` or `sqlite:...`).
@@ -65,7 +71,7 @@ impl Db {
                 // the files anyway, so a small per-connection cache costs little speed.
                 .pragma("cache_size", format!("-{SQLITE_PAGE_CACHE_KIB}"));
             let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections.min(16))
+                .max_connections(max_connections.min(SQLITE_MAX_CONNECTIONS))
                 // Connections opened for a burst are closed once it is over, with their caches.
                 .min_connections(1)
                 .idle_timeout(Duration::from_secs(60))
