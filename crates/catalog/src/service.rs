@@ -39,6 +39,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!("catalog_products_created_total", "Products created (API and seeding)");
     metrics::describe_counter!("catalog_search_queries_total", "Search and suggest queries served");
     metrics::describe_counter!("catalog_cache_hits_total", "Catalog reads answered from the cache");
+    metrics::describe_counter!(
+        "catalog_search_top_ranked_total",
+        "SQLite relevance searches answered from the best-ranked candidates (settled=yes) or handed to the full ranking (settled=no)"
+    );
 }
 
 pub use contracts::api::catalog::{MAX_SKU_LOOKUP, SkuLookup};
