@@ -363,6 +363,16 @@ fn insert_attributes_sql(products: &[Product]) -> Option<Sql> {
     any.then_some(q)
 }
 
+/// SQLite's relevance of a full-text match (lower is better): bm25 weighing name 10, description
+/// 1, brand 4, attributes 2. The plain ranking and `top_ranked_sql`'s candidates must use the
+/// same expression, or the shortcut's pages would differ from the plain query's.
+const SQLITE_RANK: &str = "bm25(products_fts, 10.0, 1.0, 4.0, 2.0)";
+
+/// How many matches a relevance page skips: its cursor's key (relevance cursors count rows).
+fn relevance_offset(query: &ProductQuery) -> i64 {
+    query.after.map_or(0, |a| a.key.max(0))
+}
+
 /// Whether `f` filters by more than the search, status and stock.
 fn narrows_beyond_visibility(f: &ProductFilter) -> bool {
     f.category_ids.is_some()
@@ -383,12 +393,11 @@ impl Dialect {
                 Dialect::Sqlite => {
                     // The full-text matches drive the join (CROSS JOIN fixes the order in SQLite):
                     // each match looks its product up by rowid, never the other way round.
-                    q.push(
-                        " FROM (SELECT rowid AS fts_id, bm25(products_fts, 10.0, 1.0, 4.0, 2.0) AS fts_rank \
-                         FROM products_fts WHERE products_fts MATCH ",
-                    )
-                    .bind(Arg::Text(terms.fts5(true)))
-                    .push(") f CROSS JOIN products p ON p.seq = f.fts_id");
+                    q.push(" FROM (SELECT rowid AS fts_id, ")
+                        .push(SQLITE_RANK)
+                        .push(" AS fts_rank FROM products_fts WHERE products_fts MATCH ")
+                        .bind(Arg::Text(terms.fts5(true)))
+                        .push(") f CROSS JOIN products p ON p.seq = f.fts_id");
                     rank = Some("f.fts_rank");
                 }
                 Dialect::Postgres => {
@@ -473,8 +482,7 @@ impl Dialect {
              FROM (SELECT id, r FROM m ORDER BY r ASC, id DESC LIMIT "
         );
         q.bind(Arg::Int(i64::from(query.limit) + 1));
-        q.push(" OFFSET ")
-            .bind(Arg::Int(query.after.map_or(0, |a| a.key.max(0))));
+        q.push(" OFFSET ").bind(Arg::Int(relevance_offset(query)));
         q.push(") t CROSS JOIN products p WHERE p.id = t.id ORDER BY t.r ASC, t.id DESC");
         Some(q)
     }
@@ -493,14 +501,13 @@ impl Dialect {
         if *self != Dialect::Sqlite || query.sort != ProductSort::Relevance || narrows_beyond_visibility(f) {
             return None;
         }
-        let offset = query.after.map_or(0, |a| a.key.max(0));
+        let offset = relevance_offset(query);
         let wanted = i64::from(query.limit) + 1;
         let candidates = ((offset + wanted) * 4).max(256);
-        let mut q = Sql::new(
-            "WITH candidates AS MATERIALIZED (SELECT rowid AS fts_id, bm25(products_fts, 10.0, 1.0, 4.0, 2.0) AS fts_rank \
-             FROM products_fts WHERE products_fts MATCH ",
-        );
-        q.bind(Arg::Text(terms.fts5(true)));
+        let mut q = Sql::new("WITH candidates AS MATERIALIZED (SELECT rowid AS fts_id, ");
+        q.push(SQLITE_RANK)
+            .push(" AS fts_rank FROM products_fts WHERE products_fts MATCH ")
+            .bind(Arg::Text(terms.fts5(true)));
         q.push(" ORDER BY fts_rank, rowid DESC LIMIT ");
         let k = q.arg(Arg::Int(candidates));
         let _ = write!(
