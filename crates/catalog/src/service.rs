@@ -156,8 +156,11 @@ impl CatalogService {
             metrics::counter!("catalog_cache_hits_total").increment(1);
             return Ok(hit);
         }
+        let generation = self.cache.generation(GENERATION).await;
         let value = load().await?;
-        self.cache.set_json(&key, &value, self.ttl()).await;
+        if self.unwritten_since(generation).await {
+            self.cache.set_json(&key, &value, self.ttl()).await;
+        }
         Ok(value)
     }
 
@@ -180,9 +183,21 @@ impl CatalogService {
             metrics::counter!("catalog_cache_hits_total").increment(1);
             return Ok(hit);
         }
+        let generation = self.cache.generation(GENERATION).await;
         let rendered = render(&load().await?)?;
-        self.cache.set_bytes(&key, rendered.to_entry(), self.ttl()).await;
+        if self.unwritten_since(generation).await {
+            self.cache.set_bytes(&key, rendered.to_entry(), self.ttl()).await;
+        }
         Ok(rendered)
+    }
+
+    /// Whether no write has been [invalidated](Self::invalidate) since `generation` was read.
+    /// A read that missed the cache must not store what it loaded when a write landed while it
+    /// loaded: the write deleted the key before the read stored it, so the old value would be
+    /// served until its TTL (a product's stock stayed at 0 for 30 s in a loaded CI run). Only the
+    /// moment between this check and the store remains open.
+    async fn unwritten_since(&self, generation: u64) -> bool {
+        self.cache.generation(GENERATION).await == generation
     }
 
     async fn generation_key(&self, kind: &str, rest: &str) -> String {
