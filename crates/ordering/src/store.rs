@@ -157,6 +157,8 @@ pub enum Claimed {
 
 /// Builds the events of a change once the final order (with its invoice number) is known.
 pub type EventsFn = Box<dyn FnOnce(&Order, &[OrderLine]) -> Vec<Event> + Send>;
+/// Builds the events of a change that name the order only.
+pub type OrderEventsFn = Box<dyn FnOnce(&Order) -> Vec<Event> + Send>;
 
 /// A new order, written in one transaction with its lines, timeline, coupon use and events.
 /// `order.number` is ignored: the store assigns the next number.
@@ -174,6 +176,14 @@ pub enum PlaceOutcome {
     CouponExhausted,
 }
 
+/// The events a change publishes, built once the final order is known. Most name the order
+/// only; the store reads the order's lines just for those that list them.
+pub enum Emit {
+    Nothing,
+    Order(OrderEventsFn),
+    WithLines(EventsFn),
+}
+
 /// What `decide` wants written.
 pub struct Mutation {
     /// The new order; every mutable column is written from it.
@@ -183,7 +193,7 @@ pub struct Mutation {
     pub assign_invoice: bool,
     /// Mark a pending admin refund row completed with the payments refund id.
     pub complete_refund: Option<(Uuid, String)>,
-    pub events: EventsFn,
+    pub events: Emit,
 }
 
 impl Mutation {
@@ -193,7 +203,7 @@ impl Mutation {
             timeline: Vec::new(),
             assign_invoice: false,
             complete_refund: None,
-            events: Box::new(|_, _| Vec::new()),
+            events: Emit::Nothing,
         }
     }
 }

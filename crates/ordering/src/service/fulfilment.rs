@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{Caller, LEASE, OrderError, OrderingService, Result, apply, now};
 use crate::domain::{OrderEvent, OrderId, parse_reason, parse_tracking, transition};
 use crate::events;
-use crate::store::{Mutation, Refusal, SagaStep};
+use crate::store::{Emit, Mutation, Refusal, SagaStep};
 use crate::views::OrderView;
 
 impl OrderingService {
@@ -78,7 +78,7 @@ impl OrderingService {
                     )?;
                     m.order.carrier = Some(carrier);
                     m.order.tracking_number = Some(tracking);
-                    m.events = Box::new(|o, _| vec![events::shipped(o)]);
+                    m.events = Emit::Order(Box::new(|o| vec![events::shipped(o)]));
                     Ok(m)
                 }),
             )
@@ -99,7 +99,7 @@ impl OrderingService {
                 Box::new(move |o| {
                     let mut m = Mutation::new(o.clone());
                     apply(&mut m, OrderEvent::Deliver, now(), actor, "delivered")?;
-                    m.events = Box::new(|o, lines| vec![events::delivered(o, lines)]);
+                    m.events = Emit::WithLines(Box::new(|o, lines| vec![events::delivered(o, lines)]));
                     Ok(m)
                 }),
             )

@@ -7,7 +7,7 @@ use super::{Caller, OrderError, OrderingService, Result, apply, entry, now};
 use crate::domain::{OrderId, OrderStatus, parse_reason, refund_outcome, transition};
 use crate::events;
 use crate::peers::PeerError;
-use crate::store::{Mutation, RefundRecord, Refusal};
+use crate::store::{Emit, Mutation, RefundRecord, Refusal};
 use crate::views::OrderView;
 
 impl OrderingService {
@@ -137,7 +137,7 @@ impl OrderingService {
                     m.order.payment_status =
                         Some(crate::return_service::payment_status_after(after, o.totals.total).into());
                     m.complete_refund = Some((row, refund_id));
-                    m.events = Box::new(move |o, _| vec![events::refunded(o, amount)]);
+                    m.events = Emit::Order(Box::new(move |o| vec![events::refunded(o, amount)]));
                     Ok(m)
                 }),
             )

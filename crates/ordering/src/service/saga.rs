@@ -13,7 +13,7 @@ use crate::events;
 use contracts::api::payments::{CreatePaymentRequest, PaymentStatus, PaymentView};
 
 use crate::peers::{Charged, Finished};
-use crate::store::{Mutation, Order, Refusal, SagaStep, StoreError};
+use crate::store::{Emit, Mutation, Order, Refusal, SagaStep, StoreError};
 
 /// How a saga step ended.
 enum Step {
@@ -94,7 +94,7 @@ impl OrderingService {
                     next.saga_attempts += 1;
                     let mut m = Mutation::new(next);
                     if first_wait_for_payment {
-                        m.events = Box::new(|o, lines| vec![events::payment_pending(o, lines)]);
+                        m.events = Emit::WithLines(Box::new(|o, lines| vec![events::payment_pending(o, lines)]));
                     }
                     Ok(m)
                 }),
@@ -203,7 +203,7 @@ impl OrderingService {
                     m.order.paid_at = Some(at);
                     m.assign_invoice = true;
                     m.order.saga_step = Some(SagaStep::Commit);
-                    m.events = Box::new(|o, _| vec![events::paid(o)]);
+                    m.events = Emit::Order(Box::new(|o| vec![events::paid(o)]));
                     Ok(())
                 })
                 .await
@@ -242,7 +242,7 @@ impl OrderingService {
             }
             m.order.saga_step = Some(SagaStep::Release);
             let reason = reason.clone();
-            m.events = Box::new(move |o, _| vec![events::payment_failed(o, &reason)]);
+            m.events = Emit::Order(Box::new(move |o| vec![events::payment_failed(o, &reason)]));
             Ok(())
         })
         .await
@@ -268,7 +268,7 @@ impl OrderingService {
                     )?;
                     m.order.reservation_committed = true;
                     m.order.saga_step = None;
-                    m.events = Box::new(|o, lines| vec![events::confirmed(o, lines)]);
+                    m.events = Emit::WithLines(Box::new(|o, lines| vec![events::confirmed(o, lines)]));
                     Ok(())
                 })
                 .await
@@ -376,7 +376,7 @@ impl OrderingService {
         self.advance(id, token, step, |o, m, _| {
             m.order.saga_step = None;
             if o.status == OrderStatus::Cancelled {
-                m.events = Box::new(|o, _| vec![events::cancelled(o)]);
+                m.events = Emit::Order(Box::new(|o| vec![events::cancelled(o)]));
             }
             Ok(())
         })

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Claim, Claimed, Decide, NewOrder, Order, OrderDetail, OrderFilter, OrderLine, OrderStore, PlaceOutcome,
+    Claim, Claimed, Decide, Emit, NewOrder, Order, OrderDetail, OrderFilter, OrderLine, OrderStore, PlaceOutcome,
     RefundRecord, Refusal, ReturnDecide, ReturnFilter, SagaStep, StoreError, StoreResult,
 };
 use crate::domain::{
@@ -801,8 +801,12 @@ platform::sql_store! {
                     .execute(&mut *tx)
                     .await?;
             }
-            let lines = Self::lines_of(&mut *tx, id).await?;
-            for event in (mutation.events)(&order, &lines) {
+            let events = match mutation.events {
+                Emit::Nothing => Vec::new(),
+                Emit::Order(build) => build(&order),
+                Emit::WithLines(build) => build(&order, &Self::lines_of(&mut *tx, id).await?),
+            };
+            for event in events {
                 enqueue(&mut *tx, &event).await?;
             }
             tx.commit().await?;
