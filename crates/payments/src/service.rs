@@ -211,12 +211,13 @@ impl Driver {
     }
 
     /// Asks the provider about a processing payment and settles it. `Ok(None)` when another task
-    /// is already driving it or the provider is unavailable (it stays processing).
-    async fn drive_payment(self, payment: Payment) -> anyhow::Result<Option<Payment>> {
+    /// is already driving it or the provider is unavailable (it stays processing). `token` is the
+    /// method's provider token when the caller has just read the method; otherwise it is read.
+    async fn drive_payment(self, payment: Payment, token: Option<String>) -> anyhow::Result<Option<Payment>> {
         let Some(_claim) = InFlight::claim(&self.in_flight, payment.id.0) else {
             return Ok(None);
         };
-        let Some(settlement) = self.ask_provider(&payment).await else {
+        let Some(settlement) = self.ask_provider(&payment, token).await else {
             return Ok(None);
         };
         let settled = self.store.settle(payment.id, &settlement, now()).await?;
@@ -229,11 +230,15 @@ impl Driver {
 
     /// Authorizes (and captures, when asked) with idempotency keys derived from the payment id,
     /// so asking again after a lost answer returns the first result.
-    async fn ask_provider(&self, p: &Payment) -> Option<Settlement> {
+    async fn ask_provider(&self, p: &Payment, token: Option<String>) -> Option<Settlement> {
+        let method_token = match token {
+            Some(token) => token,
+            None => self.method_token(p).await?,
+        };
         let request = AuthorizeRequest {
             amount: p.amount,
             currency: p.currency.to_string(),
-            method_token: self.method_token(p).await?,
+            method_token,
             idempotency_key: authorize_key(p.id),
         };
         let started = Instant::now();
@@ -553,18 +558,26 @@ impl PaymentsService {
                 // In the request's span: the provider call and the payment's events belong
                 // to the caller's trace.
                 let task = tokio::spawn(tracing::Instrument::in_current_span(
-                    self.driver.clone().drive_payment(payment),
+                    self.driver.clone().drive_payment(payment, Some(method.provider_token)),
                 ));
-                match tokio::time::timeout(self.config.provider_wait, task).await {
+                let settled = match tokio::time::timeout(self.config.provider_wait, task).await {
+                    Ok(Ok(Ok(settled))) => settled,
                     Ok(Ok(Err(e))) => {
-                        tracing::warn!(payment = %id, error = %format!("{e:#}"), "settling failed; the reconciler retries")
+                        tracing::warn!(payment = %id, error = %format!("{e:#}"), "settling failed; the reconciler retries");
+                        None
                     }
                     Ok(Err(e)) => {
-                        tracing::error!(payment = %id, error = %e, "payment driver panicked; the reconciler retries")
+                        tracing::error!(payment = %id, error = %e, "payment driver panicked; the reconciler retries");
+                        None
                     }
-                    Ok(Ok(Ok(_))) | Err(_) => {}
-                }
-                let current = self.load(id).await?;
+                    Err(_) => None,
+                };
+                // The driver's settled payment is the row as written; read it only when the
+                // driver did not settle it (still processing, or settled by another task).
+                let current = match settled {
+                    Some(p) => p,
+                    None => self.load(id).await?,
+                };
                 if current.status == PaymentStatus::Processing {
                     metrics::counter!("payments_total", "outcome" => "processing").increment(1);
                 }
@@ -593,7 +606,7 @@ impl PaymentsService {
             let driver = self.driver.clone();
             let stuck = payment.clone();
             tokio::spawn(async move {
-                if let Err(e) = driver.drive_payment(stuck).await {
+                if let Err(e) = driver.drive_payment(stuck, None).await {
                     tracing::warn!(error = %format!("{e:#}"), "re-driving a processing payment failed");
                 }
             });
@@ -913,7 +926,7 @@ impl PaymentsService {
             }
             if let Some(p) = self.store().payment(id).await?
                 && p.status == PaymentStatus::Processing
-                && self.driver.clone().drive_payment(p).await?.is_some()
+                && self.driver.clone().drive_payment(p, None).await?.is_some()
             {
                 settled += 1;
             }

@@ -338,8 +338,7 @@ platform::sql_store! {
         /// A card is kept only when it works and the shopper asked to keep it: a card declined on its
         /// first use is removed, and so is a card not saved once a payment went through with it
         /// (after a `failed` payment, retryable, both stay usable).
-        async fn forget_method_after(conn: &mut DB::Connection, payment: &Payment, s: &Settlement, now: OffsetDateTime) -> StoreResult<()> {
-            let method = payment.method_id.0;
+        async fn forget_method_after(conn: &mut DB::Connection, method: Uuid, s: &Settlement, now: OffsetDateTime) -> StoreResult<()> {
             match s {
                 Settlement::Declined { .. } => {
                     sqlx::query(
@@ -374,10 +373,11 @@ platform::sql_store! {
                 Settlement::Declined { intent_id, code } => (intent_id.as_deref(), Some(code.as_str()), None),
                 Settlement::Failed { intent_id, reason } => (intent_id.as_deref(), None, Some(reason.as_str())),
             };
-            let updated = sqlx::query(
+            let settled: Option<(i64, String, Uuid)> = sqlx::query_as(
                 "UPDATE payments SET status = $2, provider_intent = COALESCE($3, provider_intent), decline_code = $4,
                     failure_reason = $5, updated_at = $6, version = version + 1
-             WHERE id = $1 AND status = 'processing'",
+             WHERE id = $1 AND status = 'processing'
+             RETURNING amount, currency, method_id",
             )
             .bind(id.0)
             .bind(s.status().as_str())
@@ -385,24 +385,22 @@ platform::sql_store! {
             .bind(decline)
             .bind(failure)
             .bind(now)
-            .execute(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
-            if updated.rows_affected() == 0 {
+            let Some((authorized, currency, method)) = settled else {
                 return Ok(None);
-            }
-            let payment = Self::payment_in(&mut *conn, id.0).await?.ok_or(StoreError::NotFound)?;
-            let currency = payment.currency.as_str().to_owned();
+            };
             match s {
                 Settlement::Authorized { intent_id } => {
-                    Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, payment.amount, &currency, None, Some(intent_id), now).await?;
+                    Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, authorized, &currency, None, Some(intent_id), now).await?;
                 }
                 Settlement::Captured { intent_id, amount } => {
-                    Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, payment.amount, &currency, None, Some(intent_id), now).await?;
+                    Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, authorized, &currency, None, Some(intent_id), now).await?;
                     Self::ledger_entry(&mut *conn, id.0, EntryKind::Capture, *amount, &currency, None, Some(intent_id), now).await?;
                 }
                 Settlement::Declined { .. } | Settlement::Failed { .. } => {}
             }
-            Self::forget_method_after(&mut *conn, &payment, s, now).await?;
+            Self::forget_method_after(&mut *conn, method, s, now).await?;
             // Re-read so the derived amounts include the entries just written.
             let payment = Self::payment_in(&mut *conn, id.0).await?.ok_or(StoreError::NotFound)?;
             let event = match s {
