@@ -2,7 +2,7 @@
 //! the events written to the outbox with each change.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use contracts::events::catalog as events;
@@ -78,6 +78,47 @@ pub struct CatalogService {
     outbox: Option<Outbox>,
     config: CatalogConfig,
     faults: platform::faults::Faults,
+    loading: Loading,
+}
+
+/// Rendered reads being loaded after a miss, by cache key and generation. When a popular page's
+/// entry lapses every connection misses it at once; they wait for the first load instead of each
+/// running the same query (on PostgreSQL 32 concurrent list queries made p99 at half rate 23-27 ms
+/// against 1.7 ms for a product read). Keyed by generation too, so a read that starts after a
+/// write never waits for a load that began before it.
+type Loading = Arc<Mutex<HashMap<(String, u64), Arc<tokio::sync::OnceCell<Rendered>>>>>;
+
+/// Removes its flight from [`Loading`] when the loader is done or dropped (a client that went
+/// away), so a finished load is never served from the map, only from the cache.
+struct Flight {
+    loading: Loading,
+    key: (String, u64),
+    cell: Arc<tokio::sync::OnceCell<Rendered>>,
+}
+
+impl Flight {
+    fn join(loading: &Loading, key: (String, u64)) -> Self {
+        let cell = loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        Self {
+            loading: loading.clone(),
+            key,
+            cell,
+        }
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        let mut map = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.get(&self.key).is_some_and(|cell| Arc::ptr_eq(cell, &self.cell)) {
+            map.remove(&self.key);
+        }
+    }
 }
 
 /// A price as catalog's events carry it.
@@ -96,6 +137,7 @@ impl CatalogService {
             outbox,
             config,
             faults: platform::faults::Faults::disabled(),
+            loading: Loading::default(),
         }
     }
 
@@ -184,10 +226,21 @@ impl CatalogService {
             return Ok(hit);
         }
         let generation = self.cache.generation(GENERATION).await;
-        let rendered = render(&load().await?)?;
-        if self.unwritten_since(generation).await {
-            self.cache.set_bytes(&key, rendered.to_entry(), self.ttl()).await;
-        }
+        let flight = Flight::join(&self.loading, (key, generation));
+        // A waiter whose loader failed or went away loads itself (OnceCell hands it the init).
+        let rendered = flight
+            .cell
+            .get_or_try_init(|| async {
+                let rendered = render(&load().await?)?;
+                if self.unwritten_since(generation).await {
+                    self.cache
+                        .set_bytes(&flight.key.0, rendered.to_entry(), self.ttl())
+                        .await;
+                }
+                Ok::<_, Problem>(rendered)
+            })
+            .await?
+            .clone();
         Ok(rendered)
     }
 
@@ -1110,4 +1163,76 @@ impl CatalogService {
 /// Reads the catalog's default currency setting.
 pub fn parse_currency(text: &str) -> Result<Currency, String> {
     Currency::parse(text).map_err(String::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    async fn service() -> Arc<CatalogService> {
+        let db = platform::db::Db::connect("sqlite::memory:", 1).await.expect("sqlite");
+        let src = platform::config::ConfigSource::from_pairs(Vec::<(String, String)>::new()).expect("src");
+        let config = CatalogConfig::from_source(&src).expect("config");
+        Arc::new(CatalogService::new(
+            crate::store::open(&db),
+            Cache::in_process(1 << 20),
+            None,
+            config,
+        ))
+    }
+
+    /// Sixteen concurrent reads of one missing page; `fail_first` makes the first load fail.
+    async fn read_together(service: &Arc<CatalogService>, key: &str, fail_first: bool) -> (usize, Vec<Option<Bytes>>) {
+        let loads = Arc::new(AtomicUsize::new(0));
+        let reads = (0..16).map(|_| {
+            let (service, loads, key) = (service.clone(), loads.clone(), key.to_owned());
+            tokio::spawn(async move {
+                let load = || async move {
+                    let n = loads.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if fail_first && n == 0 {
+                        return Err(Problem::internal("the first load fails"));
+                    }
+                    Ok(serde_json::json!({ "page": 1 }))
+                };
+                service
+                    .rendered(key, |_: &serde_json::Value| (0, true), load)
+                    .await
+                    .ok()
+                    .map(|r| r.body)
+            })
+        });
+        let mut bodies = Vec::new();
+        for read in reads {
+            bodies.push(read.await.expect("read task"));
+        }
+        (loads.load(Ordering::SeqCst), bodies)
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_of_one_page_share_one_load() {
+        let service = service().await;
+        let (loads, bodies) = read_together(&service, "page:a", false).await;
+        assert_eq!(loads, 1, "sixteen misses ran {loads} loads");
+        assert!(
+            bodies.iter().all(|b| b.as_deref() == Some(&br#"{"page":1}"#[..])),
+            "{bodies:?}"
+        );
+        assert!(
+            service.loading.lock().expect("lock").is_empty(),
+            "a finished flight stays in the map"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_is_not_shared_the_waiters_load_again() {
+        let service = service().await;
+        let (loads, bodies) = read_together(&service, "page:b", true).await;
+        assert_eq!(bodies.iter().filter(|b| b.is_none()).count(), 1, "{bodies:?}");
+        assert_eq!(loads, 2, "one failed load, then one shared by the fifteen waiters");
+    }
 }
