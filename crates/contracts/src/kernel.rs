@@ -6,6 +6,7 @@
 //! after a field name ("sku must be 3 to 64 characters"): each context keeps naming the field in
 //! its own problem+json answer.
 
+mod address;
 mod currency;
 mod email;
 mod idempotency;
@@ -14,6 +15,7 @@ mod money;
 mod role;
 mod sku;
 
+pub use address::{AddressFieldError, Country, CountryError, PostalAddress};
 pub use currency::{Currency, CurrencyError};
 pub use email::{EmailAddress, EmailError, MAX_EMAIL_BYTES};
 pub use idempotency::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey, IdempotencyKeyError, MAX_IDEMPOTENCY_KEY_CHARS};
@@ -34,6 +36,7 @@ macro_rules! error_into_string {
     )+};
 }
 error_into_string!(
+    CountryError,
     CurrencyError,
     EmailError,
     IdempotencyKeyError,

@@ -8,9 +8,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use contracts::api::identity::{
-    AuditEventView, ChangePasswordRequest, EmailRequest, LoginRequest, PasswordConfirmation, RefreshRequest,
-    RegisterRequest, RegistrationAccepted, ResetPasswordRequest, RoleRequest, RotatedKey, ServiceTokenRequest,
-    ServiceTokenResponse, SessionView, StatusRequest, TokenRequest, TokenResponse, UpdateProfileRequest, UserView,
+    AddressBook, AddressRequest, AddressView, AuditEventView, ChangePasswordRequest, EmailRequest, LoginRequest,
+    PasswordConfirmation, RefreshRequest, RegisterRequest, RegistrationAccepted, ResetPasswordRequest, RoleRequest,
+    RotatedKey, ServiceTokenRequest, ServiceTokenResponse, SessionView, StatusRequest, TokenRequest, TokenResponse,
+    UpdateProfileRequest, UserView,
 };
 use platform::auth::AuthUser;
 use platform::client::InProcessCall;
@@ -27,7 +28,7 @@ use uuid::Uuid;
 
 use crate::domain::{LoginThrottle, Role, UserStatus};
 use crate::service::{ClientInfo, IdentityError, IdentityService, IssuedTokens, Registration};
-use crate::store::{AuditEvent, AuditFilter, Session, User, UserFilter};
+use crate::store::{AddressRecord, AuditEvent, AuditFilter, Session, User, UserFilter};
 
 type Svc = State<Arc<IdentityService>>;
 type ApiResult<T> = Result<T, Problem>;
@@ -374,6 +375,83 @@ pub async fn revoke_my_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+fn address_view(r: AddressRecord) -> AddressView {
+    AddressView {
+        id: r.id,
+        label: r.label,
+        address: r.address.to_raw(),
+        is_default: r.is_default,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+/// The caller's address book, the default first.
+#[utoipa::path(get, path = "/api/v1/users/me/addresses", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "Saved addresses", body = AddressBook)))]
+pub async fn my_addresses(State(svc): Svc, auth: AuthUser) -> ApiResult<Json<AddressBook>> {
+    let items = svc.addresses(&auth).await?.into_iter().map(address_view).collect();
+    Ok(Json(AddressBook {
+        items,
+        limit: crate::domain::MAX_SAVED_ADDRESSES,
+    }))
+}
+
+/// Saves an address. The first one becomes the default; `default: true` moves the mark to it.
+#[utoipa::path(post, path = "/api/v1/users/me/addresses", tag = "users", security(("bearer" = [])), request_body = AddressRequest,
+    responses((status = 201, description = "Saved", body = AddressView),
+        (status = 409, description = "The address book is full", body = Problem),
+        (status = 422, description = "A field is invalid (`label`, `address.<field>`)", body = Problem)))]
+pub async fn add_address(
+    State(svc): Svc,
+    auth: AuthUser,
+    Json(req): Json<AddressRequest>,
+) -> ApiResult<(StatusCode, Json<AddressView>)> {
+    let saved = svc.add_address(&auth, &req).await?;
+    Ok((StatusCode::CREATED, Json(address_view(saved))))
+}
+
+/// Replaces one of the caller's addresses; orders placed with it keep their own copy.
+#[utoipa::path(put, path = "/api/v1/users/me/addresses/{id}", tag = "users", security(("bearer" = [])), request_body = AddressRequest,
+    params(("id" = Uuid, Path, description = "Address id")),
+    responses((status = 200, description = "Replaced", body = AddressView),
+        (status = 404, description = "No such address in the caller's book", body = Problem),
+        (status = 422, description = "A field is invalid (`label`, `address.<field>`)", body = Problem)))]
+pub async fn replace_address(
+    State(svc): Svc,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    Json(req): Json<AddressRequest>,
+) -> ApiResult<Json<AddressView>> {
+    let id = parse_id(&id)?;
+    Ok(Json(address_view(svc.replace_address(&auth, id, &req).await?)))
+}
+
+/// Removes one of the caller's addresses. Removing the default passes the mark to the most
+/// recently added address left.
+#[utoipa::path(delete, path = "/api/v1/users/me/addresses/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Address id")),
+    responses((status = 204, description = "Removed"),
+        (status = 404, description = "No such address in the caller's book", body = Problem)))]
+pub async fn remove_address(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    svc.remove_address(&auth, parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Makes one of the caller's addresses the default.
+#[utoipa::path(post, path = "/api/v1/users/me/addresses/{id}/default", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Address id")),
+    responses((status = 200, description = "Now the default", body = AddressView),
+        (status = 404, description = "No such address in the caller's book", body = Problem)))]
+pub async fn make_default_address(
+    State(svc): Svc,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AddressView>> {
+    let id = parse_id(&id)?;
+    Ok(Json(address_view(svc.make_default_address(&auth, id).await?)))
+}
+
 /// `ids=a,b,c`: account ids, at most [`pagination::MAX_LIMIT`] of them.
 fn parse_ids(text: &str) -> ApiResult<Vec<Uuid>> {
     let ids = text
@@ -573,6 +651,9 @@ pub fn routes() -> OpenApiRouter<Arc<IdentityService>> {
         .routes(routes!(change_password))
         .routes(routes!(my_sessions))
         .routes(routes!(revoke_my_session))
+        .routes(routes!(my_addresses, add_address))
+        .routes(routes!(replace_address, remove_address))
+        .routes(routes!(make_default_address))
         .routes(routes!(list_users))
         .routes(routes!(get_user))
         .routes(routes!(set_role))

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use contracts::api::ordering::RawAddress;
+use contracts::kernel::PostalAddress;
 use platform::FieldError;
 use time::OffsetDateTime;
 
@@ -30,6 +32,48 @@ impl DisplayName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Addresses one shopper may keep: enough for home, work, family and a holiday flat, few
+/// enough that the checkout's list stays short and a script cannot fill the table.
+pub const MAX_SAVED_ADDRESSES: usize = 20;
+
+/// An address for the address book: an optional label ("Home", at most 40 characters) and the
+/// kernel's postal address rules (any well-formed country: where the shop ships is ordering's
+/// rule, checked when an order uses the address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedAddress {
+    pub label: Option<String>,
+    pub address: PostalAddress,
+}
+
+impl SavedAddress {
+    /// Checks the label (`label`) and every address field (`address.<field>`).
+    pub fn parse(label: Option<&str>, raw: &RawAddress) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let label = match label.map(str::trim).filter(|l| !l.is_empty()) {
+            Some(l) if l.chars().count() > 40 => {
+                errors.push(FieldError::new("label", "must be at most 40 characters"));
+                None
+            }
+            Some(l) if l.chars().any(char::is_control) => {
+                errors.push(FieldError::new("label", "may not contain control characters"));
+                None
+            }
+            l => l.map(str::to_owned),
+        };
+        let address = PostalAddress::parse(raw, |_| Ok(())).map_err(|failed| {
+            errors.extend(
+                failed
+                    .into_iter()
+                    .map(|e| FieldError::new(format!("address.{}", e.field), e.message)),
+            );
+        });
+        match address {
+            Ok(address) if errors.is_empty() => Ok(Self { label, address }),
+            _ => Err(errors),
+        }
     }
 }
 
@@ -355,5 +399,28 @@ mod tests {
             errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
             ["email", "name"]
         );
+    }
+
+    #[test]
+    fn saved_addresses_name_the_failing_fields() {
+        let raw = RawAddress {
+            name: "Ada".into(),
+            line1: "1 Way".into(),
+            city: "".into(),
+            postal_code: "N1".into(),
+            country: "Narnia".into(),
+            ..RawAddress::default()
+        };
+        let errors = SavedAddress::parse(Some(&"x".repeat(41)), &raw).expect_err("invalid");
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["label", "address.city", "address.country"]);
+        let ok = RawAddress {
+            city: "London".into(),
+            country: "gb".into(),
+            ..raw
+        };
+        let saved = SavedAddress::parse(Some("  "), &ok).expect("valid");
+        assert_eq!(saved.label, None, "a blank label is no label");
+        assert_eq!(saved.address.country.as_str(), "GB");
     }
 }

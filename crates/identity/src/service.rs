@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use contracts::api::identity::AddressRequest;
 use contracts::events::identity as events;
 use platform::auth::{AUDIENCE, AccessClaims, AuthUser, ISSUER};
 use platform::events::{Event, Outbox};
@@ -13,14 +14,14 @@ use uuid::Uuid;
 
 use crate::IdentityConfig;
 use crate::domain::{
-    DisplayName, Email, LoginThrottle, RefreshDecision, RefreshState, Role, TokenLifetimes, TokenPurpose, UserId,
-    UserStatus, Validation, check_new_password, decide_refresh, throttle,
+    DisplayName, Email, LoginThrottle, MAX_SAVED_ADDRESSES, RefreshDecision, RefreshState, Role, SavedAddress,
+    TokenLifetimes, TokenPurpose, UserId, UserStatus, Validation, check_new_password, decide_refresh, throttle,
 };
 use crate::keys::KeyRing;
 use crate::passwords::PasswordHasher;
 use crate::store::{
-    AuditEvent, AuditFilter, IdentityStore, LoginAttempt, LoginFailures, LoginOutcome, NewRefreshToken, Session,
-    StoreError, User, UserFilter,
+    AddressRecord, AuditEvent, AuditFilter, IdentityStore, LoginAttempt, LoginFailures, LoginOutcome, NewRefreshToken,
+    Session, StoreError, User, UserFilter,
 };
 use crate::tokens::OpaqueToken;
 
@@ -68,6 +69,9 @@ impl From<StoreError> for IdentityError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::DuplicateEmail => Self::EmailTaken,
+            StoreError::AddressBookFull(held) => Self::Conflict(format!(
+                "the address book is full ({held} addresses); remove one before adding another"
+            )),
             StoreError::VersionMismatch => Self::VersionMismatch,
             StoreError::NotFound => Self::NotFound("user"),
             other => Self::Internal(other.into()),
@@ -76,6 +80,14 @@ impl From<StoreError> for IdentityError {
 }
 
 pub type IdResult<T> = Result<T, IdentityError>;
+
+/// An address that is not the caller's is as absent as one that does not exist.
+fn address_error(e: StoreError) -> IdentityError {
+    match e {
+        StoreError::NotFound => IdentityError::NotFound("address"),
+        other => other.into(),
+    }
+}
 
 /// Who is calling, for sessions and the audit log.
 #[derive(Debug, Clone)]
@@ -843,6 +855,65 @@ impl IdentityService {
         event.user_id = Some(user.id.0);
         self.record(event).await;
         Ok(())
+    }
+
+    /// The caller's address book.
+    pub async fn addresses(&self, auth: &AuthUser) -> IdResult<Vec<AddressRecord>> {
+        let user = self.current_user(auth).await?;
+        Ok(self.store.addresses(user.id).await?)
+    }
+
+    /// Saves an address in the caller's book.
+    pub async fn add_address(&self, auth: &AuthUser, req: &AddressRequest) -> IdResult<AddressRecord> {
+        let saved = SavedAddress::parse(req.label.as_deref(), &req.address).map_err(IdentityError::Validation)?;
+        let user = self.current_user(auth).await?;
+        let now = platform::clock::now();
+        let record = AddressRecord {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            label: saved.label,
+            address: saved.address,
+            is_default: req.default,
+            created_at: now,
+            updated_at: now,
+        };
+        Ok(self.store.add_address(&record, MAX_SAVED_ADDRESSES).await?)
+    }
+
+    /// Replaces one of the caller's addresses (and makes it the default when asked).
+    pub async fn replace_address(&self, auth: &AuthUser, id: Uuid, req: &AddressRequest) -> IdResult<AddressRecord> {
+        let saved = SavedAddress::parse(req.label.as_deref(), &req.address).map_err(IdentityError::Validation)?;
+        let user = self.current_user(auth).await?;
+        let now = platform::clock::now();
+        let updated = self
+            .store
+            .update_address(user.id, id, saved.label.as_deref(), &saved.address, now)
+            .await
+            .map_err(address_error)?;
+        if req.default && !updated.is_default {
+            return self
+                .store
+                .make_default_address(user.id, id, now)
+                .await
+                .map_err(address_error);
+        }
+        Ok(updated)
+    }
+
+    pub async fn make_default_address(&self, auth: &AuthUser, id: Uuid) -> IdResult<AddressRecord> {
+        let user = self.current_user(auth).await?;
+        self.store
+            .make_default_address(user.id, id, platform::clock::now())
+            .await
+            .map_err(address_error)
+    }
+
+    pub async fn remove_address(&self, auth: &AuthUser, id: Uuid) -> IdResult<()> {
+        let user = self.current_user(auth).await?;
+        self.store
+            .remove_address(user.id, id, platform::clock::now())
+            .await
+            .map_err(address_error)
     }
 
     pub async fn sessions(&self, auth: &AuthUser) -> IdResult<Vec<Session>> {

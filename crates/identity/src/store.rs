@@ -21,6 +21,8 @@ use crate::domain::{Role, TokenPurpose, UserId, UserStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("the address book holds {0} addresses already")]
+    AddressBookFull(usize),
     #[error("a user with this e-mail address already exists")]
     DuplicateEmail,
     #[error("the record was changed by someone else")]
@@ -160,6 +162,18 @@ pub struct SigningKeyRecord {
     pub retired_at: Option<OffsetDateTime>,
 }
 
+/// One address in a shopper's address book.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressRecord {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub label: Option<String>,
+    pub address: contracts::kernel::PostalAddress,
+    pub is_default: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
 #[async_trait::async_trait]
 pub trait IdentityStore: Send + Sync + 'static {
     /// Inserts the user and, in the same transaction, the events announcing it.
@@ -185,10 +199,31 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn mark_email_verified(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()>;
     async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> StoreResult<User>;
     async fn set_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> StoreResult<User>;
-    /// Soft delete: personal data replaced, the row kept for history.
+    /// Soft delete: personal data replaced (the address book emptied), the row kept for history.
     async fn erase_user(&self, id: UserId, placeholder_email: &str, now: OffsetDateTime) -> StoreResult<()>;
     /// Users in id (creation) order after `after`, at most `limit`.
     async fn list_users(&self, filter: &UserFilter, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<User>>;
+
+    /// The user's saved addresses, the default first, then oldest first.
+    async fn addresses(&self, user: UserId) -> StoreResult<Vec<AddressRecord>>;
+    /// Saves `record` for its (live) user unless the book already holds `limit` addresses
+    /// (`AddressBookFull`). The first address is the default whatever `record.is_default` says;
+    /// a new default takes the mark from the old one. Answers the row as stored.
+    async fn add_address(&self, record: &AddressRecord, limit: usize) -> StoreResult<AddressRecord>;
+    /// Replaces the label and address of one of the user's addresses.
+    async fn update_address(
+        &self,
+        user: UserId,
+        id: Uuid,
+        label: Option<&str>,
+        address: &contracts::kernel::PostalAddress,
+        now: OffsetDateTime,
+    ) -> StoreResult<AddressRecord>;
+    /// Makes one of the user's addresses the default (and no other).
+    async fn make_default_address(&self, user: UserId, id: Uuid, now: OffsetDateTime) -> StoreResult<AddressRecord>;
+    /// Removes one of the user's addresses; removing the default passes the mark to the most
+    /// recently added remaining address, so checkout keeps offering one.
+    async fn remove_address(&self, user: UserId, id: Uuid, now: OffsetDateTime) -> StoreResult<()>;
 
     /// Starts a session with its first refresh token, atomically.
     async fn create_session(&self, session: &Session, token: &NewRefreshToken) -> StoreResult<()>;

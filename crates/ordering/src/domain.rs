@@ -6,6 +6,7 @@
 use std::fmt;
 
 use contracts::api::ordering::OrderAction;
+use contracts::kernel::PostalAddress;
 use platform::FieldError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -69,31 +70,8 @@ impl Quantity {
     }
 }
 
-/// An ISO 3166-1 alpha-2 country code (upper case).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Country(String);
-
-impl Country {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let c = raw.trim().to_ascii_uppercase();
-        if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Self(c))
-        } else {
-            Err("must be an ISO 3166-1 alpha-2 code such as DE".into())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Country {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// An ISO 3166-1 alpha-2 country code (the kernel's, shared with identity's address book).
+pub use contracts::kernel::Country;
 
 /// Where an order goes. Built only through [`ShippingAddress::parse`]; an order view shows it as
 /// the published `contracts::api::ordering::ShippingAddress`.
@@ -114,23 +92,6 @@ pub struct ShippingAddress {
 /// An address as the client sent it (published with the checkout request it travels in).
 pub use contracts::api::ordering::RawAddress;
 
-fn text_field(errors: &mut Vec<FieldError>, prefix: &str, name: &str, value: &str, max: usize) -> Option<String> {
-    let v = value.trim();
-    let field = format!("{prefix}.{name}");
-    if v.is_empty() {
-        errors.push(FieldError::new(field, "is required"));
-        None
-    } else if v.chars().count() > max {
-        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
-        None
-    } else if v.chars().any(char::is_control) {
-        errors.push(FieldError::new(field, "may not contain control characters"));
-        None
-    } else {
-        Some(v.to_owned())
-    }
-}
-
 /// Only the destination country was given (a quote before the address is typed): every other
 /// field is absent or blank.
 pub fn is_country_only(raw: &RawAddress) -> bool {
@@ -143,77 +104,43 @@ pub fn is_country_only(raw: &RawAddress) -> bool {
         && raw.phone.as_deref().is_none_or(blank)
 }
 
+fn not_shipped_to(c: &Country) -> String {
+    format!("we do not ship to {c}")
+}
+
 /// A destination country (reported as `<prefix>.country`); `supported` says whether we ship there.
 pub fn parse_destination(raw: &str, prefix: &str, supported: impl Fn(&Country) -> bool) -> Result<Country, FieldError> {
     match Country::parse(raw) {
         Ok(c) if supported(&c) => Ok(c),
-        Ok(c) => Err(FieldError::new(
-            format!("{prefix}.country"),
-            format!("we do not ship to {c}"),
-        )),
+        Ok(c) => Err(FieldError::new(format!("{prefix}.country"), not_shipped_to(&c))),
         Err(m) => Err(FieldError::new(format!("{prefix}.country"), m)),
     }
 }
 
 impl ShippingAddress {
-    /// Checks every field (reported as `<prefix>.<field>`); `supported` says whether the country is
-    /// a destination we ship to.
+    /// Checks every field (reported as `<prefix>.<field>`) by the kernel's address rules;
+    /// `supported` says whether the country is a destination we ship to.
     pub fn parse(
         raw: &RawAddress,
         prefix: &str,
         supported: impl Fn(&Country) -> bool,
     ) -> Result<Self, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let name = text_field(&mut errors, prefix, "name", &raw.name, 100);
-        let line1 = text_field(&mut errors, prefix, "line1", &raw.line1, 200);
-        let line2 = match raw.line2.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(v) => text_field(&mut errors, prefix, "line2", v, 200),
-        };
-        let city = text_field(&mut errors, prefix, "city", &raw.city, 100);
-        let postal_code = text_field(&mut errors, prefix, "postal_code", &raw.postal_code, 16);
-        if let Some(code) = &postal_code
-            && !code.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
-        {
-            errors.push(FieldError::new(
-                format!("{prefix}.postal_code"),
-                "may only contain letters, digits, spaces and '-'",
-            ));
-        }
-        let country = parse_destination(&raw.country, prefix, supported)
-            .map_err(|e| errors.push(e))
-            .ok();
-        let phone = match raw.phone.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(p) => {
-                let digits = p.chars().filter(char::is_ascii_digit).count();
-                let allowed = p
-                    .chars()
-                    .enumerate()
-                    .all(|(i, c)| c.is_ascii_digit() || " -()/".contains(c) || (c == '+' && i == 0));
-                if allowed && (6..=15).contains(&digits) && p.len() <= 32 {
-                    Some(p.to_owned())
-                } else {
-                    errors.push(FieldError::new(
-                        format!("{prefix}.phone"),
-                        "must be a phone number: 6 to 15 digits, optionally +, spaces, '-', '(', ')', '/'",
-                    ));
-                    None
-                }
-            }
-        };
-        match (name, line1, city, postal_code, country) {
-            (Some(name), Some(line1), Some(city), Some(postal_code), Some(country)) if errors.is_empty() => Ok(Self {
-                name,
-                line1,
-                line2,
-                city,
-                postal_code,
-                country,
-                phone,
-            }),
-            _ => Err(errors),
-        }
+        let checked = PostalAddress::parse(raw, |c| if supported(c) { Ok(()) } else { Err(not_shipped_to(c)) })
+            .map_err(|errors| {
+                errors
+                    .into_iter()
+                    .map(|e| FieldError::new(format!("{prefix}.{}", e.field), e.message))
+                    .collect::<Vec<_>>()
+            })?;
+        Ok(Self {
+            name: checked.name,
+            line1: checked.line1,
+            line2: checked.line2,
+            city: checked.city,
+            postal_code: checked.postal_code,
+            country: checked.country,
+            phone: checked.phone,
+        })
     }
 }
 

@@ -279,3 +279,43 @@ mod tests {
         assert!(serde_json::from_value::<RoleRequest>(unknown_role).is_err());
     }
 }
+
+/// An address to save in (or replace in) the caller's address book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressRequest {
+    /// A name for the shopper's own use ("Home", "Work"), at most 40 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Home")]
+    pub label: Option<String>,
+    /// The address, in the shape checkout takes (`shipping_address`).
+    pub address: crate::api::ordering::RawAddress,
+    /// Make it the default. The first address is the default anyway; on a replace, `false`
+    /// leaves the mark where it is.
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// One address of the caller's address book. `address` can be sent as a checkout's
+/// `shipping_address` as it is; the order keeps its own copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AddressView {
+    pub id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub address: crate::api::ordering::RawAddress,
+    /// The address checkout offers first; exactly one address of a non-empty book is the default.
+    pub is_default: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The caller's address book: the default first, then oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AddressBook {
+    pub items: Vec<AddressView>,
+    /// How many addresses the book may hold.
+    pub limit: usize,
+}

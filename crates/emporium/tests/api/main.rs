@@ -12,6 +12,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod address_book;
 mod binary;
 mod browser;
 mod cart;

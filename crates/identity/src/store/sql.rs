@@ -8,9 +8,11 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use contracts::kernel::{Country, PostalAddress};
+
 use super::{
-    AuditEvent, AuditFilter, IdentityStore, LoginAttempt, LoginFailures, LoginOutcome, NewRefreshToken, RefreshToken,
-    Session, SigningKeyRecord, StoreError, StoreResult, ThrottleRule, User, UserFilter,
+    AddressRecord, AuditEvent, AuditFilter, IdentityStore, LoginAttempt, LoginFailures, LoginOutcome, NewRefreshToken,
+    RefreshToken, Session, SigningKeyRecord, StoreError, StoreResult, ThrottleRule, User, UserFilter,
 };
 use crate::domain::{FailureWindow, Role, TokenPurpose, UserId, UserStatus};
 
@@ -90,6 +92,69 @@ impl TryFrom<UserRow> for User {
             version: r.version,
         })
     }
+}
+
+const ADDRESS_COLUMNS: &str =
+    "id, user_id, label, name, line1, line2, city, postal_code, country, phone, is_default, created_at, updated_at";
+
+#[derive(FromRow)]
+struct AddressRow {
+    id: Uuid,
+    user_id: Uuid,
+    label: Option<String>,
+    name: String,
+    line1: String,
+    line2: Option<String>,
+    city: String,
+    postal_code: String,
+    country: String,
+    phone: Option<String>,
+    is_default: bool,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<AddressRow> for AddressRecord {
+    type Error = StoreError;
+    fn try_from(r: AddressRow) -> Result<Self, Self::Error> {
+        Ok(AddressRecord {
+            id: r.id,
+            user_id: UserId(r.user_id),
+            label: r.label,
+            address: PostalAddress {
+                name: r.name,
+                line1: r.line1,
+                line2: r.line2,
+                city: r.city,
+                postal_code: r.postal_code,
+                country: Country::parse(&r.country)
+                    .map_err(|e| StoreError::Corrupt(format!("address country: {e}")))?,
+                phone: r.phone,
+            },
+            is_default: r.is_default,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// Locks a live user's row for the rest of `tx` (`NotFound` for an unknown or deleted user).
+async fn lock_live_user<DB>(tx: &mut sqlx::Transaction<'_, DB>, user: UserId) -> StoreResult<()>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    DB::QueryResult: RowsAffected,
+{
+    let touched = sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1 AND status <> 'deleted'")
+        .bind(user.0)
+        .execute(&mut **tx)
+        .await?;
+    if touched.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 #[derive(FromRow)]
@@ -231,6 +296,7 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
     for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> &'q str: ColumnIndex<DB::Row>,
     usize: ColumnIndex<DB::Row>,
     DB::QueryResult: RowsAffected,
@@ -372,6 +438,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "erase_user"))]
     async fn erase_user(&self, id: UserId, placeholder_email: &str, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET status = 'deleted', email = $2, name = 'deleted user', password_hash = '!',
                     updated_at = $3, version = version + 1
@@ -380,11 +447,158 @@ where
         .bind(id.0)
         .bind(placeholder_email)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        sqlx::query("DELETE FROM addresses WHERE user_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "addresses"))]
+    async fn addresses(&self, user: UserId) -> StoreResult<Vec<AddressRecord>> {
+        let rows = sqlx::query_as::<_, AddressRow>(sql(format!(
+            "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE user_id = $1
+             ORDER BY CASE WHEN is_default THEN 0 ELSE 1 END, created_at, id"
+        )))
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(AddressRecord::try_from).collect()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "add_address"))]
+    async fn add_address(&self, r: &AddressRecord, limit: usize) -> StoreResult<AddressRecord> {
+        let mut tx = self.pool.begin().await?;
+        // Touching the user's row first makes two additions for one user take turns (row lock on
+        // PostgreSQL, the write lock on SQLite), so the count below cannot be stale.
+        lock_live_user(&mut tx, r.user_id).await?;
+        let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM addresses WHERE user_id = $1")
+            .bind(r.user_id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        let held = usize::try_from(held).unwrap_or(usize::MAX);
+        if held >= limit {
+            return Err(StoreError::AddressBookFull(held));
+        }
+        let is_default = r.is_default || held == 0;
+        if is_default {
+            sqlx::query("UPDATE addresses SET is_default = FALSE, updated_at = $2 WHERE user_id = $1 AND is_default")
+                .bind(r.user_id.0)
+                .bind(r.created_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let a = &r.address;
+        let row = sqlx::query_as::<_, AddressRow>(sql(format!(
+            "INSERT INTO addresses (id, user_id, label, name, line1, line2, city, postal_code, country, phone,
+                                    is_default, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+             RETURNING {ADDRESS_COLUMNS}"
+        )))
+        .bind(r.id)
+        .bind(r.user_id.0)
+        .bind(r.label.as_deref())
+        .bind(a.name.as_str())
+        .bind(a.line1.as_str())
+        .bind(a.line2.as_deref())
+        .bind(a.city.as_str())
+        .bind(a.postal_code.as_str())
+        .bind(a.country.as_str())
+        .bind(a.phone.as_deref())
+        .bind(is_default)
+        .bind(r.created_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update_address"))]
+    async fn update_address(
+        &self,
+        user: UserId,
+        id: Uuid,
+        label: Option<&str>,
+        a: &PostalAddress,
+        now: OffsetDateTime,
+    ) -> StoreResult<AddressRecord> {
+        sqlx::query_as::<_, AddressRow>(sql(format!(
+            "UPDATE addresses SET label = $3, name = $4, line1 = $5, line2 = $6, city = $7, postal_code = $8,
+                                  country = $9, phone = $10, updated_at = $11
+             WHERE user_id = $1 AND id = $2
+             RETURNING {ADDRESS_COLUMNS}"
+        )))
+        .bind(user.0)
+        .bind(id)
+        .bind(label)
+        .bind(a.name.as_str())
+        .bind(a.line1.as_str())
+        .bind(a.line2.as_deref())
+        .bind(a.city.as_str())
+        .bind(a.postal_code.as_str())
+        .bind(a.country.as_str())
+        .bind(a.phone.as_deref())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "make_default_address"))]
+    async fn make_default_address(&self, user: UserId, id: Uuid, now: OffsetDateTime) -> StoreResult<AddressRecord> {
+        let mut tx = self.pool.begin().await?;
+        // Two statements, old mark off then new mark on: the unique index is checked row by row,
+        // so one UPDATE swapping both could trip it on PostgreSQL.
+        sqlx::query(
+            "UPDATE addresses SET is_default = FALSE, updated_at = $3 WHERE user_id = $1 AND is_default AND id <> $2",
+        )
+        .bind(user.0)
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query_as::<_, AddressRow>(sql(format!(
+            "UPDATE addresses SET is_default = TRUE, updated_at = $3 WHERE user_id = $1 AND id = $2
+             RETURNING {ADDRESS_COLUMNS}"
+        )))
+        .bind(user.0)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "remove_address"))]
+    async fn remove_address(&self, user: UserId, id: Uuid, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let was_default: bool =
+            sqlx::query_scalar("DELETE FROM addresses WHERE user_id = $1 AND id = $2 RETURNING is_default")
+                .bind(user.0)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        if was_default {
+            sqlx::query(
+                "UPDATE addresses SET is_default = TRUE, updated_at = $2
+                 WHERE id = (SELECT id FROM addresses WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1)",
+            )
+            .bind(user.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
