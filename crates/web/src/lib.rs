@@ -12,6 +12,7 @@ pub mod account;
 pub mod admin;
 pub mod api;
 pub mod assets;
+pub mod countries;
 pub mod error;
 pub mod forms;
 pub mod render;

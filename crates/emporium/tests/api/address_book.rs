@@ -6,8 +6,6 @@ use test_support::app::TestApp;
 use test_support::requests::*;
 use test_support::shop::*;
 
-use crate::on_both_backends;
-
 on_both_backends!(
     saved_addresses_keep_one_default_and_feed_checkout,
     bad_addresses_are_refused_naming_the_field,

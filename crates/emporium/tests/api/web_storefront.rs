@@ -419,3 +419,139 @@ async fn saved_cards_are_listed_and_removed_on_the_account_page() {
     let cards = json_of(app.get_auth("/api/v1/payments/methods", &token).await, 200).await;
     assert_eq!(cards["items"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_book_page_feeds_checkout_and_checkout_saves_a_new_address() {
+    let Some(app) = sqlite().await else { return };
+    let admin = app.admin().await;
+    product(&app, &admin.access, "WEB-ADDR-1", 2000, 5).await;
+    let browser = browser();
+    let token = signed_in_with_token(&app, &browser, "web-addresses@example.com").await;
+
+    let (status, page) = get_page(&browser, &app, "/account/addresses").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("No saved addresses yet"), "{page}");
+    let csrf_token = csrf(&page);
+    let typed = |label: &'static str, line1: &'static str, city: &'static str, default: bool| {
+        let mut fields = vec![
+            ("_csrf", csrf_token.clone()),
+            ("label", label.to_owned()),
+            ("name", "Ada Lovelace".to_owned()),
+            ("line1", line1.to_owned()),
+            ("city", city.to_owned()),
+            ("postal_code", "10115".to_owned()),
+            ("country", "DE".to_owned()),
+        ];
+        if default {
+            fields.push(("default", "on".to_owned()));
+        }
+        fields
+    };
+    let as_pairs = |fields: &[(&'static str, String)]| -> Vec<(&'static str, String)> { fields.to_vec() };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let (browser, app) = (&browser, &app);
+        async move {
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(browser, app, "/account/addresses", &pairs).await
+        }
+    };
+
+    // A missing city comes back on its input with what was typed kept.
+    let r = post(as_pairs(&typed("Home", "Hauptstraße 1", "", false))).await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.expect("body");
+    assert!(html.contains(r#"data-testid="error-city""#), "{html}");
+    assert!(html.contains(r#"value="Hauptstraße 1""#), "{html}");
+
+    let r = post(as_pairs(&typed("Home", "Hauptstraße 1", "Berlin", false))).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/account/addresses");
+    let r = post(as_pairs(&typed("Work", "Friedrichstraße 100", "Berlin", true))).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = get_page(&browser, &app, "/account/addresses").await;
+    assert_eq!(page.matches(r#"data-testid="address""#).count(), 2, "{page}");
+    assert_eq!(page.matches(r#"data-testid="default-address""#).count(), 1, "{page}");
+
+    // Checkout starts from the default address and offers the others.
+    post_auth(
+        &app,
+        "/api/v1/cart/items",
+        &token,
+        json!({"sku": "WEB-ADDR-1", "quantity": 1}),
+    )
+    .await;
+    let (status, page) = get_page(&browser, &app, "/checkout").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(r#"value="Friedrichstraße 100""#), "{page}");
+    assert_eq!(page.matches(r#"data-testid="saved-address""#).count(), 2, "{page}");
+    let book = json_of(app.get_auth("/api/v1/users/me/addresses", &token).await, 200).await;
+    let home = book["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|a| a["label"] == "Home")
+        .expect("home")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (_, page) = get_page(&browser, &app, &format!("/checkout?address={home}")).await;
+    assert!(page.contains(r#"value="Hauptstraße 1""#), "{page}");
+    assert!(!page.contains(r#"value="Friedrichstraße 100""#), "{page}");
+
+    // Placing with a new address and "Save this address" adds it to the book, once.
+    let pm = test_support::shop::card(&app, &token, SUCCESS_CARD).await;
+    let form = [
+        ("_csrf", csrf(&page)),
+        ("idempotency_key", hidden(&page, "idempotency_key")),
+        ("expected_total", hidden(&page, "expected_total")),
+        ("expected_currency", "EUR".to_owned()),
+        ("action", "place".to_owned()),
+        ("name", "Ada Lovelace".to_owned()),
+        ("line1", "Unter den Linden 5".to_owned()),
+        ("city", "Berlin".to_owned()),
+        ("postal_code", "10117".to_owned()),
+        ("country", "DE".to_owned()),
+        ("shipping_method", "standard".to_owned()),
+        ("payment_method", pm),
+        ("save_address", "on".to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = post_form(&browser, &app, "/checkout", &pairs).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let book = json_of(app.get_auth("/api/v1/users/me/addresses", &token).await, 200).await;
+    let lines: Vec<&str> = book["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|a| a["address"]["line1"].as_str().expect("line1"))
+        .collect();
+    assert_eq!(
+        lines,
+        ["Friedrichstraße 100", "Hauptstraße 1", "Unter den Linden 5"],
+        "{book}"
+    );
+
+    // Removing and re-marking through the page.
+    let (_, page) = get_page(&browser, &app, "/account/addresses").await;
+    let r = post_form(
+        &browser,
+        &app,
+        &format!("/account/addresses/{home}/default"),
+        &[("_csrf", &csrf(&page))],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let r = post_form(
+        &browser,
+        &app,
+        &format!("/account/addresses/{home}/remove"),
+        &[("_csrf", &csrf(&page))],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let book = json_of(app.get_auth("/api/v1/users/me/addresses", &token).await, 200).await;
+    assert_eq!(book["items"].as_array().expect("items").len(), 2, "{book}");
+    assert_eq!(book["items"][0]["is_default"], true, "{book}");
+    let (status, _) = get_page(&browser, &app, "/account/addresses/not-an-id/remove").await;
+    assert_eq!(status, 405, "removing is a POST");
+}

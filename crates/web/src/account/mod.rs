@@ -4,6 +4,7 @@
 //! notifications'; these pages collect input, call the APIs and show their answers as sentences
 //! next to the inputs they are about.
 
+mod addresses;
 mod cards;
 mod recovery;
 mod settings;
@@ -44,6 +45,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     template!("account/notifications.html"),
     template!("account/delete.html"),
     template!("account/cards.html"),
+    template!("account/addresses.html"),
 ];
 
 pub fn routes() -> Router<WebState> {
@@ -54,6 +56,7 @@ pub fn routes() -> Router<WebState> {
         .merge(recovery::routes())
         .merge(settings::routes())
         .merge(cards::routes())
+        .merge(addresses::routes())
 }
 
 /// Shortest password identity accepts; checked here too so an obviously short one is explained

@@ -15,9 +15,10 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use contracts::api::cart::{AddItemRequest, SetQuantityRequest};
+use contracts::api::identity::{AddressBook, AddressRequest, AddressView};
 use contracts::api::money::{MoneyInput, MoneyView};
 use contracts::api::ordering::{CheckoutRequest, OrderStatus, OrderView, QuoteView, RawAddress, ShippingMethods};
 use contracts::api::payments::{CreateMethodRequest, MethodList, MethodView};
@@ -30,6 +31,9 @@ use serde_json::json;
 use super::cart::load_cart;
 use super::present;
 use crate::api::Api;
+use crate::countries::{country_name, country_options};
+
+const ADDRESS_BOOK: &str = "/api/v1/users/me/addresses";
 use crate::forms::{FieldErrors, Form, Refusal, RefusedField};
 use crate::render::{format_money, page_with_status, value_of};
 use crate::{PageError, Session, WebState};
@@ -72,88 +76,14 @@ pub struct CheckoutForm {
     /// "Save this card for next time" (a checkbox: present when ticked).
     #[serde(default)]
     save_card: String,
+    /// "Save this address to my address book" (a checkbox: present when ticked).
+    #[serde(default)]
+    save_address: String,
     /// The total shown next to the button (minor units of `expected_currency`).
     #[serde(default)]
     expected_total: String,
     #[serde(default)]
     expected_currency: String,
-}
-
-/// The shopper's countries by name. Codes not listed here show as the code.
-const COUNTRY_NAMES: &[(&str, &str)] = &[
-    ("AD", "Andorra"),
-    ("AT", "Austria"),
-    ("AU", "Australia"),
-    ("BE", "Belgium"),
-    ("BG", "Bulgaria"),
-    ("BR", "Brazil"),
-    ("CA", "Canada"),
-    ("CH", "Switzerland"),
-    ("CN", "China"),
-    ("CY", "Cyprus"),
-    ("CZ", "Czechia"),
-    ("DE", "Germany"),
-    ("DK", "Denmark"),
-    ("EE", "Estonia"),
-    ("ES", "Spain"),
-    ("FI", "Finland"),
-    ("FR", "France"),
-    ("GB", "United Kingdom"),
-    ("GR", "Greece"),
-    ("HR", "Croatia"),
-    ("HU", "Hungary"),
-    ("IE", "Ireland"),
-    ("IN", "India"),
-    ("IS", "Iceland"),
-    ("IT", "Italy"),
-    ("JP", "Japan"),
-    ("LI", "Liechtenstein"),
-    ("LT", "Lithuania"),
-    ("LU", "Luxembourg"),
-    ("LV", "Latvia"),
-    ("MC", "Monaco"),
-    ("MT", "Malta"),
-    ("MX", "Mexico"),
-    ("NL", "Netherlands"),
-    ("NO", "Norway"),
-    ("NZ", "New Zealand"),
-    ("PL", "Poland"),
-    ("PT", "Portugal"),
-    ("RO", "Romania"),
-    ("SE", "Sweden"),
-    ("SI", "Slovenia"),
-    ("SK", "Slovakia"),
-    ("TR", "Türkiye"),
-    ("UA", "Ukraine"),
-    ("US", "United States"),
-];
-
-/// "NL" → "Netherlands"; an unknown code stays as it is.
-fn country_name(code: &str) -> String {
-    COUNTRY_NAMES
-        .iter()
-        .find(|(c, _)| c.eq_ignore_ascii_case(code))
-        .map_or_else(|| code.to_owned(), |(_, name)| (*name).to_owned())
-}
-
-/// A destination in the country list.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-struct CountryOption {
-    name: String,
-    code: String,
-}
-
-/// The destinations, by name.
-fn country_options(codes: &[String]) -> Vec<CountryOption> {
-    let mut options: Vec<CountryOption> = codes
-        .iter()
-        .map(|c| CountryOption {
-            name: country_name(c),
-            code: c.clone(),
-        })
-        .collect();
-    options.sort();
-    options
 }
 
 fn new_idempotency_key() -> String {
@@ -409,10 +339,12 @@ async fn render(
     outcome: Outcome,
 ) -> Result<Response, PageError> {
     let api = web.api(session);
-    let (cart, methods, cards) = tokio::join!(
+    let (cart, methods, cards, book) = tokio::join!(
         load_cart(&api, session),
         api.get_json::<ShippingMethods>("ordering", "/api/v1/orders/shipping-methods"),
         api.get_json::<MethodList>("payments", "/api/v1/payments/methods"),
+        // Boxed: four calls in one join make every caller's future too large to move around.
+        Box::pin(address_book(&api)),
     );
     let (cart, methods, cards) = (cart?, methods?, cards?.items);
     let Some(cart) = cart.filter(|c| !c.items.is_empty()) else {
@@ -467,6 +399,7 @@ async fn render(
             currency => methods.currency.clone(),
             countries => value_of(country_options(countries)),
             cards => value_of(&cards),
+            addresses => value_of(saved_address_options(&book, countries)),
             quote => value_of(&quote),
             figures => value_of(&figures),
             quote_error => quote_error,
@@ -485,6 +418,7 @@ async fn render(
                 coupon => form.coupon,
                 payment_method => payment_method,
                 save_card => !form.save_card.is_empty(),
+                save_address => !form.save_address.is_empty(),
                 exp_month => form.exp_month,
                 exp_year => form.exp_year,
             },
@@ -492,11 +426,41 @@ async fn render(
     )
 }
 
-pub async fn show(State(web): State<WebState>, session: Session) -> Result<Response, PageError> {
+/// `/checkout?address=<id>`: start from that saved address instead of the default.
+#[derive(Debug, Default, Deserialize)]
+pub struct ShowQuery {
+    #[serde(default)]
+    address: Option<String>,
+}
+
+pub async fn show(
+    State(web): State<WebState>,
+    session: Session,
+    Query(query): Query<ShowQuery>,
+) -> Result<Response, PageError> {
     let user = session.require_user()?;
-    let form = CheckoutForm {
-        name: user.name,
-        ..CheckoutForm::default()
+    let book = address_book(&web.api(&session)).await;
+    let chosen = match query.address.as_deref() {
+        Some(id) => book.iter().find(|a| a.id.to_string() == id),
+        None => book.iter().find(|a| a.is_default),
+    };
+    let form = match chosen {
+        Some(saved) => {
+            let a = &saved.address;
+            CheckoutForm {
+                name: a.name.clone(),
+                line1: a.line1.clone(),
+                line2: a.line2.clone().unwrap_or_default(),
+                city: a.city.clone(),
+                postal_code: a.postal_code.clone(),
+                country: a.country.clone(),
+                ..CheckoutForm::default()
+            }
+        }
+        None => CheckoutForm {
+            name: user.name,
+            ..CheckoutForm::default()
+        },
     };
     let outcome = Outcome {
         errors: FieldErrors::new(),
@@ -591,6 +555,9 @@ pub async fn submit(
     match reply.status {
         s if s.is_success() => {
             let order: OrderView = api.decode(reply)?;
+            if !form.save_address.is_empty() {
+                save_address(&api, &session, &body.shipping_address).await;
+            }
             // An order view is large: its future goes on the heap.
             Box::pin(placed(&web, &session, form, order)).await
         }
@@ -611,6 +578,92 @@ pub async fn submit(
             render(&web, &session, form, outcome).await
         }
         _ => Err(api.error_for(&reply)),
+    }
+}
+
+/// The shopper's saved addresses; none when identity cannot answer now (checkout still works,
+/// with the address typed).
+async fn address_book(api: &Api<'_>) -> Vec<AddressView> {
+    match api.get_json::<AddressBook>("identity", ADDRESS_BOOK).await {
+        Ok(book) => book.items,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the address book for checkout");
+            Vec::new()
+        }
+    }
+}
+
+/// A saved address as checkout lists it: where the shop does not ship, it is shown but cannot
+/// be used.
+#[derive(Debug, Serialize)]
+struct SavedAddressOption<'a> {
+    id: String,
+    title: &'a str,
+    summary: String,
+    is_default: bool,
+    shipped_to: bool,
+}
+
+fn saved_address_options<'a>(book: &'a [AddressView], countries: &[String]) -> Vec<SavedAddressOption<'a>> {
+    book.iter()
+        .map(|saved| {
+            let a = &saved.address;
+            SavedAddressOption {
+                id: saved.id.to_string(),
+                title: saved.label.as_deref().unwrap_or(&a.name),
+                summary: format!(
+                    "{}, {} {}, {}",
+                    a.line1,
+                    a.postal_code,
+                    a.city,
+                    country_name(&a.country)
+                ),
+                is_default: saved.is_default,
+                shipped_to: countries.iter().any(|c| c.eq_ignore_ascii_case(&a.country)),
+            }
+        })
+        .collect()
+}
+
+/// Whether two addresses are the same place for the same person (the book's copy is trimmed
+/// and its country upper-cased; what was typed may not be).
+fn same_address(saved: &RawAddress, typed: &RawAddress) -> bool {
+    let same = |a: &str, b: &str| a.trim() == b.trim();
+    let same_opt =
+        |a: &Option<String>, b: &Option<String>| same(a.as_deref().unwrap_or(""), b.as_deref().unwrap_or(""));
+    same(&saved.name, &typed.name)
+        && same(&saved.line1, &typed.line1)
+        && same_opt(&saved.line2, &typed.line2)
+        && same(&saved.city, &typed.city)
+        && same(&saved.postal_code, &typed.postal_code)
+        && saved.country.eq_ignore_ascii_case(typed.country.trim())
+}
+
+/// "Save this address": adds the order's address to the book unless it is there already. The
+/// order is placed whatever happens here; a full book is said so on the next page.
+async fn save_address(api: &Api<'_>, session: &Session, address: &RawAddress) {
+    if address_book(api)
+        .await
+        .iter()
+        .any(|a| same_address(&a.address, address))
+    {
+        return;
+    }
+    let request = AddressRequest {
+        label: None,
+        address: address.clone(),
+        default: false,
+    };
+    match api.post("identity", ADDRESS_BOOK, &request).await {
+        Ok(reply) if reply.is_success() => {}
+        Ok(reply) if reply.status == StatusCode::CONFLICT => session.flash(
+            "info",
+            "Your address book is full, so this address was not saved. Remove one under Account → Addresses.",
+        ),
+        Ok(reply) => {
+            tracing::info!(status = %reply.status, detail = reply.problem_detail(), "could not save the checkout address")
+        }
+        Err(e) => tracing::info!(error = %e, "could not save the checkout address"),
     }
 }
 
