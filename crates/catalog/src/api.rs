@@ -25,7 +25,7 @@ use crate::rendered::{Rendered, digest};
 use crate::service::{CatalogService, MODERATOR_ROLES, STAFF_ROLES, Viewer};
 use crate::views::{
     CategoryDetail, CategoryInput, CategoryPatch, CategoryTree, FacetsView, ModerationInput, ProductInput, ProductList,
-    ProductPage, ProductPatch, ProductView, ReviewInput, ReviewPatch, ReviewView, Suggestions,
+    ProductPage, ProductPatch, ProductView, RecommendationList, ReviewInput, ReviewPatch, ReviewView, Suggestions,
 };
 
 type Svc = State<Arc<CatalogService>>;
@@ -383,6 +383,60 @@ pub struct LimitQuery {
     pub limit: Option<u32>,
 }
 
+/// "Customers who bought this also bought": active, in-stock products bought in the same orders
+/// (recency-weighted), then related ones when the order history is thin; each says which.
+#[utoipa::path(get, path = "/api/v1/catalog/products/{id}/recommendations", tag = "catalog",
+    params(("id" = Uuid, Path), LimitQuery),
+    responses((status = 200, description = "Recommended products", body = RecommendationList),
+        (status = 404, description = "No such product", body = Problem),
+        (status = 422, description = "`limit` outside 1 to 50", body = Problem)))]
+pub async fn recommendations(
+    State(svc): Svc,
+    MaybeUser(viewer): MaybeUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<LimitQuery>,
+) -> ApiResult<Response> {
+    let list = svc.recommendations(product_id(&id)?, q.limit, &viewer).await?;
+    cached_read(&headers, &viewer, &list)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendationsForQuery {
+    /// Comma-separated product ids (a cart's), 1 to 50.
+    pub products: String,
+    pub limit: Option<u32>,
+}
+
+/// Recommendations for several products at once (a cart): what was bought with any of them,
+/// none of them themselves.
+#[utoipa::path(get, path = "/api/v1/catalog/recommendations", tag = "catalog",
+    params(RecommendationsForQuery),
+    responses((status = 200, description = "Recommended products", body = RecommendationList),
+        (status = 422, description = "`products` or `limit` invalid", body = Problem)))]
+pub async fn recommendations_for(
+    State(svc): Svc,
+    MaybeUser(viewer): MaybeUser,
+    headers: HeaderMap,
+    Query(q): Query<RecommendationsForQuery>,
+) -> ApiResult<Response> {
+    let ids = q
+        .products
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            Uuid::parse_str(id)
+                .map(ProductId)
+                .map_err(|_| Problem::invalid_field("products", "must be comma-separated product ids (UUIDs)"))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let list = svc.recommendations_for(ids, q.limit).await?;
+    cached_read(&headers, &viewer, &list)
+}
+
 /// Active products in the same category, then ones sharing attribute values.
 #[utoipa::path(get, path = "/api/v1/catalog/products/{id}/related", tag = "catalog",
     params(("id" = Uuid, Path), LimitQuery),
@@ -588,6 +642,8 @@ pub fn routes() -> OpenApiRouter<Arc<CatalogService>> {
         .routes(routes!(products_by_sku))
         .routes(routes!(get_product_by_slug))
         .routes(routes!(related))
+        .routes(routes!(recommendations))
+        .routes(routes!(recommendations_for))
         .routes(routes!(list_reviews, create_review))
         .routes(routes!(update_review, delete_review))
         .routes(routes!(moderate_review))

@@ -505,6 +505,57 @@ pub fn parse_attribute_filter(text: &str) -> Result<(String, String), Problem> {
     Ok((key, value.to_owned()))
 }
 
+// ---- co-purchases ("customers who bought this also bought") ------------------------------------
+
+/// Distinct products of one order that count towards co-purchases. An order of many products
+/// says little about any pair, and each product pairs with every other (n × (n − 1) rows), so
+/// only the first [`Self::MAX`] distinct products count: the cost per order stays bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoughtTogether(Vec<ProductId>);
+
+impl BoughtTogether {
+    pub const MAX: usize = 12;
+
+    /// `None` when fewer than two distinct products remain (nothing to pair).
+    pub fn of(products: impl IntoIterator<Item = ProductId>) -> Option<Self> {
+        let mut seen = HashSet::new();
+        let distinct: Vec<ProductId> = products
+            .into_iter()
+            .filter(|p| seen.insert(*p))
+            .take(Self::MAX)
+            .collect();
+        (distinct.len() >= 2).then_some(Self(distinct))
+    }
+
+    pub fn products(&self) -> &[ProductId] {
+        &self.0
+    }
+
+    /// Every ordered pair of different products: both directions, so each product finds the
+    /// others.
+    pub fn pairs(&self) -> impl Iterator<Item = (ProductId, ProductId)> + '_ {
+        self.0
+            .iter()
+            .flat_map(|a| self.0.iter().filter(move |b| *b != a).map(move |b| (*a, *b)))
+    }
+}
+
+/// Days over which an order's weight halves relative to a newer one.
+pub const CO_PURCHASE_HALF_LIFE_DAYS: f64 = 90.0;
+/// 2026-01-01T00:00:00Z: where weights are 1.
+const CO_PURCHASE_EPOCH_UNIX: i64 = 1_767_225_600;
+
+/// An order's recency weight, 2^(days since 2026-01-01 / 90): an order 90 days newer than
+/// another counts twice as much. Weights only grow with time, so summing them per pair ranks
+/// pairs by recency-weighted count without ever decaying stored rows (f64 holds the growth for
+/// centuries). Kept within [2^-60, 2^600] so a wrong clock cannot make a row infinite.
+pub fn co_purchase_weight(at: time::OffsetDateTime) -> f64 {
+    // Seconds since the epoch are far below 2^53: exact as f64.
+    #[allow(clippy::cast_precision_loss)]
+    let days = (at.unix_timestamp() - CO_PURCHASE_EPOCH_UNIX) as f64 / 86_400.0;
+    (days / CO_PURCHASE_HALF_LIFE_DAYS).clamp(-60.0, 600.0).exp2()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,5 +756,31 @@ mod tests {
         );
         assert!(parse_attribute_filter("color").is_err());
         assert!(parse_attribute_filter(":red").is_err());
+    }
+
+    #[test]
+    fn an_order_pairs_its_distinct_products_both_ways_up_to_a_bound() {
+        let ids: Vec<ProductId> = (0..20).map(|_| ProductId(Uuid::now_v7())).collect();
+        assert_eq!(
+            BoughtTogether::of([ids[0], ids[0]]),
+            None,
+            "one product has nobody to pair with"
+        );
+        let two = BoughtTogether::of([ids[0], ids[1], ids[0]]).expect("two");
+        assert_eq!(two.pairs().collect::<Vec<_>>(), [(ids[0], ids[1]), (ids[1], ids[0])]);
+        let many = BoughtTogether::of(ids.iter().copied()).expect("many");
+        assert_eq!(many.products().len(), BoughtTogether::MAX);
+        assert_eq!(many.pairs().count(), BoughtTogether::MAX * (BoughtTogether::MAX - 1));
+    }
+
+    #[test]
+    fn newer_orders_weigh_more_doubling_every_half_life() {
+        let epoch = time::macros::datetime!(2026-01-01 00:00 UTC);
+        assert!((co_purchase_weight(epoch) - 1.0).abs() < 1e-12);
+        let later = epoch + time::Duration::days(90);
+        assert!((co_purchase_weight(later) - 2.0).abs() < 1e-9);
+        assert!(co_purchase_weight(epoch - time::Duration::days(90)) < 1.0);
+        let absurd = time::OffsetDateTime::from_unix_timestamp(253_402_300_799).expect("year 9999");
+        assert!(co_purchase_weight(absurd).is_finite());
     }
 }

@@ -8,6 +8,7 @@ pub mod direct;
 pub mod domain;
 pub mod params;
 pub mod purchases;
+pub mod recommendations;
 pub mod rendered;
 pub mod seed;
 pub mod service;
@@ -22,7 +23,7 @@ use axum::{Extension, Router};
 use contracts::api::catalog::CatalogApi;
 use contracts::events::Event as _;
 use contracts::events::inventory::StockChanged;
-use contracts::events::ordering::OrderDelivered;
+use contracts::events::ordering::{OrderConfirmed, OrderDelivered};
 use platform::client::Peers;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::{Consumer, Context, ContextDeps, Migrations};
@@ -120,13 +121,19 @@ impl Context for Catalog {
         peers.offer::<dyn CatalogApi>(CONTEXT, move |_caller| Arc::new(direct::DirectApi(service.clone())));
     }
 
-    /// Stock changes from inventory; delivered orders, for verified-purchase reviews.
+    /// Stock changes from inventory; confirmed orders, for recommendations; delivered orders, for
+    /// verified-purchase reviews.
     fn consumers(&self) -> Vec<Consumer> {
         vec![
             Consumer::once(
                 "stock-levels",
                 vec![StockChanged::TYPE],
                 Arc::new(stock::StockLevels::new(self.service.clone())),
+            ),
+            Consumer::once(
+                "co-purchases",
+                vec![OrderConfirmed::TYPE],
+                Arc::new(recommendations::CoPurchases::new(self.service.clone())),
             ),
             Consumer::once(
                 "verified-purchases",

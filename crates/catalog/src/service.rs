@@ -23,8 +23,8 @@ use crate::rendered::Rendered;
 use crate::store::{CatalogStore, Category, Product, ProductFilter, ProductQuery, Review, StoreError};
 use crate::views::{
     BrandCount, Breadcrumb, CategoryCount, CategoryDetail, CategoryInput, CategoryNode, CategoryPatch, CategoryTree,
-    FacetsView, PriceBucket, ProductInput, ProductList, ProductPage, ProductPatch, ProductView, ReviewInput,
-    ReviewPatch, ReviewView, SuggestionView, Suggestions,
+    FacetsView, PriceBucket, ProductInput, ProductList, ProductPage, ProductPatch, ProductView, Recommendation,
+    RecommendationList, RecommendationReason, ReviewInput, ReviewPatch, ReviewView, SuggestionView, Suggestions,
 };
 
 /// Roles that manage products and categories.
@@ -39,6 +39,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!("catalog_products_created_total", "Products created (API and seeding)");
     metrics::describe_counter!("catalog_search_queries_total", "Search and suggest queries served");
     metrics::describe_counter!("catalog_cache_hits_total", "Catalog reads answered from the cache");
+    metrics::describe_counter!(
+        "catalog_co_purchase_orders_total",
+        "Confirmed orders added to the co-purchase read model (each order once)"
+    );
     metrics::describe_counter!(
         "catalog_search_top_ranked_total",
         "SQLite relevance searches answered from the best-ranked candidates (settled=yes) or handed to the full ranking (settled=no)"
@@ -561,6 +565,73 @@ impl CatalogService {
             })
         })
         .await
+    }
+
+    /// "Customers who bought this also bought", filled up with related products when the order
+    /// history is thin. Active, in-stock products only. Cached like the other reads (up to the
+    /// cache TTL behind the newest orders).
+    pub async fn recommendations(
+        &self,
+        id: ProductId,
+        limit: Option<u32>,
+        viewer: &Viewer,
+    ) -> Result<RecommendationList, Problem> {
+        let limit = recommendation_limit(limit)?;
+        self.product(id, viewer).await?;
+        let key = self.generation_key("recommend", &format!("{id}|{limit}")).await;
+        self.cached(key, || self.recommend(vec![id], limit)).await
+    }
+
+    /// Recommendations for a cart: what was bought with any of `ids` (1 to 50 products), none of
+    /// `ids` themselves.
+    pub async fn recommendations_for(
+        &self,
+        ids: Vec<ProductId>,
+        limit: Option<u32>,
+    ) -> Result<RecommendationList, Problem> {
+        let limit = recommendation_limit(limit)?;
+        let mut ids = ids;
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() || ids.len() > 50 {
+            return Err(Problem::invalid_field("products", "must name 1 to 50 product ids"));
+        }
+        let rest = ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        let key = self.generation_key("recommend-for", &format!("{rest}|{limit}")).await;
+        self.cached(key, || self.recommend(ids, limit)).await
+    }
+
+    async fn recommend(&self, ids: Vec<ProductId>, limit: u32) -> Result<RecommendationList, Problem> {
+        let wanted = limit as usize;
+        let mut items: Vec<Recommendation> = self
+            .store
+            .bought_with(&ids, limit)
+            .await?
+            .iter()
+            .map(|p| Recommendation {
+                reason: RecommendationReason::BoughtTogether,
+                product: ProductView::from(p),
+            })
+            .collect();
+        // Thin history: related products of each asked-about product in turn, in stock only.
+        for id in &ids {
+            if items.len() >= wanted {
+                break;
+            }
+            let Some(product) = self.store.product(*id).await? else {
+                continue;
+            };
+            for p in self.store.related(&product, limit.saturating_mul(2)).await? {
+                let taken = ids.contains(&p.id) || items.iter().any(|r| r.product.id == p.id.0);
+                if items.len() < wanted && p.available > 0 && !taken {
+                    items.push(Recommendation {
+                        reason: RecommendationReason::Related,
+                        product: ProductView::from(&p),
+                    });
+                }
+            }
+        }
+        Ok(RecommendationList { items })
     }
 
     // ---- products: writes -------------------------------------------------------------------
@@ -1161,6 +1232,15 @@ impl CatalogService {
 }
 
 /// Reads the catalog's default currency setting.
+fn recommendation_limit(limit: Option<u32>) -> Result<u32, Problem> {
+    let limit = limit.unwrap_or(8);
+    if (1..=50).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Problem::invalid_field("limit", "must be between 1 and 50"))
+    }
+}
+
 pub fn parse_currency(text: &str) -> Result<Currency, String> {
     Currency::parse(text).map_err(String::from)
 }

@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{
-    CategoryId, ListCursor, Money, ProductId, ProductSort, ProductStatus, RatingSummary, ReviewId, ReviewStatus,
-    SearchTerms,
+    BoughtTogether, CategoryId, ListCursor, Money, ProductId, ProductSort, ProductStatus, RatingSummary, ReviewId,
+    ReviewStatus, SearchTerms,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +216,20 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// reviews as verified, in one transaction. Idempotent. Returns the products recorded.
     async fn record_purchases(&self, user: Uuid, skus: &[String]) -> StoreResult<u64>;
     async fn has_purchased(&self, user: Uuid, product: ProductId) -> StoreResult<bool>;
+
+    // ---- co-purchases (from ordering's confirmed orders)
+    /// Adds `weight` to every pair of `products` for order `order`, once per order: `false`
+    /// when the order was counted already (events arrive at least once).
+    async fn record_co_purchase(
+        &self,
+        order: Uuid,
+        products: &BoughtTogether,
+        weight: f64,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Active, in-stock, live products bought together with any of `products` (not those
+    /// themselves), most weight first, at most `limit`.
+    async fn bought_with(&self, products: &[ProductId], limit: u32) -> StoreResult<Vec<Product>>;
 
     // ---- reviews (each write recomputes the product's aggregates in the same transaction)
     async fn insert_review(&self, review: &Review, now: OffsetDateTime) -> StoreResult<()>;

@@ -7,7 +7,8 @@ use crate::store::{Category, Product, Review};
 pub use contracts::api::catalog::{
     BrandCount, Breadcrumb, CategoryCount, CategoryDetail, CategoryInput, CategoryNode, CategoryPatch, CategoryTree,
     CategoryView, FacetsView, ModerationInput, PriceBucket, ProductInput, ProductList, ProductPage, ProductPatch,
-    ProductView, RatingView, ReviewInput, ReviewPatch, ReviewView, SkuLookup, SuggestionView, Suggestions,
+    ProductView, RatingView, Recommendation, RecommendationList, RecommendationReason, ReviewInput, ReviewPatch,
+    ReviewView, SkuLookup, SuggestionView, Suggestions,
 };
 
 impl From<&Product> for ProductView {

@@ -22,8 +22,8 @@ use super::{
     StoreResult, Suggestion,
 };
 use crate::domain::{
-    CategoryId, Currency, ListCursor, Money, PRICE_BUCKETS, ProductId, ProductSort, RatingSummary, ReviewId,
-    SearchTerms,
+    BoughtTogether, CategoryId, Currency, ListCursor, Money, PRICE_BUCKETS, ProductId, ProductSort, RatingSummary,
+    ReviewId, SearchTerms,
 };
 
 /// The SQL flavour of the full-text parts.
@@ -732,6 +732,7 @@ where
     for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
     for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: ColumnIndex<DB::Row>,
     usize: ColumnIndex<DB::Row>,
     DB::QueryResult: RowsAffected,
@@ -959,6 +960,69 @@ where
         }
         tx.commit().await?;
         Ok(recorded)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "record_co_purchase"))]
+    async fn record_co_purchase(
+        &self,
+        order: Uuid,
+        products: &BoughtTogether,
+        weight: f64,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let first_time = sqlx::query(
+            "INSERT INTO co_purchase_orders (order_id, counted_at) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(order)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first_time {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // Every pair in one statement ($1 weight, $2 time, then two ids per pair): at most
+        // 12 × 11 rows, so the cost of an order is bounded.
+        let mut text = String::from("INSERT INTO co_purchases (product_id, other_id, weight, orders, last_at) VALUES ");
+        for (i, _) in products.pairs().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("(${}, ${}, $1, 1, $2)", 2 * i + 3, 2 * i + 4));
+        }
+        text.push_str(
+            " ON CONFLICT (product_id, other_id) DO UPDATE SET weight = co_purchases.weight + excluded.weight, \
+             orders = co_purchases.orders + 1, \
+             last_at = CASE WHEN excluded.last_at > co_purchases.last_at THEN excluded.last_at ELSE co_purchases.last_at END",
+        );
+        let mut query = sqlx::query(sql(text)).bind(weight).bind(at);
+        for (a, b) in products.pairs() {
+            query = query.bind(a.0).bind(b.0);
+        }
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "bought_with"))]
+    async fn bought_with(&self, products: &[ProductId], limit: u32) -> StoreResult<Vec<Product>> {
+        if products.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = || products.iter().map(|p| Arg::Uuid(p.0));
+        let mut q = Sql::new("SELECT ");
+        q.push(PRODUCT_COLUMNS)
+            .push(" FROM (SELECT other_id, SUM(weight) AS weight FROM co_purchases WHERE product_id IN ")
+            .bind_list(ids())
+            .push(" GROUP BY other_id) c JOIN products p ON p.id = c.other_id")
+            .push(" WHERE p.deleted_at IS NULL AND p.status = 'active' AND p.available > 0 AND p.id NOT IN ")
+            .bind_list(ids())
+            .push(" ORDER BY c.weight DESC, p.id DESC LIMIT ")
+            .bind(Arg::Int(i64::from(limit)));
+        self.fetch_products(q).await
     }
 
     async fn has_purchased(&self, user: Uuid, product: ProductId) -> StoreResult<bool> {

@@ -417,3 +417,25 @@ pub struct ReviewPatch {
 pub struct ModerationInput {
     pub status: ReviewStatus,
 }
+
+/// Why a product is recommended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecommendationReason {
+    /// Customers who bought the product(s) asked about also bought this one.
+    BoughtTogether,
+    /// Too little order history: a product of the same category or with shared attributes.
+    Related,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Recommendation {
+    pub reason: RecommendationReason,
+    pub product: ProductView,
+}
+
+/// Active, in-stock products: bought together first (recency-weighted), then related ones.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecommendationList {
+    pub items: Vec<Recommendation>,
+}

@@ -10,13 +10,14 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use contracts::api::cart::{AddItemRequest, CartItemView, CartView, GuestCartCreated, SetQuantityRequest};
+use contracts::api::catalog::RecommendationList;
 use http::StatusCode;
 use minijinja::context;
 use platform::client::Reply;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::catalog::{ProductForms, product_page};
+use super::catalog::{ProductForms, ShownProduct, decorate_all, product_page, split_recommendations};
 use super::present;
 use crate::api::Api;
 use crate::forms::{FieldErrors, Form};
@@ -108,7 +109,28 @@ fn shown_line(line: &CartItemView) -> ShownLine<'_> {
     }
 }
 
+/// What to offer next to the cart: bought with its products, or related to them. A nicety: the
+/// cart shows without it when catalog cannot answer.
+async fn recommended_for(api: &Api<'_>, cart: Option<&CartView>) -> (Vec<ShownProduct>, Vec<ShownProduct>) {
+    let Some(cart) = cart.filter(|c| !c.items.is_empty()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let ids: Vec<String> = cart.items.iter().take(50).map(|l| l.product_id.to_string()).collect();
+    let path = format!("/api/v1/catalog/recommendations?products={}&limit=4", ids.join(","));
+    match api.get_json::<RecommendationList>("catalog", &path).await {
+        Ok(list) => {
+            let (bought, related) = split_recommendations(list.items);
+            (decorate_all(bought), decorate_all(related))
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "no recommendations for the cart");
+            (Vec::new(), Vec::new())
+        }
+    }
+}
+
 async fn render_cart(
+    api: &Api<'_>,
     session: &Session,
     cart: Option<CartView>,
     line_errors: BTreeMap<String, String>,
@@ -119,6 +141,7 @@ async fn render_cart(
     let lines: Vec<ShownLine> = items.iter().map(shown_line).collect();
     // A line that cannot be bought as it is must be fixed before checking out.
     let blocked = items.iter().any(|l| !l.available);
+    let (bought_together, related) = recommended_for(api, cart.as_ref()).await;
     page_with_status(
         status,
         session,
@@ -130,6 +153,8 @@ async fn render_cart(
             blocked => blocked,
             line_errors => value_of(line_errors),
             quantities => value_of(quantities),
+            bought_together => value_of(bought_together),
+            related => value_of(related),
         },
     )
 }
@@ -137,7 +162,15 @@ async fn render_cart(
 pub async fn show(State(web): State<WebState>, session: Session) -> Result<Response, PageError> {
     let api = web.api(&session);
     let cart = load_cart(&api, &session).await?;
-    render_cart(&session, cart, BTreeMap::new(), BTreeMap::new(), StatusCode::OK).await
+    Box::pin(render_cart(
+        &api,
+        &session,
+        cart,
+        BTreeMap::new(),
+        BTreeMap::new(),
+        StatusCode::OK,
+    ))
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -275,13 +308,14 @@ pub async fn update(
         Ok(()) => Ok(Redirect::to("/cart").into_response()),
         Err(message) => {
             let cart = load_cart(&api, &session).await?;
-            render_cart(
+            Box::pin(render_cart(
+                &api,
                 &session,
                 cart,
                 BTreeMap::from([(sku.clone(), message)]),
                 BTreeMap::from([(sku, form.quantity)]),
                 StatusCode::UNPROCESSABLE_ENTITY,
-            )
+            ))
             .await
         }
     }

@@ -3,8 +3,8 @@
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use contracts::api::catalog::{
-    CategoryDetail, CategoryNode, CategoryTree, FacetsView, PriceBucket, ProductList, ProductPage, ProductView,
-    ReviewInput, ReviewView,
+    CategoryDetail, CategoryNode, CategoryTree, FacetsView, PriceBucket, ProductPage, ProductView, Recommendation,
+    RecommendationList, RecommendationReason, ReviewInput, ReviewView,
 };
 use contracts::api::inventory::StockView;
 use contracts::api::money::MoneyView;
@@ -55,7 +55,18 @@ pub(super) fn decorate(product: ProductView, low_threshold: i64) -> ShownProduct
     }
 }
 
-fn decorate_all(items: Vec<ProductView>) -> Vec<ShownProduct> {
+/// Recommendations as the pages show them: "customers also bought" apart from "you may also like".
+pub(super) fn split_recommendations(items: Vec<Recommendation>) -> (Vec<ProductView>, Vec<ProductView>) {
+    let (bought, related): (Vec<_>, Vec<_>) = items
+        .into_iter()
+        .partition(|r| r.reason == RecommendationReason::BoughtTogether);
+    (
+        bought.into_iter().map(|r| r.product).collect(),
+        related.into_iter().map(|r| r.product).collect(),
+    )
+}
+
+pub(super) fn decorate_all(items: Vec<ProductView>) -> Vec<ShownProduct> {
     items.into_iter().map(|p| decorate(p, 0)).collect()
 }
 
@@ -266,16 +277,16 @@ pub(super) async fn product_page(
     let id = product.id;
     let sku = present::path_segment(&product.sku);
     let reviews_path = format!("/api/v1/catalog/products/{id}/reviews?limit=50");
-    let related_path = format!("/api/v1/catalog/products/{id}/related?limit=4");
+    let related_path = format!("/api/v1/catalog/products/{id}/recommendations?limit=4");
     let stock_path = format!("/api/v1/inventory/{sku}");
     let (reviews, related, stock) = tokio::join!(
         api.get_json::<Page<ReviewView>>("catalog", &reviews_path),
-        api.get_json::<ProductList>("catalog", &related_path),
+        api.get_json::<RecommendationList>("catalog", &related_path),
         api.get("inventory", &stock_path),
     );
     let reviews = reviews?;
-    // Related products are a nicety: the page stands without them.
-    let related = related.map(|r| r.items).unwrap_or_default();
+    // Recommendations are a nicety: the page stands without them.
+    let (bought_together, related) = split_recommendations(related.map(|r| r.items).unwrap_or_default());
     // Stock comes from inventory itself (the catalog's copy follows it through events); a SKU
     // inventory does not know yet counts as none in stock.
     let stock = stock?;
@@ -305,6 +316,7 @@ pub(super) async fn product_page(
         context! {
             product => value_of(&product),
             reviews => value_of(&reviews.items),
+            bought_together => value_of(decorate_all(bought_together)),
             related => value_of(decorate_all(related)),
             max_quantity => max_quantity,
             quantity => quantity,
