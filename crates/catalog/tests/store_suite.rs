@@ -426,3 +426,135 @@ async fn hundred_thousand_products_load_and_query_fast() {
         }
     }
 }
+
+/// Deterministic xorshift, so every run buys the same baskets.
+struct Baskets(u64);
+
+impl Baskets {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// 2 to 5 products, skewed towards the first ones (a few best sellers, a long tail).
+    fn basket(&mut self, products: &[catalog::domain::ProductId]) -> Vec<catalog::domain::ProductId> {
+        let size = 2 + (self.next() % 4) as usize;
+        (0..size)
+            .map(|_| {
+                let r = (self.next() % 1_000_000) as f64 / 1_000_000.0;
+                products[((r * r * r) * products.len() as f64) as usize]
+            })
+            .collect()
+    }
+}
+
+fn percentiles(mut times: Vec<Duration>) -> String {
+    times.sort_unstable();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    format!("p50 {:?}, p99 {:?}, max {:?}", at(0.5), at(0.99), at(1.0))
+}
+
+/// The co-purchase read model at 100k confirmed orders (`bench/recommendations.sh` runs it):
+/// the cost of counting one order and of reading recommendations for a product and for a cart.
+/// `CATALOG_LOAD_ORDERS` (100000), `CATALOG_LOAD_PRODUCTS` (10000), `CATALOG_LOAD_BACKEND`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test: run explicitly, preferably with --release"]
+async fn co_purchases_at_a_hundred_thousand_orders() {
+    use catalog::domain::{BoughtTogether, ProductId, co_purchase_weight};
+    let only = std::env::var("CATALOG_LOAD_BACKEND").ok();
+    let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (orders, products) = (
+        env("CATALOG_LOAD_ORDERS", 100_000),
+        env("CATALOG_LOAD_PRODUCTS", 10_000),
+    );
+    for (backend, t) in databases().await {
+        let db = &t.db;
+        if only.as_deref().is_some_and(|o| o != backend) {
+            continue;
+        }
+        let catalog = start(db).await;
+        let store = catalog.service().store().clone();
+        catalog::seed::seed_products(&catalog, products, 1, &|_, _| {})
+            .await
+            .expect("seed");
+        let q = "UPDATE products SET available = 10";
+        let ids: Vec<uuid::Uuid> = match db {
+            Db::Sqlite(p) => {
+                sqlx::query(q).execute(p).await.expect("stock");
+                sqlx::query_scalar("SELECT id FROM products ORDER BY id")
+                    .fetch_all(p)
+                    .await
+                    .expect("ids")
+            }
+            Db::Postgres(p) => {
+                sqlx::query(q).execute(p).await.expect("stock");
+                sqlx::query_scalar("SELECT id FROM products ORDER BY id")
+                    .fetch_all(p)
+                    .await
+                    .expect("ids")
+            }
+        };
+        let ids: Vec<ProductId> = ids.into_iter().map(ProductId).collect();
+        let mut rng = Baskets(0x9E37_79B9_7F4A_7C15);
+        let start_at = time::macros::datetime!(2026-01-01 00:00 UTC);
+        let mut writes = Vec::with_capacity(orders);
+        let started = std::time::Instant::now();
+        for i in 0..orders {
+            let Some(together) = BoughtTogether::of(rng.basket(&ids)) else {
+                continue;
+            };
+            let at = start_at + time::Duration::minutes(i as i64);
+            let t = std::time::Instant::now();
+            store
+                .record_co_purchase(uuid::Uuid::now_v7(), &together, co_purchase_weight(at), at)
+                .await
+                .expect("record");
+            writes.push(t.elapsed());
+            if (i + 1) % 10_000 == 0 {
+                eprintln!(
+                    "{backend}: {} of {orders} orders counted ({:?})",
+                    i + 1,
+                    started.elapsed()
+                );
+            }
+        }
+        let elapsed = started.elapsed();
+        let pairs: i64 = match db {
+            Db::Sqlite(p) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM co_purchases")
+                    .fetch_one(p)
+                    .await
+            }
+            Db::Postgres(p) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM co_purchases")
+                    .fetch_one(p)
+                    .await
+            }
+        }
+        .expect("pairs");
+        eprintln!(
+            "{backend}: counted {} orders in {elapsed:?} ({:.0} orders/s), {pairs} pairs; per order {}",
+            writes.len(),
+            writes.len() as f64 / elapsed.as_secs_f64(),
+            percentiles(writes)
+        );
+        for (label, size) in [("product", 1), ("cart of 3", 3)] {
+            let mut reads = Vec::with_capacity(1000);
+            let mut found = 0;
+            for _ in 0..1000 {
+                let asked: Vec<ProductId> = rng.basket(&ids).into_iter().take(size).collect();
+                let t = std::time::Instant::now();
+                found += store.bought_with(&asked, 8).await.expect("read").len();
+                reads.push(t.elapsed());
+            }
+            eprintln!(
+                "{backend}: recommendations for a {label}: {:.1} found on average; {}",
+                found as f64 / 1000.0,
+                percentiles(reads)
+            );
+        }
+        db.close().await;
+    }
+}
