@@ -37,6 +37,7 @@ store_suite!(
     concurrent_reservations_respect_the_limit,
     user_listing_filters_and_pages,
     timestamps_round_trip_exactly_in_utc,
+    the_address_book_keeps_one_default_whatever_runs_at_once,
 );
 
 type Test = fn(Arc<dyn IdentityStore>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
@@ -431,4 +432,75 @@ async fn timestamps_round_trip_exactly_in_utc(store: Arc<dyn IdentityStore>) {
     store.insert_user(&u, &[]).await.expect("insert");
     let back = store.user_by_id(u.id).await.expect("read").expect("exists");
     assert_eq!(back, u);
+}
+
+fn saved(user: &User, line1: &str, is_default: bool) -> identity::store::AddressRecord {
+    let raw = contracts::api::ordering::RawAddress {
+        name: "Ada".into(),
+        line1: line1.into(),
+        city: "Berlin".into(),
+        postal_code: "10115".into(),
+        country: "DE".into(),
+        ..Default::default()
+    };
+    identity::store::AddressRecord {
+        id: Uuid::now_v7(),
+        user_id: user.id,
+        label: None,
+        address: contracts::kernel::PostalAddress::parse(&raw, |_| Ok(())).expect("valid"),
+        is_default,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+async fn the_address_book_keeps_one_default_whatever_runs_at_once(store: Arc<dyn IdentityStore>) {
+    let u = user("book@example.com");
+    store.insert_user(&u, &[]).await.expect("insert");
+    let first = store.add_address(&saved(&u, "1 Way", false), 20).await.expect("first");
+    assert!(first.is_default, "the first address is the default");
+    let mut ids = vec![first.id];
+    for i in 2..=8 {
+        ids.push(
+            store
+                .add_address(&saved(&u, &format!("{i} Way"), false), 20)
+                .await
+                .expect("add")
+                .id,
+        );
+    }
+    // Every address claims the mark at once, and more arrive claiming it too.
+    let owner = u.id;
+    let claims = ids.iter().map(|id| {
+        let (store, id) = (store.clone(), *id);
+        tokio::spawn(async move { store.make_default_address(owner, id, now()).await.map(|_| ()) })
+    });
+    let arrivals = (0..4).map(|i| {
+        let (store, record) = (store.clone(), saved(&u, &format!("new {i}"), true));
+        tokio::spawn(async move { store.add_address(&record, 20).await.map(|_| ()) })
+    });
+    for task in claims.chain(arrivals).collect::<Vec<_>>() {
+        task.await.expect("task").expect("every change succeeds");
+    }
+    let book = store.addresses(u.id).await.expect("book");
+    assert_eq!(book.len(), 12);
+    assert_eq!(book.iter().filter(|a| a.is_default).count(), 1, "{book:?}");
+    assert!(book[0].is_default, "the default is listed first");
+
+    // Removing the default passes the mark on; the limit holds; erasing empties the book.
+    store.remove_address(u.id, book[0].id, now()).await.expect("remove");
+    let book = store.addresses(u.id).await.expect("book");
+    assert_eq!(book.iter().filter(|a| a.is_default).count(), 1);
+    assert!(matches!(
+        store.add_address(&saved(&u, "x", false), 11).await,
+        Err(StoreError::AddressBookFull(11))
+    ));
+    let stranger = user("stranger@example.com");
+    store.insert_user(&stranger, &[]).await.expect("insert");
+    assert!(matches!(
+        store.make_default_address(stranger.id, book[0].id, now()).await,
+        Err(StoreError::NotFound)
+    ));
+    store.erase_user(u.id, "deleted@invalid", now()).await.expect("erase");
+    assert!(store.addresses(u.id).await.expect("book").is_empty());
 }

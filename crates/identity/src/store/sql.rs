@@ -554,6 +554,9 @@ where
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "make_default_address"))]
     async fn make_default_address(&self, user: UserId, id: Uuid, now: OffsetDateTime) -> StoreResult<AddressRecord> {
         let mut tx = self.pool.begin().await?;
+        // Changes to one user's book take turns: two concurrent moves of the mark would each
+        // clear only the default they saw and then both set theirs (a unique violation).
+        lock_live_user(&mut tx, user).await?;
         // Two statements, old mark off then new mark on: the unique index is checked row by row,
         // so one UPDATE swapping both could trip it on PostgreSQL.
         sqlx::query(
@@ -581,6 +584,8 @@ where
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "remove_address"))]
     async fn remove_address(&self, user: UserId, id: Uuid, now: OffsetDateTime) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        // Taking turns with other changes to the book, so the mark passed on stays unique.
+        lock_live_user(&mut tx, user).await?;
         let was_default: bool =
             sqlx::query_scalar("DELETE FROM addresses WHERE user_id = $1 AND id = $2 RETURNING is_default")
                 .bind(user.0)
