@@ -16,11 +16,11 @@ mod role;
 mod sku;
 
 pub use address::{AddressFieldError, Country, CountryError, PostalAddress};
-pub use currency::{Currency, CurrencyError};
+pub use currency::{Currency, CurrencyError, minor_digits};
 pub use email::{EmailAddress, EmailError, MAX_EMAIL_BYTES};
 pub use idempotency::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey, IdempotencyKeyError, MAX_IDEMPOTENCY_KEY_CHARS};
 pub use ids::{CartId, IdError, OrderId, PaymentId, ProductId, RefundId, ReservationId, UserId};
-pub use money::Money;
+pub use money::{ExchangeRate, Money, RateError};
 pub use role::{Role, RoleError, SERVICE_ROLE};
 pub use sku::{Sku, SkuError};
 
@@ -38,6 +38,7 @@ macro_rules! error_into_string {
 error_into_string!(
     CountryError,
     CurrencyError,
+    RateError,
     EmailError,
     IdempotencyKeyError,
     IdError,

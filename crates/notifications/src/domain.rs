@@ -202,15 +202,8 @@ pub fn parse_address_list(raw: &str) -> Result<Vec<EmailAddress>, String> {
     Ok(out)
 }
 
-/// Digits after the decimal point of an ISO 4217 currency (2 unless listed).
-pub fn minor_unit_digits(currency: &str) -> u32 {
-    match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "VND" | "VUV"
-        | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    }
-}
+/// Digits after the decimal point of an ISO 4217 currency (the kernel's table).
+pub use contracts::kernel::minor_digits as minor_unit_digits;
 
 /// `1234, "EUR"` → `"12.34 EUR"`; `-50, "USD"` → `"-0.50 USD"`; `500, "JPY"` → `"500 JPY"`.
 pub fn format_money(amount: i64, currency: &str) -> String {

@@ -62,15 +62,8 @@ pub struct InvoiceDocument {
 // Money and numbers
 // ---------------------------------------------------------------------------------------------
 
-/// Number of decimals of a currency's minor unit (ISO 4217): 2 unless listed here.
-pub fn currency_exponent(currency: &str) -> u32 {
-    match currency.trim().to_ascii_uppercase().as_str() {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND"
-        | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    }
-}
+/// Number of decimals of a currency's minor unit (the kernel's ISO 4217 table).
+pub use contracts::kernel::minor_digits as currency_exponent;
 
 fn currency_symbol(code: &str) -> Option<&'static str> {
     match code {

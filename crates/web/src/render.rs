@@ -92,10 +92,7 @@ pub fn page_with_status(status: StatusCode, session: &Session, name: &str, ctx: 
 /// Integer minor units and an ISO currency → "€12.34", "$0.99", "¥500", "12.34 CHF".
 pub fn format_money(minor: i64, currency: &str) -> String {
     let currency = currency.to_ascii_uppercase();
-    let decimals: u32 = match currency.as_str() {
-        "JPY" | "KRW" | "ISK" => 0,
-        _ => 2,
-    };
+    let decimals = contracts::kernel::minor_digits(&currency);
     let sign = if minor < 0 { "-" } else { "" };
     let abs = minor.unsigned_abs();
     let number = if decimals == 0 {
@@ -320,6 +317,8 @@ mod tests {
         assert_eq!(format_money(1234, "EUR"), "€12.34");
         assert_eq!(format_money(5, "usd"), "$0.05");
         assert_eq!(format_money(-250, "GBP"), "-£2.50");
+        assert_eq!(format_money(6639, "KWD"), "6.639 KWD", "three decimals (ISO 4217)");
+        assert_eq!(format_money(3245, "JPY"), "¥3,245");
         assert_eq!(format_money(123_456_789, "EUR"), "€1,234,567.89");
         assert_eq!(format_money(500, "JPY"), "¥500");
         assert_eq!(format_money(1000, "CHF"), "10.00 CHF");

@@ -52,6 +52,22 @@ impl Currency {
         // Only `parse` and the constants build a `Currency`: always three ASCII letters.
         std::str::from_utf8(&self.0).unwrap_or("XXX")
     }
+
+    /// Digits of the minor unit (ISO 4217): 0 for the yen, 3 for the Kuwaiti dinar, 2 for most.
+    pub fn minor_digits(self) -> u32 {
+        minor_digits(self.as_str())
+    }
+}
+
+/// Digits of a currency code's minor unit (ISO 4217), for code that holds the code as text:
+/// 2 unless listed. The one table every formatter and converter uses.
+pub fn minor_digits(code: &str) -> u32 {
+    match code.trim().to_ascii_uppercase().as_str() {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "VND" | "VUV"
+        | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
 }
 
 super::string_value!(Currency, CurrencyError);
@@ -92,5 +108,15 @@ mod tests {
         assert_eq!(serde_json::to_string(&c).expect("json"), r#""GBP""#);
         assert!(serde_json::from_str::<Currency>(r#""XYZ""#).is_err());
         assert!(serde_json::from_str::<Currency>("12").is_err());
+    }
+
+    #[test]
+    fn minor_units_follow_iso_4217() {
+        let digits = |c: &str| Currency::parse(c).expect("code").minor_digits();
+        assert_eq!(
+            (digits("JPY"), digits("KWD"), digits("EUR"), digits("isk")),
+            (0, 3, 2, 0)
+        );
+        assert_eq!(minor_digits(" kwd "), 3);
     }
 }
