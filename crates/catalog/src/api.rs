@@ -25,7 +25,8 @@ use crate::rendered::{Rendered, digest};
 use crate::service::{CatalogService, MODERATOR_ROLES, STAFF_ROLES, Viewer};
 use crate::views::{
     CategoryDetail, CategoryInput, CategoryPatch, CategoryTree, FacetsView, ModerationInput, ProductInput, ProductList,
-    ProductPage, ProductPatch, ProductView, RecommendationList, ReviewInput, ReviewPatch, ReviewView, Suggestions,
+    ProductPage, ProductPatch, ProductView, RateInput, RateView, RatesView, RecommendationList, ReviewInput,
+    ReviewPatch, ReviewView, Suggestions,
 };
 
 type Svc = State<Arc<CatalogService>>;
@@ -633,6 +634,42 @@ pub async fn delete_category(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The shop's currency and the exchange rates for showing prices in others (display only:
+/// orders are charged in the shop's currency).
+#[utoipa::path(get, path = "/api/v1/catalog/rates", tag = "catalog",
+    responses((status = 200, description = "Base currency and rates", body = RatesView)))]
+pub async fn rates(State(svc): Svc) -> ApiResult<Json<RatesView>> {
+    Ok(Json(svc.rates().await?))
+}
+
+/// Sets the rate of a currency (staff).
+#[utoipa::path(put, path = "/api/v1/catalog/rates/{currency}", tag = "catalog", security(("bearer" = [])),
+    params(("currency" = String, Path, description = "ISO 4217 code, e.g. USD")),
+    request_body = RateInput,
+    responses((status = 200, description = "Set", body = RateView),
+        (status = 422, description = "A field is invalid (`currency`, `rate`, `as_of`)", body = Problem)))]
+pub async fn set_rate(
+    State(svc): Svc,
+    user: AuthUser,
+    Path(currency): Path<String>,
+    Json(input): Json<RateInput>,
+) -> ApiResult<Json<RateView>> {
+    staff(&user)?;
+    Ok(Json(svc.set_rate(&currency, &input).await?))
+}
+
+/// Removes the rate of a currency (staff): prices are no longer shown in it.
+#[utoipa::path(delete, path = "/api/v1/catalog/rates/{currency}", tag = "catalog", security(("bearer" = [])),
+    params(("currency" = String, Path, description = "ISO 4217 code, e.g. USD")),
+    responses((status = 204, description = "Removed"),
+        (status = 404, description = "No rate for that currency", body = Problem),
+        (status = 422, description = "Not an ISO 4217 code", body = Problem)))]
+pub async fn delete_rate(State(svc): Svc, user: AuthUser, Path(currency): Path<String>) -> ApiResult<StatusCode> {
+    staff(&user)?;
+    svc.delete_rate(&currency).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Every catalog route with its OpenAPI description.
 pub fn routes() -> OpenApiRouter<Arc<CatalogService>> {
     OpenApiRouter::new()
@@ -644,6 +681,8 @@ pub fn routes() -> OpenApiRouter<Arc<CatalogService>> {
         .routes(routes!(related))
         .routes(routes!(recommendations))
         .routes(routes!(recommendations_for))
+        .routes(routes!(rates))
+        .routes(routes!(set_rate, delete_rate))
         .routes(routes!(list_reviews, create_review))
         .routes(routes!(update_review, delete_review))
         .routes(routes!(moderate_review))

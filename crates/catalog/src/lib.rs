@@ -8,6 +8,7 @@ pub mod direct;
 pub mod domain;
 pub mod params;
 pub mod purchases;
+pub mod rates;
 pub mod recommendations;
 pub mod rendered;
 pub mod seed;

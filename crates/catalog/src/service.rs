@@ -23,8 +23,9 @@ use crate::rendered::Rendered;
 use crate::store::{CatalogStore, Category, Product, ProductFilter, ProductQuery, Review, StoreError};
 use crate::views::{
     BrandCount, Breadcrumb, CategoryCount, CategoryDetail, CategoryInput, CategoryNode, CategoryPatch, CategoryTree,
-    FacetsView, PriceBucket, ProductInput, ProductList, ProductPage, ProductPatch, ProductView, Recommendation,
-    RecommendationList, RecommendationReason, ReviewInput, ReviewPatch, ReviewView, SuggestionView, Suggestions,
+    FacetsView, PriceBucket, ProductInput, ProductList, ProductPage, ProductPatch, ProductView, RateInput, RateView,
+    RatesView, Recommendation, RecommendationList, RecommendationReason, ReviewInput, ReviewPatch, ReviewView,
+    SuggestionView, Suggestions,
 };
 
 /// Roles that manage products and categories.
@@ -632,6 +633,51 @@ impl CatalogService {
             }
         }
         Ok(RecommendationList { items })
+    }
+
+    // ---- display currencies ---------------------------------------------------------------
+
+    /// The shop's currency and every exchange rate for showing prices in others.
+    pub async fn rates(&self) -> Result<RatesView, Problem> {
+        let key = self.generation_key("rates", "").await;
+        self.cached(key, || async {
+            Ok(RatesView {
+                base: self.config.default_currency.as_str().to_owned(),
+                rates: self.store.rates().await?.iter().map(RateView::from).collect(),
+            })
+        })
+        .await
+    }
+
+    /// Sets (or replaces) the rate of `currency`.
+    pub async fn set_rate(&self, currency: &str, input: &RateInput) -> Result<RateView, Problem> {
+        let today = platform::clock::now().date();
+        let rate = crate::rates::check_rate(
+            currency,
+            input.rate.as_deref(),
+            input.as_of.as_deref(),
+            self.config.default_currency,
+            today,
+        )
+        .map_err(Problem::validation)?;
+        self.import_rates(std::slice::from_ref(&rate), "admin").await?;
+        Ok(RateView::from(&rate))
+    }
+
+    /// Stores `rates` in one transaction (`source`: `admin`, or the file they came from).
+    pub async fn import_rates(&self, rates: &[crate::rates::Rate], source: &str) -> Result<(), Problem> {
+        self.store.put_rates(rates, source, platform::clock::now()).await?;
+        self.invalidate(None, &[]).await;
+        Ok(())
+    }
+
+    pub async fn delete_rate(&self, currency: &str) -> Result<(), Problem> {
+        let currency = Currency::parse(currency).map_err(|e| Problem::invalid_field("currency", e.to_string()))?;
+        if !self.store.delete_rate(currency).await? {
+            return Err(Problem::not_found(format!("no exchange rate for {currency}")));
+        }
+        self.invalidate(None, &[]).await;
+        Ok(())
     }
 
     // ---- products: writes -------------------------------------------------------------------

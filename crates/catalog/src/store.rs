@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{
-    BoughtTogether, CategoryId, ListCursor, Money, ProductId, ProductSort, ProductStatus, RatingSummary, ReviewId,
-    ReviewStatus, SearchTerms,
+    BoughtTogether, CategoryId, Currency, ListCursor, Money, ProductId, ProductSort, ProductStatus, RatingSummary,
+    ReviewId, ReviewStatus, SearchTerms,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +230,14 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// Active, in-stock, live products bought together with any of `products` (not those
     /// themselves), most weight first, at most `limit`.
     async fn bought_with(&self, products: &[ProductId], limit: u32) -> StoreResult<Vec<Product>>;
+
+    // ---- exchange rates (display currencies)
+    /// Every stored rate, by currency code.
+    async fn rates(&self) -> StoreResult<Vec<crate::rates::Rate>>;
+    /// Inserts or replaces each rate, all in one transaction.
+    async fn put_rates(&self, rates: &[crate::rates::Rate], source: &str, now: OffsetDateTime) -> StoreResult<()>;
+    /// `false` when there was no rate for `currency`.
+    async fn delete_rate(&self, currency: Currency) -> StoreResult<bool>;
 
     // ---- reviews (each write recomputes the product's aggregates in the same transaction)
     async fn insert_review(&self, review: &Review, now: OffsetDateTime) -> StoreResult<()>;

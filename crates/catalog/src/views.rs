@@ -7,9 +7,19 @@ use crate::store::{Category, Product, Review};
 pub use contracts::api::catalog::{
     BrandCount, Breadcrumb, CategoryCount, CategoryDetail, CategoryInput, CategoryNode, CategoryPatch, CategoryTree,
     CategoryView, FacetsView, ModerationInput, PriceBucket, ProductInput, ProductList, ProductPage, ProductPatch,
-    ProductView, RatingView, Recommendation, RecommendationList, RecommendationReason, ReviewInput, ReviewPatch,
-    ReviewView, SkuLookup, SuggestionView, Suggestions,
+    ProductView, RateInput, RateView, RatesView, RatingView, Recommendation, RecommendationList, RecommendationReason,
+    ReviewInput, ReviewPatch, ReviewView, SkuLookup, SuggestionView, Suggestions,
 };
+
+impl From<&crate::rates::Rate> for RateView {
+    fn from(r: &crate::rates::Rate) -> Self {
+        Self {
+            currency: r.currency.as_str().to_owned(),
+            rate: r.rate.to_decimal(),
+            as_of: crate::rates::format_date(r.as_of),
+        }
+    }
+}
 
 impl From<&Product> for ProductView {
     fn from(p: &Product) -> Self {

@@ -42,6 +42,26 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Exchange rates for display currencies.
+    Rates {
+        #[command(subcommand)]
+        command: RatesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RatesCommand {
+    /// Load the rates of the ECB's daily reference-rate file (eurofxref-daily.xml; of the 90-day
+    /// history file, the newest day) into the catalog, rebased onto the shop's currency when that
+    /// is not the euro. Existing rates of the same currencies are replaced.
+    Import {
+        /// The XML file.
+        file: std::path::PathBuf,
+        /// `--service catalog`: the catalog database at DATABASE_URL (production); without it,
+        /// the embedded catalog file.
+        #[arg(long, value_enum)]
+        service: Option<Service>,
+    },
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -171,6 +191,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Dev(args) => dev(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Admin { command } => admin(command).await,
+        Command::Rates {
+            command: RatesCommand::Import { file, service },
+        } => import_rates(&file, service).await,
         Command::Seed(args) => seed(args).await,
         Command::Openapi => print_openapi(),
         Command::Healthcheck(args) => healthcheck(args).await,
@@ -552,6 +575,48 @@ async fn migrate(args: TargetArgs) -> Result<(), Failure> {
         db.close().await;
         eprintln!("migrated {}", service.name());
     }
+    Ok(())
+}
+
+async fn import_rates(file: &std::path::Path, service: Option<Service>) -> Result<(), Failure> {
+    if service.is_some_and(|s| s != Service::Catalog) {
+        return Err(
+            anyhow::anyhow!("exchange rates live in the catalog: use --service catalog, or no --service").into(),
+        );
+    }
+    let src = ConfigSource::from_env()?;
+    let settings = Settings::load(&src, default_listen(service))?;
+    let base = catalog::CatalogConfig::from_source(&src)?.default_currency;
+    let xml = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "reading {}: download the file from https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml",
+            file.display()
+        )
+    })?;
+    let ecb = catalog::rates::parse_ecb(&xml).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let rates = ecb
+        .rebased(base)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let db = open_database(&settings, service, Service::Catalog.name()).await?;
+    if service.is_none() {
+        // Embedded: the file may not exist yet (no server started on this data directory).
+        Service::Catalog.migrate(&db).await.context("migrating the catalog")?;
+    }
+    let store = catalog::store::open(&db);
+    let as_of = catalog::rates::format_date(ecb.as_of);
+    store
+        .put_rates(&rates, &format!("ecb {as_of}"), platform::clock::now())
+        .await
+        .context("storing the rates")?;
+    db.close().await;
+    for skipped in &ecb.skipped {
+        eprintln!("skipped {skipped}");
+    }
+    eprintln!(
+        "imported {} rates for {as_of} (per {base}) into the catalog ({}); a running catalog shows them within its cache TTL",
+        rates.len(),
+        db.backend()
+    );
     Ok(())
 }
 

@@ -17,6 +17,10 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use contracts::kernel::ExchangeRate;
+
+use crate::rates::Rate;
+
 use super::{
     CatalogStore, Category, Facets, Product, ProductFilter, ProductQuery, Review, SeedBatch, StockChange, StoreError,
     StoreResult, Suggestion,
@@ -1023,6 +1027,56 @@ where
             .push(" ORDER BY c.weight DESC, p.id DESC LIMIT ")
             .bind(Arg::Int(i64::from(limit)));
         self.fetch_products(q).await
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "rates"))]
+    async fn rates(&self) -> StoreResult<Vec<Rate>> {
+        let rows: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT currency, rate_micros, as_of FROM exchange_rates ORDER BY currency")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(currency, micros, as_of)| {
+                let corrupt = |what: String| StoreError::Corrupt(format!("exchange rate {currency}: {what}"));
+                Ok(Rate {
+                    currency: Currency::parse(&currency).map_err(|e| corrupt(e.to_string()))?,
+                    rate: u64::try_from(micros)
+                        .map_err(|e| corrupt(e.to_string()))
+                        .and_then(|m| ExchangeRate::from_micros(m).map_err(|e| corrupt(e.to_string())))?,
+                    as_of: crate::rates::parse_date(&as_of).map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "put_rates"))]
+    async fn put_rates(&self, rates: &[Rate], source: &str, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        for r in rates {
+            sqlx::query(
+                "INSERT INTO exchange_rates (currency, rate_micros, as_of, source, updated_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (currency) DO UPDATE SET rate_micros = excluded.rate_micros, as_of = excluded.as_of,
+                     source = excluded.source, updated_at = excluded.updated_at",
+            )
+            .bind(r.currency.as_str())
+            .bind(i64::try_from(r.rate.micros()).unwrap_or(i64::MAX))
+            .bind(crate::rates::format_date(r.as_of))
+            .bind(source)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_rate"))]
+    async fn delete_rate(&self, currency: Currency) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM exchange_rates WHERE currency = $1")
+            .bind(currency.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn has_purchased(&self, user: Uuid, product: ProductId) -> StoreResult<bool> {

@@ -439,3 +439,36 @@ pub struct Recommendation {
 pub struct RecommendationList {
     pub items: Vec<Recommendation>,
 }
+
+/// An exchange rate as an admin sets it. The rate is a decimal string ("1.0856"), never a JSON
+/// number: a float could not carry it exactly.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateInput {
+    /// Units of this currency per unit of the shop's currency, at most 6 decimals.
+    #[schema(example = "1.0856")]
+    pub rate: Option<String>,
+    /// The day the rate is for (`YYYY-MM-DD`), not in the future.
+    #[schema(example = "2026-12-03")]
+    pub as_of: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RateView {
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// Units of `currency` per unit of the shop's currency (`base`).
+    #[schema(example = "1.0856")]
+    pub rate: String,
+    #[schema(example = "2026-12-03")]
+    pub as_of: String,
+}
+
+/// The display currencies: prices are in `base`; each rate converts them for display. Amounts
+/// are converted in integer minor units, rounded half away from zero.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RatesView {
+    #[schema(example = "EUR")]
+    pub base: String,
+    pub rates: Vec<RateView>,
+}

@@ -673,3 +673,64 @@ async fn healthcheck_exits_0_against_a_live_server_and_1_against_a_dead_port() {
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
     drop(silent);
 }
+
+#[tokio::test]
+async fn rates_import_loads_an_ecb_file_and_names_what_is_wrong_with_a_bad_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("eurofxref-daily.xml");
+    std::fs::write(
+        &file,
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<gesmes:Envelope xmlns:gesmes="http://www.gesmes.org/xml/2002-08-01" xmlns="http://www.ecb.int/vocabulary/2002-08-01/eurofxref">
+  <Cube><Cube time='2026-12-03'>
+    <Cube currency='USD' rate='1.0856'/><Cube currency='JPY' rate='162.35'/><Cube currency='KWD' rate='0.3321'/>
+    <Cube currency='XYZ' rate='2'/>
+  </Cube></Cube>
+</gesmes:Envelope>"#,
+    )
+    .expect("write");
+    let out = emporium(dir.path())
+        .args(["rates", "import"])
+        .arg(&file)
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("imported 3 rates for 2026-12-03 (per EUR)"), "{stderr}");
+    assert!(stderr.contains("skipped XYZ"), "{stderr}");
+    let db = platform::db::Db::open_embedded(dir.path(), "catalog", 1)
+        .await
+        .expect("db");
+    let platform::db::Db::Sqlite(pool) = &db else {
+        panic!("embedded is SQLite")
+    };
+    let rows: Vec<(String, i64, String)> =
+        sqlx::query_as("SELECT currency, rate_micros, as_of FROM exchange_rates ORDER BY currency")
+            .fetch_all(pool)
+            .await
+            .expect("rates");
+    assert_eq!(
+        rows,
+        [
+            ("JPY".to_owned(), 162_350_000, "2026-12-03".to_owned()),
+            ("KWD".to_owned(), 332_100, "2026-12-03".to_owned()),
+            ("USD".to_owned(), 1_085_600, "2026-12-03".to_owned()),
+        ]
+    );
+    db.close().await;
+
+    std::fs::write(&file, "<html>Service unavailable</html>").expect("write");
+    for args in [
+        vec!["rates".to_owned(), "import".to_owned(), file.display().to_string()],
+        vec!["rates".to_owned(), "import".to_owned(), "/no/such/file.xml".to_owned()],
+    ] {
+        let out = emporium(dir.path()).args(&args).output().await.expect("run");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("eurofxref") && stderr.contains(&args[2]),
+            "names the file and what to do: {stderr}"
+        );
+    }
+}

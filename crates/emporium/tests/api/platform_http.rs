@@ -335,6 +335,8 @@ async fn openapi_document_is_3_1_and_covers_every_route(app: TestApp) {
         "/api/v1/users/me/addresses",
         "/api/v1/catalog/products/{id}/recommendations",
         "/api/v1/catalog/recommendations",
+        "/api/v1/catalog/rates",
+        "/api/v1/catalog/rates/{currency}",
         "/api/v1/users/me/addresses/{id}",
         "/api/v1/users/me/addresses/{id}/default",
         "/api/v1/users",
