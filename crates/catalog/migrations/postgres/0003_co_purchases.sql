@@ -10,6 +10,8 @@ CREATE TABLE co_purchases (
     last_at    TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (product_id, other_id)
 );
+-- A product's partners heaviest first: reads walk this and stop at the first in-stock ones.
+CREATE INDEX co_purchases_by_weight ON co_purchases (product_id, weight DESC);
 -- Orders already counted: events arrive at least once, an order counts once.
 CREATE TABLE co_purchase_orders (
     order_id   UUID PRIMARY KEY,
