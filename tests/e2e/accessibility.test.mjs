@@ -50,7 +50,7 @@ browserTest('pages have labelled controls, one h1 and landmarks, and fit a phone
 
   await login(page, customer.email, customer.password);
   await addToCart(page, product.slug, 1);
-  for (const path of ['/cart', '/checkout', '/orders', '/account', '/account/password', '/account/sessions', '/account/notifications']) {
+  for (const path of ['/cart', '/checkout', '/orders', '/account', '/account/password', '/account/sessions', '/account/notifications', '/account/addresses', '/account/cards']) {
     await check(page, path);
   }
 

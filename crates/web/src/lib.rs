@@ -13,6 +13,7 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod countries;
+pub mod display;
 pub mod error;
 pub mod forms;
 pub mod render;
@@ -108,6 +109,7 @@ struct WebInner {
     /// Reaches each context's own `/health/ready` and `/metrics` (the admin status page).
     ops_peers: Peers,
     refreshes: api::RefreshSingleFlight,
+    rates: display::RatesCache,
 }
 
 impl WebState {
@@ -125,6 +127,7 @@ impl WebState {
                 peers,
                 ops_peers,
                 refreshes: api::RefreshSingleFlight::default(),
+                rates: display::RatesCache::default(),
             }),
         }
     }
@@ -148,6 +151,10 @@ impl WebState {
 
     pub(crate) fn refreshes(&self) -> &api::RefreshSingleFlight {
         &self.inner.refreshes
+    }
+
+    pub(crate) fn rates_cache(&self) -> &display::RatesCache {
+        &self.inner.rates
     }
 }
 

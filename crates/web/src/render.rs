@@ -71,14 +71,33 @@ pub fn render_page(name: &str, ctx: Value) -> Result<String, minijinja::Error> {
     TEMPLATES.get_template(name)?.render(ctx)
 }
 
-/// Renders a page for `session`: `ctx` plus `user`, `csrf`, `flash`, `path` and `q`.
+/// Pages whose prices are shown in the visitor's display currency.
+const CONVERTED_PAGES: &[&str] = &[
+    "shop/home.html",
+    "shop/listing.html",
+    "shop/product.html",
+    "shop/cart.html",
+];
+
+/// Renders a page for `session`: `ctx` plus `user`, `csrf`, `flash`, `path`, `display` (the
+/// display currency) and `convert_prices`.
 pub fn page(session: &Session, name: &str, ctx: Value) -> Result<Response, PageError> {
     page_with_status(StatusCode::OK, session, name, ctx)
 }
 
 /// Like [`page`] with another status (422 for a form re-rendered with errors).
 pub fn page_with_status(status: StatusCode, session: &Session, name: &str, ctx: Value) -> Result<Response, PageError> {
+    // Prices are converted for display on the pages where a shopper browses; checkout, orders,
+    // invoices and the admin console show what is charged.
+    let display = if name.starts_with("admin/") {
+        None
+    } else {
+        session.display()
+    };
+    let convert_prices = display.as_ref().is_some_and(|d| d.converted) && CONVERTED_PAGES.contains(&name);
     let globals = context! {
+        display => value_of(display),
+        convert_prices => convert_prices,
         user => value_of(session.user()),
         csrf => session.csrf(),
         flash => value_of(session.take_flash()),
@@ -166,7 +185,9 @@ pub fn parse_money(input: &str) -> Result<i64, &'static str> {
 
 /// `{{ m|money }}` for an API money object `{amount, currency}`; `{{ minor|money("EUR") }}` for
 /// a bare amount of minor units. Anything else (a missing field) renders as nothing.
-fn money_filter(amount: Value, currency: Option<String>) -> String {
+/// On pages that convert prices (`convert_prices`), an amount of the shop's currency shows as
+/// "≈ $21.70" in the visitor's display currency.
+fn money_filter(state: &minijinja::State, amount: Value, currency: Option<String>) -> String {
     if amount.kind() == minijinja::value::ValueKind::Map {
         let currency = amount
             .get_attr("currency")
@@ -175,11 +196,33 @@ fn money_filter(amount: Value, currency: Option<String>) -> String {
             .or(currency);
         return amount
             .get_attr("amount")
-            .map_or_else(|_| String::new(), |a| money_filter(a, currency));
+            .map_or_else(|_| String::new(), |a| money_filter(state, a, currency));
     }
-    match i64::try_from(amount) {
-        Ok(minor) => format_money(minor, currency.as_deref().unwrap_or("EUR")),
-        Err(_) => String::new(),
+    let Ok(minor) = i64::try_from(amount) else {
+        return String::new();
+    };
+    let currency = currency.as_deref().unwrap_or("EUR");
+    let converting = state.lookup("convert_prices").is_some_and(|v| v.is_true());
+    let converted = converting.then(|| state.lookup("display")).flatten().and_then(|d| {
+        let (rate, base, to) = (
+            d.get_attr("rate").ok()?,
+            d.get_attr("base").ok()?,
+            d.get_attr("currency").ok()?,
+        );
+        let display = crate::display::Display {
+            base: base.as_str()?.to_owned(),
+            currency: to.as_str()?.to_owned(),
+            converted: true,
+            rate: rate.as_str()?.to_owned(),
+            as_of: String::new(),
+            exchange: contracts::kernel::ExchangeRate::parse(rate.as_str()?).ok(),
+            options: Vec::new(),
+        };
+        display.convert(minor, currency)
+    });
+    match converted {
+        Some(m) => format!("≈ {}", format_money(m.amount, m.currency.as_str())),
+        None => format_money(minor, currency),
     }
 }
 
@@ -324,12 +367,30 @@ mod tests {
         assert_eq!(format_money(1000, "CHF"), "10.00 CHF");
     }
 
+    fn money(template: &str, ctx: Value) -> String {
+        TEMPLATES.render_str(template, ctx).expect("render")
+    }
+
     #[test]
     fn the_money_filter_reads_api_money_objects() {
         let object = value_of(serde_json::json!({"amount": 1234, "currency": "GBP"}));
-        assert_eq!(money_filter(object, Some("EUR".into())), "£12.34");
-        assert_eq!(money_filter(Value::from(1234), Some("EUR".into())), "€12.34");
-        assert_eq!(money_filter(Value::from(()), None), "");
+        assert_eq!(money("{{ m|money('EUR') }}", context! { m => object }), "£12.34");
+        assert_eq!(money("{{ 1234|money('EUR') }}", context! {}), "€12.34");
+        assert_eq!(money("{{ none|money }}", context! {}), "");
+    }
+
+    #[test]
+    fn the_money_filter_converts_the_shops_currency_only_where_asked() {
+        let display = value_of(serde_json::json!({"base": "EUR", "currency": "USD", "rate": "1.0856"}));
+        let on = context! { display => display.clone(), convert_prices => true };
+        assert_eq!(money("{{ 1999|money('EUR') }}", on.clone()), "≈ $21.70");
+        assert_eq!(
+            money("{{ 1999|money('GBP') }}", on),
+            "£19.99",
+            "only the shop's currency"
+        );
+        let off = context! { display => display, convert_prices => false };
+        assert_eq!(money("{{ 1999|money('EUR') }}", off), "€19.99");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use axum::response::Response;
 use contracts::api::identity::UserView;
 use contracts::kernel::Role;
 use cookie::{Cookie, CookieJar, SameSite};
-use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
+use http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::request::Parts;
 use http::{HeaderValue, Uri};
 use platform::http::ClientIp;
@@ -86,6 +86,9 @@ struct SessionData {
     cart_token: Option<String>,
     #[serde(default)]
     flash: Option<Flash>,
+    /// The display currency the visitor picked (prices are still charged in the shop's).
+    #[serde(default)]
+    display_currency: Option<String>,
 }
 
 impl SessionData {
@@ -96,6 +99,7 @@ impl SessionData {
             tokens: None,
             cart_token: None,
             flash: None,
+            display_currency: None,
         }
     }
 }
@@ -110,6 +114,8 @@ fn random_token() -> String {
 struct SessionState {
     data: SessionData,
     dirty: bool,
+    /// How this request's pages show prices (worked out per request, not stored).
+    display: Option<crate::display::Display>,
 }
 
 /// The current request's session. Cheap to clone; changes are written back to the cookie when
@@ -192,6 +198,15 @@ impl Session {
         })
     }
 
+    /// How this page shows prices: `None` when the shop has no exchange rates.
+    pub fn display(&self) -> Option<crate::display::Display> {
+        self.with(|s| s.display.clone())
+    }
+
+    pub fn set_display_currency(&self, currency: Option<String>) {
+        self.change(|d| d.display_currency = currency);
+    }
+
     pub fn cart_token(&self) -> Option<String> {
         self.with(|s| s.data.cart_token.clone())
     }
@@ -265,11 +280,21 @@ pub(crate) async fn layer(State(web): State<WebState>, request: Request, next: N
         Some(data) => (data, false),
         None => (SessionData::new(), true),
     };
+    let chosen = data.display_currency.clone();
     let session = Session {
-        state: Arc::new(Mutex::new(SessionState { data, dirty })),
+        state: Arc::new(Mutex::new(SessionState {
+            data,
+            dirty,
+            display: None,
+        })),
         uri: parts.uri.clone(),
         client_ip,
     };
+    if let Some(rates) = crate::display::rates(&web, &session).await {
+        let language = parts.headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+        let display = crate::display::choose(&rates, chosen.as_deref(), language);
+        session.with(|s| s.display = display);
+    }
     parts.extensions.insert(session.clone());
     let mut response = next.run(Request::from_parts(parts, body)).await;
     if let Some(crate::error::ErrorPage(ctx)) = response.extensions_mut().remove() {
@@ -290,6 +315,7 @@ pub(crate) async fn layer(State(web): State<WebState>, request: Request, next: N
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     headers.append(VARY, HeaderValue::from_static("cookie"));
+    headers.append(VARY, HeaderValue::from_static("accept-language"));
     let written = session.with(|s| s.dirty.then(|| serde_json::to_string(&s.data)));
     if let Some(Ok(json)) = written {
         let mut out = CookieJar::new();

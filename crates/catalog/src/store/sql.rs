@@ -115,7 +115,7 @@ const INSERT_PRODUCT: &str = "INSERT INTO products (id, sku, name, slug, descrip
 const CATEGORY_COLUMNS: &str = "id, parent_id, name, slug, description, created_at, updated_at, version";
 const REVIEW_COLUMNS: &str =
     "id, product_id, user_id, rating, title, body, status, verified_purchase, created_at, updated_at";
-/// A cart's recommendations sum each of its products' heaviest partners, this many per product.
+/// Recommendations read each asked-about product's heaviest partners, this many per product.
 const PARTNERS_PER_PRODUCT: u32 = 100;
 /// Rows per multi-row insert when seeding. PostgreSQL: 400 × 25 values, under its parameter
 /// limit. SQLite: one row per (cached, reused) statement, because binding `$n` placeholders costs
@@ -1015,45 +1015,31 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "bought_with"))]
     async fn bought_with(&self, products: &[ProductId], limit: u32) -> StoreResult<Vec<Product>> {
-        let live = " p.deleted_at IS NULL AND p.status = 'active' AND p.available > 0";
-        let mut q = Sql::new("SELECT ");
-        match products {
-            [] => return Ok(Vec::new()),
-            // One product: its partners in weight order straight off the index, stopping at the
-            // first `limit` that can be sold.
-            [product] => {
-                q.push(PRODUCT_COLUMNS)
-                    .push(" FROM co_purchases c JOIN products p ON p.id = c.other_id WHERE c.product_id = ")
-                    .bind(Arg::Uuid(product.0))
-                    .push(" AND")
-                    .push(live)
-                    .push(" ORDER BY c.weight DESC, p.id DESC LIMIT ")
-                    .bind(Arg::Int(i64::from(limit)));
-            }
-            // Several (a cart): each one's heaviest partners, summed. A best seller pairs with
-            // thousands of products; its tail cannot outweigh the others' heads, and reading it
-            // all made a cart's read cost grow with the order history.
-            several => {
-                q.push(PRODUCT_COLUMNS)
-                    .push(" FROM (SELECT other_id, SUM(weight) AS weight FROM (");
-                for (i, product) in several.iter().enumerate() {
-                    if i > 0 {
-                        q.push(" UNION ALL ");
-                    }
-                    q.push("SELECT * FROM (SELECT other_id, weight FROM co_purchases WHERE product_id = ")
-                        .bind(Arg::Uuid(product.0))
-                        .push(&format!(
-                            " ORDER BY weight DESC LIMIT {PARTNERS_PER_PRODUCT}) AS top{i}"
-                        ));
-                }
-                q.push(") AS partners GROUP BY other_id) c JOIN products p ON p.id = c.other_id WHERE")
-                    .push(live)
-                    .push(" AND p.id NOT IN ")
-                    .bind_list(several.iter().map(|p| Arg::Uuid(p.0)))
-                    .push(" ORDER BY c.weight DESC, p.id DESC LIMIT ")
-                    .bind(Arg::Int(i64::from(limit)));
-            }
+        if products.is_empty() {
+            return Ok(Vec::new());
         }
+        // Each product's heaviest partners off the (product, weight) index, summed. A best seller
+        // pairs with thousands of products; reading all of them made the cost grow with the
+        // order history (and PostgreSQL's planner, given a plain join for one product, walked
+        // the products table instead: p50 17 ms at 100k orders; see docs/benchmarks.md).
+        let mut q = Sql::new("SELECT ");
+        q.push(PRODUCT_COLUMNS)
+            .push(" FROM (SELECT other_id, SUM(weight) AS weight FROM (");
+        for (i, product) in products.iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ALL ");
+            }
+            q.push("SELECT * FROM (SELECT other_id, weight FROM co_purchases WHERE product_id = ")
+                .bind(Arg::Uuid(product.0))
+                .push(&format!(
+                    " ORDER BY weight DESC LIMIT {PARTNERS_PER_PRODUCT}) AS top{i}"
+                ));
+        }
+        q.push(") AS partners GROUP BY other_id) c JOIN products p ON p.id = c.other_id")
+            .push(" WHERE p.deleted_at IS NULL AND p.status = 'active' AND p.available > 0 AND p.id NOT IN ")
+            .bind_list(products.iter().map(|p| Arg::Uuid(p.0)))
+            .push(" ORDER BY c.weight DESC, p.id DESC LIMIT ")
+            .bind(Arg::Int(i64::from(limit)));
         self.fetch_products(q).await
     }
 

@@ -555,3 +555,83 @@ async fn the_address_book_page_feeds_checkout_and_checkout_saves_a_new_address()
     let (status, _) = get_page(&browser, &app, "/account/addresses/not-an-id/remove").await;
     assert_eq!(status, 405, "removing is a POST");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prices_show_in_the_visitors_currency_while_checkout_charges_the_shops() {
+    let Some(app) = sqlite().await else { return };
+    let admin = app.admin().await;
+    for (currency, rate) in [("USD", "1.0856"), ("JPY", "162.35")] {
+        let url = app.url(&format!("/api/v1/catalog/rates/{currency}"));
+        json_of(
+            app.put_json(&url, &admin.access, json!({"rate": rate, "as_of": "2026-12-03"}))
+                .await,
+            200,
+        )
+        .await;
+    }
+    product(&app, &admin.access, "WEB-FX-1", 1999, 5).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "accept-language",
+        reqwest::header::HeaderValue::from_static("en-US,en;q=0.8"),
+    );
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .expect("client");
+
+    // An American browser sees dollars, marked as converted, with the rate's date.
+    let (status, page) = get_page(&browser, &app, "/p/product-web-fx-1").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("≈ $21.70"), "{page}");
+    assert!(
+        page.contains(r#"data-testid="display-note""#) && page.contains("2026-12-03"),
+        "{page}"
+    );
+
+    // Picking yen in the footer sticks for the session; a currency without a rate is refused.
+    let pick = |currency: &'static str, csrf: String| {
+        let (browser, app) = (&browser, &app);
+        async move {
+            post_form(
+                browser,
+                app,
+                "/currency",
+                &[
+                    ("_csrf", &csrf),
+                    ("currency", currency),
+                    ("next", "/p/product-web-fx-1"),
+                ],
+            )
+            .await
+        }
+    };
+    let r = pick("JPY", csrf(&page)).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/p/product-web-fx-1");
+    let (_, page) = get_page(&browser, &app, "/p/product-web-fx-1").await;
+    assert!(page.contains("≈ ¥3,245"), "{page}");
+    let r = pick("CHF", csrf(&page)).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = get_page(&browser, &app, "/p/product-web-fx-1").await;
+    assert!(page.contains("Prices cannot be shown in that currency"), "{page}");
+    assert!(page.contains("≈ ¥3,245"), "the earlier choice stays: {page}");
+
+    // Checkout shows what is charged, in euros, and says so.
+    let token = signed_in_with_token(&app, &browser, "web-fx@example.com").await;
+    post_auth(
+        &app,
+        "/api/v1/cart/items",
+        &token,
+        json!({"sku": "WEB-FX-1", "quantity": 1}),
+    )
+    .await;
+    let (status, checkout) = get_page(&browser, &app, "/checkout").await;
+    assert_eq!(status, 200, "{checkout}");
+    assert!(checkout.contains(r#"data-testid="charge-currency""#), "{checkout}");
+    assert!(checkout.contains("€19.99") && !checkout.contains("≈ ¥"), "{checkout}");
+    let (_, cart) = get_page(&browser, &app, "/cart").await;
+    assert!(cart.contains("≈ ¥"), "the cart converts: {cart}");
+}

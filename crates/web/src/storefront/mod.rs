@@ -38,6 +38,7 @@ pub fn routes() -> Router<WebState> {
         .route("/cart/add", post(cart::add))
         .route("/cart/update", post(cart::update))
         .route("/cart/remove", post(cart::remove))
+        .route("/currency", post(crate::display::choose_currency))
         .route("/checkout", get(checkout::show).post(checkout::submit))
         .route("/checkout/quote", post(checkout::quote))
         .route("/orders", get(orders::list))
