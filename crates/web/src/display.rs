@@ -17,9 +17,14 @@ use crate::{PageError, Session, WebState};
 /// How long pages use the rates they read (catalog caches them as long).
 const RATES_TTL: Duration = Duration::from_secs(60);
 
-/// The rates last read from catalog, shared by every page of this process.
+/// After a failed read, pages go without rates this long before asking again, so an
+/// unreachable catalog costs one page its wait, not every page.
+const FAILED_RATES_TTL: Duration = Duration::from_secs(15);
+
+/// The rates last read from catalog (or that reading them failed), shared by every page of this
+/// process.
 #[derive(Default)]
-pub(crate) struct RatesCache(Mutex<Option<(Instant, RatesView)>>);
+pub(crate) struct RatesCache(Mutex<Option<(Instant, Option<RatesView>)>>);
 
 /// What a page needs to show prices in the visitor's currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -147,26 +152,21 @@ pub fn choose(rates: &RatesView, chosen: Option<&str>, accept_language: Option<&
 /// answer (pages then show the shop's currency only).
 pub(crate) async fn rates(web: &WebState, session: &Session) -> Option<RatesView> {
     let cache = web.rates_cache();
-    if let Some((at, rates)) = cache.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
-        && at.elapsed() < RATES_TTL
-    {
-        return Some(rates.clone());
+    if let Some((at, rates)) = cache.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        let ttl = if rates.is_some() { RATES_TTL } else { FAILED_RATES_TTL };
+        if at.elapsed() < ttl {
+            return rates.clone();
+        }
     }
-    match web
+    let read = web
         .api(session)
         .anonymous()
         .get_json::<RatesView>("catalog", "/api/v1/catalog/rates")
         .await
-    {
-        Ok(rates) => {
-            *cache.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), rates.clone()));
-            Some(rates)
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, "no exchange rates for this page");
-            None
-        }
-    }
+        .map_err(|e| tracing::info!(error = %e, "pages show the shop's currency only: no exchange rates"))
+        .ok();
+    *cache.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), read.clone()));
+    read
 }
 
 #[derive(Debug, Deserialize)]
