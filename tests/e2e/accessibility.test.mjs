@@ -56,7 +56,7 @@ browserTest('pages have labelled controls, one h1 and landmarks, and fit a phone
 
   const adminPage = await (await otherUser()).newPage();
   await loginAsAdmin(adminPage);
-  for (const path of ['/admin', '/admin/products', '/admin/products/new', '/admin/inventory', '/admin/orders', '/admin/users', '/admin/status']) {
+  for (const path of ['/admin', '/admin/products', '/admin/products/new', '/admin/inventory', '/admin/orders', '/admin/users', '/admin/status', '/admin/rates']) {
     await check(adminPage, path);
   }
   assert.deepEqual(problems, [], 'accessibility problems');

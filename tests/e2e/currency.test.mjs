@@ -21,8 +21,14 @@ browserTest('prices show in two display currencies while checkout charges euros'
     const cents = product.price.amount;
     await login(page, customer.email, customer.password);
 
-    await page.goto(`/p/${encodeURIComponent(product.slug)}`);
+    // Pages read the rates at most every 10 s: wait until this server's pages have the new ones.
     const picker = page.getByLabel('Show prices in');
+    for (const deadline = Date.now() + 20_000; ;) {
+      await page.goto(`/p/${encodeURIComponent(product.slug)}`);
+      if (await picker.count()) break;
+      assert.ok(Date.now() < deadline, 'the currency picker never appeared after rates were set');
+      await page.waitForTimeout(1000);
+    }
     await picker.selectOption('USD');
     await page.getByRole('button', { name: 'Show', exact: true }).click();
     await page.waitForURL(`**/p/${encodeURIComponent(product.slug)}`);

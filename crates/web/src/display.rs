@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::forms::Form;
 use crate::{PageError, Session, WebState};
 
-/// How long pages use the rates they read (catalog caches them as long).
-const RATES_TTL: Duration = Duration::from_secs(60);
+/// How long pages use the rates they read: an admin's new rate shows within this (catalog
+/// drops its own cached copy on every change).
+const RATES_TTL: Duration = Duration::from_secs(10);
 
 /// After a failed read, pages go without rates this long before asking again, so an
 /// unreachable catalog costs one page its wait, not every page.
@@ -148,7 +149,7 @@ pub fn choose(rates: &RatesView, chosen: Option<&str>, accept_language: Option<&
     })
 }
 
-/// Catalog's rates, read at most once a minute by this process; `None` while catalog cannot
+/// Catalog's rates, read at most every 10 s by this process; `None` while catalog cannot
 /// answer (pages then show the shop's currency only).
 pub(crate) async fn rates(web: &WebState, session: &Session) -> Option<RatesView> {
     let cache = web.rates_cache();

@@ -630,3 +630,58 @@ async fn an_admin_changes_a_role_and_blocks_an_account_from_the_users_page() {
     assert!(html.contains("role.changed"), "{html}");
     assert!(html.contains("user.disabled"), "{html}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn display_currency_rates_are_set_checked_and_removed_from_the_console() {
+    let app = app().await;
+    app.admin().await;
+    let admin = signed_in(&app, "root@example.com").await;
+    let (status, page) = get_page(&admin, &app, "/admin/rates").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("No rates: shoppers see EUR only."), "{page}");
+
+    let set = |currency: &'static str, rate: &'static str, as_of: &'static str, csrf: String| {
+        let (admin, app) = (&admin, &app);
+        async move {
+            post_form(
+                admin,
+                app,
+                "/admin/rates",
+                &[
+                    ("_csrf", &csrf),
+                    ("currency", currency),
+                    ("rate", rate),
+                    ("as_of", as_of),
+                ],
+            )
+            .await
+        }
+    };
+    let r = set("USD", "1,08", "2999-01-01", csrf(&page)).await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.expect("body");
+    assert!(
+        html.contains(r#"data-testid="error-rate""#) && html.contains(r#"data-testid="error-as_of""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"value="1,08""#), "what was typed is kept: {html}");
+    let r = set("XYZ", "2", "2026-12-03", csrf(&html)).await;
+    assert_eq!(r.status(), 422);
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains(r#"data-testid="error-currency""#)
+    );
+
+    let r = set("usd", "1.0856", "2026-12-03", csrf(&html)).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = get_page(&admin, &app, "/admin/rates").await;
+    assert!(page.contains(r#"data-testid="rate-row" data-currency="USD""#), "{page}");
+    assert!(page.contains("1.0856") && page.contains("2026-12-03"), "{page}");
+
+    let r = post_form(&admin, &app, "/admin/rates/USD/remove", &[("_csrf", &csrf(&page))]).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = get_page(&admin, &app, "/admin/rates").await;
+    assert!(!page.contains(r#"data-currency="USD""#), "{page}");
+}

@@ -11,6 +11,7 @@ mod events;
 mod faults;
 mod inventory;
 mod orders;
+mod rates;
 mod returns;
 mod status;
 mod users;
@@ -70,6 +71,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("admin/orders.html", include_str!("../../templates/admin/orders.html")),
     ("admin/order.html", include_str!("../../templates/admin/order.html")),
     ("admin/returns.html", include_str!("../../templates/admin/returns.html")),
+    ("admin/rates.html", include_str!("../../templates/admin/rates.html")),
     ("admin/users.html", include_str!("../../templates/admin/users.html")),
     ("admin/audit.html", include_str!("../../templates/admin/audit.html")),
     (
@@ -105,6 +107,7 @@ pub const PAGES: &[&str] = &[
     "/admin/inventory/low-stock",
     "/admin/orders",
     "/admin/returns",
+    "/admin/rates",
     "/admin/users",
     "/admin/audit",
     "/admin/dead-letters",
@@ -124,6 +127,7 @@ pub fn routes() -> Router<WebState> {
         .merge(inventory::routes())
         .merge(orders::routes())
         .merge(returns::routes())
+        .merge(rates::routes())
         .merge(users::routes())
         .merge(events::routes())
         .merge(status::routes())
