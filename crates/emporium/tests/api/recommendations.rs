@@ -101,15 +101,9 @@ async fn bought_together_ranks_first_skips_out_of_stock_and_falls_back_to_relate
     }
     wait_for_history(&app, 4, "REC-D").await;
 
-    let list = json_of(
-        app.client
-            .get(app.url(&format!("{PRODUCTS}/{anchor}/recommendations?limit=4")))
-            .send()
-            .await
-            .expect("request"),
-        200,
-    )
-    .await;
+    let list = app
+        .get_json(&format!("{PRODUCTS}/{anchor}/recommendations?limit=4"))
+        .await;
     assert_eq!(
         skus_and_reasons(&list),
         [
@@ -121,15 +115,9 @@ async fn bought_together_ranks_first_skips_out_of_stock_and_falls_back_to_relate
     );
 
     // A cart holding B and C: A was bought with both; neither B nor C is offered.
-    let for_cart = json_of(
-        app.client
-            .get(app.url(&format!("/api/v1/catalog/recommendations?products={b},{c}&limit=1")))
-            .send()
-            .await
-            .expect("request"),
-        200,
-    )
-    .await;
+    let for_cart = app
+        .get_json(&format!("/api/v1/catalog/recommendations?products={b},{c}&limit=1"))
+        .await;
     assert_eq!(
         skus_and_reasons(&for_cart),
         [("REC-A".to_owned(), "bought_together".to_owned())]
