@@ -531,6 +531,47 @@ async fn the_address_book_page_feeds_checkout_and_checkout_saves_a_new_address()
         "{book}"
     );
 
+    // Editing: the form comes filled in, a bad field comes back on its input, a good one saves.
+    let edit = format!("/account/addresses/{home}/edit");
+    let (status, page) = get_page(&browser, &app, &edit).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(r#"value="Hauptstraße 1""#) && page.contains(r#"value="Home""#),
+        "{page}"
+    );
+    let fields = |city: &'static str| {
+        vec![
+            ("_csrf", csrf(&page)),
+            ("label", "Home".to_owned()),
+            ("name", "Ada Lovelace".to_owned()),
+            ("line1", "Hauptstraße 1".to_owned()),
+            ("city", city.to_owned()),
+            ("postal_code", "14467".to_owned()),
+            ("country", "DE".to_owned()),
+        ]
+    };
+    let send = |fields: Vec<(&'static str, String)>| {
+        let (browser, app, edit) = (&browser, &app, edit.clone());
+        async move {
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(browser, app, &edit, &pairs).await
+        }
+    };
+    let r = send(fields("")).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.expect("body").contains(r#"data-testid="error-city""#));
+    let r = send(fields("Potsdam")).await;
+    assert_eq!(r.status(), 303);
+    let book = json_of(app.get_auth("/api/v1/users/me/addresses", &token).await, 200).await;
+    assert!(book.to_string().contains("Potsdam"), "{book}");
+    let (status, _) = get_page(
+        &browser,
+        &app,
+        &format!("/account/addresses/{}/edit", uuid::Uuid::now_v7()),
+    )
+    .await;
+    assert_eq!(status, 404);
+
     // Removing and re-marking through the page.
     let (_, page) = get_page(&browser, &app, "/account/addresses").await;
     let r = post_form(

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use contracts::api::identity::{AddressBook, AddressRequest};
+use contracts::api::identity::{AddressBook, AddressRequest, AddressView};
 use contracts::api::ordering::{RawAddress, ShippingMethods};
 use http::StatusCode;
 use minijinja::context;
@@ -26,6 +26,7 @@ const BOOK: &str = "/api/v1/users/me/addresses";
 pub(super) fn routes() -> Router<WebState> {
     Router::new()
         .route("/account/addresses", get(addresses_page).post(add_address))
+        .route("/account/addresses/{id}/edit", get(edit_page).post(save_edit))
         .route("/account/addresses/{id}/default", post(make_default))
         .route("/account/addresses/{id}/remove", post(remove_address))
 }
@@ -145,6 +146,93 @@ async fn add_address(
     }
     let errors = api_errors(&reply, INPUTS);
     render(&api, &session, status, &form, errors).await
+}
+
+impl From<&AddressView> for AddressForm {
+    fn from(saved: &AddressView) -> Self {
+        let a = &saved.address;
+        Self {
+            label: saved.label.clone().unwrap_or_default(),
+            name: a.name.clone(),
+            line1: a.line1.clone(),
+            line2: a.line2.clone().unwrap_or_default(),
+            city: a.city.clone(),
+            postal_code: a.postal_code.clone(),
+            country: a.country.clone(),
+            phone: a.phone.clone().unwrap_or_default(),
+            default: if saved.is_default { "on".into() } else { String::new() },
+        }
+    }
+}
+
+async fn render_edit(
+    api: &Api<'_>,
+    session: &Session,
+    status: StatusCode,
+    id: Uuid,
+    form: &AddressForm,
+    errors: FieldErrors,
+) -> Result<Response, PageError> {
+    let methods: ShippingMethods = api.get_json("ordering", "/api/v1/orders/shipping-methods").await?;
+    page_with_status(
+        status,
+        session,
+        "account/address_edit.html",
+        context! {
+            id => id.to_string(),
+            countries => value_of(country_options(&methods.countries)),
+            form => value_of(form),
+            errors => errors,
+        },
+    )
+}
+
+async fn edit_page(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    session.require_user()?;
+    let id = address_id(&id)?;
+    let api = web.api(&session);
+    let book: AddressBook = api.get_json("identity", BOOK).await?;
+    let saved = book.items.iter().find(|a| a.id == id).ok_or(PageError::NotFound)?;
+    render_edit(
+        &api,
+        &session,
+        StatusCode::OK,
+        id,
+        &AddressForm::from(saved),
+        FieldErrors::new(),
+    )
+    .await
+}
+
+async fn save_edit(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<AddressForm>,
+) -> Result<Response, PageError> {
+    session.require_user()?;
+    let id = address_id(&id)?;
+    let api = web.api(&session);
+    let reply = api.put("identity", &format!("{BOOK}/{id}"), &form.request()).await?;
+    match reply.status {
+        s if s.is_success() => {
+            session.flash("success", "The address is saved.");
+            Ok(Redirect::to("/account/addresses").into_response())
+        }
+        StatusCode::NOT_FOUND => {
+            session.flash("info", "That address was removed meanwhile.");
+            Ok(Redirect::to("/account/addresses").into_response())
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            let errors = api_errors(&reply, INPUTS);
+            render_edit(&api, &session, StatusCode::UNPROCESSABLE_ENTITY, id, &form, errors).await
+        }
+        _ => Err(api.error_for(&reply)),
+    }
 }
 
 /// An address id from the path: anything but a UUID names no address (and must not reach the

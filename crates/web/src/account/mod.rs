@@ -46,6 +46,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     template!("account/delete.html"),
     template!("account/cards.html"),
     template!("account/addresses.html"),
+    template!("account/_address_fields.html"),
+    template!("account/address_edit.html"),
 ];
 
 pub fn routes() -> Router<WebState> {
