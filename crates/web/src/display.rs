@@ -39,8 +39,6 @@ pub struct Display {
     /// Units of `currency` per unit of `base`, as a decimal, and the day it is for.
     pub rate: String,
     pub as_of: String,
-    #[serde(skip)]
-    pub exchange: Option<ExchangeRate>,
     /// The currencies a visitor may pick: the shop's, then those with a rate.
     pub options: Vec<String>,
 }
@@ -48,13 +46,22 @@ pub struct Display {
 impl Display {
     /// `amount` of the shop's currency in the display currency (`None` when not converting).
     pub fn convert(&self, amount: i64, currency: &str) -> Option<Money> {
-        if !self.converted || !currency.eq_ignore_ascii_case(&self.base) {
+        if !self.converted {
             return None;
         }
-        let from = Currency::parse(&self.base).ok()?;
-        let to = Currency::parse(&self.currency).ok()?;
-        self.exchange?.convert(Money::new(amount, from), to)
+        convert(amount, currency, &self.base, &self.currency, &self.rate)
     }
+}
+
+/// `amount` of `currency` at `rate` (units of `to` per unit of `base`, as a decimal), when
+/// `currency` is `base`; `None` for any other currency or an unreadable code or rate. The money
+/// filter calls it with a page's `display` as templates see it.
+pub fn convert(amount: i64, currency: &str, base: &str, to: &str, rate: &str) -> Option<Money> {
+    if !currency.eq_ignore_ascii_case(base) {
+        return None;
+    }
+    let (from, to) = (Currency::parse(base).ok()?, Currency::parse(to).ok()?);
+    ExchangeRate::parse(rate).ok()?.convert(Money::new(amount, from), to)
 }
 
 /// The currency a language tag's region (or language) usually pays in: `en-US` → USD.
@@ -143,7 +150,6 @@ pub fn choose(rates: &RatesView, chosen: Option<&str>, accept_language: Option<&
         converted: rate.is_some(),
         rate: rate.map(|r| r.rate.clone()).unwrap_or_default(),
         as_of: rate.map(|r| r.as_of.clone()).unwrap_or_default(),
-        exchange: rate.and_then(|r| ExchangeRate::parse(&r.rate).ok()),
         currency,
         options,
     })

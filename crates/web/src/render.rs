@@ -204,21 +204,8 @@ fn money_filter(state: &minijinja::State, amount: Value, currency: Option<String
     let currency = currency.as_deref().unwrap_or("EUR");
     let converting = state.lookup("convert_prices").is_some_and(|v| v.is_true());
     let converted = converting.then(|| state.lookup("display")).flatten().and_then(|d| {
-        let (rate, base, to) = (
-            d.get_attr("rate").ok()?,
-            d.get_attr("base").ok()?,
-            d.get_attr("currency").ok()?,
-        );
-        let display = crate::display::Display {
-            base: base.as_str()?.to_owned(),
-            currency: to.as_str()?.to_owned(),
-            converted: true,
-            rate: rate.as_str()?.to_owned(),
-            as_of: String::new(),
-            exchange: contracts::kernel::ExchangeRate::parse(rate.as_str()?).ok(),
-            options: Vec::new(),
-        };
-        display.convert(minor, currency)
+        let text = |key: &str| d.get_attr(key).ok().and_then(|v| v.as_str().map(str::to_owned));
+        crate::display::convert(minor, currency, &text("base")?, &text("currency")?, &text("rate")?)
     });
     match converted {
         Some(m) => format!("≈ {}", format_money(m.amount, m.currency.as_str())),
