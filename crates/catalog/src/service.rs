@@ -548,10 +548,7 @@ impl CatalogService {
     }
 
     pub async fn related(&self, id: ProductId, limit: Option<u32>, viewer: &Viewer) -> Result<ProductList, Problem> {
-        let limit = limit.unwrap_or(8);
-        if !(1..=50).contains(&limit) {
-            return Err(Problem::invalid_field("limit", "must be between 1 and 50"));
-        }
+        let limit = suggestion_limit(limit)?;
         self.product(id, viewer).await?;
         let key = self.generation_key("related", &format!("{id}|{limit}")).await;
         self.cached(key, || async {
@@ -577,7 +574,7 @@ impl CatalogService {
         limit: Option<u32>,
         viewer: &Viewer,
     ) -> Result<RecommendationList, Problem> {
-        let limit = recommendation_limit(limit)?;
+        let limit = suggestion_limit(limit)?;
         self.product(id, viewer).await?;
         let key = self.generation_key("recommend", &format!("{id}|{limit}")).await;
         self.cached(key, || self.recommend(vec![id], limit)).await
@@ -590,7 +587,7 @@ impl CatalogService {
         ids: Vec<ProductId>,
         limit: Option<u32>,
     ) -> Result<RecommendationList, Problem> {
-        let limit = recommendation_limit(limit)?;
+        let limit = suggestion_limit(limit)?;
         let mut ids = ids;
         ids.sort_unstable();
         ids.dedup();
@@ -1278,7 +1275,8 @@ impl CatalogService {
 }
 
 /// Reads the catalog's default currency setting.
-fn recommendation_limit(limit: Option<u32>) -> Result<u32, Problem> {
+/// How many related or recommended products a read asks for: 1 to 50, 8 by default.
+fn suggestion_limit(limit: Option<u32>) -> Result<u32, Problem> {
     let limit = limit.unwrap_or(8);
     if (1..=50).contains(&limit) {
         Ok(limit)
