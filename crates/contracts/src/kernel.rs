@@ -15,7 +15,7 @@ mod money;
 mod role;
 mod sku;
 
-pub use address::{AddressFieldError, Country, CountryError, PostalAddress};
+pub use address::{AddressFieldError, Country, CountryError, PostalAddress, optional_text, required_text};
 pub use currency::{Currency, CurrencyError, minor_digits};
 pub use email::{EmailAddress, EmailError, MAX_EMAIL_BYTES};
 pub use idempotency::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey, IdempotencyKeyError, MAX_IDEMPOTENCY_KEY_CHARS};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use contracts::api::ordering::RawAddress;
-use contracts::kernel::PostalAddress;
+use contracts::kernel::{PostalAddress, optional_text};
 use platform::FieldError;
 use time::OffsetDateTime;
 
@@ -52,17 +52,10 @@ impl SavedAddress {
     /// Checks the label (`label`) and every address field (`address.<field>`).
     pub fn parse(label: Option<&str>, raw: &RawAddress) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let label = match label.map(str::trim).filter(|l| !l.is_empty()) {
-            Some(l) if l.chars().count() > 40 => {
-                errors.push(FieldError::new("label", "must be at most 40 characters"));
-                None
-            }
-            Some(l) if l.chars().any(char::is_control) => {
-                errors.push(FieldError::new("label", "may not contain control characters"));
-                None
-            }
-            l => l.map(str::to_owned),
-        };
+        let label = optional_text(label, 40).unwrap_or_else(|message| {
+            errors.push(FieldError::new("label", message));
+            None
+        });
         let address = PostalAddress::parse(raw, |_| Ok(())).map_err(|failed| {
             errors.extend(
                 failed

@@ -63,25 +63,45 @@ impl Checks {
     }
 
     fn text(&mut self, field: &'static str, value: &str, max: usize) -> Option<String> {
-        let v = value.trim();
-        if v.is_empty() {
-            self.fail(field, "is required");
-            None
-        } else if v.chars().count() > max {
-            self.fail(field, format!("must be at most {max} characters"));
-            None
-        } else if v.chars().any(char::is_control) {
-            self.fail(field, "may not contain control characters");
-            None
-        } else {
-            Some(v.to_owned())
+        match required_text(value, max) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.fail(field, message);
+                None
+            }
         }
     }
 
-    /// An optional field: absent or blank is `None`, anything else follows `text`'s rules.
     fn optional(&mut self, field: &'static str, value: Option<&str>, max: usize) -> Option<String> {
-        let v = value.map(str::trim).filter(|s| !s.is_empty())?;
-        self.text(field, v, max)
+        match optional_text(value, max) {
+            Ok(v) => v,
+            Err(message) => {
+                self.fail(field, message);
+                None
+            }
+        }
+    }
+}
+
+/// A required line of text: trimmed, 1 to `max` characters, no control characters.
+pub fn required_text(value: &str, max: usize) -> Result<String, String> {
+    let v = value.trim();
+    if v.is_empty() {
+        Err("is required".into())
+    } else if v.chars().count() > max {
+        Err(format!("must be at most {max} characters"))
+    } else if v.chars().any(char::is_control) {
+        Err("may not contain control characters".into())
+    } else {
+        Ok(v.to_owned())
+    }
+}
+
+/// An optional line of text: absent or blank is `None`, anything else follows [`required_text`].
+pub fn optional_text(value: Option<&str>, max: usize) -> Result<Option<String>, String> {
+    match value.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(v) => required_text(v, max).map(Some),
     }
 }
 

@@ -22,6 +22,7 @@ use contracts::api::identity::{AddressBook, AddressRequest, AddressView};
 use contracts::api::money::{MoneyInput, MoneyView};
 use contracts::api::ordering::{CheckoutRequest, OrderStatus, OrderView, QuoteView, RawAddress, ShippingMethods};
 use contracts::api::payments::{CreateMethodRequest, MethodList, MethodView};
+use contracts::kernel::PostalAddress;
 use http::StatusCode;
 use minijinja::context;
 use platform::client::Reply;
@@ -338,13 +339,31 @@ async fn render(
     form: CheckoutForm,
     outcome: Outcome,
 ) -> Result<Response, PageError> {
+    render_with_book(web, session, form, outcome, None).await
+}
+
+/// [`render`], with the address book when the caller has read it already (`None`: read it here,
+/// beside the other calls).
+async fn render_with_book(
+    web: &WebState,
+    session: &Session,
+    form: CheckoutForm,
+    outcome: Outcome,
+    known_book: Option<Vec<AddressView>>,
+) -> Result<Response, PageError> {
     let api = web.api(session);
+    let book = async {
+        match known_book {
+            Some(book) => book,
+            None => address_book(&api).await,
+        }
+    };
     let (cart, methods, cards, book) = tokio::join!(
         load_cart(&api, session),
         api.get_json::<ShippingMethods>("ordering", "/api/v1/orders/shipping-methods"),
         api.get_json::<MethodList>("payments", "/api/v1/payments/methods"),
         // Boxed: four calls in one join make every caller's future too large to move around.
-        Box::pin(address_book(&api)),
+        Box::pin(book),
     );
     let (cart, methods, cards) = (cart?, methods?, cards?.items);
     let Some(cart) = cart.filter(|c| !c.items.is_empty()) else {
@@ -468,7 +487,7 @@ pub async fn show(
         quote: None,
         status: StatusCode::OK,
     };
-    render(&web, &session, form, outcome).await
+    render_with_book(&web, &session, form, outcome, Some(book)).await
 }
 
 pub async fn submit(
@@ -625,18 +644,17 @@ fn saved_address_options<'a>(book: &'a [AddressView], countries: &[String]) -> V
         .collect()
 }
 
-/// Whether two addresses are the same place for the same person (the book's copy is trimmed
-/// and its country upper-cased; what was typed may not be).
+/// Whether two addresses are the same place for the same person, once both are normalised by
+/// the kernel's address rules (trimmed, country upper-cased, a blank line 2 absent). The phone
+/// is left out: checkout does not ask for one.
 fn same_address(saved: &RawAddress, typed: &RawAddress) -> bool {
-    let same = |a: &str, b: &str| a.trim() == b.trim();
-    let same_opt =
-        |a: &Option<String>, b: &Option<String>| same(a.as_deref().unwrap_or(""), b.as_deref().unwrap_or(""));
-    same(&saved.name, &typed.name)
-        && same(&saved.line1, &typed.line1)
-        && same_opt(&saved.line2, &typed.line2)
-        && same(&saved.city, &typed.city)
-        && same(&saved.postal_code, &typed.postal_code)
-        && saved.country.eq_ignore_ascii_case(typed.country.trim())
+    let place = |raw: &RawAddress| {
+        PostalAddress::parse(raw, |_| Ok(())).ok().map(|a| RawAddress {
+            phone: None,
+            ..a.to_raw()
+        })
+    };
+    matches!((place(saved), place(typed)), (Some(a), Some(b)) if a == b)
 }
 
 /// "Save this address": adds the order's address to the book unless it is there already. The
