@@ -38,11 +38,9 @@ if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
 fi
 "$venv/bin/openapi-spec-validator" --version 2>/dev/null || true
 
-# The SMTP server the production-shaped tests deliver to (tests/smtp_sink.py). The test harness
-# creates the same venv on first use; doing it here keeps the install out of the test timings.
-smtp_venv=target/test-venv
-if ! "$smtp_venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
-  echo "installing aiosmtpd into $smtp_venv..."
-  python3 -m venv "$smtp_venv"
-  "$smtp_venv/bin/python" -m pip install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
-fi
+# The test servers: the SMTP server the production-shaped tests deliver to (tests/smtp_sink.py)
+# and localstripe, the Stripe-compatible server of the Stripe adapter's tests
+# (tests/localstripe_server.py), pinned in tests/requirements.txt. The test harness
+# (crates/test-support/src/python.rs) creates the same venv on first use; doing it here keeps the
+# install out of the test timings.
+bash tests/python-env.sh >/dev/null

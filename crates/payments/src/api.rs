@@ -53,32 +53,31 @@ fn answer_response<T: Serialize>(answer: Answer<T>, location: String) -> Respons
 
 /// Saves a card for the caller (any authenticated user).
 ///
-/// Test cards (simulated provider): 4242424242424242 succeeds; 4000000000000002 is declined
-/// (`card_declined`); 4000000000009995 `insufficient_funds`; 4000000000000119 fails with a
-/// processing error (retryable); 4000000000000259 succeeds slowly.
+/// Simulated provider: send the card fields. Test cards: 4242424242424242 succeeds;
+/// 4000000000000002 is declined (`card_declined`); 4000000000009995 `insufficient_funds`;
+/// 4000000000000119 fails with a processing error (retryable); 4000000000000259 succeeds slowly.
+/// Stripe (`EMPORIUM_PAYMENTS_PROVIDER=stripe`): send `provider_token`, the `pm_…` or `tok_…` id
+/// Stripe.js made in the shopper's browser; card fields are refused.
 #[utoipa::path(post, path = "/api/v1/payments/methods", tag = TAG, security(("bearer" = [])),
     request_body = CreateMethodRequest,
     responses((status = 201, description = "Saved", body = MethodView),
         (status = 401, description = "Not signed in", body = Problem),
-        (status = 422, description = "Invalid `card_number` (Luhn), `exp_month`, `exp_year` (expired), `cvc` or `holder_name`", body = Problem)))]
+        (status = 422, description = "Invalid `card_number` (Luhn; or any card field in Stripe mode), `exp_month`, `exp_year` (expired), `cvc`, `holder_name`, or `provider_token` (unknown to the provider, malformed, or sent with card fields)", body = Problem),
+        (status = 503, description = "The provider did not answer; retry", body = Problem)))]
 pub async fn create_method(
     State(svc): Svc,
     auth: AuthUser,
     Json(req): Json<CreateMethodRequest>,
 ) -> ApiResult<(StatusCode, Json<MethodView>)> {
-    let method = svc
-        .add_method(
-            &auth,
-            NewMethod {
-                card_number: &req.card_number,
-                exp_month: req.exp_month,
-                exp_year: req.exp_year,
-                cvc: &req.cvc,
-                holder_name: req.holder_name.as_deref(),
-                save: req.save,
-            },
+    let source = crate::domain::card_source(&req).map_err(|errors| {
+        Problem::validation(
+            errors
+                .into_iter()
+                .map(|(f, m)| platform::FieldError::new(f, m))
+                .collect(),
         )
-        .await?;
+    })?;
+    let method = svc.add_method(&auth, NewMethod { source, save: req.save }).await?;
     Ok((StatusCode::CREATED, Json(MethodView::from(&method))))
 }
 
@@ -287,17 +286,22 @@ pub async fn list_refunds(State(svc): Svc, auth: AuthUser, Path(id): Path<String
     }))
 }
 
-/// Provider webhooks (no bearer token). The body is verified against the `Emporium-Signature`
-/// header (`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` with
-/// `EMPORIUM_PAYMENTS_WEBHOOK_SECRET`, at most 5 minutes old). A processing payment is settled
-/// by it; an event id seen before is acknowledged and ignored.
+/// Provider webhooks (no bearer token). The body is verified against the provider's signature
+/// header: `Emporium-Signature` for the simulated provider (secret
+/// `EMPORIUM_PAYMENTS_WEBHOOK_SECRET`), `Stripe-Signature` for Stripe (secret
+/// `EMPORIUM_PAYMENTS_STRIPE_WEBHOOK_SECRET`); both `t=<unix seconds>,v1=<hex HMAC-SHA256 of
+/// "<t>.<body>">`, at most 5 minutes old. A processing payment is settled by it; `charge.refunded`
+/// records refunds the ledger lacks (made in the provider's dashboard); an event id seen before
+/// is acknowledged and ignored, as are event types payments does not act on.
 #[utoipa::path(post, path = "/api/v1/payments/webhooks/{provider}", tag = TAG,
-    params(("provider" = String, Path, description = "`simulated`"),
-        ("Emporium-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex signature>")),
+    params(("provider" = String, Path, description = "The configured provider: `simulated` or `stripe`"),
+        ("Emporium-Signature" = String, Header, description = "Simulated provider: t=<unix seconds>,v1=<hex signature>"),
+        ("Stripe-Signature" = String, Header, description = "Stripe: t=<unix seconds>,v1=<hex signature>")),
     request_body(content = Object, description = "The provider's event", content_type = "application/json"),
     responses((status = 200, description = "Received", body = WebhookAck),
         (status = 400, description = "Missing, malformed, expired or wrong signature, or an unknown event", body = Problem),
-        (status = 404, description = "Unknown provider", body = Problem)))]
+        (status = 404, description = "Not the configured provider", body = Problem),
+        (status = 503, description = "The provider could not be asked about the refunds; it retries the webhook", body = Problem)))]
 pub async fn webhook(
     State(svc): Svc,
     Path(provider): Path<String>,

@@ -245,6 +245,73 @@ pub struct RawCard<'a> {
     pub holder_name: Option<&'a str>,
 }
 
+/// Where a new payment method comes from.
+pub enum CardSource<'a> {
+    /// The card as typed, tokenised by Emporium's provider adapter (simulated provider).
+    Typed(RawCard<'a>),
+    /// A token the shopper's browser got from the provider's script (Stripe.js): Emporium never
+    /// sees the card.
+    ProviderToken(&'a str),
+}
+
+/// The longest provider token accepted (Stripe ids are well under 100 characters).
+pub const MAX_PROVIDER_TOKEN_CHARS: usize = 255;
+
+/// Reads a method request: exactly one of the typed card (all four fields) or `provider_token`.
+/// Every missing or conflicting field is named at once.
+pub fn card_source(
+    req: &contracts::api::payments::CreateMethodRequest,
+) -> Result<CardSource<'_>, Vec<(&'static str, String)>> {
+    let typed = req.card_number.is_some() || req.exp_month.is_some() || req.exp_year.is_some() || req.cvc.is_some();
+    match (&req.provider_token, typed) {
+        (Some(_), true) => Err(vec![(
+            "provider_token",
+            "send either provider_token or the card fields, not both".to_owned(),
+        )]),
+        (Some(token), false) => {
+            let token = token.trim();
+            if token.is_empty()
+                || token.len() > MAX_PROVIDER_TOKEN_CHARS
+                || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(vec![(
+                    "provider_token",
+                    format!(
+                        "must be the provider's token id (letters, digits and _, at most {MAX_PROVIDER_TOKEN_CHARS})"
+                    ),
+                )]);
+            }
+            Ok(CardSource::ProviderToken(token))
+        }
+        (None, _) => {
+            let mut missing = Vec::new();
+            let required = "is required (or send provider_token)";
+            if req.card_number.is_none() {
+                missing.push(("card_number", required.to_owned()));
+            }
+            if req.exp_month.is_none() {
+                missing.push(("exp_month", required.to_owned()));
+            }
+            if req.exp_year.is_none() {
+                missing.push(("exp_year", required.to_owned()));
+            }
+            if req.cvc.is_none() {
+                missing.push(("cvc", required.to_owned()));
+            }
+            match (&req.card_number, req.exp_month, req.exp_year, &req.cvc) {
+                (Some(number), Some(exp_month), Some(exp_year), Some(cvc)) => Ok(CardSource::Typed(RawCard {
+                    number,
+                    exp_month,
+                    exp_year,
+                    cvc,
+                    holder_name: req.holder_name.as_deref(),
+                })),
+                _ => Err(missing),
+            }
+        }
+    }
+}
+
 /// Validates every field of a card at once; `today` is `(year, month)`. Errors name the field.
 pub fn validate_card(raw: &RawCard<'_>, today: (i32, u8)) -> Result<CardDetails, Vec<(&'static str, String)>> {
     let mut errors = Vec::new();
@@ -392,6 +459,54 @@ pub fn parse_reason(raw: Option<&str>) -> Result<Option<String>, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_method_comes_from_the_typed_card_or_a_provider_token_never_both() {
+        use contracts::api::payments::CreateMethodRequest;
+        let typed = CreateMethodRequest {
+            card_number: Some("4242424242424242".into()),
+            exp_month: Some(12),
+            exp_year: Some(2030),
+            cvc: Some("123".into()),
+            ..Default::default()
+        };
+        assert!(matches!(card_source(&typed), Ok(CardSource::Typed(c)) if c.number == "4242424242424242"));
+        let token = CreateMethodRequest {
+            provider_token: Some(" pm_123abc ".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            card_source(&token),
+            Ok(CardSource::ProviderToken("pm_123abc"))
+        ));
+        let both = CreateMethodRequest {
+            provider_token: Some("pm_1".into()),
+            cvc: Some("123".into()),
+            ..Default::default()
+        };
+        let fields = |r: Result<CardSource<'_>, Vec<(&'static str, String)>>| match r {
+            Err(e) => e.into_iter().map(|(f, _)| f).collect::<Vec<_>>(),
+            Ok(_) => vec![],
+        };
+        assert_eq!(fields(card_source(&both)), ["provider_token"]);
+        assert_eq!(
+            fields(card_source(&CreateMethodRequest::default())),
+            ["card_number", "exp_month", "exp_year", "cvc"]
+        );
+        let partial = CreateMethodRequest {
+            card_number: Some("4242424242424242".into()),
+            exp_year: Some(2030),
+            ..Default::default()
+        };
+        assert_eq!(fields(card_source(&partial)), ["exp_month", "cvc"]);
+        for bad in ["", "   ", "pm_1;drop", &"x".repeat(256), "tok_ü"] {
+            let req = CreateMethodRequest {
+                provider_token: Some(bad.to_owned()),
+                ..Default::default()
+            };
+            assert_eq!(fields(card_source(&req)), ["provider_token"], "{bad:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

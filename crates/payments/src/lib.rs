@@ -15,6 +15,7 @@ pub mod events;
 pub mod provider;
 pub mod service;
 pub mod store;
+pub mod stripe;
 pub mod views;
 
 use std::sync::Arc;
@@ -35,9 +36,20 @@ pub use crate::service::PaymentsService;
 
 pub const CONTEXT: &str = "payments";
 
+/// Which payment provider payments talks to (`EMPORIUM_PAYMENTS_PROVIDER`).
+#[derive(Debug, Clone)]
+pub enum ProviderChoice {
+    /// Built in: test cards, no network, card data tokenised on the server.
+    Simulated,
+    /// Stripe's PaymentIntents API; cards are tokenised in the shopper's browser.
+    Stripe(stripe::StripeConfig),
+}
+
 /// Payments' settings; every one is listed with its default in docs/configuration.md.
 #[derive(Clone)]
 pub struct PaymentsConfig {
+    /// `simulated` (default) or `stripe` with its `EMPORIUM_PAYMENTS_STRIPE_*` settings.
+    pub provider: ProviderChoice,
     /// Accepted ISO 4217 currencies (`EMPORIUM_PAYMENTS_CURRENCIES`, `EUR,USD,GBP`).
     pub currencies: Vec<Currency>,
     /// HMAC secret of provider webhooks (`EMPORIUM_PAYMENTS_WEBHOOK_SECRET`; default: random per
@@ -57,6 +69,7 @@ pub struct PaymentsConfig {
 impl std::fmt::Debug for PaymentsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PaymentsConfig")
+            .field("provider", &self.provider)
             .field("currencies", &self.currencies)
             .field("webhook_secret", &"<redacted>")
             .field("simulated_delay", &self.simulated_delay)
@@ -75,6 +88,7 @@ fn random_secret() -> Vec<u8> {
 impl Default for PaymentsConfig {
     fn default() -> Self {
         Self {
+            provider: ProviderChoice::Simulated,
             currencies: vec![Currency::EUR, Currency::USD, Currency::GBP],
             webhook_secret: random_secret(),
             simulated_delay: Duration::from_millis(3000),
@@ -103,6 +117,7 @@ impl PaymentsConfig {
             Some(s) => s.as_bytes().to_vec(),
         };
         Ok(Self {
+            provider: provider_choice(src)?,
             currencies,
             webhook_secret,
             simulated_delay: Duration::from_millis(src.number_in(
@@ -117,6 +132,52 @@ impl PaymentsConfig {
             )?),
             reconcile_after: src.seconds("EMPORIUM_PAYMENTS_RECONCILE_SECS", 15, 1..=3600)?,
         })
+    }
+}
+
+/// Reads `EMPORIUM_PAYMENTS_PROVIDER` and, for Stripe, its keys (both required: a shop that
+/// starts without them would fail every checkout).
+fn provider_choice(src: &ConfigSource) -> Result<ProviderChoice, ConfigError> {
+    match src.raw("EMPORIUM_PAYMENTS_PROVIDER").map(str::trim) {
+        None | Some("simulated") => Ok(ProviderChoice::Simulated),
+        Some("stripe") => {
+            let required = |var: &'static str, prefixes: &[&str]| -> Result<String, ConfigError> {
+                let value = src
+                    .raw(var)
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| ConfigError::new(var, "is required with EMPORIUM_PAYMENTS_PROVIDER=stripe"))?;
+                if !prefixes.iter().any(|p| value.starts_with(p)) || value.len() < 12 {
+                    return Err(ConfigError::new(
+                        var,
+                        format!("must be a Stripe key starting with {}", prefixes.join(" or ")),
+                    ));
+                }
+                Ok(value.to_owned())
+            };
+            let secret_key = required("EMPORIUM_PAYMENTS_STRIPE_SECRET_KEY", &["sk_", "rk_"])?;
+            let webhook_secret = required("EMPORIUM_PAYMENTS_STRIPE_WEBHOOK_SECRET", &["whsec_"])?;
+            let api_base = match src.raw("EMPORIUM_PAYMENTS_STRIPE_API_BASE") {
+                None => "https://api.stripe.com".to_owned(),
+                Some(raw) => {
+                    stripe::check_api_base(raw).map_err(|m| ConfigError::new("EMPORIUM_PAYMENTS_STRIPE_API_BASE", m))?
+                }
+            };
+            Ok(ProviderChoice::Stripe(stripe::StripeConfig {
+                secret_key,
+                webhook_secret: webhook_secret.into_bytes(),
+                api_base,
+                timeout: Duration::from_millis(src.number_in(
+                    "EMPORIUM_PAYMENTS_STRIPE_TIMEOUT_MS",
+                    10_000,
+                    500..=60_000,
+                )?),
+            }))
+        }
+        Some(_) => Err(ConfigError::new(
+            "EMPORIUM_PAYMENTS_PROVIDER",
+            "must be simulated or stripe",
+        )),
     }
 }
 
@@ -150,14 +211,20 @@ impl Context for Payments {
         &MIGRATIONS
     }
 
-    /// Opens the store and starts the outbox relay and the simulated provider.
+    /// Opens the store and starts the outbox relay and the configured provider.
     async fn start(db: &Db, config: PaymentsConfig, deps: &ContextDeps) -> anyhow::Result<Self> {
         let (store, ledger) = store::open(db);
-        let provider: Arc<dyn PaymentProvider> = Arc::new(SimulatedProvider::new(
-            ledger,
-            config.simulated_delay,
-            config.webhook_secret.clone(),
-        ));
+        let provider: Arc<dyn PaymentProvider> = match &config.provider {
+            ProviderChoice::Simulated => Arc::new(SimulatedProvider::new(
+                ledger,
+                config.simulated_delay,
+                config.webhook_secret.clone(),
+            )),
+            ProviderChoice::Stripe(stripe) => {
+                tracing::info!(api_base = %stripe.api_base, "payments go through Stripe");
+                Arc::new(stripe::StripeProvider::new(stripe.clone())?)
+            }
+        };
         let provider = FaultInjectingProvider::wrap(provider, deps.faults.clone());
         service::describe_metrics();
         let outbox = deps.events.start_relay(CONTEXT, db);
@@ -240,7 +307,44 @@ mod tests {
         );
         assert_eq!(c.webhook_secret, b"whsec_0123456789abcdef");
 
+        assert!(matches!(c.provider, ProviderChoice::Simulated));
+        let stripe = [
+            ("EMPORIUM_PAYMENTS_PROVIDER", "stripe"),
+            ("EMPORIUM_PAYMENTS_STRIPE_SECRET_KEY", "sk_test_0123456789"),
+            ("EMPORIUM_PAYMENTS_STRIPE_WEBHOOK_SECRET", "whsec_0123456789"),
+        ];
+        let c = PaymentsConfig::from_source(&ConfigSource::from_pairs(stripe).expect("src")).expect("stripe");
+        let ProviderChoice::Stripe(s) = &c.provider else {
+            panic!("stripe chosen")
+        };
+        assert_eq!(s.api_base, "https://api.stripe.com");
+        assert!(!format!("{c:?}").contains("sk_test_0123456789"), "the key never shows");
+        for (missing, bad) in [
+            (0, ("EMPORIUM_PAYMENTS_STRIPE_SECRET_KEY", "pk_test_0123456789")),
+            (1, ("EMPORIUM_PAYMENTS_STRIPE_SECRET_KEY", "")),
+            (1, ("EMPORIUM_PAYMENTS_STRIPE_WEBHOOK_SECRET", "secret_0123456789")),
+            (2, ("EMPORIUM_PAYMENTS_STRIPE_API_BASE", "http://api.stripe.com")),
+        ] {
+            let mut pairs: Vec<(&str, &str)> = stripe.to_vec();
+            if missing < 2 {
+                pairs.retain(|(k, _)| *k != bad.0);
+            }
+            pairs.push(bad);
+            let err = PaymentsConfig::from_source(&ConfigSource::from_pairs(pairs).expect("src")).expect_err(bad.0);
+            assert_eq!(err.var, bad.0);
+            assert!(
+                !err.to_string().contains("0123456789"),
+                "secrets are never echoed: {err}"
+            );
+        }
+        let without_key = ConfigSource::from_pairs([("EMPORIUM_PAYMENTS_PROVIDER", "stripe")]).expect("src");
+        assert_eq!(
+            PaymentsConfig::from_source(&without_key).expect_err("no key").var,
+            "EMPORIUM_PAYMENTS_STRIPE_SECRET_KEY"
+        );
+
         for (var, value) in [
+            ("EMPORIUM_PAYMENTS_PROVIDER", "paypal"),
             ("EMPORIUM_PAYMENTS_CURRENCIES", "EURO"),
             ("EMPORIUM_PAYMENTS_WEBHOOK_SECRET", "short"),
             ("EMPORIUM_PAYMENTS_SIMULATED_DELAY_MS", "-1"),

@@ -94,20 +94,50 @@ pub enum ProviderEventKind {
     /// `payment_intent.payment_failed`: declined or failed.
     #[serde(rename = "payment_intent.payment_failed")]
     PaymentFailed,
+    /// `charge.refunded`: money went back, through Emporium or at the provider (its dashboard).
+    #[serde(rename = "charge.refunded")]
+    Refunded,
+}
+
+impl ProviderEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorized => "payment_intent.amount_capturable_updated",
+            Self::Succeeded => "payment_intent.succeeded",
+            Self::PaymentFailed => "payment_intent.payment_failed",
+            Self::Refunded => "charge.refunded",
+        }
+    }
+}
+
+/// One refund as the provider reports it in a `charge.refunded` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRecord {
+    pub refund_id: String,
+    pub amount: i64,
+    /// The idempotency key Emporium created it with (`<refund id>:refund`); absent for refunds
+    /// made at the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 /// The `data` of a webhook event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntentData {
     pub intent_id: String,
-    /// The idempotency key the intent was created with (ours: `<payment id>:authorize`).
-    pub idempotency_key: String,
+    /// The idempotency key the intent was created with (ours: `<payment id>:authorize`); events
+    /// about charges may lack it, and the payment is then found by `intent_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
     pub amount: i64,
     pub currency: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decline_code: Option<DeclineCode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// `charge.refunded`: every refund of the charge so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<RefundRecord>,
 }
 
 /// A webhook event (the JSON body the provider posts).
@@ -124,9 +154,9 @@ pub struct ProviderEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
-    #[error("the Emporium-Signature header is missing")]
+    #[error("the signature header is missing")]
     MissingSignature,
-    #[error("the Emporium-Signature header is malformed (expected t=<unix seconds>,v1=<hex>)")]
+    #[error("the signature header is malformed (expected t=<unix seconds>,v1=<hex>)")]
     MalformedSignature,
     #[error("the signature timestamp is outside the {WEBHOOK_TOLERANCE_SECS} s tolerance")]
     Expired,
@@ -134,13 +164,22 @@ pub enum WebhookError {
     BadSignature,
     #[error("the event body is not a known event: {0}")]
     MalformedBody(String),
+    /// Signed and well-formed, but of a type Emporium does not act on (acknowledged, ignored).
+    #[error("event type {0} is not acted on")]
+    Unhandled(String),
 }
 
 #[async_trait::async_trait]
 pub trait PaymentProvider: Send + Sync + 'static {
     /// The provider's name, as in the webhook path (`/api/v1/payments/webhooks/<name>`).
     fn name(&self) -> &'static str;
+    /// Whether card numbers may reach Emporium at all. `false`: the browser tokenises the card
+    /// with the provider's script and Emporium only ever sees the token ([`Self::adopt_method`]).
+    fn takes_card_data(&self) -> bool;
     async fn tokenize_card(&self, card: &CardDetails) -> Result<ProviderMethod, ProviderError>;
+    /// Reads a method the shopper's browser tokenised with the provider (brand, last four,
+    /// expiry) and returns the token to charge it with.
+    async fn adopt_method(&self, client_token: &str) -> Result<ProviderMethod, ProviderError>;
     async fn authorize(&self, request: &AuthorizeRequest) -> Result<ProviderOutcome, ProviderError>;
     async fn capture(
         &self,
@@ -154,6 +193,15 @@ pub trait PaymentProvider: Send + Sync + 'static {
         amount: i64,
         idempotency_key: &str,
     ) -> Result<ProviderRefund, ProviderError>;
+    /// Every refund of the intent as the provider knows it now, for a `charge.refunded` event
+    /// (`reported`: what the event itself listed, which is all the simulated provider has).
+    async fn refunds_of(
+        &self,
+        _intent_id: &str,
+        reported: &[RefundRecord],
+    ) -> Result<Vec<RefundRecord>, ProviderError> {
+        Ok(reported.to_vec())
+    }
     fn verify_webhook(&self, headers: &HeaderMap, body: &[u8]) -> Result<ProviderEvent, WebhookError>;
 }
 
@@ -219,12 +267,24 @@ pub fn verify_and_decode(
     body: &[u8],
     now: i64,
 ) -> Result<ProviderEvent, WebhookError> {
-    let header = match headers.get(SIGNATURE_HEADER) {
+    verify_header(secret, headers, SIGNATURE_HEADER, body, now)?;
+    serde_json::from_slice(body).map_err(|e| WebhookError::MalformedBody(e.to_string()))
+}
+
+/// Checks the signature in header `name` (Emporium's and Stripe's schemes are the same:
+/// `t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`).
+pub fn verify_header(
+    secret: &[u8],
+    headers: &HeaderMap,
+    name: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), WebhookError> {
+    let header = match headers.get(name) {
         None => None,
         Some(v) => Some(v.to_str().map_err(|_| WebhookError::MalformedSignature)?),
     };
-    verify_signature(secret, header, body, now)?;
-    serde_json::from_slice(body).map_err(|e| WebhookError::MalformedBody(e.to_string()))
+    verify_signature(secret, header, body, now)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,6 +430,16 @@ impl PaymentProvider for SimulatedProvider {
         "simulated"
     }
 
+    fn takes_card_data(&self) -> bool {
+        true
+    }
+
+    async fn adopt_method(&self, _client_token: &str) -> Result<ProviderMethod, ProviderError> {
+        Err(ProviderError::Rejected(
+            "the simulated provider has no browser tokenisation: send the card fields".into(),
+        ))
+    }
+
     async fn tokenize_card(&self, card: &CardDetails) -> Result<ProviderMethod, ProviderError> {
         let behaviour = Behaviour::of_card(card.number.digits());
         Ok(ProviderMethod {
@@ -509,6 +579,15 @@ impl PaymentProvider for FaultInjectingProvider {
         self.inner.name()
     }
 
+    fn takes_card_data(&self) -> bool {
+        self.inner.takes_card_data()
+    }
+
+    async fn adopt_method(&self, client_token: &str) -> Result<ProviderMethod, ProviderError> {
+        self.delay().await;
+        self.inner.adopt_method(client_token).await
+    }
+
     async fn tokenize_card(&self, card: &CardDetails) -> Result<ProviderMethod, ProviderError> {
         self.delay().await;
         self.inner.tokenize_card(card).await
@@ -547,6 +626,10 @@ impl PaymentProvider for FaultInjectingProvider {
     ) -> Result<ProviderRefund, ProviderError> {
         self.delay().await;
         self.inner.refund(intent_id, amount, idempotency_key).await
+    }
+
+    async fn refunds_of(&self, intent_id: &str, reported: &[RefundRecord]) -> Result<Vec<RefundRecord>, ProviderError> {
+        self.inner.refunds_of(intent_id, reported).await
     }
 
     fn verify_webhook(&self, headers: &HeaderMap, body: &[u8]) -> Result<ProviderEvent, WebhookError> {
@@ -621,11 +704,12 @@ mod tests {
             created: 5,
             data: IntentData {
                 intent_id: "pi_1".into(),
-                idempotency_key: "k".into(),
+                idempotency_key: Some("k".into()),
                 amount: 100,
                 currency: "EUR".into(),
                 decline_code: Some(DeclineCode::InsufficientFunds),
                 failure_reason: None,
+                refunds: vec![],
             },
         };
         let body = serde_json::to_vec(&event).expect("json");

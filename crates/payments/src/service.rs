@@ -20,14 +20,15 @@ use uuid::Uuid;
 
 use crate::PaymentsConfig;
 use crate::domain::{
-    Amount, MethodId, PaymentId, PaymentStatus, RawCard, RefundId, RefundStatus, StatusRules, check_refund,
+    Amount, CardSource, MethodId, PaymentId, PaymentStatus, RefundId, RefundStatus, StatusRules, check_refund,
     parse_currency, parse_idempotency_key, parse_reason, validate_card,
 };
 use crate::provider::{
     AuthorizeRequest, PaymentProvider, ProviderError, ProviderEvent, ProviderEventKind, ProviderOutcome, WebhookError,
 };
 use crate::store::{
-    Created, IdempotencyRecord, Method, Payment, PaymentStore, Refund, Settlement, StoreError, WebhookApplied,
+    Created, IdempotencyRecord, Method, Payment, PaymentStore, ProviderRefundReport, Refund, Settlement, StoreError,
+    WebhookApplied,
 };
 
 /// Roles that may create, capture and refund payments (ordering calls with a service token).
@@ -106,11 +107,7 @@ pub struct Answer<T> {
 
 /// A card as received by `POST /methods`.
 pub struct NewMethod<'a> {
-    pub card_number: &'a str,
-    pub exp_month: i64,
-    pub exp_year: i64,
-    pub cvc: &'a str,
-    pub holder_name: Option<&'a str>,
+    pub source: CardSource<'a>,
     /// Keep it on the account for next time; otherwise it serves one payment.
     pub save: bool,
 }
@@ -386,25 +383,36 @@ impl PaymentsService {
     /// Tokenizes a card for the caller. Only brand, last four, expiry and the token are kept.
     pub async fn add_method(&self, auth: &AuthUser, card: NewMethod<'_>) -> PayResult<Method> {
         let today = now();
-        let details = validate_card(
-            &RawCard {
-                number: card.card_number,
-                exp_month: card.exp_month,
-                exp_year: card.exp_year,
-                cvc: card.cvc,
-                holder_name: card.holder_name,
-            },
-            (today.year(), u8::from(today.month())),
-        )
-        .map_err(|errors| {
-            PaymentsError::Validation(errors.into_iter().map(|(f, m)| FieldError::new(f, m)).collect())
-        })?;
+        let provider = &self.driver.provider;
         let started = Instant::now();
-        let tokenized = self.driver.provider.tokenize_card(&details).await;
-        provider_timer("tokenize", started, if tokenized.is_ok() { "ok" } else { "error" });
+        let (tokenized, operation) = match &card.source {
+            CardSource::Typed(_) if !provider.takes_card_data() => {
+                return Err(PaymentsError::invalid(
+                    "card_number",
+                    format!(
+                        "this shop takes cards through {}'s own form in the browser: send provider_token, never the card number",
+                        provider.name()
+                    ),
+                ));
+            }
+            CardSource::Typed(raw) => {
+                let details = validate_card(raw, (today.year(), u8::from(today.month()))).map_err(|errors| {
+                    PaymentsError::Validation(errors.into_iter().map(|(f, m)| FieldError::new(f, m)).collect())
+                })?;
+                (provider.tokenize_card(&details).await, "tokenize")
+            }
+            CardSource::ProviderToken(token) => (provider.adopt_method(token).await, "adopt"),
+        };
+        provider_timer(operation, started, if tokenized.is_ok() { "ok" } else { "error" });
         let provider_method = match tokenized {
             Ok(m) => m,
-            Err(ProviderError::Rejected(m)) => return Err(PaymentsError::invalid("card_number", m)),
+            Err(ProviderError::Rejected(m)) => {
+                let field = match card.source {
+                    CardSource::Typed(_) => "card_number",
+                    CardSource::ProviderToken(_) => "provider_token",
+                };
+                return Err(PaymentsError::invalid(field, m));
+            }
             Err(ProviderError::Unavailable(m)) => return Err(PaymentsError::Unavailable(m)),
         };
         let method = Method {
@@ -851,23 +859,29 @@ impl PaymentsService {
         if provider != self.driver.provider.name() {
             return Err(PaymentsError::NotFound(format!("no payment provider named {provider}")));
         }
-        let event = self
-            .driver
-            .provider
-            .verify_webhook(headers, body)
-            .map_err(|e: WebhookError| PaymentsError::BadWebhook(e.to_string()))?;
-        let Some(payment_id) = payment_of_event(&event) else {
-            tracing::warn!(event = %event.id, "webhook for an intent we did not create; ignored");
-            return Ok("ignored");
+        let event = match self.driver.provider.verify_webhook(headers, body) {
+            Ok(event) => event,
+            Err(WebhookError::Unhandled(kind)) => {
+                tracing::debug!(kind, "webhook of a type we do not act on; acknowledged");
+                return Ok("ignored");
+            }
+            Err(e) => return Err(PaymentsError::BadWebhook(e.to_string())),
         };
-        let Some(payment) = self.store().payment(payment_id).await? else {
-            tracing::warn!(event = %event.id, "webhook for an unknown payment; ignored");
+        let payment = match payment_of_event(&event) {
+            Some(id) => self.store().payment(id).await?,
+            None => self.store().payment_by_intent(&event.data.intent_id).await?,
+        };
+        let Some(payment) = payment else {
+            tracing::warn!(event = %event.id, kind = event.kind.as_str(), "webhook for a payment we do not know; ignored");
             return Ok("ignored");
         };
         if payment.amount != event.data.amount || !payment.currency.as_str().eq_ignore_ascii_case(&event.data.currency)
         {
             tracing::warn!(event = %event.id, payment = %payment.id, "webhook amount or currency differs from the payment; ignored");
             return Ok("ignored");
+        }
+        if event.kind == ProviderEventKind::Refunded {
+            return self.provider_refunds(provider, &event, &payment).await;
         }
         let intent_id = event.data.intent_id.clone();
         let settlement = match event.kind {
@@ -892,14 +906,11 @@ impl PaymentsService {
                         .unwrap_or_else(|| "processing_error".into()),
                 },
             },
+            ProviderEventKind::Refunded => unreachable!("handled above"),
         };
-        let kind = serde_json::to_value(event.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
         match self
             .store()
-            .apply_webhook(&event.id, provider, &kind, payment_id, &settlement, now())
+            .apply_webhook(&event.id, provider, event.kind.as_str(), payment.id, &settlement, now())
             .await?
         {
             WebhookApplied::Duplicate => Ok("duplicate"),
@@ -908,6 +919,54 @@ impl PaymentsService {
                 settled_metrics(&p);
                 self.driver.outbox.notify();
                 Ok("applied")
+            }
+        }
+    }
+
+    /// `charge.refunded`: completes our refunds the provider reports done (when its answer to
+    /// our call was lost) and records refunds made at the provider, so the ledger matches the
+    /// money. Each provider refund is recorded once, however often the event comes.
+    async fn provider_refunds(
+        &self,
+        provider: &str,
+        event: &ProviderEvent,
+        payment: &Payment,
+    ) -> PayResult<&'static str> {
+        if payment.status != PaymentStatus::Captured {
+            tracing::warn!(event = %event.id, payment = %payment.id, status = payment.status.as_str(), "refund event for a payment that is not captured; ignored");
+            return Ok("ignored");
+        }
+        let refunds = self
+            .driver
+            .provider
+            .refunds_of(&event.data.intent_id, &event.data.refunds)
+            .await
+            .map_err(|e| PaymentsError::Unavailable(e.to_string()))?;
+        let reports: Vec<ProviderRefundReport> = refunds
+            .iter()
+            .filter(|r| r.amount > 0)
+            .map(|r| ProviderRefundReport {
+                provider_ref: r.refund_id.clone(),
+                amount: r.amount,
+                ours: r.idempotency_key.as_deref().and_then(refund_of_key),
+            })
+            .collect();
+        match self
+            .store()
+            .apply_provider_refunds(&event.id, provider, event.kind.as_str(), payment.id, &reports, now())
+            .await?
+        {
+            None => Ok("duplicate"),
+            Some(completed) => {
+                for r in &completed {
+                    metrics::counter!("refunds_total", "outcome" => r.status.as_str()).increment(1);
+                }
+                if completed.is_empty() {
+                    Ok("already_settled")
+                } else {
+                    self.driver.outbox.notify();
+                    Ok("applied")
+                }
             }
         }
     }
@@ -952,8 +1011,13 @@ impl PaymentsService {
 
 /// Our payment id from the intent's idempotency key (`<payment id>:authorize`).
 fn payment_of_event(event: &ProviderEvent) -> Option<PaymentId> {
-    let id = event.data.idempotency_key.strip_suffix(":authorize")?;
+    let id = event.data.idempotency_key.as_deref()?.strip_suffix(":authorize")?;
     Uuid::parse_str(id).ok().map(PaymentId)
+}
+
+/// Our refund id from a provider refund's idempotency key (`<refund id>:refund`).
+fn refund_of_key(key: &str) -> Option<RefundId> {
+    Uuid::parse_str(key.strip_suffix(":refund")?).ok().map(RefundId)
 }
 
 #[cfg(test)]
@@ -988,15 +1052,21 @@ mod tests {
             created: 0,
             data: IntentData {
                 intent_id: "pi_1".into(),
-                idempotency_key: authorize_key(id),
+                idempotency_key: Some(authorize_key(id)),
                 amount: 1,
                 currency: "EUR".into(),
                 decline_code: None,
                 failure_reason: None,
+                refunds: vec![],
             },
         };
         assert_eq!(payment_of_event(&event), Some(id));
-        event.data.idempotency_key = "something-else".into();
+        event.data.idempotency_key = Some("something-else".into());
         assert_eq!(payment_of_event(&event), None);
+        event.data.idempotency_key = None;
+        assert_eq!(payment_of_event(&event), None);
+        let refund = RefundId(Uuid::now_v7());
+        assert_eq!(refund_of_key(&refund_key(refund)), Some(refund));
+        assert_eq!(refund_of_key(&authorize_key(id)), None);
     }
 }

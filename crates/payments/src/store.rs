@@ -164,6 +164,16 @@ impl Settlement {
 }
 
 /// What became of a webhook event.
+/// A refund the provider reports (`charge.refunded`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRefundReport {
+    /// The provider's refund id.
+    pub provider_ref: String,
+    pub amount: i64,
+    /// Our refund, when Emporium asked for it (from the idempotency key it was sent with).
+    pub ours: Option<RefundId>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookApplied {
     /// The event id was seen before: nothing done.
@@ -215,6 +225,21 @@ pub trait PaymentStore: Send + Sync + 'static {
 
     /// Records a pending refund if it fits in what remains refundable (checked under the payment's
     /// lock), with its idempotency key.
+    /// The payment whose provider intent is `intent_id`.
+    async fn payment_by_intent(&self, intent_id: &str) -> StoreResult<Option<Payment>>;
+    /// Applies a provider's refund report once per event id (`None`: seen before), in one
+    /// transaction: each reported refund not yet recorded either completes our pending refund it
+    /// names, or is recorded as a refund made at the provider. Returns the refunds completed now.
+    async fn apply_provider_refunds(
+        &self,
+        event_id: &str,
+        provider: &str,
+        event_type: &str,
+        payment: PaymentId,
+        reports: &[ProviderRefundReport],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Vec<Refund>>>;
+
     async fn create_refund(&self, refund: &Refund, key: &IdempotencyRecord) -> StoreResult<Created<Refund>>;
     async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>>;
     async fn refunds_of(&self, payment: PaymentId) -> StoreResult<Vec<Refund>>;

@@ -7,10 +7,11 @@
 //!   created for the test and dropped after it, even when it fails) and
 //!   [`on_both_backends!`](crate::on_both_backends), which runs a test once on each.
 //! - [`smtp`]: a real SMTP server (`tests/smtp_sink.py`) on a random port.
+//! - [`python`]: the virtual environment both run in.
 //! - [`tokens`]: access tokens signed with a test key, for a context's router without identity.
 //! - With the `app` feature, [`app`]: the whole app on a random port on either backend, logged-in
 //!   users and mail; [`requests`]: typed request helpers (`json_of`, `product`, ...); [`shop`]:
-//!   fixtures of the order flow.
+//!   fixtures of the order flow; [`stripe`]: localstripe, a Stripe-compatible server.
 //!
 //! The app part lives here, not in emporium's tests, because two test binaries use it (`api`, and
 //! `outages`, which stops shared brokers and so must not run beside the main suite); a crate is
@@ -20,6 +21,7 @@
 //! tests link the same `emporium` library this crate does).
 
 pub mod db;
+pub mod python;
 pub mod services;
 pub mod smtp;
 pub mod tokens;
@@ -30,6 +32,8 @@ pub mod app;
 pub mod requests;
 #[cfg(feature = "app")]
 pub mod shop;
+#[cfg(feature = "app")]
+pub mod stripe;
 
 pub use db::{Backend, TempPostgres, TestDb};
 pub use tokens::TestTokens;

@@ -1,22 +1,18 @@
 //! A real SMTP server for tests: `tests/smtp_sink.py` (aiosmtpd) on a random port, writing each
 //! accepted message as one JSON file into a temporary directory. Killed on drop.
 //!
-//! aiosmtpd comes from PyPI: the first test that needs it creates `target/test-venv` and installs
-//! it there (once per machine; a lock file keeps concurrent test binaries from racing).
-//! `EMPORIUM_TEST_SMTP_PYTHON` points at another interpreter instead.
+//! aiosmtpd comes from PyPI, installed by [`crate::python`] on first use.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::OnceCell;
 
+use crate::python::{python, workspace};
 use crate::services::in_ci;
-
-const AIOSMTPD: &str = "aiosmtpd==1.4.6";
 
 pub struct SmtpSink {
     pub port: u16,
@@ -25,110 +21,11 @@ pub struct SmtpSink {
     child: Option<Child>,
 }
 
-/// The repository root (this crate sits at `crates/test-support`).
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-async fn has_aiosmtpd(python: &str) -> bool {
-    Command::new(python)
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|s| s.success())
-}
-
-/// A Python with aiosmtpd, installing it into `target/test-venv` when there is none.
-async fn python() -> Result<String, String> {
-    static PYTHON: OnceCell<Result<String, String>> = OnceCell::const_new();
-    PYTHON
-        .get_or_init(|| async {
-            if let Ok(p) = std::env::var("EMPORIUM_TEST_SMTP_PYTHON") {
-                return if has_aiosmtpd(&p).await {
-                    Ok(p)
-                } else {
-                    Err(format!("EMPORIUM_TEST_SMTP_PYTHON={p} has no aiosmtpd"))
-                };
-            }
-            let venv = workspace().join("target/test-venv");
-            let python = venv.join("bin/python").to_string_lossy().into_owned();
-            if has_aiosmtpd(&python).await {
-                return Ok(python);
-            }
-            let _lock = InstallLock::acquire(&workspace().join("target/test-venv.lock")).await;
-            if has_aiosmtpd(&python).await {
-                return Ok(python);
-            }
-            eprintln!("installing {AIOSMTPD} into {} for the SMTP tests...", venv.display());
-            let run = |program: String, args: Vec<String>| async move {
-                let out = Command::new(&program)
-                    .args(&args)
-                    .output()
-                    .await
-                    .map_err(|e| format!("{program}: {e}"))?;
-                if out.status.success() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{program} {}: {}",
-                        args.join(" "),
-                        String::from_utf8_lossy(&out.stderr)
-                    ))
-                }
-            };
-            run(
-                "python3".into(),
-                vec!["-m".into(), "venv".into(), venv.to_string_lossy().into_owned()],
-            )
-            .await?;
-            let pip = venv.join("bin/pip").to_string_lossy().into_owned();
-            run(
-                pip,
-                vec![
-                    "install".into(),
-                    "-q".into(),
-                    "--disable-pip-version-check".into(),
-                    AIOSMTPD.into(),
-                ],
-            )
-            .await?;
-            Ok(python)
-        })
-        .await
-        .clone()
-}
-
-/// A lock file held while installing (other test binaries wait; a stale one is broken after 3 minutes).
-struct InstallLock(PathBuf);
-
-impl InstallLock {
-    async fn acquire(path: &Path) -> Self {
-        let deadline = std::time::Instant::now() + Duration::from_secs(180);
-        loop {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(_) => return Self(path.to_owned()),
-                Err(_) if std::time::Instant::now() > deadline => {
-                    let _ = std::fs::remove_file(path);
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    }
-}
-
-impl Drop for InstallLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 impl SmtpSink {
     /// Starts the sink on a free port. Without Python/aiosmtpd: `None` (skipped, with a note),
     /// or a failure under CI=true.
     pub async fn start() -> Option<Self> {
-        let python = match python().await {
+        let python = match python("aiosmtpd").await {
             Ok(p) => p,
             Err(why) => {
                 if in_ci() {

@@ -264,24 +264,36 @@ pub struct WebhookAck {
     pub result: String,
 }
 
-/// A card as entered. Only brand, last four digits and expiry are kept, with the provider's token.
+/// A card to pay with: either the card as typed (the simulated provider tokenises it on the
+/// server) or `provider_token`, the token the shopper's browser got from the provider's own
+/// script (Stripe mode: card data never reaches Emporium). Only brand, last four digits and expiry
+/// are kept, with the provider's token.
 /// No `Debug`: it holds the card number and CVC, which must never reach a log.
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMethodRequest {
-    /// 12 to 19 digits (spaces and dashes allowed), Luhn-valid.
+    /// 12 to 19 digits (spaces and dashes allowed), Luhn-valid. Simulated provider only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "4242424242424242")]
-    pub card_number: String,
+    pub card_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = 12)]
-    pub exp_month: i64,
+    pub exp_month: Option<i64>,
     /// Four digits (two are read as 20xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = 2030)]
-    pub exp_year: i64,
+    pub exp_year: Option<i64>,
     /// 3 digits (4 for American Express).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "123")]
-    pub cvc: String,
+    pub cvc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder_name: Option<String>,
+    /// Instead of the card fields, when the shop uses Stripe: the `pm_…` (PaymentMethod) or
+    /// `tok_…` (card token) id Stripe.js returned in the shopper's browser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "pm_1Q2w3E4r5T6y7U8i")]
+    pub provider_token: Option<String>,
     /// Keep the card on the account for next time (listed by `GET /methods`). Default `false`:
     /// the card serves the payments of one checkout and is then forgotten. A card declined on its
     /// first use is never kept.

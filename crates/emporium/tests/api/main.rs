@@ -39,6 +39,7 @@ mod platform_http;
 mod rates;
 mod recommendations;
 mod returns;
+mod stripe;
 mod tls;
 mod web_account;
 mod web_admin;

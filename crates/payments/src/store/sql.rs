@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Created, IdempotencyRecord, Method, Payment, PaymentStore, Refund, Settlement, StoreError, StoreResult,
-    WebhookApplied,
+    Created, IdempotencyRecord, Method, Payment, PaymentStore, ProviderRefundReport, Refund, Settlement, StoreError,
+    StoreResult, WebhookApplied,
 };
 use crate::domain::{Currency, EntryKind, MethodId, PaymentId, PaymentStatus, RefundId, RefundStatus, refundable};
 use crate::events;
@@ -251,6 +251,45 @@ platform::sql_store! {
                 .await?
                 .map(Refund::try_from)
                 .transpose()
+        }
+
+        /// Moves a pending refund to its outcome; a completed one gets its ledger entry and its
+        /// `refund.completed` event in the same transaction. `None` when it was not pending.
+        async fn finish_refund_in(conn: &mut DB::Connection, id: RefundId, outcome: &Result<String, String>, now: OffsetDateTime) -> StoreResult<Option<Refund>> {
+            let (status, provider_ref, failure) = match outcome {
+                Ok(r) => (RefundStatus::Completed, Some(r.as_str()), None),
+                Err(reason) => (RefundStatus::Failed, None, Some(reason.as_str())),
+            };
+            let updated = sqlx::query(
+                "UPDATE refunds SET status = $2, provider_ref = $3, failure_reason = $4, updated_at = $5
+             WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id.0)
+            .bind(status.as_str())
+            .bind(provider_ref)
+            .bind(failure)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            if updated.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let refund = Self::refund_in(&mut *conn, id.0).await?.ok_or(StoreError::NotFound)?;
+            if status == RefundStatus::Completed {
+                Self::ledger_entry(
+                    &mut *conn,
+                    refund.payment_id.0,
+                    EntryKind::Refund,
+                    refund.amount,
+                    refund.currency.as_str(),
+                    Some(refund.id.0),
+                    provider_ref,
+                    now,
+                )
+                .await?;
+                Self::enqueue_all(&mut *conn, &[events::refund_completed(&refund)]).await?;
+            }
+            Ok(Some(refund))
         }
 
         /// Tries to record the idempotency key; `false` when it is taken (by a committed request, or
@@ -742,42 +781,99 @@ platform::sql_store! {
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "finish_refund"))]
         async fn finish_refund(&self, id: RefundId, outcome: Result<String, String>, now: OffsetDateTime) -> StoreResult<Option<Refund>> {
             let (_guard, mut tx) = self.db.write().await?;
-            let (status, provider_ref, failure) = match &outcome {
-                Ok(r) => (RefundStatus::Completed, Some(r.as_str()), None),
-                Err(reason) => (RefundStatus::Failed, None, Some(reason.as_str())),
-            };
-            let updated = sqlx::query(
-                "UPDATE refunds SET status = $2, provider_ref = $3, failure_reason = $4, updated_at = $5
-             WHERE id = $1 AND status = 'pending'",
+            let finished = Self::finish_refund_in(&mut *tx, id, &outcome, now).await?;
+            if finished.is_some() {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            Ok(finished)
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "payment_by_intent"))]
+        async fn payment_by_intent(&self, intent_id: &str) -> StoreResult<Option<Payment>> {
+            sqlx::query_as::<_, PaymentRow>(sql(format!("{PAYMENT_SELECT} WHERE p.provider_intent = $1 ORDER BY p.id LIMIT 1")))
+                .bind(intent_id)
+                .fetch_optional(self.db.pool())
+                .await?
+                .map(Payment::try_from)
+                .transpose()
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "apply_provider_refunds"))]
+        async fn apply_provider_refunds(
+            &self,
+            event_id: &str,
+            provider: &str,
+            event_type: &str,
+            payment: PaymentId,
+            reports: &[ProviderRefundReport],
+            now: OffsetDateTime,
+        ) -> StoreResult<Option<Vec<Refund>>> {
+            let (_guard, mut tx) = self.db.write().await?;
+            let recorded = sqlx::query(
+                "INSERT INTO webhook_events (id, provider, event_type, received_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO NOTHING",
             )
-            .bind(id.0)
-            .bind(status.as_str())
-            .bind(provider_ref)
-            .bind(failure)
+            .bind(event_id)
+            .bind(provider)
+            .bind(event_type)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            if updated.rows_affected() == 0 {
+            if recorded.rows_affected() == 0 {
                 tx.rollback().await?;
                 return Ok(None);
             }
-            let refund = Self::refund_in(&mut *tx, id.0).await?.ok_or(StoreError::NotFound)?;
-            if status == RefundStatus::Completed {
-                Self::ledger_entry(
-                    &mut *tx,
-                    refund.payment_id.0,
-                    EntryKind::Refund,
-                    refund.amount,
-                    refund.currency.as_str(),
-                    Some(refund.id.0),
-                    provider_ref,
-                    now,
-                )
+            // The payment's lock orders this against our own refunds of it.
+            sqlx::query(sql(format!("SELECT id FROM payments WHERE id = $1{}", self.db.for_update())))
+                .bind(payment.0)
+                .fetch_optional(&mut *tx)
                 .await?;
-                Self::enqueue_all(&mut *tx, &[events::refund_completed(&refund)]).await?;
+            let mut completed = Vec::new();
+            for report in reports {
+                let known = sqlx::query_scalar::<_, Uuid>("SELECT id FROM refunds WHERE payment_id = $1 AND provider_ref = $2")
+                    .bind(payment.0)
+                    .bind(report.provider_ref.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if known.is_some() {
+                    continue;
+                }
+                if let Some(ours) = report.ours {
+                    let mine = Self::refund_in(&mut *tx, ours.0).await?.filter(|r| r.payment_id == payment);
+                    if let Some(mine) = mine {
+                        if mine.status == RefundStatus::Pending
+                            && let Some(done) = Self::finish_refund_in(&mut *tx, ours, &Ok(report.provider_ref.clone()), now).await?
+                        {
+                            completed.push(done);
+                        }
+                        continue;
+                    }
+                }
+                // Made at the provider (its dashboard): the money has gone back, so the ledger says so.
+                let id = RefundId(Uuid::now_v7());
+                let current = Self::payment_in(&mut *tx, payment.0).await?.ok_or(StoreError::NotFound)?;
+                sqlx::query(
+                    "INSERT INTO refunds (id, payment_id, amount, currency, reason, status, provider_ref, failure_reason,
+                                      created_by, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, 'pending', NULL, NULL, $6, $7, $7)",
+                )
+                .bind(id.0)
+                .bind(payment.0)
+                .bind(report.amount)
+                .bind(current.currency.as_str())
+                .bind(format!("refunded at {provider}"))
+                .bind(Uuid::nil())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(done) = Self::finish_refund_in(&mut *tx, id, &Ok(report.provider_ref.clone()), now).await? {
+                    completed.push(done);
+                }
             }
             tx.commit().await?;
-            Ok(Some(refund))
+            Ok(Some(completed))
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "stale_payments"))]
