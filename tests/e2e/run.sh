@@ -7,6 +7,10 @@
 # With E2E_BASE_URL (e.g. the gateway of `emporium dev --topology multi`): runs the tests against
 # that server; E2E_ADMIN_EMAIL and E2E_ADMIN_PASSWORD must then name an existing admin.
 #
+# E2E_PAYMENTS=stripe (started server only): payments go through localstripe, a Stripe-compatible
+# server started here on a free port (tests/localstripe_server.py), and checkout takes cards with
+# its Stripe.js; tests/e2e/stripe.test.mjs runs only then (the other tests type test cards).
+#
 # Artifacts (screenshots, failure pages, the server log) go to target/e2e/ (or $E2E_ARTIFACTS).
 # Extra arguments are passed to `node --test` (e.g. `--test-name-pattern=declined`); set
 # E2E_TESTS to a space-separated list of files to run only those.
@@ -24,12 +28,15 @@ if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -x /usr/bin/chromium ]
 fi
 
 server=""
+stripe=""
 data=""
 cleanup() {
-  if [ -n "$server" ]; then
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
+  for pid in "$server" "$stripe"; do
+    if [ -n "$pid" ]; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   [ -n "$data" ] && rm -rf "$data"
   return 0
 }
@@ -58,6 +65,26 @@ if [ -z "${E2E_BASE_URL:-}" ]; then
   export E2E_ADMIN_EMAIL=admin@e2e.test
   E2E_ADMIN_PASSWORD="e2e-admin-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
   export E2E_ADMIN_PASSWORD
+
+  if [ "${E2E_PAYMENTS:-simulated}" = stripe ]; then
+    python=$(bash tests/python-env.sh)
+    coproc LOCALSTRIPE { exec "$python" tests/localstripe_server.py 2>"$artifacts/localstripe.log"; }
+    stripe=$LOCALSTRIPE_PID
+    read -r -t 30 ready <&"${LOCALSTRIPE[0]}" || { echo "localstripe did not start; see $artifacts/localstripe.log" >&2; exit 1; }
+    stripe_base="http://127.0.0.1:${ready#ready }"
+    export EMPORIUM_PAYMENTS_PROVIDER=stripe
+    export EMPORIUM_PAYMENTS_STRIPE_API_BASE="$stripe_base"
+    export EMPORIUM_PAYMENTS_STRIPE_JS_URL="$stripe_base/js.stripe.com/v3/"
+    # localstripe takes any key with the right prefix; these are test values, not secrets.
+    export EMPORIUM_PAYMENTS_STRIPE_SECRET_KEY=sk_test_emporium_e2e
+    export EMPORIUM_PAYMENTS_STRIPE_PUBLISHABLE_KEY=pk_test_emporium_e2e
+    export EMPORIUM_PAYMENTS_STRIPE_WEBHOOK_SECRET=whsec_emporium_e2e_test
+    export E2E_STRIPE_BASE="$stripe_base"
+    curl -fsS -o /dev/null -X POST "$stripe_base/_config/webhooks/emporium" \
+      --data-urlencode "url=http://127.0.0.1:$port/api/v1/payments/webhooks/stripe" \
+      --data-urlencode "secret=$EMPORIUM_PAYMENTS_STRIPE_WEBHOOK_SECRET"
+    echo "payments through localstripe at $stripe_base"
+  fi
 
   # The admin is created in the identity database before the server opens it.
   printf '%s\n' "$E2E_ADMIN_PASSWORD" |

@@ -48,6 +48,80 @@ pub struct WebConfig {
     /// gateway sets it just above its upstream deadline, so the proxy (and its breaker) always
     /// decides first.
     pub call_timeout: std::time::Duration,
+    /// How checkout takes a new card: typed into the page (simulated provider), or in Stripe's
+    /// own form (Stripe.js) so the number never reaches Emporium.
+    pub card_entry: CardEntry,
+}
+
+/// How the storefront takes a new card (`EMPORIUM_PAYMENTS_PROVIDER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardEntry {
+    /// Card fields in the checkout form, sent to payments (which tokenises them).
+    Typed,
+    /// Stripe.js in the shopper's browser turns the card into a token; only the token is posted.
+    Stripe {
+        /// `EMPORIUM_PAYMENTS_STRIPE_PUBLISHABLE_KEY` (`pk_…`, public by design).
+        publishable_key: String,
+        /// `EMPORIUM_PAYMENTS_STRIPE_JS_URL` (`https://js.stripe.com/v3/`).
+        js_url: String,
+        /// The checkout page's Content-Security-Policy: the shop's, plus Stripe.js's origin for
+        /// scripts, frames and its calls.
+        csp: String,
+    },
+}
+
+/// The origin (`scheme://host[:port]`) of an absolute URL.
+fn origin_of(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..end];
+    let valid = matches!(scheme, "https" | "http")
+        && !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    valid.then(|| &url[..scheme.len() + 3 + end])
+}
+
+impl CardEntry {
+    fn from_source(src: &ConfigSource) -> Result<Self, ConfigError> {
+        if src.raw("EMPORIUM_PAYMENTS_PROVIDER").map(str::trim) != Some("stripe") {
+            return Ok(Self::Typed);
+        }
+        const KEY: &str = "EMPORIUM_PAYMENTS_STRIPE_PUBLISHABLE_KEY";
+        const JS: &str = "EMPORIUM_PAYMENTS_STRIPE_JS_URL";
+        let publishable_key = src
+            .raw(KEY)
+            .map(str::trim)
+            .filter(|k| {
+                k.starts_with("pk_") && k.len() > 10 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+            .ok_or_else(|| {
+                ConfigError::new(
+                    KEY,
+                    "is required with EMPORIUM_PAYMENTS_PROVIDER=stripe (the pk_… key of the same account)",
+                )
+            })?
+            .to_owned();
+        let js_url = src
+            .raw(JS)
+            .map(str::trim)
+            .unwrap_or("https://js.stripe.com/v3/")
+            .to_owned();
+        let origin = origin_of(&js_url)
+            .filter(|o| {
+                o.starts_with("https://") || o.starts_with("http://127.0.0.1") || o.starts_with("http://localhost")
+            })
+            .ok_or_else(|| ConfigError::new(JS, "must be an https:// URL (http:// only for 127.0.0.1 or localhost)"))?;
+        let csp = format!(
+            "default-src 'self'; img-src 'self' data: https:; style-src 'self'; \
+             script-src 'self' {origin}; frame-src {origin} https://hooks.stripe.com; \
+             connect-src 'self' {origin} https://api.stripe.com; form-action 'self'; base-uri 'self'; frame-ancestors 'none'"
+        );
+        Ok(Self::Stripe {
+            publishable_key,
+            js_url,
+            csp,
+        })
+    }
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -93,6 +167,7 @@ impl WebConfig {
             public_url,
             metrics_token: platform::config::metrics_token(src),
             call_timeout: api::CALL_TIMEOUT,
+            card_entry: CardEntry::from_source(src)?,
         })
     }
 }
@@ -190,6 +265,49 @@ pub fn safe_next(next: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stripe_mode_needs_a_publishable_key_and_widens_the_policy_for_stripe_js_only() {
+        let src = |pairs: &[(&str, &str)]| ConfigSource::from_pairs(pairs.to_vec()).expect("src");
+        assert_eq!(CardEntry::from_source(&src(&[])), Ok(CardEntry::Typed));
+        let stripe = [
+            ("EMPORIUM_PAYMENTS_PROVIDER", "stripe"),
+            ("EMPORIUM_PAYMENTS_STRIPE_PUBLISHABLE_KEY", "pk_test_abcdef123"),
+        ];
+        let Ok(CardEntry::Stripe { js_url, csp, .. }) = CardEntry::from_source(&src(&stripe)) else {
+            panic!("stripe entry")
+        };
+        assert_eq!(js_url, "https://js.stripe.com/v3/");
+        assert!(csp.contains("script-src 'self' https://js.stripe.com;"), "{csp}");
+        assert!(
+            csp.contains("connect-src 'self' https://js.stripe.com https://api.stripe.com;"),
+            "{csp}"
+        );
+        let mut local = stripe.to_vec();
+        local.push((
+            "EMPORIUM_PAYMENTS_STRIPE_JS_URL",
+            "http://127.0.0.1:8420/js.stripe.com/v3/",
+        ));
+        let Ok(CardEntry::Stripe { csp, .. }) = CardEntry::from_source(&src(&local)) else {
+            panic!("local stripe entry")
+        };
+        assert!(csp.contains("script-src 'self' http://127.0.0.1:8420;"), "{csp}");
+        for (var, value) in [
+            ("EMPORIUM_PAYMENTS_STRIPE_PUBLISHABLE_KEY", "sk_live_secret_key"),
+            ("EMPORIUM_PAYMENTS_STRIPE_PUBLISHABLE_KEY", ""),
+            ("EMPORIUM_PAYMENTS_STRIPE_JS_URL", "http://js.stripe.com/v3/"),
+            ("EMPORIUM_PAYMENTS_STRIPE_JS_URL", "https://evil.example'; script-src *"),
+            ("EMPORIUM_PAYMENTS_STRIPE_JS_URL", "js.stripe.com"),
+        ] {
+            let mut pairs: Vec<(&str, &str)> = stripe.iter().filter(|(k, _)| *k != var).copied().collect();
+            pairs.push((var, value));
+            assert_eq!(
+                CardEntry::from_source(&src(&pairs)).map_err(|e| e.var),
+                Err(var.to_owned()),
+                "{value}"
+            );
+        }
+    }
 
     #[test]
     fn only_local_paths_are_followed_after_login() {

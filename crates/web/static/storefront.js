@@ -99,6 +99,48 @@
         if (el) el.addEventListener('change', later);
       });
     }
+    // Stripe mode: the card is typed into Stripe's own form (Stripe.js). On "Place order" with a
+    // new card, Stripe turns it into a token in the browser and only the token is posted.
+    var stripeCard = document.querySelector('[data-stripe-card]');
+    var payForm = document.querySelector('form[data-checkout]');
+    if (stripeCard && payForm && typeof window.Stripe === 'function') {
+      var stripe = window.Stripe(stripeCard.dataset.publishableKey);
+      var card = stripe.elements().create('card');
+      card.mount(stripeCard);
+      var tokenField = payForm.querySelector('[data-provider-token]');
+      var cardError = payForm.querySelector('[data-card-error]');
+      var tokenise = function () {
+        var viaMethod = typeof stripe.createPaymentMethod === 'function'
+          ? stripe.createPaymentMethod({ type: 'card', card: card }) : undefined;
+        return Promise.resolve(viaMethod).then(function (result) {
+          if (result && result.error) throw result.error;
+          if (result && result.paymentMethod) return result.paymentMethod.id;
+          // Stripe.js builds without createPaymentMethod (localstripe's) offer createToken.
+          return stripe.createToken(card).then(function (answer) {
+            if (answer.error) throw answer.error;
+            return answer.token.id;
+          });
+        });
+      };
+      payForm.addEventListener('submit', function (event) {
+        var submitter = event.submitter;
+        var chosen = payForm.querySelector('input[name="payment_method"]:checked');
+        var placing = submitter && submitter.value === 'place';
+        if (!placing || (chosen && chosen.value !== 'new') || tokenField.value) return;
+        event.preventDefault();
+        cardError.hidden = true;
+        submitter.disabled = true;
+        tokenise().then(function (token) {
+          tokenField.value = token;
+          submitter.disabled = false;
+          payForm.requestSubmit(submitter);
+        }).catch(function (error) {
+          submitter.disabled = false;
+          cardError.textContent = (error && error.message) || 'The card could not be read. Check it and try again.';
+          cardError.hidden = false;
+        });
+      });
+    }
     // Filters: changing the sort applies it at once.
     var sort = document.querySelector('form[data-testid="facets"] select[name="sort"]');
     if (sort) {

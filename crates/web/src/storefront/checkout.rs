@@ -37,7 +37,7 @@ use crate::countries::{country_name, country_options};
 const ADDRESS_BOOK: &str = "/api/v1/users/me/addresses";
 use crate::forms::{FieldErrors, Form, Refusal, RefusedField};
 use crate::render::{format_money, page_with_status, value_of};
-use crate::{PageError, Session, WebState};
+use crate::{CardEntry, PageError, Session, WebState};
 
 /// The form's fields, all as typed (re-rendered as they were, except the card number and CVC).
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +74,9 @@ pub struct CheckoutForm {
     exp_year: String,
     #[serde(default)]
     cvc: String,
+    /// Stripe mode: the token Stripe.js made of the card in the shopper's browser.
+    #[serde(default)]
+    provider_token: String,
     /// "Save this card for next time" (a checkbox: present when ticked).
     #[serde(default)]
     save_card: String,
@@ -408,11 +411,23 @@ async fn render_with_book(
     let digits: String = form.card_number.chars().filter(char::is_ascii_digit).collect();
     let card_hint = (digits.len() >= 4).then(|| digits[digits.len() - 4..].to_owned());
     let figures = quote.as_ref().map(quote_figures);
-    page_with_status(
+    let stripe = match &web.config().card_entry {
+        CardEntry::Typed => None,
+        CardEntry::Stripe {
+            publishable_key,
+            js_url,
+            csp,
+        } => Some((
+            context! { publishable_key => publishable_key, js_url => js_url },
+            csp.clone(),
+        )),
+    };
+    let mut page = page_with_status(
         outcome.status,
         session,
         "shop/checkout.html",
         context! {
+            stripe => stripe.as_ref().map(|(s, _)| s.clone()),
             cart => value_of(&cart),
             methods => value_of(&methods.methods),
             currency => methods.currency.clone(),
@@ -442,7 +457,15 @@ async fn render_with_book(
                 exp_year => form.exp_year,
             },
         },
-    )
+    )?;
+    // Stripe.js comes from Stripe's origin: this page's policy allows it, and only this page's.
+    if let Some((_, csp)) = stripe
+        && let Ok(csp) = axum::http::HeaderValue::from_str(&csp)
+    {
+        page.headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
+    }
+    Ok(page)
 }
 
 /// `/checkout?address=<id>`: start from that saved address instead of the default.
@@ -554,7 +577,7 @@ pub async fn submit(
     let payment_method = if saved_card {
         form.payment_method.clone()
     } else {
-        match save_card(&api, &form).await? {
+        match save_card(&api, &web.config().card_entry, &form).await? {
             Ok(id) => id,
             Err(errors) => {
                 let outcome = Outcome {
@@ -715,8 +738,28 @@ async fn place(api: &Api<'_>, body: &CheckoutRequest) -> Result<Reply, PageError
 }
 
 /// Saves the typed card with payments; its id, or the field errors to show.
-async fn save_card(api: &Api<'_>, form: &CheckoutForm) -> Result<Result<String, FieldErrors>, PageError> {
+async fn save_card(
+    api: &Api<'_>,
+    entry: &CardEntry,
+    form: &CheckoutForm,
+) -> Result<Result<String, FieldErrors>, PageError> {
     let mut errors = FieldErrors::new();
+    if let CardEntry::Stripe { .. } = entry {
+        let token = form.provider_token.trim();
+        if token.is_empty() {
+            errors.add(
+                "provider_token",
+                "Enter your card in the card form. It is Stripe's own form, and it needs JavaScript; or pick a saved card.",
+            );
+            return Ok(Err(errors));
+        }
+        let body = CreateMethodRequest {
+            provider_token: Some(token.to_owned()),
+            save: !form.save_card.is_empty(),
+            ..CreateMethodRequest::default()
+        };
+        return add_method(api, &body).await;
+    }
     if form.card_number.trim().is_empty() {
         errors.add("card_number", "Enter the card number.");
     }
@@ -739,15 +782,21 @@ async fn save_card(api: &Api<'_>, form: &CheckoutForm) -> Result<Result<String, 
     }
     let holder = form.name.trim();
     let body = CreateMethodRequest {
-        card_number: form.card_number.trim().to_owned(),
-        exp_month: month,
-        exp_year: year,
-        cvc: form.cvc.trim().to_owned(),
+        card_number: Some(form.card_number.trim().to_owned()),
+        exp_month: Some(month),
+        exp_year: Some(year),
+        cvc: Some(form.cvc.trim().to_owned()),
         holder_name: (!holder.is_empty()).then(|| holder.to_owned()),
+        provider_token: None,
         // Kept on the account only when the shopper ticked "Save this card for next time".
         save: !form.save_card.is_empty(),
     };
-    let reply = api.post("payments", "/api/v1/payments/methods", &body).await?;
+    add_method(api, &body).await
+}
+
+/// Adds the card with payments; its id, or the field errors to show.
+async fn add_method(api: &Api<'_>, body: &CreateMethodRequest) -> Result<Result<String, FieldErrors>, PageError> {
+    let reply = api.post("payments", "/api/v1/payments/methods", body).await?;
     if reply.is_success() {
         let method: MethodView = api.decode(reply)?;
         return Ok(Ok(method.id));
