@@ -302,9 +302,11 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         Some(ServeTarget::Context(service)) => Some(service),
         None => None,
     };
-    let settings = Settings::load(&src, default_listen(service))?;
+    let mut settings = Settings::load(&src, default_listen(service))?;
     if service == Some(Service::Notifications) {
         notifications::require_public_url(&src)?;
+        // Production delivers webhooks over https only.
+        settings.notifications.webhooks = settings.notifications.webhooks.clone().for_production(&src)?;
     }
     let migrate_on_start = src.flag("EMPORIUM_MIGRATE_ON_START", false)?;
     let mode = service.map_or("embedded", Service::name);

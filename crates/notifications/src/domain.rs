@@ -30,10 +30,12 @@ pub enum Kind {
     ReturnRejected,
     ReturnReceived,
     ReturnRefunded,
+    /// An outbound webhook endpoint was switched off after a run of failures (to the alert list).
+    WebhookDisabled,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::EmailVerification,
         Kind::PasswordReset,
         Kind::OrderPlaced,
@@ -50,6 +52,7 @@ impl Kind {
         Kind::ReturnRejected,
         Kind::ReturnReceived,
         Kind::ReturnRefunded,
+        Kind::WebhookDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +73,7 @@ impl Kind {
             Kind::ReturnRejected => "return_rejected",
             Kind::ReturnReceived => "return_received",
             Kind::ReturnRefunded => "return_refunded",
+            Kind::WebhookDisabled => "webhook_disabled",
         }
     }
 

@@ -44,6 +44,10 @@ pub const CONSUMED: [&str; 17] = [
     ReturnRefunded::TYPE,
 ];
 
+/// Not on the bus: notifications raises it itself when it switches a failing webhook endpoint
+/// off, and mails the alert list through the usual plan.
+pub const WEBHOOK_DISABLED: &str = "notifications.webhook_endpoint.disabled";
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct OrderLine {
     #[serde(default)]
@@ -283,6 +287,21 @@ pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
                 }],
             })
         }
+        WEBHOOK_DISABLED => Ok(Plan {
+            recipient: None,
+            mails: vec![PlannedMail {
+                kind: Kind::WebhookDisabled,
+                to: To::Alerts,
+                data: json!({
+                    "endpoint_id": event.data.get("endpoint_id"),
+                    "url": event.data.get("url"),
+                    "failures": event.data.get("failures"),
+                    "since": event.data.get("since"),
+                    "last_error": event.data.get("last_error"),
+                    "public_url": public_url,
+                }),
+            }],
+        }),
         StockLow::TYPE => {
             let d: StockLow = decode(event)?;
             Ok(Plan {

@@ -24,6 +24,7 @@ pub mod store;
 pub mod templates;
 pub mod transport;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -59,8 +60,11 @@ pub struct NotificationsConfig {
     pub retry_base: Duration,
     /// How often the delivery worker looks for due rows when nothing woke it (`EMPORIUM_MAIL_POLL_MS`, 500).
     pub poll_interval: Duration,
-    /// Who gets low-stock alerts (`EMPORIUM_ALERT_EMAILS`, comma-separated; empty: nobody).
+    /// Who gets low-stock alerts and disabled-webhook alerts (`EMPORIUM_ALERT_EMAILS`,
+    /// comma-separated; empty: nobody).
     pub alert_emails: Vec<EmailAddress>,
+    /// Outbound webhooks (`EMPORIUM_WEBHOOK_*`).
+    pub webhooks: webhooks::service::WebhookConfig,
 }
 
 impl Default for NotificationsConfig {
@@ -72,6 +76,7 @@ impl Default for NotificationsConfig {
             retry_base: Duration::from_secs(1),
             poll_interval: Duration::from_millis(500),
             alert_emails: Vec::new(),
+            webhooks: webhooks::service::WebhookConfig::default(),
         }
     }
 }
@@ -99,6 +104,7 @@ impl NotificationsConfig {
             retry_base: Duration::from_millis(src.number_in("EMPORIUM_MAIL_RETRY_BASE_MS", 1000, 10..=600_000)?),
             poll_interval: Duration::from_millis(src.number_in("EMPORIUM_MAIL_POLL_MS", 500, 10..=60_000)?),
             alert_emails,
+            webhooks: webhooks::service::WebhookConfig::from_source(src)?,
         })
     }
 }
@@ -128,6 +134,7 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 /// A running notifications context.
 pub struct Notifications {
     service: Arc<NotificationService>,
+    webhooks: Arc<webhooks::service::WebhookService>,
     keys: KeySet,
 }
 
@@ -155,42 +162,73 @@ impl Context for Notifications {
             MailTransport::Smtp(s) => Some(s.redacted()),
             MailTransport::DevMailbox(_) => None,
         }, "notifications delivery transport");
+        let webhooks = Arc::new(webhooks::service::WebhookService::new(
+            webhooks::store::open(db),
+            config.webhooks.clone(),
+        )?);
         let service =
             Arc::new(NotificationService::new(store::open(db), config, &transport)?.with_faults(deps.faults.clone()));
         Ok(Self {
             service,
+            webhooks,
             keys: deps.keys.clone(),
         })
     }
 
     fn router(&self) -> Router {
-        router_for(self.service.clone(), self.keys.clone())
+        router_for(self.service.clone(), self.webhooks.clone(), self.keys.clone())
     }
 
-    /// The mailer: renders the events it consumes into the delivery log.
+    /// The mailer, which renders the events it consumes into the delivery log, and the webhook
+    /// queue, which takes every event (`#`) and queues it for the endpoints that want it.
     fn consumers(&self) -> Vec<Consumer> {
-        vec![Consumer::once(
-            CONSUMER,
-            events::CONSUMED.to_vec(),
-            Arc::new(Mailer(self.service.clone())),
-        )]
+        vec![
+            Consumer::once(
+                CONSUMER,
+                events::CONSUMED.to_vec(),
+                Arc::new(Mailer(self.service.clone())),
+            ),
+            Consumer::once(
+                WEBHOOK_CONSUMER,
+                vec!["#"],
+                Arc::new(webhooks::WebhookQueue(self.webhooks.clone())),
+            ),
+        ]
     }
 
-    /// The delivery worker, which sends what the mailer logged.
+    /// The mail delivery worker, and the webhook delivery worker (which mails the alert list
+    /// when it switches an endpoint off).
     fn workers(&self) -> Vec<Worker> {
-        vec![Worker::new("delivery", deliver(Arc::downgrade(&self.service)))]
+        vec![
+            Worker::new("delivery", deliver(Arc::downgrade(&self.service))),
+            Worker::new(
+                "webhooks",
+                webhooks::deliver(Arc::downgrade(&self.webhooks), Arc::downgrade(&self.service)),
+            ),
+        ]
     }
 }
 
-/// The routes over `service`, verifying tokens with `keys` (what [`Notifications::router`] serves).
-pub fn router_for(service: Arc<NotificationService>, keys: KeySet) -> Router {
+/// The consumer name of the webhook queue (its queue is `<namespace>.notifications.webhooks`).
+pub const WEBHOOK_CONSUMER: &str = "webhooks";
+
+/// The routes over `service` and `webhooks`, verifying tokens with `keys` (what
+/// [`Notifications::router`] serves).
+pub fn router_for(
+    service: Arc<NotificationService>,
+    webhooks: Arc<webhooks::service::WebhookService>,
+    keys: KeySet,
+) -> Router {
     let (router, _) = api::routes().with_state(service).split_for_parts();
-    platform::http::tag_routes(router, CONTEXT).layer(Extension(keys))
+    let (hooks, _) = webhooks::api::routes().with_state(webhooks).split_for_parts();
+    platform::http::tag_routes(router.merge(hooks), CONTEXT).layer(Extension(keys))
 }
 
 /// Notifications' OpenAPI description (static: no running context needed).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api::routes().split_for_parts().1
+    let mut doc = api::routes().split_for_parts().1;
+    doc.merge(webhooks::api::routes().split_for_parts().1);
+    doc
 }
 
 /// The event handler: renders and logs; never sends.

@@ -64,6 +64,15 @@ pub fn describe_metrics() {
             metrics::Unit::Seconds,
             "Time to hand one message to the transport (SMTP exchange), by outcome."
         );
+        metrics::describe_counter!(
+            "webhook_attempts_total",
+            "Outbound webhook delivery attempts, by outcome (delivered, retrying, failed)."
+        );
+        metrics::describe_histogram!(
+            "webhook_attempt_duration_seconds",
+            metrics::Unit::Seconds,
+            "Time of one outbound webhook attempt, until the receiver's answer or the deadline."
+        );
     });
 }
 

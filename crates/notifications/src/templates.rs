@@ -114,6 +114,14 @@ const FILES: &[(&str, &str)] = &[
         "return_refunded.html",
         include_str!("../templates/return_refunded.html"),
     ),
+    (
+        "webhook_disabled.txt",
+        include_str!("../templates/webhook_disabled.txt"),
+    ),
+    (
+        "webhook_disabled.html",
+        include_str!("../templates/webhook_disabled.html"),
+    ),
 ];
 
 /// The subject line of each kind (a template too; never autoescaped: it is a header, not HTML).
@@ -135,6 +143,7 @@ fn subject(kind: Kind) -> &'static str {
         Kind::ReturnRejected => "Return {{ reference }} for order {{ number }} declined",
         Kind::ReturnReceived => "We received your return {{ reference }}",
         Kind::ReturnRefunded => "Return {{ reference }} refunded",
+        Kind::WebhookDisabled => "Webhook endpoint disabled: {{ url }}",
     }
 }
 
@@ -377,6 +386,11 @@ mod tests {
                 order_data(json!({"amount": 890, "total_refunded": 890, "full": false})),
             ),
             Kind::LowStockAlert => (StockLow::TYPE, json!({"sku": "MUG-1", "available": 2, "threshold": 5})),
+            Kind::WebhookDisabled => (
+                crate::events::WEBHOOK_DISABLED,
+                json!({"endpoint_id": order, "url": "https://erp.example.com/hooks", "failures": 12,
+                    "since": "2026-12-01 10:00 UTC", "last_error": "the receiver answered HTTP 503"}),
+            ),
             Kind::PaymentFailed => (
                 OrderPaymentFailed::TYPE,
                 order_data(json!({"reason": "insufficient_funds"})),

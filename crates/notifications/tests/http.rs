@@ -38,7 +38,17 @@ async fn api() -> Api {
     let svc = Arc::new(NotificationService::new(notifications::store::open(&db), config, &transport).expect("svc"));
     let tokens = TestTokens::new();
     Api {
-        router: notifications::router_for(svc.clone(), tokens.keys()),
+        router: notifications::router_for(
+            svc.clone(),
+            Arc::new(
+                notifications::webhooks::service::WebhookService::new(
+                    notifications::webhooks::store::open(&db),
+                    Default::default(),
+                )
+                .expect("webhooks"),
+            ),
+            tokens.keys(),
+        ),
         svc,
         tokens,
         _dir: dir,

@@ -53,6 +53,7 @@ pub const HISTOGRAMS: &[(&str, &[f64])] = &[
     ("db_pool_acquire_duration_seconds", LATENCY_BUCKETS),
     ("payment_provider_call_duration_seconds", REMOTE_CALL_BUCKETS),
     ("notifications_delivery_duration_seconds", REMOTE_CALL_BUCKETS),
+    ("webhook_attempt_duration_seconds", REMOTE_CALL_BUCKETS),
     ("order_value_minor_units", MONEY_BUCKETS),
     ("payment_amount", MONEY_BUCKETS),
 ];

@@ -85,6 +85,121 @@ pub struct DeliveryView {
     pub sent_at: Option<OffsetDateTime>,
 }
 
+/// An outbound webhook endpoint (admins). `secret` is present only in the answers that create
+/// the endpoint or rotate its secret: it is shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookEndpointView {
+    pub id: Uuid,
+    #[schema(example = "https://erp.example.com/hooks/emporium")]
+    pub url: String,
+    pub description: String,
+    /// Event-type patterns: exact types, `*` for one word, a final `#` for the rest, `#` for all.
+    #[schema(example = json!(["ordering.order.confirmed", "payments.#"]))]
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    /// Why it was switched off (a run of failed deliveries), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// Failed attempts in a row right now.
+    pub failure_streak: u32,
+    /// After a rotation: until when the previous secret still signs (alongside the new one).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub previous_secret_valid_until: Option<OffsetDateTime>,
+    /// `whsec_…`: the Standard Webhooks signing secret. Only when just created or rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookEndpointList {
+    pub items: Vec<WebhookEndpointView>,
+}
+
+/// Registers (`url` and `event_types` required) or changes an endpoint (fields left out keep
+/// their value). `enabled: true` on a disabled endpoint switches it back on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookAttemptView {
+    #[serde(with = "time::serde::rfc3339")]
+    pub attempted_at: OffsetDateTime,
+    /// The receiver's HTTP status; absent when there was no answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One event for one endpoint, in the delivery log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookMessageView {
+    pub id: Uuid,
+    /// The `webhook-id` header: the same on every attempt and replay.
+    #[schema(example = "msg_0192f0c47d1e7c3a9f513c2b1a0e9d88")]
+    pub webhook_id: String,
+    pub event_id: Uuid,
+    pub event_type: String,
+    /// `pending` (waiting for an attempt), `delivered`, `failed` (given up, or the endpoint was
+    /// disabled; replay sends it again).
+    pub status: String,
+    pub attempts: u32,
+    /// When the next attempt is due (pending messages).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub delivered_at: Option<OffsetDateTime>,
+    /// The body as sent (one message's view only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<serde_json::Value>,
+    /// Every attempt, oldest first (one message's view only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_log: Option<Vec<WebhookAttemptView>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookMessageList {
+    pub items: Vec<WebhookMessageView>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<Uuid>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,3 +45,4 @@ mod web_account;
 mod web_admin;
 mod web_returns;
 mod web_storefront;
+mod webhooks;

@@ -685,3 +685,108 @@ async fn display_currency_rates_are_set_checked_and_removed_from_the_console() {
     let (_, page) = get_page(&admin, &app, "/admin/rates").await;
     assert!(!page.contains(r#"data-currency="USD""#), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_endpoints_are_registered_with_the_secret_shown_once_and_edited_from_the_console() {
+    let app = app().await;
+    app.admin().await;
+    let admin = signed_in(&app, "root@example.com").await;
+    let (status, page) = get_page(&admin, &app, "/admin/webhooks").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("No endpoints yet."), "{page}");
+
+    // An internal target and a malformed filter are named next to their fields; typing is kept.
+    let r = post_form(
+        &admin,
+        &app,
+        "/admin/webhooks",
+        &[
+            ("_csrf", &csrf(&page)),
+            ("url", "http://169.254.169.254/latest"),
+            ("event_types", "Orders!"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.expect("body");
+    assert!(
+        html.contains(r#"data-testid="error-url""#) && html.contains(r#"data-testid="error-event_types""#),
+        "{html}"
+    );
+    assert!(html.contains("169.254.169.254"), "what was typed is kept");
+
+    let r = post_form(
+        &admin,
+        &app,
+        "/admin/webhooks",
+        &[
+            ("_csrf", &csrf(&html)),
+            ("url", "https://erp.example.com/hooks"),
+            ("description", "ERP"),
+            ("event_types", "ordering.order.confirmed\npayments.#"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let created = r.text().await.expect("body");
+    assert!(created.contains(r#"data-testid="webhook-secret""#), "{created}");
+    let secret = created
+        .split("<code>")
+        .find_map(|part| part.split("</code>").next().filter(|s| s.starts_with("whsec_")))
+        .expect("the secret is on the page")
+        .to_owned();
+    let (_, list) = get_page(&admin, &app, "/admin/webhooks").await;
+    assert!(
+        list.contains("erp.example.com") && list.contains("ordering.order.confirmed, payments.#"),
+        "{list}"
+    );
+    let id = list
+        .split(r#"href="/admin/webhooks/"#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("endpoint link")
+        .to_owned();
+    let (status, detail) = get_page(&admin, &app, &format!("/admin/webhooks/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(!detail.contains(&secret), "the secret is shown once only");
+    assert!(detail.contains("Nothing delivered yet."), "{detail}");
+
+    // Switched off from its page; then a new secret, shown once.
+    let r = post_form(
+        &admin,
+        &app,
+        &format!("/admin/webhooks/{id}"),
+        &[
+            ("_csrf", &csrf(&detail)),
+            ("url", "https://erp.example.com/hooks"),
+            ("description", "ERP"),
+            ("event_types", "ordering.order.*"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (_, detail) = get_page(&admin, &app, &format!("/admin/webhooks/{id}")).await;
+    assert!(detail.contains("<strong>Disabled</strong>"), "{detail}");
+    let r = post_form(
+        &admin,
+        &app,
+        &format!("/admin/webhooks/{id}/rotate"),
+        &[("_csrf", &csrf(&detail))],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let rotated = r.text().await.expect("body");
+    assert!(rotated.contains("whsec_") && !rotated.contains(&secret), "a new secret");
+    assert!(rotated.contains("The previous secret keeps signing"), "{rotated}");
+
+    let r = post_form(
+        &admin,
+        &app,
+        &format!("/admin/webhooks/{id}/delete"),
+        &[("_csrf", &csrf(&rotated))],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (_, list) = get_page(&admin, &app, "/admin/webhooks").await;
+    assert!(list.contains("No endpoints yet."));
+}

@@ -19,9 +19,9 @@ use super::{
 use crate::domain::Preferences;
 
 pub struct SqlStore<DB: Database> {
-    pool: Pool<DB>,
+    pub(crate) pool: Pool<DB>,
     /// Appended to the claim's inner `SELECT` (PostgreSQL).
-    skip_locked: &'static str,
+    pub(crate) skip_locked: &'static str,
 }
 
 impl SqlStore<Sqlite> {

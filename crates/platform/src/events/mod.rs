@@ -15,7 +15,7 @@ mod dead_letters;
 mod inprocess;
 mod outbox;
 mod rabbit;
-mod topic;
+pub mod topic;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -15,6 +15,7 @@ mod rates;
 mod returns;
 mod status;
 mod users;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::State;
@@ -72,6 +73,15 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("admin/order.html", include_str!("../../templates/admin/order.html")),
     ("admin/returns.html", include_str!("../../templates/admin/returns.html")),
     ("admin/rates.html", include_str!("../../templates/admin/rates.html")),
+    (
+        "admin/webhooks.html",
+        include_str!("../../templates/admin/webhooks.html"),
+    ),
+    ("admin/webhook.html", include_str!("../../templates/admin/webhook.html")),
+    (
+        "admin/webhook_message.html",
+        include_str!("../../templates/admin/webhook_message.html"),
+    ),
     ("admin/users.html", include_str!("../../templates/admin/users.html")),
     ("admin/audit.html", include_str!("../../templates/admin/audit.html")),
     (
@@ -108,6 +118,7 @@ pub const PAGES: &[&str] = &[
     "/admin/orders",
     "/admin/returns",
     "/admin/rates",
+    "/admin/webhooks",
     "/admin/users",
     "/admin/audit",
     "/admin/dead-letters",
@@ -128,6 +139,7 @@ pub fn routes() -> Router<WebState> {
         .merge(orders::routes())
         .merge(returns::routes())
         .merge(rates::routes())
+        .merge(webhooks::routes())
         .merge(users::routes())
         .merge(events::routes())
         .merge(status::routes())
