@@ -14,6 +14,9 @@
 //!   PostgreSQL), so each message is sent by one worker. The only duplicate risk is a crash
 //!   between the SMTP server accepting a message and the row being marked sent.
 //!
+//! * Outbound webhooks ([`webhooks`]): every event on the bus (`#`) is queued for the admin-
+//!   registered endpoints that want it and delivered, signed, by a second worker.
+//!
 //! Served under `/api/v1/notifications/*`.
 
 pub mod api;

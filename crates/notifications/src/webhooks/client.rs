@@ -145,3 +145,50 @@ impl WebhookClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use tower::Service;
+
+    use super::*;
+
+    /// A name is checked where it is resolved: one that resolves to the machine itself (as a
+    /// re-pointed public name would) is refused unless private targets are allowed.
+    #[tokio::test]
+    async fn names_resolving_to_internal_addresses_are_refused_at_connect_time() {
+        let name = Name::from_str("localhost").expect("name");
+        let refused = GuardedResolver { allow_private: false }
+            .call(name.clone())
+            .await
+            .expect_err("localhost resolves to loopback");
+        assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(refused.to_string().contains("internal addresses"), "{refused}");
+        let allowed: Vec<SocketAddr> = GuardedResolver { allow_private: true }
+            .call(name)
+            .await
+            .expect("allowed when asked")
+            .collect();
+        assert!(allowed.iter().all(|a| a.ip().is_loopback()), "{allowed:?}");
+    }
+
+    #[tokio::test]
+    async fn a_literal_internal_address_is_refused_before_any_connection() {
+        let client = WebhookClient::new(
+            TargetPolicy {
+                allow_http: true,
+                allow_private: false,
+            },
+            Duration::from_secs(1),
+        )
+        .expect("client");
+        let sent = client
+            .post("http://127.0.0.1:9/hook", &[], Bytes::from_static(b"{}"))
+            .await;
+        assert!(
+            matches!(&sent.outcome, AttemptOutcome::Failed { status: None, error } if error.contains("internal address")),
+            "{sent:?}"
+        );
+    }
+}
