@@ -62,6 +62,15 @@ async fn wait_for_webhook(app: &TestApp, event_type: &str) {
     }
 }
 
+/// Saves the card behind a Stripe token for the shopper, as checkout does.
+async fn saved_card(app: &TestApp, shopper: &str, token: &str) -> Value {
+    json_of(
+        post_auth(app, METHODS, shopper, json!({"provider_token": token, "save": true})).await,
+        201,
+    )
+    .await
+}
+
 /// Posts `event` to the webhook signed as Stripe signs (`Stripe-Signature`) with `secret`.
 async fn deliver(app: &TestApp, event: &Value, secret: &str) -> reqwest::Response {
     let body = serde_json::to_vec(event).expect("event json");
@@ -104,17 +113,7 @@ async fn checkout_refunds_and_webhooks_go_through_stripe((app, stripe): (TestApp
 
     // The card as Stripe.js tokenises it in the browser.
     let pm = stripe.payment_method("4242424242424242").await;
-    let method = json_of(
-        post_auth(
-            &app,
-            METHODS,
-            &shopper.access,
-            json!({"provider_token": pm, "save": true}),
-        )
-        .await,
-        201,
-    )
-    .await;
+    let method = saved_card(&app, &shopper.access, &pm).await;
     assert_eq!(
         (method["brand"].as_str(), method["last4"].as_str()),
         (Some("visa"), Some("4242"))
@@ -261,17 +260,7 @@ async fn a_card_declined_by_stripe_fails_the_order_and_is_not_kept((app, stripe)
     // Tokenised the other way Stripe.js offers (`createToken`): the token's card is charged.
     let token = stripe.card_token(DECLINED_ON_CHARGE).await;
     assert!(token.starts_with("tok_"), "{token}");
-    let method = json_of(
-        post_auth(
-            &app,
-            METHODS,
-            &shopper.access,
-            json!({"provider_token": token, "save": true}),
-        )
-        .await,
-        201,
-    )
-    .await;
+    let method = saved_card(&app, &shopper.access, &token).await;
     assert_eq!(method["last4"], "0341");
     let method_id = method["id"].as_str().expect("method id");
 

@@ -4,7 +4,7 @@
 //! the claim holds.
 
 use platform::db::RowsAffected;
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -258,28 +258,9 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text)
 }
 
+platform::sql_store! {
 #[async_trait::async_trait]
-impl<DB> WebhookStore for SqlStore<DB>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments: IntoArguments<DB>,
-    for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> OffsetDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<Uuid>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> Option<OffsetDateTime>: Encode<'q, DB> + Decode<'q, DB>,
-    for<'q> &'q str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-    DB::QueryResult: RowsAffected,
-{
+impl WebhookStore for SqlStore<DB> {
     async fn insert_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO webhook_endpoints (id, url, description, event_types, secret, enabled, failure_streak,
@@ -611,4 +592,5 @@ where
         .await?;
         Ok(r.rows_affected() == 1)
     }
+}
 }
