@@ -3,8 +3,9 @@
 #   bench/catalog.sh embedded [products] [duration]   # SQLite files + in-process cache and bus
 #   bench/catalog.sh postgres [products] [duration]   # every context on PostgreSQL + Redis + RabbitMQ
 # Each run measures /health/live as the ceiling, then: product by id (cached), product by id and
-# a filtered list and searches with the cache off (EMPORIUM_CATALOG_CACHE_TTL_SECS=0, so every
-# request reaches the database), and batch availability of 10 SKUs. Copy the figures into
+# a filtered list and searches (as typed, and misspelled: the typo-tolerant path) with the cache
+# off (EMPORIUM_CATALOG_CACHE_TTL_SECS=0, so every request reaches the database), and batch
+# availability of 10 SKUs. Setting BENCH_ONLY=typos runs just the misspelled searches. Copy the figures into
 # docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,6 +84,27 @@ request = function()
   return wrk.format("GET", "/api/v1/catalog/search?limit=24&q=" .. terms[(i % #terms) + 1]:gsub(" ", "+"))
 end
 LUA
+# The same words misspelled: nothing matches as typed, so each search also looks up the closest
+# catalog words and searches again (the typo-tolerant path).
+cat >"$work/typos.lua" <<'LUA'
+local terms = {"wooll", "coton", "linnen sweatr", "lether", "stele", "oakk", "ceramik", "orbitt", "novle", "lampe"}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "/api/v1/catalog/search?limit=24&q=" .. terms[(i % #terms) + 1]:gsub(" ", "+"))
+end
+LUA
+
+machine() { echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); wrk and server share the cores; mode $mode, $products products"; }
+if [ "${BENCH_ONLY:-}" = typos ]; then
+  stop_server
+  start_server env EMPORIUM_CATALOG_CACHE_TTL_SECS=0
+  run "GET search, 10 rotating misspelled queries (cache off)" -s "$work/typos.lua" "$base"
+  CONNECTIONS=1 run "GET search, 10 rotating misspelled queries (cache off, 1 client)" -s "$work/typos.lua" "$base"
+  stop_server
+  machine
+  exit 0
+fi
 
 run "GET /health/live (ceiling)" "$base/health/live"
 run "GET product by id (cached)" "$base/api/v1/catalog/products/$product"
@@ -94,8 +116,10 @@ start_server env EMPORIUM_CATALOG_CACHE_TTL_SECS=0
 run "GET product by id (cache off)" "$base/api/v1/catalog/products/$product"
 run "GET filtered list page (cache off)" "$list"
 run "GET search, 10 rotating queries (cache off)" -s "$work/search.lua" "$base"
+run "GET search, 10 rotating misspelled queries (cache off)" -s "$work/typos.lua" "$base"
 # One client at a time: the latency a shopper sees when the server is not saturated.
 CONNECTIONS=1 run "GET filtered list page (cache off, 1 client)" "$list"
 CONNECTIONS=1 run "GET search, 10 rotating queries (cache off, 1 client)" -s "$work/search.lua" "$base"
+CONNECTIONS=1 run "GET search, 10 rotating misspelled queries (cache off, 1 client)" -s "$work/typos.lua" "$base"
 stop_server
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); wrk and server share the cores; mode $mode, $products products"
+machine

@@ -476,6 +476,85 @@ impl SearchTerms {
     }
 }
 
+impl SearchTerms {
+    /// The terms as one query text (`cotton shirt`).
+    pub fn text(&self) -> String {
+        self.0.join(" ")
+    }
+
+    /// These terms with each word replaced by its correction, when any word has one.
+    pub fn corrected(&self, correct: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let mut changed = false;
+        let words = self
+            .0
+            .iter()
+            .map(|w| match correct(w) {
+                Some(c) if c != *w => {
+                    changed = true;
+                    c
+                }
+                _ => w.clone(),
+            })
+            .collect();
+        changed.then_some(Self(words))
+    }
+}
+
+/// How many edits a word may be from a catalog word to count as a typo of it: none for short
+/// words (too many near neighbours), one from 4 letters, two from 8.
+pub fn typo_budget(word: &str) -> usize {
+    match word.chars().count() {
+        0..=3 => 0,
+        4..=7 => 1,
+        _ => 2,
+    }
+}
+
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`: the optimal string
+/// alignment distance, so `cotton`/`coton` and `shirt`/`shrit` are one apart.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        d[i * width] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(width) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[(i - 1) * width + j] + 1)
+                .min(d[i * width + j - 1] + 1)
+                .min(d[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[(i - 2) * width + j - 2] + 1);
+            }
+            d[i * width + j] = best;
+        }
+    }
+    d[a.len() * width + b.len()]
+}
+
+/// The catalog word `word` most likely misspells, among `candidates` (word, products using it):
+/// the closest within [`typo_budget`], the most used among equals, then alphabetical. `None`
+/// when the word is itself a catalog word or nothing is close enough.
+pub fn closest_word<'a>(word: &str, candidates: &'a [(String, i64)]) -> Option<&'a str> {
+    let budget = typo_budget(word);
+    if budget == 0 || candidates.iter().any(|(c, _)| c == word) {
+        return None;
+    }
+    candidates
+        .iter()
+        .filter(|(c, _)| c.chars().count().abs_diff(word.chars().count()) <= budget)
+        .map(|(c, uses)| (edit_distance(word, c), -uses, c.as_str()))
+        .filter(|(d, ..)| *d <= budget)
+        .min()
+        .map(|(.., c)| c)
+}
+
 /// Price buckets reported by facets, as `[from, to)` in minor units (`None` = unbounded).
 pub const PRICE_BUCKETS: [(i64, Option<i64>); 7] = [
     (0, Some(2_500)),
@@ -558,6 +637,48 @@ pub fn co_purchase_weight(at: time::OffsetDateTime) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn typos_are_corrected_to_the_closest_common_catalog_word() {
+        assert_eq!(edit_distance("coton", "cotton"), 1);
+        assert_eq!(edit_distance("shrit", "shirt"), 1, "a swap is one edit");
+        assert_eq!(edit_distance("jaket", "jacket"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("naïve", "naive"), 1, "letters, not bytes");
+        let words = |list: &[(&str, i64)]| list.iter().map(|(w, n)| ((*w).to_owned(), *n)).collect::<Vec<_>>();
+        let vocabulary = words(&[
+            ("cotton", 40),
+            ("carton", 3),
+            ("button", 9),
+            ("shirt", 12),
+            ("shorts", 7),
+            ("linen", 5),
+        ]);
+        assert_eq!(closest_word("cottn", &vocabulary), Some("cotton"));
+        assert_eq!(closest_word("shrit", &vocabulary), Some("shirt"));
+        assert_eq!(
+            closest_word("cotton", &vocabulary),
+            None,
+            "a catalog word is not a typo"
+        );
+        assert_eq!(closest_word("tee", &vocabulary), None, "short words are not guessed at");
+        assert_eq!(closest_word("xylophone", &vocabulary), None);
+        // Equally close: the word more products use wins.
+        let tie = words(&[("carton", 3), ("cotton", 40)]);
+        assert_eq!(closest_word("corton", &tie), Some("cotton"));
+        let terms = SearchTerms::parse("q", "Coton shrit").expect("terms");
+        let fixed = terms
+            .corrected(|w| closest_word(w, &vocabulary).map(str::to_owned))
+            .expect("corrected");
+        assert_eq!(fixed.text(), "cotton shirt");
+        assert!(
+            SearchTerms::parse("q", "cotton")
+                .expect("t")
+                .corrected(|_| None)
+                .is_none()
+        );
+    }
+
     use super::*;
 
     #[test]

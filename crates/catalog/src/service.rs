@@ -35,6 +35,8 @@ pub const MODERATOR_ROLES: &[&str] = &["admin", "support"];
 /// The cache generation every list, search, facet and category page is keyed by.
 const GENERATION: &str = "products";
 pub const DEFAULT_PAGE: u32 = 20;
+/// A search finding fewer products than this also tries the words corrected for typos.
+const FEW_RESULTS: i64 = 3;
 
 pub fn describe_metrics() {
     metrics::describe_counter!("catalog_products_created_total", "Products created (API and seeding)");
@@ -442,8 +444,32 @@ impl CatalogService {
                 after,
                 limit,
             };
-            let (mut rows, total) = self.store.product_page(&query).await?;
-            let next = if rows.len() > limit as usize {
+            let (mut rows, mut total) = self.store.product_page(&query).await?;
+            // Few results for the words as typed: the closest catalog words may be meant.
+            let mut did_you_mean = None;
+            if let Some(terms) = query.filter.search.as_ref()
+                && query.after.is_none()
+                && total < FEW_RESULTS
+                && let Some(fixed) = self.corrected(terms).await?
+            {
+                let mut corrected = query.clone();
+                corrected.filter.search = Some(fixed.clone());
+                let (more, more_total) = self.store.product_page(&corrected).await?;
+                if more_total > 0 {
+                    metrics::counter!("catalog_search_corrections_total").increment(1);
+                    did_you_mean = Some(fixed.text());
+                    let shown: std::collections::HashSet<_> = rows.iter().map(|p| p.id).collect();
+                    let fetched = more.len();
+                    let new: Vec<Product> = more.into_iter().filter(|p| !shown.contains(&p.id)).collect();
+                    total += more_total - i64::try_from(fetched - new.len()).unwrap_or(0);
+                    rows.extend(new);
+                }
+            }
+            let next = if did_you_mean.is_some() {
+                // One page of exact matches then corrected ones: searching the correction pages on.
+                rows.truncate(limit as usize);
+                None
+            } else if rows.len() > limit as usize {
                 rows.truncate(limit as usize);
                 rows.last().map(|last| {
                     let key = match sort {
@@ -466,6 +492,7 @@ impl CatalogService {
                 items: rows.iter().map(ProductView::from).collect(),
                 total,
                 next,
+                did_you_mean,
             })
         })
         .await
@@ -521,6 +548,21 @@ impl CatalogService {
         .await
     }
 
+    /// The terms with each misspelled word replaced by the closest catalog word, when any is.
+    async fn corrected(&self, terms: &SearchTerms) -> Result<Option<SearchTerms>, StoreError> {
+        let mut fixes = HashMap::new();
+        for word in terms.terms() {
+            if domain::typo_budget(word) == 0 {
+                continue;
+            }
+            let candidates = self.store.term_candidates(word).await?;
+            if let Some(fix) = domain::closest_word(word, &candidates) {
+                fixes.insert(word.clone(), fix.to_owned());
+            }
+        }
+        Ok(terms.corrected(|w| fixes.get(w).cloned()))
+    }
+
     pub async fn suggest(&self, q: &str, limit: Option<u32>) -> Result<Suggestions, Problem> {
         let terms = SearchTerms::parse("q", q)?;
         let limit = limit.unwrap_or(10);
@@ -532,7 +574,12 @@ impl CatalogService {
             .generation_key("suggest", &format!("{limit}|{}", terms.terms().join(" ")))
             .await;
         self.cached(key, || async {
-            let rows = self.store.suggest(&terms, limit).await?;
+            let mut rows = self.store.suggest(&terms, limit).await?;
+            if rows.is_empty()
+                && let Some(fixed) = self.corrected(&terms).await?
+            {
+                rows = self.store.suggest(&fixed, limit).await?;
+            }
             Ok(Suggestions {
                 items: rows
                     .into_iter()

@@ -200,6 +200,10 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn product_page(&self, query: &ProductQuery) -> StoreResult<(Vec<Product>, i64)>;
     async fn facets(&self, filter: &ProductFilter) -> StoreResult<Facets>;
     async fn suggest(&self, terms: &SearchTerms, limit: u32) -> StoreResult<Vec<Suggestion>>;
+    /// Words of active products' names and brands that could be what `word` misspells, with how
+    /// many products use each: those starting with the same letter and at most two letters
+    /// longer or shorter (the caller measures the real distance).
+    async fn term_candidates(&self, word: &str) -> StoreResult<Vec<(String, i64)>>;
     /// Active products in the same category, then ones sharing attribute values.
     async fn related(&self, product: &Product, limit: u32) -> StoreResult<Vec<Product>>;
     /// Live products of every status.

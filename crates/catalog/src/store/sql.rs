@@ -40,13 +40,24 @@ pub enum Dialect {
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
     dialect: Dialect,
+    /// PostgreSQL: when this process last refreshed `catalog_words`.
+    words_refreshed: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl<DB: Database> SqlStore<DB> {
     pub fn new(pool: Pool<DB>, dialect: Dialect) -> Self {
-        Self { pool, dialect }
+        Self {
+            pool,
+            dialect,
+            words_refreshed: tokio::sync::Mutex::new(None),
+        }
     }
 }
+
+/// How stale `catalog_words` may be when a search needs it (PostgreSQL).
+const WORDS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Candidate words read per misspelled word, at most.
+const MAX_CANDIDATES: i64 = 5000;
 
 /// A bound value of a statement assembled at run time.
 #[derive(Debug, Clone)]
@@ -1290,6 +1301,45 @@ where
             brands,
             price_buckets,
         })
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "term_candidates"))]
+    async fn term_candidates(&self, word: &str) -> StoreResult<Vec<(String, i64)>> {
+        let Some(first) = word.chars().next() else {
+            return Ok(Vec::new());
+        };
+        // Words from `first` (inclusive) up to the next letter (exclusive), by code point.
+        let low = first.to_string();
+        let high = char::from_u32(u32::from(first) + 1).map_or_else(|| format!("{first}\u{10FFFF}"), |c| c.to_string());
+        let length = i64::try_from(word.chars().count()).unwrap_or(i64::MAX);
+        let text = match self.dialect {
+            Dialect::Sqlite => {
+                "SELECT term, sum(doc) AS uses FROM products_fts_words
+                 WHERE term >= $1 AND term < $2 AND col IN ('name', 'brand')
+                   AND length(term) BETWEEN $3 AND $4
+                 GROUP BY term ORDER BY uses DESC LIMIT $5"
+            }
+            Dialect::Postgres => {
+                let mut refreshed = self.words_refreshed.lock().await;
+                if refreshed.is_none_or(|at| at.elapsed() > WORDS_MAX_AGE) {
+                    sqlx::query("REFRESH MATERIALIZED VIEW CONCURRENTLY catalog_words")
+                        .execute(&self.pool)
+                        .await?;
+                    *refreshed = Some(std::time::Instant::now());
+                }
+                "SELECT word, uses FROM catalog_words
+                 WHERE word >= $1 AND word < $2 AND length(word) BETWEEN $3 AND $4
+                 ORDER BY uses DESC LIMIT $5"
+            }
+        };
+        Ok(sqlx::query_as(text)
+            .bind(low)
+            .bind(high)
+            .bind(length - 2)
+            .bind(length + 2)
+            .bind(MAX_CANDIDATES)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "suggest"))]

@@ -166,6 +166,12 @@ pub struct ProductPage {
     /// Pass as `cursor` (with the same filters and sort) for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub next: Option<String>,
+    /// Search only: when the words as typed found fewer than 3 products, the query with each
+    /// misspelled word corrected to the closest catalog word. Its results follow the exact
+    /// matches on this page (search it for more).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(example = "cotton shirt")]
+    pub did_you_mean: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -39,6 +39,7 @@ mod platform_http;
 mod rates;
 mod recommendations;
 mod returns;
+mod search_typos;
 mod stripe;
 mod tls;
 mod web_account;

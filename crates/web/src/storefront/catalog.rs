@@ -176,10 +176,20 @@ async fn listing(
     }
     // A filter the catalog refuses (a stale shared link, an over-long query) is explained next
     // to the filters instead of failing the page.
-    let (products, total, next) = if list.is_success() {
+    let (products, total, next, did_you_mean) = if list.is_success() {
         let page: ProductPage = api.decode(list)?;
         let next = page.next.as_deref().map(|n| filters.next_page_url(base, n));
-        (decorate_all(page.items), page.total, next)
+        // The corrected query, as a link that searches it with the same filters.
+        let did_you_mean = page.did_you_mean.map(|text| {
+            let url = ListingFilters {
+                q: text.clone(),
+                cursor: String::new(),
+                ..filters.clone()
+            }
+            .url(base);
+            context! { text => text, url => url }
+        });
+        (decorate_all(page.items), page.total, next, did_you_mean)
     } else if list.status == StatusCode::UNPROCESSABLE_ENTITY {
         let problem = FieldErrors::from_problem(&list);
         errors.add(
@@ -189,7 +199,7 @@ async fn listing(
                 .map(|m| format!("Search: {m}"))
                 .unwrap_or_else(|| list.problem_detail()),
         );
-        (Vec::new(), 0, None)
+        (Vec::new(), 0, None, None)
     } else {
         return Err(api.error_for(&list));
     };
@@ -228,6 +238,7 @@ async fn listing(
             base => base,
             category => value_of(&category),
             q => filters.q.clone(),
+            did_you_mean => did_you_mean,
             filters => context! {
                 brands => filters.brands.clone(),
                 min_price => filters.min_price.clone(),
