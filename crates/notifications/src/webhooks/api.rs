@@ -107,7 +107,7 @@ fn change(req: WebhookEndpointRequest) -> EndpointChange {
         (status = 403, description = "Not an admin", body = Problem),
         (status = 409, description = "Too many endpoints", body = Problem),
         (status = 422, description = "Bad `url` (scheme, internal address, credentials), `event_types` (empty, too many, malformed) or `description`", body = Problem)))]
-pub async fn create_endpoint(
+pub async fn create_webhook_endpoint(
     State(svc): Svc,
     auth: AuthUser,
     Json(req): Json<WebhookEndpointRequest>,
@@ -120,7 +120,7 @@ pub async fn create_endpoint(
 #[utoipa::path(get, path = "/api/v1/notifications/webhooks/endpoints", tag = TAG, security(("bearer" = [])),
     responses((status = 200, description = "The endpoints", body = WebhookEndpointList),
         (status = 403, description = "Not an admin", body = Problem)))]
-pub async fn list_endpoints(State(svc): Svc, auth: AuthUser) -> ApiResult<Json<WebhookEndpointList>> {
+pub async fn list_webhook_endpoints(State(svc): Svc, auth: AuthUser) -> ApiResult<Json<WebhookEndpointList>> {
     let items = svc
         .endpoints(&auth)
         .await?
@@ -135,7 +135,7 @@ pub async fn list_endpoints(State(svc): Svc, auth: AuthUser) -> ApiResult<Json<W
     params(("id" = Uuid, Path, description = "Endpoint id")),
     responses((status = 200, description = "The endpoint", body = WebhookEndpointView),
         (status = 404, description = "No such endpoint", body = Problem)))]
-pub async fn get_endpoint(
+pub async fn get_webhook_endpoint(
     State(svc): Svc,
     auth: AuthUser,
     Path(id): Path<String>,
@@ -151,7 +151,7 @@ pub async fn get_endpoint(
     responses((status = 200, description = "The endpoint now", body = WebhookEndpointView),
         (status = 404, description = "No such endpoint", body = Problem),
         (status = 422, description = "A bad field, named", body = Problem)))]
-pub async fn update_endpoint(
+pub async fn update_webhook_endpoint(
     State(svc): Svc,
     auth: AuthUser,
     Path(id): Path<String>,
@@ -168,7 +168,7 @@ pub async fn update_endpoint(
     params(("id" = Uuid, Path, description = "Endpoint id")),
     responses((status = 204, description = "Removed"),
         (status = 404, description = "No such endpoint", body = Problem)))]
-pub async fn delete_endpoint(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_webhook_endpoint(State(svc): Svc, auth: AuthUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
     svc.delete(&auth, endpoint_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -179,7 +179,7 @@ pub async fn delete_endpoint(State(svc): Svc, auth: AuthUser, Path(id): Path<Str
     params(("id" = Uuid, Path, description = "Endpoint id")),
     responses((status = 200, description = "The endpoint with its new `secret`", body = WebhookEndpointView),
         (status = 404, description = "No such endpoint", body = Problem)))]
-pub async fn rotate_secret(
+pub async fn rotate_webhook_secret(
     State(svc): Svc,
     auth: AuthUser,
     Path(id): Path<String>,
@@ -206,7 +206,7 @@ pub struct MessageQuery {
     responses((status = 200, description = "The log", body = WebhookMessageList),
         (status = 404, description = "No such endpoint", body = Problem),
         (status = 422, description = "Bad `status` or `limit`", body = Problem)))]
-pub async fn list_messages(
+pub async fn list_webhook_messages(
     State(svc): Svc,
     auth: AuthUser,
     Path(id): Path<String>,
@@ -238,7 +238,7 @@ pub async fn list_messages(
     params(("id" = Uuid, Path, description = "Endpoint id"), ("message" = String, Path, description = "Message id (UUID or msg_…)")),
     responses((status = 200, description = "The message", body = WebhookMessageView),
         (status = 404, description = "No such endpoint or message", body = Problem)))]
-pub async fn get_message(
+pub async fn get_webhook_message(
     State(svc): Svc,
     auth: AuthUser,
     Path((id, message)): Path<(String, String)>,
@@ -253,7 +253,7 @@ pub async fn get_message(
     responses((status = 202, description = "Queued", body = WebhookMessageView),
         (status = 404, description = "No such endpoint or message", body = Problem),
         (status = 409, description = "The endpoint is disabled", body = Problem)))]
-pub async fn replay_message(
+pub async fn replay_webhook_message(
     State(svc): Svc,
     auth: AuthUser,
     Path((id, message)): Path<(String, String)>,
@@ -264,10 +264,14 @@ pub async fn replay_message(
 
 pub fn routes() -> OpenApiRouter<Arc<WebhookService>> {
     OpenApiRouter::new()
-        .routes(routes!(create_endpoint, list_endpoints))
-        .routes(routes!(get_endpoint, update_endpoint, delete_endpoint))
-        .routes(routes!(rotate_secret))
-        .routes(routes!(list_messages))
-        .routes(routes!(get_message))
-        .routes(routes!(replay_message))
+        .routes(routes!(create_webhook_endpoint, list_webhook_endpoints))
+        .routes(routes!(
+            get_webhook_endpoint,
+            update_webhook_endpoint,
+            delete_webhook_endpoint
+        ))
+        .routes(routes!(rotate_webhook_secret))
+        .routes(routes!(list_webhook_messages))
+        .routes(routes!(get_webhook_message))
+        .routes(routes!(replay_webhook_message))
 }
