@@ -76,24 +76,24 @@ product=$(curl -fs "$base/api/v1/catalog/products?limit=1&sort=rating" | json 'd
 category=$(curl -fs "$base/api/v1/catalog/categories" | json 'd["roots"][0]["children"][0]["id"]')
 skus=$(curl -fs "$base/api/v1/catalog/products?limit=10&sort=newest" | json '"&".join("sku="+p["sku"] for p in d["items"])')
 list="$base/api/v1/catalog/products?category=$category&min_price=1000&max_price=20000&sort=price_asc&limit=24"
-cat >"$work/search.lua" <<'LUA'
-local terms = {"wool", "cotton", "linen sweater", "leather", "steel", "oak", "ceramic", "orbit", "novel", "lamp"}
+# A wrk script that searches the given terms in turn.
+search_script() {
+  local file=$1 terms
+  shift
+  terms=$(printf '"%s", ' "$@")
+  cat >"$file" <<LUA
+local terms = {${terms%, }}
 local i = 0
 request = function()
   i = i + 1
   return wrk.format("GET", "/api/v1/catalog/search?limit=24&q=" .. terms[(i % #terms) + 1]:gsub(" ", "+"))
 end
 LUA
+}
+search_script "$work/search.lua" wool cotton "linen sweater" leather steel oak ceramic orbit novel lamp
 # The same words misspelled: nothing matches as typed, so each search also looks up the closest
 # catalog words and searches again (the typo-tolerant path).
-cat >"$work/typos.lua" <<'LUA'
-local terms = {"wooll", "coton", "linnen sweatr", "lether", "stele", "oakk", "ceramik", "orbitt", "novle", "lampe"}
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", "/api/v1/catalog/search?limit=24&q=" .. terms[(i % #terms) + 1]:gsub(" ", "+"))
-end
-LUA
+search_script "$work/typos.lua" wooll coton "linnen sweatr" lether stele oakk ceramik orbitt novle lampe
 
 machine() { echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); wrk and server share the cores; mode $mode, $products products"; }
 if [ "${BENCH_ONLY:-}" = typos ]; then
