@@ -344,7 +344,10 @@ async fn deliveries_are_signed_retried_logged_replayed_and_rotated(app: TestApp)
         202,
     )
     .await;
-    assert!(matches!(replayed["status"].as_str(), Some("pending" | "delivered")), "{replayed}");
+    assert!(
+        matches!(replayed["status"].as_str(), Some("pending" | "delivered")),
+        "{replayed}"
+    );
     let got = receiver.wait_for(count + 1).await;
     assert_eq!(
         header(got.last().expect("replayed"), "webhook-id"),
