@@ -34,8 +34,12 @@ impl EventHandler for WebhookQueue {
     }
 }
 
-/// How often the delivery worker looks for due retries when nothing woke it.
-const POLL: Duration = Duration::from_millis(500);
+/// The delivery worker sleeps until the earliest pending message is due, or until new messages
+/// wake it: at least this long (a message leased by a stopped worker is due but not claimable
+/// until its lease ends)...
+const MIN_WAIT: Duration = Duration::from_millis(250);
+/// ...and at most this long (another replica may have queued messages).
+const MAX_WAIT: Duration = Duration::from_secs(15);
 
 /// Delivers due messages until none are left, then waits a poll interval; mails the alert list
 /// about endpoints it switched off. Stops when the context is dropped.
@@ -60,6 +64,6 @@ pub async fn deliver(webhooks: Weak<WebhookService>, mailer: Weak<NotificationSe
         }
         // The strong reference is dropped after at most one poll, so dropping the context stops
         // the worker.
-        svc.wait_for_work(POLL).await;
+        svc.wait_for_work(MIN_WAIT, MAX_WAIT).await;
     }
 }

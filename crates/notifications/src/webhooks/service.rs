@@ -170,9 +170,18 @@ impl WebhookService {
         })
     }
 
-    /// Waits until messages are queued or `timeout` passes (retries come due with time).
-    pub async fn wait_for_work(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    /// Waits until messages are queued here or the earliest pending one is due (at least
+    /// `min`, at most `max`: messages queued by another replica are found within `max`).
+    pub async fn wait_for_work(&self, min: Duration, max: Duration) {
+        let wait = match self.store.next_due_ms().await {
+            Ok(Some(due)) => {
+                let ahead = u64::try_from(due - now_ms(platform::clock::now())).unwrap_or(0);
+                Duration::from_millis(ahead).clamp(min, max)
+            }
+            Ok(None) => max,
+            Err(_) => min,
+        };
+        let _ = tokio::time::timeout(wait, self.wake.notified()).await;
     }
 
     pub fn config(&self) -> &WebhookConfig {

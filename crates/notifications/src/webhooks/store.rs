@@ -120,6 +120,8 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// One message per endpoint for the event (a redelivered event adds nothing). Returns how
     /// many were new.
     async fn enqueue(&self, messages: &[Message]) -> StoreResult<u64>;
+    /// When the earliest pending message is due (ms since the epoch), if any is.
+    async fn next_due_ms(&self) -> StoreResult<Option<i64>>;
     /// Claims up to `limit` due messages of enabled endpoints for `lease_ms`.
     async fn claim_due(
         &self,
@@ -412,6 +414,14 @@ impl WebhookStore for SqlStore<DB> {
         }
         tx.commit().await?;
         Ok(inserted)
+    }
+
+    async fn next_due_ms(&self) -> StoreResult<Option<i64>> {
+        let due: Option<i64> =
+            sqlx::query_scalar("SELECT min(next_attempt_at) FROM webhook_messages WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(due)
     }
 
     async fn claim_due(
