@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the browser tests (tests/e2e) need, idempotently:
 #   Debian `chromium` (the browser playwright-core drives; no browser download from elsewhere),
-#   playwright-core from npm into tests/e2e/node_modules, exactly as package-lock.json pins it.
+#   playwright-core and axe-core from npm into tests/e2e/node_modules, exactly as package-lock.json
+#   pins them.
 # Node.js itself is the machine's (20+).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,9 +38,10 @@ echo "node $(node --version)"
 e2e=tests/e2e
 stamp="$e2e/node_modules/.installed-from-lock.sha256"
 want=$(sha256sum "$e2e/package-lock.json" | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -d "$e2e/node_modules/playwright-core" ]; then
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -d "$e2e/node_modules/playwright-core" ] || [ ! -d "$e2e/node_modules/axe-core" ]; then
   echo "installing npm packages of $e2e..."
   (cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" > "$stamp"
 fi
-echo "playwright-core $(node -p "require('./$e2e/node_modules/playwright-core/package.json').version")"
+echo "playwright-core $(node -p "require('./$e2e/node_modules/playwright-core/package.json').version")," \
+  "axe-core $(node -p "require('./$e2e/node_modules/axe-core/package.json').version")"

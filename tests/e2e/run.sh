@@ -23,7 +23,7 @@ mkdir -p "$artifacts"
 E2E_ARTIFACTS=$(cd "$artifacts" && pwd)
 export E2E_ARTIFACTS
 
-if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -x /usr/bin/chromium ]; then
+if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -d tests/e2e/node_modules/axe-core ] || [ ! -x /usr/bin/chromium ]; then
   bash .ci/install-e2e.sh
 fi
 
