@@ -8,6 +8,7 @@ pub mod api;
 pub mod direct;
 pub mod domain;
 pub mod pricing;
+pub mod privacy;
 pub mod service;
 pub mod store;
 pub mod views;
@@ -19,6 +20,7 @@ use axum::{Extension, Router};
 use contracts::api::cart::CartApi;
 use contracts::events::Event as _;
 use contracts::events::ordering::OrderPlaced;
+use contracts::events::privacy::{CartErased, CartExported};
 use platform::auth::KeySet;
 use platform::client::Peers;
 use platform::config::{ConfigError, ConfigSource};
@@ -101,6 +103,8 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Cart {
     service: Arc<CartService>,
     keys: KeySet,
+    db: Db,
+    outbox: platform::events::Outbox,
 }
 
 impl Cart {
@@ -125,9 +129,13 @@ impl Context for Cart {
         let pricing = PeerPricing::new(&deps.peers, PEER_TIMEOUT)?;
         service::describe_metrics();
         let service = Arc::new(CartService::new(store, Arc::new(pricing), config));
+        // Cart publishes only its answers to erasures and exports.
+        let outbox = deps.events.start_relay(CONTEXT, db);
         Ok(Self {
             service,
             keys: deps.keys.clone(),
+            db: db.clone(),
+            outbox,
         })
     }
 
@@ -146,13 +154,21 @@ impl Context for Cart {
         });
     }
 
-    /// Orders placed, to empty the cart they were placed from.
+    /// Orders placed, to empty the cart they were placed from; erasures and exports.
     fn consumers(&self) -> Vec<Consumer> {
-        vec![Consumer::once(
-            "clear-ordered",
-            vec![OrderPlaced::TYPE],
-            Arc::new(ClearOrdered(self.service.clone())),
-        )]
+        vec![
+            Consumer::once(
+                "clear-ordered",
+                vec![OrderPlaced::TYPE],
+                Arc::new(ClearOrdered(self.service.clone())),
+            ),
+            platform::privacy::answers::<CartErased, CartExported>(
+                CONTEXT,
+                &self.db,
+                self.outbox.clone(),
+                privacy::open(&self.db),
+            ),
+        ]
     }
 
     /// Every sweep interval: deletes expired carts and refreshes the gauges. Safe with several

@@ -7,6 +7,7 @@ pub mod api;
 pub mod direct;
 pub mod domain;
 pub mod params;
+pub mod privacy;
 pub mod purchases;
 pub mod rates;
 pub mod recommendations;
@@ -25,6 +26,7 @@ use contracts::api::catalog::CatalogApi;
 use contracts::events::Event as _;
 use contracts::events::inventory::StockChanged;
 use contracts::events::ordering::{OrderConfirmed, OrderDelivered};
+use contracts::events::privacy::{CatalogErased, CatalogExported};
 use platform::client::Peers;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::{Consumer, Context, ContextDeps, Migrations};
@@ -81,6 +83,8 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 pub struct Catalog {
     service: Arc<CatalogService>,
     deps: ContextDeps,
+    db: Db,
+    outbox: platform::events::Outbox,
 }
 
 impl Catalog {
@@ -105,10 +109,12 @@ impl Context for Catalog {
         let outbox = deps.events.start_relay(CONTEXT, db);
         let cache = deps.cache.namespace(CONTEXT);
         let service =
-            Arc::new(CatalogService::new(store, cache, Some(outbox), config).with_faults(deps.faults.clone()));
+            Arc::new(CatalogService::new(store, cache, Some(outbox.clone()), config).with_faults(deps.faults.clone()));
         Ok(Self {
             service,
             deps: deps.clone(),
+            db: db.clone(),
+            outbox,
         })
     }
 
@@ -126,6 +132,12 @@ impl Context for Catalog {
     /// verified-purchase reviews.
     fn consumers(&self) -> Vec<Consumer> {
         vec![
+            platform::privacy::answers::<CatalogErased, CatalogExported>(
+                CONTEXT,
+                &self.db,
+                self.outbox.clone(),
+                privacy::open(&self.db),
+            ),
             Consumer::once(
                 "stock-levels",
                 vec![StockChanged::TYPE],

@@ -343,6 +343,7 @@ pub async fn seed_products(
                     body: format!("{title}. The {} {kind} is {}.", material, adjective.to_lowercase()),
                     status: ReviewStatus::Visible,
                     verified_purchase: false,
+                    author_erased: false,
                     created_at: at,
                     updated_at: at,
                 });

@@ -1239,6 +1239,7 @@ impl CatalogService {
             body,
             status: ReviewStatus::Visible,
             verified_purchase: self.store.has_purchased(user.id(), product).await?,
+            author_erased: false,
             created_at: now,
             updated_at: now,
         };

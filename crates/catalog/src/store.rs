@@ -92,6 +92,8 @@ pub struct Review {
     pub body: String,
     pub status: ReviewStatus,
     pub verified_purchase: bool,
+    /// The author erased their account: the review is no longer linked to them.
+    pub author_erased: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }

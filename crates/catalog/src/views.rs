@@ -82,6 +82,7 @@ impl From<&Review> for ReviewView {
             body: r.body.clone(),
             status: r.status,
             verified_purchase: r.verified_purchase,
+            former_customer: r.author_erased,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }

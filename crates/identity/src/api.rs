@@ -471,7 +471,7 @@ fn parse_ids(text: &str) -> ApiResult<Vec<Uuid>> {
     Ok(ids)
 }
 
-fn parse_id(text: &str) -> ApiResult<Uuid> {
+pub(crate) fn parse_id(text: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(text).map_err(|_| Problem::not_found("no resource with this id (ids are UUIDs)"))
 }
 
@@ -658,6 +658,7 @@ pub fn routes() -> OpenApiRouter<Arc<IdentityService>> {
         .routes(routes!(get_user))
         .routes(routes!(set_role))
         .routes(routes!(set_status))
+        .merge(crate::privacy::api::routes())
 }
 
 /// How each identity error answers over HTTP: the one mapping, which every handler uses through `?`.
@@ -691,6 +692,7 @@ mod problem {
                 IdentityError::Forbidden(_) => Problem::forbidden(message),
                 IdentityError::Conflict(_) => Problem::conflict(message),
                 IdentityError::NotFound(_) => Problem::not_found(message),
+                IdentityError::Gone(_) => Problem::new(StatusCode::GONE, "gone", "Gone").with_detail(message),
                 IdentityError::VersionMismatch => Problem::precondition_failed(message),
                 // A database outage is a 503 with Retry-After, found in the error chain.
                 IdentityError::Internal(e) => Problem::from_error(&e),

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod faults_api;
 pub mod keys;
 pub mod passwords;
+pub mod privacy;
 pub mod service;
 pub mod store;
 pub mod tokens;
@@ -46,6 +47,8 @@ pub struct IdentityConfig {
     /// The shared secret other contexts exchange for service tokens (`EMPORIUM_SERVICE_SECRET`,
     /// read and defaulted by the binary); `None` refuses every service-token request.
     pub service_secret: Option<String>,
+    /// How long a ready data export can be downloaded (`EMPORIUM_EXPORT_TTL_HOURS`, 168).
+    pub export_ttl: time::Duration,
 }
 
 impl IdentityConfig {
@@ -75,6 +78,7 @@ impl IdentityConfig {
             .unwrap_or(std::num::NonZeroU32::MIN),
             public_url: public_url.to_owned(),
             service_secret: None,
+            export_ttl: time::Duration::hours(src.number_in("EMPORIUM_EXPORT_TTL_HOURS", 168, 1..=720)? as i64),
         })
     }
 }
@@ -119,7 +123,8 @@ impl Identity {
         let ring = KeyRing::load(store.clone(), config.lifetimes.access, config.signing_key_lead).await?;
         let keys = ring.key_set();
         let hasher = PasswordHasher::new(config.argon2)?;
-        let service = Arc::new(IdentityService::new(store, ring, hasher, outbox, config));
+        let privacy = privacy::store::open(db);
+        let service = Arc::new(IdentityService::new(store, privacy, ring, hasher, outbox, config));
         Ok(Self { service, keys, faults })
     }
 
@@ -164,18 +169,43 @@ impl Context for Identity {
         platform::http::tag_routes(router.merge(faults), CONTEXT).layer(Extension(self.keys.clone()))
     }
 
-    /// Reloads the signing keys every minute, so a rotation on another replica is picked up.
+    /// Every context's erasure steps and export parts.
+    fn consumers(&self) -> Vec<platform::context::Consumer> {
+        vec![platform::context::Consumer::once(
+            "privacy-answers",
+            privacy::PATTERNS.to_vec(),
+            Arc::new(privacy::Answers(self.service.clone())),
+        )]
+    }
+
+    /// Reloads the signing keys every minute, so a rotation on another replica is picked up;
+    /// deletes expired export archives every hour.
     fn workers(&self) -> Vec<Worker> {
-        vec![Worker::every_after(
-            "key-refresh",
-            Duration::from_secs(60),
-            self.service.keys(),
-            |ring| async move {
-                if let Err(e) = ring.reload().await {
-                    tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");
+        let purge = Worker::every(
+            "export-purge",
+            Duration::from_secs(3600),
+            &self.service,
+            |service| async move {
+                match service.purge_exports().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(exports = n, "deleted expired data exports"),
+                    Err(e) => tracing::warn!(error = %e, "deleting expired data exports failed; retrying next hour"),
                 }
             },
-        )]
+        );
+        vec![
+            purge,
+            Worker::every_after(
+                "key-refresh",
+                Duration::from_secs(60),
+                self.service.keys(),
+                |ring| async move {
+                    if let Err(e) = ring.reload().await {
+                        tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");
+                    }
+                },
+            ),
+        ]
     }
 }
 

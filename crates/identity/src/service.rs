@@ -59,6 +59,9 @@ pub enum IdentityError {
     Conflict(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// It existed, and was deleted for good (an expired export).
+    #[error("{0}")]
+    Gone(String),
     #[error("the resource changed since you read it; fetch it again")]
     VersionMismatch,
     #[error(transparent)]
@@ -113,11 +116,13 @@ pub struct IssuedTokens {
 }
 
 pub struct IdentityService {
-    store: Arc<dyn IdentityStore>,
+    pub(crate) store: Arc<dyn IdentityStore>,
+    /// Erasures and exports (crate::privacy).
+    pub(crate) privacy: Arc<dyn crate::privacy::store::PrivacyStore>,
     keys: Arc<KeyRing>,
-    hasher: PasswordHasher,
-    outbox: Outbox,
-    config: IdentityConfig,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) outbox: Outbox,
+    pub(crate) config: IdentityConfig,
     auth_limiter: platform::rate_limit::IpRateLimiter,
     /// Service tokens issued per client id (callers holding the secret).
     service_client_limiter: platform::rate_limit::NamedRateLimiter,
@@ -138,7 +143,7 @@ fn account(user: &User) -> events::Account {
     }
 }
 
-fn audit(kind: &str) -> AuditEvent {
+pub(crate) fn audit(kind: &str) -> AuditEvent {
     AuditEvent {
         id: Uuid::now_v7(),
         occurred_at: platform::clock::now(),
@@ -152,7 +157,7 @@ fn audit(kind: &str) -> AuditEvent {
     }
 }
 
-trait AuditExt {
+pub(crate) trait AuditExt {
     fn user(self, user: &User) -> Self;
     fn client(self, client: &ClientInfo) -> Self;
     fn actor(self, actor: Uuid) -> Self;
@@ -203,6 +208,7 @@ pub(crate) fn describe_metrics() {
 impl IdentityService {
     pub fn new(
         store: Arc<dyn IdentityStore>,
+        privacy: Arc<dyn crate::privacy::store::PrivacyStore>,
         keys: Arc<KeyRing>,
         hasher: PasswordHasher,
         outbox: Outbox,
@@ -212,6 +218,7 @@ impl IdentityService {
         let service_failure_limiter = platform::rate_limit::IpRateLimiter::per_minute(config.auth_requests_per_minute);
         Self {
             store,
+            privacy,
             keys,
             hasher,
             outbox,
@@ -233,7 +240,13 @@ impl IdentityService {
     /// `at` (`None`) ended, so their access tokens stop working everywhere before they expire (a
     /// token copied before logout must not outlive it). A failure to publish is logged: the
     /// sessions are revoked in identity anyway.
-    async fn announce_revocation(&self, user: UserId, session: Option<Uuid>, at: OffsetDateTime, reason: &str) {
+    pub(crate) async fn announce_revocation(
+        &self,
+        user: UserId,
+        session: Option<Uuid>,
+        at: OffsetDateTime,
+        reason: &str,
+    ) {
         if let Some(set) = self.revocations.get() {
             match session {
                 Some(sid) => set.revoke_session(sid, at),
@@ -281,7 +294,7 @@ impl IdentityService {
         self.config.lifetimes
     }
 
-    async fn record(&self, event: AuditEvent) {
+    pub(crate) async fn record(&self, event: AuditEvent) {
         // An audit write failing must not turn a completed action into an error, but it is loud.
         if let Err(e) = self.store.record_audit(&event).await {
             tracing::error!(error = %e, kind = %event.kind, "could not write audit event");
@@ -700,7 +713,7 @@ impl IdentityService {
             .ok_or(IdentityError::SessionEnded)
     }
 
-    async fn current_admin(&self, auth: &AuthUser) -> IdResult<User> {
+    pub(crate) async fn current_admin(&self, auth: &AuthUser) -> IdResult<User> {
         let user = self.current_user(auth).await?;
         if user.role == Role::Admin {
             Ok(user)
@@ -828,13 +841,28 @@ impl IdentityService {
     pub async fn update_profile(&self, auth: &AuthUser, name: &str, expected_version: Option<i64>) -> IdResult<User> {
         let name = DisplayName::parse(name).map_err(|m| IdentityError::Validation(vec![FieldError::new("name", m)]))?;
         let user = self.current_user(auth).await?;
-        Ok(self
+        // Contexts that keep a copy of the name (notifications) learn of the change.
+        let changed = events::Account {
+            name: name.as_str().to_owned(),
+            ..account(&user)
+        };
+        let updated = Event::of(user.id.0.to_string(), &events::UserUpdated(changed));
+        let after = self
             .store
-            .update_name(user.id, name.as_str(), expected_version, platform::clock::now())
-            .await?)
+            .update_name(
+                user.id,
+                name.as_str(),
+                expected_version,
+                platform::clock::now(),
+                &[updated],
+            )
+            .await?;
+        self.outbox.notify();
+        Ok(after)
     }
 
-    /// Deletes the caller's account (soft): personal data is erased, history kept.
+    /// Deletes the caller's account (soft): identity's copy of the personal data is erased at
+    /// once, and every other context is asked to erase theirs (crate::privacy).
     pub async fn delete_account(&self, auth: &AuthUser, password: String, client: &ClientInfo) -> IdResult<()> {
         let user = self.current_user(auth).await?;
         if !self.hasher.verify(password, Some(user.password_hash.clone())).await? {
@@ -843,18 +871,7 @@ impl IdentityService {
                 "is incorrect",
             )]));
         }
-        let now = platform::clock::now();
-        self.store
-            .erase_user(user.id, &format!("deleted-{}@invalid", user.id), now)
-            .await?;
-        self.store
-            .revoke_sessions_of(user.id, None, "account deleted", now)
-            .await?;
-        self.announce_revocation(user.id, None, now, "account deleted").await;
-        let mut event = audit("user.deleted").client(client);
-        event.user_id = Some(user.id.0);
-        self.record(event).await;
-        Ok(())
+        self.erase(&user, user.id.0, client).await
     }
 
     /// The caller's address book.

@@ -187,20 +187,20 @@ pub trait IdentityStore: Send + Sync + 'static {
         session_id: Uuid,
         now: OffsetDateTime,
     ) -> StoreResult<Option<User>>;
-    /// Updates the display name; with `expected_version`, only if the stored version matches.
+    /// Updates the display name (and puts `events` in the outbox, in the same transaction); with
+    /// `expected_version`, only if the stored version matches.
     async fn update_name(
         &self,
         id: UserId,
         name: &str,
         expected_version: Option<i64>,
         now: OffsetDateTime,
+        events: &[Event],
     ) -> StoreResult<User>;
     async fn set_password_hash(&self, id: UserId, hash: &str, now: OffsetDateTime) -> StoreResult<()>;
     async fn mark_email_verified(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()>;
     async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> StoreResult<User>;
     async fn set_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> StoreResult<User>;
-    /// Soft delete: personal data replaced (the address book emptied), the row kept for history.
-    async fn erase_user(&self, id: UserId, placeholder_email: &str, now: OffsetDateTime) -> StoreResult<()>;
     /// Users in id (creation) order after `after`, at most `limit`.
     async fn list_users(&self, filter: &UserFilter, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<User>>;
 

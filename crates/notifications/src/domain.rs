@@ -32,10 +32,12 @@ pub enum Kind {
     ReturnRefunded,
     /// An outbound webhook endpoint was switched off after a run of failures (to the alert list).
     WebhookDisabled,
+    /// A data export the user asked for is ready to download.
+    ExportReady,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::EmailVerification,
         Kind::PasswordReset,
         Kind::OrderPlaced,
@@ -53,6 +55,7 @@ impl Kind {
         Kind::ReturnReceived,
         Kind::ReturnRefunded,
         Kind::WebhookDisabled,
+        Kind::ExportReady,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +77,7 @@ impl Kind {
             Kind::ReturnReceived => "return_received",
             Kind::ReturnRefunded => "return_refunded",
             Kind::WebhookDisabled => "webhook_disabled",
+            Kind::ExportReady => "export_ready",
         }
     }
 

@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use contracts::events::Event as _;
 use contracts::events::identity::{
-    EmailVerificationRequested, OneTimeToken, PasswordResetRequested, RegistrationAttempted, UserRegistered,
+    EmailVerificationRequested, ExportReady, OneTimeToken, PasswordResetRequested, RegistrationAttempted,
+    UserRegistered, UserUpdated,
 };
 use contracts::events::inventory::StockLow;
 use contracts::events::ordering::{
@@ -24,8 +25,10 @@ use crate::domain::{EmailAddress, Kind, format_money, rounded_units};
 /// Every event type the mailer subscribes to. `ordering.order.placed` is not mailed: most payments
 /// settle within the checkout request, and "received, waiting for the payment" followed a second
 /// later by "confirmed" is one mail too many; `payment_pending` says it when the payment lags.
-pub const CONSUMED: [&str; 17] = [
+pub const CONSUMED: [&str; 19] = [
     UserRegistered::TYPE,
+    UserUpdated::TYPE,
+    ExportReady::TYPE,
     EmailVerificationRequested::TYPE,
     PasswordResetRequested::TYPE,
     OrderPaymentPending::TYPE,
@@ -185,11 +188,34 @@ fn address(raw: &str, event: &Event) -> Result<EmailAddress, Undecodable> {
 /// Decides what `event` asks for. `public_url` has no trailing slash.
 pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
     match event.event_type.as_str() {
-        UserRegistered::TYPE => {
+        // A new account, or a changed name or address: remembered for the order mails.
+        UserRegistered::TYPE | UserUpdated::TYPE => {
             let d: UserRegistered = decode(event)?;
             Ok(Plan {
                 recipient: Some((d.user_id, address(&d.email, event)?, d.0.name)),
                 mails: Vec::new(),
+            })
+        }
+        ExportReady::TYPE => {
+            let d: ExportReady = decode(event)?;
+            let email = address(&d.email, event)?;
+            let expires = d
+                .expires_at
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day] [hour]:[minute] UTC"
+                ))
+                .map_err(|e| Undecodable(format!("{}: {e}", event.event_type)))?;
+            Ok(Plan {
+                recipient: None,
+                mails: vec![PlannedMail {
+                    kind: Kind::ExportReady,
+                    to: To::Address {
+                        email,
+                        name: d.name,
+                        user_id: Some(d.user_id),
+                    },
+                    data: json!({"public_url": public_url, "expires": expires}),
+                }],
             })
         }
         EmailVerificationRequested::TYPE | PasswordResetRequested::TYPE => {

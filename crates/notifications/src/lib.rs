@@ -22,6 +22,7 @@
 pub mod api;
 pub mod domain;
 pub mod events;
+pub mod privacy;
 pub mod service;
 pub mod store;
 pub mod templates;
@@ -33,6 +34,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::{Extension, Router};
+use contracts::events::privacy::{NotificationsErased, NotificationsExported};
 use platform::auth::KeySet;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::{Consumer, Context, ContextDeps, Migrations, Worker};
@@ -139,6 +141,8 @@ pub struct Notifications {
     service: Arc<NotificationService>,
     webhooks: Arc<webhooks::service::WebhookService>,
     keys: KeySet,
+    db: Db,
+    outbox: platform::events::Outbox,
 }
 
 impl Notifications {
@@ -171,10 +175,14 @@ impl Context for Notifications {
         )?);
         let service =
             Arc::new(NotificationService::new(store::open(db), config, &transport)?.with_faults(deps.faults.clone()));
+        // Notifications publishes only its answers to erasures and exports.
+        let outbox = deps.events.start_relay(CONTEXT, db);
         Ok(Self {
             service,
             webhooks,
             keys: deps.keys.clone(),
+            db: db.clone(),
+            outbox,
         })
     }
 
@@ -183,7 +191,8 @@ impl Context for Notifications {
     }
 
     /// The mailer, which renders the events it consumes into the delivery log, and the webhook
-    /// queue, which takes every event (`#`) and queues it for the endpoints that want it.
+    /// queue, which takes every event (`#`) and queues it for the endpoints that want it (never
+    /// the private ones: tokens, exports, erasure steps); erasures and exports.
     fn consumers(&self) -> Vec<Consumer> {
         vec![
             Consumer::once(
@@ -195,6 +204,12 @@ impl Context for Notifications {
                 WEBHOOK_CONSUMER,
                 vec!["#"],
                 Arc::new(webhooks::WebhookQueue(self.webhooks.clone())),
+            ),
+            platform::privacy::answers::<NotificationsErased, NotificationsExported>(
+                CONTEXT,
+                &self.db,
+                self.outbox.clone(),
+                privacy::open(&self.db),
             ),
         ]
     }

@@ -122,6 +122,8 @@ const FILES: &[(&str, &str)] = &[
         "webhook_disabled.html",
         include_str!("../templates/webhook_disabled.html"),
     ),
+    ("export_ready.txt", include_str!("../templates/export_ready.txt")),
+    ("export_ready.html", include_str!("../templates/export_ready.html")),
 ];
 
 /// The subject line of each kind (a template too; never autoescaped: it is a header, not HTML).
@@ -144,6 +146,7 @@ fn subject(kind: Kind) -> &'static str {
         Kind::ReturnReceived => "We received your return {{ reference }}",
         Kind::ReturnRefunded => "Return {{ reference }} refunded",
         Kind::WebhookDisabled => "Webhook endpoint disabled: {{ url }}",
+        Kind::ExportReady => "Your data export is ready",
     }
 }
 
@@ -319,6 +322,11 @@ mod tests {
                 json!({"name": "Ann", "public_url": "https://s.example"}),
                 "https://s.example/forgot-password",
             ),
+            (
+                Kind::ExportReady,
+                json!({"name": "Ann", "public_url": "https://s.example", "expires": "2026-12-11 10:00 UTC"}),
+                "https://s.example/account/privacy",
+            ),
         ];
         for (kind, data, expected) in cases {
             let r = render(kind, &data).unwrap_or_else(|e| panic!("{kind}: {e}"));
@@ -399,6 +407,11 @@ mod tests {
             Kind::RegistrationAttempted => (
                 RegistrationAttempted::TYPE,
                 json!({"user_id": order, "email": "ann@example.com", "name": "Ann"}),
+            ),
+            Kind::ExportReady => (
+                contracts::events::identity::ExportReady::TYPE,
+                json!({"export_id": order, "user_id": order, "email": "ann@example.com", "name": "Ann",
+                    "expires_at": "2026-12-11T10:00:00Z"}),
             ),
             Kind::ReturnRequested
             | Kind::ReturnApproved

@@ -37,6 +37,9 @@ pub struct OrderingConfig {
     pub seller: Vec<String>,
     /// `EMPORIUM_RETURN_WINDOW_DAYS` (30): how long after delivery a customer may request a return.
     pub return_window_days: u32,
+    /// `EMPORIUM_ORDER_RETENTION_DAYS` (0): how long an erased customer's orders keep their name
+    /// and address (invoices a law requires the shop to keep); pseudonymised once this passed.
+    pub personal_data_retention: Duration,
 }
 
 impl Default for OrderingConfig {
@@ -76,6 +79,9 @@ impl OrderingConfig {
             recovery_interval: src.seconds("EMPORIUM_SAGA_RECOVERY_SECS", 5, 1..=3600)?,
             seller,
             return_window_days: u32::try_from(src.number_in("EMPORIUM_RETURN_WINDOW_DAYS", 30, 1..=365)?).unwrap_or(30),
+            personal_data_retention: Duration::from_secs(
+                86_400 * src.number_in("EMPORIUM_ORDER_RETENTION_DAYS", 0, 0..=7_300)?,
+            ),
         })
     }
 

@@ -73,6 +73,25 @@ impl Quantity {
 /// An ISO 3166-1 alpha-2 country code (the kernel's, shared with identity's address book).
 pub use contracts::kernel::Country;
 
+/// What an erased customer's address becomes once the shop may forget it: no name, street, city,
+/// postal code or phone; the country stays (tax reports need it, and it identifies no one).
+pub const FORMER_CUSTOMER: &str = "Former customer";
+const ERASED: &str = "(erased)";
+
+impl ShippingAddress {
+    pub fn pseudonymised(&self) -> Self {
+        Self {
+            name: FORMER_CUSTOMER.to_owned(),
+            line1: ERASED.to_owned(),
+            line2: None,
+            city: ERASED.to_owned(),
+            postal_code: ERASED.to_owned(),
+            country: self.country.clone(),
+            phone: None,
+        }
+    }
+}
+
 /// Where an order goes. Built only through [`ShippingAddress::parse`]; an order view shows it as
 /// the published `contracts::api::ordering::ShippingAddress`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -954,6 +973,20 @@ mod tests {
         assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
         assert!(parse_reason("  ").is_err());
         assert_eq!(parse_reason(" changed my mind "), Ok("changed my mind".into()));
+    }
+
+    #[test]
+    fn a_pseudonymised_address_keeps_only_the_country() {
+        let a = ShippingAddress::parse(&raw_address(), "shipping_address", |c: &Country| c.as_str() == "DE")
+            .expect("valid");
+        let p = a.pseudonymised();
+        assert_eq!(p.country.as_str(), "DE");
+        assert_eq!(p.name, FORMER_CUSTOMER);
+        let text = serde_json::to_string(&p).expect("json");
+        for personal in ["Ada", "Lovelace", "Hauptstraße", "Berlin", "10115", "4567"] {
+            assert!(!text.contains(personal), "{personal} kept in {text}");
+        }
+        assert_eq!(p.pseudonymised(), p, "pseudonymising twice changes nothing");
     }
 
     fn raw_address() -> RawAddress {

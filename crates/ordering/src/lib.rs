@@ -11,6 +11,7 @@ pub mod domain;
 pub mod events;
 pub mod invoice;
 pub mod peers;
+pub mod privacy;
 pub mod return_service;
 pub mod returns;
 pub mod returns_api;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use axum::{Extension, Router};
 use contracts::events::Event as _;
 use contracts::events::inventory::ReservationExpired;
+use contracts::events::privacy::{OrderingErased, OrderingExported};
 use platform::auth::KeySet;
 use platform::context::{Consumer, Context, ContextDeps, Migrations, Worker};
 use platform::db::{Db, DbError};
@@ -49,7 +51,13 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 pub struct Ordering {
     service: Arc<OrderingService>,
     keys: KeySet,
+    db: Db,
+    outbox: platform::events::Outbox,
+    personal_data: Arc<PersonalDataOf>,
 }
+
+/// Ordering's personal data, as a worker's state.
+struct PersonalDataOf(Arc<dyn privacy::OrderingPersonalData>);
 
 impl Ordering {
     /// The ordering use cases (for tests and the CLI).
@@ -85,10 +93,14 @@ impl Context for Ordering {
             cart: Arc::new(CartPeer(clients::cart(&deps.peers, CONTEXT, budget)?)),
         };
         let outbox = deps.events.start_relay(CONTEXT, db);
-        let service = Arc::new(OrderingService::new(config, store, outbox, peers));
+        let personal_data = Arc::new(PersonalDataOf(privacy::open(db, config.personal_data_retention)));
+        let service = Arc::new(OrderingService::new(config, store, outbox.clone(), peers));
         Ok(Self {
             service,
             keys: deps.keys.clone(),
+            db: db.clone(),
+            outbox,
+            personal_data,
         })
     }
 
@@ -97,20 +109,44 @@ impl Context for Ordering {
         platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
     }
 
-    /// Reservations that expired, to cancel orders still awaiting their payment.
+    /// Reservations that expired, to cancel orders still awaiting their payment; erasures and
+    /// exports.
     fn consumers(&self) -> Vec<Consumer> {
-        vec![Consumer::once(
-            "cancel-on-reservation-expiry",
-            vec![ReservationExpired::TYPE],
-            Arc::new(ReservationExpiry(self.service.clone())),
-        )]
+        vec![
+            Consumer::once(
+                "cancel-on-reservation-expiry",
+                vec![ReservationExpired::TYPE],
+                Arc::new(ReservationExpiry(self.service.clone())),
+            ),
+            platform::privacy::answers::<OrderingErased, OrderingExported>(
+                CONTEXT,
+                &self.db,
+                self.outbox.clone(),
+                self.personal_data.0.clone(),
+            ),
+        ]
     }
 
     /// At start and every recovery interval: resumes unfinished sagas whose lease has passed,
     /// refreshes the stuck-orders gauge and forgets orphaned claims.
     fn workers(&self) -> Vec<Worker> {
         let every = self.service.config().recovery_interval;
-        vec![Worker::every("recovery", every, &self.service, |service| async move {
+        // Erased customers' orders whose invoice retention ended lose their name and address.
+        let retention = Worker::every(
+            "privacy-retention",
+            std::time::Duration::from_secs(3600),
+            &self.personal_data,
+            |data| async move {
+                match data.0.pseudonymise_due(platform::clock::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(orders = n, "pseudonymised orders whose retention ended"),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "pseudonymising orders failed; retrying next hour")
+                    }
+                }
+            },
+        );
+        let recovery = Worker::every("recovery", every, &self.service, |service| async move {
             if let Err(e) = service.recover().await {
                 tracing::warn!(error = %e, "resuming order sagas failed; retrying next tick");
             }
@@ -120,7 +156,8 @@ impl Context for Ordering {
             if let Err(e) = service.housekeeping().await {
                 tracing::warn!(error = %e, "refreshing order gauges failed");
             }
-        })]
+        });
+        vec![recovery, retention]
     }
 }
 

@@ -12,6 +12,7 @@ pub mod api;
 pub mod direct;
 pub mod domain;
 pub mod events;
+pub mod privacy;
 pub mod provider;
 pub mod service;
 pub mod store;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use axum::{Extension, Router};
 use contracts::api::payments::PaymentsApi;
+use contracts::events::privacy::{PaymentsErased, PaymentsExported};
 use platform::auth::KeySet;
 use platform::client::Peers;
 use platform::config::{ConfigError, ConfigSource};
@@ -193,6 +195,8 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 pub struct Payments {
     service: Arc<PaymentsService>,
     keys: KeySet,
+    db: Db,
+    outbox: platform::events::Outbox,
 }
 
 impl Payments {
@@ -228,10 +232,12 @@ impl Context for Payments {
         let provider = FaultInjectingProvider::wrap(provider, deps.faults.clone());
         service::describe_metrics();
         let outbox = deps.events.start_relay(CONTEXT, db);
-        let service = Arc::new(PaymentsService::new(store, provider, config, outbox));
+        let service = Arc::new(PaymentsService::new(store, provider, config, outbox.clone()));
         Ok(Self {
             service,
             keys: deps.keys.clone(),
+            db: db.clone(),
+            outbox,
         })
     }
 
@@ -245,6 +251,16 @@ impl Context for Payments {
         peers.offer::<dyn PaymentsApi>(CONTEXT, move |caller| {
             Arc::new(direct::DirectApi::new(service.clone(), keys.clone(), caller))
         });
+    }
+
+    /// Erasures and exports.
+    fn consumers(&self) -> Vec<platform::context::Consumer> {
+        vec![platform::privacy::answers::<PaymentsErased, PaymentsExported>(
+            CONTEXT,
+            &self.db,
+            self.outbox.clone(),
+            privacy::open(&self.db),
+        )]
     }
 
     /// The reconciler (which first settles whatever a previous process left processing), and

@@ -23,6 +23,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod money;
 pub mod pagination;
+pub mod privacy;
 pub mod problem;
 pub mod rate_limit;
 pub mod telemetry;

@@ -178,3 +178,65 @@ impl TestDb {
         }
     }
 }
+
+/// Every table of `db` holding `needle` (case-insensitively) in any column, with how many rows:
+/// the scan that proves a card number, or an erased person, is stored nowhere.
+pub async fn tables_containing(db: &Db, needle: &str) -> Vec<(String, i64)> {
+    let pattern = format!("%{}%", needle.to_lowercase());
+    let mut hits = Vec::new();
+    match db {
+        Db::Sqlite(pool) => {
+            let tables: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(pool)
+                .await
+                .expect("tables");
+            for (table,) in tables {
+                let columns: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT name FROM pragma_table_info('{table}')"
+                )))
+                .fetch_all(pool)
+                .await
+                .expect("columns");
+                let mut n = 0;
+                for (column,) in columns {
+                    let (rows,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT COUNT(*) FROM \"{table}\" WHERE lower(CAST(\"{column}\" AS TEXT)) LIKE $1"
+                    )))
+                    .bind(&pattern)
+                    .fetch_one(pool)
+                    .await
+                    .expect("scan");
+                    n += rows;
+                }
+                if n > 0 {
+                    hits.push((table, n));
+                }
+            }
+        }
+        Db::Postgres(pool) => {
+            // Tables and materialized views of every schema the context owns.
+            let tables: Vec<(String,)> = sqlx::query_as(
+                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
+                 WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+                 UNION ALL
+                 SELECT format('%I.%I', schemaname, matviewname) FROM pg_matviews",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("tables");
+            for (table,) in tables {
+                let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM {table} t WHERE lower(CAST(t AS TEXT)) LIKE $1"
+                )))
+                .bind(&pattern)
+                .fetch_one(pool)
+                .await
+                .expect("scan");
+                if n > 0 {
+                    hits.push((table, n));
+                }
+            }
+        }
+    }
+    hits
+}

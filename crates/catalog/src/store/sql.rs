@@ -125,7 +125,7 @@ const INSERT_PRODUCT: &str = "INSERT INTO products (id, sku, name, slug, descrip
      rating_2, rating_3, rating_4, rating_5, available, created_at, updated_at, version) VALUES ";
 const CATEGORY_COLUMNS: &str = "id, parent_id, name, slug, description, created_at, updated_at, version";
 const REVIEW_COLUMNS: &str =
-    "id, product_id, user_id, rating, title, body, status, verified_purchase, created_at, updated_at";
+    "id, product_id, user_id, rating, title, body, status, verified_purchase, author_erased, created_at, updated_at";
 /// Recommendations read each asked-about product's heaviest partners, this many per product.
 const PARTNERS_PER_PRODUCT: u32 = 100;
 /// Rows per multi-row insert when seeding. PostgreSQL: 400 × 25 values, under its parameter
@@ -262,6 +262,7 @@ struct ReviewRow {
     body: String,
     status: String,
     verified_purchase: bool,
+    author_erased: bool,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -278,6 +279,7 @@ impl TryFrom<ReviewRow> for Review {
             body: r.body,
             status: r.status.parse().map_err(StoreError::Corrupt)?,
             verified_purchase: r.verified_purchase,
+            author_erased: r.author_erased,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -1458,7 +1460,7 @@ where
         let mut tx = self.begin().await?;
         Self::touch_product(&mut tx, r.product_id, now).await?;
         sqlx::query(sql(format!(
-            "INSERT INTO reviews ({REVIEW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO reviews ({REVIEW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         )))
         .bind(r.id.0)
         .bind(r.product_id.0)
@@ -1468,6 +1470,7 @@ where
         .bind(r.body.as_str())
         .bind(r.status.as_str())
         .bind(r.verified_purchase)
+        .bind(r.author_erased)
         .bind(r.created_at)
         .bind(r.updated_at)
         .execute(&mut *tx)
@@ -1598,6 +1601,7 @@ where
                     Arg::Text(r.body.clone()),
                     Arg::Text(r.status.as_str().to_owned()),
                     Arg::Bool(r.verified_purchase),
+                    Arg::Bool(r.author_erased),
                     Arg::Time(r.created_at),
                     Arg::Time(r.updated_at),
                 ]);

@@ -390,6 +390,10 @@ pub struct ReviewView {
     pub status: ReviewStatus,
     /// Set from order history (later); false for now.
     pub verified_purchase: bool,
+    /// The author erased their account: show the review as by "a former customer" (`user_id`
+    /// is then a random id, linked to no one).
+    #[serde(default)]
+    pub former_customer: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

@@ -319,3 +319,64 @@ pub struct AddressBook {
     /// How many addresses the book may hold.
     pub limit: usize,
 }
+
+/// Where an export stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportStatus {
+    /// Waiting for a context's part.
+    Preparing,
+    /// Every part arrived: the archive can be downloaded until `expires_at`.
+    Ready,
+    /// The archive was deleted; ask for a new export.
+    Expired,
+}
+
+/// One export of a user's personal data (GDPR articles 15 and 20).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportView {
+    pub id: Uuid,
+    pub status: ExportStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ready_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Where the owner downloads the archive (`.tar.gz`), while ready.
+    #[serde(default)]
+    pub download: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportList {
+    /// Newest first.
+    pub items: Vec<ExportView>,
+}
+
+/// One context's step of an erasure.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErasureStepView {
+    pub context: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub completed_at: OffsetDateTime,
+    /// What the context did ("1 cart(s) deleted").
+    pub summary: String,
+}
+
+/// How far an account's erasure went: identity's own step at once, then one per context.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErasureReport {
+    pub user_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    /// The account itself, or the administrator who erased it on request.
+    pub requested_by: Uuid,
+    /// True once every context holding personal data reported its step.
+    pub complete: bool,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub completed_at: Option<OffsetDateTime>,
+    pub steps: Vec<ErasureStepView>,
+    /// Contexts that have not reported yet (a context that is down catches up from the bus).
+    pub waiting_for: Vec<String>,
+}

@@ -21,6 +21,55 @@ shared_shape! {
 }
 
 shared_shape! {
+    /// The account's name or e-mail address changed: contexts that keep a copy update it.
+    UserUpdated(Account) = "identity.user.updated"
+}
+
+/// An account was erased (by its owner or an administrator on request): every context that holds
+/// personal data erases or pseudonymises it and answers with its `<context>.privacy.erased`
+/// step. Carries no personal data itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserErased {
+    pub user_id: Uuid,
+    /// RFC 3339.
+    #[serde(with = "time::serde::rfc3339")]
+    pub erased_at: OffsetDateTime,
+}
+
+impl Event for UserErased {
+    const TYPE: &'static str = "identity.user.erased";
+}
+
+/// A data export (GDPR articles 15 and 20) was started: every context holding personal data
+/// answers with its part (`<context>.privacy.exported`). Carries no personal data itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRequested {
+    pub export_id: Uuid,
+    pub user_id: Uuid,
+}
+
+impl Event for ExportRequested {
+    const TYPE: &'static str = "identity.export.requested";
+}
+
+/// Every part of an export arrived: notifications mails its owner that the archive can be
+/// downloaded (from the account page, until `expires_at`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportReady {
+    pub export_id: Uuid,
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    /// RFC 3339.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl Event for ExportReady {
+    const TYPE: &'static str = "identity.export.ready";
+}
+
+shared_shape! {
     /// Someone tried to sign up with this account's address: its owner is told (by mail), the
     /// caller learns nothing.
     RegistrationAttempted(Account) = "identity.registration.attempted"

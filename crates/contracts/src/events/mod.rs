@@ -15,6 +15,7 @@ pub mod identity;
 pub mod inventory;
 pub mod ordering;
 pub mod payments;
+pub mod privacy;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,6 +39,20 @@ pub const ALL: &[&str] = &[
     identity::PasswordResetRequested::TYPE,
     identity::SessionRevoked::TYPE,
     identity::UserSessionsRevoked::TYPE,
+    identity::UserUpdated::TYPE,
+    identity::UserErased::TYPE,
+    identity::ExportRequested::TYPE,
+    identity::ExportReady::TYPE,
+    privacy::CartErased::TYPE,
+    privacy::CartExported::TYPE,
+    privacy::CatalogErased::TYPE,
+    privacy::CatalogExported::TYPE,
+    privacy::OrderingErased::TYPE,
+    privacy::OrderingExported::TYPE,
+    privacy::PaymentsErased::TYPE,
+    privacy::PaymentsExported::TYPE,
+    privacy::NotificationsErased::TYPE,
+    privacy::NotificationsExported::TYPE,
     catalog::ProductCreated::TYPE,
     catalog::ProductUpdated::TYPE,
     catalog::ProductDeleted::TYPE,
@@ -66,6 +81,17 @@ pub const ALL: &[&str] = &[
     ordering::ReturnReceived::TYPE,
     ordering::ReturnRefunded::TYPE,
 ];
+
+/// Whether events of this type must never leave the shop (outbound webhooks skip them): they
+/// carry single-use tokens, or a person's exported data, or exist only to coordinate an erasure
+/// or an export between contexts.
+pub fn is_private(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "identity.email.verification_requested" | "identity.password.reset_requested"
+    ) || event_type.starts_with("identity.export.")
+        || event_type.split('.').nth(1) == Some("privacy")
+}
 
 /// Declares an event type whose data has the same shape as its siblings' (`$data`): a
 /// transparent newtype, so the wire form is exactly `$data`'s, that derefs to it.
@@ -116,13 +142,42 @@ pub(crate) mod tests {
             assert!(seen.insert(t), "{t} twice");
             assert_eq!(t.split('.').count(), 3, "{t}");
             assert!(
-                ["identity", "catalog", "inventory", "payments", "ordering"]
-                    .contains(&t.split('.').next().unwrap_or("")),
+                [
+                    "identity",
+                    "catalog",
+                    "inventory",
+                    "payments",
+                    "ordering",
+                    "cart",
+                    "notifications"
+                ]
+                .contains(&t.split('.').next().unwrap_or("")),
                 "{t}"
             );
         }
         assert_eq!(identity::SessionRevoked::source(), "identity");
         assert_eq!(ordering::ReturnRefunded::source(), "ordering");
+    }
+
+    #[test]
+    fn private_types() {
+        for t in [
+            identity::PasswordResetRequested::TYPE,
+            identity::EmailVerificationRequested::TYPE,
+            identity::ExportReady::TYPE,
+            identity::ExportRequested::TYPE,
+            privacy::OrderingExported::TYPE,
+            privacy::CartErased::TYPE,
+        ] {
+            assert!(is_private(t), "{t}");
+        }
+        for t in [
+            identity::UserRegistered::TYPE,
+            identity::UserErased::TYPE,
+            ordering::OrderPlaced::TYPE,
+        ] {
+            assert!(!is_private(t), "{t}");
+        }
     }
 
     /// The event table of the API documentation names every type (and the catalogue stays one).

@@ -36,6 +36,7 @@ mod ordering;
 mod payments;
 mod peer_calls;
 mod platform_http;
+mod privacy;
 mod rates;
 mod recommendations;
 mod returns;

@@ -312,54 +312,11 @@ async fn card_numbers_are_never_stored(app: TestApp) {
     )
     .await;
     assert_eq!(r.status(), 201);
-    let hits = match payments_db(&app) {
-        Db::Sqlite(pool) => {
-            let tables: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table'")
-                .fetch_all(pool)
-                .await
-                .expect("tables");
-            let mut hits = 0;
-            for (table,) in tables {
-                let columns: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT name FROM pragma_table_info('{table}')"
-                )))
-                .fetch_all(pool)
-                .await
-                .expect("columns");
-                for (column,) in columns {
-                    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "SELECT COUNT(*) FROM \"{table}\" WHERE CAST(\"{column}\" AS TEXT) LIKE $1"
-                    )))
-                    .bind(format!("%{SUCCESS}%"))
-                    .fetch_one(pool)
-                    .await
-                    .expect("scan");
-                    hits += n;
-                }
-            }
-            hits
-        }
-        Db::Postgres(pool) => {
-            let tables: Vec<(String,)> =
-                sqlx::query_as("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'")
-                    .fetch_all(pool)
-                    .await
-                    .expect("tables");
-            let mut hits = 0;
-            for (table,) in tables {
-                let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT COUNT(*) FROM \"{table}\" t WHERE CAST(t AS TEXT) LIKE $1"
-                )))
-                .bind(format!("%{SUCCESS}%"))
-                .fetch_one(pool)
-                .await
-                .expect("scan");
-                hits += n;
-            }
-            hits
-        }
-    };
-    assert_eq!(hits, 0, "the card number is stored somewhere in payments' database");
+    let hits = test_support::db::tables_containing(payments_db(&app), SUCCESS).await;
+    assert!(
+        hits.is_empty(),
+        "the card number is stored in payments' database: {hits:?}"
+    );
     assert_eq!(
         count(&app, "SELECT COUNT(*) FROM payment_methods WHERE last4 = '4242'").await,
         1

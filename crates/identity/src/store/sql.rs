@@ -377,7 +377,9 @@ where
         name: &str,
         expected_version: Option<i64>,
         now: OffsetDateTime,
+        events: &[Event],
     ) -> StoreResult<User> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query_as::<_, UserRow>(sql(format!(
             "UPDATE users SET name = $2, updated_at = $3, version = version + 1
              WHERE id = $1 AND status = 'active' AND ($4 IS NULL OR version = $4)
@@ -387,8 +389,14 @@ where
         .bind(name)
         .bind(now)
         .bind(expected_version)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        if row.is_some() {
+            for event in events {
+                platform::events::enqueue(&mut *tx, event).await?;
+            }
+        }
+        tx.commit().await?;
         match row {
             Some(row) => row.try_into(),
             None if expected_version.is_some() && self.user_by_id(id).await?.is_some() => {
@@ -434,30 +442,6 @@ where
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_status"))]
     async fn set_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> StoreResult<User> {
         self.set_user_column("status", status.as_str(), id, now).await
-    }
-
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "erase_user"))]
-    async fn erase_user(&self, id: UserId, placeholder_email: &str, now: OffsetDateTime) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET status = 'deleted', email = $2, name = 'deleted user', password_hash = '!',
-                    updated_at = $3, version = version + 1
-             WHERE id = $1 AND status <> 'deleted'",
-        )
-        .bind(id.0)
-        .bind(placeholder_email)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query("DELETE FROM addresses WHERE user_id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "addresses"))]

@@ -369,6 +369,10 @@ impl WebhookService {
 
     /// Queues `event` for every enabled endpoint that wants it. Returns how many messages were new.
     pub async fn enqueue(&self, event: &Event) -> Result<u64, StoreError> {
+        // Single-use tokens and people's exported data never leave the shop.
+        if contracts::events::is_private(&event.event_type) {
+            return Ok(0);
+        }
         let endpoints = self.store.endpoints().await?;
         let now = platform::clock::now();
         let payload = json!({

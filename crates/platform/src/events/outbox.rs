@@ -316,7 +316,9 @@ async fn update_pending_gauge(context: &'static str, db: &Db) {
 
 async fn prune(db: &Db, retention: Duration) {
     let cutoff = OffsetDateTime::now_utc() - retention;
-    let sql = "DELETE FROM event_outbox WHERE published_at IS NOT NULL AND published_at < $1";
+    // A person's exported data (`*.privacy.exported`) is not kept once identity has it.
+    let sql = "DELETE FROM event_outbox WHERE published_at IS NOT NULL
+               AND (published_at < $1 OR event_type LIKE '%.privacy.exported')";
     let result = crate::with_pool!(db, |pool| sqlx::query(sql).bind(cutoff).execute(pool).await.map(|_| ()));
     if let Err(error) = result {
         tracing::warn!(%error, "pruning published outbox rows failed");
