@@ -153,7 +153,7 @@ browserTest('axe: storefront and account pages signed in have no WCAG A/AA viola
     '/', '/cart', '/checkout', '/orders', `/orders/${confirmed.id}`, `/orders/${delivered.id}`,
     `/p/${encodeURIComponent(first.slug)}`, '/account', '/account/password', '/account/sessions',
     '/account/addresses', `/account/addresses/${address.id}/edit`, '/account/cards', '/account/notifications',
-    '/account/delete',
+    '/account/delete', '/account/privacy',
   ];
   const problems = await auditAll(page, paths, { dir });
 

@@ -306,3 +306,65 @@ async fn e_mail_preferences_are_shown_and_saved_and_staff_only_choices_stay_put(
     let (_, html) = get_page(&b, &app, page).await;
     assert!(!marketing_box(&html), "{html}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_your_data_is_requested_and_downloaded_from_the_account() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let user = app.signed_up("hedy@example.com").await;
+    let b = browser();
+    let r = submit_form(
+        &b,
+        &app,
+        "/login",
+        "/login",
+        &[("email", &user.email), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+
+    let page = "/account/privacy";
+    let (status, html) = get_page(&b, &app, page).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("Request a copy of my data") && !html.contains(r#"data-testid="exports""#),
+        "{html}"
+    );
+    let r = submit_form(&b, &app, page, "/account/privacy/export", &[]).await;
+    assert_eq!((r.status().as_u16(), location(&r)), (303, page.to_owned()));
+    // Ready once every context sent its part (a mail says so).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let html = loop {
+        let (_, html) = get_page(&b, &app, page).await;
+        if html.contains(r#"data-status="ready""#) {
+            break html;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready: {html}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        app.wait_for_mail(&user.email, 2)
+            .await
+            .iter()
+            .any(|m| m.subject == "Your data export is ready")
+    );
+    let start = html.find("/account/privacy/exports/").expect("download link");
+    let link = &html[start..start + html[start..].find('"').expect("link end")];
+    let r = b.get(app.url(link)).send().await.expect("download");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/gzip");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap_or_default()
+            .contains(".tar.gz")
+    );
+    let bytes = r.bytes().await.expect("bytes");
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip stream");
+    // Someone else's copy is not found; a malformed id neither.
+    let (status, _) = get_page(&browser(), &app, link).await;
+    assert_ne!(status, 200);
+    let (status, _) = get_page(&b, &app, "/account/privacy/exports/nope").await;
+    assert_eq!(status, 404);
+}

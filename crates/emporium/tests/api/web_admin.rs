@@ -790,3 +790,61 @@ async fn webhook_endpoints_are_registered_with_the_secret_shown_once_and_edited_
     let (_, list) = get_page(&admin, &app, "/admin/webhooks").await;
     assert!(list.contains("No endpoints yet."));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_exports_and_erases_an_account_on_request_and_sees_every_step() {
+    let app = app().await;
+    let shopper = app.signed_up("leaving@example.com").await;
+    app.admin().await;
+    let admin = signed_in(&app, "root@example.com").await;
+    let (_, html) = get_page(&admin, &app, "/admin/users?email=leaving").await;
+    let page = format!("/admin/users/{}/privacy", shopper.id);
+    assert!(html.contains(&page), "the users list links the page: {html}");
+    let (status, html) = get_page(&admin, &app, &page).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("No exports.") && html.contains("Erase this account"),
+        "{html}"
+    );
+
+    let (status, location, _) = submit(&admin, &app, &page, &format!("/admin/users/{}/export", shopper.id), &[]).await;
+    assert_eq!((status, location.as_str()), (303, page.as_str()));
+    let mails = app.wait_for_mail(&shopper.email, 2).await;
+    assert!(
+        mails.iter().any(|m| m.subject == "Your data export is ready"),
+        "the customer is mailed"
+    );
+    let (_, html) = get_page(&admin, &app, &page).await;
+    assert!(html.contains(r#"data-status="ready""#), "{html}");
+
+    let (status, _, _) = submit(&admin, &app, &page, &format!("/admin/users/{}/erase", shopper.id), &[]).await;
+    assert_eq!(status, 303);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let html = loop {
+        let (_, html) = get_page(&admin, &app, &page).await;
+        if html.contains("Erased everywhere on") {
+            break html;
+        }
+        assert!(std::time::Instant::now() < deadline, "never complete: {html}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for context in ["identity", "cart", "catalog", "ordering", "payments", "notifications"] {
+        assert!(
+            html.contains(&format!(r#"<th scope="row">{context}</th>"#)),
+            "{context}: {html}"
+        );
+    }
+    assert!(
+        !html.contains("leaving@example.com"),
+        "the page no longer knows the address: {html}"
+    );
+    // Once erased, neither action is offered, and a second erasure is refused with a reason.
+    assert!(
+        !html.contains("Erase this account") && !html.contains("Export the data"),
+        "{html}"
+    );
+    let (status, _, _) = submit(&admin, &app, &page, &format!("/admin/users/{}/erase", shopper.id), &[]).await;
+    assert_eq!(status, 303);
+    let (_, html) = get_page(&admin, &app, &page).await;
+    assert!(html.contains("already erased"), "{html}");
+}

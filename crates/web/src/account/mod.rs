@@ -6,6 +6,7 @@
 
 mod addresses;
 mod cards;
+mod privacy;
 mod recovery;
 mod settings;
 mod signup;
@@ -48,6 +49,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     template!("account/addresses.html"),
     template!("account/_address_fields.html"),
     template!("account/address_edit.html"),
+    template!("account/privacy.html"),
 ];
 
 pub fn routes() -> Router<WebState> {
@@ -58,6 +60,7 @@ pub fn routes() -> Router<WebState> {
         .merge(recovery::routes())
         .merge(settings::routes())
         .merge(cards::routes())
+        .merge(privacy::routes())
         .merge(addresses::routes())
 }
 

@@ -27,6 +27,10 @@ use crate::render::page;
 use crate::{PageError, Session, WebState};
 
 pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "admin/user_privacy.html",
+        include_str!("../../templates/admin/user_privacy.html"),
+    ),
     ("admin/_nav.html", include_str!("../../templates/admin/_nav.html")),
     (
         "admin/_faults_banner.html",

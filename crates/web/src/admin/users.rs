@@ -4,7 +4,9 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use contracts::api::identity::{AuditEventView, RoleRequest, StatusRequest, UserStatus, UserView};
+use contracts::api::identity::{
+    AuditEventView, ErasureReport, ExportList, RoleRequest, StatusRequest, UserStatus, UserView,
+};
 use contracts::kernel::Role;
 use http::StatusCode;
 use minijinja::context;
@@ -22,6 +24,9 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/admin/users", get(users))
         .route("/admin/users/{id}/role", post(change_role))
         .route("/admin/users/{id}/status", post(change_status))
+        .route("/admin/users/{id}/privacy", get(privacy_page))
+        .route("/admin/users/{id}/export", post(export_on_request))
+        .route("/admin/users/{id}/erase", post(erase_on_request))
         .route("/admin/audit", get(audit))
 }
 
@@ -186,6 +191,98 @@ fn after(
         return Err(api.error_for(&reply));
     }
     Ok(Redirect::to(back).into_response())
+}
+
+/// One account's personal data: its exports, its erasure report, and the actions an
+/// administrator takes on the owner's request (both recorded in the audit log).
+async fn privacy_page(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    session.require_staff()?;
+    let api = web.api(&session);
+    let user: UserView = api
+        .get_json("identity", &format!("/api/v1/users/{}", segment(&id)))
+        .await?;
+    let exports: ExportList = api
+        .get_json("identity", &format!("/api/v1/users/{}/exports", user.id))
+        .await?;
+    let reply = api
+        .get("identity", &format!("/api/v1/users/{}/erasure", user.id))
+        .await?;
+    let erasure: Option<ErasureReport> = match reply.status {
+        StatusCode::NOT_FOUND => None,
+        _ => Some(api.decode(reply)?),
+    };
+    page_with_status(
+        StatusCode::OK,
+        &session,
+        "admin/user_privacy.html",
+        context! {
+            user => value_of(&user),
+            exports => value_of(&exports.items),
+            erasure => value_of(&erasure),
+        },
+    )
+}
+
+async fn export_on_request(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(_): Form<crate::forms::NoFields>,
+) -> Result<Response, PageError> {
+    session.require_staff()?;
+    let back = format!("/admin/users/{}/privacy", segment(&id));
+    let api = web.api(&session);
+    let reply = api
+        .post(
+            "identity",
+            &format!("/api/v1/users/{}/export", segment(&id)),
+            &serde_json::json!({}),
+        )
+        .await?;
+    if reply.is_success() {
+        session.flash(
+            "success",
+            "The export started; the customer gets an e-mail when it is ready.",
+        );
+    } else if reply.status == StatusCode::CONFLICT {
+        session.flash("error", sentence(&reply.problem_detail()));
+    } else {
+        return Err(api.error_for(&reply));
+    }
+    Ok(Redirect::to(&back).into_response())
+}
+
+async fn erase_on_request(
+    State(web): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(_): Form<crate::forms::NoFields>,
+) -> Result<Response, PageError> {
+    session.require_staff()?;
+    let back = format!("/admin/users/{}/privacy", segment(&id));
+    let api = web.api(&session);
+    let reply = api
+        .post(
+            "identity",
+            &format!("/api/v1/users/{}/erase", segment(&id)),
+            &serde_json::json!({}),
+        )
+        .await?;
+    if reply.is_success() {
+        session.flash(
+            "success",
+            "The account is erased; every part of the shop reports below as it finishes.",
+        );
+    } else if reply.status == StatusCode::CONFLICT {
+        session.flash("error", sentence(&reply.problem_detail()));
+    } else {
+        return Err(api.error_for(&reply));
+    }
+    Ok(Redirect::to(&back).into_response())
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
