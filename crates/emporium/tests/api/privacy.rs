@@ -16,6 +16,7 @@ use test_support::shop::{SUCCESS_CARD, card, place, wait_for_status};
 test_support::on_both_backends!(
     an_export_holds_everything_and_an_erasure_leaves_no_trace,
     administrators_erase_and_export_on_request_and_the_audit_log_says_so,
+    steps_reported_at_once_complete_the_erasure_exactly_once,
 );
 
 const NAME: &str = "Zelinda Quartermaine";
@@ -407,4 +408,64 @@ async fn administrators_erase_and_export_on_request_and_the_audit_log_says_so(ba
         .cloned()
         .unwrap_or_default();
     assert_eq!(deleted["actor_id"], json!(admin.id.as_str()), "{deleted}");
+}
+
+/// The five contexts answer an erasure at about the same moment: whichever step lands last must
+/// see the others and mark the erasure complete (each seeing the other missing would leave it
+/// incomplete for ever).
+async fn steps_reported_at_once_complete_the_erasure_exactly_once(backend: test_support::Backend) {
+    use identity::privacy::store::{AccountErasure, ErasureStepRecord};
+    let Some(t) = test_support::TestDb::open(backend, "identity").await else {
+        return;
+    };
+    identity::migrate(&t.db).await.expect("migrate");
+    let users = identity::store::open(&t.db);
+    let privacy = identity::privacy::store::open(&t.db);
+    let contexts = contracts::events::privacy::CONTEXTS_WITH_PERSONAL_DATA;
+    for round in 0..20 {
+        let now = time::OffsetDateTime::now_utc();
+        let user = identity::store::User {
+            id: identity::domain::UserId::new(),
+            email: format!("race{round}@example.com"),
+            name: "Racer".into(),
+            password_hash: "!".into(),
+            role: identity::domain::Role::Customer,
+            status: identity::domain::UserStatus::Active,
+            email_verified_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        users.insert_user(&user, &[]).await.expect("user");
+        let erasure = AccountErasure {
+            user_id: user.id.0,
+            email: &user.email,
+            placeholder_email: &format!("deleted-{}@invalid", user.id),
+            requested_by: user.id.0,
+            at: now,
+        };
+        privacy.erase_account(&erasure, &[]).await.expect("erase");
+        let completions = futures::future::join_all(contexts.iter().map(|context| {
+            let privacy = privacy.clone();
+            let step = ErasureStepRecord {
+                context: (*context).to_owned(),
+                completed_at: time::OffsetDateTime::now_utc(),
+                summary: "done".into(),
+            };
+            let user = user.id.0;
+            async move { privacy.record_erasure_step(user, &step, contexts).await.expect("step") }
+        }))
+        .await;
+        assert_eq!(
+            completions.iter().filter(|c| **c).count(),
+            1,
+            "round {round}: {completions:?}"
+        );
+        let record = privacy.erasure(user.id.0).await.expect("read").expect("erasure");
+        assert!(
+            record.completed_at.is_some() && record.steps.len() == contexts.len(),
+            "round {round}"
+        );
+    }
+    t.db.close().await;
 }

@@ -195,6 +195,18 @@ impl PrivacyStore for SqlPrivacyStore<DB> {
 
     async fn record_erasure_step(&self, user: Uuid, step: &ErasureStepRecord, expected: &[&str]) -> StoreResult<bool> {
         let (_turn, mut tx) = self.db.write().await?;
+        // The erasure's row first: steps arriving together take turns on its lock, so the last
+        // one sees every other and marks the erasure complete (under READ COMMITTED, two steps
+        // committing at once would each see the other missing).
+        let known = sqlx::query("UPDATE privacy_erasures SET requested_at = requested_at WHERE user_id = $1")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if known == 0 {
+            // No erasure of this user here (a step replayed after a restore): nothing to record.
+            return Ok(false);
+        }
         let inserted = sqlx::query(
             "INSERT INTO privacy_erasure_steps (user_id, context, completed_at, summary) VALUES ($1, $2, $3, $4)
              ON CONFLICT (user_id, context) DO NOTHING",
