@@ -117,6 +117,15 @@ if [ "${MULTI_TOPOLOGY_E2E:-1}" != 0 ] && [ -d tests/e2e ] && ls tests/e2e/*.tes
   # Screenshots beside the embedded run's (which .ci/run makes first), not over them.
   E2E_ARTIFACTS=target/e2e/multi-topology E2E_BASE_URL="$api" bash tests/e2e/run.sh ||
     { echo "browser journeys through the gateway failed (artifacts: target/e2e/multi-topology)" >&2; exit 1; }
+  # The privacy journey erased a person: no table of any context's database may still hold them.
+  if [ -f target/e2e/multi-topology/erased-person.json ]; then
+    urls=()
+    for ctx in identity catalog inventory cart ordering payments notifications; do urls+=("$pg/${prefix}_$ctx"); done
+    python3 tests/scan_personal_data.py target/e2e/multi-topology/erased-person.json --postgres "${urls[@]}"
+  else
+    echo "the privacy journey left no erased-person.json: it did not run" >&2
+    exit 1
+  fi
 fi
 
 echo "== stopping (SIGTERM, as Ctrl-C): every process must exit"

@@ -123,6 +123,11 @@ status=0
 node --test --test-concurrency=1 --test-reporter=spec "$@" "${files[@]}" || status=$?
 echo "browser tests took $((SECONDS - started)) s; screenshots in $artifacts/"
 
+# The privacy test erased a person: no table of any context's database may still hold them.
+if [ "$status" = 0 ] && [ -n "$server" ] && [ -f "$artifacts/erased-person.json" ]; then
+  python3 tests/scan_personal_data.py "$artifacts/erased-person.json" --sqlite "$data" || status=1
+fi
+
 if [ "$status" != 0 ] && [ -n "$server" ]; then
   # The log is JSON with span context on every line: show the warnings and errors, then the
   # last requests, each cut to a readable length.

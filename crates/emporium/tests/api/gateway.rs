@@ -264,6 +264,18 @@ async fn bodies_stream_both_ways_and_forwarding_headers_reach_the_upstream() {
     );
     assert_eq!(headers["x-forwarded-proto"], "http");
 
+    // A DELETE may carry a body too (deleting an account confirms the password in it).
+    let seen: Value = client
+        .delete(gw.url("/api/v1/users/me"))
+        .json(&json!({"password": "correct horse"}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!((seen["method"].as_str(), seen["body_len"].as_u64()), (Some("DELETE"), Some(28)), "{seen}");
+
     // A request without an id gets one, and the upstream sees the one the client is told.
     let r = client.get(gw.url("/api/v1/inventory")).send().await.expect("request");
     let told = r.headers()["x-request-id"].to_str().expect("id").to_owned();
