@@ -184,6 +184,7 @@ browserTest('axe: every admin console page has no WCAG A/AA violations', async (
   });
   try {
     const order = await apiOrder(customer.token, [{ sku: product.sku, quantity: 1 }]);
+    const customerId = (await apiOk('GET', '/api/v1/users/me', { token: customer.token })).id;
     // A request of its own (console.test.mjs traces `products?limit=1`, and wants it uncached).
     const trace = (await api('GET', `/api/v1/catalog/search?q=a11y${uniqueSuffix()}`)).headers.get('x-trace-id');
 
@@ -221,7 +222,7 @@ browserTest('axe: every admin console page has no WCAG A/AA violations', async (
       '/admin/products/new', productPage, categoryPage, `${categoryPage}/delete`,
       '/admin/inventory/low-stock', `/admin/inventory/${encodeURIComponent(product.sku)}`,
       `/admin/orders/${order.id}`, `/admin/webhooks/${endpoint.id}`, messagePage,
-      tracePage,
+      tracePage, `/admin/users/${customerId}/privacy`,
     ];
     const problems = await auditAll(page, [...new Set(paths)], { dir });
     assertClean(problems);
