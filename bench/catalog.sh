@@ -5,8 +5,9 @@
 # Each run measures /health/live as the ceiling, then: product by id (cached), product by id and
 # a filtered list and searches (as typed, and misspelled: the typo-tolerant path) with the cache
 # off (EMPORIUM_CATALOG_CACHE_TTL_SECS=0, so every request reaches the database), and batch
-# availability of 10 SKUs. Setting BENCH_ONLY=typos runs just the misspelled searches. Copy the figures into
-# docs/benchmarks.md.
+# availability of 10 SKUs. Setting BENCH_ONLY=typos runs just the searches (as typed and
+# misspelled, cache off). With two cores or more the server runs on CPU 0 and wrk on CPU 1
+# (BENCH_PIN=0 lets them share). Copy the figures into docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-embedded}
@@ -49,10 +50,16 @@ seed_started=$(date +%s.%N)
 "$bin" seed --products "$products" --seed 7
 echo "seeded in $(python3 -c "print(round($(date +%s.%N) - $seed_started, 1))") s" >&2
 
+# The server on one core, wrk on another, when there are two: wrk's own work does not show up
+# as the server's latency.
+pin_server=() pin_wrk=()
+if [ "${BENCH_PIN:-1}" != 0 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  pin_server=(taskset -c 0) pin_wrk=(taskset -c 1)
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 start_server() {
-  EMPORIUM_LISTEN="127.0.0.1:$port" "$@" "$bin" serve >"$work/server.log" 2>&1 &
+  EMPORIUM_LISTEN="127.0.0.1:$port" "$@" "${pin_server[@]}" "$bin" serve >"$work/server.log" 2>&1 &
   server=$!
   for _ in $(seq 1 200); do curl -fs "$base/health/live" >/dev/null && return; sleep 0.1; done
   echo "server did not start:" >&2; tail -20 "$work/server.log" >&2; exit 1
@@ -64,7 +71,7 @@ run() {
   local c=${CONNECTIONS:-$connections} t=2
   [ "$c" -lt 2 ] && t=1
   echo "== $name ($duration, $c connections, $t threads)"
-  out=$(wrk -t"$t" -c"$c" -d"$duration" --latency "$@")
+  out=$("${pin_wrk[@]}" wrk -t"$t" -c"$c" -d"$duration" --latency "$@")
   echo "$out" | grep -E 'Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors' || true
   if echo "$out" | grep -q 'Non-2xx'; then echo "error: non-2xx answers during $name" >&2; exit 1; fi
 }
@@ -95,11 +102,16 @@ search_script "$work/search.lua" wool cotton "linen sweater" leather steel oak c
 # catalog words and searches again (the typo-tolerant path).
 search_script "$work/typos.lua" wooll coton "linnen sweatr" lether stele oakk ceramik orbitt novle lampe
 
-machine() { echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); wrk and server share the cores; mode $mode, $products products"; }
+machine() {
+  local placement="wrk and server share the cores"
+  [ ${#pin_server[@]} -gt 0 ] && placement="server pinned to CPU 0, wrk to CPU 1"
+  echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); $placement; mode $mode, $products products"
+}
 if [ "${BENCH_ONLY:-}" = typos ]; then
   stop_server
   start_server env EMPORIUM_CATALOG_CACHE_TTL_SECS=0
   run "GET search, 10 rotating misspelled queries (cache off)" -s "$work/typos.lua" "$base"
+  CONNECTIONS=1 run "GET search, 10 rotating queries as typed (cache off, 1 client)" -s "$work/search.lua" "$base"
   CONNECTIONS=1 run "GET search, 10 rotating misspelled queries (cache off, 1 client)" -s "$work/typos.lua" "$base"
   stop_server
   machine

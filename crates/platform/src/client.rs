@@ -554,7 +554,9 @@ impl Call {
         // As a client on the wire would: a router that forwards the call (the gateway's proxy)
         // tells from the length whether a DELETE carries a body, and dropped it without.
         if let Some(length) = length {
-            request.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            request
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         }
         // What the handlers would see from the connection (loopback, unless calling for a client).
         let peer = self.on_behalf_of.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));

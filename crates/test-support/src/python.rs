@@ -122,3 +122,47 @@ impl Drop for InstallLock {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// A Python that can import `module` for the test server `what`, or `None` (the test is skipped)
+/// when there is none outside CI; with `CI=true` a missing server fails the test.
+pub async fn python_for(module: &str, what: &str) -> Option<String> {
+    match python(module).await {
+        Ok(p) => Some(p),
+        Err(why) => {
+            assert!(!crate::services::in_ci(), "CI=true but {what} cannot run: {why}");
+            eprintln!("SKIPPED: no {what} ({why})");
+            None
+        }
+    }
+}
+
+/// Starts `python script args…`, a test server that prints `ready <port>` once it listens, and
+/// answers the process (killed when dropped) with that port.
+pub async fn start_server(
+    python: &str,
+    script: &str,
+    args: &[String],
+    within: Duration,
+) -> (tokio::process::Child, u16) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = Command::new(python)
+        .arg(workspace().join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
+    let stdout = child.stdout.take().expect("server stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(within, lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{script} ready within {within:?}"))
+        .unwrap_or_else(|e| panic!("read {script}'s output: {e}"))
+        .unwrap_or_else(|| panic!("{script} printed nothing"));
+    let port = ready
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("unexpected {script} output {ready:?}"));
+    (child, port)
+}

@@ -4,15 +4,12 @@
 //! aiosmtpd comes from PyPI, installed by [`crate::python`] on first use.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::python::{python, workspace};
-use crate::services::in_ci;
+use crate::python::{python_for, start_server};
 
 pub struct SmtpSink {
     pub port: u16,
@@ -25,16 +22,7 @@ impl SmtpSink {
     /// Starts the sink on a free port. Without Python/aiosmtpd: `None` (skipped, with a note),
     /// or a failure under CI=true.
     pub async fn start() -> Option<Self> {
-        let python = match python("aiosmtpd").await {
-            Ok(p) => p,
-            Err(why) => {
-                if in_ci() {
-                    panic!("CI=true but the SMTP test server cannot run: {why}");
-                }
-                eprintln!("SKIPPED: no SMTP test server ({why})");
-                return None;
-            }
-        };
+        let python = python_for("aiosmtpd", "SMTP test server").await?;
         let mut sink = Self {
             port: 0,
             dir: tempfile::tempdir().expect("sink dir"),
@@ -46,26 +34,9 @@ impl SmtpSink {
     }
 
     async fn spawn(&mut self) {
-        let mut child = Command::new(&self.python)
-            .arg(workspace().join("tests/smtp_sink.py"))
-            .arg(self.dir.path())
-            .arg(self.port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start smtp_sink.py");
-        let stdout = child.stdout.take().expect("sink stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("smtp sink ready within 20 s")
-            .expect("read sink stdout")
-            .expect("sink printed nothing");
-        self.port = ready
-            .strip_prefix("ready ")
-            .and_then(|p| p.trim().parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("unexpected sink output {ready:?}"));
+        let args = [self.dir.path().display().to_string(), self.port.to_string()];
+        let (child, port) = start_server(&self.python, "tests/smtp_sink.py", &args, Duration::from_secs(20)).await;
+        self.port = port;
         self.child = Some(child);
     }
 

@@ -5,15 +5,12 @@
 //! What it does not do, and the tests therefore do themselves: honour `Idempotency-Key`, and send
 //! `charge.refunded` (the tests sign that event as Stripe would).
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::python::{python, workspace};
-use crate::services::in_ci;
+use crate::python::{python_for, start_server};
 
 pub const SECRET_KEY: &str = "sk_test_emporium_localstripe";
 pub const PUBLISHABLE_KEY: &str = "pk_test_emporium_localstripe";
@@ -29,34 +26,8 @@ impl LocalStripe {
     /// Starts localstripe on a free port. Without Python/localstripe: `None` (skipped, with a
     /// note), or a failure under CI=true.
     pub async fn start() -> Option<Self> {
-        let python = match python("localstripe").await {
-            Ok(p) => p,
-            Err(why) => {
-                if in_ci() {
-                    panic!("CI=true but localstripe cannot run: {why}");
-                }
-                eprintln!("SKIPPED: no localstripe ({why})");
-                return None;
-            }
-        };
-        let mut child = Command::new(&python)
-            .arg(workspace().join("tests/localstripe_server.py"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start localstripe_server.py");
-        let stdout = child.stdout.take().expect("localstripe stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("localstripe ready within 30 s")
-            .expect("read localstripe stdout")
-            .expect("localstripe printed nothing");
-        let port = ready
-            .strip_prefix("ready ")
-            .and_then(|p| p.trim().parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("unexpected localstripe output {ready:?}"));
+        let python = python_for("localstripe", "localstripe").await?;
+        let (child, port) = start_server(&python, "tests/localstripe_server.py", &[], Duration::from_secs(30)).await;
         Some(Self {
             port,
             http: reqwest::Client::new(),

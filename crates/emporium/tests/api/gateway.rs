@@ -274,7 +274,11 @@ async fn bodies_stream_both_ways_and_forwarding_headers_reach_the_upstream() {
         .json()
         .await
         .expect("json");
-    assert_eq!((seen["method"].as_str(), seen["body_len"].as_u64()), (Some("DELETE"), Some(28)), "{seen}");
+    assert_eq!(
+        (seen["method"].as_str(), seen["body_len"].as_u64()),
+        (Some("DELETE"), Some(28)),
+        "{seen}"
+    );
 
     // A request without an id gets one, and the upstream sees the one the client is told.
     let r = client.get(gw.url("/api/v1/inventory")).send().await.expect("request");

@@ -56,6 +56,14 @@ async fn customer_with_history(app: &TestApp, admin: &LoggedIn, email: &str, sku
     )
     .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let r = app
+        .put_json(
+            &app.url("/api/v1/notifications/preferences"),
+            &user.access,
+            json!({"marketing": true}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     let pm = card(app, &user.access, SUCCESS_CARD).await;
     let body = json!({"items": [{"sku": sku, "quantity": 2}], "shipping_address": address,
         "shipping_method": "standard", "payment_method": pm});
@@ -182,6 +190,7 @@ async fn an_export_holds_everything_and_an_erasure_leaves_no_trace(backend: test
     assert_eq!(file("payments")["cards"][0]["last4"], "4242");
     assert_eq!(file("payments")["payments"][0]["amount"], order["total"]["amount"]);
     assert_eq!(file("notifications")["recipient"]["name"], NAME);
+    assert_eq!(file("notifications")["preferences"]["marketing"], true);
     assert!(file("notifications")["mails"].as_array().is_some_and(|m| !m.is_empty()));
     let no_card_number = files.values().all(|v| !v.to_string().contains(SUCCESS_CARD));
     assert!(no_card_number, "the export holds no card number");

@@ -825,11 +825,13 @@ platform::sql_store! {
                 tx.rollback().await?;
                 return Ok(None);
             }
-            // The payment's lock orders this against our own refunds of it.
-            sqlx::query(sql(format!("SELECT id FROM payments WHERE id = $1{}", self.db.for_update())))
-                .bind(payment.0)
-                .fetch_optional(&mut *tx)
-                .await?;
+            // The payment's lock orders this against our own refunds of it; its currency is what
+            // a refund made at the provider is recorded in.
+            let currency: Option<String> =
+                sqlx::query_scalar(sql(format!("SELECT currency FROM payments WHERE id = $1{}", self.db.for_update())))
+                    .bind(payment.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let mut completed = Vec::new();
             for report in reports {
                 let known = sqlx::query_scalar::<_, Uuid>("SELECT id FROM refunds WHERE payment_id = $1 AND provider_ref = $2")
@@ -853,7 +855,7 @@ platform::sql_store! {
                 }
                 // Made at the provider (its dashboard): the money has gone back, so the ledger says so.
                 let id = RefundId(Uuid::now_v7());
-                let current = Self::payment_in(&mut *tx, payment.0).await?.ok_or(StoreError::NotFound)?;
+                let currency = currency.as_deref().ok_or(StoreError::NotFound)?;
                 sqlx::query(
                     "INSERT INTO refunds (id, payment_id, amount, currency, reason, status, provider_ref, failure_reason,
                                       created_by, created_at, updated_at)
@@ -862,7 +864,7 @@ platform::sql_store! {
                 .bind(id.0)
                 .bind(payment.0)
                 .bind(report.amount)
-                .bind(current.currency.as_str())
+                .bind(currency)
                 .bind(format!("refunded at {provider}"))
                 .bind(Uuid::nil())
                 .bind(now)
