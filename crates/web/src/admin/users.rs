@@ -233,27 +233,14 @@ async fn export_on_request(
     Path(id): Path<String>,
     Form(_): Form<crate::forms::NoFields>,
 ) -> Result<Response, PageError> {
-    session.require_staff()?;
-    let back = format!("/admin/users/{}/privacy", segment(&id));
-    let api = web.api(&session);
-    let reply = api
-        .post(
-            "identity",
-            &format!("/api/v1/users/{}/export", segment(&id)),
-            &serde_json::json!({}),
-        )
-        .await?;
-    if reply.is_success() {
-        session.flash(
-            "success",
-            "The export started; the customer gets an e-mail when it is ready.",
-        );
-    } else if reply.status == StatusCode::CONFLICT {
-        session.flash("error", sentence(&reply.problem_detail()));
-    } else {
-        return Err(api.error_for(&reply));
-    }
-    Ok(Redirect::to(&back).into_response())
+    on_request(
+        &web,
+        &session,
+        &id,
+        "export",
+        "The export started; the customer gets an e-mail when it is ready.",
+    )
+    .await
 }
 
 async fn erase_on_request(
@@ -262,27 +249,42 @@ async fn erase_on_request(
     Path(id): Path<String>,
     Form(_): Form<crate::forms::NoFields>,
 ) -> Result<Response, PageError> {
+    on_request(
+        &web,
+        &session,
+        &id,
+        "erase",
+        "The account is erased; every part of the shop reports below as it finishes.",
+    )
+    .await
+}
+
+/// Asks identity to `action` (`export` or `erase`) the account, then shows its personal-data
+/// page with `done` or identity's reason for refusing.
+async fn on_request(
+    web: &WebState,
+    session: &Session,
+    id: &str,
+    action: &str,
+    done: &str,
+) -> Result<Response, PageError> {
     session.require_staff()?;
-    let back = format!("/admin/users/{}/privacy", segment(&id));
-    let api = web.api(&session);
+    let api = web.api(session);
     let reply = api
         .post(
             "identity",
-            &format!("/api/v1/users/{}/erase", segment(&id)),
+            &format!("/api/v1/users/{}/{action}", segment(id)),
             &serde_json::json!({}),
         )
         .await?;
     if reply.is_success() {
-        session.flash(
-            "success",
-            "The account is erased; every part of the shop reports below as it finishes.",
-        );
+        session.flash("success", done);
     } else if reply.status == StatusCode::CONFLICT {
         session.flash("error", sentence(&reply.problem_detail()));
     } else {
         return Err(api.error_for(&reply));
     }
-    Ok(Redirect::to(&back).into_response())
+    Ok(Redirect::to(&format!("/admin/users/{}/privacy", segment(id))).into_response())
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
