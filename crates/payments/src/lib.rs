@@ -140,9 +140,12 @@ impl PaymentsConfig {
 /// Reads `EMPORIUM_PAYMENTS_PROVIDER` and, for Stripe, its keys (both required: a shop that
 /// starts without them would fail every checkout).
 fn provider_choice(src: &ConfigSource) -> Result<ProviderChoice, ConfigError> {
-    match src.raw("EMPORIUM_PAYMENTS_PROVIDER").map(str::trim) {
-        None | Some("simulated") => Ok(ProviderChoice::Simulated),
-        Some("stripe") => {
+    use contracts::api::payments::ProviderKind;
+    let kind = ProviderKind::from_setting(src.raw(ProviderKind::SETTING))
+        .map_err(|m| ConfigError::new(ProviderKind::SETTING, m))?;
+    match kind {
+        ProviderKind::Simulated => Ok(ProviderChoice::Simulated),
+        ProviderKind::Stripe => {
             let required = |var: &'static str, prefixes: &[&str]| -> Result<String, ConfigError> {
                 let value = src
                     .raw(var)
@@ -176,10 +179,6 @@ fn provider_choice(src: &ConfigSource) -> Result<ProviderChoice, ConfigError> {
                 )?),
             }))
         }
-        Some(_) => Err(ConfigError::new(
-            "EMPORIUM_PAYMENTS_PROVIDER",
-            "must be simulated or stripe",
-        )),
     }
 }
 

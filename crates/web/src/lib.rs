@@ -83,8 +83,13 @@ fn origin_of(url: &str) -> Option<&str> {
 
 impl CardEntry {
     fn from_source(src: &ConfigSource) -> Result<Self, ConfigError> {
-        if src.raw("EMPORIUM_PAYMENTS_PROVIDER").map(str::trim) != Some("stripe") {
-            return Ok(Self::Typed);
+        use contracts::api::payments::ProviderKind;
+        // The same reading as payments', so a typo is refused here too (the storefront may run
+        // in a process without payments: the gateway's).
+        match ProviderKind::from_setting(src.raw(ProviderKind::SETTING)) {
+            Ok(ProviderKind::Simulated) => return Ok(Self::Typed),
+            Ok(ProviderKind::Stripe) => {}
+            Err(m) => return Err(ConfigError::new(ProviderKind::SETTING, m)),
         }
         const KEY: &str = "EMPORIUM_PAYMENTS_STRIPE_PUBLISHABLE_KEY";
         const JS: &str = "EMPORIUM_PAYMENTS_STRIPE_JS_URL";
@@ -270,6 +275,10 @@ mod tests {
     fn stripe_mode_needs_a_publishable_key_and_widens_the_policy_for_stripe_js_only() {
         let src = |pairs: &[(&str, &str)]| ConfigSource::from_pairs(pairs.to_vec()).expect("src");
         assert_eq!(CardEntry::from_source(&src(&[])), Ok(CardEntry::Typed));
+        assert!(
+            CardEntry::from_source(&src(&[("EMPORIUM_PAYMENTS_PROVIDER", "strip")])).is_err(),
+            "a typo is refused here as payments refuses it"
+        );
         let stripe = [
             ("EMPORIUM_PAYMENTS_PROVIDER", "stripe"),
             ("EMPORIUM_PAYMENTS_STRIPE_PUBLISHABLE_KEY", "pk_test_abcdef123"),

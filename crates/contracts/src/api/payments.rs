@@ -331,3 +331,44 @@ pub struct CreateRefundRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
+
+/// The payment provider of a shop (`EMPORIUM_PAYMENTS_PROVIDER`): payments charges through it,
+/// and the storefront takes cards the way it needs (typed fields, or Stripe.js). Both read the
+/// setting through [`ProviderKind::from_setting`], so they agree on it and refuse the same typos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Built in: test cards, no network.
+    Simulated,
+    /// Stripe's PaymentIntents; cards are tokenised in the shopper's browser.
+    Stripe,
+}
+
+impl ProviderKind {
+    pub const SETTING: &'static str = "EMPORIUM_PAYMENTS_PROVIDER";
+
+    /// The setting's value; unset means simulated.
+    pub fn from_setting(value: Option<&str>) -> Result<Self, &'static str> {
+        match value.map(str::trim) {
+            None | Some("simulated") => Ok(Self::Simulated),
+            Some("stripe") => Ok(Self::Stripe),
+            Some(_) => Err("must be simulated or stripe"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod provider_tests {
+    use super::ProviderKind;
+
+    #[test]
+    fn the_provider_setting() {
+        assert_eq!(ProviderKind::from_setting(None), Ok(ProviderKind::Simulated));
+        assert_eq!(ProviderKind::from_setting(Some(" stripe ")), Ok(ProviderKind::Stripe));
+        assert_eq!(
+            ProviderKind::from_setting(Some("simulated")),
+            Ok(ProviderKind::Simulated)
+        );
+        assert!(ProviderKind::from_setting(Some("strip")).is_err());
+        assert!(ProviderKind::from_setting(Some("")).is_err());
+    }
+}
