@@ -555,6 +555,47 @@ pub fn closest_word<'a>(word: &str, candidates: &'a [(String, i64)]) -> Option<&
         .map(|(.., c)| c)
 }
 
+/// The words of product names and brands with how many products use each, grouped by first
+/// letter: a typed word is compared only with words sharing its first letter (a typo rarely
+/// hits the first one, and the group is a fraction of the list).
+#[derive(Debug, Default)]
+pub struct Vocabulary {
+    by_first_letter: HashMap<char, Vec<(String, i64)>>,
+    words: usize,
+}
+
+impl Vocabulary {
+    pub fn new(words: impl IntoIterator<Item = (String, i64)>) -> Self {
+        let mut by_first_letter: HashMap<char, Vec<(String, i64)>> = HashMap::new();
+        let mut count = 0;
+        for (word, uses) in words {
+            if let Some(first) = word.chars().next() {
+                by_first_letter.entry(first).or_default().push((word, uses));
+                count += 1;
+            }
+        }
+        Self {
+            by_first_letter,
+            words: count,
+        }
+    }
+
+    /// How many words it holds.
+    pub fn len(&self) -> usize {
+        self.words
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words == 0
+    }
+
+    /// The word `word` most likely misspells ([`closest_word`] among its first letter's words).
+    pub fn closest(&self, word: &str) -> Option<&str> {
+        let first = word.chars().next()?;
+        closest_word(word, self.by_first_letter.get(&first)?)
+    }
+}
+
 /// Price buckets reported by facets, as `[from, to)` in minor units (`None` = unbounded).
 pub const PRICE_BUCKETS: [(i64, Option<i64>); 7] = [
     (0, Some(2_500)),
@@ -666,6 +707,13 @@ mod tests {
         // Equally close: the word more products use wins.
         let tie = words(&[("carton", 3), ("cotton", 40)]);
         assert_eq!(closest_word("corton", &tie), Some("cotton"));
+        let grouped = Vocabulary::new(vocabulary.clone());
+        assert_eq!(grouped.len(), 6);
+        assert_eq!(grouped.closest("shrit"), Some("shirt"));
+        assert_eq!(grouped.closest("cottn"), Some("cotton"));
+        assert_eq!(grouped.closest("cotton"), None, "a catalog word is not a typo");
+        assert_eq!(grouped.closest("kotton"), None, "the first letter is taken as typed");
+        assert_eq!(grouped.closest(""), None);
         let terms = SearchTerms::parse("q", "Coton shrit").expect("terms");
         let fixed = terms
             .corrected(|w| closest_word(w, &vocabulary).map(str::to_owned))

@@ -202,10 +202,9 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn product_page(&self, query: &ProductQuery) -> StoreResult<(Vec<Product>, i64)>;
     async fn facets(&self, filter: &ProductFilter) -> StoreResult<Facets>;
     async fn suggest(&self, terms: &SearchTerms, limit: u32) -> StoreResult<Vec<Suggestion>>;
-    /// Words of active products' names and brands that could be what `word` misspells, with how
-    /// many products use each: those starting with the same letter and at most two letters
-    /// longer or shorter (the caller measures the real distance).
-    async fn term_candidates(&self, word: &str) -> StoreResult<Vec<(String, i64)>>;
+    /// Every word of product names and brands, with how many products use each (the words a
+    /// misspelled one is corrected to; the caller keeps them in memory).
+    async fn vocabulary(&self) -> StoreResult<Vec<(String, i64)>>;
     /// Active products in the same category, then ones sharing attribute values.
     async fn related(&self, product: &Product, limit: u32) -> StoreResult<Vec<Product>>;
     /// Live products of every status.
@@ -261,6 +260,9 @@ pub trait CatalogStore: Send + Sync + 'static {
 
     // ---- seeding
     async fn insert_seed_batch(&self, batch: &SeedBatch) -> StoreResult<()>;
+    /// After a bulk load whose events have all been handled: compacts the full-text index and
+    /// refreshes the statistics, so the first searches do not pay for it.
+    async fn settle_after_bulk_load(&self) -> StoreResult<()>;
     /// Refreshes the planner's statistics (after bulk loads, so facets use covering indexes).
     async fn analyze(&self) -> StoreResult<()>;
 }

@@ -42,8 +42,9 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// The page cache of one SQLite connection, in KiB.
-const SQLITE_PAGE_CACHE_KIB: u32 = 512;
+/// The page cache of one SQLite connection, in KiB, unless the caller asks for another size
+/// ([`Db::connect_sized`]).
+pub const SQLITE_PAGE_CACHE_KIB: u32 = 512;
 /// Connections of one SQLite pool at most, whatever `EMPORIUM_DB_MAX_CONNECTIONS` says. A file
 /// takes one writer at a time and readers beyond the cores add no speed, while each connection
 /// costs a thread, a page cache and a statement cache: with 10 per pool and 7 pools, a 400k
@@ -54,6 +55,12 @@ const SQLITE_MAX_CONNECTIONS: u32 = 4;
 impl Db {
     /// Connects to `url` (`postgres://...` or `sqlite:...`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        Self::connect_sized(url, max_connections, SQLITE_PAGE_CACHE_KIB).await
+    }
+
+    /// [`Db::connect`], each SQLite connection keeping a page cache of `sqlite_page_cache_kib`
+    /// (PostgreSQL ignores it).
+    pub async fn connect_sized(url: &str, max_connections: u32, sqlite_page_cache_kib: u32) -> Result<Self, DbError> {
         let err = |source| DbError::Connect {
             url: redact_url(url),
             source,
@@ -69,7 +76,7 @@ impl Db {
                 // Each connection keeps its own page cache (2 MB by default); with a pool per
                 // context that is most of the embedded process's memory. The OS page cache holds
                 // the files anyway, so a small per-connection cache costs little speed.
-                .pragma("cache_size", format!("-{SQLITE_PAGE_CACHE_KIB}"));
+                .pragma("cache_size", format!("-{sqlite_page_cache_kib}"));
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.min(SQLITE_MAX_CONNECTIONS))
                 // Connections opened for a burst are closed once it is over, with their caches.
@@ -94,12 +101,22 @@ impl Db {
 
     /// The SQLite file for `context` under `data_dir` (embedded mode), creating the directory.
     pub async fn open_embedded(data_dir: &Path, context: &str, max_connections: u32) -> Result<Self, DbError> {
+        Self::open_embedded_sized(data_dir, context, max_connections, SQLITE_PAGE_CACHE_KIB).await
+    }
+
+    /// [`Db::open_embedded`] with a page cache of `sqlite_page_cache_kib` per connection.
+    pub async fn open_embedded_sized(
+        data_dir: &Path,
+        context: &str,
+        max_connections: u32,
+        sqlite_page_cache_kib: u32,
+    ) -> Result<Self, DbError> {
         std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
             dir: data_dir.display().to_string(),
             source,
         })?;
         let url = format!("sqlite://{}", data_dir.join(format!("{context}.db")).display());
-        Self::connect(&url, max_connections).await
+        Self::connect_sized(&url, max_connections, sqlite_page_cache_kib).await
     }
 
     pub fn backend(&self) -> &'static str {

@@ -40,24 +40,13 @@ pub enum Dialect {
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
     dialect: Dialect,
-    /// PostgreSQL: when this process last refreshed `catalog_words`.
-    words_refreshed: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl<DB: Database> SqlStore<DB> {
     pub fn new(pool: Pool<DB>, dialect: Dialect) -> Self {
-        Self {
-            pool,
-            dialect,
-            words_refreshed: tokio::sync::Mutex::new(None),
-        }
+        Self { pool, dialect }
     }
 }
-
-/// How stale `catalog_words` may be when a search needs it (PostgreSQL).
-const WORDS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
-/// Candidate words read per misspelled word, at most.
-const MAX_CANDIDATES: i64 = 5000;
 
 /// A bound value of a statement assembled at run time.
 #[derive(Debug, Clone)]
@@ -1305,43 +1294,21 @@ where
         })
     }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "term_candidates"))]
-    async fn term_candidates(&self, word: &str) -> StoreResult<Vec<(String, i64)>> {
-        let Some(first) = word.chars().next() else {
-            return Ok(Vec::new());
-        };
-        // Words from `first` (inclusive) up to the next letter (exclusive), by code point.
-        let low = first.to_string();
-        let high = char::from_u32(u32::from(first) + 1).map_or_else(|| format!("{first}\u{10FFFF}"), |c| c.to_string());
-        let length = i64::try_from(word.chars().count()).unwrap_or(i64::MAX);
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "vocabulary"))]
+    async fn vocabulary(&self) -> StoreResult<Vec<(String, i64)>> {
         let text = match self.dialect {
+            // FTS5's own word list (migration 0006), per column. It covers products of every
+            // status: a draft's words are catalog words too.
             Dialect::Sqlite => {
-                "SELECT term, sum(doc) AS uses FROM products_fts_words
-                 WHERE term >= $1 AND term < $2 AND col IN ('name', 'brand')
-                   AND length(term) BETWEEN $3 AND $4
-                 GROUP BY term ORDER BY uses DESC LIMIT $5"
+                "SELECT term, sum(doc) FROM products_fts_words WHERE col IN ('name', 'brand') GROUP BY term"
             }
+            // The name (A) and brand (B) words of active products' stored search vectors.
             Dialect::Postgres => {
-                let mut refreshed = self.words_refreshed.lock().await;
-                if refreshed.is_none_or(|at| at.elapsed() > WORDS_MAX_AGE) {
-                    sqlx::query("REFRESH MATERIALIZED VIEW CONCURRENTLY catalog_words")
-                        .execute(&self.pool)
-                        .await?;
-                    *refreshed = Some(std::time::Instant::now());
-                }
-                "SELECT word, uses FROM catalog_words
-                 WHERE word >= $1 AND word < $2 AND length(word) BETWEEN $3 AND $4
-                 ORDER BY uses DESC LIMIT $5"
+                "SELECT word, ndoc::bigint FROM ts_stat(
+                   $$SELECT search FROM products WHERE deleted_at IS NULL AND status = 'active'$$, 'ab')"
             }
         };
-        Ok(sqlx::query_as(text)
-            .bind(low)
-            .bind(high)
-            .bind(length - 2)
-            .bind(length + 2)
-            .bind(MAX_CANDIDATES)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(text).fetch_all(&self.pool).await?)
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "suggest"))]
@@ -1559,6 +1526,27 @@ where
         .into_iter()
         .map(Review::try_from)
         .collect()
+    }
+
+    #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "settle_after_bulk_load"))]
+    async fn settle_after_bulk_load(&self) -> StoreResult<()> {
+        match self.dialect {
+            Dialect::Sqlite => {
+                // Merges the full-text index's segments into one, so a search reads one b-tree.
+                sqlx::query("INSERT INTO products_fts (products_fts) VALUES ('optimize')")
+                    .execute(&self.pool)
+                    .await?;
+                sqlx::query("ANALYZE").execute(&self.pool).await?;
+            }
+            Dialect::Postgres => {
+                // Moves the GIN index's pending entries into the index proper (a search scans the
+                // pending list whole), marks pages all-visible and refreshes the statistics.
+                sqlx::query("VACUUM (ANALYZE) products, product_attributes, reviews")
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "analyze"))]

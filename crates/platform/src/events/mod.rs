@@ -334,6 +334,19 @@ impl Events {
         Ok(())
     }
 
+    /// Events delivered to this process's consumers' queues and not yet taken (RabbitMQ; the
+    /// in-process bus keeps an event in its outbox until every consumer is done with it, so
+    /// [`pending`] says it all there).
+    pub async fn queued(&self) -> Result<u64, String> {
+        match &self.inner.transport {
+            Transport::InProcess(_) => Ok(0),
+            Transport::Rabbit(bus) => {
+                let consumers = lock(&self.inner.consumers).clone();
+                bus.ready_messages(&consumers).await
+            }
+        }
+    }
+
     /// Readiness of the broker (RabbitMQ only).
     pub fn health_check(&self) -> Option<Arc<dyn HealthCheck>> {
         match &self.inner.transport {

@@ -162,6 +162,27 @@ impl RabbitBus {
         result
     }
 
+    /// Messages ready in the consumers' queues, not yet handed to a consumer (a passive declare
+    /// of each, on a connection of its own).
+    pub async fn ready_messages(&self, consumers: &[Arc<Consumer>]) -> Result<u64, String> {
+        let (connection, channel) = open(&self.url, &self.names).await?;
+        let mut ready = 0;
+        for consumer in consumers {
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            let queue = self.names.queue(consumer);
+            let declared = channel
+                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                .await
+                .map_err(|e| format!("queue {queue}: {e}"))?;
+            ready += u64::from(declared.message_count());
+        }
+        let _ = connection.close(200, "counted".into()).await;
+        Ok(ready)
+    }
+
     /// Declares the consumer's queue and consumes from it (reconnecting) until `stop` turns true.
     pub async fn subscribe(
         &self,
