@@ -561,32 +561,26 @@ pub fn closest_word<'a>(word: &str, candidates: &'a [(String, i64)]) -> Option<&
 #[derive(Debug, Default)]
 pub struct Vocabulary {
     by_first_letter: HashMap<char, Vec<(String, i64)>>,
-    words: usize,
 }
 
 impl Vocabulary {
     pub fn new(words: impl IntoIterator<Item = (String, i64)>) -> Self {
         let mut by_first_letter: HashMap<char, Vec<(String, i64)>> = HashMap::new();
-        let mut count = 0;
         for (word, uses) in words {
             if let Some(first) = word.chars().next() {
                 by_first_letter.entry(first).or_default().push((word, uses));
-                count += 1;
             }
         }
-        Self {
-            by_first_letter,
-            words: count,
-        }
+        Self { by_first_letter }
     }
 
     /// How many words it holds.
     pub fn len(&self) -> usize {
-        self.words
+        self.by_first_letter.values().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.words == 0
+        self.by_first_letter.is_empty()
     }
 
     /// The word `word` most likely misspells ([`closest_word`] among its first letter's words).

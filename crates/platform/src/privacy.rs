@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::context::Consumer;
 use crate::db::Db;
-use crate::events::{Event, EventHandler, HandlerError, Outbox};
+use crate::events::{Event, EventHandler, HandlerError, Outbox, OutboxConnection};
 
 /// What one context holds about a person, and how it lets go of it.
 #[async_trait::async_trait]
@@ -126,20 +126,19 @@ async fn publish(db: &Db, event: &Event) -> Result<(), sqlx::Error> {
 /// outbox keeps published events for a week and dead letters until replayed, and either may
 /// carry the person's name, address or e-mail. Events not yet published are left for the relay.
 pub async fn forget_events_about(db: &Db, user: Uuid) -> Result<u64, sqlx::Error> {
-    let pattern = format!("%{user}%");
     crate::with_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let outbox = sqlx::query("DELETE FROM event_outbox WHERE published_at IS NOT NULL AND envelope LIKE $1")
-            .bind(&pattern)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let dead = sqlx::query("DELETE FROM event_dead_letters WHERE payload LIKE $1")
-            .bind(&pattern)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let forgotten = forget_events_about_in(&mut *tx, user).await?;
         tx.commit().await?;
-        Ok(outbox + dead)
+        Ok(forgotten)
     })
+}
+
+/// [`forget_events_about`] on a connection the caller holds, so a context can forget inside the
+/// transaction that erases the person (identity does).
+pub async fn forget_events_about_in<C: OutboxConnection + ?Sized>(
+    conn: &mut C,
+    user: Uuid,
+) -> Result<u64, sqlx::Error> {
+    conn.delete_stored_events_like(&format!("%{user}%")).await
 }

@@ -181,17 +181,8 @@ impl PrivacyStore for SqlPrivacyStore<DB> {
             .execute(&mut *tx)
             .await?;
         // Events about the account that the relay already published (its registration among
-        // them) may name the person, and so may a dead letter of identity's consumers (the
-        // same clean-up as platform::privacy::forget_events_about, in this transaction).
-        let about = format!("%{}%", e.user_id);
-        sqlx::query("DELETE FROM event_outbox WHERE published_at IS NOT NULL AND envelope LIKE $1")
-            .bind(&about)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM event_dead_letters WHERE payload LIKE $1")
-            .bind(&about)
-            .execute(&mut *tx)
-            .await?;
+        // them) may name the person, and so may a dead letter of identity's consumers.
+        platform::privacy::forget_events_about_in(&mut *tx, e.user_id).await?;
         for event in events {
             platform::events::enqueue(&mut *tx, event).await?;
         }

@@ -15,6 +15,9 @@ use crate::db::Db;
 /// write events inside their own transactions.
 pub trait OutboxConnection: Send {
     fn insert_outbox<'a>(&'a mut self, row: OutboxRow<'a>) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+    /// Deletes published outbox rows and dead letters whose text matches the `LIKE` pattern;
+    /// answers how many rows went (see [`crate::privacy::forget_events_about_in`]).
+    fn delete_stored_events_like<'a>(&'a mut self, pattern: &'a str) -> BoxFuture<'a, Result<u64, sqlx::Error>>;
 }
 
 /// One outbox row, ready to insert.
@@ -26,6 +29,8 @@ pub struct OutboxRow<'a> {
 }
 
 const INSERT: &str = "INSERT INTO event_outbox (id, event_type, envelope, created_at) VALUES ($1, $2, $3, $4)";
+const DELETE_PUBLISHED_LIKE: &str = "DELETE FROM event_outbox WHERE published_at IS NOT NULL AND envelope LIKE $1";
+const DELETE_DEAD_LETTERS_LIKE: &str = "DELETE FROM event_dead_letters WHERE payload LIKE $1";
 
 macro_rules! outbox_connection {
     ($($conn:ty),*) => {$(
@@ -40,6 +45,14 @@ macro_rules! outbox_connection {
                         .execute(self)
                         .await
                         .map(|_| ())
+                })
+            }
+
+            fn delete_stored_events_like<'a>(&'a mut self, pattern: &'a str) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
+                Box::pin(async move {
+                    let published = sqlx::query(DELETE_PUBLISHED_LIKE).bind(pattern).execute(&mut *self).await?;
+                    let dead = sqlx::query(DELETE_DEAD_LETTERS_LIKE).bind(pattern).execute(&mut *self).await?;
+                    Ok(published.rows_affected() + dead.rows_affected())
                 })
             }
         }
