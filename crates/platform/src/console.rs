@@ -11,17 +11,19 @@
 //! --service` only when set), `EMPORIUM_CONSOLE_MAX_SPANS` and `EMPORIUM_CONSOLE_MAX_LOGS` bound
 //! it. The endpoints ask for the `/metrics` scrape token: spans and logs name users and orders.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use opentelemetry::trace::{SpanId, Status};
-use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
+use opentelemetry::trace::{Link, SpanId, SpanKind, Status, TraceContextExt, TraceId};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, ShouldSample, SpanData, SpanProcessor};
 use serde::{Deserialize, Serialize};
 
 use crate::Problem;
@@ -35,6 +37,8 @@ pub struct ConsoleSettings {
     pub enabled: Option<bool>,
     pub max_spans: usize,
     pub max_logs: usize,
+    /// New traces recorded a second at most (see [`TraceBudget`]).
+    pub traces_per_second: u32,
 }
 
 impl ConsoleSettings {
@@ -47,6 +51,7 @@ impl ConsoleSettings {
             enabled,
             max_spans: src.number_in("EMPORIUM_CONSOLE_MAX_SPANS", 5_000, 100..=1_000_000)? as usize,
             max_logs: src.number_in("EMPORIUM_CONSOLE_MAX_LOGS", 2_000, 100..=1_000_000)? as usize,
+            traces_per_second: src.number_in("EMPORIUM_CONSOLE_TRACES_PER_SECOND", 100, 1..=1_000_000)? as u32,
         })
     }
 
@@ -596,6 +601,108 @@ impl SpanProcessor for ConsoleSpans {
     }
 }
 
+/// Which new traces the console records, when it is the only consumer of spans (no OTLP
+/// export): for each kind of root span (`http.request`, `event.handle`, `db.query`, ...) at most
+/// `per_second` a second on average, in bursts of as many (a token bucket each, so start-up's
+/// thousands of seeding queries leave the first requests their share), and never the probes,
+/// scrapes and assets it would leave out anyway. A span whose parent came with the request or
+/// the event keeps its parent's decision (the sampler sits under `ParentBased`), so a trace is
+/// whole or absent across the processes of `emporium dev`.
+///
+/// Why: recording every request cost a third of a cached read's throughput (spans converted
+/// to strings under a mutex, one log line copied a request) and, at thousands of requests a
+/// second, the buffers held well under a second of history. A shop with fewer requests a
+/// second than the budget keeps every trace.
+#[derive(Debug, Clone)]
+pub struct TraceBudget {
+    per_second: f64,
+    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl TraceBudget {
+    pub fn per_second(per_second: u32) -> Self {
+        Self {
+            per_second: f64::from(per_second.max(1)),
+            buckets: Arc::default(),
+        }
+    }
+
+    /// Whether a trace whose root span is named `root` may be recorded at `now` (and takes its
+    /// token if so).
+    fn take(&self, root: &str, now: Instant) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = match buckets.get_mut(root) {
+            Some(bucket) => bucket,
+            // Span names are the code's own literals: a handful of buckets.
+            None => buckets.entry(root.to_owned()).or_insert(Bucket {
+                tokens: self.per_second,
+                refilled: now,
+            }),
+        };
+        let earned = now.saturating_duration_since(bucket.refilled).as_secs_f64() * self.per_second;
+        bucket.tokens = (bucket.tokens + earned).min(self.per_second);
+        bucket.refilled = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl ShouldSample for TraceBudget {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        _trace_id: TraceId,
+        name: &str,
+        _span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        _links: &[Link],
+    ) -> SamplingResult {
+        let unrecorded = attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "url.path" && is_unrecorded_route(kv.value.as_str().as_ref()));
+        let record = !unrecorded && self.take(name, Instant::now());
+        SamplingResult {
+            decision: if record {
+                SamplingDecision::RecordAndSample
+            } else {
+                SamplingDecision::Drop
+            },
+            attributes: Vec::new(),
+            trace_state: parent_context
+                .map(|cx| cx.span().span_context().trace_state().clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+thread_local! {
+    /// Set while a request whose trace the console did not record logs its access line.
+    static UNRECORDED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `log` with the console leaving out its INFO lines when `recorded` is false: the access
+/// line of a request whose trace [`TraceBudget`] dropped goes to stdout as usual, but not into
+/// the console, whose log view then matches its traces (warnings and errors are always kept).
+pub fn log_unless_recorded<R>(recorded: bool, log: impl FnOnce() -> R) -> R {
+    if recorded {
+        return log();
+    }
+    UNRECORDED.with(|flag| flag.set(true));
+    let result = log();
+    UNRECORDED.with(|flag| flag.set(false));
+    result
+}
+
 /// The trace id a span recorded (`trace_id` field), kept in its extensions by [`ConsoleLog`].
 struct SpanTraceId(String);
 
@@ -661,6 +768,9 @@ where
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
         let meta = event.metadata();
+        if *meta.level() > tracing::Level::WARN && UNRECORDED.with(Cell::get) {
+            return;
+        }
         let mut fields = Vec::new();
         event.record(&mut crate::telemetry::FieldVisitor(&mut fields));
         let mut message = String::new();
@@ -1042,6 +1152,7 @@ mod tests {
             enabled: Some(true),
             max_spans: 100,
             max_logs: 100,
+            traces_per_second: 100,
         };
         let console = Console::new("embedded", &settings);
         let subscriber = tracing_subscriber::registry().with(ConsoleLog(console.clone()));
@@ -1074,5 +1185,89 @@ mod tests {
         assert_eq!(err.var, "EMPORIUM_CONSOLE_MAX_SPANS");
         let err = ConsoleSettings::from_source(&src(&[("EMPORIUM_CONSOLE", "maybe")])).expect_err("not a flag");
         assert_eq!(err.var, "EMPORIUM_CONSOLE");
+    }
+
+    #[test]
+    fn the_trace_budget_allows_a_burst_then_refills_with_time() {
+        let budget = TraceBudget::per_second(3);
+        let start = Instant::now();
+        let take = |at: Instant| budget.take("http.request", at);
+        let taken: Vec<bool> = (0..4).map(|_| take(start)).collect();
+        assert_eq!(
+            taken,
+            [true, true, true, false],
+            "a full bucket holds one second's worth"
+        );
+        assert!(
+            !take(start + std::time::Duration::from_millis(100)),
+            "a third of a token"
+        );
+        assert!(
+            take(start + std::time::Duration::from_millis(400)),
+            "one token after 1/3 s"
+        );
+        assert!(!take(start + std::time::Duration::from_millis(400)));
+        // Other roots have their own bucket: background queries do not starve requests.
+        assert!(budget.take("db.query", start + std::time::Duration::from_millis(400)));
+        // A long quiet spell refills to one second's worth, not more.
+        let later = start + std::time::Duration::from_secs(60);
+        let taken = (0..5).filter(|_| take(later)).count();
+        assert_eq!(taken, 3);
+    }
+
+    #[test]
+    fn the_trace_budget_never_records_probes_and_spends_nothing_on_them() {
+        let budget = TraceBudget::per_second(1);
+        let decide = |path: &str| {
+            budget
+                .should_sample(
+                    None,
+                    TraceId::from(7u128),
+                    "http.request",
+                    &SpanKind::Server,
+                    &[KeyValue::new("url.path", path.to_owned())],
+                    &[],
+                )
+                .decision
+        };
+        assert_eq!(decide("/health/ready"), SamplingDecision::Drop);
+        assert_eq!(decide("/metrics"), SamplingDecision::Drop);
+        assert_eq!(decide("/api/v1/catalog/products"), SamplingDecision::RecordAndSample);
+        assert_eq!(
+            decide("/api/v1/catalog/products"),
+            SamplingDecision::Drop,
+            "the budget is spent"
+        );
+    }
+
+    #[test]
+    fn info_lines_of_unrecorded_requests_stay_out_and_warnings_stay_in() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let settings = ConsoleSettings {
+            enabled: Some(true),
+            max_spans: 100,
+            max_logs: 100,
+            traces_per_second: 100,
+        };
+        let console = Console::new("embedded", &settings);
+        let subscriber = tracing_subscriber::registry().with(ConsoleLog(console.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            log_unless_recorded(false, || tracing::info!("GET /a -> 200"));
+            log_unless_recorded(false, || tracing::warn!("GET /b -> 429"));
+            log_unless_recorded(true, || tracing::info!("GET /c -> 200"));
+            tracing::info!("GET /d -> 200");
+        });
+        let messages: Vec<String> = console
+            .logs(&LogFilter::default())
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
+        let mut sorted = messages.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            ["GET /b -> 429", "GET /c -> 200", "GET /d -> 200"],
+            "{messages:?}"
+        );
     }
 }

@@ -313,13 +313,15 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
             )
         });
     }
-    span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "{method} {route} -> {}",
-            status.as_u16()
-        )
+    crate::console::log_unless_recorded(span_context.is_sampled(), || {
+        span.in_scope(|| {
+            tracing::info!(
+                status = status.as_u16(),
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                "{method} {route} -> {}",
+                status.as_u16()
+            )
+        })
     });
 
     if let Ok(value) = HeaderValue::from_str(&request_id) {

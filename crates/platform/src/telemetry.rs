@@ -60,6 +60,13 @@ pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> Te
         .then(|| crate::console::Console::install(crate::console::Console::new(service, &cfg.console)));
     if let Some(console) = &console {
         builder = builder.with_span_processor(crate::console::ConsoleSpans(console.clone()));
+        if cfg.otlp_endpoint.is_none() {
+            // Only the console reads spans: it records what its budget allows (an exporter,
+            // when there is one, gets every trace as before).
+            builder = builder.with_sampler(opentelemetry_sdk::trace::Sampler::parent_based(
+                crate::console::TraceBudget::per_second(cfg.console.traces_per_second),
+            ));
+        }
     }
     let provider = builder.build();
     let tracer = provider.tracer("emporium");
@@ -96,6 +103,11 @@ pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> Te
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
+                // Per span, the layer would name the thread (an allocation) and time each poll
+                // (two clock reads): meaningless for tasks that move between threads, and
+                // neither the console nor a trace backend's waterfall uses them.
+                .with_threads(false)
+                .with_tracked_inactivity(false)
                 .with_filter(AskEveryTime(trace_filter)),
         )
         .try_init();
