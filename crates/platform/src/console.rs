@@ -1145,8 +1145,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn log_lines_carry_the_trace_id_of_their_span() {
+    /// The lines a console keeps of what `log` writes.
+    fn console_logs_of(log: impl FnOnce()) -> Vec<LogRecord> {
         use tracing_subscriber::layer::SubscriberExt;
         let settings = ConsoleSettings {
             enabled: Some(true),
@@ -1156,7 +1156,13 @@ mod tests {
         };
         let console = Console::new("embedded", &settings);
         let subscriber = tracing_subscriber::registry().with(ConsoleLog(console.clone()));
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, log);
+        console.logs(&LogFilter::default())
+    }
+
+    #[test]
+    fn log_lines_carry_the_trace_id_of_their_span() {
+        let lines = console_logs_of(|| {
             let request = tracing::info_span!("http.request", trace_id = tracing::field::Empty);
             request.record("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
             let _request = request.enter();
@@ -1164,7 +1170,6 @@ mod tests {
             let _inner = inner.enter();
             tracing::info!(status = 200, "GET / -> {}", 200);
         });
-        let lines = console.logs(&LogFilter::default());
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].message, "GET / -> 200");
         assert_eq!(lines[0].trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
@@ -1242,26 +1247,13 @@ mod tests {
 
     #[test]
     fn info_lines_of_unrecorded_requests_stay_out_and_warnings_stay_in() {
-        use tracing_subscriber::layer::SubscriberExt;
-        let settings = ConsoleSettings {
-            enabled: Some(true),
-            max_spans: 100,
-            max_logs: 100,
-            traces_per_second: 100,
-        };
-        let console = Console::new("embedded", &settings);
-        let subscriber = tracing_subscriber::registry().with(ConsoleLog(console.clone()));
-        tracing::subscriber::with_default(subscriber, || {
+        let lines = console_logs_of(|| {
             log_unless_recorded(false, || tracing::info!("GET /a -> 200"));
             log_unless_recorded(false, || tracing::warn!("GET /b -> 429"));
             log_unless_recorded(true, || tracing::info!("GET /c -> 200"));
             tracing::info!("GET /d -> 200");
         });
-        let messages: Vec<String> = console
-            .logs(&LogFilter::default())
-            .into_iter()
-            .map(|l| l.message)
-            .collect();
+        let messages: Vec<String> = lines.into_iter().map(|l| l.message).collect();
         let mut sorted = messages.clone();
         sorted.sort();
         assert_eq!(
