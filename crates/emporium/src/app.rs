@@ -643,3 +643,28 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         inventory: app_inventory,
     })
 }
+
+/// The page cache of each SQLite connection of `context`'s pool. Catalog's searches read
+/// several MB of its file each (a broad word's postings, the sizes bm25 needs, the visibility
+/// index): with the default 512 KiB, connections taking turns re-read it and a broad search's p99
+/// at 100k products was 31–39 ms against 16–20 ms with 4 MiB (docs/benchmarks.md).
+pub fn sqlite_page_cache_kib(context: &str) -> u32 {
+    if context == catalog::CONTEXT {
+        4096
+    } else {
+        platform::db::SQLITE_PAGE_CACHE_KIB
+    }
+}
+
+/// Connections of `context`'s SQLite pool. SQLite discards a connection's whole page cache
+/// whenever another connection of the file has written since its last transaction, so with
+/// several connections taking turns on a write-heavy file every transaction re-reads its pages
+/// from the OS, and writers wait out each other's lock in SQLite's sleeping busy handler. One
+/// connection keeps its cache valid and queues the statements in the pool instead: checkout
+/// (embedded, pinned to one core) went from 75–81 to 98–103 orders/s and from 12.0–13.1 to
+/// 9.6–10.0 ms of CPU per order (docs/benchmarks.md, "Checkout: one SQLite connection per
+/// context"). Catalog keeps `requested` (at most 4 in [`Db::connect_sized`]): its long searches
+/// run side by side and it writes little. PostgreSQL pools always use `requested`.
+pub fn sqlite_connections(context: &str, requested: u32) -> u32 {
+    if context == catalog::CONTEXT { requested } else { 1 }
+}

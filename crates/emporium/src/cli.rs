@@ -247,27 +247,22 @@ fn default_listen(service: Option<Service>) -> SocketAddr {
     }
 }
 
-/// The page cache of each SQLite connection of `context`'s pool. Catalog's searches read
-/// several MB of its file each (a broad word's postings, the sizes bm25 needs, the visibility
-/// index): with the default 512 KiB, connections taking turns re-read it and a broad search's p99
-/// at 100k products was 31–39 ms against 16–20 ms with 4 MiB (docs/benchmarks.md).
-fn sqlite_page_cache_kib(context: &str) -> u32 {
-    if context == catalog::CONTEXT {
-        4096
-    } else {
-        platform::db::SQLITE_PAGE_CACHE_KIB
-    }
-}
-
 /// The database of `name`: DATABASE_URL in production mode; in embedded mode
 /// `EMPORIUM_<NAME>_DATABASE_URL` when set (all contexts in one process on PostgreSQL, as the
 /// benchmarks run), else the embedded SQLite file.
 async fn open_database(settings: &Settings, service: Option<Service>, name: &str) -> Result<Db, Failure> {
     let p = &settings.platform;
     let per_context = settings.infra.context_database_urls.get(name);
-    let cache = sqlite_page_cache_kib(name);
+    let cache = app::sqlite_page_cache_kib(name);
+    let connections = |url: &str| {
+        if url.starts_with("sqlite:") {
+            app::sqlite_connections(name, p.db_max_connections)
+        } else {
+            p.db_max_connections
+        }
+    };
     match (&p.database_url, service, per_context) {
-        (Some(url), _, _) => Ok(Db::connect_sized(url, p.db_max_connections, cache)
+        (Some(url), _, _) => Ok(Db::connect_sized(url, connections(url), cache)
             .await
             .context("connecting to DATABASE_URL")?),
         (None, Some(s), _) => Err(ConfigError::new(
@@ -279,12 +274,17 @@ async fn open_database(settings: &Settings, service: Option<Service>, name: &str
             ),
         )
         .into()),
-        (None, None, Some(url)) => Ok(Db::connect_sized(url, p.db_max_connections, cache)
+        (None, None, Some(url)) => Ok(Db::connect_sized(url, connections(url), cache)
             .await
             .with_context(|| format!("connecting to EMPORIUM_{}_DATABASE_URL", name.to_uppercase()))?),
-        (None, None, None) => Ok(Db::open_embedded_sized(&p.data_dir, name, p.db_max_connections, cache)
-            .await
-            .context("opening the embedded database (check EMPORIUM_DATA_DIR)")?),
+        (None, None, None) => Ok(Db::open_embedded_sized(
+            &p.data_dir,
+            name,
+            app::sqlite_connections(name, p.db_max_connections),
+            cache,
+        )
+        .await
+        .context("opening the embedded database (check EMPORIUM_DATA_DIR)")?),
     }
 }
 

@@ -49,7 +49,8 @@ pub const SQLITE_PAGE_CACHE_KIB: u32 = 512;
 /// takes one writer at a time and readers beyond the cores add no speed, while each connection
 /// costs a thread, a page cache and a statement cache: with 10 per pool and 7 pools, a 400k
 /// mixed-request soak ended at 148 MB, with 3 per pool at 97 MB, at the same request rate
-/// (docs/benchmarks.md, "Memory after a mixed soak").
+/// (docs/benchmarks.md, "Memory after a mixed soak"). The binary asks for one connection for
+/// every context but catalog (`emporium::app::sqlite_connections` says why).
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
 impl Db {

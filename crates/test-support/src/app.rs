@@ -80,8 +80,18 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
     match backend {
         Backend::Sqlite => {
             let tmp = tempfile::tempdir().expect("tempdir");
+            // Sized as the binary sizes them, so a store that needs a second connection of its
+            // own pool while holding one (a deadlock on a one-connection pool) fails here.
             for service in Service::ALL {
-                let db = Db::open_embedded(tmp.path(), service.name(), 5).await.expect("sqlite");
+                let name = service.name();
+                let db = Db::open_embedded_sized(
+                    tmp.path(),
+                    name,
+                    app::sqlite_connections(name, 5),
+                    app::sqlite_page_cache_kib(name),
+                )
+                .await
+                .expect("sqlite");
                 databases.insert(service, db);
             }
             dir = Some(tmp);
