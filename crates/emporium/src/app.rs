@@ -663,8 +663,32 @@ pub fn sqlite_page_cache_kib(context: &str) -> u32 {
 /// connection keeps its cache valid and queues the statements in the pool instead: checkout
 /// (embedded, pinned to one core) went from 75–81 to 98–103 orders/s and from 12.0–13.1 to
 /// 9.6–10.0 ms of CPU per order (docs/benchmarks.md, "Checkout: one SQLite connection per
-/// context"). Catalog keeps `requested` (at most 4 in [`Db::connect_sized`]): its long searches
-/// run side by side and it writes little. PostgreSQL pools always use `requested`.
+/// context"). Catalog, whose long searches run side by side and which writes little, keeps
+/// `requested` up to one per core (and at most 4, [`Db::connect_sized`]): a search is CPU work,
+/// so connections beyond the cores add no speed, only another 4 MiB page cache each.
+/// PostgreSQL pools always use `requested`.
 pub fn sqlite_connections(context: &str, requested: u32) -> u32 {
-    if context == catalog::CONTEXT { requested } else { 1 }
+    if context == catalog::CONTEXT {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        requested.min(u32::try_from(cores).unwrap_or(u32::MAX)).max(1)
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_connections;
+
+    #[test]
+    fn sqlite_pools_are_one_connection_except_catalogs_one_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let cores = u32::try_from(cores).unwrap_or(u32::MAX);
+        for context in ["identity", "inventory", "cart", "ordering", "payments", "notifications"] {
+            assert_eq!(sqlite_connections(context, 10), 1, "{context}");
+        }
+        assert_eq!(sqlite_connections(catalog::CONTEXT, 10), cores.min(10));
+        assert_eq!(sqlite_connections(catalog::CONTEXT, 1), 1);
+        assert_eq!(sqlite_connections(catalog::CONTEXT, 0), 1, "a pool needs a connection");
+    }
 }
