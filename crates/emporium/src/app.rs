@@ -661,9 +661,9 @@ pub fn sqlite_page_cache_kib(context: &str) -> u32 {
 /// several connections taking turns on a write-heavy file every transaction re-reads its pages
 /// from the OS, and writers wait out each other's lock in SQLite's sleeping busy handler. One
 /// connection keeps its cache valid and queues the statements in the pool instead: checkout
-/// (embedded, pinned to one core) went from 75–81 to 98–103 orders/s and from 12.0–13.1 to
-/// 9.6–10.0 ms of CPU per order (docs/benchmarks.md, "Checkout: one SQLite connection per
-/// context"). Catalog, whose long searches run side by side and which writes little, keeps
+/// (embedded, pinned to one core) went from 72.6–76.1 to 90.2–94.5 orders/s and from
+/// 12.6–13.4 to 10.3–10.8 ms of CPU per order (docs/benchmarks.md, "Checkout: one SQLite
+/// connection per context"). Catalog, whose long searches run side by side and which writes little, keeps
 /// `requested` up to one per core (and at most 4, [`Db::connect_sized`]): a search is CPU work,
 /// so connections beyond the cores add no speed, only another 4 MiB page cache each.
 /// PostgreSQL pools always use `requested`.
