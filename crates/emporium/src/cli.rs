@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use platform::config::{ConfigError, ConfigSource};
-use platform::db::Db;
+use platform::db::{Db, SqliteSizing};
 use platform::dev_mailbox::DevMailbox;
 
 use crate::app::{self, Service, Settings, Wiring};
@@ -253,16 +253,9 @@ fn default_listen(service: Option<Service>) -> SocketAddr {
 async fn open_database(settings: &Settings, service: Option<Service>, name: &str) -> Result<Db, Failure> {
     let p = &settings.platform;
     let per_context = settings.infra.context_database_urls.get(name);
-    let cache = app::sqlite_page_cache_kib(name);
-    let connections = |url: &str| {
-        if url.starts_with("sqlite:") {
-            app::sqlite_connections(name, p.db_max_connections)
-        } else {
-            p.db_max_connections
-        }
-    };
+    let sqlite = SqliteSizing::for_context(name, p.db_max_connections);
     match (&p.database_url, service, per_context) {
-        (Some(url), _, _) => Ok(Db::connect_sized(url, connections(url), cache)
+        (Some(url), _, _) => Ok(Db::connect_sized(url, p.db_max_connections, sqlite)
             .await
             .context("connecting to DATABASE_URL")?),
         (None, Some(s), _) => Err(ConfigError::new(
@@ -274,17 +267,12 @@ async fn open_database(settings: &Settings, service: Option<Service>, name: &str
             ),
         )
         .into()),
-        (None, None, Some(url)) => Ok(Db::connect_sized(url, connections(url), cache)
+        (None, None, Some(url)) => Ok(Db::connect_sized(url, p.db_max_connections, sqlite)
             .await
             .with_context(|| format!("connecting to EMPORIUM_{}_DATABASE_URL", name.to_uppercase()))?),
-        (None, None, None) => Ok(Db::open_embedded_sized(
-            &p.data_dir,
-            name,
-            app::sqlite_connections(name, p.db_max_connections),
-            cache,
-        )
-        .await
-        .context("opening the embedded database (check EMPORIUM_DATA_DIR)")?),
+        (None, None, None) => Ok(Db::open_embedded(&p.data_dir, name, sqlite)
+            .await
+            .context("opening the embedded database (check EMPORIUM_DATA_DIR)")?),
     }
 }
 

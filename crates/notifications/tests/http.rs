@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use http_body_util::BodyExt;
 use notifications::{MailTransport, NotificationService, NotificationsConfig};
-use platform::db::Db;
+use platform::db::{Db, SqliteSizing};
 use platform::dev_mailbox::DevMailbox;
 use platform::events::Event;
 use serde_json::{Value, json};
@@ -28,7 +28,13 @@ struct Api {
 
 async fn api() -> Api {
     let dir = tempfile::tempdir().expect("tmp");
-    let db = Db::open_embedded(dir.path(), "notifications", 5).await.expect("sqlite");
+    let db = Db::open_embedded(
+        dir.path(),
+        "notifications",
+        SqliteSizing::for_context(notifications::CONTEXT, 5),
+    )
+    .await
+    .expect("sqlite");
     notifications::migrate(&db).await.expect("migrate");
     let config = NotificationsConfig {
         poll_interval: Duration::from_millis(20),

@@ -42,26 +42,74 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// The page cache of one SQLite connection, in KiB, unless the caller asks for another size
-/// ([`Db::connect_sized`]).
+/// The page cache of one SQLite connection, in KiB, unless its [`SqliteSizing`] says otherwise.
 pub const SQLITE_PAGE_CACHE_KIB: u32 = 512;
 /// Connections of one SQLite pool at most, whatever `EMPORIUM_DB_MAX_CONNECTIONS` says. A file
 /// takes one writer at a time and readers beyond the cores add no speed, while each connection
 /// costs a thread, a page cache and a statement cache: with 10 per pool and 7 pools, a 400k
 /// mixed-request soak ended at 148 MB, with 3 per pool at 97 MB, at the same request rate
-/// (docs/benchmarks.md, "Memory after a mixed soak"). The binary asks for one connection for
-/// every context but catalog (`emporium::app::sqlite_connections` says why).
+/// (docs/benchmarks.md, "Memory after a mixed soak").
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
+/// The one context whose SQLite file is mostly read, by long searches that run side by side.
+const SEARCHING_CONTEXT: &str = "catalog";
 
-impl Db {
-    /// Connects to `url` (`postgres://...` or `sqlite:...`).
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
-        Self::connect_sized(url, max_connections, SQLITE_PAGE_CACHE_KIB).await
+/// How large a SQLite pool is: its connections and each connection's page cache. PostgreSQL
+/// pools ignore it and take `EMPORIUM_DB_MAX_CONNECTIONS` as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteSizing {
+    pub connections: u32,
+    pub page_cache_kib: u32,
+}
+
+impl SqliteSizing {
+    /// `connections` (at most 4) with the default page cache.
+    pub const fn connections(connections: u32) -> Self {
+        Self {
+            connections,
+            page_cache_kib: SQLITE_PAGE_CACHE_KIB,
+        }
     }
 
-    /// [`Db::connect`], each SQLite connection keeping a page cache of `sqlite_page_cache_kib`
-    /// (PostgreSQL ignores it).
-    pub async fn connect_sized(url: &str, max_connections: u32, sqlite_page_cache_kib: u32) -> Result<Self, DbError> {
+    /// The pool the binary (and the tests, so they find what it would) opens for `context`
+    /// when `EMPORIUM_DB_MAX_CONNECTIONS` is `requested`.
+    ///
+    /// One connection for every context but catalog. SQLite discards a connection's whole page
+    /// cache whenever another connection of the file has written since its last transaction, so
+    /// with several connections taking turns on a write-heavy file every transaction re-reads its
+    /// pages from the OS, and writers wait out each other's lock in SQLite's sleeping busy
+    /// handler. One connection keeps its cache valid and queues the statements in the pool
+    /// instead: checkout (embedded, pinned to one core) went from 72.6–76.1 to 90.2–94.5
+    /// orders/s and from 12.6–13.4 to 10.3–10.8 ms of CPU per order (docs/benchmarks.md,
+    /// "Checkout: one SQLite connection per context").
+    ///
+    /// Catalog, whose long searches run side by side and which writes little, keeps `requested`
+    /// up to one per core (and at most 4): a search is CPU work, so connections beyond the cores
+    /// add no speed. Its searches read several MB of the file each (a broad word's postings, the
+    /// sizes bm25 needs, the visibility index), so each of its connections keeps 4 MiB of pages:
+    /// with the default 512 KiB a broad search's p99 at 100k products was 31–39 ms against
+    /// 16–20 ms (docs/benchmarks.md).
+    pub fn for_context(context: &str, requested: u32) -> Self {
+        if context == SEARCHING_CONTEXT {
+            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            Self {
+                connections: requested.min(u32::try_from(cores).unwrap_or(u32::MAX)).max(1),
+                page_cache_kib: 4096,
+            }
+        } else {
+            Self::connections(1)
+        }
+    }
+}
+
+impl Db {
+    /// Connects to `url` (`postgres://...` or `sqlite:...`) with a pool of `max_connections`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        Self::connect_sized(url, max_connections, SqliteSizing::connections(max_connections)).await
+    }
+
+    /// Connects to `url` with `postgres_connections` when it names PostgreSQL and `sqlite`'s
+    /// sizing when it names a SQLite file.
+    pub async fn connect_sized(url: &str, postgres_connections: u32, sqlite: SqliteSizing) -> Result<Self, DbError> {
         let err = |source| DbError::Connect {
             url: redact_url(url),
             source,
@@ -77,9 +125,9 @@ impl Db {
                 // Each connection keeps its own page cache (2 MB by default); with a pool per
                 // context that is most of the embedded process's memory. The OS page cache holds
                 // the files anyway, so a small per-connection cache costs little speed.
-                .pragma("cache_size", format!("-{sqlite_page_cache_kib}"));
+                .pragma("cache_size", format!("-{}", sqlite.page_cache_kib));
             let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections.min(SQLITE_MAX_CONNECTIONS))
+                .max_connections(sqlite.connections.clamp(1, SQLITE_MAX_CONNECTIONS))
                 // Connections opened for a burst are closed once it is over, with their caches.
                 .min_connections(1)
                 .idle_timeout(Duration::from_secs(60))
@@ -91,7 +139,7 @@ impl Db {
         } else {
             let options = PgConnectOptions::from_str(url).map_err(err)?;
             let pool = PgPoolOptions::new()
-                .max_connections(max_connections)
+                .max_connections(postgres_connections)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await
@@ -101,23 +149,13 @@ impl Db {
     }
 
     /// The SQLite file for `context` under `data_dir` (embedded mode), creating the directory.
-    pub async fn open_embedded(data_dir: &Path, context: &str, max_connections: u32) -> Result<Self, DbError> {
-        Self::open_embedded_sized(data_dir, context, max_connections, SQLITE_PAGE_CACHE_KIB).await
-    }
-
-    /// [`Db::open_embedded`] with a page cache of `sqlite_page_cache_kib` per connection.
-    pub async fn open_embedded_sized(
-        data_dir: &Path,
-        context: &str,
-        max_connections: u32,
-        sqlite_page_cache_kib: u32,
-    ) -> Result<Self, DbError> {
+    pub async fn open_embedded(data_dir: &Path, context: &str, sizing: SqliteSizing) -> Result<Self, DbError> {
         std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
             dir: data_dir.display().to_string(),
             source,
         })?;
         let url = format!("sqlite://{}", data_dir.join(format!("{context}.db")).display());
-        Self::connect_sized(&url, max_connections, sqlite_page_cache_kib).await
+        Self::connect_sized(&url, sizing.connections, sizing).await
     }
 
     pub fn backend(&self) -> &'static str {
@@ -485,10 +523,34 @@ mod tests {
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 
+    #[test]
+    fn sqlite_pools_are_one_connection_except_catalogs_one_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let cores = u32::try_from(cores).unwrap_or(u32::MAX);
+        for context in ["identity", "inventory", "cart", "ordering", "payments", "notifications"] {
+            assert_eq!(
+                SqliteSizing::for_context(context, 10),
+                SqliteSizing::connections(1),
+                "{context}"
+            );
+        }
+        let catalog = SqliteSizing::for_context("catalog", 10);
+        assert_eq!(catalog.connections, cores.min(10));
+        assert_eq!(catalog.page_cache_kib, 4096);
+        assert_eq!(SqliteSizing::for_context("catalog", 1).connections, 1);
+        assert_eq!(
+            SqliteSizing::for_context("catalog", 0).connections,
+            1,
+            "a pool needs a connection"
+        );
+    }
+
     #[tokio::test]
     async fn embedded_database_is_created_under_the_data_dir() {
         let dir = tempfile::tempdir().expect("tmp");
-        let db = Db::open_embedded(dir.path(), "probe", 2).await.expect("open");
+        let db = Db::open_embedded(dir.path(), "probe", SqliteSizing::connections(2))
+            .await
+            .expect("open");
         db.ping().await.expect("ping");
         assert!(dir.path().join("probe.db").exists());
         db.close().await;

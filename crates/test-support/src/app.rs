@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use emporium::app::{self, Service, Settings, Wiring};
 use platform::config::ConfigSource;
-use platform::db::Db;
+use platform::db::{Db, SqliteSizing};
 use platform::dev_mailbox::DevMailbox;
 use serde_json::{Value, json};
 
@@ -84,14 +84,9 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)], dev_mailbo
             // own pool while holding one (a deadlock on a one-connection pool) fails here.
             for service in Service::ALL {
                 let name = service.name();
-                let db = Db::open_embedded_sized(
-                    tmp.path(),
-                    name,
-                    app::sqlite_connections(name, 5),
-                    app::sqlite_page_cache_kib(name),
-                )
-                .await
-                .expect("sqlite");
+                let db = Db::open_embedded(tmp.path(), name, SqliteSizing::for_context(name, 5))
+                    .await
+                    .expect("sqlite");
                 databases.insert(service, db);
             }
             dir = Some(tmp);

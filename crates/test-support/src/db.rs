@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use platform::db::Db;
+use platform::db::{Db, SqliteSizing};
 
 use crate::services::{postgres_admin_url, unreachable};
 
@@ -151,9 +151,13 @@ impl TestDb {
         }
     }
 
+    /// `context`'s SQLite file, its pool sized as the binary sizes it (so a store that needs a
+    /// second connection of its own pool while holding one deadlocks here, not in production).
     pub async fn sqlite(context: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open_embedded(dir.path(), context, 5).await.expect("sqlite");
+        let db = Db::open_embedded(dir.path(), context, SqliteSizing::for_context(context, 5))
+            .await
+            .expect("sqlite");
         Self {
             db,
             place: Place::Dir(dir),

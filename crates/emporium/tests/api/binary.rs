@@ -699,7 +699,7 @@ async fn rates_import_loads_an_ecb_file_and_names_what_is_wrong_with_a_bad_one()
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("imported 3 rates for 2026-12-03 (per EUR)"), "{stderr}");
     assert!(stderr.contains("skipped XYZ"), "{stderr}");
-    let db = platform::db::Db::open_embedded(dir.path(), "catalog", 1)
+    let db = platform::db::Db::open_embedded(dir.path(), "catalog", platform::db::SqliteSizing::connections(1))
         .await
         .expect("db");
     let platform::db::Db::Sqlite(pool) = &db else {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use contracts::events::Event as _;
 use contracts::events::catalog::{self as catalog_events, ProductCreated};
 use emporium::app::Service;
-use platform::db::Db;
+use platform::db::{Db, SqliteSizing};
 use platform::events::{BusSettings, Event, EventHandler, Events, HandlerError, Subscription};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -54,7 +54,9 @@ async fn bus(backend: Backend) -> Option<Bus> {
     let (db, dir, pg, events) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("tmp");
-            let db = Db::open_embedded(dir.path(), "bus", 4).await.expect("sqlite");
+            let db = Db::open_embedded(dir.path(), "bus", SqliteSizing::connections(4))
+                .await
+                .expect("sqlite");
             (db, Some(dir), None, Events::in_process(settings))
         }
         Backend::Postgres => {
