@@ -54,7 +54,7 @@ impl RequestContext {
 /// Filled in once the router has matched, so the outer middleware can label metrics and spans
 /// with the route template (`/api/v1/users/{id}`) instead of the raw path.
 #[derive(Clone, Default)]
-struct RouteTag(Arc<OnceLock<(&'static str, String)>>);
+struct RouteTag(Arc<OnceLock<(&'static str, MatchedPath)>>);
 
 /// Marks every route of a context's router with the context's name. Call it on the context's
 /// finished router; the outer stack (`with_platform_stack`) reads the tag.
@@ -72,7 +72,8 @@ async fn tag_route(State(service): State<&'static str>, req: Request, next: Next
         req.extensions().get::<RouteTag>(),
         req.extensions().get::<MatchedPath>(),
     ) {
-        let _ = tag.0.set((service, matched.as_str().to_owned()));
+        // A clone of the matched path shares its text: no copy per request.
+        let _ = tag.0.set((service, matched.clone()));
     }
     next.run(req).await
 }
@@ -207,18 +208,23 @@ impl Extractor for HeaderExtractor<'_> {
 }
 
 /// Counts a request as in flight until dropped, even when the client goes away mid-request.
-struct InFlight;
+struct InFlight(Option<&'static metrics::Gauge>);
 
 impl InFlight {
     fn start() -> Self {
-        metrics::gauge!("http_requests_in_flight").increment(1.0);
-        Self
+        let gauge = crate::metrics::requests_in_flight();
+        if let Some(gauge) = gauge {
+            gauge.increment(1.0);
+        }
+        Self(gauge)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+        if let Some(gauge) = self.0 {
+            gauge.decrement(1.0);
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Prometheus metrics: one recorder per process, HTTP request metrics labelled by service, method,
 //! route template and status class, process metrics and build info, all served at `/metrics`.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -9,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::Problem;
@@ -120,31 +122,62 @@ fn describe() {
     metrics::gauge!("emporium_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
-fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn status_class_index(status: StatusCode) -> usize {
+    usize::from(status.as_u16() / 100).clamp(1, STATUS_CLASSES.len()) - 1
+}
+
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "other",
+];
+
+fn method_index(method: &str) -> usize {
+    METHODS[..METHODS.len() - 1]
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHODS.len() - 1)
 }
 
 /// The method as a label: the standard ones by name, anything a client makes up as `other`
 /// (each invented method would otherwise be a new set of series).
 pub fn method_label(method: &str) -> &'static str {
-    match method {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
-        "OPTIONS" => "OPTIONS",
-        "CONNECT" => "CONNECT",
-        "TRACE" => "TRACE",
-        _ => "other",
-    }
+    METHODS[method_index(method)]
+}
+
+/// The request counter and latency histogram of one route, per method and status class, made
+/// when first recorded.
+type RouteSeries = [[OnceLock<(Counter, Histogram)>; STATUS_CLASSES.len()]; METHODS.len()];
+
+/// A service's routes, by template.
+type Routes = HashMap<Box<str>, Arc<RouteSeries>>;
+
+/// Every route's series, by service and route template. Naming a labelled series through the
+/// registry (`metrics::counter!(name, &labels)`) copies its four labels and hashes them, twice a
+/// request; a handle kept here is one atomic add.
+static ROUTE_SERIES: LazyLock<RwLock<HashMap<&'static str, Routes>>> = LazyLock::new(RwLock::default);
+
+fn route_series(service: &'static str, route: &str) -> Arc<RouteSeries> {
+    let known = ROUTE_SERIES
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(service)
+        .and_then(|routes| routes.get(route))
+        .cloned();
+    known.unwrap_or_else(|| {
+        let mut all = ROUTE_SERIES.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.entry(service)
+            .or_default()
+            .entry(route.into())
+            .or_insert_with(|| Arc::new(std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new()))))
+            .clone()
+    })
+}
+
+/// Whether this process records metrics: handles made before the recorder is installed would
+/// stay no-ops, so none are kept until it is.
+fn recording() -> bool {
+    RECORDER.get().is_some()
 }
 
 pub(crate) fn record_http_request(
@@ -154,14 +187,34 @@ pub(crate) fn record_http_request(
     status: StatusCode,
     elapsed: Duration,
 ) {
-    let labels = [
-        ("service", service.to_owned()),
-        ("method", method_label(method).to_owned()),
-        ("route", route.to_owned()),
-        ("status", status_class(status).to_owned()),
-    ];
-    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
-    metrics::histogram!(HTTP_DURATION, &labels).record(elapsed.as_secs_f64());
+    if !recording() {
+        return;
+    }
+    let (method, status) = (method_index(method), status_class_index(status));
+    let series = route_series(service, route);
+    let (requests, duration) = series[method][status].get_or_init(|| {
+        let labels = [
+            ("service", service.to_owned()),
+            ("method", METHODS[method].to_owned()),
+            ("route", route.to_owned()),
+            ("status", STATUS_CLASSES[status].to_owned()),
+        ];
+        (
+            metrics::counter!(HTTP_REQUESTS, &labels),
+            metrics::histogram!(HTTP_DURATION, &labels),
+        )
+    });
+    requests.increment(1);
+    duration.record(elapsed.as_secs_f64());
+}
+
+/// `http_requests_in_flight`, once the recorder is installed.
+pub(crate) fn requests_in_flight() -> Option<&'static Gauge> {
+    static GAUGE: OnceLock<Gauge> = OnceLock::new();
+    if !recording() {
+        return None;
+    }
+    Some(GAUGE.get_or_init(|| metrics::gauge!("http_requests_in_flight")))
 }
 
 /// `GET /metrics` in the Prometheus text format, for scrapers holding `token`
@@ -238,10 +291,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_classes() {
-        assert_eq!(status_class(StatusCode::OK), "2xx");
-        assert_eq!(status_class(StatusCode::NOT_FOUND), "4xx");
-        assert_eq!(status_class(StatusCode::BAD_GATEWAY), "5xx");
+    fn status_classes_and_methods() {
+        let class = |status| STATUS_CLASSES[status_class_index(status)];
+        assert_eq!(class(StatusCode::CONTINUE), "1xx");
+        assert_eq!(class(StatusCode::OK), "2xx");
+        assert_eq!(class(StatusCode::NOT_MODIFIED), "3xx");
+        assert_eq!(class(StatusCode::NOT_FOUND), "4xx");
+        assert_eq!(class(StatusCode::BAD_GATEWAY), "5xx");
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("TRACE"), "TRACE");
+        assert_eq!(method_label("BREW"), "other");
+        assert_eq!(method_label("get"), "other", "methods are case-sensitive");
+    }
+
+    #[tokio::test]
+    async fn each_route_method_and_status_class_counts_in_its_own_series() {
+        let handle = install();
+        let record = |method, route, status| {
+            record_http_request("unit", method, route, status, Duration::from_millis(2));
+        };
+        record("GET", "/unit/{id}", StatusCode::OK);
+        record("GET", "/unit/{id}", StatusCode::NO_CONTENT);
+        record("GET", "/unit/{id}", StatusCode::NOT_FOUND);
+        record("BREW", "/unit/{id}", StatusCode::OK);
+        record("GET", "/unit", StatusCode::OK);
+        let text = handle.render();
+        for (series, count) in [
+            (r#"method="GET",route="/unit/{id}",status="2xx"} "#, 2),
+            (r#"method="GET",route="/unit/{id}",status="4xx"} "#, 1),
+            (r#"method="other",route="/unit/{id}",status="2xx"} "#, 1),
+            (r#"method="GET",route="/unit",status="2xx"} "#, 1),
+        ] {
+            let line = format!(r#"http_requests_total{{service="unit",{series}{count}"#);
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+        assert!(
+            text.contains(
+                r#"http_request_duration_seconds_count{service="unit",method="GET",route="/unit/{id}",status="2xx"} 2"#
+            ),
+            "{text}"
+        );
     }
 
     #[tokio::test]
