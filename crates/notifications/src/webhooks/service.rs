@@ -1,8 +1,9 @@
 //! Outbound webhooks' use cases: endpoint administration (admins), queueing events for the
 //! endpoints that want them, and the delivery worker's batches.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use platform::auth::AuthUser;
@@ -26,6 +27,11 @@ const ADMIN: &[&str] = &["admin"];
 /// Messages claimed per batch, and for how long.
 const BATCH: i64 = 32;
 const LEASE: Duration = Duration::from_secs(120);
+/// How long queueing trusts the endpoints it read. Every event of the shop is offered to
+/// webhooks (about seven per order), and most shops have few endpoints that change rarely: one
+/// read a second instead of one per event. Changes made through this process are seen at once;
+/// another replica's within this time.
+const ENDPOINTS_FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// Webhooks' settings; every one is listed with its default in docs/configuration.md.
 #[derive(Debug, Clone)]
@@ -146,6 +152,10 @@ pub struct WebhookService {
     config: WebhookConfig,
     /// Wakes the delivery worker when messages were queued or replayed.
     wake: tokio::sync::Notify,
+    /// The endpoints as queueing last read them, and when.
+    known_endpoints: Mutex<Option<(Instant, Arc<Vec<Endpoint>>)>>,
+    /// Bumped by every change to the endpoints, so a read that raced with one is not kept.
+    endpoints_changed: AtomicU64,
 }
 
 fn now_ms(t: OffsetDateTime) -> i64 {
@@ -167,7 +177,33 @@ impl WebhookService {
             store,
             config,
             wake: tokio::sync::Notify::new(),
+            known_endpoints: Mutex::new(None),
+            endpoints_changed: AtomicU64::new(0),
         })
+    }
+
+    /// The endpoints for queueing: read again once [`ENDPOINTS_FRESH_FOR`] has passed or they
+    /// changed.
+    async fn endpoints_for_queueing(&self) -> Result<Arc<Vec<Endpoint>>, StoreError> {
+        if let Some((read, endpoints)) = &*self.known_endpoints.lock().unwrap_or_else(PoisonError::into_inner)
+            && read.elapsed() < ENDPOINTS_FRESH_FOR
+        {
+            return Ok(endpoints.clone());
+        }
+        let generation = self.endpoints_changed.load(Ordering::Acquire);
+        let read = Instant::now();
+        let endpoints = Arc::new(self.store.endpoints().await?);
+        let mut known = self.known_endpoints.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.endpoints_changed.load(Ordering::Acquire) == generation {
+            *known = Some((read, endpoints.clone()));
+        }
+        Ok(endpoints)
+    }
+
+    /// Called after every change to the endpoints: the next event reads them again.
+    fn forget_endpoints(&self) {
+        self.endpoints_changed.fetch_add(1, Ordering::AcqRel);
+        *self.known_endpoints.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// Waits until messages are queued here or the earliest pending one is due (at least
@@ -254,6 +290,7 @@ impl WebhookService {
             updated_at: now,
         };
         self.store.insert_endpoint(&endpoint).await.map_err(internal)?;
+        self.forget_endpoints();
         tracing::info!(endpoint = %endpoint.id, url = %endpoint.url, by = %auth.id(), "webhook endpoint registered");
         Ok(endpoint)
     }
@@ -288,7 +325,9 @@ impl WebhookService {
             endpoint.enabled = enabled;
         }
         endpoint.updated_at = platform::clock::now();
-        if !self.store.update_endpoint(&endpoint).await.map_err(internal)? {
+        let updated = self.store.update_endpoint(&endpoint).await.map_err(internal)?;
+        self.forget_endpoints();
+        if !updated {
             return Err(Problem::not_found("no such webhook endpoint"));
         }
         self.endpoint(auth, id).await
@@ -296,7 +335,9 @@ impl WebhookService {
 
     pub async fn delete(&self, auth: &AuthUser, id: Uuid) -> Result<(), Problem> {
         auth.require_any_role(ADMIN)?;
-        if self.store.delete_endpoint(id).await.map_err(internal)? {
+        let deleted = self.store.delete_endpoint(id).await.map_err(internal)?;
+        self.forget_endpoints();
+        if deleted {
             Ok(())
         } else {
             Err(Problem::not_found("no such webhook endpoint"))
@@ -373,7 +414,7 @@ impl WebhookService {
         if contracts::events::is_private(&event.event_type) {
             return Ok(0);
         }
-        let endpoints = self.store.endpoints().await?;
+        let endpoints = self.endpoints_for_queueing().await?;
         let now = platform::clock::now();
         let payload = json!({
             "type": event.event_type,
@@ -404,7 +445,10 @@ impl WebhookService {
         if messages.is_empty() {
             return Ok(0);
         }
-        let queued = self.store.enqueue(&messages).await?;
+        let queued = self.store.enqueue(&messages).await.inspect_err(|_| {
+            // An endpoint another replica deleted a moment ago: the retry reads them again.
+            self.forget_endpoints();
+        })?;
         if queued > 0 {
             self.wake.notify_one();
         }
@@ -494,6 +538,7 @@ impl WebhookService {
         if error.is_some() && self.config.disable.should_disable(streak.failures, age) {
             let reason = format!("{} failed attempts in a row", streak.failures);
             if self.store.disable_endpoint(endpoint.id, &reason, now).await? {
+                self.forget_endpoints();
                 tracing::warn!(endpoint = %endpoint.id, url = %endpoint.url, failures = streak.failures, "webhook endpoint disabled after a run of failures");
                 return Ok(Some(Disabled {
                     endpoint: endpoint.clone(),
