@@ -1,3 +1,5 @@
+use std::io::Write;
+use std::path::Path;
 use std::process::Command;
 
 /// glibc learnt packed relative relocations (DT_RELR) in 2.36.
@@ -5,6 +7,7 @@ const GLIBC_WITH_RELR: (u32, u32) = (2, 36);
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    embed_openapi_document();
     if packs_relocations() {
         // A position-independent binary carries one 24-byte relocation for each pointer in its
         // read-only data (vtables, string tables): 0.9 MB of the stripped binary, against a few
@@ -36,4 +39,22 @@ fn packs_relocations() -> bool {
         (Some(major), Some(minor)) => (major, minor) >= GLIBC_WITH_RELR,
         _ => false,
     }
+}
+
+/// `openapi.json` gzipped into OUT_DIR for `api_doc`: 0.5 MB of JSON in 38 KB.
+fn embed_openapi_document() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    println!("cargo:rerun-if-changed={}", source.display());
+    // cargo-chef's dependency-only build (the Dockerfile) has no such file: an empty document
+    // then, replaced when the real build sees the file.
+    let bytes = std::fs::read(&source).unwrap_or_else(|e| {
+        println!("cargo:warning=the OpenAPI document is not embedded ({e}); /openapi.json will be empty");
+        Vec::new()
+    });
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&bytes).expect("gzip in memory");
+    let gz = gz.finish().expect("gzip in memory");
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
+    let target = Path::new(&out).join("openapi.json.gz");
+    std::fs::write(&target, gz).unwrap_or_else(|e| panic!("writing {}: {e}", target.display()));
 }

@@ -13,8 +13,8 @@ use platform::Problem;
 use platform::auth::AuthUser;
 use platform::http::Json;
 use platform::http::Path;
+use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use contracts::api::cart::{AddItemRequest, MergeRequest, SetQuantityRequest};
 

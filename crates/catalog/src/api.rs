@@ -13,10 +13,10 @@ use platform::auth::AuthUser;
 use platform::http::Path;
 use platform::http::{Json, Query};
 use platform::pagination::{self, Page};
+use platform::routes;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::{CategoryId, ProductId, ReviewId};

@@ -23,8 +23,6 @@ use platform::events::{BusSettings, Events};
 use platform::faults::Faults;
 use platform::health::Health;
 use platform::http::HttpLimits;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 
 /// The contexts a process can run. Embedded mode runs all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -389,59 +387,6 @@ impl App {
     }
 }
 
-/// The merged OpenAPI document of everything a process serves.
-pub fn api_document(with_dev_mailbox: bool) -> OpenApi {
-    let mut doc = base_document();
-    doc.merge(identity::openapi());
-    doc.merge(catalog::openapi());
-    doc.merge(inventory::openapi());
-    doc.merge(cart::openapi());
-    doc.merge(ordering::openapi());
-    doc.merge(payments::openapi());
-    doc.merge(notifications::openapi());
-    doc.merge(platform::events::openapi());
-    doc.merge(platform::health::openapi());
-    if with_dev_mailbox {
-        doc.merge(platform::dev_mailbox::openapi());
-    }
-    platform::docs::document_problems(&mut doc);
-    doc
-}
-
-fn base_document() -> OpenApi {
-    let mut doc = OpenApiBuilder::new()
-        .info(
-            InfoBuilder::new()
-                .title("Emporium API")
-                .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(
-                    "E-commerce platform API. Errors are RFC 9457 problem+json; lists use `limit` and `cursor`; \
-                     authenticate with `Authorization: Bearer <access token>` from `/api/v1/auth/login`.",
-                ))
-                .build(),
-        )
-        .build();
-    doc.components.get_or_insert_with(Default::default).add_security_scheme(
-        "bearer",
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .bearer_format("JWT")
-                .build(),
-        ),
-    );
-    doc.components.get_or_insert_with(Default::default).add_security_scheme(
-        "metrics_token",
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .description(Some("The scrape token configured in EMPORIUM_METRICS_TOKEN"))
-                .build(),
-        ),
-    );
-    doc
-}
-
 /// Where notifications sends mail: the SMTP server when configured, else the dev mailbox.
 fn mail_transport(settings: &Settings, dev_mailbox: Option<&DevMailbox>) -> Result<MailTransport, ConfigError> {
     match (&settings.infra.smtp_url, dev_mailbox) {
@@ -554,7 +499,7 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
     router =
         router.merge(platform::http::tag_routes(events.dead_letter_router(), "events").layer(axum::Extension(keys)));
 
-    let doc = api_document(dev_mailbox.is_some());
+    let doc = crate::api_doc::served(dev_mailbox.is_some());
     if let Some(mailbox) = dev_mailbox {
         router = router.merge(platform::http::tag_routes(mailbox.router(), "dev"));
     }

@@ -679,10 +679,7 @@ async fn healthcheck(args: HealthcheckArgs) -> Result<(), Failure> {
 }
 
 fn print_openapi() -> Result<(), Failure> {
-    let json = app::api_document(true)
-        .to_pretty_json()
-        .context("serialising the OpenAPI document")?;
-    println!("{json}");
+    println!("{}", crate::api_doc::served(true).trim_end());
     Ok(())
 }
 

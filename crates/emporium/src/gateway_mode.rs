@@ -13,7 +13,7 @@ use platform::client::{LocalRouter, Peers};
 use platform::config::{ConfigError, ConfigSource};
 use platform::http::HttpLimits;
 
-use crate::app::{self, Settings};
+use crate::app::Settings;
 
 /// How often the gateway re-reads identity's public keys (an unknown `kid` triggers a fetch at once).
 const JWKS_REFRESH: Duration = Duration::from_secs(60);
@@ -66,7 +66,7 @@ pub async fn build_gateway(settings: &Settings, src: &ConfigSource) -> anyhow::R
     // The dev mailbox is part of the document only when notifications serves one.
     // It is refused on a listener that is not loopback, like on the context itself.
     let dev_mailbox = crate::cli::dev_mailbox_setting(src, settings.platform.listen, false)?;
-    let doc = app::api_document(dev_mailbox);
+    let doc = crate::api_doc::served(dev_mailbox);
 
     let web = web::WebState::with_ops_peers(web_config, peers, ops_peers);
     let mut router = gateway::proxy_router(config, doc).merge(web::router_with_state(web));

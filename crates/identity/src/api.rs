@@ -18,12 +18,12 @@ use platform::client::InProcessCall;
 use platform::http::Path;
 use platform::http::{ClientIp, Json, Query, UserAgent};
 use platform::pagination::{self, Page};
+use platform::routes;
 use platform::{FieldError, Problem};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::{LoginThrottle, Role, UserStatus};

@@ -8,8 +8,8 @@ use platform::Problem;
 use platform::auth::AuthUser;
 use platform::faults::{FaultFlagsInput, Faults, FaultsView};
 use platform::http::Json;
+use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::api::Client;
 use crate::service::IdentityService;

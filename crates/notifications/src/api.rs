@@ -12,11 +12,11 @@ use platform::auth::AuthUser;
 use platform::http::Path;
 use platform::http::{Json, Query};
 use platform::pagination::{self, Page};
+use platform::routes;
 use platform::{FieldError, Problem};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::{DeliveryStatus, Kind};

@@ -12,12 +12,12 @@ use platform::http::Path;
 use platform::http::{Json, Query, RequestContext, parse_json};
 use platform::money::{MoneyInput, MoneyView};
 use platform::pagination::{self, Page};
+use platform::routes;
 use platform::{FieldError, Problem};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::{Country, OrderId, OrderStatus, ShippingMethod};

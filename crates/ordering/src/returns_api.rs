@@ -8,11 +8,11 @@ use axum::http::StatusCode;
 use platform::auth::AuthUser;
 use platform::http::{Json, Query};
 use platform::pagination::{self, Page};
+use platform::routes;
 use platform::{FieldError, Problem};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::api::{ApiError, caller, parse_order_id};

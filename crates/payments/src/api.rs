@@ -14,10 +14,10 @@ use platform::Problem;
 use platform::auth::AuthUser;
 use platform::http::Path;
 use platform::http::{Json, Query};
+use platform::routes;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use contracts::api::payments::{CreateMethodRequest, CreatePaymentRequest, CreateRefundRequest};

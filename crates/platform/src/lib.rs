@@ -26,6 +26,7 @@ pub mod pagination;
 pub mod privacy;
 pub mod problem;
 pub mod rate_limit;
+mod routes;
 pub mod telemetry;
 
 pub use problem::{FieldError, Problem};

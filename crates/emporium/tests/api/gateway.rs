@@ -89,7 +89,7 @@ async fn gateway_with(
         Duration::from_secs(60),
     );
     let limiter = limiter.unwrap_or_else(|| RateLimiter::in_process(&edge));
-    let router = gateway::proxy_router(config, emporium::app::api_document(true));
+    let router = gateway::proxy_router(config, emporium::api_doc::served(true));
     let router = platform::http::with_platform_stack(
         router,
         HttpLimits {

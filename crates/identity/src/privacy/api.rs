@@ -9,8 +9,8 @@ use contracts::api::identity::{ErasureReport, ExportList, ExportView};
 use platform::Problem;
 use platform::auth::AuthUser;
 use platform::http::{Json, Path};
+use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::api::{Client, parse_id};
 use crate::service::IdentityService;

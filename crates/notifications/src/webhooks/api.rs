@@ -12,11 +12,11 @@ use contracts::api::notifications::{
 use platform::Problem;
 use platform::auth::AuthUser;
 use platform::http::{Json, Path, Query};
+use platform::routes;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::domain::{MessageStatus, message_id};
