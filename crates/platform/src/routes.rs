@@ -1,12 +1,13 @@
 //! [`routes!`](crate::routes): `utoipa_axum::routes!` for the contexts' routers, with the
 //! handlers' OpenAPI operations built in code only where the document is generated.
 //!
-//! Building every operation (parameters, bodies, response schemas) is code: 1.1 MiB of the release
+//! Building every operation (parameters, bodies, response schemas) is code: 1.6 MB of the release
 //! binary, run once at start-up to make a document that only changes with the source. So the
 //! binary serves the checked-in `crates/emporium/openapi.json`, and its routers are built from each
 //! handler's path and methods alone. With the `openapi` feature (every test build turns it on)
-//! the macro is utoipa's own and the document is generated ([`DOCUMENT_GENERATED`](crate::docs::DOCUMENT_GENERATED)); a test in the `emporium` crate keeps
-//! the checked-in file equal to it.
+//! the macro is utoipa's own and the document is generated
+//! ([`DOCUMENT_GENERATED`](crate::docs::DOCUMENT_GENERATED)); a test in the `emporium` crate
+//! keeps the checked-in file equal to it.
 
 /// `utoipa_axum::routes!(handler, ...)`: the handlers on their `#[utoipa::path]` path and methods,
 /// with their operations in the router's document.
