@@ -3,8 +3,9 @@
 //! A test build generates it from the handlers' annotations (`platform::routes!`, the `openapi`
 //! feature). The binary serves `crates/emporium/openapi.json` instead, checked in and gzipped
 //! into it by `build.rs`: generating it took 1.6 MB of the binary for a document that only
-//! changes with the source. The test below keeps the file equal to the generated document; after an API
-//! change, refresh it with `EMPORIUM_TEST_WRITE_OPENAPI=1 cargo test -p emporium --lib api_doc`.
+//! changes with the source. The tests below keep the file equal to the generated document; after
+//! an API change, refresh it with `EMPORIUM_TEST_WRITE_OPENAPI=1 cargo test -p emporium --lib
+//! api_doc`.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};

@@ -112,8 +112,8 @@ struct Proxy {
 
 /// The proxy and its aggregates: `/api/...` and `/.well-known/jwks.json` to the contexts,
 /// `/health/live`, `/health/ready` (every upstream's readiness), `/metrics`, `/openapi.json`
-/// (`doc`, the merged document of every context, as JSON) and `/docs`. Wrap it in the platform stack
-/// and the edge like any app; other routes (the web pages) can be merged in.
+/// (`doc`, the merged document of every context, as JSON) and `/docs`. Wrap it in the platform
+/// stack and the edge like any app; other routes (the web pages) can be merged in.
 pub fn proxy_router(config: GatewayConfig, doc: String) -> Router {
     describe_metrics();
     let metrics_token = config.metrics_token.clone();
