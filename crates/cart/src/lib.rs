@@ -229,6 +229,11 @@ impl EventHandler for ClearOrdered {
         }
         Ok(())
     }
+
+    /// Orders placed from explicit items (API clients) leave every cart alone.
+    async fn wants(&self, event: &Event) -> bool {
+        !matches!(event.payload::<OrderPlaced>(), Some(Ok(placed)) if !placed.from_cart)
+    }
 }
 
 #[cfg(test)]

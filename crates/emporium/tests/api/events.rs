@@ -258,6 +258,53 @@ async fn every_replica_hears_its_events_and_shared_work_is_done_once() {
     }
 }
 
+/// Wants only the events about subject `wanted`, and remembers what it was asked.
+#[derive(Default)]
+struct Picky {
+    asked: Recorder,
+    handled: Recorder,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Picky {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        self.handled.handle(event).await
+    }
+
+    async fn wants(&self, event: &Event) -> bool {
+        let _ = self.asked.handle(event).await;
+        event.subject == "wanted"
+    }
+}
+
+/// An event the handler does not want is acknowledged once, never handled and never recorded in
+/// the inbox; a wanted one is handled and recorded as before.
+async fn unwanted_events_are_acknowledged_without_the_inbox(backend: Backend) {
+    let Some(bus) = bus(backend).await else { return };
+    let picky = Arc::new(Picky::default());
+    let outbox = handle_test_events(&bus, "picky", picky.clone()).await;
+    let unwanted = Event::new("test", "test.thing.happened", "unwanted", json!({}));
+    let wanted = Event::new("test", "test.thing.happened", "wanted", json!({}));
+    write_event(&bus.db, &unwanted, true).await;
+    write_event(&bus.db, &wanted, true).await;
+    outbox.notify();
+    eventually("the wanted event is handled", async || {
+        picky.handled.count(wanted.id) == 1
+    })
+    .await;
+    // A delivery left unacknowledged would come back within this wait and be asked about again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(picky.asked.count(unwanted.id), 1, "asked about once, then acknowledged");
+    assert_eq!(picky.handled.count(unwanted.id), 0);
+    let sql = "SELECT event_id FROM event_inbox WHERE consumer = 'picky'";
+    let recorded: Vec<Uuid> = match &bus.db {
+        Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await,
+        Db::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await,
+    }
+    .expect("inbox");
+    assert_eq!(recorded, vec![wanted.id], "only the wanted event is in the inbox");
+}
+
 /// Fails while `failing` is set.
 struct Flaky {
     failing: std::sync::atomic::AtomicBool,
@@ -401,6 +448,11 @@ mod sqlite {
     async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later() {
         super::failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(Backend::Sqlite).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unwanted_events_are_acknowledged_without_the_inbox() {
+        super::unwanted_events_are_acknowledged_without_the_inbox(Backend::Sqlite).await;
+    }
 }
 
 mod postgres {
@@ -414,6 +466,11 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failing_handlers_retry_then_dead_letter_and_replay_succeeds_later() {
         super::failing_handlers_retry_then_dead_letter_and_replay_succeeds_later(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unwanted_events_are_acknowledged_without_the_inbox() {
+        super::unwanted_events_are_acknowledged_without_the_inbox(Backend::Postgres).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

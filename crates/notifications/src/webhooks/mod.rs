@@ -32,6 +32,11 @@ impl EventHandler for WebhookQueue {
             .map(|_| ())
             .map_err(|e| HandlerError::retryable(format!("queueing webhooks failed: {e}")))
     }
+
+    /// Most events are wanted by no endpoint: those skip the inbox.
+    async fn wants(&self, event: &Event) -> bool {
+        self.0.wanted(event).await
+    }
 }
 
 /// The delivery worker sleeps until the earliest pending message is due, or until new messages

@@ -408,6 +408,18 @@ impl WebhookService {
 
     // ---- queueing and delivery ------------------------------------------------------------
 
+    /// Whether some enabled endpoint wants `event`. `true` when the endpoints cannot be read:
+    /// [`Self::enqueue`] then fails, and the event is retried.
+    pub async fn wanted(&self, event: &Event) -> bool {
+        if contracts::events::is_private(&event.event_type) {
+            return false;
+        }
+        match self.endpoints_for_queueing().await {
+            Ok(endpoints) => endpoints.iter().any(|e| e.wants(&event.event_type)),
+            Err(_) => true,
+        }
+    }
+
     /// Queues `event` for every enabled endpoint that wants it. Returns how many messages were new.
     pub async fn enqueue(&self, event: &Event) -> Result<u64, StoreError> {
         // Single-use tokens and people's exported data never leave the shop.
@@ -424,8 +436,7 @@ impl WebhookService {
         .to_string();
         let messages: Vec<Message> = endpoints
             .iter()
-            .filter(|e| e.enabled)
-            .filter(|e| EventFilter::parse(&e.event_types).is_ok_and(|f| f.matches(&event.event_type)))
+            .filter(|e| e.wants(&event.event_type))
             .map(|e| Message {
                 id: Uuid::now_v7(),
                 endpoint_id: e.id,

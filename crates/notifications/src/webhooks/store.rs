@@ -8,7 +8,7 @@ use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::domain::MessageStatus;
+use super::domain::{EventFilter, MessageStatus};
 use crate::store::sql::SqlStore;
 use crate::store::{StoreError, StoreResult};
 
@@ -50,6 +50,12 @@ impl Endpoint {
             secrets.push(previous);
         }
         secrets
+    }
+
+    /// Whether this endpoint takes events of `event_type`: enabled, and one of its patterns
+    /// matches.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.enabled && EventFilter::parse(&self.event_types).is_ok_and(|f| f.matches(event_type))
     }
 }
 
@@ -603,4 +609,36 @@ impl WebhookStore for SqlStore<DB> {
         Ok(r.rows_affected() == 1)
     }
 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(event_types: &[&str], enabled: bool) -> Endpoint {
+        Endpoint {
+            id: Uuid::now_v7(),
+            url: "https://hooks.example.com/in".into(),
+            description: String::new(),
+            event_types: event_types.iter().map(|t| (*t).to_owned()).collect(),
+            secret: "s".into(),
+            previous_secret: None,
+            previous_secret_until: None,
+            enabled,
+            disabled_reason: None,
+            failure_streak: 0,
+            streak_started_at: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn an_endpoint_wants_the_types_its_patterns_match_while_enabled() {
+        let orders = endpoint(&["ordering.order.*"], true);
+        assert!(orders.wants("ordering.order.confirmed"));
+        assert!(!orders.wants("inventory.stock.changed"));
+        assert!(endpoint(&["#"], true).wants("inventory.stock.changed"));
+        assert!(!endpoint(&["#"], false).wants("ordering.order.confirmed"));
+    }
 }

@@ -1,5 +1,5 @@
-//! What every transport does with a delivery: skip duplicates, run the handler with retries,
-//! record it in the inbox, or dead-letter it.
+//! What every transport does with a delivery: skip what the handler has no use for and
+//! duplicates, run the handler with retries, record it in the inbox, or dead-letter it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,6 +102,10 @@ impl Consumer {
                 return self.dead_letter(None, &text, &error, 0).await;
             }
         };
+        if !self.handler().wants(&event).await {
+            metrics::counter!("events_consumed_total", "consumer" => consumer, "outcome" => "ignored").increment(1);
+            return Disposition::Ack;
+        }
         match self.already_handled(event.id).await {
             Ok(true) => {
                 metrics::counter!("events_consumed_total", "consumer" => consumer, "outcome" => "duplicate")

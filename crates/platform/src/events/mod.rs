@@ -148,6 +148,14 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Delivery is at least once; ids already in the inbox are skipped, but a crash between the
     /// handler's commit and the inbox record replays the event, so handlers must be idempotent.
     async fn handle(&self, event: &Event) -> Result<(), HandlerError>;
+
+    /// Whether handling `event` could change anything. Events the handler has no use for are
+    /// acknowledged without looking them up in the inbox or recording them there: two statements
+    /// saved per event (the webhook queue takes every event, most of them wanted by no endpoint).
+    /// Say `true` when unsure, e.g. when the answer needs a database that is unreachable.
+    async fn wants(&self, _event: &Event) -> bool {
+        true
+    }
 }
 
 /// A consumer: which events, handled how, with its inbox and dead letters in which database.
@@ -451,7 +459,7 @@ fn describe_metrics() {
         );
         metrics::describe_counter!(
             "events_consumed_total",
-            "Deliveries by consumer and outcome (handled, duplicate, retried, dead_lettered)."
+            "Deliveries by consumer and outcome (handled, ignored, duplicate, retried, dead_lettered)."
         );
         metrics::describe_histogram!(
             "events_handle_duration_seconds",
