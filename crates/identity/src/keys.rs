@@ -146,6 +146,7 @@ impl KeyRing {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(active.kid.clone());
         header.typ = Some("at+jwt".into());
+        platform::auth::install_token_crypto();
         Ok(jsonwebtoken::encode(&header, claims, &active.key)?)
     }
 

@@ -15,6 +15,9 @@ use uuid::Uuid;
 
 use crate::problem::Problem;
 
+mod jwt;
+pub use jwt::install as install_token_crypto;
+
 pub const ISSUER: &str = "emporium-identity";
 pub const AUDIENCE: &str = "emporium";
 
@@ -206,6 +209,7 @@ impl KeySet {
     /// Verifies signature, algorithm (EdDSA only: `none`, HMAC and RSA are refused), issuer,
     /// audience and expiry.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        install_token_crypto();
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Invalid);
@@ -503,6 +507,7 @@ mod tests {
     fn sign(s: &Signer, c: &AccessClaims) -> String {
         let mut h = Header::new(Algorithm::EdDSA);
         h.kid = Some(s.kid.clone());
+        install_token_crypto();
         jsonwebtoken::encode(&h, c, &s.key).expect("sign")
     }
 
@@ -547,11 +552,46 @@ mod tests {
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(300)).expect("json"));
         let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#);
         assert!(ks.verify(&format!("{none}.{body}.")).is_err());
-        // HS256 "signed" with the public key: the classic algorithm-confusion attack.
-        let mut h = Header::new(Algorithm::HS256);
+        // HS256 signed with the public key: the classic algorithm-confusion attack. jsonwebtoken
+        // here has no HMAC, so the token is put together by hand.
+        use hmac::Mac;
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#);
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&s.public).expect("key");
+        mac.update(format!("{header}.{body}").as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        assert_eq!(
+            ks.verify(&format!("{header}.{body}.{signature}")),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn the_token_provider_signs_and_verifies_ed25519_only() {
+        install_token_crypto();
+        let s = signer(1, "k1");
+        let mut h = Header::new(Algorithm::EdDSA);
         h.kid = Some("k1".into());
-        let hs = jsonwebtoken::encode(&h, &claims(300), &EncodingKey::from_secret(&s.public)).expect("sign");
-        assert_eq!(ks.verify(&hs), Err(TokenError::Invalid));
+        let c = claims(300);
+        let token = jsonwebtoken::encode(&h, &c, &s.key).expect("EdDSA signs");
+        let key = DecodingKey::from_ed_der(&s.public);
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_audience(&[AUDIENCE]);
+        assert_eq!(
+            jsonwebtoken::decode::<AccessClaims>(&token, &key, &v)
+                .expect("verifies")
+                .claims,
+            c
+        );
+        let mut tampered = token.clone();
+        tampered.pop();
+        tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(jsonwebtoken::decode::<AccessClaims>(&tampered, &key, &v).is_err());
+        // Every other algorithm is refused rather than left to a missing backend.
+        let hs = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &c, &EncodingKey::from_secret(b"k"));
+        assert!(hs.is_err());
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_audience(&[AUDIENCE]);
+        assert!(jsonwebtoken::decode::<AccessClaims>(&token, &DecodingKey::from_secret(b"k"), &v).is_err());
     }
 
     #[test]

@@ -51,6 +51,7 @@ impl TestTokens {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(KEY_ID.into());
+        platform::auth::install_token_crypto();
         jsonwebtoken::encode(&header, &claims, &self.signer).expect("sign")
     }
 }

@@ -365,6 +365,7 @@ async fn token_attacks_are_rejected_with_401(app: TestApp) {
         let der = key.to_pkcs8_der().expect("der");
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         h.kid = header["kid"].as_str().map(str::to_owned);
+        platform::auth::install_token_crypto();
         jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes())).expect("sign")
     };
 
