@@ -236,6 +236,14 @@ done
 declare -A rss_after=()
 for t in "${targets[@]}"; do rss_after[$t]=$(rss_mb "$t"); done
 
+# cache_misses <target>: the catalog cache misses its process has counted (the gateway's are its
+# upstream's: the production catalog).
+cache_misses() {
+  local source=$1
+  [ "$source" = gateway ] && source=production
+  { curl -fs "${base[$source]}/metrics" || true; } | awk '/^cache_requests_total/ && /outcome="miss"/ { s += $NF } END { printf "%d", s }'
+}
+
 # Latency at half of the maximum rate: each read again, paced by bench/paced.lua so the offered
 # rate is about half the mean of the rounds above.
 paced_results="$work/paced.txt"
@@ -253,13 +261,16 @@ if [ "$paced" = 1 ]; then
         list*) paced_args=("${base[$t]}$list_path" -- "$paced_delay_ms") ;;
         search*) paced_args=("${base[$t]}" -- "$paced_delay_ms" search) ;;
       esac
+      misses_before=$(cache_misses "$t")
       out=$(${load_cpus:+taskset -c "$load_cpus"} wrk -t"$wrk_threads" -c"$pace_connections" -d"$duration" --latency \
         -s bench/paced.lua "${paced_args[@]}")
       if grep -q 'Non-2xx' <<<"$out"; then echo "$out" >&2; fail "non-2xx answers at half rate: $r — $t"; fi
       rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
       p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
       p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-      say "  $rps req/s, p50 $p50, p99 $p99"
+      slowest=$(awk '$1 == "Latency" { print $4 }' <<<"$out")
+      # A tail from cache expiry shows as misses; one without them is the machine or the server.
+      say "  $rps req/s, p50 $p50, p99 $p99, max $slowest; $(($(cache_misses "$t") - misses_before)) cache misses"
       printf '%s|%s|%s|%s|%s|%s\n' "$t" "$r" "$max" "$rps" "$p50" "$p99" >>"$paced_results"
     done
   done
