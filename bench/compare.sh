@@ -110,7 +110,10 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # The same settings for every Emporium process: quiet logs, the edge's per-client limit lifted
 # (wrk is one client), no demo catalog.
-emporium_env=(RUST_LOG=warn EMPORIUM_LOG_FORMAT=json EMPORIUM_SEED_DEMO=false EMPORIUM_RATE_LIMIT_PER_MINUTE=0)
+# A scrape token, so the half-rate runs can read the cache counters.
+metrics_token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+emporium_env=(RUST_LOG=warn EMPORIUM_LOG_FORMAT=json EMPORIUM_SEED_DEMO=false EMPORIUM_RATE_LIMIT_PER_MINUTE=0
+  EMPORIUM_METRICS_TOKEN="$metrics_token")
 # The production catalog verifies tokens with identity's keys, fetched when a token first comes;
 # anonymous reads never send one, so identity's address only has to be well-formed.
 production_env=(REDIS_URL="$redis_url" AMQP_URL="$amqp_url" EMPORIUM_NAMESPACE="bench-compare-$$"
@@ -239,9 +242,10 @@ for t in "${targets[@]}"; do rss_after[$t]=$(rss_mb "$t"); done
 # cache_misses <target>: the catalog cache misses its process has counted (the gateway's are its
 # upstream's: the production catalog).
 cache_misses() {
-  local source=$1
+  local source=$1 text
   [ "$source" = gateway ] && source=production
-  { curl -fs "${base[$source]}/metrics" || true; } | awk '/^cache_requests_total/ && /outcome="miss"/ { s += $NF } END { printf "%d", s }'
+  text=$(curl -fs -H "Authorization: Bearer $metrics_token" "${base[$source]}/metrics") || fail "cannot read ${base[$source]}/metrics"
+  awk '/^cache_requests_total/ && /outcome="miss"/ { s += $NF } END { printf "%d", s }' <<<"$text"
 }
 
 # Latency at half of the maximum rate: each read again, paced by bench/paced.lua so the offered
@@ -269,8 +273,9 @@ if [ "$paced" = 1 ]; then
       p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
       p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
       slowest=$(awk '$1 == "Latency" { print $4 }' <<<"$out")
+      misses_after=$(cache_misses "$t")
       # A tail from cache expiry shows as misses; one without them is the machine or the server.
-      say "  $rps req/s, p50 $p50, p99 $p99, max $slowest; $(($(cache_misses "$t") - misses_before)) cache misses"
+      say "  $rps req/s, p50 $p50, p99 $p99, max $slowest; $((misses_after - misses_before)) cache misses"
       printf '%s|%s|%s|%s|%s|%s\n' "$t" "$r" "$max" "$rps" "$p50" "$p99" >>"$paced_results"
     done
   done
