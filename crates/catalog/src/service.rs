@@ -87,6 +87,8 @@ pub struct CatalogService {
     faults: platform::faults::Faults,
     loading: Loading,
     words: Words,
+    /// `catalog_cache_hits_total`, registered once rather than looked up per hit.
+    cache_hits: metrics::Counter,
 }
 
 /// The catalog's words for correcting typos (see [`CatalogService::corrected`]): read in full
@@ -197,6 +199,7 @@ impl CatalogService {
             faults: platform::faults::Faults::disabled(),
             loading: Loading::default(),
             words: Words::default(),
+            cache_hits: metrics::counter!("catalog_cache_hits_total"),
         }
     }
 
@@ -254,7 +257,7 @@ impl CatalogService {
             return load().await;
         }
         if let Some(hit) = self.cache.get_json::<T>(&key).await {
-            metrics::counter!("catalog_cache_hits_total").increment(1);
+            self.cache_hits.increment(1);
             return Ok(hit);
         }
         let generation = self.cache.generation(GENERATION).await;
@@ -281,7 +284,7 @@ impl CatalogService {
             return render(&load().await?);
         }
         if let Some(hit) = self.cache.get_as(&key, Rendered::from_entry).await {
-            metrics::counter!("catalog_cache_hits_total").increment(1);
+            self.cache_hits.increment(1);
             return Ok(hit);
         }
         let generation = self.cache.generation(GENERATION).await;

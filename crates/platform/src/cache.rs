@@ -26,8 +26,33 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 pub struct Cache {
     backend: Arc<Backend>,
     prefix: Arc<str>,
+    reads: ReadCounters,
     /// The `cache_outage` flag makes this cache act unreachable.
     faults: crate::faults::Faults,
+}
+
+/// A cache's metric label: its prefix's last part (`emporium:catalog:` counts as `catalog`).
+fn namespace_label(prefix: &str) -> String {
+    let ns = prefix.trim_end_matches(':');
+    ns.rsplit(':').next().unwrap_or(ns).to_owned()
+}
+
+/// A namespace's `cache_requests_total` series, registered with its prefix: a read then costs an
+/// atomic add instead of a label allocation and a registry lookup.
+#[derive(Clone)]
+struct ReadCounters {
+    hit: metrics::Counter,
+    miss: metrics::Counter,
+}
+
+impl ReadCounters {
+    fn for_prefix(prefix: &str) -> Self {
+        let ns = namespace_label(prefix);
+        Self {
+            hit: metrics::counter!("cache_requests_total", "namespace" => ns.clone(), "outcome" => "hit"),
+            miss: metrics::counter!("cache_requests_total", "namespace" => ns, "outcome" => "miss"),
+        }
+    }
 }
 
 enum Backend {
@@ -128,20 +153,27 @@ impl Cache {
             source,
         };
         let connection = redis_connection(url, REDIS_TIMEOUT, 2).await.map_err(err)?;
-        let mut cache = Self::with_backend(Backend::Redis {
+        let cache = Self::with_backend(Backend::Redis {
             connection,
             last_error_log: Mutex::new(None),
         });
-        cache.prefix = Arc::from(format!("{root}:"));
-        Ok(cache)
+        Ok(cache.with_prefix(format!("{root}:")))
     }
 
     fn with_backend(backend: Backend) -> Self {
+        let prefix = "emporium:";
         Self {
             backend: Arc::new(backend),
-            prefix: Arc::from("emporium:"),
+            prefix: Arc::from(prefix),
+            reads: ReadCounters::for_prefix(prefix),
             faults: crate::faults::Faults::disabled(),
         }
+    }
+
+    fn with_prefix(mut self, prefix: String) -> Self {
+        self.reads = ReadCounters::for_prefix(&prefix);
+        self.prefix = Arc::from(prefix);
+        self
     }
 
     /// The same cache, obeying the `cache_outage` fault flag of `faults`: reads miss and writes
@@ -163,11 +195,7 @@ impl Cache {
 
     /// The same cache with keys under `ns:` (one namespace per context).
     pub fn namespace(&self, ns: &str) -> Self {
-        Self {
-            backend: self.backend.clone(),
-            prefix: Arc::from(format!("{}{ns}:", self.prefix)),
-            faults: self.faults.clone(),
-        }
+        self.clone().with_prefix(format!("{}{ns}:", self.prefix))
     }
 
     fn key(&self, key: &str) -> String {
@@ -191,9 +219,12 @@ impl Cache {
     pub async fn get_as<T>(&self, key: &str, read: impl FnOnce(Bytes) -> Option<T>) -> Option<T> {
         let bytes = self.get_bytes(&self.key(key)).await;
         let value = bytes.and_then(read);
-        let outcome = if value.is_some() { "hit" } else { "miss" };
-        metrics::counter!("cache_requests_total", "namespace" => self.namespace_label(), "outcome" => outcome)
-            .increment(1);
+        let counter = if value.is_some() {
+            &self.reads.hit
+        } else {
+            &self.reads.miss
+        };
+        counter.increment(1);
         value
     }
 
@@ -277,17 +308,12 @@ impl Cache {
         }
     }
 
-    fn namespace_label(&self) -> String {
-        let ns = self.prefix.trim_end_matches(':');
-        ns.rsplit(':').next().unwrap_or(ns).to_owned()
-    }
-
     /// Counts and (at most every few seconds) logs a cache error, turning it into `None`.
     fn record<T>(&self, result: Result<T, String>) -> Option<T> {
         match result {
             Ok(v) => Some(v),
             Err(error) => {
-                metrics::counter!("cache_errors_total", "namespace" => self.namespace_label()).increment(1);
+                metrics::counter!("cache_errors_total", "namespace" => namespace_label(&self.prefix)).increment(1);
                 if let Backend::Redis { last_error_log, .. } = &*self.backend {
                     let mut last = lock(last_error_log);
                     if last.is_none_or(|at| at.elapsed() >= ERROR_LOG_INTERVAL) {
@@ -403,6 +429,29 @@ mod tests {
                 "expired entry {i} still held"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn reads_are_counted_per_namespace_and_outcome() {
+        crate::metrics::install();
+        let cache = Cache::in_process(1 << 20).namespace("counted");
+        cache.set_json("k", &1, Duration::from_secs(60)).await;
+        assert_eq!(cache.get_json::<i32>("k").await, Some(1));
+        assert_eq!(cache.get_json::<i32>("k").await, Some(1));
+        assert_eq!(cache.get_json::<i32>("absent").await, None);
+        let text = crate::metrics::render_text();
+        let count = |outcome: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("cache_requests_total{")
+                        && l.contains(r#"namespace="counted""#)
+                        && l.contains(&format!(r#"outcome="{outcome}""#))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(count("hit").as_deref(), Some("2"), "{text}");
+        assert_eq!(count("miss").as_deref(), Some("1"), "{text}");
     }
 
     #[tokio::test]
