@@ -20,10 +20,10 @@ static ED25519_ONLY: CryptoProvider = CryptoProvider {
     key_utils: KeyUtils::new_unimplemented(),
 };
 
-/// Makes the Ed25519 provider jsonwebtoken's for this process. Idempotent; every [`KeySet`]
-/// calls it, so whatever signs or verifies a token has installed it first.
+/// Makes the Ed25519 provider jsonwebtoken's for this process. Idempotent and cheap after the
+/// first call: [`KeySet::verify`] and identity's signer call it before each use.
 ///
-/// [`KeySet`]: super::KeySet
+/// [`KeySet::verify`]: super::KeySet::verify
 pub fn install() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
