@@ -51,7 +51,7 @@ impl EventHandler for CoPurchases {
         Ok(())
     }
 
-    /// An order of one product pairs nothing (most orders): it skips the inbox too.
+    /// An order of one product pairs nothing: it skips the inbox too.
     async fn wants(&self, event: &Event) -> bool {
         match event.payload::<OrderConfirmed>() {
             Some(Ok(data)) => BoughtTogether::of(data.lines.iter().map(|l| ProductId(l.product_id))).is_some(),
