@@ -9,10 +9,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// First byte of a cached entry in this form. JSON never starts with it, so an entry written by an
-/// older build (plain JSON) reads as a miss and is replaced, never misread.
-const MAGIC: u8 = 0xE1;
-/// MAGIC, digest, version, public.
-const HEAD: usize = 1 + 8 + 8 + 1;
+/// older build (plain JSON, or 0xE1: no freshness) reads as a miss and is replaced, never misread.
+const MAGIC: u8 = 0xE2;
+/// MAGIC, digest, version, public, fresh until.
+const HEAD: usize = 1 + 8 + 8 + 1 + 8;
 
 /// One read's answer, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,19 +45,22 @@ impl Rendered {
         serde_json::from_slice(&self.body).map_err(Problem::internal)
     }
 
-    /// The cache entry: a small fixed head, then the body.
-    pub fn to_entry(&self) -> Bytes {
+    /// The cache entry: a small fixed head, then the body. `fresh_until_ms` (Unix time) is when
+    /// the entry expires; it is kept a while longer, to be served while one reader reloads it.
+    pub fn to_entry(&self, fresh_until_ms: i64) -> Bytes {
         let mut entry = BytesMut::with_capacity(HEAD + self.body.len());
         entry.put_u8(MAGIC);
         entry.put_u64_le(self.digest);
         entry.put_i64_le(self.version);
         entry.put_u8(u8::from(self.public));
+        entry.put_i64_le(fresh_until_ms);
         entry.put_slice(&self.body);
         entry.freeze()
     }
 
-    /// A cache entry read back; `None` when it is not one (then it is a miss).
-    pub fn from_entry(entry: Bytes) -> Option<Self> {
+    /// A cache entry read back, with when it stops being fresh; `None` when it is not one (then
+    /// it is a miss).
+    pub fn from_entry(entry: Bytes) -> Option<(Self, i64)> {
         if entry.len() < HEAD || entry[0] != MAGIC {
             return None;
         }
@@ -65,12 +68,14 @@ impl Rendered {
         let digest = u64::from_le_bytes(word(1));
         let version = i64::from_le_bytes(word(9));
         let public = entry[17] == 1;
-        Some(Self {
+        let fresh_until_ms = i64::from_le_bytes(word(18));
+        let rendered = Self {
             body: entry.slice(HEAD..),
             digest,
             version,
             public,
-        })
+        };
+        Some((rendered, fresh_until_ms))
     }
 }
 
@@ -92,12 +97,13 @@ mod tests {
     fn an_entry_reads_back_as_it_was_rendered() {
         let rendered = Rendered::of(&serde_json::json!({"name": "Mug", "price": 1200}), 7, true).expect("json");
         assert_eq!(rendered.digest, digest(&rendered.body));
-        let back = Rendered::from_entry(rendered.to_entry()).expect("an entry");
+        let (back, fresh_until) = Rendered::from_entry(rendered.to_entry(1_767_225_600_000)).expect("an entry");
         assert_eq!(back, rendered);
+        assert_eq!(fresh_until, 1_767_225_600_000);
         let value: serde_json::Value = back.decode().expect("decodes");
         assert_eq!(value["price"], 1200);
         let private = Rendered::of(&"draft", -3, false).expect("json");
-        assert_eq!(Rendered::from_entry(private.to_entry()), Some(private));
+        assert_eq!(Rendered::from_entry(private.to_entry(-1)), Some((private, -1)));
     }
 
     #[test]

@@ -157,6 +157,22 @@ struct Flight {
 }
 
 impl Flight {
+    /// Starts the flight for `key`, unless one is already running (`None`).
+    fn lead(loading: &Loading, key: (String, u64)) -> Option<Self> {
+        let cell = {
+            let mut map = loading.lock().unwrap_or_else(PoisonError::into_inner);
+            if map.contains_key(&key) {
+                return None;
+            }
+            map.entry(key.clone()).or_default().clone()
+        };
+        Some(Self {
+            loading: loading.clone(),
+            key,
+            cell,
+        })
+    }
+
     fn join(loading: &Loading, key: (String, u64)) -> Self {
         let cell = loading
             .lock()
@@ -179,6 +195,18 @@ impl Drop for Flight {
             map.remove(&self.key);
         }
     }
+}
+
+/// Now as Unix milliseconds: when cached pages stop being fresh, comparable across replicas.
+fn unix_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A price as catalog's events carry it.
@@ -283,27 +311,49 @@ impl CatalogService {
         if self.ttl().is_zero() {
             return render(&load().await?);
         }
-        if let Some(hit) = self.cache.get_as(&key, Rendered::from_entry).await {
-            self.cache_hits.increment(1);
-            return Ok(hit);
-        }
+        let stale = match self.cache.get_as(&key, Rendered::from_entry).await {
+            Some((hit, fresh_until_ms)) if unix_ms() < fresh_until_ms => {
+                self.cache_hits.increment(1);
+                return Ok(hit);
+            }
+            stale => stale.map(|(page, _)| page),
+        };
         let generation = self.cache.generation(GENERATION).await;
-        let flight = Flight::join(&self.loading, (key, generation));
+        // An expired page is served as it is while one reader reloads it, so a page that is slow
+        // to load (a search on PostgreSQL) holds up that reader only, not every reader of it.
+        let flight = match stale {
+            Some(ref page) => match Flight::lead(&self.loading, (key, generation)) {
+                Some(flight) => flight,
+                None => {
+                    self.cache_hits.increment(1);
+                    return Ok(page.clone());
+                }
+            },
+            None => Flight::join(&self.loading, (key, generation)),
+        };
         // A waiter whose loader failed or went away loads itself (OnceCell hands it the init).
-        let rendered = flight
+        let loaded = flight
             .cell
             .get_or_try_init(|| async {
                 let rendered = render(&load().await?)?;
                 if self.unwritten_since(generation).await {
+                    let fresh_until_ms = unix_ms().saturating_add(millis(self.ttl()));
+                    // Kept for another TTL after it expires, to be served while one reader
+                    // reloads it; a reader finding it expired and no reload running reloads it.
+                    let kept = self.ttl().saturating_mul(2);
                     self.cache
-                        .set_bytes(&flight.key.0, rendered.to_entry(), self.ttl())
+                        .set_bytes(&flight.key.0, rendered.to_entry(fresh_until_ms), kept)
                         .await;
                 }
                 Ok::<_, Problem>(rendered)
             })
-            .await?
-            .clone();
-        Ok(rendered)
+            .await;
+        match (loaded, stale) {
+            (Ok(rendered), _) => Ok(rendered.clone()),
+            // The reload failed (the database is down): the expired page beats an error.
+            (Err(e), Some(page)) if e.status.is_server_error() => Ok(page),
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// Whether no write has been [invalidated](Self::invalidate) since `generation` was read.
@@ -1401,9 +1451,14 @@ mod tests {
     use super::*;
 
     async fn service() -> Arc<CatalogService> {
+        service_caching_for(Duration::from_secs(60)).await
+    }
+
+    async fn service_caching_for(ttl: Duration) -> Arc<CatalogService> {
         let db = platform::db::Db::connect("sqlite::memory:", 1).await.expect("sqlite");
         let src = platform::config::ConfigSource::from_pairs(Vec::<(String, String)>::new()).expect("src");
-        let config = CatalogConfig::from_source(&src).expect("config");
+        let mut config = CatalogConfig::from_source(&src).expect("config");
+        config.cache_ttl = ttl;
         Arc::new(CatalogService::new(
             crate::store::open(&db),
             Cache::in_process(1 << 20),
@@ -1453,6 +1508,69 @@ mod tests {
             service.loading.lock().expect("lock").is_empty(),
             "a finished flight stays in the map"
         );
+    }
+
+    /// Reads `key`, loading `page` (after `gate` opens, when given) on a miss or expiry.
+    async fn read_page(
+        service: &CatalogService,
+        key: &str,
+        page: u32,
+        gate: Option<Arc<tokio::sync::Notify>>,
+    ) -> Result<Bytes, Problem> {
+        let load = || async move {
+            if let Some(gate) = gate {
+                gate.notified().await;
+            }
+            Ok(serde_json::json!({ "page": page }))
+        };
+        let read = service.rendered(key.to_owned(), |_: &serde_json::Value| (0, true), load);
+        read.await.map(|r| r.body)
+    }
+
+    #[tokio::test]
+    async fn an_expired_page_is_served_while_one_reader_reloads_it() {
+        let service = service_caching_for(Duration::from_millis(300)).await;
+        let page = |n: u32| Bytes::from(format!(r#"{{"page":{n}}}"#));
+        assert_eq!(read_page(&service, "page:s", 1, None).await.expect("read"), page(1));
+        assert_eq!(read_page(&service, "page:s", 2, None).await.expect("fresh"), page(1));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+
+        // Expired: the first reader reloads it (held until the gate opens)...
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let reloading = tokio::spawn({
+            let (service, gate) = (service.clone(), gate.clone());
+            async move { read_page(&service, "page:s", 2, Some(gate)).await }
+        });
+        while service.loading.lock().expect("lock").is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // ...while every other reader gets the expired page at once, without loading.
+        let other = tokio::time::timeout(Duration::from_secs(1), read_page(&service, "page:s", 3, None)).await;
+        assert_eq!(other.expect("not held up").expect("read"), page(1));
+        gate.notify_one();
+        assert_eq!(reloading.await.expect("task").expect("reload"), page(2));
+        assert_eq!(read_page(&service, "page:s", 4, None).await.expect("read"), page(2));
+
+        // Gone for good after a second TTL: the next reader loads and waits for it.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(read_page(&service, "page:s", 5, None).await.expect("read"), page(5));
+    }
+
+    #[tokio::test]
+    async fn an_expired_page_outlives_a_failed_reload_but_not_a_refusal() {
+        let service = service_caching_for(Duration::from_millis(200)).await;
+        assert!(read_page(&service, "page:f", 1, None).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let head = |_: &serde_json::Value| (0, true);
+        let down = || async { Err::<serde_json::Value, _>(Problem::internal("database unreachable")) };
+        let served = service.rendered("page:f".to_owned(), head, down).await;
+        assert_eq!(
+            served.expect("the expired page").body,
+            Bytes::from_static(br#"{"page":1}"#)
+        );
+        let gone = || async { Err::<serde_json::Value, _>(Problem::not_found("no such page")) };
+        let refused = service.rendered("page:f".to_owned(), head, gone).await;
+        assert_eq!(refused.expect_err("a refusal stands").status.as_u16(), 404);
     }
 
     #[tokio::test]
