@@ -159,12 +159,13 @@ struct Flight {
 impl Flight {
     /// Starts the flight for `key`, unless one is already running (`None`).
     fn lead(loading: &Loading, key: (String, u64)) -> Option<Self> {
-        let cell = {
-            let mut map = loading.lock().unwrap_or_else(PoisonError::into_inner);
-            if map.contains_key(&key) {
-                return None;
-            }
-            map.entry(key.clone()).or_default().clone()
+        let cell = match loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+        {
+            std::collections::hash_map::Entry::Occupied(_) => return None,
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(Arc::default()).clone(),
         };
         Some(Self {
             loading: loading.clone(),
@@ -203,10 +204,6 @@ fn unix_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A price as catalog's events carry it.
@@ -337,7 +334,8 @@ impl CatalogService {
             .get_or_try_init(|| async {
                 let rendered = render(&load().await?)?;
                 if self.unwritten_since(generation).await {
-                    let fresh_until_ms = unix_ms().saturating_add(millis(self.ttl()));
+                    let ttl_ms = i64::try_from(self.ttl().as_millis()).unwrap_or(i64::MAX);
+                    let fresh_until_ms = unix_ms().saturating_add(ttl_ms);
                     // Kept for another TTL after it expires, to be served while one reader
                     // reloads it; a reader finding it expired and no reload running reloads it.
                     let kept = self.ttl().saturating_mul(2);
