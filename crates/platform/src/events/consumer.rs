@@ -165,10 +165,16 @@ impl Consumer {
         result
     }
 
+    /// Whether this consumer looks events up in its inbox and records them there. Not when every
+    /// replica handles every event: the inbox is shared by the replicas, and the first to record
+    /// an event would hide it from the others (redelivery to one process is harmless, the handler
+    /// being idempotent). Not when the handler deduplicates in its own transaction either.
+    fn uses_inbox(&self) -> bool {
+        !self.every_replica() && !self.handler().deduplicates()
+    }
+
     async fn already_handled(&self, event_id: Uuid) -> Result<bool, sqlx::Error> {
-        if self.every_replica() {
-            // The inbox is shared by the replicas: the first to record an event would hide it
-            // from the others. Redelivery to this process is harmless (idempotent handler).
+        if !self.uses_inbox() {
             return Ok(false);
         }
         let sql = "SELECT COUNT(*) FROM event_inbox WHERE consumer = $1 AND event_id = $2";
@@ -181,7 +187,7 @@ impl Consumer {
     }
 
     pub async fn record_handled(&self, event_id: Uuid) -> Result<(), sqlx::Error> {
-        if self.every_replica() {
+        if !self.uses_inbox() {
             return Ok(());
         }
         let sql = "INSERT INTO event_inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3)

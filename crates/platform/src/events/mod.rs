@@ -30,7 +30,7 @@ use crate::health::HealthCheck;
 
 pub use consumer::RetryPolicy;
 pub use dead_letters::DeadLetter;
-pub use outbox::{Outbox, OutboxConnection, enqueue};
+pub use outbox::{Outbox, OutboxConnection, enqueue, enqueue_all};
 
 /// The RabbitMQ topic exchange every context publishes to (with the default namespace).
 pub const EXCHANGE: &str = "emporium.events";
@@ -155,6 +155,14 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Say `true` when unsure, e.g. when the answer needs a database that is unreachable.
     async fn wants(&self, _event: &Event) -> bool {
         true
+    }
+
+    /// Whether the handler's own transaction already makes a repeated event change nothing (a
+    /// version column it checks, a row per handled event it inserts). Such a handler skips the
+    /// inbox, which would only repeat that check: two statements, each its own commit, saved per
+    /// event. Say `true` only when a duplicate, even one arriving after newer events, is harmless.
+    fn deduplicates(&self) -> bool {
+        false
     }
 }
 

@@ -14,7 +14,8 @@ use crate::db::Db;
 /// A connection that can hold outbox rows: implemented for both backends, so generic stores can
 /// write events inside their own transactions.
 pub trait OutboxConnection: Send {
-    fn insert_outbox<'a>(&'a mut self, row: OutboxRow<'a>) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+    /// Inserts the rows in one statement.
+    fn insert_outbox<'a>(&'a mut self, rows: Vec<OutboxRow<'a>>) -> BoxFuture<'a, Result<(), sqlx::Error>>;
     /// Deletes published outbox rows and dead letters whose text matches the `LIKE` pattern;
     /// answers how many rows went (see [`crate::privacy::forget_events_about_in`]).
     fn delete_stored_events_like<'a>(&'a mut self, pattern: &'a str) -> BoxFuture<'a, Result<u64, sqlx::Error>>;
@@ -28,23 +29,24 @@ pub struct OutboxRow<'a> {
     created_at: OffsetDateTime,
 }
 
-const INSERT: &str = "INSERT INTO event_outbox (id, event_type, envelope, created_at) VALUES ($1, $2, $3, $4)";
+const INSERT: &str = "INSERT INTO event_outbox (id, event_type, envelope, created_at) VALUES ";
 const DELETE_PUBLISHED_LIKE: &str = "DELETE FROM event_outbox WHERE published_at IS NOT NULL AND envelope LIKE $1";
 const DELETE_DEAD_LETTERS_LIKE: &str = "DELETE FROM event_dead_letters WHERE payload LIKE $1";
 
 macro_rules! outbox_connection {
     ($($conn:ty),*) => {$(
         impl OutboxConnection for $conn {
-            fn insert_outbox<'a>(&'a mut self, row: OutboxRow<'a>) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+            fn insert_outbox<'a>(&'a mut self, rows: Vec<OutboxRow<'a>>) -> BoxFuture<'a, Result<(), sqlx::Error>> {
                 Box::pin(async move {
-                    sqlx::query(INSERT)
-                        .bind(row.id)
-                        .bind(row.event_type)
-                        .bind(row.envelope)
-                        .bind(row.created_at)
-                        .execute(self)
-                        .await
-                        .map(|_| ())
+                    if rows.is_empty() {
+                        return Ok(());
+                    }
+                    let text = format!("{INSERT}{}", crate::db::values_rows(rows.len(), 4));
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+                    for row in rows {
+                        query = query.bind(row.id).bind(row.event_type).bind(row.envelope).bind(row.created_at);
+                    }
+                    query.execute(self).await.map(|_| ())
                 })
             }
 
@@ -64,14 +66,24 @@ outbox_connection!(sqlx::SqliteConnection, sqlx::PgConnection);
 /// Writes `event` to the outbox on `conn` — call it inside the transaction that makes the change,
 /// so a rollback takes the event with it.
 pub async fn enqueue<C: OutboxConnection + ?Sized>(conn: &mut C, event: &Event) -> Result<(), sqlx::Error> {
-    let envelope = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    conn.insert_outbox(OutboxRow {
-        id: event.id,
-        event_type: &event.event_type,
-        envelope,
-        created_at: event.time,
-    })
-    .await
+    enqueue_all(conn, std::slice::from_ref(event)).await
+}
+
+/// Writes `events` to the outbox on `conn` in one statement (one round trip inside the
+/// transaction however many there are), like [`enqueue`].
+pub async fn enqueue_all<C: OutboxConnection + ?Sized>(conn: &mut C, events: &[Event]) -> Result<(), sqlx::Error> {
+    let rows = events
+        .iter()
+        .map(|event| {
+            Ok(OutboxRow {
+                id: event.id,
+                event_type: &event.event_type,
+                envelope: serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+                created_at: event.time,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    conn.insert_outbox(rows).await
 }
 
 /// A handle to a context's relay.
