@@ -51,6 +51,12 @@ impl EventHandler for CoPurchases {
         Ok(())
     }
 
+    /// `record_co_purchase` counts an order once: it records the order's id in the same
+    /// transaction (`co_purchase_orders`).
+    fn deduplicates(&self) -> bool {
+        true
+    }
+
     /// An order of one product pairs nothing: it skips the inbox too.
     async fn wants(&self, event: &Event) -> bool {
         match event.payload::<OrderConfirmed>() {

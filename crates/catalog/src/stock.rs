@@ -41,4 +41,9 @@ impl EventHandler for StockLevels {
         }
         Ok(())
     }
+
+    /// `set_available` applies an event only when it is newer than the product's last one.
+    fn deduplicates(&self) -> bool {
+        true
+    }
 }

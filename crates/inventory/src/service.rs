@@ -461,24 +461,6 @@ impl InventoryService {
             ));
         }
 
-        // Name every unknown SKU at once (the reservation itself re-checks atomically).
-        let skus: Vec<Sku> = lines.iter().map(|l| l.sku.clone()).collect();
-        let known = self.store.stocks(&skus).await?;
-        let unknown: Vec<FieldError> = lines
-            .iter()
-            .filter(|l| !known.iter().any(|s| s.sku == l.sku))
-            .map(|l| {
-                FieldError::new(
-                    format!("items[{}].sku", l.line),
-                    format!("{} is not a known SKU", l.sku),
-                )
-            })
-            .collect();
-        if !unknown.is_empty() {
-            reject("unknown_sku");
-            return Err(InventoryError::Validation(unknown));
-        }
-
         let now = now();
         let reservation = Reservation {
             id: ReservationId::new(),
@@ -521,16 +503,44 @@ impl InventoryService {
                 })
             }
             Ok(Created::KeyUsed(record)) => replay(record, &request_hash),
-            Err(e) => {
+            Err(
+                e @ (StoreError::UnknownSku { .. } | StoreError::Insufficient { .. } | StoreError::Discontinued { .. }),
+            ) => {
+                // The reservation stops at its first refused line; unknown SKUs are named first,
+                // all of them (read only now: a reservation that goes through needs no such read).
+                let unknown = self.unknown_skus(&new.lines).await?;
+                if !unknown.is_empty() {
+                    reject("unknown_sku");
+                    return Err(InventoryError::Validation(unknown));
+                }
                 reject(match &e {
                     StoreError::Insufficient { .. } => "insufficient",
                     StoreError::UnknownSku { .. } => "unknown_sku",
-                    StoreError::Discontinued { .. } => "discontinued",
-                    _ => "error",
+                    _ => "discontinued",
                 });
                 Err(e.into())
             }
+            Err(e) => {
+                reject("error");
+                Err(e.into())
+            }
         }
+    }
+
+    /// A field error for each line whose SKU has no stock row.
+    async fn unknown_skus(&self, lines: &[Line]) -> InvResult<Vec<FieldError>> {
+        let skus: Vec<Sku> = lines.iter().map(|l| l.sku.clone()).collect();
+        let known = self.store.stocks(&skus).await?;
+        Ok(lines
+            .iter()
+            .filter(|l| !known.iter().any(|s| s.sku == l.sku))
+            .map(|l| {
+                FieldError::new(
+                    format!("items[{}].sku", l.line),
+                    format!("{} is not a known SKU", l.sku),
+                )
+            })
+            .collect())
     }
 
     pub async fn reservation(&self, auth: &AuthUser, id: ReservationId) -> InvResult<Reservation> {
@@ -556,31 +566,36 @@ impl InventoryService {
         self.finish(id, ReservationAction::Commit, Some(auth.id())).await
     }
 
-    /// The domain decides whether the action is allowed; the store applies it only if the
-    /// reservation is still in the state the decision was made on (else decide again).
+    /// The store's write applies only from the state [`transition`] allows the action from (active,
+    /// and on the right side of the deadline): it is tried first, and the reservation is read only
+    /// when it did not apply, for the domain to tell "already done" from a refusal. That saves
+    /// every commit and release two reads.
     async fn finish(
         &self,
         id: ReservationId,
         action: ReservationAction,
         actor: Option<Uuid>,
     ) -> InvResult<Reservation> {
-        let mut current = self.find_reservation(id).await?;
         for _ in 0..3 {
-            let now = now();
-            match transition(current.state, action, now >= current.expires_at) {
+            let finish = Finish {
+                id,
+                action,
+                actor,
+                now: now(),
+            };
+            if let Some(done) = self.store.finish_reservation(finish).await? {
+                self.outbox.notify();
+                if action == ReservationAction::Expire {
+                    metrics::counter!("inventory_reservations_expired_total").increment(1);
+                }
+                return Ok(done);
+            }
+            let current = self.find_reservation(id).await?;
+            match transition(current.state, action, now() >= current.expires_at) {
                 Err(refused) => return Err(InventoryError::conflict(refused.to_string())),
                 Ok(Transition::AlreadyDone) => return Ok(current),
-                Ok(Transition::Apply(_)) => {
-                    let finish = Finish { id, action, actor, now };
-                    if let Some(done) = self.store.finish_reservation(finish).await? {
-                        self.outbox.notify();
-                        if action == ReservationAction::Expire {
-                            metrics::counter!("inventory_reservations_expired_total").increment(1);
-                        }
-                        return Ok(done);
-                    }
-                    current = self.find_reservation(id).await?;
-                }
+                // It changed (or the clock moved) between the write and the read: try again.
+                Ok(Transition::Apply(_)) => {}
             }
         }
         Err(InventoryError::conflict(

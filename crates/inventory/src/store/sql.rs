@@ -187,6 +187,29 @@ struct Entry<'a> {
     now: OffsetDateTime,
 }
 
+/// A ledger row: what changed, the stock it left, and why.
+struct NewMovement<'a> {
+    sku: &'a str,
+    on_hand_delta: i64,
+    reserved_delta: i64,
+    on_hand_after: i64,
+    reserved_after: i64,
+    entry: Entry<'a>,
+}
+
+impl<'a> NewMovement<'a> {
+    fn new(change: &Change<'a>, after: &Stock, entry: Entry<'a>) -> Self {
+        Self {
+            sku: change.sku,
+            on_hand_delta: change.on_hand_delta,
+            reserved_delta: change.reserved_delta,
+            on_hand_after: after.on_hand,
+            reserved_after: after.reserved,
+            entry,
+        }
+    }
+}
+
 /// The changed row, plus the events the change causes.
 struct Applied {
     stock: Stock,
@@ -226,33 +249,44 @@ platform::sql_store! {
             Ok(Some(Applied { stock, events }))
         }
 
-        async fn insert_movement(conn: &mut DB::Connection, change: &Change<'_>, after: &Stock, e: &Entry<'_>) -> StoreResult<()> {
-            sqlx::query(
+        async fn insert_movement(conn: &mut DB::Connection, change: &Change<'_>, after: &Stock, e: Entry<'_>) -> StoreResult<()> {
+            Self::insert_movements(conn, &[NewMovement::new(change, after, e)]).await
+        }
+
+        /// Writes ledger rows in one statement (a reservation's lines: one round trip, not one each).
+        async fn insert_movements(conn: &mut DB::Connection, rows: &[NewMovement<'_>]) -> StoreResult<()> {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let text = format!(
                 "INSERT INTO stock_movements (id, sku, kind, quantity, on_hand_delta, reserved_delta, on_hand_after,
                                           reserved_after, reason, reservation_id, actor_id, occurred_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(change.sku)
-            .bind(e.kind.as_str())
-            .bind(e.quantity)
-            .bind(change.on_hand_delta)
-            .bind(change.reserved_delta)
-            .bind(after.on_hand)
-            .bind(after.reserved)
-            .bind(e.reason)
-            .bind(e.reservation_id)
-            .bind(e.actor_id)
-            .bind(e.now)
-            .execute(&mut *conn)
-            .await?;
+             VALUES {}",
+                platform::db::values_rows(rows.len(), 12)
+            );
+            let mut query = sqlx::query(sql(text));
+            for row in rows {
+                let e = &row.entry;
+                query = query
+                    .bind(Uuid::now_v7())
+                    .bind(row.sku)
+                    .bind(e.kind.as_str())
+                    .bind(e.quantity)
+                    .bind(row.on_hand_delta)
+                    .bind(row.reserved_delta)
+                    .bind(row.on_hand_after)
+                    .bind(row.reserved_after)
+                    .bind(e.reason)
+                    .bind(e.reservation_id)
+                    .bind(e.actor_id)
+                    .bind(e.now);
+            }
+            query.execute(&mut *conn).await?;
             Ok(())
         }
 
         async fn enqueue_all(conn: &mut DB::Connection, events: &[Event]) -> StoreResult<()> {
-            for event in events {
-                enqueue(&mut *conn, event).await?;
-            }
+            platform::events::enqueue_all(&mut *conn, events).await?;
             Ok(())
         }
 
@@ -316,6 +350,7 @@ platform::sql_store! {
         ) -> StoreResult<Result<Vec<Event>, StoreError>> {
             let r = &new.reservation;
             let mut events = Vec::new();
+            let mut movements = Vec::with_capacity(new.lines.len());
             for line in &new.lines {
                 let change = Change {
                     sku: line.sku.as_str(),
@@ -346,8 +381,9 @@ platform::sql_store! {
                     actor_id: r.created_by,
                     now: r.created_at,
                 };
-                Self::insert_movement(&mut *conn, &change, &applied.stock, &entry).await?;
+                movements.push(NewMovement::new(&change, &applied.stock, entry));
             }
+            Self::insert_movements(&mut *conn, &movements).await?;
             sqlx::query(
                 "INSERT INTO reservations (id, reference, state, expires_at, created_by, created_at, updated_at, version)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -362,14 +398,16 @@ platform::sql_store! {
             .bind(r.version)
             .execute(&mut *conn)
             .await?;
-            for line in &new.lines {
-                sqlx::query("INSERT INTO reservation_items (reservation_id, line, sku, qty) VALUES ($1, $2, $3, $4)")
-                    .bind(r.id.0)
-                    .bind(line.line as i64)
-                    .bind(line.sku.as_str())
-                    .bind(line.qty)
-                    .execute(&mut *conn)
-                    .await?;
+            if !new.lines.is_empty() {
+                let text = format!(
+                    "INSERT INTO reservation_items (reservation_id, line, sku, qty) VALUES {}",
+                    platform::db::values_rows(new.lines.len(), 4)
+                );
+                let mut query = sqlx::query(sql(text));
+                for line in &new.lines {
+                    query = query.bind(r.id.0).bind(line.line as i64).bind(line.sku.as_str()).bind(line.qty);
+                }
+                query.execute(&mut *conn).await?;
             }
             events.push(events::reservation::<ReservationCreated>(r));
             Ok(Ok(events))
@@ -511,7 +549,7 @@ platform::sql_store! {
                 actor_id: a.actor,
                 now: a.now,
             };
-            Self::insert_movement(&mut *tx, &change, &applied.stock, &entry).await?;
+            Self::insert_movement(&mut *tx, &change, &applied.stock, entry).await?;
             Self::enqueue_all(&mut *tx, &applied.events).await?;
             if let Some(record) = &a.idempotency {
                 // The replayed answer is the stock as this adjustment left it.
@@ -586,7 +624,7 @@ platform::sql_store! {
                     actor_id: None,
                     now,
                 };
-                Self::insert_movement(&mut *tx, &change, &applied.stock, &entry).await?;
+                Self::insert_movement(&mut *tx, &change, &applied.stock, entry).await?;
                 // A row created just now was never "above" its threshold: no low alert for it.
                 let events = if created {
                     vec![events::stock_changed(&applied.stock)]
@@ -703,6 +741,7 @@ platform::sql_store! {
             let items = Self::items_of(&mut *tx, f.id.0).await?;
             let reservation = row.with_items(items)?;
             let mut events = Vec::new();
+            let mut movements = Vec::with_capacity(reservation.items.len());
             for item in &reservation.items {
                 let change = Change {
                     sku: item.sku.as_str(),
@@ -725,9 +764,10 @@ platform::sql_store! {
                     actor_id: f.actor,
                     now: f.now,
                 };
-                Self::insert_movement(&mut *tx, &change, &applied.stock, &entry).await?;
+                movements.push(NewMovement::new(&change, &applied.stock, entry));
                 events.extend(applied.events);
             }
+            Self::insert_movements(&mut *tx, &movements).await?;
             events.push(match f.action {
                 ReservationAction::Release => events::reservation::<ReservationReleased>(&reservation),
                 ReservationAction::Commit => events::reservation::<ReservationCommitted>(&reservation),

@@ -494,7 +494,9 @@ impl OrderingService {
             coupon_code: priced.coupon.clone(),
             from_cart: priced.from_cart,
             payment_method,
-            payment_attempted: false,
+            // The saga's first step charges at once, under this lease: saying so here saves it
+            // a write of its own ("a payment may exist from here on") before calling payments.
+            payment_attempted: true,
             payment_id: None,
             payment_brand: None,
             payment_last4: None,

@@ -175,7 +175,8 @@ impl OrderingService {
                 .await;
         }
         if !order.payment_attempted {
-            // From here on a payment may exist: persisted before calling out.
+            // From here on a payment may exist: persisted before calling out. (Checkout writes
+            // orders with this already set; orders written by earlier versions come here.)
             if let Step::Stale = self
                 .advance(id, token, SagaStep::Capture, |_, m, _| {
                     m.order.payment_attempted = true;

@@ -5,11 +5,12 @@
 //! Concurrency: `update` reads the order `FOR UPDATE` (PostgreSQL) or inside `BEGIN IMMEDIATE`
 //! behind a process-wide writer mutex (SQLite), so its decide-then-write is atomic. Counters are
 //! incremented with `UPDATE ... RETURNING` inside the transaction that uses the value: a rollback
-//! leaves no gap. The coupon's use is a conditional increment (`uses < max_uses`), given back in
+//! leaves no gap (invoice numbers; order numbers too on SQLite, while PostgreSQL takes them from a
+//! sequence so that checkouts do not queue on one row). The coupon's use is a conditional increment (`uses < max_uses`), given back in
 //! the transaction that cancels the order or records its failed payment.
 
 use platform::db::{RowsAffected, StorePool, is_unique_violation};
-use platform::events::enqueue;
+use platform::events::enqueue_all;
 use sqlx::{Database, FromRow};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -396,22 +397,40 @@ platform::sql_store! {
         }
 
         async fn insert_timeline(conn: &mut DB::Connection, id: OrderId, entries: &[TimelineEntry]) -> StoreResult<()> {
-            for e in entries {
-                sqlx::query(
-                    "INSERT INTO order_timeline (id, order_id, at, from_status, to_status, actor, reason)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(Uuid::now_v7())
-                .bind(id.0)
-                .bind(e.at)
-                .bind(e.from.map(OrderStatus::as_str))
-                .bind(e.to.as_str())
-                .bind(e.actor.as_str())
-                .bind(e.reason.as_str())
-                .execute(&mut *conn)
-                .await?;
+            if entries.is_empty() {
+                return Ok(());
             }
+            let text = format!(
+                "INSERT INTO order_timeline (id, order_id, at, from_status, to_status, actor, reason) VALUES {}",
+                platform::db::values_rows(entries.len(), 7)
+            );
+            let mut query = sqlx::query(sql(text));
+            for e in entries {
+                query = query
+                    .bind(Uuid::now_v7())
+                    .bind(id.0)
+                    .bind(e.at)
+                    .bind(e.from.map(OrderStatus::as_str))
+                    .bind(e.to.as_str())
+                    .bind(e.actor.as_str())
+                    .bind(e.reason.as_str());
+            }
+            query.execute(&mut *conn).await?;
             Ok(())
+        }
+
+        /// The next order number. PostgreSQL takes it from a sequence, which holds no lock: the
+        /// counters row it replaces was locked by each checkout from its number to its commit, and
+        /// concurrent checkouts queued on it. SQLite keeps the counter, in this transaction (its
+        /// writers take turns anyway), so there a failed placement leaves no gap.
+        async fn next_order_number(conn: &mut DB::Connection) -> StoreResult<i64> {
+            if DB::NAME == <sqlx::Postgres as Database>::NAME {
+                let (value,) = sqlx::query_as::<_, (i64,)>("SELECT nextval('order_numbers')")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                return Ok(value);
+            }
+            Self::next_counter(conn, "order_number").await
         }
 
         async fn lines_of(conn: &mut DB::Connection, id: OrderId) -> StoreResult<Vec<OrderLine>> {
@@ -696,29 +715,31 @@ platform::sql_store! {
                     return Ok(PlaceOutcome::CouponExhausted);
                 }
             }
-            let n = Self::next_counter(&mut *tx, "order_number").await?;
+            let n = Self::next_order_number(&mut *tx).await?;
             order.number = OrderNumber::from_sequence(n);
             Self::insert_order(&mut *tx, &order).await?;
-            for l in &lines {
-                sqlx::query(
+            if !lines.is_empty() {
+                let text = format!(
                     "INSERT INTO order_lines (order_id, line, sku, product_id, name, quantity, unit_price, line_total)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(order.id.0)
-                .bind(l.line)
-                .bind(l.sku.as_str())
-                .bind(l.product_id)
-                .bind(l.name.as_str())
-                .bind(l.quantity)
-                .bind(l.unit_price)
-                .bind(l.line_total)
-                .execute(&mut *tx)
-                .await?;
+                 VALUES {}",
+                    platform::db::values_rows(lines.len(), 8)
+                );
+                let mut query = sqlx::query(sql(text));
+                for l in &lines {
+                    query = query
+                        .bind(order.id.0)
+                        .bind(l.line)
+                        .bind(l.sku.as_str())
+                        .bind(l.product_id)
+                        .bind(l.name.as_str())
+                        .bind(l.quantity)
+                        .bind(l.unit_price)
+                        .bind(l.line_total);
+                }
+                query.execute(&mut *tx).await?;
             }
             Self::insert_timeline(&mut *tx, order.id, &timeline).await?;
-            for event in events(&order, &lines) {
-                enqueue(&mut *tx, &event).await?;
-            }
+            enqueue_all(&mut *tx, &events(&order, &lines)).await?;
             tx.commit().await?;
             Ok(PlaceOutcome::Placed(Box::new(order)))
         }
@@ -778,13 +799,6 @@ platform::sql_store! {
             };
             let mut order = mutation.order;
             order.updated_at = now;
-            if mutation.assign_invoice && order.invoice_number.is_none() {
-                let year = now.year();
-                let n = Self::next_counter(&mut *tx, &format!("invoice:{year}")).await?;
-                order.invoice_number = Some(invoice_number(year, n));
-            }
-            Self::write_order(&mut *tx, &order).await?;
-            order.version += 1;
             if let Some(code) = order.coupon_code.as_deref()
                 && current.status.releases_coupon(order.status)
             {
@@ -801,14 +815,25 @@ platform::sql_store! {
                     .execute(&mut *tx)
                     .await?;
             }
+            let lines = match &mutation.events {
+                Emit::WithLines(_) => Self::lines_of(&mut *tx, id).await?,
+                Emit::Nothing | Emit::Order(_) => Vec::new(),
+            };
+            // The invoice counter's row stays locked until the commit, and every paid order takes
+            // it: it is taken last, so concurrent payments wait on it for as short a time as can be.
+            if mutation.assign_invoice && order.invoice_number.is_none() {
+                let year = now.year();
+                let n = Self::next_counter(&mut *tx, &format!("invoice:{year}")).await?;
+                order.invoice_number = Some(invoice_number(year, n));
+            }
+            Self::write_order(&mut *tx, &order).await?;
+            order.version += 1;
             let events = match mutation.events {
                 Emit::Nothing => Vec::new(),
                 Emit::Order(build) => build(&order),
-                Emit::WithLines(build) => build(&order, &Self::lines_of(&mut *tx, id).await?),
+                Emit::WithLines(build) => build(&order, &lines),
             };
-            for event in events {
-                enqueue(&mut *tx, &event).await?;
-            }
+            enqueue_all(&mut *tx, &events).await?;
             tx.commit().await?;
             Ok(Ok(order))
         }
@@ -1027,9 +1052,7 @@ platform::sql_store! {
                 Self::save_return(&mut *tx, r).await?;
             }
             Self::insert_timeline(&mut *tx, id, &mutation.timeline).await?;
-            for event in &mutation.events {
-                enqueue(&mut *tx, event).await?;
-            }
+            enqueue_all(&mut *tx, &mutation.events).await?;
             tx.commit().await?;
             Ok(Ok(written))
         }

@@ -350,20 +350,38 @@ platform::sql_store! {
             provider_ref: Option<&str>,
             now: OffsetDateTime,
         ) -> StoreResult<()> {
-            sqlx::query(
+            Self::ledger_entries(conn, payment, &[(kind, amount)], currency, refund, provider_ref, now).await
+        }
+
+        /// Ledger entries of one payment, in one statement (a capture at once writes two).
+        #[allow(clippy::too_many_arguments)]
+        async fn ledger_entries(
+            conn: &mut DB::Connection,
+            payment: Uuid,
+            entries: &[(EntryKind, i64)],
+            currency: &str,
+            refund: Option<Uuid>,
+            provider_ref: Option<&str>,
+            now: OffsetDateTime,
+        ) -> StoreResult<()> {
+            let text = format!(
                 "INSERT INTO payment_ledger (id, payment_id, kind, amount, currency, refund_id, provider_ref, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(payment)
-            .bind(kind.as_str())
-            .bind(amount)
-            .bind(currency)
-            .bind(refund)
-            .bind(provider_ref)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+             VALUES {}",
+                platform::db::values_rows(entries.len(), 8)
+            );
+            let mut query = sqlx::query(sql(text));
+            for (kind, amount) in entries {
+                query = query
+                    .bind(Uuid::now_v7())
+                    .bind(payment)
+                    .bind(kind.as_str())
+                    .bind(*amount)
+                    .bind(currency)
+                    .bind(refund)
+                    .bind(provider_ref)
+                    .bind(now);
+            }
+            query.execute(&mut *conn).await?;
             Ok(())
         }
 
@@ -434,8 +452,8 @@ platform::sql_store! {
                     Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, authorized, &currency, None, Some(intent_id), now).await?;
                 }
                 Settlement::Captured { intent_id, amount } => {
-                    Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, authorized, &currency, None, Some(intent_id), now).await?;
-                    Self::ledger_entry(&mut *conn, id.0, EntryKind::Capture, *amount, &currency, None, Some(intent_id), now).await?;
+                    let entries = [(EntryKind::Authorization, authorized), (EntryKind::Capture, *amount)];
+                    Self::ledger_entries(&mut *conn, id.0, &entries, &currency, None, Some(intent_id), now).await?;
                 }
                 Settlement::Declined { .. } | Settlement::Failed { .. } => {}
             }
