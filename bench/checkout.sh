@@ -14,6 +14,10 @@
 # EMPORIUM_BIN=<path> uses a release binary built beforehand; BENCH_SERVER_CPUS and BENCH_LOAD_CPUS
 # (taskset CPU lists) pin the server and wrk apart, BENCH_WRK_THREADS sets wrk's threads
 # (bench/compare.sh sets all three). EMPORIUM_PEER_CALLS=http reaches the server like any setting.
+# BENCH_POSTGRES_PARAMS (default sslmode=disable) is appended to each database URL: on loopback
+# there is nothing for TLS to protect, and the compose file's PostgreSQL (the official image) has no
+# certificate. A server with one (Debian's has) is otherwise reached over TLS, which here costs
+# about a fifth of the throughput; set it to sslmode=require to measure that.
 # Broker drill (postgres mode): BENCH_BROKER_RESTART_AT=<seconds into the run> stops RabbitMQ's app
 # (`rabbitmqctl stop_app`: every connection dropped) for BENCH_BROKER_DOWN (5) seconds and starts
 # it again, even when the run fails. The cross-check then also proves that no event was lost or
@@ -73,11 +77,12 @@ export RUST_LOG=warn EMPORIUM_LOG_FORMAT=json EMPORIUM_SEED_DEMO=false EMPORIUM_
 unset EMPORIUM_SMTP_URL # the verification tokens are read from the dev mailbox
 if [ "$mode" = postgres ]; then
   pg=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
+  pg_params=${BENCH_POSTGRES_PARAMS-sslmode=disable}
   for ctx in identity catalog inventory cart ordering payments notifications; do
     psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS bench_checkout_$ctx WITH (FORCE)" \
       -c "CREATE DATABASE bench_checkout_$ctx" \
       || { echo "cannot reach PostgreSQL at $pg (set BENCH_POSTGRES_URL)" >&2; exit 1; }
-    export "EMPORIUM_${ctx^^}_DATABASE_URL=$pg/bench_checkout_$ctx"
+    export "EMPORIUM_${ctx^^}_DATABASE_URL=$pg/bench_checkout_$ctx${pg_params:+?$pg_params}"
   done
   export EMPORIUM_NAMESPACE="bench-checkout-$$" EMPORIUM_QUEUE_EXPIRY_SECS=600 \
     REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
@@ -148,4 +153,5 @@ fi
 python3 bench/checkout.py check "$mode" "$work"
 if grep -q 'non-201: [1-9]' "$work/wrk.txt"; then echo "error: non-201 answers (samples above)" >&2; exit 1; fi
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m), load average before the run $load; $(
-  if [ -n "$server_cpus" ]; then echo "server on CPUs $server_cpus, wrk on CPUs ${load_cpus:-any}"; else echo "wrk and server share the cores"; fi); mode $mode, peer calls ${EMPORIUM_PEER_CALLS:-direct}"
+  if [ -n "$server_cpus" ]; then echo "server on CPUs $server_cpus, wrk on CPUs ${load_cpus:-any}"; else echo "wrk and server share the cores"; fi); mode $mode, peer calls ${EMPORIUM_PEER_CALLS:-direct}$(
+  [ "$mode" = postgres ] && echo ", database URL parameters: ${pg_params:-none}")"
