@@ -102,9 +102,17 @@ echo "signing up $users users (argon2id: a few seconds) and picking $skus in-sto
 BENCH_RUN=$$ python3 bench/checkout.py setup "$base" "$work" "$users" "$skus"
 echo "bench$$" >"$work/run.txt"
 
-pg_xacts() { # committed transactions per context database (read-only statements included)
+# Statements per order too when the server loads pg_stat_statements (shared_preload_libraries):
+# its view is then created in the postgres database, where it sees every database's statements.
+statements="NULL" statements_from=""
+if [ "$mode" = postgres ] && psql -X -At "$pg/postgres" -c "SHOW shared_preload_libraries" | grep -q pg_stat_statements \
+  && psql -X -q "$pg/postgres" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1; then
+  statements="s.calls"
+  statements_from="LEFT JOIN (SELECT dbid, SUM(calls) AS calls FROM pg_stat_statements GROUP BY dbid) s ON s.dbid = d.oid"
+fi
+pg_xacts() { # committed transactions (read-only statements included) and statements per context database
   [ "$mode" = postgres ] || return 0
-  psql -X -At -F' ' "$pg/postgres" -c "SELECT pg_stat_clear_snapshot(); SELECT datname, xact_commit FROM pg_stat_database WHERE datname LIKE 'bench_checkout_%' ORDER BY 1" | grep bench_ >"$1"
+  psql -X -At -F' ' "$pg/postgres" -c "SELECT pg_stat_clear_snapshot(); SELECT d.datname, d.xact_commit, COALESCE($statements, 0) FROM pg_stat_database d $statements_from WHERE d.datname LIKE 'bench_checkout_%' ORDER BY 1" | grep bench_ >"$1"
 }
 pg_xacts "$work/xacts-before.txt"
 # CPU seconds (user + system) of the server process and of all PostgreSQL processes on the machine.
@@ -146,9 +154,15 @@ python3 bench/checkout.py breakdown "$work/metrics-before.txt" "$work/metrics-af
 
 # Requests wrk gave up on at the end were cancelled on the server; the check waits for recovery.
 if [ "$mode" = postgres ]; then
-  echo "-- PostgreSQL transactions committed during the run, per 201 (each database; all share one WAL)"
-  join "$work/xacts-before.txt" "$work/xacts-after.txt" | awk -v ok="$ok" \
-    '{ d = $3 - $2; t += d; printf "  %-28s %8d  %6.1f per order\n", $1, d, d / (ok ? ok : 1) } END { printf "  %-28s %8d  %6.1f per order\n", "total", t, t / (ok ? ok : 1) }'
+  echo "-- PostgreSQL transactions committed during the run, per 201 (each database; all share one WAL)$(
+    [ -n "$statements_from" ] && echo ", and statements (pg_stat_statements)")"
+  join "$work/xacts-before.txt" "$work/xacts-after.txt" | awk -v ok="$ok" -v st="$statements_from" '
+    function line(name, tx, calls) {
+      printf "  %-28s %8d  %6.1f per order", name, tx, tx / (ok ? ok : 1)
+      if (st != "") printf "  %6.1f statements per order", calls / (ok ? ok : 1)
+      printf "\n"
+    }
+    { d = $4 - $2; c = $5 - $3; t += d; tc += c; line($1, d, c) } END { line("total", t, tc) }'
 fi
 python3 bench/checkout.py check "$mode" "$work"
 if grep -q 'non-201: [1-9]' "$work/wrk.txt"; then echo "error: non-201 answers (samples above)" >&2; exit 1; fi

@@ -283,6 +283,8 @@ pub trait OrderStore: Send + Sync + 'static {
 
     async fn place(&self, new: NewOrder, now: OffsetDateTime) -> StoreResult<PlaceOutcome>;
     async fn order(&self, id: OrderId) -> StoreResult<Option<OrderDetail>>;
+    /// The order's timeline, oldest first (empty for an unknown order).
+    async fn timeline(&self, id: OrderId) -> StoreResult<Vec<TimelineEntry>>;
     async fn list(&self, filter: &OrderFilter) -> StoreResult<Vec<Order>>;
     /// Locks the order, lets `decide` choose the change and writes it; `Ok(Err(..))` when
     /// `decide` refused (nothing written); `Err(NotFound)` when there is no such order.

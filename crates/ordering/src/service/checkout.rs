@@ -17,7 +17,7 @@ use crate::domain::{
 };
 use crate::events;
 use crate::peers::{MethodCheck, Reserved};
-use crate::store::{Claim, Claimed, NewOrder, Order, OrderLine, PlaceOutcome, SagaStep, StoreError};
+use crate::store::{Claim, Claimed, NewOrder, Order, OrderDetail, OrderLine, PlaceOutcome, SagaStep, StoreError};
 use crate::views::{OrderView, QuoteView, line_view, totals_of};
 
 /// What a checkout or quote asks for, as contracts publishes it.
@@ -548,8 +548,16 @@ impl OrderingService {
         metrics::counter!("orders_placed_total").increment(1);
         metrics::histogram!("order_value_minor_units", "currency" => placed.currency.to_string())
             .record(placed.totals.total as f64);
-        self.drive(*placed, token).await;
-        let detail = self.store.order(id).await?.ok_or(StoreError::NotFound)?;
+        let detail = match self.drive(*placed, token).await {
+            // The saga ended here: its last write is the order as stored, the lines are the ones
+            // just written, and only the timeline its steps added is read back.
+            Some(order) => OrderDetail {
+                timeline: self.store.timeline(id).await?,
+                lines: priced.lines,
+                order,
+            },
+            None => self.store.order(id).await?.ok_or(StoreError::NotFound)?,
+        };
         Ok(caller.view(&detail))
     }
 

@@ -28,13 +28,16 @@ enum Step {
 impl OrderingService {
     /// Runs the saga steps of `order`, as just written with `token` holding its lease. Each step
     /// starts from the order its predecessor wrote (the write checked the lease), so the loop never
-    /// reads the order back.
-    pub async fn drive(&self, mut order: Order, token: Uuid) {
+    /// reads the order back. Answers the order as its last step wrote it when the saga ran to its
+    /// end here; `None` when it stopped early (it will resume from the stored order).
+    pub async fn drive(&self, mut order: Order, token: Uuid) -> Option<Order> {
         let id = order.id;
         for _ in 0..16 {
-            let Some(step) = order.saga_step else { return };
+            let Some(step) = order.saga_step else {
+                return Some(order);
+            };
             if order.saga_lease_owner != Some(token) {
-                return;
+                return None;
             }
             let started = Instant::now();
             let outcome = match step {
@@ -55,19 +58,20 @@ impl OrderingService {
             self.outbox.notify();
             match outcome {
                 Ok(Step::Continue(next)) => order = *next,
-                Ok(Step::Stale) => return,
+                Ok(Step::Stale) => return None,
                 Ok(Step::Wait(why)) => {
                     tracing::info!(order = %id, step = step.as_str(), why, "saga step will be retried");
                     self.pause(id, token, step).await;
-                    return;
+                    return None;
                 }
                 Err(e) => {
                     tracing::warn!(order = %id, step = step.as_str(), error = %e, "saga step failed; will retry");
                     self.pause(id, token, step).await;
-                    return;
+                    return None;
                 }
             }
         }
+        None
     }
 
     /// Gives the lease back with a retry time, for the recovery loop. The first time the capture

@@ -751,16 +751,14 @@ platform::sql_store! {
                 return Ok(None);
             };
             let lines = Self::lines_of(&mut conn, id).await?;
-            let timeline = sqlx::query_as::<_, TimelineRow>(
-                "SELECT at, from_status, to_status, actor, reason FROM order_timeline WHERE order_id = $1 ORDER BY id",
-            )
-            .bind(id.0)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .map(TimelineEntry::try_from)
-            .collect::<StoreResult<Vec<_>>>()?;
+            let timeline = Self::timeline_of(&mut conn, id).await?;
             Ok(Some(OrderDetail { order, lines, timeline }))
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "timeline"))]
+        async fn timeline(&self, id: OrderId) -> StoreResult<Vec<TimelineEntry>> {
+            let mut conn = self.db.pool().acquire().await?;
+            Self::timeline_of(&mut conn, id).await
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list"))]

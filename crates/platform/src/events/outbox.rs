@@ -203,6 +203,12 @@ async fn relay_pending(
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| e.to_string())?;
+                if rows.is_empty() {
+                    // Woken by a transaction that wrote no event, or by one whose events an earlier
+                    // pass took: nothing to mark.
+                    tx.rollback().await.map_err(|e| e.to_string())?;
+                    return Ok(());
+                }
                 let count = rows.len();
                 injected_delay(faults, count).await;
                 let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
