@@ -274,7 +274,7 @@ if [ "$paced" = 1 ]; then
       p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
       slowest=$(awk '$1 == "Latency" { print $4 }' <<<"$out")
       misses_after=$(cache_misses "$t")
-      # A tail from cache expiry shows as misses; one without them is the machine or the server.
+      # Misses during the run show cache expiry; they may come with a tail without causing it.
       say "  $rps req/s, p50 $p50, p99 $p99, max $slowest; $((misses_after - misses_before)) cache misses"
       printf '%s|%s|%s|%s|%s|%s\n' "$t" "$r" "$max" "$rps" "$p50" "$p99" >>"$paced_results"
     done
