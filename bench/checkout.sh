@@ -108,7 +108,7 @@ statements="NULL" statements_from=""
 if [ "$mode" = postgres ] && psql -X -At "$pg/postgres" -c "SHOW shared_preload_libraries" | grep -q pg_stat_statements \
   && psql -X -q "$pg/postgres" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1; then
   statements="s.calls"
-  statements_from="LEFT JOIN (SELECT dbid, SUM(calls) AS calls FROM pg_stat_statements GROUP BY dbid) s ON s.dbid = d.oid"
+  statements_from="LEFT JOIN (SELECT dbid, SUM(calls) AS calls FROM pg_stat_statements GROUP BY dbid) s ON s.dbid = d.datid"
 fi
 pg_xacts() { # committed transactions (read-only statements included) and statements per context database
   [ "$mode" = postgres ] || return 0
