@@ -305,6 +305,51 @@ async fn unwanted_events_are_acknowledged_without_the_inbox(backend: Backend) {
     assert_eq!(recorded, vec![wanted.id], "only the wanted event is in the inbox");
 }
 
+/// Says it deduplicates in its own transaction, so the consumer leaves the inbox alone.
+#[derive(Default)]
+struct SelfDeduplicating(Recorder);
+
+#[async_trait::async_trait]
+impl EventHandler for SelfDeduplicating {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        self.0.handle(event).await
+    }
+
+    fn deduplicates(&self) -> bool {
+        true
+    }
+}
+
+/// A handler that deduplicates by itself is neither looked up in the inbox nor recorded there:
+/// a redelivery reaches it again (where its own check makes the repeat harmless).
+async fn a_self_deduplicating_handler_skips_the_inbox(backend: Backend) {
+    let Some(bus) = bus(backend).await else { return };
+    let handler = Arc::new(SelfDeduplicating::default());
+    let outbox = handle_test_events(&bus, "self-dedup", handler.clone()).await;
+    let event = Event::new("test", "test.thing.happened", "d", json!({}));
+    write_event(&bus.db, &event, true).await;
+    outbox.notify();
+    eventually("the event is handled", async || handler.0.count(event.id) == 1).await;
+    let inbox = "SELECT COUNT(*) FROM event_inbox WHERE consumer = 'self-dedup'";
+    let reset = "UPDATE event_outbox SET published_at = NULL WHERE id = $1";
+    let recorded: i64 = match &bus.db {
+        Db::Sqlite(p) => sqlx::query_scalar(inbox).fetch_one(p).await,
+        Db::Postgres(p) => sqlx::query_scalar(inbox).fetch_one(p).await,
+    }
+    .expect("inbox");
+    assert_eq!(recorded, 0, "nothing recorded in the inbox");
+    match &bus.db {
+        Db::Sqlite(p) => sqlx::query(reset).bind(event.id).execute(p).await.map(|_| ()),
+        Db::Postgres(p) => sqlx::query(reset).bind(event.id).execute(p).await.map(|_| ()),
+    }
+    .expect("reset");
+    outbox.notify();
+    eventually("the redelivery reaches the handler", async || {
+        handler.0.count(event.id) == 2
+    })
+    .await;
+}
+
 /// Fails while `failing` is set.
 struct Flaky {
     failing: std::sync::atomic::AtomicBool,
@@ -453,6 +498,11 @@ mod sqlite {
     async fn unwanted_events_are_acknowledged_without_the_inbox() {
         super::unwanted_events_are_acknowledged_without_the_inbox(Backend::Sqlite).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_self_deduplicating_handler_skips_the_inbox() {
+        super::a_self_deduplicating_handler_skips_the_inbox(Backend::Sqlite).await;
+    }
 }
 
 mod postgres {
@@ -471,6 +521,11 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unwanted_events_are_acknowledged_without_the_inbox() {
         super::unwanted_events_are_acknowledged_without_the_inbox(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_self_deduplicating_handler_skips_the_inbox() {
+        super::a_self_deduplicating_handler_skips_the_inbox(Backend::Postgres).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

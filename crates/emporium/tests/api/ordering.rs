@@ -660,6 +660,12 @@ async fn invoices_exist_once_paid(app: TestApp) {
     let n2 = second["invoice_number"].as_str().expect("n2");
     let seq = |n: &str| n.rsplit('-').next().and_then(|s| s.parse::<i64>().ok()).expect("seq");
     assert_eq!(seq(n2), seq(n1) + 1, "{n1} {n2}");
+    // Order numbers (a sequence on PostgreSQL, a counter on SQLite) increase too.
+    let (o1, o2) = (
+        first["number"].as_str().expect("o1"),
+        second["number"].as_str().expect("o2"),
+    );
+    assert!(seq(o2) > seq(o1), "{o1} {o2}");
     let id = first["id"].as_str().expect("id");
     let r = app.get_auth(&format!("{ORDERS}/{id}/invoice"), &user.access).await;
     assert_eq!(r.status(), 200);
