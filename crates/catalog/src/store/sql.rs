@@ -644,13 +644,6 @@ where
             .collect()
     }
 
-    async fn enqueue_all(conn: &mut DB::Connection, events: &[Event]) -> Result<(), sqlx::Error> {
-        for e in events {
-            platform::events::enqueue(&mut *conn, e).await?;
-        }
-        Ok(())
-    }
-
     /// Writes the product's attribute rows (replacing any).
     async fn write_attributes(conn: &mut DB::Connection, product: &Product) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM product_attributes WHERE product_id = $1")
@@ -911,7 +904,7 @@ where
         if let Some(q) = insert_attributes_sql(std::slice::from_ref(product)) {
             Self::execute_sql(&mut tx, q).await?;
         }
-        Self::enqueue_all(&mut tx, events).await?;
+        platform::events::enqueue_all(&mut *tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1147,7 +1140,7 @@ where
             };
         }
         Self::write_attributes(&mut tx, p).await?;
-        Self::enqueue_all(&mut tx, events).await?;
+        platform::events::enqueue_all(&mut *tx, events).await?;
         tx.commit().await?;
         self.product(p.id).await?.ok_or(StoreError::NotFound)
     }
@@ -1180,7 +1173,7 @@ where
                 StoreError::NotFound
             });
         }
-        Self::enqueue_all(&mut tx, events).await?;
+        platform::events::enqueue_all(&mut *tx, events).await?;
         tx.commit().await?;
         Ok(current)
     }
@@ -1595,7 +1588,7 @@ where
             }
             Self::execute_sql(&mut tx, q).await?;
         }
-        Self::enqueue_all(&mut tx, &batch.events).await?;
+        platform::events::enqueue_all(&mut *tx, &batch.events).await?;
         tx.commit().await?;
         Ok(())
     }

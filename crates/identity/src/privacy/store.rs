@@ -183,9 +183,7 @@ impl PrivacyStore for SqlPrivacyStore<DB> {
         // Events about the account that the relay already published (its registration among
         // them) may name the person, and so may a dead letter of identity's consumers.
         platform::privacy::forget_events_about_in(&mut *tx, e.user_id).await?;
-        for event in events {
-            platform::events::enqueue(&mut *tx, event).await?;
-        }
+        platform::events::enqueue_all(&mut *tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -285,9 +283,7 @@ impl PrivacyStore for SqlPrivacyStore<DB> {
         .bind(x.requested_at)
         .execute(&mut *tx)
         .await?;
-        for event in events {
-            platform::events::enqueue(&mut *tx, event).await?;
-        }
+        platform::events::enqueue_all(&mut *tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -338,9 +334,7 @@ impl PrivacyStore for SqlPrivacyStore<DB> {
             .rows_affected()
                 > 0;
             if ready_now {
-                for event in ready_events {
-                    platform::events::enqueue(&mut *tx, event).await?;
-                }
+                platform::events::enqueue_all(&mut *tx, ready_events).await?;
             }
         }
         tx.commit().await?;

@@ -321,9 +321,7 @@ where
         .execute(&mut *tx)
         .await
         .map_err(map_user_write)?;
-        for event in events {
-            platform::events::enqueue(&mut *tx, event).await?;
-        }
+        platform::events::enqueue_all(&mut *tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -392,9 +390,7 @@ where
         .fetch_optional(&mut *tx)
         .await?;
         if row.is_some() {
-            for event in events {
-                platform::events::enqueue(&mut *tx, event).await?;
-            }
+            platform::events::enqueue_all(&mut *tx, events).await?;
         }
         tx.commit().await?;
         match row {
@@ -780,9 +776,7 @@ where
         .bind(expires_at)
         .execute(&mut *tx)
         .await?;
-        for event in events {
-            platform::events::enqueue(&mut *tx, event).await?;
-        }
+        platform::events::enqueue_all(&mut *tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -821,9 +815,7 @@ where
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "enqueue_events"))]
     async fn enqueue_events(&self, events: &[Event]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        for event in events {
-            platform::events::enqueue(&mut *tx, event).await?;
-        }
+        platform::events::enqueue_all(&mut *tx, events).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -18,7 +18,7 @@
 
 use contracts::events::inventory::{ReservationCommitted, ReservationCreated, ReservationExpired, ReservationReleased};
 use platform::db::{RowsAffected, StorePool, is_unique_violation};
-use platform::events::{Event, enqueue};
+use platform::events::{Event, enqueue, enqueue_all};
 use sqlx::{Database, FromRow};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -285,11 +285,6 @@ platform::sql_store! {
             Ok(())
         }
 
-        async fn enqueue_all(conn: &mut DB::Connection, events: &[Event]) -> StoreResult<()> {
-            platform::events::enqueue_all(&mut *conn, events).await?;
-            Ok(())
-        }
-
         async fn stock_in(conn: &mut DB::Connection, sku: &str) -> StoreResult<Option<Stock>> {
             Ok(sqlx::query_as::<_, StockRow>(sql(format!("SELECT {STOCK_COLUMNS} FROM stock WHERE sku = $1")))
                 .bind(sku)
@@ -550,7 +545,7 @@ platform::sql_store! {
                 now: a.now,
             };
             Self::insert_movement(&mut *tx, &change, &applied.stock, entry).await?;
-            Self::enqueue_all(&mut *tx, &applied.events).await?;
+            enqueue_all(&mut *tx, &applied.events).await?;
             if let Some(record) = &a.idempotency {
                 // The replayed answer is the stock as this adjustment left it.
                 let body = serde_json::to_string(&crate::views::StockView::from(&applied.stock))
@@ -589,7 +584,7 @@ platform::sql_store! {
             .await
             .map(Stock::from)?;
             let events = events::for_stock_change(before.available(), before.low_stock_threshold, &after);
-            Self::enqueue_all(&mut *tx, &events).await?;
+            enqueue_all(&mut *tx, &events).await?;
             tx.commit().await?;
             Ok(after)
         }
@@ -631,7 +626,7 @@ platform::sql_store! {
                 } else {
                     applied.events
                 };
-                Self::enqueue_all(&mut *tx, &events).await?;
+                enqueue_all(&mut *tx, &events).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -671,7 +666,7 @@ platform::sql_store! {
             }
             match Self::reserve_lines(&mut *tx, new).await? {
                 Ok(events) => {
-                    Self::enqueue_all(&mut *tx, &events).await?;
+                    enqueue_all(&mut *tx, &events).await?;
                     tx.commit().await?;
                     Ok(Created::New(new.reservation.clone()))
                 }
@@ -773,7 +768,7 @@ platform::sql_store! {
                 ReservationAction::Commit => events::reservation::<ReservationCommitted>(&reservation),
                 ReservationAction::Expire => events::reservation::<ReservationExpired>(&reservation),
             });
-            Self::enqueue_all(&mut *tx, &events).await?;
+            enqueue_all(&mut *tx, &events).await?;
             tx.commit().await?;
             Ok(Some(reservation))
         }

@@ -14,7 +14,7 @@
 //!   time anyway; queueing avoids `database is locked` under bursts).
 
 use platform::db::{RowsAffected, StorePool, is_unique_violation};
-use platform::events::{Event, enqueue};
+use platform::events::enqueue;
 use sqlx::{Database, FromRow};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -287,7 +287,7 @@ platform::sql_store! {
                     now,
                 )
                 .await?;
-                Self::enqueue_all(&mut *conn, &[events::refund_completed(&refund)]).await?;
+                enqueue(&mut *conn, &events::refund_completed(&refund)).await?;
             }
             Ok(Some(refund))
         }
@@ -382,13 +382,6 @@ platform::sql_store! {
                     .bind(now);
             }
             query.execute(&mut *conn).await?;
-            Ok(())
-        }
-
-        async fn enqueue_all(conn: &mut DB::Connection, events: &[Event]) -> StoreResult<()> {
-            for event in events {
-                enqueue(&mut *conn, event).await?;
-            }
             Ok(())
         }
 
