@@ -198,14 +198,6 @@ impl Drop for Flight {
     }
 }
 
-/// Now as Unix milliseconds: when cached pages stop being fresh, comparable across replicas.
-fn unix_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// A price as catalog's events carry it.
 pub(crate) fn event_price(m: &Money) -> events::Price {
     events::Price {
@@ -309,7 +301,7 @@ impl CatalogService {
             return render(&load().await?);
         }
         let stale = match self.cache.get_as(&key, Rendered::from_entry).await {
-            Some((hit, fresh_until_ms)) if unix_ms() < fresh_until_ms => {
+            Some((hit, fresh_until_ms)) if platform::clock::unix_ms(platform::clock::now()) < fresh_until_ms => {
                 self.cache_hits.increment(1);
                 return Ok(hit);
             }
@@ -335,7 +327,7 @@ impl CatalogService {
                 let rendered = render(&load().await?)?;
                 if self.unwritten_since(generation).await {
                     let ttl_ms = i64::try_from(self.ttl().as_millis()).unwrap_or(i64::MAX);
-                    let fresh_until_ms = unix_ms().saturating_add(ttl_ms);
+                    let fresh_until_ms = platform::clock::unix_ms(platform::clock::now()).saturating_add(ttl_ms);
                     // Kept for another TTL after it expires, to be served while one reader
                     // reloads it; a reader finding it expired and no reload running reloads it.
                     let kept = self.ttl().saturating_mul(2);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use lettre::message::Mailbox;
 use platform::Problem;
 use platform::auth::AuthUser;
+use platform::clock::unix_ms;
 use platform::events::{Event, HandlerError};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -74,10 +75,6 @@ pub fn describe_metrics() {
             "Time of one outbound webhook attempt, until the receiver's answer or the deadline."
         );
     });
-}
-
-pub fn now_ms(now: OffsetDateTime) -> i64 {
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 fn ms_to_time(ms: i64) -> Option<OffsetDateTime> {
@@ -172,7 +169,7 @@ impl NotificationService {
                     html_body: rendered.html,
                     message_id: format!("<{}@{}>", id.simple(), self.from.email.domain()),
                     created_at: now,
-                    due_ms: now_ms(now),
+                    due_ms: unix_ms(now),
                 });
             }
         }
@@ -228,7 +225,7 @@ impl NotificationService {
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
         let now = platform::clock::now();
         let lease = i64::try_from(LEASE.as_millis()).unwrap_or(60_000);
-        let (claim, rows) = self.store.claim_due(now_ms(now), lease, BATCH, now).await?;
+        let (claim, rows) = self.store.claim_due(unix_ms(now), lease, BATCH, now).await?;
         let count = rows.len();
         let results = futures::future::join_all(rows.iter().map(|d| self.deliver_one(claim, d))).await;
         for result in results {
@@ -281,7 +278,7 @@ impl NotificationService {
                     self.config.max_attempts,
                     self.config.retry_base,
                     e.permanent,
-                    now_ms(now),
+                    unix_ms(now),
                 );
                 let (status, next) = match fate {
                     AfterFailure::Retry { next_attempt_ms } => (DeliveryStatus::Failed, next_attempt_ms),
@@ -354,7 +351,7 @@ impl NotificationService {
     pub async fn retry(&self, auth: &AuthUser, id: Uuid) -> Result<Delivery, Problem> {
         auth.require_any_role(LOG_WRITERS)?;
         let now = platform::clock::now();
-        match self.store.requeue_dead(id, now, now_ms(now)).await {
+        match self.store.requeue_dead(id, now, unix_ms(now)).await {
             Ok(d) => {
                 tracing::info!(delivery_id = %id, actor = %auth.id(), "dead notification queued again");
                 self.wake();
@@ -379,7 +376,7 @@ mod tests {
     #[test]
     fn milliseconds_round_trip() {
         let t = time::macros::datetime!(2030-01-02 03:04:05.678 UTC);
-        let ms = now_ms(t);
+        let ms = unix_ms(t);
         assert_eq!(ms % 1000, 678);
         assert_eq!(ms_to_time(ms), Some(t));
     }

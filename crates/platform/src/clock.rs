@@ -19,6 +19,12 @@ pub fn to_second(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
 }
 
+/// `t` as milliseconds since the Unix epoch (saturating): for due times kept as integers, and
+/// expiry times that replicas compare.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
 /// RFC 3339 serialisation for API timestamps.
 pub use time::serde::rfc3339;
 
@@ -32,5 +38,11 @@ mod tests {
         assert_eq!(to_second(t), time::macros::datetime!(2026-01-02 03:04:05 UTC));
         assert_eq!(now_to_second().nanosecond(), 0);
         assert!(now() - now_to_second() < time::Duration::SECOND);
+    }
+
+    #[test]
+    fn unix_milliseconds_drop_the_rest_of_the_millisecond() {
+        assert_eq!(unix_ms(time::macros::datetime!(1970-01-01 00:00:01.234567 UTC)), 1_234);
+        assert_eq!(unix_ms(OffsetDateTime::UNIX_EPOCH), 0);
     }
 }

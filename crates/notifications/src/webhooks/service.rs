@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use platform::auth::AuthUser;
+use platform::clock::unix_ms;
 use platform::config::{ConfigError, ConfigSource};
 use platform::events::Event;
 use platform::{FieldError, Problem};
@@ -158,10 +159,6 @@ pub struct WebhookService {
     endpoints_changed: AtomicU64,
 }
 
-fn now_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 fn invalid(field: &str, message: impl Into<String>) -> Problem {
     Problem::validation(vec![FieldError::new(field, message)])
 }
@@ -211,7 +208,7 @@ impl WebhookService {
     pub async fn wait_for_work(&self, min: Duration, max: Duration) {
         let wait = match self.store.next_due_ms().await {
             Ok(Some(due)) => {
-                let ahead = u64::try_from(due - now_ms(platform::clock::now())).unwrap_or(0);
+                let ahead = u64::try_from(due - unix_ms(platform::clock::now())).unwrap_or(0);
                 Duration::from_millis(ahead).clamp(min, max)
             }
             Ok(None) => max,
@@ -395,7 +392,7 @@ impl WebhookService {
         let now = platform::clock::now();
         if !self
             .store
-            .replay(id, message, now_ms(now), now)
+            .replay(id, message, unix_ms(now), now)
             .await
             .map_err(internal)?
         {
@@ -445,7 +442,7 @@ impl WebhookService {
                 payload: payload.clone(),
                 status: MessageStatus::Pending,
                 attempts: 0,
-                next_attempt_ms: now_ms(now),
+                next_attempt_ms: unix_ms(now),
                 last_status: None,
                 last_error: None,
                 created_at: now,
@@ -471,7 +468,7 @@ impl WebhookService {
     pub async fn deliver_due(&self) -> Result<(usize, Vec<Disabled>), StoreError> {
         let now = platform::clock::now();
         let lease = i64::try_from(LEASE.as_millis()).unwrap_or(120_000);
-        let (claim, due) = self.store.claim_due(now_ms(now), lease, BATCH, now).await?;
+        let (claim, due) = self.store.claim_due(unix_ms(now), lease, BATCH, now).await?;
         if due.is_empty() {
             return Ok((0, Vec::new()));
         }
@@ -517,7 +514,7 @@ impl WebhookService {
             AttemptOutcome::Delivered { status } => (Some(*status), None, NextStep::Delivered),
             AttemptOutcome::Failed { status, error } => {
                 let next = match self.config.schedule.next_wait(made) {
-                    Some(wait) => NextStep::RetryAt(now_ms(now + wait)),
+                    Some(wait) => NextStep::RetryAt(unix_ms(now + wait)),
                     None => NextStep::GiveUp,
                 };
                 (*status, Some(error.clone()), next)
