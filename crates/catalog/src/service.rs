@@ -255,13 +255,15 @@ impl CatalogService {
 
     /// After any write: product keys go, every list/search page with them (generation bump).
     pub async fn invalidate(&self, product: Option<ProductId>, slugs: &[&str]) {
+        // Bump first: a read that loaded before the write then either stores before these
+        // deletes or sees the bump and stores nothing (`Cache::set_bytes_at_generation`).
+        self.cache.bump_generation(GENERATION).await;
         if let Some(id) = product {
             self.cache.delete(&format!("product:{id}")).await;
         }
         for slug in slugs {
             self.cache.delete(&format!("slug:{slug}")).await;
         }
-        self.cache.bump_generation(GENERATION).await;
     }
 
     async fn cached<T, F, Fut>(&self, key: String, load: F) -> Result<T, Problem>
@@ -279,8 +281,10 @@ impl CatalogService {
         }
         let generation = self.cache.generation(GENERATION).await;
         let value = load().await?;
-        if self.unwritten_since(generation).await {
-            self.cache.set_json(&key, &value, self.ttl()).await;
+        if let Ok(bytes) = serde_json::to_vec(&value) {
+            self.cache
+                .set_bytes_at_generation(&key, bytes.into(), self.ttl(), GENERATION, generation)
+                .await;
         }
         Ok(value)
     }
@@ -325,16 +329,16 @@ impl CatalogService {
             .cell
             .get_or_try_init(|| async {
                 let rendered = render(&load().await?)?;
-                if self.unwritten_since(generation).await {
-                    let ttl_ms = i64::try_from(self.ttl().as_millis()).unwrap_or(i64::MAX);
-                    let fresh_until_ms = platform::clock::unix_ms(platform::clock::now()).saturating_add(ttl_ms);
-                    // Kept for another TTL after it expires, to be served while one reader
-                    // reloads it; a reader finding it expired and no reload running reloads it.
-                    let kept = self.ttl().saturating_mul(2);
-                    self.cache
-                        .set_bytes(&flight.key.0, rendered.to_entry(fresh_until_ms), kept)
-                        .await;
-                }
+                let ttl_ms = i64::try_from(self.ttl().as_millis()).unwrap_or(i64::MAX);
+                let fresh_until_ms = platform::clock::unix_ms(platform::clock::now()).saturating_add(ttl_ms);
+                // Kept for another TTL after it expires, to be served while one reader reloads
+                // it; a reader finding it expired and no reload running reloads it. Not kept at
+                // all when a write landed while it loaded.
+                let kept = self.ttl().saturating_mul(2);
+                let entry = rendered.to_entry(fresh_until_ms);
+                self.cache
+                    .set_bytes_at_generation(&flight.key.0, entry, kept, GENERATION, generation)
+                    .await;
                 Ok::<_, Problem>(rendered)
             })
             .await;
@@ -344,15 +348,6 @@ impl CatalogService {
             (Err(e), Some(page)) if e.status.is_server_error() => Ok(page),
             (Err(e), _) => Err(e),
         }
-    }
-
-    /// Whether no write has been [invalidated](Self::invalidate) since `generation` was read.
-    /// A read that missed the cache must not store what it loaded when a write landed while it
-    /// loaded: the write deleted the key before the read stored it, so the old value would be
-    /// served until its TTL (a product's stock stayed at 0 for 30 s in a loaded CI run). Only the
-    /// moment between this check and the store remains open.
-    async fn unwritten_since(&self, generation: u64) -> bool {
-        self.cache.generation(GENERATION).await == generation
     }
 
     async fn generation_key(&self, kind: &str, rest: &str) -> String {

@@ -253,6 +253,60 @@ impl Cache {
         }
     }
 
+    /// Keeps `bytes` under `key` for `ttl` unless generation `name` has moved on from
+    /// `generation`, read before the value was loaded; says whether it was kept. A value loaded
+    /// before a write must not be stored after that write invalidated it, or it is served until
+    /// its TTL. Writers [bump](Self::bump_generation) first and delete their keys after, and here
+    /// the check and the store act as one step: either the store comes before the writer's
+    /// delete (which removes it) or it sees the bump (and stores nothing).
+    pub async fn set_bytes_at_generation(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        ttl: Duration,
+        name: &str,
+        generation: u64,
+    ) -> bool {
+        if self.injected_outage() {
+            return false;
+        }
+        let generation_key = self.key(&format!("generation:{name}"));
+        let key = self.key(key);
+        match &*self.backend {
+            Backend::InProcess { entries, generations } => {
+                let current = || lock(generations).get(&generation_key).copied().unwrap_or(0);
+                if current() != generation {
+                    return false;
+                }
+                entries.insert(key.clone(), Arc::new(Entry { bytes, ttl })).await;
+                // A bump between the check and the insert may have had its delete run before the
+                // insert: looking again after it closes that gap.
+                if current() != generation {
+                    entries.invalidate(&key).await;
+                    return false;
+                }
+                true
+            }
+            Backend::Redis { connection, .. } => {
+                static SET_AT_GENERATION: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+                    redis::Script::new(
+                        "if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+                         redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+                         return 1",
+                    )
+                });
+                let mut conn = connection.clone();
+                let mut call = SET_AT_GENERATION.key(key);
+                call.key(generation_key)
+                    .arg(generation)
+                    .arg(bytes.as_ref())
+                    .arg(ttl.as_secs().max(1));
+                let result = redis_call(call.invoke_async::<i64>(&mut conn)).await;
+                self.record(result) == Some(1)
+            }
+        }
+    }
+
     pub async fn delete(&self, key: &str) {
         let key = self.key(key);
         match &*self.backend {
@@ -452,6 +506,27 @@ mod tests {
         };
         assert_eq!(count("hit").as_deref(), Some("2"), "{text}");
         assert_eq!(count("miss").as_deref(), Some("1"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_value_loaded_before_a_bump_is_not_stored_after_it() {
+        let cache = Cache::in_process(1 << 20).namespace("g");
+        let ttl = Duration::from_secs(60);
+        let loaded_at = cache.generation("lists").await;
+        assert!(
+            cache
+                .set_bytes_at_generation("k", Bytes::from_static(b"1"), ttl, "lists", loaded_at)
+                .await
+        );
+        assert_eq!(cache.get_json::<i32>("k").await, Some(1));
+        cache.bump_generation("lists").await;
+        cache.delete("k").await;
+        assert!(
+            !cache
+                .set_bytes_at_generation("k", Bytes::from_static(b"2"), ttl, "lists", loaded_at)
+                .await
+        );
+        assert_eq!(cache.get_json::<i32>("k").await, None, "a value from before the bump");
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ macro_rules! on_both_backends {
 mod address_book;
 mod binary;
 mod browser;
+mod cache;
 mod cart;
 mod catalog;
 mod checkout_money;
