@@ -108,6 +108,14 @@ struct PaymentRow {
     refunds_pending: i64,
 }
 
+/// A payment as its settling update returns it, with whether its card was saved.
+#[derive(FromRow)]
+struct SettledRow {
+    #[sqlx(flatten)]
+    payment: PaymentRow,
+    method_saved: Option<bool>,
+}
+
 /// A payment with its amounts derived from the ledger (and the refunds in flight).
 const PAYMENT_SELECT: &str = "SELECT p.id, p.order_id, p.customer_id, p.method_id, p.amount, p.currency, p.capture,
         p.status, p.brand, p.last4, p.provider, p.provider_intent, p.decline_code, p.failure_reason, p.created_by,
@@ -388,7 +396,15 @@ platform::sql_store! {
         /// A card is kept only when it works and the shopper asked to keep it: a card declined on its
         /// first use is removed, and so is a card not saved once a payment went through with it
         /// (after a `failed` payment, retryable, both stay usable).
-        async fn forget_method_after(conn: &mut DB::Connection, method: Uuid, s: &Settlement, now: OffsetDateTime) -> StoreResult<()> {
+        /// `saved`: whether the card was saved, as the settling update read it (`None`: no such
+        /// card); a saved card that went through stays, with no statement spent on it.
+        async fn forget_method_after(
+            conn: &mut DB::Connection,
+            method: Uuid,
+            saved: Option<bool>,
+            s: &Settlement,
+            now: OffsetDateTime,
+        ) -> StoreResult<()> {
             match s {
                 Settlement::Declined { .. } => {
                     sqlx::query(
@@ -401,7 +417,7 @@ platform::sql_store! {
                     .execute(&mut *conn)
                     .await?;
                 }
-                Settlement::Authorized { .. } | Settlement::Captured { .. } => {
+                Settlement::Authorized { .. } | Settlement::Captured { .. } if saved == Some(false) => {
                     sqlx::query("UPDATE payment_methods SET removed_at = $2 WHERE id = $1 AND removed_at IS NULL AND saved = $3")
                         .bind(method)
                         .bind(now)
@@ -409,7 +425,7 @@ platform::sql_store! {
                         .execute(&mut *conn)
                         .await?;
                 }
-                Settlement::Failed { .. } => {}
+                Settlement::Authorized { .. } | Settlement::Captured { .. } | Settlement::Failed { .. } => {}
             }
             Ok(())
         }
@@ -423,11 +439,17 @@ platform::sql_store! {
                 Settlement::Declined { intent_id, code } => (intent_id.as_deref(), Some(code.as_str()), None),
                 Settlement::Failed { intent_id, reason } => (intent_id.as_deref(), None, Some(reason.as_str())),
             };
-            let settled: Option<(i64, String, Uuid)> = sqlx::query_as(
+            // A processing payment has no captures and no refunds yet, so its derived amounts
+            // after settling are known: the update returns the row, with no re-read.
+            let settled: Option<SettledRow> = sqlx::query_as(
                 "UPDATE payments SET status = $2, provider_intent = COALESCE($3, provider_intent), decline_code = $4,
                     failure_reason = $5, updated_at = $6, version = version + 1
              WHERE id = $1 AND status = 'processing'
-             RETURNING amount, currency, method_id",
+             RETURNING id, order_id, customer_id, method_id, amount, currency, capture, status, brand, last4, provider,
+                 provider_intent, decline_code, failure_reason, created_by, created_at, updated_at, version,
+                 CAST(0 AS BIGINT) AS captured_amount, CAST(0 AS BIGINT) AS refunded_amount,
+                 CAST(0 AS BIGINT) AS refunds_pending,
+                 (SELECT m.saved FROM payment_methods m WHERE m.id = payments.method_id) AS method_saved",
             )
             .bind(id.0)
             .bind(s.status().as_str())
@@ -437,22 +459,23 @@ platform::sql_store! {
             .bind(now)
             .fetch_optional(&mut *conn)
             .await?;
-            let Some((authorized, currency, method)) = settled else {
+            let Some(SettledRow { payment, method_saved }) = settled else {
                 return Ok(None);
             };
+            let mut payment = Payment::try_from(payment)?;
+            let (authorized, currency) = (payment.amount, payment.currency.as_str());
             match s {
                 Settlement::Authorized { intent_id } => {
-                    Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, authorized, &currency, None, Some(intent_id), now).await?;
+                    Self::ledger_entry(&mut *conn, id.0, EntryKind::Authorization, authorized, currency, None, Some(intent_id), now).await?;
                 }
                 Settlement::Captured { intent_id, amount } => {
                     let entries = [(EntryKind::Authorization, authorized), (EntryKind::Capture, *amount)];
-                    Self::ledger_entries(&mut *conn, id.0, &entries, &currency, None, Some(intent_id), now).await?;
+                    Self::ledger_entries(&mut *conn, id.0, &entries, currency, None, Some(intent_id), now).await?;
+                    payment.captured_amount = *amount;
                 }
                 Settlement::Declined { .. } | Settlement::Failed { .. } => {}
             }
-            Self::forget_method_after(&mut *conn, method, s, now).await?;
-            // Re-read so the derived amounts include the entries just written.
-            let payment = Self::payment_in(&mut *conn, id.0).await?.ok_or(StoreError::NotFound)?;
+            Self::forget_method_after(&mut *conn, payment.method_id.0, method_saved, s, now).await?;
             let event = match s {
                 Settlement::Captured { .. } => Some(events::payment_captured(&payment)),
                 Settlement::Declined { .. } | Settlement::Failed { .. } => Some(events::payment_failed(&payment)),
@@ -914,10 +937,10 @@ platform::sql_store! {
     #[async_trait::async_trait]
     impl SimulatedLedger for SqlStore<DB> {
         async fn sim_authorize(&self, intent: &SimIntent) -> anyhow::Result<SimIntent> {
-            let (_guard, mut tx) = self.db.write().await?;
-            sqlx::query(sql(format!(
+            // One statement for a new key; a repeated key (a retry) reads the intent it made.
+            let inserted = sqlx::query_as::<_, SimIntentRow>(sql(format!(
                 "INSERT INTO sim_intents ({SIM_COLUMNS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7)
-             ON CONFLICT (idem_key) DO NOTHING"
+             ON CONFLICT (idem_key) DO NOTHING RETURNING {SIM_COLUMNS}"
             )))
             .bind(intent.id.as_str())
             .bind(intent.idempotency_key.as_str())
@@ -926,15 +949,19 @@ platform::sql_store! {
             .bind(intent.status.as_str())
             .bind(intent.decline_code.map(|c| c.as_str()))
             .bind(crate::service::now())
-            .execute(&mut *tx)
+            .fetch_optional(self.db.pool())
             .await?;
-            let stored = sqlx::query_as::<_, SimIntentRow>(sql(format!(
-                "SELECT {SIM_COLUMNS} FROM sim_intents WHERE idem_key = $1"
-            )))
-            .bind(intent.idempotency_key.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
+            let stored = match inserted {
+                Some(row) => row,
+                None => {
+                    sqlx::query_as::<_, SimIntentRow>(sql(format!(
+                        "SELECT {SIM_COLUMNS} FROM sim_intents WHERE idem_key = $1"
+                    )))
+                    .bind(intent.idempotency_key.as_str())
+                    .fetch_one(self.db.pool())
+                    .await?
+                }
+            };
             Ok(SimIntent::try_from(stored)?)
         }
 
@@ -950,21 +977,20 @@ platform::sql_store! {
                     (Err(m), _) => Err(m),
                 });
             }
-            let captured = sqlx::query(
+            let captured = sqlx::query_as::<_, SimIntentRow>(sql(format!(
                 "UPDATE sim_intents SET status = 'succeeded', captured = $2
-             WHERE id = $1 AND status = 'requires_capture' AND amount >= $2",
-            )
+             WHERE id = $1 AND status = 'requires_capture' AND amount >= $2 RETURNING {SIM_COLUMNS}"
+            )))
             .bind(intent_id)
             .bind(amount)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            if captured.rows_affected() == 0 {
+            let Some(captured) = captured else {
                 tx.rollback().await?;
                 return Ok(Err("the intent cannot be captured (unknown, not authorized, or amount too high)".into()));
-            }
-            let intent = Self::sim_intent(&mut *tx, intent_id).await?;
+            };
             tx.commit().await?;
-            intent.ok_or_else(|| anyhow::anyhow!("captured intent vanished")).map(Ok)
+            Ok(Ok(SimIntent::try_from(captured)?))
         }
 
         async fn sim_refund(&self, key: &str, intent_id: &str, amount: i64) -> anyhow::Result<Result<String, String>> {
