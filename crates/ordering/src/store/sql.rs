@@ -625,33 +625,25 @@ platform::sql_store! {
     impl OrderStore for SqlStore<DB> {
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "claim"))]
         async fn claim(&self, c: &Claim) -> StoreResult<Claimed> {
-            let (guard, mut tx) = self.db.write().await?;
+            // One statement, no transaction: the key's row either goes in or is already there.
             let inserted = sqlx::query(
                 "INSERT INTO order_claims (user_id, idem_key, request_hash, order_id, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, idem_key) DO NOTHING",
             )
             .bind(c.user_id)
             .bind(c.key.as_str())
             .bind(c.request_hash.as_slice())
             .bind(c.order_id.0)
             .bind(c.created_at)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {
-                    tx.commit().await?;
-                    Ok(Claimed::New)
-                }
-                Err(e) if is_unique_violation(&e, "order_claims") => {
-                    tx.rollback().await?;
-                    drop(guard);
-                    self.find_claim(c.user_id, &c.key)
-                        .await?
-                        .map(Claimed::Existing)
-                        .ok_or_else(|| StoreError::Corrupt("a claim vanished while in use".into()))
-                }
-                Err(e) => Err(e.into()),
+            .execute(self.db.pool())
+            .await?;
+            if inserted.rows_affected() == 1 {
+                return Ok(Claimed::New);
             }
+            self.find_claim(c.user_id, &c.key)
+                .await?
+                .map(Claimed::Existing)
+                .ok_or_else(|| StoreError::Corrupt("a claim vanished while in use".into()))
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "find_claim"))]
