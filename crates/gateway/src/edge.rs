@@ -216,13 +216,14 @@ pub fn apply_security_headers(headers: &mut HeaderMap, api: bool, hsts: bool) {
         (header::X_FRAME_OPTIONS, "DENY"),
         (HeaderName::from_static("permissions-policy"), PERMISSIONS_POLICY),
     ];
+    // `entry` hashes each name once; a look-up and then an insert hashed it twice.
     for (name, value) in defaults {
-        if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(value));
-        }
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
     }
-    if hsts && !headers.contains_key(header::STRICT_TRANSPORT_SECURITY) {
-        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    if hsts {
+        headers
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static(HSTS));
     }
 }
 

@@ -243,26 +243,30 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
         otel.name = Empty,
         otel.kind = "server",
         otel.status_code = Empty,
-        http.request.method = %method,
-        url.path = %path,
+        // As text, not `%` (Display): layers copy text but run the formatter on a Display value.
+        http.request.method = method.as_str(),
+        url.path = path.as_str(),
         http.route = Empty,
         http.response.status_code = Empty,
         emporium.service = Empty,
-        request_id = %request_id,
+        request_id = request_id.as_str(),
         trace_id = Empty,
     );
     let _ = span.set_parent(parent);
     let span_context = span.context().span().span_context().clone();
     let trace_id = span_context.trace_id();
     let trace_headers = (trace_id != opentelemetry::trace::TraceId::INVALID).then(|| {
-        span.record("trace_id", tracing::field::display(trace_id));
+        // Formatted once: recorded as text, each layer copies it instead of formatting it again.
+        let trace_hex = trace_id.to_string();
+        span.record("trace_id", trace_hex.as_str());
+        let traceresponse = format!(
+            "00-{trace_hex}-{}-{:02x}",
+            span_context.span_id(),
+            span_context.trace_flags().to_u8()
+        );
         (
-            HeaderValue::from_str(&trace_id.to_string()),
-            HeaderValue::from_str(&format!(
-                "00-{trace_id}-{}-{:02x}",
-                span_context.span_id(),
-                span_context.trace_flags().to_u8()
-            )),
+            HeaderValue::from_maybe_shared(Bytes::from(trace_hex)),
+            HeaderValue::from_maybe_shared(Bytes::from(traceresponse)),
         )
     });
 
@@ -291,7 +295,10 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
         .map(|(s, r)| (*s, r.as_str()))
         .unwrap_or(("none", "unmatched"));
     let elapsed = started.elapsed();
-    span.record("otel.name", format!("{method} {route}"));
+    if span_context.is_sampled() {
+        // The span's name in a trace: only a recorded trace has one to show.
+        span.record("otel.name", format!("{method} {route}"));
+    }
     span.record("http.route", route);
     if service != "none" {
         // Which part answered: in embedded mode one process serves them all, and the console and
