@@ -194,45 +194,43 @@ async fn relay_pending(
             }
             Db::Postgres(pool) => {
                 // Replicas share the outbox: each batch is locked by one relay, others skip it.
+                // Taken and marked published in one statement; the mark is undone below if the
+                // broker refuses the batch, and nobody sees it before the commit anyway.
                 let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-                let rows: Vec<(Uuid, String)> = sqlx::query_as(
-                    "SELECT id, envelope FROM event_outbox WHERE published_at IS NULL ORDER BY id LIMIT $1
-                     FOR UPDATE SKIP LOCKED",
+                let mut rows: Vec<(Uuid, String)> = sqlx::query_as(
+                    "WITH batch AS MATERIALIZED (
+                         SELECT id FROM event_outbox WHERE published_at IS NULL ORDER BY id LIMIT $1
+                         FOR UPDATE SKIP LOCKED)
+                     UPDATE event_outbox o SET published_at = $2 FROM batch WHERE o.id = batch.id
+                     RETURNING o.id, o.envelope",
                 )
                 .bind(BATCH)
+                .bind(OffsetDateTime::now_utc())
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| e.to_string())?;
                 if rows.is_empty() {
                     // Woken by a transaction that wrote no event, or by one whose events an earlier
-                    // pass took: nothing to mark.
+                    // pass took: nothing to publish.
                     tx.rollback().await.map_err(|e| e.to_string())?;
                     return Ok(());
                 }
+                // RETURNING keeps no order: events go out in the order they were written.
+                rows.sort_unstable_by_key(|(id, _)| *id);
                 let count = rows.len();
                 injected_delay(faults, count).await;
                 let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
                 let outcome = publish_batch(context, rows, transport).await;
-                let now = OffsetDateTime::now_utc();
-                match &outcome {
-                    Ok(()) => {
-                        sqlx::query("UPDATE event_outbox SET published_at = $2 WHERE id = ANY($1)")
-                            .bind(&ids)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                    }
-                    Err(error) => {
-                        sqlx::query(
-                            "UPDATE event_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)",
-                        )
-                        .bind(&ids)
-                        .bind(error)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    }
+                if let Err(error) = &outcome {
+                    sqlx::query(
+                        "UPDATE event_outbox SET published_at = NULL, attempts = attempts + 1, last_error = $2
+                         WHERE id = ANY($1)",
+                    )
+                    .bind(&ids)
+                    .bind(error)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 }
                 tx.commit().await.map_err(|e| e.to_string())?;
                 outcome?;
