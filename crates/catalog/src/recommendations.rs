@@ -53,7 +53,7 @@ impl EventHandler for CoPurchases {
 
     /// `record_co_purchase` counts an order once: it records the order's id in the same
     /// transaction (`co_purchase_orders`).
-    fn deduplicates(&self) -> bool {
+    fn deduplicates(&self, _event: &Event) -> bool {
         true
     }
 

@@ -43,7 +43,7 @@ impl EventHandler for StockLevels {
     }
 
     /// `set_available` applies an event only when it is newer than the product's last one.
-    fn deduplicates(&self) -> bool {
+    fn deduplicates(&self, _event: &Event) -> bool {
         true
     }
 }

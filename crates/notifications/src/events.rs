@@ -185,6 +185,17 @@ fn address(raw: &str, event: &Event) -> Result<EmailAddress, Undecodable> {
     EmailAddress::parse(raw).map_err(|m| Undecodable(format!("{} names an address that {m}", event.event_type)))
 }
 
+/// Whether handling an event of this type saves its user's name and address (the plan's
+/// `recipient`). Only these need the consumer's inbox: a late duplicate of an old profile event
+/// would overwrite a newer address. Every other event only logs mails, and the delivery log's
+/// unique keys (per address and per user) make a repeat of it log nothing.
+pub fn updates_recipient(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        UserRegistered::TYPE | UserUpdated::TYPE | EmailVerificationRequested::TYPE | PasswordResetRequested::TYPE
+    )
+}
+
 /// Decides what `event` asks for. `public_url` has no trailing slash.
 pub fn plan(event: &Event, public_url: &str) -> Result<Plan, Undecodable> {
     match event.event_type.as_str() {
@@ -485,6 +496,32 @@ mod tests {
         assert_eq!(p.mails[0].kind, Kind::RegistrationAttempted);
         assert!(matches!(&p.mails[0].to, To::Address { email, .. } if email.as_str() == "a@b.io"));
         assert_eq!(p.mails[0].data["public_url"], "http://x");
+    }
+
+    #[test]
+    fn exactly_the_events_that_save_a_recipient_are_said_to_update_one() {
+        let id = Uuid::now_v7();
+        let data = json!({"user_id": id, "email": "a@b.io", "name": "Ann", "token": "t0k", "ttl_seconds": 600});
+        let mut saving = Vec::new();
+        for event_type in CONSUMED {
+            // Types whose payload this one does not fit are judged by the match list alone.
+            if let Ok(p) = plan(&event(event_type, data.clone()), "http://x") {
+                assert_eq!(p.recipient.is_some(), updates_recipient(event_type), "{event_type}");
+                if p.recipient.is_some() {
+                    saving.push(event_type);
+                }
+            }
+        }
+        assert_eq!(
+            saving,
+            [
+                UserRegistered::TYPE,
+                UserUpdated::TYPE,
+                EmailVerificationRequested::TYPE,
+                PasswordResetRequested::TYPE
+            ]
+        );
+        assert!(!updates_recipient(OrderConfirmed::TYPE));
     }
 
     #[test]

@@ -257,6 +257,12 @@ impl EventHandler for Mailer {
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
         self.0.handle_event(event).await
     }
+
+    /// Mails are logged at most once per event, kind and address or user (unique keys), so
+    /// only the events that update a recipient go through the inbox.
+    fn deduplicates(&self, event: &Event) -> bool {
+        !events::updates_recipient(&event.event_type)
+    }
 }
 
 /// Spawns [`deliver`] on its own (tests; a running context has it among its workers).

@@ -4,7 +4,7 @@
 //! admin retry, two replicas never sending a message twice.
 
 use contracts::events::Event as _;
-use contracts::events::identity::{EmailVerificationRequested, PasswordResetRequested, UserRegistered};
+use contracts::events::identity::{EmailVerificationRequested, PasswordResetRequested, UserRegistered, UserUpdated};
 use contracts::events::inventory::StockLow;
 use contracts::events::ordering::{
     OrderCancelled, OrderConfirmed, OrderDelivered, OrderPaymentFailed, OrderPaymentPending, OrderPlaced,
@@ -350,8 +350,17 @@ async fn a_redelivered_event_is_sent_once(t: TestDb) {
     .await;
     // Redelivered after it was sent: still nothing new.
     handle(&svc, &shipped).await;
+    // Nor after Ann changed her address: the mail is once per user, not once per address.
+    let moved = json!({"user_id": ann, "email": "ann@new.example.com", "name": "Ann Example"});
+    handle(&svc, &event(UserUpdated::TYPE, moved)).await;
+    handle(&svc, &shipped).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(sink.messages().len(), 1);
+    let logged = DeliveryFilter {
+        event_id: Some(shipped.id),
+        ..Default::default()
+    };
+    assert_eq!(deliveries(&svc, logged).await.len(), 1);
 }
 
 async fn smtp_outage_is_retried_until_the_server_is_back(t: TestDb) {

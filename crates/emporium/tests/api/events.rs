@@ -315,7 +315,7 @@ impl EventHandler for SelfDeduplicating {
         self.0.handle(event).await
     }
 
-    fn deduplicates(&self) -> bool {
+    fn deduplicates(&self, _event: &Event) -> bool {
         true
     }
 }

@@ -8,7 +8,7 @@
 //! database's write lock. Results are recorded only while the claim token still matches, so a
 //! worker whose lease ran out cannot overwrite the outcome of the one that took over.
 
-use platform::db::{RowsAffected, is_unique_violation};
+use platform::db::RowsAffected;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Postgres, Sqlite, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{
     Delivery, DeliveryFilter, Failure, NewDelivery, NotificationStore, Recipient, RetryRefused, StoreError, StoreResult,
 };
-use crate::domain::Preferences;
+use crate::domain::{DeliveryStatus, Preferences};
 
 pub struct SqlStore<DB: Database> {
     pub(crate) pool: Pool<DB>,
@@ -195,39 +195,40 @@ where
     }
 
     async fn insert_deliveries(&self, rows: &[NewDelivery]) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
-        let mut inserted = 0;
-        for d in rows {
-            let result = sqlx::query(
-                "INSERT INTO notification_deliveries (id, event_id, event_type, kind, recipient, user_id, subject,
-                     text_body, html_body, status, attempts, next_attempt_at, lease_until, message_id, created_at,
-                     updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, 0, $11, $12, $12)
-                 ON CONFLICT (event_id, kind, recipient) DO NOTHING",
-            )
-            .bind(d.id)
-            .bind(d.event_id)
-            .bind(d.event_type.as_str())
-            .bind(d.kind.as_str())
-            .bind(d.recipient.as_str())
-            .bind(d.user_id)
-            .bind(d.subject.as_str())
-            .bind(d.text_body.as_str())
-            .bind(d.html_body.as_str())
-            .bind(d.due_ms)
-            .bind(d.message_id.as_str())
-            .bind(d.created_at)
-            .execute(&mut *tx)
-            .await;
-            match result {
-                Ok(r) => inserted += r.rows_affected(),
-                // Another replica handling the same redelivered event won the race: same outcome.
-                Err(e) if is_unique_violation(&e, "notification_deliveries") => {}
-                Err(e) => return Err(e.into()),
-            }
+        if rows.is_empty() {
+            return Ok(0);
         }
-        tx.commit().await?;
-        Ok(inserted)
+        // One statement, so no transaction: all of an event's mails or none. A mail already
+        // logged (a redelivered event, another replica's race) is skipped by whichever unique
+        // key it repeats: per address, or per user (migration 0004).
+        let text = format!(
+            "INSERT INTO notification_deliveries (id, event_id, event_type, kind, recipient, user_id, subject,
+                 text_body, html_body, status, attempts, next_attempt_at, lease_until, message_id, created_at,
+                 updated_at)
+             VALUES {} ON CONFLICT DO NOTHING",
+            platform::db::values_rows(rows.len(), 16)
+        );
+        let mut query = sqlx::query(sql(text));
+        for d in rows {
+            query = query
+                .bind(d.id)
+                .bind(d.event_id)
+                .bind(d.event_type.as_str())
+                .bind(d.kind.as_str())
+                .bind(d.recipient.as_str())
+                .bind(d.user_id)
+                .bind(d.subject.as_str())
+                .bind(d.text_body.as_str())
+                .bind(d.html_body.as_str())
+                .bind(DeliveryStatus::Pending.as_str())
+                .bind(0_i64)
+                .bind(d.due_ms)
+                .bind(0_i64)
+                .bind(d.message_id.as_str())
+                .bind(d.created_at)
+                .bind(d.created_at);
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected())
     }
 
     async fn claim_due(

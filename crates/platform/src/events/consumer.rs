@@ -106,7 +106,7 @@ impl Consumer {
             metrics::counter!("events_consumed_total", "consumer" => consumer, "outcome" => "ignored").increment(1);
             return Disposition::Ack;
         }
-        match self.already_handled(event.id).await {
+        match self.already_handled(&event).await {
             Ok(true) => {
                 metrics::counter!("events_consumed_total", "consumer" => consumer, "outcome" => "duplicate")
                     .increment(1);
@@ -123,7 +123,7 @@ impl Consumer {
             attempt += 1;
             match self.run_handler(&event).await {
                 Ok(()) => {
-                    return match self.record_handled(event.id).await {
+                    return match self.record_handled(&event).await {
                         Ok(()) => {
                             metrics::counter!("events_consumed_total", "consumer" => consumer, "outcome" => "handled")
                                 .increment(1);
@@ -169,14 +169,15 @@ impl Consumer {
     /// replica handles every event: the inbox is shared by the replicas, and the first to record
     /// an event would hide it from the others (redelivery to one process is harmless, the handler
     /// being idempotent). Not when the handler deduplicates in its own transaction either.
-    fn uses_inbox(&self) -> bool {
-        !self.every_replica() && !self.handler().deduplicates()
+    fn uses_inbox(&self, event: &Event) -> bool {
+        !self.every_replica() && !self.handler().deduplicates(event)
     }
 
-    async fn already_handled(&self, event_id: Uuid) -> Result<bool, sqlx::Error> {
-        if !self.uses_inbox() {
+    async fn already_handled(&self, event: &Event) -> Result<bool, sqlx::Error> {
+        if !self.uses_inbox(event) {
             return Ok(false);
         }
+        let event_id = event.id;
         let sql = "SELECT COUNT(*) FROM event_inbox WHERE consumer = $1 AND event_id = $2";
         let n: i64 = crate::with_pool!(self.db(), |p| sqlx::query_scalar(sql)
             .bind(self.name())
@@ -186,10 +187,11 @@ impl Consumer {
         Ok(n > 0)
     }
 
-    pub async fn record_handled(&self, event_id: Uuid) -> Result<(), sqlx::Error> {
-        if !self.uses_inbox() {
+    pub async fn record_handled(&self, event: &Event) -> Result<(), sqlx::Error> {
+        if !self.uses_inbox(event) {
             return Ok(());
         }
+        let event_id = event.id;
         let sql = "INSERT INTO event_inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3)
                    ON CONFLICT (consumer, event_id) DO NOTHING";
         let now = OffsetDateTime::now_utc();

@@ -206,7 +206,7 @@ pub(super) async fn replay_in(consumers: &[Arc<Consumer>], id: Uuid) -> Result<D
     let now = OffsetDateTime::now_utc();
     match consumer.run_handler(&event).await {
         Ok(()) => {
-            consumer.record_handled(event.id).await.map_err(Problem::internal)?;
+            consumer.record_handled(&event).await.map_err(Problem::internal)?;
             let sql = "UPDATE event_dead_letters SET replayed_at = $2, attempts = attempts + 1 WHERE id = $1";
             crate::with_pool!(db, |p| sqlx::query(sql).bind(id).bind(now).execute(p).await.map(|_| ()))
                 .map_err(Problem::internal)?;

@@ -157,11 +157,11 @@ pub trait EventHandler: Send + Sync + 'static {
         true
     }
 
-    /// Whether the handler's own transaction already makes a repeated event change nothing (a
-    /// version column it checks, a row per handled event it inserts). Such a handler skips the
+    /// Whether the handler's own transaction already makes a repeat of `event` change nothing (a
+    /// version column it checks, a row per handled event it inserts). Such an event skips the
     /// inbox, which would only repeat that check: two statements, each its own commit, saved per
     /// event. Say `true` only when a duplicate, even one arriving after newer events, is harmless.
-    fn deduplicates(&self) -> bool {
+    fn deduplicates(&self, _event: &Event) -> bool {
         false
     }
 }
