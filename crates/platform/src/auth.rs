@@ -2,7 +2,7 @@
 //! locally against its public keys (JWKS). `AuthUser` is the extractor handlers use.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -62,6 +62,33 @@ pub struct KeySet {
     keys: Arc<RwLock<HashMap<String, Arc<DecodingKey>>>>,
     /// Set for keysets fed from a JWKS URL: lets [`KeySet::verify_fresh`] fetch it at once.
     jwks: Option<Arc<JwksSource>>,
+    verified: Arc<Mutex<Verified>>,
+}
+
+/// Tokens this set verified lately, by their exact text. An Ed25519 check costs tens of
+/// microseconds, a session sends the same token with every request, and a checkout hands it to
+/// three contexts. Only successes are kept, and each is checked for expiry again on every use;
+/// a change of keys forgets them all, so a removed key's tokens are checked (and refused) again.
+/// Revocations are judged after verification, on every request, as before.
+#[derive(Default)]
+struct Verified {
+    /// Bumped by every change of keys: a check that started before it does not store its result.
+    keys_changed: u64,
+    tokens: HashMap<Box<str>, AccessClaims>,
+}
+
+/// Tokens remembered at most: a few MB, and more than one access-token lifetime of active
+/// sessions on a busy replica sends.
+const MAX_VERIFIED: usize = 4_096;
+/// Seconds a token is still accepted past its `exp` (clocks drift between processes).
+const EXPIRY_LEEWAY_SECS: i64 = 5;
+
+fn expired(claims: &AccessClaims, now: i64) -> bool {
+    claims.exp.saturating_add(EXPIRY_LEEWAY_SECS) < now
+}
+
+fn lock(verified: &Mutex<Verified>) -> std::sync::MutexGuard<'_, Verified> {
+    verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// At most one on-demand JWKS fetch per this interval, so tokens naming made-up key ids cannot
@@ -105,6 +132,9 @@ impl KeySet {
     pub fn replace(&self, keys: impl IntoIterator<Item = (String, DecodingKey)>) {
         let map = keys.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = map;
+        let mut verified = lock(&self.verified);
+        verified.keys_changed += 1;
+        verified.tokens.clear();
     }
 
     /// Replaces the set with the Ed25519 keys of a JWKS document (other key types are ignored).
@@ -133,13 +163,21 @@ impl KeySet {
         let keys = Self {
             keys: Arc::default(),
             jwks: Some(source.clone()),
+            verified: Arc::default(),
         };
-        let weak = Arc::downgrade(&keys.keys);
+        let weak = (Arc::downgrade(&keys.keys), Arc::downgrade(&keys.verified));
         tokio::spawn(async move {
             let mut delay = std::time::Duration::from_secs(1);
             loop {
-                let Some(map) = weak.upgrade() else { break };
-                let set = KeySet { keys: map, jwks: None };
+                let (Some(map), Some(verified)) = (weak.0.upgrade(), weak.1.upgrade()) else {
+                    break;
+                };
+                // A refresh forgets the remembered tokens too (one check each per refresh).
+                let set = KeySet {
+                    keys: map,
+                    jwks: None,
+                    verified,
+                };
                 let wait = match source.fetch(std::time::Duration::from_secs(5)).await {
                     Ok(jwks) => {
                         let n = set.replace_from_jwks(&jwks);
@@ -207,8 +245,35 @@ impl KeySet {
     }
 
     /// Verifies signature, algorithm (EdDSA only: `none`, HMAC and RSA are refused), issuer,
-    /// audience and expiry.
+    /// audience and expiry; a token verified before is only checked for expiry.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let now = crate::clock::now().unix_timestamp();
+        let keys_changed = {
+            let verified = lock(&self.verified);
+            if let Some(claims) = verified.tokens.get(token) {
+                return if expired(claims, now) {
+                    Err(TokenError::Expired)
+                } else {
+                    Ok(claims.clone())
+                };
+            }
+            verified.keys_changed
+        };
+        let claims = self.verify_signed(token)?;
+        let mut verified = lock(&self.verified);
+        if verified.keys_changed == keys_changed {
+            if verified.tokens.len() >= MAX_VERIFIED {
+                verified.tokens.retain(|_, c| !expired(c, now));
+                if verified.tokens.len() >= MAX_VERIFIED {
+                    verified.tokens.clear();
+                }
+            }
+            verified.tokens.insert(token.into(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<AccessClaims, TokenError> {
         install_token_crypto();
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
@@ -220,7 +285,7 @@ impl KeySet {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = EXPIRY_LEEWAY_SECS.unsigned_abs();
         jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
@@ -515,6 +580,30 @@ mod tests {
         let ks = KeySet::new();
         ks.replace([(s.kid.clone(), DecodingKey::from_ed_der(&s.public))]);
         ks
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_checked_for_expiry_and_forgotten_with_its_key() {
+        let s = signer(1, "k1");
+        let ks = keyset(&s);
+        let c = claims(300);
+        let token = sign(&s, &c);
+        assert_eq!(ks.verify(&token).expect("valid"), c);
+        assert_eq!(ks.verify(&token).expect("remembered"), c);
+        // Its key is withdrawn: the remembered answer goes with it.
+        let other = signer(1, "k2");
+        ks.replace([(other.kid.clone(), DecodingKey::from_ed_der(&other.public))]);
+        assert_eq!(ks.verify(&token), Err(TokenError::UnknownKey));
+
+        let now = crate::clock::now().unix_timestamp();
+        let mut late = claims(0);
+        late.exp = now - EXPIRY_LEEWAY_SECS;
+        assert!(!expired(&late, now), "within the leeway");
+        late.exp = now - EXPIRY_LEEWAY_SECS - 1;
+        assert!(expired(&late, now));
+        // A remembered token past its expiry is refused as expired, as an unremembered one is.
+        lock(&ks.verified).tokens.insert(token.clone().into(), late);
+        assert_eq!(ks.verify(&token), Err(TokenError::Expired));
     }
 
     #[test]
