@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::problem::Problem;
+use crate::sync::lock;
 
 mod jwt;
 pub use jwt::install as install_token_crypto;
@@ -87,10 +88,6 @@ fn expired(claims: &AccessClaims, now: i64) -> bool {
     claims.exp.saturating_add(EXPIRY_LEEWAY_SECS) < now
 }
 
-fn lock(verified: &Mutex<Verified>) -> std::sync::MutexGuard<'_, Verified> {
-    verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// At most one on-demand JWKS fetch per this interval, so tokens naming made-up key ids cannot
 /// turn the verifier into a request amplifier against identity.
 const ON_DEMAND_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
@@ -131,7 +128,7 @@ impl KeySet {
     /// Replaces the set (after a rotation, or a JWKS refresh).
     pub fn replace(&self, keys: impl IntoIterator<Item = (String, DecodingKey)>) {
         let map = keys.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = map;
+        *crate::sync::write(&self.keys) = map;
         let mut verified = lock(&self.verified);
         verified.keys_changed += 1;
         verified.tokens.clear();
@@ -241,7 +238,7 @@ impl KeySet {
     }
 
     fn get(&self, kid: &str) -> Option<Arc<DecodingKey>> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid).cloned()
+        crate::sync::read(&self.keys).get(kid).cloned()
     }
 
     /// Verifies signature, algorithm (EdDSA only: `none`, HMAC and RSA are refused), issuer,
@@ -368,7 +365,7 @@ impl Revocations {
 
     pub fn revoke_session(&self, session_id: Uuid, at: time::OffsetDateTime) {
         let cutoff = self.cutoff_ms();
-        let mut set = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let mut set = crate::sync::write(&self.inner);
         set.make_room(cutoff);
         set.sessions.insert(session_id, unix_ms(at));
     }
@@ -376,7 +373,7 @@ impl Revocations {
     /// Revokes every session of `user` that started before `before`.
     pub fn revoke_user_sessions(&self, user: Uuid, before: time::OffsetDateTime) {
         let cutoff = self.cutoff_ms();
-        let mut set = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let mut set = crate::sync::write(&self.inner);
         set.make_room(cutoff);
         let at = unix_ms(before);
         let entry = set.users.entry(user).or_insert(at);
@@ -384,7 +381,7 @@ impl Revocations {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
+        crate::sync::read(&self.inner).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -395,7 +392,7 @@ impl Revocations {
     /// (UUIDv7) id, so a login after a revocation is not caught by it; ids without one fall back
     /// to the token's issue time.
     pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
-        let set = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let set = crate::sync::read(&self.inner);
         if set.sessions.contains_key(&claims.sid) {
             return true;
         }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::health::HealthCheck;
+use crate::sync::lock;
 
 /// Budget for one cache round trip; beyond it the database is faster anyway.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(150);
@@ -395,10 +396,6 @@ async fn redis_call<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Res
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {} ms", REDIS_TIMEOUT.as_millis())),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 struct RedisHealth(ConnectionManager);

@@ -214,7 +214,7 @@ impl Peers {
         api: impl Fn(&'static str) -> Arc<T> + Send + Sync + 'static,
     ) {
         let offer: DirectOffer<T> = Arc::new(api);
-        let mut direct = self.inner.direct.write().unwrap_or_else(|e| e.into_inner());
+        let mut direct = crate::sync::write(&self.inner.direct);
         direct.retain(|d| !(d.target == target && d.offer.is::<DirectOffer<T>>()));
         direct.push(DirectApi {
             target,
@@ -232,7 +232,7 @@ impl Peers {
             return None;
         }
         let offer = {
-            let direct = self.inner.direct.read().unwrap_or_else(|e| e.into_inner());
+            let direct = crate::sync::read(&self.inner.direct);
             direct
                 .iter()
                 .filter(|d| d.target == target)

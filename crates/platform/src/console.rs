@@ -556,23 +556,23 @@ impl Console {
     }
 
     pub fn record_span(&self, span: SpanRecord) {
-        self.spans.lock().unwrap_or_else(|p| p.into_inner()).insert(span);
+        crate::sync::lock(&self.spans).insert(span);
     }
 
     pub fn record_log(&self, line: LogRecord) {
-        self.logs.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        crate::sync::lock(&self.logs).push(line);
     }
 
     pub fn summaries(&self) -> Vec<TraceSummary> {
-        self.spans.lock().unwrap_or_else(|p| p.into_inner()).summaries()
+        crate::sync::lock(&self.spans).summaries()
     }
 
     pub fn trace(&self, trace_id: &str) -> Vec<SpanRecord> {
-        self.spans.lock().unwrap_or_else(|p| p.into_inner()).trace(trace_id)
+        crate::sync::lock(&self.spans).trace(trace_id)
     }
 
     pub fn logs(&self, filter: &LogFilter) -> Vec<LogRecord> {
-        self.logs.lock().unwrap_or_else(|p| p.into_inner()).query(filter)
+        crate::sync::lock(&self.logs).query(filter)
     }
 }
 
@@ -636,7 +636,7 @@ impl TraceBudget {
     /// Whether a trace whose root span is named `root` may be recorded at `now` (and takes its
     /// token if so).
     fn take(&self, root: &str, now: Instant) -> bool {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = crate::sync::lock(&self.buckets);
         let bucket = match buckets.get_mut(root) {
             Some(bucket) => bucket,
             // Span names are the code's own literals: a handful of buckets.

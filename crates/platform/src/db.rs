@@ -220,7 +220,7 @@ impl Db {
     /// (`db_pool_acquire_duration_seconds`; `db_pool_acquire_timeouts_total` when it times out).
     /// The probe waits in the same queue as the requests, so its wait is theirs.
     pub fn watch_pool(&self, context: &'static str) {
-        let mut watched = WATCHED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut watched = crate::sync::lock(&WATCHED);
         watched.retain(|(c, db)| *c != context && !db.is_closed());
         watched.push((context, self.clone()));
         drop(watched);
@@ -271,7 +271,7 @@ impl Db {
 
 /// Sets the pool gauges of every watched pool (called when `/metrics` is rendered).
 pub(crate) fn report_pools() {
-    let watched = WATCHED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let watched = crate::sync::lock(&WATCHED);
     for (context, db) in watched.iter() {
         let context = *context;
         let (size, idle, max) = db.pool_figures();

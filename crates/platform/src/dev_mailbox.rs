@@ -53,7 +53,7 @@ impl DevMailbox {
             body: body.to_owned(),
             sent_at: crate::clock::now(),
         };
-        let mut messages = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        let mut messages = crate::sync::lock(&self.messages);
         if messages.len() == CAPACITY {
             messages.pop_front();
         }
@@ -62,7 +62,7 @@ impl DevMailbox {
 
     /// Newest first.
     pub fn list(&self, to: Option<&str>) -> Vec<MailMessage> {
-        let messages = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        let messages = crate::sync::lock(&self.messages);
         messages
             .iter()
             .rev()

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::FieldError;
+use crate::sync::{lock, read, write};
 
 /// The longest latency a flag may add (the request timeout's default).
 pub const MAX_LATENCY_MS: u32 = 30_000;
@@ -441,11 +442,7 @@ impl Faults {
 
     /// Makes `flags` this process's copy; logs a WARN and updates the gauges when they changed.
     fn apply(&self, flags: &FaultFlags) {
-        let _guard = self
-            .inner
-            .applying
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = lock(&self.inner.applying);
         let before = self.current();
         if before == *flags {
             return;
@@ -557,10 +554,7 @@ impl Faults {
 
 impl Shared {
     fn log_error(&self, error: &str) {
-        let mut last = self
-            .last_error_log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = lock(&self.last_error_log);
         if last.is_none_or(|at| at.elapsed() >= ERROR_LOG_INTERVAL) {
             *last = Some(Instant::now());
             tracing::warn!(%error, "reading the shared fault flags failed; keeping this process's copy");
@@ -570,14 +564,6 @@ impl Shared {
 
 fn millis_to_delay(ms: u32) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(u64::from(ms)))
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Re-reads the shared flags every second until the handle is dropped.

@@ -158,14 +158,12 @@ type Routes = HashMap<Box<str>, Arc<RouteSeries>>;
 static ROUTE_SERIES: LazyLock<RwLock<HashMap<&'static str, Routes>>> = LazyLock::new(RwLock::default);
 
 fn route_series(service: &'static str, route: &str) -> Arc<RouteSeries> {
-    let known = ROUTE_SERIES
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    let known = crate::sync::read(&ROUTE_SERIES)
         .get(service)
         .and_then(|routes| routes.get(route))
         .cloned();
     known.unwrap_or_else(|| {
-        let mut all = ROUTE_SERIES.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut all = crate::sync::write(&ROUTE_SERIES);
         all.entry(service)
             .or_default()
             .entry(route.into())

@@ -49,23 +49,17 @@ impl InProcessBus {
                 });
             }
         });
-        self.subscribers
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Subscriber {
-                patterns,
-                deliveries: tx,
-            });
+        crate::sync::write(&self.subscribers).push(Subscriber {
+            patterns,
+            deliveries: tx,
+        });
     }
 
     /// Delivers every event to every matching consumer and waits until all are done with them.
     pub async fn publish_batch(&self, events: &[(Event, String)]) -> Result<(), String> {
         let mut pending = Vec::new();
         {
-            let subscribers = self
-                .subscribers
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let subscribers = crate::sync::read(&self.subscribers);
             for (event, envelope) in events {
                 let payload: Arc<str> = Arc::from(envelope.as_str());
                 for sub in subscribers

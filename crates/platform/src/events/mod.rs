@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, DbError};
 use crate::health::HealthCheck;
+use crate::sync::lock;
 
 pub use consumer::RetryPolicy;
 pub use dead_letters::DeadLetter;
@@ -444,10 +445,6 @@ pub async fn pending(db: &Db) -> Result<i64, sqlx::Error> {
 /// The OpenAPI description of the dead-letter admin endpoints.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     dead_letters::openapi()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn describe_metrics() {
