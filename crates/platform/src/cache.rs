@@ -271,19 +271,16 @@ impl Cache {
         if self.injected_outage() {
             return false;
         }
-        let generation_key = self.key(&format!("generation:{name}"));
-        let key = self.key(key);
         match &*self.backend {
-            Backend::InProcess { entries, generations } => {
-                let current = || lock(generations).get(&generation_key).copied().unwrap_or(0);
-                if current() != generation {
+            Backend::InProcess { .. } => {
+                if self.generation(name).await != generation {
                     return false;
                 }
-                entries.insert(key.clone(), Arc::new(Entry { bytes, ttl })).await;
-                // A bump between the check and the insert may have had its delete run before the
-                // insert: looking again after it closes that gap.
-                if current() != generation {
-                    entries.invalidate(&key).await;
+                self.set_bytes(key, bytes, ttl).await;
+                // A bump between the check and the store may have had its delete run before the
+                // store: looking again after it closes that gap.
+                if self.generation(name).await != generation {
+                    self.delete(key).await;
                     return false;
                 }
                 true
@@ -297,8 +294,8 @@ impl Cache {
                     )
                 });
                 let mut conn = connection.clone();
-                let mut call = SET_AT_GENERATION.key(key);
-                call.key(generation_key)
+                let mut call = SET_AT_GENERATION.key(self.key(key));
+                call.key(self.generation_key(name))
                     .arg(generation)
                     .arg(bytes.as_ref())
                     .arg(ttl.as_secs().max(1));
@@ -320,9 +317,13 @@ impl Cache {
         }
     }
 
+    fn generation_key(&self, name: &str) -> String {
+        self.key(&format!("generation:{name}"))
+    }
+
     /// The current generation of `name`; embed it in keys of pages that any write may change.
     pub async fn generation(&self, name: &str) -> u64 {
-        let key = self.key(&format!("generation:{name}"));
+        let key = self.generation_key(name);
         match &*self.backend {
             Backend::InProcess { generations, .. } => lock(generations).get(&key).copied().unwrap_or(0),
             Backend::Redis { connection, .. } => {
@@ -335,7 +336,7 @@ impl Cache {
 
     /// Moves `name` to a new generation: every page keyed by the old one is no longer read.
     pub async fn bump_generation(&self, name: &str) {
-        let key = self.key(&format!("generation:{name}"));
+        let key = self.generation_key(name);
         match &*self.backend {
             Backend::InProcess { generations, .. } => *lock(generations).entry(key).or_insert(0) += 1,
             Backend::Redis { connection, .. } => {
