@@ -8,6 +8,7 @@
 //! written once; empty fields and the `otel.*` fields meant for the trace exporter are left out.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
@@ -73,6 +74,10 @@ pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> Te
     opentelemetry::global::set_tracer_provider(provider.clone());
 
     let filter = EnvFilter::try_new(&cfg.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    REQUEST_SPANS_LOGGED.store(
+        filter.max_level_hint().is_none_or(|level| level >= LevelFilter::INFO),
+        Ordering::Relaxed,
+    );
     let json = match cfg.log_format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
@@ -117,6 +122,15 @@ pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> Te
         tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
     }
     TelemetryGuard { provider }
+}
+
+/// Whether log lines may show request spans' fields: the log filter lets INFO through somewhere
+/// (request spans are INFO). True until [`init`] says otherwise, so a process that never set up
+/// telemetry loses nothing.
+static REQUEST_SPANS_LOGGED: AtomicBool = AtomicBool::new(true);
+
+pub(crate) fn request_spans_logged() -> bool {
+    REQUEST_SPANS_LOGGED.load(Ordering::Relaxed)
 }
 
 /// A per-layer filter that is consulted on every span and event, never cached as "always".
