@@ -140,6 +140,30 @@ impl ReservationRow {
     }
 }
 
+/// A finished reservation joined with one of its items (none when it has no items).
+#[derive(FromRow)]
+struct FinishedRow {
+    #[sqlx(flatten)]
+    reservation: ReservationRow,
+    item_sku: Option<String>,
+    item_qty: Option<i64>,
+}
+
+impl FinishedRow {
+    /// The reservation the rows describe, with its items; `None` for no rows (nothing moved).
+    fn reservation(rows: Vec<Self>) -> StoreResult<Option<Reservation>> {
+        let mut items = Vec::with_capacity(rows.len());
+        let mut reservation = None;
+        for row in rows {
+            if let (Some(sku), Some(qty)) = (row.item_sku, row.item_qty) {
+                items.push((sku, qty));
+            }
+            reservation.get_or_insert(row.reservation);
+        }
+        reservation.map(|r| r.with_items(items)).transpose()
+    }
+}
+
 const RESERVATION_COLUMNS: &str = "id, reference, state, expires_at, created_by, created_at, updated_at, version";
 
 #[derive(FromRow)]
@@ -723,18 +747,35 @@ platform::sql_store! {
                 ),
             };
             let (_guard, mut tx) = self.db.write().await?;
-            let Some(row) = sqlx::query_as::<_, ReservationRow>(sql(statement))
+            let moved = if DB::NAME == <sqlx::Postgres as Database>::NAME {
+                // One round trip on PostgreSQL: the move and the items, joined in a CTE (SQLite
+                // cannot put an UPDATE in a WITH clause).
+                let rows = sqlx::query_as::<_, FinishedRow>(sql(format!(
+                    "WITH r AS ({statement}) SELECT r.*, i.sku AS item_sku, i.qty AS item_qty
+                     FROM r LEFT JOIN reservation_items i ON i.reservation_id = r.id ORDER BY i.sku"
+                )))
                 .bind(f.id.0)
                 .bind(target.as_str())
                 .bind(f.now)
-                .fetch_optional(&mut *tx)
-                .await?
-            else {
+                .fetch_all(&mut *tx)
+                .await?;
+                FinishedRow::reservation(rows)?
+            } else {
+                match sqlx::query_as::<_, ReservationRow>(sql(statement))
+                    .bind(f.id.0)
+                    .bind(target.as_str())
+                    .bind(f.now)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
+                    Some(row) => Some(row.with_items(Self::items_of(&mut *tx, f.id.0).await?)?),
+                    None => None,
+                }
+            };
+            let Some(reservation) = moved else {
                 tx.rollback().await?;
                 return Ok(None);
             };
-            let items = Self::items_of(&mut *tx, f.id.0).await?;
-            let reservation = row.with_items(items)?;
             let mut events = Vec::new();
             let mut movements = Vec::with_capacity(reservation.items.len());
             for item in &reservation.items {
