@@ -289,6 +289,12 @@ pub trait OrderStore: Send + Sync + 'static {
     /// Locks the order, lets `decide` choose the change and writes it; `Ok(Err(..))` when
     /// `decide` refused (nothing written); `Err(NotFound)` when there is no such order.
     async fn update(&self, id: OrderId, now: OffsetDateTime, decide: Decide) -> StoreResult<Result<Order, Refusal>>;
+    /// `update` without its locking read, for a caller that holds the order as it last wrote it
+    /// (the saga, under its lease): `decide` sees `known`, and the change is written only if the
+    /// stored order is still at `known.version`. `None` when nothing was written — the order moved
+    /// on, `decide` refused, or the change takes an invoice number (its counter must be locked
+    /// after the order row): the caller then decides again with `update`.
+    async fn update_known(&self, known: &Order, now: OffsetDateTime, decide: Decide) -> StoreResult<Option<Order>>;
     /// Orders with a saga step whose lease has passed (the recovery loop's candidates).
     async fn due_sagas(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrderId>>;
     /// Orders in `statuses` not updated since `before`, counted per status.

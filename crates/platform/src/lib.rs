@@ -27,7 +27,7 @@ pub mod privacy;
 pub mod problem;
 pub mod rate_limit;
 mod routes;
-mod sync;
+pub mod sync;
 pub mod telemetry;
 
 pub use problem::{FieldError, Problem};

@@ -34,6 +34,7 @@ mod inventory;
 mod journeys;
 mod notifications;
 mod ordering;
+mod ordering_store;
 mod payments;
 mod peer_calls;
 mod platform_http;

@@ -2,6 +2,7 @@
 //! back (cancelled, failed, expired) refund, release or restock. Each step is persisted before it
 //! acts and runs under the order's lease; the recovery loop resumes steps whose lease has passed.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use time::OffsetDateTime;
@@ -13,7 +14,10 @@ use crate::events;
 use contracts::api::payments::{CreatePaymentRequest, PaymentStatus, PaymentView};
 
 use crate::peers::{Charged, Finished};
-use crate::store::{Emit, Mutation, Order, Refusal, SagaStep, StoreError};
+use crate::store::{Decide, Emit, Mutation, Order, Refusal, SagaStep, StoreError};
+
+/// What a step changes in the order (decided again if the order moved since the saga's last write).
+type StepChange = dyn Fn(&Order, &mut Mutation, OffsetDateTime) -> Result<(), Refusal> + Send + Sync;
 
 /// How a saga step ended.
 enum Step {
@@ -109,36 +113,37 @@ impl OrderingService {
         }
     }
 
-    /// Persists the change `f` makes if `token` still holds the order at `step`.
+    /// Persists the change `f` makes if `token` still holds the order at `step`. `known` is the
+    /// order as this saga last wrote it: the change is decided on it and written if the order has
+    /// not moved since (no locking read), else decided again on the order as stored.
     async fn advance(
         &self,
-        id: OrderId,
+        known: &Order,
         token: Uuid,
         step: SagaStep,
-        f: impl FnOnce(&Order, &mut Mutation, OffsetDateTime) -> Result<(), Refusal> + Send + 'static,
+        f: impl Fn(&Order, &mut Mutation, OffsetDateTime) -> Result<(), Refusal> + Send + Sync + 'static,
     ) -> Result<Step> {
         let at = now();
-        let result = self
-            .store
-            .update(
-                id,
-                at,
-                Box::new(move |o| {
-                    if o.saga_lease_owner != Some(token) || o.saga_step != Some(step) {
-                        return Err(Refusal::Stale);
-                    }
-                    let mut m = Mutation::new(o.clone());
-                    m.order.saga_lease_until = Some(at + LEASE);
-                    f(o, &mut m, at)?;
-                    if m.order.saga_step.is_none() {
-                        m.order.saga_lease_owner = None;
-                        m.order.saga_lease_until = None;
-                    }
-                    Ok(m)
-                }),
-            )
-            .await?;
-        match result {
+        let f: Arc<StepChange> = Arc::new(f);
+        let decide = |f: Arc<StepChange>| -> Decide {
+            Box::new(move |o: &Order| {
+                if o.saga_lease_owner != Some(token) || o.saga_step != Some(step) {
+                    return Err(Refusal::Stale);
+                }
+                let mut m = Mutation::new(o.clone());
+                m.order.saga_lease_until = Some(at + LEASE);
+                f(o, &mut m, at)?;
+                if m.order.saga_step.is_none() {
+                    m.order.saga_lease_owner = None;
+                    m.order.saga_lease_until = None;
+                }
+                Ok(m)
+            })
+        };
+        if let Some(order) = self.store.update_known(known, at, decide(f.clone())).await? {
+            return Ok(Step::Continue(Box::new(order)));
+        }
+        match self.store.update(known.id, at, decide(f)).await? {
             Ok(order) => Ok(Step::Continue(Box::new(order))),
             Err(Refusal::Stale) => Ok(Step::Stale),
             Err(other) => Err(other.into()),
@@ -149,7 +154,7 @@ impl OrderingService {
         let id = order.id;
         if order.status != OrderStatus::AwaitingPayment {
             return self
-                .advance(id, token, SagaStep::Capture, |_, m, _| {
+                .advance(order, token, SagaStep::Capture, |_, m, _| {
                     m.order.saga_step = Some(SagaStep::Commit).filter(|_| m.order.status == OrderStatus::Paid);
                     Ok(())
                 })
@@ -160,7 +165,7 @@ impl OrderingService {
             // Give up: the stock is gone. Refund anything that was captured meanwhile.
             metrics::counter!("orders_cancelled_total").increment(1);
             return self
-                .advance(id, token, SagaStep::Capture, |o, m, at| {
+                .advance(order, token, SagaStep::Capture, |o, m, at| {
                     apply(
                         m,
                         OrderEvent::ReservationExpired,
@@ -182,7 +187,7 @@ impl OrderingService {
             // From here on a payment may exist: persisted before calling out. (Checkout writes
             // orders with this already set; orders written by earlier versions come here.)
             if let Step::Stale = self
-                .advance(id, token, SagaStep::Capture, |_, m, _| {
+                .advance(order, token, SagaStep::Capture, |_, m, _| {
                     m.order.payment_attempted = true;
                     Ok(())
                 })
@@ -202,7 +207,7 @@ impl OrderingService {
         match charged {
             Charged::Payment(p) if is_captured(p.status) => {
                 metrics::counter!("orders_paid_total").increment(1);
-                self.advance(id, token, SagaStep::Capture, move |_, m, at| {
+                self.advance(order, token, SagaStep::Capture, move |_, m, at| {
                     apply(m, OrderEvent::PaymentCaptured, at, Actor::System, "payment captured")?;
                     record_payment(&mut m.order, &p);
                     m.order.paid_at = Some(at);
@@ -216,11 +221,11 @@ impl OrderingService {
             Charged::Payment(p) if p.status == PaymentStatus::Declined => {
                 let reason = p.decline_code.map_or("card_declined", |c| c.as_str()).to_owned();
                 metrics::counter!("orders_failed_total", "reason" => reason.clone()).increment(1);
-                self.fail_payment(id, token, Some(*p), reason).await
+                self.fail_payment(order, token, Some(*p), reason).await
             }
             Charged::Refused { field, message } => {
                 metrics::counter!("orders_failed_total", "reason" => "refused").increment(1);
-                self.fail_payment(id, token, None, format!("payment refused: {field} {message}"))
+                self.fail_payment(order, token, None, format!("payment refused: {field} {message}"))
                     .await
             }
             Charged::Payment(p) => Ok(Step::Wait(format!("payment is {}", p.status.as_str()))),
@@ -239,8 +244,8 @@ impl OrderingService {
         }
     }
 
-    async fn fail_payment(&self, id: OrderId, token: Uuid, p: Option<PaymentView>, reason: String) -> Result<Step> {
-        self.advance(id, token, SagaStep::Capture, move |_, m, at| {
+    async fn fail_payment(&self, order: &Order, token: Uuid, p: Option<PaymentView>, reason: String) -> Result<Step> {
+        self.advance(order, token, SagaStep::Capture, move |_, m, at| {
             apply(m, OrderEvent::PaymentFailed, at, Actor::System, &reason)?;
             if let Some(p) = &p {
                 record_payment(&mut m.order, p);
@@ -263,7 +268,7 @@ impl OrderingService {
         match self.stock.commit(reservation).await {
             Err(e) => Ok(Step::Wait(e.to_string())),
             Ok(Finished::Done) => {
-                self.advance(order.id, token, SagaStep::Commit, |_, m, at| {
+                self.advance(order, token, SagaStep::Commit, |_, m, at| {
                     apply(
                         m,
                         OrderEvent::ReservationCommitted,
@@ -280,7 +285,7 @@ impl OrderingService {
             }
             Ok(Finished::Conflict | Finished::Missing) => {
                 metrics::counter!("orders_cancelled_total").increment(1);
-                self.advance(order.id, token, SagaStep::Commit, |_, m, at| {
+                self.advance(order, token, SagaStep::Commit, |_, m, at| {
                     let reason = "the stock reservation expired before it could be committed";
                     apply(m, OrderEvent::Cancel, at, Actor::System, reason)?;
                     m.order.cancel_reason = Some(reason.into());
@@ -302,7 +307,7 @@ impl OrderingService {
         let Some(payment_id) = order.payment_id.clone() else {
             if !order.payment_attempted {
                 return self
-                    .advance(id, token, SagaStep::Refund, move |_, m, _| {
+                    .advance(order, token, SagaStep::Refund, move |_, m, _| {
                         m.order.saga_step = Some(next);
                         Ok(())
                     })
@@ -319,7 +324,7 @@ impl OrderingService {
             };
             return match charged {
                 Charged::Payment(p) if is_captured(p.status) => {
-                    self.advance(id, token, SagaStep::Refund, move |_, m, _| {
+                    self.advance(order, token, SagaStep::Refund, move |_, m, _| {
                         record_payment(&mut m.order, &p);
                         Ok(())
                     })
@@ -331,7 +336,7 @@ impl OrderingService {
                 Charged::AlreadyPaid(why) => Ok(Step::Wait(why)),
                 // Declined, failed or refused: nothing was charged.
                 _ => {
-                    self.advance(id, token, SagaStep::Refund, move |_, m, _| {
+                    self.advance(order, token, SagaStep::Refund, move |_, m, _| {
                         m.order.saga_step = Some(next);
                         Ok(())
                     })
@@ -350,7 +355,7 @@ impl OrderingService {
                 return Ok(Step::Wait(e.to_string()));
             }
         }
-        self.advance(id, token, SagaStep::Refund, move |_, m, _| {
+        self.advance(order, token, SagaStep::Refund, move |_, m, _| {
             m.order.refunded = m.order.totals.total;
             m.order.saga_step = Some(next);
             Ok(())
@@ -364,7 +369,7 @@ impl OrderingService {
         {
             return Ok(Step::Wait(e.to_string()));
         }
-        self.finish_compensation(order.id, token, SagaStep::Release).await
+        self.finish_compensation(order, token, SagaStep::Release).await
     }
 
     async fn step_restock(&self, order: &Order, token: Uuid) -> Result<Step> {
@@ -374,11 +379,11 @@ impl OrderingService {
                 return Ok(Step::Wait(e.to_string()));
             }
         }
-        self.finish_compensation(order.id, token, SagaStep::Restock).await
+        self.finish_compensation(order, token, SagaStep::Restock).await
     }
 
-    async fn finish_compensation(&self, id: OrderId, token: Uuid, step: SagaStep) -> Result<Step> {
-        self.advance(id, token, step, |o, m, _| {
+    async fn finish_compensation(&self, order: &Order, token: Uuid, step: SagaStep) -> Result<Step> {
+        self.advance(order, token, step, |o, m, _| {
             m.order.saga_step = None;
             if o.status == OrderStatus::Cancelled {
                 m.events = Emit::Order(Box::new(|o| vec![events::cancelled(o)]));

@@ -3,21 +3,27 @@
 //! `RETURNING`, `ON CONFLICT`, timestamps passed in from Rust).
 //!
 //! Concurrency: `update` reads the order `FOR UPDATE` (PostgreSQL) or inside `BEGIN IMMEDIATE`
-//! behind a process-wide writer mutex (SQLite), so its decide-then-write is atomic. Counters are
+//! behind a process-wide writer mutex (SQLite), so its decide-then-write is atomic. The saga's
+//! `update_known` skips that read: it decides on the order as the saga last wrote it and writes
+//! the row first, only at that version, so a copy someone else moved on writes nothing. Counters are
 //! incremented with `UPDATE ... RETURNING` inside the transaction that uses the value: a rollback
 //! leaves no gap (invoice numbers; order numbers too on SQLite, while PostgreSQL takes them from a
 //! sequence so that checkouts do not queue on one row). The coupon's use is a conditional increment (`uses < max_uses`), given back in
 //! the transaction that cancels the order or records its failed payment.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use platform::db::{RowsAffected, StorePool, is_unique_violation};
 use platform::events::enqueue_all;
+use platform::sync::lock;
 use sqlx::{Database, FromRow};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Claim, Claimed, Decide, Emit, NewOrder, Order, OrderDetail, OrderFilter, OrderLine, OrderStore, PlaceOutcome,
-    RefundRecord, Refusal, ReturnDecide, ReturnFilter, SagaStep, StoreError, StoreResult,
+    Claim, Claimed, Decide, Emit, Mutation, NewOrder, Order, OrderDetail, OrderFilter, OrderLine, OrderStore,
+    PlaceOutcome, RefundRecord, Refusal, ReturnDecide, ReturnFilter, SagaStep, StoreError, StoreResult,
 };
 use crate::domain::{
     Coupon, CouponKind, Currency, OrderId, OrderNumber, OrderStatus, ShippingAddress, Sku, StatusRules, TimelineEntry,
@@ -27,11 +33,48 @@ use crate::returns::{Return, ReturnLine, ReturnStatus, ReturnStep};
 
 pub struct SqlStore<DB: Database> {
     db: StorePool<DB>,
+    /// The lines of orders placed by this process whose saga has not ended yet. An order's lines
+    /// never change once written, so the saga's last step builds its event (`order.confirmed`
+    /// lists them) from these instead of reading them back; an order another process placed, or
+    /// one forgotten here, is read as before.
+    saga_lines: Mutex<HashMap<OrderId, Arc<[OrderLine]>>>,
 }
+
+/// At most this many orders' lines are kept.
+const SAGA_LINES_KEPT: usize = 4096;
 
 impl<DB: Database> SqlStore<DB> {
     pub fn new(db: StorePool<DB>) -> Self {
-        Self { db }
+        Self {
+            db,
+            saga_lines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn remember_lines(&self, id: OrderId, lines: Vec<OrderLine>) {
+        let mut kept = lock(&self.saga_lines);
+        if kept.len() >= SAGA_LINES_KEPT {
+            // Sagas finished by another process leave their entry behind: start afresh, these
+            // are only a shortcut.
+            kept.clear();
+        }
+        kept.insert(id, lines.into());
+    }
+
+    fn known_lines(&self, id: OrderId) -> Option<Arc<[OrderLine]>> {
+        lock(&self.saga_lines).get(&id).cloned()
+    }
+
+    /// The order's lines when `events` need them and they are known here.
+    fn lines_if(&self, events: &Emit, id: OrderId) -> Option<Arc<[OrderLine]>> {
+        match events {
+            Emit::WithLines(_) => self.known_lines(id),
+            Emit::Nothing | Emit::Order(_) => None,
+        }
+    }
+
+    fn forget_lines(&self, id: OrderId) {
+        lock(&self.saga_lines).remove(&id);
     }
 }
 
@@ -455,15 +498,19 @@ platform::sql_store! {
                 .transpose()
         }
 
-        async fn write_order(conn: &mut DB::Connection, o: &Order) -> StoreResult<()> {
-            sqlx::query(
-                "UPDATE orders SET status = $2, refunded = $3, payment_attempted = $4, payment_id = $5, payment_brand = $6,
-                payment_last4 = $7, payment_status = $8, reservation_id = $9, reservation_expires_at = $10,
-                reservation_committed = $11, invoice_number = $12, paid_at = $13, carrier = $14, tracking_number = $15,
-                cancel_reason = $16, saga_step = $17, saga_lease_owner = $18, saga_lease_until = $19,
-                saga_attempts = $20, updated_at = $21, version = version + 1
-             WHERE id = $1",
-            )
+        /// Writes every mutable column of `o`; with `only_at`, only if the row is at that version.
+        /// Whether a row was written.
+        async fn write_order(conn: &mut DB::Connection, o: &Order, only_at: Option<i64>) -> StoreResult<bool> {
+            const SET: &str = "UPDATE orders SET status = $2, refunded = $3, payment_attempted = $4, payment_id = $5,
+                payment_brand = $6, payment_last4 = $7, payment_status = $8, reservation_id = $9,
+                reservation_expires_at = $10, reservation_committed = $11, invoice_number = $12, paid_at = $13,
+                carrier = $14, tracking_number = $15, cancel_reason = $16, saga_step = $17, saga_lease_owner = $18,
+                saga_lease_until = $19, saga_attempts = $20, updated_at = $21, version = version + 1";
+            let statement = match only_at {
+                None => format!("{SET} WHERE id = $1"),
+                Some(_) => format!("{SET} WHERE id = $1 AND version = $22"),
+            };
+            let mut query = sqlx::query(sql(statement))
             .bind(o.id.0)
             .bind(o.status.as_str())
             .bind(o.refunded)
@@ -484,10 +531,75 @@ platform::sql_store! {
             .bind(o.saga_lease_owner)
             .bind(o.saga_lease_until)
             .bind(o.saga_attempts)
-            .bind(o.updated_at)
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
+            .bind(o.updated_at);
+            if let Some(version) = only_at {
+                query = query.bind(version);
+            }
+            Ok(query.execute(&mut *conn).await?.rows_affected() == 1)
+        }
+
+        /// Writes what `decide` made of `current`: the order and everything that goes with it.
+        /// With `only_at`, the order row is written first and only at that version (`None`, and
+        /// nothing else written, when it has moved on); the invoice counter is then not allowed,
+        /// as it must be locked after the order row. `lines` are the order's if known.
+        async fn write_mutation(
+            conn: &mut DB::Connection,
+            current: &Order,
+            mutation: Mutation,
+            now: OffsetDateTime,
+            lines: Option<Arc<[OrderLine]>>,
+            only_at: Option<i64>,
+        ) -> StoreResult<Option<Order>> {
+            let id = current.id;
+            let mut order = mutation.order;
+            order.updated_at = now;
+            if only_at.is_some() {
+                debug_assert!(!mutation.assign_invoice || order.invoice_number.is_some());
+                if !Self::write_order(&mut *conn, &order, only_at).await? {
+                    return Ok(None);
+                }
+            }
+            if let Some(code) = order.coupon_code.as_deref()
+                && current.status.releases_coupon(order.status)
+            {
+                sqlx::query("UPDATE coupons SET uses = uses - 1 WHERE code = $1 AND uses > 0")
+                    .bind(code)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Self::insert_timeline(&mut *conn, id, &mutation.timeline).await?;
+            if let Some((row, refund_id)) = &mutation.complete_refund {
+                sqlx::query("UPDATE order_refunds SET state = 'completed', refund_id = $2 WHERE id = $1")
+                    .bind(*row)
+                    .bind(refund_id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let with_lines = matches!(mutation.events, Emit::WithLines(_));
+            let lines: Arc<[OrderLine]> = match lines {
+                Some(lines) if with_lines => lines,
+                None if with_lines => Self::lines_of(&mut *conn, id).await?.into(),
+                _ => Arc::new([]),
+            };
+            if only_at.is_none() {
+                // The invoice counter's row stays locked until the commit, and every paid order
+                // takes it: it is taken last, so concurrent payments wait on it for as short a
+                // time as can be.
+                if mutation.assign_invoice && order.invoice_number.is_none() {
+                    let year = now.year();
+                    let n = Self::next_counter(&mut *conn, &format!("invoice:{year}")).await?;
+                    order.invoice_number = Some(invoice_number(year, n));
+                }
+                Self::write_order(&mut *conn, &order, None).await?;
+            }
+            order.version += 1;
+            let events = match mutation.events {
+                Emit::Nothing => Vec::new(),
+                Emit::Order(build) => build(&order),
+                Emit::WithLines(build) => build(&order, &lines),
+            };
+            enqueue_all(&mut *conn, &events).await?;
+            Ok(Some(order))
         }
 
         async fn insert_order(conn: &mut DB::Connection, o: &Order) -> StoreResult<()> {
@@ -733,6 +845,9 @@ platform::sql_store! {
             Self::insert_timeline(&mut *tx, order.id, &timeline).await?;
             enqueue_all(&mut *tx, &events(&order, &lines)).await?;
             tx.commit().await?;
+            if order.saga_step.is_some() {
+                self.remember_lines(order.id, lines);
+            }
             Ok(PlaceOutcome::Placed(Box::new(order)))
         }
 
@@ -787,45 +902,37 @@ platform::sql_store! {
                     return Ok(Err(refusal));
                 }
             };
-            let mut order = mutation.order;
-            order.updated_at = now;
-            if let Some(code) = order.coupon_code.as_deref()
-                && current.status.releases_coupon(order.status)
-            {
-                sqlx::query("UPDATE coupons SET uses = uses - 1 WHERE code = $1 AND uses > 0")
-                    .bind(code)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Self::insert_timeline(&mut *tx, id, &mutation.timeline).await?;
-            if let Some((row, refund_id)) = &mutation.complete_refund {
-                sqlx::query("UPDATE order_refunds SET state = 'completed', refund_id = $2 WHERE id = $1")
-                    .bind(*row)
-                    .bind(refund_id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let lines = match &mutation.events {
-                Emit::WithLines(_) => Self::lines_of(&mut *tx, id).await?,
-                Emit::Nothing | Emit::Order(_) => Vec::new(),
-            };
-            // The invoice counter's row stays locked until the commit, and every paid order takes
-            // it: it is taken last, so concurrent payments wait on it for as short a time as can be.
-            if mutation.assign_invoice && order.invoice_number.is_none() {
-                let year = now.year();
-                let n = Self::next_counter(&mut *tx, &format!("invoice:{year}")).await?;
-                order.invoice_number = Some(invoice_number(year, n));
-            }
-            Self::write_order(&mut *tx, &order).await?;
-            order.version += 1;
-            let events = match mutation.events {
-                Emit::Nothing => Vec::new(),
-                Emit::Order(build) => build(&order),
-                Emit::WithLines(build) => build(&order, &lines),
-            };
-            enqueue_all(&mut *tx, &events).await?;
+            let lines = self.lines_if(&mutation.events, id);
+            let order = Self::write_mutation(&mut *tx, &current, mutation, now, lines, None)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("order {id} was not written")))?;
             tx.commit().await?;
+            if order.saga_step.is_none() {
+                self.forget_lines(id);
+            }
             Ok(Ok(order))
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update_known"))]
+        async fn update_known(&self, known: &Order, now: OffsetDateTime, decide: Decide) -> StoreResult<Option<Order>> {
+            let Ok(mutation) = decide(known) else {
+                return Ok(None);
+            };
+            if mutation.assign_invoice && mutation.order.invoice_number.is_none() {
+                return Ok(None);
+            }
+            let id = known.id;
+            let lines = self.lines_if(&mutation.events, id);
+            let (_guard, mut tx) = self.db.write().await?;
+            let Some(order) = Self::write_mutation(&mut *tx, known, mutation, now, lines, Some(known.version)).await? else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            tx.commit().await?;
+            if order.saga_step.is_none() {
+                self.forget_lines(id);
+            }
+            Ok(Some(order))
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_sagas"))]
@@ -1032,7 +1139,7 @@ platform::sql_store! {
             let written = match mutation.order {
                 Some(mut order) => {
                     order.updated_at = now;
-                    Self::write_order(&mut *tx, &order).await?;
+                    Self::write_order(&mut *tx, &order, None).await?;
                     order.version += 1;
                     Some(order)
                 }
