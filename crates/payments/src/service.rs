@@ -499,35 +499,19 @@ impl PaymentsService {
             "payment_method": method_id.to_string(),
             "capture": req.capture,
         }));
-        if let Some(record) = self.store().idempotency_record(auth.id(), "payment", &key).await? {
-            return self.replay_payment(record, &hash).await;
-        }
-
-        let method = self
-            .store()
-            .method(method_id)
-            .await?
-            .ok_or_else(|| PaymentsError::invalid("payment_method", "no such payment method"))?;
-        if method.removed_at.is_some() {
-            return Err(PaymentsError::invalid(
-                "payment_method",
-                "was removed (declined, used once without saving, or removed by its owner)",
-            ));
-        }
-        if method.user_id != req.customer_id {
-            return Err(PaymentsError::invalid(
-                "payment_method",
-                "does not belong to the customer",
-            ));
-        }
+        // A key used before is found by the claim in `create_payment`. A retry must get the
+        // first answer even when its card can no longer pay (a card used once without saving is
+        // removed after the charge), so a refused card looks for the key before refusing.
         let today = now();
-        let expiry = crate::domain::Expiry {
-            month: method.exp_month,
-            year: method.exp_year,
+        let method = match self.usable_method(method_id, req.customer_id, today).await? {
+            Ok(method) => method,
+            Err(refusal) => {
+                return match self.store().idempotency_record(auth.id(), "payment", &key).await? {
+                    Some(record) => self.replay_payment(record, &hash).await,
+                    None => Err(refusal),
+                };
+            }
         };
-        if !expiry.valid_in(today.year(), u8::from(today.month())) {
-            return Err(PaymentsError::invalid("payment_method", "the card has expired"));
-        }
 
         let payment = Payment {
             id: PaymentId::new(),
@@ -600,6 +584,33 @@ impl PaymentsService {
 
     /// The answer to a repeated request: the payment as it is now (waiting a little for a
     /// processing one to settle, and re-driving it when nobody is).
+    /// The card `id` if `customer` may pay with it today, else why not (a 422 naming the field).
+    async fn usable_method(
+        &self,
+        id: MethodId,
+        customer: Uuid,
+        today: time::OffsetDateTime,
+    ) -> PayResult<Result<Method, PaymentsError>> {
+        let refuse = |message: &str| Ok(Err(PaymentsError::invalid("payment_method", message)));
+        let Some(method) = self.store().method(id).await? else {
+            return refuse("no such payment method");
+        };
+        if method.removed_at.is_some() {
+            return refuse("was removed (declined, used once without saving, or removed by its owner)");
+        }
+        if method.user_id != customer {
+            return refuse("does not belong to the customer");
+        }
+        let expiry = crate::domain::Expiry {
+            month: method.exp_month,
+            year: method.exp_year,
+        };
+        if !expiry.valid_in(today.year(), u8::from(today.month())) {
+            return refuse("the card has expired");
+        }
+        Ok(Ok(method))
+    }
+
     async fn replay_payment(&self, record: IdempotencyRecord, hash: &[u8]) -> PayResult<Answer<Payment>> {
         if record.request_hash != hash {
             return Err(PaymentsError::invalid(

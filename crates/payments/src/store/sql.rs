@@ -654,9 +654,10 @@ platform::sql_store! {
                 }
                 Err(e) => return Err(e.into()),
             }
-            let payment = Self::payment_in(&mut *tx, p.id.0).await?.ok_or(StoreError::NotFound)?;
             tx.commit().await?;
-            Ok(Created::New(payment))
+            // Not read back: a new payment is stored as given (timestamps to the second) and has
+            // no ledger entries or refunds yet, which is all the read would add.
+            Ok(Created::New(p.clone()))
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "payment"))]
