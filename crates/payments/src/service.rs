@@ -582,8 +582,6 @@ impl PaymentsService {
         }
     }
 
-    /// The answer to a repeated request: the payment as it is now (waiting a little for a
-    /// processing one to settle, and re-driving it when nobody is).
     /// The card `id` if `customer` may pay with it today, else why not (a 422 naming the field).
     async fn usable_method(
         &self,
@@ -611,6 +609,8 @@ impl PaymentsService {
         Ok(Ok(method))
     }
 
+    /// The answer to a repeated request: the payment as it is now (waiting a little for a
+    /// processing one to settle, and re-driving it when nobody is).
     async fn replay_payment(&self, record: IdempotencyRecord, hash: &[u8]) -> PayResult<Answer<Payment>> {
         if record.request_hash != hash {
             return Err(PaymentsError::invalid(
