@@ -1320,7 +1320,7 @@ impl CatalogService {
         }
         let p = self.live_product(product).await?;
         let now = platform::clock::now();
-        let review = Review {
+        let mut review = Review {
             id: ReviewId::new(),
             product_id: product,
             user_id: user.id(),
@@ -1328,12 +1328,13 @@ impl CatalogService {
             title,
             body,
             status: ReviewStatus::Visible,
-            verified_purchase: self.store.has_purchased(user.id(), product).await?,
+            // Decided by the store as it inserts (see `CatalogStore::insert_review`).
+            verified_purchase: false,
             author_erased: false,
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_review(&review, now).await?;
+        review.verified_purchase = self.store.insert_review(&review, now).await?;
         self.invalidate(Some(product), &[&p.slug]).await;
         Ok(ReviewView::from(&review))
     }

@@ -219,8 +219,8 @@ pub trait CatalogStore: Send + Sync + 'static {
     // ---- purchases (from ordering's delivered orders)
     /// Records that `user` bought the live products with `skus` and marks their existing
     /// reviews as verified, in one transaction. Idempotent. Returns the products recorded.
+    /// A review inserted at the same moment is never missed: both lock the product's row.
     async fn record_purchases(&self, user: Uuid, skus: &[String]) -> StoreResult<u64>;
-    async fn has_purchased(&self, user: Uuid, product: ProductId) -> StoreResult<bool>;
 
     // ---- co-purchases (from ordering's confirmed orders)
     /// Adds `weight` to every pair of `products` for order `order`, once per order: `false`
@@ -245,7 +245,10 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn delete_rate(&self, currency: Currency) -> StoreResult<bool>;
 
     // ---- reviews (each write recomputes the product's aggregates in the same transaction)
-    async fn insert_review(&self, review: &Review, now: OffsetDateTime) -> StoreResult<()>;
+    /// Inserts `review` and answers whether it is a verified purchase. The store decides that,
+    /// not `review.verified_purchase`: from the purchases recorded, after taking the product's
+    /// lock, so a purchase recorded at the same moment is not missed.
+    async fn insert_review(&self, review: &Review, now: OffsetDateTime) -> StoreResult<bool>;
     async fn review(&self, id: ReviewId) -> StoreResult<Option<Review>>;
     async fn update_review(&self, review: &Review, now: OffsetDateTime) -> StoreResult<()>;
     async fn delete_review(&self, review: &Review, now: OffsetDateTime) -> StoreResult<()>;

@@ -233,12 +233,55 @@ async fn seeding_search_listing_and_stock_levels_on_both_backends() {
             0,
             "{backend}"
         );
-        assert!(store.has_purchased(buyer, second.id).await.expect("has"), "{backend}");
+        // A review is verified when its author bought the product, whoever wrote first.
+        let now = platform::clock::now();
         assert!(
-            !store.has_purchased(uuid::Uuid::now_v7(), second.id).await.expect("has"),
-            "{backend}"
+            store
+                .insert_review(&review(buyer, second.id), now)
+                .await
+                .expect("review"),
+            "{backend}: the buyer's review"
         );
+        assert!(
+            !store
+                .insert_review(&review(uuid::Uuid::now_v7(), second.id), now)
+                .await
+                .expect("review"),
+            "{backend}: a stranger's review"
+        );
+        // A purchase recorded while the buyer's review is being written is never missed: each
+        // transaction locks the product, so the later one sees the earlier.
+        for round in 0..20 {
+            let buyer = uuid::Uuid::now_v7();
+            let written = review(buyer, second.id);
+            let (purchase, inserted) =
+                tokio::join!(store.record_purchases(buyer, &skus), store.insert_review(&written, now));
+            purchase.expect("record");
+            inserted.expect("review");
+            let stored = store.review(written.id).await.expect("read").expect("stored");
+            assert!(
+                stored.verified_purchase,
+                "{backend}, round {round}: a review written as the purchase was recorded stayed unverified"
+            );
+        }
         db.close().await;
+    }
+}
+
+fn review(author: uuid::Uuid, product: catalog::domain::ProductId) -> catalog::store::Review {
+    let now = platform::clock::now();
+    catalog::store::Review {
+        id: catalog::domain::ReviewId::new(),
+        product_id: product,
+        user_id: author,
+        rating: 4,
+        title: "Does the job".into(),
+        body: String::new(),
+        status: catalog::domain::ReviewStatus::Visible,
+        verified_purchase: false,
+        author_erased: false,
+        created_at: now,
+        updated_at: now,
     }
 }
 

@@ -941,10 +941,22 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "record_purchases"))]
     async fn record_purchases(&self, user: Uuid, skus: &[String]) -> StoreResult<u64> {
-        let products = self.products_by_skus(skus).await?;
+        let mut products = self.products_by_skus(skus).await?;
+        // Locked in id order, so two deliveries sharing products wait rather than deadlock.
+        products.sort_by_key(|p| p.id.0);
         let mut tx = self.begin().await?;
         let mut recorded = 0;
         for p in &products {
+            // A review's insert locks its product first too (`touch_product`): one written at
+            // this moment either waits and then sees this purchase, or is seen by the UPDATE below.
+            // Without the lock each could miss the other and leave the review unverified for good.
+            // SQLite's `BEGIN IMMEDIATE` already serialises the two transactions.
+            if self.dialect == Dialect::Postgres {
+                sqlx::query("SELECT id FROM products WHERE id = $1 FOR NO KEY UPDATE")
+                    .bind(p.id.0)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            }
             recorded += sqlx::query(
                 "INSERT INTO verified_purchases (user_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             )
@@ -1086,17 +1098,6 @@ where
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
-    }
-
-    async fn has_purchased(&self, user: Uuid, product: ProductId) -> StoreResult<bool> {
-        // COUNT(*) is a 64-bit integer on both backends (a bare `SELECT 1` is INT4 on PostgreSQL).
-        let found: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM verified_purchases WHERE user_id = $1 AND product_id = $2")
-                .bind(user)
-                .bind(product.0)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(found > 0)
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update_product"))]
@@ -1415,11 +1416,15 @@ where
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_review"))]
-    async fn insert_review(&self, r: &Review, now: OffsetDateTime) -> StoreResult<()> {
+    async fn insert_review(&self, r: &Review, now: OffsetDateTime) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
+        // The product's lock first: see `record_purchases`. The INSERT's own snapshot, taken
+        // after it, sees any purchase recorded before.
         Self::touch_product(&mut tx, r.product_id, now).await?;
-        sqlx::query(sql(format!(
-            "INSERT INTO reviews ({REVIEW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        let verified: bool = sqlx::query_scalar(sql(format!(
+            "INSERT INTO reviews ({REVIEW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+             EXISTS (SELECT 1 FROM verified_purchases WHERE user_id = $3 AND product_id = $2), $8, $9, $10) \
+             RETURNING verified_purchase"
         )))
         .bind(r.id.0)
         .bind(r.product_id.0)
@@ -1428,11 +1433,10 @@ where
         .bind(r.title.as_str())
         .bind(r.body.as_str())
         .bind(r.status.as_str())
-        .bind(r.verified_purchase)
         .bind(r.author_erased)
         .bind(r.created_at)
         .bind(r.updated_at)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
             if platform::db::is_unique_violation(&e, "user") {
@@ -1443,7 +1447,7 @@ where
         })?;
         Self::refresh_ratings(&mut tx, r.product_id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(verified)
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "review"))]
