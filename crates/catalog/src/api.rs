@@ -32,8 +32,10 @@ use crate::views::{
 type Svc = State<Arc<CatalogService>>;
 type ApiResult<T> = Result<T, Problem>;
 
-const PUBLIC_CACHE: &str = "public, max-age=30";
-const PRIVATE_CACHE: &str = "private, no-cache";
+// Statics, not `from_static` per answer: that checks every byte each time it runs.
+static PUBLIC_CACHE: HeaderValue = HeaderValue::from_static("public, max-age=30");
+static PRIVATE_CACHE: HeaderValue = HeaderValue::from_static("private, no-cache");
+static JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// The caller when a bearer token is sent; anonymous otherwise. A bad token is still a 401.
 pub struct MaybeUser(pub Viewer);
@@ -89,9 +91,9 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// A cacheable read: `ETag`, `Cache-Control`, and `304` when the client's copy is current.
-fn conditional(headers: &HeaderMap, etag: String, cache_control: &'static str, body: Bytes) -> Response {
+fn conditional(headers: &HeaderMap, etag: String, cache_control: &'static HeaderValue, body: Bytes) -> Response {
     let tag = HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-    let cc = HeaderValue::from_static(cache_control);
+    let cc = cache_control.clone();
     if none_match(headers, &etag) {
         return (
             StatusCode::NOT_MODIFIED,
@@ -104,7 +106,7 @@ fn conditional(headers: &HeaderMap, etag: String, cache_control: &'static str, b
         [
             (header::ETAG, tag),
             (header::CACHE_CONTROL, cc),
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::CONTENT_TYPE, JSON.clone()),
         ],
         body,
     )
@@ -115,11 +117,11 @@ fn json_bytes<T: Serialize>(value: &T) -> ApiResult<Vec<u8>> {
     serde_json::to_vec(value).map_err(Problem::internal)
 }
 
-fn cache_control(viewer: &Viewer) -> &'static str {
+fn cache_control(viewer: &Viewer) -> &'static HeaderValue {
     if viewer.user.is_some() {
-        PRIVATE_CACHE
+        &PRIVATE_CACHE
     } else {
-        PUBLIC_CACHE
+        &PUBLIC_CACHE
     }
 }
 
@@ -139,7 +141,11 @@ fn rendered_read(headers: &HeaderMap, viewer: &Viewer, page: Rendered) -> Respon
 }
 
 fn product_read(headers: &HeaderMap, viewer: &Viewer, p: Rendered) -> Response {
-    let cc = if p.public { cache_control(viewer) } else { PRIVATE_CACHE };
+    let cc = if p.public {
+        cache_control(viewer)
+    } else {
+        &PRIVATE_CACHE
+    };
     conditional(headers, product_etag(p.version, p.digest), cc, p.body)
 }
 
