@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Instructions per cached read (issue 17), counted by valgrind's callgrind: the same total for the
+# same binary and inputs whatever else the machine is doing, so two builds can be compared on a
+# noisy host where wrk's requests/s move by ±15% from run to run.
+#
+# Seeds BENCH_PRODUCTS (10000) products into embedded mode (SQLite), starts `emporium serve` under
+# callgrind with instrumentation off (start-up and seeding are not counted), then for each read —
+# product by id, a list page of 20, a search of 20 — sends 200 requests to warm the cache, turns
+# instrumentation on, sends N requests on one keep-alive connection, and turns it off again.
+# Prints the user-space instructions per request (the server's, the kernel's socket work is not
+# counted; its background loops, the outbox relay's polls, run during the window and add a few).
+#   bench/instructions.sh [requests per read]          # default 2000; about a minute in all
+# Environment: EMPORIUM_BIN=<path> uses a release binary built beforehand (else `cargo build
+# --release`, honouring CARGO_TARGET_DIR); BENCH_PRODUCTS (10000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requests=${1:-2000}
+products=${BENCH_PRODUCTS:-10000}
+
+fail() { echo "error: $*" >&2; exit 1; }
+case "$requests" in '' | *[!0-9]* | 0) fail "requests per read must be a positive number, got '$requests'" ;; esac
+for tool in valgrind callgrind_control curl python3; do
+  command -v "$tool" >/dev/null 2>&1 || fail "$tool is missing (Debian: apt-get install valgrind curl python3)"
+done
+
+if [ -n "${EMPORIUM_BIN:-}" ]; then
+  bin=$(realpath "$EMPORIUM_BIN")
+else
+  echo "building the release binary (first build takes several minutes)..." >&2
+  cargo build --release --quiet --locked -p emporium
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
+fi
+
+work=$(mktemp -d)
+server=""
+cleanup() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+settings=(RUST_LOG=warn EMPORIUM_SEED_DEMO=false EMPORIUM_RATE_LIMIT_PER_MINUTE=0 EMPORIUM_DATA_DIR="$work/data")
+echo "seeding $products products..." >&2
+env "${settings[@]}" "$bin" seed --products "$products" --seed 7 >"$work/seed.log" 2>&1 \
+  || { tail -n 20 "$work/seed.log" >&2; fail "seeding failed (see above)"; }
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+echo "starting the server under callgrind (start-up takes a few seconds)..." >&2
+env "${settings[@]}" EMPORIUM_LISTEN="127.0.0.1:$port" \
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
+  "$bin" serve >"$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 600); do
+  curl -fs -o /dev/null "$base/health/ready" && break
+  kill -0 "$server" 2>/dev/null || { tail -n 20 "$work/server.log" >&2; fail "the server stopped while starting (see above)"; }
+  sleep 0.2
+done
+curl -fs -o /dev/null "$base/health/ready" || fail "the server was not ready after 120 s (log: $work/server.log)"
+
+id=$(curl -fs "$base/api/v1/catalog/products?limit=1&sort=rating" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+
+# send <count> <path>: requests on one keep-alive connection; every answer must be a 200.
+send() {
+  python3 - "$port" "$1" "$2" <<'PY'
+import http.client, sys
+port, count, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+conn = http.client.HTTPConnection("127.0.0.1", port)
+for _ in range(count):
+    conn.request("GET", path)
+    answer = conn.getresponse()
+    answer.read()
+    if answer.status != 200:
+        sys.exit(f"GET {path} answered {answer.status}")
+PY
+}
+
+printf '| read | requests | instructions per request |\n|---|---:|---:|\n'
+dumps=0
+for read in "product|product by id (cached)|/api/v1/catalog/products/$id" \
+  "list|list page of 20 (cached)|/api/v1/catalog/products?limit=20&sort=price_asc" \
+  "search|search of 20 (cached)|/api/v1/catalog/search?limit=20&q=wool"; do
+  key=${read%%|*} rest=${read#*|}
+  name=${rest%%|*} path=${rest#*|}
+  send 200 "$path"
+  callgrind_control --instr=on "$server" >/dev/null 2>&1
+  send "$requests" "$path"
+  callgrind_control --instr=off "$server" >/dev/null 2>&1
+  # Dumps what was counted since the last dump and zeroes the counters.
+  callgrind_control --dump="$key" "$server" >/dev/null 2>&1
+  dumps=$((dumps + 1))
+  dump="$work/callgrind.out.$dumps"
+  [ -s "$dump" ] || fail "callgrind wrote no dump for '$name' ($dump)"
+  total=$(awk '/^totals:/ {print $2}' "$dump")
+  printf '| %s | %d | %d |\n' "$name" "$requests" "$((total / requests))"
+done
+echo "binary: $bin ($(stat -c %s "$bin") bytes)" >&2
