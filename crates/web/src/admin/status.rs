@@ -7,7 +7,7 @@
 //! with, so they are per context even when one process serves them all (embedded mode); health
 //! checks and the process itself are then shared, which the page says.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -388,7 +388,13 @@ struct Previous {
     counters: Counters,
 }
 
-static PREVIOUS: LazyLock<Mutex<HashMap<&'static str, Previous>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Recent scrapes per context, oldest first, at least [`MIN_RATE_WINDOW`] apart. More than one:
+/// a scrape made a moment ago for another viewer must not hide the one a rate can be taken from.
+static PREVIOUS: LazyLock<Mutex<HashMap<&'static str, VecDeque<Previous>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+const KEPT_SCRAPES: usize = 4;
+/// A rate over less than this is mostly noise.
+const SHORTEST_RATE_WINDOW: Duration = Duration::from_millis(250);
 
 /// A `/health/ready` answer: its HTTP status and its report, or why the body was no report.
 type HealthAnswer = (StatusCode, Result<ReadyReport, String>);
@@ -471,12 +477,15 @@ fn context_status(scrape: Scrape, now: Instant) -> (ContextStatus, bool) {
     let now_counters = Counters::of_service(&samples, context);
     status.requests_total = now_counters.requests as u64;
     let mut previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
-    let interval = previous.get(context).and_then(|prev| {
-        let elapsed = now.duration_since(prev.at);
-        (elapsed >= Duration::from_millis(250))
-            .then(|| now_counters.since(&prev.counters).map(|delta| (elapsed, delta)))
-            .flatten()
-    });
+    let earlier = previous.entry(context).or_default();
+    let interval = earlier
+        .iter()
+        .rev()
+        .find(|prev| now.saturating_duration_since(prev.at) >= SHORTEST_RATE_WINDOW)
+        .and_then(|prev| {
+            let elapsed = now.saturating_duration_since(prev.at);
+            now_counters.since(&prev.counters).map(|delta| (elapsed, delta))
+        });
     let mut figures = &now_counters;
     if let Some((elapsed, delta)) = &interval {
         status.requests_per_second = Some(delta.requests / elapsed.as_secs_f64());
@@ -488,17 +497,17 @@ fn context_status(scrape: Scrape, now: Instant) -> (ContextStatus, bool) {
     status.error_rate = figures.error_rate();
     status.p95_ms = figures.quantile(0.95).map(|s| s * 1000.0);
     status.display = Display::of(&status);
-    let keep_older = previous
-        .get(context)
-        .is_some_and(|prev| now.duration_since(prev.at) < MIN_RATE_WINDOW);
-    if !keep_older {
-        previous.insert(
-            context,
-            Previous {
-                at: now,
-                counters: now_counters.clone(),
-            },
-        );
+    let too_soon = earlier
+        .back()
+        .is_some_and(|prev| now.saturating_duration_since(prev.at) < MIN_RATE_WINDOW);
+    if !too_soon {
+        earlier.push_back(Previous {
+            at: now,
+            counters: now_counters,
+        });
+        if earlier.len() > KEPT_SCRAPES {
+            earlier.pop_front();
+        }
     }
     (status, shared)
 }
@@ -612,6 +621,28 @@ http_request_duration_seconds_bucket{service="catalog",method="POST",route="/x",
 weird{a="quote \" and \\ back",b="x"} 1.5e3 1700000000
 not a sample line
 "#;
+
+    #[test]
+    fn a_scrape_for_another_viewer_a_moment_ago_does_not_hide_the_rate() {
+        let scrape = |requests: u32| Scrape {
+            context: "rate-test",
+            health: Err("not asked".into()),
+            metrics: Ok(parse_prometheus(&format!(
+                "http_requests_total{{service=\"rate-test\",method=\"GET\",route=\"/x\",status=\"2xx\"}} {requests}\n"
+            ))),
+        };
+        let start = Instant::now();
+        let first = context_status(scrape(100), start).0;
+        assert_eq!(first.requests_per_second, None, "no earlier scrape");
+        // Another viewer's page scrapes 1.0 s later, this one 0.1 s after that: the rate is taken
+        // over the 1.1 s since this viewer's first scrape, not over the other's 0.1 s.
+        let other = context_status(scrape(150), start + Duration::from_millis(1000)).0;
+        assert_eq!(other.requests_per_second, Some(50.0));
+        let second = context_status(scrape(155), start + Duration::from_millis(1100)).0;
+        let rate = second.requests_per_second.expect("a rate on the second scrape");
+        assert!((rate - 55.0 / 1.1).abs() < 1e-9, "{rate}");
+        assert_eq!(second.window, "last 1 s");
+    }
 
     #[test]
     fn the_text_format_is_parsed() {
