@@ -941,33 +941,38 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "record_purchases"))]
     async fn record_purchases(&self, user: Uuid, skus: &[String]) -> StoreResult<u64> {
-        let mut products = self.products_by_skus(skus).await?;
-        // Locked in id order, so two deliveries sharing products wait rather than deadlock.
-        products.sort_by_key(|p| p.id.0);
+        if skus.is_empty() {
+            return Ok(0);
+        }
         let mut tx = self.begin().await?;
+        // The products are read and locked in one statement, in id order, so two deliveries
+        // sharing products wait rather than deadlock. A review's insert locks its product first
+        // too (`touch_product`): one written at this moment either waits and then sees this
+        // purchase, or is seen by the UPDATE below. Without the lock each could miss the other
+        // and leave the review unverified for good. SQLite's `BEGIN IMMEDIATE` already serialises
+        // the two transactions.
+        let mut q = Sql::new("SELECT id FROM products WHERE deleted_at IS NULL AND sku IN ");
+        q.bind_list(skus.iter().map(|s| Arg::Text(s.clone())));
+        q.push(" ORDER BY id");
+        if self.dialect == Dialect::Postgres {
+            q.push(" FOR NO KEY UPDATE");
+        }
+        let products: Vec<Uuid> = bind_args!(sqlx::query_scalar::<DB, Uuid>(sql(q.text)), q.args)
+            .fetch_all(&mut *tx)
+            .await?;
         let mut recorded = 0;
-        for p in &products {
-            // A review's insert locks its product first too (`touch_product`): one written at
-            // this moment either waits and then sees this purchase, or is seen by the UPDATE below.
-            // Without the lock each could miss the other and leave the review unverified for good.
-            // SQLite's `BEGIN IMMEDIATE` already serialises the two transactions.
-            if self.dialect == Dialect::Postgres {
-                sqlx::query("SELECT id FROM products WHERE id = $1 FOR NO KEY UPDATE")
-                    .bind(p.id.0)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            }
+        for product in products {
             recorded += sqlx::query(
                 "INSERT INTO verified_purchases (user_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             )
             .bind(user)
-            .bind(p.id.0)
+            .bind(product)
             .execute(&mut *tx)
             .await?
             .rows_affected();
             sqlx::query("UPDATE reviews SET verified_purchase = TRUE WHERE user_id = $1 AND product_id = $2")
                 .bind(user)
-                .bind(p.id.0)
+                .bind(product)
                 .execute(&mut *tx)
                 .await?;
         }
