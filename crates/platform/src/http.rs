@@ -337,20 +337,18 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
     // The access line: stdout shows it at INFO, the console only for a recorded trace (see
     // `log_unless_recorded`). When neither would, the event is not sent at all: entering the
     // span and passing an event through every layer was 2-3% of a cached read.
-    let access_line_read = span_context.is_sampled() || crate::telemetry::request_spans_logged();
-    crate::console::log_unless_recorded(span_context.is_sampled(), || {
-        if !access_line_read {
-            return;
-        }
-        span.in_scope(|| {
-            tracing::info!(
-                status = status.as_u16(),
-                latency_ms = elapsed.as_secs_f64() * 1000.0,
-                "{method} {route} -> {}",
-                status.as_u16()
-            )
-        })
-    });
+    if span_context.is_sampled() || crate::telemetry::request_spans_logged() {
+        crate::console::log_unless_recorded(span_context.is_sampled(), || {
+            span.in_scope(|| {
+                tracing::info!(
+                    status = status.as_u16(),
+                    latency_ms = elapsed.as_secs_f64() * 1000.0,
+                    "{method} {route} -> {}",
+                    status.as_u16()
+                )
+            })
+        });
+    }
 
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);

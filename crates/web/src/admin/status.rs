@@ -35,8 +35,9 @@ pub(super) fn routes() -> Router<WebState> {
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUESTS: &str = "http_requests_total";
 const DURATION_BUCKET: &str = "http_request_duration_seconds_bucket";
-/// Scrapes closer together than this keep the older one as the base of the rates (two browser
-/// tabs polling at once would otherwise measure over a few milliseconds).
+/// Scrapes kept as bases of the rates are at least this far apart: one closer to the last kept
+/// is not kept (two browser tabs polling at once would otherwise fill [`PREVIOUS`] with scrapes a
+/// few milliseconds apart).
 const MIN_RATE_WINDOW: Duration = Duration::from_secs(1);
 
 async fn status_page(State(web): State<WebState>, session: Session) -> Result<Response, PageError> {
