@@ -42,7 +42,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum SagaStep {
     /// Charge the payment (payments de-duplicates on the key: a retry never charges twice).
     Capture,
-    /// Turn the reservation into a deduction.
+    /// Number the paid order's invoice (if not yet), then turn the reservation into a deduction.
     Commit,
     /// Compensation: refund whatever was captured.
     Refund,
@@ -189,8 +189,6 @@ pub struct Mutation {
     /// The new order; every mutable column is written from it.
     pub order: Order,
     pub timeline: Vec<TimelineEntry>,
-    /// Assign the next gapless invoice number (of `now`'s year) in this transaction.
-    pub assign_invoice: bool,
     /// Mark a pending admin refund row completed with the payments refund id.
     pub complete_refund: Option<(Uuid, String)>,
     pub events: Emit,
@@ -201,7 +199,6 @@ impl Mutation {
         Self {
             order,
             timeline: Vec::new(),
-            assign_invoice: false,
             complete_refund: None,
             events: Emit::Nothing,
         }
@@ -292,9 +289,18 @@ pub trait OrderStore: Send + Sync + 'static {
     /// `update` without its locking read, for a caller that holds the order as it last wrote it
     /// (the saga, under its lease): `decide` sees `known`, and the change is written only if the
     /// stored order is still at `known.version`. `None` when nothing was written — the order moved
-    /// on, `decide` refused, or the change takes an invoice number (its counter must be locked
-    /// after the order row): the caller then decides again with `update`.
+    /// on or `decide` refused: the caller then decides again with `update`.
     async fn update_known(&self, known: &Order, now: OffsetDateTime, decide: Decide) -> StoreResult<Option<Order>>;
+    /// Gives each of `ids` that is paid and has no invoice number yet the next gapless invoice
+    /// number of `now`'s year, in the order they were paid, with the event `paid` builds for it:
+    /// one transaction that locks those orders, then the year's counter once for all of them.
+    /// Answers the orders it numbered (the others were unpaid, already numbered or unknown).
+    async fn assign_invoices(
+        &self,
+        ids: &[OrderId],
+        now: OffsetDateTime,
+        paid: for<'o> fn(&'o Order) -> Event,
+    ) -> StoreResult<Vec<Order>>;
     /// Orders with a saga step whose lease has passed (the recovery loop's candidates).
     async fn due_sagas(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrderId>>;
     /// Orders in `statuses` not updated since `before`, counted per status.

@@ -43,6 +43,9 @@ const MONEY_BUCKETS: &[f64] = &[
     1_000_000.0,
 ];
 
+/// How many items one batched write took (invoice numbers): 1 means no batching happened.
+const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// Every histogram the platform and the contexts record, with its buckets. A metric recorded with
 /// `metrics::histogram!` but missing here is exported as a summary, whose quantiles cannot be
 /// aggregated across replicas: add it here.
@@ -58,6 +61,7 @@ pub const HISTOGRAMS: &[(&str, &[f64])] = &[
     ("webhook_attempt_duration_seconds", REMOTE_CALL_BUCKETS),
     ("order_value_minor_units", MONEY_BUCKETS),
     ("payment_amount", MONEY_BUCKETS),
+    ("order_invoice_batch_size", BATCH_SIZE_BUCKETS),
 ];
 
 struct Recorder {

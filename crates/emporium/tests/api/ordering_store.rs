@@ -1,6 +1,7 @@
-//! The saga's write without a locking read (`OrderStore::update_known`) and the order lines it
-//! carries, run against both backends: a write from a stale copy must never land, and an event
-//! that lists the lines gets the placed ones whether this process remembers them or not.
+//! The saga's write without a locking read (`OrderStore::update_known`), the order lines it
+//! carries and the batched invoice numbers, run against both backends: a write from a stale copy
+//! must never land, an event that lists the lines gets the placed ones whether this process
+//! remembers them or not, and invoice numbers have neither gaps nor repeats however batches race.
 
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +29,7 @@ macro_rules! store_suite {
 store_suite!(
     a_known_order_is_written_only_at_its_version,
     events_listing_lines_get_the_placed_lines_remembered_or_read,
+    invoice_numbers_follow_payment_without_gaps_or_repeats_however_batches_race,
 );
 
 type Test = fn(Db) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
@@ -160,20 +162,6 @@ async fn a_known_order_is_written_only_at_its_version(db: Db) {
     let stored = store.order(placed.id).await.expect("read").expect("order").order;
     assert_eq!(stored, moved, "the stale write left no trace");
 
-    // An invoice number takes the counter, which only the locking update may lock.
-    let invoiced = store
-        .update_known(
-            &moved,
-            now(),
-            Box::new(|o| {
-                let mut m = Mutation::new(o.clone());
-                m.assign_invoice = true;
-                Ok(m)
-            }),
-        )
-        .await
-        .expect("update_known");
-    assert_eq!(invoiced, None);
     // A refusal writes nothing either: the caller decides again under the lock.
     let refused = store
         .update_known(&moved, now(), Box::new(|_| Err(Refusal::Stale)))
@@ -226,4 +214,118 @@ async fn events_listing_lines_get_the_placed_lines_remembered_or_read(db: Db) {
     // Forgotten once the saga ended: a later event reads them from the database.
     let after = store(&db).order(placed.id).await.expect("read").expect("order").order;
     assert_eq!(lines_given(placing.as_ref(), &after).await, lines());
+}
+
+/// Marks the order paid at `at`, as the saga's capture does.
+async fn pay(store: &dyn OrderStore, order: &Order, at: OffsetDateTime) -> Order {
+    store
+        .update(
+            order.id,
+            at,
+            Box::new(move |o| {
+                let mut m = Mutation::new(o.clone());
+                m.order.status = OrderStatus::Paid;
+                m.order.paid_at = Some(at);
+                m.order.saga_step = Some(SagaStep::Commit);
+                Ok(m)
+            }),
+        )
+        .await
+        .expect("update")
+        .expect("not refused")
+}
+
+fn paid_event(o: &Order) -> platform::events::Event {
+    ordering::events::paid(o)
+}
+
+fn sequence_number(invoice: &str) -> i64 {
+    invoice
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("an invoice number ends in digits")
+}
+
+async fn invoice_numbers_follow_payment_without_gaps_or_repeats_however_batches_race(db: Db) {
+    let store = store(&db);
+    let at = now();
+    let first = pay(store.as_ref(), &place(store.as_ref()).await, at).await;
+    let unpaid = place(store.as_ref()).await;
+    let second = pay(
+        store.as_ref(),
+        &place(store.as_ref()).await,
+        at + time::Duration::seconds(1),
+    )
+    .await;
+
+    // Asked in another order, numbered in the order they were paid; the unpaid one is skipped.
+    let numbered = store
+        .assign_invoices(&[second.id, unpaid.id, first.id], at, paid_event)
+        .await
+        .expect("assign");
+    assert_eq!(
+        numbered.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![first.id, second.id]
+    );
+    let numbers: Vec<i64> = numbered
+        .iter()
+        .map(|o| sequence_number(o.invoice_number.as_deref().expect("numbered")))
+        .collect();
+    assert_eq!(numbers[1], numbers[0] + 1, "{numbers:?}");
+    for o in &numbered {
+        let stored = store.order(o.id).await.expect("read").expect("order").order;
+        assert_eq!(&stored, o, "what assign_invoices answers is what is stored");
+    }
+    assert_eq!(
+        numbered[0].version,
+        first.version + 1,
+        "a stale copy of a numbered order must not be written"
+    );
+    let unpaid_now = store.order(unpaid.id).await.expect("read").expect("order").order;
+    assert_eq!(unpaid_now.invoice_number, None);
+
+    // Numbered once: asking again numbers nothing.
+    let again = store
+        .assign_invoices(&[first.id, second.id], at, paid_event)
+        .await
+        .expect("assign");
+    assert!(again.is_empty(), "{again:?}");
+
+    // Batches that overlap, at the same moment: every order gets one number, and the numbers
+    // continue the sequence without a gap.
+    let mut orders = Vec::new();
+    for _ in 0..12 {
+        orders.push(pay(store.as_ref(), &place(store.as_ref()).await, at).await.id);
+    }
+    let mut batches = Vec::new();
+    for round in 0..4 {
+        let store = store.clone();
+        let ids: Vec<OrderId> = orders.iter().skip(round * 2).take(6).copied().collect();
+        batches.push(tokio::spawn(async move {
+            store.assign_invoices(&ids, at, paid_event).await
+        }));
+    }
+    let mut taken = Vec::new();
+    for batch in batches {
+        taken.extend(batch.await.expect("join").expect("assign").into_iter().map(|o| o.id));
+    }
+    let rest = store.assign_invoices(&orders, at, paid_event).await.expect("assign");
+    taken.extend(rest.into_iter().map(|o| o.id));
+    taken.sort();
+    let mut expected = orders.clone();
+    expected.sort();
+    assert_eq!(taken, expected, "each order numbered exactly once");
+    let mut numbers = Vec::new();
+    for id in &orders {
+        let stored = store.order(*id).await.expect("read").expect("order").order;
+        numbers.push(sequence_number(stored.invoice_number.as_deref().expect("numbered")));
+    }
+    numbers.sort_unstable();
+    let last = numbers[0] + 11;
+    assert_eq!(numbers, (numbers[0]..=last).collect::<Vec<_>>(), "no gap, no repeat");
+    assert_eq!(
+        numbers[0],
+        sequence_number(numbered[1].invoice_number.as_deref().expect("n")) + 1
+    );
 }

@@ -18,6 +18,7 @@ mod checkout;
 mod coupons;
 mod error;
 mod fulfilment;
+mod invoicing;
 mod refunds;
 mod saga;
 
@@ -63,6 +64,10 @@ pub(crate) fn describe_metrics() {
     metrics::describe_histogram!(
         "order_value_minor_units",
         "Totals of placed orders in minor units, labelled by currency."
+    );
+    metrics::describe_histogram!(
+        "order_invoice_batch_size",
+        "Paid orders given invoice numbers by one transaction (the counter locked once for all)."
     );
     metrics::describe_histogram!(
         "order_saga_step_duration_seconds",
@@ -117,6 +122,7 @@ pub struct OrderingService {
     pub(crate) stock: Arc<dyn Stock>,
     pub(crate) payments: Arc<dyn Payments>,
     cart: Arc<dyn Cart>,
+    invoicer: invoicing::Invoicer,
 }
 
 /// The other contexts ordering calls.
@@ -176,6 +182,7 @@ impl OrderingService {
     pub fn new(config: OrderingConfig, store: Arc<dyn OrderStore>, outbox: Outbox, peers: PeerSet) -> Self {
         Self {
             config,
+            invoicer: invoicing::Invoicer::new(store.clone()),
             store,
             outbox,
             catalog: peers.catalog,

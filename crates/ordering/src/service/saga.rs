@@ -211,9 +211,8 @@ impl OrderingService {
                     apply(m, OrderEvent::PaymentCaptured, at, Actor::System, "payment captured")?;
                     record_payment(&mut m.order, &p);
                     m.order.paid_at = Some(at);
-                    m.assign_invoice = true;
+                    // The invoice number and `ordering.order.paid` come first in the commit step.
                     m.order.saga_step = Some(SagaStep::Commit);
-                    m.events = Emit::Order(Box::new(|o| vec![events::paid(o)]));
                     Ok(())
                 })
                 .await
@@ -259,6 +258,13 @@ impl OrderingService {
     }
 
     async fn step_commit(&self, order: &Order, token: Uuid) -> Result<Step> {
+        let invoiced;
+        let order = if order.paid_at.is_some() && order.invoice_number.is_none() {
+            invoiced = self.invoiced(order).await?;
+            &invoiced
+        } else {
+            order
+        };
         let Some(reservation) = order.reservation_id else {
             return Err(OrderError::Internal(anyhow::anyhow!(
                 "order {} has no reservation",
@@ -294,6 +300,20 @@ impl OrderingService {
                 })
                 .await
             }
+        }
+    }
+
+    /// The paid `order` with its invoice number, numbered in the invoicer's next batch.
+    async fn invoiced(&self, order: &Order) -> Result<Order> {
+        let numbered = self
+            .invoicer
+            .invoice(order.id)
+            .await
+            .map_err(|why| OrderError::Internal(anyhow::anyhow!("cannot number the invoice: {why}")))?;
+        match numbered {
+            Some(numbered) => Ok(numbered),
+            // Numbered meanwhile (this copy was stale): go on from the stored order.
+            None => Ok(self.store.order(order.id).await?.ok_or(StoreError::NotFound)?.order),
         }
     }
 

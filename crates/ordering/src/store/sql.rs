@@ -8,14 +8,16 @@
 //! the row first, only at that version, so a copy someone else moved on writes nothing. Counters are
 //! incremented with `UPDATE ... RETURNING` inside the transaction that uses the value: a rollback
 //! leaves no gap (invoice numbers; order numbers too on SQLite, while PostgreSQL takes them from a
-//! sequence so that checkouts do not queue on one row). The coupon's use is a conditional increment (`uses < max_uses`), given back in
-//! the transaction that cancels the order or records its failed payment.
+//! sequence so that checkouts do not queue on one row). The invoice counter's row stays locked
+//! until its transaction commits, so `assign_invoices` numbers a batch of orders per lock. The
+//! coupon's use is a conditional increment (`uses < max_uses`), given back in the transaction that
+//! cancels the order or records its failed payment.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use platform::db::{RowsAffected, StorePool, is_unique_violation};
-use platform::events::enqueue_all;
+use platform::events::{Event, enqueue_all};
 use platform::sync::lock;
 use sqlx::{Database, FromRow};
 use time::OffsetDateTime;
@@ -428,12 +430,19 @@ platform::sql_store! {
     impl SqlStore<DB> {
         /// The counter's next value (starting at 1), in the caller's transaction.
         async fn next_counter(conn: &mut DB::Connection, name: &str) -> StoreResult<i64> {
+            Self::take_from_counter(conn, name, 1).await
+        }
+
+        /// Advances the counter by `n` (from 0) in the caller's transaction: the caller owns the
+        /// `n` values up to the one answered.
+        async fn take_from_counter(conn: &mut DB::Connection, name: &str, n: i64) -> StoreResult<i64> {
             let (value,) = sqlx::query_as::<_, (i64,)>(
-                "INSERT INTO counters (name, value) VALUES ($1, 1)
-             ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
+                "INSERT INTO counters (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET value = counters.value + $2
              RETURNING value",
             )
             .bind(name)
+            .bind(n)
             .fetch_one(&mut *conn)
             .await?;
             Ok(value)
@@ -553,11 +562,8 @@ platform::sql_store! {
             let id = current.id;
             let mut order = mutation.order;
             order.updated_at = now;
-            if only_at.is_some() {
-                debug_assert!(!mutation.assign_invoice || order.invoice_number.is_some());
-                if !Self::write_order(&mut *conn, &order, only_at).await? {
-                    return Ok(None);
-                }
+            if only_at.is_some() && !Self::write_order(&mut *conn, &order, only_at).await? {
+                return Ok(None);
             }
             if let Some(code) = order.coupon_code.as_deref()
                 && current.status.releases_coupon(order.status)
@@ -582,14 +588,6 @@ platform::sql_store! {
                 _ => Arc::new([]),
             };
             if only_at.is_none() {
-                // The invoice counter's row stays locked until the commit, and every paid order
-                // takes it: it is taken last, so concurrent payments wait on it for as short a
-                // time as can be.
-                if mutation.assign_invoice && order.invoice_number.is_none() {
-                    let year = now.year();
-                    let n = Self::next_counter(&mut *conn, &format!("invoice:{year}")).await?;
-                    order.invoice_number = Some(invoice_number(year, n));
-                }
                 Self::write_order(&mut *conn, &order, None).await?;
             }
             order.version += 1;
@@ -918,9 +916,6 @@ platform::sql_store! {
             let Ok(mutation) = decide(known) else {
                 return Ok(None);
             };
-            if mutation.assign_invoice && mutation.order.invoice_number.is_none() {
-                return Ok(None);
-            }
             let id = known.id;
             let lines = self.lines_if(&mutation.events, id);
             let (_guard, mut tx) = self.db.write().await?;
@@ -933,6 +928,59 @@ platform::sql_store! {
                 self.forget_lines(id);
             }
             Ok(Some(order))
+        }
+
+        #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "assign_invoices"))]
+        async fn assign_invoices(
+            &self,
+            ids: &[OrderId],
+            now: OffsetDateTime,
+            paid: for<'o> fn(&'o Order) -> Event,
+        ) -> StoreResult<Vec<Order>> {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (_guard, mut tx) = self.db.write().await?;
+            // Order rows first, in one order for every batch, then the counter: two batches that
+            // share an order wait for each other instead of deadlocking.
+            let placeholders = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let text = format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE id IN ({placeholders})
+                 AND paid_at IS NOT NULL AND invoice_number IS NULL ORDER BY paid_at, id{}",
+                self.db.for_update()
+            );
+            let mut query = sqlx::query_as::<_, OrderRow>(sql(text));
+            for id in ids {
+                query = query.bind(id.0);
+            }
+            let mut orders = query
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(Order::try_from)
+                .collect::<StoreResult<Vec<_>>>()?;
+            if orders.is_empty() {
+                tx.rollback().await?;
+                return Ok(orders);
+            }
+            let year = now.year();
+            let taken = i64::try_from(orders.len()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let last = Self::take_from_counter(&mut *tx, &format!("invoice:{year}"), taken).await?;
+            for (n, order) in (last - taken + 1..).zip(orders.iter_mut()) {
+                order.invoice_number = Some(invoice_number(year, n));
+                order.updated_at = now;
+                sqlx::query("UPDATE orders SET invoice_number = $2, updated_at = $3, version = version + 1 WHERE id = $1")
+                    .bind(order.id.0)
+                    .bind(order.invoice_number.as_deref())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                order.version += 1;
+            }
+            let events: Vec<Event> = orders.iter().map(paid).collect();
+            enqueue_all(&mut *tx, &events).await?;
+            tx.commit().await?;
+            Ok(orders)
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "due_sagas"))]
