@@ -159,6 +159,13 @@ def breakdown(before_path, after_path):
     for what, count, mean, q in rows:
         fmt = lambda v: f"{v * 1000:8.2f}" if v is not None else f"{'-':>8}"
         print(f"{what:<62} {count:>8} {mean:9.2f} {fmt(q['0.5'])} {fmt(q['0.99'])}")
+    # Invoice numbers are given in batches (one lock of the counter row per batch).
+    delta = lambda key: (sum(v for (n, _), v in after.items() if n == key)
+                         - sum(v for (n, _), v in before.items() if n == key))
+    batches = delta("order_invoice_batch_size_count")
+    if batches > 0:
+        print(f"invoice numbering: {int(batches)} transactions, "
+              f"{delta('order_invoice_batch_size_sum') / batches:.2f} orders each on average")
 
 
 # ---------------------------------------------------------------------------------------------
