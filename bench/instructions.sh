@@ -11,7 +11,9 @@
 # counted; its background loops, the outbox relay's polls, run during the window and add a few).
 #   bench/instructions.sh [requests per read]          # default 2000; about a minute in all
 # Environment: EMPORIUM_BIN=<path> uses a release binary built beforehand (else `cargo build
-# --release`, honouring CARGO_TARGET_DIR); BENCH_PRODUCTS (10000).
+# --release`, honouring CARGO_TARGET_DIR); BENCH_PRODUCTS (10000); BENCH_PROFILES=<dir> keeps each
+# read's callgrind dump there (callgrind.<read>.out) for `callgrind_annotate --inclusive=yes`, which
+# names functions when the binary keeps its symbols (CARGO_PROFILE_RELEASE_STRIP=none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-2000}
@@ -92,6 +94,7 @@ for read in "product|product by id (cached)|/api/v1/catalog/products/$id" \
   dump="$work/callgrind.out.$dumps"
   [ -s "$dump" ] || fail "callgrind wrote no dump for '$name' ($dump)"
   total=$(awk '/^totals:/ {print $2}' "$dump")
+  if [ -n "${BENCH_PROFILES:-}" ]; then mkdir -p "$BENCH_PROFILES" && cp "$dump" "$BENCH_PROFILES/callgrind.$key.out"; fi
   printf '| %s | %d | %d |\n' "$name" "$requests" "$((total / requests))"
 done
 echo "binary: $bin ($(stat -c %s "$bin") bytes)" >&2
