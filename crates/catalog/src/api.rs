@@ -71,13 +71,23 @@ fn review_id(text: &str) -> ApiResult<ReviewId> {
 
 /// The ETag of list pages: a digest of the body.
 fn body_etag(digest: u64) -> String {
-    format!("\"{digest:016x}\"")
+    let mut tag = String::with_capacity(18);
+    tag.push('"');
+    platform::http::push_hex(&mut tag, &digest.to_be_bytes());
+    tag.push('"');
+    tag
 }
 
 /// A product's ETag: its editorial version (what `If-Match` compares) and a digest of the body
 /// (which also moves with stock and ratings, so `If-None-Match` never serves a stale copy).
 fn product_etag(version: i64, digest: u64) -> String {
-    format!("\"v{version}-{:08x}\"", digest as u32)
+    let mut tag = String::with_capacity(32);
+    tag.push_str("\"v");
+    tag.push_str(&version.to_string());
+    tag.push('-');
+    platform::http::push_hex(&mut tag, &(digest as u32).to_be_bytes());
+    tag.push('"');
+    tag
 }
 
 fn none_match(headers: &HeaderMap, etag: &str) -> bool {
@@ -733,6 +743,19 @@ mod problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etags_are_spelt_as_the_formatter_would() {
+        for digest in [0, 1, 0x0123_4567_89ab_cdef, u64::MAX] {
+            assert_eq!(body_etag(digest), format!("\"{digest:016x}\""));
+            for version in [0, 7, -3, i64::MAX] {
+                assert_eq!(
+                    product_etag(version, digest),
+                    format!("\"v{version}-{:08x}\"", digest as u32)
+                );
+            }
+        }
+    }
 
     #[test]
     fn if_none_match_handles_lists_weak_tags_and_star() {

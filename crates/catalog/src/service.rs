@@ -259,7 +259,7 @@ impl CatalogService {
         // deletes or sees the bump and stores nothing (`Cache::set_bytes_at_generation`).
         self.cache.bump_generation(GENERATION).await;
         if let Some(id) = product {
-            self.cache.delete(&format!("product:{id}")).await;
+            self.cache.delete(&product_key(id)).await;
         }
         for slug in slugs {
             self.cache.delete(&format!("slug:{slug}")).await;
@@ -378,7 +378,7 @@ impl CatalogService {
     /// One product, rendered (decode it for the typed view).
     pub async fn product(&self, id: ProductId, viewer: &Viewer) -> Result<Rendered, Problem> {
         let product = self
-            .rendered(format!("product:{id}"), Self::product_head, || async {
+            .rendered(product_key(id), Self::product_head, || async {
                 let p = self
                     .store
                     .product(id)
@@ -1266,7 +1266,7 @@ impl CatalogService {
                 other => other.into(),
             })?;
         for (product, slug) in &moved {
-            self.cache.delete(&format!("product:{product}")).await;
+            self.cache.delete(&product_key(*product)).await;
             self.cache.delete(&format!("slug:{slug}")).await;
         }
         self.invalidate(None, &[]).await;
@@ -1428,6 +1428,17 @@ pub fn parse_currency(text: &str) -> Result<Currency, String> {
     Currency::parse(text).map_err(String::from)
 }
 
+/// The cache key of product `id`'s rendered read: `product:<uuid>`, encoded without the
+/// formatter (a cached product read builds it every time).
+fn product_key(id: ProductId) -> String {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let hyphenated = id.get().hyphenated().encode_lower(&mut buffer);
+    let mut key = String::with_capacity(8 + hyphenated.len());
+    key.push_str("product:");
+    key.push_str(hyphenated);
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1435,6 +1446,12 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+
+    #[test]
+    fn a_product_key_is_product_and_the_hyphenated_id() {
+        let id = ProductId::new();
+        assert_eq!(product_key(id), format!("product:{id}"));
+    }
 
     async fn service() -> Arc<CatalogService> {
         service_caching_for(Duration::from_secs(60)).await
