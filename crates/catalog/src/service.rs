@@ -351,8 +351,14 @@ impl CatalogService {
     }
 
     async fn generation_key(&self, kind: &str, rest: &str) -> String {
-        let generation = self.cache.generation(GENERATION).await;
-        format!("{kind}:{generation}:{rest}")
+        let generation = self.cache.generation(GENERATION).await.to_string();
+        let mut key = String::with_capacity(kind.len() + generation.len() + rest.len() + 2);
+        key.push_str(kind);
+        key.push(':');
+        key.push_str(&generation);
+        key.push(':');
+        key.push_str(rest);
+        key
     }
 
     // ---- products: reads --------------------------------------------------------------------
@@ -521,12 +527,10 @@ impl CatalogService {
         if filter.search.is_some() {
             metrics::counter!("catalog_search_queries_total", "kind" => "search").increment(1);
         }
-        let key = self
-            .generation_key(
-                "list",
-                &format!("{}|{}|{}", params.cache_key(), search, viewer.is_staff()),
-            )
-            .await;
+        let mut rest = params.cache_key();
+        rest.push_str(if search { "|search" } else { "|list" });
+        rest.push_str(if viewer.is_staff() { "|staff" } else { "|shopper" });
+        let key = self.generation_key("list", &rest).await;
         self.rendered(key, page_head, || async {
             let query = ProductQuery {
                 filter,

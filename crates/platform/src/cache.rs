@@ -322,7 +322,11 @@ impl Cache {
     }
 
     fn generation_key(&self, name: &str) -> String {
-        self.key(&format!("generation:{name}"))
+        let mut key = String::with_capacity(self.prefix.len() + 11 + name.len());
+        key.push_str(&self.prefix);
+        key.push_str("generation:");
+        key.push_str(name);
+        key
     }
 
     /// The current generation of `name`; embed it in keys of pages that any write may change.
