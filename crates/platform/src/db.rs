@@ -476,6 +476,20 @@ pub fn values_rows(rows: usize, columns: usize) -> String {
     text
 }
 
+/// The numbered placeholders of an `IN (...)` list, `$1, $2, $3`, for `count` values bound in that
+/// order: only placeholders are generated, the values themselves are bound.
+pub fn placeholder_list(count: usize) -> String {
+    let mut text = String::with_capacity(count * 4);
+    for n in 1..=count {
+        if n > 1 {
+            text.push_str(", ");
+        }
+        text.push('$');
+        text.push_str(&n.to_string());
+    }
+    text
+}
+
 /// Writes an `impl` block of a SQL store that is generic over the backend, with the one list of
 /// bounds such a store needs: what the statements bind and read (ids, text, integers, booleans,
 /// bytes, timestamps, and optional ones), a connection and pool that execute, and the outbox.
@@ -554,6 +568,13 @@ pub mod __sql_store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholder_lists_number_from_one() {
+        assert_eq!(placeholder_list(0), "");
+        assert_eq!(placeholder_list(1), "$1");
+        assert_eq!(placeholder_list(3), "$1, $2, $3");
+    }
 
     #[test]
     fn values_rows_numbers_placeholders_row_by_row() {

@@ -235,10 +235,6 @@ async fn pay(store: &dyn OrderStore, order: &Order, at: OffsetDateTime) -> Order
         .expect("not refused")
 }
 
-fn paid_event(o: &Order) -> platform::events::Event {
-    ordering::events::paid(o)
-}
-
 fn sequence_number(invoice: &str) -> i64 {
     invoice
         .rsplit('-')
@@ -261,7 +257,7 @@ async fn invoice_numbers_follow_payment_without_gaps_or_repeats_however_batches_
 
     // Asked in another order, numbered in the order they were paid; the unpaid one is skipped.
     let numbered = store
-        .assign_invoices(&[second.id, unpaid.id, first.id], at, paid_event)
+        .assign_invoices(&[second.id, unpaid.id, first.id], at, ordering::events::paid)
         .await
         .expect("assign");
     assert_eq!(
@@ -287,7 +283,7 @@ async fn invoice_numbers_follow_payment_without_gaps_or_repeats_however_batches_
 
     // Numbered once: asking again numbers nothing.
     let again = store
-        .assign_invoices(&[first.id, second.id], at, paid_event)
+        .assign_invoices(&[first.id, second.id], at, ordering::events::paid)
         .await
         .expect("assign");
     assert!(again.is_empty(), "{again:?}");
@@ -303,14 +299,17 @@ async fn invoice_numbers_follow_payment_without_gaps_or_repeats_however_batches_
         let store = store.clone();
         let ids: Vec<OrderId> = orders.iter().skip(round * 2).take(6).copied().collect();
         batches.push(tokio::spawn(async move {
-            store.assign_invoices(&ids, at, paid_event).await
+            store.assign_invoices(&ids, at, ordering::events::paid).await
         }));
     }
     let mut taken = Vec::new();
     for batch in batches {
         taken.extend(batch.await.expect("join").expect("assign").into_iter().map(|o| o.id));
     }
-    let rest = store.assign_invoices(&orders, at, paid_event).await.expect("assign");
+    let rest = store
+        .assign_invoices(&orders, at, ordering::events::paid)
+        .await
+        .expect("assign");
     taken.extend(rest.into_iter().map(|o| o.id));
     taken.sort();
     let mut expected = orders.clone();

@@ -453,8 +453,7 @@ platform::sql_store! {
             if skus.is_empty() {
                 return Ok(Vec::new());
             }
-            // Only placeholders are generated: the SKUs themselves are bound.
-            let placeholders = (1..=skus.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let placeholders = platform::db::placeholder_list(skus.len());
             let text = format!("SELECT {STOCK_COLUMNS} FROM stock WHERE sku IN ({placeholders}) ORDER BY sku");
             let mut query = sqlx::query_as::<_, StockRow>(sql(text));
             for sku in skus {

@@ -943,7 +943,7 @@ platform::sql_store! {
             let (_guard, mut tx) = self.db.write().await?;
             // Order rows first, in one order for every batch, then the counter: two batches that
             // share an order wait for each other instead of deadlocking.
-            let placeholders = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let placeholders = platform::db::placeholder_list(ids.len());
             let text = format!(
                 "SELECT {ORDER_COLUMNS} FROM orders WHERE id IN ({placeholders})
                  AND paid_at IS NOT NULL AND invoice_number IS NULL ORDER BY paid_at, id{}",
