@@ -187,6 +187,41 @@ async fn seeding_search_listing_and_stock_levels_on_both_backends() {
         };
         assert_eq!(store.count_products(&in_stock).await.expect("count"), 1, "{backend}");
 
+        // The search index follows edits of the searched fields, and a stock change leaves the
+        // product findable by them.
+        assert!(
+            search_ids(&*store, "acme cotton").await.contains(&product.id),
+            "{backend}"
+        );
+        let mut renamed = store.product(product.id).await.expect("get").expect("some");
+        renamed.name = "Quokkaline Throw".into();
+        renamed.brand = Some("Wombatex".into());
+        renamed.description = "Loomed from zephyrwool.".into();
+        let renamed = store.update_product(&renamed, None, &[]).await.expect("rename");
+        for words in ["quokkaline", "wombatex", "zephyrwool"] {
+            assert_eq!(search_ids(&*store, words).await, vec![product.id], "{backend}: {words}");
+        }
+        assert!(
+            !search_ids(&*store, "acme cotton").await.contains(&product.id),
+            "{backend}: the old words stay found"
+        );
+        let restocked = Event::new(
+            "inventory",
+            StockChanged::TYPE,
+            &renamed.sku,
+            json!({"sku": renamed.sku, "available": 5, "on_hand": 5, "reserved": 0}),
+        );
+        handler.handle(&restocked).await.expect("restock");
+        assert_eq!(
+            store.product(product.id).await.expect("get").expect("some").available,
+            5
+        );
+        assert_eq!(
+            search_ids(&*store, "quokkaline").await,
+            vec![product.id],
+            "{backend}: after a stock change"
+        );
+
         // Through the bus: an event in the outbox reaches the stock-levels consumer.
         let second = hits.get(1).unwrap_or(&hits[0]).clone();
         let via_bus = Event::new(
@@ -283,6 +318,27 @@ fn review(author: uuid::Uuid, product: catalog::domain::ProductId) -> catalog::s
         created_at: now,
         updated_at: now,
     }
+}
+
+/// The live products a relevance search for `words` finds (up to 100).
+async fn search_ids(store: &dyn CatalogStore, words: &str) -> Vec<catalog::domain::ProductId> {
+    let filter = ProductFilter {
+        search: Some(SearchTerms::parse("q", words).expect("terms")),
+        ..active()
+    };
+    let query = ProductQuery {
+        filter,
+        sort: ProductSort::Relevance,
+        after: None,
+        limit: 100,
+    };
+    store
+        .list_products(&query)
+        .await
+        .expect("search")
+        .iter()
+        .map(|p| p.id)
+        .collect()
 }
 
 /// Every page of `query` as `product_page` gives it (ids in order), and the total of the first.
