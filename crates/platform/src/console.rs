@@ -703,69 +703,14 @@ pub fn log_unless_recorded<R>(recorded: bool, log: impl FnOnce() -> R) -> R {
     result
 }
 
-/// The trace id a span recorded (`trace_id` field), kept in its extensions by [`ConsoleLog`].
-struct SpanTraceId(String);
-
-/// Records `trace_id` only.
-struct TraceIdVisitor<'a>(&'a mut Option<String>);
-
-impl tracing::field::Visit for TraceIdVisitor<'_> {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "trace_id" && !value.is_empty() {
-            *self.0 = Some(value.to_owned());
-        }
-    }
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "trace_id" {
-            let text = format!("{value:?}");
-            if !text.is_empty() {
-                *self.0 = Some(text);
-            }
-        }
-    }
-}
-
 /// Copies log lines (INFO and up) into a [`Console`], with the trace id of the span they
 /// happened in.
 pub struct ConsoleLog(pub Arc<Console>);
-
-impl ConsoleLog {
-    fn remember_trace_id<S>(span: Option<tracing_subscriber::registry::SpanRef<'_, S>>, trace_id: Option<String>)
-    where
-        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    {
-        if let (Some(span), Some(id)) = (span, trace_id) {
-            span.extensions_mut().replace(SpanTraceId(id));
-        }
-    }
-}
 
 impl<S> tracing_subscriber::Layer<S> for ConsoleLog
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        id: &tracing::span::Id,
-        ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let mut trace_id = None;
-        attrs.record(&mut TraceIdVisitor(&mut trace_id));
-        Self::remember_trace_id(ctx.span(id), trace_id);
-    }
-
-    fn on_record(
-        &self,
-        id: &tracing::span::Id,
-        values: &tracing::span::Record<'_>,
-        ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let mut trace_id = None;
-        values.record(&mut TraceIdVisitor(&mut trace_id));
-        Self::remember_trace_id(ctx.span(id), trace_id);
-    }
-
     fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
         let meta = event.metadata();
         if *meta.level() > tracing::Level::WARN && UNRECORDED.with(Cell::get) {
@@ -798,8 +743,8 @@ where
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
                 span_name.get_or_insert_with(|| span.name().to_owned());
-                if let Some(id) = span.extensions().get::<SpanTraceId>() {
-                    trace_id = Some(id.0.clone());
+                if let Some(id) = span.extensions().get::<crate::telemetry::RequestTraceId>() {
+                    trace_id = Some(id.0.to_string());
                     break;
                 }
             }
@@ -1163,8 +1108,10 @@ mod tests {
     #[test]
     fn log_lines_carry_the_trace_id_of_their_span() {
         let lines = console_logs_of(|| {
-            let request = tracing::info_span!("http.request", trace_id = tracing::field::Empty);
-            request.record("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
+            let request = tracing::info_span!("http.request");
+            let trace_id =
+                opentelemetry::trace::TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("a trace id");
+            crate::telemetry::attach_trace_id(&request, trace_id);
             let _request = request.enter();
             let inner = tracing::info_span!("db");
             let _inner = inner.enter();

@@ -268,16 +268,15 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
         http.response.status_code = Empty,
         emporium.service = Empty,
         request_id = request_id.as_str(),
-        trace_id = Empty,
     );
     let _ = span.set_parent(parent);
     let span_context = span.context().span().span_context().clone();
     let trace_id = span_context.trace_id();
     let trace_headers = (trace_id != opentelemetry::trace::TraceId::INVALID).then(|| {
-        // Formatted once: recorded as text, each layer copies it instead of formatting it again.
+        // For the log lines logged inside the span, which format it only if there are any.
+        crate::telemetry::attach_trace_id(&span, trace_id);
         let mut trace_hex = String::with_capacity(32);
         push_hex(&mut trace_hex, &trace_id.to_bytes());
-        span.record("trace_id", trace_hex.as_str());
         // W3C `traceresponse`: version, trace id, span id, flags.
         let mut traceresponse = String::with_capacity(55);
         traceresponse.push_str("00-");
