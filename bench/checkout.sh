@@ -115,10 +115,13 @@ pg_xacts() { # committed transactions (read-only statements included) and statem
   psql -X -At -F' ' "$pg/postgres" -c "SELECT pg_stat_clear_snapshot(); SELECT d.datname, d.xact_commit, COALESCE($statements, 0) FROM pg_stat_database d $statements_from WHERE d.datname LIKE 'bench_checkout_%' ORDER BY 1" | grep bench_ >"$1"
 }
 pg_xacts "$work/xacts-before.txt"
-# CPU seconds (user + system) of the server process and of all PostgreSQL processes on the machine.
+# CPU seconds (user + system) of the server process and of all PostgreSQL, RabbitMQ and Redis
+# processes on the machine (the broker and the cache share the two cores with the rest).
 ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
-pg_ticks() { local pids; mapfile -t pids < <(pgrep -x postgres || true); ticks "${pids[@]}"; }
+named_ticks() { local pids; mapfile -t pids < <(pgrep -x "$1" || true); ticks "${pids[@]}"; }
+pg_ticks() { named_ticks postgres; }
 cpu_server_before=$(ticks "$server"); cpu_pg_before=$(pg_ticks)
+cpu_broker_before=$(named_ticks beam.smp); cpu_redis_before=$(named_ticks redis-server)
 python3 bench/checkout.py metrics "$base" "$work/metrics-before.txt"
 t=${BENCH_WRK_THREADS:-2}; [ "$connections" -lt "$t" ] && t=$connections
 load=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -138,6 +141,7 @@ CHECKOUT_DIR=$work ${load_cpus:+taskset -c "$load_cpus"} wrk -t"$t" -c"$connecti
   -s bench/checkout.lua "$base" >"$work/wrk.txt"
 grep -E 'Requests/sec|Latency  |Socket errors|statuses|orders/s|latency ms|sample' "$work/wrk.txt" || true
 cpu_server=$(( $(ticks "$server") - cpu_server_before )); cpu_pg=$(( $(pg_ticks) - cpu_pg_before ))
+cpu_broker=$(( $(named_ticks beam.smp) - cpu_broker_before )); cpu_redis=$(( $(named_ticks redis-server) - cpu_redis_before ))
 if [ -n "$drill" ]; then
   wait "$drill" || { echo "error: the broker drill failed (see above)" >&2; exit 1; }
   drill=""
@@ -148,7 +152,9 @@ sleep 1; pg_xacts "$work/xacts-after.txt" # backends report their counts at most
 ok=$(cat "$work"/ok-*.txt | wc -l)
 hz=$(getconf CLK_TCK)
 echo "-- CPU during the run: emporium $(awk -v t="$cpu_server" -v hz="$hz" -v ok="$ok" 'BEGIN { printf "%.1f s (%.2f ms per order)", t / hz, ok ? t / hz * 1000 / ok : 0 }')$(
-  [ "$mode" = postgres ] && awk -v t="$cpu_pg" -v hz="$hz" -v ok="$ok" 'BEGIN { printf ", all postgres processes %.1f s (%.2f ms per order; other agents'"'"' databases included)", t / hz, ok ? t / hz * 1000 / ok : 0 }')"
+  [ "$mode" = postgres ] && awk -v t="$cpu_pg" -v b="$cpu_broker" -v r="$cpu_redis" -v hz="$hz" -v ok="$ok" 'BEGIN {
+    per = ok ? 1000 / ok / hz : 0
+    printf ", all postgres processes %.1f s (%.2f ms per order; other agents'"'"' databases included), RabbitMQ %.1f s (%.2f ms), Redis %.1f s (%.2f ms)", t / hz, t * per, b / hz, b * per, r / hz, r * per }')"
 echo "-- where the time goes (means over the run; p50/p99 from the last minute's summaries)"
 python3 bench/checkout.py breakdown "$work/metrics-before.txt" "$work/metrics-after.txt"
 
