@@ -13,7 +13,9 @@
 # Environment: EMPORIUM_BIN=<path> uses a release binary built beforehand (else `cargo build
 # --release`, honouring CARGO_TARGET_DIR); BENCH_PRODUCTS (10000); BENCH_PROFILES=<dir> keeps each
 # read's callgrind dump there (callgrind.<read>.out) for `callgrind_annotate --inclusive=yes`, which
-# names functions when the binary keeps its symbols (CARGO_PROFILE_RELEASE_STRIP=none).
+# names functions when the binary keeps its symbols (CARGO_PROFILE_RELEASE_STRIP=none);
+# EMPORIUM_CONSOLE_TRACES_PER_SECOND (1 here, see below). The search figure of one binary moves by
+# up to 10% from run to run; product and list repeat within about 0.5%.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-2000}
