@@ -238,6 +238,19 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// A span context as W3C Trace Context writes it in `traceparent` (and Level 2's `traceresponse`):
+/// `00-<trace id>-<span id>-<flags>`, in lower-case hex, without `format!`'s machinery.
+pub fn w3c_trace_header(context: &opentelemetry::trace::SpanContext) -> String {
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    push_hex(&mut out, &context.trace_id().to_bytes());
+    out.push('-');
+    push_hex(&mut out, &context.span_id().to_bytes());
+    out.push('-');
+    push_hex(&mut out, &[context.trace_flags().to_u8()]);
+    out
+}
+
 /// Polls `future` inside `span`, as `Instrument` does, minus two trips through every tracing
 /// layer that a request does not need: `Instrument` owns a clone of the span (cloned and dropped
 /// once per request) and enters the span again to drop the future after it finished. A request
@@ -278,13 +291,7 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
         let mut trace_hex = String::with_capacity(32);
         push_hex(&mut trace_hex, &trace_id.to_bytes());
         // W3C `traceresponse`: version, trace id, span id, flags.
-        let mut traceresponse = String::with_capacity(55);
-        traceresponse.push_str("00-");
-        traceresponse.push_str(&trace_hex);
-        traceresponse.push('-');
-        push_hex(&mut traceresponse, &span_context.span_id().to_bytes());
-        traceresponse.push('-');
-        push_hex(&mut traceresponse, &[span_context.trace_flags().to_u8()]);
+        let traceresponse = w3c_trace_header(&span_context);
         (
             HeaderValue::from_maybe_shared(Bytes::from(trace_hex)),
             HeaderValue::from_maybe_shared(Bytes::from(traceresponse)),
@@ -738,6 +745,29 @@ mod tests {
         let mut hex = String::new();
         push_hex(&mut hex, &trace.to_bytes());
         assert_eq!(hex, trace.to_string());
+    }
+
+    #[test]
+    fn trace_headers_are_written_as_w3c_trace_context_spells_them() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let trace = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex");
+        let span = SpanId::from_hex("00f067aa0ba902b7").expect("hex");
+        for flags in [TraceFlags::SAMPLED, TraceFlags::default()] {
+            let context = SpanContext::new(trace, span, flags, true, TraceState::default());
+            let header = w3c_trace_header(&context);
+            assert_eq!(header, format!("00-{trace}-{span}-{:02x}", flags.to_u8()));
+            assert_eq!(header.len(), 55);
+        }
+        assert!(
+            w3c_trace_header(&SpanContext::new(
+                trace,
+                span,
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default()
+            ))
+            .ends_with("-01")
+        );
     }
 
     #[derive(Debug, serde::Deserialize)]

@@ -99,8 +99,7 @@ pub(crate) fn current_traceparent() -> Option<String> {
     let context = tracing::Span::current().context();
     let span = context.span();
     let sc = span.span_context();
-    sc.is_valid()
-        .then(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
+    sc.is_valid().then(|| crate::http::w3c_trace_header(sc))
 }
 
 /// Why a handler did not handle an event.
