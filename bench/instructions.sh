@@ -14,7 +14,8 @@
 # --release`, honouring CARGO_TARGET_DIR); BENCH_PRODUCTS (10000); BENCH_PROFILES=<dir> keeps each
 # read's callgrind dump there (callgrind.<read>.out) for `callgrind_annotate --inclusive=yes`, which
 # names functions when the binary keeps its symbols (CARGO_PROFILE_RELEASE_STRIP=none);
-# EMPORIUM_CONSOLE_TRACES_PER_SECOND (1 here, see below). The search figure of one binary moves by
+# EMPORIUM_CONSOLE_TRACES_PER_SECOND (1 here, see below); BENCH_GATEWAY=1 adds the gateway's
+# instructions for the product read proxied through it (needs Redis at REDIS_URL). The search figure of one binary moves by
 # up to 10% from run to run; product and list repeat within about 0.5%.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,8 +38,9 @@ fi
 
 work=$(mktemp -d)
 server=""
+gateway=""
 cleanup() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  for pid in $gateway $server; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -71,8 +73,9 @@ curl -fs -o /dev/null "$base/health/ready" || fail "the server was not ready aft
 id=$(curl -fs "$base/api/v1/catalog/products?limit=1&sort=rating" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
 
 # send <count> <path>: requests on one keep-alive connection; every answer must be a 200.
+# SEND_PORT (default the server's) picks where they go.
 send() {
-  python3 - "$port" "$1" "$2" <<'PY'
+  python3 - "${SEND_PORT:-$port}" "$1" "$2" <<'PY'
 import http.client, sys
 port, count, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 conn = http.client.HTTPConnection("127.0.0.1", port)
@@ -105,4 +108,38 @@ for read in "product|product by id (cached)|/api/v1/catalog/products/$id" \
   if [ -n "${BENCH_PROFILES:-}" ]; then mkdir -p "$BENCH_PROFILES" && cp "$dump" "$BENCH_PROFILES/callgrind.$key.out"; fi
   printf '| %s | %d | %d |\n' "$name" "$requests" "$((total / requests))"
 done
+
+# BENCH_GATEWAY=1: the gateway's own instructions for the cached product read proxied to the
+# server above (every upstream pointed at it; rate limiting off, but the gateway still needs
+# REDIS_URL to start).
+if [ "${BENCH_GATEWAY:-0}" = 1 ]; then
+  gw_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  upstreams=()
+  for context in identity catalog inventory cart ordering payments notifications; do
+    upstreams+=("EMPORIUM_UPSTREAM_${context^^}=$base")
+  done
+  echo "starting the gateway under callgrind..." >&2
+  env "${settings[@]}" "${upstreams[@]}" REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}" \
+    EMPORIUM_WEB_SESSION_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(64))')" \
+    EMPORIUM_LISTEN="127.0.0.1:$gw_port" \
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/gateway.out" \
+    "$bin" serve --service gateway >"$work/gateway.log" 2>&1 &
+  gateway=$!
+  for _ in $(seq 1 600); do
+    curl -fs -o /dev/null "http://127.0.0.1:$gw_port/health/live" && break
+    kill -0 "$gateway" 2>/dev/null || { tail -n 20 "$work/gateway.log" >&2; fail "the gateway stopped while starting (see above; is Redis at REDIS_URL up?)"; }
+    sleep 0.2
+  done
+  path="/api/v1/catalog/products/$id"
+  SEND_PORT=$gw_port send 200 "$path"
+  callgrind_control --instr=on "$gateway" >/dev/null 2>&1
+  SEND_PORT=$gw_port send "$requests" "$path"
+  callgrind_control --instr=off "$gateway" >/dev/null 2>&1
+  callgrind_control --dump=gateway "$gateway" >/dev/null 2>&1
+  dump="$work/gateway.out.1"
+  [ -s "$dump" ] || fail "callgrind wrote no dump for the gateway ($dump)"
+  total=$(awk '/^totals:/ {print $2}' "$dump")
+  if [ -n "${BENCH_PROFILES:-}" ]; then mkdir -p "$BENCH_PROFILES" && cp "$dump" "$BENCH_PROFILES/callgrind.gateway.out"; fi
+  printf '| %s | %d | %d |\n' "gateway: product by id proxied (the gateway's own)" "$requests" "$((total / requests))"
+fi
 echo "binary: $bin ($(stat -c %s "$bin") bytes)" >&2

@@ -44,6 +44,7 @@ pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> Te
         .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     let mut export_error = None;
+    let mut exporting = false;
     if let Some(endpoint) = &cfg.otlp_endpoint {
         let traces_endpoint = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         match opentelemetry_otlp::SpanExporter::builder()
@@ -51,7 +52,10 @@ pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> Te
             .with_endpoint(traces_endpoint)
             .build()
         {
-            Ok(exporter) => builder = builder.with_batch_exporter(exporter),
+            Ok(exporter) => {
+                builder = builder.with_batch_exporter(exporter);
+                exporting = true;
+            }
             Err(e) => export_error = Some(e.to_string()),
         }
     }
@@ -68,6 +72,15 @@ pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> Te
                 crate::console::TraceBudget::per_second(cfg.console.traces_per_second),
             ));
         }
+    } else if !exporting {
+        // Nothing in this process reads spans. The default sampler (always on) would still record
+        // every span, give it its attributes and end it for nobody: in a production context
+        // without OTLP that was most of the tracing cost of a request (the gateway recorded and
+        // formatted its client span's fields on every proxied read). A sampled parent's decision
+        // is kept and passed on, so a process further along that exports still gets the trace.
+        builder = builder.with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+            opentelemetry_sdk::trace::Sampler::AlwaysOff,
+        )));
     }
     let provider = builder.build();
     let tracer = provider.tracer("emporium");
