@@ -63,12 +63,16 @@ env "${settings[@]}" EMPORIUM_LISTEN="127.0.0.1:$port" \
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
   "$bin" serve >"$work/server.log" 2>&1 &
 server=$!
-for _ in $(seq 1 600); do
-  curl -fs -o /dev/null "$base/health/ready" && break
-  kill -0 "$server" 2>/dev/null || { tail -n 20 "$work/server.log" >&2; fail "the server stopped while starting (see above)"; }
-  sleep 0.2
-done
-curl -fs -o /dev/null "$base/health/ready" || fail "the server was not ready after 120 s (log: $work/server.log)"
+# await <pid> <url> <log> <what>: until <url> answers 2xx; fails when the process stops first.
+await() {
+  for _ in $(seq 1 600); do
+    curl -fs -o /dev/null "$2" && return 0
+    kill -0 "$1" 2>/dev/null || { tail -n 20 "$3" >&2; fail "$4 stopped while starting (see above)"; }
+    sleep 0.2
+  done
+  fail "$4 was not ready after 120 s (log: $3)"
+}
+await "$server" "$base/health/ready" "$work/server.log" "the server"
 
 id=$(curl -fs "$base/api/v1/catalog/products?limit=1&sort=rating" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
 
@@ -125,11 +129,7 @@ if [ "${BENCH_GATEWAY:-0}" = 1 ]; then
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/gateway.out" \
     "$bin" serve --service gateway >"$work/gateway.log" 2>&1 &
   gateway=$!
-  for _ in $(seq 1 600); do
-    curl -fs -o /dev/null "http://127.0.0.1:$gw_port/health/live" && break
-    kill -0 "$gateway" 2>/dev/null || { tail -n 20 "$work/gateway.log" >&2; fail "the gateway stopped while starting (see above; is Redis at REDIS_URL up?)"; }
-    sleep 0.2
-  done
+  await "$gateway" "http://127.0.0.1:$gw_port/health/live" "$work/gateway.log" "the gateway (it needs Redis at REDIS_URL)"
   path="/api/v1/catalog/products/$id"
   SEND_PORT=$gw_port send 200 "$path"
   callgrind_control --instr=on "$gateway" >/dev/null 2>&1
