@@ -288,13 +288,12 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
     let trace_headers = (trace_id != opentelemetry::trace::TraceId::INVALID).then(|| {
         // For the log lines logged inside the span, which format it only if there are any.
         crate::telemetry::attach_trace_id(&span, trace_id);
-        let mut trace_hex = String::with_capacity(32);
-        push_hex(&mut trace_hex, &trace_id.to_bytes());
-        // W3C `traceresponse`: version, trace id, span id, flags.
-        let traceresponse = w3c_trace_header(&span_context);
+        // W3C `traceresponse`: version, trace id, span id, flags. `x-trace-id` is its trace id
+        // part (`00-` then 32 hex digits), sharing the one buffer.
+        let traceresponse = Bytes::from(w3c_trace_header(&span_context));
         (
-            HeaderValue::from_maybe_shared(Bytes::from(trace_hex)),
-            HeaderValue::from_maybe_shared(Bytes::from(traceresponse)),
+            HeaderValue::from_maybe_shared(traceresponse.slice(3..35)),
+            HeaderValue::from_maybe_shared(traceresponse),
         )
     });
 
