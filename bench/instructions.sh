@@ -15,8 +15,8 @@
 # read's callgrind dump there (callgrind.<read>.out) for `callgrind_annotate --inclusive=yes`, which
 # names functions when the binary keeps its symbols (CARGO_PROFILE_RELEASE_STRIP=none);
 # EMPORIUM_CONSOLE_TRACES_PER_SECOND (1 here, see below); BENCH_GATEWAY=1 adds the gateway's
-# instructions for the product read proxied through it (needs Redis at REDIS_URL). The search figure of one binary moves by
-# up to 10% from run to run; product and list repeat within about 0.5%.
+# instructions for the product read proxied through it (needs Redis at REDIS_URL). The search
+# figure of one binary moves by up to 10% from run to run; product and list repeat within 0.5%.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-2000}
@@ -76,10 +76,9 @@ await "$server" "$base/health/ready" "$work/server.log" "the server"
 
 id=$(curl -fs "$base/api/v1/catalog/products?limit=1&sort=rating" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
 
-# send <count> <path>: requests on one keep-alive connection; every answer must be a 200.
-# SEND_PORT (default the server's) picks where they go.
+# send <port> <count> <path>: requests on one keep-alive connection; every answer must be a 200.
 send() {
-  python3 - "${SEND_PORT:-$port}" "$1" "$2" <<'PY'
+  python3 - "$1" "$2" "$3" <<'PY'
 import http.client, sys
 port, count, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 conn = http.client.HTTPConnection("127.0.0.1", port)
@@ -92,25 +91,31 @@ for _ in range(count):
 PY
 }
 
+# count <pid> <port> <key> <name> <path> <dump>: warms the cache with 200 requests, counts
+# <requests> more in process <pid> (listening on <port>), dumps the counts to <dump> (callgrind
+# numbers its dumps per process) and prints the row.
+count() {
+  send "$2" 200 "$5"
+  callgrind_control --instr=on "$1" >/dev/null 2>&1
+  send "$2" "$requests" "$5"
+  callgrind_control --instr=off "$1" >/dev/null 2>&1
+  # Dumps what was counted since the last dump and zeroes the counters.
+  callgrind_control --dump="$3" "$1" >/dev/null 2>&1
+  [ -s "$6" ] || fail "callgrind wrote no dump for '$4' ($6)"
+  local total
+  total=$(awk '/^totals:/ {print $2}' "$6")
+  if [ -n "${BENCH_PROFILES:-}" ]; then mkdir -p "$BENCH_PROFILES" && cp "$6" "$BENCH_PROFILES/callgrind.$3.out"; fi
+  printf '| %s | %d | %d |\n' "$4" "$requests" "$((total / requests))"
+}
+
 printf '| read | requests | instructions per request |\n|---|---:|---:|\n'
 dumps=0
 for read in "product|product by id (cached)|/api/v1/catalog/products/$id" \
   "list|list page of 20 (cached)|/api/v1/catalog/products?limit=20&sort=price_asc" \
   "search|search of 20 (cached)|/api/v1/catalog/search?limit=20&q=wool"; do
   key=${read%%|*} rest=${read#*|}
-  name=${rest%%|*} path=${rest#*|}
-  send 200 "$path"
-  callgrind_control --instr=on "$server" >/dev/null 2>&1
-  send "$requests" "$path"
-  callgrind_control --instr=off "$server" >/dev/null 2>&1
-  # Dumps what was counted since the last dump and zeroes the counters.
-  callgrind_control --dump="$key" "$server" >/dev/null 2>&1
   dumps=$((dumps + 1))
-  dump="$work/callgrind.out.$dumps"
-  [ -s "$dump" ] || fail "callgrind wrote no dump for '$name' ($dump)"
-  total=$(awk '/^totals:/ {print $2}' "$dump")
-  if [ -n "${BENCH_PROFILES:-}" ]; then mkdir -p "$BENCH_PROFILES" && cp "$dump" "$BENCH_PROFILES/callgrind.$key.out"; fi
-  printf '| %s | %d | %d |\n' "$name" "$requests" "$((total / requests))"
+  count "$server" "$port" "$key" "${rest%%|*}" "${rest#*|}" "$work/callgrind.out.$dumps"
 done
 
 # BENCH_GATEWAY=1: the gateway's own instructions for the cached product read proxied to the
@@ -130,16 +135,7 @@ if [ "${BENCH_GATEWAY:-0}" = 1 ]; then
     "$bin" serve --service gateway >"$work/gateway.log" 2>&1 &
   gateway=$!
   await "$gateway" "http://127.0.0.1:$gw_port/health/live" "$work/gateway.log" "the gateway (it needs Redis at REDIS_URL)"
-  path="/api/v1/catalog/products/$id"
-  SEND_PORT=$gw_port send 200 "$path"
-  callgrind_control --instr=on "$gateway" >/dev/null 2>&1
-  SEND_PORT=$gw_port send "$requests" "$path"
-  callgrind_control --instr=off "$gateway" >/dev/null 2>&1
-  callgrind_control --dump=gateway "$gateway" >/dev/null 2>&1
-  dump="$work/gateway.out.1"
-  [ -s "$dump" ] || fail "callgrind wrote no dump for the gateway ($dump)"
-  total=$(awk '/^totals:/ {print $2}' "$dump")
-  if [ -n "${BENCH_PROFILES:-}" ]; then mkdir -p "$BENCH_PROFILES" && cp "$dump" "$BENCH_PROFILES/callgrind.gateway.out"; fi
-  printf '| %s | %d | %d |\n' "gateway: product by id proxied (the gateway's own)" "$requests" "$((total / requests))"
+  count "$gateway" "$gw_port" gateway "gateway: product by id proxied (the gateway's own)" \
+    "/api/v1/catalog/products/$id" "$work/gateway.out.1"
 fi
 echo "binary: $bin ($(stat -c %s "$bin") bytes)" >&2
