@@ -595,9 +595,9 @@ impl CatalogService {
     /// Facet counts for a list's filters; a rendered [`FacetsView`].
     pub async fn facets(&self, params: &ListParams, viewer: &Viewer) -> Result<Rendered, Problem> {
         let filter = self.filter(params, viewer, false).await?;
-        let key = self
-            .generation_key("facets", &format!("{}|{}", params.cache_key(), viewer.is_staff()))
-            .await;
+        let mut rest = params.cache_key();
+        rest.push_str(if viewer.is_staff() { "|staff" } else { "|shopper" });
+        let key = self.generation_key("facets", &rest).await;
         let currency = self.config.default_currency;
         self.rendered(key, page_head, || async {
             let facets = self.store.facets(&filter).await?;
