@@ -80,10 +80,18 @@ async fn number_batches(store: Arc<dyn OrderStore>, queue: Arc<Mutex<Queue>>) {
                     let _ = answer.send(Ok(numbered.iter().find(|o| o.id == id).cloned()));
                 }
             }
-            Err(e) => {
-                let why = e.to_string();
+            Err(e) if batch.len() == 1 => {
                 for (_, answer) in batch {
-                    let _ = answer.send(Err(why.clone()));
+                    let _ = answer.send(Err(e.to_string()));
+                }
+            }
+            Err(e) => {
+                // What failed the batch may be one of its orders (a row that no longer reads):
+                // each is tried alone, so the others are numbered.
+                tracing::warn!(error = %e, orders = batch.len(), "an invoice batch failed; numbering its orders one at a time");
+                for (id, answer) in batch {
+                    let alone = store.assign_invoices(&[id], super::now(), events::paid).await;
+                    let _ = answer.send(alone.map(|mut numbered| numbered.pop()).map_err(|e| e.to_string()));
                 }
             }
         }

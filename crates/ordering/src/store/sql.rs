@@ -966,16 +966,27 @@ platform::sql_store! {
             let year = now.year();
             let taken = i64::try_from(orders.len()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let last = Self::take_from_counter(&mut *tx, &format!("invoice:{year}"), taken).await?;
+            // One statement for the batch: `CASE id WHEN $2 THEN $3 WHEN $4 THEN $5 ...`.
+            let mut cases = String::with_capacity(orders.len() * 24);
+            for n in 0..orders.len() {
+                cases.push_str(&format!(" WHEN ${} THEN ${}", 2 * n + 2, 2 * n + 3));
+            }
+            let text = format!(
+                "UPDATE orders SET invoice_number = CASE id{cases} END, updated_at = $1, version = version + 1
+                 WHERE id IN ({})",
+                (0..orders.len()).map(|n| format!("${}", 2 * n + 2)).collect::<Vec<_>>().join(", ")
+            );
+            let mut update = sqlx::query(sql(text)).bind(now);
             for (n, order) in (last - taken + 1..).zip(orders.iter_mut()) {
                 order.invoice_number = Some(invoice_number(year, n));
                 order.updated_at = now;
-                sqlx::query("UPDATE orders SET invoice_number = $2, updated_at = $3, version = version + 1 WHERE id = $1")
-                    .bind(order.id.0)
-                    .bind(order.invoice_number.as_deref())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
                 order.version += 1;
+                update = update.bind(order.id.0).bind(order.invoice_number.clone());
+            }
+            let updated = update.execute(&mut *tx).await?.rows_affected();
+            if updated != orders.len() as u64 {
+                // Cannot happen with the rows locked above; rolls back rather than skip a number.
+                return Err(StoreError::Corrupt(format!("numbered {updated} of {} locked orders", orders.len())));
             }
             let events: Vec<Event> = orders.iter().map(paid).collect();
             enqueue_all(&mut *tx, &events).await?;
