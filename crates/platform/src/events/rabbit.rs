@@ -1,5 +1,6 @@
 //! The production transport: RabbitMQ topic exchange `emporium.events`, persistent messages,
-//! publisher confirms, one durable queue per consumer with manual acks. Connections that drop
+//! publisher confirms, one durable queue per consumer with manual acks; two connections per
+//! process, one publishing and one carrying every consumer's channel. Connections that drop
 //! (broker restart, network) are re-established with backoff; until then the relay keeps events in
 //! the outbox and consumers simply wait.
 
@@ -25,6 +26,36 @@ pub(super) struct RabbitBus {
     names: Arc<Names>,
     /// The publishing channel (confirm mode), re-opened after a failure.
     publisher: Arc<Mutex<Option<(Connection, Channel)>>>,
+    /// The connection every consumer opens its channel on.
+    consumers: SharedConnection,
+}
+
+/// One connection for all of a process's consumers, each on a channel of its own. lapin runs an
+/// I/O thread per connection: with a connection per consumer, a process running every context
+/// had 17 of them, and their wake-ups (one per frame, on each) were most of its kernel time in
+/// the checkout benchmark. Publishing keeps its own connection, so that the broker's flow
+/// control, which blocks a publishing connection, never stalls the consumers that drain queues.
+#[derive(Clone, Default)]
+struct SharedConnection(Arc<Mutex<Option<Arc<Connection>>>>);
+
+impl SharedConnection {
+    /// A new channel on the shared connection, which is (re)opened when there is none or it
+    /// dropped. Each consumer that lost its channel to a dropped connection calls this; the
+    /// first reopens it, the others get channels on the new one.
+    async fn channel(&self, url: &str, names: &Names) -> Result<(Arc<Connection>, Channel), String> {
+        let mut shared = self.0.lock().await;
+        if let Some(connection) = shared.as_ref().filter(|c| c.status().connected()) {
+            match connection.create_channel().await {
+                Ok(channel) => return Ok((connection.clone(), channel)),
+                Err(error) => tracing::warn!(%error, "no new channel on the consumers' connection; reconnecting"),
+            }
+        }
+        *shared = None;
+        let (connection, channel) = open(url, names).await?;
+        let connection = Arc::new(connection);
+        *shared = Some(connection.clone());
+        Ok((connection, channel))
+    }
 }
 
 /// Exchange and queue names for one namespace.
@@ -129,6 +160,7 @@ impl RabbitBus {
             url: Arc::from(url),
             names: Arc::new(names),
             publisher: Arc::new(Mutex::new(Some((connection, channel)))),
+            consumers: SharedConnection::default(),
         })
     }
 
@@ -198,10 +230,11 @@ impl RabbitBus {
         let _ = connection.close(200, "declared".into()).await;
         let url = self.url.clone();
         let names = self.names.clone();
+        let shared = self.consumers.clone();
         let task = tokio::spawn(async move {
             let mut delay = Duration::from_millis(250);
             loop {
-                match consume(&url, &names, &consumer, prefetch, &mut stop).await {
+                match consume(&shared, &url, &names, &consumer, prefetch, &mut stop).await {
                     Ok(()) => return,
                     Err(error) => tracing::warn!(consumer = consumer.name(), %error,
                         retry_in_ms = delay.as_millis() as u64, "event consumer lost RabbitMQ; reconnecting"),
@@ -296,13 +329,15 @@ async fn declare_queue(channel: &Channel, names: &Names, consumer: &Consumer) ->
 /// in hand are finished). Each delivery is acked only after it was handled, found to be a
 /// duplicate, or dead-lettered; otherwise it is requeued.
 async fn consume(
+    shared: &SharedConnection,
     url: &str,
     names: &Names,
     consumer: &Arc<Consumer>,
     prefetch: u16,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let (connection, channel) = open(url, names).await?;
+    // Held so the connection outlives this consumer's use of it even if the others reconnect.
+    let (_connection, channel) = shared.channel(url, names).await?;
     declare_queue(&channel, names, consumer).await?;
     channel
         .basic_qos(prefetch.max(1), BasicQosOptions::default())
@@ -339,9 +374,9 @@ async fn consume(
             }
             () = super::stopped(stop) => {
                 // Let the handlers in progress finish (they use the database, still open), then
-                // leave: closing the connection hands anything unacknowledged back to the queue.
+                // leave: closing the channel hands anything unacknowledged back to the queue.
                 let _ = in_flight.acquire_many(u32::from(prefetch.max(1))).await;
-                let _ = connection.close(200, "shutting down".into()).await;
+                let _ = channel.close(200, "shutting down".into()).await;
                 return Ok(());
             }
             next = deliveries.next() => next,
@@ -376,7 +411,6 @@ async fn consume(
             drop(permit);
         });
     }
-    drop(connection);
     Err("the delivery stream ended".into())
 }
 
