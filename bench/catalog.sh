@@ -7,7 +7,8 @@
 # off (EMPORIUM_CATALOG_CACHE_TTL_SECS=0, so every request reaches the database), and batch
 # availability of 10 SKUs. Setting BENCH_ONLY=typos runs just the searches (as typed and
 # misspelled, cache off). With two cores or more the server runs on CPU 0 and wrk on CPU 1
-# (BENCH_PIN=0 lets them share). Copy the figures into docs/benchmarks.md.
+# (BENCH_PIN=0 lets them share). EMPORIUM_BIN=<path> uses a release binary built beforehand.
+# Copy the figures into docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-embedded}
@@ -21,9 +22,13 @@ if ! command -v wrk >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null \
     || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 fi
-echo "building the release binary (first build takes several minutes)..." >&2
-cargo build --release --quiet -p emporium
-bin=$PWD/target/release/emporium
+if [ -n "${EMPORIUM_BIN:-}" ]; then
+  bin=$(realpath "$EMPORIUM_BIN")
+else
+  echo "building the release binary (first build takes several minutes)..." >&2
+  cargo build --release --quiet --locked -p emporium
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
+fi
 
 work=$(mktemp -d)
 server=""
