@@ -10,6 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
 use lettre::message::Mailbox;
 use platform::Problem;
 use platform::auth::AuthUser;
@@ -27,7 +29,7 @@ use crate::domain::{
 };
 use crate::events::{self, To};
 use crate::store::{
-    Delivery, DeliveryFilter, Failure, NewDelivery, NotificationStore, Recipient, RetryRefused, StoreError,
+    Delivery, DeliveryFilter, Failure, NewDelivery, NotificationStore, Recipient, RetryRefused, Sent, StoreError,
 };
 use crate::templates;
 use crate::transport::{MailTransport, Outgoing, Sender};
@@ -226,15 +228,50 @@ impl NotificationService {
         let now = platform::clock::now();
         let lease = i64::try_from(LEASE.as_millis()).unwrap_or(60_000);
         let (claim, rows) = self.store.claim_due(unix_ms(now), lease, BATCH, now).await?;
-        let count = rows.len();
-        let results = futures::future::join_all(rows.iter().map(|d| self.deliver_one(claim, d))).await;
-        for result in results {
-            result?;
+        let mut sending: FuturesUnordered<_> = rows.iter().map(|d| self.deliver_one(claim, d)).collect();
+        let mut error = None;
+        // The sends that went out are recorded together: each write takes every send finished by
+        // then, so a batch of quick sends costs one statement, and a slow send delays no record
+        // but its own. Every send is awaited even after an error, as none is abandoned midway.
+        while let Some(first) = sending.next().await {
+            let mut sent = Vec::new();
+            let mut finished = Some(first);
+            while let Some(outcome) = finished {
+                match outcome {
+                    Ok(Some(mark)) => sent.push(mark),
+                    Ok(None) => {}
+                    Err(e) => error = Some(e),
+                }
+                finished = sending.next().now_or_never().flatten();
+            }
+            if !sent.is_empty()
+                && let Err(e) = self.record_sent(claim, &rows, &sent).await
+            {
+                error = Some(e);
+            }
         }
-        Ok(count)
+        match error {
+            Some(e) => Err(e),
+            None => Ok(rows.len()),
+        }
     }
 
-    async fn deliver_one(&self, claim: Uuid, d: &Delivery) -> Result<(), StoreError> {
+    async fn record_sent(&self, claim: Uuid, rows: &[Delivery], sent: &[Sent]) -> Result<(), StoreError> {
+        let recorded = self.store.mark_sent(sent, claim, platform::clock::now()).await?;
+        for d in rows.iter().filter(|d| sent.iter().any(|s| s.id == d.id)) {
+            let (kind, attempts) = (d.kind.as_str(), d.attempts.saturating_add(1));
+            if recorded.contains(&d.id) {
+                tracing::info!(delivery_id = %d.id, kind, attempts, transport = self.transport_name, "notification sent");
+            } else {
+                tracing::warn!(delivery_id = %d.id, kind, "lease lost before the send was recorded");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one claimed delivery. A send that went out is answered, to be recorded with the
+    /// others of its batch; a failure is recorded here.
+    async fn deliver_one(&self, claim: Uuid, d: &Delivery) -> Result<Option<Sent>, StoreError> {
         let kind = d.kind.as_str();
         let attempts = d.attempts.saturating_add(1);
         let outgoing = Outgoing {
@@ -261,14 +298,10 @@ impl NotificationService {
             Ok(()) => {
                 metrics::histogram!("notifications_delivery_duration_seconds", "outcome" => "sent").record(elapsed);
                 metrics::counter!("notifications_sent_total", "kind" => kind).increment(1);
-                let recorded = self
-                    .store
-                    .mark_sent(d.id, claim, attempts, now, d.kind.carries_secret())
-                    .await?;
-                if !recorded {
-                    tracing::warn!(delivery_id = %d.id, kind, "lease lost before the send was recorded");
-                }
-                tracing::info!(delivery_id = %d.id, kind, attempts, transport = self.transport_name, "notification sent");
+                return Ok(Some(Sent {
+                    id: d.id,
+                    scrub: d.kind.carries_secret(),
+                }));
             }
             Err(e) => {
                 metrics::histogram!("notifications_delivery_duration_seconds", "outcome" => "failed").record(elapsed);
@@ -302,7 +335,7 @@ impl NotificationService {
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Refreshes the `notifications_pending` gauge.

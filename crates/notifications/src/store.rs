@@ -85,6 +85,14 @@ pub struct DeliveryFilter {
     pub before: Option<Uuid>,
 }
 
+/// A claimed row whose mail went out, to record.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent {
+    pub id: Uuid,
+    /// The mail carried a secret (a reset or verification link): its bodies are erased.
+    pub scrub: bool,
+}
+
 /// The outcome of a failed attempt, to record.
 #[derive(Debug, Clone)]
 pub struct Failure<'a> {
@@ -126,15 +134,9 @@ pub trait NotificationStore: Send + Sync + 'static {
         limit: i64,
         now: OffsetDateTime,
     ) -> StoreResult<(Uuid, Vec<Delivery>)>;
-    /// Marks a claimed row sent (only while `claim` still holds it); `scrub` erases its bodies.
-    async fn mark_sent(
-        &self,
-        id: Uuid,
-        claim: Uuid,
-        attempts: u32,
-        now: OffsetDateTime,
-        scrub: bool,
-    ) -> StoreResult<bool>;
+    /// Marks claimed rows sent, those `claim` still holds, and answers their ids; a row's
+    /// `scrub` erases its bodies. Its attempts go up by one.
+    async fn mark_sent(&self, sent: &[Sent], claim: Uuid, now: OffsetDateTime) -> StoreResult<Vec<Uuid>>;
     /// Records a failed attempt of a claimed row (only while `claim` still holds it).
     async fn mark_failed(&self, id: Uuid, claim: Uuid, failure: &Failure<'_>) -> StoreResult<bool>;
 

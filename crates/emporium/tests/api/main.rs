@@ -33,6 +33,7 @@ mod identity_store;
 mod inventory;
 mod journeys;
 mod notifications;
+mod notifications_store;
 mod ordering;
 mod ordering_store;
 mod payments;

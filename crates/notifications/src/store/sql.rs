@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Delivery, DeliveryFilter, Failure, NewDelivery, NotificationStore, Recipient, RetryRefused, StoreError, StoreResult,
+    Delivery, DeliveryFilter, Failure, NewDelivery, NotificationStore, Recipient, RetryRefused, Sent, StoreError,
+    StoreResult,
 };
 use crate::domain::{DeliveryStatus, Preferences};
 
@@ -258,31 +259,32 @@ where
         Ok((claim, deliveries(rows)?))
     }
 
-    async fn mark_sent(
-        &self,
-        id: Uuid,
-        claim: Uuid,
-        attempts: u32,
-        now: OffsetDateTime,
-        scrub: bool,
-    ) -> StoreResult<bool> {
-        let statement = if scrub {
-            "UPDATE notification_deliveries SET status = 'sent', attempts = $3, sent_at = $4, updated_at = $4,
-                 last_error = NULL, lease_until = 0, claim_token = NULL, text_body = '', html_body = ''
-             WHERE id = $1 AND claim_token = $2"
-        } else {
-            "UPDATE notification_deliveries SET status = 'sent', attempts = $3, sent_at = $4, updated_at = $4,
-                 last_error = NULL, lease_until = 0, claim_token = NULL
-             WHERE id = $1 AND claim_token = $2"
-        };
-        let r = sqlx::query(statement)
-            .bind(id)
-            .bind(claim)
-            .bind(i64::from(attempts))
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
+    async fn mark_sent(&self, sent: &[Sent], claim: Uuid, now: OffsetDateTime) -> StoreResult<Vec<Uuid>> {
+        let mut recorded = Vec::with_capacity(sent.len());
+        // One statement for the rows whose bodies stay, one for those that carried a secret.
+        for scrub in [false, true] {
+            let ids: Vec<Uuid> = sent.iter().filter(|s| s.scrub == scrub).map(|s| s.id).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            // `attempts + 1`: a claimed row's count is the one read when it was claimed.
+            let statement = format!(
+                "UPDATE notification_deliveries SET status = 'sent', attempts = attempts + 1, sent_at = $2,
+                     updated_at = $2, last_error = NULL, lease_until = 0, claim_token = NULL{}
+                 WHERE claim_token = $1 AND id IN ({}) RETURNING id",
+                if scrub { ", text_body = '', html_body = ''" } else { "" },
+                (3..ids.len() + 3)
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query_as::<_, (Uuid,)>(sql(statement)).bind(claim).bind(now);
+            for id in ids {
+                query = query.bind(id);
+            }
+            recorded.extend(query.fetch_all(&self.pool).await?.into_iter().map(|(id,)| id));
+        }
+        Ok(recorded)
     }
 
     async fn mark_failed(&self, id: Uuid, claim: Uuid, f: &Failure<'_>) -> StoreResult<bool> {
