@@ -5,6 +5,18 @@ use std::time::Duration;
 
 use platform::cache::Cache;
 
+/// Deletes what the tests below leave in Redis under `namespace`.
+async fn forget_test_keys(url: &str, namespace: &str) {
+    let client = redis::Client::open(url).expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{namespace}:k"))
+        .arg(format!("{namespace}:generation:pages"))
+        .query_async(&mut conn)
+        .await
+        .expect("del");
+}
+
 /// A value loaded before a writer bumped the generation is refused once the writer deleted its
 /// key; one loaded at the new generation is kept. On Redis the check and the store are one
 /// script, so no writer's bump and delete can fall between them.
@@ -43,14 +55,7 @@ async fn redis_refuses_a_value_loaded_before_a_bump() {
     );
     assert_eq!(cache.get_json::<i32>("k").await, Some(3));
 
-    let client = redis::Client::open(url.as_str()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-    let _: () = redis::cmd("DEL")
-        .arg(format!("{namespace}:k"))
-        .arg(format!("{namespace}:generation:pages"))
-        .query_async(&mut conn)
-        .await
-        .expect("del");
+    forget_test_keys(&url, &namespace).await;
 }
 
 /// Reads `key` until `want` comes back, for at most 2 s: another replica's write reaches this
@@ -118,12 +123,5 @@ async fn a_local_copy_in_front_of_redis_serves_repeats_and_follows_every_write()
     }
     assert_eq!(seen, generation + 1, "another replica's bump");
 
-    let client = redis::Client::open(url.as_str()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-    let _: () = redis::cmd("DEL")
-        .arg(format!("{namespace}:k"))
-        .arg(format!("{namespace}:generation:pages"))
-        .query_async(&mut conn)
-        .await
-        .expect("del");
+    forget_test_keys(&url, &namespace).await;
 }

@@ -15,19 +15,6 @@ use uuid::Uuid;
 
 use test_support::{Backend, TestDb};
 
-macro_rules! store_suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::run(test_support::Backend::Sqlite, |s| Box::pin(super::$name(s))).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::run(test_support::Backend::Postgres, |s| Box::pin(super::$name(s))).await } )*
-        }
-    };
-}
-
 store_suite!(
     duplicate_emails_are_reported_as_such,
     optimistic_updates_detect_stale_versions,

@@ -12,6 +12,22 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Store suites: each named test function runs once per backend through the module's own
+/// `run(backend, test)` (which opens and migrates the context's database): `sqlite::name` and
+/// `postgres::name`.
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::run(test_support::Backend::Sqlite, |db| Box::pin(super::$name(db))).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::run(test_support::Backend::Postgres, |db| Box::pin(super::$name(db))).await } )*
+        }
+    };
+}
+
 mod address_book;
 mod binary;
 mod browser;

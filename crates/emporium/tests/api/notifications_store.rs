@@ -10,19 +10,6 @@ use uuid::Uuid;
 
 use test_support::{Backend, TestDb};
 
-macro_rules! store_suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::run(test_support::Backend::Sqlite, |db| Box::pin(super::$name(db))).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::run(test_support::Backend::Postgres, |db| Box::pin(super::$name(db))).await } )*
-        }
-    };
-}
-
 store_suite!(sent_mail_is_recorded_in_batches_and_secrets_are_erased);
 
 type Test = fn(Db) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;

@@ -13,19 +13,6 @@ use uuid::Uuid;
 
 use test_support::{Backend, TestDb};
 
-macro_rules! store_suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::run(test_support::Backend::Sqlite, |db| Box::pin(super::$name(db))).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::run(test_support::Backend::Postgres, |db| Box::pin(super::$name(db))).await } )*
-        }
-    };
-}
-
 store_suite!(
     a_known_order_is_written_only_at_its_version,
     events_listing_lines_get_the_placed_lines_remembered_or_read,
