@@ -37,15 +37,9 @@ if ! command -v wrk >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null \
     || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 fi
-if [ -n "${EMPORIUM_BIN:-}" ]; then
-  bin=$(realpath "$EMPORIUM_BIN")
-else
-  if [ -z "${BENCH_SKIP_BUILD:-}" ]; then # set it to reuse target/release/emporium as it is
-    echo "building the release binary (first build takes several minutes)..." >&2
-    cargo build --release --quiet -p emporium
-  fi
-  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bin=$(emporium_binary)
 server_cpus=${BENCH_SERVER_CPUS:-}
 load_cpus=${BENCH_LOAD_CPUS:-}
 

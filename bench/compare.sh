@@ -63,13 +63,12 @@ if [ "$production" = 1 ] && ! command -v psql >/dev/null 2>&1; then
   fail "psql is missing (for the production catalog's database); BENCH_PRODUCTION=0 skips it"
 fi
 
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bin=$(emporium_binary)
 if [ -n "${EMPORIUM_BIN:-}" ]; then
-  bin=$(realpath "$EMPORIUM_BIN")
   built="binary given by EMPORIUM_BIN${BENCH_BINARY_COMMIT:+, built from commit $BENCH_BINARY_COMMIT}"
 else
-  say "building the release binary (first build takes several minutes)..."
-  cargo build --release --quiet --locked -p emporium
-  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
   built="built from this checkout"
   if [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]; then
     built="$built, with uncommitted changes under crates/"

@@ -16,8 +16,9 @@ if ! command -v wrk >/dev/null 2>&1; then
     || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 fi
 echo "building the release binary (first build takes several minutes)..." >&2
-cargo build --release --quiet --locked -p emporium
-bin=$PWD/target/release/emporium
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bin=$(emporium_binary)
 
 work=$(mktemp -d)
 server=""

@@ -29,15 +29,9 @@ fi
 if pgrep -x rustc >/dev/null 2>&1; then
   echo "warning: rustc is running: the figures will be noisy" >&2
 fi
-if [ -n "${EMPORIUM_BIN:-}" ]; then
-  bin=$(realpath "$EMPORIUM_BIN")  # a release binary built beforehand
-elif [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
-  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
-else
-  echo "building the release binary (first build takes several minutes)..." >&2
-  cargo build --release --quiet -p emporium
-  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bin=$(emporium_binary)
 
 pg=${DEV_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
 prefix="bench_gw_$$"

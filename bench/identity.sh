@@ -15,8 +15,9 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 echo "building the release binary (first build takes several minutes)..." >&2
-cargo build --release --quiet -p emporium
-bin=target/release/emporium
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bin=$(emporium_binary)
 
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -28,13 +28,9 @@ for tool in valgrind callgrind_control curl python3; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is missing (Debian: apt-get install valgrind curl python3)"
 done
 
-if [ -n "${EMPORIUM_BIN:-}" ]; then
-  bin=$(realpath "$EMPORIUM_BIN")
-else
-  echo "building the release binary (first build takes several minutes)..." >&2
-  cargo build --release --quiet --locked -p emporium
-  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/emporium
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bin=$(emporium_binary)
 
 work=$(mktemp -d)
 server=""

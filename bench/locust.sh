@@ -5,7 +5,8 @@
 #
 #   bench/locust.sh [users] [duration] [modes]      # defaults: 40 60s "embedded multi"
 #
-# Binary: $EMPORIUM_BIN, else target/release/emporium, built when missing (~10 min on 2 cores).
+# Binary: $EMPORIUM_BIN, else target/release/emporium, built first (~10 min on 2 cores from
+# scratch) unless BENCH_SKIP_BUILD=1.
 # Locust lives in its own venv (target/locust-venv, pinned; installed once). For each mode:
 # start the server on a free port with a fresh data directory / fresh databases, create an admin,
 # bench/locust/setup_pool.py restocks the SKUs checkouts buy and pre-creates verified users with a
@@ -38,16 +39,9 @@ if ! "$venv/bin/locust" --version 2>/dev/null | grep -q "locust $locust_version"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "locust==$locust_version"
 fi
 
-if [ -n "${EMPORIUM_BIN:-}" ]; then
-  bin=$EMPORIUM_BIN
-elif [ -x target/release/emporium ]; then
-  bin=target/release/emporium
-else
-  echo "building the release binary (about 10 minutes on 2 cores)..." >&2
-  cargo build --release --locked -p emporium
-  bin=target/release/emporium
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bin=$(emporium_binary)
 echo "binary: $bin" >&2
 
 if [ "$browsers" != 0 ] && { [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -x /usr/bin/chromium ]; }; then

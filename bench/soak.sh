@@ -14,11 +14,9 @@ requests=${1:-100000}
 products=${2:-10000}
 out=target/bench/soak
 mkdir -p "$out"
-if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
-  echo "building the release binary (first build takes several minutes)..." >&2
-  cargo build --release --quiet -p emporium
-fi
-bin=$PWD/target/release/emporium
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bin=$(emporium_binary)
 
 work=$(mktemp -d)
 server=""
