@@ -115,9 +115,6 @@ pub struct InfraConfig {
     pub namespace: String,
     pub queue_expiry: Option<std::time::Duration>,
     pub cache_max_bytes: u64,
-    /// `EMPORIUM_CACHE_LOCAL_KEYS`: values read from Redis that a production process keeps in
-    /// memory, invalidated by Redis (0: none).
-    pub cache_local_keys: usize,
     /// Identity's base URL, for its JWKS, when identity runs in another process.
     pub identity_url: Option<String>,
     /// Base URLs of contexts running in other processes (`EMPORIUM_<CONTEXT>_URL`), by name.
@@ -195,8 +192,6 @@ impl InfraConfig {
             // of RSS in the mixed soak (64 MiB: 181 MB after 600k requests, 16 MiB: 111 MB, at a
             // 10% lower request rate: docs/benchmarks.md, "Memory after a mixed soak").
             cache_max_bytes: src.number_in("EMPORIUM_CACHE_MAX_MB", 16, 1..=65_536)? << 20,
-            // A thousand of the hottest products and pages: at most ~15 MB of list pages.
-            cache_local_keys: src.number_in("EMPORIUM_CACHE_LOCAL_KEYS", 1000, 0..=1_000_000)? as usize,
             identity_url: url_var("EMPORIUM_IDENTITY_URL", http)?,
             peer_urls,
             service_secret,
@@ -331,7 +326,7 @@ pub async fn connect_infrastructure(
         None => Events::in_process(bus_settings),
     };
     let cache = match &infra.redis_url {
-        Some(url) => Cache::redis(url, &infra.namespace, infra.cache_local_keys).await?,
+        Some(url) => Cache::redis(url, &infra.namespace).await?,
         None if required == Some(Service::Catalog) => {
             return Err(ConfigError::new(
                 "REDIS_URL",

@@ -6,13 +6,12 @@
 //! that writers bump, which invalidates every such page at once without scanning keys.
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, IntoConnectionInfo};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -120,37 +119,13 @@ pub async fn redis_connection(
     retries: usize,
 ) -> Result<ConnectionManager, redis::RedisError> {
     crate::install_tls_provider();
-    ConnectionManager::new_with_config(redis::Client::open(url)?, connection_config(response_timeout, retries)).await
-}
-
-fn connection_config(response_timeout: Duration, retries: usize) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(response_timeout))
         .set_number_of_retries(retries)
-        .set_max_delay(Duration::from_secs(2))
-}
-
-/// The cache's connection, which keeps up to `local_keys` values it read in this process's
-/// memory (Redis's server-assisted client-side caching): a repeated read costs no round trip.
-/// Redis tracks the keys this connection read and, when any client changes or deletes one,
-/// pushes an invalidation on this connection ahead of any later answer, so this process's own
-/// writes are never followed by a stale read, and another replica's reach it within a push's
-/// trip. A dropped connection empties the local copy (the manager reconnects with a new one),
-/// so nothing read before an outage is served after it. Needs RESP3 (Redis 6 or later).
-async fn redis_connection_with_local_copy(
-    url: &str,
-    local_keys: NonZeroUsize,
-) -> Result<ConnectionManager, redis::RedisError> {
-    crate::install_tls_provider();
-    let info = url.into_connection_info()?;
-    let settings = info
-        .redis_settings()
-        .clone()
-        .set_protocol(redis::ProtocolVersion::RESP3);
-    let client = redis::Client::open(info.set_redis_settings(settings))?;
-    let local = redis::caching::CacheConfig::new().set_size(local_keys);
-    ConnectionManager::new_with_config(client, connection_config(REDIS_TIMEOUT, 2).set_cache_config(local)).await
+        .set_max_delay(Duration::from_secs(2));
+    ConnectionManager::new_with_config(client, config).await
 }
 
 impl Cache {
@@ -172,19 +147,13 @@ impl Cache {
     /// Connects to Redis at `url`. The connection manager reconnects by itself after an outage;
     /// until then every operation reads as a miss.
     /// Keys are prefixed with `root:` so environments (or test runs) can share one Redis.
-    /// `local_keys`: how many values read from Redis this process keeps in memory, kept fresh by
-    /// Redis's invalidations (see [`redis_connection_with_local_copy`]); 0 reads Redis every time.
-    pub async fn redis(url: &str, root: &str, local_keys: usize) -> Result<Self, CacheConnectError> {
+    pub async fn redis(url: &str, root: &str) -> Result<Self, CacheConnectError> {
         describe_metrics();
         let err = |source| CacheConnectError {
             url: crate::db::redact_url(url),
             source,
         };
-        let connection = match NonZeroUsize::new(local_keys) {
-            Some(keys) => redis_connection_with_local_copy(url, keys).await,
-            None => redis_connection(url, REDIS_TIMEOUT, 2).await,
-        }
-        .map_err(err)?;
+        let connection = redis_connection(url, REDIS_TIMEOUT, 2).await.map_err(err)?;
         let cache = Self::with_backend(Backend::Redis {
             connection,
             last_error_log: Mutex::new(None),
@@ -352,7 +321,8 @@ impl Cache {
         match &*self.backend {
             Backend::InProcess { entries, .. } => entries.invalidate(&key).await,
             Backend::Redis { connection, .. } => {
-                let result = redis_call(seen_by_local_copy(connection, redis::pipe().del(key))).await;
+                let mut conn = connection.clone();
+                let result = redis_call(conn.del::<_, ()>(key)).await;
                 self.record(result);
             }
         }
@@ -381,7 +351,8 @@ impl Cache {
         match &*self.backend {
             Backend::InProcess { generations, .. } => *lock(generations).entry(key).or_insert(0) += 1,
             Backend::Redis { connection, .. } => {
-                let result = redis_call(seen_by_local_copy(connection, redis::pipe().incr(key, 1))).await;
+                let mut conn = connection.clone();
+                let result = redis_call(conn.incr::<_, _, u64>(key, 1)).await;
                 self.record(result);
             }
         }
@@ -422,15 +393,6 @@ impl Cache {
         }
     }
 
-    /// What the local copy in front of Redis answered so far (hits, misses, invalidations);
-    /// `None` without one (in-process cache, or `local_keys` 0).
-    pub fn local_copy_statistics(&self) -> Option<redis::caching::CacheStatistics> {
-        match &*self.backend {
-            Backend::InProcess { .. } => None,
-            Backend::Redis { connection, .. } => connection.get_cache_statistics(),
-        }
-    }
-
     /// A readiness check that reports Redis without failing readiness: the app works without it.
     pub fn health_check(&self) -> Option<Arc<dyn HealthCheck>> {
         match &*self.backend {
@@ -438,16 +400,6 @@ impl Cache {
             Backend::Redis { connection, .. } => Some(Arc::new(RedisHealth(connection.clone()))),
         }
     }
-}
-
-/// Runs the write `pipe` holds and returns once this process's local copy has dropped what it
-/// changed. Redis 7 pushes the invalidation of a key that a connection changed itself *after*
-/// the write's answer, so a read right after a bare write could still find the old value here;
-/// a PING queued behind the write is answered after that push, which the connection handles in
-/// order, before the PING's answer.
-async fn seen_by_local_copy(connection: &ConnectionManager, pipe: &mut redis::Pipeline) -> redis::RedisResult<()> {
-    let mut conn = connection.clone();
-    pipe.ignore().cmd("PING").ignore().query_async(&mut conn).await
 }
 
 async fn redis_call<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
