@@ -479,9 +479,14 @@ pub fn values_rows(rows: usize, columns: usize) -> String {
 /// The numbered placeholders of an `IN (...)` list, `$1, $2, $3`, for `count` values bound in that
 /// order: only placeholders are generated, the values themselves are bound.
 pub fn placeholder_list(count: usize) -> String {
+    placeholder_list_from(1, count)
+}
+
+/// [`placeholder_list`] numbered from `$first`, for a list bound after other parameters.
+pub fn placeholder_list_from(first: usize, count: usize) -> String {
     let mut text = String::with_capacity(count * 4);
-    for n in 1..=count {
-        if n > 1 {
+    for n in first..first + count {
+        if n > first {
             text.push_str(", ");
         }
         text.push('$');
@@ -574,6 +579,8 @@ mod tests {
         assert_eq!(placeholder_list(0), "");
         assert_eq!(placeholder_list(1), "$1");
         assert_eq!(placeholder_list(3), "$1, $2, $3");
+        assert_eq!(placeholder_list_from(6, 0), "");
+        assert_eq!(placeholder_list_from(6, 3), "$6, $7, $8");
     }
 
     #[test]

@@ -594,13 +594,7 @@ where
         let in_ids = match &f.ids {
             None => String::new(),
             Some(_) if ids.is_empty() => " AND 1 = 0".to_owned(),
-            Some(_) => format!(
-                " AND id IN ({})",
-                (0..ids.len())
-                    .map(|i| format!("${}", i + 6))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            Some(_) => format!(" AND id IN ({})", platform::db::placeholder_list_from(6, ids.len())),
         };
         let mut query = sqlx::query_as::<_, UserRow>(sql(format!(
             "SELECT {USER_COLUMNS} FROM users

@@ -273,10 +273,7 @@ where
                      updated_at = $2, last_error = NULL, lease_until = 0, claim_token = NULL{}
                  WHERE claim_token = $1 AND id IN ({}) RETURNING id",
                 if scrub { ", text_body = '', html_body = ''" } else { "" },
-                (3..ids.len() + 3)
-                    .map(|n| format!("${n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                platform::db::placeholder_list_from(3, ids.len())
             );
             let mut query = sqlx::query_as::<_, (Uuid,)>(sql(statement)).bind(claim).bind(now);
             for id in ids {
