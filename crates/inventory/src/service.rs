@@ -98,6 +98,13 @@ impl From<StoreError> for InventoryError {
                 detail: refused.to_string(),
                 errors: vec![FieldError::new("quantity", refused.to_string())],
             },
+            StoreError::Busy => Self::Conflict {
+                detail: "the stock kept changing during this adjustment; send it again".into(),
+                errors: vec![FieldError::new(
+                    "quantity",
+                    "the stock changed meanwhile; send it again",
+                )],
+            },
             // The sqlx error itself, so Problem::from_error can tell an outage (503) from a bug.
             StoreError::Db(e) => Self::Internal(e.into()),
             other => Self::Internal(other.into()),

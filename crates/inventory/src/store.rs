@@ -46,6 +46,9 @@ pub enum StoreError {
     /// The idempotency key is already recorded (by a committed or a concurrent request).
     #[error("the idempotency key is already used")]
     KeyTaken,
+    /// The row kept changing under a guarded update; the caller may try again.
+    #[error("the stock changed during the update")]
+    Busy,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }

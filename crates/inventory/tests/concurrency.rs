@@ -1,10 +1,11 @@
-//! The no-oversell guarantee at the service level (no HTTP), on SQLite and, when reachable,
-//! PostgreSQL: 200 concurrent single-unit reservations against 50 available units.
+//! Concurrency at the service level (no HTTP), on SQLite and, when reachable, PostgreSQL:
+//! the no-oversell guarantee (200 concurrent single-unit reservations against 50 available
+//! units), and restocks racing the creation of their stock row.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use inventory::domain::{RawLine, Sku};
+use inventory::domain::{AdjustmentKind, RawLine, Sku};
 use inventory::service::ReservationRequest;
 use inventory::{InventoryConfig, InventoryService};
 use platform::auth::{AUDIENCE, AccessClaims, AuthUser, ISSUER};
@@ -84,5 +85,51 @@ async fn no_oversell_on_postgres() {
         return;
     };
     race(service(&t.db).await).await;
+    t.db.close().await;
+}
+
+/// A restock sent while the product-created event is still creating the stock row (the storefront
+/// admin's path) either finds no row (404, retried) or applies: never a refusal the stock does
+/// not justify. The guard once saw no row, then read the new one back and called 0 + 5 "below
+/// the 0 reserved".
+async fn restock_while_the_row_is_created(svc: Arc<InventoryService>) {
+    let auth = admin();
+    let rounds = (0..200).map(|i| {
+        let svc = svc.clone();
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            let sku = Sku::parse(&format!("NEW-{i}")).expect("sku");
+            let creating = {
+                let svc = svc.clone();
+                let sku = sku.clone();
+                tokio::spawn(async move { svc.product_created(&sku).await })
+            };
+            loop {
+                match svc.adjust(&auth, &sku, AdjustmentKind::Restock, 5, "first stock").await {
+                    Ok(stock) => break assert_eq!(stock.on_hand, 5, "{sku}"),
+                    Err(inventory::service::InventoryError::NotFound(_)) => tokio::task::yield_now().await,
+                    Err(other) => panic!("restocking {sku} as its row is created: {other:?}"),
+                }
+            }
+            creating.await.expect("task").expect("product created");
+        })
+    });
+    for round in futures::future::join_all(rounds).await {
+        round.expect("round");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restock_racing_row_creation_on_sqlite() {
+    let t = TestDb::sqlite("inventory").await;
+    restock_while_the_row_is_created(service(&t.db).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restock_racing_row_creation_on_postgres() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    restock_while_the_row_is_created(service(&t.db).await).await;
     t.db.close().await;
 }

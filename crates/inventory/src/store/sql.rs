@@ -164,6 +164,9 @@ impl FinishedRow {
     }
 }
 
+/// How often a guarded stock change retries a refusal that the row, read back, does not justify.
+const GUARD_RETRIES: u32 = 3;
+
 const RESERVATION_COLUMNS: &str = "id, reference, state, expires_at, created_by, created_at, updated_at, version";
 
 #[derive(FromRow)]
@@ -377,11 +380,20 @@ platform::sql_store! {
                     reserved_delta: line.qty,
                     only_if_sellable: true,
                 };
-                let Some(applied) = Self::apply_change(&mut *conn, &change, r.created_at).await? else {
-                    // Tell why from the row as it is now (still inside the transaction).
+                let mut retries = 0;
+                let applied = loop {
+                    if let Some(applied) = Self::apply_change(&mut *conn, &change, r.created_at).await? {
+                        break applied;
+                    }
+                    // Tell why from the row as it is now (still inside the transaction); a row that
+                    // fits the line now changed since the guard ran (see `adjust`), so try again.
                     let refusal = match Self::stock_in(&mut *conn, line.sku.as_str()).await? {
                         None => StoreError::UnknownSku { line: line.line, sku: line.sku.clone() },
                         Some(s) if s.discontinued => StoreError::Discontinued { line: line.line, sku: line.sku.clone() },
+                        Some(s) if s.available() >= line.qty && retries < GUARD_RETRIES => {
+                            retries += 1;
+                            continue;
+                        }
                         Some(s) => StoreError::Insufficient {
                             line: line.line,
                             sku: line.sku.clone(),
@@ -546,18 +558,26 @@ platform::sql_store! {
                 reserved_delta: 0,
                 only_if_sellable: false,
             };
-            let Some(applied) = Self::apply_change(&mut *tx, &change, a.now).await? else {
+            // The guard can refuse a row that accepts the change a moment later: one that did not exist
+            // yet (the product-created event is still on its way) or that another transaction changed.
+            // Each statement sees what has committed since, so such a refusal is retried, not reported.
+            let mut retries = 0;
+            let applied = loop {
+                if let Some(applied) = Self::apply_change(&mut *tx, &change, a.now).await? {
+                    break applied;
+                }
                 let current = Self::stock_in(&mut *tx, a.sku.as_str()).await?;
+                let refused = match current.map(|c| apply_adjustment(c.on_hand, c.reserved, a.delta)) {
+                    None => StoreError::NotFound,
+                    Some(Err(refused)) => StoreError::Refused(refused),
+                    Some(Ok(_)) if retries < GUARD_RETRIES => {
+                        retries += 1;
+                        continue;
+                    }
+                    Some(Ok(_)) => StoreError::Busy,
+                };
                 tx.rollback().await?;
-                let current = current.ok_or(StoreError::NotFound)?;
-                return Err(match apply_adjustment(current.on_hand, current.reserved, a.delta) {
-                    Err(refused) => StoreError::Refused(refused),
-                    // The guard refused a moment ago, so the row changed since: report it as it was.
-                    Ok(_) => StoreError::Refused(crate::domain::AdjustmentRefused::BelowReserved {
-                        new_on_hand: current.on_hand + a.delta,
-                        reserved: current.reserved,
-                    }),
-                });
+                return Err(refused);
             };
             let entry = Entry {
                 kind: a.kind,
