@@ -115,6 +115,9 @@ pub struct InfraConfig {
     pub namespace: String,
     pub queue_expiry: Option<std::time::Duration>,
     pub cache_max_bytes: u64,
+    /// `EMPORIUM_CACHE_LOCAL_MB`: production, the budget of each process's copy of what it read
+    /// from Redis, kept fresh by Redis's invalidations (0: none).
+    pub cache_local_bytes: u64,
     /// Identity's base URL, for its JWKS, when identity runs in another process.
     pub identity_url: Option<String>,
     /// Base URLs of contexts running in other processes (`EMPORIUM_<CONTEXT>_URL`), by name.
@@ -192,6 +195,7 @@ impl InfraConfig {
             // of RSS in the mixed soak (64 MiB: 181 MB after 600k requests, 16 MiB: 111 MB, at a
             // 10% lower request rate: docs/benchmarks.md, "Memory after a mixed soak").
             cache_max_bytes: src.number_in("EMPORIUM_CACHE_MAX_MB", 16, 1..=65_536)? << 20,
+            cache_local_bytes: src.number_in("EMPORIUM_CACHE_LOCAL_MB", 16, 0..=65_536)? << 20,
             identity_url: url_var("EMPORIUM_IDENTITY_URL", http)?,
             peer_urls,
             service_secret,
@@ -326,7 +330,7 @@ pub async fn connect_infrastructure(
         None => Events::in_process(bus_settings),
     };
     let cache = match &infra.redis_url {
-        Some(url) => Cache::redis(url, &infra.namespace).await?,
+        Some(url) => Cache::redis(url, &infra.namespace, infra.cache_local_bytes).await?,
         None if required == Some(Service::Catalog) => {
             return Err(ConfigError::new(
                 "REDIS_URL",

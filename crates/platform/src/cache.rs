@@ -4,9 +4,14 @@
 //!
 //! Values are JSON. Pages derived from many rows (lists, searches) are keyed by a *generation*
 //! that writers bump, which invalidates every such page at once without scanning keys.
+//!
+//! In production a namespace also keeps what it read from Redis in the process's memory, which
+//! Redis keeps fresh ([`local_copy`]): a hot product or page costs no round trip.
+
+mod local_copy;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,6 +33,8 @@ pub struct Cache {
     backend: Arc<Backend>,
     prefix: Arc<str>,
     reads: ReadCounters,
+    /// Production: the process's copy of what this namespace read from Redis (see [`local_copy`]).
+    local: Option<Arc<local_copy::LocalCopy>>,
     /// The `cache_outage` flag makes this cache act unreachable.
     faults: crate::faults::Faults,
 }
@@ -64,7 +71,17 @@ enum Backend {
     Redis {
         connection: ConnectionManager,
         last_error_log: Mutex<Option<Instant>>,
+        /// `None`: every read goes to Redis.
+        local: Option<LocalCopySettings>,
     },
+}
+
+/// The local copy a Redis cache gives the first namespace made from it (in production a process
+/// runs one context, and so has one namespace that reads).
+struct LocalCopySettings {
+    client: redis::Client,
+    max_bytes: u64,
+    copy: OnceLock<Arc<local_copy::LocalCopy>>,
 }
 
 struct Entry {
@@ -147,16 +164,27 @@ impl Cache {
     /// Connects to Redis at `url`. The connection manager reconnects by itself after an outage;
     /// until then every operation reads as a miss.
     /// Keys are prefixed with `root:` so environments (or test runs) can share one Redis.
-    pub async fn redis(url: &str, root: &str) -> Result<Self, CacheConnectError> {
+    /// `local_max_bytes`: the budget of the local copy of the first [namespace](Self::namespace)
+    /// made from this cache (0: none, every read goes to Redis).
+    pub async fn redis(url: &str, root: &str, local_max_bytes: u64) -> Result<Self, CacheConnectError> {
         describe_metrics();
         let err = |source| CacheConnectError {
             url: crate::db::redact_url(url),
             source,
         };
         let connection = redis_connection(url, REDIS_TIMEOUT, 2).await.map_err(err)?;
+        let local = match local_max_bytes {
+            0 => None,
+            max_bytes => Some(LocalCopySettings {
+                client: resp3_client(url).map_err(err)?,
+                max_bytes,
+                copy: OnceLock::new(),
+            }),
+        };
         let cache = Self::with_backend(Backend::Redis {
             connection,
             last_error_log: Mutex::new(None),
+            local,
         });
         Ok(cache.with_prefix(format!("{root}:")))
     }
@@ -167,6 +195,7 @@ impl Cache {
             backend: Arc::new(backend),
             prefix: Arc::from(prefix),
             reads: ReadCounters::for_prefix(prefix),
+            local: None,
             faults: crate::faults::Faults::disabled(),
         }
     }
@@ -194,9 +223,57 @@ impl Cache {
         true
     }
 
-    /// The same cache with keys under `ns:` (one namespace per context).
+    /// The same cache with keys under `ns:` (one namespace per context). On Redis with a local
+    /// copy, the first namespace made gets it, and so do namespaces made from that one.
     pub fn namespace(&self, ns: &str) -> Self {
-        self.clone().with_prefix(format!("{}{ns}:", self.prefix))
+        let mut cache = self.clone().with_prefix(format!("{}{ns}:", self.prefix));
+        if let Backend::Redis {
+            local: Some(settings), ..
+        } = &*self.backend
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let copy = settings.copy.get_or_init(|| {
+                local_copy::LocalCopy::start(settings.client.clone(), cache.prefix.to_string(), settings.max_bytes)
+            });
+            cache.local = copy.covers(&cache.prefix).then(|| copy.clone());
+        }
+        cache
+    }
+
+    /// Reads this cache served from its local copy of Redis so far; `None` without one.
+    pub fn local_copy_hits(&self) -> Option<u64> {
+        self.local.as_ref().map(|copy| copy.hits())
+    }
+
+    /// Whether this cache's local copy is serving reads (Redis tracks its keys for it).
+    pub fn local_copy_live(&self) -> bool {
+        self.local.as_ref().is_some_and(|copy| copy.is_live())
+    }
+
+    /// After a write of `key` by this process: the local copy drops the old value at once, not
+    /// when Redis's invalidation arrives, so the process reads its own writes.
+    fn forget_locally(&self, key: &str) {
+        if let Some(copy) = &self.local {
+            copy.invalidate(key.as_bytes());
+        }
+    }
+
+    /// `GET key` on Redis, through the local copy when this cache has one.
+    async fn redis_get(&self, connection: &ConnectionManager, key: &str) -> Option<Bytes> {
+        let ticket = match &self.local {
+            Some(copy) => match copy.get(key) {
+                Some(value) => return Some(value),
+                None => copy.ticket(key),
+            },
+            None => None,
+        };
+        let mut conn = connection.clone();
+        let result = redis_call(conn.get::<_, Option<Vec<u8>>>(key)).await;
+        let value = self.record(result).flatten().map(Bytes::from)?;
+        if let (Some(copy), Some(ticket)) = (&self.local, ticket) {
+            copy.keep(key, value.clone(), ticket);
+        }
+        Some(value)
     }
 
     fn key(&self, key: &str) -> String {
@@ -259,7 +336,8 @@ impl Cache {
             Backend::Redis { connection, .. } => {
                 let mut conn = connection.clone();
                 let secs = ttl.as_secs().max(1);
-                let result = redis_call(conn.set_ex::<_, _, ()>(key, bytes.as_ref(), secs)).await;
+                let result = redis_call(conn.set_ex::<_, _, ()>(&key, bytes.as_ref(), secs)).await;
+                self.forget_locally(&key);
                 self.record(result);
             }
         }
@@ -305,12 +383,14 @@ impl Cache {
                     )
                 });
                 let mut conn = connection.clone();
-                let mut call = SET_AT_GENERATION.key(self.key(key));
+                let key = self.key(key);
+                let mut call = SET_AT_GENERATION.key(&key);
                 call.key(self.generation_key(name))
                     .arg(generation)
                     .arg(bytes.as_ref())
                     .arg(ttl.as_secs().max(1));
                 let result = redis_call(call.invoke_async::<i64>(&mut conn)).await;
+                self.forget_locally(&key);
                 self.record(result) == Some(1)
             }
         }
@@ -322,7 +402,8 @@ impl Cache {
             Backend::InProcess { entries, .. } => entries.invalidate(&key).await,
             Backend::Redis { connection, .. } => {
                 let mut conn = connection.clone();
-                let result = redis_call(conn.del::<_, ()>(key)).await;
+                let result = redis_call(conn.del::<_, ()>(&key)).await;
+                self.forget_locally(&key);
                 self.record(result);
             }
         }
@@ -338,9 +419,10 @@ impl Cache {
         match &*self.backend {
             Backend::InProcess { generations, .. } => lock(generations).get(&key).copied().unwrap_or(0),
             Backend::Redis { connection, .. } => {
-                let mut conn = connection.clone();
-                let result = redis_call(conn.get::<_, Option<u64>>(key)).await;
-                self.record(result).flatten().unwrap_or(0)
+                let value = self.redis_get(connection, &key).await;
+                value
+                    .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+                    .unwrap_or(0)
             }
         }
     }
@@ -352,7 +434,8 @@ impl Cache {
             Backend::InProcess { generations, .. } => *lock(generations).entry(key).or_insert(0) += 1,
             Backend::Redis { connection, .. } => {
                 let mut conn = connection.clone();
-                let result = redis_call(conn.incr::<_, _, u64>(key, 1)).await;
+                let result = redis_call(conn.incr::<_, _, u64>(&key, 1)).await;
+                self.forget_locally(&key);
                 self.record(result);
             }
         }
@@ -367,11 +450,7 @@ impl Cache {
                 let entry = entries.get(key).await?;
                 Some(entry.bytes.clone())
             }
-            Backend::Redis { connection, .. } => {
-                let mut conn = connection.clone();
-                let result = redis_call(conn.get::<_, Option<Vec<u8>>>(key)).await;
-                self.record(result).flatten().map(Bytes::from)
-            }
+            Backend::Redis { connection, .. } => self.redis_get(connection, key).await,
         }
     }
 
@@ -400,6 +479,18 @@ impl Cache {
             Backend::Redis { connection, .. } => Some(Arc::new(RedisHealth(connection.clone()))),
         }
     }
+}
+
+/// A client for `url` speaking RESP3, which Redis needs to push invalidations on the connection
+/// that asked for them.
+fn resp3_client(url: &str) -> Result<redis::Client, redis::RedisError> {
+    use redis::IntoConnectionInfo;
+    let info = url.into_connection_info()?;
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    redis::Client::open(info.set_redis_settings(settings))
 }
 
 async fn redis_call<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {

@@ -15,7 +15,7 @@ async fn redis_refuses_a_value_loaded_before_a_bump() {
         return;
     }
     let namespace = test_support::services::namespace();
-    let cache = Cache::redis(&url, &namespace).await.expect("redis");
+    let cache = Cache::redis(&url, &namespace, 0).await.expect("redis");
     let ttl = Duration::from_secs(60);
     let loaded_at = cache.generation("pages").await;
     assert!(
@@ -51,4 +51,172 @@ async fn redis_refuses_a_value_loaded_before_a_bump() {
         .query_async(&mut conn)
         .await
         .expect("del");
+}
+
+/// Reads `key` until `want` comes back, for at most 2 s: another replica's write reaches this
+/// process's local copy as Redis's invalidation push, a moment after the writer's answer.
+async fn read_until(cache: &Cache, key: &str, want: Option<i32>) -> Option<i32> {
+    let mut seen = None;
+    for _ in 0..200 {
+        seen = cache.get_json::<i32>(key).await;
+        if seen == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    seen
+}
+
+/// A replica with a local copy, and another without one, on a fresh namespace; the copy is
+/// tracking once this returns.
+async fn replicas(url: &str, namespace: &str) -> (Cache, Cache) {
+    let replica = Cache::redis(url, namespace, 1 << 20)
+        .await
+        .expect("redis")
+        .namespace("t");
+    let other = Cache::redis(url, namespace, 0).await.expect("redis").namespace("t");
+    assert!(other.local_copy_hits().is_none(), "0 bytes: no local copy");
+    for _ in 0..200 {
+        if replica.local_copy_live() {
+            return (replica, other);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the local copy never started tracking");
+}
+
+async fn delete_namespace(url: &str, namespace: &str) {
+    let client = redis::Client::open(url).expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{namespace}:*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.expect("del");
+    }
+}
+
+/// A replica keeps what it read from Redis in memory: repeated reads cost no round trip, yet
+/// another replica's write, delete and generation bump are seen (Redis pushes an invalidation),
+/// and the replica's own writes are read back at once.
+#[tokio::test]
+async fn a_local_copy_in_front_of_redis_serves_repeats_and_follows_every_write() {
+    let url = test_support::services::redis_url();
+    if !test_support::services::service_reachable("Redis", &url).await {
+        return;
+    }
+    let namespace = test_support::services::namespace();
+    let (replica, other) = replicas(&url, &namespace).await;
+    let ttl = Duration::from_secs(60);
+
+    other.set_json("k", &1, ttl).await;
+    assert_eq!(replica.get_json::<i32>("k").await, Some(1));
+    let before = replica.local_copy_hits().expect("a local copy");
+    for _ in 0..50 {
+        assert_eq!(replica.get_json::<i32>("k").await, Some(1));
+    }
+    let hits = replica.local_copy_hits().expect("a local copy") - before;
+    assert_eq!(hits, 50, "repeated reads served from memory");
+
+    other.set_json("k", &2, ttl).await;
+    assert_eq!(
+        read_until(&replica, "k", Some(2)).await,
+        Some(2),
+        "another replica's write"
+    );
+    other.delete("k").await;
+    assert_eq!(read_until(&replica, "k", None).await, None, "another replica's delete");
+
+    replica.set_json("k", &3, ttl).await;
+    assert_eq!(replica.get_json::<i32>("k").await, Some(3), "its own write, at once");
+    assert_eq!(replica.get_json::<i32>("k").await, Some(3));
+    replica.delete("k").await;
+    assert_eq!(replica.get_json::<i32>("k").await, None, "its own delete, at once");
+
+    let generation = replica.generation("pages").await;
+    assert_eq!(replica.generation("pages").await, generation);
+    replica.bump_generation("pages").await;
+    assert_eq!(
+        replica.generation("pages").await,
+        generation + 1,
+        "its own bump, at once"
+    );
+    other.bump_generation("pages").await;
+    let mut seen = generation;
+    for _ in 0..200 {
+        seen = replica.generation("pages").await;
+        if seen == generation + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen, generation + 2, "another replica's bump");
+    delete_namespace(&url, &namespace).await;
+}
+
+/// Another replica writes a key in 20 bursts of 30 writes while four readers of this replica
+/// read it without pause, so answers and invalidations cross on the wire: a moment after each
+/// burst every read returns its last write, and goes on doing so. (The redis crate's own
+/// client-side cache kept the answer of a read that crossed an invalidation until its TTL:
+/// docs/benchmarks.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_crossing_reads_in_flight_leave_no_stale_copy() {
+    let url = test_support::services::redis_url();
+    if !test_support::services::service_reachable("Redis", &url).await {
+        return;
+    }
+    let namespace = test_support::services::namespace();
+    let (replica, other) = replicas(&url, &namespace).await;
+    let ttl = Duration::from_secs(60);
+    other.set_json("hot", &0, ttl).await;
+
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let replica = replica.clone();
+            let writing = writing.clone();
+            tokio::spawn(async move {
+                let mut reads = 0u32;
+                while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                    replica.get_json::<i32>("hot").await;
+                    reads += 1;
+                    tokio::task::yield_now().await;
+                }
+                reads
+            })
+        })
+        .collect();
+    let hits_before = replica.local_copy_hits().expect("a local copy");
+    for burst in 1..=20 {
+        let last = burst * 30;
+        for value in last - 29..=last {
+            other.set_json("hot", &value, ttl).await;
+        }
+        assert_eq!(
+            read_until(&replica, "hot", Some(last)).await,
+            Some(last),
+            "burst {burst}: its last write"
+        );
+        for _ in 0..20 {
+            assert_eq!(
+                replica.get_json::<i32>("hot").await,
+                Some(last),
+                "burst {burst}: an older value"
+            );
+        }
+    }
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut reads = 0;
+    for reader in readers {
+        reads += reader.await.expect("reader");
+    }
+    assert!(reads > 600, "the readers read while the writes went on ({reads} reads)");
+    let hits = replica.local_copy_hits().expect("a local copy") - hits_before;
+    assert!(
+        hits >= 400,
+        "the copy served the reads between bursts ({hits} of {reads} reads)"
+    );
+    delete_namespace(&url, &namespace).await;
 }
