@@ -15,18 +15,22 @@
 //! While the tracking connection is down (or not yet up) nothing is kept and nothing is served,
 //! and losing it empties the copy: an invalidation missed then cannot leave a stale value.
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redis::{PushInfo, PushKind, Value};
 
 use crate::sync::lock;
 
-/// Invalidation counters: more stripes, fewer reads refused because another key changed.
+/// Keys are spread over this many stripes, each with its own lock, entries and invalidation
+/// count: more stripes, less contention and fewer reads refused because another key changed.
 const STRIPES: usize = 64;
+/// What an entry costs its stripe's budget beyond its key and value (map slot, `Bytes`, clock).
+const ENTRY_OVERHEAD: usize = 120;
 /// A value is read from Redis again after this long even without an invalidation: the bound on
 /// how long a lost invalidation (were the connection to stay up without delivering it) lasts.
 const LOCAL_TTL: Duration = Duration::from_secs(30);
@@ -40,13 +44,62 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 pub(super) struct LocalCopy {
     /// The keys tracked, and so the only ones kept: those under this prefix.
     prefix: String,
-    entries: moka::sync::Cache<String, Bytes>,
-    /// Invalidations counted per stripe of keys (see the module's documentation).
-    stripes: Box<[Mutex<u64>]>,
+    stripes: Box<[Mutex<Stripe>]>,
+    /// Each stripe's share of the copy's byte budget.
+    stripe_budget: usize,
     hasher: std::hash::RandomState,
     /// Redis is tracking for this copy: reads may be served and kept.
     live: AtomicBool,
     hits: AtomicU64,
+}
+
+#[derive(Default)]
+struct Stripe {
+    /// Invalidations counted so far (see the module's documentation).
+    invalidations: u64,
+    entries: HashMap<String, LocalEntry>,
+    /// Keys, values and [`ENTRY_OVERHEAD`] of the entries held.
+    bytes: usize,
+}
+
+struct LocalEntry {
+    value: Bytes,
+    kept_at: Instant,
+}
+
+impl Stripe {
+    fn remove(&mut self, key: &str) {
+        if let Some(entry) = self.entries.remove(key) {
+            self.bytes -= weight(key, &entry.value);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// Makes room for `needed` bytes within `budget`: expired entries go first, then any (the
+    /// map's order is random, and a hot key read again comes back at the price of one read).
+    fn make_room(&mut self, needed: usize, budget: usize) {
+        if self.bytes + needed <= budget {
+            return;
+        }
+        self.entries.retain(|_, entry| entry.kept_at.elapsed() < LOCAL_TTL);
+        let mut bytes = self.entries.iter().map(|(k, e)| weight(k, &e.value)).sum::<usize>();
+        self.entries.retain(|key, entry| {
+            if bytes + needed <= budget {
+                return true;
+            }
+            bytes -= weight(key, &entry.value);
+            false
+        });
+        self.bytes = bytes;
+    }
+}
+
+fn weight(key: &str, value: &Bytes) -> usize {
+    key.len() + value.len() + ENTRY_OVERHEAD
 }
 
 /// What a read saw of its key's stripe before it was sent.
@@ -59,20 +112,20 @@ impl LocalCopy {
     /// A copy of the keys under `prefix`, at most `max_bytes` of keys and values, tracked over a
     /// connection of its own to `client`'s server (opened, and reopened, in the background).
     pub(super) fn start(client: redis::Client, prefix: String, max_bytes: u64) -> Arc<Self> {
-        let copy = Arc::new(Self {
+        let copy = Arc::new(Self::new(prefix, max_bytes));
+        tokio::spawn(track(Arc::downgrade(&copy), client));
+        copy
+    }
+
+    fn new(prefix: String, max_bytes: u64) -> Self {
+        Self {
             prefix,
-            entries: moka::sync::Cache::builder()
-                .max_capacity(max_bytes)
-                .weigher(|key: &String, value: &Bytes| u32::try_from(key.len() + value.len() + 120).unwrap_or(u32::MAX))
-                .time_to_live(LOCAL_TTL)
-                .build(),
-            stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
+            stripe_budget: usize::try_from(max_bytes / STRIPES as u64).unwrap_or(usize::MAX),
             hasher: std::hash::RandomState::new(),
             live: AtomicBool::new(false),
             hits: AtomicU64::new(0),
-        });
-        tokio::spawn(track(Arc::downgrade(&copy), client));
-        copy
+        }
     }
 
     /// Whether keys under `prefix` are tracked by this copy.
@@ -92,7 +145,14 @@ impl LocalCopy {
         if !self.is_live() {
             return None;
         }
-        let value = self.entries.get(key)?;
+        let mut stripe = lock(&self.stripes[self.stripe(key.as_bytes())]);
+        let entry = stripe.entries.get(key)?;
+        if entry.kept_at.elapsed() >= LOCAL_TTL {
+            stripe.remove(key);
+            return None;
+        }
+        let value = entry.value.clone();
+        drop(stripe);
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(value)
     }
@@ -105,32 +165,42 @@ impl LocalCopy {
         let stripe = self.stripe(key.as_bytes());
         Some(Ticket {
             stripe,
-            invalidations: *lock(&self.stripes[stripe]),
+            invalidations: lock(&self.stripes[stripe]).invalidations,
         })
     }
 
     /// Keeps what a read answered, unless its key's stripe saw an invalidation since `ticket`.
     pub(super) fn keep(&self, key: &str, value: Bytes, ticket: Ticket) {
-        let invalidations = lock(&self.stripes[ticket.stripe]);
-        if *invalidations == ticket.invalidations && self.is_live() {
-            self.entries.insert(key.to_owned(), value);
+        let needed = weight(key, &value);
+        let mut stripe = lock(&self.stripes[ticket.stripe]);
+        if stripe.invalidations != ticket.invalidations || !self.is_live() || needed > self.stripe_budget {
+            return;
         }
+        stripe.remove(key);
+        stripe.make_room(needed, self.stripe_budget);
+        stripe.bytes += needed;
+        let entry = LocalEntry {
+            value,
+            kept_at: Instant::now(),
+        };
+        stripe.entries.insert(key.to_owned(), entry);
     }
 
     /// Drops `key`, and refuses the answers of reads of its stripe already in flight.
     pub(super) fn invalidate(&self, key: &[u8]) {
-        let mut invalidations = lock(&self.stripes[self.stripe(key)]);
-        *invalidations += 1;
+        let mut stripe = lock(&self.stripes[self.stripe(key)]);
+        stripe.invalidations += 1;
         if let Ok(key) = std::str::from_utf8(key) {
-            self.entries.invalidate(key);
+            stripe.remove(key);
         }
     }
 
     fn invalidate_all(&self) {
         for stripe in &*self.stripes {
-            *lock(stripe) += 1;
+            let mut stripe = lock(stripe);
+            stripe.invalidations += 1;
+            stripe.clear();
         }
-        self.entries.invalidate_all();
     }
 
     /// Redis no longer tracks for this copy: serve and keep nothing, and forget what is held.
@@ -248,14 +318,9 @@ mod tests {
     use super::*;
 
     fn copy() -> LocalCopy {
-        LocalCopy {
-            prefix: "p:".into(),
-            entries: moka::sync::Cache::new(100),
-            stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
-            hasher: std::hash::RandomState::new(),
-            live: AtomicBool::new(true),
-            hits: AtomicU64::new(0),
-        }
+        let copy = LocalCopy::new("p:".into(), 1 << 20);
+        copy.live.store(true, Ordering::Release);
+        copy
     }
 
     #[test]
@@ -292,5 +357,34 @@ mod tests {
         copy.live.store(true, Ordering::Release);
         copy.keep("p:b", Bytes::from_static(b"2"), in_flight);
         assert_eq!((copy.get("p:a"), copy.get("p:b")), (None, None));
+    }
+
+    #[test]
+    fn each_stripe_keeps_to_its_share_of_the_budget() {
+        let copy = LocalCopy::new("p:".into(), 64 * 1024);
+        copy.live.store(true, Ordering::Release);
+        let value = Bytes::from(vec![b'x'; 200]);
+        for i in 0..2_000 {
+            let key = format!("p:{i}");
+            let ticket = copy.ticket(&key).expect("live");
+            copy.keep(&key, value.clone(), ticket);
+        }
+        for stripe in &*copy.stripes {
+            let stripe = lock(stripe);
+            let held: usize = stripe.entries.iter().map(|(k, e)| weight(k, &e.value)).sum();
+            assert_eq!(held, stripe.bytes);
+            assert!(
+                stripe.bytes <= copy.stripe_budget,
+                "{} > {}",
+                stripe.bytes,
+                copy.stripe_budget
+            );
+        }
+        let held: usize = copy.stripes.iter().map(|s| lock(s).entries.len()).sum();
+        assert!(held > 64, "the copy still holds values ({held})");
+        let too_big = Bytes::from(vec![b'x'; 2_000]);
+        let ticket = copy.ticket("p:big").expect("live");
+        copy.keep("p:big", too_big, ticket);
+        assert_eq!(copy.get("p:big"), None, "larger than a stripe's share: not kept");
     }
 }
