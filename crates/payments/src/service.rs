@@ -185,6 +185,14 @@ impl InFlight {
         let fresh = set.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
         fresh.then(|| Self { set: set.clone(), id })
     }
+
+    /// Claims the id of a payment or refund about to be written, before any other request can
+    /// read it: a replay that finds the new row then finds it in flight and waits for its
+    /// driver, instead of starting a second one that leaves the first answering 202.
+    fn claim_new(set: &Arc<Mutex<HashSet<Uuid>>>, id: Uuid) -> Self {
+        set.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        Self { set: set.clone(), id }
+    }
 }
 
 impl Drop for InFlight {
@@ -211,9 +219,19 @@ impl Driver {
     /// is already driving it or the provider is unavailable (it stays processing). `token` is the
     /// method's provider token when the caller has just read the method; otherwise it is read.
     async fn drive_payment(self, payment: Payment, token: Option<String>) -> anyhow::Result<Option<Payment>> {
-        let Some(_claim) = InFlight::claim(&self.in_flight, payment.id.0) else {
+        let Some(claim) = InFlight::claim(&self.in_flight, payment.id.0) else {
             return Ok(None);
         };
+        self.drive_claimed_payment(claim, payment, token).await
+    }
+
+    /// [`Self::drive_payment`] under a claim already held.
+    async fn drive_claimed_payment(
+        self,
+        _claim: InFlight,
+        payment: Payment,
+        token: Option<String>,
+    ) -> anyhow::Result<Option<Payment>> {
         let Some(settlement) = self.ask_provider(&payment, token).await else {
             return Ok(None);
         };
@@ -297,9 +315,14 @@ impl Driver {
 
     /// Sends a pending refund to the provider and records the answer.
     async fn drive_refund(self, refund: Refund) -> anyhow::Result<Option<Refund>> {
-        let Some(_claim) = InFlight::claim(&self.in_flight, refund.id.0) else {
+        let Some(claim) = InFlight::claim(&self.in_flight, refund.id.0) else {
             return Ok(None);
         };
+        self.drive_claimed_refund(claim, refund).await
+    }
+
+    /// [`Self::drive_refund`] under a claim already held.
+    async fn drive_claimed_refund(self, _claim: InFlight, refund: Refund) -> anyhow::Result<Option<Refund>> {
         let Some(payment) = self.store.payment(refund.payment_id).await? else {
             anyhow::bail!("refund {} names a missing payment", refund.id);
         };
@@ -543,14 +566,20 @@ impl PaymentsService {
             request_hash: hash.clone(),
             resource_id: payment.id.0,
         };
+        let claim = InFlight::claim_new(&self.driver.in_flight, payment.id.0);
         match self.store().create_payment(&payment, &record).await? {
-            Created::KeyUsed(record) => self.replay_payment(record, &hash).await,
+            Created::KeyUsed(record) => {
+                drop(claim);
+                self.replay_payment(record, &hash).await
+            }
             Created::New(payment) => {
                 let id = payment.id;
                 // In the request's span: the provider call and the payment's events belong
                 // to the caller's trace.
                 let task = tokio::spawn(tracing::Instrument::in_current_span(
-                    self.driver.clone().drive_payment(payment, Some(method.provider_token)),
+                    self.driver
+                        .clone()
+                        .drive_claimed_payment(claim, payment, Some(method.provider_token)),
                 ));
                 let settled = match tokio::time::timeout(self.config.provider_wait, task).await {
                     Ok(Ok(Ok(settled))) => settled,
@@ -795,12 +824,16 @@ impl PaymentsService {
             request_hash: hash.clone(),
             resource_id: refund.id.0,
         };
+        let claim = InFlight::claim_new(&self.driver.in_flight, refund.id.0);
         match self.store().create_refund(&refund, &record).await? {
-            Created::KeyUsed(record) => self.replay_refund(record, &hash).await,
+            Created::KeyUsed(record) => {
+                drop(claim);
+                self.replay_refund(record, &hash).await
+            }
             Created::New(refund) => {
                 let rid = refund.id;
                 let task = tokio::spawn(tracing::Instrument::in_current_span(
-                    self.driver.clone().drive_refund(refund),
+                    self.driver.clone().drive_claimed_refund(claim, refund),
                 ));
                 match tokio::time::timeout(self.config.provider_wait, task).await {
                     Ok(Ok(Err(e))) => {
