@@ -53,48 +53,70 @@ async fn redis_refuses_a_value_loaded_before_a_bump() {
         .expect("del");
 }
 
-/// Reads `key` until `want` comes back, for at most 2 s: another replica's write reaches this
+/// Reads until `want` comes back, for at most 2 s: another replica's write reaches this
 /// process's local copy as Redis's invalidation push, a moment after the writer's answer.
-async fn read_until(cache: &Cache, key: &str, want: Option<i32>) -> Option<i32> {
-    let mut seen = None;
+async fn eventually<T: PartialEq, F: Future<Output = T>>(want: T, mut read: impl FnMut() -> F) -> T {
+    let mut seen = read().await;
     for _ in 0..200 {
-        seen = cache.get_json::<i32>(key).await;
         if seen == want {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+        seen = read().await;
     }
     seen
 }
 
-/// A replica with a local copy, and another without one, on a fresh namespace; the copy is
-/// tracking once this returns.
-async fn replicas(url: &str, namespace: &str) -> (Cache, Cache) {
-    let replica = Cache::redis(url, namespace, 1 << 20)
-        .await
-        .expect("redis")
-        .namespace("t");
-    let other = Cache::redis(url, namespace, 0).await.expect("redis").namespace("t");
-    assert!(other.local_copy_hits().is_none(), "0 bytes: no local copy");
-    for _ in 0..200 {
-        if replica.local_copy_live() {
-            return (replica, other);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the local copy never started tracking");
+async fn read_until(cache: &Cache, key: &str, want: Option<i32>) -> Option<i32> {
+    eventually(want, || cache.get_json::<i32>(key)).await
 }
 
-async fn delete_namespace(url: &str, namespace: &str) {
-    let client = redis::Client::open(url).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{namespace}:*"))
-        .query_async(&mut conn)
-        .await
-        .expect("keys");
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.expect("del");
+/// Two replicas of one context on a fresh namespace: `local` with a local copy (tracking once
+/// this returns), `other` without one.
+struct Replicas {
+    local: Cache,
+    other: Cache,
+    url: String,
+    namespace: String,
+}
+
+impl Replicas {
+    /// `None` when Redis is unreachable outside CI (in CI that fails the test).
+    async fn start() -> Option<Self> {
+        let url = test_support::services::redis_url();
+        if !test_support::services::service_reachable("Redis", &url).await {
+            return None;
+        }
+        let namespace = test_support::services::namespace();
+        let local = Cache::redis(&url, &namespace, 1 << 20)
+            .await
+            .expect("redis")
+            .namespace("t");
+        let other = Cache::redis(&url, &namespace, 0).await.expect("redis").namespace("t");
+        assert!(other.local_copy_hits().is_none(), "0 bytes: no local copy");
+        assert!(
+            eventually(true, || std::future::ready(local.local_copy_live())).await,
+            "the local copy never started tracking"
+        );
+        Some(Self {
+            local,
+            other,
+            url,
+            namespace,
+        })
+    }
+
+    async fn delete_keys(self) {
+        let client = redis::Client::open(self.url).expect("client");
+        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.namespace))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.expect("del");
+        }
     }
 }
 
@@ -103,12 +125,10 @@ async fn delete_namespace(url: &str, namespace: &str) {
 /// and the replica's own writes are read back at once.
 #[tokio::test]
 async fn a_local_copy_in_front_of_redis_serves_repeats_and_follows_every_write() {
-    let url = test_support::services::redis_url();
-    if !test_support::services::service_reachable("Redis", &url).await {
+    let Some(replicas) = Replicas::start().await else {
         return;
-    }
-    let namespace = test_support::services::namespace();
-    let (replica, other) = replicas(&url, &namespace).await;
+    };
+    let (replica, other) = (&replicas.local, &replicas.other);
     let ttl = Duration::from_secs(60);
 
     other.set_json("k", &1, ttl).await;
@@ -144,16 +164,12 @@ async fn a_local_copy_in_front_of_redis_serves_repeats_and_follows_every_write()
         "its own bump, at once"
     );
     other.bump_generation("pages").await;
-    let mut seen = generation;
-    for _ in 0..200 {
-        seen = replica.generation("pages").await;
-        if seen == generation + 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(seen, generation + 2, "another replica's bump");
-    delete_namespace(&url, &namespace).await;
+    assert_eq!(
+        eventually(generation + 2, || replica.generation("pages")).await,
+        generation + 2,
+        "another replica's bump"
+    );
+    replicas.delete_keys().await;
 }
 
 /// Another replica writes a key in 20 bursts of 30 writes while four readers of this replica
@@ -163,12 +179,10 @@ async fn a_local_copy_in_front_of_redis_serves_repeats_and_follows_every_write()
 /// docs/benchmarks.md.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_crossing_reads_in_flight_leave_no_stale_copy() {
-    let url = test_support::services::redis_url();
-    if !test_support::services::service_reachable("Redis", &url).await {
+    let Some(replicas) = Replicas::start().await else {
         return;
-    }
-    let namespace = test_support::services::namespace();
-    let (replica, other) = replicas(&url, &namespace).await;
+    };
+    let (replica, other) = (&replicas.local, &replicas.other);
     let ttl = Duration::from_secs(60);
     other.set_json("hot", &0, ttl).await;
 
@@ -218,5 +232,5 @@ async fn writes_crossing_reads_in_flight_leave_no_stale_copy() {
         hits >= 400,
         "the copy served the reads between bursts ({hits} of {reads} reads)"
     );
-    delete_namespace(&url, &namespace).await;
+    replicas.delete_keys().await;
 }
