@@ -142,12 +142,12 @@ async fn a_local_copy_in_front_of_redis_serves_repeats_and_follows_every_write()
 
     other.set_json("k", &2, ttl).await;
     assert_eq!(
-        read_until(&replica, "k", Some(2)).await,
+        read_until(replica, "k", Some(2)).await,
         Some(2),
         "another replica's write"
     );
     other.delete("k").await;
-    assert_eq!(read_until(&replica, "k", None).await, None, "another replica's delete");
+    assert_eq!(read_until(replica, "k", None).await, None, "another replica's delete");
 
     replica.set_json("k", &3, ttl).await;
     assert_eq!(replica.get_json::<i32>("k").await, Some(3), "its own write, at once");
@@ -209,7 +209,7 @@ async fn writes_crossing_reads_in_flight_leave_no_stale_copy() {
             other.set_json("hot", &value, ttl).await;
         }
         assert_eq!(
-            read_until(&replica, "hot", Some(last)).await,
+            read_until(replica, "hot", Some(last)).await,
             Some(last),
             "burst {burst}: its last write"
         );
