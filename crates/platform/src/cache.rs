@@ -233,7 +233,13 @@ impl Cache {
             && tokio::runtime::Handle::try_current().is_ok()
         {
             let copy = settings.copy.get_or_init(|| {
-                local_copy::LocalCopy::start(settings.client.clone(), cache.prefix.to_string(), settings.max_bytes)
+                let prefix = cache.prefix.to_string();
+                local_copy::LocalCopy::start(
+                    settings.client.clone(),
+                    prefix,
+                    settings.max_bytes,
+                    &namespace_label(&cache.prefix),
+                )
             });
             cache.local = copy.covers(&cache.prefix).then(|| copy.clone());
         }
@@ -529,6 +535,14 @@ fn describe_metrics() {
         metrics::describe_counter!(
             "cache_errors_total",
             "Cache operations that failed or timed out (served from the database instead)."
+        );
+        metrics::describe_counter!(
+            "cache_local_hits_total",
+            "Cache hits served from the process's local copy of Redis, without a round trip (part of the hits)."
+        );
+        metrics::describe_gauge!(
+            "cache_local_copy_tracking",
+            "1 while Redis tracks the keys of the process's local copy for it (the copy serves reads), 0 while it is off."
         );
     });
 }

@@ -88,6 +88,7 @@ impl Replicas {
             return None;
         }
         let namespace = test_support::services::namespace();
+        platform::metrics::install();
         let local = Cache::redis(&url, &namespace, 1 << 20)
             .await
             .expect("redis")
@@ -139,6 +140,19 @@ async fn a_local_copy_in_front_of_redis_serves_repeats_and_follows_every_write()
     }
     let hits = replica.local_copy_hits().expect("a local copy") - before;
     assert_eq!(hits, 50, "repeated reads served from memory");
+    let metrics = platform::metrics::render_text();
+    assert!(
+        metrics.contains("cache_local_copy_tracking{namespace=\"t\"} 1"),
+        "the copy reports that it is tracking"
+    );
+    let local_hits = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cache_local_hits_total{namespace=\"t\"} "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(
+        local_hits.is_some_and(|n| n >= 50),
+        "local hits counted: {local_hits:?}"
+    );
 
     other.set_json("k", &2, ttl).await;
     assert_eq!(

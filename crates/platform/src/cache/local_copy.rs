@@ -51,6 +51,22 @@ pub(super) struct LocalCopy {
     /// Redis is tracking for this copy: reads may be served and kept.
     live: AtomicBool,
     hits: AtomicU64,
+    metrics: Metrics,
+}
+
+/// `cache_local_hits_total` and `cache_local_copy_tracking` of the copy's namespace.
+struct Metrics {
+    hits: metrics::Counter,
+    tracking: metrics::Gauge,
+}
+
+impl Metrics {
+    fn for_namespace(namespace: &str) -> Self {
+        Self {
+            hits: metrics::counter!("cache_local_hits_total", "namespace" => namespace.to_owned()),
+            tracking: metrics::gauge!("cache_local_copy_tracking", "namespace" => namespace.to_owned()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -111,13 +127,14 @@ pub(super) struct Ticket {
 impl LocalCopy {
     /// A copy of the keys under `prefix`, at most `max_bytes` of keys and values, tracked over a
     /// connection of its own to `client`'s server (opened, and reopened, in the background).
-    pub(super) fn start(client: redis::Client, prefix: String, max_bytes: u64) -> Arc<Self> {
-        let copy = Arc::new(Self::new(prefix, max_bytes));
+    /// `namespace`: the label of its metrics.
+    pub(super) fn start(client: redis::Client, prefix: String, max_bytes: u64, namespace: &str) -> Arc<Self> {
+        let copy = Arc::new(Self::new(prefix, max_bytes, namespace));
         tokio::spawn(track(Arc::downgrade(&copy), client));
         copy
     }
 
-    fn new(prefix: String, max_bytes: u64) -> Self {
+    fn new(prefix: String, max_bytes: u64, namespace: &str) -> Self {
         Self {
             prefix,
             stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
@@ -125,6 +142,7 @@ impl LocalCopy {
             hasher: std::hash::RandomState::new(),
             live: AtomicBool::new(false),
             hits: AtomicU64::new(0),
+            metrics: Metrics::for_namespace(namespace),
         }
     }
 
@@ -154,6 +172,7 @@ impl LocalCopy {
         let value = entry.value.clone();
         drop(stripe);
         self.hits.fetch_add(1, Ordering::Relaxed);
+        self.metrics.hits.increment(1);
         Some(value)
     }
 
@@ -206,6 +225,7 @@ impl LocalCopy {
     /// Redis no longer tracks for this copy: serve and keep nothing, and forget what is held.
     fn go_dark(&self) {
         self.live.store(false, Ordering::Release);
+        self.metrics.tracking.set(0.0);
         self.invalidate_all();
     }
 
@@ -276,7 +296,10 @@ async fn track(copy: Weak<LocalCopy>, client: redis::Client) {
         match tracking.await {
             Ok(mut conn) => {
                 match copy.upgrade() {
-                    Some(copy) => copy.live.store(true, Ordering::Release),
+                    Some(copy) => {
+                        copy.live.store(true, Ordering::Release);
+                        copy.metrics.tracking.set(1.0);
+                    }
                     None => return,
                 }
                 if !was_live {
@@ -318,7 +341,7 @@ mod tests {
     use super::*;
 
     fn copy() -> LocalCopy {
-        let copy = LocalCopy::new("p:".into(), 1 << 20);
+        let copy = LocalCopy::new("p:".into(), 1 << 20, "p");
         copy.live.store(true, Ordering::Release);
         copy
     }
@@ -361,7 +384,7 @@ mod tests {
 
     #[test]
     fn each_stripe_keeps_to_its_share_of_the_budget() {
-        let copy = LocalCopy::new("p:".into(), 64 * 1024);
+        let copy = LocalCopy::new("p:".into(), 64 * 1024, "p");
         copy.live.store(true, Ordering::Release);
         let value = Bytes::from(vec![b'x'; 200]);
         for i in 0..2_000 {
