@@ -266,12 +266,10 @@ impl Cache {
 
     /// `GET key` on Redis, through the local copy when this cache has one.
     async fn redis_get(&self, connection: &ConnectionManager, key: &str) -> Option<Bytes> {
-        let ticket = match &self.local {
-            Some(copy) => match copy.get(key) {
-                Some(value) => return Some(value),
-                None => copy.ticket(key),
-            },
-            None => None,
+        let ticket = match self.local.as_deref().map(|copy| copy.lookup(key)) {
+            Some(local_copy::Lookup::Hit(value)) => return Some(value),
+            Some(local_copy::Lookup::Miss(ticket)) => Some(ticket),
+            Some(local_copy::Lookup::Dark) | None => None,
         };
         let mut conn = connection.clone();
         let result = redis_call(conn.get::<_, Option<Vec<u8>>>(key)).await;

@@ -118,6 +118,15 @@ fn weight(key: &str, value: &Bytes) -> usize {
     key.len() + value.len() + ENTRY_OVERHEAD
 }
 
+/// What the copy answers for a key.
+pub(super) enum Lookup {
+    Hit(Bytes),
+    /// Not held: read it from Redis, then offer the answer to [`LocalCopy::keep`] with this ticket.
+    Miss(Ticket),
+    /// Redis is not tracking for this copy: read from Redis and keep nothing.
+    Dark,
+}
+
 /// What a read saw of its key's stripe before it was sent.
 pub(super) struct Ticket {
     stripe: usize,
@@ -159,36 +168,38 @@ impl LocalCopy {
         self.live.load(Ordering::Acquire)
     }
 
-    pub(super) fn get(&self, key: &str) -> Option<Bytes> {
+    /// The copy's value for `key`, or the ticket a read from Redis takes before it is sent. One
+    /// lock of the key's stripe either way: this is every cached read's path.
+    pub(super) fn lookup(&self, key: &str) -> Lookup {
         if !self.is_live() {
-            return None;
+            return Lookup::Dark;
         }
-        let mut stripe = lock(&self.stripes[self.stripe(key.as_bytes())]);
-        let entry = stripe.entries.get(key)?;
-        if entry.kept_at.elapsed() >= LOCAL_TTL {
-            stripe.remove(key);
-            return None;
+        let index = self.stripe(key.as_bytes());
+        let mut stripe = lock(&self.stripes[index]);
+        let ticket = Ticket {
+            stripe: index,
+            invalidations: stripe.invalidations,
+        };
+        match stripe
+            .entries
+            .get(key)
+            .map(|entry| (entry.kept_at.elapsed() < LOCAL_TTL).then(|| entry.value.clone()))
+        {
+            Some(Some(value)) => {
+                drop(stripe);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                self.metrics.hits.increment(1);
+                Lookup::Hit(value)
+            }
+            Some(None) => {
+                stripe.remove(key);
+                Lookup::Miss(ticket)
+            }
+            None => Lookup::Miss(ticket),
         }
-        let value = entry.value.clone();
-        drop(stripe);
-        self.hits.fetch_add(1, Ordering::Relaxed);
-        self.metrics.hits.increment(1);
-        Some(value)
     }
 
-    /// Taken before a read of `key` is sent; `None` while Redis is not tracking.
-    pub(super) fn ticket(&self, key: &str) -> Option<Ticket> {
-        if !self.is_live() {
-            return None;
-        }
-        let stripe = self.stripe(key.as_bytes());
-        Some(Ticket {
-            stripe,
-            invalidations: lock(&self.stripes[stripe]).invalidations,
-        })
-    }
-
-    /// Keeps what a read answered, unless its key's stripe saw an invalidation since `ticket`.
+    /// Keeps what a read answered, unless its key's stripe saw an invalidation since its ticket.
     pub(super) fn keep(&self, key: &str, value: Bytes, ticket: Ticket) {
         let needed = weight(key, &value);
         let mut stripe = lock(&self.stripes[ticket.stripe]);
@@ -346,40 +357,55 @@ mod tests {
         copy
     }
 
+    fn get(copy: &LocalCopy, key: &str) -> Option<Bytes> {
+        match copy.lookup(key) {
+            Lookup::Hit(value) => Some(value),
+            Lookup::Miss(_) | Lookup::Dark => None,
+        }
+    }
+
+    fn ticket_for(copy: &LocalCopy, key: &str) -> Option<Ticket> {
+        match copy.lookup(key) {
+            Lookup::Miss(ticket) => Some(ticket),
+            Lookup::Hit(_) => panic!("{key} is held already"),
+            Lookup::Dark => None,
+        }
+    }
+
     #[test]
     fn an_answer_is_refused_after_an_invalidation_and_removed_by_a_later_one() {
         let copy = copy();
-        let ticket = copy.ticket("p:k").expect("live");
+        let ticket = ticket_for(&copy, "p:k").expect("live");
         copy.invalidate(b"p:k");
         copy.keep("p:k", Bytes::from_static(b"old"), ticket);
-        assert_eq!(copy.get("p:k"), None, "invalidated while the read was in flight");
+        assert_eq!(get(&copy, "p:k"), None, "invalidated while the read was in flight");
 
-        let ticket = copy.ticket("p:k").expect("live");
+        let ticket = ticket_for(&copy, "p:k").expect("live");
         copy.keep("p:k", Bytes::from_static(b"new"), ticket);
-        assert_eq!(copy.get("p:k").as_deref(), Some(&b"new"[..]));
+        assert_eq!(get(&copy, "p:k").as_deref(), Some(&b"new"[..]));
         copy.on_invalidate(&[Value::Array(vec![Value::BulkString(b"p:k".to_vec())])]);
-        assert_eq!(copy.get("p:k"), None, "invalidated after it was kept");
+        assert_eq!(get(&copy, "p:k"), None, "invalidated after it was kept");
         assert_eq!(copy.hits(), 1);
     }
 
     #[test]
     fn a_flush_or_a_lost_connection_empties_the_copy_and_refuses_reads_in_flight() {
         let copy = copy();
-        let ticket = copy.ticket("p:a").expect("live");
+        let ticket = ticket_for(&copy, "p:a").expect("live");
         copy.keep("p:a", Bytes::from_static(b"1"), ticket);
-        let in_flight = copy.ticket("p:b").expect("live");
+        let in_flight = ticket_for(&copy, "p:b").expect("live");
         copy.on_invalidate(&[Value::Nil]);
         copy.keep("p:b", Bytes::from_static(b"2"), in_flight);
-        assert_eq!((copy.get("p:a"), copy.get("p:b")), (None, None));
+        assert_eq!((get(&copy, "p:a"), get(&copy, "p:b")), (None, None));
 
-        let ticket = copy.ticket("p:a").expect("live");
+        let ticket = ticket_for(&copy, "p:a").expect("live");
         copy.keep("p:a", Bytes::from_static(b"1"), ticket);
-        let in_flight = copy.ticket("p:b").expect("live");
+        let in_flight = ticket_for(&copy, "p:b").expect("live");
         copy.go_dark();
-        assert!(copy.ticket("p:c").is_none(), "no reads kept while not tracked");
+        assert!(ticket_for(&copy, "p:c").is_none(), "no reads kept while not tracked");
         copy.live.store(true, Ordering::Release);
         copy.keep("p:b", Bytes::from_static(b"2"), in_flight);
-        assert_eq!((copy.get("p:a"), copy.get("p:b")), (None, None));
+        assert_eq!((get(&copy, "p:a"), get(&copy, "p:b")), (None, None));
     }
 
     #[test]
@@ -389,7 +415,7 @@ mod tests {
         let value = Bytes::from(vec![b'x'; 200]);
         for i in 0..2_000 {
             let key = format!("p:{i}");
-            let ticket = copy.ticket(&key).expect("live");
+            let ticket = ticket_for(&copy, &key).expect("live");
             copy.keep(&key, value.clone(), ticket);
         }
         for stripe in &*copy.stripes {
@@ -406,8 +432,8 @@ mod tests {
         let held: usize = copy.stripes.iter().map(|s| lock(s).entries.len()).sum();
         assert!(held > 64, "the copy still holds values ({held})");
         let too_big = Bytes::from(vec![b'x'; 2_000]);
-        let ticket = copy.ticket("p:big").expect("live");
+        let ticket = ticket_for(&copy, "p:big").expect("live");
         copy.keep("p:big", too_big, ticket);
-        assert_eq!(copy.get("p:big"), None, "larger than a stripe's share: not kept");
+        assert_eq!(get(&copy, "p:big"), None, "larger than a stripe's share: not kept");
     }
 }
