@@ -204,6 +204,24 @@ struct Change<'a> {
     only_if_sellable: bool,
 }
 
+impl Change<'_> {
+    /// The guard's own condition, for a row read back after the guarded UPDATE refused.
+    fn fits(&self, row: &Stock) -> bool {
+        let reserved = row.reserved + self.reserved_delta;
+        (!self.only_if_sellable || !row.discontinued) && row.on_hand + self.on_hand_delta >= reserved && reserved >= 0
+    }
+}
+
+/// Why a guarded change was not applied; nothing was written.
+enum Refused {
+    UnknownSku,
+    Discontinued,
+    /// The row as it stands does not leave room for the change.
+    Short(Stock),
+    /// The row kept accepting the change on read-back but the guard kept refusing it.
+    Busy,
+}
+
 /// A ledger entry to write once the change is known to have applied.
 struct Entry<'a> {
     kind: MovementKind,
@@ -246,8 +264,13 @@ struct Applied {
 platform::sql_store! {
     impl SqlStore<DB> {
         /// Applies `change` if it keeps `reserved ≤ on_hand` (and, for reservations, the SKU
-        /// sellable); `None` when the guard refused or the SKU is unknown. Nothing is written then.
-        async fn apply_change(conn: &mut DB::Connection, change: &Change<'_>, now: OffsetDateTime) -> StoreResult<Option<Applied>> {
+        /// sellable). A refusal is explained from the row read back; nothing is written then.
+        ///
+        /// The guard can refuse a row that accepts the change a moment later: one that did not exist
+        /// yet (the product-created event is still on its way) or that another transaction changed.
+        /// Each statement sees what has committed since, so a refusal the row read back does not
+        /// justify is retried (at most `GUARD_RETRIES` times), never reported as the row's fault.
+        async fn apply_change(conn: &mut DB::Connection, change: &Change<'_>, now: OffsetDateTime) -> StoreResult<Result<Applied, Refused>> {
             let statement = if change.only_if_sellable {
                 "UPDATE stock SET on_hand = on_hand + $2, reserved = reserved + $3, updated_at = $4, version = version + 1
              WHERE sku = $1 AND discontinued = FALSE AND on_hand + $2 >= reserved + $3 AND reserved + $3 >= 0
@@ -257,23 +280,32 @@ platform::sql_store! {
              WHERE sku = $1 AND on_hand + $2 >= reserved + $3 AND reserved + $3 >= 0
              RETURNING sku, on_hand, reserved, low_stock_threshold, discontinued, created_at, updated_at, version"
             };
-            let Some(row) = sqlx::query_as::<_, StockRow>(statement)
-                .bind(change.sku)
-                .bind(change.on_hand_delta)
-                .bind(change.reserved_delta)
-                .bind(now)
-                .fetch_optional(&mut *conn)
-                .await?
-            else {
-                return Ok(None);
-            };
-            let stock = Stock::from(row);
-            let before_available = available(
-                stock.on_hand - change.on_hand_delta,
-                stock.reserved - change.reserved_delta,
-            );
-            let events = events::for_stock_change(before_available, stock.low_stock_threshold, &stock);
-            Ok(Some(Applied { stock, events }))
+            for _ in 0..=GUARD_RETRIES {
+                let updated = sqlx::query_as::<_, StockRow>(statement)
+                    .bind(change.sku)
+                    .bind(change.on_hand_delta)
+                    .bind(change.reserved_delta)
+                    .bind(now)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if let Some(row) = updated {
+                    let stock = Stock::from(row);
+                    let before_available = available(
+                        stock.on_hand - change.on_hand_delta,
+                        stock.reserved - change.reserved_delta,
+                    );
+                    let events = events::for_stock_change(before_available, stock.low_stock_threshold, &stock);
+                    return Ok(Ok(Applied { stock, events }));
+                }
+                let refused = match Self::stock_in(&mut *conn, change.sku).await? {
+                    None => Refused::UnknownSku,
+                    Some(row) if change.only_if_sellable && row.discontinued => Refused::Discontinued,
+                    Some(row) if !change.fits(&row) => Refused::Short(row),
+                    Some(_) => continue,
+                };
+                return Ok(Err(refused));
+            }
+            Ok(Err(Refused::Busy))
         }
 
         async fn insert_movement(conn: &mut DB::Connection, change: &Change<'_>, after: &Stock, e: Entry<'_>) -> StoreResult<()> {
@@ -380,28 +412,22 @@ platform::sql_store! {
                     reserved_delta: line.qty,
                     only_if_sellable: true,
                 };
-                let mut retries = 0;
-                let applied = loop {
-                    if let Some(applied) = Self::apply_change(&mut *conn, &change, r.created_at).await? {
-                        break applied;
+                let applied = match Self::apply_change(&mut *conn, &change, r.created_at).await? {
+                    Ok(applied) => applied,
+                    Err(refused) => {
+                        let (line, sku) = (line.line, line.sku.clone());
+                        return Ok(Err(match refused {
+                            Refused::UnknownSku => StoreError::UnknownSku { line, sku },
+                            Refused::Discontinued => StoreError::Discontinued { line, sku },
+                            Refused::Short(row) => StoreError::Insufficient {
+                                line,
+                                sku,
+                                requested: change.reserved_delta,
+                                available: row.available(),
+                            },
+                            Refused::Busy => StoreError::Busy,
+                        }));
                     }
-                    // Tell why from the row as it is now (still inside the transaction); a row that
-                    // fits the line now changed since the guard ran (see `adjust`), so try again.
-                    let refusal = match Self::stock_in(&mut *conn, line.sku.as_str()).await? {
-                        None => StoreError::UnknownSku { line: line.line, sku: line.sku.clone() },
-                        Some(s) if s.discontinued => StoreError::Discontinued { line: line.line, sku: line.sku.clone() },
-                        Some(s) if s.available() >= line.qty && retries < GUARD_RETRIES => {
-                            retries += 1;
-                            continue;
-                        }
-                        Some(s) => StoreError::Insufficient {
-                            line: line.line,
-                            sku: line.sku.clone(),
-                            requested: line.qty,
-                            available: s.available(),
-                        },
-                    };
-                    return Ok(Err(refusal));
                 };
                 events.extend(applied.events);
                 let entry = Entry {
@@ -558,26 +584,20 @@ platform::sql_store! {
                 reserved_delta: 0,
                 only_if_sellable: false,
             };
-            // The guard can refuse a row that accepts the change a moment later: one that did not exist
-            // yet (the product-created event is still on its way) or that another transaction changed.
-            // Each statement sees what has committed since, so such a refusal is retried, not reported.
-            let mut retries = 0;
-            let applied = loop {
-                if let Some(applied) = Self::apply_change(&mut *tx, &change, a.now).await? {
-                    break applied;
+            let applied = match Self::apply_change(&mut *tx, &change, a.now).await? {
+                Ok(applied) => applied,
+                Err(refused) => {
+                    tx.rollback().await?;
+                    return Err(match refused {
+                        Refused::UnknownSku => StoreError::NotFound,
+                        Refused::Short(row) => match apply_adjustment(row.on_hand, row.reserved, a.delta) {
+                            Err(reason) => StoreError::Refused(reason),
+                            // The domain rule and the guard agree; a row both accept cannot be short.
+                            Ok(_) => StoreError::Busy,
+                        },
+                        Refused::Discontinued | Refused::Busy => StoreError::Busy,
+                    });
                 }
-                let current = Self::stock_in(&mut *tx, a.sku.as_str()).await?;
-                let refused = match current.map(|c| apply_adjustment(c.on_hand, c.reserved, a.delta)) {
-                    None => StoreError::NotFound,
-                    Some(Err(refused)) => StoreError::Refused(refused),
-                    Some(Ok(_)) if retries < GUARD_RETRIES => {
-                        retries += 1;
-                        continue;
-                    }
-                    Some(Ok(_)) => StoreError::Busy,
-                };
-                tx.rollback().await?;
-                return Err(refused);
             };
             let entry = Entry {
                 kind: a.kind,
@@ -653,7 +673,7 @@ platform::sql_store! {
                 };
                 let applied = Self::apply_change(&mut *tx, &change, now)
                     .await?
-                    .ok_or_else(|| StoreError::Corrupt(format!("restocking {sku} was refused")))?;
+                    .map_err(|_| StoreError::Corrupt(format!("restocking {sku} was refused")))?;
                 let entry = Entry {
                     kind: MovementKind::Restock,
                     quantity: *qty,
@@ -808,7 +828,7 @@ platform::sql_store! {
                     reserved_delta: -item.qty,
                     only_if_sellable: false,
                 };
-                let applied = Self::apply_change(&mut *tx, &change, f.now).await?.ok_or_else(|| {
+                let applied = Self::apply_change(&mut *tx, &change, f.now).await?.map_err(|_| {
                     StoreError::Corrupt(format!("reservation {} holds more {} than reserved", f.id, item.sku))
                 })?;
                 let entry = Entry {
