@@ -47,6 +47,10 @@ pub struct CatalogConfig {
     /// Load ~40 demo products into an empty catalog on first start (`EMPORIUM_SEED_DEMO`); the
     /// wiring decides when to call [`seed::seed_demo_if_empty`].
     pub seed_demo: bool,
+    /// How long cached pages may show a product's previous `available` count after its stock
+    /// moved without coming into or going out of stock (`EMPORIUM_CATALOG_PAGE_STOCK_LAG_MS`;
+    /// zero refreshes every page on every stock change).
+    pub page_stock_lag: Duration,
 }
 
 impl CatalogConfig {
@@ -57,6 +61,11 @@ impl CatalogConfig {
                 .map_err(|m| ConfigError::new("EMPORIUM_CATALOG_CURRENCY", m))?,
             cache_ttl: src.seconds("EMPORIUM_CATALOG_CACHE_TTL_SECS", 60, 0..=86_400)?,
             seed_demo: src.flag("EMPORIUM_SEED_DEMO", true)?,
+            page_stock_lag: Duration::from_millis(src.number_in(
+                "EMPORIUM_CATALOG_PAGE_STOCK_LAG_MS",
+                1_000,
+                0..=60_000,
+            )?),
         })
     }
 }
@@ -67,6 +76,7 @@ impl Default for CatalogConfig {
             default_currency: Currency::EUR,
             cache_ttl: Duration::from_secs(60),
             seed_demo: true,
+            page_stock_lag: Duration::from_secs(1),
         }
     }
 }

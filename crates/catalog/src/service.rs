@@ -89,6 +89,15 @@ pub struct CatalogService {
     words: Words,
     /// `catalog_cache_hits_total`, registered once rather than looked up per hit.
     cache_hits: metrics::Counter,
+    /// Products whose stock moved since the last page refresh (see [`CatalogService::stock_moved`]),
+    /// and whether that refresh is scheduled.
+    stock_moves: Arc<StockMoves>,
+}
+
+#[derive(Default)]
+struct StockMoves {
+    refresh_due: std::sync::atomic::AtomicBool,
+    products: std::sync::Mutex<Vec<(ProductId, String)>>,
 }
 
 /// The catalog's words for correcting typos (see [`CatalogService::corrected`]): read in full
@@ -217,6 +226,7 @@ impl CatalogService {
             loading: Loading::default(),
             words: Words::default(),
             cache_hits: metrics::counter!("catalog_cache_hits_total"),
+            stock_moves: Arc::default(),
         }
     }
 
@@ -264,6 +274,45 @@ impl CatalogService {
         for slug in slugs {
             self.cache.delete(&format!("slug:{slug}")).await;
         }
+    }
+
+    /// After a product's stock level moved. A product that came into or went out of stock is
+    /// invalidated like any write: the `in_stock` filter and facets depend on it. Otherwise the
+    /// product's own keys go at once, and the pages showing its count within `page_stock_lag`,
+    /// one generation bump for every move in that time: under steady orders, a bump per
+    /// reservation would leave no list or search page cached.
+    pub async fn stock_moved(&self, product: ProductId, slug: &str, crossed_in_stock: bool) {
+        use std::sync::atomic::Ordering;
+        let lag = self.config.page_stock_lag;
+        if crossed_in_stock || lag.is_zero() {
+            return self.invalidate(Some(product), &[slug]).await;
+        }
+        self.cache.delete(&product_key(product)).await;
+        self.cache.delete(&format!("slug:{slug}")).await;
+        let moves = &self.stock_moves;
+        moves
+            .products
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((product, slug.to_owned()));
+        if moves.refresh_due.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (cache, moves) = (self.cache.clone(), moves.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(lag).await;
+            // Cleared first: a move from here on schedules the next refresh.
+            moves.refresh_due.store(false, Ordering::Release);
+            let products =
+                std::mem::take(&mut *moves.products.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            cache.bump_generation(GENERATION).await;
+            // Again after the bump: a read that loaded a product before its move and stored it
+            // after the first delete is gone now; one storing later is refused by the bump.
+            for (product, slug) in products {
+                cache.delete(&product_key(product)).await;
+                cache.delete(&format!("slug:{slug}")).await;
+            }
+        });
     }
 
     async fn cached<T, F, Fut>(&self, key: String, load: F) -> Result<T, Problem>

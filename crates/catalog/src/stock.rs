@@ -1,6 +1,8 @@
 //! Stock levels from inventory: `inventory.stock.changed` sets a product's `available` count
 //! (matched by SKU; unknown SKUs are ignored). Idempotent and tolerant of reordering: an event
 //! older than the last one applied to a product (UUIDv7 ids are time-ordered) changes nothing.
+//! Cached pages follow within `EMPORIUM_CATALOG_PAGE_STOCK_LAG_MS` unless the product came into
+//! or went out of stock ([`CatalogService::stock_moved`]).
 
 use std::sync::Arc;
 
@@ -37,7 +39,9 @@ impl EventHandler for StockLevels {
             .await
             .map_err(HandlerError::retryable)?;
         if let Some(change) = change {
-            self.service.invalidate(Some(change.id), &[&change.slug]).await;
+            self.service
+                .stock_moved(change.id, &change.slug, data.crossed_in_stock())
+                .await;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use platform::events::Event;
 use crate::domain::became_low;
 use crate::store::{Reservation, Stock};
 
-pub fn stock_changed(s: &Stock) -> Event {
+pub fn stock_changed(previous_available: i64, s: &Stock) -> Event {
     Event::of(
         s.sku.as_str(),
         &StockChanged {
@@ -14,6 +14,7 @@ pub fn stock_changed(s: &Stock) -> Event {
             available: s.available(),
             on_hand: s.on_hand,
             reserved: s.reserved,
+            previous_available: Some(previous_available),
         },
     )
 }
@@ -25,7 +26,7 @@ pub fn stock_changed(s: &Stock) -> Event {
 pub fn for_stock_change(before_available: i64, before_threshold: i64, after: &Stock) -> Vec<Event> {
     let mut events = Vec::with_capacity(2);
     if before_available != after.available() {
-        events.push(stock_changed(after));
+        events.push(stock_changed(before_available, after));
     }
     if !after.discontinued
         && became_low(
@@ -86,13 +87,13 @@ mod tests {
     }
 
     #[test]
-    fn stock_changed_data_has_exactly_the_four_fields() {
-        let e = stock_changed(&stock(12, 2, 10));
+    fn stock_changed_data_has_the_levels_and_the_availability_before() {
+        let e = stock_changed(11, &stock(12, 2, 10));
         assert_eq!(e.event_type, StockChanged::TYPE);
         assert_eq!(e.subject, "ABC-1");
         assert_eq!(
             e.data,
-            serde_json::json!({"sku": "ABC-1", "available": 10, "on_hand": 12, "reserved": 2})
+            serde_json::json!({"sku": "ABC-1", "available": 10, "on_hand": 12, "reserved": 2, "previous_available": 11})
         );
     }
 

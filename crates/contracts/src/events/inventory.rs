@@ -16,6 +16,19 @@ pub struct StockChanged {
     pub on_hand: i64,
     #[serde(default)]
     pub reserved: i64,
+    /// Availability before this change, when the sender knew it: a reader can tell a SKU that
+    /// came into or went out of stock from one whose count merely moved. Absent from older
+    /// senders' events; read its absence as "may have crossed".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_available: Option<i64>,
+}
+
+impl StockChanged {
+    /// Whether the SKU came into stock or went out of it (`true` when the event does not say).
+    pub fn crossed_in_stock(&self) -> bool {
+        self.previous_available
+            .is_none_or(|before| (before > 0) != (self.available > 0))
+    }
 }
 
 impl Event for StockChanged {
@@ -81,8 +94,23 @@ mod tests {
     fn stock_events() {
         let changed: StockChanged = wire_form(json!({"sku": "ABC-1", "available": 10, "on_hand": 12, "reserved": 2}));
         assert_eq!(changed.reserved, 2);
+        assert!(changed.crossed_in_stock(), "an older sender's event may have crossed");
         let levels_only: StockChanged = serde_json::from_value(json!({"sku": "ABC-1", "available": 3})).expect("parse");
         assert_eq!((levels_only.on_hand, levels_only.reserved), (0, 0));
+        let moved: StockChanged =
+            wire_form(json!({"sku": "ABC-1", "available": 9, "on_hand": 12, "reserved": 3, "previous_available": 10}));
+        assert!(!moved.crossed_in_stock());
+        let sold_out = StockChanged {
+            available: 0,
+            previous_available: Some(1),
+            ..moved.clone()
+        };
+        let back = StockChanged {
+            available: 4,
+            previous_available: Some(0),
+            ..moved
+        };
+        assert!(sold_out.crossed_in_stock() && back.crossed_in_stock());
         let low: StockLow = wire_form(json!({"sku": "ABC-1", "available": 10, "threshold": 10}));
         assert_eq!(low.threshold, 10);
     }

@@ -928,5 +928,107 @@ async fn stock_from_inventory_reaches_products_and_the_in_stock_filter(app: Test
     assert_eq!(seen["available"], 5, "{seen}");
     assert_eq!(seen["in_stock"], true);
     assert_eq!(seen["version"], 1, "stock is not an editorial change");
-    assert_eq!(ids(&list(&app, "in_stock=true").await), ["STOCK-1"]);
+    let page = list(&app, "in_stock=true").await;
+    assert_eq!(ids(&page), ["STOCK-1"]);
+    assert_eq!(page["items"][0]["available"], 5);
+
+    // A move within stock reaches the cached page too, within the page lag (a second here).
+    let r = post(
+        &app,
+        "/api/v1/inventory/STOCK-1/adjustments",
+        &admin.access,
+        json!({"kind": "damage", "quantity": 1, "reason": "dropped"}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let shown = eventually(|| async { list(&app, "in_stock=true").await["items"][0]["available"] == 4 }).await;
+    assert!(shown, "the page never showed the new count");
+}
+
+/// Polls `check` every 50 ms for up to 15 s.
+async fn eventually<F, Fut>(check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn adjust(app: &TestApp, token: &str, sku: &str, kind: &str, quantity: i64) -> reqwest::Response {
+    let path = format!("/api/v1/inventory/{sku}/adjustments");
+    post(
+        app,
+        &path,
+        token,
+        json!({"kind": kind, "quantity": quantity, "reason": "count"}),
+    )
+    .await
+}
+
+/// With a minute of `EMPORIUM_CATALOG_PAGE_STOCK_LAG_MS`, a move within stock shows on the
+/// product at once and leaves cached pages as they are; running out shows everywhere at once.
+mod page_stock_lag {
+    use super::{TestApp, a_stock_move_within_stock_keeps_pages_cached_and_running_out_does_not};
+    use test_support::Backend;
+
+    test_support::on_both_backends!(super::spawn_with_a_minute_of_lag => a_stock_move_within_stock_keeps_pages_cached_and_running_out_does_not);
+
+    async fn spawn_with_a_minute_of_lag(backend: Backend) -> Option<TestApp> {
+        test_support::app::spawn_app_with(backend, &[("EMPORIUM_CATALOG_PAGE_STOCK_LAG_MS", "60000")], true).await
+    }
+}
+
+async fn a_stock_move_within_stock_keeps_pages_cached_and_running_out_does_not(app: TestApp) {
+    let admin = app.admin().await;
+    let p = create_product(&app, &admin.access, active("LAG-1", "Lagging", 1000)).await;
+    let url = format!("{PRODUCTS}/{}", p["id"].as_str().expect("id"));
+    let stocked =
+        eventually(|| async { adjust(&app, &admin.access, "LAG-1", "restock", 5).await.status() == 201 }).await;
+    assert!(stocked, "inventory never saw the product");
+    let product_shows = |n: i64| {
+        let (app, url) = (&app, &url);
+        move || async move { json_of(get(app, url).await, 200).await["available"] == n }
+    };
+    assert!(
+        eventually(product_shows(5)).await,
+        "the restock never reached the product"
+    );
+    let page = list(&app, "in_stock=true").await;
+    assert_eq!(
+        (ids(&page), page["items"][0]["available"].clone()),
+        (vec!["LAG-1".to_owned()], json!(5))
+    );
+
+    assert_eq!(adjust(&app, &admin.access, "LAG-1", "damage", 2).await.status(), 201);
+    assert!(
+        eventually(product_shows(3)).await,
+        "the product's own page follows at once"
+    );
+    let page = list(&app, "in_stock=true").await;
+    assert_eq!(
+        page["items"][0]["available"], 5,
+        "the cached page keeps its count within the lag: {page}"
+    );
+
+    assert_eq!(adjust(&app, &admin.access, "LAG-1", "damage", 3).await.status(), 201);
+    let gone = eventually(|| async { ids(&list(&app, "in_stock=true").await).is_empty() }).await;
+    assert!(gone, "a product that ran out leaves the in-stock pages at once");
+    assert!(eventually(product_shows(0)).await);
+    let all = list(&app, "limit=100").await;
+    let listed = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|p| p["sku"] == "LAG-1")
+        .cloned();
+    assert_eq!(
+        listed.map(|p| (p["available"].clone(), p["in_stock"].clone())),
+        Some((json!(0), json!(false)))
+    );
 }

@@ -361,7 +361,7 @@ async fn low_stock_list_and_threshold(app: TestApp) {
     let changed = inventory_events(&app, "inventory.stock.changed").await;
     assert_eq!(
         changed.last().expect("changed"),
-        &json!({"sku": "LOW-A", "available": 10, "on_hand": 10, "reserved": 0})
+        &json!({"sku": "LOW-A", "available": 10, "on_hand": 10, "reserved": 0, "previous_available": 15})
     );
 }
 

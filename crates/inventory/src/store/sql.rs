@@ -548,7 +548,7 @@ platform::sql_store! {
             let (_guard, mut tx) = self.db.write().await?;
             let created = Self::insert_stock_row(&mut *tx, sku.as_str(), threshold, now).await?;
             if created && let Some(stock) = Self::stock_in(&mut *tx, sku.as_str()).await? {
-                enqueue(&mut *tx, &events::stock_changed(&stock)).await?;
+                enqueue(&mut *tx, &events::stock_changed(0, &stock)).await?;
             }
             tx.commit().await?;
             Ok(created)
@@ -685,7 +685,7 @@ platform::sql_store! {
                 Self::insert_movement(&mut *tx, &change, &applied.stock, entry).await?;
                 // A row created just now was never "above" its threshold: no low alert for it.
                 let events = if created {
-                    vec![events::stock_changed(&applied.stock)]
+                    vec![events::stock_changed(0, &applied.stock)]
                 } else {
                     applied.events
                 };

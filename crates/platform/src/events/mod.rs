@@ -526,6 +526,7 @@ mod tests {
             available: 3,
             on_hand: 5,
             reserved: 2,
+            previous_available: None,
         };
         let e = Event::of("ABC-1", &levels);
         assert_eq!(
