@@ -18,6 +18,8 @@
 # there is nothing for TLS to protect, and the compose file's PostgreSQL (the official image) has no
 # certificate. A server with one (Debian's has) is otherwise reached over TLS, which here costs
 # about a fifth of the throughput; set it to sslmode=require to measure that.
+# BENCH_READERS=<connections> (default 0) runs a second wrk alongside, as many connections reading
+# list pages and searches (bench/pages.lua), and prints its rate: what orders cost browsing.
 # Broker drill (postgres mode): BENCH_BROKER_RESTART_AT=<seconds into the run> stops RabbitMQ's app
 # (`rabbitmqctl stop_app`: every connection dropped) for BENCH_BROKER_DOWN (5) seconds and starts
 # it again, even when the run fails. The cross-check then also proves that no event was lost or
@@ -30,6 +32,8 @@ connections=${3:-32}
 users=${BENCH_USERS:-50}
 skus=${BENCH_SKUS:-500}
 products=${BENCH_PRODUCTS:-1000}
+readers=${BENCH_READERS:-0}
+case "$readers" in '' | *[!0-9]*) echo "BENCH_READERS must be a number of connections (0: none), got '$readers'" >&2; exit 2;; esac
 
 case "$mode" in embedded|postgres) ;; *) echo "usage: $0 embedded|postgres [duration] [connections]" >&2; exit 2;; esac
 if ! command -v wrk >/dev/null 2>&1; then
@@ -131,9 +135,20 @@ if [ -n "$restart_at" ]; then
   ) &
   drill=$!
 fi
+reading=""
+if [ "$readers" -gt 0 ]; then
+  ${load_cpus:+taskset -c "$load_cpus"} wrk -t1 -c"$readers" -d"$duration" --timeout 10s --latency \
+    -s bench/pages.lua "$base" >"$work/reads.txt" &
+  reading=$!
+fi
 CHECKOUT_DIR=$work ${load_cpus:+taskset -c "$load_cpus"} wrk -t"$t" -c"$connections" -d"$duration" --timeout 10s --latency \
   -s bench/checkout.lua "$base" >"$work/wrk.txt"
 grep -E 'Requests/sec|Latency  |Socket errors|statuses|orders/s|latency ms|sample' "$work/wrk.txt" || true
+if [ -n "$reading" ]; then
+  wait "$reading"
+  echo "-- meanwhile, $readers connections reading list pages and searches (bench/pages.lua):"
+  grep -E 'Requests/sec|Latency  |Socket errors|Non-2xx|     50%|     99%' "$work/reads.txt" || true
+fi
 cpu_server=$(( $(ticks "$server") - cpu_server_before )); cpu_pg=$(( $(pg_ticks) - cpu_pg_before ))
 cpu_broker=$(( $(named_ticks beam.smp) - cpu_broker_before )); cpu_redis=$(( $(named_ticks redis-server) - cpu_redis_before ))
 if [ -n "$drill" ]; then
