@@ -7,11 +7,15 @@
 //! answer to a read and an invalidation pushed after it travel on different connections and may
 //! arrive in either order. The copy is correct for both:
 //!
-//! - each read takes a [`Ticket`] before it is sent: the invalidation count of the key's stripe;
+//! - each read takes a [`Ticket`] before it is sent: the change count of the key's stripe;
 //! - its answer is kept only if that count has not moved, checked and stored under the stripe's
 //!   lock, which every invalidation takes to count itself and drop the key;
 //!
 //! so an invalidation handled before the answer refuses it, and one handled after removes it.
+//! Keeping an answer counts as a change too: two reads in flight at once may carry answers from
+//! either side of a write whose invalidation is still on its way, and the older one, arriving
+//! last, must not replace the newer one a caller has already seen. The later answer is refused,
+//! and takes the held value with it when the two differ (which is newer cannot be told).
 //! While the tracking connection is down (or not yet up) nothing is kept and nothing is served,
 //! and losing it empties the copy: an invalidation missed then cannot leave a stale value.
 
@@ -26,8 +30,8 @@ use redis::{PushInfo, PushKind, Value};
 
 use crate::sync::lock;
 
-/// Keys are spread over this many stripes, each with its own lock, entries and invalidation
-/// count: more stripes, less contention and fewer reads refused because another key changed.
+/// Keys are spread over this many stripes, each with its own lock, entries and change count:
+/// more stripes, less contention and fewer reads refused because another key changed.
 const STRIPES: usize = 64;
 /// What an entry costs its stripe's budget beyond its key and value (map slot, `Bytes`, clock).
 const ENTRY_OVERHEAD: usize = 120;
@@ -71,8 +75,8 @@ impl Metrics {
 
 #[derive(Default)]
 struct Stripe {
-    /// Invalidations counted so far (see the module's documentation).
-    invalidations: u64,
+    /// Invalidations and kept answers counted so far (see the module's documentation).
+    changes: u64,
     entries: HashMap<String, LocalEntry>,
     /// Keys, values and [`ENTRY_OVERHEAD`] of the entries held.
     bytes: usize,
@@ -130,7 +134,7 @@ pub(super) enum Lookup {
 /// What a read saw of its key's stripe before it was sent.
 pub(super) struct Ticket {
     stripe: usize,
-    invalidations: u64,
+    changes: u64,
 }
 
 impl LocalCopy {
@@ -178,7 +182,7 @@ impl LocalCopy {
         let mut stripe = lock(&self.stripes[index]);
         let ticket = Ticket {
             stripe: index,
-            invalidations: stripe.invalidations,
+            changes: stripe.changes,
         };
         match stripe
             .entries
@@ -199,13 +203,25 @@ impl LocalCopy {
         }
     }
 
-    /// Keeps what a read answered, unless its key's stripe saw an invalidation since its ticket.
+    /// Keeps what a read answered, unless its key's stripe changed since its ticket (an
+    /// invalidation, or another answer kept).
     pub(super) fn keep(&self, key: &str, value: Bytes, ticket: Ticket) {
         let needed = weight(key, &value);
         let mut stripe = lock(&self.stripes[ticket.stripe]);
-        if stripe.invalidations != ticket.invalidations || !self.is_live() || needed > self.stripe_budget {
+        if stripe.changes != ticket.changes || !self.is_live() {
+            // This answer may be newer than the one held, or older: a held value that differs
+            // goes, and the reads still in flight with it.
+            if stripe.entries.get(key).is_some_and(|held| held.value != value) {
+                stripe.changes += 1;
+                stripe.remove(key);
+            }
             return;
         }
+        if needed > self.stripe_budget {
+            return;
+        }
+        // Reads sent before this answer arrived may carry older values: refused from now on.
+        stripe.changes += 1;
         stripe.remove(key);
         stripe.make_room(needed, self.stripe_budget);
         stripe.bytes += needed;
@@ -219,7 +235,7 @@ impl LocalCopy {
     /// Drops `key`, and refuses the answers of reads of its stripe already in flight.
     pub(super) fn invalidate(&self, key: &[u8]) {
         let mut stripe = lock(&self.stripes[self.stripe(key)]);
-        stripe.invalidations += 1;
+        stripe.changes += 1;
         if let Ok(key) = std::str::from_utf8(key) {
             stripe.remove(key);
         }
@@ -228,7 +244,7 @@ impl LocalCopy {
     fn invalidate_all(&self) {
         for stripe in &*self.stripes {
             let mut stripe = lock(stripe);
-            stripe.invalidations += 1;
+            stripe.changes += 1;
             stripe.clear();
         }
     }
@@ -386,6 +402,43 @@ mod tests {
         copy.on_invalidate(&[Value::Array(vec![Value::BulkString(b"p:k".to_vec())])]);
         assert_eq!(get(&copy, "p:k"), None, "invalidated after it was kept");
         assert_eq!(copy.hits(), 1);
+    }
+
+    /// Two reads in flight across a write whose invalidation has not arrived yet: whichever
+    /// answer comes back last, the copy never holds the older one after the newer was kept.
+    #[test]
+    fn an_older_answer_arriving_last_never_replaces_a_newer_one() {
+        for newer_first in [true, false] {
+            let copy = copy();
+            let (older_read, newer_read, third_read) = (
+                ticket_for(&copy, "p:k").expect("live"),
+                ticket_for(&copy, "p:k").expect("live"),
+                ticket_for(&copy, "p:k").expect("live"),
+            );
+            let (older, newer) = (Bytes::from_static(b"89"), Bytes::from_static(b"90"));
+            if newer_first {
+                copy.keep("p:k", newer.clone(), newer_read);
+                assert_eq!(get(&copy, "p:k").as_deref(), Some(&b"90"[..]));
+                copy.keep("p:k", older.clone(), older_read);
+            } else {
+                copy.keep("p:k", older.clone(), older_read);
+                copy.keep("p:k", newer.clone(), newer_read);
+            }
+            assert_eq!(get(&copy, "p:k"), None, "the two answers differ: neither is kept");
+            copy.keep("p:k", older, third_read);
+            assert_eq!(
+                get(&copy, "p:k"),
+                None,
+                "a third read of the same moment is refused too"
+            );
+            let fresh = ticket_for(&copy, "p:k").expect("live");
+            copy.keep("p:k", newer, fresh);
+            assert_eq!(
+                get(&copy, "p:k").as_deref(),
+                Some(&b"90"[..]),
+                "a read sent afterwards is kept"
+            );
+        }
     }
 
     #[test]
