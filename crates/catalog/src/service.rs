@@ -272,7 +272,7 @@ impl CatalogService {
             self.cache.delete(&product_key(id)).await;
         }
         for slug in slugs {
-            self.cache.delete(&format!("slug:{slug}")).await;
+            self.cache.delete(&slug_key(slug)).await;
         }
     }
 
@@ -287,8 +287,7 @@ impl CatalogService {
         if crossed_in_stock || lag.is_zero() {
             return self.invalidate(Some(product), &[slug]).await;
         }
-        self.cache.delete(&product_key(product)).await;
-        self.cache.delete(&format!("slug:{slug}")).await;
+        forget_product(&self.cache, product, slug).await;
         let moves = &self.stock_moves;
         moves
             .products
@@ -309,8 +308,7 @@ impl CatalogService {
             // Again after the bump: a read that loaded a product before its move and stored it
             // after the first delete is gone now; one storing later is refused by the bump.
             for (product, slug) in products {
-                cache.delete(&product_key(product)).await;
-                cache.delete(&format!("slug:{slug}")).await;
+                forget_product(&cache, product, &slug).await;
             }
         });
     }
@@ -489,7 +487,7 @@ impl CatalogService {
             return Err(Problem::not_found("no such product"));
         }
         let product = self
-            .rendered(format!("slug:{slug}"), Self::product_head, || async {
+            .rendered(slug_key(slug), Self::product_head, || async {
                 let p = self
                     .store
                     .product_by_slug(slug)
@@ -1319,8 +1317,7 @@ impl CatalogService {
                 other => other.into(),
             })?;
         for (product, slug) in &moved {
-            self.cache.delete(&product_key(*product)).await;
-            self.cache.delete(&format!("slug:{slug}")).await;
+            forget_product(&self.cache, *product, slug).await;
         }
         self.invalidate(None, &[]).await;
         Ok(())
@@ -1483,6 +1480,16 @@ pub fn parse_currency(text: &str) -> Result<Currency, String> {
 
 /// The cache key of product `id`'s rendered read: `product:<uuid>`, encoded without the
 /// formatter (a cached product read builds it every time).
+/// A product's own cache keys (by id and by slug) go: after a write that does not move pages.
+async fn forget_product(cache: &Cache, id: ProductId, slug: &str) {
+    cache.delete(&product_key(id)).await;
+    cache.delete(&slug_key(slug)).await;
+}
+
+fn slug_key(slug: &str) -> String {
+    format!("slug:{slug}")
+}
+
 fn product_key(id: ProductId) -> String {
     let mut buffer = uuid::Uuid::encode_buffer();
     let hyphenated = id.get().hyphenated().encode_lower(&mut buffer);

@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::eventually;
 use test_support::app::TestApp;
 use test_support::requests::{assert_problem, create_product, json_of, problem_fields};
 
@@ -903,14 +904,7 @@ async fn stock_from_inventory_reaches_products_and_the_in_stock_filter(app: Test
     // Inventory creates its stock row from catalog.product.created; then a restock flows back.
     let mut adjusted = false;
     for _ in 0..300 {
-        let r = post(
-            &app,
-            "/api/v1/inventory/STOCK-1/adjustments",
-            &admin.access,
-            json!({"kind": "restock", "quantity": 5, "reason": "delivery"}),
-        )
-        .await;
-        if r.status() == 201 {
+        if adjust(&app, &admin.access, "STOCK-1", "restock", 5).await.status() == 201 {
             adjusted = true;
             break;
         }
@@ -933,31 +927,11 @@ async fn stock_from_inventory_reaches_products_and_the_in_stock_filter(app: Test
     assert_eq!(page["items"][0]["available"], 5);
 
     // A move within stock reaches the cached page too, within the page lag (a second here).
-    let r = post(
-        &app,
-        "/api/v1/inventory/STOCK-1/adjustments",
-        &admin.access,
-        json!({"kind": "damage", "quantity": 1, "reason": "dropped"}),
-    )
+    assert_eq!(adjust(&app, &admin.access, "STOCK-1", "damage", 1).await.status(), 201);
+    eventually("the page shows the new count", async || {
+        list(&app, "in_stock=true").await["items"][0]["available"] == 4
+    })
     .await;
-    assert_eq!(r.status(), 201);
-    let shown = eventually(|| async { list(&app, "in_stock=true").await["items"][0]["available"] == 4 }).await;
-    assert!(shown, "the page never showed the new count");
-}
-
-/// Polls `check` every 50 ms for up to 15 s.
-async fn eventually<F, Fut>(check: F) -> bool
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    false
 }
 
 async fn adjust(app: &TestApp, token: &str, sku: &str, kind: &str, quantity: i64) -> reqwest::Response {
@@ -988,17 +962,12 @@ async fn a_stock_move_within_stock_keeps_pages_cached_and_running_out_does_not(a
     let admin = app.admin().await;
     let p = create_product(&app, &admin.access, active("LAG-1", "Lagging", 1000)).await;
     let url = format!("{PRODUCTS}/{}", p["id"].as_str().expect("id"));
-    let stocked =
-        eventually(|| async { adjust(&app, &admin.access, "LAG-1", "restock", 5).await.status() == 201 }).await;
-    assert!(stocked, "inventory never saw the product");
-    let product_shows = |n: i64| {
-        let (app, url) = (&app, &url);
-        move || async move { json_of(get(app, url).await, 200).await["available"] == n }
-    };
-    assert!(
-        eventually(product_shows(5)).await,
-        "the restock never reached the product"
-    );
+    eventually("inventory sees the product", async || {
+        adjust(&app, &admin.access, "LAG-1", "restock", 5).await.status() == 201
+    })
+    .await;
+    let product_shows = async |n: i64| json_of(get(&app, &url).await, 200).await["available"] == n;
+    eventually("the restock reaches the product", async || product_shows(5).await).await;
     let page = list(&app, "in_stock=true").await;
     assert_eq!(
         (ids(&page), page["items"][0]["available"].clone()),
@@ -1006,10 +975,10 @@ async fn a_stock_move_within_stock_keeps_pages_cached_and_running_out_does_not(a
     );
 
     assert_eq!(adjust(&app, &admin.access, "LAG-1", "damage", 2).await.status(), 201);
-    assert!(
-        eventually(product_shows(3)).await,
-        "the product's own page follows at once"
-    );
+    eventually("the product's own page follows at once", async || {
+        product_shows(3).await
+    })
+    .await;
     let page = list(&app, "in_stock=true").await;
     assert_eq!(
         page["items"][0]["available"], 5,
@@ -1017,9 +986,11 @@ async fn a_stock_move_within_stock_keeps_pages_cached_and_running_out_does_not(a
     );
 
     assert_eq!(adjust(&app, &admin.access, "LAG-1", "damage", 3).await.status(), 201);
-    let gone = eventually(|| async { ids(&list(&app, "in_stock=true").await).is_empty() }).await;
-    assert!(gone, "a product that ran out leaves the in-stock pages at once");
-    assert!(eventually(product_shows(0)).await);
+    eventually("a product that ran out leaves the in-stock pages at once", async || {
+        ids(&list(&app, "in_stock=true").await).is_empty()
+    })
+    .await;
+    eventually("the product shows it ran out", async || product_shows(0).await).await;
     let all = list(&app, "limit=100").await;
     let listed = all["items"]
         .as_array()

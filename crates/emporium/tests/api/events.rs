@@ -11,6 +11,7 @@ use platform::events::{BusSettings, Event, EventHandler, Events, HandlerError, S
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::eventually;
 use test_support::app::TestApp;
 use test_support::requests::assert_problem;
 use test_support::services::{amqp_url, namespace, rabbitmq_reachable};
@@ -121,16 +122,6 @@ async fn write_event(db: &Db, event: &Event, commit: bool) {
             if commit { tx.commit().await } else { tx.rollback().await }.expect("end");
         }
     }
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..150 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 async fn rolled_back_events_are_never_published_and_redelivery_is_harmless(backend: Backend) {

@@ -28,6 +28,17 @@ macro_rules! store_suite {
     };
 }
 
+/// Polls `check` every 100 ms for up to 15 s, failing with `what` when it never holds.
+pub(crate) async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..150 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
 mod address_book;
 mod binary;
 mod browser;
