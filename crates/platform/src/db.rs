@@ -621,6 +621,28 @@ mod tests {
         );
     }
 
+    /// `.cargo/config.toml` (and the Dockerfile) build SQLite with `SQLITE_ENABLE_QPSG`. Without
+    /// it, a statement with a bound `LIMIT` is prepared again every time it runs.
+    #[tokio::test]
+    async fn sqlite_keeps_a_statements_plan_whatever_is_bound_to_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = Db::open_embedded(dir.path(), "probe", SqliteSizing::connections(1))
+            .await
+            .expect("open");
+        let Db::Sqlite(pool) = &db else {
+            unreachable!("an embedded database is SQLite")
+        };
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(pool)
+            .await
+            .expect("compile options");
+        assert!(
+            options.iter().any(|o| o == "ENABLE_QPSG"),
+            "SQLite was built without SQLITE_ENABLE_QPSG (LIBSQLITE3_FLAGS in .cargo/config.toml): {options:?}"
+        );
+        db.close().await;
+    }
+
     #[tokio::test]
     async fn embedded_database_is_created_under_the_data_dir() {
         let dir = tempfile::tempdir().expect("tmp");
