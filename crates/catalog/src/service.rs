@@ -1478,18 +1478,19 @@ pub fn parse_currency(text: &str) -> Result<Currency, String> {
     Currency::parse(text).map_err(String::from)
 }
 
-/// The cache key of product `id`'s rendered read: `product:<uuid>`, encoded without the
-/// formatter (a cached product read builds it every time).
 /// A product's own cache keys (by id and by slug) go: after a write that does not move pages.
 async fn forget_product(cache: &Cache, id: ProductId, slug: &str) {
     cache.delete(&product_key(id)).await;
     cache.delete(&slug_key(slug)).await;
 }
 
+/// The cache key of the product read by `slug`.
 fn slug_key(slug: &str) -> String {
     format!("slug:{slug}")
 }
 
+/// The cache key of product `id`'s rendered read: `product:<uuid>`, encoded without the
+/// formatter (a cached product read builds it every time).
 fn product_key(id: ProductId) -> String {
     let mut buffer = uuid::Uuid::encode_buffer();
     let hyphenated = id.get().hyphenated().encode_lower(&mut buffer);
