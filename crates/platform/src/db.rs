@@ -621,7 +621,7 @@ mod tests {
         );
     }
 
-    /// `.cargo/config.toml` (and the Dockerfile) build SQLite with `SQLITE_ENABLE_QPSG`. Without
+    /// `.cargo/config.toml` (which the Docker build copies too) builds SQLite with `SQLITE_ENABLE_QPSG`. Without
     /// it, a statement with a bound `LIMIT` is prepared again every time it runs.
     #[tokio::test]
     async fn sqlite_keeps_a_statements_plan_whatever_is_bound_to_it() {
