@@ -135,5 +135,9 @@ if [ "$status" != 0 ] && [ -n "$server" ]; then
   grep -E '"level":"(WARN|ERROR)"' "$artifacts/server.log" | tail -n 20 | cut -c1-600 >&2 || true
   echo "--- tail of $artifacts/server.log ---" >&2
   tail -n 25 "$artifacts/server.log" | cut -c1-300 >&2
+  if [ -n "$stripe" ]; then
+    echo "--- tail of $artifacts/localstripe.log ---" >&2
+    tail -n 15 "$artifacts/localstripe.log" | cut -c1-300 >&2
+  fi
 fi
 exit "$status"

@@ -57,7 +57,10 @@ if (process.env.E2E_PAYMENTS !== 'stripe') {
     await shot('stripe-card-form');
     await page.getByRole('button', { name: 'Place order' }).click();
     const error = page.getByTestId('checkout-error');
-    await error.waitFor();
+    // Stripe.js itself may refuse the card (shown beside its form): say so instead of timing out.
+    const refusedByStripeJs = page.locator('[data-card-error]:not([hidden])');
+    await error.or(refusedByStripeJs).first().waitFor();
+    if (!(await error.isVisible())) assert.fail(`Stripe.js refused the card: ${await refusedByStripeJs.innerText()}`);
     assert.match(await error.innerText(), /declined/i);
     await shot('declined-by-stripe');
 

@@ -28,9 +28,11 @@
       radios.forEach(function (r) { r.addEventListener('change', sync); });
       sync();
     }
-    // Checkout: the total to pay follows the country, shipping method and coupon. While a new
-    // quote is on its way (or when there is none) "Place order" waits, so the button is never
-    // pressed next to a total that is not the one that will be charged.
+    // Checkout: the total to pay follows the country, shipping method and coupon. "Place order"
+    // is disabled only while there is no total at all. Pressed while a new quote is due or on its
+    // way, it is held until the quote lands: the order goes if the total is still the one shown
+    // when it was pressed, and otherwise the new total is shown to confirm. (Disabling it while
+    // quoting lost presses that landed in that window; ordering refuses a stale total anyway.)
     var checkout = document.querySelector('form[data-checkout]');
     if (checkout && window.fetch && window.URLSearchParams) {
       var place = checkout.querySelector('[data-place-order]');
@@ -38,12 +40,21 @@
       var problem = checkout.querySelector('[data-pay-problem]');
       var quoteBox = document.querySelector('[data-testid="quote"]');
       var pending = 0;
+      var inFlight = false;
+      // A press of "Place order" held until the quote on its way lands: the button and the total
+      // that was shown when it was pressed.
+      var held = null;
       var setFigure = function (name, text) {
         document.querySelectorAll('[data-figure="' + name + '"]').forEach(function (el) { el.textContent = text || ''; });
       };
+      var expectedTotal = checkout.querySelector('[data-expected-total]');
+      // A re-quote due after typing stops (see `later`).
+      var timer = null;
       var requote = function () {
+        clearTimeout(timer);
+        timer = null;
         var mine = ++pending;
-        place.disabled = true;
+        inFlight = true;
         var data = new URLSearchParams(new FormData(checkout));
         ['card_number', 'cvc', 'exp_month', 'exp_year'].forEach(function (k) { data.delete(k); });
         fetch(checkout.dataset.quoteUrl, {
@@ -55,9 +66,13 @@
           return r.json().then(function (body) { return { ok: r.ok, body: body }; });
         }).then(function (answer) {
           if (mine !== pending) return;
+          inFlight = false;
           var q = answer.body;
+          var press = held;
+          held = null;
           if (!answer.ok) {
-            checkout.querySelector('[data-expected-total]').value = '';
+            expectedTotal.value = '';
+            place.disabled = true;
             shown.hidden = true;
             problem.hidden = false;
             problem.textContent = (q.message || 'The total could not be worked out.') + ' Check the details above.';
@@ -67,14 +82,23 @@
           ['subtotal', 'shipping', 'tax', 'tax_label', 'total', 'discount'].forEach(function (k) { setFigure(k, q[k]); });
           var discountRow = document.querySelector('[data-row="discount"]');
           if (discountRow) discountRow.hidden = !q.discount;
-          checkout.querySelector('[data-expected-total]').value = q.expected_total;
+          expectedTotal.value = q.expected_total;
           checkout.querySelector('[data-expected-currency]').value = q.expected_currency || '';
           shown.hidden = false;
           problem.hidden = true;
           if (quoteBox) quoteBox.hidden = false;
           place.disabled = false;
+          if (!press) return;
+          if (String(q.expected_total) === press.total) {
+            checkout.requestSubmit(press.button);
+          } else {
+            problem.hidden = false;
+            problem.textContent = 'The total is now ' + q.total + '. Check it and press “Place order” again.';
+          }
         }).catch(function () {
           if (mine !== pending) return;
+          inFlight = false;
+          held = null;
           // Offline or a hiccup: the no-script path ("Update totals") still works.
           place.disabled = true;
           shown.hidden = true;
@@ -82,8 +106,15 @@
           problem.textContent = 'The total could not be updated. Press “Update totals”.';
         });
       };
-      var timer = null;
       var later = function () { clearTimeout(timer); timer = setTimeout(requote, 300); };
+      // Registered before any other submit listener (Stripe's below), so a held press stops here.
+      checkout.addEventListener('submit', function (event) {
+        if (event.submitter !== place || (!inFlight && timer === null)) return;
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        held = { button: place, total: expectedTotal.value };
+        if (timer !== null) requote();
+      });
       checkout.querySelectorAll('select[name="country"], input[name="shipping_method"]').forEach(function (el) {
         el.addEventListener('change', requote);
       });
