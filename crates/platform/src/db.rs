@@ -5,6 +5,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
@@ -128,7 +129,8 @@ impl Db {
                 // Each connection keeps its own page cache (2 MB by default); with a pool per
                 // context that is most of the embedded process's memory. The OS page cache holds
                 // the files anyway, so a small per-connection cache costs little speed.
-                .pragma("cache_size", format!("-{}", sqlite.page_cache_kib));
+                .pragma("cache_size", format!("-{}", sqlite.page_cache_kib))
+                .log_statements(crate::telemetry::sql_statement_log_level());
             let pool = SqlitePoolOptions::new()
                 .max_connections(sqlite.connections.clamp(1, SQLITE_MAX_CONNECTIONS))
                 // Connections opened for a burst are closed once it is over, with their caches.
@@ -143,7 +145,9 @@ impl Db {
                 .map_err(err)?;
             Ok(Self::Sqlite(pool))
         } else {
-            let options = PgConnectOptions::from_str(url).map_err(err)?;
+            let options = PgConnectOptions::from_str(url)
+                .map_err(err)?
+                .log_statements(crate::telemetry::sql_statement_log_level());
             let pool = PgPoolOptions::new()
                 .max_connections(postgres_connections)
                 .acquire_timeout(Duration::from_secs(5))
