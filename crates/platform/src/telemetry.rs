@@ -157,17 +157,17 @@ pub(crate) fn request_spans_logged() -> bool {
 /// True until [`init`] says otherwise, as above.
 static SQL_STATEMENTS_LOGGED: AtomicBool = AtomicBool::new(true);
 
-/// The level sqlx logs every statement at: DEBUG when the log filter may show it, else off.
-/// Left at DEBUG, sqlx asks after every statement whether DEBUG is wanted; under this subscriber
-/// the answer came back yes even with `RUST_LOG=warn`, so it summarised the SQL and sent an event
-/// that every layer then dropped: 2% of an embedded checkout's CPU in a profile. Slow statements
-/// (over 1 s) are still logged at WARN either way.
 /// Whether a log filter with this most verbose level may let a DEBUG line through (no hint: it
 /// may).
 fn may_show_debug(max_level: Option<LevelFilter>) -> bool {
     max_level.is_none_or(|level| level >= LevelFilter::DEBUG)
 }
 
+/// The level sqlx logs every statement at: DEBUG when the log filter may show it, else off.
+/// Left at DEBUG, sqlx asks after every statement whether DEBUG is wanted; under this subscriber
+/// the answer came back yes even with `RUST_LOG=warn`, so it summarised the SQL and sent an event
+/// that every layer then dropped: 2% of an embedded checkout's CPU in a profile. Slow statements
+/// (over 1 s) are still logged at WARN either way.
 pub(crate) fn sql_statement_log_level() -> log::LevelFilter {
     if SQL_STATEMENTS_LOGGED.load(Ordering::Relaxed) {
         log::LevelFilter::Debug
