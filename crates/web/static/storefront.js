@@ -41,9 +41,9 @@
       var quoteBox = document.querySelector('[data-testid="quote"]');
       var pending = 0;
       var inFlight = false;
-      // A press of "Place order" held until the quote on its way lands: the button and the total
-      // that was shown when it was pressed.
-      var held = null;
+      // The total shown when "Place order" was pressed, while that press waits for the quote on
+      // its way (null when none waits).
+      var heldTotal = null;
       var setFigure = function (name, text) {
         document.querySelectorAll('[data-figure="' + name + '"]').forEach(function (el) { el.textContent = text || ''; });
       };
@@ -68,8 +68,8 @@
           if (mine !== pending) return;
           inFlight = false;
           var q = answer.body;
-          var press = held;
-          held = null;
+          var pressedAt = heldTotal;
+          heldTotal = null;
           if (!answer.ok) {
             expectedTotal.value = '';
             place.disabled = true;
@@ -88,9 +88,9 @@
           problem.hidden = true;
           if (quoteBox) quoteBox.hidden = false;
           place.disabled = false;
-          if (!press) return;
-          if (String(q.expected_total) === press.total) {
-            checkout.requestSubmit(press.button);
+          if (pressedAt === null) return;
+          if (String(q.expected_total) === pressedAt) {
+            checkout.requestSubmit(place);
           } else {
             problem.hidden = false;
             problem.textContent = 'The total is now ' + q.total + '. Check it and press “Place order” again.';
@@ -98,7 +98,7 @@
         }).catch(function () {
           if (mine !== pending) return;
           inFlight = false;
-          held = null;
+          heldTotal = null;
           // Offline or a hiccup: the no-script path ("Update totals") still works.
           place.disabled = true;
           shown.hidden = true;
@@ -112,7 +112,7 @@
         if (event.submitter !== place || (!inFlight && timer === null)) return;
         event.preventDefault();
         event.stopImmediatePropagation();
-        held = { button: place, total: expectedTotal.value };
+        heldTotal = expectedTotal.value;
         if (timer !== null) requote();
       });
       checkout.querySelectorAll('select[name="country"], input[name="shipping_method"]').forEach(function (el) {
