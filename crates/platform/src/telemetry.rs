@@ -87,11 +87,8 @@ pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> Te
     opentelemetry::global::set_tracer_provider(provider.clone());
 
     let filter = EnvFilter::try_new(&cfg.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    REQUEST_SPANS_LOGGED.store(
-        filter.max_level_hint().is_none_or(|level| level >= LevelFilter::INFO),
-        Ordering::Relaxed,
-    );
-    SQL_STATEMENTS_LOGGED.store(may_show_debug(filter.max_level_hint()), Ordering::Relaxed);
+    REQUEST_SPANS_LOGGED.store(may_show(filter.max_level_hint(), LevelFilter::INFO), Ordering::Relaxed);
+    SQL_STATEMENTS_LOGGED.store(may_show(filter.max_level_hint(), LevelFilter::DEBUG), Ordering::Relaxed);
     let json = match cfg.log_format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
@@ -157,10 +154,10 @@ pub(crate) fn request_spans_logged() -> bool {
 /// True until [`init`] says otherwise, as above.
 static SQL_STATEMENTS_LOGGED: AtomicBool = AtomicBool::new(true);
 
-/// Whether a log filter with this most verbose level may let a DEBUG line through (no hint: it
-/// may).
-fn may_show_debug(max_level: Option<LevelFilter>) -> bool {
-    max_level.is_none_or(|level| level >= LevelFilter::DEBUG)
+/// Whether a log filter whose most verbose level is `max_level` may let a `level` line through
+/// (no hint: it may).
+fn may_show(max_level: Option<LevelFilter>, level: LevelFilter) -> bool {
+    max_level.is_none_or(|most| most >= level)
 }
 
 /// The level sqlx logs every statement at: DEBUG when the log filter may show it, else off.
@@ -430,10 +427,11 @@ mod tests {
     #[test]
     fn sql_statements_are_logged_only_when_the_filter_may_show_debug() {
         let hint = |directives: &str| tracing_subscriber::EnvFilter::new(directives).max_level_hint();
-        assert!(!super::may_show_debug(hint("warn")));
-        assert!(!super::may_show_debug(hint("info,sqlx=warn")));
-        assert!(super::may_show_debug(hint("warn,sqlx::query=debug")));
-        assert!(super::may_show_debug(hint("trace")));
+        let debug = tracing_subscriber::filter::LevelFilter::DEBUG;
+        assert!(!super::may_show(hint("warn"), debug));
+        assert!(!super::may_show(hint("info,sqlx=warn"), debug));
+        assert!(super::may_show(hint("warn,sqlx::query=debug"), debug));
+        assert!(super::may_show(hint("trace"), debug));
     }
 
     #[derive(Clone, Default)]
