@@ -42,11 +42,19 @@ tokio::task_local! {
 pub struct RequestContext {
     pub request_id: String,
     pub path: String,
+    /// The request span's trace context (invalid when tracing is off): what a call made for
+    /// the request without a span of its own passes on as `traceparent`.
+    pub trace: opentelemetry::trace::SpanContext,
 }
 
 impl RequestContext {
     pub fn current() -> Option<Self> {
         REQUEST_CONTEXT.try_with(Clone::clone).ok()
+    }
+
+    /// `f` of the current request's context, without cloning it.
+    pub fn with<R>(f: impl FnOnce(&Self) -> R) -> Option<R> {
+        REQUEST_CONTEXT.try_with(f).ok()
     }
 }
 
@@ -300,6 +308,7 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
     let ctx = RequestContext {
         request_id: request_id.clone(),
         path,
+        trace: span_context.clone(),
     };
     let timeout = limits.request_timeout;
     let request = std::pin::pin!(REQUEST_CONTEXT.scope(ctx, async move {

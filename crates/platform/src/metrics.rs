@@ -178,7 +178,7 @@ fn route_series(service: &'static str, route: &str) -> Arc<RouteSeries> {
 
 /// Whether this process records metrics: handles made before the recorder is installed would
 /// stay no-ops, so none are kept until it is.
-fn recording() -> bool {
+pub fn recording() -> bool {
     RECORDER.get().is_some()
 }
 

@@ -146,7 +146,7 @@ pub fn init(service: &str, cfg: &PlatformConfig, console_by_default: bool) -> Te
 /// telemetry loses nothing.
 static REQUEST_SPANS_LOGGED: AtomicBool = AtomicBool::new(true);
 
-pub(crate) fn request_spans_logged() -> bool {
+pub fn request_spans_logged() -> bool {
     REQUEST_SPANS_LOGGED.load(Ordering::Relaxed)
 }
 
