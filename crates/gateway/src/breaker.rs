@@ -5,8 +5,10 @@
 //! The state machine is plain data driven by the caller's clock, so it is tested without time
 //! passing; [`Breaker`] wraps it in a mutex for the proxy.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use metrics::Gauge;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -123,15 +125,20 @@ impl Circuit {
 pub struct Breaker {
     upstream: &'static str,
     circuit: Mutex<Circuit>,
+    /// The gauge's handle, made once metrics are recorded: naming the labelled series through
+    /// the registry twice per proxied request copied and hashed its label each time.
+    gauge: OnceLock<Gauge>,
 }
 
 impl Breaker {
     pub fn new(upstream: &'static str, policy: BreakerPolicy) -> Self {
-        metrics::gauge!("gateway_breaker_state", "upstream" => upstream).set(0.0);
-        Self {
+        let breaker = Self {
             upstream,
             circuit: Mutex::new(Circuit::new(policy)),
-        }
+            gauge: OnceLock::new(),
+        };
+        breaker.report(breaker.state());
+        breaker
     }
 
     pub fn admit(&self) -> Admission {
@@ -162,7 +169,12 @@ impl Breaker {
             State::HalfOpen { .. } => 1.0,
             State::Open { .. } => 2.0,
         };
-        metrics::gauge!("gateway_breaker_state", "upstream" => self.upstream).set(value);
+        // A handle made before the recorder is installed would stay a no-op.
+        if platform::metrics::recording() {
+            self.gauge
+                .get_or_init(|| metrics::gauge!("gateway_breaker_state", "upstream" => self.upstream))
+                .set(value);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::uri::{Authority, PathAndQuery, Scheme};
-use axum::http::{HeaderMap, Method, Request, Response, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -24,6 +24,8 @@ use tokio::time::{Instant, Sleep};
 #[derive(Debug, Clone)]
 pub struct Base {
     authority: Authority,
+    /// The `Host` header it is sent (hyper's client would format it again per request).
+    host: HeaderValue,
 }
 
 impl Base {
@@ -33,9 +35,17 @@ impl Base {
         let plain_http = uri.scheme() == Some(&Scheme::HTTP);
         let bare = uri.path_and_query().is_none_or(|pq| pq.as_str() == "/");
         match uri.into_parts().authority {
-            Some(authority) if plain_http && bare => Some(Self { authority }),
+            Some(authority) if plain_http && bare => {
+                let host = HeaderValue::from_str(authority.as_str()).ok()?;
+                Some(Self { authority, host })
+            }
             _ => None,
         }
+    }
+
+    /// The `Host` header for requests to this upstream: its authority as written.
+    pub fn host(&self) -> &HeaderValue {
+        &self.host
     }
 
     /// The upstream URI for a request's path and query, exactly as the client sent them.
@@ -64,7 +74,8 @@ pub enum CallError {
     Other(String),
 }
 
-/// A pooled HTTP/1.1 client (keep-alive, `TCP_NODELAY`). Cheap to clone.
+/// A pooled HTTP/1.1 client (keep-alive, `TCP_NODELAY`). Cheap to clone. Callers set `Host`
+/// (see [`Base::host`]).
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<HttpConnector, Body>,
@@ -79,6 +90,7 @@ impl UpstreamClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
+            .set_host(false)
             .build(connector);
         Self { client }
     }
@@ -182,6 +194,8 @@ mod tests {
             "path and query reach the upstream as they came"
         );
         assert_eq!(base.join(None).expect("uri").to_string(), "http://catalog:8082/");
+        assert_eq!(base.host(), "catalog:8082");
+        assert_eq!(Base::parse("http://127.0.0.1").expect("base").host(), "127.0.0.1");
         assert!(Base::parse("http://127.0.0.1:18082/").is_some());
         for bad in [
             "https://catalog:8082",
