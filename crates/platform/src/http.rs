@@ -71,10 +71,15 @@ pub fn tag_routes(router: Router, service: &'static str) -> Router {
     if !router.has_routes() {
         return router;
     }
-    router.route_layer(middleware::from_fn_with_state(service, tag_route))
+    // A plain request map, not a `from_fn` middleware: nothing to await, so no boxed future
+    // and no `Next` per request.
+    router.route_layer(tower::util::MapRequestLayer::new(move |req: Request| {
+        tag_route(service, &req);
+        req
+    }))
 }
 
-async fn tag_route(State(service): State<&'static str>, req: Request, next: Next) -> Response {
+fn tag_route(service: &'static str, req: &Request) {
     if let (Some(tag), Some(matched)) = (
         req.extensions().get::<RouteTag>(),
         req.extensions().get::<MatchedPath>(),
@@ -82,7 +87,6 @@ async fn tag_route(State(service): State<&'static str>, req: Request, next: Next
         // A clone of the matched path shares its text: no copy per request.
         let _ = tag.0.set((service, matched.clone()));
     }
-    next.run(req).await
 }
 
 /// Limits applied to every request.
