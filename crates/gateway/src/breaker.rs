@@ -125,8 +125,8 @@ impl Circuit {
 pub struct Breaker {
     upstream: &'static str,
     circuit: Mutex<Circuit>,
-    /// The gauge's handle, made once metrics are recorded: naming the labelled series through
-    /// the registry twice per proxied request copied and hashed its label each time.
+    /// `gateway_breaker_state{upstream}`, kept (see `platform::metrics::kept`): it is set twice
+    /// per proxied request.
     gauge: OnceLock<Gauge>,
 }
 
@@ -169,11 +169,11 @@ impl Breaker {
             State::HalfOpen { .. } => 1.0,
             State::Open { .. } => 2.0,
         };
-        // A handle made before the recorder is installed would stay a no-op.
-        if platform::metrics::recording() {
-            self.gauge
-                .get_or_init(|| metrics::gauge!("gateway_breaker_state", "upstream" => self.upstream))
-                .set(value);
+        if let Some(gauge) = platform::metrics::kept(
+            &self.gauge,
+            || metrics::gauge!("gateway_breaker_state", "upstream" => self.upstream),
+        ) {
+            gauge.set(value);
         }
     }
 }

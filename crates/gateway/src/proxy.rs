@@ -424,14 +424,14 @@ fn outcome(result: &Result<hyper::Response<Incoming>, Failure>) -> usize {
     }
 }
 
-/// An answer's status class, as an index into [`OUTCOMES`].
+/// An answer's status class, as an index into [`OUTCOMES`] (whose first entries are the
+/// platform's status classes).
 fn status_outcome(status: StatusCode) -> usize {
-    usize::from(status.as_u16() / 100).clamp(1, 5) - 1
+    platform::metrics::status_class_index(status)
 }
 
-/// One upstream's `gateway_upstream_duration_seconds` series, by outcome, each made when first
-/// recorded: naming a labelled series through the registry per request copied and hashed its
-/// labels.
+/// One upstream's `gateway_upstream_duration_seconds` series, by outcome, each kept once first
+/// recorded (see `platform::metrics::kept`).
 struct Durations {
     upstream: &'static str,
     series: [OnceLock<metrics::Histogram>; OUTCOMES.len()],
@@ -446,19 +446,16 @@ impl Durations {
     }
 
     fn record(&self, outcome: usize, elapsed: Duration) {
-        // A handle made before the recorder is installed would stay a no-op.
-        if !platform::metrics::recording() {
-            return;
+        let series = platform::metrics::kept(&self.series[outcome], || {
+            metrics::histogram!(
+                "gateway_upstream_duration_seconds",
+                "upstream" => self.upstream,
+                "outcome" => OUTCOMES[outcome]
+            )
+        });
+        if let Some(series) = series {
+            series.record(elapsed.as_secs_f64());
         }
-        self.series[outcome]
-            .get_or_init(|| {
-                metrics::histogram!(
-                    "gateway_upstream_duration_seconds",
-                    "upstream" => self.upstream,
-                    "outcome" => OUTCOMES[outcome]
-                )
-            })
-            .record(elapsed.as_secs_f64());
     }
 }
 
@@ -691,6 +688,7 @@ mod tests {
 
     #[test]
     fn answers_are_labelled_by_status_class() {
+        assert_eq!(OUTCOMES[..5], platform::metrics::STATUS_CLASSES);
         for (status, label) in [
             (100, "1xx"),
             (204, "2xx"),

@@ -126,9 +126,11 @@ fn describe() {
     metrics::gauge!("emporium_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
-const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// The `status` label: an answer's class.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-fn status_class_index(status: StatusCode) -> usize {
+/// An answer's class, as an index into [`STATUS_CLASSES`].
+pub fn status_class_index(status: StatusCode) -> usize {
     usize::from(status.as_u16() / 100).clamp(1, STATUS_CLASSES.len()) - 1
 }
 
@@ -178,8 +180,15 @@ fn route_series(service: &'static str, route: &str) -> Arc<RouteSeries> {
 
 /// Whether this process records metrics: handles made before the recorder is installed would
 /// stay no-ops, so none are kept until it is.
-pub fn recording() -> bool {
+fn recording() -> bool {
     RECORDER.get().is_some()
+}
+
+/// The metric handle kept in `cell`, made by `make` on first use once the recorder is installed
+/// (`None` before: a handle made then would stay a no-op). Naming a labelled series through the
+/// registry copies and hashes its labels on every call; a kept handle is one atomic operation.
+pub fn kept<T>(cell: &OnceLock<T>, make: impl FnOnce() -> T) -> Option<&T> {
+    recording().then(|| cell.get_or_init(make))
 }
 
 pub(crate) fn record_http_request(
@@ -213,10 +222,7 @@ pub(crate) fn record_http_request(
 /// `http_requests_in_flight`, once the recorder is installed.
 pub(crate) fn requests_in_flight() -> Option<&'static Gauge> {
     static GAUGE: OnceLock<Gauge> = OnceLock::new();
-    if !recording() {
-        return None;
-    }
-    Some(GAUGE.get_or_init(|| metrics::gauge!("http_requests_in_flight")))
+    kept(&GAUGE, || metrics::gauge!("http_requests_in_flight"))
 }
 
 /// `GET /metrics` in the Prometheus text format, for scrapers holding `token`
