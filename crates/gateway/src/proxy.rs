@@ -116,8 +116,6 @@ struct Proxy {
 /// (`doc`, the merged document of every context, as JSON) and `/docs`. Wrap it in the platform
 /// stack and the edge like any app; other routes (the web pages) can be merged in.
 pub fn proxy_router(config: GatewayConfig, doc: String) -> Router {
-    // The recorder before the breakers, so their gauges show (at 0) from the start.
-    platform::metrics::install();
     describe_metrics();
     let metrics_token = config.metrics_token.clone();
     let http = UpstreamClient::new(config.timeout.min(Duration::from_secs(3)));

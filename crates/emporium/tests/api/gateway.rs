@@ -81,6 +81,9 @@ async fn gateway_with(
     extra: &[(&str, &str)],
     limiter: Option<RateLimiter>,
 ) -> Served {
+    // The recorder first, as `build_gateway` does: a metric described before it would go
+    // without its help text for the rest of this process.
+    platform::metrics::install();
     let src = source(upstreams, extra);
     let config = GatewayConfig::from_source(&src).expect("gateway config");
     let edge = EdgeConfig::from_source(&src, "http://127.0.0.1").expect("edge config");
@@ -532,6 +535,8 @@ async fn replicas_share_one_budget_through_redis() {
     ];
     let edge = EdgeConfig::from_source(&source(&upstreams, &limits), "http://127.0.0.1").expect("edge");
     let namespace = test_support::services::namespace();
+    // Before the limiters describe their metrics (see `gateway_with`).
+    platform::metrics::install();
     let a = RateLimiter::redis(&redis_url(), &namespace, &edge)
         .await
         .expect("redis");
