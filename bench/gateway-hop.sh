@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # What the gateway's hop costs, binary against binary: an embedded server as every upstream and a
-# gateway in front of it (rate limiter off), both on CPU 0, wrk on CPU 1 (one core: everything
-# shares it). Each run reads one cached product through the gateway for N seconds on 32
-# connections and prints requests/s and the CPU time each process spent per request (from
-# /proc: user + system, and the gateway's user part). On a host whose speed drifts by a fifth
-# from minute to minute, the last column is the one to compare: the gateway's CPU divided by the
-# upstream's in the same run, where the upstream does the same work for every binary compared
-# (as long as the change is in the gateway). Two or more binaries are run in alternation
-# (A B B A ...), so a slow minute of the host does not land on one of them only.
+# gateway in front of it (rate limiter off unless BENCH_LIMITER=1), both on CPU 0, wrk on CPU 1 (one
+# core: everything shares it). Each run reads one cached product through the gateway for N seconds
+# on 32 connections and prints requests/s and the CPU time each process spent per request (from
+# /proc: user + system, and the gateway's user part). On a host whose speed drifts by a fifth from
+# minute to minute, the last column is the one to compare: the gateway's CPU divided by the
+# upstream's in the same run, where the upstream does the same work for every binary compared (as
+# long as the change is in the gateway). Two or more binaries are run in alternation (A B B A ...),
+# so a slow minute of the host does not land on one of them only.
 #   bench/gateway-hop.sh [seconds] [rounds] [binary...]
 # Default: 8 s, 2 rounds, $EMPORIUM_BIN or the release build. Needs Redis at REDIS_URL (the gateway
-# starts only with it) and wrk. Copy the figures into docs/benchmarks.md.
+# starts only with it) and wrk. BENCH_LIMITER=1 turns the gateway's shared (Redis) rate limiter on,
+# with a quota no run reaches (one client: wrk's address), as production runs it.
+# Copy the figures into docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-8}
@@ -28,6 +30,11 @@ done
 binaries=("$@")
 [ ${#binaries[@]} -gt 0 ] || binaries=("$(emporium_binary)")
 for b in "${binaries[@]}"; do [ -x "$b" ] || fail "$b is not an executable binary"; done
+case "${BENCH_LIMITER:-0}" in
+  0) limiter=(EMPORIUM_RATE_LIMIT_PER_MINUTE=0) ;;
+  1) limiter=(EMPORIUM_RATE_LIMIT_PER_MINUTE=60000000 EMPORIUM_RATE_LIMIT_BURST=1000000) ;;
+  *) fail "BENCH_LIMITER must be 0 or 1, got '${BENCH_LIMITER}'" ;;
+esac
 if [ "$(nproc)" -ge 2 ]; then servers=(taskset -c 0) load=(taskset -c 1); else servers=() load=(); fi
 
 work=$(mktemp -d)
@@ -72,7 +79,7 @@ for round in $(seq 1 "$rounds"); do
     for context in identity catalog inventory cart ordering payments notifications; do
       upstreams+=("EMPORIUM_UPSTREAM_${context^^}=$base")
     done
-    env "${settings[@]}" "${upstreams[@]}" REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}" \
+    env "${settings[@]}" "${limiter[@]}" "${upstreams[@]}" REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}" \
       EMPORIUM_WEB_SESSION_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(64))')" \
       EMPORIUM_LISTEN="127.0.0.1:$gw_port" "${servers[@]}" "$bin" serve --service gateway >"$work/gateway.log" 2>&1 &
     pids+=($!)

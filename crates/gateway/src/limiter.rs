@@ -2,8 +2,12 @@
 //! the bucket's "theoretical arrival time"), kept in this process or in Redis so that every
 //! gateway replica spends from the same budget.
 //!
-//! The arithmetic lives in [`gcra`] and [`Decision::from_bucket`], pure functions shared by both
-//! stores: the Redis script does the same step atomically on Redis's clock.
+//! The arithmetic lives in [`gcra_take`] and [`Decision::from_bucket`], pure functions shared by
+//! both stores: the Redis script does the same step atomically on Redis's clock.
+//!
+//! A replica that serves a busy client takes its tokens from Redis in leases (one Redis call for
+//! several requests, see [`Leases`]): every token handed out was taken from the shared bucket,
+//! less than [`LEASE_TTL`] before.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -80,33 +84,82 @@ impl Decision {
 /// full) at `now_us`. Returns the decision and, when the request is let through, the arrival
 /// time to store (a refused request leaves the bucket as it was).
 pub fn gcra(quota: Quota, tat_us: Option<u64>, now_us: u64) -> (Decision, Option<u64>) {
-    let start = tat_us.unwrap_or(now_us).max(now_us);
-    let next = start + quota.interval_us();
-    if next - now_us > quota.capacity_us() {
-        (Decision::from_bucket(quota, false, start - now_us), None)
-    } else {
-        (Decision::from_bucket(quota, true, next - now_us), Some(next))
-    }
+    let (taken, store) = gcra_take(quota, tat_us, now_us, 1);
+    (Decision::from_bucket(quota, taken.granted > 0, taken.ahead_us), store)
 }
 
-/// The same step as [`gcra`], atomically in Redis and on Redis's clock (replicas' clocks may
-/// differ; Redis's is the one they share). Returns `{allowed, ahead_us}`. Arrival times are
-/// stored as integers (Lua would print large numbers in exponent form) and expire once the
-/// bucket is full again, so idle clients cost no memory.
+/// What one step took from a bucket: `granted` tokens (0: refused) and the bucket's arrival time
+/// then, `ahead_us` past now (after taking them, or unchanged when refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    pub granted: u32,
+    pub ahead_us: u64,
+}
+
+/// The GCRA step for up to `wanted` tokens at once: as many as fit (at least one, else none),
+/// each one interval further ahead. Returns what was taken and the arrival time to store.
+pub fn gcra_take(quota: Quota, tat_us: Option<u64>, now_us: u64, wanted: u32) -> (Taken, Option<u64>) {
+    let start = tat_us.unwrap_or(now_us).max(now_us);
+    let lead = start - now_us;
+    let interval = quota.interval_us();
+    let fits = quota.capacity_us().saturating_sub(lead) / interval;
+    let granted = fits.min(u64::from(wanted.max(1)));
+    if granted == 0 {
+        return (
+            Taken {
+                granted: 0,
+                ahead_us: lead,
+            },
+            None,
+        );
+    }
+    let next = start + granted * interval;
+    let granted = u32::try_from(granted).unwrap_or(u32::MAX);
+    (
+        Taken {
+            granted,
+            ahead_us: next - now_us,
+        },
+        Some(next),
+    )
+}
+
+/// The same step as [`gcra_take`], atomically in Redis and on Redis's clock (replicas' clocks
+/// may differ; Redis's is the one they share). `ARGV`: interval, capacity, tokens wanted.
+/// Returns `{granted, ahead_us}`. Arrival times are stored as integers (Lua would print large
+/// numbers in exponent form) and expire once the bucket is full again, so idle clients cost no
+/// memory.
 const GCRA_SCRIPT: &str = r"
 local interval = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if tat == nil or tat < now then tat = now end
-local next = tat + interval
-if next - now > capacity then
+local granted = math.floor((capacity - (tat - now)) / interval)
+if granted < 1 then
   return {0, tat - now}
 end
+if granted > wanted then granted = wanted end
+local next = tat + granted * interval
 redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.floor((next - now) / 1000) + 1)
-return {1, next - now}
+return {granted, next - now}
 ";
+
+/// How long tokens leased from Redis may wait here before they lapse: what bounds how far the
+/// replicas' use of the shared bucket can lag behind its spending.
+const LEASE_TTL: Duration = Duration::from_secs(1);
+/// How long a client's lease size is remembered after its last lease.
+const LEASE_MEMORY: Duration = Duration::from_secs(10);
+/// The largest lease: at most this many tokens, and a twentieth of the burst, so tokens one
+/// replica holds unused (lost to the client when they lapse) stay a small part of its budget.
+const MAX_LEASE: u32 = 32;
+
+/// The largest lease for `quota` (1: every request asks Redis, as with small bursts).
+fn lease_cap(quota: Quota) -> u32 {
+    (quota.burst / 20).clamp(1, MAX_LEASE)
+}
 
 /// Budget for one Redis round trip; past it the request goes through unlimited.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
@@ -136,6 +189,8 @@ enum Store {
         /// time, so no other replica's spending can make that earlier: refusing them here
         /// until then is exact, and a client that floods while refused costs no Redis call.
         refused: Refusals,
+        /// Tokens taken ahead for busy clients.
+        leases: Leases,
     },
 }
 
@@ -195,6 +250,88 @@ impl Refusals {
     fn forget_past(&self, quota: Quota, now: Instant) {
         let wait = Duration::from_micros(quota.capacity_us().saturating_sub(quota.interval_us()));
         self.0.retain(|full_at| full_at.saturating_duration_since(now) > wait);
+    }
+}
+
+/// Tokens a replica took from Redis for one client and has not handed out yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lease {
+    /// Tokens still to hand out here.
+    left: u32,
+    /// How many the last lease asked for.
+    size: u32,
+    /// The bucket's lead in Redis just after the lease was taken, and when it was taken.
+    ahead_us: u64,
+    taken_at: Instant,
+}
+
+/// Leases per client. A client's first request asks Redis for one token; each time a lease is
+/// used up within [`LEASE_TTL`] the next asks for twice as many (up to [`lease_cap`]), and a
+/// lease that lapsed with tokens left halves the next. A client making a request now and then
+/// thus spends exactly as without leases, and one making hundreds a second asks Redis once per
+/// lease.
+struct Leases(Sharded<Lease>);
+
+impl Leases {
+    fn new() -> Self {
+        Self(Sharded::new())
+    }
+
+    /// A token from `key`'s fresh lease, with the headers the shared bucket would give (the
+    /// tokens left here count as remaining); else how many tokens to ask Redis for.
+    fn take(&self, quota: Quota, key: &str, now: Instant) -> Result<Decision, u32> {
+        let cap = lease_cap(quota);
+        let mut shard = self.0.shard(key);
+        let Some(lease) = shard.get_mut(key) else {
+            return Err(1);
+        };
+        let elapsed = now.saturating_duration_since(lease.taken_at);
+        if elapsed >= LEASE_TTL {
+            // Lapsed: what is left is not handed out.
+            let size = if lease.left > 0 { lease.size / 2 } else { lease.size };
+            return Err(size.clamp(1, cap));
+        }
+        if lease.left == 0 {
+            return Err(lease.size.saturating_mul(2).clamp(1, cap));
+        }
+        lease.left -= 1;
+        let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let mut decision = Decision::from_bucket(quota, true, lease.ahead_us.saturating_sub(elapsed_us));
+        decision.remaining = decision.remaining.saturating_add(lease.left).min(quota.burst);
+        Ok(decision)
+    }
+
+    /// Keeps the `left` tokens of a lease of `size` that Redis granted at `taken_at`, with the
+    /// bucket then `ahead_us` ahead. Tokens still left from a fresh lease are kept too (two
+    /// requests may have asked at once).
+    fn record(&self, key: &str, left: u32, size: u32, ahead_us: u64, taken_at: Instant) {
+        let mut shard = self.0.shard(key);
+        let lease = Lease {
+            left,
+            size,
+            ahead_us,
+            taken_at,
+        };
+        match shard.get_mut(key) {
+            Some(old) => {
+                let fresh = taken_at.saturating_duration_since(old.taken_at) < LEASE_TTL;
+                let kept = if fresh { old.left } else { 0 };
+                *old = Lease {
+                    left: lease.left.saturating_add(kept),
+                    size: lease.size.max(if fresh { old.size } else { 1 }),
+                    ..lease
+                };
+            }
+            None => {
+                shard.insert(key.to_owned(), lease);
+            }
+        }
+    }
+
+    /// Drops the leases of clients not seen for [`LEASE_MEMORY`].
+    fn forget_idle(&self, now: Instant) {
+        self.0
+            .retain(|lease| now.saturating_duration_since(lease.taken_at) < LEASE_MEMORY);
     }
 }
 
@@ -278,6 +415,7 @@ impl RateLimiter {
                     script: redis::Script::new(GCRA_SCRIPT),
                     last_error_log: Mutex::new(None),
                     refused: Refusals::new(),
+                    leases: Leases::new(),
                 },
             }),
         };
@@ -297,7 +435,11 @@ impl RateLimiter {
                     let Some(inner) = weak.upgrade() else { break };
                     match (&inner.store, inner.quota) {
                         (Store::InProcess(buckets), _) => buckets.forget_full(),
-                        (Store::Redis { refused, .. }, Some(quota)) => refused.forget_past(quota, Instant::now()),
+                        (Store::Redis { refused, leases, .. }, Some(quota)) => {
+                            let now = Instant::now();
+                            refused.forget_past(quota, now);
+                            leases.forget_idle(now);
+                        }
                         (Store::Redis { .. }, None) => {}
                     }
                 }
@@ -329,22 +471,39 @@ impl RateLimiter {
                 script,
                 last_error_log,
                 refused,
+                leases,
             } => {
-                if let Some(standing) = refused.standing(quota, client, Instant::now()) {
+                let now = Instant::now();
+                if let Some(standing) = refused.standing(quota, client, now) {
                     return Some(standing);
                 }
+                let wanted = if lease_cap(quota) > 1 {
+                    match leases.take(quota, client, now) {
+                        Ok(leased) => return Some(leased),
+                        Err(wanted) => wanted,
+                    }
+                } else {
+                    1
+                };
                 let mut connection = connection.clone();
                 let mut invocation = script.key(format!("{prefix}{client}"));
-                invocation.arg(quota.interval_us()).arg(quota.capacity_us());
+                invocation.arg(quota.interval_us()).arg(quota.capacity_us()).arg(wanted);
                 let reply =
                     tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async::<(i64, i64)>(&mut connection)).await;
                 match reply {
-                    Ok(Ok((allowed, ahead))) => {
+                    Ok(Ok((granted, ahead))) => {
                         let ahead = u64::try_from(ahead).unwrap_or(0);
-                        if allowed != 1 {
+                        let granted = u32::try_from(granted).unwrap_or(0).min(wanted);
+                        if granted == 0 {
                             refused.record(client, Instant::now() + Duration::from_micros(ahead));
+                            return Some(Decision::from_bucket(quota, false, ahead));
                         }
-                        Some(Decision::from_bucket(quota, allowed == 1, ahead))
+                        if lease_cap(quota) > 1 {
+                            leases.record(client, granted - 1, wanted, ahead, now);
+                        }
+                        let mut decision = Decision::from_bucket(quota, true, ahead);
+                        decision.remaining = decision.remaining.saturating_add(granted - 1).min(quota.burst);
+                        Some(decision)
                     }
                     failure => {
                         metrics::counter!("gateway_rate_limiter_errors_total").increment(1);
@@ -491,6 +650,137 @@ mod tests {
         );
         refusals.forget_past(Q, now + Duration::from_secs(2));
         assert_eq!(refusals.0.shard("ip:10.0.0.3").len(), 0, "swept once its wait is over");
+    }
+
+    #[test]
+    fn taking_several_tokens_is_taking_them_one_by_one() {
+        let now = 100 * SEC;
+        let (taken, tat) = gcra_take(Q, None, now, 2);
+        assert_eq!(
+            taken,
+            Taken {
+                granted: 2,
+                ahead_us: 2 * SEC
+            }
+        );
+        // Only one more fits: granted what fits, not refused.
+        let (taken, tat) = gcra_take(Q, tat, now, 5);
+        assert_eq!(
+            taken,
+            Taken {
+                granted: 1,
+                ahead_us: 3 * SEC
+            }
+        );
+        let (taken, stored) = gcra_take(Q, tat, now, 5);
+        assert_eq!(
+            taken,
+            Taken {
+                granted: 0,
+                ahead_us: 3 * SEC
+            }
+        );
+        assert_eq!(stored, None);
+        // Three single steps end where one step of three does.
+        let mut single = None;
+        for _ in 0..3 {
+            single = gcra(Q, single, now).1;
+        }
+        assert_eq!(single, gcra_take(Q, None, now, 3).1);
+        assert_eq!(gcra_take(Q, None, now, 0).0.granted, 1, "asking for none asks for one");
+    }
+
+    const BUSY: Quota = Quota {
+        per_minute: 6000,
+        burst: 600,
+    };
+
+    #[test]
+    fn leases_grow_while_used_up_and_are_capped() {
+        assert_eq!(lease_cap(BUSY), 30);
+        assert_eq!(lease_cap(Q), 1, "small bursts ask Redis every time");
+        assert_eq!(
+            lease_cap(Quota {
+                per_minute: 60,
+                burst: 100_000
+            }),
+            MAX_LEASE
+        );
+        let leases = Leases::new();
+        let now = Instant::now();
+        assert_eq!(
+            leases.take(BUSY, "user:a", now),
+            Err(1),
+            "a new client asks for one token"
+        );
+        let mut sizes = Vec::new();
+        let mut wanted = 1;
+        for _ in 0..7 {
+            leases.record("user:a", wanted - 1, wanted, 0, now);
+            for _ in 1..wanted {
+                assert!(leases.take(BUSY, "user:a", now).is_ok());
+            }
+            wanted = leases.take(BUSY, "user:a", now).expect_err("used up");
+            sizes.push(wanted);
+        }
+        assert_eq!(sizes, [2, 4, 8, 16, 30, 30, 30]);
+    }
+
+    #[test]
+    fn a_leased_token_answers_as_the_shared_bucket_would() {
+        let leases = Leases::new();
+        let now = Instant::now();
+        // Ten tokens taken, the bucket then 100 ms ahead (10 intervals of 10 ms): nine left here.
+        leases.record("ip:10.0.0.1", 9, 10, 100_000, now);
+        let d = leases.take(BUSY, "ip:10.0.0.1", now).expect("a leased token");
+        assert!(d.allowed);
+        assert_eq!(d.reset, Duration::from_millis(100));
+        // 600 tokens less the 10 taken from Redis, plus the 8 still held here.
+        assert_eq!(d.remaining, 590 + 8);
+        let d = leases
+            .take(BUSY, "ip:10.0.0.1", now + Duration::from_millis(40))
+            .expect("a leased token");
+        assert_eq!(d.reset, Duration::from_millis(60), "the lead, less the time since");
+        assert_eq!(d.remaining, 600, "594 + 7, but never more than the burst");
+        assert_eq!(leases.take(BUSY, "ip:10.0.0.2", now), Err(1), "per client");
+    }
+
+    #[test]
+    fn a_lapsed_lease_hands_nothing_out_and_shrinks() {
+        let leases = Leases::new();
+        let now = Instant::now();
+        leases.record("ip:10.0.0.1", 7, 16, 0, now);
+        let later = now + LEASE_TTL;
+        assert_eq!(
+            leases.take(BUSY, "ip:10.0.0.1", later),
+            Err(8),
+            "tokens left over: half as many"
+        );
+        leases.record("ip:10.0.0.1", 7, 8, 0, later);
+        assert!(
+            leases.take(BUSY, "ip:10.0.0.1", later).is_ok(),
+            "the new lease replaces the old"
+        );
+        // Used up, but over more than the TTL: the same size again.
+        leases.record("ip:10.0.0.3", 0, 16, 0, now);
+        assert_eq!(leases.take(BUSY, "ip:10.0.0.3", later), Err(16));
+        leases.forget_idle(later + LEASE_MEMORY);
+        assert_eq!(
+            leases.0.shard("ip:10.0.0.1").len() + leases.0.shard("ip:10.0.0.3").len(),
+            0
+        );
+    }
+
+    #[test]
+    fn two_leases_at_once_keep_both_tokens() {
+        let leases = Leases::new();
+        let now = Instant::now();
+        leases.record("user:b", 3, 4, 0, now);
+        leases.record("user:b", 3, 4, 0, now + Duration::from_millis(1));
+        let handed = (0..10)
+            .filter(|_| leases.take(BUSY, "user:b", now + Duration::from_millis(2)).is_ok())
+            .count();
+        assert_eq!(handed, 6);
     }
 
     #[test]

@@ -131,3 +131,74 @@ async fn a_redis_error_lets_the_request_through() {
     }
     let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.expect("del");
 }
+
+#[tokio::test]
+async fn a_busy_client_spends_leased_tokens_without_asking_redis_each_time() {
+    if !redis_reachable().await {
+        return;
+    }
+    let ns = namespace();
+    // A burst of 200: leases of up to 10 tokens.
+    let limiter = RateLimiter::redis(&redis_url(), &ns, &edge("60", "200"))
+        .await
+        .expect("redis");
+    let mut conn = redis_connection().await;
+    let key = format!("{ns}:gateway:ratelimit:user:busy");
+    // Leases of 1, 2, 4, 8, 10 taken by requests 1, 2, 4, 8 and 16: 9 tokens left here.
+    for n in 1..=16 {
+        assert!(
+            limiter.check("user:busy").await.expect("a decision").allowed,
+            "request {n}"
+        );
+    }
+    let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.expect("del");
+    for n in 17..=25 {
+        let d = limiter.check("user:busy").await.expect("a decision");
+        assert!(d.allowed, "request {n} from the lease");
+    }
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("exists");
+    assert_eq!(exists, 0, "the leased tokens were handed out without asking Redis");
+    assert!(limiter.check("user:busy").await.expect("a decision").allowed);
+    assert_eq!(
+        redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async::<i64>(&mut conn)
+            .await
+            .expect("exists"),
+        1,
+        "a used-up lease asks Redis again"
+    );
+}
+
+#[tokio::test]
+async fn replicas_leasing_tokens_never_let_through_more_than_the_shared_budget() {
+    if !redis_reachable().await {
+        return;
+    }
+    let ns = namespace();
+    // One token a second (nothing comes back during the test), a burst of 100: leases of up to 5.
+    let config = edge("60", "100");
+    let replicas = [
+        RateLimiter::redis(&redis_url(), &ns, &config).await.expect("redis"),
+        RateLimiter::redis(&redis_url(), &ns, &config).await.expect("redis"),
+    ];
+    let mut allowed = 0;
+    for n in 0..200 {
+        if replicas[n % 2]
+            .check("ip:192.0.2.50")
+            .await
+            .expect("a decision")
+            .allowed
+        {
+            allowed += 1;
+        }
+    }
+    // Every token handed out was taken from the shared bucket (one more may have come back
+    // meanwhile); the tokens a replica still holds when Redis runs dry are handed out next. Only
+    // a lease that lapsed unused (a test slower than a second) would be lost: a few tokens.
+    assert!((95..=101).contains(&allowed), "{allowed} requests let through");
+}
