@@ -41,6 +41,10 @@ pub struct AuthorizeRequest {
     pub currency: String,
     pub method_token: String,
     pub idempotency_key: String,
+    /// Capture in the same call (one round trip to the provider instead of two). The answer is
+    /// then `Captured`, unless the key was first used without it: a retry answers what the
+    /// first call did, and the caller captures an `Authorized` intent as before.
+    pub capture: bool,
 }
 
 /// The provider's answer about a payment intent.
@@ -455,6 +459,7 @@ impl PaymentProvider for SimulatedProvider {
         let behaviour = Behaviour::of_token(&request.method_token)
             .ok_or_else(|| ProviderError::Rejected("unknown payment method token".into()))?;
         let (status, decline_code) = match behaviour {
+            Behaviour::Succeed | Behaviour::Slow if request.capture => (SimStatus::Succeeded, None),
             Behaviour::Succeed | Behaviour::Slow => (SimStatus::RequiresCapture, None),
             Behaviour::Decline(code) => (SimStatus::Declined, Some(code)),
             Behaviour::ProcessingError => (SimStatus::Failed, None),
@@ -466,7 +471,11 @@ impl PaymentProvider for SimulatedProvider {
             currency: request.currency.clone(),
             status,
             decline_code,
-            captured: 0,
+            captured: if status == SimStatus::Succeeded {
+                request.amount
+            } else {
+                0
+            },
             refunded: 0,
         };
         // The intent is recorded first: a slow answer still means the provider has acted.

@@ -243,8 +243,9 @@ impl Driver {
         Ok(settled)
     }
 
-    /// Authorizes (and captures, when asked) with idempotency keys derived from the payment id,
-    /// so asking again after a lost answer returns the first result.
+    /// Authorizes (and captures, when asked: in the same call, or with a second one when the
+    /// provider only authorized) with idempotency keys derived from the payment id, so asking
+    /// again after a lost answer returns the first result.
     async fn ask_provider(&self, p: &Payment, token: Option<String>) -> Option<Settlement> {
         let method_token = match token {
             Some(token) => token,
@@ -255,10 +256,12 @@ impl Driver {
             currency: p.currency.to_string(),
             method_token,
             idempotency_key: authorize_key(p.id),
+            capture: p.capture,
         };
         let started = Instant::now();
         let answer = self.provider.authorize(&request).await;
-        provider_timer("authorize", started, outcome_label(&answer));
+        let operation = if p.capture { "charge" } else { "authorize" };
+        provider_timer(operation, started, outcome_label(&answer));
         let settlement = match answer {
             Ok(ProviderOutcome::Authorized { intent_id }) if p.capture => {
                 let started = Instant::now();

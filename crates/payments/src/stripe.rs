@@ -2,8 +2,9 @@
 //!
 //! * Cards never reach Emporium: the storefront tokenises them with Stripe.js and sends the
 //!   token; [`StripeProvider::adopt_method`] reads brand, last four and expiry back from Stripe.
-//! * `authorize` creates and confirms a PaymentIntent with `capture_method=manual` (funds held);
-//!   `capture` captures it (partially, when asked for less); `refund` refunds all or part.
+//! * `authorize` creates and confirms a PaymentIntent: with `capture_method=automatic` when the
+//!   payment is to be captured at once (one call), else `manual` (funds held); `capture` captures
+//!   a held one (partially, when asked for less); `refund` refunds all or part.
 //! * Every POST carries an `Idempotency-Key` derived from our payment or refund id, so a retry
 //!   after a lost answer gets Stripe's first answer back and never moves money twice. The key is
 //!   also stored in the object's metadata (`emporium_key`), which is how webhooks find our records.
@@ -346,7 +347,7 @@ impl PaymentProvider for StripeProvider {
             ("currency", currency.as_str()),
             ("payment_method", request.method_token.as_str()),
             ("payment_method_types[0]", "card"),
-            ("capture_method", "manual"),
+            ("capture_method", if request.capture { "automatic" } else { "manual" }),
             ("confirm", "true"),
             ("metadata[emporium_key]", request.idempotency_key.as_str()),
         ];

@@ -684,20 +684,21 @@ async fn reconciler_settles_after_a_crash_without_charging_twice(backend: Backen
         .await
         .expect("read")
         .expect("method");
-    // Two payments a crashed process left processing: one never reached the provider, one was
-    // charged there but the answer was lost.
+    // Three payments a crashed process left processing: one never reached the provider; one
+    // was charged there in one call but the answer was lost; one was only authorized, as a
+    // release that authorized and captured in two calls left it.
     let mut left = Vec::new();
-    for charged_before_crash in [false, true] {
+    for (n, charged_before_crash) in [None, Some(true), Some(false)].into_iter().enumerate() {
         let p = processing_payment(customer, &method);
         let record = IdempotencyRecord {
             owner: Uuid::now_v7(),
             scope: "payment",
-            key: format!("crash-{charged_before_crash}"),
+            key: format!("crash-{n}"),
             request_hash: vec![1],
             resource_id: p.id.0,
         };
         store.create_payment(&p, &record).await.expect("create");
-        if charged_before_crash {
+        if let Some(capture) = charged_before_crash {
             let answer = app
                 .provider
                 .authorize(&AuthorizeRequest {
@@ -705,17 +706,25 @@ async fn reconciler_settles_after_a_crash_without_charging_twice(backend: Backen
                     currency: "EUR".into(),
                     method_token: method.provider_token.clone(),
                     idempotency_key: authorize_key(p.id),
+                    capture,
                 })
                 .await
                 .expect("authorized");
-            assert!(matches!(answer, payments::provider::ProviderOutcome::Authorized { .. }));
+            if capture {
+                assert!(
+                    matches!(answer, payments::provider::ProviderOutcome::Captured { amount, .. } if amount == p.amount),
+                    "{answer:?}"
+                );
+            } else {
+                assert!(matches!(answer, payments::provider::ProviderOutcome::Authorized { .. }));
+            }
         }
         left.push(p.id);
     }
-    assert_eq!(app.count("sim_intents", "").await, 1);
+    assert_eq!(app.count("sim_intents", "").await, 2);
     assert_eq!(app.svc.reconcile().await.expect("reconcile"), 0, "not stale yet");
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(app.svc.reconcile().await.expect("reconcile"), 2);
+    assert_eq!(app.svc.reconcile().await.expect("reconcile"), 3);
     for id in left {
         let p = store.payment(id).await.expect("read").expect("payment");
         assert_eq!(p.status, PaymentStatus::Captured);
@@ -723,11 +732,16 @@ async fn reconciler_settles_after_a_crash_without_charging_twice(backend: Backen
     }
     assert_eq!(
         app.count("sim_intents", "").await,
-        2,
+        3,
         "each payment charged exactly once"
     );
+    assert_eq!(
+        app.count("sim_intents", "WHERE status = 'succeeded' AND captured = amount")
+            .await,
+        3
+    );
     assert_eq!(app.svc.reconcile().await.expect("reconcile"), 0);
-    assert_eq!(app.events(PaymentCaptured::TYPE).await.len(), 2);
+    assert_eq!(app.events(PaymentCaptured::TYPE).await.len(), 3);
 }
 
 /// The purge forgets exactly the keys first used before its cut-off, on either backend.

@@ -153,7 +153,8 @@ async fn checkout_refunds_and_webhooks_go_through_stripe((app, stripe): (TestApp
     assert_eq!(intent["status"], "succeeded", "{intent}");
     assert_eq!(intent["amount"].as_i64(), Some(total));
     assert_eq!(intent["currency"], "eur");
-    assert_eq!(intent["capture_method"], "manual");
+    // Captured in the same call as the authorization: one round trip to Stripe.
+    assert_eq!(intent["capture_method"], "automatic");
     assert_eq!(intent["metadata"]["emporium_key"], format!("{payment_id}:authorize"));
     assert_eq!(intent["payment_method"], pm.as_str());
 

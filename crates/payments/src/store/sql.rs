@@ -940,7 +940,7 @@ platform::sql_store! {
         async fn sim_authorize(&self, intent: &SimIntent) -> anyhow::Result<SimIntent> {
             // One statement for a new key; a repeated key (a retry) reads the intent it made.
             let inserted = sqlx::query_as::<_, SimIntentRow>(sql(format!(
-                "INSERT INTO sim_intents ({SIM_COLUMNS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7)
+                "INSERT INTO sim_intents ({SIM_COLUMNS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)
              ON CONFLICT (idem_key) DO NOTHING RETURNING {SIM_COLUMNS}"
             )))
             .bind(intent.id.as_str())
@@ -949,6 +949,7 @@ platform::sql_store! {
             .bind(intent.currency.as_str())
             .bind(intent.status.as_str())
             .bind(intent.decline_code.map(|c| c.as_str()))
+            .bind(intent.captured)
             .bind(crate::service::now())
             .fetch_optional(self.db.pool())
             .await?;
