@@ -266,8 +266,8 @@ struct Lease {
 }
 
 /// Leases per client. A client's first request asks Redis for one token; each time a lease is
-/// used up within [`LEASE_TTL`] the next asks for twice as many (up to [`lease_cap`]), and a
-/// lease that lapsed with tokens left halves the next. A client making a request now and then
+/// used up within a quarter of [`LEASE_TTL`] the next asks for twice as many (up to
+/// [`lease_cap`]), and a lease that lapsed with tokens left halves the next. A client making a request now and then
 /// thus spends exactly as without leases, and one making hundreds a second asks Redis once per
 /// lease.
 struct Leases(Sharded<Lease>);
@@ -292,7 +292,15 @@ impl Leases {
             return Err(size.clamp(1, cap));
         }
         if lease.left == 0 {
-            return Err(lease.size.saturating_mul(2).clamp(1, cap));
+            // Used up quickly: the next lease, twice as large, is still used up well within its
+            // TTL at this client's pace. Used up slowly: the same size again, so a client making
+            // a few requests a second near a low quota does not lose tokens to lapsed leases.
+            let size = if elapsed < LEASE_TTL / 4 {
+                lease.size.saturating_mul(2)
+            } else {
+                lease.size
+            };
+            return Err(size.clamp(1, cap));
         }
         lease.left -= 1;
         let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
@@ -724,6 +732,31 @@ mod tests {
             sizes.push(wanted);
         }
         assert_eq!(sizes, [2, 4, 8, 16, 30, 30, 30]);
+    }
+
+    #[test]
+    fn a_lease_used_up_slowly_is_not_grown() {
+        let leases = Leases::new();
+        let now = Instant::now();
+        // Two requests a second: each lease of one is used up half a second after it was taken.
+        leases.record("user:steady", 0, 1, 0, now);
+        assert_eq!(
+            leases.take(BUSY, "user:steady", now + Duration::from_millis(500)),
+            Err(1)
+        );
+        leases.record("user:steady", 3, 4, 0, now);
+        for _ in 0..3 {
+            assert!(
+                leases
+                    .take(BUSY, "user:steady", now + Duration::from_millis(100))
+                    .is_ok()
+            );
+        }
+        assert_eq!(
+            leases.take(BUSY, "user:steady", now + Duration::from_millis(300)),
+            Err(4),
+            "four used up in 300 ms: four again"
+        );
     }
 
     #[test]
