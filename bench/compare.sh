@@ -5,8 +5,9 @@
 #   reads     product by id (cached), a list page of 20, a search of 20 (10 rotating terms), each
 #             against the ceiling, embedded mode (SQLite, in-process cache), the production
 #             catalog process (`serve --service catalog` on PostgreSQL + Redis + RabbitMQ) and the
-#             gateway process in front of it (`serve --service gateway`, rate limiter off; on the
-#             servers' cores too), rounds alternating the order so machine noise hits every side;
+#             gateway process in front of it (`serve --service gateway`, rate limiter off, its
+#             micro-cache as configured by default unless BENCH_GATEWAY_CACHE=0; on the servers'
+#             cores too), rounds alternating the order so machine noise hits every side;
 #   half rate every read again at about half of its maximum (bench/paced.lua), for p50/p99;
 #   soak      3 M mixed requests (bench/soak.lua) against the embedded process in 15 s chunks of
 #             wrk, its RSS after each chunk: growth between the 2nd and the 3rd million;
@@ -24,7 +25,8 @@
 # BENCH_PACED_DELAY_MS (5) their pause; BENCH_SOAK_REQUESTS (3000000; 0 skips the soak),
 # BENCH_SOAK_CHUNK (15s); BENCH_CHECKOUT_DURATION (10s), BENCH_CHECKOUT_CONNECTIONS
 # (8), BENCH_CHECKOUT_ROUNDS (as rounds), BENCH_CHECKOUT_PRODUCTS (1000); BENCH_PRODUCTION=0 skips
-# the production catalog and the gateway; BENCH_CHECKOUT=0 skips checkout; BENCH_DOC= (empty)
+# the production catalog and the gateway; BENCH_GATEWAY_CACHE=0 turns the gateway's micro-cache
+# off (every read then makes the hop); BENCH_CHECKOUT=0 skips checkout; BENCH_DOC= (empty)
 # prints without appending; BENCH_POSTGRES_URL, REDIS_URL, AMQP_URL as in the other scripts.
 # Not run here yet: checkout on PostgreSQL (bench/checkout.sh postgres) and the full
 # multi-process topology (bench/gateway.sh).
@@ -39,6 +41,7 @@ checkout_connections=${BENCH_CHECKOUT_CONNECTIONS:-8}
 checkout_rounds=${BENCH_CHECKOUT_ROUNDS:-$rounds}
 checkout_products=${BENCH_CHECKOUT_PRODUCTS:-1000}
 production=${BENCH_PRODUCTION:-1}
+gateway_cache=${BENCH_GATEWAY_CACHE:-1}
 checkout=${BENCH_CHECKOUT:-1}
 paced=${BENCH_PACED:-1}
 paced_delay_ms=${BENCH_PACED_DELAY_MS:-5}
@@ -54,6 +57,11 @@ say() { echo "[compare +$(($(date +%s) - started))s] $*" >&2; }
 fail() { echo "error: $*" >&2; exit 1; }
 
 case "$rounds" in '' | *[!0-9]* | 0) fail "rounds must be a positive number, got '$rounds'" ;; esac
+case "$gateway_cache" in
+  1) gateway_cache_env=() gateway_cache_text="the gateway's micro-cache on (the default)" ;;
+  0) gateway_cache_env=(EMPORIUM_GATEWAY_CACHE_MB=0) gateway_cache_text="the gateway's micro-cache off (every read makes the hop)" ;;
+  *) fail "BENCH_GATEWAY_CACHE must be 0 or 1, got '$gateway_cache'" ;;
+esac
 case "$soak_requests" in '' | *[!0-9]*) fail "BENCH_SOAK_REQUESTS must be a number (0 skips the soak), got '$soak_requests'" ;; esac
 case "$paced_delay_ms" in '' | *[!0-9]* | 0) fail "BENCH_PACED_DELAY_MS must be a positive number of milliseconds, got '$paced_delay_ms'" ;; esac
 for tool in wrk curl python3 taskset; do
@@ -168,7 +176,7 @@ if [ "$production" = 1 ]; then
   # The gateway proxies to this catalog; the other upstreams are never asked by these reads.
   upstreams=()
   for ctx in IDENTITY INVENTORY CART ORDERING PAYMENTS NOTIFICATIONS; do upstreams+=("EMPORIUM_UPSTREAM_$ctx=http://127.0.0.1:9"); done
-  launch gateway "${emporium_env[@]}" "${production_env[@]}" "${upstreams[@]}" EMPORIUM_UPSTREAM_CATALOG="${base[production]}" \
+  launch gateway "${emporium_env[@]}" "${production_env[@]}" "${upstreams[@]}" "${gateway_cache_env[@]}" EMPORIUM_UPSTREAM_CATALOG="${base[production]}" \
     EMPORIUM_WEB_SESSION_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(64))')" "$bin" serve --service gateway
   targets+=(gateway)
 fi
@@ -502,7 +510,7 @@ PY
   echo "### $(date -u '+%Y-%m-%d %H:%M') UTC, commit $commit, \`bench/compare.sh $duration $rounds\`"
   echo
   echo "Machine: $cores cores ($cpu_model), $(free -g | awk '/Mem:/ { print $2 }') GiB; $layout; load average before $load_before, after $load_after."
-  echo "Binary: $built; $binary. $products products; $connections connections, $duration per read, $rounds round(s) alternating the servers' order; RUST_LOG=warn, JSON logs, embedded console on (the default)."
+  echo "Binary: $built; $binary. $products products; $connections connections, $duration per read, $rounds round(s) alternating the servers' order; RUST_LOG=warn, JSON logs, embedded console on (the default); $gateway_cache_text."
   echo
   cat "$report"
   echo

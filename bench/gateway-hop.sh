@@ -11,7 +11,8 @@
 #   bench/gateway-hop.sh [seconds] [rounds] [binary...]
 # Default: 8 s, 2 rounds, $EMPORIUM_BIN or the release build. Needs Redis at REDIS_URL (the gateway
 # starts only with it) and wrk. BENCH_LIMITER=1 turns the gateway's shared (Redis) rate limiter on,
-# with a quota no run reaches (one client: wrk's address), as production runs it.
+# with a quota no run reaches (one client: wrk's address), as production runs it. The gateway's
+# micro-cache is off here (it would answer the read without the hop this script measures).
 # Copy the figures into docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,7 +80,7 @@ for round in $(seq 1 "$rounds"); do
     for context in identity catalog inventory cart ordering payments notifications; do
       upstreams+=("EMPORIUM_UPSTREAM_${context^^}=$base")
     done
-    env "${settings[@]}" "${limiter[@]}" "${upstreams[@]}" REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}" \
+    env "${settings[@]}" "${limiter[@]}" "${upstreams[@]}" EMPORIUM_GATEWAY_CACHE_MB=0 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}" \
       EMPORIUM_WEB_SESSION_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(64))')" \
       EMPORIUM_LISTEN="127.0.0.1:$gw_port" "${servers[@]}" "$bin" serve --service gateway >"$work/gateway.log" 2>&1 &
     pids+=($!)

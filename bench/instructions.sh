@@ -115,8 +115,8 @@ for read in "product|product by id (cached)|/api/v1/catalog/products/$id" \
 done
 
 # BENCH_GATEWAY=1: the gateway's own instructions for the cached product read proxied to the
-# server above (every upstream pointed at it; rate limiting off, but the gateway still needs
-# REDIS_URL to start).
+# server above (every upstream pointed at it; rate limiting and the micro-cache off, so every
+# read makes the hop; the gateway still needs REDIS_URL to start).
 if [ "${BENCH_GATEWAY:-0}" = 1 ]; then
   gw_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   upstreams=()
@@ -124,7 +124,7 @@ if [ "${BENCH_GATEWAY:-0}" = 1 ]; then
     upstreams+=("EMPORIUM_UPSTREAM_${context^^}=$base")
   done
   echo "starting the gateway under callgrind..." >&2
-  env "${settings[@]}" "${upstreams[@]}" REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}" \
+  env "${settings[@]}" "${upstreams[@]}" EMPORIUM_GATEWAY_CACHE_MB=0 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}" \
     EMPORIUM_WEB_SESSION_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(64))')" \
     EMPORIUM_LISTEN="127.0.0.1:$gw_port" \
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/gateway.out" \

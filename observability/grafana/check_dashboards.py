@@ -66,6 +66,7 @@ NEEDS = {
     ("emporium-red", "Mean outgoing call duration"): (MULTI, "service_client_duration_seconds_count"),
     ("emporium-infrastructure", "Mean upstream time by upstream"): (GATEWAY, "gateway_upstream_duration_seconds_count"),
     ("emporium-infrastructure", "Circuit breakers (0 closed, 1 half-open, 2 open)"): (GATEWAY, "gateway_breaker_state"),
+    ("emporium-infrastructure", "Gateway micro-cache: hits and misses"): (GATEWAY, "gateway_cache_lookups_total"),
     ("emporium-infrastructure", "Queue depth (ready) by queue"): (RABBIT, "rabbitmq_queue_messages_ready"),
     ("emporium-infrastructure", "Unacknowledged"): (RABBIT, "rabbitmq_queue_messages_unacked"),
     ("emporium-infrastructure", "Broker redeliveries / s"): (RABBIT, "rabbitmq_global_messages_redelivered_total"),

@@ -484,6 +484,11 @@ def infrastructure() -> Board:
              (f'({rate("gateway_rate_limited_total")} or vector(0))', "rate limited (gateway)"),
              (f'({rate("gateway_edge_rejected_total", by="reason")} or vector(0))', "rejected {{reason}}")],
             w=8, unit="reqps")
+    b.panel("timeseries", "Gateway micro-cache: hits and misses",
+            [(rate("gateway_cache_lookups_total", by="outcome"), "{{outcome}}")], w=8, unit="reqps",
+            requires="gateway_cache_lookups_total",
+            description="Cacheable reads (public answers, anonymous GETs) the gateway answered itself "
+                        "(hit) or fetched from the context (miss).")
     b.row("Data stores (exporters)")
     b.panel("stat", "PostgreSQL up", [("min(pg_up)", "pg_up")], w=4, requires="pg_up",
             thresholds=[(None, "red"), (1, "green")])

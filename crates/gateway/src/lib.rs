@@ -6,8 +6,10 @@
 //! - [`proxy`]: the production reverse proxy (`emporium serve --service gateway`) in front of the
 //!   seven context processes, with timeouts, retries of safe requests and a circuit breaker per
 //!   upstream, plus the aggregates (readiness of every upstream, the merged API document).
+//! - [`cache`]: the proxy's micro-cache of answers the contexts mark as shared-cacheable.
 
 pub mod breaker;
+pub mod cache;
 pub mod edge;
 pub mod forwarding;
 pub mod limiter;

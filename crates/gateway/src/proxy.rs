@@ -29,6 +29,7 @@ use platform::http::RequestContext;
 use serde::Serialize;
 
 use crate::breaker::{Admission, Breaker, BreakerPolicy};
+use crate::cache::{EdgeCache, Key};
 use crate::edge::{client_ip, payload_too_large};
 use crate::forwarding::{Origin, has_body, retry_safe, upstream_request_headers};
 use crate::routes::{Upstream, upstream_for};
@@ -55,6 +56,10 @@ pub struct GatewayConfig {
     pub trusted_proxy_hops: usize,
     /// `EMPORIUM_METRICS_TOKEN`: the bearer token `/metrics` asks for; without one it is not served.
     pub metrics_token: Option<String>,
+    /// `EMPORIUM_GATEWAY_CACHE_MB`: the micro-cache's memory budget (0: no micro-cache).
+    pub cache_bytes: usize,
+    /// `EMPORIUM_GATEWAY_CACHE_TTL_MS`: the longest an answer is kept, whatever its `max-age`.
+    pub cache_ttl: Duration,
 }
 
 impl GatewayConfig {
@@ -94,6 +99,8 @@ impl GatewayConfig {
             max_body_bytes: src.number_in("EMPORIUM_MAX_BODY_BYTES", 1024 * 1024, 1024..=64 * 1024 * 1024)? as usize,
             trusted_proxy_hops: platform::config::trusted_proxy_hops(src)?,
             metrics_token: platform::config::metrics_token(src),
+            cache_bytes: (src.number_in("EMPORIUM_GATEWAY_CACHE_MB", 16, 0..=4096)? << 20) as usize,
+            cache_ttl: Duration::from_millis(src.number_in("EMPORIUM_GATEWAY_CACHE_TTL_MS", 1000, 0..=60_000)?),
         })
     }
 
@@ -109,6 +116,7 @@ struct Proxy {
     http: UpstreamClient,
     breakers: BTreeMap<Upstream, Breaker>,
     durations: BTreeMap<Upstream, Durations>,
+    cache: Option<EdgeCache>,
 }
 
 /// The proxy and its aggregates: `/api/...` and `/.well-known/jwks.json` to the contexts,
@@ -129,7 +137,9 @@ pub fn proxy_router(config: GatewayConfig, doc: String) -> Router {
         .filter_map(|(upstream, url)| Some((*upstream, Base::parse(url)?)))
         .collect();
     let durations = Upstream::ALL.into_iter().map(|u| (u, Durations::new(u))).collect();
+    let cache = EdgeCache::new(config.cache_bytes, config.cache_ttl);
     let proxy = Arc::new(Proxy {
+        cache,
         config,
         bases,
         http,
@@ -161,6 +171,7 @@ fn describe_metrics() {
             "gateway_breaker_state",
             "Circuit breaker per upstream: 0 closed, 1 half-open (probing), 2 open (failing fast)."
         );
+        crate::cache::describe_metrics();
     });
 }
 
@@ -231,6 +242,15 @@ impl Proxy {
     async fn forward(&self, upstream: Upstream, req: Request, traceparent: Option<String>) -> Response {
         let name = upstream.name();
         let (mut parts, body) = req.into_parts();
+        let kept = self.cache.as_ref().and_then(|cache| {
+            let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+            Some((cache, Key::of(upstream, &parts.method, path_and_query, &parts.headers)?))
+        });
+        if let Some((cache, key)) = &kept
+            && let Some(hit) = cache.get(key, Instant::now())
+        {
+            return hit;
+        }
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -301,7 +321,16 @@ impl Proxy {
                 continue;
             }
             return match result {
-                Ok(response) => self.relay(response).await,
+                Ok(response) => {
+                    if let Some(cache) = &self.cache
+                        && !parts.method.is_safe()
+                        && (response.status().is_success() || response.status().is_redirection())
+                    {
+                        // A write this context accepted: what was kept of it may be out of date.
+                        cache.forget(upstream);
+                    }
+                    self.relay(response, kept.map(|(_, key)| key)).await
+                }
                 Err(failure) => self.failure_problem(upstream, failure).into_response(),
             };
         }
@@ -341,14 +370,21 @@ impl Proxy {
     }
 
     /// The upstream's answer as ours: status, end-to-end headers, and the body (which may pause
-    /// for at most the upstream timeout between pieces).
-    async fn relay(&self, response: hyper::Response<Incoming>) -> Response {
+    /// for at most the upstream timeout between pieces). A small answer to a read that may be
+    /// kept (`key`) is offered to the micro-cache.
+    async fn relay(&self, response: hyper::Response<Incoming>, key: Option<Key>) -> Response {
         let (mut parts, incoming) = response.into_parts();
         crate::forwarding::strip_hop_by_hop(&mut parts.headers);
         let small = incoming.size_hint().exact().is_some_and(|n| n <= BUFFERED_BODY_BYTES);
         let body = if small {
             match tokio::time::timeout(self.config.timeout, incoming.collect()).await {
-                Ok(Ok(collected)) => Body::from(collected.to_bytes()),
+                Ok(Ok(collected)) => {
+                    let bytes = collected.to_bytes();
+                    if let (Some(cache), Some(key)) = (&self.cache, key) {
+                        cache.put(key, parts.status, &parts.headers, &bytes, Instant::now());
+                    }
+                    Body::from(bytes)
+                }
                 Ok(Err(e)) => return broken_off(&error_chain(&e)),
                 Err(_) => return broken_off("no complete answer within the upstream timeout"),
             }

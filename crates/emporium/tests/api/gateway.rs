@@ -1004,3 +1004,114 @@ async fn cors_preflights_without_configured_origins_are_refused_clearly() {
     );
     assert_eq!(echo.hits.load(Ordering::SeqCst), 0, "preflights never reach a context");
 }
+
+/// The micro-cache: a public read is answered by the gateway for up to its TTL; a reader with
+/// a token, or a read asking for a fresh answer, goes to the context; a write through the
+/// gateway drops what was kept of that context at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_reads_are_kept_for_a_moment_and_a_write_through_the_gateway_drops_them() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let gw = gateway_before(&app, &[("EMPORIUM_GATEWAY_CACHE_TTL_MS", "60000")]).await;
+    let client = reqwest::Client::new();
+    let admin = app.admin().await;
+    let id = test_support::requests::product(&app, &admin.access, "EDGE-1", 1500, 0).await;
+    let path = format!("/api/v1/catalog/products/{id}");
+    let read = |headers: &[(&str, &str)]| {
+        let mut request = client.get(gw.url(&path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+
+    let first = read(&[]).await.expect("request");
+    assert_eq!(first.status(), 200);
+    assert!(
+        first.headers().get("cache-status").is_none(),
+        "the first read went to catalog"
+    );
+    let first_id = first.headers()["x-request-id"].clone();
+    let first: Value = first.json().await.expect("json");
+
+    let second = read(&[]).await.expect("request");
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.headers()["cache-status"], "emporium-gateway; hit");
+    assert!(second.headers().contains_key("age"));
+    assert_eq!(second.headers()["cache-control"], "public, max-age=30");
+    assert_ne!(second.headers()["x-request-id"], first_id, "ids belong to this request");
+    assert!(
+        second.headers().contains_key("x-content-type-options"),
+        "the edge's headers still apply"
+    );
+    assert_eq!(second.json::<Value>().await.expect("json"), first);
+
+    for personal in [
+        ("authorization", format!("Bearer {}", admin.access)),
+        ("cache-control", "no-cache".into()),
+    ] {
+        let r = read(&[(personal.0, personal.1.as_str())]).await.expect("request");
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.headers().get("cache-status").is_none(),
+            "{} goes to catalog",
+            personal.0
+        );
+    }
+
+    // A write through the gateway: the next read sees it, though the TTL has a minute to run.
+    let etag = read(&[("cache-control", "no-cache")]).await.expect("request").headers()["etag"].clone();
+    let patched = client
+        .patch(gw.url(&path))
+        .bearer_auth(&admin.access)
+        .header("if-match", etag)
+        .json(&json!({"name": "Renamed at the edge"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(patched.status(), 200, "{}", patched.text().await.unwrap_or_default());
+    let after = read(&[]).await.expect("request");
+    assert!(after.headers().get("cache-status").is_none(), "dropped by the write");
+    assert_eq!(
+        after.json::<Value>().await.expect("json")["name"],
+        "Renamed at the edge"
+    );
+
+    // Answers with a token are never kept: a private answer is not served to the next reader.
+    let mine = client
+        .get(gw.url("/api/v1/users/me"))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(mine.status(), 200);
+    let anonymous = client.get(gw.url("/api/v1/users/me")).send().await.expect("request");
+    assert_eq!(anonymous.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_micro_cache_can_be_turned_off_and_keeps_nothing_past_its_ttl() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let admin = app.admin().await;
+    let id = test_support::requests::product(&app, &admin.access, "EDGE-2", 900, 0).await;
+    let path = format!("/api/v1/catalog/products/{id}");
+    let hit = |r: &reqwest::Response| r.headers().contains_key("cache-status");
+
+    let off = gateway_before(&app, &[("EMPORIUM_GATEWAY_CACHE_MB", "0")]).await;
+    for _ in 0..2 {
+        assert!(!hit(&client.get(off.url(&path)).send().await.expect("request")));
+    }
+
+    let short = gateway_before(&app, &[("EMPORIUM_GATEWAY_CACHE_TTL_MS", "300")]).await;
+    assert!(!hit(&client.get(short.url(&path)).send().await.expect("request")));
+    assert!(hit(&client.get(short.url(&path)).send().await.expect("request")));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(
+        !hit(&client.get(short.url(&path)).send().await.expect("request")),
+        "expired"
+    );
+}
