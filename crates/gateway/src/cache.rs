@@ -134,6 +134,12 @@ pub fn keep_for(status: StatusCode, headers: &HeaderMap, cap: Duration) -> Optio
     Some(fresh_for.min(cap))
 }
 
+/// A lookup that found nothing, as of the cache's state then.
+#[derive(Debug, Clone, Copy)]
+pub struct Miss {
+    generation: u64,
+}
+
 struct Entry {
     headers: HeaderMap,
     body: Bytes,
@@ -153,6 +159,9 @@ pub struct EdgeCache {
 struct State {
     entries: HashMap<Key, Entry>,
     bytes: usize,
+    /// Moves on with every write seen: an answer fetched before a write may predate it, and is
+    /// not stored once the write has dropped what was kept.
+    generation: u64,
 }
 
 impl EdgeCache {
@@ -170,9 +179,10 @@ impl EdgeCache {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The kept answer for `key` if still fresh, with its `Age` and a `Cache-Status` saying so.
-    /// Counts the lookup: a miss goes to the context.
-    pub fn get(&self, key: &Key, now: Instant) -> Option<Response> {
+    /// The kept answer for `key` if still fresh, with its `Age` and a `Cache-Status` saying so;
+    /// else the [`Miss`] to hand to [`Self::put`] with what the context answers. Counts the
+    /// lookup.
+    pub fn get(&self, key: &Key, now: Instant) -> Result<Response, Miss> {
         let found = {
             let state = self.state();
             state
@@ -180,20 +190,23 @@ impl EdgeCache {
                 .get(key)
                 .filter(|e| e.expires_at > now)
                 .map(|e| (e.headers.clone(), e.body.clone(), e.stored_at))
+                .ok_or(Miss {
+                    generation: state.generation,
+                })
         };
-        counted(found.is_some());
+        counted(found.is_ok());
         let (mut headers, body, stored_at) = found?;
         let age = now.saturating_duration_since(stored_at).as_secs();
         headers.insert(header::AGE, HeaderValue::from(age));
         headers.insert(CACHE_STATUS.clone(), HIT.clone());
         let mut response = Response::new(Body::from(body));
         *response.headers_mut() = headers;
-        Some(response)
+        Ok(response)
     }
 
-    /// Keeps the answer `headers` + `body` fetched for `key` at `now`, if the context allows it
-    /// and it fits.
-    pub fn put(&self, key: Key, status: StatusCode, headers: &HeaderMap, body: &Bytes, now: Instant) {
+    /// Keeps the answer `headers` + `body` fetched for `key` after `miss` at `now`, if the context
+    /// allows it, it fits, and no write was seen since the miss.
+    pub fn put(&self, key: Key, miss: Miss, status: StatusCode, headers: &HeaderMap, body: &Bytes, now: Instant) {
         if body.len() > MAX_ENTRY_BYTES {
             return;
         }
@@ -206,6 +219,9 @@ impl EdgeCache {
         }
         let size = key.size() + body.len() + kept.iter().map(|(n, v)| n.as_str().len() + v.len() + 32).sum::<usize>();
         let mut state = self.state();
+        if state.generation != miss.generation {
+            return;
+        }
         if let Some(old) = state.entries.remove(&key) {
             state.bytes -= old.size;
         }
@@ -232,6 +248,7 @@ impl EdgeCache {
     /// Drops every answer of `upstream`: it has just accepted a write.
     pub fn forget(&self, upstream: Upstream) {
         let mut state = self.state();
+        state.generation += 1;
         state.entries.retain(|k, _| k.upstream != upstream);
         state.bytes = state.entries.values().map(|e| e.size).sum();
     }
@@ -353,6 +370,12 @@ mod tests {
         );
     }
 
+    fn missed(cache: &EdgeCache, key: &Key) -> Miss {
+        cache
+            .get(key, Instant::now() + Duration::from_secs(3600))
+            .expect_err("a miss")
+    }
+
     fn key(path: &str) -> Key {
         Key::of(Upstream::Catalog, &Method::GET, path, &HeaderMap::new()).expect("cacheable")
     }
@@ -369,8 +392,15 @@ mod tests {
             ("traceresponse", "00-aa-bb-01"),
             ("date", "Mon, 07 Dec 2026 08:00:00 GMT"),
         ]);
-        assert!(cache.get(&key(PAGE), now).is_none());
-        cache.put(key(PAGE), StatusCode::OK, &answer, &Bytes::from_static(b"{}"), now);
+        let miss = cache.get(&key(PAGE), now).expect_err("nothing kept yet");
+        cache.put(
+            key(PAGE),
+            miss,
+            StatusCode::OK,
+            &answer,
+            &Bytes::from_static(b"{}"),
+            now,
+        );
         let hit = cache.get(&key(PAGE), now + Duration::from_millis(999)).expect("fresh");
         assert_eq!(hit.status(), StatusCode::OK);
         assert_eq!(hit.headers()["etag"], "\"v1-abc\"");
@@ -381,7 +411,7 @@ mod tests {
         }
         let body = axum::body::to_bytes(hit.into_body(), 1024).await.expect("body");
         assert_eq!(&body[..], b"{}");
-        assert!(cache.get(&key(PAGE), now + CAP).is_none(), "expired at the cap");
+        assert!(cache.get(&key(PAGE), now + CAP).is_err(), "expired at the cap");
     }
 
     #[test]
@@ -389,7 +419,14 @@ mod tests {
         let cache = EdgeCache::new(1 << 20, CAP).expect("on");
         let now = Instant::now();
         let public = headers(&[("cache-control", "public, max-age=30")]);
-        cache.put(key(PAGE), StatusCode::OK, &public, &Bytes::from_static(b"[]"), now);
+        cache.put(
+            key(PAGE),
+            missed(&cache, &key(PAGE)),
+            StatusCode::OK,
+            &public,
+            &Bytes::from_static(b"[]"),
+            now,
+        );
         let jwks = Key::of(
             Upstream::Identity,
             &Method::GET,
@@ -397,10 +434,28 @@ mod tests {
             &HeaderMap::new(),
         )
         .expect("key");
-        cache.put(jwks.clone(), StatusCode::OK, &public, &Bytes::from_static(b"{}"), now);
+        cache.put(
+            jwks.clone(),
+            missed(&cache, &jwks),
+            StatusCode::OK,
+            &public,
+            &Bytes::from_static(b"{}"),
+            now,
+        );
+        // An answer fetched before the write lands after it: not kept, it may predate the write.
+        let before_the_write = missed(&cache, &key("/api/v1/catalog/products/1"));
         cache.forget(Upstream::Catalog);
-        assert!(cache.get(&key(PAGE), now).is_none());
-        assert!(cache.get(&jwks, now).is_some());
+        assert!(cache.get(&key(PAGE), now).is_err());
+        assert!(cache.get(&jwks, now).is_ok());
+        cache.put(
+            key("/api/v1/catalog/products/1"),
+            before_the_write,
+            StatusCode::OK,
+            &public,
+            &Bytes::from_static(b"{}"),
+            now,
+        );
+        assert!(cache.get(&key("/api/v1/catalog/products/1"), now).is_err());
     }
 
     #[test]
@@ -410,23 +465,33 @@ mod tests {
         let public = headers(&[("cache-control", "public, max-age=30")]);
         let body = Bytes::from(vec![b'x'; 1500]);
         for n in 0..5 {
-            cache.put(
-                key(&format!("/api/v1/catalog/products/{n}")),
-                StatusCode::OK,
-                &public,
-                &body,
-                now,
-            );
+            let k = key(&format!("/api/v1/catalog/products/{n}"));
+            cache.put(k.clone(), missed(&cache, &k), StatusCode::OK, &public, &body, now);
         }
         assert_eq!(cache.len(), 2, "two answers of 1.5 kB fit in 4 kB");
         // Once they expire, new answers take their place.
         let later = now + CAP;
-        cache.put(key("/api/v1/catalog/products/9"), StatusCode::OK, &public, &body, later);
-        assert!(cache.get(&key("/api/v1/catalog/products/9"), later).is_some());
+        let nine = key("/api/v1/catalog/products/9");
+        cache.put(
+            nine.clone(),
+            missed(&cache, &nine),
+            StatusCode::OK,
+            &public,
+            &body,
+            later,
+        );
+        assert!(cache.get(&nine, later).is_ok());
         assert!(EdgeCache::new(0, CAP).is_none() && EdgeCache::new(1, Duration::ZERO).is_none());
         let big = Bytes::from(vec![b'x'; MAX_ENTRY_BYTES + 1]);
         let roomy = EdgeCache::new(1 << 20, CAP).expect("on");
-        roomy.put(key(PAGE), StatusCode::OK, &public, &big, now);
+        roomy.put(
+            key(PAGE),
+            missed(&roomy, &key(PAGE)),
+            StatusCode::OK,
+            &public,
+            &big,
+            now,
+        );
         assert_eq!(roomy.len(), 0, "answers over 64 KiB are not kept");
     }
 }

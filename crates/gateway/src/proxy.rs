@@ -29,7 +29,7 @@ use platform::http::RequestContext;
 use serde::Serialize;
 
 use crate::breaker::{Admission, Breaker, BreakerPolicy};
-use crate::cache::{EdgeCache, Key};
+use crate::cache::{EdgeCache, Key, Miss};
 use crate::edge::{client_ip, payload_too_large};
 use crate::forwarding::{Origin, has_body, retry_safe, upstream_request_headers};
 use crate::routes::{Upstream, upstream_for};
@@ -246,11 +246,13 @@ impl Proxy {
             let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
             Some((cache, Key::of(upstream, &parts.method, path_and_query, &parts.headers)?))
         });
-        if let Some((cache, key)) = &kept
-            && let Some(hit) = cache.get(key, Instant::now())
-        {
-            return hit;
-        }
+        let kept = match kept {
+            Some((cache, key)) => match cache.get(&key, Instant::now()) {
+                Ok(hit) => return hit,
+                Err(miss) => Some((key, miss)),
+            },
+            None => None,
+        };
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -329,7 +331,7 @@ impl Proxy {
                         // A write this context accepted: what was kept of it may be out of date.
                         cache.forget(upstream);
                     }
-                    self.relay(response, kept.map(|(_, key)| key)).await
+                    self.relay(response, kept).await
                 }
                 Err(failure) => self.failure_problem(upstream, failure).into_response(),
             };
@@ -371,8 +373,8 @@ impl Proxy {
 
     /// The upstream's answer as ours: status, end-to-end headers, and the body (which may pause
     /// for at most the upstream timeout between pieces). A small answer to a read that may be
-    /// kept (`key`) is offered to the micro-cache.
-    async fn relay(&self, response: hyper::Response<Incoming>, key: Option<Key>) -> Response {
+    /// kept (`kept`: where, and the lookup that missed) is offered to the micro-cache.
+    async fn relay(&self, response: hyper::Response<Incoming>, kept: Option<(Key, Miss)>) -> Response {
         let (mut parts, incoming) = response.into_parts();
         crate::forwarding::strip_hop_by_hop(&mut parts.headers);
         let small = incoming.size_hint().exact().is_some_and(|n| n <= BUFFERED_BODY_BYTES);
@@ -380,8 +382,8 @@ impl Proxy {
             match tokio::time::timeout(self.config.timeout, incoming.collect()).await {
                 Ok(Ok(collected)) => {
                     let bytes = collected.to_bytes();
-                    if let (Some(cache), Some(key)) = (&self.cache, key) {
-                        cache.put(key, parts.status, &parts.headers, &bytes, Instant::now());
+                    if let (Some(cache), Some((key, miss))) = (&self.cache, kept) {
+                        cache.put(key, miss, parts.status, &parts.headers, &bytes, Instant::now());
                     }
                     Body::from(bytes)
                 }
