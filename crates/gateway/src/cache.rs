@@ -162,7 +162,13 @@ struct State {
     /// Moves on with every write seen: an answer fetched before a write may predate it, and is
     /// not stored once the write has dropped what was kept.
     generation: u64,
+    /// When expired answers were last dropped to make room.
+    swept_at: Option<Instant>,
 }
+
+/// How often at most a full cache looks for expired answers to drop: when it is full of fresh
+/// ones (many distinct reads within the TTL), each miss would otherwise scan every entry.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 impl EdgeCache {
     /// A cache of at most `budget` bytes keeping answers for at most `ttl`; `None` when either
@@ -226,6 +232,13 @@ impl EdgeCache {
             state.bytes -= old.size;
         }
         if state.bytes + size > self.budget {
+            if state
+                .swept_at
+                .is_some_and(|at| now.saturating_duration_since(at) < SWEEP_EVERY)
+            {
+                return;
+            }
+            state.swept_at = Some(now);
             state.entries.retain(|_, e| e.expires_at > now);
             state.bytes = state.entries.values().map(|e| e.size).sum();
             if state.bytes + size > self.budget {
@@ -469,7 +482,8 @@ mod tests {
             cache.put(k.clone(), missed(&cache, &k), StatusCode::OK, &public, &body, now);
         }
         assert_eq!(cache.len(), 2, "two answers of 1.5 kB fit in 4 kB");
-        // Once they expire, new answers take their place.
+        // Once they expire, new answers take their place (expired ones are looked for at most
+        // every SWEEP_EVERY, the last look being at `now`).
         let later = now + CAP;
         let nine = key("/api/v1/catalog/products/9");
         cache.put(
