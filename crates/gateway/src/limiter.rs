@@ -74,6 +74,13 @@ impl Decision {
         }
     }
 
+    /// The decision for a client that also holds `held` leased tokens in this replica: they count
+    /// as remaining, up to the bucket's size.
+    fn with_held(mut self, held: u32) -> Self {
+        self.remaining = self.remaining.saturating_add(held).min(self.limit);
+        self
+    }
+
     /// Whole seconds for a header, rounded up (a client that waits this long is let through).
     pub fn seconds(d: Duration) -> u64 {
         d.as_micros().div_ceil(1_000_000) as u64
@@ -267,9 +274,9 @@ struct Lease {
 
 /// Leases per client. A client's first request asks Redis for one token; each time a lease is
 /// used up within a quarter of [`LEASE_TTL`] the next asks for twice as many (up to
-/// [`lease_cap`]), and a lease that lapsed with tokens left halves the next. A client making a request now and then
-/// thus spends exactly as without leases, and one making hundreds a second asks Redis once per
-/// lease.
+/// [`lease_cap`]), and a lease that lapsed with tokens left halves the next. A client making a
+/// request now and then thus spends exactly as without leases, and one making hundreds a second
+/// asks Redis once per lease.
 struct Leases(Sharded<Lease>);
 
 impl Leases {
@@ -304,9 +311,7 @@ impl Leases {
         }
         lease.left -= 1;
         let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let mut decision = Decision::from_bucket(quota, true, lease.ahead_us.saturating_sub(elapsed_us));
-        decision.remaining = decision.remaining.saturating_add(lease.left).min(quota.burst);
-        Ok(decision)
+        Ok(Decision::from_bucket(quota, true, lease.ahead_us.saturating_sub(elapsed_us)).with_held(lease.left))
     }
 
     /// Keeps the `left` tokens of a lease of `size` that Redis granted at `taken_at`, with the
@@ -326,7 +331,7 @@ impl Leases {
                 let kept = if fresh { old.left } else { 0 };
                 *old = Lease {
                     left: lease.left.saturating_add(kept),
-                    size: lease.size.max(if fresh { old.size } else { 1 }),
+                    size: if fresh { lease.size.max(old.size) } else { lease.size },
                     ..lease
                 };
             }
@@ -485,7 +490,8 @@ impl RateLimiter {
                 if let Some(standing) = refused.standing(quota, client, now) {
                     return Some(standing);
                 }
-                let wanted = if lease_cap(quota) > 1 {
+                let leasing = lease_cap(quota) > 1;
+                let wanted = if leasing {
                     match leases.take(quota, client, now) {
                         Ok(leased) => return Some(leased),
                         Err(wanted) => wanted,
@@ -506,12 +512,10 @@ impl RateLimiter {
                             refused.record(client, Instant::now() + Duration::from_micros(ahead));
                             return Some(Decision::from_bucket(quota, false, ahead));
                         }
-                        if lease_cap(quota) > 1 {
+                        if leasing {
                             leases.record(client, granted - 1, wanted, ahead, now);
                         }
-                        let mut decision = Decision::from_bucket(quota, true, ahead);
-                        decision.remaining = decision.remaining.saturating_add(granted - 1).min(quota.burst);
-                        Some(decision)
+                        Some(Decision::from_bucket(quota, true, ahead).with_held(granted - 1))
                     }
                     failure => {
                         metrics::counter!("gateway_rate_limiter_errors_total").increment(1);

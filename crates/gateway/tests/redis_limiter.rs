@@ -18,6 +18,20 @@ async fn redis_connection() -> redis::aio::MultiplexedConnection {
         .expect("connection")
 }
 
+/// Whether `key` is in Redis.
+async fn exists(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> bool {
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query_async::<i64>(conn)
+        .await
+        .expect("exists")
+        == 1
+}
+
+async fn delete(conn: &mut redis::aio::MultiplexedConnection, key: &str) {
+    let _: i64 = redis::cmd("DEL").arg(key).query_async(conn).await.expect("del");
+}
+
 fn edge(per_minute: &str, burst: &str) -> EdgeConfig {
     let src = ConfigSource::from_pairs([
         ("EMPORIUM_RATE_LIMIT_PER_MINUTE", per_minute),
@@ -72,16 +86,11 @@ async fn a_refused_client_is_refused_here_until_its_next_token_without_asking_re
     assert!(!refused.allowed);
     // Emptying the bucket in Redis would let the next request through if it were asked: it
     // is not, since the refusal stands until the next token is due whatever others spend.
-    let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.expect("del");
+    delete(&mut conn, &key).await;
     let again = limiter.check("ip:192.0.2.7").await.expect("a decision");
     assert!(!again.allowed, "refused locally");
     assert!(again.retry_after <= refused.retry_after);
-    let exists: i64 = redis::cmd("EXISTS")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .expect("exists");
-    assert_eq!(exists, 0, "the refused check never reached Redis");
+    assert!(!exists(&mut conn, &key).await, "the refused check never reached Redis");
     tokio::time::sleep(refused.retry_after + Duration::from_millis(20)).await;
     assert!(
         limiter.check("ip:192.0.2.7").await.expect("a decision").allowed,
@@ -129,7 +138,7 @@ async fn a_redis_error_lets_the_request_through() {
     for _ in 0..3 {
         assert_eq!(limiter.check("ip:192.0.2.9").await, None, "fail open, never refuse");
     }
-    let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.expect("del");
+    delete(&mut conn, &key).await;
 }
 
 #[tokio::test]
@@ -151,27 +160,17 @@ async fn a_busy_client_spends_leased_tokens_without_asking_redis_each_time() {
             "request {n}"
         );
     }
-    let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.expect("del");
+    delete(&mut conn, &key).await;
     for n in 17..=25 {
         let d = limiter.check("user:busy").await.expect("a decision");
         assert!(d.allowed, "request {n} from the lease");
     }
-    let exists: i64 = redis::cmd("EXISTS")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .expect("exists");
-    assert_eq!(exists, 0, "the leased tokens were handed out without asking Redis");
-    assert!(limiter.check("user:busy").await.expect("a decision").allowed);
-    assert_eq!(
-        redis::cmd("EXISTS")
-            .arg(&key)
-            .query_async::<i64>(&mut conn)
-            .await
-            .expect("exists"),
-        1,
-        "a used-up lease asks Redis again"
+    assert!(
+        !exists(&mut conn, &key).await,
+        "the leased tokens were handed out without asking Redis"
     );
+    assert!(limiter.check("user:busy").await.expect("a decision").allowed);
+    assert!(exists(&mut conn, &key).await, "a used-up lease asks Redis again");
 }
 
 #[tokio::test]
