@@ -267,17 +267,18 @@ impl Cache {
     /// `GET key` on Redis, through the local copy when this cache has one.
     async fn redis_get(&self, connection: &ConnectionManager, key: &str) -> Option<Bytes> {
         let ticket = match self.local.as_deref().map(|copy| copy.lookup(key)) {
-            Some(local_copy::Lookup::Hit(value)) => return Some(value),
+            Some(local_copy::Lookup::Hit(value)) => return value,
             Some(local_copy::Lookup::Miss(ticket)) => Some(ticket),
             Some(local_copy::Lookup::Dark) | None => None,
         };
         let mut conn = connection.clone();
         let result = redis_call(conn.get::<_, Option<Vec<u8>>>(key)).await;
-        let value = self.record(result).flatten().map(Bytes::from)?;
+        // An error keeps nothing; an answer, even "no such key", is kept.
+        let value = self.record(result)?.map(Bytes::from);
         if let (Some(copy), Some(ticket)) = (&self.local, ticket) {
             copy.keep(key, value.clone(), ticket);
         }
-        Some(value)
+        value
     }
 
     fn key(&self, key: &str) -> String {

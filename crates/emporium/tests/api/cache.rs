@@ -169,6 +169,16 @@ async fn a_local_copy_in_front_of_redis_serves_repeats_and_follows_every_write()
     replica.delete("k").await;
     assert_eq!(replica.get_json::<i32>("k").await, None, "its own delete, at once");
 
+    // A generation nobody bumped yet: its absence is kept, and the first bump elsewhere is seen.
+    assert_eq!(replica.generation("fresh").await, 0);
+    assert_eq!(replica.generation("fresh").await, 0, "absence read from memory");
+    other.bump_generation("fresh").await;
+    assert_eq!(
+        eventually(1, || replica.generation("fresh")).await,
+        1,
+        "another replica's first bump"
+    );
+
     let generation = replica.generation("pages").await;
     assert_eq!(replica.generation("pages").await, generation);
     replica.bump_generation("pages").await;

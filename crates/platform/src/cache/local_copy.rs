@@ -83,7 +83,10 @@ struct Stripe {
 }
 
 struct LocalEntry {
-    value: Bytes,
+    /// `None`: Redis answered that the key does not exist. Absence is kept too: a page key that
+    /// embeds a generation nobody has bumped yet would otherwise cost a round trip per read, and
+    /// the key's creation is pushed as an invalidation like any other change.
+    value: Option<Bytes>,
     kept_at: Instant,
 }
 
@@ -118,13 +121,14 @@ impl Stripe {
     }
 }
 
-fn weight(key: &str, value: &Bytes) -> usize {
-    key.len() + value.len() + ENTRY_OVERHEAD
+fn weight(key: &str, value: &Option<Bytes>) -> usize {
+    key.len() + value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD
 }
 
 /// What the copy answers for a key.
 pub(super) enum Lookup {
-    Hit(Bytes),
+    /// What Redis last answered: the value, or `None` for a key that does not exist.
+    Hit(Option<Bytes>),
     /// Not held: read it from Redis, then offer the answer to [`LocalCopy::keep`] with this ticket.
     Miss(Ticket),
     /// Redis is not tracking for this copy: read from Redis and keep nothing.
@@ -191,8 +195,11 @@ impl LocalCopy {
         {
             Some(Some(value)) => {
                 drop(stripe);
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                self.metrics.hits.increment(1);
+                // Counted as the cache's hits are: a value found, not a key known to be absent.
+                if value.is_some() {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.hits.increment(1);
+                }
                 Lookup::Hit(value)
             }
             Some(None) => {
@@ -203,9 +210,9 @@ impl LocalCopy {
         }
     }
 
-    /// Keeps what a read answered, unless its key's stripe changed since its ticket (an
-    /// invalidation, or another answer kept).
-    pub(super) fn keep(&self, key: &str, value: Bytes, ticket: Ticket) {
+    /// Keeps what a read answered (`None`: no such key), unless its key's stripe changed since
+    /// its ticket (an invalidation, or another answer kept).
+    pub(super) fn keep(&self, key: &str, value: Option<Bytes>, ticket: Ticket) {
         let needed = weight(key, &value);
         let mut stripe = lock(&self.stripes[ticket.stripe]);
         if stripe.changes != ticket.changes || !self.is_live() {
@@ -375,7 +382,7 @@ mod tests {
 
     fn get(copy: &LocalCopy, key: &str) -> Option<Bytes> {
         match copy.lookup(key) {
-            Lookup::Hit(value) => Some(value),
+            Lookup::Hit(value) => value,
             Lookup::Miss(_) | Lookup::Dark => None,
         }
     }
@@ -393,11 +400,11 @@ mod tests {
         let copy = copy();
         let ticket = ticket_for(&copy, "p:k").expect("live");
         copy.invalidate(b"p:k");
-        copy.keep("p:k", Bytes::from_static(b"old"), ticket);
+        copy.keep("p:k", Some(Bytes::from_static(b"old")), ticket);
         assert_eq!(get(&copy, "p:k"), None, "invalidated while the read was in flight");
 
         let ticket = ticket_for(&copy, "p:k").expect("live");
-        copy.keep("p:k", Bytes::from_static(b"new"), ticket);
+        copy.keep("p:k", Some(Bytes::from_static(b"new")), ticket);
         assert_eq!(get(&copy, "p:k").as_deref(), Some(&b"new"[..]));
         copy.on_invalidate(&[Value::Array(vec![Value::BulkString(b"p:k".to_vec())])]);
         assert_eq!(get(&copy, "p:k"), None, "invalidated after it was kept");
@@ -417,22 +424,22 @@ mod tests {
             );
             let (older, newer) = (Bytes::from_static(b"89"), Bytes::from_static(b"90"));
             if newer_first {
-                copy.keep("p:k", newer.clone(), newer_read);
+                copy.keep("p:k", Some(newer.clone()), newer_read);
                 assert_eq!(get(&copy, "p:k").as_deref(), Some(&b"90"[..]));
-                copy.keep("p:k", older.clone(), older_read);
+                copy.keep("p:k", Some(older.clone()), older_read);
             } else {
-                copy.keep("p:k", older.clone(), older_read);
-                copy.keep("p:k", newer.clone(), newer_read);
+                copy.keep("p:k", Some(older.clone()), older_read);
+                copy.keep("p:k", Some(newer.clone()), newer_read);
             }
             assert_eq!(get(&copy, "p:k"), None, "the two answers differ: neither is kept");
-            copy.keep("p:k", older, third_read);
+            copy.keep("p:k", Some(older), third_read);
             assert_eq!(
                 get(&copy, "p:k"),
                 None,
                 "a third read of the same moment is refused too"
             );
             let fresh = ticket_for(&copy, "p:k").expect("live");
-            copy.keep("p:k", newer, fresh);
+            copy.keep("p:k", Some(newer), fresh);
             assert_eq!(
                 get(&copy, "p:k").as_deref(),
                 Some(&b"90"[..]),
@@ -445,20 +452,47 @@ mod tests {
     fn a_flush_or_a_lost_connection_empties_the_copy_and_refuses_reads_in_flight() {
         let copy = copy();
         let ticket = ticket_for(&copy, "p:a").expect("live");
-        copy.keep("p:a", Bytes::from_static(b"1"), ticket);
+        copy.keep("p:a", Some(Bytes::from_static(b"1")), ticket);
         let in_flight = ticket_for(&copy, "p:b").expect("live");
         copy.on_invalidate(&[Value::Nil]);
-        copy.keep("p:b", Bytes::from_static(b"2"), in_flight);
+        copy.keep("p:b", Some(Bytes::from_static(b"2")), in_flight);
         assert_eq!((get(&copy, "p:a"), get(&copy, "p:b")), (None, None));
 
         let ticket = ticket_for(&copy, "p:a").expect("live");
-        copy.keep("p:a", Bytes::from_static(b"1"), ticket);
+        copy.keep("p:a", Some(Bytes::from_static(b"1")), ticket);
         let in_flight = ticket_for(&copy, "p:b").expect("live");
         copy.go_dark();
         assert!(ticket_for(&copy, "p:c").is_none(), "no reads kept while not tracked");
         copy.live.store(true, Ordering::Release);
-        copy.keep("p:b", Bytes::from_static(b"2"), in_flight);
+        copy.keep("p:b", Some(Bytes::from_static(b"2")), in_flight);
         assert_eq!((get(&copy, "p:a"), get(&copy, "p:b")), (None, None));
+    }
+
+    /// Redis answered "no such key": the next read is answered here without a round trip (and is
+    /// not counted as a hit), until the key's creation is pushed.
+    #[test]
+    fn an_absent_key_is_kept_until_it_is_created() {
+        let copy = copy();
+        let ticket = ticket_for(&copy, "p:generation").expect("live");
+        copy.keep("p:generation", None, ticket);
+        assert!(
+            matches!(copy.lookup("p:generation"), Lookup::Hit(None)),
+            "known to be absent"
+        );
+        assert_eq!(copy.hits(), 0, "absence is not a hit");
+
+        copy.invalidate(b"p:generation");
+        let ticket = ticket_for(&copy, "p:generation").expect("created elsewhere: read again");
+        copy.keep("p:generation", Some(Bytes::from_static(b"1")), ticket);
+        assert_eq!(get(&copy, "p:generation").as_deref(), Some(&b"1"[..]));
+
+        let in_flight = ticket_for(&copy, "p:other").expect("live");
+        copy.invalidate(b"p:other");
+        copy.keep("p:other", None, in_flight);
+        assert!(
+            ticket_for(&copy, "p:other").is_some(),
+            "an absence answered across a creation is refused"
+        );
     }
 
     #[test]
@@ -469,7 +503,7 @@ mod tests {
         for i in 0..2_000 {
             let key = format!("p:{i}");
             let ticket = ticket_for(&copy, &key).expect("live");
-            copy.keep(&key, value.clone(), ticket);
+            copy.keep(&key, Some(value.clone()), ticket);
         }
         for stripe in &*copy.stripes {
             let stripe = lock(stripe);
@@ -486,7 +520,7 @@ mod tests {
         assert!(held > 64, "the copy still holds values ({held})");
         let too_big = Bytes::from(vec![b'x'; 2_000]);
         let ticket = ticket_for(&copy, "p:big").expect("live");
-        copy.keep("p:big", too_big, ticket);
+        copy.keep("p:big", Some(too_big), ticket);
         assert_eq!(get(&copy, "p:big"), None, "larger than a stripe's share: not kept");
     }
 }
