@@ -16,7 +16,7 @@ pub mod views;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::{Extension, Router};
+use axum::Router;
 use contracts::api::cart::CartApi;
 use contracts::events::Event as _;
 use contracts::events::ordering::OrderPlaced;
@@ -141,7 +141,7 @@ impl Context for Cart {
 
     fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
-        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+        platform::http::tag_routes(router, CONTEXT)
     }
 
     fn offer_api(&self, peers: &Peers) {

@@ -21,7 +21,7 @@ pub mod views;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::{Extension, Router};
+use axum::Router;
 use contracts::api::catalog::CatalogApi;
 use contracts::events::Event as _;
 use contracts::events::inventory::StockChanged;
@@ -92,7 +92,6 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 /// A running catalog context.
 pub struct Catalog {
     service: Arc<CatalogService>,
-    deps: ContextDeps,
     db: Db,
     outbox: platform::events::Outbox,
 }
@@ -122,7 +121,6 @@ impl Context for Catalog {
             Arc::new(CatalogService::new(store, cache, Some(outbox.clone()), config).with_faults(deps.faults.clone()));
         Ok(Self {
             service,
-            deps: deps.clone(),
             db: db.clone(),
             outbox,
         })
@@ -130,7 +128,7 @@ impl Context for Catalog {
 
     fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
-        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.deps.keys.clone()))
+        platform::http::tag_routes(router, CONTEXT)
     }
 
     fn offer_api(&self, peers: &Peers) {

@@ -499,9 +499,7 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         router = router.merge(context_router);
     }
     let deps = launcher.deps().clone();
-    let keys = deps.keys.clone();
-    router =
-        router.merge(platform::http::tag_routes(events.dead_letter_router(), "events").layer(axum::Extension(keys)));
+    router = router.merge(platform::http::tag_routes(events.dead_letter_router(), "events"));
 
     let doc = crate::api_doc::served(dev_mailbox.is_some());
     if let Some(mailbox) = dev_mailbox {
@@ -537,12 +535,7 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
             settings.platform.metrics_token.clone(),
         ));
     }
-    let mut router = router.merge(platform::http::tag_routes(ops, "platform"));
-    if settings.platform.trusted_proxy_hops > 0 {
-        router = router.layer(axum::Extension(platform::http::TrustForwardedFor {
-            hops: settings.platform.trusted_proxy_hops,
-        }));
-    }
+    let router = router.merge(platform::http::tag_routes(ops, "platform"));
     let limits = HttpLimits {
         max_body_bytes: settings.platform.max_body_bytes,
         request_timeout: settings.platform.request_timeout,
@@ -569,8 +562,14 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
             .await
             .context("subscribing to identity's revocations")?;
     }
-    let router = router.layer(axum::Extension(revocations));
-    let router = platform::http::with_platform_stack(router, limits);
+    let wiring = platform::http::Wiring {
+        keys: Some(deps.keys.clone()),
+        revocations: Some(revocations),
+        trust_forwarded_for: (settings.platform.trusted_proxy_hops > 0).then_some(platform::http::TrustForwardedFor {
+            hops: settings.platform.trusted_proxy_hops,
+        }),
+    };
+    let router = platform::http::with_platform_stack(router, limits, wiring);
     // Contexts in this process call each other through the finished router (same stack, no socket),
     // inside the edge: their calls are not the browser's, so they spend no client's rate budget.
     local.set(router.clone());

@@ -76,16 +76,17 @@ pub async fn build_gateway(settings: &Settings, src: &ConfigSource) -> anyhow::R
             "platform",
         ));
     }
-    if settings.platform.trusted_proxy_hops > 0 {
-        router = router.layer(axum::Extension(platform::http::TrustForwardedFor {
-            hops: settings.platform.trusted_proxy_hops,
-        }));
-    }
     let limits = HttpLimits {
         max_body_bytes: settings.platform.max_body_bytes,
         request_timeout: settings.platform.request_timeout,
     };
-    let router = platform::http::with_platform_stack(router, limits);
+    let wiring = platform::http::Wiring {
+        trust_forwarded_for: (settings.platform.trusted_proxy_hops > 0).then_some(platform::http::TrustForwardedFor {
+            hops: settings.platform.trusted_proxy_hops,
+        }),
+        ..Default::default()
+    };
+    let router = platform::http::with_platform_stack(router, limits, wiring);
     proxy.set(router.clone());
     tracing::info!(
         limiter = limiter.backend_name(),

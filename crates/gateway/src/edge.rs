@@ -125,7 +125,11 @@ pub fn with_edge(router: Router, config: &EdgeConfig, keys: KeySet, limiter: Rat
         max_body_bytes: config.max_body_bytes,
         hsts: config.hsts,
     });
-    // Once around the router, not around each route (see `platform::http::around_router`).
+    // `router` comes from `platform::http::with_platform_stack`: no routes, one fallback service.
+    // `Router::layer` wraps that service, so the edge is once around the router (see
+    // `platform::http::around_router`) without another router in front of it: each router level
+    // splits and rebuilds the request, looks its path up twice and records the wildcard match.
+    debug_assert!(!router.has_routes(), "the edge wraps the finished, stacked router");
     match cors_layer(&config.cors_origins) {
         Some(cors) => {
             let hsts = config.hsts;
@@ -136,11 +140,11 @@ pub fn with_edge(router: Router, config: &EdgeConfig, keys: KeySet, limiter: Rat
                 middleware::from_fn_with_state(state, |State(edge): State<Arc<EdgeState>>, req, next| async move {
                     edge_check(&edge, req, next).await
                 });
-            platform::http::around_router(router, outer.layer(cors).layer(checks))
+            router.layer(outer.layer(cors).layer(checks))
         }
         // No CORS layer to sit between them: one layer does all three jobs, in the same order.
         // Each layer costs a boxed future and a clone of the router per request.
-        None => platform::http::around_router(router, middleware::from_fn_with_state(state, edge_without_cors)),
+        None => router.layer(middleware::from_fn_with_state(state, edge_without_cors)),
     }
 }
 

@@ -16,7 +16,7 @@ pub mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::{Extension, Router};
+use axum::Router;
 use platform::auth::KeySet;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::{Context, ContextDeps, Migrations, Worker};
@@ -166,7 +166,7 @@ impl Context for Identity {
             faults: self.faults.clone(),
         };
         let (faults, _) = faults_api::routes().with_state(state).split_for_parts();
-        platform::http::tag_routes(router.merge(faults), CONTEXT).layer(Extension(self.keys.clone()))
+        platform::http::tag_routes(router.merge(faults), CONTEXT)
     }
 
     /// Every context's erasure steps and export parts.

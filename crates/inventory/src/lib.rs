@@ -16,11 +16,10 @@ pub mod views;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::{Extension, Router};
+use axum::Router;
 use contracts::api::inventory::InventoryApi;
 use contracts::events::Event as _;
 use contracts::events::catalog::{ProductCreated, ProductDeleted};
-use platform::auth::KeySet;
 use platform::client::Peers;
 use platform::config::{ConfigError, ConfigSource};
 use platform::context::{Consumer, Context, ContextDeps, Migrations, Worker};
@@ -83,7 +82,6 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 /// A running inventory context.
 pub struct Inventory {
     service: Arc<InventoryService>,
-    keys: KeySet,
 }
 
 impl Inventory {
@@ -108,15 +106,12 @@ impl Context for Inventory {
         service::describe_metrics();
         let outbox = deps.events.start_relay(CONTEXT, db);
         let service = Arc::new(InventoryService::new(store, config, outbox).with_faults(deps.faults.clone()));
-        Ok(Self {
-            service,
-            keys: deps.keys.clone(),
-        })
+        Ok(Self { service })
     }
 
     fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
-        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+        platform::http::tag_routes(router, CONTEXT)
     }
 
     fn offer_api(&self, peers: &Peers) {

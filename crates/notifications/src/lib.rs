@@ -33,7 +33,7 @@ pub mod webhooks;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::{Extension, Router};
+use axum::Router;
 use contracts::events::privacy::{NotificationsErased, NotificationsExported};
 use platform::auth::KeySet;
 use platform::config::{ConfigError, ConfigSource};
@@ -140,7 +140,6 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 pub struct Notifications {
     service: Arc<NotificationService>,
     webhooks: Arc<webhooks::service::WebhookService>,
-    keys: KeySet,
     db: Db,
     outbox: platform::events::Outbox,
 }
@@ -180,14 +179,13 @@ impl Context for Notifications {
         Ok(Self {
             service,
             webhooks,
-            keys: deps.keys.clone(),
             db: db.clone(),
             outbox,
         })
     }
 
     fn router(&self) -> Router {
-        router_for(self.service.clone(), self.webhooks.clone(), self.keys.clone())
+        routes(self.service.clone(), self.webhooks.clone())
     }
 
     /// The mailer, which renders the events it consumes into the delivery log, and the webhook
@@ -230,16 +228,21 @@ impl Context for Notifications {
 /// The consumer name of the webhook queue (its queue is `<namespace>.notifications.webhooks`).
 pub const WEBHOOK_CONSUMER: &str = "webhooks";
 
-/// The routes over `service` and `webhooks`, verifying tokens with `keys` (what
-/// [`Notifications::router`] serves).
+/// The routes over `service` and `webhooks` on their own, verifying tokens with `keys` (outside
+/// the app, whose platform stack hands every request its keys: see `platform::http::Wiring`).
 pub fn router_for(
     service: Arc<NotificationService>,
     webhooks: Arc<webhooks::service::WebhookService>,
     keys: KeySet,
 ) -> Router {
+    routes(service, webhooks).layer(axum::Extension(keys))
+}
+
+/// The routes over `service` and `webhooks` (what [`Notifications::router`] serves).
+fn routes(service: Arc<NotificationService>, webhooks: Arc<webhooks::service::WebhookService>) -> Router {
     let (router, _) = api::routes().with_state(service).split_for_parts();
     let (hooks, _) = webhooks::api::routes().with_state(webhooks).split_for_parts();
-    platform::http::tag_routes(router.merge(hooks), CONTEXT).layer(Extension(keys))
+    platform::http::tag_routes(router.merge(hooks), CONTEXT)
 }
 
 /// Notifications' OpenAPI description (static: no running context needed).

@@ -21,11 +21,10 @@ pub mod views;
 
 use std::sync::Arc;
 
-use axum::{Extension, Router};
+use axum::Router;
 use contracts::events::Event as _;
 use contracts::events::inventory::ReservationExpired;
 use contracts::events::privacy::{OrderingErased, OrderingExported};
-use platform::auth::KeySet;
 use platform::context::{Consumer, Context, ContextDeps, Migrations, Worker};
 use platform::db::{Db, DbError};
 use platform::events::{Event, EventHandler, HandlerError};
@@ -50,7 +49,6 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 /// A running ordering context.
 pub struct Ordering {
     service: Arc<OrderingService>,
-    keys: KeySet,
     db: Db,
     outbox: platform::events::Outbox,
     personal_data: Arc<PersonalDataOf>,
@@ -97,7 +95,6 @@ impl Context for Ordering {
         let service = Arc::new(OrderingService::new(config, store, outbox.clone(), peers));
         Ok(Self {
             service,
-            keys: deps.keys.clone(),
             db: db.clone(),
             outbox,
             personal_data,
@@ -106,7 +103,7 @@ impl Context for Ordering {
 
     fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
-        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+        platform::http::tag_routes(router, CONTEXT)
     }
 
     /// Reservations that expired, to cancel orders still awaiting their payment; erasures and

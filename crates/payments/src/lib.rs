@@ -22,7 +22,7 @@ pub mod views;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::{Extension, Router};
+use axum::Router;
 use contracts::api::payments::PaymentsApi;
 use contracts::events::privacy::{PaymentsErased, PaymentsExported};
 use platform::auth::KeySet;
@@ -242,7 +242,7 @@ impl Context for Payments {
 
     fn router(&self) -> Router {
         let (router, _) = api::routes().with_state(self.service.clone()).split_for_parts();
-        platform::http::tag_routes(router, CONTEXT).layer(Extension(self.keys.clone()))
+        platform::http::tag_routes(router, CONTEXT)
     }
 
     fn offer_api(&self, peers: &Peers) {

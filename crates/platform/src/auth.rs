@@ -509,17 +509,14 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let keys = parts
-            .extensions
-            .get::<KeySet>()
-            .cloned()
-            .ok_or_else(|| Problem::internal("no KeySet extension: the app wiring must add one"))?;
+        let keys = crate::http::Wiring::of(&parts.extensions, |w| w.keys.as_ref())
+            .ok_or_else(|| Problem::internal("no KeySet on the request: the app wiring must add one"))?;
         let token = bearer_token(parts)?;
         // An unknown key id makes a JWKS-fed set fetch the keys again (single-flight, rate
         // limited), so a context that started before identity, or a rotation it has not seen
         // yet, does not refuse valid tokens until the next scheduled refresh.
         let claims = keys.verify_fresh(token).await?;
-        if let Some(revoked) = parts.extensions.get::<Revocations>()
+        if let Some(revoked) = crate::http::Wiring::of(&parts.extensions, |w| w.revocations.as_ref())
             && revoked.is_revoked(&claims)
         {
             return Err(Problem::unauthorized("the session has ended; log in again"));

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use opentelemetry::propagation::Extractor;
@@ -96,9 +95,35 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
 }
 
+/// What the process's wiring hands every request: the keys that verify tokens, the revoked
+/// sessions, the proxies trusted for `X-Forwarded-For`. The platform stack adds it once per
+/// request (as `Arc<Wiring>`); the extractors read it, or a value of the same type added as an
+/// extension of its own (tests that build a router by hand). Added per route with
+/// `Router::layer(Extension(..))`, each value cost every route a boxed layer per request.
+#[derive(Clone, Default)]
+pub struct Wiring {
+    pub keys: Option<crate::auth::KeySet>,
+    pub revocations: Option<crate::auth::Revocations>,
+    pub trust_forwarded_for: Option<TrustForwardedFor>,
+}
+
+impl Wiring {
+    /// The wiring's value of type `T` (`pick` chooses it) on this request, after an extension of
+    /// type `T` of its own.
+    pub fn of<T: Clone + Send + Sync + 'static>(
+        extensions: &axum::http::Extensions,
+        pick: fn(&Wiring) -> Option<&T>,
+    ) -> Option<T> {
+        extensions
+            .get::<T>()
+            .or_else(|| extensions.get::<Arc<Wiring>>().and_then(|w| pick(w)))
+            .cloned()
+    }
+}
+
 /// Wraps a finished application router with the platform's cross-cutting behaviour. The order
 /// matters: observation is outermost so that timeouts and panics are logged and counted too.
-pub fn with_platform_stack(router: Router, limits: HttpLimits) -> Router {
+pub fn with_platform_stack(router: Router, limits: HttpLimits, wiring: Wiring) -> Router {
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
@@ -109,7 +134,10 @@ pub fn with_platform_stack(router: Router, limits: HttpLimits) -> Router {
                 header::AUTHORIZATION,
                 header::COOKIE,
             ]))
-            .layer(middleware::from_fn_with_state(limits, observe))
+            .layer(Around::layer(Observe {
+                limits,
+                wiring: Arc::new(wiring),
+            }))
             .layer(CatchPanicLayer::custom(panic_to_problem))
             .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
     )
@@ -271,7 +299,96 @@ async fn polled_in<F: Future>(span: &tracing::Span, mut future: std::pin::Pin<&m
     std::future::poll_fn(|cx| span.in_scope(|| future.as_mut().poll(cx))).await
 }
 
-async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next) -> Response {
+/// A middleware written as `run(request, inner)`, where `inner` is the rest of the stack, polled
+/// ready: wrap it in [`Around`] to get a layer. `axum::middleware::from_fn` does the same job,
+/// but each request also boxes the inner service into a `Next` and takes its parts apart and back
+/// through extractors; here a request costs one boxed future.
+pub trait Middleware<S>: Clone + Send + Sync + 'static {
+    fn run(&self, req: Request, inner: S) -> impl Future<Output = Response> + Send + 'static;
+}
+
+/// [`Middleware`] `M` as a layer, and as the service it makes.
+#[derive(Clone)]
+pub struct Around<M, S = ()> {
+    middleware: M,
+    inner: S,
+}
+
+impl<M: Clone> Around<M> {
+    pub fn layer(middleware: M) -> Self {
+        Self { middleware, inner: () }
+    }
+}
+
+impl<M: Clone, S> tower::Layer<S> for Around<M> {
+    type Service = Around<M, S>;
+
+    fn layer(&self, inner: S) -> Around<M, S> {
+        Around {
+            middleware: self.middleware.clone(),
+            inner,
+        }
+    }
+}
+
+impl<M, S> tower::Service<Request> for Around<M, S>
+where
+    M: Middleware<S>,
+    S: tower::Service<Request, Error = std::convert::Infallible> + Clone,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The service made ready above answers this request; its clone waits for the next one.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let answer = self.middleware.run(req, ready);
+        Box::pin(async move { Ok(answer.await) })
+    }
+}
+
+/// `ready`'s answer to `req` (`ready` has been polled ready, as a [`Middleware`]'s inner is).
+pub async fn answer<S>(mut ready: S, req: Request) -> Response
+where
+    S: tower::Service<Request, Error = std::convert::Infallible>,
+    S::Response: IntoResponse,
+{
+    match ready.call(req).await {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
+    }
+}
+
+/// The platform's observation of every request ([`observe`]), which also hands it the wiring.
+#[derive(Clone)]
+struct Observe {
+    limits: HttpLimits,
+    wiring: Arc<Wiring>,
+}
+
+impl<S> Middleware<S> for Observe
+where
+    S: tower::Service<Request, Error = std::convert::Infallible> + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send,
+{
+    fn run(&self, mut req: Request, inner: S) -> impl Future<Output = Response> + Send + 'static {
+        req.extensions_mut().insert(self.wiring.clone());
+        observe(self.limits, req, inner)
+    }
+}
+
+async fn observe<S>(limits: HttpLimits, mut req: Request, inner: S) -> Response
+where
+    S: tower::Service<Request, Error = std::convert::Infallible>,
+    S::Response: IntoResponse,
+{
     let _in_flight = InFlight::start();
     let started = Instant::now();
     let request_id = request_id_from(req.headers());
@@ -319,7 +436,7 @@ async fn observe(State(limits): State<HttpLimits>, mut req: Request, next: Next)
         if let Some(problem) = control_characters_refusal(req.uri()) {
             return problem.into_response();
         }
-        match tokio::time::timeout(timeout, next.run(req)).await {
+        match tokio::time::timeout(timeout, answer(inner, req)).await {
             Ok(response) => response,
             Err(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Request timed out")
                 .with_detail(format!("the request took longer than {} ms", timeout.as_millis()))
@@ -643,7 +760,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(trust) = parts.extensions.get::<TrustForwardedFor>()
+        if let Some(trust) = Wiring::of(&parts.extensions, |w| w.trust_forwarded_for.as_ref())
             && let Some(ip) = forwarded_client(&parts.headers, trust.hops)
         {
             return Ok(ClientIp(ip));

@@ -99,6 +99,7 @@ async fn gateway_with(
             max_body_bytes: edge.max_body_bytes,
             request_timeout: Duration::from_secs(30),
         },
+        platform::http::Wiring::default(),
     );
     serve(gateway::with_edge(router, &edge, keys, limiter)).await
 }
