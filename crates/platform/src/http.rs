@@ -108,8 +108,8 @@ pub struct Wiring {
 }
 
 impl Wiring {
-    /// The wiring's value of type `T` (`pick` chooses it) on this request, after an extension of
-    /// type `T` of its own.
+    /// The request's value of type `T`: an extension of that type if it has one (a router built
+    /// by hand), else the field of its wiring that `pick` chooses.
     pub fn of<T: Clone + Send + Sync + 'static>(
         extensions: &axum::http::Extensions,
         pick: fn(&Wiring) -> Option<&T>,
