@@ -33,6 +33,7 @@ import json
 import pathlib
 import re
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -298,6 +299,14 @@ def live_checks(boards: list[tuple[pathlib.Path, dict]], prom: Prom, builtins: d
                     errors.append(f"{where}: unresolved variable in {expr!r}")
                     continue
                 r = prom.query(expr)
+                # Only NaN right after start-up can mean that the window held one scrape too few
+                # (a probe every 5 s, scraped every few seconds): asked again a few times before
+                # it counts as nothing having happened.
+                for _ in range(NAN_RETRIES):
+                    if r.get("status") != "success" or not _all_nan(r["data"]):
+                        break
+                    time.sleep(NAN_RETRY_SECONDS)
+                    r = prom.query(expr)
                 if r.get("status") != "success":
                     errors.append(f"{where}: invalid: {r.get('errorType', '')} {r.get('error')}\n    {expr}")
                     continue
@@ -352,6 +361,11 @@ def main() -> int:
     for e in errors:
         print(f"FAIL {e}")
     return 1 if errors else 0
+
+
+# A query that returns only NaN is asked again this many times, this far apart (see the check).
+NAN_RETRIES = 4
+NAN_RETRY_SECONDS = 5
 
 
 def _all_nan(data: dict) -> bool:
