@@ -71,6 +71,7 @@ mod rates;
 mod recommendations;
 mod returns;
 mod search_typos;
+mod store_writes;
 mod stripe;
 mod tls;
 mod web_account;
