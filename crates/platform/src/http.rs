@@ -134,10 +134,11 @@ pub fn with_platform_stack(router: Router, limits: HttpLimits, wiring: Wiring) -
                 header::AUTHORIZATION,
                 header::COOKIE,
             ]))
-            .layer(Around::layer(Observe {
+            .layer(Observe {
                 limits,
                 wiring: Arc::new(wiring),
-            }))
+                inner: (),
+            })
             .layer(CatchPanicLayer::custom(panic_to_problem))
             .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
     )
@@ -299,42 +300,34 @@ async fn polled_in<F: Future>(span: &tracing::Span, mut future: std::pin::Pin<&m
     std::future::poll_fn(|cx| span.in_scope(|| future.as_mut().poll(cx))).await
 }
 
-/// A middleware written as `run(request, inner)`, where `inner` is the rest of the stack, polled
-/// ready: wrap it in [`Around`] to get a layer. `axum::middleware::from_fn` does the same job,
-/// but each request also boxes the inner service into a `Next` and takes its parts apart and back
-/// through extractors; here a request costs one boxed future.
-pub trait Middleware<S>: Clone + Send + Sync + 'static {
-    fn run(&self, req: Request, inner: S) -> impl Future<Output = Response> + Send + 'static;
-}
-
-/// [`Middleware`] `M` as a layer, and as the service it makes.
+/// The platform's observation of every request ([`observe`]), which also hands it the wiring, as
+/// a layer. `axum::middleware::from_fn` would do the same job, but each request would also box the
+/// inner service into a `Next` and take its parts apart and back through extractors; here a
+/// request costs one boxed future.
 #[derive(Clone)]
-pub struct Around<M, S = ()> {
-    middleware: M,
+struct Observe<S = ()> {
+    limits: HttpLimits,
+    wiring: Arc<Wiring>,
     inner: S,
 }
 
-impl<M: Clone> Around<M> {
-    pub fn layer(middleware: M) -> Self {
-        Self { middleware, inner: () }
-    }
-}
+impl<S> tower::Layer<S> for Observe {
+    type Service = Observe<S>;
 
-impl<M: Clone, S> tower::Layer<S> for Around<M> {
-    type Service = Around<M, S>;
-
-    fn layer(&self, inner: S) -> Around<M, S> {
-        Around {
-            middleware: self.middleware.clone(),
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            limits: self.limits,
+            wiring: self.wiring.clone(),
             inner,
         }
     }
 }
 
-impl<M, S> tower::Service<Request> for Around<M, S>
+impl<S> tower::Service<Request> for Observe<S>
 where
-    M: Middleware<S>,
-    S: tower::Service<Request, Error = std::convert::Infallible> + Clone,
+    S: tower::Service<Request, Error = std::convert::Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send,
 {
     type Response = Response;
     type Error = std::convert::Infallible;
@@ -344,17 +337,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, mut req: Request) -> Self::Future {
         // The service made ready above answers this request; its clone waits for the next one.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        let answer = self.middleware.run(req, ready);
+        req.extensions_mut().insert(self.wiring.clone());
+        let answer = observe(self.limits, req, ready);
         Box::pin(async move { Ok(answer.await) })
     }
 }
 
-/// `ready`'s answer to `req` (`ready` has been polled ready, as a [`Middleware`]'s inner is).
-pub async fn answer<S>(mut ready: S, req: Request) -> Response
+/// `ready`'s answer to `req` (`ready` has been polled ready).
+async fn answer<S>(mut ready: S, req: Request) -> Response
 where
     S: tower::Service<Request, Error = std::convert::Infallible>,
     S::Response: IntoResponse,
@@ -362,25 +356,6 @@ where
     match ready.call(req).await {
         Ok(response) => response.into_response(),
         Err(never) => match never {},
-    }
-}
-
-/// The platform's observation of every request ([`observe`]), which also hands it the wiring.
-#[derive(Clone)]
-struct Observe {
-    limits: HttpLimits,
-    wiring: Arc<Wiring>,
-}
-
-impl<S> Middleware<S> for Observe
-where
-    S: tower::Service<Request, Error = std::convert::Infallible> + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send,
-{
-    fn run(&self, mut req: Request, inner: S) -> impl Future<Output = Response> + Send + 'static {
-        req.extensions_mut().insert(self.wiring.clone());
-        observe(self.limits, req, inner)
     }
 }
 
