@@ -7,7 +7,8 @@
 #                                                         # own PostgreSQL database + Redis + RabbitMQ
 # Defaults: 20s, 32 connections. BENCH_USERS (50) users round-robin, BENCH_SKUS (500) SKUs in a
 # rotating window (one or two lines of quantity 1 per order), each request a new Idempotency-Key.
-# Prints orders/s, latency percentiles, non-201 answers, a per-step breakdown from /metrics
+# Prints orders/s, latency percentiles, non-201 answers, the server's CPU and thread switches per
+# order, a per-step breakdown from /metrics
 # (saga steps, calls between contexts, HTTP routes; means over the run), then cross-checks the
 # databases: every 201 is one confirmed order with exactly one captured payment of its total.
 # Copy the figures into docs/benchmarks.md.
@@ -118,7 +119,18 @@ pg_xacts "$work/xacts-before.txt"
 ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 named_ticks() { local pids; mapfile -t pids < <(pgrep -x "$1" || true); ticks "${pids[@]}"; }
 pg_ticks() { named_ticks postgres; }
-cpu_server_before=$(ticks "$server"); cpu_pg_before=$(pg_ticks)
+# Thread switches of the server (voluntary and involuntary, summed over its threads): on SQLite each
+# statement is a hop to a connection's thread and back, so this counts hops as well as waits.
+# A thread that ends during the run takes its count with it (sqlx keeps its connections open).
+switches() {
+  local t=0 f n
+  for f in /proc/"$1"/task/*/status; do
+    n=$(awk '/ctxt_switches/ { s += $2 } END { print s + 0 }' "$f" 2>/dev/null) || n=0
+    t=$((t + n))
+  done
+  echo "$t"
+}
+cpu_server_before=$(ticks "$server"); cpu_pg_before=$(pg_ticks); switches_before=$(switches "$server")
 cpu_broker_before=$(named_ticks beam.smp); cpu_redis_before=$(named_ticks redis-server)
 python3 bench/checkout.py metrics "$base" "$work/metrics-before.txt"
 t=${BENCH_WRK_THREADS:-2}; [ "$connections" -lt "$t" ] && t=$connections
@@ -150,6 +162,7 @@ if [ -n "$reading" ]; then
   grep -E 'Requests/sec|Latency  |Socket errors|Non-2xx|     50%|     99%' "$work/reads.txt" || true
 fi
 cpu_server=$(( $(ticks "$server") - cpu_server_before )); cpu_pg=$(( $(pg_ticks) - cpu_pg_before ))
+switches_server=$(( $(switches "$server") - switches_before ))
 cpu_broker=$(( $(named_ticks beam.smp) - cpu_broker_before )); cpu_redis=$(( $(named_ticks redis-server) - cpu_redis_before ))
 if [ -n "$drill" ]; then
   wait "$drill" || { echo "error: the broker drill failed (see above)" >&2; exit 1; }
@@ -164,6 +177,7 @@ echo "-- CPU during the run: emporium $(awk -v t="$cpu_server" -v hz="$hz" -v ok
   [ "$mode" = postgres ] && awk -v t="$cpu_pg" -v b="$cpu_broker" -v r="$cpu_redis" -v hz="$hz" -v ok="$ok" 'BEGIN {
     per = ok ? 1000 / ok / hz : 0
     printf ", all postgres processes %.1f s (%.2f ms per order; other agents'"'"' databases included), RabbitMQ %.1f s (%.2f ms), Redis %.1f s (%.2f ms)", t / hz, t * per, b / hz, b * per, r / hz, r * per }')"
+echo "-- thread switches of emporium during the run: $switches_server ($(awk -v n="$switches_server" -v ok="$ok" 'BEGIN { printf "%.1f", ok ? n / ok : 0 }') per order)"
 echo "-- where the time goes (means over the run; p50/p99 from the last minute's summaries)"
 python3 bench/checkout.py breakdown "$work/metrics-before.txt" "$work/metrics-after.txt"
 
