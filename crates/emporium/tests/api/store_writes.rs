@@ -43,7 +43,7 @@ where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments: IntoArguments<DB>,
+    DB::Arguments: IntoArguments<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
@@ -99,7 +99,7 @@ async fn write_one<DB>(db: &StorePool<DB>, n: i64, end: End)
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments: IntoArguments<DB>,
+    DB::Arguments: IntoArguments<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     // Waiting past WAIT here means an earlier write kept the connection or the writer's turn.
