@@ -6,7 +6,7 @@ use std::sync::Arc;
 use platform::db::{Db, RowsAffected, StorePool};
 use platform::privacy::PersonalData;
 use serde::Serialize;
-use sqlx::{Database, FromRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -22,7 +22,7 @@ pub fn open(db: &Db) -> Arc<dyn PersonalData> {
     }
 }
 
-struct CartPersonalData<DB: Database> {
+struct CartPersonalData<DB: platform::db::Backend> {
     db: StorePool<DB>,
 }
 
@@ -58,7 +58,7 @@ platform::sql_store! {
 #[async_trait::async_trait]
 impl PersonalData for CartPersonalData<DB> {
     async fn erase(&self, user: Uuid, _at: OffsetDateTime) -> anyhow::Result<String> {
-        let (_turn, mut tx) = self.db.write().await?;
+        let mut tx = self.db.write().await?;
         sqlx::query("DELETE FROM cart_items WHERE cart_id IN (SELECT id FROM carts WHERE user_id = $1)")
             .bind(user)
             .execute(&mut *tx)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use platform::db::{Db, RowsAffected, StorePool};
 use platform::privacy::PersonalData;
 use serde::Serialize;
-use sqlx::{Database, FromRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ pub fn open(db: &Db) -> Arc<dyn PersonalData> {
     }
 }
 
-struct CatalogPersonalData<DB: Database> {
+struct CatalogPersonalData<DB: platform::db::Backend> {
     db: StorePool<DB>,
 }
 
@@ -52,7 +52,7 @@ platform::sql_store! {
 #[async_trait::async_trait]
 impl PersonalData for CatalogPersonalData<DB> {
     async fn erase(&self, user: Uuid, at: OffsetDateTime) -> anyhow::Result<String> {
-        let (_turn, mut tx) = self.db.write().await?;
+        let mut tx = self.db.write().await?;
         let purchases = sqlx::query("DELETE FROM verified_purchases WHERE user_id = $1")
             .bind(user)
             .execute(&mut *tx)

@@ -7,8 +7,13 @@ pub mod sql;
 pub fn open(db: &platform::db::Db) -> std::sync::Arc<dyn CatalogStore> {
     use std::sync::Arc;
     match db {
-        platform::db::Db::Sqlite(pool) => Arc::new(sql::SqlStore::new(pool.clone(), sql::Dialect::Sqlite)),
-        platform::db::Db::Postgres(pool) => Arc::new(sql::SqlStore::new(pool.clone(), sql::Dialect::Postgres)),
+        platform::db::Db::Sqlite(pool) => {
+            Arc::new(sql::SqlStore::<sqlx::Sqlite>::new(pool.clone(), sql::Dialect::Sqlite))
+        }
+        platform::db::Db::Postgres(pool) => Arc::new(sql::SqlStore::<sqlx::Postgres>::new(
+            pool.clone(),
+            sql::Dialect::Postgres,
+        )),
     }
 }
 

@@ -8,8 +8,8 @@ pub mod sql;
 pub fn open(db: &platform::db::Db) -> std::sync::Arc<dyn IdentityStore> {
     use std::sync::Arc;
     match db {
-        platform::db::Db::Sqlite(pool) => Arc::new(sql::SqlStore::new(pool.clone())),
-        platform::db::Db::Postgres(pool) => Arc::new(sql::SqlStore::new(pool.clone())),
+        platform::db::Db::Sqlite(pool) => Arc::new(sql::SqlStore::<sqlx::Sqlite>::new(pool.clone())),
+        platform::db::Db::Postgres(pool) => Arc::new(sql::SqlStore::<sqlx::Postgres>::new(pool.clone())),
     }
 }
 

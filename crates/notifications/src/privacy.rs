@@ -7,7 +7,7 @@ use std::sync::Arc;
 use platform::db::{Db, RowsAffected, StorePool};
 use platform::privacy::PersonalData;
 use serde::Serialize;
-use sqlx::{Database, FromRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ pub fn open(db: &Db) -> Arc<dyn PersonalData> {
     }
 }
 
-struct NotificationsPersonalData<DB: Database> {
+struct NotificationsPersonalData<DB: platform::db::Backend> {
     db: StorePool<DB>,
 }
 
@@ -62,7 +62,7 @@ platform::sql_store! {
 #[async_trait::async_trait]
 impl PersonalData for NotificationsPersonalData<DB> {
     async fn erase(&self, user: Uuid, _at: OffsetDateTime) -> anyhow::Result<String> {
-        let (_turn, mut tx) = self.db.write().await?;
+        let mut tx = self.db.write().await?;
         let email: Option<String> =
             sqlx::query_scalar("DELETE FROM notification_recipients WHERE user_id = $1 RETURNING email")
                 .bind(user)

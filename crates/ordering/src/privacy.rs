@@ -10,7 +10,7 @@ use std::time::Duration;
 use platform::db::{Db, StorePool};
 use platform::privacy::PersonalData;
 use serde::Serialize;
-use sqlx::{Database, FromRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -38,7 +38,7 @@ pub fn open(db: &Db, retention: Duration) -> Arc<dyn OrderingPersonalData> {
     }
 }
 
-struct Store<DB: Database> {
+struct Store<DB: platform::db::Backend> {
     db: StorePool<DB>,
     retention: Duration,
 }
@@ -111,7 +111,7 @@ impl Store<DB> {
     /// Pseudonymises `user`'s orders placed before `cutoff` (and their return notes); answers
     /// how many orders changed and how many keep personal data for now.
     async fn pseudonymise(&self, user: Uuid, cutoff: OffsetDateTime, now: OffsetDateTime) -> anyhow::Result<(u64, u64)> {
-        let (_turn, mut tx) = self.db.write().await?;
+        let mut tx = self.db.write().await?;
         // The erasure row first: the write that takes the lock.
         sqlx::query(
             "INSERT INTO privacy_erasures (user_id, requested_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use platform::db::{Db, RowsAffected, StorePool};
 use platform::privacy::PersonalData;
 use serde::Serialize;
-use sqlx::{Database, FromRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ pub fn open(db: &Db) -> Arc<dyn PersonalData> {
     }
 }
 
-struct PaymentsPersonalData<DB: Database> {
+struct PaymentsPersonalData<DB: platform::db::Backend> {
     db: StorePool<DB>,
 }
 
@@ -73,7 +73,7 @@ platform::sql_store! {
 #[async_trait::async_trait]
 impl PersonalData for PaymentsPersonalData<DB> {
     async fn erase(&self, user: Uuid, at: OffsetDateTime) -> anyhow::Result<String> {
-        let (_turn, mut tx) = self.db.write().await?;
+        let mut tx = self.db.write().await?;
         let removed = sqlx::query(
             "UPDATE payment_methods SET saved = FALSE, removed_at = COALESCE(removed_at, $2), provider_token = $3
              WHERE user_id = $1 AND provider_token <> $3",

@@ -184,7 +184,10 @@ impl Migrations {
             source,
         };
         match db {
-            Db::Sqlite(pool) => self.sqlite.run(pool).await.map_err(err)?,
+            Db::Sqlite(db) => {
+                let mut conn = db.acquire().await.map_err(|e| err(e.into()))?;
+                self.sqlite.run(&mut *conn).await.map_err(err)?;
+            }
             Db::Postgres(pool) => self.postgres.run(pool).await.map_err(err)?,
         }
         crate::events::migrate(db).await

@@ -1,20 +1,25 @@
 //! Database access: a context gets a [`Db`] (SQLite in embedded mode, PostgreSQL in production)
 //! and builds its own store on it. Each context owns its schema and migrations.
 
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 use crate::health::HealthCheck;
 
-/// A connection pool to one context's database.
+mod sqlite;
+pub use sqlite::{SqliteConn, SqliteDb, SqliteTx};
+
+/// The connections to one context's database.
 #[derive(Debug, Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
 }
 
@@ -131,19 +136,10 @@ impl Db {
                 // the files anyway, so a small per-connection cache costs little speed.
                 .pragma("cache_size", format!("-{}", sqlite.page_cache_kib))
                 .log_statements(crate::telemetry::sql_statement_log_level());
-            let pool = SqlitePoolOptions::new()
-                .max_connections(sqlite.connections.clamp(1, SQLITE_MAX_CONNECTIONS))
-                // Connections opened for a burst are closed once it is over, with their caches.
-                .min_connections(1)
-                .idle_timeout(Duration::from_secs(60))
-                .acquire_timeout(Duration::from_secs(5))
-                // A file does not hang up: pinging it before each use (sqlx's default) only cost a
-                // hop to the connection's thread and back.
-                .test_before_acquire(false)
-                .connect_with(options)
+            let db = SqliteDb::open(&options, sqlite.connections.clamp(1, SQLITE_MAX_CONNECTIONS))
                 .await
                 .map_err(err)?;
-            Ok(Self::Sqlite(pool))
+            Ok(Self::Sqlite(db))
         } else {
             let options = PgConnectOptions::from_str(url)
                 .map_err(err)?
@@ -267,7 +263,7 @@ impl Db {
     /// (open connections, idle connections, maximum).
     fn pool_figures(&self) -> (u32, usize, u32) {
         match self {
-            Self::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+            Self::Sqlite(p) => (p.size(), p.num_idle(), p.size()),
             Self::Postgres(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
         }
     }
@@ -367,25 +363,146 @@ pub fn is_unique_violation(err: &sqlx::Error, name: &str) -> bool {
     }
 }
 
-/// A SQL store's pool and how it writes on its backend, the same for every context:
+/// What a SQL store needs of its backend beyond sqlx's `Database`: the handle its statements run
+/// on (`&Backend::Pool` is a `sqlx::Executor`) and the transaction it writes in.
+pub trait Backend: sqlx::Database {
+    /// SQLite: the context's own [`SqliteDb`]; PostgreSQL: sqlx's pool.
+    type Pool: Clone + Send + Sync + std::fmt::Debug + 'static;
+    /// A connection held for a caller alone; it derefs to the connection.
+    type Conn: DerefMut<Target = Self::Connection> + Send + 'static;
+    /// An open transaction; it derefs to the connection it runs on.
+    type Tx: DerefMut<Target = Self::Connection> + Send + 'static;
+
+    fn acquire(pool: &Self::Pool) -> impl Future<Output = Result<Self::Conn, sqlx::Error>> + Send;
+
+    /// Opens a transaction with `statement`, or the backend's plain `BEGIN`.
+    fn begin_on(
+        pool: &Self::Pool,
+        statement: Option<&'static str>,
+    ) -> impl Future<Output = Result<Self::Tx, sqlx::Error>> + Send;
+    fn commit(tx: Self::Tx) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn rollback(tx: Self::Tx) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    /// Ends a transaction dropped open: rolled back before its connection (and `turn`, the
+    /// writer's turn it holds) goes to anyone else.
+    fn abandon(tx: Self::Tx, turn: Option<tokio::sync::OwnedMutexGuard<()>>);
+}
+
+impl Backend for sqlx::Sqlite {
+    type Pool = SqliteDb;
+    type Conn = SqliteConn;
+    type Tx = SqliteTx;
+
+    async fn acquire(pool: &SqliteDb) -> Result<SqliteConn, sqlx::Error> {
+        pool.acquire().await
+    }
+
+    async fn begin_on(pool: &SqliteDb, statement: Option<&'static str>) -> Result<SqliteTx, sqlx::Error> {
+        pool.begin_with(statement.unwrap_or("BEGIN")).await
+    }
+    async fn commit(tx: SqliteTx) -> Result<(), sqlx::Error> {
+        tx.commit().await
+    }
+    async fn rollback(tx: SqliteTx) -> Result<(), sqlx::Error> {
+        tx.rollback().await
+    }
+    fn abandon(mut tx: SqliteTx, turn: Option<tokio::sync::OwnedMutexGuard<()>>) {
+        tx.roll_back_in_background(turn);
+    }
+}
+
+impl Backend for sqlx::Postgres {
+    type Pool = PgPool;
+    type Conn = sqlx::pool::PoolConnection<sqlx::Postgres>;
+    type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+    async fn acquire(pool: &PgPool) -> Result<Self::Conn, sqlx::Error> {
+        pool.acquire().await
+    }
+
+    async fn begin_on(pool: &PgPool, statement: Option<&'static str>) -> Result<Self::Tx, sqlx::Error> {
+        match statement {
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        }
+    }
+    async fn commit(tx: Self::Tx) -> Result<(), sqlx::Error> {
+        tx.commit().await
+    }
+    async fn rollback(tx: Self::Tx) -> Result<(), sqlx::Error> {
+        tx.rollback().await
+    }
+    fn abandon(tx: Self::Tx, turn: Option<tokio::sync::OwnedMutexGuard<()>>) {
+        // sqlx queues the ROLLBACK on the connection before it goes back to the pool.
+        drop(tx);
+        drop(turn);
+    }
+}
+
+/// A SQL store's connections and how it writes on its backend, the same for every context:
 /// - SQLite opens write transactions with `BEGIN IMMEDIATE` (the write lock from the start, so a
 ///   transaction never fails upgrading it), and inside this process writers queue on a mutex:
 ///   SQLite has one writer at a time anyway, and queueing here avoids busy-wait back-off (and
 ///   `database is locked`) when hundreds of requests race for the same rows.
 /// - PostgreSQL opens a plain `BEGIN` and locks rows it must read before writing with
 ///   [`StorePool::for_update`].
-pub struct StorePool<DB: sqlx::Database> {
-    pool: sqlx::Pool<DB>,
+pub struct StorePool<DB: Backend> {
+    pool: DB::Pool,
     begin: Option<&'static str>,
     for_update: &'static str,
     writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
-/// An open write transaction, with the writer's turn it holds (SQLite) until it is dropped.
-pub type Write<DB> = (Option<tokio::sync::OwnedMutexGuard<()>>, sqlx::Transaction<'static, DB>);
+/// An open write transaction, with the writer's turn it holds (SQLite) until it ends. It derefs
+/// to the connection (`&mut *tx` runs a statement in it); dropped without [`Write::commit`], it
+/// is rolled back.
+pub struct Write<DB: Backend> {
+    tx: Option<DB::Tx>,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl<DB: Backend> Write<DB> {
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        DB::commit(self.tx.take().expect("a write holds its transaction until it ends")).await
+    }
+
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        DB::rollback(self.tx.take().expect("a write holds its transaction until it ends")).await
+    }
+}
+
+impl<DB: Backend> Deref for Write<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        self.tx.as_ref().expect("a write holds its transaction until it ends")
+    }
+}
+
+impl<DB: Backend> DerefMut for Write<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        self.tx.as_mut().expect("a write holds its transaction until it ends")
+    }
+}
+
+impl<DB: Backend> Drop for Write<DB> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            DB::abandon(tx, self.turn.take());
+        }
+    }
+}
+
+/// Opens a transaction on `pool` with `statement` (or the backend's plain `BEGIN`) without queueing
+/// for a writer's turn: for the stores that let SQLite's busy timeout order their writers.
+pub async fn begin<DB: Backend>(pool: &DB::Pool, statement: Option<&'static str>) -> Result<Write<DB>, sqlx::Error> {
+    let tx = DB::begin_on(pool, statement).await?;
+    Ok(Write {
+        tx: Some(tx),
+        turn: None,
+    })
+}
 
 impl StorePool<sqlx::Sqlite> {
-    pub fn sqlite(pool: SqlitePool) -> Self {
+    pub fn sqlite(pool: SqliteDb) -> Self {
         Self {
             pool,
             begin: Some("BEGIN IMMEDIATE"),
@@ -406,10 +523,15 @@ impl StorePool<sqlx::Postgres> {
     }
 }
 
-impl<DB: sqlx::Database> StorePool<DB> {
+impl<DB: Backend> StorePool<DB> {
     /// For reads, and writes of one statement that need no transaction.
-    pub fn pool(&self) -> &sqlx::Pool<DB> {
+    pub fn pool(&self) -> &DB::Pool {
         &self.pool
+    }
+
+    /// One connection for several statements in a row (outside a transaction).
+    pub async fn acquire(&self) -> Result<DB::Conn, sqlx::Error> {
+        DB::acquire(&self.pool).await
     }
 
     /// Appended to a `SELECT` that must lock the rows it reads: ` FOR UPDATE` on PostgreSQL,
@@ -421,29 +543,27 @@ impl<DB: sqlx::Database> StorePool<DB> {
     /// Opens a write transaction (after waiting for the writer's turn on SQLite). Every write
     /// transaction should start with a write, so that PostgreSQL takes its row locks first.
     pub async fn write(&self) -> Result<Write<DB>, sqlx::Error> {
-        let guard = match &self.writer {
+        let turn = match &self.writer {
             Some(m) => Some(m.clone().lock_owned().await),
             None => None,
         };
-        let tx = match self.begin {
-            Some(statement) => self.pool.begin_with(statement).await?,
-            None => self.pool.begin().await?,
-        };
-        Ok((guard, tx))
+        let mut write = begin(&self.pool, self.begin).await?;
+        write.turn = turn;
+        Ok(write)
     }
 }
 
 /// The ids a statement of the form `SELECT id ... $1 ... LIMIT $2` finds, with `$1` a time: for
 /// the sweeps that pick rows due or stale at that time, a bounded batch at a time.
-pub async fn ids_at<DB>(
-    pool: &sqlx::Pool<DB>,
+pub async fn ids_at<'c, DB, E>(
+    pool: E,
     statement: &'static str,
     at: time::OffsetDateTime,
     limit: u32,
 ) -> Result<Vec<uuid::Uuid>, sqlx::Error>
 where
     DB: sqlx::Database,
-    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    E: sqlx::Executor<'c, Database = DB>,
     DB::Arguments: sqlx::IntoArguments<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
     for<'q> time::OffsetDateTime: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -532,7 +652,8 @@ macro_rules! sql_store {
             $db: $crate::db::__sql_store::sqlx::Database,
             $db::Connection: $crate::events::OutboxConnection,
             for<'c> &'c mut $db::Connection: $crate::db::__sql_store::sqlx::Executor<'c, Database = $db>,
-            for<'c> &'c $crate::db::__sql_store::sqlx::Pool<$db>: $crate::db::__sql_store::sqlx::Executor<'c, Database = $db>,
+            $db: $crate::db::Backend,
+            for<'c> &'c <$db as $crate::db::Backend>::Pool: $crate::db::__sql_store::sqlx::Executor<'c, Database = $db>,
             $db::Arguments: $crate::db::__sql_store::sqlx::IntoArguments<$db>,
             $db::QueryResult: $crate::db::RowsAffected,
             for<'q> &'q str: $crate::db::__sql_store::sqlx::ColumnIndex<$db::Row>,

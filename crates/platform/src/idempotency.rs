@@ -40,13 +40,13 @@ pub fn required(headers: &HeaderMap) -> Result<IdempotencyKey, Problem> {
 /// was first used: this is the one retention rule for all of them.
 pub async fn purge_expired<DB>(db: &StorePool<DB>, before: OffsetDateTime) -> Result<u64, sqlx::Error>
 where
-    DB: sqlx::Database,
+    DB: crate::db::Backend,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     DB::Arguments: sqlx::IntoArguments<DB>,
     DB::QueryResult: RowsAffected,
     for<'q> OffsetDateTime: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    let (_guard, mut tx) = db.write().await?;
+    let mut tx = db.write().await?;
     let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
         .bind(before)
         .execute(&mut *tx)

@@ -10,18 +10,18 @@
 //! cart before the guest's; every other write locks one cart, so they cannot deadlock.
 
 use platform::db::{RowsAffected, StorePool, is_unique_violation};
-use sqlx::{Database, FromRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{AddItem, CartStore, LineOutcome, Merge, MergeOutcome, SetItem, StoreError, StoreResult, StoredCart};
 use crate::domain::{CartId, Currency, Line, Money, Owner, Sku, Snapshot, TokenHash, plan_add, plan_merge, plan_set};
 
-pub struct SqlStore<DB: Database> {
+pub struct SqlStore<DB: platform::db::Backend> {
     db: StorePool<DB>,
 }
 
-impl<DB: Database> SqlStore<DB> {
+impl<DB: platform::db::Backend> SqlStore<DB> {
     pub fn new(db: StorePool<DB>) -> Self {
         Self { db }
     }
@@ -192,7 +192,7 @@ platform::sql_store! {
     impl CartStore for SqlStore<DB> {
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "find_cart"))]
         async fn find(&self, owner: &Owner) -> StoreResult<Option<StoredCart>> {
-            let mut conn = self.db.pool().acquire().await?;
+            let mut conn = self.db.acquire().await?;
             let row = match owner {
                 Owner::User(user) => Self::cart_by_user(&mut conn, *user, "").await?,
                 Owner::Guest(hash) => {
@@ -209,7 +209,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_guest_cart"))]
         async fn create_guest(&self, id: CartId, token: &TokenHash, now: OffsetDateTime) -> StoreResult<StoredCart> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let row = sqlx::query_as::<_, CartRow>(sql(format!(
                 "INSERT INTO carts (id, user_id, token_hash, created_at, touched_at, version)
              VALUES ($1, NULL, $2, $3, $3, 1) RETURNING {CART_COLUMNS}"
@@ -243,7 +243,7 @@ platform::sql_store! {
             {
                 return Ok((cart, false));
             }
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let (row, expired) = Self::ensure_user_cart(&mut *tx, user, now, cutoff).await?;
             let lines = Self::lines_in(&mut *tx, row.id).await?;
             tx.commit().await?;
@@ -252,7 +252,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "touch_cart"))]
         async fn touch(&self, cart: CartId, now: OffsetDateTime, if_before: OffsetDateTime) -> StoreResult<()> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             sqlx::query("UPDATE carts SET touched_at = $2 WHERE id = $1 AND touched_at < $3")
                 .bind(cart.0)
                 .bind(now)
@@ -265,7 +265,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "add_item"))]
         async fn add_item(&self, add: &AddItem) -> StoreResult<LineOutcome> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             Self::lock_cart(&mut *tx, add.cart.0, add.now).await?;
             let current = Self::line_quantity(&mut *tx, add.cart.0, &add.sku).await?;
             let lines: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cart_items WHERE cart_id = $1")
@@ -294,7 +294,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_item"))]
         async fn set_item(&self, set: &SetItem) -> StoreResult<LineOutcome> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             Self::lock_cart(&mut *tx, set.cart.0, set.now).await?;
             if Self::line_quantity(&mut *tx, set.cart.0, &set.sku).await?.is_none() {
                 tx.rollback().await?;
@@ -321,7 +321,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "remove_item"))]
         async fn remove_item(&self, cart: CartId, sku: &Sku, now: OffsetDateTime) -> StoreResult<bool> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             Self::lock_cart(&mut *tx, cart.0, now).await?;
             let done = sqlx::query("DELETE FROM cart_items WHERE cart_id = $1 AND sku = $2")
                 .bind(cart.0)
@@ -334,7 +334,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "clear_cart"))]
         async fn clear(&self, cart: CartId, now: OffsetDateTime) -> StoreResult<()> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             Self::lock_cart(&mut *tx, cart.0, now).await?;
             sqlx::query("DELETE FROM cart_items WHERE cart_id = $1")
                 .bind(cart.0)
@@ -346,7 +346,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_cart"))]
         async fn delete_cart(&self, cart: CartId) -> StoreResult<bool> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let done = sqlx::query("DELETE FROM carts WHERE id = $1")
                 .bind(cart.0)
                 .execute(&mut *tx)
@@ -357,7 +357,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "merge_carts"))]
         async fn merge(&self, m: &Merge) -> StoreResult<MergeOutcome> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             // The user's cart first: its lock queues concurrent merges into this user.
             let (user_row, _) = Self::ensure_user_cart(&mut *tx, m.user, m.now, m.user_cutoff).await?;
             Self::lock_cart(&mut *tx, user_row.id, m.now).await?;
@@ -414,7 +414,7 @@ platform::sql_store! {
             placed_at: OffsetDateTime,
             ordered: &[(String, u32)],
         ) -> StoreResult<u64> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let Some(cart) = Self::cart_by_user(&mut *tx, user, self.db.for_update()).await? else {
                 tx.rollback().await?;
                 return Ok(0);
@@ -458,7 +458,7 @@ platform::sql_store! {
             user_cutoff: OffsetDateTime,
             limit: u32,
         ) -> StoreResult<u64> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let done = sqlx::query(
                 "DELETE FROM carts WHERE id IN (
                  SELECT id FROM carts

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use platform::db::RowsAffected;
 use platform::events::{Event, OutboxConnection};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -37,13 +37,13 @@ pub enum Dialect {
     Postgres,
 }
 
-pub struct SqlStore<DB: Database> {
-    pool: Pool<DB>,
+pub struct SqlStore<DB: platform::db::Backend> {
+    pool: DB::Pool,
     dialect: Dialect,
 }
 
-impl<DB: Database> SqlStore<DB> {
-    pub fn new(pool: Pool<DB>, dialect: Dialect) -> Self {
+impl<DB: platform::db::Backend> SqlStore<DB> {
+    pub fn new(pool: DB::Pool, dialect: Dialect) -> Self {
         Self { pool, dialect }
     }
 }
@@ -601,10 +601,10 @@ macro_rules! bind_args {
 
 impl<DB> SqlStore<DB>
 where
-    DB: Database,
+    DB: platform::db::Backend,
     DB::Connection: OutboxConnection,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'c> &'c DB::Pool: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
@@ -622,10 +622,10 @@ where
 {
     /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`),
     /// waiting out the busy timeout, instead of failing at once on upgrading a read lock later.
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+    async fn begin(&self) -> Result<platform::db::Write<DB>, sqlx::Error> {
         match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Dialect::Postgres => self.pool.begin().await,
+            Dialect::Sqlite => platform::db::begin::<DB>(&self.pool, Some("BEGIN IMMEDIATE")).await,
+            Dialect::Postgres => platform::db::begin::<DB>(&self.pool, None).await,
         }
     }
 
@@ -718,10 +718,10 @@ where
 #[async_trait::async_trait]
 impl<DB> CatalogStore for SqlStore<DB>
 where
-    DB: Database,
+    DB: platform::db::Backend,
     DB::Connection: OutboxConnection,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'c> &'c DB::Pool: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,

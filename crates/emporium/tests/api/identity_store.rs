@@ -36,8 +36,8 @@ async fn run(backend: Backend, test: Test) {
     let db = &t.db;
     identity::migrate(db).await.expect("migrate");
     let store: Arc<dyn IdentityStore> = match db {
-        Db::Sqlite(p) => Arc::new(SqlStore::new(p.clone())),
-        Db::Postgres(p) => Arc::new(SqlStore::new(p.clone())),
+        Db::Sqlite(p) => Arc::new(SqlStore::<sqlx::Sqlite>::new(p.clone())),
+        Db::Postgres(p) => Arc::new(SqlStore::<sqlx::Postgres>::new(p.clone())),
     };
     test(store).await;
     db.close().await;

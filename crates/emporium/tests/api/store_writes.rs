@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use platform::db::{Db, StorePool};
-use sqlx::{Database, Executor, IntoArguments, Pool};
+use sqlx::{Executor, IntoArguments};
 use test_support::{Backend, TestDb};
 
 test_support::on_both_backends!(writes_end_as_told_and_abandoned_ones_roll_back);
@@ -40,9 +40,9 @@ enum End {
 
 async fn exercise<DB>(db: StorePool<DB>)
 where
-    DB: Database,
+    DB: platform::db::Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'c> &'c DB::Pool: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
@@ -83,7 +83,7 @@ where
         .execute(db.pool())
         .await
         .expect("insert 6");
-    let (_turn, mut tx) = tokio::time::timeout(WAIT, db.write())
+    let mut tx = tokio::time::timeout(WAIT, db.write())
         .await
         .expect("turn")
         .expect("begin");
@@ -97,13 +97,13 @@ where
 
 async fn write_one<DB>(db: &StorePool<DB>, n: i64, end: End)
 where
-    DB: Database,
+    DB: platform::db::Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     // Waiting past WAIT here means an earlier write kept the connection or the writer's turn.
-    let (_turn, mut tx) = tokio::time::timeout(WAIT, db.write())
+    let mut tx = tokio::time::timeout(WAIT, db.write())
         .await
         .expect("the writer's turn and a connection")
         .expect("begin");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use platform::db::{Db, RowsAffected, StorePool};
 use platform::events::Event;
-use sqlx::{Database, FromRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -100,7 +100,7 @@ pub trait PrivacyStore: Send + Sync + 'static {
     async fn purge_exports(&self, now: OffsetDateTime, stale_before: OffsetDateTime) -> StoreResult<u64>;
 }
 
-struct SqlPrivacyStore<DB: Database> {
+struct SqlPrivacyStore<DB: platform::db::Backend> {
     db: StorePool<DB>,
 }
 
@@ -123,7 +123,7 @@ platform::sql_store! {
 #[async_trait::async_trait]
 impl PrivacyStore for SqlPrivacyStore<DB> {
     async fn erase_account(&self, e: &AccountErasure<'_>, events: &[Event]) -> StoreResult<()> {
-        let (_turn, mut tx) = self.db.write().await?;
+        let mut tx = self.db.write().await?;
         let done = sqlx::query(
             "UPDATE users SET status = 'deleted', email = $2, name = 'deleted user', password_hash = '!',
                     updated_at = $3, version = version + 1
@@ -189,7 +189,7 @@ impl PrivacyStore for SqlPrivacyStore<DB> {
     }
 
     async fn record_erasure_step(&self, user: Uuid, step: &ErasureStepRecord, expected: &[&str]) -> StoreResult<bool> {
-        let (_turn, mut tx) = self.db.write().await?;
+        let mut tx = self.db.write().await?;
         // The erasure's row first: steps arriving together take turns on its lock, so the last
         // one sees every other and marks the erasure complete (under READ COMMITTED, two steps
         // committing at once would each see the other missing).
@@ -265,7 +265,7 @@ impl PrivacyStore for SqlPrivacyStore<DB> {
     }
 
     async fn create_export(&self, x: &ExportRecord, identity_part: &str, events: &[Event]) -> StoreResult<()> {
-        let (_turn, mut tx) = self.db.write().await?;
+        let mut tx = self.db.write().await?;
         sqlx::query(
             "INSERT INTO privacy_exports (id, user_id, requested_by, requested_at) VALUES ($1, $2, $3, $4)",
         )
@@ -296,7 +296,7 @@ impl PrivacyStore for SqlPrivacyStore<DB> {
         expires_at: OffsetDateTime,
         ready_events: &[Event],
     ) -> StoreResult<bool> {
-        let (_turn, mut tx) = self.db.write().await?;
+        let mut tx = self.db.write().await?;
         // The export's row first: the write that takes the lock, so two parts arriving together
         // take turns and exactly one of them sees the export complete.
         let exists = sqlx::query("UPDATE privacy_exports SET requested_at = requested_at WHERE id = $1")
@@ -368,7 +368,7 @@ impl PrivacyStore for SqlPrivacyStore<DB> {
     }
 
     async fn purge_exports(&self, now: OffsetDateTime, stale_before: OffsetDateTime) -> StoreResult<u64> {
-        let (_turn, mut tx) = self.db.write().await?;
+        let mut tx = self.db.write().await?;
         let gone = "SELECT id FROM privacy_exports WHERE expires_at < $1 OR (ready_at IS NULL AND requested_at < $2)";
         sqlx::query(sql(format!("DELETE FROM privacy_export_parts WHERE export_id IN ({gone})")))
             .bind(now)

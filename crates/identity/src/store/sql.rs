@@ -4,7 +4,7 @@
 
 use platform::db::RowsAffected;
 use platform::events::{Event, OutboxConnection};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -16,20 +16,21 @@ use super::{
 };
 use crate::domain::{FailureWindow, Role, TokenPurpose, UserId, UserStatus};
 
-pub struct SqlStore<DB: Database> {
-    pool: Pool<DB>,
+pub struct SqlStore<DB: platform::db::Backend> {
+    pool: DB::Pool,
 }
 
-impl<DB: Database> SqlStore<DB> {
-    pub fn new(pool: Pool<DB>) -> Self {
+impl<DB: platform::db::Backend> SqlStore<DB> {
+    pub fn new(pool: DB::Pool) -> Self {
         Self { pool }
     }
 }
 
 impl<DB> SqlStore<DB>
 where
-    DB: Database,
+    DB: platform::db::Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c DB::Pool: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> String: Decode<'q, DB> + Type<DB>,
@@ -139,9 +140,9 @@ impl TryFrom<AddressRow> for AddressRecord {
 }
 
 /// Locks a live user's row for the rest of `tx` (`NotFound` for an unknown or deleted user).
-async fn lock_live_user<DB>(tx: &mut sqlx::Transaction<'_, DB>, user: UserId) -> StoreResult<()>
+async fn lock_live_user<DB>(tx: &mut platform::db::Write<DB>, user: UserId) -> StoreResult<()>
 where
-    DB: Database,
+    DB: platform::db::Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> Uuid: Encode<'q, DB> + Type<DB>,
@@ -280,9 +281,10 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
 #[async_trait::async_trait]
 impl<DB> IdentityStore for SqlStore<DB>
 where
-    DB: Database,
+    DB: platform::db::Backend,
     DB::Connection: OutboxConnection,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c DB::Pool: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
@@ -303,7 +305,7 @@ where
 {
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_user"))]
     async fn insert_user(&self, u: &User, events: &[Event]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         sqlx::query(
             "INSERT INTO users (id, email, name, password_hash, role, status, email_verified_at, created_at, updated_at, version)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -377,7 +379,7 @@ where
         now: OffsetDateTime,
         events: &[Event],
     ) -> StoreResult<User> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         let row = sqlx::query_as::<_, UserRow>(sql(format!(
             "UPDATE users SET name = $2, updated_at = $3, version = version + 1
              WHERE id = $1 AND status = 'active' AND ($4 IS NULL OR version = $4)
@@ -454,7 +456,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "add_address"))]
     async fn add_address(&self, r: &AddressRecord, limit: usize) -> StoreResult<AddressRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         // Touching the user's row first makes two additions for one user take turns (row lock on
         // PostgreSQL, the write lock on SQLite), so the count below cannot be stale.
         lock_live_user(&mut tx, r.user_id).await?;
@@ -533,7 +535,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "make_default_address"))]
     async fn make_default_address(&self, user: UserId, id: Uuid, now: OffsetDateTime) -> StoreResult<AddressRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         // Changes to one user's book take turns: two concurrent moves of the mark would each
         // clear only the default they saw and then both set theirs (a unique violation).
         lock_live_user(&mut tx, user).await?;
@@ -563,7 +565,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "remove_address"))]
     async fn remove_address(&self, user: UserId, id: Uuid, now: OffsetDateTime) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         // Taking turns with other changes to the book, so the mark passed on stays unique.
         lock_live_user(&mut tx, user).await?;
         let was_default: bool =
@@ -623,7 +625,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_session"))]
     async fn create_session(&self, s: &Session, token: &NewRefreshToken) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_seen_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -667,7 +669,7 @@ where
         session_id: Uuid,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         let claimed = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
             .bind(&old[..])
             .bind(now)
@@ -759,7 +761,7 @@ where
         expires_at: OffsetDateTime,
         events: &[Event],
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         sqlx::query(
             "INSERT INTO one_time_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -808,7 +810,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "enqueue_events"))]
     async fn enqueue_events(&self, events: &[Event]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         platform::events::enqueue_all(&mut *tx, events).await?;
         tx.commit().await?;
         Ok(())
@@ -841,7 +843,7 @@ where
         since: OffsetDateTime,
         rule: ThrottleRule<'_>,
     ) -> StoreResult<Option<crate::domain::LoginThrottle>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         // Writing the keys' lock rows first makes concurrent reservations for the same account or
         // address wait for this one to commit (row lock on PostgreSQL, the write lock on SQLite).
         // Sorted, so two reservations never take the same two locks in opposite order.
@@ -970,7 +972,7 @@ where
 
     #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "activate_signing_key"))]
     async fn activate_signing_key(&self, key: &SigningKeyRecord, now: OffsetDateTime) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)
@@ -997,12 +999,12 @@ where
 }
 
 async fn insert_refresh<DB>(
-    tx: &mut sqlx::Transaction<'_, DB>,
+    tx: &mut platform::db::Write<DB>,
     token: &NewRefreshToken,
     session_id: Uuid,
 ) -> Result<(), sqlx::Error>
 where
-    DB: Database,
+    DB: platform::db::Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> Uuid: Encode<'q, DB> + Type<DB>,

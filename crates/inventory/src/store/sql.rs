@@ -19,7 +19,7 @@
 use contracts::events::inventory::{ReservationCommitted, ReservationCreated, ReservationExpired, ReservationReleased};
 use platform::db::{RowsAffected, StorePool, is_unique_violation};
 use platform::events::{Event, enqueue, enqueue_all};
-use sqlx::{Database, FromRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -30,11 +30,11 @@ use super::{
 use crate::domain::{MovementKind, ReservationAction, ReservationId, Sku, apply_adjustment, available};
 use crate::events;
 
-pub struct SqlStore<DB: Database> {
+pub struct SqlStore<DB: platform::db::Backend> {
     db: StorePool<DB>,
 }
 
-impl<DB: Database> SqlStore<DB> {
+impl<DB: platform::db::Backend> SqlStore<DB> {
     pub fn new(db: StorePool<DB>) -> Self {
         Self { db }
     }
@@ -545,7 +545,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "ensure_stock"))]
         async fn ensure_stock(&self, sku: &Sku, threshold: i64, now: OffsetDateTime) -> StoreResult<bool> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let created = Self::insert_stock_row(&mut *tx, sku.as_str(), threshold, now).await?;
             if created && let Some(stock) = Self::stock_in(&mut *tx, sku.as_str()).await? {
                 enqueue(&mut *tx, &events::stock_changed(0, &stock)).await?;
@@ -556,7 +556,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "discontinue"))]
         async fn discontinue(&self, sku: &Sku, now: OffsetDateTime) -> StoreResult<bool> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let done = sqlx::query(
                 "UPDATE stock SET discontinued = TRUE, updated_at = $2, version = version + 1
              WHERE sku = $1 AND discontinued = FALSE",
@@ -571,7 +571,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "adjust"))]
         async fn adjust(&self, a: &Adjustment) -> StoreResult<Stock> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             if let Some(record) = &a.idempotency
                 && !Self::claim_key(&mut *tx, record, a.now).await?
             {
@@ -626,7 +626,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "set_threshold"))]
         async fn set_threshold(&self, sku: &Sku, threshold: i64, now: OffsetDateTime) -> StoreResult<Stock> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let before = sqlx::query_as::<_, StockRow>(sql(format!(
                 "SELECT {STOCK_COLUMNS} FROM stock WHERE sku = $1{}",
                 self.db.for_update()
@@ -662,7 +662,7 @@ platform::sql_store! {
         ) -> StoreResult<()> {
             let mut sorted: Vec<&(Sku, i64)> = items.iter().collect();
             sorted.sort_by(|a, b| a.0.cmp(&b.0));
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             for (sku, qty) in sorted {
                 let created = Self::insert_stock_row(&mut *tx, sku.as_str(), threshold, now).await?;
                 let change = Change {
@@ -715,12 +715,11 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_reservation"))]
         async fn create_reservation(&self, new: &NewReservation) -> StoreResult<Created> {
-            let (guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             if let Some(record) = &new.idempotency
                 && !Self::claim_key(&mut *tx, record, new.reservation.created_at).await?
             {
                 tx.rollback().await?;
-                drop(guard);
                 return self
                     .idempotency_record(record.owner, &record.key)
                     .await?
@@ -742,7 +741,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "reservation"))]
         async fn reservation(&self, id: ReservationId) -> StoreResult<Option<Reservation>> {
-            let mut conn = self.db.pool().acquire().await?;
+            let mut conn = self.db.acquire().await?;
             let Some(row) = sqlx::query_as::<_, ReservationRow>(sql(format!(
                 "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1"
             )))
@@ -785,8 +784,8 @@ platform::sql_store! {
                  WHERE id = $1 AND state = 'active' AND expires_at <= $3 RETURNING {RESERVATION_COLUMNS}"
                 ),
             };
-            let (_guard, mut tx) = self.db.write().await?;
-            let moved = if DB::NAME == <sqlx::Postgres as Database>::NAME {
+            let mut tx = self.db.write().await?;
+            let moved = if DB::NAME == <sqlx::Postgres as sqlx::Database>::NAME {
                 // One round trip on PostgreSQL: the move and the items, joined in a CTE (SQLite
                 // cannot put an UPDATE in a WITH clause).
                 let rows = sqlx::query_as::<_, FinishedRow>(sql(format!(

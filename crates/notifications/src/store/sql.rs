@@ -9,7 +9,7 @@
 //! worker whose lease ran out cannot overwrite the outcome of the one that took over.
 
 use platform::db::RowsAffected;
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Postgres, Sqlite, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Postgres, Sqlite, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -19,14 +19,14 @@ use super::{
 };
 use crate::domain::{DeliveryStatus, Preferences};
 
-pub struct SqlStore<DB: Database> {
-    pub(crate) pool: Pool<DB>,
+pub struct SqlStore<DB: platform::db::Backend> {
+    pub(crate) pool: DB::Pool,
     /// Appended to the claim's inner `SELECT` (PostgreSQL).
     pub(crate) skip_locked: &'static str,
 }
 
 impl SqlStore<Sqlite> {
-    pub fn sqlite(pool: Pool<Sqlite>) -> Self {
+    pub fn sqlite(pool: platform::db::SqliteDb) -> Self {
         Self { pool, skip_locked: "" }
     }
 }
@@ -116,9 +116,9 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
 #[async_trait::async_trait]
 impl<DB> NotificationStore for SqlStore<DB>
 where
-    DB: Database,
+    DB: platform::db::Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'c> &'c DB::Pool: Executor<'c, Database = DB>,
     for<'q> DB::Arguments: IntoArguments<DB>,
     for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,

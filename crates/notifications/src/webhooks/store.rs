@@ -328,7 +328,7 @@ impl WebhookStore for SqlStore<DB> {
 
     async fn delete_endpoint(&self, id: Uuid) -> StoreResult<bool> {
         // Children first: SQLite enforces no cascade unless told to.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         sqlx::query(
             "DELETE FROM webhook_attempts WHERE message_id IN (SELECT id FROM webhook_messages WHERE endpoint_id = $1)",
         )
@@ -369,7 +369,7 @@ impl WebhookStore for SqlStore<DB> {
     }
 
     async fn disable_endpoint(&self, id: Uuid, reason: &str, now: OffsetDateTime) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         let r = sqlx::query(
             "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = $3, updated_at = $4 WHERE id = $1 AND enabled",
         )
@@ -398,7 +398,7 @@ impl WebhookStore for SqlStore<DB> {
     }
 
     async fn enqueue(&self, messages: &[Message]) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         let mut inserted = 0;
         for m in messages {
             let r = sqlx::query(
@@ -465,7 +465,7 @@ impl WebhookStore for SqlStore<DB> {
         attempt: &Attempt,
         next: NextStep,
     ) -> StoreResult<Option<Streak>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = platform::db::begin::<DB>(&self.pool, None).await?;
         let (status, next_ms, delivered_at) = match next {
             NextStep::Delivered => (
                 MessageStatus::Delivered,

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use platform::db::{RowsAffected, StorePool, is_unique_violation};
 use platform::events::{Event, enqueue_all};
 use platform::sync::lock;
-use sqlx::{Database, FromRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -33,7 +33,7 @@ use crate::domain::{
 };
 use crate::returns::{Return, ReturnLine, ReturnStatus, ReturnStep};
 
-pub struct SqlStore<DB: Database> {
+pub struct SqlStore<DB: platform::db::Backend> {
     db: StorePool<DB>,
     /// The lines of orders placed by this process whose saga has not ended yet. An order's lines
     /// never change once written, so the saga's last step builds its event (`order.confirmed`
@@ -45,7 +45,7 @@ pub struct SqlStore<DB: Database> {
 /// At most this many orders' lines are kept.
 const SAGA_LINES_KEPT: usize = 4096;
 
-impl<DB: Database> SqlStore<DB> {
+impl<DB: platform::db::Backend> SqlStore<DB> {
     pub fn new(db: StorePool<DB>) -> Self {
         Self {
             db,
@@ -476,7 +476,7 @@ platform::sql_store! {
         /// concurrent checkouts queued on it. SQLite keeps the counter, in this transaction (its
         /// writers take turns anyway), so there a failed placement leaves no gap.
         async fn next_order_number(conn: &mut DB::Connection) -> StoreResult<i64> {
-            if DB::NAME == <sqlx::Postgres as Database>::NAME {
+            if DB::NAME == <sqlx::Postgres as sqlx::Database>::NAME {
                 let (value,) = sqlx::query_as::<_, (i64,)>("SELECT nextval('order_numbers')")
                     .fetch_one(&mut *conn)
                     .await?;
@@ -771,7 +771,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "delete_claim"))]
         async fn delete_claim(&self, user_id: Uuid, key: &str) -> StoreResult<()> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             sqlx::query("DELETE FROM order_claims WHERE user_id = $1 AND idem_key = $2")
                 .bind(user_id)
                 .bind(key)
@@ -783,7 +783,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "purge_orphan_claims"))]
         async fn purge_orphan_claims(&self, before: OffsetDateTime) -> StoreResult<u64> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let done = sqlx::query(
                 "DELETE FROM order_claims WHERE created_at < $1
              AND NOT EXISTS (SELECT 1 FROM orders WHERE orders.id = order_claims.order_id)",
@@ -803,7 +803,7 @@ platform::sql_store! {
                 timeline,
                 events,
             } = new;
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             if let Some(code) = &order.coupon_code {
                 let used = sqlx::query(
                     "UPDATE coupons SET uses = uses + 1
@@ -851,7 +851,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "order"))]
         async fn order(&self, id: OrderId) -> StoreResult<Option<OrderDetail>> {
-            let mut conn = self.db.pool().acquire().await?;
+            let mut conn = self.db.acquire().await?;
             let Some(order) = Self::order_in(&mut conn, id, "").await? else {
                 return Ok(None);
             };
@@ -862,7 +862,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "timeline"))]
         async fn timeline(&self, id: OrderId) -> StoreResult<Vec<TimelineEntry>> {
-            let mut conn = self.db.pool().acquire().await?;
+            let mut conn = self.db.acquire().await?;
             Self::timeline_of(&mut conn, id).await
         }
 
@@ -889,7 +889,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "update"))]
         async fn update(&self, id: OrderId, now: OffsetDateTime, decide: Decide) -> StoreResult<Result<Order, Refusal>> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let current = Self::order_in(&mut *tx, id, self.db.for_update())
                 .await?
                 .ok_or(StoreError::NotFound)?;
@@ -918,7 +918,7 @@ platform::sql_store! {
             };
             let id = known.id;
             let lines = self.lines_if(&mutation.events, id);
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let Some(order) = Self::write_mutation(&mut *tx, known, mutation, now, lines, Some(known.version)).await? else {
                 tx.rollback().await?;
                 return Ok(None);
@@ -940,7 +940,7 @@ platform::sql_store! {
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             // Order rows first, in one order for every batch, then the counter: two batches that
             // share an order wait for each other instead of deadlocking.
             let placeholders = platform::db::placeholder_list(ids.len());
@@ -1018,7 +1018,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "add_note"))]
         async fn add_note(&self, id: OrderId, entry: &TimelineEntry) -> StoreResult<()> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             Self::insert_timeline(&mut *tx, id, std::slice::from_ref(entry)).await?;
             tx.commit().await?;
             Ok(())
@@ -1039,7 +1039,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_refund"))]
         async fn insert_refund(&self, r: &RefundRecord, now: OffsetDateTime) -> StoreResult<Option<RefundRecord>> {
-            let (guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let inserted = sqlx::query(
                 "INSERT INTO order_refunds (id, order_id, idem_key, amount, reason, actor, state, refund_id, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', NULL, $7)",
@@ -1060,7 +1060,6 @@ platform::sql_store! {
                 }
                 Err(e) if is_unique_violation(&e, "order_refunds") || is_unique_violation(&e, "idem_key") => {
                     tx.rollback().await?;
-                    drop(guard);
                     self.refund_record(r.order_id, &r.key).await
                 }
                 Err(e) => Err(e.into()),
@@ -1073,7 +1072,7 @@ platform::sql_store! {
                 CouponKind::Percentage(bp) => ("percentage", i64::from(*bp), None),
                 CouponKind::Fixed { amount, currency } => ("fixed", *amount, Some(currency.as_str())),
             };
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let done = sqlx::query(
                 "INSERT INTO coupons (code, kind, value, currency, valid_from, valid_until, max_uses, uses, min_subtotal,
                                   active, created_at)
@@ -1121,7 +1120,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "deactivate_coupon"))]
         async fn deactivate_coupon(&self, code: &str) -> StoreResult<Option<Coupon>> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let row = sqlx::query_as::<_, CouponRow>(sql(format!(
                 "UPDATE coupons SET active = FALSE WHERE code = $1 RETURNING {COUPON_COLUMNS}"
             )))
@@ -1134,19 +1133,19 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "returns_of"))]
         async fn returns_of(&self, order: OrderId) -> StoreResult<Vec<Return>> {
-            let mut conn = self.db.pool().acquire().await?;
+            let mut conn = self.db.acquire().await?;
             Self::returns_where(&mut conn, "r.order_id", order.0).await
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "return_by_id"))]
         async fn return_by_id(&self, id: Uuid) -> StoreResult<Option<Return>> {
-            let mut conn = self.db.pool().acquire().await?;
+            let mut conn = self.db.acquire().await?;
             Ok(Self::returns_where(&mut conn, "r.id", id).await?.into_iter().next())
         }
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "list_returns"))]
         async fn list_returns(&self, f: &ReturnFilter) -> StoreResult<Vec<Return>> {
-            let mut conn = self.db.pool().acquire().await?;
+            let mut conn = self.db.acquire().await?;
             let rows = sqlx::query_as::<_, ReturnRow>(sql(format!(
                 "SELECT {RETURN_COLUMNS} FROM order_returns r JOIN orders o ON o.id = r.order_id
              WHERE ($1 IS NULL OR r.status = $1) AND ($2 IS NULL OR r.user_id = $2) AND ($3 IS NULL OR r.id < $3)
@@ -1180,7 +1179,7 @@ platform::sql_store! {
             now: OffsetDateTime,
             decide: ReturnDecide,
         ) -> StoreResult<Result<Option<Order>, Refusal>> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let order = Self::order_in(&mut *tx, id, self.db.for_update())
                 .await?
                 .ok_or(StoreError::NotFound)?;

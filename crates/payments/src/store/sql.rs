@@ -15,7 +15,7 @@
 
 use platform::db::{RowsAffected, StorePool, is_unique_violation};
 use platform::events::enqueue;
-use sqlx::{Database, FromRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -27,11 +27,11 @@ use crate::domain::{Currency, EntryKind, MethodId, PaymentId, PaymentStatus, Ref
 use crate::events;
 use crate::provider::{SimIntent, SimStatus, SimulatedLedger};
 
-pub struct SqlStore<DB: Database> {
+pub struct SqlStore<DB: platform::db::Backend> {
     db: StorePool<DB>,
 }
 
-impl<DB: Database> SqlStore<DB> {
+impl<DB: platform::db::Backend> SqlStore<DB> {
     pub fn new(db: StorePool<DB>) -> Self {
         Self { db }
     }
@@ -542,7 +542,7 @@ platform::sql_store! {
     impl PaymentStore for SqlStore<DB> {
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "insert_method"))]
         async fn insert_method(&self, m: &Method) -> StoreResult<()> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             // A new method is never removed: `removed_at` starts NULL.
             sqlx::query(
                 "INSERT INTO payment_methods (id, user_id, brand, last4, exp_month, exp_year, provider, provider_token,
@@ -592,7 +592,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "remove_method"))]
         async fn remove_method(&self, id: MethodId, user_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let removed = sqlx::query(
                 "UPDATE payment_methods SET removed_at = $3 WHERE id = $1 AND user_id = $2 AND removed_at IS NULL",
             )
@@ -618,10 +618,9 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_payment"))]
         async fn create_payment(&self, p: &Payment, key: &IdempotencyRecord) -> StoreResult<Created<Payment>> {
-            let (guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             if !Self::claim_key(&mut *tx, key, p.created_at).await? {
                 tx.rollback().await?;
-                drop(guard);
                 return Ok(Created::KeyUsed(self.key_used(key).await?));
             }
             let inserted = sqlx::query(
@@ -662,7 +661,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "payment"))]
         async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
-            let mut conn = self.db.pool().acquire().await?;
+            let mut conn = self.db.acquire().await?;
             Self::payment_in(&mut conn, id.0).await
         }
 
@@ -679,7 +678,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "settle"))]
         async fn settle(&self, id: PaymentId, settlement: &Settlement, now: OffsetDateTime) -> StoreResult<Option<Payment>> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let settled = Self::settle_in(&mut *tx, id, settlement, now).await?;
             if settled.is_some() {
                 tx.commit().await?;
@@ -691,7 +690,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "capture_authorized"))]
         async fn capture_authorized(&self, id: PaymentId, intent_id: &str, amount: i64, now: OffsetDateTime) -> StoreResult<Option<Payment>> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let updated = sqlx::query(
                 "UPDATE payments SET status = 'captured', provider_intent = $2, updated_at = $3, version = version + 1
              WHERE id = $1 AND status = 'authorized'",
@@ -723,7 +722,7 @@ platform::sql_store! {
             settlement: &Settlement,
             now: OffsetDateTime,
         ) -> StoreResult<WebhookApplied> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let recorded = sqlx::query(
                 "INSERT INTO webhook_events (id, provider, event_type, received_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (id) DO NOTHING",
@@ -748,7 +747,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "create_refund"))]
         async fn create_refund(&self, r: &Refund, key: &IdempotencyRecord) -> StoreResult<Created<Refund>> {
-            let (guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             // Lock the payment: refunds of one payment are decided one at a time.
             let locked = sqlx::query_as::<_, (String,)>(sql(format!(
                 "SELECT status FROM payments WHERE id = $1{}",
@@ -763,7 +762,6 @@ platform::sql_store! {
             }
             if !Self::claim_key(&mut *tx, key, r.created_at).await? {
                 tx.rollback().await?;
-                drop(guard);
                 return Ok(Created::KeyUsed(self.key_used(key).await?));
             }
             let payment = Self::payment_in(&mut *tx, r.payment_id.0).await?.ok_or(StoreError::NotFound)?;
@@ -798,7 +796,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "refund"))]
         async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
-            let mut conn = self.db.pool().acquire().await?;
+            let mut conn = self.db.acquire().await?;
             Self::refund_in(&mut conn, id.0).await
         }
 
@@ -815,7 +813,7 @@ platform::sql_store! {
 
         #[tracing::instrument(name = "db.query", skip_all, fields(db.system = DB::NAME, db.operation = "finish_refund"))]
         async fn finish_refund(&self, id: RefundId, outcome: Result<String, String>, now: OffsetDateTime) -> StoreResult<Option<Refund>> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let finished = Self::finish_refund_in(&mut *tx, id, &outcome, now).await?;
             if finished.is_some() {
                 tx.commit().await?;
@@ -845,7 +843,7 @@ platform::sql_store! {
             reports: &[ProviderRefundReport],
             now: OffsetDateTime,
         ) -> StoreResult<Option<Vec<Refund>>> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let recorded = sqlx::query(
                 "INSERT INTO webhook_events (id, provider, event_type, received_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (id) DO NOTHING",
@@ -968,7 +966,7 @@ platform::sql_store! {
         }
 
         async fn sim_capture(&self, key: &str, intent_id: &str, amount: i64) -> anyhow::Result<Result<SimIntent, String>> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             if !Self::claim_sim_operation(&mut *tx, key, intent_id, "capture", amount, intent_id).await? {
                 let same = Self::sim_operation(&mut *tx, key, intent_id, "capture", amount).await?;
                 let intent = Self::sim_intent(&mut *tx, intent_id).await?;
@@ -996,7 +994,7 @@ platform::sql_store! {
         }
 
         async fn sim_refund(&self, key: &str, intent_id: &str, amount: i64) -> anyhow::Result<Result<String, String>> {
-            let (_guard, mut tx) = self.db.write().await?;
+            let mut tx = self.db.write().await?;
             let refund_id = format!("re_{}", Uuid::now_v7().simple());
             if !Self::claim_sim_operation(&mut *tx, key, intent_id, "refund", amount, &refund_id).await? {
                 let same = Self::sim_operation(&mut *tx, key, intent_id, "refund", amount).await?;

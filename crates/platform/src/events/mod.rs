@@ -422,10 +422,11 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
     };
     const TABLE: &str = "_emporium_events_migrations";
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(db) => {
             let mut m = sqlx::migrate!("./migrations/events/sqlite");
             m.dangerous_set_table_name(TABLE);
-            m.run(pool).await.map_err(err)
+            let mut conn = db.acquire().await.map_err(|e| err(e.into()))?;
+            m.run(&mut *conn).await.map_err(err)
         }
         Db::Postgres(pool) => {
             let mut m = sqlx::migrate!("./migrations/events/postgres");

@@ -275,7 +275,7 @@ where
 /// Marks a published (or failed) batch in one statement: one round trip to SQLite's connection
 /// thread instead of one per event.
 async fn mark_sqlite(
-    pool: &sqlx::SqlitePool,
+    pool: &crate::db::SqliteDb,
     ids: Vec<Uuid>,
     now: OffsetDateTime,
     error: Option<String>,
