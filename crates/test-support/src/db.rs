@@ -1,7 +1,10 @@
 //! A throwaway database per test, on either backend.
 
 use std::path::Path;
+use std::sync::{Mutex, Once, PoisonError};
 use std::time::Duration;
+
+use sqlx::{Connection, PgConnection};
 
 use platform::db::{Db, SqliteSizing};
 
@@ -63,47 +66,78 @@ macro_rules! on_both_backends {
     };
 }
 
-/// A PostgreSQL database that exists for one test and is dropped afterwards (also when the test
-/// fails).
+/// A PostgreSQL database that is one test's alone, and goes back to this process's spares when
+/// the test ends (also when it fails).
+///
+/// Why spares rather than a database created and dropped per test: `CREATE DATABASE` copies
+/// template1 through the WAL, and `DROP DATABASE` forces a checkpoint, which writes out whatever
+/// every other running test has dirtied meanwhile; with seven databases per app test, those were
+/// most of a PostgreSQL test's set-up and tear-down. A database given back has its sessions ended
+/// and a new name (so a straggler of the finished test that reconnects finds nothing), then an
+/// empty `public` schema, the only one the contexts write to: to the next test it is as new.
+/// The spares left when the process exits are dropped then.
 pub struct TempPostgres {
     pub url: String,
     name: String,
+}
+
+/// Names of the emptied databases this process can hand out.
+static SPARES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn spares() -> std::sync::MutexGuard<'static, Vec<String>> {
+    SPARES.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl TempPostgres {
     /// `None` (test skipped, with a note) when PostgreSQL is unreachable outside CI; a failure in CI.
     pub async fn create() -> Option<Self> {
         let admin_url = postgres_admin_url();
-        let admin = match tokio::time::timeout(Duration::from_secs(5), sqlx::PgPool::connect(&admin_url)).await {
-            Ok(Ok(pool)) => pool,
-            failure => {
-                let why = match failure {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "timed out".into(),
-                };
-                unreachable(
-                    "PostgreSQL",
-                    &format!("at {admin_url} ({why})"),
-                    "start it (pg_ctlcluster <version> main start) or set EMPORIUM_TEST_POSTGRES_URL",
-                );
-                return None;
-            }
+        let spare = spares().pop();
+        let name = match spare {
+            Some(name) => name,
+            None => create_database(&admin_url).await?,
         };
-        let name = format!("emporium_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&admin)
-            .await
-            .expect("create test database");
-        admin.close().await;
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b)
-            .to_owned();
         Some(Self {
-            url: format!("{base}/{name}"),
+            url: database_url(&admin_url, &name),
             name,
         })
     }
+}
+
+/// `admin_url` with the database `name` in place of its own.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+fn new_name() -> String {
+    format!("emporium_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A new database's name, or `None` (with the note or failure of [`unreachable`]).
+async fn create_database(admin_url: &str) -> Option<String> {
+    let mut admin = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(admin_url)).await {
+        Ok(Ok(conn)) => conn,
+        failure => {
+            let why = match failure {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".into(),
+            };
+            unreachable(
+                "PostgreSQL",
+                &format!("at {admin_url} ({why})"),
+                "start it (pg_ctlcluster <version> main start) or set EMPORIUM_TEST_POSTGRES_URL",
+            );
+            return None;
+        }
+    };
+    let name = new_name();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    let _ = admin.close().await;
+    Some(name)
 }
 
 impl Drop for TempPostgres {
@@ -115,17 +149,122 @@ impl Drop for TempPostgres {
                 return;
             };
             rt.block_on(async {
-                if let Ok(admin) = sqlx::PgPool::connect(&postgres_admin_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&admin)
-                    .await;
-                    admin.close().await;
+                let admin_url = postgres_admin_url();
+                let Ok(mut admin) = PgConnection::connect(&admin_url).await else {
+                    return;
+                };
+                match recycle(&mut admin, &admin_url, &name).await {
+                    Ok(spare) => {
+                        spares().push(spare);
+                        DROP_SPARES_AT_EXIT.call_once(|| {
+                            at_exit::register(drop_spares);
+                        });
+                    }
+                    // Whatever stopped the reuse, the database (under either name) goes.
+                    Err(left) => drop_database(&mut admin, &left).await,
                 }
+                let _ = admin.close().await;
             });
         })
         .join();
+    }
+}
+
+static DROP_SPARES_AT_EXIT: Once = Once::new();
+
+/// Ends `name`'s sessions, renames it and empties its `public` schema: the spare's name, or the
+/// name of the database to drop instead.
+async fn recycle(admin: &mut PgConnection, admin_url: &str, name: &str) -> Result<String, String> {
+    let spare = new_name();
+    let mut attempts = 0;
+    loop {
+        let ended = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(name)
+            .execute(&mut *admin)
+            .await;
+        if ended.is_err() {
+            return Err(name.to_owned());
+        }
+        // The rename waits (up to 5 s) for the ended sessions to go; a pool of the finished test
+        // that reconnected meanwhile makes it fail, and the sessions are ended again.
+        let renamed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{name}\" RENAME TO \"{spare}\""
+        )))
+        .execute(&mut *admin)
+        .await;
+        match renamed {
+            Ok(_) => break,
+            Err(e) if attempts < 5 && e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55006") => {
+                attempts += 1;
+            }
+            Err(_) => return Err(name.to_owned()),
+        }
+    }
+    let emptied = async {
+        let mut conn = PgConnection::connect(&database_url(admin_url, &spare)).await?;
+        // As template1's: owned by the database's owner, usable by all (PostgreSQL 15's default).
+        sqlx::raw_sql(
+            "DROP SCHEMA public CASCADE; \
+             CREATE SCHEMA public AUTHORIZATION pg_database_owner; \
+             GRANT USAGE ON SCHEMA public TO PUBLIC; \
+             COMMENT ON SCHEMA public IS 'standard public schema'",
+        )
+        .execute(&mut conn)
+        .await?;
+        conn.close().await
+    };
+    match emptied.await {
+        Ok(()) => Ok(spare),
+        Err(_) => Err(spare),
+    }
+}
+
+async fn drop_database(admin: &mut PgConnection, name: &str) {
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(admin)
+    .await;
+}
+
+/// Drops the spares, as the process exits.
+extern "C" fn drop_spares() {
+    let names = std::mem::take(&mut *spares());
+    if names.is_empty() {
+        return;
+    }
+    // A thread of its own: the exiting thread may be inside a runtime. Nothing here may panic
+    // (an unwinding `extern "C"` function aborts the process).
+    let dropping = std::thread::Builder::new().spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        rt.block_on(async {
+            if let Ok(mut admin) = PgConnection::connect(&postgres_admin_url()).await {
+                for name in &names {
+                    drop_database(&mut admin, name).await;
+                }
+                let _ = admin.close().await;
+            }
+        });
+    });
+    if let Ok(handle) = dropping {
+        let _ = handle.join();
+    }
+}
+
+/// `atexit`, the one way to run something once every test of the binary is done: the test
+/// harness offers no hook of its own.
+#[allow(unsafe_code)]
+mod at_exit {
+    unsafe extern "C" {
+        fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
+    }
+
+    pub fn register(callback: extern "C" fn()) {
+        // SAFETY: `atexit` only stores the pointer to a function that lives as long as the
+        // process; C's exit calls it once, after the test harness returns from `main`.
+        let _ = unsafe { atexit(callback) };
     }
 }
 
