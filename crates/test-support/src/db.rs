@@ -185,6 +185,17 @@ async fn recycle(admin: &mut PgConnection, admin_url: &str, name: &str) -> Resul
         if ended.is_err() {
             return Err(name.to_owned());
         }
+        // PostgreSQL checks for sessions every 100 ms while it waits; they end within a few.
+        for _ in 0..250 {
+            let left: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+                .bind(name)
+                .fetch_one(&mut *admin)
+                .await;
+            if !matches!(left, Ok(n) if n > 0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         // The rename waits (up to 5 s) for the ended sessions to go; a pool of the finished test
         // that reconnected meanwhile makes it fail, and the sessions are ended again.
         let renamed = sqlx::query(sqlx::AssertSqlSafe(format!(
