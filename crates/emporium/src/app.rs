@@ -415,6 +415,17 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
         dev_mailbox,
         migrate,
     } = wiring;
+    if migrate {
+        // Each context has a database of its own: their migrations run side by side, before the
+        // contexts start one after the other.
+        futures::future::try_join_all(databases.iter().map(|(service, db)| async move {
+            service
+                .migrate(db)
+                .await
+                .with_context(|| format!("migrating the {} context", service.name()))
+        }))
+        .await?;
+    }
     let mut router = Router::new();
     let mut health = Health::new();
     let mut app_identity = None;
@@ -437,7 +448,8 @@ pub async fn build(settings: &Settings, wiring: Wiring) -> anyhow::Result<App> {
             peers,
             faults,
         },
-        migrate,
+        // Migrated above.
+        false,
     );
     // Without identity in this process, tokens are checked against its published JWKS.
     if !databases.contains_key(&Service::Identity) {
