@@ -762,7 +762,8 @@ async fn reads_refuse_malformed_skus_and_cursors(app: TestApp) {
     assert_problem(r, 404).await;
 }
 
-/// The background sweeper (not a direct call) releases an expired reservation: ttl 30 s, sweep
+/// The background sweeper (not a direct call) releases an expired reservation: ttl 30 s (the
+/// shortest a client may ask), backdated in the database so the test waits for a sweep, sweep
 /// every second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweeper_releases_expired_reservations_sqlite() {
@@ -789,7 +790,23 @@ async fn sweeper_releases_expired_reservations(backend: Backend) {
     .await;
     assert_eq!(r.status(), 201);
     assert_eq!(units(&stock(&app, "SWEEP-1").await), (3, 3, 0));
-    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    // Whole seconds, as the store writes them (SQLite compares its timestamps as text).
+    let past = platform::clock::now_to_second() - time::Duration::minutes(1);
+    const BACKDATE: &str = "UPDATE reservations SET expires_at = $1 WHERE reference = 'cart-9'";
+    let backdated = match &app.dbs[&Service::Inventory] {
+        Db::Sqlite(p) => sqlx::query(BACKDATE)
+            .bind(past)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()),
+        Db::Postgres(p) => sqlx::query(BACKDATE)
+            .bind(past)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()),
+    };
+    assert_eq!(backdated.expect("backdate the reservation"), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         if units(&stock(&app, "SWEEP-1").await) == (3, 0, 3) {
             break;
