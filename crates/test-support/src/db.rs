@@ -143,30 +143,38 @@ async fn create_database(admin_url: &str) -> Option<String> {
 impl Drop for TempPostgres {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Drop runs outside any async context we can borrow: use a small runtime of our own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        // Drop runs outside any async context we can borrow.
+        on_own_runtime(move || async move {
+            let admin_url = postgres_admin_url();
+            let Ok(mut admin) = PgConnection::connect(&admin_url).await else {
                 return;
             };
-            rt.block_on(async {
-                let admin_url = postgres_admin_url();
-                let Ok(mut admin) = PgConnection::connect(&admin_url).await else {
-                    return;
-                };
-                match recycle(&mut admin, &admin_url, &name).await {
-                    Ok(spare) => {
-                        spares().push(spare);
-                        DROP_SPARES_AT_EXIT.call_once(|| {
-                            at_exit::register(drop_spares);
-                        });
-                    }
-                    // Whatever stopped the reuse, the database (under either name) goes.
-                    Err(left) => drop_database(&mut admin, &left).await,
+            match recycle(&mut admin, &admin_url, &name).await {
+                Ok(spare) => {
+                    spares().push(spare);
+                    DROP_SPARES_AT_EXIT.call_once(|| {
+                        at_exit::register(drop_spares);
+                    });
                 }
-                let _ = admin.close().await;
-            });
-        })
-        .join();
+                // Whatever stopped the reuse, the database (under either name) goes.
+                Err(left) => drop_database(&mut admin, &left).await,
+            }
+            let _ = admin.close().await;
+        });
+    }
+}
+
+/// Runs `work` to its end on a thread and a small runtime of its own, for the synchronous places
+/// (`Drop`, the exit hook) that must wait for database work. Never panics: the exit hook is an
+/// `extern "C"` function, which aborts the process when something unwinds out of it.
+fn on_own_runtime<F: Future<Output = ()>>(work: impl FnOnce() -> F + Send + 'static) {
+    let thread = std::thread::Builder::new().spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            rt.block_on(work());
+        }
+    });
+    if let Ok(handle) = thread {
+        let _ = handle.join();
     }
 }
 
@@ -244,24 +252,15 @@ extern "C" fn drop_spares() {
     if names.is_empty() {
         return;
     }
-    // A thread of its own: the exiting thread may be inside a runtime. Nothing here may panic
-    // (an unwinding `extern "C"` function aborts the process).
-    let dropping = std::thread::Builder::new().spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-            return;
-        };
-        rt.block_on(async {
-            if let Ok(mut admin) = PgConnection::connect(&postgres_admin_url()).await {
-                for name in &names {
-                    drop_database(&mut admin, name).await;
-                }
-                let _ = admin.close().await;
+    // The exiting thread may be inside a runtime.
+    on_own_runtime(move || async move {
+        if let Ok(mut admin) = PgConnection::connect(&postgres_admin_url()).await {
+            for name in &names {
+                drop_database(&mut admin, name).await;
             }
-        });
+            let _ = admin.close().await;
+        }
     });
-    if let Ok(handle) = dropping {
-        let _ = handle.join();
-    }
 }
 
 /// `atexit`, the one way to run something once every test of the binary is done: the test
