@@ -33,6 +33,11 @@ pub struct OrderingConfig {
     pub payment_timeout: Duration,
     /// `EMPORIUM_SAGA_RECOVERY_SECS` (5): how often unfinished sagas are resumed.
     pub recovery_interval: Duration,
+    /// `EMPORIUM_SAGA_LEASE_SECS` (30): how long a saga runner holds an order (or a return) it
+    /// works on. Recovery takes over an order only once this lapsed, so after a crash its saga
+    /// waits this long; a runner still calling the provider must never be overtaken, hence at
+    /// least twice the payment timeout.
+    pub saga_lease: Duration,
     /// `EMPORIUM_INVOICE_SELLER`: the seller block printed on invoices, lines separated by `|`.
     pub seller: Vec<String>,
     /// `EMPORIUM_RETURN_WINDOW_DAYS` (30): how long after delivery a customer may request a return.
@@ -70,13 +75,27 @@ impl OrderingConfig {
                 "must be 1 or more lines of at most 200 characters, separated by |",
             ));
         }
+        let payment_timeout =
+            Duration::from_millis(src.number_in("EMPORIUM_PAYMENT_TIMEOUT_MS", 2000, 100..=60_000)?);
+        let saga_lease = src.seconds("EMPORIUM_SAGA_LEASE_SECS", 30, 2..=3600)?;
+        if saga_lease < 2 * payment_timeout {
+            return Err(ConfigError::new(
+                "EMPORIUM_SAGA_LEASE_SECS",
+                format!(
+                    "must be at least twice EMPORIUM_PAYMENT_TIMEOUT_MS ({} ms), so that recovery never takes over a \
+                     saga still waiting for the provider",
+                    payment_timeout.as_millis()
+                ),
+            ));
+        }
         Ok(Self {
             shipping_methods,
             tax_rates,
             currency,
             stuck_after: Duration::from_secs(60 * src.number_in("EMPORIUM_ORDER_STUCK_MINUTES", 15, 1..=10_080)?),
-            payment_timeout: Duration::from_millis(src.number_in("EMPORIUM_PAYMENT_TIMEOUT_MS", 2000, 100..=60_000)?),
+            payment_timeout,
             recovery_interval: src.seconds("EMPORIUM_SAGA_RECOVERY_SECS", 5, 1..=3600)?,
+            saga_lease,
             seller,
             return_window_days: u32::try_from(src.number_in("EMPORIUM_RETURN_WINDOW_DAYS", 30, 1..=365)?).unwrap_or(30),
             personal_data_retention: Duration::from_secs(
@@ -195,6 +214,7 @@ mod tests {
         assert_eq!(c.stuck_after, Duration::from_secs(900));
         assert_eq!(c.payment_timeout, Duration::from_millis(2000));
         assert_eq!(c.recovery_interval, Duration::from_secs(5));
+        assert_eq!(c.saga_lease, Duration::from_secs(30));
         assert_eq!(c.seller[0], "Emporium GmbH");
         assert_eq!(c.return_window_days, 30);
     }
@@ -213,6 +233,10 @@ mod tests {
             ("EMPORIUM_ORDER_STUCK_MINUTES", "0"),
             ("EMPORIUM_PAYMENT_TIMEOUT_MS", "abc"),
             ("EMPORIUM_SAGA_RECOVERY_SECS", "0"),
+            ("EMPORIUM_SAGA_LEASE_SECS", "1"),
+            ("EMPORIUM_SAGA_LEASE_SECS", "3601"),
+            // Less than twice the default payment timeout (2 s).
+            ("EMPORIUM_SAGA_LEASE_SECS", "3"),
             ("EMPORIUM_RETURN_WINDOW_DAYS", "0"),
             ("EMPORIUM_RETURN_WINDOW_DAYS", "366"),
         ] {
@@ -236,5 +260,29 @@ mod tests {
         assert_eq!(c.tax_rate(&Country::parse("CH").expect("ch")), Some(810));
         assert_eq!(c.payment_timeout, Duration::from_millis(300));
         assert_eq!(c.return_window_days, 14);
+    }
+
+    #[test]
+    fn the_saga_lease_outlasts_two_payment_timeouts() {
+        let lease = |pairs: &[(&str, &str)]| OrderingConfig::from_source(&src(pairs)).map(|c| c.saga_lease);
+        assert_eq!(lease(&[("EMPORIUM_SAGA_LEASE_SECS", "4")]), Ok(Duration::from_secs(4)));
+        assert_eq!(
+            lease(&[
+                ("EMPORIUM_SAGA_LEASE_SECS", "2"),
+                ("EMPORIUM_PAYMENT_TIMEOUT_MS", "1000")
+            ]),
+            Ok(Duration::from_secs(2))
+        );
+        let err = lease(&[
+            ("EMPORIUM_SAGA_LEASE_SECS", "30"),
+            ("EMPORIUM_PAYMENT_TIMEOUT_MS", "20000"),
+        ])
+        .expect_err("a lease shorter than two provider calls");
+        assert_eq!(err.var, "EMPORIUM_SAGA_LEASE_SECS");
+        assert!(
+            err.message.contains("EMPORIUM_PAYMENT_TIMEOUT_MS (20000 ms)"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -16,7 +16,7 @@ use crate::returns::{
     RequestRefused, Return, ReturnAction, ReturnStatus, ReturnStep, Wanted, check_request, delivered_at, parse_note,
     refund_for, return_transition,
 };
-use crate::service::{Caller, LEASE, OrderError, OrderingService, apply, entry, now};
+use crate::service::{Caller, OrderError, OrderingService, apply, entry, now};
 use crate::store::{Mutation, Order, Refusal, ReturnFilter, ReturnMutation, StoreError};
 
 pub use contracts::api::ordering::{
@@ -240,6 +240,7 @@ impl OrderingService {
     /// Staff received the parcel: fixes per line whether it goes back to stock and the refund, then
     /// runs the restock and refund steps (resumed by the recovery loop if they cannot finish now).
     pub async fn receive_return(&self, caller: &Caller, id: Uuid, req: &ReceiveReturn) -> Result<ReturnView> {
+        let lease = self.config.saga_lease;
         Self::staff_only(caller)?;
         let note = parse_note(req.note.as_deref()).map_err(|m| OrderError::invalid("note", m))?;
         let current = self.store.return_by_id(id).await?.ok_or_else(not_found)?;
@@ -312,7 +313,7 @@ impl OrderingService {
                         ReturnStep::Refund
                     });
                     r.lease_owner = Some(token);
-                    r.lease_until = Some(at + LEASE);
+                    r.lease_until = Some(at + lease);
                     r.updated_at = at;
                     let back: Vec<String> = r
                         .lines
@@ -396,6 +397,7 @@ impl OrderingService {
         step: ReturnStep,
         f: impl FnOnce(&Order, &mut Return, &mut ReturnMutation, OffsetDateTime) -> Result<(), Refusal> + Send + 'static,
     ) -> Result<Next> {
+        let lease = self.config.saga_lease;
         let at = now();
         let result = self
             .store
@@ -413,7 +415,7 @@ impl OrderingService {
                         save: Vec::new(),
                         events: Vec::new(),
                     };
-                    r.lease_until = Some(at + LEASE);
+                    r.lease_until = Some(at + lease);
                     r.updated_at = at;
                     f(&d.order, &mut r, &mut m, at)?;
                     if r.step.is_none() {
@@ -542,6 +544,7 @@ impl OrderingService {
     /// One pass of the recovery loop for returns: resumes every received return whose restock or
     /// refund step was left unfinished (a crash, a peer down) once its lease has passed.
     pub async fn recover_returns(&self) -> Result<usize> {
+        let lease = self.config.saga_lease;
         let due = self.store.due_returns(now(), 100).await?;
         let mut resumed = 0;
         for (order, id) in due {
@@ -558,7 +561,7 @@ impl OrderingService {
                             return Err(Refusal::Stale);
                         }
                         r.lease_owner = Some(token);
-                        r.lease_until = Some(at + LEASE);
+                        r.lease_until = Some(at + lease);
                         Ok(ReturnMutation {
                             order: None,
                             timeline: Vec::new(),

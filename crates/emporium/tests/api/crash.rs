@@ -275,7 +275,14 @@ async fn killed_mid_saga(point: KillPoint) {
         KillPoint::InFlight => "6000",
         KillPoint::After202 => "1500",
     };
-    let bin = Binary::new(&[("EMPORIUM_PAYMENTS_PROVIDER_WAIT_MS", provider_wait)]);
+    // The restarted process resumes the saga once the killed one's lease lapsed: 8 s (the least
+    // that twice the 4 s payment timeout allows), not the default 30. The timeout still keeps
+    // the checkout open past the provider's 3 s.
+    let bin = Binary::new(&[
+        ("EMPORIUM_PAYMENTS_PROVIDER_WAIT_MS", provider_wait),
+        ("EMPORIUM_PAYMENT_TIMEOUT_MS", "4000"),
+        ("EMPORIUM_SAGA_LEASE_SECS", "8"),
+    ]);
     let client = reqwest::Client::new();
     bin.create_admin().await;
     let mut server = bin.serve(&client).await;

@@ -9,7 +9,7 @@ use platform::money::MoneyInput;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{Caller, LEASE, OrderError, OrderingService, REPLAY_WAIT, Result, entry, now};
+use super::{Caller, OrderError, OrderingService, REPLAY_WAIT, Result, entry, now};
 use crate::domain::{
     Actor, Country, Coupon, Currency, LinePrice, MAX_LINES, OrderId, OrderNumber, OrderStatus, Quantity,
     ShippingAddress, ShippingMethod, Sku, Totals, compute_totals, is_country_only, parse_coupon_code,
@@ -446,6 +446,7 @@ impl OrderingService {
         req: &CheckoutRequest,
         id: OrderId,
     ) -> Result<OrderView> {
+        let lease = self.config.saga_lease;
         let priced = self.price(req, bearer, true).await?;
         let address = priced
             .address
@@ -511,7 +512,7 @@ impl OrderingService {
             cancel_reason: None,
             saga_step: Some(SagaStep::Capture),
             saga_lease_owner: Some(token),
-            saga_lease_until: Some(at + LEASE),
+            saga_lease_until: Some(at + lease),
             saga_attempts: 0,
             created_at: at,
             updated_at: at,

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{Caller, LEASE, OrderError, OrderingService, Result, apply, now};
+use super::{Caller, OrderError, OrderingService, Result, apply, now};
 use crate::domain::{OrderEvent, OrderId, parse_reason, parse_tracking, transition};
 use crate::events;
 use crate::store::{Emit, Mutation, Refusal, SagaStep};
@@ -11,6 +11,7 @@ use crate::views::OrderView;
 
 impl OrderingService {
     pub async fn cancel(&self, caller: &Caller, id: OrderId, reason: Option<String>) -> Result<OrderView> {
+        let lease = self.config.saga_lease;
         self.visible(caller, id).await?;
         let reason = match reason {
             None => "cancelled by the customer".to_owned(),
@@ -40,7 +41,7 @@ impl OrderingService {
                         SagaStep::Release
                     });
                     m.order.saga_lease_owner = Some(token);
-                    m.order.saga_lease_until = Some(at + LEASE);
+                    m.order.saga_lease_until = Some(at + lease);
                     Ok(m)
                 }),
             )

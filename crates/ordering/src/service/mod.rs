@@ -41,8 +41,6 @@ pub use error::OrderError;
 
 type Result<T, E = OrderError> = std::result::Result<T, E>;
 
-/// How long a saga runner may hold an order before another may take it over.
-pub const LEASE: time::Duration = time::Duration::seconds(30);
 /// How long a replayed checkout waits for the first request's order.
 pub const REPLAY_WAIT: Duration = Duration::from_secs(10);
 /// Claims whose order never appeared are forgotten after this long.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{LEASE, ORPHAN_CLAIM_AGE, OrderError, OrderingService, Result, apply, now};
+use super::{ORPHAN_CLAIM_AGE, OrderError, OrderingService, Result, apply, now};
 use crate::domain::{Actor, OrderEvent, OrderId, OrderStatus, StatusRules};
 use crate::events;
 use contracts::api::payments::{CreatePaymentRequest, PaymentStatus, PaymentView};
@@ -123,6 +123,7 @@ impl OrderingService {
         step: SagaStep,
         f: impl Fn(&Order, &mut Mutation, OffsetDateTime) -> Result<(), Refusal> + Send + Sync + 'static,
     ) -> Result<Step> {
+        let lease = self.config.saga_lease;
         let at = now();
         let f: Arc<StepChange> = Arc::new(f);
         let decide = |f: Arc<StepChange>| -> Decide {
@@ -131,7 +132,7 @@ impl OrderingService {
                     return Err(Refusal::Stale);
                 }
                 let mut m = Mutation::new(o.clone());
-                m.order.saga_lease_until = Some(at + LEASE);
+                m.order.saga_lease_until = Some(at + lease);
                 f(o, &mut m, at)?;
                 if m.order.saga_step.is_none() {
                     m.order.saga_lease_owner = None;
@@ -415,6 +416,7 @@ impl OrderingService {
 
     /// One pass of the recovery loop: resumes every order whose saga lease has passed.
     pub async fn recover(&self) -> Result<usize> {
+        let lease = self.config.saga_lease;
         let due = self.store.due_sagas(now(), 100).await?;
         let mut resumed = 0;
         for id in due {
@@ -431,7 +433,7 @@ impl OrderingService {
                         }
                         let mut next = o.clone();
                         next.saga_lease_owner = Some(token);
-                        next.saga_lease_until = Some(at + LEASE);
+                        next.saga_lease_until = Some(at + lease);
                         Ok(Mutation::new(next))
                     }),
                 )
@@ -458,6 +460,7 @@ impl OrderingService {
     /// `inventory.reservation.expired`: an order still waiting for its payment is cancelled, and
     /// its saga will refund anything captured meanwhile (it never charges again).
     pub async fn reservation_expired(&self, order: OrderId, reservation: Uuid) -> Result<()> {
+        let lease = self.config.saga_lease;
         let token = Uuid::now_v7();
         let at = now();
         let result = self
@@ -487,7 +490,7 @@ impl OrderingService {
                         SagaStep::Release
                     });
                     m.order.saga_lease_owner = Some(token);
-                    m.order.saga_lease_until = Some(at + LEASE);
+                    m.order.saga_lease_until = Some(at + lease);
                     Ok(m)
                 }),
             )
