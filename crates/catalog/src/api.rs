@@ -101,26 +101,27 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// A cacheable read: `ETag`, `Cache-Control`, and `304` when the client's copy is current.
+/// Built by hand rather than from a tuple of parts: that set `application/octet-stream` for the
+/// body first and replaced it, and left the map to grow twice for the headers added on the way
+/// out.
 fn conditional(headers: &HeaderMap, etag: String, cache_control: &'static HeaderValue, body: Bytes) -> Response {
     let tag = HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-    let cc = cache_control.clone();
-    if none_match(headers, &etag) {
-        return (
-            StatusCode::NOT_MODIFIED,
-            [(header::ETAG, tag), (header::CACHE_CONTROL, cc)],
-        )
-            .into_response();
+    let current = none_match(headers, &etag);
+    let mut response = if current {
+        let mut response = Response::new(axum::body::Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        Response::new(axum::body::Body::from(body))
+    };
+    let out = response.headers_mut();
+    out.reserve(3 + platform::http::RESPONSE_HEADERS_ADDED);
+    out.insert(header::ETAG, tag);
+    out.insert(header::CACHE_CONTROL, cache_control.clone());
+    if !current {
+        out.insert(header::CONTENT_TYPE, JSON.clone());
     }
-    (
-        StatusCode::OK,
-        [
-            (header::ETAG, tag),
-            (header::CACHE_CONTROL, cc),
-            (header::CONTENT_TYPE, JSON.clone()),
-        ],
-        body,
-    )
-        .into_response()
+    response
 }
 
 fn json_bytes<T: Serialize>(value: &T) -> ApiResult<Vec<u8>> {
