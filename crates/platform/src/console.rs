@@ -616,7 +616,9 @@ impl SpanProcessor for ConsoleSpans {
 #[derive(Debug, Clone)]
 pub struct TraceBudget {
     per_second: f64,
-    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+    /// By root span name: the code's own literals, so a fast hash (SipHash was a third of a
+    /// decision's cost).
+    buckets: Arc<Mutex<foldhash::HashMap<String, Bucket>>>,
 }
 
 #[derive(Debug)]

@@ -1,7 +1,6 @@
 //! Prometheus metrics: one recorder per process, HTTP request metrics labelled by service, method,
 //! route template and status class, process metrics and build info, all served at `/metrics`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -156,12 +155,13 @@ pub fn method_label(method: &str) -> &'static str {
 type RouteSeries = [[OnceLock<(Counter, Histogram)>; STATUS_CLASSES.len()]; METHODS.len()];
 
 /// A service's routes, by template.
-type Routes = HashMap<Box<str>, Arc<RouteSeries>>;
+type Routes = foldhash::HashMap<Box<str>, Arc<RouteSeries>>;
 
 /// Every route's series, by service and route template. Naming a labelled series through the
 /// registry (`metrics::counter!(name, &labels)`) copies its four labels and hashes them, twice a
-/// request; a handle kept here is one atomic add.
-static ROUTE_SERIES: LazyLock<RwLock<HashMap<&'static str, Routes>>> = LazyLock::new(RwLock::default);
+/// request; a handle kept here is one atomic add. Keyed by the code's own names, never a client's,
+/// so a fast hash needs no defence against chosen collisions.
+static ROUTE_SERIES: LazyLock<RwLock<foldhash::HashMap<&'static str, Routes>>> = LazyLock::new(RwLock::default);
 
 fn route_series(service: &'static str, route: &str) -> Arc<RouteSeries> {
     let known = crate::sync::read(&ROUTE_SERIES)
