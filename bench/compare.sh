@@ -16,7 +16,8 @@
 #   start-up  launch to ready on an empty data directory, 5 runs each without and with demo data;
 # and prints one table with absolute figures and ratios to the ceiling, RSS, binary size and the
 # machine (cores, load average before and after), appended to docs/benchmarks.md with the date
-# and commit. Loopback only; about 12 minutes with the defaults once built (the soak is ~5).
+# and commit. Loopback only; about 30 minutes with the defaults once built on a 2-core host, 20 of
+# them the soak (mixed traffic runs at 2,000-3,000 requests a second; BENCH_SOAK_REQUESTS=0 skips it).
 #   bench/compare.sh [duration per read] [rounds]        # defaults: 5s 2
 # Environment: EMPORIUM_BIN=<path> uses a release binary built beforehand (else
 # `cargo build --release`, honouring CARGO_TARGET_DIR; BENCH_BINARY_COMMIT records what it was
@@ -325,7 +326,10 @@ PY
     soak_answers=($((soak_answers[0] + a2)) $((soak_answers[1] + a3)) $((soak_answers[2] + a4)) $((soak_answers[3] + a5)))
     soak_done=$((soak_done + n))
     rss=$(rss_mb embedded)
-    say "  soak: $soak_done/$soak_requests requests, RSS $rss MB"
+    soak_elapsed=$(($(date +%s) - soak_started))
+    soak_rate=$((soak_done / (soak_elapsed > 0 ? soak_elapsed : 1)))
+    soak_left=$(((soak_requests - soak_done) / (soak_rate > 0 ? soak_rate : 1)))
+    say "  soak: $soak_done/$soak_requests requests, RSS $rss MB; $soak_rate req/s, about $(((soak_left > 0 ? soak_left : 0) / 60)) min left"
     while [ "$soak_done" -ge "$next_mark" ]; do
       soak_marks="$soak_marks${soak_marks:+, }$rss MB at $((next_mark / 1000000))M"
       next_mark=$((next_mark + 1000000))
