@@ -307,8 +307,8 @@ fn ensure_request_id(headers: &mut HeaderMap) -> String {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned);
     sane.unwrap_or_else(|| {
-        let id = uuid::Uuid::now_v7().to_string();
-        if let Ok(value) = HeaderValue::from_str(&id) {
+        let (id, value) = platform::http::new_request_id();
+        if let Some(value) = value {
             headers.insert(X_REQUEST_ID, value);
         }
         id
